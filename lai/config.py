@@ -1,0 +1,399 @@
+"""Typed configuration: dataclasses, profiles (YAML) and dotted overrides.
+
+Every section rejects unknown keys and impossible values with a message that
+names the field, so a typo in a profile or an override fails before any work.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid; the message names it."""
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass
+class SimConfig:
+    """Simulator parameters (DESIGN section 4)."""
+
+    train_regions: list[str] = field(
+        default_factory=lambda: ["SPAIN_BADAJOZ", "FRANCE_BEAUCE", "GERMANY_BRANDENBURG", "POLAND_MAZOWSZE"]
+    )
+    unique_regions: list[str] = field(default_factory=lambda: ["CZECHIA_VYSOCINA", "ITALY_PIEMONTE"])
+    train_triplets: int = 7635
+    unique_triplets: int = 2005
+    tile_size: int = 256
+    grid: int = 8  # tiles per scene side: a scene is grid x grid tiles
+    windows_per_scene: int = 12  # dated triplet windows simulated per scene
+    cloudiness: float = 1.0  # multiplies every region's cloud climate
+    seed: int = 0
+
+    def validate(self) -> None:
+        _positive(self, "train_triplets", "tile_size", "grid", "windows_per_scene")
+        _non_negative(self, "unique_triplets", "cloudiness")
+        if self.tile_size < 16:
+            raise ConfigError(f"simulate.tile_size must be at least 16 pixels, got {self.tile_size}")
+        if not self.train_regions:
+            raise ConfigError("simulate.train_regions must name at least one region")
+        if self.unique_triplets and not self.unique_regions:
+            raise ConfigError("simulate.unique_regions is empty but simulate.unique_triplets > 0")
+
+
+@dataclass
+class SplitConfig:
+    """How triplets are assigned to train / val / non_cloudy / cloudy / unique sets."""
+
+    held_out_areas: list[str] = field(default_factory=lambda: ["CZECHIA_VYSOCINA", "ITALY_PIEMONTE"])
+    sampling: str = "blocks"  # "blocks": by tile position (no neighbour leakage); "random": paper-like
+    block_size: int = 2  # tiles per block side when sampling == "blocks"
+    test_fraction: float = 0.2  # share of blocks (or triplets) reserved for the two cloud test sets
+    val_fraction: float = 0.1
+    clear_past_threshold: float = 0.9  # non-cloudy: mean clear fraction of t-2, t-1 at least this
+    cloudy_past_threshold: float = 0.5  # cloudy: mean cloud fraction of t-2, t-1 at least this
+    min_clear_target: float = 0.3  # test and val triplets need this clear fraction at t
+    max_non_cloudy: int | None = None  # cap (paper: 254); extra candidates become "buffer"
+    max_cloudy: int | None = None  # cap (paper: 250)
+    seed: int = 0
+
+    def validate(self) -> None:
+        _choice(self, "sampling", ("blocks", "random"))
+        _positive(self, "block_size")
+        for name in ("test_fraction", "val_fraction", "clear_past_threshold", "cloudy_past_threshold", "min_clear_target"):
+            _unit_interval(self, name)
+        if self.test_fraction + self.val_fraction >= 1:
+            raise ConfigError("splits.test_fraction + splits.val_fraction must be below 1")
+
+
+@dataclass
+class EncodingConfig:
+    """Input normalisation, SCL masks and seasonality shared by every model."""
+
+    lai_scale: float = 5.0  # reference: LAI / 5
+    db_scale: float = 30.0  # reference: dB / 30 + 1
+    db_offset: float = 1.0
+    valid_classes: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6])  # reference rule; strict: [4, 5, 6]
+    mask_encoding: str = "onehot"  # "onehot": 12 SCL classes (paper); "reference": valid flag + SCL 2..6
+    seasonality: str = "sincos"  # "sincos" of target DOY (paper); "triangular" of DateFrom (reference)
+
+    def validate(self) -> None:
+        _positive(self, "lai_scale", "db_scale")
+        _choice(self, "mask_encoding", ("onehot", "reference"))
+        _choice(self, "seasonality", ("sincos", "triangular"))
+        bad = [c for c in self.valid_classes if not 0 <= int(c) <= 11]
+        if bad or not self.valid_classes:
+            raise ConfigError(f"encoding.valid_classes must be SCL classes 0..11, got {self.valid_classes}")
+
+
+@dataclass
+class ModelConfig:
+    """One configurable model for every Table 1 row (see ``lai.model.ROWS``)."""
+
+    row: str = "final"  # s1 | s1_masks | s1_masks_seas | s2_masks | s2_masks_seas | final
+    encoder_widths: list[int] = field(default_factory=lambda: [32, 64, 128])
+    decoder_widths: list[int] = field(default_factory=lambda: [64, 128, 256])
+    convs_per_level: int = 2
+    skip: bool = True
+    mask_embedding: int = 2  # channels of the 1x1 conv that reduces each date's SCL one-hot maps
+    season_hidden: int = 16
+    season_channels: int = 4  # broadcast map channels produced by the seasonality MLP
+    decoder_seasonality: bool = True  # the abstract's "decoder also incorporates the date"
+
+    def validate(self) -> None:
+        from lai.model import ROWS
+
+        _choice(self, "row", tuple(ROWS))
+        _positive(self, "convs_per_level", "mask_embedding", "season_hidden", "season_channels")
+        for name in ("encoder_widths", "decoder_widths"):
+            widths = getattr(self, name)
+            if not widths or any(int(w) <= 0 for w in widths):
+                raise ConfigError(f"model.{name} must be a non-empty list of positive integers, got {widths}")
+
+    @property
+    def downsampling(self) -> int:
+        """Tile sizes must be divisible by this factor."""
+        return 2 ** (max(len(self.encoder_widths), len(self.decoder_widths)) - 1)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, loss weights and the execution device."""
+
+    epochs: int = 100  # per stage (each encoder pre-training, then the fine-tuning)
+    batch_size: int = 32
+    lr: float = 1e-3
+    lr_decay: float = 0.2
+    milestones: str = "paper"  # "paper": decays at 1/3 and 2/3; "reference": linspace(0, n, 3)[1:] (one decay)
+    alpha: float = 0.1  # weight of encoder 1 (S1) intermediate loss
+    beta: float = 0.15  # weight of encoder 2 (S2) intermediate loss
+    cloudy_weight: float = 1.0  # sample weight for cloudy-past samples (paper 4.2 remedy); 1 = off
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    bf16: str = "auto"  # auto (on for CUDA) | on | off
+    channels_last: str = "auto"
+    compile: bool = False
+    resident: str = "auto"  # auto | on | off: keep the whole split on the device
+    max_batches_per_epoch: int | None = None  # for smoke tests only
+
+    def validate(self) -> None:
+        _positive(self, "epochs", "batch_size", "lr")
+        _unit_interval(self, "lr_decay")
+        _non_negative(self, "alpha", "beta")
+        if self.cloudy_weight <= 0:
+            raise ConfigError(f"train.cloudy_weight must be positive, got {self.cloudy_weight}")
+        _choice(self, "milestones", ("paper", "reference"))
+        for name in ("bf16", "channels_last", "resident"):
+            _choice(self, name, ("auto", "on", "off"))
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.max_batches_per_epoch is not None and self.max_batches_per_epoch <= 0:
+            raise ConfigError("train.max_batches_per_epoch must be positive or null")
+
+
+@dataclass
+class BaselineConfig:
+    """Per-pixel baselines (MLR, RF) and temporal ones (persistence, extrapolation)."""
+
+    max_train_pixels: int = 200_000
+    rf_trees: int = 50
+    rf_max_depth: int | None = 16
+    rf_min_samples_leaf: int = 5
+    seed: int = 0
+
+    def validate(self) -> None:
+        _positive(self, "max_train_pixels", "rf_trees", "rf_min_samples_leaf")
+
+
+@dataclass
+class Profile:
+    """Every parameter of one run of the pipeline; saved next to each result."""
+
+    name: str = "custom"
+    data: str = "simulate"  # "simulate", or the path of a real LNB folder
+    simulate: SimConfig = field(default_factory=SimConfig)
+    splits: SplitConfig = field(default_factory=SplitConfig)
+    encoding: EncodingConfig = field(default_factory=EncodingConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    figures_samples: int = 4  # maps shown in figures
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                value.validate()
+        if self.data != "simulate" and not str(self.data).strip():
+            raise ConfigError("data must be 'simulate' or the path of an LNB folder")
+        if self.data == "simulate":
+            check_tile_size(self.simulate.tile_size, self.model)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def check_tile_size(tile_size: int, model: ModelConfig) -> None:
+    """Raise unless the U-Nets can down-sample ``tile_size`` cleanly."""
+    factor = model.downsampling
+    if tile_size % factor:
+        raise ConfigError(
+            f"tile size {tile_size} is not divisible by {factor} = 2^(levels-1) of the U-Net "
+            f"(encoder widths {model.encoder_widths}, decoder widths {model.decoder_widths})"
+        )
+
+
+# --------------------------------------------------------------------------- generic helpers
+
+
+def _positive(obj, *names):
+    for name in names:
+        value = getattr(obj, name)
+        if value is None or value <= 0:
+            raise ConfigError(f"{_section(obj)}.{name} must be positive, got {value}")
+
+
+def _non_negative(obj, *names):
+    for name in names:
+        value = getattr(obj, name)
+        if value is None or value < 0:
+            raise ConfigError(f"{_section(obj)}.{name} must be zero or positive, got {value}")
+
+
+def _unit_interval(obj, name):
+    value = getattr(obj, name)
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{_section(obj)}.{name} must lie in [0, 1], got {value}")
+
+
+def _choice(obj, name, choices):
+    value = getattr(obj, name)
+    if value not in choices:
+        raise ConfigError(f"{_section(obj)}.{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+
+
+_SECTION_NAMES = {
+    "SimConfig": "simulate",
+    "SplitConfig": "splits",
+    "EncodingConfig": "encoding",
+    "ModelConfig": "model",
+    "TrainConfig": "train",
+    "BaselineConfig": "baselines",
+}
+
+
+def _section(obj) -> str:
+    return _SECTION_NAMES.get(type(obj).__name__, type(obj).__name__)
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a type annotation, converting ints to floats where allowed."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(annotation):
+        return from_dict(annotation, value, where)
+    return value
+
+
+def from_dict(cls, data: dict[str, Any] | None, where: str = ""):
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or cls.__name__} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(
+            f"unknown configuration key(s) {', '.join(prefix + k for k in unknown)}; "
+            f"expected one of: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_overrides(items: list[str] | dict | None) -> dict:
+    """Turn ``["train.epochs=3", "model.row=s1"]`` (values in YAML syntax) into a nested dict."""
+    if not items:
+        return {}
+    if isinstance(items, dict):
+        nested: dict = {}
+        for key, value in items.items():
+            nested = _merge(nested, _dotted(key, value))
+        return nested
+    nested = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({err})") from None
+        nested = _merge(nested, _dotted(key.strip(), value))
+    return nested
+
+
+def _dotted(key: str, value: Any) -> dict:
+    parts = key.split(".")
+    if not all(parts):
+        raise ConfigError(f"override key {key!r} is malformed")
+    out: dict = value
+    for part in reversed(parts):
+        out = {part: out}
+    return out
+
+
+def profile_path(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml", ".json"):
+        if not path.is_file():
+            raise ConfigError(f"profile file {path} does not exist")
+        return path
+    candidate = PROFILE_DIR / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+        raise ConfigError(f"unknown profile {name_or_path!r}; built-in profiles: {', '.join(known)} (or give a .yaml path)")
+    return candidate
+
+
+def load_profile(name_or_path: str | Path = "quick", overrides: list[str] | dict | None = None) -> Profile:
+    """Load a built-in profile (quick, tiny, paper) or a YAML file, apply overrides, validate."""
+    path = profile_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"profile file {path} is not valid YAML: {err}") from None
+    raw = _merge(raw, parse_overrides(overrides))
+    raw.setdefault("name", path.stem)
+    profile = from_dict(Profile, raw)
+    profile.validate()
+    return profile
+
+
+def profile_from_dict(data: dict) -> Profile:
+    profile = from_dict(Profile, data)
+    profile.validate()
+    return profile
+
+
+def save_config(obj, path: str | Path) -> Path:
+    """Write a dataclass (or dict) as YAML, atomically."""
+    from lai.io import atomic_write_text
+
+    data = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+    return atomic_write_text(path, yaml.safe_dump(json.loads(json.dumps(data)), sort_keys=False))

@@ -1,0 +1,345 @@
+"""Read and validate the paper's folder layout ("LNB": Leaf Nothing Behind).
+
+::
+
+    <root>/s1/<name>.tiff       2 bands float: VV, VH backscatter in dB
+    <root>/s2/<name>.tiff       1 band float: LAI
+    <root>/s2-mask/<name>.tiff  1 band uint8: Sen2Cor scene classification (SCL 0..11)
+    <root>/image_series.csv     columns "0", "1", "2" = file names at t-2, t-1, t
+    <root>/truth/<name>.tiff    optional (simulator only): true LAI at t, named after the t file
+
+Every problem raises :class:`LNBError`, whose message names the file (or CSV
+row) and what was expected. With ``on_error="skip"`` a bad triplet is instead
+recorded as a :class:`Skipped` entry and reported, never dropped silently.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+S1_DIR, S2_DIR, MASK_DIR, TRUTH_DIR = "s1", "s2", "s2-mask", "truth"
+SERIES_CSV = "image_series.csv"
+TIME_COLUMNS = ("0", "1", "2")  # t-2, t-1, t
+SCL_MAX = 11
+SCL_NAMES = {
+    0: "no data",
+    1: "saturated or defective",
+    2: "dark area / cast shadow",
+    3: "cloud shadow",
+    4: "vegetation",
+    5: "not vegetated",
+    6: "water",
+    7: "unclassified",
+    8: "cloud medium probability",
+    9: "cloud high probability",
+    10: "thin cirrus",
+    11: "snow or ice",
+}
+CLOUD_CLASSES = (8, 9, 10)
+
+
+class LNBError(ValueError):
+    """Invalid input data; ``file`` names the offending file or CSV row."""
+
+    def __init__(self, file: str | Path, problem: str):
+        self.file = str(file)
+        self.problem = problem
+        super().__init__(f"{file}: {problem}")
+
+
+@dataclass(frozen=True)
+class TileName:
+    """All parts of ``<COUNTRY>_<AREA>_<DateFrom>_<DateTo>-<IdxTime>-<n>-<Row>-<Col>.tiff``."""
+
+    country: str
+    area: str
+    date_from: dt.date
+    date_to: dt.date
+    time_index: int
+    n: int
+    row: int
+    col: int
+
+    _PATTERN = re.compile(
+        r"^(?P<country>[A-Za-z0-9]+)_(?P<area>[A-Za-z0-9_]+?)_(?P<date_from>\d{4}-\d{2}-\d{2})_"
+        r"(?P<date_to>\d{4}-\d{2}-\d{2})-(?P<time_index>\d+)-(?P<n>\d+)-(?P<row>\d+)-(?P<col>\d+)\.tiff?$"
+    )
+
+    @classmethod
+    def parse(cls, name: str) -> "TileName":
+        match = cls._PATTERN.match(str(name))
+        if not match:
+            raise LNBError(
+                name,
+                "file name does not parse; expected <COUNTRY>_<AREA>_<YYYY-MM-DD>_<YYYY-MM-DD>-<IdxTime>-<n>-<Row>-<Col>.tiff",
+            )
+        g = match.groupdict()
+        try:
+            dates = dt.date.fromisoformat(g["date_from"]), dt.date.fromisoformat(g["date_to"])
+        except ValueError as err:
+            raise LNBError(name, f"file name holds an impossible date ({err})") from None
+        if int(g["time_index"]) > 2:
+            raise LNBError(name, f"IdxTime must be 0, 1 or 2 (t-2, t-1, t), got {g['time_index']}")
+        return cls(g["country"], g["area"], *dates, *(int(g[k]) for k in ("time_index", "n", "row", "col")))
+
+    def format(self) -> str:
+        return (
+            f"{self.country}_{self.area}_{self.date_from.isoformat()}_{self.date_to.isoformat()}"
+            f"-{self.time_index}-{self.n}-{self.row}-{self.col}.tiff"
+        )
+
+    @property
+    def region(self) -> str:
+        return f"{self.country}_{self.area}"
+
+
+@dataclass(frozen=True)
+class Triplet:
+    """One CSV row: three file names (t-2, t-1, t) and their parsed parts."""
+
+    row: int  # 0-based data row of the CSV
+    names: tuple[str, str, str]
+    parts: tuple[TileName, TileName, TileName]
+
+    @property
+    def target(self) -> TileName:
+        return self.parts[2]
+
+
+@dataclass
+class Skipped:
+    """A triplet left out under ``on_error="skip"``, with the reason."""
+
+    row: int
+    file: str
+    problem: str
+
+
+@dataclass
+class TripletData:
+    """Arrays of one triplet, time first: s1 (3, 2, H, W), lai (3, H, W), scl (3, H, W)."""
+
+    s1: np.ndarray
+    lai: np.ndarray
+    scl: np.ndarray
+    truth: np.ndarray | None = None  # true LAI at t (H, W), simulator only
+    crs: str | None = None
+    transform: tuple | None = None
+
+
+@dataclass
+class FolderIndex:
+    root: Path
+    triplets: list[Triplet]
+    skipped: list[Skipped] = field(default_factory=list)
+    height: int = 0
+    width: int = 0
+    has_truth: bool = False
+
+
+def estimate_middle_date(date_from: dt.date, date_to: dt.date, revisit_days: int = 5) -> dt.date:
+    """Estimate the t-1 date, which file names do not carry: the revisit-grid date nearest the middle."""
+    half = (date_to - date_from).days / 2
+    return date_from + dt.timedelta(days=revisit_days * round(half / revisit_days))
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def read_series(root: str | Path) -> list[Triplet]:
+    """Parse ``image_series.csv`` and check each row's three names agree with each other."""
+    root = Path(root)
+    if not root.is_dir():
+        raise LNBError(root, "LNB folder does not exist (expected a folder with s1/, s2/, s2-mask/ and image_series.csv)")
+    csv = root / SERIES_CSV
+    if not csv.is_file():
+        raise LNBError(csv, "missing; expected a CSV with columns \"0\",\"1\",\"2\" naming the t-2, t-1, t files")
+    try:
+        table = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise LNBError(csv, "is empty; expected a header with columns \"0\",\"1\",\"2\" and one triplet per row") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise LNBError(csv, f"is malformed ({err})") from None
+    missing = [c for c in TIME_COLUMNS if c not in table.columns]
+    if missing:
+        raise LNBError(csv, f"lacks column(s) {missing}; expected columns \"0\",\"1\",\"2\", found {list(table.columns)}")
+    if table.empty:
+        raise LNBError(csv, "has a header but no triplet rows")
+    triplets = []
+    seen: dict[tuple, int] = {}
+    for i, values in enumerate(table[list(TIME_COLUMNS)].itertuples(index=False)):
+        where = f"{csv} row {i + 1}"
+        names = tuple(str(v).strip() for v in values)
+        if any(not n for n in names):
+            raise LNBError(where, "has an empty cell; each of columns \"0\",\"1\",\"2\" must name a file")
+        if names in seen:
+            raise LNBError(where, f"duplicates row {seen[names] + 1} (the same triplet twice)")
+        seen[names] = i
+        triplets.append(Triplet(i, names, _check_triplet_names(where, names)))
+    return triplets
+
+
+def _check_triplet_names(where: str, names: tuple[str, ...]) -> tuple[TileName, TileName, TileName]:
+    parts = []
+    for col, name in zip(TIME_COLUMNS, names):
+        try:
+            parts.append(TileName.parse(name))
+        except LNBError as err:
+            raise LNBError(f"{where}, column \"{col}\" ({name})", err.problem) from None
+    for k, p in enumerate(parts):
+        if p.time_index != k:
+            raise LNBError(f"{where} ({names[k]})", f"IdxTime is {p.time_index} but the file sits in column \"{k}\"")
+    first = parts[0]
+    for name, p in zip(names[1:], parts[1:]):
+        if (p.date_from, p.date_to) != (first.date_from, first.date_to):
+            raise LNBError(
+                f"{where} ({name})",
+                f"window dates {p.date_from}_{p.date_to} disagree with {first.date_from}_{first.date_to} of {names[0]}",
+            )
+        if (p.country, p.area, p.row, p.col) != (first.country, first.area, first.row, first.col):
+            raise LNBError(f"{where} ({name})", f"tile {p.region} row {p.row} col {p.col} differs from {names[0]}")
+    if first.date_from > first.date_to:
+        raise LNBError(f"{where} ({names[0]})", f"window dates reversed: DateFrom {first.date_from} is after DateTo {first.date_to}")
+    return tuple(parts)  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- TIFFs
+
+# (folder, band count, dtype kinds accepted, description)
+_LAYERS = {
+    S1_DIR: (2, "f", "2 bands (VV, VH) of float dB"),
+    S2_DIR: (1, "f", "1 band of float LAI"),
+    MASK_DIR: (1, "u", "1 band of uint8 SCL classes"),
+    TRUTH_DIR: (1, "f", "1 band of float true LAI"),
+}
+
+
+def _open(path: Path):
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+    if not path.is_file():
+        raise LNBError(path, "file named in image_series.csv is missing")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except RasterioIOError as err:
+        raise LNBError(path, f"cannot be read as a GeoTIFF (truncated or not a TIFF?): {err}") from None
+
+
+def read_header(path: Path, layer: str) -> tuple[int, int]:
+    """Check band count and dtype without reading pixels; return (height, width)."""
+    bands, kind, what = _LAYERS[layer]
+    with _open(path) as src:
+        if src.count != bands:
+            raise LNBError(path, f"has {src.count} band(s); expected {what}")
+        dtype = np.dtype(src.dtypes[0])
+        if dtype.kind != kind or (layer == MASK_DIR and dtype != np.uint8):
+            raise LNBError(path, f"has dtype {dtype}; expected {what}")
+        return src.height, src.width
+
+
+def read_tiff(path: Path, layer: str, shape: tuple[int, int] | None = None):
+    """Read one TIFF of ``layer`` with header checks; return (array (bands, H, W), crs, transform)."""
+    import warnings as _w
+
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+    height, width = read_header(path, layer)
+    if shape is not None and (height, width) != tuple(shape):
+        raise LNBError(path, f"is {height}x{width} pixels; expected {shape[0]}x{shape[1]} like the rest of the dataset")
+    with _open(path) as src, _w.catch_warnings():
+        _w.simplefilter("ignore", NotGeoreferencedWarning)
+        try:
+            data = src.read()
+        except (RasterioIOError, Exception) as err:  # truncated strips surface here
+            raise LNBError(path, f"pixel data cannot be read (truncated or corrupt file?): {err}") from None
+        crs = src.crs.to_string() if src.crs else None
+        transform = tuple(src.transform)[:6] if not src.transform.is_identity else None
+    return data, crs, transform
+
+
+def check_values(names: tuple[str, ...], root: Path, s1, lai, scl, valid_classes) -> None:
+    """SCL within 0..11; no NaN/inf in S1 or LAI where the SCL marks the pixel valid."""
+    valid_lut = np.zeros(256, bool)
+    valid_lut[list(valid_classes)] = True
+    for k, name in enumerate(names):
+        if scl[k].max(initial=0) > SCL_MAX:
+            bad = np.unique(scl[k][scl[k] > SCL_MAX])[:5]
+            raise LNBError(root / MASK_DIR / name, f"holds SCL value(s) {bad.tolist()} outside 0..11")
+        valid = valid_lut[scl[k]]
+        if not np.isfinite(lai[k][valid]).all():
+            n = int((~np.isfinite(lai[k]) & valid).sum())
+            raise LNBError(root / S2_DIR / name, f"has {n} NaN/inf LAI pixel(s) where the SCL marks the pixel valid")
+        if not np.isfinite(s1[k][:, valid]).all():
+            n = int((~np.isfinite(s1[k]) & valid[None]).sum())
+            raise LNBError(root / S1_DIR / name, f"has {n} NaN/inf backscatter value(s) where the SCL marks the pixel valid")
+
+
+def read_triplet(
+    root: str | Path,
+    triplet: Triplet,
+    shape: tuple[int, int] | None = None,
+    valid_classes=(2, 3, 4, 5, 6),
+    with_truth: bool = False,
+) -> TripletData:
+    """Read and validate the nine TIFFs of one triplet (plus the truth file if asked)."""
+    root = Path(root)
+    s1, lai, scl = [], [], []
+    crs = transform = None
+    for name in triplet.names:
+        a, crs, transform = read_tiff(root / S1_DIR / name, S1_DIR, shape)
+        shape = a.shape[1:]
+        s1.append(a)
+        lai.append(read_tiff(root / S2_DIR / name, S2_DIR, shape)[0][0])
+        scl.append(read_tiff(root / MASK_DIR / name, MASK_DIR, shape)[0][0])
+    s1, lai, scl = np.stack(s1), np.stack(lai), np.stack(scl)
+    check_values(triplet.names, root, s1, lai, scl, valid_classes)
+    truth = read_tiff(root / TRUTH_DIR / triplet.names[2], TRUTH_DIR, shape)[0][0] if with_truth else None
+    return TripletData(s1.astype(np.float32), lai.astype(np.float32), scl, truth, crs, transform)
+
+
+def index_folder(root: str | Path, on_error: str = "raise", progress: bool = True) -> FolderIndex:
+    """Read the CSV and check every file's presence, band count, dtype and size (headers only).
+
+    Pixel values are checked later, as each triplet is read.
+    """
+    from tqdm.auto import tqdm
+
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    root = Path(root)
+    for sub in (S1_DIR, S2_DIR, MASK_DIR):
+        if not (root / sub).is_dir():
+            raise LNBError(root / sub, "folder is missing; an LNB folder holds s1/, s2/ and s2-mask/")
+    triplets = read_series(root)
+    good, skipped = [], []
+    shape: tuple[int, int] | None = None
+    for trip in tqdm(triplets, desc="check headers", unit="triplet", disable=not progress):
+        try:
+            for name in trip.names:
+                for layer in (S1_DIR, S2_DIR, MASK_DIR):
+                    hw = read_header(root / layer / name, layer)
+                    if shape is None:
+                        shape = hw
+                    elif hw != shape:
+                        raise LNBError(
+                            root / layer / name,
+                            f"is {hw[0]}x{hw[1]} pixels; expected {shape[0]}x{shape[1]} like the rest of the dataset",
+                        )
+            good.append(trip)
+        except LNBError as err:
+            if on_error == "raise":
+                raise
+            skipped.append(Skipped(trip.row, err.file, err.problem))
+    if not good:
+        raise LNBError(root / SERIES_CSV, f"no valid triplet left ({len(skipped)} skipped)")
+    has_truth = all((root / TRUTH_DIR / t.names[2]).is_file() for t in good)
+    return FolderIndex(root, good, skipped, shape[0], shape[1], has_truth)
