@@ -18,8 +18,7 @@ import yaml
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
 
-class ConfigError(ValueError):
-    """A configuration value or key is invalid; the message names it."""
+from lai.errors import ConfigError  # noqa: F401 - re-exported
 
 
 # --------------------------------------------------------------------------- sections
@@ -102,19 +101,29 @@ class ModelConfig:
     """One configurable model for every Table 1 row (see ``lai.model.ROWS``)."""
 
     row: str = "final"  # s1 | s1_masks | s1_masks_seas | s2_masks | s2_masks_seas | final
-    encoder_widths: list[int] = field(default_factory=lambda: [32, 64, 128])
-    decoder_widths: list[int] = field(default_factory=lambda: [64, 128, 256])
+    preset: str = "paper"  # "paper" (the reference's sizes) or "small" (CPU); explicit widths win
+    encoder_widths: list[int] | None = None
+    decoder_widths: list[int] | None = None
     convs_per_level: int = 2
     skip: bool = True
-    mask_embedding: int = 2  # channels of the 1x1 conv that reduces each date's SCL one-hot maps
+    mask_embedding: int = 2  # channels of the 1x1 conv that reduces the SCL maps of each date
     season_hidden: int = 16
     season_channels: int = 4  # broadcast map channels produced by the seasonality MLP
     decoder_seasonality: bool = True  # the abstract's "decoder also incorporates the date"
 
+    def __post_init__(self) -> None:
+        from lai.model import PRESETS
+
+        if self.preset in PRESETS:
+            for name in ("encoder_widths", "decoder_widths"):
+                if getattr(self, name) is None:
+                    setattr(self, name, list(PRESETS[self.preset][name]))
+
     def validate(self) -> None:
-        from lai.model import ROWS
+        from lai.model import PRESETS, ROWS
 
         _choice(self, "row", tuple(ROWS))
+        _choice(self, "preset", tuple(PRESETS))
         _positive(self, "convs_per_level", "mask_embedding", "season_hidden", "season_channels")
         for name in ("encoder_widths", "decoder_widths"):
             widths = getattr(self, name)

@@ -44,13 +44,7 @@ SCL_NAMES = {
 CLOUD_CLASSES = (8, 9, 10)
 
 
-class LNBError(ValueError):
-    """Invalid input data; ``file`` names the offending file or CSV row."""
-
-    def __init__(self, file: str | Path, problem: str):
-        self.file = str(file)
-        self.problem = problem
-        super().__init__(f"{file}: {problem}")
+from lai.errors import LNBError  # noqa: E402 - re-exported
 
 
 @dataclass(frozen=True)
@@ -295,7 +289,8 @@ def read_triplet(
     s1, lai, scl = [], [], []
     crs = transform = None
     for name in triplet.names:
-        a, crs, transform = read_tiff(root / S1_DIR / name, S1_DIR, shape)
+        a, a_crs, a_transform = read_tiff(root / S1_DIR / name, S1_DIR, shape)
+        crs, transform = crs or a_crs, transform or a_transform
         shape = a.shape[1:]
         s1.append(a)
         lai.append(read_tiff(root / S2_DIR / name, S2_DIR, shape)[0][0])

@@ -1,0 +1,3 @@
+from lai.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,318 @@
+"""Per-pixel baselines on the U-Nets' test sets and metrics (paper 4.2, DESIGN section 5).
+
+* ``MLR`` and ``RF``: the paper's single-pixel models on the "same features" the
+  U-Nets get (see :func:`feature_names`), trained on a random sample of training
+  pixels that are clear at t.
+* ``persistence``: the last clear LAI (what a user without any model would use).
+* ``extrapolation``: linear in time from t-2 and t-1 to t.
+
+Metrics are pooled over pixels clear at t exactly as :func:`lai.evaluate.scores`
+computes them for the U-Nets, accumulated batch by batch so that memory does not
+grow with the size of a test set.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+
+from lai.config import BaselineConfig, EncodingConfig
+from lai.encode import REFERENCE_CLASSES, N_SCL, Encoded, encode_batch, valid_mask
+from lai.loader import CubeSplit
+from lai.metrics import PooledMetrics
+from lai.splits import TEST_SETS
+
+BASELINES = ("MLR", "RF", "persistence", "extrapolation")
+TIMES = ("t-2", "t-1")
+_BATCH = 16  # triplets per read: bounds memory (a 256x256 batch of features is ~140 MB)
+
+
+# --------------------------------------------------------------------------- features
+
+
+def feature_names(enc: EncodingConfig | None = None) -> list[str]:
+    """Names of the :func:`pixel_features` columns for an encoding (masks and seasonality depend on it)."""
+    enc = enc or EncodingConfig()
+    names = [f"{pol}_{t}" for t in ("t-2", "t-1", "t") for pol in ("VV", "VH")]
+    names += [f"LAI_{t}" for t in TIMES]
+    if enc.mask_encoding == "onehot":
+        channels = [f"SCL{k}" for k in range(N_SCL)]
+    else:
+        channels = ["valid"] + [f"SCL{k}" for k in REFERENCE_CLASSES]
+    names += [f"{c}_{t}" for t in TIMES for c in channels]
+    names += ["sin_doy", "cos_doy"] if enc.seasonality == "sincos" else ["tri_from", "tri_from_q"]
+    return names
+
+
+FEATURE_NAMES = feature_names(EncodingConfig())  # default encoding: one-hot SCL, sin/cos of the target's DOY
+
+
+def _tensors(raw: dict) -> dict[str, torch.Tensor]:
+    return {k: v if isinstance(v, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(v)) for k, v in raw.items()}
+
+
+def _feature_maps(x: Encoded) -> torch.Tensor:
+    """(B, F, H, W): every input of the U-Nets, per pixel."""
+    b, _, h, w = x.s1.shape
+    masks = x.masks.reshape(b, -1, h, w)
+    season = x.season[:, :, None, None].expand(b, x.season.shape[1], h, w)
+    return torch.cat([x.s1, x.s2, masks, season], dim=1)
+
+
+def _flat(maps: torch.Tensor) -> np.ndarray:
+    """(B, F, H, W) -> (B*H*W, F) float32, pixel order = sample, row, column."""
+    b, f, h, w = maps.shape
+    return maps.permute(0, 2, 3, 1).reshape(b * h * w, f).float().numpy()
+
+
+def pixel_features(raw: dict, enc: EncodingConfig) -> np.ndarray:
+    """Features of every pixel of a raw batch, shape (n_samples*H*W, F), columns :func:`feature_names`.
+
+    VV, VH at t-2, t-1, t (dB/scale+offset), LAI at t-2, t-1 (LAI/scale, NaN -> 0),
+    the SCL masks of t-2 and t-1 as ``enc.mask_encoding`` encodes them for the
+    U-Nets, and the two seasonality values: all from :func:`lai.encode.encode_batch`.
+    """
+    return _flat(_feature_maps(encode_batch(_tensors(raw), enc)))
+
+
+def pixel_targets(raw: dict, enc: EncodingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised LAI at t (0 where not clear) and the clear-at-t mask, both flat (n_samples*H*W,)."""
+    x = encode_batch(_tensors(raw), enc)
+    return x.target.reshape(-1).numpy(), x.target_valid.reshape(-1).numpy()
+
+
+# --------------------------------------------------------------------------- temporal baselines
+
+
+def _clear(raw: dict, enc: EncodingConfig) -> np.ndarray:
+    """(N, 3, H, W) bool: valid SCL and finite LAI."""
+    lai = np.asarray(raw["lai"])
+    return valid_mask(torch.from_numpy(np.ascontiguousarray(raw["scl"])), enc).numpy() & np.isfinite(lai)
+
+
+def persistence(raw: dict, enc: EncodingConfig, fallback: float | None = None) -> np.ndarray:
+    """Last clear LAI, (N, H, W) in LAI units.
+
+    Per pixel: LAI at t-1 where clear at t-1; else LAI at t-2 where clear at t-2;
+    else the mean clear LAI of that tile's past (all pixels clear at t-2 or t-1,
+    both dates pooled); else (no clear past pixel in the tile) ``fallback``, the
+    training mean that :func:`evaluate_baselines` passes in. Without a fallback
+    the mean clear past LAI of the whole batch is used, or 0 if it has none.
+    """
+    lai = np.asarray(raw["lai"], np.float64)
+    clear = _clear(raw, enc)
+    past, past_clear = lai[:, :2], clear[:, :2]
+    count = past_clear.sum(axis=(1, 2, 3))
+    total = np.where(past_clear, past, 0.0).sum(axis=(1, 2, 3))
+    if fallback is None:
+        fallback = float(total.sum() / count.sum()) if count.sum() else 0.0
+    tile_mean = np.where(count > 0, total / np.maximum(count, 1), fallback)
+    out = np.broadcast_to(tile_mean[:, None, None], lai.shape[:1] + lai.shape[2:]).copy()
+    out = np.where(clear[:, 0], lai[:, 0], out)
+    out = np.where(clear[:, 1], lai[:, 1], out)
+    return out.astype(np.float32)
+
+
+def extrapolation(raw: dict, enc: EncodingConfig, dates: np.ndarray, fallback: float | None = None,
+                  clip: tuple[float, float] = (0.0, 10.0)) -> np.ndarray:
+    """Linear extrapolation in time, (N, H, W) in LAI units.
+
+    Where t-2 and t-1 are both clear: ``LAI(t-1) + (LAI(t-1) - LAI(t-2)) * (d_t - d_t-1) / (d_t-1 - d_t-2)``
+    with ``dates`` (N, 3) the cube's ``date`` rows (days; t-1's date is estimated).
+    Elsewhere, or where the two past dates coincide, :func:`persistence`. Clipped to ``clip``.
+    """
+    lai = np.asarray(raw["lai"], np.float64)
+    clear = _clear(raw, enc)
+    d = np.asarray(dates, np.float64)
+    gap_past, gap_ahead = d[:, 1] - d[:, 0], d[:, 2] - d[:, 1]
+    ok = gap_past > 0
+    ratio = np.where(ok, gap_ahead / np.where(ok, gap_past, 1.0), 0.0)[:, None, None]
+    with np.errstate(invalid="ignore"):
+        line = lai[:, 1] + (lai[:, 1] - lai[:, 0]) * ratio
+    both = clear[:, 0] & clear[:, 1] & ok[:, None, None]
+    out = np.where(both, line, persistence(raw, enc, fallback))
+    return np.clip(out, *clip).astype(np.float32)
+
+
+def split_dates(split: CubeSplit) -> np.ndarray:
+    """(len(split), 3) dates of t-2, t-1 (estimated), t in days since 1970, from the cube's ``date`` variable."""
+    with h5py.File(split.path, "r") as f:
+        return f["date"][:][split.index].astype(np.int64)
+
+
+# --------------------------------------------------------------------------- pixel models
+
+
+class PixelModels(dict):
+    """``{"MLR": estimator, "RF": estimator}`` plus what was learned from the training sample.
+
+    ``train_mean``: mean clear LAI at t of the sample (LAI units; persistence's last fallback);
+    ``n_pixels``: sample size; ``feature_names``; ``fit_seconds``.
+    """
+
+    train_mean: float = 0.0
+    n_pixels: int = 0
+    feature_names: list[str] = []
+    fit_seconds: float = 0.0
+
+
+def _batches(n: int, size: int):
+    for start in range(0, n, size):
+        yield np.arange(start, min(start + size, n))
+
+
+def sample_training_pixels(cube_path: str | Path, cfg: BaselineConfig, enc: EncodingConfig,
+                           split: str = "train", batch_size: int = _BATCH, progress: bool = True):
+    """Features and normalised targets of at most ``cfg.max_train_pixels`` random pixels clear at t.
+
+    The split is read in batches; each clear pixel is kept with the same
+    probability, set from the cube's ``clear_fraction`` at t so that about
+    10% more than needed are drawn; a final draw trims to the cap. Memory is
+    bounded by the cap and one batch, whatever the size of the split.
+    """
+    from tqdm.auto import tqdm
+
+    data = CubeSplit(cube_path, split)
+    if len(data) == 0:
+        raise ValueError(f"{cube_path}: split {split!r} is empty; no pixel to train the baselines on")
+    rng = np.random.default_rng(cfg.seed)
+    with h5py.File(data.path, "r") as f:
+        est_clear = float(f["clear_fraction"][:][data.index, 2].sum()) * int(np.prod(data.shape))
+    keep = min(1.0, 1.1 * cfg.max_train_pixels / max(est_clear, 1.0))
+    xs, ys = [], []
+    try:
+        for pos in tqdm(list(_batches(len(data), batch_size)), desc="baselines: sample train pixels",
+                        unit="batch", disable=not progress):
+            raw = data.read(pos)
+            target, clear = pixel_targets(raw, enc)
+            idx = np.flatnonzero(clear)
+            take = rng.binomial(len(idx), keep)
+            if take == 0:
+                continue
+            idx = np.sort(rng.choice(idx, take, replace=False))
+            xs.append(pixel_features(raw, enc)[idx])
+            ys.append(target[idx])
+    finally:
+        data.close()
+    if not xs:
+        raise ValueError(f"{cube_path}: no pixel of split {split!r} is clear at t; cannot train the baselines")
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if len(y) > cfg.max_train_pixels:
+        idx = np.sort(rng.choice(len(y), cfg.max_train_pixels, replace=False))
+        x, y = x[idx], y[idx]
+    return x, y
+
+
+def fit_pixel_models(cube_path: str | Path, cfg: BaselineConfig, enc: EncodingConfig,
+                     progress: bool = True) -> PixelModels:
+    """MLR and RF on a random sample of training pixels clear at t (targets are LAI/scale, as for the U-Nets)."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.linear_model import LinearRegression
+
+    start = time.perf_counter()
+    x, y = sample_training_pixels(cube_path, cfg, enc, progress=progress)
+    models = PixelModels(
+        MLR=LinearRegression().fit(x, y),
+        RF=RandomForestRegressor(
+            n_estimators=cfg.rf_trees, max_depth=cfg.rf_max_depth, min_samples_leaf=cfg.rf_min_samples_leaf,
+            n_jobs=-1, random_state=cfg.seed,
+        ).fit(x, y),
+    )
+    models.train_mean = float(y.mean() * enc.lai_scale)
+    models.n_pixels = len(y)
+    models.feature_names = feature_names(enc)
+    models.fit_seconds = time.perf_counter() - start
+    return models
+
+
+def rf_importances(models: dict, feature_names: list[str] | None = None) -> pd.DataFrame:
+    """Impurity-based feature importances of the RF, largest first (columns feature, importance)."""
+    rf = models["RF"]
+    names = feature_names or getattr(models, "feature_names", None) or [f"x{i}" for i in range(rf.n_features_in_)]
+    if len(names) != rf.n_features_in_:
+        raise ValueError(f"{len(names)} feature names for an RF trained on {rf.n_features_in_} features")
+    df = pd.DataFrame({"feature": names, "importance": rf.feature_importances_})
+    return df.sort_values("importance", ascending=False, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def predict_baselines(raw: dict, models: dict, enc: EncodingConfig, dates: np.ndarray,
+                      fallback: float | None = None) -> dict[str, np.ndarray]:
+    """LAI at t (N, H, W) of every baseline for one raw batch."""
+    n, _, h, w = np.asarray(raw["lai"]).shape
+    x = pixel_features(raw, enc)
+    out = {name: (models[name].predict(x) * enc.lai_scale).reshape(n, h, w).astype(np.float32)
+           for name in ("MLR", "RF") if name in models}
+    out["persistence"] = persistence(raw, enc, fallback)
+    out["extrapolation"] = extrapolation(raw, enc, dates, fallback)
+    return out
+
+
+class _Scores:
+    """Batch-wise twin of :func:`lai.evaluate.scores` (same PooledMetrics, same masks)."""
+
+    def __init__(self, lai_scale: float, has_truth: bool):
+        self.clear, self.truth = PooledMetrics(lai_scale), PooledMetrics(lai_scale) if has_truth else None
+        self.cloudy = 0
+
+    def update(self, pred, target, clear, truth=None):
+        self.clear.update(pred, target, clear)
+        if self.truth is not None:
+            self.truth.update(pred, truth, ~clear)
+            self.cloudy += int((~clear).sum())
+
+    def result(self) -> dict:
+        out = self.clear.result()
+        if self.truth is not None:
+            out["truth_rmse_cloudy"] = self.truth.result()["rmse"]
+            out["cloudy_pixels"] = self.cloudy
+        return out
+
+
+def evaluate_baselines(cube_path: str | Path, cfg: BaselineConfig, enc: EncodingConfig, sets=TEST_SETS,
+                       progress: bool = True, models: PixelModels | None = None,
+                       batch_size: int = _BATCH) -> pd.DataFrame:
+    """Fit MLR and RF (unless ``models`` is given) and score the four baselines on each test set.
+
+    One row per (baseline, set): baseline, set, triplets, rmse (LAI), rmse_norm (LAI/scale),
+    r2, n_pixels (clear at t), and truth_rmse_cloudy, cloudy_pixels when the cube has true LAI.
+    ``attrs`` hold the RF importances, the training sample size, training mean and timings.
+    """
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    models = models if models is not None else fit_pixel_models(cube_path, cfg, enc, progress=progress)
+    fallback = getattr(models, "train_mean", None)
+    rows = []
+    for name in sets:
+        split = CubeSplit(cube_path, name)
+        if len(split) == 0:
+            rows += [{"baseline": b, "set": name, "triplets": 0, "rmse": np.nan, "rmse_norm": np.nan,
+                      "r2": np.nan, "n_pixels": 0} for b in BASELINES]
+            continue
+        dates = split_dates(split)
+        acc = {b: _Scores(enc.lai_scale, split.has_truth) for b in BASELINES}
+        try:
+            for pos in tqdm(list(_batches(len(split), batch_size)), desc=f"baselines: {name}", unit="batch",
+                            disable=not progress):
+                raw = split.read(pos)
+                clear = _clear(raw, enc)[:, 2]
+                for b, pred in predict_baselines(raw, models, enc, dates[pos], fallback).items():
+                    acc[b].update(pred, raw["lai"][:, 2], clear, raw.get("truth"))
+        finally:
+            split.close()
+        rows += [{"baseline": b, "set": name, "triplets": len(split), **acc[b].result()} for b in BASELINES]
+    table = pd.DataFrame(rows)
+    if "RF" in models:
+        imp = rf_importances(models, getattr(models, "feature_names", None) or feature_names(enc))
+        table.attrs["rf_importances"] = dict(zip(imp["feature"], imp["importance"].astype(float)))
+    table.attrs.update(train_pixels=int(getattr(models, "n_pixels", 0)), train_mean=float(fallback or 0.0),
+                       fit_seconds=float(getattr(models, "fit_seconds", 0.0)),
+                       total_seconds=time.perf_counter() - start)
+    return table

@@ -1,0 +1,182 @@
+"""Command line: one subcommand per stage (``lai <command> --help``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+PROFILE_HELP = "built-in profile (quick, tiny, paper) or a YAML configuration file"
+SET_HELP = "override one parameter, e.g. --set train.epochs=3 (repeatable; values in YAML syntax)"
+
+
+def _profile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="quick", help=PROFILE_HELP + " (default: quick)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+
+
+def _load(args):
+    from lai.config import load_profile
+
+    return load_profile(args.profile, args.overrides)
+
+
+def cmd_simulate(args) -> int:
+    from lai.simulate import simulate
+
+    profile = _load(args)
+    summary = simulate(profile.simulate, args.out, progress=not args.quiet)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from lai.lnb import index_folder, read_triplet
+
+    index = index_folder(args.folder, on_error="skip" if args.skip_bad else "raise", progress=not args.quiet)
+    from tqdm.auto import tqdm
+
+    for trip in tqdm(index.triplets, desc="check pixels", unit="triplet", disable=args.quiet):
+        read_triplet(args.folder, trip, (index.height, index.width))
+    print(f"{args.folder}: {len(index.triplets)} valid triplets of {index.height}x{index.width} pixels"
+          f"{', true LAI present' if index.has_truth else ''}")
+    for s in index.skipped:
+        print(f"  skipped CSV row {s.row + 1}: {s.file}: {s.problem}")
+    return 0
+
+
+def cmd_cube(args) -> int:
+    from lai.cube import build_cube
+
+    profile = _load(args)
+    summary = build_cube(
+        args.folder, args.out, profile.splits, profile.encoding,
+        on_error="skip" if args.skip_bad else "raise", overwrite=args.overwrite, progress=not args.quiet,
+    )
+    print(summary)
+    return 0
+
+
+def cmd_info(args) -> int:
+    from lai.cube import describe, open_cube
+
+    ds = open_cube(args.cube)
+    print(ds)
+    print()
+    print(describe(ds).round(3).to_string())
+    return 0
+
+
+def cmd_train(args) -> int:
+    from lai.model import ROWS
+    from lai.train import train_rows
+
+    profile = _load(args)
+    rows = list(ROWS) if args.row == "all" else [args.row]
+    results = train_rows(profile, args.cube, args.runs, rows, resume=args.resume, progress=not args.quiet)
+    for row, res in results.items():
+        last = res.history.iloc[-1]
+        print(f"{row}: {'reused' if res.reused else 'trained'} in {res.run_dir}, val RMSE {last['val_rmse']:.3f} LAI")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from lai.evaluate import evaluate_run
+
+    table = evaluate_run(args.run, args.cube, device=args.device)
+    print(table.round(4).to_string(index=False))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from lai.pipeline import run_pipeline
+
+    report = run_pipeline(
+        profile=args.profile, overrides=args.overrides, data=args.data, run_name=args.name,
+        reports_root=args.reports, data_root=args.data_root,
+    )
+    print(f"report: {report}")
+    return 0
+
+
+def cmd_lab(args) -> int:
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.call([sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={root}", *args.extra])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lai", description="LAI at t from Sentinel-1 and Sentinel-2 time series with U-Nets.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("simulate", help="simulate a dataset in the real LNB layout (+ true LAI)")
+    _profile_args(p)
+    p.add_argument("--out", required=True, type=Path, help="output LNB folder (must not hold anything else)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("validate", help="check an LNB folder: CSV, names, files, bands, dtypes, sizes, values")
+    p.add_argument("folder", type=Path, help="LNB folder with s1/, s2/, s2-mask/, image_series.csv")
+    p.add_argument("--skip-bad", action="store_true", help="list bad triplets and go on instead of stopping")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("cube", help="validate an LNB folder and build its data cube (netCDF4)")
+    p.add_argument("folder", type=Path, help="LNB folder")
+    p.add_argument("--out", required=True, type=Path, help="cube file to write (.nc)")
+    _profile_args(p)
+    p.add_argument("--skip-bad", action="store_true", help="skip bad triplets, listing them, instead of stopping")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing cube built otherwise")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_cube)
+
+    p = sub.add_parser("info", help="print a cube's variables, coordinates and split statistics")
+    p.add_argument("cube", type=Path)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("train", help="train Table 1 rows (the final model pre-trains its two encoders first)")
+    _profile_args(p)
+    p.add_argument("--cube", required=True, type=Path)
+    p.add_argument("--runs", required=True, type=Path, help="folder holding one run folder per row")
+    p.add_argument("--row", default="final", help="s1, s1_masks, s1_masks_seas, s2_masks, s2_masks_seas, final or all")
+    p.add_argument("--resume", action="store_true", help="continue unfinished runs from their last checkpoint")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a trained row on the test sets; saves predictions")
+    p.add_argument("--run", required=True, type=Path, help="run folder of one row (holds model.pt)")
+    p.add_argument("--cube", required=True, type=Path)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "run", help="the main job: every notebook in order through papermill, then the PDF report",
+        description="Run the notebooks 01..05 with one profile. Rerunning the same run continues it: finished "
+        "stages are reused, an interrupted training resumes from its last checkpoint.",
+    )
+    _profile_args(p)
+    p.add_argument("--data", default=None, help="a real LNB folder instead of simulated data")
+    p.add_argument("--name", default=None, help="run name: results go to <reports>/<name> (default: the profile name)")
+    p.add_argument("--reports", default="reports", type=Path, help="reports root (default: reports)")
+    p.add_argument("--data-root", default="data", type=Path, help="where simulated data and cubes go (default: data)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("lab", help="open JupyterLab on the project (extra arguments go to jupyter lab)")
+    p.add_argument("extra", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_lab)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lai.errors import USER_ERRORS
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as err:
+        print(f"lai {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lai {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,282 @@
+"""LNB folder -> one labelled data cube on disk (netCDF4/HDF5), and back as xarray.
+
+Schema (dims ``triplet``, ``time`` = t-2, t-1, t, ``pol`` = VV, VH, ``y``, ``x``)::
+
+    s1 (triplet, time, pol, y, x) float32 dB   lai (triplet, time, y, x) float32
+    scl (triplet, time, y, x) uint8            lai_true (triplet, y, x) float32 (simulated data only)
+    coords: name (triplet, time), country, area, grid_row, grid_col, csv_row (triplet),
+            date (triplet, time) with date_estimated (time): t-1's date is estimated,
+            clear_fraction, cloud_fraction (triplet, time), split (triplet),
+            crs (triplet), transform (triplet, 6) where the TIFFs carry them.
+
+The cube is written triplet by triplet (memory does not grow with the number
+of triplets) into a hidden temporary file that is renamed into place only
+when complete, so an interrupted build never leaves a file that looks valid.
+Each triplet is one HDF5 chunk per variable: loading a sample is one read.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import h5netcdf
+import h5py
+import numpy as np
+import pandas as pd
+
+from lai import __version__
+from lai.config import EncodingConfig, SplitConfig
+from lai.errors import CubeError
+from lai.io import atomic_path
+from lai.lnb import CLOUD_CLASSES, SERIES_CSV, LNBError, Skipped, estimate_middle_date, index_folder, read_triplet
+from lai.splits import assign_splits, split_counts
+
+SCHEMA = "lai-cube"
+SCHEMA_VERSION = 1
+EPOCH = dt.date(1970, 1, 1)
+
+
+
+
+@dataclass
+class CubeSummary:
+    path: str
+    n_triplets: int
+    height: int
+    width: int
+    has_truth: bool
+    splits: dict[str, int]
+    skipped: list[dict] = field(default_factory=list)
+    fingerprint: str = ""
+    reused: bool = False
+
+    def __str__(self) -> str:
+        lines = [
+            f"cube {self.path}{' (reused)' if self.reused else ''}",
+            f"  {self.n_triplets} triplets of {self.height}x{self.width} pixels, true LAI {'present' if self.has_truth else 'absent'}",
+            "  splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()),
+            f"  data fingerprint {self.fingerprint[:16]}",
+        ]
+        if self.skipped:
+            lines.append(f"  skipped {len(self.skipped)} bad triplet(s):")
+            lines += [f"    CSV row {s['row'] + 1}: {s['file']}: {s['problem']}" for s in self.skipped]
+        return "\n".join(lines)
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_cube(
+    source: str | Path,
+    out: str | Path,
+    splits: SplitConfig | None = None,
+    encoding: EncodingConfig | None = None,
+    on_error: str = "raise",
+    overwrite: bool = False,
+    progress: bool = True,
+) -> CubeSummary:
+    """Validate an LNB folder and write its cube to ``out`` (a ``.nc`` file).
+
+    An existing cube built from the same CSV with the same settings is reused;
+    any other existing file needs ``overwrite=True``.
+    """
+    from tqdm.auto import tqdm
+
+    splits = splits or SplitConfig()
+    encoding = encoding or EncodingConfig()
+    source, out = Path(source), Path(out)
+    build_config = json.dumps(
+        {"splits": asdict(splits), "valid_classes": list(encoding.valid_classes), "on_error": on_error}, sort_keys=True
+    )
+    csv_sha = _file_sha256(source / SERIES_CSV) if (source / SERIES_CSV).is_file() else ""
+    if out.exists() and not overwrite:
+        try:
+            with h5py.File(out, "r") as f:
+                same = _plain(f.attrs.get("source_csv_sha256")) == csv_sha and _plain(f.attrs.get("build_config")) == build_config
+        except OSError:
+            same = False
+        if same:
+            ds = open_cube(out)
+            return _summary(out, ds, reused=True)
+        raise FileExistsError(f"{out} already exists and was not built from {source} with these settings; pass overwrite")
+
+    index = index_folder(source, on_error=on_error, progress=progress)
+    h, w, n = index.height, index.width, len(index.triplets)
+    skipped: list[Skipped] = list(index.skipped)
+    meta_rows = []
+    digest = hashlib.sha256()
+    with atomic_path(out) as tmp, h5netcdf.File(tmp, "w") as f:
+        f.dimensions = {"triplet": None, "time": 3, "pol": 2, "y": h, "x": w, "affine": 6}
+        f.resize_dimension("triplet", n)
+        s1 = f.create_variable("s1", ("triplet", "time", "pol", "y", "x"), np.float32, chunks=(1, 3, 2, h, w))
+        lai = f.create_variable("lai", ("triplet", "time", "y", "x"), np.float32, chunks=(1, 3, h, w))
+        scl = f.create_variable("scl", ("triplet", "time", "y", "x"), np.uint8, chunks=(1, 3, h, w))
+        truth = (
+            f.create_variable("lai_true", ("triplet", "y", "x"), np.float32, chunks=(1, h, w)) if index.has_truth else None
+        )
+        valid_lut = np.zeros(256, bool)
+        valid_lut[list(encoding.valid_classes)] = True
+        cloud_lut = np.zeros(256, bool)
+        cloud_lut[list(CLOUD_CLASSES)] = True
+        k = 0
+        for trip in tqdm(index.triplets, desc="build cube", unit="triplet", disable=not progress):
+            try:
+                data = read_triplet(source, trip, (h, w), encoding.valid_classes, with_truth=index.has_truth)
+            except LNBError as err:
+                if on_error == "raise":
+                    raise
+                skipped.append(Skipped(trip.row, err.file, err.problem))
+                continue
+            s1[k], lai[k], scl[k] = data.s1, data.lai, data.scl
+            if truth is not None:
+                truth[k] = data.truth
+            for arr in (data.s1, data.lai, data.scl) + ((data.truth,) if truth is not None else ()):
+                digest.update(np.ascontiguousarray(arr).tobytes())
+            digest.update("|".join(trip.names).encode())
+            meta_rows.append(_triplet_meta(trip, data, valid_lut, cloud_lut))
+            k += 1
+        if k == 0:
+            raise LNBError(source / SERIES_CSV, f"no valid triplet left ({len(skipped)} skipped)")
+        f.resize_dimension("triplet", k)
+        meta = pd.DataFrame(meta_rows)
+        labels = assign_splits(meta, splits)
+        _write_coords(f, meta, labels)
+        f.attrs.update(
+            {
+                "schema": SCHEMA,
+                "schema_version": SCHEMA_VERSION,
+                "source": str(source.resolve()),
+                "source_csv_sha256": csv_sha,
+                "build_config": build_config,
+                "fingerprint": digest.hexdigest(),
+                "has_truth": int(truth is not None),
+                "valid_classes": json.dumps(list(encoding.valid_classes)),
+                "splits_config": json.dumps(asdict(splits)),
+                "skipped": json.dumps([asdict(s) for s in skipped]),
+                "lai_version": __version__,
+                "date_t1_note": "t-1 dates are estimated (file names carry only t-2 and t)",
+            }
+        )
+    ds = open_cube(out)
+    return _summary(out, ds)
+
+
+def _triplet_meta(trip, data, valid_lut, cloud_lut) -> dict:
+    p = trip.target
+    clear = (valid_lut[data.scl] & np.isfinite(data.lai)).mean(axis=(1, 2))
+    cloud = cloud_lut[data.scl].mean(axis=(1, 2))
+    dates = (p.date_from, estimate_middle_date(p.date_from, p.date_to), p.date_to)
+    return {
+        "csv_row": trip.row,
+        "names": trip.names,
+        "country": p.country,
+        "area": p.area,
+        "grid_row": p.row,
+        "grid_col": p.col,
+        "dates": [(d - EPOCH).days for d in dates],
+        **{f"clear_t{i}": float(c) for i, c in enumerate(clear)},
+        **{f"cloud_t{i}": float(c) for i, c in enumerate(cloud)},
+        "crs": data.crs or "",
+        "transform": data.transform if data.transform is not None else (np.nan,) * 6,
+    }
+
+
+def _write_coords(f, meta: pd.DataFrame, labels) -> None:
+    string = h5py.string_dtype()
+
+    def put(name, dims, dtype, values, **attrs):
+        var = f.create_variable(name, dims, dtype)
+        var[...] = values
+        var.attrs.update(attrs)
+
+    put("name", ("triplet", "time"), string, np.array(meta["names"].tolist(), dtype=object))
+    for col in ("country", "area", "crs"):
+        put(col, ("triplet",), string, meta[col].to_numpy(dtype=object))
+    put("split", ("triplet",), string, np.asarray(labels, dtype=object))
+    for col in ("grid_row", "grid_col", "csv_row"):
+        put(col, ("triplet",), np.int32, meta[col].to_numpy(np.int32))
+    put("date", ("triplet", "time"), np.int32, np.array(meta["dates"].tolist(), np.int32),
+        units="days since 1970-01-01", calendar="proleptic_gregorian")
+    put("date_estimated", ("time",), np.uint8, np.array([0, 1, 0], np.uint8),
+        description="1 where the date is estimated: t-1 is not in the file names")
+    put("clear_fraction", ("triplet", "time"), np.float32, meta[[f"clear_t{i}" for i in range(3)]].to_numpy(np.float32))
+    put("cloud_fraction", ("triplet", "time"), np.float32, meta[[f"cloud_t{i}" for i in range(3)]].to_numpy(np.float32))
+    put("transform", ("triplet", "affine"), np.float64, np.array(meta["transform"].tolist(), np.float64))
+
+
+COORDS = ("name", "country", "area", "crs", "split", "grid_row", "grid_col", "csv_row", "date",
+          "date_estimated", "clear_fraction", "cloud_fraction", "transform")
+
+
+def _plain(value):
+    """HDF5 attribute -> plain Python value (bytes decoded, 1-element arrays unwrapped)."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(()).item()
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def check_cube_file(path: str | Path) -> dict:
+    """Raise :class:`CubeError` unless ``path`` is a complete cube of this schema; return its attributes."""
+    path = Path(path)
+    if not path.is_file():
+        raise CubeError(f"{path}: cube file does not exist; build it with `lai cube`")
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: _plain(v) for k, v in f.attrs.items()}
+    except OSError as err:
+        raise CubeError(f"{path}: not a readable cube (truncated or not netCDF4/HDF5): {err}") from None
+    if attrs.get("schema") != SCHEMA:
+        raise CubeError(f"{path}: attribute schema is {attrs.get('schema')!r}; expected {SCHEMA!r} (not a lai cube)")
+    if int(attrs.get("schema_version", -1)) != SCHEMA_VERSION:
+        raise CubeError(
+            f"{path}: written by cube schema version {attrs.get('schema_version')}; this lai reads version "
+            f"{SCHEMA_VERSION}. Rebuild it with `lai cube`"
+        )
+    return attrs
+
+
+def open_cube(path: str | Path):
+    """Open a cube lazily as an ``xarray.Dataset`` (after checking its schema)."""
+    import xarray as xr
+
+    check_cube_file(path)
+    ds = xr.open_dataset(path, engine="h5netcdf")
+    return ds.set_coords([c for c in COORDS if c in ds.variables])
+
+
+def _summary(path, ds, reused: bool = False) -> CubeSummary:
+    return CubeSummary(
+        path=str(path),
+        n_triplets=ds.sizes["triplet"],
+        height=ds.sizes["y"],
+        width=ds.sizes["x"],
+        has_truth="lai_true" in ds,
+        splits=split_counts(ds["split"].values),
+        skipped=json.loads(ds.attrs.get("skipped", "[]")),
+        fingerprint=ds.attrs.get("fingerprint", ""),
+        reused=reused,
+    )
+
+
+def describe(ds) -> pd.DataFrame:
+    """Per-split table: triplets, areas, mean clear fraction of past dates and of t."""
+    df = pd.DataFrame(
+        {
+            "split": ds["split"].values,
+            "region": np.char.add(np.char.add(ds["country"].values.astype(str), "_"), ds["area"].values.astype(str)),
+            "clear_past": ds["clear_fraction"].values[:, :2].mean(axis=1),
+            "clear_t": ds["clear_fraction"].values[:, 2],
+            "cloud_past": ds["cloud_fraction"].values[:, :2].mean(axis=1),
+        }
+    )
+    return df.groupby("split").agg(
+        triplets=("region", "size"),
+        regions=("region", "nunique"),
+        clear_past=("clear_past", "mean"),
+        cloud_past=("cloud_past", "mean"),
+        clear_t=("clear_t", "mean"),
+    ).reindex([s for s in ("train", "val", "non_cloudy", "cloudy", "unique", "buffer")]).dropna(how="all")

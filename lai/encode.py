@@ -1,0 +1,98 @@
+"""Encodings shared by every model: normalisation, SCL masks, seasonality.
+
+All functions work on torch tensors of a raw batch (as the loader yields it)
+and run on whatever device the batch lives on.
+
+Raw batch keys: ``s1`` (B, 3, 2, H, W) dB; ``lai`` (B, 3, H, W) LAI, NaN allowed
+where invalid; ``scl`` (B, 3, H, W) uint8; ``doy_target`` and ``doy_from`` (B,)
+day of year of t and of t-2; optional ``truth`` (B, H, W) true LAI at t.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from lai.config import EncodingConfig
+
+N_SCL = 12
+REFERENCE_CLASSES = (2, 3, 4, 5, 6)  # the reference's 6 mask channels: valid flag + one-hot of these
+
+
+def normalise_lai(lai, enc: EncodingConfig):
+    return lai / enc.lai_scale
+
+
+def denormalise_lai(x, enc: EncodingConfig):
+    return x * enc.lai_scale
+
+
+def normalise_db(db, enc: EncodingConfig):
+    return db / enc.db_scale + enc.db_offset
+
+
+def valid_mask(scl: torch.Tensor, enc: EncodingConfig) -> torch.Tensor:
+    """True where the SCL class counts as valid (default: the reference's SCL 2..6)."""
+    lut = torch.zeros(256, dtype=torch.bool, device=scl.device)
+    lut[list(enc.valid_classes)] = True
+    return lut[scl.long()]
+
+
+def mask_channels(enc: EncodingConfig) -> int:
+    return N_SCL if enc.mask_encoding == "onehot" else 1 + len(REFERENCE_CLASSES)
+
+
+def scl_masks(scl: torch.Tensor, enc: EncodingConfig) -> torch.Tensor:
+    """SCL (B, T, H, W) -> mask maps (B, T, C, H, W): 12-class one-hot, or the reference's 6 channels."""
+    scl = scl.long()
+    if enc.mask_encoding == "onehot":
+        onehot = torch.nn.functional.one_hot(scl.clamp(0, N_SCL - 1), N_SCL)
+    else:
+        classes = torch.tensor(REFERENCE_CLASSES, device=scl.device)
+        onehot = (scl[..., None] == classes).to(torch.uint8)
+        onehot = torch.cat([valid_mask(scl, enc)[..., None].to(torch.uint8), onehot], dim=-1)
+    return onehot.permute(0, 1, 4, 2, 3).float()
+
+
+def seasonality(doy_target: torch.Tensor, doy_from: torch.Tensor, enc: EncodingConfig) -> torch.Tensor:
+    """Two values per sample: sin and cos of the target's day of year (paper), or the
+    reference's triangular periodic encoding of DateFrom (with a quarter-period shifted twin)."""
+    if enc.seasonality == "sincos":
+        angle = 2 * math.pi * doy_target.float() / 365.25
+        return torch.stack([torch.sin(angle), torch.cos(angle)], dim=1)
+    phase = doy_from.float() / 365.25
+    tri = lambda p: 1 - 2 * torch.abs(torch.remainder(p, 1.0) - 0.5)  # noqa: E731 - 0 at Jan 1, 1 mid-year
+    return torch.stack([tri(phase), tri(phase + 0.25)], dim=1)
+
+
+@dataclass
+class Encoded:
+    """Model-ready tensors of one batch (normalised, NaN-free)."""
+
+    s1: torch.Tensor  # (B, 6, H, W): VV, VH at t-2, t-1, t
+    s2: torch.Tensor  # (B, 2, H, W): LAI at t-2, t-1 (0 where not finite)
+    masks: torch.Tensor  # (B, 2, C, H, W): masks of t-2 and t-1 only (t would leak the target)
+    season: torch.Tensor  # (B, 2)
+    target: torch.Tensor  # (B, 1, H, W): LAI at t, normalised, 0 where not valid
+    target_valid: torch.Tensor  # (B, 1, H, W) bool: clear at t (valid SCL and finite LAI)
+    past_cloudy: torch.Tensor  # (B,) bool: mean valid fraction of t-2, t-1 below one half
+
+
+def encode_batch(raw: dict, enc: EncodingConfig) -> Encoded:
+    s1 = raw["s1"].float()
+    lai = raw["lai"].float()
+    scl = raw["scl"]
+    b, _, _, h, w = s1.shape
+    valid = valid_mask(scl, enc) & torch.isfinite(lai)
+    lai_n = torch.nan_to_num(normalise_lai(lai, enc), nan=0.0, posinf=0.0, neginf=0.0)
+    s1_n = torch.nan_to_num(normalise_db(s1, enc), nan=0.0, posinf=0.0, neginf=0.0)
+    return Encoded(
+        s1=s1_n.reshape(b, 6, h, w),
+        s2=lai_n[:, :2],
+        masks=scl_masks(scl[:, :2], enc),
+        season=seasonality(raw["doy_target"], raw["doy_from"], enc),
+        target=(lai_n[:, 2:3] * valid[:, 2:3]),
+        target_valid=valid[:, 2:3],
+        past_cloudy=valid[:, :2].float().mean(dim=(1, 2, 3)) < 0.5,
+    )

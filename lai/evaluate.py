@@ -1,0 +1,108 @@
+"""Predictions for a split and metrics per test set (pooled over pixels clear at t).
+
+On simulated data the true LAI is known everywhere, so the error under clouds
+at t, which real data cannot measure, is reported too (``truth_rmse_cloudy``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lai.config import EncodingConfig, from_dict
+from lai.encode import denormalise_lai, encode_batch, valid_mask
+from lai.io import atomic_path
+from lai.loader import BatchLoader, CubeSplit
+from lai.metrics import PooledMetrics, per_tile
+from lai.model import LAIModel
+from lai.splits import TEST_SETS
+from lai.train import build_model, pick_device, read_checkpoint
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[LAIModel, dict]:
+    """Model of a finished training stage, in eval mode, and its stage configuration."""
+    state = read_checkpoint(run_dir)
+    model = build_model(state["config"])
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), state["config"]
+
+
+@torch.no_grad()
+def predict(model: LAIModel, split: CubeSplit, enc: EncodingConfig, batch_size: int = 32, device="cpu") -> dict[str, np.ndarray]:
+    """LAI (model units -> LAI) for every sample of ``split``, with the target and its masks."""
+    device = torch.device(device)
+    use_bf16 = device.type == "cuda"
+    out: dict[str, list] = {k: [] for k in ("pred", "target", "clear", "truth")}
+    for raw in BatchLoader(split, batch_size, False, device, "auto"):
+        x = encode_batch(raw, enc)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            pred = LAIModel.prediction(model(x)).float()
+        out["pred"].append(denormalise_lai(pred[:, 0], enc).cpu().numpy())
+        out["target"].append(raw["lai"][:, 2].float().cpu().numpy())
+        out["clear"].append(x.target_valid[:, 0].cpu().numpy())
+        if "truth" in raw:
+            out["truth"].append(raw["truth"].float().cpu().numpy())
+    return {k: np.concatenate(v) for k, v in out.items() if v}
+
+
+def scores(pred: dict[str, np.ndarray], lai_scale: float) -> dict[str, float]:
+    """Pooled RMSE (LAI and LAI/scale) and R2 on clear pixels; truth RMSE under clouds if known."""
+    m = PooledMetrics(lai_scale)
+    m.update(pred["pred"], pred["target"], pred["clear"])
+    result = m.result()
+    if "truth" in pred:
+        cloudy = ~pred["clear"]
+        t = PooledMetrics(lai_scale)
+        t.update(pred["pred"], pred["truth"], cloudy)
+        result["truth_rmse_cloudy"] = t.result()["rmse"]
+        result["cloudy_pixels"] = int(cloudy.sum())
+    return result
+
+
+def evaluate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_size: int = 32,
+                 device: str = "auto", save_predictions: bool = True) -> pd.DataFrame:
+    """Metrics of a finished stage on each test set; writes metrics.csv, per_tile.csv, predictions/."""
+    run_dir = Path(run_dir)
+    device = pick_device(device)
+    model, cfg = load_run(run_dir, device)
+    enc = from_dict(EncodingConfig, cfg["encoding"], "encoding")
+    rows, tiles = [], []
+    for name in sets:
+        split = CubeSplit(cube, name)
+        if len(split) == 0:
+            rows.append({"set": name, "triplets": 0})
+            continue
+        pred = predict(model, split, enc, batch_size, device)
+        rows.append({"set": name, "triplets": len(split), **scores(pred, enc.lai_scale)})
+        for i, t in zip(split.index, per_tile(pred["pred"], pred["target"], pred["clear"], enc.lai_scale)):
+            tiles.append({"set": name, "triplet": int(i), **t})
+        if save_predictions:
+            save_prediction(run_dir / "predictions" / f"{name}.nc", split, pred)
+    table = pd.DataFrame(rows).assign(row=cfg["row"])
+    for frame, file in ((table, "metrics.csv"), (pd.DataFrame(tiles), "per_tile.csv")):
+        with atomic_path(run_dir / file) as tmp:
+            frame.to_csv(tmp, index=False)
+    return table
+
+
+def save_prediction(path: Path, split: CubeSplit, pred: dict[str, np.ndarray]) -> None:
+    import xarray as xr
+
+    ds = xr.Dataset(
+        {
+            "lai_pred": (("triplet", "y", "x"), pred["pred"].astype(np.float32)),
+            "clear_t": (("triplet", "y", "x"), pred["clear"].astype(np.uint8)),
+        },
+        coords={"triplet": split.index},
+        attrs={"split": str(split.split), "cube": str(split.path), "units": "LAI (m2/m2)"},
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+
+
+def clear_at_t(scl: np.ndarray, lai: np.ndarray, enc: EncodingConfig) -> np.ndarray:
+    """Numpy twin of the loss mask: valid SCL at t and finite LAI."""
+    return valid_mask(torch.from_numpy(np.asarray(scl)), enc).numpy() & np.isfinite(lai)

@@ -1,0 +1,139 @@
+"""Cube -> batches of raw tensors, streamed from disk or resident on the device.
+
+Streaming reads each batch from the HDF5 cube (one chunk per sample), so
+memory does not grow with the dataset. Resident mode copies the whole split
+to the device once (GPU memory, or RAM on a CPU) and slices batches there.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from lai.cube import check_cube_file
+from lai.errors import ResidencyError
+
+RAW_KEYS = ("s1", "lai", "scl")
+
+
+
+
+def _doy(days_since_epoch: np.ndarray) -> np.ndarray:
+    dates = np.asarray(days_since_epoch, "datetime64[D]")
+    return (dates - dates.astype("datetime64[Y]")).astype(np.int64) + 1
+
+
+class CubeSplit:
+    """Indices of one or more splits of a cube, and reading of samples by position."""
+
+    def __init__(self, path: str | Path, split: str | list[str] | None = None):
+        self.path = Path(path)
+        self.attrs = check_cube_file(self.path)
+        with h5py.File(self.path, "r") as f:
+            labels = f["split"][:].astype(str)
+            wanted = [split] if isinstance(split, str) else split
+            self.index = np.flatnonzero(np.isin(labels, wanted)) if wanted else np.arange(len(labels))
+            dates = f["date"][:][self.index]
+            self.has_truth = "lai_true" in f
+            self.shape = f["lai"].shape[-2:]
+        self.split = split
+        self.doy_target = _doy(dates[:, 2])
+        self.doy_from = _doy(dates[:, 0])
+        self._file: h5py.File | None = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _h5(self) -> h5py.File:
+        if self._file is None:
+            self._file = h5py.File(self.path, "r")
+        return self._file
+
+    def read(self, positions: np.ndarray) -> dict[str, np.ndarray]:
+        """Read samples at ``positions`` (0..len-1) as numpy arrays, in the order given."""
+        positions = np.asarray(positions)
+        rows = self.index[positions]
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        f = self._h5()
+        out = {key: f[key][sorted_rows][inverse] for key in RAW_KEYS}
+        if self.has_truth:
+            out["truth"] = f["lai_true"][sorted_rows][inverse]
+        out["doy_target"] = self.doy_target[positions]
+        out["doy_from"] = self.doy_from[positions]
+        return out
+
+    def nbytes(self) -> int:
+        h, w = self.shape
+        per = 3 * 2 * h * w * 4 + 3 * h * w * 4 + 3 * h * w + (h * w * 4 if self.has_truth else 0)
+        return per * len(self)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _to_tensors(arrays: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True) for k, v in arrays.items()}
+
+
+def _free_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+class BatchLoader:
+    """Iterate over a split in batches of raw tensors on ``device``.
+
+    ``resident``: "on" keeps the whole split on the device (error if it does not
+    fit), "off" streams from disk, "auto" keeps it resident when it takes less
+    than half of the free memory. Shuffling uses ``generator``, whose state a
+    checkpoint saves, so a resumed run sees the same order.
+    """
+
+    def __init__(
+        self,
+        split: CubeSplit,
+        batch_size: int,
+        shuffle: bool = False,
+        device: str | torch.device = "cpu",
+        resident: str = "auto",
+        generator: torch.Generator | None = None,
+        max_batches: int | None = None,
+    ):
+        self.split, self.batch_size, self.shuffle = split, batch_size, shuffle
+        self.device = torch.device(device)
+        self.generator = generator or torch.Generator().manual_seed(0)
+        self.max_batches = max_batches
+        need, free = split.nbytes(), _free_bytes(self.device)
+        if resident == "on" and need > 0.9 * free:
+            raise ResidencyError(
+                f"train.resident=on: split {split.split!r} of {split.path} needs {need / 2**30:.2f} GiB but only "
+                f"{free / 2**30:.2f} GiB is free on {self.device}; use resident=off (stream from disk) or auto"
+            )
+        self.resident = resident == "on" or (resident == "auto" and need < 0.5 * free)
+        self._data = _to_tensors(split.read(np.arange(len(split))), self.device) if self.resident and len(split) else None
+
+    def __len__(self) -> int:
+        n = -(-len(self.split) // self.batch_size)
+        return min(n, self.max_batches) if self.max_batches else n
+
+    def __iter__(self):
+        n = len(self.split)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            if self._data is not None:
+                dev_idx = idx.to(self.device)
+                yield {k: v[dev_idx] for k, v in self._data.items()}
+            else:
+                yield _to_tensors(self.split.read(idx.numpy()), self.device)

@@ -1,0 +1,175 @@
+"""U-Net encoders, fusion decoder and heads: one configurable model for every Table 1 row.
+
+``ROWS`` maps a row name to the encoders it uses (with or without SCL masks and
+seasonality) and whether the fusion decoder sits on top. An input a row does
+not use is dropped (fewer input channels), never zeroed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lai.config import ModelConfig
+from lai.encode import Encoded
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    source: str  # "s1" (VV, VH at t-2, t-1, t) or "s2" (LAI at t-2, t-1)
+    masks: bool
+    seasonality: bool
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    label: str  # Table 1 input column
+    architecture: str  # Table 1 architecture column
+    enc1: EncoderSpec | None
+    enc2: EncoderSpec | None
+    decoder: bool
+
+
+ROWS: dict[str, RowSpec] = {
+    "s1": RowSpec("S1", "Encoder 1", EncoderSpec("s1", False, False), None, False),
+    "s1_masks": RowSpec("S1 + S2 masks", "Encoder 1", EncoderSpec("s1", True, False), None, False),
+    "s1_masks_seas": RowSpec("S1 + S2 masks + seas.", "Encoder 1", EncoderSpec("s1", True, True), None, False),
+    "s2_masks": RowSpec("S2 + S2 masks", "Encoder 2", None, EncoderSpec("s2", True, False), False),
+    "s2_masks_seas": RowSpec("S2 + S2 masks + seas.", "Encoder 2", None, EncoderSpec("s2", True, True), False),
+    "final": RowSpec("All", "Final", EncoderSpec("s1", True, True), EncoderSpec("s2", True, True), True),
+}
+# The final model starts from the encoders of rows 3 and 5 (trained once, reused).
+PRETRAINED_FROM = {"final": {"enc1": "s1_masks_seas", "enc2": "s2_masks_seas"}}
+
+PRESETS = {
+    "paper": dict(encoder_widths=[32, 64, 128], decoder_widths=[64, 128, 256]),  # the reference's "strontium"
+    "small": dict(encoder_widths=[8, 16, 32], decoder_widths=[16, 32, 64]),  # CPU
+}
+
+
+def conv_block(c_in: int, c_out: int, n_convs: int) -> nn.Sequential:
+    layers = []
+    for i in range(n_convs):
+        layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class UNet(nn.Module):
+    """U-Net returning ``widths[0]`` feature maps at input resolution.
+
+    Works for any input size divisible by ``2 ** (len(widths) - 1)``.
+    """
+
+    def __init__(self, c_in: int, widths: list[int], convs_per_level: int = 2, skip: bool = True):
+        super().__init__()
+        self.skip = skip
+        self.down = nn.ModuleList(
+            conv_block(c_in if i == 0 else widths[i - 1], w, convs_per_level) for i, w in enumerate(widths)
+        )
+        self.pool = nn.MaxPool2d(2)
+        self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i], widths[i - 1], 2, stride=2) for i in range(len(widths) - 1, 0, -1))
+        self.merge = nn.ModuleList(
+            conv_block(widths[i - 1] * (2 if skip else 1), widths[i - 1], convs_per_level) for i in range(len(widths) - 1, 0, -1)
+        )
+        self.out_channels = widths[0]
+        self.factor = 2 ** (len(widths) - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % self.factor or x.shape[-2] % self.factor:
+            raise ValueError(f"input {tuple(x.shape[-2:])} is not divisible by {self.factor}, the U-Net's down-sampling")
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else self.pool(x))
+            skips.append(x)
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips[:-1])):
+            x = up(x)
+            x = merge(torch.cat([x, skip], dim=1) if self.skip else x)
+        return x
+
+
+class Seasonality(nn.Module):
+    """sin/cos of the date through a small MLP, broadcast to a feature map (a view, no copy)."""
+
+    def __init__(self, hidden: int, channels: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(2, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
+
+    def forward(self, season: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        v = self.mlp(season.to(like.dtype))
+        return v[:, :, None, None].expand(-1, -1, like.shape[-2], like.shape[-1])
+
+
+class Encoder(nn.Module):
+    """Inputs of one modality (+ embedded masks of t-2, t-1, + seasonality) -> U-Net features + 1x1 head."""
+
+    def __init__(self, spec: EncoderSpec, cfg: ModelConfig, mask_channels: int):
+        super().__init__()
+        self.spec = spec
+        c_in = 6 if spec.source == "s1" else 2
+        self.mask_embed = nn.Conv2d(2 * mask_channels, 2 * cfg.mask_embedding, 1) if spec.masks else None
+        self.season = Seasonality(cfg.season_hidden, cfg.season_channels) if spec.seasonality else None
+        c_in += (2 * cfg.mask_embedding if spec.masks else 0) + (cfg.season_channels if spec.seasonality else 0)
+        self.unet = UNet(c_in, cfg.encoder_widths, cfg.convs_per_level, cfg.skip)
+        self.head = nn.Conv2d(self.unet.out_channels, 1, 1)
+
+    def features(self, x: Encoded) -> torch.Tensor:
+        parts = [x.s1 if self.spec.source == "s1" else x.s2]
+        if self.mask_embed is not None:
+            parts.append(self.mask_embed(x.masks.flatten(1, 2)))
+        if self.season is not None:
+            parts.append(self.season(x.season, parts[0]))
+        return self.unet(torch.cat(parts, dim=1))
+
+
+class LAIModel(nn.Module):
+    """Encoder 1 (S1), encoder 2 (S2 history) and the fusion decoder, as a Table 1 row asks.
+
+    ``forward`` returns a dict of LAI predictions (normalised units) keyed
+    ``enc1``, ``enc2`` and ``dec``, for the parts the row has.
+    """
+
+    def __init__(self, cfg: ModelConfig, mask_channels: int):
+        super().__init__()
+        self.cfg = cfg
+        self.row = ROWS[cfg.row]
+        self.enc1 = Encoder(self.row.enc1, cfg, mask_channels) if self.row.enc1 else None
+        self.enc2 = Encoder(self.row.enc2, cfg, mask_channels) if self.row.enc2 else None
+        self.decoder = self.dec_head = self.dec_season = None
+        if self.row.decoder:
+            c_in = sum(e.unet.out_channels for e in (self.enc1, self.enc2) if e is not None)
+            if cfg.decoder_seasonality:
+                self.dec_season = Seasonality(cfg.season_hidden, cfg.season_channels)
+                c_in += cfg.season_channels
+            self.decoder = UNet(c_in, cfg.decoder_widths, cfg.convs_per_level, cfg.skip)
+            self.dec_head = nn.Conv2d(self.decoder.out_channels, 1, 1)
+
+    def forward(self, x: Encoded) -> dict[str, torch.Tensor]:
+        out, feats = {}, []
+        for name, enc in (("enc1", self.enc1), ("enc2", self.enc2)):
+            if enc is not None:
+                f = enc.features(x)
+                out[name] = enc.head(f)
+                feats.append(f)
+        if self.decoder is not None:
+            if self.dec_season is not None:
+                feats.append(self.dec_season(x.season, feats[0]))
+            out["dec"] = self.dec_head(self.decoder(torch.cat(feats, dim=1)))
+        return out
+
+    @staticmethod
+    def prediction(out: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The row's answer: the decoder's output, or the only encoder's head."""
+        return out["dec"] if "dec" in out else next(iter(out.values()))
+
+    def load_pretrained(self, part: str, state: dict[str, torch.Tensor]) -> None:
+        """Load one encoder's weights (its U-Net, embeddings and head) from a trained row."""
+        prefix = f"{part}."
+        own = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not own:
+            raise ValueError(f"checkpoint holds no weights for {part}")
+        getattr(self, part).load_state_dict(own)
+
+
+def n_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

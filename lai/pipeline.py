@@ -1,0 +1,223 @@
+"""The main job: run every notebook in order through papermill with one profile.
+
+Notebooks stay thin: each opens a :class:`RunContext` (from its ``parameters``
+cell) and calls its methods, which do the work idempotently: a stage whose
+results exist for the same configuration is reused, an interrupted one resumes.
+
+Run folder ``<reports>/<run>/``: profile.yaml, provenance.json, data.json,
+tables/*.csv, figures/*.png, runs/<row>/ (training), notebooks/*.ipynb
+(executed), report.pdf.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from lai import __version__
+from lai.config import Profile, load_profile
+from lai.errors import PipelineError, RunFolderError
+from lai.io import atomic_path, atomic_write_text
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+NOTEBOOKS = ("01_data.ipynb", "02_training.ipynb", "03_ablations.ipynb", "04_baselines.ipynb", "05_report.ipynb")
+PACKAGES = ("torch", "numpy", "scipy", "pandas", "xarray", "h5netcdf", "h5py", "rasterio", "scikit-learn",
+            "matplotlib", "seaborn", "papermill", "typst")
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def git_revision() -> tuple[str, bool]:
+    """(commit, dirty) of the project checkout, or ("unknown", False) outside git."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                                    capture_output=True, text=True).stdout.strip())
+        return rev, dirty
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _with_data(overrides: list[str] | None, data: str | None) -> list[str]:
+    """Overrides plus ``data=<path>`` when a real LNB folder is given."""
+    return list(overrides or []) + ([f"data={data}"] if data else [])
+
+
+class RunContext:
+    """Paths and idempotent stages of one pipeline run; what every notebook starts from."""
+
+    def __init__(self, profile: str | Path = "quick", overrides: list[str] | None = None,
+                 run_dir: str | Path | None = None, data_root: str | Path | None = None, data: str | None = None):
+        self.profile: Profile = load_profile(profile, _with_data(overrides, data))
+        self.run_dir = Path(run_dir or PROJECT_ROOT / "reports" / self.profile.name)
+        self.data_root = Path(data_root or PROJECT_ROOT / "data")
+        for sub in ("tables", "figures", "runs", "notebooks"):
+            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+        self._claim_run_folder()
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def simulated(self) -> bool:
+        return self.profile.data == "simulate"
+
+    @property
+    def lnb_dir(self) -> Path:
+        if self.simulated:
+            return self.data_root / f"sim-{_digest(asdict(self.profile.simulate))}"
+        return Path(self.profile.data)
+
+    @property
+    def cube_path(self) -> Path:
+        key = _digest({"lnb": str(self.lnb_dir.resolve()), "splits": asdict(self.profile.splits),
+                       "valid": self.profile.encoding.valid_classes})
+        return self.data_root / f"cube-{key}.nc"
+
+    def table(self, name: str) -> Path:
+        return self.run_dir / "tables" / f"{name}.csv"
+
+    def figure(self, name: str) -> Path:
+        return self.run_dir / "figures" / f"{name}.png"
+
+    # ------------------------------------------------------------------ stages
+    def _claim_run_folder(self) -> None:
+        path = self.run_dir / "profile.yaml"
+        mine = yaml.safe_dump(self.profile.to_dict(), sort_keys=False)
+        if path.exists() and path.read_text() != mine:
+            raise RunFolderError(
+                f"{self.run_dir} already holds a run with another configuration (see its profile.yaml); "
+                f"choose another run name or delete the folder"
+            )
+        atomic_write_text(path, mine)
+
+    def ensure_data(self, progress: bool = True):
+        """Simulate (if the profile says so) and build the cube; both are reused when present."""
+        from lai.cube import build_cube
+
+        if self.simulated:
+            from lai.simulate import simulate
+
+            simulate(self.profile.simulate, self.lnb_dir, progress=progress)
+        summary = build_cube(self.lnb_dir, self.cube_path, self.profile.splits, self.profile.encoding, progress=progress)
+        info = {
+            "kind": "simulated" if self.simulated else "real",
+            "source": str(self.lnb_dir),
+            "cube": str(self.cube_path),
+            "triplets": summary.n_triplets,
+            "tile_size": summary.height,
+            "splits": summary.splits,
+            "split_sampling": self.profile.splits.sampling,
+            "has_truth": summary.has_truth,
+            "skipped": summary.skipped,
+            "fingerprint": summary.fingerprint,
+        }
+        atomic_write_text(self.run_dir / "data.json", json.dumps(info, indent=2))
+        return summary
+
+    def open_cube(self):
+        from lai.cube import open_cube
+
+        return open_cube(self.cube_path)
+
+    def train(self, rows: list[str], progress: bool = True):
+        from lai.train import train_rows
+
+        return train_rows(self.profile, self.cube_path, self.run_dir / "runs", rows, resume=True, progress=progress)
+
+    def evaluate(self, row: str) -> pd.DataFrame:
+        """Metrics of a trained row on the three test sets (cached in its run folder)."""
+        from lai.evaluate import evaluate_run
+
+        run = self.run_dir / "runs" / row
+        cached = run / "metrics.csv"
+        if cached.exists() and cached.stat().st_mtime >= (run / "model.pt").stat().st_mtime:
+            return pd.read_csv(cached)
+        return evaluate_run(run, self.cube_path, batch_size=self.profile.train.batch_size, device=self.profile.train.device)
+
+    def histories(self, rows) -> dict[str, pd.DataFrame]:
+        return {r: pd.read_csv(self.run_dir / "runs" / r / "history.csv") for r in rows
+                if (self.run_dir / "runs" / r / "history.csv").exists()}
+
+    def save_table(self, frame: pd.DataFrame, name: str, index: bool = False) -> Path:
+        path = self.table(name)
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=index)
+        return path
+
+    def write_provenance(self, **extra) -> dict:
+        import sys
+
+        import torch
+
+        rev, dirty = git_revision()
+        data = json.loads((self.run_dir / "data.json").read_text()) if (self.run_dir / "data.json").exists() else {}
+        prov = {
+            "lai_version": __version__,
+            "git_revision": rev,
+            "git_dirty": dirty,
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "packages": package_versions(),
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)",
+            "data_fingerprint": data.get("fingerprint", ""),
+            "written": dt.datetime.now().isoformat(timespec="seconds"),
+            **extra,
+        }
+        atomic_write_text(self.run_dir / "provenance.json", json.dumps(prov, indent=2))
+        return prov
+
+
+def run_pipeline(profile: str = "quick", overrides: list[str] | None = None, data: str | None = None,
+                 run_name: str | None = None, reports_root: str | Path = "reports",
+                 data_root: str | Path = "data", progress: bool = True) -> Path:
+    """Execute every notebook in order with papermill; return the report's path.
+
+    A failing notebook raises :class:`PipelineError` naming the notebook and cell;
+    its partly executed copy is kept under ``notebooks/`` for inspection.
+    """
+    import papermill as pm
+
+    ctx_profile = load_profile(profile, _with_data(overrides, data))
+    run_dir = Path(reports_root) / (run_name or ctx_profile.name)
+    params = {
+        "profile": str(profile),
+        "overrides": list(overrides or []),
+        "data": data,
+        "run_dir": str(Path(run_dir).resolve()),
+        "data_root": str(Path(data_root).resolve()),
+    }
+    RunContext(profile, params["overrides"], run_dir, data_root, data)  # claims the folder, validates early
+    for nb in NOTEBOOKS:
+        out = run_dir / "notebooks" / nb
+        print(f"[lai run] {nb}", flush=True)
+        try:
+            pm.execute_notebook(str(NOTEBOOK_DIR / nb), str(out), parameters=params, cwd=str(NOTEBOOK_DIR),
+                                kernel_name="python3", progress_bar=progress)
+        except pm.PapermillExecutionError as err:
+            raise PipelineError(
+                f"notebook {nb} failed in cell {err.cell_index} (execution count {err.exec_count}): "
+                f"{err.ename}: {err.evalue}. The executed notebook is {out}"
+            ) from None
+    return run_dir / "report.pdf"

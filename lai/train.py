@@ -1,0 +1,307 @@
+"""Training: one stage per Table 1 row, and the paper's two-step schedule for the final model.
+
+A stage trains one row in its own run folder::
+
+    <run>/config.yaml     everything that defines the stage (model, train, encoding, cube fingerprint)
+    <run>/checkpoint.pt   model, optimizer, scheduler and random states after the last epoch
+    <run>/history.csv     per-epoch losses, validation RMSE, seconds and samples/s
+    <run>/model.pt        final weights, written with result.json when the stage completes
+
+The final model first trains rows ``s1_masks_seas`` and ``s2_masks_seas`` (the
+pre-trained encoders, reused if already done), then fine-tunes end to end
+from their weights with intermediate supervision.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from lai.config import ConfigError, Profile, check_tile_size
+from lai.cube import check_cube_file
+from lai.errors import RunFolderError
+from lai.encode import encode_batch, mask_channels
+from lai.io import atomic_path, atomic_write_text
+from lai.loader import BatchLoader, CubeSplit
+from lai.loss import masked_mse, total_loss
+from lai.model import PRETRAINED_FROM, ROWS, LAIModel, n_parameters
+
+
+
+
+@dataclass
+class StageResult:
+    row: str
+    run_dir: Path
+    history: pd.DataFrame
+    seconds: float
+    parameters: int
+    reused: bool = False
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name} but no CUDA device is available; use auto or cpu")
+    return device
+
+
+def milestones(epochs: int, kind: str) -> list[int]:
+    """Epochs after which the learning rate decays.
+
+    "paper": two equally spaced decays, at one and two thirds. "reference": the
+    reference code's ``linspace(0, n, 3)[1:] = [n/2, n]``, which decays once.
+    """
+    if kind == "paper":
+        return sorted({max(1, round(epochs / 3)), max(1, round(2 * epochs / 3))})
+    return [int(m) for m in np.linspace(0, epochs, 3)[1:]]
+
+
+def _switch(value: str, device: torch.device) -> bool:
+    return value == "on" or (value == "auto" and device.type == "cuda")
+
+
+def stage_config(profile: Profile, row: str, cube: Path, init_from: dict[str, str] | None) -> dict:
+    model = replace(profile.model, row=row)
+    attrs = check_cube_file(cube)
+    return {
+        "row": row,
+        "model": asdict(model),
+        "train": asdict(profile.train),
+        "encoding": asdict(profile.encoding),
+        "cube": {"path": str(Path(cube).resolve()), "fingerprint": attrs["fingerprint"]},
+        "init_from": init_from or {},
+    }
+
+
+def _same_run(a: dict, b: dict) -> bool:
+    """Configs match up to the cube's location (a moved cube with the same data is the same run)."""
+    strip = lambda c: {**c, "cube": {"fingerprint": c["cube"]["fingerprint"]}}  # noqa: E731
+    return json.dumps(strip(a), sort_keys=True) == json.dumps(strip(b), sort_keys=True)
+
+
+def build_model(config: dict) -> LAIModel:
+    from lai.config import EncodingConfig, ModelConfig, from_dict
+
+    model_cfg = from_dict(ModelConfig, config["model"], "model")
+    enc = from_dict(EncodingConfig, config["encoding"], "encoding")
+    return LAIModel(model_cfg, mask_channels(enc))
+
+
+def train_stage(
+    profile: Profile,
+    row: str,
+    cube: str | Path,
+    run_dir: str | Path,
+    init_from: dict[str, str | Path] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> StageResult:
+    """Train one Table 1 row; reuse a completed identical run, resume a partial one if asked."""
+    from tqdm.auto import tqdm
+
+    if row not in ROWS:
+        raise ConfigError(f"row must be one of {', '.join(ROWS)}; got {row!r}")
+    run_dir, cube = Path(run_dir), Path(cube)
+    init_from = {k: str(v) for k, v in (init_from or {}).items()}
+    cfg = stage_config(profile, row, cube, init_from)
+    tcfg = profile.train
+    done = _check_run_folder(run_dir, cfg, resume)
+    if done is not None:
+        return done
+
+    device = pick_device(tcfg.device)
+    torch.manual_seed(tcfg.seed)
+    model = build_model(cfg)
+    check_tile_size(CubeSplit(cube, "train").shape[0], model.cfg)
+    for part, path in init_from.items():
+        model.load_pretrained(part, load_weights(path, expect_part=part, expect_model=cfg["model"]))
+    model.to(device)
+    if _switch(tcfg.channels_last, device):
+        model.to(memory_format=torch.channels_last)
+    step_model = torch.compile(model) if tcfg.compile else model
+    use_bf16 = _switch(tcfg.bf16, device)
+    opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones(tcfg.epochs, tcfg.milestones), gamma=tcfg.lr_decay)
+    gen = torch.Generator().manual_seed(tcfg.seed)
+    train_split, val_split = CubeSplit(cube, "train"), CubeSplit(cube, "val")
+    if len(train_split) == 0:
+        raise ConfigError(f"{cube}: the train split is empty; check the splits configuration")
+    train_loader = BatchLoader(train_split, tcfg.batch_size, True, device, tcfg.resident, gen, tcfg.max_batches_per_epoch)
+    val_loader = BatchLoader(val_split, tcfg.batch_size, False, device, tcfg.resident)
+
+    history: list[dict] = []
+    start_epoch = 0
+    ckpt_path = run_dir / "checkpoint.pt"
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        history, start_epoch = state["history"], state["epoch"] + 1
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+
+    t_stage = time.perf_counter()
+    for epoch in range(start_epoch, tcfg.epochs):
+        model.train()
+        t0, seen, sums = time.perf_counter(), 0, {}
+        bar = tqdm(train_loader, desc=f"{row} epoch {epoch + 1}/{tcfg.epochs}", unit="batch", leave=False, disable=not progress)
+        for raw in bar:
+            x = encode_batch(raw, profile.encoding)
+            if _switch(tcfg.channels_last, device):
+                x.s1, x.s2 = x.s1.contiguous(memory_format=torch.channels_last), x.s2.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                out = step_model(x)
+            loss, parts = total_loss(out, x, tcfg)
+            if not math.isfinite(float(loss)):
+                raise FloatingPointError(f"{row}: loss became {float(loss)} at epoch {epoch + 1}; lower train.lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            n = x.target.shape[0]
+            seen += n
+            for k, v in {"loss": float(loss), **parts}.items():
+                sums[k] = sums.get(k, 0.0) + v * n
+            bar.set_postfix(loss=f"{float(loss):.4f}", samples_s=f"{seen / (time.perf_counter() - t0):.1f}")
+        seconds = time.perf_counter() - t0
+        record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
+        record.update({f"train_{k}": v / max(seen, 1) for k, v in sums.items()})
+        record.update(validate(model, val_loader, profile, use_bf16))
+        record.update({"seconds": seconds, "samples_per_s": seen / seconds})
+        history.append(record)
+        sched.step()
+        _save_checkpoint(ckpt_path, model, opt, sched, gen, epoch, history, cfg)
+        if progress:
+            print(
+                f"{row} epoch {epoch + 1}/{tcfg.epochs}: train loss {record['train_loss']:.4f}, "
+                f"val RMSE {record['val_rmse']:.3f} LAI, {record['samples_per_s']:.1f} samples/s",
+                flush=True,
+            )
+
+    hist = pd.DataFrame(history)
+    with atomic_path(run_dir / "history.csv") as tmp:
+        hist.to_csv(tmp, index=False)
+    with atomic_path(run_dir / "model.pt") as tmp:
+        torch.save({"model": model.state_dict(), "config": cfg}, tmp)
+    result = {"row": row, "epochs": tcfg.epochs, "parameters": n_parameters(model), "device": str(device),
+              "seconds_this_session": time.perf_counter() - t_stage}
+    atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2))
+    return StageResult(row, run_dir, hist, result["seconds_this_session"], result["parameters"])
+
+
+@torch.no_grad()
+def validate(model: LAIModel, loader: BatchLoader, profile: Profile, use_bf16: bool) -> dict[str, float]:
+    """Pooled MSE (normalised units) of the row's prediction over pixels clear at t."""
+    model.eval()
+    sse, count = 0.0, 0
+    for raw in loader:
+        x = encode_batch(raw, profile.encoding)
+        with torch.autocast(x.s1.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            pred = LAIModel.prediction(model(x))
+        n = float(x.target_valid.sum())
+        sse += float(masked_mse(pred, x.target, x.target_valid)) * n
+        count += n
+    mse = sse / count if count else float("nan")
+    return {"val_mse": mse, "val_rmse": math.sqrt(mse) * profile.encoding.lai_scale if count else float("nan")}
+
+
+def _save_checkpoint(path, model, opt, sched, gen, epoch, history, cfg) -> None:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "epoch": epoch,
+        "history": history,
+        "config": cfg,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _check_run_folder(run_dir: Path, cfg: dict, resume: bool) -> StageResult | None:
+    """Return the finished result of an identical run, or None to (re)start; raise on a foreign run."""
+    config_file = run_dir / "config.yaml"
+    if not config_file.exists():
+        if (run_dir / "checkpoint.pt").exists():
+            raise RunFolderError(f"{run_dir} holds a checkpoint but no config.yaml; use another run folder")
+        return None
+    old = yaml.safe_load(config_file.read_text())
+    if not _same_run(old, cfg):
+        diff = [k for k in cfg if json.dumps(old.get(k), sort_keys=True) != json.dumps(cfg[k], sort_keys=True) and k != "cube"]
+        raise RunFolderError(
+            f"{run_dir} already holds another run (different {', '.join(diff) or 'cube data'}); "
+            f"choose another run folder or delete it"
+        )
+    if (run_dir / "result.json").exists() and (run_dir / "model.pt").exists():
+        result = json.loads((run_dir / "result.json").read_text())
+        return StageResult(cfg["row"], run_dir, pd.read_csv(run_dir / "history.csv"), 0.0, result["parameters"], reused=True)
+    if (run_dir / "checkpoint.pt").exists() and not resume:
+        raise RunFolderError(f"{run_dir} holds an unfinished run of the same configuration; pass --resume to continue it")
+    return None
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Read the ``model.pt`` of a finished run (or a run folder): {"model": weights, "config": stage config}."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise RunFolderError(f"{path}: weights file does not exist (did that training stage finish?)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds on a corrupt file
+        raise RunFolderError(f"{path}: cannot be read as a lai checkpoint ({err})") from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise RunFolderError(f"{path}: not a lai checkpoint (expected keys model and config)")
+    return state
+
+
+def load_weights(path: str | Path, expect_part: str | None = None, expect_model: dict | None = None) -> dict:
+    """Weights of a finished run, checked to fit the model asked for."""
+    state = read_checkpoint(path)
+    if expect_model is not None:
+        keys = ("encoder_widths", "convs_per_level", "skip", "mask_embedding", "season_hidden", "season_channels")
+        theirs = state["config"]["model"]
+        mismatch = [k for k in keys if theirs.get(k) != expect_model.get(k)]
+        if mismatch:
+            raise RunFolderError(
+                f"{path}: checkpoint from a different model configuration "
+                f"({', '.join(f'{k}: {theirs.get(k)} there, {expect_model.get(k)} here' for k in mismatch)})"
+            )
+    if expect_part is not None and not any(k.startswith(expect_part + ".") for k in state["model"]):
+        raise RunFolderError(f"{path}: checkpoint holds no {expect_part} weights (row {state['config'].get('row')})")
+    return state["model"]
+
+
+def train_rows(
+    profile: Profile, cube: str | Path, runs_root: str | Path, rows: list[str] | None = None,
+    resume: bool = True, progress: bool = True,
+) -> dict[str, StageResult]:
+    """Train the given rows (default: all six) under ``runs_root/<row>``.
+
+    The final row is fine-tuned from the encoders of rows ``s1_masks_seas`` and
+    ``s2_masks_seas``, which are trained first (once) when not yet done.
+    """
+    rows = list(rows or ROWS)
+    order = [r for r in ROWS if r in rows or any(r in PRETRAINED_FROM.get(x, {}).values() for x in rows)]
+    runs_root = Path(runs_root)
+    results: dict[str, StageResult] = {}
+    for row in order:
+        init = {part: runs_root / src for part, src in PRETRAINED_FROM.get(row, {}).items()}
+        results[row] = train_stage(profile, row, cube, runs_root / row, init_from=init, resume=resume, progress=progress)
+    return results

@@ -1,0 +1,210 @@
+"""The LNB reader: file names, and a clear error (file + problem) for every bad input."""
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from lai.cube import build_cube
+from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, LNBError, TileName, estimate_middle_date, index_folder, read_triplet
+from tests.conftest import write_tiff
+
+
+def names(root):
+    return pd.read_csv(root / SERIES_CSV, dtype=str).values.tolist()
+
+
+def read_all(root):
+    index = index_folder(root, progress=False)
+    for t in index.triplets:
+        read_triplet(root, t, (index.height, index.width))
+    return index
+
+
+def expect_error(root, file_part, problem_pattern):
+    with pytest.raises(LNBError, match=problem_pattern) as info:
+        read_all(root)
+    assert file_part in info.value.file, info.value
+    return info.value
+
+
+def test_file_name_parts():
+    p = TileName.parse("SPAIN_BADAJOZ_2019-03-11_2019-03-29-2-7-1-6.tiff")
+    assert (p.country, p.area, p.time_index, p.n, p.row, p.col) == ("SPAIN", "BADAJOZ", 2, 7, 1, 6)
+    assert (p.date_from, p.date_to) == (dt.date(2019, 3, 11), dt.date(2019, 3, 29))
+    assert p.format() == "SPAIN_BADAJOZ_2019-03-11_2019-03-29-2-7-1-6.tiff"
+    assert TileName.parse("CZECH_REPUBLIC_SOUTH_2020-01-01_2020-01-11-0-0-3-4.tiff").area == "REPUBLIC_SOUTH"
+
+
+@pytest.mark.parametrize("bad", ["SPAIN_2019-03-11_2019-03-29-2-7-1-6.tiff", "x.tiff",
+                                 "SPAIN_BADAJOZ_2019-13-11_2019-03-29-2-7-1-6.tiff",
+                                 "SPAIN_BADAJOZ_2019-03-11_2019-03-29-5-7-1-6.tiff"])
+def test_bad_file_names(bad):
+    with pytest.raises(LNBError) as info:
+        TileName.parse(bad)
+    assert bad in str(info.value)
+
+
+def test_middle_date_is_estimated_between():
+    assert estimate_middle_date(dt.date(2019, 3, 1), dt.date(2019, 3, 11)) == dt.date(2019, 3, 6)
+
+
+def test_valid_folder_reads(lnb):
+    index = read_all(lnb)
+    assert len(index.triplets) == 3 and (index.height, index.width) == (16, 16)
+    data = read_triplet(lnb, index.triplets[0])
+    assert data.s1.shape == (3, 2, 16, 16) and data.lai.shape == (3, 16, 16) and data.scl.dtype == np.uint8
+    assert data.crs is None and data.transform is None
+
+
+def test_crs_and_transform_are_kept(lnb):
+    name = names(lnb)[0][0]
+    arr = np.full((2, 16, 16), -10, np.float32)
+    write_tiff(lnb / S1_DIR / name, arr, crs="EPSG:32630", transform=from_origin(500000, 4300000, 10, 10))
+    data = read_triplet(lnb, index_folder(lnb, progress=False).triplets[0])
+    assert data.crs == "EPSG:32630" and data.transform[0] == 10
+
+
+@pytest.mark.parametrize("folder", [S1_DIR, S2_DIR, MASK_DIR])
+def test_missing_file(lnb, folder):
+    name = names(lnb)[1][2]
+    (lnb / folder / name).unlink()
+    expect_error(lnb, f"{folder}/{name}", "missing")
+
+
+def test_wrong_band_count(lnb):
+    name = names(lnb)[0][1]
+    write_tiff(lnb / S1_DIR / name, np.zeros((1, 16, 16), np.float32))
+    expect_error(lnb, name, r"1 band\(s\); expected 2 bands \(VV, VH\)")
+    write_tiff(lnb / S2_DIR / name, np.zeros((2, 16, 16), np.float32))
+    write_tiff(lnb / S1_DIR / name, np.zeros((2, 16, 16), np.float32))
+    expect_error(lnb, f"{S2_DIR}/{name}", r"2 band\(s\); expected 1 band of float LAI")
+
+
+def test_wrong_size_within_triplet_and_across_tiles(lnb):
+    name = names(lnb)[2][0]
+    write_tiff(lnb / MASK_DIR / name, np.full((16, 8), 4, np.uint8))
+    expect_error(lnb, f"{MASK_DIR}/{name}", "16x8 pixels; expected 16x16")
+
+
+@pytest.mark.parametrize("folder,array,expected", [
+    (MASK_DIR, np.full((16, 16), 4, np.float32), "dtype float32; expected 1 band of uint8 SCL"),
+    (S2_DIR, np.full((16, 16), 4, np.int16), "dtype int16; expected 1 band of float LAI"),
+    (S1_DIR, np.zeros((2, 16, 16), np.uint8), "dtype uint8; expected 2 bands"),
+])
+def test_wrong_dtype(lnb, folder, array, expected):
+    name = names(lnb)[0][2]
+    write_tiff(lnb / folder / name, array)
+    expect_error(lnb, f"{folder}/{name}", expected)
+
+
+@pytest.mark.parametrize("folder", [S1_DIR, S2_DIR])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_where_valid(lnb, folder, value):
+    name = names(lnb)[1][0]
+    write_tiff(lnb / MASK_DIR / name, np.full((16, 16), 4, np.uint8))
+    with rasterio.open(lnb / folder / name) as src:
+        arr = src.read()
+    arr[:, 3, 3] = value
+    write_tiff(lnb / folder / name, arr)
+    expect_error(lnb, f"{folder}/{name}", "NaN/inf .* where the SCL marks the pixel valid")
+
+
+def test_nan_lai_under_clouds_is_accepted(lnb):
+    name = names(lnb)[1][0]
+    scl = np.full((16, 16), 4, np.uint8)
+    scl[:4] = 9
+    lai = np.ones((16, 16), np.float32)
+    lai[:4] = np.nan
+    write_tiff(lnb / MASK_DIR / name, scl)
+    write_tiff(lnb / S2_DIR / name, lai)
+    read_all(lnb)
+
+
+def test_scl_out_of_range(lnb):
+    name = names(lnb)[0][0]
+    scl = np.full((16, 16), 4, np.uint8)
+    scl[0, 0] = 12
+    scl[0, 1] = 200
+    write_tiff(lnb / MASK_DIR / name, scl)
+    expect_error(lnb, f"{MASK_DIR}/{name}", r"SCL value\(s\) \[12, 200\] outside 0..11")
+
+
+def test_unparsable_name_in_csv(lnb):
+    table = pd.read_csv(lnb / SERIES_CSV, dtype=str)
+    table.loc[1, "1"] = "not-a-tile.tiff"
+    table.to_csv(lnb / SERIES_CSV, index=False)
+    err = expect_error(lnb, "row 2", "does not parse")
+    assert "not-a-tile.tiff" in err.file
+
+
+def test_empty_and_malformed_csv(lnb):
+    (lnb / SERIES_CSV).write_text("")
+    expect_error(lnb, SERIES_CSV, "is empty")
+    (lnb / SERIES_CSV).write_text("0,1,2\n")
+    expect_error(lnb, SERIES_CSV, "no triplet rows")
+    (lnb / SERIES_CSV).write_text("a,b\nx,y\n")
+    expect_error(lnb, SERIES_CSV, r"lacks column\(s\)")
+    (lnb / SERIES_CSV).unlink()
+    expect_error(lnb, SERIES_CSV, "missing")
+
+
+def _rename_row(root, row, fn):
+    table = pd.read_csv(root / SERIES_CSV, dtype=str)
+    new = []
+    for col in ("0", "1", "2"):
+        old = table.loc[row, col]
+        renamed = fn(TileName.parse(old)).format()
+        for folder in (S1_DIR, S2_DIR, MASK_DIR):
+            (root / folder / old).rename(root / folder / renamed)
+        new.append(renamed)
+    table.loc[row, ["0", "1", "2"]] = new
+    table.to_csv(root / SERIES_CSV, index=False)
+    return new
+
+
+def test_reversed_window_dates(lnb):
+    from dataclasses import replace
+
+    _rename_row(lnb, 0, lambda p: replace(p, date_from=p.date_to, date_to=p.date_from))
+    expect_error(lnb, "row 1", "window dates reversed: DateFrom 2019-03-11 is after DateTo 2019-03-01")
+
+
+def test_triplet_files_disagree_on_dates(lnb):
+    from dataclasses import replace
+
+    _rename_row(lnb, 2, lambda p: replace(p, date_to=p.date_to + dt.timedelta(days=p.time_index == 1)))
+    expect_error(lnb, "row 3", "window dates .* disagree with")
+
+
+def test_duplicated_triplet(lnb):
+    table = pd.read_csv(lnb / SERIES_CSV, dtype=str)
+    pd.concat([table, table.iloc[[0]]]).to_csv(lnb / SERIES_CSV, index=False)
+    expect_error(lnb, "row 4", r"duplicates row 1")
+
+
+def test_truncated_and_non_tiff_files(lnb):
+    name = names(lnb)[1][1]
+    path = lnb / S2_DIR / name
+    path.write_bytes(path.read_bytes()[:200])
+    expect_error(lnb, f"{S2_DIR}/{name}", "truncated|cannot be read")
+    path.write_text("hello, not a TIFF")
+    expect_error(lnb, f"{S2_DIR}/{name}", "cannot be read as a GeoTIFF")
+
+
+def test_skip_option_counts_and_lists_bad_triplets(lnb, tmp_path):
+    bad_header = names(lnb)[0][1]
+    write_tiff(lnb / S1_DIR / bad_header, np.zeros((1, 16, 16), np.float32))
+    bad_values = names(lnb)[2][2]
+    write_tiff(lnb / MASK_DIR / bad_values, np.full((16, 16), 15, np.uint8))
+    with pytest.raises(LNBError):
+        build_cube(lnb, tmp_path / "cube.nc", progress=False)
+    assert not (tmp_path / "cube.nc").exists()
+    summary = build_cube(lnb, tmp_path / "cube.nc", on_error="skip", progress=False)
+    assert summary.n_triplets == 1
+    assert [s["row"] for s in summary.skipped] == [0, 2]
+    assert bad_header in summary.skipped[0]["file"] and "band" in summary.skipped[0]["problem"]
+    assert "outside 0..11" in summary.skipped[1]["problem"]
+    assert "skipped 2 bad triplet(s)" in str(summary)

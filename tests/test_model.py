@@ -1,0 +1,152 @@
+"""Model, loss and metrics on random tensors (no data on disk)."""
+import numpy as np
+import pytest
+import torch
+
+from lai.config import EncodingConfig, ModelConfig, TrainConfig
+from lai.encode import encode_batch, mask_channels
+from lai.loss import masked_mse, total_loss
+from lai.metrics import pooled
+from lai.model import ROWS, LAIModel, UNet
+
+ENC = EncodingConfig()
+
+
+def raw_batch(b=2, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    scl = torch.randint(0, 12, (b, 3, size, size), generator=g, dtype=torch.uint8)
+    return {
+        "s1": -30 * torch.rand(b, 3, 2, size, size, generator=g),
+        "lai": 6 * torch.rand(b, 3, size, size, generator=g),
+        "scl": scl,
+        "doy_target": torch.randint(1, 366, (b,), generator=g),
+        "doy_from": torch.randint(1, 366, (b,), generator=g),
+    }
+
+
+def small(row, **kw):
+    return LAIModel(ModelConfig(row=row, preset="small", **kw), mask_channels(ENC))
+
+
+@pytest.mark.parametrize("row", list(ROWS))
+@pytest.mark.parametrize("size", [32, 48, 64])
+def test_output_shapes_every_row_and_tile_size(row, size):
+    x = encode_batch(raw_batch(size=size), ENC)
+    out = small(row)(x)
+    expected = {"final": {"enc1", "enc2", "dec"}}.get(row, {"enc1"} if ROWS[row].enc1 else {"enc2"})
+    assert set(out) == expected
+    for pred in out.values():
+        assert pred.shape == (2, 1, size, size)
+
+
+def test_unused_inputs_are_dropped_not_zeroed():
+    plain, with_masks = small("s1"), small("s1_masks")
+    first = lambda m: m.enc1.unet.down[0][0].in_channels  # noqa: E731
+    assert first(plain) == 6
+    assert first(with_masks) == 6 + 2 * 2
+    assert plain.enc1.mask_embed is None and plain.enc1.season is None
+    assert small("s2_masks_seas").enc1 is None
+
+
+def test_reference_mask_encoding_has_six_channels():
+    enc = EncodingConfig(mask_encoding="reference")
+    x = encode_batch(raw_batch(), enc)
+    assert x.masks.shape[2] == 6
+    assert torch.all(x.masks[:, :, 1:].sum(2) <= 1)
+
+
+def test_tile_size_not_divisible_is_refused():
+    with pytest.raises(ValueError, match="not divisible by 4"):
+        UNet(3, [4, 8, 16])(torch.zeros(1, 3, 30, 30))
+
+
+def test_loss_ignores_pixels_cloudy_at_t_and_sees_clear_ones():
+    raw = raw_batch()
+    raw["scl"][:, 2] = 4
+    raw["scl"][:, 2, :8] = 9  # cloud at t on the top rows
+    x = encode_batch(raw, ENC)
+    pred = torch.rand_like(x.target)
+    base = masked_mse(pred, x.target, x.target_valid)
+    target2, pred2 = x.target.clone(), pred.clone()
+    target2[:, :, :8] += 100
+    pred2[:, :, :8] = float("nan")
+    assert torch.equal(masked_mse(pred2, target2, x.target_valid), base)
+    target3 = x.target.clone()
+    target3[0, 0, 20, 20] += 1
+    assert masked_mse(pred, target3, x.target_valid) != base
+
+
+def test_pooled_loss_is_sum_over_count():
+    pred = torch.tensor([[[[1.0, 2.0]]], [[[0.0, 0.0]]]])
+    target = torch.zeros_like(pred)
+    valid = torch.tensor([[[[True, True]]], [[[True, False]]]])
+    assert masked_mse(pred, target, valid).item() == pytest.approx((1 + 4 + 0) / 3)
+    w = torch.tensor([2.0, 1.0])
+    assert masked_mse(pred, target, valid, w).item() == pytest.approx((2 * 5 + 0) / (2 * 2 + 1))
+
+
+def test_intermediate_supervision_weights():
+    x = encode_batch(raw_batch(), ENC)
+    out = small("final")(x)
+    cfg = TrainConfig(alpha=0.1, beta=0.15)
+    loss, parts = total_loss(out, x, cfg)
+    assert loss.item() == pytest.approx(parts["dec"] + 0.1 * parts["enc1"] + 0.15 * parts["enc2"], rel=1e-5)
+
+
+def test_gradients_reach_both_encoders_and_encoder_alone_trains():
+    x = encode_batch(raw_batch(), ENC)
+    model = small("final")
+    loss, _ = total_loss(model(x), x, TrainConfig())
+    loss.backward()
+    for part in (model.enc1, model.enc2, model.decoder):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters() if p.requires_grad)
+    alone = small("s2_masks_seas")
+    loss, parts = total_loss(alone(x), x, TrainConfig())
+    assert set(parts) == {"enc2"}
+    loss.backward()
+    assert all(p.grad is not None for p in alone.parameters())
+
+
+def test_decoder_seasonality_switch_changes_input_channels():
+    on, off = small("final"), small("final", decoder_seasonality=False)
+    assert on.decoder.down[0][0].in_channels == off.decoder.down[0][0].in_channels + on.cfg.season_channels
+    assert off.dec_season is None
+
+
+def test_small_model_overfits_a_handful_of_samples():
+    torch.manual_seed(0)
+    raw = raw_batch(b=4, size=32, seed=1)
+    raw["scl"][:] = 4
+    # learnable target: LAI at t close to LAI at t-1 plus a smooth radar-dependent term
+    raw["lai"][:, 2] = 0.7 * raw["lai"][:, 1] + 0.3 * raw["lai"][:, 0]
+    x = encode_batch(raw, ENC)
+    model = small("final")
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    cfg = TrainConfig()
+    first = None
+    for _ in range(150):
+        loss, _ = total_loss(model(x), x, cfg)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = first if first is not None else loss.item()
+    model.eval()
+    with torch.no_grad():
+        final, _ = total_loss(model(x), x, cfg)
+    assert final.item() < first / 10
+
+
+def test_metrics_match_hand_computation():
+    pred = np.array([[1.0, 2.0, 9.0], [3.0, 5.0, 0.0]])
+    target = np.array([[1.5, 2.0, np.nan], [2.0, 4.0, 7.0]])
+    mask = np.array([[True, True, False], [True, True, False]])
+    # kept pairs: (1, 1.5), (2, 2), (3, 2), (5, 4)
+    errs = np.array([-0.5, 0.0, 1.0, 1.0])
+    t = np.array([1.5, 2.0, 2.0, 4.0])
+    rmse = np.sqrt(np.mean(errs**2))
+    r2 = 1 - np.sum(errs**2) / np.sum((t - t.mean()) ** 2)
+    got = pooled(pred, target, mask, lai_scale=5.0)
+    assert got["rmse"] == pytest.approx(rmse)
+    assert got["rmse_norm"] == pytest.approx(rmse / 5)
+    assert got["r2"] == pytest.approx(r2)
+    assert got["n_pixels"] == 4
