@@ -85,6 +85,12 @@ def pixel_targets(raw: dict, enc: EncodingConfig) -> tuple[np.ndarray, np.ndarra
     return x.target.reshape(-1).numpy(), x.target_valid.reshape(-1).numpy()
 
 
+def pixel_data(raw: dict, enc: EncodingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`pixel_features` and :func:`pixel_targets` from a single encoding of the batch."""
+    x = encode_batch(_tensors(raw), enc)
+    return _flat(_feature_maps(x)), x.target.reshape(-1).numpy(), x.target_valid.reshape(-1).numpy()
+
+
 # --------------------------------------------------------------------------- temporal baselines
 
 
@@ -188,13 +194,13 @@ def sample_training_pixels(cube_path: str | Path, cfg: BaselineConfig, enc: Enco
         for pos in tqdm(list(_batches(len(data), batch_size)), desc="baselines: sample train pixels",
                         unit="batch", disable=not progress):
             raw = data.read(pos)
-            target, clear = pixel_targets(raw, enc)
+            features, target, clear = pixel_data(raw, enc)
             idx = np.flatnonzero(clear)
             take = rng.binomial(len(idx), keep)
             if take == 0:
                 continue
             idx = np.sort(rng.choice(idx, take, replace=False))
-            xs.append(pixel_features(raw, enc)[idx])
+            xs.append(features[idx])
             ys.append(target[idx])
     finally:
         data.close()

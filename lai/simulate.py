@@ -115,22 +115,22 @@ def _mix(cereal, maize, sunflower, grass, deciduous, conifer, bare, water) -> di
 
 
 _REGION_LIST = [
-    Region("SPAIN", "BADAJOZ", 38.88, -6.97, 32629, _mix(.30, .10, .12, .18, .08, .02, .16, .04), -18, _climate(.55, .08), 0.0, (6, 28), 10, .8),
-    Region("PORTUGAL", "ALENTEJO", 38.57, -7.91, 32629, _mix(.28, .08, .10, .24, .09, .03, .14, .04), -15, _climate(.50, .08), 0.0, (6, 27), 12, .6),
-    Region("FRANCE", "BEAUCE", 48.30, 1.60, 32631, _mix(.52, .10, .04, .06, .08, .02, .14, .04), 0, _climate(.75, .40), .08, (10, 32), 15, .3),
-    Region("BELGIUM", "HAINAUT", 50.45, 3.95, 32631, _mix(.35, .15, .00, .20, .10, .02, .15, .03), 3, _climate(.80, .50), .12, (14, 34), 6, 0),
-    Region("NETHERLANDS", "FLEVOLAND", 52.53, 5.60, 32631, _mix(.30, .10, .00, .22, .08, .03, .20, .07), 5, _climate(.80, .50), .10, (15, 36), 8, 0),
-    Region("GERMANY", "BRANDENBURG", 52.40, 13.60, 32633, _mix(.36, .14, .01, .12, .07, .18, .07, .05), 6, _climate(.75, .45), .30, (7, 26), 18, .05),
-    Region("POLAND", "MAZOWSZE", 52.20, 21.00, 32634, _mix(.34, .12, .01, .20, .08, .13, .08, .04), 10, _climate(.78, .45), .45, (9, 30), 3, 0),
-    Region("CZECHIA", "VYSOCINA", 49.40, 15.60, 32633, _mix(.36, .10, .01, .18, .07, .20, .05, .03), 12, _climate(.78, .48), .50, (12, 33), 10, 0),
-    Region("ITALY", "PIEMONTE", 44.90, 8.00, 32632, _mix(.20, .30, .03, .14, .13, .03, .13, .04), -8, _climate(.55, .30), .12, (12, 32), 5, .7),
-    Region("AUSTRIA", "WEINVIERTEL", 48.60, 16.50, 32633, _mix(.42, .12, .08, .08, .10, .05, .12, .03), 0, _climate(.72, .40), .30, (9, 29), 6, .1),
-    Region("HUNGARY", "BEKES", 46.70, 21.10, 32634, _mix(.30, .28, .18, .08, .05, .01, .07, .03), -5, _climate(.70, .30), .25, (9, 30), 18, .1),
-    Region("ROMANIA", "TIMIS", 45.75, 21.20, 32634, _mix(.32, .26, .14, .10, .07, .01, .07, .03), -6, _climate(.68, .30), .25, (9, 30), 10, .05),
-    Region("DENMARK", "MIDTJYLLAND", 56.20, 9.50, 32632, _mix(.40, .12, .00, .18, .06, .10, .10, .04), 15, _climate(.80, .50), .30, (10, 32), 12, .1),
-    Region("SWEDEN", "SKANE", 55.80, 13.50, 32633, _mix(.45, .03, .00, .16, .10, .08, .14, .04), 16, _climate(.80, .48), .35, (12, 33), 14, 0),
-    Region("LITHUANIA", "KAUNAS", 54.90, 23.90, 32635, _mix(.38, .06, .00, .20, .10, .12, .10, .04), 18, _climate(.82, .45), .60, (12, 33), 8, 0),
-    Region("IRELAND", "MEATH", 53.60, -6.70, 32629, _mix(.15, .02, .00, .60, .07, .05, .07, .04), 8, _climate(.85, .60), .05, (18, 38), 4, 0),
+    Region("SPAIN", "BADAJOZ", 38.88, -6.97, 32629, _mix(.30, .10, .12, .18, .08, .02, .16, .04), -18, _climate(0.45, 0.06), 0.0, (6, 28), 10, .8),
+    Region("PORTUGAL", "ALENTEJO", 38.57, -7.91, 32629, _mix(.28, .08, .10, .24, .09, .03, .14, .04), -15, _climate(0.42, 0.06), 0.0, (6, 27), 12, .6),
+    Region("FRANCE", "BEAUCE", 48.30, 1.60, 32631, _mix(.52, .10, .04, .06, .08, .02, .14, .04), 0, _climate(0.65, 0.35), .08, (10, 32), 15, .3),
+    Region("BELGIUM", "HAINAUT", 50.45, 3.95, 32631, _mix(.35, .15, .00, .20, .10, .02, .15, .03), 3, _climate(0.70, 0.42), .12, (14, 34), 6, 0),
+    Region("NETHERLANDS", "FLEVOLAND", 52.53, 5.60, 32631, _mix(.30, .10, .00, .22, .08, .03, .20, .07), 5, _climate(0.70, 0.42), .10, (15, 36), 8, 0),
+    Region("GERMANY", "BRANDENBURG", 52.40, 13.60, 32633, _mix(.36, .14, .01, .12, .07, .18, .07, .05), 6, _climate(0.65, 0.38), .30, (7, 26), 18, .05),
+    Region("POLAND", "MAZOWSZE", 52.20, 21.00, 32634, _mix(.34, .12, .01, .20, .08, .13, .08, .04), 10, _climate(0.68, 0.38), .45, (9, 30), 3, 0),
+    Region("CZECHIA", "VYSOCINA", 49.40, 15.60, 32633, _mix(.36, .10, .01, .18, .07, .20, .05, .03), 12, _climate(0.68, 0.40), .50, (12, 33), 10, 0),
+    Region("ITALY", "PIEMONTE", 44.90, 8.00, 32632, _mix(.20, .30, .03, .14, .13, .03, .13, .04), -8, _climate(0.48, 0.25), .12, (12, 32), 5, .7),
+    Region("AUSTRIA", "WEINVIERTEL", 48.60, 16.50, 32633, _mix(.42, .12, .08, .08, .10, .05, .12, .03), 0, _climate(0.62, 0.34), .30, (9, 29), 6, .1),
+    Region("HUNGARY", "BEKES", 46.70, 21.10, 32634, _mix(.30, .28, .18, .08, .05, .01, .07, .03), -5, _climate(0.60, 0.26), .25, (9, 30), 18, .1),
+    Region("ROMANIA", "TIMIS", 45.75, 21.20, 32634, _mix(.32, .26, .14, .10, .07, .01, .07, .03), -6, _climate(0.58, 0.26), .25, (9, 30), 10, .05),
+    Region("DENMARK", "MIDTJYLLAND", 56.20, 9.50, 32632, _mix(.40, .12, .00, .18, .06, .10, .10, .04), 15, _climate(0.72, 0.42), .30, (10, 32), 12, .1),
+    Region("SWEDEN", "SKANE", 55.80, 13.50, 32633, _mix(.45, .03, .00, .16, .10, .08, .14, .04), 16, _climate(0.72, 0.40), .35, (12, 33), 14, 0),
+    Region("LITHUANIA", "KAUNAS", 54.90, 23.90, 32635, _mix(.38, .06, .00, .20, .10, .12, .10, .04), 18, _climate(0.74, 0.38), .60, (12, 33), 8, 0),
+    Region("IRELAND", "MEATH", 53.60, -6.70, 32629, _mix(.15, .02, .00, .60, .07, .05, .07, .04), 8, _climate(0.78, 0.52), .05, (18, 38), 4, 0),
 ]
 REGIONS: dict[str, Region] = {r.name: r for r in _REGION_LIST}
 
@@ -151,13 +151,13 @@ _PHENOLOGY = {
 _SHIFTED = ("sos", "eos")
 
 # Radar per class: water-cloud A and B for VV and VH, and structure (branch volume) terms.
-_A_VV = np.array([.012, .015, .020, .020, .012, .012, .020, 0], np.float32)
+_A_VV = np.array([.015, .015, .020, .020, .012, .012, .020, 0], np.float32)
 _B_VV = np.array([.16, .10, .12, .15, .10, .10, .15, 0], np.float32)
-_A_VH = np.array([.0045, .0065, .007, .005, .004, .004, .005, 0], np.float32)
+_A_VH = np.array([.008, .010, .010, .007, .004, .004, .006, 0], np.float32)
 _B_VH = np.array([.09, .07, .09, .10, .08, .08, .10, 0], np.float32)
 _STRUCT_VV = np.array([0, 0, 0, 0, .10, .09, 0, 0], np.float32)
 _STRUCT_VH = np.array([0, 0, 0, 0, .030, .035, 0, 0], np.float32)
-_SOIL_DB = {"vv": (-17.5, 0.28, -0.25), "vh": (-27.0, 0.25, -0.15)}  # dB = a + b*mv + k*(theta - 37.5)
+_SOIL_DB = {"vv": (-17.5, 0.28, -0.25), "vh": (-26.0, 0.25, -0.15)}  # dB = a + b*mv + k*(theta - 37.5)
 _NOISE_FLOOR = {"vv": 10 ** -3.1, "vh": 10 ** -2.8}  # residual thermal noise (linear)
 
 
@@ -172,25 +172,25 @@ def _freq2(shape: tuple[int, int]) -> np.ndarray:
 
 
 def smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float, slope: float | None = None) -> np.ndarray:
-    """Periodic Gaussian random field with zero mean and unit variance (float32).
+    """Periodic Gaussian random field with zero mean and unit variance (float32), made by FFT.
 
-    ``slope=None``: white noise filtered by a Gaussian of ``scale`` pixels. Otherwise a
-    power-law (fractal) spectrum ``k^-slope`` flattened below ``1/scale``. Large scales are
-    generated on a coarser grid and interpolated, which is much faster and looks the same.
+    ``slope=None``: white noise filtered by a Gaussian of ``scale`` pixels (only the
+    frequencies that survive the filter are drawn). Otherwise a power-law (fractal)
+    spectrum ``k^-slope`` flattened below the frequency ``1/scale``.
     """
-    factor = int(min(8, max(1, scale // 6))) if slope is None else 1
-    coarse = (-(-shape[0] // factor), -(-shape[1] // factor))
-    k2 = _freq2(coarse)
+    k2 = _freq2(tuple(shape))
     if slope is None:
-        amp = np.exp(-2 * (np.pi * scale / factor) ** 2 * k2)
+        amp = np.exp(-2 * (np.pi * scale) ** 2 * k2)
+        amp[amp < 1e-4] = 0.0
     else:
         amp = (k2 + (1.0 / scale) ** 2) ** (-slope / 4)
     amp[0, 0] = 0.0
-    noise = rng.standard_normal((2,) + k2.shape)
-    f = np.fft.irfft2((noise[0] + 1j * noise[1]) * amp, s=coarse)
-    if factor > 1:
-        f = ndimage.zoom(f, factor, order=1, mode="grid-wrap", grid_mode=True)[: shape[0], : shape[1]]
-    f = f - f.mean()
+    keep = np.nonzero(amp)
+    noise = rng.standard_normal((2, len(keep[0])))
+    spectrum = np.zeros(k2.shape, np.complex128)
+    spectrum[keep] = (noise[0] + 1j * noise[1]) * amp[keep]
+    f = np.fft.irfft2(spectrum, s=shape)
+    f -= f.mean()
     return (f / (f.std() + 1e-12)).astype(np.float32)
 
 
@@ -305,7 +305,7 @@ def make_landscape(rng: np.random.Generator, region: Region, shape: tuple[int, i
         roughness=rng.normal(0, 1.5, (years, n)),
         field_moisture=rng.normal(0, 2.0, n),
         texture=(3.0 * smooth_field(rng, shape, 60)).astype(np.float32),
-        brightness=np.exp(rng.normal(math.log(0.35), 1.0, n)),
+        brightness=np.exp(rng.normal(math.log(0.12), 1.0, n)),
         volume_gain=np.exp(rng.normal(0, 0.3, n)),
     )
 
@@ -355,7 +355,7 @@ def make_weather(rng: np.random.Generator, region: Region) -> Weather:
     """AR(1) cloudiness, rain events on cloudy days, soil moisture with exponential drying."""
     day0 = START - dt.timedelta(days=90)
     days = (END - day0).days + 10
-    phi = math.exp(-1 / 2.5)
+    phi = math.exp(-1 / 4.0)  # weather persists a few days
     shocks = rng.standard_normal(days) * math.sqrt(1 - phi**2)
     latent = np.empty(days)
     latent[0] = rng.standard_normal()
@@ -439,8 +439,8 @@ class Scene:
         m = min(0.97, self.region.cloud_monthly[date.month - 1] * self.cloudiness)
         if m <= 0:
             return 0.0
-        z = 0.8 * self.weather.latent[self.weather.index(date)] + 0.6 * rng.standard_normal()
-        k = 1.2  # Beta concentration < 2: U-shaped, many clear and many overcast dates
+        z = 0.85 * self.weather.latent[self.weather.index(date)] + 0.527 * rng.standard_normal()
+        k = 0.7  # Beta concentration < 2: U-shaped, many clear and many overcast dates
         return float(stats.beta.ppf(stats.norm.cdf(z), m * k, (1 - m) * k))
 
     def observe(self, date: dt.date) -> Observation:

@@ -166,16 +166,17 @@ def train_stage(
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 out = step_model(x)
             loss, parts = total_loss(out, x, tcfg)
-            if not math.isfinite(float(loss)):
-                raise FloatingPointError(f"{row}: loss became {float(loss)} at epoch {epoch + 1}; lower train.lr")
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"{row}: loss became {loss_value} at epoch {epoch + 1}; lower train.lr")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             n = x.target.shape[0]
             seen += n
-            for k, v in {"loss": float(loss), **parts}.items():
+            for k, v in {"loss": loss_value, **parts}.items():
                 sums[k] = sums.get(k, 0.0) + v * n
-            bar.set_postfix(loss=f"{float(loss):.4f}", samples_s=f"{seen / (time.perf_counter() - t0):.1f}")
+            bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{seen / (time.perf_counter() - t0):.1f}")
         seconds = time.perf_counter() - t0
         record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
         record.update({f"train_{k}": v / max(seen, 1) for k, v in sums.items()})

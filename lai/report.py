@@ -1,0 +1,799 @@
+"""The PDF report of one run folder, typeset offline with Typst (the ``typst`` Python package).
+
+:func:`write_report` reads what the pipeline left in ``reports/<run>/`` (profile.yaml,
+provenance.json, data.json, tables/*.csv, figures/*.png), writes the Typst source
+``report.typ`` next to it and compiles ``report.pdf`` atomically: the PDF is
+compiled under a temporary name and renamed into place only when complete, so a
+failure leaves no new ``report.pdf``.
+
+Anything missing (a table, a figure, a file) becomes a visible "not available"
+note, never a failure. Every piece of text that comes from data (paths, names,
+YAML) enters the Typst source as a Typst string literal, so characters such as
+``_``, ``#``, ``*`` or ``$`` are printed as they are.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import re
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lai.errors import LaiError
+from lai.io import atomic_write_text
+
+PAPER_TITLE = "Leaf Area Index Estimation from Multi-Temporal Sentinel 1 and 2 Satellite Data Using Deep Learning"
+PAPER_AUTHORS = "C. Wang, A. Debouchage, V. Goldité, A. Wery, J. Salzinger"
+SETS = ("non_cloudy", "cloudy", "unique")
+SET_TITLES = {"non_cloudy": "Non cloudy", "cloudy": "Cloudy", "unique": "Unique areas"}
+ROW_ORDER = ("s1", "s1_masks", "s1_masks_seas", "s2_masks", "s2_masks_seas", "final")
+ROW_LABELS = {
+    "s1": ("S1", "Encoder 1"),
+    "s1_masks": ("S1 + S2 masks", "Encoder 1"),
+    "s1_masks_seas": ("S1 + S2 masks + seas.", "Encoder 1"),
+    "s2_masks": ("S2 + S2 masks", "Encoder 2"),
+    "s2_masks_seas": ("S2 + S2 masks + seas.", "Encoder 2"),
+    "final": ("All", "Final"),
+}
+BASELINE_ORDER = ("MLR", "RF", "persistence", "extrapolation")
+PAPER_BASELINES_R2 = {"MLR": -0.0445, "RF": -0.0166}  # paper section 4.2, non-cloudy data
+PAPER_FINAL = {"non_cloudy": (0.058, 0.930), "cloudy": (0.238, 0.383), "unique": (0.101, 0.867)}
+TEXT_WIDTH_CM = 17.0  # A4 minus 2 cm margins
+MAX_FIGURE_HEIGHT_CM = 20.5
+MINUS = "\u2212"
+
+
+class ReportError(LaiError, RuntimeError):
+    """The report could not be typeset; the message carries Typst's diagnostic."""
+
+
+# --------------------------------------------------------------------------- Typst helpers
+
+
+def typst_str(value) -> str:
+    """A Typst string literal holding ``value`` verbatim (safe in code mode)."""
+    text = str(value)
+    text = "".join(ch for ch in text if ch in "\n\t" or ord(ch) >= 32)
+    text = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{text}"'
+
+
+def typst_text(value) -> str:
+    """``value`` as literal text in Typst markup (the trailing ``;`` ends the embedded expression)."""
+    return f"#{typst_str(value)};"
+
+
+def _raw(value, lang: str | None = None, block: bool = False) -> str:
+    """Monospace text, in code mode."""
+    args = [typst_str(value)]
+    if block:
+        args.append("block: true")
+    if lang:
+        args.append(f"lang: {typst_str(lang)}")
+    return f"raw({', '.join(args)})"
+
+
+def fmt(value, digits: int = 3) -> str:
+    """Numbers for tables: floats to ``digits`` decimals with a true minus sign, ints with separators,
+    missing values as an en dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(x):
+        return "–"
+    text = f"{x:.{digits}f}"
+    return text.replace("-", MINUS) if x < 0 and float(text) != 0 else text.lstrip("-")
+
+
+def _fmt_count(value) -> str:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return "–" if not math.isfinite(x) else f"{int(round(x)):,}"
+
+
+def _cell(text, bold: bool = False, colspan: int = 1, rowspan: int = 1, align: str | None = None) -> str:
+    body = typst_str(text)
+    if bold:
+        body = f"strong({body})"
+    args = [f"colspan: {colspan}"] if colspan > 1 else []
+    args += [f"rowspan: {rowspan}"] if rowspan > 1 else []
+    args += [f"align: {align}"] if align else []
+    return f"table.cell({', '.join(args)}, {body})" if args else body
+
+
+def _table(header_rows: list[list[str]], rows: list[list[str]], align: list[str], caption: str | None = None,
+           size: str = "9pt", label: str | None = None) -> str:
+    """A booktabs-style table; cells are Typst code (see :func:`_cell`); caption is markup."""
+    n = len(align)
+    body = [f"columns: {n}", f"align: ({', '.join(align)},)", "stroke: none", "inset: (x: 5pt, y: 3.2pt)",
+            "table.hline(stroke: 0.9pt)"]
+    header = [c for r in header_rows for c in r] + ["table.hline(stroke: 0.5pt)"]
+    body.append(f"table.header({', '.join(header)})")
+    for r in rows:
+        body.append(", ".join(r))
+    body.append("table.hline(stroke: 0.9pt)")
+    table = "table(\n    " + ",\n    ".join(body) + "\n  )"
+    code = f"{{\n  set text(size: {size})\n  {table}\n}}"
+    if caption is None:
+        return f"#{code}\n"
+    return f"#figure(kind: table, caption: [{caption}], {code}){(' <' + label + '>') if label else ''}\n"
+
+
+def _note(what: str, why: str) -> str:
+    return f"#notavail({typst_str(what)}, {typst_str(why)})\n"
+
+
+PREAMBLE = r"""
+#set document(title: TITLE, author: "lai")
+#set page(paper: "a4", margin: (x: 2cm, top: 2.2cm, bottom: 2cm), numbering: "1 / 1",
+  header: context { if counter(page).get().first() > 1 {
+    set text(size: 8pt, fill: luma(110))
+    HEADER
+    h(1fr)
+    "LAI from Sentinel-1 and Sentinel-2"
+    line(length: 100%, stroke: 0.4pt + luma(180))
+  } })
+#set text(size: 10.5pt, lang: "en")
+#set par(justify: true)
+#set heading(numbering: "1.1")
+#show heading.where(level: 1): it => { pagebreak(weak: true); v(0.3em); it; v(0.4em) }
+#show heading: set block(above: 1.2em, below: 0.8em)
+#show figure.where(kind: table): set figure.caption(position: top)
+#show figure.caption: set text(size: 9pt)
+#show figure: set block(breakable: false, above: 1.4em, below: 1.4em)
+#show raw: set text(font: "DejaVu Sans Mono")
+#let notavail(what, why) = block(width: 100%, inset: 10pt, radius: 3pt, fill: rgb("#fff4e5"),
+  stroke: 0.6pt + rgb("#d08a2a"))[*#what: not available.* #why]
+#let callout(body) = block(width: 100%, inset: 10pt, radius: 3pt, fill: rgb("#eef4fb"),
+  stroke: 0.6pt + rgb("#5a8ac6"), body)
+"""
+
+
+# --------------------------------------------------------------------------- reading the run folder
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return None
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of a PNG that decodes completely; None for a missing or broken file."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            if im.format != "PNG":
+                return None
+            im.load()
+            return im.size
+    except Exception:
+        return None
+
+
+class _Run:
+    def __init__(self, run_dir: Path):
+        self.dir = run_dir
+        self.data = _read_json(run_dir / "data.json")
+        self.prov = _read_json(run_dir / "provenance.json")
+        self.profile_text = self._text(run_dir / "profile.yaml")
+        self.profile = self._yaml(self.profile_text)
+        self.tables = {name: _read_csv(run_dir / "tables" / f"{name}.csv")
+                       for name in ("splits", "table1", "baselines", "final_metrics", "training")}
+
+    @staticmethod
+    def _text(path: Path) -> str | None:
+        try:
+            return path.read_text()
+        except OSError:
+            return None
+
+    @staticmethod
+    def _yaml(text: str | None) -> dict:
+        if not text:
+            return {}
+        try:
+            import yaml
+
+            data = yaml.safe_load(text)
+            return data if isinstance(data, dict) else {}
+        except Exception:
+            return {}
+
+    @property
+    def name(self) -> str:
+        return str(self.profile.get("name") or self.dir.name)
+
+    @property
+    def kind(self) -> str:
+        kind = self.data.get("kind")
+        if kind in ("simulated", "real"):
+            return kind
+        data = self.profile.get("data")
+        if data == "simulate":
+            return "simulated"
+        return "real" if data else "unknown"
+
+    @property
+    def lai_scale(self) -> float:
+        try:
+            return float(self.profile.get("encoding", {}).get("lai_scale", 5.0))
+        except (TypeError, ValueError, AttributeError):
+            return 5.0
+
+    def final_metrics(self) -> pd.DataFrame | None:
+        """Final model per set: final_metrics.csv, else the 'final' rows of table1.csv."""
+        fm = self.tables["final_metrics"]
+        if fm is not None and len(fm):
+            return fm
+        t1 = self.tables["table1"]
+        if t1 is not None and "row" in t1:
+            part = t1[t1["row"] == "final"]
+            if len(part):
+                return part
+        return None
+
+
+def _metric(frame: pd.DataFrame | None, key: str, value: str, col: str) -> float:
+    if frame is None or key not in frame or col not in frame:
+        return float("nan")
+    part = frame[frame[key] == value]
+    if part.empty:
+        return float("nan")
+    try:
+        return float(part[col].iloc[0])
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+# --------------------------------------------------------------------------- sections
+
+
+class _Doc:
+    def __init__(self, run: _Run):
+        self.run = run
+        self.parts: list[str] = []
+        self.figure_count = 0
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+
+    def para(self, *pieces: str) -> None:
+        """A paragraph of markup pieces (already escaped)."""
+        self.parts.append(" ".join(pieces) + "\n\n")
+
+    def figure(self, name: str, caption: str, max_height_cm: float = MAX_FIGURE_HEIGHT_CM) -> None:
+        path = self.run.dir / "figures" / f"{name}.png"
+        title = caption.split(".")[0]
+        if not path.is_file():
+            self.add(_note(f"Figure '{name}'", f"The file figures/{name}.png was not produced by this run. "
+                           f"({title}.)"))
+            return
+        size = _png_size(path)
+        if size is None:
+            self.add(_note(f"Figure '{name}'", f"figures/{name}.png is not a readable PNG image. ({title}.)"))
+            return
+        w, h = size
+        width_cm = min(TEXT_WIDTH_CM, max_height_cm * w / h)
+        self.add(f"#figure(image({typst_str('/figures/' + path.name)}, width: {width_cm:.2f}cm), "
+                 f"caption: [{caption}]) <fig-{name.replace('_', '-')}>\n\n")
+
+
+def _title(doc: _Doc) -> None:
+    run = doc.run
+    kind = run.kind
+    today = dt.date.today().isoformat()
+    doc.add(
+        "#align(center)[\n"
+        "#v(1.5cm)\n"
+        "#text(size: 20pt, weight: \"bold\")[Leaf Area Index from Sentinel-1 and Sentinel-2 with U-Nets]\n\n"
+        f"#text(size: 13pt)[Run report: {_raw_inline(run.name)}]\n\n"
+        f"#text(size: 10pt, fill: luma(80))[A reproduction of {typst_text(PAPER_AUTHORS)}, "
+        f"_{typst_text(PAPER_TITLE)}_ · generated by lai {typst_text(run.prov.get('lai_version', ''))} "
+        f"on {today}]\n"
+        "#v(0.6cm)\n"
+        "]\n\n"
+    )
+    data_phrase = {
+        "simulated": "*simulated data* (lai's simulator, with the true LAI known everywhere)",
+        "real": "*real Sentinel data*",
+    }.get(kind, "*data of unknown kind* (data.json missing)")
+    doc.add(f"#callout[This run used {data_phrase}. "
+            + ("Its numbers measure how well the pipeline recovers a known truth; they are not comparable "
+               "one-to-one with the paper's, which come from the authors' real data."
+               if kind == "simulated" else
+               "The paper's own data set is not distributed with it: even on real data, the triplets, regions "
+               "and test sets differ from the paper's." if kind == "real" else "")
+            + "]\n\n")
+    doc.add("#heading(level: 2, numbering: none, outlined: false)[Abstract]\n")
+    doc.para(_abstract(run))
+    doc.add("#v(0.5cm)\n#outline(depth: 1, indent: auto)\n")
+
+
+def _raw_inline(text) -> str:
+    return f"#{_raw(text)};"
+
+
+def _abstract(run: _Run) -> str:
+    d = run.data
+    kind = run.kind
+    n, tile = d.get("triplets"), d.get("tile_size")
+    scale = run.lai_scale
+    pieces = [
+        "U-Nets predict the Leaf Area Index (LAI) of a date _t_ from Sentinel-1 backscatter (VV, VH) at _t-2_, _t-1_ "
+        "and _t_ and from Sentinel-2 LAI with its scene classification (SCL) at _t-2_ and _t-1_, so that LAI can be "
+        "estimated under clouds. This report reproduces the paper's ablation (Table 1), its per-pixel baselines and "
+        "its figures."
+    ]
+    if kind == "simulated":
+        pieces.append(f"The run used *simulated* data: {_fmt_count(n)} triplets of {tile}×{tile} pixels.")
+    elif kind == "real":
+        pieces.append(f"The run used *real* data: {_fmt_count(n)} triplets of {tile}×{tile} pixels from "
+                      f"{typst_text(d.get('source', '?'))}.")
+    fm = run.final_metrics()
+    bits = []
+    for s in SETS:
+        r, q = _metric(fm, "set", s, "rmse"), _metric(fm, "set", s, "r2")
+        if math.isfinite(r):
+            pr, pq = PAPER_FINAL[s]
+            bits.append(f"{SET_TITLES[s].lower()}: RMSE {fmt(r)} LAI ({fmt(r / scale)} in LAI/{scale:g} units; "
+                        f"paper {fmt(pr)}), R² {fmt(q)} (paper {fmt(pq)})")
+    if bits:
+        pieces.append("The final model reaches, per test set, " + "; ".join(bits) + ".")
+    else:
+        pieces.append("No metrics of the final model are available in this run folder.")
+    bl = run.tables["baselines"]
+    pers = _metric_b(bl, "persistence", "non_cloudy", "r2")
+    if math.isfinite(pers):
+        pieces.append(f"Persisting the last clear LAI reaches R² {fmt(pers)} on the non-cloudy set.")
+    return " ".join(pieces)
+
+
+def _metric_b(bl: pd.DataFrame | None, name: str, s: str, col: str) -> float:
+    if bl is None or "baseline" not in bl:
+        return float("nan")
+    part = bl[(bl["baseline"].astype(str).str.lower() == name.lower()) & (bl["set"] == s)]
+    return float(part[col].iloc[0]) if len(part) and col in part and pd.notna(part[col].iloc[0]) else float("nan")
+
+
+def _data_section(doc: _Doc) -> None:
+    run = doc.run
+    d = run.data
+    doc.add("= Data\n\n")
+    kind = run.kind
+    if kind == "simulated":
+        doc.add("#callout[*Simulated data.* These triplets were generated by lai's simulator in the real on-disk "
+                "layout (Sentinel-1 backscatter, Sentinel-2 LAI and SCL per date), with the true LAI at _t_ kept "
+                "beside them. They are not Sentinel observations.]\n\n")
+    elif kind == "real":
+        doc.add("#callout[*Real data.* The triplets are Sentinel-1/Sentinel-2 observations read from the folder "
+                "named below.]\n\n")
+    else:
+        doc.add(_note("Data description", "data.json is missing, so the kind and origin of the data are unknown."))
+    if d:
+        splits_cfg = run.profile.get("splits", {}) if isinstance(run.profile.get("splits"), dict) else {}
+        sampling = d.get("split_sampling", splits_cfg.get("sampling"))
+        if sampling == "blocks":
+            block = splits_cfg.get("block_size")
+            how = ("by *tile blocks*: whole blocks of neighbouring tiles"
+                   + (f" ({block}×{block} tiles)" if block else "")
+                   + ", over all dates, go to one set, so that no test tile has a training neighbour or a training "
+                     "copy of itself at another date (stricter than the paper)")
+        elif sampling == "random":
+            how = ("*at random* per triplet, like the paper: test tiles may have training neighbours and training "
+                   "copies of the same place at other dates, which flatters the scores")
+        else:
+            how = "not recorded"
+        items = [
+            ("Kind", "simulated" if kind == "simulated" else kind),
+            ("Source folder", _raw_inline(d.get("source", "–"))),
+            ("Data cube", _raw_inline(d.get("cube", "–"))),
+            ("Triplets", _fmt_count(d.get("triplets", float("nan")))),
+            ("Tile size", f"{d.get('tile_size', '–')} × {d.get('tile_size', '–')} pixels"),
+            ("True LAI available", "yes (simulation)" if d.get("has_truth") else "no"),
+            ("Test-set sampling", how),
+        ]
+        splits = d.get("splits") or {}
+        if splits:
+            items.append(("Split counts", ", ".join(f"{typst_text(k)} {_fmt_count(v)}" for k, v in splits.items())))
+        skipped = d.get("skipped") or []
+        items.append(("Skipped triplets", f"{len(skipped)}" + (" (invalid input files, see data.json)" if skipped else "")))
+        doc.add("#table(columns: (auto, 1fr), stroke: none, inset: (x: 4pt, y: 3pt),\n"
+                + ",\n".join(f"  [*{k}*], [{v}]" for k, v in items) + "\n)\n\n")
+    sp = run.tables["splits"]
+    if sp is not None and len(sp):
+        if "split" not in sp.columns:
+            sp = sp.rename(columns={sp.columns[0]: "split"})
+        cols = [c for c in ("split", "triplets", "regions", "clear_past", "cloud_past", "clear_t") if c in sp]
+        names = {"split": "Split", "triplets": "Triplets", "regions": "Regions", "clear_past": "Clear, t-2 & t-1",
+                 "cloud_past": "Cloud, t-2 & t-1", "clear_t": "Clear at t"}
+        rows = []
+        for _, r in sp.iterrows():
+            rows.append([_cell(r[c]) if c == "split" else _cell(_fmt_count(r[c]) if c in ("triplets", "regions")
+                                                                 else fmt(r[c])) for c in cols])
+        doc.add(_table([[_cell(names[c], bold=True) for c in cols]], rows,
+                       ["left"] + ["right"] * (len(cols) - 1),
+                       caption="Splits of the cube: triplets, regions and mean fractions of each tile that are clear "
+                               "(valid SCL and finite LAI) or cloudy (SCL 8–10). _non_cloudy_ and _cloudy_ are the "
+                               "paper's two cloud-stratified test sets, _unique_ the held-out areas; _buffer_ tiles are "
+                               "kept out of training and testing."))
+    else:
+        doc.add(_note("Splits table", "tables/splits.csv is missing."))
+    doc.figure("sample_maps", "Sample triplets: Sentinel-1 VV and VH backscatter (dB), Sentinel-2 LAI and its scene "
+                              "classification (SCL) at _t-2_, _t-1_ and _t_. The date of _t-1_ is estimated: the file "
+                              "names carry only the dates of _t-2_ and _t_. Grey LAI: missing.")
+    doc.figure("cloud_statistics", "Clear and cloud fractions of the tiles per time step and per split. The "
+                                   "cloud-stratified test sets are selected on the fractions of _t-2_ and _t-1_.",
+               max_height_cm=15)
+    doc.figure("seasonality_encoding", "Seasonality encoding fed to the models against day of year, with the cube's "
+                                       "dates as a rug (top) and their distribution per split (bottom).",
+               max_height_cm=12)
+    doc.figure("s1_vs_lai", "Sentinel-1 backscatter against Sentinel-2 LAI of the same date on clear pixels: single "
+                            "pixels (top) and block means (bottom), with Pearson's r. Radar speckle hides much of the "
+                            "relation at the pixel scale, which motivates the U-Nets' spatial context.",
+               max_height_cm=15)
+
+
+def _table1_section(doc: _Doc) -> None:
+    run = doc.run
+    t1 = run.tables["table1"]
+    doc.add("= Table 1: ablation study\n\n")
+    doc.para(
+        "The paper's Table 1 trains six models: encoder 1 alone on Sentinel-1 (with or without the SCL masks of "
+        "_t-2_ and _t-1_ and the seasonality), encoder 2 alone on the past Sentinel-2 LAI, and the final model with "
+        "both encoders and a fusion decoder. RMSE is in LAI/5 units (LAI divided by 5, the paper's normalisation), "
+        "R² is pooled over all pixels clear at _t_ of a test set.",
+        "*The data differ from the paper's*" + (
+            " (simulated here, the authors' real Sentinel data there)" if run.kind == "simulated" else
+            " (other triplets, regions and test sets)")
+        + ": compare the pattern across rows and test sets, not the values one by one. "
+        "Bold: the best of this run's rows per test set.")
+    if t1 is None or not len(t1):
+        doc.add(_note("Table 1", "tables/table1.csv is missing (no Table 1 row was evaluated)."))
+    else:
+        t1 = t1.copy()
+        rows_present = [r for r in ROW_ORDER if r in set(t1["row"])] + [r for r in dict.fromkeys(t1["row"]) if r not in ROW_ORDER]
+        for col, paper_col, label, better, cap in (
+            ("rmse_norm", "paper_rmse", "RMSE", "min",
+             "Table 1, RMSE in LAI/5 units (lower is better): this run next to the paper."),
+            ("r2", "paper_r2", "R²", "max", "Table 1, R² (higher is better): this run next to the paper."),
+        ):
+            header1 = [_cell("Input", bold=True, rowspan=2), _cell("Architecture", bold=True, rowspan=2)]
+            header1 += [_cell(SET_TITLES[s], bold=True, colspan=2, align="center") for s in SETS]
+            header2 = [_cell(h, bold=True) for _ in SETS for h in ("this run", "paper")]
+            best = {}
+            for s in SETS:
+                vals = t1.loc[t1["set"] == s, col].astype(float)
+                if vals.notna().any():
+                    best[s] = vals.min() if better == "min" else vals.max()
+            rows = []
+            for r in rows_present:
+                label_in, arch = _row_label(t1, r)
+                line = [_cell(label_in), _cell(arch)]
+                for s in SETS:
+                    ours = _metric(t1[t1["row"] == r], "set", s, col)
+                    paper = _metric(t1[t1["row"] == r], "set", s, paper_col)
+                    line += [_cell(fmt(ours), bold=math.isfinite(ours) and s in best and np.isclose(ours, best[s])),
+                             _cell(fmt(paper))]
+                rows.append(line)
+            doc.add(_table([header1, header2], rows, ["left", "left"] + ["right"] * 6, caption=cap))
+        # RMSE in LAI units and pixel counts
+        header = [_cell("Input", bold=True), _cell("Architecture", bold=True)]
+        header += [_cell(f"{SET_TITLES[s]}", bold=True) for s in SETS]
+        header += [_cell(f"pixels, {SET_TITLES[s].lower()}", bold=True) for s in SETS]
+        rows = []
+        for r in rows_present:
+            label_in, arch = _row_label(t1, r)
+            sub = t1[t1["row"] == r]
+            rows.append([_cell(label_in), _cell(arch)]
+                        + [_cell(fmt(_metric(sub, "set", s, "rmse"))) for s in SETS]
+                        + [_cell(_fmt_count(_metric(sub, "set", s, "n_pixels"))) for s in SETS])
+        doc.add(_table([header], rows, ["left", "left"] + ["right"] * 6,
+                       caption="Table 1, RMSE of this run in LAI units (m²/m²), and the number of clear pixels "
+                               "scored per test set. The paper gives no RMSE in LAI units."))
+    doc.figure("table1_comparison", "This run's Table 1 against the paper's, per row (colour) and test set (marker); "
+                                    "the dashed line marks equality. The data differ: only the patterns compare.",
+               max_height_cm=10)
+    doc.figure("error_by_set", "RMSE (LAI units) and R² per test set for every Table 1 row and every baseline "
+                               "(hatched). Very negative R² values are clipped and printed on the bar.",
+               max_height_cm=10)
+
+
+def _row_label(t1: pd.DataFrame, row: str) -> tuple[str, str]:
+    sub = t1[t1["row"] == row]
+    if len(sub) and "input" in sub and "architecture" in sub:
+        return str(sub["input"].iloc[0]), str(sub["architecture"].iloc[0])
+    return ROW_LABELS.get(row, (row, ""))
+
+
+def _baseline_section(doc: _Doc) -> None:
+    run = doc.run
+    bl = run.tables["baselines"]
+    fm = run.final_metrics()
+    doc.add("= Baselines\n\n")
+    doc.para(
+        "Four baselines put the U-Nets in perspective: a multiple linear regression (*MLR*) and a random forest "
+        "(*RF*) trained on single pixels with the same inputs as the U-Nets (the paper's section 4.2), "
+        "*persistence* (the last clear LAI of _t-1_ or _t-2_: what a user without any model would do) and linear "
+        "*extrapolation* in time from _t-2_ and _t-1_. They are scored like the U-Nets, on the pixels clear at _t_. "
+        f"The paper reports for MLR R² = {fmt(PAPER_BASELINES_R2['MLR'], 4)} and for RF "
+        f"R² = {fmt(PAPER_BASELINES_R2['RF'], 4)} on non-cloudy data, against 0.930 for its final model.")
+    has_truth = bl is not None and "truth_rmse_cloudy" in bl and bl["truth_rmse_cloudy"].notna().any()
+    if bl is None or not len(bl):
+        doc.add(_note("Baseline table", "tables/baselines.csv is missing."))
+    else:
+        header = ["Model", "Test set", "Triplets", "RMSE (LAI)", "RMSE (LAI/5)", "R²", "Pixels"]
+        if has_truth:
+            header.append("RMSE not clear at t vs truth (LAI)")
+        rows = []
+        names = [b for b in BASELINE_ORDER if b in set(bl["baseline"])] + \
+            [b for b in dict.fromkeys(bl["baseline"]) if b not in BASELINE_ORDER]
+        for s in SETS:
+            part = bl[bl["set"] == s]
+            entries = []
+            if fm is not None:
+                f = fm[fm["set"] == s]
+                if len(f):
+                    entries.append(("final U-Net", f.iloc[0], True))
+            for b in names:
+                p = part[part["baseline"] == b]
+                if len(p):
+                    entries.append((b, p.iloc[0], False))
+            for name, rec, is_model in entries:
+                line = [_cell(name, bold=is_model), _cell(SET_TITLES.get(s, s)),
+                        _cell(_fmt_count(rec.get("triplets", float("nan")))), _cell(fmt(rec.get("rmse"))),
+                        _cell(fmt(rec.get("rmse_norm"))), _cell(fmt(rec.get("r2"))),
+                        _cell(_fmt_count(rec.get("n_pixels", float("nan"))))]
+                if has_truth:
+                    line.append(_cell(fmt(rec.get("truth_rmse_cloudy"))))
+                rows.append(line)
+        align = ["left", "left"] + ["right"] * (len(header) - 2)
+        doc.add(_table([[_cell(h, bold=True) for h in header]], rows, align, size="8.5pt",
+                       caption="Baselines next to the final U-Net (bold), per test set. RMSE and R² on pixels clear "
+                               "at _t_." + (" Last column: RMSE against the simulation's true LAI on the pixels "
+                                            "*not* clear at _t_, which real data cannot score." if has_truth else "")))
+    doc.add("#callout[*Reading.* " + _baseline_reading(run, bl, fm) + "]\n\n")
+
+
+def _baseline_reading(run: _Run, bl: pd.DataFrame | None, fm: pd.DataFrame | None) -> str:
+    """An honest paragraph generated from the numbers."""
+    if bl is None or not len(bl):
+        return "No baseline was evaluated in this run, so the U-Nets cannot be put in perspective here."
+    out = []
+    for s in SETS:
+        unet = _metric(fm, "set", s, "rmse")
+        part = bl[(bl["set"] == s) & bl["rmse"].notna()] if "rmse" in bl else bl.iloc[0:0]
+        if part.empty:
+            out.append(f"The {SET_TITLES[s].lower()} set has no baseline score (empty set).")
+            continue
+        best = part.loc[part["rmse"].astype(float).idxmin()]
+        b_rmse, b_name = float(best["rmse"]), str(best["baseline"])
+        if not math.isfinite(unet):
+            out.append(f"On the {SET_TITLES[s].lower()} set the best baseline is {b_name} (RMSE {fmt(b_rmse)} LAI); "
+                       f"the final U-Net has no score there.")
+            continue
+        rel = (b_rmse - unet) / b_rmse if b_rmse > 0 else float("nan")
+        if unet < b_rmse:
+            out.append(f"On the {SET_TITLES[s].lower()} set the final U-Net (RMSE {fmt(unet)} LAI) beats the best "
+                       f"baseline, {b_name} (RMSE {fmt(b_rmse)} LAI), by {rel:.0%}.")
+        else:
+            out.append(f"On the {SET_TITLES[s].lower()} set *{b_name} beats the final U-Net*: RMSE {fmt(b_rmse)} LAI "
+                       f"against {fmt(unet)} LAI, so the network adds nothing over this simple rule there.")
+    pers_nc = _metric_b(bl, "persistence", "non_cloudy", "rmse")
+    unet_nc = _metric(fm, "set", "non_cloudy", "rmse")
+    if math.isfinite(pers_nc) and math.isfinite(unet_nc):
+        verdict = "does not beat" if pers_nc <= unet_nc else "beats"
+        out.append(f"In particular, on non-cloudy data the U-Net {verdict} persistence "
+                   f"({fmt(unet_nc)} against {fmt(pers_nc)} LAI).")
+    mlr, rf = _metric_b(bl, "MLR", "non_cloudy", "r2"), _metric_b(bl, "RF", "non_cloudy", "r2")
+    if math.isfinite(mlr) or math.isfinite(rf):
+        ours = f"MLR R² = {fmt(mlr)} and RF R² = {fmt(rf)}"
+        paper = f"{fmt(PAPER_BASELINES_R2['MLR'], 4)} and {fmt(PAPER_BASELINES_R2['RF'], 4)}"
+        gap = np.nanmax([mlr - PAPER_BASELINES_R2["MLR"], rf - PAPER_BASELINES_R2["RF"]])
+        if gap > 0.2:
+            why = (" The simulator's per-pixel link between the past LAI and LAI at _t_ is probably simpler than in "
+                   "real data." if run.kind == "simulated" else "")
+            out.append(f"The per-pixel models reach {ours} on non-cloudy data, far above the paper's {paper}: "
+                       f"here a pixel's own inputs already explain much of LAI at _t_.{why} A negative R² (worse than "
+                       "predicting the mean) is hard to obtain from a regression on inputs that include the past LAI "
+                       "of the same pixel, so the paper's baselines probably used other features or another "
+                       "evaluation; their numbers cannot be reproduced from the paper's description alone.")
+        elif gap < -0.2:
+            out.append(f"The per-pixel models reach {ours} on non-cloudy data, below the paper's {paper}.")
+        else:
+            out.append(f"The per-pixel models reach {ours} on non-cloudy data, close to the paper's {paper}: "
+                       "single pixels carry little information about LAI at _t_ here as there.")
+    if "truth_rmse_cloudy" in bl and fm is not None and "truth_rmse_cloudy" in fm:
+        u = _metric(fm, "set", "cloudy", "truth_rmse_cloudy")
+        p = _metric_b(bl, "persistence", "cloudy", "truth_rmse_cloudy")
+        if math.isfinite(u) and math.isfinite(p):
+            out.append(f"Under clouds at _t_ (cloudy set), where only the simulation knows the truth, the U-Net's RMSE "
+                       f"is {fmt(u)} LAI against {fmt(p)} for persistence.")
+    return " ".join(out)
+
+
+def _training_section(doc: _Doc) -> None:
+    run = doc.run
+    doc.add("= Training\n\n")
+    train = run.profile.get("train", {}) if isinstance(run.profile.get("train"), dict) else {}
+    if train:
+        doc.para(f"Each stage trains with Adam for {train.get('epochs', '?')} epoch(s), batch size "
+                 f"{train.get('batch_size', '?')}, initial learning rate {train.get('lr', '?')} decayed by "
+                 f"{train.get('lr_decay', '?')} ({typst_text(train.get('milestones', '?'))} milestones), loss weights "
+                 f"α = {train.get('alpha', '?')} (encoder 1) and β = {train.get('beta', '?')} (encoder 2) for the final "
+                 "model, which starts from the pre-trained encoders of rows 3 and 5.")
+    doc.figure("learning_curves", "Training loss and validation RMSE (LAI units, pixels clear at _t_) per epoch for "
+                                  "each training stage; dotted lines mark learning-rate decays.", max_height_cm=9)
+    tr = run.tables["training"]
+    if tr is None or not len(tr):
+        doc.add(_note("Training time table", "tables/training.csv is missing."))
+        return
+    names = {"row": "Stage", "epochs": "Epochs", "seconds": "Time (s)", "samples_per_s": "Samples/s",
+             "val_rmse": "Final val. RMSE (LAI)", "final_val_rmse": "Final val. RMSE (LAI)",
+             "parameters": "Parameters", "reused": "Reused"}
+    cols = list(tr.columns)
+    rows = []
+    for _, r in tr.iterrows():
+        line = []
+        for c in cols:
+            v = r[c]
+            if c == "row":
+                label = ROW_LABELS.get(str(v))
+                line.append(_cell(f"{label[0]} ({label[1]})" if label else str(v)))
+            elif c in ("seconds", "samples_per_s"):
+                line.append(_cell(fmt(v, 1)))
+            elif c in ("epochs", "parameters"):
+                line.append(_cell(_fmt_count(v)))
+            elif isinstance(v, (float, np.floating)):
+                line.append(_cell(fmt(v)))
+            else:
+                line.append(_cell(str(v)))
+        rows.append(line)
+    total = pd.to_numeric(tr["seconds"], errors="coerce").sum() if "seconds" in tr else float("nan")
+    device = run.prov.get("device")
+    doc.add(_table([[_cell(names.get(c, c.replace("_", " ")), bold=True) for c in cols]], rows,
+                   ["left"] + ["right"] * (len(cols) - 1),
+                   caption="Training time per stage" + (f" on {typst_text(device)}" if device else "")
+                           + (f"; {fmt(total / 60, 1)} minutes in all." if math.isfinite(total) else ".")))
+
+
+def _results_section(doc: _Doc) -> None:
+    run = doc.run
+    doc.add("= The final model\n\n")
+    fm = run.final_metrics()
+    if fm is None:
+        doc.add(_note("Final metrics", "tables/final_metrics.csv is missing."))
+    else:
+        truth = "truth_rmse_cloudy" in fm and fm["truth_rmse_cloudy"].notna().any()
+        header = ["Test set", "Triplets", "RMSE (LAI)", "RMSE (LAI/5)", "R²", "Pixels"] + (
+            ["RMSE not clear at t vs truth"] if truth else [])
+        rows = []
+        for s in [x for x in SETS if x in set(fm["set"])] + [x for x in dict.fromkeys(fm["set"]) if x not in SETS]:
+            rec = fm[fm["set"] == s].iloc[0]
+            line = [_cell(SET_TITLES.get(s, s)), _cell(_fmt_count(rec.get("triplets", float("nan")))),
+                    _cell(fmt(rec.get("rmse"))), _cell(fmt(rec.get("rmse_norm"))), _cell(fmt(rec.get("r2"))),
+                    _cell(_fmt_count(rec.get("n_pixels", float("nan"))))]
+            if truth:
+                line.append(_cell(fmt(rec.get("truth_rmse_cloudy"))))
+            rows.append(line)
+        doc.add(_table([[_cell(h, bold=True) for h in header]], rows, ["left"] + ["right"] * (len(header) - 1),
+                       caption="Final model (both encoders and the fusion decoder) per test set."))
+    doc.figure("density", "Predicted against observed LAI at _t_ on the pixels clear at _t_, one panel per test set "
+                          "(log colour scale); dashed: the 1:1 line.", max_height_cm=8)
+    doc.figure("truth_vs_prediction_maps",
+               "Ground truth and predictions of LAI at _t_ in the style of the paper's Fig. 3. Left: the observed "
+               "Sentinel-2 LAI, grey and hatched where _t_ is not clear (clouds, shadows, no data); then the "
+               "prediction" + (", the simulation's true LAI and the error against it, also under the clouds."
+                               if run.kind == "simulated" else ", and its error on the clear pixels."),
+               max_height_cm=21)
+
+
+def _provenance_section(doc: _Doc) -> None:
+    run = doc.run
+    prov = run.prov
+    doc.add("= Provenance\n\n")
+    if not prov:
+        doc.add(_note("Provenance", "provenance.json is missing."))
+    else:
+        keys = [k for k, v in prov.items() if not isinstance(v, (dict, list))]
+        labels = {"lai_version": "lai version", "git_revision": "git revision", "git_dirty": "uncommitted changes",
+                  "data_fingerprint": "data fingerprint"}
+        items = []
+        for k in keys:
+            v = prov[k]
+            text = ("yes" if v else "no") if isinstance(v, bool) else str(v)
+            items.append(f"  [*{typst_text(labels.get(k, k.replace('_', ' ')))}*], [{_raw_inline(text)}]")
+        fp = run.data.get("fingerprint")
+        if fp and "data_fingerprint" not in prov:
+            items.append(f"  [*data fingerprint*], [{_raw_inline(fp)}]")
+        doc.add("#table(columns: (auto, 1fr), stroke: none, inset: (x: 4pt, y: 3pt),\n" + ",\n".join(items) + "\n)\n\n")
+        packages = prov.get("packages") or {}
+        if isinstance(packages, dict) and packages:
+            pairs = sorted(packages.items())
+            half = math.ceil(len(pairs) / 2)
+            left, right = pairs[:half], pairs[half:]
+            rows = []
+            for i in range(half):
+                line = [_cell(left[i][0]), _cell(str(left[i][1]))]
+                line += [_cell(right[i][0]), _cell(str(right[i][1]))] if i < len(right) else ['""', '""']
+                rows.append(line)
+            doc.add(_table([[_cell(h, bold=True) for h in ("Package", "Version", "Package", "Version")]], rows,
+                           ["left", "left", "left", "left"], caption="Package versions of the run."))
+    if run.profile_text:
+        doc.add("== Configuration (profile.yaml)\n\n")
+        doc.add("#block(width: 100%, inset: 8pt, fill: luma(246), radius: 3pt)[\n"
+                "#set text(size: 7.5pt)\n#set par(justify: false)\n"
+                f"#columns(2, gutter: 12pt)[#{_raw(run.profile_text.rstrip(), lang='yaml', block=True)}]\n]\n")
+    else:
+        doc.add(_note("Configuration", "profile.yaml is missing."))
+
+
+def build_source(run_dir: str | Path) -> str:
+    """The Typst source of the report of ``run_dir`` (image paths relative to the run folder)."""
+    run = _Run(Path(run_dir))
+    doc = _Doc(run)
+    preamble = PREAMBLE.replace("TITLE", typst_str(f"LAI run report: {run.name}")).replace(
+        "HEADER", f"{typst_str('lai run report: ' + run.name + ' (' + run.kind + ' data)')}")
+    doc.add(preamble)
+    _title(doc)
+    for section in (_data_section, _table1_section, _baseline_section, _training_section, _results_section,
+                    _provenance_section):
+        section(doc)
+    return "".join(doc.parts)
+
+
+def _compile(source: Path, output: Path, root: Path) -> None:
+    import typst
+
+    typst.compile(str(source), output=str(output), root=str(root))
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Build ``run_dir/report.pdf`` (and its Typst source ``report.typ``); return the PDF's path.
+
+    The PDF is compiled under a temporary name and renamed into place: if Typst fails,
+    :class:`ReportError` is raised and no new report.pdf appears (an older one is left untouched).
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} does not exist")
+    source = atomic_write_text(run_dir / "report.typ", build_source(run_dir))
+    out = run_dir / "report.pdf"
+    tmp = run_dir / f".report.pdf.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        try:
+            _compile(source, tmp, run_dir)
+        except Exception as err:  # typst.TypstError and friends
+            message = re.sub(r"\s+\n", "\n", str(err)).strip()
+            raise ReportError(f"Typst could not typeset {source}: {message}") from err
+        if not tmp.is_file() or tmp.stat().st_size == 0:
+            raise ReportError(f"Typst produced no PDF for {source}")
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out

@@ -1,0 +1,124 @@
+"""Simulate -> read -> cube -> sample: the cube holds exactly the TIFF contents; splits and atomicity."""
+import numpy as np
+import pytest
+
+from lai.config import SplitConfig
+from lai.cube import CubeError, build_cube, check_cube_file, open_cube
+from lai.lnb import index_folder, read_triplet
+from lai.loader import BatchLoader, CubeSplit
+from lai.splits import TEST_SETS
+
+
+def test_round_trip_equals_tiffs(tiny_data):
+    profile, lnb, cube = tiny_data
+    ds = open_cube(cube)
+    index = index_folder(lnb, progress=False)
+    assert ds.sizes["triplet"] == len(index.triplets) == 120
+    for k in (0, 37, len(index.triplets) - 1):
+        trip = index.triplets[k]
+        tiff = read_triplet(lnb, trip, with_truth=True)
+        assert list(ds["name"].values[k]) == list(trip.names)
+        np.testing.assert_array_equal(ds["s1"].values[k], tiff.s1)
+        np.testing.assert_array_equal(ds["lai"].values[k], tiff.lai)
+        np.testing.assert_array_equal(ds["scl"].values[k], tiff.scl)
+        np.testing.assert_array_equal(ds["lai_true"].values[k], tiff.truth)
+        sample = CubeSplit(cube).read(np.array([k]))
+        np.testing.assert_array_equal(sample["s1"][0], tiff.s1)
+        assert str(ds["date"].values[k, 0])[:10] == trip.target.date_from.isoformat()
+        assert str(ds["date"].values[k, 2])[:10] == trip.target.date_to.isoformat()
+    assert ds["date"].values[0, 0] < ds["date"].values[0, 1] < ds["date"].values[0, 2]
+    assert list(ds["date_estimated"].values) == [0, 1, 0]
+    assert ((ds["clear_fraction"] >= 0) & (ds["clear_fraction"] <= 1)).all()
+
+
+def test_splits_held_out_areas_and_no_neighbour_leakage(tiny_data):
+    profile, _, cube = tiny_data
+    ds = open_cube(cube)
+    split = ds["split"].values
+    region = np.char.add(np.char.add(ds["country"].values.astype(str), "_"), ds["area"].values.astype(str))
+    assert set(region[split == "unique"]) == set(profile.splits.held_out_areas)
+    assert not set(region[split != "unique"]) & set(profile.splits.held_out_areas)
+    # with block sampling, no tile position of a test set also trains (at any date)
+    pos = lambda mask: {(r, a, b) for r, a, b in zip(region[mask], ds["grid_row"].values[mask], ds["grid_col"].values[mask])}  # noqa: E731
+    train_pos = pos(split == "train")
+    for name in ("non_cloudy", "cloudy", "val", "buffer"):
+        assert not pos(split == name) & train_pos, name
+    assert ds.attrs["splits_config"]
+
+
+def test_split_assignment_is_reproducible_and_thresholds_hold(tiny_data):
+    from lai.splits import assign_splits
+    import pandas as pd
+
+    profile, _, cube = tiny_data
+    ds = open_cube(cube)
+    cf, cl = ds["clear_fraction"].values, ds["cloud_fraction"].values
+    meta = pd.DataFrame({"country": ds["country"].values.astype(str), "area": ds["area"].values.astype(str),
+                         "grid_row": ds["grid_row"].values, "grid_col": ds["grid_col"].values,
+                         **{f"clear_t{i}": cf[:, i] for i in range(3)}, **{f"cloud_t{i}": cl[:, i] for i in range(3)}})
+    a = assign_splits(meta, profile.splits)
+    np.testing.assert_array_equal(a, ds["split"].values)
+    nc, c = a == "non_cloudy", a == "cloudy"
+    assert (cf[nc, :2].mean(1) >= profile.splits.clear_past_threshold).all()
+    assert (cl[c, :2].mean(1) >= profile.splits.cloudy_past_threshold).all()
+    other = assign_splits(meta, SplitConfig(**{**profile.splits.__dict__, "seed": 1}))
+    assert (other != a).any()
+    rnd = assign_splits(meta, SplitConfig(**{**profile.splits.__dict__, "sampling": "random"}))
+    assert set(rnd) <= {"train", "val", "non_cloudy", "cloudy", "unique", "buffer"}
+
+
+def test_loader_batches_and_residency(tiny_data):
+    _, _, cube = tiny_data
+    split = CubeSplit(cube, "train")
+    streamed = list(BatchLoader(split, 8, shuffle=False, resident="off"))
+    resident = list(BatchLoader(split, 8, shuffle=False, resident="on"))
+    assert sum(b["s1"].shape[0] for b in streamed) == len(split)
+    for a, b in zip(streamed, resident):
+        for key in a:
+            assert np.array_equal(a[key].numpy(), b[key].numpy(), equal_nan=True)
+    assert streamed[0]["s1"].shape[1:3] == (3, 2) and streamed[0]["doy_target"].shape == (8,)
+
+
+def test_existing_cube_reused_or_refused(tiny_data, tmp_path):
+    profile, lnb, cube = tiny_data
+    again = build_cube(lnb, cube, profile.splits, profile.encoding, progress=False)
+    assert again.reused
+    with pytest.raises(FileExistsError, match="already exists"):
+        build_cube(lnb, cube, SplitConfig(seed=5), profile.encoding, progress=False)
+
+
+def test_cube_schema_checks(tmp_path, tiny_data):
+    import h5py
+
+    bad = tmp_path / "other.nc"
+    with h5py.File(bad, "w") as f:
+        f.attrs["schema"] = "lai-cube"
+        f.attrs["schema_version"] = 0
+    with pytest.raises(CubeError, match="schema version 0"):
+        check_cube_file(bad)
+    (tmp_path / "junk.nc").write_bytes(b"not hdf5")
+    with pytest.raises(CubeError, match="not a readable cube"):
+        open_cube(tmp_path / "junk.nc")
+    with pytest.raises(CubeError, match="does not exist"):
+        open_cube(tmp_path / "absent.nc")
+
+
+def test_interrupted_build_leaves_no_cube(tiny_data, tmp_path, monkeypatch):
+    import lai.cube as cube_mod
+
+    profile, lnb, _ = tiny_data
+    calls = {"n": 0}
+    real = cube_mod.read_triplet
+
+    def failing(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(cube_mod, "read_triplet", failing)
+    out = tmp_path / "cube.nc"
+    with pytest.raises(KeyboardInterrupt):
+        build_cube(lnb, out, profile.splits, profile.encoding, progress=False)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".cube.nc.partial-*"))

@@ -1,0 +1,142 @@
+"""Training on the tiny simulated cube: determinism, resume after a kill, run-folder guards."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from lai.config import load_profile
+from lai.errors import ConfigError, RunFolderError
+from lai.evaluate import evaluate_run
+from lai.train import load_weights, milestones, train_rows, train_stage
+
+
+def profile_with(**train):
+    return load_profile("tiny", [f"train.{k}={v}" for k, v in train.items()])
+
+
+def weights(run):
+    return torch.load(run / "model.pt", weights_only=False)["model"]
+
+
+def same_weights(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a) and a.keys() == b.keys()
+
+
+def test_milestones_paper_and_reference():
+    assert milestones(100, "paper") == [33, 67]
+    assert milestones(30, "reference") == [15, 30]  # the reference decays once, at the middle
+
+
+def test_same_seed_same_numbers_and_config_saved(tiny_data, tmp_path):
+    _, _, cube = tiny_data
+    p = profile_with(epochs=2)
+    a = train_stage(p, "s2_masks", cube, tmp_path / "a", progress=False)
+    b = train_stage(p, "s2_masks", cube, tmp_path / "b", progress=False)
+    assert same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
+    pd.testing.assert_frame_equal(a.history.drop(columns=["seconds", "samples_per_s"]),
+                                  b.history.drop(columns=["seconds", "samples_per_s"]))
+    cfg = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
+    assert cfg["row"] == "s2_masks" and cfg["train"]["epochs"] == 2 and cfg["cube"]["fingerprint"]
+    assert list(a.history["epoch"]) == [1, 2] and (tmp_path / "a" / "history.csv").exists()
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(tiny_data, tmp_path, monkeypatch):
+    _, _, cube = tiny_data
+    p = profile_with(epochs=3)
+    full = train_stage(p, "s1_masks_seas", cube, tmp_path / "full", progress=False)
+
+    import lai.train as train_mod
+
+    real_save = train_mod._save_checkpoint
+
+    def save_then_die(path, model, opt, sched, gen, epoch, history, cfg):
+        real_save(path, model, opt, sched, gen, epoch, history, cfg)
+        if epoch == 0:
+            raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_stage(p, "s1_masks_seas", cube, tmp_path / "cut", progress=False)
+    monkeypatch.setattr(train_mod, "_save_checkpoint", real_save)
+    assert not (tmp_path / "cut" / "model.pt").exists()
+    with pytest.raises(RunFolderError, match="pass --resume"):
+        train_stage(p, "s1_masks_seas", cube, tmp_path / "cut", progress=False)
+    resumed = train_stage(p, "s1_masks_seas", cube, tmp_path / "cut", resume=True, progress=False)
+    assert same_weights(weights(tmp_path / "full"), weights(tmp_path / "cut"))
+    cols = ["epoch", "lr", "train_loss", "val_mse"]
+    pd.testing.assert_frame_equal(full.history[cols], resumed.history[cols])
+
+
+def test_sigkill_mid_training_then_resume(tiny_data, tmp_path):
+    """A real SIGKILL during the second epoch; `lai train --resume` ends with the uninterrupted weights."""
+    _, _, cube = tiny_data
+    args = [sys.executable, "-m", "lai", "train", "--profile", "tiny", "--cube", str(cube), "--row", "s2_masks",
+            "--set", "train.epochs=4", "--quiet"]
+    subprocess.run(args + ["--runs", str(tmp_path / "full")], check=True, capture_output=True)
+    run = tmp_path / "cut"
+    proc = subprocess.Popen(args + ["--runs", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = run / "s2_masks" / "checkpoint.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "s2_masks" / "model.pt").exists(), "killed too late to test anything"
+    done = subprocess.run(args + ["--runs", str(run), "--resume"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert same_weights(weights(tmp_path / "full" / "s2_masks"), weights(run / "s2_masks"))
+
+
+def test_final_model_reuses_pretrained_encoders(tiny_data, tmp_path):
+    _, _, cube = tiny_data
+    p = profile_with(epochs=1)
+    results = train_rows(p, cube, tmp_path, ["final"], progress=False)
+    assert list(results) == ["s1_masks_seas", "s2_masks_seas", "final"]
+    cfg = yaml.safe_load((tmp_path / "final" / "config.yaml").read_text())
+    assert set(cfg["init_from"]) == {"enc1", "enc2"}
+    again = train_rows(p, cube, tmp_path, ["s1_masks_seas", "final"], progress=False)
+    assert all(r.reused for r in again.values())
+    table = evaluate_run(tmp_path / "final", cube, device="cpu")
+    assert set(table["set"]) == {"non_cloudy", "cloudy", "unique"}
+    assert (tmp_path / "final" / "metrics.csv").exists() and (tmp_path / "final" / "per_tile.csv").exists()
+    assert (tmp_path / "final" / "predictions" / "unique.nc").exists()
+    assert "truth_rmse_cloudy" in table
+
+
+def test_run_folder_of_another_run_is_refused(tiny_data, tmp_path):
+    _, _, cube = tiny_data
+    train_stage(profile_with(epochs=1), "s1", cube, tmp_path / "r", progress=False)
+    with pytest.raises(RunFolderError, match="already holds another run"):
+        train_stage(profile_with(epochs=2), "s1", cube, tmp_path / "r", progress=False)
+
+
+def test_checkpoint_from_other_model_configuration_is_refused(tiny_data, tmp_path):
+    _, _, cube = tiny_data
+    train_stage(profile_with(epochs=1), "s1_masks_seas", cube, tmp_path / "s1_masks_seas", progress=False)
+    other = load_profile("tiny", ["model.encoder_widths=[4, 8, 16]", "model.decoder_widths=[8, 16, 32]", "train.epochs=1"])
+    with pytest.raises(RunFolderError, match="different model configuration"):
+        train_stage(other, "final", cube, tmp_path / "final", init_from={"enc1": tmp_path / "s1_masks_seas"}, progress=False)
+    with pytest.raises(RunFolderError, match="no enc2 weights"):
+        load_weights(tmp_path / "s1_masks_seas", expect_part="enc2")
+    (tmp_path / "broken.pt").write_bytes(b"junk")
+    with pytest.raises(RunFolderError, match="cannot be read"):
+        load_weights(tmp_path / "broken.pt")
+
+
+def test_impossible_configuration_is_refused(tiny_data, tmp_path):
+    _, _, cube = tiny_data
+    with pytest.raises(ConfigError, match="train.epochs must be positive"):
+        profile_with(epochs=-1)
+    with pytest.raises(ConfigError, match="tile size 32 is not divisible by 64"):
+        load_profile("tiny", ["model.encoder_widths=[2, 2, 2, 2, 2, 2, 2]"])
+    real_data = load_profile("tiny", ["data=/somewhere", "model.encoder_widths=[2, 2, 2, 2, 2, 2, 2]", "train.epochs=1"])
+    with pytest.raises(ConfigError, match="tile size 32 is not divisible by 64"):
+        train_stage(real_data, "s1", cube, tmp_path / "x", progress=False)
+    with pytest.raises(ConfigError, match=r"unknown configuration key.*train.epoch;"):
+        load_profile("tiny", ["train.epoch=3"])
