@@ -209,7 +209,7 @@ def sample_maps(ds, triplets: Iterable[int], valid_classes=None) -> Figure:
     n = len(triplets)
     ncols = min(2, n)
     nrows = math.ceil(n / ncols)
-    fig = _figure(6.3 * ncols, 7.2 * nrows + 0.9)
+    fig = _figure(4.2 * ncols, 4.6 * nrows + 0.9)
     subfigs = np.atleast_2d(fig.subfigures(nrows, ncols, squeeze=False))
     cmap_lai = lai_cmap()
     for k, t in enumerate(triplets):
@@ -224,23 +224,26 @@ def sample_maps(ds, triplets: Iterable[int], valid_classes=None) -> Figure:
             axes[3, j].imshow(np.asarray(sub["scl"].values[k, j]), cmap=SCL_CMAP, norm=SCL_NORM, interpolation="nearest")
             date = dates[j].strftime("%Y-%m-%d")
             label = f"{TIME_LABELS[j]}: ≈{date}\n(estimated)" if estimated[j] else f"{TIME_LABELS[j]}: {date}\n"
-            axes[0, j].set_title(label, fontsize=9)
-        for r, name in enumerate(("VV [dB]", "VH [dB]", LAI_UNITS, "SCL class")):
+            axes[0, j].set_title(label, fontsize=8)
+        for r, name in enumerate(("VV", "VH", "LAI", "SCL")):
             axes[r, 0].set_ylabel(name, fontsize=9)
         for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
-        sf.colorbar(images[0], ax=axes[0, :], shrink=0.85, label="VV [dB]")
-        sf.colorbar(images[1], ax=axes[1, :], shrink=0.85, label="VH [dB]")
-        sf.colorbar(im_lai, ax=axes[2, :], shrink=0.85, label="LAI [m²/m²]", extend="max")
-        cax_hidden = sf.colorbar(im_lai, ax=axes[3, :], shrink=0.85)  # keeps the SCL row aligned
-        cax_hidden.ax.set_visible(False)
+        for r, (im, label, extend) in enumerate(((images[0], "dB", "both"), (images[1], "dB", "both"),
+                                                 (im_lai, "m²/m²", "max"), (im_lai, "", "neither"))):
+            cb = sf.colorbar(im, ax=axes[r, :], shrink=0.9, aspect=12, pad=0.02, extend=extend)
+            cb.ax.tick_params(labelsize=7)
+            cb.set_label(label, fontsize=8)
+            if r == 3:
+                cb.ax.set_visible(False)  # keeps the SCL row aligned with the others
         place = " ".join(x for x in (_coord_str(ds, "country", t), _coord_str(ds, "area", t)) if x)
         split = _coord_str(ds, "split", t)
-        sf.suptitle(f"Triplet {t}" + (f" · {place}" if place else "") + (f" · split {split}" if split else ""),
-                    fontsize=11, fontweight="bold")
-    fig.legend(handles=scl_legend_handles(), loc="outside lower center", ncol=4, fontsize=8,
-               title="Sen2Cor scene classification (SCL)", title_fontsize=9, frameon=False)
+        sf.suptitle(f"Triplet {t}" + (f" · {place}" if place else "") + (f"\nsplit {split}" if split else ""),
+                    fontsize=9, fontweight="bold")
+    fig.legend(handles=scl_legend_handles(), loc="outside lower center", ncol=3 if ncols < 2 else 4, fontsize=7.5,
+               title="Sen2Cor scene classification (SCL)", title_fontsize=8, frameon=False, columnspacing=1.0,
+               handlelength=1.2)
     return fig
 
 
@@ -265,27 +268,27 @@ def cloud_statistics(ds) -> Figure:
     order = _split_order(split)
     counts = pd.Series(split).value_counts()
     ticklabels = [f"{s}\n(n={counts.get(s, 0)})" for s in order]
-    fig = _figure(11, 8)
+    fig = _figure(8.5, 7)
     axes = fig.subplots(2, 2)
     palette = dict(zip(TIME_LABELS, sns.color_palette("colorblind", 3)))
     for ax, col, what in ((axes[0, 0], "clear", "Clear fraction (valid SCL, finite LAI)"),
                           (axes[0, 1], "cloud", "Cloud fraction (SCL 8, 9, 10)")):
         sns.histplot(df, x=col, hue="time", hue_order=list(TIME_LABELS), bins=20, binrange=(0, 1), element="step",
-                     fill=False, palette=palette, ax=ax)
+                     fill=False, palette=palette, ax=ax, legend=False)
         ax.set_xlabel(f"{what} of a tile")
         ax.set_ylabel("triplets")
-        ax.set_title(f"{what.split(' (')[0]} per time step, all {n} triplets")
+        ax.set_title(f"{what.split(' (')[0]} per time step ({n} triplets)", fontsize=10.5)
     for ax, col, what in ((axes[1, 0], "clear", "Clear fraction"), (axes[1, 1], "cloud", "Cloud fraction")):
         sns.boxplot(df, x="split", y=col, hue="time", order=order, hue_order=list(TIME_LABELS), palette=palette,
-                    fliersize=1.5, ax=ax)
+                    fliersize=1.5, ax=ax, legend=False)
         ax.set_xticks(range(len(order)))
-        ax.set_xticklabels(ticklabels, fontsize=8)
+        ax.set_xticklabels(ticklabels, fontsize=8.5)
         ax.set_ylim(-0.03, 1.03)
         ax.set_ylabel(f"{what} of a tile")
         ax.set_xlabel("")
-        ax.set_title(f"{what} per split and time step")
-        if ax.get_legend() is not None:
-            ax.get_legend().set_title("")
+        ax.set_title(f"{what} per split and time step", fontsize=10.5)
+    fig.legend(handles=[Patch(facecolor=palette[t], label=t) for t in TIME_LABELS], loc="outside lower center",
+               ncol=3, title="time step", fontsize=9, title_fontsize=9, frameon=False)
     missing = [s for s in SPLIT_ORDER[:5] if s not in order]
     title = "Clear and cloudy tiles in the cube"
     if missing:
@@ -326,14 +329,14 @@ def seasonality_encoding(enc=None, ds=None) -> Figure:
     names = ("sin(2π·DOY/365.25)", "cos(2π·DOY/365.25)") if kind == "sincos" else (
         "tri(DOY/365.25)", "tri(DOY/365.25 + 1/4)")
     which = "target date t" if kind == "sincos" else "first date t-2 (DateFrom)"
-    fig = _figure(9, 6.5)
+    fig = _figure(8, 5.6)
     ax, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     for i, name in enumerate(names):
         ax.plot(doy, curve[:, i], lw=2, label=name)
     ax.axhline(0, color="0.7", lw=0.8)
     ax.set_ylabel("encoding value")
-    ax.set_ylim(-1.25 if kind == "sincos" else -0.25, 1.15)
-    ax.set_title(f"Seasonality encoding '{kind}' of the {which}")
+    ax.set_ylim(-1.25 if kind == "sincos" else -0.25, 1.5)
+    ax.set_title(f"Seasonality encoding '{kind}' of the {which}", fontsize=10.5)
     if ds is not None and ds.sizes.get("triplet", 0):
         dates = _all_dates(ds)
         col = "t" if kind == "sincos" else "t-2"
@@ -344,10 +347,12 @@ def seasonality_encoding(enc=None, ds=None) -> Figure:
         sns.histplot(frame, x="day of year", hue="split", hue_order=order, multiple="stack", bins=np.arange(1, 368, 14),
                      palette="tab10", ax=ax2)
         ax2.set_ylabel("triplets")
-        ax2.set_title(f"Day of year of each triplet's {which} (rug above), by split; {len(day)} triplets")
+        ax2.set_title(f"Day of year of the {which} of the {len(day)} triplets (rug above), by split", fontsize=10.5)
+        if ax2.get_legend() is not None:
+            sns.move_legend(ax2, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title="split", frameon=False)
     else:
         _note(ax2, "no cube dates given (empty cube)")
-    ax.legend(loc="lower left", fontsize=9)
+    ax.legend(loc="upper center", ncol=2, fontsize=9, frameon=False)
     ax2.set_xlabel("day of year")
     ax2.set_xlim(1, 366)
     months = pd.date_range("2021-01-01", periods=12, freq="MS")
@@ -361,7 +366,10 @@ def _block_mean(x: np.ndarray, b: int) -> np.ndarray:
     h, w = x.shape[-2:]
     h2, w2 = h // b * b, w // b * b
     x = x[..., :h2, :w2].reshape(*x.shape[:-2], h2 // b, b, w2 // b, b)
-    with np.errstate(invalid="ignore"):
+    import warnings
+
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks give NaN
         return np.nanmean(x, axis=(-3, -1))
 
 
@@ -396,7 +404,7 @@ def s1_vs_lai(ds, n_pixels: int = 200_000, block: int = 8, max_triplets: int = 2
         pix = rng.choice(pix, n_pixels, replace=False)
     pvv, pvh, plai = vv.reshape(-1)[pix], vh.reshape(-1)[pix], lai.reshape(-1)[pix]
 
-    fig = _figure(11, 9)
+    fig = _figure(8.5, 7.2)
     axes = fig.subplots(2, 2, sharey=True)
     panels = [
         (axes[0, 0], pvh - pvv, plai, "single pixels", "cross ratio VH − VV [dB]"),
@@ -414,11 +422,11 @@ def s1_vs_lai(ds, n_pixels: int = 200_000, block: int = 8, max_triplets: int = 2
         hb = ax.hexbin(x, y, gridsize=50 if "pixels" in what else 35, bins="log", mincnt=1, cmap="viridis",
                        extent=(lo, hi, 0, max(LAI_VMAX, float(np.nanpercentile(y, 99.5)))))
         fig.colorbar(hb, ax=ax, label="count (log)")
-        ax.set_title(f"{what}: Pearson r = {_pearson(x, y):.2f} (n = {len(x):,})", fontsize=10)
+        ax.set_title(f"{what}: Pearson r = {_pearson(x, y):.2f}\n(n = {len(x):,})", fontsize=9.5)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"LAI, same date [m²/m²]")
-    fig.suptitle(f"Sentinel-1 backscatter vs Sentinel-2 LAI at the same date, clear pixels of {len(idx)} "
-                 f"random triplets (all three dates)")
+    fig.suptitle(f"Sentinel-1 backscatter vs Sentinel-2 LAI at the same date\n(clear pixels of {len(idx)} "
+                 f"random triplets, all three dates)", fontsize=11)
     return fig
 
 
@@ -433,7 +441,7 @@ def learning_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
     if not histories:
         return note_figure("Learning curves", "no training history available")
     labels = _row_labels()
-    fig = _figure(12, 4.8)
+    fig = _figure(8.8, 4.0)
     ax1, ax2 = fig.subplots(1, 2)
     colors = dict(zip(histories, sns.color_palette("tab10", len(histories))))
     positive = True
@@ -452,15 +460,15 @@ def learning_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
                     ax.axvline(e - 0.5, color=colors[row], ls=":", lw=1, alpha=0.7)
     if positive:
         ax1.set_yscale("log")
-    ax1.set_title("Training loss (normalised LAI, masked MSE" + (", log scale)" if positive else ")"))
+    ax1.set_title("Training loss (masked MSE, LAI/5 units)", fontsize=10)
     ax1.set_ylabel("training loss")
-    ax2.set_title("Validation RMSE on pixels clear at t")
+    ax2.set_title("Validation RMSE, pixels clear at t", fontsize=10)
     ax2.set_ylabel("RMSE [LAI, m²/m²]")
     for ax in (ax1, ax2):
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     ax2.legend(fontsize=8, title="stage (Table 1 row)", title_fontsize=8, loc="upper right")
-    fig.suptitle("Learning curves per training stage (dotted: learning-rate decay)")
+    fig.suptitle("Learning curves per training stage (dotted: learning-rate decay)", fontsize=11)
     return fig
 
 
@@ -539,7 +547,7 @@ def truth_vs_prediction_maps(ds, predictions, triplets: Iterable[int] | None = N
     cols = ["Observed LAI at t\n(grey, hatched: not clear at t)", "Predicted LAI at t"]
     cols += ["True LAI at t\n(simulation)", "Prediction − truth"] if truth else ["Prediction − observed\n(clear pixels)"]
     nrows, ncols = len(triplets), len(cols)
-    fig = _figure(3.0 * ncols + 0.8, 2.75 * nrows + 1.4)
+    fig = _figure(2.05 * ncols + 0.5, 2.0 * nrows + 1.3)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     cmap = lai_cmap()
     err_cmap = matplotlib.colormaps[ERROR_CMAP].copy()
@@ -578,13 +586,13 @@ def truth_vs_prediction_maps(ds, predictions, triplets: Iterable[int] | None = N
             ax.set_xticks([])
             ax.set_yticks([])
     for j, c in enumerate(cols):
-        axes[0, j].set_title(c, fontsize=9)
+        axes[0, j].set_title(c, fontsize=8.5)
     n_lai = ncols - 1
     fig.colorbar(im_lai, ax=axes[:, :n_lai], location="bottom", shrink=0.6, aspect=35, extend="max",
                  label="LAI [m²/m²]")
     fig.colorbar(im_err, ax=axes[:, n_lai], location="bottom", shrink=0.95, aspect=12, extend="both",
                  label="error [LAI]")
-    fig.suptitle("Ground truth and predictions of LAI at t (final model)")
+    fig.suptitle("Ground truth and predictions of LAI at t (final model)", fontsize=11)
     return fig
 
 
@@ -604,7 +612,7 @@ def density(pred, target, mask=None, lai_scale: float = 5.0, max_points: int = 4
     if not names:
         return note_figure("Predicted vs observed LAI", "no test set given")
     rng = np.random.default_rng(seed)
-    fig = _figure(4.3 * len(names) + 0.6, 4.8)
+    fig = _figure(2.9 * len(names) + 0.4, 3.9)
     axes = np.atleast_1d(fig.subplots(1, len(names), squeeze=False)[0])
     for ax, name in zip(axes, names):
         p = np.asarray(pred[name], np.float64).reshape(-1)
@@ -621,17 +629,17 @@ def density(pred, target, mask=None, lai_scale: float = 5.0, max_points: int = 4
             p, y = p[keep], y[keep]
         top = max(LAI_VMAX, float(np.percentile(np.concatenate([p, y]), 99.5)))
         sns.histplot(x=y, y=p, bins=60, binrange=((0, top), (0, top)), cmap="mako_r", norm=mcolors.LogNorm(),
-                     vmin=None, vmax=None, cbar=True, cbar_kws={"label": "pixels (log)", "shrink": 0.8}, ax=ax)
+                     vmin=None, vmax=None, cbar=True, cbar_kws={"label": "pixels (log)", "shrink": 0.7}, ax=ax)
         ax.plot([0, top], [0, top], "k--", lw=1, label="1:1")
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)
         ax.set_aspect("equal")
-        ax.set_xlabel("observed LAI at t [m²/m²]")
-        ax.set_ylabel("predicted LAI at t [m²/m²]")
+        ax.set_xlabel("observed LAI [m²/m²]")
+        ax.set_ylabel("predicted LAI [m²/m²]")
         ax.legend(loc="upper left", fontsize=8)
-        ax.set_title(f"{_set_title(name)}\nRMSE {s['rmse']:.3f} LAI ({s['rmse_norm']:.3f} LAI/{lai_scale:g}), "
-                     f"R² {s['r2']:.3f}\n{s['n_pixels']:,} clear pixels", fontsize=9)
-    fig.suptitle("Predicted vs observed LAI at t, pixels clear at t")
+        ax.set_title(f"{_set_title(name)}: R² {s['r2']:.3f}\nRMSE {s['rmse']:.3f} LAI ({s['rmse_norm']:.3f} "
+                     f"LAI/{lai_scale:g})\n{s['n_pixels']:,} clear pixels", fontsize=9)
+    fig.suptitle("Predicted vs observed LAI at t, pixels clear at t", fontsize=11)
     return fig
 
 
@@ -673,10 +681,10 @@ def error_by_set(table1_long: pd.DataFrame | None, baselines: pd.DataFrame | Non
     n_unet = df.loc[df["kind"] == "U-Net", "model"].nunique()
     n_base = len(models) - n_unet
     palette = dict(zip(models, list(sns.color_palette("crest", n_unet)) + list(sns.color_palette("Oranges_r", n_base + 1))[:n_base]))
-    fig = _figure(13, 5.4)
+    fig = _figure(8.6, 6.0)
     ax1, ax2 = fig.subplots(1, 2)
     order = [_set_title(s) for s in sets]
-    for ax, col, label in ((ax1, "rmse", "RMSE [LAI, m²/m²] (lower is better)"), (ax2, "r2", "R² (higher is better)")):
+    for ax, col, label in ((ax1, "rmse", "RMSE [LAI] (lower: better)"), (ax2, "r2", "R² (higher: better)")):
         data = df.copy()
         if col == "r2":
             data[col] = data[col].clip(lower=r2_floor)
@@ -700,12 +708,18 @@ def error_by_set(table1_long: pd.DataFrame | None, baselines: pd.DataFrame | Non
             width = 0.8 / max(len(models), 1)
             for _, rec in low.iterrows():
                 x = order.index(rec["set title"]) - 0.4 + width * (models.index(rec["model"]) + 0.5)
-                ax.text(x, r2_floor, f"{rec['r2']:.2f}", rotation=90, ha="center", va="bottom", fontsize=7)
-            ax.set_ylim(bottom=min(r2_floor, ax.get_ylim()[0]) if (df["r2"] < r2_floor).any() else None)
+                ax.text(x, r2_floor - 0.03, f"{rec['r2']:.2f}".replace("-", "−"), rotation=90, ha="center",
+                        va="top", fontsize=7)
+            if len(low):
+                ax.set_ylim(bottom=r2_floor - 0.3)
     if ax2.get_legend() is not None:
-        sns.move_legend(ax2, "upper left", bbox_to_anchor=(1.02, 1), fontsize=8, title="model (hatched: baseline)",
-                        title_fontsize=8, frameon=False)
-    fig.suptitle("Error per test set: Table 1 rows (U-Nets) and per-pixel / temporal baselines")
+        ax2.get_legend().remove()
+    kinds = dict(zip(df["model"], df["kind"]))
+    handles = [Patch(facecolor=palette[m], edgecolor="0.3", hatch="//" if kinds[m] == "baseline" else None, label=m)
+               for m in models]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8.5, title="model (hatched: baseline)",
+               title_fontsize=8.5, frameon=False, columnspacing=1.2)
+    fig.suptitle("Error per test set: Table 1 rows (U-Nets) and baselines", fontsize=11)
     return fig
 
 
@@ -728,7 +742,7 @@ def table1_comparison(table1_long: pd.DataFrame | None, data_kind: str = "simula
     models = list(dict.fromkeys(df["model"]))
     palette = dict(zip(models, sns.color_palette("tab10", len(models))))
     markers = {"Non cloudy": "o", "Cloudy": "s", "Unique areas": "^"}
-    fig = _figure(12, 5.6)
+    fig = _figure(8.6, 5.7)
     axes = fig.subplots(1, 2)
     for ax, ours, paper, label in ((axes[0], "rmse_norm", "paper_rmse", "RMSE [LAI/5]"),
                                    (axes[1], "r2", "paper_r2", "R²")):
@@ -737,8 +751,8 @@ def table1_comparison(table1_long: pd.DataFrame | None, data_kind: str = "simula
             _note(ax, f"no {label} values", title=label)
             continue
         sns.scatterplot(data, x=paper, y=ours, hue="model", hue_order=models, style="test set",
-                        markers={k: v for k, v in markers.items() if k in set(data["test set"])} or True,
-                        palette=palette, s=80, ax=ax, legend=(ax is axes[1]))
+                        style_order=[k for k in markers if k in set(df["test set"])], markers=markers,
+                        palette=palette, s=60, ax=ax, legend=False)
         vals = np.concatenate([data[ours].to_numpy(float), data[paper].to_numpy(float)])
         lo, hi = float(np.nanmin(vals)), float(np.nanmax(vals))
         pad = 0.05 * (hi - lo or 1)
@@ -746,13 +760,17 @@ def table1_comparison(table1_long: pd.DataFrame | None, data_kind: str = "simula
         ax.set_xlim(lo - pad, hi + pad)
         ax.set_ylim(lo - pad, hi + pad)
         ax.set_aspect("equal")
-        ax.set_xlabel(f"paper (real Sentinel data): {label}")
-        ax.set_ylabel(f"this run ({data_kind} data): {label}")
+        ax.set_xlabel(f"paper: {label}")
+        ax.set_ylabel(f"this run: {label}")
         better = "below" if ours == "rmse_norm" else "above"
-        ax.set_title(f"{label}: points {better} the 1:1 line are better than the paper", fontsize=10)
+        ax.set_title(f"{label} (better than the paper\n{better} the dashed 1:1 line)", fontsize=9.5)
         ax.grid(alpha=0.3)
-    if axes[1].get_legend() is not None:
-        sns.move_legend(axes[1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
-    fig.suptitle(f"Table 1, this run vs the paper. The data differ ({data_kind} here, the authors' real data in "
-                 f"the paper): compare patterns across rows and sets, not values")
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], ls="", marker="o", ms=7, color=palette[m], label=m) for m in models]
+    handles += [Line2D([], [], ls="", marker=markers.get(s, "o"), ms=7, color="0.3", label=s)
+                for s in markers if s in set(df["test set"])]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8.5, frameon=False, columnspacing=1.2)
+    fig.suptitle(f"Table 1, this run vs the paper. The data differ ({data_kind} data here,\nthe authors' real "
+                 f"data in the paper): compare patterns across rows and sets, not values", fontsize=10.5)
     return fig

@@ -6,6 +6,7 @@ to the device once (GPU memory, or RAM on a CPU) and slices batches there.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
@@ -41,28 +42,35 @@ class CubeSplit:
         self.split = split
         self.doy_target = _doy(dates[:, 2])
         self.doy_from = _doy(dates[:, 0])
+        self._keys = RAW_KEYS + (("lai_true",) if self.has_truth else ())
         self._file: h5py.File | None = None
+        self._readers: dict = {}
+        self._chunk_readers: list[_ChunkReader] = []
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def _h5(self) -> h5py.File:
-        if self._file is None:
-            self._file = h5py.File(self.path, "r")
-        return self._file
+    def _reader(self, key: str):
+        """A function rows -> array for one variable: memory-mapped chunks, or h5py as a fallback."""
+        if key not in self._readers:
+            if self._file is None:
+                self._file = h5py.File(self.path, "r")
+            ds = self._file[key]
+            if _ChunkReader.usable(ds):
+                reader = _ChunkReader(self.path, ds)
+                self._chunk_readers.append(reader)
+                self._readers[key] = reader.read
+            else:
+                self._readers[key] = lambda rows, ds=ds: np.stack([ds[int(r)] for r in rows]) if len(rows) else ds[:0]
+        return self._readers[key]
 
     def read(self, positions: np.ndarray) -> dict[str, np.ndarray]:
         """Read samples at ``positions`` (0..len-1) as numpy arrays, in the order given."""
         positions = np.asarray(positions)
         rows = self.index[positions]
-        order = np.argsort(rows, kind="stable")
-        sorted_rows = rows[order]
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(len(order))
-        f = self._h5()
-        out = {key: f[key][sorted_rows][inverse] for key in RAW_KEYS}
+        out = {key: self._reader(key)(rows) for key in self._keys}
         if self.has_truth:
-            out["truth"] = f["lai_true"][sorted_rows][inverse]
+            out["truth"] = out.pop("lai_true")
         out["doy_target"] = self.doy_target[positions]
         out["doy_from"] = self.doy_from[positions]
         return out
@@ -72,10 +80,49 @@ class CubeSplit:
         per = 3 * 2 * h * w * 4 + 3 * h * w * 4 + 3 * h * w + (h * w * 4 if self.has_truth else 0)
         return per * len(self)
 
+    def __del__(self):
+        self.close()
+
     def close(self) -> None:
+        self._readers = {}
+        for reader in self._chunk_readers:
+            reader.close()
+        self._chunk_readers = []
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+class _ChunkReader:
+    """Direct reads of a cube variable stored as one uncompressed HDF5 chunk per triplet.
+
+    The chunks' byte offsets are looked up once; a sample is then a single
+    ``pread`` into the output array, with no HDF5 call on the hot path and no
+    memory mapping (so resident memory does not grow with the file).
+    """
+
+    def __init__(self, path: Path, dataset: h5py.Dataset):
+        self.shape, self.dtype = dataset.shape[1:], dataset.dtype
+        self.nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+        self.offsets = np.array(
+            [dataset.id.get_chunk_info_by_coord((i,) + (0,) * len(self.shape)).byte_offset for i in range(dataset.shape[0])],
+            np.int64,
+        )
+        self.fd = os.open(path, os.O_RDONLY)
+
+    @staticmethod
+    def usable(dataset: h5py.Dataset) -> bool:
+        return dataset.chunks == (1,) + dataset.shape[1:] and not dataset.compression and dataset.shape[0] > 0
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows),) + self.shape, self.dtype)
+        for k, r in enumerate(rows):
+            if os.preadv(self.fd, [memoryview(out[k]).cast("B")], int(self.offsets[r])) != self.nbytes:
+                raise OSError(f"short read in {self.fd}: the cube file changed or is truncated")
+        return out
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _to_tensors(arrays: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:

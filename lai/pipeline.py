@@ -160,6 +160,35 @@ class RunContext:
         return {r: pd.read_csv(self.run_dir / "runs" / r / "history.csv") for r in rows
                 if (self.run_dir / "runs" / r / "history.csv").exists()}
 
+    def predictions(self, row: str) -> dict:
+        """{test set: xarray Dataset of predictions} of an evaluated row."""
+        import xarray as xr
+
+        folder = self.run_dir / "runs" / row / "predictions"
+        return {p.stem: xr.load_dataset(p, engine="h5netcdf") for p in sorted(folder.glob("*.nc"))}
+
+    def training_summary(self, rows) -> pd.DataFrame:
+        """Per trained row: epochs, total seconds, mean samples/s, last validation RMSE."""
+        out = []
+        for row, h in self.histories(rows).items():
+            out.append({"row": row, "epochs": int(h["epoch"].max()), "seconds": float(h["seconds"].sum()),
+                        "samples_per_s": float(h["samples_per_s"].mean()), "val_rmse": float(h["val_rmse"].iloc[-1])})
+        return pd.DataFrame(out)
+
+    def read_table(self, name: str) -> pd.DataFrame:
+        path = self.table(name)
+        if not path.exists():
+            raise PipelineError(f"{path} does not exist yet: run the notebook that writes it first")
+        return pd.read_csv(path)
+
+    def show(self, fig, name: str):
+        """Save a figure as figures/<name>.png and return it for display in the notebook."""
+        from IPython.display import Image
+
+        from lai.figures import save
+
+        return Image(filename=str(save(fig, self.figure(name))))
+
     def save_table(self, frame: pd.DataFrame, name: str, index: bool = False) -> Path:
         path = self.table(name)
         with atomic_path(path) as tmp:

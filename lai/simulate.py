@@ -115,22 +115,22 @@ def _mix(cereal, maize, sunflower, grass, deciduous, conifer, bare, water) -> di
 
 
 _REGION_LIST = [
-    Region("SPAIN", "BADAJOZ", 38.88, -6.97, 32629, _mix(.30, .10, .12, .18, .08, .02, .16, .04), -18, _climate(0.45, 0.06), 0.0, (6, 28), 10, .8),
-    Region("PORTUGAL", "ALENTEJO", 38.57, -7.91, 32629, _mix(.28, .08, .10, .24, .09, .03, .14, .04), -15, _climate(0.42, 0.06), 0.0, (6, 27), 12, .6),
-    Region("FRANCE", "BEAUCE", 48.30, 1.60, 32631, _mix(.52, .10, .04, .06, .08, .02, .14, .04), 0, _climate(0.65, 0.35), .08, (10, 32), 15, .3),
-    Region("BELGIUM", "HAINAUT", 50.45, 3.95, 32631, _mix(.35, .15, .00, .20, .10, .02, .15, .03), 3, _climate(0.70, 0.42), .12, (14, 34), 6, 0),
-    Region("NETHERLANDS", "FLEVOLAND", 52.53, 5.60, 32631, _mix(.30, .10, .00, .22, .08, .03, .20, .07), 5, _climate(0.70, 0.42), .10, (15, 36), 8, 0),
-    Region("GERMANY", "BRANDENBURG", 52.40, 13.60, 32633, _mix(.36, .14, .01, .12, .07, .18, .07, .05), 6, _climate(0.65, 0.38), .30, (7, 26), 18, .05),
-    Region("POLAND", "MAZOWSZE", 52.20, 21.00, 32634, _mix(.34, .12, .01, .20, .08, .13, .08, .04), 10, _climate(0.68, 0.38), .45, (9, 30), 3, 0),
-    Region("CZECHIA", "VYSOCINA", 49.40, 15.60, 32633, _mix(.36, .10, .01, .18, .07, .20, .05, .03), 12, _climate(0.68, 0.40), .50, (12, 33), 10, 0),
-    Region("ITALY", "PIEMONTE", 44.90, 8.00, 32632, _mix(.20, .30, .03, .14, .13, .03, .13, .04), -8, _climate(0.48, 0.25), .12, (12, 32), 5, .7),
-    Region("AUSTRIA", "WEINVIERTEL", 48.60, 16.50, 32633, _mix(.42, .12, .08, .08, .10, .05, .12, .03), 0, _climate(0.62, 0.34), .30, (9, 29), 6, .1),
-    Region("HUNGARY", "BEKES", 46.70, 21.10, 32634, _mix(.30, .28, .18, .08, .05, .01, .07, .03), -5, _climate(0.60, 0.26), .25, (9, 30), 18, .1),
-    Region("ROMANIA", "TIMIS", 45.75, 21.20, 32634, _mix(.32, .26, .14, .10, .07, .01, .07, .03), -6, _climate(0.58, 0.26), .25, (9, 30), 10, .05),
-    Region("DENMARK", "MIDTJYLLAND", 56.20, 9.50, 32632, _mix(.40, .12, .00, .18, .06, .10, .10, .04), 15, _climate(0.72, 0.42), .30, (10, 32), 12, .1),
-    Region("SWEDEN", "SKANE", 55.80, 13.50, 32633, _mix(.45, .03, .00, .16, .10, .08, .14, .04), 16, _climate(0.72, 0.40), .35, (12, 33), 14, 0),
-    Region("LITHUANIA", "KAUNAS", 54.90, 23.90, 32635, _mix(.38, .06, .00, .20, .10, .12, .10, .04), 18, _climate(0.74, 0.38), .60, (12, 33), 8, 0),
-    Region("IRELAND", "MEATH", 53.60, -6.70, 32629, _mix(.15, .02, .00, .60, .07, .05, .07, .04), 8, _climate(0.78, 0.52), .05, (18, 38), 4, 0),
+    Region("SPAIN", "BADAJOZ", 38.88, -6.97, 32629, _mix(.30, .10, .12, .18, .08, .02, .16, .04), -18, _climate(0.39, 0.05), 0.0, (6, 28), 10, .8),
+    Region("PORTUGAL", "ALENTEJO", 38.57, -7.91, 32629, _mix(.28, .08, .10, .24, .09, .03, .14, .04), -15, _climate(0.37, 0.05), 0.0, (6, 27), 12, .6),
+    Region("FRANCE", "BEAUCE", 48.30, 1.60, 32631, _mix(.52, .10, .04, .06, .08, .02, .14, .04), 0, _climate(0.57, 0.30), .08, (10, 32), 15, .3),
+    Region("BELGIUM", "HAINAUT", 50.45, 3.95, 32631, _mix(.35, .15, .00, .20, .10, .02, .15, .03), 3, _climate(0.61, 0.36), .12, (14, 34), 6, 0),
+    Region("NETHERLANDS", "FLEVOLAND", 52.53, 5.60, 32631, _mix(.30, .10, .00, .22, .08, .03, .20, .07), 5, _climate(0.61, 0.36), .10, (15, 36), 8, 0),
+    Region("GERMANY", "BRANDENBURG", 52.40, 13.60, 32633, _mix(.36, .14, .01, .12, .07, .18, .07, .05), 6, _climate(0.57, 0.32), .30, (7, 26), 18, .05),
+    Region("POLAND", "MAZOWSZE", 52.20, 21.00, 32634, _mix(.34, .12, .01, .20, .08, .13, .08, .04), 10, _climate(0.59, 0.32), .45, (9, 30), 3, 0),
+    Region("CZECHIA", "VYSOCINA", 49.40, 15.60, 32633, _mix(.36, .10, .01, .18, .07, .20, .05, .03), 12, _climate(0.59, 0.34), .50, (12, 33), 10, 0),
+    Region("ITALY", "PIEMONTE", 44.90, 8.00, 32632, _mix(.20, .30, .03, .14, .13, .03, .13, .04), -8, _climate(0.42, 0.21), .12, (12, 32), 5, .7),
+    Region("AUSTRIA", "WEINVIERTEL", 48.60, 16.50, 32633, _mix(.42, .12, .08, .08, .10, .05, .12, .03), 0, _climate(0.54, 0.29), .30, (9, 29), 6, .1),
+    Region("HUNGARY", "BEKES", 46.70, 21.10, 32634, _mix(.30, .28, .18, .08, .05, .01, .07, .03), -5, _climate(0.52, 0.22), .25, (9, 30), 18, .1),
+    Region("ROMANIA", "TIMIS", 45.75, 21.20, 32634, _mix(.32, .26, .14, .10, .07, .01, .07, .03), -6, _climate(0.50, 0.22), .25, (9, 30), 10, .05),
+    Region("DENMARK", "MIDTJYLLAND", 56.20, 9.50, 32632, _mix(.40, .12, .00, .18, .06, .10, .10, .04), 15, _climate(0.63, 0.36), .30, (10, 32), 12, .1),
+    Region("SWEDEN", "SKANE", 55.80, 13.50, 32633, _mix(.45, .03, .00, .16, .10, .08, .14, .04), 16, _climate(0.63, 0.34), .35, (12, 33), 14, 0),
+    Region("LITHUANIA", "KAUNAS", 54.90, 23.90, 32635, _mix(.38, .06, .00, .20, .10, .12, .10, .04), 18, _climate(0.64, 0.32), .60, (12, 33), 8, 0),
+    Region("IRELAND", "MEATH", 53.60, -6.70, 32629, _mix(.15, .02, .00, .60, .07, .05, .07, .04), 8, _climate(0.68, 0.44), .05, (18, 38), 4, 0),
 ]
 REGIONS: dict[str, Region] = {r.name: r for r in _REGION_LIST}
 
@@ -355,7 +355,7 @@ def make_weather(rng: np.random.Generator, region: Region) -> Weather:
     """AR(1) cloudiness, rain events on cloudy days, soil moisture with exponential drying."""
     day0 = START - dt.timedelta(days=90)
     days = (END - day0).days + 10
-    phi = math.exp(-1 / 4.0)  # weather persists a few days
+    phi = math.exp(-1 / 7.0)  # weather persists a few days
     shocks = rng.standard_normal(days) * math.sqrt(1 - phi**2)
     latent = np.empty(days)
     latent[0] = rng.standard_normal()
@@ -439,8 +439,8 @@ class Scene:
         m = min(0.97, self.region.cloud_monthly[date.month - 1] * self.cloudiness)
         if m <= 0:
             return 0.0
-        z = 0.85 * self.weather.latent[self.weather.index(date)] + 0.527 * rng.standard_normal()
-        k = 0.7  # Beta concentration < 2: U-shaped, many clear and many overcast dates
+        z = 0.95 * self.weather.latent[self.weather.index(date)] + 0.312 * rng.standard_normal()
+        k = 0.5  # Beta concentration < 2: U-shaped, many clear and many overcast dates
         return float(stats.beta.ppf(stats.norm.cdf(z), m * k, (1 - m) * k))
 
     def observe(self, date: dt.date) -> Observation:
@@ -462,7 +462,7 @@ class Scene:
     def _sky(self, rng, date) -> _Sky:
         """Cloud cores/edges from one fractal field, shadows displaced from them, cirrus."""
         fraction = self.cloud_fraction(date, rng)
-        z = smooth_field(rng, self.shape, scale=rng.uniform(15, 120), slope=3.2)
+        z = smooth_field(rng, self.shape, scale=math.exp(rng.uniform(math.log(20), math.log(400))), slope=3.2)
         sample = z[::2, ::2].ravel()
         thr = np.quantile(sample, 1 - fraction) if fraction > 0 else np.inf
         core = np.quantile(sample, 1 - fraction * rng.uniform(0.4, 0.8)) if fraction > 0 else np.inf
@@ -473,7 +473,7 @@ class Scene:
         angle = math.radians(rng.uniform(-40, 10))  # shadows fall north to north-west of clouds
         dy, dx = -int(length * math.cos(angle)), int(length * math.sin(angle))
         z_shadow = np.roll(z, (dy, dx), axis=(0, 1))
-        detected = rng.random() < 0.8
+        detected = rng.random() < 0.7
         shadow = (z_shadow > thr) & ~cloud & detected
         penumbra = (z_shadow > thr - 0.15) & ~shadow & ~cloud & detected
         fringe = (z > thr - 0.05) & ~cloud
@@ -522,7 +522,7 @@ class Scene:
         scl[sky.fringe & (rng.random(self.shape, dtype=np.float32) < 0.3)] = 7
         n_bad = rng.poisson(3e-5 * scl.size)
         scl.flat[rng.integers(0, scl.size, n_bad)] = 1
-        if rng.random() < 0.05:  # edge of the satellite swath: no data beyond a tilted line
+        if rng.random() < 0.04:  # edge of the satellite swath: no data beyond a tilted line
             rows, cols = np.indices(self.shape)
             edge = rng.uniform(0.1, 0.9) * self.shape[1] + np.tan(math.radians(12)) * (rows - self.shape[0] / 2)
             scl[(cols > edge) if rng.random() < 0.5 else (cols < edge)] = 0

@@ -1,5 +1,5 @@
 """Baselines: temporal rules on hand-made arrays, pixel models on a hand-written cube, and the
-whole evaluation on a tiny simulated cube (skipped while lai.simulate is unavailable)."""
+whole evaluation on the tiny simulated cube."""
 from __future__ import annotations
 
 import h5py
@@ -183,21 +183,8 @@ def test_batchwise_scores_match_evaluate_scores(linear_cube):
 # --------------------------------------------------------------------------- tiny simulated cube
 
 
-@pytest.fixture(scope="module")
-def tiny_cube(tmp_path_factory):
-    simulate = pytest.importorskip("lai.simulate").simulate
-    from lai.config import load_profile
-    from lai.cube import build_cube
-
-    tmp = tmp_path_factory.mktemp("tiny")
-    p = load_profile("tiny")
-    simulate(p.simulate, tmp / "lnb", progress=False)
-    build_cube(tmp / "lnb", tmp / "cube.nc", p.splits, p.encoding, progress=False)
-    return tmp / "cube.nc", p
-
-
-def test_evaluate_baselines_on_tiny_cube(tiny_cube):
-    path, p = tiny_cube
+def test_evaluate_baselines_on_tiny_cube(tiny_data):
+    p, _, path = tiny_data  # session fixture of tests/conftest.py
     table = evaluate_baselines(path, p.baselines, p.encoding, progress=False)
     assert len(table) == len(BASELINES) * len(TEST_SETS)
     assert set(zip(table["baseline"], table["set"])) == {(b, s) for b in BASELINES for s in TEST_SETS}

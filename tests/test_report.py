@@ -7,6 +7,7 @@ provenance record are written by hand, as the pipeline's notebooks would.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -150,9 +151,33 @@ def make_histories(epochs: int = 6) -> dict[str, pd.DataFrame]:
     return out
 
 
-def build_fake_run(root: Path, with_figures=figures.FIGURE_NAMES, kind: str = "simulated",
-                   run_name: str = "quick_test #1") -> Path:
-    """A run folder as the notebooks leave it, with a name that needs escaping."""
+def render_figures(folder: Path, dpi: int = 60) -> Path:
+    """Every figure of a run (``figures.FIGURE_NAMES``) from the synthetic cube, written to ``folder``."""
+    ds = make_cube()
+    preds = make_predictions(ds)
+    tabs = make_tables()
+    p, t, m = figures.prediction_arrays(ds, preds)
+    makers = {
+        "sample_maps": lambda: figures.sample_maps(ds, [0, 5]),
+        "cloud_statistics": lambda: figures.cloud_statistics(ds),
+        "seasonality_encoding": lambda: figures.seasonality_encoding(EncodingConfig(), ds),
+        "s1_vs_lai": lambda: figures.s1_vs_lai(ds, n_pixels=5000),
+        "learning_curves": lambda: figures.learning_curves(make_histories()),
+        "density": lambda: figures.density(p, t, m),
+        "error_by_set": lambda: figures.error_by_set(tabs["table1"], tabs["baselines"]),
+        "table1_comparison": lambda: figures.table1_comparison(tabs["table1"]),
+        "truth_vs_prediction_maps": lambda: figures.truth_vs_prediction_maps(ds, preds, n=4),
+    }
+    assert set(makers) == set(figures.FIGURE_NAMES)
+    for name, make in makers.items():
+        figures.save(make(), folder / f"{name}.png", dpi=dpi)
+    return folder
+
+
+def build_fake_run(root: Path, figure_dir: Path | None = None, with_figures=figures.FIGURE_NAMES,
+                   kind: str = "simulated", run_name: str = "quick_test #1") -> Path:
+    """A run folder as the notebooks leave it (figures copied from ``figure_dir``), with a folder name
+    and data paths that need escaping in Typst."""
     run = root / run_name
     (run / "tables").mkdir(parents=True)
     (run / "figures").mkdir()
@@ -169,24 +194,8 @@ def build_fake_run(root: Path, with_figures=figures.FIGURE_NAMES, kind: str = "s
         "split_sampling": "blocks", "has_truth": kind == "simulated", "skipped": []}))
     for name, frame in make_tables().items():
         frame.to_csv(run / "tables" / f"{name}.csv", index=False)
-    if with_figures:
-        ds = make_cube()
-        preds = make_predictions(ds)
-        tabs = make_tables()
-        p, t, m = figures.prediction_arrays(ds, preds)
-        makers = {
-            "sample_maps": lambda: figures.sample_maps(ds, [0, 5]),
-            "cloud_statistics": lambda: figures.cloud_statistics(ds),
-            "seasonality_encoding": lambda: figures.seasonality_encoding(EncodingConfig(), ds),
-            "s1_vs_lai": lambda: figures.s1_vs_lai(ds, n_pixels=5000),
-            "learning_curves": lambda: figures.learning_curves(make_histories()),
-            "density": lambda: figures.density(p, t, m),
-            "error_by_set": lambda: figures.error_by_set(tabs["table1"], tabs["baselines"]),
-            "table1_comparison": lambda: figures.table1_comparison(tabs["table1"]),
-            "truth_vs_prediction_maps": lambda: figures.truth_vs_prediction_maps(ds, preds, n=4),
-        }
-        for name in with_figures:
-            figures.save(makers[name](), run / "figures" / f"{name}.png", dpi=60)
+    for name in with_figures if figure_dir is not None else ():
+        shutil.copy(figure_dir / f"{name}.png", run / "figures" / f"{name}.png")
     return run
 
 
@@ -198,25 +207,29 @@ def cube():
     return make_cube()
 
 
-def test_figures_return_figures_and_save_atomically(tmp_path, cube):
-    preds = make_predictions(cube)
-    tabs = make_tables()
-    p, t, m = figures.prediction_arrays(cube, preds)
-    made = [
-        figures.sample_maps(cube, [0, 1, 2]),
-        figures.cloud_statistics(cube),
+@pytest.fixture(scope="module")
+def figure_dir(tmp_path_factory):
+    return render_figures(tmp_path_factory.mktemp("figures"))
+
+
+def test_figures_are_complete_pngs_written_atomically(figure_dir):
+    for name in figures.FIGURE_NAMES:
+        assert (figure_dir / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert not list(figure_dir.glob(".*partial*"))
+
+
+def test_figure_variants(tmp_path, cube):
+    """Triangular seasonality, a single epoch per stage, real data (no lai_true), small blocks."""
+    real = cube.drop_vars("lai_true")
+    preds = make_predictions(real)
+    for k, fig in enumerate((
         figures.seasonality_encoding("triangular", cube),
-        figures.s1_vs_lai(cube, n_pixels=2000, block=4),
-        figures.learning_curves(make_histories(1)),  # a single epoch per stage
-        figures.truth_vs_prediction_maps(cube, preds, n=3),
-        figures.density(p, t, m),
-        figures.error_by_set(tabs["table1"], tabs["baselines"]),
-        figures.table1_comparison(tabs["table1"]),
-    ]
-    for k, fig in enumerate(made):
-        out = figures.save(fig, tmp_path / f"f{k}.png", dpi=40)
-        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not list(tmp_path.glob(".*partial*"))
+        figures.learning_curves(make_histories(1)),
+        figures.truth_vs_prediction_maps(real, preds, n=2),
+        figures.s1_vs_lai(cube, n_pixels=500, block=4, max_triplets=5),
+    )):
+        assert len(fig.axes) >= 2
+        figures.save(fig, tmp_path / f"v{k}.png", dpi=30)
 
 
 def test_truth_vs_prediction_maps_includes_cloudy_targets(cube):
@@ -259,10 +272,10 @@ def _pdf_text(path: Path) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def report(tmp_path_factory, figure_dir):
     from lai.report import write_report
 
-    run = build_fake_run(tmp_path_factory.mktemp("runs"))
+    run = build_fake_run(tmp_path_factory.mktemp("runs"), figure_dir)
     return run, write_report(run)
 
 
@@ -273,17 +286,18 @@ def test_report_has_the_key_sections(report):
     assert pages >= 6
     flat = " ".join(text.split())
     for needle in ("Table 1", "MLR", "RF", "persistence", "extrapolation", "simulated", "Provenance", GIT_REV,
-                   "0.163", "0.930", "0.0445", "0.0166", "/data/sim_lnb#2/my_folder", "quick_test #1",
+                   "0.163", "0.930", "0.0445", "0.0166", "/data/sim_lnb#2/my_folder", "/data/cube_*abc*.nc",
+                   "quick_test #1",
                    "tile blocks", "Training", "Reading"):
         assert needle in flat, needle
     assert "not available" not in flat  # every figure was there
     assert not list(run.glob(".*partial*"))
 
 
-def test_missing_figure_gives_a_note(tmp_path):
+def test_missing_figure_gives_a_note(tmp_path, figure_dir):
     from lai.report import write_report
 
-    run = build_fake_run(tmp_path, with_figures=("learning_curves",), kind="real")
+    run = build_fake_run(tmp_path, figure_dir, with_figures=("learning_curves",), kind="real")
     (run / "figures" / "learning_curves.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")  # unreadable image
     (run / "tables" / "baselines.csv").unlink()
     pdf = write_report(run)
@@ -297,7 +311,7 @@ def test_missing_figure_gives_a_note(tmp_path):
 def test_failing_compile_leaves_no_report(tmp_path, monkeypatch):
     import lai.report as report_mod
 
-    run = build_fake_run(tmp_path, with_figures=())
+    run = build_fake_run(tmp_path, figure_dir=None)
 
     def broken(source, output, root):
         Path(output).write_bytes(b"%PDF-1.7 half written")
@@ -314,7 +328,7 @@ def test_typst_error_leaves_no_report(tmp_path, monkeypatch):
     """A real Typst failure (invalid markup) goes through the same path."""
     import lai.report as report_mod
 
-    run = build_fake_run(tmp_path, with_figures=())
+    run = build_fake_run(tmp_path, figure_dir=None)
     monkeypatch.setattr(report_mod, "build_source", lambda run_dir: "#let x = (\n")
     with pytest.raises(report_mod.ReportError):
         report_mod.write_report(run)

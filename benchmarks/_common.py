@@ -1,0 +1,27 @@
+"""Shared set-up for the benchmarks: a simulated LNB folder and its cube in a cache folder."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from lai.config import SimConfig, load_profile
+from lai.cube import build_cube
+from lai.simulate import simulate
+
+CACHE = Path(__file__).resolve().parent.parent / "data" / "benchmarks"
+
+
+def simulated_cube(train_triplets: int, unique_triplets: int = 0, tile_size: int = 64, grid: int = 4,
+                   windows: int = 8, progress: bool = False) -> tuple[Path, Path]:
+    """Simulate (or reuse) a dataset of the given size; return (lnb folder, cube path)."""
+    cfg = SimConfig(train_triplets=train_triplets, unique_triplets=unique_triplets, tile_size=tile_size,
+                    grid=grid, windows_per_scene=windows,
+                    unique_regions=SimConfig().unique_regions if unique_triplets else [])
+    key = hashlib.sha256(json.dumps(cfg.__dict__, sort_keys=True).encode()).hexdigest()[:10]
+    lnb = CACHE / f"lnb-{key}"
+    simulate(cfg, lnb, progress=progress)
+    profile = load_profile("quick")
+    cube = CACHE / f"cube-{key}.nc"
+    build_cube(lnb, cube, profile.splits, profile.encoding, progress=progress)
+    return lnb, cube
