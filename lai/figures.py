@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 import matplotlib
-
 import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt  # noqa: F401 - activates Jupyter's inline display of returned figures
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from lai.io import atomic_path
-from lai.lnb import CLOUD_CLASSES, SCL_NAMES
+from lai.lnb import SCL_NAMES
 
 LAI_CMAP = "YlGn"
 LAI_VMAX = 6.0
@@ -110,8 +110,6 @@ def note_figure(title: str, text: str, size=(6.0, 2.5)) -> Figure:
 
 def save(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
     """Write ``fig`` as PNG atomically (temporary name, then rename) and close it."""
-    import matplotlib.pyplot as plt
-
     path = Path(path)
     try:
         with atomic_path(path) as tmp:
@@ -268,7 +266,7 @@ def cloud_statistics(ds) -> Figure:
     order = _split_order(split)
     counts = pd.Series(split).value_counts()
     ticklabels = [f"{s}\n(n={counts.get(s, 0)})" for s in order]
-    fig = _figure(8.5, 7)
+    fig = _figure(8.5, 6.3)
     axes = fig.subplots(2, 2)
     palette = dict(zip(TIME_LABELS, sns.color_palette("colorblind", 3)))
     for ax, col, what in ((axes[0, 0], "clear", "Clear fraction (valid SCL, finite LAI)"),
@@ -329,7 +327,7 @@ def seasonality_encoding(enc=None, ds=None) -> Figure:
     names = ("sin(2π·DOY/365.25)", "cos(2π·DOY/365.25)") if kind == "sincos" else (
         "tri(DOY/365.25)", "tri(DOY/365.25 + 1/4)")
     which = "target date t" if kind == "sincos" else "first date t-2 (DateFrom)"
-    fig = _figure(8, 5.6)
+    fig = _figure(8.4, 4.9)
     ax, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     for i, name in enumerate(names):
         ax.plot(doy, curve[:, i], lw=2, label=name)
@@ -570,7 +568,7 @@ def truth_vs_prediction_maps(ds, predictions, triplets: Iterable[int] | None = N
             im_err = axes[r, 3].imshow(err, cmap=err_cmap, vmin=-error_range, vmax=error_range)
             rm_clear = math.sqrt(np.nanmean(err[clear] ** 2)) if clear.any() else float("nan")
             rm_cloud = math.sqrt(np.nanmean(err[~clear] ** 2)) if (~clear).any() else float("nan")
-            text = f"RMSE clear {rm_clear:.2f}" + (f"\nnot clear {rm_cloud:.2f}" if (~clear).any() else "")
+            text = f"RMSE clear {rm_clear:.2f}" + (f"\ncloudy {rm_cloud:.2f}" if (~clear).any() else "")
             ax_err = axes[r, 3]
         else:
             err = np.where(clear, pred - obs, np.nan)
@@ -578,7 +576,7 @@ def truth_vs_prediction_maps(ds, predictions, triplets: Iterable[int] | None = N
             rm_clear = math.sqrt(np.nanmean(err[clear] ** 2)) if clear.any() else float("nan")
             text = f"RMSE clear {rm_clear:.2f}"
             ax_err = axes[r, 2]
-        ax_err.text(0.02, 0.02, text, transform=ax_err.transAxes, fontsize=7, va="bottom",
+        ax_err.text(0.02, 0.02, text, transform=ax_err.transAxes, fontsize=8, va="bottom",
                     bbox=dict(facecolor="white", alpha=0.8, edgecolor="none", pad=1.5))
         date = _dates(ds, t)[2].strftime("%Y-%m-%d")
         axes[r, 0].set_ylabel(f"triplet {t}\n{_set_title(name)}, {date}\n{cloudy_frac:.0%} not clear at t", fontsize=8)
@@ -612,7 +610,13 @@ def density(pred, target, mask=None, lai_scale: float = 5.0, max_points: int = 4
     if not names:
         return note_figure("Predicted vs observed LAI", "no test set given")
     rng = np.random.default_rng(seed)
-    fig = _figure(2.9 * len(names) + 0.4, 3.9)
+    top = LAI_VMAX  # one scale for every panel
+    for name in names:
+        both = np.concatenate([np.asarray(pred[name], float).reshape(-1), np.asarray(target[name], float).reshape(-1)])
+        both = both[np.isfinite(both)]
+        if both.size:
+            top = max(top, float(np.percentile(both, 99.5)))
+    fig = _figure(2.8 * len(names) + 0.4, 3.45)
     axes = np.atleast_1d(fig.subplots(1, len(names), squeeze=False)[0])
     for ax, name in zip(axes, names):
         p = np.asarray(pred[name], np.float64).reshape(-1)
@@ -627,9 +631,9 @@ def density(pred, target, mask=None, lai_scale: float = 5.0, max_points: int = 4
         if len(p) > max_points:
             keep = rng.choice(len(p), max_points, replace=False)
             p, y = p[keep], y[keep]
-        top = max(LAI_VMAX, float(np.percentile(np.concatenate([p, y]), 99.5)))
-        sns.histplot(x=y, y=p, bins=60, binrange=((0, top), (0, top)), cmap="mako_r", norm=mcolors.LogNorm(),
-                     vmin=None, vmax=None, cbar=True, cbar_kws={"label": "pixels (log)", "shrink": 0.7}, ax=ax)
+        peak = np.histogram2d(y, p, bins=60, range=((0, top), (0, top)))[0].max()
+        sns.histplot(x=y, y=p, bins=60, binrange=((0, top), (0, top)), cmap="mako_r",
+                     norm=mcolors.LogNorm(vmin=1, vmax=max(peak, 2)), vmin=None, vmax=None, cbar=True, cbar_kws={"label": "pixels (log)" if name == names[-1] else "", "shrink": 0.7}, ax=ax)
         ax.plot([0, top], [0, top], "k--", lw=1, label="1:1")
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)

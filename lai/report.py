@@ -127,7 +127,7 @@ def _table(header_rows: list[list[str]], rows: list[list[str]], align: list[str]
         body.append(", ".join(r))
     body.append("table.hline(stroke: 0.9pt)")
     table = "table(\n    " + ",\n    ".join(body) + "\n  )"
-    code = f"{{\n  set text(size: {size})\n  {table}\n}}"
+    code = f"{{\n  set text(size: {size})\n  set par(justify: false)\n  {table}\n}}"
     if caption is None:
         return f"#{code}\n"
     return f"#figure(kind: table, caption: [{caption}], {code}){(' <' + label + '>') if label else ''}\n"
@@ -153,6 +153,7 @@ PREAMBLE = r"""
 #show heading.where(level: 1): it => { if it.outlined { pagebreak(weak: true) }; v(0.3em); it; v(0.4em) }
 #show heading: set block(above: 1.2em, below: 0.8em)
 #show figure.where(kind: table): set figure.caption(position: top)
+#show figure.where(kind: table): set figure(numbering: none)
 #show figure.caption: set text(size: 9pt)
 #show figure: set block(breakable: false, above: 1.4em, below: 1.4em)
 #show raw: set text(font: "DejaVu Sans Mono")
@@ -288,14 +289,14 @@ class _Doc:
 
     def figure(self, name: str, caption: str, max_height_cm: float = MAX_FIGURE_HEIGHT_CM) -> None:
         path = self.run.dir / "figures" / f"{name}.png"
-        title = caption.split(".")[0]
         if not path.is_file():
-            self.add(_note(f"Figure '{name}'", f"The file figures/{name}.png was not produced by this run. "
-                           f"({title}.)"))
+            self.add(f"#notavail({typst_str(f'Figure {name}')}, [{typst_text(f'figures/{name}.png was not produced by this run.')} "
+                     f"It would show: {caption}])\n\n")
             return
         size = _png_size(path)
         if size is None:
-            self.add(_note(f"Figure '{name}'", f"figures/{name}.png is not a readable PNG image. ({title}.)"))
+            self.add(f"#notavail({typst_str(f'Figure {name}')}, [{typst_text(f'figures/{name}.png is not a readable PNG image.')} "
+                     f"It would show: {caption}])\n\n")
             return
         w, h = size
         width_cm = min(TEXT_WIDTH_CM, max_height_cm * w / h)
@@ -336,6 +337,10 @@ def _title(doc: _Doc) -> None:
 
 
 def _raw_inline(text) -> str:
+    """Monospace text in markup; long strings (paths) may break after '/' or '_'."""
+    text = str(text)
+    if len(text) > 60:
+        text = re.sub(r"([/_\-.])", "\\1\u200b", text)
     return f"#{_raw(text)};"
 
 
@@ -503,9 +508,10 @@ def _table1_section(doc: _Doc) -> None:
                 rows.append(line)
             doc.add(_table([header1, header2], rows, ["left", "left"] + ["right"] * 6, caption=cap))
         # RMSE in LAI units and pixel counts
-        header = [_cell("Input", bold=True), _cell("Architecture", bold=True)]
-        header += [_cell(f"{SET_TITLES[s]}", bold=True) for s in SETS]
-        header += [_cell(f"pixels, {SET_TITLES[s].lower()}", bold=True) for s in SETS]
+        header1 = [_cell("Input", bold=True, rowspan=2), _cell("Architecture", bold=True, rowspan=2),
+                   _cell("RMSE (LAI)", bold=True, colspan=3, align="center"),
+                   _cell("Clear pixels scored", bold=True, colspan=3, align="center")]
+        header2 = [_cell(SET_TITLES[s], bold=True) for s in SETS] * 2
         rows = []
         for r in rows_present:
             label_in, arch = _row_label(t1, r)
@@ -513,7 +519,7 @@ def _table1_section(doc: _Doc) -> None:
             rows.append([_cell(label_in), _cell(arch)]
                         + [_cell(fmt(_metric(sub, "set", s, "rmse"))) for s in SETS]
                         + [_cell(_fmt_count(_metric(sub, "set", s, "n_pixels"))) for s in SETS])
-        doc.add(_table([header], rows, ["left", "left"] + ["right"] * 6,
+        doc.add(_table([header1, header2], rows, ["left", "left"] + ["right"] * 6,
                        caption="Table 1, RMSE of this run in LAI units (m²/m²), and the number of clear pixels "
                                "scored per test set. The paper gives no RMSE in LAI units."))
     doc.figure("table1_comparison", "This run's Table 1 against the paper's, per row (colour) and test set (marker); "
@@ -547,9 +553,9 @@ def _baseline_section(doc: _Doc) -> None:
     if bl is None or not len(bl):
         doc.add(_note("Baseline table", "tables/baselines.csv is missing."))
     else:
-        header = ["Model", "Test set", "Triplets", "RMSE (LAI)", "RMSE (LAI/5)", "R²", "Pixels"]
+        header = ["Test set", "Model", "Triplets", "RMSE (LAI)", "RMSE (LAI/5)", "R²", "Pixels"]
         if has_truth:
-            header.append("RMSE not clear at t vs truth (LAI)")
+            header.append("RMSE under clouds (LAI)")
         rows = []
         names = [b for b in BASELINE_ORDER if b in set(bl["baseline"])] + \
             [b for b in dict.fromkeys(bl["baseline"]) if b not in BASELINE_ORDER]
@@ -564,8 +570,11 @@ def _baseline_section(doc: _Doc) -> None:
                 p = part[part["baseline"] == b]
                 if len(p):
                     entries.append((b, p.iloc[0], False))
-            for name, rec, is_model in entries:
-                line = [_cell(name, bold=is_model), _cell(SET_TITLES.get(s, s)),
+            if rows and entries:
+                rows.append(["table.hline(stroke: 0.3pt + luma(160))"])
+            for k, (name, rec, is_model) in enumerate(entries):
+                line = [_cell(SET_TITLES.get(s, s), rowspan=len(entries))] if k == 0 else []
+                line += [_cell(name, bold=is_model),
                         _cell(_fmt_count(rec.get("triplets", float("nan")))), _cell(fmt(rec.get("rmse"))),
                         _cell(fmt(rec.get("rmse_norm"))), _cell(fmt(rec.get("r2"))),
                         _cell(_fmt_count(rec.get("n_pixels", float("nan"))))]
@@ -576,64 +585,69 @@ def _baseline_section(doc: _Doc) -> None:
         doc.add(_table([[_cell(h, bold=True) for h in header]], rows, align, size="8.5pt",
                        caption="Baselines next to the final U-Net (bold), per test set. RMSE and R² on pixels clear "
                                "at _t_." + (" Last column: RMSE against the simulation's true LAI on the pixels "
-                                            "*not* clear at _t_, which real data cannot score." if has_truth else "")))
+                                            "*not* clear at _t_ (clouds, shadows, no data), which real data cannot "
+                                            "score." if has_truth else "")))
     doc.add("#callout[*Reading.* " + _baseline_reading(run, bl, fm) + "]\n\n")
 
 
+SET_PROSE = {"non_cloudy": "non-cloudy", "cloudy": "cloudy", "unique": "unique-areas"}
+
+
 def _baseline_reading(run: _Run, bl: pd.DataFrame | None, fm: pd.DataFrame | None) -> str:
-    """An honest paragraph generated from the numbers."""
-    if bl is None or not len(bl):
+    """An honest paragraph generated from the numbers: where the U-Net beats the baselines and where not."""
+    if bl is None or not len(bl) or "rmse" not in bl:
         return "No baseline was evaluated in this run, so the U-Nets cannot be put in perspective here."
     out = []
+    best_nc = None
     for s in SETS:
         unet = _metric(fm, "set", s, "rmse")
-        part = bl[(bl["set"] == s) & bl["rmse"].notna()] if "rmse" in bl else bl.iloc[0:0]
+        part = bl[(bl["set"] == s) & pd.to_numeric(bl["rmse"], errors="coerce").notna()]
+        where = f"On the {SET_PROSE[s]} set"
         if part.empty:
-            out.append(f"The {SET_TITLES[s].lower()} set has no baseline score (empty set).")
+            out.append(f"{where} no baseline could be scored (empty set).")
             continue
-        best = part.loc[part["rmse"].astype(float).idxmin()]
+        best = part.loc[pd.to_numeric(part["rmse"]).idxmin()]
         b_rmse, b_name = float(best["rmse"]), str(best["baseline"])
+        if s == "non_cloudy":
+            best_nc = b_name
         if not math.isfinite(unet):
-            out.append(f"On the {SET_TITLES[s].lower()} set the best baseline is {b_name} (RMSE {fmt(b_rmse)} LAI); "
-                       f"the final U-Net has no score there.")
-            continue
-        rel = (b_rmse - unet) / b_rmse if b_rmse > 0 else float("nan")
-        if unet < b_rmse:
-            out.append(f"On the {SET_TITLES[s].lower()} set the final U-Net (RMSE {fmt(unet)} LAI) beats the best "
-                       f"baseline, {b_name} (RMSE {fmt(b_rmse)} LAI), by {rel:.0%}.")
+            out.append(f"{where} the best baseline is {b_name} (RMSE {fmt(b_rmse)} LAI); the final U-Net has no "
+                       "score there.")
+        elif unet < b_rmse:
+            out.append(f"{where} the final U-Net (RMSE {fmt(unet)} LAI) beats the best baseline, {b_name} "
+                       f"(RMSE {fmt(b_rmse)} LAI), by {(b_rmse - unet) / b_rmse:.0%}.")
         else:
-            out.append(f"On the {SET_TITLES[s].lower()} set *{b_name} beats the final U-Net*: RMSE {fmt(b_rmse)} LAI "
-                       f"against {fmt(unet)} LAI, so the network adds nothing over this simple rule there.")
+            out.append(f"{where} *{b_name} beats the final U-Net*: RMSE {fmt(b_rmse)} against {fmt(unet)} LAI, "
+                       f"{(unet - b_rmse) / unet:.0%} lower; there the network does not improve on this baseline.")
     pers_nc = _metric_b(bl, "persistence", "non_cloudy", "rmse")
     unet_nc = _metric(fm, "set", "non_cloudy", "rmse")
-    if math.isfinite(pers_nc) and math.isfinite(unet_nc):
-        verdict = "does not beat" if pers_nc <= unet_nc else "beats"
-        out.append(f"In particular, on non-cloudy data the U-Net {verdict} persistence "
-                   f"({fmt(unet_nc)} against {fmt(pers_nc)} LAI).")
+    if math.isfinite(pers_nc) and math.isfinite(unet_nc) and best_nc != "persistence":
+        verdict = "beats" if unet_nc < pers_nc else "does not beat"
+        out.append(f"On non-cloudy data the U-Net {verdict} persistence ({fmt(unet_nc)} against {fmt(pers_nc)} LAI).")
     mlr, rf = _metric_b(bl, "MLR", "non_cloudy", "r2"), _metric_b(bl, "RF", "non_cloudy", "r2")
     if math.isfinite(mlr) or math.isfinite(rf):
-        ours = f"MLR R² = {fmt(mlr)} and RF R² = {fmt(rf)}"
+        ours = f"R² = {fmt(mlr)} (MLR) and {fmt(rf)} (RF)"
         paper = f"{fmt(PAPER_BASELINES_R2['MLR'], 4)} and {fmt(PAPER_BASELINES_R2['RF'], 4)}"
-        gap = np.nanmax([mlr - PAPER_BASELINES_R2["MLR"], rf - PAPER_BASELINES_R2["RF"]])
+        gap = float(np.nanmax([mlr - PAPER_BASELINES_R2["MLR"], rf - PAPER_BASELINES_R2["RF"]]))
         if gap > 0.2:
-            why = (" The simulator's per-pixel link between the past LAI and LAI at _t_ is probably simpler than in "
+            why = (" The simulator may make the link between a pixel's past LAI and its LAI at _t_ simpler than in "
                    "real data." if run.kind == "simulated" else "")
-            out.append(f"The per-pixel models reach {ours} on non-cloudy data, far above the paper's {paper}: "
-                       f"here a pixel's own inputs already explain much of LAI at _t_.{why} A negative R² (worse than "
-                       "predicting the mean) is hard to obtain from a regression on inputs that include the past LAI "
-                       "of the same pixel, so the paper's baselines probably used other features or another "
-                       "evaluation; their numbers cannot be reproduced from the paper's description alone.")
+            out.append(f"The per-pixel models reach {ours} on non-cloudy data, far above the paper's {paper}: here a "
+                       f"pixel's own inputs already explain much of its LAI at _t_.{why} A negative R² means worse "
+                       "than predicting the test set's mean LAI, which would be surprising from inputs that include "
+                       "the same pixel's past LAI; the paper's baselines may have used other features or another "
+                       "evaluation, and its description is too short to tell.")
         elif gap < -0.2:
-            out.append(f"The per-pixel models reach {ours} on non-cloudy data, below the paper's {paper}.")
+            out.append(f"The per-pixel models reach {ours} on non-cloudy data, below even the paper's {paper}.")
         else:
             out.append(f"The per-pixel models reach {ours} on non-cloudy data, close to the paper's {paper}: "
-                       "single pixels carry little information about LAI at _t_ here as there.")
+                       "single pixels carry little information about LAI at _t_, here as there.")
     if "truth_rmse_cloudy" in bl and fm is not None and "truth_rmse_cloudy" in fm:
         u = _metric(fm, "set", "cloudy", "truth_rmse_cloudy")
         p = _metric_b(bl, "persistence", "cloudy", "truth_rmse_cloudy")
         if math.isfinite(u) and math.isfinite(p):
-            out.append(f"Under clouds at _t_ (cloudy set), where only the simulation knows the truth, the U-Net's RMSE "
-                       f"is {fmt(u)} LAI against {fmt(p)} for persistence.")
+            out.append(f"Under the clouds at _t_ of the cloudy set, which only the simulation can score, the U-Net's "
+                       f"RMSE against the true LAI is {fmt(u)} LAI, persistence's {fmt(p)} LAI.")
     return " ".join(out)
 
 
@@ -691,7 +705,7 @@ def _results_section(doc: _Doc) -> None:
     else:
         truth = "truth_rmse_cloudy" in fm and fm["truth_rmse_cloudy"].notna().any()
         header = ["Test set", "Triplets", "RMSE (LAI)", "RMSE (LAI/5)", "R²", "Pixels"] + (
-            ["RMSE not clear at t vs truth"] if truth else [])
+            ["RMSE under clouds (LAI)"] if truth else [])
         rows = []
         for s in [x for x in SETS if x in set(fm["set"])] + [x for x in dict.fromkeys(fm["set"]) if x not in SETS]:
             rec = fm[fm["set"] == s].iloc[0]
@@ -702,7 +716,9 @@ def _results_section(doc: _Doc) -> None:
                 line.append(_cell(fmt(rec.get("truth_rmse_cloudy"))))
             rows.append(line)
         doc.add(_table([[_cell(h, bold=True) for h in header]], rows, ["left"] + ["right"] * (len(header) - 1),
-                       caption="Final model (both encoders and the fusion decoder) per test set."))
+                       caption="Final model (both encoders and the fusion decoder) per test set, on the pixels clear "
+                               "at _t_." + (" Last column: RMSE against the simulation's true LAI on the pixels not "
+                                            "clear at _t_." if truth else "")))
     doc.figure("density", "Predicted against observed LAI at _t_ on the pixels clear at _t_, one panel per test set "
                           "(log colour scale); dashed: the 1:1 line.", max_height_cm=8)
     doc.figure("truth_vs_prediction_maps",
@@ -745,12 +761,36 @@ def _provenance_section(doc: _Doc) -> None:
             doc.add(_table([[_cell(h, bold=True) for h in ("Package", "Version", "Package", "Version")]], rows,
                            ["left", "left", "left", "left"], caption="Package versions of the run."))
     if run.profile_text:
+        left, right = _yaml_columns(run.profile, run.profile_text)
         doc.add("== Configuration (profile.yaml)\n\n")
         doc.add("#block(width: 100%, inset: 8pt, fill: luma(246), radius: 3pt)[\n"
-                "#set text(size: 7.5pt)\n#set par(justify: false)\n"
-                f"#columns(2, gutter: 12pt)[#{_raw(run.profile_text.rstrip(), lang='yaml', block=True)}]\n]\n")
+                "#set text(size: 8pt)\n#set par(justify: false)\n"
+                f"#grid(columns: (1fr, 1fr), gutter: 12pt, {_raw(left, lang='yaml', block=True)}, "
+                f"{_raw(right, lang='yaml', block=True)})\n]\n")
     else:
         doc.add(_note("Configuration", "profile.yaml is missing."))
+
+
+def _yaml_columns(profile: dict, text: str) -> tuple[str, str]:
+    """The configuration as YAML (lists of scalars inline), cut in two at a top-level key near the middle."""
+    if profile:
+        import yaml
+
+        class _Dumper(yaml.SafeDumper):
+            pass
+
+        def _list(dumper, data):
+            flow = all(not isinstance(v, (dict, list)) for v in data) and len(", ".join(map(str, data))) < 40
+            return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+        _Dumper.add_representer(list, _list)
+        text = yaml.dump(profile, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=50)
+    lines = text.rstrip().splitlines()
+    tops = [i for i, line in enumerate(lines) if line and not line[0].isspace() and i > 0]
+    if not tops or len(lines) < 20:
+        return "\n".join(lines), ""
+    cut = min(tops, key=lambda i: abs(i - len(lines) / 2))
+    return "\n".join(lines[:cut]), "\n".join(lines[cut:])
 
 
 def build_source(run_dir: str | Path) -> str:
@@ -761,10 +801,26 @@ def build_source(run_dir: str | Path) -> str:
         "HEADER", f"{typst_str('lai run report: ' + run.name + ' (' + run.kind + ' data)')}")
     doc.add(preamble)
     _title(doc)
-    for section in (_data_section, _table1_section, _baseline_section, _training_section, _results_section,
-                    _provenance_section):
-        section(doc)
+    for section, title in SECTIONS:
+        mark = len(doc.parts)
+        try:
+            section(doc)
+        except Exception as err:  # a malformed artefact costs one section, not the report
+            del doc.parts[mark:]
+            doc.add(f"= {title}\n\n")
+            doc.add(_note(f"Section '{title}'", f"it could not be built from this run's artefacts "
+                                                f"({type(err).__name__}: {err})."))
     return "".join(doc.parts)
+
+
+SECTIONS = (
+    (_data_section, "Data"),
+    (_table1_section, "Table 1: ablation study"),
+    (_baseline_section, "Baselines"),
+    (_training_section, "Training"),
+    (_results_section, "The final model"),
+    (_provenance_section, "Provenance"),
+)
 
 
 def _compile(source: Path, output: Path, root: Path) -> None:

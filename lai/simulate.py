@@ -37,6 +37,7 @@ import dataclasses
 import datetime as dt
 import functools
 import math
+import os
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -156,8 +157,8 @@ _B_VV = np.array([.16, .10, .12, .15, .10, .10, .15, 0], np.float32)
 _A_VH = np.array([.008, .010, .010, .007, .004, .004, .006, 0], np.float32)
 _B_VH = np.array([.09, .07, .09, .10, .08, .08, .10, 0], np.float32)
 _STRUCT_VV = np.array([0, 0, 0, 0, .10, .09, 0, 0], np.float32)
-_STRUCT_VH = np.array([0, 0, 0, 0, .030, .035, 0, 0], np.float32)
-_SOIL_DB = {"vv": (-17.5, 0.28, -0.25), "vh": (-26.0, 0.25, -0.15)}  # dB = a + b*mv + k*(theta - 37.5)
+_STRUCT_VH = np.array([0, 0, 0, 0, .040, .045, 0, 0], np.float32)
+_SOIL_DB = {"vv": (-17.5, 0.28, -0.25), "vh": (-25.0, 0.25, -0.15)}  # dB = a + b*mv + k*(theta - 37.5)
 _NOISE_FLOOR = {"vv": 10 ** -3.1, "vh": 10 ** -2.8}  # residual thermal noise (linear)
 
 
@@ -221,6 +222,7 @@ class Landscape:
     texture: np.ndarray  # (H, W) vol. % offset (soil texture)
     brightness: np.ndarray  # (F,) urban double-bounce strength (linear VV)
     volume_gain: np.ndarray  # (F,) forest structure-term gain
+    canopy_gain: np.ndarray  # (years, F, 2) crop structure/variety gain of the WCM A term (VV, VH)
 
     @property
     def fields(self) -> int:
@@ -293,7 +295,7 @@ def make_landscape(rng: np.random.Generator, region: Region, shape: tuple[int, i
     n = len(sy)
     het = 1 + 0.15 * smooth_field(rng, shape, 5) + 0.05 * smooth_field(rng, shape, 1.5)
     urban = (classes[0] == BARE) & (rng.random(n) < 0.45)
-    building = urban[labels] & (smooth_field(rng, shape, 1.2) > 0.3)
+    building = urban[labels] & (smooth_field(rng, shape, 1.2) > 0.5)
     return Landscape(
         labels=labels,
         classes=classes,
@@ -305,8 +307,9 @@ def make_landscape(rng: np.random.Generator, region: Region, shape: tuple[int, i
         roughness=rng.normal(0, 1.5, (years, n)),
         field_moisture=rng.normal(0, 2.0, n),
         texture=(3.0 * smooth_field(rng, shape, 60)).astype(np.float32),
-        brightness=np.exp(rng.normal(math.log(0.12), 1.0, n)),
+        brightness=np.exp(rng.normal(math.log(0.1), 1.0, n)),
         volume_gain=np.exp(rng.normal(0, 0.3, n)),
+        canopy_gain=np.exp(rng.normal(0, 0.3, (years, n, 2))),
     )
 
 
@@ -559,31 +562,37 @@ class Scene:
 
     def _s1(self, rng, s1_date, truth, classes, snow):
         """Water cloud model per polarisation, structure terms, noise floor, speckle, dB."""
-        land = self.land
+        land, labels, f32 = self.land, self.land.labels, np.float32
         theta_deg = self.orbits[rng.integers(len(self.orbits))] + self.theta_span * np.linspace(0, 1, self.shape[1])
-        theta = np.radians(theta_deg).astype(np.float32)[None, :]
-        cos = np.cos(theta)
+        cos = np.cos(np.radians(theta_deg)).astype(f32)[None, :]
         mv = self._moisture(rng, s1_date, classes)
-        rough = land.roughness[s1_date.year - START.year][land.labels].astype(np.float32)
-        wet_snow = np.float32(rng.uniform(1, 3)) * snow
-        wind_db = rng.uniform(-25, -15) + 1.5 * smooth_field(rng, self.shape, 30)
+        year = s1_date.year - START.year
+        base_db = land.roughness[year][labels].astype(f32) - f32(rng.uniform(1, 3)) * snow  # wet snow darkens
+        wind_db = f32(rng.uniform(-25, -15)) + 1.5 * smooth_field(rng, self.shape, 30)
         water = classes == WATER
-        volume = land.volume_gain[land.labels].astype(np.float32)
-        bright = (land.brightness[land.labels] * land.building).astype(np.float32)
+        volume = land.volume_gain[labels].astype(f32)
+        wetness = np.exp(rng.normal(0, 0.2, land.fields))  # dew / rain on the canopy, per field and date
+        gains = land.canopy_gain[year] * np.exp(rng.normal(0, 0.1, (land.fields, 2))) * wetness[:, None]
+        bright = (land.brightness[labels] * land.building).astype(f32)
         out = []
-        for pol, A, B, struct, bright_gain, water_offset in (
+        for p, (pol, A, B, struct, bright_gain, water_offset) in enumerate((
             ("vv", _A_VV, _B_VV, _STRUCT_VV, 1.0, 0.0),
             ("vh", _A_VH, _B_VH, _STRUCT_VH, 0.12, -9.0),
-        ):
+        )):
             a, b, k = _SOIL_DB[pol]
-            soil_db = a + b * mv + rough + k * (theta_deg[None, :] - 37.5) - wet_snow
+            angle_db = (k * (theta_deg - 37.5)).astype(f32)[None, :]
+            soil = _db_to_linear(f32(a) + f32(b) * mv + base_db + angle_db)
             tau2 = np.exp(-2 * B[classes] * truth / cos)
-            sigma = A[classes] * truth * cos * (1 - tau2) + tau2 * 10 ** (soil_db / 10)
-            sigma = sigma + struct[classes] * volume + bright_gain * bright
-            sigma = np.where(water, 10 ** ((wind_db + water_offset) / 10), sigma) + _NOISE_FLOOR[pol]
-            sigma = sigma * rng.standard_gamma(ENL, self.shape, dtype=np.float32) / ENL
-            out.append(np.clip(10 * np.log10(sigma), -30, 0).astype(np.float32))
+            canopy = A[classes] * gains[:, p].astype(f32)[labels] * truth * cos * (1 - tau2)
+            sigma = canopy + tau2 * soil + struct[classes] * volume + f32(bright_gain) * bright
+            sigma = np.where(water, _db_to_linear(wind_db + f32(water_offset)), sigma) + f32(_NOISE_FLOOR[pol])
+            sigma *= rng.standard_gamma(ENL, self.shape, dtype=f32) / f32(ENL)
+            out.append(np.clip(10 * np.log10(sigma), -30, 0).astype(f32))
         return out
+
+
+def _db_to_linear(db: np.ndarray) -> np.ndarray:
+    return np.exp(db * np.float32(math.log(10) / 10))
 
 
 # --------------------------------------------------------------------------- planning
@@ -707,7 +716,7 @@ def _tile_name(scene: ScenePlan, window: tuple, k: int, row: int, col: int) -> s
     return TileName(r.country, r.area, window[0], window[2], k, scene.n_before(window[k]), row, col + scene.col_offset).format()
 
 
-def _simulate_scene(cfg: SimConfig, scene: ScenePlan, root: Path, bar) -> list:
+def _simulate_scene(cfg: SimConfig, scene: ScenePlan, root: Path, bar=None) -> list:
     """Simulate the dates of one scene, write its picked tiles, return its CSV rows."""
     from affine import Affine
     from rasterio.crs import CRS
@@ -731,63 +740,104 @@ def _simulate_scene(cfg: SimConfig, scene: ScenePlan, root: Path, bar) -> list:
                 _write_tiff(root / MASK_DIR / name, obs.scl[sl][None], crs, transform)
                 if k == 2:
                     _write_tiff(root / TRUTH_DIR / name, obs.truth[sl][None], crs, transform)
-        bar.update(1)
+        if bar is not None:
+            bar.update(1)
     return [tuple(_tile_name(scene, scene.windows[w], k, r, c) for k in range(3)) for w, r, c in scene.picks]
 
 
 # --------------------------------------------------------------------------- entry point
 
 
-def _count_rows(csv: Path) -> int:
-    return max(0, len(csv.read_text().splitlines()) - 1)
+def _reuse_or_refuse(out: Path, text: str) -> bool:
+    """True if ``out`` holds a finished simulation with this exact ``simulation.yaml``.
+
+    An absent or empty folder is False (it will be written); anything else raises.
+    """
+    if not out.exists():
+        return False
+    existing = out / "simulation.yaml"
+    if out.is_dir() and existing.is_file() and existing.read_text() == text and (out / SERIES_CSV).is_file():
+        return True
+    if out.is_dir() and not any(out.iterdir()):
+        return False
+    raise FileExistsError(
+        f"{out} already exists and does not hold a simulation of this configuration "
+        "(different or missing simulation.yaml); choose another folder or delete it"
+    )
 
 
-def simulate(cfg: SimConfig, out: str | Path, progress: bool = True) -> dict:
+def _auto_workers(cfg: SimConfig, plans: list) -> int:
+    """Processes worth starting: one per scene up to the CPUs, only when the run is not tiny."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    files = 10 * sum(len(s.picks) for s in plans)
+    big = files >= 2000 or cfg.grid * cfg.tile_size >= 1024
+    return max(1, min(cpus, len(plans), 16)) if big else 1
+
+
+def _run_scenes(cfg: SimConfig, plans: list, root: Path, workers: int, bar) -> list:
+    """Simulate every scene, in ``workers`` forked processes (one scene each) or serially.
+
+    Returns each scene's CSV rows in plan order; the files do not depend on ``workers``.
+    """
+    import multiprocessing
+
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {pool.submit(_simulate_scene, cfg, scene, root): i for i, scene in enumerate(plans)}
+            results: list = [None] * len(plans)
+            for fut in as_completed(futures):
+                i = futures[fut]
+                results[i] = fut.result()
+                bar.update(len(_scene_dates(plans[i])))
+        return results
+    results = []
+    for scene in plans:
+        bar.set_postfix_str(f"{scene.region.name} #{scene.index}")
+        results.append(_simulate_scene(cfg, scene, root, bar))
+    return results
+
+
+def simulate(cfg: SimConfig, out: str | Path, progress: bool = True, workers: int | None = None) -> dict:
     """Write a simulated dataset in the real LNB layout (plus truth/) to ``out``; return a summary.
 
     Reuses ``out`` if it already holds a simulation of the identical configuration; refuses
-    (FileExistsError) to touch any other existing content. The folder appears atomically.
+    (FileExistsError) to touch any other existing content. The folder appears atomically
+    (built in a hidden sibling, renamed at the end). ``workers``: processes, one scene
+    each (None: automatic); the output does not depend on it.
     """
     from tqdm.auto import tqdm
 
     cfg.validate()
     check_regions(cfg)
-    out = Path(out)
-    text = yaml_text(cfg)
-    start = time.perf_counter()
-    if out.exists():
-        existing = out / "simulation.yaml"
-        if out.is_dir() and existing.is_file() and existing.read_text() == text and (out / SERIES_CSV).is_file():
-            n = _count_rows(out / SERIES_CSV)
-            return {"out": str(out), "reused": True, "triplets": n, "train_triplets": cfg.train_triplets,
-                    "unique_triplets": cfg.unique_triplets, "message": f"reused existing simulation in {out}",
-                    "seconds": time.perf_counter() - start}
-        if not out.is_dir() or any(out.iterdir()):
-            raise FileExistsError(
-                f"{out} already exists and does not hold a simulation of this configuration "
-                "(different or missing simulation.yaml); choose another folder or delete it"
-            )
+    out, text, start = Path(out), yaml_text(cfg), time.perf_counter()
+    summary = {"out": str(out), "train_triplets": cfg.train_triplets, "unique_triplets": cfg.unique_triplets}
+    if _reuse_or_refuse(out, text):
+        n = max(0, len((out / SERIES_CSV).read_text().splitlines()) - 1)
+        return {**summary, "reused": True, "triplets": n, "message": f"reused the existing simulation in {out}",
+                "seconds": time.perf_counter() - start}
     plans = plan(cfg)
-    rows: list = []
-    regions: dict = {}
+    workers = _auto_workers(cfg, plans) if workers is None else max(1, int(workers))
     total_dates = sum(len(_scene_dates(s)) for s in plans)
     with atomic_path(out) as tmp, tqdm(total=total_dates, desc="simulate", unit="date", disable=not progress) as bar:
         tmp = Path(tmp)
         for sub in (S1_DIR, S2_DIR, MASK_DIR, TRUTH_DIR):
             (tmp / sub).mkdir(parents=True)
-        for scene in plans:
-            bar.set_postfix_str(f"{scene.region.name} #{scene.index}")
-            rows.extend(_simulate_scene(cfg, scene, tmp, bar))
-            info = regions.setdefault(scene.region.name, {"role": scene.role, "scenes": 0, "triplets": 0})
-            info["scenes"] += 1
-            info["triplets"] += len(scene.picks)
-        lines = ["0,1,2"] + [",".join(r) for r in rows]
-        (tmp / SERIES_CSV).write_text("\n".join(lines) + "\n")
+        rows = [row for scene_rows in _run_scenes(cfg, plans, tmp, workers, bar) for row in scene_rows]
+        (tmp / SERIES_CSV).write_text("\n".join(["0,1,2"] + [",".join(r) for r in rows]) + "\n")
         (tmp / "simulation.yaml").write_text(text)
+    regions: dict = {}
+    for scene in plans:
+        info = regions.setdefault(scene.region.name, {"role": scene.role, "scenes": 0, "triplets": 0})
+        info["scenes"] += 1
+        info["triplets"] += len(scene.picks)
     seconds = time.perf_counter() - start
     return {
-        "out": str(out), "reused": False, "triplets": len(rows), "train_triplets": cfg.train_triplets,
-        "unique_triplets": cfg.unique_triplets, "regions": regions, "scenes": len(plans),
-        "files": 10 * len(rows), "message": f"simulated {len(rows)} triplets into {out}",
+        **summary, "reused": False, "triplets": len(rows), "regions": regions, "scenes": len(plans),
+        "files": 10 * len(rows), "workers": workers, "message": f"simulated {len(rows)} triplets into {out}",
         "seconds": seconds, "triplets_per_second": len(rows) / max(seconds, 1e-9),
     }

@@ -300,12 +300,16 @@ def test_missing_figure_gives_a_note(tmp_path, figure_dir):
     run = build_fake_run(tmp_path, figure_dir, with_figures=("learning_curves",), kind="real")
     (run / "figures" / "learning_curves.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")  # unreadable image
     (run / "tables" / "baselines.csv").unlink()
+    (run / "tables" / "table1.csv").write_text("foo,bar\n1,2\n")  # malformed: costs its section only
+    (run / "provenance.json").write_text("{not json")
     pdf = write_report(run)
     _, text = _pdf_text(pdf)
     flat = " ".join(text.split())
     assert "not available" in flat
-    assert "density" in flat and "learning_curves" in flat
-    assert "real" in flat.lower()
+    assert "Figure density: not available" in flat and "learning_curves" in flat
+    assert "Baseline table: not available" in flat and "Provenance: not available" in flat
+    assert "could not be built" in flat
+    assert "Real data" in flat
 
 
 def test_failing_compile_leaves_no_report(tmp_path, monkeypatch):

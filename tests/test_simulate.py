@@ -1,0 +1,271 @@
+"""Tests of the simulator: layout, determinism, errors and physical plausibility."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from lai import simulate as sim
+from lai.config import ConfigError, SimConfig, from_dict
+from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, TRUTH_DIR, TileName, index_folder, read_triplet
+
+TINY = dict(train_triplets=60, unique_triplets=20, tile_size=32, grid=4, windows_per_scene=8)
+MODEST = SimConfig(train_triplets=240, unique_triplets=60, tile_size=64, grid=4, windows_per_scene=8, seed=1)
+CLOUD = (8, 9, 10)
+
+
+def _hash_tree(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def modest(tmp_path_factory):
+    """One simulation of a modest config, its summary and every triplet read back."""
+    out = tmp_path_factory.mktemp("sim") / "lnb"
+    summary = sim.simulate(MODEST, out, progress=False)
+    index = index_folder(out, progress=False)
+    data = [read_triplet(out, t, with_truth=True) for t in index.triplets]
+    return out, summary, index, data
+
+
+@pytest.fixture(scope="module")
+def real_s1(tmp_path_factory):
+    """VV and VH (dB) of the real BigEarthNet-S1 example patches shipped by bigearthnet_common."""
+    rasterio = pytest.importorskip("rasterio")
+    package = pytest.importorskip("bigearthnet_common")
+    archive = Path(package.__file__).parent / "BigEarthNet-S1-Example.tar.bz2"
+    if not archive.is_file():
+        pytest.skip("bigearthnet_common ships no BigEarthNet-S1-Example.tar.bz2")
+    target = tmp_path_factory.mktemp("ben")
+    with tarfile.open(archive) as tar:
+        tar.extractall(target)
+    vv_files = sorted(target.rglob("*_VV.tif"))
+    assert len(vv_files) >= 3
+    read = lambda p: rasterio.open(p).read(1).astype(np.float64).ravel()  # noqa: E731
+    vv = np.concatenate([read(p) for p in vv_files])
+    vh = np.concatenate([read(Path(str(p).replace("_VV.tif", "_VH.tif"))) for p in vv_files])
+    return vv, vh
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def test_layout_counts_and_names(modest):
+    out, summary, index, data = modest
+    assert summary["triplets"] == len(index.triplets) == MODEST.train_triplets + MODEST.unique_triplets
+    assert (out / SERIES_CSV).read_text().splitlines()[0] == "0,1,2"
+    assert index.has_truth and (index.height, index.width) == (MODEST.tile_size, MODEST.tile_size)
+    per_region: dict = {}
+    for trip in index.triplets:
+        t = trip.target
+        per_region[t.region] = per_region.get(t.region, 0) + 1
+        for name in trip.names:
+            assert TileName.parse(name).format() == name
+        assert 10 <= (t.date_to - t.date_from).days <= 20
+        assert dt.date(2017, 1, 1) <= t.date_from and t.date_to <= dt.date(2020, 12, 31)
+        assert 0 <= t.row < MODEST.grid and t.col % (MODEST.grid + 1) < MODEST.grid
+    assert per_region == {r: 60 for r in MODEST.train_regions} | {r: 30 for r in MODEST.unique_regions}
+    for sub, count in ((S1_DIR, 3), (S2_DIR, 3), (MASK_DIR, 3), (TRUTH_DIR, 1)):
+        assert len(list((out / sub).iterdir())) == count * len(index.triplets)
+    doc = yaml.safe_load((out / "simulation.yaml").read_text())
+    assert doc["simulated"] is True and "SIMULATED" in doc["note"]
+    assert from_dict(SimConfig, doc["simulate"]) == MODEST
+    assert not list(out.parent.glob(".*partial*"))
+
+
+def test_files_are_georeferenced_channels_last_and_valid(modest):
+    import rasterio
+
+    out, _, index, data = modest
+    name = index.triplets[0].names[0]
+    with rasterio.open(out / S1_DIR / name) as src:
+        assert src.count == 2 and src.dtypes == ("float32", "float32")
+        assert src.interleaving.name == "pixel"
+        assert src.crs.to_epsg() // 100 == 326 and src.transform.a == 10 and src.transform.e == -10
+    with rasterio.open(out / MASK_DIR / name) as src:
+        assert src.dtypes == ("uint8",)
+    for d in data:
+        assert d.crs and d.transform is not None
+        assert np.isfinite(d.s1).all() and d.s1.min() >= -30 and d.s1.max() <= 0
+        assert np.array_equal(np.isnan(d.lai), d.scl == 0), "LAI may be NaN only (and always) where SCL is 0"
+        assert np.nanmin(d.lai) >= 0 and d.truth.min() >= 0 and np.isfinite(d.truth).all()
+
+
+def test_neighbouring_windows_keep_tile_positions(modest):
+    """A tile keeps its (row, col) and CRS position across the windows of its scene."""
+    _, _, index, data = modest
+    seen: dict = {}
+    for trip, d in zip(index.triplets, data):
+        key = (trip.target.region, trip.target.row, trip.target.col)
+        seen.setdefault(key, set()).add(d.transform)
+    assert all(len(v) == 1 for v in seen.values())
+    assert any(len(v) > 0 for v in seen.values())
+
+
+# --------------------------------------------------------------------------- determinism, reuse, errors
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path):
+    a = sim.simulate(SimConfig(**TINY, seed=3), tmp_path / "a", progress=False)
+    sim.simulate(SimConfig(**TINY, seed=3), tmp_path / "b", progress=False, workers=2)
+    sim.simulate(SimConfig(**TINY, seed=4), tmp_path / "c", progress=False)
+    assert a["triplets"] == 80
+    ha, hb, hc = (_hash_tree(tmp_path / k) for k in "abc")
+    assert ha == hb
+    assert ha != hc
+
+
+def test_reuse_and_refuse_existing_folders(tmp_path):
+    cfg = SimConfig(**TINY)
+    out = tmp_path / "lnb"
+    assert sim.simulate(cfg, out, progress=False)["reused"] is False
+    again = sim.simulate(cfg, out, progress=False)
+    assert again["reused"] is True and again["triplets"] == 80
+    with pytest.raises(FileExistsError, match="lnb"):
+        sim.simulate(SimConfig(**TINY, seed=9), out, progress=False)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="other"):
+        sim.simulate(cfg, other, progress=False)
+    assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_interrupted_simulation_leaves_nothing(tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sim, "_simulate_scene", boom)
+    with pytest.raises(KeyboardInterrupt):
+        sim.simulate(SimConfig(**TINY), tmp_path / "lnb", progress=False, workers=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("key", ["train_regions", "unique_regions"])
+def test_unknown_region_is_a_config_error(tmp_path, key):
+    cfg = SimConfig(**TINY)
+    setattr(cfg, key, ["ATLANTIS_DEEP"])
+    with pytest.raises(ConfigError, match=rf"simulate\.{key}.*ATLANTIS_DEEP.*SPAIN_BADAJOZ"):
+        sim.simulate(cfg, tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_region_presets():
+    required = ["SPAIN_BADAJOZ", "FRANCE_BEAUCE", "GERMANY_BRANDENBURG", "POLAND_MAZOWSZE", "CZECHIA_VYSOCINA",
+                "ITALY_PIEMONTE", "NETHERLANDS_FLEVOLAND", "BELGIUM_HAINAUT", "AUSTRIA_WEINVIERTEL", "HUNGARY_BEKES",
+                "ROMANIA_TIMIS", "DENMARK_MIDTJYLLAND", "SWEDEN_SKANE", "LITHUANIA_KAUNAS"]
+    assert set(required) <= set(sim.REGIONS)
+    for name, r in sim.REGIONS.items():
+        assert r.name == name and r.area.isalnum() and r.country.isalnum()
+        parsed = TileName.parse(TileName(r.country, r.area, dt.date(2019, 1, 1), dt.date(2019, 1, 11), 2, 3, 4, 5).format())
+        assert parsed.region == name
+        assert r.epsg == 32600 + int((r.longitude + 180) // 6) + 1, f"{name}: EPSG zone disagrees with longitude"
+        assert len(r.cloud_monthly) == 12 and all(0 <= c <= 1 for c in r.cloud_monthly)
+        assert abs(r.mix().sum() - 1) < 1e-9 and r.mix()[sim.CEREAL] > 0
+
+
+# --------------------------------------------------------------------------- plausibility
+
+
+def test_backscatter_percentiles_match_bigearthnet(modest, real_s1):
+    _, _, _, data = modest
+    real_vv, real_vh = real_s1
+    real = {"vv": np.percentile(real_vv, [1, 50, 99]), "vh": np.percentile(real_vh, [1, 50, 99])}
+    # the archive is what DESIGN section 4 measured
+    assert np.allclose(real["vh"], [-26.3, -16.7, -10.3], atol=0.5)
+    assert np.allclose(real["vv"], [-22.4, -10.8, -3.6], atol=0.5)
+    s1 = np.stack([d.s1 for d in data])  # (triplets, time, pol, H, W)
+    for band, pol in ((0, "vv"), (1, "vh")):
+        simulated = np.percentile(s1[:, :, band], [1, 50, 99])
+        assert np.all(np.abs(simulated - real[pol]) < 3.0), f"{pol}: simulated {simulated} vs real {real[pol]}"
+
+
+def test_radar_signal_lives_in_averages_not_pixels(modest):
+    _, _, _, data = modest
+    truth = np.concatenate([d.truth.ravel() for d in data])
+    for band in (0, 1):
+        pixel = np.concatenate([d.s1[2, band].ravel() for d in data])
+        assert abs(np.corrcoef(pixel, truth)[0, 1]) < 0.5
+    # 16x16 block averages (linear power) of the cross-ratio follow the block-mean LAI
+    def blocks(a, b=16):
+        h, w = a.shape
+        return a.reshape(h // b, b, w // b, b).mean(axis=(1, 3)).ravel()
+
+    cr = np.concatenate([10 * np.log10(blocks(10 ** (d.s1[2, 1] / 10)) / blocks(10 ** (d.s1[2, 0] / 10))) for d in data])
+    lai = np.concatenate([blocks(d.truth) for d in data])
+    assert np.corrcoef(cr, lai)[0, 1] > 0.3
+
+
+def test_field_averages_over_crops_carry_signal():
+    """Over crop fields through a year: cross-ratio rises with LAI, VV falls as crops grow."""
+    scene = sim.Scene(sim.REGIONS["FRANCE_BEAUCE"], 256, seed=5)
+    lai, cr, vv, pix_vh, pix_lai = [], [], [], [], []
+    for month in range(1, 13):
+        obs = scene.observe(dt.date(2019, month, 10))
+        crop = np.isin(obs.classes, sim.CROPS)
+        labels = scene.land.labels[crop]
+        count = np.bincount(labels, minlength=scene.land.fields)
+        ids = np.nonzero(count >= 50)[0]
+        mean = lambda a: (np.bincount(labels, a[crop], minlength=scene.land.fields) / np.maximum(count, 1))[ids]  # noqa: E731
+        lai.append(mean(obs.truth))
+        cr.append(10 * np.log10(mean(10 ** (obs.vh / 10)) / mean(10 ** (obs.vv / 10))))
+        vv.append(10 * np.log10(mean(10 ** (obs.vv / 10))))
+        pix_vh.append(obs.vh[crop])
+        pix_lai.append(obs.truth[crop])
+    lai, cr, vv = map(np.concatenate, (lai, cr, vv))
+    assert np.corrcoef(cr, lai)[0, 1] > 0.3
+    assert np.corrcoef(vv, lai)[0, 1] < 0
+    assert abs(np.corrcoef(np.concatenate(pix_vh), np.concatenate(pix_lai))[0, 1]) < 0.5
+
+
+def test_lai_has_a_seasonal_cycle(modest):
+    _, _, index, data = modest
+    summer, winter = [], []
+    for trip, d in zip(index.triplets, data):
+        doy = trip.target.date_to.timetuple().tm_yday
+        if 150 <= doy <= 200:
+            summer.append(d.truth.mean())
+        elif doy >= 330 or doy <= 30:
+            winter.append(d.truth.mean())
+    assert len(summer) >= 5 and len(winter) >= 5
+    assert np.mean(summer) > np.mean(winter) + 0.5
+
+
+def test_phenology_of_single_classes():
+    land = sim.Scene(sim.REGIONS["FRANCE_BEAUCE"], 128, seed=2).land
+    cls = land.classes[2]  # 2019
+    peak = lambda c, doy: sim.field_lai(land, dt.date(2019, 1, 1) + dt.timedelta(days=doy - 1))[cls == c]  # noqa: E731
+    if (cls == sim.CEREAL).any():
+        assert 3.5 < peak(sim.CEREAL, 140).mean() < 6.5 and peak(sim.CEREAL, 230).mean() < 1.5
+    if (cls == sim.MAIZE).any():
+        assert peak(sim.MAIZE, 120).mean() < 0.5 and 3 < peak(sim.MAIZE, 210).mean() < 6
+    if (cls == sim.WATER).any():
+        assert peak(sim.WATER, 180).max() == 0
+
+
+def test_cloud_statistics_allow_the_test_sets(modest):
+    _, _, _, data = modest
+    cloud = np.array([[np.isin(d.scl[k], CLOUD).mean() for k in range(3)] for d in data])
+    clear = np.array([[np.isin(d.scl[k], (4, 5, 6)).mean() for k in range(3)] for d in data])
+    assert cloud.min() < 0.05 and cloud.max() > 0.9
+    clear_past = (clear[:, :2].mean(1) >= 0.9) & (clear[:, 2] >= 0.3)
+    cloudy_past = (cloud[:, :2].mean(1) >= 0.5) & (clear[:, 2] >= 0.3)
+    assert clear_past.mean() > 0.04, f"only {clear_past.sum()} clear-past triplets"
+    assert cloudy_past.mean() > 0.04, f"only {cloudy_past.sum()} cloudy-past triplets"
+
+
+def test_every_scl_class_occurs(modest):
+    _, _, _, data = modest
+    counts = np.bincount(np.concatenate([d.scl.ravel() for d in data]), minlength=12)
+    assert len(counts) == 12 and (counts > 0).all(), counts
+    # surfaces dominate, rare flags stay rare
+    assert counts[[4, 5]].sum() > counts[[0, 1, 7]].sum() * 5
