@@ -422,7 +422,7 @@ def s1_vs_lai(ds, n_pixels: int = 200_000, block: int = 8, max_triplets: int = 2
         fig.colorbar(hb, ax=ax, label="count (log)")
         ax.set_title(f"{what}: Pearson r = {_pearson(x, y):.2f}\n(n = {len(x):,})", fontsize=9.5)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(f"LAI, same date [m²/m²]")
+        ax.set_ylabel("LAI, same date [m²/m²]")
     fig.suptitle(f"Sentinel-1 backscatter vs Sentinel-2 LAI at the same date\n(clear pixels of {len(idx)} "
                  f"random triplets, all three dates)", fontsize=11)
     return fig

@@ -13,52 +13,24 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import platform
-import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from lai import __version__
 from lai.config import Profile, load_profile
 from lai.errors import PipelineError, RunFolderError
 from lai.io import atomic_path, atomic_write_text
+from lai.provenance import environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 NOTEBOOKS = ("01_data.ipynb", "02_training.ipynb", "03_ablations.ipynb", "04_baselines.ipynb", "05_report.ipynb")
-PACKAGES = ("torch", "numpy", "scipy", "pandas", "xarray", "h5netcdf", "h5py", "rasterio", "scikit-learn",
-            "matplotlib", "seaborn", "papermill", "typst")
 
 
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def git_revision() -> tuple[str, bool]:
-    """(commit, dirty) of the project checkout, or ("unknown", False) outside git."""
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
-                                    capture_output=True, text=True).stdout.strip())
-        return rev, dirty
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", False
-
-
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def _with_data(overrides: list[str] | None, data: str | None) -> list[str]:
@@ -196,24 +168,10 @@ class RunContext:
         return path
 
     def write_provenance(self, **extra) -> dict:
-        import sys
-
-        import torch
-
-        rev, dirty = git_revision()
+        """provenance.json: package versions, git revision, device and the data fingerprint of this run."""
         data = json.loads((self.run_dir / "data.json").read_text()) if (self.run_dir / "data.json").exists() else {}
-        prov = {
-            "lai_version": __version__,
-            "git_revision": rev,
-            "git_dirty": dirty,
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "packages": package_versions(),
-            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)",
-            "data_fingerprint": data.get("fingerprint", ""),
-            "written": dt.datetime.now().isoformat(timespec="seconds"),
-            **extra,
-        }
+        prov = {**environment(), "data_fingerprint": data.get("fingerprint", ""),
+                "written": dt.datetime.now().isoformat(timespec="seconds"), **extra}
         atomic_write_text(self.run_dir / "provenance.json", json.dumps(prov, indent=2))
         return prov
 

@@ -5,7 +5,8 @@ A stage trains one row in its own run folder::
     <run>/config.yaml     everything that defines the stage (model, train, encoding, cube fingerprint)
     <run>/checkpoint.pt   model, optimizer, scheduler and random states after the last epoch
     <run>/history.csv     per-epoch losses, validation RMSE, seconds and samples/s
-    <run>/model.pt        final weights, written with result.json when the stage completes
+    <run>/model.pt        final weights, written with result.json (device, package versions, git
+                          revision) when the stage completes
 
 The final model first trains rows ``s1_masks_seas`` and ``s2_masks_seas`` (the
 pre-trained encoders, reused if already done), then fine-tunes end to end
@@ -32,6 +33,7 @@ from lai.io import atomic_path, atomic_write_text
 from lai.loader import BatchLoader, CubeSplit
 from lai.loss import masked_mse, total_loss
 from lai.model import PRETRAINED_FROM, ROWS, LAIModel, n_parameters
+from lai.provenance import environment
 
 
 
@@ -198,7 +200,7 @@ def train_stage(
     with atomic_path(run_dir / "model.pt") as tmp:
         torch.save({"model": model.state_dict(), "config": cfg}, tmp)
     result = {"row": row, "epochs": tcfg.epochs, "parameters": n_parameters(model), "device": str(device),
-              "seconds_this_session": time.perf_counter() - t_stage}
+              "seconds_this_session": time.perf_counter() - t_stage, "environment": environment()}
     atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2))
     return StageResult(row, run_dir, hist, result["seconds_this_session"], result["parameters"])
 

@@ -6,7 +6,6 @@ from lai.config import SplitConfig
 from lai.cube import CubeError, build_cube, check_cube_file, open_cube
 from lai.lnb import index_folder, read_triplet
 from lai.loader import BatchLoader, CubeSplit
-from lai.splits import TEST_SETS
 
 
 def test_round_trip_equals_tiffs(tiny_data):

@@ -106,9 +106,9 @@ def test_neighbouring_windows_keep_tile_positions(modest):
     seen: dict = {}
     for trip, d in zip(index.triplets, data):
         key = (trip.target.region, trip.target.row, trip.target.col)
-        seen.setdefault(key, set()).add(d.transform)
-    assert all(len(v) == 1 for v in seen.values())
-    assert any(len(v) > 0 for v in seen.values())
+        seen.setdefault(key, []).append((d.transform, trip.target.date_to))
+    assert all(len({tr for tr, _ in v}) == 1 for v in seen.values())
+    assert any(len({date for _, date in v}) > 1 for v in seen.values())
 
 
 # --------------------------------------------------------------------------- determinism, reuse, errors

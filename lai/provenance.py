@@ -1,0 +1,53 @@
+"""Where a result comes from: package versions, git revision, machine."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+from lai import __version__
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("torch", "numpy", "scipy", "pandas", "xarray", "h5netcdf", "h5py", "rasterio", "scikit-learn",
+            "matplotlib", "seaborn", "papermill", "typst")
+
+
+def git_revision() -> tuple[str, bool]:
+    """(commit, dirty) of the project checkout, or ("unknown", False) outside git."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                                    capture_output=True, text=True).stdout.strip())
+        return rev, dirty
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def environment() -> dict:
+    """lai version, git revision (and whether the tree had uncommitted changes), Python, packages, device."""
+    import torch
+
+    rev, dirty = git_revision()
+    return {
+        "lai_version": __version__,
+        "git_revision": rev,
+        "git_dirty": dirty,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)",
+    }
