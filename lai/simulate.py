@@ -130,7 +130,7 @@ _REGION_LIST = [
     Region("ROMANIA", "TIMIS", 45.75, 21.20, 32634, _mix(.32, .26, .14, .10, .07, .01, .07, .03), -6, _climate(0.50, 0.22), .25, (9, 30), 10, .05),
     Region("DENMARK", "MIDTJYLLAND", 56.20, 9.50, 32632, _mix(.40, .12, .00, .18, .06, .10, .10, .04), 15, _climate(0.63, 0.36), .30, (10, 32), 12, .1),
     Region("SWEDEN", "SKANE", 55.80, 13.50, 32633, _mix(.45, .03, .00, .16, .10, .08, .14, .04), 16, _climate(0.63, 0.34), .35, (12, 33), 14, 0),
-    Region("LITHUANIA", "KAUNAS", 54.90, 23.90, 32635, _mix(.38, .06, .00, .20, .10, .12, .10, .04), 18, _climate(0.64, 0.32), .60, (12, 33), 8, 0),
+    Region("LITHUANIA", "KAUNAS", 54.90, 23.90, 32634, _mix(.38, .06, .00, .20, .10, .12, .10, .04), 18, _climate(0.64, 0.32), .60, (12, 33), 8, 0),
     Region("IRELAND", "MEATH", 53.60, -6.70, 32629, _mix(.15, .02, .00, .60, .07, .05, .07, .04), 8, _climate(0.68, 0.44), .05, (18, 38), 4, 0),
 ]
 REGIONS: dict[str, Region] = {r.name: r for r in _REGION_LIST}
@@ -644,8 +644,10 @@ def plan(cfg: SimConfig) -> list[ScenePlan]:
         if not total:
             continue
         for name, count in zip(names, _split(total, len(names))):
+            if not count:  # fewer triplets than regions
+                continue
             region = REGIONS[name]
-            n_scenes = max(1, -(-count // per_scene))
+            n_scenes = -(-count // per_scene)
             for index, n in enumerate(_split(count, n_scenes)):
                 rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), _crc(name), index, 0x9A17]))
                 first = START + dt.timedelta(days=int(rng.integers(0, REVISIT)))

@@ -1,0 +1,43 @@
+"""Time the simulator on the quick dataset (not a test).
+
+    python benchmarks/simulate_speed.py            # quick: 480 + 120 triplets, 64x64 tiles
+    python benchmarks/simulate_speed.py --tiny     # 60 + 20 triplets, 32x32 tiles
+    python benchmarks/simulate_speed.py --workers 1
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from lai.config import SimConfig
+from lai.simulate import simulate
+
+QUICK = {"train_triplets": 480, "unique_triplets": 120, "tile_size": 64, "grid": 4, "windows_per_scene": 8}
+TINY = {"train_triplets": 60, "unique_triplets": 20, "tile_size": 32, "grid": 4, "windows_per_scene": 8}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tiny", action="store_true", help="the tiny dataset instead of the quick one")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: automatic)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    cfg = SimConfig(**(TINY if args.tiny else QUICK), seed=args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        summary = simulate(cfg, Path(tmp) / "lnb", progress=False, workers=args.workers)
+        seconds = time.perf_counter() - start
+        size = sum(f.stat().st_size for f in (Path(tmp) / "lnb").rglob("*") if f.is_file())
+    print(
+        f"{'tiny' if args.tiny else 'quick'} dataset: {summary['triplets']} triplets, {summary['files']} files, "
+        f"{size / 1e6:.0f} MB, {summary['scenes']} scenes, workers={summary['workers']}, CPUs={os.cpu_count()}"
+    )
+    print(f"seconds: {seconds:.1f}")
+    print(f"triplets/s: {summary['triplets'] / seconds:.1f}")
+
+
+if __name__ == "__main__":
+    main()
