@@ -502,22 +502,23 @@ def prediction_arrays(ds, predictions) -> tuple[dict, dict, dict]:
 
 def choose_triplets(predictions, n: int = 4, seed: int = 0) -> list[int]:
     """Triplets (cube positions) for prediction maps: about half partly cloudy at t, the rest clear,
-    drawn across the prediction sets."""
+    drawn across the prediction sets; tiles overcast at t only when nothing else is left."""
     rng = np.random.default_rng(seed)
-    cloudy, clear = [], []
+    cloudy, clear, overcast = [], [], []
     for p in _as_prediction_sets(predictions).values():
         if p.sizes.get("triplet", 0) == 0:
             continue
         frac = 1 - np.asarray(p["clear_t"].values, float).mean(axis=(1, 2))
         idx = np.asarray(p["triplet"].values, int)
         cloudy += [(i, f) for i, f in zip(idx, frac) if 0.05 <= f <= 0.8]
-        clear += [(i, f) for i, f in zip(idx, frac) if f < 0.05 or f > 0.8]
-    n_cloudy = min(len(cloudy), max(1, n // 2) if cloudy else 0)
-    pick = [cloudy[i][0] for i in rng.choice(len(cloudy), n_cloudy, replace=False)] if n_cloudy else []
-    rest = [c for c in clear + cloudy if c[0] not in pick]
-    k = min(len(rest), n - len(pick))
-    if k:
-        pick += [rest[i][0] for i in rng.choice(len(rest), k, replace=False)]
+        clear += [(i, f) for i, f in zip(idx, frac) if f < 0.05]
+        overcast += [(i, f) for i, f in zip(idx, frac) if f > 0.8]
+    pick: list = []
+    for pool, want in ((cloudy, max(1, n // 2)), (clear, n), (cloudy, n), (overcast, n)):
+        pool = [c for c in pool if c[0] not in pick]
+        k = min(len(pool), want, n - len(pick))
+        if k > 0:
+            pick += [pool[i][0] for i in rng.choice(len(pool), k, replace=False)]
     return sorted(int(i) for i in pick)
 
 
