@@ -75,9 +75,10 @@ class CubeSplit:
         out["doy_from"] = self.doy_from[positions]
         return out
 
-    def nbytes(self) -> int:
+    def nbytes(self, float_bytes: int = 4) -> int:
+        """Memory the whole split takes with floats of ``float_bytes`` (SCL stays uint8)."""
         h, w = self.shape
-        per = 3 * 2 * h * w * 4 + 3 * h * w * 4 + 3 * h * w + (h * w * 4 if self.has_truth else 0)
+        per = (3 * 2 + 3 + (1 if self.has_truth else 0)) * h * w * float_bytes + 3 * h * w
         return per * len(self)
 
     def __del__(self):
@@ -161,14 +162,30 @@ class BatchLoader:
         self.device = torch.device(device)
         self.generator = generator or torch.Generator().manual_seed(0)
         self.max_batches = max_batches
-        need, free = split.nbytes(), _free_bytes(self.device)
+        # On a GPU the resident copy keeps dB and LAI in float16 (precision 0.02 dB, 0.004 LAI): half the memory.
+        self.float_dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        need, free = split.nbytes(2 if self.float_dtype == torch.float16 else 4), _free_bytes(self.device)
         if resident == "on" and need > 0.9 * free:
             raise ResidencyError(
                 f"train.resident=on: split {split.split!r} of {split.path} needs {need / 2**30:.2f} GiB but only "
                 f"{free / 2**30:.2f} GiB is free on {self.device}; use resident=off (stream from disk) or auto"
             )
         self.resident = resident == "on" or (resident == "auto" and need < 0.5 * free)
-        self._data = _to_tensors(split.read(np.arange(len(split))), self.device) if self.resident and len(split) else None
+        self._data = self._load_resident() if self.resident and len(split) else None
+
+    def _load_resident(self, chunk: int = 256) -> dict[str, torch.Tensor]:
+        """Copy the split to the device in chunks (host memory stays bounded by one chunk)."""
+        n, data = len(self.split), {}
+        for start in range(0, n, chunk):
+            part = self.split.read(np.arange(start, min(start + chunk, n)))
+            for key, value in part.items():
+                t = torch.from_numpy(np.ascontiguousarray(value))
+                if t.is_floating_point():
+                    t = t.to(self.float_dtype)
+                if key not in data:
+                    data[key] = torch.empty((n,) + t.shape[1:], dtype=t.dtype, device=self.device)
+                data[key][start : start + len(t)] = t.to(self.device, non_blocking=True)
+        return data
 
     def __len__(self) -> int:
         n = -(-len(self.split) // self.batch_size)

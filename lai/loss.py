@@ -36,9 +36,9 @@ def supervision_weights(parts, cfg: TrainConfig) -> dict[str, float]:
 
 
 def total_loss(out: dict[str, torch.Tensor], x: Encoded, cfg: TrainConfig):
-    """Return (loss, {part: mse}) for a model output dict."""
+    """Return (loss, {part: mse}) for a model output dict; the parts are detached tensors."""
     w = sample_weights(x, cfg)
     parts = {name: masked_mse(pred, x.target, x.target_valid, w) for name, pred in out.items()}
     weights = supervision_weights(parts, cfg)
     loss = sum(weights[name] * value for name, value in parts.items() if name in weights)
-    return loss, {name: float(v.detach()) for name, v in parts.items()}
+    return loss, {name: v.detach() for name, v in parts.items()}

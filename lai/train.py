@@ -109,7 +109,6 @@ def train_stage(
     progress: bool = True,
 ) -> StageResult:
     """Train one Table 1 row; reuse a completed identical run, resume a partial one if asked."""
-    from tqdm.auto import tqdm
 
     if row not in ROWS:
         raise ConfigError(f"row must be one of {', '.join(ROWS)}; got {row!r}")
@@ -124,20 +123,20 @@ def train_stage(
     device = pick_device(tcfg.device)
     torch.manual_seed(tcfg.seed)
     model = build_model(cfg)
-    check_tile_size(CubeSplit(cube, "train").shape[0], model.cfg)
+    train_split, val_split = CubeSplit(cube, "train"), CubeSplit(cube, "val")
+    if len(train_split) == 0:
+        raise ConfigError(f"{cube}: the train split is empty; check the splits configuration")
+    check_tile_size(train_split.shape[0], model.cfg)
     for part, path in init_from.items():
         model.load_pretrained(part, load_weights(path, expect_part=part, expect_model=cfg["model"]))
     model.to(device)
     if _switch(tcfg.channels_last, device):
         model.to(memory_format=torch.channels_last)
     step_model = torch.compile(model) if tcfg.compile else model
-    use_bf16 = _switch(tcfg.bf16, device)
+    use_bf16, channels_last = _switch(tcfg.bf16, device), _switch(tcfg.channels_last, device)
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones(tcfg.epochs, tcfg.milestones), gamma=tcfg.lr_decay)
     gen = torch.Generator().manual_seed(tcfg.seed)
-    train_split, val_split = CubeSplit(cube, "train"), CubeSplit(cube, "val")
-    if len(train_split) == 0:
-        raise ConfigError(f"{cube}: the train split is empty; check the splits configuration")
     train_loader = BatchLoader(train_split, tcfg.batch_size, True, device, tcfg.resident, gen, tcfg.max_batches_per_epoch)
     val_loader = BatchLoader(val_split, tcfg.batch_size, False, device, tcfg.resident)
 
@@ -158,41 +157,16 @@ def train_stage(
 
     t_stage = time.perf_counter()
     for epoch in range(start_epoch, tcfg.epochs):
-        model.train()
-        t0, seen, sums = time.perf_counter(), 0, {}
-        bar = tqdm(train_loader, desc=f"{row} epoch {epoch + 1}/{tcfg.epochs}", unit="batch", leave=False, disable=not progress)
-        for raw in bar:
-            x = encode_batch(raw, profile.encoding)
-            if _switch(tcfg.channels_last, device):
-                x.s1, x.s2 = x.s1.contiguous(memory_format=torch.channels_last), x.s2.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                out = step_model(x)
-            loss, parts = total_loss(out, x, tcfg)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(f"{row}: loss became {loss_value} at epoch {epoch + 1}; lower train.lr")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            n = x.target.shape[0]
-            seen += n
-            for k, v in {"loss": loss_value, **parts}.items():
-                sums[k] = sums.get(k, 0.0) + v * n
-            bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{seen / (time.perf_counter() - t0):.1f}")
-        seconds = time.perf_counter() - t0
+        desc = f"{row} epoch {epoch + 1}/{tcfg.epochs}"
         record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
-        record.update({f"train_{k}": v / max(seen, 1) for k, v in sums.items()})
+        record.update(train_epoch(step_model, opt, train_loader, profile, use_bf16, channels_last, desc, progress))
         record.update(validate(model, val_loader, profile, use_bf16))
-        record.update({"seconds": seconds, "samples_per_s": seen / seconds})
         history.append(record)
         sched.step()
         _save_checkpoint(ckpt_path, model, opt, sched, gen, epoch, history, cfg)
         if progress:
-            print(
-                f"{row} epoch {epoch + 1}/{tcfg.epochs}: train loss {record['train_loss']:.4f}, "
-                f"val RMSE {record['val_rmse']:.3f} LAI, {record['samples_per_s']:.1f} samples/s",
-                flush=True,
-            )
+            print(f"{desc}: train loss {record['train_loss']:.4f}, val RMSE {record['val_rmse']:.3f} LAI, "
+                  f"{record['samples_per_s']:.1f} samples/s", flush=True)
 
     hist = pd.DataFrame(history)
     with atomic_path(run_dir / "history.csv") as tmp:
@@ -203,6 +177,42 @@ def train_stage(
               "seconds_this_session": time.perf_counter() - t_stage, "environment": environment()}
     atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2))
     return StageResult(row, run_dir, hist, result["seconds_this_session"], result["parameters"])
+
+
+def train_epoch(model, opt, loader: BatchLoader, profile: Profile, use_bf16: bool, channels_last: bool,
+                desc: str = "train", progress: bool = True, log_every: int = 10) -> dict[str, float]:
+    """One pass over the training split; returns mean losses (per sample), seconds and samples/s.
+
+    Losses are summed on the device and read back only every ``log_every`` batches, so a GPU is
+    not synchronised at every step.
+    """
+    from tqdm.auto import tqdm
+
+    model.train()
+    t0, seen, sums = time.perf_counter(), 0, {}
+    bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress)
+    for step, raw in enumerate(bar):
+        x = encode_batch(raw, profile.encoding)
+        if channels_last:
+            x.s1 = x.s1.contiguous(memory_format=torch.channels_last)
+            x.s2 = x.s2.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.s1.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            out = model(x)
+        loss, parts = total_loss(out, x, profile.train)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        n = x.target.shape[0]
+        seen += n
+        for k, v in {"loss": loss, **parts}.items():
+            sums[k] = sums.get(k, 0.0) + v.detach() * n
+        if step % log_every == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}", samples_s=f"{seen / (time.perf_counter() - t0):.1f}")
+    means = {f"train_{k}": float(v) / max(seen, 1) for k, v in sums.items()}
+    if not math.isfinite(means.get("train_loss", 0.0)):
+        raise FloatingPointError(f"{desc}: the training loss became {means['train_loss']}; lower train.lr")
+    seconds = time.perf_counter() - t0
+    return {**means, "seconds": seconds, "samples_per_s": seen / seconds}
 
 
 @torch.no_grad()
@@ -243,7 +253,12 @@ def _check_run_folder(run_dir: Path, cfg: dict, resume: bool) -> StageResult | N
         if (run_dir / "checkpoint.pt").exists():
             raise RunFolderError(f"{run_dir} holds a checkpoint but no config.yaml; use another run folder")
         return None
-    old = yaml.safe_load(config_file.read_text())
+    try:
+        old = yaml.safe_load(config_file.read_text())
+    except yaml.YAMLError:
+        old = None
+    if not isinstance(old, dict) or not isinstance(old.get("cube"), dict):
+        raise RunFolderError(f"{config_file} is not the configuration of a lai training run; use another run folder")
     if not _same_run(old, cfg):
         diff = [k for k in cfg if json.dumps(old.get(k), sort_keys=True) != json.dumps(cfg[k], sort_keys=True) and k != "cube"]
         raise RunFolderError(
@@ -301,6 +316,9 @@ def train_rows(
     ``s2_masks_seas``, which are trained first (once) when not yet done.
     """
     rows = list(rows or ROWS)
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise ConfigError(f"unknown row(s) {', '.join(map(str, unknown))}; rows are {', '.join(ROWS)} (or all)")
     order = [r for r in ROWS if r in rows or any(r in PRETRAINED_FROM.get(x, {}).values() for x in rows)]
     runs_root = Path(runs_root)
     results: dict[str, StageResult] = {}

@@ -90,7 +90,7 @@ def test_intermediate_supervision_weights():
     out = small("final")(x)
     cfg = TrainConfig(alpha=0.1, beta=0.15)
     loss, parts = total_loss(out, x, cfg)
-    assert loss.item() == pytest.approx(parts["dec"] + 0.1 * parts["enc1"] + 0.15 * parts["enc2"], rel=1e-5)
+    assert loss.item() == pytest.approx(float(parts["dec"] + 0.1 * parts["enc1"] + 0.15 * parts["enc2"]), rel=1e-5)
 
 
 def test_gradients_reach_both_encoders_and_encoder_alone_trains():
