@@ -97,12 +97,13 @@ def build_cube(
         try:
             with h5py.File(out, "r") as f:
                 same = _plain(f.attrs.get("source_csv_sha256")) == csv_sha and _plain(f.attrs.get("build_config")) == build_config
-        except OSError:
+        except (OSError, KeyError, RuntimeError, ValueError):  # not HDF5, or a damaged one
             same = False
         if same:
             ds = open_cube(out)
             return _summary(out, ds, reused=True)
-        raise FileExistsError(f"{out} already exists and was not built from {source} with these settings; pass overwrite")
+        raise FileExistsError(f"{out} already exists and was not built from {source} with these settings; "
+                              "pass overwrite=True (`lai cube --overwrite`) to replace it")
 
     index = index_folder(source, on_error=on_error, progress=progress)
     h, w, n = index.height, index.width, len(index.triplets)
@@ -227,7 +228,7 @@ def check_cube_file(path: str | Path) -> dict:
     try:
         with h5py.File(path, "r") as f:
             attrs = {k: _plain(v) for k, v in f.attrs.items()}
-    except OSError as err:
+    except (OSError, KeyError, RuntimeError, ValueError) as err:  # h5py raises all of these on damaged files
         raise CubeError(f"{path}: not a readable cube (truncated or not netCDF4/HDF5): {err}") from None
     if attrs.get("schema") != SCHEMA:
         raise CubeError(f"{path}: attribute schema is {attrs.get('schema')!r}; expected {SCHEMA!r} (not a lai cube)")

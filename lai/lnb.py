@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import struct
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -240,6 +242,47 @@ def read_header(path: Path, layer: str) -> tuple[int, int]:
         return src.height, src.width
 
 
+def _check_layout(src, path: Path) -> None:
+    """Catch TIFF corruptions that GDAL reads without complaint, as different but plausible pixels.
+
+    A damaged bits-per-sample tag, or pixel blocks (strips or tiles) whose offsets point into the
+    file header, the image directory (IFD), another block or past the end of the file.
+    """
+    bits = src.tags(1, ns="IMAGE_STRUCTURE").get("NBITS")
+    itembits = 8 * np.dtype(src.dtypes[0]).itemsize
+    if bits is not None and int(bits) != itembits:
+        raise LNBError(path, f"declares {bits} bits per sample for dtype {src.dtypes[0]} ({itembits} bits): corrupt TIFF header")
+    if src.driver != "GTiff":
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        order = "<" if head[:2] == b"II" else ">"
+        big = struct.unpack(order + "H", head[2:4])[0] == 43  # BigTIFF
+        ifd = struct.unpack(order + ("Q" if big else "I"), head[8:16] if big else head[4:8])[0]
+        fh.seek(ifd)
+        raw = fh.read(8 if big else 2)
+    entries = struct.unpack(order + ("Q" if big else "H"), raw)[0] if len(raw) == (8 if big else 2) else 0
+    reserved = [(0, 16 if big else 8), (ifd, ifd + (8 + 20 * entries + 8 if big else 2 + 12 * entries + 4))]
+    size = path.stat().st_size
+    (bh, bw), height, width = src.block_shapes[0], src.height, src.width
+    separate = src.tags(ns="IMAGE_STRUCTURE").get("INTERLEAVE") == "BAND"
+    blocks = []
+    for band in src.indexes if separate else src.indexes[:1]:
+        for by in range(-(-height // bh)):
+            for bx in range(-(-width // bw)):
+                offset = src.get_tag_item(f"BLOCK_OFFSET_{bx}_{by}", "TIFF", bidx=band)
+                length = src.get_tag_item(f"BLOCK_SIZE_{bx}_{by}", "TIFF", bidx=band)
+                if offset and length and int(length):
+                    blocks.append((int(offset), int(offset) + int(length)))
+    blocks.sort()
+    for k, (start, end) in enumerate(blocks):
+        if end > size:
+            raise LNBError(path, f"is truncated: pixel block at bytes {start}..{end} lies past the end of the file ({size} bytes)")
+        if any(start < r_end and end > r_start for r_start, r_end in reserved) or (k and start < blocks[k - 1][1]):
+            raise LNBError(path, f"pixel block at bytes {start}..{end} overlaps the TIFF header, its directory or "
+                                 "another block: corrupt TIFF")
+
+
 def read_tiff(path: Path, layer: str, shape: tuple[int, int] | None = None):
     """Read one TIFF of ``layer`` with header checks; return (array (bands, H, W), crs, transform)."""
     import warnings as _w
@@ -251,6 +294,7 @@ def read_tiff(path: Path, layer: str, shape: tuple[int, int] | None = None):
         raise LNBError(path, f"is {height}x{width} pixels; expected {shape[0]}x{shape[1]} like the rest of the dataset")
     with _open(path) as src, _w.catch_warnings():
         _w.simplefilter("ignore", NotGeoreferencedWarning)
+        _check_layout(src, path)
         try:
             data = src.read()
         except (RasterioIOError, Exception) as err:  # truncated strips surface here
@@ -315,20 +359,24 @@ def index_folder(root: str | Path, on_error: str = "raise", progress: bool = Tru
         if not (root / sub).is_dir():
             raise LNBError(root / sub, "folder is missing; an LNB folder holds s1/, s2/ and s2-mask/")
     triplets = read_series(root)
-    good, skipped = [], []
-    shape: tuple[int, int] | None = None
+    headers: list = []  # per triplet: [(path, (height, width)), ...] or the LNBError of a bad header
     for trip in tqdm(triplets, desc="check headers", unit="triplet", disable=not progress):
         try:
-            for name in trip.names:
-                for layer in (S1_DIR, S2_DIR, MASK_DIR):
-                    hw = read_header(root / layer / name, layer)
-                    if shape is None:
-                        shape = hw
-                    elif hw != shape:
-                        raise LNBError(
-                            root / layer / name,
-                            f"is {hw[0]}x{hw[1]} pixels; expected {shape[0]}x{shape[1]} like the rest of the dataset",
-                        )
+            headers.append([(root / layer / name, read_header(root / layer / name, layer))
+                            for name in trip.names for layer in (S1_DIR, S2_DIR, MASK_DIR)])
+        except LNBError as err:
+            headers.append(err)
+    # the size most files have is the reference, so an odd file is named even when it comes first
+    sizes = Counter(hw for h in headers if not isinstance(h, LNBError) for _, hw in h)
+    shape = sizes.most_common(1)[0][0] if sizes else None
+    good, skipped = [], []
+    for trip, header in zip(triplets, headers):
+        try:
+            if isinstance(header, LNBError):
+                raise header
+            for path, hw in header:
+                if hw != shape:
+                    raise LNBError(path, f"is {hw[0]}x{hw[1]} pixels; expected {shape[0]}x{shape[1]} like the rest of the dataset")
             good.append(trip)
         except LNBError as err:
             if on_error == "raise":

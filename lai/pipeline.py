@@ -187,6 +187,10 @@ def run_pipeline(profile: str = "quick", overrides: list[str] | None = None, dat
     import papermill as pm
 
     ctx_profile = load_profile(profile, _with_data(overrides, data))
+    # the notebooks run in notebooks/: relative paths given here must not change meaning there
+    if Path(str(profile)).suffix in (".yaml", ".yml", ".json"):
+        profile = str(Path(profile).resolve())
+    data = str(Path(data).resolve()) if data else data
     run_dir = Path(reports_root) / (run_name or ctx_profile.name)
     params = {
         "profile": str(profile),

@@ -1,0 +1,512 @@
+"""Reliability: corrupted files, SIGKILL at every long stage, reproducible reruns, resource limits.
+
+* A seeded sweep corrupts the files of a valid LNB folder in many ways; every case must end in an
+  :class:`LNBError` naming the corrupted file (or, with ``on_error="skip"``, in a reported skip of its
+  triplet), in a separate worker process with a per-case time limit, so that a hang or an interpreter
+  crash is caught too. A byte flip that still reads must read exactly the original arrays.
+* ``lai simulate``, ``lai cube`` and ``lai run`` are killed with SIGKILL (the whole process group, the
+  notebook kernel included) mid-way and run again: the outputs equal an uninterrupted run's.
+* The pipeline run twice with the same seed gives identical tables (timing columns aside), and every
+  run folder records its configuration, versions, git revision and data fingerprint.
+* A device-resident split that does not fit is refused with a message naming the split and sizes.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+
+from lai.config import load_profile
+from lai.cube import build_cube, check_cube_file, open_cube
+from lai.errors import LNBError, PipelineError, ResidencyError
+from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, index_folder, read_triplet
+from tests.conftest import make_lnb, write_tiff
+
+ROOT = Path(__file__).resolve().parent.parent
+CLEAR = r"cannot be read|expected|corrupt|truncated|missing"  # every reader message says what is wrong in these words
+
+# --------------------------------------------------------------------------- corruption sweep
+
+KINDS = ("truncate", "flip", "empty", "flip", "garbage", "bands", "flip", "dtype", "size", "missing")
+N_CASES = 60
+CASE_TIMEOUT_S = 30
+
+
+def structural_bytes(path: Path) -> list[int]:
+    """Positions of the TIFF header (bytes 0..8) and of the first image directory (IFD)."""
+    data = path.read_bytes()
+    order = "<" if data[:2] == b"II" else ">"
+    ifd = struct.unpack(order + "I", data[4:8])[0]
+    entries = struct.unpack(order + "H", data[ifd : ifd + 2])[0]
+    return list(range(8)) + list(range(ifd, ifd + 2 + 12 * entries + 4))
+
+
+def corrupt(path: Path, kind: str, seed: int) -> str:
+    """Corrupt one LNB TIFF in place, reproducibly from ``seed``; return what was done."""
+    rng = np.random.default_rng(seed)
+    layer = path.parent.name
+    data = path.read_bytes()
+    if kind == "truncate":
+        n = int(rng.integers(1, len(data)))
+        path.write_bytes(data[:n])
+        return f"truncated to {n} of {len(data)} bytes"
+    if kind == "empty":
+        path.write_bytes(b"")
+        return "emptied (0 bytes)"
+    if kind == "garbage":
+        n = int(rng.integers(1, 4096))
+        path.write_bytes(rng.bytes(n))
+        return f"replaced by {n} random bytes"
+    if kind == "flip":
+        where = structural_bytes(path)
+        positions = sorted(int(p) for p in rng.choice(where, int(rng.integers(1, 4)), replace=False))
+        masks = [int(m) for m in rng.integers(1, 256, len(positions))]
+        raw = bytearray(data)
+        for p, m in zip(positions, masks):
+            raw[p] ^= m
+        path.write_bytes(bytes(raw))
+        return "header/IFD byte(s) " + ", ".join(f"{p} ^= 0x{m:02x}" for p, m in zip(positions, masks))
+    if kind == "missing":
+        path.unlink()
+        return "deleted"
+    with rasterio.open(path) as src:
+        arr = src.read()
+    if kind == "bands":
+        count = int(rng.choice([1, 3])) if layer == S1_DIR else int(rng.choice([2, 3]))
+        new = np.concatenate([arr] * 3)[:count]
+        what = f"rewritten with {count} band(s)"
+    elif kind == "dtype":
+        choices = ["float32", "int16", "uint16", "int8"] if layer == MASK_DIR else ["int16", "uint8", "int32", "uint16"]
+        dtype = str(rng.choice(choices))
+        new = arr.astype(dtype)
+        what = f"rewritten as {dtype}"
+    elif kind == "size":
+        dh, dw = (int(v) for v in rng.choice([-8, -1, 1, 8], 2))
+        h, w = arr.shape[1] + dh, arr.shape[2] + dw
+        new = np.resize(arr, (arr.shape[0], h, w)).astype(arr.dtype)
+        what = f"rewritten as {h}x{w} pixels"
+    else:
+        raise ValueError(kind)
+    write_tiff(path, new)
+    return what
+
+
+def read_folder(root: Path) -> dict:
+    """{triplet names: (s1, lai, scl, crs, transform)} of every triplet, reading as the cube builder does."""
+    index = index_folder(root, progress=False)
+    out = {}
+    for t in index.triplets:
+        d = read_triplet(root, t, (index.height, index.width))
+        out[t.names] = (d.s1, d.lai, d.scl, d.crs, d.transform)
+    return out
+
+
+def _same(a, b) -> bool:
+    return all(np.array_equal(x, y, equal_nan=True) if isinstance(x, np.ndarray) else x == y for x, y in zip(a, b))
+
+
+def read_outcome(root: Path, on_error: str, originals: dict, scratch: Path) -> dict:
+    """What lai makes of the (corrupted) folder: the reader with on_error="raise", the cube builder with "skip"."""
+    try:
+        if on_error == "raise":
+            got, skipped = read_folder(root), []
+        else:
+            out = scratch / "cube.nc"
+            out.unlink(missing_ok=True)
+            summary = build_cube(root, out, on_error="skip", progress=False)
+            skipped = summary.skipped
+            with h5py.File(out, "r") as f:
+                got = {tuple(n.decode() for n in f["name"][i]): (f["s1"][i], f["lai"][i], f["scl"][i])
+                       for i in range(f["s1"].shape[0])}
+    except LNBError as err:
+        return {"outcome": "error", "file": err.file, "message": str(err)}
+    except Exception as err:  # noqa: BLE001 - anything else is a finding, reported by the test
+        return {"outcome": "other", "message": f"{type(err).__name__}: {err}"}
+    equal = all(k in originals and _same(v, originals[k]) for k, v in got.items())
+    return {"outcome": "read", "skipped": skipped, "triplets": len(got), "equal": equal}
+
+
+def sweep_worker(pristine: str, scratch: str) -> None:
+    """Worker process: read cases (JSON lines) on stdin, answer ``RESULT {json}`` lines on stdout."""
+    pristine, scratch = Path(pristine), Path(scratch)
+    root = scratch / "lnb"
+    shutil.copytree(pristine, root)
+    originals = read_folder(root)
+    for line in sys.stdin:
+        case = json.loads(line)
+        target = root / case["file"]
+        try:
+            did = corrupt(target, case["kind"], case["seed"])
+            result = read_outcome(root, case["on_error"], originals, scratch)
+        finally:
+            shutil.copy2(pristine / case["file"], target)
+        print("RESULT " + json.dumps({**case, "did": did, **result}, default=str), flush=True)
+
+
+class _Worker:
+    """A ``sweep_worker`` subprocess; each case gets a time limit, a hang or crash ends the worker."""
+
+    def __init__(self, pristine: Path, scratch: Path):
+        scratch.mkdir(parents=True)
+        self.log = open(scratch / "stderr.txt", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from tests.test_reliability import sweep_worker; sweep_worker(*sys.argv[1:])",
+             str(pristine), str(scratch)],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+        )
+        self.buffer = b""
+
+    def run(self, case: dict, timeout: float) -> dict:
+        self.proc.stdin.write((json.dumps(case) + "\n").encode())
+        self.proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\n" in self.buffer:
+                line, self.buffer = self.buffer.split(b"\n", 1)
+                if line.startswith(b"RESULT "):
+                    return json.loads(line[7:])
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+                self.close()
+                return {**case, "outcome": "hang", "message": f"no answer within {timeout} s"}
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                code = self.proc.wait()
+                self.close()
+                return {**case, "outcome": "crash", "message": f"worker died with exit code {code}"}
+            self.buffer += chunk
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+
+def sweep_cases(files: list[str], n: int = N_CASES, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return [{"id": i, "kind": KINDS[i % len(KINDS)], "file": str(rng.choice(files)),
+             "seed": int(rng.integers(2**31)), "on_error": str(rng.choice(["raise", "raise", "skip"]))} for i in range(n)]
+
+
+def check_case(r: dict, triplet_row: dict) -> str | None:
+    """None if the case ended as it must, else what went wrong."""
+    if r["outcome"] in ("hang", "crash", "other"):
+        return r["message"]
+    if r["outcome"] == "error":
+        if r["on_error"] == "skip":
+            return f"raised under on_error='skip': {r['message']}"
+        if not r["file"].endswith(r["file_rel"]):
+            return f"error names {r['file']}, not the corrupted file: {r['message']}"
+        if not re.search(CLEAR, r["message"]):
+            return f"unclear message: {r['message']}"
+        return None
+    # read without error: fine only when nothing (or exactly the corrupted file's triplet) is lost and data equal
+    if not r["equal"]:
+        return "read WITHOUT error but the arrays differ from the original file's"
+    if r["skipped"]:
+        s = r["skipped"]
+        if len(s) != 1 or not s[0]["file"].endswith(r["file_rel"]) or s[0]["row"] != triplet_row[r["file_rel"]]:
+            return f"skip report does not name the corrupted file's triplet: {s}"
+        return None
+    if r["kind"] != "flip":
+        return "a corrupted file was read as if valid"
+    return None
+
+
+def test_corruption_sweep(tmp_path):
+    """60 seeded corruptions of a valid folder: each one an LNBError naming the file, a reported skip,
+    or (header byte flips only) a read that returns exactly the original arrays. None hangs or crashes."""
+    pristine = make_lnb(tmp_path / "pristine")
+    names = pd.read_csv(pristine / SERIES_CSV, dtype=str)[["0", "1", "2"]].values.tolist()
+    triplet_row = {f"{layer}/{n}": row for row, trip in enumerate(names) for n in trip for layer in (S1_DIR, S2_DIR, MASK_DIR)}
+    cases = sweep_cases(sorted(triplet_row))
+    results, worker = [], None
+    for case in cases:
+        if worker is None or worker.proc.poll() is not None:
+            worker = _Worker(pristine, tmp_path / f"worker{case['id']}")
+        results.append({**worker.run(case, CASE_TIMEOUT_S), "file_rel": case["file"]})
+    worker.close()
+    problems = [f"case {r['id']} {r['kind']} {r['file']} ({r.get('did', '')}, on_error={r['on_error']}): {p}"
+                for r in results if (p := check_case(r, triplet_row))]
+    assert not problems, "\n".join(problems)
+    outcomes = pd.Series([r["outcome"] + ("/skip" if r.get("skipped") else "") for r in results]).value_counts()
+    harmless = [r for r in results if r["outcome"] == "read" and not r["skipped"]]
+    print(f"\n{len(results)} corruptions: {outcomes.to_dict()}; {len(harmless)} header flips read the original data")
+    assert {r["kind"] for r in results} == set(KINDS) and len(harmless) < len(results) // 4
+
+
+@pytest.mark.timeout(300)
+def test_every_header_byte_flip_is_caught_or_harmless(lnb):
+    """Exhaustive, for one file of each layer: every byte of the header and IFD XOR 0x01, 0x80 and 0xFF.
+
+    Each flip must raise an LNBError naming the file or read exactly the original pixels (the flipped
+    byte does not matter). Random sweeps rarely hit the few bytes (strip offsets, bits per sample) that
+    GDAL reads without complaint as different pixels; this visits them all.
+    """
+    from lai.lnb import read_tiff
+
+    name = pd.read_csv(lnb / SERIES_CSV, dtype=str).loc[1, "1"]
+    silent, counts = [], {"error": 0, "same": 0}
+    for layer in (S1_DIR, S2_DIR, MASK_DIR):
+        path = lnb / layer / name
+        pristine = path.read_bytes()
+        original = read_tiff(path, layer, (16, 16))[0]
+        for pos in structural_bytes(path):
+            for mask in (0x01, 0x80, 0xFF):
+                raw = bytearray(pristine)
+                raw[pos] ^= mask
+                path.write_bytes(bytes(raw))
+                try:
+                    data = read_tiff(path, layer, (16, 16))[0]
+                except LNBError as err:
+                    assert err.file == str(path) and re.search(CLEAR, err.problem), err
+                    counts["error"] += 1
+                    continue
+                if np.array_equal(data, original, equal_nan=True) and data.dtype == original.dtype:
+                    counts["same"] += 1
+                else:
+                    silent.append(f"{layer} byte {pos} ^= 0x{mask:02x}")
+        path.write_bytes(pristine)
+    assert not silent, f"read without error as different pixels: {silent}"
+    print(f"\nheader/IFD byte flips: {counts}")
+
+
+def test_odd_first_file_is_the_one_named(lnb):
+    """The reference tile size is the most common one: a wrong-sized file is named even when it comes first."""
+    first = pd.read_csv(lnb / SERIES_CSV, dtype=str).loc[0, "0"]
+    write_tiff(lnb / S1_DIR / first, np.zeros((2, 16, 8), np.float32))
+    with pytest.raises(LNBError, match="16x8 pixels; expected 16x16") as info:
+        index_folder(lnb, progress=False)
+    assert info.value.file.endswith(f"{S1_DIR}/{first}")
+
+
+def damage_header(path: Path, what: str) -> str:
+    """Two header corruptions GDAL reads without any warning, as different but plausible pixels."""
+    raw = bytearray(path.read_bytes())
+    ifd = struct.unpack("<I", raw[4:8])[0]
+    for k in range(struct.unpack("<H", raw[ifd : ifd + 2])[0]):
+        entry = ifd + 2 + 12 * k
+        tag = struct.unpack("<H", raw[entry : entry + 2])[0]
+        if what == "strip offset into the IFD" and tag == 273:  # StripOffsets
+            raw[entry + 8 : entry + 12] = struct.pack("<I", ifd + 10)
+        if what == "bits-per-sample tag lost" and tag == 258:  # BitsPerSample -> an unknown tag: 1 bit by default
+            raw[entry] ^= 0x80
+    path.write_bytes(bytes(raw))
+    return what
+
+
+@pytest.mark.parametrize("what", ["strip offset into the IFD", "bits-per-sample tag lost"])
+def test_header_damage_that_gdal_reads_silently_is_caught(lnb, what):
+    name = pd.read_csv(lnb / SERIES_CSV, dtype=str).loc[1, "1"]
+    path = lnb / (S2_DIR if what.startswith("strip") else MASK_DIR) / name
+    damage_header(path, what)
+    with pytest.raises(LNBError, match="corrupt TIFF") as info:
+        read_folder(lnb)
+    assert info.value.file == str(path)
+
+
+# --------------------------------------------------------------------------- SIGKILL and rerun
+
+
+def kill_when(args: list[str], ready, timeout: float = 300, cwd: Path | None = None) -> None:
+    """Start ``args`` in its own process group; SIGKILL it and all its descendants as soon as ``ready()`` holds.
+
+    Descendants are killed by id too: a notebook kernel runs in a session of its own.
+    """
+    import psutil
+
+    proc = subprocess.Popen(args, cwd=cwd or ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        finished = proc.poll() is not None
+        if not finished:
+            try:
+                children = psutil.Process(proc.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                children = []
+            os.killpg(proc.pid, signal.SIGKILL)
+            for child in children:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
+            psutil.wait_procs(children, timeout=10)
+        proc.wait()
+    assert not finished, f"{args[3]} finished (exit {proc.returncode}) before the kill; nothing was tested"
+
+
+def lai(*args, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lai", *map(str, args)], cwd=cwd or ROOT, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def partials(folder: Path) -> list[Path]:
+    return sorted(folder.rglob(".*.partial-*"))
+
+
+@pytest.mark.timeout(300)
+def test_simulate_killed_then_rerun_is_byte_identical(tmp_path):
+    from lai.simulate import simulate
+
+    sets = ["simulate.train_triplets=40", "simulate.unique_triplets=8"]
+    simulate(load_profile("tiny", sets).simulate, tmp_path / "ref", progress=False)
+    out = tmp_path / "sim"
+    args = [sys.executable, "-m", "lai", "simulate", "--profile", "tiny", "--out", str(out), "--quiet"]
+    args += [a for s in sets for a in ("--set", s)]
+
+    def half_written():
+        return any(len(list((p / S1_DIR).glob("*.tiff"))) >= 30 for p in tmp_path.glob(".sim.partial-*"))
+
+    kill_when(args, half_written)
+    assert not out.exists(), "a killed simulation left a folder under its final name"
+    assert partials(tmp_path), "expected the killed run's hidden .partial folder"
+    done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["reused"] is False
+    ref_files = sorted(p.relative_to(tmp_path / "ref") for p in (tmp_path / "ref").rglob("*") if p.is_file())
+    assert ref_files == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    different = [str(f) for f in ref_files if (tmp_path / "ref" / f).read_bytes() != (out / f).read_bytes()]
+    assert not different, different
+
+
+@pytest.mark.timeout(300)
+def test_cube_killed_then_rerun_has_the_same_fingerprint(tiny_data, tmp_path):
+    _, lnb, reference = tiny_data
+    out = tmp_path / "cube.nc"
+    args = [sys.executable, "-m", "lai", "cube", str(lnb), "--out", str(out), "--profile", "tiny", "--quiet"]
+
+    def half_written():
+        return any(p.stat().st_size > 1_000_000 for p in tmp_path.glob(".cube.nc.partial-*"))
+
+    kill_when(args, half_written)
+    assert not out.exists(), "a killed build left a cube under its final name"
+    [partial] = partials(tmp_path)
+    info = lai("info", partial)  # the half-written file is refused, clearly
+    assert info.returncode == 2 and "Traceback" not in info.stderr, info.stderr
+    assert info.stderr.startswith(f"lai info: error: {partial}: "), info.stderr
+    done = lai("cube", lnb, "--out", out, "--profile", "tiny", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "(reused)" not in done.stdout
+    assert check_cube_file(out)["fingerprint"] == check_cube_file(reference)["fingerprint"]
+    a, b = open_cube(out), open_cube(reference)
+    assert (a["split"].values == b["split"].values).all() and (a["name"].values == b["name"].values).all()
+
+
+TIMING = ["seconds", "samples_per_s"]
+
+
+@pytest.fixture(scope="module")
+def pipeline_runs(tmp_path_factory):
+    """Run A uninterrupted; run B killed (with its notebook kernel) once training has begun, then rerun.
+
+    A uses a relative path to a copy of the tiny profile (the notebooks run in another folder), B the
+    built-in name; both share one data root, so the data are simulated and cubed once.
+    """
+    tmp = tmp_path_factory.mktemp("pipeline")
+    shutil.copy(ROOT / "lai" / "profiles" / "tiny.yaml", tmp / "tiny.yaml")
+    common = ["--reports", "reports", "--data-root", "data"]
+    a = lai("run", "--profile", "tiny.yaml", "--name", "a", *common, cwd=tmp)
+    assert a.returncode == 0, a.stderr[-3000:]
+    b_args = [sys.executable, "-m", "lai", "run", "--profile", "tiny", "--name", "b", *common]
+    run_b = tmp / "reports" / "b"
+    kill_when(b_args, lambda: (run_b / "runs" / "s1_masks_seas" / "checkpoint.pt").exists(), cwd=tmp)
+    killed = {"report": (run_b / "report.pdf").exists(), "tables": sorted(p.name for p in (run_b / "tables").glob("*.csv")),
+              "partials": partials(run_b)}
+    b = lai("run", "--profile", "tiny", "--name", "b", *common, cwd=tmp)
+    assert b.returncode == 0, b.stderr[-3000:]
+    return tmp / "reports" / "a", run_b, killed
+
+
+@pytest.mark.timeout(900)
+def test_pipeline_killed_then_rerun_equals_uninterrupted(pipeline_runs):
+    """Same seed, same tables: run B (SIGKILLed mid-training, then rerun) against uninterrupted run A."""
+    run_a, run_b, killed = pipeline_runs
+    assert not killed["report"] and "table1.csv" not in killed["tables"], "B was killed too late to test anything"
+    tables = sorted(p.name for p in (run_a / "tables").glob("*.csv"))
+    assert tables == sorted(p.name for p in (run_b / "tables").glob("*.csv"))
+    assert {"splits.csv", "training.csv", "final_metrics.csv", "table1.csv", "baselines.csv"} <= set(tables)
+    for name in tables:
+        ta, tb = pd.read_csv(run_a / "tables" / name), pd.read_csv(run_b / "tables" / name)
+        if name == "training.csv":
+            ta, tb = ta.drop(columns=TIMING), tb.drop(columns=TIMING)
+        pd.testing.assert_frame_equal(ta, tb, check_exact=True, obj=name)
+    for run in (run_a, run_b):  # nothing under a final name is a half-written leftover
+        assert not [p for p in run.rglob("*") if ".partial-" in p.name and not p.name.startswith(".")]
+    assert json.loads((run_a / "data.json").read_text())["fingerprint"] == json.loads((run_b / "data.json").read_text())["fingerprint"]
+
+
+@pytest.mark.timeout(900)
+def test_run_folder_records_configuration_and_provenance(pipeline_runs):
+    import pypdf
+    import yaml
+
+    run_a, _, _ = pipeline_runs
+    assert yaml.safe_load((run_a / "profile.yaml").read_text()) == load_profile("tiny").to_dict()
+    prov = json.loads((run_a / "provenance.json").read_text())
+    assert {"lai_version", "git_revision", "git_dirty", "python", "packages", "device", "data_fingerprint"} <= set(prov)
+    assert prov["packages"]["torch"] and prov["packages"]["rasterio"] != "not installed"
+    fingerprint = json.loads((run_a / "data.json").read_text())["fingerprint"]
+    assert prov["data_fingerprint"] == fingerprint and len(fingerprint) == 64
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(run_a / "report.pdf").pages)
+    assert prov["git_revision"] in text
+    assert fingerprint[:16] in text
+    for nb in ("01_data", "02_training", "03_ablations", "04_baselines", "05_report"):
+        assert (run_a / "notebooks" / f"{nb}.ipynb").is_file()
+
+
+# --------------------------------------------------------------------------- notebook parameters
+
+
+@pytest.mark.timeout(300)
+def test_bad_notebook_parameter_names_the_notebook_and_cell(tmp_path, monkeypatch):
+    """A notebook that gets a bad parameter (here past the early check) fails as a PipelineError."""
+    from lai import pipeline
+
+    tiny = load_profile("tiny")
+    monkeypatch.setattr(pipeline, "load_profile", lambda *a, **k: tiny)  # skip the up-front validation
+    monkeypatch.setattr(pipeline, "RunContext", lambda *a, **k: None)
+    (tmp_path / "x" / "notebooks").mkdir(parents=True)
+    with pytest.raises(PipelineError) as info:
+        pipeline.run_pipeline("no-such-profile", run_name="x", reports_root=tmp_path, data_root=tmp_path / "data", progress=False)
+    message = str(info.value)
+    assert "notebook 01_data.ipynb failed in cell" in message
+    assert "ConfigError: unknown profile 'no-such-profile'" in message
+    assert (tmp_path / "x" / "notebooks" / "01_data.ipynb").is_file()
+    assert not (tmp_path / "x" / "notebooks" / "02_training.ipynb").exists(), "the pipeline went on after a failure"
+
+
+# --------------------------------------------------------------------------- resource limits
+
+
+def test_resident_split_that_does_not_fit_is_refused(tiny_data, tmp_path, monkeypatch, capsys):
+    from lai import cli, loader
+
+    _, _, cube = tiny_data
+    monkeypatch.setattr(loader, "_free_bytes", lambda device: 100 * 2**20)  # 100 MiB "free"
+    monkeypatch.setattr(loader.CubeSplit, "nbytes", lambda self, *a, **k: 3 * 2**30)  # a 3 GiB split
+    split = loader.CubeSplit(cube, "train")
+    with pytest.raises(ResidencyError, match=r"split 'train' of .* needs 3\.00 GiB but only 0\.10 GiB is free on cpu"):
+        loader.BatchLoader(split, 8, resident="on")
+    assert loader.BatchLoader(split, 8, resident="auto").resident is False  # auto streams instead
+    code = cli.main(["train", "--profile", "tiny", "--set", "train.resident=on", "--cube", str(cube),
+                     "--runs", str(tmp_path / "runs"), "--row", "s1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("lai train: error: train.resident=on: split 'train'"), err
+    assert "GiB" in err and "Traceback" not in err
