@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from lai.config import EncodingConfig, from_dict
-from lai.encode import denormalise_lai, encode_batch, valid_mask
+from lai.encode import denormalise_lai, encode_batch
 from lai.io import atomic_path
 from lai.loader import BatchLoader, CubeSplit
 from lai.metrics import PooledMetrics, per_tile
@@ -102,7 +102,3 @@ def save_prediction(path: Path, split: CubeSplit, pred: dict[str, np.ndarray]) -
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
 
-
-def clear_at_t(scl: np.ndarray, lai: np.ndarray, enc: EncodingConfig) -> np.ndarray:
-    """Numpy twin of the loss mask: valid SCL at t and finite LAI."""
-    return valid_mask(torch.from_numpy(np.asarray(scl)), enc).numpy() & np.isfinite(lai)

@@ -49,17 +49,3 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         Path(tmp).write_bytes(data)
     return Path(path)
 
-
-def remove_stale_partials(folder: str | Path) -> int:
-    """Delete ``.*.partial-*`` leftovers of interrupted writes inside ``folder``; return how many."""
-    folder = Path(folder)
-    count = 0
-    if not folder.is_dir():
-        return 0
-    for p in folder.glob(".*.partial-*"):
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
-        count += 1
-    return count
