@@ -24,9 +24,8 @@ from lai.config import BaselineConfig, EncodingConfig
 from lai.encode import REFERENCE_CLASSES, N_SCL, Encoded, encode_batch, valid_mask
 from lai.loader import CubeSplit
 from lai.metrics import PooledMetrics
-from lai.splits import TEST_SETS
+from lai.facts import BASELINES, TEST_SETS
 
-BASELINES = ("MLR", "RF", "persistence", "extrapolation")
 TIMES = ("t-2", "t-1")
 _BATCH = 16  # triplets per read: bounds memory (a 256x256 batch of features is ~140 MB)
 

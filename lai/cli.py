@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from lai.facts import ROWS
+
 PROFILE_HELP = "built-in profile (quick, tiny, paper) or a YAML configuration file"
 SET_HELP = "override one parameter, e.g. --set train.epochs=3 (repeatable; values in YAML syntax)"
 
@@ -68,7 +70,6 @@ def cmd_info(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from lai.model import ROWS
     from lai.train import train_rows
 
     profile = _load(args)
@@ -139,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_args(p)
     p.add_argument("--cube", required=True, type=Path)
     p.add_argument("--runs", required=True, type=Path, help="folder holding one run folder per row")
-    p.add_argument("--row", default="final", help="s1, s1_masks, s1_masks_seas, s2_masks, s2_masks_seas, final or all")
+    p.add_argument("--row", default="final", choices=(*ROWS, "all"), help="a Table 1 row, or all (default: final)")
     p.add_argument("--resume", action="store_true", help="continue unfinished runs from their last checkpoint")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)

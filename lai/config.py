@@ -19,6 +19,7 @@ PROFILE_DIR = Path(__file__).parent / "profiles"
 
 
 from lai.errors import ConfigError  # noqa: F401 - re-exported
+from lai.facts import PRESETS, ROWS
 
 
 # --------------------------------------------------------------------------- sections
@@ -98,7 +99,7 @@ class EncodingConfig:
 
 @dataclass
 class ModelConfig:
-    """One configurable model for every Table 1 row (see ``lai.model.ROWS``)."""
+    """One configurable model for every Table 1 row (see ``lai.facts.ROWS``)."""
 
     row: str = "final"  # s1 | s1_masks | s1_masks_seas | s2_masks | s2_masks_seas | final
     preset: str = "paper"  # "paper" (the reference's sizes) or "small" (CPU); explicit widths win
@@ -112,16 +113,12 @@ class ModelConfig:
     decoder_seasonality: bool = True  # the abstract's "decoder also incorporates the date"
 
     def __post_init__(self) -> None:
-        from lai.model import PRESETS
-
         if self.preset in PRESETS:
             for name in ("encoder_widths", "decoder_widths"):
                 if getattr(self, name) is None:
                     setattr(self, name, list(PRESETS[self.preset][name]))
 
     def validate(self) -> None:
-        from lai.model import PRESETS, ROWS
-
         _choice(self, "row", tuple(ROWS))
         _choice(self, "preset", tuple(PRESETS))
         _positive(self, "convs_per_level", "mask_embedding", "season_hidden", "season_channels")

@@ -17,7 +17,7 @@ from lai.io import atomic_path
 from lai.loader import BatchLoader, CubeSplit
 from lai.metrics import PooledMetrics, per_tile
 from lai.model import LAIModel
-from lai.splits import TEST_SETS
+from lai.facts import TEST_SETS
 from lai.train import build_model, pick_device, read_checkpoint
 
 

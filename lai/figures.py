@@ -25,6 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from lai.facts import ROWS, SET_TITLES
 from lai.io import atomic_path
 from lai.lnb import SCL_NAMES
 
@@ -36,7 +37,6 @@ DB_CMAP = "gray"
 DPI = 150
 TIME_LABELS = ("t-2", "t-1", "t")
 SPLIT_ORDER = ("train", "val", "non_cloudy", "cloudy", "unique", "buffer")
-SET_TITLES = {"non_cloudy": "Non cloudy", "cloudy": "Cloudy", "unique": "Unique areas", "all": "All"}
 DEFAULT_VALID_CLASSES = (2, 3, 4, 5, 6)  # EncodingConfig's default (the reference rule)
 
 # Sen2Cor's own SCL colours (ESA scene classification legend).
@@ -166,16 +166,11 @@ def _valid_lut(valid_classes) -> np.ndarray:
 
 
 def _row_labels() -> dict[str, str]:
-    try:
-        from lai.model import ROWS
-
-        return {k: f"{v.label} ({v.architecture})" for k, v in ROWS.items()}
-    except Exception:  # pragma: no cover - model module unavailable
-        return {}
+    return {k: v.title for k, v in ROWS.items()}
 
 
 def _set_title(name: str) -> str:
-    return SET_TITLES.get(name, str(name).replace("_", " "))
+    return {**SET_TITLES, "all": "All"}.get(name, str(name).replace("_", " "))
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:

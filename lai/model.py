@@ -6,46 +6,12 @@ not use is dropped (fewer input channels), never zeroed.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from lai.config import ModelConfig
 from lai.encode import Encoded
-
-
-@dataclass(frozen=True)
-class EncoderSpec:
-    source: str  # "s1" (VV, VH at t-2, t-1, t) or "s2" (LAI at t-2, t-1)
-    masks: bool
-    seasonality: bool
-
-
-@dataclass(frozen=True)
-class RowSpec:
-    label: str  # Table 1 input column
-    architecture: str  # Table 1 architecture column
-    enc1: EncoderSpec | None
-    enc2: EncoderSpec | None
-    decoder: bool
-
-
-ROWS: dict[str, RowSpec] = {
-    "s1": RowSpec("S1", "Encoder 1", EncoderSpec("s1", False, False), None, False),
-    "s1_masks": RowSpec("S1 + S2 masks", "Encoder 1", EncoderSpec("s1", True, False), None, False),
-    "s1_masks_seas": RowSpec("S1 + S2 masks + seas.", "Encoder 1", EncoderSpec("s1", True, True), None, False),
-    "s2_masks": RowSpec("S2 + S2 masks", "Encoder 2", None, EncoderSpec("s2", True, False), False),
-    "s2_masks_seas": RowSpec("S2 + S2 masks + seas.", "Encoder 2", None, EncoderSpec("s2", True, True), False),
-    "final": RowSpec("All", "Final", EncoderSpec("s1", True, True), EncoderSpec("s2", True, True), True),
-}
-# The final model starts from the encoders of rows 3 and 5 (trained once, reused).
-PRETRAINED_FROM = {"final": {"enc1": "s1_masks_seas", "enc2": "s2_masks_seas"}}
-
-PRESETS = {
-    "paper": dict(encoder_widths=[32, 64, 128], decoder_widths=[64, 128, 256]),  # the reference's "strontium"
-    "small": dict(encoder_widths=[8, 16, 32], decoder_widths=[16, 32, 64]),  # CPU
-}
+from lai.facts import ROWS, EncoderSpec
 
 
 def conv_block(c_in: int, c_out: int, n_convs: int) -> nn.Sequential:

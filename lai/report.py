@@ -25,24 +25,12 @@ import numpy as np
 import pandas as pd
 
 from lai.errors import LaiError
+from lai.facts import BASELINES, PAPER_BASELINES_R2, PAPER_TABLE1, ROWS, SET_TITLES, TEST_SETS
 from lai.io import atomic_write_text
 
 PAPER_TITLE = "Leaf Area Index Estimation from Multi-Temporal Sentinel 1 and 2 Satellite Data Using Deep Learning"
 PAPER_AUTHORS = "C. Wang, A. Debouchage, V. Goldité, A. Wery, J. Salzinger"
-SETS = ("non_cloudy", "cloudy", "unique")
-SET_TITLES = {"non_cloudy": "Non cloudy", "cloudy": "Cloudy", "unique": "Unique areas"}
-ROW_ORDER = ("s1", "s1_masks", "s1_masks_seas", "s2_masks", "s2_masks_seas", "final")
-ROW_LABELS = {
-    "s1": ("S1", "Encoder 1"),
-    "s1_masks": ("S1 + S2 masks", "Encoder 1"),
-    "s1_masks_seas": ("S1 + S2 masks + seas.", "Encoder 1"),
-    "s2_masks": ("S2 + S2 masks", "Encoder 2"),
-    "s2_masks_seas": ("S2 + S2 masks + seas.", "Encoder 2"),
-    "final": ("All", "Final"),
-}
-BASELINE_ORDER = ("MLR", "RF", "persistence", "extrapolation")
-PAPER_BASELINES_R2 = {"MLR": -0.0445, "RF": -0.0166}  # paper section 4.2, non-cloudy data
-PAPER_FINAL = {"non_cloudy": (0.058, 0.930), "cloudy": (0.238, 0.383), "unique": (0.101, 0.867)}
+PAPER_FINAL = PAPER_TABLE1["final"]
 TEXT_WIDTH_CM = 17.0  # A4 minus 2 cm margins
 MAX_FIGURE_HEIGHT_CM = 20.5
 MINUS = "\u2212"
@@ -362,7 +350,7 @@ def _abstract(run: _Run) -> str:
                       f"{typst_text(d.get('source', '?'))}.")
     fm = run.final_metrics()
     bits = []
-    for s in SETS:
+    for s in TEST_SETS:
         r, q = _metric(fm, "set", s, "rmse"), _metric(fm, "set", s, "r2")
         if math.isfinite(r):
             pr, pq = PAPER_FINAL[s]
@@ -482,17 +470,17 @@ def _table1_section(doc: _Doc) -> None:
         doc.add(_note("Table 1", "tables/table1.csv is missing (no Table 1 row was evaluated)."))
     else:
         t1 = t1.copy()
-        rows_present = [r for r in ROW_ORDER if r in set(t1["row"])] + [r for r in dict.fromkeys(t1["row"]) if r not in ROW_ORDER]
+        rows_present = [r for r in ROWS if r in set(t1["row"])] + [r for r in dict.fromkeys(t1["row"]) if r not in ROWS]
         for col, paper_col, label, better, cap in (
             ("rmse_norm", "paper_rmse", "RMSE", "min",
              "Table 1, RMSE in LAI/5 units (lower is better): this run next to the paper."),
             ("r2", "paper_r2", "R²", "max", "Table 1, R² (higher is better): this run next to the paper."),
         ):
             header1 = [_cell("Input", bold=True, rowspan=2), _cell("Architecture", bold=True, rowspan=2)]
-            header1 += [_cell(SET_TITLES[s], bold=True, colspan=2, align="center") for s in SETS]
-            header2 = [_cell(h, bold=True) for _ in SETS for h in ("this run", "paper")]
+            header1 += [_cell(SET_TITLES[s], bold=True, colspan=2, align="center") for s in TEST_SETS]
+            header2 = [_cell(h, bold=True) for _ in TEST_SETS for h in ("this run", "paper")]
             best = {}
-            for s in SETS:
+            for s in TEST_SETS:
                 vals = t1.loc[t1["set"] == s, col].astype(float)
                 if vals.notna().any():
                     best[s] = vals.min() if better == "min" else vals.max()
@@ -500,7 +488,7 @@ def _table1_section(doc: _Doc) -> None:
             for r in rows_present:
                 label_in, arch = _row_label(t1, r)
                 line = [_cell(label_in), _cell(arch)]
-                for s in SETS:
+                for s in TEST_SETS:
                     ours = _metric(t1[t1["row"] == r], "set", s, col)
                     paper = _metric(t1[t1["row"] == r], "set", s, paper_col)
                     line += [_cell(fmt(ours), bold=math.isfinite(ours) and s in best and np.isclose(ours, best[s])),
@@ -511,14 +499,14 @@ def _table1_section(doc: _Doc) -> None:
         header1 = [_cell("Input", bold=True, rowspan=2), _cell("Architecture", bold=True, rowspan=2),
                    _cell("RMSE (LAI)", bold=True, colspan=3, align="center"),
                    _cell("Clear pixels scored", bold=True, colspan=3, align="center")]
-        header2 = [_cell(SET_TITLES[s], bold=True) for s in SETS] * 2
+        header2 = [_cell(SET_TITLES[s], bold=True) for s in TEST_SETS] * 2
         rows = []
         for r in rows_present:
             label_in, arch = _row_label(t1, r)
             sub = t1[t1["row"] == r]
             rows.append([_cell(label_in), _cell(arch)]
-                        + [_cell(fmt(_metric(sub, "set", s, "rmse"))) for s in SETS]
-                        + [_cell(_fmt_count(_metric(sub, "set", s, "n_pixels"))) for s in SETS])
+                        + [_cell(fmt(_metric(sub, "set", s, "rmse"))) for s in TEST_SETS]
+                        + [_cell(_fmt_count(_metric(sub, "set", s, "n_pixels"))) for s in TEST_SETS])
         doc.add(_table([header1, header2], rows, ["left", "left"] + ["right"] * 6,
                        caption="Table 1, RMSE of this run in LAI units (m²/m²), and the number of clear pixels "
                                "scored per test set. The paper gives no RMSE in LAI units."))
@@ -534,7 +522,8 @@ def _row_label(t1: pd.DataFrame, row: str) -> tuple[str, str]:
     sub = t1[t1["row"] == row]
     if len(sub) and "input" in sub and "architecture" in sub:
         return str(sub["input"].iloc[0]), str(sub["architecture"].iloc[0])
-    return ROW_LABELS.get(row, (row, ""))
+    spec = ROWS.get(row)
+    return (spec.label, spec.architecture) if spec else (row, "")
 
 
 def _baseline_section(doc: _Doc) -> None:
@@ -557,9 +546,9 @@ def _baseline_section(doc: _Doc) -> None:
         if has_truth:
             header.append("RMSE under clouds (LAI)")
         rows = []
-        names = [b for b in BASELINE_ORDER if b in set(bl["baseline"])] + \
-            [b for b in dict.fromkeys(bl["baseline"]) if b not in BASELINE_ORDER]
-        for s in SETS:
+        names = [b for b in BASELINES if b in set(bl["baseline"])] + \
+            [b for b in dict.fromkeys(bl["baseline"]) if b not in BASELINES]
+        for s in TEST_SETS:
             part = bl[bl["set"] == s]
             entries = []
             if fm is not None:
@@ -599,7 +588,7 @@ def _baseline_reading(run: _Run, bl: pd.DataFrame | None, fm: pd.DataFrame | Non
         return "No baseline was evaluated in this run, so the U-Nets cannot be put in perspective here."
     out = []
     best_nc = None
-    for s in SETS:
+    for s in TEST_SETS:
         unet = _metric(fm, "set", s, "rmse")
         part = bl[(bl["set"] == s) & pd.to_numeric(bl["rmse"], errors="coerce").notna()]
         where = f"On the {SET_PROSE[s]} set"
@@ -677,8 +666,7 @@ def _training_section(doc: _Doc) -> None:
         for c in cols:
             v = r[c]
             if c == "row":
-                label = ROW_LABELS.get(str(v))
-                line.append(_cell(f"{label[0]} ({label[1]})" if label else str(v)))
+                line.append(_cell(ROWS[str(v)].title if str(v) in ROWS else str(v)))
             elif c in ("seconds", "samples_per_s"):
                 line.append(_cell(fmt(v, 1)))
             elif c in ("epochs", "parameters"):
@@ -707,7 +695,7 @@ def _results_section(doc: _Doc) -> None:
         header = ["Test set", "Triplets", "RMSE (LAI)", "RMSE (LAI/5)", "R²", "Pixels"] + (
             ["RMSE under clouds (LAI)"] if truth else [])
         rows = []
-        for s in [x for x in SETS if x in set(fm["set"])] + [x for x in dict.fromkeys(fm["set"]) if x not in SETS]:
+        for s in [x for x in TEST_SETS if x in set(fm["set"])] + [x for x in dict.fromkeys(fm["set"]) if x not in TEST_SETS]:
             rec = fm[fm["set"] == s].iloc[0]
             line = [_cell(SET_TITLES.get(s, s)), _cell(_fmt_count(rec.get("triplets", float("nan")))),
                     _cell(fmt(rec.get("rmse"))), _cell(fmt(rec.get("rmse_norm"))), _cell(fmt(rec.get("r2"))),

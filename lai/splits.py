@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from lai.config import SplitConfig
+from lai.facts import TEST_SETS  # noqa: F401 - the test set labels
 
 LABELS = ("train", "val", "non_cloudy", "cloudy", "unique", "buffer")
-TEST_SETS = ("non_cloudy", "cloudy", "unique")
 
 
 def assign_splits(meta: pd.DataFrame, cfg: SplitConfig) -> np.ndarray:

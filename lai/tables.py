@@ -3,21 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lai.model import ROWS
-from lai.splits import TEST_SETS
-
-# Table 1 of the paper (RMSE most likely in LAI/5 units; see DESIGN section 5).
-PAPER_TABLE1 = {
-    "s1": {"non_cloudy": (0.163, 0.434), "cloudy": (0.279, 0.152), "unique": (0.260, 0.125)},
-    "s1_masks": {"non_cloudy": (0.117, 0.709), "cloudy": (0.245, 0.345), "unique": (0.208, 0.440)},
-    "s1_masks_seas": {"non_cloudy": (0.111, 0.735), "cloudy": (0.233, 0.409), "unique": (0.198, 0.491)},
-    "s2_masks": {"non_cloudy": (0.090, 0.827), "cloudy": (0.253, 0.301), "unique": (0.103, 0.863)},
-    "s2_masks_seas": {"non_cloudy": (0.067, 0.903), "cloudy": (0.344, -0.294), "unique": (0.111, 0.839)},
-    "final": {"non_cloudy": (0.058, 0.930), "cloudy": (0.238, 0.383), "unique": (0.101, 0.867)},
-}
-# Section 4.2: per-pixel baselines on non-cloudy data.
-PAPER_BASELINES_R2 = {"MLR": -0.0445, "RF": -0.0166}
-SET_TITLES = {"non_cloudy": "Non cloudy", "cloudy": "Cloudy", "unique": "Unique areas"}
+from lai.facts import PAPER_TABLE1, ROWS, SET_TITLES, TEST_SETS
 
 
 def table1(metrics: pd.DataFrame) -> pd.DataFrame:

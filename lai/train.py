@@ -32,7 +32,8 @@ from lai.encode import encode_batch, mask_channels
 from lai.io import atomic_path, atomic_write_text
 from lai.loader import BatchLoader, CubeSplit
 from lai.loss import masked_mse, total_loss
-from lai.model import PRETRAINED_FROM, ROWS, LAIModel, n_parameters
+from lai.facts import PRETRAINED_FROM, ROWS
+from lai.model import LAIModel, n_parameters
 from lai.provenance import environment
 
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from lai.baselines import (
-    BASELINES,
     FEATURE_NAMES,
     evaluate_baselines,
     extrapolation,
@@ -22,7 +21,7 @@ from lai.baselines import (
     split_dates,
 )
 from lai.config import BaselineConfig, EncodingConfig
-from lai.splits import TEST_SETS
+from lai.facts import BASELINES, TEST_SETS
 
 ENC = EncodingConfig()
 CLEAR, CLOUD = 4, 9

@@ -100,7 +100,7 @@ CASES = [
          ["train", *TINY, "--cube", "{tmp}/absent.nc", "--runs", "{tmp}/runs_x"], r"absent\.nc: cube file does not exist; build it with `lai cube`"),
     Case("train-unknown-row", "`lai train --row s3`",
          ["train", *TINY, "--cube", "{cube}", "--runs", "{tmp}/runs_row", "--row", "s3"],
-         r"unknown row\(s\) s3; rows are s1, s1_masks, .*final \(or all\)", absent="{tmp}/runs_row"),
+         r"argument --row: invalid choice: '?s3'? \(choose from .*s1.*s2_masks_seas.*final.*all", absent="{tmp}/runs_row"),
     Case("train-other-run", "`lai train` into a run folder holding another run (other epochs)",
          ["train", *TINY, "--set", "train.epochs=2", "--cube", "{cube}", "--runs", "{other_runs}", "--row", "s1"],
          r"runs_other/s1 already holds another run \(different train\); choose another run folder or delete it", spawn=True),

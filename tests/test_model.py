@@ -7,7 +7,8 @@ from lai.config import EncodingConfig, ModelConfig, TrainConfig
 from lai.encode import encode_batch, mask_channels
 from lai.loss import masked_mse, total_loss
 from lai.metrics import pooled
-from lai.model import ROWS, LAIModel, UNet
+from lai.facts import ROWS
+from lai.model import LAIModel, UNet
 
 ENC = EncodingConfig()
 
@@ -150,3 +151,14 @@ def test_metrics_match_hand_computation():
     assert got["rmse_norm"] == pytest.approx(rmse / 5)
     assert got["r2"] == pytest.approx(r2)
     assert got["n_pixels"] == 4
+
+
+def test_building_a_profile_imports_no_torch():
+    """Configuration and the shared facts stay torch-free (no import circle through the model)."""
+    import subprocess
+    import sys
+
+    code = "import sys; from lai.config import load_profile; load_profile('paper'); import lai.facts, lai.tables; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=__import__("pathlib").Path(__file__).resolve().parent.parent)
+    assert done.stdout.strip() == "False", done.stdout + done.stderr

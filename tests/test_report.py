@@ -18,7 +18,8 @@ import yaml
 
 from lai import figures
 from lai.config import EncodingConfig, Profile
-from lai.tables import PAPER_TABLE1, table1
+from lai.facts import PAPER_TABLE1
+from lai.tables import table1
 
 GIT_REV = "0123456789abcdef0123456789abcdef01234567"
 SPLITS = ("train", "val", "non_cloudy", "cloudy", "unique", "buffer")
