@@ -23,7 +23,7 @@ import torch
 from lai.config import BaselineConfig, EncodingConfig
 from lai.encode import REFERENCE_CLASSES, N_SCL, Encoded, encode_batch, valid_mask
 from lai.loader import CubeSplit
-from lai.metrics import PooledMetrics
+from lai.metrics import SUMS, Scores, strict_clear
 from lai.facts import BASELINES, TEST_SETS
 
 TIMES = ("t-2", "t-1")
@@ -259,42 +259,22 @@ def predict_baselines(raw: dict, models: dict, enc: EncodingConfig, dates: np.nd
     return out
 
 
-class _Scores:
-    """Batch-wise twin of :func:`lai.evaluate.scores` (same PooledMetrics, same masks)."""
-
-    def __init__(self, lai_scale: float, has_truth: bool):
-        self.clear, self.truth = PooledMetrics(lai_scale), PooledMetrics(lai_scale) if has_truth else None
-        self.cloudy = 0
-
-    def update(self, pred, target, clear, truth=None):
-        self.clear.update(pred, target, clear)
-        if self.truth is not None:
-            self.truth.update(pred, truth, ~clear)
-            self.cloudy += int((~clear).sum())
-
-    def result(self) -> dict:
-        out = self.clear.result()
-        if self.truth is not None:
-            out["truth_rmse_cloudy"] = self.truth.result()["rmse"]
-            out["cloudy_pixels"] = self.cloudy
-        return out
-
-
 def evaluate_baselines(cube_path: str | Path, cfg: BaselineConfig, enc: EncodingConfig, sets=TEST_SETS,
                        progress: bool = True, models: PixelModels | None = None,
                        batch_size: int = _BATCH) -> pd.DataFrame:
     """Fit MLR and RF (unless ``models`` is given) and score the four baselines on each test set.
 
-    One row per (baseline, set): baseline, set, triplets, rmse (LAI), rmse_norm (LAI/scale),
-    r2, n_pixels (clear at t), and truth_rmse_cloudy, cloudy_pixels when the cube has true LAI.
-    ``attrs`` hold the RF importances, the training sample size, training mean and timings.
+    One row per (baseline, set): baseline, set, triplets and the columns of :class:`lai.metrics.Scores`
+    (rmse in LAI with its interval, r2, the strict-rule and true-LAI scores). ``attrs`` hold the RF
+    importances, the training sample size, training mean, timings and ``per_triplet``: a frame
+    (baseline, set, triplet and the sums ``lai.metrics.SUMS``) for paired comparisons.
     """
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
     models = models if models is not None else fit_pixel_models(cube_path, cfg, enc, progress=progress)
     fallback = getattr(models, "train_mean", None)
-    rows = []
+    rows, sums = [], []
     for name in sets:
         split = CubeSplit(cube_path, name)
         if len(split) == 0:
@@ -302,18 +282,22 @@ def evaluate_baselines(cube_path: str | Path, cfg: BaselineConfig, enc: Encoding
                       "r2": np.nan, "n_pixels": 0} for b in BASELINES]
             continue
         dates = split_dates(split)
-        acc = {b: _Scores(enc.lai_scale, split.has_truth) for b in BASELINES}
+        acc = {b: Scores(enc.lai_scale) for b in BASELINES}
         try:
             for pos in tqdm(list(_batches(len(split), batch_size)), desc=f"baselines: {name}", unit="batch",
                             disable=not progress):
                 raw = split.read(pos)
                 clear = _clear(raw, enc)[:, 2]
+                strict = strict_clear(raw["scl"][:, 2], raw["lai"][:, 2])
                 for b, pred in predict_baselines(raw, models, enc, dates[pos], fallback).items():
-                    acc[b].update(pred, raw["lai"][:, 2], clear, raw.get("truth"))
+                    acc[b].update(pred, raw["lai"][:, 2], clear, strict, raw.get("truth"))
         finally:
             split.close()
         rows += [{"baseline": b, "set": name, "triplets": len(split), **acc[b].result()} for b in BASELINES]
+        sums += [pd.DataFrame(acc[b].triplet_sums, columns=list(SUMS)).assign(baseline=b, set=name, triplet=split.index)
+                 for b in BASELINES]
     table = pd.DataFrame(rows)
+    table.attrs["per_triplet"] = pd.concat(sums, ignore_index=True) if sums else pd.DataFrame(columns=["baseline", "set", "triplet", *SUMS])
     if "RF" in models:
         imp = rf_importances(models, getattr(models, "feature_names", None) or feature_names(enc))
         table.attrs["rf_importances"] = dict(zip(imp["feature"], imp["importance"].astype(float)))

@@ -137,11 +137,18 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation, loss weights and the execution device."""
 
-    epochs: int = 100  # per stage (each encoder pre-training, then the fine-tuning)
+    epochs: int = 100  # per stage (each encoder pre-training, then the fine-tuning); the cap with "plateau"
     batch_size: int = 32
     lr: float = 1e-3
     lr_decay: float = 0.2
+    # "plateau": decay the LR after lr_patience epochs without a better validation score, stop after
+    # patience; "milestones": the paper's protocol, all epochs with decays at fixed epochs (see milestones)
+    schedule: str = "plateau"
     milestones: str = "paper"  # "paper": decays at 1/3 and 2/3; "reference": linspace(0, n, 3)[1:] (one decay)
+    patience: int = 6  # epochs without a better validation score that mean converged (and stop "plateau")
+    lr_patience: int = 2
+    augment: bool = True  # random 90-degree rotations and flips of every training sample
+    seeds: int = 1  # the final model is trained with seeds seed, seed+1, ... (encoders pre-trained once)
     alpha: float = 0.1  # weight of encoder 1 (S1) intermediate loss
     beta: float = 0.15  # weight of encoder 2 (S2) intermediate loss
     cloudy_weight: float = 1.0  # sample weight for cloudy-past samples (paper 4.2 remedy); 1 = off
@@ -154,7 +161,9 @@ class TrainConfig:
     max_batches_per_epoch: int | None = None  # for smoke tests only
 
     def validate(self) -> None:
-        _positive(self, "epochs", "batch_size", "lr")
+        _positive(self, "epochs", "batch_size", "lr", "patience", "seeds")
+        _non_negative(self, "lr_patience")
+        _choice(self, "schedule", ("plateau", "milestones"))
         _unit_interval(self, "lr_decay")
         _non_negative(self, "alpha", "beta")
         if self.cloudy_weight <= 0:

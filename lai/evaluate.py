@@ -1,7 +1,11 @@
 """Predictions for a split and metrics per test set (pooled over pixels clear at t).
 
-On simulated data the true LAI is known everywhere, so the error under clouds
-at t, which real data cannot measure, is reported too (``truth_rmse_cloudy``).
+Each RMSE and R2 comes with a 95% bootstrap interval over triplets; the
+per-triplet sums behind it are kept in ``per_tile.csv`` for paired comparisons
+(:func:`lai.tables.comparisons`). The strict valid rule (SCL 4-6, no shadows)
+is scored beside the configured one. On simulated data the true LAI is known
+everywhere, so the error against it on clear pixels and under clouds at t,
+which real data cannot measure, is reported too.
 """
 from __future__ import annotations
 
@@ -15,9 +19,9 @@ from lai.config import EncodingConfig, from_dict
 from lai.encode import denormalise_lai, encode_batch
 from lai.io import atomic_path
 from lai.loader import BatchLoader, CubeSplit
-from lai.metrics import PooledMetrics, per_tile
-from lai.model import LAIModel
 from lai.facts import TEST_SETS
+from lai.metrics import SUMS, PooledMetrics, Scores, per_tile, strict_clear
+from lai.model import LAIModel
 from lai.train import build_model, pick_device, read_checkpoint
 
 
@@ -34,7 +38,7 @@ def predict(model: LAIModel, split: CubeSplit, enc: EncodingConfig, batch_size: 
     """LAI (model units -> LAI) for every sample of ``split``, with the target and its masks."""
     device = torch.device(device)
     use_bf16 = device.type == "cuda"
-    out: dict[str, list] = {k: [] for k in ("pred", "target", "clear", "truth")}
+    out: dict[str, list] = {k: [] for k in ("pred", "target", "clear", "strict", "truth")}
     for raw in BatchLoader(split, batch_size, False, device, "auto"):
         x = encode_batch(raw, enc)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
@@ -42,28 +46,23 @@ def predict(model: LAIModel, split: CubeSplit, enc: EncodingConfig, batch_size: 
         out["pred"].append(denormalise_lai(pred[:, 0], enc).cpu().numpy())
         out["target"].append(raw["lai"][:, 2].float().cpu().numpy())
         out["clear"].append(x.target_valid[:, 0].cpu().numpy())
+        out["strict"].append(strict_clear(raw["scl"][:, 2].cpu().numpy(), out["target"][-1]))
         if "truth" in raw:
             out["truth"].append(raw["truth"].float().cpu().numpy())
     return {k: np.concatenate(v) for k, v in out.items() if v}
 
 
-def scores(pred: dict[str, np.ndarray], lai_scale: float) -> dict[str, float]:
-    """Pooled RMSE (LAI and LAI/scale) and R2 on clear pixels; truth RMSE under clouds if known."""
-    m = PooledMetrics(lai_scale)
-    m.update(pred["pred"], pred["target"], pred["clear"])
-    result = m.result()
-    if "truth" in pred:
-        cloudy = ~pred["clear"]
-        t = PooledMetrics(lai_scale)
-        t.update(pred["pred"], pred["truth"], cloudy)
-        result["truth_rmse_cloudy"] = t.result()["rmse"]
-        result["cloudy_pixels"] = int(cloudy.sum())
-    return result
+def scores(pred: dict[str, np.ndarray], lai_scale: float) -> Scores:
+    """:class:`lai.metrics.Scores` of a prediction (``result()``: the metrics, ``triplet_sums``: their sums)."""
+    s = Scores(lai_scale)
+    s.update(pred["pred"], pred["target"], pred["clear"], pred["strict"], pred.get("truth"))
+    return s
 
 
 def evaluate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_size: int = 32,
                  device: str = "auto", save_predictions: bool = True) -> pd.DataFrame:
-    """Metrics of a finished stage on each test set; writes metrics.csv, per_tile.csv, predictions/."""
+    """Metrics of a finished stage on each test set; writes metrics.csv, per_tile.csv (with the per-triplet
+    sums ``lai.metrics.SUMS``), predictions/."""
     run_dir = Path(run_dir)
     device = pick_device(device)
     model, cfg = load_run(run_dir, device)
@@ -75,9 +74,11 @@ def evaluate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_si
             rows.append({"set": name, "triplets": 0})
             continue
         pred = predict(model, split, enc, batch_size, device)
-        rows.append({"set": name, "triplets": len(split), **scores(pred, enc.lai_scale)})
-        for i, t in zip(split.index, per_tile(pred["pred"], pred["target"], pred["clear"], enc.lai_scale)):
-            tiles.append({"set": name, "triplet": int(i), **t})
+        score = scores(pred, enc.lai_scale)
+        rows.append({"set": name, "triplets": len(split), **score.result()})
+        tile_metrics = per_tile(pred["pred"], pred["target"], pred["clear"], enc.lai_scale)
+        for i, t, sums in zip(split.index, tile_metrics, score.triplet_sums):
+            tiles.append({"set": name, "triplet": int(i), **t, **dict(zip(SUMS, sums))})
         if save_predictions:
             save_prediction(run_dir / "predictions" / f"{name}.nc", split, pred)
     table = pd.DataFrame(rows).assign(row=cfg["row"])
@@ -102,3 +103,27 @@ def save_prediction(path: Path, split: CubeSplit, pred: dict[str, np.ndarray]) -
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
 
+
+
+def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=None, batch_size: int = 64) -> pd.DataFrame:
+    """RMSE of the observed S2 LAI at t against the true LAI on the pixels a model is scored on.
+
+    One row per set: set, floor_rmse (LAI), n_pixels; pixels clear at t under ``valid_classes``
+    (default: the reference rule of :class:`lai.config.EncodingConfig`). Needs a simulated cube.
+    """
+    valid = list(valid_classes if valid_classes is not None else EncodingConfig().valid_classes)
+    out = []
+    for name in sets:
+        split = CubeSplit(cube_path, name)
+        if not split.has_truth:
+            raise ValueError(f"{cube_path}: holds no true LAI (lai_true); the noise floor needs simulated data")
+        floor = PooledMetrics()
+        try:
+            for start in range(0, len(split), batch_size):
+                raw = split.read(np.arange(start, min(start + batch_size, len(split))))
+                lai_t = raw["lai"][:, 2]
+                floor.update(lai_t, raw["truth"], np.isin(raw["scl"][:, 2], valid) & np.isfinite(lai_t))
+        finally:
+            split.close()
+        out.append({"set": name, "floor_rmse": floor.result()["rmse"], "n_pixels": floor.n})
+    return pd.DataFrame(out)

@@ -73,3 +73,6 @@ EXTRA_BASELINES = {
     "MLR_no_history": "MLR on S1 + masks + seasonality, without the LAI history",
     "RF_no_history": "RF on S1 + masks + seasonality, without the LAI history",
 }
+
+# The strict valid rule: only vegetation, bare soil and water (SCL 4-6) count as clear, shadows (3) do not.
+STRICT_VALID_CLASSES = (4, 5, 6)

@@ -1,7 +1,19 @@
-"""RMSE and R2 pooled over pixels clear at t, and per tile."""
+"""RMSE and R2 pooled over pixels clear at t, per tile, and bootstrap intervals over triplets.
+
+Every score keeps per-triplet sums (``SUMS``: squared error, sum and sum of squares of the
+target, pixel count), from which the pooled RMSE and R2 of any resample of the triplets
+follow exactly; the bootstrap draws triplets, never pixels, since neighbouring pixels of one
+tile are not independent.
+"""
 from __future__ import annotations
 
 import numpy as np
+
+from lai.facts import STRICT_VALID_CLASSES
+
+SUMS = ("sse", "sum_t", "sum_tt", "n")
+BOOTSTRAP_SAMPLES = 2000
+LEVEL = 0.95
 
 
 class PooledMetrics:
@@ -16,25 +28,124 @@ class PooledMetrics:
         self.n = 0
 
     def update(self, pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> None:
-        mask = np.asarray(mask, bool)
-        p = np.asarray(pred, np.float64)[mask]
-        t = np.asarray(target, np.float64)[mask]
-        self.sse += float(np.square(p - t).sum())
-        self.sy += float(t.sum())
-        self.syy += float(np.square(t).sum())
-        self.n += int(mask.sum())
+        sums = triplet_sums(pred, target, mask).sum(0)
+        self.sse += float(sums[0])
+        self.sy += float(sums[1])
+        self.syy += float(sums[2])
+        self.n += int(sums[3])
 
     def result(self) -> dict[str, float]:
         if self.n == 0:
             return {"rmse": np.nan, "rmse_norm": np.nan, "r2": np.nan, "n_pixels": 0}
-        sst = self.syy - self.sy**2 / self.n
-        rmse = float(np.sqrt(self.sse / self.n))
-        return {
-            "rmse": rmse,
-            "rmse_norm": rmse / self.lai_scale,
-            "r2": float(1 - self.sse / sst) if sst > 0 else np.nan,
-            "n_pixels": self.n,
-        }
+        rmse, r2 = rmse_r2(np.array([self.sse, self.sy, self.syy, self.n]))
+        return {"rmse": float(rmse), "rmse_norm": float(rmse) / self.lai_scale, "r2": float(r2), "n_pixels": self.n}
+
+
+def triplet_sums(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(N, 4) float64 sums ``SUMS`` over the masked pixels of each sample (first axis)."""
+    mask = np.asarray(mask, bool)
+    n = mask.shape[0] if mask.ndim > 2 else 1
+    mask = mask.reshape(n, -1)
+    p = np.where(mask, np.asarray(pred, np.float64).reshape(n, -1), 0.0)
+    t = np.where(mask, np.asarray(target, np.float64).reshape(n, -1), 0.0)
+    return np.stack([np.square(p - t).sum(1), t.sum(1), np.square(t).sum(1), mask.sum(1)], axis=1)
+
+
+def rmse_r2(totals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled RMSE and R2 from summed ``SUMS`` (last axis); NaN where undefined."""
+    sse, st, stt, n = np.moveaxis(np.asarray(totals, np.float64), -1, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sst = stt - st**2 / n
+        return np.sqrt(sse / n), np.where(sst > 0, 1 - sse / sst, np.nan)
+
+
+def resample_weights(n_triplets: int, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> np.ndarray:
+    """(samples, n_triplets) counts of each triplet in each bootstrap resample."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n_triplets, np.full(n_triplets, 1.0 / n_triplets), size=samples).astype(np.float64)
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return np.nan, np.nan
+    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def bootstrap_intervals(sums: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
+                        level: float = LEVEL) -> dict[str, float]:
+    """Percentile intervals (``rmse_lo``, ``rmse_hi``, ``r2_lo``, ``r2_hi``) over resampled triplets."""
+    sums = np.asarray(sums, np.float64)
+    if len(sums) < 2:
+        return {"rmse_lo": np.nan, "rmse_hi": np.nan, "r2_lo": np.nan, "r2_hi": np.nan}
+    rmse, r2 = rmse_r2(resample_weights(len(sums), samples, seed) @ sums)
+    (rlo, rhi), (qlo, qhi) = _interval(rmse, level), _interval(r2, level)
+    return {"rmse_lo": rlo, "rmse_hi": rhi, "r2_lo": qlo, "r2_hi": qhi}
+
+
+def paired_difference(sums_a: np.ndarray, sums_b: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
+                      level: float = LEVEL) -> dict[str, float]:
+    """RMSE of A minus RMSE of B on the same triplets (rows aligned), with a paired bootstrap interval.
+
+    Both models are scored on the same resamples. ``resolved`` is True when the interval excludes 0.
+    """
+    a, b = np.asarray(sums_a, np.float64), np.asarray(sums_b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired bootstrap needs the same triplets for both models, got {a.shape} and {b.shape}")
+    diff = float(rmse_r2(a.sum(0))[0] - rmse_r2(b.sum(0))[0])
+    if len(a) < 2:
+        return {"diff": diff, "diff_lo": np.nan, "diff_hi": np.nan, "resolved": False}
+    w = resample_weights(len(a), samples, seed)
+    lo, hi = _interval(rmse_r2(w @ a)[0] - rmse_r2(w @ b)[0], level)
+    return {"diff": diff, "diff_lo": lo, "diff_hi": hi, "resolved": bool(lo > 0 or hi < 0)}
+
+
+class Scores:
+    """Scores of one model on one test set, accumulated batch by batch (LAI units).
+
+    ``rmse``, ``r2`` (with bootstrap intervals) on pixels clear at t against the observed LAI;
+    ``rmse_strict``, ``r2_strict`` on pixels clear under the strict rule (SCL 4-6); and, where the
+    true LAI is known, ``truth_rmse_clear`` and ``truth_rmse_cloudy`` against it.
+    """
+
+    def __init__(self, lai_scale: float = 5.0):
+        self.lai_scale = lai_scale
+        self.strict, self.truth_clear, self.truth_cloudy = (PooledMetrics(lai_scale) for _ in range(3))
+        self.sums: list[np.ndarray] = []
+        self.has_truth = False
+
+    def update(self, pred, target, clear, strict, truth=None) -> None:
+        clear = np.asarray(clear, bool)
+        self.sums.append(triplet_sums(pred, target, clear))
+        self.strict.update(pred, target, strict)
+        if truth is not None:
+            self.has_truth = True
+            self.truth_clear.update(pred, truth, clear)
+            self.truth_cloudy.update(pred, truth, ~clear)
+
+    @property
+    def triplet_sums(self) -> np.ndarray:
+        return np.concatenate(self.sums) if self.sums else np.zeros((0, len(SUMS)))
+
+    def result(self) -> dict:
+        sums = self.triplet_sums
+        total = sums.sum(0)
+        rmse, r2 = (float(v) for v in rmse_r2(total)) if total[3] else (np.nan, np.nan)
+        out = {"rmse": rmse, "rmse_norm": rmse / self.lai_scale, "r2": r2, "n_pixels": int(total[3]),
+               **bootstrap_intervals(sums)}
+        strict = self.strict.result()
+        out.update(rmse_strict=strict["rmse"], r2_strict=strict["r2"], n_pixels_strict=strict["n_pixels"])
+        if self.has_truth:
+            out["truth_rmse_clear"] = self.truth_clear.result()["rmse"]
+            out["truth_rmse_cloudy"] = self.truth_cloudy.result()["rmse"]
+            out["cloudy_pixels"] = self.truth_cloudy.n
+        return out
+
+
+def strict_clear(scl_t: np.ndarray, lai_t: np.ndarray) -> np.ndarray:
+    """Pixels clear at t under the strict rule (SCL 4-6) with a finite LAI."""
+    return np.isin(scl_t, STRICT_VALID_CLASSES) & np.isfinite(lai_t)
 
 
 def pooled(pred, target, mask, lai_scale: float = 5.0) -> dict[str, float]:

@@ -128,6 +128,29 @@ class RunContext:
             return pd.read_csv(cached)
         return evaluate_run(run, self.cube_path, batch_size=self.profile.train.batch_size, device=self.profile.train.device)
 
+    def per_triplet(self, run: str) -> pd.DataFrame:
+        """Per-triplet scores and sums of an evaluated run (set, triplet, ``lai.metrics.SUMS``, ...)."""
+        self.evaluate(run)
+        return pd.read_csv(self.run_dir / "runs" / run / "per_tile.csv")
+
+    def noise_floor(self) -> pd.DataFrame | None:
+        """tables/noise_floor.csv (written once): per test set the RMSE of the observed LAI at t against the
+        true LAI on the scored pixels (``floor_rmse``) and on strictly clear ones (``floor_rmse_strict``,
+        SCL 4-6); None for real data, which has no true LAI."""
+        from lai.evaluate import noise_floor
+        from lai.facts import STRICT_VALID_CLASSES, TEST_SETS
+
+        if not self.simulated:
+            return None
+        if self.table("noise_floor").exists():
+            return self.read_table("noise_floor")
+        floor = noise_floor(self.cube_path, TEST_SETS, self.profile.encoding.valid_classes)
+        strict = noise_floor(self.cube_path, TEST_SETS, STRICT_VALID_CLASSES)
+        floor = floor.merge(strict.rename(columns={"floor_rmse": "floor_rmse_strict", "n_pixels": "n_pixels_strict"}),
+                            on="set")
+        self.save_table(floor, "noise_floor")
+        return floor
+
     def histories(self, rows) -> dict[str, pd.DataFrame]:
         return {r: pd.read_csv(self.run_dir / "runs" / r / "history.csv") for r in rows
                 if (self.run_dir / "runs" / r / "history.csv").exists()}
@@ -140,11 +163,15 @@ class RunContext:
         return {p.stem: xr.load_dataset(p, engine="h5netcdf") for p in sorted(folder.glob("*.nc"))}
 
     def training_summary(self, rows) -> pd.DataFrame:
-        """Per trained row: epochs, total seconds, mean samples/s, last validation RMSE."""
+        """Per trained run: epochs, total seconds, mean samples/s, last and best validation RMSE, the best
+        epoch and whether validation had stopped improving (``converged``, see :func:`lai.train.convergence`)."""
+        from lai.train import convergence
+
         out = []
         for row, h in self.histories(rows).items():
             out.append({"row": row, "epochs": int(h["epoch"].max()), "seconds": float(h["seconds"].sum()),
-                        "samples_per_s": float(h["samples_per_s"].mean()), "val_rmse": float(h["val_rmse"].iloc[-1])})
+                        "samples_per_s": float(h["samples_per_s"].mean()), "val_rmse": float(h["val_rmse"].iloc[-1]),
+                        **convergence(h, self.profile.train.patience)})
         return pd.DataFrame(out)
 
     def read_table(self, name: str) -> pd.DataFrame:

@@ -1,14 +1,26 @@
-"""Tables of results: Table 1 as reproduced next to the paper's, and the baselines."""
+"""Tables of results: Table 1 as reproduced next to the paper's, the noise floor, paired
+comparisons between models and the spread over training seeds.
+
+Column names are stable (checks read them): ``rmse`` in LAI units, its 95% bootstrap
+interval ``rmse_lo``/``rmse_hi``, ``r2`` with ``r2_lo``/``r2_hi``, and ``floor_ratio``, the
+RMSE over the noise floor of the set (simulated data only).
+"""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from lai.facts import PAPER_TABLE1, ROWS, SET_TITLES, TEST_SETS
+from lai.metrics import SUMS, paired_difference
+
+METRIC_COLUMNS = ("rmse", "rmse_lo", "rmse_hi", "rmse_norm", "r2", "r2_lo", "r2_hi", "n_pixels", "rmse_strict",
+                  "r2_strict", "truth_rmse_clear", "truth_rmse_cloudy")
 
 
-def table1(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Long metrics (columns row, set, rmse, rmse_norm, r2) -> one line per Table 1 row and test set,
-    with the paper's RMSE and R2 beside ours."""
+def table1(metrics: pd.DataFrame, floor: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Long metrics (columns row, set and those of :class:`lai.metrics.Scores`) -> one line per Table 1
+    row and test set, with the paper's RMSE and R2 beside ours and, given the noise floor
+    (:func:`lai.evaluate.noise_floor`), each RMSE's ratio to it."""
     out = []
     for row, spec in ROWS.items():
         for name in TEST_SETS:
@@ -16,10 +28,55 @@ def table1(metrics: pd.DataFrame) -> pd.DataFrame:
             paper_rmse, paper_r2 = PAPER_TABLE1[row][name]
             rec = {"row": row, "input": spec.label, "architecture": spec.architecture, "set": name,
                    "paper_rmse": paper_rmse, "paper_r2": paper_r2}
-            for col in ("rmse", "rmse_norm", "r2", "n_pixels"):
+            for col in METRIC_COLUMNS:
                 rec[col] = float(ours[col].iloc[0]) if len(ours) and col in ours else float("nan")
             out.append(rec)
+    return with_floor(pd.DataFrame(out), floor)
+
+
+def with_floor(table: pd.DataFrame, floor: pd.DataFrame | None) -> pd.DataFrame:
+    """``table`` with floor_rmse of its set and floor_ratio = rmse / floor_rmse (unchanged without a floor)."""
+    if floor is None or not len(floor):
+        return table
+    out = table.drop(columns=["floor_rmse", "floor_ratio"], errors="ignore")
+    out = out.merge(floor[["set", "floor_rmse"]], on="set", how="left")
+    return out.assign(floor_ratio=out["rmse"] / out["floor_rmse"])
+
+
+def comparisons(model: pd.DataFrame, others: dict[str, pd.DataFrame], model_name: str = "final") -> pd.DataFrame:
+    """Paired bootstrap of RMSE differences between ``model`` and each of ``others``, per test set.
+
+    Each frame holds per-triplet sums (columns set, triplet and ``lai.metrics.SUMS``, as in a run's
+    per_tile.csv). One line per (set, other): both RMSEs, ``diff`` = model - other (LAI; negative:
+    the model is better) with its 95% interval, and ``verdict``: "better" or "worse" where the
+    interval excludes 0, else "not resolved".
+    """
+    out = []
+    for name in TEST_SETS:
+        mine = model[model["set"] == name].set_index("triplet")
+        for other_name, other in others.items():
+            theirs = other[other["set"] == name].set_index("triplet")
+            if not len(mine) or not len(theirs):
+                continue
+            if set(mine.index) != set(theirs.index):
+                raise ValueError(f"{model_name} and {other_name} were scored on different {name} triplets")
+            a, b = mine.loc[theirs.index, list(SUMS)].to_numpy(), theirs[list(SUMS)].to_numpy()
+            diff = paired_difference(a, b)
+            verdict = "not resolved" if not diff["resolved"] else ("better" if diff["diff"] < 0 else "worse")
+            out.append({"set": name, "model": model_name, "other": other_name, "triplets": len(a),
+                        "rmse_model": float(np.sqrt(a[:, 0].sum() / a[:, 3].sum())),
+                        "rmse_other": float(np.sqrt(b[:, 0].sum() / b[:, 3].sum())), **diff, "verdict": verdict})
     return pd.DataFrame(out)
+
+
+def seed_spread(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per test set: mean, standard deviation, min and max of rmse and r2 over the runs of several seeds."""
+    long = pd.concat([m.assign(run=name) for name, m in metrics.items()], ignore_index=True)
+    long = long[long["set"].isin(TEST_SETS)]
+    agg = long.groupby("set", sort=False).agg(
+        seeds=("run", "nunique"), rmse_mean=("rmse", "mean"), rmse_std=("rmse", "std"), rmse_min=("rmse", "min"),
+        rmse_max=("rmse", "max"), r2_mean=("r2", "mean"), r2_std=("r2", "std"))
+    return agg.reset_index()
 
 
 def table1_wide(long: pd.DataFrame) -> pd.DataFrame:

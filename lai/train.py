@@ -3,10 +3,19 @@
 A stage trains one row in its own run folder::
 
     <run>/config.yaml     everything that defines the stage (model, train, encoding, cube fingerprint)
-    <run>/checkpoint.pt   model, optimizer, scheduler and random states after the last epoch
-    <run>/history.csv     per-epoch losses, validation RMSE, seconds and samples/s
-    <run>/model.pt        final weights, written with result.json (device, package versions, git
-                          revision) when the stage completes
+    <run>/checkpoint.pt   model, optimizer, scheduler, random states (shuffling, augmentation) and the
+                          best-validation weights so far, after the last epoch
+    <run>/history.csv     per-epoch losses, validation RMSE, learning rate, seconds and samples/s
+    <run>/model.pt        the best-validation weights, written with result.json (best epoch, whether
+                          validation had stopped improving, device, package versions, git revision)
+                          when the stage completes
+
+Convergence: with ``train.schedule="plateau"`` the learning rate decays after
+``lr_patience`` epochs without a better validation score and the stage stops
+after ``patience`` (``epochs`` is then a cap); with ``"milestones"`` it runs
+all ``epochs`` with decays at fixed epochs, the paper's protocol. Either way a
+stage whose best validation epoch lies within the last ``patience`` epochs was
+still improving: ``result.json`` says ``converged: false``.
 
 The final model first trains rows ``s1_masks_seas`` and ``s2_masks_seas`` (the
 pre-trained encoders, reused if already done), then fine-tunes end to end
@@ -25,6 +34,7 @@ import pandas as pd
 import torch
 import yaml
 
+from lai.augment import augment
 from lai.config import ConfigError, Profile, check_tile_size
 from lai.cube import check_cube_file
 from lai.errors import RunFolderError
@@ -67,6 +77,27 @@ def milestones(epochs: int, kind: str) -> list[int]:
     if kind == "paper":
         return sorted({max(1, round(epochs / 3)), max(1, round(2 * epochs / 3))})
     return [int(m) for m in np.linspace(0, epochs, 3)[1:]]
+
+
+def make_scheduler(opt: torch.optim.Optimizer, tcfg) -> torch.optim.lr_scheduler.LRScheduler:
+    """ReduceLROnPlateau on the validation MSE ("plateau") or the paper's fixed decays ("milestones")."""
+    if tcfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=tcfg.lr_decay, patience=tcfg.lr_patience)
+    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones(tcfg.epochs, tcfg.milestones), gamma=tcfg.lr_decay)
+
+
+def convergence(history: pd.DataFrame, patience: int) -> dict:
+    """Best validation epoch and RMSE, and whether validation had stopped improving by the end.
+
+    Converged: the best epoch lies at least ``patience`` epochs before the last one.
+    """
+    best = int(history["val_mse"].idxmin())
+    return {"best_epoch": int(history["epoch"].iloc[best]), "best_val_rmse": float(history["val_rmse"].iloc[best]),
+            "converged": bool(len(history) - 1 - best >= patience)}
+
+
+def _copy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def _switch(value: str, device: torch.device) -> bool:
@@ -136,12 +167,14 @@ def train_stage(
     step_model = torch.compile(model) if tcfg.compile else model
     use_bf16, channels_last = _switch(tcfg.bf16, device), _switch(tcfg.channels_last, device)
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones(tcfg.epochs, tcfg.milestones), gamma=tcfg.lr_decay)
+    sched = make_scheduler(opt, tcfg)
     gen = torch.Generator().manual_seed(tcfg.seed)
+    aug_gen = torch.Generator().manual_seed(tcfg.seed + 1) if tcfg.augment else None
     train_loader = BatchLoader(train_split, tcfg.batch_size, True, device, tcfg.resident, gen, tcfg.max_batches_per_epoch)
     val_loader = BatchLoader(val_split, tcfg.batch_size, False, device, tcfg.resident)
 
     history: list[dict] = []
+    best = {"epoch": 0, "val_mse": math.inf, "model": _copy_state(model)}
     start_epoch = 0
     ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
@@ -150,21 +183,29 @@ def train_stage(
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
+        if aug_gen is not None:
+            aug_gen.set_state(state["augment_generator"])
         torch.set_rng_state(state["torch_rng"])
         history, start_epoch = state["history"], state["epoch"] + 1
+        best = {"epoch": state["best_epoch"], "val_mse": state["best_val_mse"], "model": state["best_model"]}
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
 
     t_stage = time.perf_counter()
     for epoch in range(start_epoch, tcfg.epochs):
+        if tcfg.schedule == "plateau" and epoch - best["epoch"] >= tcfg.patience:
+            break  # early stop (reached again when resuming a stopped stage)
         desc = f"{row} epoch {epoch + 1}/{tcfg.epochs}"
         record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
-        record.update(train_epoch(step_model, opt, train_loader, profile, use_bf16, channels_last, desc, progress))
+        record.update(train_epoch(step_model, opt, train_loader, profile, use_bf16, channels_last, desc, progress,
+                                  augment_generator=aug_gen))
         record.update(validate(model, val_loader, profile, use_bf16))
         history.append(record)
-        sched.step()
-        _save_checkpoint(ckpt_path, model, opt, sched, gen, epoch, history, cfg)
+        if record["val_mse"] < best["val_mse"]:
+            best = {"epoch": epoch + 1, "val_mse": record["val_mse"], "model": _copy_state(model)}
+        sched.step(record["val_mse"]) if tcfg.schedule == "plateau" else sched.step()
+        _save_checkpoint(ckpt_path, model, opt, sched, gen, aug_gen, epoch, history, best, cfg)
         if progress:
             print(f"{desc}: train loss {record['train_loss']:.4f}, val RMSE {record['val_rmse']:.3f} LAI, "
                   f"{record['samples_per_s']:.1f} samples/s", flush=True)
@@ -172,17 +213,22 @@ def train_stage(
     hist = pd.DataFrame(history)
     with atomic_path(run_dir / "history.csv") as tmp:
         hist.to_csv(tmp, index=False)
+    model.load_state_dict(best["model"])
     with atomic_path(run_dir / "model.pt") as tmp:
-        torch.save({"model": model.state_dict(), "config": cfg}, tmp)
-    result = {"row": row, "epochs": tcfg.epochs, "parameters": n_parameters(model), "device": str(device),
+        torch.save({"model": best["model"], "config": cfg}, tmp)
+    result = {"row": row, "epochs": len(hist), "max_epochs": tcfg.epochs, "schedule": tcfg.schedule,
+              **convergence(hist, tcfg.patience), "parameters": n_parameters(model), "device": str(device),
               "seconds_this_session": time.perf_counter() - t_stage, "environment": environment()}
     atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2))
     return StageResult(row, run_dir, hist, result["seconds_this_session"], result["parameters"])
 
 
 def train_epoch(model, opt, loader: BatchLoader, profile: Profile, use_bf16: bool, channels_last: bool,
-                desc: str = "train", progress: bool = True, log_every: int = 10) -> dict[str, float]:
+                desc: str = "train", progress: bool = True, log_every: int = 10,
+                augment_generator: torch.Generator | None = None) -> dict[str, float]:
     """One pass over the training split; returns mean losses (per sample), seconds and samples/s.
+
+    With ``augment_generator`` every batch is randomly rotated and flipped first (:mod:`lai.augment`).
 
     Losses are summed on the device and read back only every ``log_every`` batches, so a GPU is
     not synchronised at every step.
@@ -193,6 +239,8 @@ def train_epoch(model, opt, loader: BatchLoader, profile: Profile, use_bf16: boo
     t0, seen, sums = time.perf_counter(), 0, {}
     bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress)
     for step, raw in enumerate(bar):
+        if augment_generator is not None:
+            raw = augment(raw, augment_generator)
         x = encode_batch(raw, profile.encoding)
         if channels_last:
             x.s1 = x.s1.contiguous(memory_format=torch.channels_last)
@@ -232,7 +280,7 @@ def validate(model: LAIModel, loader: BatchLoader, profile: Profile, use_bf16: b
     return {"val_mse": mse, "val_rmse": math.sqrt(mse) * profile.encoding.lai_scale if count else float("nan")}
 
 
-def _save_checkpoint(path, model, opt, sched, gen, epoch, history, cfg) -> None:
+def _save_checkpoint(path, model, opt, sched, gen, aug_gen, epoch, history, best, cfg) -> None:
     state = {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
@@ -241,8 +289,13 @@ def _save_checkpoint(path, model, opt, sched, gen, epoch, history, cfg) -> None:
         "torch_rng": torch.get_rng_state(),
         "epoch": epoch,
         "history": history,
+        "best_model": best["model"],
+        "best_epoch": best["epoch"],
+        "best_val_mse": best["val_mse"],
         "config": cfg,
     }
+    if aug_gen is not None:
+        state["augment_generator"] = aug_gen.get_state()
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
@@ -314,7 +367,9 @@ def train_rows(
     """Train the given rows (default: all six) under ``runs_root/<row>``.
 
     The final row is fine-tuned from the encoders of rows ``s1_masks_seas`` and
-    ``s2_masks_seas``, which are trained first (once) when not yet done.
+    ``s2_masks_seas``, which are trained first (once) when not yet done. With
+    ``train.seeds > 1`` it is fine-tuned again with each further seed, under
+    the names of :func:`seed_runs`.
     """
     rows = list(rows or ROWS)
     unknown = [r for r in rows if r not in ROWS]
@@ -325,5 +380,12 @@ def train_rows(
     results: dict[str, StageResult] = {}
     for row in order:
         init = {part: runs_root / src for part, src in PRETRAINED_FROM.get(row, {}).items()}
-        results[row] = train_stage(profile, row, cube, runs_root / row, init_from=init, resume=resume, progress=progress)
+        for name, seed in (seed_runs(row, profile.train) if row == "final" else {row: profile.train.seed}).items():
+            seeded = replace(profile, train=replace(profile.train, seed=seed))
+            results[name] = train_stage(seeded, row, cube, runs_root / name, init_from=init, resume=resume, progress=progress)
     return results
+
+
+def seed_runs(row: str, tcfg) -> dict[str, int]:
+    """Run folder name -> training seed of each of the ``train.seeds`` trainings of ``row``."""
+    return {row if k == 0 else f"{row}_seed{tcfg.seed + k}": tcfg.seed + k for k in range(tcfg.seeds)}

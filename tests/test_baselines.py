@@ -171,12 +171,18 @@ def test_batchwise_scores_match_evaluate_scores(linear_cube):
     raw = split.read(np.arange(len(split)))
     preds = predict_baselines(raw, models, ENC, split_dates(split), models.train_mean)
     clear = (raw["scl"][:, 2] == CLEAR) & np.isfinite(raw["lai"][:, 2])
+    strict = np.isin(raw["scl"][:, 2], (4, 5, 6)) & np.isfinite(raw["lai"][:, 2])
+    per_triplet = table.attrs["per_triplet"]
     for b, pred in preds.items():
-        ref = scores({"pred": pred, "target": raw["lai"][:, 2], "clear": clear}, ENC.lai_scale)
+        score = scores({"pred": pred, "target": raw["lai"][:, 2], "clear": clear, "strict": strict}, ENC.lai_scale)
+        ref = score.result()
         row = table[table["baseline"] == b].iloc[0]
-        for k in ("rmse", "rmse_norm", "r2"):
+        for k in ("rmse", "rmse_norm", "r2", "rmse_lo", "rmse_hi", "r2_lo", "r2_hi", "rmse_strict"):
             assert row[k] == pytest.approx(ref[k], rel=1e-5, abs=1e-5)  # float32 predictions
-        assert row["n_pixels"] == ref["n_pixels"]
+        assert row["n_pixels"] == ref["n_pixels"] and row["rmse_lo"] < row["rmse"] < row["rmse_hi"]
+        mine = per_triplet[per_triplet["baseline"] == b]
+        np.testing.assert_allclose(mine[["sse", "sum_t", "sum_tt", "n"]].to_numpy(), score.triplet_sums, rtol=1e-5, atol=1e-6)
+        assert list(mine["triplet"]) == list(split.index)
 
 
 # --------------------------------------------------------------------------- tiny simulated cube

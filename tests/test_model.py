@@ -162,3 +162,44 @@ def test_building_a_profile_imports_no_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=__import__("pathlib").Path(__file__).resolve().parent.parent)
     assert done.stdout.strip() == "False", done.stdout + done.stderr
+
+
+def test_augmentation_moves_every_array_of_a_sample_together():
+    from lai.augment import augment
+
+    g = torch.Generator().manual_seed(0)
+    n, size = 64, 8
+    base = torch.rand(n, size, size, generator=g)
+    raw = {"s1": base[:, None, None].expand(n, 3, 2, size, size).clone(), "lai": base[:, None].expand(n, 3, size, size).clone(),
+           "scl": (base[:, None].expand(n, 3, size, size) * 11).to(torch.uint8), "truth": base.clone(),
+           "doy_target": torch.arange(n), "doy_from": torch.arange(n)}
+    out = augment(raw, torch.Generator().manual_seed(1))
+    moved = out["truth"]
+    assert torch.equal(out["lai"], moved[:, None].expand_as(out["lai"])) and torch.equal(out["s1"][:, 2, 1], moved)
+    assert torch.equal(out["scl"], (moved[:, None].expand(n, 3, size, size) * 11).to(torch.uint8))
+    assert torch.equal(out["doy_target"], raw["doy_target"])
+    symmetries = [lambda a, k=k, f=f: torch.rot90(a, k, (-2, -1)).flip(-1) if f else torch.rot90(a, k, (-2, -1))
+                  for k in range(4) for f in (False, True)]
+    used = {next(i for i, sym in enumerate(symmetries) if torch.equal(sym(base[j]), moved[j])) for j in range(n)}
+    assert used == set(range(8))  # each sample got one of the 8 symmetries, and all 8 occur
+
+
+def test_bootstrap_over_triplets_and_paired_differences():
+    from lai.metrics import bootstrap_intervals, paired_difference, rmse_r2, triplet_sums
+
+    rng = np.random.default_rng(0)
+    target = rng.uniform(0, 6, (60, 8, 8))
+    mask = rng.random((60, 8, 8)) > 0.2
+    good = target + rng.normal(0, 0.3, target.shape)
+    bad = target + rng.normal(0, 0.6, target.shape)
+    a, b = triplet_sums(good, target, mask), triplet_sums(bad, target, mask)
+    assert rmse_r2(a.sum(0))[0] == pytest.approx(pooled(good, target, mask)["rmse"])
+    ci = bootstrap_intervals(a)
+    assert ci["rmse_lo"] < 0.3 < ci["rmse_hi"] and ci["r2_lo"] < pooled(good, target, mask)["r2"] < ci["r2_hi"]
+    better = paired_difference(a, b)
+    assert better["resolved"] and better["diff_hi"] < 0 and better["diff"] == pytest.approx(
+        pooled(good, target, mask)["rmse"] - pooled(bad, target, mask)["rmse"])
+    close = paired_difference(a, triplet_sums(good + rng.normal(0, 0.01, target.shape), target, mask))
+    assert not close["resolved"] and close["diff_lo"] < 0 < close["diff_hi"]
+    with pytest.raises(ValueError, match="same triplets"):
+        paired_difference(a, b[:-1])

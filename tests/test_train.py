@@ -1,4 +1,5 @@
 """Training on the tiny simulated cube: determinism, resume after a kill, run-folder guards."""
+import json
 import os
 import signal
 import subprocess
@@ -55,8 +56,8 @@ def test_interrupted_then_resumed_equals_uninterrupted(tiny_data, tmp_path, monk
 
     real_save = train_mod._save_checkpoint
 
-    def save_then_die(path, model, opt, sched, gen, epoch, history, cfg):
-        real_save(path, model, opt, sched, gen, epoch, history, cfg)
+    def save_then_die(path, model, opt, sched, gen, aug_gen, epoch, *rest):
+        real_save(path, model, opt, sched, gen, aug_gen, epoch, *rest)
         if epoch == 0:
             raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
 
@@ -71,6 +72,29 @@ def test_interrupted_then_resumed_equals_uninterrupted(tiny_data, tmp_path, monk
     assert same_weights(weights(tmp_path / "full"), weights(tmp_path / "cut"))
     cols = ["epoch", "lr", "train_loss", "val_mse"]
     pd.testing.assert_frame_equal(full.history[cols], resumed.history[cols])
+
+
+def test_model_keeps_best_validation_weights_and_says_whether_it_converged(tiny_data, tmp_path):
+    _, _, cube = tiny_data
+    p = profile_with(epochs=3, patience=1, schedule="milestones")
+    res = train_stage(p, "s2_masks", cube, tmp_path / "r", progress=False)
+    result = json.loads((tmp_path / "r" / "result.json").read_text())
+    best = int(res.history["val_mse"].idxmin())
+    assert result["best_epoch"] == best + 1 and result["epochs"] == 3
+    assert result["converged"] == (best < 2)
+    ckpt = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
+    assert same_weights(weights(tmp_path / "r"), ckpt["best_model"])
+    assert same_weights(ckpt["model"], ckpt["best_model"]) == (best == 2)
+
+
+def test_convergence_and_early_stop_rule():
+    from lai.train import convergence
+
+    falling = pd.DataFrame({"epoch": [1, 2, 3, 4], "val_mse": [4.0, 3.0, 2.0, 1.0], "val_rmse": [2.0, 1.7, 1.4, 1.0]})
+    flat = falling.assign(val_mse=[4.0, 1.0, 2.0, 3.0])
+    assert convergence(falling, 2) == {"best_epoch": 4, "best_val_rmse": 1.0, "converged": False}
+    assert convergence(flat, 2)["converged"] and convergence(flat, 2)["best_epoch"] == 2
+    assert not convergence(flat, 3)["converged"]
 
 
 def test_sigkill_mid_training_then_resume(tiny_data, tmp_path):
