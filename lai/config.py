@@ -204,6 +204,7 @@ class Profile:
     train: TrainConfig = field(default_factory=TrainConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     figures_samples: int = 4  # maps shown in figures
+    extras: bool = False  # also train and score the rows beyond the paper (lai.facts.EXTRA_ROWS, EXTRA_BASELINES)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

@@ -192,7 +192,8 @@ class _Run:
         self.profile_text = self._text(run_dir / "profile.yaml")
         self.profile = self._yaml(self.profile_text)
         self.tables = {name: _read_csv(run_dir / "tables" / f"{name}.csv")
-                       for name in ("splits", "table1", "baselines", "final_metrics", "training")}
+                       for name in ("splits", "table1", "baselines", "final_metrics", "training", "noise_floor",
+                                    "comparisons", "seeds", "extras")}
 
     @staticmethod
     def _text(path: Path) -> str | None:
@@ -257,6 +258,26 @@ def _metric(frame: pd.DataFrame | None, key: str, value: str, col: str) -> float
         return float(part[col].iloc[0])
     except (TypeError, ValueError):
         return float("nan")
+
+
+def _with_ci(frame: pd.DataFrame | None, key: str, value: str, col: str) -> str:
+    """``col`` with its 95% interval (``col_lo``, ``col_hi``) as "0.612 [0.571, 0.655]"."""
+    mid, lo, hi = (_metric(frame, key, value, c) for c in (col, f"{col}_lo", f"{col}_hi"))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return fmt(mid)
+    return f"{fmt(mid)} #text(size: 7pt)[\\[{fmt(lo)}, {fmt(hi)}\\]]"
+
+
+def _verdicts(run: "_Run", s: str) -> list[dict]:
+    """Paired comparisons of the final model on test set ``s`` (tables/comparisons.csv)."""
+    comp = run.tables["comparisons"]
+    if comp is None or "set" not in comp:
+        return []
+    return comp[comp["set"] == s].to_dict("records")
+
+
+def _diff_text(c: dict) -> str:
+    return f"{fmt(c['diff'])} LAI [{fmt(c['diff_lo'])}, {fmt(c['diff_hi'])}]"
 
 
 # --------------------------------------------------------------------------- sections
@@ -497,19 +518,22 @@ def _table1_section(doc: _Doc) -> None:
             doc.add(_table([header1, header2], rows, ["left", "left"] + ["right"] * 6, caption=cap))
         # RMSE in LAI units and pixel counts
         header1 = [_cell("Input", bold=True, rowspan=2), _cell("Architecture", bold=True, rowspan=2),
-                   _cell("RMSE (LAI)", bold=True, colspan=3, align="center"),
-                   _cell("Clear pixels scored", bold=True, colspan=3, align="center")]
+                   _cell("RMSE (LAI) [95% interval]", bold=True, colspan=3, align="center"),
+                   _cell("R² [95% interval]", bold=True, colspan=3, align="center")]
         header2 = [_cell(SET_TITLES[s], bold=True) for s in TEST_SETS] * 2
         rows = []
         for r in rows_present:
             label_in, arch = _row_label(t1, r)
             sub = t1[t1["row"] == r]
             rows.append([_cell(label_in), _cell(arch)]
-                        + [_cell(fmt(_metric(sub, "set", s, "rmse"))) for s in TEST_SETS]
-                        + [_cell(_fmt_count(_metric(sub, "set", s, "n_pixels"))) for s in TEST_SETS])
-        doc.add(_table([header1, header2], rows, ["left", "left"] + ["right"] * 6,
-                       caption="Table 1, RMSE of this run in LAI units (m²/m²), and the number of clear pixels "
-                               "scored per test set. The paper gives no RMSE in LAI units."))
+                        + [f"[{_with_ci(sub, 'set', s, 'rmse')}]" for s in TEST_SETS]
+                        + [f"[{_with_ci(sub, 'set', s, 'r2')}]" for s in TEST_SETS])
+        pixels = ", ".join(f"{SET_PROSE[s]} {_fmt_count(_metric(t1[t1['row'] == 'final'], 'set', s, 'n_pixels'))}"
+                           for s in TEST_SETS)
+        doc.add(_table([header1, header2], rows, ["left", "left"] + ["right"] * 6, size="8pt",
+                       caption="Table 1, RMSE of this run in LAI units (m²/m²) and R², each with its 95% bootstrap "
+                               "interval over the triplets of the test set (resampling whole tiles, not pixels). "
+                               f"Clear pixels scored: {pixels}. The paper gives no RMSE in LAI units."))
     doc.figure("table1_comparison", "This run's Table 1 against the paper's, per row (colour) and test set (marker); "
                                     "the dashed line marks equality. The data differ: only the patterns compare.",
                max_height_cm=12)
@@ -542,7 +566,7 @@ def _baseline_section(doc: _Doc) -> None:
     if bl is None or not len(bl):
         doc.add(_note("Baseline table", "tables/baselines.csv is missing."))
     else:
-        header = ["Test set", "Model", "Triplets", "RMSE (LAI)", "RMSE (LAI/5)", "R²", "Pixels"]
+        header = ["Test set", "Model", "Triplets", "RMSE (LAI) [95%]", "RMSE (LAI/5)", "R² [95%]", "Pixels"]
         if has_truth:
             header.append("RMSE under clouds (LAI)")
         rows = []
@@ -563,9 +587,10 @@ def _baseline_section(doc: _Doc) -> None:
                 rows.append(["table.hline(stroke: 0.3pt + luma(160))"])
             for k, (name, rec, is_model) in enumerate(entries):
                 line = [_cell(SET_TITLES.get(s, s), rowspan=len(entries))] if k == 0 else []
+                one = pd.DataFrame([rec])
                 line += [_cell(name, bold=is_model),
-                        _cell(_fmt_count(rec.get("triplets", float("nan")))), _cell(fmt(rec.get("rmse"))),
-                        _cell(fmt(rec.get("rmse_norm"))), _cell(fmt(rec.get("r2"))),
+                        _cell(_fmt_count(rec.get("triplets", float("nan")))), f"[{_with_ci(one, 'set', s, 'rmse')}]",
+                        _cell(fmt(rec.get("rmse_norm"))), f"[{_with_ci(one, 'set', s, 'r2')}]",
                         _cell(_fmt_count(rec.get("n_pixels", float("nan"))))]
                 if has_truth:
                     line.append(_cell(fmt(rec.get("truth_rmse_cloudy"))))
@@ -573,7 +598,7 @@ def _baseline_section(doc: _Doc) -> None:
         align = ["left", "left"] + ["right"] * (len(header) - 2)
         doc.add(_table([[_cell(h, bold=True) for h in header]], rows, align, size="8.5pt",
                        caption="Baselines next to the final U-Net (bold), per test set. RMSE and R² on pixels clear "
-                               "at _t_." + (" Last column: RMSE against the simulation's true LAI on the pixels "
+                               "at _t_, with 95% bootstrap intervals over triplets." + (" Last column: RMSE against the simulation's true LAI on the pixels "
                                             "*not* clear at _t_ (clouds, shadows, no data), which real data cannot "
                                             "score." if has_truth else "")))
     doc.add("#callout[*Reading.* " + _baseline_reading(run, bl, fm) + "]\n\n")
@@ -587,32 +612,24 @@ def _baseline_reading(run: _Run, bl: pd.DataFrame | None, fm: pd.DataFrame | Non
     if bl is None or not len(bl) or "rmse" not in bl:
         return "No baseline was evaluated in this run, so the U-Nets cannot be put in perspective here."
     out = []
-    best_nc = None
     for s in TEST_SETS:
-        unet = _metric(fm, "set", s, "rmse")
-        part = bl[(bl["set"] == s) & pd.to_numeric(bl["rmse"], errors="coerce").notna()]
         where = f"On the {SET_PROSE[s]} set"
-        if part.empty:
-            out.append(f"{where} no baseline could be scored (empty set).")
+        verdicts = _verdicts(run, s)
+        if not verdicts:
+            out.append(f"{where} no paired comparison of the final U-Net was made, so no difference is resolved.")
             continue
-        best = part.loc[pd.to_numeric(part["rmse"]).idxmin()]
-        b_rmse, b_name = float(best["rmse"]), str(best["baseline"])
-        if s == "non_cloudy":
-            best_nc = b_name
-        if not math.isfinite(unet):
-            out.append(f"{where} the best baseline is {b_name} (RMSE {fmt(b_rmse)} LAI); the final U-Net has no "
-                       "score there.")
-        elif unet < b_rmse:
-            out.append(f"{where} the final U-Net (RMSE {fmt(unet)} LAI) beats the best baseline, {b_name} "
-                       f"(RMSE {fmt(b_rmse)} LAI), by {(b_rmse - unet) / b_rmse:.0%}.")
-        else:
-            out.append(f"{where} *{b_name} beats the final U-Net*: RMSE {fmt(b_rmse)} against {fmt(unet)} LAI, "
-                       f"{(unet - b_rmse) / unet:.0%} lower; there the network does not improve on this baseline.")
-    pers_nc = _metric_b(bl, "persistence", "non_cloudy", "rmse")
-    unet_nc = _metric(fm, "set", "non_cloudy", "rmse")
-    if math.isfinite(pers_nc) and math.isfinite(unet_nc) and best_nc != "persistence":
-        verdict = "beats" if unet_nc < pers_nc else "does not beat"
-        out.append(f"On non-cloudy data the U-Net {verdict} persistence ({fmt(unet_nc)} against {fmt(pers_nc)} LAI).")
+        groups = {v: [c for c in verdicts if c["verdict"] == v] for v in ("better", "worse", "not resolved")}
+        said = []
+        if groups["better"]:
+            said.append("the final U-Net beats " + ", ".join(f"{typst_text(c['other'])} ({_diff_text(c)})" for c in groups["better"]))
+        if groups["worse"]:
+            said.append("*it loses to* " + ", ".join(f"{typst_text(c['other'])} ({_diff_text(c)})" for c in groups["worse"]))
+        if groups["not resolved"]:
+            said.append("its difference to " + ", ".join(f"{typst_text(c['other'])} ({_diff_text(c)})" for c in groups["not resolved"])
+                        + " is *not resolved* (the interval includes 0)")
+        out.append(f"{where} ({verdicts[0]['triplets']} triplets) " + "; ".join(said) + ".")
+    out.append("Differences are the final U-Net's RMSE minus the other model's on the same triplets, with 95% "
+               "paired-bootstrap intervals; negative means the U-Net is better.")
     mlr, rf = _metric_b(bl, "MLR", "non_cloudy", "r2"), _metric_b(bl, "RF", "non_cloudy", "r2")
     if math.isfinite(mlr) or math.isfinite(rf):
         ours = f"R² = {fmt(mlr)} (MLR) and {fmt(rf)} (RF)"
@@ -640,16 +657,78 @@ def _baseline_reading(run: _Run, bl: pd.DataFrame | None, fm: pd.DataFrame | Non
     return " ".join(out)
 
 
+FLOOR_GOAL = 1.15  # the final model's non-cloudy RMSE within this factor of the noise floor
+
+
+def _noise_floor_section(doc: _Doc) -> None:
+    run = doc.run
+    floor, t1, bl = run.tables["noise_floor"], run.tables["table1"], run.tables["baselines"]
+    if run.kind != "simulated":
+        return
+    doc.add("= Noise floor\n\n")
+    doc.para(
+        "Every score above compares a prediction with the *observed* Sentinel-2 LAI at _t_, which carries its own "
+        "retrieval error. On simulated data the true LAI is known, so that error can be measured: the *noise floor* "
+        "of a test set is the RMSE of the observation against the true LAI on the pixels a model is scored on. A "
+        "model whose RMSE against the observation equals the floor is as close to it as the observation's own noise "
+        "allows; against the true LAI a model may do better than the observation. The strict rule counts only SCL "
+        "4–6 (vegetation, bare soil, water) as clear, so cloud shadows (SCL 3), valid under the reference rule, "
+        "drop out.")
+    if floor is None or not len(floor):
+        doc.add(_note("Noise floor", "tables/noise_floor.csv is missing."))
+        return
+    models = []
+    if t1 is not None:
+        models += [(ROWS[r].title if r in ROWS else r, t1[t1["row"] == r]) for r in dict.fromkeys(t1["row"])]
+    if bl is not None:
+        models += [(b, bl[bl["baseline"] == b]) for b in dict.fromkeys(bl["baseline"])]
+    header1 = [_cell("Model", bold=True, rowspan=2)] + [_cell(SET_TITLES[s], bold=True, colspan=3, align="center")
+                                                         for s in TEST_SETS]
+    header2 = [_cell(h, bold=True) for _ in TEST_SETS for h in ("÷ floor", "vs truth", "strict")]
+    rows = [[_cell("Noise floor (observation vs truth)", bold=True)]
+            + [c for s in TEST_SETS for c in (_cell("1"), _cell(fmt(_metric(floor, "set", s, "floor_rmse"))),
+                                                _cell(fmt(_metric(floor, "set", s, "floor_rmse_strict"))))]]
+    for name, part in models:
+        rows.append([_cell(name)] + [c for s in TEST_SETS for c in (
+            _cell(fmt(_metric(part, "set", s, "floor_ratio"), 2)), _cell(fmt(_metric(part, "set", s, "truth_rmse_clear"))),
+            _cell(fmt(_metric(part, "set", s, "rmse_strict"))))])
+    doc.add(_table([header1, header2], rows, ["left"] + ["right"] * 9, size="8pt",
+                   caption="Per test set: each model's RMSE against the observation divided by the noise floor "
+                           "(÷ floor), its RMSE against the true LAI on the same clear pixels (vs truth), and its RMSE "
+                           "against the observation on strictly clear pixels (strict, SCL 4–6). First line: the floor "
+                           "itself, under the reference rule and (strict column) under the strict rule, in LAI."))
+    ratio = _metric(t1[t1["row"] == "final"] if t1 is not None else None, "set", "non_cloudy", "floor_ratio")
+    if math.isfinite(ratio):
+        reached = ratio <= FLOOR_GOAL
+        doc.add(f"#callout[On the non-cloudy set the final U-Net's RMSE is {fmt(ratio, 2)} times the noise floor "
+                f"({fmt(_metric(floor, 'set', 'non_cloudy', 'floor_rmse'))} LAI): "
+                + (f"within the goal of {FLOOR_GOAL}×." if reached else
+                   f"*the goal of {FLOOR_GOAL}× is missed* by {fmt(ratio - FLOOR_GOAL, 2)}, that is "
+                   f"{fmt((ratio / FLOOR_GOAL - 1) * 100, 0)}% above it.") + "]\n\n")
+
+
 def _training_section(doc: _Doc) -> None:
     run = doc.run
     doc.add("= Training\n\n")
     train = run.profile.get("train", {}) if isinstance(run.profile.get("train"), dict) else {}
     if train:
-        doc.para(f"Each stage trains with Adam for {train.get('epochs', '?')} epoch(s), batch size "
-                 f"{train.get('batch_size', '?')}, initial learning rate {train.get('lr', '?')} decayed by "
-                 f"{train.get('lr_decay', '?')} ({typst_text(train.get('milestones', '?'))} milestones), loss weights "
-                 f"α = {train.get('alpha', '?')} (encoder 1) and β = {train.get('beta', '?')} (encoder 2) for the final "
-                 "model, which starts from the pre-trained encoders of rows 3 and 5.")
+        if train.get("schedule") == "plateau":
+            schedule = (f"at most {train.get('epochs', '?')} epochs: the learning rate is multiplied by "
+                        f"{train.get('lr_decay', '?')} after {train.get('lr_patience', '?')} epochs without a better "
+                        f"validation score, and the stage stops after {train.get('patience', '?')}")
+        else:
+            schedule = (f"{train.get('epochs', '?')} epochs, the learning rate multiplied by "
+                        f"{train.get('lr_decay', '?')} at fixed epochs ({typst_text(train.get('milestones', '?'))} "
+                        "milestones: the paper's protocol)")
+        doc.para(f"Each stage trains with Adam for {schedule}; batch size {train.get('batch_size', '?')}, initial "
+                 f"learning rate {train.get('lr', '?')}, loss weights α = {train.get('alpha', '?')} (encoder 1) and "
+                 f"β = {train.get('beta', '?')} (encoder 2) for the final model, which starts from the pre-trained "
+                 "encoders of rows 3 and 5. Training batches are "
+                 + ("randomly rotated by multiples of 90° and flipped. " if train.get("augment", True) else
+                    "*not* augmented. ")
+                 + "Each stage keeps the weights of its best validation epoch. A stage whose best epoch lies "
+                 f"within its last {train.get('patience', '?')} epochs was still improving: it is marked *not "
+                 "converged*, and its scores understate what longer training would give.")
     doc.figure("learning_curves", "Training loss and validation RMSE (LAI units, pixels clear at _t_) per epoch for "
                                   "each training stage; dotted lines mark learning-rate decays.", max_height_cm=9)
     tr = run.tables["training"]
@@ -657,7 +736,8 @@ def _training_section(doc: _Doc) -> None:
         doc.add(_note("Training time table", "tables/training.csv is missing."))
         return
     names = {"row": "Stage", "epochs": "Epochs", "seconds": "Time (s)", "samples_per_s": "Samples/s",
-             "val_rmse": "Final val. RMSE (LAI)", "final_val_rmse": "Final val. RMSE (LAI)",
+             "val_rmse": "Last val. RMSE (LAI)", "final_val_rmse": "Final val. RMSE (LAI)", "best_epoch": "Best epoch",
+             "best_val_rmse": "Best val. RMSE (LAI)", "converged": "Converged",
              "parameters": "Parameters", "reused": "Reused"}
     cols = list(tr.columns)
     rows = []
@@ -667,6 +747,8 @@ def _training_section(doc: _Doc) -> None:
             v = r[c]
             if c == "row":
                 line.append(_cell(ROWS[str(v)].title if str(v) in ROWS else str(v)))
+            elif c == "converged":
+                line.append("[yes]" if str(v) == "True" else "[*not converged*]")
             elif c in ("seconds", "samples_per_s"):
                 line.append(_cell(fmt(v, 1)))
             elif c in ("epochs", "parameters"):
@@ -682,6 +764,61 @@ def _training_section(doc: _Doc) -> None:
                    ["left"] + ["right"] * (len(cols) - 1),
                    caption="Training time per stage" + (f" on {typst_text(device)}" if device else "")
                            + (f"; {fmt(total / 60, 1)} minutes in all." if math.isfinite(total) else ".")))
+    _seeds_part(doc, train)
+
+
+def _seeds_part(doc: _Doc, train: dict) -> None:
+    seeds = doc.run.tables["seeds"]
+    n = train.get("seeds", 1)
+    if seeds is None or not len(seeds):
+        doc.add(_note("Seed table", "tables/seeds.csv is missing."))
+        return
+    if n == 1:
+        doc.para(f"This profile trains the final model with *one* seed (`train.seeds = 1`, chosen to keep the run "
+                 "within its time budget on a CPU), so the spread over training seeds is not measured here; the "
+                 "`paper` profile trains three. The bootstrap intervals cover the choice of test triplets, not "
+                 "the training seed.")
+        return
+    rows = [[_cell(SET_TITLES.get(r["set"], r["set"])), _cell(_fmt_count(r["seeds"])), _cell(fmt(r["rmse_mean"])),
+             _cell(fmt(r["rmse_std"])), _cell(f"{fmt(r['rmse_min'])} – {fmt(r['rmse_max'])}"), _cell(fmt(r["r2_mean"]))]
+            for r in seeds.to_dict("records")]
+    doc.add(_table([[_cell(h, bold=True) for h in ("Test set", "Seeds", "RMSE mean", "RMSE s.d.", "RMSE range",
+                                                    "R² mean")]], rows, ["left"] + ["right"] * 5,
+                   caption=f"The final model fine-tuned with {n} training seeds from the same pre-trained encoders: "
+                           "spread of its test scores (LAI). Table 1 shows the first seed."))
+
+
+def _conclusions_section(doc: _Doc) -> None:
+    """What the run shows, read from the intervals: the goals, convergence, seeds and the extra rows."""
+    run = doc.run
+    doc.add("= What this run shows\n\n")
+    items = []
+    for s in ("non_cloudy", "cloudy"):
+        verdicts = {c["other"]: c for c in _verdicts(run, s)}
+        for other in ("persistence", "MLR", "RF"):
+            c = verdicts.get(other)
+            if c is None:
+                items.append(f"{SET_TITLES[s]}, final U-Net against {other}: not compared in this run.")
+                continue
+            word = {"better": "*beats*", "worse": "*loses to*", "not resolved": "is *not resolved* against"}[c["verdict"]]
+            items.append(f"{SET_TITLES[s]}: the final U-Net {word} {other}, RMSE difference {_diff_text(c)}.")
+    t1, floor = run.tables["table1"], run.tables["noise_floor"]
+    ratio = _metric(t1[t1["row"] == "final"] if t1 is not None else None, "set", "non_cloudy", "floor_ratio")
+    if math.isfinite(ratio):
+        items.append(f"Non-cloudy: the final U-Net's RMSE is {fmt(ratio, 2)}× the noise floor of "
+                     f"{fmt(_metric(floor, 'set', 'non_cloudy', 'floor_rmse'))} LAI (goal: at most {FLOOR_GOAL}×).")
+    tr = run.tables["training"]
+    if tr is not None and "converged" in tr:
+        late = [str(r) for r, c in zip(tr["row"], tr["converged"]) if str(c) != "True"]
+        items.append("Not converged (validation still improving at the end): " + ", ".join(typst_text(r) for r in late) + "."
+                     if late else "Every training stage converged: validation had stopped improving before its end.")
+    extras = run.tables["extras"]
+    items.append("Extra rows beyond the paper (cloud-weighted loss, residual model, baselines without the LAI "
+                 "history): " + ("see their table." if extras is not None and len(extras) else
+                                 "*not run* in this profile (`extras: false`); the `paper` profile runs them."))
+    doc.add("".join(f"- {i}\n" for i in items) + "\n")
+    doc.para("A difference counts as resolved only where its 95% paired-bootstrap interval over test triplets "
+             "excludes 0.")
 
 
 def _results_section(doc: _Doc) -> None:
@@ -802,9 +939,11 @@ def build_source(run_dir: str | Path) -> str:
 
 
 SECTIONS = (
+    (_conclusions_section, "What this run shows"),
     (_data_section, "Data"),
     (_table1_section, "Table 1: ablation study"),
     (_baseline_section, "Baselines"),
+    (_noise_floor_section, "Noise floor"),
     (_training_section, "Training"),
     (_results_section, "The final model"),
     (_provenance_section, "Provenance"),

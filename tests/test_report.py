@@ -19,7 +19,7 @@ import yaml
 from lai import figures
 from lai.config import EncodingConfig, Profile
 from lai.facts import PAPER_TABLE1
-from lai.tables import table1
+from lai.tables import table1, with_floor
 
 GIT_REV = "0123456789abcdef0123456789abcdef01234567"
 SPLITS = ("train", "val", "non_cloudy", "cloudy", "unique", "buffer")
@@ -118,9 +118,13 @@ def make_tables(rng=None) -> dict[str, pd.DataFrame]:
             if row == "s1" and s == "unique":
                 continue  # a missing value must show as a dash
             ours = rmse_norm * rng.uniform(0.8, 1.3)
-            metrics.append({"row": row, "set": s, "rmse": ours * 5, "rmse_norm": ours,
-                            "r2": r2 - rng.uniform(0, 0.1), "n_pixels": int(rng.integers(1000, 90000))})
-    t1 = table1(pd.DataFrame(metrics))
+            metrics.append({"row": row, "set": s, "rmse": ours * 5, "rmse_lo": ours * 4.5, "rmse_hi": ours * 5.5,
+                            "rmse_norm": ours, "r2": r2 - 0.05, "r2_lo": r2 - 0.1, "r2_hi": r2,
+                            "n_pixels": int(rng.integers(1000, 90000)), "rmse_strict": ours * 4.8,
+                            "truth_rmse_clear": ours * 4})
+    floor = pd.DataFrame({"set": ["non_cloudy", "cloudy", "unique"], "floor_rmse": [0.42, 0.32, 0.38],
+                          "n_pixels": 1000, "floor_rmse_strict": [0.3, 0.25, 0.28], "n_pixels_strict": 800})
+    t1 = table1(pd.DataFrame(metrics), floor)
     baselines = []
     for b, r2s in (("MLR", (0.45, 0.2, 0.3)), ("RF", (0.55, 0.25, 0.35)), ("persistence", (0.93, -0.4, 0.8)),
                    ("extrapolation", (0.7, -2.7, 0.5))):
@@ -137,8 +141,19 @@ def make_tables(rng=None) -> dict[str, pd.DataFrame]:
                              "epochs": [3] * 6, "seconds": [12.3, 13.1, 14.0, 9.5, 9.9, 30.2],
                              "samples_per_s": [55.2, 54.1, 52.3, 70.1, 69.0, 31.4],
                              "val_rmse": [1.2, 0.9, 0.85, 0.6, 0.55, 0.5]})
-    return {"table1": t1, "baselines": pd.DataFrame(baselines), "final_metrics": final, "splits": splits,
-            "training": training}
+    training = training.assign(best_epoch=[3, 3, 2, 1, 2, 3], best_val_rmse=training["val_rmse"],
+                               converged=[False, False, True, True, True, False])
+    comparisons = pd.DataFrame([{"set": s, "model": "final", "other": o, "triplets": 4, "rmse_model": 0.6,
+                                 "rmse_other": 0.6 - d, "diff": d, "diff_lo": d - 0.05, "diff_hi": d + 0.05,
+                                 "resolved": abs(d) > 0.05, "verdict": v}
+                                for s in ("non_cloudy", "cloudy", "unique")
+                                for o, d, v in (("persistence", -0.2, "better"), ("MLR", 0.01, "not resolved"),
+                                                ("RF", 0.1, "worse"), ("s2_masks_seas", 0.0, "not resolved"))])
+    seeds = pd.DataFrame({"set": ["non_cloudy", "cloudy", "unique"], "seeds": 1, "rmse_mean": [0.6, 0.7, 0.8],
+                          "rmse_std": np.nan, "rmse_min": [0.6, 0.7, 0.8], "rmse_max": [0.6, 0.7, 0.8],
+                          "r2_mean": [0.8, 0.6, 0.7], "r2_std": np.nan})
+    return {"table1": t1, "baselines": with_floor(pd.DataFrame(baselines), floor), "final_metrics": final,
+            "splits": splits, "training": training, "noise_floor": floor, "comparisons": comparisons, "seeds": seeds}
 
 
 def make_histories(epochs: int = 6) -> dict[str, pd.DataFrame]:
@@ -289,7 +304,9 @@ def test_report_has_the_key_sections(report):
     for needle in ("Table 1", "MLR", "RF", "persistence", "extrapolation", "simulated", "Provenance", GIT_REV,
                    "0.163", "0.930", "0.0445", "0.0166", "/data/sim_lnb#2/my_folder", "/data/cube_*abc*.nc",
                    "quick_test #1",
-                   "tile blocks", "Training", "Reading"):
+                   "tile blocks", "Training", "Reading", "What this run shows", "Noise floor", "not converged",
+                   "is not resolved against MLR", "loses to RF", "beats persistence", "not run", "one seed",
+                   "0.42", "[0."):
         assert needle in flat, needle
     assert "not available" not in flat  # every figure was there
     assert not list(run.glob(".*partial*"))
