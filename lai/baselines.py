@@ -24,7 +24,7 @@ from lai.config import BaselineConfig, EncodingConfig
 from lai.encode import REFERENCE_CLASSES, N_SCL, Encoded, encode_batch, valid_mask
 from lai.loader import CubeSplit
 from lai.metrics import SUMS, Scores, strict_clear
-from lai.facts import BASELINES, TEST_SETS
+from lai.facts import BASELINES, EXTRA_BASELINES, HISTORY_FEATURES, TEST_SETS
 
 TIMES = ("t-2", "t-1")
 _BATCH = 16  # triplets per read: bounds memory (a 256x256 batch of features is ~140 MB)
@@ -212,21 +212,29 @@ def sample_training_pixels(cube_path: str | Path, cfg: BaselineConfig, enc: Enco
     return x, y
 
 
+def without_history(enc: EncodingConfig) -> np.ndarray:
+    """Column indices of :func:`pixel_features` without the LAI history (``lai.facts.HISTORY_FEATURES``)."""
+    return np.array([i for i, name in enumerate(feature_names(enc)) if name not in HISTORY_FEATURES])
+
+
 def fit_pixel_models(cube_path: str | Path, cfg: BaselineConfig, enc: EncodingConfig,
-                     progress: bool = True) -> PixelModels:
-    """MLR and RF on a random sample of training pixels clear at t (targets are LAI/scale, as for the U-Nets)."""
+                     progress: bool = True, extras: bool = False) -> PixelModels:
+    """MLR and RF on a random sample of training pixels clear at t (targets are LAI/scale, as for the U-Nets).
+
+    With ``extras`` also the same two on the features without the LAI history (``lai.facts.EXTRA_BASELINES``).
+    """
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.linear_model import LinearRegression
 
     start = time.perf_counter()
     x, y = sample_training_pixels(cube_path, cfg, enc, progress=progress)
-    models = PixelModels(
-        MLR=LinearRegression().fit(x, y),
-        RF=RandomForestRegressor(
-            n_estimators=cfg.rf_trees, max_depth=cfg.rf_max_depth, min_samples_leaf=cfg.rf_min_samples_leaf,
-            n_jobs=-1, random_state=cfg.seed,
-        ).fit(x, y),
-    )
+    make = {"MLR": LinearRegression, "RF": lambda: RandomForestRegressor(
+        n_estimators=cfg.rf_trees, max_depth=cfg.rf_max_depth, min_samples_leaf=cfg.rf_min_samples_leaf,
+        n_jobs=-1, random_state=cfg.seed)}
+    models = PixelModels(MLR=make["MLR"]().fit(x, y), RF=make["RF"]().fit(x, y))
+    if extras:
+        for name, base in EXTRA_BASELINES.items():
+            models[name] = make[base]().fit(x[:, without_history(enc)], y)
     models.train_mean = float(y.mean() * enc.lai_scale)
     models.n_pixels = len(y)
     models.feature_names = feature_names(enc)
@@ -252,8 +260,9 @@ def predict_baselines(raw: dict, models: dict, enc: EncodingConfig, dates: np.nd
     """LAI at t (N, H, W) of every baseline for one raw batch."""
     n, _, h, w = np.asarray(raw["lai"]).shape
     x = pixel_features(raw, enc)
-    out = {name: (models[name].predict(x) * enc.lai_scale).reshape(n, h, w).astype(np.float32)
-           for name in ("MLR", "RF") if name in models}
+    columns = {name: without_history(enc) for name in EXTRA_BASELINES}
+    out = {name: (model.predict(x[:, columns[name]] if name in columns else x) * enc.lai_scale)
+           .reshape(n, h, w).astype(np.float32) for name, model in models.items()}
     out["persistence"] = persistence(raw, enc, fallback)
     out["extrapolation"] = extrapolation(raw, enc, dates, fallback)
     return out
@@ -261,8 +270,9 @@ def predict_baselines(raw: dict, models: dict, enc: EncodingConfig, dates: np.nd
 
 def evaluate_baselines(cube_path: str | Path, cfg: BaselineConfig, enc: EncodingConfig, sets=TEST_SETS,
                        progress: bool = True, models: PixelModels | None = None,
-                       batch_size: int = _BATCH) -> pd.DataFrame:
-    """Fit MLR and RF (unless ``models`` is given) and score the four baselines on each test set.
+                       batch_size: int = _BATCH, extras: bool = False) -> pd.DataFrame:
+    """Fit MLR and RF (unless ``models`` is given) and score the four baselines on each test set; with
+    ``extras`` also the baselines without the LAI history (``lai.facts.EXTRA_BASELINES``).
 
     One row per (baseline, set): baseline, set, triplets and the columns of :class:`lai.metrics.Scores`
     (rmse in LAI with its interval, r2, the strict-rule and true-LAI scores). ``attrs`` hold the RF
@@ -272,17 +282,18 @@ def evaluate_baselines(cube_path: str | Path, cfg: BaselineConfig, enc: Encoding
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
-    models = models if models is not None else fit_pixel_models(cube_path, cfg, enc, progress=progress)
+    models = models if models is not None else fit_pixel_models(cube_path, cfg, enc, progress=progress, extras=extras)
     fallback = getattr(models, "train_mean", None)
+    names = [*BASELINES, *(b for b in EXTRA_BASELINES if b in models)]
     rows, sums = [], []
     for name in sets:
         split = CubeSplit(cube_path, name)
         if len(split) == 0:
             rows += [{"baseline": b, "set": name, "triplets": 0, "rmse": np.nan, "rmse_norm": np.nan,
-                      "r2": np.nan, "n_pixels": 0} for b in BASELINES]
+                      "r2": np.nan, "n_pixels": 0} for b in names]
             continue
         dates = split_dates(split)
-        acc = {b: Scores(enc.lai_scale) for b in BASELINES}
+        acc = {b: Scores(enc.lai_scale) for b in names}
         try:
             for pos in tqdm(list(_batches(len(split), batch_size)), desc=f"baselines: {name}", unit="batch",
                             disable=not progress):
@@ -293,9 +304,9 @@ def evaluate_baselines(cube_path: str | Path, cfg: BaselineConfig, enc: Encoding
                     acc[b].update(pred, raw["lai"][:, 2], clear, strict, raw.get("truth"))
         finally:
             split.close()
-        rows += [{"baseline": b, "set": name, "triplets": len(split), **acc[b].result()} for b in BASELINES]
+        rows += [{"baseline": b, "set": name, "triplets": len(split), **acc[b].result()} for b in names]
         sums += [pd.DataFrame(acc[b].triplet_sums, columns=list(SUMS)).assign(baseline=b, set=name, triplet=split.index)
-                 for b in BASELINES]
+                 for b in names]
     table = pd.DataFrame(rows)
     table.attrs["per_triplet"] = pd.concat(sums, ignore_index=True) if sums else pd.DataFrame(columns=["baseline", "set", "triplet", *SUMS])
     if "RF" in models:

@@ -111,6 +111,7 @@ class ModelConfig:
     season_hidden: int = 16
     season_channels: int = 4  # broadcast map channels produced by the seasonality MLP
     decoder_seasonality: bool = True  # the abstract's "decoder also incorporates the date"
+    residual: bool = False  # every head predicts the change from the last clear LAI (t-1, else t-2, else 0)
 
     def __post_init__(self) -> None:
         if self.preset in PRESETS:
@@ -407,6 +408,11 @@ def profile_from_dict(data: dict) -> Profile:
     profile = from_dict(Profile, data)
     profile.validate()
     return profile
+
+
+def variant(profile: Profile, overrides: dict) -> Profile:
+    """A copy of ``profile`` with nested ``overrides`` (e.g. ``{"train": {"cloudy_weight": 3.0}}``), validated."""
+    return profile_from_dict(_merge(profile.to_dict(), overrides))
 
 
 def save_config(obj, path: str | Path) -> Path:

@@ -77,6 +77,7 @@ class Encoded:
     target: torch.Tensor  # (B, 1, H, W): LAI at t, normalised, 0 where not valid
     target_valid: torch.Tensor  # (B, 1, H, W) bool: clear at t (valid SCL and finite LAI)
     past_cloudy: torch.Tensor  # (B,) bool: mean valid fraction of t-2, t-1 below one half
+    past_valid: torch.Tensor  # (B, 2, H, W) bool: clear at t-2, t-1
 
 
 def encode_batch(raw: dict, enc: EncodingConfig) -> Encoded:
@@ -95,4 +96,5 @@ def encode_batch(raw: dict, enc: EncodingConfig) -> Encoded:
         target=(lai_n[:, 2:3] * valid[:, 2:3]),
         target_valid=valid[:, 2:3],
         past_cloudy=valid[:, :2].float().mean(dim=(1, 2, 3)) < 0.5,
+        past_valid=valid[:, :2],
     )

@@ -111,6 +111,13 @@ class LAIModel(nn.Module):
             self.dec_head = nn.Conv2d(self.decoder.out_channels, 1, 1)
 
     def forward(self, x: Encoded) -> dict[str, torch.Tensor]:
+        out = self._heads(x)
+        if self.cfg.residual:
+            base = last_clear(x)
+            out = {name: pred + base for name, pred in out.items()}
+        return out
+
+    def _heads(self, x: Encoded) -> dict[str, torch.Tensor]:
         out, feats = {}, []
         for name, enc in (("enc1", self.enc1), ("enc2", self.enc2)):
             if enc is not None:
@@ -135,6 +142,12 @@ class LAIModel(nn.Module):
         if not own:
             raise ValueError(f"checkpoint holds no weights for {part}")
         getattr(self, part).load_state_dict(own)
+
+
+def last_clear(x: Encoded) -> torch.Tensor:
+    """(B, 1, H, W) normalised LAI of t-1 where clear, else of t-2 where clear, else 0."""
+    valid = x.past_valid
+    return torch.where(valid[:, 1], x.s2[:, 1], torch.where(valid[:, 0], x.s2[:, 0], 0.0)).unsqueeze(1)
 
 
 def n_parameters(model: nn.Module) -> int:

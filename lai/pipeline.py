@@ -118,6 +118,12 @@ class RunContext:
 
         return train_rows(self.profile, self.cube_path, self.run_dir / "runs", rows, resume=True, progress=progress)
 
+    def train_extras(self, progress: bool = True):
+        """Train the rows beyond the paper (``lai.facts.EXTRA_ROWS``) beside the Table 1 rows."""
+        from lai.train import train_extras
+
+        return train_extras(self.profile, self.cube_path, self.run_dir / "runs", resume=True, progress=progress)
+
     def evaluate(self, row: str) -> pd.DataFrame:
         """Metrics of a trained row on the three test sets (cached in its run folder)."""
         from lai.evaluate import evaluate_run

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lai.facts import PAPER_TABLE1, ROWS, SET_TITLES, TEST_SETS
+from lai.facts import EXTRA_BASELINES, EXTRA_ROWS, PAPER_TABLE1, ROWS, SET_TITLES, TEST_SETS
 from lai.metrics import SUMS, paired_difference
 
 METRIC_COLUMNS = ("rmse", "rmse_lo", "rmse_hi", "rmse_norm", "r2", "r2_lo", "r2_hi", "n_pixels", "rmse_strict",
@@ -67,6 +67,30 @@ def comparisons(model: pd.DataFrame, others: dict[str, pd.DataFrame], model_name
                         "rmse_model": float(np.sqrt(a[:, 0].sum() / a[:, 3].sum())),
                         "rmse_other": float(np.sqrt(b[:, 0].sum() / b[:, 3].sum())), **diff, "verdict": verdict})
     return pd.DataFrame(out)
+
+
+def extras_table(runs: dict[str, pd.DataFrame], baselines: pd.DataFrame, final: pd.DataFrame,
+                 others: dict[str, pd.DataFrame], floor: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The rows beyond the paper, in their own table: one line per (name, set) with the metric columns,
+    the ratio to the noise floor and the paired difference final - this row (``diff``, ``diff_lo``,
+    ``diff_hi``, ``verdict`` of the final model against it).
+
+    ``runs``: metrics of each extra model run (``lai.facts.EXTRA_ROWS``); ``baselines``: the scored
+    baselines, of which the extra ones (``lai.facts.EXTRA_BASELINES``) are kept; ``final`` and ``others``:
+    per-triplet sums of the final model and of every extra row, for :func:`comparisons`.
+    """
+    parts = [m.assign(name=name, title=EXTRA_ROWS[name].title, kind="model") for name, m in runs.items()]
+    for name, base in EXTRA_BASELINES.items():
+        part = baselines[baselines["baseline"] == name]
+        if len(part):
+            parts.append(part.assign(name=name, title=f"{base} without the LAI history", kind="baseline"))
+    if not parts:
+        return pd.DataFrame(columns=["name", "title", "kind", "set", *METRIC_COLUMNS])
+    long = pd.concat(parts, ignore_index=True)
+    cols = ["name", "title", "kind", "set", "triplets", *[c for c in METRIC_COLUMNS if c in long]]
+    table = with_floor(long[cols], floor)
+    verdicts = comparisons(final, others).rename(columns={"other": "name"})
+    return table.merge(verdicts[["set", "name", "diff", "diff_lo", "diff_hi", "verdict"]], on=["set", "name"], how="left")
 
 
 def seed_spread(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -35,14 +35,14 @@ import torch
 import yaml
 
 from lai.augment import augment
-from lai.config import ConfigError, Profile, check_tile_size
+from lai.config import ConfigError, Profile, check_tile_size, variant
 from lai.cube import check_cube_file
 from lai.errors import RunFolderError
 from lai.encode import encode_batch, mask_channels
 from lai.io import atomic_path, atomic_write_text
 from lai.loader import BatchLoader, CubeSplit
 from lai.loss import masked_mse, total_loss
-from lai.facts import PRETRAINED_FROM, ROWS
+from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS
 from lai.model import LAIModel, n_parameters
 from lai.provenance import environment
 
@@ -384,6 +384,17 @@ def train_rows(
             seeded = replace(profile, train=replace(profile.train, seed=seed))
             results[name] = train_stage(seeded, row, cube, runs_root / name, init_from=init, resume=resume, progress=progress)
     return results
+
+
+def train_extras(profile: Profile, cube: str | Path, runs_root: str | Path, resume: bool = True,
+                 progress: bool = True) -> dict[str, StageResult]:
+    """Train the rows beyond the paper (``lai.facts.EXTRA_ROWS``) under ``runs_root/<name>``: the final
+    model with other settings, fine-tuned from the same pre-trained encoders as the final row."""
+    runs_root = Path(runs_root)
+    train_rows(profile, cube, runs_root, list(PRETRAINED_FROM["final"].values()), resume, progress)
+    init = {part: runs_root / src for part, src in PRETRAINED_FROM["final"].items()}
+    return {name: train_stage(variant(profile, extra.overrides), "final", cube, runs_root / name, init_from=init,
+                              resume=resume, progress=progress) for name, extra in EXTRA_ROWS.items()}
 
 
 def seed_runs(row: str, tcfg) -> dict[str, int]:

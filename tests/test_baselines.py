@@ -203,3 +203,15 @@ def test_evaluate_baselines_on_tiny_cube(tiny_data):
         assert np.isfinite(has_cloud["truth_rmse_cloudy"]).all()
     assert 0 < table.attrs["train_pixels"] <= p.baselines.max_train_pixels
     assert set(table.attrs["rf_importances"]) == set(feature_names(p.encoding))
+
+
+def test_baselines_without_lai_history_lose_what_the_history_explains(linear_cube):
+    """On LAI(t) = 0.8 LAI(t-1) + ..., MLR without the history cannot recover the relation; with it, it does."""
+    cfg = BaselineConfig(max_train_pixels=3000, rf_trees=3, rf_max_depth=4)
+    table = evaluate_baselines(linear_cube, cfg, ENC, sets=["unique"], progress=False, extras=True)
+    r2 = table.set_index("baseline")["r2"]
+    assert set(r2.index) == set(BASELINES) | {"MLR_no_history", "RF_no_history"}
+    assert r2["MLR"] > 0.99 and r2["MLR_no_history"] < 0.5
+    assert set(table.attrs["per_triplet"]["baseline"]) == set(r2.index)
+    models = fit_pixel_models(linear_cube, cfg, ENC, progress=False, extras=True)
+    assert models["RF_no_history"].n_features_in_ == len(feature_names(ENC)) - 2

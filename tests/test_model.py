@@ -203,3 +203,20 @@ def test_bootstrap_over_triplets_and_paired_differences():
     assert not close["resolved"] and close["diff_lo"] < 0 < close["diff_hi"]
     with pytest.raises(ValueError, match="same triplets"):
         paired_difference(a, b[:-1])
+
+
+def test_residual_model_adds_the_last_clear_lai():
+    """With heads that output 0 a residual model predicts the last clear LAI: t-1, else t-2, else 0."""
+    raw = raw_batch()
+    x = encode_batch(raw, ENC)
+    model = small("final", residual=True).eval()
+    for head in (model.enc1.head, model.enc2.head, model.dec_head):
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)
+    valid = np.isin(raw["scl"].numpy(), ENC.valid_classes)
+    lai = raw["lai"].numpy() / ENC.lai_scale
+    expected = np.where(valid[:, 1], lai[:, 1], np.where(valid[:, 0], lai[:, 0], 0.0))
+    with torch.no_grad():
+        out = model(x)
+    for pred in out.values():
+        np.testing.assert_allclose(pred[:, 0].numpy(), expected, atol=1e-6)
