@@ -87,6 +87,18 @@ def test_model_keeps_best_validation_weights_and_says_whether_it_converged(tiny_
     assert same_weights(ckpt["model"], ckpt["best_model"]) == (best == 2)
 
 
+def test_plateau_schedule_stops_when_validation_stops_improving(tiny_data, tmp_path, monkeypatch):
+    import lai.train as train_mod
+
+    _, _, cube = tiny_data
+    monkeypatch.setattr(train_mod, "validate", lambda *a, **k: {"val_mse": 1.0, "val_rmse": 5.0})
+    p = profile_with(epochs=10, patience=2, lr_patience=0, schedule="plateau")
+    res = train_stage(p, "s2_masks", cube, tmp_path / "r", progress=False)
+    result = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert list(res.history["epoch"]) == [1, 2, 3] and result["best_epoch"] == 1 and result["converged"]
+    assert list(res.history["lr"]) == pytest.approx([1e-3, 1e-3, 2e-4])  # decayed after one epoch without progress
+
+
 def test_convergence_and_early_stop_rule():
     from lai.train import convergence
 
