@@ -170,7 +170,8 @@ def train_stage(
     sched = make_scheduler(opt, tcfg)
     gen = torch.Generator().manual_seed(tcfg.seed)
     aug_gen = torch.Generator().manual_seed(tcfg.seed + 1) if tcfg.augment else None
-    train_loader = BatchLoader(train_split, tcfg.batch_size, True, device, tcfg.resident, gen, tcfg.max_batches_per_epoch)
+    train_loader = BatchLoader(train_split, tcfg.batch_size, True, device, tcfg.resident, gen, tcfg.max_batches_per_epoch,
+                               drop_last=True)
     val_loader = BatchLoader(val_split, tcfg.batch_size, False, device, tcfg.resident)
 
     history: list[dict] = []
