@@ -205,7 +205,10 @@ def train_stage(
         history.append(record)
         if record["val_mse"] < best["val_mse"]:
             best = {"epoch": epoch + 1, "val_mse": record["val_mse"], "model": _copy_state(model)}
-        sched.step(record["val_mse"]) if tcfg.schedule == "plateau" else sched.step()
+        if tcfg.schedule == "plateau":
+            sched.step(record["val_mse"])
+        else:
+            sched.step()
         _save_checkpoint(ckpt_path, model, opt, sched, gen, aug_gen, epoch, history, best, cfg)
         if progress:
             print(f"{desc}: train loss {record['train_loss']:.4f}, val RMSE {record['val_rmse']:.3f} LAI, "
