@@ -108,8 +108,9 @@ def save_prediction(path: Path, split: CubeSplit, pred: dict[str, np.ndarray]) -
 def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=None, batch_size: int = 64) -> pd.DataFrame:
     """RMSE of the observed S2 LAI at t against the true LAI on the pixels a model is scored on.
 
-    One row per set: set, floor_rmse (LAI), n_pixels; pixels clear at t under ``valid_classes``
+    One row per set: set, floor_rmse (LAI), pixels; pixels clear at t under ``valid_classes``
     (default: the reference rule of :class:`lai.config.EncodingConfig`). Needs a simulated cube.
+    A minimal version of the data side's function of the same signature, which replaces it.
     """
     valid = list(valid_classes if valid_classes is not None else EncodingConfig().valid_classes)
     out = []
@@ -125,5 +126,5 @@ def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=None, batch
                 floor.update(lai_t, raw["truth"], np.isin(raw["scl"][:, 2], valid) & np.isfinite(lai_t))
         finally:
             split.close()
-        out.append({"set": name, "floor_rmse": floor.result()["rmse"], "n_pixels": floor.n})
+        out.append({"set": name, "floor_rmse": floor.result()["rmse"], "pixels": floor.n})
     return pd.DataFrame(out)

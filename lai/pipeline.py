@@ -152,7 +152,7 @@ class RunContext:
             return self.read_table("noise_floor")
         floor = noise_floor(self.cube_path, TEST_SETS, self.profile.encoding.valid_classes)
         strict = noise_floor(self.cube_path, TEST_SETS, STRICT_VALID_CLASSES)
-        floor = floor.merge(strict.rename(columns={"floor_rmse": "floor_rmse_strict", "n_pixels": "n_pixels_strict"}),
+        floor = floor.merge(strict.rename(columns={"floor_rmse": "floor_rmse_strict", "pixels": "pixels_strict"}),
                             on="set")
         self.save_table(floor, "noise_floor")
         return floor
