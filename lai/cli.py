@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -73,7 +74,15 @@ def cmd_train(args) -> int:
 
     profile = _load(args)
     rows = list(ROWS) if args.row == "all" else [args.row]
-    results = train_rows(profile, args.cube, args.runs, rows, resume=args.resume, progress=not args.quiet)
+    try:
+        results = train_rows(profile, args.cube, args.runs, rows, resume=args.resume, progress=not args.quiet)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():  # started by torchrun: leave the process group cleanly
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")):
+        return 0  # rank 0 reports for all
     for row, res in results.items():
         last = res.history.iloc[-1]
         print(f"{row}: {'reused' if res.reused else 'trained'} in {res.run_dir}, val RMSE {last['val_rmse']:.3f} LAI")
