@@ -262,7 +262,11 @@ def _metric(frame: pd.DataFrame | None, key: str, value: str, col: str) -> float
 
 def _with_ci(frame: pd.DataFrame | None, key: str, value: str, col: str) -> str:
     """``col`` with its 95% interval (``col_lo``, ``col_hi``) as "0.612 [0.571, 0.655]"."""
-    mid, lo, hi = (_metric(frame, key, value, c) for c in (col, f"{col}_lo", f"{col}_hi"))
+    return _ci_markup(*(_metric(frame, key, value, c) for c in (col, f"{col}_lo", f"{col}_hi")))
+
+
+def _ci_markup(mid: float, lo: float, hi: float) -> str:
+    """Markup of a value with its interval in small print (the value alone where the interval is missing)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return fmt(mid)
     return f"{fmt(mid)} #text(size: 7pt)[\\[{fmt(lo)}, {fmt(hi)}\\]]"
@@ -721,8 +725,7 @@ def _extras_section(doc: _Doc) -> None:
     rows = []
     for r in extras.to_dict("records"):
         one = pd.DataFrame([r])
-        diff = (f"[{fmt(r.get('diff'))} #text(size: 7pt)[\\[{fmt(r.get('diff_lo'))}, {fmt(r.get('diff_hi'))}\\]]]"
-                if pd.notna(r.get("diff")) else _cell("–"))
+        diff = f"[{_ci_markup(*(float(r.get(k, np.nan)) for k in ('diff', 'diff_lo', 'diff_hi')))}]"
         rows.append([_cell(r["title"]), _cell(SET_TITLES.get(r["set"], r["set"])), f"[{_with_ci(one, 'set', r['set'], 'rmse')}]",
                      f"[{_with_ci(one, 'set', r['set'], 'r2')}]", diff, _cell(str(r.get("verdict", "–")))])
     doc.add(_table([[_cell(h, bold=True) for h in header]], rows, ["left", "left", "right", "right", "right", "left"],

@@ -152,7 +152,11 @@ def make_tables(rng=None) -> dict[str, pd.DataFrame]:
     seeds = pd.DataFrame({"set": ["non_cloudy", "cloudy", "unique"], "seeds": 1, "rmse_mean": [0.6, 0.7, 0.8],
                           "rmse_std": np.nan, "rmse_min": [0.6, 0.7, 0.8], "rmse_max": [0.6, 0.7, 0.8],
                           "r2_mean": [0.8, 0.6, 0.7], "r2_std": np.nan})
-    return {"table1": t1, "baselines": with_floor(pd.DataFrame(baselines), floor), "final_metrics": final,
+    extras = pd.DataFrame([{"name": "final_residual", "title": "Final, residual_x", "kind": "model", "set": s,
+                            "rmse": 0.7, "rmse_lo": 0.6, "rmse_hi": 0.8, "r2": 0.8, "r2_lo": 0.7, "r2_hi": 0.9,
+                            "diff": d, "diff_lo": d - 0.1, "diff_hi": d + 0.1, "verdict": "not resolved"}
+                           for s, d in (("non_cloudy", -0.05), ("cloudy", np.nan))])
+    return {"table1": t1, "baselines": with_floor(pd.DataFrame(baselines), floor), "final_metrics": final, "extras": extras,
             "splits": splits, "training": training, "noise_floor": floor, "comparisons": comparisons, "seeds": seeds}
 
 
@@ -305,7 +309,8 @@ def test_report_has_the_key_sections(report):
                    "0.163", "0.930", "0.0445", "0.0166", "/data/sim_lnb#2/my_folder", "/data/cube_*abc*.nc",
                    "quick_test #1",
                    "tile blocks", "Training", "Reading", "What this run shows", "Noise floor", "not converged",
-                   "is not resolved against MLR", "loses to RF", "beats persistence", "not run", "one seed",
+                   "is not resolved against MLR", "loses to RF", "beats persistence", "one seed", "Final, residual_x",
+                   "Beyond the paper", "see their table",
                    "0.42", "[0."):
         assert needle in flat, needle
     assert "not available" not in flat  # every figure was there
