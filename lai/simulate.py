@@ -161,6 +161,11 @@ _STRUCT_VH = np.array([0, 0, 0, 0, .040, .045, 0, 0], np.float32)
 _SOIL_DB = {"vv": (-17.5, 0.28, -0.25), "vh": (-25.0, 0.25, -0.15)}  # dB = a + b*mv + k*(theta - 37.5)
 _NOISE_FLOOR = {"vv": 10 ** -3.1, "vh": 10 ** -2.8}  # residual thermal noise (linear)
 
+# S2 LAI retrieval on clear pixels (frozen: every model is compared against observations made with it):
+# truth * (1 + RETRIEVAL_BIAS * smooth field of 50 px) + N(0, RETRIEVAL_NOISE[0] + RETRIEVAL_NOISE[1] * truth)
+RETRIEVAL_BIAS = 0.06
+RETRIEVAL_NOISE = (0.05, 0.08)  # absolute LAI, relative to the true LAI
+
 
 # --------------------------------------------------------------------------- random fields
 
@@ -505,8 +510,8 @@ class Scene:
 
     def _retrieval(self, rng, truth) -> np.ndarray:
         """SNAP LAI on clear pixels: truth plus pixel noise and a smooth per-date bias."""
-        bias = 0.06 * smooth_field(rng, self.shape, 50)
-        noise = rng.standard_normal(self.shape, dtype=np.float32) * (0.05 + 0.08 * truth)
+        bias = RETRIEVAL_BIAS * smooth_field(rng, self.shape, 50)
+        noise = rng.standard_normal(self.shape, dtype=np.float32) * (RETRIEVAL_NOISE[0] + RETRIEVAL_NOISE[1] * truth)
         return np.clip(truth * (1 + bias) + noise, 0, 8).astype(np.float32)
 
     def _scl(self, rng, date, clear_lai, classes, sky, snow) -> np.ndarray:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import tarfile
 from pathlib import Path
 
@@ -292,3 +293,18 @@ def test_every_scl_class_occurs(modest):
     assert len(counts) == 12 and (counts > 0).all(), counts
     # surfaces dominate, rare flags stay rare
     assert counts[[4, 5]].sum() > counts[[0, 1, 7]].sum() * 5
+
+
+@pytest.mark.parametrize("lai, frozen_sd", [(0.8, 0.124), (3.0, 0.341)])
+def test_clear_sky_retrieval_noise_is_the_frozen_model(lai, frozen_sd):
+    """Clear-pixel S2 LAI error: smooth relative bias plus noise growing with LAI (the comparison stands on it).
+
+    ``frozen_sd``: hypot(0.05 + 0.08 * LAI, 0.06 * LAI), the model every result so far was scored under.
+    """
+    scene = sim.Scene(sim.REGIONS["FRANCE_BEAUCE"], 256, seed=1)
+    truth = np.full(scene.shape, lai, np.float32)
+    err = np.concatenate([scene._retrieval(np.random.default_rng(k), truth) - truth for k in range(4)])
+    model_sd = math.hypot(sim.RETRIEVAL_NOISE[0] + sim.RETRIEVAL_NOISE[1] * lai, sim.RETRIEVAL_BIAS * lai)
+    assert model_sd == pytest.approx(frozen_sd, abs=0.001)
+    assert abs(err.mean()) < 0.02 * lai
+    assert err.std() == pytest.approx(frozen_sd, rel=0.08)
