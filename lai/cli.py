@@ -107,7 +107,10 @@ def cmd_lab(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lai import __version__
+
     parser = argparse.ArgumentParser(prog="lai", description="LAI at t from Sentinel-1 and Sentinel-2 time series with U-Nets.")
+    parser.add_argument("--version", action="version", version=f"lai {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("simulate", help="simulate a dataset in the real LNB layout (+ true LAI)")
