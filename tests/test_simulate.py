@@ -36,7 +36,7 @@ CLOUD = (8, 9, 10)
 REAL_PERCENTILES = {"vv": (-22.4, -10.8, -3.6), "vh": (-26.3, -16.7, -10.3)}  # dB at 1 / 50 / 99 %
 REAL_TILE_R = {"vv": (-0.42, 0.68), "vh": (-0.32, 0.63)}  # range of per-patch pixel r(backscatter at t, LAI)
 REAL_POOLED_R = 0.0  # pooled over the six patches: about 0
-# Target |pooled r| <= 0.2 (issue 10). The simulator's VH reaches it on the quick profile's training set (0.15)
+# Target |pooled r| <= 0.2 (issue 10). The simulator's VH reaches it on the quick profile's training set (0.16)
 # but not on every small sample: 0.23 on this module's 120 training triplets (seed 1), hence 0.25 here.
 POOLED_R_TOLERANCE = 0.25
 REAL_JUNE_CROPS_CR_R = (0.25, 0.30)  # pixel r(VH - VV, LAI) over June crops
