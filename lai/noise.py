@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from lai.config import EncodingConfig
 from lai.cube import check_cube_file
 from lai.errors import CubeError
 from lai.metrics import PooledMetrics
@@ -29,16 +30,17 @@ def _lut(classes) -> np.ndarray:
     return lut
 
 
-def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=(2, 3, 4, 5, 6)) -> pd.DataFrame:
+def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=None) -> pd.DataFrame:
     """One row per set: RMSE of the observed LAI at t against the true LAI on the scored pixels.
 
     Columns: ``set``, ``triplets``, ``regions``, ``pixels``, ``floor_rmse`` and ``floor_bias``
     (mean observed minus true, LAI) under ``valid_classes``; ``shadow_share`` (share of the
     squared error on cloud-shadow pixels, SCL 3, if valid); ``pixels_strict`` and
     ``floor_rmse_strict`` under SCL 4-6. Raises :class:`CubeError` if the cube has no true LAI
-    (real data: the floor is unknown there).
+    (real data: the floor is unknown there). ``valid_classes`` None: the default encoding's rule.
     """
     path = Path(cube_path)
+    valid_classes = EncodingConfig().valid_classes if valid_classes is None else valid_classes
     check_cube_file(path)
     valid, strict = _lut(valid_classes), _lut(STRICT_CLASSES)
     rows = []

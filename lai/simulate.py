@@ -259,11 +259,12 @@ class Landscape:
     def tillage(self, date: dt.date) -> np.ndarray:
         """Roughness of every field (F,) in dB from its last tillage: rain smooths fresh clods over months."""
         day = (date - START).days
-        last = np.sum(self.tillage_day <= day, axis=1) - 1
-        rows = np.arange(self.fields)
-        since = day - self.tillage_day[rows, np.maximum(last, 0)]
-        level = self.tillage_db[rows, np.maximum(last, 0)] * np.exp(-since / TILLAGE_SMOOTHING_DAYS)
-        return np.where(last >= 0, level, 0.0)
+        count = np.sum(self.tillage_day <= day, axis=1)
+        rows, last = np.flatnonzero(count), count[count > 0] - 1
+        level = np.zeros(self.fields)
+        since = day - self.tillage_day[rows, last]
+        level[rows] = self.tillage_db[rows, last] * np.exp(-since / TILLAGE_SMOOTHING_DAYS)
+        return level
 
 
 def _voronoi_fields(rng, shape, field_ha):

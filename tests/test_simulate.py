@@ -371,3 +371,14 @@ def test_cloud_shadows_lower_the_retrieved_lai():
     assert len(shadow_err) > 1000
     assert shadow_err.mean() < -0.2 and np.mean(shadow_err < 0) > 0.8
     assert np.median(shadow_err) < np.median(clear_err) - 0.3
+
+
+def test_tillage_roughness_follows_the_farm_calendar():
+    """Fields of spring crops lie ploughed (rough, brighter) over winter and smooth after the seedbed."""
+    land = sim.Scene(sim.REGIONS["HUNGARY_BEKES"], 256, seed=2).land
+    spring = np.isin(land.classes[2], (sim.MAIZE, sim.SUNFLOWER))  # crop of 2019
+    pasture = np.isin(land.classes[2], (sim.GRASS, sim.DECIDUOUS, sim.CONIFER, sim.WATER))
+    assert spring.sum() >= 5
+    winter, june = land.tillage(dt.date(2018, 12, 1)), land.tillage(dt.date(2019, 6, 20))
+    assert winter[spring].mean() > 1.0 and june[spring].mean() < -0.5
+    assert not winter[pasture].any() and not june[pasture].any()
