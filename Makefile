@@ -39,7 +39,7 @@ bench: setup
 	$(PY) benchmarks/cube_loading.py
 	$(PY) benchmarks/memory.py
 	$(PY) benchmarks/simulate_speed.py
-	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/gpu.py --preset small --tile 64 --batch 16 --triplets 256 --variants fp32 --skip training --inference-compile none --out data/bench-training-speed.json
 
 clean:
 	rm -rf reports/quick reports/tiny data
