@@ -20,7 +20,7 @@ from lai.encode import denormalise_lai, encode_batch
 from lai.io import atomic_path
 from lai.loader import BatchLoader, CubeSplit
 from lai.facts import TEST_SETS
-from lai.metrics import SUMS, PooledMetrics, Scores, per_tile, strict_clear
+from lai.metrics import SUMS, Scores, per_tile, strict_clear
 from lai.model import LAIModel
 from lai.train import build_model, pick_device, read_checkpoint
 
@@ -104,27 +104,3 @@ def save_prediction(path: Path, split: CubeSplit, pred: dict[str, np.ndarray]) -
         ds.to_netcdf(tmp, engine="h5netcdf")
 
 
-
-def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=None, batch_size: int = 64) -> pd.DataFrame:
-    """RMSE of the observed S2 LAI at t against the true LAI on the pixels a model is scored on.
-
-    One row per set: set, floor_rmse (LAI), pixels; pixels clear at t under ``valid_classes``
-    (default: the reference rule of :class:`lai.config.EncodingConfig`). Needs a simulated cube.
-    A minimal version of the data side's function of the same signature, which replaces it.
-    """
-    valid = list(valid_classes if valid_classes is not None else EncodingConfig().valid_classes)
-    out = []
-    for name in sets:
-        split = CubeSplit(cube_path, name)
-        if not split.has_truth:
-            raise ValueError(f"{cube_path}: holds no true LAI (lai_true); the noise floor needs simulated data")
-        floor = PooledMetrics()
-        try:
-            for start in range(0, len(split), batch_size):
-                raw = split.read(np.arange(start, min(start + batch_size, len(split))))
-                lai_t = raw["lai"][:, 2]
-                floor.update(lai_t, raw["truth"], np.isin(raw["scl"][:, 2], valid) & np.isfinite(lai_t))
-        finally:
-            split.close()
-        out.append({"set": name, "floor_rmse": floor.result()["rmse"], "pixels": floor.n})
-    return pd.DataFrame(out)

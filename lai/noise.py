@@ -16,10 +16,9 @@ import pandas as pd
 from lai.config import EncodingConfig
 from lai.cube import check_cube_file
 from lai.errors import CubeError
+from lai.facts import STRICT_VALID_CLASSES, TEST_SETS
 from lai.metrics import PooledMetrics
-from lai.splits import TEST_SETS
 
-STRICT_CLASSES = (4, 5, 6)
 SHADOW_CLASS = 3
 CHUNK = 64  # triplets read at once
 
@@ -42,7 +41,7 @@ def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=None) -> pd
     path = Path(cube_path)
     valid_classes = EncodingConfig().valid_classes if valid_classes is None else valid_classes
     check_cube_file(path)
-    valid, strict = _lut(valid_classes), _lut(STRICT_CLASSES)
+    valid, strict = _lut(valid_classes), _lut(STRICT_VALID_CLASSES)
     rows = []
     with h5py.File(path, "r") as f:
         if "lai_true" not in f:

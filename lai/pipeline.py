@@ -141,20 +141,17 @@ class RunContext:
         return pd.read_csv(self.run_dir / "runs" / run / "per_tile.csv")
 
     def noise_floor(self) -> pd.DataFrame | None:
-        """tables/noise_floor.csv (written once): per test set the RMSE of the observed LAI at t against the
-        true LAI on the scored pixels (``floor_rmse``) and on strictly clear ones (``floor_rmse_strict``,
-        SCL 4-6); None for real data, which has no true LAI."""
-        from lai.evaluate import noise_floor
-        from lai.facts import STRICT_VALID_CLASSES, TEST_SETS
+        """tables/noise_floor.csv (written once, :func:`lai.noise.noise_floor`): per test set the RMSE of the
+        observed LAI at t against the true LAI on the scored pixels (``floor_rmse``) and on strictly clear
+        ones (``floor_rmse_strict``, SCL 4-6); None for real data, which has no true LAI."""
+        from lai.facts import TEST_SETS
+        from lai.noise import noise_floor
 
         if not self.simulated:
             return None
         if self.table("noise_floor").exists():
             return self.read_table("noise_floor")
         floor = noise_floor(self.cube_path, TEST_SETS, self.profile.encoding.valid_classes)
-        strict = noise_floor(self.cube_path, TEST_SETS, STRICT_VALID_CLASSES)
-        floor = floor.merge(strict.rename(columns={"floor_rmse": "floor_rmse_strict", "pixels": "pixels_strict"}),
-                            on="set")
         self.save_table(floor, "noise_floor")
         return floor
 

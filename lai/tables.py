@@ -20,7 +20,7 @@ METRIC_COLUMNS = ("rmse", "rmse_lo", "rmse_hi", "rmse_norm", "r2", "r2_lo", "r2_
 def table1(metrics: pd.DataFrame, floor: pd.DataFrame | None = None) -> pd.DataFrame:
     """Long metrics (columns row, set and those of :class:`lai.metrics.Scores`) -> one line per Table 1
     row and test set, with the paper's RMSE and R2 beside ours and, given the noise floor
-    (:func:`lai.evaluate.noise_floor`), each RMSE's ratio to it."""
+    (:func:`lai.noise.noise_floor`), each RMSE's ratio to it."""
     out = []
     for row, spec in ROWS.items():
         for name in TEST_SETS:
