@@ -92,7 +92,9 @@ class RunContext:
             from lai.simulate import simulate
 
             simulate(self.profile.simulate, self.lnb_dir, progress=progress)
-        summary = build_cube(self.lnb_dir, self.cube_path, self.profile.splits, self.profile.encoding, progress=progress)
+        # the cube is lai's own, named after its source and settings: rebuilt when the source's files changed
+        summary = build_cube(self.lnb_dir, self.cube_path, self.profile.splits, self.profile.encoding,
+                             overwrite=True, progress=progress)
         info = {
             "kind": "simulated" if self.simulated else "real",
             "source": str(self.lnb_dir),

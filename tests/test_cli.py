@@ -367,7 +367,7 @@ def error_message(command: str, stderr: str) -> str | None:
 def check(case: Case, inputs: dict, done: subprocess.CompletedProcess) -> None:
     command = case.argv[0]
     pattern = case.pattern.format(**{k: re.escape(v) for k, v in inputs.items()})
-    assert "Traceback" not in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
     assert done.returncode == case.code, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
     if case.code == 2:
         message = error_message(command, done.stderr)
