@@ -108,8 +108,10 @@ def load_state(model: torch.nn.Module, weights: dict, source: str | Path) -> Non
     try:
         model.load_state_dict(weights)
     except (RuntimeError, KeyError, TypeError, ValueError) as err:
-        first = str(err).strip().splitlines()
-        raise RunFolderError(f"{source}: weights do not fit the model its configuration describes ({first[0] if first else err})") from None
+        lines = [line.strip() for line in str(err).splitlines()]
+        detail = "; ".join(line for line in lines[1:] if line) or lines[0]  # torch: a heading, then the keys
+        detail = detail if len(detail) <= 300 else detail[:300] + " ..."
+        raise RunFolderError(f"{source}: weights do not fit the model its configuration describes ({detail})") from None
 
 
 def load_model(path: str | Path) -> tuple[LAIModel, dict]:

@@ -1,6 +1,8 @@
 """Model files: plain tensors and values only, loaded with ``weights_only=True``; anything else refused."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -42,10 +44,18 @@ def test_numpy_values_and_generator_states_round_trip(tmp_path):
     assert other.random() == rng.random()
 
 
-def test_trained_files_load_safely_and_broken_ones_are_named(tiny_data, tmp_path):
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    """A finished tiny-profile stage (row s1)."""
     profile, _, cube = tiny_data
-    run = tmp_path / "s1"
+    run = tmp_path_factory.mktemp("trained") / "s1"
     train_stage(profile, "s1", cube, run, progress=False)
+    return run
+
+
+def test_trained_files_load_safely_and_broken_ones_are_named(tiny_data, trained, tmp_path):
+    profile, _, cube = tiny_data
+    run = trained
     for name in ("model.pt", "checkpoint.pt"):
         assert isinstance(torch.load(run / name, weights_only=True), dict)
     model, config = load_model(run)
@@ -60,10 +70,10 @@ def test_trained_files_load_safely_and_broken_ones_are_named(tiny_data, tmp_path
         load_model(truncated.parent)
 
 
-def test_resume_from_a_checkpoint_of_another_shape_is_refused(tiny_data, tmp_path):
+def test_resume_from_a_checkpoint_of_another_shape_is_refused(tiny_data, trained, tmp_path):
     profile, _, cube = tiny_data
     run = tmp_path / "s1"
-    train_stage(profile, "s1", cube, run, progress=False)
+    shutil.copytree(trained, run)
     (run / "result.json").unlink()
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     state["model"] = {"nothing": torch.zeros(1)}

@@ -644,80 +644,110 @@ def test_os_errors_are_one_line_naming_path_and_cause():
         "/x/image_series.csv: permission denied"
 
 
-def _cli(capsys, *argv) -> tuple[int, str]:
+def cli_capture(*argv) -> tuple[int, str]:
+    """``lai ARGV`` in this process: (exit code, stderr)."""
+    import io as _io
+
     from lai import cli
 
-    code = cli.main([str(a) for a in argv])
-    return code, capsys.readouterr().err
+    err = _io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(_io.StringIO()):
+        code = cli.main([str(a) for a in argv])
+    return code, err.getvalue()
 
 
-def test_disk_full_while_simulating_is_one_message_and_leaves_nothing(tmp_path, monkeypatch, capsys):
-    """ENOSPC injected where the simulation writes its CSV (mounting a small disk needs privileges)."""
+def _raising(match, error, real):
+    """A stand-in for ``real`` that raises ``error(path)`` for the paths ``match`` accepts."""
+    def call(path, *args, **kwargs):
+        if match(path):
+            raise error(path)
+        return real(path, *args, **kwargs)
+    return call
+
+
+def disk_full_while_simulating(tmp: Path) -> tuple[int, str]:
+    """ENOSPC injected where the simulation writes its CSV (as a real write() raises it: no file name)."""
     import errno
+    from unittest import mock
 
-    real = Path.write_text
+    full = _raising(lambda p: ".partial-" in str(p), lambda p: OSError(errno.ENOSPC, "No space left on device"), Path.write_text)
+    with mock.patch.object(Path, "write_text", full):
+        return cli_capture("simulate", "--profile", "tiny", "--out", tmp / "sim", "--quiet")
 
-    def full(self, *args, **kwargs):
-        if ".partial-" in str(self):
-            raise OSError(errno.ENOSPC, "No space left on device")  # what a real write() raises: no file name
-        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "write_text", full)
-    code, err = _cli(capsys, "simulate", "--profile", "tiny", "--out", tmp_path / "sim", "--quiet")
+def permission_denied_on_csv(lnb: Path) -> tuple[int, str]:
+    import errno
+    from unittest import mock
+
+    denied = lambda p: PermissionError(errno.EACCES, "Permission denied", str(p))  # noqa: E731
+    with mock.patch.object(pd, "read_csv", _raising(lambda p: Path(p) == lnb / SERIES_CSV, denied, pd.read_csv)):
+        return cli_capture("validate", lnb, "--quiet")
+
+
+def permission_denied_on_s1_file(lnb: Path, s1_file: Path) -> tuple[int, str]:
+    import builtins
+    import errno
+    from unittest import mock
+
+    denied = lambda p: PermissionError(errno.EACCES, "Permission denied", str(p))  # noqa: E731
+    with mock.patch.object(builtins, "open", _raising(lambda p: str(p) == str(s1_file), denied, builtins.open)):
+        return cli_capture("validate", lnb, "--quiet")
+
+
+def read_only_output_folder(lnb: Path, folder: Path) -> tuple[int, str]:
+    import errno
+    from unittest import mock
+
+    import lai.io
+
+    read_only = lambda p: OSError(errno.EROFS, "Read-only file system", str(p))  # noqa: E731
+    with mock.patch.object(lai.io.os, "open", _raising(lambda p: str(p).startswith(str(folder)), read_only, os.open)):
+        return cli_capture("cube", lnb, "--out", folder / "cube.nc", "--profile", "tiny", "--quiet")
+
+
+def test_disk_full_while_simulating_is_one_message_and_leaves_nothing(tmp_path):
+    code, err = disk_full_while_simulating(tmp_path)
     assert code == 2 and err == f"lai simulate: error: {tmp_path / 'sim'}: the disk is full (no space left on device)\n"
     assert list(tmp_path.iterdir()) == []
 
 
-def test_permission_denied_and_read_only_folders_are_named(lnb, tmp_path, monkeypatch, capsys):
+def test_permission_denied_and_read_only_folders_are_named(lnb, tmp_path):
     """Errors injected at the system-call boundary: the tests run as root, whom permissions do not stop."""
-    import builtins
-    import errno
-
-    csv = lnb / SERIES_CSV
-    real_read_csv = pd.read_csv
-    monkeypatch.setattr(pd, "read_csv", lambda path, *a, **k: (_ for _ in ()).throw(
-        PermissionError(errno.EACCES, "Permission denied", str(path))) if Path(path) == csv else real_read_csv(path, *a, **k))
-    assert _cli(capsys, "validate", lnb, "--quiet") == (2, f"lai validate: error: {csv}: permission denied\n")
-    monkeypatch.setattr(pd, "read_csv", real_read_csv)
-
+    assert permission_denied_on_csv(lnb) == (2, f"lai validate: error: {lnb / SERIES_CSV}: permission denied\n")
     s1_file = lnb / S1_DIR / _row_name(lnb)
-    real_open = builtins.open
-    monkeypatch.setattr(builtins, "open", lambda file, *a, **k: (_ for _ in ()).throw(
-        PermissionError(errno.EACCES, "Permission denied", str(file))) if str(file) == str(s1_file) else real_open(file, *a, **k))
-    assert _cli(capsys, "validate", lnb, "--quiet") == (2, f"lai validate: error: {s1_file}: permission denied\n")
-    monkeypatch.setattr(builtins, "open", real_open)
-
-    import lai.io
-
-    read_only = tmp_path / "ro"
-    read_only.mkdir()
-    real_os_open = os.open
-    monkeypatch.setattr(lai.io.os, "open", lambda path, *a, **k: (_ for _ in ()).throw(
-        OSError(errno.EROFS, "Read-only file system", str(path))) if str(path).startswith(str(read_only)) else real_os_open(path, *a, **k))
-    assert _cli(capsys, "cube", lnb, "--out", read_only / "cube.nc", "--profile", "tiny", "--quiet") == \
-        (2, f"lai cube: error: {read_only}: the file system is read-only\n")
-    assert list(read_only.iterdir()) == []
+    assert permission_denied_on_s1_file(lnb, s1_file) == (2, f"lai validate: error: {s1_file}: permission denied\n")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    assert read_only_output_folder(lnb, folder) == (2, f"lai cube: error: {folder}: the file system is read-only\n")
+    assert list(folder.iterdir()) == []
 
 
-@pytest.mark.timeout(300)
-@pytest.mark.parametrize("command", ["cube", "train"])
-def test_write_failure_in_hdf5_or_torch_is_one_message(tiny_data, tmp_path, command):
-    """A real failing write: the process may not grow a file past 200 kB (RLIMIT_FSIZE; the disk-full path
-    of HDF5 and torch, without mounting a small disk). One line, exit 2, no crash, nothing left behind."""
+def write_limited(args: list, timeout: float = 280) -> subprocess.CompletedProcess:
+    """``lai ARGS`` in a process that may not grow a file past 200 kB (RLIMIT_FSIZE): a real failing write."""
     import resource
-
-    _, lnb, cube = tiny_data
 
     def limit():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then write() fails with EFBIG instead of killing
         resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 
-    out = tmp_path / "out"
-    args = {"cube": ["cube", lnb, "--out", out / "cube.nc", "--profile", "tiny"],
+    return subprocess.run([sys.executable, "-m", "lai", *map(str, args), "--quiet"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, preexec_fn=limit, check=False)
+
+
+def write_limited_args(command: str, lnb: Path, cube: Path, out: Path) -> list:
+    return {"cube": ["cube", lnb, "--out", out / "cube.nc", "--profile", "tiny"],
             "train": ["train", "--profile", "tiny", "--set", "model.preset=paper", "--set", "model.encoder_widths=null",
                       "--set", "model.decoder_widths=null", "--cube", cube, "--runs", out, "--row", "s1"]}[command]
-    done = subprocess.run([sys.executable, "-m", "lai", *map(str, args), "--quiet"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=280, preexec_fn=limit, check=False)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("command", ["cube", "train"])
+def test_write_failure_in_hdf5_or_torch_is_one_message(tiny_data, tmp_path, command):
+    """A real failing write (the disk-full path of HDF5 and torch, without mounting a small disk):
+    one line, exit 2, no crash, nothing left behind."""
+    _, lnb, cube = tiny_data
+    out = tmp_path / "out"
+    done = write_limited(write_limited_args(command, lnb, cube, out))
     target = out / "cube.nc" if command == "cube" else out / "s1" / "checkpoint.pt"
     assert done.returncode == 2, done.stderr[-3000:]
     assert done.stderr == f"lai {command}: error: {target}: the file grew past the size limit of this system or process\n"
