@@ -171,7 +171,7 @@ def atomic_path(path: str | Path):
 
 def _about_output(err: OSError, tmp: Path, path: Path) -> OSError:
     """``err`` renamed to name the output ``path`` where it names (or mentions) the temporary ``tmp``."""
-    if isinstance(err, LaiError):
+    if isinstance(err, (LaiError, FileExistsError, FileNotFoundError)):  # lai's own refusals say what they mean
         return err
     named = str(err.filename) if err.filename is not None else None
     if named is not None and not named.startswith(str(tmp)):

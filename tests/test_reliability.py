@@ -518,7 +518,8 @@ def test_resident_split_that_does_not_fit_is_refused(tiny_data, tmp_path, monkey
 # --------------------------------------------------------------------------- second pass: values, reuse, OS errors
 
 
-def _edit(path: Path, edit, **profile) -> None:
+def edit_tiff(path: Path, edit, **profile) -> None:
+    """Rewrite a TIFF after ``edit`` changed its pixels in place (``profile``: e.g. ``nodata=-1``)."""
     with rasterio.open(path) as src:
         arr = src.read()
     edit(arr)
@@ -546,7 +547,7 @@ def test_implausible_values_name_file_and_value(lnb, tmp_path, case):
 
     layer, edit, pattern = VALUE_CASES[case]
     name = _row_name(lnb)
-    _edit(lnb / layer / name, edit)
+    edit_tiff(lnb / layer / name, edit)
     with pytest.raises(LNBError, match=pattern) as info:
         read_folder(lnb)
     assert info.value.file == str(lnb / layer / name)
@@ -560,7 +561,7 @@ def test_implausible_values_name_file_and_value(lnb, tmp_path, case):
 
 def test_real_unclipped_s1_range_stays_valid(lnb):
     name = _row_name(lnb)
-    _edit(lnb / S1_DIR / name, lambda a: (a.__setitem__((0, 0, 0), -38.0), a.__setitem__((1, 0, 1), 9.7)))
+    edit_tiff(lnb / S1_DIR / name, lambda a: (a.__setitem__((0, 0, 0), -38.0), a.__setitem__((1, 0, 1), 9.7)))
     data = read_folder(lnb)
     assert any(d[0].min() == -38.0 and np.isclose(d[0].max(), 9.7) for d in data.values())
 
@@ -569,11 +570,11 @@ def test_declared_nodata_is_read_as_missing(lnb):
     """A nodata value declared in the TIFF is missing data: NaN in the cube where clouds hide the pixel,
     an error naming the file where the SCL says the pixel is valid."""
     name = _row_name(lnb)
-    _edit(lnb / MASK_DIR / name, lambda a: (a.fill(4), a.__setitem__((0, 4, 4), 9)))
-    _edit(lnb / S2_DIR / name, lambda a: a.__setitem__((0, 4, 4), -1), nodata=-1)
+    edit_tiff(lnb / MASK_DIR / name, lambda a: (a.fill(4), a.__setitem__((0, 4, 4), 9)))
+    edit_tiff(lnb / S2_DIR / name, lambda a: a.__setitem__((0, 4, 4), -1), nodata=-1)
     lai = {k[1]: v[1] for k, v in read_folder(lnb).items()}[name]
     assert np.isnan(lai[1, 4, 4]) and np.isfinite(np.delete(lai[1].ravel(), 4 * 16 + 4)).all()
-    _edit(lnb / MASK_DIR / name, lambda a: a.fill(4))
+    edit_tiff(lnb / MASK_DIR / name, lambda a: a.fill(4))
     with pytest.raises(LNBError, match=r"has 1 NaN/inf \(or nodata\) LAI pixel\(s\) where the SCL marks the pixel valid"):
         read_folder(lnb)
 
@@ -590,7 +591,7 @@ def test_cube_reuse_follows_the_files_not_only_the_csv(tmp_path):
     out = tmp_path / "cube.nc"
     first = build_cube(lnb, out, progress=False)
     assert build_cube(lnb, out, progress=False).reused
-    _edit(lnb / S2_DIR / _row_name(lnb), lambda a: a.__setitem__((0, 0, 0), 1.25))  # same CSV, edited TIFF
+    edit_tiff(lnb / S2_DIR / _row_name(lnb), lambda a: a.__setitem__((0, 0, 0), 1.25))  # same CSV, edited TIFF
     with pytest.raises(FileExistsError, match=r"cube\.nc already exists and was not built from .*lnb as it is now"):
         build_cube(lnb, out, progress=False)
     rebuilt = build_cube(lnb, out, overwrite=True, progress=False)

@@ -26,14 +26,13 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 import pandas as pd
-import rasterio
 
 from lai import cli
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, TileName
-from tests.conftest import make_lnb, write_tiff
+from tests.conftest import make_lnb
 from tests.test_cli import CASES, error_message, prepare, run_case
 from tests.test_reliability import (
-    VALUE_CASES, corrupt, damage_header, disk_full_while_simulating, permission_denied_on_csv,
+    VALUE_CASES, corrupt, damage_header, edit_tiff, disk_full_while_simulating, permission_denied_on_csv,
     permission_denied_on_s1_file, read_only_output_folder, write_limited, write_limited_args,
 )
 
@@ -82,10 +81,7 @@ def _rename_row(root: Path, row: int, change) -> None:
 
 
 def _pixels(root: Path, layer: str, name: str, edit, **profile) -> None:
-    with rasterio.open(root / layer / name) as src:
-        arr = src.read()
-    edit(arr)
-    write_tiff(root / layer / name, arr, **profile)
+    edit_tiff(root / layer / name, edit, **profile)
 
 
 def reader_cases():
