@@ -260,7 +260,7 @@ def _write_coords(f, meta: pd.DataFrame, labels) -> None:
     put("transform", ("triplet", "affine"), np.float64, np.array(meta["transform"].tolist(), np.float64))
 
 
-REQUIRED_VARIABLES = ("s1", "lai", "scl", "name", "split", "date")
+REQUIRED_VARIABLES = ("s1", "lai", "scl", "split", "date")  # what the loader reads
 COORDS = ("name", "country", "area", "crs", "split", "grid_row", "grid_col", "csv_row", "date",
           "date_estimated", "clear_fraction", "cloud_fraction", "transform")
 
@@ -302,8 +302,8 @@ def cube_identity(path: str | Path) -> dict[str, str]:
     split labels (with the triplet names), so that a model is never reused or scored on other splits."""
     attrs = check_cube_file(path)
     with h5py.File(path, "r") as f:
-        names = f["name"][:, 2].astype(str)
         labels = f["split"][:].astype(str)
+        names = f["name"][:, 2].astype(str) if "name" in f else np.arange(len(labels)).astype(str)
     digest = hashlib.sha256("\n".join(f"{n}\t{s}" for n, s in zip(names, labels)).encode())
     return {"fingerprint": str(attrs["fingerprint"]), "splits": digest.hexdigest()}
 
