@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make run    set up, then the main job (the whole notebook pipeline on the quick profile -> reports/quick/report.pdf)
-#   make test   set up, then every test (unit tests + all notebooks under nbval with the tiny profile)
+#   make test   set up, then the linter (ruff) and every test (unit tests + all notebooks under nbval, tiny profile)
 VENV    ?= .venv
 PYTHON  ?= python3
 PROFILE ?= quick
@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	@if ! command -v nvidia-smi >/dev/null 2>&1 && ! $(PY) -c "import torch" 2>/dev/null; then \
 		$(PY) -m pip install --quiet torch==2.13.0; fi
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# a Jupyter kernel named "lai" inside this environment only (--sys-prefix): a user's own JupyterLab
+	@# started from this environment lists it; nothing outside the environment is touched
+	$(PY) -m ipykernel install --sys-prefix --name lai --display-name "Python (lai)" >/dev/null
 	@command -v pdftoppm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq poppler-utils >/dev/null; } || \
 		echo "note: install Debian's poppler-utils (pdftoppm) to render report pages in the tests"
 	touch $(STAMP)
@@ -26,6 +29,7 @@ run: setup
 	$(VENV)/bin/lai run --profile $(PROFILE)
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 lab: setup
@@ -33,9 +37,9 @@ lab: setup
 
 bench: setup
 	$(PY) benchmarks/cube_loading.py
-	$(PY) benchmarks/cube_memory.py
+	$(PY) benchmarks/memory.py
 	$(PY) benchmarks/simulate_speed.py
-	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/gpu.py --preset small --tile 64 --batch 16 --triplets 256 --variants fp32 --skip training --inference-compile none --out data/bench-training-speed.json
 
 clean:
 	rm -rf reports/quick reports/tiny data
