@@ -35,8 +35,18 @@ from lai.config import EncodingConfig, SplitConfig
 from lai.errors import CubeError
 from lai.io import ForeignOutputError, atomic_path, check_replaceable, output_lock
 from lai.lnb import (
-    CLOUD_CLASSES, GRID_INDEX_DTYPE, MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, TRUTH_DIR, LNBError, Skipped,
-    estimate_middle_date, index_folder, iter_triplets,
+    CLOUD_CLASSES,
+    GRID_INDEX_DTYPE,
+    MASK_DIR,
+    S1_DIR,
+    S2_DIR,
+    SERIES_CSV,
+    TRUTH_DIR,
+    LNBError,
+    Skipped,
+    estimate_middle_date,
+    index_folder,
+    iter_triplets,
 )
 from lai.splits import assign_splits, split_counts
 

@@ -5,9 +5,8 @@ at t, which real data cannot measure, is reported too (``truth_rmse_cloudy``).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from lai.checkpoint import (
-    build_model, load_checkpoint, load_model, load_weights, numpy_rng_state, read_checkpoint, save_checkpoint,
+    build_model,
+    load_checkpoint,
+    load_model,
+    load_weights,
+    numpy_rng_state,
+    read_checkpoint,
+    save_checkpoint,
     set_numpy_rng_state,
 )
 from lai.errors import RunFolderError

@@ -546,7 +546,8 @@ VALUE_CASES = {
                              r"outside the plausible range \[-60, 30\]"),
     "s1-linear-power": (S1_DIR, lambda a: a.__setitem__(slice(None), np.linspace(0.001, 0.9, a.size).reshape(a.shape)),
                         r"has every backscatter value in \[0, 1\] \(max 0\.9\): linear power, not dB"),
-    "lai-nodata-undeclared": (S2_DIR, lambda a: a.__setitem__((0, 4, 4), -1), r"holds LAI -1 \(1 pixel\(s\)\) outside the plausible range \[0, 15\]"),
+    "lai-nodata-undeclared": (S2_DIR, lambda a: a.__setitem__((0, 4, 4), -1),
+                              r"holds LAI -1 \(1 pixel\(s\)\) outside the plausible range \[0, 15\]"),
     "lai-50": (S2_DIR, lambda a: a.__setitem__((0, 4, 4), 50), r"holds LAI 50 \(1 pixel\(s\)\)"),
     "lai-1e30": (S2_DIR, lambda a: a.__setitem__((0, 4, 4), 1e30), r"holds LAI 1e\+30 \(1 pixel\(s\)\)"),
 }

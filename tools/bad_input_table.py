@@ -32,8 +32,16 @@ from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, TileName
 from tests.conftest import make_lnb
 from tests.test_cli import CASES, error_message, prepare, run_case
 from tests.test_reliability import (
-    VALUE_CASES, corrupt, damage_header, edit_tiff, disk_full_while_simulating, permission_denied_on_csv,
-    permission_denied_on_s1_file, read_only_output_folder, write_limited, write_limited_args,
+    VALUE_CASES,
+    corrupt,
+    damage_header,
+    disk_full_while_simulating,
+    edit_tiff,
+    permission_denied_on_csv,
+    permission_denied_on_s1_file,
+    read_only_output_folder,
+    write_limited,
+    write_limited_args,
 )
 
 
@@ -132,9 +140,9 @@ def reader_cases():
 def python_cases(tmp: Path, cube: Path):
     """(entry point, bad input, message) rows for the Python and notebook entry points."""
     from lai import loader, pipeline
+    from lai.checkpoint import load_weights
     from lai.config import load_profile
     from lai.errors import LaiError
-    from lai.checkpoint import load_weights
     from lai.io import output_lock
     from lai.train import train_stage
 
