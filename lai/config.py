@@ -191,6 +191,24 @@ class BaselineConfig:
 
 
 @dataclass
+class PreprocessConfig:
+    """Scene rasters -> LNB tiles (`lai preprocess`)."""
+
+    tile_size: int = 256
+    max_s1_gap_days: int = 1  # the paper's data: S1 within +-1 day of each S2 date
+    s1_units: str = "db"  # "db" or "linear" (power): linear is converted to dB
+    reproject: bool = True  # allow resampling S1 onto the S2 grid when CRS or resolution differ
+    reflectance_scale: float = 1e-4  # L2A digital number -> reflectance (before processing baseline 04.00)
+    reflectance_offset: float = 0.0  # baseline 04.00 and later: -0.1
+
+    def validate(self) -> None:
+        if self.tile_size < 16:
+            raise ConfigError(f"preprocess.tile_size must be at least 16 pixels, got {self.tile_size}")
+        _non_negative(self, "max_s1_gap_days")
+        _choice(self, "s1_units", ("db", "linear"))
+
+
+@dataclass
 class Profile:
     """Every parameter of one run of the pipeline; saved next to each result."""
 
@@ -264,6 +282,7 @@ _SECTION_NAMES = {
     "ModelConfig": "model",
     "TrainConfig": "train",
     "BaselineConfig": "baselines",
+    "PreprocessConfig": "preprocess",
 }
 
 

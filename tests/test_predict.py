@@ -12,7 +12,6 @@ import rasterio
 import yaml
 from affine import Affine
 
-from lai.config import load_profile
 from lai.errors import RunFolderError
 from lai.lnb import S1_DIR, SERIES_CSV, index_folder
 from lai.predict import load_trained, predict_folder
@@ -20,17 +19,6 @@ from lai.scene import SceneError, predict_scene
 from tests.conftest import make_lnb, write_tiff
 
 UTM = "EPSG:32633"
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tiny_data, tmp_path_factory):
-    """The final row of the tiny profile, trained for two batches per stage (numbers mean nothing)."""
-    from lai.train import train_rows
-
-    _, _, cube = tiny_data
-    runs = tmp_path_factory.mktemp("runs")
-    train_rows(load_profile("tiny", ["train.max_batches_per_epoch=2"]), cube, runs, ["final"], progress=False)
-    return runs / "final"
 
 
 def georeference(root: Path, transform: Affine) -> None:
