@@ -125,3 +125,14 @@ def test_scene_on_two_grids_is_refused(tiny_run, tmp_path):
     with pytest.raises(SceneError, match="lai_1.tif.*lai preprocess"):
         predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=32, overlap=8, progress=False)
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_cli_predict_and_its_errors(tiny_run, lnb, tmp_path, capsys):
+    from lai.cli import main
+
+    assert main(["predict", "--run", str(tiny_run), "--data", str(lnb), "--out", str(tmp_path / "maps"), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["triplets"] == 3
+    assert main(["predict", "--run", str(tiny_run), "--out", str(tmp_path / "x")]) == 2
+    assert "exactly one of --data" in capsys.readouterr().err
+    assert main(["predict", "--run", str(tmp_path), "--data", str(lnb), "--out", str(tmp_path / "y")]) == 2
+    assert "model.pt" in capsys.readouterr().err
