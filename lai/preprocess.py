@@ -37,7 +37,7 @@ import numpy as np
 from lai.config import PreprocessConfig
 from lai.io import atomic_path
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, TileName
-from lai.scene import CLEAR_WITHOUT_SCL, SceneError
+from lai.scene import CLEAR_WITHOUT_SCL, SceneError, load_manifest, manifest_file
 from lai.snap import BANDS, VALID_RANGE, Angles, snap_lai
 
 
@@ -76,26 +76,14 @@ def _date(value, where: str) -> dt.date:
 
 def read_manifest(path: str | Path) -> Manifest:
     """Parse a preprocessing manifest, checking that every named file exists."""
-    import yaml
-
     path = Path(path)
-    if not path.is_file():
-        raise SceneError(f"{path}: preprocessing manifest does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise SceneError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(raw, dict):
-        raise SceneError(f"{path}: expected a mapping with country, area, s2 and s1")
+    raw = load_manifest(path, "preprocessing manifest")
     for key in ("country", "area", "s2", "s1"):
         if not raw.get(key):
             raise SceneError(f"{path}: key {key!r} is missing or empty")
 
     def file(value, where):
-        f = Path(value) if Path(value).is_absolute() else path.parent / value
-        if not f.is_file():
-            raise SceneError(f"{where}: file {f} does not exist")
-        return f
+        return manifest_file(path, value, where)
 
     s2 = []
     for k, e in enumerate(raw["s2"]):

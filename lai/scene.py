@@ -55,18 +55,34 @@ class Grid:
     transform: tuple
 
 
-def read_manifest(path: str | Path) -> list[SceneDate]:
-    """Parse and check a scene manifest (three dates in order, files present)."""
+def load_manifest(path: Path, what: str) -> dict:
+    """A YAML manifest as a mapping; :class:`SceneError` naming the file otherwise."""
     import yaml
 
-    path = Path(path)
     if not path.is_file():
-        raise SceneError(f"{path}: scene manifest does not exist")
+        raise SceneError(f"{path}: {what} does not exist")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise SceneError(f"{path}: not valid YAML ({err})") from None
-    dates = raw.get("dates") if isinstance(raw, dict) else None
+        raise SceneError(f"{path}: {what} is not valid YAML ({err})") from None
+    if not isinstance(raw, dict):
+        raise SceneError(f"{path}: {what} must be a YAML mapping, got {type(raw).__name__}")
+    return raw
+
+
+def manifest_file(manifest: Path, value, where: str) -> Path:
+    """A file named in a manifest (relative to the manifest's folder), which must exist."""
+    f = Path(value) if Path(value).is_absolute() else manifest.parent / value
+    if not f.is_file():
+        raise SceneError(f"{where}: file {f} does not exist")
+    return f
+
+
+def read_manifest(path: str | Path) -> list[SceneDate]:
+    """Parse and check a scene manifest (three dates in order, files present)."""
+    path = Path(path)
+    raw = load_manifest(path, "scene manifest")
+    dates = raw.get("dates")
     if not isinstance(dates, list) or len(dates) != 3:
         raise SceneError(f"{path}: expected a key 'dates' listing exactly three entries (t-2, t-1, t)")
     out = []
@@ -78,14 +94,8 @@ def read_manifest(path: str | Path) -> list[SceneDate]:
             date = entry["date"] if isinstance(entry["date"], dt.date) else dt.date.fromisoformat(str(entry["date"]))
         except ValueError:
             raise SceneError(f"{where}.date {entry['date']!r} is not a YYYY-MM-DD date") from None
-        files = {}
-        for key in ("s1", "lai", "scl"):
-            if entry.get(key) is None:
-                continue
-            f = Path(entry[key]) if Path(entry[key]).is_absolute() else path.parent / entry[key]
-            if not f.is_file():
-                raise SceneError(f"{where}.{key}: file {f} does not exist")
-            files[key] = f
+        files = {key: manifest_file(path, entry[key], f"{where}.{key}") for key in ("s1", "lai", "scl")
+                 if entry.get(key) is not None}
         out.append(SceneDate(date, files["s1"], files["lai"], files.get("scl")))
     if not out[0].date < out[1].date < out[2].date:
         raise SceneError(f"{path}: dates must increase (t-2 < t-1 < t), got {[str(d.date) for d in out]}")

@@ -1,7 +1,6 @@
 """`lai predict`: LNB folder or cube -> georeferenced GeoTIFFs + predictions.nc; scenes by sliding windows."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import yaml
 from affine import Affine
 
 from lai.errors import RunFolderError
-from lai.lnb import S1_DIR, SERIES_CSV, index_folder
+from lai.lnb import S1_DIR, index_folder
 from lai.predict import load_trained, predict_folder
 from lai.scene import SceneError, predict_scene
 from tests.conftest import make_lnb, write_tiff
@@ -114,7 +113,6 @@ def test_uniform_scene_gives_uniform_map_without_seams(tiny_run, tmp_path):
     inner = (slice(12, -12), slice(12, -12))  # away from the scene's own edges (padding there, as in one tile)
     blended, tiled = maps[24][inner], maps[0][inner]
     spread = lambda a: float(np.ptp(a))  # noqa: E731
-    print("spread blended", spread(blended), "tiled", spread(tiled))
     assert spread(blended) < 0.5 * spread(tiled)
     assert spread(blended) < 0.05
 

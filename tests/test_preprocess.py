@@ -13,7 +13,7 @@ from affine import Affine
 
 from lai.config import PreprocessConfig
 from lai.cube import build_cube
-from lai.lnb import S1_DIR, SERIES_CSV, TileName, index_folder, read_triplet
+from lai.lnb import SERIES_CSV, TileName, index_folder, read_triplet
 from lai.predict import predict_folder
 from lai.preprocess import pick_triplets, preprocess, read_manifest
 from lai.scene import SceneError, predict_scene
