@@ -27,6 +27,20 @@ def georeference(root: Path, transform: Affine) -> None:
             dst.crs, dst.transform = UTM, transform
 
 
+def test_training_range_clip_is_one_encoding_rule():
+    import torch
+
+    from lai.config import ConfigError, EncodingConfig
+    from lai.encode import count_clipped, normalise_db
+
+    enc = EncodingConfig()
+    raw = torch.tensor([-38.0, 9.7, -10.0, float("nan")])
+    assert torch.equal(normalise_db(raw, enc)[:3], normalise_db(torch.tensor([-30.0, 0.0, -10.0]), enc))
+    assert count_clipped(raw, enc) == 2 and count_clipped(raw.numpy(), enc) == 2
+    with pytest.raises(ConfigError, match="encoding.db_range"):
+        EncodingConfig(db_range=[0.0, -30.0]).validate()
+
+
 def test_lnb_120px_tiles_give_one_georeferenced_map_per_triplet(tiny_run, tmp_path):
     lnb = make_lnb(tmp_path / "lnb", n_triplets=2, size=120)
     transform = Affine(10, 0, 404400, 0, -10, 5342400)
@@ -54,8 +68,11 @@ def test_lnb_120px_tiles_give_one_georeferenced_map_per_triplet(tiny_run, tmp_pa
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["s1_values_clipped"] == 3
 
 
-def test_cube_input_matches_lnb_input(tiny_run, tiny_data, tmp_path):
-    _, lnb, cube = tiny_data
+def test_cube_input_matches_lnb_input(tiny_run, lnb, tmp_path):
+    from lai.cube import build_cube
+
+    cube = tmp_path / "cube.nc"
+    build_cube(lnb, cube, progress=False)
     a = predict_folder(tiny_run, lnb, tmp_path / "a", progress=False)
     b = predict_folder(tiny_run, cube, tmp_path / "b", progress=False)
     assert a["triplets"] == b["triplets"] > 0
