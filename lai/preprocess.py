@@ -36,7 +36,7 @@ import numpy as np
 
 from lai.config import PreprocessConfig
 from lai.io import atomic_path
-from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, TileName
+from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, LNBError, TileName
 from lai.scene import CLEAR_WITHOUT_SCL, SceneError, load_manifest, manifest_file
 from lai.snap import BANDS, VALID_RANGE, Angles, snap_lai
 
@@ -110,9 +110,11 @@ def read_manifest(path: str | Path) -> Manifest:
             raise SceneError(f"{where} must hold date and vv + vh (or one two-band file)")
         files = (file(e["file"], f"{where}.file"),) if "file" in e else (file(e["vv"], f"{where}.vv"), file(e["vh"], f"{where}.vh"))
         s1.append(S1Date(_date(e["date"], f"{where}.date"), files))
-    name = f"{raw['country']}_{raw['area']}"
-    if not TileName._PATTERN.match(f"{name}_2000-01-01_2000-01-01-0-0-0-0.tiff"):
-        raise SceneError(f"{path}: country {raw['country']!r} and area {raw['area']!r} must be letters, digits (area: and _)")
+    try:
+        TileName.parse(TileName(str(raw["country"]), str(raw["area"]), s2[0].date, s2[0].date, 0, 0, 0, 0).format())
+    except LNBError:
+        raise SceneError(f"{path}: country {raw['country']!r} and area {raw['area']!r} must be letters and digits "
+                         "(the area may also hold _): they become the first parts of every tile name") from None
     return Manifest(str(raw["country"]), str(raw["area"]), sorted(s2, key=lambda d: d.date), sorted(s1, key=lambda d: d.date), path)
 
 

@@ -121,3 +121,19 @@ def test_real_bigearthnet_patches_end_to_end(tiny_run, tmp_path):
         assert np.isfinite(lai).all()
         s1 = read_triplet(lnb, index_folder(lnb, progress=False).triplets[0]).s1
         np.testing.assert_array_equal(s1[2, 0], vv)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.update(country="SP-AIN"), "country 'SP-AIN'"),
+    (lambda m: m["s2"][1].update(lai="absent.tif"), r"s2\[1\]\.lai: file .*absent.tif does not exist"),
+    (lambda m: m["s2"][0].update(bands={"B03": "lai0.tif"}), r"s2\[0\] must hold date and either lai or bands"),
+    (lambda m: m["s1"][0].pop("file"), r"s1\[0\] must hold date and vv \+ vh"),
+])
+def test_bad_manifest_is_named(tmp_path, change, message):
+    manifest = scene(tmp_path / "scene", size=32)
+    raw = yaml.safe_load(manifest.read_text())
+    change(raw)
+    manifest.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SceneError, match=message):
+        preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32), progress=False)
+    assert not (tmp_path / "lnb").exists()
