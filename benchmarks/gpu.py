@@ -79,6 +79,7 @@ def to_channels_last(x):
 def measure_variant(name: str, cube: Path, args, device: torch.device, enc: EncodingConfig) -> dict:
     """Model-alone and end-to-end training samples/s of the final model for one precision variant."""
     bf16, channels_last, compile_mode, tf32 = VARIANTS[name]
+    torch._dynamo.reset()  # each variant compiles afresh: no cache limits or guards carried over
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
     reset_peak(device)
     torch.manual_seed(0)
@@ -91,12 +92,15 @@ def measure_variant(name: str, cube: Path, args, device: torch.device, enc: Enco
     tcfg = TrainConfig()
     profile = argparse.Namespace(encoding=enc, train=tcfg)  # what train_epoch reads
 
-    loader = BatchLoader(CubeSplit(cube, "train"), args.batch, True, device, "on", max_batches=args.warmup)
+    loader = BatchLoader(CubeSplit(cube, "train"), args.batch, True, device, "on", drop_last=True)
     train_epoch(step_model, opt, loader, profile, bf16, channels_last, progress=False)  # warm-up (and compile)
     sync(device)
     warmup_s = time.perf_counter() - t_compile
-    loader.max_batches = args.steps
-    e2e = train_epoch(step_model, opt, loader, profile, bf16, channels_last, progress=False)
+    seen, seconds = 0, 0.0
+    while seen < args.steps * args.batch:  # whole epochs, as training runs them
+        e2e = train_epoch(step_model, opt, loader, profile, bf16, channels_last, progress=False)
+        seen += round(e2e["samples_per_s"] * e2e["seconds"])
+        seconds += e2e["seconds"]
 
     x = encode_batch(next(iter(loader)), enc)
     if channels_last:
@@ -120,7 +124,8 @@ def measure_variant(name: str, cube: Path, args, device: torch.device, enc: Enco
     alone = args.steps * args.batch / (time.perf_counter() - t0)
     return {
         "bf16": bf16, "channels_last": channels_last, "compile": compile_mode, "tf32": tf32,
-        "model_alone_samples_per_s": alone, "end_to_end_samples_per_s": e2e["samples_per_s"],
+        "model_alone_samples_per_s": alone, "end_to_end_samples_per_s": seen / seconds,
+
         "warmup_and_compile_s": warmup_s, "peak_gpu_gib": peak_gib(device),
         "parameters": n_parameters(model), "resident": loader.resident,
     }
@@ -130,6 +135,7 @@ def measure_variant(name: str, cube: Path, args, device: torch.device, enc: Enco
 def measure_inference(cube: Path, args, device: torch.device, enc: EncodingConfig, compile_mode: str | None) -> dict:
     """Tiles/s of the final model in eval mode, encoding included, from the resident split."""
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    torch._dynamo.reset()
     cuda = device.type == "cuda"
     reset_peak(device)
     model = LAIModel(ModelConfig(row="final", preset=args.preset), mask_channels(enc)).to(device).eval()

@@ -137,7 +137,8 @@ def train_stage(
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones(tcfg.epochs, tcfg.milestones), gamma=tcfg.lr_decay)
     gen = torch.Generator().manual_seed(tcfg.seed)
-    train_loader = BatchLoader(train_split, tcfg.batch_size, True, device, tcfg.resident, gen, tcfg.max_batches_per_epoch)
+    train_loader = BatchLoader(train_split, tcfg.batch_size, True, device, tcfg.resident, gen, tcfg.max_batches_per_epoch,
+                               drop_last=True)
     val_loader = BatchLoader(val_split, tcfg.batch_size, False, device, tcfg.resident)
 
     history: list[dict] = []

@@ -1,0 +1,133 @@
+"""The code paths a GPU run takes, exercised on the CPU: bf16 autocast and channels_last with the
+paper preset at 256x256, torch.compile, the float16 resident split, and the paper profile itself
+shrunk by overrides. A lent GPU must not be spent finding a shape bug."""
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from lai.config import EncodingConfig, ModelConfig, TrainConfig
+from lai.encode import encode_batch, mask_channels
+from lai.loader import BatchLoader, CubeSplit
+from lai.loss import total_loss
+from lai.model import LAIModel
+
+ENC = EncodingConfig()
+
+
+def raw_batch(b, size, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "s1": -25 + 20 * torch.rand(b, 3, 2, size, size, generator=g),
+        "lai": 6 * torch.rand(b, 3, size, size, generator=g),
+        "scl": torch.randint(2, 10, (b, 3, size, size), generator=g, dtype=torch.uint8),
+        "doy_target": torch.randint(1, 366, (b,), generator=g),
+        "doy_from": torch.randint(1, 366, (b,), generator=g),
+    }
+
+
+def train_step(model, x, bf16: bool, channels_last: bool):
+    """One training step as lai.train.train_epoch runs it; returns (loss, prediction, gradient vector)."""
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x.s1 = x.s1.contiguous(memory_format=torch.channels_last)
+        x.s2 = x.s2.contiguous(memory_format=torch.channels_last)
+    model.train().zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = model(x)
+    loss, _ = total_loss(out, x, TrainConfig())
+    loss.backward()
+    grad = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+    return loss.detach(), LAIModel.prediction(out).detach().float(), grad
+
+
+def test_paper_preset_256_bf16_channels_last_matches_fp32():
+    """Final model, paper preset, two 256x256 triplets: bf16 + channels_last agrees with fp32.
+
+    Tolerances: bf16 keeps 8 bits of mantissa (relative rounding 2^-8 = 0.4 % per operation), so the
+    loss may differ by a few per cent and single predictions by a few hundredths of the LAI/5 range;
+    the gradient must still point the same way (cosine similarity above 0.98).
+    """
+    torch.manual_seed(0)
+    model = LAIModel(ModelConfig(row="final", preset="paper"), mask_channels(ENC))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    ref_loss, ref_pred, ref_grad = train_step(model, encode_batch(raw_batch(2, 256), ENC), False, False)
+    model.load_state_dict(state)
+    loss, pred, grad = train_step(model, encode_batch(raw_batch(2, 256), ENC), True, True)
+    assert pred.shape == (2, 1, 256, 256)
+    assert torch.isfinite(loss) and abs(loss - ref_loss) / ref_loss < 0.05
+    assert (pred - ref_pred).abs().max() < 0.1
+    assert torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0) > 0.98
+
+    # evaluation path: eval mode, no grad, bf16 + channels_last, as lai.evaluate.predict runs it on a GPU
+    model.load_state_dict(state)
+    model.eval()
+    x = encode_batch(raw_batch(2, 256, seed=1), ENC)
+    with torch.no_grad():
+        ref = LAIModel.prediction(model(x))
+        model = model.to(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = LAIModel.prediction(model(x)).float()
+    assert (fast - ref).abs().max() < 0.1 and (fast - ref).abs().mean() < 0.01
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile's CPU backend needs a C compiler, and none is on PATH")
+def test_compile_trains_like_eager():
+    """torch.compile of a small U-Net row: two Adam steps give the losses eager mode gives (one encoder
+    row keeps the CPU compilation to a few dozen kernels; the final model adds only more of the same)."""
+    cfg = ModelConfig(row="s2_masks_seas", preset="small", encoder_widths=[4, 8])
+    losses = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = LAIModel(cfg, mask_channels(ENC))
+        run = torch.compile(model) if compiled else model
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        losses[compiled] = []
+        for step in range(2):
+            x = encode_batch(raw_batch(4, 32, seed=step), ENC)
+            loss, _ = total_loss(run(x), x, TrainConfig())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses[compiled].append(loss.detach().item())
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-3)
+
+
+def test_float16_resident_split_matches_streamed_reads(tiny_data):
+    """The GPU's resident copy (float16 on the device, batches gathered there) equals the streamed
+    float32 reads within float16 precision: 0.02 dB, 0.004 LAI; SCL and dates exactly."""
+    _, _, cube = tiny_data
+    split = CubeSplit(cube, "train")
+    streamed = BatchLoader(split, 8, shuffle=False, resident="off")
+    resident = BatchLoader(split, 8, shuffle=False, resident="on", storage_dtype=torch.float16)
+    assert resident.resident and not streamed.resident
+    for a, b in zip(streamed, resident):
+        assert b["s1"].dtype == torch.float16 and b["scl"].dtype == torch.uint8
+        assert torch.equal(a["scl"], b["scl"]) and torch.equal(a["doy_target"], b["doy_target"])
+        torch.testing.assert_close(b["s1"].float(), a["s1"], atol=0.02, rtol=0, equal_nan=True)
+        torch.testing.assert_close(b["lai"].float(), a["lai"], atol=0.004, rtol=0, equal_nan=True)
+        x, y = encode_batch(a, ENC), encode_batch(b, ENC)  # encoding takes float16 batches as they come
+        assert torch.equal(x.target_valid, y.target_valid)
+
+
+def test_paper_profile_end_to_end_at_reduced_size(tmp_path):
+    """The paper profile as shipped (preset, regions, splits, schedule), shrunk only by --set overrides,
+    goes through simulate -> cube -> train (both encoders, then the final model) from the command line."""
+    shrink = ["simulate.train_triplets=48", "simulate.unique_triplets=8", "simulate.tile_size=32",
+              "simulate.grid=4", "train.epochs=1", "train.max_batches_per_epoch=1", "train.batch_size=4"]
+    sets = [a for s in shrink for a in ("--set", s)]
+    lai = [sys.executable, "-m", "lai"]
+    for cmd in (["simulate", "--out", str(tmp_path / "lnb")],
+                ["cube", str(tmp_path / "lnb"), "--out", str(tmp_path / "cube.nc")],
+                ["train", "--cube", str(tmp_path / "cube.nc"), "--runs", str(tmp_path / "runs"), "--row", "final"]):
+        done = subprocess.run([*lai, cmd[0], "--profile", "paper", *sets, "--quiet", *cmd[1:]],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    for row in ("s1_masks_seas", "s2_masks_seas", "final"):
+        assert (tmp_path / "runs" / row / "model.pt").is_file()
+    config = (tmp_path / "runs" / "final" / "config.yaml").read_text()
+    assert "encoder_widths:\n  - 32\n  - 64\n  - 128" in config  # the paper preset, not a CPU one
