@@ -39,8 +39,12 @@ class Patch:
 
 
 def archive_folder() -> Path:
-    """Where ``bigearthnet-common`` keeps its example archives (ImportError if not installed)."""
-    import bigearthnet_common
+    """Where ``bigearthnet-common`` keeps its example archives."""
+    try:
+        import bigearthnet_common
+    except ImportError:
+        raise ImportError("the real example patches come with bigearthnet-common, a development dependency of lai: "
+                          "pip install -e '.[dev]' (make setup installs it)") from None
 
     folder = Path(bigearthnet_common.__file__).parent
     missing = [a for a in ARCHIVES if not (folder / a).is_file()]

@@ -147,7 +147,8 @@ class TileGrid:
     width: int
 
 
-def _grid_of(path: Path) -> TileGrid:
+def grid_of(path: Path) -> TileGrid:
+    """CRS, transform and size of a georeferenced raster."""
     import rasterio
 
     with rasterio.open(path) as src:
@@ -253,9 +254,9 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
         raise SceneError(f"{manifest}: no three S2 dates with an S1 acquisition within {cfg.max_s1_gap_days} day(s) "
                          f"each (left out: {', '.join(unused) or 'none'})")
     first = m.s2[0]
-    scene = _grid_of(first.lai if first.lai is not None else first.bands["B03"])
+    scene = grid_of(first.lai if first.lai is not None else first.bands["B03"])
     for d in m.s2:
-        g = _grid_of(d.lai if d.lai is not None else d.bands["B03"])
+        g = grid_of(d.lai if d.lai is not None else d.bands["B03"])
         if g != scene:
             raise SceneError(f"{d.lai or d.bands['B03']}: S2 grid differs from that of {m.s2[0].date}; "
                              "every S2 date of a scene must share one grid")

@@ -11,6 +11,7 @@ import rasterio
 import yaml
 from affine import Affine
 
+from lai import examples
 from lai.config import PreprocessConfig
 from lai.cube import build_cube
 from lai.lnb import SERIES_CSV, TileName, index_folder, read_triplet
@@ -98,8 +99,6 @@ def test_tiles_then_predict_then_mosaic_equals_the_scene_prediction(tiny_run, tm
 def test_real_bigearthnet_patches_end_to_end(tiny_run, tmp_path):
     """Format and georeferencing test, not a science test: each real patch has one date, used as t-2,
     t-1 and t. Real S1 (dB) and S2 L2A bands -> SNAP LAI -> LNB tiles -> cube -> predict."""
-    examples = pytest.importorskip("lai.examples")
-    pytest.importorskip("bigearthnet_common")
     patches = examples.extract(tmp_path / "ben")
     assert len(patches) == 6
     for p in patches[:2]:  # two UTM zones (33N, 29N)

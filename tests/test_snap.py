@@ -7,11 +7,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from lai.preprocess import _grid_of, read_on_grid
+from lai import examples
+from lai.preprocess import grid_of, read_on_grid
 from lai.snap import BANDS, VALID_RANGE, Angles, snap_lai
-
-examples = pytest.importorskip("lai.examples")
-pytest.importorskip("bigearthnet_common")
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +21,7 @@ def patches(tmp_path_factory):
         if p.name in snowy:  # SNAP LAI is undefined on snow; the winter Finnish patch is listed there
             skipped.append(p.name)
             continue
-        grid = _grid_of(p.bands["B03"])
+        grid = grid_of(p.bands["B03"])
         refl = np.concatenate([read_on_grid(p.bands[b], grid, "bilinear") for b in BANDS]) * 1e-4
         with rasterio.open(p.bands["B03"].with_name(p.name + "_B04.tif")) as r4, \
                 rasterio.open(p.bands["B03"].with_name(p.name + "_B08.tif")) as r8:
