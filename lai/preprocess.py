@@ -22,14 +22,15 @@ resolution differ, and only if ``reproject`` allows it; 20 m L2A bands are resam
 10 m grid of B03. The scene is cut into ``tile_size`` tiles (partial tiles at the right and
 bottom edges are left out and counted), each written with its CRS and transform and named
 ``<COUNTRY>_<AREA>_<DateFrom>_<DateTo>-<IdxTime>-<n>-<Row>-<Col>.tiff`` (n: S2 dates before
-t-2), and ``image_series.csv`` lists the triplets. Work goes tile by tile, so memory does not grow
-with the scene.
+t-2); ``image_series.csv`` lists the triplets and ``preprocess.json`` says how the folder was
+made. Work goes tile by tile, so memory does not grow with the scene.
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,8 @@ from lai.io import atomic_path
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, LNBError, TileName
 from lai.scene import CLEAR_WITHOUT_SCL, SceneError, load_manifest, manifest_file
 from lai.snap import BANDS, VALID_RANGE, Angles, snap_lai
+
+SUMMARY = "preprocess.json"  # written into the LNB folder: how it was made
 
 
 @dataclass(frozen=True)
@@ -288,13 +291,15 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
                     bar.update()
         bar.close()
         pd.DataFrame(series, columns=["0", "1", "2"]).to_csv(tmp / SERIES_CSV, index=False)
-    return {
-        "manifest": str(manifest), "out": str(out), "triplets": len(series), "tiles_per_date": rows * cols,
-        "tile_size": size, "crs": scene.crs.to_string(),
-        "partial_tiles_left_out": (-(-scene.height // size)) * (-(-scene.width // size)) - rows * cols,
-        "s2_dates_without_s1": unused,
-        "s2_dates_without_scl": [str(d.date) for d in m.s2 if d.scl is None],
-        "scl_written_without_mask": CLEAR_WITHOUT_SCL,
-        "lai_from_snap": [str(d.date) for d in m.s2 if d.bands is not None],
-        "lai_values_clipped_to_snap_range": clipped,
-    }
+        summary = {
+            "manifest": str(manifest), "out": str(out), "triplets": len(series), "tiles_per_date": rows * cols,
+            "tile_size": size, "crs": scene.crs.to_string(),
+            "partial_tiles_left_out": (-(-scene.height // size)) * (-(-scene.width // size)) - rows * cols,
+            "s2_dates_without_s1": unused,
+            "s2_dates_without_scl": [str(d.date) for d in m.s2 if d.scl is None],
+            "scl_written_without_mask": CLEAR_WITHOUT_SCL,
+            "lai_from_snap": [str(d.date) for d in m.s2 if d.bands is not None],
+            "lai_values_clipped_to_snap_range": clipped, "config": asdict(cfg),
+        }
+        (tmp / SUMMARY).write_text(json.dumps(summary, indent=2))
+    return summary

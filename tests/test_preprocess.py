@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,7 @@ def test_triplets_by_date_real_names_and_georeferenced_tiles(tmp_path):
     assert pick_triplets(m.s2, m.s1, max_gap_days=4)[0] == [(0, 1, 2), (1, 2, 3)]
     summary = preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32), progress=False)
     assert summary["triplets"] == 9 and summary["partial_tiles_left_out"] == 0
+    assert json.loads((tmp_path / "lnb" / "preprocess.json").read_text()) == json.loads(json.dumps(summary))
     series = pd.read_csv(tmp_path / "lnb" / SERIES_CSV, dtype=str)
     assert series.iloc[0].tolist() == [f"SPAIN_BADAJOZ_2019-06-01_2019-06-11-{k}-0-0-0.tiff" for k in range(3)]
     index = index_folder(tmp_path / "lnb", progress=False)
