@@ -194,10 +194,12 @@ def predict_scene(run: str | Path | Trained, manifest: str | Path, out: str | Pa
                     grow = y0 + wh - done - acc.shape[0]
                     if grow > 0:
                         acc, acc_w, flag = (np.vstack([a, np.zeros((grow, w), np.float32)]) for a in (acc, acc_w, flag))
-                    for x0 in xs:
+                    new_y = y0 if r == 0 else max(y0, ys[r - 1] + wh)  # rows no earlier window read
+                    for c, x0 in enumerate(xs):
                         win = Window(x0, y0, min(window, w), wh)
                         raw = _read_window(dates, win)
-                        clipped += count_clipped(raw["s1"], trained.enc)
+                        new_x = x0 if c == 0 else max(x0, xs[c - 1] + win.width)
+                        clipped += count_clipped(raw["s1"][..., new_y - y0:, new_x - x0:], trained.enc)  # each pixel once
                         lai, obs = predict_batch(trained, raw["s1"][None], raw["lai"][None], raw["scl"][None], doy_t, doy_from)
                         rows = slice(y0 - done, y0 - done + wh)
                         cols = slice(x0, x0 + win.width)

@@ -126,12 +126,20 @@ def test_uniform_scene_gives_uniform_map_without_seams(tiny_run, tmp_path):
             assert src.crs.to_string() == UTM and src.transform == Affine(10, 0, 500000, 0, -10, 4600000)
             assert src.profile["tiled"] and src.count == 2
             maps[overlap] = src.read(1)
-        assert summary["observed_fraction"] == 0
+        assert summary["observed_fraction"] == 0 and summary["s1_values_clipped"] == 0
     inner = (slice(12, -12), slice(12, -12))  # away from the scene's own edges (padding there, as in one tile)
     blended, tiled = maps[24][inner], maps[0][inner]
     spread = lambda a: float(np.ptp(a))  # noqa: E731
     assert spread(blended) < 0.5 * spread(tiled)
     assert spread(blended) < 0.05
+
+
+def test_scene_counts_each_clipped_value_once(tiny_run, tmp_path):
+    s1 = np.full((2, 100, 90), -12.0, np.float32)
+    s1[0, 40:60, 30:50] = -38.0  # 400 raw values below -30 dB, where several of the six windows overlap
+    manifest = write_scene(tmp_path, (100, 90), s1, 3.0, 4)
+    summary = predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=64, overlap=32, progress=False)
+    assert summary["windows"] == 6 and summary["s1_values_clipped"] == 3 * 400  # at t-2, t-1 and t
 
 
 def test_scene_on_two_grids_is_refused(tiny_run, tmp_path):
