@@ -68,6 +68,15 @@ def test_lnb_120px_tiles_give_one_georeferenced_map_per_triplet(tiny_run, tmp_pa
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["s1_values_clipped"] == 3
 
 
+def test_odd_tile_size_is_padded_and_cropped_back(tiny_run, tmp_path):
+    lnb = make_lnb(tmp_path / "lnb", n_triplets=1, size=33)
+    summary = predict_folder(tiny_run, lnb, tmp_path / "out", progress=False)
+    assert summary["tile"] == [33, 33] and summary["padded_to"] == [34, 34]
+    (tif,) = (tmp_path / "out").glob("*.tif")
+    with rasterio.open(tif) as src:
+        assert (src.height, src.width) == (33, 33) and np.isfinite(src.read(1)).all()
+
+
 def test_cube_input_matches_lnb_input(tiny_run, lnb, tmp_path):
     from lai.cube import build_cube
 
