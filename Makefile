@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	@if ! command -v nvidia-smi >/dev/null 2>&1 && ! $(PY) -c "import torch" 2>/dev/null; then \
 		$(PY) -m pip install --quiet torch==2.13.0; fi
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# a Jupyter kernel named "lai" inside this environment only (--sys-prefix): a user's own JupyterLab
+	@# started from this environment lists it; nothing outside the environment is touched
+	$(PY) -m ipykernel install --sys-prefix --name lai --display-name "Python (lai)" >/dev/null
 	@command -v pdftoppm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq poppler-utils >/dev/null; } || \
 		echo "note: install Debian's poppler-utils (pdftoppm) to render report pages in the tests"
 	touch $(STAMP)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -21,11 +22,24 @@ def _load(args):
     return load_profile(args.profile, args.overrides)
 
 
+def _dask_args(args) -> dict | None:
+    """{"workers": N} or {"scheduler": ADDRESS} when the command was asked to run on dask."""
+    if args.workers is None and args.scheduler is None:
+        return None
+    return {"workers": args.workers, "scheduler": args.scheduler}
+
+
+def _dask_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=None, help="run on a local dask cluster of this many processes")
+    p.add_argument("--scheduler", default=None, help="run on an existing dask.distributed cluster (scheduler address; "
+                   "its workers must see the same file system)")
+
+
 def cmd_simulate(args) -> int:
     from lai.simulate import simulate
 
     profile = _load(args)
-    summary = simulate(profile.simulate, args.out, progress=not args.quiet)
+    summary = simulate(profile.simulate, args.out, progress=not args.quiet, dask=_dask_args(args))
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -73,7 +87,15 @@ def cmd_train(args) -> int:
 
     profile = _load(args)
     rows = list(ROWS) if args.row == "all" else [args.row]
-    results = train_rows(profile, args.cube, args.runs, rows, resume=args.resume, progress=not args.quiet)
+    try:
+        results = train_rows(profile, args.cube, args.runs, rows, resume=args.resume, progress=not args.quiet)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():  # started by torchrun: leave the process group cleanly
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")):
+        return 0  # rank 0 reports for all
     for row, res in results.items():
         last = res.history.iloc[-1]
         print(f"{row}: {'reused' if res.reused else 'trained'} in {res.run_dir}, val RMSE {last['val_rmse']:.3f} LAI")
@@ -135,13 +157,17 @@ def cmd_lab(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lai import __version__
+
     parser = argparse.ArgumentParser(prog="lai", description="LAI at t from Sentinel-1 and Sentinel-2 time series with U-Nets.")
+    parser.add_argument("--version", action="version", version=f"lai {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("simulate", help="simulate a dataset in the real LNB layout (+ true LAI)")
     _profile_args(p)
     p.add_argument("--out", required=True, type=Path, help="output LNB folder (must not hold anything else)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _dask_options(p)
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("validate", help="check an LNB folder: CSV, names, files, bands, dtypes, sizes, values")

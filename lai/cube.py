@@ -34,6 +34,18 @@ from lai.io import atomic_path
 from lai.lnb import CLOUD_CLASSES, SERIES_CSV, LNBError, Skipped, estimate_middle_date, index_folder, read_triplet
 from lai.splits import assign_splits, split_counts
 
+# CF attributes of the data variables (LAI is a ratio of areas: CF's canonical unit for it is "1")
+CF_ATTRS = {
+    "s1": {"long_name": "Sentinel-1 backscatter coefficient sigma0 (pol: VV, VH)", "units": "dB"},
+    "lai": {"standard_name": "leaf_area_index", "long_name": "leaf area index observed from Sentinel-2",
+            "units": "1", "comment": "m2 of leaf per m2 of ground; NaN where the product has no data"},
+    "scl": {"long_name": "Sentinel-2 scene classification (Sen2Cor SCL)",
+            "flag_values": np.arange(12, dtype=np.uint8),
+            "flag_meanings": "no_data saturated_or_defective dark_area cloud_shadow vegetation not_vegetated "
+                             "water unclassified cloud_medium_probability cloud_high_probability thin_cirrus snow"},
+    "lai_true": {"standard_name": "leaf_area_index", "long_name": "true leaf area index at t (simulated data only)",
+                 "units": "1"},
+}
 SCHEMA = "lai-cube"
 SCHEMA_VERSION = 1
 EPOCH = dt.date(1970, 1, 1)
@@ -119,6 +131,9 @@ def build_cube(
         truth = (
             f.create_variable("lai_true", ("triplet", "y", "x"), np.float32, chunks=(1, h, w)) if index.has_truth else None
         )
+        for var in (s1, lai, scl, truth):
+            if var is not None:
+                var.attrs.update(CF_ATTRS[var.name.strip("/")])
         valid_lut = np.zeros(256, bool)
         valid_lut[list(encoding.valid_classes)] = True
         cloud_lut = np.zeros(256, bool)
@@ -148,6 +163,8 @@ def build_cube(
         _write_coords(f, meta, labels)
         f.attrs.update(
             {
+                "Conventions": "CF-1.8",
+                "title": "lai data cube: Sentinel-1 / Sentinel-2 LAI triplets (t-2, t-1, t)",
                 "schema": SCHEMA,
                 "schema_version": SCHEMA_VERSION,
                 "source": str(source.resolve()),

@@ -149,6 +149,11 @@ class BatchLoader:
     batch when there is at least one full one (training: constant batch shapes, so neither cuDNN's
     autotuner nor torch.compile meets a new shape at every epoch's end). ``storage_dtype``: float type
     of the resident copy (default float16 on CUDA, float32 elsewhere).
+
+    Under DDP (``world_size`` > 1) ``batch_size`` is this rank's share. With ``drop_last`` (training)
+    every rank draws the same shuffled order and takes its own contiguous slice of each global batch of
+    ``batch_size * world_size`` samples, so the ranks step together and see disjoint samples; without
+    it (evaluation) each rank takes every ``world_size``-th sample.
     """
 
     def __init__(
@@ -162,12 +167,15 @@ class BatchLoader:
         max_batches: int | None = None,
         drop_last: bool = False,
         storage_dtype: torch.dtype | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         self.split, self.batch_size, self.shuffle = split, batch_size, shuffle
         self.device = torch.device(device)
         self.generator = generator or torch.Generator().manual_seed(0)
         self.max_batches = max_batches
         self.drop_last = drop_last
+        self.rank, self.world_size = rank, world_size
         # On a GPU the resident copy keeps dB and LAI in float16 (precision 0.02 dB, 0.004 LAI): half the memory.
         self.float_dtype = storage_dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
         need, free = split.nbytes(2 if self.float_dtype == torch.float16 else 4), _free_bytes(self.device)
@@ -193,17 +201,28 @@ class BatchLoader:
                 data[key][start : start + len(t)] = t.to(self.device, non_blocking=True)
         return data
 
+    def _sharded(self) -> bool:
+        return self.world_size > 1 and not self.drop_last
+
     def __len__(self) -> int:
-        full, n = len(self.split) // self.batch_size, -(-len(self.split) // self.batch_size)
-        if self.drop_last and full:
-            n = full
+        n_samples = len(self.split)
+        if self._sharded():
+            n_samples = len(range(self.rank, n_samples, self.world_size))
+        step = self.batch_size * (1 if self._sharded() else self.world_size)
+        full, n = n_samples // step, -(-n_samples // step)
+        if self.drop_last and (full or self.world_size > 1):
+            n = full  # under DDP every rank must take the same number of steps
         return min(n, self.max_batches) if self.max_batches else n
 
     def __iter__(self):
         n = len(self.split)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if self._sharded():
+            order = order[self.rank :: self.world_size]
+        step = self.batch_size * (1 if self._sharded() else self.world_size)
+        offset = 0 if self._sharded() else self.rank * self.batch_size
         for b in range(len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            idx = order[b * step + offset : b * step + offset + self.batch_size]
             if self._data is not None:
                 dev_idx = idx.to(self.device)
                 yield {k: v[dev_idx] for k, v in self._data.items()}

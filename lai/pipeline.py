@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -178,6 +179,11 @@ class RunContext:
         return prov
 
 
+# The kernel's own log (a warning that it talks over local TCP, a "KeyboardInterrupt caught" line at
+# every shutdown) is noise on the terminal; a failing cell still raises PapermillExecutionError.
+KERNEL_QUIET = ["--IPKernelApp.log_level=CRITICAL"]
+
+
 def run_pipeline(profile: str = "quick", overrides: list[str] | None = None, data: str | None = None,
                  run_name: str | None = None, reports_root: str | Path = "reports",
                  data_root: str | Path = "data", progress: bool = True) -> Path:
@@ -206,8 +212,11 @@ def run_pipeline(profile: str = "quick", overrides: list[str] | None = None, dat
         out = run_dir / "notebooks" / nb
         print(f"[lai run] {nb}", flush=True)
         try:
+            # the notebooks' printed lines (per-epoch summaries, stage results) stream to the terminal;
+            # their progress bars stay in the notebook (widgets in JupyterLab)
             pm.execute_notebook(str(NOTEBOOK_DIR / nb), str(out), parameters=params, cwd=str(NOTEBOOK_DIR),
-                                kernel_name="python3", progress_bar=progress)
+                                kernel_name="python3", progress_bar=False,
+                                stdout_file=sys.stdout if progress else None, extra_arguments=KERNEL_QUIET)
         except pm.PapermillExecutionError as err:
             raise PipelineError(
                 f"notebook {nb} failed in cell {err.cell_index} (execution count {err.exec_count}): "

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from lai.config import EncodingConfig, from_dict
-from lai.cube import EPOCH, check_cube_file
+from lai.cube import CF_ATTRS, EPOCH, check_cube_file
 from lai.encode import count_clipped, denormalise_lai, encode_batch
 from lai.errors import LNBError
 from lai.io import atomic_path
@@ -206,7 +206,8 @@ def _netcdf(path: Path, n: int, shape: tuple[int, int], meta: dict):
     f.dimensions = {"triplet": n, "y": shape[0], "x": shape[1], "affine": 6}
     lai = f.create_variable("lai", ("triplet", "y", "x"), np.float32, chunks=(1, *shape), fillvalue=NODATA,
                             compression="gzip")
-    lai.attrs.update(standard_name="leaf_area_index", long_name="LAI at t predicted by the model", units="m2 m-2")
+    lai.attrs.update({**CF_ATTRS["lai"], "long_name": "leaf area index at t predicted by the model",
+                      "comment": "m2 of leaf per m2 of ground; NaN where Sentinel-1 at t is missing"})
     flag = f.create_variable("observed", ("triplet", "y", "x"), np.uint8, chunks=(1, *shape), compression="gzip")
     flag.attrs.update(long_name="S2 clear at t", flag_values=np.array([0, 1], np.uint8), flag_meanings=FLAG_MEANINGS)
     f.create_variable("name", ("triplet",), h5py.string_dtype()).attrs["long_name"] = "input file name of t"

@@ -779,12 +779,20 @@ def _auto_workers(cfg: SimConfig, plans: list) -> int:
     return max(1, min(cpus, len(plans), 16)) if big else 1
 
 
-def _run_scenes(cfg: SimConfig, plans: list, root: Path, workers: int, bar) -> list:
-    """Simulate every scene, in ``workers`` forked processes (one scene each) or serially.
+def _run_scenes(cfg: SimConfig, plans: list, root: Path, workers: int, bar, dask: dict | None = None) -> list:
+    """Simulate every scene, on dask (``dask``: workers or scheduler), in ``workers`` forked
+    processes (one scene each) or serially.
 
-    Returns each scene's CSV rows in plan order; the files do not depend on ``workers``.
+    Returns each scene's CSV rows in plan order; the files do not depend on how they were run.
     """
     import multiprocessing
+
+    if dask:
+        from lai.parallel import dask_client, map_ordered
+
+        with dask_client(**dask) as client:
+            return map_ordered(functools.partial(_simulate_scene, cfg, root=root), plans, client,
+                               on_done=lambda i, _: bar.update(len(_scene_dates(plans[i]))))
 
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -804,13 +812,15 @@ def _run_scenes(cfg: SimConfig, plans: list, root: Path, workers: int, bar) -> l
     return results
 
 
-def simulate(cfg: SimConfig, out: str | Path, progress: bool = True, workers: int | None = None) -> dict:
+def simulate(cfg: SimConfig, out: str | Path, progress: bool = True, workers: int | None = None,
+             dask: dict | None = None) -> dict:
     """Write a simulated dataset in the real LNB layout (plus truth/) to ``out``; return a summary.
 
     Reuses ``out`` if it already holds a simulation of the identical configuration; refuses
     (FileExistsError) to touch any other existing content. The folder appears atomically
     (built in a hidden sibling, renamed at the end). ``workers``: processes, one scene
-    each (None: automatic); the output does not depend on it.
+    each (None: automatic); ``dask``: ``{"workers": N}`` or ``{"scheduler": ADDRESS}`` runs the scenes
+    on dask.distributed instead. The output does not depend on either.
     """
     from tqdm.auto import tqdm
 
@@ -829,7 +839,7 @@ def simulate(cfg: SimConfig, out: str | Path, progress: bool = True, workers: in
         tmp = Path(tmp)
         for sub in (S1_DIR, S2_DIR, MASK_DIR, TRUTH_DIR):
             (tmp / sub).mkdir(parents=True)
-        rows = [row for scene_rows in _run_scenes(cfg, plans, tmp, workers, bar) for row in scene_rows]
+        rows = [row for scene_rows in _run_scenes(cfg, plans, tmp, workers, bar, dask) for row in scene_rows]
         (tmp / SERIES_CSV).write_text("\n".join(["0,1,2"] + [",".join(r) for r in rows]) + "\n")
         (tmp / "simulation.yaml").write_text(text)
     regions: dict = {}

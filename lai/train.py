@@ -27,6 +27,7 @@ import yaml
 
 from lai.config import ConfigError, Profile, check_tile_size
 from lai.cube import check_cube_file
+from lai.distributed import World, barrier, local_device, rank_batch_size, setup, sum_across
 from lai.errors import RunFolderError
 from lai.encode import encode_batch, mask_channels
 from lai.io import atomic_path, atomic_write_text
@@ -121,6 +122,9 @@ def train_stage(
         return done
 
     device = pick_device(tcfg.device)
+    world = setup(device)
+    device, progress = local_device(device, world), progress and world.main
+    rank_batch = rank_batch_size(tcfg.batch_size, world)
     torch.manual_seed(tcfg.seed)
     model = build_model(cfg)
     train_split, val_split = CubeSplit(cube, "train"), CubeSplit(cube, "val")
@@ -132,14 +136,22 @@ def train_stage(
     model.to(device)
     if _switch(tcfg.channels_last, device):
         model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if tcfg.compile else model
+    step_model = model
+    if world.size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    step_model = torch.compile(step_model) if tcfg.compile else step_model
     use_bf16, channels_last = _switch(tcfg.bf16, device), _switch(tcfg.channels_last, device)
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones(tcfg.epochs, tcfg.milestones), gamma=tcfg.lr_decay)
     gen = torch.Generator().manual_seed(tcfg.seed)
-    train_loader = BatchLoader(train_split, tcfg.batch_size, True, device, tcfg.resident, gen, tcfg.max_batches_per_epoch,
-                               drop_last=True)
-    val_loader = BatchLoader(val_split, tcfg.batch_size, False, device, tcfg.resident)
+    train_loader = BatchLoader(train_split, rank_batch, True, device, tcfg.resident, gen, tcfg.max_batches_per_epoch,
+                               drop_last=True, rank=world.rank, world_size=world.size)
+    if len(train_loader) == 0:
+        raise ConfigError(f"{cube}: the train split ({len(train_split)} triplets) is smaller than one global batch "
+                          f"(train.batch_size={tcfg.batch_size}) shared by {world.size} processes")
+    val_loader = BatchLoader(val_split, rank_batch, False, device, tcfg.resident, rank=world.rank, world_size=world.size)
 
     history: list[dict] = []
     start_epoch = 0
@@ -152,7 +164,7 @@ def train_stage(
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         history, start_epoch = state["history"], state["epoch"] + 1
-    else:
+    elif world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
 
@@ -160,32 +172,36 @@ def train_stage(
     for epoch in range(start_epoch, tcfg.epochs):
         desc = f"{row} epoch {epoch + 1}/{tcfg.epochs}"
         record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
-        record.update(train_epoch(step_model, opt, train_loader, profile, use_bf16, channels_last, desc, progress))
-        record.update(validate(model, val_loader, profile, use_bf16))
+        record.update(train_epoch(step_model, opt, train_loader, profile, use_bf16, channels_last, desc, progress, world=world))
+        record.update(validate(model, val_loader, profile, use_bf16, world))
         history.append(record)
         sched.step()
-        _save_checkpoint(ckpt_path, model, opt, sched, gen, epoch, history, cfg)
+        if world.main:
+            _save_checkpoint(ckpt_path, model, opt, sched, gen, epoch, history, cfg)
         if progress:
             print(f"{desc}: train loss {record['train_loss']:.4f}, val RMSE {record['val_rmse']:.3f} LAI, "
                   f"{record['samples_per_s']:.1f} samples/s", flush=True)
 
     hist = pd.DataFrame(history)
-    with atomic_path(run_dir / "history.csv") as tmp:
-        hist.to_csv(tmp, index=False)
-    with atomic_path(run_dir / "model.pt") as tmp:
-        torch.save({"model": model.state_dict(), "config": cfg}, tmp)
     result = {"row": row, "epochs": tcfg.epochs, "parameters": n_parameters(model), "device": str(device),
-              "seconds_this_session": time.perf_counter() - t_stage, "environment": environment()}
-    atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2))
+              "world_size": world.size, "seconds_this_session": time.perf_counter() - t_stage,
+              "environment": environment()}
+    if world.main:
+        with atomic_path(run_dir / "history.csv") as tmp:
+            hist.to_csv(tmp, index=False)
+        with atomic_path(run_dir / "model.pt") as tmp:
+            torch.save({"model": model.state_dict(), "config": cfg}, tmp)
+        atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2))
+    barrier(world)  # the next stage (or rank) reads what rank 0 has just written
     return StageResult(row, run_dir, hist, result["seconds_this_session"], result["parameters"])
 
 
 def train_epoch(model, opt, loader: BatchLoader, profile: Profile, use_bf16: bool, channels_last: bool,
-                desc: str = "train", progress: bool = True, log_every: int = 10) -> dict[str, float]:
+                desc: str = "train", progress: bool = True, log_every: int = 10, world: World = World()) -> dict[str, float]:
     """One pass over the training split; returns mean losses (per sample), seconds and samples/s.
 
     Losses are summed on the device and read back only every ``log_every`` batches, so a GPU is
-    not synchronised at every step.
+    not synchronised at every step. Under DDP the sums and samples/s cover every rank.
     """
     from tqdm.auto import tqdm
 
@@ -209,7 +225,9 @@ def train_epoch(model, opt, loader: BatchLoader, profile: Profile, use_bf16: boo
             sums[k] = sums.get(k, 0.0) + v.detach() * n
         if step % log_every == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", samples_s=f"{seen / (time.perf_counter() - t0):.1f}")
-    means = {f"train_{k}": float(v) / max(seen, 1) for k, v in sums.items()}
+    totals = sum_across(torch.stack([*sums.values(), torch.tensor(float(seen), device=loader.device)]), world).tolist()
+    seen = int(totals[-1])
+    means = {f"train_{k}": v / max(seen, 1) for k, v in zip(sums, totals)}
     if not math.isfinite(means.get("train_loss", 0.0)):
         raise FloatingPointError(f"{desc}: the training loss became {means['train_loss']}; lower train.lr")
     seconds = time.perf_counter() - t0
@@ -217,8 +235,8 @@ def train_epoch(model, opt, loader: BatchLoader, profile: Profile, use_bf16: boo
 
 
 @torch.no_grad()
-def validate(model: LAIModel, loader: BatchLoader, profile: Profile, use_bf16: bool) -> dict[str, float]:
-    """Pooled MSE (normalised units) of the row's prediction over pixels clear at t."""
+def validate(model: LAIModel, loader: BatchLoader, profile: Profile, use_bf16: bool, world: World = World()) -> dict[str, float]:
+    """Pooled MSE (normalised units) of the row's prediction over pixels clear at t (over all ranks)."""
     model.eval()
     sse, count = 0.0, 0
     for raw in loader:
@@ -228,6 +246,7 @@ def validate(model: LAIModel, loader: BatchLoader, profile: Profile, use_bf16: b
         n = float(x.target_valid.sum())
         sse += float(masked_mse(pred, x.target, x.target_valid)) * n
         count += n
+    sse, count = sum_across(torch.tensor([sse, count], dtype=torch.float64, device=loader.device), world).tolist()
     mse = sse / count if count else float("nan")
     return {"val_mse": mse, "val_rmse": math.sqrt(mse) * profile.encoding.lai_scale if count else float("nan")}
 

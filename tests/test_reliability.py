@@ -428,10 +428,21 @@ def pipeline_runs(tmp_path_factory):
     run_b = tmp / "reports" / "b"
     kill_when(b_args, lambda: (run_b / "runs" / "s1_masks_seas" / "checkpoint.pt").exists(), cwd=tmp)
     killed = {"report": (run_b / "report.pdf").exists(), "tables": sorted(p.name for p in (run_b / "tables").glob("*.csv")),
-              "partials": partials(run_b)}
+              "partials": partials(run_b), "output_a": a.stdout + a.stderr}
     b = lai("run", "--profile", "tiny", "--name", "b", *common, cwd=tmp)
     assert b.returncode == 0, b.stderr[-3000:]
     return tmp / "reports" / "a", run_b, killed
+
+
+def test_pipeline_streams_epochs_without_kernel_noise(pipeline_runs):
+    """`lai run` shows each notebook and every training stage's per-epoch line, and no kernel log."""
+    output = pipeline_runs[2]["output_a"]
+    for row in ("s1_masks_seas", "s2_masks_seas", "final", "s1", "s1_masks", "s2_masks"):
+        assert f"{row} epoch 1/1: train loss" in output, row
+    assert "[lai run] 05_report.ipynb" in output
+    assert "IPKernelApp" not in output and "KeyboardInterrupt" not in output
+    for nb in (pipeline_runs[0] / "notebooks").glob("*.ipynb"):  # ipywidgets present: no TqdmWarning
+        assert "TqdmWarning" not in nb.read_text(), nb.name
 
 
 @pytest.mark.timeout(900)

@@ -1,0 +1,66 @@
+"""Distributed data parallel training under ``torchrun``: process group, rank, and sums across ranks.
+
+``torchrun --standalone --nproc_per_node N -m lai train ...`` starts N processes and sets ``RANK``,
+``WORLD_SIZE`` and ``LOCAL_RANK``; :func:`setup` joins them into one process group (NCCL on GPUs, gloo
+on CPUs). Without torchrun everything runs in one process, exactly as before. Rank 0 alone writes
+files; every rank reads the same shuffled order and takes its own slice of each global batch.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from lai.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """True on the process that writes checkpoints, history, logs and results."""
+        return self.rank == 0
+
+
+def setup(device: torch.device) -> World:
+    """Join the process group that torchrun describes in the environment; a single process otherwise."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return World(rank, size, local_rank)
+
+
+def local_device(device: torch.device, world: World) -> torch.device:
+    """Each rank on a GPU machine takes the GPU of its local rank."""
+    return torch.device("cuda", world.local_rank) if device.type == "cuda" and world.size > 1 else device
+
+
+def rank_batch_size(global_batch: int, world: World) -> int:
+    """``train.batch_size`` is the global batch: each rank takes an equal share of it."""
+    if global_batch % world.size:
+        raise ConfigError(f"train.batch_size={global_batch} must be divisible by the {world.size} processes of torchrun")
+    return global_batch // world.size
+
+
+def sum_across(values: torch.Tensor, world: World) -> torch.Tensor:
+    """Element-wise sum over every rank (the tensor itself when there is one process)."""
+    if world.size > 1:
+        values = values.clone()
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def barrier(world: World) -> None:
+    if world.size > 1:
+        dist.barrier()

@@ -1,0 +1,61 @@
+"""Triplets and maps as georeferenced xarray DataArrays: x/y pixel-centre coordinates and a CRS,
+ready for rioxarray (``.rio.to_raster(path)`` writes a GeoTIFF with the right CRS and transform).
+
+The cube keeps each triplet's CRS (WKT or EPSG string) and affine transform (six numbers, GDAL's
+``a, b, c, d, e, f`` as rasterio gives them); real LNB files may carry neither, and then there is
+nothing to georeference: :func:`georeferenced` says so instead of inventing coordinates.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lai.errors import CubeError
+
+TIME_LABELS = ("t-2", "t-1", "t")
+
+
+def georeferenced(values: np.ndarray, crs: str, transform, name: str, attrs: dict | None = None, where: str = ""):
+    """(…, y, x) array -> DataArray with x/y coordinates of pixel centres, the CRS and the transform."""
+    import rioxarray  # noqa: F401 - registers the .rio accessor
+    import xarray as xr
+    from affine import Affine
+
+    t = np.asarray(transform, float) if transform is not None else np.full(6, np.nan)
+    if not crs or not np.isfinite(t).all():
+        raise CubeError(f"{where or name}: no georeferencing (the input GeoTIFFs carried no CRS or transform)")
+    a, b, c, d, e, f = t
+    if b or d:
+        raise CubeError(f"{where or name}: rotated transform {tuple(t)} is not supported (x/y must follow the grid)")
+    h, w = values.shape[-2:]
+    dims = tuple(f"dim_{i}" for i in range(values.ndim - 2)) + ("y", "x")
+    da = xr.DataArray(values, dims=dims, name=name, attrs=dict(attrs or {}),
+                      coords={"y": f + e * (np.arange(h) + 0.5), "x": c + a * (np.arange(w) + 0.5)})
+    return da.rio.write_crs(crs).rio.write_transform(Affine(a, b, c, d, e, f))
+
+
+def triplet_array(cube: str | Path, index: int, variable: str = "lai", time: str = "t"):
+    """One variable of one cube triplet as a georeferenced DataArray.
+
+    ``variable``: ``lai``, ``scl``, ``s1`` (bands VV, VH) or ``lai_true``; ``time``: t-2, t-1 or t
+    (ignored for ``lai_true``, which exists at t only).
+    """
+    from lai.cube import open_cube
+
+    if time not in TIME_LABELS:
+        raise CubeError(f"time must be one of {', '.join(TIME_LABELS)}; got {time!r}")
+    with open_cube(cube) as ds:
+        if variable not in ds.data_vars:
+            raise CubeError(f"{cube}: no variable {variable!r}; it has {', '.join(map(str, ds.data_vars))}")
+        if not 0 <= index < ds.sizes["triplet"]:
+            raise CubeError(f"{cube}: triplet index {index} out of range 0..{ds.sizes['triplet'] - 1}")
+        var = ds[variable].isel(triplet=index)
+        if "time" in var.dims:
+            var = var.isel(time=TIME_LABELS.index(time))
+        name = str(ds["name"].values[index][TIME_LABELS.index(time)])
+        da = georeferenced(var.values, str(ds["crs"].values[index]), ds["transform"].values[index], variable,
+                           dict(var.attrs), where=f"{cube} triplet {index} ({name})")
+    if "dim_0" in da.dims and variable == "s1":
+        da = da.rename(dim_0="band").assign_coords(band=["VV", "VH"])
+    return da.assign_attrs(source_file=name)

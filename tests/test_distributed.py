@@ -1,0 +1,34 @@
+"""Training under torchrun: two CPU processes (gloo) against one, with the same global batch."""
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+
+# Per-rank BatchNorm statistics (4 samples instead of 8) and per-rank pooled losses (DDP averages the
+# ranks' gradients; one process pools the pixels of all 8 samples) make the two runs differ slightly,
+# never by more than this relative amount on the first epoch's mean training loss.
+LOSS_TOLERANCE = 0.05
+
+
+def train(cube, runs, *launcher, cwd=None):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [*launcher, "-m", "lai", "train", "--profile", "tiny", "--cube", str(cube), "--runs", str(runs),
+            "--row", "s2_masks", "--quiet", "--set", "train.epochs=1", "--set", "train.batch_size=8"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, cwd=cwd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return runs / "s2_masks"
+
+
+def test_torchrun_two_processes_train_like_one(tiny_data, tmp_path):
+    _, _, cube = tiny_data
+    one = train(cube, tmp_path / "one", sys.executable)
+    two = train(cube, tmp_path / "two", sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc_per_node", "2")
+    assert json.loads((two / "result.json").read_text())["world_size"] == 2
+    assert json.loads((one / "result.json").read_text())["world_size"] == 1
+    assert sorted(p.name for p in two.glob("*.pt")) == ["checkpoint.pt", "model.pt"]  # written once, by rank 0
+    h1, h2 = pd.read_csv(one / "history.csv"), pd.read_csv(two / "history.csv")
+    loss1, loss2 = h1["train_loss"].iloc[0], h2["train_loss"].iloc[0]
+    assert abs(loss2 - loss1) / loss1 < LOSS_TOLERANCE, (loss1, loss2)

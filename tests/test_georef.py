@@ -1,0 +1,35 @@
+"""Georeferenced DataArrays: what rioxarray writes opens in rasterio with the cube's CRS and transform."""
+import numpy as np
+import pytest
+import rasterio
+
+from lai.cube import open_cube
+from lai.errors import CubeError
+from lai.georef import georeferenced, triplet_array
+
+
+def test_cube_variables_carry_cf_attributes(tiny_data):
+    _, _, cube = tiny_data
+    with open_cube(cube) as ds:
+        assert ds.attrs["Conventions"].startswith("CF-")
+        assert ds["lai"].attrs["standard_name"] == "leaf_area_index" and ds["s1"].attrs["units"] == "dB"
+        assert len(ds["scl"].attrs["flag_meanings"].split()) == len(ds["scl"].attrs["flag_values"]) == 12
+
+
+@pytest.mark.parametrize("variable", ["lai", "s1"])
+def test_triplet_written_by_rioxarray_has_the_cube_georeferencing(tiny_data, tmp_path, variable):
+    _, lnb, cube = tiny_data
+    with open_cube(cube) as ds:
+        crs, transform, name = str(ds["crs"].values[3]), ds["transform"].values[3], str(ds["name"].values[3][2])
+    da = triplet_array(cube, 3, variable)
+    da.rio.to_raster(tmp_path / "t.tif")
+    with rasterio.open(tmp_path / "t.tif") as out, rasterio.open(lnb / ("s2" if variable == "lai" else "s1") / name) as src:
+        assert out.crs == src.crs == rasterio.crs.CRS.from_string(crs)
+        assert out.transform.almost_equals(src.transform) and tuple(out.transform)[:6] == pytest.approx(tuple(transform))
+        band = 1 if variable == "lai" else 2
+        np.testing.assert_array_equal(out.read(band), src.read(band))
+
+
+def test_no_georeferencing_is_said_not_invented():
+    with pytest.raises(CubeError, match="no georeferencing"):
+        georeferenced(np.zeros((4, 4)), "", [np.nan] * 6, "lai", where="triplet 0")
