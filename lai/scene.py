@@ -32,6 +32,7 @@ from lai.errors import LaiError
 from lai.io import atomic_path
 from lai.predict import Trained, day_of_year, geotiff_profile, load_trained, predict_batch
 
+GDAL_CACHE_MB = 64  # GDAL's block cache (default: 5% of RAM) would otherwise fill with the scene's blocks
 CLEAR_WITHOUT_SCL = 4  # SCL class written for dates without a mask: "vegetation", a class the encoding counts as clear
 
 
@@ -180,7 +181,7 @@ def predict_scene(run: str | Path | Trained, manifest: str | Path, out: str | Pa
                               BIGTIFF="IF_SAFER")
     clipped = observed = 0
 
-    with atomic_path(out) as tmp:
+    with atomic_path(out) as tmp, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         gtiff = tmp.with_name(tmp.name + ".gtiff")
         try:
             with rasterio.open(gtiff, "w", **profile) as dst:
