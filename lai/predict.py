@@ -25,7 +25,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from lai.config import EncodingConfig, from_dict
+from lai.config import ConfigError, EncodingConfig, from_dict
 from lai.cube import CF_ATTRS, EPOCH, check_cube_file
 from lai.encode import count_clipped, denormalise_lai, encode_batch
 from lai.errors import LNBError
@@ -227,6 +227,8 @@ def predict_folder(run: str | Path, data: str | Path, out: str | Path, batch_siz
 
     from lai import __version__
 
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     out = Path(out)
     _check_out(out)
     trained = load_trained(run, device)

@@ -167,7 +167,7 @@ def predict_scene(run: str | Path | Trained, manifest: str | Path, out: str | Pa
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"--out {out} already exists; choose a new file name")
-    if not 0 <= overlap < window:
+    if window < 1 or not 0 <= overlap < window:
         raise SceneError(f"overlap must lie in [0, window), got overlap {overlap} with window {window}")
     dates = read_manifest(manifest)
     grid = check_grid(dates)
