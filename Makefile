@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make run    set up, then the main job (the whole notebook pipeline on the quick profile -> reports/quick/report.pdf)
-#   make test   set up, then every test (unit tests + all notebooks under nbval with the tiny profile)
+#   make test   set up, then the linter (ruff) and every test (unit tests + all notebooks under nbval, tiny profile)
 VENV    ?= .venv
 PYTHON  ?= python3
 PROFILE ?= quick
@@ -29,6 +29,7 @@ run: setup
 	$(VENV)/bin/lai run --profile $(PROFILE)
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 lab: setup
@@ -36,9 +37,9 @@ lab: setup
 
 bench: setup
 	$(PY) benchmarks/cube_loading.py
-	$(PY) benchmarks/cube_memory.py
+	$(PY) benchmarks/memory.py
 	$(PY) benchmarks/simulate_speed.py
-	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/gpu.py --preset small --tile 64 --batch 16 --triplets 256 --variants fp32 --skip training --inference-compile none --out data/bench-training-speed.json
 
 clean:
 	rm -rf reports/quick reports/tiny data

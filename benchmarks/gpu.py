@@ -19,8 +19,10 @@ Sections:
   stage's seconds per epoch and validation RMSE, and the projected time of the full paper
   protocol (100 epochs per stage on the paper's split sizes).
 
-On a CPU the same script runs (small sizes; useful to check it before spending GPU time):
+On a CPU the same script runs: at toy sizes to check it before spending GPU time,
     python benchmarks/gpu.py --tile 64 --batch 4 --triplets 48 --steps 2 --variants fp32 --train-epochs 1
+and at the CPU profile's sizes (``make bench``),
+    python benchmarks/gpu.py --preset small --tile 64 --batch 16 --variants fp32 --skip training
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Time the simulator on the quick dataset (not a test).
 
-    python benchmarks/simulate_speed.py            # quick: 480 + 120 triplets, 64x64 tiles
+    python benchmarks/simulate_speed.py            # the quick profile's dataset
     python benchmarks/simulate_speed.py --tiny     # 60 + 20 triplets, 32x32 tiles
     python benchmarks/simulate_speed.py --workers 1
 """
@@ -12,10 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from lai.config import SimConfig
+from lai.config import SimConfig, load_profile
 from lai.simulate import simulate
 
-QUICK = {"train_triplets": 480, "unique_triplets": 120, "tile_size": 64, "grid": 4, "windows_per_scene": 8}
 TINY = {"train_triplets": 60, "unique_triplets": 20, "tile_size": 32, "grid": 4, "windows_per_scene": 8}
 
 
@@ -25,7 +24,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="processes (default: automatic)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    cfg = SimConfig(**(TINY if args.tiny else QUICK), seed=args.seed)
+    cfg = SimConfig(**TINY) if args.tiny else load_profile("quick").simulate
+    cfg.seed = args.seed
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         summary = simulate(cfg, Path(tmp) / "lnb", progress=False, workers=args.workers)

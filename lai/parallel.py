@@ -8,7 +8,8 @@ workers; a progress bar advances as tasks finish.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from lai.errors import ConfigError
 

@@ -1,6 +1,6 @@
 """Synthetic Sentinel-1 / Sentinel-2 LAI triplets in the paper's folder layout, with the true LAI.
 
-Physics, briefly (DESIGN section 4):
+Physics, briefly:
 
 * Landscape: per scene, Voronoi fields of 1-20 ha (100-2000 pixels of 10 m), seeded
   with a spatially varying density; each field gets a class from the region's crop mix
@@ -17,12 +17,15 @@ Physics, briefly (DESIGN section 4):
   10 thin cirrus, 3 shadows displaced from the clouds, 2 at shadow fringes and dark
   conifers, 11 snow in northern winters, 6 water, 4/5 vegetated or not, rare 0/1/7).
   LAI = truth + retrieval noise on clear pixels; corrupted (mostly low garbage, as the
-  SNAP network yields on clouds) under clouds, biased in shadows, ~0 on snow; NaN only
-  where SCL is 0 (no data).
-* Sentinel-1: the water cloud model per polarisation with LAI as vegetation descriptor,
+  SNAP network yields on clouds) under clouds, too low in cloud shadows (flagged by Sen2Cor
+  or, for about 30% of their area, not), ~0 on snow; NaN only where SCL is 0 (no data).
+* Sentinel-1: the water cloud model per polarisation; its vegetation descriptor is the green
+  LAI plus the senesced canopy still standing until harvest and the stubble until ploughing
+  (radar sees stems and their water, not green leaves),
   ``sigma0 = A*LAI*cos(theta)*(1 - tau2) + tau2*sigma0_soil``,
   ``tau2 = exp(-2*B*LAI/cos(theta))``, soil backscatter in dB linear in soil moisture
-  (plus roughness and incidence-angle terms), class-specific structure terms (forest
+  (plus roughness, tillage and incidence-angle terms: ploughing leaves rough bright clods,
+  seedbeds are smooth, rain smooths both over months), class-specific structure terms (forest
   branch volume, urban double bounce, specular water), a thermal noise floor,
   multiplicative Gamma speckle (ENL 4.4, independent per date and polarisation), dB
   clipped to [-30, 0]. Incidence angle: each scene is seen from 2-3 relative orbits whose
@@ -51,7 +54,7 @@ from lai.config import ConfigError, SimConfig
 from lai.io import atomic_path
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, TRUTH_DIR, TileName
 
-SIM_VERSION = 1
+SIM_VERSION = 2
 START, END = dt.date(2017, 1, 1), dt.date(2020, 12, 31)
 REVISIT = 5  # days between Sentinel-2 acquisitions of a scene
 PIXEL = 10.0  # metres
@@ -148,6 +151,7 @@ _PHENOLOGY = {
     "r_down": [(5, 7), (6, 9), (6, 9), (15, 25), (6, 10), (15, 25), (10, 20), (10, 10)],
     "winter": [(.5, 1.2)] + [(0, 0)] * 7,
     "sow": [(295, 320)] + [(300, 300)] * 7,
+    "harvest_lag": [(12, 25), (25, 55), (20, 40)] + [(0, 0)] * 5,  # days from half senescence to harvest
 }
 _SHIFTED = ("sos", "eos")
 
@@ -157,9 +161,27 @@ _B_VV = np.array([.16, .10, .12, .15, .10, .10, .15, 0], np.float32)
 _A_VH = np.array([.008, .010, .010, .007, .004, .004, .006, 0], np.float32)
 _B_VH = np.array([.09, .07, .09, .10, .08, .08, .10, 0], np.float32)
 _STRUCT_VV = np.array([0, 0, 0, 0, .10, .09, 0, 0], np.float32)
-_STRUCT_VH = np.array([0, 0, 0, 0, .040, .045, 0, 0], np.float32)
+_STRUCT_VH = np.array([0, 0, 0, 0, .030, .032, 0, 0], np.float32)
 _SOIL_DB = {"vv": (-17.5, 0.28, -0.25), "vh": (-25.0, 0.25, -0.15)}  # dB = a + b*mv + k*(theta - 37.5)
+DRY_CANOPY = 0.7  # senesced standing leaf area counted in the radar's vegetation descriptor (drier: weaker)
+# Tillage roughness around the soil model's average field (dB, C band): fresh clods after ploughing,
+# a fine seedbed before sowing; both fade back to the average as rain reworks the surface.
+STUBBLE = 0.15  # stubble and straw left by the harvest, as a share of the crop's peak leaf area
+TILLAGE_PLOUGH_DB = (2.0, 4.5)
+TILLAGE_SEEDBED_DB = (-2.5, -1.0)
+TILLAGE_GAIN = {"vv": 1.0, "vh": 1.3}  # cross-polarised soil return grows faster with roughness (Oh et al. 1992)
+TILLAGE_SMOOTHING_DAYS = 120.0
 _NOISE_FLOOR = {"vv": 10 ** -3.1, "vh": 10 ** -2.8}  # residual thermal noise (linear)
+
+# Cloud shadows: only diffuse skylight reaches the ground, L2A reflectances (corrected as if sunlit) drop,
+# NIR most in absolute terms, and the SNAP network returns too low an LAI: a factor drawn per date in
+# this range in the umbra, half as far from 1 in the penumbra, whether Sen2Cor flags the shadow or not.
+SHADOW_LAI_GAIN = (0.3, 0.9)
+
+# S2 LAI retrieval on clear pixels (frozen: every model is compared against observations made with it):
+# truth * (1 + RETRIEVAL_BIAS * smooth field of 50 px) + N(0, RETRIEVAL_NOISE[0] + RETRIEVAL_NOISE[1] * truth)
+RETRIEVAL_BIAS = 0.06
+RETRIEVAL_NOISE = (0.05, 0.08)  # absolute LAI, relative to the true LAI
 
 
 # --------------------------------------------------------------------------- random fields
@@ -218,6 +240,8 @@ class Landscape:
     urban: np.ndarray  # (F,) bool
     irrigated: np.ndarray  # (F,) bool
     roughness: np.ndarray  # (years, F) soil roughness offset, dB
+    tillage_day: np.ndarray  # (F, events) days since START of ploughing / seedbed preparation, sorted
+    tillage_db: np.ndarray  # (F, events) roughness right after each event, dB (decays as rain smooths clods)
     field_moisture: np.ndarray  # (F,) vol. % offset (drainage)
     texture: np.ndarray  # (H, W) vol. % offset (soil texture)
     brightness: np.ndarray  # (F,) urban double-bounce strength (linear VV)
@@ -231,6 +255,16 @@ class Landscape:
     def class_map(self, year: int) -> np.ndarray:
         """Class of every pixel in ``year`` (calendar year)."""
         return self.classes[year - START.year][self.labels]
+
+    def tillage(self, date: dt.date) -> np.ndarray:
+        """Roughness of every field (F,) in dB from its last tillage: rain smooths fresh clods over months."""
+        day = (date - START).days
+        count = np.sum(self.tillage_day <= day, axis=1)
+        rows, last = np.flatnonzero(count), count[count > 0] - 1
+        level = np.zeros(self.fields)
+        since = day - self.tillage_day[rows, last]
+        level[rows] = self.tillage_db[rows, last] * np.exp(-since / TILLAGE_SMOOTHING_DAYS)
+        return level
 
 
 def _voronoi_fields(rng, shape, field_ha):
@@ -286,6 +320,37 @@ def _draw_phenology(rng, region, classes):
     return params
 
 
+def _draw_tillage(rng, classes, params):
+    """Ploughing after each arable harvest, seedbed preparation before each sowing (day, dB) per field.
+
+    Also sets ``params["stubble_days"]``: how long the stubble stands between harvest and ploughing.
+
+    Autumn ploughing leaves coarse clods that raise C-band backscatter by several dB over bare
+    soil until the seedbed is prepared (smooth); winter cereal is sown soon after ploughing,
+    spring crops leave the field rough through the winter.
+    """
+    years, n = classes.shape
+    day0 = [(dt.date(START.year + y, 1, 1) - START).days for y in range(years)]
+    days, levels = [], []
+    params["stubble_days"] = np.zeros((years, n))
+    for y in range(years - 1):
+        arable, nxt = np.isin(classes[y], ARABLE), classes[y + 1]
+        spring = np.isin(classes[y], (MAIZE, SUNFLOWER))
+        seedbed = day0[y] + params["sos"][y] - rng.uniform(10, 35, n)
+        harvest = day0[y] + params["eos"][y] + params["harvest_lag"][y]
+        autumn_sowing = day0[y] + params["sow"][y + 1] - rng.uniform(2, 10, n)
+        plough = harvest + np.where(nxt == CEREAL, rng.uniform(5, 30, n), rng.uniform(20, 110, n))
+        plough = np.maximum(np.where(nxt == CEREAL, np.minimum(plough, autumn_sowing - 3), plough), harvest + 1)
+        params["stubble_days"][y] = plough - harvest
+        never = np.inf
+        days += [np.where(spring, seedbed, never), np.where(arable, plough, never),
+                 np.where(arable & (nxt == CEREAL), autumn_sowing, never)]
+        levels += [rng.uniform(*TILLAGE_SEEDBED_DB, n), rng.uniform(*TILLAGE_PLOUGH_DB, n), rng.uniform(*TILLAGE_SEEDBED_DB, n)]
+    days, levels = np.stack(days, 1), np.stack(levels, 1)
+    order = np.argsort(days, axis=1)
+    return np.take_along_axis(days, order, 1), np.take_along_axis(levels, order, 1)
+
+
 def make_landscape(rng: np.random.Generator, region: Region, shape: tuple[int, int]) -> Landscape:
     """Fields, classes, phenology and static soil/structure properties of one scene."""
     labels, sy, sx = _voronoi_fields(rng, shape, region.field_ha)
@@ -296,6 +361,7 @@ def make_landscape(rng: np.random.Generator, region: Region, shape: tuple[int, i
     het = 1 + 0.15 * smooth_field(rng, shape, 5) + 0.05 * smooth_field(rng, shape, 1.5)
     urban = (classes[0] == BARE) & (rng.random(n) < 0.45)
     building = urban[labels] & (smooth_field(rng, shape, 1.2) > 0.5)
+    tillage_day, tillage_db = _draw_tillage(rng, classes, params)
     return Landscape(
         labels=labels,
         classes=classes,
@@ -305,6 +371,8 @@ def make_landscape(rng: np.random.Generator, region: Region, shape: tuple[int, i
         urban=urban,
         irrigated=rng.random(n) < region.irrigation,
         roughness=rng.normal(0, 1.5, (years, n)),
+        tillage_day=tillage_day,
+        tillage_db=tillage_db,
         field_moisture=rng.normal(0, 2.0, n),
         texture=(3.0 * smooth_field(rng, shape, 60)).astype(np.float32),
         brightness=np.exp(rng.normal(math.log(0.1), 1.0, n)),
@@ -313,14 +381,22 @@ def make_landscape(rng: np.random.Generator, region: Region, shape: tuple[int, i
     )
 
 
-def field_lai(land: Landscape, date: dt.date) -> np.ndarray:
-    """True LAI of every field (F,) at ``date``: double logistic plus winter cover and mowing."""
+def _phenology(land: Landscape, date: dt.date) -> tuple[np.ndarray, np.ndarray]:
+    """Green LAI and the senesced (dry, still standing) leaf area of every field (F,) at ``date``.
+
+    The dry part grows as the crop senesces, drops to the stubble at harvest and to 0 at ploughing.
+    """
     y = date.year - START.year
     doy = date.timetuple().tm_yday
     p = {k: v[y] for k, v in land.params.items()}
     cls, nxt = land.classes[y], land.classes[y + 1]
     up = _sig(doy, p["sos"], p["r_up"])
-    lai = p["base"] + p["amp"] * up * (1 - _sig(doy, p["eos"], p["r_down"]))
+    down = _sig(doy, p["eos"], p["r_down"])
+    lai = p["base"] + p["amp"] * up * (1 - down)
+    harvest = p["eos"] + p["harvest_lag"]
+    arable = np.isin(cls, ARABLE)
+    dry = np.where(arable & (doy < harvest), p["amp"] * up * down, 0.0)
+    dry = np.where(arable & (doy >= harvest) & (doy < harvest + p["stubble_days"]), STUBBLE * p["amp"], dry)
     if doy < 200:  # cereal sown last autumn, still covering the ground until green-up
         prev_sow = land.params["sow"][max(y - 1, 0)]
         lai = lai + np.where(cls == CEREAL, p["winter"] * _sig(doy + 365, prev_sow, 12) * (1 - up), 0)
@@ -335,7 +411,12 @@ def field_lai(land: Landscape, date: dt.date) -> np.ndarray:
         factor = np.where(cut, np.minimum(factor, level), factor)
     lai = np.where(cls == GRASS, lai * factor, lai)
     lai = np.where(cls == WATER, 0.0, lai)
-    return np.clip(lai, 0, None)
+    return np.clip(lai, 0, None), dry
+
+
+def field_lai(land: Landscape, date: dt.date) -> np.ndarray:
+    """True (green) LAI of every field (F,) at ``date``: double logistic plus winter cover and mowing."""
+    return _phenology(land, date)[0]
 
 
 # --------------------------------------------------------------------------- weather
@@ -405,8 +486,9 @@ class _Sky:
     high: np.ndarray
     medium: np.ndarray
     cirrus: np.ndarray
-    shadow: np.ndarray
-    penumbra: np.ndarray
+    shadow: np.ndarray  # detected (SCL 3)
+    penumbra: np.ndarray  # detected edge (SCL 2)
+    shade: np.ndarray  # 0..1: share of direct sunlight blocked, detected or not
     fringe: np.ndarray
     opacity: np.ndarray  # 0..1 over clouds and cirrus
     fraction: float
@@ -432,10 +514,20 @@ class Scene:
     # ---------------------------------------------------------------- public
 
     def true_lai(self, date: dt.date) -> np.ndarray:
-        lai = field_lai(self.land, date)[self.land.labels] * self.land.heterogeneity
-        urban = self.land.urban[self.land.labels]
-        lai = np.where(urban, np.where(self.land.building, 0, 2 * lai), lai)
-        return lai.astype(np.float32)
+        return self._canopy(date)[0]
+
+    def _canopy(self, date: dt.date) -> tuple[np.ndarray, np.ndarray]:
+        """True green LAI per pixel, and the radar's vegetation descriptor: green plus standing dry canopy.
+
+        Radar sees stems, ears and their water, not green leaves: ripening crops keep scattering
+        after their green LAI has gone, until harvest.
+        """
+        green, dry = _phenology(self.land, date)
+        labels, het = self.land.labels, self.land.heterogeneity
+        lai = green[labels] * het
+        urban = self.land.urban[labels]
+        lai = np.where(urban, np.where(self.land.building, 0, 2 * lai), lai).astype(np.float32)
+        return lai, (lai + DRY_CANOPY * dry[labels] * het).astype(np.float32)
 
     def cloud_fraction(self, date: dt.date, rng: np.random.Generator) -> float:
         """Scene cloud fraction: the region's monthly climate times cloudiness, via the latent weather."""
@@ -449,7 +541,7 @@ class Scene:
     def observe(self, date: dt.date) -> Observation:
         """Simulate truth, S2 LAI, SCL and S1 backscatter for one date."""
         rng = np.random.default_rng(np.random.SeedSequence(self._key + [date.toordinal()]))
-        truth = self.true_lai(date)
+        truth, canopy = self._canopy(date)
         classes = self.land.class_map(date.year)
         sky = self._sky(rng, date)
         snow = self._snow(rng, date, classes)
@@ -457,7 +549,7 @@ class Scene:
         scl = self._scl(rng, date, clear_lai, classes, sky, snow)
         lai = self._s2_lai(rng, truth, clear_lai, scl, sky)
         s1_date = date + dt.timedelta(days=int(rng.integers(-1, 2)))
-        vv, vh = self._s1(rng, s1_date, truth, classes, snow)
+        vv, vh = self._s1(rng, s1_date, canopy, classes, snow)
         return Observation(date, s1_date, truth, lai, scl, vv, vh, classes, sky.fraction)
 
     # ---------------------------------------------------------------- Sentinel-2
@@ -476,9 +568,11 @@ class Scene:
         angle = math.radians(rng.uniform(-40, 10))  # shadows fall north to north-west of clouds
         dy, dx = -int(length * math.cos(angle)), int(length * math.sin(angle))
         z_shadow = np.roll(z, (dy, dx), axis=(0, 1))
-        detected = rng.random() < 0.7
-        shadow = (z_shadow > thr) & ~cloud & detected
-        penumbra = (z_shadow > thr - 0.15) & ~shadow & ~cloud & detected
+        detected = smooth_field(rng, self.shape, 40) > -0.52  # Sen2Cor misses about 30% of the shadowed area
+        umbra = (z_shadow > thr) & ~cloud
+        edge = (z_shadow > thr - 0.15) & ~umbra & ~cloud
+        shadow, penumbra = umbra & detected, edge & detected
+        shade = np.where(umbra, 1.0, np.where(edge, 0.5, 0.0)).astype(np.float32)
         fringe = (z > thr - 0.05) & ~cloud
         cirrus = np.zeros(self.shape, bool)
         opacity = np.zeros(self.shape, np.float32)
@@ -491,7 +585,7 @@ class Scene:
             span = max(float(core - thr), 1e-6)
             opacity = np.where(medium, 0.5 + 0.5 * np.clip((z - thr) / span, 0, 1), opacity)
         opacity = np.where(high, 1.0, opacity).astype(np.float32)
-        return _Sky(high, medium, cirrus, shadow, penumbra, fringe, opacity, fraction)
+        return _Sky(high, medium, cirrus, shadow, penumbra, shade, fringe, opacity, fraction)
 
     def _snow(self, rng, date, classes) -> np.ndarray:
         """Snow cover on winter dates of snowy regions (less visible under forest canopies)."""
@@ -505,8 +599,8 @@ class Scene:
 
     def _retrieval(self, rng, truth) -> np.ndarray:
         """SNAP LAI on clear pixels: truth plus pixel noise and a smooth per-date bias."""
-        bias = 0.06 * smooth_field(rng, self.shape, 50)
-        noise = rng.standard_normal(self.shape, dtype=np.float32) * (0.05 + 0.08 * truth)
+        bias = RETRIEVAL_BIAS * smooth_field(rng, self.shape, 50)
+        noise = rng.standard_normal(self.shape, dtype=np.float32) * (RETRIEVAL_NOISE[0] + RETRIEVAL_NOISE[1] * truth)
         return np.clip(truth * (1 + bias) + noise, 0, 8).astype(np.float32)
 
     def _scl(self, rng, date, clear_lai, classes, sky, snow) -> np.ndarray:
@@ -532,13 +626,13 @@ class Scene:
         return scl
 
     def _s2_lai(self, rng, truth, clear_lai, scl, sky) -> np.ndarray:
-        """LAI as the SNAP processor outputs it: clear values, corrupted ones under clouds."""
+        """LAI as the SNAP processor outputs it: clear values, too low in cloud shadows, corrupted under clouds."""
         garbage = rng.gamma(1.2, 0.3, self.shape).astype(np.float32)
         wild = rng.random(self.shape, dtype=np.float32) < 0.03
         garbage = np.where(wild, rng.uniform(2, 8, self.shape).astype(np.float32), garbage)
-        lai = (1 - sky.opacity) * clear_lai + sky.opacity * garbage
-        shadow_gain = np.float32(rng.uniform(0.6, 1.5)) * (1 + 0.15 * smooth_field(rng, self.shape, 20))
-        lai = np.where(scl == 3, clear_lai * shadow_gain, lai)
+        darkest = np.float32(rng.uniform(*SHADOW_LAI_GAIN)) * (1 + 0.1 * smooth_field(rng, self.shape, 20))
+        shaded = clear_lai * (1 - sky.shade * (1 - darkest))  # detected by Sen2Cor (SCL 3, 2) or not
+        lai = (1 - sky.opacity) * shaded + sky.opacity * garbage
         lai = np.where(scl == 11, garbage * 0.3, lai)
         lai = np.where(scl == 6, np.abs(clear_lai) * 0.5, lai)
         lai = np.where(scl == 7, 0.7 * clear_lai + 0.3 * garbage, lai)
@@ -560,13 +654,14 @@ class Scene:
             mv = mv + 12 * (land.irrigated[land.labels] & (classes == MAIZE))
         return np.clip(mv, 2, 45).astype(np.float32)
 
-    def _s1(self, rng, s1_date, truth, classes, snow):
-        """Water cloud model per polarisation, structure terms, noise floor, speckle, dB."""
+    def _s1(self, rng, s1_date, canopy, classes, snow):
+        """Water cloud model per polarisation (``canopy``: vegetation descriptor), structure terms, noise floor, speckle, dB."""
         land, labels, f32 = self.land, self.land.labels, np.float32
         theta_deg = self.orbits[rng.integers(len(self.orbits))] + self.theta_span * np.linspace(0, 1, self.shape[1])
         cos = np.cos(np.radians(theta_deg)).astype(f32)[None, :]
         mv = self._moisture(rng, s1_date, classes)
         year = s1_date.year - START.year
+        tilled = land.tillage(s1_date)[labels].astype(f32)
         base_db = land.roughness[year][labels].astype(f32) - f32(rng.uniform(1, 3)) * snow  # wet snow darkens
         wind_db = f32(rng.uniform(-25, -15)) + 1.5 * smooth_field(rng, self.shape, 30)
         water = classes == WATER
@@ -581,10 +676,10 @@ class Scene:
         )):
             a, b, k = _SOIL_DB[pol]
             angle_db = (k * (theta_deg - 37.5)).astype(f32)[None, :]
-            soil = _db_to_linear(f32(a) + f32(b) * mv + base_db + angle_db)
-            tau2 = np.exp(-2 * B[classes] * truth / cos)
-            canopy = A[classes] * gains[:, p].astype(f32)[labels] * truth * cos * (1 - tau2)
-            sigma = canopy + tau2 * soil + struct[classes] * volume + f32(bright_gain) * bright
+            soil = _db_to_linear(f32(a) + f32(b) * mv + base_db + f32(TILLAGE_GAIN[pol]) * tilled + angle_db)
+            tau2 = np.exp(-2 * B[classes] * canopy / cos)
+            volume_scatter = A[classes] * gains[:, p].astype(f32)[labels] * canopy * cos * (1 - tau2)
+            sigma = volume_scatter + tau2 * soil + struct[classes] * volume + f32(bright_gain) * bright
             sigma = np.where(water, _db_to_linear(wind_db + f32(water_offset)), sigma) + f32(_NOISE_FLOOR[pol])
             sigma *= rng.standard_gamma(ENL, self.shape, dtype=f32) / f32(ENL)
             out.append(np.clip(10 * np.log10(sigma), -30, 0).astype(f32))
