@@ -45,14 +45,14 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from lai.lnb import index_folder, read_triplet
+    from lai.lnb import SERIES_CSV, LNBError, index_folder, iter_triplets
 
-    index = index_folder(args.folder, on_error="skip" if args.skip_bad else "raise", progress=not args.quiet)
-    from tqdm.auto import tqdm
-
-    for trip in tqdm(index.triplets, desc="check pixels", unit="triplet", disable=args.quiet):
-        read_triplet(args.folder, trip, (index.height, index.width))
-    print(f"{args.folder}: {len(index.triplets)} valid triplets of {index.height}x{index.width} pixels"
+    on_error = "skip" if args.skip_bad else "raise"
+    index = index_folder(args.folder, on_error=on_error, progress=not args.quiet)
+    valid = sum(1 for _ in iter_triplets(index, on_error, skipped=index.skipped, progress=not args.quiet))
+    if not valid:
+        raise LNBError(Path(args.folder) / SERIES_CSV, f"no valid triplet left ({len(index.skipped)} skipped)")
+    print(f"{args.folder}: {valid} valid triplets of {index.height}x{index.width} pixels"
           f"{', true LAI present' if index.has_truth else ''}")
     for s in index.skipped:
         print(f"  skipped CSV row {s.row + 1}: {s.file}: {s.problem}")
@@ -251,14 +251,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):
+    """SIGTERM unwinds like Ctrl-C, so temporary outputs are removed and locks released."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    from lai.errors import USER_ERRORS
+    import signal
+    import threading
+
+    from lai.errors import USER_ERRORS, LaiError, describe_os_error
 
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except USER_ERRORS as err:
-        print(f"lai {args.command}: error: {err}", file=sys.stderr)
+        message = str(err) if isinstance(err, LaiError) else describe_os_error(err)
+        print(f"lai {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lai {args.command}: interrupted", file=sys.stderr)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +20,36 @@ PROFILE_DIR = Path(__file__).parent / "profiles"
 
 
 from lai.errors import ConfigError  # noqa: F401 - re-exported
+
+SEED_MAX = 2**32 - 1  # numpy and torch both take seeds up to this
+MAX_TILE_SIZE = 4096  # pixels per tile side
+MAX_GRID = 64  # tiles per scene side
+MAX_SCENE_SIDE = 8192  # pixels per simulated scene side (grid x tile_size): one scene is held in memory
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A YAML mapping repeats a key."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that repeats a key (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise DuplicateKeyError(
+                    f"key {key!r} appears twice in one mapping (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); "
+                    "YAML would keep the last silently"
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def yaml_load(text: str):
+    """Parse YAML safely (no Python objects), refusing duplicate keys."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 # --------------------------------------------------------------------------- sections
@@ -43,8 +74,16 @@ class SimConfig:
     def validate(self) -> None:
         _positive(self, "train_triplets", "tile_size", "grid", "windows_per_scene")
         _non_negative(self, "unique_triplets", "cloudiness")
-        if self.tile_size < 16:
-            raise ConfigError(f"simulate.tile_size must be at least 16 pixels, got {self.tile_size}")
+        _seed(self)
+        if not 16 <= self.tile_size <= MAX_TILE_SIZE:
+            raise ConfigError(f"simulate.tile_size must lie in 16..{MAX_TILE_SIZE} pixels, got {self.tile_size}")
+        if self.grid > MAX_GRID:
+            raise ConfigError(f"simulate.grid must be at most {MAX_GRID} tiles per scene side, got {self.grid}")
+        if self.grid * self.tile_size > MAX_SCENE_SIDE:
+            raise ConfigError(
+                f"simulate.grid x simulate.tile_size = {self.grid * self.tile_size} pixels per scene side; at most "
+                f"{MAX_SCENE_SIDE} (a scene is simulated in memory)"
+            )
         if not self.train_regions:
             raise ConfigError("simulate.train_regions must name at least one region")
         if self.unique_triplets and not self.unique_regions:
@@ -70,6 +109,10 @@ class SplitConfig:
     def validate(self) -> None:
         _choice(self, "sampling", ("blocks", "random"))
         _positive(self, "block_size")
+        _seed(self)
+        for name in ("max_non_cloudy", "max_cloudy"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ConfigError(f"splits.{name} must be zero or positive (or null for no cap), got {getattr(self, name)}")
         for name in ("test_fraction", "val_fraction", "clear_past_threshold", "cloudy_past_threshold", "min_clear_target"):
             _unit_interval(self, name)
         if self.test_fraction + self.val_fraction >= 1:
@@ -163,6 +206,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         _positive(self, "epochs", "batch_size", "lr")
+        _seed(self)
         _unit_interval(self, "lr_decay")
         _non_negative(self, "alpha", "beta")
         if self.cloudy_weight <= 0:
@@ -188,6 +232,9 @@ class BaselineConfig:
 
     def validate(self) -> None:
         _positive(self, "max_train_pixels", "rf_trees", "rf_min_samples_leaf")
+        _seed(self)
+        if self.rf_max_depth is not None and self.rf_max_depth <= 0:
+            raise ConfigError(f"baselines.rf_max_depth must be positive or null, got {self.rf_max_depth}")
 
 
 @dataclass
@@ -236,12 +283,14 @@ class Profile:
         return dataclasses.asdict(self)
 
 
-def check_tile_size(tile_size: int, model: ModelConfig) -> None:
-    """Raise unless the U-Nets can down-sample ``tile_size`` cleanly."""
+def check_tile_size(tile_size: int | tuple[int, int], model: ModelConfig, where: str = "") -> None:
+    """Raise unless the U-Nets can down-sample tiles of ``tile_size`` (one side, or height x width) cleanly."""
     factor = model.downsampling
-    if tile_size % factor:
+    sides = tuple(tile_size) if isinstance(tile_size, (tuple, list)) else (tile_size,)
+    if any(side % factor for side in sides):
+        size = "x".join(map(str, sides)) if len(set(sides)) > 1 else str(sides[0])
         raise ConfigError(
-            f"tile size {tile_size} is not divisible by {factor} = 2^(levels-1) of the U-Net "
+            f"{where + ' ' if where else ''}tile size {size} is not divisible by {factor} = 2^(levels-1) of the U-Net "
             f"(encoder widths {model.encoder_widths}, decoder widths {model.decoder_widths})"
         )
 
@@ -261,6 +310,11 @@ def _non_negative(obj, *names):
         value = getattr(obj, name)
         if value is None or value < 0:
             raise ConfigError(f"{_section(obj)}.{name} must be zero or positive, got {value}")
+
+
+def _seed(obj):
+    if not 0 <= obj.seed <= SEED_MAX:
+        raise ConfigError(f"{_section(obj)}.seed must lie in 0..{SEED_MAX}, got {obj.seed}")
 
 
 def _unit_interval(obj, name):
@@ -321,6 +375,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
         return float(value)
     if annotation is str:
         if isinstance(value, bool):  # YAML 1.1 reads on/off as booleans
@@ -376,7 +432,7 @@ def parse_overrides(items: list[str] | dict | None) -> dict:
             raise ConfigError(f"override {item!r} must look like section.key=value")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw)
+            value = yaml_load(raw)
         except yaml.YAMLError as err:
             raise ConfigError(f"override {item!r}: value is not valid YAML ({err})") from None
         nested = _merge(nested, _dotted(key.strip(), value))
@@ -410,9 +466,18 @@ def load_profile(name_or_path: str | Path = "quick", overrides: list[str] | dict
     """Load a built-in profile (quick, tiny, paper) or a YAML file, apply overrides, validate."""
     path = profile_path(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml_load(path.read_text())
+    except DuplicateKeyError as err:
+        raise ConfigError(f"profile file {path}: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"profile file {path} is not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"profile file {path} is not UTF-8 text: {err}") from None
+    if raw is None:
+        raise ConfigError(f"profile file {path} is empty; expected a mapping of sections (simulate:, train:, ...)")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"profile file {path} holds a {type(raw).__name__}; expected a mapping of sections "
+                          "(simulate:, train:, ...)")
     raw = _merge(raw, parse_overrides(overrides))
     raw.setdefault("name", path.stem)
     profile = from_dict(Profile, raw)

@@ -16,9 +16,12 @@ Each triplet is one HDF5 chunk per variable: loading a sample is one read.
 """
 from __future__ import annotations
 
+import contextlib
+import csv
 import datetime as dt
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,8 +33,21 @@ import pandas as pd
 from lai import __version__
 from lai.config import EncodingConfig, SplitConfig
 from lai.errors import CubeError
-from lai.io import atomic_path
-from lai.lnb import CLOUD_CLASSES, SERIES_CSV, LNBError, Skipped, estimate_middle_date, index_folder, read_triplet
+from lai.io import ForeignOutputError, atomic_path, check_replaceable, output_lock
+from lai.lnb import (
+    CLOUD_CLASSES,
+    GRID_INDEX_DTYPE,
+    MASK_DIR,
+    S1_DIR,
+    S2_DIR,
+    SERIES_CSV,
+    TRUTH_DIR,
+    LNBError,
+    Skipped,
+    estimate_middle_date,
+    index_folder,
+    iter_triplets,
+)
 from lai.splits import assign_splits, split_counts
 
 # CF attributes of the data variables (LAI is a ratio of areas: CF's canonical unit for it is "1")
@@ -78,8 +94,35 @@ class CubeSummary:
         return "\n".join(lines)
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def source_key(source: Path) -> str | None:
+    """What a cube is built from: the folder's resolved path, its CSV (hashed streaming) and the size and
+    modification time of every file the CSV lists. None when the CSV cannot be read (no reuse then)."""
+    csv_path = source / SERIES_CSV
+    digest = hashlib.sha256(str(source.resolve()).encode())
+    try:
+        with open(csv_path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        with open(csv_path, newline="", encoding="utf-8", errors="replace") as fh:
+            names = sorted({cell.strip() for row in csv.reader(fh) for cell in row if cell.strip()})
+    except OSError:
+        return None
+    for name in names:
+        for layer in (S1_DIR, S2_DIR, MASK_DIR, TRUTH_DIR):
+            try:
+                st = os.stat(source / layer / name)
+                digest.update(f"{layer}/{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+            except (OSError, ValueError):  # absent (or not a valid file name): part of the key as such
+                digest.update(f"{layer}/{name}:-".encode())
+    return digest.hexdigest()
+
+
+def _existing_cube_attrs(path: Path) -> dict | None:
+    """Attributes of ``path`` if it is a readable lai cube, else None."""
+    try:
+        return check_cube_file(path)
+    except CubeError:
+        return None
 
 
 def build_cube(
@@ -93,36 +136,44 @@ def build_cube(
 ) -> CubeSummary:
     """Validate an LNB folder and write its cube to ``out`` (a ``.nc`` file).
 
-    An existing cube built from the same CSV with the same settings is reused;
-    any other existing file needs ``overwrite=True``.
+    An existing cube built from the same folder (same path, CSV, and size and modification time of
+    every listed file) with the same settings is reused. Another existing lai cube is replaced only
+    with ``overwrite=True``; anything else (a folder, a file lai did not write, a path inside the
+    LNB folder) is never replaced. The output is locked while it is written.
     """
-    from tqdm.auto import tqdm
-
     splits = splits or SplitConfig()
     encoding = encoding or EncodingConfig()
     source, out = Path(source), Path(out)
+    check_replaceable(out)
+    if out.resolve().is_relative_to(source.resolve()):
+        raise ForeignOutputError(f"{out} lies inside the LNB folder {source}; write the cube outside the input folder")
     build_config = json.dumps(
         {"splits": asdict(splits), "valid_classes": list(encoding.valid_classes), "on_error": on_error}, sort_keys=True
     )
-    csv_sha = _file_sha256(source / SERIES_CSV) if (source / SERIES_CSV).is_file() else ""
-    if out.exists() and not overwrite:
-        try:
-            with h5py.File(out, "r") as f:
-                same = _plain(f.attrs.get("source_csv_sha256")) == csv_sha and _plain(f.attrs.get("build_config")) == build_config
-        except (OSError, KeyError, RuntimeError, ValueError):  # not HDF5, or a damaged one
-            same = False
-        if same:
-            ds = open_cube(out)
-            return _summary(out, ds, reused=True)
-        raise FileExistsError(f"{out} already exists and was not built from {source} with these settings; "
-                              "pass overwrite=True (`lai cube --overwrite`) to replace it")
+    with output_lock(out):
+        key = source_key(source)
+        if out.exists():
+            attrs = _existing_cube_attrs(out)
+            if attrs is None:
+                raise ForeignOutputError(f"{out} exists and is not a readable lai cube; lai replaces only cubes it wrote: "
+                                         "delete it yourself or choose another output")
+            if key is not None and attrs.get("source_key") == key and attrs.get("build_config") == build_config:
+                return _summary(out, open_cube(out), reused=True)
+            if not overwrite:
+                raise FileExistsError(f"{out} already exists and was not built from {source} as it is now with these "
+                                      "settings; pass overwrite=True (`lai cube --overwrite`) to replace it")
+        _write_cube(source, out, splits, encoding, on_error, progress, {"source_key": key or "", "build_config": build_config})
+    return _summary(out, open_cube(out))
 
+
+def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: EncodingConfig, on_error: str,
+                progress: bool, extra_attrs: dict) -> None:
     index = index_folder(source, on_error=on_error, progress=progress)
     h, w, n = index.height, index.width, len(index.triplets)
     skipped: list[Skipped] = list(index.skipped)
     meta_rows = []
     digest = hashlib.sha256()
-    with atomic_path(out) as tmp, h5netcdf.File(tmp, "w") as f:
+    with atomic_path(out) as tmp, _h5_writer(tmp) as f:
         f.dimensions = {"triplet": None, "time": 3, "pol": 2, "y": h, "x": w, "affine": 6}
         f.resize_dimension("triplet", n)
         s1 = f.create_variable("s1", ("triplet", "time", "pol", "y", "x"), np.float32, chunks=(1, 3, 2, h, w))
@@ -139,14 +190,7 @@ def build_cube(
         cloud_lut = np.zeros(256, bool)
         cloud_lut[list(CLOUD_CLASSES)] = True
         k = 0
-        for trip in tqdm(index.triplets, desc="build cube", unit="triplet", disable=not progress):
-            try:
-                data = read_triplet(source, trip, (h, w), encoding.valid_classes, with_truth=index.has_truth)
-            except LNBError as err:
-                if on_error == "raise":
-                    raise
-                skipped.append(Skipped(trip.row, err.file, err.problem))
-                continue
+        for trip, data in iter_triplets(index, on_error, encoding.valid_classes, skipped, progress, "build cube"):
             s1[k], lai[k], scl[k] = data.s1, data.lai, data.scl
             if truth is not None:
                 truth[k] = data.truth
@@ -168,8 +212,7 @@ def build_cube(
                 "schema": SCHEMA,
                 "schema_version": SCHEMA_VERSION,
                 "source": str(source.resolve()),
-                "source_csv_sha256": csv_sha,
-                "build_config": build_config,
+                **extra_attrs,
                 "fingerprint": digest.hexdigest(),
                 "has_truth": int(truth is not None),
                 "valid_classes": json.dumps(list(encoding.valid_classes)),
@@ -179,8 +222,26 @@ def build_cube(
                 "date_t1_note": "t-1 dates are estimated (file names carry only t-2 and t)",
             }
         )
-    ds = open_cube(out)
-    return _summary(out, ds)
+
+
+@contextlib.contextmanager
+def _h5_writer(path: Path):
+    """An h5netcdf file open for writing, closed before its temporary file is removed.
+
+    When the block fails (disk full, say) the file is still closed, and a second error from
+    closing it is dropped so that the first one is what the user sees.
+    """
+    f = h5netcdf.File(path, "w", rdcc_nbytes=0)  # no chunk cache: a failing write (disk full) raises at once
+    try:
+        yield f
+    except BaseException:
+        # h5netcdf's close() would first flush into the failing file, and on a full disk that
+        # crashes HDF5 at exit: close the HDF5 file itself and mark the wrapper closed
+        with contextlib.suppress(Exception):
+            f._h5file.close()
+        f._closed = True
+        raise
+    f.close()
 
 
 def _triplet_meta(trip, data, valid_lut, cloud_lut) -> dict:
@@ -216,7 +277,7 @@ def _write_coords(f, meta: pd.DataFrame, labels) -> None:
         put(col, ("triplet",), string, meta[col].to_numpy(dtype=object))
     put("split", ("triplet",), string, np.asarray(labels, dtype=object))
     for col in ("grid_row", "grid_col", "csv_row"):
-        put(col, ("triplet",), np.int32, meta[col].to_numpy(np.int32))
+        put(col, ("triplet",), GRID_INDEX_DTYPE, meta[col].to_numpy(GRID_INDEX_DTYPE))
     put("date", ("triplet", "time"), np.int32, np.array(meta["dates"].tolist(), np.int32),
         units="days since 1970-01-01", calendar="proleptic_gregorian")
     put("date_estimated", ("time",), np.uint8, np.array([0, 1, 0], np.uint8),
@@ -226,6 +287,7 @@ def _write_coords(f, meta: pd.DataFrame, labels) -> None:
     put("transform", ("triplet", "affine"), np.float64, np.array(meta["transform"].tolist(), np.float64))
 
 
+REQUIRED_VARIABLES = ("s1", "lai", "scl", "split", "date")  # what the loader reads
 COORDS = ("name", "country", "area", "crs", "split", "grid_row", "grid_col", "csv_row", "date",
           "date_estimated", "clear_fraction", "cloud_fraction", "transform")
 
@@ -245,6 +307,9 @@ def check_cube_file(path: str | Path) -> dict:
     try:
         with h5py.File(path, "r") as f:
             attrs = {k: _plain(v) for k, v in f.attrs.items()}
+            missing = [v for v in REQUIRED_VARIABLES if v not in f]
+    except PermissionError:
+        raise
     except (OSError, KeyError, RuntimeError, ValueError) as err:  # h5py raises all of these on damaged files
         raise CubeError(f"{path}: not a readable cube (truncated or not netCDF4/HDF5): {err}") from None
     if attrs.get("schema") != SCHEMA:
@@ -254,7 +319,20 @@ def check_cube_file(path: str | Path) -> dict:
             f"{path}: written by cube schema version {attrs.get('schema_version')}; this lai reads version "
             f"{SCHEMA_VERSION}. Rebuild it with `lai cube`"
         )
+    if missing:
+        raise CubeError(f"{path}: incomplete cube, variable(s) {', '.join(missing)} missing; rebuild it with `lai cube`")
     return attrs
+
+
+def cube_identity(path: str | Path) -> dict[str, str]:
+    """What a result computed from a cube depends on: its data fingerprint, and a fingerprint of its
+    split labels (with the triplet names), so that a model is never reused or scored on other splits."""
+    attrs = check_cube_file(path)
+    with h5py.File(path, "r") as f:
+        labels = f["split"][:].astype(str)
+        names = f["name"][:, 2].astype(str) if "name" in f else np.arange(len(labels)).astype(str)
+    digest = hashlib.sha256("\n".join(f"{n}\t{s}" for n, s in zip(names, labels)).encode())
+    return {"fingerprint": str(attrs["fingerprint"]), "splits": digest.hexdigest()}
 
 
 def open_cube(path: str | Path):

@@ -28,6 +28,11 @@ class World:
         return self.rank == 0
 
 
+def main_process() -> bool:
+    """True on rank 0 of a torchrun launch, or without one; known before :func:`setup`."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def setup(device: torch.device) -> World:
     """Join the process group that torchrun describes in the environment; a single process otherwise."""
     size = int(os.environ.get("WORLD_SIZE", "1"))

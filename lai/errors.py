@@ -1,6 +1,9 @@
 """Errors that mean "your input is wrong": the command line prints them without a traceback."""
 from __future__ import annotations
 
+import errno
+import os
+import re
 from pathlib import Path
 
 
@@ -37,4 +40,40 @@ class PipelineError(LaiError, RuntimeError):
     """A notebook of the pipeline failed; the message names the notebook and the cell."""
 
 
-USER_ERRORS = (LaiError, FileExistsError, FileNotFoundError)
+USER_ERRORS = (LaiError, OSError)
+
+_CAUSES = {
+    errno.ENOSPC: "the disk is full (no space left on device)",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "the file grew past the size limit of this system or process",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "the file system is read-only",
+    errno.ENAMETOOLONG: "the file name is too long for the file system",
+    errno.ENOENT: "no such file or folder",
+    errno.EIO: "input/output error (failing disk or network share?)",
+}
+
+
+def os_error_errno(err: OSError) -> int | None:
+    """The errno of ``err``; h5py and GDAL often put it only in the message (``errno = 28``)."""
+    if err.errno:
+        return err.errno
+    match = re.search(r"errno\s*=\s*(\d+)", str(err))
+    return int(match.group(1)) if match else None
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line naming the path and the cause of an operating-system error."""
+    if not err.errno and not err.filename and not os_error_errno(err):
+        return str(err) or type(err).__name__
+    code = os_error_errno(err)
+    cause = _CAUSES.get(code) or (os.strerror(code) if code else str(err).strip().splitlines()[0])
+    path = err.filename
+    if path is None:
+        match = re.search(r"name = '([^']+)'", str(err))  # h5py: "unable to open file: name = '...'"
+        path = match.group(1) if match else None
+    where = f"{path}: " if path is not None else ""
+    if err.filename2 is not None:
+        where = f"{path} -> {err.filename2}: "
+    return f"{where}{cause}"

@@ -5,28 +5,52 @@ at t, which real data cannot measure, is reported too (``truth_rmse_cloudy``).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from lai.config import EncodingConfig, from_dict
+from lai.checkpoint import load_model
+from lai.config import EncodingConfig, check_tile_size, from_dict
+from lai.cube import cube_identity
 from lai.encode import denormalise_lai, encode_batch
-from lai.io import atomic_path
+from lai.errors import RunFolderError
+from lai.io import atomic_path, atomic_write_text, output_lock
 from lai.loader import BatchLoader, CubeSplit
 from lai.metrics import PooledMetrics, per_tile
 from lai.model import LAIModel
 from lai.splits import TEST_SETS
-from lai.train import build_model, pick_device, read_checkpoint
+from lai.train import pick_device
+
+EVALUATED_ON = "evaluated_on.json"  # beside metrics.csv: the cube identity the metrics were computed on
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[LAIModel, dict]:
     """Model of a finished training stage, in eval mode, and its stage configuration."""
-    state = read_checkpoint(run_dir)
-    model = build_model(state["config"])
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), state["config"]
+    model, config = load_model(run_dir)
+    return model.to(device).eval(), config
+
+
+def check_same_splits(config: dict, run_dir: Path, cube: str | Path) -> dict:
+    """Refuse to score a model on a cube whose split labels differ from those it was trained with
+    (its test sets could hold training triplets); return the cube's identity."""
+    identity = cube_identity(cube)
+    trained = config.get("cube", {}).get("splits") if isinstance(config.get("cube"), dict) else None
+    if trained != identity["splits"]:
+        raise RunFolderError(
+            f"{run_dir}: the model was trained on a cube with other split labels than {cube} "
+            f"({str(trained)[:12]} there, {identity['splits'][:12]} here): its test sets may hold training "
+            "triplets; evaluate it on the cube it was trained with, or retrain"
+        )
+    return identity
+
+
+def evaluated_on(run_dir: str | Path) -> dict | None:
+    """The cube identity recorded with a run's metrics, or None."""
+    path = Path(run_dir) / EVALUATED_ON
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 @torch.no_grad()
@@ -66,7 +90,16 @@ def evaluate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_si
     """Metrics of a finished stage on each test set; writes metrics.csv, per_tile.csv, predictions/."""
     run_dir = Path(run_dir)
     device = pick_device(device)
-    model, cfg = load_run(run_dir, device)
+    with output_lock(run_dir, inside=True):
+        model, cfg = load_run(run_dir, device)
+        check_tile_size(CubeSplit(cube).shape, model.cfg, f"{cube}:")
+        identity = check_same_splits(cfg, run_dir, cube)
+        table = _evaluate(model, cfg, run_dir, cube, sets, batch_size, device, save_predictions)
+        atomic_write_text(run_dir / EVALUATED_ON, json.dumps(identity, indent=2))
+    return table
+
+
+def _evaluate(model: LAIModel, cfg: dict, run_dir: Path, cube, sets, batch_size, device, save_predictions) -> pd.DataFrame:
     enc = from_dict(EncodingConfig, cfg["encoding"], "encoding")
     rows, tiles = [], []
     for name in sets:

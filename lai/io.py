@@ -1,15 +1,142 @@
-"""Atomic file writing: every artefact appears complete under its final name or not at all."""
+"""Writing outputs safely: atomic replacement, one writer per output, stale leftovers removed.
+
+* :func:`atomic_path`: every artefact appears complete under its final name or not at all, and it
+  only ever replaces a regular file (or an empty folder), never a folder with content or a device.
+* :func:`output_lock`: the process that writes an output holds an ``fcntl.flock`` on a lock file
+  beside it (``.NAME.lock``, holding its pid and host); a second writer is refused with a message
+  naming the output and the holder. Taking the lock removes the hidden ``.NAME.partial-*`` leftovers
+  of killed writers: a leftover whose lock is free belongs to no living process.
+"""
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import hashlib
 import os
 import shutil
+import socket
 import uuid
 from pathlib import Path
 
+from lai.errors import LaiError, os_error_errno
 
-def _temp_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+NAME_MAX = 255
+_KEEP = 200  # characters of a long output name kept in its hidden temporary and lock names
+
+
+class OutputLockedError(LaiError, RuntimeError):
+    """Another process is writing the same output."""
+
+
+class ForeignOutputError(LaiError, FileExistsError):
+    """The output path holds something lai did not write (a folder with content, a device, a link)."""
+
+
+def _hidden_stem(path: Path) -> str:
+    """``.NAME``, shortened with a hash so that suffixes added to it stay within the 255-byte limit."""
+    name = path.name
+    if len(name.encode()) > _KEEP:
+        name = name.encode()[:_KEEP].decode(errors="ignore") + "~" + hashlib.sha256(path.name.encode()).hexdigest()[:8]
+    return "." + name
+
+
+def _partial_prefix(path: Path) -> str:
+    return _hidden_stem(path) + ".partial-"
+
+
+def lock_file(path: str | Path) -> Path:
+    """The lock file of output ``path``: a hidden sibling."""
+    path = Path(path)
+    return path.with_name(_hidden_stem(path) + ".lock")
+
+
+def is_partial(path: Path) -> bool:
+    return path.name.startswith(".") and ".partial-" in path.name
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def remove_stale_partials(path: Path, inside: bool = False) -> list[Path]:
+    """Remove the ``.partial-*`` leftovers of ``path`` (and, with ``inside``, those in the folder ``path``).
+
+    Call only while holding :func:`output_lock` on ``path``: then no living writer owns them.
+    """
+    prefix = _partial_prefix(path)
+    stale = [p for p in path.parent.glob(".*.partial-*") if p.name.startswith(prefix)] if path.parent.is_dir() else []
+    if inside and path.is_dir():
+        stale += [p for p in path.rglob(".*.partial-*") if is_partial(p)]
+    for p in stale:
+        _remove(p)
+    return stale
+
+
+def _take_lock(lock: Path, path: Path) -> int:
+    """Open and flock ``lock``; return its descriptor. Retries if the file was replaced meanwhile."""
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:  # name the folder the user chose, not our hidden lock file
+            raise OSError(err.errno, err.strerror, str(path.parent)) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
+            os.close(fd)
+            raise OutputLockedError(
+                f"{path} is being written by another lai process ({holder}; lock file {lock}); "
+                "wait for it to finish or write elsewhere"
+            ) from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the previous holder removed this file as we opened it: take the new one
+
+
+@contextlib.contextmanager
+def output_lock(path: str | Path, inside: bool = False):
+    """Hold the write lock of output ``path`` for the block; refuse if another process holds it.
+
+    ``inside``: ``path`` is a folder written into piece by piece (a run folder), whose stale
+    partial files are removed too. The lock file is removed on release (a killed holder leaves
+    it behind, unlocked, and it is simply taken again).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = lock_file(path)
+    fd = _take_lock(lock, path)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode(), 0)
+        remove_stale_partials(path, inside)
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()  # while still holding it: a writer that opened it meanwhile sees it replaced
+        os.close(fd)
+
+
+def check_replaceable(path: Path, folder: bool = False) -> None:
+    """Raise unless ``path`` is absent, a regular file, or (``folder``) an empty folder."""
+    if not (path.exists() or path.is_symlink()):
+        return
+    if path.is_symlink():
+        raise ForeignOutputError(f"{path} is a symbolic link; lai writes only regular files and replaces nothing else")
+    if path.is_dir():
+        if folder and not any(path.iterdir()):
+            return
+        raise ForeignOutputError(f"{path} is an existing folder; lai never replaces a folder: choose another output path")
+    if not path.is_file():
+        raise ForeignOutputError(f"{path} is not a regular file (a device or pipe?); choose another output path")
 
 
 @contextlib.contextmanager
@@ -17,25 +144,42 @@ def atomic_path(path: str | Path):
     """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds.
 
     Works for files and folders. An interrupted block leaves only a hidden
-    ``.NAME.partial-*`` sibling, which no reader takes for a valid result.
+    ``.NAME.partial-*`` sibling, which no reader takes for a valid result and the
+    next :func:`output_lock` holder removes. ``path`` may only be absent, a regular
+    file, or an empty folder (see :func:`check_replaceable`).
     """
     path = Path(path)
+    check_replaceable(path, folder=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_sibling(path)
+    tmp = path.with_name(f"{_partial_prefix(path)}{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        yield tmp
-        if path.is_dir() and not path.is_symlink():
-            old = _temp_sibling(path)
-            os.replace(path, old)
+        try:
+            yield tmp
+        except OSError as err:
+            raise _about_output(err, tmp, path) from None
+        check_replaceable(path, folder=tmp.is_dir())
+        try:
             os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        except OSError as err:
+            if err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
+                raise ForeignOutputError(f"{path} appeared meanwhile and is not a file lai may replace") from None
+            raise
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        if tmp.exists():
+            _remove(tmp)
+
+
+def _about_output(err: OSError, tmp: Path, path: Path) -> OSError:
+    """``err`` renamed to name the output ``path`` where it names (or mentions) the temporary ``tmp``."""
+    if isinstance(err, (LaiError, FileExistsError, FileNotFoundError)):  # lai's own refusals say what they mean
+        return err
+    named = str(err.filename) if err.filename is not None else None
+    if named is not None and not named.startswith(str(tmp)):
+        return err  # about another file (an input, say)
+    code = os_error_errno(err)
+    if code is None and shutil.disk_usage(path.parent).free < 2**20:  # GDAL: "Write failed", the cause only logged
+        code = errno.ENOSPC
+    return OSError(code, os.strerror(code), str(path)) if code is not None else OSError(f"{path}: {err}")
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -48,4 +192,3 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)
     return Path(path)
-

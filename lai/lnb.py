@@ -44,6 +44,9 @@ SCL_NAMES = {
     11: "snow or ice",
 }
 CLOUD_CLASSES = (8, 9, 10)
+S1_DB_RANGE = (-60.0, 30.0)  # plausible backscatter in dB (real unclipped S1 spans about -38..+10)
+LAI_RANGE = (0.0, 15.0)  # plausible LAI (m2/m2)
+GRID_INDEX_DTYPE = np.int32  # how the cube stores tile rows, columns and CSV rows
 
 
 from lai.errors import LNBError  # noqa: E402 - re-exported
@@ -82,6 +85,10 @@ class TileName:
             raise LNBError(name, f"file name holds an impossible date ({err})") from None
         if int(g["time_index"]) > 2:
             raise LNBError(name, f"IdxTime must be 0, 1 or 2 (t-2, t-1, t), got {g['time_index']}")
+        limit = np.iinfo(GRID_INDEX_DTYPE).max
+        for key in ("n", "row", "col"):
+            if int(g[key]) > limit:
+                raise LNBError(name, f"{key} {g[key]} exceeds {limit}, the largest index the cube stores ({np.dtype(GRID_INDEX_DTYPE)})")
         return cls(g["country"], g["area"], *dates, *(int(g[k]) for k in ("time_index", "n", "row", "col")))
 
     def format(self) -> str:
@@ -222,6 +229,7 @@ def _open(path: Path):
 
     if not path.is_file():
         raise LNBError(path, "file named in image_series.csv is missing")
+    open(path, "rb").close()  # an unreadable file raises PermissionError naming it (GDAL would say "not a TIFF")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -299,13 +307,26 @@ def read_tiff(path: Path, layer: str, shape: tuple[int, int] | None = None):
             data = src.read()
         except (RasterioIOError, Exception) as err:  # truncated strips surface here
             raise LNBError(path, f"pixel data cannot be read (truncated or corrupt file?): {err}") from None
+        if src.nodata is not None and data.dtype.kind == "f":  # declared nodata is missing data, not a value
+            data[data == src.nodata] = np.nan
         crs = src.crs.to_string() if src.crs else None
         transform = tuple(src.transform)[:6] if not src.transform.is_identity else None
     return data, crs, transform
 
 
+def _check_range(path: Path, values: np.ndarray, lo: float, hi: float, what: str) -> None:
+    finite = values[np.isfinite(values)]
+    bad = finite[(finite < lo) | (finite > hi)]
+    if bad.size:
+        raise LNBError(path, f"holds {what} {bad.flat[np.argmax(np.abs(bad))]:g} ({bad.size} pixel(s)) outside "
+                             f"the plausible range [{lo:g}, {hi:g}] (undeclared nodata, or wrong units?)")
+
+
 def check_values(names: tuple[str, ...], root: Path, s1, lai, scl, valid_classes) -> None:
-    """SCL within 0..11; no NaN/inf in S1 or LAI where the SCL marks the pixel valid."""
+    """SCL within 0..11; S1 and LAI within plausible ranges; no NaN/inf where the SCL marks the pixel valid.
+
+    S1 must be in dB: a file whose values all lie in [0, 1] is linear power and refused.
+    """
     valid_lut = np.zeros(256, bool)
     valid_lut[list(valid_classes)] = True
     for k, name in enumerate(names):
@@ -315,10 +336,16 @@ def check_values(names: tuple[str, ...], root: Path, s1, lai, scl, valid_classes
         valid = valid_lut[scl[k]]
         if not np.isfinite(lai[k][valid]).all():
             n = int((~np.isfinite(lai[k]) & valid).sum())
-            raise LNBError(root / S2_DIR / name, f"has {n} NaN/inf LAI pixel(s) where the SCL marks the pixel valid")
+            raise LNBError(root / S2_DIR / name, f"has {n} NaN/inf (or nodata) LAI pixel(s) where the SCL marks the pixel valid")
         if not np.isfinite(s1[k][:, valid]).all():
             n = int((~np.isfinite(s1[k]) & valid[None]).sum())
-            raise LNBError(root / S1_DIR / name, f"has {n} NaN/inf backscatter value(s) where the SCL marks the pixel valid")
+            raise LNBError(root / S1_DIR / name, f"has {n} NaN/inf (or nodata) backscatter value(s) where the SCL marks the pixel valid")
+        _check_range(root / S2_DIR / name, lai[k], *LAI_RANGE, "LAI")
+        _check_range(root / S1_DIR / name, s1[k], *S1_DB_RANGE, "backscatter (dB)")
+        finite = s1[k][np.isfinite(s1[k])]
+        if finite.size and finite.min() >= 0 and finite.max() <= 1:
+            raise LNBError(root / S1_DIR / name, f"has every backscatter value in [0, 1] (max {finite.max():g}): "
+                                                 "linear power, not dB; convert with 10*log10")
 
 
 def read_triplet(
@@ -343,6 +370,25 @@ def read_triplet(
     check_values(triplet.names, root, s1, lai, scl, valid_classes)
     truth = read_tiff(root / TRUTH_DIR / triplet.names[2], TRUTH_DIR, shape)[0][0] if with_truth else None
     return TripletData(s1.astype(np.float32), lai.astype(np.float32), scl, truth, crs, transform)
+
+
+def iter_triplets(index: FolderIndex, on_error: str = "raise", valid_classes=(2, 3, 4, 5, 6),
+                  skipped: list[Skipped] | None = None, progress: bool = True, desc: str = "check pixels"):
+    """Read and check every triplet of ``index``: yield (triplet, data).
+
+    ``on_error="skip"`` appends bad triplets to ``skipped`` (the same problems ``"raise"`` raises).
+    """
+    from tqdm.auto import tqdm
+
+    for trip in tqdm(index.triplets, desc=desc, unit="triplet", disable=not progress):
+        try:
+            data = read_triplet(index.root, trip, (index.height, index.width), valid_classes, with_truth=index.has_truth)
+        except LNBError as err:
+            if on_error == "raise":
+                raise
+            skipped.append(Skipped(trip.row, err.file, err.problem))
+            continue
+        yield trip, data
 
 
 def index_folder(root: str | Path, on_error: str = "raise", progress: bool = True) -> FolderIndex:

@@ -30,6 +30,9 @@ class CubeSplit:
     """Indices of one or more splits of a cube, and reading of samples by position."""
 
     def __init__(self, path: str | Path, split: str | list[str] | None = None):
+        self._file: h5py.File | None = None  # set first: close() runs even if the checks below raise
+        self._readers: dict = {}
+        self._chunk_readers: list[_ChunkReader] = []
         self.path = Path(path)
         self.attrs = check_cube_file(self.path)
         with h5py.File(self.path, "r") as f:
@@ -43,9 +46,6 @@ class CubeSplit:
         self.doy_target = _doy(dates[:, 2])
         self.doy_from = _doy(dates[:, 0])
         self._keys = RAW_KEYS + (("lai_true",) if self.has_truth else ())
-        self._file: h5py.File | None = None
-        self._readers: dict = {}
-        self._chunk_readers: list[_ChunkReader] = []
 
     def __len__(self) -> int:
         return len(self.index)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from lai.config import Profile, load_profile
+from lai.config import ConfigError, Profile, load_profile
 from lai.errors import PipelineError, RunFolderError
 from lai.io import atomic_path, atomic_write_text
 from lai.provenance import environment
@@ -95,7 +95,9 @@ class RunContext:
             from lai.simulate import simulate
 
             simulate(self.profile.simulate, self.lnb_dir, progress=progress)
-        summary = build_cube(self.lnb_dir, self.cube_path, self.profile.splits, self.profile.encoding, progress=progress)
+        # the cube is lai's own, named after its source and settings: rebuilt when the source's files changed
+        summary = build_cube(self.lnb_dir, self.cube_path, self.profile.splits, self.profile.encoding,
+                             overwrite=True, progress=progress)
         info = {
             "kind": "simulated" if self.simulated else "real",
             "source": str(self.lnb_dir),
@@ -123,11 +125,13 @@ class RunContext:
 
     def evaluate(self, row: str) -> pd.DataFrame:
         """Metrics of a trained row on the three test sets (cached in its run folder)."""
-        from lai.evaluate import evaluate_run
+        from lai.cube import cube_identity
+        from lai.evaluate import evaluate_run, evaluated_on
 
         run = self.run_dir / "runs" / row
         cached = run / "metrics.csv"
-        if cached.exists() and cached.stat().st_mtime >= (run / "model.pt").stat().st_mtime:
+        if (cached.exists() and cached.stat().st_mtime >= (run / "model.pt").stat().st_mtime
+                and evaluated_on(run) == cube_identity(self.cube_path)):
             return pd.read_csv(cached)
         return evaluate_run(run, self.cube_path, batch_size=self.profile.train.batch_size, device=self.profile.train.device)
 
@@ -179,6 +183,13 @@ class RunContext:
         return prov
 
 
+def check_run_name(name: str) -> None:
+    """A run name is one plain folder name, so that results stay inside the reports folder."""
+    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ConfigError(f"run name {name!r} must be a plain folder name (no '/', not '.' or '..'): "
+                          "results go to <reports>/<name>")
+
+
 # The kernel's own log (a warning that it talks over local TCP, a "KeyboardInterrupt caught" line at
 # every shutdown) is noise on the terminal; a failing cell still raises PapermillExecutionError.
 KERNEL_QUIET = ["--IPKernelApp.log_level=CRITICAL"]
@@ -195,6 +206,7 @@ def run_pipeline(profile: str = "quick", overrides: list[str] | None = None, dat
     import papermill as pm
 
     ctx_profile = load_profile(profile, _with_data(overrides, data))
+    check_run_name(run_name or ctx_profile.name)
     # the notebooks run in notebooks/: relative paths given here must not change meaning there
     if Path(str(profile)).suffix in (".yaml", ".yml", ".json"):
         profile = str(Path(profile).resolve())

@@ -51,7 +51,7 @@ import yaml
 from scipy import ndimage, special, stats
 
 from lai.config import ConfigError, SimConfig
-from lai.io import atomic_path
+from lai.io import atomic_path, output_lock
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, TRUTH_DIR, TileName
 
 SIM_VERSION = 2
@@ -913,10 +913,17 @@ def simulate(cfg: SimConfig, out: str | Path, progress: bool = True, workers: in
 
     Reuses ``out`` if it already holds a simulation of the identical configuration; refuses
     (FileExistsError) to touch any other existing content. The folder appears atomically
-    (built in a hidden sibling, renamed at the end). ``workers``: processes, one scene
-    each (None: automatic); ``dask``: ``{"workers": N}`` or ``{"scheduler": ADDRESS}`` runs the scenes
-    on dask.distributed instead. The output does not depend on either.
+    (built in a hidden sibling, renamed at the end) and is locked while written (a second
+    writer is refused; the leftovers of a killed one are removed). ``workers``: processes,
+    one scene each (None: automatic); ``dask``: ``{"workers": N}`` or ``{"scheduler": ADDRESS}``
+    runs the scenes on dask.distributed instead. The output does not depend on either.
     """
+    cfg.validate()
+    with output_lock(out):
+        return _simulate(cfg, Path(out), progress, workers, dask)
+
+
+def _simulate(cfg: SimConfig, out: Path, progress: bool, workers: int | None, dask: dict | None) -> dict:
     from tqdm.auto import tqdm
 
     cfg.validate()

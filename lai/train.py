@@ -14,6 +14,7 @@ from their weights with intermediate supervision.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -25,12 +26,13 @@ import pandas as pd
 import torch
 import yaml
 
-from lai.config import ConfigError, Profile, check_tile_size
-from lai.cube import check_cube_file
-from lai.distributed import World, barrier, local_device, rank_batch_size, setup, sum_across
+from lai.checkpoint import build_model, load_checkpoint, load_state, load_weights, save_checkpoint
+from lai.config import ConfigError, Profile, check_tile_size, yaml_load
+from lai.cube import cube_identity
+from lai.distributed import World, barrier, local_device, main_process, rank_batch_size, setup, sum_across
 from lai.errors import RunFolderError
-from lai.encode import encode_batch, mask_channels
-from lai.io import atomic_path, atomic_write_text
+from lai.encode import encode_batch
+from lai.io import atomic_path, atomic_write_text, output_lock
 from lai.loader import BatchLoader, CubeSplit
 from lai.loss import masked_mse, total_loss
 from lai.model import PRETRAINED_FROM, ROWS, LAIModel, n_parameters
@@ -75,29 +77,20 @@ def _switch(value: str, device: torch.device) -> bool:
 
 def stage_config(profile: Profile, row: str, cube: Path, init_from: dict[str, str] | None) -> dict:
     model = replace(profile.model, row=row)
-    attrs = check_cube_file(cube)
     return {
         "row": row,
         "model": asdict(model),
         "train": asdict(profile.train),
         "encoding": asdict(profile.encoding),
-        "cube": {"path": str(Path(cube).resolve()), "fingerprint": attrs["fingerprint"]},
+        "cube": {"path": str(Path(cube).resolve()), **cube_identity(cube)},
         "init_from": init_from or {},
     }
 
 
 def _same_run(a: dict, b: dict) -> bool:
-    """Configs match up to the cube's location (a moved cube with the same data is the same run)."""
-    strip = lambda c: {**c, "cube": {"fingerprint": c["cube"]["fingerprint"]}}  # noqa: E731
+    """Configs match up to the cube's location (a moved cube with the same data and split labels is the same run)."""
+    strip = lambda c: {**c, "cube": {k: v for k, v in c["cube"].items() if k != "path"}}  # noqa: E731
     return json.dumps(strip(a), sort_keys=True) == json.dumps(strip(b), sort_keys=True)
-
-
-def build_model(config: dict) -> LAIModel:
-    from lai.config import EncodingConfig, ModelConfig, from_dict
-
-    model_cfg = from_dict(ModelConfig, config["model"], "model")
-    enc = from_dict(EncodingConfig, config["encoding"], "encoding")
-    return LAIModel(model_cfg, mask_channels(enc))
 
 
 def train_stage(
@@ -109,8 +102,24 @@ def train_stage(
     resume: bool = False,
     progress: bool = True,
 ) -> StageResult:
-    """Train one Table 1 row; reuse a completed identical run, resume a partial one if asked."""
+    """Train one Table 1 row; reuse a completed identical run, resume a partial one if asked.
 
+    The run folder is locked for the whole stage (by rank 0 of a distributed run): a second writer
+    is refused, naming the holder.
+    """
+    with output_lock(run_dir, inside=True) if main_process() else contextlib.nullcontext():
+        return _train_stage(profile, row, cube, run_dir, init_from, resume, progress)
+
+
+def _train_stage(
+    profile: Profile,
+    row: str,
+    cube: str | Path,
+    run_dir: str | Path,
+    init_from: dict[str, str | Path] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> StageResult:
     if row not in ROWS:
         raise ConfigError(f"row must be one of {', '.join(ROWS)}; got {row!r}")
     run_dir, cube = Path(run_dir), Path(cube)
@@ -128,9 +137,11 @@ def train_stage(
     torch.manual_seed(tcfg.seed)
     model = build_model(cfg)
     train_split, val_split = CubeSplit(cube, "train"), CubeSplit(cube, "val")
-    if len(train_split) == 0:
-        raise ConfigError(f"{cube}: the train split is empty; check the splits configuration")
-    check_tile_size(train_split.shape[0], model.cfg)
+    check_tile_size(train_split.shape, model.cfg, f"{cube}:")
+    for split in (train_split, val_split):
+        if len(split) == 0:
+            raise ConfigError(f"{cube}: the {split.split} split is empty; check the splits configuration "
+                              "(splits.val_fraction, splits.min_clear_target)")
     for part, path in init_from.items():
         model.load_pretrained(part, load_weights(path, expect_part=part, expect_model=cfg["model"]))
     model.to(device)
@@ -157,13 +168,17 @@ def train_stage(
     start_epoch = 0
     ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        history, start_epoch = state["history"], state["epoch"] + 1
+        state = load_checkpoint(ckpt_path, ("model", "optimizer", "scheduler", "generator", "torch_rng", "history", "epoch"))
+        load_state(model, state["model"], ckpt_path)
+        try:
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            gen.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            history, start_epoch = list(state["history"]), int(state["epoch"]) + 1
+        except (RuntimeError, KeyError, TypeError, ValueError) as err:
+            raise RunFolderError(f"{ckpt_path}: damaged checkpoint ({type(err).__name__}: {err}); delete it to "
+                                 "restart the stage from scratch") from None
     elif world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
@@ -189,8 +204,7 @@ def train_stage(
     if world.main:
         with atomic_path(run_dir / "history.csv") as tmp:
             hist.to_csv(tmp, index=False)
-        with atomic_path(run_dir / "model.pt") as tmp:
-            torch.save({"model": model.state_dict(), "config": cfg}, tmp)
+        save_checkpoint(run_dir / "model.pt", {"model": model.state_dict(), "config": cfg})
         atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2))
     barrier(world)  # the next stage (or rank) reads what rank 0 has just written
     return StageResult(row, run_dir, hist, result["seconds_this_session"], result["parameters"])
@@ -262,8 +276,7 @@ def _save_checkpoint(path, model, opt, sched, gen, epoch, history, cfg) -> None:
         "history": history,
         "config": cfg,
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_checkpoint(path, state)
 
 
 def _check_run_folder(run_dir: Path, cfg: dict, resume: bool) -> StageResult | None:
@@ -274,7 +287,7 @@ def _check_run_folder(run_dir: Path, cfg: dict, resume: bool) -> StageResult | N
             raise RunFolderError(f"{run_dir} holds a checkpoint but no config.yaml; use another run folder")
         return None
     try:
-        old = yaml.safe_load(config_file.read_text())
+        old = yaml_load(config_file.read_text())
     except yaml.YAMLError:
         old = None
     if not isinstance(old, dict) or not isinstance(old.get("cube"), dict):
@@ -282,7 +295,7 @@ def _check_run_folder(run_dir: Path, cfg: dict, resume: bool) -> StageResult | N
     if not _same_run(old, cfg):
         diff = [k for k in cfg if json.dumps(old.get(k), sort_keys=True) != json.dumps(cfg[k], sort_keys=True) and k != "cube"]
         raise RunFolderError(
-            f"{run_dir} already holds another run (different {', '.join(diff) or 'cube data'}); "
+            f"{run_dir} already holds another run (different {', '.join(diff) or 'cube data or split labels'}); "
             f"choose another run folder or delete it"
         )
     if (run_dir / "result.json").exists() and (run_dir / "model.pt").exists():
@@ -291,39 +304,6 @@ def _check_run_folder(run_dir: Path, cfg: dict, resume: bool) -> StageResult | N
     if (run_dir / "checkpoint.pt").exists() and not resume:
         raise RunFolderError(f"{run_dir} holds an unfinished run of the same configuration; pass --resume to continue it")
     return None
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """Read the ``model.pt`` of a finished run (or a run folder): {"model": weights, "config": stage config}."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.pt"
-    if not path.is_file():
-        raise RunFolderError(f"{path}: weights file does not exist (did that training stage finish?)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - torch raises many kinds on a corrupt file
-        raise RunFolderError(f"{path}: cannot be read as a lai checkpoint ({err})") from None
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise RunFolderError(f"{path}: not a lai checkpoint (expected keys model and config)")
-    return state
-
-
-def load_weights(path: str | Path, expect_part: str | None = None, expect_model: dict | None = None) -> dict:
-    """Weights of a finished run, checked to fit the model asked for."""
-    state = read_checkpoint(path)
-    if expect_model is not None:
-        keys = ("encoder_widths", "convs_per_level", "skip", "mask_embedding", "season_hidden", "season_channels")
-        theirs = state["config"]["model"]
-        mismatch = [k for k in keys if theirs.get(k) != expect_model.get(k)]
-        if mismatch:
-            raise RunFolderError(
-                f"{path}: checkpoint from a different model configuration "
-                f"({', '.join(f'{k}: {theirs.get(k)} there, {expect_model.get(k)} here' for k in mismatch)})"
-            )
-    if expect_part is not None and not any(k.startswith(expect_part + ".") for k in state["model"]):
-        raise RunFolderError(f"{path}: checkpoint holds no {expect_part} weights (row {state['config'].get('row')})")
-    return state["model"]
 
 
 def train_rows(

@@ -22,9 +22,11 @@ def write_tiff(path: Path, array: np.ndarray, **kw) -> None:
         dst.write(array)
 
 
-def make_lnb(root: Path, n_triplets: int = 3, size: int = 16, seed: int = 0, truth: bool = False) -> Path:
-    """A valid LNB folder of ``n_triplets`` random triplets (one area, tiles on a row)."""
+def make_lnb(root: Path, n_triplets: int = 3, size: int = 16, seed: int = 0, truth: bool = False,
+             width: int | None = None) -> Path:
+    """A valid LNB folder of ``n_triplets`` random triplets (one area, tiles on a row) of size x width pixels."""
     rng = np.random.default_rng(seed)
+    shape = (size, width or size)
     rows = []
     for k in range(n_triplets):
         start = dt.date(2019, 3, 1) + dt.timedelta(days=10 * k)
@@ -32,11 +34,11 @@ def make_lnb(root: Path, n_triplets: int = 3, size: int = 16, seed: int = 0, tru
             TileName("SPAIN", "BADAJOZ", start, start + dt.timedelta(days=10), i, 3 + i, 0, k).format() for i in range(3)
         ]
         for name in names:
-            write_tiff(root / S1_DIR / name, rng.uniform(-25, -5, (2, size, size)).astype(np.float32))
-            write_tiff(root / S2_DIR / name, rng.uniform(0, 6, (size, size)).astype(np.float32))
-            write_tiff(root / MASK_DIR / name, rng.choice([4, 5, 8], (size, size)).astype(np.uint8))
+            write_tiff(root / S1_DIR / name, rng.uniform(-25, -5, (2, *shape)).astype(np.float32))
+            write_tiff(root / S2_DIR / name, rng.uniform(0, 6, shape).astype(np.float32))
+            write_tiff(root / MASK_DIR / name, rng.choice([4, 5, 8], shape).astype(np.uint8))
         if truth:
-            write_tiff(root / TRUTH_DIR / names[2], rng.uniform(0, 6, (size, size)).astype(np.float32))
+            write_tiff(root / TRUTH_DIR / names[2], rng.uniform(0, 6, shape).astype(np.float32))
         rows.append(names)
     pd.DataFrame(rows, columns=["0", "1", "2"]).to_csv(root / SERIES_CSV, index=False)
     return root

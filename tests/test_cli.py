@@ -34,6 +34,7 @@ class Case:
     pattern: str  # regex the message must match (after "lai <cmd>: error: " for exit code 2)
     code: int = 2
     absent: str | None = None  # a path placeholder that must not exist afterwards (nothing written)
+    present: str | None = None  # a path placeholder that must still exist afterwards (nothing deleted)
     spawn: bool = False  # True: `python -m lai` in a subprocess; False: lai.cli.main in this process (faster)
 
     def args(self, inputs: dict) -> list[str]:
@@ -120,6 +121,94 @@ CASES = [
          r"notebook 01_data\.ipynb failed in cell \d+ \(execution count \d+\): LNBError: .*nowhere/s1: folder is missing; "
          r"an LNB folder holds s1/, s2/ and s2-mask/\. The executed notebook is .*01_data\.ipynb",
          absent="{tmp}/reports_nodata/tiny/notebooks/02_training.ipynb"),
+    # -- data loss: outputs replace only regular files lai wrote, never a folder or the input
+    Case("cube-out-is-input", "`lai cube FOLDER --out FOLDER --overwrite` (the input folder as output)",
+         ["cube", "{victim_lnb}", "--out", "{victim_lnb}", *TINY, "--overwrite", "--quiet"],
+         r"victim_lnb is an existing folder; lai never replaces a folder", present="{victim_lnb}/image_series.csv"),
+    Case("cube-out-other-folder", "`lai cube --out` an existing folder with files, `--overwrite`",
+         ["cube", "{lnb_ok}", "--out", "{full_dir}", *TINY, "--overwrite", "--quiet"],
+         r"full_dir is an existing folder; lai never replaces a folder", present="{full_dir}/keep.txt"),
+    Case("cube-out-inside-input", "`lai cube FOLDER --out FOLDER/cube.nc`",
+         ["cube", "{victim_lnb}", "--out", "{victim_lnb}/cube.nc", *TINY, "--quiet"],
+         r"victim_lnb/cube\.nc lies inside the LNB folder .*victim_lnb; write the cube outside the input folder",
+         absent="{victim_lnb}/cube.nc"),
+    Case("cube-overwrite-foreign-file", "`lai cube --out notes.txt --overwrite` (a file lai did not write)",
+         ["cube", "{lnb_ok}", "--out", "{full_dir}/keep.txt", *TINY, "--overwrite", "--quiet"],
+         r"keep\.txt exists and is not a readable lai cube; lai replaces only cubes it wrote", present="{full_dir}/keep.txt"),
+    Case("cube-out-device", "`lai cube --out /dev/full` (not a regular file)",
+         ["cube", "{lnb_ok}", "--out", "/dev/full", *TINY, "--quiet"], r"/dev/full is not a regular file"),
+    Case("cube-long-name", "`lai cube --out` a legal 243-character file name (exit 0)",
+         ["cube", "{lnb_ok}", "--out", "{tmp}/{long_name}", *TINY, "--quiet"], r"cube .*x{{200}}", code=0),
+    Case("cube-out-unwritable-folder", "`lai cube --out` into a folder no file can be created in (`/sys`)",
+         ["cube", "{lnb_ok}", "--out", "/sys/cube.nc", *TINY, "--quiet"], r"^lai cube: error: /sys: permission denied$"),
+    # -- model files: no code from a pickle, clear errors for broken ones
+    Case("evaluate-pickle-payload", "`lai evaluate --run` a model.pt carrying a pickle payload (it would create a file)",
+         ["evaluate", "--run", "{evil_run}", "--cube", "{cube}"],
+         r"evil_run/model\.pt: refused: it holds Python objects other than tensors and plain values", absent="{tmp}/pwned"),
+    Case("evaluate-broken-config", "`lai evaluate --run` a model.pt whose configuration is broken",
+         ["evaluate", "--run", "{broken_cfg_run}", "--cube", "{cube}"],
+         r"broken_cfg_run/model\.pt: broken model configuration \(ConfigError: model\.encoder_widths must be a list"),
+    Case("evaluate-wrong-weights", "`lai evaluate --run` a model.pt whose weights do not fit its configuration",
+         ["evaluate", "--run", "{wrong_weights_run}", "--cube", "{cube}"],
+         r"wrong_weights_run/model\.pt: weights do not fit the model its configuration describes"),
+    Case("train-resume-corrupt-checkpoint", "`lai train --resume` with a corrupt checkpoint.pt",
+         ["train", *TINY, "--cube", "{cube}", "--runs", "{resume_runs}", "--row", "s1", "--resume", "--quiet"],
+         r"s1/checkpoint\.pt: cannot be read as a lai checkpoint \(truncated or not a torch file\)"),
+    Case("train-resume-pickle-checkpoint", "`lai train --resume` with a checkpoint.pt carrying a pickle payload",
+         ["train", *TINY, "--cube", "{cube}", "--runs", "{evil_runs}", "--row", "s1", "--resume", "--quiet"],
+         r"s1/checkpoint\.pt: refused: it holds Python objects", absent="{tmp}/pwned"),
+    # -- silent wrong results: other split labels, bad tiles, bad cubes
+    Case("evaluate-other-splits", "`lai evaluate` a model on a cube with other split labels (`splits.seed=1`)",
+         ["evaluate", "--run", "{fresh_run}", "--cube", "{resplit_cube}"],
+         r"fresh_run: the model was trained on a cube with other split labels than .*resplit\.nc"),
+    Case("train-other-splits", "`lai train` into a run folder trained on the same data with other split labels",
+         ["train", *TINY, "--cube", "{resplit_cube}", "--runs", "{other_runs}", "--row", "s1", "--quiet"],
+         r"runs_other/s1 already holds another run \(different cube data or split labels\)"),
+    Case("train-odd-tiles", "`lai train` on a cube of 32x33-pixel tiles",
+         ["train", *TINY, "--cube", "{odd_cube}", "--runs", "{tmp}/runs_odd", "--row", "s1", "--quiet"],
+         r"odd\.nc: tile size 32x33 is not divisible by 2 = 2\^\(levels-1\) of the U-Net"),
+    Case("evaluate-odd-tiles", "`lai evaluate` on a cube of 32x33-pixel tiles",
+         ["evaluate", "--run", "{fresh_run}", "--cube", "{odd_cube}"], r"odd\.nc: tile size 32x33 is not divisible by 2"),
+    Case("train-empty-val", "`lai train` on a cube whose validation split is empty",
+         ["train", *TINY, "--cube", "{noval_cube}", "--runs", "{tmp}/runs_noval", "--row", "s1", "--quiet"],
+         r"noval\.nc: the val split is empty; check the splits configuration"),
+    Case("info-missing-variable", "`lai info` on a cube missing a variable (`split`)",
+         ["info", "{novar_cube}"], r"novar\.nc: incomplete cube, variable\(s\) split missing; rebuild it with `lai cube`"),
+    Case("train-missing-variable", "`lai train` on a cube missing a variable (`split`)",
+         ["train", *TINY, "--cube", "{novar_cube}", "--runs", "{tmp}/runs_novar", "--row", "s1", "--quiet"],
+         r"novar\.nc: incomplete cube, variable\(s\) split missing", spawn=True),
+    # -- configuration values
+    Case("nan-lr", "`--set train.lr=.nan`", [*SIM, "--set", "train.lr=.nan"], r"train\.lr must be a finite number, got nan"),
+    Case("nan-lai-scale", "`--set encoding.lai_scale=.nan`",
+         [*SIM, "--set", "encoding.lai_scale=.nan"], r"encoding\.lai_scale must be a finite number, got nan"),
+    Case("inf-alpha", "`--set train.alpha=.inf`", [*SIM, "--set", "train.alpha=.inf"], r"train\.alpha must be a finite number, got inf"),
+    Case("huge-tile", "`--set simulate.tile_size=1000000`",
+         [*SIM, "--set", "simulate.tile_size=1000000"], r"simulate\.tile_size must lie in 16\.\.4096 pixels, got 1000000",
+         absent="{tmp}/sim"),
+    Case("huge-grid", "`--set simulate.grid=100000`",
+         [*SIM, "--set", "simulate.grid=100000"], r"simulate\.grid must be at most 64 tiles per scene side, got 100000"),
+    Case("negative-seed", "`--set simulate.seed=-1`",
+         [*SIM, "--set", "simulate.seed=-1"], r"simulate\.seed must lie in 0\.\.4294967295, got -1"),
+    Case("negative-cap", "`--set splits.max_cloudy=-5`",
+         [*SIM, "--set", "splits.max_cloudy=-5"], r"splits\.max_cloudy must be zero or positive \(or null for no cap\), got -5"),
+    Case("profile-list", "profile file holding a list", ["simulate", "--profile", "{list_yaml}", "--out", "{tmp}/sim"],
+         r"profile file .*list\.yaml holds a list; expected a mapping of sections"),
+    Case("profile-string", "profile file holding a string", ["simulate", "--profile", "{string_yaml}", "--out", "{tmp}/sim"],
+         r"profile file .*string\.yaml holds a str; expected a mapping of sections"),
+    Case("profile-empty", "empty profile file", ["simulate", "--profile", "{empty_yaml}", "--out", "{tmp}/sim"],
+         r"profile file .*empty\.yaml is empty; expected a mapping of sections"),
+    Case("profile-duplicate-key", "profile file repeating a key (`epochs:` twice)",
+         ["simulate", "--profile", "{dup_yaml}", "--out", "{tmp}/sim"],
+         r"profile file .*dup\.yaml: key 'epochs' appears twice in one mapping \(lines 2 and 3\)"),
+    # -- pixel values, and --skip-bad skipping the same problems in validate as in cube
+    Case("validate-lai-out-of-range", "`lai validate` on a folder with LAI 50 in one file",
+         ["validate", "{range_lnb}", "--quiet"], r"{range_file}: holds LAI 50 \(1 pixel\(s\)\) outside the plausible range \[0, 15\]"),
+    Case("validate-skip-bad-values", "`lai validate --skip-bad` on the same folder (exit 0, the skip is listed)",
+         ["validate", "{range_lnb}", "--skip-bad", "--quiet"],
+         r"2 valid triplets .*\n  skipped CSV row 2: .*{range_file}: holds LAI 50", code=0),
+    Case("run-name-escapes", "`lai run --name ../../x` (outside the reports folder)",
+         ["run", *TINY, "--name", "../../escaped", "--reports", "{tmp}/reports_esc/a/b", "--data-root", "{tmp}/data_esc"],
+         r"run name '\.\./\.\./escaped' must be a plain folder name", absent="{tmp}/reports_esc"),
     Case("run-other-run", "`lai run` into a run folder holding another run",
          ["run", *TINY, "--reports", "{other_reports}", "--data-root", "{tmp}/data_other"],
          r"reports_other/tiny already holds a run with another configuration \(see its profile\.yaml\)",
@@ -163,6 +252,7 @@ def prepare(tmp: Path, cube: Path) -> dict:
     (foreign / "config.yaml").write_text("learning_rate: 0.1\n")
     inputs.update(other_runs=str(other.parent), foreign_runs=str(foreign.parent))
 
+    _prepare_reliability(tmp, Path(cube), inputs)
     (tmp / "empty_run").mkdir()
     (tmp / "junk_run").mkdir()
     (tmp / "junk_run" / "model.pt").write_bytes(b"junk")
@@ -170,6 +260,87 @@ def prepare(tmp: Path, cube: Path) -> dict:
     (tmp / "reports_other" / "tiny" / "profile.yaml").write_text("name: tiny\ntrain:\n  epochs: 7\n")
     inputs["other_reports"] = str(tmp / "reports_other")
     return inputs
+
+
+class Payload:
+    """A pickle payload: unpickling it creates the file ``path`` (stands for any code an attacker wants run)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def _cube_from(lnb: Path, out: Path, *overrides: str) -> str:
+    from lai.config import load_profile
+    from lai.cube import build_cube
+
+    profile = load_profile("tiny", list(overrides))
+    build_cube(lnb, out, profile.splits, profile.encoding, progress=False)
+    return str(out)
+
+
+def _prepare_reliability(tmp: Path, cube: Path, inputs: dict) -> None:
+    """Inputs of the data-loss, model-file, split-label, tile, configuration and pixel-value cases."""
+    import shutil
+
+    import h5py
+    import numpy as np
+    import rasterio
+    import torch
+
+    from lai.checkpoint import build_model
+    from lai.config import load_profile
+    from lai.train import stage_config
+    from tests.conftest import write_tiff
+
+    inputs["victim_lnb"] = str(make_lnb(tmp / "victim_lnb"))
+    (tmp / "full_dir").mkdir()
+    (tmp / "full_dir" / "keep.txt").write_text("mine")
+    inputs["full_dir"] = str(tmp / "full_dir")
+    inputs["long_name"] = "x" * 240 + ".nc"
+
+    cfg = stage_config(load_profile("tiny"), "s1", cube, {})
+    for name, state in {
+        "evil_run": {"model": Payload(tmp / "pwned"), "config": cfg},
+        "broken_cfg_run": {"model": {}, "config": {**cfg, "model": {**cfg["model"], "encoder_widths": "wide"}}},
+        "wrong_weights_run": {"model": {"nothing": torch.zeros(1)}, "config": cfg},
+        "fresh_run": {"model": build_model(cfg).state_dict(), "config": cfg},  # untrained weights suffice here
+    }.items():
+        (tmp / name).mkdir()
+        torch.save(state, tmp / name / "model.pt")
+        inputs[name] = str(tmp / name)
+    for name, checkpoint in (("resume_runs", b"junk"), ("evil_runs", None)):
+        run = tmp / name / "s1"
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        if checkpoint is None:
+            torch.save({"model": Payload(tmp / "pwned")}, run / "checkpoint.pt")
+        else:
+            (run / "checkpoint.pt").write_bytes(checkpoint)
+        inputs[name] = str(run.parent)
+
+    inputs["resplit_cube"] = _cube_from(cube.parent / "lnb", tmp / "resplit.nc", "splits.seed=1")
+    inputs["odd_cube"] = _cube_from(make_lnb(tmp / "odd_lnb", n_triplets=6, size=32, width=33), tmp / "odd.nc")
+    inputs["noval_cube"] = _cube_from(Path(inputs["lnb_ok"]), tmp / "noval.nc")
+    shutil.copy(cube, tmp / "novar.nc")
+    with h5py.File(tmp / "novar.nc", "a") as f:
+        del f["split"]
+    inputs["novar_cube"] = str(tmp / "novar.nc")
+
+    for name, text in (("list", "- simulate\n- train\n"), ("string", "just a string\n"), ("empty", ""),
+                       ("dup", "train:\n  epochs: 1\n  epochs: 2\n")):
+        (tmp / f"{name}.yaml").write_text(text)
+        inputs[f"{name}_yaml"] = str(tmp / f"{name}.yaml")
+
+    bad = make_lnb(tmp / "range_lnb")
+    name = pd.read_csv(bad / "image_series.csv", dtype=str).loc[1, "0"]
+    with rasterio.open(bad / "s2" / name) as src:
+        lai = src.read()
+    lai[0, 2, 2] = 50
+    write_tiff(bad / "s2" / name, lai.astype(np.float32))
+    inputs.update(range_lnb=str(bad), range_file=f"s2/{name}")
 
 
 def run_case(case: Case, inputs: dict, spawn: bool | None = None) -> subprocess.CompletedProcess:
@@ -200,7 +371,7 @@ def error_message(command: str, stderr: str) -> str | None:
 def check(case: Case, inputs: dict, done: subprocess.CompletedProcess) -> None:
     command = case.argv[0]
     pattern = case.pattern.format(**{k: re.escape(v) for k, v in inputs.items()})
-    assert "Traceback" not in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
     assert done.returncode == case.code, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
     if case.code == 2:
         message = error_message(command, done.stderr)
@@ -210,6 +381,8 @@ def check(case: Case, inputs: dict, done: subprocess.CompletedProcess) -> None:
         assert re.search(pattern, done.stdout), done.stdout
     if case.absent:
         assert not Path(case.absent.format(**inputs)).exists(), f"{case.absent} was written"
+    if case.present:
+        assert Path(case.present.format(**inputs)).exists(), f"{case.present} was deleted"
 
 
 @pytest.fixture(scope="module")

@@ -103,11 +103,11 @@ def test_cube_schema_checks(tmp_path, tiny_data):
 
 
 def test_interrupted_build_leaves_no_cube(tiny_data, tmp_path, monkeypatch):
-    import lai.cube as cube_mod
+    import lai.lnb as lnb_mod
 
     profile, lnb, _ = tiny_data
     calls = {"n": 0}
-    real = cube_mod.read_triplet
+    real = lnb_mod.read_triplet
 
     def failing(*args, **kw):
         calls["n"] += 1
@@ -115,7 +115,7 @@ def test_interrupted_build_leaves_no_cube(tiny_data, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(cube_mod, "read_triplet", failing)
+    monkeypatch.setattr(lnb_mod, "read_triplet", failing)
     out = tmp_path / "cube.nc"
     with pytest.raises(KeyboardInterrupt):
         build_cube(lnb, out, profile.splits, profile.encoding, progress=False)

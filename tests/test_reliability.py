@@ -380,6 +380,7 @@ def test_simulate_killed_then_rerun_is_byte_identical(tmp_path):
     done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["reused"] is False
+    assert not partials(tmp_path), "the rerun left the killed run's partial folder behind"
     ref_files = sorted(p.relative_to(tmp_path / "ref") for p in (tmp_path / "ref").rglob("*") if p.is_file())
     assert ref_files == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     different = [str(f) for f in ref_files if (tmp_path / "ref" / f).read_bytes() != (out / f).read_bytes()]
@@ -404,6 +405,7 @@ def test_cube_killed_then_rerun_has_the_same_fingerprint(tiny_data, tmp_path):
     done = lai("cube", lnb, "--out", out, "--profile", "tiny", "--quiet")
     assert done.returncode == 0, done.stderr
     assert "(reused)" not in done.stdout
+    assert not partials(tmp_path), "the rerun left the killed build's partial file behind"
     assert check_cube_file(out)["fingerprint"] == check_cube_file(reference)["fingerprint"]
     a, b = open_cube(out), open_cube(reference)
     assert (a["split"].values == b["split"].values).all() and (a["name"].values == b["name"].values).all()
@@ -460,6 +462,7 @@ def test_pipeline_killed_then_rerun_equals_uninterrupted(pipeline_runs):
         pd.testing.assert_frame_equal(ta, tb, check_exact=True, obj=name)
     for run in (run_a, run_b):  # nothing under a final name is a half-written leftover
         assert not [p for p in run.rglob("*") if ".partial-" in p.name and not p.name.startswith(".")]
+    assert not partials(run_b / "runs"), "the rerun left the killed training's partial files behind"
     assert json.loads((run_a / "data.json").read_text())["fingerprint"] == json.loads((run_b / "data.json").read_text())["fingerprint"]
 
 
@@ -521,3 +524,244 @@ def test_resident_split_that_does_not_fit_is_refused(tiny_data, tmp_path, monkey
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("lai train: error: train.resident=on: split 'train'"), err
     assert "GiB" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- second pass: values, reuse, OS errors
+
+
+def edit_tiff(path: Path, edit, **profile) -> None:
+    """Rewrite a TIFF after ``edit`` changed its pixels in place (``profile``: e.g. ``nodata=-1``)."""
+    with rasterio.open(path) as src:
+        arr = src.read()
+    edit(arr)
+    write_tiff(path, arr, **profile)
+
+
+def _row_name(root: Path, row: int = 1, col: str = "1") -> str:
+    return pd.read_csv(root / SERIES_CSV, dtype=str).loc[row, col]
+
+
+VALUE_CASES = {
+    "s1-nodata-undeclared": (S1_DIR, lambda a: a.__setitem__((0, 4, 4), -9999), r"holds backscatter \(dB\) -9999 \(1 pixel\(s\)\) "
+                             r"outside the plausible range \[-60, 30\]"),
+    "s1-linear-power": (S1_DIR, lambda a: a.__setitem__(slice(None), np.linspace(0.001, 0.9, a.size).reshape(a.shape)),
+                        r"has every backscatter value in \[0, 1\] \(max 0\.9\): linear power, not dB"),
+    "lai-nodata-undeclared": (S2_DIR, lambda a: a.__setitem__((0, 4, 4), -1),
+                              r"holds LAI -1 \(1 pixel\(s\)\) outside the plausible range \[0, 15\]"),
+    "lai-50": (S2_DIR, lambda a: a.__setitem__((0, 4, 4), 50), r"holds LAI 50 \(1 pixel\(s\)\)"),
+    "lai-1e30": (S2_DIR, lambda a: a.__setitem__((0, 4, 4), 1e30), r"holds LAI 1e\+30 \(1 pixel\(s\)\)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(VALUE_CASES))
+def test_implausible_values_name_file_and_value(lnb, tmp_path, case):
+    from lai import cli
+
+    layer, edit, pattern = VALUE_CASES[case]
+    name = _row_name(lnb)
+    edit_tiff(lnb / layer / name, edit)
+    with pytest.raises(LNBError, match=pattern) as info:
+        read_folder(lnb)
+    assert info.value.file == str(lnb / layer / name)
+    # validate --skip-bad and cube --skip-bad skip exactly the same triplet for the same reason
+    index = index_folder(lnb, on_error="skip", progress=False)
+    assert index.skipped == []
+    summary = build_cube(lnb, tmp_path / "c.nc", on_error="skip", progress=False)
+    assert [(s["row"], s["file"]) for s in summary.skipped] == [(1, str(lnb / layer / name))]
+    assert cli.main(["validate", str(lnb), "--skip-bad", "--quiet"]) == 0
+
+
+def test_real_unclipped_s1_range_stays_valid(lnb):
+    name = _row_name(lnb)
+    edit_tiff(lnb / S1_DIR / name, lambda a: (a.__setitem__((0, 0, 0), -38.0), a.__setitem__((1, 0, 1), 9.7)))
+    data = read_folder(lnb)
+    assert any(d[0].min() == -38.0 and np.isclose(d[0].max(), 9.7) for d in data.values())
+
+
+def test_declared_nodata_is_read_as_missing(lnb):
+    """A nodata value declared in the TIFF is missing data: NaN in the cube where clouds hide the pixel,
+    an error naming the file where the SCL says the pixel is valid."""
+    name = _row_name(lnb)
+    edit_tiff(lnb / MASK_DIR / name, lambda a: (a.fill(4), a.__setitem__((0, 4, 4), 9)))
+    edit_tiff(lnb / S2_DIR / name, lambda a: a.__setitem__((0, 4, 4), -1), nodata=-1)
+    lai = {k[1]: v[1] for k, v in read_folder(lnb).items()}[name]
+    assert np.isnan(lai[1, 4, 4]) and np.isfinite(np.delete(lai[1].ravel(), 4 * 16 + 4)).all()
+    edit_tiff(lnb / MASK_DIR / name, lambda a: a.fill(4))
+    with pytest.raises(LNBError, match=r"has 1 NaN/inf \(or nodata\) LAI pixel\(s\) where the SCL marks the pixel valid"):
+        read_folder(lnb)
+
+
+def test_grid_index_beyond_the_stored_integer_type_is_refused():
+    from lai.lnb import TileName
+
+    with pytest.raises(LNBError, match=r"row 3000000000 exceeds 2147483647, the largest index the cube stores \(int32\)"):
+        TileName.parse("SPAIN_BADAJOZ_2019-03-01_2019-03-11-0-3-3000000000-1.tiff")
+
+
+def test_cube_reuse_follows_the_files_not_only_the_csv(tmp_path):
+    lnb = make_lnb(tmp_path / "lnb")
+    out = tmp_path / "cube.nc"
+    first = build_cube(lnb, out, progress=False)
+    assert build_cube(lnb, out, progress=False).reused
+    edit_tiff(lnb / S2_DIR / _row_name(lnb), lambda a: a.__setitem__((0, 0, 0), 1.25))  # same CSV, edited TIFF
+    with pytest.raises(FileExistsError, match=r"cube\.nc already exists and was not built from .*lnb as it is now"):
+        build_cube(lnb, out, progress=False)
+    rebuilt = build_cube(lnb, out, overwrite=True, progress=False)
+    assert not rebuilt.reused and rebuilt.fingerprint != first.fingerprint
+    copy = tmp_path / "copy"
+    shutil.copytree(lnb, copy)  # another folder with the same CSV
+    with pytest.raises(FileExistsError, match="copy as it is now"):
+        build_cube(copy, out, progress=False)
+
+
+def test_model_on_other_split_labels_is_neither_reused_nor_scored(tiny_data, tmp_path):
+    from lai.checkpoint import build_model, save_checkpoint
+    from lai.errors import RunFolderError
+    from lai.evaluate import EVALUATED_ON, evaluate_run
+    from lai.pipeline import RunContext
+    from lai.train import stage_config
+
+    profile, lnb, cube = tiny_data
+    resplit = tmp_path / "resplit.nc"
+    build_cube(lnb, resplit, load_profile("tiny", ["splits.seed=1"]).splits, profile.encoding, progress=False)
+    a, b = open_cube(cube)["split"].values, open_cube(resplit)["split"].values
+    leaked = ((b == "non_cloudy") | (b == "cloudy")) & (a == "train")
+    assert leaked.any(), "the other split seed should move training triplets into the test sets"
+    ctx = RunContext("tiny", run_dir=tmp_path / "report", data_root=tmp_path / "data")
+    ctx.cube_path.parent.mkdir(parents=True)
+    shutil.copy(cube, ctx.cube_path)
+    run = ctx.run_dir / "runs" / "s1"
+    cfg = stage_config(profile, "s1", ctx.cube_path, {})
+    save_checkpoint(run / "model.pt", {"model": build_model(cfg).state_dict(), "config": cfg})
+    with pytest.raises(RunFolderError, match="trained on a cube with other split labels"):
+        evaluate_run(run, resplit)
+    assert not (run / "metrics.csv").exists()
+    first = ctx.evaluate("s1")
+    (run / EVALUATED_ON).write_text(json.dumps({"fingerprint": "x", "splits": "other"}))  # metrics of another cube
+    before = (run / "metrics.csv").stat().st_mtime_ns
+    pd.testing.assert_frame_equal(ctx.evaluate("s1"), first)
+    assert (run / "metrics.csv").stat().st_mtime_ns != before, "cached metrics of another cube were reused"
+
+
+def test_os_errors_are_one_line_naming_path_and_cause():
+    import errno
+
+    from lai.errors import describe_os_error
+
+    assert describe_os_error(OSError(errno.ENOSPC, "No space left on device", "/data/cube.nc")) == \
+        "/data/cube.nc: the disk is full (no space left on device)"
+    h5 = OSError("Unable to synchronously create file (unable to open file: name = '/ro/cube.nc', errno = 30, "
+                 "error message = 'Read-only file system', flags = 13, o_flags = 242)")
+    assert describe_os_error(h5) == "/ro/cube.nc: the file system is read-only"
+    assert describe_os_error(PermissionError(errno.EACCES, "Permission denied", "/x/image_series.csv")) == \
+        "/x/image_series.csv: permission denied"
+
+
+def cli_capture(*argv) -> tuple[int, str]:
+    """``lai ARGV`` in this process: (exit code, stderr)."""
+    import io as _io
+
+    from lai import cli
+
+    err = _io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(_io.StringIO()):
+        code = cli.main([str(a) for a in argv])
+    return code, err.getvalue()
+
+
+def _raising(match, error, real):
+    """A stand-in for ``real`` that raises ``error(path)`` for the paths ``match`` accepts."""
+    def call(path, *args, **kwargs):
+        if match(path):
+            raise error(path)
+        return real(path, *args, **kwargs)
+    return call
+
+
+def disk_full_while_simulating(tmp: Path) -> tuple[int, str]:
+    """ENOSPC injected where the simulation writes its CSV (as a real write() raises it: no file name)."""
+    import errno
+    from unittest import mock
+
+    full = _raising(lambda p: ".partial-" in str(p), lambda p: OSError(errno.ENOSPC, "No space left on device"), Path.write_text)
+    with mock.patch.object(Path, "write_text", full):
+        return cli_capture("simulate", "--profile", "tiny", "--out", tmp / "sim", "--quiet")
+
+
+def permission_denied_on_csv(lnb: Path) -> tuple[int, str]:
+    import errno
+    from unittest import mock
+
+    denied = lambda p: PermissionError(errno.EACCES, "Permission denied", str(p))  # noqa: E731
+    with mock.patch.object(pd, "read_csv", _raising(lambda p: Path(p) == lnb / SERIES_CSV, denied, pd.read_csv)):
+        return cli_capture("validate", lnb, "--quiet")
+
+
+def permission_denied_on_s1_file(lnb: Path, s1_file: Path) -> tuple[int, str]:
+    import builtins
+    import errno
+    from unittest import mock
+
+    denied = lambda p: PermissionError(errno.EACCES, "Permission denied", str(p))  # noqa: E731
+    with mock.patch.object(builtins, "open", _raising(lambda p: str(p) == str(s1_file), denied, builtins.open)):
+        return cli_capture("validate", lnb, "--quiet")
+
+
+def read_only_output_folder(lnb: Path, folder: Path) -> tuple[int, str]:
+    import errno
+    from unittest import mock
+
+    import lai.io
+
+    read_only = lambda p: OSError(errno.EROFS, "Read-only file system", str(p))  # noqa: E731
+    with mock.patch.object(lai.io.os, "open", _raising(lambda p: str(p).startswith(str(folder)), read_only, os.open)):
+        return cli_capture("cube", lnb, "--out", folder / "cube.nc", "--profile", "tiny", "--quiet")
+
+
+def test_disk_full_while_simulating_is_one_message_and_leaves_nothing(tmp_path):
+    code, err = disk_full_while_simulating(tmp_path)
+    assert code == 2 and err == f"lai simulate: error: {tmp_path / 'sim'}: the disk is full (no space left on device)\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_permission_denied_and_read_only_folders_are_named(lnb, tmp_path):
+    """Errors injected at the system-call boundary: the tests run as root, whom permissions do not stop."""
+    assert permission_denied_on_csv(lnb) == (2, f"lai validate: error: {lnb / SERIES_CSV}: permission denied\n")
+    s1_file = lnb / S1_DIR / _row_name(lnb)
+    assert permission_denied_on_s1_file(lnb, s1_file) == (2, f"lai validate: error: {s1_file}: permission denied\n")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    assert read_only_output_folder(lnb, folder) == (2, f"lai cube: error: {folder}: the file system is read-only\n")
+    assert list(folder.iterdir()) == []
+
+
+def write_limited(args: list, timeout: float = 280) -> subprocess.CompletedProcess:
+    """``lai ARGS`` in a process that may not grow a file past 200 kB (RLIMIT_FSIZE): a real failing write."""
+    import resource
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then write() fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    return subprocess.run([sys.executable, "-m", "lai", *map(str, args), "--quiet"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, preexec_fn=limit, check=False)
+
+
+def write_limited_args(command: str, lnb: Path, cube: Path, out: Path) -> list:
+    return {"cube": ["cube", lnb, "--out", out / "cube.nc", "--profile", "tiny"],
+            "train": ["train", "--profile", "tiny", "--set", "model.preset=paper", "--set", "model.encoder_widths=null",
+                      "--set", "model.decoder_widths=null", "--cube", cube, "--runs", out, "--row", "s1"]}[command]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("command", ["cube", "train"])
+def test_write_failure_in_hdf5_or_torch_is_one_message(tiny_data, tmp_path, command):
+    """A real failing write (the disk-full path of HDF5 and torch, without mounting a small disk):
+    one line, exit 2, no crash, nothing left behind."""
+    _, lnb, cube = tiny_data
+    out = tmp_path / "out"
+    done = write_limited(write_limited_args(command, lnb, cube, out))
+    target = out / "cube.nc" if command == "cube" else out / "s1" / "checkpoint.pt"
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.stderr == f"lai {command}: error: {target}: the file grew past the size limit of this system or process\n"
+    assert not partials(out) and not list(out.rglob("*.lock"))

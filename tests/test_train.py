@@ -21,7 +21,7 @@ def profile_with(**train):
 
 
 def weights(run):
-    return torch.load(run / "model.pt", weights_only=False)["model"]
+    return torch.load(run / "model.pt", weights_only=True)["model"]
 
 
 def same_weights(a, b):

@@ -5,7 +5,7 @@
 
 Command-line cases are those of tests/test_cli.py, each run as ``python -m lai ...``; the LNB reader
 cases use the corruptions of tests/test_reliability.py (and those of tests/test_lnb.py) through
-``lai validate``; the last table covers the Python and notebook entry points. Takes about two minutes
+``lai validate``; then operating-system errors, and the Python and notebook entry points. Takes a few minutes
 (it simulates the tiny profile's data once).
 """
 from __future__ import annotations
@@ -26,13 +26,23 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 import pandas as pd
-import rasterio
 
 from lai import cli
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, TileName
-from tests.conftest import make_lnb, write_tiff
+from tests.conftest import make_lnb
 from tests.test_cli import CASES, error_message, prepare, run_case
-from tests.test_reliability import corrupt, damage_header
+from tests.test_reliability import (
+    VALUE_CASES,
+    corrupt,
+    damage_header,
+    disk_full_while_simulating,
+    edit_tiff,
+    permission_denied_on_csv,
+    permission_denied_on_s1_file,
+    read_only_output_folder,
+    write_limited,
+    write_limited_args,
+)
 
 
 def cell(text: str) -> str:
@@ -78,11 +88,8 @@ def _rename_row(root: Path, row: int, change) -> None:
     table.to_csv(root / SERIES_CSV, index=False)
 
 
-def _pixels(root: Path, layer: str, name: str, edit) -> None:
-    with rasterio.open(root / layer / name) as src:
-        arr = src.read()
-    edit(arr)
-    write_tiff(root / layer / name, arr)
+def _pixels(root: Path, layer: str, name: str, edit, **profile) -> None:
+    edit_tiff(root / layer / name, edit, **profile)
 
 
 def reader_cases():
@@ -104,6 +111,13 @@ def reader_cases():
         ("S1 +inf where the SCL says valid", lambda r: (_pixels(r, MASK_DIR, n(r), lambda a: a.fill(4)),
                                                         _pixels(r, S1_DIR, n(r), lambda a: a.__setitem__((1, 3, 3), np.inf)))),
         ("SCL value outside 0..11", lambda r: _pixels(r, MASK_DIR, n(r), lambda a: a.__setitem__((0, 0, 0), 12))),
+        *((f"pixel values: {case}", lambda r, lay=layer, e=edit: _pixels(r, lay, n(r), e))
+          for case, (layer, edit, _) in sorted(VALUE_CASES.items())),
+        ("declared nodata (-1) in S2 LAI where the SCL says valid",
+         lambda r: (_pixels(r, MASK_DIR, n(r), lambda a: a.fill(4)),
+                    _pixels(r, S2_DIR, n(r), lambda a: a.__setitem__((0, 3, 3), -1), nodata=-1))),
+        ("grid row 3000000000 in the file names (beyond the cube's int32)",
+         lambda r: _rename_row(r, 0, lambda p: replace(p, row=3_000_000_000))),
         ("image_series.csv names a file that is missing", lambda r: (r / S1_DIR / n(r, 2, "0")).unlink()),
         ("image_series.csv holds the same triplet twice",
          lambda r: pd.concat([_csv(r), _csv(r).iloc[[0]]]).to_csv(r / SERIES_CSV, index=False)),
@@ -126,15 +140,18 @@ def reader_cases():
 def python_cases(tmp: Path, cube: Path):
     """(entry point, bad input, message) rows for the Python and notebook entry points."""
     from lai import loader, pipeline
+    from lai.checkpoint import load_weights
     from lai.config import load_profile
     from lai.errors import LaiError
-    from lai.train import load_weights, train_stage
+    from lai.io import output_lock
+    from lai.train import train_stage
 
     rows = []
 
     def attempt(entry, what, fn):
         try:
-            fn()
+            with contextlib.redirect_stdout(io.StringIO()):  # what the entry point prints is not part of the table
+                fn()
             rows.append((entry, what, "(no error)"))
         except LaiError as err:
             rows.append((entry, what, f"{type(err).__name__}: {err}"))
@@ -150,12 +167,35 @@ def python_cases(tmp: Path, cube: Path):
                                 init_from={"enc1": tmp / "runs" / "s1_masks_seas"}, progress=False))
     attempt("`load_weights(expect_part=...)`", "checkpoint without the weights asked for",
             lambda: load_weights(tmp / "runs" / "s1_masks_seas", expect_part="enc2"))
+    with output_lock(tmp / "runs" / "s1"):
+        attempt("`lai train` (any writer: `lai cube`, `lai simulate`)", "a second writer while another process writes the run folder",
+                lambda: train_stage(load_profile("tiny"), "s1", cube, tmp / "runs" / "s1", progress=False))
     tiny = load_profile("tiny")
     (tmp / "nb" / "x" / "notebooks").mkdir(parents=True)
     with mock.patch.object(pipeline, "load_profile", lambda *a, **k: tiny), mock.patch.object(pipeline, "RunContext", lambda *a, **k: None):
         attempt("notebook parameters (papermill)", "`profile = \"no-such-profile\"` reaching a notebook (up-front check bypassed)",
                 lambda: pipeline.run_pipeline("no-such-profile", run_name="x", reports_root=tmp / "nb",
                                               data_root=tmp / "nb" / "data", progress=False))
+    return rows
+
+
+def os_error_cases(tmp: Path, lnb: Path, cube: Path):
+    """(bad input, exit code, message) of operating-system errors on the command line."""
+    rows = []
+    for command in ("cube", "train"):
+        done = write_limited(write_limited_args(command, lnb, cube, tmp / f"limited_{command}"))
+        rows.append((f"`lai {command}`: a write fails for real (file size limit, RLIMIT_FSIZE; the disk-full path)",
+                     done.returncode, done.stderr.strip()))
+    folder = make_lnb(tmp / "lnb")
+    s1_file = folder / S1_DIR / _csv(folder).loc[1, "1"]
+    (tmp / "ro").mkdir()
+    for what, (code, err) in (
+        ("`lai simulate`: disk full (ENOSPC injected where the CSV is written)", disk_full_while_simulating(tmp / "full")),
+        ("`lai validate`: permission denied on image_series.csv (injected)", permission_denied_on_csv(folder)),
+        ("`lai validate`: permission denied on an s1/ file (injected)", permission_denied_on_s1_file(folder, s1_file)),
+        ("`lai cube --out` in a read-only folder (EROFS injected)", read_only_output_folder(folder, tmp / "ro")),
+    ):
+        rows.append((what, code, err.strip()))
     return rows
 
 
@@ -185,7 +225,7 @@ def main() -> int:
             msg = error_message(case.argv[0], done.stderr) if done.returncode else done.stdout.strip()
             if "Traceback" in done.stderr:
                 msg = "TRACEBACK: " + done.stderr.strip().splitlines()[-1]
-            command = "lai " + " ".join(re.sub(r"\{tmp\}/", "", re.sub(r"\{(\w+)\}(?!/)", r"<\1>", a)) for a in case.argv)
+            command = "lai " + " ".join(re.sub(r"\{(\w+)\}", r"<\1>", re.sub(r"\{tmp\}/", "", a)) for a in case.argv)
             out.append(f"| {cell(case.what)} | `{cell(command)}` | {done.returncode} | {cell(short(msg or ''))} |")
 
         out += ["", "## LNB folder (reader, `lai validate`, `lai cube`)", "",
@@ -197,6 +237,15 @@ def main() -> int:
             did = spoil(root)
             code, msg = validate(root)
             what += f": {did}" if isinstance(did, str) and "sweep" in what else ""
+            out.append(f"| {cell(what)} | {code} | {cell(short(msg))} |")
+
+        out += ["", "## Operating-system errors", "",
+                "Permission errors are injected at the system-call boundary (the tests run as root, whom permissions "
+                "do not stop); the file size limit is a real failing write in HDF5 and torch.", "",
+                "| case | exit | message |", "| --- | --- | --- |"]
+        (tmp / "os").mkdir()
+        short.add(tmp / "os", "<os>")
+        for what, code, msg in os_error_cases(tmp / "os", tmp / "tiny" / "lnb", tmp / "tiny" / "cube.nc"):
             out.append(f"| {cell(what)} | {code} | {cell(short(msg))} |")
 
         out += ["", "## Python and notebook entry points", "", "| entry point | bad input | error |", "| --- | --- | --- |"]

@@ -1,0 +1,92 @@
+"""Model files: plain tensors and values only, loaded with ``weights_only=True``; anything else refused."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from lai.checkpoint import (
+    build_model,
+    load_checkpoint,
+    load_model,
+    load_weights,
+    numpy_rng_state,
+    read_checkpoint,
+    save_checkpoint,
+    set_numpy_rng_state,
+)
+from lai.errors import RunFolderError
+from lai.train import stage_config, train_stage
+from tests.test_cli import Payload
+
+
+def test_pickle_payload_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+    for key in ("model", "config"):
+        torch.save({"model": {}, "config": {}, key: Payload(marker)}, tmp_path / "model.pt")
+        with pytest.raises(RunFolderError, match=r"model\.pt: refused: it holds Python objects other than tensors"):
+            read_checkpoint(tmp_path)
+        with pytest.raises(RunFolderError, match="refused"):
+            load_weights(tmp_path / "model.pt", expect_part="enc1")
+    assert not marker.exists()
+    torch.save({"model": {}, "config": {}, "x": Payload(marker)}, tmp_path / "model.pt", pickle_protocol=2)
+    with pytest.raises(RunFolderError, match="refused"):
+        load_checkpoint(tmp_path / "model.pt")
+    assert not marker.exists()
+
+
+def test_numpy_values_and_generator_states_round_trip(tmp_path):
+    rng = np.random.default_rng(7)
+    rng.random(3)
+    state = {"history": [{"loss": np.float32(0.5), "epoch": np.int64(2)}], "np_rng": numpy_rng_state(rng),
+             "torch_rng": torch.get_rng_state(), "array": np.arange(4)}
+    save_checkpoint(tmp_path / "c.pt", state)
+    loaded = load_checkpoint(tmp_path / "c.pt")  # weights_only=True
+    assert loaded["history"] == [{"loss": 0.5, "epoch": 2}] and torch.equal(loaded["array"], torch.arange(4))
+    other = np.random.default_rng(0)
+    set_numpy_rng_state(other, loaded["np_rng"])
+    assert other.random() == rng.random()
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    """A finished tiny-profile stage (row s1)."""
+    profile, _, cube = tiny_data
+    run = tmp_path_factory.mktemp("trained") / "s1"
+    train_stage(profile, "s1", cube, run, progress=False)
+    return run
+
+
+def test_trained_files_load_safely_and_broken_ones_are_named(tiny_data, trained, tmp_path):
+    profile, _, cube = tiny_data
+    run = trained
+    for name in ("model.pt", "checkpoint.pt"):
+        assert isinstance(torch.load(run / name, weights_only=True), dict)
+    model, config = load_model(run)
+    assert config["row"] == "s1" and sum(p.numel() for p in model.parameters()) > 0
+    cfg = stage_config(profile, "s1", cube, {})
+    with pytest.raises(RunFolderError, match=r"here\.pt: broken model configuration \(KeyError: 'encoding'\)"):
+        build_model({"model": cfg["model"]}, "here.pt")
+    truncated = tmp_path / "t" / "model.pt"
+    truncated.parent.mkdir()
+    truncated.write_bytes((run / "model.pt").read_bytes()[:500])
+    with pytest.raises(RunFolderError, match=r"t/model\.pt: cannot be read as a lai checkpoint"):
+        load_model(truncated.parent)
+
+
+def test_resume_from_a_checkpoint_of_another_shape_is_refused(tiny_data, trained, tmp_path):
+    profile, _, cube = tiny_data
+    run = tmp_path / "s1"
+    shutil.copytree(trained, run)
+    (run / "result.json").unlink()
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state["model"] = {"nothing": torch.zeros(1)}
+    torch.save(state, run / "checkpoint.pt")
+    with pytest.raises(RunFolderError, match=r"s1/checkpoint\.pt: weights do not fit the model"):
+        train_stage(profile, "s1", cube, run, resume=True, progress=False)
+    del state["optimizer"]
+    torch.save(state, run / "checkpoint.pt")
+    with pytest.raises(RunFolderError, match=r"s1/checkpoint\.pt: not a lai checkpoint \(lacks optimizer\)"):
+        train_stage(profile, "s1", cube, run, resume=True, progress=False)

@@ -1,0 +1,139 @@
+"""One writer per output: two concurrent `lai cube` or `lai train` into the same output, stale partials
+of dead writers removed on the next run, SIGTERM leaving nothing behind, and outputs that never replace
+a folder."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lai.cube import check_cube_file
+from lai.io import ForeignOutputError, OutputLockedError, atomic_write_text, lock_file, output_lock
+from lai.lnb import S1_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "lai", *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+WARM = ("import sys, lai.cli, lai.cube, lai.train, lai.simulate; print('ready', flush=True); sys.stdin.readline(); "
+        "sys.exit(lai.cli.main(sys.argv[1:]))")
+
+
+def warm(*args) -> subprocess.Popen:
+    """A `lai` process that has done its imports and runs ``args`` once a line arrives on its stdin."""
+    proc = subprocess.Popen([sys.executable, "-c", WARM, *map(str, args)], cwd=ROOT, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def go(proc: subprocess.Popen) -> tuple[str, str]:
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    return proc.communicate(timeout=300)
+
+
+def wait_for(condition, timeout: float = 120, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        assert proc is None or proc.poll() is None, f"finished too early: {proc.communicate()}"
+        time.sleep(0.02)
+
+
+def test_lock_refuses_a_second_writer_naming_output_pid_and_host(tmp_path):
+    out = tmp_path / "cube.nc"
+    with output_lock(out):
+        assert lock_file(out).read_text() == f"pid {os.getpid()} on host {socket.gethostname()}"
+        with pytest.raises(OutputLockedError, match=rf"{out} is being written by another lai process "
+                                                    rf"\(pid {os.getpid()} on host {socket.gethostname()}; lock file"):
+            with output_lock(out):
+                pass
+    assert not lock_file(out).exists()
+    with output_lock(out):  # free again
+        pass
+
+
+def test_stale_partials_are_removed_only_when_their_lock_is_free(tmp_path):
+    out = tmp_path / "sim"
+    stale_dir = tmp_path / ".sim.partial-999999-deadbeef"
+    (stale_dir / S1_DIR).mkdir(parents=True)
+    (stale_dir / S1_DIR / "a.tiff").write_bytes(b"x" * 100)
+    other = tmp_path / ".simulation.partial-1-aaaa"  # another output's partial: not ours to remove
+    other.write_text("keep")
+    with output_lock(out):
+        assert not stale_dir.exists() and other.exists()
+        live = tmp_path / ".sim.partial-1-live"
+        live.mkdir()
+        with pytest.raises(OutputLockedError):  # while held, a second run removes nothing
+            with output_lock(out):
+                pass
+        assert live.exists()
+
+
+def test_two_cube_builds_to_one_output(tiny_data, tmp_path):
+    profile, lnb, reference = tiny_data
+    out = tmp_path / "cube.nc"
+    second = warm("cube", lnb, "--out", out, "--profile", "tiny", "--quiet")
+    first = start("cube", lnb, "--out", out, "--profile", "tiny", "--quiet")
+    wait_for(lambda: list(tmp_path.glob(".cube.nc.partial-*")), proc=first)
+    _, err = go(second)
+    assert second.returncode == 2, err
+    assert f"lai cube: error: {out} is being written by another lai process (pid {first.pid} on host" in err
+    stdout, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert f"cube {out}" in stdout and "(reused)" not in stdout
+    assert check_cube_file(out)["fingerprint"] == check_cube_file(reference)["fingerprint"]
+    assert not list(tmp_path.glob(".cube.nc.*"))  # neither partial nor lock left
+
+
+def test_two_trainings_into_one_run_folder(tiny_data, tmp_path):
+    _, _, cube = tiny_data
+    runs = tmp_path / "runs"
+    args = ("train", "--profile", "tiny", "--set", "train.epochs=2", "--cube", cube, "--runs", runs, "--row", "s1", "--quiet")
+    second = warm(*args)
+    first = start(*args)
+    wait_for(lambda: (runs / "s1" / "config.yaml").exists(), proc=first)
+    _, err = go(second)
+    assert second.returncode == 2, err
+    assert f"lai train: error: {runs / 's1'} is being written by another lai process (pid {first.pid} on host" in err
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert json.loads((runs / "s1" / "result.json").read_text())["epochs"] == 2
+    assert (runs / "s1" / "model.pt").is_file() and not lock_file(runs / "s1").exists()
+
+
+@pytest.mark.timeout(300)
+def test_sigterm_leaves_no_partial_and_no_lock(tmp_path):
+    out = tmp_path / "sim"
+    proc = start("simulate", "--profile", "tiny", "--out", out, "--quiet")
+    wait_for(lambda: any(len(list((p / S1_DIR).glob("*.tiff"))) >= 10 for p in tmp_path.glob(".sim.partial-*")), proc=proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "lai simulate: interrupted" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_never_replace_a_folder(tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("keep")
+    with pytest.raises(ForeignOutputError, match="results is an existing folder; lai never replaces a folder"):
+        atomic_write_text(folder, "text")
+    assert (folder / "mine.txt").read_text() == "keep"
+    (tmp_path / "link").symlink_to(folder)
+    with pytest.raises(ForeignOutputError, match="link is a symbolic link"):
+        atomic_write_text(tmp_path / "link", "text")
+    assert (folder / "mine.txt").read_text() == "keep" and not list(tmp_path.glob(".*partial*"))
