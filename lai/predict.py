@@ -52,12 +52,12 @@ class Trained:
 
 def load_trained(run: str | Path, device: str = "auto") -> Trained:
     """The model of one finished run folder (``model.pt``), in eval mode on ``device``."""
-    from lai.evaluate import load_run
+    from lai.checkpoint import load_model
     from lai.train import pick_device
 
     device = pick_device(device)
-    model, cfg = load_run(run, device)
-    return Trained(model, from_dict(EncodingConfig, cfg["encoding"], "encoding"), cfg["row"], device)
+    model, cfg = load_model(run)
+    return Trained(model.to(device).eval(), from_dict(EncodingConfig, cfg["encoding"], "encoding"), cfg["row"], device)
 
 
 def _pad(x: torch.Tensor, factor: int) -> torch.Tensor:
