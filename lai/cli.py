@@ -111,6 +111,34 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    if (args.data is None) == (args.scene is None):
+        from lai.errors import ConfigError
+
+        raise ConfigError("give exactly one of --data (LNB folder or cube) and --scene (scene manifest)")
+    if args.data is not None:
+        from lai.predict import predict_folder
+
+        summary = predict_folder(args.run, args.data, args.out, args.batch_size, args.device, progress=not args.quiet)
+    else:
+        from lai.scene import predict_scene
+
+        summary = predict_scene(args.run, args.scene, args.out, args.window, args.overlap, args.device,
+                                progress=not args.quiet)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_preprocess(args) -> int:
+    from lai.config import PreprocessConfig
+    from lai.preprocess import preprocess
+
+    cfg = PreprocessConfig(args.tile_size, args.max_s1_gap_days, args.s1_units, not args.no_reproject,
+                           args.reflectance_scale, args.reflectance_offset)
+    print(json.dumps(preprocess(args.manifest, args.out, cfg, progress=not args.quiet), indent=2))
+    return 0
+
+
 def cmd_run(args) -> int:
     from lai.pipeline import run_pipeline
 
@@ -176,6 +204,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cube", required=True, type=Path)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "predict", help="LAI maps at t from a trained row: one GeoTIFF per triplet, or one per scene",
+        description="With --data: one georeferenced GeoTIFF per triplet of an LNB folder or cube, plus "
+        "predictions.nc and summary.json in --out (a new folder). With --scene: one tiled GeoTIFF (--out, a new "
+        "file) for the t date of a scene manifest, by sliding windows blended over their overlap.",
+    )
+    p.add_argument("--run", required=True, type=Path, help="run folder of one row (holds model.pt)")
+    p.add_argument("--data", type=Path, help="LNB folder or cube (.nc)")
+    p.add_argument("--scene", type=Path, help="scene manifest (YAML: dates t-2, t-1, t with s1, lai, scl rasters)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (--data) or GeoTIFF (--scene); must be new")
+    p.add_argument("--batch-size", type=int, default=8, help="triplets per model call (--data)")
+    p.add_argument("--window", type=int, default=256, help="window size in pixels (--scene)")
+    p.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring windows in pixels (--scene)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("preprocess", help="scene rasters (S1 + S2 LAI or L2A bands) -> an LNB folder of named tiles")
+    p.add_argument("manifest", type=Path, help="YAML listing country, area, S2 dates (lai or bands) and S1 dates")
+    p.add_argument("--out", required=True, type=Path, help="LNB folder to write (must be new or empty)")
+    p.add_argument("--tile-size", type=int, default=256)
+    p.add_argument("--max-s1-gap-days", type=int, default=1, help="largest S1-S2 date difference accepted")
+    p.add_argument("--s1-units", choices=("db", "linear"), default="db", help="linear power is converted to dB")
+    p.add_argument("--no-reproject", action="store_true", help="refuse S1 rasters on another grid than S2")
+    p.add_argument("--reflectance-scale", type=float, default=1e-4, help="L2A digital number -> reflectance")
+    p.add_argument("--reflectance-offset", type=float, default=0.0, help="-0.1 from processing baseline 04.00 on")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_preprocess)
 
     p = sub.add_parser(
         "run", help="the main job: every notebook in order through papermill, then the PDF report",

@@ -127,12 +127,17 @@ class EncodingConfig:
     lai_scale: float = 5.0  # reference: LAI / 5
     db_scale: float = 30.0  # reference: dB / 30 + 1
     db_offset: float = 1.0
+    # dB values are clipped to [low, high] before normalisation, in training and in prediction alike:
+    # the simulator and the paper's data stop at [-30, 0], raw Sentinel-1 patches reach -38 and +9.7.
+    db_range: list[float] = field(default_factory=lambda: [-30.0, 0.0])
     valid_classes: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6])  # reference rule; strict: [4, 5, 6]
     mask_encoding: str = "onehot"  # "onehot": 12 SCL classes (paper); "reference": valid flag + SCL 2..6
     seasonality: str = "sincos"  # "sincos" of target DOY (paper); "triangular" of DateFrom (reference)
 
     def validate(self) -> None:
         _positive(self, "lai_scale", "db_scale")
+        if len(self.db_range) != 2 or not self.db_range[0] < self.db_range[1]:
+            raise ConfigError(f"encoding.db_range must be [low, high] with low < high (dB), got {self.db_range}")
         _choice(self, "mask_encoding", ("onehot", "reference"))
         _choice(self, "seasonality", ("sincos", "triangular"))
         bad = [c for c in self.valid_classes if not 0 <= int(c) <= 11]
@@ -240,6 +245,24 @@ class BaselineConfig:
 
 
 @dataclass
+class PreprocessConfig:
+    """Scene rasters -> LNB tiles (`lai preprocess`)."""
+
+    tile_size: int = 256
+    max_s1_gap_days: int = 1  # the paper's data: S1 within +-1 day of each S2 date
+    s1_units: str = "db"  # "db" or "linear" (power): linear is converted to dB
+    reproject: bool = True  # allow resampling S1 onto the S2 grid when CRS or resolution differ
+    reflectance_scale: float = 1e-4  # L2A digital number -> reflectance (before processing baseline 04.00)
+    reflectance_offset: float = 0.0  # baseline 04.00 and later: -0.1
+
+    def validate(self) -> None:
+        if self.tile_size < 16:
+            raise ConfigError(f"preprocess.tile_size must be at least 16 pixels, got {self.tile_size}")
+        _non_negative(self, "max_s1_gap_days")
+        _choice(self, "s1_units", ("db", "linear"))
+
+
+@dataclass
 class Profile:
     """Every parameter of one run of the pipeline; saved next to each result."""
 
@@ -321,6 +344,7 @@ _SECTION_NAMES = {
     "ModelConfig": "model",
     "TrainConfig": "train",
     "BaselineConfig": "baselines",
+    "PreprocessConfig": "preprocess",
 }
 
 

@@ -29,7 +29,15 @@ def denormalise_lai(x, enc: EncodingConfig):
 
 
 def normalise_db(db, enc: EncodingConfig):
-    return db / enc.db_scale + enc.db_offset
+    """dB -> model units, after clipping to ``enc.db_range`` (the one input-range rule of every model)."""
+    low, high = enc.db_range
+    return db.clamp(low, high) / enc.db_scale + enc.db_offset
+
+
+def count_clipped(db, enc: EncodingConfig) -> int:
+    """How many finite dB values lie outside ``enc.db_range`` (and are clipped by :func:`normalise_db`)."""
+    low, high = enc.db_range
+    return int(((db < low) | (db > high)).sum())
 
 
 def valid_mask(scl: torch.Tensor, enc: EncodingConfig) -> torch.Tensor:

@@ -27,7 +27,9 @@ from lai.provenance import environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
-NOTEBOOKS = ("01_data.ipynb", "02_training.ipynb", "03_ablations.ipynb", "04_baselines.ipynb", "05_report.ipynb")
+# 00_preprocessing applies the trained final model to real patches, so it runs after 02_training
+NOTEBOOKS = ("01_data.ipynb", "02_training.ipynb", "00_preprocessing.ipynb", "03_ablations.ipynb", "04_baselines.ipynb",
+             "05_report.ipynb")
 
 
 def _digest(obj) -> str:

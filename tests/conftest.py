@@ -61,3 +61,15 @@ def tiny_data(tmp_path_factory):
     simulate(profile.simulate, root / "lnb", progress=False)
     build_cube(root / "lnb", root / "cube.nc", profile.splits, profile.encoding, progress=False)
     return profile, root / "lnb", root / "cube.nc"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory):
+    """The final row of the tiny profile trained on simulated data, two batches per stage (numbers mean nothing)."""
+    from lai.config import load_profile
+    from lai.train import train_rows
+
+    _, _, cube = tiny_data
+    runs = tmp_path_factory.mktemp("runs")
+    train_rows(load_profile("tiny", ["train.max_batches_per_epoch=2"]), cube, runs, ["final"], progress=False)
+    return runs / "final"

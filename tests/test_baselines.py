@@ -109,7 +109,7 @@ def linear_cube(tmp_path_factory):
     """LAI(t) = 0.8 LAI(t-1) + 0.05 VV(t) + 1 where clear at t; a quarter of the pixels cloudy at t."""
     rng = np.random.default_rng(1)
     n, h, w = 40, 16, 16
-    s1 = rng.normal(-12, 3, (n, 3, 2, h, w)).astype(np.float32)
+    s1 = np.clip(rng.normal(-12, 3, (n, 3, 2, h, w)), *ENC.db_range).astype(np.float32)  # the encoding clips outside
     lai = rng.uniform(0, 6, (n, 3, h, w)).astype(np.float32)
     scl = np.full((n, 3, h, w), CLEAR, np.uint8)
     lai[:, 2] = 0.8 * lai[:, 1] + 0.05 * s1[:, 2, 0] + 1.0

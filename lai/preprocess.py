@@ -1,0 +1,305 @@
+"""Scene rasters -> the LNB layout: pick triplets by date, put S1 on the S2 grid, cut named tiles.
+
+A YAML manifest lists the acquisitions of one place (relative paths are relative to it)::
+
+    country: AUSTRIA            # the first two parts of every tile name
+    area: WALDVIERTEL
+    s2:                         # per S2 date: an LAI raster, or the L2A bands for the SNAP network
+      - date: 2017-06-13
+        lai: lai_0613.tif
+        scl: scl_0613.tif       # optional: without it every pixel counts as clear (said in the summary)
+      - date: 2017-06-18
+        bands: {B03: b03.tif, B04: b04.tif, B05: b05.tif, B06: b06.tif, B07: b07.tif,
+                B8A: b8a.tif, B11: b11.tif, B12: b12.tif}
+        angles: {view_zenith: 5.0, sun_zenith: 30.0, relative_azimuth: 90.0}   # degrees, from MTD_TL.xml
+    s1:                         # per S1 date: VV and VH rasters (or one two-band raster as `file`)
+      - {date: 2017-06-13, vv: vv_0613.tif, vh: vh_0613.tif}
+
+Every S2 date takes the S1 acquisition nearest in time within ``max_s1_gap_days`` (dates without
+one are listed, not used); consecutive usable S2 dates form the triplets t-2, t-1, t. S1 is
+resampled onto the S2 grid with rasterio (bilinear in linear power, back to dB) when its CRS or
+resolution differ, and only if ``reproject`` allows it; 20 m L2A bands are resampled to the
+10 m grid of B03. The scene is cut into ``tile_size`` tiles (partial tiles at the right and
+bottom edges are left out and counted), each written with its CRS and transform and named
+``<COUNTRY>_<AREA>_<DateFrom>_<DateTo>-<IdxTime>-<n>-<Row>-<Col>.tiff`` (n: S2 dates before
+t-2); ``image_series.csv`` lists the triplets and ``preprocess.json`` says how the folder was
+made. Work goes tile by tile, so memory does not grow with the scene.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lai.config import PreprocessConfig
+from lai.io import atomic_path
+from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, LNBError, TileName
+from lai.scene import CLEAR_WITHOUT_SCL, SceneError, load_manifest, manifest_file
+from lai.snap import BANDS, VALID_RANGE, Angles, snap_lai
+
+SUMMARY = "preprocess.json"  # written into the LNB folder: how it was made
+
+
+@dataclass(frozen=True)
+class S2Date:
+    date: dt.date
+    lai: Path | None
+    bands: dict[str, Path] | None
+    angles: Angles | None
+    scl: Path | None
+
+
+@dataclass(frozen=True)
+class S1Date:
+    date: dt.date
+    files: tuple[Path, ...]  # (vv, vh) or one two-band file
+
+
+@dataclass
+class Manifest:
+    country: str
+    area: str
+    s2: list[S2Date]
+    s1: list[S1Date]
+    path: Path = field(default=Path("."))
+
+
+def _date(value, where: str) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise SceneError(f"{where}: {value!r} is not a YYYY-MM-DD date") from None
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """Parse a preprocessing manifest, checking that every named file exists."""
+    path = Path(path)
+    raw = load_manifest(path, "preprocessing manifest")
+    for key in ("country", "area", "s2", "s1"):
+        if not raw.get(key):
+            raise SceneError(f"{path}: key {key!r} is missing or empty")
+
+    def file(value, where):
+        return manifest_file(path, value, where)
+
+    s2 = []
+    for k, e in enumerate(raw["s2"]):
+        where = f"{path}: s2[{k}]"
+        if not isinstance(e, dict) or "date" not in e or ("lai" in e) == ("bands" in e):
+            raise SceneError(f"{where} must hold date and either lai or bands (+ angles)")
+        bands = angles = None
+        if "bands" in e:
+            missing = [b for b in BANDS if b not in (e["bands"] or {})]
+            if missing:
+                raise SceneError(f"{where}.bands lacks {missing}; the SNAP network needs {', '.join(BANDS)}")
+            bands = {b: file(e["bands"][b], f"{where}.bands.{b}") for b in BANDS}
+            try:
+                angles = Angles(**e.get("angles", {}))
+                angles.check()
+            except (TypeError, ValueError) as err:
+                raise SceneError(f"{where}.angles: expected view_zenith, sun_zenith, relative_azimuth in degrees ({err})") from None
+        s2.append(S2Date(_date(e["date"], f"{where}.date"), file(e["lai"], f"{where}.lai") if "lai" in e else None,
+                         bands, angles, file(e["scl"], f"{where}.scl") if e.get("scl") else None))
+    s1 = []
+    for k, e in enumerate(raw["s1"]):
+        where = f"{path}: s1[{k}]"
+        if not isinstance(e, dict) or "date" not in e or not ({"vv", "vh"} <= set(e) or "file" in e):
+            raise SceneError(f"{where} must hold date and vv + vh (or one two-band file)")
+        files = (file(e["file"], f"{where}.file"),) if "file" in e else (file(e["vv"], f"{where}.vv"), file(e["vh"], f"{where}.vh"))
+        s1.append(S1Date(_date(e["date"], f"{where}.date"), files))
+    try:
+        TileName.parse(TileName(str(raw["country"]), str(raw["area"]), s2[0].date, s2[0].date, 0, 0, 0, 0).format())
+    except LNBError:
+        raise SceneError(f"{path}: country {raw['country']!r} and area {raw['area']!r} must be letters and digits "
+                         "(the area may also hold _): they become the first parts of every tile name") from None
+    return Manifest(str(raw["country"]), str(raw["area"]), sorted(s2, key=lambda d: d.date), sorted(s1, key=lambda d: d.date), path)
+
+
+def pick_triplets(s2: list[S2Date], s1: list[S1Date], max_gap_days: int) -> tuple[list[tuple[int, int, int]], dict[int, int], list[str]]:
+    """Triplets of consecutive S2 dates that each have an S1 acquisition within ``max_gap_days``.
+
+    Returns the triplets (indices into ``s2``), the S1 index matched to each usable S2 date, and
+    the S2 dates left out for want of S1.
+    """
+    match, unused = {}, []
+    for i, d in enumerate(s2):
+        gaps = [abs((a.date - d.date).days) for a in s1]
+        best = int(np.argmin(gaps))
+        if gaps[best] <= max_gap_days:
+            match[i] = best
+        else:
+            unused.append(f"{d.date} (nearest S1 {gaps[best]} days away)")
+    usable = sorted(match)
+    return [tuple(usable[k:k + 3]) for k in range(len(usable) - 2)], match, unused
+
+
+# --------------------------------------------------------------------------- rasters
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    crs: object
+    transform: object
+    height: int
+    width: int
+
+
+def grid_of(path: Path) -> TileGrid:
+    """CRS, transform and size of a georeferenced raster."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        if src.crs is None:
+            raise SceneError(f"{path}: raster has no CRS; scenes need georeferenced rasters")
+        return TileGrid(src.crs, src.transform, src.height, src.width)
+
+
+def _same_grid(src, grid: TileGrid) -> bool:
+    """Same CRS and pixel size, with pixel corners aligned: a window read needs no resampling."""
+    if src.crs != grid.crs or not np.allclose(src.res, (abs(grid.transform.a), abs(grid.transform.e))):
+        return False
+    col, row = ~src.transform * (grid.transform.c, grid.transform.f)
+    return abs(col - round(col)) < 1e-6 and abs(row - round(row)) < 1e-6
+
+
+def read_on_grid(path: Path, grid: TileGrid, resampling: str, linear_db: bool = False, allow: bool = True,
+                 what: str = "raster") -> np.ndarray:
+    """All bands of ``path`` on ``grid`` (bands, H, W) float32: a window read when aligned, else resampled.
+
+    ``linear_db``: the values are dB, resampled in linear power and returned in dB.
+    """
+    import rasterio
+    from rasterio.warp import Resampling, reproject, transform_bounds
+    from rasterio.windows import Window, from_bounds
+
+    with rasterio.open(path) as src:
+        if _same_grid(src, grid):
+            col, row = (round(v) for v in ~src.transform * (grid.transform.c, grid.transform.f))
+            return src.read(window=Window(col, row, grid.width, grid.height), boundless=True,
+                            fill_value=np.nan if src.dtypes[0].startswith("float") else 0).astype(np.float32)
+        if not allow:
+            raise SceneError(f"{path}: {what} is on another grid ({src.crs}, {src.res[0]} m) than the S2 scene "
+                             f"({grid.crs}, {abs(grid.transform.a)} m) and reprojection is not allowed (reproject: false)")
+        left, top = grid.transform.c, grid.transform.f
+        right, bottom = grid.transform * (grid.width, grid.height)
+        bounds = transform_bounds(grid.crs, src.crs, left, bottom, right, top)
+        win = from_bounds(*bounds, transform=src.transform)
+        col, row = math.floor(win.col_off) - 2, math.floor(win.row_off) - 2  # 2 pixels margin for the kernel
+        win = Window(col, row, math.ceil(win.col_off + win.width) + 2 - col, math.ceil(win.row_off + win.height) + 2 - row)
+        data = src.read(window=win, boundless=True, fill_value=np.nan if src.dtypes[0].startswith("float") else 0)
+        data = data.astype(np.float32)
+        if linear_db:
+            data = 10 ** (data / 10)
+        out = np.full((src.count, grid.height, grid.width), np.nan, np.float32)
+        reproject(data, out, src_transform=src.window_transform(win), src_crs=src.crs, src_nodata=np.nan,
+                  dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=np.nan, resampling=Resampling[resampling])
+        return 10 * np.log10(out) if linear_db else out
+
+
+def s1_tile(d: S1Date, grid: TileGrid, cfg: PreprocessConfig) -> np.ndarray:
+    """VV, VH (2, H, W) in dB on ``grid``."""
+    layers = [read_on_grid(f, grid, "bilinear", linear_db=cfg.s1_units == "db", allow=cfg.reproject, what="S1")
+              for f in d.files]
+    s1 = np.concatenate(layers)
+    if s1.shape[0] != 2:
+        raise SceneError(f"{d.files[0]}: S1 needs two bands (VV, VH), got {s1.shape[0]}")
+    if cfg.s1_units == "linear":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s1 = 10 * np.log10(s1)
+    return s1
+
+
+def s2_tile(d: S2Date, grid: TileGrid, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """LAI (H, W), SCL (H, W) uint8 on ``grid``, and how many LAI values were clipped to the SNAP range."""
+    clipped = 0
+    if d.lai is not None:
+        lai = read_on_grid(d.lai, grid, "bilinear", what="S2 LAI")[0]
+    else:
+        refl = np.concatenate([read_on_grid(d.bands[b], grid, "bilinear", what=f"S2 {b}") for b in BANDS])
+        lai = snap_lai(refl * cfg.reflectance_scale + cfg.reflectance_offset, d.angles)
+        outside = (lai < VALID_RANGE[0]) | (lai > VALID_RANGE[1])
+        clipped = int(outside.sum())
+        lai = np.clip(lai, *VALID_RANGE)
+    scl = (read_on_grid(d.scl, grid, "nearest", what="SCL")[0].astype(np.uint8) if d.scl is not None
+           else np.full(lai.shape, CLEAR_WITHOUT_SCL, np.uint8))
+    return lai.astype(np.float32), scl, clipped
+
+
+def _write(path: Path, array: np.ndarray, grid: TileGrid) -> None:
+    import rasterio
+
+    array = array[None] if array.ndim == 2 else array
+    with rasterio.open(path, "w", driver="GTiff", height=grid.height, width=grid.width, count=array.shape[0],
+                       dtype=array.dtype, crs=grid.crs, transform=grid.transform) as dst:
+        dst.write(array)
+
+
+def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | None = None, progress: bool = True) -> dict:
+    """Write the LNB folder ``out`` from the scenes in ``manifest``; return a summary."""
+    import pandas as pd
+    from rasterio.windows import Window, transform as window_transform
+    from tqdm.auto import tqdm
+
+    cfg = cfg or PreprocessConfig()
+    cfg.validate()
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"--out {out} already exists and is not an empty folder; choose a new folder")
+    m = read_manifest(manifest)
+    triplets, match, unused = pick_triplets(m.s2, m.s1, cfg.max_s1_gap_days)
+    if not triplets:
+        raise SceneError(f"{manifest}: no three S2 dates with an S1 acquisition within {cfg.max_s1_gap_days} day(s) "
+                         f"each (left out: {', '.join(unused) or 'none'})")
+    first = m.s2[0]
+    scene = grid_of(first.lai if first.lai is not None else first.bands["B03"])
+    for d in m.s2:
+        g = grid_of(d.lai if d.lai is not None else d.bands["B03"])
+        if g != scene:
+            raise SceneError(f"{d.lai or d.bands['B03']}: S2 grid differs from that of {m.s2[0].date}; "
+                             "every S2 date of a scene must share one grid")
+    size = cfg.tile_size
+    rows, cols = scene.height // size, scene.width // size
+    if not rows or not cols:
+        raise SceneError(f"{manifest}: scene of {scene.height}x{scene.width} pixels is smaller than one tile "
+                         f"(preprocess.tile_size {size})")
+    series, clipped = [], 0
+    with atomic_path(out) as tmp:
+        for sub in (S1_DIR, S2_DIR, MASK_DIR):
+            (tmp / sub).mkdir(parents=True)
+        bar = tqdm(total=len(triplets) * rows * cols, desc="preprocess", unit="tile", disable=not progress)
+        for trip in triplets:
+            dates = [m.s2[i] for i in trip]
+            for r in range(rows):
+                for c in range(cols):
+                    win = Window(c * size, r * size, size, size)
+                    grid = TileGrid(scene.crs, window_transform(win, scene.transform), size, size)
+                    names = [TileName(m.country, m.area, dates[0].date, dates[2].date, k, trip[0], r, c).format()
+                             for k in range(3)]
+                    for k, (i, name) in enumerate(zip(trip, names)):
+                        lai, scl, n_clipped = s2_tile(m.s2[i], grid, cfg)
+                        clipped += n_clipped
+                        _write(tmp / S1_DIR / name, s1_tile(m.s1[match[i]], grid, cfg), grid)
+                        _write(tmp / S2_DIR / name, lai, grid)
+                        _write(tmp / MASK_DIR / name, scl, grid)
+                    series.append(names)
+                    bar.update()
+        bar.close()
+        pd.DataFrame(series, columns=["0", "1", "2"]).to_csv(tmp / SERIES_CSV, index=False)
+        summary = {
+            "manifest": str(manifest), "out": str(out), "triplets": len(series), "tiles_per_date": rows * cols,
+            "tile_size": size, "crs": scene.crs.to_string(),
+            "partial_tiles_left_out": (-(-scene.height // size)) * (-(-scene.width // size)) - rows * cols,
+            "s2_dates_without_s1": unused,
+            "s2_dates_without_scl": [str(d.date) for d in m.s2 if d.scl is None],
+            "scl_written_without_mask": CLEAR_WITHOUT_SCL,
+            "lai_from_snap": [str(d.date) for d in m.s2 if d.bands is not None],
+            "lai_values_clipped_to_snap_range": clipped, "config": asdict(cfg),
+        }
+        (tmp / SUMMARY).write_text(json.dumps(summary, indent=2))
+    return summary

@@ -1,0 +1,241 @@
+"""Predict LAI at t over a whole scene: sliding windows with overlap, smooth blending, windowed I/O.
+
+A scene is described by a YAML manifest listing the three dates t-2, t-1, t in that order::
+
+    dates:
+      - {date: 2019-03-01, s1: s1_0301.tif, lai: lai_0301.tif, scl: scl_0301.tif}
+      - {date: 2019-03-06, s1: s1_0306.tif, lai: lai_0306.tif, scl: scl_0306.tif}
+      - {date: 2019-03-11, s1: s1_0311.tif, lai: lai_0311.tif}      # scl optional
+
+``s1`` holds two bands (VV, VH) in dB, ``lai`` one band of LAI, ``scl`` one band of Sen2Cor
+classes; relative paths are relative to the manifest. All rasters must share one grid (CRS,
+transform, size): ``lai preprocess`` reprojects scenes that do not. Without ``scl`` every pixel
+of that date counts as clear (class :data:`CLEAR_WITHOUT_SCL`), and the summary says so.
+
+Windows of ``window`` pixels step by ``window - overlap``; each prediction is weighted by a
+linear ramp over the overlap (never zero) and the weighted mean is written, so window borders
+leave no seam. Rows are written as soon as no later window touches them: memory grows with
+the window and the scene's width, not with its area. The output is a tiled, compressed
+GeoTIFF (Cloud Optimized GeoTIFF when GDAL has the COG driver) with the scene's CRS and
+transform: band 1 LAI, band 2 the observed flag, as in :mod:`lai.predict`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lai.encode import count_clipped
+from lai.errors import LaiError
+from lai.io import atomic_path
+from lai.predict import Trained, day_of_year, geotiff_profile, load_trained, predict_batch
+
+GDAL_CACHE_MB = 64  # GDAL's block cache (default: 5% of RAM) would otherwise fill with the scene's blocks
+CLEAR_WITHOUT_SCL = 4  # SCL class written for dates without a mask: "vegetation", a class the encoding counts as clear
+
+
+class SceneError(LaiError, ValueError):
+    """The scene manifest or one of its rasters does not fit; the message names it."""
+
+
+@dataclass(frozen=True)
+class SceneDate:
+    date: dt.date
+    s1: Path
+    lai: Path
+    scl: Path | None
+
+
+@dataclass(frozen=True)
+class Grid:
+    height: int
+    width: int
+    crs: str | None
+    transform: tuple
+
+
+def load_manifest(path: Path, what: str) -> dict:
+    """A YAML manifest as a mapping; :class:`SceneError` naming the file otherwise."""
+    import yaml
+
+    if not path.is_file():
+        raise SceneError(f"{path}: {what} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise SceneError(f"{path}: {what} is not valid YAML ({err})") from None
+    if not isinstance(raw, dict):
+        raise SceneError(f"{path}: {what} must be a YAML mapping, got {type(raw).__name__}")
+    return raw
+
+
+def manifest_file(manifest: Path, value, where: str) -> Path:
+    """A file named in a manifest (relative to the manifest's folder), which must exist."""
+    f = Path(value) if Path(value).is_absolute() else manifest.parent / value
+    if not f.is_file():
+        raise SceneError(f"{where}: file {f} does not exist")
+    return f
+
+
+def read_manifest(path: str | Path) -> list[SceneDate]:
+    """Parse and check a scene manifest (three dates in order, files present)."""
+    path = Path(path)
+    raw = load_manifest(path, "scene manifest")
+    dates = raw.get("dates")
+    if not isinstance(dates, list) or len(dates) != 3:
+        raise SceneError(f"{path}: expected a key 'dates' listing exactly three entries (t-2, t-1, t)")
+    out = []
+    for k, entry in enumerate(dates):
+        where = f"{path}: dates[{k}]"
+        if not isinstance(entry, dict) or not {"date", "s1", "lai"} <= set(entry):
+            raise SceneError(f"{where} must hold date, s1, lai (and optionally scl)")
+        try:
+            date = entry["date"] if isinstance(entry["date"], dt.date) else dt.date.fromisoformat(str(entry["date"]))
+        except ValueError:
+            raise SceneError(f"{where}.date {entry['date']!r} is not a YYYY-MM-DD date") from None
+        files = {key: manifest_file(path, entry[key], f"{where}.{key}") for key in ("s1", "lai", "scl")
+                 if entry.get(key) is not None}
+        out.append(SceneDate(date, files["s1"], files["lai"], files.get("scl")))
+    if not out[0].date < out[1].date < out[2].date:
+        raise SceneError(f"{path}: dates must increase (t-2 < t-1 < t), got {[str(d.date) for d in out]}")
+    return out
+
+
+def check_grid(dates: list[SceneDate]) -> Grid:
+    """The common grid of every raster of the scene; raise naming the first file on another grid."""
+    import rasterio
+
+    grid, first = None, None
+    for d in dates:
+        for key, f, bands in (("s1", d.s1, 2), ("lai", d.lai, 1), ("scl", d.scl, 1)):
+            if f is None:
+                continue
+            with rasterio.open(f) as src:
+                if src.count != bands:
+                    raise SceneError(f"{f}: {key} raster has {src.count} band(s); expected {bands}")
+                this = Grid(src.height, src.width, src.crs.to_string() if src.crs else None, tuple(src.transform)[:6])
+            if grid is None:
+                grid, first = this, f
+            elif this != grid:
+                raise SceneError(
+                    f"{f}: grid {this.height}x{this.width} {this.crs} {this.transform} differs from {first} "
+                    f"({grid.height}x{grid.width} {grid.crs} {grid.transform}); reproject onto one grid with `lai preprocess`"
+                )
+    return grid
+
+
+def window_starts(size: int, window: int, stride: int) -> list[int]:
+    """Window offsets along one axis covering ``size``; the last window ends at the edge."""
+    if size <= window:
+        return [0]
+    starts = list(range(0, size - window, stride))
+    return starts + [size - window]
+
+
+def ramp(length: int, overlap: int) -> np.ndarray:
+    """Blending weight along one axis: linear from ~0 to 1 over ``overlap`` pixels at both ends."""
+    i = np.arange(length) + 0.5
+    return np.clip(np.minimum(i, length - i) / max(overlap, 1), 0, 1).astype(np.float32)
+
+
+def _read_window(dates: list[SceneDate], win) -> dict[str, np.ndarray]:
+    import rasterio
+
+    s1, lai, scl = [], [], []
+    for d in dates:
+        with rasterio.open(d.s1) as src:
+            s1.append(src.read(window=win).astype(np.float32))
+        with rasterio.open(d.lai) as src:
+            lai.append(src.read(1, window=win).astype(np.float32))
+        if d.scl is None:
+            scl.append(np.full(lai[-1].shape, CLEAR_WITHOUT_SCL, np.uint8))
+        else:
+            with rasterio.open(d.scl) as src:
+                scl.append(src.read(1, window=win).astype(np.uint8))
+    return {"s1": np.stack(s1), "lai": np.stack(lai), "scl": np.stack(scl)}
+
+
+def predict_scene(run: str | Path | Trained, manifest: str | Path, out: str | Path, window: int = 256,
+                  overlap: int = 64, device: str = "auto", progress: bool = True) -> dict:
+    """Write the LAI map at t of the scene in ``manifest`` to the GeoTIFF ``out``."""
+    import rasterio
+    from rasterio.windows import Window
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"--out {out} already exists; choose a new file name")
+    if window < 1 or not 0 <= overlap < window:
+        raise SceneError(f"overlap must lie in [0, window), got overlap {overlap} with window {window}")
+    dates = read_manifest(manifest)
+    grid = check_grid(dates)
+    trained = run if isinstance(run, Trained) else load_trained(run, device)
+    doy_t, doy_from = np.array([day_of_year(dates[2].date)]), np.array([day_of_year(dates[0].date)])
+    h, w = grid.height, grid.width
+    ys, xs = window_starts(h, window, window - overlap), window_starts(w, window, window - overlap)
+    wy, wx = ramp(min(window, h), overlap), ramp(min(window, w), overlap)
+    weight = wy[:, None] * wx[None, :]
+    profile = geotiff_profile(h, w, grid.crs, grid.transform, tiled=True, blockxsize=256, blockysize=256,
+                              BIGTIFF="IF_SAFER")
+    clipped = observed = 0
+
+    with atomic_path(out) as tmp, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        gtiff = tmp.with_name(tmp.name + ".gtiff")
+        try:
+            with rasterio.open(gtiff, "w", **profile) as dst:
+                acc = np.zeros((0, w), np.float32)
+                acc_w = np.zeros((0, w), np.float32)
+                flag = np.zeros((0, w), np.float32)
+                done = 0  # first row not yet written
+                bar = tqdm(total=len(ys) * len(xs), desc="predict scene", unit="window", disable=not progress)
+                for r, y0 in enumerate(ys):
+                    wh = min(window, h)
+                    grow = y0 + wh - done - acc.shape[0]
+                    if grow > 0:
+                        acc, acc_w, flag = (np.vstack([a, np.zeros((grow, w), np.float32)]) for a in (acc, acc_w, flag))
+                    new_y = y0 if r == 0 else max(y0, ys[r - 1] + wh)  # rows no earlier window read
+                    for c, x0 in enumerate(xs):
+                        win = Window(x0, y0, min(window, w), wh)
+                        raw = _read_window(dates, win)
+                        new_x = x0 if c == 0 else max(x0, xs[c - 1] + win.width)
+                        clipped += count_clipped(raw["s1"][..., new_y - y0:, new_x - x0:], trained.enc)  # each pixel once
+                        lai, obs = predict_batch(trained, raw["s1"][None], raw["lai"][None], raw["scl"][None], doy_t, doy_from)
+                        rows = slice(y0 - done, y0 - done + wh)
+                        cols = slice(x0, x0 + win.width)
+                        acc[rows, cols] += np.nan_to_num(lai[0]) * weight
+                        acc_w[rows, cols] += weight * np.isfinite(lai[0])
+                        flag[rows, cols] = obs[0]
+                        bar.update()
+                    final = (ys[r + 1] if r + 1 < len(ys) else h) - done
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        lai_rows = np.where(acc_w[:final] > 0, acc[:final] / acc_w[:final], np.nan).astype(np.float32)
+                    observed += int(flag[:final].sum())
+                    dst.write(np.stack([lai_rows, flag[:final]]), window=Window(0, done, w, final))
+                    acc, acc_w, flag = acc[final:], acc_w[final:], flag[final:]
+                    done += final
+                bar.close()
+            _finish(gtiff, tmp)
+        finally:
+            gtiff.unlink(missing_ok=True)
+    return {
+        "manifest": str(manifest), "out": str(out), "height": h, "width": w, "crs": grid.crs,
+        "windows": len(ys) * len(xs), "window": window, "overlap": overlap,
+        "s1_values_clipped": clipped, "db_range": trained.enc.db_range,
+        "observed_fraction": observed / (h * w),
+        "dates_without_scl": [str(d.date) for d in dates if d.scl is None],
+    }
+
+
+def _finish(gtiff: Path, target: Path) -> None:
+    """Copy the tiled GeoTIFF as a COG where GDAL has that driver, else keep it as is."""
+    import rasterio
+    from rasterio.shutil import copy as rio_copy
+
+    with rasterio.Env() as env:
+        has_cog = "COG" in env.drivers()
+    if has_cog:
+        rio_copy(gtiff, target, driver="COG", compress="DEFLATE")
+    else:
+        gtiff.rename(target)

@@ -1,0 +1,170 @@
+"""`lai predict`: LNB folder or cube -> georeferenced GeoTIFFs + predictions.nc; scenes by sliding windows."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import rasterio
+import yaml
+from affine import Affine
+
+from lai.errors import RunFolderError
+from lai.lnb import S1_DIR, index_folder
+from lai.predict import load_trained, predict_folder
+from lai.scene import SceneError, predict_scene
+from tests.conftest import make_lnb, write_tiff
+
+UTM = "EPSG:32633"
+
+
+def georeference(root: Path, transform: Affine) -> None:
+    """Give every TIFF of an LNB folder a UTM CRS and ``transform`` (as real Sentinel tiles carry)."""
+    for path in root.rglob("*.tiff"):
+        with rasterio.open(path, "r+") as dst:
+            dst.crs, dst.transform = UTM, transform
+
+
+def test_training_range_clip_is_one_encoding_rule():
+    import torch
+
+    from lai.config import ConfigError, EncodingConfig
+    from lai.encode import count_clipped, normalise_db
+
+    enc = EncodingConfig()
+    raw = torch.tensor([-38.0, 9.7, -10.0, float("nan")])
+    assert torch.equal(normalise_db(raw, enc)[:3], normalise_db(torch.tensor([-30.0, 0.0, -10.0]), enc))
+    assert count_clipped(raw, enc) == 2 and count_clipped(raw.numpy(), enc) == 2
+    with pytest.raises(ConfigError, match="encoding.db_range"):
+        EncodingConfig(db_range=[0.0, -30.0]).validate()
+
+
+def test_lnb_120px_tiles_give_one_georeferenced_map_per_triplet(tiny_run, tmp_path):
+    lnb = make_lnb(tmp_path / "lnb", n_triplets=2, size=120)
+    transform = Affine(10, 0, 404400, 0, -10, 5342400)
+    georeference(lnb, transform)
+    # one raw, unclipped value outside the training range [-30, 0] dB
+    first = index_folder(lnb, progress=False).triplets[0].names[2]
+    with rasterio.open(lnb / S1_DIR / first, "r+") as dst:
+        a = dst.read()
+        a[0, 0, :3] = [-38.0, 9.7, 3.0]
+        dst.write(a)
+    summary = predict_folder(tiny_run, lnb, tmp_path / "out", progress=False)
+    assert summary["triplets"] == 2 and summary["tile"] == [120, 120] and summary["s1_values_clipped"] == 3
+    for trip in index_folder(lnb, progress=False).triplets:
+        tif = tmp_path / "out" / (Path(trip.names[2]).stem + ".tif")
+        with rasterio.open(tif) as src:
+            assert (src.count, src.height, src.width) == (2, 120, 120) and src.dtypes[0] == "float32"
+            assert src.crs.to_string() == UTM and src.transform == transform and np.isnan(src.nodata)
+            lai, flag = src.read(1), src.read(2)
+        assert np.isfinite(lai).all() and set(np.unique(flag)) <= {0.0, 1.0}
+        with rasterio.open(lnb / "s2-mask" / trip.names[2]) as src:
+            assert np.array_equal(flag == 1, np.isin(src.read(1), [2, 3, 4, 5, 6]))
+    with h5py.File(tmp_path / "out" / "predictions.nc") as f:
+        assert f.attrs["Conventions"] == "CF-1.8" and f["lai"].attrs["standard_name"] == "leaf_area_index"
+        assert f["lai"].shape == (2, 120, 120) and f["crs_wkt"][0].decode() == UTM
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["s1_values_clipped"] == 3
+
+
+def test_odd_tile_size_is_padded_and_cropped_back(tiny_run, tmp_path):
+    lnb = make_lnb(tmp_path / "lnb", n_triplets=1, size=33)
+    summary = predict_folder(tiny_run, lnb, tmp_path / "out", progress=False)
+    assert summary["tile"] == [33, 33] and summary["padded_to"] == [34, 34]
+    (tif,) = (tmp_path / "out").glob("*.tif")
+    with rasterio.open(tif) as src:
+        assert (src.height, src.width) == (33, 33) and np.isfinite(src.read(1)).all()
+
+
+def test_cube_input_matches_lnb_input(tiny_run, lnb, tmp_path):
+    from lai.cube import build_cube
+
+    cube = tmp_path / "cube.nc"
+    build_cube(lnb, cube, progress=False)
+    a = predict_folder(tiny_run, lnb, tmp_path / "a", progress=False)
+    b = predict_folder(tiny_run, cube, tmp_path / "b", progress=False)
+    assert a["triplets"] == b["triplets"] > 0
+    with h5py.File(tmp_path / "a" / "predictions.nc") as fa, h5py.File(tmp_path / "b" / "predictions.nc") as fb:
+        order = {n: i for i, n in enumerate(fb["name"][:].astype(str))}
+        names = fa["name"][:].astype(str)
+        np.testing.assert_allclose(fa["lai"][:], fb["lai"][:][[order[n] for n in names]], atol=1e-5)
+
+
+def test_bad_inputs_are_named(tiny_run, tmp_path, lnb):
+    with pytest.raises(RunFolderError, match="model.pt"):
+        predict_folder(tmp_path, lnb, tmp_path / "o1", progress=False)
+    with pytest.raises(FileNotFoundError, match="--data"):
+        predict_folder(tiny_run, tmp_path / "nowhere", tmp_path / "o2", progress=False)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "mine.txt").write_text("not lai's")
+    with pytest.raises(FileExistsError, match="taken"):
+        predict_folder(tiny_run, lnb, tmp_path / "taken", progress=False)
+    assert (tmp_path / "taken" / "mine.txt").read_text() == "not lai's"
+    bad = next((lnb / S1_DIR).iterdir())
+    write_tiff(bad, np.zeros((16, 16), np.float32))  # one band instead of VV, VH
+    with pytest.raises(Exception, match=bad.name):
+        predict_folder(tiny_run, lnb, tmp_path / "o3", progress=False)
+    assert not (tmp_path / "o3").exists()
+
+
+# --------------------------------------------------------------------------- scenes
+
+
+def write_scene(root: Path, size: tuple[int, int], s1, lai, scl, transform=Affine(10, 0, 500000, 0, -10, 4600000)) -> Path:
+    """A three-date scene of constant or given rasters and its manifest."""
+    entries = []
+    for k, date in enumerate(("2019-06-01", "2019-06-06", "2019-06-11")):
+        kw = dict(crs=UTM, transform=transform)
+        write_tiff(root / f"s1_{k}.tif", np.broadcast_to(np.asarray(s1, np.float32)[..., None, None] if np.ndim(s1) == 1 else s1, (2, *size)).astype(np.float32), **kw)
+        write_tiff(root / f"lai_{k}.tif", np.broadcast_to(np.float32(lai), size).astype(np.float32), **kw)
+        write_tiff(root / f"scl_{k}.tif", np.broadcast_to(np.uint8(scl), size).astype(np.uint8), **kw)
+        entries.append({"date": date, "s1": f"s1_{k}.tif", "lai": f"lai_{k}.tif", "scl": f"scl_{k}.tif"})
+    (root / "scene.yaml").write_text(yaml.safe_dump({"dates": entries}))
+    return root / "scene.yaml"
+
+
+def test_uniform_scene_gives_uniform_map_without_seams(tiny_run, tmp_path):
+    manifest = write_scene(tmp_path, (150, 170), [-12.0, -18.0], 3.0, 9)  # cloudy at every date: S1 only
+    trained = load_trained(tiny_run, "cpu")
+    maps = {}
+    for overlap in (24, 0):
+        out = tmp_path / f"map{overlap}.tif"
+        summary = predict_scene(trained, manifest, out, window=64, overlap=overlap, progress=False)
+        with rasterio.open(out) as src:
+            assert src.crs.to_string() == UTM and src.transform == Affine(10, 0, 500000, 0, -10, 4600000)
+            assert src.profile["tiled"] and src.count == 2
+            maps[overlap] = src.read(1)
+        assert summary["observed_fraction"] == 0 and summary["s1_values_clipped"] == 0
+    inner = (slice(12, -12), slice(12, -12))  # away from the scene's own edges (padding there, as in one tile)
+    blended, tiled = maps[24][inner], maps[0][inner]
+    spread = lambda a: float(np.ptp(a))  # noqa: E731
+    assert spread(blended) < 0.5 * spread(tiled)
+    assert spread(blended) < 0.05
+
+
+def test_scene_counts_each_clipped_value_once(tiny_run, tmp_path):
+    s1 = np.full((2, 100, 90), -12.0, np.float32)
+    s1[0, 40:60, 30:50] = -38.0  # 400 raw values below -30 dB, where several of the six windows overlap
+    manifest = write_scene(tmp_path, (100, 90), s1, 3.0, 4)
+    summary = predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=64, overlap=32, progress=False)
+    assert summary["windows"] == 6 and summary["s1_values_clipped"] == 3 * 400  # at t-2, t-1 and t
+
+
+def test_scene_on_two_grids_is_refused(tiny_run, tmp_path):
+    manifest = write_scene(tmp_path, (40, 40), [-12.0, -18.0], 3.0, 4)
+    write_tiff(tmp_path / "lai_1.tif", np.ones((40, 40), np.float32), crs="EPSG:32632", transform=Affine(10, 0, 0, 0, -10, 0))
+    with pytest.raises(SceneError, match="lai_1.tif.*lai preprocess"):
+        predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=32, overlap=8, progress=False)
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_cli_predict_and_its_errors(tiny_run, lnb, tmp_path, capsys):
+    from lai.cli import main
+
+    assert main(["predict", "--run", str(tiny_run), "--data", str(lnb), "--out", str(tmp_path / "maps"), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["triplets"] == 3
+    assert main(["predict", "--run", str(tiny_run), "--out", str(tmp_path / "x")]) == 2
+    assert "exactly one of --data" in capsys.readouterr().err
+    assert main(["predict", "--run", str(tmp_path), "--data", str(lnb), "--out", str(tmp_path / "y")]) == 2
+    assert "model.pt" in capsys.readouterr().err

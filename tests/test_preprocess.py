@@ -1,0 +1,140 @@
+"""`lai preprocess`: scene rasters -> LNB tiles; real BigEarthNet patches end to end to georeferenced maps."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import yaml
+from affine import Affine
+
+from lai import examples
+from lai.config import PreprocessConfig
+from lai.cube import build_cube
+from lai.lnb import SERIES_CSV, TileName, index_folder, read_triplet
+from lai.predict import predict_folder
+from lai.preprocess import pick_triplets, preprocess, read_manifest
+from lai.scene import SceneError, predict_scene
+from tests.conftest import write_tiff
+
+UTM = "EPSG:32633"
+S2_GRID = Affine(10, 0, 500000, 0, -10, 4600000)
+DATES = ["2019-06-01", "2019-06-06", "2019-06-11", "2019-06-16"]
+
+
+def scene(root: Path, size=96, s1_on_20m_linear=False, seed=0) -> Path:
+    """Four S2 dates (LAI, SCL) and S1 for the first three (S1 of 16 June is 4 days off); returns the manifest."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    s2, s1 = [], []
+    for k, date in enumerate(DATES):
+        write_tiff(root / f"lai{k}.tif", rng.uniform(0, 6, (size, size)).astype(np.float32), crs=UTM, transform=S2_GRID)
+        write_tiff(root / f"scl{k}.tif", rng.choice([4, 5, 9], (size, size)).astype(np.uint8), crs=UTM, transform=S2_GRID)
+        s2.append({"date": date, "lai": f"lai{k}.tif", "scl": f"scl{k}.tif"})
+        s1_date = (dt.date.fromisoformat(date) + dt.timedelta(days=4 if k == 3 else k % 2)).isoformat()
+        if s1_on_20m_linear:  # constant power on a coarser grid: 0.05 and 0.01 -> -13.01 and -20 dB
+            power = np.stack([np.full((size // 2 + 4, size // 2 + 4), v, np.float32) for v in (0.05, 0.01)])
+            write_tiff(root / f"s1_{k}.tif", power, crs=UTM, transform=Affine(20, 0, 499960, 0, -20, 4600040))
+        else:
+            write_tiff(root / f"s1_{k}.tif", rng.uniform(-25, -5, (2, size, size)).astype(np.float32), crs=UTM, transform=S2_GRID)
+        s1.append({"date": s1_date, "file": f"s1_{k}.tif"})
+    manifest = {"country": "SPAIN", "area": "BADAJOZ", "s2": s2, "s1": s1}
+    (root / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    return root / "manifest.yaml"
+
+
+def test_triplets_by_date_real_names_and_georeferenced_tiles(tmp_path):
+    manifest = scene(tmp_path / "scene")
+    m = read_manifest(manifest)
+    triplets, _, unused = pick_triplets(m.s2, m.s1, max_gap_days=1)
+    assert triplets == [(0, 1, 2)] and unused == ["2019-06-16 (nearest S1 4 days away)"]
+    assert pick_triplets(m.s2, m.s1, max_gap_days=4)[0] == [(0, 1, 2), (1, 2, 3)]
+    summary = preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32), progress=False)
+    assert summary["triplets"] == 9 and summary["partial_tiles_left_out"] == 0
+    assert json.loads((tmp_path / "lnb" / "preprocess.json").read_text()) == json.loads(json.dumps(summary))
+    series = pd.read_csv(tmp_path / "lnb" / SERIES_CSV, dtype=str)
+    assert series.iloc[0].tolist() == [f"SPAIN_BADAJOZ_2019-06-01_2019-06-11-{k}-0-0-0.tiff" for k in range(3)]
+    index = index_folder(tmp_path / "lnb", progress=False)
+    trip = next(t for t in index.triplets if (t.target.row, t.target.col) == (1, 2))
+    data = read_triplet(tmp_path / "lnb", trip)
+    assert data.crs == UTM and data.transform == tuple(S2_GRID * Affine.translation(64, 32))[:6]
+    with rasterio.open(tmp_path / "scene" / "lai2.tif") as src:
+        np.testing.assert_array_equal(data.lai[2], src.read(1)[32:64, 64:96])
+
+
+def test_s1_on_another_grid_is_resampled_in_linear_power_or_refused(tmp_path):
+    manifest = scene(tmp_path / "scene", s1_on_20m_linear=True)
+    preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32, s1_units="linear"), progress=False)
+    index = index_folder(tmp_path / "lnb", progress=False)
+    s1 = read_triplet(tmp_path / "lnb", index.triplets[4]).s1
+    np.testing.assert_allclose(s1[:, 0], 10 * np.log10(0.05), atol=1e-4)
+    np.testing.assert_allclose(s1[:, 1], -20.0, atol=1e-4)
+    with pytest.raises(SceneError, match=r"s1_0.tif.*reprojection is not allowed"):
+        preprocess(manifest, tmp_path / "lnb2", PreprocessConfig(tile_size=32, reproject=False), progress=False)
+    assert not (tmp_path / "lnb2").exists()
+
+
+def test_tiles_then_predict_then_mosaic_equals_the_scene_prediction(tiny_run, tmp_path):
+    """Round trip: scene -> tiles -> predict per tile -> mosaic agrees with predicting the scene in
+    windows of the tile size without overlap, within float rounding (1e-4 LAI)."""
+    manifest = scene(tmp_path / "scene")
+    preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32), progress=False)
+    predict_folder(tiny_run, tmp_path / "lnb", tmp_path / "maps", progress=False)
+    mosaic = np.full((96, 96), np.nan, np.float32)
+    for tif in (tmp_path / "maps").glob("*.tif"):
+        with rasterio.open(tif) as src:
+            col, row = (round(v) for v in ~S2_GRID * (src.transform.c, src.transform.f))
+            mosaic[row:row + 32, col:col + 32] = src.read(1)
+    entries = [{"date": DATES[k], "s1": f"s1_{k}.tif", "lai": f"lai{k}.tif", "scl": f"scl{k}.tif"} for k in range(3)]
+    (tmp_path / "scene" / "t.yaml").write_text(yaml.safe_dump({"dates": entries}))
+    predict_scene(tiny_run, tmp_path / "scene" / "t.yaml", tmp_path / "scene.tif", window=32, overlap=0, progress=False)
+    with rasterio.open(tmp_path / "scene.tif") as src:
+        direct = src.read(1)
+    assert np.isfinite(mosaic).all()
+    np.testing.assert_allclose(mosaic, direct, atol=1e-4)
+
+
+def test_real_bigearthnet_patches_end_to_end(tiny_run, tmp_path):
+    """Format and georeferencing test, not a science test: each real patch has one date, used as t-2,
+    t-1 and t. Real S1 (dB) and S2 L2A bands -> SNAP LAI -> LNB tiles -> cube -> predict."""
+    patches = examples.extract(tmp_path / "ben")
+    assert len(patches) == 6
+    for p in patches[:2]:  # two UTM zones (33N, 29N)
+        lnb, out = tmp_path / f"lnb_{p.name}", tmp_path / f"maps_{p.name}"
+        summary = preprocess(examples.write_manifest(p, tmp_path / f"{p.name}.yaml"), lnb,
+                             PreprocessConfig(tile_size=120), progress=False)
+        assert summary["triplets"] == 1 and summary["s2_dates_without_scl"]
+        build_cube(lnb, tmp_path / f"{p.name}.nc", progress=False)
+        result = predict_folder(tiny_run, tmp_path / f"{p.name}.nc", out, progress=False)
+        with rasterio.open(p.vv) as src, rasterio.open(p.vh) as src_vh:
+            crs, transform, vv, vh = src.crs, src.transform, src.read(1), src_vh.read(1)
+        outside = int(((vv < -30) | (vv > 0)).sum() + ((vh < -30) | (vh > 0)).sum())
+        assert outside > 0 and result["s1_values_clipped"] == 3 * outside  # the one date counts as t-2, t-1, t
+        tifs = list(out.glob("*.tif"))
+        assert len(tifs) == 1 and TileName.parse(tifs[0].with_suffix(".tiff").name).time_index == 2
+        with rasterio.open(tifs[0]) as src:
+            assert src.crs == crs and src.transform == transform and (src.height, src.width) == (120, 120)
+            lai = src.read(1)
+        assert np.isfinite(lai).all()
+        s1 = read_triplet(lnb, index_folder(lnb, progress=False).triplets[0]).s1
+        np.testing.assert_array_equal(s1[2, 0], vv)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.update(country="SP-AIN"), "country 'SP-AIN'"),
+    (lambda m: m["s2"][1].update(lai="absent.tif"), r"s2\[1\]\.lai: file .*absent.tif does not exist"),
+    (lambda m: m["s2"][0].update(bands={"B03": "lai0.tif"}), r"s2\[0\] must hold date and either lai or bands"),
+    (lambda m: m["s1"][0].pop("file"), r"s1\[0\] must hold date and vv \+ vh"),
+])
+def test_bad_manifest_is_named(tmp_path, change, message):
+    manifest = scene(tmp_path / "scene", size=32)
+    raw = yaml.safe_load(manifest.read_text())
+    change(raw)
+    manifest.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SceneError, match=message):
+        preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32), progress=False)
+    assert not (tmp_path / "lnb").exists()
