@@ -1,4 +1,4 @@
-"""Per-pixel baselines on the U-Nets' test sets and metrics (paper 4.2, DESIGN section 5).
+"""Per-pixel baselines on the U-Nets' test sets and metrics (paper section 4.2; the reference code's per-pixel features).
 
 * ``MLR`` and ``RF``: the paper's single-pixel models on the "same features" the
   U-Nets get (see :func:`feature_names`), trained on a random sample of training
@@ -21,10 +21,10 @@ import pandas as pd
 import torch
 
 from lai.config import BaselineConfig, EncodingConfig
-from lai.encode import REFERENCE_CLASSES, N_SCL, Encoded, encode_batch, valid_mask
+from lai.encode import N_SCL, REFERENCE_CLASSES, Encoded, encode_batch, valid_mask
+from lai.facts import BASELINES, EXTRA_BASELINES, HISTORY_FEATURES, TEST_SETS
 from lai.loader import CubeSplit
 from lai.metrics import SUMS, Scores, strict_clear
-from lai.facts import BASELINES, EXTRA_BASELINES, HISTORY_FEATURES, TEST_SETS
 
 TIMES = ("t-2", "t-1")
 _BATCH = 16  # triplets per read: bounds memory (a 256x256 batch of features is ~140 MB)

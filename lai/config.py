@@ -16,11 +16,10 @@ from typing import Any
 
 import yaml
 
-PROFILE_DIR = Path(__file__).parent / "profiles"
-
-
 from lai.errors import ConfigError  # noqa: F401 - re-exported
 from lai.facts import PRESETS, ROWS
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
 
 SEED_MAX = 2**32 - 1  # numpy and torch both take seeds up to this
 MAX_TILE_SIZE = 4096  # pixels per tile side
@@ -58,7 +57,7 @@ def yaml_load(text: str):
 
 @dataclass
 class SimConfig:
-    """Simulator parameters (DESIGN section 4)."""
+    """Simulator parameters (the physics is described in lai/simulate.py)."""
 
     train_regions: list[str] = field(
         default_factory=lambda: ["SPAIN_BADAJOZ", "FRANCE_BEAUCE", "GERMANY_BRANDENBURG", "POLAND_MAZOWSZE"]

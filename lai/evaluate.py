@@ -21,9 +21,9 @@ from lai.config import EncodingConfig, check_tile_size, from_dict
 from lai.cube import cube_identity
 from lai.encode import denormalise_lai, encode_batch
 from lai.errors import RunFolderError
+from lai.facts import TEST_SETS
 from lai.io import atomic_path, atomic_write_text, output_lock
 from lai.loader import BatchLoader, CubeSplit
-from lai.facts import TEST_SETS
 from lai.metrics import SUMS, Scores, per_tile, strict_clear
 from lai.model import LAIModel
 from lai.train import pick_device

@@ -14,8 +14,8 @@ File names in a run folder are ``figures/<function name>.png`` (``FIGURE_NAMES``
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import matplotlib
 import matplotlib.colors as mcolors
@@ -629,7 +629,8 @@ def density(pred, target, mask=None, lai_scale: float = 5.0, max_points: int = 4
             p, y = p[keep], y[keep]
         peak = np.histogram2d(y, p, bins=60, range=((0, top), (0, top)))[0].max()
         sns.histplot(x=y, y=p, bins=60, binrange=((0, top), (0, top)), cmap="mako_r",
-                     norm=mcolors.LogNorm(vmin=1, vmax=max(peak, 2)), vmin=None, vmax=None, cbar=True, cbar_kws={"label": "pixels (log)" if name == names[-1] else "", "shrink": 0.7}, ax=ax)
+                     norm=mcolors.LogNorm(vmin=1, vmax=max(peak, 2)), vmin=None, vmax=None, cbar=True,
+                     cbar_kws={"label": "pixels (log)" if name == names[-1] else "", "shrink": 0.7}, ax=ax)
         ax.plot([0, top], [0, top], "k--", lw=1, label="1:1")
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)

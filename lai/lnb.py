@@ -71,7 +71,7 @@ class TileName:
     )
 
     @classmethod
-    def parse(cls, name: str) -> "TileName":
+    def parse(cls, name: str) -> TileName:
         match = cls._PATTERN.match(str(name))
         if not match:
             raise LNBError(

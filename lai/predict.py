@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -162,8 +162,8 @@ class Inputs:
             transform = f["transform"][:]
             for i in range(self.n):
                 t = tuple(transform[i]) if np.isfinite(transform[i]).all() else None
-                day = lambda k: EPOCH + dt.timedelta(days=int(dates[i, k]))  # noqa: E731
-                yield Sample(names[i], f["s1"][i], f["lai"][i], f["scl"][i], day(2), day(0), crs[i] or None, t)
+                target, first = (EPOCH + dt.timedelta(days=int(dates[i, k])) for k in (2, 0))
+                yield Sample(names[i], f["s1"][i], f["lai"][i], f["scl"][i], target, first, crs[i] or None, t)
 
 
 # --------------------------------------------------------------------------- outputs

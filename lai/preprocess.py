@@ -243,7 +243,8 @@ def _write(path: Path, array: np.ndarray, grid: TileGrid) -> None:
 def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | None = None, progress: bool = True) -> dict:
     """Write the LNB folder ``out`` from the scenes in ``manifest``; return a summary."""
     import pandas as pd
-    from rasterio.windows import Window, transform as window_transform
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
     from tqdm.auto import tqdm
 
     cfg = cfg or PreprocessConfig()
@@ -281,7 +282,7 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
                     grid = TileGrid(scene.crs, window_transform(win, scene.transform), size, size)
                     names = [TileName(m.country, m.area, dates[0].date, dates[2].date, k, trip[0], r, c).format()
                              for k in range(3)]
-                    for k, (i, name) in enumerate(zip(trip, names)):
+                    for i, name in zip(trip, names):
                         lai, scl, n_clipped = s2_tile(m.s2[i], grid, cfg)
                         clipped += n_clipped
                         _write(tmp / S1_DIR / name, s1_tile(m.s1[match[i]], grid, cfg), grid)

@@ -272,7 +272,7 @@ def _ci_markup(mid: float, lo: float, hi: float) -> str:
     return f"{fmt(mid)} #text(size: 7pt)[\\[{fmt(lo)}, {fmt(hi)}\\]]"
 
 
-def _verdicts(run: "_Run", s: str) -> list[dict]:
+def _verdicts(run: _Run, s: str) -> list[dict]:
     """Paired comparisons of the final model on test set ``s`` (tables/comparisons.csv)."""
     comp = run.tables["comparisons"]
     if comp is None or "set" not in comp:
@@ -496,7 +496,7 @@ def _table1_section(doc: _Doc) -> None:
     else:
         t1 = t1.copy()
         rows_present = [r for r in ROWS if r in set(t1["row"])] + [r for r in dict.fromkeys(t1["row"]) if r not in ROWS]
-        for col, paper_col, label, better, cap in (
+        for col, paper_col, _label, better, cap in (
             ("rmse_norm", "paper_rmse", "RMSE", "min",
              "Table 1, RMSE in LAI/5 units (lower is better): this run next to the paper."),
             ("r2", "paper_r2", "R²", "max", "Table 1, R² (higher is better): this run next to the paper."),
@@ -801,7 +801,7 @@ def _seeds_part(doc: _Doc, train: dict) -> None:
         doc.add(_note("Seed table", "tables/seeds.csv is missing."))
         return
     if n == 1:
-        doc.para(f"This profile trains the final model with *one* seed (`train.seeds = 1`, chosen to keep the run "
+        doc.para("This profile trains the final model with *one* seed (`train.seeds = 1`, chosen to keep the run "
                  "within its time budget on a CPU), so the spread over training seeds is not measured here; the "
                  "`paper` profile trains three. The bootstrap intervals cover the choice of test triplets, not "
                  "the training seed.")

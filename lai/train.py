@@ -40,16 +40,14 @@ from lai.checkpoint import build_model, load_checkpoint, load_state, load_weight
 from lai.config import ConfigError, Profile, check_tile_size, variant, yaml_load
 from lai.cube import cube_identity
 from lai.distributed import World, barrier, local_device, main_process, rank_batch_size, setup, sum_across
-from lai.errors import RunFolderError
 from lai.encode import encode_batch
+from lai.errors import RunFolderError
+from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS
 from lai.io import atomic_path, atomic_write_text, output_lock
 from lai.loader import BatchLoader, CubeSplit
 from lai.loss import masked_mse, total_loss
-from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS
 from lai.model import LAIModel, n_parameters
 from lai.provenance import environment
-
-
 
 
 @dataclass

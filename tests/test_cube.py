@@ -46,8 +46,9 @@ def test_splits_held_out_areas_and_no_neighbour_leakage(tiny_data):
 
 
 def test_split_assignment_is_reproducible_and_thresholds_hold(tiny_data):
-    from lai.splits import assign_splits
     import pandas as pd
+
+    from lai.splits import assign_splits
 
     profile, _, cube = tiny_data
     ds = open_cube(cube)

@@ -5,9 +5,9 @@ import torch
 
 from lai.config import EncodingConfig, ModelConfig, TrainConfig
 from lai.encode import encode_batch, mask_channels
+from lai.facts import ROWS
 from lai.loss import masked_mse, total_loss
 from lai.metrics import pooled
-from lai.facts import ROWS
 from lai.model import LAIModel, UNet
 
 ENC = EncodingConfig()

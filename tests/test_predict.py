@@ -111,12 +111,16 @@ def test_bad_inputs_are_named(tiny_run, tmp_path, lnb):
 # --------------------------------------------------------------------------- scenes
 
 
-def write_scene(root: Path, size: tuple[int, int], s1, lai, scl, transform=Affine(10, 0, 500000, 0, -10, 4600000)) -> Path:
+SCENE_TRANSFORM = Affine(10, 0, 500000, 0, -10, 4600000)
+
+
+def write_scene(root: Path, size: tuple[int, int], s1, lai, scl, transform=SCENE_TRANSFORM) -> Path:
     """A three-date scene of constant or given rasters and its manifest."""
     entries = []
     for k, date in enumerate(("2019-06-01", "2019-06-06", "2019-06-11")):
         kw = dict(crs=UTM, transform=transform)
-        write_tiff(root / f"s1_{k}.tif", np.broadcast_to(np.asarray(s1, np.float32)[..., None, None] if np.ndim(s1) == 1 else s1, (2, *size)).astype(np.float32), **kw)
+        s1_map = np.asarray(s1, np.float32)[..., None, None] if np.ndim(s1) == 1 else s1
+        write_tiff(root / f"s1_{k}.tif", np.broadcast_to(s1_map, (2, *size)).astype(np.float32), **kw)
         write_tiff(root / f"lai_{k}.tif", np.broadcast_to(np.float32(lai), size).astype(np.float32), **kw)
         write_tiff(root / f"scl_{k}.tif", np.broadcast_to(np.uint8(scl), size).astype(np.uint8), **kw)
         entries.append({"date": date, "s1": f"s1_{k}.tif", "lai": f"lai_{k}.tif", "scl": f"scl_{k}.tif"})

@@ -94,7 +94,9 @@ def _pixels(root: Path, layer: str, name: str, edit, **profile) -> None:
 
 def reader_cases():
     """(bad input, function(lnb folder) -> None) pairs; each gets a fresh valid 3-triplet folder."""
-    n = lambda root, row=1, col="1": _csv(root).loc[row, col]
+    def n(root, row=1, col="1"):
+        return _csv(root).loc[row, col]
+
     cases = []
     for kind, seed in (("truncate", 3), ("empty", 0), ("garbage", 1), ("flip", 11), ("bands", 0), ("dtype", 0),
                        ("size", 0), ("missing", 0)):
