@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import make_lnb
+from tests.helpers import make_lnb
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -293,7 +293,7 @@ def _prepare_reliability(tmp: Path, cube: Path, inputs: dict) -> None:
     from lai.checkpoint import build_model
     from lai.config import load_profile
     from lai.train import stage_config
-    from tests.conftest import write_tiff
+    from tests.helpers import write_tiff
 
     inputs["victim_lnb"] = str(make_lnb(tmp / "victim_lnb"))
     (tmp / "full_dir").mkdir()

@@ -9,7 +9,7 @@ from rasterio.transform import from_origin
 
 from lai.cube import build_cube
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, LNBError, TileName, estimate_middle_date, index_folder, read_triplet
-from tests.conftest import write_tiff
+from tests.helpers import write_tiff
 
 
 def names(root):

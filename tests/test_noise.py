@@ -9,7 +9,7 @@ from lai.cube import build_cube, open_cube
 from lai.errors import CubeError
 from lai.noise import noise_floor
 from lai.splits import TEST_SETS
-from tests.conftest import make_lnb
+from tests.helpers import make_lnb
 
 
 def _direct_rmse(ds, name, classes):

@@ -15,7 +15,7 @@ from lai.errors import RunFolderError
 from lai.lnb import S1_DIR, index_folder
 from lai.predict import load_trained, predict_folder
 from lai.scene import SceneError, predict_scene
-from tests.conftest import make_lnb, write_tiff
+from tests.helpers import make_lnb, write_tiff
 
 UTM = "EPSG:32633"
 

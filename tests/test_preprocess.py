@@ -19,7 +19,7 @@ from lai.lnb import SERIES_CSV, TileName, index_folder, read_triplet
 from lai.predict import predict_folder
 from lai.preprocess import pick_triplets, preprocess, read_manifest
 from lai.scene import SceneError, predict_scene
-from tests.conftest import write_tiff
+from tests.helpers import write_tiff
 
 UTM = "EPSG:32633"
 S2_GRID = Affine(10, 0, 500000, 0, -10, 4600000)

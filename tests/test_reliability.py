@@ -35,7 +35,7 @@ from lai.config import load_profile
 from lai.cube import build_cube, check_cube_file, open_cube
 from lai.errors import LNBError, PipelineError, ResidencyError
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, index_folder, read_triplet
-from tests.conftest import make_lnb, write_tiff
+from tests.helpers import make_lnb, write_tiff
 
 ROOT = Path(__file__).resolve().parent.parent
 CLEAR = r"cannot be read|expected|corrupt|truncated|missing"  # every reader message says what is wrong in these words

@@ -29,7 +29,7 @@ import pandas as pd
 
 from lai import cli
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, TileName
-from tests.conftest import make_lnb
+from tests.helpers import make_lnb
 from tests.test_cli import CASES, error_message, prepare, run_case
 from tests.test_reliability import (
     VALUE_CASES,

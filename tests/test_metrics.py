@@ -1,0 +1,42 @@
+"""Metrics: pooled RMSE and R2 on masked pixels, bootstrap intervals and paired differences over triplets."""
+import numpy as np
+import pytest
+
+from lai.metrics import pooled
+
+
+def test_metrics_match_hand_computation():
+    pred = np.array([[1.0, 2.0, 9.0], [3.0, 5.0, 0.0]])
+    target = np.array([[1.5, 2.0, np.nan], [2.0, 4.0, 7.0]])
+    mask = np.array([[True, True, False], [True, True, False]])
+    # kept pairs: (1, 1.5), (2, 2), (3, 2), (5, 4)
+    errs = np.array([-0.5, 0.0, 1.0, 1.0])
+    t = np.array([1.5, 2.0, 2.0, 4.0])
+    rmse = np.sqrt(np.mean(errs**2))
+    r2 = 1 - np.sum(errs**2) / np.sum((t - t.mean()) ** 2)
+    got = pooled(pred, target, mask, lai_scale=5.0)
+    assert got["rmse"] == pytest.approx(rmse)
+    assert got["rmse_norm"] == pytest.approx(rmse / 5)
+    assert got["r2"] == pytest.approx(r2)
+    assert got["n_pixels"] == 4
+
+
+def test_bootstrap_over_triplets_and_paired_differences():
+    from lai.metrics import bootstrap_intervals, paired_difference, rmse_r2, triplet_sums
+
+    rng = np.random.default_rng(0)
+    target = rng.uniform(0, 6, (60, 8, 8))
+    mask = rng.random((60, 8, 8)) > 0.2
+    good = target + rng.normal(0, 0.3, target.shape)
+    bad = target + rng.normal(0, 0.6, target.shape)
+    a, b = triplet_sums(good, target, mask), triplet_sums(bad, target, mask)
+    assert rmse_r2(a.sum(0))[0] == pytest.approx(pooled(good, target, mask)["rmse"])
+    ci = bootstrap_intervals(a)
+    assert ci["rmse_lo"] < 0.3 < ci["rmse_hi"] and ci["r2_lo"] < pooled(good, target, mask)["r2"] < ci["r2_hi"]
+    better = paired_difference(a, b)
+    assert better["resolved"] and better["diff_hi"] < 0 and better["diff"] == pytest.approx(
+        pooled(good, target, mask)["rmse"] - pooled(bad, target, mask)["rmse"])
+    close = paired_difference(a, triplet_sums(good + rng.normal(0, 0.01, target.shape), target, mask))
+    assert not close["resolved"] and close["diff_lo"] < 0 < close["diff_hi"]
+    with pytest.raises(ValueError, match="same triplets"):
+        paired_difference(a, b[:-1])
