@@ -83,7 +83,7 @@ class RunContext:
         if path.exists() and path.read_text() != mine:
             raise RunFolderError(
                 f"{self.run_dir} already holds a run with another configuration (see its profile.yaml); "
-                f"choose another run name or delete the folder"
+                f"choose another folder: `lai run --name NEW`, or in a notebook set the parameter run_dir to a new folder"
             )
         atomic_write_text(path, mine)
 
