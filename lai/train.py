@@ -141,15 +141,8 @@ def train_stage(
         return _train_stage(profile, row, cube, run_dir, init_from, resume, progress)
 
 
-def _train_stage(
-    profile: Profile,
-    row: str,
-    cube: str | Path,
-    run_dir: str | Path,
-    init_from: dict[str, str | Path] | None = None,
-    resume: bool = False,
-    progress: bool = True,
-) -> StageResult:
+def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: bool, progress: bool) -> StageResult:
+    """:func:`train_stage` with its run folder locked."""
     if row not in ROWS:
         raise ConfigError(f"row must be one of {', '.join(ROWS)}; got {row!r}")
     run_dir, cube = Path(run_dir), Path(cube)
