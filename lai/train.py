@@ -3,7 +3,7 @@
 A stage trains one row in its own run folder::
 
     <run>/config.yaml     everything that defines the stage (model, train, encoding, cube fingerprint)
-    <run>/checkpoint.pt   model, optimizer, scheduler, random states (shuffling, augmentation) and the
+    <run>/checkpoint.pt   model, optimizer, scheduler, random state of the shuffling and the
                           best-validation weights so far, after the last epoch
     <run>/history.csv     per-epoch losses, validation RMSE, learning rate, seconds and samples/s
     <run>/model.pt        the best-validation weights, written with result.json (best epoch, whether
@@ -180,7 +180,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     sched = make_scheduler(opt, tcfg)
     gen = torch.Generator().manual_seed(tcfg.seed)
-    aug_gen = torch.Generator().manual_seed(tcfg.seed + 1) if tcfg.augment else None
+    aug_gen = torch.Generator() if tcfg.augment else None  # reseeded every epoch: augment_seed
     train_loader = BatchLoader(train_split, rank_batch, True, device, tcfg.resident, gen, tcfg.max_batches_per_epoch,
                                drop_last=True, rank=world.rank, world_size=world.size)
     if len(train_loader) == 0:
@@ -200,8 +200,6 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
             gen.set_state(state["generator"])
-            if aug_gen is not None:
-                aug_gen.set_state(state["augment_generator"])
             torch.set_rng_state(state["torch_rng"])
             history, start_epoch = list(state["history"]), int(state["epoch"]) + 1
             best = {"epoch": int(state["best_epoch"]), "val_mse": float(state["best_val_mse"]), "model": state["best_model"]}
@@ -218,6 +216,8 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
             break  # early stop (reached again when resuming a stopped stage)
         desc = f"{row} epoch {epoch + 1}/{tcfg.epochs}"
         record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
+        if aug_gen is not None:
+            aug_gen.manual_seed(augment_seed(tcfg.seed, world.rank, epoch))
         record.update(train_epoch(step_model, opt, train_loader, profile, use_bf16, channels_last, desc, progress,
                                   augment_generator=aug_gen, world=world))
         record.update(validate(model, val_loader, profile, use_bf16, world))  # reduced across ranks: all agree
@@ -229,7 +229,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
         else:
             sched.step()
         if world.main:
-            _save_checkpoint(ckpt_path, model, opt, sched, gen, aug_gen, epoch, history, best, cfg)
+            _save_checkpoint(ckpt_path, model, opt, sched, gen, epoch, history, best, cfg)
         if progress:
             print(f"{desc}: train loss {record['train_loss']:.4f}, val RMSE {record['val_rmse']:.3f} LAI, "
                   f"{record['samples_per_s']:.1f} samples/s", flush=True)
@@ -309,7 +309,13 @@ def validate(model: LAIModel, loader: BatchLoader, profile: Profile, use_bf16: b
     return {"val_mse": mse, "val_rmse": math.sqrt(mse) * profile.encoding.lai_scale if count else float("nan")}
 
 
-def _save_checkpoint(path, model, opt, sched, gen, aug_gen, epoch, history, best, cfg) -> None:
+def augment_seed(seed: int, rank: int, epoch: int) -> int:
+    """Seed of one epoch's augmentation draws: different for every rank of a distributed run and every
+    epoch, reproducible from the training seed alone (so a resumed run draws what it would have drawn)."""
+    return int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1)[0])
+
+
+def _save_checkpoint(path, model, opt, sched, gen, epoch, history, best, cfg) -> None:
     state = {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
@@ -323,8 +329,6 @@ def _save_checkpoint(path, model, opt, sched, gen, aug_gen, epoch, history, best
         "best_val_mse": best["val_mse"],
         "config": cfg,
     }
-    if aug_gen is not None:
-        state["augment_generator"] = aug_gen.get_state()
     save_checkpoint(path, state)
 
 

@@ -32,3 +32,32 @@ def test_torchrun_two_processes_train_like_one(tiny_data, tmp_path):
     h1, h2 = pd.read_csv(one / "history.csv"), pd.read_csv(two / "history.csv")
     loss1, loss2 = h1["train_loss"].iloc[0], h2["train_loss"].iloc[0]
     assert abs(loss2 - loss1) / loss1 < LOSS_TOLERANCE, (loss1, loss2)
+
+
+def test_torchrun_killed_then_resumed_equals_uninterrupted(tiny_data, tmp_path, monkeypatch):
+    """SIGKILL a 2-process run once its first epoch's checkpoint exists; `--resume` ends with the weights
+    of an uninterrupted 2-process run (augmentation on: each rank's draws come from seed, rank and epoch)."""
+    import torch
+
+    from tests.test_reliability import kill_when
+
+    _, _, cube = tiny_data
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    args = ["--profile", "tiny", "--cube", str(cube), "--row", "s2_masks", "--quiet", "--set", "train.epochs=3",
+            "--set", "train.batch_size=8", "--set", "train.schedule=milestones", "--set", "train.augment=true"]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the same arithmetic in all three runs
+
+    def run(runs, *extra):
+        done = subprocess.run([*torchrun, "-m", "lai", "train", *args, "--runs", str(runs), *extra],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    run(tmp_path / "whole")
+    killed = tmp_path / "killed"
+    kill_when([*torchrun, "-m", "lai", "train", *args, "--runs", str(killed)],
+              lambda: (killed / "s2_masks" / "checkpoint.pt").exists())
+    assert not (killed / "s2_masks" / "model.pt").exists()
+    run(killed, "--resume")
+    a = torch.load(tmp_path / "whole" / "s2_masks" / "model.pt", weights_only=True)["model"]
+    b = torch.load(killed / "s2_masks" / "model.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

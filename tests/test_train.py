@@ -56,8 +56,8 @@ def test_interrupted_then_resumed_equals_uninterrupted(tiny_data, tmp_path, monk
 
     real_save = train_mod._save_checkpoint
 
-    def save_then_die(path, model, opt, sched, gen, aug_gen, epoch, *rest):
-        real_save(path, model, opt, sched, gen, aug_gen, epoch, *rest)
+    def save_then_die(path, model, opt, sched, gen, epoch, *rest):
+        real_save(path, model, opt, sched, gen, epoch, *rest)
         if epoch == 0:
             raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
 
