@@ -204,7 +204,8 @@ def measure_training(args, work: Path) -> dict:
         "splits": summary.splits, "train_s": train_s, "stages": stages,
         "projected_paper_protocol_hours": projected / 3600,
         "projection": f"mean steady epoch time per stage x {scale:.1f} (paper triplets / these) x "
-                      f"{paper.train.epochs} epochs, summed over the three stages of the final model",
+                      f"{paper.train.epochs} epochs, summed over every stage trained (both encoders, then the "
+                      f"final model once per training seed)",
     }
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -95,7 +94,9 @@ def cmd_train(args) -> int:
 
         if dist.is_initialized():  # started by torchrun: leave the process group cleanly
             dist.destroy_process_group()
-    if int(os.environ.get("RANK", "0")):
+    from lai.distributed import main_process
+
+    if not main_process():
         return 0  # rank 0 reports for all
     for row, res in results.items():
         last = res.history.iloc[-1]
