@@ -1,9 +1,11 @@
-"""Test-wide settings: notebooks run under nbval with the tiny profile in a temporary folder."""
+"""Test-wide settings: notebooks run under nbval in a temporary run folder started with the tiny profile."""
 import os
 import tempfile
 
-os.environ.setdefault("LAI_PROFILE", "tiny")
 _tmp = tempfile.mkdtemp(prefix="lai-nbval-")
-os.environ.setdefault("LAI_RUN_DIR", os.path.join(_tmp, "run"))
 os.environ.setdefault("LAI_DATA_ROOT", os.path.join(_tmp, "data"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+if "LAI_RUN_DIR" not in os.environ:  # the notebooks' parameter run_dir: a folder whose profile.yaml says tiny
+    from lai.pipeline import open_run_folder
+
+    os.environ["LAI_RUN_DIR"] = str(open_run_folder(os.path.join(_tmp, "run"), "tiny")[1])

@@ -92,15 +92,14 @@ def measure_variant(name: str, cube: Path, args, device: torch.device, enc: Enco
     step_model = torch.compile(model, mode=compile_mode) if compile_mode else model
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     tcfg = TrainConfig()
-    profile = argparse.Namespace(encoding=enc, train=tcfg)  # what train_epoch reads
 
     loader = BatchLoader(CubeSplit(cube, "train"), args.batch, True, device, "on", drop_last=True)
-    train_epoch(step_model, opt, loader, profile, bf16, channels_last, progress=False)  # warm-up (and compile)
+    train_epoch(step_model, opt, loader, tcfg, enc, bf16, channels_last, progress=False)  # warm-up (and compile)
     sync(device)
     warmup_s = time.perf_counter() - t_compile
     seen, seconds = 0, 0.0
     while seen < args.steps * args.batch:  # whole epochs, as training runs them
-        e2e = train_epoch(step_model, opt, loader, profile, bf16, channels_last, progress=False)
+        e2e = train_epoch(step_model, opt, loader, tcfg, enc, bf16, channels_last, progress=False)
         seen += round(e2e["samples_per_s"] * e2e["seconds"])
         seconds += e2e["seconds"]
 

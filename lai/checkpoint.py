@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lai.config import EncodingConfig, ModelConfig, StageConfig
 from lai.errors import ConfigError, RunFolderError
 from lai.io import atomic_path
 from lai.model import LAIModel
 
-# model settings a pre-trained part must share with the model it initialises
-SHAPE_KEYS = ("encoder_widths", "convs_per_level", "skip", "mask_embedding", "season_hidden", "season_channels")
+# model settings (fields of ModelConfig) a pre-trained part must share with the model it initialises
+SHAPE_FIELDS = ("encoder_widths", "convs_per_level", "skip", "mask_embedding", "season_hidden", "season_channels")
 
 
 def to_plain(obj):
@@ -74,23 +75,24 @@ def load_checkpoint(path: str | Path, keys: tuple[str, ...] = ()) -> dict:
     return state
 
 
-def build_model(config: dict, source: str | Path = "stage configuration") -> LAIModel:
-    """The model a stage configuration describes; ``source`` names the file in errors."""
-    from lai.config import EncodingConfig, ModelConfig, from_dict
+def build_model(model: ModelConfig, encoding: EncodingConfig) -> LAIModel:
+    """The model ``model`` describes, with the SCL-mask inputs ``encoding`` gives it."""
     from lai.encode import mask_channels
 
+    return LAIModel(model, mask_channels(encoding))
+
+
+def stage_config_from(data, source: str | Path) -> StageConfig:
+    """A stage configuration saved as a mapping (config.yaml, or a model file's ``config``, older ones included)
+    as a :class:`StageConfig`: the one place where saved configurations are read; ``source`` names the file."""
     try:
-        model_cfg = from_dict(ModelConfig, config["model"], "model")
-        model_cfg.validate()
-        enc = from_dict(EncodingConfig, config["encoding"], "encoding")
-        enc.validate()
+        return StageConfig.from_mapping(data)
     except (ConfigError, KeyError, TypeError) as err:
         raise RunFolderError(f"{source}: broken model configuration ({type(err).__name__}: {err})") from None
-    return LAIModel(model_cfg, mask_channels(enc))
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """Read the ``model.pt`` of a finished run (or a run folder): {"model": weights, "config": stage config}."""
+    """Read the ``model.pt`` of a finished run (or a run folder): {"model": weights, "config": StageConfig, "path"}."""
     path = Path(path)
     if path.is_dir():
         path = path / "model.pt"
@@ -99,6 +101,7 @@ def read_checkpoint(path: str | Path) -> dict:
     state = load_checkpoint(path, ("model", "config"))
     if not isinstance(state["config"], dict) or not isinstance(state["model"], dict):
         raise RunFolderError(f"{path}: not a lai checkpoint (model and config must be mappings)")
+    state["config"] = stage_config_from(state["config"], path)
     state["path"] = str(path)
     return state
 
@@ -114,27 +117,26 @@ def load_state(model: torch.nn.Module, weights: dict, source: str | Path) -> Non
         raise RunFolderError(f"{source}: weights do not fit the model its configuration describes ({detail})") from None
 
 
-def load_model(path: str | Path) -> tuple[LAIModel, dict]:
+def load_model(path: str | Path) -> tuple[LAIModel, StageConfig]:
     """Model of a finished run with its weights, and its stage configuration."""
     state = read_checkpoint(path)
-    model = build_model(state["config"], state["path"])
+    config: StageConfig = state["config"]
+    model = build_model(config.model, config.encoding)
     load_state(model, state["model"], state["path"])
-    return model, state["config"]
+    return model, config
 
 
-def load_weights(path: str | Path, expect_part: str | None = None, expect_model: dict | None = None) -> dict:
+def load_weights(path: str | Path, expect_part: str | None = None, expect_model: ModelConfig | None = None) -> dict:
     """Weights of a finished run, checked to fit the model asked for."""
     state = read_checkpoint(path)
     if expect_model is not None:
-        theirs = state["config"].get("model")
-        if not isinstance(theirs, dict):
-            raise RunFolderError(f"{state['path']}: broken model configuration (no model section)")
-        mismatch = [k for k in SHAPE_KEYS if theirs.get(k) != expect_model.get(k)]
+        theirs = state["config"].model
+        mismatch = [k for k in SHAPE_FIELDS if getattr(theirs, k) != getattr(expect_model, k)]
         if mismatch:
             raise RunFolderError(
                 f"{path}: checkpoint from a different model configuration "
-                f"({', '.join(f'{k}: {theirs.get(k)} there, {expect_model.get(k)} here' for k in mismatch)})"
+                f"({', '.join(f'{k}: {getattr(theirs, k)} there, {getattr(expect_model, k)} here' for k in mismatch)})"
             )
     if expect_part is not None and not any(k.startswith(expect_part + ".") for k in state["model"]):
-        raise RunFolderError(f"{path}: checkpoint holds no {expect_part} weights (row {state['config'].get('row')})")
+        raise RunFolderError(f"{path}: checkpoint holds no {expect_part} weights (row {state['config'].row})")
     return state["model"]

@@ -367,6 +367,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             except ConfigError as err:
                 errors.append(str(err))
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return {_coerce(k, args[0], where): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where} must be a list, got {value!r}")
@@ -501,6 +505,77 @@ def profile_from_dict(data: dict) -> Profile:
 def variant(profile: Profile, overrides: dict) -> Profile:
     """A copy of ``profile`` with nested ``overrides`` (e.g. ``{"train": {"cloudy_weight": 3.0}}``), validated."""
     return profile_from_dict(_merge(profile.to_dict(), overrides))
+
+
+def differences(a, b, where: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted field, value in ``a``, value in ``b``) of every compared field where two configurations differ."""
+    if dataclasses.is_dataclass(a) and type(a) is type(b):
+        return [d for f in dataclasses.fields(a) if f.compare
+                for d in differences(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}" if where else f.name)]
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in differences(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))]
+    return [] if a == b else [(where, a, b)]
+
+
+def describe_differences(diffs: list[tuple[str, Any, Any]], most: int = 3) -> str:
+    """``"train.epochs: 7 there, 1 here; ..."`` for the first ``most`` differences."""
+    short = lambda v: (r if len(r := repr(v)) <= 40 else r[:37] + "...")  # noqa: E731
+    text = "; ".join(f"{k}: {short(x)} there, {short(y)} here" for k, x, y in diffs[:most])
+    return text + (f"; and {len(diffs) - most} more" if len(diffs) > most else "")
+
+
+# --------------------------------------------------------------------------- training stages
+
+
+@dataclass(frozen=True)
+class CubeRef:
+    """The cube a stage trained on: its data and split-label fingerprints (``lai.cube.cube_identity``), and its
+    path, which does not count in comparisons (a moved cube holding the same data and labels is the same)."""
+
+    path: str = field(compare=False)
+    fingerprint: str
+    splits: str
+
+
+STAGE_SECTIONS = ("model", "train", "encoding", "cube")
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Everything that defines one training stage; saved as its run folder's config.yaml and inside its model
+    files. Two stages are the same run exactly when their configurations are equal (``==``)."""
+
+    model: ModelConfig  # model.row is the Table 1 row
+    train: TrainConfig
+    encoding: EncodingConfig
+    cube: CubeRef
+    init_from: dict[str, str] = field(default_factory=dict)  # pre-trained part (enc1, enc2) -> its run folder
+
+    @property
+    def row(self) -> str:
+        return self.model.row
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, ``row`` first (the layout of config.yaml and of the ``config`` entry of model files)."""
+        return {"row": self.row, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_mapping(cls, data: Any) -> StageConfig:
+        """The configuration :meth:`to_dict` wrote (older files included: a field they lack takes its default);
+        :class:`ConfigError` naming the field when it is incomplete or invalid."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a stage configuration must be a mapping, got {type(data).__name__}")
+        missing = [k for k in STAGE_SECTIONS if k not in data]
+        if missing:
+            raise ConfigError(f"stage configuration lacks {', '.join(missing)}")
+        fields = {k: v for k, v in data.items() if k != "row"}
+        stage = from_dict(cls, fields)
+        for section in (stage.model, stage.train, stage.encoding):
+            section.validate()
+        if "row" in data and data["row"] != stage.row:
+            raise ConfigError(f"row {data['row']!r} differs from model.row {stage.row!r}")
+        return stage
 
 
 def save_config(obj, path: str | Path) -> Path:

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from lai.checkpoint import load_model
-from lai.config import EncodingConfig, check_tile_size, from_dict
+from lai.config import EncodingConfig, StageConfig, check_tile_size
 from lai.cube import cube_identity
 from lai.encode import denormalise_lai, encode_batch
 from lai.errors import RunFolderError
@@ -31,17 +31,17 @@ from lai.train import pick_device
 EVALUATED_ON = "evaluated_on.json"  # beside metrics.csv: the cube identity the metrics were computed on
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[LAIModel, dict]:
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[LAIModel, StageConfig]:
     """Model of a finished training stage, in eval mode, and its stage configuration."""
     model, config = load_model(run_dir)
     return model.to(device).eval(), config
 
 
-def check_same_splits(config: dict, run_dir: Path, cube: str | Path) -> dict:
+def check_same_splits(config: StageConfig, run_dir: Path, cube: str | Path) -> dict:
     """Refuse to score a model on a cube whose split labels differ from those it was trained with
     (its test sets could hold training triplets); return the cube's identity."""
     identity = cube_identity(cube)
-    trained = config.get("cube", {}).get("splits") if isinstance(config.get("cube"), dict) else None
+    trained = config.cube.splits
     if trained != identity["splits"]:
         raise RunFolderError(
             f"{run_dir}: the model was trained on a cube with other split labels than {cube} "
@@ -98,8 +98,8 @@ def evaluate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_si
     return table
 
 
-def _evaluate(model: LAIModel, cfg: dict, run_dir: Path, cube, sets, batch_size, device, save_predictions) -> pd.DataFrame:
-    enc = from_dict(EncodingConfig, cfg["encoding"], "encoding")
+def _evaluate(model: LAIModel, cfg: StageConfig, run_dir: Path, cube, sets, batch_size, device, save_predictions) -> pd.DataFrame:
+    enc = cfg.encoding
     rows, tiles = [], []
     for name in sets:
         split = CubeSplit(cube, name)
@@ -114,7 +114,7 @@ def _evaluate(model: LAIModel, cfg: dict, run_dir: Path, cube, sets, batch_size,
             tiles.append({"set": name, "triplet": int(i), **t, **dict(zip(SUMS, sums))})
         if save_predictions:
             save_prediction(run_dir / "predictions" / f"{name}.nc", split, pred)
-    table = pd.DataFrame(rows).assign(row=cfg["row"])
+    table = pd.DataFrame(rows).assign(row=cfg.row)
     for frame, file in ((table, "metrics.csv"), (pd.DataFrame(tiles), "per_tile.csv")):
         with atomic_path(run_dir / file) as tmp:
             frame.to_csv(tmp, index=False)

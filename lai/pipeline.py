@@ -1,8 +1,9 @@
 """The main job: run every notebook in order through papermill with one profile.
 
-Notebooks stay thin: each opens a :class:`RunContext` (from its ``parameters``
-cell) and calls its methods, which do the work idempotently: a stage whose
-results exist for the same configuration is reused, an interrupted one resumes.
+The profile is resolved once per run folder (name or YAML file, overrides, real data) and written to
+its profile.yaml; `lai run` then hands each notebook only the run folder. Notebooks stay thin: each
+opens a :class:`RunContext` (from its ``parameters`` cell) and calls its methods, which do the work
+idempotently: a stage whose results exist for the same configuration is reused, an interrupted one resumes.
 
 Run folder ``<reports>/<run>/``: profile.yaml, provenance.json, data.json,
 tables/*.csv, figures/*.png, runs/<row>/ (training), notebooks/*.ipynb
@@ -14,15 +15,25 @@ import datetime as dt
 import hashlib
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from lai.config import ConfigError, Profile, load_profile
+from lai.config import (
+    ConfigError,
+    Profile,
+    describe_differences,
+    differences,
+    load_profile,
+    parse_overrides,
+    profile_from_dict,
+    variant,
+    yaml_load,
+)
 from lai.errors import PipelineError, RunFolderError
-from lai.io import atomic_path, atomic_write_text
+from lai.io import atomic_path, atomic_write_text, output_lock
 from lai.provenance import environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -36,22 +47,102 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+PROFILE_FILE = "profile.yaml"  # in every run folder: the run's whole configuration, resolved once
+DEFAULT_PROFILE = "quick"
+
+
 def _with_data(overrides: list[str] | None, data: str | None) -> list[str]:
     """Overrides plus ``data=<path>`` when a real LNB folder is given."""
     return list(overrides or []) + ([f"data={data}"] if data else [])
 
 
-class RunContext:
-    """Paths and idempotent stages of one pipeline run; what every notebook starts from."""
+def resolve_profile(profile: str | Path | Profile | None = None, overrides: list[str] | None = None,
+                    data: str | Path | None = None) -> Profile:
+    """A built-in profile's name or a YAML file (default quick), or a Profile, with overrides and a real LNB
+    folder applied and validated; a relative data path is made absolute (from the current folder), so the
+    profile means the same wherever it is read."""
+    if isinstance(profile, Profile):
+        extra = _with_data(overrides, str(data) if data else None)
+        resolved = variant(profile, parse_overrides(extra)) if extra else profile
+    else:
+        resolved = load_profile(profile or DEFAULT_PROFILE, _with_data(overrides, str(data) if data else None))
+    if resolved.data != "simulate":
+        resolved = replace(resolved, data=str(Path(resolved.data).resolve()))
+    return resolved
 
-    def __init__(self, profile: str | Path = "quick", overrides: list[str] | None = None,
-                 run_dir: str | Path | None = None, data_root: str | Path | None = None, data: str | None = None):
-        self.profile: Profile = load_profile(profile, _with_data(overrides, data))
-        self.run_dir = Path(run_dir or PROJECT_ROOT / "reports" / self.profile.name)
+
+def saved_profile(run_dir: str | Path) -> Profile | None:
+    """The profile a run folder holds (its profile.yaml, read as it is), or None for a folder without one."""
+    path = Path(run_dir) / PROFILE_FILE
+    if not (path.exists() or path.is_symlink()):
+        return None
+    try:
+        raw = yaml_load(path.read_text())
+        if not isinstance(raw, dict):
+            raise ConfigError(f"holds a {type(raw).__name__}, not a mapping of sections")
+        return profile_from_dict(raw)
+    except (ConfigError, yaml.YAMLError, UnicodeDecodeError, IsADirectoryError) as err:
+        mark = getattr(err, "problem_mark", None)
+        reason = f"not valid YAML: {err.problem} at line {mark.line + 1}" if mark is not None else str(err)
+        raise RunFolderError(
+            f"{path}: not a configuration this lai can read ({reason}); choose another folder: `lai run --name NEW`, "
+            "or in a notebook set the parameter run_dir to a new folder"
+        ) from None
+
+
+def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Profile | None = None,
+                    overrides: list[str] | None = None, data: str | Path | None = None) -> tuple[Profile, Path]:
+    """The profile and folder of a run, resolved once per folder.
+
+    * No ``profile``, ``overrides`` or ``data``: the folder's profile.yaml as it is (``run_dir`` defaults
+      to reports/quick); a new folder starts with the default profile (quick).
+    * Any of them given: they are resolved (:func:`resolve_profile`; ``run_dir`` defaults to
+      reports/<profile name>) and must equal the profile of a folder that has one, else
+      :class:`RunFolderError` (set ``run_dir`` to a new folder); a new folder starts with them.
+
+    Starting a folder writes its profile.yaml.
+    """
+    given = profile is not None or bool(overrides) or data is not None
+    if not given:
+        folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / "reports" / DEFAULT_PROFILE
+        saved = saved_profile(folder)
+        if saved is not None:
+            return saved, folder
+    resolved = resolve_profile(profile, overrides, data)
+    folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / "reports" / resolved.name
+    saved = saved_profile(folder)
+    if saved is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / PROFILE_FILE, yaml.safe_dump(resolved.to_dict(), sort_keys=False))
+        return resolved, folder
+    if saved != resolved:
+        raise RunFolderError(
+            f"{folder} already holds a run with another configuration (see its {PROFILE_FILE}): "
+            f"{describe_differences(differences(saved, resolved))}; choose another folder: `lai run --name NEW`, "
+            "or in a notebook set the parameter run_dir to a new folder"
+        )
+    return saved, folder
+
+
+class RunContext:
+    """Paths and idempotent stages of one pipeline run; what every notebook starts from
+    (:meth:`open`; the profile is resolved as :func:`open_run_folder` says)."""
+
+    def __init__(self, profile: str | Path | Profile | None = None, overrides: list[str] | None = None,
+                 run_dir: str | Path | None = None, data_root: str | Path | None = None, data: str | Path | None = None):
+        self.profile, self.run_dir = open_run_folder(run_dir, profile, overrides, data)
         self.data_root = Path(data_root or PROJECT_ROOT / "data")
         for sub in ("tables", "figures", "runs", "notebooks"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
-        self._claim_run_folder()
+
+    @classmethod
+    def open(cls, run_dir: str | Path | None = None, profile: str | Path | Profile | None = None,
+             overrides: list[str] | None = None, data: str | Path | None = None,
+             data_root: str | Path | None = None) -> RunContext:
+        """The run folder ``run_dir`` (holding profile.yaml: that profile, as it is); ``profile``, ``overrides``
+        and ``data`` start a new folder, or must match the folder's profile. ``data_root`` (default data/)
+        holds simulated data and cubes."""
+        return cls(profile, overrides, run_dir, data_root, data)
 
     # ------------------------------------------------------------------ paths
     @property
@@ -77,16 +168,6 @@ class RunContext:
         return self.run_dir / "figures" / f"{name}.png"
 
     # ------------------------------------------------------------------ stages
-    def _claim_run_folder(self) -> None:
-        path = self.run_dir / "profile.yaml"
-        mine = yaml.safe_dump(self.profile.to_dict(), sort_keys=False)
-        if path.exists() and path.read_text() != mine:
-            raise RunFolderError(
-                f"{self.run_dir} already holds a run with another configuration (see its profile.yaml); "
-                f"choose another folder: `lai run --name NEW`, or in a notebook set the parameter run_dir to a new folder"
-            )
-        atomic_write_text(path, mine)
-
     def ensure_data(self, progress: bool = True):
         """Simulate (if the profile says so) and build the cube; both are reused when present."""
         from lai.cube import build_cube
@@ -225,43 +306,36 @@ def check_run_name(name: str) -> None:
 KERNEL_QUIET = ["--IPKernelApp.log_level=CRITICAL"]
 
 
-def run_pipeline(profile: str = "quick", overrides: list[str] | None = None, data: str | None = None,
+def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | None = None, data: str | None = None,
                  run_name: str | None = None, reports_root: str | Path = "reports",
                  data_root: str | Path = "data", progress: bool = True) -> Path:
     """Execute every notebook in order with papermill; return the report's path.
 
-    A failing notebook raises :class:`PipelineError` naming the notebook and cell;
-    its partly executed copy is kept under ``notebooks/`` for inspection.
+    The profile is resolved here, once, and written to the run folder's profile.yaml; the notebooks get
+    only the run folder (and the data root). The run folder is locked for the whole run: a second
+    `lai run` into it is refused, naming the holder. A failing notebook raises :class:`PipelineError`
+    naming the notebook and cell; its partly executed copy is kept under ``notebooks/`` for inspection.
     """
     import papermill as pm
 
-    ctx_profile = load_profile(profile, _with_data(overrides, data))
-    check_run_name(run_name or ctx_profile.name)
-    # the notebooks run in notebooks/: relative paths given here must not change meaning there
-    if Path(str(profile)).suffix in (".yaml", ".yml", ".json"):
-        profile = str(Path(profile).resolve())
-    data = str(Path(data).resolve()) if data else data
-    run_dir = Path(reports_root) / (run_name or ctx_profile.name)
-    params = {
-        "profile": str(profile),
-        "overrides": list(overrides or []),
-        "data": data,
-        "run_dir": str(Path(run_dir).resolve()),
-        "data_root": str(Path(data_root).resolve()),
-    }
-    RunContext(profile, params["overrides"], run_dir, data_root, data)  # claims the folder, validates early
-    for nb in NOTEBOOKS:
-        out = run_dir / "notebooks" / nb
-        print(f"[lai run] {nb}", flush=True)
-        try:
-            # the notebooks' printed lines (per-epoch summaries, stage results) stream to the terminal;
-            # their progress bars stay in the notebook (widgets in JupyterLab)
-            pm.execute_notebook(str(NOTEBOOK_DIR / nb), str(out), parameters=params, cwd=str(NOTEBOOK_DIR),
-                                kernel_name="python3", progress_bar=False,
-                                stdout_file=sys.stdout if progress else None, extra_arguments=KERNEL_QUIET)
-        except pm.PapermillExecutionError as err:
-            raise PipelineError(
-                f"notebook {nb} failed in cell {err.cell_index} (execution count {err.exec_count}): "
-                f"{err.ename}: {err.evalue}. The executed notebook is {out}"
-            ) from None
+    resolved = resolve_profile(profile, overrides, data)
+    check_run_name(run_name or resolved.name)
+    run_dir = (Path(reports_root) / (run_name or resolved.name)).resolve()
+    params = {"run_dir": str(run_dir), "data_root": str(Path(data_root).resolve())}
+    with output_lock(run_dir, inside=True):
+        RunContext(resolved, run_dir=run_dir, data_root=params["data_root"])  # claims the folder before any notebook
+        for nb in NOTEBOOKS:
+            out = run_dir / "notebooks" / nb
+            print(f"[lai run] {nb}", flush=True)
+            try:
+                # the notebooks' printed lines (per-epoch summaries, stage results) stream to the terminal;
+                # their progress bars stay in the notebook (widgets in JupyterLab)
+                pm.execute_notebook(str(NOTEBOOK_DIR / nb), str(out), parameters=params, cwd=str(NOTEBOOK_DIR),
+                                    kernel_name="python3", progress_bar=False,
+                                    stdout_file=sys.stdout if progress else None, extra_arguments=KERNEL_QUIET)
+            except pm.PapermillExecutionError as err:
+                raise PipelineError(
+                    f"notebook {nb} failed in cell {err.cell_index} (execution count {err.exec_count}): "
+                    f"{err.ename}: {err.evalue}. The executed notebook is {out}"
+                ) from None
     return run_dir / "report.pdf"

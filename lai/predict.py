@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lai.config import ConfigError, EncodingConfig, from_dict
+from lai.config import ConfigError, EncodingConfig
 from lai.cube import CF_ATTRS, EPOCH, check_cube_file
 from lai.encode import count_clipped, denormalise_lai, encode_batch
 from lai.errors import LNBError
@@ -57,7 +57,7 @@ def load_trained(run: str | Path, device: str = "auto") -> Trained:
 
     device = pick_device(device)
     model, cfg = load_model(run)
-    return Trained(model.to(device).eval(), from_dict(EncodingConfig, cfg["encoding"], "encoding"), cfg["row"], device)
+    return Trained(model.to(device).eval(), cfg.encoding, cfg.row, device)
 
 
 def _pad(x: torch.Tensor, factor: int) -> torch.Tensor:

@@ -2,7 +2,9 @@
 
 A stage trains one row in its own run folder::
 
-    <run>/config.yaml     everything that defines the stage (model, train, encoding, cube fingerprint)
+    <run>/config.yaml     everything that defines the stage (``lai.config.StageConfig``: model, train,
+                          encoding, cube fingerprints, pre-trained parts); a rerun with an equal one
+                          reuses or resumes the stage, any other is refused
     <run>/checkpoint.pt   model, optimizer, scheduler, random state of the shuffling and the
                           best-validation weights so far, after the last epoch
     <run>/history.csv     per-epoch losses, validation RMSE, learning rate, seconds and samples/s
@@ -24,10 +26,11 @@ from their weights with intermediate supervision.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +39,20 @@ import torch
 import yaml
 
 from lai.augment import augment
-from lai.checkpoint import build_model, load_checkpoint, load_state, load_weights, save_checkpoint
-from lai.config import ConfigError, Profile, check_tile_size, variant, yaml_load
+from lai.checkpoint import build_model, load_checkpoint, load_state, load_weights, save_checkpoint, stage_config_from
+from lai.config import (
+    ConfigError,
+    CubeRef,
+    EncodingConfig,
+    Profile,
+    StageConfig,
+    TrainConfig,
+    check_tile_size,
+    describe_differences,
+    differences,
+    variant,
+    yaml_load,
+)
 from lai.cube import cube_identity
 from lai.distributed import World, barrier, local_device, main_process, rank_batch_size, setup, sum_across
 from lai.encode import encode_batch
@@ -105,22 +120,12 @@ def _switch(value: str, device: torch.device) -> bool:
     return value == "on" or (value == "auto" and device.type == "cuda")
 
 
-def stage_config(profile: Profile, row: str, cube: Path, init_from: dict[str, str] | None) -> dict:
-    model = replace(profile.model, row=row)
-    return {
-        "row": row,
-        "model": asdict(model),
-        "train": asdict(profile.train),
-        "encoding": asdict(profile.encoding),
-        "cube": {"path": str(Path(cube).resolve()), **cube_identity(cube)},
-        "init_from": init_from or {},
-    }
-
-
-def _same_run(a: dict, b: dict) -> bool:
-    """Configs match up to the cube's location (a moved cube with the same data and split labels is the same run)."""
-    strip = lambda c: {**c, "cube": {k: v for k, v in c["cube"].items() if k != "path"}}  # noqa: E731
-    return json.dumps(strip(a), sort_keys=True) == json.dumps(strip(b), sort_keys=True)
+def stage_config(profile: Profile, row: str, cube: str | Path, init_from: dict[str, str] | None = None) -> StageConfig:
+    """The configuration of training ``row`` of ``profile`` on ``cube`` (from the pre-trained parts ``init_from``)."""
+    return StageConfig(model=replace(copy.deepcopy(profile.model), row=row), train=copy.deepcopy(profile.train),
+                       encoding=copy.deepcopy(profile.encoding),
+                       cube=CubeRef(path=str(Path(cube).resolve()), **cube_identity(cube)),
+                       init_from={k: str(v) for k, v in (init_from or {}).items()})
 
 
 def train_stage(
@@ -146,9 +151,8 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     if row not in ROWS:
         raise ConfigError(f"row must be one of {', '.join(ROWS)}; got {row!r}")
     run_dir, cube = Path(run_dir), Path(cube)
-    init_from = {k: str(v) for k, v in (init_from or {}).items()}
     cfg = stage_config(profile, row, cube, init_from)
-    tcfg = profile.train
+    tcfg = cfg.train
     done = _check_run_folder(run_dir, cfg, resume)
     if done is not None:
         return done
@@ -158,15 +162,15 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     device, progress = local_device(device, world), progress and world.main
     rank_batch = rank_batch_size(tcfg.batch_size, world)
     torch.manual_seed(tcfg.seed)
-    model = build_model(cfg)
+    model = build_model(cfg.model, cfg.encoding)
     train_split, val_split = CubeSplit(cube, "train"), CubeSplit(cube, "val")
     check_tile_size(train_split.shape, model.cfg, f"{cube}:")
     for split in (train_split, val_split):
         if len(split) == 0:
             raise ConfigError(f"{cube}: the {split.split} split is empty; check the splits configuration "
                               "(splits.val_fraction, splits.min_clear_target)")
-    for part, path in init_from.items():
-        model.load_pretrained(part, load_weights(path, expect_part=part, expect_model=cfg["model"]))
+    for part, path in cfg.init_from.items():
+        model.load_pretrained(part, load_weights(path, expect_part=part, expect_model=cfg.model))
     model.to(device)
     if _switch(tcfg.channels_last, device):
         model.to(memory_format=torch.channels_last)
@@ -208,7 +212,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
                                  "restart the stage from scratch") from None
     elif world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     t_stage = time.perf_counter()
     for epoch in range(start_epoch, tcfg.epochs):
@@ -218,9 +222,9 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
         record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
         if aug_gen is not None:
             aug_gen.manual_seed(augment_seed(tcfg.seed, world.rank, epoch))
-        record.update(train_epoch(step_model, opt, train_loader, profile, use_bf16, channels_last, desc, progress,
-                                  augment_generator=aug_gen, world=world))
-        record.update(validate(model, val_loader, profile, use_bf16, world))  # reduced across ranks: all agree
+        record.update(train_epoch(step_model, opt, train_loader, tcfg, cfg.encoding, use_bf16, channels_last, desc,
+                                  progress, augment_generator=aug_gen, world=world))
+        record.update(validate(model, val_loader, cfg.encoding, use_bf16, world))  # reduced across ranks: all agree
         history.append(record)
         if record["val_mse"] < best["val_mse"]:
             best = {"epoch": epoch + 1, "val_mse": record["val_mse"], "model": _copy_state(model)}
@@ -229,7 +233,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
         else:
             sched.step()
         if world.main:
-            _save_checkpoint(ckpt_path, model, opt, sched, gen, epoch, history, best, cfg)
+            _save_checkpoint(ckpt_path, model, opt, sched, gen, epoch, history, best, cfg.to_dict())
         if progress:
             print(f"{desc}: train loss {record['train_loss']:.4f}, val RMSE {record['val_rmse']:.3f} LAI, "
                   f"{record['samples_per_s']:.1f} samples/s", flush=True)
@@ -243,16 +247,18 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     if world.main:
         with atomic_path(run_dir / "history.csv") as tmp:
             hist.to_csv(tmp, index=False)
-        save_checkpoint(run_dir / "model.pt", {"model": best["model"], "config": cfg})
+        save_checkpoint(run_dir / "model.pt", {"model": best["model"], "config": cfg.to_dict()})
         atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2))
     barrier(world)  # the next stage (or rank) reads what rank 0 has just written
     return StageResult(row, run_dir, hist, result["seconds_this_session"], result["parameters"])
 
 
-def train_epoch(model, opt, loader: BatchLoader, profile: Profile, use_bf16: bool, channels_last: bool,
-                desc: str = "train", progress: bool = True, log_every: int = 10,
+def train_epoch(model, opt, loader: BatchLoader, tcfg: TrainConfig, enc: EncodingConfig, use_bf16: bool,
+                channels_last: bool, desc: str = "train", progress: bool = True, log_every: int = 10,
                 augment_generator: torch.Generator | None = None, world: World = World()) -> dict[str, float]:
     """One pass over the training split; returns mean losses (per sample), seconds and samples/s.
+
+    ``tcfg`` gives the loss weights (:func:`lai.loss.total_loss`), ``enc`` the input encoding.
 
     With ``augment_generator`` every batch is randomly rotated and flipped first (:mod:`lai.augment`).
 
@@ -267,13 +273,13 @@ def train_epoch(model, opt, loader: BatchLoader, profile: Profile, use_bf16: boo
     for step, raw in enumerate(bar):
         if augment_generator is not None:
             raw = augment(raw, augment_generator)
-        x = encode_batch(raw, profile.encoding)
+        x = encode_batch(raw, enc)
         if channels_last:
             x.s1 = x.s1.contiguous(memory_format=torch.channels_last)
             x.s2 = x.s2.contiguous(memory_format=torch.channels_last)
         with torch.autocast(x.s1.device.type, dtype=torch.bfloat16, enabled=use_bf16):
             out = model(x)
-        loss, parts = total_loss(out, x, profile.train)
+        loss, parts = total_loss(out, x, tcfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -293,12 +299,12 @@ def train_epoch(model, opt, loader: BatchLoader, profile: Profile, use_bf16: boo
 
 
 @torch.no_grad()
-def validate(model: LAIModel, loader: BatchLoader, profile: Profile, use_bf16: bool, world: World = World()) -> dict[str, float]:
+def validate(model: LAIModel, loader: BatchLoader, enc: EncodingConfig, use_bf16: bool, world: World = World()) -> dict[str, float]:
     """Pooled MSE (normalised units) of the row's prediction over pixels clear at t (over all ranks)."""
     model.eval()
     sse, count = 0.0, 0
     for raw in loader:
-        x = encode_batch(raw, profile.encoding)
+        x = encode_batch(raw, enc)
         with torch.autocast(x.s1.device.type, dtype=torch.bfloat16, enabled=use_bf16):
             pred = LAIModel.prediction(model(x))
         n = float(x.target_valid.sum())
@@ -306,7 +312,7 @@ def validate(model: LAIModel, loader: BatchLoader, profile: Profile, use_bf16: b
         count += n
     sse, count = sum_across(torch.tensor([sse, count], dtype=torch.float64, device=loader.device), world).tolist()
     mse = sse / count if count else float("nan")
-    return {"val_mse": mse, "val_rmse": math.sqrt(mse) * profile.encoding.lai_scale if count else float("nan")}
+    return {"val_mse": mse, "val_rmse": math.sqrt(mse) * enc.lai_scale if count else float("nan")}
 
 
 def augment_seed(seed: int, rank: int, epoch: int) -> int:
@@ -332,7 +338,7 @@ def _save_checkpoint(path, model, opt, sched, gen, epoch, history, best, cfg) ->
     save_checkpoint(path, state)
 
 
-def _check_run_folder(run_dir: Path, cfg: dict, resume: bool) -> StageResult | None:
+def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageResult | None:
     """Return the finished result of an identical run, or None to (re)start; raise on a foreign run."""
     config_file = run_dir / "config.yaml"
     if not config_file.exists():
@@ -340,20 +346,21 @@ def _check_run_folder(run_dir: Path, cfg: dict, resume: bool) -> StageResult | N
             raise RunFolderError(f"{run_dir} holds a checkpoint but no config.yaml; use another run folder")
         return None
     try:
-        old = yaml_load(config_file.read_text())
+        saved = yaml_load(config_file.read_text())
     except yaml.YAMLError:
-        old = None
-    if not isinstance(old, dict) or not isinstance(old.get("cube"), dict):
+        saved = None
+    if not isinstance(saved, dict) or not isinstance(saved.get("cube"), dict):
         raise RunFolderError(f"{config_file} is not the configuration of a lai training run; use another run folder")
-    if not _same_run(old, cfg):
-        diff = [k for k in cfg if json.dumps(old.get(k), sort_keys=True) != json.dumps(cfg[k], sort_keys=True) and k != "cube"]
-        raise RunFolderError(
-            f"{run_dir} already holds another run (different {', '.join(diff) or 'cube data or split labels'}); "
-            f"choose another run folder or delete it"
-        )
+    old = stage_config_from(saved, config_file)
+    if old != cfg:
+        diffs = differences(old, cfg)
+        what = describe_differences([d for d in diffs if not d[0].startswith("cube.")])
+        if any(d[0].startswith("cube.") for d in diffs):
+            what = "; ".join(filter(None, ["cube data or split labels", what]))
+        raise RunFolderError(f"{run_dir} already holds another run (different {what}); choose another run folder or delete it")
     if (run_dir / "result.json").exists() and (run_dir / "model.pt").exists():
         result = json.loads((run_dir / "result.json").read_text())
-        return StageResult(cfg["row"], run_dir, pd.read_csv(run_dir / "history.csv"), 0.0, result["parameters"], reused=True)
+        return StageResult(cfg.row, run_dir, pd.read_csv(run_dir / "history.csv"), 0.0, result["parameters"], reused=True)
     if (run_dir / "checkpoint.pt").exists() and not resume:
         raise RunFolderError(f"{run_dir} holds an unfinished run of the same configuration; pass --resume to continue it")
     return None

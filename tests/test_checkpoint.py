@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from lai.checkpoint import (
-    build_model,
     load_checkpoint,
     load_model,
     load_weights,
@@ -16,6 +15,7 @@ from lai.checkpoint import (
     read_checkpoint,
     save_checkpoint,
     set_numpy_rng_state,
+    stage_config_from,
 )
 from lai.errors import RunFolderError
 from lai.train import stage_config, train_stage
@@ -65,10 +65,10 @@ def test_trained_files_load_safely_and_broken_ones_are_named(tiny_data, trained,
     for name in ("model.pt", "checkpoint.pt"):
         assert isinstance(torch.load(run / name, weights_only=True), dict)
     model, config = load_model(run)
-    assert config["row"] == "s1" and sum(p.numel() for p in model.parameters()) > 0
-    cfg = stage_config(profile, "s1", cube, {})
-    with pytest.raises(RunFolderError, match=r"here\.pt: broken model configuration \(KeyError: 'encoding'\)"):
-        build_model({"model": cfg["model"]}, "here.pt")
+    assert config.row == "s1" and sum(p.numel() for p in model.parameters()) > 0
+    cfg = stage_config(profile, "s1", cube).to_dict()
+    with pytest.raises(RunFolderError, match=r"here\.pt: broken model configuration \(ConfigError: stage configuration lacks encoding\)"):
+        stage_config_from({k: v for k, v in cfg.items() if k != "encoding"}, "here.pt")
     truncated = tmp_path / "t" / "model.pt"
     truncated.parent.mkdir()
     truncated.write_bytes((run / "model.pt").read_bytes()[:500])

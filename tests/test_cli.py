@@ -104,7 +104,8 @@ CASES = [
          r"argument --row: invalid choice: '?s3'? \(choose from .*s1.*s2_masks_seas.*final.*all", absent="{tmp}/runs_row"),
     Case("train-other-run", "`lai train` into a run folder holding another run (other epochs)",
          ["train", *TINY, "--set", "train.epochs=2", "--cube", "{cube}", "--runs", "{other_runs}", "--row", "s1"],
-         r"runs_other/s1 already holds another run \(different train\); choose another run folder or delete it", spawn=True),
+         r"runs_other/s1 already holds another run \(different train\.epochs: 1 there, 2 here\); choose another run folder "
+         r"or delete it", spawn=True),
     Case("train-foreign-config", "`lai train` into a run folder whose config.yaml is not lai's",
          ["train", *TINY, "--cube", "{cube}", "--runs", "{foreign_runs}", "--row", "s1"],
          r"s1/config\.yaml is not the configuration of a lai training run"),
@@ -211,7 +212,8 @@ CASES = [
          r"run name '\.\./\.\./escaped' must be a plain folder name", absent="{tmp}/reports_esc"),
     Case("run-other-run", "`lai run` into a run folder holding another run",
          ["run", *TINY, "--reports", "{other_reports}", "--data-root", "{tmp}/data_other"],
-         r"reports_other/tiny already holds a run with another configuration \(see its profile\.yaml\)",
+         r"reports_other/tiny already holds a run with another configuration \(see its profile\.yaml\): .*; choose another "
+         r"folder: `lai run --name NEW`, or in a notebook set the parameter run_dir to a new folder",
          absent="{other_reports}/tiny/notebooks/01_data.ipynb", spawn=True),
 ]
 
@@ -246,7 +248,7 @@ def prepare(tmp: Path, cube: Path) -> dict:
 
     other = tmp / "runs_other" / "s1"  # the run `lai train --row s1` (epochs 1) leaves before training
     other.mkdir(parents=True)
-    (other / "config.yaml").write_text(yaml.safe_dump(stage_config(load_profile("tiny"), "s1", Path(cube), {}), sort_keys=False))
+    (other / "config.yaml").write_text(yaml.safe_dump(stage_config(load_profile("tiny"), "s1", Path(cube)).to_dict(), sort_keys=False))
     foreign = tmp / "runs_foreign" / "s1"
     foreign.mkdir(parents=True)
     (foreign / "config.yaml").write_text("learning_rate: 0.1\n")
@@ -301,12 +303,13 @@ def _prepare_reliability(tmp: Path, cube: Path, inputs: dict) -> None:
     inputs["full_dir"] = str(tmp / "full_dir")
     inputs["long_name"] = "x" * 240 + ".nc"
 
-    cfg = stage_config(load_profile("tiny"), "s1", cube, {})
+    stage = stage_config(load_profile("tiny"), "s1", cube)
+    cfg = stage.to_dict()
     for name, state in {
         "evil_run": {"model": Payload(tmp / "pwned"), "config": cfg},
         "broken_cfg_run": {"model": {}, "config": {**cfg, "model": {**cfg["model"], "encoder_widths": "wide"}}},
         "wrong_weights_run": {"model": {"nothing": torch.zeros(1)}, "config": cfg},
-        "fresh_run": {"model": build_model(cfg).state_dict(), "config": cfg},  # untrained weights suffice here
+        "fresh_run": {"model": build_model(stage.model, stage.encoding).state_dict(), "config": cfg},  # untrained weights suffice
     }.items():
         (tmp / name).mkdir()
         torch.save(state, tmp / name / "model.pt")
@@ -407,3 +410,22 @@ def test_unknown_subcommand_and_missing_argument_exit_2():
     for argv in (["frobnicate"], ["cube"]):
         done = subprocess.run([sys.executable, "-m", "lai", *argv], cwd=ROOT, capture_output=True, text=True, check=False)
         assert done.returncode == 2 and "usage: lai" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_second_lai_run_into_a_run_folder_being_written_is_refused(tmp_path):
+    """While one `lai run` writes a run folder (it holds the folder's lock), a second one into it is refused,
+    naming the holder, before it writes anything."""
+    import os
+    import socket
+
+    from lai.io import output_lock
+
+    case = Case("run-locked", "`lai run` into a run folder another `lai run` is writing",
+                ["run", *TINY, "--reports", "{tmp}/reports", "--data-root", "{tmp}/data"],
+                rf"reports/tiny is being written by another lai process \(pid {os.getpid()} on host "
+                rf"{re.escape(socket.gethostname())}; lock file .*reports/\.tiny\.lock\); wait for it to finish or write elsewhere",
+                absent="{tmp}/reports/tiny/profile.yaml")
+    inputs = {"tmp": str(tmp_path)}
+    with output_lock(tmp_path / "reports" / "tiny", inside=True):  # what the first `lai run` holds while it runs
+        done = run_case(case, inputs)
+    check(case, inputs, done)

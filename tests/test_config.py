@@ -1,5 +1,6 @@
-"""Configuration: the profile stays torch-free."""
+"""Configuration: the profile stays torch-free, is resolved once per run folder; stage configurations compare by equality."""
 
+import pytest
 
 
 def test_building_a_profile_imports_no_torch():
@@ -11,3 +12,103 @@ def test_building_a_profile_imports_no_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=__import__("pathlib").Path(__file__).resolve().parent.parent)
     assert done.stdout.strip() == "False", done.stdout + done.stderr
+
+
+# --------------------------------------------------------------------------- run folders: the profile resolved once
+
+
+def test_run_folder_profile_is_resolved_once_and_then_read_as_it_is(tmp_path, monkeypatch):
+    """A new folder is started from profile + overrides (profile.yaml written); opened by its folder alone it gives
+    that profile back from profile.yaml without resolving anything again."""
+    import yaml
+
+    from lai import pipeline
+    from lai.config import load_profile
+    from lai.pipeline import RunContext
+
+    ctx = RunContext.open(tmp_path / "run", "tiny", ["train.epochs=2"], data_root=tmp_path / "data")
+    expected = load_profile("tiny", ["train.epochs=2"])
+    assert ctx.profile == expected and ctx.run_dir == tmp_path / "run" and ctx.data_root == tmp_path / "data"
+    assert yaml.safe_load((tmp_path / "run" / "profile.yaml").read_text()) == expected.to_dict()
+
+    def no_resolution(*args, **kwargs):
+        raise AssertionError("the profile was resolved again")
+
+    monkeypatch.setattr(pipeline, "load_profile", no_resolution)
+    assert RunContext.open(tmp_path / "run").profile == expected
+
+
+def test_run_folder_refuses_another_configuration_naming_run_dir(tmp_path):
+    from lai.errors import RunFolderError
+    from lai.pipeline import RunContext
+
+    run = tmp_path / "run"
+    RunContext.open(run, "tiny")
+    before = (run / "profile.yaml").stat().st_mtime_ns
+    assert RunContext.open(run, "tiny").profile.train.epochs == 1  # the same configuration again: fine
+    with pytest.raises(RunFolderError, match=rf"^{run} already holds a run with another configuration \(see its profile\.yaml\): "
+                       r"train\.epochs: 1 there, 3 here; .*in a notebook set the parameter run_dir to a new folder$"):
+        RunContext.open(run, "tiny", ["train.epochs=3"])
+    assert (run / "profile.yaml").stat().st_mtime_ns == before
+    (run / "profile.yaml").write_text("train: [1, 2\n")
+    with pytest.raises(RunFolderError, match=r"run/profile\.yaml: not a configuration this lai can read .*set the parameter run_dir"):
+        RunContext.open(run)
+
+
+def test_new_run_folders_default_to_reports_and_absolute_data(tmp_path, monkeypatch):
+    """Nothing given: reports/quick (started with quick); a profile alone: reports/<its name>. A relative data
+    path is stored absolute, so that notebooks running in another folder read the same data."""
+    from lai import pipeline
+    from lai.pipeline import RunContext
+
+    monkeypatch.setattr(pipeline, "PROJECT_ROOT", tmp_path)
+    assert RunContext.open().run_dir == tmp_path / "reports" / "quick"
+    tiny = RunContext.open(profile="tiny")
+    assert tiny.run_dir == tmp_path / "reports" / "tiny" and tiny.data_root == tmp_path / "data"
+    monkeypatch.chdir(tmp_path)
+    real = RunContext.open(tmp_path / "real", "tiny", data="lnb")
+    assert real.profile.data == str(tmp_path / "lnb") and RunContext.open(tmp_path / "real").profile.data == str(tmp_path / "lnb")
+
+
+# --------------------------------------------------------------------------- training stages
+
+
+def _stage(**train):
+    from dataclasses import replace
+
+    from lai.config import CubeRef, StageConfig, load_profile
+
+    profile = load_profile("tiny", [f"train.{k}={v}" for k, v in train.items()])
+    return StageConfig(replace(profile.model, row="s1"), profile.train, profile.encoding, CubeRef("/a/cube.nc", "f" * 64, "s" * 64))
+
+
+def test_stage_configuration_is_compared_by_equality():
+    from dataclasses import replace
+
+    from lai.config import CubeRef, differences
+
+    a = _stage()
+    assert a == _stage() and a.row == "s1"
+    assert a == replace(a, cube=CubeRef("/moved/cube.nc", a.cube.fingerprint, a.cube.splits))  # the same data elsewhere
+    assert a != replace(a, cube=CubeRef(a.cube.path, a.cube.fingerprint, "other split labels"))
+    assert differences(a, _stage(epochs=2)) == [("train.epochs", 1, 2)]
+    assert differences(a, replace(a, init_from={"enc1": "/runs/s1_masks_seas"})) == [("init_from.enc1", None, "/runs/s1_masks_seas")]
+
+
+def test_saved_stage_configurations_read_back_typed_older_ones_included():
+    import yaml
+
+    from lai.config import ConfigError, StageConfig
+
+    a = _stage()
+    saved = yaml.safe_load(yaml.safe_dump(a.to_dict(), sort_keys=False))
+    assert list(saved) == ["row", "model", "train", "encoding", "cube", "init_from"]
+    assert StageConfig.from_mapping(saved) == a
+    del saved["model"]["residual"], saved["train"]["augment"]  # written before these fields existed: their defaults
+    assert StageConfig.from_mapping(saved) == a
+    with pytest.raises(ConfigError, match=r"row 's2' differs from model\.row 's1'"):
+        StageConfig.from_mapping({**saved, "row": "s2"})
+    with pytest.raises(ConfigError, match=r"stage configuration lacks train, cube"):
+        StageConfig.from_mapping({"row": "s1", "model": saved["model"], "encoding": saved["encoding"]})
+    with pytest.raises(ConfigError, match=r"model\.encoder_widths must be a list"):
+        StageConfig.from_mapping({**saved, "model": {**saved["model"], "encoder_widths": "wide"}})

@@ -490,18 +490,18 @@ def test_run_folder_records_configuration_and_provenance(pipeline_runs):
 
 @pytest.mark.timeout(300)
 def test_bad_notebook_parameter_names_the_notebook_and_cell(tmp_path, monkeypatch):
-    """A notebook that gets a bad parameter (here past the early check) fails as a PipelineError."""
+    """A notebook whose parameters fail (here the run folder's profile.yaml, broken past the up-front check)
+    fails as a PipelineError naming the notebook and cell."""
     from lai import pipeline
 
-    tiny = load_profile("tiny")
-    monkeypatch.setattr(pipeline, "load_profile", lambda *a, **k: tiny)  # skip the up-front validation
-    monkeypatch.setattr(pipeline, "RunContext", lambda *a, **k: None)
+    monkeypatch.setattr(pipeline, "RunContext", lambda *a, **k: None)  # skip the up-front claim of the folder
     (tmp_path / "x" / "notebooks").mkdir(parents=True)
+    (tmp_path / "x" / "profile.yaml").write_text("train: [1, 2\n")
     with pytest.raises(PipelineError) as info:
-        pipeline.run_pipeline("no-such-profile", run_name="x", reports_root=tmp_path, data_root=tmp_path / "data", progress=False)
+        pipeline.run_pipeline("tiny", run_name="x", reports_root=tmp_path, data_root=tmp_path / "data", progress=False)
     message = str(info.value)
     assert "notebook 01_data.ipynb failed in cell" in message
-    assert "ConfigError: unknown profile 'no-such-profile'" in message
+    assert "RunFolderError: " in message and "x/profile.yaml: not a configuration this lai can read" in message
     assert (tmp_path / "x" / "notebooks" / "01_data.ipynb").is_file()
     assert not (tmp_path / "x" / "notebooks" / "02_training.ipynb").exists(), "the pipeline went on after a failure"
 
@@ -631,8 +631,8 @@ def test_model_on_other_split_labels_is_neither_reused_nor_scored(tiny_data, tmp
     ctx.cube_path.parent.mkdir(parents=True)
     shutil.copy(cube, ctx.cube_path)
     run = ctx.run_dir / "runs" / "s1"
-    cfg = stage_config(profile, "s1", ctx.cube_path, {})
-    save_checkpoint(run / "model.pt", {"model": build_model(cfg).state_dict(), "config": cfg})
+    cfg = stage_config(profile, "s1", ctx.cube_path)
+    save_checkpoint(run / "model.pt", {"model": build_model(cfg.model, cfg.encoding).state_dict(), "config": cfg.to_dict()})
     with pytest.raises(RunFolderError, match="trained on a cube with other split labels"):
         evaluate_run(run, resplit)
     assert not (run / "metrics.csv").exists()

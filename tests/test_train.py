@@ -148,8 +148,24 @@ def test_final_model_reuses_pretrained_encoders(tiny_data, tmp_path):
 def test_run_folder_of_another_run_is_refused(tiny_data, tmp_path):
     _, _, cube = tiny_data
     train_stage(profile_with(epochs=1), "s1", cube, tmp_path / "r", progress=False)
-    with pytest.raises(RunFolderError, match="already holds another run"):
+    with pytest.raises(RunFolderError, match=r"r already holds another run \(different train\.epochs: 1 there, 2 here\)"):
         train_stage(profile_with(epochs=2), "s1", cube, tmp_path / "r", progress=False)
+
+
+def test_stage_saved_before_a_field_existed_is_reused_and_loads(tiny_data, tmp_path):
+    """config.yaml and model.pt lacking a field added since (its default applies) still mean the same run."""
+    from lai.checkpoint import load_model, save_checkpoint
+
+    _, _, cube = tiny_data
+    run = tmp_path / "r"
+    train_stage(profile_with(epochs=1), "s1", cube, run, progress=False)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved["model"]["residual"], saved["train"]["augment"]
+    (run / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    save_checkpoint(run / "model.pt", {"model": weights(run), "config": saved})
+    assert train_stage(profile_with(epochs=1), "s1", cube, run, progress=False).reused
+    model, config = load_model(run)
+    assert config.row == "s1" and config.model.residual is False and config.train.augment is True
 
 
 def test_checkpoint_from_other_model_configuration_is_refused(tiny_data, tmp_path):

@@ -172,11 +172,11 @@ def python_cases(tmp: Path, cube: Path):
     with output_lock(tmp / "runs" / "s1"):
         attempt("`lai train` (any writer: `lai cube`, `lai simulate`)", "a second writer while another process writes the run folder",
                 lambda: train_stage(load_profile("tiny"), "s1", cube, tmp / "runs" / "s1", progress=False))
-    tiny = load_profile("tiny")
     (tmp / "nb" / "x" / "notebooks").mkdir(parents=True)
-    with mock.patch.object(pipeline, "load_profile", lambda *a, **k: tiny), mock.patch.object(pipeline, "RunContext", lambda *a, **k: None):
-        attempt("notebook parameters (papermill)", "`profile = \"no-such-profile\"` reaching a notebook (up-front check bypassed)",
-                lambda: pipeline.run_pipeline("no-such-profile", run_name="x", reports_root=tmp / "nb",
+    (tmp / "nb" / "x" / "profile.yaml").write_text("train: [1, 2\n")
+    with mock.patch.object(pipeline, "RunContext", lambda *a, **k: None):
+        attempt("notebook parameters (papermill)", "a run folder whose profile.yaml is broken reaching a notebook (up-front check bypassed)",
+                lambda: pipeline.run_pipeline("tiny", run_name="x", reports_root=tmp / "nb",
                                               data_root=tmp / "nb" / "data", progress=False))
     return rows
 
