@@ -237,8 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run", help="the main job: every notebook in order through papermill, then the PDF report",
-        description="Run the notebooks 01..05 with one profile. Rerunning the same run continues it: finished "
-        "stages are reused, an interrupted training resumes from its last checkpoint.",
+        description="Run the notebooks 01..05 with one profile, resolved once and saved as <reports>/<name>/profile.yaml "
+        "(the notebooks get only the run folder). Rerunning the same run continues it: finished stages are reused, an "
+        "interrupted training resumes from its last checkpoint. A run folder holding another configuration, or being "
+        "written by another `lai run`, is refused.",
     )
     _profile_args(p)
     p.add_argument("--data", default=None, help="a real LNB folder instead of simulated data")

@@ -518,6 +518,27 @@ def differences(a, b, where: str = "") -> list[tuple[str, Any, Any]]:
     return [] if a == b else [(where, a, b)]
 
 
+def absent_fields(saved: dict, config) -> list[str]:
+    """Dotted fields of dataclass ``config`` that ``saved`` (its mapping, as a file holds it) lacks."""
+    out = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name not in saved:
+            out.append(f.name)
+        elif dataclasses.is_dataclass(value) and isinstance(saved[f.name], dict):
+            out += [f"{f.name}.{k}" for k in absent_fields(saved[f.name], value)]
+    return out
+
+
+def saved_differences(saved: dict, old, new) -> list[tuple[str, Any, Any]]:
+    """Where configuration ``new`` differs from ``old``, read from the mapping ``saved``: :func:`differences`, and
+    every field ``saved`` lacks (written before that field existed, it is never taken for its default here)."""
+    absent = absent_fields(saved, old)
+    value = lambda obj, dotted: obj if not dotted else value(getattr(obj, dotted[0]), dotted[1:])  # noqa: E731
+    return ([(k, "(not saved)", value(new, k.split("."))) for k in absent]
+            + [d for d in differences(old, new) if d[0] not in absent])
+
+
 def describe_differences(diffs: list[tuple[str, Any, Any]], most: int = 3) -> str:
     """``"train.epochs: 7 there, 1 here; ..."`` for the first ``most`` differences."""
     short = lambda v: (r if len(r := repr(v)) <= 40 else r[:37] + "...")  # noqa: E731

@@ -25,10 +25,10 @@ from lai.config import (
     ConfigError,
     Profile,
     describe_differences,
-    differences,
     load_profile,
     parse_overrides,
     profile_from_dict,
+    saved_differences,
     variant,
     yaml_load,
 )
@@ -43,12 +43,12 @@ NOTEBOOKS = ("01_data.ipynb", "02_training.ipynb", "00_preprocessing.ipynb", "03
              "05_report.ipynb")
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
 PROFILE_FILE = "profile.yaml"  # in every run folder: the run's whole configuration, resolved once
 DEFAULT_PROFILE = "quick"
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def _with_data(overrides: list[str] | None, data: str | None) -> list[str]:
@@ -71,8 +71,8 @@ def resolve_profile(profile: str | Path | Profile | None = None, overrides: list
     return resolved
 
 
-def saved_profile(run_dir: str | Path) -> Profile | None:
-    """The profile a run folder holds (its profile.yaml, read as it is), or None for a folder without one."""
+def saved_profile(run_dir: str | Path) -> tuple[Profile, dict] | None:
+    """The profile a run folder holds, with its profile.yaml as read, or None for a folder without one."""
     path = Path(run_dir) / PROFILE_FILE
     if not (path.exists() or path.is_symlink()):
         return None
@@ -80,7 +80,7 @@ def saved_profile(run_dir: str | Path) -> Profile | None:
         raw = yaml_load(path.read_text())
         if not isinstance(raw, dict):
             raise ConfigError(f"holds a {type(raw).__name__}, not a mapping of sections")
-        return profile_from_dict(raw)
+        return profile_from_dict(raw), raw
     except (ConfigError, yaml.YAMLError, UnicodeDecodeError, IsADirectoryError) as err:
         mark = getattr(err, "problem_mark", None)
         reason = f"not valid YAML: {err.problem} at line {mark.line + 1}" if mark is not None else str(err)
@@ -107,7 +107,7 @@ def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Pro
         folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / "reports" / DEFAULT_PROFILE
         saved = saved_profile(folder)
         if saved is not None:
-            return saved, folder
+            return saved[0], folder
     resolved = resolve_profile(profile, overrides, data)
     folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / "reports" / resolved.name
     saved = saved_profile(folder)
@@ -115,13 +115,14 @@ def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Pro
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(folder / PROFILE_FILE, yaml.safe_dump(resolved.to_dict(), sort_keys=False))
         return resolved, folder
-    if saved != resolved:
+    diffs = saved_differences(saved[1], saved[0], resolved)
+    if diffs:
         raise RunFolderError(
             f"{folder} already holds a run with another configuration (see its {PROFILE_FILE}): "
-            f"{describe_differences(differences(saved, resolved))}; choose another folder: `lai run --name NEW`, "
+            f"{describe_differences(diffs)}; choose another folder: `lai run --name NEW`, "
             "or in a notebook set the parameter run_dir to a new folder"
         )
-    return saved, folder
+    return saved[0], folder
 
 
 class RunContext:

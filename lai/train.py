@@ -49,7 +49,7 @@ from lai.config import (
     TrainConfig,
     check_tile_size,
     describe_differences,
-    differences,
+    saved_differences,
     variant,
     yaml_load,
 )
@@ -351,9 +351,8 @@ def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageRes
         saved = None
     if not isinstance(saved, dict) or not isinstance(saved.get("cube"), dict):
         raise RunFolderError(f"{config_file} is not the configuration of a lai training run; use another run folder")
-    old = stage_config_from(saved, config_file)
-    if old != cfg:
-        diffs = differences(old, cfg)
+    diffs = saved_differences(saved, stage_config_from(saved, config_file), cfg)
+    if diffs:
         what = describe_differences([d for d in diffs if not d[0].startswith("cube.")])
         if any(d[0].startswith("cube.") for d in diffs):
             what = "; ".join(filter(None, ["cube data or split labels", what]))

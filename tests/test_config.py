@@ -39,6 +39,8 @@ def test_run_folder_profile_is_resolved_once_and_then_read_as_it_is(tmp_path, mo
 
 
 def test_run_folder_refuses_another_configuration_naming_run_dir(tmp_path):
+    import yaml
+
     from lai.errors import RunFolderError
     from lai.pipeline import RunContext
 
@@ -50,6 +52,12 @@ def test_run_folder_refuses_another_configuration_naming_run_dir(tmp_path):
                        r"train\.epochs: 1 there, 3 here; .*in a notebook set the parameter run_dir to a new folder$"):
         RunContext.open(run, "tiny", ["train.epochs=3"])
     assert (run / "profile.yaml").stat().st_mtime_ns == before
+    saved = yaml.safe_load((run / "profile.yaml").read_text())
+    del saved["extras"]  # a profile.yaml written before this field existed
+    (run / "profile.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    assert RunContext.open(run).profile.extras is False  # opened as it is: the default applies
+    with pytest.raises(RunFolderError, match=r"profile\.yaml\): extras: '\(not saved\)' there, True here; choose another folder"):
+        RunContext.open(run, "tiny")
     (run / "profile.yaml").write_text("train: [1, 2\n")
     with pytest.raises(RunFolderError, match=r"run/profile\.yaml: not a configuration this lai can read .*set the parameter run_dir"):
         RunContext.open(run)
