@@ -115,14 +115,19 @@ def empty_sets_warning(counts: dict[str, int], cfg: SplitConfig, regions=()) -> 
             lines.append(f"the {name} split is empty, so training will stop: {fraction}, or add triplets")
     if empty:
         titles = ", ".join(f"{SET_TITLES[n]} ({n})" for n in empty)
-        lines.append(f"{len(empty)} of the {len(TEST_SETS)} test sets empty: {titles}; their scores will be NaN, "
-                     "marked \"empty\" in the tables and the report")
+        lines.append(f"test sets empty ({len(empty)} of {len(TEST_SETS)}): {titles}; their scores will be NaN, "
+                     "noted \"empty\" in the tables")
     for name in empty:
         if name == "unique":
             present = sorted(set(map(str, regions)))
-            offer = f"; this data's regions: {', '.join(present)}" if present else ""
-            hint = (f"no triplet lies in {_now(cfg, 'held_out_areas')}{offer}: name a region of the data there "
-                    "(its triplets then leave training), or add triplets from the held-out regions")
+            where = f"no triplet lies in {_now(cfg, 'held_out_areas')}"
+            if len(present) == 1:
+                hint = (f"{where}, and the data's one region, {present[0]}, is needed for training: add triplets "
+                        "of another region and name it in splits.held_out_areas")
+            else:
+                offer = f"; this data's regions: {', '.join(present)}" if present else ""
+                hint = (f"{where}{offer}: name a region of the data there (its triplets then leave training), "
+                        "or add triplets from the held-out regions")
         else:
             hint = _cloud_set_hint(name, counts, cfg)
         lines.append(f"{SET_TITLES[name]} ({name}) is empty: {hint}")
@@ -132,10 +137,11 @@ def empty_sets_warning(counts: dict[str, int], cfg: SplitConfig, regions=()) -> 
 def cube_split_warning(ds) -> str | None:
     """:func:`empty_sets_warning` of a cube (an ``xarray.Dataset`` from :func:`lai.cube.open_cube`), with
     the split settings stored in the cube."""
+    import dataclasses
     import json
 
-    from lai.config import from_dict
-
-    cfg = from_dict(SplitConfig, json.loads(ds.attrs.get("splits_config", "{}")), "splits")
+    stored = json.loads(ds.attrs.get("splits_config", "{}"))
+    known = {f.name for f in dataclasses.fields(SplitConfig)}  # a cube of another lai version may hold other keys
+    cfg = SplitConfig(**{k: v for k, v in stored.items() if k in known})
     regions = np.char.add(np.char.add(ds["country"].values.astype(str), "_"), ds["area"].values.astype(str))
     return empty_sets_warning(split_counts(ds["split"].values), cfg, regions)

@@ -67,7 +67,10 @@ def test_empty_sets_warning_names_each_set_and_what_fills_it():
         assert line.startswith(f"warning: {title} (")
     assert "splits.clear_past_threshold (now 0.9)" in lines[1] and "splits.test_fraction (now 0.3)" in lines[1]
     assert "splits.cloudy_past_threshold (now 0.5)" in lines[2]
-    assert "splits.held_out_areas (now CZECHIA_VYSOCINA, ITALY_PIEMONTE)" in lines[3] and "SPAIN_BADAJOZ" in lines[3]
+    assert "splits.held_out_areas (now CZECHIA_VYSOCINA, ITALY_PIEMONTE)" in lines[3]
+    assert "the data's one region, SPAIN_BADAJOZ, is needed for training: add triplets of another region" in lines[3]
+    two = empty_sets_warning(counts, cfg, ["SPAIN_BADAJOZ", "ITALY_LAZIO", "SPAIN_BADAJOZ"]).splitlines()[-1]
+    assert "this data's regions: ITALY_LAZIO, SPAIN_BADAJOZ: name a region of the data there" in two
 
     advised = SplitConfig(sampling="random", test_fraction=0.5, val_fraction=0.1, clear_past_threshold=0.6)
     counts = split_counts(assign_splits(meta, advised))
