@@ -257,6 +257,13 @@ class _Run:
                 counts = dict(zip(sp[key].astype(str), sp["triplets"]))
         return [s for s in TEST_SETS if s in counts and _num(counts[s]) == 0]
 
+    def lacking(self, name: str, what: str, missing: str = "") -> dict:
+        """The note for table ``name`` where the run wrote none (``missing`` says why) or one without rows."""
+        if self.tables[name] is None:
+            return unavailable(what, f"tables/{name}.csv is missing{missing}.")
+        every = len(self.empty_sets()) == len(TEST_SETS)
+        return unavailable(what, f"tables/{name}.csv has no rows" + (": every test set is empty." if every else "."))
+
 
 def _num(value) -> float:
     """``value`` as a float; NaN for a missing or non-numeric value."""
@@ -322,11 +329,11 @@ def _warnings(run: _Run) -> list:
                         f"The {_and(names)} test set{'s' if len(names) > 1 else ''} "
                         f"{'have' if len(names) > 1 else 'has'} no triplets in this run, so no model is scored on "
                         f"{'them' if len(names) > 1 else 'it'}: "
-                        "their lines in the tables below are dashes. The split settings in the configuration "
+                        "the tables below show dashes or no line for them. The split settings in the configuration "
                         "(Provenance) decide which triplets each test set gets."))
     for model, s, what in _perfect_scores(run, set(empty)):
         out.append(rich(strong("Suspicious perfect score. "),
-                        f"{model} on the {SET_PROSE.get(s, s)} set scores {what} exactly. A perfect score usually "
+                        f"{model[:1].upper()}{model[1:]} on the {SET_PROSE.get(s, s)} set scores {what} exactly. A perfect score usually "
                         "means that the inputs and the target are identical (the same image given as a past date and "
                         "as the date to predict), not a perfect model: check the data before trusting this run."))
     return out
@@ -411,7 +418,7 @@ def _conclusions(run: _Run) -> list:
                           "Every training stage converged: validation had stopped improving before its end."))
     extras = run.tables["extras"]
     items.append(rich("Extra rows beyond the paper (cloud-weighted loss, residual model, baselines without the LAI "
-                      "history): ", "see their table." if extras is not None and len(extras) else
+                      "history): ", "see their table." if extras is not None else
                       [strong("not run"), " in this profile (", mono("extras: false"), "); the ", mono("paper"),
                        " profile runs them."]))
     return items
@@ -451,7 +458,7 @@ def _data(run: _Run) -> dict:
         out["items"] = [[k, v] for k, v in items]
     sp = run.tables["splits"]
     if sp is None or not len(sp):
-        out["splits"] = unavailable("Splits table", "tables/splits.csv is missing.")
+        out["splits"] = run.lacking("splits", "Splits table")
     else:
         if "split" not in sp.columns:
             sp = sp.rename(columns={sp.columns[0]: "split"})
@@ -480,7 +487,7 @@ def _row_label(t1: pd.DataFrame, row: str) -> tuple[str, str]:
 def _table1(run: _Run) -> list[dict]:
     t1 = run.tables["table1"]
     if t1 is None or not len(t1):
-        return [unavailable("Table 1", "tables/table1.csv is missing (no Table 1 row was evaluated).")]
+        return [run.lacking("table1", "Table 1", " (no Table 1 row was evaluated)")]
     out = []
     rows_present = [r for r in ROWS if r in set(t1["row"])] + [r for r in dict.fromkeys(t1["row"]) if r not in ROWS]
     for col, paper_col, better, cap in (
@@ -527,7 +534,7 @@ def _baselines(run: _Run) -> dict:
     out = {"paper_mlr_r2": fmt(PAPER_BASELINES_R2["MLR"], 4), "paper_rf_r2": fmt(PAPER_BASELINES_R2["RF"], 4),
            "paper_final_r2": fmt(PAPER_FINAL["non_cloudy"][1]), "reading": _baseline_reading(run, bl, fm)}
     if bl is None or not len(bl):
-        out["table"] = unavailable("Baseline table", "tables/baselines.csv is missing.")
+        out["table"] = run.lacking("baselines", "Baseline table")
         return out
     has_truth = "truth_rmse_cloudy" in bl and bl["truth_rmse_cloudy"].notna().any()
     header = ["Test set", "Model", "Triplets", "RMSE (LAI) [95%]", "RMSE (LAI/5)", "R² [95%]", "Pixels"]
@@ -620,7 +627,7 @@ def _noise_floor(run: _Run) -> dict | None:
         return None
     floor, t1, bl = run.tables["noise_floor"], run.tables["table1"], run.tables["baselines"]
     if floor is None or not len(floor):
-        return {"table": unavailable("Noise floor", "tables/noise_floor.csv is missing."), "verdict": None}
+        return {"table": run.lacking("noise_floor", "Noise floor"), "verdict": None}
     models = []
     if t1 is not None:
         models += [(ROWS[r].title if r in ROWS else r, t1[t1["row"] == r]) for r in dict.fromkeys(t1["row"])]
@@ -655,8 +662,10 @@ def _noise_floor(run: _Run) -> dict | None:
 def _extras(run: _Run) -> dict | None:
     """The extra rows' table; None where the profile did not run them."""
     extras = run.tables["extras"]
-    if extras is None or not len(extras):
+    if extras is None:
         return None
+    if not len(extras):
+        return run.lacking("extras", "Extra rows")
     header = ["Row", "Test set", "RMSE (LAI) [95%]", "R² [95%]", "Final − row (LAI) [95%]", "Final is"]
     rows = []
     for r in extras.to_dict("records"):
@@ -692,7 +701,7 @@ def _training(run: _Run) -> dict:
             ", and its scores understate what longer training would give.")
     tr = run.tables["training"]
     if tr is None or not len(tr):
-        out["table"] = unavailable("Training time table", "tables/training.csv is missing.")
+        out["table"] = run.lacking("training", "Training time table")
         out["seeds"] = None
         return out
     names = {"row": "Stage", "epochs": "Epochs", "seconds": "Time (s)", "samples_per_s": "Samples/s",
@@ -731,7 +740,7 @@ def _seeds(run: _Run, train: dict) -> dict:
     seeds = run.tables["seeds"]
     n = train.get("seeds", 1)
     if seeds is None or not len(seeds):
-        return unavailable("Seed table", "tables/seeds.csv is missing.")
+        return run.lacking("seeds", "Seed table")
     if n == 1:
         return {"one_seed": True}
     rows = [[SET_TITLES.get(r["set"], str(r["set"])), _fmt_count(r["seeds"]), fmt(r.get("rmse_mean")), fmt(r.get("rmse_std")),

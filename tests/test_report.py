@@ -288,7 +288,7 @@ def _pdf_text(path: Path) -> tuple[int, str]:
     from pypdf import PdfReader
 
     reader = PdfReader(str(path))
-    return len(reader.pages), "\n".join(page.extract_text() for page in reader.pages)
+    return len(reader.pages), " ".join(" ".join(page.extract_text() for page in reader.pages).split())
 
 
 @pytest.fixture(scope="module")
@@ -300,11 +300,12 @@ def report(tmp_path_factory, figure_dir):
 
 
 def test_report_has_the_key_sections(report):
+    from lai.report import SECTIONS
+
     run, pdf = report
     assert pdf == run / "report.pdf" and pdf.is_file()
-    pages, text = _pdf_text(pdf)
+    pages, flat = _pdf_text(pdf)
     assert pages >= 6
-    flat = " ".join(text.split())
     for needle in ("Table 1", "MLR", "RF", "persistence", "extrapolation", "simulated", "Provenance", GIT_REV,
                    "0.163", "0.930", "0.0445", "0.0166", "/data/sim_lnb#2/my_folder", "/data/cube_*abc*.nc",
                    "quick_test #1",
@@ -314,58 +315,174 @@ def test_report_has_the_key_sections(report):
                    "0.42", "[0."):
         assert needle in flat, needle
     assert "not available" not in flat  # every figure was there
-    assert not list(run.glob(".*partial*"))
+    assert "Empty test sets" not in flat and "Suspicious" not in flat
+    data = json.loads((run / "report.json").read_text())  # what the template printed, for the user to inspect
+    assert set(SECTIONS) <= set(data) and data["kind"] == "simulated"
+    assert not list(run.glob(".*partial*")) and not list(run.glob(".*.lock"))
 
 
-def test_missing_figure_gives_a_note(tmp_path, figure_dir):
+def test_missing_artefacts_give_notes(tmp_path, figure_dir):
+    """What a run did not write (a figure, a table, a record) is said plainly; the rest renders."""
     from lai.report import write_report
 
     run = build_fake_run(tmp_path, figure_dir, with_figures=("learning_curves",), kind="real")
-    (run / "figures" / "learning_curves.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")  # unreadable image
-    (run / "tables" / "baselines.csv").unlink()
-    (run / "tables" / "table1.csv").write_text("foo,bar\n1,2\n")  # malformed: costs its section only
-    (run / "provenance.json").write_text("{not json")
-    pdf = write_report(run)
-    _, text = _pdf_text(pdf)
-    flat = " ".join(text.split())
-    assert "not available" in flat
-    assert "Figure density: not available" in flat and "learning_curves" in flat
+    for name in ("tables/baselines.csv", "tables/extras.csv", "provenance.json"):
+        (run / name).unlink()
+    _, flat = _pdf_text(write_report(run))
+    assert "Figure density: not available" in flat and "figures/density.png was not produced by this run" in flat
+    assert "Figure learning_curves" not in flat
     assert "Baseline table: not available" in flat and "Provenance: not available" in flat
-    assert "could not be built" in flat
-    assert "Real data" in flat
+    assert "Not run in this profile" in flat and "Real data" in flat and "Noise floor" not in flat
+
+
+@pytest.mark.parametrize("what, spoil, message", [
+    ("a table without the columns read", lambda run: (run / "tables" / "table1.csv").write_text("foo,bar\n1,2\n"),
+     r"table1\.csv lacks the column\(s\) row, set"),
+    ("an unreadable figure", lambda run: (run / "figures" / "density.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken"),
+     r"density\.png is not a readable PNG image"),
+    ("a broken record", lambda run: (run / "provenance.json").write_text("{not json"),
+     r"provenance\.json is not readable JSON"),
+    ("a record of another type", lambda run: (run / "data.json").write_text("[1, 2]"),
+     r"data\.json holds a JSON list, expected an object"),
+])
+def test_malformed_artefact_fails_naming_the_file(tmp_path, figure_dir, what, spoil, message):
+    """A present but malformed artefact is an error naming it, not a 'not available' box."""
+    from lai.report import ReportError, write_report
+
+    run = build_fake_run(tmp_path, figure_dir, with_figures=("density",))
+    spoil(run)
+    with pytest.raises(ReportError, match=message):
+        write_report(run)
+    assert not (run / "report.pdf").exists()
+
+
+def test_a_broken_section_fails(tmp_path, monkeypatch):
+    """A bug in a section's builder, or data the template does not expect, fails the report."""
+    import lai.report as report_mod
+
+    run = build_fake_run(tmp_path, figure_dir=None)
+
+    def bug(run):
+        raise KeyError("rmse")
+
+    monkeypatch.setitem(report_mod.SECTIONS, "baselines", bug)
+    with pytest.raises(KeyError, match="rmse"):
+        report_mod.write_report(run)
+    monkeypatch.setitem(report_mod.SECTIONS, "baselines", lambda run: {"table": None})  # keys missing
+    with pytest.raises(report_mod.ReportError, match="paper_mlr_r2"):
+        report_mod.write_report(run)
+    assert not (run / "report.pdf").exists()
+
+
+def _empty_sets(run: Path, empty: tuple[str, ...]) -> None:
+    """Make the test sets ``empty`` of a fake run hold no triplets, as a small folder leaves them."""
+    from lai.facts import TEST_SETS
+
+    data = json.loads((run / "data.json").read_text())
+    data["splits"].update({s: 0 for s in empty})
+    (run / "data.json").write_text(json.dumps(data))
+    tables = make_tables()
+    for name, frame in tables.items():
+        if name == "table1":  # lai.tables.table1 keeps a line per row and set, without metrics
+            metric_cols = [c for c in frame.columns if c.startswith(("rmse", "r2", "n_pixels", "truth", "floor_ratio"))]
+            frame.loc[frame["set"].isin(empty), metric_cols] = np.nan
+        elif "set" in frame:
+            frame = frame[~frame["set"].isin(empty)]
+        if name == "comparisons" and len(empty) == len(TEST_SETS):
+            frame = pd.DataFrame()  # lai.tables.comparisons of nothing: no columns at all
+        frame.to_csv(run / "tables" / f"{name}.csv", index=False)
+
+
+@pytest.mark.parametrize("empty", [("cloudy", "unique"), ("non_cloudy", "cloudy", "unique")])
+def test_report_with_empty_test_sets_renders_and_says_so(tmp_path, empty):
+    from lai.report import write_report
+
+    run = build_fake_run(tmp_path, figure_dir=None)
+    _empty_sets(run, empty)
+    _, flat = _pdf_text(write_report(run))
+    names = {("cloudy", "unique"): "The cloudy and unique-areas test sets have no triplets",
+             ("non_cloudy", "cloudy", "unique"): "The non-cloudy, cloudy and unique-areas test sets have no triplets"}
+    assert "Empty test sets." in flat and names[empty] in flat
+    assert "Unique areas 0 – – – –" in flat  # the final model's table keeps a line for the empty set
+    if len(empty) == 3:
+        assert "No metrics of the final model are available" in flat
+        assert "Baseline table: not available. tables/baselines.csv has no rows: every test set is empty." in flat
+        assert "Extra rows: not available. tables/extras.csv has no rows" in flat
+    else:
+        assert "On the cloudy set no paired comparison of the final U-Net was made" in flat
+
+
+def test_a_perfect_score_is_flagged(tmp_path):
+    from lai.report import write_report
+
+    run = build_fake_run(tmp_path, figure_dir=None)
+    bl = pd.read_csv(run / "tables" / "baselines.csv")
+    hit = (bl["baseline"] == "persistence") & (bl["set"] == "non_cloudy")
+    bl.loc[hit, ["rmse", "rmse_norm", "r2"]] = [0.0, 0.0, 1.0]
+    bl.to_csv(run / "tables" / "baselines.csv", index=False)
+    _, flat = _pdf_text(write_report(run))
+    assert ("Suspicious perfect score. Persistence on the non-cloudy set scores RMSE 0.000 LAI and R² = 1.000 exactly. "
+            "A perfect score usually means that the inputs and the target are identical") in flat
+    assert flat.count("Suspicious perfect score") == 1
+
+
+def test_stale_partials_of_the_report_are_swept(tmp_path):
+    """An interrupted report leaves hidden partial files: the next report removes them, and nothing else."""
+    from lai.report import write_report
+
+    run = build_fake_run(tmp_path, figure_dir=None)
+    stale = [run / ".report.pdf.partial-999-deadbeef", run / ".report.json.partial-999-deadbeef"]
+    others = [run / ".notes.txt.partial-1-x", run / "report.pdf.partial-kept", run / "mine.txt"]
+    for path in stale + others:
+        path.write_text("left over")
+    write_report(run)
+    assert not any(p.exists() for p in stale)
+    assert all(p.read_text() == "left over" for p in others)
 
 
 def test_failing_compile_leaves_no_report(tmp_path, monkeypatch):
     import lai.report as report_mod
 
     run = build_fake_run(tmp_path, figure_dir=None)
+    (run / "report.pdf").write_bytes(b"%PDF-1.7 an older report")
 
-    def broken(source, output, root):
+    def broken(template, output, root, data):
         Path(output).write_bytes(b"%PDF-1.7 half written")
         raise RuntimeError("typst exploded")
 
     monkeypatch.setattr(report_mod, "_compile", broken)
     with pytest.raises(report_mod.ReportError, match="typst exploded"):
         report_mod.write_report(run)
-    assert not (run / "report.pdf").exists()
+    assert (run / "report.pdf").read_bytes() == b"%PDF-1.7 an older report"
     assert not list(run.glob(".*partial*"))
 
 
 def test_typst_error_leaves_no_report(tmp_path, monkeypatch):
-    """A real Typst failure (invalid markup) goes through the same path."""
+    """A real Typst failure (an invalid template) goes through the same path."""
     import lai.report as report_mod
 
     run = build_fake_run(tmp_path, figure_dir=None)
-    monkeypatch.setattr(report_mod, "build_source", lambda run_dir: "#let x = (\n")
-    with pytest.raises(report_mod.ReportError):
+    monkeypatch.setattr(report_mod, "template_source", lambda: b"#let x = (\n")
+    with pytest.raises(report_mod.ReportError, match="Typst could not typeset"):
         report_mod.write_report(run)
     assert not (run / "report.pdf").exists()
 
 
-def test_text_from_data_is_escaped():
-    from lai.report import fmt, typst_str, typst_text
+def test_template_ships_with_the_package_and_places_every_figure():
+    import re
 
-    assert typst_str('a_b#c"d\\e\n') == '"a_b#c\\"d\\\\e\\n"'
-    assert typst_text("x").endswith(";")
+    from lai.facts import FIGURE_NAMES, TABLE_NAMES
+    from lai.report import REQUIRED_COLUMNS, template_source
+
+    template = template_source().decode()
+    placed = re.findall(r'#fig\("(\w+)"', template)
+    assert sorted(placed) == sorted(FIGURE_NAMES)
+    assert set(REQUIRED_COLUMNS) <= set(TABLE_NAMES)
+
+
+def test_text_and_numbers():
+    from lai.report import fmt, rich, strong
+
+    assert rich("a ", ["b", None, strong("c")], "", "d") == ["a b", {"text": "c", "style": "strong"}, "d"]
     assert fmt(-0.04451) == "\u22120.045" and fmt(float("nan")) == "–" and fmt(0.1234) == "0.123"
     assert fmt(-0.0001) == "0.000"
