@@ -2,9 +2,8 @@
 
 Table 1 of the paper (its rows, their labels and the paper's numbers), the
 model size presets, the test sets and their titles, the baselines, the
-extra rows that go beyond the paper, and the names of a run folder's tables
-and figures. Config, model, training, tables, figures,
-report and the CLI import them from here.
+extra rows that go beyond the paper, and the names of a run folder's figures.
+Config, model, training, tables, figures, report and the CLI import them from here.
 """
 from __future__ import annotations
 
@@ -84,9 +83,6 @@ HISTORY_FEATURES = ("LAI_t-2", "LAI_t-1")
 # The strict valid rule: only vegetation, bare soil and water (SCL 4-6) count as clear, shadows (3) do not.
 STRICT_VALID_CLASSES = (4, 5, 6)
 
-# What a run folder holds, by name: tables/<name>.csv (written by the notebooks) and figures/<name>.png
-# (lai.figures, in report order); the report reads them from these names.
-TABLE_NAMES = ("splits", "training", "final_metrics", "seeds", "table1", "baselines", "baselines_per_triplet",
-               "comparisons", "extras", "noise_floor", "preprocessing_snap_lai")
+# The figures a run folder holds, in report order: figures/<name>.png (drawn by lai.figures, placed by the report).
 FIGURE_NAMES = ("sample_maps", "cloud_statistics", "seasonality_encoding", "s1_vs_lai", "learning_curves", "density",
                 "error_by_set", "table1_comparison", "truth_vs_prediction_maps")

@@ -1,8 +1,8 @@
 """The PDF report of one run folder: numbers and sentences from Python, layout in a Typst template.
 
 :func:`write_report` reads what the pipeline left in ``reports/<run>/`` (profile.yaml,
-provenance.json, data.json, ``tables/<name>.csv`` and ``figures/<name>.png`` with the names of
-``lai.facts.TABLE_NAMES`` and ``FIGURE_NAMES``), decides the generated sentences (verdicts,
+provenance.json, data.json, ``tables/<name>.csv`` for the names of :data:`REQUIRED_COLUMNS` and
+``figures/<name>.png`` for those of ``lai.facts.FIGURE_NAMES``), decides the generated sentences (verdicts,
 comparisons, warnings), formats the numbers and writes them all as ``report.json``. The
 layout lives in ``lai/report.typ``, which reads that JSON with Typst's ``json()``; the
 ``typst`` package compiles it offline into ``report.pdf``. No Typst markup is produced here:
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from lai.errors import LaiError
-from lai.facts import BASELINES, FIGURE_NAMES, PAPER_BASELINES_R2, PAPER_TABLE1, ROWS, SET_TITLES, TABLE_NAMES, TEST_SETS
+from lai.facts import BASELINES, FIGURE_NAMES, PAPER_BASELINES_R2, PAPER_TABLE1, ROWS, SET_TITLES, TEST_SETS
 from lai.io import atomic_path, atomic_write_text, output_lock, remove_stale_partials
 
 PAPER_TITLE = "Leaf Area Index Estimation from Multi-Temporal Sentinel 1 and 2 Satellite Data Using Deep Learning"
@@ -141,13 +141,13 @@ def _fmt_count(value) -> str:
 
 # --------------------------------------------------------------------------- reading the run folder
 
-# The columns each table must have for the report to read it (others are optional: a dash where absent).
+# The tables the report reads (tables/<name>.csv) and the columns each must have (others are optional: a dash
+# where absent).
 REQUIRED_COLUMNS = {
     "splits": (), "training": ("row",), "final_metrics": ("set",), "seeds": ("set", "seeds"),
     "table1": ("row", "set"), "baselines": ("baseline", "set"), "noise_floor": ("set",),
     "comparisons": ("set", "other", "verdict", "diff", "diff_lo", "diff_hi", "triplets"), "extras": ("title", "set"),
 }
-assert set(REQUIRED_COLUMNS) <= set(TABLE_NAMES)
 
 
 def _read_json(path: Path) -> dict | None:
