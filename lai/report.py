@@ -101,10 +101,10 @@ def cell(body, bold: bool = False, colspan: int = 1, rowspan: int = 1, align: st
 RULE = {"rule": True}  # a thin line between groups of rows
 
 
-def table(header: list[list], rows: list, align: list[str], caption=None, size: float = 9) -> dict:
-    """A booktabs-style table (header cells bold); ``rows`` are lists of cells or :data:`RULE`."""
-    return {"header": header, "rows": rows, "align": align, "caption": None if caption is None else rich(caption),
-            "size": size}
+def table(header: list[list], rows: list, columns: int, caption=None) -> dict:
+    """A table of ``columns`` columns: header lines and ``rows`` (lists of cells, or :data:`RULE`); the
+    template sets its type size and alignment."""
+    return {"header": header, "rows": rows, "columns": columns, "caption": None if caption is None else rich(caption)}
 
 
 def unavailable(what: str, why: str) -> dict:
@@ -467,7 +467,7 @@ def _data(run: _Run) -> dict:
                  "cloud_past": "Cloud, t-2 & t-1", "clear_t": "Clear at t"}
         rows = [[str(r[c]) if c == "split" else _fmt_count(r[c]) if c in ("triplets", "regions") else fmt(r[c]) for c in cols]
                 for r in sp.to_dict("records")]
-        out["splits"] = table([[names[c] for c in cols]], rows, ["left"] + ["right"] * (len(cols) - 1),
+        out["splits"] = table([[names[c] for c in cols]], rows, len(cols),
                               caption=["Splits of the cube: triplets, regions and mean fractions of each tile that are "
                                        "clear (valid SCL and finite LAI) or cloudy (SCL 8–10). ", emph("non_cloudy"),
                                        " and ", emph("cloudy"), " are the paper’s two cloud-stratified test sets, ",
@@ -484,15 +484,16 @@ def _row_label(t1: pd.DataFrame, row: str) -> tuple[str, str]:
     return (spec.label, spec.architecture) if spec else (row, "")
 
 
-def _table1(run: _Run) -> list[dict]:
+def _table1(run: _Run) -> dict:
+    """Table 1 three times: RMSE (LAI/5) and R² next to the paper's, then RMSE (LAI) and R² with intervals."""
     t1 = run.tables["table1"]
     if t1 is None or not len(t1):
-        return [run.lacking("table1", "Table 1", " (no Table 1 row was evaluated)")]
-    out = []
+        return run.lacking("table1", "Table 1", " (no Table 1 row was evaluated)")
+    out = {}
     rows_present = [r for r in ROWS if r in set(t1["row"])] + [r for r in dict.fromkeys(t1["row"]) if r not in ROWS]
-    for col, paper_col, better, cap in (
-        ("rmse_norm", "paper_rmse", "min", "Table 1, RMSE in LAI/5 units (lower is better): this run next to the paper."),
-        ("r2", "paper_r2", "max", "Table 1, R² (higher is better): this run next to the paper."),
+    for key, col, paper_col, better, cap in (
+        ("rmse", "rmse_norm", "paper_rmse", "min", "Table 1, RMSE in LAI/5 units (lower is better): this run next to the paper."),
+        ("r2", "r2", "paper_r2", "max", "Table 1, R² (higher is better): this run next to the paper."),
     ):
         header1 = [cell("Input", rowspan=2), cell("Architecture", rowspan=2)]
         header1 += [cell(SET_TITLES[s], colspan=2, align="center") for s in TEST_SETS]
@@ -510,7 +511,7 @@ def _table1(run: _Run) -> list[dict]:
                 ours, paper = _metric(sub, "set", s, col), _metric(sub, "set", s, paper_col)
                 line += [cell(fmt(ours), bold=math.isfinite(ours) and s in best and bool(np.isclose(ours, best[s]))), fmt(paper)]
             rows.append(line)
-        out.append(table([header1, header2], rows, ["left", "left"] + ["right"] * 6, caption=cap))
+        out[key] = table([header1, header2], rows, 8, caption=cap)
     header1 = [cell("Input", rowspan=2), cell("Architecture", rowspan=2),
                cell("RMSE (LAI) [95% interval]", colspan=3, align="center"),
                cell("R² [95% interval]", colspan=3, align="center")]
@@ -522,10 +523,10 @@ def _table1(run: _Run) -> list[dict]:
                     + [_with_ci(sub, "set", s, "r2") for s in TEST_SETS])
     pixels = ", ".join(f"{SET_PROSE[s]} {_fmt_count(_metric(t1[t1['row'] == 'final'], 'set', s, 'n_pixels'))}"
                        for s in TEST_SETS)
-    out.append(table([header1, header2], rows, ["left", "left"] + ["right"] * 6, size=8,
-                     caption="Table 1, RMSE of this run in LAI units (m²/m²) and R², each with its 95% bootstrap "
-                             "interval over the triplets of the test set (resampling whole tiles, not pixels). "
-                             f"Clear pixels scored: {pixels}. The paper gives no RMSE in LAI units."))
+    out["intervals"] = table([header1, header2], rows, 8,
+                             caption="Table 1, RMSE of this run in LAI units (m²/m²) and R², each with its 95% bootstrap "
+                                     "interval over the triplets of the test set (resampling whole tiles, not pixels). "
+                                     f"Clear pixels scored: {pixels}. The paper gives no RMSE in LAI units.")
     return out
 
 
@@ -563,7 +564,7 @@ def _baselines(run: _Run) -> dict:
             if has_truth:
                 line.append(fmt(rec.get("truth_rmse_cloudy")))
             rows.append(line)
-    out["table"] = table([header], rows, ["left", "left"] + ["right"] * (len(header) - 2), size=8.5, caption=rich(
+    out["table"] = table([header], rows, len(header), caption=rich(
         "Baselines next to the final U-Net (bold), per test set. RMSE and R² on pixels clear at ", emph("t"),
         ", with 95% bootstrap intervals over triplets.",
         [" Last column: RMSE against the simulation’s true LAI on the pixels ", strong("not"), " clear at ", emph("t"),
@@ -642,7 +643,7 @@ def _noise_floor(run: _Run) -> dict | None:
         rows.append([str(name)] + [c for s in TEST_SETS for c in (
             fmt(_metric(part, "set", s, "floor_ratio"), 2), fmt(_metric(part, "set", s, "truth_rmse_clear")),
             fmt(_metric(part, "set", s, "rmse_strict")))])
-    out = {"table": table([header1, header2], rows, ["left"] + ["right"] * 9, size=8,
+    out = {"table": table([header1, header2], rows, 10,
                           caption="Per test set: each model’s RMSE against the observation divided by the noise floor "
                                   "(÷ floor), its RMSE against the true LAI on the same clear pixels (vs truth), and its "
                                   "RMSE against the observation on strictly clear pixels (strict, SCL 4–6). First line: "
@@ -673,7 +674,7 @@ def _extras(run: _Run) -> dict | None:
         rows.append([str(r["title"]), SET_TITLES.get(r["set"], str(r["set"])), _with_ci(one, "set", r["set"], "rmse"),
                      _with_ci(one, "set", r["set"], "r2"), _ci(*(_num(r.get(k)) for k in ("diff", "diff_lo", "diff_hi"))),
                      str(r.get("verdict", "–"))])
-    return table([header], rows, ["left", "left", "right", "right", "right", "left"], size=8, caption=rich(
+    return table([header], rows, len(header), caption=rich(
         "Extra rows per test set, with the paired difference of the final model’s RMSE minus the row’s (negative: the "
         "final model is better); ", emph("better"), " or ", emph("worse"), " only where the interval excludes 0."))
 
@@ -728,7 +729,7 @@ def _training(run: _Run) -> dict:
         rows.append(line)
     total = pd.to_numeric(tr["seconds"], errors="coerce").sum() if "seconds" in tr else float("nan")
     device = (run.prov or {}).get("device")
-    out["table"] = table([[names.get(c, c.replace("_", " ")) for c in cols]], rows, ["left"] + ["right"] * (len(cols) - 1),
+    out["table"] = table([[names.get(c, c.replace("_", " ")) for c in cols]], rows, len(cols),
                          caption="Training time per stage" + (f" on {device}" if device else "")
                          + (f"; {fmt(total / 60, 1)} minutes in all." if math.isfinite(total) else "."))
     out["seeds"] = _seeds(run, train)
@@ -745,7 +746,7 @@ def _seeds(run: _Run, train: dict) -> dict:
         return {"one_seed": True}
     rows = [[SET_TITLES.get(r["set"], str(r["set"])), _fmt_count(r["seeds"]), fmt(r.get("rmse_mean")), fmt(r.get("rmse_std")),
              f"{fmt(r.get('rmse_min'))} – {fmt(r.get('rmse_max'))}", fmt(r.get("r2_mean"))] for r in seeds.to_dict("records")]
-    return table([["Test set", "Seeds", "RMSE mean", "RMSE s.d.", "RMSE range", "R² mean"]], rows, ["left"] + ["right"] * 5,
+    return table([["Test set", "Seeds", "RMSE mean", "RMSE s.d.", "RMSE range", "R² mean"]], rows, 6,
                  caption=f"The final model fine-tuned with {n} training seeds from the same pre-trained encoders: "
                          "spread of its test scores (LAI). Table 1 shows the first seed.")
 
@@ -766,7 +767,7 @@ def _results(run: _Run) -> dict:
         if truth:
             line.append(fmt(rec.get("truth_rmse_cloudy")))
         rows.append(line)
-    return table([header], rows, ["left"] + ["right"] * (len(header) - 1), caption=rich(
+    return table([header], rows, len(header), caption=rich(
         "Final model (both encoders and the fusion decoder) per test set, on the pixels clear at ", emph("t"), ".",
         [" Last column: RMSE against the simulation’s true LAI on the pixels not clear at ", emph("t"), "."] if truth else None))
 
@@ -790,7 +791,7 @@ def _provenance(run: _Run) -> dict:
             left, right = pairs[:half], pairs[half:]
             rows = [[left[i][0], str(left[i][1])] + ([right[i][0], str(right[i][1])] if i < len(right) else ["", ""])
                     for i in range(half)]
-            out["packages"] = table([["Package", "Version", "Package", "Version"]], rows, ["left"] * 4,
+            out["packages"] = table([["Package", "Version", "Package", "Version"]], rows, 4,
                                     caption="Package versions of the run.")
     if run.profile_text is not None:
         out["config"] = list(_yaml_columns(run.profile, run.profile_text))

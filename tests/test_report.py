@@ -426,6 +426,20 @@ def test_a_perfect_score_is_flagged(tmp_path):
     assert flat.count("Suspicious perfect score") == 1
 
 
+def test_several_seeds_and_the_paper_schedule(tmp_path):
+    from lai.report import write_report
+
+    run = build_fake_run(tmp_path, figure_dir=None)
+    profile = yaml.safe_load((run / "profile.yaml").read_text())
+    profile["train"].update(seeds=3, schedule="milestones", milestones=[10, 20])
+    (run / "profile.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    pd.read_csv(run / "tables" / "seeds.csv").assign(seeds=3, rmse_std=0.05).to_csv(run / "tables" / "seeds.csv", index=False)
+    _, flat = _pdf_text(write_report(run))
+    assert "fixed epochs ([10, 20] milestones: the paper’s protocol)" in flat
+    assert "fine-tuned with 3 training seeds" in flat and "Non cloudy 3 0.600 0.050 0.600 – 0.600 0.800" in flat
+    assert "one seed" not in flat
+
+
 def test_stale_partials_of_the_report_are_swept(tmp_path):
     """An interrupted report leaves hidden partial files: the next report removes them, and nothing else."""
     from lai.report import write_report
