@@ -491,6 +491,9 @@ def test_template_ships_with_the_package_and_places_every_figure():
     template = template_source().decode()
     placed = re.findall(r'#fig\("(\w+)"', template)
     assert sorted(placed) == sorted(FIGURE_NAMES)
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    package_data = re.search(r"\[tool\.setuptools\.package-data\]\nlai = \[(.*)\]", pyproject).group(1)
+    assert '"report.typ"' in package_data  # installed with the package, not only in a checkout
 
 
 def test_text_and_numbers():
