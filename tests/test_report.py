@@ -335,6 +335,20 @@ def test_missing_artefacts_give_notes(tmp_path, figure_dir):
     assert "Not run in this profile" in flat and "Real data" in flat and "Noise floor" not in flat
 
 
+def test_a_folder_with_tables_only(tmp_path):
+    """Without data.json, profile.yaml and provenance.json the kind of data is unknown, and the report says so."""
+    from lai.report import write_report
+
+    run = build_fake_run(tmp_path, figure_dir=None)
+    for name in ("data.json", "profile.yaml", "provenance.json"):
+        (run / name).unlink()
+    _, flat = _pdf_text(write_report(run))
+    for note in ("data of unknown kind", "Data description: not available", "Configuration: not available",
+                 "Provenance: not available", "Figure sample_maps: not available"):
+        assert note in flat, note
+    assert "Noise floor" not in flat and "Each stage trains with Adam" not in flat
+
+
 @pytest.mark.parametrize("what, spoil, message", [
     ("a table without the columns read", lambda run: (run / "tables" / "table1.csv").write_text("foo,bar\n1,2\n"),
      r"table1\.csv lacks the column\(s\) row, set"),
