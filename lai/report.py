@@ -38,6 +38,7 @@ PAPER_FINAL = PAPER_TABLE1["final"]
 MINUS = "\u2212"
 FLOOR_GOAL = 1.15  # the final model's non-cloudy RMSE within this factor of the noise floor
 SET_PROSE = {"non_cloudy": "non-cloudy", "cloudy": "cloudy", "unique": "unique-areas"}
+VERDICTS = ("better", "worse", "not resolved")  # of a paired comparison (lai.tables.comparisons)
 TEMPLATE = "report.typ"  # the layout, shipped inside the package
 DATA_FILE = "report.json"  # written next to report.pdf; the template reads it
 
@@ -300,9 +301,17 @@ def _with_ci(frame: pd.DataFrame | None, key: str, value: str, col: str) -> list
 
 
 def _verdicts(run: _Run, s: str) -> list[dict]:
-    """Paired comparisons of the final model on test set ``s`` (tables/comparisons.csv)."""
+    """Paired comparisons of the final model on test set ``s`` (tables/comparisons.csv); a line on no triplet
+    (an empty set, whatever its verdict says) compares nothing and is left out."""
     comp = run.tables["comparisons"]
-    return [] if comp is None else comp[comp["set"] == s].to_dict("records")
+    out = []
+    for c in [] if comp is None else comp[comp["set"] == s].to_dict("records"):
+        if c["verdict"] in VERDICTS:
+            out.append(c)
+        elif _num(c["triplets"]) != 0:
+            raise ReportError(f"{run.dir / 'tables' / 'comparisons.csv'}: verdict {c['verdict']!r} against {c['other']} on "
+                              f"the {s} set; expected one of {', '.join(VERDICTS)}")
+    return out
 
 
 def _diff_text(c: dict) -> str:
@@ -398,7 +407,11 @@ def _conclusions(run: _Run) -> list:
     items = []
     word = {"better": ("the final U-Net ", strong("beats"), " "), "worse": ("the final U-Net ", strong("loses to"), " "),
             "not resolved": ("the final U-Net is ", strong("not resolved"), " against ")}
+    empty = run.empty_sets()
     for s in ("non_cloudy", "cloudy"):
+        if s in empty:
+            items.append(rich(f"{SET_TITLES[s]}: nothing compared, the test set has no triplets."))
+            continue
         verdicts = {c["other"]: c for c in _verdicts(run, s)}
         for other in ("persistence", "MLR", "RF"):
             c = verdicts.get(other)
@@ -580,6 +593,9 @@ def _baseline_reading(run: _Run, bl: pd.DataFrame | None, fm: pd.DataFrame | Non
     for s in TEST_SETS:
         where = f"On the {SET_PROSE[s]} set"
         verdicts = _verdicts(run, s)
+        if s in run.empty_sets():
+            out.append(f"{where} there is no triplet, so nothing is compared.")
+            continue
         if not verdicts:
             out.append(f"{where} no paired comparison of the final U-Net was made, so no difference is resolved.")
             continue

@@ -358,6 +358,8 @@ def test_a_folder_with_tables_only(tmp_path):
      r"provenance\.json is not readable JSON"),
     ("a record of another type", lambda run: (run / "data.json").write_text("[1, 2]"),
      r"data\.json holds a JSON list, expected an object"),
+    ("an unknown verdict", lambda run: pd.read_csv(run / "tables" / "comparisons.csv").assign(verdict="maybe").to_csv(
+        run / "tables" / "comparisons.csv", index=False), r"comparisons\.csv: verdict 'maybe' against persistence"),
 ])
 def test_malformed_artefact_fails_naming_the_file(tmp_path, figure_dir, what, spoil, message):
     """A present but malformed artefact is an error naming it, not a 'not available' box."""
@@ -388,31 +390,35 @@ def test_a_broken_section_fails(tmp_path, monkeypatch):
     assert not (run / "report.pdf").exists()
 
 
-def _empty_sets(run: Path, empty: tuple[str, ...]) -> None:
-    """Make the test sets ``empty`` of a fake run hold no triplets, as a small folder leaves them."""
-    from lai.facts import TEST_SETS
-
+def _empty_sets(run: Path, empty: tuple[str, ...], lines: bool) -> None:
+    """Make the test sets ``empty`` of a fake run hold no triplets: with ``lines``, tables keep a line of
+    NaN metrics for them (``triplets`` 0, comparisons with the verdict "empty"); without, they lose them."""
     data = json.loads((run / "data.json").read_text())
     data["splits"].update({s: 0 for s in empty})
     (run / "data.json").write_text(json.dumps(data))
-    tables = make_tables()
-    for name, frame in tables.items():
-        if name == "table1":  # lai.tables.table1 keeps a line per row and set, without metrics
-            metric_cols = [c for c in frame.columns if c.startswith(("rmse", "r2", "n_pixels", "truth", "floor_ratio"))]
-            frame.loc[frame["set"].isin(empty), metric_cols] = np.nan
-        elif "set" in frame:
+    for name, frame in make_tables().items():
+        if "set" not in frame or name == "noise_floor":
+            pass
+        elif lines or name == "table1":  # lai.tables.table1 keeps a line per row and set
+            numbers = [c for c in frame.columns if c.startswith(("rmse", "r2", "n_pixels", "truth", "floor_ratio", "diff"))]
+            frame.loc[frame["set"].isin(empty), numbers] = np.nan
+            frame.loc[frame["set"].isin(empty), [c for c in ("triplets",) if c in frame]] = 0
+            if "verdict" in frame:
+                frame.loc[frame["set"].isin(empty), "verdict"] = "empty"
+        else:
             frame = frame[~frame["set"].isin(empty)]
-        if name == "comparisons" and len(empty) == len(TEST_SETS):
-            frame = pd.DataFrame()  # lai.tables.comparisons of nothing: no columns at all
+            if name == "comparisons" and not len(frame):
+                frame = pd.DataFrame()  # a comparisons table of nothing: no columns at all
         frame.to_csv(run / "tables" / f"{name}.csv", index=False)
 
 
-@pytest.mark.parametrize("empty", [("cloudy", "unique"), ("non_cloudy", "cloudy", "unique")])
-def test_report_with_empty_test_sets_renders_and_says_so(tmp_path, empty):
+@pytest.mark.parametrize("empty, lines", [(("cloudy", "unique"), True), (("cloudy", "unique"), False),
+                                          (("non_cloudy", "cloudy", "unique"), False)])
+def test_report_with_empty_test_sets_renders_and_says_so(tmp_path, empty, lines):
     from lai.report import write_report
 
     run = build_fake_run(tmp_path, figure_dir=None)
-    _empty_sets(run, empty)
+    _empty_sets(run, empty, lines)
     _, flat = _pdf_text(write_report(run))
     names = {("cloudy", "unique"): "The cloudy and unique-areas test sets have no triplets",
              ("non_cloudy", "cloudy", "unique"): "The non-cloudy, cloudy and unique-areas test sets have no triplets"}
@@ -423,7 +429,9 @@ def test_report_with_empty_test_sets_renders_and_says_so(tmp_path, empty):
         assert "Baseline table: not available. tables/baselines.csv has no rows: every test set is empty." in flat
         assert "Extra rows: not available. tables/extras.csv has no rows" in flat
     else:
-        assert "On the cloudy set no paired comparison of the final U-Net was made" in flat
+        assert "Cloudy: nothing compared, the test set has no triplets." in flat
+        assert "On the cloudy set there is no triplet, so nothing is compared." in flat
+        assert "On the non-cloudy set (4 triplets) the final U-Net beats persistence" in flat
 
 
 def test_a_perfect_score_is_flagged(tmp_path):
