@@ -460,7 +460,7 @@ def _data(run: _Run) -> dict:
             ("Data cube", rich(mono(d.get("cube", "–")))),
             ("Triplets", rich(_fmt_count(d.get("triplets", float("nan"))))),
             ("Tile size", rich(f"{d.get('tile_size', '–')} × {d.get('tile_size', '–')} pixels")),
-            ("True LAI available", rich("yes (simulation)" if d.get("has_truth") else "no")),
+            ("True LAI available", rich(("yes (simulation)" if run.kind == "simulated" else "yes") if d.get("has_truth") else "no")),
             ("Test-set sampling", how),
         ]
         splits = d.get("splits") or {}
