@@ -25,7 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from lai.facts import FIGURE_NAMES, ROWS, SET_TITLES  # noqa: F401 - FIGURE_NAMES: the figures a run holds
+from lai.facts import ROWS, SET_TITLES
 from lai.io import atomic_path
 from lai.lnb import SCL_NAMES
 

@@ -16,7 +16,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from lai import figures
+from lai import facts, figures
 from lai.config import EncodingConfig, Profile
 from lai.facts import PAPER_TABLE1
 from lai.tables import table1, with_floor
@@ -172,7 +172,7 @@ def make_histories(epochs: int = 6) -> dict[str, pd.DataFrame]:
 
 
 def render_figures(folder: Path, dpi: int = 60) -> Path:
-    """Every figure of a run (``figures.FIGURE_NAMES``) from the synthetic cube, written to ``folder``."""
+    """Every figure of a run (``facts.FIGURE_NAMES``) from the synthetic cube, written to ``folder``."""
     ds = make_cube()
     preds = make_predictions(ds)
     tabs = make_tables()
@@ -188,13 +188,13 @@ def render_figures(folder: Path, dpi: int = 60) -> Path:
         "table1_comparison": lambda: figures.table1_comparison(tabs["table1"]),
         "truth_vs_prediction_maps": lambda: figures.truth_vs_prediction_maps(ds, preds, n=4),
     }
-    assert set(makers) == set(figures.FIGURE_NAMES)
+    assert set(makers) == set(facts.FIGURE_NAMES)
     for name, make in makers.items():
         figures.save(make(), folder / f"{name}.png", dpi=dpi)
     return folder
 
 
-def build_fake_run(root: Path, figure_dir: Path | None = None, with_figures=figures.FIGURE_NAMES,
+def build_fake_run(root: Path, figure_dir: Path | None = None, with_figures=facts.FIGURE_NAMES,
                    kind: str = "simulated", run_name: str = "quick_test #1") -> Path:
     """A run folder as the notebooks leave it (figures copied from ``figure_dir``), with a folder name
     and data paths that need escaping in Typst."""
@@ -233,7 +233,7 @@ def figure_dir(tmp_path_factory):
 
 
 def test_figures_are_complete_pngs_written_atomically(figure_dir):
-    for name in figures.FIGURE_NAMES:
+    for name in facts.FIGURE_NAMES:
         assert (figure_dir / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert not list(figure_dir.glob(".*partial*"))
 
