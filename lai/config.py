@@ -530,20 +530,37 @@ def absent_fields(saved: dict, config) -> list[str]:
     return out
 
 
+class _NotSaved:
+    def __repr__(self) -> str:
+        return "(not saved)"
+
+
+NOT_SAVED = _NotSaved()  # the value "there" of a field a saved configuration lacks
+
+
 def saved_differences(saved: dict, old, new) -> list[tuple[str, Any, Any]]:
     """Where configuration ``new`` differs from ``old``, read from the mapping ``saved``: :func:`differences`, and
-    every field ``saved`` lacks (written before that field existed, it is never taken for its default here)."""
+    every field ``saved`` lacks (value there: ``NOT_SAVED``; written before that field existed, it is never taken
+    for its default here)."""
     absent = absent_fields(saved, old)
     value = lambda obj, dotted: obj if not dotted else value(getattr(obj, dotted[0]), dotted[1:])  # noqa: E731
-    return ([(k, "(not saved)", value(new, k.split("."))) for k in absent]
+    return ([(k, NOT_SAVED, value(new, k.split("."))) for k in absent]
             + [d for d in differences(old, new) if d[0] not in absent])
 
 
 def describe_differences(diffs: list[tuple[str, Any, Any]], most: int = 3) -> str:
-    """``"train.epochs: 7 there, 1 here; ..."`` for the first ``most`` differences."""
+    """``"different train.epochs: 7 there, 1 here; ...; its configuration lacks extras: ..."``, ``most`` of each."""
     short = lambda v: (r if len(r := repr(v)) <= 40 else r[:37] + "...")  # noqa: E731
-    text = "; ".join(f"{k}: {short(x)} there, {short(y)} here" for k, x, y in diffs[:most])
-    return text + (f"; and {len(diffs) - most} more" if len(diffs) > most else "")
+    more = lambda items: f" and {len(items) - most} more" if len(items) > most else ""  # noqa: E731
+    changed = [d for d in diffs if d[1] is not NOT_SAVED]
+    absent = [k for k, there, _ in diffs if there is NOT_SAVED]
+    parts = []
+    if changed:
+        parts.append("different " + "; ".join(f"{k}: {short(x)} there, {short(y)} here" for k, x, y in changed[:most])
+                     + (";" + more(changed) if more(changed) else ""))
+    if absent:
+        parts.append(f"its configuration lacks {', '.join(absent[:most])}{more(absent)}: written by another version of lai")
+    return "; ".join(parts)
 
 
 # --------------------------------------------------------------------------- training stages

@@ -41,6 +41,7 @@ import yaml
 from lai.augment import augment
 from lai.checkpoint import build_model, load_checkpoint, load_state, load_weights, save_checkpoint, stage_config_from
 from lai.config import (
+    NOT_SAVED,
     ConfigError,
     CubeRef,
     EncodingConfig,
@@ -353,10 +354,10 @@ def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageRes
         raise RunFolderError(f"{config_file} is not the configuration of a lai training run; use another run folder")
     diffs = saved_differences(saved, stage_config_from(saved, config_file), cfg)
     if diffs:
-        what = describe_differences([d for d in diffs if not d[0].startswith("cube.")])
-        if any(d[0].startswith("cube.") for d in diffs):
-            what = "; ".join(filter(None, ["cube data or split labels", what]))
-        raise RunFolderError(f"{run_dir} already holds another run (different {what}); choose another run folder or delete it")
+        other_cube = [d for d in diffs if d[0].startswith("cube.") and d[1] is not NOT_SAVED]  # hashes say nothing
+        what = describe_differences([d for d in diffs if d not in other_cube])
+        what = "; ".join(filter(None, ["different cube data or split labels" if other_cube else "", what]))
+        raise RunFolderError(f"{run_dir} already holds another run ({what}); choose another run folder or delete it")
     if (run_dir / "result.json").exists() and (run_dir / "model.pt").exists():
         result = json.loads((run_dir / "result.json").read_text())
         return StageResult(cfg.row, run_dir, pd.read_csv(run_dir / "history.csv"), 0.0, result["parameters"], reused=True)

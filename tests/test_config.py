@@ -49,14 +49,14 @@ def test_run_folder_refuses_another_configuration_naming_run_dir(tmp_path):
     before = (run / "profile.yaml").stat().st_mtime_ns
     assert RunContext.open(run, "tiny").profile.train.epochs == 1  # the same configuration again: fine
     with pytest.raises(RunFolderError, match=rf"^{run} already holds a run with another configuration \(see its profile\.yaml\): "
-                       r"train\.epochs: 1 there, 3 here; .*in a notebook set the parameter run_dir to a new folder$"):
+                       r"different train\.epochs: 1 there, 3 here; .*in a notebook set the parameter run_dir to a new folder$"):
         RunContext.open(run, "tiny", ["train.epochs=3"])
     assert (run / "profile.yaml").stat().st_mtime_ns == before
     saved = yaml.safe_load((run / "profile.yaml").read_text())
     del saved["extras"]  # a profile.yaml written before this field existed
     (run / "profile.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
     assert RunContext.open(run).profile.extras is False  # opened as it is: the default applies
-    with pytest.raises(RunFolderError, match=r"profile\.yaml\): extras: '\(not saved\)' there, True here; choose another folder"):
+    with pytest.raises(RunFolderError, match=r"profile\.yaml\): its configuration lacks extras: written by another version of lai; choose"):
         RunContext.open(run, "tiny")
     (run / "profile.yaml").write_text("train: [1, 2\n")
     with pytest.raises(RunFolderError, match=r"run/profile\.yaml: not a configuration this lai can read .*set the parameter run_dir"):
