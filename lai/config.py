@@ -545,7 +545,7 @@ def saved_differences(saved: dict, old, new) -> list[tuple[str, Any, Any]]:
     absent = absent_fields(saved, old)
     value = lambda obj, dotted: obj if not dotted else value(getattr(obj, dotted[0]), dotted[1:])  # noqa: E731
     return ([(k, NOT_SAVED, value(new, k.split("."))) for k in absent]
-            + [d for d in differences(old, new) if d[0] not in absent])
+            + [d for d in differences(old, new) if not any(d[0] == k or d[0].startswith(k + ".") for k in absent)])
 
 
 def describe_differences(diffs: list[tuple[str, Any, Any]], most: int = 3) -> str:

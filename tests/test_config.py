@@ -120,3 +120,13 @@ def test_saved_stage_configurations_read_back_typed_older_ones_included():
         StageConfig.from_mapping({"row": "s1", "model": saved["model"], "encoding": saved["encoding"]})
     with pytest.raises(ConfigError, match=r"model\.encoder_widths must be a list"):
         StageConfig.from_mapping({**saved, "model": {**saved["model"], "encoder_widths": "wide"}})
+
+
+def test_a_section_not_saved_is_named_once():
+    from lai.config import describe_differences, load_profile, profile_from_dict, saved_differences
+
+    saved = {"name": "tiny", "train": {"epochs": 7}}  # a profile.yaml from another version, or written by hand
+    diffs = saved_differences(saved, profile_from_dict(saved), load_profile("tiny"))
+    text = describe_differences(diffs)
+    assert text.startswith("different train.epochs: 7 there, 1 here; its configuration lacks data, simulate, splits and ")
+    assert "simulate." not in text
