@@ -57,6 +57,7 @@ POLARISATIONS = ("VV", "VH")
 
 TEST_SETS = ("non_cloudy", "cloudy", "unique")
 SET_TITLES = {"non_cloudy": "Non cloudy", "cloudy": "Cloudy", "unique": "Unique areas"}
+EMPTY = "empty"  # the note of a result row whose test set holds no triplet (its metrics are NaN)
 
 BASELINES = ("MLR", "RF", "persistence", "extrapolation")
 
