@@ -19,7 +19,8 @@ from lai.io import atomic_path
 from lai.model import LAIModel
 
 # model settings (fields of ModelConfig) a pre-trained part must share with the model it initialises
-SHAPE_FIELDS = ("encoder_widths", "convs_per_level", "skip", "mask_embedding", "season_hidden", "season_channels")
+SHAPE_FIELDS = ("encoder_widths", "convs_per_level", "skip", "mask_embedding", "season_hidden", "season_channels",
+                "upsample")
 
 
 def to_plain(obj):
