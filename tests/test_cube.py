@@ -122,3 +122,26 @@ def test_interrupted_build_leaves_no_cube(tiny_data, tmp_path, monkeypatch):
         build_cube(lnb, out, profile.splits, profile.encoding, progress=False)
     assert not out.exists()
     assert not list(tmp_path.glob(".cube.nc.partial-*"))
+
+
+def test_float16_cube_halves_the_floats_within_the_stated_precision(tiny_data, tmp_path):
+    import h5py
+
+    profile, lnb, exact = tiny_data
+    half = tmp_path / "half.nc"
+    build_cube(lnb, half, profile.splits, profile.encoding, progress=False, float_dtype="float16")
+    with h5py.File(exact, "r") as a, h5py.File(half, "r") as b:
+        assert [b[v].dtype for v in ("s1", "lai", "lai_true", "scl")] == [np.float16] * 3 + [np.uint8]
+        for v, worst in (("s1", 2**-7), ("lai", 2**-8), ("lai_true", 2**-8)):  # half a float16 step at |dB| < 32, LAI < 8
+            x, y = a[v][:], b[v][:].astype(np.float32)
+            np.testing.assert_array_equal(np.isnan(x), np.isnan(y))
+            np.testing.assert_allclose(y, x, rtol=0, atol=worst)
+            assert 0 < np.nanmax(np.abs(y - x)), v  # rounded indeed
+        np.testing.assert_array_equal(a["split"][:], b["split"][:])
+        assert b.attrs["float_dtype"] == "float16" and b.attrs["fingerprint"] != a.attrs["fingerprint"]
+    sample = CubeSplit(half).read(np.array([3, 0]))  # decoded for the models
+    assert sample["s1"].dtype == sample["lai"].dtype == sample["truth"].dtype == np.float32
+    np.testing.assert_array_equal(sample["lai"][1], np.asarray(open_cube(half)["lai"].values[0], np.float32))
+    assert half.stat().st_size < 0.6 * exact.stat().st_size
+    with pytest.raises(FileExistsError, match="overwrite"):  # a float32 build does not reuse it
+        build_cube(lnb, half, profile.splits, profile.encoding, progress=False)
