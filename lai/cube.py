@@ -2,7 +2,7 @@
 
 Schema (dims ``triplet``, ``time`` = t-2, t-1, t, ``pol`` = VV, VH, ``y``, ``x``)::
 
-    s1 (triplet, time, pol, y, x) float32 dB   lai (triplet, time, y, x) float32
+    s1 (triplet, time, pol, y, x) float32 dB   lai (triplet, time, y, x) float32   (or float16: below)
     scl (triplet, time, y, x) uint8            lai_true (triplet, y, x) float32 (simulated data only)
     coords: name (triplet, time), country, area, grid_row, grid_col, csv_row (triplet),
             date (triplet, time) with date_estimated (time): t-1's date is estimated,

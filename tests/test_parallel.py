@@ -114,3 +114,10 @@ def test_scenes_on_two_dask_workers_equal_the_serial_maps(tiny_run, scheduler, t
             np.testing.assert_allclose(x.read(), y.read(), rtol=0, atol=1e-5)
     with pytest.raises(SceneError, match="share the name"):
         predict_scenes(tiny_run, [manifests[0], manifests[0]], tmp_path / "twice", device="cpu", progress=False)
+    from lai.cli import main
+
+    cli = ["predict", "--run", str(tiny_run), "--device", "cpu", "--quiet"]
+    assert main([*cli, "--scene", *map(str, manifests[:2]), "--out", str(tmp_path / "cli")]) == 0
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["field0.tif", "field1.tif"]
+    assert main([*cli, "--scene", str(manifests[0]), "--out", str(tmp_path / "one.tif"), "--workers", "2"]) == 2
+    assert "give several --scene manifests" in capfd.readouterr().err
