@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -186,16 +187,23 @@ def build_cube(
     return _summary(out, open_cube(out))
 
 
-def _read_checked(trip, root: Path, shape: tuple[int, int], valid_classes, with_truth: bool):
-    """(data, None) for a good triplet, (None, (file, problem)) for a bad one: a dask task."""
+def _read_checked(trip, root: Path, shape: tuple[int, int], valid_classes, with_truth: bool, float_dtype: np.dtype):
+    """(data, None) for a good triplet, (None, (file, problem)) for a bad one: a dask task.
+
+    Floats come back already in the cube's float type (float16: half the bytes to send to the writer).
+    """
     try:
-        return read_triplet(root, trip, shape, valid_classes, with_truth), None
+        data = read_triplet(root, trip, shape, valid_classes, with_truth)
     except LNBError as err:
         return None, (err.file, err.problem)
+    floats = {k: getattr(data, k).astype(float_dtype, copy=False) for k in ("s1", "lai", "truth")
+              if getattr(data, k) is not None}
+    return dataclasses.replace(data, **floats), None
 
 
 @contextlib.contextmanager
-def _checked_triplets(index, on_error: str, valid_classes, skipped: list, progress: bool, dask: dict | None):
+def _checked_triplets(index, on_error: str, valid_classes, skipped: list, progress: bool, dask: dict | None,
+                      float_dtype: np.dtype):
     """(triplet, data) of the good triplets in CSV order: read here, or by dask workers (a few ahead)."""
     if not dask:
         yield iter_triplets(index, on_error, valid_classes, skipped, progress, "build cube")
@@ -206,7 +214,7 @@ def _checked_triplets(index, on_error: str, valid_classes, skipped: list, progre
 
     def stream(client):
         read = functools.partial(_read_checked, root=index.root, shape=(index.height, index.width),
-                                 valid_classes=tuple(valid_classes), with_truth=index.has_truth)
+                                 valid_classes=tuple(valid_classes), with_truth=index.has_truth, float_dtype=float_dtype)
         with contextlib.closing(imap_ordered(read, index.triplets, client)) as results:  # cancels what is left
             for trip, (data, error) in tqdm(zip(index.triplets, results), total=len(index.triplets),
                                             desc="build cube", unit="triplet", disable=not progress):
@@ -229,7 +237,7 @@ def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: Encoding
     meta_rows = []
     digest = hashlib.sha256()
     with atomic_path(out) as tmp, _h5_writer(tmp) as f, \
-            _checked_triplets(index, on_error, encoding.valid_classes, skipped, progress, dask) as triplets:
+            _checked_triplets(index, on_error, encoding.valid_classes, skipped, progress, dask, float_dtype) as triplets:
         f.dimensions = {"triplet": None, "time": 3, "pol": 2, "y": h, "x": w, "affine": 6}
         f.resize_dimension("triplet", n)
         s1 = f.create_variable("s1", ("triplet", "time", "pol", "y", "x"), float_dtype, chunks=(1, 3, 2, h, w))

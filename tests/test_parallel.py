@@ -54,6 +54,9 @@ def test_cube_on_two_dask_workers_equals_the_serial_cube(tiny_data, scheduler, t
     with xr.open_dataset(serial, engine="h5netcdf") as a, xr.open_dataset(tmp_path / "cube.nc", engine="h5netcdf") as b:
         assert a.identical(b)  # every array, coordinate and attribute, the fingerprint included
     assert summary.n_triplets == 120
+    half = [build_cube(lnb, tmp_path / f"half{i}.nc", profile.splits, profile.encoding, progress=False,
+                       float_dtype="float16", dask=d) for i, d in enumerate((None, scheduler))]
+    assert half[0].fingerprint == half[1].fingerprint != summary.fingerprint  # rounded on the workers as serially
 
 
 def test_bad_triplets_on_dask_are_raised_or_skipped_as_serially(lnb, scheduler, tmp_path):
