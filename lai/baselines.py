@@ -22,7 +22,7 @@ import torch
 
 from lai.config import BaselineConfig, EncodingConfig
 from lai.encode import N_SCL, REFERENCE_CLASSES, Encoded, encode_batch, valid_mask
-from lai.facts import BASELINES, EXTRA_BASELINES, HISTORY_FEATURES, TEST_SETS
+from lai.facts import BASELINES, EMPTY, EXTRA_BASELINES, HISTORY_FEATURES, TEST_SETS
 from lai.loader import CubeSplit
 from lai.metrics import SUMS, Scores, strict_clear
 
@@ -275,7 +275,8 @@ def evaluate_baselines(cube_path: str | Path, cfg: BaselineConfig, enc: Encoding
     ``extras`` also the baselines without the LAI history (``lai.facts.EXTRA_BASELINES``).
 
     One row per (baseline, set): baseline, set, triplets and the columns of :class:`lai.metrics.Scores`
-    (rmse in LAI with its interval, r2, the strict-rule and true-LAI scores). ``attrs`` hold the RF
+    (rmse in LAI with its interval, r2, the strict-rule and true-LAI scores), and ``note``: ``"empty"``
+    (``lai.facts.EMPTY``) where the set holds no triplet and its metrics are NaN. ``attrs`` hold the RF
     importances, the training sample size, training mean, timings and ``per_triplet``: a frame
     (baseline, set, triplet and the sums ``lai.metrics.SUMS``) for paired comparisons.
     """
@@ -289,8 +290,8 @@ def evaluate_baselines(cube_path: str | Path, cfg: BaselineConfig, enc: Encoding
     for name in sets:
         split = CubeSplit(cube_path, name)
         if len(split) == 0:
-            rows += [{"baseline": b, "set": name, "triplets": 0, "rmse": np.nan, "rmse_norm": np.nan,
-                      "r2": np.nan, "n_pixels": 0} for b in names]
+            rows += [{"baseline": b, "set": name, "triplets": 0, **Scores(enc.lai_scale).result(), "note": EMPTY}
+                     for b in names]
             continue
         dates = split_dates(split)
         acc = {b: Scores(enc.lai_scale) for b in names}
@@ -304,7 +305,7 @@ def evaluate_baselines(cube_path: str | Path, cfg: BaselineConfig, enc: Encoding
                     acc[b].update(pred, raw["lai"][:, 2], clear, strict, raw.get("truth"))
         finally:
             split.close()
-        rows += [{"baseline": b, "set": name, "triplets": len(split), **acc[b].result()} for b in names]
+        rows += [{"baseline": b, "set": name, "triplets": len(split), **acc[b].result(), "note": ""} for b in names]
         sums += [pd.DataFrame(acc[b].triplet_sums, columns=list(SUMS)).assign(baseline=b, set=name, triplet=split.index)
                  for b in names]
     table = pd.DataFrame(rows)

@@ -70,7 +70,20 @@ def cmd_cube(args) -> int:
         float_dtype=profile.cube_float, dask=_dask_args(args),
     )
     print(summary)
+    _warn_empty_sets("cube", args.out)
     return 0
+
+
+def _warn_empty_sets(command: str, cube: Path) -> None:
+    """Name, on stderr, the cube's empty splits and the split parameters that would fill them."""
+    from lai.cube import open_cube
+    from lai.distributed import main_process
+    from lai.splits import cube_split_warning
+
+    with open_cube(cube) as ds:
+        warning = cube_split_warning(ds)
+    if warning and main_process():
+        print("\n".join(f"lai {command}: {line}" for line in warning.splitlines()), file=sys.stderr, flush=True)
 
 
 def cmd_info(args) -> int:
@@ -88,6 +101,7 @@ def cmd_train(args) -> int:
 
     profile = _load(args)
     rows = list(ROWS) if args.row == "all" else [args.row]
+    _warn_empty_sets("train", args.cube)  # before training, which takes a while
     try:
         results = train_rows(profile, args.cube, args.runs, rows, resume=args.resume, progress=not args.quiet)
     finally:

@@ -21,13 +21,14 @@ from lai.config import EncodingConfig, check_tile_size, from_dict
 from lai.cube import cube_identity
 from lai.encode import denormalise_lai, encode_batch
 from lai.errors import RunFolderError
-from lai.facts import TEST_SETS
+from lai.facts import EMPTY, TEST_SETS
 from lai.io import atomic_path, atomic_write_text, output_lock
 from lai.loader import BatchLoader, CubeSplit
 from lai.metrics import SUMS, Scores, per_tile, strict_clear
 from lai.model import LAIModel
 from lai.train import pick_device
 
+PER_TILE = ("rmse", "rmse_norm", "r2", "n_pixels")  # per_tile.csv's metrics of each triplet (lai.metrics.pooled)
 EVALUATED_ON = "evaluated_on.json"  # beside metrics.csv: the cube identity the metrics were computed on
 
 
@@ -86,7 +87,8 @@ def scores(pred: dict[str, np.ndarray], lai_scale: float) -> Scores:
 def evaluate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_size: int = 32,
                  device: str = "auto", save_predictions: bool = True) -> pd.DataFrame:
     """Metrics of a finished stage on each test set; writes metrics.csv, per_tile.csv (with the per-triplet
-    sums ``lai.metrics.SUMS``), predictions/."""
+    sums ``lai.metrics.SUMS``), predictions/. An empty test set gets a row of NaN metrics with ``note``
+    ``"empty"`` (``lai.facts.EMPTY``) and no predictions file."""
     run_dir = Path(run_dir)
     device = pick_device(device)
     with output_lock(run_dir, inside=True):
@@ -103,19 +105,20 @@ def _evaluate(model: LAIModel, cfg: dict, run_dir: Path, cube, sets, batch_size,
     rows, tiles = [], []
     for name in sets:
         split = CubeSplit(cube, name)
-        if len(split) == 0:
-            rows.append({"set": name, "triplets": 0})
+        if len(split) == 0:  # every metric column, NaN, so that tables and checks find them
+            rows.append({"set": name, "triplets": 0, **Scores(enc.lai_scale).result(), "note": EMPTY})
             continue
         pred = predict(model, split, enc, batch_size, device)
         score = scores(pred, enc.lai_scale)
-        rows.append({"set": name, "triplets": len(split), **score.result()})
+        rows.append({"set": name, "triplets": len(split), **score.result(), "note": ""})
         tile_metrics = per_tile(pred["pred"], pred["target"], pred["clear"], enc.lai_scale)
         for i, t, sums in zip(split.index, tile_metrics, score.triplet_sums):
             tiles.append({"set": name, "triplet": int(i), **t, **dict(zip(SUMS, sums))})
         if save_predictions:
             save_prediction(run_dir / "predictions" / f"{name}.nc", split, pred)
     table = pd.DataFrame(rows).assign(row=cfg["row"])
-    for frame, file in ((table, "metrics.csv"), (pd.DataFrame(tiles), "per_tile.csv")):
+    tiles = pd.DataFrame(tiles, columns=None if tiles else ["set", "triplet", *PER_TILE, *SUMS])
+    for frame, file in ((table, "metrics.csv"), (tiles, "per_tile.csv")):
         with atomic_path(run_dir / file) as tmp:
             frame.to_csv(tmp, index=False)
     return table

@@ -1,9 +1,9 @@
 """Facts every step shares, with one owner and no heavy imports (no torch).
 
 Table 1 of the paper (its rows, their labels and the paper's numbers), the
-model size presets, the test sets and their titles, the baselines, and the
-extra rows that go beyond the paper. Config, model, training, tables, figures,
-report and the CLI import them from here.
+model size presets, the test sets and their titles, the baselines, the
+extra rows that go beyond the paper, and the names of a run folder's figures.
+Config, model, training, tables, figures, report and the CLI import them from here.
 """
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ PRESETS = {
 
 TEST_SETS = ("non_cloudy", "cloudy", "unique")
 SET_TITLES = {"non_cloudy": "Non cloudy", "cloudy": "Cloudy", "unique": "Unique areas"}
+EMPTY = "empty"  # the note of a result row whose test set holds no triplet (its metrics are NaN)
 
 BASELINES = ("MLR", "RF", "persistence", "extrapolation")
 
@@ -82,3 +83,7 @@ HISTORY_FEATURES = ("LAI_t-2", "LAI_t-1")
 
 # The strict valid rule: only vegetation, bare soil and water (SCL 4-6) count as clear, shadows (3) do not.
 STRICT_VALID_CLASSES = (4, 5, 6)
+
+# The figures a run folder holds, in report order: figures/<name>.png (drawn by lai.figures, placed by the report).
+FIGURE_NAMES = ("sample_maps", "cloud_statistics", "seasonality_encoding", "s1_vs_lai", "learning_curves", "density",
+                "error_by_set", "table1_comparison", "truth_vs_prediction_maps")

@@ -9,7 +9,7 @@ from 0 to ``LAI_VMAX``; SCL classes with the Sen2Cor colours and a legend
 naming them; backscatter in dB; a panel whose data are empty (a split with no
 triplets, a row not trained) shows a note instead of failing.
 
-File names in a run folder are ``figures/<function name>.png`` (``FIGURE_NAMES``).
+File names in a run folder are ``figures/<function name>.png`` (``FIGURE_NAMES``, listed in lai.facts).
 """
 from __future__ import annotations
 
@@ -56,19 +56,6 @@ SCL_COLORS = {
 }
 SCL_CMAP = mcolors.ListedColormap([SCL_COLORS[k] for k in range(12)], name="scl")
 SCL_NORM = mcolors.BoundaryNorm(np.arange(-0.5, 12.5, 1.0), SCL_CMAP.N)
-
-# The figures a run folder holds, in report order: figures/<name>.png.
-FIGURE_NAMES = (
-    "sample_maps",
-    "cloud_statistics",
-    "seasonality_encoding",
-    "s1_vs_lai",
-    "learning_curves",
-    "density",
-    "error_by_set",
-    "table1_comparison",
-    "truth_vs_prediction_maps",
-)
 
 
 # --------------------------------------------------------------------------- helpers

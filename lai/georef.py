@@ -1,5 +1,7 @@
 """Triplets and maps as georeferenced xarray DataArrays: x/y pixel-centre coordinates and a CRS,
 ready for rioxarray (``.rio.to_raster(path)`` writes a GeoTIFF with the right CRS and transform).
+:func:`triplet_array` gives a variable of a cube triplet, :func:`prediction_array` a map that
+``lai predict`` wrote (its predictions.nc).
 
 The cube keeps each triplet's CRS (WKT or EPSG string) and affine transform (six numbers, GDAL's
 ``a, b, c, d, e, f`` as rasterio gives them); real LNB files may carry neither, and then there is
@@ -59,3 +61,46 @@ def triplet_array(cube: str | Path, index: int, variable: str = "lai", time: str
     if "dim_0" in da.dims and variable == "s1":
         da = da.rename(dim_0="band").assign_coords(band=["VV", "VH"])
     return da.assign_attrs(source_file=name)
+
+
+PREDICTION_VARIABLES = ("lai", "observed")  # of predictions.nc, as lai.predict.predict_folder writes it
+
+
+def prediction_array(predictions: str | Path, index: int | str, variable: str = "lai"):
+    """One map of ``lai predict --data`` output as a georeferenced DataArray.
+
+    ``predictions``: its ``predictions.nc`` or the output folder holding it; ``index``: the triplet's
+    position, or the name of its t file; ``variable``: ``lai`` (LAI predicted at t, NaN where S1 at t is
+    missing) or ``observed`` (1 where S2 was clear at t). The CRS and transform are those of the input
+    triplet, so ``.rio.to_raster(path)`` writes a GeoTIFF on the input's grid.
+    """
+    import h5py
+
+    path = Path(predictions)
+    path = path / "predictions.nc" if path.is_dir() else path
+    if variable not in PREDICTION_VARIABLES:
+        raise CubeError(f"variable must be one of {', '.join(PREDICTION_VARIABLES)}; got {variable!r}")
+    if not path.is_file():
+        raise CubeError(f"{path}: no such predictions file; `lai predict --data ... --out FOLDER` writes FOLDER/predictions.nc")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise CubeError(f"{path}: not a readable predictions file (truncated or not netCDF4/HDF5): {err}") from None
+    with f:
+        missing = [v for v in (*PREDICTION_VARIABLES, "name", "crs_wkt", "transform") if v not in f]
+        if missing:
+            raise CubeError(f"{path}: variable(s) {', '.join(missing)} missing; expected the predictions.nc of `lai predict`")
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["name"][:]]
+        if isinstance(index, str):
+            if index not in names:
+                raise CubeError(f"{path}: no triplet whose t file is {index!r}")
+            index = names.index(index)
+        if not 0 <= index < len(names):
+            raise CubeError(f"{path}: triplet index {index} out of range 0..{len(names) - 1}")
+        values, crs = f[variable][index], f["crs_wkt"][index]
+        attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in f[variable].attrs.items()
+                 if k in ("long_name", "standard_name", "units", "comment", "flag_meanings")}
+        da = georeferenced(values, crs.decode() if isinstance(crs, bytes) else str(crs), f["transform"][index],
+                           variable, attrs, where=f"{path} triplet {index} ({names[index]})")
+    da = da.rio.write_nodata(np.nan, encoded=False) if variable == "lai" else da
+    return da.assign_attrs(source_file=names[index])

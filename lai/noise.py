@@ -16,7 +16,7 @@ import pandas as pd
 from lai.config import EncodingConfig
 from lai.cube import check_cube_file
 from lai.errors import CubeError
-from lai.facts import STRICT_VALID_CLASSES, TEST_SETS
+from lai.facts import EMPTY, STRICT_VALID_CLASSES, TEST_SETS
 from lai.metrics import PooledMetrics
 
 SHADOW_CLASS = 3
@@ -35,7 +35,8 @@ def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=None) -> pd
     Columns: ``set``, ``triplets``, ``regions``, ``pixels``, ``floor_rmse`` and ``floor_bias``
     (mean observed minus true, LAI) under ``valid_classes``; ``shadow_share`` (share of the
     squared error on cloud-shadow pixels, SCL 3, if valid); ``pixels_strict`` and
-    ``floor_rmse_strict`` under SCL 4-6. Raises :class:`CubeError` if the cube has no true LAI
+    ``floor_rmse_strict`` under SCL 4-6; ``note`` ``"empty"`` (``lai.facts.EMPTY``) for a set without
+    triplets (its floor is NaN). Raises :class:`CubeError` if the cube has no true LAI
     (real data: the floor is unknown there). ``valid_classes`` None: the default encoding's rule.
     """
     path = Path(cube_path)
@@ -73,5 +74,6 @@ def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=None) -> pd
                 "shadow_share": shadow_sse / scored.sse if scored.sse > 0 else np.nan,
                 "pixels_strict": strict_result["n_pixels"],
                 "floor_rmse_strict": strict_result["rmse"],
+                "note": "" if len(index) else EMPTY,
             })
     return pd.DataFrame(rows)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from lai.config import SplitConfig
-from lai.facts import TEST_SETS  # noqa: F401 - the test set labels
+from lai.facts import SET_TITLES, TEST_SETS
 
 LABELS = ("train", "val", "non_cloudy", "cloudy", "unique", "buffer")
 
@@ -71,3 +71,77 @@ def assign_splits(meta: pd.DataFrame, cfg: SplitConfig) -> np.ndarray:
 def split_counts(labels) -> dict[str, int]:
     labels = np.asarray(labels)
     return {name: int((labels == name).sum()) for name in LABELS}
+
+
+def _now(cfg: SplitConfig, name: str) -> str:
+    value = getattr(cfg, name)
+    if isinstance(value, list):
+        value = ", ".join(map(str, value)) or "none"
+    return f"splits.{name} (now {value})"
+
+
+def _cloud_set_hint(name: str, counts: dict[str, int], cfg: SplitConfig) -> str:
+    """Why a cloud test set (non_cloudy or cloudy) is empty and which parameters would fill it."""
+    cap = "max_non_cloudy" if name == "non_cloudy" else "max_cloudy"
+    if getattr(cfg, cap) == 0:
+        return f"{_now(cfg, cap)} allows none: raise it or set it to null"
+    more_blocks = f"raise {_now(cfg, 'test_fraction')}"
+    if cfg.sampling == "blocks" and cfg.block_size > 1:
+        more_blocks += f" or lower {_now(cfg, 'block_size')}"
+    if not counts.get("buffer", 0):
+        return f"no triplet was reserved for testing: {more_blocks}, or add triplets"
+    past = (f"its t-2 and t-1 at least {_now(cfg, 'clear_past_threshold')} clear on average" if name == "non_cloudy"
+            else f"its t-2 and t-1 at least {_now(cfg, 'cloudy_past_threshold')} cloudy on average")
+    threshold = "clear_past_threshold" if name == "non_cloudy" else "cloudy_past_threshold"
+    kind = "mostly clear" if name == "non_cloudy" else "mostly cloudy"
+    return (f"a test triplet needs {past} and t at least {_now(cfg, 'min_clear_target')} clear, and none of the "
+            f"{counts['buffer']} reserved for testing (buffer) does: lower splits.{threshold} or "
+            f"splits.min_clear_target, {more_blocks}, or add triplets with {kind} past dates")
+
+
+def empty_sets_warning(counts: dict[str, int], cfg: SplitConfig, regions=()) -> str | None:
+    """Lines starting "warning: " that name each empty test set (and an empty train or val split) and the
+    split parameters that would fill it; None when no set is empty.
+
+    ``counts``: :func:`split_counts` of the labels; ``cfg``: the settings that assigned them; ``regions``:
+    the data's COUNTRY_AREA names, offered as candidates for ``splits.held_out_areas``.
+    """
+    empty = [name for name in TEST_SETS if not counts.get(name, 0)]
+    lines = []
+    for name in ("train", "val"):
+        if not counts.get(name, 0):
+            fraction = f"raise {_now(cfg, 'val_fraction')}" if name == "val" else (
+                f"lower {_now(cfg, 'test_fraction')} and {_now(cfg, 'val_fraction')}, or hold out fewer areas")
+            lines.append(f"the {name} split is empty, so training will stop: {fraction}, or add triplets")
+    if empty:
+        titles = ", ".join(f"{SET_TITLES[n]} ({n})" for n in empty)
+        lines.append(f"test sets empty ({len(empty)} of {len(TEST_SETS)}): {titles}; their scores will be NaN, "
+                     "noted \"empty\" in the tables")
+    for name in empty:
+        if name == "unique":
+            present = sorted(set(map(str, regions)))
+            where = f"no triplet lies in {_now(cfg, 'held_out_areas')}"
+            if len(present) == 1:
+                hint = (f"{where}, and the data's one region, {present[0]}, is needed for training: add triplets "
+                        "of another region and name it in splits.held_out_areas")
+            else:
+                offer = f"; this data's regions: {', '.join(present)}" if present else ""
+                hint = (f"{where}{offer}: name a region of the data there (its triplets then leave training), "
+                        "or add triplets from the held-out regions")
+        else:
+            hint = _cloud_set_hint(name, counts, cfg)
+        lines.append(f"{SET_TITLES[name]} ({name}) is empty: {hint}")
+    return "\n".join(f"warning: {line}" for line in lines) or None
+
+
+def cube_split_warning(ds) -> str | None:
+    """:func:`empty_sets_warning` of a cube (an ``xarray.Dataset`` from :func:`lai.cube.open_cube`), with
+    the split settings stored in the cube."""
+    import dataclasses
+    import json
+
+    stored = json.loads(ds.attrs.get("splits_config", "{}"))
+    known = {f.name for f in dataclasses.fields(SplitConfig)}  # a cube of another lai version may hold other keys
+    cfg = SplitConfig(**{k: v for k, v in stored.items() if k in known})
+    regions = np.char.add(np.char.add(ds["country"].values.astype(str), "_"), ds["area"].values.astype(str))
+    return empty_sets_warning(split_counts(ds["split"].values), cfg, regions)

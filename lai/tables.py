@@ -10,17 +10,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lai.facts import EXTRA_BASELINES, EXTRA_ROWS, PAPER_TABLE1, ROWS, SET_TITLES, TEST_SETS
+from lai.facts import EMPTY, EXTRA_BASELINES, EXTRA_ROWS, PAPER_TABLE1, ROWS, SET_TITLES, TEST_SETS
 from lai.metrics import SUMS, paired_difference
 
 METRIC_COLUMNS = ("rmse", "rmse_lo", "rmse_hi", "rmse_norm", "r2", "r2_lo", "r2_hi", "n_pixels", "rmse_strict",
                   "r2_strict", "truth_rmse_clear", "truth_rmse_cloudy")
+COMPARISON_NUMBERS = ("rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi")
 
 
 def table1(metrics: pd.DataFrame, floor: pd.DataFrame | None = None) -> pd.DataFrame:
     """Long metrics (columns row, set and those of :class:`lai.metrics.Scores`) -> one line per Table 1
     row and test set, with the paper's RMSE and R2 beside ours and, given the noise floor
-    (:func:`lai.noise.noise_floor`), each RMSE's ratio to it."""
+    (:func:`lai.noise.noise_floor`), each RMSE's ratio to it. ``note`` is ``"empty"`` (``lai.facts.EMPTY``)
+    where the set held no triplet (or the row was not evaluated): its metrics are NaN."""
     out = []
     for row, spec in ROWS.items():
         for name in TEST_SETS:
@@ -30,6 +32,8 @@ def table1(metrics: pd.DataFrame, floor: pd.DataFrame | None = None) -> pd.DataF
                    "paper_rmse": paper_rmse, "paper_r2": paper_r2}
             for col in METRIC_COLUMNS:
                 rec[col] = float(ours[col].iloc[0]) if len(ours) and col in ours else float("nan")
+            triplets = int(ours["triplets"].iloc[0]) if len(ours) and "triplets" in ours else 0
+            rec.update(triplets=triplets, note="" if triplets else EMPTY)
             out.append(rec)
     return with_floor(pd.DataFrame(out), floor)
 
@@ -49,7 +53,8 @@ def comparisons(model: pd.DataFrame, others: dict[str, pd.DataFrame], model_name
     Each frame holds per-triplet sums (columns set, triplet and ``lai.metrics.SUMS``, as in a run's
     per_tile.csv). One line per (set, other): both RMSEs, ``diff`` = model - other (LAI; negative:
     the model is better) with its 95% interval, and ``verdict``: "better" or "worse" where the
-    interval excludes 0, else "not resolved".
+    interval excludes 0, else "not resolved"; "empty" (``lai.facts.EMPTY``, NaN numbers) where either
+    model has no triplet of the set.
     """
     out = []
     for name in TEST_SETS:
@@ -57,6 +62,8 @@ def comparisons(model: pd.DataFrame, others: dict[str, pd.DataFrame], model_name
         for other_name, other in others.items():
             theirs = other[other["set"] == name].set_index("triplet")
             if not len(mine) or not len(theirs):
+                out.append({"set": name, "model": model_name, "other": other_name, "triplets": 0,
+                            **dict.fromkeys(COMPARISON_NUMBERS, np.nan), "resolved": False, "verdict": EMPTY})
                 continue
             if set(mine.index) != set(theirs.index):
                 raise ValueError(f"{model_name} and {other_name} were scored on different {name} triplets")
@@ -87,19 +94,22 @@ def extras_table(runs: dict[str, pd.DataFrame], baselines: pd.DataFrame, final: 
     if not parts:
         return pd.DataFrame(columns=["name", "title", "kind", "set", *METRIC_COLUMNS])
     long = pd.concat(parts, ignore_index=True)
-    cols = ["name", "title", "kind", "set", "triplets", *[c for c in METRIC_COLUMNS if c in long]]
+    cols = ["name", "title", "kind", "set", "triplets", *[c for c in (*METRIC_COLUMNS, "note") if c in long]]
     table = with_floor(long[cols], floor)
     verdicts = comparisons(final, others).rename(columns={"other": "name"})
     return table.merge(verdicts[["set", "name", "diff", "diff_lo", "diff_hi", "verdict"]], on=["set", "name"], how="left")
 
 
 def seed_spread(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per test set: mean, standard deviation, min and max of rmse and r2 over the runs of several seeds."""
+    """Per test set: mean, standard deviation, min and max of rmse and r2 over the runs of several seeds;
+    ``note`` "empty" (``lai.facts.EMPTY``) for a set without triplets."""
     long = pd.concat([m.assign(run=name) for name, m in metrics.items()], ignore_index=True)
     long = long[long["set"].isin(TEST_SETS)]
     agg = long.groupby("set", sort=False).agg(
         seeds=("run", "nunique"), rmse_mean=("rmse", "mean"), rmse_std=("rmse", "std"), rmse_min=("rmse", "min"),
         rmse_max=("rmse", "max"), r2_mean=("r2", "mean"), r2_std=("r2", "std"))
+    if "triplets" in long:
+        agg["note"] = np.where(long.groupby("set", sort=False)["triplets"].max() > 0, "", EMPTY)
     return agg.reset_index()
 
 

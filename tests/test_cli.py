@@ -213,6 +213,59 @@ CASES = [
          ["run", *TINY, "--reports", "{other_reports}", "--data-root", "{tmp}/data_other"],
          r"reports_other/tiny already holds a run with another configuration \(see its profile\.yaml\)",
          absent="{other_reports}/tiny/notebooks/01_data.ipynb", spawn=True),
+    # -- lai predict: run, inputs and outputs named; nothing written on failure
+    Case("predict-data-and-scene", "`lai predict` with both `--data` and `--scene`",
+         ["predict", "--run", "{fresh_run}", "--data", "{lnb_ok}", "--scene", "{scene_yaml}", "--out", "{tmp}/pred_both"],
+         r"give exactly one of --data \(LNB folder or cube\) and --scene \(scene manifest\)", absent="{tmp}/pred_both"),
+    Case("predict-no-model", "`lai predict --run` a folder without model.pt",
+         ["predict", "--run", "{tmp}/empty_run", "--data", "{lnb_ok}", "--out", "{tmp}/pred_nomodel", "--quiet"],
+         r"empty_run/model\.pt: weights file does not exist", absent="{tmp}/pred_nomodel", spawn=True),
+    Case("predict-missing-data", "`lai predict --data` a path that does not exist",
+         ["predict", "--run", "{fresh_run}", "--data", "{tmp}/nowhere", "--out", "{tmp}/pred_nodata", "--quiet"],
+         r"--data .*nowhere does not exist \(expected an LNB folder or a cube \.nc file\)", absent="{tmp}/pred_nodata"),
+    Case("predict-out-taken", "`lai predict --out` a folder holding other files",
+         ["predict", "--run", "{fresh_run}", "--data", "{lnb_ok}", "--out", "{full_dir}", "--quiet"],
+         r"--out .*full_dir already exists and is not an empty folder; choose a new folder", present="{full_dir}/keep.txt"),
+    Case("predict-truncated-file", "`lai predict --data` a folder with a truncated TIFF",
+         ["predict", "--run", "{fresh_run}", "--data", "{bad_lnb}", "--out", "{tmp}/pred_bad", "--quiet"],
+         r"{bad_file}: is truncated: pixel block", absent="{tmp}/pred_bad"),
+    Case("predict-batch-size", "`lai predict --batch-size 0`",
+         ["predict", "--run", "{fresh_run}", "--data", "{lnb_ok}", "--out", "{tmp}/pred_b0", "--batch-size", "0"],
+         r"batch size must be at least 1, got 0", absent="{tmp}/pred_b0"),
+    Case("predict-scene-missing", "`lai predict --scene` a manifest that does not exist",
+         ["predict", "--run", "{fresh_run}", "--scene", "{tmp}/absent_scene.yaml", "--out", "{tmp}/pred.tif"],
+         r"absent_scene\.yaml: scene manifest does not exist", absent="{tmp}/pred.tif"),
+    Case("predict-scene-overlap", "`lai predict --scene --window 32 --overlap 32`",
+         ["predict", "--run", "{fresh_run}", "--scene", "{scene_yaml}", "--out", "{tmp}/pred.tif", "--window", "32",
+          "--overlap", "32"], r"overlap must lie in \[0, window\), got overlap 32 with window 32", absent="{tmp}/pred.tif"),
+    Case("predict-scene-no-file", "`lai predict --scene` a manifest naming a raster that does not exist",
+         ["predict", "--run", "{fresh_run}", "--scene", "{scene_yaml}", "--out", "{tmp}/pred.tif"],
+         r"scene\.yaml: dates\[0\]\.s1: file .*absent_s1\.tif does not exist", absent="{tmp}/pred.tif"),
+    # -- lai preprocess: the manifest's file, key or entry named; nothing written on failure
+    Case("preprocess-missing-manifest", "`lai preprocess` a manifest that does not exist",
+         ["preprocess", "{tmp}/absent_manifest.yaml", "--out", "{tmp}/pre_out"],
+         r"absent_manifest\.yaml: preprocessing manifest does not exist", absent="{tmp}/pre_out", spawn=True),
+    Case("preprocess-bad-yaml", "`lai preprocess` a manifest that is not valid YAML",
+         ["preprocess", "{broken_yaml}", "--out", "{tmp}/pre_out"],
+         r"broken\.yaml: preprocessing manifest is not valid YAML", absent="{tmp}/pre_out"),
+    Case("preprocess-missing-key", "`lai preprocess` a manifest without `s2:`",
+         ["preprocess", "{manifest_no_s2}", "--out", "{tmp}/pre_out"],
+         r"no_s2\.yaml: key 's2' is missing or empty", absent="{tmp}/pre_out"),
+    Case("preprocess-missing-file", "`lai preprocess` a manifest naming an S2 file that does not exist",
+         ["preprocess", "{manifest_absent_file}", "--out", "{tmp}/pre_out"],
+         r"absent_file\.yaml: s2\[0\]\.lai: file .*absent_lai\.tif does not exist", absent="{tmp}/pre_out"),
+    Case("preprocess-bad-country", "`lai preprocess` a manifest with country `SP-AIN`",
+         ["preprocess", "{manifest_bad_country}", "--out", "{tmp}/pre_out"],
+         r"bad_country\.yaml: country 'SP-AIN' and area 'BADAJOZ' must be letters and digits", absent="{tmp}/pre_out"),
+    Case("preprocess-no-s1-match", "`lai preprocess` a manifest whose S1 dates are all a month from the S2 dates",
+         ["preprocess", "{manifest_far_s1}", "--out", "{tmp}/pre_out"],
+         r"far_s1\.yaml: no three S2 dates with an S1 acquisition within 1 day\(s\) each", absent="{tmp}/pre_out"),
+    Case("preprocess-tile-size", "`lai preprocess --tile-size 8`",
+         ["preprocess", "{manifest_far_s1}", "--out", "{tmp}/pre_out", "--tile-size", "8"],
+         r"preprocess\.tile_size must be at least 16 pixels, got 8", absent="{tmp}/pre_out"),
+    Case("preprocess-out-taken", "`lai preprocess --out` a folder holding other files",
+         ["preprocess", "{manifest_far_s1}", "--out", "{full_dir}"],
+         r"--out .*full_dir already exists and is not an empty folder; choose a new folder", present="{full_dir}/keep.txt"),
 ]
 
 
@@ -259,7 +312,30 @@ def prepare(tmp: Path, cube: Path) -> dict:
     (tmp / "reports_other" / "tiny").mkdir(parents=True)
     (tmp / "reports_other" / "tiny" / "profile.yaml").write_text("name: tiny\ntrain:\n  epochs: 7\n")
     inputs["other_reports"] = str(tmp / "reports_other")
+    _prepare_manifests(tmp, inputs)
     return inputs
+
+
+def _prepare_manifests(tmp: Path, inputs: dict) -> None:
+    """Scene and preprocessing manifests of the predict and preprocess cases (rasters: any existing file
+    where the case fails before reading it)."""
+    s1, s2 = (next((Path(inputs["lnb_ok"]) / layer).iterdir()) for layer in ("s1", "s2"))
+    dates = [{"date": f"2019-06-{d:02d}", "s1": str(tmp / "absent_s1.tif"), "lai": str(s2)} for d in (1, 6, 11)]
+    manifests = {
+        "scene_yaml": ("scene.yaml", {"dates": dates}),
+        "manifest_no_s2": ("no_s2.yaml", {"country": "SPAIN", "area": "BADAJOZ", "s1": [{"date": "2019-06-01", "file": str(s1)}]}),
+        "manifest_absent_file": ("absent_file.yaml", {"country": "SPAIN", "area": "BADAJOZ",
+                                                      "s2": [{"date": "2019-06-01", "lai": str(tmp / "absent_lai.tif")}],
+                                                      "s1": [{"date": "2019-06-01", "file": str(s1)}]}),
+    }
+    s2_dates = [{"date": f"2019-06-{d:02d}", "lai": str(s2)} for d in (1, 6, 11)]
+    for key, name, country, s1_day in (("manifest_bad_country", "bad_country.yaml", "SP-AIN", 1),
+                                       ("manifest_far_s1", "far_s1.yaml", "SPAIN", 30)):
+        manifests[key] = (name, {"country": country, "area": "BADAJOZ", "s2": s2_dates,
+                                 "s1": [{"date": f"2019-06-{s1_day:02d}", "file": str(s1)}]})
+    for key, (name, content) in manifests.items():
+        (tmp / name).write_text(yaml.safe_dump(content, sort_keys=False))
+        inputs[key] = str(tmp / name)
 
 
 class Payload:

@@ -33,3 +33,28 @@ def test_triplet_written_by_rioxarray_has_the_cube_georeferencing(tiny_data, tmp
 def test_no_georeferencing_is_said_not_invented():
     with pytest.raises(CubeError, match="no georeferencing"):
         georeferenced(np.zeros((4, 4)), "", [np.nan] * 6, "lai", where="triplet 0")
+
+
+def test_prediction_written_by_rioxarray_has_the_input_georeferencing(tiny_data, tiny_run, tmp_path):
+    from lai.georef import prediction_array
+    from lai.predict import predict_folder
+
+    _, lnb, cube = tiny_data
+    predict_folder(tiny_run, cube, tmp_path / "maps", progress=False)
+    with open_cube(cube) as ds:
+        name = str(ds["name"].values[5][2])
+    da = prediction_array(tmp_path / "maps", name)
+    assert da.equals(prediction_array(tmp_path / "maps" / "predictions.nc", 5))
+    da.rio.to_raster(tmp_path / "p.tif")
+    stem = name.rsplit(".", 1)[0]
+    with rasterio.open(tmp_path / "p.tif") as out, rasterio.open(lnb / "s2" / name) as src, \
+            rasterio.open(tmp_path / "maps" / f"{stem}.tif") as written:
+        assert out.crs == src.crs and out.crs is not None
+        assert out.transform.almost_equals(src.transform) and (out.height, out.width) == (src.height, src.width)
+        np.testing.assert_array_equal(out.read(1), written.read(1))  # the map lai predict wrote itself
+    flag = prediction_array(tmp_path / "maps", 5, "observed")
+    assert set(np.unique(flag.values)) <= {0, 1}
+    with pytest.raises(CubeError, match="out of range"):
+        prediction_array(tmp_path / "maps", 10_000)
+    with pytest.raises(CubeError, match="no such predictions file"):
+        prediction_array(tmp_path / "nowhere.nc", 0)

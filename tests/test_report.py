@@ -16,7 +16,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from lai import figures
+from lai import facts, figures
 from lai.config import EncodingConfig, Profile
 from lai.facts import PAPER_TABLE1
 from lai.tables import table1, with_floor
@@ -172,7 +172,7 @@ def make_histories(epochs: int = 6) -> dict[str, pd.DataFrame]:
 
 
 def render_figures(folder: Path, dpi: int = 60) -> Path:
-    """Every figure of a run (``figures.FIGURE_NAMES``) from the synthetic cube, written to ``folder``."""
+    """Every figure of a run (``facts.FIGURE_NAMES``) from the synthetic cube, written to ``folder``."""
     ds = make_cube()
     preds = make_predictions(ds)
     tabs = make_tables()
@@ -188,13 +188,13 @@ def render_figures(folder: Path, dpi: int = 60) -> Path:
         "table1_comparison": lambda: figures.table1_comparison(tabs["table1"]),
         "truth_vs_prediction_maps": lambda: figures.truth_vs_prediction_maps(ds, preds, n=4),
     }
-    assert set(makers) == set(figures.FIGURE_NAMES)
+    assert set(makers) == set(facts.FIGURE_NAMES)
     for name, make in makers.items():
         figures.save(make(), folder / f"{name}.png", dpi=dpi)
     return folder
 
 
-def build_fake_run(root: Path, figure_dir: Path | None = None, with_figures=figures.FIGURE_NAMES,
+def build_fake_run(root: Path, figure_dir: Path | None = None, with_figures=facts.FIGURE_NAMES,
                    kind: str = "simulated", run_name: str = "quick_test #1") -> Path:
     """A run folder as the notebooks leave it (figures copied from ``figure_dir``), with a folder name
     and data paths that need escaping in Typst."""
@@ -233,7 +233,7 @@ def figure_dir(tmp_path_factory):
 
 
 def test_figures_are_complete_pngs_written_atomically(figure_dir):
-    for name in figures.FIGURE_NAMES:
+    for name in facts.FIGURE_NAMES:
         assert (figure_dir / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert not list(figure_dir.glob(".*partial*"))
 
@@ -288,7 +288,7 @@ def _pdf_text(path: Path) -> tuple[int, str]:
     from pypdf import PdfReader
 
     reader = PdfReader(str(path))
-    return len(reader.pages), "\n".join(page.extract_text() for page in reader.pages)
+    return len(reader.pages), " ".join(" ".join(page.extract_text() for page in reader.pages).split())
 
 
 @pytest.fixture(scope="module")
@@ -300,11 +300,12 @@ def report(tmp_path_factory, figure_dir):
 
 
 def test_report_has_the_key_sections(report):
+    from lai.report import SECTIONS
+
     run, pdf = report
     assert pdf == run / "report.pdf" and pdf.is_file()
-    pages, text = _pdf_text(pdf)
+    pages, flat = _pdf_text(pdf)
     assert pages >= 6
-    flat = " ".join(text.split())
     for needle in ("Table 1", "MLR", "RF", "persistence", "extrapolation", "simulated", "Provenance", GIT_REV,
                    "0.163", "0.930", "0.0445", "0.0166", "/data/sim_lnb#2/my_folder", "/data/cube_*abc*.nc",
                    "quick_test #1",
@@ -314,58 +315,213 @@ def test_report_has_the_key_sections(report):
                    "0.42", "[0."):
         assert needle in flat, needle
     assert "not available" not in flat  # every figure was there
-    assert not list(run.glob(".*partial*"))
+    assert "Empty test sets" not in flat and "Suspicious" not in flat
+    data = json.loads((run / "report.json").read_text())  # what the template printed, for the user to inspect
+    assert set(SECTIONS) <= set(data) and data["kind"] == "simulated"
+    assert not list(run.glob(".*partial*")) and not list(run.glob(".*.lock"))
 
 
-def test_missing_figure_gives_a_note(tmp_path, figure_dir):
+def test_missing_artefacts_give_notes(tmp_path, figure_dir):
+    """What a run did not write (a figure, a table, a record) is said plainly; the rest renders."""
     from lai.report import write_report
 
     run = build_fake_run(tmp_path, figure_dir, with_figures=("learning_curves",), kind="real")
-    (run / "figures" / "learning_curves.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")  # unreadable image
-    (run / "tables" / "baselines.csv").unlink()
-    (run / "tables" / "table1.csv").write_text("foo,bar\n1,2\n")  # malformed: costs its section only
-    (run / "provenance.json").write_text("{not json")
-    pdf = write_report(run)
-    _, text = _pdf_text(pdf)
-    flat = " ".join(text.split())
-    assert "not available" in flat
-    assert "Figure density: not available" in flat and "learning_curves" in flat
+    for name in ("tables/baselines.csv", "tables/extras.csv", "provenance.json"):
+        (run / name).unlink()
+    _, flat = _pdf_text(write_report(run))
+    assert "Figure density: not available" in flat and "figures/density.png was not produced by this run" in flat
+    assert "Figure learning_curves" not in flat
     assert "Baseline table: not available" in flat and "Provenance: not available" in flat
-    assert "could not be built" in flat
-    assert "Real data" in flat
+    assert "Not run in this profile" in flat and "Real data" in flat and "Noise floor" not in flat
+    assert "True LAI available no" in flat
+
+
+def test_a_folder_with_tables_only(tmp_path):
+    """Without data.json, profile.yaml and provenance.json the kind of data is unknown, and the report says so."""
+    from lai.report import write_report
+
+    run = build_fake_run(tmp_path, figure_dir=None)
+    for name in ("data.json", "profile.yaml", "provenance.json"):
+        (run / name).unlink()
+    _, flat = _pdf_text(write_report(run))
+    for note in ("data of unknown kind", "Data description: not available", "Configuration: not available",
+                 "Provenance: not available", "Figure sample_maps: not available"):
+        assert note in flat, note
+    assert "Noise floor" not in flat and "Each stage trains with Adam" not in flat
+
+
+@pytest.mark.parametrize("what, spoil, message", [
+    ("a table without the columns read", lambda run: (run / "tables" / "table1.csv").write_text("foo,bar\n1,2\n"),
+     r"table1\.csv lacks the column\(s\) row, set"),
+    ("an unreadable figure", lambda run: (run / "figures" / "density.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken"),
+     r"density\.png is not a readable PNG image"),
+    ("a broken record", lambda run: (run / "provenance.json").write_text("{not json"),
+     r"provenance\.json is not readable JSON"),
+    ("a record of another type", lambda run: (run / "data.json").write_text("[1, 2]"),
+     r"data\.json holds a JSON list, expected an object"),
+    ("an unknown verdict", lambda run: pd.read_csv(run / "tables" / "comparisons.csv").assign(verdict="maybe").to_csv(
+        run / "tables" / "comparisons.csv", index=False), r"comparisons\.csv: verdict 'maybe' against persistence"),
+])
+def test_malformed_artefact_fails_naming_the_file(tmp_path, figure_dir, what, spoil, message):
+    """A present but malformed artefact is an error naming it, not a 'not available' box."""
+    from lai.report import ReportError, write_report
+
+    run = build_fake_run(tmp_path, figure_dir, with_figures=("density",))
+    spoil(run)
+    with pytest.raises(ReportError, match=message):
+        write_report(run)
+    assert not (run / "report.pdf").exists()
+
+
+def test_a_broken_section_fails(tmp_path, monkeypatch):
+    """A bug in a section's builder, or data the template does not expect, fails the report."""
+    import lai.report as report_mod
+
+    run = build_fake_run(tmp_path, figure_dir=None)
+
+    def bug(run):
+        raise KeyError("rmse")
+
+    monkeypatch.setitem(report_mod.SECTIONS, "baselines", bug)
+    with pytest.raises(KeyError, match="rmse"):
+        report_mod.write_report(run)
+    monkeypatch.setitem(report_mod.SECTIONS, "baselines", lambda run: {"table": None})  # keys missing
+    with pytest.raises(report_mod.ReportError, match="paper_mlr_r2"):
+        report_mod.write_report(run)
+    assert not (run / "report.pdf").exists()
+
+
+def _empty_sets(run: Path, empty: tuple[str, ...], lines: bool) -> None:
+    """Make the test sets ``empty`` of a fake run hold no triplets: with ``lines``, tables keep a line of
+    NaN metrics for them (``triplets`` 0, comparisons with the verdict "empty"); without, they lose them."""
+    data = json.loads((run / "data.json").read_text())
+    data["splits"].update({s: 0 for s in empty})
+    (run / "data.json").write_text(json.dumps(data))
+    for name, frame in make_tables().items():
+        if "set" not in frame or name == "noise_floor":
+            pass
+        elif lines or name == "table1":  # lai.tables.table1 keeps a line per row and set
+            numbers = [c for c in frame.columns if c.startswith(("rmse", "r2", "n_pixels", "truth", "floor_ratio", "diff"))]
+            frame.loc[frame["set"].isin(empty), numbers] = np.nan
+            frame.loc[frame["set"].isin(empty), [c for c in ("triplets",) if c in frame]] = 0
+            if "verdict" in frame:
+                frame.loc[frame["set"].isin(empty), "verdict"] = "empty"
+        else:
+            frame = frame[~frame["set"].isin(empty)]
+            if name == "comparisons" and not len(frame):
+                frame = pd.DataFrame()  # a comparisons table of nothing: no columns at all
+        frame.to_csv(run / "tables" / f"{name}.csv", index=False)
+
+
+@pytest.mark.parametrize("empty, lines", [(("cloudy", "unique"), True), (("cloudy", "unique"), False),
+                                          (("non_cloudy", "cloudy", "unique"), False)])
+def test_report_with_empty_test_sets_renders_and_says_so(tmp_path, empty, lines):
+    from lai.report import write_report
+
+    run = build_fake_run(tmp_path, figure_dir=None)
+    _empty_sets(run, empty, lines)
+    _, flat = _pdf_text(write_report(run))
+    names = {("cloudy", "unique"): "The cloudy and unique-areas test sets have no triplets",
+             ("non_cloudy", "cloudy", "unique"): "The non-cloudy, cloudy and unique-areas test sets have no triplets"}
+    assert "Empty test sets." in flat and names[empty] in flat
+    assert "Unique areas 0 – – – –" in flat  # the final model's table keeps a line for the empty set
+    if len(empty) == 3:
+        assert "No metrics of the final model are available" in flat
+        assert "Baseline table: not available. tables/baselines.csv has no rows: every test set is empty." in flat
+        assert "Extra rows: not available. tables/extras.csv has no rows" in flat
+    else:
+        assert "Cloudy: nothing compared, the test set has no triplets." in flat
+        assert "On the cloudy set there is no triplet, so nothing is compared." in flat
+        assert "On the non-cloudy set (4 triplets) the final U-Net beats persistence" in flat
+
+
+def test_a_perfect_score_is_flagged(tmp_path):
+    from lai.report import write_report
+
+    run = build_fake_run(tmp_path, figure_dir=None)
+    bl = pd.read_csv(run / "tables" / "baselines.csv")
+    hit = (bl["baseline"] == "persistence") & (bl["set"] == "non_cloudy")
+    bl.loc[hit, ["rmse", "rmse_norm", "r2"]] = [0.0, 0.0, 1.0]
+    bl.to_csv(run / "tables" / "baselines.csv", index=False)
+    _, flat = _pdf_text(write_report(run))
+    assert ("Suspicious perfect score. Persistence on the non-cloudy set scores RMSE 0.000 LAI and R² = 1.000 exactly. "
+            "A perfect score usually means that the inputs and the target are identical") in flat
+    assert flat.count("Suspicious perfect score") == 1
+
+
+def test_several_seeds_and_the_paper_schedule(tmp_path):
+    from lai.report import write_report
+
+    run = build_fake_run(tmp_path, figure_dir=None)
+    profile = yaml.safe_load((run / "profile.yaml").read_text())
+    profile["train"].update(seeds=3, schedule="milestones", milestones=[10, 20])
+    (run / "profile.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    pd.read_csv(run / "tables" / "seeds.csv").assign(seeds=3, rmse_std=0.05).to_csv(run / "tables" / "seeds.csv", index=False)
+    _, flat = _pdf_text(write_report(run))
+    assert "fixed epochs ([10, 20] milestones: the paper’s protocol)" in flat
+    assert "fine-tuned with 3 training seeds" in flat and "Non cloudy 3 0.600 0.050 0.600 – 0.600 0.800" in flat
+    assert "one seed" not in flat
+
+
+def test_stale_partials_of_the_report_are_swept(tmp_path):
+    """An interrupted report leaves hidden partial files: the next report removes them, and nothing else."""
+    from lai.report import write_report
+
+    run = build_fake_run(tmp_path, figure_dir=None)
+    stale = [run / ".report.pdf.partial-999-deadbeef", run / ".report.json.partial-999-deadbeef"]
+    others = [run / ".notes.txt.partial-1-x", run / "report.pdf.partial-kept", run / "mine.txt"]
+    for path in stale + others:
+        path.write_text("left over")
+    write_report(run)
+    assert not any(p.exists() for p in stale)
+    assert all(p.read_text() == "left over" for p in others)
 
 
 def test_failing_compile_leaves_no_report(tmp_path, monkeypatch):
     import lai.report as report_mod
 
     run = build_fake_run(tmp_path, figure_dir=None)
+    (run / "report.pdf").write_bytes(b"%PDF-1.7 an older report")
 
-    def broken(source, output, root):
+    def broken(template, output, root, data):
         Path(output).write_bytes(b"%PDF-1.7 half written")
         raise RuntimeError("typst exploded")
 
     monkeypatch.setattr(report_mod, "_compile", broken)
     with pytest.raises(report_mod.ReportError, match="typst exploded"):
         report_mod.write_report(run)
-    assert not (run / "report.pdf").exists()
+    assert (run / "report.pdf").read_bytes() == b"%PDF-1.7 an older report"
     assert not list(run.glob(".*partial*"))
 
 
 def test_typst_error_leaves_no_report(tmp_path, monkeypatch):
-    """A real Typst failure (invalid markup) goes through the same path."""
+    """A real Typst failure (an invalid template) goes through the same path."""
     import lai.report as report_mod
 
     run = build_fake_run(tmp_path, figure_dir=None)
-    monkeypatch.setattr(report_mod, "build_source", lambda run_dir: "#let x = (\n")
-    with pytest.raises(report_mod.ReportError):
+    monkeypatch.setattr(report_mod, "template_source", lambda: b"#let x = (\n")
+    with pytest.raises(report_mod.ReportError, match="Typst could not typeset"):
         report_mod.write_report(run)
     assert not (run / "report.pdf").exists()
 
 
-def test_text_from_data_is_escaped():
-    from lai.report import fmt, typst_str, typst_text
+def test_template_ships_with_the_package_and_places_every_figure():
+    import re
 
-    assert typst_str('a_b#c"d\\e\n') == '"a_b#c\\"d\\\\e\\n"'
-    assert typst_text("x").endswith(";")
+    from lai.facts import FIGURE_NAMES
+    from lai.report import template_source
+
+    template = template_source().decode()
+    placed = re.findall(r'#fig\("(\w+)"', template)
+    assert sorted(placed) == sorted(FIGURE_NAMES)
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    package_data = re.search(r"\[tool\.setuptools\.package-data\]\nlai = \[(.*)\]", pyproject).group(1)
+    assert '"report.typ"' in package_data  # installed with the package, not only in a checkout
+
+
+def test_text_and_numbers():
+    from lai.report import fmt, rich, strong
+
+    assert rich("a ", ["b", None, strong("c")], "", "d") == ["a b", {"text": "c", "style": "strong"}, "d"]
     assert fmt(-0.04451) == "\u22120.045" and fmt(float("nan")) == "–" and fmt(0.1234) == "0.123"
     assert fmt(-0.0001) == "0.000"
