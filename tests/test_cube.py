@@ -146,5 +146,8 @@ def test_float16_cube_halves_the_floats_within_the_stated_precision(tiny_data, t
     assert sample["s1"].dtype == sample["lai"].dtype == sample["truth"].dtype == np.float32
     np.testing.assert_array_equal(sample["lai"][1], np.asarray(open_cube(half)["lai"].values[0], np.float32))
     assert half.stat().st_size < 0.6 * exact.stat().st_size
+    from lai.georef import triplet_array
+
+    assert triplet_array(half, 0, "s1").dtype == np.float32  # GeoTIFF-ready
     with pytest.raises(FileExistsError, match="overwrite"):  # a float32 build does not reuse it
         build_cube(lnb, half, profile.splits, profile.encoding, progress=False)
