@@ -3,7 +3,7 @@
 ``workers=N`` starts a local cluster of N single-threaded worker processes; ``scheduler=ADDRESS``
 uses an existing dask.distributed cluster (its workers must see the same file system, since tasks
 read and write files). Results come back in input order, so they never depend on the number of
-workers; a progress bar advances as tasks finish. Worker processes run torch on one thread each.
+workers; a progress bar advances as tasks finish. Local workers run with OMP_NUM_THREADS=1 (one core each).
 """
 from __future__ import annotations
 

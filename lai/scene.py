@@ -261,6 +261,8 @@ def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: in
                          "manifest (<name>.tif), so rename them")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"--out {out} already exists and is not an empty folder; choose a new folder")
+    if window < 1 or not 0 <= overlap < window:
+        raise SceneError(f"overlap must lie in [0, window), got overlap {overlap} with window {window}")
     for m in manifests:
         check_grid(read_manifest(m))  # every manifest checked before any work starts
     with atomic_path(out) as tmp:
