@@ -22,11 +22,11 @@ import torch
 
 from lai.config import BaselineConfig, EncodingConfig
 from lai.encode import N_SCL, REFERENCE_CLASSES, Encoded, encode_batch, valid_mask
-from lai.facts import BASELINES, EMPTY, EXTRA_BASELINES, HISTORY_FEATURES, TEST_SETS
+from lai.facts import BASELINES, EMPTY, EXTRA_BASELINES, HISTORY_FEATURES, POLARISATIONS, TEST_SETS, TIME_LABELS
 from lai.loader import CubeSplit
 from lai.metrics import SUMS, Scores, strict_clear
 
-TIMES = ("t-2", "t-1")
+TIMES = TIME_LABELS[:2]  # the past dates
 _BATCH = 16  # triplets per read: bounds memory (a 256x256 batch of features is ~140 MB)
 
 
@@ -36,7 +36,7 @@ _BATCH = 16  # triplets per read: bounds memory (a 256x256 batch of features is 
 def feature_names(enc: EncodingConfig | None = None) -> list[str]:
     """Names of the :func:`pixel_features` columns for an encoding (masks and seasonality depend on it)."""
     enc = enc or EncodingConfig()
-    names = [f"{pol}_{t}" for t in ("t-2", "t-1", "t") for pol in ("VV", "VH")]
+    names = [f"{pol}_{t}" for t in TIME_LABELS for pol in POLARISATIONS]
     names += [f"LAI_{t}" for t in TIMES]
     if enc.mask_encoding == "onehot":
         channels = [f"SCL{k}" for k in range(N_SCL)]

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from lai.errors import ConfigError  # noqa: F401 - re-exported
-from lai.facts import PRESETS, ROWS
+from lai.facts import PRESETS, ROWS, UPSAMPLING
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -159,6 +159,7 @@ class ModelConfig:
     season_channels: int = 4  # broadcast map channels produced by the seasonality MLP
     decoder_seasonality: bool = True  # the abstract's "decoder also incorporates the date"
     residual: bool = False  # every head predicts the change from the last clear LAI (t-1, else t-2, else 0)
+    upsample: str = "transpose"  # U-Net up-sampling: "transpose" (2x2 transposed conv, the reference's) | "bilinear" (+ 3x3 conv)
 
     def __post_init__(self) -> None:
         if self.preset in PRESETS:
@@ -169,6 +170,7 @@ class ModelConfig:
     def validate(self) -> None:
         _choice(self, "row", tuple(ROWS))
         _choice(self, "preset", tuple(PRESETS))
+        _choice(self, "upsample", UPSAMPLING)
         _positive(self, "convs_per_level", "mask_embedding", "season_hidden", "season_channels")
         for name in ("encoder_widths", "decoder_widths"):
             widths = getattr(self, name)

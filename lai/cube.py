@@ -1,6 +1,7 @@
 """LNB folder -> one labelled data cube on disk (netCDF4/HDF5), and back as xarray.
 
-Schema (dims ``triplet``, ``time`` = t-2, t-1, t, ``pol`` = VV, VH, ``y``, ``x``)::
+Schema (dims ``triplet``, ``time`` = t-2, t-1, t, ``pol`` = VV, VH, ``y``, ``x``; ``time`` and ``pol``
+carry these labels as string coordinates, ``lai.facts.TIME_LABELS`` and ``POLARISATIONS``)::
 
     s1 (triplet, time, pol, y, x) float32 dB   lai (triplet, time, y, x) float32   (or float16: below)
     scl (triplet, time, y, x) uint8            lai_true (triplet, y, x) float32 (simulated data only)
@@ -43,6 +44,7 @@ import pandas as pd
 from lai import __version__
 from lai.config import EncodingConfig, SplitConfig
 from lai.errors import ConfigError, CubeError
+from lai.facts import POLARISATIONS, TIME_LABELS
 from lai.io import ForeignOutputError, atomic_path, check_replaceable, output_lock
 from lai.lnb import (
     CLOUD_CLASSES,
@@ -339,6 +341,8 @@ def _write_coords(f, meta: pd.DataFrame, labels) -> None:
         var[...] = values
         var.attrs.update(attrs)
 
+    put("time", ("time",), string, np.array(TIME_LABELS, dtype=object), long_name="time step of the triplet")
+    put("pol", ("pol",), string, np.array(POLARISATIONS, dtype=object), long_name="Sentinel-1 polarisation")
     put("name", ("triplet", "time"), string, np.array(meta["names"].tolist(), dtype=object))
     for col in ("country", "area", "crs"):
         put(col, ("triplet",), string, meta[col].to_numpy(dtype=object))

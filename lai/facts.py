@@ -47,6 +47,14 @@ PRESETS = {
     "small": dict(encoder_widths=[8, 16, 32], decoder_widths=[16, 32, 64]),  # CPU
 }
 
+# U-Net up-sampling: the reference's 2x2 transposed convolution (the paper rows' choice), or bilinear
+# interpolation followed by a 3x3 convolution (free of the transposed convolution's checkerboard artefacts).
+UPSAMPLING = ("transpose", "bilinear")
+
+# Labels of the cube's time and pol dimensions (its coordinate variables ``time`` and ``pol``).
+TIME_LABELS = ("t-2", "t-1", "t")
+POLARISATIONS = ("VV", "VH")
+
 TEST_SETS = ("non_cloudy", "cloudy", "unique")
 SET_TITLES = {"non_cloudy": "Non cloudy", "cloudy": "Cloudy", "unique": "Unique areas"}
 EMPTY = "empty"  # the note of a result row whose test set holds no triplet (its metrics are NaN)

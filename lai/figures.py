@@ -25,7 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from lai.facts import ROWS, SET_TITLES
+from lai.facts import POLARISATIONS, ROWS, SET_TITLES, TEST_SETS, TIME_LABELS
 from lai.io import atomic_path
 from lai.lnb import SCL_NAMES
 
@@ -35,8 +35,7 @@ LAI_UNITS = "LAI [m²/m²]"
 ERROR_CMAP = "RdBu_r"
 DB_CMAP = "gray"
 DPI = 150
-TIME_LABELS = ("t-2", "t-1", "t")
-SPLIT_ORDER = ("train", "val", "non_cloudy", "cloudy", "unique", "buffer")
+SPLIT_ORDER = ("train", "val", *TEST_SETS, "buffer")
 DEFAULT_VALID_CLASSES = (2, 3, 4, 5, 6)  # EncodingConfig's default (the reference rule)
 
 # Sen2Cor's own SCL colours (ESA scene classification legend).
@@ -113,12 +112,20 @@ def _dates(ds, triplet: int) -> list[pd.Timestamp]:
     return [pd.Timestamp("1970-01-01") + pd.Timedelta(days=int(v)) for v in values]
 
 
+def _labels(ds, dim: str) -> tuple[str, ...]:
+    """The cube's labels of ``time`` (t-2, t-1, t) or ``pol`` (VV, VH); cubes written before the labels
+    were stored get ``lai.facts``' (the labels the cube writer stores)."""
+    if ds is not None and dim in ds.coords and ds[dim].dtype.kind in "OUS":
+        return tuple(v.decode() if isinstance(v, bytes) else str(v) for v in ds[dim].values)
+    return {"time": TIME_LABELS, "pol": POLARISATIONS}[dim]
+
+
 def _all_dates(ds) -> pd.DataFrame:
-    """Dates of every triplet as a (triplet, 3) frame of timestamps."""
+    """Dates of every triplet as a (triplet, 3) frame of timestamps, columns the time labels."""
     values = np.asarray(ds["date"].values)
     if not np.issubdtype(values.dtype, np.datetime64):
         values = values.astype("int64").astype("datetime64[D]")
-    return pd.DataFrame(values.astype("datetime64[ns]"), columns=list(TIME_LABELS))
+    return pd.DataFrame(values.astype("datetime64[ns]"), columns=list(_labels(ds, "time")))
 
 
 def _estimated(ds) -> list[bool]:
@@ -139,6 +146,12 @@ def _splits(ds) -> np.ndarray:
     if "split" not in ds.variables:
         return np.full(ds.sizes["triplet"], "all", dtype=object)
     return np.asarray(ds["split"].values).astype(str)
+
+
+def _set_order(names: Iterable[str]) -> list[str]:
+    """Test sets in the tables' order (``lai.facts.TEST_SETS``), any other name after them."""
+    names = list(dict.fromkeys(names))
+    return [s for s in TEST_SETS if s in names] + [s for s in names if s not in TEST_SETS]
 
 
 def _split_order(present: Iterable[str]) -> list[str]:
@@ -186,6 +199,7 @@ def sample_maps(ds, triplets: Iterable[int], valid_classes=None) -> Figure:
         lo, hi = (np.percentile(finite, [2, 98]) if finite.size else (-25.0, 0.0))
         ranges.append((float(lo), float(hi) if hi > lo else float(lo) + 1))
     estimated = _estimated(ds)
+    times, pols = _labels(ds, "time"), _labels(ds, "pol")
     n = len(triplets)
     ncols = min(2, n)
     nrows = math.ceil(n / ncols)
@@ -203,9 +217,9 @@ def sample_maps(ds, triplets: Iterable[int], valid_classes=None) -> Figure:
             im_lai = axes[2, j].imshow(np.asarray(sub["lai"].values[k, j], np.float32), cmap=cmap_lai, vmin=0, vmax=LAI_VMAX)
             axes[3, j].imshow(np.asarray(sub["scl"].values[k, j]), cmap=SCL_CMAP, norm=SCL_NORM, interpolation="nearest")
             date = dates[j].strftime("%Y-%m-%d")
-            label = f"{TIME_LABELS[j]}: ≈{date}\n(estimated)" if estimated[j] else f"{TIME_LABELS[j]}: {date}\n"
+            label = f"{times[j]}: ≈{date}\n(estimated)" if estimated[j] else f"{times[j]}: {date}\n"
             axes[0, j].set_title(label, fontsize=8)
-        for r, name in enumerate(("VV", "VH", "LAI", "SCL")):
+        for r, name in enumerate((*pols, "LAI", "SCL")):
             axes[r, 0].set_ylabel(name, fontsize=9)
         for ax in axes.flat:
             ax.set_xticks([])
@@ -237,10 +251,11 @@ def cloud_statistics(ds) -> Figure:
     clear = np.asarray(ds["clear_fraction"].values, float)
     cloud = np.asarray(ds["cloud_fraction"].values, float)
     split = _splits(ds)
+    times = list(_labels(ds, "time"))
     df = pd.DataFrame(
         {
             "split": np.repeat(split, 3),
-            "time": np.tile(TIME_LABELS, n),
+            "time": np.tile(times, n),
             "clear": clear.reshape(-1),
             "cloud": cloud.reshape(-1),
         }
@@ -250,16 +265,16 @@ def cloud_statistics(ds) -> Figure:
     ticklabels = [f"{s}\n(n={counts.get(s, 0)})" for s in order]
     fig = _figure(8.5, 6.3)
     axes = fig.subplots(2, 2)
-    palette = dict(zip(TIME_LABELS, sns.color_palette("colorblind", 3)))
+    palette = dict(zip(times, sns.color_palette("colorblind", 3)))
     for ax, col, what in ((axes[0, 0], "clear", "Clear fraction (valid SCL, finite LAI)"),
                           (axes[0, 1], "cloud", "Cloud fraction (SCL 8, 9, 10)")):
-        sns.histplot(df, x=col, hue="time", hue_order=list(TIME_LABELS), bins=20, binrange=(0, 1), element="step",
+        sns.histplot(df, x=col, hue="time", hue_order=times, bins=20, binrange=(0, 1), element="step",
                      fill=False, palette=palette, ax=ax, legend=False)
         ax.set_xlabel(f"{what} of a tile")
         ax.set_ylabel("triplets")
         ax.set_title(f"{what.split(' (')[0]} per time step ({n} triplets)", fontsize=10.5)
     for ax, col, what in ((axes[1, 0], "clear", "Clear fraction"), (axes[1, 1], "cloud", "Cloud fraction")):
-        sns.boxplot(df, x="split", y=col, hue="time", order=order, hue_order=list(TIME_LABELS), palette=palette,
+        sns.boxplot(df, x="split", y=col, hue="time", order=order, hue_order=times, palette=palette,
                     fliersize=1.5, ax=ax, legend=False)
         ax.set_xticks(range(len(order)))
         ax.set_xticklabels(ticklabels, fontsize=8.5)
@@ -267,7 +282,7 @@ def cloud_statistics(ds) -> Figure:
         ax.set_ylabel(f"{what} of a tile")
         ax.set_xlabel("")
         ax.set_title(f"{what} per split and time step", fontsize=10.5)
-    fig.legend(handles=[Patch(facecolor=palette[t], label=t) for t in TIME_LABELS], loc="outside lower center",
+    fig.legend(handles=[Patch(facecolor=palette[t], label=t) for t in times], loc="outside lower center",
                ncol=3, title="time step", fontsize=9, title_fontsize=9, frameon=False)
     missing = [s for s in SPLIT_ORDER[:5] if s not in order]
     title = "Clear and cloudy tiles in the cube"
@@ -319,7 +334,7 @@ def seasonality_encoding(enc=None, ds=None) -> Figure:
     ax.set_title(f"Seasonality encoding '{kind}' of the {which}", fontsize=10.5)
     if ds is not None and ds.sizes.get("triplet", 0):
         dates = _all_dates(ds)
-        col = "t" if kind == "sincos" else "t-2"
+        col = dates.columns[-1] if kind == "sincos" else dates.columns[0]
         day = pd.DatetimeIndex(dates[col]).dayofyear.to_numpy()
         frame = pd.DataFrame({"day of year": day, "split": _splits(ds)})
         order = _split_order(frame["split"])
@@ -413,21 +428,43 @@ def s1_vs_lai(ds, n_pixels: int = 200_000, block: int = 8, max_triplets: int = 2
 # --------------------------------------------------------------------------- training
 
 
-def learning_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
-    """Training loss and validation RMSE per epoch for each stage (Table 1 row); dotted lines at LR decays."""
+def _stage_label(name: str, labels: Mapping[str, str]) -> tuple[str, str]:
+    """(row, legend label) of a training stage: a Table 1 row, or a further seed of one (``<row>_seed<k>``)."""
+    if name in labels:
+        return name, labels[name]
+    row, _, seed = name.rpartition("_seed")
+    if row in labels and seed.isdigit():
+        return row, f"{labels[row]}, seed {seed}"
+    return name, name
+
+
+def learning_curves(histories: Mapping[str, pd.DataFrame], stages: Iterable[str] = tuple(ROWS)) -> Figure:
+    """Training loss and validation RMSE per epoch for each training stage; dotted lines at LR decays.
+
+    ``histories``: stage (run folder name: a Table 1 row, or ``<row>_seed<k>`` for a further seed) ->
+    its history.csv. Every one of ``stages`` (default: the six Table 1 rows) gets a line, in Table 1's
+    order; further seeds are dashed in their row's colour; stages without a history are named in the title.
+    """
     import seaborn as sns
 
     histories = {k: v for k, v in (histories or {}).items() if v is not None and len(v)}
+    stages = list(stages)
+    missing = [s for s in stages if s not in histories]
     if not histories:
         return note_figure("Learning curves", "no training history available")
     labels = _row_labels()
-    fig = _figure(8.8, 4.0)
+    order = [s for s in stages if s in histories] + [s for s in histories if s not in stages]
+    rows = list(dict.fromkeys(_stage_label(name, labels)[0] for name in order))
+    palette = dict(zip(rows, sns.color_palette("tab10", len(rows))))
+    fig = _figure(9.4, 4.6)
     ax1, ax2 = fig.subplots(1, 2)
-    colors = dict(zip(histories, sns.color_palette("tab10", len(histories))))
     positive = True
-    for row, h in histories.items():
-        label = labels.get(row, row)
-        style = dict(color=colors[row], marker="o" if len(h) <= 30 else None, ms=4, lw=1.6, label=label)
+    for name in order:
+        h = histories[name]
+        row, label = _stage_label(name, labels)
+        seed_run = name != row
+        style = dict(color=palette[row], marker="o" if len(h) <= 30 else None, ms=3 if seed_run else 4,
+                     lw=1.1 if seed_run else 1.6, ls="--" if seed_run else "-", label=label)
         if "train_loss" in h:
             ax1.plot(h["epoch"], h["train_loss"], **style)
             positive &= bool((h["train_loss"].dropna() > 0).all())
@@ -437,7 +474,7 @@ def learning_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
             lr = h["lr"].to_numpy()
             for e in h["epoch"].to_numpy()[1:][np.diff(lr) != 0]:
                 for ax in (ax1, ax2):
-                    ax.axvline(e - 0.5, color=colors[row], ls=":", lw=1, alpha=0.7)
+                    ax.axvline(e - 0.5, color=palette[row], ls=":", lw=1, alpha=0.7)
     if positive:
         ax1.set_yscale("log")
     ax1.set_title("Training loss (masked MSE, LAI/5 units)", fontsize=10)
@@ -447,8 +484,13 @@ def learning_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
     for ax in (ax1, ax2):
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    ax2.legend(fontsize=8, title="stage (Table 1 row)", title_fontsize=8, loc="upper right")
-    fig.suptitle("Learning curves per training stage (dotted: learning-rate decay)", fontsize=11)
+    handles, names = ax2.get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=3, fontsize=8, title="training stage (Table 1 row)",
+               title_fontsize=8, frameon=False)
+    title = f"Learning curves of the {len(order)} training stages (dotted: learning-rate decay)"
+    if missing:
+        title += "\nnot trained (no history): " + ", ".join(labels.get(m, m) for m in missing)
+    fig.suptitle(title, fontsize=11)
     return fig
 
 
@@ -483,25 +525,41 @@ def prediction_arrays(ds, predictions) -> tuple[dict, dict, dict]:
 
 
 def choose_triplets(predictions, n: int = 4, seed: int = 0) -> list[int]:
-    """Triplets (cube positions) for prediction maps: about half partly cloudy at t, the rest clear,
-    drawn across the prediction sets; tiles overcast at t only when nothing else is left."""
+    """Triplets (cube positions) for prediction maps, drawn from every test set in the tables' order.
+
+    The ``n`` maps are shared out between the sets with triplets in turn (non-cloudy, cloudy, unique), so
+    the cloudy set's cases (cloudy at t-2 and t-1) always appear when ``n`` reaches the number of sets.
+    Within a set the picks alternate between tiles partly cloudy at t and tiles clear at t; tiles
+    overcast at t only when nothing else is left. Returned grouped by set, in the sets' order.
+    """
     rng = np.random.default_rng(seed)
-    cloudy, clear, overcast = [], [], []
-    for p in _as_prediction_sets(predictions).values():
+    sets = _as_prediction_sets(predictions)
+    pools: dict[str, list[list[int]]] = {}
+    for name in _set_order(sets):
+        p = sets[name]
         if p.sizes.get("triplet", 0) == 0:
             continue
         frac = 1 - np.asarray(p["clear_t"].values, float).mean(axis=(1, 2))
         idx = np.asarray(p["triplet"].values, int)
-        cloudy += [(i, f) for i, f in zip(idx, frac) if 0.05 <= f <= 0.8]
-        clear += [(i, f) for i, f in zip(idx, frac) if f < 0.05]
-        overcast += [(i, f) for i, f in zip(idx, frac) if f > 0.8]
-    pick: list = []
-    for pool, want in ((cloudy, max(1, n // 2)), (clear, n), (cloudy, n), (overcast, n)):
-        pool = [c for c in pool if c[0] not in pick]
-        k = min(len(pool), want, n - len(pick))
-        if k > 0:
-            pick += [pool[i][0] for i in rng.choice(len(pool), k, replace=False)]
-    return sorted(int(i) for i in pick)
+        partly, clear, overcast = idx[(frac >= 0.05) & (frac <= 0.8)], idx[frac < 0.05], idx[frac > 0.8]
+        pools[name] = [list(rng.permutation(a)) for a in (partly, clear, overcast)]
+    quota = dict.fromkeys(pools, 0)
+    names = list(pools)
+    for k in range(min(n, sum(len(x) for pool in pools.values() for x in pool))):
+        for j in range(len(names)):  # the next set in turn that still has triplets
+            name = names[(k + j) % len(names)]
+            if quota[name] < sum(len(x) for x in pools[name]):
+                quota[name] += 1
+                break
+    pick: list[int] = []
+    for name in names:
+        partly, clear, overcast = pools[name]
+        chosen: list[int] = []
+        while len(chosen) < quota[name]:
+            first, second = (partly, clear) if len(chosen) % 2 == 0 else (clear, partly)
+            chosen.append(int((first or second or overcast).pop(0)))
+        pick += sorted(chosen)
+    return pick
 
 
 def truth_vs_prediction_maps(ds, predictions, triplets: Iterable[int] | None = None, n: int = 4,
@@ -510,8 +568,8 @@ def truth_vs_prediction_maps(ds, predictions, triplets: Iterable[int] | None = N
     hatched), the prediction, and on simulated data the true LAI and the error prediction - truth.
     On real data the last column is prediction - observed on clear pixels.
 
-    ``triplets``: cube positions among the predictions (default: :func:`choose_triplets`, including
-    triplets cloudy at t).
+    ``triplets``: cube positions among the predictions (default: :func:`choose_triplets`: every test set,
+    the cloudy one included, and triplets partly cloudy at t).
     """
     sets = _as_prediction_sets(predictions)
     lookup = {}
@@ -525,6 +583,7 @@ def truth_vs_prediction_maps(ds, predictions, triplets: Iterable[int] | None = N
     if not triplets:
         return note_figure("Ground truth and predictions", "no predicted triplet to show (empty test sets?)")
     truth = "lai_true" in ds
+    times = _labels(ds, "time")
     cols = ["Observed LAI at t\n(grey, hatched: not clear at t)", "Predicted LAI at t"]
     cols += ["True LAI at t\n(simulation)", "Prediction − truth"] if truth else ["Prediction − observed\n(clear pixels)"]
     nrows, ncols = len(triplets), len(cols)
@@ -562,7 +621,11 @@ def truth_vs_prediction_maps(ds, predictions, triplets: Iterable[int] | None = N
         ax_err.text(0.02, 0.02, text, transform=ax_err.transAxes, fontsize=8, va="bottom",
                     bbox=dict(facecolor="white", alpha=0.8, edgecolor="none", pad=1.5))
         date = _dates(ds, t)[2].strftime("%Y-%m-%d")
-        axes[r, 0].set_ylabel(f"triplet {t}\n{_set_title(name)}, {date}\n{cloudy_frac:.0%} not clear at t", fontsize=8)
+        past = ""
+        if "clear_fraction" in ds.variables:
+            past = f"\nclear at {times[0]}, {times[1]}: {float(np.mean(ds['clear_fraction'].values[t, :2])):.0%}"
+        axes[r, 0].set_ylabel(f"{_set_title(name)}: triplet {t}\n{date}\nclear at {times[2]}: {1 - cloudy_frac:.0%}"
+                              f"{past}", fontsize=7.5)
         for ax in axes[r]:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -578,7 +641,8 @@ def truth_vs_prediction_maps(ds, predictions, triplets: Iterable[int] | None = N
 
 
 def density(pred, target, mask=None, lai_scale: float = 5.0, max_points: int = 400_000, seed: int = 0) -> Figure:
-    """Predicted vs observed LAI as a 2D histogram (log counts) with the 1:1 line, one panel per test set.
+    """Predicted vs observed LAI as a 2D histogram (log counts) with the 1:1 line, one panel per test set
+    in the tables' order (``lai.facts.TEST_SETS``), each with its labelled colour bar.
 
     ``pred``, ``target`` (and ``mask``: pixels to score, e.g. clear at t): arrays, or dicts ``{set: array}``
     (see :func:`prediction_arrays`). RMSE (LAI and LAI/``lai_scale``) and R2 over all masked pixels.
@@ -589,7 +653,7 @@ def density(pred, target, mask=None, lai_scale: float = 5.0, max_points: int = 4
 
     if not isinstance(pred, Mapping):
         pred, target, mask = {"all": pred}, {"all": target}, (None if mask is None else {"all": mask})
-    names = list(pred)
+    names = _set_order(pred)
     if not names:
         return note_figure("Predicted vs observed LAI", "no test set given")
     rng = np.random.default_rng(seed)
@@ -617,7 +681,7 @@ def density(pred, target, mask=None, lai_scale: float = 5.0, max_points: int = 4
         peak = np.histogram2d(y, p, bins=60, range=((0, top), (0, top)))[0].max()
         sns.histplot(x=y, y=p, bins=60, binrange=((0, top), (0, top)), cmap="mako_r",
                      norm=mcolors.LogNorm(vmin=1, vmax=max(peak, 2)), vmin=None, vmax=None, cbar=True,
-                     cbar_kws={"label": "pixels (log)" if name == names[-1] else "", "shrink": 0.7}, ax=ax)
+                     cbar_kws={"label": "pixels (log)", "shrink": 0.7}, ax=ax)
         ax.plot([0, top], [0, top], "k--", lw=1, label="1:1")
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)
@@ -662,8 +726,7 @@ def error_by_set(table1_long: pd.DataFrame | None, baselines: pd.DataFrame | Non
     df = _results_long(table1_long, baselines)
     if df[["rmse", "r2"]].notna().to_numpy().sum() == 0:
         return note_figure("Error by test set", "no metrics available (no model evaluated, or empty test sets)")
-    sets = [s for s in ("non_cloudy", "cloudy", "unique") if s in set(df["set"])] + \
-        [s for s in dict.fromkeys(df["set"]) if s not in ("non_cloudy", "cloudy", "unique")]
+    sets = _set_order(df["set"])
     df["set title"] = df["set"].map(_set_title)
     models = list(dict.fromkeys(df["model"]))
     n_unet = df.loc[df["kind"] == "U-Net", "model"].nunique()
@@ -729,7 +792,7 @@ def table1_comparison(table1_long: pd.DataFrame | None, data_kind: str = "simula
     df["test set"] = df["set"].map(_set_title)
     models = list(dict.fromkeys(df["model"]))
     palette = dict(zip(models, sns.color_palette("tab10", len(models))))
-    markers = {"Non cloudy": "o", "Cloudy": "s", "Unique areas": "^"}
+    markers = dict(zip((SET_TITLES[s] for s in TEST_SETS), ("o", "s", "^")))
     fig = _figure(8.6, 5.7)
     axes = fig.subplots(1, 2)
     for ax, ours, paper, label in ((axes[0], "rmse_norm", "paper_rmse", "RMSE [LAI/5]"),

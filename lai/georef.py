@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lai.errors import CubeError
-
-TIME_LABELS = ("t-2", "t-1", "t")
+from lai.facts import POLARISATIONS, TIME_LABELS
 
 
 def georeferenced(values: np.ndarray, crs: str, transform, name: str, attrs: dict | None = None, where: str = ""):
@@ -60,7 +59,7 @@ def triplet_array(cube: str | Path, index: int, variable: str = "lai", time: str
         da = georeferenced(values, str(ds["crs"].values[index]), ds["transform"].values[index], variable,
                            dict(var.attrs), where=f"{cube} triplet {index} ({name})")
     if "dim_0" in da.dims and variable == "s1":
-        da = da.rename(dim_0="band").assign_coords(band=["VV", "VH"])
+        da = da.rename(dim_0="band").assign_coords(band=list(POLARISATIONS))
     return da.assign_attrs(source_file=name)
 
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from lai.config import ModelConfig
 from lai.encode import Encoded
-from lai.facts import ROWS, EncoderSpec
+from lai.facts import ROWS, UPSAMPLING, EncoderSpec
 
 
 def conv_block(c_in: int, c_out: int, n_convs: int) -> nn.Sequential:
@@ -21,20 +21,33 @@ def conv_block(c_in: int, c_out: int, n_convs: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def upsampler(c_in: int, c_out: int, kind: str = "transpose") -> nn.Module:
+    """Double the resolution: ``"transpose"``, the reference's 2x2 transposed convolution with stride 2
+    (each output pixel sees one input pixel through one of four kernels: prone to a 2-pixel checkerboard),
+    or ``"bilinear"``, bilinear interpolation followed by a 3x3 convolution."""
+    if kind == "transpose":
+        return nn.ConvTranspose2d(c_in, c_out, 2, stride=2)
+    if kind == "bilinear":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                             nn.Conv2d(c_in, c_out, 3, padding=1))
+    raise ValueError(f"model.upsample must be one of {', '.join(UPSAMPLING)}; got {kind!r}")
+
+
 class UNet(nn.Module):
     """U-Net returning ``widths[0]`` feature maps at input resolution.
 
-    Works for any input size divisible by ``2 ** (len(widths) - 1)``.
+    Works for any input size divisible by ``2 ** (len(widths) - 1)``; ``upsample``: see :func:`upsampler`.
     """
 
-    def __init__(self, c_in: int, widths: list[int], convs_per_level: int = 2, skip: bool = True):
+    def __init__(self, c_in: int, widths: list[int], convs_per_level: int = 2, skip: bool = True,
+                 upsample: str = "transpose"):
         super().__init__()
         self.skip = skip
         self.down = nn.ModuleList(
             conv_block(c_in if i == 0 else widths[i - 1], w, convs_per_level) for i, w in enumerate(widths)
         )
         self.pool = nn.MaxPool2d(2)
-        self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i], widths[i - 1], 2, stride=2) for i in range(len(widths) - 1, 0, -1))
+        self.up = nn.ModuleList(upsampler(widths[i], widths[i - 1], upsample) for i in range(len(widths) - 1, 0, -1))
         self.merge = nn.ModuleList(
             conv_block(widths[i - 1] * (2 if skip else 1), widths[i - 1], convs_per_level) for i in range(len(widths) - 1, 0, -1)
         )
@@ -76,7 +89,7 @@ class Encoder(nn.Module):
         self.mask_embed = nn.Conv2d(2 * mask_channels, 2 * cfg.mask_embedding, 1) if spec.masks else None
         self.season = Seasonality(cfg.season_hidden, cfg.season_channels) if spec.seasonality else None
         c_in += (2 * cfg.mask_embedding if spec.masks else 0) + (cfg.season_channels if spec.seasonality else 0)
-        self.unet = UNet(c_in, cfg.encoder_widths, cfg.convs_per_level, cfg.skip)
+        self.unet = UNet(c_in, cfg.encoder_widths, cfg.convs_per_level, cfg.skip, cfg.upsample)
         self.head = nn.Conv2d(self.unet.out_channels, 1, 1)
 
     def features(self, x: Encoded) -> torch.Tensor:
@@ -107,7 +120,7 @@ class LAIModel(nn.Module):
             if cfg.decoder_seasonality:
                 self.dec_season = Seasonality(cfg.season_hidden, cfg.season_channels)
                 c_in += cfg.season_channels
-            self.decoder = UNet(c_in, cfg.decoder_widths, cfg.convs_per_level, cfg.skip)
+            self.decoder = UNet(c_in, cfg.decoder_widths, cfg.convs_per_level, cfg.skip, cfg.upsample)
             self.dec_head = nn.Conv2d(self.decoder.out_channels, 1, 1)
 
     def forward(self, x: Encoded) -> dict[str, torch.Tensor]:

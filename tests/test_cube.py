@@ -151,3 +151,19 @@ def test_float16_cube_halves_the_floats_within_the_stated_precision(tiny_data, t
     assert triplet_array(half, 0, "s1").dtype == np.float32  # GeoTIFF-ready
     with pytest.raises(FileExistsError, match="overwrite"):  # a float32 build does not reuse it
         build_cube(lnb, half, profile.splits, profile.encoding, progress=False)
+
+
+def test_time_and_pol_carry_their_labels(lnb, tmp_path):
+    import xarray as xr
+
+    from lai.facts import POLARISATIONS, TIME_LABELS
+
+    cube = tmp_path / "cube.nc"
+    build_cube(lnb, cube, SplitConfig(held_out_areas=[]), progress=False)
+    with xr.open_dataset(cube, engine="h5netcdf") as plain:  # labels without lai's help
+        assert list(plain["time"].values) == ["t-2", "t-1", "t"] == list(TIME_LABELS)
+        assert list(plain["pol"].values) == ["VV", "VH"] == list(POLARISATIONS)
+    ds = open_cube(cube)
+    assert ds["s1"].sel(time="t-1", pol="VH").shape == (ds.sizes["triplet"], ds.sizes["y"], ds.sizes["x"])
+    np.testing.assert_array_equal(ds["lai"].sel(time="t").values, ds["lai"].values[:, 2])
+    np.testing.assert_array_equal(CubeSplit(cube).read(np.array([0]))["s1"][0], ds["s1"].values[0])

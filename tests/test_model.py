@@ -101,3 +101,27 @@ def test_residual_model_adds_the_last_clear_lai():
         out = model(x)
     for pred in out.values():
         np.testing.assert_allclose(pred[:, 0].numpy(), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("upsample", ["transpose", "bilinear"])
+def test_both_upsampling_options_build_every_part_and_keep_the_tile_size(upsample):
+    x = encode_batch(raw_batch(size=32), ENC)
+    model = small("final", upsample=upsample)
+    kinds = {type(m) for m in model.modules()}
+    assert (torch.nn.ConvTranspose2d in kinds) == (upsample == "transpose")
+    assert (torch.nn.Upsample in kinds) == (upsample == "bilinear")
+    for pred in model(x).values():
+        assert pred.shape == (2, 1, 32, 32)
+
+
+def test_unknown_upsampling_is_refused_by_the_config_and_the_model():
+    from lai.config import ConfigError, ModelConfig, load_profile
+
+    with pytest.raises(ConfigError, match="model.upsample must be one of transpose, bilinear; got 'nearest'"):
+        ModelConfig(upsample="nearest").validate()
+    with pytest.raises(ConfigError, match="model.upsample"):
+        load_profile("tiny", ["model.upsample=nearest"])
+    with pytest.raises(ValueError, match="model.upsample"):
+        UNet(3, [4, 8], upsample="nearest")
+    assert load_profile("tiny", ["model.upsample=bilinear"]).model.upsample == "bilinear"
+    assert ModelConfig().upsample == "transpose"  # the reference's choice stays the default

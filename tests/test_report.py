@@ -18,7 +18,7 @@ import yaml
 
 from lai import facts, figures
 from lai.config import EncodingConfig, Profile
-from lai.facts import PAPER_TABLE1
+from lai.facts import PAPER_TABLE1, ROWS
 from lai.tables import table1, with_floor
 
 GIT_REV = "0123456789abcdef0123456789abcdef01234567"
@@ -162,7 +162,7 @@ def make_tables(rng=None) -> dict[str, pd.DataFrame]:
 
 def make_histories(epochs: int = 6) -> dict[str, pd.DataFrame]:
     out = {}
-    for k, row in enumerate(("s1_masks_seas", "s2_masks_seas", "final")):
+    for k, row in enumerate(ROWS):  # every training stage, as notebook 03 trains them
         e = np.arange(epochs)
         lr = np.where(e < epochs // 3, 1e-3, np.where(e < 2 * epochs // 3, 2e-4, 4e-5))
         out[row] = pd.DataFrame({"epoch": e, "lr": lr, "train_loss": 0.05 / (1 + e) * (1 + k),
