@@ -67,6 +67,7 @@ def cmd_cube(args) -> int:
     summary = build_cube(
         args.folder, args.out, profile.splits, profile.encoding,
         on_error="skip" if args.skip_bad else "raise", overwrite=args.overwrite, progress=not args.quiet,
+        float_dtype=profile.cube_float, dask=_dask_args(args),
     )
     print(summary)
     _warn_empty_sets("cube", args.out)
@@ -134,11 +135,24 @@ def cmd_predict(args) -> int:
     if args.data is not None:
         from lai.predict import predict_folder
 
+        if _dask_args(args):
+            from lai.errors import ConfigError
+
+            raise ConfigError("--workers/--scheduler apply to --scene (one scene per task), not to --data")
         summary = predict_folder(args.run, args.data, args.out, args.batch_size, args.device, progress=not args.quiet)
+    elif len(args.scene) > 1:
+        from lai.scene import predict_scenes
+
+        summary = predict_scenes(args.run, args.scene, args.out, args.window, args.overlap, args.device,
+                                 progress=not args.quiet, dask=_dask_args(args))
     else:
         from lai.scene import predict_scene
 
-        summary = predict_scene(args.run, args.scene, args.out, args.window, args.overlap, args.device,
+        if _dask_args(args):
+            from lai.errors import ConfigError
+
+            raise ConfigError("--workers/--scheduler spread many scenes (one per task): give several --scene manifests")
+        summary = predict_scene(args.run, args.scene[0], args.out, args.window, args.overlap, args.device,
                                 progress=not args.quiet)
     print(json.dumps(summary, indent=2))
     return 0
@@ -150,7 +164,7 @@ def cmd_preprocess(args) -> int:
 
     cfg = PreprocessConfig(args.tile_size, args.max_s1_gap_days, args.s1_units, not args.no_reproject,
                            args.reflectance_scale, args.reflectance_offset)
-    print(json.dumps(preprocess(args.manifest, args.out, cfg, progress=not args.quiet), indent=2))
+    print(json.dumps(preprocess(args.manifest, args.out, cfg, progress=not args.quiet, dask=_dask_args(args)), indent=2))
     return 0
 
 
@@ -199,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad", action="store_true", help="skip bad triplets, listing them, instead of stopping")
     p.add_argument("--overwrite", action="store_true", help="replace an existing cube built otherwise")
     p.add_argument("--quiet", action="store_true")
+    _dask_options(p)
     p.set_defaults(func=cmd_cube)
 
     p = sub.add_parser("info", help="print a cube's variables, coordinates and split statistics")
@@ -224,17 +239,21 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="LAI maps at t from a trained row: one GeoTIFF per triplet, or one per scene",
         description="With --data: one georeferenced GeoTIFF per triplet of an LNB folder or cube, plus "
         "predictions.nc and summary.json in --out (a new folder). With --scene: one tiled GeoTIFF (--out, a new "
-        "file) for the t date of a scene manifest, by sliding windows blended over their overlap.",
+        "file) for the t date of a scene manifest, by sliding windows blended over their overlap; with several "
+        "manifests, one <manifest name>.tif each in --out (a new folder), on dask with --workers/--scheduler.",
     )
     p.add_argument("--run", required=True, type=Path, help="run folder of one row (holds model.pt)")
     p.add_argument("--data", type=Path, help="LNB folder or cube (.nc)")
-    p.add_argument("--scene", type=Path, help="scene manifest (YAML: dates t-2, t-1, t with s1, lai, scl rasters)")
-    p.add_argument("--out", required=True, type=Path, help="output folder (--data) or GeoTIFF (--scene); must be new")
+    p.add_argument("--scene", type=Path, nargs="+", help="scene manifest(s) (YAML: dates t-2, t-1, t with s1, lai, scl "
+                   "rasters); with several, --out is a new folder receiving <manifest name>.tif for each")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output folder (--data, several --scene) or GeoTIFF (one --scene); must be new")
     p.add_argument("--batch-size", type=int, default=8, help="triplets per model call (--data)")
     p.add_argument("--window", type=int, default=256, help="window size in pixels (--scene)")
     p.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring windows in pixels (--scene)")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
+    _dask_options(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("preprocess", help="scene rasters (S1 + S2 LAI or L2A bands) -> an LNB folder of named tiles")
@@ -247,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reflectance-scale", type=float, default=1e-4, help="L2A digital number -> reflectance")
     p.add_argument("--reflectance-offset", type=float, default=0.0, help="-0.1 from processing baseline 04.00 on")
     p.add_argument("--quiet", action="store_true")
+    _dask_options(p)
     p.set_defaults(func=cmd_preprocess)
 
     p = sub.add_parser(

@@ -277,12 +277,15 @@ class Profile:
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     figures_samples: int = 4  # maps shown in figures
     extras: bool = False  # also train and score the rows beyond the paper (lai.facts.EXTRA_ROWS, EXTRA_BASELINES)
+    cube_float: str = "float32"  # storage of s1/lai in the cube: float32 (exact) or float16 (half the disk, lai.cube)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
                 value.validate()
+        if self.cube_float not in ("float32", "float16"):
+            raise ConfigError(f"cube_float must be float32 or float16, got {self.cube_float!r}")
         if self.data != "simulate" and not str(self.data).strip():
             raise ConfigError("data must be 'simulate' or the path of an LNB folder")
         if self.data == "simulate":

@@ -3,7 +3,7 @@
 Schema (dims ``triplet``, ``time`` = t-2, t-1, t, ``pol`` = VV, VH, ``y``, ``x``; ``time`` and ``pol``
 carry these labels as string coordinates, ``lai.facts.TIME_LABELS`` and ``POLARISATIONS``)::
 
-    s1 (triplet, time, pol, y, x) float32 dB   lai (triplet, time, y, x) float32
+    s1 (triplet, time, pol, y, x) float32 dB   lai (triplet, time, y, x) float32   (or float16: below)
     scl (triplet, time, y, x) uint8            lai_true (triplet, y, x) float32 (simulated data only)
     coords: name (triplet, time), country, area, grid_row, grid_col, csv_row (triplet),
             date (triplet, time) with date_estimated (time): t-1's date is estimated,
@@ -14,12 +14,22 @@ The cube is written triplet by triplet (memory does not grow with the number
 of triplets) into a hidden temporary file that is renamed into place only
 when complete, so an interrupted build never leaves a file that looks valid.
 Each triplet is one HDF5 chunk per variable: loading a sample is one read.
+On dask (``dask={"workers": N}`` or ``{"scheduler": ADDRESS}``) the workers read and check
+the TIFFs; this process stays the single writer, in CSV order, so the cube is the serial one.
+
+``float_dtype="float16"`` stores s1, lai and lai_true as IEEE half floats: half the size, NaN kept,
+rounding error at most 0.008 dB on backscatter (|dB| < 32; the speckle of 4.4 looks is ~2 dB)
+and at most 0.001 LAI below 4, 0.002 below 8 (S2 retrieval noise: 0.05 + 8% of the LAI; training on
+a GPU keeps its resident copy in float16 anyway). The loader decodes to float32. Read it with h5py/h5netcdf
+(netCDF-C has no half-float type).
 """
 from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -33,7 +43,7 @@ import pandas as pd
 
 from lai import __version__
 from lai.config import EncodingConfig, SplitConfig
-from lai.errors import CubeError
+from lai.errors import ConfigError, CubeError
 from lai.facts import POLARISATIONS, TIME_LABELS
 from lai.io import ForeignOutputError, atomic_path, check_replaceable, output_lock
 from lai.lnb import (
@@ -49,8 +59,11 @@ from lai.lnb import (
     estimate_middle_date,
     index_folder,
     iter_triplets,
+    read_triplet,
 )
 from lai.splits import assign_splits, split_counts
+
+FLOAT_DTYPES = ("float32", "float16")  # storage of s1, lai, lai_true (float16: see the module docstring)
 
 # CF attributes of the data variables (LAI is a ratio of areas: CF's canonical unit for it is "1")
 CF_ATTRS = {
@@ -135,14 +148,20 @@ def build_cube(
     on_error: str = "raise",
     overwrite: bool = False,
     progress: bool = True,
+    float_dtype: str = "float32",
+    dask: dict | None = None,
 ) -> CubeSummary:
     """Validate an LNB folder and write its cube to ``out`` (a ``.nc`` file).
 
     An existing cube built from the same folder (same path, CSV, and size and modification time of
     every listed file) with the same settings is reused. Another existing lai cube is replaced only
     with ``overwrite=True``; anything else (a folder, a file lai did not write, a path inside the
-    LNB folder) is never replaced. The output is locked while it is written.
+    LNB folder) is never replaced. The output is locked while it is written. ``float_dtype``: float32
+    (exact) or float16 (half the size, see the module docstring). ``dask``: ``{"workers": N}`` or
+    ``{"scheduler": ADDRESS}`` reads the TIFFs on dask; the cube does not depend on it.
     """
+    if float_dtype not in FLOAT_DTYPES:
+        raise ConfigError(f"cube float type must be one of {', '.join(FLOAT_DTYPES)}, got {float_dtype!r}")
     splits = splits or SplitConfig()
     encoding = encoding or EncodingConfig()
     source, out = Path(source), Path(out)
@@ -150,7 +169,8 @@ def build_cube(
     if out.resolve().is_relative_to(source.resolve()):
         raise ForeignOutputError(f"{out} lies inside the LNB folder {source}; write the cube outside the input folder")
     build_config = json.dumps(
-        {"splits": asdict(splits), "valid_classes": list(encoding.valid_classes), "on_error": on_error}, sort_keys=True
+        {"splits": asdict(splits), "valid_classes": list(encoding.valid_classes), "on_error": on_error,
+         **({"float_dtype": float_dtype} if float_dtype != "float32" else {})}, sort_keys=True
     )
     with output_lock(out):
         key = source_key(source)
@@ -164,25 +184,69 @@ def build_cube(
             if not overwrite:
                 raise FileExistsError(f"{out} already exists and was not built from {source} as it is now with these "
                                       "settings; pass overwrite=True (`lai cube --overwrite`) to replace it")
-        _write_cube(source, out, splits, encoding, on_error, progress, {"source_key": key or "", "build_config": build_config})
+        _write_cube(source, out, splits, encoding, on_error, progress,
+                    {"source_key": key or "", "build_config": build_config}, np.dtype(float_dtype), dask)
     return _summary(out, open_cube(out))
 
 
+def _read_checked(trip, root: Path, shape: tuple[int, int], valid_classes, with_truth: bool, float_dtype: np.dtype):
+    """(data, None) for a good triplet, (None, (file, problem)) for a bad one: a dask task.
+
+    Floats come back already in the cube's float type (float16: half the bytes to send to the writer).
+    """
+    try:
+        data = read_triplet(root, trip, shape, valid_classes, with_truth)
+    except LNBError as err:
+        return None, (err.file, err.problem)
+    floats = {k: getattr(data, k).astype(float_dtype, copy=False) for k in ("s1", "lai", "truth")
+              if getattr(data, k) is not None}
+    return dataclasses.replace(data, **floats), None
+
+
+@contextlib.contextmanager
+def _checked_triplets(index, on_error: str, valid_classes, skipped: list, progress: bool, dask: dict | None,
+                      float_dtype: np.dtype):
+    """(triplet, data) of the good triplets in CSV order: read here, or by dask workers (a few ahead)."""
+    if not dask:
+        yield iter_triplets(index, on_error, valid_classes, skipped, progress, "build cube")
+        return
+    from tqdm.auto import tqdm
+
+    from lai.parallel import dask_client, imap_ordered
+
+    def stream(client):
+        read = functools.partial(_read_checked, root=index.root, shape=(index.height, index.width),
+                                 valid_classes=tuple(valid_classes), with_truth=index.has_truth, float_dtype=float_dtype)
+        with contextlib.closing(imap_ordered(read, index.triplets, client)) as results:  # cancels what is left
+            for trip, (data, error) in tqdm(zip(index.triplets, results), total=len(index.triplets),
+                                            desc="build cube", unit="triplet", disable=not progress):
+                if error is not None:
+                    if on_error == "raise":
+                        raise LNBError(*error)
+                    skipped.append(Skipped(trip.row, *error))
+                    continue
+                yield trip, data
+
+    with dask_client(**dask) as client, contextlib.closing(stream(client)) as triplets:
+        yield triplets
+
+
 def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: EncodingConfig, on_error: str,
-                progress: bool, extra_attrs: dict) -> None:
+                progress: bool, extra_attrs: dict, float_dtype: np.dtype, dask: dict | None = None) -> None:
     index = index_folder(source, on_error=on_error, progress=progress)
     h, w, n = index.height, index.width, len(index.triplets)
     skipped: list[Skipped] = list(index.skipped)
     meta_rows = []
     digest = hashlib.sha256()
-    with atomic_path(out) as tmp, _h5_writer(tmp) as f:
+    with atomic_path(out) as tmp, _h5_writer(tmp) as f, \
+            _checked_triplets(index, on_error, encoding.valid_classes, skipped, progress, dask, float_dtype) as triplets:
         f.dimensions = {"triplet": None, "time": 3, "pol": 2, "y": h, "x": w, "affine": 6}
         f.resize_dimension("triplet", n)
-        s1 = f.create_variable("s1", ("triplet", "time", "pol", "y", "x"), np.float32, chunks=(1, 3, 2, h, w))
-        lai = f.create_variable("lai", ("triplet", "time", "y", "x"), np.float32, chunks=(1, 3, h, w))
+        s1 = f.create_variable("s1", ("triplet", "time", "pol", "y", "x"), float_dtype, chunks=(1, 3, 2, h, w))
+        lai = f.create_variable("lai", ("triplet", "time", "y", "x"), float_dtype, chunks=(1, 3, h, w))
         scl = f.create_variable("scl", ("triplet", "time", "y", "x"), np.uint8, chunks=(1, 3, h, w))
         truth = (
-            f.create_variable("lai_true", ("triplet", "y", "x"), np.float32, chunks=(1, h, w)) if index.has_truth else None
+            f.create_variable("lai_true", ("triplet", "y", "x"), float_dtype, chunks=(1, h, w)) if index.has_truth else None
         )
         for var in (s1, lai, scl, truth):
             if var is not None:
@@ -192,11 +256,13 @@ def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: Encoding
         cloud_lut = np.zeros(256, bool)
         cloud_lut[list(CLOUD_CLASSES)] = True
         k = 0
-        for trip, data in iter_triplets(index, on_error, encoding.valid_classes, skipped, progress, "build cube"):
-            s1[k], lai[k], scl[k] = data.s1, data.lai, data.scl
+        for trip, data in triplets:
+            stored = [a.astype(float_dtype, copy=False) for a in (data.s1, data.lai)] + [data.scl]  # rounded here, as numpy does
             if truth is not None:
-                truth[k] = data.truth
-            for arr in (data.s1, data.lai, data.scl) + ((data.truth,) if truth is not None else ()):
+                stored.append(data.truth.astype(float_dtype, copy=False))
+                truth[k] = stored[3]
+            s1[k], lai[k], scl[k] = stored[:3]
+            for arr in stored:
                 digest.update(np.ascontiguousarray(arr).tobytes())
             digest.update("|".join(trip.names).encode())
             meta_rows.append(_triplet_meta(trip, data, valid_lut, cloud_lut))
@@ -217,6 +283,7 @@ def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: Encoding
                 **extra_attrs,
                 "fingerprint": digest.hexdigest(),
                 "has_truth": int(truth is not None),
+                "float_dtype": float_dtype.name,
                 "valid_classes": json.dumps(list(encoding.valid_classes)),
                 "splits_config": json.dumps(asdict(splits)),
                 "skipped": json.dumps([asdict(s) for s in skipped]),

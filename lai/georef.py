@@ -55,7 +55,8 @@ def triplet_array(cube: str | Path, index: int, variable: str = "lai", time: str
         if "time" in var.dims:
             var = var.isel(time=TIME_LABELS.index(time))
         name = str(ds["name"].values[index][TIME_LABELS.index(time)])
-        da = georeferenced(var.values, str(ds["crs"].values[index]), ds["transform"].values[index], variable,
+        values = var.values.astype(np.float32) if var.dtype == np.float16 else var.values  # float16 cubes decoded
+        da = georeferenced(values, str(ds["crs"].values[index]), ds["transform"].values[index], variable,
                            dict(var.attrs), where=f"{cube} triplet {index} ({name})")
     if "dim_0" in da.dims and variable == "s1":
         da = da.rename(dim_0="band").assign_coords(band=list(POLARISATIONS))

@@ -21,6 +21,11 @@ RAW_KEYS = ("s1", "lai", "scl")
 
 
 
+def _decoded(values: np.ndarray) -> np.ndarray:
+    """Cube values as the models read them: float16 storage (``lai cube`` option) back to float32."""
+    return values.astype(np.float32) if values.dtype == np.float16 else values
+
+
 def _doy(days_since_epoch: np.ndarray) -> np.ndarray:
     dates = np.asarray(days_since_epoch, "datetime64[D]")
     return (dates - dates.astype("datetime64[Y]")).astype(np.int64) + 1
@@ -68,7 +73,7 @@ class CubeSplit:
         """Read samples at ``positions`` (0..len-1) as numpy arrays, in the order given."""
         positions = np.asarray(positions)
         rows = self.index[positions]
-        out = {key: self._reader(key)(rows) for key in self._keys}
+        out = {key: _decoded(self._reader(key)(rows)) for key in self._keys}
         if self.has_truth:
             out["truth"] = out.pop("lai_true")
         out["doy_target"] = self.doy_target[positions]

@@ -3,12 +3,13 @@
 ``workers=N`` starts a local cluster of N single-threaded worker processes; ``scheduler=ADDRESS``
 uses an existing dask.distributed cluster (its workers must see the same file system, since tasks
 read and write files). Results come back in input order, so they never depend on the number of
-workers; a progress bar advances as tasks finish.
+workers; a progress bar advances as tasks finish. Local workers run with OMP_NUM_THREADS=1 (one core each).
 """
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from lai.errors import ConfigError
@@ -31,9 +32,14 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
         with client:
             yield client
         return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}) as cluster, Client(cluster) as client:
         yield client
+
+
+def worker_count(client) -> int:
+    """Workers the client's cluster has now (at least 1)."""
+    return max(1, len(client.scheduler_info().get("workers", {})))
 
 
 def map_ordered(fn: Callable, items: Iterable, client, on_done: Callable[[int, Any], None] | None = None) -> list:
@@ -50,3 +56,23 @@ def map_ordered(fn: Callable, items: Iterable, client, on_done: Callable[[int, A
         if on_done is not None:
             on_done(i, results[i])
     return results
+
+
+def imap_ordered(fn: Callable, items: Iterable, client, ahead: int | None = None) -> Iterator:
+    """Yield ``fn(item)`` in input order, with at most ``ahead`` tasks in flight (default: 2 per worker).
+
+    For results that are large (arrays) and consumed by one writer: memory holds ``ahead`` results,
+    not all of them. Tasks still queued when the caller stops early are cancelled.
+    """
+    ahead = ahead or 2 * worker_count(client)
+    pending: deque = deque()
+    try:
+        for item in items:
+            pending.append(client.submit(fn, item, pure=False))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        if pending:
+            client.cancel(list(pending))

@@ -163,7 +163,8 @@ class Inputs:
             for i in range(self.n):
                 t = tuple(transform[i]) if np.isfinite(transform[i]).all() else None
                 target, first = (EPOCH + dt.timedelta(days=int(dates[i, k])) for k in (2, 0))
-                yield Sample(names[i], f["s1"][i], f["lai"][i], f["scl"][i], target, first, crs[i] or None, t)
+                s1, lai = (np.asarray(f[v][i], np.float32) for v in ("s1", "lai"))  # float16 cubes decoded
+                yield Sample(names[i], s1, lai, f["scl"][i], target, first, crs[i] or None, t)
 
 
 # --------------------------------------------------------------------------- outputs

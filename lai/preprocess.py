@@ -23,7 +23,8 @@ resolution differ, and only if ``reproject`` allows it; 20 m L2A bands are resam
 bottom edges are left out and counted), each written with its CRS and transform and named
 ``<COUNTRY>_<AREA>_<DateFrom>_<DateTo>-<IdxTime>-<n>-<Row>-<Col>.tiff`` (n: S2 dates before
 t-2); ``image_series.csv`` lists the triplets and ``preprocess.json`` says how the folder was
-made. Work goes tile by tile, so memory does not grow with the scene.
+made. Work goes tile by tile, so memory does not grow with the scene; on dask, one triplet of
+dates per task.
 """
 from __future__ import annotations
 
@@ -240,11 +241,42 @@ def _write(path: Path, array: np.ndarray, grid: TileGrid) -> None:
         dst.write(array)
 
 
-def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | None = None, progress: bool = True) -> dict:
-    """Write the LNB folder ``out`` from the scenes in ``manifest``; return a summary."""
-    import pandas as pd
+def _preprocess_triplet(trip: tuple[int, int, int], m: Manifest, match: dict, scene: TileGrid, cfg: PreprocessConfig,
+                        tmp: Path, bar=None) -> tuple[list, int]:
+    """Write every tile position of one triplet of S2 dates; return its CSV rows and the LAI values clipped."""
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
+
+    size = cfg.tile_size
+    dates = [m.s2[i] for i in trip]
+    series, clipped = [], 0
+    for r in range(scene.height // size):
+        for c in range(scene.width // size):
+            win = Window(c * size, r * size, size, size)
+            grid = TileGrid(scene.crs, window_transform(win, scene.transform), size, size)
+            names = [TileName(m.country, m.area, dates[0].date, dates[2].date, k, trip[0], r, c).format() for k in range(3)]
+            for i, name in zip(trip, names):
+                lai, scl, n_clipped = s2_tile(m.s2[i], grid, cfg)
+                clipped += n_clipped
+                _write(tmp / S1_DIR / name, s1_tile(m.s1[match[i]], grid, cfg), grid)
+                _write(tmp / S2_DIR / name, lai, grid)
+                _write(tmp / MASK_DIR / name, scl, grid)
+            series.append(names)
+            if bar is not None:
+                bar.update()
+    return series, clipped
+
+
+def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | None = None, progress: bool = True,
+               dask: dict | None = None) -> dict:
+    """Write the LNB folder ``out`` from the scenes in ``manifest``; return a summary.
+
+    ``dask``: ``{"workers": N}`` or ``{"scheduler": ADDRESS}`` writes one triplet of dates per task on
+    dask.distributed (workers must see ``out``'s file system); the folder does not depend on it.
+    """
+    import functools
+
+    import pandas as pd
     from tqdm.auto import tqdm
 
     cfg = cfg or PreprocessConfig()
@@ -269,28 +301,20 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
     if not rows or not cols:
         raise SceneError(f"{manifest}: scene of {scene.height}x{scene.width} pixels is smaller than one tile "
                          f"(preprocess.tile_size {size})")
-    series, clipped = [], 0
     with atomic_path(out) as tmp:
         for sub in (S1_DIR, S2_DIR, MASK_DIR):
             (tmp / sub).mkdir(parents=True)
-        bar = tqdm(total=len(triplets) * rows * cols, desc="preprocess", unit="tile", disable=not progress)
-        for trip in triplets:
-            dates = [m.s2[i] for i in trip]
-            for r in range(rows):
-                for c in range(cols):
-                    win = Window(c * size, r * size, size, size)
-                    grid = TileGrid(scene.crs, window_transform(win, scene.transform), size, size)
-                    names = [TileName(m.country, m.area, dates[0].date, dates[2].date, k, trip[0], r, c).format()
-                             for k in range(3)]
-                    for i, name in zip(trip, names):
-                        lai, scl, n_clipped = s2_tile(m.s2[i], grid, cfg)
-                        clipped += n_clipped
-                        _write(tmp / S1_DIR / name, s1_tile(m.s1[match[i]], grid, cfg), grid)
-                        _write(tmp / S2_DIR / name, lai, grid)
-                        _write(tmp / MASK_DIR / name, scl, grid)
-                    series.append(names)
-                    bar.update()
-        bar.close()
+        with tqdm(total=len(triplets) * rows * cols, desc="preprocess", unit="tile", disable=not progress) as bar:
+            task = functools.partial(_preprocess_triplet, m=m, match=match, scene=scene, cfg=cfg, tmp=Path(tmp))
+            if dask:
+                from lai.parallel import dask_client, map_ordered
+
+                with dask_client(**dask) as client:
+                    done = map_ordered(task, triplets, client, on_done=lambda i, _: bar.update(rows * cols))
+            else:
+                done = [task(trip, bar=bar) for trip in triplets]
+        series = [names for part, _ in done for names in part]
+        clipped = sum(n for _, n in done)
         pd.DataFrame(series, columns=["0", "1", "2"]).to_csv(tmp / SERIES_CSV, index=False)
         summary = {
             "manifest": str(manifest), "out": str(out), "triplets": len(series), "tiles_per_date": rows * cols,

@@ -17,11 +17,13 @@ linear ramp over the overlap (never zero) and the weighted mean is written, so w
 leave no seam. Rows are written as soon as no later window touches them: memory grows with
 the window and the scene's width, not with its area. The output is a tiled, compressed
 GeoTIFF (Cloud Optimized GeoTIFF when GDAL has the COG driver) with the scene's CRS and
-transform: band 1 LAI, band 2 the observed flag, as in :mod:`lai.predict`.
+transform: band 1 LAI, band 2 the observed flag, as in :mod:`lai.predict`. Many scenes
+(:func:`predict_scenes`) go one per task on dask when asked, each worker loading the model once.
 """
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,6 +228,63 @@ def predict_scene(run: str | Path | Trained, manifest: str | Path, out: str | Pa
         "observed_fraction": observed / (h * w),
         "dates_without_scl": [str(d.date) for d in dates if d.scl is None],
     }
+
+
+@functools.lru_cache(maxsize=2)
+def _worker_model(run: str, device: str) -> Trained:
+    """The model of ``run``, loaded once per worker process (torch on one thread: one worker per core)."""
+    import torch
+
+    torch.set_num_threads(1)
+    return load_trained(run, device)
+
+
+def _predict_scene_task(manifest: Path, run: str, out_dir: Path, window: int, overlap: int, device: str) -> dict:
+    return predict_scene(_worker_model(run, device), manifest, out_dir / f"{manifest.stem}.tif", window, overlap,
+                         device, progress=False)
+
+
+def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: int = 256, overlap: int = 64,
+                   device: str = "auto", progress: bool = True, dask: dict | None = None) -> list[dict]:
+    """LAI maps of many scenes into the new folder ``out``, one ``<manifest name>.tif`` each.
+
+    ``dask``: ``{"workers": N}`` or ``{"scheduler": ADDRESS}`` predicts one scene per task; each worker
+    loads the model once. The maps do not depend on it. Returns the scenes' summaries in input order.
+    """
+    from tqdm.auto import tqdm
+
+    manifests, out = [Path(m) for m in manifests], Path(out)
+    stems = [m.stem for m in manifests]
+    twice = sorted({s for s in stems if stems.count(s) > 1})
+    if twice:
+        raise SceneError(f"scene manifests share the name(s) {', '.join(twice)}: each map is named after its "
+                         "manifest (<name>.tif), so rename them")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"--out {out} already exists and is not an empty folder; choose a new folder")
+    if window < 1 or not 0 <= overlap < window:
+        raise SceneError(f"overlap must lie in [0, window), got overlap {overlap} with window {window}")
+    for m in manifests:
+        check_grid(read_manifest(m))  # every manifest checked before any work starts
+    with atomic_path(out) as tmp:
+        Path(tmp).mkdir()
+        task = functools.partial(_predict_scene_task, run=str(run), out_dir=Path(tmp), window=window,
+                                 overlap=overlap, device=device)
+        with tqdm(total=len(manifests), desc="predict scenes", unit="scene", disable=not progress) as bar:
+            if dask:
+                from lai.parallel import dask_client, map_ordered
+
+                with dask_client(**dask) as client:
+                    summaries = map_ordered(task, manifests, client, on_done=lambda i, _: bar.update())
+            else:
+                trained = load_trained(run, device)
+                summaries = []
+                for m in manifests:
+                    summaries.append(predict_scene(trained, m, Path(tmp) / f"{m.stem}.tif", window, overlap, device,
+                                                   progress=progress))
+                    bar.update()
+    for summary in summaries:
+        summary["out"] = str(out / Path(summary["out"]).name)
+    return summaries
 
 
 def _finish(gtiff: Path, target: Path) -> None:

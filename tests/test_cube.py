@@ -124,6 +124,35 @@ def test_interrupted_build_leaves_no_cube(tiny_data, tmp_path, monkeypatch):
     assert not list(tmp_path.glob(".cube.nc.partial-*"))
 
 
+def test_float16_cube_halves_the_floats_within_the_stated_precision(tiny_data, tmp_path):
+    import h5py
+
+    profile, lnb, exact = tiny_data
+    half = tmp_path / "half.nc"
+    build_cube(lnb, half, profile.splits, profile.encoding, progress=False, float_dtype="float16")
+    with h5py.File(exact, "r") as a, h5py.File(half, "r") as b:
+        assert [b[v].dtype for v in ("s1", "lai", "lai_true", "scl")] == [np.float16] * 3 + [np.uint8]
+        for v, bound, worst in (("s1", 32, 2**-7), ("lai", 8, 2**-9), ("lai_true", 8, 2**-9)):  # half a float16 step
+            x, y = a[v][:], b[v][:].astype(np.float32)
+            np.testing.assert_array_equal(np.isnan(x), np.isnan(y))
+            inside = np.abs(np.nan_to_num(x)) < bound
+            assert inside.mean() > 0.99, v
+            np.testing.assert_allclose(y[inside], x[inside], rtol=0, atol=worst)
+            np.testing.assert_allclose(y, x, rtol=2**-11, atol=2**-25)  # anywhere: half a step (subnormals: absolute)
+            assert 0 < np.nanmax(np.abs(y - x)), v  # rounded indeed
+        np.testing.assert_array_equal(a["split"][:], b["split"][:])
+        assert b.attrs["float_dtype"] == "float16" and b.attrs["fingerprint"] != a.attrs["fingerprint"]
+    sample = CubeSplit(half).read(np.array([3, 0]))  # decoded for the models
+    assert sample["s1"].dtype == sample["lai"].dtype == sample["truth"].dtype == np.float32
+    np.testing.assert_array_equal(sample["lai"][1], np.asarray(open_cube(half)["lai"].values[0], np.float32))
+    assert half.stat().st_size < 0.6 * exact.stat().st_size
+    from lai.georef import triplet_array
+
+    assert triplet_array(half, 0, "s1").dtype == np.float32  # GeoTIFF-ready
+    with pytest.raises(FileExistsError, match="overwrite"):  # a float32 build does not reuse it
+        build_cube(lnb, half, profile.splits, profile.encoding, progress=False)
+
+
 def test_time_and_pol_carry_their_labels(lnb, tmp_path):
     import xarray as xr
 

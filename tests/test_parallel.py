@@ -1,11 +1,17 @@
-"""Many inputs on dask.distributed: the results do not depend on the number of workers."""
+"""Many inputs on dask.distributed (simulation, cube, preprocessing, scenes): results do not depend on the workers."""
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from lai.errors import ConfigError
+from lai.config import PreprocessConfig
+from lai.cube import build_cube
+from lai.errors import ConfigError, LNBError
 from lai.parallel import dask_client
+from lai.preprocess import preprocess
+from lai.scene import SceneError, predict_scenes
+from tests.helpers import write_tiff
 
 
 def test_simulate_on_two_dask_workers_writes_the_serial_bytes(tiny_data, tmp_path):
@@ -27,3 +33,94 @@ def test_workers_and_scheduler_are_exclusive_and_checked():
     with pytest.raises(ConfigError, match="--workers must be a positive"):
         with dask_client(workers=0):
             pass
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """One local cluster of two single-threaded worker processes for this module (``--scheduler ADDRESS``)."""
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      env={"OMP_NUM_THREADS": "1"}) as cluster:
+        yield {"scheduler": cluster.scheduler_address}
+
+
+def test_cube_on_two_dask_workers_equals_the_serial_cube(tiny_data, scheduler, tmp_path, capfd):
+    import xarray as xr
+
+    profile, lnb, serial = tiny_data
+    summary = build_cube(lnb, tmp_path / "cube.nc", profile.splits, profile.encoding, progress=True, dask=scheduler)
+    assert "build cube" in capfd.readouterr().err  # the progress bar
+    with xr.open_dataset(serial, engine="h5netcdf") as a, xr.open_dataset(tmp_path / "cube.nc", engine="h5netcdf") as b:
+        assert a.identical(b)  # every array, coordinate and attribute, the fingerprint included
+    assert summary.n_triplets == 120
+    half = [build_cube(lnb, tmp_path / f"half{i}.nc", profile.splits, profile.encoding, progress=False,
+                       float_dtype="float16", dask=d) for i, d in enumerate((None, scheduler))]
+    assert half[0].fingerprint == half[1].fingerprint != summary.fingerprint  # rounded on the workers as serially
+
+
+def test_bad_triplets_on_dask_are_raised_or_skipped_as_serially(lnb, scheduler, tmp_path):
+    from lai.lnb import MASK_DIR, read_series
+
+    bad = read_series(lnb)[1].names[2]
+    write_tiff(lnb / MASK_DIR / bad, np.full((16, 16), 15, np.uint8))
+    with pytest.raises(LNBError, match=f"{bad}.*outside 0..11"):
+        build_cube(lnb, tmp_path / "raised.nc", progress=False, dask=scheduler)
+    assert not (tmp_path / "raised.nc").exists()
+    on_dask = build_cube(lnb, tmp_path / "dask.nc", on_error="skip", progress=False, dask=scheduler)
+    serial = build_cube(lnb, tmp_path / "serial.nc", on_error="skip", progress=False)
+    assert on_dask.skipped == serial.skipped and [s["row"] for s in serial.skipped] == [1]
+    assert on_dask.fingerprint == serial.fingerprint and on_dask.n_triplets == 2
+
+
+def test_preprocess_on_two_dask_workers_writes_the_serial_bytes(scheduler, tmp_path, capfd):
+    from tests.test_preprocess import scene
+
+    manifest = scene(tmp_path / "scene", size=64)
+    cfg = PreprocessConfig(tile_size=32)
+    serial = preprocess(manifest, tmp_path / "serial", cfg, progress=False)
+    on_dask = preprocess(manifest, tmp_path / "dask", cfg, progress=True, dask=scheduler)
+    assert "preprocess" in capfd.readouterr().err
+    assert {**serial, "out": ""} == {**on_dask, "out": ""} and serial["triplets"] == 4  # 1 triplet x 4 tiles
+    files = sorted(p.relative_to(tmp_path / "serial") for p in (tmp_path / "serial").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "dask") for p in (tmp_path / "dask").rglob("*") if p.is_file())
+    for rel in files:
+        if rel.name != "preprocess.json":  # names its own --out
+            assert (tmp_path / "serial" / rel).read_bytes() == (tmp_path / "dask" / rel).read_bytes(), rel
+
+
+def test_scenes_on_two_dask_workers_equal_the_serial_maps(tiny_run, scheduler, tmp_path, capfd):
+    import rasterio
+    import yaml
+    from affine import Affine
+
+    manifests = []
+    for s in range(3):
+        rng, root = np.random.default_rng(s), tmp_path / f"scene{s}"
+        entries = []
+        for k, date in enumerate(("2019-06-01", "2019-06-06", "2019-06-11")):
+            kw = dict(crs="EPSG:32633", transform=Affine(10, 0, 500000, 0, -10, 4600000))
+            write_tiff(root / f"s1_{k}.tif", rng.uniform(-25, -5, (2, 70, 50)).astype(np.float32), **kw)
+            write_tiff(root / f"lai_{k}.tif", rng.uniform(0, 6, (70, 50)).astype(np.float32), **kw)
+            entries.append({"date": date, "s1": f"s1_{k}.tif", "lai": f"lai_{k}.tif"})
+        (root / f"field{s}.yaml").write_text(yaml.safe_dump({"dates": entries}))
+        manifests.append(root / f"field{s}.yaml")
+    serial = predict_scenes(tiny_run, manifests, tmp_path / "serial", window=32, overlap=8, device="cpu", progress=False)
+    on_dask = predict_scenes(tiny_run, manifests, tmp_path / "dask", window=32, overlap=8, device="cpu",
+                             dask=scheduler)
+    assert "predict scenes" in capfd.readouterr().err
+    assert [s["out"] for s in on_dask] == [str(tmp_path / "dask" / f"field{s}.tif") for s in range(3)]
+    for a, b in zip(serial, on_dask):
+        assert {**a, "out": ""} == {**b, "out": ""}
+        with rasterio.open(a["out"]) as x, rasterio.open(b["out"]) as y:
+            # equal bytes with OMP_NUM_THREADS=1; serial torch on more threads may sum in another order
+            np.testing.assert_allclose(x.read(), y.read(), rtol=0, atol=1e-5)
+    with pytest.raises(SceneError, match="share the name"):
+        predict_scenes(tiny_run, [manifests[0], manifests[0]], tmp_path / "twice", device="cpu", progress=False)
+    from lai.cli import main
+
+    cli = ["predict", "--run", str(tiny_run), "--device", "cpu", "--quiet"]
+    assert main([*cli, "--scene", *map(str, manifests[:2]), "--out", str(tmp_path / "cli")]) == 0
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["field0.tif", "field1.tif"]
+    assert main([*cli, "--scene", str(manifests[0]), "--out", str(tmp_path / "one.tif"), "--workers", "2"]) == 2
+    assert "give several --scene manifests" in capfd.readouterr().err
