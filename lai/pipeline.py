@@ -158,8 +158,9 @@ class RunContext:
 
     @property
     def cube_path(self) -> Path:
+        float16 = {"float": self.profile.cube_float} if self.profile.cube_float != "float32" else {}  # float32: names as before
         key = _digest({"lnb": str(self.lnb_dir.resolve()), "splits": asdict(self.profile.splits),
-                       "valid": self.profile.encoding.valid_classes})
+                       "valid": self.profile.encoding.valid_classes, **float16})
         return self.data_root / f"cube-{key}.nc"
 
     def table(self, name: str) -> Path:

@@ -73,6 +73,8 @@ def test_new_run_folders_default_to_reports_and_absolute_data(tmp_path, monkeypa
     assert RunContext.open().run_dir == tmp_path / "reports" / "quick"
     tiny = RunContext.open(profile="tiny")
     assert tiny.run_dir == tmp_path / "reports" / "tiny" and tiny.data_root == tmp_path / "data"
+    half = RunContext.open(tmp_path / "half", "tiny", ["cube_float=float16"])
+    assert half.cube_path.parent == tiny.cube_path.parent and half.cube_path != tiny.cube_path  # one cube per storage type
     monkeypatch.chdir(tmp_path)
     real = RunContext.open(tmp_path / "real", "tiny", data="lnb")
     assert real.profile.data == str(tmp_path / "lnb") and RunContext.open(tmp_path / "real").profile.data == str(tmp_path / "lnb")
