@@ -11,9 +11,11 @@ tables/*.csv, figures/*.png, runs/<row>/ (training), notebooks/*.ipynb
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -332,12 +334,71 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
             try:
                 # the notebooks' printed lines (per-epoch summaries, stage results) stream to the terminal;
                 # their progress bars stay in the notebook (widgets in JupyterLab)
-                pm.execute_notebook(str(NOTEBOOK_DIR / nb), str(out), parameters=params, cwd=str(NOTEBOOK_DIR),
-                                    kernel_name="python3", progress_bar=False,
-                                    stdout_file=sys.stdout if progress else None, extra_arguments=KERNEL_QUIET)
+                with _notebook_kernel() as (km, terminal):
+                    pm.execute_notebook(str(NOTEBOOK_DIR / nb), str(out), parameters=params, cwd=str(NOTEBOOK_DIR),
+                                        kernel_name="python3", km=km, progress_bar=False,
+                                        stdout_file=terminal if progress else None, extra_arguments=KERNEL_QUIET)
             except pm.PapermillExecutionError as err:
                 raise PipelineError(
                     f"notebook {nb} failed in cell {err.cell_index} (execution count {err.exec_count}): "
                     f"{err.ename}: {err.evalue}. The executed notebook is {out}"
                 ) from None
     return run_dir / "report.pdf"
+
+
+class _Terminal:
+    """The notebooks' streamed output, muted once the run is interrupted: the closing line stays the last."""
+
+    def __init__(self, stream):
+        self.stream, self.muted = stream, False
+
+    def write(self, text: str) -> int:
+        if not self.muted:
+            self.stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.muted:
+            self.stream.flush()
+
+
+@contextlib.contextmanager
+def _notebook_kernel():
+    """A kernel manager owned here, so that Ctrl-C kills the kernel at once.
+
+    Left to nbclient, an interrupted run first interrupts the kernel, whose KeyboardInterrupt
+    traceback (or a "Kernel died" task error) then reaches the terminal after lai's own last line.
+    """
+    import logging
+    import signal
+    import threading
+
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    km = AsyncKernelManager(kernel_name="python3")
+    terminal = _Terminal(sys.stdout)
+    interrupted = False
+
+    def on_interrupt(signum, frame):
+        nonlocal interrupted
+        interrupted = terminal.muted = True
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # the killed kernel's pending replies
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if main else None
+    try:
+        yield km, terminal
+    except BaseException:
+        if interrupted:  # whatever nbclient raised while unwinding, the run was interrupted
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+        if km.has_kernel:
+            if interrupted:
+                with contextlib.suppress(OSError):
+                    os.killpg(km.provisioner.pgid, signal.SIGKILL)
+            run_sync(km.shutdown_kernel)(now=interrupted)
