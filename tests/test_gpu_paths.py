@@ -49,7 +49,9 @@ def test_paper_preset_256_bf16_channels_last_matches_fp32():
 
     Tolerances: bf16 keeps 8 bits of mantissa (relative rounding 2^-8 = 0.4 % per operation), so the
     loss may differ by a few per cent and single predictions by a few hundredths of the LAI/5 range;
-    the gradient must still point the same way (cosine similarity above 0.98).
+    the gradient must still point the same way (cosine similarity above 0.98). Measured on the CPU
+    (1 and 2 threads alike): prediction differences mean 0.015, 99th percentile 0.050, max 0.099-0.104
+    over the 131,072 pixels, so the bounds below leave a factor of two on each statistic.
     """
     torch.manual_seed(0)
     model = LAIModel(ModelConfig(row="final", preset="paper"), mask_channels(ENC))
@@ -59,7 +61,8 @@ def test_paper_preset_256_bf16_channels_last_matches_fp32():
     loss, pred, grad = train_step(model, encode_batch(raw_batch(2, 256), ENC), True, True)
     assert pred.shape == (2, 1, 256, 256)
     assert torch.isfinite(loss) and abs(loss - ref_loss) / ref_loss < 0.05
-    assert (pred - ref_pred).abs().max() < 0.1
+    diff = (pred - ref_pred).abs().flatten()
+    assert diff.mean() < 0.03 and diff.quantile(0.99) < 0.1 and diff.max() < 0.2, diff.max()
     assert torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0) > 0.98
 
     # evaluation path: eval mode, no grad, bf16 + channels_last, as lai.evaluate.predict runs it on a GPU
