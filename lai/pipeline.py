@@ -134,7 +134,7 @@ class RunContext:
     def __init__(self, profile: str | Path | Profile | None = None, overrides: list[str] | None = None,
                  run_dir: str | Path | None = None, data_root: str | Path | None = None, data: str | Path | None = None):
         self.profile, self.run_dir = open_run_folder(run_dir, profile, overrides, data)
-        self.data_root = Path(data_root or PROJECT_ROOT / "data")
+        self.data_root = Path(data_root or self._recorded_data_root() or PROJECT_ROOT / "data")
         for sub in ("tables", "figures", "runs", "notebooks"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
 
@@ -143,9 +143,16 @@ class RunContext:
              overrides: list[str] | None = None, data: str | Path | None = None,
              data_root: str | Path | None = None) -> RunContext:
         """The run folder ``run_dir`` (holding profile.yaml: that profile, as it is); ``profile``, ``overrides``
-        and ``data`` start a new folder, or must match the folder's profile. ``data_root`` (default data/)
-        holds simulated data and cubes."""
+        and ``data`` start a new folder, or must match the folder's profile. ``data_root`` holds simulated
+        data and cubes (default: the one the folder's data step recorded in data.json, else data/)."""
         return cls(profile, overrides, run_dir, data_root, data)
+
+    def _recorded_data_root(self) -> str | None:
+        """The data root this run folder's data step used (data.json), so a notebook opened alone finds its cube."""
+        try:
+            return json.loads((self.run_dir / "data.json").read_text()).get("data_root")
+        except (OSError, ValueError, AttributeError):
+            return None
 
     # ------------------------------------------------------------------ paths
     @property
@@ -187,6 +194,7 @@ class RunContext:
             "kind": "simulated" if self.simulated else "real",
             "source": str(self.lnb_dir),
             "cube": str(self.cube_path),
+            "data_root": str(self.data_root.resolve()),
             "triplets": summary.n_triplets,
             "tile_size": summary.height,
             "splits": summary.splits,

@@ -447,6 +447,18 @@ def test_pipeline_streams_epochs_without_kernel_noise(pipeline_runs):
         assert "TqdmWarning" not in nb.read_text(), nb.name
 
 
+def test_notebook_opened_alone_finds_the_runs_data_root(pipeline_runs):
+    """`lai run --data-root data` records it in data.json: a notebook that opens the run folder alone
+    (run_dir only, as in JupyterLab) uses that data root and its cube, not the default data/."""
+    from lai.pipeline import RunContext
+
+    run_a = pipeline_runs[0]
+    data_root = run_a.parent.parent / "data"
+    assert json.loads((run_a / "data.json").read_text())["data_root"] == str(data_root)
+    ctx = RunContext.open(run_a)
+    assert ctx.data_root == data_root and ctx.cube_path.exists()
+
+
 @pytest.mark.timeout(900)
 def test_pipeline_killed_then_rerun_equals_uninterrupted(pipeline_runs):
     """Same seed, same tables: run B (SIGKILLed mid-training, then rerun) against uninterrupted run A."""
