@@ -59,11 +59,16 @@ from lai.lnb import (
     estimate_middle_date,
     index_folder,
     iter_triplets,
-    read_triplet,
+    read_outcome,
 )
 from lai.splits import assign_splits, split_counts
 
 FLOAT_DTYPES = ("float32", "float16")  # storage of s1, lai, lai_true (float16: see the module docstring)
+
+def decoded(values: np.ndarray) -> np.ndarray:
+    """Cube values as models and GeoTIFFs read them: float16 storage (``float_dtype``) back to float32."""
+    return values.astype(np.float32) if values.dtype == np.float16 else values
+
 
 # CF attributes of the data variables (LAI is a ratio of areas: CF's canonical unit for it is "1")
 CF_ATTRS = {
@@ -189,15 +194,12 @@ def build_cube(
     return _summary(out, open_cube(out))
 
 
-def _read_checked(trip, root: Path, shape: tuple[int, int], valid_classes, with_truth: bool, float_dtype: np.dtype):
-    """(data, None) for a good triplet, (None, (file, problem)) for a bad one: a dask task.
-
-    Floats come back already in the cube's float type (float16: half the bytes to send to the writer).
-    """
-    try:
-        data = read_triplet(root, trip, shape, valid_classes, with_truth)
-    except LNBError as err:
-        return None, (err.file, err.problem)
+def _read_for_cube(trip, root: Path, shape: tuple[int, int], valid_classes, with_truth: bool, float_dtype: np.dtype):
+    """:func:`lai.lnb.read_outcome` with the floats already in the cube's float type (float16: half the
+    bytes to send to the writer): a dask task."""
+    data, error = read_outcome(root, trip, shape, valid_classes, with_truth)
+    if data is None:
+        return None, error
     floats = {k: getattr(data, k).astype(float_dtype, copy=False) for k in ("s1", "lai", "truth")
               if getattr(data, k) is not None}
     return dataclasses.replace(data, **floats), None
@@ -210,25 +212,13 @@ def _checked_triplets(index, on_error: str, valid_classes, skipped: list, progre
     if not dask:
         yield iter_triplets(index, on_error, valid_classes, skipped, progress, "build cube")
         return
-    from tqdm.auto import tqdm
-
     from lai.parallel import dask_client, imap_ordered
 
-    def stream(client):
-        read = functools.partial(_read_checked, root=index.root, shape=(index.height, index.width),
-                                 valid_classes=tuple(valid_classes), with_truth=index.has_truth, float_dtype=float_dtype)
-        with contextlib.closing(imap_ordered(read, index.triplets, client)) as results:  # cancels what is left
-            for trip, (data, error) in tqdm(zip(index.triplets, results), total=len(index.triplets),
-                                            desc="build cube", unit="triplet", disable=not progress):
-                if error is not None:
-                    if on_error == "raise":
-                        raise LNBError(*error)
-                    skipped.append(Skipped(trip.row, *error))
-                    continue
-                yield trip, data
-
-    with dask_client(**dask) as client, contextlib.closing(stream(client)) as triplets:
-        yield triplets
+    read = functools.partial(_read_for_cube, root=index.root, shape=(index.height, index.width),
+                             valid_classes=tuple(valid_classes), with_truth=index.has_truth, float_dtype=float_dtype)
+    with dask_client(**dask) as client, \
+            contextlib.closing(imap_ordered(read, index.triplets, client)) as outcomes:  # closing cancels what is left
+        yield iter_triplets(index, on_error, valid_classes, skipped, progress, "build cube", outcomes)
 
 
 def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: EncodingConfig, on_error: str,

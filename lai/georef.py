@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lai.cube import decoded
 from lai.errors import CubeError
 from lai.facts import POLARISATIONS, TIME_LABELS
 
@@ -55,8 +56,7 @@ def triplet_array(cube: str | Path, index: int, variable: str = "lai", time: str
         if "time" in var.dims:
             var = var.isel(time=TIME_LABELS.index(time))
         name = str(ds["name"].values[index][TIME_LABELS.index(time)])
-        values = var.values.astype(np.float32) if var.dtype == np.float16 else var.values  # float16 cubes decoded
-        da = georeferenced(values, str(ds["crs"].values[index]), ds["transform"].values[index], variable,
+        da = georeferenced(decoded(var.values), str(ds["crs"].values[index]), ds["transform"].values[index], variable,
                            dict(var.attrs), where=f"{cube} triplet {index} ({name})")
     if "dim_0" in da.dims and variable == "s1":
         da = da.rename(dim_0="band").assign_coords(band=list(POLARISATIONS))

@@ -372,21 +372,36 @@ def read_triplet(
     return TripletData(s1.astype(np.float32), lai.astype(np.float32), scl, truth, crs, transform)
 
 
+def read_outcome(root: str | Path, triplet: Triplet, shape: tuple[int, int], valid_classes,
+                 with_truth: bool) -> tuple[TripletData | None, tuple[str, str] | None]:
+    """:func:`read_triplet` as plain values: (data, None) for a good triplet, (None, (file, problem))
+    for a bad one, so that a dask worker can return either."""
+    try:
+        return read_triplet(root, triplet, shape, valid_classes, with_truth), None
+    except LNBError as err:
+        return None, (err.file, err.problem)
+
+
 def iter_triplets(index: FolderIndex, on_error: str = "raise", valid_classes=(2, 3, 4, 5, 6),
-                  skipped: list[Skipped] | None = None, progress: bool = True, desc: str = "check pixels"):
+                  skipped: list[Skipped] | None = None, progress: bool = True, desc: str = "check pixels",
+                  outcomes=None):
     """Read and check every triplet of ``index``: yield (triplet, data).
 
     ``on_error="skip"`` appends bad triplets to ``skipped`` (the same problems ``"raise"`` raises).
+    ``outcomes``: each triplet's :func:`read_outcome`, in order, when they are read elsewhere (dask
+    workers); by default they are read here.
     """
     from tqdm.auto import tqdm
 
-    for trip in tqdm(index.triplets, desc=desc, unit="triplet", disable=not progress):
-        try:
-            data = read_triplet(index.root, trip, (index.height, index.width), valid_classes, with_truth=index.has_truth)
-        except LNBError as err:
+    if outcomes is None:
+        shape = (index.height, index.width)
+        outcomes = (read_outcome(index.root, trip, shape, valid_classes, index.has_truth) for trip in index.triplets)
+    for trip, (data, error) in tqdm(zip(index.triplets, outcomes), total=len(index.triplets), desc=desc,
+                                    unit="triplet", disable=not progress):
+        if error is not None:
             if on_error == "raise":
-                raise
-            skipped.append(Skipped(trip.row, err.file, err.problem))
+                raise LNBError(*error)
+            skipped.append(Skipped(trip.row, *error))
             continue
         yield trip, data
 

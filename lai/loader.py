@@ -13,17 +13,12 @@ import h5py
 import numpy as np
 import torch
 
-from lai.cube import check_cube_file
+from lai.cube import check_cube_file, decoded
 from lai.errors import ResidencyError
 
 RAW_KEYS = ("s1", "lai", "scl")
 
 
-
-
-def _decoded(values: np.ndarray) -> np.ndarray:
-    """Cube values as the models read them: float16 storage (``lai cube`` option) back to float32."""
-    return values.astype(np.float32) if values.dtype == np.float16 else values
 
 
 def _doy(days_since_epoch: np.ndarray) -> np.ndarray:
@@ -73,7 +68,7 @@ class CubeSplit:
         """Read samples at ``positions`` (0..len-1) as numpy arrays, in the order given."""
         positions = np.asarray(positions)
         rows = self.index[positions]
-        out = {key: _decoded(self._reader(key)(rows)) for key in self._keys}
+        out = {key: decoded(self._reader(key)(rows)) for key in self._keys}
         if self.has_truth:
             out["truth"] = out.pop("lai_true")
         out["doy_target"] = self.doy_target[positions]

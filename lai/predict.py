@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from lai.config import ConfigError, EncodingConfig
-from lai.cube import CF_ATTRS, EPOCH, check_cube_file
+from lai.cube import CF_ATTRS, EPOCH, check_cube_file, decoded
 from lai.encode import count_clipped, denormalise_lai, encode_batch
 from lai.errors import LNBError
 from lai.io import atomic_path
@@ -163,7 +163,7 @@ class Inputs:
             for i in range(self.n):
                 t = tuple(transform[i]) if np.isfinite(transform[i]).all() else None
                 target, first = (EPOCH + dt.timedelta(days=int(dates[i, k])) for k in (2, 0))
-                s1, lai = (np.asarray(f[v][i], np.float32) for v in ("s1", "lai"))  # float16 cubes decoded
+                s1, lai = (decoded(f[v][i]) for v in ("s1", "lai"))
                 yield Sample(names[i], s1, lai, f["scl"][i], target, first, crs[i] or None, t)
 
 
