@@ -139,6 +139,12 @@ def check_replaceable(path: Path, folder: bool = False) -> None:
         raise ForeignOutputError(f"{path} is not a regular file (a device or pipe?); choose another output path")
 
 
+def check_new_folder(out: Path) -> None:
+    """An output folder (``--out``) must be new or empty: lai never writes into a folder holding other files."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"--out {out} already exists and is not an empty folder; choose a new folder")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds.

@@ -29,7 +29,7 @@ from lai.config import ConfigError, EncodingConfig
 from lai.cube import CF_ATTRS, EPOCH, check_cube_file, decoded
 from lai.encode import count_clipped, denormalise_lai, encode_batch
 from lai.errors import LNBError
-from lai.io import atomic_path
+from lai.io import atomic_path, check_new_folder
 from lai.model import LAIModel
 
 NODATA = np.float32(np.nan)
@@ -194,11 +194,6 @@ def write_map(path: Path, lai: np.ndarray, observed: np.ndarray, crs, transform)
         dst.set_band_description(2, "1 = observed (S2 clear at t), 0 = filled by the model")
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"--out {out} already exists and is not an empty folder; choose a new folder")
-
-
 def _netcdf(path: Path, n: int, shape: tuple[int, int], meta: dict):
     import h5netcdf
     import h5py
@@ -231,7 +226,7 @@ def predict_folder(run: str | Path, data: str | Path, out: str | Path, batch_siz
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     out = Path(out)
-    _check_out(out)
+    check_new_folder(out)
     trained = load_trained(run, device)
     inputs = Inputs(data, trained.enc.valid_classes, progress)
     meta = dict(run=str(Path(run).resolve()), data=str(Path(data).resolve()), row=trained.row, lai_version=__version__,

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from lai.config import PreprocessConfig
-from lai.io import atomic_path
+from lai.io import atomic_path, check_new_folder
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, LNBError, TileName
 from lai.scene import CLEAR_WITHOUT_SCL, SceneError, load_manifest, manifest_file
 from lai.snap import BANDS, VALID_RANGE, Angles, snap_lai
@@ -282,8 +282,7 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
     cfg = cfg or PreprocessConfig()
     cfg.validate()
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"--out {out} already exists and is not an empty folder; choose a new folder")
+    check_new_folder(out)
     m = read_manifest(manifest)
     triplets, match, unused = pick_triplets(m.s2, m.s1, cfg.max_s1_gap_days)
     if not triplets:

@@ -31,7 +31,7 @@ import numpy as np
 
 from lai.encode import count_clipped
 from lai.errors import LaiError
-from lai.io import atomic_path
+from lai.io import atomic_path, check_new_folder
 from lai.predict import Trained, day_of_year, geotiff_profile, load_trained, predict_batch
 
 GDAL_CACHE_MB = 64  # GDAL's block cache (default: 5% of RAM) would otherwise fill with the scene's blocks
@@ -159,6 +159,11 @@ def _read_window(dates: list[SceneDate], win) -> dict[str, np.ndarray]:
     return {"s1": np.stack(s1), "lai": np.stack(lai), "scl": np.stack(scl)}
 
 
+def _check_window(window: int, overlap: int) -> None:
+    if window < 1 or not 0 <= overlap < window:
+        raise SceneError(f"overlap must lie in [0, window), got overlap {overlap} with window {window}")
+
+
 def predict_scene(run: str | Path | Trained, manifest: str | Path, out: str | Path, window: int = 256,
                   overlap: int = 64, device: str = "auto", progress: bool = True) -> dict:
     """Write the LAI map at t of the scene in ``manifest`` to the GeoTIFF ``out``."""
@@ -169,8 +174,7 @@ def predict_scene(run: str | Path | Trained, manifest: str | Path, out: str | Pa
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"--out {out} already exists; choose a new file name")
-    if window < 1 or not 0 <= overlap < window:
-        raise SceneError(f"overlap must lie in [0, window), got overlap {overlap} with window {window}")
+    _check_window(window, overlap)
     dates = read_manifest(manifest)
     grid = check_grid(dates)
     trained = run if isinstance(run, Trained) else load_trained(run, device)
@@ -259,10 +263,8 @@ def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: in
     if twice:
         raise SceneError(f"scene manifests share the name(s) {', '.join(twice)}: each map is named after its "
                          "manifest (<name>.tif), so rename them")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"--out {out} already exists and is not an empty folder; choose a new folder")
-    if window < 1 or not 0 <= overlap < window:
-        raise SceneError(f"overlap must lie in [0, window), got overlap {overlap} with window {window}")
+    check_new_folder(out)
+    _check_window(window, overlap)
     for m in manifests:
         check_grid(read_manifest(m))  # every manifest checked before any work starts
     with atomic_path(out) as tmp:
