@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lai.config import EncodingConfig
 from lai.errors import LaiError
 from lai.facts import BASELINES, FIGURE_NAMES, PAPER_BASELINES_R2, PAPER_TABLE1, ROWS, SET_TITLES, TEST_SETS
 from lai.io import atomic_path, atomic_write_text, output_lock, remove_stale_partials
@@ -238,7 +239,7 @@ class _Run:
 
     @property
     def lai_scale(self) -> float:
-        return float((self.profile.get("encoding") or {}).get("lai_scale", 5.0))
+        return float((self.profile.get("encoding") or {}).get("lai_scale", EncodingConfig().lai_scale))
 
     def final_metrics(self) -> pd.DataFrame | None:
         """Final model per set: final_metrics.csv, else the 'final' rows of table1.csv; None if neither exists."""
