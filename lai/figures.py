@@ -25,6 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from lai.config import EncodingConfig
 from lai.facts import POLARISATIONS, ROWS, SET_TITLES, TEST_SETS, TIME_LABELS
 from lai.io import atomic_path
 from lai.lnb import SCL_NAMES
@@ -36,7 +37,6 @@ ERROR_CMAP = "RdBu_r"
 DB_CMAP = "gray"
 DPI = 150
 SPLIT_ORDER = ("train", "val", *TEST_SETS, "buffer")
-DEFAULT_VALID_CLASSES = (2, 3, 4, 5, 6)  # EncodingConfig's default (the reference rule)
 
 # Sen2Cor's own SCL colours (ESA scene classification legend).
 SCL_COLORS = {
@@ -148,20 +148,24 @@ def _splits(ds) -> np.ndarray:
     return np.asarray(ds["split"].values).astype(str)
 
 
+def _in_order(names: Iterable[str], order: Iterable[str]) -> list[str]:
+    """The distinct ``names`` in ``order``, any other name after them (first seen first)."""
+    names, order = list(dict.fromkeys(names)), list(order)
+    return [s for s in order if s in names] + [s for s in names if s not in order]
+
+
 def _set_order(names: Iterable[str]) -> list[str]:
-    """Test sets in the tables' order (``lai.facts.TEST_SETS``), any other name after them."""
-    names = list(dict.fromkeys(names))
-    return [s for s in TEST_SETS if s in names] + [s for s in names if s not in TEST_SETS]
+    """Test sets in the tables' order (``lai.facts.TEST_SETS``)."""
+    return _in_order(names, TEST_SETS)
 
 
 def _split_order(present: Iterable[str]) -> list[str]:
-    present = list(dict.fromkeys(present))
-    return [s for s in SPLIT_ORDER if s in present] + [s for s in present if s not in SPLIT_ORDER]
+    return _in_order(present, SPLIT_ORDER)
 
 
 def _valid_lut(valid_classes) -> np.ndarray:
     lut = np.zeros(256, bool)
-    lut[list(valid_classes if valid_classes is not None else DEFAULT_VALID_CLASSES)] = True
+    lut[list(valid_classes if valid_classes is not None else EncodingConfig().valid_classes)] = True
     return lut
 
 
@@ -297,7 +301,6 @@ def _season_curve(doy: np.ndarray, kind: str) -> np.ndarray:
     try:
         import torch
 
-        from lai.config import EncodingConfig
         from lai.encode import seasonality
 
         d = torch.as_tensor(np.asarray(doy, np.float32))
