@@ -16,8 +16,9 @@ from lai import examples
 from lai.config import PreprocessConfig
 from lai.cube import build_cube
 from lai.lnb import SERIES_CSV, TileName, index_folder, read_triplet
+from lai.manifest import read_preprocess_manifest
 from lai.predict import predict_folder
-from lai.preprocess import pick_triplets, preprocess, read_manifest
+from lai.preprocess import pick_triplets, preprocess
 from lai.scene import SceneError, predict_scene
 from tests.helpers import write_tiff
 
@@ -49,7 +50,7 @@ def scene(root: Path, size=96, s1_on_20m_linear=False, seed=0) -> Path:
 
 def test_triplets_by_date_real_names_and_georeferenced_tiles(tmp_path):
     manifest = scene(tmp_path / "scene")
-    m = read_manifest(manifest)
+    m = read_preprocess_manifest(manifest)
     triplets, _, unused = pick_triplets(m.s2, m.s1, max_gap_days=1)
     assert triplets == [(0, 1, 2)] and unused == ["2019-06-16 (nearest S1 4 days away)"]
     assert pick_triplets(m.s2, m.s1, max_gap_days=4)[0] == [(0, 1, 2), (1, 2, 3)]
