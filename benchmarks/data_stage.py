@@ -39,7 +39,7 @@ import psutil
 
 from lai.config import load_profile
 from lai.cube import build_cube
-from lai.simulate import _scene_dates, plan, simulate
+from lai.simulate import plan, scene_dates, simulate
 
 FRACTION = ["simulate.train_regions=[SPAIN_BADAJOZ]", "simulate.train_triplets=636", "simulate.unique_triplets=0",
             "splits.held_out_areas=[]"]
@@ -136,7 +136,7 @@ def empty_cluster(dask: dict) -> None:
 def plan_stats(cfg) -> dict:
     plans = plan(cfg)
     return {"scenes": len(plans), "triplets": sum(len(s.picks) for s in plans),
-            "scene_dates": sum(len(_scene_dates(s)) for s in plans)}
+            "scene_dates": sum(len(scene_dates(s)) for s in plans)}
 
 
 def main() -> None:

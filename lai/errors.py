@@ -24,6 +24,10 @@ class LNBError(LaiError, ValueError):
         super().__init__(f"{file}: {problem}")
 
 
+class SceneError(LaiError, ValueError):
+    """A manifest (scene or preprocessing) or one of its rasters does not fit; the message names it."""
+
+
 class CubeError(LaiError, ValueError):
     """The cube file is missing, incomplete or of another schema."""
 

@@ -1,4 +1,4 @@
-"""Read and validate the paper's folder layout ("LNB": Leaf Nothing Behind).
+"""Read, validate and write the paper's folder layout ("LNB": Leaf Nothing Behind).
 
 ::
 
@@ -10,7 +10,8 @@
 
 Every problem raises :class:`LNBError`, whose message names the file (or CSV
 row) and what was expected. With ``on_error="skip"`` a bad triplet is instead
-recorded as a :class:`Skipped` entry and reported, never dropped silently.
+recorded as a :class:`Skipped` entry and reported, never dropped silently. The simulator and
+preprocessing write the layout with :func:`write_tile` and :func:`write_series`.
 """
 from __future__ import annotations
 
@@ -447,3 +448,26 @@ def index_folder(root: str | Path, on_error: str = "raise", progress: bool = Tru
         raise LNBError(root / SERIES_CSV, f"no valid triplet left ({len(skipped)} skipped)")
     has_truth = all((root / TRUTH_DIR / t.names[2]).is_file() for t in good)
     return FolderIndex(root, good, skipped, shape[0], shape[1], has_truth)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_tile(path: str | Path, data: np.ndarray, crs, transform) -> None:
+    """Write one tile, (bands, H, W) or (H, W), as an uncompressed, pixel-interleaved GeoTIFF (no timestamps)."""
+    import rasterio
+
+    data = data[None] if data.ndim == 2 else data
+    with rasterio.open(
+        path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+        dtype=data.dtype, crs=crs, transform=transform, interleave="pixel",
+    ) as dst:
+        dst.write(data)
+
+
+def write_series(root: str | Path, rows) -> Path:
+    """Write ``image_series.csv`` into ``root``: the header :data:`TIME_COLUMNS`, then one row of
+    three file names (t-2, t-1, t) per triplet."""
+    path = Path(root) / SERIES_CSV
+    path.write_text("\n".join([",".join(TIME_COLUMNS)] + [",".join(names) for names in rows]) + "\n")
+    return path

@@ -1,6 +1,7 @@
 """Scene rasters -> the LNB layout: pick triplets by date, put S1 on the S2 grid, cut named tiles.
 
-A YAML manifest lists the acquisitions of one place (relative paths are relative to it)::
+A YAML manifest (read by :func:`lai.manifest.read_preprocess_manifest`) lists the acquisitions of one
+place (relative paths are relative to it)::
 
     country: AUSTRIA            # the first two parts of every tile name
     area: WALDVIERTEL
@@ -28,98 +29,21 @@ dates per task.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lai.config import PreprocessConfig
+from lai.errors import SceneError
 from lai.io import atomic_path, check_new_folder, output_lock
-from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, LNBError, TileName
-from lai.scene import CLEAR_WITHOUT_SCL, SceneError, load_manifest, manifest_file
-from lai.snap import BANDS, VALID_RANGE, Angles, snap_lai
+from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, TileName, write_series, write_tile
+from lai.manifest import CLEAR_WITHOUT_SCL, Manifest, S1Date, S2Date, read_preprocess_manifest
+from lai.snap import BANDS, VALID_RANGE, snap_lai
 
 SUMMARY = "preprocess.json"  # written into the LNB folder: how it was made
-
-
-@dataclass(frozen=True)
-class S2Date:
-    date: dt.date
-    lai: Path | None
-    bands: dict[str, Path] | None
-    angles: Angles | None
-    scl: Path | None
-
-
-@dataclass(frozen=True)
-class S1Date:
-    date: dt.date
-    files: tuple[Path, ...]  # (vv, vh) or one two-band file
-
-
-@dataclass
-class Manifest:
-    country: str
-    area: str
-    s2: list[S2Date]
-    s1: list[S1Date]
-    path: Path = field(default=Path("."))
-
-
-def _date(value, where: str) -> dt.date:
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise SceneError(f"{where}: {value!r} is not a YYYY-MM-DD date") from None
-
-
-def read_manifest(path: str | Path) -> Manifest:
-    """Parse a preprocessing manifest, checking that every named file exists."""
-    path = Path(path)
-    raw = load_manifest(path, "preprocessing manifest")
-    for key in ("country", "area", "s2", "s1"):
-        if not raw.get(key):
-            raise SceneError(f"{path}: key {key!r} is missing or empty")
-
-    def file(value, where):
-        return manifest_file(path, value, where)
-
-    s2 = []
-    for k, e in enumerate(raw["s2"]):
-        where = f"{path}: s2[{k}]"
-        if not isinstance(e, dict) or "date" not in e or ("lai" in e) == ("bands" in e):
-            raise SceneError(f"{where} must hold date and either lai or bands (+ angles)")
-        bands = angles = None
-        if "bands" in e:
-            missing = [b for b in BANDS if b not in (e["bands"] or {})]
-            if missing:
-                raise SceneError(f"{where}.bands lacks {missing}; the SNAP network needs {', '.join(BANDS)}")
-            bands = {b: file(e["bands"][b], f"{where}.bands.{b}") for b in BANDS}
-            try:
-                angles = Angles(**e.get("angles", {}))
-                angles.check()
-            except (TypeError, ValueError) as err:
-                raise SceneError(f"{where}.angles: expected view_zenith, sun_zenith, relative_azimuth in degrees ({err})") from None
-        s2.append(S2Date(_date(e["date"], f"{where}.date"), file(e["lai"], f"{where}.lai") if "lai" in e else None,
-                         bands, angles, file(e["scl"], f"{where}.scl") if e.get("scl") else None))
-    s1 = []
-    for k, e in enumerate(raw["s1"]):
-        where = f"{path}: s1[{k}]"
-        if not isinstance(e, dict) or "date" not in e or not ({"vv", "vh"} <= set(e) or "file" in e):
-            raise SceneError(f"{where} must hold date and vv + vh (or one two-band file)")
-        files = (file(e["file"], f"{where}.file"),) if "file" in e else (file(e["vv"], f"{where}.vv"), file(e["vh"], f"{where}.vh"))
-        s1.append(S1Date(_date(e["date"], f"{where}.date"), files))
-    try:
-        TileName.parse(TileName(str(raw["country"]), str(raw["area"]), s2[0].date, s2[0].date, 0, 0, 0, 0).format())
-    except LNBError:
-        raise SceneError(f"{path}: country {raw['country']!r} and area {raw['area']!r} must be letters and digits "
-                         "(the area may also hold _): they become the first parts of every tile name") from None
-    return Manifest(str(raw["country"]), str(raw["area"]), sorted(s2, key=lambda d: d.date), sorted(s1, key=lambda d: d.date), path)
 
 
 def pick_triplets(s2: list[S2Date], s1: list[S1Date], max_gap_days: int) -> tuple[list[tuple[int, int, int]], dict[int, int], list[str]]:
@@ -232,15 +156,6 @@ def s2_tile(d: S2Date, grid: TileGrid, cfg: PreprocessConfig) -> tuple[np.ndarra
     return lai.astype(np.float32), scl, clipped
 
 
-def _write(path: Path, array: np.ndarray, grid: TileGrid) -> None:
-    import rasterio
-
-    array = array[None] if array.ndim == 2 else array
-    with rasterio.open(path, "w", driver="GTiff", height=grid.height, width=grid.width, count=array.shape[0],
-                       dtype=array.dtype, crs=grid.crs, transform=grid.transform) as dst:
-        dst.write(array)
-
-
 def _preprocess_triplet(trip: tuple[int, int, int], m: Manifest, match: dict, scene: TileGrid, cfg: PreprocessConfig,
                         tmp: Path, bar=None) -> tuple[list, int]:
     """Write every tile position of one triplet of S2 dates; return its CSV rows and the LAI values clipped."""
@@ -258,9 +173,9 @@ def _preprocess_triplet(trip: tuple[int, int, int], m: Manifest, match: dict, sc
             for i, name in zip(trip, names):
                 lai, scl, n_clipped = s2_tile(m.s2[i], grid, cfg)
                 clipped += n_clipped
-                _write(tmp / S1_DIR / name, s1_tile(m.s1[match[i]], grid, cfg), grid)
-                _write(tmp / S2_DIR / name, lai, grid)
-                _write(tmp / MASK_DIR / name, scl, grid)
+                write_tile(tmp / S1_DIR / name, s1_tile(m.s1[match[i]], grid, cfg), grid.crs, grid.transform)
+                write_tile(tmp / S2_DIR / name, lai, grid.crs, grid.transform)
+                write_tile(tmp / MASK_DIR / name, scl, grid.crs, grid.transform)
             series.append(names)
             if bar is not None:
                 bar.update()
@@ -276,14 +191,13 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
     """
     import functools
 
-    import pandas as pd
     from tqdm.auto import tqdm
 
     cfg = cfg or PreprocessConfig()
     cfg.validate()
     out = Path(out)
     check_new_folder(out)
-    m = read_manifest(manifest)
+    m = read_preprocess_manifest(manifest)
     triplets, match, unused = pick_triplets(m.s2, m.s1, cfg.max_s1_gap_days)
     if not triplets:
         raise SceneError(f"{manifest}: no three S2 dates with an S1 acquisition within {cfg.max_s1_gap_days} day(s) "
@@ -314,7 +228,7 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
                 done = [task(trip, bar=bar) for trip in triplets]
         series = [names for part, _ in done for names in part]
         clipped = sum(n for _, n in done)
-        pd.DataFrame(series, columns=["0", "1", "2"]).to_csv(tmp / SERIES_CSV, index=False)
+        write_series(tmp, series)
         summary = {
             "manifest": str(manifest), "out": str(out), "triplets": len(series), "tiles_per_date": rows * cols,
             "tile_size": size, "crs": scene.crs.to_string(),

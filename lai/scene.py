@@ -1,6 +1,7 @@
 """Predict LAI at t over a whole scene: sliding windows with overlap, smooth blending, windowed I/O.
 
-A scene is described by a YAML manifest listing the three dates t-2, t-1, t in that order::
+A scene is described by a YAML manifest (read by :func:`lai.manifest.read_scene_manifest`) listing the
+three dates t-2, t-1, t in that order::
 
     dates:
       - {date: 2019-03-01, s1: s1_0301.tif, lai: lai_0301.tif, scl: scl_0301.tif}
@@ -22,7 +23,6 @@ transform: band 1 LAI, band 2 the observed flag, as in :mod:`lai.predict`. Many 
 """
 from __future__ import annotations
 
-import datetime as dt
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,24 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from lai.encode import count_clipped
-from lai.errors import LaiError
+from lai.errors import SceneError
 from lai.io import atomic_path, check_new_folder, output_lock
+from lai.manifest import CLEAR_WITHOUT_SCL, SceneDate, read_scene_manifest
 from lai.predict import Trained, day_of_year, geotiff_profile, load_trained, predict_batch
 
 GDAL_CACHE_MB = 64  # GDAL's block cache (default: 5% of RAM) would otherwise fill with the scene's blocks
-CLEAR_WITHOUT_SCL = 4  # SCL class written for dates without a mask: "vegetation", a class the encoding counts as clear
-
-
-class SceneError(LaiError, ValueError):
-    """The scene manifest or one of its rasters does not fit; the message names it."""
-
-
-@dataclass(frozen=True)
-class SceneDate:
-    date: dt.date
-    s1: Path
-    lai: Path
-    scl: Path | None
 
 
 @dataclass(frozen=True)
@@ -56,53 +44,6 @@ class Grid:
     width: int
     crs: str | None
     transform: tuple
-
-
-def load_manifest(path: Path, what: str) -> dict:
-    """A YAML manifest as a mapping; :class:`SceneError` naming the file otherwise."""
-    import yaml
-
-    if not path.is_file():
-        raise SceneError(f"{path}: {what} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise SceneError(f"{path}: {what} is not valid YAML ({err})") from None
-    if not isinstance(raw, dict):
-        raise SceneError(f"{path}: {what} must be a YAML mapping, got {type(raw).__name__}")
-    return raw
-
-
-def manifest_file(manifest: Path, value, where: str) -> Path:
-    """A file named in a manifest (relative to the manifest's folder), which must exist."""
-    f = Path(value) if Path(value).is_absolute() else manifest.parent / value
-    if not f.is_file():
-        raise SceneError(f"{where}: file {f} does not exist")
-    return f
-
-
-def read_manifest(path: str | Path) -> list[SceneDate]:
-    """Parse and check a scene manifest (three dates in order, files present)."""
-    path = Path(path)
-    raw = load_manifest(path, "scene manifest")
-    dates = raw.get("dates")
-    if not isinstance(dates, list) or len(dates) != 3:
-        raise SceneError(f"{path}: expected a key 'dates' listing exactly three entries (t-2, t-1, t)")
-    out = []
-    for k, entry in enumerate(dates):
-        where = f"{path}: dates[{k}]"
-        if not isinstance(entry, dict) or not {"date", "s1", "lai"} <= set(entry):
-            raise SceneError(f"{where} must hold date, s1, lai (and optionally scl)")
-        try:
-            date = entry["date"] if isinstance(entry["date"], dt.date) else dt.date.fromisoformat(str(entry["date"]))
-        except ValueError:
-            raise SceneError(f"{where}.date {entry['date']!r} is not a YYYY-MM-DD date") from None
-        files = {key: manifest_file(path, entry[key], f"{where}.{key}") for key in ("s1", "lai", "scl")
-                 if entry.get(key) is not None}
-        out.append(SceneDate(date, files["s1"], files["lai"], files.get("scl")))
-    if not out[0].date < out[1].date < out[2].date:
-        raise SceneError(f"{path}: dates must increase (t-2 < t-1 < t), got {[str(d.date) for d in out]}")
-    return out
 
 
 def check_grid(dates: list[SceneDate]) -> Grid:
@@ -182,7 +123,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
     from tqdm.auto import tqdm
 
     _check_window(window, overlap)
-    dates = read_manifest(manifest)
+    dates = read_scene_manifest(manifest)
     grid = check_grid(dates)
     trained = run if isinstance(run, Trained) else load_trained(run, device)
     doy_t, doy_from = np.array([day_of_year(dates[2].date)]), np.array([day_of_year(dates[0].date)])
@@ -272,7 +213,7 @@ def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: in
                          "manifest (<name>.tif), so rename them")
     _check_window(window, overlap)
     for m in manifests:
-        check_grid(read_manifest(m))  # every manifest checked before any work starts
+        check_grid(read_scene_manifest(m))  # every manifest checked before any work starts
     with output_lock(out):
         check_new_folder(out)
         with atomic_path(out) as tmp:

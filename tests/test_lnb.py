@@ -8,7 +8,20 @@ import rasterio
 from rasterio.transform import from_origin
 
 from lai.cube import build_cube
-from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, LNBError, TileName, estimate_middle_date, index_folder, read_triplet
+from lai.lnb import (
+    MASK_DIR,
+    S1_DIR,
+    S2_DIR,
+    SERIES_CSV,
+    TIME_COLUMNS,
+    LNBError,
+    TileName,
+    estimate_middle_date,
+    index_folder,
+    read_triplet,
+    write_series,
+    write_tile,
+)
 from tests.helpers import write_tiff
 
 
@@ -208,3 +221,26 @@ def test_skip_option_counts_and_lists_bad_triplets(lnb, tmp_path):
     assert bad_header in summary.skipped[0]["file"] and "band" in summary.skipped[0]["problem"]
     assert "outside 0..11" in summary.skipped[1]["problem"]
     assert "skipped 2 bad triplet(s)" in str(summary)
+
+
+def test_writer_makes_a_folder_the_reader_accepts(tmp_path):
+    """write_tile and write_series (used by the simulator and preprocessing) write what the reader reads back."""
+    transform = from_origin(500000, 4600000, 10, 10)
+    rng = np.random.default_rng(0)
+    tiles = [TileName("SPAIN", "BADAJOZ", dt.date(2019, 6, 1), dt.date(2019, 6, 11), k, 0, 0, 0).format() for k in range(3)]
+    s1 = rng.uniform(-25, -5, (3, 2, 16, 16)).astype(np.float32)
+    lai = rng.uniform(0, 6, (3, 16, 16)).astype(np.float32)
+    for folder in (S1_DIR, S2_DIR, MASK_DIR):
+        (tmp_path / folder).mkdir()
+    for k, name in enumerate(tiles):
+        write_tile(tmp_path / S1_DIR / name, s1[k], "EPSG:32629", transform)
+        write_tile(tmp_path / S2_DIR / name, lai[k], "EPSG:32629", transform)  # (H, W): one band
+        write_tile(tmp_path / MASK_DIR / name, np.full((1, 16, 16), 4, np.uint8), "EPSG:32629", transform)
+    assert write_series(tmp_path, [tiles]).read_text() == ",".join(TIME_COLUMNS) + "\n" + ",".join(tiles) + "\n"
+    index = index_folder(tmp_path, progress=False)
+    data = read_triplet(tmp_path, index.triplets[0])
+    np.testing.assert_array_equal(data.s1, s1)
+    np.testing.assert_array_equal(data.lai, lai)
+    assert data.crs == "EPSG:32629" and data.transform == tuple(transform)[:6]
+    with rasterio.open(tmp_path / S1_DIR / tiles[0]) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE").get("INTERLEAVE") == "PIXEL" and src.compression is None

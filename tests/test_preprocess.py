@@ -16,8 +16,9 @@ from lai import examples
 from lai.config import PreprocessConfig
 from lai.cube import build_cube
 from lai.lnb import SERIES_CSV, TileName, index_folder, read_triplet
+from lai.manifest import read_preprocess_manifest, read_scene_manifest
 from lai.predict import predict_folder
-from lai.preprocess import pick_triplets, preprocess, read_manifest
+from lai.preprocess import pick_triplets, preprocess
 from lai.scene import SceneError, predict_scene
 from tests.helpers import write_tiff
 
@@ -49,7 +50,7 @@ def scene(root: Path, size=96, s1_on_20m_linear=False, seed=0) -> Path:
 
 def test_triplets_by_date_real_names_and_georeferenced_tiles(tmp_path):
     manifest = scene(tmp_path / "scene")
-    m = read_manifest(manifest)
+    m = read_preprocess_manifest(manifest)
     triplets, _, unused = pick_triplets(m.s2, m.s1, max_gap_days=1)
     assert triplets == [(0, 1, 2)] and unused == ["2019-06-16 (nearest S1 4 days away)"]
     assert pick_triplets(m.s2, m.s1, max_gap_days=4)[0] == [(0, 1, 2), (1, 2, 3)]
@@ -138,3 +139,25 @@ def test_bad_manifest_is_named(tmp_path, change, message):
     with pytest.raises(SceneError, match=message):
         preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32), progress=False)
     assert not (tmp_path / "lnb").exists()
+
+
+def test_both_manifest_formats_name_a_bad_date_and_a_missing_file(tmp_path):
+    """lai.manifest reads both formats with one date parser and one file resolver; each error names the key."""
+    manifest = scene(tmp_path / "scene", size=32)
+    raw = yaml.safe_load(manifest.read_text())
+    raw["s2"][2]["date"] = "2019-06-31"
+    manifest.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SceneError, match=r"s2\[2\]\.date: '2019-06-31' is not a YYYY-MM-DD date"):
+        read_preprocess_manifest(manifest)
+    dates = [{"date": d, "s1": f"s1_{k}.tif", "lai": f"lai{k}.tif"} for k, d in enumerate(DATES[:3])]
+    scene_manifest = tmp_path / "scene" / "predict.yaml"
+    scene_manifest.write_text(yaml.safe_dump({"dates": dates}))
+    assert [d.lai for d in read_scene_manifest(scene_manifest)] == [tmp_path / "scene" / f"lai{k}.tif" for k in range(3)]
+    dates[1]["date"], dates[2]["scl"] = "June", "absent.tif"
+    scene_manifest.write_text(yaml.safe_dump({"dates": dates}))
+    with pytest.raises(SceneError, match=r"dates\[1\]\.date 'June' is not a YYYY-MM-DD date"):
+        read_scene_manifest(scene_manifest)
+    dates[1]["date"] = DATES[1]
+    scene_manifest.write_text(yaml.safe_dump({"dates": dates}))
+    with pytest.raises(SceneError, match=r"dates\[2\]\.scl: file .*absent\.tif does not exist"):
+        read_scene_manifest(scene_manifest)

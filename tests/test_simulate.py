@@ -170,7 +170,7 @@ def test_interrupted_simulation_leaves_nothing(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sim, "_simulate_scene", boom)
+    monkeypatch.setattr(sim.write, "_simulate_scene", boom)  # where simulate() looks it up
     with pytest.raises(KeyboardInterrupt):
         sim.simulate(SimConfig(**TINY), tmp_path / "lnb", progress=False, workers=1)
     assert list(tmp_path.iterdir()) == []

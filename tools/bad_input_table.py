@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from lai import cli
-from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, TileName
+from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, TIME_COLUMNS, TileName
 from tests.helpers import make_lnb
 from tests.test_cli import CASES, error_message, prepare, run_case
 from tests.test_reliability import (
@@ -79,7 +79,7 @@ def _csv(root: Path) -> pd.DataFrame:
 
 def _rename_row(root: Path, row: int, change) -> None:
     table = _csv(root)
-    for col in ("0", "1", "2"):
+    for col in TIME_COLUMNS:
         old = table.loc[row, col]
         new = change(TileName.parse(old)).format()
         for folder in (S1_DIR, S2_DIR, MASK_DIR):
@@ -128,10 +128,10 @@ def reader_cases():
         ("the three files of a row disagree on the window dates",
          lambda r: _rename_row(r, 2, lambda p: replace(p, date_to=p.date_to + dt.timedelta(days=p.time_index == 1)))),
         ("t-1 file in column \"0\" (IdxTime disagrees with the column)",
-         lambda r: _csv(r).rename(columns={"0": "1", "1": "0"})[["0", "1", "2"]].to_csv(r / SERIES_CSV, index=False)),
+         lambda r: _csv(r).rename(columns={"0": "1", "1": "0"})[list(TIME_COLUMNS)].to_csv(r / SERIES_CSV, index=False)),
         ("file name that does not parse", lambda r: _csv(r).replace({n(r): "not-a-tile.tiff"}).to_csv(r / SERIES_CSV, index=False)),
         ("image_series.csv empty", lambda r: (r / SERIES_CSV).write_text("")),
-        ("image_series.csv header only", lambda r: (r / SERIES_CSV).write_text("0,1,2\n")),
+        ("image_series.csv header only", lambda r: (r / SERIES_CSV).write_text(",".join(TIME_COLUMNS) + "\n")),
         ("image_series.csv without columns 0,1,2", lambda r: (r / SERIES_CSV).write_text("a,b\nx,y\n")),
         ("no image_series.csv", lambda r: (r / SERIES_CSV).unlink()),
         ("no s2-mask/ folder", lambda r: shutil.rmtree(r / MASK_DIR)),
