@@ -28,7 +28,12 @@ class RowSpec:
 
     @property
     def title(self) -> str:
-        return f"{self.label} ({self.architecture})"
+        return model_title(self.label, self.architecture)
+
+
+def model_title(label: str, architecture: str) -> str:
+    """A model's name from Table 1's input and architecture columns: "S1 (Encoder 1)"."""
+    return f"{label} ({architecture})"
 
 
 # Table 1's six rows, in the paper's order.

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from lai.config import SplitConfig
-from lai.facts import SET_TITLES, TEST_SETS
+from lai.facts import SET_TITLES, SPLIT_LABELS, TEST_SETS
 
-LABELS = ("train", "val", "non_cloudy", "cloudy", "unique", "buffer")
+LABELS = SPLIT_LABELS  # every split a triplet can get (lai.facts)
 
 
 def assign_splits(meta: pd.DataFrame, cfg: SplitConfig) -> np.ndarray:
