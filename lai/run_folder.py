@@ -30,7 +30,7 @@ from lai.config import (
     yaml_load,
 )
 from lai.errors import PipelineError, RunFolderError
-from lai.facts import check_name
+from lai.facts import TABLE, check_name
 from lai.io import atomic_path, atomic_write_text
 from lai.provenance import environment
 
@@ -240,10 +240,10 @@ class RunContext:
 
         if not self.simulated:
             return None
-        if self.table("noise_floor").exists():
-            return self.read_table("noise_floor")
+        if self.table(TABLE.noise_floor).exists():
+            return self.read_table(TABLE.noise_floor)
         floor = noise_floor(self.cube_path, TEST_SETS, self.profile.encoding.valid_classes)
-        self.save_table(floor, "noise_floor")
+        self.save_table(floor, TABLE.noise_floor)
         return floor
 
     def histories(self, rows) -> dict[str, pd.DataFrame]:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from lai.config import EncodingConfig
 from lai.errors import LaiError
-from lai.facts import REPORT_TABLES, TEST_SETS, VERDICTS, check_name
+from lai.facts import REPORT_TABLES, TABLE, TEST_SETS, VERDICTS, check_name
 from lai.report.text import fmt, rich, small, unavailable
 
 
@@ -112,7 +112,7 @@ class Run:
 
     def final_metrics(self) -> pd.DataFrame | None:
         """Final model per set: final_metrics.csv, else the 'final' rows of table1.csv; None if neither exists."""
-        fm, t1 = self.tables["final_metrics"], self.tables["table1"]
+        fm, t1 = self.tables[TABLE.final_metrics], self.tables[TABLE.table1]
         if fm is not None:
             return fm
         return t1[t1["row"] == "final"] if t1 is not None else None
@@ -121,7 +121,7 @@ class Run:
         """The test sets without triplets (data.json's split counts, else tables/splits.csv)."""
         counts = (self.data or {}).get("splits")
         if not isinstance(counts, dict):
-            sp = self.tables["splits"]
+            sp = self.tables[TABLE.splits]
             counts = {}
             if sp is not None and len(sp.columns) and "triplets" in sp:
                 key = "split" if "split" in sp else sp.columns[0]
@@ -173,7 +173,7 @@ def with_ci(frame: pd.DataFrame | None, key: str, value: str, col: str) -> list:
 def comparisons_on(run: Run, s: str) -> list[dict]:
     """Paired comparisons of the final model on test set ``s`` (tables/comparisons.csv); a line on no triplet
     (an empty set, whatever its verdict says) compares nothing and is left out."""
-    comp = run.tables["comparisons"]
+    comp = run.tables[TABLE.comparisons]
     out = []
     for c in [] if comp is None else comp[comp["set"] == s].to_dict("records"):
         if c["verdict"] in VERDICTS:

@@ -16,6 +16,7 @@ from lai.facts import (
     PAPER_TITLE,
     SET_PROSE,
     SET_TITLES,
+    TABLE,
     TEST_SETS,
     WORSE,
     row_title,
@@ -60,7 +61,7 @@ def _perfect_scores(run: Run, empty: set[str]) -> list[tuple[str, str, str]]:
     """(model, set, "RMSE 0.000 LAI" / "R² = 1.000") of every exactly perfect score on a non-empty set."""
     found: dict[tuple[str, str], str] = {}
     sources = []
-    t1, bl, extras, fm = run.tables["table1"], run.tables["baselines"], run.tables["extras"], run.final_metrics()
+    t1, bl, extras, fm = run.tables[TABLE.table1], run.tables[TABLE.baselines], run.tables[TABLE.extras], run.final_metrics()
     if fm is not None:
         sources.append(("the final U-Net", fm))
     if t1 is not None:
@@ -100,7 +101,7 @@ def _abstract(run: Run) -> list:
                         f"paper {fmt(pr)}), R² {fmt(q)} (paper {fmt(pq)})")
     pieces.append("The final model reaches, per test set, " + "; ".join(bits) + "." if bits else
                   "No metrics of the final model are available in this run folder.")
-    pers = baseline_metric(run.tables["baselines"], "persistence", "non_cloudy", "r2")
+    pers = baseline_metric(run.tables[TABLE.baselines], "persistence", "non_cloudy", "r2")
     if math.isfinite(pers):
         pieces.append(f"Persisting the last clear LAI reaches R² {fmt(pers)} on the non-cloudy set.")
     return join(pieces, " ")
@@ -123,17 +124,17 @@ def _conclusions(run: Run) -> list:
                 items.append(rich(f"{SET_TITLES[s]}, final U-Net against {other}: not compared in this run."))
             else:
                 items.append(rich(f"{SET_TITLES[s]}: ", word[c["verdict"]], f"{other}, RMSE difference {diff_text(c)}."))
-    t1, floor = run.tables["table1"], run.tables["noise_floor"]
+    t1, floor = run.tables[TABLE.table1], run.tables[TABLE.noise_floor]
     ratio = metric(t1[t1["row"] == "final"] if t1 is not None else None, "set", "non_cloudy", "floor_ratio")
     if math.isfinite(ratio):
         items.append(rich(f"Non-cloudy: the final U-Net’s RMSE is {fmt(ratio, 2)}× the noise floor of "
                           f"{fmt(metric(floor, 'set', 'non_cloudy', 'floor_rmse'))} LAI (goal: at most {FLOOR_GOAL}×)."))
-    tr = run.tables["training"]
+    tr = run.tables[TABLE.training]
     if tr is not None and "converged" in tr:
         late = [str(r) for r, c in zip(tr["row"], tr["converged"]) if str(c) != "True"]
         items.append(rich("Not converged (validation still improving at the end): " + ", ".join(late) + "." if late else
                           "Every training stage converged: validation had stopped improving before its end."))
-    extras = run.tables["extras"]
+    extras = run.tables[TABLE.extras]
     items.append(rich("Extra rows beyond the paper (cloud-weighted loss, residual model, baselines without the LAI "
                       "history): ", "see their table." if extras is not None else
                       [strong("not run"), " in this profile (", mono("extras: false"), "); the ", mono("paper"),
@@ -173,9 +174,9 @@ def _data(run: Run) -> dict:
         skipped = d.get("skipped") or []
         items.append(("Skipped triplets", rich(f"{len(skipped)}" + (" (invalid input files, see data.json)" if skipped else ""))))
         out["items"] = [[k, v] for k, v in items]
-    sp = run.tables["splits"]
+    sp = run.tables[TABLE.splits]
     if sp is None or not len(sp):
-        out["splits"] = run.lacking("splits", "Splits table")
+        out["splits"] = run.lacking(TABLE.splits, "Splits table")
     else:
         if "split" not in sp.columns:
             sp = sp.rename(columns={sp.columns[0]: "split"})
@@ -214,9 +215,9 @@ def _training(run: Run) -> dict:
             "Each stage keeps the weights of its best validation epoch. A stage whose best epoch lies within its last "
             f"{train.get('patience', '?')} epochs was still improving: it is marked ", strong("not converged"),
             ", and its scores understate what longer training would give.")
-    tr = run.tables["training"]
+    tr = run.tables[TABLE.training]
     if tr is None or not len(tr):
-        out["table"] = run.lacking("training", "Training time table")
+        out["table"] = run.lacking(TABLE.training, "Training time table")
         out["seeds"] = None
         return out
     names = {"row": "Stage", "epochs": "Epochs", "seconds": "Time (s)", "samples_per_s": "Samples/s",
@@ -252,10 +253,10 @@ def _training(run: Run) -> dict:
 
 def _seeds(run: Run, train: dict) -> dict:
     """The spread over training seeds: a table, or why there is none ({"one_seed": true} or unavailable)."""
-    seeds = run.tables["seeds"]
+    seeds = run.tables[TABLE.seeds]
     n = train.get("seeds", 1)
     if seeds is None or not len(seeds):
-        return run.lacking("seeds", "Seed table")
+        return run.lacking(TABLE.seeds, "Seed table")
     if n == 1:
         return {"one_seed": True}
     rows = [[SET_TITLES.get(r["set"], str(r["set"])), fmt_count(r["seeds"]), fmt(r.get("rmse_mean")), fmt(r.get("rmse_std")),

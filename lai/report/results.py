@@ -18,6 +18,7 @@ from lai.facts import (
     ROWS,
     SET_PROSE,
     SET_TITLES,
+    TABLE,
     TEST_SETS,
     VERDICTS,
     WORSE,
@@ -40,9 +41,9 @@ def _row_label(t1: pd.DataFrame, row: str) -> tuple[str, str]:
 
 def _table1(run: Run) -> dict:
     """Table 1 three times: RMSE (LAI/5) and R² next to the paper's, then RMSE (LAI) and R² with intervals."""
-    t1 = run.tables["table1"]
+    t1 = run.tables[TABLE.table1]
     if t1 is None or not len(t1):
-        return run.lacking("table1", "Table 1", " (no Table 1 row was evaluated)")
+        return run.lacking(TABLE.table1, "Table 1", " (no Table 1 row was evaluated)")
     out = {}
     rows_present = [r for r in ROWS if r in set(t1["row"])] + [r for r in dict.fromkeys(t1["row"]) if r not in ROWS]
     for key, col, paper_col, better, cap in (
@@ -85,11 +86,11 @@ def _table1(run: Run) -> dict:
 
 
 def _baselines(run: Run) -> dict:
-    bl, fm = run.tables["baselines"], run.final_metrics()
+    bl, fm = run.tables[TABLE.baselines], run.final_metrics()
     out = {"paper_mlr_r2": fmt(PAPER_BASELINES_R2["MLR"], 4), "paper_rf_r2": fmt(PAPER_BASELINES_R2["RF"], 4),
            "paper_final_r2": fmt(PAPER_FINAL["non_cloudy"][1]), "reading": _baseline_reading(run, bl, fm)}
     if bl is None or not len(bl):
-        out["table"] = run.lacking("baselines", "Baseline table")
+        out["table"] = run.lacking(TABLE.baselines, "Baseline table")
         return out
     has_truth = "truth_rmse_cloudy" in bl and bl["truth_rmse_cloudy"].notna().any()
     header = ["Test set", "Model", "Triplets", "RMSE (LAI) [95%]", "RMSE (LAI/5)", "R² [95%]", "Pixels"]
@@ -183,9 +184,9 @@ def _noise_floor(run: Run) -> dict | None:
     """None for real data (no true LAI, no floor)."""
     if run.kind != "simulated":
         return None
-    floor, t1, bl = run.tables["noise_floor"], run.tables["table1"], run.tables["baselines"]
+    floor, t1, bl = run.tables[TABLE.noise_floor], run.tables[TABLE.table1], run.tables[TABLE.baselines]
     if floor is None or not len(floor):
-        return {"table": run.lacking("noise_floor", "Noise floor"), "verdict": None}
+        return {"table": run.lacking(TABLE.noise_floor, "Noise floor"), "verdict": None}
     models = []
     if t1 is not None:
         models += [(row_title(r), t1[t1["row"] == r]) for r in dict.fromkeys(t1["row"])]
@@ -219,11 +220,11 @@ def _noise_floor(run: Run) -> dict | None:
 
 def _extras(run: Run) -> dict | None:
     """The extra rows' table; None where the profile did not run them."""
-    extras = run.tables["extras"]
+    extras = run.tables[TABLE.extras]
     if extras is None:
         return None
     if not len(extras):
-        return run.lacking("extras", "Extra rows")
+        return run.lacking(TABLE.extras, "Extra rows")
     header = ["Row", "Test set", "RMSE (LAI) [95%]", "R² [95%]", "Final − row (LAI) [95%]", "Final is"]
     rows = []
     for r in extras.to_dict("records"):
