@@ -44,7 +44,7 @@ import pandas as pd
 from lai import __version__
 from lai.config import EncodingConfig, SplitConfig
 from lai.errors import ConfigError, CubeError
-from lai.facts import POLARISATIONS, TIME_LABELS
+from lai.facts import POLARISATIONS, SPLIT_LABELS, TIME_LABELS
 from lai.io import ForeignOutputError, atomic_path, check_outside, check_replaceable, output_lock
 from lai.lnb import (
     CLOUD_CLASSES,
@@ -435,4 +435,4 @@ def describe(ds) -> pd.DataFrame:
         clear_past=("clear_past", "mean"),
         cloud_past=("cloud_past", "mean"),
         clear_t=("clear_t", "mean"),
-    ).reindex([s for s in ("train", "val", "non_cloudy", "cloudy", "unique", "buffer")]).dropna(how="all")
+    ).reindex(list(SPLIT_LABELS)).dropna(how="all")

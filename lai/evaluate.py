@@ -21,14 +21,14 @@ from lai.config import EncodingConfig, StageConfig, check_tile_size
 from lai.cube import cube_identity
 from lai.encode import denormalise_lai, encode_batch
 from lai.errors import RunFolderError
-from lai.facts import EMPTY, STAGE_CONFIG_FILE, TEST_SETS
+from lai.facts import EMPTY, N_PIXELS, R2, RMSE, RMSE_NORM, STAGE_CONFIG_FILE, TEST_SETS
 from lai.io import atomic_path, atomic_write_text, output_lock
 from lai.loader import BatchLoader, CubeSplit
 from lai.metrics import SUMS, Scores, per_tile, strict_clear
 from lai.model import LAIModel
 from lai.train import pick_device
 
-PER_TILE = ("rmse", "rmse_norm", "r2", "n_pixels")  # per_tile.csv's metrics of each triplet (lai.metrics.pooled)
+PER_TILE = (RMSE, RMSE_NORM, R2, N_PIXELS)  # per_tile.csv's metrics of each triplet (lai.metrics.pooled)
 EVALUATED_ON = "evaluated_on.json"  # beside metrics.csv: the cube identity the metrics were computed on
 
 

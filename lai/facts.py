@@ -1,8 +1,9 @@
 """Facts every step shares, with one owner and no heavy imports (no torch).
 
-Table 1 of the paper (its rows, their labels and the paper's numbers), the
-model size presets, the test sets and their titles, the baselines, the
-extra rows that go beyond the paper, and the names of a run folder's figures.
+Table 1 of the paper (its rows, their labels and the paper's numbers, its title and authors), the
+model size presets, the split labels, the test sets with their titles and prose names, the baselines,
+the verdicts of a paired comparison, the extra rows that go beyond the paper, and the run folder's
+schema: the name of every table (with the columns the report reads) and figure, and the metric columns.
 Config, model, training, tables, figures, report and the CLI import them from here.
 """
 from __future__ import annotations
@@ -27,7 +28,12 @@ class RowSpec:
 
     @property
     def title(self) -> str:
-        return f"{self.label} ({self.architecture})"
+        return model_title(self.label, self.architecture)
+
+
+def model_title(label: str, architecture: str) -> str:
+    """A model's name from Table 1's input and architecture columns: "S1 (Encoder 1)"."""
+    return f"{label} ({architecture})"
 
 
 # Table 1's six rows, in the paper's order.
@@ -57,9 +63,21 @@ POLARISATIONS = ("VV", "VH")
 
 TEST_SETS = ("non_cloudy", "cloudy", "unique")
 SET_TITLES = {"non_cloudy": "Non cloudy", "cloudy": "Cloudy", "unique": "Unique areas"}
+SET_PROSE = {"non_cloudy": "non-cloudy", "cloudy": "cloudy", "unique": "unique-areas"}  # in a sentence: "the cloudy set"
+# Every triplet's split, in the tables' order: training, validation, the test sets, and the buffer between them.
+TRAIN, VAL, BUFFER = "train", "val", "buffer"
+SPLIT_LABELS = (TRAIN, VAL, *TEST_SETS, BUFFER)
 EMPTY = "empty"  # the note of a result row whose test set holds no triplet (its metrics are NaN)
 
 BASELINES = ("MLR", "RF", "persistence", "extrapolation")
+
+# The verdict of a paired comparison (lai.tables.comparisons): the interval of the difference excludes 0
+# (better, worse) or not; a comparison on no triplet has the verdict EMPTY.
+BETTER, WORSE, NOT_RESOLVED = "better", "worse", "not resolved"
+VERDICTS = (BETTER, WORSE, NOT_RESOLVED)
+
+PAPER_TITLE = "Leaf Area Index Estimation from Multi-Temporal Sentinel 1 and 2 Satellite Data Using Deep Learning"
+PAPER_AUTHORS = "C. Wang, A. Debouchage, V. Goldité, A. Wery, J. Salzinger"
 
 # Table 1 of the paper: (RMSE, R2) per row and test set; RMSE most likely in LAI/5 units.
 PAPER_TABLE1 = {
@@ -92,9 +110,72 @@ HISTORY_FEATURES = ("LAI_t-2", "LAI_t-1")
 # The strict valid rule: only vegetation, bare soil and water (SCL 4-6) count as clear, shadows (3) do not.
 STRICT_VALID_CLASSES = (4, 5, 6)
 
+
+def row_title(name: str) -> str:
+    """A model's name in tables and legends: a Table 1 row's title ("S1 (Encoder 1)"), any other name as it is."""
+    return ROWS[name].title if name in ROWS else str(name)
+
+
+def row_columns(name: str) -> tuple[str, str]:
+    """Table 1's input and architecture columns of a row; (name, "") for a name that is not a Table 1 row."""
+    spec = ROWS.get(name)
+    return (spec.label, spec.architecture) if spec else (name, "")
+
+
+def stage_label(name: str) -> tuple[str, str]:
+    """(row, label) of a training stage: a Table 1 row, or a further seed of one (``<row>_seed<k>``:
+    "<row title>, seed k"); any other stage is its own row and label."""
+    if name in ROWS:
+        return name, row_title(name)
+    row, _, seed = name.rpartition("_seed")
+    if row in ROWS and seed.isdigit():
+        return row, f"{row_title(row)}, seed {seed}"
+    return name, name
+
+
+# --------------------------------------------------------------------------- the run folder's schema
+
+# Metric columns of the result tables (lai.metrics scores; lai.tables, lai.evaluate, lai.baselines, the report).
+RMSE, RMSE_NORM, R2, N_PIXELS = "rmse", "rmse_norm", "r2", "n_pixels"  # RMSE in LAI and in LAI/lai_scale, pixels scored
+
+# The tables a run folder holds (tables/<name>.csv) and the columns the report requires of each (others are
+# optional: a dash where absent); REPORT_TABLES are those the report reads.
+REPORT_TABLES = {
+    "splits": (), "training": ("row",), "final_metrics": ("set",), "seeds": ("set", "seeds"),
+    "table1": ("row", "set"), "baselines": ("baseline", "set"), "noise_floor": ("set",),
+    "comparisons": ("set", "other", "verdict", "diff", "diff_lo", "diff_hi", "triplets"), "extras": ("title", "set"),
+}
+TABLES = {**REPORT_TABLES, "baselines_per_triplet": (), "preprocessing_snap_lai": ()}
+
 # The figures a run folder holds, in report order: figures/<name>.png (drawn by lai.figures, placed by the report).
 FIGURE_NAMES = ("sample_maps", "cloud_statistics", "seasonality_encoding", "s1_vs_lai", "learning_curves", "density",
                 "error_by_set", "table1_comparison", "truth_vs_prediction_maps")
+FIGURES = (*FIGURE_NAMES, "preprocessing_patch")  # and the notebooks' figures the report does not place
+
+
+class _Names:
+    """Names of the schema as attributes (``TABLE.splits == "splits"``): a misspelt name fails where it is written."""
+
+    def __init__(self, kind: str, names):
+        self._kind, self._names = kind, tuple(names)
+        for name in self._names:
+            setattr(self, name, name)
+
+    def __getattr__(self, name: str):
+        raise AttributeError(f"no {self._kind} {name!r} in the run folder's schema (lai.facts); allowed: {', '.join(self._names)}")
+
+
+TABLE = _Names("table", TABLES)
+FIGURE = _Names("figure", FIGURES)
+
+
+def check_name(kind: str, name: str, error: type[Exception] = ValueError) -> str:
+    """``name`` if the run folder's schema has a ``kind`` ("table" or "figure") of that name, else ``error``
+    naming it and the allowed names."""
+    allowed = TABLES if kind == "table" else FIGURES
+    if name not in allowed:
+        raise error(f"{kind} name {name!r} is not in the run folder's schema (lai.facts); allowed: {', '.join(allowed)}")
+    return name
 
 # Every run folder's configuration file, the first file lai writes into it: a training stage's
 # (lai train) and a notebook run's (lai run, notebooks).

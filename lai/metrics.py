@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lai.facts import STRICT_VALID_CLASSES
+from lai.facts import N_PIXELS, R2, RMSE, RMSE_NORM, STRICT_VALID_CLASSES
 
 SUMS = ("sse", "sum_t", "sum_tt", "n")
 BOOTSTRAP_SAMPLES = 2000
@@ -36,9 +36,9 @@ class PooledMetrics:
 
     def result(self) -> dict[str, float]:
         if self.n == 0:
-            return {"rmse": np.nan, "rmse_norm": np.nan, "r2": np.nan, "n_pixels": 0}
+            return {RMSE: np.nan, RMSE_NORM: np.nan, R2: np.nan, N_PIXELS: 0}
         rmse, r2 = rmse_r2(np.array([self.sse, self.sy, self.syy, self.n]))
-        return {"rmse": float(rmse), "rmse_norm": float(rmse) / self.lai_scale, "r2": float(r2), "n_pixels": self.n}
+        return {RMSE: float(rmse), RMSE_NORM: float(rmse) / self.lai_scale, R2: float(r2), N_PIXELS: self.n}
 
 
 def triplet_sums(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -132,10 +132,10 @@ class Scores:
         sums = self.triplet_sums
         total = sums.sum(0)
         rmse, r2 = (float(v) for v in rmse_r2(total)) if total[3] else (np.nan, np.nan)
-        out = {"rmse": rmse, "rmse_norm": rmse / self.lai_scale, "r2": r2, "n_pixels": int(total[3]),
+        out = {RMSE: rmse, RMSE_NORM: rmse / self.lai_scale, R2: r2, N_PIXELS: int(total[3]),
                **bootstrap_intervals(sums)}
         strict = self.strict.result()
-        out.update(rmse_strict=strict["rmse"], r2_strict=strict["r2"], n_pixels_strict=strict["n_pixels"])
+        out.update(rmse_strict=strict["rmse"], r2_strict=strict["r2"], n_pixels_strict=strict[N_PIXELS])
         if self.has_truth:
             out["truth_rmse_clear"] = self.truth_clear.result()["rmse"]
             out["truth_rmse_cloudy"] = self.truth_cloudy.result()["rmse"]

@@ -16,7 +16,7 @@ import pandas as pd
 from lai.config import EncodingConfig
 from lai.cube import check_cube_file
 from lai.errors import CubeError
-from lai.facts import EMPTY, STRICT_VALID_CLASSES, TEST_SETS
+from lai.facts import EMPTY, N_PIXELS, STRICT_VALID_CLASSES, TEST_SETS
 from lai.metrics import PooledMetrics
 
 SHADOW_CLASS = 3
@@ -68,11 +68,11 @@ def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=None) -> pd
                 "set": name,
                 "triplets": len(index),
                 "regions": len(set(region[index])),
-                "pixels": result["n_pixels"],
+                "pixels": result[N_PIXELS],
                 "floor_rmse": result["rmse"],
-                "floor_bias": error_sum / result["n_pixels"] if result["n_pixels"] else np.nan,
+                "floor_bias": error_sum / result[N_PIXELS] if result[N_PIXELS] else np.nan,
                 "shadow_share": shadow_sse / scored.sse if scored.sse > 0 else np.nan,
-                "pixels_strict": strict_result["n_pixels"],
+                "pixels_strict": strict_result[N_PIXELS],
                 "floor_rmse_strict": strict_result["rmse"],
                 "note": "" if len(index) else EMPTY,
             })

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from lai.config import SplitConfig
-from lai.facts import SET_TITLES, TEST_SETS
+from lai.facts import BUFFER, SET_TITLES, SPLIT_LABELS, TEST_SETS, TRAIN, VAL
 
-LABELS = ("train", "val", "non_cloudy", "cloudy", "unique", "buffer")
+LABELS = SPLIT_LABELS  # every split a triplet can get (lai.facts)
 
 
 def assign_splits(meta: pd.DataFrame, cfg: SplitConfig) -> np.ndarray:
@@ -57,7 +57,7 @@ def assign_splits(meta: pd.DataFrame, cfg: SplitConfig) -> np.ndarray:
 
     labels[(unit_role == "val") & ~held] = "val"
     test = (unit_role == "test") & ~held
-    labels[test] = "buffer"
+    labels[test] = BUFFER
     non_cloudy = test & evaluable & (clear_past >= cfg.clear_past_threshold)
     cloudy = test & evaluable & (cloud_past >= cfg.cloudy_past_threshold) & ~non_cloudy
     for name, chosen, cap in (("non_cloudy", non_cloudy, cfg.max_non_cloudy), ("cloudy", cloudy, cfg.max_cloudy)):
@@ -88,14 +88,14 @@ def _cloud_set_hint(name: str, counts: dict[str, int], cfg: SplitConfig) -> str:
     more_blocks = f"raise {_now(cfg, 'test_fraction')}"
     if cfg.sampling == "blocks" and cfg.block_size > 1:
         more_blocks += f" or lower {_now(cfg, 'block_size')}"
-    if not counts.get("buffer", 0):
+    if not counts.get(BUFFER, 0):
         return f"no triplet was reserved for testing: {more_blocks}, or add triplets"
     past = (f"its t-2 and t-1 at least {_now(cfg, 'clear_past_threshold')} clear on average" if name == "non_cloudy"
             else f"its t-2 and t-1 at least {_now(cfg, 'cloudy_past_threshold')} cloudy on average")
     threshold = "clear_past_threshold" if name == "non_cloudy" else "cloudy_past_threshold"
     kind = "mostly clear" if name == "non_cloudy" else "mostly cloudy"
     return (f"a test triplet needs {past} and t at least {_now(cfg, 'min_clear_target')} clear, and none of the "
-            f"{counts['buffer']} reserved for testing (buffer) does: lower splits.{threshold} or "
+            f"{counts[BUFFER]} reserved for testing (buffer) does: lower splits.{threshold} or "
             f"splits.min_clear_target, {more_blocks}, or add triplets with {kind} past dates")
 
 
@@ -108,7 +108,7 @@ def empty_sets_warning(counts: dict[str, int], cfg: SplitConfig, regions=()) -> 
     """
     empty = [name for name in TEST_SETS if not counts.get(name, 0)]
     lines = []
-    for name in ("train", "val"):
+    for name in (TRAIN, VAL):
         if not counts.get(name, 0):
             fraction = f"raise {_now(cfg, 'val_fraction')}" if name == "val" else (
                 f"lower {_now(cfg, 'test_fraction')} and {_now(cfg, 'val_fraction')}, or hold out fewer areas")

@@ -10,10 +10,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lai.facts import EMPTY, EXTRA_BASELINES, EXTRA_ROWS, PAPER_TABLE1, ROWS, SET_TITLES, TEST_SETS
+from lai.facts import (
+    BETTER,
+    EMPTY,
+    EXTRA_BASELINES,
+    EXTRA_ROWS,
+    N_PIXELS,
+    NOT_RESOLVED,
+    PAPER_TABLE1,
+    RMSE_NORM,
+    ROWS,
+    SET_TITLES,
+    TEST_SETS,
+    WORSE,
+    model_title,
+)
 from lai.metrics import SUMS, paired_difference
 
-METRIC_COLUMNS = ("rmse", "rmse_lo", "rmse_hi", "rmse_norm", "r2", "r2_lo", "r2_hi", "n_pixels", "rmse_strict",
+METRIC_COLUMNS = ("rmse", "rmse_lo", "rmse_hi", RMSE_NORM, "r2", "r2_lo", "r2_hi", N_PIXELS, "rmse_strict",
                   "r2_strict", "truth_rmse_clear", "truth_rmse_cloudy")
 COMPARISON_NUMBERS = ("rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi")
 
@@ -52,8 +66,8 @@ def comparisons(model: pd.DataFrame, others: dict[str, pd.DataFrame], model_name
 
     Each frame holds per-triplet sums (columns set, triplet and ``lai.metrics.SUMS``, as in a run's
     per_tile.csv). One line per (set, other): both RMSEs, ``diff`` = model - other (LAI; negative:
-    the model is better) with its 95% interval, and ``verdict``: "better" or "worse" where the
-    interval excludes 0, else "not resolved"; "empty" (``lai.facts.EMPTY``, NaN numbers) where either
+    the model is better) with its 95% interval, and ``verdict``: better or worse where the
+    interval excludes 0, else not resolved (``lai.facts.VERDICTS``); "empty" (``lai.facts.EMPTY``, NaN numbers) where either
     model has no triplet of the set.
     """
     out = []
@@ -69,7 +83,7 @@ def comparisons(model: pd.DataFrame, others: dict[str, pd.DataFrame], model_name
                 raise ValueError(f"{model_name} and {other_name} were scored on different {name} triplets")
             a, b = mine.loc[theirs.index, list(SUMS)].to_numpy(), theirs[list(SUMS)].to_numpy()
             diff = paired_difference(a, b)
-            verdict = "not resolved" if not diff["resolved"] else ("better" if diff["diff"] < 0 else "worse")
+            verdict = NOT_RESOLVED if not diff["resolved"] else (BETTER if diff["diff"] < 0 else WORSE)
             out.append({"set": name, "model": model_name, "other": other_name, "triplets": len(a),
                         "rmse_model": float(np.sqrt(a[:, 0].sum() / a[:, 3].sum())),
                         "rmse_other": float(np.sqrt(b[:, 0].sum() / b[:, 3].sum())), **diff, "verdict": verdict})
@@ -119,11 +133,11 @@ def table1_wide(long: pd.DataFrame) -> pd.DataFrame:
     for name in TEST_SETS:
         part = long[long["set"] == name].set_index("row")
         title = SET_TITLES[name]
-        cols[(title, "RMSE")] = part["rmse_norm"]
+        cols[(title, "RMSE")] = part[RMSE_NORM]
         cols[(title, "RMSE paper")] = part["paper_rmse"]
         cols[(title, "R2")] = part["r2"]
         cols[(title, "R2 paper")] = part["paper_r2"]
     wide = pd.DataFrame(cols)
     labels = long.drop_duplicates("row").set_index("row")
-    wide.index = [f"{labels.loc[r, 'input']} ({labels.loc[r, 'architecture']})" for r in wide.index]
+    wide.index = [model_title(labels.loc[r, "input"], labels.loc[r, "architecture"]) for r in wide.index]
     return wide

@@ -525,3 +525,32 @@ def test_text_and_numbers():
     assert rich("a ", ["b", None, strong("c")], "", "d") == ["a b", {"text": "c", "style": "strong"}, "d"]
     assert fmt(-0.04451) == "\u22120.045" and fmt(float("nan")) == "–" and fmt(0.1234) == "0.123"
     assert fmt(-0.0001) == "0.000"
+
+
+def test_names_outside_the_run_folder_schema_are_refused(tmp_path):
+    """A table or figure name that lai.facts does not list is an error naming it and the allowed names."""
+    from lai.errors import PipelineError
+    from lai.report import ReportError
+    from lai.report.inputs import read_table
+    from lai.run_folder import RunContext
+
+    ctx = RunContext.open(tmp_path / "run", "tiny", data_root=tmp_path / "data")
+    with pytest.raises(PipelineError, match=r"table name 'tabel1' is not in the run folder's schema .*allowed: splits, "):
+        ctx.save_table(pd.DataFrame({"a": [1]}), "tabel1")
+    assert not list((ctx.run_dir / "tables").iterdir())
+    with pytest.raises(PipelineError, match=r"figure name 'densty' is not in .*allowed: sample_maps, "):
+        ctx.figure("densty")
+    assert ctx.save_table(pd.DataFrame({"a": [1]}), facts.TABLE.table1) == ctx.run_dir / "tables" / "table1.csv"
+    with pytest.raises(ReportError, match=r"table name 'tabel1' is not in the run folder's schema"):
+        read_table(tmp_path, "tabel1")
+    with pytest.raises(AttributeError, match=r"no figure 'densty' in the run folder's schema"):
+        _ = facts.FIGURE.densty
+    assert set(facts.FIGURE_NAMES) <= set(facts.FIGURES) and set(facts.REPORT_TABLES) <= set(facts.TABLES)
+
+
+def test_one_model_label_rule():
+    assert facts.row_title("s1") == "S1 (Encoder 1)" == ROWS["s1"].title and facts.row_title("MLR") == "MLR"
+    assert facts.stage_label("final_seed2") == ("final", "All (Final), seed 2")
+    assert facts.stage_label("s1_masks") == ("s1_masks", "S1 + S2 masks (Encoder 1)")
+    assert facts.stage_label("final_residual") == ("final_residual", "final_residual")
+    assert facts.row_columns("final") == ("All", "Final") and facts.row_columns("x") == ("x", "")

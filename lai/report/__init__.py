@@ -1,0 +1,89 @@
+"""The PDF report of one run folder: numbers and sentences from Python, layout in a Typst template.
+
+:func:`write_report` reads what the pipeline left in ``reports/<run>/`` (profile.yaml,
+provenance.json, data.json, ``tables/<name>.csv`` for the names of ``lai.facts.REPORT_TABLES`` and
+``figures/<name>.png`` for those of ``lai.facts.FIGURE_NAMES``), decides the generated sentences (verdicts,
+comparisons, warnings), formats the numbers and writes them all as ``report.json``. The
+layout lives in ``lai/report.typ``, which reads that JSON with Typst's ``json()``; the
+``typst`` package compiles it offline into ``report.pdf``. No Typst markup is produced here:
+text is plain strings or lists of runs (:func:`strong`, :func:`emph`, :func:`mono`,
+:func:`small`), so names and paths are printed as they are, without escaping.
+
+What may be missing, and then shows as a plain "not available" note: a table, figure or
+record file the run did not write (a stage that was not run, such as ``extras: false``). An
+artefact that is present but unreadable or lacks the columns the report reads raises
+:class:`ReportError` naming the file; an error in the code that builds a section propagates.
+A test set without triplets is named at the top of the report, and a score that is exactly
+perfect (RMSE 0 or R² 1) is flagged there as suspicious.
+
+Modules: :mod:`lai.report.text` (runs of text, cells, tables, numbers), :mod:`lai.report.inputs` (reading
+the run folder), :mod:`lai.report.prose` and :mod:`lai.report.results` (the sections); here the sections
+are gathered into report.json and Typst compiles the PDF.
+"""
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from pathlib import Path
+
+from lai.io import atomic_path, atomic_write_text, output_lock, remove_stale_partials
+from lai.report import prose, results
+from lai.report.inputs import ReportError, Run
+from lai.report.text import cell, emph, fmt, join, mono, rich, small, strong, table, unavailable
+
+__all__ = ["DATA_FILE", "SECTIONS", "TEMPLATE", "ReportError", "build_data", "cell", "emph", "fmt", "join", "mono", "rich",
+           "small", "strong", "table", "template_source", "unavailable", "write_report"]
+
+TEMPLATE = "report.typ"  # the layout, shipped inside the package
+DATA_FILE = "report.json"  # written next to report.pdf; the template reads it
+
+
+# Sections of report.json, each built from the run folder by one function; the template lays them out.
+_BUILDERS = {**prose.SECTIONS, **results.SECTIONS}
+SECTIONS = {key: _BUILDERS[key] for key in ("title", "warnings", "abstract", "conclusions", "data", "table1", "baselines",
+                                            "noise_floor", "extras", "training", "results", "provenance", "figures")}
+
+
+def build_data(run_dir: str | Path) -> dict:
+    """Everything the template prints for ``run_dir``, as JSON-ready data (no markup)."""
+    run = Run(Path(run_dir))
+    return {"kind": run.kind, **{key: build(run) for key, build in SECTIONS.items()}}
+
+
+def template_source() -> bytes:
+    """The Typst template shipped with the package."""
+    return resources.files("lai").joinpath(TEMPLATE).read_bytes()
+
+
+def _compile(template: bytes, output: Path, root: Path, data: str) -> None:
+    import typst
+
+    typst.compile(template, output=str(output), root=str(root), sys_inputs={"data": data})
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``run_dir/report.json`` and compile ``run_dir/report.pdf`` from it; return the PDF's path.
+
+    Both are written atomically, while holding the report's write lock (a second writer is refused,
+    leftovers of an interrupted one are removed first). If Typst fails, :class:`ReportError` is raised
+    and no new report.pdf appears (an older one is left untouched).
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} does not exist")
+    out, data_path = run_dir / "report.pdf", run_dir / DATA_FILE
+    with output_lock(out):
+        remove_stale_partials(data_path)
+        atomic_write_text(data_path, json.dumps(build_data(run_dir), indent=1, ensure_ascii=False, allow_nan=False))
+        with atomic_path(out) as tmp:
+            try:
+                _compile(template_source(), tmp, run_dir, f"/{DATA_FILE}")
+            except Exception as err:  # typst.TypstError and friends: re-raised with the diagnostic
+                message = re.sub(r"\s+\n", "\n", str(err)).strip()
+                raise ReportError(f"Typst could not typeset the report of {run_dir} (template lai/{TEMPLATE}, "
+                                  f"data {data_path}): {message}") from err
+            if not tmp.is_file() or tmp.stat().st_size == 0:
+                raise ReportError(f"Typst produced no PDF for {run_dir}")
+    return out
+

@@ -1,0 +1,188 @@
+"""What the report reads from a run folder: its records, tables and figures, and values looked up in them.
+
+An artefact the run did not write is None (the report shows a plain "not available" note); one that is
+present but unreadable, or lacks the columns the report reads, raises :class:`ReportError` naming the file.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from lai.config import EncodingConfig
+from lai.errors import LaiError
+from lai.facts import REPORT_TABLES, TABLE, TEST_SETS, VERDICTS, check_name
+from lai.report.text import fmt, rich, small, unavailable
+
+
+class ReportError(LaiError, RuntimeError):
+    """The report could not be built: an artefact is malformed, or Typst failed (its diagnostic is in the message)."""
+
+
+def read_json(path: Path) -> dict | None:
+    """The object in ``path``; None if the file is absent."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ReportError(f"{path} is not readable JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise ReportError(f"{path} holds a JSON {type(data).__name__}, expected an object")
+    return data
+
+
+def read_table(run_dir: Path, name: str) -> pd.DataFrame | None:
+    """tables/<name>.csv; None if absent; an empty frame for a file without rows."""
+    path = run_dir / "tables" / f"{check_name('table', name, ReportError)}.csv"
+    if not path.exists():
+        return None
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=list(REPORT_TABLES[name]))
+    except (OSError, ValueError) as err:
+        raise ReportError(f"{path} is not a readable CSV table ({err})") from err
+    missing = [c for c in REPORT_TABLES[name] if c not in frame]
+    if missing:
+        raise ReportError(f"{path} lacks the column(s) {', '.join(missing)} that the report reads "
+                          f"(it has: {', '.join(map(str, frame.columns))})")
+    return frame
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) of a PNG that decodes completely; ReportError otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            fmt_name = im.format
+            im.load()
+            size = im.size
+    except (OSError, UnidentifiedImageError, SyntaxError) as err:
+        raise ReportError(f"{path} is not a readable PNG image ({err}); write it again (rerun its notebook)") from err
+    if fmt_name != "PNG":
+        raise ReportError(f"{path} is a {fmt_name} image, expected PNG")
+    return size
+
+
+class Run:
+    def __init__(self, run_dir: Path):
+        self.dir = run_dir
+        self.data = read_json(run_dir / "data.json")
+        self.prov = read_json(run_dir / "provenance.json")
+        path = run_dir / "profile.yaml"
+        self.profile_text = path.read_text() if path.exists() else None
+        self.profile = self._yaml(path, self.profile_text)
+        self.tables = {name: read_table(run_dir, name) for name in REPORT_TABLES}
+
+    @staticmethod
+    def _yaml(path: Path, text: str | None) -> dict:
+        if text is None:
+            return {}
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ReportError(f"{path} is not readable YAML ({err})") from err
+        if not isinstance(data, dict):
+            raise ReportError(f"{path} holds no mapping of settings")
+        return data
+
+    @property
+    def name(self) -> str:
+        return str(self.profile.get("name") or self.dir.name)
+
+    @property
+    def kind(self) -> str:
+        kind = (self.data or {}).get("kind")
+        if kind in ("simulated", "real"):
+            return kind
+        data = self.profile.get("data")
+        if data == "simulate":
+            return "simulated"
+        return "real" if data else "unknown"
+
+    @property
+    def lai_scale(self) -> float:
+        return float((self.profile.get("encoding") or {}).get("lai_scale", EncodingConfig().lai_scale))
+
+    def final_metrics(self) -> pd.DataFrame | None:
+        """Final model per set: final_metrics.csv, else the 'final' rows of table1.csv; None if neither exists."""
+        fm, t1 = self.tables[TABLE.final_metrics], self.tables[TABLE.table1]
+        if fm is not None:
+            return fm
+        return t1[t1["row"] == "final"] if t1 is not None else None
+
+    def empty_sets(self) -> list[str]:
+        """The test sets without triplets (data.json's split counts, else tables/splits.csv)."""
+        counts = (self.data or {}).get("splits")
+        if not isinstance(counts, dict):
+            sp = self.tables[TABLE.splits]
+            counts = {}
+            if sp is not None and len(sp.columns) and "triplets" in sp:
+                key = "split" if "split" in sp else sp.columns[0]
+                counts = dict(zip(sp[key].astype(str), sp["triplets"]))
+        return [s for s in TEST_SETS if s in counts and num(counts[s]) == 0]
+
+    def lacking(self, name: str, what: str, missing: str = "") -> dict:
+        """The note for table ``name`` where the run wrote none (``missing`` says why) or one without rows."""
+        if self.tables[name] is None:
+            return unavailable(what, f"tables/{name}.csv is missing{missing}.")
+        every = len(self.empty_sets()) == len(TEST_SETS)
+        return unavailable(what, f"tables/{name}.csv has no rows" + (": every test set is empty." if every else "."))
+
+
+def num(value) -> float:
+    """``value`` as a float; NaN for a missing or non-numeric value."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def metric(frame: pd.DataFrame | None, key: str, value: str, col: str) -> float:
+    if frame is None or key not in frame or col not in frame:
+        return float("nan")
+    part = frame[frame[key] == value]
+    return float("nan") if part.empty else num(part[col].iloc[0])
+
+
+def baseline_metric(bl: pd.DataFrame | None, name: str, s: str, col: str) -> float:
+    if bl is None or col not in bl:
+        return float("nan")
+    part = bl[(bl["baseline"].astype(str).str.lower() == name.lower()) & (bl["set"] == s)]
+    return num(part[col].iloc[0]) if len(part) else float("nan")
+
+
+def ci(mid: float, lo: float, hi: float) -> list:
+    """A value with its interval in small print (the value alone where the interval is missing)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return rich(fmt(mid))
+    return rich(f"{fmt(mid)} ", small(f"[{fmt(lo)}, {fmt(hi)}]"))
+
+
+def with_ci(frame: pd.DataFrame | None, key: str, value: str, col: str) -> list:
+    """``col`` with its 95% interval (``col_lo``, ``col_hi``) as "0.612 [0.571, 0.655]"."""
+    return ci(*(metric(frame, key, value, c) for c in (col, f"{col}_lo", f"{col}_hi")))
+
+
+def comparisons_on(run: Run, s: str) -> list[dict]:
+    """Paired comparisons of the final model on test set ``s`` (tables/comparisons.csv); a line on no triplet
+    (an empty set, whatever its verdict says) compares nothing and is left out."""
+    comp = run.tables[TABLE.comparisons]
+    out = []
+    for c in [] if comp is None else comp[comp["set"] == s].to_dict("records"):
+        if c["verdict"] in VERDICTS:
+            out.append(c)
+        elif num(c["triplets"]) != 0:
+            raise ReportError(f"{run.dir / 'tables' / 'comparisons.csv'}: verdict {c['verdict']!r} against {c['other']} on "
+                              f"the {s} set; expected one of {', '.join(VERDICTS)}")
+    return out
+
+
+def diff_text(c: dict) -> str:
+    return f"{fmt(c['diff'])} LAI [{fmt(c['diff_lo'])}, {fmt(c['diff_hi'])}]"

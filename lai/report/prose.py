@@ -1,0 +1,334 @@
+"""The report's prose sections: title, warnings, abstract, conclusions, the data, training, provenance
+and the figures, each built from the run folder by one function."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+
+from lai.facts import (
+    BETTER,
+    FIGURE_NAMES,
+    NOT_RESOLVED,
+    PAPER_AUTHORS,
+    PAPER_TITLE,
+    SET_PROSE,
+    SET_TITLES,
+    TABLE,
+    TEST_SETS,
+    WORSE,
+    row_title,
+)
+from lai.report.inputs import Run, baseline_metric, comparisons_on, diff_text, metric, num, png_size
+from lai.report.results import FLOOR_GOAL, PAPER_FINAL
+from lai.report.text import emph, fmt, fmt_count, join, mono, rich, strong, table
+
+
+def _title(run: Run) -> dict:
+    return {"run": run.name, "folder": run.dir.name if run.dir.name != run.name else None,
+            "paper_title": PAPER_TITLE, "paper_authors": PAPER_AUTHORS,
+            "lai_version": str((run.prov or {}).get("lai_version", "")), "date": dt.date.today().isoformat(),
+            "header": f"lai run report: {run.name} ({run.kind} data)", "document": f"LAI run report: {run.name}"}
+
+
+def _warnings(run: Run) -> list:
+    """Sentences the reader must see first: test sets without triplets and exactly perfect scores."""
+    out = []
+    empty = run.empty_sets()
+    if empty:
+        names = [SET_PROSE[s] for s in empty]
+        out.append(rich(strong("Empty test sets. "),
+                        f"The {_and(names)} test set{'s' if len(names) > 1 else ''} "
+                        f"{'have' if len(names) > 1 else 'has'} no triplets in this run, so no model is scored on "
+                        f"{'them' if len(names) > 1 else 'it'}: "
+                        "the tables below show dashes or no line for them. The split settings in the configuration "
+                        "(Provenance) decide which triplets each test set gets."))
+    for model, s, what in _perfect_scores(run, set(empty)):
+        out.append(rich(strong("Suspicious perfect score. "),
+                        f"{model[:1].upper()}{model[1:]} on the {SET_PROSE.get(s, s)} set scores {what} exactly. A perfect score usually "
+                        "means that the inputs and the target are identical (the same image given as a past date and "
+                        "as the date to predict), not a perfect model: check the data before trusting this run."))
+    return out
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _perfect_scores(run: Run, empty: set[str]) -> list[tuple[str, str, str]]:
+    """(model, set, "RMSE 0.000 LAI" / "R² = 1.000") of every exactly perfect score on a non-empty set."""
+    found: dict[tuple[str, str], str] = {}
+    sources = []
+    t1, bl, extras, fm = run.tables[TABLE.table1], run.tables[TABLE.baselines], run.tables[TABLE.extras], run.final_metrics()
+    if fm is not None:
+        sources.append(("the final U-Net", fm))
+    if t1 is not None:
+        sources += [(row_title(r), t1[t1["row"] == r]) for r in dict.fromkeys(t1["row"])]
+    if bl is not None:
+        sources += [(str(b), bl[bl["baseline"] == b]) for b in dict.fromkeys(bl["baseline"])]
+    if extras is not None:
+        sources += [(str(t), extras[extras["title"] == t]) for t in dict.fromkeys(extras["title"])]
+    for model, part in sources:
+        model = "the final U-Net" if model == row_title("final") else model
+        for rec in part.to_dict("records"):
+            s = str(rec["set"])
+            rmse, r2 = num(rec.get("rmse")), num(rec.get("r2"))
+            what = [w for w, hit in ((f"RMSE {fmt(rmse)} LAI", rmse == 0), (f"R² = {fmt(r2)}", r2 == 1)) if hit]
+            if what and s not in empty:
+                found.setdefault((model, s), " and ".join(what))
+    return [(m, s, w) for (m, s), w in found.items()]
+
+
+def _abstract(run: Run) -> list:
+    d = run.data or {}
+    n, tile = d.get("triplets"), d.get("tile_size")
+    scale = run.lai_scale
+    pieces: list = []
+    if run.kind == "simulated":
+        pieces.append(rich("The run used ", strong("simulated"), f" data: {fmt_count(n)} triplets of {tile}×{tile} pixels."))
+    elif run.kind == "real":
+        pieces.append(rich("The run used ", strong("real"), f" data: {fmt_count(n)} triplets of {tile}×{tile} pixels from "
+                           f"{d.get('source', '?')}."))
+    fm = run.final_metrics()
+    bits = []
+    for s in TEST_SETS:
+        r, q = metric(fm, "set", s, "rmse"), metric(fm, "set", s, "r2")
+        if math.isfinite(r):
+            pr, pq = PAPER_FINAL[s]
+            bits.append(f"{SET_TITLES[s].lower()}: RMSE {fmt(r)} LAI ({fmt(r / scale)} in LAI/{scale:g} units; "
+                        f"paper {fmt(pr)}), R² {fmt(q)} (paper {fmt(pq)})")
+    pieces.append("The final model reaches, per test set, " + "; ".join(bits) + "." if bits else
+                  "No metrics of the final model are available in this run folder.")
+    pers = baseline_metric(run.tables[TABLE.baselines], "persistence", "non_cloudy", "r2")
+    if math.isfinite(pers):
+        pieces.append(f"Persisting the last clear LAI reaches R² {fmt(pers)} on the non-cloudy set.")
+    return join(pieces, " ")
+
+
+def _conclusions(run: Run) -> list:
+    """What the run shows, read from the intervals: the goals, convergence, seeds and the extra rows."""
+    items = []
+    word = {BETTER: ("the final U-Net ", strong("beats"), " "), WORSE: ("the final U-Net ", strong("loses to"), " "),
+            NOT_RESOLVED: ("the final U-Net is ", strong("not resolved"), " against ")}
+    empty = run.empty_sets()
+    for s in ("non_cloudy", "cloudy"):
+        if s in empty:
+            items.append(rich(f"{SET_TITLES[s]}: nothing compared, the test set has no triplets."))
+            continue
+        verdicts = {c["other"]: c for c in comparisons_on(run, s)}
+        for other in ("persistence", "MLR", "RF"):
+            c = verdicts.get(other)
+            if c is None:
+                items.append(rich(f"{SET_TITLES[s]}, final U-Net against {other}: not compared in this run."))
+            else:
+                items.append(rich(f"{SET_TITLES[s]}: ", word[c["verdict"]], f"{other}, RMSE difference {diff_text(c)}."))
+    t1, floor = run.tables[TABLE.table1], run.tables[TABLE.noise_floor]
+    ratio = metric(t1[t1["row"] == "final"] if t1 is not None else None, "set", "non_cloudy", "floor_ratio")
+    if math.isfinite(ratio):
+        items.append(rich(f"Non-cloudy: the final U-Net’s RMSE is {fmt(ratio, 2)}× the noise floor of "
+                          f"{fmt(metric(floor, 'set', 'non_cloudy', 'floor_rmse'))} LAI (goal: at most {FLOOR_GOAL}×)."))
+    tr = run.tables[TABLE.training]
+    if tr is not None and "converged" in tr:
+        late = [str(r) for r, c in zip(tr["row"], tr["converged"]) if str(c) != "True"]
+        items.append(rich("Not converged (validation still improving at the end): " + ", ".join(late) + "." if late else
+                          "Every training stage converged: validation had stopped improving before its end."))
+    extras = run.tables[TABLE.extras]
+    items.append(rich("Extra rows beyond the paper (cloud-weighted loss, residual model, baselines without the LAI "
+                      "history): ", "see their table." if extras is not None else
+                      [strong("not run"), " in this profile (", mono("extras: false"), "); the ", mono("paper"),
+                       " profile runs them."]))
+    return items
+
+
+def _data(run: Run) -> dict:
+    d = run.data
+    out: dict = {"items": None, "splits": None}
+    if d is not None:
+        splits_cfg = run.profile.get("splits") if isinstance(run.profile.get("splits"), dict) else {}
+        sampling = d.get("split_sampling", splits_cfg.get("sampling"))
+        if sampling == "blocks":
+            block = splits_cfg.get("block_size")
+            how = rich("by ", strong("tile blocks"), ": whole blocks of neighbouring tiles",
+                       f" ({block}×{block} tiles)" if block else "",
+                       ", over all dates, go to one set, so that no test tile has a training neighbour or a training "
+                       "copy of itself at another date (stricter than the paper)")
+        elif sampling == "random":
+            how = rich(strong("at random"), " per triplet, like the paper: test tiles may have training neighbours and "
+                       "training copies of the same place at other dates, which flatters the scores")
+        else:
+            how = rich("not recorded")
+        items = [
+            ("Kind", rich(run.kind)),
+            ("Source folder", rich(mono(d.get("source", "–")))),
+            ("Data cube", rich(mono(d.get("cube", "–")))),
+            ("Triplets", rich(fmt_count(d.get("triplets", float("nan"))))),
+            ("Tile size", rich(f"{d.get('tile_size', '–')} × {d.get('tile_size', '–')} pixels")),
+            ("True LAI available", rich(("yes (simulation)" if run.kind == "simulated" else "yes") if d.get("has_truth") else "no")),
+            ("Test-set sampling", how),
+        ]
+        splits = d.get("splits") or {}
+        if splits:
+            items.append(("Split counts", rich(", ".join(f"{k} {fmt_count(v)}" for k, v in splits.items()))))
+        skipped = d.get("skipped") or []
+        items.append(("Skipped triplets", rich(f"{len(skipped)}" + (" (invalid input files, see data.json)" if skipped else ""))))
+        out["items"] = [[k, v] for k, v in items]
+    sp = run.tables[TABLE.splits]
+    if sp is None or not len(sp):
+        out["splits"] = run.lacking(TABLE.splits, "Splits table")
+    else:
+        if "split" not in sp.columns:
+            sp = sp.rename(columns={sp.columns[0]: "split"})
+        cols = [c for c in ("split", "triplets", "regions", "clear_past", "cloud_past", "clear_t") if c in sp]
+        names = {"split": "Split", "triplets": "Triplets", "regions": "Regions", "clear_past": "Clear, t-2 & t-1",
+                 "cloud_past": "Cloud, t-2 & t-1", "clear_t": "Clear at t"}
+        rows = [[str(r[c]) if c == "split" else fmt_count(r[c]) if c in ("triplets", "regions") else fmt(r[c]) for c in cols]
+                for r in sp.to_dict("records")]
+        out["splits"] = table([[names[c] for c in cols]], rows, len(cols),
+                              caption=["Splits of the cube: triplets, regions and mean fractions of each tile that are "
+                                       "clear (valid SCL and finite LAI) or cloudy (SCL 8–10). ", emph("non_cloudy"),
+                                       " and ", emph("cloudy"), " are the paper’s two cloud-stratified test sets, ",
+                                       emph("unique"), " the held-out areas; ", emph("buffer"),
+                                       " tiles are kept out of training and testing."])
+    return out
+
+
+def _training(run: Run) -> dict:
+    train = run.profile.get("train") if isinstance(run.profile.get("train"), dict) else {}
+    out: dict = {"text": None}
+    if train:
+        if train.get("schedule") == "plateau":
+            schedule = (f"at most {train.get('epochs', '?')} epochs: the learning rate is multiplied by "
+                        f"{train.get('lr_decay', '?')} after {train.get('lr_patience', '?')} epochs without a better "
+                        f"validation score, and the stage stops after {train.get('patience', '?')}")
+        else:
+            schedule = (f"{train.get('epochs', '?')} epochs, the learning rate multiplied by "
+                        f"{train.get('lr_decay', '?')} at fixed epochs ({train.get('milestones', '?')} "
+                        "milestones: the paper’s protocol)")
+        out["text"] = rich(
+            f"Each stage trains with Adam for {schedule}; batch size {train.get('batch_size', '?')}, initial "
+            f"learning rate {train.get('lr', '?')}, loss weights α = {train.get('alpha', '?')} (encoder 1) and "
+            f"β = {train.get('beta', '?')} (encoder 2) for the final model, which starts from the pre-trained "
+            "encoders of rows 3 and 5. Training batches are ",
+            "randomly rotated by multiples of 90° and flipped. " if train.get("augment", True) else [strong("not"), " augmented. "],
+            "Each stage keeps the weights of its best validation epoch. A stage whose best epoch lies within its last "
+            f"{train.get('patience', '?')} epochs was still improving: it is marked ", strong("not converged"),
+            ", and its scores understate what longer training would give.")
+    tr = run.tables[TABLE.training]
+    if tr is None or not len(tr):
+        out["table"] = run.lacking(TABLE.training, "Training time table")
+        out["seeds"] = None
+        return out
+    names = {"row": "Stage", "epochs": "Epochs", "seconds": "Time (s)", "samples_per_s": "Samples/s",
+             "val_rmse": "Last val. RMSE (LAI)", "final_val_rmse": "Final val. RMSE (LAI)", "best_epoch": "Best epoch",
+             "best_val_rmse": "Best val. RMSE (LAI)", "converged": "Converged", "parameters": "Parameters", "reused": "Reused"}
+    cols = list(tr.columns)
+    rows = []
+    for r in tr.to_dict("records"):
+        line = []
+        for c in cols:
+            v = r[c]
+            if c == "row":
+                line.append(row_title(str(v)))
+            elif c == "converged":
+                line.append("yes" if str(v) == "True" else rich(strong("not converged")))
+            elif c in ("seconds", "samples_per_s"):
+                line.append(fmt(v, 1))
+            elif c in ("epochs", "parameters"):
+                line.append(fmt_count(v))
+            elif isinstance(v, (float, np.floating)):
+                line.append(fmt(v))
+            else:
+                line.append(str(v))
+        rows.append(line)
+    total = pd.to_numeric(tr["seconds"], errors="coerce").sum() if "seconds" in tr else float("nan")
+    device = (run.prov or {}).get("device")
+    out["table"] = table([[names.get(c, c.replace("_", " ")) for c in cols]], rows, len(cols),
+                         caption="Training time per stage" + (f" on {device}" if device else "")
+                         + (f"; {fmt(total / 60, 1)} minutes in all." if math.isfinite(total) else "."))
+    out["seeds"] = _seeds(run, train)
+    return out
+
+
+def _seeds(run: Run, train: dict) -> dict:
+    """The spread over training seeds: a table, or why there is none ({"one_seed": true} or unavailable)."""
+    seeds = run.tables[TABLE.seeds]
+    n = train.get("seeds", 1)
+    if seeds is None or not len(seeds):
+        return run.lacking(TABLE.seeds, "Seed table")
+    if n == 1:
+        return {"one_seed": True}
+    rows = [[SET_TITLES.get(r["set"], str(r["set"])), fmt_count(r["seeds"]), fmt(r.get("rmse_mean")), fmt(r.get("rmse_std")),
+             f"{fmt(r.get('rmse_min'))} – {fmt(r.get('rmse_max'))}", fmt(r.get("r2_mean"))] for r in seeds.to_dict("records")]
+    return table([["Test set", "Seeds", "RMSE mean", "RMSE s.d.", "RMSE range", "R² mean"]], rows, 6,
+                 caption=f"The final model fine-tuned with {n} training seeds from the same pre-trained encoders: "
+                         "spread of its test scores (LAI). Table 1 shows the first seed.")
+
+
+def _provenance(run: Run) -> dict:
+    prov = run.prov
+    out: dict = {"items": None, "packages": None, "config": None}
+    if prov is not None:
+        labels = {"lai_version": "lai version", "git_revision": "git revision", "git_dirty": "uncommitted changes",
+                  "data_fingerprint": "data fingerprint"}
+        items = [[labels.get(k, k.replace("_", " ")), ("yes" if v else "no") if isinstance(v, bool) else str(v)]
+                 for k, v in prov.items() if not isinstance(v, (dict, list))]
+        fp = (run.data or {}).get("fingerprint")
+        if fp and "data_fingerprint" not in prov:
+            items.append(["data fingerprint", str(fp)])
+        out["items"] = items
+        packages = prov.get("packages") or {}
+        if isinstance(packages, dict) and packages:
+            pairs = sorted(packages.items())
+            half = math.ceil(len(pairs) / 2)
+            left, right = pairs[:half], pairs[half:]
+            rows = [[left[i][0], str(left[i][1])] + ([right[i][0], str(right[i][1])] if i < len(right) else ["", ""])
+                    for i in range(half)]
+            out["packages"] = table([["Package", "Version", "Package", "Version"]], rows, 4,
+                                    caption="Package versions of the run.")
+    if run.profile_text is not None:
+        out["config"] = list(_yaml_columns(run.profile, run.profile_text))
+    return out
+
+
+def _yaml_columns(profile: dict, text: str) -> tuple[str, str]:
+    """The configuration as YAML (lists of scalars inline), cut in two at a top-level key near the middle."""
+    if profile:
+        import yaml
+
+        class _Dumper(yaml.SafeDumper):
+            pass
+
+        def _list(dumper, data):
+            flow = all(not isinstance(v, (dict, list)) for v in data) and len(", ".join(map(str, data))) < 40
+            return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+        _Dumper.add_representer(list, _list)
+        text = yaml.dump(profile, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=50)
+    lines = text.rstrip().splitlines()
+    tops = [i for i, line in enumerate(lines) if line and not line[0].isspace() and i > 0]
+    if not tops or len(lines) < 20:
+        return "\n".join(lines), ""
+    cut = min(tops, key=lambda i: abs(i - len(lines) / 2))
+    return "\n".join(lines[:cut]), "\n".join(lines[cut:])
+
+
+def _figures(run: Run) -> dict:
+    """Per figure name: its file and aspect ratio, or why it is not available (the run did not write it)."""
+    out = {}
+    for name in FIGURE_NAMES:
+        path = run.dir / "figures" / f"{name}.png"
+        if path.is_file():
+            w, h = png_size(path)
+            out[name] = {"available": True, "file": f"/figures/{name}.png", "aspect": w / h}
+        else:
+            out[name] = {"available": False, "reason": f"figures/{name}.png was not produced by this run."}
+    return out
+
+
+# Sections of report.json, each built from the run folder by one function; the template lays them out.
+
+
+SECTIONS = {"title": _title, "warnings": _warnings, "abstract": _abstract, "conclusions": _conclusions, "data": _data,
+            "training": _training, "provenance": _provenance, "figures": _figures}

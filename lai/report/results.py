@@ -1,0 +1,261 @@
+"""The report's result sections: Table 1 next to the paper, the baselines and their reading, the noise
+floor, the extra rows and the final model's scores, each built from the run folder by one function."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from lai.facts import (
+    BASELINES,
+    BETTER,
+    N_PIXELS,
+    NOT_RESOLVED,
+    PAPER_BASELINES_R2,
+    PAPER_TABLE1,
+    RMSE_NORM,
+    ROWS,
+    SET_PROSE,
+    SET_TITLES,
+    TABLE,
+    TEST_SETS,
+    VERDICTS,
+    WORSE,
+    row_columns,
+    row_title,
+)
+from lai.report.inputs import Run, baseline_metric, ci, comparisons_on, diff_text, metric, num, with_ci
+from lai.report.text import RULE, cell, emph, fmt, fmt_count, join, rich, strong, table, unavailable
+
+PAPER_FINAL = PAPER_TABLE1["final"]
+FLOOR_GOAL = 1.15  # the final model's non-cloudy RMSE within this factor of the noise floor
+
+
+def _row_label(t1: pd.DataFrame, row: str) -> tuple[str, str]:
+    sub = t1[t1["row"] == row]
+    if len(sub) and "input" in sub and "architecture" in sub:
+        return str(sub["input"].iloc[0]), str(sub["architecture"].iloc[0])
+    return row_columns(row)
+
+
+def _table1(run: Run) -> dict:
+    """Table 1 three times: RMSE (LAI/5) and R² next to the paper's, then RMSE (LAI) and R² with intervals."""
+    t1 = run.tables[TABLE.table1]
+    if t1 is None or not len(t1):
+        return run.lacking(TABLE.table1, "Table 1", " (no Table 1 row was evaluated)")
+    out = {}
+    rows_present = [r for r in ROWS if r in set(t1["row"])] + [r for r in dict.fromkeys(t1["row"]) if r not in ROWS]
+    for key, col, paper_col, better, cap in (
+        ("rmse", RMSE_NORM, "paper_rmse", "min", "Table 1, RMSE in LAI/5 units (lower is better): this run next to the paper."),
+        ("r2", "r2", "paper_r2", "max", "Table 1, R² (higher is better): this run next to the paper."),
+    ):
+        header1 = [cell("Input", rowspan=2), cell("Architecture", rowspan=2)]
+        header1 += [cell(SET_TITLES[s], colspan=2, align="center") for s in TEST_SETS]
+        header2 = [h for _ in TEST_SETS for h in ("this run", "paper")]
+        best = {}
+        for s in TEST_SETS:
+            vals = pd.to_numeric(t1.loc[t1["set"] == s, col], errors="coerce") if col in t1 else pd.Series(dtype=float)
+            if vals.notna().any():
+                best[s] = vals.min() if better == "min" else vals.max()
+        rows = []
+        for r in rows_present:
+            sub = t1[t1["row"] == r]
+            line = list(_row_label(t1, r))
+            for s in TEST_SETS:
+                ours, paper = metric(sub, "set", s, col), metric(sub, "set", s, paper_col)
+                line += [cell(fmt(ours), bold=math.isfinite(ours) and s in best and bool(np.isclose(ours, best[s]))), fmt(paper)]
+            rows.append(line)
+        out[key] = table([header1, header2], rows, 8, caption=cap)
+    header1 = [cell("Input", rowspan=2), cell("Architecture", rowspan=2),
+               cell("RMSE (LAI) [95% interval]", colspan=3, align="center"),
+               cell("R² [95% interval]", colspan=3, align="center")]
+    header2 = [SET_TITLES[s] for s in TEST_SETS] * 2
+    rows = []
+    for r in rows_present:
+        sub = t1[t1["row"] == r]
+        rows.append(list(_row_label(t1, r)) + [with_ci(sub, "set", s, "rmse") for s in TEST_SETS]
+                    + [with_ci(sub, "set", s, "r2") for s in TEST_SETS])
+    pixels = ", ".join(f"{SET_PROSE[s]} {fmt_count(metric(t1[t1['row'] == 'final'], 'set', s, N_PIXELS))}"
+                       for s in TEST_SETS)
+    out["intervals"] = table([header1, header2], rows, 8,
+                             caption="Table 1, RMSE of this run in LAI units (m²/m²) and R², each with its 95% bootstrap "
+                                     "interval over the triplets of the test set (resampling whole tiles, not pixels). "
+                                     f"Clear pixels scored: {pixels}. The paper gives no RMSE in LAI units.")
+    return out
+
+
+def _baselines(run: Run) -> dict:
+    bl, fm = run.tables[TABLE.baselines], run.final_metrics()
+    out = {"paper_mlr_r2": fmt(PAPER_BASELINES_R2["MLR"], 4), "paper_rf_r2": fmt(PAPER_BASELINES_R2["RF"], 4),
+           "paper_final_r2": fmt(PAPER_FINAL["non_cloudy"][1]), "reading": _baseline_reading(run, bl, fm)}
+    if bl is None or not len(bl):
+        out["table"] = run.lacking(TABLE.baselines, "Baseline table")
+        return out
+    has_truth = "truth_rmse_cloudy" in bl and bl["truth_rmse_cloudy"].notna().any()
+    header = ["Test set", "Model", "Triplets", "RMSE (LAI) [95%]", "RMSE (LAI/5)", "R² [95%]", "Pixels"]
+    if has_truth:
+        header.append("RMSE under clouds (LAI)")
+    rows: list = []
+    names = [b for b in BASELINES if b in set(bl["baseline"])] + [b for b in dict.fromkeys(bl["baseline"]) if b not in BASELINES]
+    for s in TEST_SETS:
+        part = bl[bl["set"] == s]
+        entries = []
+        if fm is not None:
+            f = fm[fm["set"] == s]
+            if len(f):
+                entries.append(("final U-Net", f.iloc[0], True))
+        for b in names:
+            p = part[part["baseline"] == b]
+            if len(p):
+                entries.append((b, p.iloc[0], False))
+        if rows and entries:
+            rows.append(RULE)
+        for k, (name, rec, is_model) in enumerate(entries):
+            line = [cell(SET_TITLES.get(s, s), rowspan=len(entries))] if k == 0 else []
+            one = pd.DataFrame([rec])
+            line += [cell(name, bold=is_model), fmt_count(rec.get("triplets", float("nan"))), with_ci(one, "set", s, "rmse"),
+                     fmt(rec.get(RMSE_NORM)), with_ci(one, "set", s, "r2"), fmt_count(rec.get(N_PIXELS, float("nan")))]
+            if has_truth:
+                line.append(fmt(rec.get("truth_rmse_cloudy")))
+            rows.append(line)
+    out["table"] = table([header], rows, len(header), caption=rich(
+        "Baselines next to the final U-Net (bold), per test set. RMSE and R² on pixels clear at ", emph("t"),
+        ", with 95% bootstrap intervals over triplets.",
+        [" Last column: RMSE against the simulation’s true LAI on the pixels ", strong("not"), " clear at ", emph("t"),
+         " (clouds, shadows, no data), which real data cannot score."] if has_truth else None))
+    return out
+
+
+def _baseline_reading(run: Run, bl: pd.DataFrame | None, fm: pd.DataFrame | None) -> list:
+    """An honest paragraph generated from the numbers: where the U-Net beats the baselines and where not."""
+    if bl is None or not len(bl) or "rmse" not in bl:
+        return rich("No baseline was evaluated in this run, so the U-Nets cannot be put in perspective here.")
+    out: list = []
+    for s in TEST_SETS:
+        where = f"On the {SET_PROSE[s]} set"
+        verdicts = comparisons_on(run, s)
+        if s in run.empty_sets():
+            out.append(f"{where} there is no triplet, so nothing is compared.")
+            continue
+        if not verdicts:
+            out.append(f"{where} no paired comparison of the final U-Net was made, so no difference is resolved.")
+            continue
+        groups = {v: [c for c in verdicts if c["verdict"] == v] for v in VERDICTS}
+        said = []
+        if groups[BETTER]:
+            said.append("the final U-Net beats " + ", ".join(f"{c['other']} ({diff_text(c)})" for c in groups[BETTER]))
+        if groups[WORSE]:
+            said.append(rich(strong("it loses to"), " " + ", ".join(f"{c['other']} ({diff_text(c)})" for c in groups[WORSE])))
+        if groups[NOT_RESOLVED]:
+            said.append(rich("its difference to " + ", ".join(f"{c['other']} ({diff_text(c)})" for c in groups[NOT_RESOLVED])
+                             + " is ", strong("not resolved"), " (the interval includes 0)"))
+        out.append(rich(f"{where} ({verdicts[0]['triplets']} triplets) ", join(said, "; "), "."))
+    out.append("Differences are the final U-Net’s RMSE minus the other model’s on the same triplets, with 95% "
+               "paired-bootstrap intervals; negative means the U-Net is better.")
+    mlr, rf = baseline_metric(bl, "MLR", "non_cloudy", "r2"), baseline_metric(bl, "RF", "non_cloudy", "r2")
+    if math.isfinite(mlr) or math.isfinite(rf):
+        ours = f"R² = {fmt(mlr)} (MLR) and {fmt(rf)} (RF)"
+        paper = f"{fmt(PAPER_BASELINES_R2['MLR'], 4)} and {fmt(PAPER_BASELINES_R2['RF'], 4)}"
+        gap = float(np.nanmax([mlr - PAPER_BASELINES_R2["MLR"], rf - PAPER_BASELINES_R2["RF"]]))
+        if gap > 0.2:
+            why = ([" The simulator may make the link between a pixel’s past LAI and its LAI at ", emph("t"),
+                    " simpler than in real data."] if run.kind == "simulated" else None)
+            out.append(rich(f"The per-pixel models reach {ours} on non-cloudy data, far above the paper’s {paper}: here "
+                            "a pixel’s own inputs already explain much of its LAI at ", emph("t"), ".", why,
+                            " A negative R² means worse than predicting the test set’s mean LAI, which would be "
+                            "surprising from inputs that include the same pixel’s past LAI; the paper’s baselines may "
+                            "have used other features or another evaluation, and its description is too short to tell."))
+        elif gap < -0.2:
+            out.append(f"The per-pixel models reach {ours} on non-cloudy data, below even the paper’s {paper}.")
+        else:
+            out.append(rich(f"The per-pixel models reach {ours} on non-cloudy data, close to the paper’s {paper}: "
+                            "single pixels carry little information about LAI at ", emph("t"), ", here as there."))
+    if "truth_rmse_cloudy" in bl and fm is not None and "truth_rmse_cloudy" in fm:
+        u = metric(fm, "set", "cloudy", "truth_rmse_cloudy")
+        p = baseline_metric(bl, "persistence", "cloudy", "truth_rmse_cloudy")
+        if math.isfinite(u) and math.isfinite(p):
+            out.append(rich("Under the clouds at ", emph("t"), " of the cloudy set, which only the simulation can score, "
+                            f"the U-Net’s RMSE against the true LAI is {fmt(u)} LAI, persistence’s {fmt(p)} LAI."))
+    return join(out, " ")
+
+
+def _noise_floor(run: Run) -> dict | None:
+    """None for real data (no true LAI, no floor)."""
+    if run.kind != "simulated":
+        return None
+    floor, t1, bl = run.tables[TABLE.noise_floor], run.tables[TABLE.table1], run.tables[TABLE.baselines]
+    if floor is None or not len(floor):
+        return {"table": run.lacking(TABLE.noise_floor, "Noise floor"), "verdict": None}
+    models = []
+    if t1 is not None:
+        models += [(row_title(r), t1[t1["row"] == r]) for r in dict.fromkeys(t1["row"])]
+    if bl is not None:
+        models += [(b, bl[bl["baseline"] == b]) for b in dict.fromkeys(bl["baseline"])]
+    header1 = [cell("Model", rowspan=2)] + [cell(SET_TITLES[s], colspan=3, align="center") for s in TEST_SETS]
+    header2 = [h for _ in TEST_SETS for h in ("÷ floor", "vs truth", "strict")]
+    rows = [[cell("Noise floor (observation vs truth)", bold=True)]
+            + [c for s in TEST_SETS for c in ("1", fmt(metric(floor, "set", s, "floor_rmse")),
+                                              fmt(metric(floor, "set", s, "floor_rmse_strict")))]]
+    for name, part in models:
+        rows.append([str(name)] + [c for s in TEST_SETS for c in (
+            fmt(metric(part, "set", s, "floor_ratio"), 2), fmt(metric(part, "set", s, "truth_rmse_clear")),
+            fmt(metric(part, "set", s, "rmse_strict")))])
+    out = {"table": table([header1, header2], rows, 10,
+                          caption="Per test set: each model’s RMSE against the observation divided by the noise floor "
+                                  "(÷ floor), its RMSE against the true LAI on the same clear pixels (vs truth), and its "
+                                  "RMSE against the observation on strictly clear pixels (strict, SCL 4–6). First line: "
+                                  "the floor itself, under the reference rule and (strict column) under the strict rule, "
+                                  "in LAI."), "verdict": None}
+    ratio = metric(t1[t1["row"] == "final"] if t1 is not None else None, "set", "non_cloudy", "floor_ratio")
+    if math.isfinite(ratio):
+        out["verdict"] = rich(
+            f"On the non-cloudy set the final U-Net’s RMSE is {fmt(ratio, 2)} times the noise floor "
+            f"({fmt(metric(floor, 'set', 'non_cloudy', 'floor_rmse'))} LAI): ",
+            f"within the goal of {FLOOR_GOAL}×." if ratio <= FLOOR_GOAL else
+            [strong(f"the goal of {FLOOR_GOAL}× is missed"), f" by {fmt(ratio - FLOOR_GOAL, 2)}, that is "
+             f"{fmt((ratio / FLOOR_GOAL - 1) * 100, 0)}% above it."])
+    return out
+
+
+def _extras(run: Run) -> dict | None:
+    """The extra rows' table; None where the profile did not run them."""
+    extras = run.tables[TABLE.extras]
+    if extras is None:
+        return None
+    if not len(extras):
+        return run.lacking(TABLE.extras, "Extra rows")
+    header = ["Row", "Test set", "RMSE (LAI) [95%]", "R² [95%]", "Final − row (LAI) [95%]", "Final is"]
+    rows = []
+    for r in extras.to_dict("records"):
+        one = pd.DataFrame([r])
+        rows.append([str(r["title"]), SET_TITLES.get(r["set"], str(r["set"])), with_ci(one, "set", r["set"], "rmse"),
+                     with_ci(one, "set", r["set"], "r2"), ci(*(num(r.get(k)) for k in ("diff", "diff_lo", "diff_hi"))),
+                     str(r.get("verdict", "–"))])
+    return table([header], rows, len(header), caption=rich(
+        "Extra rows per test set, with the paired difference of the final model’s RMSE minus the row’s (negative: the "
+        "final model is better); ", emph("better"), " or ", emph("worse"), " only where the interval excludes 0."))
+
+
+def _results(run: Run) -> dict:
+    fm = run.final_metrics()
+    if fm is None:
+        return unavailable("Final metrics", "tables/final_metrics.csv is missing.")
+    truth = "truth_rmse_cloudy" in fm and fm["truth_rmse_cloudy"].notna().any()
+    header = ["Test set", "Triplets", "RMSE (LAI)", "RMSE (LAI/5)", "R²", "Pixels"] + (["RMSE under clouds (LAI)"] if truth else [])
+    empty = set(run.empty_sets())
+    rows = []
+    for s in [x for x in TEST_SETS if x in set(fm["set"]) or x in empty] + [x for x in dict.fromkeys(fm["set"]) if x not in TEST_SETS]:
+        part = fm[fm["set"] == s]
+        rec = part.iloc[0].to_dict() if len(part) else {"triplets": 0}
+        line = [SET_TITLES.get(s, str(s)), fmt_count(rec.get("triplets", float("nan"))), fmt(rec.get("rmse")),
+                fmt(rec.get(RMSE_NORM)), fmt(rec.get("r2")), fmt_count(rec.get(N_PIXELS, float("nan")))]
+        if truth:
+            line.append(fmt(rec.get("truth_rmse_cloudy")))
+        rows.append(line)
+    return table([header], rows, len(header), caption=rich(
+        "Final model (both encoders and the fusion decoder) per test set, on the pixels clear at ", emph("t"), ".",
+        [" Last column: RMSE against the simulation’s true LAI on the pixels not clear at ", emph("t"), "."] if truth else None))
+
+
+SECTIONS = {"table1": _table1, "baselines": _baselines, "noise_floor": _noise_floor, "extras": _extras, "results": _results}
