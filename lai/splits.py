@@ -2,13 +2,26 @@
 
 Labels: ``train``, ``val``, ``non_cloudy`` (past dates mostly clear), ``cloudy``
 (past dates mostly cloudy), ``unique`` (held-out areas, never trained on) and
-``buffer`` (tiles reserved for testing that fit neither test set, or exceed a
-cap: kept out of training so that they cannot leak, and out of the tests).
+``buffer`` (kept out of training and testing: the other dates of a test tile, and
+the tiles around a test tile).
 
-With ``sampling="blocks"`` (default) whole blocks of neighbouring tiles, over
-all dates, go to one set, so no test tile has a training neighbour or a
-training copy of itself at another date. ``sampling="random"`` draws test
-triplets at random as the paper did (test tiles then have training neighbours).
+With ``sampling="blocks"`` (default) the split is decided per tile position (region,
+grid row, grid column) over all dates:
+
+1. whole blocks of ``block_size`` x ``block_size`` positions are drawn for testing
+   (``test_fraction``), validation (``val_fraction``) or training;
+2. in the test blocks, the triplets that meet the thresholds (and the caps) form the
+   non-cloudy and cloudy sets; a position holding one of them is a *test tile*;
+3. every position among the 8 neighbours of a test tile, and the other dates of a test
+   tile, become ``buffer``; the test-block positions that hold no test triplet and touch
+   no test tile are given back to validation (until it holds its ``val_fraction`` share
+   of the positions) and training.
+
+So no test tile has a training or validation tile among its 8 neighbours (within its
+region, hence within its scene), nor a training copy of itself at another date; test
+and training triplets of the same scene and date lie at least two tiles apart.
+``sampling="random"`` draws test triplets at random as the paper did (test tiles then
+have training neighbours).
 """
 from __future__ import annotations
 
@@ -19,6 +32,12 @@ from lai.config import SplitConfig
 from lai.facts import BUFFER, SET_TITLES, SPLIT_LABELS, TEST_SETS, TRAIN, VAL
 
 LABELS = SPLIT_LABELS  # every split a triplet can get (lai.facts)
+META_COLUMNS = ("country", "area", "grid_row", "grid_col", "clear_t0", "clear_t1", "clear_t2", "cloud_t0", "cloud_t1")
+
+
+def regions_of(meta: pd.DataFrame) -> np.ndarray:
+    """COUNTRY_AREA of every row of ``meta``."""
+    return (meta["country"].astype(str) + "_" + meta["area"].astype(str)).to_numpy()
 
 
 def assign_splits(meta: pd.DataFrame, cfg: SplitConfig) -> np.ndarray:
@@ -27,35 +46,38 @@ def assign_splits(meta: pd.DataFrame, cfg: SplitConfig) -> np.ndarray:
     ``meta`` needs columns country, area, grid_row, grid_col, clear_t0, clear_t1,
     clear_t2, cloud_t0, cloud_t1 (fractions per time step).
     """
+    missing = [c for c in META_COLUMNS if c not in meta]
+    if missing:
+        raise ValueError(f"split metadata lacks column(s) {', '.join(missing)}")
     rng = np.random.default_rng(cfg.seed)
     n = len(meta)
-    labels = np.full(n, "train", dtype=object)
-    region = (meta["country"] + "_" + meta["area"]).to_numpy()
+    labels = np.full(n, TRAIN, dtype=object)
+    region = regions_of(meta)
     held = np.isin(region, cfg.held_out_areas) | np.isin(meta["area"].to_numpy(), cfg.held_out_areas)
     labels[held] = "unique"
 
+    row, col = meta["grid_row"].to_numpy(np.int64), meta["grid_col"].to_numpy(np.int64)
     if cfg.sampling == "blocks":
-        block = (
-            region
-            + ":" + (meta["grid_row"].to_numpy() // cfg.block_size).astype(str)
-            + ":" + (meta["grid_col"].to_numpy() // cfg.block_size).astype(str)
-        )
+        start = scene_start(region, col)
+        block = (region + ":" + start.astype(str) + ":" + (row // cfg.block_size).astype(str)
+                 + ":" + ((col - start) // cfg.block_size).astype(str))
     else:
         block = np.arange(n).astype(str)
     units = np.array(sorted(set(block[~held])))
-    order = rng.permutation(len(units))
+    unit_region = {b: g for b, g in zip(block, region)}
+    order = _by_region_in_turn(units, [unit_region[u] for u in units], rng)
     n_test = int(round(cfg.test_fraction * len(units)))
     n_val = int(round(cfg.val_fraction * len(units)))
-    role = dict.fromkeys(units, "train")
+    role = dict.fromkeys(units, TRAIN)
     role.update(dict.fromkeys(units[order[:n_test]], "test"))
-    role.update(dict.fromkeys(units[order[n_test : n_test + n_val]], "val"))
+    role.update(dict.fromkeys(units[order[n_test : n_test + n_val]], VAL))
     unit_role = np.array([role.get(b, "unique") for b in block], dtype=object)
 
     clear_past = meta[["clear_t0", "clear_t1"]].mean(axis=1).to_numpy()
     cloud_past = meta[["cloud_t0", "cloud_t1"]].mean(axis=1).to_numpy()
     evaluable = meta["clear_t2"].to_numpy() >= cfg.min_clear_target
 
-    labels[(unit_role == "val") & ~held] = "val"
+    labels[(unit_role == VAL) & ~held] = VAL
     test = (unit_role == "test") & ~held
     labels[test] = BUFFER
     non_cloudy = test & evaluable & (clear_past >= cfg.clear_past_threshold)
@@ -65,7 +87,70 @@ def assign_splits(meta: pd.DataFrame, cfg: SplitConfig) -> np.ndarray:
         if cap is not None and len(idx) > cap:
             idx = np.sort(rng.choice(idx, cap, replace=False))
         labels[idx] = name
+    if cfg.sampling == "blocks":
+        _guard_test_tiles(labels, region, row, col, held, test, cfg.val_fraction, rng)
     return labels.astype(str)
+
+
+def scene_start(region: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """The first grid column of each tile's scene: a scene is a run of occupied grid columns of one region
+    (the simulator leaves an empty column between the scenes of a region; real data: the region's grid)."""
+    start = np.empty(len(col), np.int64)
+    for g in np.unique(region):
+        at = region == g
+        cols = np.unique(col[at])
+        first = cols[np.r_[True, np.diff(cols) > 1]]
+        start[at] = first[np.searchsorted(first, col[at], side="right") - 1]
+    return start
+
+
+def _by_region_in_turn(units: np.ndarray, regions: list, rng: np.random.Generator) -> np.ndarray:
+    """A random order of ``units`` that takes one unit of each region in turn, so that the test and
+    validation draws (its first units) spread over the regions."""
+    order = rng.permutation(len(units))
+    seen: dict = {}
+    turn = np.empty(len(units), np.int64)
+    for i in order:
+        turn[i] = seen.get(regions[i], 0)
+        seen[regions[i]] = turn[i] + 1
+    rank = np.empty(len(units), np.int64)
+    rank[order] = np.arange(len(units))
+    return np.lexsort((rank, turn))
+
+
+def _guard_test_tiles(labels: np.ndarray, region, row, col, held, reserved, val_fraction: float,
+                      rng: np.random.Generator) -> None:
+    """In place: buffer around and under the test tiles; the reserved positions that hold no test triplet
+    and touch no test tile go back to validation (up to its share of the positions) and training."""
+    position = pd.Series(list(zip(region, row, col)))
+    is_test = np.isin(labels, ("non_cloudy", "cloudy"))
+    test_tiles = set(position[is_test])
+    near = {(g, r + dr, c + dc) for g, r, c in test_tiles for dr in (-1, 0, 1) for dc in (-1, 0, 1)}
+    guarded = position.isin(near).to_numpy() & ~held
+    labels[guarded & ~is_test] = BUFFER
+    free = reserved & ~guarded
+    if not free.any():
+        return
+    positions = pd.unique(position[~held])
+    val_positions = set(position[labels == VAL])
+    want_val = int(round(val_fraction * len(positions))) - len(val_positions)
+    released = sorted(set(position[free]))
+    order = _by_region_in_turn(np.arange(len(released)), [p[0] for p in released], rng)
+    to_val = {released[i] for i in order[: max(0, want_val)]}
+    labels[free] = np.where(position[free].isin(to_val).to_numpy(), VAL, TRAIN)
+
+
+def neighbour_leaks(meta: pd.DataFrame, labels, others=(TRAIN, VAL)) -> pd.DataFrame:
+    """The test triplets (non_cloudy, cloudy) whose tile has a tile of ``others`` among its 8 neighbours or at
+    its own position (another date), in the same region: one row per such triplet (empty when the splits
+    keep their promise)."""
+    labels = np.asarray(labels)
+    region = regions_of(meta)
+    row, col = meta["grid_row"].to_numpy(np.int64), meta["grid_col"].to_numpy(np.int64)
+    taken = {(g, r, c) for g, r, c, lab in zip(region, row, col, labels) if lab in others}
+    test = np.flatnonzero(np.isin(labels, ("non_cloudy", "cloudy")))
+    leaks = [i for i in test if any((region[i], row[i] + dr, col[i] + dc) in taken for dr in (-1, 0, 1) for dc in (-1, 0, 1))]
+    return meta.iloc[leaks].assign(split=labels[leaks])
 
 
 def split_counts(labels) -> dict[str, int]:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from lai.config import SplitConfig, load_profile
-from lai.facts import SET_TITLES
-from lai.splits import assign_splits, empty_sets_warning, split_counts
+from lai.facts import BUFFER, SET_TITLES, TRAIN, VAL
+from lai.splits import assign_splits, empty_sets_warning, neighbour_leaks, regions_of, scene_start, split_counts
 
 THRESHOLDS = ("clear_past_threshold", "cloudy_past_threshold", "min_clear_target")
 
@@ -89,3 +90,77 @@ def test_empty_sets_warning_other_causes_and_none():
     none_reserved = empty_sets_warning({**full, "non_cloudy": 0, "val": 0}, SplitConfig(block_size=2))
     assert "the val split is empty, so training will stop: raise splits.val_fraction" in none_reserved
     assert "no triplet was reserved for testing: raise splits.test_fraction (now 0.2) or lower splits.block_size" in none_reserved
+
+
+# --------------------------------------------------------------------------- the neighbour promise, on the plans
+
+
+def _plan_meta(sim, seed: int) -> pd.DataFrame:
+    """The metadata ``assign_splits`` takes, for every triplet the simulator plans (tile positions as the file
+    names give them, no pixels), with cloud fractions drawn at random: U-shaped per scene and date, varied per tile."""
+    from lai.simulate.write import plan
+
+    rows = [{"country": s.region.country, "area": s.region.area, "grid_row": r, "grid_col": c + s.col_offset,
+             "date": f"{s.region.name}:{s.index}:{w}"} for s in plan(sim) for w, r, c in s.picks]
+    meta = pd.DataFrame(rows)
+    rng = np.random.default_rng(seed)
+    keys = sorted(set(meta["date"]))
+    scene_cloud = dict(zip(keys, rng.beta(0.2, 0.3, (len(keys), 3))))
+    cloud = np.clip(np.stack([scene_cloud[k] for k in meta["date"]]) + rng.normal(0, 0.1, (len(meta), 3)), 0, 1)
+    clear = np.clip(1 - 1.15 * cloud, 0, 1)
+    return meta.assign(**{f"cloud_t{i}": cloud[:, i] for i in range(3)}, **{f"clear_t{i}": clear[:, i] for i in range(3)})
+
+
+def _positions(meta, labels, names) -> set:
+    mask = np.isin(labels, names)
+    return set(zip(regions_of(meta)[mask], meta["grid_row"][mask], meta["grid_col"][mask]))
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_no_test_tile_has_a_training_or_validation_neighbour(profile):
+    """Splits computed on the simulator's plan of each scored profile (any cloud fractions: three draws, and
+    all clear, all cloudy): no non-cloudy or cloudy tile has a train or val tile among its 8 neighbours, nor at
+    its own position at another date; the test sets are not empty."""
+    cfg = load_profile(profile)
+    base = _plan_meta(cfg.simulate, 0)
+    frames = [_plan_meta(cfg.simulate, seed) for seed in (0, 1, 2)]
+    frames.append(base.assign(**{f"cloud_t{i}": 0.0 for i in range(3)}, **{f"clear_t{i}": 1.0 for i in range(3)}))
+    frames.append(base.assign(cloud_t0=1.0, cloud_t1=1.0, clear_t0=0.0, clear_t1=0.0))
+    for meta in frames:
+        labels = assign_splits(meta, cfg.splits)
+        assert not len(neighbour_leaks(meta, labels)), profile
+        test = _positions(meta, labels, ("non_cloudy", "cloudy"))
+        assert test, profile
+        near = {(g, r + dr, c + dc) for g, r, c in test for dr in (-1, 0, 1) for dc in (-1, 0, 1)}
+        assert not near & _positions(meta, labels, (TRAIN, VAL)), profile
+    # the check can fail: the paper's random sampling puts training tiles beside test tiles
+    rnd = SplitConfig(**{**cfg.splits.__dict__, "sampling": "random"})
+    assert len(neighbour_leaks(frames[0], assign_splits(frames[0], rnd)))
+
+
+def test_quick_validation_is_big_and_from_several_regions():
+    cfg = load_profile("quick")
+    for seed in (0, 1):
+        meta = _plan_meta(cfg.simulate, seed)
+        labels = assign_splits(meta, cfg.splits)
+        val = labels == VAL
+        assert val.sum() >= 200 and len(set(regions_of(meta)[val])) >= 3
+        assert (labels == TRAIN).sum() >= 300
+
+
+def test_reserved_tiles_without_a_test_triplet_go_back_to_training():
+    """A 1x8 strip of tiles, all reserved for testing, of which only tile 0 has a non-cloudy triplet: tile 1 is its
+    buffer, tiles 2-7 (no test triplet, no test neighbour) train or validate instead of lying idle."""
+    clear = np.r_[1.0, np.full(7, 0.6)]
+    meta = _meta(clear, 1 - clear, np.ones(8))
+    labels = assign_splits(meta, SplitConfig(block_size=1, test_fraction=0.99, val_fraction=0.0))
+    assert list(labels[:2]) == ["non_cloudy", BUFFER] and set(labels[2:]) == {TRAIN}
+    with_val = assign_splits(meta, SplitConfig(block_size=1, test_fraction=0.8, val_fraction=0.19))
+    assert with_val[0] == "non_cloudy" and with_val[1] == BUFFER and VAL in set(with_val[2:])
+
+
+def test_scenes_are_runs_of_grid_columns():
+    """Blocks start at each scene's first column (the simulator leaves one empty column between scenes)."""
+    region = np.array(["A"] * 5 + ["B"] * 2)
+    col = np.array([0, 1, 3, 5, 4, 0, 7])
+    assert list(scene_start(region, col)) == [0, 0, 3, 3, 3, 0, 7]
