@@ -4,7 +4,7 @@ Schema (dims ``triplet``, ``time`` = t-2, t-1, t, ``pol`` = VV, VH, ``y``, ``x``
 carry these labels as string coordinates, ``lai.facts.TIME_LABELS`` and ``POLARISATIONS``)::
 
     s1 (triplet, time, pol, y, x) float32 dB   lai (triplet, time, y, x) float32   (or float16: below)
-    scl (triplet, time, y, x) uint8            lai_true (triplet, y, x) float32 (simulated data only)
+    scl (triplet, time, y, x) uint8            lai_true (triplet, time, y, x) float32 (simulated data only)
     coords: name (triplet, time), country, area, grid_row, grid_col, csv_row (triplet),
             date (triplet, time) with date_estimated (time): t-1's date is estimated,
             clear_fraction, cloud_fraction (triplet, time), split (triplet),
@@ -79,11 +79,11 @@ CF_ATTRS = {
             "flag_values": np.arange(12, dtype=np.uint8),
             "flag_meanings": "no_data saturated_or_defective dark_area cloud_shadow vegetation not_vegetated "
                              "water unclassified cloud_medium_probability cloud_high_probability thin_cirrus snow"},
-    "lai_true": {"standard_name": "leaf_area_index", "long_name": "true leaf area index at t (simulated data only)",
+    "lai_true": {"standard_name": "leaf_area_index", "long_name": "true leaf area index at t-2, t-1 and t (simulated data only)",
                  "units": "1"},
 }
 SCHEMA = "lai-cube"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: lai_true has the time dimension (1: the true LAI at t only)
 EPOCH = dt.date(1970, 1, 1)
 
 
@@ -138,11 +138,16 @@ def source_key(source: Path) -> str | None:
 
 
 def _existing_cube_attrs(path: Path) -> dict | None:
-    """Attributes of ``path`` if it is a readable lai cube, else None."""
+    """Attributes of ``path`` if it is a readable lai cube (of this schema version or an older one), else None."""
     try:
         return check_cube_file(path)
     except CubeError:
-        return None
+        try:
+            with h5py.File(path, "r") as f:
+                attrs = {k: _plain(v) for k, v in f.attrs.items()}
+        except (OSError, KeyError, RuntimeError, ValueError):
+            return None
+        return attrs if attrs.get("schema") == SCHEMA else None
 
 
 def build_cube(
@@ -183,7 +188,8 @@ def build_cube(
             if attrs is None:
                 raise ForeignOutputError(f"{out} exists and is not a readable lai cube; lai replaces only cubes it wrote: "
                                          "delete it yourself or choose another output")
-            if key is not None and attrs.get("source_key") == key and attrs.get("build_config") == build_config:
+            same_version = int(attrs.get("schema_version", -1)) == SCHEMA_VERSION
+            if same_version and key is not None and attrs.get("source_key") == key and attrs.get("build_config") == build_config:
                 return _summary(out, open_cube(out), reused=True)
             if not overwrite:
                 raise FileExistsError(f"{out} already exists and was not built from {source} as it is now with these "
@@ -235,7 +241,8 @@ def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: Encoding
         lai = f.create_variable("lai", ("triplet", "time", "y", "x"), float_dtype, chunks=(1, 3, h, w))
         scl = f.create_variable("scl", ("triplet", "time", "y", "x"), np.uint8, chunks=(1, 3, h, w))
         truth = (
-            f.create_variable("lai_true", ("triplet", "y", "x"), float_dtype, chunks=(1, h, w)) if index.has_truth else None
+            f.create_variable("lai_true", ("triplet", "time", "y", "x"), float_dtype, chunks=(1, 3, h, w))
+            if index.has_truth else None
         )
         for var in (s1, lai, scl, truth):
             if var is not None:

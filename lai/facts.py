@@ -142,10 +142,11 @@ RMSE, RMSE_NORM, R2, N_PIXELS = "rmse", "rmse_norm", "r2", "n_pixels"  # RMSE in
 # optional: a dash where absent); REPORT_TABLES are those the report reads.
 REPORT_TABLES = {
     "splits": (), "training": ("row",), "final_metrics": ("set",), "seeds": ("set", "seeds"),
-    "table1": ("row", "set"), "baselines": ("baseline", "set"), "noise_floor": ("set",),
+    "table1": ("row", "set"), "baselines": ("baseline", "set"),
+    "noise_floor": ("set", "floor_rmse", "oracle_rmse"),
     "comparisons": ("set", "other", "verdict", "diff", "diff_lo", "diff_hi", "triplets"), "extras": ("title", "set"),
 }
-TABLES = {**REPORT_TABLES, "baselines_per_triplet": (), "preprocessing_snap_lai": ()}
+TABLES = {**REPORT_TABLES, "baselines_per_triplet": (), "oracle_per_triplet": (), "preprocessing_snap_lai": ()}
 
 # The figures a run folder holds, in report order: figures/<name>.png (drawn by lai.figures, placed by the report).
 FIGURE_NAMES = ("sample_maps", "cloud_statistics", "seasonality_encoding", "s1_vs_lai", "learning_curves", "density",

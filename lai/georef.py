@@ -40,8 +40,8 @@ def georeferenced(values: np.ndarray, crs: str, transform, name: str, attrs: dic
 def triplet_array(cube: str | Path, index: int, variable: str = "lai", time: str = "t"):
     """One variable of one cube triplet as a georeferenced DataArray.
 
-    ``variable``: ``lai``, ``scl``, ``s1`` (bands VV, VH) or ``lai_true``; ``time``: t-2, t-1 or t
-    (ignored for ``lai_true``, which exists at t only).
+    ``variable``: ``lai``, ``scl``, ``s1`` (bands VV, VH) or ``lai_true`` (simulated data); ``time``: t-2,
+    t-1 or t.
     """
     from lai.cube import open_cube
 

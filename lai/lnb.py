@@ -6,7 +6,7 @@
     <root>/s2/<name>.tiff       1 band float: LAI
     <root>/s2-mask/<name>.tiff  1 band uint8: Sen2Cor scene classification (SCL 0..11)
     <root>/image_series.csv     columns "0", "1", "2" = file names at t-2, t-1, t
-    <root>/truth/<name>.tiff    optional (simulator only): true LAI at t, named after the t file
+    <root>/truth/<name>.tiff    optional (simulator only): true LAI of each S2 file, named after it
 
 Every problem raises :class:`LNBError`, whose message names the file (or CSV
 row) and what was expected. With ``on_error="skip"`` a bad triplet is instead
@@ -132,7 +132,7 @@ class TripletData:
     s1: np.ndarray
     lai: np.ndarray
     scl: np.ndarray
-    truth: np.ndarray | None = None  # true LAI at t (H, W), simulator only
+    truth: np.ndarray | None = None  # true LAI at t-2, t-1, t (3, H, W), simulator only
     crs: str | None = None
     transform: tuple | None = None
 
@@ -356,7 +356,7 @@ def read_triplet(
     valid_classes=(2, 3, 4, 5, 6),
     with_truth: bool = False,
 ) -> TripletData:
-    """Read and validate the nine TIFFs of one triplet (plus the truth file if asked)."""
+    """Read and validate the nine TIFFs of one triplet (plus its three truth files if asked)."""
     root = Path(root)
     s1, lai, scl = [], [], []
     crs = transform = None
@@ -369,7 +369,7 @@ def read_triplet(
         scl.append(read_tiff(root / MASK_DIR / name, MASK_DIR, shape)[0][0])
     s1, lai, scl = np.stack(s1), np.stack(lai), np.stack(scl)
     check_values(triplet.names, root, s1, lai, scl, valid_classes)
-    truth = read_tiff(root / TRUTH_DIR / triplet.names[2], TRUTH_DIR, shape)[0][0] if with_truth else None
+    truth = np.stack([read_tiff(root / TRUTH_DIR / name, TRUTH_DIR, shape)[0][0] for name in triplet.names]) if with_truth else None
     return TripletData(s1.astype(np.float32), lai.astype(np.float32), scl, truth, crs, transform)
 
 
@@ -446,7 +446,7 @@ def index_folder(root: str | Path, on_error: str = "raise", progress: bool = Tru
             skipped.append(Skipped(trip.row, err.file, err.problem))
     if not good:
         raise LNBError(root / SERIES_CSV, f"no valid triplet left ({len(skipped)} skipped)")
-    has_truth = all((root / TRUTH_DIR / t.names[2]).is_file() for t in good)
+    has_truth = all((root / TRUTH_DIR / name).is_file() for t in good for name in t.names)
     return FolderIndex(root, good, skipped, shape[0], shape[1], has_truth)
 
 

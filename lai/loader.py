@@ -70,7 +70,8 @@ class CubeSplit:
         rows = self.index[positions]
         out = {key: decoded(self._reader(key)(rows)) for key in self._keys}
         if self.has_truth:
-            out["truth"] = out.pop("lai_true")
+            truth = out.pop("lai_true")
+            out["truth"] = truth[:, -1] if truth.ndim == 4 else truth  # the true LAI at t (the cube holds t-2, t-1, t)
         out["doy_target"] = self.doy_target[positions]
         out["doy_from"] = self.doy_from[positions]
         return out
@@ -78,7 +79,7 @@ class CubeSplit:
     def nbytes(self, float_bytes: int = 4) -> int:
         """Memory the whole split takes with floats of ``float_bytes`` (SCL stays uint8)."""
         h, w = self.shape
-        per = (3 * 2 + 3 + (1 if self.has_truth else 0)) * h * w * float_bytes + 3 * h * w
+        per = (3 * 2 + 3 + (3 if self.has_truth else 0)) * h * w * float_bytes + 3 * h * w
         return per * len(self)
 
     def __del__(self):

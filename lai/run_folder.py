@@ -151,7 +151,9 @@ class RunContext:
     @property
     def lnb_dir(self) -> Path:
         if self.simulated:
-            return self.data_root / f"sim-{_digest(asdict(self.profile.simulate))}"
+            from lai.simulate.write import SIM_VERSION  # another simulator version writes another folder
+
+            return self.data_root / f"sim-{_digest([asdict(self.profile.simulate), SIM_VERSION])}"
         return Path(self.profile.data)
 
     @property
@@ -233,16 +235,20 @@ class RunContext:
     def noise_floor(self) -> pd.DataFrame | None:
         """tables/noise_floor.csv (written once, :func:`lai.noise.noise_floor`): per test set the RMSE of the
         observed LAI at t against the true LAI on the scored pixels (``floor_rmse``) and on strictly clear
-        ones (``floor_rmse_strict``, SCL 4-6); None for real data, which has no true LAI."""
+        ones (``floor_rmse_strict``, SCL 4-6), and the oracle bound (``oracle_rmse``, its per-triplet sums in
+        ``attrs["per_triplet"]`` and tables/oracle_per_triplet.csv); None for real data, which has no true LAI."""
         from lai.facts import TEST_SETS
         from lai.noise import noise_floor
 
         if not self.simulated:
             return None
-        if self.table(TABLE.noise_floor).exists():
-            return self.read_table(TABLE.noise_floor)
+        if self.table(TABLE.noise_floor).exists() and self.table(TABLE.oracle_per_triplet).exists():
+            floor = self.read_table(TABLE.noise_floor)
+            floor.attrs["per_triplet"] = self.read_table(TABLE.oracle_per_triplet)
+            return floor
         floor = noise_floor(self.cube_path, TEST_SETS, self.profile.encoding.valid_classes)
         self.save_table(floor, TABLE.noise_floor)
+        self.save_table(floor.attrs["per_triplet"], TABLE.oracle_per_triplet)
         return floor
 
     def histories(self, rows) -> dict[str, pd.DataFrame]:

@@ -61,6 +61,29 @@ def with_floor(table: pd.DataFrame, floor: pd.DataFrame | None) -> pd.DataFrame:
     return out.assign(floor_ratio=out["rmse"] / out["floor_rmse"])
 
 
+FLOOR_MODEL_COLUMNS = ("final_rmse", "final_floor_ratio", "final_oracle_ratio", "oracle_diff", "oracle_diff_lo",
+                       "oracle_diff_hi", "oracle_verdict")
+
+
+def floor_with_model(floor: pd.DataFrame, final: pd.DataFrame, oracle: pd.DataFrame) -> pd.DataFrame:
+    """The noise floor table (:func:`lai.noise.noise_floor`) with the final model beside the floor and the oracle:
+    per test set ``final_rmse``, its ratios ``final_floor_ratio`` (to ``floor_rmse``) and ``final_oracle_ratio``
+    (to ``oracle_rmse``), and the paired difference final - oracle on the same triplets (``oracle_diff``,
+    ``oracle_diff_lo``, ``oracle_diff_hi``, ``oracle_verdict``: better where the final model beats the oracle).
+
+    ``final``, ``oracle``: per-triplet sums (set, triplet, ``lai.metrics.SUMS``): the final run's per_tile.csv
+    and the floor's ``attrs["per_triplet"]`` (tables/oracle_per_triplet.csv)."""
+    paired = comparisons(final, {"oracle": oracle}).set_index("set")
+    out = floor.drop(columns=list(FLOOR_MODEL_COLUMNS), errors="ignore").copy()
+    model = paired["rmse_model"].reindex(out["set"]).to_numpy()
+    out["final_rmse"] = model
+    out["final_floor_ratio"] = model / out["floor_rmse"].to_numpy()
+    out["final_oracle_ratio"] = model / out["oracle_rmse"].to_numpy()
+    for col in ("diff", "diff_lo", "diff_hi", "verdict"):
+        out[f"oracle_{col}"] = paired[col].reindex(out["set"]).to_numpy()
+    return out
+
+
 def comparisons(model: pd.DataFrame, others: dict[str, pd.DataFrame], model_name: str = "final") -> pd.DataFrame:
     """Paired bootstrap of RMSE differences between ``model`` and each of ``others``, per test set.
 

@@ -42,8 +42,11 @@ def make_lnb(root: Path, n_triplets: int = 3, size: int = 16, seed: int = 0, tru
             write_tiff(root / S1_DIR / name, rng.uniform(-25, -5, (2, *shape)).astype(np.float32))
             write_tiff(root / S2_DIR / name, rng.uniform(0, 6, shape).astype(np.float32))
             write_tiff(root / MASK_DIR / name, rng.choice([4, 5, 8], shape).astype(np.uint8))
-        if truth:
+        if truth:  # the true LAI of every S2 file; t's drawn from the main stream as before, t-2 and t-1 from their own
             write_tiff(root / TRUTH_DIR / names[2], rng.uniform(0, 6, shape).astype(np.float32))
+            past = np.random.default_rng([seed, k])
+            for name in names[:2]:
+                write_tiff(root / TRUTH_DIR / name, past.uniform(0, 6, shape).astype(np.float32))
         rows.append(names)
     pd.DataFrame(rows, columns=["0", "1", "2"]).to_csv(root / SERIES_CSV, index=False)
     return root

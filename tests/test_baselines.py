@@ -21,6 +21,7 @@ from lai.baselines import (
     split_dates,
 )
 from lai.config import BaselineConfig, EncodingConfig
+from lai.cube import SCHEMA_VERSION
 from lai.facts import BASELINES, TEST_SETS
 
 ENC = EncodingConfig()
@@ -96,7 +97,7 @@ def _write_cube(path, raw, labels, dates):
     n = len(labels)
     clear = (raw["scl"] == CLEAR) & np.isfinite(raw["lai"])
     with h5py.File(path, "w") as f:
-        f.attrs.update(schema="lai-cube", schema_version=1)
+        f.attrs.update(schema="lai-cube", schema_version=SCHEMA_VERSION)
         f["s1"], f["lai"], f["scl"] = raw["s1"], raw["lai"], raw["scl"]
         f["split"] = np.asarray(labels, dtype=object).astype(h5py.string_dtype())
         f["date"] = np.asarray(dates, np.int32)

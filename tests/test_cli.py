@@ -90,7 +90,7 @@ CASES = [
     Case("cube-other-settings", "`lai cube --out` an existing cube built with other settings",
          ["cube", "{lnb_ok}", "--out", "{cube}", *TINY, "--quiet"], r"already exists and was not built from .* with these settings"),
     Case("info-old-schema", "`lai info` on a cube written by an older schema (version 0)",
-         ["info", "{old_cube}"], r"old\.nc: written by cube schema version 0; this lai reads version 1\. Rebuild it with `lai cube`", spawn=True),
+         ["info", "{old_cube}"], r"old\.nc: written by cube schema version 0; this lai reads version 2\. Rebuild it with `lai cube`", spawn=True),
     Case("info-other-schema", "`lai info` on an HDF5 file of another schema",
          ["info", "{other_cube}"], r"other\.nc: attribute schema is 'something-else'; expected 'lai-cube' \(not a lai cube\)"),
     Case("info-truncated", "`lai info` on a truncated cube",

@@ -21,7 +21,9 @@ def test_round_trip_equals_tiffs(tiny_data):
         np.testing.assert_array_equal(ds["lai"].values[k], tiff.lai)
         np.testing.assert_array_equal(ds["scl"].values[k], tiff.scl)
         np.testing.assert_array_equal(ds["lai_true"].values[k], tiff.truth)
+        assert ds["lai_true"].dims == ("triplet", "time", "y", "x")
         sample = CubeSplit(cube).read(np.array([k]))
+        np.testing.assert_array_equal(sample["truth"][0], tiff.truth[2])  # models are scored against the truth at t
         np.testing.assert_array_equal(sample["s1"][0], tiff.s1)
         assert str(ds["date"].values[k, 0])[:10] == trip.target.date_from.isoformat()
         assert str(ds["date"].values[k, 2])[:10] == trip.target.date_to.isoformat()
@@ -167,3 +169,23 @@ def test_time_and_pol_carry_their_labels(lnb, tmp_path):
     assert ds["s1"].sel(time="t-1", pol="VH").shape == (ds.sizes["triplet"], ds.sizes["y"], ds.sizes["x"])
     np.testing.assert_array_equal(ds["lai"].sel(time="t").values, ds["lai"].values[:, 2])
     np.testing.assert_array_equal(CubeSplit(cube).read(np.array([0]))["s1"][0], ds["s1"].values[0])
+
+
+def test_a_cube_of_an_older_schema_is_replaced_not_reused(tmp_path):
+    """A version-1 cube (true LAI at t only) at the output is lai's own: refused by readers with its version,
+    rebuilt with overwrite, never reused even when built from the same folder with the same settings."""
+    import h5py
+
+    from tests.helpers import make_lnb
+
+    lnb = make_lnb(tmp_path / "lnb", n_triplets=3, truth=True)
+    out = tmp_path / "cube.nc"
+    build_cube(lnb, out, SplitConfig(block_size=1), progress=False)
+    with h5py.File(out, "a") as f:
+        f.attrs["schema_version"] = 1
+    with pytest.raises(CubeError, match="schema version 1; this lai reads version 2"):
+        open_cube(out)
+    with pytest.raises(FileExistsError, match="already exists"):
+        build_cube(lnb, out, SplitConfig(block_size=1), progress=False)
+    summary = build_cube(lnb, out, SplitConfig(block_size=1), progress=False, overwrite=True)
+    assert not summary.reused and summary.has_truth and open_cube(out)["lai_true"].shape[:2] == (3, 3)

@@ -100,7 +100,7 @@ def test_layout_counts_and_names(modest):
         assert dt.date(2017, 1, 1) <= t.date_from and t.date_to <= dt.date(2020, 12, 31)
         assert 0 <= t.row < MODEST.grid and t.col % (MODEST.grid + 1) < MODEST.grid
     assert per_region == {r: 30 for r in MODEST.train_regions} | {r: 20 for r in MODEST.unique_regions}
-    for sub, count in ((S1_DIR, 3), (S2_DIR, 3), (MASK_DIR, 3), (TRUTH_DIR, 1)):
+    for sub, count in ((S1_DIR, 3), (S2_DIR, 3), (MASK_DIR, 3), (TRUTH_DIR, 3)):
         assert len(list((out / sub).iterdir())) == count * len(index.triplets)
     doc = yaml.safe_load((out / "simulation.yaml").read_text())
     assert doc["simulated"] is True and "SIMULATED" in doc["note"]
@@ -218,7 +218,7 @@ def _training_pixels(modest):
     """(VV at t, VH at t, true LAI) per training-region triplet of the modest simulation."""
     _, _, index, data = modest
     train = [d for t, d in zip(index.triplets, data) if t.target.region in MODEST.train_regions]
-    return [(d.s1[2, 0], d.s1[2, 1], d.truth) for d in train]
+    return [(d.s1[2, 0], d.s1[2, 1], d.truth[2]) for d in train]
 
 
 def test_pixels_are_weakly_tied_to_lai_over_a_training_set(modest):
@@ -264,7 +264,7 @@ def test_radar_signal_lives_in_averages_not_pixels(modest):
         return a.reshape(h // b, b, w // b, b).mean(axis=(1, 3)).ravel()
 
     cr = np.concatenate([10 * np.log10(blocks(10 ** (d.s1[2, 1] / 10)) / blocks(10 ** (d.s1[2, 0] / 10))) for d in data])
-    lai = np.concatenate([blocks(d.truth) for d in data])
+    lai = np.concatenate([blocks(d.truth[2]) for d in data])
     assert np.corrcoef(cr, lai)[0, 1] > 0.3
 
 
@@ -301,9 +301,9 @@ def test_lai_has_a_seasonal_cycle(modest):
     for trip, d in zip(index.triplets, data):
         doy = trip.target.date_to.timetuple().tm_yday
         if 150 <= doy <= 200:
-            summer.append(d.truth.mean())
+            summer.append(d.truth[2].mean())
         elif doy >= 330 or doy <= 30:
-            winter.append(d.truth.mean())
+            winter.append(d.truth[2].mean())
     assert len(summer) >= 5 and len(winter) >= 5
     assert np.mean(summer) > np.mean(winter) + 0.5
 
@@ -382,3 +382,12 @@ def test_tillage_roughness_follows_the_farm_calendar():
     winter, june = land.tillage(dt.date(2018, 12, 1)), land.tillage(dt.date(2019, 6, 20))
     assert winter[spring].mean() > 1.0 and june[spring].mean() < -0.5
     assert not winter[pasture].any() and not june[pasture].any()
+
+
+def test_truth_of_every_s2_file(modest):
+    """truth/ holds the true LAI of t-2, t-1 and t (the oracle bound needs t-1): each file the scene's true LAI of its date."""
+    out, _, index, data = modest
+    for trip, d in zip(index.triplets[:3], data[:3]):
+        assert d.truth.shape == (3, MODEST.tile_size, MODEST.tile_size)
+        assert all((out / TRUTH_DIR / name).is_file() for name in trip.names)
+        assert not np.array_equal(d.truth[0], d.truth[2])  # other dates, other canopies

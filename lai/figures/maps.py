@@ -130,7 +130,8 @@ def truth_vs_prediction_maps(ds, predictions, triplets: Iterable[int] | None = N
             axes[r, 0].contourf((~clear).astype(float), levels=[0.5, 1.5], colors="none", hatches=["////"])
         axes[r, 1].imshow(pred, cmap=cmap, vmin=0, vmax=LAI_VMAX)
         if truth:
-            true = np.asarray(ds["lai_true"].isel(triplet=t).values, np.float32)
+            true_t = ds["lai_true"].isel(triplet=t)
+            true = np.asarray((true_t.isel(time=2) if "time" in true_t.dims else true_t).values, np.float32)
             axes[r, 2].imshow(true, cmap=cmap, vmin=0, vmax=LAI_VMAX)
             err = pred - true
             im_err = axes[r, 3].imshow(err, cmap=err_cmap, vmin=-error_range, vmax=error_range)

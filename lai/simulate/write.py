@@ -21,7 +21,7 @@ from lai.simulate.random_fields import name_key
 from lai.simulate.regions import REGIONS, Region
 from lai.simulate.sensors import Scene
 
-SIM_VERSION = 2
+SIM_VERSION = 3  # 3: truth/ holds the true LAI of t-2 and t-1 too (the other files unchanged)
 REVISIT = 5  # days between Sentinel-2 acquisitions of a scene
 
 
@@ -111,7 +111,7 @@ def yaml_text(cfg: SimConfig) -> str:
     """Contents of ``simulation.yaml``: the SimConfig plus a note that the data are simulated."""
     doc = {
         "note": "SIMULATED data written by lai.simulate (not real Sentinel-1/2 observations); "
-        "truth/ holds the true LAI at t of every triplet.",
+        "truth/ holds the true LAI of every S2 file (t-2, t-1 and t of every triplet), named after it.",
         "simulated": True,
         "simulator_version": SIM_VERSION,
         "simulate": dataclasses.asdict(cfg),
@@ -156,8 +156,7 @@ def _simulate_scene(cfg: SimConfig, scene: ScenePlan, root: Path, bar=None) -> l
                 write_tile(root / S1_DIR / name, np.stack([obs.vv[sl], obs.vh[sl]]), crs, transform)
                 write_tile(root / S2_DIR / name, obs.lai[sl][None], crs, transform)
                 write_tile(root / MASK_DIR / name, obs.scl[sl][None], crs, transform)
-                if k == 2:
-                    write_tile(root / TRUTH_DIR / name, obs.truth[sl][None], crs, transform)
+                write_tile(root / TRUTH_DIR / name, obs.truth[sl][None], crs, transform)
         if bar is not None:
             bar.update(1)
     return [tuple(_tile_name(scene, scene.windows[w], k, r, c) for k in range(3)) for w, r, c in scene.picks]
