@@ -263,13 +263,15 @@ class RunContext:
         return {p.stem: xr.load_dataset(p, engine="h5netcdf") for p in sorted(folder.glob("*.nc"))}
 
     def training_summary(self, rows) -> pd.DataFrame:
-        """Per trained run: epochs, total seconds, mean samples/s, last and best validation RMSE, the best
-        epoch and whether validation had stopped improving (``converged``, see :func:`lai.train.convergence`)."""
+        """Per trained run: epochs, the most it could run (``max_epochs``), total seconds, mean samples/s, last and
+        best validation RMSE, the best epoch, the epoch it stopped at, the epochs validation stayed flat after the
+        best one and whether validation had stopped improving (``converged``, see :func:`lai.train.convergence`)."""
         from lai.train import convergence
 
         out = []
         for row, h in self.histories(rows).items():
-            out.append({"row": row, "epochs": int(h["epoch"].max()), "seconds": float(h["seconds"].sum()),
+            out.append({"row": row, "epochs": int(h["epoch"].max()), "max_epochs": self.profile.train.epochs,
+                        "seconds": float(h["seconds"].sum()),
                         "samples_per_s": float(h["samples_per_s"].mean()), "val_rmse": float(h["val_rmse"].iloc[-1]),
                         **convergence(h, self.profile.train.patience)})
         return pd.DataFrame(out)

@@ -104,12 +104,14 @@ def make_scheduler(opt: torch.optim.Optimizer, tcfg) -> torch.optim.lr_scheduler
 
 
 def convergence(history: pd.DataFrame, patience: int) -> dict:
-    """Best validation epoch and RMSE, and whether validation had stopped improving by the end.
+    """Best validation epoch and RMSE, the epoch the stage stopped at, the epochs after the best one
+    (``flat_epochs``: validation did not improve on them), and whether validation had stopped improving by the end.
 
     Converged: the best epoch lies at least ``patience`` epochs before the last one.
     """
     best = int(history["val_mse"].idxmin())
     return {"best_epoch": int(history["epoch"].iloc[best]), "best_val_rmse": float(history["val_rmse"].iloc[best]),
+            "stopped_epoch": int(history["epoch"].iloc[-1]), "flat_epochs": len(history) - 1 - best,
             "converged": bool(len(history) - 1 - best >= patience)}
 
 

@@ -123,7 +123,12 @@ def make_tables(rng=None) -> dict[str, pd.DataFrame]:
                             "n_pixels": int(rng.integers(1000, 90000)), "rmse_strict": ours * 4.8,
                             "truth_rmse_clear": ours * 4})
     floor = pd.DataFrame({"set": ["non_cloudy", "cloudy", "unique"], "floor_rmse": [0.42, 0.32, 0.38],
-                          "pixels": 1000, "floor_rmse_strict": [0.3, 0.25, 0.28], "pixels_strict": 800})
+                          "pixels": 1000, "floor_rmse_strict": [0.3, 0.25, 0.28], "pixels_strict": 800,
+                          "oracle_rmse": [0.61, 0.55, 0.58], "true_change_rmse": [0.44, 0.41, 0.43],
+                          "final_rmse": [0.6, 0.5, 0.7], "final_floor_ratio": [1.43, 1.56, 1.84],
+                          "final_oracle_ratio": [0.98, 0.91, 1.21], "oracle_diff": [-0.01, -0.05, 0.12],
+                          "oracle_diff_lo": [-0.04, -0.08, 0.05], "oracle_diff_hi": [-0.00015, -0.02, 0.2],
+                          "oracle_verdict": ["better", "better", "worse"]})
     t1 = table1(pd.DataFrame(metrics), floor)
     baselines = []
     for b, r2s in (("MLR", (0.45, 0.2, 0.3)), ("RF", (0.55, 0.25, 0.35)), ("persistence", (0.93, -0.4, 0.8)),
@@ -131,7 +136,8 @@ def make_tables(rng=None) -> dict[str, pd.DataFrame]:
         for s, r2 in zip(("non_cloudy", "cloudy", "unique"), r2s):
             baselines.append({"baseline": b, "set": s, "triplets": 4, "rmse": (1 - r2) ** 0.5 * 1.2,
                               "rmse_norm": (1 - r2) ** 0.5 * 1.2 / 5, "r2": r2, "n_pixels": 4000,
-                              "truth_rmse_cloudy": 1.1 + rng.uniform(0, 0.5), "cloudy_pixels": 300})
+                              "truth_rmse_cloudy": 1.1 + rng.uniform(0, 0.5), "cloudy_pixels": 300,
+                              "truth_rmse_clear": (1 - r2) ** 0.5})
     final = t1[t1["row"] == "final"][["set", "rmse", "rmse_norm", "r2", "n_pixels"]].assign(triplets=4,
                                                                                            truth_rmse_cloudy=0.9)
     splits = pd.DataFrame({"split": list(SPLITS[:5]), "triplets": [40, 5, 4, 4, 4], "regions": [4, 3, 2, 2, 2],
@@ -141,7 +147,8 @@ def make_tables(rng=None) -> dict[str, pd.DataFrame]:
                              "epochs": [3] * 6, "seconds": [12.3, 13.1, 14.0, 9.5, 9.9, 30.2],
                              "samples_per_s": [55.2, 54.1, 52.3, 70.1, 69.0, 31.4],
                              "val_rmse": [1.2, 0.9, 0.85, 0.6, 0.55, 0.5]})
-    training = training.assign(best_epoch=[3, 3, 2, 1, 2, 3], best_val_rmse=training["val_rmse"],
+    training = training.assign(best_epoch=[3, 3, 2, 1, 2, 3], best_val_rmse=training["val_rmse"], max_epochs=40,
+                               stopped_epoch=3, flat_epochs=[0, 0, 1, 2, 1, 0],
                                converged=[False, False, True, True, True, False])
     comparisons = pd.DataFrame([{"set": s, "model": "final", "other": o, "triplets": 4, "rmse_model": 0.6,
                                  "rmse_other": 0.6 - d, "diff": d, "diff_lo": d - 0.05, "diff_hi": d + 0.05,
@@ -525,6 +532,47 @@ def test_text_and_numbers():
     assert rich("a ", ["b", None, strong("c")], "", "d") == ["a b", {"text": "c", "style": "strong"}, "d"]
     assert fmt(-0.04451) == "\u22120.045" and fmt(float("nan")) == "–" and fmt(0.1234) == "0.123"
     assert fmt(-0.0001) == "0.000"
+
+
+def test_an_interval_bound_that_is_not_zero_never_prints_as_zero():
+    from lai.report import fmt_bound, fmt_interval
+
+    assert fmt_interval(-0.125, -0.00015) == "[\u22120.125, \u22120.00015]"
+    assert fmt_bound(0.0004) == "0.00040" and fmt_bound(1e-9) == "0.0000000010"
+    assert fmt_bound(0.0) == "0.000" and fmt_bound(0.0123) == "0.012" and fmt_bound(float("nan")) == "–"
+    for value in (-0.0004999, 0.00049, -3e-7, 2e-5):
+        assert float(fmt_bound(value).replace("\u2212", "-")) != 0, value
+
+
+def _texts(item) -> str:
+    return "".join(run if isinstance(run, str) else run["text"] for run in item)
+
+
+def test_conclusions_cover_every_set_the_s2_encoder_the_truth_the_oracle_and_how_training_stopped(report):
+    """Non-cloudy, cloudy and unique, each against persistence, MLR, RF and the S2 encoder (observation), the
+    true LAI and the oracle; training as "stopped at epoch N of at most M; validation flat for P epochs"."""
+    run, _ = report
+    data = json.loads((run / "report.json").read_text())
+    lines = [_texts(item) for item in data["conclusions"]]
+    from lai.report import fmt
+
+    persistence_truth = {"Non cloudy": 0.07 ** 0.5, "Cloudy": 1.4 ** 0.5, "Unique areas": 0.2 ** 0.5}  # make_tables
+    for title in ("Non cloudy", "Cloudy", "Unique areas"):
+        mine = [line for line in lines if line.startswith(title)]
+        for other in ("persistence", "MLR", "RF", "the S2 encoder (S2 + S2 masks + seas. (Encoder 2))"):
+            assert any(f"{other}, RMSE difference" in line and "against the observation" in line for line in mine), (title, other)
+        assert any("against the true LAI" in line and f"persistence {fmt(persistence_truth[title])}," in line
+                   for line in mine), title
+        assert any("oracle bound" in line and "final − oracle" in line for line in mine), title
+    assert any("final − oracle \u22120.010 LAI [\u22120.040, \u22120.00015]" in line for line in lines)  # not 0.000
+    stopped = next(line for line in lines if line.startswith("Training. "))
+    assert "S1 (Encoder 1): stopped at epoch 3 of at most 40; validation flat for 0 epochs." in stopped
+    assert "S2 + S2 masks (Encoder 2): stopped at epoch 3 of at most 40; validation flat for 2 epochs." in stopped
+    late = next(line for line in lines if line.startswith("Not converged"))
+    assert "S1 (Encoder 1), S1 + S2 masks (Encoder 1), All (Final)." in late  # the training table's verdicts
+    assert not any(line.startswith("Every training stage converged") for line in lines)
+    fitting = dict(data["data"]["items"])["Used for fitting"]
+    assert _texts(fitting).startswith("40 training and 5 validation triplets; 0 buffer triplets")
 
 
 def test_names_outside_the_run_folder_schema_are_refused(tmp_path):

@@ -104,8 +104,10 @@ def test_convergence_and_early_stop_rule():
 
     falling = pd.DataFrame({"epoch": [1, 2, 3, 4], "val_mse": [4.0, 3.0, 2.0, 1.0], "val_rmse": [2.0, 1.7, 1.4, 1.0]})
     flat = falling.assign(val_mse=[4.0, 1.0, 2.0, 3.0])
-    assert convergence(falling, 2) == {"best_epoch": 4, "best_val_rmse": 1.0, "converged": False}
+    assert convergence(falling, 2) == {"best_epoch": 4, "best_val_rmse": 1.0, "stopped_epoch": 4, "flat_epochs": 0,
+                                       "converged": False}
     assert convergence(flat, 2)["converged"] and convergence(flat, 2)["best_epoch"] == 2
+    assert (convergence(flat, 2)["stopped_epoch"], convergence(flat, 2)["flat_epochs"]) == (4, 2)
     assert not convergence(flat, 3)["converged"]
 
 

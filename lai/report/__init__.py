@@ -30,9 +30,9 @@ from pathlib import Path
 from lai.io import atomic_path, atomic_write_text, output_lock, remove_stale_partials
 from lai.report import prose, results
 from lai.report.inputs import ReportError, Run
-from lai.report.text import cell, emph, fmt, join, mono, rich, small, strong, table, unavailable
+from lai.report.text import cell, emph, fmt, fmt_bound, fmt_interval, join, mono, rich, small, strong, table, unavailable
 
-__all__ = ["DATA_FILE", "SECTIONS", "TEMPLATE", "ReportError", "build_data", "cell", "emph", "fmt", "join", "mono", "rich",
+__all__ = ["DATA_FILE", "SECTIONS", "TEMPLATE", "ReportError", "build_data", "cell", "emph", "fmt", "fmt_bound", "fmt_interval", "join", "mono", "rich",
            "small", "strong", "table", "template_source", "unavailable", "write_report"]
 
 TEMPLATE = "report.typ"  # the layout, shipped inside the package

@@ -14,7 +14,7 @@ import pandas as pd
 from lai.config import EncodingConfig
 from lai.errors import LaiError
 from lai.facts import REPORT_TABLES, TABLE, TEST_SETS, VERDICTS, check_name
-from lai.report.text import fmt, rich, small, unavailable
+from lai.report.text import fmt, fmt_interval, rich, small, unavailable
 
 
 class ReportError(LaiError, RuntimeError):
@@ -162,7 +162,7 @@ def ci(mid: float, lo: float, hi: float) -> list:
     """A value with its interval in small print (the value alone where the interval is missing)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return rich(fmt(mid))
-    return rich(f"{fmt(mid)} ", small(f"[{fmt(lo)}, {fmt(hi)}]"))
+    return rich(f"{fmt(mid)} ", small(fmt_interval(lo, hi)))
 
 
 def with_ci(frame: pd.DataFrame | None, key: str, value: str, col: str) -> list:
@@ -185,4 +185,4 @@ def comparisons_on(run: Run, s: str) -> list[dict]:
 
 
 def diff_text(c: dict) -> str:
-    return f"{fmt(c['diff'])} LAI [{fmt(c['diff_lo'])}, {fmt(c['diff_hi'])}]"
+    return f"{fmt(c['diff'])} LAI {fmt_interval(c['diff_lo'], c['diff_hi'])}"

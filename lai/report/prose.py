@@ -10,20 +10,25 @@ import pandas as pd
 
 from lai.facts import (
     BETTER,
+    BUFFER,
     FIGURE_NAMES,
     NOT_RESOLVED,
     PAPER_AUTHORS,
     PAPER_TITLE,
+    ROWS,
     SET_PROSE,
     SET_TITLES,
     TABLE,
     TEST_SETS,
+    TRAIN,
+    VAL,
     WORSE,
     row_title,
+    stage_label,
 )
 from lai.report.inputs import Run, baseline_metric, comparisons_on, diff_text, metric, num, png_size
-from lai.report.results import FLOOR_GOAL, PAPER_FINAL
-from lai.report.text import emph, fmt, fmt_count, join, mono, rich, strong, table
+from lai.report.results import PAPER_FINAL
+from lai.report.text import emph, fmt, fmt_count, fmt_interval, join, mono, rich, strong, table
 
 
 def _title(run: Run) -> dict:
@@ -107,39 +112,108 @@ def _abstract(run: Run) -> list:
     return join(pieces, " ")
 
 
+# What the final model is compared with, in this order: the baselines and the S2 encoder (Table 1's row 5).
+COMPARED = ("persistence", "MLR", "RF", "s2_masks_seas")
+
+
+def _other_name(other: str) -> str:
+    return f"the S2 encoder ({row_title(other)})" if other in ROWS else other
+
+
 def _conclusions(run: Run) -> list:
-    """What the run shows, read from the intervals: the goals, convergence, seeds and the extra rows."""
+    """What the run shows, read from the intervals: every test set against every baseline and the S2 encoder
+    (against the observation, and on simulated data against the true LAI and the oracle), how training
+    stopped, seeds and the extra rows."""
     items = []
     word = {BETTER: ("the final U-Net ", strong("beats"), " "), WORSE: ("the final U-Net ", strong("loses to"), " "),
             NOT_RESOLVED: ("the final U-Net is ", strong("not resolved"), " against ")}
     empty = run.empty_sets()
-    for s in ("non_cloudy", "cloudy"):
+    for s in TEST_SETS:
         if s in empty:
             items.append(rich(f"{SET_TITLES[s]}: nothing compared, the test set has no triplets."))
             continue
         verdicts = {c["other"]: c for c in comparisons_on(run, s)}
-        for other in ("persistence", "MLR", "RF"):
+        for other in COMPARED:
             c = verdicts.get(other)
             if c is None:
-                items.append(rich(f"{SET_TITLES[s]}, final U-Net against {other}: not compared in this run."))
+                items.append(rich(f"{SET_TITLES[s]}, final U-Net against {_other_name(other)}: not compared in this run."))
             else:
-                items.append(rich(f"{SET_TITLES[s]}: ", word[c["verdict"]], f"{other}, RMSE difference {diff_text(c)}."))
-    t1, floor = run.tables[TABLE.table1], run.tables[TABLE.noise_floor]
-    ratio = metric(t1[t1["row"] == "final"] if t1 is not None else None, "set", "non_cloudy", "floor_ratio")
-    if math.isfinite(ratio):
-        items.append(rich(f"Non-cloudy: the final U-Net’s RMSE is {fmt(ratio, 2)}× the noise floor of "
-                          f"{fmt(metric(floor, 'set', 'non_cloudy', 'floor_rmse'))} LAI (goal: at most {FLOOR_GOAL}×)."))
-    tr = run.tables[TABLE.training]
-    if tr is not None and "converged" in tr:
-        late = [str(r) for r, c in zip(tr["row"], tr["converged"]) if str(c) != "True"]
-        items.append(rich("Not converged (validation still improving at the end): " + ", ".join(late) + "." if late else
-                          "Every training stage converged: validation had stopped improving before its end."))
+                items.append(rich(f"{SET_TITLES[s]}: ", word[c["verdict"]], f"{_other_name(other)}, RMSE difference "
+                                  f"{diff_text(c)} against the observation."))
+        if run.kind == "simulated":
+            items.append(_against_truth(run, s))
+            oracle = _against_oracle(run, s)
+            if oracle:
+                items.append(oracle)
+    items += _stopping(run)
     extras = run.tables[TABLE.extras]
     items.append(rich("Extra rows beyond the paper (cloud-weighted loss, residual model, baselines without the LAI "
                       "history): ", "see their table." if extras is not None else
                       [strong("not run"), " in this profile (", mono("extras: false"), "); the ", mono("paper"),
                        " profile runs them."]))
     return items
+
+
+def _against_truth(run: Run, s: str) -> list:
+    """Set ``s`` scored against the true LAI on the same clear pixels: point values (no per-triplet truth sums
+    are kept, so no paired interval)."""
+    t1, bl, fm = run.tables[TABLE.table1], run.tables[TABLE.baselines], run.final_metrics()
+    final = metric(fm, "set", s, "truth_rmse_clear")
+    if not math.isfinite(final):
+        final = metric(t1[t1["row"] == "final"] if t1 is not None else None, "set", s, "truth_rmse_clear")
+    values = [("final U-Net", final)]
+    for other in COMPARED:
+        value = (metric(t1[t1["row"] == other] if t1 is not None else None, "set", s, "truth_rmse_clear") if other in ROWS
+                 else baseline_metric(bl, other, s, "truth_rmse_clear"))
+        values.append((_other_name(other), value))
+    if not any(math.isfinite(v) for _, v in values):
+        return rich(f"{SET_TITLES[s]}, against the true LAI: not scored in this run.")
+    return rich(f"{SET_TITLES[s]}, against the true LAI on the same clear pixels (RMSE, LAI; point values, no interval: "
+                "the run keeps per-triplet sums against the observation only): "
+                + ", ".join(f"{name} {fmt(v)}" for name, v in values) + ".")
+
+
+def _against_oracle(run: Run, s: str) -> list | None:
+    """The final model beside the noise floor and the oracle bound of set ``s`` (tables/noise_floor.csv)."""
+    floor = run.tables[TABLE.noise_floor]
+    oracle, model = metric(floor, "set", s, "oracle_rmse"), metric(floor, "set", s, "final_rmse")
+    if not math.isfinite(oracle):
+        return None
+    base = f"{SET_TITLES[s]}: noise floor {fmt(metric(floor, 'set', s, 'floor_rmse'))} LAI, oracle bound {fmt(oracle)} LAI"
+    if not math.isfinite(model):
+        return rich(base + "; the final U-Net was not put beside them in this run.")
+    d = {k: metric(floor, "set", s, f"oracle_{k}") for k in ("diff", "diff_lo", "diff_hi")}
+    verdict = str((floor[floor["set"] == s]["oracle_verdict"].iloc[0]) if "oracle_verdict" in floor else "")
+    said = {BETTER: ["the final U-Net is ", strong("below the oracle")], WORSE: ["the final U-Net is ", strong("above the oracle")],
+            NOT_RESOLVED: ["the final U-Net is ", strong("not resolved"), " against the oracle"]}.get(verdict, ["final U-Net"])
+    return rich(base + f"; the final U-Net’s RMSE is {fmt(metric(floor, 'set', s, 'final_floor_ratio'), 2)}× the floor and "
+                f"{fmt(metric(floor, 'set', s, 'final_oracle_ratio'), 2)}× the oracle: ", said,
+                f", final − oracle {fmt(d['diff'])} LAI {fmt_interval(d['diff_lo'], d['diff_hi'])}"
+                + (" (goal on the non-cloudy set: below the oracle)." if s == "non_cloudy" else "."))
+
+
+def _stopping(run: Run) -> list:
+    """How each training stage stopped: "stopped at epoch N of at most M; validation flat for P epochs"."""
+    tr = run.tables[TABLE.training]
+    if tr is None or not len(tr) or "best_epoch" not in tr:
+        return []
+    train = run.profile.get("train") if isinstance(run.profile.get("train"), dict) else {}
+    patience = num(train.get("patience", float("nan")))
+    parts, late = [], []
+    for r in tr.to_dict("records"):
+        stopped = num(r.get("stopped_epoch", r.get("epochs")))
+        flat = num(r.get("flat_epochs", stopped - num(r.get("best_epoch"))))
+        most = num(r.get("max_epochs", train.get("epochs", float("nan"))))
+        parts.append(f"{stage_label(str(r['row']))[1]}: stopped at epoch {fmt_count(stopped)} of at most {fmt_count(most)}; "
+                     f"validation flat for {fmt_count(flat)} epoch{'s' if flat != 1 else ''}.")
+        still = str(r["converged"]) != "True" if "converged" in r else math.isfinite(patience) and flat < patience
+        if still:
+            late.append(stage_label(str(r["row"]))[1])
+    out = [rich("Training. " + " ".join(parts))]
+    if late:
+        out.append(rich(strong("Not converged"), f" (validation still improving within the last {fmt_count(patience)} "
+                        "epochs): " + ", ".join(late) + "."))
+    return out
 
 
 def _data(run: Run) -> dict:
@@ -151,9 +225,11 @@ def _data(run: Run) -> dict:
         if sampling == "blocks":
             block = splits_cfg.get("block_size")
             how = rich("by ", strong("tile blocks"), ": whole blocks of neighbouring tiles",
-                       f" ({block}×{block} tiles)" if block else "",
-                       ", over all dates, go to one set, so that no test tile has a training neighbour or a training "
-                       "copy of itself at another date (stricter than the paper)")
+                       f" ({block}×{block} tiles of a scene)" if block else "",
+                       ", over all dates, are drawn for testing, validation or training; the 8 neighbours and the other "
+                       "dates of every test tile are kept out of training and validation (buffer), so that no test tile "
+                       "has a training or validation neighbour or a training copy of itself at another date (stricter "
+                       "than the paper)")
         elif sampling == "random":
             how = rich(strong("at random"), " per triplet, like the paper: test tiles may have training neighbours and "
                        "training copies of the same place at other dates, which flatters the scores")
@@ -171,6 +247,10 @@ def _data(run: Run) -> dict:
         splits = d.get("splits") or {}
         if splits:
             items.append(("Split counts", rich(", ".join(f"{k} {fmt_count(v)}" for k, v in splits.items()))))
+            items.append(("Used for fitting", rich(
+                f"{fmt_count(splits.get(TRAIN, 0))} training and {fmt_count(splits.get(VAL, 0))} validation triplets; "
+                f"{fmt_count(splits.get(BUFFER, 0))} buffer triplets (around and under the test tiles) are used for "
+                "nothing")))
         skipped = d.get("skipped") or []
         items.append(("Skipped triplets", rich(f"{len(skipped)}" + (" (invalid input files, see data.json)" if skipped else ""))))
         out["items"] = [[k, v] for k, v in items]
@@ -222,8 +302,9 @@ def _training(run: Run) -> dict:
         return out
     names = {"row": "Stage", "epochs": "Epochs", "seconds": "Time (s)", "samples_per_s": "Samples/s",
              "val_rmse": "Last val. RMSE (LAI)", "final_val_rmse": "Final val. RMSE (LAI)", "best_epoch": "Best epoch",
-             "best_val_rmse": "Best val. RMSE (LAI)", "converged": "Converged", "parameters": "Parameters", "reused": "Reused"}
-    cols = list(tr.columns)
+             "best_val_rmse": "Best val. RMSE (LAI)", "converged": "Converged", "parameters": "Parameters", "reused": "Reused",
+             "max_epochs": "At most", "stopped_epoch": "Stopped at", "flat_epochs": "Val. flat (epochs)"}
+    cols = [c for c in tr.columns if c != "stopped_epoch"]  # the same as epochs, the epochs run
     rows = []
     for r in tr.to_dict("records"):
         line = []
@@ -235,7 +316,7 @@ def _training(run: Run) -> dict:
                 line.append("yes" if str(v) == "True" else rich(strong("not converged")))
             elif c in ("seconds", "samples_per_s"):
                 line.append(fmt(v, 1))
-            elif c in ("epochs", "parameters"):
+            elif c in ("epochs", "parameters", "max_epochs", "stopped_epoch", "flat_epochs"):
                 line.append(fmt_count(v))
             elif isinstance(v, (float, np.floating)):
                 line.append(fmt(v))

@@ -26,7 +26,7 @@ from lai.facts import (
     row_title,
 )
 from lai.report.inputs import Run, baseline_metric, ci, comparisons_on, diff_text, metric, num, with_ci
-from lai.report.text import RULE, cell, emph, fmt, fmt_count, join, rich, strong, table, unavailable
+from lai.report.text import RULE, cell, emph, fmt, fmt_count, fmt_interval, join, rich, strong, table, unavailable
 
 PAPER_FINAL = PAPER_TABLE1["final"]
 FLOOR_GOAL = 1.15  # the final model's non-cloudy RMSE within this factor of the noise floor
@@ -196,17 +196,26 @@ def _noise_floor(run: Run) -> dict | None:
     header2 = [h for _ in TEST_SETS for h in ("÷ floor", "vs truth", "strict")]
     rows = [[cell("Noise floor (observation vs truth)", bold=True)]
             + [c for s in TEST_SETS for c in ("1", fmt(metric(floor, "set", s, "floor_rmse")),
-                                              fmt(metric(floor, "set", s, "floor_rmse_strict")))]]
+                                              fmt(metric(floor, "set", s, "floor_rmse_strict")))],
+            [cell("Oracle (true LAI at t-1 as the prediction)", bold=True)]
+            + [c for s in TEST_SETS for c in (
+                fmt(metric(floor, "set", s, "oracle_rmse") / metric(floor, "set", s, "floor_rmse"), 2),
+                fmt(metric(floor, "set", s, "true_change_rmse")), "–")]]
     for name, part in models:
         rows.append([str(name)] + [c for s in TEST_SETS for c in (
             fmt(metric(part, "set", s, "floor_ratio"), 2), fmt(metric(part, "set", s, "truth_rmse_clear")),
             fmt(metric(part, "set", s, "rmse_strict")))])
     out = {"table": table([header1, header2], rows, 10,
-                          caption="Per test set: each model’s RMSE against the observation divided by the noise floor "
+                          caption="The noise floor is the observed LAI’s own error against the true LAI on the scored "
+                                  "pixels: no model scored against the observation can go below it on average. The oracle "
+                                  "is the true LAI at t-1 used as the prediction of t: a perfect copy of the past, so a "
+                                  "model below it has forecast part of the change from t-1 to t. Per test set: each "
+                                  "model’s RMSE against the observation divided by the noise floor "
                                   "(÷ floor), its RMSE against the true LAI on the same clear pixels (vs truth), and its "
                                   "RMSE against the observation on strictly clear pixels (strict, SCL 4–6). First line: "
                                   "the floor itself, under the reference rule and (strict column) under the strict rule, "
-                                  "in LAI."), "verdict": None}
+                                  "in LAI. Second line: the oracle’s RMSE over the floor, and the true change from t-1 to t "
+                                  "(true LAI at t-1 against the true LAI at t, in LAI)."), "verdict": None}
     ratio = metric(t1[t1["row"] == "final"] if t1 is not None else None, "set", "non_cloudy", "floor_ratio")
     if math.isfinite(ratio):
         out["verdict"] = rich(
@@ -215,6 +224,14 @@ def _noise_floor(run: Run) -> dict | None:
             f"within the goal of {FLOOR_GOAL}×." if ratio <= FLOOR_GOAL else
             [strong(f"the goal of {FLOOR_GOAL}× is missed"), f" by {fmt(ratio - FLOOR_GOAL, 2)}, that is "
              f"{fmt((ratio / FLOOR_GOAL - 1) * 100, 0)}% above it."])
+    oracle, diff = metric(floor, "set", "non_cloudy", "oracle_rmse"), metric(floor, "set", "non_cloudy", "oracle_diff")
+    if math.isfinite(oracle) and math.isfinite(diff):
+        lo, hi = metric(floor, "set", "non_cloudy", "oracle_diff_lo"), metric(floor, "set", "non_cloudy", "oracle_diff_hi")
+        out["verdict"] = rich(out["verdict"], " " if out["verdict"] else None,
+                              f"The oracle scores {fmt(oracle)} LAI there ({fmt(oracle / metric(floor, 'set', 'non_cloudy', 'floor_rmse'), 2)}× "
+                              f"the floor); final U-Net − oracle: {fmt(diff)} LAI {fmt_interval(lo, hi)}, ",
+                              strong("below the oracle") if hi < 0 else strong("above the oracle") if lo > 0 else
+                              ["not resolved (the interval includes 0)"], ".")
     return out
 
 

@@ -95,6 +95,24 @@ def fmt(value, digits: int = 3) -> str:
     return text.replace("-", MINUS) if x < 0 and float(text) != 0 else text.lstrip("-")
 
 
+def fmt_bound(value, digits: int = 3) -> str:
+    """An interval's bound: :func:`fmt`, except that a bound which is not 0 never prints as 0: where ``digits``
+    decimals would round it to 0, it gets two significant digits (-0.00015 prints as −0.00015, not 0.000)."""
+    text = fmt(value, digits)
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return text
+    if isinstance(value, (bool, np.bool_, int, np.integer)) or not math.isfinite(x) or x == 0 or float(f"{x:.{digits}f}") != 0:
+        return text
+    return fmt(x, 1 - math.floor(math.log10(abs(x))))
+
+
+def fmt_interval(lo, hi, digits: int = 3) -> str:
+    """"[lo, hi]" with :func:`fmt_bound`."""
+    return f"[{fmt_bound(lo, digits)}, {fmt_bound(hi, digits)}]"
+
+
 def fmt_count(value) -> str:
     try:
         x = float(value)
