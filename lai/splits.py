@@ -173,14 +173,16 @@ def _cloud_set_hint(name: str, counts: dict[str, int], cfg: SplitConfig) -> str:
     more_blocks = f"raise {_now(cfg, 'test_fraction')}"
     if cfg.sampling == "blocks" and cfg.block_size > 1:
         more_blocks += f" or lower {_now(cfg, 'block_size')}"
-    if not counts.get(BUFFER, 0):
-        return f"no triplet was reserved for testing: {more_blocks}, or add triplets"
     past = (f"its t-2 and t-1 at least {_now(cfg, 'clear_past_threshold')} clear on average" if name == "non_cloudy"
             else f"its t-2 and t-1 at least {_now(cfg, 'cloudy_past_threshold')} cloudy on average")
     threshold = "clear_past_threshold" if name == "non_cloudy" else "cloudy_past_threshold"
     kind = "mostly clear" if name == "non_cloudy" else "mostly cloudy"
-    return (f"a test triplet needs {past} and t at least {_now(cfg, 'min_clear_target')} clear, and none of the "
-            f"{counts[BUFFER]} reserved for testing (buffer) does: lower splits.{threshold} or "
+    need = f"a test triplet needs {past} and t at least {_now(cfg, 'min_clear_target')} clear"
+    if not counts.get(BUFFER, 0):
+        returned = (f"; or the tiles reserved held no such triplet and went back to training ({need}): lower "
+                    f"splits.{threshold} or splits.min_clear_target" if cfg.sampling == "blocks" else "")
+        return f"no triplet was reserved for testing: {more_blocks}, or add triplets{returned}"
+    return (f"{need}, and none of the {counts[BUFFER]} reserved for testing (buffer) does: lower splits.{threshold} or "
             f"splits.min_clear_target, {more_blocks}, or add triplets with {kind} past dates")
 
 

@@ -15,13 +15,14 @@ from lai.cube import build_cube
 from lai.facts import EMPTY, ROWS, TEST_SETS
 from tests.helpers import make_lnb
 
-SIX = {"train": 3, "val": 1, "non_cloudy": 0, "cloudy": 0, "unique": 0, "buffer": 2}
+# the two tiles reserved for testing hold no test triplet and touch no test tile: they go back to training
+SIX = {"train": 5, "val": 1, "non_cloudy": 0, "cloudy": 0, "unique": 0, "buffer": 0}
 
 
 @pytest.fixture(scope="module")
 def six(tmp_path_factory):
-    """Six triplets of one region (a third of each tile cloudy) and their tiny-profile cube: train 3, val 1,
-    buffer 2, no test triplet. With the true LAI, so that the noise floor is computed too."""
+    """Six triplets of one region (a third of each tile cloudy) and their tiny-profile cube: train 5, val 1
+    (the tiles reserved for testing go back to training), no test triplet. With the true LAI, so that the noise floor is computed too."""
     root = tmp_path_factory.mktemp("six")
     lnb = make_lnb(root / "lnb", n_triplets=6, truth=True)
     profile = load_profile("tiny")
