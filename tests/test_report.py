@@ -86,7 +86,7 @@ def make_cube(n: int = 24, size: int = 32, seed: int = 0, empty_splits=("buffer"
         attrs={"fingerprint": "f" * 64},
     )
     if truth:
-        ds["lai_true"] = (("triplet", "y", "x"), (base * season[:, 2, None, None]).astype(np.float32))
+        ds["lai_true"] = (("triplet", "time", "y", "x"), (base[:, None] * season[:, :, None, None]).astype(np.float32))
     return ds
 
 
@@ -97,7 +97,7 @@ def make_predictions(ds: xr.Dataset, seed: int = 1) -> dict[str, xr.Dataset]:
     out = {}
     for name in ("non_cloudy", "cloudy", "unique"):
         idx = np.flatnonzero(split == name)
-        ref = ds["lai_true"].values[idx] if "lai_true" in ds else ds["lai"].values[idx, 2]
+        ref = ds["lai_true"].values[idx, 2] if "lai_true" in ds else ds["lai"].values[idx, 2]
         noise = 0.3 if name == "non_cloudy" else 0.7
         pred = np.nan_to_num(ref) + rng.normal(0, noise, ref.shape)
         scl_t = ds["scl"].values[idx, 2]
