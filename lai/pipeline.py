@@ -24,6 +24,7 @@ import pandas as pd
 import yaml
 
 from lai.config import (
+    PROFILE_CONTENT,
     ConfigError,
     Profile,
     describe_differences,
@@ -32,10 +33,9 @@ from lai.config import (
     profile_from_dict,
     saved_differences,
     variant,
-    yaml_load,
 )
 from lai.errors import PipelineError, RunFolderError
-from lai.io import atomic_path, atomic_write_text, output_lock
+from lai.io import atomic_path, atomic_write_text, output_lock, read_yaml_mapping
 from lai.provenance import environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -79,15 +79,11 @@ def saved_profile(run_dir: str | Path) -> tuple[Profile, dict] | None:
     if not (path.exists() or path.is_symlink()):
         return None
     try:
-        raw = yaml_load(path.read_text())
-        if not isinstance(raw, dict):
-            raise ConfigError(f"holds a {type(raw).__name__}, not a mapping of sections")
+        raw = read_yaml_mapping(path, "run profile", PROFILE_CONTENT)
         return profile_from_dict(raw), raw
-    except (ConfigError, yaml.YAMLError, UnicodeDecodeError, IsADirectoryError) as err:
-        mark = getattr(err, "problem_mark", None)
-        reason = f"not valid YAML: {err.problem} at line {mark.line + 1}" if mark is not None else str(err)
+    except ConfigError as err:
         raise RunFolderError(
-            f"{path}: not a configuration this lai can read ({reason}); choose another folder: `lai run --name NEW`, "
+            f"{path}: not a configuration this lai can read ({err}); choose another folder: `lai run --name NEW`, "
             "or in a notebook set the parameter run_dir to a new folder"
         ) from None
 

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lai.config import EncodingConfig
+from lai.config import PROFILE_CONTENT, EncodingConfig
 from lai.errors import LaiError
 from lai.facts import BASELINES, FIGURE_NAMES, PAPER_BASELINES_R2, PAPER_TABLE1, ROWS, SET_TITLES, TEST_SETS
-from lai.io import atomic_path, atomic_write_text, output_lock, remove_stale_partials
+from lai.io import atomic_path, atomic_write_text, output_lock, read_yaml_mapping, remove_stale_partials
 
 PAPER_TITLE = "Leaf Area Index Estimation from Multi-Temporal Sentinel 1 and 2 Satellite Data Using Deep Learning"
 PAPER_AUTHORS = "C. Wang, A. Debouchage, V. Goldité, A. Wery, J. Salzinger"
@@ -211,17 +211,7 @@ class _Run:
 
     @staticmethod
     def _yaml(path: Path, text: str | None) -> dict:
-        if text is None:
-            return {}
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise ReportError(f"{path} is not readable YAML ({err})") from err
-        if not isinstance(data, dict):
-            raise ReportError(f"{path} holds no mapping of settings")
-        return data
+        return {} if text is None else read_yaml_mapping(path, "run profile", PROFILE_CONTENT, error=ReportError)
 
     @property
     def name(self) -> str:

@@ -31,7 +31,7 @@ import numpy as np
 
 from lai.encode import count_clipped
 from lai.errors import LaiError
-from lai.io import atomic_path, check_new_folder
+from lai.io import atomic_path, check_new_folder, read_yaml_mapping
 from lai.predict import Trained, day_of_year, geotiff_profile, load_trained, predict_batch
 
 GDAL_CACHE_MB = 64  # GDAL's block cache (default: 5% of RAM) would otherwise fill with the scene's blocks
@@ -60,17 +60,7 @@ class Grid:
 
 def load_manifest(path: Path, what: str) -> dict:
     """A YAML manifest as a mapping; :class:`SceneError` naming the file otherwise."""
-    import yaml
-
-    if not path.is_file():
-        raise SceneError(f"{path}: {what} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise SceneError(f"{path}: {what} is not valid YAML ({err})") from None
-    if not isinstance(raw, dict):
-        raise SceneError(f"{path}: {what} must be a YAML mapping, got {type(raw).__name__}")
-    return raw
+    return read_yaml_mapping(path, what, error=SceneError)
 
 
 def manifest_file(manifest: Path, value, where: str) -> Path:
