@@ -276,8 +276,7 @@ class Profile:
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
                 value.validate()
-        if self.cube_float not in CUBE_FLOATS:
-            raise ConfigError(f"cube_float must be {' or '.join(CUBE_FLOATS)}, got {self.cube_float!r}")
+        check_cube_float(self.cube_float)
         if self.data != "simulate" and not str(self.data).strip():
             raise ConfigError("data must be 'simulate' or the path of an LNB folder")
         if self.data == "simulate":
@@ -285,6 +284,12 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def check_cube_float(value: str) -> None:
+    """Raise unless ``value`` is a float type the cube can store (``CUBE_FLOATS``)."""
+    if value not in CUBE_FLOATS:
+        raise ConfigError(f"cube_float must be {' or '.join(CUBE_FLOATS)}, got {value!r}")
 
 
 def check_tile_size(tile_size: int | tuple[int, int], model: ModelConfig, where: str = "") -> None:

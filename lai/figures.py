@@ -28,7 +28,7 @@ from matplotlib.patches import Patch
 from lai.config import EncodingConfig
 from lai.facts import POLARISATIONS, ROWS, SET_TITLES, TEST_SETS, TIME_LABELS
 from lai.io import atomic_path
-from lai.lnb import SCL_NAMES
+from lai.lnb import SCL_NAMES, scl_lookup
 
 LAI_CMAP = "YlGn"
 LAI_VMAX = 6.0
@@ -164,9 +164,7 @@ def _split_order(present: Iterable[str]) -> list[str]:
 
 
 def _valid_lut(valid_classes) -> np.ndarray:
-    lut = np.zeros(256, bool)
-    lut[list(valid_classes if valid_classes is not None else EncodingConfig().valid_classes)] = True
-    return lut
+    return scl_lookup(valid_classes if valid_classes is not None else EncodingConfig().valid_classes)
 
 
 def _row_labels() -> dict[str, str]:

@@ -185,7 +185,7 @@ class RunContext:
             simulate(self.profile.simulate, self.lnb_dir, progress=progress)
         # the cube is lai's own, named after its source and settings: rebuilt when the source's files changed
         summary = build_cube(self.lnb_dir, self.cube_path, self.profile.splits, self.profile.encoding,
-                             overwrite=True, progress=progress, float_dtype=self.profile.cube_float)
+                             overwrite=True, progress=progress, cube_float=self.profile.cube_float)
         info = {
             "kind": "simulated" if self.simulated else "real",
             "source": str(self.lnb_dir),
