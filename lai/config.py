@@ -1,8 +1,9 @@
-"""Typed configuration: the sections of a profile, the profiles (YAML) and a training stage's configuration.
+"""Typed configuration: the sections of a profile, profiles (YAML) with ``--set`` overrides, and a training
+stage's configuration.
 
 Every section rejects unknown keys and impossible values with a message that
 names the field, so a typo in a profile or an override fails before any work.
-The engine underneath (mappings checked against the dataclasses, dotted overrides,
+The engine underneath (mappings checked against the dataclasses, nested merges,
 differences between configurations) is ``lai.config_engine``; its names are re-exported here.
 """
 from __future__ import annotations
@@ -24,7 +25,6 @@ from lai.config_engine import (  # noqa: F401 - re-exported
     differences,
     from_dict,
     merge,
-    parse_overrides,
     saved_differences,
 )
 from lai.errors import ConfigError  # noqa: F401 - re-exported
@@ -347,6 +347,41 @@ def _section_names() -> dict[type, str]:
 
 def _section(obj) -> str:
     return _section_names().get(type(obj), type(obj).__name__)
+
+
+# --------------------------------------------------------------------------- profiles and overrides
+
+
+def parse_overrides(items: list[str] | dict | None) -> dict:
+    """Turn ``["train.epochs=3", "model.row=s1"]`` (values in YAML syntax) into a nested dict."""
+    if not items:
+        return {}
+    if isinstance(items, dict):
+        nested: dict = {}
+        for key, value in items.items():
+            nested = merge(nested, _dotted(key, value))
+        return nested
+    nested = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({err})") from None
+        nested = merge(nested, _dotted(key.strip(), value))
+    return nested
+
+
+def _dotted(key: str, value: Any) -> dict:
+    parts = key.split(".")
+    if not all(parts):
+        raise ConfigError(f"override key {key!r} is malformed")
+    out: dict = value
+    for part in reversed(parts):
+        out = {part: out}
+    return out
 
 
 def profile_path(name_or_path: str | Path) -> Path:

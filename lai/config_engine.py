@@ -1,10 +1,10 @@
-"""The engine under ``lai.config``: YAML values checked against dataclass annotations, dotted overrides, and the
+"""The engine under ``lai.config``: mappings checked against dataclass annotations, nested merges, and the
 differences between two configurations.
 
 Nothing here knows a section of lai's configuration: :func:`from_dict` builds any dataclass from a mapping
-(unknown keys and wrong types refused with a message naming the dotted field), :func:`parse_overrides` turns
-``section.key=value`` strings into a nested mapping, and :func:`differences` / :func:`saved_differences` /
-:func:`describe_differences` say where two configurations disagree.
+(unknown keys and wrong types refused with a message naming the dotted field), :func:`merge` lays one nested
+mapping over another, and :func:`differences` / :func:`saved_differences` / :func:`describe_differences` say
+where two configurations disagree. (``--set`` strings are parsed in ``lai.config``, which reads YAML.)
 """
 from __future__ import annotations
 
@@ -14,10 +14,7 @@ import types
 import typing
 from typing import Any
 
-import yaml
-
 from lai.errors import ConfigError
-from lai.io import yaml_load
 
 # --------------------------------------------------------------------------- mappings -> dataclasses
 
@@ -89,7 +86,7 @@ def from_dict(cls, data: dict[str, Any] | None, where: str = ""):
     return cls(**kwargs)
 
 
-# --------------------------------------------------------------------------- overrides
+# --------------------------------------------------------------------------- nested mappings
 
 
 def merge(base: dict, update: dict) -> dict:
@@ -100,38 +97,6 @@ def merge(base: dict, update: dict) -> dict:
             out[key] = merge(out[key], value)
         else:
             out[key] = value
-    return out
-
-
-def parse_overrides(items: list[str] | dict | None) -> dict:
-    """Turn ``["train.epochs=3", "model.row=s1"]`` (values in YAML syntax) into a nested dict."""
-    if not items:
-        return {}
-    if isinstance(items, dict):
-        nested: dict = {}
-        for key, value in items.items():
-            nested = merge(nested, _dotted(key, value))
-        return nested
-    nested = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like section.key=value")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml_load(raw)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"override {item!r}: value is not valid YAML ({err})") from None
-        nested = merge(nested, _dotted(key.strip(), value))
-    return nested
-
-
-def _dotted(key: str, value: Any) -> dict:
-    parts = key.split(".")
-    if not all(parts):
-        raise ConfigError(f"override key {key!r} is malformed")
-    out: dict = value
-    for part in reversed(parts):
-        out = {part: out}
     return out
 
 
