@@ -52,14 +52,13 @@ from lai.config import (
     describe_differences,
     saved_differences,
     variant,
-    yaml_load,
 )
 from lai.cube import cube_identity
 from lai.distributed import World, barrier, local_device, main_process, rank_batch_size, setup, sum_across
 from lai.encode import encode_batch
 from lai.errors import RunFolderError
 from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE
-from lai.io import atomic_path, atomic_write_text, output_lock
+from lai.io import atomic_path, atomic_write_text, output_lock, read_yaml_mapping
 from lai.loader import BatchLoader, CubeSplit
 from lai.loss import masked_mse, total_loss
 from lai.model import LAIModel, n_parameters
@@ -347,8 +346,8 @@ def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageRes
             raise RunFolderError(f"{run_dir} holds a checkpoint but no {STAGE_CONFIG_FILE}; use another run folder")
         return None
     try:
-        saved = yaml_load(config_file.read_text())
-    except yaml.YAMLError:
+        saved = read_yaml_mapping(config_file, "stage configuration")
+    except ConfigError:
         saved = None
     if not isinstance(saved, dict) or not isinstance(saved.get("cube"), dict):
         raise RunFolderError(f"{config_file} is not the configuration of a lai training run; use another run folder")
