@@ -173,7 +173,7 @@ def build_cube(
     encoding = encoding or EncodingConfig()
     source, out = Path(source), Path(out)
     check_replaceable(out)
-    check_outside(out, source, "LNB folder")
+    check_outside(out, source, "LNB folder", "the cube")
     build_config = json.dumps(
         {"splits": asdict(splits), "valid_classes": list(encoding.valid_classes), "on_error": on_error,
          **({CUBE_FLOAT_ATTR: cube_float} if cube_float != "float32" else {})}, sort_keys=True
