@@ -31,8 +31,8 @@ import numpy as np
 
 from lai.encode import count_clipped
 from lai.errors import LaiError
+from lai.infer import Trained, day_of_year, geotiff_profile, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder
-from lai.predict import Trained, day_of_year, geotiff_profile, load_trained, predict_batch
 
 GDAL_CACHE_MB = 64  # GDAL's block cache (default: 5% of RAM) would otherwise fill with the scene's blocks
 CLEAR_WITHOUT_SCL = 4  # SCL class written for dates without a mask: "vegetation", a class the encoding counts as clear
