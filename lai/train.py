@@ -133,6 +133,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     device = pick_device(tcfg.device)
     world = setup(device)
     device, progress = local_device(device, world), progress and world.main
+    rank_batch = rank_batch_size(tcfg.batch_size, world)
     use_bf16, channels_last = _switch(tcfg.bf16, device), _switch(tcfg.channels_last, device)
     torch.manual_seed(tcfg.seed)
     model = build_model(cfg.model, cfg.encoding)
@@ -145,7 +146,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     step_model = _step_model(model, tcfg, device, world)
     state = TrainingState.start(model, tcfg)
     aug_gen = torch.Generator() if tcfg.augment else None  # reseeded every epoch: augment_seed
-    train_loader, val_loader = _loaders(*splits, tcfg, device, world, state.generator)
+    train_loader, val_loader = _loaders(*splits, rank_batch, tcfg, device, world, state.generator)
 
     # resume from the last epoch's checkpoint, or start the run folder
     ckpt_path = run_dir / "checkpoint.pt"
@@ -197,10 +198,10 @@ def _step_model(model: LAIModel, tcfg: TrainConfig, device: torch.device, world:
     return torch.compile(step_model) if tcfg.compile else step_model
 
 
-def _loaders(train_split: CubeSplit, val_split: CubeSplit, tcfg: TrainConfig, device: torch.device, world: World,
-             generator: torch.Generator) -> tuple[BatchLoader, BatchLoader]:
-    """This rank's loaders: the training split shuffled by ``generator`` (whole global batches), the validation split."""
-    rank_batch = rank_batch_size(tcfg.batch_size, world)
+def _loaders(train_split: CubeSplit, val_split: CubeSplit, rank_batch: int, tcfg: TrainConfig, device: torch.device,
+             world: World, generator: torch.Generator) -> tuple[BatchLoader, BatchLoader]:
+    """This rank's loaders (``rank_batch`` triplets per batch): the training split shuffled by ``generator``
+    (whole global batches only), the validation split."""
     train_loader = BatchLoader(train_split, rank_batch, True, device, tcfg.resident, generator, tcfg.max_batches_per_epoch,
                                drop_last=True, rank=world.rank, world_size=world.size)
     if len(train_loader) == 0:
