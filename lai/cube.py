@@ -171,7 +171,7 @@ def build_cube(
     encoding = encoding or EncodingConfig()
     source, out = Path(source), Path(out)
     check_replaceable(out)
-    check_outside(out, source, "LNB folder")
+    check_outside(out, source, "LNB folder", "the cube")
     build_config = json.dumps(
         {"splits": asdict(splits), "valid_classes": list(encoding.valid_classes), "on_error": on_error,
          **({"float_dtype": float_dtype} if float_dtype != "float32" else {})}, sort_keys=True

@@ -19,7 +19,7 @@ from lai.config import StageConfig, check_tile_size
 from lai.cube import cube_identity
 from lai.distributed import pick_device
 from lai.errors import RunFolderError
-from lai.facts import EMPTY, STAGE_CONFIG_FILE, TEST_SETS
+from lai.facts import EMPTY, STAGE_WEIGHTS_FILE, TEST_SETS
 from lai.infer import Trained, load_trained, predict_lai
 from lai.io import atomic_path, atomic_write_text, output_lock
 from lai.loader import BatchLoader, CubeSplit
@@ -77,7 +77,7 @@ def evaluate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_si
     ``"empty"`` (``lai.facts.EMPTY``) and no predictions file."""
     run_dir = Path(run_dir)
     device = pick_device(device)
-    with output_lock(run_dir, folder=STAGE_CONFIG_FILE):
+    with output_lock(run_dir, folder=STAGE_WEIGHTS_FILE):  # a folder holding a model: checked as it loads
         trained = load_trained(run_dir, device)
         check_tile_size(CubeSplit(cube).shape, trained.model.cfg, f"{cube}:")
         identity = check_same_splits(trained.config, run_dir, cube)

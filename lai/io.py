@@ -225,10 +225,12 @@ def claim_folder(folder: str | Path, signature: str) -> Path:
     return folder
 
 
-def check_outside(out: str | Path, source: str | Path, what: str) -> None:
-    """Refuse an output ``out`` inside the input folder ``source`` (``what`` names it): inputs stay as they are."""
+def check_outside(out: str | Path, source: str | Path, what: str, output: str) -> None:
+    """Refuse an output ``out`` inside the input folder ``source``: inputs stay as they are.
+
+    ``what`` names the input folder, ``output`` the output ("the cube")."""
     if Path(out).resolve().is_relative_to(Path(source).resolve()):
-        raise ForeignOutputError(f"{out} lies inside the {what} {source}; write outside the input folder")
+        raise ForeignOutputError(f"{out} lies inside the {what} {source}; write {output} outside the input folder")
 
 
 def check_new_folder(out: Path) -> None:

@@ -149,7 +149,7 @@ def predict_folder(run: str | Path, data: str | Path, out: str | Path, batch_siz
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     out = Path(out)
     if Path(data).is_dir():
-        check_outside(out, data, "LNB folder")
+        check_outside(out, data, "LNB folder", "the maps")
     with output_lock(out):
         check_new_folder(out)
         return _predict_folder(run, data, out, batch_size, device, progress)
