@@ -21,6 +21,7 @@ import torch
 
 from lai.config import ModelConfig, StageConfig, TrainConfig
 from lai.errors import ConfigError, RunFolderError
+from lai.facts import STAGE_WEIGHTS_FILE
 from lai.io import atomic_path
 
 # model settings (fields of ModelConfig) a pre-trained part must share with the model it initialises
@@ -92,14 +93,14 @@ def stage_config_from(data, source: str | Path) -> StageConfig:
 
 def save_trained(run_dir: str | Path, weights: dict, config: StageConfig) -> Path:
     """Write a finished run's ``model.pt``: its (best-validation) weights and its stage configuration."""
-    return save_checkpoint(Path(run_dir) / "model.pt", {"model": weights, "config": config.to_dict()})
+    return save_checkpoint(Path(run_dir) / STAGE_WEIGHTS_FILE, {"model": weights, "config": config.to_dict()})
 
 
 def read_trained(path: str | Path) -> dict:
     """Read the ``model.pt`` of a finished run (or a run folder): {"model": weights, "config": StageConfig, "path"}."""
     path = Path(path)
     if path.is_dir():
-        path = path / "model.pt"
+        path = path / STAGE_WEIGHTS_FILE
     if not path.is_file():
         raise RunFolderError(f"{path}: weights file does not exist (did that training stage finish?)")
     state = read_checkpoint(path, ("model", "config"))

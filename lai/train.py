@@ -59,7 +59,7 @@ from lai.cube import cube_identity
 from lai.distributed import World, barrier, local_device, main_process, pick_device, rank_batch_size, setup, sum_across
 from lai.encode import Encoded, encode_batch
 from lai.errors import RunFolderError
-from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE
+from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, STAGE_WEIGHTS_FILE
 from lai.infer import build_model, forward, to_channels_last
 from lai.io import atomic_path, atomic_write_text, output_lock
 from lai.loader import BatchLoader, CubeSplit
@@ -324,7 +324,7 @@ def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageRes
         what = describe_differences([d for d in diffs if d not in other_cube])
         what = "; ".join(filter(None, ["different cube data or split labels" if other_cube else "", what]))
         raise RunFolderError(f"{run_dir} already holds another run ({what}); choose another run folder or delete it")
-    if (run_dir / "result.json").exists() and (run_dir / "model.pt").exists():
+    if (run_dir / "result.json").exists() and (run_dir / STAGE_WEIGHTS_FILE).exists():
         result = json.loads((run_dir / "result.json").read_text())
         return StageResult(cfg.row, run_dir, pd.read_csv(run_dir / "history.csv"), 0.0, result["parameters"], reused=True)
     if (run_dir / "checkpoint.pt").exists() and not resume:
