@@ -368,8 +368,8 @@ def _prepare_reliability(tmp: Path, cube: Path, inputs: dict) -> None:
     import rasterio
     import torch
 
-    from lai.checkpoint import build_model
     from lai.config import load_profile
+    from lai.infer import build_model
     from lai.train import stage_config
     from tests.helpers import write_tiff
 
