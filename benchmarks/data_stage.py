@@ -37,7 +37,7 @@ from pathlib import Path
 
 import psutil
 
-from lai.config import load_profile
+from lai.config import CUBE_FLOATS, load_profile
 from lai.cube import build_cube
 from lai.simulate import plan, scene_dates, simulate
 
@@ -172,10 +172,10 @@ def main() -> None:
         results["simulate"]["triplets"] = summary["triplets"]
         results["folder_bytes"] = folder_bytes(lnb)
         print("simulate", json.dumps(results["simulate"]), flush=True)
-        for dtype in ("float32", "float16"):
+        for dtype in CUBE_FLOATS:
             cube = workdir / f"cube-{dtype}.nc"
             _, results[f"cube_{dtype}"] = measured(functools.partial(
-                build_cube, lnb, cube, profile.splits, profile.encoding, progress=False, float_dtype=dtype, dask=dask))
+                build_cube, lnb, cube, profile.splits, profile.encoding, progress=False, cube_float=dtype, dask=dask))
             results[f"cube_{dtype}"]["bytes"] = cube.stat().st_size
             print(f"cube {dtype}", json.dumps(results[f"cube_{dtype}"]), flush=True)
             cube.unlink()
@@ -213,7 +213,7 @@ def project(r: dict, cores: int) -> dict:
     }
     out["folder_plus_cube_float32_gb"] = round(out["folder_gb"] + out["cube_float32_gb"], 1)
     out["folder_plus_cube_float16_gb"] = round(out["folder_gb"] + out["cube_float16_gb"], 1)
-    for dtype in ("float32", "float16"):
+    for dtype in CUBE_FLOATS:
         c = r[f"cube_{dtype}"]
         out[f"cube_{dtype}_cpu_h"] = round(scaled(c, "cpu_total_s", tr) / 3600, 2)
         out[f"cube_{dtype}_writer_cpu_h"] = round(scaled(c, "cpu_parent_s", tr) / 3600, 2)

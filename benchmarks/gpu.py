@@ -10,10 +10,11 @@ travel as wheels; see docs/gpu.md)::
 Sections:
 
 * ``throughput``: the final model at ``--tile`` (256) and ``--batch`` (32), paper preset, for each
-  precision variant: model alone (one pre-encoded batch, forward + backward + Adam step) and end
-  to end (``lai.train.train_epoch`` over the split resident on the GPU: indexing, encoding,
-  step), in samples/s, with peak GPU memory.
-* ``inference``: tiles/s of the final model in eval mode (bf16, channels_last).
+  precision variant: model alone (one pre-encoded batch through ``lai.train.train_step``: forward,
+  backward, Adam step) and end to end (``lai.train.train_epoch`` over the split resident on the
+  GPU: indexing, encoding, step), in samples/s, with peak GPU memory.
+* ``inference``: tiles/s of the final model in eval mode through ``lai.infer.forward`` (bf16,
+  channels_last).
 * ``training``: the ``paper`` profile shrunk by ``--set`` overrides (fewer triplets, few epochs),
   trained through ``lai.train.train_rows`` (both encoders, then the final model), with each
   stage's seconds per epoch and validation RMSE, and the projected time of the full paper
@@ -39,13 +40,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lai.config import EncodingConfig, ModelConfig, TrainConfig, load_profile  # noqa: E402
 from lai.cube import build_cube  # noqa: E402
-from lai.encode import encode_batch, mask_channels  # noqa: E402
+from lai.distributed import pick_device  # noqa: E402
+from lai.encode import encode_batch  # noqa: E402
+from lai.infer import build_model, forward, to_channels_last  # noqa: E402
 from lai.loader import BatchLoader, CubeSplit  # noqa: E402
-from lai.loss import total_loss  # noqa: E402
-from lai.model import LAIModel, n_parameters  # noqa: E402
+from lai.model import n_parameters  # noqa: E402
 from lai.provenance import environment  # noqa: E402
 from lai.simulate import simulate  # noqa: E402
-from lai.train import pick_device, train_epoch, train_rows  # noqa: E402
+from lai.train import train_epoch, train_rows, train_step  # noqa: E402
 
 # name -> (bf16 autocast, channels_last, torch.compile mode or None, TF32 allowed)
 VARIANTS = {
@@ -72,12 +74,6 @@ def reset_peak(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def to_channels_last(x):
-    x.s1 = x.s1.contiguous(memory_format=torch.channels_last)
-    x.s2 = x.s2.contiguous(memory_format=torch.channels_last)
-    return x
-
-
 def measure_variant(name: str, cube: Path, args, device: torch.device, enc: EncodingConfig) -> dict:
     """Model-alone and end-to-end training samples/s of the final model for one precision variant."""
     bf16, channels_last, compile_mode, tf32 = VARIANTS[name]
@@ -85,7 +81,7 @@ def measure_variant(name: str, cube: Path, args, device: torch.device, enc: Enco
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
     reset_peak(device)
     torch.manual_seed(0)
-    model = LAIModel(ModelConfig(row="final", preset=args.preset), mask_channels(enc)).to(device)
+    model = build_model(ModelConfig(row="final", preset=args.preset), enc).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     t_compile = time.perf_counter()
@@ -107,20 +103,12 @@ def measure_variant(name: str, cube: Path, args, device: torch.device, enc: Enco
     if channels_last:
         x = to_channels_last(x)
 
-    def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = step_model(x)
-        loss, _ = total_loss(out, x, tcfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
     for _ in range(3):
-        step()
+        train_step(step_model, opt, x, tcfg, bf16)
     sync(device)
     t0 = time.perf_counter()
     for _ in range(args.steps):
-        step()
+        train_step(step_model, opt, x, tcfg, bf16)
     sync(device)
     alone = args.steps * args.batch / (time.perf_counter() - t0)
     return {
@@ -139,7 +127,7 @@ def measure_inference(cube: Path, args, device: torch.device, enc: EncodingConfi
     torch._dynamo.reset()
     cuda = device.type == "cuda"
     reset_peak(device)
-    model = LAIModel(ModelConfig(row="final", preset=args.preset), mask_channels(enc)).to(device).eval()
+    model = build_model(ModelConfig(row="final", preset=args.preset), enc).to(device).eval()
     if cuda:
         model = model.to(memory_format=torch.channels_last)
     run = torch.compile(model, mode=compile_mode) if compile_mode else model
@@ -149,11 +137,7 @@ def measure_inference(cube: Path, args, device: torch.device, enc: EncodingConfi
         done = 0
         while done < n:
             for raw in loader:
-                x = encode_batch(raw, enc)
-                if cuda:
-                    x = to_channels_last(x)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                    LAIModel.prediction(run(x)).float()
+                forward(run, raw, enc, bf16=cuda, channels_last=cuda)
                 done += raw["s1"].shape[0]
                 if done >= n:
                     break

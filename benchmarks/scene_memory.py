@@ -53,16 +53,13 @@ def write_scene(folder: Path, size: int) -> Path:
 def child(manifest: str, window: int, overlap: int) -> None:
     import torch
 
-    from lai.config import EncodingConfig, ModelConfig
-    from lai.encode import mask_channels
-    from lai.model import LAIModel
-    from lai.predict import Trained
+    from lai.config import CubeRef, EncodingConfig, ModelConfig, StageConfig, TrainConfig
+    from lai.infer import Trained, build_model
     from lai.scene import predict_scene
 
     torch.manual_seed(0)
-    enc = EncodingConfig()
-    model = LAIModel(ModelConfig(preset="small"), mask_channels(enc)).eval()
-    trained = Trained(model, enc, "final", torch.device("cpu"))
+    config = StageConfig(ModelConfig(preset="small"), TrainConfig(), EncodingConfig(), CubeRef("", "", ""))
+    trained = Trained(build_model(config.model, config.encoding).eval(), config, torch.device("cpu"))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

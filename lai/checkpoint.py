@@ -1,22 +1,28 @@
-"""Model files: safe saving and loading of ``model.pt`` / ``checkpoint.pt``, and models built from them.
+"""Model files and the training state: safe writing and reading of ``model.pt`` / ``checkpoint.pt``, and the
+state a training stage saves after every epoch and resumes from (:class:`TrainingState`).
 
 Files hold only tensors and plain values (dicts, lists, strings, numbers; random states as
 tensors), so they load with ``torch.load(weights_only=True)``: a file carrying any other Python
 object (a pickle payload that would run code) is refused without running it.
+
+Names: ``read_*`` parses a file into plain data (weights, a :class:`~lai.config.StageConfig`);
+a live model for inference is built by :func:`lai.infer.load_trained`.
 """
 from __future__ import annotations
 
 import io
+import math
 import pickle
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from lai.config import EncodingConfig, ModelConfig, StageConfig
+from lai.config import ModelConfig, StageConfig, TrainConfig
 from lai.errors import ConfigError, RunFolderError
+from lai.facts import STAGE_WEIGHTS_FILE
 from lai.io import atomic_path
-from lai.model import LAIModel
 
 # model settings (fields of ModelConfig) a pre-trained part must share with the model it initialises
 SHAPE_FIELDS = ("encoder_widths", "convs_per_level", "skip", "mask_embedding", "season_hidden", "season_channels",
@@ -54,8 +60,8 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | Path, keys: tuple[str, ...] = ()) -> dict:
-    """Load a file written by :func:`save_checkpoint`; refuse anything else with a message naming it."""
+def read_checkpoint(path: str | Path, keys: tuple[str, ...] = ()) -> dict:
+    """Read a file written by :func:`save_checkpoint`; refuse anything else with a message naming it."""
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -76,13 +82,6 @@ def load_checkpoint(path: str | Path, keys: tuple[str, ...] = ()) -> dict:
     return state
 
 
-def build_model(model: ModelConfig, encoding: EncodingConfig) -> LAIModel:
-    """The model ``model`` describes, with the SCL-mask inputs ``encoding`` gives it."""
-    from lai.encode import mask_channels
-
-    return LAIModel(model, mask_channels(encoding))
-
-
 def stage_config_from(data, source: str | Path) -> StageConfig:
     """A stage configuration saved as a mapping (config.yaml, or a model file's ``config``, older ones included)
     as a :class:`StageConfig`: the one place where saved configurations are read; ``source`` names the file."""
@@ -92,14 +91,19 @@ def stage_config_from(data, source: str | Path) -> StageConfig:
         raise RunFolderError(f"{source}: broken model configuration ({type(err).__name__}: {err})") from None
 
 
-def read_checkpoint(path: str | Path) -> dict:
+def save_trained(run_dir: str | Path, weights: dict, config: StageConfig) -> Path:
+    """Write a finished run's ``model.pt``: its (best-validation) weights and its stage configuration."""
+    return save_checkpoint(Path(run_dir) / STAGE_WEIGHTS_FILE, {"model": weights, "config": config.to_dict()})
+
+
+def read_trained(path: str | Path) -> dict:
     """Read the ``model.pt`` of a finished run (or a run folder): {"model": weights, "config": StageConfig, "path"}."""
     path = Path(path)
     if path.is_dir():
-        path = path / "model.pt"
+        path = path / STAGE_WEIGHTS_FILE
     if not path.is_file():
         raise RunFolderError(f"{path}: weights file does not exist (did that training stage finish?)")
-    state = load_checkpoint(path, ("model", "config"))
+    state = read_checkpoint(path, ("model", "config"))
     if not isinstance(state["config"], dict) or not isinstance(state["model"], dict):
         raise RunFolderError(f"{path}: not a lai checkpoint (model and config must be mappings)")
     state["config"] = stage_config_from(state["config"], path)
@@ -107,29 +111,10 @@ def read_checkpoint(path: str | Path) -> dict:
     return state
 
 
-def load_state(model: torch.nn.Module, weights: dict, source: str | Path) -> None:
-    """``model.load_state_dict(weights)``, with a message naming ``source`` when they do not fit."""
-    try:
-        model.load_state_dict(weights)
-    except (RuntimeError, KeyError, TypeError, ValueError) as err:
-        lines = [line.strip() for line in str(err).splitlines()]
-        detail = "; ".join(line for line in lines[1:] if line) or lines[0]  # torch: a heading, then the keys
-        detail = detail if len(detail) <= 300 else detail[:300] + " ..."
-        raise RunFolderError(f"{source}: weights do not fit the model its configuration describes ({detail})") from None
-
-
-def load_model(path: str | Path) -> tuple[LAIModel, StageConfig]:
-    """Model of a finished run with its weights, and its stage configuration."""
-    state = read_checkpoint(path)
-    config: StageConfig = state["config"]
-    model = build_model(config.model, config.encoding)
-    load_state(model, state["model"], state["path"])
-    return model, config
-
-
-def load_weights(path: str | Path, expect_part: str | None = None, expect_model: ModelConfig | None = None) -> dict:
-    """Weights of a finished run, checked to fit the model asked for."""
-    state = read_checkpoint(path)
+def read_pretrained(path: str | Path, expect_part: str | None = None, expect_model: ModelConfig | None = None) -> dict:
+    """Weights of a finished run, checked to hold ``expect_part`` and to fit the model ``expect_model`` describes
+    (the pre-trained parts a stage starts from)."""
+    state = read_trained(path)
     if expect_model is not None:
         theirs = state["config"].model
         mismatch = [k for k in SHAPE_FIELDS if getattr(theirs, k) != getattr(expect_model, k)]
@@ -141,3 +126,117 @@ def load_weights(path: str | Path, expect_part: str | None = None, expect_model:
     if expect_part is not None and not any(k.startswith(expect_part + ".") for k in state["model"]):
         raise RunFolderError(f"{path}: checkpoint holds no {expect_part} weights (row {state['config'].row})")
     return state["model"]
+
+
+def set_weights(model: torch.nn.Module, weights: dict, source: str | Path) -> None:
+    """``model.load_state_dict(weights)``, with a message naming ``source`` when they do not fit."""
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError, ValueError) as err:
+        lines = [line.strip() for line in str(err).splitlines()]
+        detail = "; ".join(line for line in lines[1:] if line) or lines[0]  # torch: a heading, then the keys
+        detail = detail if len(detail) <= 300 else detail[:300] + " ..."
+        raise RunFolderError(f"{source}: weights do not fit the model its configuration describes ({detail})") from None
+
+
+# --------------------------------------------------------------------------- training state
+
+
+def milestones(epochs: int, kind: str) -> list[int]:
+    """Epochs after which the learning rate decays.
+
+    "paper": two equally spaced decays, at one and two thirds. "reference": the
+    reference code's ``linspace(0, n, 3)[1:] = [n/2, n]``, which decays once.
+    """
+    if kind == "paper":
+        return sorted({max(1, round(epochs / 3)), max(1, round(2 * epochs / 3))})
+    return [int(m) for m in np.linspace(0, epochs, 3)[1:]]
+
+
+def make_scheduler(opt: torch.optim.Optimizer, tcfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """ReduceLROnPlateau on the validation MSE ("plateau") or the paper's fixed decays ("milestones")."""
+    if tcfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=tcfg.lr_decay, patience=tcfg.lr_patience)
+    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones(tcfg.epochs, tcfg.milestones), gamma=tcfg.lr_decay)
+
+
+def copy_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``model``'s weights on the CPU."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+# what checkpoint.pt holds besides the config
+STATE_KEYS = ("model", "optimizer", "scheduler", "generator", "torch_rng", "history", "epoch", "best_model",
+              "best_epoch", "best_val_mse")
+
+
+@dataclass
+class TrainingState:
+    """Everything a training stage carries from epoch to epoch: the model, its optimizer and learning-rate
+    schedule, the shuffling's random generator, the history and the best-validation weights so far.
+    Saved after every epoch (:meth:`save`, with the global torch random state) and restored on resume."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    generator: torch.Generator
+    schedule: str  # train.schedule: "plateau" steps the scheduler on the validation MSE
+    history: list[dict] = field(default_factory=list)
+    next_epoch: int = 0  # 0-based index of the next epoch to run
+    best_epoch: int = 0  # 1-based, 0 before the first epoch
+    best_val_mse: float = math.inf
+    best_model: dict = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, model: torch.nn.Module, tcfg: TrainConfig) -> TrainingState:
+        """The state before the first epoch: Adam at ``train.lr``, its scheduler, the generator seeded."""
+        opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
+        return cls(model, opt, make_scheduler(opt, tcfg), torch.Generator().manual_seed(tcfg.seed), tcfg.schedule,
+                   best_model=copy_weights(model))
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def end_epoch(self, record: dict) -> None:
+        """Take one epoch's ``record`` (``epoch``, 1-based, and ``val_mse``): history, best weights, schedule."""
+        self.history.append(record)
+        if record["val_mse"] < self.best_val_mse:
+            self.best_epoch, self.best_val_mse, self.best_model = record["epoch"], record["val_mse"], copy_weights(self.model)
+        if self.schedule == "plateau":
+            self.scheduler.step(record["val_mse"])
+        else:
+            self.scheduler.step()
+        self.next_epoch = record["epoch"]
+
+    def save(self, path: str | Path, config: StageConfig) -> Path:
+        """Write the state (``epoch``: the 0-based index of the last epoch run) and the stage's ``config``."""
+        return save_checkpoint(path, {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": self.next_epoch - 1,
+            "history": self.history,
+            "best_model": self.best_model,
+            "best_epoch": self.best_epoch,
+            "best_val_mse": self.best_val_mse,
+            "config": config.to_dict(),
+        })
+
+    def restore(self, path: str | Path) -> None:
+        """Continue from the state :meth:`save` wrote to ``path`` (the global torch random state included)."""
+        state = read_checkpoint(path, STATE_KEYS)
+        set_weights(self.model, state["model"], path)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.generator.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            self.history, self.next_epoch = list(state["history"]), int(state["epoch"]) + 1
+            self.best_epoch, self.best_val_mse = int(state["best_epoch"]), float(state["best_val_mse"])
+            self.best_model = state["best_model"]
+        except (RuntimeError, KeyError, TypeError, ValueError) as err:
+            raise RunFolderError(f"{path}: damaged checkpoint ({type(err).__name__}: {err}); delete it to "
+                                 "restart the stage from scratch") from None

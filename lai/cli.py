@@ -67,7 +67,7 @@ def cmd_cube(args) -> int:
     summary = build_cube(
         args.folder, args.out, profile.splits, profile.encoding,
         on_error="skip" if args.skip_bad else "raise", overwrite=args.overwrite, progress=not args.quiet,
-        float_dtype=profile.cube_float, dask=_dask_args(args),
+        cube_float=profile.cube_float, dask=_dask_args(args),
     )
     print(summary)
     _warn_empty_sets("cube", args.out)

@@ -1,14 +1,16 @@
-"""Typed configuration: dataclasses, profiles (YAML) and dotted overrides.
+"""Typed configuration: the sections of a profile, profiles (YAML) with ``--set`` overrides, and a training
+stage's configuration.
 
 Every section rejects unknown keys and impossible values with a message that
 names the field, so a typo in a profile or an override fails before any work.
+The engine underneath (mappings checked against the dataclasses, nested merges,
+differences between configurations) is ``lai.config_engine``; its names are re-exported here.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +18,18 @@ from typing import Any
 
 import yaml
 
+from lai.config_engine import (  # noqa: F401 - re-exported
+    NOT_SAVED,
+    absent_fields,
+    describe_differences,
+    differences,
+    from_dict,
+    merge,
+    saved_differences,
+)
 from lai.errors import ConfigError  # noqa: F401 - re-exported
 from lai.facts import PRESETS, ROWS, UPSAMPLING
+from lai.io import DuplicateKeyError, read_yaml_mapping, yaml_load  # noqa: F401 - re-exported
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -25,31 +37,11 @@ SEED_MAX = 2**32 - 1  # numpy and torch both take seeds up to this
 MAX_TILE_SIZE = 4096  # pixels per tile side
 MAX_GRID = 64  # tiles per scene side
 MAX_SCENE_SIDE = 8192  # pixels per simulated scene side (grid x tile_size): one scene is held in memory
-
-
-class DuplicateKeyError(yaml.YAMLError):
-    """A YAML mapping repeats a key."""
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a mapping that repeats a key (plain YAML keeps the last silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise DuplicateKeyError(
-                    f"key {key!r} appears twice in one mapping (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); "
-                    "YAML would keep the last silently"
-                )
-            seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep)
-
-
-def yaml_load(text: str):
-    """Parse YAML safely (no Python objects), refusing duplicate keys."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+# the paper's unique regions: simulated apart from the training regions (simulate.unique_regions) and held out of
+# training as the "unique" test set (splits.held_out_areas); both default to this list
+HELD_OUT_REGIONS = ("CZECHIA_VYSOCINA", "ITALY_PIEMONTE")
+CUBE_FLOATS = ("float32", "float16")  # storage of s1, lai and lai_true in the cube (profile key cube_float, lai.cube)
+PROFILE_CONTENT = "a mapping of sections (simulate:, train:, ...)"  # what a profile file holds
 
 
 # --------------------------------------------------------------------------- sections
@@ -62,7 +54,7 @@ class SimConfig:
     train_regions: list[str] = field(
         default_factory=lambda: ["SPAIN_BADAJOZ", "FRANCE_BEAUCE", "GERMANY_BRANDENBURG", "POLAND_MAZOWSZE"]
     )
-    unique_regions: list[str] = field(default_factory=lambda: ["CZECHIA_VYSOCINA", "ITALY_PIEMONTE"])
+    unique_regions: list[str] = field(default_factory=lambda: list(HELD_OUT_REGIONS))
     train_triplets: int = 7635
     unique_triplets: int = 2005
     tile_size: int = 256
@@ -94,7 +86,7 @@ class SimConfig:
 class SplitConfig:
     """How triplets are assigned to train / val / non_cloudy / cloudy / unique sets."""
 
-    held_out_areas: list[str] = field(default_factory=lambda: ["CZECHIA_VYSOCINA", "ITALY_PIEMONTE"])
+    held_out_areas: list[str] = field(default_factory=lambda: list(HELD_OUT_REGIONS))
     sampling: str = "blocks"  # "blocks": by tile position (no neighbour leakage); "random": paper-like
     block_size: int = 2  # tiles per block side when sampling == "blocks"
     test_fraction: float = 0.2  # share of blocks (or triplets) reserved for the two cloud test sets
@@ -277,15 +269,14 @@ class Profile:
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     figures_samples: int = 4  # maps shown in figures
     extras: bool = False  # also train and score the rows beyond the paper (lai.facts.EXTRA_ROWS, EXTRA_BASELINES)
-    cube_float: str = "float32"  # storage of s1/lai in the cube: float32 (exact) or float16 (half the disk, lai.cube)
+    cube_float: str = "float32"  # storage of s1/lai in the cube (CUBE_FLOATS): float32 (exact) or float16 (half the disk, lai.cube)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
                 value.validate()
-        if self.cube_float not in ("float32", "float16"):
-            raise ConfigError(f"cube_float must be float32 or float16, got {self.cube_float!r}")
+        check_cube_float(self.cube_float)
         if self.data != "simulate" and not str(self.data).strip():
             raise ConfigError("data must be 'simulate' or the path of an LNB folder")
         if self.data == "simulate":
@@ -293,6 +284,12 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def check_cube_float(value: str) -> None:
+    """Raise unless ``value`` is a float type the cube can store (``CUBE_FLOATS``)."""
+    if value not in CUBE_FLOATS:
+        raise ConfigError(f"cube_float must be {' or '.join(CUBE_FLOATS)}, got {value!r}")
 
 
 def check_tile_size(tile_size: int | tuple[int, int], model: ModelConfig, where: str = "") -> None:
@@ -341,96 +338,18 @@ def _choice(obj, name, choices):
         raise ConfigError(f"{_section(obj)}.{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
 
 
-_SECTION_NAMES = {
-    "SimConfig": "simulate",
-    "SplitConfig": "splits",
-    "EncodingConfig": "encoding",
-    "ModelConfig": "model",
-    "TrainConfig": "train",
-    "BaselineConfig": "baselines",
-    "PreprocessConfig": "preprocess",
-}
+@functools.cache
+def _section_names() -> dict[type, str]:
+    """Each section's class -> its key in a profile (the Profile field holding it; PreprocessConfig: preprocess)."""
+    names = {cls: name for name, cls in typing.get_type_hints(Profile).items() if dataclasses.is_dataclass(cls)}
+    return {**names, PreprocessConfig: "preprocess"}
 
 
 def _section(obj) -> str:
-    return _SECTION_NAMES.get(type(obj).__name__, type(obj).__name__)
+    return _section_names().get(type(obj), type(obj).__name__)
 
 
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Check ``value`` against a type annotation, converting ints to floats where allowed."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, where)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping, got {value!r}")
-        return {_coerce(k, args[0], where): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
-        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
-        return value
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{where} must be a finite number, got {value!r}")
-        return float(value)
-    if annotation is str:
-        if isinstance(value, bool):  # YAML 1.1 reads on/off as booleans
-            return "on" if value else "off"
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {value!r}")
-        return value
-    if dataclasses.is_dataclass(annotation):
-        return from_dict(annotation, value, where)
-    return value
-
-
-def from_dict(cls, data: dict[str, Any] | None, where: str = ""):
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
-    data = data or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where or cls.__name__} must be a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        prefix = f"{where}." if where else ""
-        raise ConfigError(
-            f"unknown configuration key(s) {', '.join(prefix + k for k in unknown)}; "
-            f"expected one of: {', '.join(sorted(names))}"
-        )
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
-    return cls(**kwargs)
-
-
-def _merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+# --------------------------------------------------------------------------- profiles and overrides
 
 
 def parse_overrides(items: list[str] | dict | None) -> dict:
@@ -440,7 +359,7 @@ def parse_overrides(items: list[str] | dict | None) -> dict:
     if isinstance(items, dict):
         nested: dict = {}
         for key, value in items.items():
-            nested = _merge(nested, _dotted(key, value))
+            nested = merge(nested, _dotted(key, value))
         return nested
     nested = {}
     for item in items:
@@ -451,7 +370,7 @@ def parse_overrides(items: list[str] | dict | None) -> dict:
             value = yaml_load(raw)
         except yaml.YAMLError as err:
             raise ConfigError(f"override {item!r}: value is not valid YAML ({err})") from None
-        nested = _merge(nested, _dotted(key.strip(), value))
+        nested = merge(nested, _dotted(key.strip(), value))
     return nested
 
 
@@ -481,20 +400,7 @@ def profile_path(name_or_path: str | Path) -> Path:
 def load_profile(name_or_path: str | Path = "quick", overrides: list[str] | dict | None = None) -> Profile:
     """Load a built-in profile (quick, tiny, paper) or a YAML file, apply overrides, validate."""
     path = profile_path(name_or_path)
-    try:
-        raw = yaml_load(path.read_text())
-    except DuplicateKeyError as err:
-        raise ConfigError(f"profile file {path}: {err}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"profile file {path} is not valid YAML: {err}") from None
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"profile file {path} is not UTF-8 text: {err}") from None
-    if raw is None:
-        raise ConfigError(f"profile file {path} is empty; expected a mapping of sections (simulate:, train:, ...)")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"profile file {path} holds a {type(raw).__name__}; expected a mapping of sections "
-                          "(simulate:, train:, ...)")
-    raw = _merge(raw, parse_overrides(overrides))
+    raw = merge(read_yaml_mapping(path, "profile file", PROFILE_CONTENT), parse_overrides(overrides))
     raw.setdefault("name", path.stem)
     profile = from_dict(Profile, raw)
     profile.validate()
@@ -509,63 +415,7 @@ def profile_from_dict(data: dict) -> Profile:
 
 def variant(profile: Profile, overrides: dict) -> Profile:
     """A copy of ``profile`` with nested ``overrides`` (e.g. ``{"train": {"cloudy_weight": 3.0}}``), validated."""
-    return profile_from_dict(_merge(profile.to_dict(), overrides))
-
-
-def differences(a, b, where: str = "") -> list[tuple[str, Any, Any]]:
-    """(dotted field, value in ``a``, value in ``b``) of every compared field where two configurations differ."""
-    if dataclasses.is_dataclass(a) and type(a) is type(b):
-        return [d for f in dataclasses.fields(a) if f.compare
-                for d in differences(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}" if where else f.name)]
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b), key=str)
-                for d in differences(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))]
-    return [] if a == b else [(where, a, b)]
-
-
-def absent_fields(saved: dict, config) -> list[str]:
-    """Dotted fields of dataclass ``config`` that ``saved`` (its mapping, as a file holds it) lacks."""
-    out = []
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if f.name not in saved:
-            out.append(f.name)
-        elif dataclasses.is_dataclass(value) and isinstance(saved[f.name], dict):
-            out += [f"{f.name}.{k}" for k in absent_fields(saved[f.name], value)]
-    return out
-
-
-class _NotSaved:
-    def __repr__(self) -> str:
-        return "(not saved)"
-
-
-NOT_SAVED = _NotSaved()  # the value "there" of a field a saved configuration lacks
-
-
-def saved_differences(saved: dict, old, new) -> list[tuple[str, Any, Any]]:
-    """Where configuration ``new`` differs from ``old``, read from the mapping ``saved``: :func:`differences`, and
-    every field ``saved`` lacks (value there: ``NOT_SAVED``; written before that field existed, it is never taken
-    for its default here)."""
-    absent = absent_fields(saved, old)
-    value = lambda obj, dotted: obj if not dotted else value(getattr(obj, dotted[0]), dotted[1:])  # noqa: E731
-    return ([(k, NOT_SAVED, value(new, k.split("."))) for k in absent]
-            + [d for d in differences(old, new) if not any(d[0] == k or d[0].startswith(k + ".") for k in absent)])
-
-
-def describe_differences(diffs: list[tuple[str, Any, Any]], most: int = 3) -> str:
-    """``"different train.epochs: 7 there, 1 here; ...; its configuration lacks extras: ..."``, ``most`` of each."""
-    short = lambda v: (r if len(r := repr(v)) <= 40 else r[:37] + "...")  # noqa: E731
-    more = lambda items: f" and {len(items) - most} more" if len(items) > most else ""  # noqa: E731
-    changed = [d for d in diffs if d[1] is not NOT_SAVED]
-    absent = [k for k, there, _ in diffs if there is NOT_SAVED]
-    parts = []
-    if changed:
-        parts.append("different " + "; ".join(f"{k}: {short(x)} there, {short(y)} here" for k, x, y in changed[:most])
-                     + (";" + more(changed) if more(changed) else ""))
-    if absent:
-        parts.append(f"its configuration lacks {', '.join(absent[:most])}{more(absent)}: written by another version of lai")
-    return "; ".join(parts)
+    return profile_from_dict(merge(profile.to_dict(), overrides))
 
 
 # --------------------------------------------------------------------------- training stages

@@ -17,7 +17,7 @@ Each triplet is one HDF5 chunk per variable: loading a sample is one read.
 On dask (``dask={"workers": N}`` or ``{"scheduler": ADDRESS}``) the workers read and check
 the TIFFs; this process stays the single writer, in CSV order, so the cube is the serial one.
 
-``float_dtype="float16"`` stores s1, lai and lai_true as IEEE half floats: half the size, NaN kept,
+``cube_float="float16"`` (the profile's ``cube_float``) stores s1, lai and lai_true as IEEE half floats: half the size, NaN kept,
 rounding error at most 0.008 dB on backscatter (|dB| < 32; the speckle of 4.4 looks is ~2 dB)
 and at most 0.001 LAI below 4, 0.002 below 8 (S2 retrieval noise: 0.05 + 8% of the LAI; training on
 a GPU keeps its resident copy in float16 anyway). The loader decodes to float32. Read it with h5py/h5netcdf
@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 
 from lai import __version__
-from lai.config import EncodingConfig, SplitConfig
-from lai.errors import ConfigError, CubeError
+from lai.config import EncodingConfig, SplitConfig, check_cube_float
+from lai.errors import CubeError
 from lai.facts import POLARISATIONS, SPLIT_LABELS, TIME_LABELS
 from lai.io import ForeignOutputError, atomic_path, check_outside, check_replaceable, output_lock
 from lai.lnb import (
@@ -60,13 +60,16 @@ from lai.lnb import (
     index_folder,
     iter_triplets,
     read_outcome,
+    scl_lookup,
 )
 from lai.splits import assign_splits, split_counts
 
-FLOAT_DTYPES = ("float32", "float16")  # storage of s1, lai, lai_true (float16: see the module docstring)
+# the cube's attribute (and build-settings key) holding cube_float: its on-disk name, kept so that cubes built
+# earlier keep their fingerprints and are reused
+CUBE_FLOAT_ATTR = "float_dtype"
 
 def decoded(values: np.ndarray) -> np.ndarray:
-    """Cube values as models and GeoTIFFs read them: float16 storage (``float_dtype``) back to float32."""
+    """Cube values as models and GeoTIFFs read them: float16 storage (``cube_float``) back to float32."""
     return values.astype(np.float32) if values.dtype == np.float16 else values
 
 
@@ -158,7 +161,7 @@ def build_cube(
     on_error: str = "raise",
     overwrite: bool = False,
     progress: bool = True,
-    float_dtype: str = "float32",
+    cube_float: str = "float32",
     dask: dict | None = None,
 ) -> CubeSummary:
     """Validate an LNB folder and write its cube to ``out`` (a ``.nc`` file).
@@ -166,20 +169,19 @@ def build_cube(
     An existing cube built from the same folder (same path, CSV, and size and modification time of
     every listed file) with the same settings is reused. Another existing lai cube is replaced only
     with ``overwrite=True``; anything else (a folder, a file lai did not write, a path inside the
-    LNB folder) is never replaced. The output is locked while it is written. ``float_dtype``: float32
+    LNB folder) is never replaced. The output is locked while it is written. ``cube_float``: float32
     (exact) or float16 (half the size, see the module docstring). ``dask``: ``{"workers": N}`` or
     ``{"scheduler": ADDRESS}`` reads the TIFFs on dask; the cube does not depend on it.
     """
-    if float_dtype not in FLOAT_DTYPES:
-        raise ConfigError(f"cube float type must be one of {', '.join(FLOAT_DTYPES)}, got {float_dtype!r}")
+    check_cube_float(cube_float)
     splits = splits or SplitConfig()
     encoding = encoding or EncodingConfig()
     source, out = Path(source), Path(out)
     check_replaceable(out)
-    check_outside(out, source, "LNB folder")
+    check_outside(out, source, "LNB folder", "the cube")
     build_config = json.dumps(
         {"splits": asdict(splits), "valid_classes": list(encoding.valid_classes), "on_error": on_error,
-         **({"float_dtype": float_dtype} if float_dtype != "float32" else {})}, sort_keys=True
+         **({CUBE_FLOAT_ATTR: cube_float} if cube_float != "float32" else {})}, sort_keys=True
     )
     with output_lock(out):
         key = source_key(source)
@@ -195,24 +197,24 @@ def build_cube(
                 raise FileExistsError(f"{out} already exists and was not built from {source} as it is now with these "
                                       "settings; pass overwrite=True (`lai cube --overwrite`) to replace it")
         _write_cube(source, out, splits, encoding, on_error, progress,
-                    {"source_key": key or "", "build_config": build_config}, np.dtype(float_dtype), dask)
+                    {"source_key": key or "", "build_config": build_config}, np.dtype(cube_float), dask)
     return _summary(out, open_cube(out))
 
 
-def _read_for_cube(trip, root: Path, shape: tuple[int, int], valid_classes, with_truth: bool, float_dtype: np.dtype):
+def _read_for_cube(trip, root: Path, shape: tuple[int, int], valid_classes, with_truth: bool, cube_float: np.dtype):
     """:func:`lai.lnb.read_outcome` with the floats already in the cube's float type (float16: half the
     bytes to send to the writer): a dask task."""
     data, error = read_outcome(root, trip, shape, valid_classes, with_truth)
     if data is None:
         return None, error
-    floats = {k: getattr(data, k).astype(float_dtype, copy=False) for k in ("s1", "lai", "truth")
+    floats = {k: getattr(data, k).astype(cube_float, copy=False) for k in ("s1", "lai", "truth")
               if getattr(data, k) is not None}
     return dataclasses.replace(data, **floats), None
 
 
 @contextlib.contextmanager
 def _checked_triplets(index, on_error: str, valid_classes, skipped: list, progress: bool, dask: dict | None,
-                      float_dtype: np.dtype):
+                      cube_float: np.dtype):
     """(triplet, data) of the good triplets in CSV order: read here, or by dask workers (a few ahead)."""
     if not dask:
         yield iter_triplets(index, on_error, valid_classes, skipped, progress, "build cube")
@@ -220,42 +222,39 @@ def _checked_triplets(index, on_error: str, valid_classes, skipped: list, progre
     from lai.parallel import dask_client, imap_ordered
 
     read = functools.partial(_read_for_cube, root=index.root, shape=(index.height, index.width),
-                             valid_classes=tuple(valid_classes), with_truth=index.has_truth, float_dtype=float_dtype)
+                             valid_classes=tuple(valid_classes), with_truth=index.has_truth, cube_float=cube_float)
     with dask_client(**dask) as client, \
             contextlib.closing(imap_ordered(read, index.triplets, client)) as outcomes:  # closing cancels what is left
         yield iter_triplets(index, on_error, valid_classes, skipped, progress, "build cube", outcomes)
 
 
 def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: EncodingConfig, on_error: str,
-                progress: bool, extra_attrs: dict, float_dtype: np.dtype, dask: dict | None = None) -> None:
+                progress: bool, extra_attrs: dict, cube_float: np.dtype, dask: dict | None = None) -> None:
     index = index_folder(source, on_error=on_error, progress=progress)
     h, w, n = index.height, index.width, len(index.triplets)
     skipped: list[Skipped] = list(index.skipped)
     meta_rows = []
     digest = hashlib.sha256()
     with atomic_path(out) as tmp, _h5_writer(tmp) as f, \
-            _checked_triplets(index, on_error, encoding.valid_classes, skipped, progress, dask, float_dtype) as triplets:
+            _checked_triplets(index, on_error, encoding.valid_classes, skipped, progress, dask, cube_float) as triplets:
         f.dimensions = {"triplet": None, "time": 3, "pol": 2, "y": h, "x": w, "affine": 6}
         f.resize_dimension("triplet", n)
-        s1 = f.create_variable("s1", ("triplet", "time", "pol", "y", "x"), float_dtype, chunks=(1, 3, 2, h, w))
-        lai = f.create_variable("lai", ("triplet", "time", "y", "x"), float_dtype, chunks=(1, 3, h, w))
+        s1 = f.create_variable("s1", ("triplet", "time", "pol", "y", "x"), cube_float, chunks=(1, 3, 2, h, w))
+        lai = f.create_variable("lai", ("triplet", "time", "y", "x"), cube_float, chunks=(1, 3, h, w))
         scl = f.create_variable("scl", ("triplet", "time", "y", "x"), np.uint8, chunks=(1, 3, h, w))
         truth = (
-            f.create_variable("lai_true", ("triplet", "time", "y", "x"), float_dtype, chunks=(1, 3, h, w))
+            f.create_variable("lai_true", ("triplet", "time", "y", "x"), cube_float, chunks=(1, 3, h, w))
             if index.has_truth else None
         )
         for var in (s1, lai, scl, truth):
             if var is not None:
                 var.attrs.update(CF_ATTRS[var.name.strip("/")])
-        valid_lut = np.zeros(256, bool)
-        valid_lut[list(encoding.valid_classes)] = True
-        cloud_lut = np.zeros(256, bool)
-        cloud_lut[list(CLOUD_CLASSES)] = True
+        valid_lut, cloud_lut = scl_lookup(encoding.valid_classes), scl_lookup(CLOUD_CLASSES)
         k = 0
         for trip, data in triplets:
-            stored = [a.astype(float_dtype, copy=False) for a in (data.s1, data.lai)] + [data.scl]  # rounded here, as numpy does
+            stored = [a.astype(cube_float, copy=False) for a in (data.s1, data.lai)] + [data.scl]  # rounded here, as numpy does
             if truth is not None:
-                stored.append(data.truth.astype(float_dtype, copy=False))
+                stored.append(data.truth.astype(cube_float, copy=False))
                 truth[k] = stored[3]
             s1[k], lai[k], scl[k] = stored[:3]
             for arr in stored:
@@ -279,7 +278,7 @@ def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: Encoding
                 **extra_attrs,
                 "fingerprint": digest.hexdigest(),
                 "has_truth": int(truth is not None),
-                "float_dtype": float_dtype.name,
+                CUBE_FLOAT_ATTR: cube_float.name,
                 "valid_classes": json.dumps(list(encoding.valid_classes)),
                 "splits_config": json.dumps(asdict(splits)),
                 "skipped": json.dumps([asdict(s) for s in skipped]),

@@ -1,4 +1,5 @@
-"""Distributed data parallel training under ``torchrun``: process group, rank, and sums across ranks.
+"""Devices: the device a command runs on (:func:`pick_device`), and distributed data parallel training
+under ``torchrun``: process group, rank, and sums across ranks.
 
 ``torchrun --standalone --nproc_per_node N -m lai train ...`` starts N processes and sets ``RANK``,
 ``WORLD_SIZE`` and ``LOCAL_RANK``; :func:`setup` joins them into one process group (NCCL on GPUs, gloo
@@ -14,6 +15,16 @@ import torch
 import torch.distributed as dist
 
 from lai.errors import ConfigError
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``"auto"``: the GPU when there is one, else the CPU; any other name as torch spells it (``cpu``, ``cuda:1``)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name} but no CUDA device is available; use auto or cpu")
+    return device
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from lai.config import EncodingConfig
+from lai.lnb import scl_lookup
 
 N_SCL = 12
 REFERENCE_CLASSES = (2, 3, 4, 5, 6)  # the reference's 6 mask channels: valid flag + one-hot of these
@@ -42,9 +43,7 @@ def count_clipped(db, enc: EncodingConfig) -> int:
 
 def valid_mask(scl: torch.Tensor, enc: EncodingConfig) -> torch.Tensor:
     """True where the SCL class counts as valid (default: the reference's SCL 2..6)."""
-    lut = torch.zeros(256, dtype=torch.bool, device=scl.device)
-    lut[list(enc.valid_classes)] = True
-    return lut[scl.long()]
+    return torch.from_numpy(scl_lookup(enc.valid_classes)).to(scl.device)[scl.long()]
 
 
 def mask_channels(enc: EncodingConfig) -> int:

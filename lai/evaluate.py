@@ -14,28 +14,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from lai.checkpoint import load_model
-from lai.config import EncodingConfig, StageConfig, check_tile_size
+from lai.config import StageConfig, check_tile_size
 from lai.cube import cube_identity
-from lai.encode import denormalise_lai, encode_batch
+from lai.distributed import pick_device
 from lai.errors import RunFolderError
-from lai.facts import EMPTY, N_PIXELS, R2, RMSE, RMSE_NORM, STAGE_CONFIG_FILE, TEST_SETS
+from lai.facts import EMPTY, N_PIXELS, R2, RMSE, RMSE_NORM, STAGE_WEIGHTS_FILE, TEST_SETS
+from lai.infer import Trained, load_trained, predict_lai
 from lai.io import atomic_path, atomic_write_text, output_lock
 from lai.loader import BatchLoader, CubeSplit
 from lai.metrics import SUMS, Scores, per_tile, strict_clear
-from lai.model import LAIModel
-from lai.train import pick_device
 
 PER_TILE = (RMSE, RMSE_NORM, R2, N_PIXELS)  # per_tile.csv's metrics of each triplet (lai.metrics.pooled)
 EVALUATED_ON = "evaluated_on.json"  # beside metrics.csv: the cube identity the metrics were computed on
-
-
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[LAIModel, StageConfig]:
-    """Model of a finished training stage, in eval mode, and its stage configuration."""
-    model, config = load_model(run_dir)
-    return model.to(device).eval(), config
 
 
 def check_same_splits(config: StageConfig, run_dir: Path, cube: str | Path) -> dict:
@@ -58,17 +49,12 @@ def evaluated_on(run_dir: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-@torch.no_grad()
-def predict(model: LAIModel, split: CubeSplit, enc: EncodingConfig, batch_size: int = 32, device="cpu") -> dict[str, np.ndarray]:
-    """LAI (model units -> LAI) for every sample of ``split``, with the target and its masks."""
-    device = torch.device(device)
-    use_bf16 = device.type == "cuda"
+def predict(trained: Trained, split: CubeSplit, batch_size: int = 32) -> dict[str, np.ndarray]:
+    """LAI (m2/m2) predicted for every sample of ``split``, with the target and its masks."""
     out: dict[str, list] = {k: [] for k in ("pred", "target", "clear", "strict", "truth")}
-    for raw in BatchLoader(split, batch_size, False, device, "auto"):
-        x = encode_batch(raw, enc)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            pred = LAIModel.prediction(model(x)).float()
-        out["pred"].append(denormalise_lai(pred[:, 0], enc).cpu().numpy())
+    for raw in BatchLoader(split, batch_size, False, trained.device, "auto"):
+        x, lai = predict_lai(trained.model, raw, trained.enc, trained.bf16)
+        out["pred"].append(lai.cpu().numpy())
         out["target"].append(raw["lai"][:, 2].float().cpu().numpy())
         out["clear"].append(x.target_valid[:, 0].cpu().numpy())
         out["strict"].append(strict_clear(raw["scl"][:, 2].cpu().numpy(), out["target"][-1]))
@@ -91,24 +77,24 @@ def evaluate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_si
     ``"empty"`` (``lai.facts.EMPTY``) and no predictions file."""
     run_dir = Path(run_dir)
     device = pick_device(device)
-    with output_lock(run_dir, folder=STAGE_CONFIG_FILE):
-        model, cfg = load_run(run_dir, device)
-        check_tile_size(CubeSplit(cube).shape, model.cfg, f"{cube}:")
-        identity = check_same_splits(cfg, run_dir, cube)
-        table = _evaluate(model, cfg, run_dir, cube, sets, batch_size, device, save_predictions)
+    with output_lock(run_dir, folder=STAGE_WEIGHTS_FILE):  # a folder holding a model: checked as it loads
+        trained = load_trained(run_dir, device)
+        check_tile_size(CubeSplit(cube).shape, trained.model.cfg, f"{cube}:")
+        identity = check_same_splits(trained.config, run_dir, cube)
+        table = _evaluate(trained, run_dir, cube, sets, batch_size, save_predictions)
         atomic_write_text(run_dir / EVALUATED_ON, json.dumps(identity, indent=2))
     return table
 
 
-def _evaluate(model: LAIModel, cfg: StageConfig, run_dir: Path, cube, sets, batch_size, device, save_predictions) -> pd.DataFrame:
-    enc = cfg.encoding
+def _evaluate(trained: Trained, run_dir: Path, cube, sets, batch_size, save_predictions) -> pd.DataFrame:
+    enc = trained.enc
     rows, tiles = [], []
     for name in sets:
         split = CubeSplit(cube, name)
         if len(split) == 0:  # every metric column, NaN, so that tables and checks find them
             rows.append({"set": name, "triplets": 0, **Scores(enc.lai_scale).result(), "note": EMPTY})
             continue
-        pred = predict(model, split, enc, batch_size, device)
+        pred = predict(trained, split, batch_size)
         score = scores(pred, enc.lai_scale)
         rows.append({"set": name, "triplets": len(split), **score.result(), "note": ""})
         tile_metrics = per_tile(pred["pred"], pred["target"], pred["clear"], enc.lai_scale)
@@ -116,7 +102,7 @@ def _evaluate(model: LAIModel, cfg: StageConfig, run_dir: Path, cube, sets, batc
             tiles.append({"set": name, "triplet": int(i), **t, **dict(zip(SUMS, sums))})
         if save_predictions:
             save_prediction(run_dir / "predictions" / f"{name}.nc", split, pred)
-    table = pd.DataFrame(rows).assign(row=cfg.row)
+    table = pd.DataFrame(rows).assign(row=trained.row)
     tiles = pd.DataFrame(tiles, columns=None if tiles else ["set", "triplet", *PER_TILE, *SUMS])
     for frame, file in ((table, "metrics.csv"), (tiles, "per_tile.csv")):
         with atomic_path(run_dir / file) as tmp:

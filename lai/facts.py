@@ -179,6 +179,7 @@ def check_name(kind: str, name: str, error: type[Exception] = ValueError) -> str
     return name
 
 # Every run folder's configuration file, the first file lai writes into it: a training stage's
-# (lai train) and a notebook run's (lai run, notebooks).
+# (lai train) and a notebook run's (lai run, notebooks); and a stage's weights (what lai evaluate reads).
 STAGE_CONFIG_FILE = "config.yaml"
 RUN_PROFILE_FILE = "profile.yaml"
+STAGE_WEIGHTS_FILE = "model.pt"

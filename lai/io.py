@@ -26,7 +26,9 @@ import stat
 import uuid
 from pathlib import Path
 
-from lai.errors import LaiError, os_error_errno
+import yaml
+
+from lai.errors import ConfigError, LaiError, os_error_errno
 
 NAME_MAX = 255
 _KEEP = 200  # characters of a long output name kept in its hidden temporary and lock names
@@ -225,10 +227,12 @@ def claim_folder(folder: str | Path, signature: str) -> Path:
     return folder
 
 
-def check_outside(out: str | Path, source: str | Path, what: str) -> None:
-    """Refuse an output ``out`` inside the input folder ``source`` (``what`` names it): inputs stay as they are."""
+def check_outside(out: str | Path, source: str | Path, what: str, output: str) -> None:
+    """Refuse an output ``out`` inside the input folder ``source``: inputs stay as they are.
+
+    ``what`` names the input folder, ``output`` the output ("the cube")."""
     if Path(out).resolve().is_relative_to(Path(source).resolve()):
-        raise ForeignOutputError(f"{out} lies inside the {what} {source}; write outside the input folder")
+        raise ForeignOutputError(f"{out} lies inside the {what} {source}; write {output} outside the input folder")
 
 
 def check_new_folder(out: Path) -> None:
@@ -290,3 +294,56 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)
     return Path(path)
+
+
+# --------------------------------------------------------------------------- reading YAML
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A YAML mapping repeats a key."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that repeats a key (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise DuplicateKeyError(
+                    f"key {key!r} appears twice in one mapping (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); "
+                    "YAML would keep the last silently"
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def yaml_load(text: str):
+    """Parse YAML safely (no Python objects), refusing duplicate keys."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def read_yaml_mapping(path: str | Path, what: str, expected: str = "a mapping",
+                      error: type[Exception] = ConfigError) -> dict:
+    """The mapping the YAML file ``path`` holds; ``what`` names the file in messages ("profile file", "scene
+    manifest"). ``error`` with one line naming the file when it is missing, not UTF-8, not valid YAML, repeats a
+    key, is empty or holds anything but a mapping (then ``expected`` says what it should hold)."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path} {'is not a file' if path.exists() else 'does not exist'}")
+    try:
+        data = yaml_load(path.read_text())
+    except DuplicateKeyError as err:
+        raise error(f"{what} {path}: {err}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        reason = f"{err.problem} at line {mark.line + 1}" if mark is not None else str(err).splitlines()[0]
+        raise error(f"{what} {path} is not valid YAML: {reason}") from None
+    except UnicodeDecodeError as err:
+        raise error(f"{what} {path} is not UTF-8 text: {err}") from None
+    if data is None:
+        raise error(f"{what} {path} is empty; expected {expected}")
+    if not isinstance(data, dict):
+        raise error(f"{what} {path} holds a {type(data).__name__}; expected {expected}")
+    return data

@@ -53,6 +53,14 @@ GRID_INDEX_DTYPE = np.int32  # how the cube stores tile rows, columns and CSV ro
 from lai.errors import LNBError  # noqa: E402 - re-exported
 
 
+def scl_lookup(classes) -> np.ndarray:
+    """A table over every byte value, True at the SCL classes ``classes``: ``scl_lookup(classes)[scl]`` is the mask of
+    the pixels whose SCL class is one of them (``scl``: integers 0..255)."""
+    lut = np.zeros(256, bool)
+    lut[list(classes)] = True
+    return lut
+
+
 @dataclass(frozen=True)
 class TileName:
     """All parts of ``<COUNTRY>_<AREA>_<DateFrom>_<DateTo>-<IdxTime>-<n>-<Row>-<Col>.tiff``."""
@@ -328,8 +336,7 @@ def check_values(names: tuple[str, ...], root: Path, s1, lai, scl, valid_classes
 
     S1 must be in dB: a file whose values all lie in [0, 1] is linear power and refused.
     """
-    valid_lut = np.zeros(256, bool)
-    valid_lut[list(valid_classes)] = True
+    valid_lut = scl_lookup(valid_classes)
     for k, name in enumerate(names):
         if scl[k].max(initial=0) > SCL_MAX:
             bad = np.unique(scl[k][scl[k] > SCL_MAX])[:5]

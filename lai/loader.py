@@ -178,8 +178,8 @@ class BatchLoader:
         self.drop_last = drop_last
         self.rank, self.world_size = rank, world_size
         # On a GPU the resident copy keeps dB and LAI in float16 (precision 0.02 dB, 0.004 LAI): half the memory.
-        self.float_dtype = storage_dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
-        need, free = split.nbytes(2 if self.float_dtype == torch.float16 else 4), _free_bytes(self.device)
+        self.resident_dtype = storage_dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
+        need, free = split.nbytes(2 if self.resident_dtype == torch.float16 else 4), _free_bytes(self.device)
         if resident == "on" and need > 0.9 * free:
             raise ResidencyError(
                 f"train.resident=on: split {split.split!r} of {split.path} needs {need / 2**30:.2f} GiB but only "
@@ -196,7 +196,7 @@ class BatchLoader:
             for key, value in part.items():
                 t = torch.from_numpy(np.ascontiguousarray(value))
                 if t.is_floating_point():
-                    t = t.to(self.float_dtype)
+                    t = t.to(self.resident_dtype)
                 if key not in data:
                     data[key] = torch.empty((n,) + t.shape[1:], dtype=t.dtype, device=self.device)
                 data[key][start : start + len(t)] = t.to(self.device, non_blocking=True)

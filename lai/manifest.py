@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lai.errors import LNBError, SceneError
+from lai.io import read_yaml_mapping
 from lai.lnb import TileName
 from lai.snap import BANDS, Angles
 
@@ -27,17 +28,7 @@ CLEAR_WITHOUT_SCL = 4  # SCL class written for dates without a mask: "vegetation
 
 def load_manifest(path: Path, what: str) -> dict:
     """A YAML manifest as a mapping; :class:`SceneError` naming the file otherwise."""
-    import yaml
-
-    if not path.is_file():
-        raise SceneError(f"{path}: {what} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise SceneError(f"{path}: {what} is not valid YAML ({err})") from None
-    if not isinstance(raw, dict):
-        raise SceneError(f"{path}: {what} must be a YAML mapping, got {type(raw).__name__}")
-    return raw
+    return read_yaml_mapping(path, what, error=SceneError)
 
 
 def manifest_file(manifest: Path, value, where: str) -> Path:

@@ -20,16 +20,11 @@ from lai.config import EncodingConfig
 from lai.cube import check_cube_file
 from lai.errors import CubeError
 from lai.facts import EMPTY, N_PIXELS, STRICT_VALID_CLASSES, TEST_SETS
+from lai.lnb import scl_lookup
 from lai.metrics import SUMS, PooledMetrics, triplet_sums
 
 SHADOW_CLASS = 3
 CHUNK = 64  # triplets read at once
-
-
-def _lut(classes) -> np.ndarray:
-    lut = np.zeros(256, bool)
-    lut[list(classes)] = True
-    return lut
 
 
 def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=None) -> pd.DataFrame:
@@ -49,7 +44,7 @@ def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=None) -> pd
     path = Path(cube_path)
     valid_classes = EncodingConfig().valid_classes if valid_classes is None else valid_classes
     check_cube_file(path)
-    valid, strict = _lut(valid_classes), _lut(STRICT_VALID_CLASSES)
+    valid, strict = scl_lookup(valid_classes), scl_lookup(STRICT_VALID_CLASSES)
     rows, oracle_sums = [], []
     with h5py.File(path, "r") as f:
         if "lai_true" not in f:

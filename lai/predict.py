@@ -23,80 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from lai.config import ConfigError, EncodingConfig
+from lai.config import ConfigError
 from lai.cube import CF_ATTRS, EPOCH, check_cube_file, decoded
-from lai.encode import count_clipped, denormalise_lai, encode_batch
+from lai.encode import count_clipped
 from lai.errors import LNBError
+from lai.infer import NODATA, Trained, day_of_year, geotiff_profile, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, check_outside, output_lock
-from lai.model import LAIModel
 
-NODATA = np.float32(np.nan)
 FLAG_MEANINGS = "filled_by_model observed_clear_s2"
-
-
-@dataclass
-class Trained:
-    """A trained model ready for inference, with the encoding it was trained with."""
-
-    model: LAIModel
-    enc: EncodingConfig
-    row: str
-    device: torch.device
-
-    @property
-    def factor(self) -> int:
-        return self.model.cfg.downsampling
-
-
-def load_trained(run: str | Path, device: str = "auto") -> Trained:
-    """The model of one finished run folder (``model.pt``), in eval mode on ``device``."""
-    from lai.checkpoint import load_model
-    from lai.train import pick_device
-
-    device = pick_device(device)
-    model, cfg = load_model(run)
-    return Trained(model.to(device).eval(), cfg.encoding, cfg.row, device)
-
-
-def _pad(x: torch.Tensor, factor: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    ph, pw = -h % factor, -w % factor
-    if not (ph or pw):
-        return x
-    flat = x.reshape(-1, 1, h, w).float()
-    padded = torch.nn.functional.pad(flat, (0, pw, 0, ph), mode="replicate")
-    return padded.reshape(*x.shape[:-2], h + ph, w + pw).to(x.dtype)
-
-
-@torch.no_grad()
-def predict_batch(trained: Trained, s1, lai, scl, doy_target, doy_from) -> tuple[np.ndarray, np.ndarray]:
-    """LAI at t (B, H, W) float32 and the observed flag (B, H, W) uint8 for one batch of any tile size.
-
-    Inputs as the loader yields them: s1 (B, 3, 2, H, W) dB, lai (B, 3, H, W), scl (B, 3, H, W),
-    day of year of t and of t-2 (B,). LAI is NaN (nodata) where S1 at t is not finite.
-    """
-    dev = trained.device
-    h, w = s1.shape[-2:]
-    raw = {
-        "s1": _pad(torch.as_tensor(s1, device=dev), trained.factor),
-        "lai": _pad(torch.as_tensor(lai, device=dev), trained.factor),
-        "scl": _pad(torch.as_tensor(scl, device=dev), trained.factor),
-        "doy_target": torch.as_tensor(doy_target, device=dev),
-        "doy_from": torch.as_tensor(doy_from, device=dev),
-    }
-    x = encode_batch(raw, trained.enc)
-    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-        pred = LAIModel.prediction(trained.model(x)).float()
-    lai_t = denormalise_lai(pred[:, 0, :h, :w], trained.enc).cpu().numpy().astype(np.float32)
-    observed = x.target_valid[:, 0, :h, :w].cpu().numpy().astype(np.uint8)
-    lai_t[~np.isfinite(np.asarray(s1)[:, 2]).all(axis=1)] = NODATA
-    return lai_t, observed
-
-
-def day_of_year(date: dt.date) -> int:
-    return date.timetuple().tm_yday
 
 
 # --------------------------------------------------------------------------- inputs
@@ -170,19 +105,6 @@ class Inputs:
 # --------------------------------------------------------------------------- outputs
 
 
-def geotiff_profile(height: int, width: int, crs: str | None, transform: tuple | None, **extra) -> dict:
-    """Profile of a two-band map: float32 LAI with NaN nodata, then the uint8 observed flag."""
-    from affine import Affine
-
-    profile = dict(driver="GTiff", height=height, width=width, count=2, dtype="float32", nodata=NODATA,
-                   compress="deflate", **extra)
-    if crs:
-        profile["crs"] = crs
-    if transform is not None:
-        profile["transform"] = Affine(*transform[:6])
-    return profile
-
-
 def write_map(path: Path, lai: np.ndarray, observed: np.ndarray, crs, transform) -> None:
     """One GeoTIFF: band 1 LAI float32, band 2 the flag (stored as float32 0/1 in a one-dtype file)."""
     import rasterio
@@ -227,7 +149,7 @@ def predict_folder(run: str | Path, data: str | Path, out: str | Path, batch_siz
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     out = Path(out)
     if Path(data).is_dir():
-        check_outside(out, data, "LNB folder")
+        check_outside(out, data, "LNB folder", "the maps")
     with output_lock(out):
         check_new_folder(out)
         return _predict_folder(run, data, out, batch_size, device, progress)

@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from lai.config import (
+    PROFILE_CONTENT,
     ConfigError,
     Profile,
     describe_differences,
@@ -27,11 +28,10 @@ from lai.config import (
     profile_from_dict,
     saved_differences,
     variant,
-    yaml_load,
 )
 from lai.errors import PipelineError, RunFolderError
 from lai.facts import RUN_PROFILE_FILE, TABLE, check_name
-from lai.io import atomic_path, atomic_write_text, claim_folder
+from lai.io import atomic_path, atomic_write_text, claim_folder, read_yaml_mapping
 from lai.provenance import environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -68,15 +68,11 @@ def saved_profile(run_dir: str | Path) -> tuple[Profile, dict] | None:
     if not (path.exists() or path.is_symlink()):
         return None
     try:
-        raw = yaml_load(path.read_text())
-        if not isinstance(raw, dict):
-            raise ConfigError(f"holds a {type(raw).__name__}, not a mapping of sections")
+        raw = read_yaml_mapping(path, "run profile", PROFILE_CONTENT)
         return profile_from_dict(raw), raw
-    except (ConfigError, yaml.YAMLError, UnicodeDecodeError, IsADirectoryError) as err:
-        mark = getattr(err, "problem_mark", None)
-        reason = f"not valid YAML: {err.problem} at line {mark.line + 1}" if mark is not None else str(err)
+    except ConfigError as err:
         raise RunFolderError(
-            f"{path}: not a configuration this lai can read ({reason}); choose another folder: `lai run --name NEW`, "
+            f"{path}: not a configuration this lai can read ({err}); choose another folder: `lai run --name NEW`, "
             "or in a notebook set the parameter run_dir to a new folder"
         ) from None
 
@@ -182,7 +178,7 @@ class RunContext:
             simulate(self.profile.simulate, self.lnb_dir, progress=progress)
         # the cube is lai's own, named after its source and settings: rebuilt when the source's files changed
         summary = build_cube(self.lnb_dir, self.cube_path, self.profile.splits, self.profile.encoding,
-                             overwrite=True, progress=progress, float_dtype=self.profile.cube_float)
+                             overwrite=True, progress=progress, cube_float=self.profile.cube_float)
         info = {
             "kind": "simulated" if self.simulated else "real",
             "source": str(self.lnb_dir),

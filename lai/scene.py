@@ -31,9 +31,9 @@ import numpy as np
 
 from lai.encode import count_clipped
 from lai.errors import SceneError
+from lai.infer import Trained, day_of_year, geotiff_profile, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, output_lock
 from lai.manifest import CLEAR_WITHOUT_SCL, SceneDate, read_scene_manifest
-from lai.predict import Trained, day_of_year, geotiff_profile, load_trained, predict_batch
 
 GDAL_CACHE_MB = 64  # GDAL's block cache (default: 5% of RAM) would otherwise fill with the scene's blocks
 

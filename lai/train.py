@@ -7,6 +7,7 @@ A stage trains one row in its own run folder::
                           reuses or resumes the stage, any other is refused
     <run>/checkpoint.pt   model, optimizer, scheduler, random state of the shuffling and the
                           best-validation weights so far, after the last epoch
+                          (``lai.checkpoint.TrainingState``)
     <run>/history.csv     per-epoch losses, validation RMSE, learning rate, seconds and samples/s
     <run>/model.pt        the best-validation weights, written with result.json (best epoch, whether
                           validation had stopped improving, device, package versions, git revision)
@@ -39,7 +40,7 @@ import torch
 import yaml
 
 from lai.augment import augment
-from lai.checkpoint import build_model, load_checkpoint, load_state, load_weights, save_checkpoint, stage_config_from
+from lai.checkpoint import TrainingState, read_pretrained, save_trained, stage_config_from
 from lai.config import (
     NOT_SAVED,
     ConfigError,
@@ -52,14 +53,14 @@ from lai.config import (
     describe_differences,
     saved_differences,
     variant,
-    yaml_load,
 )
 from lai.cube import cube_identity
-from lai.distributed import World, barrier, local_device, main_process, rank_batch_size, setup, sum_across
-from lai.encode import encode_batch
+from lai.distributed import World, barrier, local_device, main_process, pick_device, rank_batch_size, setup, sum_across
+from lai.encode import Encoded, encode_batch
 from lai.errors import RunFolderError
-from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE
-from lai.io import atomic_path, atomic_write_text, output_lock
+from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, STAGE_WEIGHTS_FILE
+from lai.infer import build_model, forward, to_channels_last
+from lai.io import atomic_path, atomic_write_text, output_lock, read_yaml_mapping
 from lai.loader import BatchLoader, CubeSplit
 from lai.loss import masked_mse, total_loss
 from lai.model import LAIModel, n_parameters
@@ -76,33 +77,6 @@ class StageResult:
     reused: bool = False
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name} but no CUDA device is available; use auto or cpu")
-    return device
-
-
-def milestones(epochs: int, kind: str) -> list[int]:
-    """Epochs after which the learning rate decays.
-
-    "paper": two equally spaced decays, at one and two thirds. "reference": the
-    reference code's ``linspace(0, n, 3)[1:] = [n/2, n]``, which decays once.
-    """
-    if kind == "paper":
-        return sorted({max(1, round(epochs / 3)), max(1, round(2 * epochs / 3))})
-    return [int(m) for m in np.linspace(0, epochs, 3)[1:]]
-
-
-def make_scheduler(opt: torch.optim.Optimizer, tcfg) -> torch.optim.lr_scheduler.LRScheduler:
-    """ReduceLROnPlateau on the validation MSE ("plateau") or the paper's fixed decays ("milestones")."""
-    if tcfg.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=tcfg.lr_decay, patience=tcfg.lr_patience)
-    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones(tcfg.epochs, tcfg.milestones), gamma=tcfg.lr_decay)
-
-
 def convergence(history: pd.DataFrame, patience: int) -> dict:
     """Best validation epoch and RMSE, the epoch the stage stopped at, the epochs after the best one
     (``flat_epochs``: validation did not improve on them), and whether validation had stopped improving by the end.
@@ -113,10 +87,6 @@ def convergence(history: pd.DataFrame, patience: int) -> dict:
     return {"best_epoch": int(history["epoch"].iloc[best]), "best_val_rmse": float(history["val_rmse"].iloc[best]),
             "stopped_epoch": int(history["epoch"].iloc[-1]), "flat_epochs": len(history) - 1 - best,
             "converged": bool(len(history) - 1 - best >= patience)}
-
-
-def _copy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def _switch(value: str, device: torch.device) -> bool:
@@ -150,7 +120,7 @@ def train_stage(
 
 
 def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: bool, progress: bool) -> StageResult:
-    """:func:`train_stage` with its run folder locked."""
+    """:func:`train_stage` with its run folder locked: setup, resume, loop, finish."""
     if row not in ROWS:
         raise ConfigError(f"row must be one of {', '.join(ROWS)}; got {row!r}")
     run_dir, cube = Path(run_dir), Path(cube)
@@ -160,106 +130,126 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     if done is not None:
         return done
 
+    # setup: devices and processes, the model from its pre-trained parts, the training state, the data
     device = pick_device(tcfg.device)
     world = setup(device)
     device, progress = local_device(device, world), progress and world.main
     rank_batch = rank_batch_size(tcfg.batch_size, world)
+    use_bf16, channels_last = _switch(tcfg.bf16, device), _switch(tcfg.channels_last, device)
     torch.manual_seed(tcfg.seed)
     model = build_model(cfg.model, cfg.encoding)
+    splits = _splits(cube, model)
+    for part, path in cfg.init_from.items():
+        model.load_pretrained(part, read_pretrained(path, expect_part=part, expect_model=cfg.model))
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    step_model = _step_model(model, tcfg, device, world)
+    state = TrainingState.start(model, tcfg)
+    aug_gen = torch.Generator() if tcfg.augment else None  # reseeded every epoch: augment_seed
+    train_loader, val_loader = _loaders(*splits, rank_batch, tcfg, device, world, state.generator)
+
+    # resume from the last epoch's checkpoint, or start the run folder
+    ckpt_path = run_dir / "checkpoint.pt"
+    if ckpt_path.exists():
+        state.restore(ckpt_path)
+    elif world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / STAGE_CONFIG_FILE, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+    t_stage = time.perf_counter()
+    for epoch in range(state.next_epoch, tcfg.epochs):
+        if tcfg.schedule == "plateau" and epoch - state.best_epoch >= tcfg.patience:
+            break  # early stop (reached again when resuming a stopped stage)
+        desc = f"{row} epoch {epoch + 1}/{tcfg.epochs}"
+        record = {"epoch": epoch + 1, "lr": state.lr}
+        if aug_gen is not None:
+            aug_gen.manual_seed(augment_seed(tcfg.seed, world.rank, epoch))
+        record.update(train_epoch(step_model, state.optimizer, train_loader, tcfg, cfg.encoding, use_bf16, channels_last,
+                                  desc, progress, augment_generator=aug_gen, world=world))
+        record.update(validate(model, val_loader, cfg.encoding, use_bf16, world))  # reduced across ranks: all agree
+        state.end_epoch(record)
+        if world.main:
+            state.save(ckpt_path, cfg)
+        if progress:
+            print(f"{desc}: train loss {record['train_loss']:.4f}, val RMSE {record['val_rmse']:.3f} LAI, "
+                  f"{record['samples_per_s']:.1f} samples/s", flush=True)
+
+    return _finish(state, cfg, run_dir, device, world, t_stage)
+
+
+def _splits(cube: Path, model: LAIModel) -> tuple[CubeSplit, CubeSplit]:
+    """The train and validation splits of ``cube``, checked to be non-empty and to fit the model's tile size."""
     train_split, val_split = CubeSplit(cube, "train"), CubeSplit(cube, "val")
     check_tile_size(train_split.shape, model.cfg, f"{cube}:")
     for split in (train_split, val_split):
         if len(split) == 0:
             raise ConfigError(f"{cube}: the {split.split} split is empty; check the splits configuration "
                               "(splits.val_fraction, splits.min_clear_target)")
-    for part, path in cfg.init_from.items():
-        model.load_pretrained(part, load_weights(path, expect_part=part, expect_model=cfg.model))
-    model.to(device)
-    if _switch(tcfg.channels_last, device):
-        model.to(memory_format=torch.channels_last)
+    return train_split, val_split
+
+
+def _step_model(model: LAIModel, tcfg: TrainConfig, device: torch.device, world: World) -> torch.nn.Module:
+    """What the training step calls: the model, wrapped for DDP across processes and compiled if asked."""
     step_model = model
     if world.size > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    step_model = torch.compile(step_model) if tcfg.compile else step_model
-    use_bf16, channels_last = _switch(tcfg.bf16, device), _switch(tcfg.channels_last, device)
-    opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
-    sched = make_scheduler(opt, tcfg)
-    gen = torch.Generator().manual_seed(tcfg.seed)
-    aug_gen = torch.Generator() if tcfg.augment else None  # reseeded every epoch: augment_seed
-    train_loader = BatchLoader(train_split, rank_batch, True, device, tcfg.resident, gen, tcfg.max_batches_per_epoch,
+    return torch.compile(step_model) if tcfg.compile else step_model
+
+
+def _loaders(train_split: CubeSplit, val_split: CubeSplit, rank_batch: int, tcfg: TrainConfig, device: torch.device,
+             world: World, generator: torch.Generator) -> tuple[BatchLoader, BatchLoader]:
+    """This rank's loaders (``rank_batch`` triplets per batch): the training split shuffled by ``generator``
+    (whole global batches only), the validation split."""
+    train_loader = BatchLoader(train_split, rank_batch, True, device, tcfg.resident, generator, tcfg.max_batches_per_epoch,
                                drop_last=True, rank=world.rank, world_size=world.size)
     if len(train_loader) == 0:
-        raise ConfigError(f"{cube}: the train split ({len(train_split)} triplets) is smaller than one global batch "
-                          f"(train.batch_size={tcfg.batch_size}) shared by {world.size} processes")
+        raise ConfigError(f"{train_split.path}: the train split ({len(train_split)} triplets) is smaller than one global "
+                          f"batch (train.batch_size={tcfg.batch_size}) shared by {world.size} processes")
     val_loader = BatchLoader(val_split, rank_batch, False, device, tcfg.resident, rank=world.rank, world_size=world.size)
+    return train_loader, val_loader
 
-    history: list[dict] = []
-    best = {"epoch": 0, "val_mse": math.inf, "model": _copy_state(model)}
-    start_epoch = 0
-    ckpt_path = run_dir / "checkpoint.pt"
-    if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, ("model", "optimizer", "scheduler", "generator", "torch_rng", "history", "epoch",
-                                            "best_model", "best_epoch", "best_val_mse"))
-        load_state(model, state["model"], ckpt_path)
-        try:
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            gen.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])
-            history, start_epoch = list(state["history"]), int(state["epoch"]) + 1
-            best = {"epoch": int(state["best_epoch"]), "val_mse": float(state["best_val_mse"]), "model": state["best_model"]}
-        except (RuntimeError, KeyError, TypeError, ValueError) as err:
-            raise RunFolderError(f"{ckpt_path}: damaged checkpoint ({type(err).__name__}: {err}); delete it to "
-                                 "restart the stage from scratch") from None
-    elif world.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / STAGE_CONFIG_FILE, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
-    t_stage = time.perf_counter()
-    for epoch in range(start_epoch, tcfg.epochs):
-        if tcfg.schedule == "plateau" and epoch - best["epoch"] >= tcfg.patience:
-            break  # early stop (reached again when resuming a stopped stage)
-        desc = f"{row} epoch {epoch + 1}/{tcfg.epochs}"
-        record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
-        if aug_gen is not None:
-            aug_gen.manual_seed(augment_seed(tcfg.seed, world.rank, epoch))
-        record.update(train_epoch(step_model, opt, train_loader, tcfg, cfg.encoding, use_bf16, channels_last, desc,
-                                  progress, augment_generator=aug_gen, world=world))
-        record.update(validate(model, val_loader, cfg.encoding, use_bf16, world))  # reduced across ranks: all agree
-        history.append(record)
-        if record["val_mse"] < best["val_mse"]:
-            best = {"epoch": epoch + 1, "val_mse": record["val_mse"], "model": _copy_state(model)}
-        if tcfg.schedule == "plateau":
-            sched.step(record["val_mse"])
-        else:
-            sched.step()
-        if world.main:
-            _save_checkpoint(ckpt_path, model, opt, sched, gen, epoch, history, best, cfg.to_dict())
-        if progress:
-            print(f"{desc}: train loss {record['train_loss']:.4f}, val RMSE {record['val_rmse']:.3f} LAI, "
-                  f"{record['samples_per_s']:.1f} samples/s", flush=True)
-
-    hist = pd.DataFrame(history)
-    model.load_state_dict(best["model"])
-    result = {"row": row, "epochs": len(hist), "max_epochs": tcfg.epochs, "schedule": tcfg.schedule,
-              **convergence(hist, tcfg.patience), "parameters": n_parameters(model), "device": str(device),
+def _finish(state: TrainingState, cfg: StageConfig, run_dir: Path, device: torch.device, world: World,
+            t_stage: float) -> StageResult:
+    """Keep the best-validation weights; rank 0 writes history.csv, model.pt and result.json."""
+    tcfg = cfg.train
+    hist = pd.DataFrame(state.history)
+    state.model.load_state_dict(state.best_model)
+    result = {"row": cfg.row, "epochs": len(hist), "max_epochs": tcfg.epochs, "schedule": tcfg.schedule,
+              **convergence(hist, tcfg.patience), "parameters": n_parameters(state.model), "device": str(device),
               "world_size": world.size, "seconds_this_session": time.perf_counter() - t_stage,
               "environment": environment()}
     if world.main:
         with atomic_path(run_dir / "history.csv") as tmp:
             hist.to_csv(tmp, index=False)
-        save_checkpoint(run_dir / "model.pt", {"model": best["model"], "config": cfg.to_dict()})
+        save_trained(run_dir, state.best_model, cfg)
         atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2))
     barrier(world)  # the next stage (or rank) reads what rank 0 has just written
-    return StageResult(row, run_dir, hist, result["seconds_this_session"], result["parameters"])
+    return StageResult(cfg.row, run_dir, hist, result["seconds_this_session"], result["parameters"])
+
+
+def train_step(model, opt: torch.optim.Optimizer, x: Encoded, tcfg: TrainConfig, use_bf16: bool
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One optimisation step on an encoded batch: forward (under bf16 autocast if ``use_bf16``), the loss
+    (:func:`lai.loss.total_loss` with ``tcfg``'s weights), backward, optimizer step. Returns the loss and
+    its parts, on the device (reading them back would synchronise a GPU)."""
+    with torch.autocast(x.s1.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        out = model(x)
+    loss, parts = total_loss(out, x, tcfg)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss, parts
 
 
 def train_epoch(model, opt, loader: BatchLoader, tcfg: TrainConfig, enc: EncodingConfig, use_bf16: bool,
                 channels_last: bool, desc: str = "train", progress: bool = True, log_every: int = 10,
                 augment_generator: torch.Generator | None = None, world: World = World()) -> dict[str, float]:
-    """One pass over the training split; returns mean losses (per sample), seconds and samples/s.
+    """One pass over the training split (:func:`train_step` per batch); returns mean losses (per sample),
+    seconds and samples/s.
 
     ``tcfg`` gives the loss weights (:func:`lai.loss.total_loss`), ``enc`` the input encoding.
 
@@ -278,14 +268,8 @@ def train_epoch(model, opt, loader: BatchLoader, tcfg: TrainConfig, enc: Encodin
             raw = augment(raw, augment_generator)
         x = encode_batch(raw, enc)
         if channels_last:
-            x.s1 = x.s1.contiguous(memory_format=torch.channels_last)
-            x.s2 = x.s2.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(x.s1.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            out = model(x)
-        loss, parts = total_loss(out, x, tcfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+            x = to_channels_last(x)
+        loss, parts = train_step(model, opt, x, tcfg, use_bf16)
         n = x.target.shape[0]
         seen += n
         for k, v in {"loss": loss, **parts}.items():
@@ -307,9 +291,7 @@ def validate(model: LAIModel, loader: BatchLoader, enc: EncodingConfig, use_bf16
     model.eval()
     sse, count = 0.0, 0
     for raw in loader:
-        x = encode_batch(raw, enc)
-        with torch.autocast(x.s1.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            pred = LAIModel.prediction(model(x))
+        x, pred = forward(model, raw, enc, use_bf16)
         n = float(x.target_valid.sum())
         sse += float(masked_mse(pred, x.target, x.target_valid)) * n
         count += n
@@ -324,23 +306,6 @@ def augment_seed(seed: int, rank: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1)[0])
 
 
-def _save_checkpoint(path, model, opt, sched, gen, epoch, history, best, cfg) -> None:
-    state = {
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict(),
-        "generator": gen.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "epoch": epoch,
-        "history": history,
-        "best_model": best["model"],
-        "best_epoch": best["epoch"],
-        "best_val_mse": best["val_mse"],
-        "config": cfg,
-    }
-    save_checkpoint(path, state)
-
-
 def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageResult | None:
     """Return the finished result of an identical run, or None to (re)start; raise on a foreign run."""
     config_file = run_dir / STAGE_CONFIG_FILE
@@ -349,8 +314,8 @@ def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageRes
             raise RunFolderError(f"{run_dir} holds a checkpoint but no {STAGE_CONFIG_FILE}; use another run folder")
         return None
     try:
-        saved = yaml_load(config_file.read_text())
-    except yaml.YAMLError:
+        saved = read_yaml_mapping(config_file, "stage configuration")
+    except ConfigError:
         saved = None
     if not isinstance(saved, dict) or not isinstance(saved.get("cube"), dict):
         raise RunFolderError(f"{config_file} is not the configuration of a lai training run; use another run folder")
@@ -360,7 +325,7 @@ def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageRes
         what = describe_differences([d for d in diffs if d not in other_cube])
         what = "; ".join(filter(None, ["different cube data or split labels" if other_cube else "", what]))
         raise RunFolderError(f"{run_dir} already holds another run ({what}); choose another run folder or delete it")
-    if (run_dir / "result.json").exists() and (run_dir / "model.pt").exists():
+    if (run_dir / "result.json").exists() and (run_dir / STAGE_WEIGHTS_FILE).exists():
         result = json.loads((run_dir / "result.json").read_text())
         return StageResult(cfg.row, run_dir, pd.read_csv(run_dir / "history.csv"), 0.0, result["parameters"], reused=True)
     if (run_dir / "checkpoint.pt").exists() and not resume:

@@ -8,16 +8,16 @@ import pytest
 import torch
 
 from lai.checkpoint import (
-    load_checkpoint,
-    load_model,
-    load_weights,
     numpy_rng_state,
     read_checkpoint,
+    read_pretrained,
+    read_trained,
     save_checkpoint,
     set_numpy_rng_state,
     stage_config_from,
 )
 from lai.errors import RunFolderError
+from lai.infer import load_trained
 from lai.train import stage_config, train_stage
 from tests.test_cli import Payload
 
@@ -27,13 +27,13 @@ def test_pickle_payload_is_refused_without_running_it(tmp_path):
     for key in ("model", "config"):
         torch.save({"model": {}, "config": {}, key: Payload(marker)}, tmp_path / "model.pt")
         with pytest.raises(RunFolderError, match=r"model\.pt: refused: it holds Python objects other than tensors"):
-            read_checkpoint(tmp_path)
+            read_trained(tmp_path)
         with pytest.raises(RunFolderError, match="refused"):
-            load_weights(tmp_path / "model.pt", expect_part="enc1")
+            read_pretrained(tmp_path / "model.pt", expect_part="enc1")
     assert not marker.exists()
     torch.save({"model": {}, "config": {}, "x": Payload(marker)}, tmp_path / "model.pt", pickle_protocol=2)
     with pytest.raises(RunFolderError, match="refused"):
-        load_checkpoint(tmp_path / "model.pt")
+        read_checkpoint(tmp_path / "model.pt")
     assert not marker.exists()
 
 
@@ -43,7 +43,7 @@ def test_numpy_values_and_generator_states_round_trip(tmp_path):
     state = {"history": [{"loss": np.float32(0.5), "epoch": np.int64(2)}], "np_rng": numpy_rng_state(rng),
              "torch_rng": torch.get_rng_state(), "array": np.arange(4)}
     save_checkpoint(tmp_path / "c.pt", state)
-    loaded = load_checkpoint(tmp_path / "c.pt")  # weights_only=True
+    loaded = read_checkpoint(tmp_path / "c.pt")  # weights_only=True
     assert loaded["history"] == [{"loss": 0.5, "epoch": 2}] and torch.equal(loaded["array"], torch.arange(4))
     other = np.random.default_rng(0)
     set_numpy_rng_state(other, loaded["np_rng"])
@@ -64,8 +64,8 @@ def test_trained_files_load_safely_and_broken_ones_are_named(tiny_data, trained,
     run = trained
     for name in ("model.pt", "checkpoint.pt"):
         assert isinstance(torch.load(run / name, weights_only=True), dict)
-    model, config = load_model(run)
-    assert config.row == "s1" and sum(p.numel() for p in model.parameters()) > 0
+    trained = load_trained(run, "cpu")
+    assert trained.row == "s1" and sum(p.numel() for p in trained.model.parameters()) > 0
     cfg = stage_config(profile, "s1", cube).to_dict()
     with pytest.raises(RunFolderError, match=r"here\.pt: broken model configuration \(ConfigError: stage configuration lacks encoding\)"):
         stage_config_from({k: v for k, v in cfg.items() if k != "encoding"}, "here.pt")
@@ -73,7 +73,7 @@ def test_trained_files_load_safely_and_broken_ones_are_named(tiny_data, trained,
     truncated.parent.mkdir()
     truncated.write_bytes((run / "model.pt").read_bytes()[:500])
     with pytest.raises(RunFolderError, match=r"t/model\.pt: cannot be read as a lai checkpoint"):
-        load_model(truncated.parent)
+        load_trained(truncated.parent, "cpu")
 
 
 def test_resume_from_a_checkpoint_of_another_shape_is_refused(tiny_data, trained, tmp_path):

@@ -132,3 +132,59 @@ def test_a_section_not_saved_is_named_once():
     text = describe_differences(diffs)
     assert text.startswith("different train.epochs: 7 there, 1 here; its configuration lacks data, simulate, splits and ")
     assert "simulate." not in text
+
+
+# --------------------------------------------------------------------------- reading YAML mappings, section names
+
+
+@pytest.mark.parametrize("text, message", [
+    ("- simulate\n", r"^scene manifest .*m\.yaml holds a list; expected a YAML mapping$"),
+    ("", r"^scene manifest .*m\.yaml is empty; expected a YAML mapping$"),
+    ("a: [1, 2\n", r"^scene manifest .*m\.yaml is not valid YAML: expected ',' or '\]', but got '<stream end>' at line 2$"),
+    ("a: 1\na: 2\n", r"^scene manifest .*m\.yaml: key 'a' appears twice in one mapping \(lines 1 and 2\)"),
+    (b"a: \xff\n", r"^scene manifest .*m\.yaml is not UTF-8 text"),
+])
+def test_one_yaml_mapping_reader_names_the_file_in_one_line(tmp_path, text, message):
+    """lai.io.read_yaml_mapping: the error class the caller asks for, one line naming the file and what it should hold."""
+    from lai.errors import ConfigError
+    from lai.io import read_yaml_mapping
+
+    path = tmp_path / "m.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(KeyError) as info:
+        read_yaml_mapping(path, "scene manifest", "a YAML mapping", error=KeyError)
+    assert "\n" not in info.value.args[0] and __import__("re").search(message, info.value.args[0]), info.value.args[0]
+    path.write_text("a: 1\nb: [x, y]\n")
+    assert read_yaml_mapping(path, "scene manifest") == {"a": 1, "b": ["x", "y"]}
+    with pytest.raises(ConfigError, match=r"^x .*absent\.yaml does not exist$"):  # the default error class
+        read_yaml_mapping(tmp_path / "absent.yaml", "x")
+    with pytest.raises(ConfigError, match=r"^x .* is not a file$"):
+        read_yaml_mapping(tmp_path, "x")
+
+
+def test_section_names_in_messages_are_the_profile_keys():
+    """A section's messages name it by its key in a profile (derived from Profile's fields, not retyped)."""
+    import dataclasses
+
+    from lai.config import ConfigError, PreprocessConfig, Profile
+
+    profile = Profile()
+    for f in dataclasses.fields(Profile):
+        section = getattr(profile, f.name)
+        if dataclasses.is_dataclass(section) and hasattr(section, "seed"):
+            bad = dataclasses.replace(section, seed=-1)
+            with pytest.raises(ConfigError, match=rf"^{f.name}\.seed must lie in 0\.\."):
+                bad.validate()
+    with pytest.raises(ConfigError, match=r"^preprocess\.s1_units must be one of db, linear"):
+        PreprocessConfig(s1_units="watts").validate()
+
+
+def test_held_out_regions_have_one_default():
+    """The simulator's unique regions and the splits' held-out areas default to one list; quick shares its own."""
+    from lai.config import HELD_OUT_REGIONS, SimConfig, SplitConfig, load_profile
+
+    assert SimConfig().unique_regions == SplitConfig().held_out_areas == list(HELD_OUT_REGIONS)
+    for name in ("quick", "paper", "tiny"):
+        profile = load_profile(name)
+        assert profile.simulate.unique_regions == profile.splits.held_out_areas, name
+    assert "HUNGARY_BEKES" in load_profile("quick").splits.held_out_areas

@@ -131,7 +131,7 @@ def test_float16_cube_halves_the_floats_within_the_stated_precision(tiny_data, t
 
     profile, lnb, exact = tiny_data
     half = tmp_path / "half.nc"
-    build_cube(lnb, half, profile.splits, profile.encoding, progress=False, float_dtype="float16")
+    build_cube(lnb, half, profile.splits, profile.encoding, progress=False, cube_float="float16")
     with h5py.File(exact, "r") as a, h5py.File(half, "r") as b:
         assert [b[v].dtype for v in ("s1", "lai", "lai_true", "scl")] == [np.float16] * 3 + [np.uint8]
         for v, bound, worst in (("s1", 32, 2**-7), ("lai", 8, 2**-9), ("lai_true", 8, 2**-9)):  # half a float16 step

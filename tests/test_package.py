@@ -31,3 +31,39 @@ def test_set_up_installed_the_lai_kernel_in_this_environment():
     specs = json.loads(done.stdout)["kernelspecs"]
     assert "lai" in specs, "run `make setup`: it installs the `lai` kernel"
     assert Path(specs["lai"]["resource_dir"]).resolve().is_relative_to(Path(sys.prefix).resolve())
+
+
+def _import_chain_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("import_chain", ROOT / "tools" / "import_chain.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_no_import_circle_and_at_most_ten_floors():
+    """Every lai-internal import counts, function-level ones and ``__main__`` included (tools/import_chain.py):
+    no circle, and the longest chain of imports is at most 10 modules."""
+    tool = _import_chain_tool()
+    graph = tool.imports()
+    assert "lai.train" in graph["lai.cli"] and "lai.errors" in graph["lai.io"]  # the graph sees real imports
+    assert tool.cycles(graph) == []
+    chain = tool.longest_chain(graph)
+    assert len(chain) <= 10, " -> ".join(chain)
+
+
+def test_import_chain_tool_finds_circles_and_chains(tmp_path):
+    tool = _import_chain_tool()
+    pkg = tmp_path / "lai"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from lai.b import x\n")  # function-level imports count
+    (pkg / "b.py").write_text("import lai.sub.c\n")
+    (pkg / "sub" / "__init__.py").write_text("from . import c\n")
+    (pkg / "sub" / "c.py").write_text("from lai import d\n")
+    (pkg / "d.py").write_text("")
+    graph = tool.imports(pkg)
+    assert tool.longest_chain(graph) == ["lai.a", "lai.b", "lai.sub.c", "lai.d"] and tool.cycles(graph) == []
+    (pkg / "d.py").write_text("from lai.a import f\n")
+    assert tool.cycles(tool.imports(pkg))

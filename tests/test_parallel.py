@@ -55,7 +55,7 @@ def test_cube_on_two_dask_workers_equals_the_serial_cube(tiny_data, scheduler, t
         assert a.identical(b)  # every array, coordinate and attribute, the fingerprint included
     assert summary.n_triplets == 120
     half = [build_cube(lnb, tmp_path / f"half{i}.nc", profile.splits, profile.encoding, progress=False,
-                       float_dtype="float16", dask=d) for i, d in enumerate((None, scheduler))]
+                       cube_float="float16", dask=d) for i, d in enumerate((None, scheduler))]
     assert half[0].fingerprint == half[1].fingerprint != summary.fingerprint  # rounded on the workers as serially
 
 

@@ -12,8 +12,9 @@ import yaml
 from affine import Affine
 
 from lai.errors import RunFolderError
+from lai.infer import load_trained
 from lai.lnb import S1_DIR, index_folder
-from lai.predict import load_trained, predict_folder
+from lai.predict import predict_folder
 from lai.scene import SceneError, predict_scene
 from tests.helpers import make_lnb, write_tiff
 

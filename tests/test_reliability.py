@@ -627,9 +627,10 @@ def test_cube_reuse_follows_the_files_not_only_the_csv(tmp_path):
 
 
 def test_model_on_other_split_labels_is_neither_reused_nor_scored(tiny_data, tmp_path):
-    from lai.checkpoint import build_model, save_checkpoint
+    from lai.checkpoint import save_checkpoint
     from lai.errors import RunFolderError
     from lai.evaluate import EVALUATED_ON, evaluate_run
+    from lai.infer import build_model
     from lai.pipeline import RunContext
     from lai.train import stage_config
 

@@ -366,6 +366,10 @@ def test_a_folder_with_tables_only(tmp_path):
      r"provenance\.json is not readable JSON"),
     ("a record of another type", lambda run: (run / "data.json").write_text("[1, 2]"),
      r"data\.json holds a JSON list, expected an object"),
+    ("a broken profile", lambda run: (run / "profile.yaml").write_text("train: [1, 2\n"),
+     r"run profile .*profile\.yaml is not valid YAML: expected ',' or '\]'"),
+    ("a profile of another type", lambda run: (run / "profile.yaml").write_text("- train\n"),
+     r"run profile .*profile\.yaml holds a list; expected a mapping of sections"),
     ("an unknown verdict", lambda run: pd.read_csv(run / "tables" / "comparisons.csv").assign(verdict="maybe").to_csv(
         run / "tables" / "comparisons.csv", index=False), r"comparisons\.csv: verdict 'maybe' against persistence"),
 ])

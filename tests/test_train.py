@@ -11,10 +11,11 @@ import pytest
 import torch
 import yaml
 
+from lai.checkpoint import TrainingState, milestones, read_pretrained
 from lai.config import load_profile
 from lai.errors import ConfigError, RunFolderError
 from lai.evaluate import evaluate_run
-from lai.train import load_weights, milestones, train_rows, train_stage
+from lai.train import train_rows, train_stage
 
 
 def profile_with(**train):
@@ -52,19 +53,17 @@ def test_interrupted_then_resumed_equals_uninterrupted(tiny_data, tmp_path, monk
     p = profile_with(epochs=3)
     full = train_stage(p, "s1_masks_seas", cube, tmp_path / "full", progress=False)
 
-    import lai.train as train_mod
+    real_save = TrainingState.save
 
-    real_save = train_mod._save_checkpoint
-
-    def save_then_die(path, model, opt, sched, gen, epoch, *rest):
-        real_save(path, model, opt, sched, gen, epoch, *rest)
-        if epoch == 0:
+    def save_then_die(state, path, config):
+        real_save(state, path, config)
+        if state.next_epoch == 1:
             raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
 
-    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(TrainingState, "save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train_stage(p, "s1_masks_seas", cube, tmp_path / "cut", progress=False)
-    monkeypatch.setattr(train_mod, "_save_checkpoint", real_save)
+    monkeypatch.setattr(TrainingState, "save", real_save)
     assert not (tmp_path / "cut" / "model.pt").exists()
     with pytest.raises(RunFolderError, match="pass --resume"):
         train_stage(p, "s1_masks_seas", cube, tmp_path / "cut", progress=False)
@@ -157,7 +156,8 @@ def test_run_folder_of_another_run_is_refused(tiny_data, tmp_path):
 def test_stage_saved_before_a_field_existed_loads_but_is_not_reused(tiny_data, tmp_path):
     """config.yaml and model.pt lacking fields added since: the model loads (the defaults apply), but the stage is
     not taken for today's, which may differ by them."""
-    from lai.checkpoint import load_model, save_checkpoint
+    from lai.checkpoint import save_checkpoint
+    from lai.infer import load_trained
 
     _, _, cube = tiny_data
     run = tmp_path / "r"
@@ -166,7 +166,7 @@ def test_stage_saved_before_a_field_existed_loads_but_is_not_reused(tiny_data, t
     del saved["model"]["residual"], saved["train"]["augment"]
     (run / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
     save_checkpoint(run / "model.pt", {"model": weights(run), "config": saved})
-    model, config = load_model(run)
+    config = load_trained(run, "cpu").config
     assert config.row == "s1" and config.model.residual is False and config.train.augment is True
     with pytest.raises(RunFolderError, match=r"r already holds another run \(its configuration lacks model\.residual, "
                        r"train\.augment: written by another version of lai\); choose another run folder"):
@@ -180,10 +180,10 @@ def test_checkpoint_from_other_model_configuration_is_refused(tiny_data, tmp_pat
     with pytest.raises(RunFolderError, match="different model configuration"):
         train_stage(other, "final", cube, tmp_path / "final", init_from={"enc1": tmp_path / "s1_masks_seas"}, progress=False)
     with pytest.raises(RunFolderError, match="no enc2 weights"):
-        load_weights(tmp_path / "s1_masks_seas", expect_part="enc2")
+        read_pretrained(tmp_path / "s1_masks_seas", expect_part="enc2")
     (tmp_path / "broken.pt").write_bytes(b"junk")
     with pytest.raises(RunFolderError, match="cannot be read"):
-        load_weights(tmp_path / "broken.pt")
+        read_pretrained(tmp_path / "broken.pt")
 
 
 def test_impossible_configuration_is_refused(tiny_data, tmp_path):

@@ -142,7 +142,7 @@ def reader_cases():
 def python_cases(tmp: Path, cube: Path):
     """(entry point, bad input, message) rows for the Python and notebook entry points."""
     from lai import loader, pipeline
-    from lai.checkpoint import load_weights
+    from lai.checkpoint import read_pretrained
     from lai.config import load_profile
     from lai.errors import LaiError
     from lai.io import output_lock
@@ -167,8 +167,8 @@ def python_cases(tmp: Path, cube: Path):
     attempt("`train_stage(init_from=...)`", "pre-trained encoder from a different model configuration",
             lambda: train_stage(wider, "final", cube, tmp / "runs" / "final",
                                 init_from={"enc1": tmp / "runs" / "s1_masks_seas"}, progress=False))
-    attempt("`load_weights(expect_part=...)`", "checkpoint without the weights asked for",
-            lambda: load_weights(tmp / "runs" / "s1_masks_seas", expect_part="enc2"))
+    attempt("`read_pretrained(expect_part=...)`", "checkpoint without the weights asked for",
+            lambda: read_pretrained(tmp / "runs" / "s1_masks_seas", expect_part="enc2"))
     with output_lock(tmp / "runs" / "s1"):
         attempt("`lai train` (any writer: `lai cube`, `lai simulate`)", "a second writer while another process writes the run folder",
                 lambda: train_stage(load_profile("tiny"), "s1", cube, tmp / "runs" / "s1", progress=False))

@@ -16,7 +16,7 @@ from matplotlib.patches import Patch
 from lai.config import EncodingConfig
 from lai.facts import POLARISATIONS, SET_TITLES, SPLIT_LABELS, TEST_SETS, TIME_LABELS
 from lai.io import atomic_path
-from lai.lnb import SCL_NAMES
+from lai.lnb import SCL_NAMES, scl_lookup
 
 LAI_CMAP = "YlGn"
 LAI_VMAX = 6.0
@@ -151,9 +151,7 @@ def _split_order(present: Iterable[str]) -> list[str]:
 
 
 def _valid_lut(valid_classes) -> np.ndarray:
-    lut = np.zeros(256, bool)
-    lut[list(valid_classes if valid_classes is not None else EncodingConfig().valid_classes)] = True
-    return lut
+    return scl_lookup(valid_classes if valid_classes is not None else EncodingConfig().valid_classes)
 
 
 def _set_title(name: str) -> str:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from lai.config import EncodingConfig
+from lai.config import PROFILE_CONTENT, EncodingConfig
 from lai.errors import LaiError
 from lai.facts import REPORT_TABLES, TABLE, TEST_SETS, VERDICTS, check_name
+from lai.io import read_yaml_mapping
 from lai.report.text import fmt, fmt_interval, rich, small, unavailable
 
 
@@ -80,17 +81,7 @@ class Run:
 
     @staticmethod
     def _yaml(path: Path, text: str | None) -> dict:
-        if text is None:
-            return {}
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise ReportError(f"{path} is not readable YAML ({err})") from err
-        if not isinstance(data, dict):
-            raise ReportError(f"{path} holds no mapping of settings")
-        return data
+        return {} if text is None else read_yaml_mapping(path, "run profile", PROFILE_CONTENT, error=ReportError)
 
     @property
     def name(self) -> str:

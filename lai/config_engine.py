@@ -1,0 +1,159 @@
+"""The engine under ``lai.config``: mappings checked against dataclass annotations, nested merges, and the
+differences between two configurations.
+
+Nothing here knows a section of lai's configuration: :func:`from_dict` builds any dataclass from a mapping
+(unknown keys and wrong types refused with a message naming the dotted field), :func:`merge` lays one nested
+mapping over another, and :func:`differences` / :func:`saved_differences` / :func:`describe_differences` say
+where two configurations disagree. (``--set`` strings are parsed in ``lai.config``, which reads YAML.)
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from typing import Any
+
+from lai.errors import ConfigError
+
+# --------------------------------------------------------------------------- mappings -> dataclasses
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a type annotation, converting ints to floats where allowed."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return {_coerce(k, args[0], where): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if isinstance(value, bool):  # YAML 1.1 reads on/off as booleans
+            return "on" if value else "off"
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(annotation):
+        return from_dict(annotation, value, where)
+    return value
+
+
+def from_dict(cls, data: dict[str, Any] | None, where: str = ""):
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or cls.__name__} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(
+            f"unknown configuration key(s) {', '.join(prefix + k for k in unknown)}; "
+            f"expected one of: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- nested mappings
+
+
+def merge(base: dict, update: dict) -> dict:
+    """``base`` with the nested mapping ``update`` laid over it (sub-mappings merged, other values replaced)."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------- differences
+
+
+def differences(a, b, where: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted field, value in ``a``, value in ``b``) of every compared field where two configurations differ."""
+    if dataclasses.is_dataclass(a) and type(a) is type(b):
+        return [d for f in dataclasses.fields(a) if f.compare
+                for d in differences(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}" if where else f.name)]
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in differences(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))]
+    return [] if a == b else [(where, a, b)]
+
+
+def absent_fields(saved: dict, config) -> list[str]:
+    """Dotted fields of dataclass ``config`` that ``saved`` (its mapping, as a file holds it) lacks."""
+    out = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name not in saved:
+            out.append(f.name)
+        elif dataclasses.is_dataclass(value) and isinstance(saved[f.name], dict):
+            out += [f"{f.name}.{k}" for k in absent_fields(saved[f.name], value)]
+    return out
+
+
+class _NotSaved:
+    def __repr__(self) -> str:
+        return "(not saved)"
+
+
+NOT_SAVED = _NotSaved()  # the value "there" of a field a saved configuration lacks
+
+
+def saved_differences(saved: dict, old, new) -> list[tuple[str, Any, Any]]:
+    """Where configuration ``new`` differs from ``old``, read from the mapping ``saved``: :func:`differences`, and
+    every field ``saved`` lacks (value there: ``NOT_SAVED``; written before that field existed, it is never taken
+    for its default here)."""
+    absent = absent_fields(saved, old)
+    value = lambda obj, dotted: obj if not dotted else value(getattr(obj, dotted[0]), dotted[1:])  # noqa: E731
+    return ([(k, NOT_SAVED, value(new, k.split("."))) for k in absent]
+            + [d for d in differences(old, new) if not any(d[0] == k or d[0].startswith(k + ".") for k in absent)])
+
+
+def describe_differences(diffs: list[tuple[str, Any, Any]], most: int = 3) -> str:
+    """``"different train.epochs: 7 there, 1 here; ...; its configuration lacks extras: ..."``, ``most`` of each."""
+    short = lambda v: (r if len(r := repr(v)) <= 40 else r[:37] + "...")  # noqa: E731
+    more = lambda items: f" and {len(items) - most} more" if len(items) > most else ""  # noqa: E731
+    changed = [d for d in diffs if d[1] is not NOT_SAVED]
+    absent = [k for k, there, _ in diffs if there is NOT_SAVED]
+    parts = []
+    if changed:
+        parts.append("different " + "; ".join(f"{k}: {short(x)} there, {short(y)} here" for k, x, y in changed[:most])
+                     + (";" + more(changed) if more(changed) else ""))
+    if absent:
+        parts.append(f"its configuration lacks {', '.join(absent[:most])}{more(absent)}: written by another version of lai")
+    return "; ".join(parts)

@@ -1,0 +1,145 @@
+"""Inference: a trained run loaded for prediction, and the one forward pass from a raw batch to LAI.
+
+:func:`load_trained` builds the model of a finished run folder (its ``model.pt``, read by
+:func:`lai.checkpoint.read_trained`) on a device, in eval mode. :func:`forward` is the forward pass
+every prediction takes, training's validation included: encode the raw batch (:mod:`lai.encode`), run
+the model under bf16 autocast when asked, keep the row's prediction of LAI at t. :func:`predict_lai`
+adds the step back to physical units (m2/m2); :func:`predict_batch` applies it to tiles of any size
+(padded to the U-Net's multiple and cropped back), with NaN where Sentinel-1 at t is missing.
+:func:`geotiff_profile` is the two-band map both ``lai predict`` and scene prediction write.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lai.checkpoint import read_trained, set_weights
+from lai.config import EncodingConfig, ModelConfig, StageConfig
+from lai.distributed import pick_device
+from lai.encode import Encoded, denormalise_lai, encode_batch, mask_channels
+from lai.model import LAIModel
+
+NODATA = np.float32(np.nan)
+
+
+def build_model(model: ModelConfig, encoding: EncodingConfig) -> LAIModel:
+    """The model ``model`` describes, with the SCL-mask inputs ``encoding`` gives it (untrained)."""
+    return LAIModel(model, mask_channels(encoding))
+
+
+@dataclass
+class Trained:
+    """A trained model ready for inference, with the stage configuration it was trained with."""
+
+    model: LAIModel
+    config: StageConfig
+    device: torch.device
+
+    @property
+    def enc(self) -> EncodingConfig:
+        return self.config.encoding
+
+    @property
+    def row(self) -> str:
+        return self.config.row
+
+    @property
+    def factor(self) -> int:
+        return self.model.cfg.downsampling
+
+    @property
+    def bf16(self) -> bool:
+        """Inference runs under bf16 autocast on a GPU, in float32 on a CPU."""
+        return self.device.type == "cuda"
+
+
+def load_trained(run: str | Path, device: str | torch.device = "auto") -> Trained:
+    """The model of one finished run folder (``model.pt``), in eval mode on ``device`` (``auto``: a GPU if any)."""
+    device = pick_device(str(device))
+    state = read_trained(run)
+    config: StageConfig = state["config"]
+    model = build_model(config.model, config.encoding)
+    set_weights(model, state["model"], state["path"])
+    return Trained(model.to(device).eval(), config, device)
+
+
+def to_channels_last(x: Encoded) -> Encoded:
+    """The image inputs of ``x`` in channels_last memory order (what a channels_last model runs fastest on)."""
+    x.s1 = x.s1.contiguous(memory_format=torch.channels_last)
+    x.s2 = x.s2.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@torch.no_grad()
+def forward(model: torch.nn.Module, raw: dict, enc: EncodingConfig, bf16: bool,
+            channels_last: bool = False) -> tuple[Encoded, torch.Tensor]:
+    """The encoded batch and the row's prediction of LAI at t (B, 1, H, W), normalised units, float32.
+
+    ``raw`` as the loader yields it (s1, lai, scl, doy_target, doy_from on the model's device)."""
+    x = encode_batch(raw, enc)
+    if channels_last:
+        x = to_channels_last(x)
+    with torch.autocast(x.s1.device.type, dtype=torch.bfloat16, enabled=bf16):
+        pred = LAIModel.prediction(model(x)).float()
+    return x, pred
+
+
+def predict_lai(model: torch.nn.Module, raw: dict, enc: EncodingConfig, bf16: bool) -> tuple[Encoded, torch.Tensor]:
+    """The encoded batch and LAI at t in m2/m2 (B, H, W): :func:`forward` in physical units."""
+    x, pred = forward(model, raw, enc, bf16)
+    return x, denormalise_lai(pred[:, 0], enc)
+
+
+def _pad(x: torch.Tensor, factor: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    ph, pw = -h % factor, -w % factor
+    if not (ph or pw):
+        return x
+    flat = x.reshape(-1, 1, h, w).float()
+    padded = torch.nn.functional.pad(flat, (0, pw, 0, ph), mode="replicate")
+    return padded.reshape(*x.shape[:-2], h + ph, w + pw).to(x.dtype)
+
+
+def predict_batch(trained: Trained, s1, lai, scl, doy_target, doy_from) -> tuple[np.ndarray, np.ndarray]:
+    """LAI at t (B, H, W) float32 and the observed flag (B, H, W) uint8 for one batch of any tile size.
+
+    Inputs as the loader yields them: s1 (B, 3, 2, H, W) dB, lai (B, 3, H, W), scl (B, 3, H, W),
+    day of year of t and of t-2 (B,). Tiles are padded (edge values repeated) to the U-Net's multiple
+    and cropped back. LAI is NaN (nodata) where S1 at t is not finite.
+    """
+    dev = trained.device
+    h, w = s1.shape[-2:]
+    raw = {
+        "s1": _pad(torch.as_tensor(s1, device=dev), trained.factor),
+        "lai": _pad(torch.as_tensor(lai, device=dev), trained.factor),
+        "scl": _pad(torch.as_tensor(scl, device=dev), trained.factor),
+        "doy_target": torch.as_tensor(doy_target, device=dev),
+        "doy_from": torch.as_tensor(doy_from, device=dev),
+    }
+    x, lai_t = predict_lai(trained.model, raw, trained.enc, trained.bf16)
+    lai_t = lai_t[:, :h, :w].cpu().numpy().astype(np.float32)
+    observed = x.target_valid[:, 0, :h, :w].cpu().numpy().astype(np.uint8)
+    lai_t[~np.isfinite(np.asarray(s1)[:, 2]).all(axis=1)] = NODATA
+    return lai_t, observed
+
+
+def day_of_year(date: dt.date) -> int:
+    """The model's date input."""
+    return date.timetuple().tm_yday
+
+
+def geotiff_profile(height: int, width: int, crs: str | None, transform: tuple | None, **extra) -> dict:
+    """Profile of a predicted map: band 1 float32 LAI with NaN nodata, band 2 the observed flag."""
+    from affine import Affine
+
+    profile = dict(driver="GTiff", height=height, width=width, count=2, dtype="float32", nodata=NODATA,
+                   compress="deflate", **extra)
+    if crs:
+        profile["crs"] = crs
+    if transform is not None:
+        profile["transform"] = Affine(*transform[:6])
+    return profile
