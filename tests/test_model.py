@@ -125,3 +125,26 @@ def test_unknown_upsampling_is_refused_by_the_config_and_the_model():
         UNet(3, [4, 8], upsample="nearest")
     assert load_profile("tiny", ["model.upsample=bilinear"]).model.upsample == "bilinear"
     assert ModelConfig().upsample == "transpose"  # the reference's choice stays the default
+
+
+def test_unet_block_is_the_references_conv_relu_conv_relu_batchnorm():
+    """One BatchNorm per block, after the last ReLU; convolutions with bias (as the reference's AutoEncoder)."""
+    from lai.model import conv_block
+
+    block = conv_block(5, 8, 2)
+    kinds = [type(layer).__name__ for layer in block]
+    assert kinds == ["Conv2d", "ReLU", "Conv2d", "ReLU", "BatchNorm2d"]
+    assert all(layer.bias is not None for layer in block if isinstance(layer, torch.nn.Conv2d))
+    unet = UNet(4, [8, 16, 32])
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in unet.modules())
+    assert n_bn == 3 + 2  # three down blocks, two merge blocks
+
+
+def test_paper_preset_parameters_within_one_percent_of_the_reference():
+    """The reference's final model (Strontium, valentingol/LeafNothingBehind 5b6bce3) has 2,837,105 parameters."""
+    from lai.config import ModelConfig
+    from lai.encode import mask_channels
+    from lai.model import LAIModel, n_parameters
+
+    n = n_parameters(LAIModel(ModelConfig(row="final", preset="paper"), mask_channels(ENC)))
+    assert abs(n - 2_837_105) / 2_837_105 < 0.01
