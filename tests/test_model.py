@@ -148,3 +148,19 @@ def test_paper_preset_parameters_within_one_percent_of_the_reference():
 
     n = n_parameters(LAIModel(ModelConfig(row="final", preset="paper"), mask_channels(ENC)))
     assert abs(n - 2_837_105) / 2_837_105 < 0.01
+
+
+@pytest.mark.parametrize("encoding", ["onehot", "reference"])
+def test_scl_masks_equal_the_one_hot_definition(encoding):
+    """The comparison-built maps equal the one-hot of the SCL class (clamped to 0..11), or the reference's
+    valid flag + one-hot of SCL 2..6, for every uint8 value."""
+    from lai.encode import N_SCL, REFERENCE_CLASSES, scl_masks, valid_mask
+
+    enc = EncodingConfig(mask_encoding=encoding)
+    scl = torch.arange(256, dtype=torch.uint8).reshape(2, 2, 8, 8)
+    if encoding == "onehot":
+        expected = torch.nn.functional.one_hot(scl.long().clamp(0, N_SCL - 1), N_SCL)
+    else:
+        onehot = (scl[..., None].long() == torch.tensor(REFERENCE_CLASSES)).long()
+        expected = torch.cat([valid_mask(scl, enc)[..., None].long(), onehot], dim=-1)
+    assert torch.equal(scl_masks(scl, enc), expected.permute(0, 1, 4, 2, 3).float())
