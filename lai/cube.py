@@ -45,7 +45,7 @@ from lai import __version__
 from lai.config import EncodingConfig, SplitConfig
 from lai.errors import ConfigError, CubeError
 from lai.facts import POLARISATIONS, TIME_LABELS
-from lai.io import ForeignOutputError, atomic_path, check_replaceable, output_lock
+from lai.io import ForeignOutputError, atomic_path, check_outside, check_replaceable, output_lock
 from lai.lnb import (
     CLOUD_CLASSES,
     GRID_INDEX_DTYPE,
@@ -171,8 +171,7 @@ def build_cube(
     encoding = encoding or EncodingConfig()
     source, out = Path(source), Path(out)
     check_replaceable(out)
-    if out.resolve().is_relative_to(source.resolve()):
-        raise ForeignOutputError(f"{out} lies inside the LNB folder {source}; write the cube outside the input folder")
+    check_outside(out, source, "LNB folder", "the cube")
     build_config = json.dumps(
         {"splits": asdict(splits), "valid_classes": list(encoding.valid_classes), "on_error": on_error,
          **({"float_dtype": float_dtype} if float_dtype != "float32" else {})}, sort_keys=True

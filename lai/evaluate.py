@@ -21,7 +21,7 @@ from lai.config import EncodingConfig, StageConfig, check_tile_size
 from lai.cube import cube_identity
 from lai.encode import denormalise_lai, encode_batch
 from lai.errors import RunFolderError
-from lai.facts import EMPTY, TEST_SETS
+from lai.facts import EMPTY, STAGE_WEIGHTS_FILE, TEST_SETS
 from lai.io import atomic_path, atomic_write_text, output_lock
 from lai.loader import BatchLoader, CubeSplit
 from lai.metrics import SUMS, Scores, per_tile, strict_clear
@@ -91,7 +91,7 @@ def evaluate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_si
     ``"empty"`` (``lai.facts.EMPTY``) and no predictions file."""
     run_dir = Path(run_dir)
     device = pick_device(device)
-    with output_lock(run_dir, inside=True):
+    with output_lock(run_dir, folder=STAGE_WEIGHTS_FILE):  # a folder holding a model: checked as it loads
         model, cfg = load_run(run_dir, device)
         check_tile_size(CubeSplit(cube).shape, model.cfg, f"{cube}:")
         identity = check_same_splits(cfg, run_dir, cube)

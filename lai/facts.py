@@ -95,3 +95,9 @@ STRICT_VALID_CLASSES = (4, 5, 6)
 # The figures a run folder holds, in report order: figures/<name>.png (drawn by lai.figures, placed by the report).
 FIGURE_NAMES = ("sample_maps", "cloud_statistics", "seasonality_encoding", "s1_vs_lai", "learning_curves", "density",
                 "error_by_set", "table1_comparison", "truth_vs_prediction_maps")
+
+# Every run folder's configuration file, the first file lai writes into it: a training stage's
+# (lai train) and a notebook run's (lai run, notebooks); and a stage's weights (what lai evaluate reads).
+STAGE_CONFIG_FILE = "config.yaml"
+RUN_PROFILE_FILE = "profile.yaml"
+STAGE_WEIGHTS_FILE = "model.pt"

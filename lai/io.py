@@ -4,8 +4,13 @@
   only ever replaces a regular file (or an empty folder), never a folder with content or a device.
 * :func:`output_lock`: the process that writes an output holds an ``fcntl.flock`` on a lock file
   beside it (``.NAME.lock``, holding its pid and host); a second writer is refused with a message
-  naming the output and the holder. Taking the lock removes the hidden ``.NAME.partial-*`` leftovers
-  of killed writers: a leftover whose lock is free belongs to no living process.
+  naming the output and the holder. The lock file is never followed through a symbolic link, and a
+  path that holds anything but a regular file lai wrote (a link, a FIFO, a folder, a user's file) is
+  refused, untouched. Taking the lock removes the hidden ``.NAME.partial-PID-XXXXXXXX`` leftovers of
+  killed writers: a leftover whose lock is free belongs to no living process.
+* :func:`claim_folder`: a folder that lai fills piece by piece (a run folder, a training stage) is
+  lai's only if lai made it: it is new or empty when lai first writes into it, and lai leaves its
+  marker (:data:`FOLDER_MARK`) there. lai never writes into, or sweeps, a folder without it.
 """
 from __future__ import annotations
 
@@ -14,8 +19,10 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import socket
+import stat
 import uuid
 from pathlib import Path
 
@@ -23,6 +30,10 @@ from lai.errors import LaiError, os_error_errno
 
 NAME_MAX = 255
 _KEEP = 200  # characters of a long output name kept in its hidden temporary and lock names
+FOLDER_MARK = ".lai-folder"  # written by lai into every folder it creates to fill piece by piece
+_PARTIAL_TAIL = re.compile(r"\d+-[0-9a-f]{8}(\.[A-Za-z0-9]+)?")  # PID-RANDOM[.ext] after ".NAME.partial-"
+_PARTIAL_NAME = re.compile(r"\..+\.partial-" + _PARTIAL_TAIL.pattern)
+_LOCK_TEXT = re.compile(rb"(pid \d+ on host [^\n]*)?")  # what lai writes into its lock files (empty while taken)
 
 
 class OutputLockedError(LaiError, RuntimeError):
@@ -52,7 +63,8 @@ def lock_file(path: str | Path) -> Path:
 
 
 def is_partial(path: Path) -> bool:
-    return path.name.startswith(".") and ".partial-" in path.name
+    """Whether ``path`` is named as lai names its temporaries (``.NAME.partial-PID-XXXXXXXX[.ext]``)."""
+    return _PARTIAL_NAME.fullmatch(path.name) is not None
 
 
 def _remove(path: Path) -> None:
@@ -69,21 +81,65 @@ def remove_stale_partials(path: Path, inside: bool = False) -> list[Path]:
     Call only while holding :func:`output_lock` on ``path``: then no living writer owns them.
     """
     prefix = _partial_prefix(path)
-    stale = [p for p in path.parent.glob(".*.partial-*") if p.name.startswith(prefix)] if path.parent.is_dir() else []
-    if inside and path.is_dir():
+    stale = [p for p in path.parent.glob(".*.partial-*")
+             if p.name.startswith(prefix) and _PARTIAL_TAIL.fullmatch(p.name[len(prefix):])] if path.parent.is_dir() else []
+    if inside and path.is_dir() and not path.is_symlink():
         stale += [p for p in path.rglob(".*.partial-*") if is_partial(p)]
     for p in stale:
         _remove(p)
     return stale
 
 
+def _open_lock(lock: Path, path: Path) -> int:
+    """Open the lock file ``lock`` of output ``path``: create it, or open one a lai process left.
+
+    Never through a symbolic link, never a FIFO, a device, a folder, a file with other names (hard
+    links) or a file whose content lai did not write: those are refused, untouched.
+    """
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        return os.open(lock, flags | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        pass
+    except OSError as err:  # name the folder the user chose, not our hidden lock file
+        raise OSError(err.errno, err.strerror, str(path.parent)) from None
+    refusal = (f"{lock}, the lock file of {path}, is {{}}; lai neither writes through it nor removes it: "
+               "remove it if nobody else uses it, or write elsewhere")
+    try:
+        fd = os.open(lock, flags)
+    except FileNotFoundError:
+        return -1  # removed meanwhile by its holder: try again
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ForeignOutputError(refusal.format("a symbolic link")) from None
+        if err.errno == errno.EISDIR:
+            raise ForeignOutputError(refusal.format("a folder")) from None
+        raise OSError(err.errno, err.strerror, str(lock)) from None
+    info = os.fstat(fd)
+    what = (None if stat.S_ISREG(info.st_mode) and info.st_nlink == 1 and _LOCK_TEXT.fullmatch(os.pread(fd, 512, 0))
+            else "not a regular file (a FIFO or device?)" if not stat.S_ISREG(info.st_mode)
+            else "a file with other names (hard links)" if info.st_nlink != 1
+            else "a file that lai did not write")
+    if what is not None:
+        os.close(fd)
+        raise ForeignOutputError(refusal.format(what))
+    return fd
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    """Whether ``path`` (not followed if a link) is still the file open as ``fd``."""
+    try:
+        return os.lstat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
 def _take_lock(lock: Path, path: Path) -> int:
     """Open and flock ``lock``; return its descriptor. Retries if the file was replaced meanwhile."""
     while True:
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:  # name the folder the user chose, not our hidden lock file
-            raise OSError(err.errno, err.strerror, str(path.parent)) from None
+        fd = _open_lock(lock, path)
+        if fd < 0:
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -93,22 +149,19 @@ def _take_lock(lock: Path, path: Path) -> int:
                 f"{path} is being written by another lai process ({holder}; lock file {lock}); "
                 "wait for it to finish or write elsewhere"
             ) from None
-        try:
-            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
+        if _same_file(lock, fd):
             return fd
         os.close(fd)  # the previous holder removed this file as we opened it: take the new one
 
 
 @contextlib.contextmanager
-def output_lock(path: str | Path, inside: bool = False):
+def output_lock(path: str | Path, folder: str | None = None):
     """Hold the write lock of output ``path`` for the block; refuse if another process holds it.
 
-    ``inside``: ``path`` is a folder written into piece by piece (a run folder), whose stale
-    partial files are removed too. The lock file is removed on release (a killed holder leaves
-    it behind, unlocked, and it is simply taken again).
+    ``folder``: ``path`` is a folder written into piece by piece (a run folder) and ``folder`` the
+    configuration file lai writes first into such a folder: the folder is claimed
+    (:func:`claim_folder`) and its stale partial files are removed too. The lock file is removed on
+    release (a killed holder leaves it behind, unlocked, and it is simply taken again).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,11 +170,14 @@ def output_lock(path: str | Path, inside: bool = False):
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode(), 0)
-        remove_stale_partials(path, inside)
+        if folder is not None:
+            claim_folder(path, folder)
+        remove_stale_partials(path, inside=folder is not None)
         yield path
     finally:
-        with contextlib.suppress(OSError):
-            lock.unlink()  # while still holding it: a writer that opened it meanwhile sees it replaced
+        if _same_file(lock, fd):  # while still holding it: a writer that opened it meanwhile sees it replaced
+            with contextlib.suppress(OSError):
+                lock.unlink()
         os.close(fd)
 
 
@@ -137,6 +193,44 @@ def check_replaceable(path: Path, folder: bool = False) -> None:
         raise ForeignOutputError(f"{path} is an existing folder; lai never replaces a folder: choose another output path")
     if not path.is_file():
         raise ForeignOutputError(f"{path} is not a regular file (a device or pipe?); choose another output path")
+
+
+def claim_folder(folder: str | Path, signature: str) -> Path:
+    """Make ``folder`` one lai may fill: create it (or take it while empty) and leave :data:`FOLDER_MARK`.
+
+    A folder that holds the marker is lai's. One that holds ``signature`` (the configuration file lai
+    writes first into such a folder, e.g. ``profile.yaml``) was filled by a lai from before the marker
+    and is taken as such; its caller still reads that file and refuses one it cannot read. Any other
+    folder is refused, naming it and what it holds: lai never writes into a user's folder.
+    """
+    folder = Path(folder)
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise ForeignOutputError(f"{folder} is not a folder lai made (a file or a link); choose another folder")
+    mark = folder / FOLDER_MARK
+    if mark.is_file() and not mark.is_symlink():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    held = sorted(p.name for p in folder.iterdir() if p.name != FOLDER_MARK)
+    if held and signature in held:
+        return folder  # filled by an earlier lai: not marked until its caller has read the signature
+    if held:
+        shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+        raise ForeignOutputError(
+            f"{folder} is a folder lai did not make (it holds {shown}; no {FOLDER_MARK} marker): lai writes only into "
+            "a new or empty folder, so choose another name or folder"
+        )
+    if mark.is_symlink() or mark.exists():
+        raise ForeignOutputError(f"{mark} is not the marker lai writes (a link or a folder); choose another folder")
+    mark.write_text("This folder was made by lai; lai writes only into folders holding this file.\n")
+    return folder
+
+
+def check_outside(out: str | Path, source: str | Path, what: str, output: str) -> None:
+    """Refuse an output ``out`` inside the input folder ``source``: inputs stay as they are.
+
+    ``what`` names the input folder, ``output`` the output ("the cube")."""
+    if Path(out).resolve().is_relative_to(Path(source).resolve()):
+        raise ForeignOutputError(f"{out} lies inside the {what} {source}; write {output} outside the input folder")
 
 
 def check_new_folder(out: Path) -> None:

@@ -35,7 +35,8 @@ from lai.config import (
     yaml_load,
 )
 from lai.errors import PipelineError, RunFolderError
-from lai.io import atomic_path, atomic_write_text, output_lock
+from lai.facts import RUN_PROFILE_FILE
+from lai.io import atomic_path, atomic_write_text, claim_folder, output_lock
 from lai.provenance import environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +46,6 @@ NOTEBOOKS = ("01_data.ipynb", "02_training.ipynb", "00_preprocessing.ipynb", "03
              "05_report.ipynb")
 
 
-PROFILE_FILE = "profile.yaml"  # in every run folder: the run's whole configuration, resolved once
 DEFAULT_PROFILE = "quick"
 
 
@@ -75,7 +75,7 @@ def resolve_profile(profile: str | Path | Profile | None = None, overrides: list
 
 def saved_profile(run_dir: str | Path) -> tuple[Profile, dict] | None:
     """The profile a run folder holds, with its profile.yaml as read, or None for a folder without one."""
-    path = Path(run_dir) / PROFILE_FILE
+    path = Path(run_dir) / RUN_PROFILE_FILE
     if not (path.exists() or path.is_symlink()):
         return None
     try:
@@ -114,13 +114,13 @@ def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Pro
     folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / "reports" / resolved.name
     saved = saved_profile(folder)
     if saved is None:
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / PROFILE_FILE, yaml.safe_dump(resolved.to_dict(), sort_keys=False))
+        claim_folder(folder, RUN_PROFILE_FILE)
+        atomic_write_text(folder / RUN_PROFILE_FILE, yaml.safe_dump(resolved.to_dict(), sort_keys=False))
         return resolved, folder
     diffs = saved_differences(saved[1], saved[0], resolved)
     if diffs:
         raise RunFolderError(
-            f"{folder} already holds a run with another configuration (see its {PROFILE_FILE}): "
+            f"{folder} already holds a run with another configuration (see its {RUN_PROFILE_FILE}): "
             f"{describe_differences(diffs)}; choose another folder: `lai run --name NEW`, "
             "or in a notebook set the parameter run_dir to a new folder"
         )
@@ -334,7 +334,7 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
     check_run_name(run_name or resolved.name)
     run_dir = (Path(reports_root) / (run_name or resolved.name)).resolve()
     params = {"run_dir": str(run_dir), "data_root": str(Path(data_root).resolve())}
-    with output_lock(run_dir, inside=True):
+    with output_lock(run_dir, folder=RUN_PROFILE_FILE):
         RunContext(resolved, run_dir=run_dir, data_root=params["data_root"])  # claims the folder before any notebook
         for nb in NOTEBOOKS:
             out = run_dir / "notebooks" / nb

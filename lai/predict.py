@@ -29,7 +29,7 @@ from lai.config import ConfigError, EncodingConfig
 from lai.cube import CF_ATTRS, EPOCH, check_cube_file, decoded
 from lai.encode import count_clipped, denormalise_lai, encode_batch
 from lai.errors import LNBError
-from lai.io import atomic_path, check_new_folder
+from lai.io import atomic_path, check_new_folder, check_outside, output_lock
 from lai.model import LAIModel
 
 NODATA = np.float32(np.nan)
@@ -218,15 +218,27 @@ def _netcdf(path: Path, n: int, shape: tuple[int, int], meta: dict):
 
 def predict_folder(run: str | Path, data: str | Path, out: str | Path, batch_size: int = 8, device: str = "auto",
                    progress: bool = True) -> dict:
-    """Predict LAI at t for every triplet of ``data`` (LNB folder or cube) with the run in ``run``."""
+    """Predict LAI at t for every triplet of ``data`` (LNB folder or cube) with the run in ``run``.
+
+    ``out`` must be a new folder outside ``data``; it is locked while written, and the leftovers of an
+    interrupted earlier prediction into it are removed.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    out = Path(out)
+    if Path(data).is_dir():
+        check_outside(out, data, "LNB folder", "the maps")
+    with output_lock(out):
+        check_new_folder(out)
+        return _predict_folder(run, data, out, batch_size, device, progress)
+
+
+def _predict_folder(run, data, out: Path, batch_size: int, device: str, progress: bool) -> dict:
+    """:func:`predict_folder` with ``out`` locked."""
     from tqdm.auto import tqdm
 
     from lai import __version__
 
-    if batch_size < 1:
-        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-    out = Path(out)
-    check_new_folder(out)
     trained = load_trained(run, device)
     inputs = Inputs(data, trained.enc.valid_classes, progress)
     meta = dict(run=str(Path(run).resolve()), data=str(Path(data).resolve()), row=trained.row, lai_version=__version__,

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from lai.config import PreprocessConfig
-from lai.io import atomic_path, check_new_folder
+from lai.io import atomic_path, check_new_folder, output_lock
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, LNBError, TileName
 from lai.scene import CLEAR_WITHOUT_SCL, SceneError, load_manifest, manifest_file
 from lai.snap import BANDS, VALID_RANGE, Angles, snap_lai
@@ -300,7 +300,7 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
     if not rows or not cols:
         raise SceneError(f"{manifest}: scene of {scene.height}x{scene.width} pixels is smaller than one tile "
                          f"(preprocess.tile_size {size})")
-    with atomic_path(out) as tmp:
+    with output_lock(out), atomic_path(out) as tmp:  # a second writer refused, an earlier one's leftovers removed
         for sub in (S1_DIR, S2_DIR, MASK_DIR):
             (tmp / sub).mkdir(parents=True)
         with tqdm(total=len(triplets) * rows * cols, desc="preprocess", unit="tile", disable=not progress) as bar:

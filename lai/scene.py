@@ -31,7 +31,7 @@ import numpy as np
 
 from lai.encode import count_clipped
 from lai.errors import LaiError
-from lai.io import atomic_path, check_new_folder
+from lai.io import atomic_path, check_new_folder, output_lock
 from lai.predict import Trained, day_of_year, geotiff_profile, load_trained, predict_batch
 
 GDAL_CACHE_MB = 64  # GDAL's block cache (default: 5% of RAM) would otherwise fill with the scene's blocks
@@ -166,14 +166,21 @@ def _check_window(window: int, overlap: int) -> None:
 
 def predict_scene(run: str | Path | Trained, manifest: str | Path, out: str | Path, window: int = 256,
                   overlap: int = 64, device: str = "auto", progress: bool = True) -> dict:
-    """Write the LAI map at t of the scene in ``manifest`` to the GeoTIFF ``out``."""
+    """Write the LAI map at t of the scene in ``manifest`` to the new GeoTIFF ``out``, locked while written."""
+    out = Path(out)
+    with output_lock(out):
+        if out.exists() or out.is_symlink():
+            raise FileExistsError(f"--out {out} already exists; choose a new file name")
+        return _predict_scene(run, manifest, out, window, overlap, device, progress)
+
+
+def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, window: int, overlap: int, device: str,
+                   progress: bool) -> dict:
+    """:func:`predict_scene` with ``out`` locked."""
     import rasterio
     from rasterio.windows import Window
     from tqdm.auto import tqdm
 
-    out = Path(out)
-    if out.exists():
-        raise FileExistsError(f"--out {out} already exists; choose a new file name")
     _check_window(window, overlap)
     dates = read_manifest(manifest)
     grid = check_grid(dates)
@@ -263,27 +270,28 @@ def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: in
     if twice:
         raise SceneError(f"scene manifests share the name(s) {', '.join(twice)}: each map is named after its "
                          "manifest (<name>.tif), so rename them")
-    check_new_folder(out)
     _check_window(window, overlap)
     for m in manifests:
         check_grid(read_manifest(m))  # every manifest checked before any work starts
-    with atomic_path(out) as tmp:
-        Path(tmp).mkdir()
-        task = functools.partial(_predict_scene_task, run=str(run), out_dir=Path(tmp), window=window,
-                                 overlap=overlap, device=device)
-        with tqdm(total=len(manifests), desc="predict scenes", unit="scene", disable=not progress) as bar:
-            if dask:
-                from lai.parallel import dask_client, map_ordered
+    with output_lock(out):
+        check_new_folder(out)
+        with atomic_path(out) as tmp:
+            Path(tmp).mkdir()
+            task = functools.partial(_predict_scene_task, run=str(run), out_dir=Path(tmp), window=window,
+                                     overlap=overlap, device=device)
+            with tqdm(total=len(manifests), desc="predict scenes", unit="scene", disable=not progress) as bar:
+                if dask:
+                    from lai.parallel import dask_client, map_ordered
 
-                with dask_client(**dask) as client:
-                    summaries = map_ordered(task, manifests, client, on_done=lambda i, _: bar.update())
-            else:
-                trained = load_trained(run, device)
-                summaries = []
-                for m in manifests:
-                    summaries.append(predict_scene(trained, m, Path(tmp) / f"{m.stem}.tif", window, overlap, device,
-                                                   progress=progress))
-                    bar.update()
+                    with dask_client(**dask) as client:
+                        summaries = map_ordered(task, manifests, client, on_done=lambda i, _: bar.update())
+                else:
+                    trained = load_trained(run, device)
+                    summaries = []
+                    for m in manifests:
+                        summaries.append(predict_scene(trained, m, Path(tmp) / f"{m.stem}.tif", window, overlap, device,
+                                                       progress=progress))
+                        bar.update()
     for summary in summaries:
         summary["out"] = str(out / Path(summary["out"]).name)
     return summaries

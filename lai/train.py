@@ -58,7 +58,7 @@ from lai.cube import cube_identity
 from lai.distributed import World, barrier, local_device, main_process, rank_batch_size, setup, sum_across
 from lai.encode import encode_batch
 from lai.errors import RunFolderError
-from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS
+from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE
 from lai.io import atomic_path, atomic_write_text, output_lock
 from lai.loader import BatchLoader, CubeSplit
 from lai.loss import masked_mse, total_loss
@@ -143,7 +143,7 @@ def train_stage(
     The run folder is locked for the whole stage (by rank 0 of a distributed run): a second writer
     is refused, naming the holder.
     """
-    with output_lock(run_dir, inside=True) if main_process() else contextlib.nullcontext():
+    with output_lock(run_dir, folder=STAGE_CONFIG_FILE) if main_process() else contextlib.nullcontext():
         return _train_stage(profile, row, cube, run_dir, init_from, resume, progress)
 
 
@@ -213,7 +213,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
                                  "restart the stage from scratch") from None
     elif world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        atomic_write_text(run_dir / STAGE_CONFIG_FILE, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     t_stage = time.perf_counter()
     for epoch in range(start_epoch, tcfg.epochs):
@@ -341,10 +341,10 @@ def _save_checkpoint(path, model, opt, sched, gen, epoch, history, best, cfg) ->
 
 def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageResult | None:
     """Return the finished result of an identical run, or None to (re)start; raise on a foreign run."""
-    config_file = run_dir / "config.yaml"
+    config_file = run_dir / STAGE_CONFIG_FILE
     if not config_file.exists():
         if (run_dir / "checkpoint.pt").exists():
-            raise RunFolderError(f"{run_dir} holds a checkpoint but no config.yaml; use another run folder")
+            raise RunFolderError(f"{run_dir} holds a checkpoint but no {STAGE_CONFIG_FILE}; use another run folder")
         return None
     try:
         saved = yaml_load(config_file.read_text())

@@ -502,6 +502,6 @@ def test_second_lai_run_into_a_run_folder_being_written_is_refused(tmp_path):
                 rf"{re.escape(socket.gethostname())}; lock file .*reports/\.tiny\.lock\); wait for it to finish or write elsewhere",
                 absent="{tmp}/reports/tiny/profile.yaml")
     inputs = {"tmp": str(tmp_path)}
-    with output_lock(tmp_path / "reports" / "tiny", inside=True):  # what the first `lai run` holds while it runs
+    with output_lock(tmp_path / "reports" / "tiny", folder="profile.yaml"):  # what the first `lai run` holds while it runs
         done = run_case(case, inputs)
     check(case, inputs, done)

@@ -1,0 +1,247 @@
+"""lai writes only what it made: lock files that cannot be aimed at another file, user folders never taken
+for run folders, lai's own leftovers (and only those) removed, outputs kept out of input folders."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lai.errors import RunFolderError
+from lai.io import FOLDER_MARK, ForeignOutputError, OutputLockedError, claim_folder, is_partial, lock_file, output_lock
+from tests.test_predict import write_scene
+
+VICTIM = b"a user's thesis, not to be touched\n"
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def folder_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): digest(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def victim(tmp_path) -> Path:
+    path = tmp_path / "elsewhere" / "thesis.tex"
+    path.parent.mkdir()
+    path.write_bytes(VICTIM)
+    return path
+
+
+# --------------------------------------------------------------------------- lock files
+
+
+@pytest.mark.parametrize("folder", [None, "config.yaml"])
+def test_a_symlink_at_the_lock_path_is_refused_and_its_target_untouched(tmp_path, victim, folder):
+    out = tmp_path / "out" / "cube.nc"
+    out.parent.mkdir()
+    lock_file(out).symlink_to(victim)
+    with pytest.raises(ForeignOutputError, match=rf"{lock_file(out)}, the lock file of {out}, is a symbolic link"):
+        with output_lock(out, folder=folder):
+            pass
+    assert victim.read_bytes() == VICTIM and lock_file(out).is_symlink()
+    assert not out.exists()
+
+
+def test_a_dangling_symlink_at_the_lock_path_creates_nothing(tmp_path):
+    out = tmp_path / "cube.nc"
+    target = tmp_path / "planted"
+    lock_file(out).symlink_to(target)
+    with pytest.raises(ForeignOutputError, match="symbolic link"):
+        with output_lock(out):
+            pass
+    assert not target.exists() and lock_file(out).is_symlink()
+
+
+def test_fifo_folder_and_foreign_files_at_the_lock_path_are_refused_untouched(tmp_path, victim):
+    cases = {
+        "fifo": (lambda p: os.mkfifo(p), "not a regular file"),
+        "folder": (lambda p: p.mkdir(), "a folder"),
+        "hardlink": (lambda p: os.link(victim, p), "a file with other names"),
+        "foreign": (lambda p: p.write_bytes(VICTIM), "a file that lai did not write"),
+    }
+    for name, (plant, reason) in cases.items():
+        out = tmp_path / f"{name}.nc"
+        lock = lock_file(out)
+        plant(lock)
+        with pytest.raises(ForeignOutputError, match=rf"{lock}, the lock file of {out}, is {reason}"):
+            with output_lock(out):
+                pass
+        assert lock.exists(), name  # neither truncated nor removed
+    assert victim.read_bytes() == VICTIM
+    assert lock_file(tmp_path / "foreign.nc").read_bytes() == VICTIM
+
+
+def test_a_lock_left_by_a_killed_lai_process_is_taken_again(tmp_path):
+    out = tmp_path / "cube.nc"
+    lock_file(out).write_text("pid 999999 on host elsewhere")
+    with output_lock(out):
+        assert lock_file(out).read_text().startswith(f"pid {os.getpid()} ")
+    assert not lock_file(out).exists()
+
+
+def test_cli_refuses_a_planted_lock_with_one_line(tiny_data, tmp_path, victim, capsys):
+    from lai.cli import main
+
+    _, lnb, _ = tiny_data
+    out = tmp_path / "cube.nc"
+    lock_file(out).symlink_to(victim)
+    assert main(["cube", str(lnb), "--out", str(out), "--profile", "tiny", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a symbolic link" in err[0] and str(lock_file(out)) in err[0]
+    assert victim.read_bytes() == VICTIM and not out.exists()
+
+
+# --------------------------------------------------------------------------- folders lai made
+
+
+def thesis(root: Path) -> Path:
+    """A user's folder that looks like a run folder: report, tables, notebooks and a hidden drafts folder."""
+    (root / "tables").mkdir(parents=True)
+    (root / "notebooks").mkdir()
+    (root / ".drafts.partial-old").mkdir()
+    (root / "report.pdf").write_bytes(b"%PDF my thesis")
+    (root / "tables" / "table1.csv").write_text("row,rmse\nmine,0.1\n")
+    (root / "notebooks" / "01_data.ipynb").write_text("{}")
+    (root / ".drafts.partial-old" / "chapter1.tex").write_text("draft")
+    return root
+
+
+def test_lai_run_refuses_a_user_folder_and_leaves_it_as_it_was(tmp_path):
+    from lai.pipeline import run_pipeline
+
+    folder = thesis(tmp_path / "reports" / "thesis")
+    before = folder_digest(folder)
+    with pytest.raises(ForeignOutputError, match=rf"{folder} is a folder lai did not make \(it holds \.drafts"):
+        run_pipeline("tiny", run_name="thesis", reports_root=tmp_path / "reports", data_root=tmp_path / "data",
+                     progress=False)
+    assert folder_digest(folder) == before and not (folder / FOLDER_MARK).exists()
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_notebook_run_folder_must_be_new_empty_or_lai_made(tmp_path):
+    from lai.pipeline import open_run_folder
+
+    folder = thesis(tmp_path / "thesis")
+    before = folder_digest(folder)
+    with pytest.raises(ForeignOutputError, match="lai did not make"):
+        open_run_folder(folder, "tiny")
+    assert folder_digest(folder) == before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _, made = open_run_folder(empty, "tiny")
+    assert (made / FOLDER_MARK).is_file() and (made / "profile.yaml").is_file()
+    assert open_run_folder(made)[1] == made  # and it continues
+
+
+def test_lai_train_refuses_a_user_folder_holding_model_files(tiny_data, tmp_path):
+    from lai.config import load_profile
+    from lai.train import train_stage
+
+    _, _, cube = tiny_data
+    folder = tmp_path / "runs" / "s1"
+    folder.mkdir(parents=True)
+    (folder / "model.pt").write_bytes(b"my own weights")
+    (folder / "history.csv").write_text("epoch,loss\n1,0.5\n")
+    before = folder_digest(folder)
+    with pytest.raises(ForeignOutputError, match=rf"{folder} is a folder lai did not make \(it holds history.csv, model.pt"):
+        train_stage(load_profile("tiny", ["train.epochs=1"]), "s1", cube, folder, progress=False)
+    assert folder_digest(folder) == before
+
+
+def test_a_foreign_config_yaml_is_read_but_never_marked(tiny_data, tmp_path):
+    from lai.config import load_profile
+    from lai.train import train_stage
+
+    _, _, cube = tiny_data
+    folder = tmp_path / "runs" / "s1"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("my: own settings\n")
+    before = folder_digest(folder)
+    with pytest.raises(RunFolderError, match="not the configuration of a lai training run"):
+        train_stage(load_profile("tiny", ["train.epochs=1"]), "s1", cube, folder, progress=False)
+    assert folder_digest(folder) == before and not (folder / FOLDER_MARK).exists()
+
+
+def test_claim_folder_creates_marks_and_refuses(tmp_path):
+    new = claim_folder(tmp_path / "a" / "b", "config.yaml")
+    assert (new / FOLDER_MARK).is_file()
+    (new / "model.pt").write_bytes(b"x")
+    assert claim_folder(new, "config.yaml") == new  # marked: lai's
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ForeignOutputError, match="not a folder lai made"):
+        claim_folder(tmp_path / "file", "config.yaml")
+    (tmp_path / "link").symlink_to(new)
+    with pytest.raises(ForeignOutputError, match="not a folder lai made"):
+        claim_folder(tmp_path / "link", "config.yaml")
+
+
+def test_only_lai_named_partials_are_swept_inside_a_run_folder(tmp_path):
+    run = claim_folder(tmp_path / "run", "profile.yaml")
+    ours = [run / ".report.pdf.partial-123-deadbeef", run / "figures" / ".density.png.partial-9-0123abcd",
+            run / ".map.tif.partial-77-00ff00ff.gtiff"]
+    theirs = [run / ".drafts.partial-old" / "chapter.tex", run / ".x.partial-1-live", run / ".notes.partial-12-deadbeefX"]
+    for p in ours + theirs:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("x")
+    with output_lock(run, folder="profile.yaml"):
+        pass
+    assert not any(p.exists() for p in ours) and all(p.exists() for p in theirs)
+    assert [is_partial(p) for p in ours] == [True, True, True]
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def test_predict_data_takes_a_lock_and_removes_the_leftovers_of_a_killed_run(tiny_run, lnb, tmp_path):
+    from lai.predict import predict_folder
+
+    out = tmp_path / "maps"
+    leftover = tmp_path / ".maps.partial-4242-0badcafe"  # what a killed writer leaves
+    with output_lock(out):
+        leftover.mkdir()
+        (leftover / "looks_valid.tif").write_bytes(b"II*\0")
+        with pytest.raises(OutputLockedError, match=f"{out} is being written by another lai process"):
+            predict_folder(tiny_run, lnb, out, progress=False)
+    assert not out.exists() and leftover.exists()
+    predict_folder(tiny_run, lnb, out, progress=False)
+    assert not leftover.exists() and (out / "predictions.nc").is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_predict_data_refuses_an_output_inside_its_input_folder(tiny_run, lnb):
+    from lai.predict import predict_folder
+
+    before = folder_digest(lnb)
+    with pytest.raises(ForeignOutputError, match=rf"{lnb / 'maps'} lies inside the LNB folder {lnb}"):
+        predict_folder(tiny_run, lnb, lnb / "maps", progress=False)
+    assert folder_digest(lnb) == before
+
+
+def test_two_scene_predictions_into_one_output_one_refused(tiny_run, tmp_path):
+    from lai.scene import predict_scene, predict_scenes
+
+    manifest = write_scene(tmp_path, (40, 40), [-12.0, -18.0], 3.0, 4)
+    out = tmp_path / "lai_t.tif"
+    stale = tmp_path / ".lai_t.tif.partial-4242-0badcafe.gtiff"
+    with output_lock(out):
+        stale.write_bytes(b"II*\0")
+        with pytest.raises(OutputLockedError, match="being written by another lai process"):
+            predict_scene(tiny_run, manifest, out, window=32, overlap=8, progress=False)
+    assert not out.exists() and stale.exists()
+    predict_scene(tiny_run, manifest, out, window=32, overlap=8, progress=False)
+    assert out.is_file() and not stale.exists() and not lock_file(out).exists()
+    with pytest.raises(FileExistsError, match="already exists"):
+        predict_scene(tiny_run, manifest, out, window=32, overlap=8, progress=False)
+    maps = tmp_path / "maps"
+    with output_lock(maps), pytest.raises(OutputLockedError):
+        predict_scenes(tiny_run, [manifest], maps, window=32, overlap=8, progress=False)
+    assert not maps.exists()
+    summaries = predict_scenes(tiny_run, [manifest], maps, window=32, overlap=8, progress=False)
+    assert [Path(s["out"]).name for s in summaries] == ["scene.tif"]
+    assert sorted(p.name for p in maps.iterdir()) == ["scene.tif"]
+    assert np.isfinite(np.array(summaries[0]["observed_fraction"]))
