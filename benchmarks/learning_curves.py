@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lai.baselines import evaluate_baselines  # noqa: E402
 from lai.config import load_profile  # noqa: E402
 from lai.facts import BASELINES, ROWS  # noqa: E402
-from lai.pipeline import RunContext  # noqa: E402
+from lai.run_folder import RunContext  # noqa: E402
 from lai.tables import comparisons, seed_spread, table1, with_floor  # noqa: E402
 from lai.train import seed_runs  # noqa: E402
 

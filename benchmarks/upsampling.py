@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lai.facts import ROWS, TEST_SETS, UPSAMPLING  # noqa: E402
 from lai.metrics import SUMS, bootstrap_intervals, paired_difference  # noqa: E402
-from lai.pipeline import RunContext  # noqa: E402
+from lai.run_folder import RunContext  # noqa: E402
 
 
 def nyquist_power(maps: np.ndarray, band: int = 3) -> tuple[float, float]:

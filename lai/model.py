@@ -15,9 +15,15 @@ from lai.facts import ROWS, UPSAMPLING, EncoderSpec
 
 
 def conv_block(c_in: int, c_out: int, n_convs: int) -> nn.Sequential:
-    layers = []
+    """The reference's U-Net block: ``n_convs`` x (3x3 convolution with bias, ReLU), then one BatchNorm.
+
+    As in valentingol/LeafNothingBehind (``lnb/architecture/modules.py``, ``AutoEncoder``): one
+    BatchNorm per block, after the last ReLU, half the BatchNorm memory traffic of one per convolution.
+    """
+    layers: list[nn.Module] = []
     for i in range(n_convs):
-        layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1), nn.ReLU(inplace=True)]
+    layers.append(nn.BatchNorm2d(c_out))
     return nn.Sequential(*layers)
 
 

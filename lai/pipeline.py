@@ -1,9 +1,8 @@
 """The main job: run every notebook in order through papermill with one profile.
 
-The profile is resolved once per run folder (:mod:`lai.run_folder`) and written to its profile.yaml;
+The profile is resolved once per run folder (:mod:`lai.run_profile`) and written to its profile.yaml;
 `lai run` then hands each notebook only the run folder. Ctrl-C kills the notebooks' kernel at once.
-:class:`~lai.run_folder.RunContext` and :func:`~lai.run_folder.open_run_folder`, what notebooks use,
-are importable from here too.
+What notebooks use is :class:`~lai.run_folder.RunContext`.
 """
 from __future__ import annotations
 
@@ -15,15 +14,7 @@ from pathlib import Path
 from lai.errors import PipelineError
 from lai.facts import RUN_PROFILE_FILE
 from lai.io import output_lock
-from lai.run_folder import (  # noqa: F401 - RunContext and the folder's resolution, importable from here too
-    DEFAULT_PROFILE,
-    PROJECT_ROOT,
-    RunContext,
-    check_run_name,
-    open_run_folder,
-    resolve_profile,
-    saved_profile,
-)
+from lai.run_profile import DEFAULT_PROFILE, PROJECT_ROOT, check_run_name, open_run_folder, resolve_profile
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 # 00_preprocessing applies the trained final model to real patches, so it runs after 02_training
@@ -53,7 +44,8 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
     run_dir = (Path(reports_root) / (run_name or resolved.name)).resolve()
     params = {"run_dir": str(run_dir), "data_root": str(Path(data_root).resolve())}
     with output_lock(run_dir, folder=RUN_PROFILE_FILE):
-        RunContext(resolved, run_dir=run_dir, data_root=params["data_root"])  # claims the folder before any notebook
+        open_run_folder(run_dir, resolved)  # claims the folder and writes its profile before any notebook
+        (run_dir / "notebooks").mkdir(exist_ok=True)
         for nb in NOTEBOOKS:
             out = run_dir / "notebooks" / nb
             print(f"[lai run] {nb}", flush=True)

@@ -12,105 +12,28 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from lai.config import (
-    PROFILE_CONTENT,
-    ConfigError,
-    Profile,
-    describe_differences,
-    load_profile,
-    parse_overrides,
-    profile_from_dict,
-    saved_differences,
-    variant,
-)
-from lai.errors import PipelineError, RunFolderError
-from lai.facts import RUN_PROFILE_FILE, TABLE, check_name
-from lai.io import atomic_path, atomic_write_text, claim_folder, read_yaml_mapping
+from lai.config import Profile
+from lai.errors import PipelineError
+from lai.facts import TABLE, check_name
+from lai.io import atomic_path, atomic_write_text
 from lai.provenance import environment
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PROFILE = "quick"
+from lai.run_profile import (  # noqa: F401 - the folder's profile, importable from here too
+    DEFAULT_PROFILE,
+    PROJECT_ROOT,
+    check_run_name,
+    open_run_folder,
+    resolve_profile,
+    saved_profile,
+)
 
 
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _with_data(overrides: list[str] | None, data: str | None) -> list[str]:
-    """Overrides plus ``data=<path>`` when a real LNB folder is given."""
-    return list(overrides or []) + ([f"data={data}"] if data else [])
-
-
-def resolve_profile(profile: str | Path | Profile | None = None, overrides: list[str] | None = None,
-                    data: str | Path | None = None) -> Profile:
-    """A built-in profile's name or a YAML file (default quick), or a Profile, with overrides and a real LNB
-    folder applied and validated; a relative data path is made absolute (from the current folder), so the
-    profile means the same wherever it is read."""
-    if isinstance(profile, Profile):
-        extra = _with_data(overrides, str(data) if data else None)
-        resolved = variant(profile, parse_overrides(extra)) if extra else profile
-    else:
-        resolved = load_profile(profile or DEFAULT_PROFILE, _with_data(overrides, str(data) if data else None))
-    if resolved.data != "simulate":
-        resolved = replace(resolved, data=str(Path(resolved.data).resolve()))
-    return resolved
-
-
-def saved_profile(run_dir: str | Path) -> tuple[Profile, dict] | None:
-    """The profile a run folder holds, with its profile.yaml as read, or None for a folder without one."""
-    path = Path(run_dir) / RUN_PROFILE_FILE
-    if not (path.exists() or path.is_symlink()):
-        return None
-    try:
-        raw = read_yaml_mapping(path, "run profile", PROFILE_CONTENT)
-        return profile_from_dict(raw), raw
-    except ConfigError as err:
-        raise RunFolderError(
-            f"{path}: not a configuration this lai can read ({err}); choose another folder: `lai run --name NEW`, "
-            "or in a notebook set the parameter run_dir to a new folder"
-        ) from None
-
-
-def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Profile | None = None,
-                    overrides: list[str] | None = None, data: str | Path | None = None) -> tuple[Profile, Path]:
-    """The profile and folder of a run, resolved once per folder.
-
-    * No ``profile``, ``overrides`` or ``data``: the folder's profile.yaml as it is (``run_dir`` defaults
-      to reports/quick); a new folder starts with the default profile (quick).
-    * Any of them given: they are resolved (:func:`resolve_profile`; ``run_dir`` defaults to
-      reports/<profile name>) and must equal the profile of a folder that has one, else
-      :class:`RunFolderError` (set ``run_dir`` to a new folder); a new folder starts with them.
-
-    Starting a folder writes its profile.yaml.
-    """
-    given = profile is not None or bool(overrides) or data is not None
-    if not given:
-        folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / "reports" / DEFAULT_PROFILE
-        saved = saved_profile(folder)
-        if saved is not None:
-            return saved[0], folder
-    resolved = resolve_profile(profile, overrides, data)
-    folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / "reports" / resolved.name
-    saved = saved_profile(folder)
-    if saved is None:
-        claim_folder(folder, RUN_PROFILE_FILE)
-        atomic_write_text(folder / RUN_PROFILE_FILE, yaml.safe_dump(resolved.to_dict(), sort_keys=False))
-        return resolved, folder
-    diffs = saved_differences(saved[1], saved[0], resolved)
-    if diffs:
-        raise RunFolderError(
-            f"{folder} already holds a run with another configuration (see its {RUN_PROFILE_FILE}): "
-            f"{describe_differences(diffs)}; choose another folder: `lai run --name NEW`, "
-            "or in a notebook set the parameter run_dir to a new folder"
-        )
-    return saved[0], folder
-
 
 class RunContext:
     """Paths and idempotent stages of one pipeline run; what every notebook starts from
@@ -299,10 +222,3 @@ class RunContext:
                 "written": dt.datetime.now().isoformat(timespec="seconds"), **extra}
         atomic_write_text(self.run_dir / "provenance.json", json.dumps(prov, indent=2))
         return prov
-
-
-def check_run_name(name: str) -> None:
-    """A run name is one plain folder name, so that results stay inside the reports folder."""
-    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise ConfigError(f"run name {name!r} must be a plain folder name (no '/', not '.' or '..'): "
-                          "results go to <reports>/<name>")

@@ -22,7 +22,7 @@ def test_run_folder_profile_is_resolved_once_and_then_read_as_it_is(tmp_path, mo
     that profile back from profile.yaml without resolving anything again."""
     import yaml
 
-    from lai import run_folder
+    from lai import run_profile
     from lai.config import load_profile
     from lai.run_folder import RunContext
 
@@ -34,7 +34,7 @@ def test_run_folder_profile_is_resolved_once_and_then_read_as_it_is(tmp_path, mo
     def no_resolution(*args, **kwargs):
         raise AssertionError("the profile was resolved again")
 
-    monkeypatch.setattr(run_folder, "load_profile", no_resolution)
+    monkeypatch.setattr(run_profile, "load_profile", no_resolution)
     assert RunContext.open(tmp_path / "run").profile == expected
 
 
@@ -66,10 +66,11 @@ def test_run_folder_refuses_another_configuration_naming_run_dir(tmp_path):
 def test_new_run_folders_default_to_reports_and_absolute_data(tmp_path, monkeypatch):
     """Nothing given: reports/quick (started with quick); a profile alone: reports/<its name>. A relative data
     path is stored absolute, so that notebooks running in another folder read the same data."""
-    from lai import run_folder
+    from lai import run_folder, run_profile
     from lai.run_folder import RunContext
 
-    monkeypatch.setattr(run_folder, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(run_profile, "PROJECT_ROOT", tmp_path)  # reports/ of new folders
+    monkeypatch.setattr(run_folder, "PROJECT_ROOT", tmp_path)  # and their data/
     assert RunContext.open().run_dir == tmp_path / "reports" / "quick"
     tiny = RunContext.open(profile="tiny")
     assert tiny.run_dir == tmp_path / "reports" / "tiny" and tiny.data_root == tmp_path / "data"

@@ -49,9 +49,13 @@ def test_paper_preset_256_bf16_channels_last_matches_fp32():
 
     Tolerances: bf16 keeps 8 bits of mantissa (relative rounding 2^-8 = 0.4 % per operation), so the
     loss may differ by a few per cent and single predictions by a few hundredths of the LAI/5 range;
-    the gradient must still point the same way (cosine similarity above 0.98). Measured on the CPU
-    (1 and 2 threads alike): prediction differences mean 0.015, 99th percentile 0.050, max 0.099-0.104
-    over the 131,072 pixels, so the bounds below leave a factor of two on each statistic.
+    the gradient must still point the same way. Measured on the CPU with the reference's U-Net block
+    (conv-ReLU-conv-ReLU-BN, issue 19; 2026-12-02): prediction differences mean 0.042, 99th percentile
+    0.144, max 0.291 over the 131,072 pixels, gradient cosine similarity 0.903, loss 0.01 %; the bounds
+    below leave a factor of two on each statistic (on 1 - cosine for the gradient). With a BatchNorm
+    after every convolution (the block before issue 19) they were mean 0.015, 99th percentile 0.050, max
+    0.10 and cosine above 0.98: BatchNorm after ReLU subtracts a mean as large as the spread, so bf16
+    rounding of the values before it weighs more (see docs/gpu.md).
     """
     torch.manual_seed(0)
     model = LAIModel(ModelConfig(row="final", preset="paper"), mask_channels(ENC))
@@ -62,8 +66,8 @@ def test_paper_preset_256_bf16_channels_last_matches_fp32():
     assert pred.shape == (2, 1, 256, 256)
     assert torch.isfinite(loss) and abs(loss - ref_loss) / ref_loss < 0.05
     diff = (pred - ref_pred).abs().flatten()
-    assert diff.mean() < 0.03 and diff.quantile(0.99) < 0.1 and diff.max() < 0.2, diff.max()
-    assert torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0) > 0.98
+    assert diff.mean() < 0.085 and diff.quantile(0.99) < 0.29 and diff.max() < 0.6, diff.max()
+    assert torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0) > 0.8
 
     # evaluation path: eval mode, no grad, bf16 + channels_last, as lai.evaluate.predict runs it on a GPU
     model.load_state_dict(state)

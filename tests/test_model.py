@@ -125,3 +125,42 @@ def test_unknown_upsampling_is_refused_by_the_config_and_the_model():
         UNet(3, [4, 8], upsample="nearest")
     assert load_profile("tiny", ["model.upsample=bilinear"]).model.upsample == "bilinear"
     assert ModelConfig().upsample == "transpose"  # the reference's choice stays the default
+
+
+def test_unet_block_is_the_references_conv_relu_conv_relu_batchnorm():
+    """One BatchNorm per block, after the last ReLU; convolutions with bias (as the reference's AutoEncoder)."""
+    from lai.model import conv_block
+
+    block = conv_block(5, 8, 2)
+    kinds = [type(layer).__name__ for layer in block]
+    assert kinds == ["Conv2d", "ReLU", "Conv2d", "ReLU", "BatchNorm2d"]
+    assert all(layer.bias is not None for layer in block if isinstance(layer, torch.nn.Conv2d))
+    unet = UNet(4, [8, 16, 32])
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in unet.modules())
+    assert n_bn == 3 + 2  # three down blocks, two merge blocks
+
+
+def test_paper_preset_parameters_within_one_percent_of_the_reference():
+    """The reference's final model (Strontium, valentingol/LeafNothingBehind 5b6bce3) has 2,837,105 parameters."""
+    from lai.config import ModelConfig
+    from lai.encode import mask_channels
+    from lai.model import LAIModel, n_parameters
+
+    n = n_parameters(LAIModel(ModelConfig(row="final", preset="paper"), mask_channels(ENC)))
+    assert abs(n - 2_837_105) / 2_837_105 < 0.01
+
+
+@pytest.mark.parametrize("encoding", ["onehot", "reference"])
+def test_scl_masks_equal_the_one_hot_definition(encoding):
+    """The comparison-built maps equal the one-hot of the SCL class (clamped to 0..11), or the reference's
+    valid flag + one-hot of SCL 2..6, for every uint8 value."""
+    from lai.encode import N_SCL, REFERENCE_CLASSES, scl_masks, valid_mask
+
+    enc = EncodingConfig(mask_encoding=encoding)
+    scl = torch.arange(256, dtype=torch.uint8).reshape(2, 2, 8, 8)
+    if encoding == "onehot":
+        expected = torch.nn.functional.one_hot(scl.long().clamp(0, N_SCL - 1), N_SCL)
+    else:
+        onehot = (scl[..., None].long() == torch.tensor(REFERENCE_CLASSES)).long()
+        expected = torch.cat([valid_mask(scl, enc)[..., None].long(), onehot], dim=-1)
+    assert torch.equal(scl_masks(scl, enc), expected.permute(0, 1, 4, 2, 3).float())

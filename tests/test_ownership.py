@@ -124,7 +124,7 @@ def test_lai_run_refuses_a_user_folder_and_leaves_it_as_it_was(tmp_path):
 
 
 def test_a_notebook_run_folder_must_be_new_empty_or_lai_made(tmp_path):
-    from lai.pipeline import open_run_folder
+    from lai.run_profile import open_run_folder
 
     folder = thesis(tmp_path / "thesis")
     before = folder_digest(folder)

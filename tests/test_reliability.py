@@ -450,7 +450,7 @@ def test_pipeline_streams_epochs_without_kernel_noise(pipeline_runs):
 def test_notebook_opened_alone_finds_the_runs_data_root(pipeline_runs):
     """`lai run --data-root data` records it in data.json: a notebook that opens the run folder alone
     (run_dir only, as in JupyterLab) uses that data root and its cube, not the default data/."""
-    from lai.pipeline import RunContext
+    from lai.run_folder import RunContext
 
     run_a = pipeline_runs[0]
     data_root = run_a.parent.parent / "data"
@@ -506,7 +506,7 @@ def test_bad_notebook_parameter_names_the_notebook_and_cell(tmp_path, monkeypatc
     fails as a PipelineError naming the notebook and cell."""
     from lai import pipeline
 
-    monkeypatch.setattr(pipeline, "RunContext", lambda *a, **k: None)  # skip the up-front claim of the folder
+    monkeypatch.setattr(pipeline, "open_run_folder", lambda *a, **k: None)  # skip the up-front claim of the folder
     (tmp_path / "x" / "notebooks").mkdir(parents=True)
     (tmp_path / "x" / "profile.yaml").write_text("train: [1, 2\n")
     with pytest.raises(PipelineError) as info:
@@ -631,7 +631,7 @@ def test_model_on_other_split_labels_is_neither_reused_nor_scored(tiny_data, tmp
     from lai.errors import RunFolderError
     from lai.evaluate import EVALUATED_ON, evaluate_run
     from lai.infer import build_model
-    from lai.pipeline import RunContext
+    from lai.run_folder import RunContext
     from lai.train import stage_config
 
     profile, lnb, cube = tiny_data

@@ -174,7 +174,7 @@ def python_cases(tmp: Path, cube: Path):
                 lambda: train_stage(load_profile("tiny"), "s1", cube, tmp / "runs" / "s1", progress=False))
     (tmp / "nb" / "x" / "notebooks").mkdir(parents=True)
     (tmp / "nb" / "x" / "profile.yaml").write_text("train: [1, 2\n")
-    with mock.patch.object(pipeline, "RunContext", lambda *a, **k: None):
+    with mock.patch.object(pipeline, "open_run_folder", lambda *a, **k: None):
         attempt("notebook parameters (papermill)", "a run folder whose profile.yaml is broken reaching a notebook (up-front check bypassed)",
                 lambda: pipeline.run_pipeline("tiny", run_name="x", reports_root=tmp / "nb",
                                               data_root=tmp / "nb" / "data", progress=False))
