@@ -39,7 +39,8 @@ import torch
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # no held-out regions, small test sets: most triplets train (enough for every run's steps)
-SPLITS = ["--set", "splits.held_out_areas=[]", "--set", "splits.test_fraction=0.1", "--set", "splits.val_fraction=0.1"]
+SPLITS = ["--set", "splits.held_out_areas=[]", "--set", "splits.test_fraction=0.1", "--set", "splits.val_fraction=0.2",
+          "--set", "splits.block_size=2"]  # set for both versions: a validation split on 320 triplets
 STAGES = ("s1_masks_seas", "s2_masks_seas", "final")  # what `--row final` trains, in order
 
 
