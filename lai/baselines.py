@@ -22,7 +22,7 @@ import torch
 
 from lai.config import BaselineConfig, EncodingConfig
 from lai.encode import N_SCL, REFERENCE_CLASSES, Encoded, encode_batch, valid_mask
-from lai.facts import BASELINES, EMPTY, EXTRA_BASELINES, HISTORY_FEATURES, POLARISATIONS, TEST_SETS, TIME_LABELS
+from lai.facts import BASELINES, EMPTY, EXTRA_BASELINES, HISTORY_FEATURES, POLARISATIONS, TEST_SETS, TIME_LABELS, TRAIN
 from lai.loader import CubeSplit
 from lai.metrics import SUMS, Scores, strict_clear
 
@@ -171,7 +171,7 @@ def _batches(n: int, size: int):
 
 
 def sample_training_pixels(cube_path: str | Path, cfg: BaselineConfig, enc: EncodingConfig,
-                           split: str = "train", batch_size: int = _BATCH, progress: bool = True):
+                           split: str = TRAIN, batch_size: int = _BATCH, progress: bool = True):
     """Features and normalised targets of at most ``cfg.max_train_pixels`` random pixels clear at t.
 
     The split is read in batches; each clear pixel is kept with the same

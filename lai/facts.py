@@ -61,9 +61,10 @@ UPSAMPLING = ("transpose", "bilinear")
 TIME_LABELS = ("t-2", "t-1", "t")
 POLARISATIONS = ("VV", "VH")
 
-TEST_SETS = ("non_cloudy", "cloudy", "unique")
-SET_TITLES = {"non_cloudy": "Non cloudy", "cloudy": "Cloudy", "unique": "Unique areas"}
-SET_PROSE = {"non_cloudy": "non-cloudy", "cloudy": "cloudy", "unique": "unique-areas"}  # in a sentence: "the cloudy set"
+NON_CLOUDY, CLOUDY, UNIQUE = "non_cloudy", "cloudy", "unique"  # the test sets: past mostly clear, mostly cloudy, held-out areas
+TEST_SETS = (NON_CLOUDY, CLOUDY, UNIQUE)
+SET_TITLES = {NON_CLOUDY: "Non cloudy", CLOUDY: "Cloudy", UNIQUE: "Unique areas"}
+SET_PROSE = {NON_CLOUDY: "non-cloudy", CLOUDY: "cloudy", UNIQUE: "unique-areas"}  # in a sentence: "the cloudy set"
 # Every triplet's split, in the tables' order: training, validation, the test sets, and the buffer between them.
 TRAIN, VAL, BUFFER = "train", "val", "buffer"
 SPLIT_LABELS = (TRAIN, VAL, *TEST_SETS, BUFFER)

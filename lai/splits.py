@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from lai.config import SplitConfig
-from lai.facts import BUFFER, SET_TITLES, SPLIT_LABELS, TEST_SETS, TRAIN, VAL
+from lai.facts import BUFFER, CLOUDY, NON_CLOUDY, SET_TITLES, SPLIT_LABELS, TEST_SETS, TRAIN, UNIQUE, VAL
 
 LABELS = SPLIT_LABELS  # every split a triplet can get (lai.facts)
 META_COLUMNS = ("country", "area", "grid_row", "grid_col", "clear_t0", "clear_t1", "clear_t2", "cloud_t0", "cloud_t1")
@@ -54,7 +54,7 @@ def assign_splits(meta: pd.DataFrame, cfg: SplitConfig) -> np.ndarray:
     labels = np.full(n, TRAIN, dtype=object)
     region = regions_of(meta)
     held = np.isin(region, cfg.held_out_areas) | np.isin(meta["area"].to_numpy(), cfg.held_out_areas)
-    labels[held] = "unique"
+    labels[held] = UNIQUE
 
     row, col = meta["grid_row"].to_numpy(np.int64), meta["grid_col"].to_numpy(np.int64)
     if cfg.sampling == "blocks":
@@ -71,7 +71,7 @@ def assign_splits(meta: pd.DataFrame, cfg: SplitConfig) -> np.ndarray:
     role = dict.fromkeys(units, TRAIN)
     role.update(dict.fromkeys(units[order[:n_test]], "test"))
     role.update(dict.fromkeys(units[order[n_test : n_test + n_val]], VAL))
-    unit_role = np.array([role.get(b, "unique") for b in block], dtype=object)
+    unit_role = np.array([role.get(b, UNIQUE) for b in block], dtype=object)
 
     clear_past = meta[["clear_t0", "clear_t1"]].mean(axis=1).to_numpy()
     cloud_past = meta[["cloud_t0", "cloud_t1"]].mean(axis=1).to_numpy()
@@ -82,7 +82,7 @@ def assign_splits(meta: pd.DataFrame, cfg: SplitConfig) -> np.ndarray:
     labels[test] = BUFFER
     non_cloudy = test & evaluable & (clear_past >= cfg.clear_past_threshold)
     cloudy = test & evaluable & (cloud_past >= cfg.cloudy_past_threshold) & ~non_cloudy
-    for name, chosen, cap in (("non_cloudy", non_cloudy, cfg.max_non_cloudy), ("cloudy", cloudy, cfg.max_cloudy)):
+    for name, chosen, cap in ((NON_CLOUDY, non_cloudy, cfg.max_non_cloudy), (CLOUDY, cloudy, cfg.max_cloudy)):
         idx = np.flatnonzero(chosen)
         if cap is not None and len(idx) > cap:
             idx = np.sort(rng.choice(idx, cap, replace=False))
@@ -123,7 +123,7 @@ def _guard_test_tiles(labels: np.ndarray, region, row, col, held, reserved, val_
     """In place: buffer around and under the test tiles; the reserved positions that hold no test triplet
     and touch no test tile go back to validation (up to its share of the positions) and training."""
     position = pd.Series(list(zip(region, row, col)))
-    is_test = np.isin(labels, ("non_cloudy", "cloudy"))
+    is_test = np.isin(labels, (NON_CLOUDY, CLOUDY))
     test_tiles = set(position[is_test])
     near = {(g, r + dr, c + dc) for g, r, c in test_tiles for dr in (-1, 0, 1) for dc in (-1, 0, 1)}
     guarded = position.isin(near).to_numpy() & ~held
@@ -148,7 +148,7 @@ def neighbour_leaks(meta: pd.DataFrame, labels, others=(TRAIN, VAL)) -> pd.DataF
     region = regions_of(meta)
     row, col = meta["grid_row"].to_numpy(np.int64), meta["grid_col"].to_numpy(np.int64)
     taken = {(g, r, c) for g, r, c, lab in zip(region, row, col, labels) if lab in others}
-    test = np.flatnonzero(np.isin(labels, ("non_cloudy", "cloudy")))
+    test = np.flatnonzero(np.isin(labels, (NON_CLOUDY, CLOUDY)))
     leaks = [i for i in test if any((region[i], row[i] + dr, col[i] + dc) in taken for dr in (-1, 0, 1) for dc in (-1, 0, 1))]
     return meta.iloc[leaks].assign(split=labels[leaks])
 
@@ -167,16 +167,16 @@ def _now(cfg: SplitConfig, name: str) -> str:
 
 def _cloud_set_hint(name: str, counts: dict[str, int], cfg: SplitConfig) -> str:
     """Why a cloud test set (non_cloudy or cloudy) is empty and which parameters would fill it."""
-    cap = "max_non_cloudy" if name == "non_cloudy" else "max_cloudy"
+    cap = "max_non_cloudy" if name == NON_CLOUDY else "max_cloudy"
     if getattr(cfg, cap) == 0:
         return f"{_now(cfg, cap)} allows none: raise it or set it to null"
     more_blocks = f"raise {_now(cfg, 'test_fraction')}"
     if cfg.sampling == "blocks" and cfg.block_size > 1:
         more_blocks += f" or lower {_now(cfg, 'block_size')}"
-    past = (f"its t-2 and t-1 at least {_now(cfg, 'clear_past_threshold')} clear on average" if name == "non_cloudy"
+    past = (f"its t-2 and t-1 at least {_now(cfg, 'clear_past_threshold')} clear on average" if name == NON_CLOUDY
             else f"its t-2 and t-1 at least {_now(cfg, 'cloudy_past_threshold')} cloudy on average")
-    threshold = "clear_past_threshold" if name == "non_cloudy" else "cloudy_past_threshold"
-    kind = "mostly clear" if name == "non_cloudy" else "mostly cloudy"
+    threshold = "clear_past_threshold" if name == NON_CLOUDY else "cloudy_past_threshold"
+    kind = "mostly clear" if name == NON_CLOUDY else "mostly cloudy"
     need = f"a test triplet needs {past} and t at least {_now(cfg, 'min_clear_target')} clear"
     if not counts.get(BUFFER, 0):
         returned = (f"; or the tiles reserved held no such triplet and went back to training ({need}): lower "
@@ -197,7 +197,7 @@ def empty_sets_warning(counts: dict[str, int], cfg: SplitConfig, regions=()) -> 
     lines = []
     for name in (TRAIN, VAL):
         if not counts.get(name, 0):
-            fraction = f"raise {_now(cfg, 'val_fraction')}" if name == "val" else (
+            fraction = f"raise {_now(cfg, 'val_fraction')}" if name == VAL else (
                 f"lower {_now(cfg, 'test_fraction')} and {_now(cfg, 'val_fraction')}, or hold out fewer areas")
             lines.append(f"the {name} split is empty, so training will stop: {fraction}, or add triplets")
     if empty:
@@ -205,7 +205,7 @@ def empty_sets_warning(counts: dict[str, int], cfg: SplitConfig, regions=()) -> 
         lines.append(f"test sets empty ({len(empty)} of {len(TEST_SETS)}): {titles}; their scores will be NaN, "
                      "noted \"empty\" in the tables")
     for name in empty:
-        if name == "unique":
+        if name == UNIQUE:
             present = sorted(set(map(str, regions)))
             where = f"no triplet lies in {_now(cfg, 'held_out_areas')}"
             if len(present) == 1:

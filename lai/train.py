@@ -58,7 +58,7 @@ from lai.cube import cube_identity
 from lai.distributed import World, barrier, local_device, main_process, pick_device, rank_batch_size, setup, sum_across
 from lai.encode import Encoded, encode_batch
 from lai.errors import RunFolderError
-from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, STAGE_WEIGHTS_FILE
+from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, STAGE_WEIGHTS_FILE, TRAIN, VAL
 from lai.infer import build_model, forward, to_channels_last
 from lai.io import atomic_path, atomic_write_text, output_lock, read_yaml_mapping
 from lai.loader import BatchLoader, CubeSplit
@@ -180,7 +180,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
 
 def _splits(cube: Path, model: LAIModel) -> tuple[CubeSplit, CubeSplit]:
     """The train and validation splits of ``cube``, checked to be non-empty and to fit the model's tile size."""
-    train_split, val_split = CubeSplit(cube, "train"), CubeSplit(cube, "val")
+    train_split, val_split = CubeSplit(cube, TRAIN), CubeSplit(cube, VAL)
     check_tile_size(train_split.shape, model.cfg, f"{cube}:")
     for split in (train_split, val_split):
         if len(split) == 0:

@@ -11,7 +11,9 @@ import pandas as pd
 from lai.facts import (
     BETTER,
     BUFFER,
+    CLOUDY,
     FIGURE_NAMES,
+    NON_CLOUDY,
     NOT_RESOLVED,
     PAPER_AUTHORS,
     PAPER_TITLE,
@@ -21,6 +23,7 @@ from lai.facts import (
     TABLE,
     TEST_SETS,
     TRAIN,
+    UNIQUE,
     VAL,
     WORSE,
     row_title,
@@ -106,7 +109,7 @@ def _abstract(run: Run) -> list:
                         f"paper {fmt(pr)}), R² {fmt(q)} (paper {fmt(pq)})")
     pieces.append("The final model reaches, per test set, " + "; ".join(bits) + "." if bits else
                   "No metrics of the final model are available in this run folder.")
-    pers = baseline_metric(run.tables[TABLE.baselines], "persistence", "non_cloudy", "r2")
+    pers = baseline_metric(run.tables[TABLE.baselines], "persistence", NON_CLOUDY, "r2")
     if math.isfinite(pers):
         pieces.append(f"Persisting the last clear LAI reaches R² {fmt(pers)} on the non-cloudy set.")
     return join(pieces, " ")
@@ -189,7 +192,7 @@ def _against_oracle(run: Run, s: str) -> list | None:
     return rich(base + f"; the final U-Net’s RMSE is {fmt(metric(floor, 'set', s, 'final_floor_ratio'), 2)}× the floor and "
                 f"{fmt(metric(floor, 'set', s, 'final_oracle_ratio'), 2)}× the oracle: ", said,
                 f", final − oracle {fmt(d['diff'])} LAI {fmt_interval(d['diff_lo'], d['diff_hi'])}"
-                + (" (goal on the non-cloudy set: below the oracle)." if s == "non_cloudy" else "."))
+                + (" (goal on the non-cloudy set: below the oracle)." if s == NON_CLOUDY else "."))
 
 
 def _stopping(run: Run) -> list:
@@ -267,9 +270,9 @@ def _data(run: Run) -> dict:
                 for r in sp.to_dict("records")]
         out["splits"] = table([[names[c] for c in cols]], rows, len(cols),
                               caption=["Splits of the cube: triplets, regions and mean fractions of each tile that are "
-                                       "clear (valid SCL and finite LAI) or cloudy (SCL 8–10). ", emph("non_cloudy"),
-                                       " and ", emph("cloudy"), " are the paper’s two cloud-stratified test sets, ",
-                                       emph("unique"), " the held-out areas; ", emph("buffer"),
+                                       "clear (valid SCL and finite LAI) or cloudy (SCL 8–10). ", emph(NON_CLOUDY),
+                                       " and ", emph(CLOUDY), " are the paper’s two cloud-stratified test sets, ",
+                                       emph(UNIQUE), " the held-out areas; ", emph(BUFFER),
                                        " tiles are kept out of training and testing."])
     return out
 

@@ -10,7 +10,9 @@ import pandas as pd
 from lai.facts import (
     BASELINES,
     BETTER,
+    CLOUDY,
     N_PIXELS,
+    NON_CLOUDY,
     NOT_RESOLVED,
     PAPER_BASELINES_R2,
     PAPER_TABLE1,
@@ -88,7 +90,7 @@ def _table1(run: Run) -> dict:
 def _baselines(run: Run) -> dict:
     bl, fm = run.tables[TABLE.baselines], run.final_metrics()
     out = {"paper_mlr_r2": fmt(PAPER_BASELINES_R2["MLR"], 4), "paper_rf_r2": fmt(PAPER_BASELINES_R2["RF"], 4),
-           "paper_final_r2": fmt(PAPER_FINAL["non_cloudy"][1]), "reading": _baseline_reading(run, bl, fm)}
+           "paper_final_r2": fmt(PAPER_FINAL[NON_CLOUDY][1]), "reading": _baseline_reading(run, bl, fm)}
     if bl is None or not len(bl):
         out["table"] = run.lacking(TABLE.baselines, "Baseline table")
         return out
@@ -153,7 +155,7 @@ def _baseline_reading(run: Run, bl: pd.DataFrame | None, fm: pd.DataFrame | None
         out.append(rich(f"{where} ({verdicts[0]['triplets']} triplets) ", join(said, "; "), "."))
     out.append("Differences are the final U-Net’s RMSE minus the other model’s on the same triplets, with 95% "
                "paired-bootstrap intervals; negative means the U-Net is better.")
-    mlr, rf = baseline_metric(bl, "MLR", "non_cloudy", "r2"), baseline_metric(bl, "RF", "non_cloudy", "r2")
+    mlr, rf = baseline_metric(bl, "MLR", NON_CLOUDY, "r2"), baseline_metric(bl, "RF", NON_CLOUDY, "r2")
     if math.isfinite(mlr) or math.isfinite(rf):
         ours = f"R² = {fmt(mlr)} (MLR) and {fmt(rf)} (RF)"
         paper = f"{fmt(PAPER_BASELINES_R2['MLR'], 4)} and {fmt(PAPER_BASELINES_R2['RF'], 4)}"
@@ -172,8 +174,8 @@ def _baseline_reading(run: Run, bl: pd.DataFrame | None, fm: pd.DataFrame | None
             out.append(rich(f"The per-pixel models reach {ours} on non-cloudy data, close to the paper’s {paper}: "
                             "single pixels carry little information about LAI at ", emph("t"), ", here as there."))
     if "truth_rmse_cloudy" in bl and fm is not None and "truth_rmse_cloudy" in fm:
-        u = metric(fm, "set", "cloudy", "truth_rmse_cloudy")
-        p = baseline_metric(bl, "persistence", "cloudy", "truth_rmse_cloudy")
+        u = metric(fm, "set", CLOUDY, "truth_rmse_cloudy")
+        p = baseline_metric(bl, "persistence", CLOUDY, "truth_rmse_cloudy")
         if math.isfinite(u) and math.isfinite(p):
             out.append(rich("Under the clouds at ", emph("t"), " of the cloudy set, which only the simulation can score, "
                             f"the U-Net’s RMSE against the true LAI is {fmt(u)} LAI, persistence’s {fmt(p)} LAI."))
@@ -216,7 +218,7 @@ def _noise_floor(run: Run) -> dict | None:
                                   "the floor itself, under the reference rule and (strict column) under the strict rule, "
                                   "in LAI. Second line: the oracle’s RMSE over the floor, and the true change from t-1 to t "
                                   "(true LAI at t-1 against the true LAI at t, in LAI)."), "verdict": None}
-    ratio = metric(t1[t1["row"] == "final"] if t1 is not None else None, "set", "non_cloudy", "floor_ratio")
+    ratio = metric(t1[t1["row"] == "final"] if t1 is not None else None, "set", NON_CLOUDY, "floor_ratio")
     if math.isfinite(ratio):
         out["verdict"] = rich(
             f"On the non-cloudy set the final U-Net’s RMSE is {fmt(ratio, 2)} times the noise floor "
@@ -224,9 +226,9 @@ def _noise_floor(run: Run) -> dict | None:
             f"within the goal of {FLOOR_GOAL}×." if ratio <= FLOOR_GOAL else
             [strong(f"the goal of {FLOOR_GOAL}× is missed"), f" by {fmt(ratio - FLOOR_GOAL, 2)}, that is "
              f"{fmt((ratio / FLOOR_GOAL - 1) * 100, 0)}% above it."])
-    oracle, diff = metric(floor, "set", "non_cloudy", "oracle_rmse"), metric(floor, "set", "non_cloudy", "oracle_diff")
+    oracle, diff = metric(floor, "set", NON_CLOUDY, "oracle_rmse"), metric(floor, "set", NON_CLOUDY, "oracle_diff")
     if math.isfinite(oracle) and math.isfinite(diff):
-        lo, hi = metric(floor, "set", "non_cloudy", "oracle_diff_lo"), metric(floor, "set", "non_cloudy", "oracle_diff_hi")
+        lo, hi = metric(floor, "set", NON_CLOUDY, "oracle_diff_lo"), metric(floor, "set", NON_CLOUDY, "oracle_diff_hi")
         out["verdict"] = rich(out["verdict"], " " if out["verdict"] else None,
                               f"The oracle scores {fmt(oracle)} LAI there ({fmt(oracle / metric(floor, 'set', 'non_cloudy', 'floor_rmse'), 2)}× "
                               f"the floor); final U-Net − oracle: {fmt(diff)} LAI {fmt_interval(lo, hi)}, ",
