@@ -1,8 +1,11 @@
 """Shared set-up for the benchmarks: a simulated LNB folder and its cube in a cache folder."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import os
+import platform
 from pathlib import Path
 
 from lai.config import SimConfig, load_profile
@@ -10,6 +13,23 @@ from lai.cube import build_cube
 from lai.simulate import simulate
 
 CACHE = Path(__file__).resolve().parent.parent / "data" / "benchmarks"
+
+
+def report_header(script: str) -> dict:
+    """What every benchmark's JSON starts with: when, which script, on what machine (load: by the caller)."""
+    import torch
+
+    return {"date": dt.datetime.now().isoformat(timespec="seconds"), "script": script,
+            "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+                        "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                        "python": platform.python_version()}}
+
+
+def write_report(path: Path, report: dict) -> None:
+    """The benchmark's figures as JSON at ``path`` (its folder made if needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    print(f"written {path}")
 
 
 def simulated_cube(train_triplets: int, unique_triplets: int = 0, tile_size: int = 64, grid: int = 4,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import shutil
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from _common import report_header, write_report
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -138,11 +138,7 @@ def main() -> None:
                   f"wall {wall:5.1f} s, load {loads[-1][0]:.1f}", flush=True)
             shutil.rmtree(runs, ignore_errors=True)
 
-    report = {"date": dt.datetime.now().isoformat(timespec="seconds"), "script": "benchmarks/cpu_training.py",
-              "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
-                          "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                          "python": platform.python_version()},
-              "load_average_1_5_15": {"start": loads[0], "end": loads[-1], "max_1min": max(x[0] for x in loads)},
+    report = {**report_header("benchmarks/cpu_training.py"), "load_average_1_5_15": {"start": loads[0], "end": loads[-1], "max_1min": max(x[0] for x in loads)},
               "settings": {"profile": "quick", "row": "final", "tile": 64, "batch_size": 16, "epochs_per_stage": args.epochs,
                            "steps_per_epoch": args.steps, "repeats": args.repeats, "overrides": overrides},
               "versions": {name: {"checkout": str(path), "revision": git_revision(path)} for name, path in versions.items()}}
@@ -153,8 +149,7 @@ def main() -> None:
             report[key]["ratio_of_medians"] = report[key]["new"]["median"] / report[key]["old"]["median"]
             report[key]["ratio_per_round"] = summary(per_round)
     report["wall_s"] = {name: summary(walls[name]) for name in versions}
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(report, indent=2))
+    write_report(out_json, report)
 
     print(f"\n{report['date']}, {platform.platform()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"load average {loads[0][0]:.1f} at start, {loads[-1][0]:.1f} at end (max {report['load_average_1_5_15']['max_1min']:.1f})")
@@ -167,7 +162,6 @@ def main() -> None:
               f"(per round {ratio['median']:.2f}x [{ratio['min']:.2f}, {ratio['max']:.2f}])")
     v = report["final_val_rmse"]
     print(f"  final model's validation RMSE after {args.epochs} epochs (LAI): old {v['old']['median']:.3f}, new {v['new']['median']:.3f}")
-    print(f"written {out_json}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ Usage: python benchmarks/cube_loading.py [--triplets 64] [--tile 256] [--repeats
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
 import platform
 import statistics
@@ -25,7 +23,7 @@ import rasterio
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import simulated_cube  # noqa: E402
+from _common import report_header, simulated_cube, write_report  # noqa: E402
 
 from lai.config import load_profile  # noqa: E402
 from lai.encode import encode_batch  # noqa: E402
@@ -108,9 +106,7 @@ def main() -> None:
                     fn(k)
                 times[f"{name} {what}"].append((time.perf_counter() - t0) / len(order) * 1e3)
     ms = {k: {"median": statistics.median(v), "min": min(v), "max": max(v), "values": v} for k, v in times.items()}
-    report = {"date": dt.datetime.now().isoformat(timespec="seconds"), "script": "benchmarks/cube_loading.py",
-              "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__},
-              "load_average_1_5_15": {"start": load_start, "end": os.getloadavg()},
+    report = {**report_header("benchmarks/cube_loading.py"), "load_average_1_5_15": {"start": load_start, "end": os.getloadavg()},
               "triplets": len(order), "tile": args.tile, "repeats": args.repeats, "ms_per_sample": ms,
               "tifffile": getattr(tifffile, "__version__", None), "rasterio": rasterio.__version__}
     print(f"{report['date']}, {platform.platform()}, {os.cpu_count()} cores, load average {load_start[0]:.1f} -> "
@@ -123,9 +119,7 @@ def main() -> None:
     if tifffile is None:
         print("  tifffile is not installed: no comparison with it")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
-        print(f"written {args.out}")
+        write_report(args.out, report)
 
 
 if __name__ == "__main__":

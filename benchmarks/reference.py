@@ -27,9 +27,7 @@ training sample, fp32:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import importlib.util
-import json
 import os
 import platform
 import statistics
@@ -45,6 +43,8 @@ from torch.overrides import TorchFunctionMode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import report_header, write_report  # noqa: E402
 
 from lai.config import load_profile  # noqa: E402
 from lai.encode import encode_batch  # noqa: E402
@@ -188,10 +188,7 @@ def main() -> None:
     ref = reference_models(args.reference.resolve())
     torch.manual_seed(0)
     built = {"lai paper preset": lai_model(args.batch), "reference (Strontium)": reference_model(ref, args.batch)}
-    report = {"date": dt.datetime.now().isoformat(timespec="seconds"), "script": "benchmarks/reference.py",
-              "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                          "torch_threads": torch.get_num_threads()},
-              "load_average_1_5_15": os.getloadavg(), "tile": SIZE, "batch": args.batch, "models": {}}
+    report = {**report_header("benchmarks/reference.py"), "load_average_1_5_15": os.getloadavg(), "tile": SIZE, "batch": args.batch, "models": {}}
     for name, (model, inputs, _) in built.items():
         report["models"][name] = {"parameters": n_parameters(model), **measure(model, inputs, args.batch)}
     opts = {name: torch.optim.Adam(m.parameters(), lr=1e-3) for name, (m, _, _) in built.items()}
@@ -220,9 +217,7 @@ def main() -> None:
           f"non-conv traffic {lai_['traffic_gib']['all'] / ref_['traffic_gib']['all']:.3f} (goal <= 1.05), "
           f"step time {lai_['step_s']['median'] / ref_['step_s']['median']:.2f}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
-        print(f"written {args.out}")
+        write_report(args.out, report)
 
 
 if __name__ == "__main__":
