@@ -105,7 +105,11 @@ def test_two_trainings_into_one_run_folder(tiny_data, tmp_path):
     second = warm(*args)
     first = start(*args)
     wait_for(lambda: (runs / "s1" / "config.yaml").exists(), proc=first)
-    _, err = go(second)
+    os.kill(first.pid, signal.SIGSTOP)  # held mid-training (on an idle machine it could finish before the second asks)
+    try:
+        _, err = go(second)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     assert second.returncode == 2, err
     assert f"lai train: error: {runs / 's1'} is being written by another lai process (pid {first.pid} on host" in err
     _, err = first.communicate(timeout=300)
