@@ -214,7 +214,7 @@ def claim_folder(folder: str | Path, signature: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     held = sorted(p.name for p in folder.iterdir() if p.name != FOLDER_MARK)
     if held and signature in held:
-        return folder  # filled by an earlier lai: not marked until its caller has read the signature
+        return folder  # filled by an earlier lai; left unmarked, as its caller has yet to check that file
     if held:
         shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
         raise ForeignOutputError(
