@@ -6,9 +6,11 @@ import json
 import sys
 from pathlib import Path
 
+from lai.config import PROFILE_DIR
 from lai.facts import ROWS
 
-PROFILE_HELP = "built-in profile (quick, tiny, paper) or a YAML configuration file"
+PROFILE_HELP = (f"built-in profile ({', '.join(sorted(p.stem for p in PROFILE_DIR.glob('*.yaml')))}) "
+                "or a YAML configuration file")
 SET_HELP = "override one parameter, e.g. --set train.epochs=3 (repeatable; values in YAML syntax)"
 
 
@@ -97,13 +99,17 @@ def cmd_info(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from lai.train import train_rows
+    from lai.train import seed_runs, train_rows, train_variant
 
     profile = _load(args)
     rows = list(ROWS) if args.row == "all" else [args.row]
     _warn_empty_sets("train", args.cube)  # before training, which takes a while
     try:
         results = train_rows(profile, args.cube, args.runs, rows, resume=args.resume, progress=not args.quiet)
+        if "final" in rows:  # the final model's further seeds (train.seeds)
+            for run, seed in list(seed_runs("final", profile.train).items())[1:]:
+                results[run] = train_variant(profile, "final", args.cube, args.runs, seed, run, resume=args.resume,
+                                             progress=not args.quiet)
     finally:
         import torch.distributed as dist
 

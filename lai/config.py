@@ -28,7 +28,7 @@ from lai.config_engine import (  # noqa: F401 - re-exported
     saved_differences,
 )
 from lai.errors import ConfigError  # noqa: F401 - re-exported
-from lai.facts import PRESETS, ROWS, UPSAMPLING
+from lai.facts import EXTRA_ROWS, PRESETS, ROWS, UPSAMPLING
 from lai.io import DuplicateKeyError, read_yaml_mapping, yaml_load  # noqa: F401 - re-exported
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -141,7 +141,7 @@ class ModelConfig:
     """One configurable model for every Table 1 row (see ``lai.facts.ROWS``)."""
 
     row: str = "final"  # s1 | s1_masks | s1_masks_seas | s2_masks | s2_masks_seas | final
-    preset: str = "paper"  # "paper" (the reference's sizes) or "small" (CPU); explicit widths win
+    preset: str = "paper"  # "paper" (the reference's sizes), "wide" or "small" (CPU); explicit widths win
     encoder_widths: list[int] | None = None
     decoder_widths: list[int] | None = None
     convs_per_level: int = 2
@@ -151,6 +151,9 @@ class ModelConfig:
     season_channels: int = 4  # broadcast map channels produced by the seasonality MLP
     decoder_seasonality: bool = True  # the abstract's "decoder also incorporates the date"
     residual: bool = False  # every head predicts the change from the last clear LAI (t-1, else t-2, else 0)
+    # the decoder adds the last clear LAI times a per-pixel gate in [0, 1] that it learns from its features
+    # (where no past date is clear the skip carries nothing); encoder heads are unchanged
+    gated_skip: bool = False
     upsample: str = "transpose"  # U-Net up-sampling: "transpose" (2x2 transposed conv, the reference's) | "bilinear" (+ 3x3 conv)
 
     def __post_init__(self) -> None:
@@ -164,6 +167,9 @@ class ModelConfig:
         _choice(self, "preset", tuple(PRESETS))
         _choice(self, "upsample", UPSAMPLING)
         _positive(self, "convs_per_level", "mask_embedding", "season_hidden", "season_channels")
+        if self.residual and self.gated_skip:
+            raise ConfigError("model.residual and model.gated_skip exclude each other: the gated skip already adds "
+                              "the last clear LAI to the decoder's output; set one of them to false")
         for name in ("encoder_widths", "decoder_widths"):
             widths = getattr(self, name)
             if not widths or any(int(w) <= 0 for w in widths):
@@ -190,6 +196,10 @@ class TrainConfig:
     patience: int = 6  # epochs without a better validation score that mean converged (and stop "plateau")
     lr_patience: int = 2
     augment: bool = True  # random 90-degree rotations and flips of every training sample
+    # a head trained from scratch starts with its bias at the training target's mean LAI (lai.train.init_head_bias),
+    # not at PyTorch's random bias (up to +-0.35 normalised = 1.8 LAI off, which Adam's steps of about lr remove
+    # only over hundreds of steps: a quick-profile encoder once stayed 1.7 LAI off for 12 epochs); false: the reference's init
+    init_bias: bool = True
     seeds: int = 1  # the final model is trained with seeds seed, seed+1, ... (encoders pre-trained once)
     alpha: float = 0.1  # weight of encoder 1 (S1) intermediate loss
     beta: float = 0.15  # weight of encoder 2 (S2) intermediate loss
@@ -269,6 +279,10 @@ class Profile:
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     figures_samples: int = 4  # maps shown in figures
     extras: bool = False  # also train and score the rows beyond the paper (lai.facts.EXTRA_ROWS, EXTRA_BASELINES)
+    # variants of the final model (names of lai.facts.EXTRA_ROWS) trained beside it, one seed each; the one of
+    # lowest validation RMSE (final included) is the run's chosen model: it gets the train.seeds trainings and
+    # is the model compared with the baselines (lai.train.train_chosen)
+    candidates: list[str] = field(default_factory=list)
     cube_float: str = "float32"  # storage of s1/lai in the cube (CUBE_FLOATS): float32 (exact) or float16 (half the disk, lai.cube)
 
     def validate(self) -> None:
@@ -277,6 +291,10 @@ class Profile:
             if dataclasses.is_dataclass(value):
                 value.validate()
         check_cube_float(self.cube_float)
+        unknown = [c for c in self.candidates if c not in EXTRA_ROWS]
+        if unknown or len(set(self.candidates)) != len(self.candidates):
+            raise ConfigError(f"candidates must name distinct variants of the final model among {', '.join(EXTRA_ROWS)}, "
+                              f"got {self.candidates}")
         if self.data != "simulate" and not str(self.data).strip():
             raise ConfigError("data must be 'simulate' or the path of an LNB folder")
         if self.data == "simulate":
@@ -398,7 +416,7 @@ def profile_path(name_or_path: str | Path) -> Path:
 
 
 def load_profile(name_or_path: str | Path = "quick", overrides: list[str] | dict | None = None) -> Profile:
-    """Load a built-in profile (quick, tiny, paper) or a YAML file, apply overrides, validate."""
+    """Load a built-in profile (a file of lai/profiles: quick, standard, paper, tiny) or a YAML file, apply overrides, validate."""
     path = profile_path(name_or_path)
     raw = merge(read_yaml_mapping(path, "profile file", PROFILE_CONTENT), parse_overrides(overrides))
     raw.setdefault("name", path.stem)

@@ -50,6 +50,7 @@ PRETRAINED_FROM = {"final": {"enc1": "s1_masks_seas", "enc2": "s2_masks_seas"}}
 
 PRESETS = {
     "paper": dict(encoder_widths=[32, 64, 128], decoder_widths=[64, 128, 256]),  # the reference's "strontium"
+    "wide": dict(encoder_widths=[16, 32, 64], decoder_widths=[32, 64, 128]),  # CPU, twice small's widths
     "small": dict(encoder_widths=[8, 16, 32], decoder_widths=[16, 32, 64]),  # CPU
 }
 
@@ -97,12 +98,16 @@ PAPER_BASELINES_R2 = {"MLR": -0.0445, "RF": -0.0166}
 class ExtraRow:
     title: str
     overrides: dict  # nested profile keys changed from the profile's final model
+    short: str = ""  # label in figures and prose: "Final, gated skip"
 
 
 EXTRA_ROWS = {
     "final_cloudy_weight": ExtraRow("Final, cloud-weighted loss (cloudy-past samples x3, the paper's remedy)",
-                                    {"train": {"cloudy_weight": 3.0}}),
-    "final_residual": ExtraRow("Final, residual: predicts the change from the last clear LAI", {"model": {"residual": True}}),
+                                    {"train": {"cloudy_weight": 3.0}}, "Final, cloud-weighted loss"),
+    "final_residual": ExtraRow("Final, residual: predicts the change from the last clear LAI", {"model": {"residual": True}},
+                               "Final, residual"),
+    "final_gated": ExtraRow("Final, gated skip: adds the last clear LAI where a learned per-pixel gate trusts it",
+                            {"model": {"gated_skip": True}}, "Final, gated skip"),
 }
 # Per-pixel baselines without the LAI history (S1 + masks + seasonality): name -> the baseline it restricts.
 EXTRA_BASELINES = {"MLR_no_history": "MLR", "RF_no_history": "RF"}
@@ -124,14 +129,21 @@ def row_columns(name: str) -> tuple[str, str]:
 
 
 def stage_label(name: str) -> tuple[str, str]:
-    """(row, label) of a training stage: a Table 1 row, or a further seed of one (``<row>_seed<k>``:
-    "<row title>, seed k"); any other stage is its own row and label."""
+    """(model, label) of a training stage: a Table 1 row, a variant of the final model (``lai.facts.EXTRA_ROWS``),
+    or a further seed of either (``<model>_seed<k>``: "<title>, seed k"); any other stage is its own model and label."""
     if name in ROWS:
         return name, row_title(name)
-    row, _, seed = name.rpartition("_seed")
-    if row in ROWS and seed.isdigit():
-        return row, f"{row_title(row)}, seed {seed}"
+    if name in EXTRA_ROWS:
+        return name, EXTRA_ROWS[name].short
+    model, _, seed = name.rpartition("_seed")
+    if (model in ROWS or model in EXTRA_ROWS) and seed.isdigit():
+        return model, f"{stage_label(model)[1]}, seed {seed}"
     return name, name
+
+
+def chosen_title(name: str) -> str:
+    """The chosen model's name in prose: "the final U-Net" or "the final U-Net, gated skip"."""
+    return "the final U-Net" if name == "final" else f"the final U-Net, {EXTRA_ROWS[name].short.split(', ', 1)[1]}"
 
 
 # --------------------------------------------------------------------------- the run folder's schema
@@ -143,7 +155,7 @@ RMSE, RMSE_NORM, R2, N_PIXELS = "rmse", "rmse_norm", "r2", "n_pixels"  # RMSE in
 # optional: a dash where absent); REPORT_TABLES are those the report reads.
 REPORT_TABLES = {
     "splits": (), "training": ("row",), "final_metrics": ("set",), "seeds": ("set", "seeds"),
-    "table1": ("row", "set"), "baselines": ("baseline", "set"),
+    "table1": ("row", "set"), "baselines": ("baseline", "set"), "selection": ("model", "best_val_rmse", "chosen"),
     "noise_floor": ("set", "floor_rmse", "oracle_rmse"),
     "comparisons": ("set", "other", "verdict", "diff", "diff_lo", "diff_hi", "triplets"), "extras": ("title", "set"),
 }

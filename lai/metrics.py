@@ -88,17 +88,31 @@ def paired_difference(sums_a: np.ndarray, sums_b: np.ndarray, samples: int = BOO
                       level: float = LEVEL) -> dict[str, float]:
     """RMSE of A minus RMSE of B on the same triplets (rows aligned), with a paired bootstrap interval.
 
-    Both models are scored on the same resamples. ``resolved`` is True when the interval excludes 0.
+    Both models are scored on the same resamples. Either may be several trainings (seeds) of one model,
+    ``(seeds, triplets, SUMS)``: its RMSE is then the mean of the seeds' RMSEs, and every resample of the
+    triplets is applied to every seed, so the interval pools triplets and seeds. ``resolved`` is True when
+    the interval excludes 0.
     """
-    a, b = np.asarray(sums_a, np.float64), np.asarray(sums_b, np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"paired bootstrap needs the same triplets for both models, got {a.shape} and {b.shape}")
-    diff = float(rmse_r2(a.sum(0))[0] - rmse_r2(b.sum(0))[0])
-    if len(a) < 2:
+    a, b = (_by_seed(s) for s in (sums_a, sums_b))
+    if a.shape[1:] != b.shape[1:]:
+        raise ValueError(f"paired bootstrap needs the same triplets for both models, got {a.shape[1:]} and {b.shape[1:]}")
+    diff = float(seed_mean_rmse(a.sum(1)) - seed_mean_rmse(b.sum(1)))
+    if a.shape[1] < 2:
         return {"diff": diff, "diff_lo": np.nan, "diff_hi": np.nan, "resolved": False}
-    w = resample_weights(len(a), samples, seed)
-    lo, hi = _interval(rmse_r2(w @ a)[0] - rmse_r2(w @ b)[0], level)
+    w = resample_weights(a.shape[1], samples, seed)
+    lo, hi = _interval(seed_mean_rmse(w @ a) - seed_mean_rmse(w @ b), level)
     return {"diff": diff, "diff_lo": lo, "diff_hi": hi, "resolved": bool(lo > 0 or hi < 0)}
+
+
+def _by_seed(sums) -> np.ndarray:
+    """``(seeds, triplets, SUMS)`` float64 view of one training's (triplets, SUMS) sums or of several."""
+    sums = np.asarray(sums, np.float64)
+    return sums[None] if sums.ndim == 2 else sums
+
+
+def seed_mean_rmse(totals: np.ndarray) -> np.ndarray:
+    """Mean over the first axis (seeds) of the pooled RMSE of summed ``SUMS`` (last axis)."""
+    return rmse_r2(totals)[0].mean(axis=0)
 
 
 class Scores:

@@ -127,7 +127,7 @@ class LAIModel(nn.Module):
                 self.dec_season = Seasonality(cfg.season_hidden, cfg.season_channels)
                 c_in += cfg.season_channels
             self.decoder = UNet(c_in, cfg.decoder_widths, cfg.convs_per_level, cfg.skip, cfg.upsample)
-            self.dec_head = nn.Conv2d(self.decoder.out_channels, 1, 1)
+            self.dec_head = nn.Conv2d(self.decoder.out_channels, 2 if cfg.gated_skip else 1, 1)
 
     def forward(self, x: Encoded) -> dict[str, torch.Tensor]:
         out = self._heads(x)
@@ -147,6 +147,9 @@ class LAIModel(nn.Module):
             if self.dec_season is not None:
                 feats.append(self.dec_season(x.season, feats[0]))
             out["dec"] = self.dec_head(self.decoder(torch.cat(feats, dim=1)))
+            if self.cfg.gated_skip:
+                change, gate = out["dec"].split(1, dim=1)
+                out["dec"] = change + torch.sigmoid(gate) * last_clear(x)
         return out
 
     @staticmethod

@@ -128,6 +128,23 @@ class RunContext:
 
         return train_rows(self.profile, self.cube_path, self.run_dir / "runs", rows, resume=True, progress=progress)
 
+    def train_chosen(self, progress: bool = True):
+        """Choose the run's model among the final model and ``profile.candidates`` from validation scores, train its
+        seeds, save tables/selection.csv; returns (selection table, the chosen model's stages by run name)."""
+        from lai.train import train_chosen
+
+        selection, runs = train_chosen(self.profile, self.cube_path, self.run_dir / "runs", resume=True, progress=progress)
+        self.save_table(selection, TABLE.selection)
+        return selection, runs
+
+    def chosen(self) -> tuple[str, list[str]]:
+        """The chosen model's name (tables/selection.csv, written by :meth:`train_chosen`) and its seeds' run names."""
+        from lai.train import seed_runs
+
+        selection = self.read_table(TABLE.selection)
+        name = str(selection.loc[selection["chosen"].astype(bool), "model"].iloc[0])
+        return name, list(seed_runs(name, self.profile.train))
+
     def train_extras(self, progress: bool = True):
         """Train the rows beyond the paper (``lai.facts.EXTRA_ROWS``) beside the Table 1 rows."""
         from lai.train import train_extras

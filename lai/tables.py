@@ -25,7 +25,7 @@ from lai.facts import (
     WORSE,
     model_title,
 )
-from lai.metrics import SUMS, paired_difference
+from lai.metrics import SUMS, paired_difference, seed_mean_rmse
 
 METRIC_COLUMNS = ("rmse", "rmse_lo", "rmse_hi", RMSE_NORM, "r2", "r2_lo", "r2_hi", N_PIXELS, "rmse_strict",
                   "r2_strict", "truth_rmse_clear", "truth_rmse_cloudy")
@@ -61,54 +61,63 @@ def with_floor(table: pd.DataFrame, floor: pd.DataFrame | None) -> pd.DataFrame:
     return out.assign(floor_ratio=out["rmse"] / out["floor_rmse"])
 
 
-FLOOR_MODEL_COLUMNS = ("final_rmse", "final_floor_ratio", "final_oracle_ratio", "oracle_diff", "oracle_diff_lo",
+FLOOR_MODEL_COLUMNS = ("model", "model_rmse", "model_floor_ratio", "model_oracle_ratio", "oracle_diff", "oracle_diff_lo",
                        "oracle_diff_hi", "oracle_verdict")
 
 
-def floor_with_model(floor: pd.DataFrame, final: pd.DataFrame, oracle: pd.DataFrame) -> pd.DataFrame:
-    """The noise floor table (:func:`lai.noise.noise_floor`) with the final model beside the floor and the oracle:
-    per test set ``final_rmse``, its ratios ``final_floor_ratio`` (to ``floor_rmse``) and ``final_oracle_ratio``
-    (to ``oracle_rmse``), and the paired difference final - oracle on the same triplets (``oracle_diff``,
-    ``oracle_diff_lo``, ``oracle_diff_hi``, ``oracle_verdict``: better where the final model beats the oracle).
+def floor_with_model(floor: pd.DataFrame, model: pd.DataFrame | list[pd.DataFrame], oracle: pd.DataFrame,
+                     name: str = "final") -> pd.DataFrame:
+    """The noise floor table (:func:`lai.noise.noise_floor`) with a model beside the floor and the oracle: per
+    test set ``model`` (its name), ``model_rmse``, its ratios ``model_floor_ratio`` (to ``floor_rmse``) and
+    ``model_oracle_ratio`` (to ``oracle_rmse``), and the paired difference model - oracle on the same triplets
+    (``oracle_diff``, ``oracle_diff_lo``, ``oracle_diff_hi``, ``oracle_verdict``: better where the model beats
+    the oracle).
 
-    ``final``, ``oracle``: per-triplet sums (set, triplet, ``lai.metrics.SUMS``): the final run's per_tile.csv
-    and the floor's ``attrs["per_triplet"]`` (tables/oracle_per_triplet.csv)."""
-    paired = comparisons(final, {"oracle": oracle}).set_index("set")
+    ``model``: per-triplet sums (set, triplet, ``lai.metrics.SUMS``) of the run's per_tile.csv, or a list of them,
+    one per seed (pooled as in :func:`comparisons`); ``oracle``: the floor's ``attrs["per_triplet"]``
+    (tables/oracle_per_triplet.csv)."""
+    paired = comparisons(model, {"oracle": oracle}, name).set_index("set")
     out = floor.drop(columns=list(FLOOR_MODEL_COLUMNS), errors="ignore").copy()
-    model = paired["rmse_model"].reindex(out["set"]).to_numpy()
-    out["final_rmse"] = model
-    out["final_floor_ratio"] = model / out["floor_rmse"].to_numpy()
-    out["final_oracle_ratio"] = model / out["oracle_rmse"].to_numpy()
+    rmse = paired["rmse_model"].reindex(out["set"]).to_numpy()
+    out["model"] = name
+    out["model_rmse"] = rmse
+    out["model_floor_ratio"] = rmse / out["floor_rmse"].to_numpy()
+    out["model_oracle_ratio"] = rmse / out["oracle_rmse"].to_numpy()
     for col in ("diff", "diff_lo", "diff_hi", "verdict"):
         out[f"oracle_{col}"] = paired[col].reindex(out["set"]).to_numpy()
     return out
 
 
-def comparisons(model: pd.DataFrame, others: dict[str, pd.DataFrame], model_name: str = "final") -> pd.DataFrame:
+def comparisons(model: pd.DataFrame | list[pd.DataFrame], others: dict[str, pd.DataFrame],
+                model_name: str = "final") -> pd.DataFrame:
     """Paired bootstrap of RMSE differences between ``model`` and each of ``others``, per test set.
 
     Each frame holds per-triplet sums (columns set, triplet and ``lai.metrics.SUMS``, as in a run's
-    per_tile.csv). One line per (set, other): both RMSEs, ``diff`` = model - other (LAI; negative:
+    per_tile.csv); ``model`` may be a list of such frames, one per training seed: its RMSE is then the
+    mean over seeds and the interval pools triplets and seeds (:func:`lai.metrics.paired_difference`),
+    ``seeds`` says how many. One line per (set, other): both RMSEs, ``diff`` = model - other (LAI; negative:
     the model is better) with its 95% interval, and ``verdict``: better or worse where the
     interval excludes 0, else not resolved (``lai.facts.VERDICTS``); "empty" (``lai.facts.EMPTY``, NaN numbers) where either
     model has no triplet of the set.
     """
+    runs = model if isinstance(model, list) else [model]
     out = []
     for name in TEST_SETS:
-        mine = model[model["set"] == name].set_index("triplet")
+        mine = [m[m["set"] == name].set_index("triplet") for m in runs]
         for other_name, other in others.items():
             theirs = other[other["set"] == name].set_index("triplet")
-            if not len(mine) or not len(theirs):
-                out.append({"set": name, "model": model_name, "other": other_name, "triplets": 0,
+            if not len(mine[0]) or not len(theirs):
+                out.append({"set": name, "model": model_name, "other": other_name, "seeds": len(runs), "triplets": 0,
                             **dict.fromkeys(COMPARISON_NUMBERS, np.nan), "resolved": False, "verdict": EMPTY})
                 continue
-            if set(mine.index) != set(theirs.index):
+            if any(set(m.index) != set(theirs.index) for m in mine):
                 raise ValueError(f"{model_name} and {other_name} were scored on different {name} triplets")
-            a, b = mine.loc[theirs.index, list(SUMS)].to_numpy(), theirs[list(SUMS)].to_numpy()
+            a = np.stack([m.loc[theirs.index, list(SUMS)].to_numpy() for m in mine])
+            b = theirs[list(SUMS)].to_numpy()
             diff = paired_difference(a, b)
             verdict = NOT_RESOLVED if not diff["resolved"] else (BETTER if diff["diff"] < 0 else WORSE)
-            out.append({"set": name, "model": model_name, "other": other_name, "triplets": len(a),
-                        "rmse_model": float(np.sqrt(a[:, 0].sum() / a[:, 3].sum())),
+            out.append({"set": name, "model": model_name, "other": other_name, "seeds": len(runs),
+                        "triplets": b.shape[0], "rmse_model": float(seed_mean_rmse(a.sum(1))),
                         "rmse_other": float(np.sqrt(b[:, 0].sum() / b[:, 3].sum())), **diff, "verdict": verdict})
     return pd.DataFrame(out)
 
@@ -138,13 +147,15 @@ def extras_table(runs: dict[str, pd.DataFrame], baselines: pd.DataFrame, final: 
 
 
 def seed_spread(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per test set: mean, standard deviation, min and max of rmse and r2 over the runs of several seeds;
+    """Per test set: mean, standard deviation, min and max of rmse and r2 over the runs of several seeds (and the
+    mean RMSE against the true LAI, ``truth_rmse_clear_mean``, where scored);
     ``note`` "empty" (``lai.facts.EMPTY``) for a set without triplets."""
     long = pd.concat([m.assign(run=name) for name, m in metrics.items()], ignore_index=True)
     long = long[long["set"].isin(TEST_SETS)]
+    truth = {"truth_rmse_clear_mean": ("truth_rmse_clear", "mean")} if "truth_rmse_clear" in long else {}
     agg = long.groupby("set", sort=False).agg(
         seeds=("run", "nunique"), rmse_mean=("rmse", "mean"), rmse_std=("rmse", "std"), rmse_min=("rmse", "min"),
-        rmse_max=("rmse", "max"), r2_mean=("r2", "mean"), r2_std=("r2", "std"))
+        rmse_max=("rmse", "max"), r2_mean=("r2", "mean"), r2_std=("r2", "std"), **truth)
     if "triplets" in long:
         agg["note"] = np.where(long.groupby("set", sort=False)["triplets"].max() > 0, "", EMPTY)
     return agg.reset_index()

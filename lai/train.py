@@ -58,12 +58,12 @@ from lai.cube import cube_identity
 from lai.distributed import World, barrier, local_device, main_process, pick_device, rank_batch_size, setup, sum_across
 from lai.encode import Encoded, encode_batch
 from lai.errors import RunFolderError
-from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, STAGE_WEIGHTS_FILE, TRAIN, VAL
+from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, STAGE_WEIGHTS_FILE, TRAIN, VAL, stage_label
 from lai.infer import build_model, forward, to_channels_last
 from lai.io import atomic_path, atomic_write_text, output_lock, read_yaml_mapping
 from lai.loader import BatchLoader, CubeSplit
 from lai.loss import masked_mse, total_loss
-from lai.model import LAIModel, n_parameters
+from lai.model import LAIModel, last_clear, n_parameters
 from lai.provenance import environment
 
 
@@ -141,6 +141,8 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     splits = _splits(cube, model)
     for part, path in cfg.init_from.items():
         model.load_pretrained(part, read_pretrained(path, expect_part=part, expect_model=cfg.model))
+    if tcfg.init_bias:
+        init_head_bias(model, splits[0], cfg.encoding, skip=set(cfg.init_from), seed=tcfg.seed)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -176,6 +178,34 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
                   f"{record['samples_per_s']:.1f} samples/s", flush=True)
 
     return _finish(state, cfg, run_dir, device, world, t_stage)
+
+
+def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=(), seed: int = 0,
+                   max_pixels: int = 2**21) -> float:
+    """Start every head not in ``skip`` (pre-trained parts) so that its mean prediction is the mean normalised LAI
+    of ``split``'s targets (clear pixels of triplets drawn with ``seed``, at most ``max_pixels`` pixels, at least
+    8 triplets); return that mean.
+
+    A head's output averaged over a batch is its bias (it reads batch-normalised features), so PyTorch's random
+    bias would start the model up to 1/sqrt(channels) off. With ``model.residual`` the head learns the change
+    from the last clear LAI, so its bias starts at mean target minus mean last clear LAI; the gated skip's
+    change starts at mean target minus half the mean last clear LAI (its gate starts at one half).
+    """
+    rng = np.random.default_rng(seed)
+    h, w = split.shape
+    picked = np.sort(rng.choice(len(split), min(len(split), max(8, max_pixels // (h * w))), replace=False))
+    x = encode_batch({k: torch.from_numpy(v) for k, v in split.read(picked).items()}, enc)
+    target = float(x.target[x.target_valid].mean()) if x.target_valid.any() else 0.0
+    base = float(last_clear(x)[x.target_valid].mean()) if x.target_valid.any() else 0.0
+    heads = {"enc1": model.enc1 and model.enc1.head, "enc2": model.enc2 and model.enc2.head, "dec": model.dec_head}
+    with torch.no_grad():
+        for part, head in heads.items():
+            if head is None or part in skip:
+                continue
+            offset = base if model.cfg.residual else 0.5 * base if part == "dec" and model.cfg.gated_skip else 0.0
+            head.bias.zero_()
+            head.bias[0] = target - offset
+    return target
 
 
 def _splits(cube: Path, model: LAIModel) -> tuple[CubeSplit, CubeSplit]:
@@ -337,12 +367,11 @@ def train_rows(
     profile: Profile, cube: str | Path, runs_root: str | Path, rows: list[str] | None = None,
     resume: bool = True, progress: bool = True,
 ) -> dict[str, StageResult]:
-    """Train the given rows (default: all six) under ``runs_root/<row>``.
+    """Train the given rows (default: all six) under ``runs_root/<row>``, one seed each (``train.seed``).
 
     The final row is fine-tuned from the encoders of rows ``s1_masks_seas`` and
-    ``s2_masks_seas``, which are trained first (once) when not yet done. With
-    ``train.seeds > 1`` it is fine-tuned again with each further seed, under
-    the names of :func:`seed_runs`.
+    ``s2_masks_seas``, which are trained first (once) when not yet done. The
+    further seeds of the chosen model are :func:`train_chosen`'s.
     """
     rows = list(rows or ROWS)
     unknown = [r for r in rows if r not in ROWS]
@@ -353,23 +382,52 @@ def train_rows(
     results: dict[str, StageResult] = {}
     for row in order:
         init = {part: runs_root / src for part, src in PRETRAINED_FROM.get(row, {}).items()}
-        for name, seed in (seed_runs(row, profile.train) if row == "final" else {row: profile.train.seed}).items():
-            seeded = replace(profile, train=replace(profile.train, seed=seed))
-            results[name] = train_stage(seeded, row, cube, runs_root / name, init_from=init, resume=resume, progress=progress)
+        results[row] = train_stage(profile, row, cube, runs_root / row, init_from=init, resume=resume, progress=progress)
     return results
+
+
+def train_variant(profile: Profile, name: str, cube: str | Path, runs_root: str | Path, seed: int | None = None,
+                  run: str | None = None, resume: bool = True, progress: bool = True) -> StageResult:
+    """Fine-tune the final model (``name`` "final") or a variant of it (a name of ``lai.facts.EXTRA_ROWS``) from the
+    shared pre-trained encoders, with training seed ``seed`` (default ``train.seed``), in ``runs_root/<run or name>``."""
+    runs_root = Path(runs_root)
+    train_rows(profile, cube, runs_root, list(PRETRAINED_FROM["final"].values()), resume, progress)
+    base = profile if name == "final" else variant(profile, EXTRA_ROWS[name].overrides)
+    seeded = replace(base, train=replace(base.train, seed=base.train.seed if seed is None else seed))
+    init = {part: runs_root / src for part, src in PRETRAINED_FROM["final"].items()}
+    return train_stage(seeded, "final", cube, runs_root / (run or name), init_from=init, resume=resume, progress=progress)
 
 
 def train_extras(profile: Profile, cube: str | Path, runs_root: str | Path, resume: bool = True,
                  progress: bool = True) -> dict[str, StageResult]:
     """Train the rows beyond the paper (``lai.facts.EXTRA_ROWS``) under ``runs_root/<name>``: the final
     model with other settings, fine-tuned from the same pre-trained encoders as the final row."""
-    runs_root = Path(runs_root)
-    train_rows(profile, cube, runs_root, list(PRETRAINED_FROM["final"].values()), resume, progress)
-    init = {part: runs_root / src for part, src in PRETRAINED_FROM["final"].items()}
-    return {name: train_stage(variant(profile, extra.overrides), "final", cube, runs_root / name, init_from=init,
-                              resume=resume, progress=progress) for name, extra in EXTRA_ROWS.items()}
+    return {name: train_variant(profile, name, cube, runs_root, resume=resume, progress=progress) for name in EXTRA_ROWS}
 
 
-def seed_runs(row: str, tcfg) -> dict[str, int]:
-    """Run folder name -> training seed of each of the ``train.seeds`` trainings of ``row``."""
-    return {row if k == 0 else f"{row}_seed{tcfg.seed + k}": tcfg.seed + k for k in range(tcfg.seeds)}
+def train_chosen(profile: Profile, cube: str | Path, runs_root: str | Path, resume: bool = True,
+                 progress: bool = True) -> tuple[pd.DataFrame, dict[str, StageResult]]:
+    """Choose the run's model from validation scores only, then train its seeds.
+
+    The final model and each of ``profile.candidates`` (variants of it) are fine-tuned once from the same
+    pre-trained encoders; the one of lowest best validation RMSE is chosen (the final model on a tie) and
+    fine-tuned again with each further seed (``train.seeds``, :func:`seed_runs`). Returns the selection
+    table (``model``, ``title``, ``best_val_rmse``, ``best_epoch``, ``chosen``) and the chosen model's
+    stages keyed by run name.
+    """
+    first = {name: train_variant(profile, name, cube, runs_root, resume=resume, progress=progress)
+             for name in ("final", *profile.candidates)}
+    selection = pd.DataFrame([{"model": name, "title": stage_label(name)[1],
+                               **convergence(result.history, profile.train.patience)} for name, result in first.items()])
+    chosen = str(selection.loc[selection["best_val_rmse"].idxmin(), "model"])
+    selection["chosen"] = selection["model"] == chosen
+    runs = {run: first[chosen] if run == chosen else
+            train_variant(profile, chosen, cube, runs_root, seed, run, resume=resume, progress=progress)
+            for run, seed in seed_runs(chosen, profile.train).items()}
+    return selection[["model", "title", "best_val_rmse", "best_epoch", "chosen"]], runs
+
+
+def seed_runs(model: str, tcfg) -> dict[str, int]:
+    """Run folder name -> training seed of each of the ``train.seeds`` trainings of ``model`` (a Table 1 row or a
+    variant of the final model)."""
+    return {model if k == 0 else f"{model}_seed{tcfg.seed + k}": tcfg.seed + k for k in range(tcfg.seeds)}

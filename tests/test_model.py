@@ -103,6 +103,36 @@ def test_residual_model_adds_the_last_clear_lai():
         np.testing.assert_allclose(pred[:, 0].numpy(), expected, atol=1e-6)
 
 
+def test_gated_skip_adds_the_gated_last_clear_lai_to_the_decoder_only():
+    """Gate logit +inf: the decoder predicts its change plus the last clear LAI; logit -inf: the change alone;
+    the encoder heads are untouched."""
+    raw = raw_batch()
+    x = encode_batch(raw, ENC)
+    model = small("final", gated_skip=True).eval()
+    head = model.dec_head
+    assert head.out_channels == 2
+    valid = np.isin(raw["scl"].numpy(), ENC.valid_classes)
+    lai = raw["lai"].numpy() / ENC.lai_scale
+    base = np.where(valid[:, 1], lai[:, 1], np.where(valid[:, 0], lai[:, 0], 0.0))
+    torch.nn.init.zeros_(head.weight)
+    for gate, weight in ((50.0, 1.0), (-50.0, 0.0)):
+        with torch.no_grad():
+            head.bias.copy_(torch.tensor([0.25, gate]))
+            out = model(x)
+        np.testing.assert_allclose(out["dec"][:, 0].numpy(), 0.25 + weight * base, atol=1e-5)
+    plain = small("final").eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("dec_head")}, strict=False)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x)["enc2"], model(x)["enc2"])
+
+
+def test_residual_and_gated_skip_exclude_each_other():
+    from lai.config import ConfigError, ModelConfig
+
+    with pytest.raises(ConfigError, match="model.residual and model.gated_skip"):
+        ModelConfig(residual=True, gated_skip=True).validate()
+
+
 @pytest.mark.parametrize("upsample", ["transpose", "bilinear"])
 def test_both_upsampling_options_build_every_part_and_keep_the_tile_size(upsample):
     x = encode_batch(raw_batch(size=32), ENC)

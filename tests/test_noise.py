@@ -61,8 +61,8 @@ def test_final_model_beside_floor_and_oracle(tiny_data):
     oracle = floor.attrs["per_triplet"]
     same = floor_with_model(floor, oracle, oracle)
     filled = same[same["triplets"] > 0]
-    assert len(filled) and np.allclose(filled["final_oracle_ratio"], 1) and np.allclose(filled["oracle_diff"], 0)
-    assert np.allclose(filled["final_floor_ratio"], filled["oracle_rmse"] / filled["floor_rmse"])
+    assert len(filled) and np.allclose(filled["model_oracle_ratio"], 1) and np.allclose(filled["oracle_diff"], 0)
+    assert np.allclose(filled["model_floor_ratio"], filled["oracle_rmse"] / filled["floor_rmse"])
     assert (same.loc[same["triplets"] == 0, "oracle_verdict"] == "empty").all()
     perfect = oracle.assign(sse=0.0)
     better = floor_with_model(same, perfect, oracle)

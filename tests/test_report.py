@@ -125,8 +125,8 @@ def make_tables(rng=None) -> dict[str, pd.DataFrame]:
     floor = pd.DataFrame({"set": ["non_cloudy", "cloudy", "unique"], "floor_rmse": [0.42, 0.32, 0.38],
                           "pixels": 1000, "floor_rmse_strict": [0.3, 0.25, 0.28], "pixels_strict": 800,
                           "oracle_rmse": [0.61, 0.55, 0.58], "true_change_rmse": [0.44, 0.41, 0.43],
-                          "final_rmse": [0.6, 0.5, 0.7], "final_floor_ratio": [1.43, 1.56, 1.84],
-                          "final_oracle_ratio": [0.98, 0.91, 1.21], "oracle_diff": [-0.01, -0.05, 0.12],
+                          "model_rmse": [0.6, 0.5, 0.7], "model_floor_ratio": [1.43, 1.56, 1.84],
+                          "model_oracle_ratio": [0.98, 0.91, 1.21], "oracle_diff": [-0.01, -0.05, 0.12],
                           "oracle_diff_lo": [-0.04, -0.08, 0.05], "oracle_diff_hi": [-0.00015, -0.02, 0.2],
                           "oracle_verdict": ["better", "better", "worse"]})
     t1 = table1(pd.DataFrame(metrics), floor)
@@ -604,5 +604,7 @@ def test_one_model_label_rule():
     assert facts.row_title("s1") == "S1 (Encoder 1)" == ROWS["s1"].title and facts.row_title("MLR") == "MLR"
     assert facts.stage_label("final_seed2") == ("final", "All (Final), seed 2")
     assert facts.stage_label("s1_masks") == ("s1_masks", "S1 + S2 masks (Encoder 1)")
-    assert facts.stage_label("final_residual") == ("final_residual", "final_residual")
+    assert facts.stage_label("final_residual") == ("final_residual", "Final, residual")
+    assert facts.stage_label("final_gated_seed2") == ("final_gated", "Final, gated skip, seed 2")
+    assert facts.stage_label("other") == ("other", "other")
     assert facts.row_columns("final") == ("All", "Final") and facts.row_columns("x") == ("x", "")
