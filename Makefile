@@ -7,7 +7,7 @@ PROFILE ?= quick
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.lai-installed
 
-.PHONY: setup run test lab bench clean
+.PHONY: setup run test reference lab bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ run: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+# the reference results in git: the standard profile's run (about an hour on 2 CPU cores), published without
+# cubes or weights to reports/reference/
+reference: setup
+	$(VENV)/bin/lai run --profile standard
+	$(VENV)/bin/lai publish reports/standard reports/reference --command-line "make reference"
 
 lab: setup
 	$(VENV)/bin/lai lab

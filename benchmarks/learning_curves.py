@@ -4,7 +4,7 @@ Each row trains ``--epochs`` epochs with the profile's schedule, but with ``trai
 to the cap so nothing stops early; from each history the script reads where the profile's own
 early stop (``--patience``, default the profile's) would have ended the stage and which epoch
 was best, which is what the quick profile's epoch cap is chosen from. The rows are then scored
-on the test sets beside the baselines, with paired comparisons of the final model; with
+on the test sets beside the baselines, with paired comparisons of the chosen model (final or a candidate, its seeds pooled); with
 ``--no-augment`` the three stages of the final model are trained again without augmentation.
 
     python benchmarks/learning_curves.py --profile quick --epochs 60 --out /tmp/curves
@@ -29,7 +29,6 @@ from lai.config import load_profile  # noqa: E402
 from lai.facts import BASELINES, ROWS  # noqa: E402
 from lai.run_folder import RunContext  # noqa: E402
 from lai.tables import comparisons, seed_spread, table1, with_floor  # noqa: E402
-from lai.train import seed_runs  # noqa: E402
 
 
 def early_stop(history: pd.DataFrame, patience: int) -> dict:
@@ -64,7 +63,10 @@ def main() -> None:
     ctx.ensure_data(progress=False)
     print(f"data: {time.perf_counter() - t0:.0f} s", flush=True)
     ctx.train(args.rows, progress=False)
-    runs = [*ROWS, *list(seed_runs("final", ctx.profile.train))[1:]]
+    if "final" in args.rows:  # the chosen model (final or a candidate) and its further seeds
+        ctx.train_chosen(progress=False)
+    chosen, chosen_runs = ctx.chosen() if "final" in args.rows else ("final", ["final"])
+    runs = list(dict.fromkeys([*ROWS, *ctx.profile.candidates, *chosen_runs]))
     curves = pd.concat([h.assign(row=r) for r, h in ctx.histories(runs).items()], ignore_index=True)
     curves.to_csv(args.out / "curves.csv", index=False)
     stops = pd.DataFrame([{"row": r, **early_stop(h, patience), "best_epoch": int(h.loc[h["val_mse"].idxmin(), "epoch"]),
@@ -84,9 +86,9 @@ def main() -> None:
     per = scored.attrs["per_triplet"]
     others = {b: per[per["baseline"] == b] for b in BASELINES}
     others["s2_masks_seas"] = ctx.per_triplet("s2_masks_seas")
-    comp = comparisons(ctx.per_triplet("final"), others)
+    comp = comparisons([ctx.per_triplet(r) for r in chosen_runs], others, chosen)
     comp.to_csv(args.out / "comparisons.csv", index=False)
-    seeds = seed_spread({name: ctx.evaluate(name) for name in seed_runs("final", ctx.profile.train)})
+    seeds = seed_spread({name: ctx.evaluate(name) for name in chosen_runs})
     seeds.to_csv(args.out / "seeds.csv", index=False)
     print(floor.round(3).to_string() if floor is not None else "no noise floor (real data)")
     print(t1[["row", "set", "rmse", "rmse_lo", "rmse_hi", "r2", "floor_ratio" if floor is not None else "r2"]].round(3).to_string())

@@ -99,6 +99,8 @@ def save_trained(run_dir: str | Path, weights: dict, config: StageConfig) -> Pat
 def read_trained(path: str | Path) -> dict:
     """Read the ``model.pt`` of a finished run (or a run folder): {"model": weights, "config": StageConfig, "path"}."""
     path = Path(path)
+    if path.is_dir() and not (path / STAGE_WEIGHTS_FILE).exists() and (path / "runs").is_dir():
+        raise RunFolderError(f"{path} is a pipeline run folder, not a training stage: give {_stage_of(path)}")
     if path.is_dir():
         path = path / STAGE_WEIGHTS_FILE
     if not path.is_file():
@@ -109,6 +111,21 @@ def read_trained(path: str | Path) -> dict:
     state["config"] = stage_config_from(state["config"], path)
     state["path"] = str(path)
     return state
+
+
+def _stage_of(run_folder: Path) -> str:
+    """Which stage of a pipeline run folder holds its model: the chosen one (tables/selection.csv), else runs/final."""
+    import csv
+
+    chosen = "final"
+    try:
+        with open(run_folder / "tables" / "selection.csv", newline="") as f:
+            chosen = next((r["model"] for r in csv.DictReader(f) if r.get("chosen", "").lower() == "true"), "final")
+    except OSError:
+        pass
+    stage = run_folder / "runs" / chosen
+    what = "its chosen model (tables/selection.csv)" if chosen != "final" else "its final model"
+    return f"{stage} ({what}{'' if (stage / STAGE_WEIGHTS_FILE).is_file() else ', not trained yet'})"
 
 
 def read_pretrained(path: str | Path, expect_part: str | None = None, expect_model: ModelConfig | None = None) -> dict:

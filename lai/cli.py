@@ -185,6 +185,13 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_publish(args) -> int:
+    from lai.report.publish import publish
+
+    print(f"published {args.run} to {publish(args.run, args.dest, args.command_line)}")
+    return 0
+
+
 def cmd_lab(args) -> int:
     import subprocess
 
@@ -288,6 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", default="reports", type=Path, help="reports root (default: reports)")
     p.add_argument("--data-root", default="data", type=Path, help="where simulated data and cubes go (default: data)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("publish", help="copy a finished run's report, tables, figures and configuration (no cubes, weights "
+                       "or notebooks) to a folder kept in git, e.g. reports/reference")
+    p.add_argument("run", type=Path, help="the run folder (reports/<name>)")
+    p.add_argument("dest", type=Path, help="the folder to fill: new, empty, or one lai published into before")
+    p.add_argument("--command-line", default="make reference", help="the command that regenerates it, for its README.md")
+    p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("lab", help="open JupyterLab on the project (extra arguments go to jupyter lab)")
     p.add_argument("extra", nargs=argparse.REMAINDER)

@@ -36,6 +36,10 @@ class RunFolderError(LaiError, RuntimeError):
     """The run folder holds another run, or a checkpoint that does not match."""
 
 
+class TrainingDivergedError(LaiError, FloatingPointError):
+    """The training loss became NaN or infinite; the message names the stage, the epoch and the setting to lower."""
+
+
 class ResidencyError(LaiError, MemoryError):
     """A requested device-resident split does not fit in memory."""
 

@@ -142,8 +142,8 @@ def stage_label(name: str) -> tuple[str, str]:
 
 
 def chosen_title(name: str) -> str:
-    """The chosen model's name in prose: "the final U-Net" or "the final U-Net, gated skip"."""
-    return "the final U-Net" if name == "final" else f"the final U-Net, {EXTRA_ROWS[name].short.split(', ', 1)[1]}"
+    """The chosen model's name in prose: "the final U-Net" or "the final U-Net (gated skip)"."""
+    return "the final U-Net" if name == "final" else f"the final U-Net ({EXTRA_ROWS[name].short.split(', ', 1)[1]})"
 
 
 # --------------------------------------------------------------------------- the run folder's schema

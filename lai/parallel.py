@@ -15,13 +15,24 @@ from typing import Any
 from lai.errors import ConfigError
 
 
+def max_workers() -> int:
+    """The most local worker processes a command may start: the cores this process may run on."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
 def dask_client(workers: int | None = None, scheduler: str | None = None):
     """A dask.distributed Client for ``workers`` local processes or the cluster at ``scheduler``."""
     if workers is not None and scheduler is not None:
         raise ConfigError("give either --workers (a local dask cluster) or --scheduler (an existing one), not both")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be a positive number of processes, got {workers}")
+    if workers is not None and not 1 <= workers <= max_workers():
+        raise ConfigError(f"--workers must be a number of processes from 1 to {max_workers()} (this machine's "
+                          f"cores), got {workers}")
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None:

@@ -8,7 +8,8 @@ Output folder (written under a hidden temporary name and renamed into place when
                                     0/1: a GeoTIFF has one data type for all bands); the tile's CRS and
                                     transform when it has them
     <out>/predictions.nc            the same maps for all triplets (CF-1.8 attributes)
-    <out>/summary.json              counts, including the dB values clipped to the training range
+    <out>/summary.json              counts, including the dB values clipped to the training range and the predicted
+                                    LAI clamped to the plausible range (lai.infer.clamp_lai)
 
 Input rule shared with training: backscatter is clipped to ``encoding.db_range`` of the run
 (:func:`lai.encode.normalise_db`); the summary counts the values this touched.
@@ -28,8 +29,9 @@ from lai.config import ConfigError
 from lai.cube import CF_ATTRS, EPOCH, check_cube_file, decoded
 from lai.encode import count_clipped
 from lai.errors import LNBError
-from lai.infer import NODATA, Trained, day_of_year, geotiff_profile, load_trained, predict_batch
+from lai.infer import NODATA, Trained, clamp_lai, day_of_year, geotiff_profile, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, check_outside, output_lock
+from lai.lnb import LAI_RANGE
 
 FLAG_MEANINGS = "filled_by_model observed_clear_s2"
 
@@ -165,7 +167,7 @@ def _predict_folder(run, data, out: Path, batch_size: int, device: str, progress
     inputs = Inputs(data, trained.enc.valid_classes, progress)
     meta = dict(run=str(Path(run).resolve()), data=str(Path(data).resolve()), row=trained.row, lai_version=__version__,
                 db_range=json.dumps(trained.enc.db_range))
-    totals = dict(s1_values=0, clipped=0, pixels=0, observed=0, nodata=0)
+    totals = dict(s1_values=0, clipped=0, pixels=0, observed=0, nodata=0, lai_clamped=0)
     names: list[str] = []
     with atomic_path(out) as tmp:
         tmp.mkdir()
@@ -187,7 +189,8 @@ def _predict_folder(run, data, out: Path, batch_size: int, device: str, progress
             "db_range": trained.enc.db_range, "s1_values_clipped": totals["clipped"],
             "s1_values_clipped_fraction": totals["clipped"] / max(totals["s1_values"], 1),
             "observed_fraction": totals["observed"] / max(totals["pixels"], 1),
-            "nodata_pixels": totals["nodata"], "out": str(out),
+            "nodata_pixels": totals["nodata"], "lai_clamped_pixels": totals["lai_clamped"],
+            "lai_range": list(LAI_RANGE), "out": str(out),
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -199,6 +202,8 @@ def _write_batch(trained: Trained, batch: list[Sample], folder: Path, nc, start:
     lai, observed = predict_batch(trained, s1, stack("lai"), stack("scl"),
                                   np.array([day_of_year(s.date_t) for s in batch]),
                                   np.array([day_of_year(s.date_from) for s in batch]))
+    lai, clamped = clamp_lai(lai)
+    totals["lai_clamped"] += clamped
     totals["s1_values"] += int(np.isfinite(s1).sum())
     totals["clipped"] += count_clipped(s1, trained.enc)
     totals["pixels"] += observed.size

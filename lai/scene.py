@@ -31,8 +31,9 @@ import numpy as np
 
 from lai.encode import count_clipped
 from lai.errors import SceneError
-from lai.infer import Trained, day_of_year, geotiff_profile, load_trained, predict_batch
+from lai.infer import Trained, clamp_lai, day_of_year, geotiff_profile, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, output_lock
+from lai.lnb import LAI_RANGE
 from lai.manifest import CLEAR_WITHOUT_SCL, SceneDate, read_scene_manifest
 
 GDAL_CACHE_MB = 64  # GDAL's block cache (default: 5% of RAM) would otherwise fill with the scene's blocks
@@ -133,7 +134,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
     weight = wy[:, None] * wx[None, :]
     profile = geotiff_profile(h, w, grid.crs, grid.transform, tiled=True, blockxsize=256, blockysize=256,
                               BIGTIFF="IF_SAFER")
-    clipped = observed = 0
+    clipped = observed = clamped = 0
 
     with atomic_path(out) as tmp, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         gtiff = tmp.with_name(tmp.name + ".gtiff")
@@ -165,6 +166,8 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
                     final = (ys[r + 1] if r + 1 < len(ys) else h) - done
                     with np.errstate(invalid="ignore", divide="ignore"):
                         lai_rows = np.where(acc_w[:final] > 0, acc[:final] / acc_w[:final], np.nan).astype(np.float32)
+                    lai_rows, moved = clamp_lai(lai_rows)
+                    clamped += moved
                     observed += int(flag[:final].sum())
                     dst.write(np.stack([lai_rows, flag[:final]]), window=Window(0, done, w, final))
                     acc, acc_w, flag = acc[final:], acc_w[final:], flag[final:]
@@ -177,6 +180,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
         "manifest": str(manifest), "out": str(out), "height": h, "width": w, "crs": grid.crs,
         "windows": len(ys) * len(xs), "window": window, "overlap": overlap,
         "s1_values_clipped": clipped, "db_range": trained.enc.db_range,
+        "lai_clamped_pixels": clamped, "lai_range": list(LAI_RANGE),
         "observed_fraction": observed / (h * w),
         "dates_without_scl": [str(d.date) for d in dates if d.scl is None],
     }

@@ -57,7 +57,7 @@ from lai.config import (
 from lai.cube import cube_identity
 from lai.distributed import World, barrier, local_device, main_process, pick_device, rank_batch_size, setup, sum_across
 from lai.encode import Encoded, encode_batch
-from lai.errors import RunFolderError
+from lai.errors import RunFolderError, TrainingDivergedError
 from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, STAGE_WEIGHTS_FILE, TRAIN, VAL, stage_label
 from lai.infer import build_model, forward, to_channels_last
 from lai.io import atomic_path, atomic_write_text, output_lock, read_yaml_mapping
@@ -310,7 +310,7 @@ def train_epoch(model, opt, loader: BatchLoader, tcfg: TrainConfig, enc: Encodin
     seen = int(totals[-1])
     means = {f"train_{k}": v / max(seen, 1) for k, v in zip(sums, totals)}
     if not math.isfinite(means.get("train_loss", 0.0)):
-        raise FloatingPointError(f"{desc}: the training loss became {means['train_loss']}; lower train.lr")
+        raise TrainingDivergedError(f"{desc}: the training loss became {means['train_loss']}; lower train.lr")
     seconds = time.perf_counter() - t0
     return {**means, "seconds": seconds, "samples_per_s": seen / seconds}
 

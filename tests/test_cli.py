@@ -106,12 +106,19 @@ CASES = [
          ["train", *TINY, "--set", "train.epochs=2", "--cube", "{cube}", "--runs", "{other_runs}", "--row", "s1"],
          r"runs_other/s1 already holds another run \(different train\.epochs: 1 there, 2 here\); choose another run folder "
          r"or delete it", spawn=True),
+    Case("train-diverging", "`lai train --set train.lr=1e10` (the loss becomes NaN)",
+         ["train", *TINY, "--set", "train.lr=1e10", "--cube", "{cube}", "--runs", "{tmp}/runs_nan", "--row", "s1", "--quiet"],
+         r"s1 epoch 1/\d+: the training loss became (nan|inf); lower train\.lr", spawn=True),
     Case("train-foreign-config", "`lai train` into a run folder whose config.yaml is not lai's",
          ["train", *TINY, "--cube", "{cube}", "--runs", "{foreign_runs}", "--row", "s1"],
          r"s1/config\.yaml is not the configuration of a lai training run"),
     Case("evaluate-no-model", "`lai evaluate --run` a folder without model.pt",
          ["evaluate", "--run", "{tmp}/empty_run", "--cube", "{cube}"],
          r"empty_run/model\.pt: weights file does not exist \(did that training stage finish\?\)", spawn=True),
+    Case("predict-pipeline-run-folder", "`lai predict --run` a pipeline run folder (reports/<run>) instead of one of its stages",
+         ["predict", "--run", "{tmp}/reports_run", "--data", "{lnb_ok}", "--out", "{tmp}/pred_runfolder", "--quiet"],
+         r"reports_run is a pipeline run folder, not a training stage: give .*reports_run/runs/final_gated \(its chosen "
+         r"model \(tables/selection\.csv\), not trained yet\)", absent="{tmp}/pred_runfolder"),
     Case("evaluate-corrupt-model", "`lai evaluate --run` a folder whose model.pt is not a checkpoint",
          ["evaluate", "--run", "{tmp}/junk_run", "--cube", "{cube}"], r"junk_run/model\.pt: cannot be read as a lai checkpoint"),
     Case("run-negative-epochs", "`lai run --set train.epochs=-1` (refused before any notebook runs)",
@@ -310,6 +317,10 @@ def prepare(tmp: Path, cube: Path) -> dict:
     _prepare_reliability(tmp, Path(cube), inputs)
     (tmp / "empty_run").mkdir()
     (tmp / "junk_run").mkdir()
+    (tmp / "reports_run" / "runs").mkdir(parents=True)  # what `lai run` leaves before its chosen model is trained
+    (tmp / "reports_run" / "tables").mkdir()
+    (tmp / "reports_run" / "tables" / "selection.csv").write_text("model,title,best_val_rmse,best_epoch,chosen\n"
+                                                                "final,All,1.0,3,False\nfinal_gated,Gated,0.9,4,True\n")
     (tmp / "junk_run" / "model.pt").write_bytes(b"junk")
     (tmp / "reports_other" / "tiny").mkdir(parents=True)
     (tmp / "reports_other" / "tiny" / "profile.yaml").write_text("name: tiny\ntrain:\n  epochs: 7\n")

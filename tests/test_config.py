@@ -189,3 +189,22 @@ def test_held_out_regions_have_one_default():
         profile = load_profile(name)
         assert profile.simulate.unique_regions == profile.splits.held_out_areas, name
     assert "HUNGARY_BEKES" in load_profile("quick").splits.held_out_areas
+
+
+def test_candidates_name_variants_of_the_final_model():
+    from lai.config import ConfigError, load_profile
+
+    assert load_profile("standard").candidates == ["final_gated"]
+    with pytest.raises(ConfigError, match=r"candidates must name distinct variants of the final model among "
+                                          r"final_cloudy_weight, final_residual, final_gated, got \['final_big'\]"):
+        load_profile("tiny", ["candidates=[final_big]"])
+    with pytest.raises(ConfigError, match="distinct"):
+        load_profile("tiny", ["candidates=[final_gated, final_gated]"])
+
+
+def test_overrides_read_numbers_as_yaml_1_2_does():
+    """PyYAML alone reads 1e-3 as the string '1e-3' (YAML 1.1), which the typed check then refused."""
+    from lai.config import load_profile
+
+    p = load_profile("tiny", ["train.lr=1e-3", "train.lr_decay=2E-1", "encoding.db_scale=3e1"])
+    assert (p.train.lr, p.train.lr_decay, p.encoding.db_scale) == (0.001, 0.2, 30.0)

@@ -40,3 +40,25 @@ def test_bootstrap_over_triplets_and_paired_differences():
     assert not close["resolved"] and close["diff_lo"] < 0 < close["diff_hi"]
     with pytest.raises(ValueError, match="same triplets"):
         paired_difference(a, b[:-1])
+
+
+def test_paired_difference_pools_seeds_on_the_same_resamples():
+    """Several seeds of a model: the difference is the mean of the seeds' RMSEs minus the other's, and each
+    resample of the triplets applies to every seed (by hand with the same weights)."""
+    from lai.metrics import paired_difference, resample_weights, rmse_r2, triplet_sums
+
+    rng = np.random.default_rng(1)
+    target = rng.uniform(0, 6, (40, 8, 8))
+    mask = np.ones(target.shape, bool)
+    seeds = np.stack([triplet_sums(target + rng.normal(0, s, target.shape), target, mask) for s in (0.3, 0.5)])
+    other = triplet_sums(target + rng.normal(0, 0.45, target.shape), target, mask)
+    got = paired_difference(seeds, other, samples=200, seed=3)
+    mean = (rmse_r2(seeds[0].sum(0))[0] + rmse_r2(seeds[1].sum(0))[0]) / 2
+    assert got["diff"] == pytest.approx(mean - rmse_r2(other.sum(0))[0])
+    w = resample_weights(40, 200, 3)
+    by_hand = (rmse_r2(w @ seeds[0])[0] + rmse_r2(w @ seeds[1])[0]) / 2 - rmse_r2(w @ other)[0]
+    assert (got["diff_lo"], got["diff_hi"]) == pytest.approx(tuple(np.quantile(by_hand, [0.025, 0.975])))
+    # one seed: the same as without the seed axis; seeds on different triplets are refused
+    assert paired_difference(seeds[:1], other) == paired_difference(seeds[0], other)
+    with pytest.raises(ValueError, match="same triplets"):
+        paired_difference(seeds[:, :-1], other)

@@ -30,9 +30,13 @@ def test_workers_and_scheduler_are_exclusive_and_checked():
     with pytest.raises(ConfigError, match="not both"):
         with dask_client(workers=2, scheduler="tcp://127.0.0.1:1"):
             pass
-    with pytest.raises(ConfigError, match="--workers must be a positive"):
-        with dask_client(workers=0):
-            pass
+    from lai.parallel import max_workers
+
+    for bad in (0, max_workers() + 1, 1000):
+        with pytest.raises(ConfigError, match=rf"--workers must be a number of processes from 1 to {max_workers()} "
+                                              rf"\(this machine's cores\), got {bad}"):
+            with dask_client(workers=bad):
+                pass
 
 
 @pytest.fixture(scope="module")

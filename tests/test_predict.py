@@ -61,12 +61,23 @@ def test_lnb_120px_tiles_give_one_georeferenced_map_per_triplet(tiny_run, tmp_pa
             assert src.crs.to_string() == UTM and src.transform == transform and np.isnan(src.nodata)
             lai, flag = src.read(1), src.read(2)
         assert np.isfinite(lai).all() and set(np.unique(flag)) <= {0.0, 1.0}
+        assert lai.min() >= 0 and lai.max() <= 15  # physical LAI (lai.infer.clamp_lai)
         with rasterio.open(lnb / "s2-mask" / trip.names[2]) as src:
             assert np.array_equal(flag == 1, np.isin(src.read(1), [2, 3, 4, 5, 6]))
     with h5py.File(tmp_path / "out" / "predictions.nc") as f:
         assert f.attrs["Conventions"] == "CF-1.8" and f["lai"].attrs["standard_name"] == "leaf_area_index"
         assert f["lai"].shape == (2, 120, 120) and f["crs_wkt"][0].decode() == UTM
-    assert json.loads((tmp_path / "out" / "summary.json").read_text())["s1_values_clipped"] == 3
+    written = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert written["s1_values_clipped"] == 3 and written["lai_range"] == [0.0, 15.0] and written["lai_clamped_pixels"] >= 0
+
+
+def test_products_clamp_lai_to_the_plausible_range_and_count_it():
+    from lai.infer import clamp_lai
+
+    lai = np.array([[-0.7, 0.0, 3.2], [15.0, 15.4, np.nan]], np.float32)
+    out, moved = clamp_lai(lai)
+    assert moved == 2 and np.array_equal(out[:, :2], [[0.0, 0.0], [15.0, 15.0]]) and out[0, 2] == np.float32(3.2)
+    assert np.isnan(out[1, 2])
 
 
 def test_odd_tile_size_is_padded_and_cropped_back(tiny_run, tmp_path):

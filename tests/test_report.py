@@ -567,8 +567,9 @@ def test_conclusions_cover_every_set_the_s2_encoder_the_truth_the_oracle_and_how
             assert any(f"{other}, RMSE difference" in line and "against the observation" in line for line in mine), (title, other)
         assert any("against the true LAI" in line and f"persistence {fmt(persistence_truth[title])}," in line
                    for line in mine), title
-        assert any("oracle bound" in line and "final − oracle" in line for line in mine), title
-    assert any("final − oracle \u22120.010 LAI [\u22120.040, \u22120.00015]" in line for line in lines)  # not 0.000
+        assert any("oracle bound" in line and "model − oracle" in line for line in mine), title
+    assert any("model − oracle \u22120.010 LAI [\u22120.040, \u22120.00015]" in line for line in lines)  # not 0.000
+    assert lines[0] == "Model compared below: the final U-Net (no other candidate in this profile); one training seed."
     stopped = next(line for line in lines if line.startswith("Training. "))
     assert "S1 (Encoder 1): stopped at epoch 3 of at most 40; validation flat for 0 epochs." in stopped
     assert "S2 + S2 masks (Encoder 2): stopped at epoch 3 of at most 40; validation flat for 2 epochs." in stopped
@@ -577,6 +578,33 @@ def test_conclusions_cover_every_set_the_s2_encoder_the_truth_the_oracle_and_how
     assert not any(line.startswith("Every training stage converged") for line in lines)
     fitting = dict(data["data"]["items"])["Used for fitting"]
     assert _texts(fitting).startswith("40 training and 5 validation triplets; 0 buffer triplets")
+
+
+def test_the_chosen_model_is_named_with_its_validation_scores_and_pooled_seeds(tmp_path):
+    from lai.report import build_data
+
+    run = build_fake_run(tmp_path)
+    pd.DataFrame({"model": ["final", "final_gated"], "title": ["All (Final)", "Final, gated skip"],
+                  "best_val_rmse": [0.91, 0.84], "best_epoch": [9, 12], "chosen": [False, True]}).to_csv(
+        run / "tables" / "selection.csv", index=False)
+    pd.read_csv(run / "tables" / "seeds.csv").assign(seeds=3).to_csv(run / "tables" / "seeds.csv", index=False)
+    lines = [_texts(item) for item in build_data(run)["conclusions"]]
+    assert lines[0] == ("Model compared below: the final U-Net (gated skip), chosen from validation scores only (best "
+                        "validation RMSE, LAI: All (Final) 0.910, Final, gated skip 0.840; test sets unseen); its 3 "
+                        "trainings (seeds) are pooled: its RMSE is their mean, and each bootstrap resample of the "
+                        "triplets is applied to every seed.")
+    assert any(line.startswith("Non cloudy: the final U-Net (gated skip) ") for line in lines)
+
+
+def test_control_characters_never_reach_the_report(tmp_path):
+    from lai.report import build_data
+
+    run = build_fake_run(tmp_path)
+    data = json.loads((run / "data.json").read_text())
+    data["source"] = "/data/\x1b[31mred\u202eevil\x07"
+    (run / "data.json").write_text(json.dumps(data))
+    text = json.dumps(build_data(run), ensure_ascii=False)
+    assert "/data/[31mredevil" in text and not any(c in text for c in "\x1b\u202e\x07")
 
 
 def test_names_outside_the_run_folder_schema_are_refused(tmp_path):

@@ -116,7 +116,7 @@ def _positions(meta, labels, names) -> set:
     return set(zip(regions_of(meta)[mask], meta["grid_row"][mask], meta["grid_col"][mask]))
 
 
-@pytest.mark.parametrize("profile", ["quick", "paper"])
+@pytest.mark.parametrize("profile", ["quick", "standard", "gpu", "paper"])
 def test_no_test_tile_has_a_training_or_validation_neighbour(profile):
     """Splits computed on the simulator's plan of each scored profile (any cloud fractions: three draws, and
     all clear, all cloudy): no non-cloudy or cloudy tile has a train or val tile among its 8 neighbours, nor at
@@ -138,14 +138,15 @@ def test_no_test_tile_has_a_training_or_validation_neighbour(profile):
     assert len(neighbour_leaks(frames[0], assign_splits(frames[0], rnd)))
 
 
-def test_quick_validation_is_big_and_from_several_regions():
-    cfg = load_profile("quick")
+@pytest.mark.parametrize("profile, least_train", [("quick", 300), ("standard", 1500)])
+def test_validation_is_big_and_from_several_regions(profile, least_train):
+    cfg = load_profile(profile)
     for seed in (0, 1):
         meta = _plan_meta(cfg.simulate, seed)
         labels = assign_splits(meta, cfg.splits)
         val = labels == VAL
         assert val.sum() >= 200 and len(set(regions_of(meta)[val])) >= 3
-        assert (labels == TRAIN).sum() >= 300
+        assert (labels == TRAIN).sum() >= least_train
 
 
 def test_reserved_tiles_without_a_test_triplet_go_back_to_training():

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -197,3 +198,51 @@ def test_impossible_configuration_is_refused(tiny_data, tmp_path):
         train_stage(real_data, "s1", cube, tmp_path / "x", progress=False)
     with pytest.raises(ConfigError, match=r"unknown configuration key.*train.epoch;"):
         load_profile("tiny", ["train.epoch=3"])
+
+
+def test_fresh_heads_start_at_the_training_targets_mean(tiny_data):
+    """A head's mean output over a batch is its bias (it reads batch-normalised features): after init_head_bias it
+    is the mean normalised target of the drawn triplets; a pre-trained part keeps its bias; residual heads start
+    at the mean change."""
+    from lai.encode import encode_batch
+    from lai.infer import build_model
+    from lai.loader import CubeSplit
+    from lai.model import last_clear
+    from lai.train import init_head_bias
+
+    _, _, cube = tiny_data
+    p = profile_with(epochs=1)
+    split = CubeSplit(cube, "train")
+    x = encode_batch({k: torch.from_numpy(v) for k, v in split.read(range(len(split))).items()}, p.encoding)
+    target = float(x.target[x.target_valid].mean())
+    for residual in (False, True):
+        model = build_model(replace(p.model, row="final", residual=residual), p.encoding)
+        before = model.enc1.head.bias.clone()
+        assert init_head_bias(model, split, p.encoding, skip={"enc1"}) == pytest.approx(target, rel=1e-5)
+        assert torch.equal(model.enc1.head.bias, before)
+        with torch.no_grad():
+            out = model.train()(x)
+        change = float(last_clear(x)[x.target_valid].mean()) if residual else 0.0
+        for part in ("enc2", "dec"):
+            assert float(out[part].mean()) - (float(last_clear(x).mean()) if residual else 0.0) == pytest.approx(
+                target - change, abs=1e-4)
+
+
+def test_model_chosen_by_validation_then_its_seeds(tiny_data, tmp_path):
+    """The final model and a candidate, one seed each; the lower best validation RMSE is chosen (as the histories
+    say) and only the chosen one gets the further seeds."""
+    from lai.train import train_chosen
+
+    _, _, cube = tiny_data
+    p = profile_with(epochs=1, seeds=2)
+    p = replace(p, candidates=["final_gated"])
+    selection, runs = train_chosen(p, cube, tmp_path, progress=False)
+    best = {name: pd.read_csv(tmp_path / name / "history.csv")["val_rmse"].min() for name in ("final", "final_gated")}
+    chosen = min(best, key=lambda n: (best[n], n != "final"))
+    assert selection.set_index("model")["chosen"].to_dict() == {n: n == chosen for n in best}
+    assert selection.set_index("model")["best_val_rmse"].to_dict() == pytest.approx(best)
+    assert list(runs) == [chosen, f"{chosen}_seed1"] and (tmp_path / f"{chosen}_seed1" / "model.pt").exists()
+    other = "final" if chosen == "final_gated" else "final_gated"
+    assert not (tmp_path / f"{other}_seed1").exists()
+    cfg = yaml.safe_load((tmp_path / f"{chosen}_seed1" / "config.yaml").read_text())
+    assert cfg["train"]["seed"] == 1 and cfg["model"]["gated_skip"] == (chosen == "final_gated")

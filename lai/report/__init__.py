@@ -45,10 +45,26 @@ SECTIONS = {key: _BUILDERS[key] for key in ("title", "warnings", "abstract", "co
                                             "noise_floor", "extras", "training", "results", "provenance", "figures")}
 
 
+# control characters (terminal escapes, bell) and bidirectional overrides (U+202A-E, U+2066-9): never printed
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _printable(obj):
+    """``obj`` with every string cleared of :data:`_UNPRINTABLE` characters (a file name or a value read from the
+    run folder reaches the PDF as text, never as a control sequence or a reordering of what follows)."""
+    if isinstance(obj, str):
+        return _UNPRINTABLE.sub("", obj)
+    if isinstance(obj, dict):
+        return {k: _printable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_printable(v) for v in obj]
+    return obj
+
+
 def build_data(run_dir: str | Path) -> dict:
-    """Everything the template prints for ``run_dir``, as JSON-ready data (no markup)."""
+    """Everything the template prints for ``run_dir``, as JSON-ready data (no markup, no control characters)."""
     run = Run(Path(run_dir))
-    return {"kind": run.kind, **{key: build(run) for key, build in SECTIONS.items()}}
+    return _printable({"kind": run.kind, **{key: build(run) for key, build in SECTIONS.items()}})
 
 
 def template_source() -> bytes:

@@ -108,6 +108,14 @@ class Run:
             return fm
         return t1[t1["row"] == "final"] if t1 is not None else None
 
+    @property
+    def chosen(self) -> str:
+        """The run's chosen model (tables/selection.csv: the final model or a variant, chosen by validation RMSE);
+        "final" where no selection was made (a run folder of an earlier lai)."""
+        sel = self.tables[TABLE.selection]
+        picked = [] if sel is None else sel.loc[sel["chosen"].astype(str).str.lower() == "true", "model"].tolist()
+        return str(picked[0]) if picked else "final"
+
     def empty_sets(self) -> list[str]:
         """The test sets without triplets (data.json's split counts, else tables/splits.csv)."""
         counts = (self.data or {}).get("splits")

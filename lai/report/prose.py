@@ -26,6 +26,7 @@ from lai.facts import (
     UNIQUE,
     VAL,
     WORSE,
+    chosen_title,
     row_title,
     stage_label,
 )
@@ -124,12 +125,13 @@ def _other_name(other: str) -> str:
 
 
 def _conclusions(run: Run) -> list:
-    """What the run shows, read from the intervals: every test set against every baseline and the S2 encoder
-    (against the observation, and on simulated data against the true LAI and the oracle), how training
-    stopped, seeds and the extra rows."""
-    items = []
-    word = {BETTER: ("the final U-Net ", strong("beats"), " "), WORSE: ("the final U-Net ", strong("loses to"), " "),
-            NOT_RESOLVED: ("the final U-Net is ", strong("not resolved"), " against ")}
+    """What the run shows, read from the intervals: which model was chosen, then every test set against every
+    baseline and the S2 encoder (against the observation, and on simulated data against the true LAI and the
+    oracle), how training stopped, seeds and the extra rows."""
+    who = chosen_title(run.chosen)
+    items = [_choice(run, who)]
+    word = {BETTER: (f"{who} ", strong("beats"), " "), WORSE: (f"{who} ", strong("loses to"), " "),
+            NOT_RESOLVED: (f"{who} is ", strong("not resolved"), " against ")}
     empty = run.empty_sets()
     for s in TEST_SETS:
         if s in empty:
@@ -139,32 +141,47 @@ def _conclusions(run: Run) -> list:
         for other in COMPARED:
             c = verdicts.get(other)
             if c is None:
-                items.append(rich(f"{SET_TITLES[s]}, final U-Net against {_other_name(other)}: not compared in this run."))
+                items.append(rich(f"{SET_TITLES[s]}, {who} against {_other_name(other)}: not compared in this run."))
             else:
                 items.append(rich(f"{SET_TITLES[s]}: ", word[c["verdict"]], f"{_other_name(other)}, RMSE difference "
                                   f"{diff_text(c)} against the observation."))
         if run.kind == "simulated":
-            items.append(_against_truth(run, s))
-            oracle = _against_oracle(run, s)
+            items.append(_against_truth(run, s, who))
+            oracle = _against_oracle(run, s, who)
             if oracle:
                 items.append(oracle)
     items += _stopping(run)
     extras = run.tables[TABLE.extras]
-    items.append(rich("Extra rows beyond the paper (cloud-weighted loss, residual model, baselines without the LAI "
+    items.append(rich("Extra rows beyond the paper (cloud-weighted loss, residual model, gated skip, baselines without the LAI "
                       "history): ", "see their table." if extras is not None else
                       [strong("not run"), " in this profile (", mono("extras: false"), "); the ", mono("paper"),
                        " profile runs them."]))
     return items
 
 
-def _against_truth(run: Run, s: str) -> list:
+def _choice(run: Run, who: str) -> list:
+    """Which model the comparisons are about, how it was chosen and how many seeds they pool."""
+    sel, seeds = run.tables[TABLE.selection], run.tables[TABLE.seeds]
+    n = int(num(seeds["seeds"].max())) if seeds is not None and len(seeds) else 1
+    pooled = (f"; its {n} trainings (seeds) are pooled: its RMSE is their mean, and each bootstrap resample of the "
+              "triplets is applied to every seed" if n > 1 else "; one training seed")
+    if sel is None or len(sel) < 2:
+        return rich("Model compared below: ", strong(who), f" (no other candidate in this profile){pooled}.")
+    scores = ", ".join(f"{stage_label(str(r['model']))[1]} {fmt(num(r['best_val_rmse']))}" for r in sel.to_dict("records"))
+    return rich("Model compared below: ", strong(who), ", chosen from validation scores only (best validation RMSE, "
+                f"LAI: {scores}; test sets unseen){pooled}.")
+
+
+def _against_truth(run: Run, s: str, who: str) -> list:
     """Set ``s`` scored against the true LAI on the same clear pixels: point values (no per-triplet truth sums
     are kept, so no paired interval)."""
-    t1, bl, fm = run.tables[TABLE.table1], run.tables[TABLE.baselines], run.final_metrics()
-    final = metric(fm, "set", s, "truth_rmse_clear")
-    if not math.isfinite(final):
-        final = metric(t1[t1["row"] == "final"] if t1 is not None else None, "set", s, "truth_rmse_clear")
-    values = [("final U-Net", final)]
+    t1, bl, fm, seeds = run.tables[TABLE.table1], run.tables[TABLE.baselines], run.final_metrics(), run.tables[TABLE.seeds]
+    model = metric(seeds, "set", s, "truth_rmse_clear_mean")
+    if not math.isfinite(model) and run.chosen == "final":
+        model = metric(fm, "set", s, "truth_rmse_clear")
+        if not math.isfinite(model):
+            model = metric(t1[t1["row"] == "final"] if t1 is not None else None, "set", s, "truth_rmse_clear")
+    values = [(who.removeprefix("the "), model)]
     for other in COMPARED:
         value = (metric(t1[t1["row"] == other] if t1 is not None else None, "set", s, "truth_rmse_clear") if other in ROWS
                  else baseline_metric(bl, other, s, "truth_rmse_clear"))
@@ -176,22 +193,22 @@ def _against_truth(run: Run, s: str) -> list:
                 + ", ".join(f"{name} {fmt(v)}" for name, v in values) + ".")
 
 
-def _against_oracle(run: Run, s: str) -> list | None:
-    """The final model beside the noise floor and the oracle bound of set ``s`` (tables/noise_floor.csv)."""
+def _against_oracle(run: Run, s: str, who: str) -> list | None:
+    """The chosen model beside the noise floor and the oracle bound of set ``s`` (tables/noise_floor.csv)."""
     floor = run.tables[TABLE.noise_floor]
-    oracle, model = metric(floor, "set", s, "oracle_rmse"), metric(floor, "set", s, "final_rmse")
+    oracle, model = metric(floor, "set", s, "oracle_rmse"), metric(floor, "set", s, "model_rmse")
     if not math.isfinite(oracle):
         return None
     base = f"{SET_TITLES[s]}: noise floor {fmt(metric(floor, 'set', s, 'floor_rmse'))} LAI, oracle bound {fmt(oracle)} LAI"
     if not math.isfinite(model):
-        return rich(base + "; the final U-Net was not put beside them in this run.")
+        return rich(base + f"; {who} was not put beside them in this run.")
     d = {k: metric(floor, "set", s, f"oracle_{k}") for k in ("diff", "diff_lo", "diff_hi")}
     verdict = str((floor[floor["set"] == s]["oracle_verdict"].iloc[0]) if "oracle_verdict" in floor else "")
-    said = {BETTER: ["the final U-Net is ", strong("below the oracle")], WORSE: ["the final U-Net is ", strong("above the oracle")],
-            NOT_RESOLVED: ["the final U-Net is ", strong("not resolved"), " against the oracle"]}.get(verdict, ["final U-Net"])
-    return rich(base + f"; the final U-Net’s RMSE is {fmt(metric(floor, 'set', s, 'final_floor_ratio'), 2)}× the floor and "
-                f"{fmt(metric(floor, 'set', s, 'final_oracle_ratio'), 2)}× the oracle: ", said,
-                f", final − oracle {fmt(d['diff'])} LAI {fmt_interval(d['diff_lo'], d['diff_hi'])}"
+    said = {BETTER: [f"{who} is ", strong("below the oracle")], WORSE: [f"{who} is ", strong("above the oracle")],
+            NOT_RESOLVED: [f"{who} is ", strong("not resolved"), " against the oracle"]}.get(verdict, [who])
+    return rich(base + f"; {who}’s RMSE is {fmt(metric(floor, 'set', s, 'model_floor_ratio'), 2)}× the floor and "
+                f"{fmt(metric(floor, 'set', s, 'model_oracle_ratio'), 2)}× the oracle: ", said,
+                f", model − oracle {fmt(d['diff'])} LAI {fmt_interval(d['diff_lo'], d['diff_hi'])}"
                 + (" (goal on the non-cloudy set: below the oracle)." if s == NON_CLOUDY else "."))
 
 
@@ -346,8 +363,9 @@ def _seeds(run: Run, train: dict) -> dict:
     rows = [[SET_TITLES.get(r["set"], str(r["set"])), fmt_count(r["seeds"]), fmt(r.get("rmse_mean")), fmt(r.get("rmse_std")),
              f"{fmt(r.get('rmse_min'))} – {fmt(r.get('rmse_max'))}", fmt(r.get("r2_mean"))] for r in seeds.to_dict("records")]
     return table([["Test set", "Seeds", "RMSE mean", "RMSE s.d.", "RMSE range", "R² mean"]], rows, 6,
-                 caption=f"The final model fine-tuned with {n} training seeds from the same pre-trained encoders: "
-                         "spread of its test scores (LAI). Table 1 shows the first seed.")
+                 caption=f"{chosen_title(run.chosen)[:1].upper()}{chosen_title(run.chosen)[1:]} (the run's chosen model) "
+                         f"fine-tuned with {n} training seeds from the same pre-trained encoders, trained once and shared: "
+                         "spread of its test scores (LAI). Table 1 shows the final model's first seed.")
 
 
 def _provenance(run: Run) -> dict:

@@ -24,6 +24,7 @@ from lai.facts import (
     TEST_SETS,
     VERDICTS,
     WORSE,
+    chosen_title,
     row_columns,
     row_title,
 )
@@ -134,6 +135,7 @@ def _baseline_reading(run: Run, bl: pd.DataFrame | None, fm: pd.DataFrame | None
     if bl is None or not len(bl) or "rmse" not in bl:
         return rich("No baseline was evaluated in this run, so the U-Nets cannot be put in perspective here.")
     out: list = []
+    who = chosen_title(run.chosen)
     for s in TEST_SETS:
         where = f"On the {SET_PROSE[s]} set"
         verdicts = comparisons_on(run, s)
@@ -141,20 +143,20 @@ def _baseline_reading(run: Run, bl: pd.DataFrame | None, fm: pd.DataFrame | None
             out.append(f"{where} there is no triplet, so nothing is compared.")
             continue
         if not verdicts:
-            out.append(f"{where} no paired comparison of the final U-Net was made, so no difference is resolved.")
+            out.append(f"{where} no paired comparison of {who} was made, so no difference is resolved.")
             continue
         groups = {v: [c for c in verdicts if c["verdict"] == v] for v in VERDICTS}
         said = []
         if groups[BETTER]:
-            said.append("the final U-Net beats " + ", ".join(f"{c['other']} ({diff_text(c)})" for c in groups[BETTER]))
+            said.append(f"{who} beats " + ", ".join(f"{c['other']} ({diff_text(c)})" for c in groups[BETTER]))
         if groups[WORSE]:
             said.append(rich(strong("it loses to"), " " + ", ".join(f"{c['other']} ({diff_text(c)})" for c in groups[WORSE])))
         if groups[NOT_RESOLVED]:
             said.append(rich("its difference to " + ", ".join(f"{c['other']} ({diff_text(c)})" for c in groups[NOT_RESOLVED])
                              + " is ", strong("not resolved"), " (the interval includes 0)"))
         out.append(rich(f"{where} ({verdicts[0]['triplets']} triplets) ", join(said, "; "), "."))
-    out.append("Differences are the final U-Net’s RMSE minus the other model’s on the same triplets, with 95% "
-               "paired-bootstrap intervals; negative means the U-Net is better.")
+    out.append(f"Differences are the RMSE of {who} (chosen from validation scores; its seeds pooled) minus the other "
+               "model’s on the same triplets, with 95% paired-bootstrap intervals; negative means the U-Net is better.")
     mlr, rf = baseline_metric(bl, "MLR", NON_CLOUDY, "r2"), baseline_metric(bl, "RF", NON_CLOUDY, "r2")
     if math.isfinite(mlr) or math.isfinite(rf):
         ours = f"R² = {fmt(mlr)} (MLR) and {fmt(rf)} (RF)"
@@ -231,7 +233,7 @@ def _noise_floor(run: Run) -> dict | None:
         lo, hi = metric(floor, "set", NON_CLOUDY, "oracle_diff_lo"), metric(floor, "set", NON_CLOUDY, "oracle_diff_hi")
         out["verdict"] = rich(out["verdict"], " " if out["verdict"] else None,
                               f"The oracle scores {fmt(oracle)} LAI there ({fmt(oracle / metric(floor, 'set', 'non_cloudy', 'floor_rmse'), 2)}× "
-                              f"the floor); final U-Net − oracle: {fmt(diff)} LAI {fmt_interval(lo, hi)}, ",
+                              f"the floor); {chosen_title(run.chosen)} − oracle: {fmt(diff)} LAI {fmt_interval(lo, hi)}, ",
                               strong("below the oracle") if hi < 0 else strong("above the oracle") if lo > 0 else
                               ["not resolved (the interval includes 0)"], ".")
     return out

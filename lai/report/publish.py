@@ -1,0 +1,62 @@
+"""Copy what a run folder shows (report, tables, figures, configuration) to a folder kept in version control,
+without cubes, weights or executed notebooks: ``reports/reference/`` holds the ``standard`` profile's run
+(``make reference``)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+from lai.io import atomic_path, atomic_write_text, claim_folder, output_lock
+from lai.report.inputs import ReportError
+
+# what is published: files at the run folder's top, and the files of its subfolders matching a pattern
+PUBLISHED_FILES = ("report.pdf", "report.json", "profile.yaml", "provenance.json")
+PUBLISHED_GLOBS = (("tables", "*.csv"), ("figures", "*.png"))
+INDEX = "README.md"
+
+
+def _durations(run_dir: Path) -> dict[str, float]:
+    """Seconds each executed notebook took (papermill's record in notebooks/*.ipynb)."""
+    out = {}
+    for nb in sorted((run_dir / "notebooks").glob("*.ipynb")):
+        seconds = json.loads(nb.read_text()).get("metadata", {}).get("papermill", {}).get("duration")
+        if seconds is not None:
+            out[nb.name] = float(seconds)
+    return out
+
+
+def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
+    """Copy the results of ``run_dir`` into ``dest`` (a folder lai made, or a new one), replacing what an earlier
+    publish wrote there, and write ``dest/README.md``: the ``command`` that made the run, when and on what machine
+    (provenance.json), and how long each notebook took."""
+    run_dir, dest = Path(run_dir), Path(dest)
+    missing = [name for name in PUBLISHED_FILES if not (run_dir / name).is_file()]
+    if missing:
+        raise ReportError(f"{run_dir} lacks {', '.join(missing)}: finish the run (lai run) before publishing it")
+    with output_lock(dest, folder=INDEX):
+        claim_folder(dest, INDEX)
+        sources = [run_dir / name for name in PUBLISHED_FILES]
+        sources += [p for sub, pattern in PUBLISHED_GLOBS for p in sorted((run_dir / sub).glob(pattern))]
+        for sub, pattern in PUBLISHED_GLOBS:  # files of an earlier publish that this run no longer has
+            for old in (dest / sub).glob(pattern):
+                if not (run_dir / sub / old.name).exists():
+                    old.unlink()
+        for src in sources:
+            target = dest / src.relative_to(run_dir)
+            target.parent.mkdir(exist_ok=True)
+            with atomic_path(target) as tmp:
+                shutil.copyfile(src, tmp)
+        prov = json.loads((run_dir / "provenance.json").read_text())
+        seconds = _durations(run_dir)
+        lines = [f"# Reference results: the `{run_dir.name}` run", "",
+                 f"Regenerate with `{command}` (then commit this folder). Published {dt.date.today().isoformat()}; run "
+                 f"at git revision {prov.get('git_revision', '?')}{' (with uncommitted changes)' if prov.get('git_dirty') else ''} "
+                 f"on {prov.get('device', '?')}, {prov.get('platform', '?')}; package versions in provenance.json.",
+                 "", "Notebook | seconds", "--- | ---", *[f"{name} | {s:.0f}" for name, s in seconds.items()],
+                 f"all | {sum(seconds.values()):.0f}", "",
+                 "report.pdf is the report; tables/ and figures/ are the run's, as the report read them. No cubes, "
+                 "weights or executed notebooks are kept here."]
+        atomic_write_text(dest / INDEX, "\n".join(lines) + "\n")
+    return dest
