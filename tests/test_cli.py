@@ -47,7 +47,7 @@ SIM = ["simulate", *TINY, "--out", "{tmp}/sim"]
 CASES = [
     Case("unknown-profile", "`--profile` names no built-in profile or file",
          ["simulate", "--profile", "no-such-profile", "--out", "{tmp}/sim"],
-         r"unknown profile 'no-such-profile'; built-in profiles: paper, quick, tiny", absent="{tmp}/sim", spawn=True),
+         r"unknown profile 'no-such-profile'; built-in profiles: (\w+, )+tiny \(or give a \.yaml path\)", absent="{tmp}/sim", spawn=True),
     Case("missing-profile-file", "`--profile` is a YAML path that does not exist",
          ["simulate", "--profile", "{tmp}/absent.yaml", "--out", "{tmp}/sim"], r"profile file .*absent\.yaml does not exist"),
     Case("profile-unknown-key", "profile file with a misspelt section (`trian:`)",
