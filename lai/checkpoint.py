@@ -117,12 +117,13 @@ def _stage_of(run_folder: Path) -> str:
     """Which stage of a pipeline run folder holds its model: the chosen one (tables/selection.csv), else runs/final."""
     import csv
 
-    chosen = "final"
+    from lai.facts import chosen_model
+
     try:
         with open(run_folder / "tables" / "selection.csv", newline="") as f:
-            chosen = next((r["model"] for r in csv.DictReader(f) if r.get("chosen", "").lower() == "true"), "final")
+            chosen = chosen_model(csv.DictReader(f))
     except OSError:
-        pass
+        chosen = "final"
     stage = run_folder / "runs" / chosen
     what = "its chosen model (tables/selection.csv)" if chosen != "final" else "its final model"
     return f"{stage} ({what}{'' if (stage / STAGE_WEIGHTS_FILE).is_file() else ', not trained yet'})"

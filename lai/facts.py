@@ -141,6 +141,12 @@ def stage_label(name: str) -> tuple[str, str]:
     return name, name
 
 
+def chosen_model(selection_rows) -> str:
+    """The chosen model's name from the rows (mappings) of tables/selection.csv; "final" where none is marked chosen
+    (a run folder of an earlier lai, or no selection yet)."""
+    return next((str(r["model"]) for r in selection_rows if str(r.get("chosen", "")).lower() == "true"), "final")
+
+
 def chosen_title(name: str) -> str:
     """The chosen model's name in prose: "the final U-Net" or "the final U-Net (gated skip)"."""
     return "the final U-Net" if name == "final" else f"the final U-Net ({EXTRA_ROWS[name].short.split(', ', 1)[1]})"

@@ -139,10 +139,10 @@ class RunContext:
 
     def chosen(self) -> tuple[str, list[str]]:
         """The chosen model's name (tables/selection.csv, written by :meth:`train_chosen`) and its seeds' run names."""
+        from lai.facts import chosen_model
         from lai.train import seed_runs
 
-        selection = self.read_table(TABLE.selection)
-        name = str(selection.loc[selection["chosen"].astype(bool), "model"].iloc[0])
+        name = chosen_model(self.read_table(TABLE.selection).to_dict("records"))
         return name, list(seed_runs(name, self.profile.train))
 
     def train_extras(self, progress: bool = True):

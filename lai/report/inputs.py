@@ -13,7 +13,7 @@ import pandas as pd
 
 from lai.config import PROFILE_CONTENT, EncodingConfig
 from lai.errors import LaiError
-from lai.facts import REPORT_TABLES, TABLE, TEST_SETS, VERDICTS, check_name
+from lai.facts import REPORT_TABLES, TABLE, TEST_SETS, VERDICTS, check_name, chosen_model
 from lai.io import read_yaml_mapping
 from lai.report.text import fmt, fmt_interval, rich, small, unavailable
 
@@ -113,8 +113,7 @@ class Run:
         """The run's chosen model (tables/selection.csv: the final model or a variant, chosen by validation RMSE);
         "final" where no selection was made (a run folder of an earlier lai)."""
         sel = self.tables[TABLE.selection]
-        picked = [] if sel is None else sel.loc[sel["chosen"].astype(str).str.lower() == "true", "model"].tolist()
-        return str(picked[0]) if picked else "final"
+        return chosen_model([] if sel is None else sel.to_dict("records"))
 
     def empty_sets(self) -> list[str]:
         """The test sets without triplets (data.json's split counts, else tables/splits.csv)."""
