@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 	@if ! command -v nvidia-smi >/dev/null 2>&1 && ! $(PY) -c "import torch" 2>/dev/null; then \
 		$(PY) -m pip install --quiet torch==2.13.0; fi
 	$(PY) -m pip install --quiet -e '.[dev]'
-	@# a Jupyter kernel named "lai" inside this environment only (--sys-prefix): a user's own JupyterLab
-	@# started from this environment lists it; nothing outside the environment is touched
+	@# the notebooks' Jupyter kernel "lai" (this environment's Python), in the environment (--sys-prefix)
 	$(PY) -m ipykernel install --sys-prefix --name lai --display-name "Python (lai)" >/dev/null
+	@# and for the user, so that a JupyterLab started outside this environment lists the notebooks' kernel too
+	$(PY) -m ipykernel install --user --name lai --display-name "Python (lai)" >/dev/null
 	@command -v pdftoppm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq poppler-utils >/dev/null; } || \
 		echo "note: install Debian's poppler-utils (pdftoppm) to render report pages in the tests"
 	touch $(STAMP)
@@ -38,8 +39,9 @@ reference: setup
 	$(VENV)/bin/lai run --profile standard
 	$(VENV)/bin/lai publish reports/standard reports/reference --command-line "make reference"
 
+# options for jupyter lab: make lab LAB_ARGS="--no-browser --port 8899"
 lab: setup
-	$(VENV)/bin/lai lab
+	$(VENV)/bin/lai lab $(LAB_ARGS)
 
 bench: setup
 	$(PY) benchmarks/cube_loading.py

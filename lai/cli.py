@@ -48,15 +48,21 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from lai.lnb import SERIES_CSV, LNBError, index_folder, iter_triplets
+    from collections import Counter
+
+    from lai.lnb import SERIES_CSV, LNBError, index_folder, iter_triplets, pixel_fix_lines
 
     on_error = "skip" if args.skip_bad else "raise"
     index = index_folder(args.folder, on_error=on_error, progress=not args.quiet)
-    valid = sum(1 for _ in iter_triplets(index, on_error, skipped=index.skipped, progress=not args.quiet))
+    valid, fixes = 0, Counter()
+    for _, data in iter_triplets(index, on_error, skipped=index.skipped, progress=not args.quiet):
+        valid += 1
+        fixes.update(data.fixes)
     if not valid:
         raise LNBError(Path(args.folder) / SERIES_CSV, f"no valid triplet left ({len(index.skipped)} skipped)")
     print(f"{args.folder}: {valid} valid triplets of {index.height}x{index.width} pixels"
           f"{', true LAI present' if index.has_truth else ''}")
+    print("\n".join(pixel_fix_lines(fixes, "  ")) or "  no pixel value out of range")
     for s in index.skipped:
         print(f"  skipped CSV row {s.row + 1}: {s.file}: {s.problem}")
     return 0
@@ -179,7 +185,7 @@ def cmd_run(args) -> int:
 
     report = run_pipeline(
         profile=args.profile, overrides=args.overrides, data=args.data, run_name=args.name,
-        reports_root=args.reports, data_root=args.data_root,
+        reports_root=args.reports, data_root=args.data_root, force=args.force,
     )
     print(f"report: {report}")
     return 0
@@ -193,10 +199,16 @@ def cmd_publish(args) -> int:
 
 
 def cmd_lab(args) -> int:
+    """JupyterLab on the project; every other option goes to ``jupyter lab`` (``--no-browser``, ``--port 8899``)."""
+    import os
     import subprocess
 
     root = Path(__file__).resolve().parent.parent
-    return subprocess.call([sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={root}", *args.extra])
+    extra = [a for a in args.extra if a != "--"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in extra:
+        print("lai lab: running as root (a container?): passing --allow-root to jupyter lab", file=sys.stderr)
+        extra.append("--allow-root")
+    return subprocess.call([sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={root}", *extra])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -294,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="run name: results go to <reports>/<name> (default: the profile name)")
     p.add_argument("--reports", default="reports", type=Path, help="reports root (default: reports)")
     p.add_argument("--data-root", default="data", type=Path, help="where simulated data and cubes go (default: data)")
+    p.add_argument("--force", action="store_true", help="execute every notebook again, even those whose inputs did "
+                   "not change since their last run here")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("publish", help="copy a finished run's report, tables, figures and configuration (no cubes, weights "
@@ -303,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--command-line", default="make reference", help="the command that regenerates it, for its README.md")
     p.set_defaults(func=cmd_publish)
 
-    p = sub.add_parser("lab", help="open JupyterLab on the project (extra arguments go to jupyter lab)")
+    p = sub.add_parser("lab", help="open JupyterLab on the project; every other option goes to jupyter lab "
+                       "(lai lab --no-browser --port 8899)")
     p.add_argument("extra", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_lab)
     return parser
@@ -320,7 +335,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from lai.errors import USER_ERRORS, LaiError, describe_os_error
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and getattr(args, "command", None) == "lab":
+        args.extra = unknown + args.extra  # jupyter lab's own options pass through
+    elif unknown:
+        parser.parse_args(argv)  # the usual one-line error naming the unrecognised arguments (exit 2)
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
     try:

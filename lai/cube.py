@@ -33,6 +33,7 @@ import functools
 import hashlib
 import json
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from lai.lnb import (
     CLOUD_CLASSES,
     GRID_INDEX_DTYPE,
     MASK_DIR,
+    PIXEL_FIX_NOTES,
     S1_DIR,
     S2_DIR,
     SERIES_CSV,
@@ -59,6 +61,7 @@ from lai.lnb import (
     estimate_middle_date,
     index_folder,
     iter_triplets,
+    pixel_fix_lines,
     read_outcome,
     scl_lookup,
 )
@@ -103,6 +106,7 @@ class CubeSummary:
     skipped: list[dict] = field(default_factory=list)
     fingerprint: str = ""
     reused: bool = False
+    pixel_fixes: dict[str, int] = field(default_factory=dict)  # lai.lnb.clean_pixels' counts over the cube
 
     def __str__(self) -> str:
         lines = [
@@ -111,6 +115,7 @@ class CubeSummary:
             "  splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()),
             f"  data fingerprint {self.fingerprint[:16]}",
         ]
+        lines += pixel_fix_lines(self.pixel_fixes, "  ")
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} bad triplet(s):")
             lines += [f"    CSV row {s['row'] + 1}: {s['file']}: {s['problem']}" for s in self.skipped]
@@ -234,6 +239,7 @@ def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: Encoding
     h, w, n = index.height, index.width, len(index.triplets)
     skipped: list[Skipped] = list(index.skipped)
     meta_rows = []
+    fixes: Counter = Counter()
     digest = hashlib.sha256()
     with atomic_path(out) as tmp, _h5_writer(tmp) as f, \
             _checked_triplets(index, on_error, encoding.valid_classes, skipped, progress, dask, cube_float) as triplets:
@@ -261,6 +267,7 @@ def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: Encoding
                 digest.update(np.ascontiguousarray(arr).tobytes())
             digest.update("|".join(trip.names).encode())
             meta_rows.append(_triplet_meta(trip, data, valid_lut, cloud_lut))
+            fixes.update(data.fixes)
             k += 1
         if k == 0:
             raise LNBError(source / SERIES_CSV, f"no valid triplet left ({len(skipped)} skipped)")
@@ -282,6 +289,7 @@ def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: Encoding
                 "valid_classes": json.dumps(list(encoding.valid_classes)),
                 "splits_config": json.dumps(asdict(splits)),
                 "skipped": json.dumps([asdict(s) for s in skipped]),
+                "pixel_fixes": json.dumps({**dict.fromkeys(PIXEL_FIX_NOTES, 0), **fixes}),
                 "lai_version": __version__,
                 "date_t1_note": "t-1 dates are estimated (file names carry only t-2 and t)",
             }
@@ -421,6 +429,7 @@ def _summary(path, ds, reused: bool = False) -> CubeSummary:
         skipped=json.loads(ds.attrs.get("skipped", "[]")),
         fingerprint=ds.attrs.get("fingerprint", ""),
         reused=reused,
+        pixel_fixes=json.loads(ds.attrs.get("pixel_fixes", "{}")),
     )
 
 

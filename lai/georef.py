@@ -16,6 +16,7 @@ import numpy as np
 from lai.cube import decoded
 from lai.errors import CubeError
 from lai.facts import POLARISATIONS, TIME_LABELS
+from lai.products import SOURCE_NODATA
 
 
 def georeferenced(values: np.ndarray, crs: str, transform, name: str, attrs: dict | None = None, where: str = ""):
@@ -63,16 +64,17 @@ def triplet_array(cube: str | Path, index: int, variable: str = "lai", time: str
     return da.assign_attrs(source_file=name)
 
 
-PREDICTION_VARIABLES = ("lai", "observed")  # of predictions.nc, as lai.predict.predict_folder writes it
+PREDICTION_VARIABLES = ("lai", "lai_model", "source")  # of each grid group of predictions.nc (lai.products)
 
 
 def prediction_array(predictions: str | Path, index: int | str, variable: str = "lai"):
     """One map of ``lai predict --data`` output as a georeferenced DataArray.
 
     ``predictions``: its ``predictions.nc`` or the output folder holding it; ``index``: the triplet's
-    position, or the name of its t file; ``variable``: ``lai`` (LAI predicted at t, NaN where S1 at t is
-    missing) or ``observed`` (1 where S2 was clear at t). The CRS and transform are those of the input
-    triplet, so ``.rio.to_raster(path)`` writes a GeoTIFF on the input's grid.
+    position, or the name of its t file; ``variable``: ``lai`` (gap-filled LAI at t), ``lai_model`` (the
+    model everywhere) or ``source`` (1 observed, 0 model, 255 nodata). The CRS and transform are those of
+    the input triplet (the group's ``spatial_ref``), so ``.rio.to_raster(path)`` writes a GeoTIFF on the
+    input's grid.
     """
     import h5py
 
@@ -86,21 +88,28 @@ def prediction_array(predictions: str | Path, index: int | str, variable: str = 
         f = h5py.File(path, "r")
     except OSError as err:
         raise CubeError(f"{path}: not a readable predictions file (truncated or not netCDF4/HDF5): {err}") from None
+    text = lambda v: v.decode() if isinstance(v, bytes) else str(v)  # noqa: E731
     with f:
-        missing = [v for v in (*PREDICTION_VARIABLES, "name", "crs_wkt", "transform") if v not in f]
+        missing = [v for v in ("name", "grid", "grid_index") if v not in f]
         if missing:
             raise CubeError(f"{path}: variable(s) {', '.join(missing)} missing; expected the predictions.nc of `lai predict`")
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["name"][:]]
+        names = [text(n) for n in f["name"][:]]
         if isinstance(index, str):
             if index not in names:
                 raise CubeError(f"{path}: no triplet whose t file is {index!r}")
             index = names.index(index)
         if not 0 <= index < len(names):
             raise CubeError(f"{path}: triplet index {index} out of range 0..{len(names) - 1}")
-        values, crs = f[variable][index], f["crs_wkt"][index]
-        attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in f[variable].attrs.items()
-                 if k in ("long_name", "standard_name", "units", "comment", "flag_meanings")}
-        da = georeferenced(values, crs.decode() if isinstance(crs, bytes) else str(crs), f["transform"][index],
-                           variable, attrs, where=f"{path} triplet {index} ({names[index]})")
-    da = da.rio.write_nodata(np.nan, encoded=False) if variable == "lai" else da
+        group = f[text(f["grid"][index])]
+        values = group[variable][int(f["grid_index"][index])]
+        attrs = {k: text(v) for k, v in group[variable].attrs.items()
+                 if k in ("long_name", "standard_name", "units", "flag_meanings")}
+        crs, transform = "", None
+        if "spatial_ref" in group:
+            ref = group["spatial_ref"].attrs
+            crs = text(ref["crs_wkt"])
+            c, a, b, f_, d, e = (float(v) for v in text(ref["GeoTransform"]).split())
+            transform = (a, b, c, d, e, f_)
+        da = georeferenced(values, crs, transform, variable, attrs, where=f"{path} triplet {index} ({names[index]})")
+    da = da.rio.write_nodata(np.nan if variable != "source" else SOURCE_NODATA, encoded=False)
     return da.assign_attrs(source_file=names[index])

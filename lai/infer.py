@@ -6,7 +6,7 @@ every prediction takes, training's validation included: encode the raw batch (:m
 the model under bf16 autocast when asked, keep the row's prediction of LAI at t. :func:`predict_lai`
 adds the step back to physical units (m2/m2); :func:`predict_batch` applies it to tiles of any size
 (padded to the U-Net's multiple and cropped back), with NaN where Sentinel-1 at t is missing.
-:func:`geotiff_profile` is the two-band map both ``lai predict`` and scene prediction write.
+The maps written from it are :mod:`lai.products`'.
 """
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ from lai.config import EncodingConfig, ModelConfig, StageConfig
 from lai.distributed import pick_device
 from lai.encode import Encoded, denormalise_lai, encode_batch, mask_channels
 from lai.model import LAIModel
-
-NODATA = np.float32(np.nan)
+from lai.products import NODATA
 
 
 def build_model(model: ModelConfig, encoding: EncodingConfig) -> LAIModel:
@@ -143,16 +142,3 @@ def clamp_lai(lai: np.ndarray) -> tuple[np.ndarray, int]:
 def day_of_year(date: dt.date) -> int:
     """The model's date input."""
     return date.timetuple().tm_yday
-
-
-def geotiff_profile(height: int, width: int, crs: str | None, transform: tuple | None, **extra) -> dict:
-    """Profile of a predicted map: band 1 float32 LAI with NaN nodata, band 2 the observed flag."""
-    from affine import Affine
-
-    profile = dict(driver="GTiff", height=height, width=width, count=2, dtype="float32", nodata=NODATA,
-                   compress="deflate", **extra)
-    if crs:
-        profile["crs"] = crs
-    if transform is not None:
-        profile["transform"] = Affine(*transform[:6])
-    return profile

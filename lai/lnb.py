@@ -143,6 +143,7 @@ class TripletData:
     truth: np.ndarray | None = None  # true LAI at t-2, t-1, t (3, H, W), simulator only
     crs: str | None = None
     transform: tuple | None = None
+    fixes: dict = field(default_factory=dict)  # pixel counts of lai.lnb.clean_pixels' fixes
 
 
 @dataclass
@@ -323,37 +324,93 @@ def read_tiff(path: Path, layer: str, shape: tuple[int, int] | None = None):
     return data, crs, transform
 
 
-def _check_range(path: Path, values: np.ndarray, lo: float, hi: float, what: str) -> None:
-    finite = values[np.isfinite(values)]
-    bad = finite[(finite < lo) | (finite > hi)]
-    if bad.size:
-        raise LNBError(path, f"holds {what} {bad.flat[np.argmax(np.abs(bad))]:g} ({bad.size} pixel(s)) outside "
-                             f"the plausible range [{lo:g}, {hi:g}] (undeclared nodata, or wrong units?)")
+def _share(n: int, of: int) -> str:
+    return f"{n} of {of} pixel(s), {100 * n / max(of, 1):.1f} %"
 
 
-def check_values(names: tuple[str, ...], root: Path, s1, lai, scl, valid_classes) -> None:
-    """SCL within 0..11; S1 and LAI within plausible ranges; no NaN/inf where the SCL marks the pixel valid.
+@dataclass
+class PixelFixes:
+    """What :func:`clean_pixels` changed, as masks over (time, y, x): count them where wanted."""
 
-    S1 must be in dB: a file whose values all lie in [0, 1] is linear power and refused.
+    lai_snapped: np.ndarray  # usable LAI in [-0.2, 0) set to 0 (SNAP's convention)
+    lai_masked: np.ndarray  # usable LAI outside [-0.2, 15] or NaN: set to NaN and SCL 0 (no data)
+    s1_masked: np.ndarray  # backscatter outside the dB range or inf (either polarisation): set to NaN
+
+    def counts(self, rows: slice = slice(None), cols: slice = slice(None)) -> dict[str, int]:
+        """Pixel counts of each fix (summed over the dates), within ``rows`` x ``cols``."""
+        return {k: int(getattr(self, k)[:, rows, cols].sum()) for k in ("lai_snapped", "lai_masked", "s1_masked")}
+
+
+PIXEL_FIX_NOTES = {
+    "lai_snapped": "usable S2 LAI pixels in [-0.2, 0) set to 0 (SNAP's convention)",
+    "lai_masked": "usable S2 LAI pixels outside [-0.2, 15] or NaN, treated as missing (SCL 0)",
+    "s1_masked": "S1 pixels with a backscatter value outside the plausible dB range (or inf), treated as missing",
+}
+
+
+def pixel_fix_lines(counts: dict[str, int], indent: str = "") -> list[str]:
+    """One line per non-zero count of :func:`clean_pixels`' fixes."""
+    return [f"{indent}{counts[k]} {PIXEL_FIX_NOTES[k]}" for k in PIXEL_FIX_NOTES if counts.get(k)]
+
+
+MAX_BAD_SHARE = 0.05  # a file is refused when more than this share of its checked pixels is out of range
+LAI_SNAP_TOLERANCE = 0.2  # SNAP writes network outputs in [-0.2, 0) as 0
+
+
+def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes, files,
+                 max_bad_share: float = MAX_BAD_SHARE) -> tuple[np.ndarray, PixelFixes]:
+    """The one rule for pixel values, for folders, cubes, predictions and scenes; arrays time first.
+
+    - SCL must hold classes 0..11 (checked before any cast); returned as uint8.
+    - LAI is checked only where the SCL marks the pixel usable (``valid_classes``): elsewhere the model
+      masks it anyway, so its values are kept as they are. On usable pixels, SNAP's convention: values in
+      [-0.2, 0) become 0; values below -0.2, above ``LAI_RANGE``'s 15, or NaN become missing (NaN, SCL 0).
+    - S1 in dB: NaN is missing radar; values outside ``S1_DB_RANGE`` (inf included) become NaN too; a
+      file whose values all lie in [0, 1] is linear power and refused.
+    - A file is refused (:class:`LNBError` naming it) when more than ``max_bad_share`` of its checked
+      pixels are out of range: the units are wrong, not a few pixels.
+
+    ``files``: per date, the (s1, lai, scl) file names that errors name. ``s1`` and ``lai`` are changed
+    in place; returns (scl as uint8, :class:`PixelFixes`).
     """
+    low, high = LAI_RANGE
     valid_lut = scl_lookup(valid_classes)
-    for k, name in enumerate(names):
-        if scl[k].max(initial=0) > SCL_MAX:
-            bad = np.unique(scl[k][scl[k] > SCL_MAX])[:5]
-            raise LNBError(root / MASK_DIR / name, f"holds SCL value(s) {bad.tolist()} outside 0..11")
-        valid = valid_lut[scl[k]]
-        if not np.isfinite(lai[k][valid]).all():
-            n = int((~np.isfinite(lai[k]) & valid).sum())
-            raise LNBError(root / S2_DIR / name, f"has {n} NaN/inf (or nodata) LAI pixel(s) where the SCL marks the pixel valid")
-        if not np.isfinite(s1[k][:, valid]).all():
-            n = int((~np.isfinite(s1[k]) & valid[None]).sum())
-            raise LNBError(root / S1_DIR / name, f"has {n} NaN/inf (or nodata) backscatter value(s) where the SCL marks the pixel valid")
-        _check_range(root / S2_DIR / name, lai[k], *LAI_RANGE, "LAI")
-        _check_range(root / S1_DIR / name, s1[k], *S1_DB_RANGE, "backscatter (dB)")
-        finite = s1[k][np.isfinite(s1[k])]
-        if finite.size and finite.min() >= 0 and finite.max() <= 1:
-            raise LNBError(root / S1_DIR / name, f"has every backscatter value in [0, 1] (max {finite.max():g}): "
-                                                 "linear power, not dB; convert with 10*log10")
+    scl_out = np.empty(scl.shape, np.uint8)
+    fixes = PixelFixes(*(np.zeros(lai.shape, bool) for _ in range(3)))
+    for k, (s1_file, lai_file, scl_file) in enumerate(files):
+        bad_scl = (scl[k] < 0) | (scl[k] > SCL_MAX)
+        if bad_scl.any():
+            raise LNBError(scl_file, f"holds SCL value(s) {np.unique(scl[k][bad_scl])[:5].tolist()} outside 0..11")
+        scl_out[k] = scl[k]
+        usable = valid_lut[scl_out[k]]
+        values = lai[k]
+        with np.errstate(invalid="ignore"):
+            snapped = usable & (values >= low - LAI_SNAP_TOLERANCE) & (values < low)
+            masked = usable & ~((values >= low - LAI_SNAP_TOLERANCE) & (values <= high))
+        if masked.sum() > max_bad_share * max(int(usable.sum()), 1):
+            worst = values[masked & np.isfinite(values)]
+            example = f"values such as {worst.flat[np.argmax(np.abs(worst))]:g}" if worst.size else "NaN/inf (or nodata)"
+            raise LNBError(lai_file, f"has {_share(int(masked.sum()), int(usable.sum()))} of its usable pixels "
+                                     f"(SCL {list(valid_classes)}) outside the plausible LAI range [{low:g}, {high:g}]: "
+                                     f"{example} (wrong units, or undeclared nodata?)")
+        values[snapped] = low
+        values[masked] = np.nan
+        scl_out[k][masked] = 0
+        fixes.lai_snapped[k], fixes.lai_masked[k] = snapped, masked
+        finite, present = np.isfinite(s1[k]), ~np.isnan(s1[k])  # NaN: missing radar (swath edge, nodata)
+        if finite.any() and s1[k][finite].min() >= 0 and s1[k][finite].max() <= 1:
+            raise LNBError(s1_file, f"has every backscatter value in [0, 1] (max {s1[k][finite].max():g}): "
+                                    "linear power, not dB; convert with 10*log10")
+        with np.errstate(invalid="ignore"):
+            out = present & ~((s1[k] >= S1_DB_RANGE[0]) & (s1[k] <= S1_DB_RANGE[1]))
+        if out.sum() > max_bad_share * max(int(present.sum()), 1):
+            worst = s1[k][out]
+            raise LNBError(s1_file, f"has {_share(int(out.sum()), int(present.sum()))} of its backscatter values outside "
+                                    f"the plausible range [{S1_DB_RANGE[0]:g}, {S1_DB_RANGE[1]:g}] dB: values such as "
+                                    f"{worst.flat[np.argmax(np.abs(worst))]:g} (wrong units, or undeclared nodata?)")
+        s1[k][out] = np.nan
+        fixes.s1_masked[k] = out.any(axis=0)
+    return scl_out, fixes
 
 
 def read_triplet(
@@ -374,10 +431,11 @@ def read_triplet(
         s1.append(a)
         lai.append(read_tiff(root / S2_DIR / name, S2_DIR, shape)[0][0])
         scl.append(read_tiff(root / MASK_DIR / name, MASK_DIR, shape)[0][0])
-    s1, lai, scl = np.stack(s1), np.stack(lai), np.stack(scl)
-    check_values(triplet.names, root, s1, lai, scl, valid_classes)
+    s1, lai = np.stack(s1).astype(np.float32), np.stack(lai).astype(np.float32)
+    files = [(root / S1_DIR / n, root / S2_DIR / n, root / MASK_DIR / n) for n in triplet.names]
+    scl, fixes = clean_pixels(s1, lai, np.stack(scl), valid_classes, files)
     truth = np.stack([read_tiff(root / TRUTH_DIR / name, TRUTH_DIR, shape)[0][0] for name in triplet.names]) if with_truth else None
-    return TripletData(s1.astype(np.float32), lai.astype(np.float32), scl, truth, crs, transform)
+    return TripletData(s1, lai, scl, truth, crs, transform, fixes.counts())
 
 
 def read_outcome(root: str | Path, triplet: Triplet, shape: tuple[int, int], valid_classes,

@@ -29,8 +29,12 @@ KERNEL_QUIET = ["--IPKernelApp.log_level=CRITICAL"]
 
 def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | None = None, data: str | None = None,
                  run_name: str | None = None, reports_root: str | Path = "reports",
-                 data_root: str | Path = "data", progress: bool = True) -> Path:
+                 data_root: str | Path = "data", progress: bool = True, force: bool = False) -> Path:
     """Execute every notebook in order with papermill; return the report's path.
+
+    A notebook whose inputs did not change since it last ran here (the notebook, the profile, lai's code,
+    and every file of the run folder and the data root it did not write itself) is not executed again
+    unless ``force``; each notebook's line says "ran" or "reused" and why (:class:`NotebookInputs`).
 
     The profile is resolved here, once, and written to the run folder's profile.yaml; the notebooks get
     only the run folder (and the data root). The run folder is locked for the whole run: a second
@@ -46,9 +50,17 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
     with output_lock(run_dir, folder=RUN_PROFILE_FILE):
         open_run_folder(run_dir, resolved)  # claims the folder and writes its profile before any notebook
         (run_dir / "notebooks").mkdir(exist_ok=True)
+        inputs = NotebookInputs(run_dir, Path(data_root).resolve(), Path(data).resolve() if data else None)
         for nb in NOTEBOOKS:
             out = run_dir / "notebooks" / nb
-            print(f"[lai run] {nb}", flush=True)
+            before = inputs.snapshot(NOTEBOOK_DIR / nb)
+            changed = "forced (--force)" if force else inputs.changed(nb, before, out)
+            if not changed:
+                print(f"[lai run] {nb}: reused (the notebook, profile, code and files it reads are unchanged since "
+                      "its last run here)", flush=True)
+                continue
+            print(f"[lai run] {nb}: ran ({changed})", flush=True)
+            inputs.forget(nb)
             try:
                 # the notebooks' printed lines (per-epoch summaries, stage results) stream to the terminal;
                 # their progress bars stay in the notebook (widgets in JupyterLab)
@@ -61,7 +73,98 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
                     f"notebook {nb} failed in cell {err.cell_index} (execution count {err.exec_count}): "
                     f"{err.ename}: {err.evalue}. The executed notebook is {out}"
                 ) from None
+            inputs.record(nb, before, inputs.snapshot(NOTEBOOK_DIR / nb))
     return run_dir / "report.pdf"
+
+
+class NotebookInputs:
+    """What each notebook of a run read and wrote, to tell a rerun which notebooks to execute again.
+
+    A snapshot maps every file of the run folder (hidden files and ``notebooks/`` aside) and of the data
+    root (and of a real ``--data`` folder) to a digest (sha256; size and modification time for files
+    over 64 MB and for the data folders),
+    plus the notebook file and lai's own code. After a notebook runs, the files it changed are its
+    outputs and the rest its inputs, both stored in ``notebooks/.inputs/<notebook>.json``. It is reused
+    when its executed copy exists and the snapshot equals its inputs plus its outputs.
+    """
+
+    HASH_LIMIT = 64 * 2**20
+
+    def __init__(self, run_dir: Path, data_root: Path, data: Path | None = None):
+        self.run_dir, self.data_root, self.data = run_dir, data_root, data
+        self.folder = run_dir / "notebooks" / ".inputs"
+        self.code = self._code_digest()
+
+    @staticmethod
+    def _code_digest() -> str:
+        import hashlib
+
+        import lai
+
+        digest = hashlib.sha256()
+        for path in sorted(Path(lai.__file__).parent.rglob("*")):
+            if path.suffix in (".py", ".typ", ".yaml") and "__pycache__" not in path.parts:
+                digest.update(path.as_posix().encode() + path.read_bytes())
+        return digest.hexdigest()
+
+    def _digest(self, path: Path, content: bool) -> str:
+        import hashlib
+
+        st = path.stat()
+        if not content or st.st_size > self.HASH_LIMIT:
+            return f"{st.st_size}:{st.st_mtime_ns}"
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def snapshot(self, notebook: Path) -> dict[str, str]:
+        files = {"<notebook>": self._digest(notebook, True), "<lai code>": self.code}
+        roots = [(self.run_dir, "run", True), (self.data_root, "data", False), (self.data, "input", False)]
+        for root, key, content in roots:
+            if root is None or not root.is_dir():
+                continue
+            for path in root.rglob("*"):
+                rel = path.relative_to(root)
+                if path.is_file() and not path.is_symlink() and not any(p.startswith(".") for p in rel.parts) \
+                        and not (key == "run" and rel.parts[0] == "notebooks"):
+                    files[f"{key}/{rel.as_posix()}"] = self._digest(path, content)
+        return files
+
+    def changed(self, nb: str, now: dict[str, str], executed: Path) -> str:
+        """Why ``nb`` must run (empty when it can be reused)."""
+        import json
+
+        stamp = self.folder / f"{nb}.json"
+        if not stamp.is_file() or not executed.is_file():
+            return "no earlier run here"
+        try:
+            last = json.loads(stamp.read_text())
+            expected = {**last["inputs"], **last["outputs"]}
+        except (ValueError, KeyError, TypeError):
+            return "its record of the last run is unreadable"
+        differ = sorted(k for k in expected if expected[k] != now.get(k))  # files made later by other notebooks aside
+        if not differ:
+            return ""
+        shown = ", ".join(differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else "")
+        return f"changed since its last run: {shown}"
+
+    def forget(self, nb: str) -> None:
+        (self.folder / f"{nb}.json").unlink(missing_ok=True)  # an interrupted run leaves no stale record
+
+    def record(self, nb: str, before: dict[str, str], after: dict[str, str]) -> None:
+        import json
+
+        outputs = {k: v for k, v in after.items() if before.get(k) != v}
+        removed = [k for k in before if k not in after]
+        inputs = {k: v for k, v in before.items() if k not in outputs and k not in removed}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for other in self.folder.glob("*.json"):  # a file this notebook rewrote is no longer an earlier one's to check
+            try:
+                last = json.loads(other.read_text())
+                kept = {part: {k: v for k, v in last[part].items() if k not in outputs} for part in ("inputs", "outputs")}
+            except (ValueError, KeyError, TypeError, AttributeError):
+                other.unlink()  # unreadable: that notebook runs again next time
+                continue
+            other.write_text(json.dumps(kept, indent=0))
+        (self.folder / f"{nb}.json").write_text(json.dumps({"inputs": inputs, "outputs": outputs}, indent=0))
 
 
 class _Terminal:

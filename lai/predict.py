@@ -2,12 +2,12 @@
 
 Output folder (written under a hidden temporary name and renamed into place when complete)::
 
-    <out>/<stem of the t file>.tif  band 1 float32 LAI (m2/m2) predicted at t, nodata NaN where
-                                    Sentinel-1 at t is missing; band 2 the flag, 1 = observed
-                                    (S2 clear at t), 0 = filled by the model (stored as float32
-                                    0/1: a GeoTIFF has one data type for all bands); the tile's CRS and
-                                    transform when it has them
-    <out>/predictions.nc            the same maps for all triplets (CF-1.8 attributes)
+    <out>/<stem of the t file>.tif         band 1 ``lai`` gap-filled (the observed S2 LAI at t where usable, the
+                                           model elsewhere), band 2 ``lai_model``; m2/m2, NaN nodata where
+                                           nothing is observed and Sentinel-1 at t is missing; the tile's CRS
+                                           and transform when it has them
+    <out>/<stem of the t file>_source.tif  uint8: 1 observed, 0 model, 255 nodata
+    <out>/predictions.nc                   the same maps, one group per grid, georeferenced (lai.products)
     <out>/summary.json              counts, including the dB values clipped to the training range and the predicted
                                     LAI clamped to the plausible range (lai.infer.clamp_lai)
 
@@ -20,21 +20,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from lai.config import ConfigError
-from lai.cube import CF_ATTRS, EPOCH, check_cube_file, decoded
+from lai.cube import EPOCH, check_cube_file, decoded
 from lai.encode import count_clipped
 from lai.errors import LNBError
-from lai.infer import NODATA, Trained, clamp_lai, day_of_year, geotiff_profile, load_trained, predict_batch
+from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, check_outside, output_lock
-from lai.lnb import LAI_RANGE
-
-FLAG_MEANINGS = "filled_by_model observed_clear_s2"
-
+from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES
+from lai.products import SOURCE_MEANINGS, PredictionsFile, gap_fill, write_map
 
 # --------------------------------------------------------------------------- inputs
 
@@ -51,6 +49,7 @@ class Sample:
     date_from: dt.date
     crs: str | None
     transform: tuple | None
+    fixes: dict = field(default_factory=dict)  # lai.lnb.clean_pixels' counts (LNB folders; a cube was cleaned when built)
 
 
 class Inputs:
@@ -87,7 +86,7 @@ class Inputs:
         for trip in self.index.triplets:
             d = read_triplet(self.path, trip, self.shape, self.valid_classes)
             p = trip.target
-            yield Sample(trip.names[2], d.s1, d.lai, d.scl, p.date_to, p.date_from, d.crs, d.transform)
+            yield Sample(trip.names[2], d.s1, d.lai, d.scl, p.date_to, p.date_from, d.crs, d.transform, d.fixes)
 
     def _cube(self) -> Iterator[Sample]:
         import h5py
@@ -102,42 +101,6 @@ class Inputs:
                 target, first = (EPOCH + dt.timedelta(days=int(dates[i, k])) for k in (2, 0))
                 s1, lai = (decoded(f[v][i]) for v in ("s1", "lai"))
                 yield Sample(names[i], s1, lai, f["scl"][i], target, first, crs[i] or None, t)
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def write_map(path: Path, lai: np.ndarray, observed: np.ndarray, crs, transform) -> None:
-    """One GeoTIFF: band 1 LAI float32, band 2 the flag (stored as float32 0/1 in a one-dtype file)."""
-    import rasterio
-
-    with rasterio.open(path, "w", **geotiff_profile(*lai.shape, crs, transform)) as dst:
-        dst.write(lai, 1)
-        dst.write(observed.astype(np.float32), 2)
-        dst.set_band_description(1, "LAI at t (m2/m2)")
-        dst.set_band_description(2, "1 = observed (S2 clear at t), 0 = filled by the model")
-
-
-def _netcdf(path: Path, n: int, shape: tuple[int, int], meta: dict):
-    import h5netcdf
-    import h5py
-
-    f = h5netcdf.File(path, "w")
-    f.dimensions = {"triplet": n, "y": shape[0], "x": shape[1], "affine": 6}
-    lai = f.create_variable("lai", ("triplet", "y", "x"), np.float32, chunks=(1, *shape), fillvalue=NODATA,
-                            compression="gzip")
-    lai.attrs.update({**CF_ATTRS["lai"], "long_name": "leaf area index at t predicted by the model",
-                      "comment": "m2 of leaf per m2 of ground; NaN where Sentinel-1 at t is missing"})
-    flag = f.create_variable("observed", ("triplet", "y", "x"), np.uint8, chunks=(1, *shape), compression="gzip")
-    flag.attrs.update(long_name="S2 clear at t", flag_values=np.array([0, 1], np.uint8), flag_meanings=FLAG_MEANINGS)
-    f.create_variable("name", ("triplet",), h5py.string_dtype()).attrs["long_name"] = "input file name of t"
-    time = f.create_variable("time", ("triplet",), np.int32)
-    time.attrs.update(standard_name="time", units="days since 1970-01-01", calendar="proleptic_gregorian")
-    f.create_variable("crs_wkt", ("triplet",), h5py.string_dtype()).attrs["long_name"] = "CRS of the tile (empty if none)"
-    f.create_variable("transform", ("triplet", "affine"), np.float64, fillvalue=np.nan).attrs["long_name"] = (
-        "affine transform a, b, c, d, e, f of the tile (NaN if none)")
-    f.attrs.update(Conventions="CF-1.8", title="LAI at t from Sentinel-1 and Sentinel-2 time series", **meta)
-    return f
 
 
 def predict_folder(run: str | Path, data: str | Path, out: str | Path, batch_size: int = 8, device: str = "auto",
@@ -168,16 +131,18 @@ def _predict_folder(run, data, out: Path, batch_size: int, device: str, progress
     meta = dict(run=str(Path(run).resolve()), data=str(Path(data).resolve()), row=trained.row, lai_version=__version__,
                 db_range=json.dumps(trained.enc.db_range))
     totals = dict(s1_values=0, clipped=0, pixels=0, observed=0, nodata=0, lai_clamped=0)
+    fixes = dict.fromkeys(PIXEL_FIX_NOTES, 0)
     names: list[str] = []
     with atomic_path(out) as tmp:
         tmp.mkdir()
-        with _netcdf(tmp / "predictions.nc", len(inputs), inputs.shape, meta) as nc:
+        with PredictionsFile(tmp / "predictions.nc", len(inputs), meta) as nc:
             batch: list[Sample] = []
             bar = tqdm(total=len(inputs), desc="predict", unit="triplet", disable=not progress)
             for k, sample in enumerate(inputs):
                 batch.append(sample)
+                fixes.update({key: fixes[key] + n for key, n in sample.fixes.items()})
                 if len(batch) == batch_size or k == len(inputs) - 1:
-                    _write_batch(trained, batch, tmp, nc, len(names), totals)
+                    _write_batch(trained, batch, tmp, nc, totals)
                     names += [s.name for s in batch]
                     bar.update(len(batch))
                     batch = []
@@ -189,35 +154,34 @@ def _predict_folder(run, data, out: Path, batch_size: int, device: str, progress
             "db_range": trained.enc.db_range, "s1_values_clipped": totals["clipped"],
             "s1_values_clipped_fraction": totals["clipped"] / max(totals["s1_values"], 1),
             "observed_fraction": totals["observed"] / max(totals["pixels"], 1),
+            "bands": "lai: the observed S2 LAI at t where usable, the model elsewhere; lai_model: the model everywhere",
+            "source_codes": SOURCE_MEANINGS,
             "nodata_pixels": totals["nodata"], "lai_clamped_pixels": totals["lai_clamped"],
-            "lai_range": list(LAI_RANGE), "out": str(out),
+            "lai_range": list(LAI_RANGE), "pixel_fixes": fixes,
+            "pixel_fixes_meaning": PIXEL_FIX_NOTES if inputs.kind == "lnb" else "inputs read from a cube, cleaned when it was built",
+            "out": str(out),
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
-def _write_batch(trained: Trained, batch: list[Sample], folder: Path, nc, start: int, totals: dict) -> None:
+def _write_batch(trained: Trained, batch: list[Sample], folder: Path, nc: PredictionsFile, totals: dict) -> None:
     stack = lambda key: np.stack([getattr(s, key) for s in batch])  # noqa: E731
-    s1 = stack("s1")
-    lai, observed = predict_batch(trained, s1, stack("lai"), stack("scl"),
-                                  np.array([day_of_year(s.date_t) for s in batch]),
-                                  np.array([day_of_year(s.date_from) for s in batch]))
-    lai, clamped = clamp_lai(lai)
+    s1, lai_in = stack("s1"), stack("lai")
+    model, observed = predict_batch(trained, s1, lai_in, stack("scl"),
+                                    np.array([day_of_year(s.date_t) for s in batch]),
+                                    np.array([day_of_year(s.date_from) for s in batch]))
+    model, clamped = clamp_lai(model)
+    lai, source = gap_fill(model, lai_in[:, 2], observed)
     totals["lai_clamped"] += clamped
     totals["s1_values"] += int(np.isfinite(s1).sum())
     totals["clipped"] += count_clipped(s1, trained.enc)
     totals["pixels"] += observed.size
-    totals["observed"] += int(observed.sum())
+    totals["observed"] += int((source == 1).sum())
     totals["nodata"] += int(np.isnan(lai).sum())
     for k, s in enumerate(batch):
         tif = folder / (Path(s.name).stem + ".tif")
         if tif.exists():
             raise LNBError(s.name, f"two triplets share the t file stem {tif.stem}; output names would collide")
-        write_map(tif, lai[k], observed[k], s.crs, s.transform)
-        i = start + k
-        nc["lai"][i], nc["observed"][i], nc["name"][i] = lai[k], observed[k], s.name
-        nc["time"][i] = (s.date_t - EPOCH).days
-        nc["crs_wkt"][i] = s.crs or ""
-        if s.transform is not None:
-            nc["transform"][i] = s.transform
-
+        write_map(tif, lai[k], model[k], source[k], s.crs, s.transform)
+        nc.add(s.name, (s.date_t - EPOCH).days, lai[k], model[k], source[k], s.crs, s.transform)

@@ -18,12 +18,15 @@ linear ramp over the overlap (never zero) and the weighted mean is written, so w
 leave no seam. Rows are written as soon as no later window touches them: memory grows with
 the window and the scene's width, not with its area. The output is a tiled, compressed
 GeoTIFF (Cloud Optimized GeoTIFF when GDAL has the COG driver) with the scene's CRS and
-transform: band 1 LAI, band 2 the observed flag, as in :mod:`lai.predict`. Many scenes
+transform, with the bands of :mod:`lai.products`: ``lai`` (gap-filled), ``lai_model``, and beside it
+``<stem>_source.tif`` (1 observed, 0 model, 255 nodata). Without an SCL at t nothing counts as
+observed: band ``lai`` is the model everywhere, and the summary says so. Many scenes
 (:func:`predict_scenes`) go one per task on dask when asked, each worker loading the model once.
 """
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,12 +34,11 @@ import numpy as np
 
 from lai.encode import count_clipped
 from lai.errors import SceneError
-from lai.infer import Trained, clamp_lai, day_of_year, geotiff_profile, load_trained, predict_batch
+from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, output_lock
-from lai.lnb import LAI_RANGE
+from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES, clean_pixels
 from lai.manifest import CLEAR_WITHOUT_SCL, SceneDate, read_scene_manifest
-
-GDAL_CACHE_MB = 64  # GDAL's block cache (default: 5% of RAM) would otherwise fill with the scene's blocks
+from lai.products import GDAL_CACHE_MB, SOURCE_OBSERVED, describe, gap_fill, lai_profile, source_path, source_profile
 
 
 @dataclass(frozen=True)
@@ -84,21 +86,32 @@ def ramp(length: int, overlap: int) -> np.ndarray:
     return np.clip(np.minimum(i, length - i) / max(overlap, 1), 0, 1).astype(np.float32)
 
 
-def _read_window(dates: list[SceneDate], win) -> dict[str, np.ndarray]:
+def _read_window(dates: list[SceneDate], win, valid_classes):
+    """The window's arrays, time first, through the folder reader's pixel rule (:func:`lai.lnb.clean_pixels`):
+    declared nodata is missing, SCL checked before its cast; returns (s1, lai, scl, fixes)."""
     import rasterio
 
-    s1, lai, scl = [], [], []
-    for d in dates:
-        with rasterio.open(d.s1) as src:
-            s1.append(src.read(window=win).astype(np.float32))
-        with rasterio.open(d.lai) as src:
-            lai.append(src.read(1, window=win).astype(np.float32))
+    def read(path, bands=None):
+        with rasterio.open(path) as src:
+            a = src.read(bands, window=win)
+            if src.nodata is not None and a.dtype.kind == "f":
+                a = np.where(a == src.nodata, np.nan, a)
+        return a
+
+    def read_scl(d: SceneDate):
         if d.scl is None:
-            scl.append(np.full(lai[-1].shape, CLEAR_WITHOUT_SCL, np.uint8))
-        else:
-            with rasterio.open(d.scl) as src:
-                scl.append(src.read(1, window=win).astype(np.uint8))
-    return {"s1": np.stack(s1), "lai": np.stack(lai), "scl": np.stack(scl)}
+            return np.full(lai.shape[1:], CLEAR_WITHOUT_SCL, np.int64)
+        a = read(d.scl, 1)
+        if a.dtype.kind == "f" and not np.array_equal(a, np.round(a)):  # NaN included
+            raise SceneError(f"{d.scl}: SCL raster holds fractional or NaN values; expected classes 0..11")
+        return a.astype(np.int64)  # range checked before any narrowing cast
+
+    s1 = np.stack([read(d.s1).astype(np.float32) for d in dates])
+    lai = np.stack([read(d.lai, 1).astype(np.float32) for d in dates])
+    scl = np.stack([read_scl(d) for d in dates])
+    files = [(d.s1, d.lai, d.scl or f"(no SCL for {d.date}: every pixel taken as clear)") for d in dates]
+    scl, fixes = clean_pixels(s1, lai, scl, valid_classes, files)
+    return s1, lai, scl, fixes
 
 
 def _check_window(window: int, overlap: int) -> None:
@@ -111,8 +124,9 @@ def predict_scene(run: str | Path | Trained, manifest: str | Path, out: str | Pa
     """Write the LAI map at t of the scene in ``manifest`` to the new GeoTIFF ``out``, locked while written."""
     out = Path(out)
     with output_lock(out):
-        if out.exists() or out.is_symlink():
-            raise FileExistsError(f"--out {out} already exists; choose a new file name")
+        for path in (out, source_path(out)):
+            if path.exists() or path.is_symlink():
+                raise FileExistsError(f"--out {out}: {path} already exists; choose a new file name")
         return _predict_scene(run, manifest, out, window, overlap, device, progress)
 
 
@@ -132,56 +146,68 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
     ys, xs = window_starts(h, window, window - overlap), window_starts(w, window, window - overlap)
     wy, wx = ramp(min(window, h), overlap), ramp(min(window, w), overlap)
     weight = wy[:, None] * wx[None, :]
-    profile = geotiff_profile(h, w, grid.crs, grid.transform, tiled=True, blockxsize=256, blockysize=256,
-                              BIGTIFF="IF_SAFER")
+    tiling = dict(tiled=True, blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
+    scl_at_t = dates[2].scl is not None
     clipped = observed = clamped = 0
+    fixes: Counter = Counter(dict.fromkeys(PIXEL_FIX_NOTES, 0))
 
-    with atomic_path(out) as tmp, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        gtiff = tmp.with_name(tmp.name + ".gtiff")
+    with atomic_path(out) as tmp, atomic_path(source_path(out)) as tmp_source, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        gtiff, source_gtiff = (t.with_name(t.name + ".gtiff") for t in (tmp, tmp_source))
         try:
-            with rasterio.open(gtiff, "w", **profile) as dst:
-                acc = np.zeros((0, w), np.float32)
-                acc_w = np.zeros((0, w), np.float32)
-                flag = np.zeros((0, w), np.float32)
+            with rasterio.open(gtiff, "w", **lai_profile(h, w, grid.crs, grid.transform, **tiling)) as dst, \
+                    rasterio.open(source_gtiff, "w", **source_profile(h, w, grid.crs, grid.transform, **tiling)) as dst_source:
+                describe(dst, "lai")
+                describe(dst_source, "source")
+                acc, acc_w, seen, flag = (np.zeros((0, w), np.float32) for _ in range(4))
                 done = 0  # first row not yet written
                 bar = tqdm(total=len(ys) * len(xs), desc="predict scene", unit="window", disable=not progress)
                 for r, y0 in enumerate(ys):
                     wh = min(window, h)
                     grow = y0 + wh - done - acc.shape[0]
                     if grow > 0:
-                        acc, acc_w, flag = (np.vstack([a, np.zeros((grow, w), np.float32)]) for a in (acc, acc_w, flag))
+                        acc, acc_w, seen, flag = (np.vstack([a, np.zeros((grow, w), np.float32)]) for a in (acc, acc_w, seen, flag))
                     new_y = y0 if r == 0 else max(y0, ys[r - 1] + wh)  # rows no earlier window read
                     for c, x0 in enumerate(xs):
                         win = Window(x0, y0, min(window, w), wh)
-                        raw = _read_window(dates, win)
+                        s1, lai_in, scl, fixed = _read_window(dates, win, trained.enc.valid_classes)
                         new_x = x0 if c == 0 else max(x0, xs[c - 1] + win.width)
-                        clipped += count_clipped(raw["s1"][..., new_y - y0:, new_x - x0:], trained.enc)  # each pixel once
-                        lai, obs = predict_batch(trained, raw["s1"][None], raw["lai"][None], raw["scl"][None], doy_t, doy_from)
+                        new = (slice(new_y - y0, None), slice(new_x - x0, None))  # each pixel counted once
+                        clipped += count_clipped(s1[..., new[0], new[1]], trained.enc)
+                        fixes.update(fixed.counts(*new))
+                        lai, obs = predict_batch(trained, s1[None], lai_in[None], scl[None], doy_t, doy_from)
                         rows = slice(y0 - done, y0 - done + wh)
                         cols = slice(x0, x0 + win.width)
                         acc[rows, cols] += np.nan_to_num(lai[0]) * weight
                         acc_w[rows, cols] += weight * np.isfinite(lai[0])
-                        flag[rows, cols] = obs[0]
+                        flag[rows, cols] = obs[0] if scl_at_t else 0
+                        seen[rows, cols] = lai_in[2]
                         bar.update()
                     final = (ys[r + 1] if r + 1 < len(ys) else h) - done
                     with np.errstate(invalid="ignore", divide="ignore"):
-                        lai_rows = np.where(acc_w[:final] > 0, acc[:final] / acc_w[:final], np.nan).astype(np.float32)
-                    lai_rows, moved = clamp_lai(lai_rows)
+                        model = np.where(acc_w[:final] > 0, acc[:final] / acc_w[:final], np.nan).astype(np.float32)
+                    model, moved = clamp_lai(model)
                     clamped += moved
-                    observed += int(flag[:final].sum())
-                    dst.write(np.stack([lai_rows, flag[:final]]), window=Window(0, done, w, final))
-                    acc, acc_w, flag = acc[final:], acc_w[final:], flag[final:]
+                    lai_rows, source = gap_fill(model, seen[:final], flag[:final])
+                    observed += int((source == SOURCE_OBSERVED).sum())
+                    dst.write(np.stack([lai_rows, model]), window=Window(0, done, w, final))
+                    dst_source.write(source, 1, window=Window(0, done, w, final))
+                    acc, acc_w, seen, flag = acc[final:], acc_w[final:], seen[final:], flag[final:]
                     done += final
                 bar.close()
             _finish(gtiff, tmp)
+            _finish(source_gtiff, tmp_source)
         finally:
             gtiff.unlink(missing_ok=True)
+            source_gtiff.unlink(missing_ok=True)
     return {
         "manifest": str(manifest), "out": str(out), "height": h, "width": w, "crs": grid.crs,
         "windows": len(ys) * len(xs), "window": window, "overlap": overlap,
         "s1_values_clipped": clipped, "db_range": trained.enc.db_range,
         "lai_clamped_pixels": clamped, "lai_range": list(LAI_RANGE),
-        "observed_fraction": observed / (h * w),
+        "pixel_fixes": dict(fixes), "pixel_fixes_meaning": PIXEL_FIX_NOTES,
+        "observed_fraction": observed / (h * w), "source": str(source_path(out)),
+        "bands": ("lai: the model everywhere (no SCL at t, nothing counts as observed); lai_model: the model"
+                  if not scl_at_t else "lai: the observed S2 LAI at t where usable, the model elsewhere; lai_model: the model"),
         "dates_without_scl": [str(d.date) for d in dates if d.scl is None],
     }
 
@@ -238,7 +264,8 @@ def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: in
                                                        progress=progress))
                         bar.update()
     for summary in summaries:
-        summary["out"] = str(out / Path(summary["out"]).name)
+        for key in ("out", "source"):
+            summary[key] = str(out / Path(summary[key]).name)
     return summaries
 
 

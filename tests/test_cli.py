@@ -209,11 +209,13 @@ CASES = [
          ["simulate", "--profile", "{dup_yaml}", "--out", "{tmp}/sim"],
          r"profile file .*dup\.yaml: key 'epochs' appears twice in one mapping \(lines 2 and 3\)"),
     # -- pixel values, and --skip-bad skipping the same problems in validate as in cube
-    Case("validate-lai-out-of-range", "`lai validate` on a folder with LAI 50 in one file",
-         ["validate", "{range_lnb}", "--quiet"], r"{range_file}: holds LAI 50 \(1 pixel\(s\)\) outside the plausible range \[0, 15\]"),
+    Case("validate-lai-out-of-range", "`lai validate` on a folder with LAI 50 in all of one file",
+         ["validate", "{range_lnb}", "--quiet"],
+         r"{range_file}: has \d+ of \d+ pixel\(s\), 100\.0 % of its usable pixels .* outside the plausible LAI range "
+         r"\[0, 15\]: values such as 50 \(wrong units, or undeclared nodata\?\)"),
     Case("validate-skip-bad-values", "`lai validate --skip-bad` on the same folder (exit 0, the skip is listed)",
          ["validate", "{range_lnb}", "--skip-bad", "--quiet"],
-         r"2 valid triplets .*\n  skipped CSV row 2: .*{range_file}: holds LAI 50", code=0),
+         r"2 valid triplets .*\n.*\n  skipped CSV row 2: .*{range_file}: has \d+ of", code=0),
     Case("run-name-escapes", "`lai run --name ../../x` (outside the reports folder)",
          ["run", *TINY, "--name", "../../escaped", "--reports", "{tmp}/reports_esc/a/b", "--data-root", "{tmp}/data_esc"],
          r"run name '\.\./\.\./escaped' must be a plain folder name", absent="{tmp}/reports_esc"),
@@ -428,7 +430,7 @@ def _prepare_reliability(tmp: Path, cube: Path, inputs: dict) -> None:
     name = pd.read_csv(bad / "image_series.csv", dtype=str).loc[1, "0"]
     with rasterio.open(bad / "s2" / name) as src:
         lai = src.read()
-    lai[0, 2, 2] = 50
+    lai[0] = 50  # the whole file: wrong units, not a few bad pixels (those are masked and counted)
     write_tiff(bad / "s2" / name, lai.astype(np.float32))
     inputs.update(range_lnb=str(bad), range_file=f"s2/{name}")
 
@@ -516,3 +518,17 @@ def test_second_lai_run_into_a_run_folder_being_written_is_refused(tmp_path):
     with output_lock(tmp_path / "reports" / "tiny", folder="profile.yaml"):  # what the first `lai run` holds while it runs
         done = run_case(case, inputs)
     check(case, inputs, done)
+
+
+def test_lab_passes_jupyter_options_through(monkeypatch):
+    import subprocess
+
+    from lai import cli
+
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda argv: calls.append(argv) or 0)
+    assert cli.main(["lab", "--no-browser", "--port", "8899", "--allow-root"]) == 0
+    assert calls[0][-3:] == ["--port", "8899", "--allow-root"] and "--no-browser" in calls[0]
+    assert calls[0][1:4] == ["-m", "jupyter", "lab"]
+    with pytest.raises(SystemExit):  # other commands still refuse unknown options
+        cli.main(["validate", "x", "--no-browser"])

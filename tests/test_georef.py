@@ -50,10 +50,11 @@ def test_prediction_written_by_rioxarray_has_the_input_georeferencing(tiny_data,
     with rasterio.open(tmp_path / "p.tif") as out, rasterio.open(lnb / "s2" / name) as src, \
             rasterio.open(tmp_path / "maps" / f"{stem}.tif") as written:
         assert out.crs == src.crs and out.crs is not None
+        out_crs = out.crs
         assert out.transform.almost_equals(src.transform) and (out.height, out.width) == (src.height, src.width)
         np.testing.assert_array_equal(out.read(1), written.read(1))  # the map lai predict wrote itself
-    flag = prediction_array(tmp_path / "maps", 5, "observed")
-    assert set(np.unique(flag.values)) <= {0, 1}
+    source = prediction_array(tmp_path / "maps", 5, "source")
+    assert set(np.unique(source.values)) <= {0, 1, 255} and source.rio.crs == out_crs
     with pytest.raises(CubeError, match="out of range"):
         prediction_array(tmp_path / "maps", 10_000)
     with pytest.raises(CubeError, match="no such predictions file"):

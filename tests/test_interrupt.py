@@ -7,7 +7,7 @@ import sys
 
 def test_ctrl_c_during_training_ends_with_one_line(tmp_path):
     args = [sys.executable, "-m", "lai", "run", "--profile", "tiny", "--reports", str(tmp_path / "reports"),
-            "--data-root", str(tmp_path / "data")]
+            "--data-root", os.environ["LAI_DATA_ROOT"]]  # the session's tiny data (conftest.py): simulated once
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen = []
     try:

@@ -113,16 +113,49 @@ def test_wrong_dtype(lnb, folder, array, expected):
     expect_error(lnb, f"{folder}/{name}", expected)
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, -0.5, 26.5])
+def test_one_bad_usable_lai_pixel_is_masked_and_counted(lnb, value):
+    """One rule for LAI (lai.lnb.clean_pixels): a usable pixel out of range is missing (NaN, SCL 0), counted."""
+    from lai.lnb import read_triplet
+
+    name = names(lnb)[1][0]
+    write_tiff(lnb / MASK_DIR / name, np.full((16, 16), 4, np.uint8))
+    with rasterio.open(lnb / S2_DIR / name) as src:
+        arr = src.read()
+    arr[:, 3, 3], arr[:, 5, 5] = value, -0.1
+    write_tiff(lnb / S2_DIR / name, arr)
+    index = index_folder(lnb, progress=False)
+    trip = next(t for t in index.triplets if t.names[0] == name)
+    data = read_triplet(lnb, trip, (16, 16))
+    assert np.isnan(data.lai[0, 3, 3]) and data.scl[0, 3, 3] == 0
+    assert data.lai[0, 5, 5] == 0 and data.scl[0, 5, 5] == 4
+    assert data.fixes == {"lai_snapped": 1, "lai_masked": 1, "s1_masked": 0}
+
+
+def test_bad_s1_pixels_are_missing_and_nan_is_accepted(lnb):
+    from lai.lnb import read_triplet
+
+    name = names(lnb)[1][0]
+    with rasterio.open(lnb / S1_DIR / name) as src:
+        arr = src.read()
+    arr[0, 3, 3], arr[1, 3, 3], arr[0, 4, 4], arr[1, 6, 6] = np.inf, -9999, np.nan, np.nan
+    write_tiff(lnb / S1_DIR / name, arr)
+    trip = next(t for t in index_folder(lnb, progress=False).triplets if t.names[0] == name)
+    data = read_triplet(lnb, trip, (16, 16))
+    assert np.isnan(data.s1[0, :, 3, 3]).all() and np.isnan(data.s1[0, 0, 4, 4])
+    assert data.fixes["s1_masked"] == 1
+
+
 @pytest.mark.parametrize("folder", [S1_DIR, S2_DIR])
-@pytest.mark.parametrize("value", [np.nan, np.inf])
-def test_non_finite_where_valid(lnb, folder, value):
+def test_a_file_mostly_out_of_range_is_refused(lnb, folder):
     name = names(lnb)[1][0]
     write_tiff(lnb / MASK_DIR / name, np.full((16, 16), 4, np.uint8))
     with rasterio.open(lnb / folder / name) as src:
         arr = src.read()
-    arr[:, 3, 3] = value
+    arr[..., :2, :] = 5000  # 32 of 256 pixels: 12.5 %, over the 5 % limit
     write_tiff(lnb / folder / name, arr)
-    expect_error(lnb, f"{folder}/{name}", "NaN/inf .* where the SCL marks the pixel valid")
+    expect_error(lnb, f"{folder}/{name}", r"has (32|64) of (256|512) pixel\(s\), 12\.5 % of its .* values such as 5000 "
+                                          r"\(wrong units, or undeclared nodata\?\)")
 
 
 def test_nan_lai_under_clouds_is_accepted(lnb):

@@ -243,5 +243,5 @@ def test_two_scene_predictions_into_one_output_one_refused(tiny_run, tmp_path):
     assert not maps.exists()
     summaries = predict_scenes(tiny_run, [manifest], maps, window=32, overlap=8, progress=False)
     assert [Path(s["out"]).name for s in summaries] == ["scene.tif"]
-    assert sorted(p.name for p in maps.iterdir()) == ["scene.tif"]
+    assert sorted(p.name for p in maps.iterdir()) == ["scene.tif", "scene_source.tif"]
     assert np.isfinite(np.array(summaries[0]["observed_fraction"]))

@@ -115,7 +115,7 @@ def test_scenes_on_two_dask_workers_equal_the_serial_maps(tiny_run, scheduler, t
     assert "predict scenes" in capfd.readouterr().err
     assert [s["out"] for s in on_dask] == [str(tmp_path / "dask" / f"field{s}.tif") for s in range(3)]
     for a, b in zip(serial, on_dask):
-        assert {**a, "out": ""} == {**b, "out": ""}
+        assert {**a, "out": "", "source": ""} == {**b, "out": "", "source": ""}
         with rasterio.open(a["out"]) as x, rasterio.open(b["out"]) as y:
             # equal bytes with OMP_NUM_THREADS=1; serial torch on more threads may sum in another order
             np.testing.assert_allclose(x.read(), y.read(), rtol=0, atol=1e-5)
@@ -125,6 +125,6 @@ def test_scenes_on_two_dask_workers_equal_the_serial_maps(tiny_run, scheduler, t
 
     cli = ["predict", "--run", str(tiny_run), "--device", "cpu", "--quiet"]
     assert main([*cli, "--scene", *map(str, manifests[:2]), "--out", str(tmp_path / "cli")]) == 0
-    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["field0.tif", "field1.tif"]
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["field0.tif", "field0_source.tif", "field1.tif", "field1_source.tif"]
     assert main([*cli, "--scene", str(manifests[0]), "--out", str(tmp_path / "one.tif"), "--workers", "2"]) == 2
     assert "give several --scene manifests" in capfd.readouterr().err

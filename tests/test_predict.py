@@ -8,13 +8,15 @@ import h5py
 import numpy as np
 import pytest
 import rasterio
+import xarray as xr
 import yaml
 from affine import Affine
 
-from lai.errors import RunFolderError
+from lai.errors import LNBError, RunFolderError
 from lai.infer import load_trained
 from lai.lnb import S1_DIR, index_folder
 from lai.predict import predict_folder
+from lai.products import source_path
 from lai.scene import SceneError, predict_scene
 from tests.helpers import make_lnb, write_tiff
 
@@ -59,16 +61,37 @@ def test_lnb_120px_tiles_give_one_georeferenced_map_per_triplet(tiny_run, tmp_pa
         with rasterio.open(tif) as src:
             assert (src.count, src.height, src.width) == (2, 120, 120) and src.dtypes[0] == "float32"
             assert src.crs.to_string() == UTM and src.transform == transform and np.isnan(src.nodata)
-            lai, flag = src.read(1), src.read(2)
-        assert np.isfinite(lai).all() and set(np.unique(flag)) <= {0.0, 1.0}
-        assert lai.min() >= 0 and lai.max() <= 15  # physical LAI (lai.infer.clamp_lai)
-        with rasterio.open(lnb / "s2-mask" / trip.names[2]) as src:
-            assert np.array_equal(flag == 1, np.isin(src.read(1), [2, 3, 4, 5, 6]))
-    with h5py.File(tmp_path / "out" / "predictions.nc") as f:
-        assert f.attrs["Conventions"] == "CF-1.8" and f["lai"].attrs["standard_name"] == "leaf_area_index"
-        assert f["lai"].shape == (2, 120, 120) and f["crs_wkt"][0].decode() == UTM
+            assert src.descriptions == ("lai", "lai_model") and src.units == ("m2/m2", "m2/m2")
+            lai, model = src.read(1), src.read(2)
+        with rasterio.open(source_path(tif)) as src:
+            assert src.descriptions == ("source",) and src.dtypes[0] == "uint8" and src.nodata == 255
+            assert src.tags(1)["flag_meanings"] == "model observed nodata" and src.crs.to_string() == UTM
+            source = src.read(1)
+        assert np.isfinite(lai).all() and set(np.unique(source)) <= {0, 1}
+        assert model.min() >= 0 and model.max() <= 15  # physical LAI (lai.infer.clamp_lai)
+        with rasterio.open(lnb / "s2-mask" / trip.names[2]) as src_scl, rasterio.open(lnb / "s2" / trip.names[2]) as src_lai:
+            usable = np.isin(src_scl.read(1), [2, 3, 4, 5, 6])
+            observed_lai = src_lai.read(1)
+        assert np.array_equal(source == 1, usable)  # the gap-filled band: the observation where usable, the model elsewhere
+        np.testing.assert_array_equal(lai[usable], observed_lai[usable])
+        np.testing.assert_array_equal(lai[~usable], model[~usable])
     written = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert written["s1_values_clipped"] == 3 and written["lai_range"] == [0.0, 15.0] and written["lai_clamped_pixels"] >= 0
+    # predictions.nc: each map placed on the map by GDAL and by xarray + rioxarray, without lai
+    nc = tmp_path / "out" / "predictions.nc"
+    with h5py.File(nc) as f:
+        assert f.attrs["Conventions"] == "CF-1.8" and list(f["grid"][:].astype(str)) == ["grid_001"] * 2  # one grid
+        assert list(f["grid_index"][:]) == [0, 1] and f["grid_001/lai"].shape == (2, 120, 120)
+    for group in ("grid_001",):
+        with rasterio.open(f"NETCDF:{nc}:/{group}/lai") as src:
+            assert src.crs.to_epsg() == 32633 and src.transform.almost_equals(transform) and src.count == 2  # one band per map
+            np.testing.assert_array_equal(src.read(2), lai)  # the last triplet's map, as its GeoTIFF holds it
+        import rioxarray  # noqa: F401 - the .rio accessor, as a GIS user of xarray would have it
+
+        ds = xr.open_dataset(nc, group=group, engine="h5netcdf", decode_coords="all")
+        assert ds["lai"].rio.crs.to_epsg() == 32633 and ds["lai"].rio.transform().almost_equals(transform)
+        assert ds["lai"].attrs["units"] == "m2/m2" and ds["source"].encoding["dtype"] == np.uint8  # 255 decoded as NaN
+        ds.close()
 
 
 def test_products_clamp_lai_to_the_plausible_range_and_count_it():
@@ -84,7 +107,7 @@ def test_odd_tile_size_is_padded_and_cropped_back(tiny_run, tmp_path):
     lnb = make_lnb(tmp_path / "lnb", n_triplets=1, size=33)
     summary = predict_folder(tiny_run, lnb, tmp_path / "out", progress=False)
     assert summary["tile"] == [33, 33] and summary["padded_to"] == [34, 34]
-    (tif,) = (tmp_path / "out").glob("*.tif")
+    (tif,) = (tmp_path / "out").glob("*[0-9].tif")
     with rasterio.open(tif) as src:
         assert (src.height, src.width) == (33, 33) and np.isfinite(src.read(1)).all()
 
@@ -97,10 +120,15 @@ def test_cube_input_matches_lnb_input(tiny_run, lnb, tmp_path):
     a = predict_folder(tiny_run, lnb, tmp_path / "a", progress=False)
     b = predict_folder(tiny_run, cube, tmp_path / "b", progress=False)
     assert a["triplets"] == b["triplets"] > 0
-    with h5py.File(tmp_path / "a" / "predictions.nc") as fa, h5py.File(tmp_path / "b" / "predictions.nc") as fb:
-        order = {n: i for i, n in enumerate(fb["name"][:].astype(str))}
-        names = fa["name"][:].astype(str)
-        np.testing.assert_allclose(fa["lai"][:], fb["lai"][:][[order[n] for n in names]], atol=1e-5)
+    def maps(folder: Path, band: str) -> dict[str, np.ndarray]:  # name -> map (these tiles carry no CRS: no georef)
+        with h5py.File(folder / "predictions.nc") as f:
+            return {n: f[g][band][i] for n, g, i in zip(f["name"][:].astype(str), f["grid"][:].astype(str), f["grid_index"][:])}
+
+    for band in ("lai", "lai_model"):
+        ma, mb = maps(tmp_path / "a", band), maps(tmp_path / "b", band)
+        assert ma.keys() == mb.keys()
+        for name in ma:
+            np.testing.assert_allclose(ma[name], mb[name], atol=1e-5)
 
 
 def test_bad_inputs_are_named(tiny_run, tmp_path, lnb):
@@ -173,6 +201,42 @@ def test_scene_on_two_grids_is_refused(tiny_run, tmp_path):
     with pytest.raises(SceneError, match="lai_1.tif.*lai preprocess"):
         predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=32, overlap=8, progress=False)
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_scene_pixels_follow_the_folder_rule(tiny_run, tmp_path):
+    """--scene checks every window as the folder reader does (lai.lnb.clean_pixels): declared nodata is missing,
+    a few bad LAI pixels are counted, a file in the wrong units or an SCL beyond 0..11 is refused by name."""
+    s1 = np.full((2, 40, 40), -12.0, np.float32)
+    s1[:, 5, 5] = -9999
+    lai = np.full((40, 40), 3.0, np.float32)
+    lai[10, 10:13] = (-0.1, 26.5, np.nan)
+    manifest = write_scene(tmp_path, (40, 40), s1, lai, 4)
+    for k in range(3):
+        write_tiff(tmp_path / f"s1_{k}.tif", s1, crs=UTM, transform=SCENE_TRANSFORM, nodata=-9999)
+    summary = predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=32, overlap=8, progress=False)
+    with rasterio.open(tmp_path / "out.tif") as src, rasterio.open(source_path(tmp_path / "out.tif")) as src_source:
+        assert src.descriptions == ("lai", "lai_model") and src.units == ("m2/m2", "m2/m2")  # kept by the COG copy
+        lai_map, model, source = src.read(1), src.read(2), src_source.read(1)
+    assert np.isnan(model[5, 5]) and np.isfinite(np.delete(model.ravel(), 5 * 40 + 5)).all()  # S1 nodata at t
+    assert lai_map[5, 5] == 3.0 and source[5, 5] == 1  # observed there: the gap-filled band holds the observation
+    assert source[10, 11] == source[10, 12] == 0 and lai_map[10, 11] == model[10, 11]  # masked LAI: the model
+    assert lai_map[10, 10] == 0 and source[10, 10] == 1  # -0.1 snapped to 0 (SNAP's convention)
+    assert summary["pixel_fixes"] == {"lai_snapped": 3, "lai_masked": 6, "s1_masked": 0}
+    write_tiff(tmp_path / "lai_1.tif", np.full((40, 40), 3000, np.float32), crs=UTM, transform=SCENE_TRANSFORM)
+    with pytest.raises(LNBError, match=r"lai_1\.tif: has .* values such as 3000 \(wrong units"):
+        predict_scene(tiny_run, manifest, tmp_path / "out2.tif", window=32, overlap=8, progress=False)
+    write_tiff(tmp_path / "lai_1.tif", lai, crs=UTM, transform=SCENE_TRANSFORM)
+    write_tiff(tmp_path / "scl_2.tif", np.full((40, 40), 260, np.uint16), crs=UTM, transform=SCENE_TRANSFORM)
+    with pytest.raises(LNBError, match=r"scl_2\.tif: holds SCL value\(s\) \[260\] outside 0\.\.11"):
+        predict_scene(tiny_run, manifest, tmp_path / "out3.tif", window=32, overlap=8, progress=False)
+    assert not (tmp_path / "out2.tif").exists() and not (tmp_path / "out3.tif").exists()
+    entries = yaml.safe_load(manifest.read_text())["dates"]
+    entries[2].pop("scl")  # no SCL at t: nothing counts as observed
+    manifest.write_text(yaml.safe_dump({"dates": entries}))
+    summary = predict_scene(tiny_run, manifest, tmp_path / "out4.tif", window=32, overlap=8, progress=False)
+    with rasterio.open(tmp_path / "out4.tif") as src, rasterio.open(source_path(tmp_path / "out4.tif")) as src_source:
+        assert np.array_equal(src.read(1), src.read(2), equal_nan=True) and set(np.unique(src_source.read(1))) == {0, 255}
+    assert summary["observed_fraction"] == 0 and "the model everywhere" in summary["bands"]
 
 
 def test_cli_predict_and_its_errors(tiny_run, lnb, tmp_path, capsys):

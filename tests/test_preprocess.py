@@ -19,6 +19,7 @@ from lai.lnb import SERIES_CSV, TileName, index_folder, read_triplet
 from lai.manifest import read_preprocess_manifest, read_scene_manifest
 from lai.predict import predict_folder
 from lai.preprocess import pick_triplets, preprocess
+from lai.products import map_files
 from lai.scene import SceneError, predict_scene
 from tests.helpers import write_tiff
 
@@ -86,7 +87,7 @@ def test_tiles_then_predict_then_mosaic_equals_the_scene_prediction(tiny_run, tm
     preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32), progress=False)
     predict_folder(tiny_run, tmp_path / "lnb", tmp_path / "maps", progress=False)
     mosaic = np.full((96, 96), np.nan, np.float32)
-    for tif in (tmp_path / "maps").glob("*.tif"):
+    for tif in map_files(tmp_path / "maps"):
         with rasterio.open(tif) as src:
             col, row = (round(v) for v in ~S2_GRID * (src.transform.c, src.transform.f))
             mosaic[row:row + 32, col:col + 32] = src.read(1)
@@ -115,7 +116,7 @@ def test_real_bigearthnet_patches_end_to_end(tiny_run, tmp_path):
             crs, transform, vv, vh = src.crs, src.transform, src.read(1), src_vh.read(1)
         outside = int(((vv < -30) | (vv > 0)).sum() + ((vh < -30) | (vh > 0)).sum())
         assert outside > 0 and result["s1_values_clipped"] == 3 * outside  # the one date counts as t-2, t-1, t
-        tifs = list(out.glob("*.tif"))
+        tifs = map_files(out)
         assert len(tifs) == 1 and TileName.parse(tifs[0].with_suffix(".tiff").name).time_index == 2
         with rasterio.open(tifs[0]) as src:
             assert src.crs == crs and src.transform == transform and (src.height, src.width) == (120, 120)

@@ -1,0 +1,198 @@
+"""The maps `lai predict` writes: gap-filled LAI with honest bands, GeoTIFFs and a georeferenced NetCDF.
+
+Per map (one triplet of ``--data``, or one ``--scene``)::
+
+    <stem>.tif          float32, NaN nodata: band 1 ``lai``, the gap-filled product (the observed S2 LAI at t
+                        where the SCL marks it usable, the model elsewhere); band 2 ``lai_model``, the model
+                        everywhere; both in m2/m2
+    <stem>_source.tif   uint8: 1 = observed, 0 = model, 255 = nodata (S1 at t missing and nothing observed)
+
+``predictions.nc`` (CF-1.8) holds every map of a ``--data`` prediction, one group per distinct grid
+(CRS, transform, shape): ``/grid_001/lai (triplet, y, x)``, ``lai_model`` and ``source``, 1-D ``x``/``y``
+cell-centre coordinates and a ``spatial_ref`` grid mapping (``crs_wkt`` in WKT, ``GeoTransform``), so
+GDAL (``NETCDF:predictions.nc:/grid_001/lai``) and xarray + rioxarray place each map without lai. The
+root table ``name``, ``grid``, ``grid_index`` and ``time`` maps each triplet to its group and position.
+Tiles without a CRS or transform get no grid mapping.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+NODATA = np.float32(np.nan)
+UNITS = "m2/m2"
+LAI_BANDS = {  # band name -> description, in band order
+    "lai": "gap-filled LAI at t: the observed S2 LAI where usable, the model elsewhere",
+    "lai_model": "LAI at t predicted by the model (Sentinel-1 at t-2, t-1, t and S2 LAI at t-2, t-1)",
+}
+SOURCE_MODEL, SOURCE_OBSERVED, SOURCE_NODATA = 0, 1, 255
+SOURCE_MEANINGS = {SOURCE_MODEL: "model", SOURCE_OBSERVED: "observed", SOURCE_NODATA: "nodata"}
+SOURCE_DESCRIPTION = "source of band lai: 1 = observed S2 LAI, 0 = model, 255 = nodata"
+GDAL_CACHE_MB = 64  # GDAL's block cache while writing a map (bounded: scenes can be large)
+
+
+def gap_fill(model: np.ndarray, observed_lai: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gap-filled LAI, source codes): the observation where ``observed`` (usable S2 at t), the model elsewhere."""
+    observed = observed.astype(bool) & np.isfinite(observed_lai)
+    lai = np.where(observed, observed_lai, model).astype(np.float32)
+    source = np.where(observed, SOURCE_OBSERVED, np.where(np.isfinite(model), SOURCE_MODEL, SOURCE_NODATA))
+    return lai, source.astype(np.uint8)
+
+
+def source_path(path: Path) -> Path:
+    """The source map beside the LAI map ``path``: ``<stem>_source.tif``."""
+    return path.with_name(f"{path.stem}_source.tif")
+
+
+def map_files(folder: Path) -> list[Path]:
+    """The LAI maps of a ``lai predict --data`` output folder (not their source maps), sorted."""
+    return sorted(p for p in Path(folder).glob("*.tif") if not p.name.endswith("_source.tif"))
+
+
+def lai_profile(height: int, width: int, crs: str | None, transform: tuple | None, **extra) -> dict:
+    """Profile of a LAI map: the float32 bands of :data:`LAI_BANDS`, NaN nodata, deflate."""
+    return _profile(height, width, crs, transform, count=len(LAI_BANDS), dtype="float32", nodata=NODATA, **extra)
+
+
+def source_profile(height: int, width: int, crs: str | None, transform: tuple | None, **extra) -> dict:
+    """Profile of a source map: one uint8 band, 255 nodata."""
+    return _profile(height, width, crs, transform, count=1, dtype="uint8", nodata=SOURCE_NODATA, **extra)
+
+
+def _profile(height, width, crs, transform, **kw) -> dict:
+    from affine import Affine
+
+    profile = dict(driver="GTiff", height=height, width=width, compress="deflate", **kw)
+    if crs:
+        profile["crs"] = crs
+    if transform is not None:
+        profile["transform"] = Affine(*transform[:6])
+    return profile
+
+
+def describe(dst, kind: str) -> None:
+    """Band names and units of an open LAI (``kind="lai"``) or source map (``"source"``)."""
+    if kind == "lai":
+        for i, (name, text) in enumerate(LAI_BANDS.items(), 1):
+            dst.set_band_description(i, name)
+            dst.update_tags(i, long_name=text, units=UNITS)
+        dst.units = (UNITS,) * len(LAI_BANDS)
+    else:
+        dst.set_band_description(1, "source")
+        dst.update_tags(1, long_name=SOURCE_DESCRIPTION, flag_values=" ".join(map(str, SOURCE_MEANINGS)),
+                        flag_meanings=" ".join(SOURCE_MEANINGS.values()))
+
+
+def write_map(path: Path, lai: np.ndarray, model: np.ndarray, source: np.ndarray, crs, transform) -> None:
+    """``path`` (the LAI bands) and its source map, for one tile."""
+    import rasterio
+
+    h, w = lai.shape
+    with rasterio.open(path, "w", **lai_profile(h, w, crs, transform)) as dst:
+        dst.write(np.stack([lai, model]))
+        describe(dst, "lai")
+    with rasterio.open(source_path(path), "w", **source_profile(h, w, crs, transform)) as dst:
+        dst.write(source, 1)
+        describe(dst, "source")
+
+
+# --------------------------------------------------------------------------- predictions.nc
+
+
+def crs_wkt(crs: str | None) -> str:
+    """WKT of a CRS given in any form rasterio reads (``EPSG:32633``, WKT); empty without one."""
+    if not crs:
+        return ""
+    from rasterio.crs import CRS
+
+    return CRS.from_user_input(crs).to_wkt()
+
+
+@dataclass
+class _Grid:
+    group: object
+    size: int = 0
+
+
+class PredictionsFile:
+    """``predictions.nc`` written map by map: :meth:`add` puts each map in the group of its grid."""
+
+    def __init__(self, path: Path, n: int, attrs: dict):
+        import h5netcdf
+        import h5py
+
+        self.f = h5netcdf.File(path, "w")
+        self.f.dimensions = {"triplet": n}
+        self.grids: dict[tuple, _Grid] = {}
+        self.k = 0
+        string = h5py.string_dtype()
+        self.f.create_variable("name", ("triplet",), string).attrs["long_name"] = "input file name of t"
+        self.f.create_variable("grid", ("triplet",), string).attrs["long_name"] = "group holding the triplet's maps"
+        self.f.create_variable("grid_index", ("triplet",), np.int32).attrs["long_name"] = (
+            "position of the triplet along its group's triplet dimension")
+        _time(self.f)
+        self.f.attrs.update(Conventions="CF-1.8", title="LAI at t from Sentinel-1 and Sentinel-2 time series", **attrs)
+
+    def add(self, name: str, days: int, lai: np.ndarray, model: np.ndarray, source: np.ndarray, crs, transform) -> None:
+        """One map (``days``: its date t as days since 1970-01-01)."""
+        key = (crs_wkt(crs), tuple(transform) if transform is not None else None, lai.shape)
+        if key not in self.grids:
+            self.grids[key] = _Grid(self._new_group(f"grid_{len(self.grids) + 1:03d}", *key))
+        grid = self.grids[key]
+        g, i = grid.group, grid.size
+        g.resize_dimension("triplet", i + 1)
+        g["lai"][i], g["lai_model"][i], g["source"][i], g["time"][i] = lai, model, source, days
+        self.f["name"][self.k], self.f["grid"][self.k], self.f["grid_index"][self.k] = name, g.name.strip("/"), i
+        self.f["time"][self.k] = days
+        grid.size += 1
+        self.k += 1
+
+    def _new_group(self, name: str, wkt: str, transform, shape):
+        h, w = shape
+        g = self.f.create_group(name)
+        g.dimensions = {"triplet": None, "y": h, "x": w}
+        _time(g)
+        mapping = {}
+        if wkt and transform is not None:
+            a, b, c, d, e, f = transform[:6]
+            projected = "PROJCRS" in wkt or "PROJCS" in wkt
+            for axis, n, start, step in (("x", w, c, a), ("y", h, f, e)):
+                var = g.create_variable(axis, (axis,), np.float64, data=start + step * (np.arange(n) + 0.5))
+                var.attrs.update(_axis_attrs(axis, projected))
+            ref = g.create_variable("spatial_ref", (), np.int32)
+            ref.attrs.update(crs_wkt=wkt, spatial_ref=wkt, GeoTransform=" ".join(f"{v:.17g}" for v in (c, a, b, f, d, e)))
+            mapping = {"grid_mapping": "spatial_ref"}
+        for band, text in LAI_BANDS.items():
+            var = g.create_variable(band, ("triplet", "y", "x"), np.float32, chunks=(1, h, w), fillvalue=NODATA,
+                                    compression="gzip")
+            var.attrs.update(long_name=text, units=UNITS, **mapping)
+        var = g.create_variable("source", ("triplet", "y", "x"), np.uint8, chunks=(1, h, w), fillvalue=SOURCE_NODATA,
+                                compression="gzip")
+        var.attrs.update(long_name=SOURCE_DESCRIPTION, flag_values=np.array(list(SOURCE_MEANINGS), np.uint8),
+                         flag_meanings=" ".join(SOURCE_MEANINGS.values()), **mapping)
+        return g
+
+    def close(self) -> None:
+        self.f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _time(group) -> None:
+    time = group.create_variable("time", ("triplet",), np.int32)
+    time.attrs.update(standard_name="time", long_name="date t", units="days since 1970-01-01",
+                      calendar="proleptic_gregorian")
+
+
+def _axis_attrs(axis: str, projected: bool) -> dict:
+    if projected:
+        return {"standard_name": f"projection_{axis}_coordinate", "long_name": f"{axis} of the cell centre",
+                "units": "m", "axis": axis.upper()}
+    name, units = ("longitude", "degrees_east") if axis == "x" else ("latitude", "degrees_north")
+    return {"standard_name": name, "long_name": f"{name} of the cell centre", "units": units, "axis": axis.upper()}
