@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,6 +264,13 @@ class PreprocessConfig:
             raise ConfigError(f"preprocess.tile_size must be at least 16 pixels, got {self.tile_size}")
         _non_negative(self, "max_s1_gap_days")
         _choice(self, "s1_units", ("db", "linear"))
+        scale, offset = self.reflectance_scale, self.reflectance_offset
+        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= 1):
+            raise ConfigError(f"preprocess.reflectance_scale (--reflectance-scale) must be a finite number in (0, 1] "
+                              f"(1e-4 for L2A digital numbers, 1 for reflectance already in 0-1), got {scale!r}")
+        if not (isinstance(offset, (int, float)) and math.isfinite(offset) and -0.5 <= offset <= 0.5):
+            raise ConfigError(f"preprocess.reflectance_offset (--reflectance-offset) must be a finite number in "
+                              f"[-0.5, 0.5] in reflectance units (-0.1 from processing baseline 04.00), got {offset!r}")
 
 
 @dataclass
@@ -387,7 +395,8 @@ def parse_overrides(items: list[str] | dict | None) -> dict:
         try:
             value = yaml_load(raw)
         except yaml.YAMLError as err:
-            raise ConfigError(f"override {item!r}: value is not valid YAML ({err})") from None
+            shown = item if len(item) <= 80 else item[:77] + "..."
+            raise ConfigError(f"override {shown!r}: value is not valid YAML ({str(err).splitlines()[0][:200]})") from None
         nested = merge(nested, _dotted(key.strip(), value))
     return nested
 

@@ -21,7 +21,12 @@ def pick_device(name: str = "auto") -> torch.device:
     """``"auto"``: the GPU when there is one, else the CPU; any other name as torch spells it (``cpu``, ``cuda:1``)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device {str(name)[:40]!r} is not a device torch knows; use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {name!r}: lai runs on cpu or cuda; use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"train.device={name} but no CUDA device is available; use auto or cpu")
     return device

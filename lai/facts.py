@@ -64,7 +64,7 @@ POLARISATIONS = ("VV", "VH")
 
 NON_CLOUDY, CLOUDY, UNIQUE = "non_cloudy", "cloudy", "unique"  # the test sets: past mostly clear, mostly cloudy, held-out areas
 TEST_SETS = (NON_CLOUDY, CLOUDY, UNIQUE)
-SET_TITLES = {NON_CLOUDY: "Non cloudy", CLOUDY: "Cloudy", UNIQUE: "Unique areas"}
+SET_TITLES = {NON_CLOUDY: "Non-cloudy", CLOUDY: "Cloudy", UNIQUE: "Unique areas"}  # one spelling, everywhere shown
 SET_PROSE = {NON_CLOUDY: "non-cloudy", CLOUDY: "cloudy", UNIQUE: "unique-areas"}  # in a sentence: "the cloudy set"
 # Every triplet's split, in the tables' order: training, validation, the test sets, and the buffer between them.
 TRAIN, VAL, BUFFER = "train", "val", "buffer"
@@ -164,13 +164,14 @@ REPORT_TABLES = {
     "table1": ("row", "set"), "baselines": ("baseline", "set"), "selection": ("model", "best_val_rmse", "chosen"),
     "noise_floor": ("set", "floor_rmse", "oracle_rmse"),
     "comparisons": ("set", "other", "verdict", "diff", "diff_lo", "diff_hi", "triplets"), "extras": ("title", "set"),
+    "preprocessing_snap_lai": ("patch",),
 }
-TABLES = {**REPORT_TABLES, "baselines_per_triplet": (), "oracle_per_triplet": (), "preprocessing_snap_lai": ()}
+TABLES = {**REPORT_TABLES, "baselines_per_triplet": (), "oracle_per_triplet": ()}
 
 # The figures a run folder holds, in report order: figures/<name>.png (drawn by lai.figures, placed by the report).
 FIGURE_NAMES = ("sample_maps", "cloud_statistics", "seasonality_encoding", "s1_vs_lai", "learning_curves", "density",
-                "error_by_set", "table1_comparison", "truth_vs_prediction_maps")
-FIGURES = (*FIGURE_NAMES, "preprocessing_patch")  # and the notebooks' figures the report does not place
+                "error_by_set", "table1_comparison", "truth_vs_prediction_maps", "preprocessing_patch")
+FIGURES = FIGURE_NAMES
 
 
 class _Names:

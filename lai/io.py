@@ -331,9 +331,44 @@ _UniqueKeyLoader.add_implicit_resolver(
 )
 
 
+MAX_YAML_NODES = 100_000  # values in a document with its aliases expanded: far above any profile or manifest
+
+
+class YAMLTooLargeError(yaml.YAMLError):
+    """A YAML document that would expand to too many values (an alias bomb) or nests too deeply."""
+
+
+def _expanded_size(node, memo: dict) -> int:
+    """Values ``node`` stands for once every alias is expanded (an alias is the node it names, counted again)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a recursive alias counts once
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    else:
+        size = 1
+    if size > MAX_YAML_NODES:
+        raise YAMLTooLargeError(f"its aliases expand to over {MAX_YAML_NODES:,} values (an alias bomb?)")
+    memo[id(node)] = size
+    return size
+
+
 def yaml_load(text: str):
-    """Parse YAML safely (no Python objects), refusing duplicate keys."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    """Parse YAML safely (no Python objects), refusing duplicate keys, documents whose aliases expand to over
+    :data:`MAX_YAML_NODES` values, and nesting deeper than Python's recursion allows."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, {})
+        return loader.construct_document(node)
+    except RecursionError:
+        raise YAMLTooLargeError("it nests deeper than lai reads (hundreds of levels)") from None
+    finally:
+        loader.dispose()
 
 
 def read_yaml_mapping(path: str | Path, what: str, expected: str = "a mapping",
@@ -346,7 +381,7 @@ def read_yaml_mapping(path: str | Path, what: str, expected: str = "a mapping",
         raise error(f"{what} {path} {'is not a file' if path.exists() else 'does not exist'}")
     try:
         data = yaml_load(path.read_text())
-    except DuplicateKeyError as err:
+    except (DuplicateKeyError, YAMLTooLargeError) as err:
         raise error(f"{what} {path}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
@@ -354,6 +389,8 @@ def read_yaml_mapping(path: str | Path, what: str, expected: str = "a mapping",
         raise error(f"{what} {path} is not valid YAML: {reason}") from None
     except UnicodeDecodeError as err:
         raise error(f"{what} {path} is not UTF-8 text: {err}") from None
+    except ValueError as err:  # a value YAML recognises but cannot build, e.g. the date 2019-02-30
+        raise error(f"{what} {path} holds an impossible value: {str(err)[:200]}") from None
     if data is None:
         raise error(f"{what} {path} is empty; expected {expected}")
     if not isinstance(data, dict):

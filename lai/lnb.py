@@ -492,6 +492,8 @@ def index_folder(root: str | Path, on_error: str = "raise", progress: bool = Tru
             headers.append([(root / layer / name, read_header(root / layer / name, layer))
                             for name in trip.names for layer in (S1_DIR, S2_DIR, MASK_DIR)])
         except LNBError as err:
+            if on_error == "raise":
+                raise  # the first bad file ends the check: no time spent on the rest of a large, broken CSV
             headers.append(err)
     # the size most files have is the reference, so an odd file is named even when it comes first
     sizes = Counter(hw for h in headers if not isinstance(h, LNBError) for _, hw in h)

@@ -41,12 +41,14 @@ def manifest_file(manifest: Path, value, where: str) -> Path:
 
 def manifest_date(value, label: str) -> dt.date:
     """A date (YAML date or ``YYYY-MM-DD`` text); :class:`SceneError` starting with ``label`` otherwise."""
+    if isinstance(value, dt.datetime):
+        raise SceneError(f"{label} {str(value)[:40]!r} is a date and time; expected a YYYY-MM-DD date")
     if isinstance(value, dt.date):
         return value
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError:
-        raise SceneError(f"{label} {value!r} is not a YYYY-MM-DD date") from None
+        raise SceneError(f"{label} {str(value)[:40]!r} is not a YYYY-MM-DD date") from None
 
 
 # --------------------------------------------------------------------------- preprocessing manifest

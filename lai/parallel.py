@@ -25,6 +25,29 @@ def max_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+SCHEDULER_TIMEOUT_S = 20  # seconds for the connect and the handshake with a --scheduler
+
+
+def _probe_handshake(address: str, seconds: float) -> None:
+    """For a plain TCP address, check that something there greets like a dask scheduler (it sends its handshake as
+    soon as a connection opens) within ``seconds``; dask's own client waits for that greeting without a limit."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme != "tcp":
+        return  # tls://, ws://, inproc://: left to dask
+    if not parts.hostname or parts.port is None:
+        raise ValueError("no host:port in the address")
+    with socket.create_connection((parts.hostname, parts.port), timeout=seconds) as sock:
+        try:
+            greeting = sock.recv(1)
+        except TimeoutError:
+            raise TimeoutError("something answers there but sends no dask handshake") from None
+    if not greeting:
+        raise ConnectionError("the server closed the connection without a dask handshake")
+
+
 @contextlib.contextmanager
 def dask_client(workers: int | None = None, scheduler: str | None = None):
     """A dask.distributed Client for ``workers`` local processes or the cluster at ``scheduler``."""
@@ -36,10 +59,18 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None:
-        try:
-            client = Client(scheduler, timeout="20s")
-        except OSError as err:
-            raise ConfigError(f"--scheduler {scheduler}: cannot reach a dask scheduler there ({err})") from None
+        import dask
+
+        seconds = f"{SCHEDULER_TIMEOUT_S}s"
+        try:  # the connect and the handshake both bounded: a silent server that is not dask ends in an error too
+            _probe_handshake(scheduler, SCHEDULER_TIMEOUT_S)
+            with dask.config.set({"distributed.comm.timeouts.connect": seconds}):
+                client = Client(scheduler, timeout=seconds)
+        except (OSError, ValueError, TypeError) as err:  # TimeoutError is an OSError
+            shown = scheduler if len(scheduler) <= 80 else scheduler[:77] + "..."
+            reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+            raise ConfigError(f"--scheduler {shown}: cannot reach a dask scheduler there within {seconds} ({reason}); "
+                              "expected an address such as tcp://host:8786") from None
         with client:
             yield client
         return

@@ -158,13 +158,14 @@ def s2_tile(d: S2Date, grid: TileGrid, cfg: PreprocessConfig) -> tuple[np.ndarra
 
 def _preprocess_triplet(trip: tuple[int, int, int], m: Manifest, match: dict, scene: TileGrid, cfg: PreprocessConfig,
                         tmp: Path, bar=None) -> tuple[list, int]:
-    """Write every tile position of one triplet of S2 dates; return its CSV rows and the LAI values clipped."""
+    """Write every tile position of one triplet of S2 dates; return its CSV rows and the LAI values clipped, per
+    (S2 date, tile row, tile column): a date shared by several triplets is counted once by the caller."""
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
 
     size = cfg.tile_size
     dates = [m.s2[i] for i in trip]
-    series, clipped = [], 0
+    series, clipped = [], {}
     for r in range(scene.height // size):
         for c in range(scene.width // size):
             win = Window(c * size, r * size, size, size)
@@ -172,7 +173,7 @@ def _preprocess_triplet(trip: tuple[int, int, int], m: Manifest, match: dict, sc
             names = [TileName(m.country, m.area, dates[0].date, dates[2].date, k, trip[0], r, c).format() for k in range(3)]
             for i, name in zip(trip, names):
                 lai, scl, n_clipped = s2_tile(m.s2[i], grid, cfg)
-                clipped += n_clipped
+                clipped[(str(m.s2[i].date), r, c)] = n_clipped
                 write_tile(tmp / S1_DIR / name, s1_tile(m.s1[match[i]], grid, cfg), grid.crs, grid.transform)
                 write_tile(tmp / S2_DIR / name, lai, grid.crs, grid.transform)
                 write_tile(tmp / MASK_DIR / name, scl, grid.crs, grid.transform)
@@ -227,7 +228,7 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
             else:
                 done = [task(trip, bar=bar) for trip in triplets]
         series = [names for part, _ in done for names in part]
-        clipped = sum(n for _, n in done)
+        clipped = sum({key: n for _, part in done for key, n in part.items()}.values())  # each date's tile once
         write_series(tmp, series)
         summary = {
             "manifest": str(manifest), "out": str(out), "triplets": len(series), "tiles_per_date": rows * cols,

@@ -1,5 +1,7 @@
 """Configuration: the profile stays torch-free, is resolved once per run folder; stage configurations compare by equality."""
 
+from pathlib import Path
+
 import pytest
 
 
@@ -208,3 +210,46 @@ def test_overrides_read_numbers_as_yaml_1_2_does():
 
     p = load_profile("tiny", ["train.lr=1e-3", "train.lr_decay=2E-1", "encoding.db_scale=3e1"])
     assert (p.train.lr, p.train.lr_decay, p.encoding.db_scale) == (0.001, 0.2, 30.0)
+
+
+def test_yaml_alias_bombs_and_deep_nesting_are_one_line_errors(tmp_path):
+    """A 0.5 kB alias bomb (9 levels of 9 aliases: 3.5 billion values once expanded) and 20,000 nested levels
+    end in one line naming the file, fast and small, never in an expansion or a RecursionError."""
+    import time
+
+    from lai.config import ConfigError, parse_overrides
+    from lai.io import read_yaml_mapping
+
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{k}: &a{k} [" + ", ".join([f"*a{k - 1}"] * 9) + "]" for k in range(1, 10)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    assert bomb.stat().st_size < 1024
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"bomb\.yaml: its aliases expand to over 100,000 values"):
+        read_yaml_mapping(bomb, "profile file")
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    with pytest.raises(ConfigError, match=r"deep\.yaml: it nests deeper than lai reads"):
+        read_yaml_mapping(deep, "profile file")
+    assert time.perf_counter() - start < 10
+    with pytest.raises(ConfigError, match=r"^override 'train\.x=\[\[\[\[.{60,}\.\.\.': value is not valid YAML") as info:
+        parse_overrides(["train.x=" + "[" * 5000])
+    assert len(str(info.value)) < 400
+    profile = read_yaml_mapping(Path(__file__).resolve().parent.parent / "lai" / "profiles" / "quick.yaml", "profile file")
+    assert profile["splits"]["held_out_areas"] == profile["simulate"]["unique_regions"]  # ordinary aliases still work
+
+
+def test_impossible_dates_in_a_manifest_are_one_line(tmp_path):
+    from lai.errors import SceneError
+    from lai.io import read_yaml_mapping
+    from lai.manifest import manifest_date
+
+    bad = tmp_path / "m.yaml"
+    bad.write_text("dates:\n  - {date: 2019-02-30}\n")
+    with pytest.raises(SceneError, match=r"m\.yaml holds an impossible value: day is out of range for month"):
+        read_yaml_mapping(bad, "scene manifest", error=SceneError)
+    import datetime as dt
+
+    with pytest.raises(SceneError, match=r"dates\[0\]\.date '2019-02-03 10:00:00' is a date and time; expected a YYYY-MM-DD"):
+        manifest_date(dt.datetime(2019, 2, 3, 10), "dates[0].date")

@@ -128,3 +128,26 @@ def test_scenes_on_two_dask_workers_equal_the_serial_maps(tiny_run, scheduler, t
     assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["field0.tif", "field0_source.tif", "field1.tif", "field1_source.tif"]
     assert main([*cli, "--scene", str(manifests[0]), "--out", str(tmp_path / "one.tif"), "--workers", "2"]) == 2
     assert "give several --scene manifests" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("address", ["silent", "foo", "http://127.0.0.1:1/"])
+def test_a_scheduler_that_is_not_dask_is_one_line_within_the_timeout(monkeypatch, address):
+    """A server that accepts and says nothing (not dask), a bare word or a URL: one ConfigError naming --scheduler,
+    within the handshake timeout, never a hang or a traceback."""
+    import socket
+    import time
+
+    from lai import parallel
+    from lai.config import ConfigError
+
+    monkeypatch.setattr(parallel, "SCHEDULER_TIMEOUT_S", 2)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        if address == "silent":
+            address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        start = time.perf_counter()
+        with pytest.raises(ConfigError, match=r"^--scheduler .*: cannot reach a dask scheduler there within 2s"):
+            with parallel.dask_client(scheduler=address):
+                pass
+        assert time.perf_counter() - start < 15

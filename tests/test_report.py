@@ -164,7 +164,9 @@ def make_tables(rng=None) -> dict[str, pd.DataFrame]:
                             "diff": d, "diff_lo": d - 0.1, "diff_hi": d + 0.1, "verdict": "not resolved"}
                            for s, d in (("non_cloudy", -0.05), ("cloudy", np.nan))])
     return {"table1": t1, "baselines": with_floor(pd.DataFrame(baselines), floor), "final_metrics": final, "extras": extras,
-            "splits": splits, "training": training, "noise_floor": floor, "comparisons": comparisons, "seeds": seeds}
+            "splits": splits, "training": training, "noise_floor": floor, "comparisons": comparisons, "seeds": seeds,
+            "preprocessing_snap_lai": pd.DataFrame([{"patch": "S2A_patch_7_8", "triplets": 1, "LAI p50": 1.25,
+                                                     "LAI clipped to [0, 8]": 40}])}
 
 
 def make_histories(epochs: int = 6) -> dict[str, pd.DataFrame]:
@@ -194,6 +196,7 @@ def render_figures(folder: Path, dpi: int = 60) -> Path:
         "error_by_set": lambda: figures.error_by_set(tabs["table1"], tabs["baselines"]),
         "table1_comparison": lambda: figures.table1_comparison(tabs["table1"]),
         "truth_vs_prediction_maps": lambda: figures.truth_vs_prediction_maps(ds, preds, n=4),
+        "preprocessing_patch": lambda: figures.real_patch("patch", *np.random.default_rng(0).uniform(0, 1, (5, 16, 16))),
     }
     assert set(makers) == set(facts.FIGURE_NAMES)
     for name, make in makers.items():
@@ -318,11 +321,13 @@ def test_report_has_the_key_sections(report):
                    "quick_test #1",
                    "tile blocks", "Training", "Reading", "What this run shows", "Noise floor", "not converged",
                    "is not resolved against MLR", "loses to RF", "beats persistence", "one seed", "Final, residual_x",
-                   "Beyond the paper", "see their table",
+                   "Beyond the paper", "see their table", "Real patches: a format test", "S2A_patch_7_8", "checkerboard",
                    "0.42", "[0."):
         assert needle in flat, needle
     assert "not available" not in flat  # every figure was there
     assert "Empty test sets" not in flat and "Suspicious" not in flat
+    for defect in ("goal", "missed by", "Non cloudy", "Grey LAI: missing"):  # goals are the README's; one spelling per set
+        assert defect not in flat, defect
     data = json.loads((run / "report.json").read_text())  # what the template printed, for the user to inspect
     assert set(SECTIONS) <= set(data) and data["kind"] == "simulated"
     assert not list(run.glob(".*partial*")) and not list(run.glob(".*.lock"))
@@ -470,7 +475,7 @@ def test_several_seeds_and_the_paper_schedule(tmp_path):
     pd.read_csv(run / "tables" / "seeds.csv").assign(seeds=3, rmse_std=0.05).to_csv(run / "tables" / "seeds.csv", index=False)
     _, flat = _pdf_text(write_report(run))
     assert "fixed epochs ([10, 20] milestones: the paper’s protocol)" in flat
-    assert "fine-tuned with 3 training seeds" in flat and "Non cloudy 3 0.600 0.050 0.600 – 0.600 0.800" in flat
+    assert "fine-tuned with 3 training seeds" in flat and "Non-cloudy 3 0.600 0.050 0.600 – 0.600 0.800" in flat
     assert "one seed" not in flat
 
 
@@ -560,8 +565,8 @@ def test_conclusions_cover_every_set_the_s2_encoder_the_truth_the_oracle_and_how
     lines = [_texts(item) for item in data["conclusions"]]
     from lai.report import fmt
 
-    persistence_truth = {"Non cloudy": 0.07 ** 0.5, "Cloudy": 1.4 ** 0.5, "Unique areas": 0.2 ** 0.5}  # make_tables
-    for title in ("Non cloudy", "Cloudy", "Unique areas"):
+    persistence_truth = {"Non-cloudy": 0.07 ** 0.5, "Cloudy": 1.4 ** 0.5, "Unique areas": 0.2 ** 0.5}  # make_tables
+    for title in ("Non-cloudy", "Cloudy", "Unique areas"):
         mine = [line for line in lines if line.startswith(title)]
         for other in ("persistence", "MLR", "RF", "the S2 encoder (S2 + S2 masks + seas. (Encoder 2))"):
             assert any(f"{other}, RMSE difference" in line and "against the observation" in line for line in mine), (title, other)
@@ -593,7 +598,7 @@ def test_the_chosen_model_is_named_with_its_validation_scores_and_pooled_seeds(t
                         "validation RMSE, LAI: All (Final) 0.910, Final, gated skip 0.840; test sets unseen); its 3 "
                         "trainings (seeds) are pooled: its RMSE is their mean, and each bootstrap resample of the "
                         "triplets is applied to every seed.")
-    assert any(line.startswith("Non cloudy: the final U-Net (gated skip) ") for line in lines)
+    assert any(line.startswith("Non-cloudy: the final U-Net (gated skip) ") for line in lines)
 
 
 def test_control_characters_never_reach_the_report(tmp_path):

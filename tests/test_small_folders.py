@@ -35,7 +35,7 @@ def test_cube_and_train_warn_before_training(six, tmp_path, capsys, monkeypatch)
     _, lnb, _ = six
     assert main(["cube", str(lnb), "--out", str(tmp_path / "cube.nc"), "--profile", "tiny", "--quiet"]) == 0
     err = capsys.readouterr().err
-    for name, title in (("non_cloudy", "Non cloudy"), ("cloudy", "Cloudy"), ("unique", "Unique areas")):
+    for name, title in (("non_cloudy", "Non-cloudy"), ("cloudy", "Cloudy"), ("unique", "Unique areas")):
         assert f"lai cube: warning: {title} ({name}) is empty: " in err
     assert "splits.clear_past_threshold (now 0.9)" in err and "splits.held_out_areas" in err
 
@@ -45,7 +45,7 @@ def test_cube_and_train_warn_before_training(six, tmp_path, capsys, monkeypatch)
     monkeypatch.setattr(lai.train, "train_rows", lambda *a, **k: seen.append(capsys.readouterr().err) or {})
     assert main(["train", "--profile", "tiny", "--cube", str(tmp_path / "cube.nc"), "--runs", str(tmp_path / "runs"),
                  "--quiet"]) == 0
-    assert seen and "lai train: warning: Non cloudy (non_cloudy) is empty" in seen[0]  # printed before training
+    assert seen and "lai train: warning: Non-cloudy (non_cloudy) is empty" in seen[0]  # printed before training
 
 
 def test_evaluation_tables_baselines_and_floor_complete_on_empty_test_sets(six, tmp_path):

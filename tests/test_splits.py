@@ -76,7 +76,7 @@ def test_empty_sets_warning_names_each_set_and_what_fills_it():
     advised = SplitConfig(sampling="random", test_fraction=0.5, val_fraction=0.1, clear_past_threshold=0.6)
     counts = split_counts(assign_splits(meta, advised))
     assert counts["non_cloudy"] > 0
-    assert "Non cloudy" not in empty_sets_warning(counts, advised)
+    assert "Non-cloudy" not in empty_sets_warning(counts, advised)
     meta.loc[5, "area"] = "VYSOCINA"
     counts = split_counts(assign_splits(meta, SplitConfig(held_out_areas=["SPAIN_VYSOCINA"])))
     assert counts["unique"] == 1 and "Unique areas" not in empty_sets_warning(counts, SplitConfig())

@@ -40,7 +40,8 @@ from lai.figures.common import (
 def sample_maps(ds, triplets: Iterable[int], valid_classes=None) -> Figure:
     """VV, VH, LAI and SCL at t-2, t-1, t for each triplet (positions in the cube), two triplets per row.
 
-    LAI is grey where missing; t-1's date is marked as estimated (file names carry only t-2 and t).
+    LAI is grey where the model cannot use it (SCL outside ``valid_classes``, or no value), as the model
+    sees it; t-1's date is marked as estimated (file names carry only t-2 and t).
     """
     triplets = [int(t) for t in triplets]
     if not triplets or ds.sizes.get("triplet", 0) == 0:
@@ -53,6 +54,7 @@ def sample_maps(ds, triplets: Iterable[int], valid_classes=None) -> Figure:
         lo, hi = (np.percentile(finite, [2, 98]) if finite.size else (-25.0, 0.0))
         ranges.append((float(lo), float(hi) if hi > lo else float(lo) + 1))
     estimated = _estimated(ds)
+    usable = _valid_lut(valid_classes)[np.asarray(sub["scl"].values)]
     times, pols = _labels(ds, "time"), _labels(ds, "pol")
     n = len(triplets)
     ncols = min(2, n)
@@ -68,7 +70,8 @@ def sample_maps(ds, triplets: Iterable[int], valid_classes=None) -> Figure:
         for j in range(3):
             images.append(axes[0, j].imshow(s1[k, j, 0], cmap=DB_CMAP, vmin=ranges[0][0], vmax=ranges[0][1]))
             images.append(axes[1, j].imshow(s1[k, j, 1], cmap=DB_CMAP, vmin=ranges[1][0], vmax=ranges[1][1]))
-            im_lai = axes[2, j].imshow(np.asarray(sub["lai"].values[k, j], np.float32), cmap=cmap_lai, vmin=0, vmax=LAI_VMAX)
+            lai = np.where(usable[k, j], np.asarray(sub["lai"].values[k, j], np.float32), np.nan)
+            im_lai = axes[2, j].imshow(lai, cmap=cmap_lai, vmin=0, vmax=LAI_VMAX)
             axes[3, j].imshow(np.asarray(sub["scl"].values[k, j]), cmap=SCL_CMAP, norm=SCL_NORM, interpolation="nearest")
             date = dates[j].strftime("%Y-%m-%d")
             label = f"{times[j]}: ≈{date}\n(estimated)" if estimated[j] else f"{times[j]}: {date}\n"

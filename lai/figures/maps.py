@@ -165,3 +165,24 @@ def truth_vs_prediction_maps(ds, predictions, triplets: Iterable[int] | None = N
                  label="error [LAI]")
     fig.suptitle("Ground truth and predictions of LAI at t (final model)", fontsize=11)
     return fig
+
+
+def real_patch(name: str, red: np.ndarray, nir: np.ndarray, vv: np.ndarray, snap_lai: np.ndarray,
+               model_lai: np.ndarray) -> Figure:
+    """One real patch side by side: NDVI from the L2A red and NIR reflectances (0-1), Sentinel-1 VV (dB), the
+    SNAP LAI and the model's LAI (m2/m2). A format test: the patch has one date, used as t-2, t-1 and t."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ndvi = (nir - red) / (nir + red)
+    fig = _figure(14, 3.4)
+    axes = fig.subplots(1, 4)
+    for ax, (title, img, kw) in zip(axes, [
+            ("NDVI (S2 L2A)", ndvi, dict(cmap="RdYlGn", vmin=-0.2, vmax=1)),
+            ("S1 VV (dB)", vv, dict(cmap="gray", vmin=-25, vmax=0)),
+            ("LAI from SNAP (m2/m2)", snap_lai, dict(cmap=lai_cmap(), vmin=0, vmax=6)),
+            ("model LAI at t (m2/m2)", model_lai, dict(cmap=lai_cmap(), vmin=0, vmax=6))]):
+        im = ax.imshow(img, **kw)
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(f"{name}: one real date used as t-2, t-1 and t (format test, not a science result)", fontsize=9)
+    return fig

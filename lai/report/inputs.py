@@ -13,7 +13,7 @@ import pandas as pd
 
 from lai.config import PROFILE_CONTENT, EncodingConfig
 from lai.errors import LaiError
-from lai.facts import REPORT_TABLES, TABLE, TEST_SETS, VERDICTS, check_name, chosen_model
+from lai.facts import REPORT_TABLES, ROWS, TABLE, TEST_SETS, VERDICTS, check_name, chosen_model, row_title
 from lai.io import read_yaml_mapping
 from lai.report.text import fmt, fmt_interval, rich, small, unavailable
 
@@ -184,3 +184,8 @@ def comparisons_on(run: Run, s: str) -> list[dict]:
 
 def diff_text(c: dict) -> str:
     return f"{fmt(c['diff'])} LAI {fmt_interval(c['diff_lo'], c['diff_hi'])}"
+
+
+def other_name(other: str) -> str:
+    """How prose names the other side of a comparison: a baseline by its name, a Table 1 row by its title."""
+    return f"the S2 encoder ({row_title(other)})" if other in ROWS else other

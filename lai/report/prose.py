@@ -30,7 +30,7 @@ from lai.facts import (
     row_title,
     stage_label,
 )
-from lai.report.inputs import Run, baseline_metric, comparisons_on, diff_text, metric, num, png_size
+from lai.report.inputs import Run, baseline_metric, comparisons_on, diff_text, metric, num, other_name, png_size
 from lai.report.results import PAPER_FINAL
 from lai.report.text import emph, fmt, fmt_count, fmt_interval, join, mono, rich, strong, table
 
@@ -120,10 +120,6 @@ def _abstract(run: Run) -> list:
 COMPARED = ("persistence", "MLR", "RF", "s2_masks_seas")
 
 
-def _other_name(other: str) -> str:
-    return f"the S2 encoder ({row_title(other)})" if other in ROWS else other
-
-
 def _conclusions(run: Run) -> list:
     """What the run shows, read from the intervals: which model was chosen, then every test set against every
     baseline and the S2 encoder (against the observation, and on simulated data against the true LAI and the
@@ -141,9 +137,9 @@ def _conclusions(run: Run) -> list:
         for other in COMPARED:
             c = verdicts.get(other)
             if c is None:
-                items.append(rich(f"{SET_TITLES[s]}, {who} against {_other_name(other)}: not compared in this run."))
+                items.append(rich(f"{SET_TITLES[s]}, {who} against {other_name(other)}: not compared in this run."))
             else:
-                items.append(rich(f"{SET_TITLES[s]}: ", word[c["verdict"]], f"{_other_name(other)}, RMSE difference "
+                items.append(rich(f"{SET_TITLES[s]}: ", word[c["verdict"]], f"{other_name(other)}, RMSE difference "
                                   f"{diff_text(c)} against the observation."))
         if run.kind == "simulated":
             items.append(_against_truth(run, s, who))
@@ -185,7 +181,7 @@ def _against_truth(run: Run, s: str, who: str) -> list:
     for other in COMPARED:
         value = (metric(t1[t1["row"] == other] if t1 is not None else None, "set", s, "truth_rmse_clear") if other in ROWS
                  else baseline_metric(bl, other, s, "truth_rmse_clear"))
-        values.append((_other_name(other), value))
+        values.append((other_name(other), value))
     if not any(math.isfinite(v) for _, v in values):
         return rich(f"{SET_TITLES[s]}, against the true LAI: not scored in this run.")
     return rich(f"{SET_TITLES[s]}, against the true LAI on the same clear pixels (RMSE, LAI; point values, no interval: "
@@ -208,8 +204,7 @@ def _against_oracle(run: Run, s: str, who: str) -> list | None:
             NOT_RESOLVED: [f"{who} is ", strong("not resolved"), " against the oracle"]}.get(verdict, [who])
     return rich(base + f"; {who}’s RMSE is {fmt(metric(floor, 'set', s, 'model_floor_ratio'), 2)}× the floor and "
                 f"{fmt(metric(floor, 'set', s, 'model_oracle_ratio'), 2)}× the oracle: ", said,
-                f", model − oracle {fmt(d['diff'])} LAI {fmt_interval(d['diff_lo'], d['diff_hi'])}"
-                + (" (goal on the non-cloudy set: below the oracle)." if s == NON_CLOUDY else "."))
+                f", model − oracle {fmt(d['diff'])} LAI {fmt_interval(d['diff_lo'], d['diff_hi'])}.")
 
 
 def _stopping(run: Run) -> list:
@@ -266,7 +261,7 @@ def _data(run: Run) -> dict:
         ]
         splits = d.get("splits") or {}
         if splits:
-            items.append(("Split counts", rich(", ".join(f"{k} {fmt_count(v)}" for k, v in splits.items()))))
+            items.append(("Split counts", rich(", ".join(f"{SET_TITLES.get(k, k)} {fmt_count(v)}" for k, v in splits.items()))))
             items.append(("Used for fitting", rich(
                 f"{fmt_count(splits.get(TRAIN, 0))} training and {fmt_count(splits.get(VAL, 0))} validation triplets; "
                 f"{fmt_count(splits.get(BUFFER, 0))} buffer triplets (around and under the test tiles) are used for "
@@ -283,13 +278,13 @@ def _data(run: Run) -> dict:
         cols = [c for c in ("split", "triplets", "regions", "clear_past", "cloud_past", "clear_t") if c in sp]
         names = {"split": "Split", "triplets": "Triplets", "regions": "Regions", "clear_past": "Clear, t-2 & t-1",
                  "cloud_past": "Cloud, t-2 & t-1", "clear_t": "Clear at t"}
-        rows = [[str(r[c]) if c == "split" else fmt_count(r[c]) if c in ("triplets", "regions") else fmt(r[c]) for c in cols]
+        rows = [[SET_TITLES.get(str(r[c]), str(r[c])) if c == "split" else fmt_count(r[c]) if c in ("triplets", "regions") else fmt(r[c]) for c in cols]
                 for r in sp.to_dict("records")]
         out["splits"] = table([[names[c] for c in cols]], rows, len(cols),
                               caption=["Splits of the cube: triplets, regions and mean fractions of each tile that are "
-                                       "clear (valid SCL and finite LAI) or cloudy (SCL 8–10). ", emph(NON_CLOUDY),
-                                       " and ", emph(CLOUDY), " are the paper’s two cloud-stratified test sets, ",
-                                       emph(UNIQUE), " the held-out areas; ", emph(BUFFER),
+                                       "clear (valid SCL and finite LAI) or cloudy (SCL 8–10). ", emph(SET_TITLES[NON_CLOUDY]),
+                                       " and ", emph(SET_TITLES[CLOUDY]), " are the paper’s two cloud-stratified test sets, ",
+                                       emph(SET_TITLES[UNIQUE]), " the held-out areas; ", emph(BUFFER),
                                        " tiles are kept out of training and testing."])
     return out
 

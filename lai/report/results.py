@@ -28,11 +28,10 @@ from lai.facts import (
     row_columns,
     row_title,
 )
-from lai.report.inputs import Run, baseline_metric, ci, comparisons_on, diff_text, metric, num, with_ci
+from lai.report.inputs import Run, baseline_metric, ci, comparisons_on, diff_text, metric, num, other_name, with_ci
 from lai.report.text import RULE, cell, emph, fmt, fmt_count, fmt_interval, join, rich, strong, table, unavailable
 
 PAPER_FINAL = PAPER_TABLE1["final"]
-FLOOR_GOAL = 1.15  # the final model's non-cloudy RMSE within this factor of the noise floor
 
 
 def _row_label(t1: pd.DataFrame, row: str) -> tuple[str, str]:
@@ -67,7 +66,8 @@ def _table1(run: Run) -> dict:
             line = list(_row_label(t1, r))
             for s in TEST_SETS:
                 ours, paper = metric(sub, "set", s, col), metric(sub, "set", s, paper_col)
-                line += [cell(fmt(ours), bold=math.isfinite(ours) and s in best and bool(np.isclose(ours, best[s]))), fmt(paper)]
+                # the best as printed: every value that shows the best's digits is bold (0.1395 and 0.1400 both read 0.140)
+                line += [cell(fmt(ours), bold=math.isfinite(ours) and s in best and fmt(ours) == fmt(best[s])), fmt(paper)]
             rows.append(line)
         out[key] = table([header1, header2], rows, 8, caption=cap)
     header1 = [cell("Input", rowspan=2), cell("Architecture", rowspan=2),
@@ -148,11 +148,11 @@ def _baseline_reading(run: Run, bl: pd.DataFrame | None, fm: pd.DataFrame | None
         groups = {v: [c for c in verdicts if c["verdict"] == v] for v in VERDICTS}
         said = []
         if groups[BETTER]:
-            said.append(f"{who} beats " + ", ".join(f"{c['other']} ({diff_text(c)})" for c in groups[BETTER]))
+            said.append(f"{who} beats " + ", ".join(f"{other_name(c['other'])} ({diff_text(c)})" for c in groups[BETTER]))
         if groups[WORSE]:
-            said.append(rich(strong("it loses to"), " " + ", ".join(f"{c['other']} ({diff_text(c)})" for c in groups[WORSE])))
+            said.append(rich(strong("it loses to"), " " + ", ".join(f"{other_name(c['other'])} ({diff_text(c)})" for c in groups[WORSE])))
         if groups[NOT_RESOLVED]:
-            said.append(rich("its difference to " + ", ".join(f"{c['other']} ({diff_text(c)})" for c in groups[NOT_RESOLVED])
+            said.append(rich("its difference to " + ", ".join(f"{other_name(c['other'])} ({diff_text(c)})" for c in groups[NOT_RESOLVED])
                              + " is ", strong("not resolved"), " (the interval includes 0)"))
         out.append(rich(f"{where} ({verdicts[0]['triplets']} triplets) ", join(said, "; "), "."))
     out.append(f"Differences are the RMSE of {who} (chosen from validation scores; its seeds pooled) minus the other "
@@ -224,10 +224,7 @@ def _noise_floor(run: Run) -> dict | None:
     if math.isfinite(ratio):
         out["verdict"] = rich(
             f"On the non-cloudy set the final U-Net’s RMSE is {fmt(ratio, 2)} times the noise floor "
-            f"({fmt(metric(floor, 'set', 'non_cloudy', 'floor_rmse'))} LAI): ",
-            f"within the goal of {FLOOR_GOAL}×." if ratio <= FLOOR_GOAL else
-            [strong(f"the goal of {FLOOR_GOAL}× is missed"), f" by {fmt(ratio - FLOOR_GOAL, 2)}, that is "
-             f"{fmt((ratio / FLOOR_GOAL - 1) * 100, 0)}% above it."])
+            f"({fmt(metric(floor, 'set', 'non_cloudy', 'floor_rmse'))} LAI).")
     oracle, diff = metric(floor, "set", NON_CLOUDY, "oracle_rmse"), metric(floor, "set", NON_CLOUDY, "oracle_diff")
     if math.isfinite(oracle) and math.isfinite(diff):
         lo, hi = metric(floor, "set", NON_CLOUDY, "oracle_diff_lo"), metric(floor, "set", NON_CLOUDY, "oracle_diff_hi")
@@ -279,4 +276,18 @@ def _results(run: Run) -> dict:
         [" Last column: RMSE against the simulation’s true LAI on the pixels not clear at ", emph("t"), "."] if truth else None))
 
 
-SECTIONS = {"table1": _table1, "baselines": _baselines, "noise_floor": _noise_floor, "extras": _extras, "results": _results}
+def _real_patches(run: Run) -> dict | None:
+    """Notebook 00's table of the real patches (SNAP LAI and S1 ranges); None where it did not run."""
+    snap = run.tables[TABLE.preprocessing_snap_lai]
+    if snap is None or not len(snap):
+        return None
+    cols = list(snap.columns)
+    rows = [[fmt(v, 2) if isinstance(v, float) else str(v) for v in r.values()] for r in snap.to_dict("records")]
+    return table([cols], rows, len(cols), caption=rich(
+        "The six real Sentinel-1 + Sentinel-2 L2A patches (bigearthnet-common, 120 × 120 pixels, one date each) through ",
+        emph("lai preprocess"), ": LAI from the L2A bands by the SNAP network, percentiles over the patch, values clipped "
+        "to the network’s domain, and Sentinel-1 VV values outside the training range."))
+
+
+SECTIONS = {"table1": _table1, "baselines": _baselines, "noise_floor": _noise_floor, "extras": _extras, "results": _results,
+            "real_patches": _real_patches}
