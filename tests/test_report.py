@@ -344,7 +344,7 @@ def test_missing_artefacts_give_notes(tmp_path, figure_dir):
     assert "Figure density: not available" in flat and "figures/density.png was not produced by this run" in flat
     assert "Figure learning_curves" not in flat
     assert "Baseline table: not available" in flat and "Provenance: not available" in flat
-    assert "Not run in this profile" in flat and "Real data" in flat and "Noise floor" not in flat
+    assert "were not run in this profile" in flat and "Real data" in flat and "Noise floor" not in flat
     assert "True LAI available no" in flat
 
 
