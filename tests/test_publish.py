@@ -9,7 +9,7 @@ from lai.report.inputs import ReportError
 from lai.report.publish import publish
 
 
-def _run(tmp_path, tables=("table1", "comparisons")):
+def _run(tmp_path, tables=("table1", "comparisons", "training")):
     run = tmp_path / "standard"
     for sub in ("tables", "figures", "notebooks", "runs/final"):
         (run / sub).mkdir(parents=True, exist_ok=True)
@@ -17,7 +17,7 @@ def _run(tmp_path, tables=("table1", "comparisons")):
         (run / name).write_text(name)
     (run / "provenance.json").write_text(json.dumps({"git_revision": "abc123", "git_dirty": False, "device": "CPU (2 cores)"}))
     for t in tables:
-        (run / "tables" / f"{t}.csv").write_text("set\nnon_cloudy\n")
+        (run / "tables" / f"{t}.csv").write_text("row,seconds\ns1,1500\nfinal,2100\n" if t == "training" else "set\nnon_cloudy\n")
     (run / "figures" / "density.png").write_bytes(b"png")
     (run / "runs" / "final" / "model.pt").write_bytes(b"weights")
     (run / "notebooks" / "02_training.ipynb").write_text(json.dumps({"metadata": {"papermill": {"duration": 61.4}}}))
@@ -29,9 +29,10 @@ def test_publish_copies_results_not_weights_and_says_how_to_regenerate(tmp_path)
     publish(run, dest, "make reference")
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [
         ".lai-folder", "README.md", "figures/density.png", "profile.yaml", "provenance.json", "report.json", "report.pdf",
-        "tables/comparisons.csv", "tables/table1.csv"]
+        "tables/comparisons.csv", "tables/table1.csv", "tables/training.csv"]
     index = (dest / "README.md").read_text()
     assert "`make reference`" in index and "abc123" in index and "02_training.ipynb | 61" in index
+    assert "The 2 training stages took 60 min when they were trained" in index  # 1500 + 2100 s, not the rerun's time
     # a second publish replaces the first, dropping a table the new run no longer has
     (run / "tables" / "comparisons.csv").unlink()
     main(["publish", str(run), str(dest)])

@@ -27,6 +27,21 @@ def _durations(run_dir: Path) -> dict[str, float]:
     return out
 
 
+def _training_time(run_dir: Path) -> str:
+    """How long the training stages took when they were trained (tables/training.csv), which a rerun that reuses
+    them does not repeat: the notebook times below can then be far shorter."""
+    import pandas as pd
+
+    path = run_dir / "tables" / "training.csv"
+    try:
+        stages = pd.read_csv(path)
+        total = float(pd.to_numeric(stages["seconds"], errors="coerce").sum())
+    except (OSError, ValueError, KeyError):
+        return "Training time: tables/training.csv has no `seconds` column."
+    return (f"The {len(stages)} training stages took {total / 60:.0f} min when they were trained (tables/training.csv, "
+            "`seconds`); a rerun reuses trained stages, so the notebook times below count only what that invocation did.")
+
+
 def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
     """Copy the results of ``run_dir`` into ``dest`` (a folder lai made, or a new one), replacing what an earlier
     publish wrote there, and write ``dest/README.md``: the ``command`` that made the run, when and on what machine
@@ -54,7 +69,8 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
                  f"Regenerate with `{command}` (then commit this folder). Published {dt.date.today().isoformat()}; run "
                  f"at git revision {prov.get('git_revision', '?')}{' (with uncommitted changes)' if prov.get('git_dirty') else ''} "
                  f"on {prov.get('device', '?')}, {prov.get('platform', '?')}; package versions in provenance.json.",
-                 "", "Notebook | seconds", "--- | ---", *[f"{name} | {s:.0f}" for name, s in seconds.items()],
+                 "", _training_time(run_dir), "",
+                 "Notebook | seconds (this invocation)", "--- | ---", *[f"{name} | {s:.0f}" for name, s in seconds.items()],
                  f"all | {sum(seconds.values()):.0f}", "",
                  "report.pdf is the report; tables/ and figures/ are the run's, as the report read them. No cubes, "
                  "weights or executed notebooks are kept here."]
