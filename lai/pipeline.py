@@ -156,7 +156,12 @@ class NotebookInputs:
         removed = [k for k in before if k not in after]
         inputs = {k: v for k, v in before.items() if k not in outputs and k not in removed}
         self.folder.mkdir(parents=True, exist_ok=True)
-        for other in self.folder.glob("*.json"):  # a file this notebook rewrote is no longer an earlier one's to check
+        # a file this notebook rewrote is no longer checked for the notebooks before it (a later one that read it
+        # sees the change and runs again)
+        earlier = NOTEBOOKS[:NOTEBOOKS.index(nb)] if nb in NOTEBOOKS else ()
+        for other in (self.folder / f"{name}.json" for name in earlier):
+            if not other.is_file():
+                continue
             try:
                 last = json.loads(other.read_text())
                 kept = {part: {k: v for k, v in last[part].items() if k not in outputs} for part in ("inputs", "outputs")}
