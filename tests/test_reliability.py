@@ -796,3 +796,38 @@ def test_write_failure_in_hdf5_or_torch_is_one_message(tiny_data, tmp_path, comm
     assert done.returncode == 2, done.stderr[-3000:]
     assert done.stderr == f"lai {command}: error: {target}: the file grew past the size limit of this system or process\n"
     assert not partials(out) and not list(out.rglob("*.lock"))
+
+
+def test_notebook_reuse_follows_what_each_notebook_read_and_wrote(tmp_path):
+    """lai.pipeline.NotebookInputs without kernels: a notebook is reused while what it read and wrote is unchanged;
+    a file a notebook rewrites stops counting for the notebooks before it, and reruns those after it that read it."""
+    from lai.pipeline import NotebookInputs
+
+    run, data, nbs = tmp_path / "run", tmp_path / "data", tmp_path / "nbs"
+    for d in (run / "notebooks", data, nbs):
+        d.mkdir(parents=True)
+    for nb in ("01_data.ipynb", "00_preprocessing.ipynb", "05_report.ipynb"):
+        (nbs / nb).write_text(nb)
+        (run / "notebooks" / nb).write_text("executed")
+    inputs = NotebookInputs(run, data)
+
+    def execute(nb, writes):
+        before = inputs.snapshot(nbs / nb)
+        for name, text in writes.items():
+            (run / name).write_text(text)
+        inputs.record(nb, before, inputs.snapshot(nbs / nb))
+
+    def changed(nb):
+        return inputs.changed(nb, inputs.snapshot(nbs / nb), run / "notebooks" / nb)
+
+    execute("01_data.ipynb", {"provenance.json": "01", "data.json": "cube"})
+    execute("00_preprocessing.ipynb", {"snap.csv": "first"})
+    execute("05_report.ipynb", {"provenance.json": "05", "report.pdf": "pdf"})
+    assert [changed(nb) for nb in ("01_data.ipynb", "00_preprocessing.ipynb", "05_report.ipynb")] == ["", "", ""]
+    execute("00_preprocessing.ipynb", {"snap.csv": "second"})  # 00 again, a new table
+    assert changed("01_data.ipynb") == "" and changed("00_preprocessing.ipynb") == ""
+    assert changed("05_report.ipynb") == "changed since its last run: run/snap.csv"  # 05 read it: runs again
+    (run / "data.json").write_text("another cube")
+    assert changed("01_data.ipynb") == "changed since its last run: run/data.json"
+    (nbs / "05_report.ipynb").write_text("edited")
+    assert "<notebook>" in changed("05_report.ipynb")
