@@ -62,7 +62,7 @@ def cmd_validate(args) -> int:
         raise LNBError(Path(args.folder) / SERIES_CSV, f"no valid triplet left ({len(index.skipped)} skipped)")
     print(f"{args.folder}: {valid} valid triplets of {index.height}x{index.width} pixels"
           f"{', true LAI present' if index.has_truth else ''}")
-    print("\n".join(pixel_fix_lines(fixes, "  ")) or "  no pixel value out of range")
+    print("\n".join(pixel_fix_lines(fixes, "  ")) or "  no pixel value out of range in the valid triplets")
     for s in index.skipped:
         print(f"  skipped CSV row {s.row + 1}: {s.file}: {s.problem}")
     return 0
