@@ -156,11 +156,14 @@ class PredictionsFile:
         _time(g)
         mapping = {}
         if wkt and transform is not None:
+            from rasterio.crs import CRS
+
             a, b, c, d, e, f = transform[:6]
-            projected = "PROJCRS" in wkt or "PROJCS" in wkt
+            crs = CRS.from_wkt(wkt)
+            units = "m" if crs.linear_units in ("metre", "meter", "m") else crs.linear_units
             for axis, n, start, step in (("x", w, c, a), ("y", h, f, e)):
                 var = g.create_variable(axis, (axis,), np.float64, data=start + step * (np.arange(n) + 0.5))
-                var.attrs.update(_axis_attrs(axis, projected))
+                var.attrs.update(_axis_attrs(axis, crs.is_projected, units))
             ref = g.create_variable("spatial_ref", (), np.int32)
             ref.attrs.update(crs_wkt=wkt, spatial_ref=wkt, GeoTransform=" ".join(f"{v:.17g}" for v in (c, a, b, f, d, e)))
             mapping = {"grid_mapping": "spatial_ref"}
@@ -190,9 +193,9 @@ def _time(group) -> None:
                       calendar="proleptic_gregorian")
 
 
-def _axis_attrs(axis: str, projected: bool) -> dict:
+def _axis_attrs(axis: str, projected: bool, units: str) -> dict:
     if projected:
         return {"standard_name": f"projection_{axis}_coordinate", "long_name": f"{axis} of the cell centre",
-                "units": "m", "axis": axis.upper()}
+                "units": units, "axis": axis.upper()}
     name, units = ("longitude", "degrees_east") if axis == "x" else ("latitude", "degrees_north")
     return {"standard_name": name, "long_name": f"{name} of the cell centre", "units": units, "axis": axis.upper()}
