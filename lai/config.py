@@ -28,7 +28,7 @@ from lai.config_engine import (  # noqa: F401 - re-exported
     merge,
     saved_differences,
 )
-from lai.errors import ConfigError  # noqa: F401 - re-exported
+from lai.errors import ConfigError, shorten  # noqa: F401 - ConfigError re-exported
 from lai.facts import EXTRA_ROWS, PRESETS, ROWS, UPSAMPLING
 from lai.io import DuplicateKeyError, read_yaml_mapping, yaml_load  # noqa: F401 - re-exported
 
@@ -395,8 +395,7 @@ def parse_overrides(items: list[str] | dict | None) -> dict:
         try:
             value = yaml_load(raw)
         except yaml.YAMLError as err:
-            shown = item if len(item) <= 80 else item[:77] + "..."
-            raise ConfigError(f"override {shown!r}: value is not valid YAML ({str(err).splitlines()[0][:200]})") from None
+            raise ConfigError(f"override {shorten(item)!r}: value is not valid YAML ({shorten(str(err).splitlines()[0], 200)})") from None
         nested = merge(nested, _dotted(key.strip(), value))
     return nested
 

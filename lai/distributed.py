@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from lai.errors import ConfigError
+from lai.errors import ConfigError, shorten
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -24,7 +24,7 @@ def pick_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
-        raise ConfigError(f"device {str(name)[:40]!r} is not a device torch knows; use auto, cpu, cuda or cuda:N") from None
+        raise ConfigError(f"device {shorten(name, 40)!r} is not a device torch knows; use auto, cpu, cuda or cuda:N") from None
     if device.type not in ("cpu", "cuda"):
         raise ConfigError(f"device {name!r}: lai runs on cpu or cuda; use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():

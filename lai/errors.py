@@ -7,6 +7,12 @@ import re
 from pathlib import Path
 
 
+def shorten(text, limit: int = 80) -> str:
+    """``text`` as an error message quotes it: cut to ``limit`` characters, "..." marking the cut."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class LaiError(Exception):
     """Base class of every user-facing error of lai."""
 

@@ -301,6 +301,13 @@ def _check_layout(src, path: Path) -> None:
                                  "another block: corrupt TIFF")
 
 
+def nodata_as_nan(data: np.ndarray, nodata) -> np.ndarray:
+    """Float ``data`` with its declared ``nodata`` value made NaN (missing data, not a value), in place."""
+    if nodata is not None and data.dtype.kind == "f":
+        data[data == nodata] = np.nan
+    return data
+
+
 def read_tiff(path: Path, layer: str, shape: tuple[int, int] | None = None):
     """Read one TIFF of ``layer`` with header checks; return (array (bands, H, W), crs, transform)."""
     import warnings as _w
@@ -317,8 +324,7 @@ def read_tiff(path: Path, layer: str, shape: tuple[int, int] | None = None):
             data = src.read()
         except (RasterioIOError, Exception) as err:  # truncated strips surface here
             raise LNBError(path, f"pixel data cannot be read (truncated or corrupt file?): {err}") from None
-        if src.nodata is not None and data.dtype.kind == "f":  # declared nodata is missing data, not a value
-            data[data == src.nodata] = np.nan
+        data = nodata_as_nan(data, src.nodata)
         crs = src.crs.to_string() if src.crs else None
         transform = tuple(src.transform)[:6] if not src.transform.is_identity else None
     return data, crs, transform

@@ -15,7 +15,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lai.errors import LNBError, SceneError
+from lai.errors import LNBError, SceneError, shorten
 from lai.io import read_yaml_mapping
 from lai.lnb import TileName
 from lai.snap import BANDS, Angles
@@ -42,13 +42,13 @@ def manifest_file(manifest: Path, value, where: str) -> Path:
 def manifest_date(value, label: str) -> dt.date:
     """A date (YAML date or ``YYYY-MM-DD`` text); :class:`SceneError` starting with ``label`` otherwise."""
     if isinstance(value, dt.datetime):
-        raise SceneError(f"{label} {str(value)[:40]!r} is a date and time; expected a YYYY-MM-DD date")
+        raise SceneError(f"{label} {shorten(value, 40)!r} is a date and time; expected a YYYY-MM-DD date")
     if isinstance(value, dt.date):
         return value
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError:
-        raise SceneError(f"{label} {str(value)[:40]!r} is not a YYYY-MM-DD date") from None
+        raise SceneError(f"{label} {shorten(value, 40)!r} is not a YYYY-MM-DD date") from None
 
 
 # --------------------------------------------------------------------------- preprocessing manifest

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from lai.errors import ConfigError
+from lai.errors import ConfigError, shorten
 
 
 def max_workers() -> int:
@@ -67,9 +67,8 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
             with dask.config.set({"distributed.comm.timeouts.connect": seconds}):
                 client = Client(scheduler, timeout=seconds)
         except (OSError, ValueError, TypeError) as err:  # TimeoutError is an OSError
-            shown = scheduler if len(scheduler) <= 80 else scheduler[:77] + "..."
-            reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-            raise ConfigError(f"--scheduler {shown}: cannot reach a dask scheduler there within {seconds} ({reason}); "
+            reason = shorten(str(err).splitlines()[0], 200) if str(err) else type(err).__name__
+            raise ConfigError(f"--scheduler {shorten(scheduler)}: cannot reach a dask scheduler there within {seconds} ({reason}); "
                               "expected an address such as tcp://host:8786") from None
         with client:
             yield client

@@ -32,7 +32,7 @@ from lai.errors import LNBError
 from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, check_outside, output_lock
 from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES
-from lai.products import SOURCE_MEANINGS, PredictionsFile, gap_fill, write_map
+from lai.products import SOURCE_MEANINGS, SOURCE_OBSERVED, PredictionsFile, gap_fill, write_map
 
 # --------------------------------------------------------------------------- inputs
 
@@ -177,7 +177,7 @@ def _write_batch(trained: Trained, batch: list[Sample], folder: Path, nc: Predic
     totals["s1_values"] += int(np.isfinite(s1).sum())
     totals["clipped"] += count_clipped(s1, trained.enc)
     totals["pixels"] += observed.size
-    totals["observed"] += int((source == 1).sum())
+    totals["observed"] += int((source == SOURCE_OBSERVED).sum())
     totals["nodata"] += int(np.isnan(lai).sum())
     for k, s in enumerate(batch):
         tif = folder / (Path(s.name).stem + ".tif")

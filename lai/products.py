@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lai.cube import CF_ATTRS
+
 NODATA = np.float32(np.nan)
 UNITS = "m2/m2"
 LAI_BANDS = {  # band name -> description, in band order
@@ -170,7 +172,7 @@ class PredictionsFile:
         for band, text in LAI_BANDS.items():
             var = g.create_variable(band, ("triplet", "y", "x"), np.float32, chunks=(1, h, w), fillvalue=NODATA,
                                     compression="gzip")
-            var.attrs.update(long_name=text, units=UNITS, **mapping)
+            var.attrs.update(standard_name=CF_ATTRS["lai"]["standard_name"], long_name=text, units=UNITS, **mapping)
         var = g.create_variable("source", ("triplet", "y", "x"), np.uint8, chunks=(1, h, w), fillvalue=SOURCE_NODATA,
                                 compression="gzip")
         var.attrs.update(long_name=SOURCE_DESCRIPTION, flag_values=np.array(list(SOURCE_MEANINGS), np.uint8),

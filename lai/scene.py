@@ -36,7 +36,7 @@ from lai.encode import count_clipped
 from lai.errors import SceneError
 from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, output_lock
-from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES, clean_pixels
+from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES, clean_pixels, nodata_as_nan
 from lai.manifest import CLEAR_WITHOUT_SCL, SceneDate, read_scene_manifest
 from lai.products import GDAL_CACHE_MB, SOURCE_OBSERVED, describe, gap_fill, lai_profile, source_path, source_profile
 
@@ -93,10 +93,7 @@ def _read_window(dates: list[SceneDate], win, valid_classes):
 
     def read(path, bands=None):
         with rasterio.open(path) as src:
-            a = src.read(bands, window=win)
-            if src.nodata is not None and a.dtype.kind == "f":
-                a = np.where(a == src.nodata, np.nan, a)
-        return a
+            return nodata_as_nan(src.read(bands, window=win), src.nodata)
 
     def read_scl(d: SceneDate):
         if d.scl is None:

@@ -91,6 +91,7 @@ def test_lnb_120px_tiles_give_one_georeferenced_map_per_triplet(tiny_run, tmp_pa
         ds = xr.open_dataset(nc, group=group, engine="h5netcdf", decode_coords="all")
         assert ds["lai"].rio.crs.to_epsg() == 32633 and ds["lai"].rio.transform().almost_equals(transform)
         assert ds["lai"].attrs["units"] == "m2/m2" and ds["source"].encoding["dtype"] == np.uint8  # 255 decoded as NaN
+        assert ds["lai"].attrs["standard_name"] == ds["lai_model"].attrs["standard_name"] == "leaf_area_index"
         assert ds["x"].attrs["units"] == "m" and ds["x"].attrs["standard_name"] == "projection_x_coordinate"
         assert float(ds["x"][0]) == transform.c + 5 and float(ds["y"][0]) == transform.f - 5  # cell centres
         ds.close()
