@@ -4,6 +4,8 @@
 VENV    ?= .venv
 PYTHON  ?= python3
 PROFILE ?= quick
+# pytest-xdist workers of make test (conftest.py keeps the tests that share data on one)
+TEST_WORKERS ?= 2
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.lai-installed
 
@@ -31,7 +33,7 @@ run: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # the reference results in git: the standard profile's run (about an hour on 2 CPU cores), published without
 # cubes or weights to reports/reference/
