@@ -183,6 +183,7 @@ def copy_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+SPREAD_LR_FACTOR = 10.0  # learning rate of a spread head (lai.model.spread_head) over train.lr
 # what checkpoint.pt holds besides the config
 STATE_KEYS = ("model", "optimizer", "scheduler", "generator", "torch_rng", "history", "epoch", "best_model",
               "best_epoch", "best_val_mse")
@@ -207,8 +208,12 @@ class TrainingState:
 
     @classmethod
     def start(cls, model: torch.nn.Module, tcfg: TrainConfig) -> TrainingState:
-        """The state before the first epoch: Adam at ``train.lr``, its scheduler, the generator seeded."""
-        opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
+        """The state before the first epoch: Adam at ``train.lr`` (a spread head's at :data:`SPREAD_LR_FACTOR`
+        times that: it starts far from the error it learns and trains on little), its scheduler, the generator seeded."""
+        spread = list(model.spread_head.parameters()) if getattr(model, "spread_head", None) is not None else []
+        mean = [p for p in model.parameters() if all(p is not q for q in spread)]
+        groups = [{"params": mean}] + ([{"params": spread, "lr": tcfg.lr * SPREAD_LR_FACTOR}] if spread else [])
+        opt = torch.optim.Adam(groups, lr=tcfg.lr)
         return cls(model, opt, make_scheduler(opt, tcfg), torch.Generator().manual_seed(tcfg.seed), tcfg.schedule,
                    best_model=copy_weights(model))
 

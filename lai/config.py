@@ -155,6 +155,9 @@ class ModelConfig:
     # the decoder adds the last clear LAI times a per-pixel gate in [0, 1] that it learns from its features
     # (where no past date is clear the skip carries nothing); encoder heads are unchanged
     gated_skip: bool = False
+    # a second head on the decoder's detached features predicts the variance of the error per pixel (Gaussian
+    # negative log-likelihood on the pixels clear at t, lai.loss); the mean trains exactly as without it
+    uncertainty: bool = False
     upsample: str = "transpose"  # U-Net up-sampling: "transpose" (2x2 transposed conv, the reference's) | "bilinear" (+ 3x3 conv)
 
     def __post_init__(self) -> None:

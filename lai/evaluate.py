@@ -5,25 +5,29 @@ per-triplet sums behind it are kept in ``per_tile.csv`` for paired comparisons
 (:func:`lai.tables.comparisons`). The strict valid rule (SCL 4-6, no shadows)
 is scored beside the configured one. On simulated data the true LAI is known
 everywhere, so the error against it on clear pixels and under clouds at t,
-which real data cannot measure, is reported too.
+which real data cannot measure, is reported too. :func:`calibrate_run` recalibrates and measures a model's
+predicted spread (:mod:`lai.uncertainty`).
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
-from lai.config import StageConfig, check_tile_size
+from lai.config import ConfigError, StageConfig, check_tile_size
 from lai.cube import cube_identity
 from lai.distributed import pick_device
 from lai.errors import RunFolderError
-from lai.facts import EMPTY, N_PIXELS, R2, RMSE, RMSE_NORM, STAGE_WEIGHTS_FILE, TEST_SETS
+from lai.facts import CLOUDY, EMPTY, N_PIXELS, R2, RMSE, RMSE_NORM, STAGE_WEIGHTS_FILE, TEST_SETS, VAL
 from lai.infer import Trained, load_trained, predict_lai
 from lai.io import atomic_path, atomic_write_text, output_lock
 from lai.loader import BatchLoader, CubeSplit
 from lai.metrics import SUMS, Scores, per_tile, strict_clear
+from lai.uncertainty import Calibration, calibration_rows, fit_calibration, reliability, strata
 
 PER_TILE = (RMSE, RMSE_NORM, R2, N_PIXELS)  # per_tile.csv's metrics of each triplet (lai.metrics.pooled)
 EVALUATED_ON = "evaluated_on.json"  # beside metrics.csv: the cube identity the metrics were computed on
@@ -50,11 +54,15 @@ def evaluated_on(run_dir: str | Path) -> dict | None:
 
 
 def predict(trained: Trained, split: CubeSplit, batch_size: int = 32) -> dict[str, np.ndarray]:
-    """LAI (m2/m2) predicted for every sample of ``split``, with the target and its masks."""
-    out: dict[str, list] = {k: [] for k in ("pred", "target", "clear", "strict", "truth")}
+    """LAI (m2/m2) predicted for every sample of ``split``, with the target and its masks; from a model with a spread
+    head also ``sd`` (uncalibrated) and ``past_clear`` (clear dates among t-2, t-1 per pixel)."""
+    out: dict[str, list] = {k: [] for k in ("pred", "target", "clear", "strict", "truth", "sd", "past_clear")}
     for raw in BatchLoader(split, batch_size, False, trained.device, "auto"):
-        x, lai = predict_lai(trained.model, raw, trained.enc, trained.bf16)
+        x, lai, sd = predict_lai(trained.model, raw, trained.enc, trained.bf16)
         out["pred"].append(lai.cpu().numpy())
+        if sd is not None:
+            out["sd"].append(sd.cpu().numpy())
+            out["past_clear"].append(x.past_valid.sum(1).to(torch.int8).cpu().numpy())
         out["target"].append(raw["lai"][:, 2].float().cpu().numpy())
         out["clear"].append(x.target_valid[:, 0].cpu().numpy())
         out["strict"].append(strict_clear(raw["scl"][:, 2].cpu().numpy(), out["target"][-1]))
@@ -126,3 +134,66 @@ def save_prediction(path: Path, split: CubeSplit, pred: dict[str, np.ndarray]) -
         ds.to_netcdf(tmp, engine="h5netcdf")
 
 
+
+
+@dataclass
+class CalibrationResult:
+    """What :func:`calibrate_run` measured: the calibration table, the reliability curves and one example map."""
+
+    calibration: Calibration
+    table: pd.DataFrame
+    reliability: pd.DataFrame
+    example: dict[str, np.ndarray | str | int]
+
+
+def calibrate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_size: int = 32,
+                  device: str = "auto", example_set: str = CLOUDY) -> CalibrationResult:
+    """Recalibrate the spread head of a finished stage on the validation split (``calibration.json`` in its folder,
+    :func:`lai.uncertainty.fit_calibration`), then measure its calibration on each test set, against the true LAI
+    where the cube holds it, else against the observation on pixels clear at t. The example map is the triplet of
+    ``example_set`` with the most pixels clouded at t."""
+    run_dir = Path(run_dir)
+    device = pick_device(device)
+    with output_lock(run_dir, folder=STAGE_WEIGHTS_FILE):
+        trained = load_trained(run_dir, device)
+        if trained.model.spread_head is None:
+            raise ConfigError(f"{run_dir}: this model predicts no spread (model.uncertainty is false); train one with "
+                              "model.uncertainty=true to calibrate it")
+        check_same_splits(trained.config, run_dir, cube)
+        val = predict(trained, CubeSplit(cube, VAL), batch_size)
+        err, against = _error(val)
+        cal = fit_calibration(val["sd"], err, strata(val["past_clear"], val["clear"]), against,
+                              f"{Path(cube).name}:{VAL}", _observation_sd(val))
+        cal.write(run_dir)
+        rows, curves, example = [], [], {}
+        for name in sets:
+            split = CubeSplit(cube, name)
+            if len(split) == 0:
+                continue
+            p = predict(trained, split, batch_size)
+            err, against = _error(p)
+            calibrated = cal.apply(p["sd"], p["past_clear"], p["clear"])
+            rows += calibration_rows(name, err, p["sd"], calibrated, p["clear"], against)
+            curves += [{**r, "sd": version} for version, sd in (("raw", p["sd"]), ("recalibrated", calibrated))
+                       for r in reliability(name, err, sd)]
+            if name == example_set:
+                k = int(np.argmax((~p["clear"]).sum(axis=(1, 2))))
+                example = {"set": name, "triplet": int(split.index[k]), "pred": p["pred"][k], "sd": calibrated[k],
+                           "clear": p["clear"][k], "reference": p["pred"][k] - err[k], "against": against}
+    return CalibrationResult(cal, pd.DataFrame(rows), pd.DataFrame(curves), example)
+
+
+def _error(pred: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
+    """Prediction minus the true LAI, or (no truth) minus the observation where clear at t (NaN elsewhere)."""
+    if "truth" in pred:
+        return pred["pred"] - pred["truth"], "truth"
+    return np.where(pred["clear"], pred["pred"] - pred["target"], np.nan), "observation"
+
+
+def _observation_sd(pred: dict[str, np.ndarray]) -> float | None:
+    """RMSE of the observed LAI against the true LAI on pixels clear at t; None without the truth."""
+    if "truth" not in pred:
+        return None
+    diff = (pred["target"] - pred["truth"])[pred["clear"]]
+    diff = diff[np.isfinite(diff)]
+    return float(np.sqrt(np.mean(np.square(diff)))) if diff.size else None

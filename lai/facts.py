@@ -47,6 +47,8 @@ ROWS: dict[str, RowSpec] = {
 }
 # The final model starts from the encoders of rows 3 and 5 (trained once, reused).
 PRETRAINED_FROM = {"final": {"enc1": "s1_masks_seas", "enc2": "s2_masks_seas"}}
+# the model output holding the decoder's predicted log-variance (model.uncertainty; lai.model, lai.loss)
+LOG_VAR = "dec_log_var"
 
 PRESETS = {
     "paper": dict(encoder_widths=[32, 64, 128], decoder_widths=[64, 128, 256]),  # the reference's "strontium"
@@ -165,12 +167,15 @@ REPORT_TABLES = {
     "noise_floor": ("set", "floor_rmse", "oracle_rmse"),
     "comparisons": ("set", "other", "verdict", "diff", "diff_lo", "diff_hi", "triplets"), "extras": ("title", "set"),
     "preprocessing_snap_lai": ("patch",),
+    "calibration": ("set", "pixels", "sd", "coverage_68", "coverage_95", "sd_ratio", "spearman"),
+    "reliability": ("set", "sd", "nominal", "observed"),
 }
 TABLES = {**REPORT_TABLES, "baselines_per_triplet": (), "oracle_per_triplet": ()}
 
 # The figures a run folder holds, in report order: figures/<name>.png (drawn by lai.figures, placed by the report).
 FIGURE_NAMES = ("sample_maps", "cloud_statistics", "seasonality_encoding", "s1_vs_lai", "learning_curves", "density",
-                "error_by_set", "table1_comparison", "truth_vs_prediction_maps", "preprocessing_patch")
+                "error_by_set", "table1_comparison", "truth_vs_prediction_maps", "reliability", "uncertainty_map",
+                "preprocessing_patch")
 FIGURES = FIGURE_NAMES
 
 

@@ -4,14 +4,15 @@
 :func:`lai.checkpoint.read_trained`) on a device, in eval mode. :func:`forward` is the forward pass
 every prediction takes, training's validation included: encode the raw batch (:mod:`lai.encode`), run
 the model under bf16 autocast when asked, keep the row's prediction of LAI at t. :func:`predict_lai`
-adds the step back to physical units (m2/m2); :func:`predict_batch` applies it to tiles of any size
-(padded to the U-Net's multiple and cropped back), with NaN where Sentinel-1 at t is missing.
+adds the step back to physical units (m2/m2), with the spread head's standard deviation where the model
+has one; :func:`predict_batch` applies it to tiles of any size (padded to the U-Net's multiple and cropped
+back), with NaN where Sentinel-1 at t is missing, and the deviation recalibrated (:mod:`lai.uncertainty`).
 The maps written from it are :mod:`lai.products`'.
 """
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from lai.distributed import pick_device
 from lai.encode import Encoded, denormalise_lai, encode_batch, mask_channels
 from lai.model import LAIModel
 from lai.products import NODATA
+from lai.uncertainty import Calibration, read_calibration
 
 
 def build_model(model: ModelConfig, encoding: EncodingConfig) -> LAIModel:
@@ -37,6 +39,7 @@ class Trained:
     model: LAIModel
     config: StageConfig
     device: torch.device
+    calibration: Calibration = field(default_factory=Calibration)  # of the spread head (calibration.json)
 
     @property
     def enc(self) -> EncodingConfig:
@@ -57,13 +60,14 @@ class Trained:
 
 
 def load_trained(run: str | Path, device: str | torch.device = "auto") -> Trained:
-    """The model of one finished run folder (``model.pt``), in eval mode on ``device`` (``auto``: a GPU if any)."""
+    """The model of one finished run folder (``model.pt``, and ``calibration.json`` where the spread head was
+    recalibrated), in eval mode on ``device`` (``auto``: a GPU if any)."""
     device = pick_device(str(device))
     state = read_trained(run)
     config: StageConfig = state["config"]
     model = build_model(config.model, config.encoding)
     set_weights(model, state["model"], state["path"])
-    return Trained(model.to(device).eval(), config, device)
+    return Trained(model.to(device).eval(), config, device, read_calibration(Path(state["path"]).parent))
 
 
 def to_channels_last(x: Encoded) -> Encoded:
@@ -79,18 +83,28 @@ def forward(model: torch.nn.Module, raw: dict, enc: EncodingConfig, bf16: bool,
     """The encoded batch and the row's prediction of LAI at t (B, 1, H, W), normalised units, float32.
 
     ``raw`` as the loader yields it (s1, lai, scl, doy_target, doy_from on the model's device)."""
+    x, out = _outputs(model, raw, enc, bf16, channels_last)
+    return x, LAIModel.prediction(out).float()
+
+
+def _outputs(model, raw: dict, enc: EncodingConfig, bf16: bool, channels_last: bool = False) -> tuple[Encoded, dict]:
     x = encode_batch(raw, enc)
     if channels_last:
         x = to_channels_last(x)
     with torch.autocast(x.s1.device.type, dtype=torch.bfloat16, enabled=bf16):
-        pred = LAIModel.prediction(model(x)).float()
-    return x, pred
+        out = model(x)
+    return x, out
 
 
-def predict_lai(model: torch.nn.Module, raw: dict, enc: EncodingConfig, bf16: bool) -> tuple[Encoded, torch.Tensor]:
-    """The encoded batch and LAI at t in m2/m2 (B, H, W): :func:`forward` in physical units."""
-    x, pred = forward(model, raw, enc, bf16)
-    return x, denormalise_lai(pred[:, 0], enc)
+@torch.no_grad()
+def predict_lai(model: torch.nn.Module, raw: dict, enc: EncodingConfig, bf16: bool
+                ) -> tuple[Encoded, torch.Tensor, torch.Tensor | None]:
+    """The encoded batch, LAI at t in m2/m2 (B, H, W) and, from a model with a spread head
+    (``model.uncertainty``), its predicted standard deviation in m2/m2 (B, H, W; else None), uncalibrated."""
+    x, out = _outputs(model, raw, enc, bf16)
+    spread = LAIModel.spread(out)
+    lai = denormalise_lai(LAIModel.prediction(out).float()[:, 0], enc)
+    return x, lai, None if spread is None else denormalise_lai(spread[:, 0], enc)
 
 
 def _pad(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -103,12 +117,15 @@ def _pad(x: torch.Tensor, factor: int) -> torch.Tensor:
     return padded.reshape(*x.shape[:-2], h + ph, w + pw).to(x.dtype)
 
 
-def predict_batch(trained: Trained, s1, lai, scl, doy_target, doy_from) -> tuple[np.ndarray, np.ndarray]:
-    """LAI at t (B, H, W) float32 and the observed flag (B, H, W) uint8 for one batch of any tile size.
+def predict_batch(trained: Trained, s1, lai, scl, doy_target, doy_from
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """LAI at t (B, H, W) float32, the observed flag (B, H, W) uint8 and the model's standard deviation (B, H, W)
+    float32, calibrated (:attr:`Trained.calibration`; None from a model without a spread head), for one batch
+    of any tile size.
 
     Inputs as the loader yields them: s1 (B, 3, 2, H, W) dB, lai (B, 3, H, W), scl (B, 3, H, W),
     day of year of t and of t-2 (B,). Tiles are padded (edge values repeated) to the U-Net's multiple
-    and cropped back. LAI is NaN (nodata) where S1 at t is not finite.
+    and cropped back. LAI and its deviation are NaN (nodata) where S1 at t is not finite.
     """
     dev = trained.device
     h, w = s1.shape[-2:]
@@ -119,11 +136,16 @@ def predict_batch(trained: Trained, s1, lai, scl, doy_target, doy_from) -> tuple
         "doy_target": torch.as_tensor(doy_target, device=dev),
         "doy_from": torch.as_tensor(doy_from, device=dev),
     }
-    x, lai_t = predict_lai(trained.model, raw, trained.enc, trained.bf16)
+    x, lai_t, sd = predict_lai(trained.model, raw, trained.enc, trained.bf16)
     lai_t = lai_t[:, :h, :w].cpu().numpy().astype(np.float32)
     observed = x.target_valid[:, 0, :h, :w].cpu().numpy().astype(np.uint8)
-    lai_t[~np.isfinite(np.asarray(s1)[:, 2]).all(axis=1)] = NODATA
-    return lai_t, observed
+    missing = ~np.isfinite(np.asarray(s1)[:, 2]).all(axis=1)
+    lai_t[missing] = NODATA
+    if sd is not None:
+        past_clear = x.past_valid[:, :, :h, :w].sum(1).cpu().numpy()
+        sd = trained.calibration.apply(sd[:, :h, :w].cpu().numpy().astype(np.float32), past_clear, observed)
+        sd[missing] = NODATA
+    return lai_t, observed, sd
 
 
 def clamp_lai(lai: np.ndarray) -> tuple[np.ndarray, int]:

@@ -11,7 +11,7 @@ from torch import nn
 
 from lai.config import ModelConfig
 from lai.encode import Encoded
-from lai.facts import ROWS, UPSAMPLING, EncoderSpec
+from lai.facts import LOG_VAR, ROWS, UPSAMPLING, EncoderSpec
 
 
 def conv_block(c_in: int, c_out: int, n_convs: int) -> nn.Sequential:
@@ -111,7 +111,8 @@ class LAIModel(nn.Module):
     """Encoder 1 (S1), encoder 2 (S2 history) and the fusion decoder, as a Table 1 row asks.
 
     ``forward`` returns a dict of LAI predictions (normalised units) keyed
-    ``enc1``, ``enc2`` and ``dec``, for the parts the row has.
+    ``enc1``, ``enc2`` and ``dec``, for the parts the row has; with ``model.uncertainty`` also
+    :data:`LOG_VAR`, the decoder's predicted log-variance (normalised units squared) of its error.
     """
 
     def __init__(self, cfg: ModelConfig, mask_channels: int):
@@ -128,12 +129,14 @@ class LAIModel(nn.Module):
                 c_in += cfg.season_channels
             self.decoder = UNet(c_in, cfg.decoder_widths, cfg.convs_per_level, cfg.skip, cfg.upsample)
             self.dec_head = nn.Conv2d(self.decoder.out_channels, 2 if cfg.gated_skip else 1, 1)
+        # built last, so that every other weight starts as it would without it
+        self.spread_head = spread_head(self.decoder.out_channels) if self.row.decoder and cfg.uncertainty else None
 
     def forward(self, x: Encoded) -> dict[str, torch.Tensor]:
         out = self._heads(x)
         if self.cfg.residual:
             base = last_clear(x)
-            out = {name: pred + base for name, pred in out.items()}
+            out = {name: pred if name == LOG_VAR else pred + base for name, pred in out.items()}
         return out
 
     def _heads(self, x: Encoded) -> dict[str, torch.Tensor]:
@@ -146,16 +149,24 @@ class LAIModel(nn.Module):
         if self.decoder is not None:
             if self.dec_season is not None:
                 feats.append(self.dec_season(x.season, feats[0]))
-            out["dec"] = self.dec_head(self.decoder(torch.cat(feats, dim=1)))
+            decoded = self.decoder(torch.cat(feats, dim=1))
+            out["dec"] = self.dec_head(decoded)
             if self.cfg.gated_skip:
                 change, gate = out["dec"].split(1, dim=1)
                 out["dec"] = change + torch.sigmoid(gate) * last_clear(x)
+            if self.spread_head is not None:  # on detached features: the spread never changes the mean's training
+                out[LOG_VAR] = self.spread_head(decoded.detach()).clamp(*LOG_VAR_RANGE)
         return out
 
     @staticmethod
     def prediction(out: dict[str, torch.Tensor]) -> torch.Tensor:
         """The row's answer: the decoder's output, or the only encoder's head."""
         return out["dec"] if "dec" in out else next(iter(out.values()))
+
+    @staticmethod
+    def spread(out: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The predicted standard deviation of the row's answer (normalised units), or None without one."""
+        return torch.exp(0.5 * out[LOG_VAR].float()) if LOG_VAR in out else None
 
     def load_pretrained(self, part: str, state: dict[str, torch.Tensor]) -> None:
         """Load one encoder's weights (its U-Net, embeddings and head) from a trained row."""
@@ -164,6 +175,15 @@ class LAIModel(nn.Module):
         if not own:
             raise ValueError(f"checkpoint holds no weights for {part}")
         getattr(self, part).load_state_dict(own)
+
+
+# predicted log-variance, normalised units: a standard deviation between 0.005 and 2 (0.025 and 10 LAI at LAI/5)
+LOG_VAR_RANGE = (-10.6, 1.4)
+
+
+def spread_head(channels: int) -> nn.Sequential:
+    """Decoder features -> log-variance of the prediction's error: two 1x1 convolutions (per-pixel MLP)."""
+    return nn.Sequential(nn.Conv2d(channels, channels, 1), nn.ReLU(), nn.Conv2d(channels, 1, 1))
 
 
 def last_clear(x: Encoded) -> torch.Tensor:

@@ -3,7 +3,8 @@
 Output folder (written under a hidden temporary name and renamed into place when complete)::
 
     <out>/<stem of the t file>.tif         band 1 ``lai`` gap-filled (the observed S2 LAI at t where usable, the
-                                           model elsewhere), band 2 ``lai_model``; m2/m2, NaN nodata where
+                                           model elsewhere), band 2 ``lai_model``, band 3 ``lai_std`` from a model
+                                           that predicts its spread; m2/m2, NaN nodata where
                                            nothing is observed and Sentinel-1 at t is missing; the tile's CRS
                                            and transform when it has them
     <out>/<stem of the t file>_source.tif  uint8: 1 observed, 0 model, 255 nodata
@@ -32,7 +33,7 @@ from lai.errors import LNBError
 from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, check_outside, output_lock
 from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES
-from lai.products import SOURCE_MEANINGS, SOURCE_OBSERVED, PredictionsFile, gap_fill, write_map
+from lai.products import SOURCE_MEANINGS, SOURCE_OBSERVED, PredictionsFile, gap_fill, gap_fill_std, write_map
 
 # --------------------------------------------------------------------------- inputs
 
@@ -135,7 +136,7 @@ def _predict_folder(run, data, out: Path, batch_size: int, device: str, progress
     names: list[str] = []
     with atomic_path(out) as tmp:
         tmp.mkdir()
-        with PredictionsFile(tmp / "predictions.nc", len(inputs), meta) as nc:
+        with PredictionsFile(tmp / "predictions.nc", len(inputs), meta, with_std=_has_spread(trained)) as nc:
             batch: list[Sample] = []
             bar = tqdm(total=len(inputs), desc="predict", unit="triplet", disable=not progress)
             for k, sample in enumerate(inputs):
@@ -154,8 +155,10 @@ def _predict_folder(run, data, out: Path, batch_size: int, device: str, progress
             "db_range": trained.enc.db_range, "s1_values_clipped": totals["clipped"],
             "s1_values_clipped_fraction": totals["clipped"] / max(totals["s1_values"], 1),
             "observed_fraction": totals["observed"] / max(totals["pixels"], 1),
-            "bands": "lai: the observed S2 LAI at t where usable, the model elsewhere; lai_model: the model everywhere",
+            "bands": "lai: the observed S2 LAI at t where usable, the model elsewhere; lai_model: the model everywhere"
+                     + ("; lai_std: the standard deviation of lai" if _has_spread(trained) else ""),
             "source_codes": SOURCE_MEANINGS,
+            **({"uncertainty": trained.calibration.summary()} if _has_spread(trained) else {}),
             "nodata_pixels": totals["nodata"], "lai_clamped_pixels": totals["lai_clamped"],
             "lai_range": list(LAI_RANGE), "pixel_fixes": fixes,
             "pixel_fixes_meaning": PIXEL_FIX_NOTES if inputs.kind == "lnb" else "inputs read from a cube, cleaned when it was built",
@@ -168,11 +171,12 @@ def _predict_folder(run, data, out: Path, batch_size: int, device: str, progress
 def _write_batch(trained: Trained, batch: list[Sample], folder: Path, nc: PredictionsFile, totals: dict) -> None:
     stack = lambda key: np.stack([getattr(s, key) for s in batch])  # noqa: E731
     s1, lai_in = stack("s1"), stack("lai")
-    model, observed = predict_batch(trained, s1, lai_in, stack("scl"),
-                                    np.array([day_of_year(s.date_t) for s in batch]),
-                                    np.array([day_of_year(s.date_from) for s in batch]))
+    model, observed, model_sd = predict_batch(trained, s1, lai_in, stack("scl"),
+                                              np.array([day_of_year(s.date_t) for s in batch]),
+                                              np.array([day_of_year(s.date_from) for s in batch]))
     model, clamped = clamp_lai(model)
     lai, source = gap_fill(model, lai_in[:, 2], observed)
+    std = None if model_sd is None else gap_fill_std(model_sd, source, trained.calibration.observation_sd)
     totals["lai_clamped"] += clamped
     totals["s1_values"] += int(np.isfinite(s1).sum())
     totals["clipped"] += count_clipped(s1, trained.enc)
@@ -183,5 +187,11 @@ def _write_batch(trained: Trained, batch: list[Sample], folder: Path, nc: Predic
         tif = folder / (Path(s.name).stem + ".tif")
         if tif.exists():
             raise LNBError(s.name, f"two triplets share the t file stem {tif.stem}; output names would collide")
-        write_map(tif, lai[k], model[k], source[k], s.crs, s.transform)
-        nc.add(s.name, (s.date_t - EPOCH).days, lai[k], model[k], source[k], s.crs, s.transform)
+        write_map(tif, lai[k], model[k], source[k], s.crs, s.transform, None if std is None else std[k])
+        nc.add(s.name, (s.date_t - EPOCH).days, lai[k], model[k], source[k], s.crs, s.transform,
+               None if std is None else std[k])
+
+
+def _has_spread(trained: Trained) -> bool:
+    return trained.model.spread_head is not None
+

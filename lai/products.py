@@ -4,11 +4,12 @@ Per map (one triplet of ``--data``, or one ``--scene``)::
 
     <stem>.tif          float32, NaN nodata: band 1 ``lai``, the gap-filled product (the observed S2 LAI at t
                         where the SCL marks it usable, the model elsewhere); band 2 ``lai_model``, the model
-                        everywhere; both in m2/m2
+                        everywhere; from a model that predicts its spread (``model.uncertainty``) band 3
+                        ``lai_std``, the standard deviation of band 1 (lai.uncertainty); all in m2/m2
     <stem>_source.tif   uint8: 1 = observed, 0 = model, 255 = nodata (S1 at t missing and nothing observed)
 
 ``predictions.nc`` (CF-1.8) holds every map of a ``--data`` prediction, one group per distinct grid
-(CRS, transform, shape): ``/grid_001/lai (triplet, y, x)``, ``lai_model`` and ``source``, 1-D ``x``/``y``
+(CRS, transform, shape): ``/grid_001/lai (triplet, y, x)``, ``lai_model``, ``lai_std`` and ``source``, 1-D ``x``/``y``
 cell-centre coordinates and a ``spatial_ref`` grid mapping (``crs_wkt`` in WKT, ``GeoTransform``), so
 GDAL (``NETCDF:predictions.nc:/grid_001/lai``) and xarray + rioxarray place each map without lai. The
 root table ``name``, ``grid``, ``grid_index`` and ``time`` maps each triplet to its group and position.
@@ -25,10 +26,13 @@ from lai.cube import CF_ATTRS
 
 NODATA = np.float32(np.nan)
 UNITS = "m2/m2"
-LAI_BANDS = {  # band name -> description, in band order
+LAI_BANDS = {  # band name -> description, in band order; lai_std only from a model that predicts its spread
     "lai": "gap-filled LAI at t: the observed S2 LAI where usable, the model elsewhere",
     "lai_model": "LAI at t predicted by the model (Sentinel-1 at t-2, t-1, t and S2 LAI at t-2, t-1)",
+    "lai_std": "standard deviation of band lai: the model's calibrated spread where it fills, the observation's "
+               "error (estimated on the training run's simulated data) where observed",
 }
+STD = "lai_std"
 SOURCE_MODEL, SOURCE_OBSERVED, SOURCE_NODATA = 0, 1, 255
 SOURCE_MEANINGS = {SOURCE_MODEL: "model", SOURCE_OBSERVED: "observed", SOURCE_NODATA: "nodata"}
 SOURCE_DESCRIPTION = "source of band lai: 1 = observed S2 LAI, 0 = model, 255 = nodata"
@@ -43,6 +47,20 @@ def gap_fill(model: np.ndarray, observed_lai: np.ndarray, observed: np.ndarray) 
     return lai, source.astype(np.uint8)
 
 
+def gap_fill_std(model_sd: np.ndarray, source: np.ndarray, observation_sd: float | None) -> np.ndarray:
+    """Band ``lai_std``: ``observation_sd`` (NaN where unknown) where the source is the observation, the model's
+    deviation elsewhere, NaN at nodata."""
+    obs = np.float32(np.nan if observation_sd is None else observation_sd)
+    std = np.where(source == SOURCE_OBSERVED, obs, model_sd).astype(np.float32)
+    std[source == SOURCE_NODATA] = NODATA
+    return std
+
+
+def bands(with_std: bool) -> dict[str, str]:
+    """The LAI map's bands (name -> description), ``lai_std`` only ``with_std``."""
+    return {k: v for k, v in LAI_BANDS.items() if with_std or k != STD}
+
+
 def source_path(path: Path) -> Path:
     """The source map beside the LAI map ``path``: ``<stem>_source.tif``."""
     return path.with_name(f"{path.stem}_source.tif")
@@ -53,9 +71,10 @@ def map_files(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).glob("*.tif") if not p.name.endswith("_source.tif"))
 
 
-def lai_profile(height: int, width: int, crs: str | None, transform: tuple | None, **extra) -> dict:
-    """Profile of a LAI map: the float32 bands of :data:`LAI_BANDS`, NaN nodata, deflate."""
-    return _profile(height, width, crs, transform, count=len(LAI_BANDS), dtype="float32", nodata=NODATA, **extra)
+def lai_profile(height: int, width: int, crs: str | None, transform: tuple | None, with_std: bool = False,
+                **extra) -> dict:
+    """Profile of a LAI map: the float32 bands of :func:`bands`, NaN nodata, deflate."""
+    return _profile(height, width, crs, transform, count=len(bands(with_std)), dtype="float32", nodata=NODATA, **extra)
 
 
 def source_profile(height: int, width: int, crs: str | None, transform: tuple | None, **extra) -> dict:
@@ -77,23 +96,24 @@ def _profile(height, width, crs, transform, **kw) -> dict:
 def describe(dst, kind: str) -> None:
     """Band names and units of an open LAI (``kind="lai"``) or source map (``"source"``)."""
     if kind == "lai":
-        for i, (name, text) in enumerate(LAI_BANDS.items(), 1):
+        for i, (name, text) in enumerate(bands(dst.count > 2).items(), 1):
             dst.set_band_description(i, name)
             dst.update_tags(i, long_name=text, units=UNITS)
-        dst.units = (UNITS,) * len(LAI_BANDS)
+        dst.units = (UNITS,) * dst.count
     else:
         dst.set_band_description(1, "source")
         dst.update_tags(1, long_name=SOURCE_DESCRIPTION, flag_values=" ".join(map(str, SOURCE_MEANINGS)),
                         flag_meanings=" ".join(SOURCE_MEANINGS.values()))
 
 
-def write_map(path: Path, lai: np.ndarray, model: np.ndarray, source: np.ndarray, crs, transform) -> None:
-    """``path`` (the LAI bands) and its source map, for one tile."""
+def write_map(path: Path, lai: np.ndarray, model: np.ndarray, source: np.ndarray, crs, transform,
+              std: np.ndarray | None = None) -> None:
+    """``path`` (the LAI bands, ``lai_std`` where ``std`` is given) and its source map, for one tile."""
     import rasterio
 
     h, w = lai.shape
-    with rasterio.open(path, "w", **lai_profile(h, w, crs, transform)) as dst:
-        dst.write(np.stack([lai, model]))
+    with rasterio.open(path, "w", **lai_profile(h, w, crs, transform, with_std=std is not None)) as dst:
+        dst.write(np.stack([lai, model] + ([std] if std is not None else [])))
         describe(dst, "lai")
     with rasterio.open(source_path(path), "w", **source_profile(h, w, crs, transform)) as dst:
         dst.write(source, 1)
@@ -121,10 +141,11 @@ class _Grid:
 class PredictionsFile:
     """``predictions.nc`` written map by map: :meth:`add` puts each map in the group of its grid."""
 
-    def __init__(self, path: Path, n: int, attrs: dict):
+    def __init__(self, path: Path, n: int, attrs: dict, with_std: bool = False):
         import h5netcdf
         import h5py
 
+        self.bands = bands(with_std)
         self.f = h5netcdf.File(path, "w")
         self.f.dimensions = {"triplet": n}
         self.grids: dict[tuple, _Grid] = {}
@@ -137,8 +158,9 @@ class PredictionsFile:
         _time(self.f)
         self.f.attrs.update(Conventions="CF-1.8", title="LAI at t from Sentinel-1 and Sentinel-2 time series", **attrs)
 
-    def add(self, name: str, days: int, lai: np.ndarray, model: np.ndarray, source: np.ndarray, crs, transform) -> None:
-        """One map (``days``: its date t as days since 1970-01-01)."""
+    def add(self, name: str, days: int, lai: np.ndarray, model: np.ndarray, source: np.ndarray, crs, transform,
+            std: np.ndarray | None = None) -> None:
+        """One map (``days``: its date t as days since 1970-01-01; ``std`` in a file made ``with_std``)."""
         key = (crs_wkt(crs), tuple(transform) if transform is not None else None, lai.shape)
         if key not in self.grids:
             self.grids[key] = _Grid(self._new_group(f"grid_{len(self.grids) + 1:03d}", *key))
@@ -146,6 +168,8 @@ class PredictionsFile:
         g, i = grid.group, grid.size
         g.resize_dimension("triplet", i + 1)
         g["lai"][i], g["lai_model"][i], g["source"][i], g["time"][i] = lai, model, source, days
+        if STD in self.bands:
+            g[STD][i] = std
         self.f["name"][self.k], self.f["grid"][self.k], self.f["grid_index"][self.k] = name, g.name.strip("/"), i
         self.f["time"][self.k] = days
         grid.size += 1
@@ -169,10 +193,11 @@ class PredictionsFile:
             ref = g.create_variable("spatial_ref", (), np.int32)
             ref.attrs.update(crs_wkt=wkt, spatial_ref=wkt, GeoTransform=" ".join(f"{v:.17g}" for v in (c, a, b, f, d, e)))
             mapping = {"grid_mapping": "spatial_ref"}
-        for band, text in LAI_BANDS.items():
+        for band, text in self.bands.items():
             var = g.create_variable(band, ("triplet", "y", "x"), np.float32, chunks=(1, h, w), fillvalue=NODATA,
                                     compression="gzip")
-            var.attrs.update(standard_name=CF_ATTRS["lai"]["standard_name"], long_name=text, units=UNITS, **mapping)
+            standard = CF_ATTRS["lai"]["standard_name"] + (" standard_error" if band == STD else "")
+            var.attrs.update(standard_name=standard, long_name=text, units=UNITS, **mapping)
         var = g.create_variable("source", ("triplet", "y", "x"), np.uint8, chunks=(1, h, w), fillvalue=SOURCE_NODATA,
                                 compression="gzip")
         var.attrs.update(long_name=SOURCE_DESCRIPTION, flag_values=np.array(list(SOURCE_MEANINGS), np.uint8),

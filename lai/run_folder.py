@@ -163,6 +163,14 @@ class RunContext:
             return pd.read_csv(cached)
         return evaluate_run(run, self.cube_path, batch_size=self.profile.train.batch_size, device=self.profile.train.device)
 
+    def calibrate(self, run: str):
+        """Recalibrate the predicted spread of a trained run on validation and measure it on the test sets
+        (:func:`lai.evaluate.calibrate_run`; writes the run's ``calibration.json``)."""
+        from lai.evaluate import calibrate_run
+
+        return calibrate_run(self.run_dir / "runs" / run, self.cube_path, batch_size=self.profile.train.batch_size,
+                             device=self.profile.train.device)
+
     def per_triplet(self, run: str) -> pd.DataFrame:
         """Per-triplet scores and sums of an evaluated run (set, triplet, ``lai.metrics.SUMS``, ...)."""
         self.evaluate(run)

@@ -38,7 +38,16 @@ from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_bat
 from lai.io import atomic_path, check_new_folder, output_lock
 from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES, clean_pixels, nodata_as_nan
 from lai.manifest import CLEAR_WITHOUT_SCL, SceneDate, read_scene_manifest
-from lai.products import GDAL_CACHE_MB, SOURCE_OBSERVED, describe, gap_fill, lai_profile, source_path, source_profile
+from lai.products import (
+    GDAL_CACHE_MB,
+    SOURCE_OBSERVED,
+    describe,
+    gap_fill,
+    gap_fill_std,
+    lai_profile,
+    source_path,
+    source_profile,
+)
 
 
 @dataclass(frozen=True)
@@ -151,18 +160,20 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
     with atomic_path(out) as tmp, atomic_path(source_path(out)) as tmp_source, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         gtiff, source_gtiff = (t.with_name(t.name + ".gtiff") for t in (tmp, tmp_source))
         try:
-            with rasterio.open(gtiff, "w", **lai_profile(h, w, grid.crs, grid.transform, **tiling)) as dst, \
+            with_std = trained.model.spread_head is not None
+            with rasterio.open(gtiff, "w", **lai_profile(h, w, grid.crs, grid.transform, with_std, **tiling)) as dst, \
                     rasterio.open(source_gtiff, "w", **source_profile(h, w, grid.crs, grid.transform, **tiling)) as dst_source:
                 describe(dst, "lai")
                 describe(dst_source, "source")
-                acc, acc_w, seen, flag = (np.zeros((0, w), np.float32) for _ in range(4))
+                acc, acc_w, seen, flag, acc_var = (np.zeros((0, w), np.float32) for _ in range(5))
                 done = 0  # first row not yet written
                 bar = tqdm(total=len(ys) * len(xs), desc="predict scene", unit="window", disable=not progress)
                 for r, y0 in enumerate(ys):
                     wh = min(window, h)
                     grow = y0 + wh - done - acc.shape[0]
                     if grow > 0:
-                        acc, acc_w, seen, flag = (np.vstack([a, np.zeros((grow, w), np.float32)]) for a in (acc, acc_w, seen, flag))
+                        acc, acc_w, seen, flag, acc_var = (np.vstack([a, np.zeros((grow, w), np.float32)])
+                                                           for a in (acc, acc_w, seen, flag, acc_var))
                     new_y = y0 if r == 0 else max(y0, ys[r - 1] + wh)  # rows no earlier window read
                     for c, x0 in enumerate(xs):
                         win = Window(x0, y0, min(window, w), wh)
@@ -171,24 +182,30 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
                         new = (slice(new_y - y0, None), slice(new_x - x0, None))  # each pixel counted once
                         clipped += count_clipped(s1[..., new[0], new[1]], trained.enc)
                         fixes.update(fixed.counts(*new))
-                        lai, obs = predict_batch(trained, s1[None], lai_in[None], scl[None], doy_t, doy_from)
+                        lai, obs, sd = predict_batch(trained, s1[None], lai_in[None], scl[None], doy_t, doy_from)
                         rows = slice(y0 - done, y0 - done + wh)
                         cols = slice(x0, x0 + win.width)
                         acc[rows, cols] += np.nan_to_num(lai[0]) * weight
                         acc_w[rows, cols] += weight * np.isfinite(lai[0])
+                        if sd is not None:  # overlapping windows: their variances blended like the means
+                            acc_var[rows, cols] += np.nan_to_num(sd[0]) ** 2 * weight
                         flag[rows, cols] = obs[0] if scl_at_t else 0
                         seen[rows, cols] = lai_in[2]
                         bar.update()
                     final = (ys[r + 1] if r + 1 < len(ys) else h) - done
                     with np.errstate(invalid="ignore", divide="ignore"):
                         model = np.where(acc_w[:final] > 0, acc[:final] / acc_w[:final], np.nan).astype(np.float32)
+                        model_sd = np.sqrt(np.where(acc_w[:final] > 0, acc_var[:final] / acc_w[:final], np.nan))
                     model, moved = clamp_lai(model)
                     clamped += moved
                     lai_rows, source = gap_fill(model, seen[:final], flag[:final])
                     observed += int((source == SOURCE_OBSERVED).sum())
-                    dst.write(np.stack([lai_rows, model]), window=Window(0, done, w, final))
+                    layers = [lai_rows, model]
+                    if with_std:
+                        layers.append(gap_fill_std(model_sd, source, trained.calibration.observation_sd))
+                    dst.write(np.stack(layers), window=Window(0, done, w, final))
                     dst_source.write(source, 1, window=Window(0, done, w, final))
-                    acc, acc_w, seen, flag = acc[final:], acc_w[final:], seen[final:], flag[final:]
+                    acc, acc_w, seen, flag, acc_var = (a[final:] for a in (acc, acc_w, seen, flag, acc_var))
                     done += final
                 bar.close()
             _finish(gtiff, tmp)
@@ -206,6 +223,8 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
         "bands": ("lai: the model everywhere (no SCL at t, nothing counts as observed); lai_model: the model"
                   if not scl_at_t else "lai: the observed S2 LAI at t where usable, the model elsewhere; lai_model: the model"),
         "dates_without_scl": [str(d.date) for d in dates if d.scl is None],
+        **({"lai_std": "band 3: the standard deviation of lai", "uncertainty": trained.calibration.summary()}
+           if trained.model.spread_head is not None else {}),
     }
 
 

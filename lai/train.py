@@ -186,6 +186,8 @@ def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=
     of ``split``'s targets (clear pixels of triplets drawn with ``seed``, at most ``max_pixels`` pixels, at least
     8 triplets); return that mean.
 
+    A spread head (``model.uncertainty``) starts at the log-variance of those targets.
+
     A head's output averaged over a batch is its bias (it reads batch-normalised features), so PyTorch's random
     bias would start the model up to 1/sqrt(channels) off. With ``model.residual`` the head learns the change
     from the last clear LAI, so its bias starts at mean target minus mean last clear LAI; the gated skip's
@@ -197,6 +199,7 @@ def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=
     x = encode_batch({k: torch.from_numpy(v) for k, v in split.read(picked).items()}, enc)
     target = float(x.target[x.target_valid].mean()) if x.target_valid.any() else 0.0
     base = float(last_clear(x)[x.target_valid].mean()) if x.target_valid.any() else 0.0
+    variance = float(x.target[x.target_valid].var()) if x.target_valid.sum() > 1 else 1.0
     heads = {"enc1": model.enc1 and model.enc1.head, "enc2": model.enc2 and model.enc2.head, "dec": model.dec_head}
     with torch.no_grad():
         for part, head in heads.items():
@@ -205,6 +208,8 @@ def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=
             offset = base if model.cfg.residual else 0.5 * base if part == "dec" and model.cfg.gated_skip else 0.0
             head.bias.zero_()
             head.bias[0] = target - offset
+        if model.spread_head is not None:  # the spread starts at the targets' own: the error of predicting their mean
+            model.spread_head[-1].bias.fill_(math.log(max(variance, 1e-4)))
     return target
 
 
@@ -265,14 +270,15 @@ def train_step(model, opt: torch.optim.Optimizer, x: Encoded, tcfg: TrainConfig,
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One optimisation step on an encoded batch: forward (under bf16 autocast if ``use_bf16``), the loss
     (:func:`lai.loss.total_loss` with ``tcfg``'s weights), backward, optimizer step. Returns the loss and
-    its parts, on the device (reading them back would synchronise a GPU)."""
+    its parts, on the device (reading them back would synchronise a GPU). The loss returned is the mean's
+    (MSE terms); a spread head's negative log-likelihood, also minimised, is its own part ``nll``."""
     with torch.autocast(x.s1.device.type, dtype=torch.bfloat16, enabled=use_bf16):
         out = model(x)
     loss, parts = total_loss(out, x, tcfg)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return loss, parts
+    return (loss.detach() - parts["nll"] if "nll" in parts else loss), parts
 
 
 def train_epoch(model, opt, loader: BatchLoader, tcfg: TrainConfig, enc: EncodingConfig, use_bf16: bool,

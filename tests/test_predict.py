@@ -59,10 +59,10 @@ def test_lnb_120px_tiles_give_one_georeferenced_map_per_triplet(tiny_run, tmp_pa
     for trip in index_folder(lnb, progress=False).triplets:
         tif = tmp_path / "out" / (Path(trip.names[2]).stem + ".tif")
         with rasterio.open(tif) as src:
-            assert (src.count, src.height, src.width) == (2, 120, 120) and src.dtypes[0] == "float32"
+            assert (src.count, src.height, src.width) == (3, 120, 120) and src.dtypes[0] == "float32"
             assert src.crs.to_string() == UTM and src.transform == transform and np.isnan(src.nodata)
-            assert src.descriptions == ("lai", "lai_model") and src.units == ("m2/m2", "m2/m2")
-            lai, model = src.read(1), src.read(2)
+            assert src.descriptions == ("lai", "lai_model", "lai_std") and src.units == ("m2/m2",) * 3
+            lai, model, std = src.read(1), src.read(2), src.read(3)
         with rasterio.open(source_path(tif)) as src:
             assert src.descriptions == ("source",) and src.dtypes[0] == "uint8" and src.nodata == 255
             assert src.tags(1)["flag_meanings"] == "model observed nodata" and src.crs.to_string() == UTM
@@ -75,7 +75,10 @@ def test_lnb_120px_tiles_give_one_georeferenced_map_per_triplet(tiny_run, tmp_pa
         assert np.array_equal(source == 1, usable)  # the gap-filled band: the observation where usable, the model elsewhere
         np.testing.assert_array_equal(lai[usable], observed_lai[usable])
         np.testing.assert_array_equal(lai[~usable], model[~usable])
+        # the tiny run was not recalibrated: the model's raw deviation, the observation's error unknown (NaN)
+        assert np.isnan(std[usable]).all() and (std[~usable] > 0).all()
     written = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "NOT recalibrated" in written["uncertainty"]["model_sd"] and "lai_std" in written["bands"]
     assert written["s1_values_clipped"] == 3 and written["lai_range"] == [0.0, 15.0] and written["lai_clamped_pixels"] >= 0
     # predictions.nc: each map placed on the map by GDAL and by xarray + rioxarray, without lai
     nc = tmp_path / "out" / "predictions.nc"
@@ -180,7 +183,7 @@ def test_uniform_scene_gives_uniform_map_without_seams(tiny_run, tmp_path):
         summary = predict_scene(trained, manifest, out, window=64, overlap=overlap, progress=False)
         with rasterio.open(out) as src:
             assert src.crs.to_string() == UTM and src.transform == Affine(10, 0, 500000, 0, -10, 4600000)
-            assert src.profile["tiled"] and src.count == 2
+            assert src.profile["tiled"] and src.count == 3
             maps[overlap] = src.read(1)
         assert summary["observed_fraction"] == 0 and summary["s1_values_clipped"] == 0
     inner = (slice(12, -12), slice(12, -12))  # away from the scene's own edges (padding there, as in one tile)
@@ -218,9 +221,10 @@ def test_scene_pixels_follow_the_folder_rule(tiny_run, tmp_path):
         write_tiff(tmp_path / f"s1_{k}.tif", s1, crs=UTM, transform=SCENE_TRANSFORM, nodata=-9999)
     summary = predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=32, overlap=8, progress=False)
     with rasterio.open(tmp_path / "out.tif") as src, rasterio.open(source_path(tmp_path / "out.tif")) as src_source:
-        assert src.descriptions == ("lai", "lai_model") and src.units == ("m2/m2", "m2/m2")  # kept by the COG copy
-        lai_map, model, source = src.read(1), src.read(2), src_source.read(1)
+        assert src.descriptions == ("lai", "lai_model", "lai_std") and src.units == ("m2/m2",) * 3  # kept by the COG copy
+        lai_map, model, std, source = src.read(1), src.read(2), src.read(3), src_source.read(1)
     assert np.isnan(model[5, 5]) and np.isfinite(np.delete(model.ravel(), 5 * 40 + 5)).all()  # S1 nodata at t
+    assert np.isnan(std[source == 1]).all() and (std[source == 0] > 0).all()  # not recalibrated: observation's error unknown
     assert lai_map[5, 5] == 3.0 and source[5, 5] == 1  # observed there: the gap-filled band holds the observation
     assert source[10, 11] == source[10, 12] == 0 and lai_map[10, 11] == model[10, 11]  # masked LAI: the model
     assert lai_map[10, 10] == 0 and source[10, 10] == 1  # -0.1 snapped to 0 (SNAP's convention)

@@ -163,10 +163,34 @@ def make_tables(rng=None) -> dict[str, pd.DataFrame]:
                             "rmse": 0.7, "rmse_lo": 0.6, "rmse_hi": 0.8, "r2": 0.8, "r2_lo": 0.7, "r2_hi": 0.9,
                             "diff": d, "diff_lo": d - 0.1, "diff_hi": d + 0.1, "verdict": "not resolved"}
                            for s, d in (("non_cloudy", -0.05), ("cloudy", np.nan))])
+    calibration, reliability = make_calibration()
     return {"table1": t1, "baselines": with_floor(pd.DataFrame(baselines), floor), "final_metrics": final, "extras": extras,
             "splits": splits, "training": training, "noise_floor": floor, "comparisons": comparisons, "seeds": seeds,
+            "calibration": calibration, "reliability": reliability,
             "preprocessing_snap_lai": pd.DataFrame([{"patch": "S2A_patch_7_8", "triplets": 1, "LAI p50": 1.25,
                                                      "LAI clipped to [0, 8]": 40}])}
+
+
+def make_calibration() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Calibration and reliability tables of a spread too narrow by 1.5 (raw) and recalibrated, per test set."""
+    from lai.uncertainty import calibration_rows, reliability
+
+    rng = np.random.default_rng(0)
+    sd = rng.uniform(0.2, 1.0, 4000)
+    err = rng.normal(0, 1.5 * sd)
+    clear = rng.random(4000) < 0.6
+    rows, curves = [], []
+    for s in ("non_cloudy", "cloudy", "unique"):
+        rows += calibration_rows(s, err, sd, 1.5 * sd, clear, "truth")
+        curves += [{**r, "sd": v} for v, x in (("raw", sd), ("recalibrated", 1.5 * sd)) for r in reliability(s, err, x)]
+    return pd.DataFrame(rows), pd.DataFrame(curves)
+
+
+def uncertainty_example() -> dict:
+    rng = np.random.default_rng(0)
+    pred = rng.uniform(0, 5, (16, 16))
+    return {"set": "cloudy", "triplet": 3, "pred": pred, "sd": rng.uniform(0.2, 1, (16, 16)),
+            "clear": rng.random((16, 16)) < 0.5, "reference": pred + rng.normal(0, 0.5, (16, 16)), "against": "truth"}
 
 
 def make_histories(epochs: int = 6) -> dict[str, pd.DataFrame]:
@@ -196,6 +220,8 @@ def render_figures(folder: Path, dpi: int = 60) -> Path:
         "error_by_set": lambda: figures.error_by_set(tabs["table1"], tabs["baselines"]),
         "table1_comparison": lambda: figures.table1_comparison(tabs["table1"]),
         "truth_vs_prediction_maps": lambda: figures.truth_vs_prediction_maps(ds, preds, n=4),
+        "reliability": lambda: figures.reliability_diagram(tabs["reliability"]),
+        "uncertainty_map": lambda: figures.uncertainty_map(uncertainty_example()),
         "preprocessing_patch": lambda: figures.real_patch("patch", *np.random.default_rng(0).uniform(0, 1, (5, 16, 16))),
     }
     assert set(makers) == set(facts.FIGURE_NAMES)
@@ -322,7 +348,7 @@ def test_report_has_the_key_sections(report):
                    "tile blocks", "Training", "Reading", "What this run shows", "Noise floor", "not converged",
                    "is not resolved against MLR", "loses to RF", "beats persistence", "one seed", "Final, residual_x",
                    "Beyond the paper", "see their table", "Real patches: a format test", "S2A_patch_7_8", "checkerboard",
-                   "0.42", "[0."):
+                   "0.42", "[0.", "Per-pixel uncertainty", "recalibrated", "lai_std", "Reliability of σ"):
         assert needle in flat, needle
     assert "not available" not in flat  # every figure was there
     assert "Empty test sets" not in flat and "Suspicious" not in flat

@@ -186,3 +186,27 @@ def real_patch(name: str, red: np.ndarray, nir: np.ndarray, vv: np.ndarray, snap
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.suptitle(f"{name}: one real date used as t-2, t-1 and t (format test, not a science result)", fontsize=9)
     return fig
+
+
+def uncertainty_map(example: Mapping) -> Figure:
+    """One triplet's predicted LAI, its calibrated standard deviation, and the error against the reference
+    (:func:`lai.evaluate.calibrate_run`'s ``example``), pixels clouded at t outlined."""
+    if not example:
+        return note_figure("Predicted LAI and its spread", "no test triplet to show")
+    err = example["pred"] - example["reference"]
+    fig = _figure(12, 3.6)
+    axes = fig.subplots(1, 3)
+    sd_max = float(np.nanpercentile(example["sd"], 99)) if np.isfinite(example["sd"]).any() else 1.0
+    err_max = max(float(np.nanpercentile(np.abs(err), 99)) if np.isfinite(err).any() else 1.0, sd_max)
+    panels = [("predicted LAI at t (m²/m²)", example["pred"], dict(cmap=lai_cmap(), vmin=0, vmax=LAI_VMAX)),
+              ("predicted standard deviation (m²/m²)", example["sd"], dict(cmap="magma", vmin=0, vmax=sd_max)),
+              (f"prediction − {example['against']} (m²/m²)", err, dict(cmap=ERROR_CMAP, vmin=-err_max, vmax=err_max))]
+    for ax, (title, img, kw) in zip(axes, panels):
+        im = ax.imshow(img, **kw)
+        ax.contour(~np.asarray(example["clear"], bool), levels=[0.5], colors="cyan", linewidths=0.6)
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(f"{_set_title(example['set'])} set, triplet {example['triplet']}: cyan outlines pixels clouded at t",
+                 fontsize=9)
+    return fig

@@ -1,5 +1,6 @@
 """Training and results figures (the report's training and results sections): learning curves, the
-density of predicted vs observed LAI, errors per test set and Table 1 next to the paper."""
+density of predicted vs observed LAI, errors per test set, Table 1 next to the paper and the reliability of the
+predicted spread."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -259,4 +260,23 @@ def table1_comparison(table1_long: pd.DataFrame | None, data_kind: str = "simula
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8.5, frameon=False, columnspacing=1.2)
     fig.suptitle(f"Table 1, this run vs the paper. The data differ ({data_kind} data here,\nthe authors' real "
                  f"data in the paper): compare patterns across rows and sets, not values", fontsize=10.5)
+    return fig
+
+
+def reliability_diagram(curves: pd.DataFrame | None) -> Figure:
+    """Observed against nominal coverage of the central intervals of the predicted spread, per test set,
+    raw (dashed) and recalibrated on validation (solid); the diagonal is perfect calibration."""
+    import seaborn as sns
+
+    if curves is None or curves.empty:
+        return note_figure("Reliability of the predicted spread", "no model with a spread head was evaluated")
+    fig = _figure(5.2, 4.6)
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
+    colors = dict(zip(_set_order(curves["set"].unique()), sns.color_palette("colorblind")))
+    for (name, version), c in curves.groupby(["set", "sd"], sort=False):
+        ax.plot(c["nominal"], c["observed"], marker="o", ms=3, color=colors[name],
+                ls="-" if version == "recalibrated" else "--", label=f"{_set_title(name)}, {version}")
+    ax.set(xlabel="nominal coverage of the central interval", ylabel="observed coverage", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(fontsize=7, loc="upper left")
     return fig

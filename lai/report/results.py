@@ -1,5 +1,6 @@
 """The report's result sections: Table 1 next to the paper, the baselines and their reading, the noise
-floor, the extra rows and the final model's scores, each built from the run folder by one function."""
+floor, the extra rows, the final model's scores and the calibration of its predicted spread, each built from the
+run folder by one function."""
 from __future__ import annotations
 
 import math
@@ -276,6 +277,37 @@ def _results(run: Run) -> dict:
         [" Last column: RMSE against the simulation’s true LAI on the pixels not clear at ", emph("t"), "."] if truth else None))
 
 
+def _uncertainty(run: Run) -> dict | None:
+    """The calibration of the chosen model's predicted spread; None where the model predicts none."""
+    cal = run.tables[TABLE.calibration]
+    if cal is None:
+        return None
+    if not len(cal):
+        return {"against": "the validation split's reference", "verdict": None,
+                "table": run.lacking(TABLE.calibration, "Calibration of the predicted spread")}
+    against = str(cal["against"].iloc[0]) if "against" in cal else "truth"
+    header = ["Test set", "Pixels", "Spread", "68 % covers", "95 % covers", "Mean σ ÷ RMSE", "Spearman", "RMSE (LAI)"]
+    rows = [[SET_TITLES.get(r["set"], str(r["set"])), str(r["pixels"]), str(r["sd"]), fmt(r["coverage_68"]),
+             fmt(r["coverage_95"]), fmt(r["sd_ratio"], 2), fmt(r["spearman"], 2), fmt(r["rmse"])]
+            for r in cal.to_dict("records")]
+    recal = cal[cal["sd"] == "recalibrated"]
+    verdict = None
+    if len(recal):
+        verdict = rich(f"Recalibrated, the 95 % intervals cover {fmt(recal['coverage_95'].min())} to "
+                       f"{fmt(recal['coverage_95'].max())} of the pixels and the 68 % intervals "
+                       f"{fmt(recal['coverage_68'].min())} to {fmt(recal['coverage_68'].max())}, across test sets and "
+                       f"pixels clear or clouded at ", emph("t"), f"; the predicted σ over the RMSE ranges from "
+                       f"{fmt(recal['sd_ratio'].min(), 2)} to {fmt(recal['sd_ratio'].max(), 2)}.")
+    return {"against": "the true LAI" if against == "truth" else "the observation (pixels clear at t)",
+            "table": table([header], rows, len(header), caption=rich(
+                f"Calibration of the predicted standard deviation σ against {'the true LAI' if against == 'truth' else 'the observation'}, "
+                "per test set and for pixels clear or clouded at ", emph("t"), ": the share of pixels whose error lies "
+                "inside the central 68 % and 95 % intervals, the mean σ over the RMSE on the same pixels, and the rank "
+                "correlation of σ with the absolute error. ", emph("raw"), ": the spread head as trained; ",
+                emph("recalibrated"), ": times the factors fitted on the validation split.")),
+            "verdict": verdict}
+
+
 def _real_patches(run: Run) -> dict | None:
     """Notebook 00's table of the real patches (SNAP LAI and S1 ranges); None where it did not run."""
     snap = run.tables[TABLE.preprocessing_snap_lai]
@@ -290,4 +322,4 @@ def _real_patches(run: Run) -> dict | None:
 
 
 SECTIONS = {"table1": _table1, "baselines": _baselines, "noise_floor": _noise_floor, "extras": _extras, "results": _results,
-            "real_patches": _real_patches}
+            "uncertainty": _uncertainty, "real_patches": _real_patches}

@@ -1,0 +1,162 @@
+"""Per-pixel uncertainty: the spread head's standard deviation, recalibrated on validation, and its calibration.
+
+A model with ``model.uncertainty`` predicts, beside LAI at t, the standard deviation of its error
+(:func:`lai.model.spread_head`, trained by Gaussian negative log-likelihood on pixels clear at t). That
+spread is learnt on training pixels and against the noisy observation, so it is rescaled on the validation
+split (:func:`fit_calibration`): one factor per *stratum* of pixels, so that the mean squared standardised
+error there is 1. Strata are per pixel, from what every prediction knows: how many of t-2 and t-1 are clear
+(0, 1 or 2) and whether t is clear (:func:`strata`), so the same factors serve Table 1's test sets and
+any map. On simulated data the factors are fitted against the true LAI (the target of a gap-filled value);
+on real data against the observation, on pixels clear at t only (pixels clouded at t take the pooled factor).
+
+``calibration.json`` in the trained stage's folder holds the factors and ``observation_sd``: the error of the
+observed S2 LAI itself (its RMSE against the true LAI on validation pixels clear at t, simulated data only),
+the deviation a gap-filled map gives where it keeps the observation.
+
+:func:`calibration_table` measures, per test set and for pixels clear or clouded at t, against the truth: the
+coverage of the central 68 % and 95 % intervals, the mean predicted deviation (sharpness) over the RMSE, and
+the rank correlation of deviation and absolute error; :func:`reliability` gives observed against nominal
+coverage for the reliability diagram.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+CALIBRATION_FILE = "calibration.json"
+STRATA = tuple(f"{past} past clear, {'clear' if clear else 'clouded'} at t" for clear in (0, 1) for past in (0, 1, 2))
+POOLED = "pooled"
+MIN_PIXELS = 500  # a stratum with fewer validation pixels takes the pooled factor
+NOMINAL = (0.68, 0.95)  # the central intervals whose coverage the calibration table reports
+LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.68, 0.7, 0.8, 0.9, 0.95, 0.99)  # the reliability diagram's
+SPEARMAN_PIXELS = 200_000  # pixels drawn (fixed seed) for the rank correlation
+
+
+def z_of(level: float) -> float:
+    """Half-width of the central ``level`` interval of a standard normal, in standard deviations."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(0.5 + level / 2)
+
+
+def strata(past_clear: np.ndarray, clear_t: np.ndarray) -> np.ndarray:
+    """Stratum index (into :data:`STRATA`) per pixel: ``past_clear`` the number of clear dates among t-2 and t-1
+    (0-2), ``clear_t`` whether t is clear."""
+    return (np.asarray(clear_t).astype(np.int64) * 3 + np.asarray(past_clear).astype(np.int64)).astype(np.int8)
+
+
+@dataclass
+class Calibration:
+    """Factors that turn the spread head's deviation into a calibrated one, per stratum (:data:`STRATA`)."""
+
+    factors: dict[str, float] = field(default_factory=dict)  # stratum name (or POOLED) -> factor
+    observation_sd: float | None = None  # error of the observed LAI (m2/m2), None where unknown (real data)
+    against: str = "none"  # what the factors were fitted against: "truth", "observation" or "none"
+    fitted_on: str = ""  # the cube and split
+
+    def factor_array(self) -> np.ndarray:
+        pooled = self.factors.get(POOLED, 1.0)
+        return np.array([self.factors.get(name, pooled) for name in STRATA], np.float32)
+
+    def apply(self, sd: np.ndarray, past_clear: np.ndarray, clear_t: np.ndarray) -> np.ndarray:
+        """``sd`` (any shape) times the factor of each pixel's stratum."""
+        return (sd * self.factor_array()[strata(past_clear, clear_t)]).astype(np.float32)
+
+    def summary(self) -> dict:
+        """What a map's band ``lai_std`` holds under this calibration (for summary.json)."""
+        fitted = {"truth": "recalibrated on the validation split against the true LAI (simulated data)",
+                  "observation": "recalibrated on the validation split against the observation (pixels clear at t)",
+                  "none": f"NOT recalibrated: the run folder holds no {CALIBRATION_FILE}"}
+        obs = ("unknown (no true LAI in the training data): NaN where observed" if self.observation_sd is None else
+               f"{self.observation_sd:.3f} m2/m2 where observed: the observed LAI's RMSE against the true LAI on the "
+               "training run's simulated validation pixels clear at t, an estimate for real data")
+        return {"model_sd": fitted.get(self.against, self.against), "observation_sd": obs, "factors": self.factors}
+
+    def write(self, folder: Path) -> Path:
+        from lai.io import atomic_write_text
+
+        path = Path(folder) / CALIBRATION_FILE
+        atomic_write_text(path, json.dumps(asdict(self), indent=2))
+        return path
+
+
+def read_calibration(folder: str | Path) -> Calibration:
+    """The calibration stored beside a trained model, or the identity (factor 1, ``against="none"``)."""
+    path = Path(folder) / CALIBRATION_FILE
+    if not path.is_file():
+        return Calibration()
+    from lai.errors import RunFolderError, shorten
+
+    try:
+        data = json.loads(path.read_text())
+        factors = {str(k): float(v) for k, v in data["factors"].items()}
+        obs = data.get("observation_sd")
+        cal = Calibration(factors, None if obs is None else float(obs), str(data["against"]), str(data.get("fitted_on", "")))
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise RunFolderError(f"{path}: not a lai calibration file ({shorten(str(e))}); delete it to predict "
+                             "uncalibrated") from None
+    bad = [k for k, v in cal.factors.items() if not (math.isfinite(v) and v > 0) or k not in (*STRATA, POOLED)]
+    if bad or (cal.observation_sd is not None and not (math.isfinite(cal.observation_sd) and cal.observation_sd >= 0)):
+        raise RunFolderError(f"{path}: factors must be finite and positive for the strata {', '.join(STRATA)} or "
+                         f"{POOLED!r}, observation_sd finite and not negative; got {shorten(str(data))}")
+    return cal
+
+
+def fit_calibration(sd: np.ndarray, err: np.ndarray, stratum: np.ndarray, against: str, fitted_on: str = "",
+                    observation_sd: float | None = None) -> Calibration:
+    """Factor per stratum ``sqrt(mean((err / sd)**2))`` over pixels where ``err`` and ``sd`` are finite; strata with
+    fewer than :data:`MIN_PIXELS` pixels take the pooled factor."""
+    ok = np.isfinite(err) & np.isfinite(sd) & (sd > 0)
+    z2 = np.square(err[ok] / sd[ok]).astype(np.float64)
+    s = stratum[ok]
+    factors = {POOLED: float(np.sqrt(z2.mean())) if z2.size else 1.0}
+    for i, name in enumerate(STRATA):
+        sel = s == i
+        if sel.sum() >= MIN_PIXELS:
+            factors[name] = float(np.sqrt(z2[sel].mean()))
+    return Calibration(factors, observation_sd, against, fitted_on)
+
+
+def coverage(err: np.ndarray, sd: np.ndarray, level: float) -> float:
+    """Share of pixels whose error lies inside the central ``level`` interval of N(0, sd²)."""
+    return float(np.mean(np.abs(err) <= z_of(level) * sd)) if err.size else float("nan")
+
+
+def spearman(a: np.ndarray, b: np.ndarray, n: int = SPEARMAN_PIXELS, seed: int = 0) -> float:
+    """Rank correlation of ``a`` and ``b`` (at most ``n`` pixels drawn with ``seed``)."""
+    from scipy.stats import spearmanr
+
+    if a.size < 3:
+        return float("nan")
+    if a.size > n:
+        pick = np.random.default_rng(seed).choice(a.size, n, replace=False)
+        a, b = a[pick], b[pick]
+    return float(spearmanr(a, b).statistic)
+
+
+def calibration_rows(name: str, err: np.ndarray, sd: np.ndarray, calibrated: np.ndarray, clear_t: np.ndarray,
+                     against: str) -> list[dict]:
+    """Rows of the calibration table for one test set: pixels clear and clouded at t, the spread head's raw
+    deviation and the recalibrated one. ``err`` is prediction minus reference (``against``), NaN where none."""
+    rows = []
+    for where, sel in (("clear at t", clear_t), ("clouded at t", ~clear_t)):
+        sel = sel & np.isfinite(err) & np.isfinite(sd)
+        e = err[sel]
+        rmse = float(np.sqrt(np.mean(np.square(e)))) if e.size else float("nan")
+        for version, s in (("raw", sd[sel]), ("recalibrated", calibrated[sel])):
+            mean_sd = float(s.mean()) if s.size else float("nan")
+            rows.append({"set": name, "pixels": where, "sd": version, "against": against, "n_pixels": int(e.size),
+                         "rmse": rmse, "mean_sd": mean_sd, "sd_ratio": mean_sd / rmse if rmse > 0 else float("nan"),
+                         **{f"coverage_{round(100 * lv)}": coverage(e, s, lv) for lv in NOMINAL},
+                         "spearman": spearman(s, np.abs(e))})
+    return rows
+
+
+def reliability(name: str, err: np.ndarray, sd: np.ndarray, levels=LEVELS) -> list[dict]:
+    """Observed coverage of the central intervals at each nominal level (finite pixels of ``err`` and ``sd``)."""
+    ok = np.isfinite(err) & np.isfinite(sd)
+    return [{"set": name, "nominal": lv, "observed": coverage(err[ok], sd[ok], lv)} for lv in levels]

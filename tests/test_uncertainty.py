@@ -1,0 +1,142 @@
+"""Per-pixel uncertainty: coverage and recalibration on cases with known answers, a spread head that leaves the
+mean's training alone, and the calibrated deviation in the maps."""
+from __future__ import annotations
+
+import json
+import shutil
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from lai.config import ModelConfig, TrainConfig
+from lai.encode import EncodingConfig, encode_batch, mask_channels
+from lai.errors import RunFolderError
+from lai.facts import LOG_VAR, TEST_SETS
+from lai.loss import total_loss
+from lai.model import LAIModel
+from lai.uncertainty import (
+    POOLED,
+    STRATA,
+    Calibration,
+    calibration_rows,
+    coverage,
+    fit_calibration,
+    read_calibration,
+    reliability,
+    strata,
+    z_of,
+)
+from tests.helpers import make_lnb, raw_batch
+
+ENC = EncodingConfig()
+
+
+def test_coverage_of_a_gaussian_with_known_variance():
+    rng = np.random.default_rng(0)
+    sd = rng.uniform(0.2, 2.0, 400_000)
+    err = rng.normal(0, sd)
+    assert z_of(0.95) == pytest.approx(1.959964, abs=1e-5) and z_of(0.68) == pytest.approx(0.994458, abs=1e-5)
+    for level in (0.5, 0.68, 0.95, 0.99):
+        assert coverage(err, sd, level) == pytest.approx(level, abs=0.003)
+    half = 2 * NormalDist().cdf(z_of(0.95) / 2) - 1  # sd halved: the 95 % interval reaches 0.98 true sd, P = 0.673
+    assert coverage(err, sd / 2, 0.95) == pytest.approx(half, abs=0.003)
+    curve = reliability("x", err, sd)
+    assert all(abs(r["observed"] - r["nominal"]) < 0.005 for r in curve)
+
+
+def test_recalibration_recovers_a_factor_per_stratum_and_pools_small_ones():
+    rng = np.random.default_rng(1)
+    n = 60_000
+    past, clear = rng.integers(0, 3, n), rng.random(n) < 0.7
+    stratum = strata(past, clear)
+    true_factor = np.array([3.0, 2.0, 1.5, 1.2, 1.0, 0.5])
+    sd = rng.uniform(0.1, 1.0, n)
+    err = rng.normal(0, sd * true_factor[stratum])
+    stratum_small = stratum.copy()
+    stratum_small[stratum == 0] = 1
+    stratum_small[np.flatnonzero(stratum == 0)[:100]] = 0  # 100 pixels: below MIN_PIXELS, takes the pooled factor
+    cal = fit_calibration(sd, err, stratum, "truth")
+    for i, name in enumerate(STRATA):
+        assert cal.factors[name] == pytest.approx(true_factor[i], rel=0.03), name
+    calibrated = cal.apply(sd, past, clear)
+    for i in range(len(STRATA)):
+        assert coverage(err[stratum == i], calibrated[stratum == i], 0.95) == pytest.approx(0.95, abs=0.01)
+    small = fit_calibration(sd, err, stratum_small, "truth")
+    assert STRATA[0] not in small.factors and small.factor_array()[0] == small.factors[POOLED]
+    rows = calibration_rows("cloudy", err, sd, calibrated, clear, "truth")
+    assert [(r["pixels"], r["sd"]) for r in rows] == [("clear at t", "raw"), ("clear at t", "recalibrated"),
+                                                      ("clouded at t", "raw"), ("clouded at t", "recalibrated")]
+    assert rows[1]["coverage_95"] == pytest.approx(0.95, abs=0.01) and rows[1]["spearman"] > 0.3
+
+
+def test_calibration_file_round_trips_and_a_bad_one_is_named(tmp_path):
+    cal = Calibration({STRATA[0]: 1.5, POOLED: 1.1}, 0.3, "truth", "cube.nc:val")
+    cal.write(tmp_path)
+    assert read_calibration(tmp_path) == cal
+    assert read_calibration(tmp_path / "nowhere").against == "none"  # no file: the identity
+    (tmp_path / "calibration.json").write_text(json.dumps({"factors": {STRATA[0]: -1}, "against": "truth"}))
+    with pytest.raises(RunFolderError, match="calibration.json.*finite and positive"):
+        read_calibration(tmp_path)
+
+
+def _train(uncertainty: bool, steps: int = 3) -> LAIModel:
+    torch.manual_seed(0)
+    cfg = ModelConfig(row="final", preset="small", encoder_widths=[4, 8], decoder_widths=[8, 16], uncertainty=uncertainty)
+    model = LAIModel(cfg, mask_channels(ENC))
+    from lai.checkpoint import TrainingState
+
+    opt = TrainingState.start(model, TrainConfig()).optimizer
+    for step in range(steps):
+        x = encode_batch(raw_batch(4, 32, seed=step), ENC)
+        loss, parts = total_loss(model(x), x, TrainConfig())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model
+
+
+def test_spread_head_leaves_the_mean_training_unchanged():
+    """Same seed, same batches: every weight but the spread head's is bit-identical with and without it, and the
+    spread head did learn (its weights moved)."""
+    plain, spread = _train(False), _train(True)
+    mean_weights = plain.state_dict()
+    with_head = spread.state_dict()
+    assert set(with_head) - set(mean_weights) == {k for k in with_head if k.startswith("spread_head.")} != set()
+    for k, v in mean_weights.items():
+        assert torch.equal(v, with_head[k]), k
+    torch.manual_seed(0)
+    fresh = LAIModel(spread.cfg, mask_channels(ENC))
+    assert not torch.equal(fresh.spread_head[0].weight, spread.spread_head[0].weight)
+    x = encode_batch(raw_batch(2, 32, seed=9), ENC)
+    out = spread(x)
+    assert out[LOG_VAR].shape == out["dec"].shape and LAIModel.spread(out).min() > 0
+
+
+def test_calibrated_spread_in_the_maps(tiny_data, tiny_run, tmp_path):
+    """calibrate_run writes calibration.json and one table row per set, pixels and version; lai predict then writes
+    band lai_std: the observation's error where observed, the model's calibrated deviation elsewhere."""
+    from lai.evaluate import calibrate_run
+    from lai.predict import predict_folder
+
+    run = tmp_path / "final"
+    shutil.copytree(tiny_run, run)
+    result = calibrate_run(run, tiny_data[2], device="cpu")
+    cal = read_calibration(run)
+    assert cal.against == "truth" and cal.observation_sd > 0 and POOLED in cal.factors
+    present = [s for s in TEST_SETS if s in set(result.table["set"])]
+    assert len(result.table) == 4 * len(present) and result.table["coverage_95"].between(0, 1).all()
+    assert set(result.reliability["sd"]) == {"raw", "recalibrated"}
+    lnb = make_lnb(tmp_path / "lnb", n_triplets=2, size=32)
+    summary = predict_folder(run, lnb, tmp_path / "out", progress=False)
+    assert "recalibrated" in summary["uncertainty"]["model_sd"]
+    tif = sorted((tmp_path / "out").glob("*[0-9].tif"))[0]
+    with rasterio.open(tif) as src:
+        assert src.descriptions == ("lai", "lai_model", "lai_std") and src.units == ("m2/m2",) * 3
+        std = src.read(3)
+    with rasterio.open(tif.with_name(tif.stem + "_source.tif")) as src:
+        source = src.read(1)
+    np.testing.assert_allclose(std[source == 1], cal.observation_sd, rtol=1e-6)
+    assert (std[source == 0] > 0).all() and np.isfinite(std).all()
