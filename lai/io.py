@@ -396,3 +396,24 @@ def read_yaml_mapping(path: str | Path, what: str, expected: str = "a mapping",
     if not isinstance(data, dict):
         raise error(f"{what} {path} holds a {type(data).__name__}; expected {expected}")
     return data
+
+
+# --------------------------------------------------------------------------- memory before allocation
+
+MEMORY_SHARE = 0.5  # a single allocation may take at most this share of the memory available now
+
+
+def free_memory() -> int:
+    """Bytes of memory available to a new allocation now (psutil's ``available``)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def memory_shortfall(nbytes: float, share: float = MEMORY_SHARE) -> str | None:
+    """None if ``nbytes`` fit in ``share`` of the memory available now, else the reason, for an error message
+    that also names the input: "needs about 460 GiB, more than half of the 21.3 GiB available"."""
+    free = free_memory()
+    if nbytes <= share * free:
+        return None
+    return f"needs about {nbytes / 2**30:.3g} GiB, more than {share:.0%} of the {free / 2**30:.3g} GiB available"

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lai.io import memory_shortfall
+
 S1_DIR, S2_DIR, MASK_DIR, TRUTH_DIR = "s1", "s2", "s2-mask", "truth"
 SERIES_CSV = "image_series.csv"
 TIME_COLUMNS = ("0", "1", "2")  # t-2, t-1, t
@@ -231,6 +233,9 @@ _LAYERS = {
     MASK_DIR: (1, "u", "1 band of uint8 SCL classes"),
     TRUTH_DIR: (1, "f", "1 band of float true LAI"),
 }
+# memory a triplet takes per pixel while read and cleaned: S1 6 x 4 bytes, LAI and true LAI 3 x 4 each, SCL 3,
+# with room for the reader's masks and working copies (checked against the memory available before reading)
+TRIPLET_BYTES_PER_PIXEL = 128
 
 
 def _open(path: Path):
@@ -257,6 +262,10 @@ def read_header(path: Path, layer: str) -> tuple[int, int]:
         dtype = np.dtype(src.dtypes[0])
         if dtype.kind != kind or (layer == MASK_DIR and dtype != np.uint8):
             raise LNBError(path, f"has dtype {dtype}; expected {what}")
+        too_big = memory_shortfall(float(src.height) * src.width * TRIPLET_BYTES_PER_PIXEL)
+        if too_big:
+            raise LNBError(path, f"is {src.height}x{src.width} pixels: one triplet of that size {too_big}; "
+                                 "cut the scene into tiles (lai preprocess) or predict it by windows (lai predict --scene)")
         return src.height, src.width
 
 

@@ -36,10 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lai.config import PreprocessConfig
+from lai.config import EncodingConfig, PreprocessConfig
 from lai.errors import SceneError
 from lai.io import atomic_path, check_new_folder, output_lock
-from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, TileName, write_series, write_tile
+from lai.lnb import MASK_DIR, PIXEL_FIX_NOTES, S1_DIR, S2_DIR, TileName, clean_pixels, write_series, write_tile
 from lai.manifest import CLEAR_WITHOUT_SCL, Manifest, S1Date, S2Date, read_preprocess_manifest
 from lai.snap import BANDS, VALID_RANGE, snap_lai
 
@@ -141,7 +141,8 @@ def s1_tile(d: S1Date, grid: TileGrid, cfg: PreprocessConfig) -> np.ndarray:
 
 
 def s2_tile(d: S2Date, grid: TileGrid, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray, int]:
-    """LAI (H, W), SCL (H, W) uint8 on ``grid``, and how many LAI values were clipped to the SNAP range."""
+    """LAI (H, W), SCL (H, W) as read (float: checked by :func:`lai.lnb.clean_pixels` before any cast) on ``grid``,
+    and how many LAI values were clipped to the SNAP range."""
     clipped = 0
     if d.lai is not None:
         lai = read_on_grid(d.lai, grid, "bilinear", what="S2 LAI")[0]
@@ -151,8 +152,9 @@ def s2_tile(d: S2Date, grid: TileGrid, cfg: PreprocessConfig) -> tuple[np.ndarra
         outside = (lai < VALID_RANGE[0]) | (lai > VALID_RANGE[1])
         clipped = int(outside.sum())
         lai = np.clip(lai, *VALID_RANGE)
-    scl = (read_on_grid(d.scl, grid, "nearest", what="SCL")[0].astype(np.uint8) if d.scl is not None
-           else np.full(lai.shape, CLEAR_WITHOUT_SCL, np.uint8))
+    scl = (read_on_grid(d.scl, grid, "nearest", what="SCL")[0] if d.scl is not None
+           else np.full(lai.shape, CLEAR_WITHOUT_SCL, np.float32))
+    scl[np.isnan(scl)] = 0  # outside a float SCL raster: no data (class 0), as outside an integer one
     return lai.astype(np.float32), scl, clipped
 
 
@@ -165,22 +167,29 @@ def _preprocess_triplet(trip: tuple[int, int, int], m: Manifest, match: dict, sc
 
     size = cfg.tile_size
     dates = [m.s2[i] for i in trip]
-    series, clipped = [], {}
+    series, clipped, fixes = [], {}, {}
+    valid = EncodingConfig().valid_classes  # the reference rule, as `lai validate` checks a folder
     for r in range(scene.height // size):
         for c in range(scene.width // size):
             win = Window(c * size, r * size, size, size)
             grid = TileGrid(scene.crs, window_transform(win, scene.transform), size, size)
             names = [TileName(m.country, m.area, dates[0].date, dates[2].date, k, trip[0], r, c).format() for k in range(3)]
             for i, name in zip(trip, names):
-                lai, scl, n_clipped = s2_tile(m.s2[i], grid, cfg)
-                clipped[(str(m.s2[i].date), r, c)] = n_clipped
-                write_tile(tmp / S1_DIR / name, s1_tile(m.s1[match[i]], grid, cfg), grid.crs, grid.transform)
+                d = m.s2[i]
+                lai, scl, n_clipped = s2_tile(d, grid, cfg)
+                s1 = s1_tile(m.s1[match[i]], grid, cfg)
+                # the reader's rule, before anything is written: a file it would refuse is refused here, by name
+                source = (m.s1[match[i]].files[0], d.lai or d.bands["B03"], d.scl or f"(no SCL: class {CLEAR_WITHOUT_SCL})")
+                scl, fixed = clean_pixels(s1[None], lai[None], scl[None], valid, [source])
+                clipped[(str(d.date), r, c)] = n_clipped
+                fixes[(str(d.date), r, c)] = fixed.counts()
+                write_tile(tmp / S1_DIR / name, s1, grid.crs, grid.transform)
                 write_tile(tmp / S2_DIR / name, lai, grid.crs, grid.transform)
-                write_tile(tmp / MASK_DIR / name, scl, grid.crs, grid.transform)
+                write_tile(tmp / MASK_DIR / name, scl[0], grid.crs, grid.transform)
             series.append(names)
             if bar is not None:
                 bar.update()
-    return series, clipped
+    return series, (clipped, fixes)
 
 
 def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | None = None, progress: bool = True,
@@ -228,7 +237,9 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
             else:
                 done = [task(trip, bar=bar) for trip in triplets]
         series = [names for part, _ in done for names in part]
-        clipped = sum({key: n for _, part in done for key, n in part.items()}.values())  # each date's tile once
+        clipped = sum({key: n for _, (part, _) in done for key, n in part.items()}.values())  # each date's tile once
+        per_tile = {key: n for _, (_, part) in done for key, n in part.items()}
+        fixes = {kind: sum(n[kind] for n in per_tile.values()) for kind in PIXEL_FIX_NOTES}
         write_series(tmp, series)
         summary = {
             "manifest": str(manifest), "out": str(out), "triplets": len(series), "tiles_per_date": rows * cols,
@@ -238,7 +249,8 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
             "s2_dates_without_scl": [str(d.date) for d in m.s2 if d.scl is None],
             "scl_written_without_mask": CLEAR_WITHOUT_SCL,
             "lai_from_snap": [str(d.date) for d in m.s2 if d.bands is not None],
-            "lai_values_clipped_to_snap_range": clipped, "config": asdict(cfg),
+            "lai_values_clipped_to_snap_range": clipped, "pixel_fixes": fixes, "pixel_fixes_meaning": PIXEL_FIX_NOTES,
+            "config": asdict(cfg),
         }
         (tmp / SUMMARY).write_text(json.dumps(summary, indent=2))
     return summary

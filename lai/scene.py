@@ -35,8 +35,8 @@ import numpy as np
 from lai.encode import count_clipped
 from lai.errors import SceneError
 from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_batch
-from lai.io import atomic_path, check_new_folder, output_lock
-from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES, clean_pixels, nodata_as_nan
+from lai.io import atomic_path, check_new_folder, memory_shortfall, output_lock
+from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES, TRIPLET_BYTES_PER_PIXEL, clean_pixels, nodata_as_nan
 from lai.manifest import CLEAR_WITHOUT_SCL, SceneDate, read_scene_manifest
 from lai.products import (
     GDAL_CACHE_MB,
@@ -149,6 +149,11 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
     trained = run if isinstance(run, Trained) else load_trained(run, device)
     doy_t, doy_from = np.array([day_of_year(dates[2].date)]), np.array([day_of_year(dates[0].date)])
     h, w = grid.height, grid.width
+    # held at once: five accumulators of a window's height across the scene, one window's inputs
+    too_big = memory_shortfall(5 * 4.0 * min(window, h) * w + TRIPLET_BYTES_PER_PIXEL * float(min(window, h)) * min(window, w))
+    if too_big:
+        raise SceneError(f"{manifest}: the scene is {h}x{w} pixels; predicting it by windows of {window} rows "
+                         f"{too_big}; cut it into narrower scenes")
     ys, xs = window_starts(h, window, window - overlap), window_starts(w, window, window - overlap)
     wy, wx = ramp(min(window, h), overlap), ramp(min(window, w), overlap)
     weight = wy[:, None] * wx[None, :]

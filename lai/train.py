@@ -30,6 +30,7 @@ import contextlib
 import copy
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -155,6 +156,11 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
         state.restore(ckpt_path)
+        before = _world_sizes(state.history)
+        if before and before[-1] != world.size and world.main:
+            print(f"{run_dir}: resuming a stage trained on {before[-1]} process(es) with {world.size}: each rank's "
+                  "share of the shuffled batches and its augmentation differ from an uninterrupted run; result.json "
+                  "records both (world_sizes)", file=sys.stderr, flush=True)
     elif world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / STAGE_CONFIG_FILE, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -164,7 +170,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
         if tcfg.schedule == "plateau" and epoch - state.best_epoch >= tcfg.patience:
             break  # early stop (reached again when resuming a stopped stage)
         desc = f"{row} epoch {epoch + 1}/{tcfg.epochs}"
-        record = {"epoch": epoch + 1, "lr": state.lr}
+        record = {"epoch": epoch + 1, "lr": state.lr, "world_size": world.size}
         if aug_gen is not None:
             aug_gen.manual_seed(augment_seed(tcfg.seed, world.rank, epoch))
         record.update(train_epoch(step_model, state.optimizer, train_loader, tcfg, cfg.encoding, use_bf16, channels_last,
@@ -234,6 +240,14 @@ def _step_model(model: LAIModel, tcfg: TrainConfig, device: torch.device, world:
     return torch.compile(step_model) if tcfg.compile else step_model
 
 
+def _world_sizes(history: list[dict]) -> list[int]:
+    """The numbers of processes the epochs of ``history`` ran on, in order of first use (a stage resumed under
+    another ``torchrun`` shows two); epochs saved before lai recorded it are left out."""
+    sizes = [int(h["world_size"]) for h in history if isinstance(h.get("world_size"), (int, float))
+             and math.isfinite(h["world_size"])]
+    return list(dict.fromkeys(sizes))
+
+
 def _loaders(train_split: CubeSplit, val_split: CubeSplit, rank_batch: int, tcfg: TrainConfig, device: torch.device,
              world: World, generator: torch.Generator) -> tuple[BatchLoader, BatchLoader]:
     """This rank's loaders (``rank_batch`` triplets per batch): the training split shuffled by ``generator``
@@ -255,7 +269,8 @@ def _finish(state: TrainingState, cfg: StageConfig, run_dir: Path, device: torch
     state.model.load_state_dict(state.best_model)
     result = {"row": cfg.row, "epochs": len(hist), "max_epochs": tcfg.epochs, "schedule": tcfg.schedule,
               **convergence(hist, tcfg.patience), "parameters": n_parameters(state.model), "device": str(device),
-              "world_size": world.size, "seconds_this_session": time.perf_counter() - t_stage,
+              "world_size": world.size, "world_sizes": _world_sizes(state.history) or [world.size],
+              "seconds_this_session": time.perf_counter() - t_stage,
               "environment": environment()}
     if world.main:
         with atomic_path(run_dir / "history.csv") as tmp:

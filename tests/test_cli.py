@@ -213,6 +213,10 @@ CASES = [
          ["validate", "{range_lnb}", "--quiet"],
          r"{range_file}: has \d+ of \d+ pixel\(s\), 100\.0 % of its usable pixels .* outside the plausible LAI range "
          r"\[0, 15\]: values such as 50 \(wrong units, or undeclared nodata\?\)"),
+    Case("validate-huge-tile", "`lai validate` on a folder whose S1 file declares 60000x60000 pixels (sparse, a few kB)",
+         ["validate", "{huge_lnb}", "--quiet"],
+         r"{huge_file}: is 60000x60000 pixels: one triplet of that size needs about [\d.]+ GiB, more than 50% of the "
+         r"[\d.]+ GiB available; cut the scene into tiles"),
     Case("validate-skip-bad-values", "`lai validate --skip-bad` on the same folder (exit 0, the skip is listed)",
          ["validate", "{range_lnb}", "--skip-bad", "--quiet"],
          r"2 valid triplets .*\n.*\n  skipped CSV row 2: .*{range_file}: has \d+ of", code=0),
@@ -255,6 +259,10 @@ CASES = [
     Case("predict-scene-no-file", "`lai predict --scene` a manifest naming a raster that does not exist",
          ["predict", "--run", "{fresh_run}", "--scene", "{scene_yaml}", "--out", "{tmp}/pred.tif"],
          r"scene\.yaml: dates\[0\]\.s1: file .*absent_s1\.tif does not exist", absent="{tmp}/pred.tif"),
+    Case("predict-scene-too-wide", "`lai predict --scene` rasters 16,777,216 pixels wide (sparse GeoTIFFs of a few kB)",
+         ["predict", "--run", "{fresh_run}", "--scene", "{wide_scene_yaml}", "--out", "{tmp}/pred_wide.tif"],
+         r"wide_scene\.yaml: the scene is 256x16777216 pixels; predicting it by windows of 256 rows needs about [\d.]+ GiB, "
+         r"more than 50% of the [\d.]+ GiB available; cut it into narrower scenes", absent="{tmp}/pred_wide.tif"),
     # -- lai preprocess: the manifest's file, key or entry named; nothing written on failure
     Case("preprocess-missing-manifest", "`lai preprocess` a manifest that does not exist",
          ["preprocess", "{tmp}/absent_manifest.yaml", "--out", "{tmp}/pre_out"],
@@ -359,9 +367,26 @@ def _prepare_manifests(tmp: Path, inputs: dict) -> None:
                                        ("manifest_far_s1", "far_s1.yaml", "SPAIN", 30)):
         manifests[key] = (name, {"country": country, "area": "BADAJOZ", "s2": s2_dates,
                                  "s1": [{"date": f"2019-06-{s1_day:02d}", "file": str(s1)}]})
+    wide = [tmp / f"wide_{k}.tif" for k in range(3)]
+    for k, path in enumerate(wide):
+        sparse_tiff(path, 256, 2**24, bands=2 if k < 2 else 1)
+    manifests["wide_scene_yaml"] = ("wide_scene.yaml", {"dates": [{"date": f"2019-06-{d:02d}", "s1": str(wide[0]),
+                                                                   "lai": str(wide[2])} for d in (1, 6, 11)]})
     for key, (name, content) in manifests.items():
         (tmp / name).write_text(yaml.safe_dump(content, sort_keys=False))
         inputs[key] = str(tmp / name)
+
+
+def sparse_tiff(path: Path, height: int, width: int, bands: int = 1) -> Path:
+    """A tiled float32 GeoTIFF declaring ``height`` x ``width`` pixels with no tile written (a few kB on disk)."""
+    import rasterio
+    from affine import Affine
+
+    with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=bands, dtype="float32",
+                       tiled=True, blockxsize=256, blockysize=256, sparse_ok=True, crs="EPSG:32633",
+                       transform=Affine(10, 0, 500000, 0, -10, 4600000)):
+        pass
+    return path
 
 
 class Payload:
@@ -437,6 +462,10 @@ def _prepare_reliability(tmp: Path, cube: Path, inputs: dict) -> None:
         (tmp / f"{name}.yaml").write_text(text)
         inputs[f"{name}_yaml"] = str(tmp / f"{name}.yaml")
 
+    huge = make_lnb(tmp / "huge_lnb")
+    name = pd.read_csv(huge / "image_series.csv", dtype=str).loc[0, "0"]
+    sparse_tiff(huge / "s1" / name, 60000, 60000, bands=2)
+    inputs.update(huge_lnb=str(huge), huge_file=f"s1/{name}")
     bad = make_lnb(tmp / "range_lnb")
     name = pd.read_csv(bad / "image_series.csv", dtype=str).loc[1, "0"]
     with rasterio.open(bad / "s2" / name) as src:

@@ -15,7 +15,7 @@ from affine import Affine
 from lai import examples
 from lai.config import PreprocessConfig
 from lai.cube import build_cube
-from lai.lnb import SERIES_CSV, TileName, index_folder, read_triplet
+from lai.lnb import SERIES_CSV, LNBError, TileName, index_folder, read_triplet
 from lai.manifest import read_preprocess_manifest, read_scene_manifest
 from lai.predict import predict_folder
 from lai.preprocess import pick_triplets, preprocess
@@ -78,6 +78,36 @@ def test_s1_on_another_grid_is_resampled_in_linear_power_or_refused(tmp_path):
     with pytest.raises(SceneError, match=r"s1_0.tif.*reprojection is not allowed"):
         preprocess(manifest, tmp_path / "lnb2", PreprocessConfig(tile_size=32, reproject=False), progress=False)
     assert not (tmp_path / "lnb2").exists()
+
+
+@pytest.mark.parametrize("layer, values, message", [
+    ("lai1.tif", np.full((96, 96), 3000, np.float32), r"lai1\.tif: has .* outside the plausible LAI range \[0, 15\]: "
+                                                        r"values such as 3000 \(wrong units"),
+    ("scl2.tif", np.full((96, 96), 300, np.float32), r"scl2\.tif: holds SCL value\(s\) \[300\.0\] outside 0\.\.11"),
+    ("s1_0.tif", np.full((2, 96, 96), 0.05, np.float32), r"s1_0\.tif: has every backscatter value in \[0, 1\].*linear power"),
+])
+def test_preprocess_refuses_what_the_reader_refuses_and_writes_nothing(tmp_path, layer, values, message):
+    """LAI in digital numbers, a float SCL of 300 (uint8 would read 44, cloud-free) and linear S1: the same checks
+    as `lai validate` (lai.lnb.clean_pixels), made before the folder is written."""
+    manifest = scene(tmp_path / "scene")
+    write_tiff(tmp_path / "scene" / layer, values, crs=UTM, transform=S2_GRID)
+    with pytest.raises(LNBError, match=message):
+        preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32), progress=False)
+    assert not (tmp_path / "lnb").exists() and not list(tmp_path.glob(".lnb*"))
+
+
+def test_preprocess_counts_the_pixels_it_fixed(tmp_path):
+    manifest = scene(tmp_path / "scene")
+    with rasterio.open(tmp_path / "scene" / "lai0.tif", "r+") as dst:
+        lai = dst.read(1)
+        lai[0, :3] = (-0.1, 26.0, np.nan)  # snapped to 0; masked; masked (where the SCL says usable)
+        dst.write(lai, 1)
+    with rasterio.open(tmp_path / "scene" / "scl0.tif", "r+") as dst:
+        scl = dst.read(1)
+        scl[0, :3] = 4
+        dst.write(scl, 1)
+    summary = preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32), progress=False)
+    assert summary["pixel_fixes"] == {"lai_snapped": 1, "lai_masked": 2, "s1_masked": 0}
 
 
 def test_tiles_then_predict_then_mosaic_equals_the_scene_prediction(tiny_run, tmp_path):

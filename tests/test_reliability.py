@@ -556,6 +556,18 @@ def test_resident_split_that_does_not_fit_is_refused(tiny_data, tmp_path, monkey
     assert "GiB" in err and "Traceback" not in err
 
 
+def test_a_batch_that_cannot_fit_is_refused_before_it_is_read(tiny_data, monkeypatch):
+    """A cube may declare any tile size: the streamed batch is checked against the memory available first."""
+    from lai import io, loader
+
+    _, _, cube = tiny_data
+    monkeypatch.setattr(io, "free_memory", lambda: 2**20)  # 1 MiB available: a batch of 8 tiny tiles needs 1 MiB
+    with pytest.raises(ResidencyError, match=r"cube\.nc: a batch of 8 triplets of 32x32 pixels needs about 0\.000977 GiB, "
+                                             r"more than 50% of the 0\.000977 GiB available; use a smaller batch size"):
+        loader.BatchLoader(loader.CubeSplit(cube, "train"), 8)
+    assert len(loader.BatchLoader(loader.CubeSplit(cube, "train"), 2).split) > 0  # a batch that fits
+
+
 # --------------------------------------------------------------------------- second pass: values, reuse, OS errors
 
 

@@ -131,6 +131,30 @@ def test_sigkill_mid_training_then_resume(tiny_data, tmp_path):
     assert same_weights(weights(tmp_path / "full" / "s2_masks"), weights(run / "s2_masks"))
 
 
+def test_resume_under_another_number_of_processes_is_recorded(tiny_data, tmp_path, capsys):
+    """A stage whose first epoch ran on two torchrun processes, resumed by one: the rerun says so, and
+    result.json and history.csv record both world sizes (a checkpoint edited to stand for the two-process epoch)."""
+    from lai.checkpoint import STATE_KEYS, read_checkpoint, save_checkpoint
+    from lai.train import train_stage
+
+    _, _, cube = tiny_data
+    p = profile_with(epochs=2, max_batches_per_epoch=2)
+    run = tmp_path / "s2_masks"
+    train_stage(p, "s2_masks", cube, run, progress=False)
+    state = read_checkpoint(run / "checkpoint.pt", STATE_KEYS)
+    state["history"] = [{**state["history"][0], "world_size": 2}]
+    state["epoch"] = 0
+    save_checkpoint(run / "checkpoint.pt", state)
+    (run / "result.json").unlink()
+    (run / "model.pt").unlink()
+    capsys.readouterr()
+    train_stage(p, "s2_masks", cube, run, resume=True, progress=False)
+    assert "resuming a stage trained on 2 process(es) with 1" in capsys.readouterr().err
+    result = json.loads((run / "result.json").read_text())
+    assert result["world_size"] == 1 and result["world_sizes"] == [2, 1]
+    assert list(pd.read_csv(run / "history.csv")["world_size"]) == [2, 1]
+
+
 def test_final_model_reuses_pretrained_encoders(tiny_data, tmp_path):
     _, _, cube = tiny_data
     p = profile_with(epochs=1)
