@@ -134,8 +134,6 @@ def save_prediction(path: Path, split: CubeSplit, pred: dict[str, np.ndarray]) -
         ds.to_netcdf(tmp, engine="h5netcdf")
 
 
-
-
 @dataclass
 class CalibrationResult:
     """What :func:`calibrate_run` measured: the calibration table, the reliability curves and one example map."""
@@ -156,7 +154,7 @@ def calibrate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_s
     device = pick_device(device)
     with output_lock(run_dir, folder=STAGE_WEIGHTS_FILE):
         trained = load_trained(run_dir, device)
-        if trained.model.spread_head is None:
+        if not trained.predicts_spread:
             raise ConfigError(f"{run_dir}: this model predicts no spread (model.uncertainty is false); train one with "
                               "model.uncertainty=true to calibrate it")
         check_same_splits(trained.config, run_dir, cube)

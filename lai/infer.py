@@ -54,6 +54,11 @@ class Trained:
         return self.model.cfg.downsampling
 
     @property
+    def predicts_spread(self) -> bool:
+        """Whether the model predicts the standard deviation of its error (``model.uncertainty``)."""
+        return self.model.spread_head is not None
+
+    @property
     def bf16(self) -> bool:
         """Inference runs under bf16 autocast on a GPU, in float32 on a CPU."""
         return self.device.type == "cuda"

@@ -136,7 +136,7 @@ def _predict_folder(run, data, out: Path, batch_size: int, device: str, progress
     names: list[str] = []
     with atomic_path(out) as tmp:
         tmp.mkdir()
-        with PredictionsFile(tmp / "predictions.nc", len(inputs), meta, with_std=_has_spread(trained)) as nc:
+        with PredictionsFile(tmp / "predictions.nc", len(inputs), meta, with_std=trained.predicts_spread) as nc:
             batch: list[Sample] = []
             bar = tqdm(total=len(inputs), desc="predict", unit="triplet", disable=not progress)
             for k, sample in enumerate(inputs):
@@ -156,9 +156,9 @@ def _predict_folder(run, data, out: Path, batch_size: int, device: str, progress
             "s1_values_clipped_fraction": totals["clipped"] / max(totals["s1_values"], 1),
             "observed_fraction": totals["observed"] / max(totals["pixels"], 1),
             "bands": "lai: the observed S2 LAI at t where usable, the model elsewhere; lai_model: the model everywhere"
-                     + ("; lai_std: the standard deviation of lai" if _has_spread(trained) else ""),
+                     + ("; lai_std: the standard deviation of lai" if trained.predicts_spread else ""),
             "source_codes": SOURCE_MEANINGS,
-            **({"uncertainty": trained.calibration.summary()} if _has_spread(trained) else {}),
+            **({"uncertainty": trained.calibration.summary()} if trained.predicts_spread else {}),
             "nodata_pixels": totals["nodata"], "lai_clamped_pixels": totals["lai_clamped"],
             "lai_range": list(LAI_RANGE), "pixel_fixes": fixes,
             "pixel_fixes_meaning": PIXEL_FIX_NOTES if inputs.kind == "lnb" else "inputs read from a cube, cleaned when it was built",
@@ -190,8 +190,3 @@ def _write_batch(trained: Trained, batch: list[Sample], folder: Path, nc: Predic
         write_map(tif, lai[k], model[k], source[k], s.crs, s.transform, None if std is None else std[k])
         nc.add(s.name, (s.date_t - EPOCH).days, lai[k], model[k], source[k], s.crs, s.transform,
                None if std is None else std[k])
-
-
-def _has_spread(trained: Trained) -> bool:
-    return trained.model.spread_head is not None
-

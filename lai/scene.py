@@ -165,7 +165,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
     with atomic_path(out) as tmp, atomic_path(source_path(out)) as tmp_source, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         gtiff, source_gtiff = (t.with_name(t.name + ".gtiff") for t in (tmp, tmp_source))
         try:
-            with_std = trained.model.spread_head is not None
+            with_std = trained.predicts_spread
             with rasterio.open(gtiff, "w", **lai_profile(h, w, grid.crs, grid.transform, with_std, **tiling)) as dst, \
                     rasterio.open(source_gtiff, "w", **source_profile(h, w, grid.crs, grid.transform, **tiling)) as dst_source:
                 describe(dst, "lai")
@@ -229,7 +229,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
                   if not scl_at_t else "lai: the observed S2 LAI at t where usable, the model elsewhere; lai_model: the model"),
         "dates_without_scl": [str(d.date) for d in dates if d.scl is None],
         **({"lai_std": "band 3: the standard deviation of lai", "uncertainty": trained.calibration.summary()}
-           if trained.model.spread_head is not None else {}),
+           if trained.predicts_spread else {}),
     }
 
 
