@@ -58,7 +58,7 @@ from lai.config import (
 from lai.cube import cube_identity
 from lai.distributed import World, barrier, local_device, main_process, pick_device, rank_batch_size, setup, sum_across
 from lai.encode import Encoded, encode_batch
-from lai.errors import RunFolderError, TrainingDivergedError
+from lai.errors import RunFolderError, TrainingDivergedError, shorten
 from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, STAGE_WEIGHTS_FILE, TRAIN, VAL, stage_label
 from lai.infer import build_model, forward, to_channels_last
 from lai.io import atomic_path, atomic_write_text, output_lock, read_yaml_mapping
@@ -357,6 +357,33 @@ def augment_seed(seed: int, rank: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1)[0])
 
 
+HISTORY_COLUMNS = ("epoch", "val_mse", "val_rmse", "seconds", "samples_per_s")  # what every reader of history.csv needs
+
+
+def read_finished(run_dir: Path) -> tuple[dict, pd.DataFrame]:
+    """``result.json`` and ``history.csv`` of a finished stage, checked: a JSON object with an integer ``parameters``,
+    and a table of at least one epoch with :data:`HISTORY_COLUMNS`; :class:`RunFolderError` naming the file else."""
+    retrain = f"delete the stage folder {run_dir} to train it again"
+    path = run_dir / "result.json"
+    try:
+        result = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise RunFolderError(f"{path}: not readable JSON ({shorten(str(err))}); {retrain}") from None
+    if not isinstance(result, dict) or not isinstance(result.get("parameters"), int):
+        raise RunFolderError(f"{path}: expected a JSON object with the integer 'parameters' lai writes, got "
+                             f"{shorten(json.dumps(result))}; {retrain}")
+    path = run_dir / "history.csv"
+    try:
+        history = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as err:  # EmptyDataError is a ValueError
+        raise RunFolderError(f"{path}: not a readable table ({shorten(str(err))}); {retrain}") from None
+    missing = [c for c in HISTORY_COLUMNS if c not in history]
+    if missing or history.empty:
+        raise RunFolderError(f"{path}: expected one row per epoch with columns {', '.join(HISTORY_COLUMNS)}; it has "
+                             f"{len(history)} row(s){', lacking ' + ', '.join(missing) if missing else ''}; {retrain}")
+    return result, history
+
+
 def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageResult | None:
     """Return the finished result of an identical run, or None to (re)start; raise on a foreign run."""
     config_file = run_dir / STAGE_CONFIG_FILE
@@ -377,8 +404,8 @@ def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageRes
         what = "; ".join(filter(None, ["different cube data or split labels" if other_cube else "", what]))
         raise RunFolderError(f"{run_dir} already holds another run ({what}); choose another run folder or delete it")
     if (run_dir / "result.json").exists() and (run_dir / STAGE_WEIGHTS_FILE).exists():
-        result = json.loads((run_dir / "result.json").read_text())
-        return StageResult(cfg.row, run_dir, pd.read_csv(run_dir / "history.csv"), 0.0, result["parameters"], reused=True)
+        result, history = read_finished(run_dir)
+        return StageResult(cfg.row, run_dir, history, 0.0, result["parameters"], reused=True)
     if (run_dir / "checkpoint.pt").exists() and not resume:
         raise RunFolderError(f"{run_dir} holds an unfinished run of the same configuration; pass --resume to continue it")
     return None

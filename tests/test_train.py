@@ -155,6 +155,27 @@ def test_resume_under_another_number_of_processes_is_recorded(tiny_data, tmp_pat
     assert list(pd.read_csv(run / "history.csv")["world_size"]) == [2, 1]
 
 
+@pytest.mark.parametrize("file, text, message", [
+    ("result.json", "{}", r"result\.json: expected a JSON object with the integer 'parameters' lai writes, got \{\}"),
+    ("result.json", "not json", r"result\.json: not readable JSON"),
+    ("history.csv", "epoch,lr,val_mse,val_rmse,seconds,samples_per_s\n",
+     r"history\.csv: expected one row per epoch with columns epoch, val_mse, val_rmse, seconds, samples_per_s; it has 0 row"),
+    ("history.csv", "", r"history\.csv: not a readable table"),
+])
+def test_tampered_finished_stage_is_named_not_reused(tiny_data, tmp_path, file, text, message):
+    """A finished stage whose result.json or history.csv was emptied or replaced: one error naming the file and how
+    to retrain, never a KeyError or an empty table reused."""
+    from lai.train import train_stage
+
+    _, _, cube = tiny_data
+    p = profile_with(epochs=1, max_batches_per_epoch=1)
+    run = tmp_path / "s2_masks"
+    train_stage(p, "s2_masks", cube, run, progress=False)
+    (run / file).write_text(text)
+    with pytest.raises(RunFolderError, match=message + r".*delete the stage folder"):
+        train_stage(p, "s2_masks", cube, run, progress=False)
+
+
 def test_final_model_reuses_pretrained_encoders(tiny_data, tmp_path):
     _, _, cube = tiny_data
     p = profile_with(epochs=1)
