@@ -388,6 +388,18 @@ def test_a_folder_with_tables_only(tmp_path):
     assert "Noise floor" not in flat and "Each stage trains with Adam" not in flat
 
 
+def _edit_profile(run: Path, **encoding) -> None:
+    profile = yaml.safe_load((run / "profile.yaml").read_text())
+    profile.setdefault("encoding", {}).update(encoding)
+    (run / "profile.yaml").write_text(yaml.safe_dump(profile))
+
+
+def _blank_png(path: Path, width: int, height: int) -> None:
+    from PIL import Image
+
+    Image.new("1", (width, height)).save(path)  # one bit per pixel: a few kB on disk
+
+
 @pytest.mark.parametrize("what, spoil, message", [
     ("a table without the columns read", lambda run: (run / "tables" / "table1.csv").write_text("foo,bar\n1,2\n"),
      r"table1\.csv lacks the column\(s\) row, set"),
@@ -403,6 +415,14 @@ def test_a_folder_with_tables_only(tmp_path):
      r"run profile .*profile\.yaml holds a list; expected a mapping of sections"),
     ("an unknown verdict", lambda run: pd.read_csv(run / "tables" / "comparisons.csv").assign(verdict="maybe").to_csv(
         run / "tables" / "comparisons.csv", index=False), r"comparisons\.csv: verdict 'maybe' against persistence"),
+    ("split counts as a list", lambda run: (run / "data.json").write_text(json.dumps({"kind": "simulated", "splits": [1, 2]})),
+     r"data\.json: 'splits' must map each split to its number of triplets, got \[1, 2\]"),
+    ("a zero LAI scale", lambda run: _edit_profile(run, lai_scale=0),
+     r"profile\.yaml: encoding\.lai_scale must be a finite positive number, got 0"),
+    ("a LAI scale in words", lambda run: _edit_profile(run, lai_scale="abc"),
+     r"profile\.yaml: encoding\.lai_scale must be a finite positive number, got 'abc'"),
+    ("a figure declaring 8000x8000 pixels", lambda run: _blank_png(run / "figures" / "density.png", 8000, 8000),
+     r"density\.png declares 8000x8000 pixels, more than the 40,000,000"),
 ])
 def test_malformed_artefact_fails_naming_the_file(tmp_path, figure_dir, what, spoil, message):
     """A present but malformed artefact is an error naming it, not a 'not available' box."""

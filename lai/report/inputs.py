@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from lai.config import PROFILE_CONTENT, EncodingConfig
-from lai.errors import LaiError
+from lai.errors import LaiError, shorten
 from lai.facts import REPORT_TABLES, ROWS, TABLE, TEST_SETS, VERDICTS, check_name, chosen_model, row_title
 from lai.io import read_yaml_mapping
 from lai.report.text import fmt, fmt_interval, rich, small, unavailable
@@ -53,16 +53,21 @@ def read_table(run_dir: Path, name: str) -> pd.DataFrame | None:
     return frame
 
 
+MAX_FIGURE_PIXELS = 40_000_000  # lai's figures are about 1-5 million pixels at 150 dpi
+
+
 def png_size(path: Path) -> tuple[int, int]:
     """(width, height) of a PNG that decodes completely; ReportError otherwise."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            fmt_name = im.format
+            fmt_name, size = im.format, im.size
+            if size[0] * size[1] > MAX_FIGURE_PIXELS:  # from the header, before any pixel is decoded
+                raise ReportError(f"{path} declares {size[0]}x{size[1]} pixels, more than the {MAX_FIGURE_PIXELS:,} a "
+                                  "figure of this report may have; write it again (rerun its notebook)")
             im.load()
-            size = im.size
-    except (OSError, UnidentifiedImageError, SyntaxError) as err:
+    except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as err:
         raise ReportError(f"{path} is not a readable PNG image ({err}); write it again (rerun its notebook)") from err
     if fmt_name != "PNG":
         raise ReportError(f"{path} is a {fmt_name} image, expected PNG")
@@ -73,6 +78,10 @@ class Run:
     def __init__(self, run_dir: Path):
         self.dir = run_dir
         self.data = read_json(run_dir / "data.json")
+        splits = (self.data or {}).get("splits")
+        if splits is not None and not (isinstance(splits, dict) and all(isinstance(v, (int, float)) for v in splits.values())):
+            raise ReportError(f"{run_dir / 'data.json'}: 'splits' must map each split to its number of triplets, got "
+                              f"{shorten(json.dumps(splits))}; write it again (rerun notebook 01)")
         self.prov = read_json(run_dir / "provenance.json")
         path = run_dir / "profile.yaml"
         self.profile_text = path.read_text() if path.exists() else None
@@ -99,7 +108,16 @@ class Run:
 
     @property
     def lai_scale(self) -> float:
-        return float((self.profile.get("encoding") or {}).get("lai_scale", EncodingConfig().lai_scale))
+        """encoding.lai_scale of the run's profile, a finite positive number (ReportError naming profile.yaml else)."""
+        value = (self.profile.get("encoding") or {}).get("lai_scale", EncodingConfig().lai_scale)
+        try:
+            scale = float(value)
+        except (TypeError, ValueError):
+            scale = math.nan
+        if not (math.isfinite(scale) and scale > 0):
+            raise ReportError(f"{self.dir / 'profile.yaml'}: encoding.lai_scale must be a finite positive number, got "
+                              f"{shorten(repr(value))}")
+        return scale
 
     def final_metrics(self) -> pd.DataFrame | None:
         """Final model per set: final_metrics.csv, else the 'final' rows of table1.csv; None if neither exists."""
