@@ -7,6 +7,8 @@ root (``LAI_DATA_ROOT``) form one unit that runs on one worker, in order (:data:
 import os
 import tempfile
 
+import pytest
+
 _tmp = tempfile.mkdtemp(prefix="lai-nbval-")
 os.environ.setdefault("LAI_DATA_ROOT", os.path.join(_tmp, "data"))
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -26,6 +28,7 @@ def pytest_configure(config):
         os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: plain `pytest` without it still runs
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
