@@ -412,7 +412,7 @@ def free_memory() -> int:
 
 def memory_shortfall(nbytes: float, share: float = MEMORY_SHARE) -> str | None:
     """None if ``nbytes`` fit in ``share`` of the memory available now, else the reason, for an error message
-    that also names the input: "needs about 460 GiB, more than half of the 21.3 GiB available"."""
+    that also names the input: "needs about 429 GiB, more than 50% of the 22.8 GiB available"."""
     free = free_memory()
     if nbytes <= share * free:
         return None

@@ -15,6 +15,8 @@ import torch
 
 from lai.cube import check_cube_file, decoded
 from lai.errors import ResidencyError
+from lai.io import free_memory, memory_shortfall
+from lai.lnb import TRIPLET_BYTES_PER_PIXEL
 
 RAW_KEYS = ("s1", "lai", "scl")
 
@@ -135,8 +137,6 @@ def _free_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
-    from lai.io import free_memory
-
     return free_memory()
 
 
@@ -185,9 +185,6 @@ class BatchLoader:
                 f"train.resident=on: split {split.split!r} of {split.path} needs {need / 2**30:.2f} GiB but only "
                 f"{free / 2**30:.2f} GiB is free on {self.device}; use resident=off (stream from disk) or auto"
             )
-        from lai.io import memory_shortfall
-        from lai.lnb import TRIPLET_BYTES_PER_PIXEL
-
         too_big = memory_shortfall(float(batch_size) * split.shape[0] * split.shape[1] * TRIPLET_BYTES_PER_PIXEL)
         if too_big:  # one streamed batch, checked before it is read (a cube may declare any tile size)
             raise ResidencyError(f"{split.path}: a batch of {batch_size} triplets of {split.shape[0]}x{split.shape[1]} "

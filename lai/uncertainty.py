@@ -28,6 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lai.errors import RunFolderError, shorten
+from lai.io import atomic_write_text
+
 CALIBRATION_FILE = "calibration.json"
 STRATA = tuple(f"{past} past clear, {'clear' if clear else 'clouded'} at t" for clear in (0, 1) for past in (0, 1, 2))
 POOLED = "pooled"
@@ -79,8 +82,6 @@ class Calibration:
         return {"model_sd": fitted.get(self.against, self.against), "observation_sd": obs, "factors": self.factors}
 
     def write(self, folder: Path) -> Path:
-        from lai.io import atomic_write_text
-
         path = Path(folder) / CALIBRATION_FILE
         atomic_write_text(path, json.dumps(asdict(self), indent=2))
         return path
@@ -91,8 +92,6 @@ def read_calibration(folder: str | Path) -> Calibration:
     path = Path(folder) / CALIBRATION_FILE
     if not path.is_file():
         return Calibration()
-    from lai.errors import RunFolderError, shorten
-
     try:
         data = json.loads(path.read_text())
         factors = {str(k): float(v) for k, v in data["factors"].items()}

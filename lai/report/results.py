@@ -285,7 +285,8 @@ def _uncertainty(run: Run) -> dict | None:
     if not len(cal):
         return {"against": "the validation split's reference", "verdict": None,
                 "table": run.lacking(TABLE.calibration, "Calibration of the predicted spread")}
-    against = str(cal["against"].iloc[0]) if "against" in cal else "truth"
+    truth = (str(cal["against"].iloc[0]) if "against" in cal else "truth") == "truth"
+    reference = "the true LAI" if truth else "the observation"
     header = ["Test set", "Pixels", "Spread", "68 % covers", "95 % covers", "Mean σ ÷ RMSE", "Spearman", "RMSE (LAI)"]
     rows = [[SET_TITLES.get(r["set"], str(r["set"])), str(r["pixels"]), str(r["sd"]), fmt(r["coverage_68"]),
              fmt(r["coverage_95"]), fmt(r["sd_ratio"], 2), fmt(r["spearman"], 2), fmt(r["rmse"])]
@@ -298,9 +299,9 @@ def _uncertainty(run: Run) -> dict | None:
                        f"{fmt(recal['coverage_68'].min())} to {fmt(recal['coverage_68'].max())}, across test sets and "
                        f"pixels clear or clouded at ", emph("t"), f"; the predicted σ over the RMSE ranges from "
                        f"{fmt(recal['sd_ratio'].min(), 2)} to {fmt(recal['sd_ratio'].max(), 2)}.")
-    return {"against": "the true LAI" if against == "truth" else "the observation (pixels clear at t)",
+    return {"against": reference if truth else f"{reference} (pixels clear at t)",
             "table": table([header], rows, len(header), caption=rich(
-                f"Calibration of the predicted standard deviation σ against {'the true LAI' if against == 'truth' else 'the observation'}, "
+                f"Calibration of the predicted standard deviation σ against {reference}, "
                 "per test set and for pixels clear or clouded at ", emph("t"), ": the share of pixels whose error lies "
                 "inside the central 68 % and 95 % intervals, the mean σ over the RMSE on the same pixels, and the rank "
                 "correlation of σ with the absolute error. ", emph("raw"), ": the spread head as trained; ",
