@@ -175,7 +175,8 @@ def cmd_preprocess(args) -> int:
     from lai.preprocess import preprocess
 
     cfg = PreprocessConfig(args.tile_size, args.max_s1_gap_days, args.s1_units, not args.no_reproject,
-                           args.reflectance_scale, args.reflectance_offset)
+                           args.reflectance_scale, args.reflectance_offset,
+                           str(args.snap_auxdata) if args.snap_auxdata else None)
     print(json.dumps(preprocess(args.manifest, args.out, cfg, progress=not args.quiet, dask=_dask_args(args)), indent=2))
     return 0
 
@@ -290,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-reproject", action="store_true", help="refuse S1 rasters on another grid than S2")
     p.add_argument("--reflectance-scale", type=float, default=1e-4, help="L2A digital number -> reflectance")
     p.add_argument("--reflectance-offset", type=float, default=0.0, help="-0.1 from processing baseline 04.00 on")
+    p.add_argument("--snap-auxdata", type=Path, help="SNAP's auxdata folder (e.g. ~/.snap/auxdata): LAI from L2A bands "
+                   "by SNAP 3_0's network of each date's platform instead of the built-in 2_1")
     p.add_argument("--quiet", action="store_true")
     _dask_options(p)
     p.set_defaults(func=cmd_preprocess)

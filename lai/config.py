@@ -261,6 +261,7 @@ class PreprocessConfig:
     reproject: bool = True  # allow resampling S1 onto the S2 grid when CRS or resolution differ
     reflectance_scale: float = 1e-4  # L2A digital number -> reflectance (before processing baseline 04.00)
     reflectance_offset: float = 0.0  # baseline 04.00 and later: -0.1
+    snap_auxdata: str | None = None  # SNAP's auxdata folder: its 3_0 networks per platform (None: the built-in 2_1)
 
     def validate(self) -> None:
         if self.tile_size < 16:
@@ -274,6 +275,9 @@ class PreprocessConfig:
         if not (isinstance(offset, (int, float)) and math.isfinite(offset) and -0.5 <= offset <= 0.5):
             raise ConfigError(f"preprocess.reflectance_offset (--reflectance-offset) must be a finite number in "
                               f"[-0.5, 0.5] in reflectance units (-0.1 from processing baseline 04.00), got {offset!r}")
+        if self.snap_auxdata is not None and not Path(self.snap_auxdata).is_dir():
+            raise ConfigError(f"preprocess.snap_auxdata (--snap-auxdata) {self.snap_auxdata}: not a folder; expected SNAP's "
+                              "auxdata folder (e.g. ~/.snap/auxdata) holding s2tbx/biophysical/3_0/<S2A|S2B>/LAI/")
 
 
 @dataclass

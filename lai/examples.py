@@ -102,7 +102,8 @@ def write_manifest(patch: Patch, path: str | Path, country: str = "BIGEARTHNET")
     import yaml
 
     area = "P" + re.sub(r"\W", "", patch.name.rsplit("_", 2)[-2] + "X" + patch.name.rsplit("_", 1)[-1])
-    s2 = {"date": patch.s2_time.date().isoformat(), "bands": {b: str(f) for b, f in patch.bands.items()},
+    s2 = {"date": patch.s2_time.date().isoformat(), "platform": patch.name[:3],  # S2A_MSIL2A_...: the platform
+          "bands": {b: str(f) for b, f in patch.bands.items()},
           "angles": {"view_zenith": patch.angles.view_zenith, "sun_zenith": round(patch.angles.sun_zenith, 2),
                      "relative_azimuth": patch.angles.relative_azimuth}}
     manifest = {"country": country, "area": area, "s2": [s2] * 3,

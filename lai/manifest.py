@@ -1,7 +1,9 @@
 """The YAML manifests that name scene rasters: loading, file paths and dates read once, two formats.
 
 * The preprocessing manifest (``lai preprocess``, :func:`read_preprocess_manifest`): a place's
-  ``country`` and ``area`` and its ``s2`` and ``s1`` acquisitions (see :mod:`lai.preprocess`).
+  ``country`` and ``area`` and its ``s2`` and ``s1`` acquisitions (see :mod:`lai.preprocess`). An S2
+  date given as L2A bands may name its ``platform`` (S2A..S2D), its ``processing_baseline`` (04.00 on:
+  reflectance offset -0.1) or the product's ``metadata`` (MTD_MSIL2A.xml, which gives all three).
 * The scene manifest (``lai predict-scene``, :func:`read_scene_manifest`): the three ``dates``
   t-2, t-1, t of one scene (see :mod:`lai.scene`).
 
@@ -12,13 +14,15 @@ without ``scl`` counts as clear (SCL class :data:`CLEAR_WITHOUT_SCL`). Every pro
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lai.errors import LNBError, SceneError, shorten
 from lai.io import read_yaml_mapping
 from lai.lnb import TileName
-from lai.snap import BANDS, Angles
+from lai.snap import BANDS, PLATFORMS, Angles
 
 CLEAR_WITHOUT_SCL = 4  # SCL class written for dates without a mask: "vegetation", a class the encoding counts as clear
 
@@ -55,12 +59,68 @@ def manifest_date(value, label: str) -> dt.date:
 
 
 @dataclass(frozen=True)
+class Reflectance:
+    """L2A digital number -> surface reflectance: ``dn * scale + offset`` (offset per band of :data:`lai.snap.BANDS`)."""
+
+    scale: float
+    offsets: tuple[float, ...]
+    source: str  # where the figures come from, for the summary
+
+
+@dataclass(frozen=True)
 class S2Date:
     date: dt.date
     lai: Path | None
     bands: dict[str, Path] | None
     angles: Angles | None
     scl: Path | None
+    platform: str | None = None  # S2A..S2D, when the manifest or the metadata names it
+    reflectance: Reflectance | None = None  # None: the command's --reflectance-scale and --reflectance-offset
+
+
+L2A_BAND_IDS = {"B03": 2, "B04": 3, "B05": 4, "B06": 5, "B07": 6, "B8A": 8, "B11": 11, "B12": 12}  # MTD band_id
+BASELINE_WITH_OFFSET = 4.0  # processing baseline 04.00 (January 2022) added BOA_ADD_OFFSET = -1000
+MAX_METADATA_BYTES = 10_000_000
+
+
+def baseline_reflectance(value, where: str) -> Reflectance:
+    """The L2A quantification of a processing baseline (``"05.09"`` or 5.09): offset -0.1 from 04.00 on."""
+    try:
+        baseline = float(str(value))
+    except ValueError:
+        baseline = math.nan
+    if not (math.isfinite(baseline) and 0 < baseline < 100):
+        raise SceneError(f"{where}: processing_baseline {shorten(value, 20)!r} is not a baseline such as 05.09")
+    offset = -0.1 if baseline >= BASELINE_WITH_OFFSET else 0.0
+    return Reflectance(1e-4, (offset,) * len(BANDS), f"processing baseline {baseline:05.2f}")
+
+
+def read_l2a_metadata(path: Path, where: str) -> tuple[str, Reflectance]:
+    """Platform and reflectance quantification from an L2A product's MTD_MSIL2A.xml (SceneError naming it)."""
+    import xml.etree.ElementTree as ET
+
+    if path.stat().st_size > MAX_METADATA_BYTES:
+        raise SceneError(f"{where}: {path} is over {MAX_METADATA_BYTES // 1_000_000} MB, not an MTD_MSIL2A.xml")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as err:
+        raise SceneError(f"{where}: {path} is not XML ({err}); expected the product's MTD_MSIL2A.xml") from None
+    texts = {el.tag.rsplit("}", 1)[-1]: (el.text or "").strip() for el in root.iter()}
+    match = re.fullmatch(r"Sentinel-(2[A-D])", texts.get("SPACECRAFT_NAME", ""))
+    quantification = texts.get("BOA_QUANTIFICATION_VALUE")
+    if not match or not quantification:
+        raise SceneError(f"{where}: {path} lacks SPACECRAFT_NAME (Sentinel-2A..2D) or BOA_QUANTIFICATION_VALUE; "
+                         "expected an L2A product's MTD_MSIL2A.xml")
+    offsets = {el.get("band_id"): el.text for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "BOA_ADD_OFFSET"}
+    try:
+        q = float(quantification)
+        dn_offsets = [float(offsets.get(str(L2A_BAND_IDS[b]), 0)) for b in BANDS]
+    except ValueError:
+        raise SceneError(f"{where}: {path}: BOA_QUANTIFICATION_VALUE or BOA_ADD_OFFSET is not a number") from None
+    if not (math.isfinite(q) and q > 0) or not all(math.isfinite(o) for o in dn_offsets):
+        raise SceneError(f"{where}: {path}: BOA_QUANTIFICATION_VALUE must be positive and the offsets finite")
+    baseline = texts.get("PROCESSING_BASELINE", "?")
+    return "S" + match.group(1), Reflectance(1 / q, tuple(o / q for o in dn_offsets), f"{path.name} (baseline {baseline})")
 
 
 @dataclass(frozen=True)
@@ -94,7 +154,7 @@ def read_preprocess_manifest(path: str | Path) -> Manifest:
         where = f"{path}: s2[{k}]"
         if not isinstance(e, dict) or "date" not in e or ("lai" in e) == ("bands" in e):
             raise SceneError(f"{where} must hold date and either lai or bands (+ angles)")
-        bands = angles = None
+        bands = angles = platform = reflectance = None
         if "bands" in e:
             missing = [b for b in BANDS if b not in (e["bands"] or {})]
             if missing:
@@ -105,8 +165,23 @@ def read_preprocess_manifest(path: str | Path) -> Manifest:
                 angles.check()
             except (TypeError, ValueError) as err:
                 raise SceneError(f"{where}.angles: expected view_zenith, sun_zenith, relative_azimuth in degrees ({err})") from None
+            if e.get("metadata") is not None and e.get("processing_baseline") is not None:
+                raise SceneError(f"{where}: give metadata or processing_baseline, not both (the metadata holds the baseline)")
+            if e.get("metadata") is not None:
+                platform, reflectance = read_l2a_metadata(file(e["metadata"], f"{where}.metadata"), f"{where}.metadata")
+            if e.get("processing_baseline") is not None:
+                reflectance = baseline_reflectance(e["processing_baseline"], where)
+            if e.get("platform") is not None:
+                named = str(e["platform"]).upper()
+                if named not in PLATFORMS:
+                    raise SceneError(f"{where}.platform: {shorten(e['platform'], 20)!r} is not one of {', '.join(PLATFORMS)}")
+                if platform is not None and named != platform:
+                    raise SceneError(f"{where}.platform: {named}, but its metadata says {platform}")
+                platform = named
+        elif any(e.get(k) is not None for k in ("platform", "processing_baseline", "metadata")):
+            raise SceneError(f"{where}: platform, processing_baseline and metadata belong to dates given as L2A bands")
         s2.append(S2Date(manifest_date(e["date"], f"{where}.date:"), file(e["lai"], f"{where}.lai") if "lai" in e else None,
-                         bands, angles, file(e["scl"], f"{where}.scl") if e.get("scl") else None))
+                         bands, angles, file(e["scl"], f"{where}.scl") if e.get("scl") else None, platform, reflectance))
     s1 = []
     for k, e in enumerate(raw["s1"]):
         where = f"{path}: s1[{k}]"

@@ -13,6 +13,7 @@ place (relative paths are relative to it)::
         bands: {B03: b03.tif, B04: b04.tif, B05: b05.tif, B06: b06.tif, B07: b07.tif,
                 B8A: b8a.tif, B11: b11.tif, B12: b12.tif}
         angles: {view_zenith: 5.0, sun_zenith: 30.0, relative_azimuth: 90.0}   # degrees, from MTD_TL.xml
+        metadata: MTD_MSIL2A.xml   # optional: platform and quantification (or platform: S2A, processing_baseline: 05.09)
     s1:                         # per S1 date: VV and VH rasters (or one two-band raster as `file`)
       - {date: 2017-06-13, vv: vv_0613.tif, vh: vh_0613.tif}
 
@@ -24,7 +25,9 @@ resolution differ, and only if ``reproject`` allows it; 20 m L2A bands are resam
 bottom edges are left out and counted), each written with its CRS and transform and named
 ``<COUNTRY>_<AREA>_<DateFrom>_<DateTo>-<IdxTime>-<n>-<Row>-<Col>.tiff`` (n: S2 dates before
 t-2); ``image_series.csv`` lists the triplets and ``preprocess.json`` says how the folder was
-made. Work goes tile by tile, so memory does not grow with the scene; on dask, one triplet of
+made. L2A bands go through SNAP's network (:mod:`lai.snap`: the built-in 2_1, or SNAP 3_0 of the date's
+platform from ``snap_auxdata``); its flags are written beside the LAI as ``s2-snap-flags/<tile>.tiff``
+(uint8, bit k = :data:`lai.snap.FLAGS` [k]) and counted per date. Work goes tile by tile, so memory does not grow with the scene; on dask, one triplet of
 dates per task.
 """
 from __future__ import annotations
@@ -41,9 +44,19 @@ from lai.errors import SceneError
 from lai.io import atomic_path, check_new_folder, output_lock
 from lai.lnb import MASK_DIR, PIXEL_FIX_NOTES, S1_DIR, S2_DIR, TileName, clean_pixels, write_series, write_tile
 from lai.manifest import CLEAR_WITHOUT_SCL, Manifest, S1Date, S2Date, read_preprocess_manifest
-from lai.snap import BANDS, VALID_RANGE, snap_lai
+from lai.snap import BANDS, BUILTIN, FLAGS, Network, check_reflectance, flag_counts, read_auxdata, snap_product
 
 SUMMARY = "preprocess.json"  # written into the LNB folder: how it was made
+SNAP_FLAGS_DIR = "s2-snap-flags"  # beside s2/: SNAP's flags of the tiles computed from L2A bands (not read by lai)
+L2A_NODATA = 0  # the digital number of L2A's no-data pixels
+SNAP_FLAG_NOTES = {
+    "input_out_of_range": "reflectances outside the network's definition domain (LAI computed and kept, as SNAP does); "
+                          "checked only with SNAP's auxdata (domain_checked): the built-in 2_1 lacks the domain",
+    "output_thresholded_to_min": "LAI within the tolerance below the minimum, set to the minimum (0)",
+    "output_thresholded_to_max": "LAI within the tolerance above the maximum, set to the maximum (8)",
+    "output_too_low": "LAI below the minimum minus the tolerance (kept: the LNB reader masks it on usable pixels)",
+    "output_too_high": "LAI above the maximum plus the tolerance (kept: the LNB reader masks what exceeds 15)",
+}
 
 
 def pick_triplets(s2: list[S2Date], s1: list[S1Date], max_gap_days: int) -> tuple[list[tuple[int, int, int]], dict[int, int], list[str]]:
@@ -94,10 +107,11 @@ def _same_grid(src, grid: TileGrid) -> bool:
 
 
 def read_on_grid(path: Path, grid: TileGrid, resampling: str, linear_db: bool = False, allow: bool = True,
-                 what: str = "raster") -> np.ndarray:
+                 what: str = "raster", nodata: float | None = None) -> np.ndarray:
     """All bands of ``path`` on ``grid`` (bands, H, W) float32: a window read when aligned, else resampled.
 
-    ``linear_db``: the values are dB, resampled in linear power and returned in dB.
+    ``linear_db``: the values are dB, resampled in linear power and returned in dB. ``nodata``: a value that
+    means no data (NaN in the result, left out of the resampling kernel), as is outside the raster.
     """
     import rasterio
     from rasterio.warp import Resampling, reproject, transform_bounds
@@ -106,8 +120,9 @@ def read_on_grid(path: Path, grid: TileGrid, resampling: str, linear_db: bool = 
     with rasterio.open(path) as src:
         if _same_grid(src, grid):
             col, row = (round(v) for v in ~src.transform * (grid.transform.c, grid.transform.f))
-            return src.read(window=Window(col, row, grid.width, grid.height), boundless=True,
+            data = src.read(window=Window(col, row, grid.width, grid.height), boundless=True,
                             fill_value=np.nan if src.dtypes[0].startswith("float") else 0).astype(np.float32)
+            return data if nodata is None else np.where(data == nodata, np.float32(np.nan), data)
         if not allow:
             raise SceneError(f"{path}: {what} is on another grid ({src.crs}, {src.res[0]} m) than the S2 scene "
                              f"({grid.crs}, {abs(grid.transform.a)} m) and reprojection is not allowed (reproject: false)")
@@ -119,6 +134,8 @@ def read_on_grid(path: Path, grid: TileGrid, resampling: str, linear_db: bool = 
         win = Window(col, row, math.ceil(win.col_off + win.width) + 2 - col, math.ceil(win.row_off + win.height) + 2 - row)
         data = src.read(window=win, boundless=True, fill_value=np.nan if src.dtypes[0].startswith("float") else 0)
         data = data.astype(np.float32)
+        if nodata is not None:
+            data[data == nodata] = np.nan
         if linear_db:
             data = 10 ** (data / 10)
         out = np.full((src.count, grid.height, grid.width), np.nan, np.float32)
@@ -140,34 +157,63 @@ def s1_tile(d: S1Date, grid: TileGrid, cfg: PreprocessConfig) -> np.ndarray:
     return s1
 
 
-def s2_tile(d: S2Date, grid: TileGrid, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray, int]:
+def s2_tile(d: S2Date, grid: TileGrid, cfg: PreprocessConfig, network: Network | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """LAI (H, W), SCL (H, W) as read (float: checked by :func:`lai.lnb.clean_pixels` before any cast) on ``grid``,
-    and how many LAI values were clipped to the SNAP range."""
-    clipped = 0
+    and SNAP's flags (H, W) when the LAI comes from L2A bands through ``network`` (NaN LAI where any band is no-data)."""
+    flags = None
     if d.lai is not None:
         lai = read_on_grid(d.lai, grid, "bilinear", what="S2 LAI")[0]
     else:
-        refl = np.concatenate([read_on_grid(d.bands[b], grid, "bilinear", what=f"S2 {b}") for b in BANDS])
-        lai = snap_lai(refl * cfg.reflectance_scale + cfg.reflectance_offset, d.angles)
-        outside = (lai < VALID_RANGE[0]) | (lai > VALID_RANGE[1])
-        clipped = int(outside.sum())
-        lai = np.clip(lai, *VALID_RANGE)
+        dn = np.concatenate([read_on_grid(d.bands[b], grid, "bilinear", what=f"S2 {b}", nodata=L2A_NODATA) for b in BANDS])
+        nodata = ~np.isfinite(dn).all(axis=0)
+        scale, offsets = ((d.reflectance.scale, d.reflectance.offsets) if d.reflectance is not None
+                          else (cfg.reflectance_scale, (cfg.reflectance_offset,) * len(BANDS)))
+        refl = dn * scale + np.asarray(offsets, np.float32)[:, None, None]
+        try:
+            check_reflectance(refl[:, ~nodata], scale, f"{d.bands['B03']} and the other bands of {d.date}")
+        except ValueError as err:
+            raise SceneError(str(err)) from None
+        lai, flags = snap_product(refl, d.angles, network or BUILTIN)
+        lai[nodata], flags[nodata] = np.nan, 0
     scl = (read_on_grid(d.scl, grid, "nearest", what="SCL")[0] if d.scl is not None
            else np.full(lai.shape, CLEAR_WITHOUT_SCL, np.float32))
     scl[np.isnan(scl)] = 0  # outside a float SCL raster: no data (class 0), as outside an integer one
-    return lai.astype(np.float32), scl, clipped
+    return lai.astype(np.float32), scl, flags
+
+
+def snap_networks(m: Manifest, cfg: PreprocessConfig) -> dict[str, Network]:
+    """The network of each S2 date given as bands, by date: SNAP 3_0 of its platform from ``cfg.snap_auxdata``, else
+    the built-in 2_1. Read before any tile is written, so a missing platform or network is refused first."""
+    out, loaded = {}, {}
+    for k, d in enumerate(m.s2):
+        if d.bands is None:
+            continue
+        if cfg.snap_auxdata is None:
+            out[str(d.date)] = BUILTIN
+            continue
+        if d.platform is None:
+            raise SceneError(f"{m.path}: s2[{k}] ({d.date}) needs platform (S2A or S2B) or metadata to choose SNAP's network "
+                             "(--snap-auxdata given)")
+        if d.platform not in loaded:
+            try:
+                loaded[d.platform] = read_auxdata(cfg.snap_auxdata, d.platform)
+            except (OSError, ValueError) as err:
+                raise SceneError(f"s2[{k}] ({d.date}, {d.platform}): {err}") from None
+        out[str(d.date)] = loaded[d.platform]
+    return out
 
 
 def _preprocess_triplet(trip: tuple[int, int, int], m: Manifest, match: dict, scene: TileGrid, cfg: PreprocessConfig,
-                        tmp: Path, bar=None) -> tuple[list, int]:
-    """Write every tile position of one triplet of S2 dates; return its CSV rows and the LAI values clipped, per
-    (S2 date, tile row, tile column): a date shared by several triplets is counted once by the caller."""
+                        networks: dict[str, Network], tmp: Path, bar=None) -> tuple[list, tuple[dict, dict]]:
+    """Write every tile position of one triplet of S2 dates; return its CSV rows, SNAP's flag counts and the pixel
+    fixes, per (S2 date, tile row, tile column): a date shared by several triplets is counted once by the caller."""
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
 
     size = cfg.tile_size
     dates = [m.s2[i] for i in trip]
-    series, clipped, fixes = [], {}, {}
+    series, flagged, fixes = [], {}, {}
     valid = EncodingConfig().valid_classes  # the reference rule, as `lai validate` checks a folder
     for r in range(scene.height // size):
         for c in range(scene.width // size):
@@ -176,12 +222,14 @@ def _preprocess_triplet(trip: tuple[int, int, int], m: Manifest, match: dict, sc
             names = [TileName(m.country, m.area, dates[0].date, dates[2].date, k, trip[0], r, c).format() for k in range(3)]
             for i, name in zip(trip, names):
                 d = m.s2[i]
-                lai, scl, n_clipped = s2_tile(d, grid, cfg)
+                lai, scl, flags = s2_tile(d, grid, cfg, networks.get(str(d.date)))
                 s1 = s1_tile(m.s1[match[i]], grid, cfg)
                 # the reader's rule, before anything is written: a file it would refuse is refused here, by name
                 source = (m.s1[match[i]].files[0], d.lai or d.bands["B03"], d.scl or f"(no SCL: class {CLEAR_WITHOUT_SCL})")
                 scl, fixed = clean_pixels(s1[None], lai[None], scl[None], valid, [source])
-                clipped[(str(d.date), r, c)] = n_clipped
+                if flags is not None:
+                    flagged[(str(d.date), r, c)] = flag_counts(flags)
+                    write_tile(tmp / SNAP_FLAGS_DIR / name, flags, grid.crs, grid.transform)
                 fixes[(str(d.date), r, c)] = fixed.counts()
                 write_tile(tmp / S1_DIR / name, s1, grid.crs, grid.transform)
                 write_tile(tmp / S2_DIR / name, lai, grid.crs, grid.transform)
@@ -189,7 +237,7 @@ def _preprocess_triplet(trip: tuple[int, int, int], m: Manifest, match: dict, sc
             series.append(names)
             if bar is not None:
                 bar.update()
-    return series, (clipped, fixes)
+    return series, (flagged, fixes)
 
 
 def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | None = None, progress: bool = True,
@@ -219,16 +267,18 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
         if g != scene:
             raise SceneError(f"{d.lai or d.bands['B03']}: S2 grid differs from that of {m.s2[0].date}; "
                              "every S2 date of a scene must share one grid")
+    networks = snap_networks(m, cfg)
     size = cfg.tile_size
     rows, cols = scene.height // size, scene.width // size
     if not rows or not cols:
         raise SceneError(f"{manifest}: scene of {scene.height}x{scene.width} pixels is smaller than one tile "
                          f"(preprocess.tile_size {size})")
     with output_lock(out), atomic_path(out) as tmp:  # a second writer refused, an earlier one's leftovers removed
-        for sub in (S1_DIR, S2_DIR, MASK_DIR):
+        for sub in (S1_DIR, S2_DIR, MASK_DIR) + ((SNAP_FLAGS_DIR,) if networks else ()):
             (tmp / sub).mkdir(parents=True)
         with tqdm(total=len(triplets) * rows * cols, desc="preprocess", unit="tile", disable=not progress) as bar:
-            task = functools.partial(_preprocess_triplet, m=m, match=match, scene=scene, cfg=cfg, tmp=Path(tmp))
+            task = functools.partial(_preprocess_triplet, m=m, match=match, scene=scene, cfg=cfg, networks=networks,
+                                     tmp=Path(tmp))
             if dask:
                 from lai.parallel import dask_client, map_ordered
 
@@ -237,7 +287,15 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
             else:
                 done = [task(trip, bar=bar) for trip in triplets]
         series = [names for part, _ in done for names in part]
-        clipped = sum({key: n for _, (part, _) in done for key, n in part.items()}.values())  # each date's tile once
+        flagged = {key: n for _, (part, _) in done for key, n in part.items()}  # each date's tile once
+        snap = {str(d.date): {"network": networks[str(d.date)].name, "platform": d.platform,
+                              "domain_checked": networks[str(d.date)].domain_minmax is not None,
+                              "reflectance": (d.reflectance.source if d.reflectance else
+                                              f"--reflectance-scale {cfg.reflectance_scale:g} --reflectance-offset "
+                                              f"{cfg.reflectance_offset:g}"),
+                              "flags": {f: sum(n[f] for key, n in flagged.items() if key[0] == str(d.date))
+                                        for f in FLAGS}}
+                for d in m.s2 if str(d.date) in networks and any(key[0] == str(d.date) for key in flagged)}
         per_tile = {key: n for _, (_, part) in done for key, n in part.items()}
         fixes = {kind: sum(n[kind] for n in per_tile.values()) for kind in PIXEL_FIX_NOTES}
         write_series(tmp, series)
@@ -248,8 +306,8 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
             "s2_dates_without_s1": unused,
             "s2_dates_without_scl": [str(d.date) for d in m.s2 if d.scl is None],
             "scl_written_without_mask": CLEAR_WITHOUT_SCL,
-            "lai_from_snap": [str(d.date) for d in m.s2 if d.bands is not None],
-            "lai_values_clipped_to_snap_range": clipped, "pixel_fixes": fixes, "pixel_fixes_meaning": PIXEL_FIX_NOTES,
+            "lai_from_snap": snap, "snap_flags_meaning": SNAP_FLAG_NOTES,
+            "pixel_fixes": fixes, "pixel_fixes_meaning": PIXEL_FIX_NOTES,
             "config": asdict(cfg),
         }
         (tmp / SUMMARY).write_text(json.dumps(summary, indent=2))

@@ -66,3 +66,21 @@ def raw_batch(b=2, size=32, seed=0):
 
 def small(row, **kw):
     return LAIModel(ModelConfig(row=row, preset="small", **kw), mask_channels(ENC))
+
+
+def write_snap_auxdata(root: Path, network, platforms=("S2A", "S2B"), grid: np.ndarray | None = None) -> Path:
+    """A SNAP auxdata folder (``root/3_0/<platform>/LAI/LAI_*``) holding ``network``'s numbers (lai's built-in 2_1
+    numbers, so no SNAP data ship with the tests); domain bounds: the input bounds; ``grid``: cells (rows of 8)."""
+    tables = {
+        "Normalisation": network.normalisation, "Denormalisation": [network.denormalisation],
+        "Weights_Layer1_Neurons": network.w1, "Weights_Layer1_Bias": [network.b1], "Weights_Layer2_Neurons": [network.w2],
+        "Weights_Layer2_Bias": [[network.b2]], "ExtremeCases": [[-network.extreme[0], *network.extreme[1:]]],
+        "DefinitionDomain_MinMax": network.normalisation[:8].T,
+        "DefinitionDomain_Grid": grid if grid is not None else np.full((1, 8), 5),
+    }
+    for platform in platforms:
+        folder = root / "3_0" / platform / "LAI"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, table in tables.items():
+            np.savetxt(folder / f"LAI_{name}", np.asarray(table, np.float64), delimiter=",", fmt="%.17g")
+    return root

@@ -18,10 +18,11 @@ from lai.cube import build_cube
 from lai.lnb import SERIES_CSV, LNBError, TileName, index_folder, read_triplet
 from lai.manifest import read_preprocess_manifest, read_scene_manifest
 from lai.predict import predict_folder
-from lai.preprocess import pick_triplets, preprocess
+from lai.preprocess import SNAP_FLAGS_DIR, pick_triplets, preprocess
 from lai.products import map_files
 from lai.scene import SceneError, predict_scene
-from tests.helpers import write_tiff
+from lai.snap import BUILTIN, flag_counts
+from tests.helpers import write_snap_auxdata, write_tiff
 
 UTM = "EPSG:32633"
 S2_GRID = Affine(10, 0, 500000, 0, -10, 4600000)
@@ -154,6 +155,78 @@ def test_real_bigearthnet_patches_end_to_end(tiny_run, tmp_path):
         assert np.isfinite(lai).all()
         s1 = read_triplet(lnb, index_folder(lnb, progress=False).triplets[0]).s1
         np.testing.assert_array_equal(s1[2, 0], vv)
+
+
+MTD = """<?xml version="1.0" encoding="UTF-8"?>
+<n1:Level-2A_User_Product xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd">
+ <n1:General_Info><Product_Info><PROCESSING_BASELINE>05.09</PROCESSING_BASELINE>
+  <Datatake><SPACECRAFT_NAME>Sentinel-2B</SPACECRAFT_NAME></Datatake></Product_Info>
+  <Product_Image_Characteristics><QUANTIFICATION_VALUES_LIST>
+   <BOA_QUANTIFICATION_VALUE unit="none">10000</BOA_QUANTIFICATION_VALUE></QUANTIFICATION_VALUES_LIST>
+   <BOA_ADD_OFFSET_VALUES_LIST>{offsets}</BOA_ADD_OFFSET_VALUES_LIST>
+  </Product_Image_Characteristics></n1:General_Info></n1:Level-2A_User_Product>
+"""
+
+
+def test_l2a_bands_through_snap_auxdata_with_platform_metadata_and_flags(tmp_path):
+    """SNAP 3_0 of the date's platform from --snap-auxdata (here a folder in SNAP's layout holding the built-in
+    numbers: same LAI), its flags written beside the LAI and counted; the baseline offset read from MTD_MSIL2A.xml;
+    a missing platform, an S2C date and digital numbers left unscaled refused before anything is written."""
+    (patch,) = [p for p in examples.extract(tmp_path / "ben") if p.name.startswith("S2A_MSIL2A_20171221")]  # winter
+    aux = write_snap_auxdata(tmp_path / "aux", BUILTIN)
+    manifest = examples.write_manifest(patch, tmp_path / "m.yaml")
+    builtin = preprocess(manifest, tmp_path / "builtin", PreprocessConfig(tile_size=120), progress=False)
+    summary = preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=120, snap_auxdata=str(aux)), progress=False)
+    (date, snap), = summary["lai_from_snap"].items()
+    assert snap["network"].startswith("SNAP 3_0 S2A") and snap["platform"] == "S2A" and snap["domain_checked"]
+    assert not builtin["lai_from_snap"][date]["domain_checked"]
+    name = index_folder(tmp_path / "lnb", progress=False).triplets[0].names[2]
+    with rasterio.open(tmp_path / "lnb" / "s2" / name) as a, rasterio.open(tmp_path / "builtin" / "s2" / name) as b:
+        np.testing.assert_allclose(a.read(1), b.read(1), rtol=1e-5)
+    with rasterio.open(tmp_path / "lnb" / SNAP_FLAGS_DIR / name) as src:
+        flags = src.read(1)
+    assert flags.dtype == np.uint8 and flag_counts(flags) == snap["flags"]
+    assert snap["flags"]["input_out_of_range"] == 120 * 120  # the one grid cell of the test folder holds no pixel
+    assert snap["flags"]["output_thresholded_to_min"] > 0 and summary["snap_flags_meaning"]
+
+    raw = yaml.safe_load(manifest.read_text())
+    shifted = {}  # the same reflectances as digital numbers of baseline 05.09 (offset -1000)
+    for band, f in raw["s2"][0]["bands"].items():
+        with rasterio.open(f) as src:
+            profile, dn = src.profile, src.read()
+        shifted[band] = str(tmp_path / f"{band}.tif")
+        with rasterio.open(shifted[band], "w", **profile) as dst:
+            dst.write((dn + np.where(dn > 0, 1000, 0)).astype(dn.dtype))
+    for date_entry in raw["s2"]:
+        date_entry.update(bands=shifted, metadata="MTD_MSIL2A.xml")
+        date_entry.pop("platform", None)
+    offsets = "".join(f'<BOA_ADD_OFFSET band_id="{k}">-1000</BOA_ADD_OFFSET>' for k in range(13))
+    (tmp_path / "MTD_MSIL2A.xml").write_text(MTD.format(offsets=offsets))
+    manifest.write_text(yaml.safe_dump(raw))
+    summary = preprocess(manifest, tmp_path / "offset", PreprocessConfig(tile_size=120), progress=False)
+    assert summary["lai_from_snap"][date]["platform"] == "S2B"  # from the metadata
+    assert summary["lai_from_snap"][date]["reflectance"] == "MTD_MSIL2A.xml (baseline 05.09)"
+    with rasterio.open(tmp_path / "offset" / "s2" / name) as a, rasterio.open(tmp_path / "builtin" / "s2" / name) as b:
+        np.testing.assert_allclose(a.read(1), b.read(1), rtol=1e-4, atol=1e-4)
+
+    for change, cfg, message in [
+        (lambda e: e.update(platform="S2C"), {}, r"platform: S2C, but its metadata says S2B"),
+        (lambda e: (e.pop("metadata", None), e.update(platform="S2C")), dict(snap_auxdata=str(aux)),
+         r"no LAI network for S2C"),
+        (lambda e: e.pop("metadata", None), dict(snap_auxdata=str(aux)), r"needs platform \(S2A or S2B\) or metadata"),
+        (lambda e: e.pop("metadata", None), dict(reflectance_scale=1.0), r"look like digital numbers"),
+        (lambda e: e.update(processing_baseline="five"), {}, r"give metadata or processing_baseline, not both"),
+        (lambda e: (e.pop("metadata", None), e.update(processing_baseline="v5")), {}, r"processing_baseline 'v5' is not a"),
+        (lambda e: e.update(angles={"view_zenith": 0.08, "sun_zenith": 1.2, "relative_azimuth": 1.5}), {},
+         r"looks like radians or a cosine"),
+    ]:
+        bad = yaml.safe_load(yaml.safe_dump(raw))
+        for date_entry in bad["s2"]:
+            change(date_entry)
+        manifest.write_text(yaml.safe_dump(bad))
+        with pytest.raises(SceneError, match=message):
+            preprocess(manifest, tmp_path / "refused", PreprocessConfig(tile_size=120, **cfg), progress=False)
+        assert not (tmp_path / "refused").exists()
 
 
 @pytest.mark.parametrize("change, message", [

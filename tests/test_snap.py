@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import bz2
+import dataclasses
 
 import numpy as np
 import pytest
@@ -9,7 +10,19 @@ import rasterio
 
 from lai import examples
 from lai.preprocess import grid_of, read_on_grid
-from lai.snap import BANDS, VALID_RANGE, Angles, snap_lai
+from lai.snap import (
+    BANDS,
+    BUILTIN,
+    FLAGS,
+    VALID_RANGE,
+    Angles,
+    check_reflectance,
+    flag_counts,
+    read_auxdata,
+    snap_lai,
+    snap_product,
+)
+from tests.helpers import write_snap_auxdata
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +71,75 @@ def test_bad_inputs_are_refused():
         snap_lai(np.zeros((7, 4, 4)), Angles(5, 30, 90))
     with pytest.raises(ValueError, match="sun_zenith"):
         snap_lai(np.zeros((8, 4, 4)), Angles(5, 95, 90))
+    with pytest.raises(ValueError, match="relative_azimuth must be a finite number"):
+        snap_lai(np.zeros((8, 4, 4)), Angles(5, 45, float("nan")))
+
+
+# --------------------------------------------------------------------------- SNAP 3_0 from an auxdata folder
+
+
+def test_auxdata_folder_gives_the_same_network_and_snaps_domain_flags(tmp_path):
+    """A folder in SNAP's layout holding the built-in numbers computes the built-in LAI; SNAP's domain rule flags a
+    band beyond its bounds and a pixel whose grid cell is not listed; the values themselves are kept."""
+    rng = np.random.default_rng(0)
+    refl = rng.uniform(0.02, 0.25, (8, 6, 6))
+    refl[:, 0, 0] = [0.05, 0.04, 0.08, 0.3, 0.4, 0.45, 0.2, 0.1]
+    lo, hi = BUILTIN.normalisation[:8, 0], BUILTIN.normalisation[:8, 1]
+    cell = np.floor(10 * (refl[:, 0, 0] - lo) / (hi - lo) + 1)
+    refl[:, 0, 1] = refl[:, 0, 0]
+    refl[0, 0, 1] = hi[0] + 0.01  # B03 beyond the domain's maximum
+    write_snap_auxdata(tmp_path / "aux", BUILTIN, grid=cell[None])  # only pixel (0, 0)'s cell is inside
+    net = read_auxdata(tmp_path / "aux", "S2B")
+    assert net.name.startswith("SNAP 3_0 S2B")
+    angles = Angles(5, 40, 60)
+    np.testing.assert_allclose(snap_lai(refl, angles, net), snap_lai(refl, angles), rtol=1e-6)
+    lai, flags = snap_product(refl, angles, net)
+    out_of_range = (flags & 1).astype(bool)
+    assert not out_of_range[0, 0] and out_of_range[0, 1] and out_of_range.sum() == 35
+    assert flag_counts(flags)["input_out_of_range"] == 35
+    assert not (snap_product(refl, angles)[1] & 1).any()  # the built-in network carries no domain: not checked
+
+
+def test_output_thresholds_and_flags_follow_snap():
+    """Within 0.2 below 0 or above 8: set to the bound and flagged; beyond: kept and flagged too low / too high."""
+    def constant(lai_value):  # a network whose output is lai_value everywhere
+        low, high = BUILTIN.denormalisation
+        return dataclasses.replace(BUILTIN, w2=np.zeros(5), b2=2 * (lai_value - low) / (high - low) - 1)
+
+    refl = np.full((8, 1, 1), 0.1)
+    expected = {-0.1: (0.0, "output_thresholded_to_min"), 8.1: (8.0, "output_thresholded_to_max"),
+                -0.5: (-0.5, "output_too_low"), 9.0: (9.0, "output_too_high"), 4.0: (4.0, None)}
+    for value, (out, flag) in expected.items():
+        lai, flags = snap_product(refl, Angles(5, 40, 60), constant(value))
+        assert lai.item() == pytest.approx(out, abs=1e-5)
+        assert flags.item() == (0 if flag is None else 1 << FLAGS.index(flag))
+
+
+def test_auxdata_errors_name_the_file_and_the_platform(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no SNAP auxdata folder 3_0/"):
+        read_auxdata(tmp_path, "S2A")
+    write_snap_auxdata(tmp_path / "aux", BUILTIN)
+    with pytest.raises(FileNotFoundError, match="no LAI network for S2C .*built-in 2_1"):
+        read_auxdata(tmp_path / "aux", "S2C")
+    nested = tmp_path / "snap" / "s2tbx" / "biophysical"  # SNAP's own ~/.snap/auxdata layout
+    write_snap_auxdata(nested, BUILTIN, platforms=("S2A",))
+    assert read_auxdata(tmp_path / "snap", "S2A").w1.shape == (5, 11)
+    (tmp_path / "aux" / "3_0" / "S2A" / "LAI" / "LAI_Weights_Layer1_Bias").write_text("1,2,3\n")
+    with pytest.raises(ValueError, match=r"LAI_Weights_Layer1_Bias: expected a table of 1 x 5 finite numbers"):
+        read_auxdata(tmp_path / "aux", "S2A")
+    (tmp_path / "aux" / "3_0" / "S2B" / "LAI" / "LAI_Normalisation").unlink()
+    with pytest.raises(FileNotFoundError, match=r"LAI_Normalisation: missing"):
+        read_auxdata(tmp_path / "aux", "S2B")
+
+
+def test_angles_in_radians_and_reflectance_in_digital_numbers_are_refused():
+    with pytest.raises(ValueError, match="sun_zenith .* looks like radians or a cosine"):
+        Angles(0.09, 0.61, 1.2).check()
+    with pytest.raises(ValueError, match="view_zenith must lie in"):
+        Angles(35, 40, 90).check()
+    dn = np.full((8, 4, 4), 1200.0)
+    with pytest.raises(ValueError, match="look like digital numbers; give --reflectance-scale 1e-4"):
+        check_reflectance(dn, 1.0, "b03.tif")
+    with pytest.raises(ValueError, match="look like reflectance already in 0-1; give --reflectance-scale 1"):
+        check_reflectance(dn * 1e-4 * 1e-4, 1e-4, "b03.tif")
+    check_reflectance(dn * 1e-4, 1e-4, "b03.tif")
