@@ -139,6 +139,29 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _scene_reading_options(p) -> None:
+    """How scene rasters are read: shared by ``preprocess`` and ``predict --scene`` (one manifest format)."""
+    p.add_argument("--max-s1-gap-days", type=int, default=1, help="largest S1-S2 date difference accepted")
+    p.add_argument("--s1-units", choices=("db", "linear"), default="db", help="linear power is converted to dB")
+    p.add_argument("--no-reproject", action="store_true", help="refuse S1 rasters on another grid than S2")
+    p.add_argument("--reflectance-scale", type=float, default=1e-4, help="L2A digital number -> reflectance")
+    p.add_argument("--reflectance-offset", type=float, default=0.0, help="-0.1 from processing baseline 04.00 on")
+    p.add_argument("--snap-auxdata", type=Path, help="SNAP's auxdata folder (e.g. ~/.snap/auxdata): LAI from L2A bands "
+                   "by SNAP 3_0's network of each date's platform instead of the built-in 2_1")
+
+
+def _scene_reading(args, base=None):
+    """The :class:`lai.config.PreprocessConfig` of :func:`_scene_reading_options`' options (on ``base``)."""
+    import dataclasses
+
+    from lai.config import PreprocessConfig
+
+    return dataclasses.replace(base or PreprocessConfig(), max_s1_gap_days=args.max_s1_gap_days, s1_units=args.s1_units,
+                               reproject=not args.no_reproject, reflectance_scale=args.reflectance_scale,
+                               reflectance_offset=args.reflectance_offset,
+                               snap_auxdata=str(args.snap_auxdata) if args.snap_auxdata else None)
+
+
 def cmd_predict(args) -> int:
     if (args.data is None) == (args.scene is None):
         from lai.errors import ConfigError
@@ -156,7 +179,7 @@ def cmd_predict(args) -> int:
         from lai.scene import predict_scenes
 
         summary = predict_scenes(args.run, args.scene, args.out, args.window, args.overlap, args.device,
-                                 progress=not args.quiet, dask=_dask_args(args))
+                                 progress=not args.quiet, dask=_dask_args(args), preprocess=_scene_reading(args))
     else:
         from lai.scene import predict_scene
 
@@ -165,7 +188,7 @@ def cmd_predict(args) -> int:
 
             raise ConfigError("--workers/--scheduler spread many scenes (one per task): give several --scene manifests")
         summary = predict_scene(args.run, args.scene[0], args.out, args.window, args.overlap, args.device,
-                                progress=not args.quiet)
+                                progress=not args.quiet, preprocess=_scene_reading(args))
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -174,9 +197,7 @@ def cmd_preprocess(args) -> int:
     from lai.config import PreprocessConfig
     from lai.preprocess import preprocess
 
-    cfg = PreprocessConfig(args.tile_size, args.max_s1_gap_days, args.s1_units, not args.no_reproject,
-                           args.reflectance_scale, args.reflectance_offset,
-                           str(args.snap_auxdata) if args.snap_auxdata else None)
+    cfg = _scene_reading(args, PreprocessConfig(tile_size=args.tile_size))
     print(json.dumps(preprocess(args.manifest, args.out, cfg, progress=not args.quiet, dask=_dask_args(args)), indent=2))
     return 0
 
@@ -270,29 +291,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--run", required=True, type=Path, help="run folder of one row (holds model.pt)")
     p.add_argument("--data", type=Path, help="LNB folder or cube (.nc)")
-    p.add_argument("--scene", type=Path, nargs="+", help="scene manifest(s) (YAML: dates t-2, t-1, t with s1, lai, scl "
-                   "rasters); with several, --out is a new folder receiving <manifest name>.tif for each")
+    p.add_argument("--scene", type=Path, nargs="+", help="scene manifest(s) (YAML, docs/manifest.md: S2 and S1 dates as "
+                   "for preprocess, optional target date); with several, --out is a new folder receiving <manifest "
+                   "name>.tif for each")
     p.add_argument("--out", required=True, type=Path,
                    help="output folder (--data, several --scene) or GeoTIFF (one --scene); must be new")
     p.add_argument("--batch-size", type=int, default=8, help="triplets per model call (--data)")
     p.add_argument("--window", type=int, default=256, help="window size in pixels (--scene)")
     p.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring windows in pixels (--scene)")
+    _scene_reading_options(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     _dask_options(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("preprocess", help="scene rasters (S1 + S2 LAI or L2A bands) -> an LNB folder of named tiles")
-    p.add_argument("manifest", type=Path, help="YAML listing country, area, S2 dates (lai or bands) and S1 dates")
+    p.add_argument("manifest", type=Path, help="YAML listing country, area, S2 dates (lai or bands) and S1 dates "
+                   "(docs/manifest.md)")
     p.add_argument("--out", required=True, type=Path, help="LNB folder to write (must be new or empty)")
     p.add_argument("--tile-size", type=int, default=256)
-    p.add_argument("--max-s1-gap-days", type=int, default=1, help="largest S1-S2 date difference accepted")
-    p.add_argument("--s1-units", choices=("db", "linear"), default="db", help="linear power is converted to dB")
-    p.add_argument("--no-reproject", action="store_true", help="refuse S1 rasters on another grid than S2")
-    p.add_argument("--reflectance-scale", type=float, default=1e-4, help="L2A digital number -> reflectance")
-    p.add_argument("--reflectance-offset", type=float, default=0.0, help="-0.1 from processing baseline 04.00 on")
-    p.add_argument("--snap-auxdata", type=Path, help="SNAP's auxdata folder (e.g. ~/.snap/auxdata): LAI from L2A bands "
-                   "by SNAP 3_0's network of each date's platform instead of the built-in 2_1")
+    _scene_reading_options(p)
     p.add_argument("--quiet", action="store_true")
     _dask_options(p)
     p.set_defaults(func=cmd_preprocess)

@@ -1,11 +1,12 @@
-"""The YAML manifests that name scene rasters: loading, file paths and dates read once, two formats.
+"""The YAML manifest that names scene rasters (docs/manifest.md): loading, file paths and dates read once.
 
-* The preprocessing manifest (``lai preprocess``, :func:`read_preprocess_manifest`): a place's
-  ``country`` and ``area`` and its ``s2`` and ``s1`` acquisitions (see :mod:`lai.preprocess`). An S2
-  date given as L2A bands may name its ``platform`` (S2A..S2D), its ``processing_baseline`` (04.00 on:
-  reflectance offset -0.1) or the product's ``metadata`` (MTD_MSIL2A.xml, which gives all three).
-* The scene manifest (``lai predict-scene``, :func:`read_scene_manifest`): the three ``dates``
-  t-2, t-1, t of one scene (see :mod:`lai.scene`).
+* The manifest (``lai preprocess`` and ``lai predict --scene``, :func:`read_preprocess_manifest`): a
+  place's ``country`` and ``area`` (tile names; optional for a scene), its ``s2`` and ``s1`` acquisitions
+  (see :mod:`lai.preprocess`) and, for a scene, the ``target`` date to map. An S2 date given as L2A bands
+  may name its ``platform`` (S2A..S2D), its ``processing_baseline`` (04.00 on: reflectance offset -0.1) or
+  the product's ``metadata`` (MTD_MSIL2A.xml, which gives all three).
+* The short form of ``--scene`` (:func:`read_scene_manifest`): the three ``dates`` t-2, t-1, t of rasters
+  on one grid (see :mod:`lai.scene`).
 
 In both, relative paths are relative to the manifest's folder and every named file must exist; a date
 without ``scl`` counts as clear (SCL class :data:`CLEAR_WITHOUT_SCL`). Every problem raises
@@ -136,15 +137,24 @@ class Manifest:
     s2: list[S2Date]
     s1: list[S1Date]
     path: Path = field(default=Path("."))
+    target: dt.date | None = None  # lai predict --scene: the date t to map (default: the last one a triplet ends on)
 
 
-def read_preprocess_manifest(path: str | Path) -> Manifest:
-    """Parse a preprocessing manifest, checking that every named file exists."""
+def read_preprocess_manifest(path: str | Path, for_scene: bool = False) -> Manifest:
+    """Parse a preprocessing manifest, checking that every named file exists.
+
+    ``for_scene``: read for ``lai predict --scene``, where ``country`` and ``area`` (tile names) are optional.
+    """
     path = Path(path)
-    raw = load_manifest(path, "preprocessing manifest")
+    raw = load_manifest(path, "scene manifest" if for_scene else "preprocessing manifest")
+    if for_scene:
+        raw = {"country": "SCENE", "area": "SCENE", **raw}
     for key in ("country", "area", "s2", "s1"):
         if not raw.get(key):
             raise SceneError(f"{path}: key {key!r} is missing or empty")
+    for key in ("s2", "s1"):
+        if not isinstance(raw[key], list):
+            raise SceneError(f"{path}: key {key!r} must list dates (a YAML list), got {type(raw[key]).__name__}")
 
     def file(value, where):
         return manifest_file(path, value, where)
@@ -194,7 +204,9 @@ def read_preprocess_manifest(path: str | Path) -> Manifest:
     except LNBError:
         raise SceneError(f"{path}: country {raw['country']!r} and area {raw['area']!r} must be letters and digits "
                          "(the area may also hold _): they become the first parts of every tile name") from None
-    return Manifest(str(raw["country"]), str(raw["area"]), sorted(s2, key=lambda d: d.date), sorted(s1, key=lambda d: d.date), path)
+    target = manifest_date(raw["target"], f"{path}: target") if raw.get("target") is not None else None
+    return Manifest(str(raw["country"]), str(raw["area"]), sorted(s2, key=lambda d: d.date), sorted(s1, key=lambda d: d.date),
+                    path, target)
 
 
 # --------------------------------------------------------------------------- scene manifest

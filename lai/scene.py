@@ -1,7 +1,10 @@
 """Predict LAI at t over a whole scene: sliding windows with overlap, smooth blending, windowed I/O.
 
-A scene is described by a YAML manifest (read by :func:`lai.manifest.read_scene_manifest`) listing the
-three dates t-2, t-1, t in that order::
+A scene is described by a manifest in the format of ``lai preprocess`` (docs/manifest.md): its S2 dates
+(LAI rasters or L2A bands, through SNAP's network as in preprocessing) and S1 dates (reprojected onto the
+S2 grid when needed, as in preprocessing), plus an optional ``target`` date t; the triplet of usable dates
+ending at t is mapped (default: the last one). A short form lists the three dates t-2, t-1, t of rasters
+already on one grid (read by :func:`lai.manifest.read_scene_manifest`)::
 
     dates:
       - {date: 2019-03-01, s1: s1_0301.tif, lai: lai_0301.tif, scl: scl_0301.tif}
@@ -25,19 +28,24 @@ observed: band ``lai`` is the model everywhere, and the summary says so. Many sc
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import functools
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from lai.config import PreprocessConfig
 from lai.encode import count_clipped
 from lai.errors import SceneError
 from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, memory_shortfall, output_lock
 from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES, TRIPLET_BYTES_PER_PIXEL, clean_pixels, nodata_as_nan
-from lai.manifest import CLEAR_WITHOUT_SCL, SceneDate, read_scene_manifest
+from lai.manifest import CLEAR_WITHOUT_SCL, SceneDate, load_manifest, read_preprocess_manifest, read_scene_manifest
+from lai.preprocess import TileGrid, grid_of, pick_triplets, s1_tile, s2_tile, snap_networks
 from lai.products import (
     GDAL_CACHE_MB,
     SOURCE_OBSERVED,
@@ -125,29 +133,98 @@ def _check_window(window: int, overlap: int) -> None:
         raise SceneError(f"overlap must lie in [0, window), got overlap {overlap} with window {window}")
 
 
+@dataclass(frozen=True)
+class SceneInputs:
+    """One scene's dates t-2, t-1, t on one grid, and how to read a window of them through the pixel rule."""
+
+    grid: Grid
+    dates: list[dt.date]
+    scl_at_t: bool
+    without_scl: list[str]
+    read_window: Callable  # (rasterio Window, valid SCL classes) -> (s1, lai, scl, PixelFixes), time first
+    notes: dict  # what the summary adds (the SNAP network of dates given as L2A bands)
+
+
+def open_scene(manifest: str | Path, cfg: PreprocessConfig | None = None) -> SceneInputs:
+    """The scene of ``manifest``: the preprocessing format (keys ``s2``, ``s1``) or the short form (key ``dates``)."""
+    manifest = Path(manifest)
+    raw = load_manifest(manifest, "scene manifest")
+    if "dates" in raw:
+        dates = read_scene_manifest(manifest)
+        return SceneInputs(check_grid(dates), [d.date for d in dates], dates[2].scl is not None,
+                           [str(d.date) for d in dates if d.scl is None], functools.partial(_read_window, dates), {})
+    if "s2" not in raw or "s1" not in raw:
+        raise SceneError(f"{manifest}: expected keys s2 and s1 (the manifest format of docs/manifest.md), or dates "
+                         f"(the short form); got {', '.join(map(str, raw)) or 'none'}")
+    return _manifest_scene(manifest, cfg or PreprocessConfig())
+
+
+def _manifest_scene(path: Path, cfg: PreprocessConfig) -> SceneInputs:
+    cfg.validate()
+    m = read_preprocess_manifest(path, for_scene=True)
+    triplets, match, unused = pick_triplets(m.s2, m.s1, cfg.max_s1_gap_days)
+    ends = {m.s2[t[2]].date: t for t in triplets}
+    if not ends:
+        raise SceneError(f"{path}: no three S2 dates with an S1 acquisition within {cfg.max_s1_gap_days} day(s) each "
+                         f"(left out: {', '.join(unused) or 'none'})")
+    target = m.target or max(ends)
+    if target not in ends:
+        raise SceneError(f"{path}: target {target} ends no triplet of S2 dates with S1; dates that do: "
+                         f"{', '.join(map(str, sorted(ends)))}")
+    s2 = [m.s2[i] for i in ends[target]]
+    s1 = [m.s1[match[i]] for i in ends[target]]
+    grids = [(d.lai or d.bands["B03"], grid_of(d.lai or d.bands["B03"])) for d in s2]
+    for f, g in grids[:2]:
+        if g != grids[2][1]:
+            raise SceneError(f"{f}: S2 grid differs from that of {s2[2].date} ({grids[2][0]}); every S2 date of a scene "
+                             "must share one grid")
+    networks = snap_networks(dataclasses.replace(m, s2=s2), cfg)
+    scene = grids[2][1]
+    grid = Grid(scene.height, scene.width, scene.crs.to_string(), tuple(scene.transform)[:6])
+
+    def read_window(win, valid_classes):
+        from rasterio.windows import transform as window_transform
+
+        g = TileGrid(scene.crs, window_transform(win, scene.transform), int(win.height), int(win.width))
+        tiles = [s2_tile(d, g, cfg, networks.get(str(d.date))) for d in s2]
+        s1_win = np.stack([s1_tile(d, g, cfg) for d in s1])
+        files = [(a.files[0], d.lai or d.bands["B03"], d.scl or f"(no SCL for {d.date}: every pixel taken as clear)")
+                 for a, d in zip(s1, s2)]
+        lai = np.stack([t[0] for t in tiles])
+        scl, fixes = clean_pixels(s1_win, lai, np.stack([t[1] for t in tiles]), valid_classes, files)
+        return s1_win, lai, scl, fixes
+
+    return SceneInputs(grid, [d.date for d in s2], s2[2].scl is not None, [str(d.date) for d in s2 if d.scl is None],
+                       read_window, {"lai_from_snap": {date: n.name for date, n in networks.items()}} if networks else {})
+
+
 def predict_scene(run: str | Path | Trained, manifest: str | Path, out: str | Path, window: int = 256,
-                  overlap: int = 64, device: str = "auto", progress: bool = True) -> dict:
-    """Write the LAI map at t of the scene in ``manifest`` to the new GeoTIFF ``out``, locked while written."""
+                  overlap: int = 64, device: str = "auto", progress: bool = True,
+                  preprocess: PreprocessConfig | None = None) -> dict:
+    """Write the LAI map at t of the scene in ``manifest`` to the new GeoTIFF ``out``, locked while written.
+
+    ``preprocess``: how L2A bands and S1 on other grids are read (as ``lai preprocess`` does; default settings).
+    """
     out = Path(out)
     with output_lock(out):
         for path in (out, source_path(out)):
             if path.exists() or path.is_symlink():
                 raise FileExistsError(f"--out {out}: {path} already exists; choose a new file name")
-        return _predict_scene(run, manifest, out, window, overlap, device, progress)
+        return _predict_scene(run, manifest, out, window, overlap, device, progress, preprocess)
 
 
 def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, window: int, overlap: int, device: str,
-                   progress: bool) -> dict:
+                   progress: bool, preprocess: PreprocessConfig | None) -> dict:
     """:func:`predict_scene` with ``out`` locked."""
     import rasterio
     from rasterio.windows import Window
     from tqdm.auto import tqdm
 
     _check_window(window, overlap)
-    dates = read_scene_manifest(manifest)
-    grid = check_grid(dates)
+    scene = open_scene(manifest, preprocess)
+    grid = scene.grid
     trained = run if isinstance(run, Trained) else load_trained(run, device)
-    doy_t, doy_from = np.array([day_of_year(dates[2].date)]), np.array([day_of_year(dates[0].date)])
+    doy_t, doy_from = np.array([day_of_year(scene.dates[2])]), np.array([day_of_year(scene.dates[0])])
     h, w = grid.height, grid.width
     # held at once: five accumulators of a window's height across the scene, one window's inputs
     too_big = memory_shortfall(5 * 4.0 * min(window, h) * w + TRIPLET_BYTES_PER_PIXEL * float(min(window, h)) * min(window, w))
@@ -158,7 +235,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
     wy, wx = ramp(min(window, h), overlap), ramp(min(window, w), overlap)
     weight = wy[:, None] * wx[None, :]
     tiling = dict(tiled=True, blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
-    scl_at_t = dates[2].scl is not None
+    scl_at_t = scene.scl_at_t
     clipped = observed = clamped = 0
     fixes: Counter = Counter(dict.fromkeys(PIXEL_FIX_NOTES, 0))
 
@@ -182,7 +259,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
                     new_y = y0 if r == 0 else max(y0, ys[r - 1] + wh)  # rows no earlier window read
                     for c, x0 in enumerate(xs):
                         win = Window(x0, y0, min(window, w), wh)
-                        s1, lai_in, scl, fixed = _read_window(dates, win, trained.enc.valid_classes)
+                        s1, lai_in, scl, fixed = scene.read_window(win, trained.enc.valid_classes)
                         new_x = x0 if c == 0 else max(x0, xs[c - 1] + win.width)
                         new = (slice(new_y - y0, None), slice(new_x - x0, None))  # each pixel counted once
                         clipped += count_clipped(s1[..., new[0], new[1]], trained.enc)
@@ -227,7 +304,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
         "observed_fraction": observed / (h * w), "source": str(source_path(out)),
         "bands": ("lai: the model everywhere (no SCL at t, nothing counts as observed); lai_model: the model"
                   if not scl_at_t else "lai: the observed S2 LAI at t where usable, the model elsewhere; lai_model: the model"),
-        "dates_without_scl": [str(d.date) for d in dates if d.scl is None],
+        "dates": [str(d) for d in scene.dates], "dates_without_scl": scene.without_scl, **scene.notes,
         **({"lai_std": "band 3: the standard deviation of lai", "uncertainty": trained.calibration.summary()}
            if trained.predicts_spread else {}),
     }
@@ -242,13 +319,15 @@ def _worker_model(run: str, device: str) -> Trained:
     return load_trained(run, device)
 
 
-def _predict_scene_task(manifest: Path, run: str, out_dir: Path, window: int, overlap: int, device: str) -> dict:
+def _predict_scene_task(manifest: Path, run: str, out_dir: Path, window: int, overlap: int, device: str,
+                        preprocess: PreprocessConfig | None) -> dict:
     return predict_scene(_worker_model(run, device), manifest, out_dir / f"{manifest.stem}.tif", window, overlap,
-                         device, progress=False)
+                         device, progress=False, preprocess=preprocess)
 
 
 def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: int = 256, overlap: int = 64,
-                   device: str = "auto", progress: bool = True, dask: dict | None = None) -> list[dict]:
+                   device: str = "auto", progress: bool = True, dask: dict | None = None,
+                   preprocess: PreprocessConfig | None = None) -> list[dict]:
     """LAI maps of many scenes into the new folder ``out``, one ``<manifest name>.tif`` each.
 
     ``dask``: ``{"workers": N}`` or ``{"scheduler": ADDRESS}`` predicts one scene per task; each worker
@@ -264,13 +343,13 @@ def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: in
                          "manifest (<name>.tif), so rename them")
     _check_window(window, overlap)
     for m in manifests:
-        check_grid(read_scene_manifest(m))  # every manifest checked before any work starts
+        open_scene(m, preprocess)  # every manifest checked before any work starts
     with output_lock(out):
         check_new_folder(out)
         with atomic_path(out) as tmp:
             Path(tmp).mkdir()
             task = functools.partial(_predict_scene_task, run=str(run), out_dir=Path(tmp), window=window,
-                                     overlap=overlap, device=device)
+                                     overlap=overlap, device=device, preprocess=preprocess)
             with tqdm(total=len(manifests), desc="predict scenes", unit="scene", disable=not progress) as bar:
                 if dask:
                     from lai.parallel import dask_client, map_ordered
@@ -282,7 +361,7 @@ def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: in
                     summaries = []
                     for m in manifests:
                         summaries.append(predict_scene(trained, m, Path(tmp) / f"{m.stem}.tif", window, overlap, device,
-                                                       progress=progress))
+                                                       progress=progress, preprocess=preprocess))
                         bar.update()
     for summary in summaries:
         for key in ("out", "source"):

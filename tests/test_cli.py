@@ -259,6 +259,14 @@ CASES = [
     Case("predict-scene-no-file", "`lai predict --scene` a manifest naming a raster that does not exist",
          ["predict", "--run", "{fresh_run}", "--scene", "{scene_yaml}", "--out", "{tmp}/pred.tif"],
          r"scene\.yaml: dates\[0\]\.s1: file .*absent_s1\.tif does not exist", absent="{tmp}/pred.tif"),
+    Case("predict-scene-neither-format", "`lai predict --scene` a YAML mapping with neither s2/s1 nor dates",
+         ["predict", "--run", "{fresh_run}", "--scene", "{scene_no_format}", "--out", "{tmp}/pred.tif"],
+         r"no_format\.yaml: expected keys s2 and s1 \(the manifest format of docs/manifest\.md\), or dates \(the short "
+         r"form\); got images", absent="{tmp}/pred.tif"),
+    Case("predict-scene-target", "`lai predict --scene` a manifest whose `target` ends no triplet of usable dates",
+         ["predict", "--run", "{fresh_run}", "--scene", "{scene_bad_target}", "--out", "{tmp}/pred.tif"],
+         r"bad_target\.yaml: target 2019-06-06 ends no triplet of S2 dates with S1; dates that do: 2019-06-11",
+         absent="{tmp}/pred.tif"),
     Case("predict-scene-too-wide", "`lai predict --scene` rasters 16,777,216 pixels wide (sparse GeoTIFFs of a few kB)",
          ["predict", "--run", "{fresh_run}", "--scene", "{wide_scene_yaml}", "--out", "{tmp}/pred_wide.tif"],
          r"wide_scene\.yaml: the scene is 256x16777216 pixels; predicting it by windows of 256 rows needs about [\d.]+ GiB, "
@@ -361,6 +369,10 @@ def _prepare_manifests(tmp: Path, inputs: dict) -> None:
     dates = [{"date": f"2019-06-{d:02d}", "s1": str(tmp / "absent_s1.tif"), "lai": str(s2)} for d in (1, 6, 11)]
     manifests = {
         "scene_yaml": ("scene.yaml", {"dates": dates}),
+        "scene_no_format": ("no_format.yaml", {"images": [str(s2)]}),
+        "scene_bad_target": ("bad_target.yaml", {"target": "2019-06-06", "s2": [{"date": f"2019-06-{d:02d}", "lai": str(s2)}
+                                                                               for d in (1, 6, 11)],
+                                                 "s1": [{"date": f"2019-06-{d:02d}", "file": str(s1)} for d in (1, 6, 11)]}),
         "manifest_no_s2": ("no_s2.yaml", {"country": "SPAIN", "area": "BADAJOZ", "s1": [{"date": "2019-06-01", "file": str(s1)}]}),
         "manifest_absent_file": ("absent_file.yaml", {"country": "SPAIN", "area": "BADAJOZ",
                                                       "s2": [{"date": "2019-06-01", "lai": str(tmp / "absent_lai.tif")}],

@@ -129,6 +129,34 @@ def test_tiles_then_predict_then_mosaic_equals_the_scene_prediction(tiny_run, tm
         direct = src.read(1)
     assert np.isfinite(mosaic).all()
     np.testing.assert_allclose(mosaic, direct, atol=1e-4)
+    # the preprocessing manifest itself is a scene: its one triplet of dates with S1 (16 June has none near)
+    summary = predict_scene(tiny_run, manifest, tmp_path / "same.tif", window=32, overlap=0, progress=False)
+    assert summary["dates"] == DATES[:3]
+    with rasterio.open(tmp_path / "same.tif") as src:
+        np.testing.assert_array_equal(src.read(1), direct)
+    raw = yaml.safe_load(manifest.read_text())
+    raw["target"] = DATES[3]
+    manifest.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SceneError, match=r"target 2019-06-16 ends no triplet of S2 dates with S1; dates that do: 2019-06-11"):
+        predict_scene(tiny_run, manifest, tmp_path / "refused.tif", progress=False)
+    assert not (tmp_path / "refused.tif").exists()
+
+
+def test_scene_from_l2a_bands_and_s1_on_another_grid(tiny_run, tmp_path):
+    """One command from Sentinel products to a scene map: L2A bands through SNAP, S1 in linear power on a 20 m grid
+    reprojected, as preprocess does."""
+    (patch,) = [p for p in examples.extract(tmp_path / "ben") if p.name.startswith("S2A_MSIL2A_20170613")]
+    summary = predict_scene(tiny_run, examples.write_manifest(patch, tmp_path / "p.yaml"), tmp_path / "p.tif",
+                            window=64, overlap=16, progress=False)
+    assert summary["lai_from_snap"] == {str(patch.s2_time.date()): "SNAP 2_1 (built in; Weiss and Baret, ATBD 1.1)"}
+    with rasterio.open(tmp_path / "p.tif") as out, rasterio.open(patch.vv) as src:
+        assert out.crs == src.crs and out.transform == src.transform and np.isfinite(out.read(2)).all()
+    manifest = scene(tmp_path / "linear", size=64, s1_on_20m_linear=True)
+    with pytest.raises(LNBError, match="linear power, not dB"):
+        predict_scene(tiny_run, manifest, tmp_path / "db.tif", window=32, overlap=0, progress=False)
+    summary = predict_scene(tiny_run, manifest, tmp_path / "lin.tif", window=32, overlap=0, progress=False,
+                            preprocess=PreprocessConfig(s1_units="linear"))
+    assert summary["s1_values_clipped"] == 0 and summary["height"] == 64
 
 
 def test_real_bigearthnet_patches_end_to_end(tiny_run, tmp_path):
