@@ -29,7 +29,7 @@ from lai.config_engine import (  # noqa: F401 - re-exported
     saved_differences,
 )
 from lai.errors import ConfigError, shorten  # noqa: F401 - ConfigError re-exported
-from lai.facts import EXTRA_ROWS, PRESETS, ROWS, UPSAMPLING
+from lai.facts import EXTRA_ROWS, PRESETS, ROWS, S1_DB_RANGE, UPSAMPLING
 from lai.io import DuplicateKeyError, read_yaml_mapping, yaml_load  # noqa: F401 - re-exported
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -128,8 +128,11 @@ class EncodingConfig:
 
     def validate(self) -> None:
         _positive(self, "lai_scale", "db_scale")
-        if len(self.db_range) != 2 or not self.db_range[0] < self.db_range[1]:
-            raise ConfigError(f"encoding.db_range must be [low, high] with low < high (dB), got {self.db_range}")
+        low, high = S1_DB_RANGE
+        if (len(self.db_range) != 2 or not all(isinstance(v, (int, float)) for v in self.db_range)
+                or not low <= self.db_range[0] < self.db_range[1] <= high):
+            raise ConfigError(f"encoding.db_range must be [low, high] with {low:g} <= low < high <= {high:g} (dB, the "
+                              f"plausible backscatter), got {shorten(self.db_range, 60)}")
         _choice(self, "mask_encoding", ("onehot", "reference"))
         _choice(self, "seasonality", ("sincos", "triangular"))
         bad = [c for c in self.valid_classes if not 0 <= int(c) <= 11]

@@ -50,6 +50,10 @@ class ResidencyError(LaiError, MemoryError):
     """A requested device-resident split does not fit in memory."""
 
 
+class WorkerLostError(LaiError, RuntimeError):
+    """A dask worker died (killed, out of memory) while running a task, more often than the scheduler allows."""
+
+
 class PipelineError(LaiError, RuntimeError):
     """A notebook of the pipeline failed; the message names the notebook and the cell."""
 

@@ -62,6 +62,7 @@ UPSAMPLING = ("transpose", "bilinear")
 
 # Labels of the cube's time and pol dimensions (its coordinate variables ``time`` and ``pol``).
 TIME_LABELS = ("t-2", "t-1", "t")
+S1_DB_RANGE = (-60.0, 30.0)  # plausible backscatter in dB (real unclipped S1 spans about -38..+10)
 POLARISATIONS = ("VV", "VH")
 
 NON_CLOUDY, CLOUDY, UNIQUE = "non_cloudy", "cloudy", "unique"  # the test sets: past mostly clear, mostly cloudy, held-out areas

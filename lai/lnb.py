@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lai.facts import S1_DB_RANGE
 from lai.io import memory_shortfall
 
 S1_DIR, S2_DIR, MASK_DIR, TRUTH_DIR = "s1", "s2", "s2-mask", "truth"
@@ -47,7 +48,6 @@ SCL_NAMES = {
     11: "snow or ice",
 }
 CLOUD_CLASSES = (8, 9, 10)
-S1_DB_RANGE = (-60.0, 30.0)  # plausible backscatter in dB (real unclipped S1 spans about -38..+10)
 LAI_RANGE = (0.0, 15.0)  # plausible LAI (m2/m2)
 GRID_INDEX_DTYPE = np.int32  # how the cube stores tile rows, columns and CSV rows
 

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from lai.errors import ConfigError, shorten
+from lai.errors import ConfigError, WorkerLostError, shorten
 
 
 def max_workers() -> int:
@@ -83,6 +83,18 @@ def worker_count(client) -> int:
     return max(1, len(client.scheduler_info().get("workers", {})))
 
 
+def _result(future):
+    """The task's result; a task error re-raised as it is, a worker lost under it as one :class:`WorkerLostError`."""
+    from distributed import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker as err:
+        raise WorkerLostError(f"dask workers died while running task {shorten(str(future.key), 60)} and the scheduler gave "
+                              f"it up ({shorten(str(err).splitlines()[0] if str(err) else 'KilledWorker', 160)}): out of "
+                              "memory, or killed from outside? Try fewer --workers, or look at the workers' logs") from None
+
+
 def map_ordered(fn: Callable, items: Iterable, client, on_done: Callable[[int, Any], None] | None = None) -> list:
     """``[fn(item) for item in items]`` on the cluster; ``on_done(i, result)`` as each one finishes."""
     from dask.distributed import as_completed
@@ -93,7 +105,7 @@ def map_ordered(fn: Callable, items: Iterable, client, on_done: Callable[[int, A
     results: list = [None] * len(items)
     for future in as_completed(futures):
         i = position[future.key]
-        results[i] = future.result()  # re-raises a task's error here, with its traceback
+        results[i] = _result(future)  # re-raises a task's error here, with its traceback
         if on_done is not None:
             on_done(i, results[i])
     return results
@@ -111,9 +123,9 @@ def imap_ordered(fn: Callable, items: Iterable, client, ahead: int | None = None
         for item in items:
             pending.append(client.submit(fn, item, pure=False))
             if len(pending) >= ahead:
-                yield pending.popleft().result()
+                yield _result(pending.popleft())
         while pending:
-            yield pending.popleft().result()
+            yield _result(pending.popleft())
     finally:
         if pending:
             client.cancel(list(pending))

@@ -39,6 +39,25 @@ def test_workers_and_scheduler_are_exclusive_and_checked():
                 pass
 
 
+def _kill_own_worker(_):
+    import os
+
+    os._exit(1)  # as the kernel's OOM killer would end the worker process
+
+
+def test_a_task_that_kills_its_workers_is_one_error():
+    """A task whose worker dies more often than the scheduler allows ends in one line, not KilledWorker's traceback."""
+    import dask
+
+    from lai.errors import WorkerLostError
+    from lai.parallel import map_ordered
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), dask_client(workers=1) as client:
+        with pytest.raises(WorkerLostError, match=r"dask workers died while running task .*_kill_own_worker.* Try fewer "
+                                                  r"--workers"):
+            map_ordered(_kill_own_worker, [0], client)
+
+
 @pytest.fixture(scope="module")
 def scheduler():
     """One local cluster of two single-threaded worker processes for this module (``--scheduler ADDRESS``)."""

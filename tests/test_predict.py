@@ -44,6 +44,21 @@ def test_training_range_clip_is_one_encoding_rule():
         EncodingConfig(db_range=[0.0, -30.0]).validate()
 
 
+def test_model_file_with_an_implausible_db_range_is_one_error(tiny_run, tmp_path):
+    """A model.pt whose encoding claims [-1e308, 1e308] dB is refused by name, not an overflow in torch's clamp."""
+    from lai.checkpoint import read_checkpoint, save_checkpoint
+    from lai.errors import RunFolderError
+    from lai.infer import load_trained
+
+    state = read_checkpoint(tiny_run / "model.pt", ("model", "config"))
+    state["config"]["encoding"]["db_range"] = [-1e308, 1e308]
+    (tmp_path / "run").mkdir()
+    save_checkpoint(tmp_path / "run" / "model.pt", state)
+    with pytest.raises(RunFolderError, match=r"run/model\.pt: broken model configuration .*encoding\.db_range must be "
+                                             r"\[low, high\] with -60 <= low < high <= 30"):
+        load_trained(tmp_path / "run", "cpu")
+
+
 def test_lnb_120px_tiles_give_one_georeferenced_map_per_triplet(tiny_run, tmp_path):
     lnb = make_lnb(tmp_path / "lnb", n_triplets=2, size=120)
     transform = Affine(10, 0, 404400, 0, -10, 5342400)
