@@ -1,11 +1,13 @@
 """Report figures: what they show, checked on the Figure objects built from small synthetic inputs."""
 from __future__ import annotations
 
+import matplotlib.colors
+import numpy as np
 import pytest
 
 from lai import figures
 from lai.facts import ROWS, SET_TITLES, TEST_SETS
-from tests.test_report import make_cube, make_histories, make_predictions
+from tests.test_report import make_cube, make_histories, make_predictions, make_tables
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +46,16 @@ def test_learning_curves_name_missing_stages_and_dash_further_seeds():
     assert f"not trained (no history): {ROWS['s1'].title}" in fig.get_suptitle()
 
 
-def test_density_panels_follow_the_tables_and_every_colorbar_is_labelled(cube):
+def test_density_panels_follow_the_tables_and_share_one_labelled_colorbar(cube):
     preds = make_predictions(cube)
     pred, target, mask = figures.prediction_arrays(cube, {k: preds[k] for k in ("cloudy", "unique", "non_cloudy")})
     fig = figures.density(pred, target, mask)
     assert [ax.get_title().split(":")[0] for ax in _titled(fig)] == [SET_TITLES[s] for s in TEST_SETS]
-    bars = _colorbars(fig)
-    assert len(bars) == len(TEST_SETS)
-    assert all(ax._colorbar.ax.get_ylabel() == "pixels (log)" for ax in bars)
+    (bar,) = _colorbars(fig)
+    assert bar._colorbar.ax.get_ylabel() == "pixels per bin (log)"
+    meshes = [ax.collections[0] for ax in _titled(fig)]
+    assert len({(m.norm.vmin, m.norm.vmax) for m in meshes}) == 1  # one colour scale: panels compare by colour
+    assert bar._colorbar.norm.vmax == meshes[0].norm.vmax
 
 
 def test_prediction_maps_take_cases_from_every_test_set_the_cloudy_one_included(cube):
@@ -84,3 +88,27 @@ def test_figures_read_time_and_pol_labels_from_the_cube(cube):
     assert any(t.startswith("past2:") for t in text) and {"co", "cross"} <= text
     fig = figures.cloud_statistics(relabelled)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["past2", "past1", "now"]
+
+
+def test_error_bars_show_every_interval_and_rows_keep_their_colours():
+    """Fig. 6 draws each model's 95 % interval where the tables give one, and colours each Table 1 row as Fig. 5 does."""
+    from matplotlib.container import ErrorbarContainer
+
+    tabs = make_tables()
+    t1, bl = tabs["table1"].copy(), tabs["baselines"].copy()
+    for t in (t1, bl):
+        for col in ("rmse", "r2"):
+            t[f"{col}_lo"], t[f"{col}_hi"] = t[col] - 0.05, t[col] + 0.05
+    t1.loc[0, "rmse_lo"] = np.nan  # one interval missing: no error bar for that bar
+    fig = figures.error_by_set(t1, bl, r2_floor=-10)
+    rmse_ax, r2_ax = fig.axes[:2]
+    bars = {ax: [c for c in ax.containers if isinstance(c, ErrorbarContainer)] for ax in (rmse_ax, r2_ax)}
+    for ax, col in ((rmse_ax, "rmse"), (r2_ax, "r2")):
+        finite = sum(int(np.isfinite(t[[col, f"{col}_lo", f"{col}_hi"]].to_numpy(float)).all(axis=1).sum()) for t in (t1, bl))
+        assert len(bars[ax]) == finite and finite >= len(t1) + len(bl) - 4
+    colours = {h.get_label(): h.get_facecolor() for h in fig.legends[0].legend_handles}
+    fig5 = figures.table1_comparison(t1)
+    dots = {h.get_label(): h.get_color() for h in fig5.legends[0].legend_handles}
+    shared = set(colours) & set(dots)
+    assert len(shared) == t1["row"].nunique()
+    assert all(np.allclose(colours[m][:3], matplotlib.colors.to_rgb(dots[m])) for m in shared)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import matplotlib.cm as plt_cm
 import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt  # noqa: F401 - activates Jupyter's inline display of returned figures
 import numpy as np
@@ -80,7 +81,7 @@ def learning_curves(histories: Mapping[str, pd.DataFrame], stages: Iterable[str]
 
 def density(pred, target, mask=None, lai_scale: float = 5.0, max_points: int = 400_000, seed: int = 0) -> Figure:
     """Predicted vs observed LAI as a 2D histogram (log counts) with the 1:1 line, one panel per test set
-    in the tables' order (``lai.facts.TEST_SETS``), each with its labelled colour bar.
+    in the tables' order (``lai.facts.TEST_SETS``), one colour scale and colour bar shared by the panels.
 
     ``pred``, ``target`` (and ``mask``: pixels to score, e.g. clear at t): arrays, or dicts ``{set: array}``
     (see :func:`prediction_arrays`). RMSE (LAI and LAI/``lai_scale``) and R2 over all masked pixels.
@@ -101,36 +102,54 @@ def density(pred, target, mask=None, lai_scale: float = 5.0, max_points: int = 4
         both = both[np.isfinite(both)]
         if both.size:
             top = max(top, float(np.percentile(both, 99.5)))
-    fig = _figure(2.8 * len(names) + 0.4, 3.45)
-    axes = np.atleast_1d(fig.subplots(1, len(names), squeeze=False)[0])
-    for ax, name in zip(axes, names):
+    panels = {}
+    for name in names:
         p = np.asarray(pred[name], np.float64).reshape(-1)
         y = np.asarray(target[name], np.float64).reshape(-1)
         m = np.ones_like(p, bool) if mask is None or mask.get(name) is None else np.asarray(mask[name], bool).reshape(-1)
         m = m & np.isfinite(p) & np.isfinite(y)
-        if not m.any():
+        if m.any():
+            s = pooled(p, y, m, lai_scale)
+            p, y = p[m], y[m]
+            if len(p) > max_points:
+                keep = rng.choice(len(p), max_points, replace=False)
+                p, y = p[keep], y[keep]
+            panels[name] = (p, y, s)
+    peak = max([np.histogram2d(y, p, bins=60, range=((0, top), (0, top)))[0].max() for p, y, _ in panels.values()] + [2])
+    norm = mcolors.LogNorm(vmin=1, vmax=peak)
+    fig = _figure(2.9 * len(names) + 0.9, 3.7)
+    axes = np.atleast_1d(fig.subplots(1, len(names), squeeze=False)[0])
+    for ax, name in zip(axes, names):
+        if name not in panels:
             _note(ax, "no triplets / no clear pixels\nin this set", title=_set_title(name))
             continue
-        s = pooled(p, y, m, lai_scale)
-        p, y = p[m], y[m]
-        if len(p) > max_points:
-            keep = rng.choice(len(p), max_points, replace=False)
-            p, y = p[keep], y[keep]
-        peak = np.histogram2d(y, p, bins=60, range=((0, top), (0, top)))[0].max()
-        sns.histplot(x=y, y=p, bins=60, binrange=((0, top), (0, top)), cmap="mako_r",
-                     norm=mcolors.LogNorm(vmin=1, vmax=max(peak, 2)), vmin=None, vmax=None, cbar=True,
-                     cbar_kws={"label": "pixels (log)", "shrink": 0.7}, ax=ax)
+        p, y, s = panels[name]
+        sns.histplot(x=y, y=p, bins=60, binrange=((0, top), (0, top)), cmap="mako_r", norm=norm, vmin=None, vmax=None,
+                     cbar=False, ax=ax)
         ax.plot([0, top], [0, top], "k--", lw=1, label="1:1")
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)
         ax.set_aspect("equal")
         ax.set_xlabel("observed LAI [m²/m²]")
-        ax.set_ylabel("predicted LAI [m²/m²]")
+        ax.set_ylabel("predicted LAI [m²/m²]" if ax is axes[0] else "")
         ax.legend(loc="upper left", fontsize=8)
         ax.set_title(f"{_set_title(name)}: R² {s['r2']:.3f}\nRMSE {s['rmse']:.3f} LAI ({s[RMSE_NORM]:.3f} "
                      f"LAI/{lai_scale:g})\n{s[N_PIXELS]:,} clear pixels", fontsize=9)
+    if panels:
+        fig.colorbar(plt_cm.ScalarMappable(norm=norm, cmap="mako_r"), ax=list(axes), label="pixels per bin (log)",
+                     shrink=0.8)
     fig.suptitle("Predicted vs observed LAI at t, pixels clear at t", fontsize=11)
     return fig
+
+
+_LONG_COLUMNS = ["model", "kind", "set", "rmse", "rmse_lo", "rmse_hi", "r2", "r2_lo", "r2_hi"]
+
+
+def _model_colours(models: list[str]) -> dict:
+    """One colour per model, the same in every results figure: seaborn's tab10 in the order of the models."""
+    import seaborn as sns
+
+    return dict(zip(models, sns.color_palette("tab10", max(len(models), 1))))
 
 
 def _results_long(table1_long: pd.DataFrame | None, baselines: pd.DataFrame | None) -> pd.DataFrame:
@@ -142,19 +161,20 @@ def _results_long(table1_long: pd.DataFrame | None, baselines: pd.DataFrame | No
         else:
             t["model"] = t["row"].map(row_title)
         t["kind"] = "U-Net"
-        frames.append(t[["model", "kind", "set", "rmse", "r2"]])
+        frames.append(t.reindex(columns=_LONG_COLUMNS))
     if baselines is not None and len(baselines):
         b = baselines.rename(columns={"baseline": "model"}).copy()
         b["kind"] = "baseline"
-        frames.append(b[["model", "kind", "set", "rmse", "r2"]])
+        frames.append(b.reindex(columns=_LONG_COLUMNS))
     if not frames:
-        return pd.DataFrame(columns=["model", "kind", "set", "rmse", "r2"])
+        return pd.DataFrame(columns=_LONG_COLUMNS)
     return pd.concat(frames, ignore_index=True)
 
 
 def error_by_set(table1_long: pd.DataFrame | None, baselines: pd.DataFrame | None = None,
                  r2_floor: float = -1.0) -> Figure:
-    """Grouped bars of RMSE (LAI units) and R2 per test set, for each Table 1 row and each baseline.
+    """Grouped bars of RMSE (LAI units) and R2 per test set, for each Table 1 row and each baseline, with their 95 %
+    bootstrap intervals (``*_lo``, ``*_hi`` columns) as error bars; the U-Nets in the colours of Fig. 5's rows.
 
     R2 below ``r2_floor`` is clipped and printed on the bar.
     """
@@ -166,9 +186,7 @@ def error_by_set(table1_long: pd.DataFrame | None, baselines: pd.DataFrame | Non
     sets = _set_order(df["set"])
     df["set title"] = df["set"].map(_set_title)
     models = list(dict.fromkeys(df["model"]))
-    n_unet = df.loc[df["kind"] == "U-Net", "model"].nunique()
-    n_base = len(models) - n_unet
-    palette = dict(zip(models, list(sns.color_palette("crest", n_unet)) + list(sns.color_palette("Oranges_r", n_base + 1))[:n_base]))
+    palette = _model_colours(models)
     fig = _figure(8.6, 6.0)
     ax1, ax2 = fig.subplots(1, 2)
     order = [_set_title(s) for s in sets]
@@ -182,11 +200,20 @@ def error_by_set(table1_long: pd.DataFrame | None, baselines: pd.DataFrame | Non
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
         ax.axhline(0, color="k", lw=0.8)
-        for bar_container, model in zip(ax.containers, models):
-            if df.loc[df["model"] == model, "kind"].iloc[0] == "baseline":
-                for bar in bar_container:
+        for bar_container, model in zip(list(ax.containers), models):  # a copy: error bars add containers
+            baseline = df.loc[df["model"] == model, "kind"].iloc[0] == "baseline"
+            for bar, title in zip(bar_container, order):
+                if baseline:
                     bar.set_hatch("//")
                     bar.set_edgecolor("0.3")
+                rec = df[(df["model"] == model) & (df["set title"] == title)]
+                if len(rec) and np.isfinite(rec[[f"{col}_lo", f"{col}_hi"]].to_numpy(float)).all():
+                    lo, hi = (float(rec[f"{col}_{k}"].iloc[0]) for k in ("lo", "hi"))
+                    if col == "r2" and lo < r2_floor:
+                        continue  # a clipped bar: its value is printed instead
+                    x, value = bar.get_x() + bar.get_width() / 2, float(rec[col].iloc[0])
+                    ax.errorbar(x, value, yerr=[[value - lo], [hi - value]], fmt="none", ecolor="0.15", elinewidth=0.8,
+                                capsize=1.5)
         for i, s in enumerate(sets):
             if df.loc[df["set"] == s, col].notna().sum() == 0:
                 ax.text(i, 0.02, "no data", ha="center", va="bottom", fontsize=8, color="0.4",
@@ -207,7 +234,7 @@ def error_by_set(table1_long: pd.DataFrame | None, baselines: pd.DataFrame | Non
                for m in models]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8.5, title="model (hatched: baseline)",
                title_fontsize=8.5, frameon=False, columnspacing=1.2)
-    fig.suptitle("Error per test set: Table 1 rows (U-Nets) and baselines", fontsize=11)
+    fig.suptitle("Error per test set: Table 1 rows (U-Nets) and baselines, 95 % bootstrap intervals", fontsize=11)
     return fig
 
 
@@ -227,7 +254,7 @@ def table1_comparison(table1_long: pd.DataFrame | None, data_kind: str = "simula
         df["model"] = df["row"].map(row_title)
     df["test set"] = df["set"].map(_set_title)
     models = list(dict.fromkeys(df["model"]))
-    palette = dict(zip(models, sns.color_palette("tab10", len(models))))
+    palette = _model_colours(models)
     markers = dict(zip((SET_TITLES[s] for s in TEST_SETS), ("o", "s", "^")))
     fig = _figure(8.6, 5.7)
     axes = fig.subplots(1, 2)
@@ -239,7 +266,8 @@ def table1_comparison(table1_long: pd.DataFrame | None, data_kind: str = "simula
             continue
         sns.scatterplot(data, x=paper, y=ours, hue="model", hue_order=models, style="test set",
                         style_order=[k for k in markers if k in set(df["test set"])], markers=markers,
-                        palette=palette, s=60, ax=ax, legend=False)
+                        palette=palette, s=60, alpha=0.75, edgecolor="k", linewidth=0.5, ax=ax,
+                        legend=False)  # translucent, outlined: markers that coincide stay visible
         vals = np.concatenate([data[ours].to_numpy(float), data[paper].to_numpy(float)])
         lo, hi = float(np.nanmin(vals)), float(np.nanmax(vals))
         pad = 0.05 * (hi - lo or 1)

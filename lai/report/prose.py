@@ -27,6 +27,7 @@ from lai.facts import (
     VAL,
     WORSE,
     chosen_title,
+    row_columns,
     row_title,
     stage_label,
 )
@@ -318,29 +319,33 @@ def _training(run: Run) -> dict:
     names = {"row": "Stage", "epochs": "Epochs", "seconds": "Time (s)", "samples_per_s": "Samples/s",
              "val_rmse": "Last val. RMSE (LAI)", "final_val_rmse": "Final val. RMSE (LAI)", "best_epoch": "Best epoch",
              "best_val_rmse": "Best val. RMSE (LAI)", "converged": "Converged", "parameters": "Parameters", "reused": "Reused",
-             "max_epochs": "At most", "stopped_epoch": "Stopped at", "flat_epochs": "Val. flat (epochs)"}
-    cols = [c for c in tr.columns if c != "stopped_epoch"]  # the same as epochs, the epochs run
+             "flat_epochs": "Val. flat (epochs)"}
+    # the same as epochs, the epochs run; "at most" goes beside epochs; the stage as Table 1's two columns (no wrapping)
+    cols = [c for c in tr.columns if c not in ("stopped_epoch", "max_epochs")]
     rows = []
     for r in tr.to_dict("records"):
         line = []
         for c in cols:
             v = r[c]
             if c == "row":
-                line.append(row_title(str(v)))
+                line += list(row_columns(str(v)))
             elif c == "converged":
                 line.append("yes" if str(v) == "True" else rich(strong("not converged")))
             elif c in ("seconds", "samples_per_s"):
                 line.append(fmt(v, 1))
-            elif c in ("epochs", "parameters", "max_epochs", "stopped_epoch", "flat_epochs"):
+            elif c == "epochs" and "max_epochs" in r:
+                line.append(f"{fmt_count(v)} of {fmt_count(r['max_epochs'])}")
+            elif c in ("epochs", "parameters", "flat_epochs"):
                 line.append(fmt_count(v))
             elif isinstance(v, (float, np.floating)):
                 line.append(fmt(v))
             else:
                 line.append(str(v))
         rows.append(line)
+    header = [h for c in cols for h in (("Input", "Architecture") if c == "row" else (names.get(c, c.replace("_", " ")),))]
     total = pd.to_numeric(tr["seconds"], errors="coerce").sum() if "seconds" in tr else float("nan")
     device = (run.prov or {}).get("device")
-    out["table"] = table([[names.get(c, c.replace("_", " ")) for c in cols]], rows, len(cols),
+    out["table"] = table([header], rows, len(header),
                          caption="Training time per stage" + (f" on {device}" if device else "")
                          + (f"; {fmt(total / 60, 1)} minutes in all." if math.isfinite(total) else "."))
     out["seeds"] = _seeds(run, train)
