@@ -174,6 +174,11 @@ def cmd_predict(args) -> int:
             from lai.errors import ConfigError
 
             raise ConfigError("--workers/--scheduler apply to --scene (one scene per task), not to --data")
+        if _scene_reading(args) != _scene_reading(build_parser().parse_args(["predict", "--run", ".", "--out", "."])):
+            from lai.errors import ConfigError
+
+            raise ConfigError("--max-s1-gap-days, --s1-units, --no-reproject, --reflectance-scale, --reflectance-offset "
+                              "and --snap-auxdata say how scene rasters are read: they apply to --scene, not to --data")
         summary = predict_folder(args.run, args.data, args.out, args.batch_size, args.device, progress=not args.quiet)
     elif len(args.scene) > 1:
         from lai.scene import predict_scenes
