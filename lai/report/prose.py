@@ -317,9 +317,9 @@ def _training(run: Run) -> dict:
         out["seeds"] = None
         return out
     names = {"row": "Stage", "epochs": "Epochs", "seconds": "Time (s)", "samples_per_s": "Samples/s",
-             "val_rmse": "Last val. RMSE (LAI)", "final_val_rmse": "Final val. RMSE (LAI)", "best_epoch": "Best epoch",
-             "best_val_rmse": "Best val. RMSE (LAI)", "converged": "Converged", "parameters": "Parameters", "reused": "Reused",
-             "flat_epochs": "Val. flat (epochs)"}
+             "val_rmse": "Last val.", "final_val_rmse": "Final val.", "best_epoch": "Best epoch",
+             "best_val_rmse": "Best val.", "converged": "Converged", "parameters": "Parameters", "reused": "Reused",
+             "flat_epochs": "Flat"}  # short headers leave the width to the stage's names (the caption explains them)
     # the same as epochs, the epochs run; "at most" goes beside epochs; the stage as Table 1's two columns (no wrapping)
     cols = [c for c in tr.columns if c not in ("stopped_epoch", "max_epochs")]
     rows = []
@@ -327,8 +327,8 @@ def _training(run: Run) -> dict:
         line = []
         for c in cols:
             v = r[c]
-            if c == "row":
-                line += list(row_columns(str(v)))
+            if c == "row":  # no-break spaces: a stage's name stays on one line
+                line += [label.replace(" ", "\u00a0") for label in row_columns(str(v))]
             elif c == "converged":
                 line.append("yes" if str(v) == "True" else rich(strong("not converged")))
             elif c in ("seconds", "samples_per_s"):
@@ -347,7 +347,8 @@ def _training(run: Run) -> dict:
     device = (run.prov or {}).get("device")
     out["table"] = table([header], rows, len(header),
                          caption="Training time per stage" + (f" on {device}" if device else "")
-                         + (f"; {fmt(total / 60, 1)} minutes in all." if math.isfinite(total) else "."))
+                         + (f"; {fmt(total / 60, 1)} minutes in all" if math.isfinite(total) else "")
+                         + ". Val.: validation RMSE (LAI) at the last and at the best epoch; flat: epochs since the best.")
     out["seeds"] = _seeds(run, train)
     return out
 
