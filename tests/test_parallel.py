@@ -48,6 +48,7 @@ def _kill_own_worker(_):
 def test_a_task_that_kills_its_workers_is_one_error():
     """A task whose worker dies more often than the scheduler allows ends in one line, not KilledWorker's traceback."""
     import dask
+    import distributed  # noqa: F401 - its configuration defaults loaded first: config.set's undo would drop them
 
     from lai.errors import WorkerLostError
     from lai.parallel import map_ordered
