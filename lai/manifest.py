@@ -78,6 +78,11 @@ class S2Date:
     platform: str | None = None  # S2A..S2D, when the manifest or the metadata names it
     reflectance: Reflectance | None = None  # None: the command's --reflectance-scale and --reflectance-offset
 
+    @property
+    def raster(self) -> Path:
+        """The file that gives this date's grid and names it in errors: the LAI raster, or band B03."""
+        return self.lai if self.lai is not None else self.bands["B03"]
+
 
 L2A_BAND_IDS = {"B03": 2, "B04": 3, "B05": 4, "B06": 5, "B07": 6, "B8A": 8, "B11": 11, "B12": 12}  # MTD band_id
 BASELINE_WITH_OFFSET = 4.0  # processing baseline 04.00 (January 2022) added BOA_ADD_OFFSET = -1000

@@ -77,6 +77,15 @@ def pick_triplets(s2: list[S2Date], s1: list[S1Date], max_gap_days: int) -> tupl
     return [tuple(usable[k:k + 3]) for k in range(len(usable) - 2)], match, unused
 
 
+def usable_triplets(m: Manifest, max_gap_days: int) -> tuple[list[tuple[int, int, int]], dict[int, int], list[str]]:
+    """:func:`pick_triplets` of the manifest ``m``; :class:`SceneError` naming it when there is none."""
+    triplets, match, unused = pick_triplets(m.s2, m.s1, max_gap_days)
+    if not triplets:
+        raise SceneError(f"{m.path}: no three S2 dates with an S1 acquisition within {max_gap_days} day(s) "
+                         f"each (left out: {', '.join(unused) or 'none'})")
+    return triplets, match, unused
+
+
 # --------------------------------------------------------------------------- rasters
 
 
@@ -96,6 +105,16 @@ def grid_of(path: Path) -> TileGrid:
         if src.crs is None:
             raise SceneError(f"{path}: raster has no CRS; scenes need georeferenced rasters")
         return TileGrid(src.crs, src.transform, src.height, src.width)
+
+
+def s2_grid(dates: list[S2Date]) -> TileGrid:
+    """The one grid of S2 dates (B03's for bands); :class:`SceneError` naming the first raster on another."""
+    grid = grid_of(dates[0].raster)
+    for d in dates[1:]:
+        if grid_of(d.raster) != grid:
+            raise SceneError(f"{d.raster}: S2 grid differs from that of {dates[0].date}; every S2 date of a scene must "
+                             "share one grid")
+    return grid
 
 
 def _same_grid(src, grid: TileGrid) -> bool:
@@ -225,7 +244,7 @@ def _preprocess_triplet(trip: tuple[int, int, int], m: Manifest, match: dict, sc
                 lai, scl, flags = s2_tile(d, grid, cfg, networks.get(str(d.date)))
                 s1 = s1_tile(m.s1[match[i]], grid, cfg)
                 # the reader's rule, before anything is written: a file it would refuse is refused here, by name
-                source = (m.s1[match[i]].files[0], d.lai or d.bands["B03"], d.scl or f"(no SCL: class {CLEAR_WITHOUT_SCL})")
+                source = (m.s1[match[i]].files[0], d.raster, d.scl or f"(no SCL: class {CLEAR_WITHOUT_SCL})")
                 scl, fixed = clean_pixels(s1[None], lai[None], scl[None], valid, [source])
                 if flags is not None:
                     flagged[(str(d.date), r, c)] = flag_counts(flags)
@@ -256,17 +275,8 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
     out = Path(out)
     check_new_folder(out)
     m = read_preprocess_manifest(manifest)
-    triplets, match, unused = pick_triplets(m.s2, m.s1, cfg.max_s1_gap_days)
-    if not triplets:
-        raise SceneError(f"{manifest}: no three S2 dates with an S1 acquisition within {cfg.max_s1_gap_days} day(s) "
-                         f"each (left out: {', '.join(unused) or 'none'})")
-    first = m.s2[0]
-    scene = grid_of(first.lai if first.lai is not None else first.bands["B03"])
-    for d in m.s2:
-        g = grid_of(d.lai if d.lai is not None else d.bands["B03"])
-        if g != scene:
-            raise SceneError(f"{d.lai or d.bands['B03']}: S2 grid differs from that of {m.s2[0].date}; "
-                             "every S2 date of a scene must share one grid")
+    triplets, match, unused = usable_triplets(m, cfg.max_s1_gap_days)
+    scene = s2_grid(m.s2)
     networks = snap_networks(m, cfg)
     size = cfg.tile_size
     rows, cols = scene.height // size, scene.width // size

@@ -45,7 +45,7 @@ from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_bat
 from lai.io import atomic_path, check_new_folder, memory_shortfall, output_lock
 from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES, TRIPLET_BYTES_PER_PIXEL, clean_pixels, nodata_as_nan
 from lai.manifest import CLEAR_WITHOUT_SCL, SceneDate, load_manifest, read_preprocess_manifest, read_scene_manifest
-from lai.preprocess import TileGrid, grid_of, pick_triplets, s1_tile, s2_tile, snap_networks
+from lai.preprocess import TileGrid, s1_tile, s2_grid, s2_tile, snap_networks, usable_triplets
 from lai.products import (
     GDAL_CACHE_MB,
     SOURCE_OBSERVED,
@@ -162,24 +162,16 @@ def open_scene(manifest: str | Path, cfg: PreprocessConfig | None = None) -> Sce
 def _manifest_scene(path: Path, cfg: PreprocessConfig) -> SceneInputs:
     cfg.validate()
     m = read_preprocess_manifest(path, for_scene=True)
-    triplets, match, unused = pick_triplets(m.s2, m.s1, cfg.max_s1_gap_days)
+    triplets, match, _ = usable_triplets(m, cfg.max_s1_gap_days)
     ends = {m.s2[t[2]].date: t for t in triplets}
-    if not ends:
-        raise SceneError(f"{path}: no three S2 dates with an S1 acquisition within {cfg.max_s1_gap_days} day(s) each "
-                         f"(left out: {', '.join(unused) or 'none'})")
     target = m.target or max(ends)
     if target not in ends:
         raise SceneError(f"{path}: target {target} ends no triplet of S2 dates with S1; dates that do: "
                          f"{', '.join(map(str, sorted(ends)))}")
     s2 = [m.s2[i] for i in ends[target]]
     s1 = [m.s1[match[i]] for i in ends[target]]
-    grids = [(d.lai or d.bands["B03"], grid_of(d.lai or d.bands["B03"])) for d in s2]
-    for f, g in grids[:2]:
-        if g != grids[2][1]:
-            raise SceneError(f"{f}: S2 grid differs from that of {s2[2].date} ({grids[2][0]}); every S2 date of a scene "
-                             "must share one grid")
+    scene = s2_grid(s2)
     networks = snap_networks(dataclasses.replace(m, s2=s2), cfg)
-    scene = grids[2][1]
     grid = Grid(scene.height, scene.width, scene.crs.to_string(), tuple(scene.transform)[:6])
 
     def read_window(win, valid_classes):
@@ -188,7 +180,7 @@ def _manifest_scene(path: Path, cfg: PreprocessConfig) -> SceneInputs:
         g = TileGrid(scene.crs, window_transform(win, scene.transform), int(win.height), int(win.width))
         tiles = [s2_tile(d, g, cfg, networks.get(str(d.date))) for d in s2]
         s1_win = np.stack([s1_tile(d, g, cfg) for d in s1])
-        files = [(a.files[0], d.lai or d.bands["B03"], d.scl or f"(no SCL for {d.date}: every pixel taken as clear)")
+        files = [(a.files[0], d.raster, d.scl or f"(no SCL for {d.date}: every pixel taken as clear)")
                  for a, d in zip(s1, s2)]
         lai = np.stack([t[0] for t in tiles])
         scl, fixes = clean_pixels(s1_win, lai, np.stack([t[1] for t in tiles]), valid_classes, files)
