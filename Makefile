@@ -9,7 +9,7 @@ TEST_WORKERS ?= 2
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.lai-installed
 
-.PHONY: setup run test reference lab bench clean
+.PHONY: setup run test notebook-outputs reference lab bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ run: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n $(TEST_WORKERS)
+
+# the notebooks' committed outputs, which make test compares (tiny profile, executed as the tests execute them):
+# run after a change that alters what a notebook displays, then commit notebooks/
+notebook-outputs: setup
+	$(PY) -m pytest notebooks --nbval-lax --write-notebook-outputs
 
 # the reference results in git: the standard profile's run (about an hour on 2 CPU cores), published without
 # cubes or weights to reports/reference/

@@ -1,17 +1,33 @@
-"""Test-wide settings: notebooks run under nbval in a temporary run folder started with the tiny profile.
+"""Test-wide settings: notebooks run under nbval in a temporary run folder started with the tiny profile, and
+their cells' outputs are compared with the outputs committed in ``notebooks/*.ipynb``.
 
 ``make test`` runs the suite on two pytest-xdist workers. Tests of one file stay on one worker (their module
 fixtures are built once); the notebooks and the test files that run the tiny pipeline in the shared data
 root (``LAI_DATA_ROOT``) form one unit that runs on one worker, in order (:data:`SHARED_DATA_ROOT`).
+
+``make notebook-outputs`` (``pytest notebooks --nbval-lax --write-notebook-outputs``) executes the notebooks
+exactly as the tests do and writes what they displayed back into the notebooks (images dropped, see
+:func:`committed_outputs`); ``tests/nbval_sanitize.cfg`` masks what differs between runs (temporary paths).
 """
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent
+SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+pytest_plugins = ("tests.nbval_tolerance",)  # numbers compared as displayed, give or take another CPU's rounding
 
 _tmp = tempfile.mkdtemp(prefix="lai-nbval-")
 os.environ.setdefault("LAI_DATA_ROOT", os.path.join(_tmp, "data"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+# numbers the notebooks display are compared to 3 decimals, so their kernels compute the same way everywhere:
+# one thread (no parallel reductions), and the AVX2 kernels of torch's ATen, oneDNN and MKL also on a CPU that
+# has more (AVX-512), so that a machine of another generation sums in the same order
+for _name, _value in {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2",
+                      "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}.items():
+    os.environ[_name] = _value
 if "LAI_RUN_DIR" not in os.environ:  # the notebooks' parameter run_dir: a folder whose profile.yaml says tiny
     from lai.run_folder import open_run_folder
 
@@ -21,11 +37,79 @@ if "LAI_RUN_DIR" not in os.environ:  # the notebooks' parameter run_dir: a folde
 SHARED_DATA_ROOT = ("notebooks/", "tests/test_reliability.py", "tests/test_interrupt.py")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--write-notebook-outputs", action="store_true",
+                     help="write the outputs the notebooks displayed under nbval back into notebooks/*.ipynb "
+                          "(with --nbval-lax: nothing is compared while they are written)")
+
+
 def pytest_configure(config):
-    if getattr(config.option, "numprocesses", None):
-        # one thread per worker (set before the workers start, so that torch in them and in their subprocesses
-        # sees it): two workers on two cores, not two workers of two threads each
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if getattr(config.option, "nbval_sanitize_with", "missing") is None:  # the file found from any working folder
+        config.option.nbval_sanitize_with = str(SANITIZE)
+
+
+def committed_outputs(outputs: list, execution_count: int, sanitize) -> list:
+    """A cell's outputs as the notebook keeps them: no images (nbval does not compare them; ``<Figure ...>`` or
+    ``<IPython.core.display.Image object>`` stays as text), no output metadata, text already sanitized (no
+    temporary paths)."""
+    import nbformat
+
+    kept = []
+    for out in outputs:
+        out = dict(out)
+        if "text" in out:
+            out["text"] = sanitize(out["text"])
+        if "data" in out:
+            out["data"] = {k: sanitize(v) for k, v in out["data"].items() if not k.startswith("image/")}
+            out["metadata"] = {}
+        if out["output_type"] == "execute_result":
+            out["execution_count"] = execution_count
+        kept.append(nbformat.from_dict(out))
+    return kept
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    """A notebook's kernel, started when its first cell is set up, runs with LAI_PROGRESS=0 (the notebooks'
+    parameter ``progress``): no progress bars or per-epoch timings among the outputs compared. Only there:
+    `lai run` started by a test still streams them."""
+    if not hasattr(item, "cell_num"):
+        yield
+        return
+    before = os.environ.get("LAI_PROGRESS")
+    os.environ["LAI_PROGRESS"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("LAI_PROGRESS")
+        else:
+            os.environ["LAI_PROGRESS"] = before
+
+
+_written = {}  # notebook path -> its IPyNbFile, whose cells ran in this process
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if call.when != "call" or not item.config.getoption("write_notebook_outputs") or not hasattr(item, "test_outputs"):
+        return
+    if outcome.get_result().failed:
+        raise pytest.UsageError(f"{item.nodeid} failed: its notebook's outputs were not written")
+    number = item.cell_num + 1 if isinstance(item.cell_num, int) else None
+    item.cell.execution_count = number
+    item.cell.outputs = committed_outputs(item.test_outputs, number, item.sanitize)
+    _written[item.parent.path] = item.parent
+
+
+def pytest_sessionfinish(session):
+    import nbformat
+
+    for path, notebook in _written.items():
+        for i, cell in enumerate(c for c in notebook.nb.cells if c.cell_type == "code"):
+            cell.execution_count = i + 1  # every code cell counts as run: nbval compares only cells that have
+        nbformat.write(notebook.nb, str(path))
 
 
 @pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: plain `pytest` without it still runs

@@ -40,8 +40,10 @@ class RunContext:
     (:meth:`open`; the profile is resolved as :func:`open_run_folder` says)."""
 
     def __init__(self, profile: str | Path | Profile | None = None, overrides: list[str] | None = None,
-                 run_dir: str | Path | None = None, data_root: str | Path | None = None, data: str | Path | None = None):
+                 run_dir: str | Path | None = None, data_root: str | Path | None = None, data: str | Path | None = None,
+                 progress: bool = True):
         self.profile, self.run_dir = open_run_folder(run_dir, profile, overrides, data)
+        self.progress = progress  # the stages' default: progress bars and per-epoch lines
         self.data_root = Path(data_root or self._recorded_data_root() or PROJECT_ROOT / "data")
         for sub in ("tables", "figures", "runs", "notebooks"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -49,11 +51,12 @@ class RunContext:
     @classmethod
     def open(cls, run_dir: str | Path | None = None, profile: str | Path | Profile | None = None,
              overrides: list[str] | None = None, data: str | Path | None = None,
-             data_root: str | Path | None = None) -> RunContext:
+             data_root: str | Path | None = None, progress: bool = True) -> RunContext:
         """The run folder ``run_dir`` (holding profile.yaml: that profile, as it is); ``profile``, ``overrides``
         and ``data`` start a new folder, or must match the folder's profile. ``data_root`` holds simulated
-        data and cubes (default: the one the folder's data step recorded in data.json, else data/)."""
-        return cls(profile, overrides, run_dir, data_root, data)
+        data and cubes (default: the one the folder's data step recorded in data.json, else data/). ``progress``:
+        whether the stages show progress bars and per-epoch lines unless a call says otherwise."""
+        return cls(profile, overrides, run_dir, data_root, data, progress)
 
     def _recorded_data_root(self) -> str | None:
         """The data root this run folder's data step used (data.json), so a notebook opened alone finds its cube."""
@@ -91,17 +94,20 @@ class RunContext:
         return self.run_dir / "figures" / f"{check_name('figure', name, PipelineError)}.png"
 
     # ------------------------------------------------------------------ stages
-    def ensure_data(self, progress: bool = True):
+    def _progress(self, progress: bool | None) -> bool:
+        return self.progress if progress is None else progress
+
+    def ensure_data(self, progress: bool | None = None):
         """Simulate (if the profile says so) and build the cube; both are reused when present."""
         from lai.cube import build_cube
 
         if self.simulated:
             from lai.simulate import simulate
 
-            simulate(self.profile.simulate, self.lnb_dir, progress=progress)
+            simulate(self.profile.simulate, self.lnb_dir, progress=self._progress(progress))
         # the cube is lai's own, named after its source and settings: rebuilt when the source's files changed
         summary = build_cube(self.lnb_dir, self.cube_path, self.profile.splits, self.profile.encoding,
-                             overwrite=True, progress=progress, cube_float=self.profile.cube_float)
+                             overwrite=True, progress=self._progress(progress), cube_float=self.profile.cube_float)
         info = {
             "kind": "simulated" if self.simulated else "real",
             "source": str(self.lnb_dir),
@@ -123,17 +129,17 @@ class RunContext:
 
         return open_cube(self.cube_path)
 
-    def train(self, rows: list[str], progress: bool = True):
+    def train(self, rows: list[str], progress: bool | None = None):
         from lai.train import train_rows
 
-        return train_rows(self.profile, self.cube_path, self.run_dir / "runs", rows, resume=True, progress=progress)
+        return train_rows(self.profile, self.cube_path, self.run_dir / "runs", rows, resume=True, progress=self._progress(progress))
 
-    def train_chosen(self, progress: bool = True):
+    def train_chosen(self, progress: bool | None = None):
         """Choose the run's model among the final model and ``profile.candidates`` from validation scores, train its
         seeds, save tables/selection.csv; returns (selection table, the chosen model's stages by run name)."""
         from lai.train import train_chosen
 
-        selection, runs = train_chosen(self.profile, self.cube_path, self.run_dir / "runs", resume=True, progress=progress)
+        selection, runs = train_chosen(self.profile, self.cube_path, self.run_dir / "runs", resume=True, progress=self._progress(progress))
         self.save_table(selection, TABLE.selection)
         return selection, runs
 
@@ -145,11 +151,11 @@ class RunContext:
         name = chosen_model(self.read_table(TABLE.selection).to_dict("records"))
         return name, list(seed_runs(name, self.profile.train))
 
-    def train_extras(self, progress: bool = True):
+    def train_extras(self, progress: bool | None = None):
         """Train the rows beyond the paper (``lai.facts.EXTRA_ROWS``) beside the Table 1 rows."""
         from lai.train import train_extras
 
-        return train_extras(self.profile, self.cube_path, self.run_dir / "runs", resume=True, progress=progress)
+        return train_extras(self.profile, self.cube_path, self.run_dir / "runs", resume=True, progress=self._progress(progress))
 
     def evaluate(self, row: str) -> pd.DataFrame:
         """Metrics of a trained row on the three test sets (cached in its run folder)."""
@@ -207,7 +213,8 @@ class RunContext:
         return {p.stem: xr.load_dataset(p, engine="h5netcdf") for p in sorted(folder.glob("*.nc"))}
 
     def training_summary(self, rows) -> pd.DataFrame:
-        """Per trained run: epochs, the most it could run (``max_epochs``), total seconds, mean samples/s, last and
+        """Per trained run: epochs, the most it could run (``max_epochs``), total seconds, mean samples/s (the
+        :data:`lai.facts.TIMING_COLUMNS`), last and
         best validation RMSE, the best epoch, the epoch it stopped at, the epochs validation stayed flat after the
         best one and whether validation had stopped improving (``converged``, see :func:`lai.train.convergence`)."""
         from lai.train import convergence
