@@ -84,3 +84,10 @@ def write_snap_auxdata(root: Path, network, platforms=("S2A", "S2B"), grid: np.n
         for name, table in tables.items():
             np.savetxt(folder / f"LAI_{name}", np.asarray(table, np.float64), delimiter=",", fmt="%.17g")
     return root
+
+
+def alias_bomb() -> str:
+    """A YAML document of under 0.5 kB whose aliases (9 levels of 9) expand to 3.5 billion values."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{k}: &a{k} [" + ", ".join([f"*a{k - 1}"] * 9) + "]" for k in range(1, 10)]
+    return "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import make_lnb
+from tests.helpers import alias_bomb, make_lnb
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -275,10 +276,32 @@ CASES = [
          ["predict", "--run", "{fresh_run}", "--scene", "{wide_scene_yaml}", "--out", "{tmp}/pred_wide.tif"],
          r"wide_scene\.yaml: the scene is 256x16777216 pixels; predicting it by windows of 256 rows needs about [\d.]+ GiB, "
          r"more than 50% of the [\d.]+ GiB available; cut it into narrower scenes", absent="{tmp}/pred_wide.tif"),
+    # -- resources and ownership: bounded processes, one-line scheduler errors, locks and folders lai did not make
+    Case("workers-too-many", "`--workers 1000` (more processes than the machine has cores)", [*SIM, "--workers", "1000"],
+         r"--workers must be a number of processes from 1 to \d+ \(this machine's cores\), got 1000", absent="{tmp}/sim"),
+    Case("scheduler-no-address", "`--scheduler foo` (no host:port)", [*SIM, "--scheduler", "foo"],
+         r"--scheduler foo: cannot reach a dask scheduler there .*expected an address such as tcp://host:8786", absent="{tmp}/sim"),
+    Case("scheduler-http", "`--scheduler http://localhost:1` (a web address, not a dask one)", [*SIM, "--scheduler", "http://localhost:1"],
+         r"--scheduler http://localhost:1: cannot reach a dask scheduler there .*unknown address scheme 'http'", absent="{tmp}/sim"),
+    Case("cube-fifo-lock", "`lai cube --out` where a FIFO sits at the output's lock path",
+         ["cube", "{lnb_ok}", "--out", "{tmp}/fifo/cube.nc"], r"the lock file of .*cube\.nc, is not a regular file",
+         present="{fifo_lock}"),
+    Case("cube-symlink-lock", "`lai cube --out` where a symbolic link to a user's file sits at the output's lock path",
+         ["cube", "{lnb_ok}", "--out", "{tmp}/planted/cube.nc"], r"the lock file of .*cube\.nc, is a symbolic link",
+         present="{victim}"),
+    Case("run-user-folder", "`lai run --name thesis` where `<reports>/thesis` is a user's folder (report.pdf, tables/, a hidden drafts folder)",
+         ["run", *TINY, "--name", "thesis", "--reports", "{tmp}/user_reports", "--data-root", "{tmp}/user_data"],
+         r"thesis is a folder lai did not make \(it holds", present="{thesis_draft}", absent="{tmp}/user_data"),
     # -- lai preprocess: the manifest's file, key or entry named; nothing written on failure
     Case("preprocess-missing-manifest", "`lai preprocess` a manifest that does not exist",
          ["preprocess", "{tmp}/absent_manifest.yaml", "--out", "{tmp}/pre_out"],
          r"preprocessing manifest .*absent_manifest\.yaml does not exist", absent="{tmp}/pre_out", spawn=True),
+    Case("preprocess-alias-bomb", "`lai preprocess` a 0.5 kB manifest whose YAML aliases expand to 3.5 billion values",
+         ["preprocess", "{bomb_yaml}", "--out", "{tmp}/pre_out"], r"bomb\.yaml: its aliases expand to over 100,000 values",
+         absent="{tmp}/pre_out"),
+    Case("preprocess-impossible-date", "`lai preprocess` a manifest with the date 2019-02-30",
+         ["preprocess", "{feb30_yaml}", "--out", "{tmp}/pre_out"], r"feb30\.yaml holds an impossible value: day is out of range for month",
+         absent="{tmp}/pre_out"),
     Case("preprocess-bad-yaml", "`lai preprocess` a manifest that is not valid YAML",
          ["preprocess", "{broken_yaml}", "--out", "{tmp}/pre_out"],
          r"preprocessing manifest .*broken\.yaml is not valid YAML", absent="{tmp}/pre_out"),
@@ -363,7 +386,27 @@ def prepare(tmp: Path, cube: Path) -> dict:
     (tmp / "reports_other" / "tiny" / "profile.yaml").write_text("name: tiny\ntrain:\n  epochs: 7\n")
     inputs["other_reports"] = str(tmp / "reports_other")
     _prepare_manifests(tmp, inputs)
+    _prepare_planted(tmp, inputs)
     return inputs
+
+
+def _prepare_planted(tmp: Path, inputs: dict) -> None:
+    """What a careless or hostile user leaves where lai writes: a FIFO and a symbolic link at lock paths, a
+    user's folder at a run folder's place; YAML alias bombs and impossible dates in manifests."""
+    from lai.io import lock_file
+    from tests.test_ownership import thesis
+
+    (tmp / "fifo").mkdir()
+    os.mkfifo(lock_file(tmp / "fifo" / "cube.nc"))
+    (tmp / "planted").mkdir()
+    (tmp / "victim.txt").write_text("a user's file")
+    lock_file(tmp / "planted" / "cube.nc").symlink_to(tmp / "victim.txt")
+    thesis(tmp / "user_reports" / "thesis")
+    inputs.update(fifo_lock=str(lock_file(tmp / "fifo" / "cube.nc")), victim=str(tmp / "victim.txt"),
+                  thesis_draft=str(tmp / "user_reports" / "thesis" / ".drafts.partial-old" / "chapter1.tex"))
+    (tmp / "bomb.yaml").write_text(alias_bomb())
+    (tmp / "feb30.yaml").write_text("country: SPAIN\narea: BADAJOZ\ns2:\n  - {date: 2019-02-30, lai: x.tif}\n")
+    inputs.update(bomb_yaml=str(tmp / "bomb.yaml"), feb30_yaml=str(tmp / "feb30.yaml"))
 
 
 def _prepare_manifests(tmp: Path, inputs: dict) -> None:

@@ -219,11 +219,10 @@ def test_yaml_alias_bombs_and_deep_nesting_are_one_line_errors(tmp_path):
 
     from lai.config import ConfigError, parse_overrides
     from lai.io import read_yaml_mapping
+    from tests.helpers import alias_bomb
 
-    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-    lines += [f"a{k}: &a{k} [" + ", ".join([f"*a{k - 1}"] * 9) + "]" for k in range(1, 10)]
     bomb = tmp_path / "bomb.yaml"
-    bomb.write_text("\n".join(lines) + "\n")
+    bomb.write_text(alias_bomb())
     assert bomb.stat().st_size < 1024
     start = time.perf_counter()
     with pytest.raises(ConfigError, match=r"bomb\.yaml: its aliases expand to over 100,000 values"):
