@@ -32,6 +32,33 @@ def build_model(model: ModelConfig, encoding: EncodingConfig) -> LAIModel:
     return LAIModel(model, mask_channels(encoding))
 
 
+def training_bytes(model: ModelConfig, encoding: EncodingConfig, tile: int, batch: int) -> int:
+    """About the memory of one fp32 training step of this model on ``batch`` tiles of ``tile`` pixels: the
+    weights, their gradients and Adam's two moments (4 x the parameters), and every layer's output, kept for
+    the backward pass, with its gradient (2 x the activations). Counted on PyTorch's meta device: nothing is
+    allocated, so a configuration asking for any width can be checked before it is built."""
+    with torch.device("meta"):
+        net = build_model(model, encoding)
+        size = (batch, 1, tile, tile)
+        x = Encoded(s1=torch.empty(batch, 6, tile, tile), s2=torch.empty(batch, 2, tile, tile),
+                    masks=torch.empty(batch, 2, mask_channels(encoding), tile, tile), season=torch.empty(batch, 2),
+                    target=torch.empty(size), target_valid=torch.empty(size, dtype=torch.bool),
+                    past_cloudy=torch.empty(batch, dtype=torch.bool), past_valid=torch.empty(batch, 2, tile, tile, dtype=torch.bool))
+        activations = 0
+
+        def count(_module, _inputs, out):
+            nonlocal activations
+            if isinstance(out, torch.Tensor):
+                activations += out.numel() * out.element_size()
+
+        hooks = [m.register_forward_hook(count) for m in net.modules() if not list(m.children())]
+        with torch.no_grad():
+            net(x)
+        for hook in hooks:
+            hook.remove()
+    return 4 * sum(p.numel() * p.element_size() for p in net.parameters()) + 2 * activations
+
+
 @dataclass
 class Trained:
     """A trained model ready for inference, with the stage configuration it was trained with."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -41,9 +42,10 @@ class RunContext:
 
     def __init__(self, profile: str | Path | Profile | None = None, overrides: list[str] | None = None,
                  run_dir: str | Path | None = None, data_root: str | Path | None = None, data: str | Path | None = None,
-                 progress: bool = True):
+                 progress: bool | None = None):
         self.profile, self.run_dir = open_run_folder(run_dir, profile, overrides, data)
-        self.progress = progress  # the stages' default: progress bars and per-epoch lines
+        # the stages' default: progress bars and per-epoch lines (None: on unless LAI_PROGRESS=0)
+        self.progress = os.environ.get("LAI_PROGRESS") != "0" if progress is None else bool(progress)
         self.data_root = Path(data_root or self._recorded_data_root() or PROJECT_ROOT / "data")
         for sub in ("tables", "figures", "runs", "notebooks"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -51,11 +53,12 @@ class RunContext:
     @classmethod
     def open(cls, run_dir: str | Path | None = None, profile: str | Path | Profile | None = None,
              overrides: list[str] | None = None, data: str | Path | None = None,
-             data_root: str | Path | None = None, progress: bool = True) -> RunContext:
+             data_root: str | Path | None = None, progress: bool | None = None) -> RunContext:
         """The run folder ``run_dir`` (holding profile.yaml: that profile, as it is); ``profile``, ``overrides``
         and ``data`` start a new folder, or must match the folder's profile. ``data_root`` holds simulated
         data and cubes (default: the one the folder's data step recorded in data.json, else data/). ``progress``:
-        whether the stages show progress bars and per-epoch lines unless a call says otherwise."""
+        whether the stages show progress bars and per-epoch lines unless a call says otherwise (None: yes,
+        unless the environment variable LAI_PROGRESS is 0, as it is for the notebooks under the tests)."""
         return cls(profile, overrides, run_dir, data_root, data, progress)
 
     def _recorded_data_root(self) -> str | None:

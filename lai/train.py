@@ -47,6 +47,7 @@ from lai.config import (
     ConfigError,
     CubeRef,
     EncodingConfig,
+    ModelConfig,
     Profile,
     StageConfig,
     TrainConfig,
@@ -60,8 +61,8 @@ from lai.distributed import World, barrier, local_device, main_process, pick_dev
 from lai.encode import Encoded, encode_batch
 from lai.errors import RunFolderError, TrainingDivergedError, shorten
 from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, STAGE_WEIGHTS_FILE, TRAIN, VAL, stage_label
-from lai.infer import build_model, forward, to_channels_last
-from lai.io import atomic_path, atomic_write_text, output_lock, read_yaml_mapping
+from lai.infer import build_model, forward, to_channels_last, training_bytes
+from lai.io import atomic_path, atomic_write_text, memory_shortfall, output_lock, read_yaml_mapping
 from lai.loader import BatchLoader, CubeSplit
 from lai.loss import masked_mse, total_loss
 from lai.model import LAIModel, last_clear, n_parameters
@@ -138,8 +139,13 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     rank_batch = rank_batch_size(tcfg.batch_size, world)
     use_bf16, channels_last = _switch(tcfg.bf16, device), _switch(tcfg.channels_last, device)
     torch.manual_seed(tcfg.seed)
+    splits = _splits(cube, cfg.model)
+    too_big = device.type == "cpu" and memory_shortfall(training_bytes(cfg.model, cfg.encoding, splits[0].shape[0], rank_batch))
+    if too_big:  # on the CPU, refused before any weight is allocated (any width can be asked for with --set)
+        raise ConfigError(f"model.encoder_widths {list(cfg.model.encoder_widths)}, model.decoder_widths "
+                          f"{list(cfg.model.decoder_widths)}: one training step of batch {rank_batch} on "
+                          f"{splits[0].shape[0]}x{splits[0].shape[1]} tiles {too_big}")
     model = build_model(cfg.model, cfg.encoding)
-    splits = _splits(cube, model)
     for part, path in cfg.init_from.items():
         model.load_pretrained(part, read_pretrained(path, expect_part=part, expect_model=cfg.model))
     if tcfg.init_bias:
@@ -219,10 +225,10 @@ def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=
     return target
 
 
-def _splits(cube: Path, model: LAIModel) -> tuple[CubeSplit, CubeSplit]:
+def _splits(cube: Path, model: ModelConfig) -> tuple[CubeSplit, CubeSplit]:
     """The train and validation splits of ``cube``, checked to be non-empty and to fit the model's tile size."""
     train_split, val_split = CubeSplit(cube, TRAIN), CubeSplit(cube, VAL)
-    check_tile_size(train_split.shape, model.cfg, f"{cube}:")
+    check_tile_size(train_split.shape, model, f"{cube}:")
     for split in (train_split, val_split):
         if len(split) == 0:
             raise ConfigError(f"{cube}: the {split.split} split is empty; check the splits configuration "

@@ -100,6 +100,10 @@ CASES = [
          ["info", "{junk_cube}"], r"junk\.nc: not a readable cube"),
     Case("train-missing-cube", "`lai train --cube` a file that does not exist",
          ["train", *TINY, "--cube", "{tmp}/absent.nc", "--runs", "{tmp}/runs_x"], r"absent\.nc: cube file does not exist; build it with `lai cube`"),
+    Case("train-huge-widths", "`lai train --set model.encoder_widths=[16384,32768]` (a model needing hundreds of GiB per step)",
+         ["train", *TINY, "--set", "model.encoder_widths=[16384,32768]", "--cube", "{cube}", "--runs", "{tmp}/runs_huge", "--row", "s1"],
+         r"model\.encoder_widths \[16384, 32768\], model\.decoder_widths \[8, 16\]: one training step of batch \d+ on 32x32 tiles "
+         r"needs about [\d.]+ GiB, more than 50% of the [\d.]+ GiB available", absent="{tmp}/runs_huge/s1/model.pt"),
     Case("train-unknown-row", "`lai train --row s3`",
          ["train", *TINY, "--cube", "{cube}", "--runs", "{tmp}/runs_row", "--row", "s3"],
          r"argument --row: invalid choice: '?s3'? \(choose from .*s1.*s2_masks_seas.*final.*all", absent="{tmp}/runs_row"),
