@@ -88,6 +88,7 @@ def pytest_runtest_setup(item):
 
 
 _written = {}  # notebook path -> its IPyNbFile, whose cells ran in this process
+_failed = set()  # notebooks with a failed cell: not written
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -95,8 +96,9 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     if call.when != "call" or not item.config.getoption("write_notebook_outputs") or not hasattr(item, "test_outputs"):
         return
-    if outcome.get_result().failed:
-        raise pytest.UsageError(f"{item.nodeid} failed: its notebook's outputs were not written")
+    if outcome.get_result().failed:  # that notebook is left as it was: never half rewritten
+        _failed.add(item.parent.path)
+        return
     number = item.cell_num + 1 if isinstance(item.cell_num, int) else None
     item.cell.execution_count = number
     item.cell.outputs = committed_outputs(item.test_outputs, number, item.sanitize)
@@ -107,6 +109,9 @@ def pytest_sessionfinish(session):
     import nbformat
 
     for path, notebook in _written.items():
+        if path in _failed:
+            print(f"\n{path}: a cell failed, so its outputs were not written")
+            continue
         for i, cell in enumerate(c for c in notebook.nb.cells if c.cell_type == "code"):
             cell.execution_count = i + 1  # every code cell counts as run: nbval compares only cells that have
         nbformat.write(notebook.nb, str(path))
