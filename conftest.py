@@ -99,9 +99,8 @@ def pytest_runtest_makereport(item, call):
     if outcome.get_result().failed:  # that notebook is left as it was: never half rewritten
         _failed.add(item.parent.path)
         return
-    number = item.cell_num + 1 if isinstance(item.cell_num, int) else None
-    item.cell.execution_count = number
-    item.cell.outputs = committed_outputs(item.test_outputs, number, item.sanitize)
+    # nbval numbers code cells from 0, as pytest_sessionfinish numbers their execution counts from 1
+    item.cell.outputs = committed_outputs(item.test_outputs, item.cell_num + 1, item.sanitize)
     _written[item.parent.path] = item.parent
 
 

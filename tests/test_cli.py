@@ -401,12 +401,13 @@ def _prepare_planted(tmp: Path, inputs: dict) -> None:
     from tests.test_ownership import thesis
 
     (tmp / "fifo").mkdir()
-    os.mkfifo(lock_file(tmp / "fifo" / "cube.nc"))
+    fifo = lock_file(tmp / "fifo" / "cube.nc")
+    os.mkfifo(fifo)
     (tmp / "planted").mkdir()
     (tmp / "victim.txt").write_text("a user's file")
     lock_file(tmp / "planted" / "cube.nc").symlink_to(tmp / "victim.txt")
     thesis(tmp / "user_reports" / "thesis")
-    inputs.update(fifo_lock=str(lock_file(tmp / "fifo" / "cube.nc")), victim=str(tmp / "victim.txt"),
+    inputs.update(fifo_lock=str(fifo), victim=str(tmp / "victim.txt"),
                   thesis_draft=str(tmp / "user_reports" / "thesis" / ".drafts.partial-old" / "chapter1.tex"))
     (tmp / "bomb.yaml").write_text(alias_bomb())
     (tmp / "feb30.yaml").write_text("country: SPAIN\narea: BADAJOZ\ns2:\n  - {date: 2019-02-30, lai: x.tif}\n")
