@@ -158,6 +158,9 @@ class ModelConfig:
     # the decoder adds the last clear LAI times a per-pixel gate in [0, 1] that it learns from its features
     # (where no past date is clear the skip carries nothing); encoder heads are unchanged
     gated_skip: bool = False
+    # the gate's value before training: 1 starts the gated skip at persistence (the last clear LAI plus the mean
+    # change), 0.5 halfway; its change output starts at zero weights either way (a constant map, lai.model)
+    gate_start: float = 0.95
     # a second head on the decoder's detached features predicts the variance of the error per pixel (Gaussian
     # negative log-likelihood on the pixels clear at t, lai.loss); the mean trains exactly as without it
     uncertainty: bool = False
@@ -174,6 +177,8 @@ class ModelConfig:
         _choice(self, "preset", tuple(PRESETS))
         _choice(self, "upsample", UPSAMPLING)
         _positive(self, "convs_per_level", "mask_embedding", "season_hidden", "season_channels")
+        if not 0.0 < self.gate_start < 1.0:
+            raise ConfigError(f"model.gate_start must lie strictly between 0 and 1 (a sigmoid's value), got {self.gate_start}")
         if self.residual and self.gated_skip:
             raise ConfigError("model.residual and model.gated_skip exclude each other: the gated skip already adds "
                               "the last clear LAI to the decoder's output; set one of them to false")

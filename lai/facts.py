@@ -170,7 +170,9 @@ REPORT_TABLES = {
     "preprocessing_snap_lai": ("patch",),
     "calibration": ("set", "pixels", "sd", "coverage_68", "coverage_95", "sd_ratio", "spearman"),
     "reliability": ("set", "sd", "nominal", "observed"),
+    "large_errors": ("set", "pixels", "large", "large_share", "no_clear_past_share", "pred_mean", "obs_mean", "top_share"),
 }
+LARGE_ERROR_LAI = 2.0  # tables/large_errors.csv: pixels the final model misses by more than this (LAI)
 TABLES = {**REPORT_TABLES, "baselines_per_triplet": (), "oracle_per_triplet": ()}
 # the columns of tables/training.csv that time the run: they differ between machines and runs, so the notebooks
 # do not display them (their displayed outputs are compared by the tests)

@@ -6,6 +6,8 @@ not use is dropped (fewer input channels), never zeroed.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -129,6 +131,10 @@ class LAIModel(nn.Module):
                 c_in += cfg.season_channels
             self.decoder = UNet(c_in, cfg.decoder_widths, cfg.convs_per_level, cfg.skip, cfg.upsample)
             self.dec_head = nn.Conv2d(self.decoder.out_channels, 2 if cfg.gated_skip else 1, 1)
+            if cfg.gated_skip:  # starts as a constant change plus gate_start x the last clear LAI
+                with torch.no_grad():
+                    self.dec_head.weight.zero_()
+                    self.dec_head.bias.copy_(torch.tensor([0.0, math.log(cfg.gate_start / (1 - cfg.gate_start))]))
         # built last, so that every other weight starts as it would without it
         self.spread_head = spread_head(self.decoder.out_channels) if self.row.decoder and cfg.uncertainty else None
 

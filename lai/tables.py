@@ -175,3 +175,42 @@ def table1_wide(long: pd.DataFrame) -> pd.DataFrame:
     labels = long.drop_duplicates("row").set_index("row")
     wide.index = [model_title(labels.loc[r, "input"], labels.loc[r, "architecture"]) for r in wide.index]
     return wide
+
+
+def large_errors(ds, predictions: dict, valid_classes, threshold: float = 2.0, top: int = 5) -> pd.DataFrame:
+    """Where a model misses by more than ``threshold`` LAI, per test set: the pixels clear at t it scores
+    (``pixels``), how many it misses so (``large``, ``large_share``), the share of those whose past dates t-2 and
+    t-1 were both unusable (``no_clear_past_share``: SCL outside ``valid_classes`` or no LAI), their mean
+    prediction, observation and (simulated data) true LAI at t, and the share held by the ``top`` triplets with
+    the most of them (``top_share``, ``top_triplets``: cube positions).
+
+    ``ds``: the cube (``lai``, ``scl``, optional ``lai_true``); ``predictions``: ``{set: dataset}`` of a run's
+    ``predictions/<set>.nc`` (``lai_pred``, ``clear_t``, coordinate ``triplet``).
+    """
+    rows = []
+    for name in [s for s in TEST_SETS if s in predictions]:
+        p = predictions[name]
+        idx = np.asarray(p["triplet"].values, int)
+        if len(idx) == 0:
+            rows.append({"set": name, "pixels": 0, "large": 0})
+            continue
+        part = ds.isel(triplet=idx)
+        obs = np.asarray(part["lai"].isel(time=2).values, np.float32)
+        pred = np.asarray(p["lai_pred"].values, np.float32)
+        clear = np.asarray(p["clear_t"].values).astype(bool)
+        past = np.isin(np.asarray(part["scl"].isel(time=slice(0, 2)).values), valid_classes)
+        past &= np.isfinite(np.asarray(part["lai"].isel(time=slice(0, 2)).values))
+        large = clear & (np.abs(pred - obs) > threshold)
+        per_triplet = large.reshape(len(idx), -1).sum(1)
+        order = np.argsort(-per_triplet, kind="stable")[:top]
+        n = int(large.sum())
+        row = {"set": name, "pixels": int(clear.sum()), "large": n, "large_share": n / max(int(clear.sum()), 1),
+               "no_clear_past_share": float((~past.any(1))[large].mean()) if n else np.nan,
+               "pred_mean": float(pred[large].mean()) if n else np.nan, "obs_mean": float(obs[large].mean()) if n else np.nan,
+               "top_share": float(per_triplet[order].sum() / n) if n else np.nan,
+               "top_triplets": " ".join(str(int(idx[i])) for i in order if per_triplet[i])}
+        if "lai_true" in part:
+            true_t = np.asarray(part["lai_true"].isel(time=-1).values, np.float32)
+            row["true_mean"] = float(true_t[large].mean()) if n else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)

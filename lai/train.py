@@ -203,7 +203,7 @@ def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=
     A head's output averaged over a batch is its bias (it reads batch-normalised features), so PyTorch's random
     bias would start the model up to 1/sqrt(channels) off. With ``model.residual`` the head learns the change
     from the last clear LAI, so its bias starts at mean target minus mean last clear LAI; the gated skip's
-    change starts at mean target minus half the mean last clear LAI (its gate starts at one half).
+    change starts at mean target minus ``model.gate_start`` times the mean last clear LAI (its gate's start).
     """
     rng = np.random.default_rng(seed)
     h, w = split.shape
@@ -217,8 +217,10 @@ def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=
         for part, head in heads.items():
             if head is None or part in skip:
                 continue
-            offset = base if model.cfg.residual else 0.5 * base if part == "dec" and model.cfg.gated_skip else 0.0
-            head.bias.zero_()
+            gated = part == "dec" and model.cfg.gated_skip
+            offset = base if model.cfg.residual else model.cfg.gate_start * base if gated else 0.0
+            if not gated:  # the gate's bias (channel 1) keeps its start, lai.model
+                head.bias.zero_()
             head.bias[0] = target - offset
         if model.spread_head is not None:  # the spread starts at the targets' own: the error of predicting their mean
             model.spread_head[-1].bias.fill_(math.log(max(variance, 1e-4)))

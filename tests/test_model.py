@@ -131,6 +131,9 @@ def test_residual_and_gated_skip_exclude_each_other():
 
     with pytest.raises(ConfigError, match="model.residual and model.gated_skip"):
         ModelConfig(residual=True, gated_skip=True).validate()
+    for start in (0.0, 1.0, 1.5):
+        with pytest.raises(ConfigError, match=f"model.gate_start must lie strictly between 0 and 1.*got {start}"):
+            ModelConfig(gated_skip=True, gate_start=start).validate()
 
 
 @pytest.mark.parametrize("upsample", ["transpose", "bilinear"])

@@ -167,6 +167,10 @@ def make_tables(rng=None) -> dict[str, pd.DataFrame]:
     return {"table1": t1, "baselines": with_floor(pd.DataFrame(baselines), floor), "final_metrics": final, "extras": extras,
             "splits": splits, "training": training, "noise_floor": floor, "comparisons": comparisons, "seeds": seeds,
             "calibration": calibration, "reliability": reliability,
+            "large_errors": pd.DataFrame({"set": ["non_cloudy", "cloudy"], "pixels": [1000, 800], "large": [20, 30],
+                                          "large_share": [0.02, 0.0375], "no_clear_past_share": [0.0, 0.672],
+                                          "pred_mean": [3.5, 2.49], "obs_mean": [4.77, 4.72], "top_share": [0.25, 0.22],
+                                          "top_triplets": ["1 2", "7"]}),
             "preprocessing_snap_lai": pd.DataFrame([{"patch": "S2A_patch_7_8", "triplets": 1, "LAI p50": 1.25,
                                                      "LAI clipped to [0, 8]": 40}])}
 
@@ -348,7 +352,8 @@ def test_report_has_the_key_sections(report):
                    "tile blocks", "Training", "Reading", "What this run shows", "Noise floor", "not converged",
                    "is not resolved against MLR", "loses to RF", "beats persistence", "one seed", "Final, residual_x",
                    "Beyond the paper", "see their table", "Real patches: a format test", "S2A_patch_7_8", "checkerboard",
-                   "0.42", "[0.", "Per-pixel uncertainty", "recalibrated", "lai_std", "Reliability of σ"):
+                   "0.42", "[0.", "Per-pixel uncertainty", "Cloudy: 3.8% of the clear pixels", "67% with no clear past date",
+                   "horizontal streaks", "recalibrated", "lai_std", "Reliability of σ"):
         assert needle in flat, needle
     assert "not available" not in flat  # every figure was there
     assert "Empty test sets" not in flat and "Suspicious" not in flat
@@ -687,3 +692,30 @@ def test_one_model_label_rule():
     assert facts.stage_label("final_gated_seed2") == ("final_gated", "Final, gated skip, seed 2")
     assert facts.stage_label("other") == ("other", "other")
     assert facts.row_columns("final") == ("All", "Final") and facts.row_columns("x") == ("x", "")
+
+
+def test_large_errors_count_the_pixels_missed_by_more_than_the_threshold():
+    """Two triplets of 2x2 pixels: the misses over 2 LAI among the pixels clear at t, how many had no clear past
+    date, their mean prediction and observation, and the triplet that holds most of them."""
+    import xarray as xr
+
+    from lai.tables import large_errors
+
+    lai = np.full((2, 3, 2, 2), 4.0, np.float32)
+    scl = np.full((2, 3, 2, 2), 4, np.uint8)
+    scl[0, :2, 0, :] = 9  # triplet 0: first row clouded at t-2 and t-1
+    cube = xr.Dataset({"lai": (("triplet", "time", "y", "x"), lai), "scl": (("triplet", "time", "y", "x"), scl)})
+    pred = np.full((2, 2, 2), 4.0, np.float32)
+    pred[0, 0, :] = 1.0  # off by 3 where the past was clouded
+    pred[1, 1, 1] = 1.5  # off by 2.5, past clear
+    pred[1, 0, 0] = 2.5  # off by 1.5: not a large error
+    clear = np.ones((2, 2, 2), np.uint8)
+    clear[0, 0, 1] = 0  # not scored
+    preds = {"cloudy": xr.Dataset({"lai_pred": (("triplet", "y", "x"), pred), "clear_t": (("triplet", "y", "x"), clear)},
+                                  coords={"triplet": [0, 1]})}
+    row = large_errors(cube, preds, (4, 5, 6), threshold=2.0).iloc[0]
+    assert (row["set"], row["pixels"], row["large"]) == ("cloudy", 7, 2)
+    assert row["large_share"] == pytest.approx(2 / 7) and row["no_clear_past_share"] == pytest.approx(0.5)
+    assert row["pred_mean"] == pytest.approx(1.25) and row["obs_mean"] == pytest.approx(4.0)
+    assert row["top_share"] == pytest.approx(1.0) and row["top_triplets"] == "0 1"
+    assert "true_mean" not in row

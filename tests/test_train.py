@@ -248,7 +248,7 @@ def test_impossible_configuration_is_refused(tiny_data, tmp_path):
 def test_fresh_heads_start_at_the_training_targets_mean(tiny_data):
     """A head's mean output over a batch is its bias (it reads batch-normalised features): after init_head_bias it
     is the mean normalised target of the drawn triplets; a pre-trained part keeps its bias; residual heads start
-    at the mean change."""
+    at the mean change; the gated skip starts at its gate's start times the last clear LAI plus the mean change."""
     from lai.encode import encode_batch
     from lai.infer import build_model
     from lai.loader import CubeSplit
@@ -271,6 +271,14 @@ def test_fresh_heads_start_at_the_training_targets_mean(tiny_data):
         for part in ("enc2", "dec"):
             assert float(out[part].mean()) - (float(last_clear(x).mean()) if residual else 0.0) == pytest.approx(
                 target - change, abs=1e-4)
+    # the gated skip starts at gate_start x the last clear LAI plus a constant change, pixel by pixel (zero weights)
+    model = build_model(replace(p.model, row="final", gated_skip=True, gate_start=0.9), p.encoding)
+    init_head_bias(model, split, p.encoding)
+    with torch.no_grad():
+        out = model.train()(x)
+    base = last_clear(x)
+    expected = target - 0.9 * float(base[x.target_valid].mean()) + 0.9 * base
+    torch.testing.assert_close(out["dec"], expected, atol=1e-5, rtol=0)
 
 
 def test_model_chosen_by_validation_then_its_seeds(tiny_data, tmp_path):

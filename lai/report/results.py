@@ -12,6 +12,7 @@ from lai.facts import (
     BASELINES,
     BETTER,
     CLOUDY,
+    LARGE_ERROR_LAI,
     N_PIXELS,
     NON_CLOUDY,
     NOT_RESOLVED,
@@ -30,7 +31,7 @@ from lai.facts import (
     row_title,
 )
 from lai.report.inputs import Run, baseline_metric, ci, comparisons_on, diff_text, metric, num, other_name, with_ci
-from lai.report.text import RULE, cell, emph, fmt, fmt_count, fmt_interval, join, rich, strong, table, unavailable
+from lai.report.text import RULE, cell, emph, fmt, fmt_count, fmt_interval, join, mono, rich, strong, table, unavailable
 
 PAPER_FINAL = PAPER_TABLE1["final"]
 
@@ -276,6 +277,32 @@ def _results(run: Run) -> dict:
         [" Last column: RMSE against the simulation’s true LAI on the pixels not clear at ", emph("t"), "."] if truth else None))
 
 
+def _large_errors(run: Run) -> list | None:
+    """Where the final model misses by more than :data:`lai.facts.LARGE_ERROR_LAI` (read under Fig. 8); None
+    without the table."""
+    le = run.tables[TABLE.large_errors]
+    if le is None or not len(le):
+        return None
+    parts = []
+    for s in [x for x in TEST_SETS if x in set(le["set"])]:
+        r = le[le["set"] == s].iloc[0]
+        if not r["large"] > 0:
+            continue
+        parts.append(rich(f"{SET_TITLES[s]}: {r['large_share']:.1%} of the clear pixels (predicted {fmt(r['pred_mean'], 2)} "
+                          f"against {fmt(r['obs_mean'], 2)} observed on average; {r['no_clear_past_share']:.0%} with no clear "
+                          f"past date; {r['top_share']:.0%} in its five worst triplets)"))
+    if not parts:
+        return None
+    out = [rich(f"Pixels the final model misses by more than {fmt(LARGE_ERROR_LAI, 0)} LAI (", mono("tables/large_errors.csv"),
+                ", which lists the worst triplets): "), join(parts, "; "), "."]
+    cloudy = le[le["set"] == CLOUDY]
+    if len(cloudy) and cloudy.iloc[0]["large"] > 0 and cloudy.iloc[0]["no_clear_past_share"] > 0.5:
+        out.append(" On the cloudy set most of them had neither t-2 nor t-1 clear: the model is then left with the radar, "
+                   "whose backscatter saturates over dense canopy, and predicts towards the mean. "
+                   "A few such triplets, clear at t over dense crops, draw the horizontal streaks of the cloudy panel.")
+    return rich(*out)
+
+
 def _uncertainty(run: Run) -> dict | None:
     """The calibration of the chosen model's predicted spread; None where the model predicts none."""
     cal = run.tables[TABLE.calibration]
@@ -322,4 +349,5 @@ def _real_patches(run: Run) -> dict | None:
 
 
 SECTIONS = {"table1": _table1, "baselines": _baselines, "noise_floor": _noise_floor, "extras": _extras, "results": _results,
+            "large_errors": _large_errors,
             "uncertainty": _uncertainty, "real_patches": _real_patches}

@@ -1,0 +1,86 @@
+"""The gated skip's start: fine-tune ``final_gated`` with this version's initialisation from the encoders of a
+finished run folder and compare it, on the same test triplets, with that run's models and baselines::
+
+    python benchmarks/gated_start.py OLD_RUN --out /tmp/gated [--seed 1] [--set model.gate_start=0.9]
+
+``OLD_RUN`` is a ``lai run`` folder of a simulated profile (e.g. ``reports/quick``) written by an earlier version,
+whose ``runs/final_gated`` started with the gate at one half and random head weights. Its two pre-trained encoders
+(``runs/s1_masks_seas``, ``runs/s2_masks_seas``) are copied under ``--out``; configuration fields that version did
+not save are added to the copies' ``config.yaml`` with this version's values, which encoders do not use (no weight
+changes). The new ``final_gated`` is scored on the run's test sets and compared by paired bootstrap over triplets
+(``lai.tables.comparisons``) with the run's ``final``, its ``final_gated`` and its baselines.
+
+Writes ``<out>/gated_start.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import report_header, write_report  # noqa: E402
+from lai.config import load_profile  # noqa: E402
+from lai.evaluate import evaluate_run  # noqa: E402
+from lai.facts import PRETRAINED_FROM, RUN_PROFILE_FILE, STAGE_CONFIG_FILE  # noqa: E402
+from lai.tables import comparisons  # noqa: E402
+from lai.train import stage_config, train_variant  # noqa: E402
+
+
+def copy_encoders(old_runs: Path, runs: Path, profile, cube: str) -> None:
+    """The old run's pre-trained encoders under ``runs``, their configuration completed with this version's fields."""
+    for row in PRETRAINED_FROM["final"].values():
+        if (runs / row).exists():
+            continue
+        shutil.copytree(old_runs / row, runs / row)
+        saved = yaml.safe_load((runs / row / STAGE_CONFIG_FILE).read_text())
+        now = asdict(stage_config(profile, row, cube))
+        for section, values in now.items():
+            if isinstance(values, dict) and isinstance(saved.get(section), dict):
+                for key, value in values.items():
+                    saved[section].setdefault(key, value)
+        (runs / row / STAGE_CONFIG_FILE).write_text(yaml.safe_dump(saved, sort_keys=False))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("old_run", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args()
+    saved = yaml.safe_load((args.old_run / RUN_PROFILE_FILE).read_text())
+    cube = json.loads((args.old_run / "data.json").read_text())["cube"]
+    profile = load_profile(saved["name"], args.set)
+    runs = args.out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    copy_encoders(args.old_run / "runs", runs, profile, cube)
+    t0 = time.perf_counter()
+    result = train_variant(profile, "final_gated", cube, runs, seed=args.seed, progress=False)
+    seconds = time.perf_counter() - t0
+    evaluate_run(runs / "final_gated", cube, save_predictions=False)
+    mine = pd.read_csv(runs / "final_gated" / "per_tile.csv")
+    base = pd.read_csv(args.old_run / "tables" / "baselines_per_triplet.csv")
+    others = {name: part for name, part in base.groupby("baseline")}
+    for row in ("final", "final_gated"):
+        others[f"old {row}"] = pd.read_csv(args.old_run / "runs" / row / "per_tile.csv")
+    table = comparisons(mine, others, "final_gated (this version)")
+    print(table[["set", "other", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]].round(3).to_string())
+    best = result.history["val_rmse"].min()
+    report = report_header("benchmarks/gated_start.py") | {
+        "old_run": str(args.old_run), "seed": args.seed, "overrides": args.set, "gate_start": profile.model.gate_start,
+        "seconds": seconds, "epochs": len(result.history), "best_val_rmse": float(best),
+        "comparisons": table.to_dict("records")}
+    write_report(args.out / "gated_start.json", report)
+
+
+if __name__ == "__main__":
+    main()
