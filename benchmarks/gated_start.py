@@ -3,12 +3,14 @@ finished run folder and compare it, on the same test triplets, with that run's m
 
     python benchmarks/gated_start.py OLD_RUN --out /tmp/gated [--seed 1] [--set model.gate_start=0.9]
 
-``OLD_RUN`` is a ``lai run`` folder of a simulated profile (e.g. ``reports/quick``) written by an earlier version,
-whose ``runs/final_gated`` started with the gate at one half and random head weights. Its two pre-trained encoders
+``OLD_RUN`` is a finished ``lai run`` folder of a simulated profile (e.g. ``reports/quick``), of this version or an
+earlier one (whose ``runs/final_gated`` started with the gate at one half and random head weights; the ``standard``
+profile trains no candidate, so this measures what the candidate would give there). Its two pre-trained encoders
 (``runs/s1_masks_seas``, ``runs/s2_masks_seas``) are copied under ``--out``; configuration fields that version did
 not save are added to the copies' ``config.yaml`` with this version's values, which encoders do not use (no weight
 changes). The new ``final_gated`` is scored on the run's test sets and compared by paired bootstrap over triplets
-(``lai.tables.comparisons``) with the run's ``final``, its ``final_gated`` and its baselines.
+(``lai.tables.comparisons``) with the run's ``final`` (seed 0), its ``final_gated`` where it has one, its baselines
+and the oracle bound (the true LAI at t-1, ``tables/oracle_per_triplet.csv``).
 
 Writes ``<out>/gated_start.json``.
 """
@@ -70,8 +72,10 @@ def main() -> None:
     mine = pd.read_csv(runs / "final_gated" / "per_tile.csv")
     base = pd.read_csv(args.old_run / "tables" / "baselines_per_triplet.csv")
     others = {name: part for name, part in base.groupby("baseline")}
-    for row in ("final", "final_gated"):
-        others[f"old {row}"] = pd.read_csv(args.old_run / "runs" / row / "per_tile.csv")
+    others["oracle"] = pd.read_csv(args.old_run / "tables" / "oracle_per_triplet.csv")
+    for row in ("final", "final_gated"):  # the old run's models of seed 0 (a profile without the candidate lacks it)
+        if (args.old_run / "runs" / row / "per_tile.csv").is_file():
+            others[f"old {row}"] = pd.read_csv(args.old_run / "runs" / row / "per_tile.csv")
     table = comparisons(mine, others, "final_gated (this version)")
     print(table[["set", "other", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]].round(3).to_string())
     best = result.history["val_rmse"].min()

@@ -126,9 +126,16 @@ def row_title(name: str) -> str:
 
 
 def row_columns(name: str) -> tuple[str, str]:
-    """Table 1's input and architecture columns of a row; (name, "") for a name that is not a Table 1 row."""
-    spec = ROWS.get(name)
-    return (spec.label, spec.architecture) if spec else (name, "")
+    """Table 1's input and architecture columns of a row; a variant of the final model (``EXTRA_ROWS``) or a further
+    seed of either (``<model>_seed<k>``) in the same two columns ("All, gated skip, seed 1", "Final"); (name, "") for
+    any other name."""
+    model, _, seed = name.rpartition("_seed")
+    model, seed = (model, f", seed {seed}") if seed.isdigit() and (model in ROWS or model in EXTRA_ROWS) else (name, "")
+    if model in EXTRA_ROWS:
+        variant = EXTRA_ROWS[model].short.split(", ", 1)[-1]
+        return f"{ROWS['final'].label}, {variant}{seed}", ROWS["final"].architecture
+    spec = ROWS.get(model)
+    return (spec.label + seed, spec.architecture) if spec else (name, "")
 
 
 def stage_label(name: str) -> tuple[str, str]:
@@ -170,9 +177,11 @@ REPORT_TABLES = {
     "preprocessing_snap_lai": ("patch",),
     "calibration": ("set", "pixels", "sd", "coverage_68", "coverage_95", "sd_ratio", "spearman"),
     "reliability": ("set", "sd", "nominal", "observed"),
-    "large_errors": ("set", "pixels", "large", "large_share", "no_clear_past_share", "pred_mean", "obs_mean", "top_share"),
+    "large_errors": ("set", "pixels", "large", "large_share", "no_clear_past_share", "pred_mean", "obs_mean", "under_share",
+                     "top_share"),
 }
 LARGE_ERROR_LAI = 2.0  # tables/large_errors.csv: pixels the final model misses by more than this (LAI)
+LARGE_ERROR_TRIPLETS = 5  # ... and the share of them in this many worst triplets (top_share, top_triplets)
 TABLES = {**REPORT_TABLES, "baselines_per_triplet": (), "oracle_per_triplet": ()}
 # the columns of tables/training.csv that time the run: they differ between machines and runs, so the notebooks
 # do not display them (their displayed outputs are compared by the tests)

@@ -20,6 +20,7 @@ import re
 import struct
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,6 +170,11 @@ def estimate_middle_date(date_from: dt.date, date_to: dt.date, revisit_days: int
 
 def read_series(root: str | Path) -> list[Triplet]:
     """Parse ``image_series.csv`` and check each row's three names agree with each other."""
+    return list(_parse_rows(*_series_table(root)))
+
+
+def _series_table(root: str | Path) -> tuple[Path, pd.DataFrame]:
+    """(path, table) of ``root``'s ``image_series.csv``, its columns checked; rows not parsed yet."""
     root = Path(root)
     if not root.is_dir():
         raise LNBError(root, "LNB folder does not exist (expected a folder with s1/, s2/, s2-mask/ and image_series.csv)")
@@ -186,7 +192,11 @@ def read_series(root: str | Path) -> list[Triplet]:
         raise LNBError(csv, f"lacks column(s) {missing}; expected columns \"0\",\"1\",\"2\", found {list(table.columns)}")
     if table.empty:
         raise LNBError(csv, "has a header but no triplet rows")
-    triplets = []
+    return csv, table
+
+
+def _parse_rows(csv: Path, table: pd.DataFrame) -> Iterator[Triplet]:
+    """The table's triplets one by one (a caller that stops at the first bad file never parses the rest)."""
     seen: dict[tuple, int] = {}
     for i, values in enumerate(table[list(TIME_COLUMNS)].itertuples(index=False)):
         where = f"{csv} row {i + 1}"
@@ -196,8 +206,7 @@ def read_series(root: str | Path) -> list[Triplet]:
         if names in seen:
             raise LNBError(where, f"duplicates row {seen[names] + 1} (the same triplet twice)")
         seen[names] = i
-        triplets.append(Triplet(i, names, _check_triplet_names(where, names)))
-    return triplets
+        yield Triplet(i, names, _check_triplet_names(where, names))
 
 
 def _check_triplet_names(where: str, names: tuple[str, ...]) -> tuple[TileName, TileName, TileName]:
@@ -255,18 +264,23 @@ def _open(path: Path):
 
 def read_header(path: Path, layer: str) -> tuple[int, int]:
     """Check band count and dtype without reading pixels; return (height, width)."""
-    bands, kind, what = _LAYERS[layer]
     with _open(path) as src:
-        if src.count != bands:
-            raise LNBError(path, f"has {src.count} band(s); expected {what}")
-        dtype = np.dtype(src.dtypes[0])
-        if dtype.kind != kind or (layer == MASK_DIR and dtype != np.uint8):
-            raise LNBError(path, f"has dtype {dtype}; expected {what}")
-        too_big = memory_shortfall(float(src.height) * src.width * TRIPLET_BYTES_PER_PIXEL)
-        if too_big:
-            raise LNBError(path, f"is {src.height}x{src.width} pixels: one triplet of that size {too_big}; "
-                                 "cut the scene into tiles (lai preprocess) or predict it by windows (lai predict --scene)")
-        return src.height, src.width
+        return _check_header(src, path, layer)
+
+
+def _check_header(src, path: Path, layer: str) -> tuple[int, int]:
+    """:func:`read_header`'s checks on an open dataset ``src`` of ``path``."""
+    bands, kind, what = _LAYERS[layer]
+    if src.count != bands:
+        raise LNBError(path, f"has {src.count} band(s); expected {what}")
+    dtype = np.dtype(src.dtypes[0])
+    if dtype.kind != kind or (layer == MASK_DIR and dtype != np.uint8):
+        raise LNBError(path, f"has dtype {dtype}; expected {what}")
+    too_big = memory_shortfall(float(src.height) * src.width * TRIPLET_BYTES_PER_PIXEL)
+    if too_big:
+        raise LNBError(path, f"is {src.height}x{src.width} pixels: one triplet of that size {too_big}; "
+                             "cut the scene into tiles (lai preprocess) or predict it by windows (lai predict --scene)")
+    return src.height, src.width
 
 
 def _check_layout(src, path: Path) -> None:
@@ -323,11 +337,11 @@ def read_tiff(path: Path, layer: str, shape: tuple[int, int] | None = None):
 
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
-    height, width = read_header(path, layer)
-    if shape is not None and (height, width) != tuple(shape):
-        raise LNBError(path, f"is {height}x{width} pixels; expected {shape[0]}x{shape[1]} like the rest of the dataset")
-    with _open(path) as src, _w.catch_warnings():
+    with _open(path) as src, _w.catch_warnings():  # one open for the header's checks and the pixels
         _w.simplefilter("ignore", NotGeoreferencedWarning)
+        height, width = _check_header(src, path, layer)
+        if shape is not None and (height, width) != tuple(shape):
+            raise LNBError(path, f"is {height}x{width} pixels; expected {shape[0]}x{shape[1]} like the rest of the dataset")
         _check_layout(src, path)
         try:
             data = src.read()
@@ -500,9 +514,11 @@ def index_folder(root: str | Path, on_error: str = "raise", progress: bool = Tru
     for sub in (S1_DIR, S2_DIR, MASK_DIR):
         if not (root / sub).is_dir():
             raise LNBError(root / sub, "folder is missing; an LNB folder holds s1/, s2/ and s2-mask/")
-    triplets = read_series(root)
+    csv, table = _series_table(root)
+    triplets: list[Triplet] = []
     headers: list = []  # per triplet: [(path, (height, width)), ...] or the LNBError of a bad header
-    for trip in tqdm(triplets, desc="check headers", unit="triplet", disable=not progress):
+    for trip in tqdm(_parse_rows(csv, table), total=len(table), desc="check headers", unit="triplet", disable=not progress):
+        triplets.append(trip)
         try:
             headers.append([(root / layer / name, read_header(root / layer / name, layer))
                             for name in trip.names for layer in (S1_DIR, S2_DIR, MASK_DIR)])

@@ -111,13 +111,17 @@ def read_l2a_metadata(path: Path, where: str) -> tuple[str, Reflectance]:
         root = ET.parse(path).getroot()
     except ET.ParseError as err:
         raise SceneError(f"{where}: {path} is not XML ({err}); expected the product's MTD_MSIL2A.xml") from None
-    texts = {el.tag.rsplit("}", 1)[-1]: (el.text or "").strip() for el in root.iter()}
+    texts, offsets = {}, {}  # one walk over the tree: every element's text by tag, the offsets by band
+    for el in root.iter():
+        tag = el.tag.rsplit("}", 1)[-1]
+        texts[tag] = (el.text or "").strip()
+        if tag == "BOA_ADD_OFFSET":
+            offsets[el.get("band_id")] = el.text
     match = re.fullmatch(r"Sentinel-(2[A-D])", texts.get("SPACECRAFT_NAME", ""))
     quantification = texts.get("BOA_QUANTIFICATION_VALUE")
     if not match or not quantification:
         raise SceneError(f"{where}: {path} lacks SPACECRAFT_NAME (Sentinel-2A..2D) or BOA_QUANTIFICATION_VALUE; "
                          "expected an L2A product's MTD_MSIL2A.xml")
-    offsets = {el.get("band_id"): el.text for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "BOA_ADD_OFFSET"}
     try:
         q = float(quantification)
         dn_offsets = [float(offsets.get(str(L2A_BAND_IDS[b]), 0)) for b in BANDS]

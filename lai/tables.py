@@ -15,6 +15,8 @@ from lai.facts import (
     EMPTY,
     EXTRA_BASELINES,
     EXTRA_ROWS,
+    LARGE_ERROR_LAI,
+    LARGE_ERROR_TRIPLETS,
     N_PIXELS,
     NOT_RESOLVED,
     PAPER_TABLE1,
@@ -177,11 +179,13 @@ def table1_wide(long: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-def large_errors(ds, predictions: dict, valid_classes, threshold: float = 2.0, top: int = 5) -> pd.DataFrame:
+def large_errors(ds, predictions: dict, valid_classes, threshold: float = LARGE_ERROR_LAI,
+                 top: int = LARGE_ERROR_TRIPLETS) -> pd.DataFrame:
     """Where a model misses by more than ``threshold`` LAI, per test set: the pixels clear at t it scores
     (``pixels``), how many it misses so (``large``, ``large_share``), the share of those whose past dates t-2 and
     t-1 were both unusable (``no_clear_past_share``: SCL outside ``valid_classes`` or no LAI), their mean
-    prediction, observation and (simulated data) true LAI at t, and the share held by the ``top`` triplets with
+    prediction, observation and (simulated data) true LAI at t, the share of them predicted too low
+    (``under_share``), and the share held by the ``top`` triplets with
     the most of them (``top_share``, ``top_triplets``: cube positions).
 
     ``ds``: the cube (``lai``, ``scl``, optional ``lai_true``); ``predictions``: ``{set: dataset}`` of a run's
@@ -207,6 +211,7 @@ def large_errors(ds, predictions: dict, valid_classes, threshold: float = 2.0, t
         row = {"set": name, "pixels": int(clear.sum()), "large": n, "large_share": n / max(int(clear.sum()), 1),
                "no_clear_past_share": float((~past.any(1))[large].mean()) if n else np.nan,
                "pred_mean": float(pred[large].mean()) if n else np.nan, "obs_mean": float(obs[large].mean()) if n else np.nan,
+               "under_share": float((pred[large] < obs[large]).mean()) if n else np.nan,
                "top_share": float(per_triplet[order].sum() / n) if n else np.nan,
                "top_triplets": " ".join(str(int(idx[i])) for i in order if per_triplet[i])}
         if "lai_true" in part:

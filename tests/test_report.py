@@ -169,7 +169,8 @@ def make_tables(rng=None) -> dict[str, pd.DataFrame]:
             "calibration": calibration, "reliability": reliability,
             "large_errors": pd.DataFrame({"set": ["non_cloudy", "cloudy"], "pixels": [1000, 800], "large": [20, 30],
                                           "large_share": [0.02, 0.0375], "no_clear_past_share": [0.0, 0.672],
-                                          "pred_mean": [3.5, 2.49], "obs_mean": [4.77, 4.72], "top_share": [0.25, 0.22],
+                                          "pred_mean": [3.5, 2.49], "obs_mean": [4.77, 4.72], "under_share": [0.9, 0.8],
+                                          "top_share": [0.25, 0.22],
                                           "top_triplets": ["1 2", "7"]}),
             "preprocessing_snap_lai": pd.DataFrame([{"patch": "S2A_patch_7_8", "triplets": 1, "LAI p50": 1.25,
                                                      "LAI clipped to [0, 8]": 40}])}
@@ -353,7 +354,7 @@ def test_report_has_the_key_sections(report):
                    "is not resolved against MLR", "loses to RF", "beats persistence", "one seed", "Final, residual_x",
                    "Beyond the paper", "see their table", "Real patches: a format test", "S2A_patch_7_8", "checkerboard",
                    "0.42", "[0.", "Per-pixel uncertainty", "Cloudy: 3.8% of the clear pixels", "67% with no clear past date",
-                   "horizontal streaks", "recalibrated", "lai_std", "Reliability of σ"):
+                   "80% of them too low", "saturates", "A horizontal streak in a panel is one such triplet", "recalibrated", "lai_std", "Reliability of σ"):
         assert needle in flat, needle
     assert "not available" not in flat  # every figure was there
     assert "Empty test sets" not in flat and "Suspicious" not in flat
@@ -692,6 +693,9 @@ def test_one_model_label_rule():
     assert facts.stage_label("final_gated_seed2") == ("final_gated", "Final, gated skip, seed 2")
     assert facts.stage_label("other") == ("other", "other")
     assert facts.row_columns("final") == ("All", "Final") and facts.row_columns("x") == ("x", "")
+    assert facts.row_columns("final_gated") == ("All, gated skip", "Final")
+    assert facts.row_columns("final_gated_seed2") == ("All, gated skip, seed 2", "Final")
+    assert facts.row_columns("final_seed1") == ("All, seed 1", "Final") and facts.row_columns("x_seed1") == ("x_seed1", "")
 
 
 def test_large_errors_count_the_pixels_missed_by_more_than_the_threshold():
@@ -716,6 +720,6 @@ def test_large_errors_count_the_pixels_missed_by_more_than_the_threshold():
     row = large_errors(cube, preds, (4, 5, 6), threshold=2.0).iloc[0]
     assert (row["set"], row["pixels"], row["large"]) == ("cloudy", 7, 2)
     assert row["large_share"] == pytest.approx(2 / 7) and row["no_clear_past_share"] == pytest.approx(0.5)
-    assert row["pred_mean"] == pytest.approx(1.25) and row["obs_mean"] == pytest.approx(4.0)
+    assert row["pred_mean"] == pytest.approx(1.25) and row["obs_mean"] == pytest.approx(4.0) and row["under_share"] == 1.0
     assert row["top_share"] == pytest.approx(1.0) and row["top_triplets"] == "0 1"
     assert "true_mean" not in row

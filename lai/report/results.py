@@ -13,6 +13,7 @@ from lai.facts import (
     BETTER,
     CLOUDY,
     LARGE_ERROR_LAI,
+    LARGE_ERROR_TRIPLETS,
     N_PIXELS,
     NON_CLOUDY,
     NOT_RESOLVED,
@@ -289,17 +290,20 @@ def _large_errors(run: Run) -> list | None:
         if not r["large"] > 0:
             continue
         parts.append(rich(f"{SET_TITLES[s]}: {r['large_share']:.1%} of the clear pixels (predicted {fmt(r['pred_mean'], 2)} "
-                          f"against {fmt(r['obs_mean'], 2)} observed on average; {r['no_clear_past_share']:.0%} with no clear "
-                          f"past date; {r['top_share']:.0%} in its five worst triplets)"))
+                          f"against {fmt(r['obs_mean'], 2)} observed on average, {r['under_share']:.0%} of them too low; "
+                          f"{r['no_clear_past_share']:.0%} with no clear past date; {r['top_share']:.0%} in its "
+                          f"{LARGE_ERROR_TRIPLETS} worst triplets)"))
     if not parts:
         return None
     out = [rich(f"Pixels the final model misses by more than {fmt(LARGE_ERROR_LAI, 0)} LAI (", mono("tables/large_errors.csv"),
                 ", which lists the worst triplets): "), join(parts, "; "), "."]
     cloudy = le[le["set"] == CLOUDY]
     if len(cloudy) and cloudy.iloc[0]["large"] > 0 and cloudy.iloc[0]["no_clear_past_share"] > 0.5:
-        out.append(" On the cloudy set most of them had neither t-2 nor t-1 clear: the model is then left with the radar, "
-                   "whose backscatter saturates over dense canopy, and predicts towards the mean. "
-                   "A few such triplets, clear at t over dense crops, draw the horizontal streaks of the cloudy panel.")
+        out.append(" On the cloudy set most of them had neither t-2 nor t-1 clear: the model had only the radar to go on.")
+        if cloudy.iloc[0]["under_share"] > 0.6:
+            out.append(" Most of those are too low: over dense canopy the radar's backscatter saturates, and the model "
+                       "predicts towards the mean.")
+    out.append(" A horizontal streak in a panel is one such triplet: a nearly flat prediction under observations that vary.")
     return rich(*out)
 
 
