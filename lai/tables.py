@@ -27,6 +27,7 @@ from lai.facts import (
     WORSE,
     model_title,
 )
+from lai.lnb import scl_lookup
 from lai.metrics import SUMS, paired_difference, seed_mean_rmse
 
 METRIC_COLUMNS = ("rmse", "rmse_lo", "rmse_hi", RMSE_NORM, "r2", "r2_lo", "r2_hi", N_PIXELS, "rmse_strict",
@@ -199,11 +200,11 @@ def large_errors(ds, predictions: dict, valid_classes, threshold: float = LARGE_
             rows.append({"set": name, "pixels": 0, "large": 0})
             continue
         part = ds.isel(triplet=idx)
-        obs = np.asarray(part["lai"].isel(time=2).values, np.float32)
+        lai = np.asarray(part["lai"].values, np.float32)  # (triplet, time, y, x), read once
+        obs = lai[:, 2]
         pred = np.asarray(p["lai_pred"].values, np.float32)
         clear = np.asarray(p["clear_t"].values).astype(bool)
-        past = np.isin(np.asarray(part["scl"].isel(time=slice(0, 2)).values), valid_classes)
-        past &= np.isfinite(np.asarray(part["lai"].isel(time=slice(0, 2)).values))
+        past = scl_lookup(valid_classes)[np.asarray(part["scl"].values)[:, :2]] & np.isfinite(lai[:, :2])
         large = clear & (np.abs(pred - obs) > threshold)
         per_triplet = large.reshape(len(idx), -1).sum(1)
         order = np.argsort(-per_triplet, kind="stable")[:top]
