@@ -125,12 +125,18 @@ def row_title(name: str) -> str:
     return ROWS[name].title if name in ROWS else str(name)
 
 
+def _seeded(name: str) -> tuple[str, str]:
+    """(model, ", seed k") of a further seed ``<model>_seed<k>`` of a Table 1 row or a variant of the final model;
+    (name, "") for any other name."""
+    model, _, seed = name.rpartition("_seed")
+    return (model, f", seed {seed}") if seed.isdigit() and (model in ROWS or model in EXTRA_ROWS) else (name, "")
+
+
 def row_columns(name: str) -> tuple[str, str]:
     """Table 1's input and architecture columns of a row; a variant of the final model (``EXTRA_ROWS``) or a further
     seed of either (``<model>_seed<k>``) in the same two columns ("All, gated skip, seed 1", "Final"); (name, "") for
     any other name."""
-    model, _, seed = name.rpartition("_seed")
-    model, seed = (model, f", seed {seed}") if seed.isdigit() and (model in ROWS or model in EXTRA_ROWS) else (name, "")
+    model, seed = _seeded(name)
     if model in EXTRA_ROWS:
         variant = EXTRA_ROWS[model].short.split(", ", 1)[-1]
         return f"{ROWS['final'].label}, {variant}{seed}", ROWS["final"].architecture
@@ -141,13 +147,11 @@ def row_columns(name: str) -> tuple[str, str]:
 def stage_label(name: str) -> tuple[str, str]:
     """(model, label) of a training stage: a Table 1 row, a variant of the final model (``lai.facts.EXTRA_ROWS``),
     or a further seed of either (``<model>_seed<k>``: "<title>, seed k"); any other stage is its own model and label."""
-    if name in ROWS:
-        return name, row_title(name)
-    if name in EXTRA_ROWS:
-        return name, EXTRA_ROWS[name].short
-    model, _, seed = name.rpartition("_seed")
-    if (model in ROWS or model in EXTRA_ROWS) and seed.isdigit():
-        return model, f"{stage_label(model)[1]}, seed {seed}"
+    model, seed = _seeded(name)
+    if model in ROWS:
+        return model, row_title(model) + seed
+    if model in EXTRA_ROWS:
+        return model, EXTRA_ROWS[model].short + seed
     return name, name
 
 
