@@ -3,8 +3,13 @@
 A model with ``model.uncertainty`` predicts, beside LAI at t, the standard deviation of its error
 (:func:`lai.model.spread_head`, trained by Gaussian negative log-likelihood on pixels clear at t). That
 spread is learnt on training pixels and against the noisy observation, so it is rescaled on the validation
-split (:func:`fit_calibration`): one factor per *stratum* of pixels, chosen so that the central 68 % and 95 %
-intervals cover as nearly as possible 68 % and 95 % of that stratum's validation pixels. Strata are per
+split (:func:`fit_calibration`), per *stratum* of pixels and per nominal coverage ``level`` (:data:`LEVELS`): the
+factor at a level is the ``level`` quantile of the stratum's validation errors over the predicted deviation,
+divided by the Gaussian's (quantile recalibration), so that the central ``level`` interval covers ``level`` of
+those pixels. One factor per stratum cannot do this: the errors have heavier tails than a Gaussian, and a
+factor that makes the 68 % intervals right makes the 95 % ones too narrow. The map's deviation (band
+``lai_std``) is the one at :data:`ONE_SIGMA` (68 %: plus or minus it is the one-sigma interval); the factors
+of the other levels say how far its tails reach (:meth:`Calibration.summary`). Strata are per
 pixel, from what every prediction knows: how many of t-2 and t-1 are clear (0, 1 or 2) and whether t is
 clear (:func:`strata`), so the same factors serve Table 1's test sets and any map. On simulated data the
 factors are fitted against the true LAI (the target of a gap-filled value); on real data against the
@@ -14,7 +19,7 @@ observation, on pixels clear at t only (pixels clouded at t take the pooled fact
 observed S2 LAI itself (its RMSE against the true LAI on validation pixels clear at t, simulated data only),
 the deviation a gap-filled map gives where it keeps the observation.
 
-:func:`calibration_table` measures, per test set and for pixels clear or clouded at t, against the truth: the
+:func:`calibration_rows` measures, per test set and for pixels clear or clouded at t, against the truth: the
 coverage of the central 68 % and 95 % intervals, the mean predicted deviation (sharpness) over the RMSE, and
 the rank correlation of deviation and absolute error; :func:`reliability` gives observed against nominal
 coverage for the reliability diagram.
@@ -37,7 +42,8 @@ POOLED = "pooled"
 MIN_PIXELS = 20_000  # a stratum with fewer validation pixels (about five 64x64 tiles: the pixels of one triplet are
 # far from independent) takes the pooled factor
 NOMINAL = (0.68, 0.95)  # the central intervals whose coverage the calibration table reports
-LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.68, 0.7, 0.8, 0.9, 0.95, 0.99)  # the reliability diagram's
+LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.68, 0.7, 0.8, 0.9, 0.95, 0.99)  # the reliability diagram's and the fitted ones
+ONE_SIGMA = 0.68  # the level of the map's deviation (lai_std): the central interval of plus or minus one sigma
 SPEARMAN_PIXELS = 200_000  # pixels drawn (fixed seed) for the rank correlation
 
 
@@ -56,20 +62,28 @@ def strata(past_clear: np.ndarray, clear_t: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Calibration:
-    """Factors that turn the spread head's deviation into a calibrated one, per stratum (:data:`STRATA`)."""
+    """Factors that turn the spread head's deviation into a calibrated one, per stratum (:data:`STRATA`) and level."""
 
-    factors: dict[str, float] = field(default_factory=dict)  # stratum name (or POOLED) -> factor
+    factors: dict[str, list[float]] = field(default_factory=dict)  # stratum name (or POOLED) -> factor per level
     observation_sd: float | None = None  # error of the observed LAI (m2/m2), None where unknown (real data)
     against: str = "none"  # what the factors were fitted against: "truth", "observation" or "none"
     fitted_on: str = ""  # the cube and split
+    levels: list[float] = field(default_factory=lambda: list(LEVELS))  # the nominal coverages of the factors
 
-    def factor_array(self) -> np.ndarray:
-        pooled = self.factors.get(POOLED, 1.0)
-        return np.array([self.factors.get(name, pooled) for name in STRATA], np.float32)
+    def factor_array(self, level: float = ONE_SIGMA) -> np.ndarray:
+        """The factor of every stratum at ``level`` (linear between the fitted levels, the nearest beyond them)."""
+        pooled = self.factors.get(POOLED, [1.0] * len(self.levels))
+        return np.array([np.interp(level, self.levels, self.factors.get(name, pooled)) for name in STRATA], np.float32)
 
-    def apply(self, sd: np.ndarray, past_clear: np.ndarray, clear_t: np.ndarray) -> np.ndarray:
-        """``sd`` (any shape) times the factor of each pixel's stratum."""
-        return (sd * self.factor_array()[strata(past_clear, clear_t)]).astype(np.float32)
+    def apply(self, sd: np.ndarray, past_clear: np.ndarray, clear_t: np.ndarray, level: float = ONE_SIGMA) -> np.ndarray:
+        """``sd`` (any shape) times the factor of each pixel's stratum at ``level``: the deviation whose central
+        ``level`` interval is calibrated."""
+        return (sd * self.factor_array(level)[strata(past_clear, clear_t)]).astype(np.float32)
+
+    def deviations(self, sd: np.ndarray, past_clear: np.ndarray, clear_t: np.ndarray, levels=LEVELS
+                   ) -> dict[float, np.ndarray]:
+        """:meth:`apply` at each of ``levels``."""
+        return {level: self.apply(sd, past_clear, clear_t, level) for level in levels}
 
     def summary(self) -> dict:
         """What a map's band ``lai_std`` holds under this calibration (for summary.json)."""
@@ -79,7 +93,13 @@ class Calibration:
         obs = ("unknown (no true LAI in the training data): NaN where observed" if self.observation_sd is None else
                f"{self.observation_sd:.3f} m2/m2 where observed: the observed LAI's RMSE against the true LAI on the "
                "training run's simulated validation pixels clear at t, an estimate for real data")
-        return {"model_sd": fitted.get(self.against, self.against), "observation_sd": obs, "factors": self.factors}
+        ones = self.factor_array(ONE_SIGMA)
+        reach = {f"{round(100 * lv)} %": dict(zip(STRATA, (z_of(lv) * self.factor_array(lv) / ones).round(3).tolist()))
+                 for lv in NOMINAL}
+        return {"model_sd": fitted.get(self.against, self.against), "observation_sd": obs,
+                "interval_half_width": "the central interval of each nominal coverage, in units of lai_std, per stratum "
+                                       "(1.0 and 1.96 for a Gaussian): " + json.dumps(reach),
+                "factors": self.factors, "levels": self.levels}
 
     def write(self, folder: Path) -> Path:
         path = Path(folder) / CALIBRATION_FILE
@@ -88,52 +108,58 @@ class Calibration:
 
 
 def read_calibration(folder: str | Path) -> Calibration:
-    """The calibration stored beside a trained model, or the identity (factor 1, ``against="none"``)."""
+    """The calibration stored beside a trained model, or the identity (factor 1, ``against="none"``).
+
+    A file written before the factors were fitted per level (one number per stratum) is read as that factor at
+    every level, which is what it meant."""
     path = Path(folder) / CALIBRATION_FILE
     if not path.is_file():
         return Calibration()
     try:
         data = json.loads(path.read_text())
-        factors = {str(k): float(v) for k, v in data["factors"].items()}
+        levels = [float(v) for v in data.get("levels", LEVELS)]
+        factors = {str(k): [float(v)] * len(levels) if isinstance(v, (int, float)) else [float(f) for f in v]
+                   for k, v in data["factors"].items()}
         obs = data.get("observation_sd")
-        cal = Calibration(factors, None if obs is None else float(obs), str(data["against"]), str(data.get("fitted_on", "")))
+        cal = Calibration(factors, None if obs is None else float(obs), str(data["against"]), str(data.get("fitted_on", "")),
+                          levels)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise RunFolderError(f"{path}: not a lai calibration file ({shorten(str(e))}); delete it to predict "
                              "uncalibrated") from None
-    bad = [k for k, v in cal.factors.items() if not (math.isfinite(v) and v > 0) or k not in (*STRATA, POOLED)]
-    if bad or (cal.observation_sd is not None and not (math.isfinite(cal.observation_sd) and cal.observation_sd >= 0)):
-        raise RunFolderError(f"{path}: factors must be finite and positive for the strata {', '.join(STRATA)} or "
-                         f"{POOLED!r}, observation_sd finite and not negative; got {shorten(str(data))}")
+    bad = [k for k, v in cal.factors.items() if k not in (*STRATA, POOLED) or len(v) != len(levels)
+           or not all(math.isfinite(f) and f > 0 for f in v)]
+    bad_levels = not levels or levels != sorted(levels) or not all(0 < lv < 1 for lv in levels)
+    if bad or bad_levels or (cal.observation_sd is not None and not (math.isfinite(cal.observation_sd)
+                                                                     and cal.observation_sd >= 0)):
+        raise RunFolderError(f"{path}: factors must be finite and positive, one per level, for the strata "
+                             f"{', '.join(STRATA)} or {POOLED!r}; levels increasing in (0, 1); observation_sd finite "
+                             f"and not negative; got {shorten(str(data))}")
     return cal
 
 
-def coverage_factor(z: np.ndarray, levels=NOMINAL) -> float:
-    """The factor ``f`` that brings the coverage of the central intervals of N(0, (f sd)²) at ``levels`` nearest
-    to those levels (least squares over the levels) for standardised errors ``z = err / sd``; 1 without data.
-
-    Not the variance match ``sqrt(mean(z²))``: errors heavier-tailed than a Gaussian (a few triplets off by
-    several LAI) inflate the variance, and with it every interval, far beyond what the bulk of pixels needs."""
+def level_factors(z: np.ndarray, levels=LEVELS) -> list[float]:
+    """Per level, the factor ``f`` that makes the central ``level`` interval of N(0, (f sd)²) cover exactly ``level``
+    of the standardised errors ``z = err / sd``: their ``level`` quantile of ``|z|`` over the Gaussian's; 1 without
+    data."""
     if not z.size:
-        return 1.0
-    ratios = np.sort(np.abs(z))
-    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 2000))
-    miss = sum((np.searchsorted(ratios, z_of(lv) * grid, side="right") / ratios.size - lv) ** 2 for lv in levels)
-    return float(grid[int(np.argmin(miss))])
+        return [1.0] * len(levels)
+    q = np.quantile(np.abs(z), levels)
+    return [float(max(v, 1e-6) / z_of(lv)) for v, lv in zip(q, levels)]
 
 
 def fit_calibration(sd: np.ndarray, err: np.ndarray, stratum: np.ndarray, against: str, fitted_on: str = "",
-                    observation_sd: float | None = None) -> Calibration:
-    """Factor per stratum (:func:`coverage_factor`) over pixels where ``err`` and ``sd`` are finite; strata with
-    fewer than :data:`MIN_PIXELS` pixels take the pooled factor."""
+                    observation_sd: float | None = None, levels=LEVELS) -> Calibration:
+    """Factors per stratum and level (:func:`level_factors`) over pixels where ``err`` and ``sd`` are finite;
+    strata with fewer than :data:`MIN_PIXELS` pixels take the pooled factors."""
     ok = np.isfinite(err) & np.isfinite(sd) & (sd > 0)
     z = (err[ok] / sd[ok]).astype(np.float64)
     s = stratum[ok]
-    factors = {POOLED: coverage_factor(z)}
+    factors = {POOLED: level_factors(z, levels)}
     for i, name in enumerate(STRATA):
         sel = s == i
         if sel.sum() >= MIN_PIXELS:
-            factors[name] = coverage_factor(z[sel])
-    return Calibration(factors, observation_sd, against, fitted_on)
+            factors[name] = level_factors(z[sel], levels)
+    return Calibration(factors, observation_sd, against, fitted_on, list(levels))
 
 
 def coverage(err: np.ndarray, sd: np.ndarray, level: float) -> float:
@@ -153,25 +179,38 @@ def spearman(a: np.ndarray, b: np.ndarray, n: int = SPEARMAN_PIXELS, seed: int =
     return float(spearmanr(a, b).statistic)
 
 
-def calibration_rows(name: str, err: np.ndarray, sd: np.ndarray, calibrated: np.ndarray, clear_t: np.ndarray,
-                     against: str) -> list[dict]:
+def at_level(deviation: np.ndarray | dict[float, np.ndarray], level: float) -> np.ndarray:
+    """The deviation for the central ``level`` interval: ``deviation[level]`` from a mapping of levels
+    (:meth:`Calibration.deviations`), else the one array (the same at every level, e.g. the raw spread)."""
+    return deviation[level] if isinstance(deviation, dict) else deviation
+
+
+def calibration_rows(name: str, err: np.ndarray, sd: np.ndarray, calibrated: np.ndarray | dict[float, np.ndarray],
+                     clear_t: np.ndarray, against: str) -> list[dict]:
     """Rows of the calibration table for one test set: pixels clear and clouded at t, the spread head's raw
-    deviation and the recalibrated one. ``err`` is prediction minus reference (``against``), NaN where none."""
+    deviation and the recalibrated one (per level of :data:`NOMINAL`, see :func:`at_level`; its mean and rank
+    correlation are the one-sigma deviation's). ``err`` is prediction minus reference (``against``), NaN where none."""
     rows = []
     for where, sel in (("clear at t", clear_t), ("clouded at t", ~clear_t)):
         sel = sel & np.isfinite(err) & np.isfinite(sd)
         e = err[sel]
         rmse = float(np.sqrt(np.mean(np.square(e)))) if e.size else float("nan")
-        for version, s in (("raw", sd[sel]), ("recalibrated", calibrated[sel])):
+        for version, dev in (("raw", sd), ("recalibrated", calibrated)):
+            s = at_level(dev, ONE_SIGMA)[sel]
             mean_sd = float(s.mean()) if s.size else float("nan")
             rows.append({"set": name, "pixels": where, "sd": version, "against": against, "n_pixels": int(e.size),
                          "rmse": rmse, "mean_sd": mean_sd, "sd_ratio": mean_sd / rmse if rmse > 0 else float("nan"),
-                         **{f"coverage_{round(100 * lv)}": coverage(e, s, lv) for lv in NOMINAL},
+                         **{f"coverage_{round(100 * lv)}": coverage(e, at_level(dev, lv)[sel], lv) for lv in NOMINAL},
                          "spearman": spearman(s, np.abs(e))})
     return rows
 
 
-def reliability(name: str, err: np.ndarray, sd: np.ndarray, levels=LEVELS) -> list[dict]:
-    """Observed coverage of the central intervals at each nominal level (finite pixels of ``err`` and ``sd``)."""
-    ok = np.isfinite(err) & np.isfinite(sd)
-    return [{"set": name, "nominal": lv, "observed": coverage(err[ok], sd[ok], lv)} for lv in levels]
+def reliability(name: str, err: np.ndarray, sd: np.ndarray | dict[float, np.ndarray], levels=LEVELS) -> list[dict]:
+    """Observed coverage of the central intervals at each nominal level (finite pixels of ``err`` and the deviation
+    of that level, :func:`at_level`)."""
+    rows = []
+    for lv in levels:
+        dev = at_level(sd, lv)
+        ok = np.isfinite(err) & np.isfinite(dev)
+        rows.append({"set": name, "nominal": lv, "observed": coverage(err[ok], dev[ok], lv)})
+    return rows

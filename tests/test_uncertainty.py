@@ -18,13 +18,16 @@ from lai.facts import LOG_VAR, TEST_SETS
 from lai.loss import total_loss
 from lai.model import LAIModel
 from lai.uncertainty import (
+    NOMINAL,
+    ONE_SIGMA,
     POOLED,
     STRATA,
     Calibration,
     calibration_rows,
     coverage,
-    coverage_factor,
+    at_level,
     fit_calibration,
+    level_factors,
     read_calibration,
     reliability,
     strata,
@@ -60,32 +63,53 @@ def test_recalibration_recovers_a_factor_per_stratum_and_pools_small_ones():
     stratum_small[stratum == 0] = 1
     stratum_small[np.flatnonzero(stratum == 0)[:100]] = 0  # 100 pixels: below MIN_PIXELS, takes the pooled factor
     cal = fit_calibration(sd, err, stratum, "truth")
-    for i, name in enumerate(STRATA):
-        assert cal.factors[name] == pytest.approx(true_factor[i], rel=0.02), name
-    calibrated = cal.apply(sd, past, clear)
+    for i, name in enumerate(STRATA):  # a Gaussian error: the same factor at every level
+        assert cal.factors[name] == pytest.approx([true_factor[i]] * len(cal.levels), rel=0.03), name
+    calibrated = cal.deviations(sd, past, clear)
     for i in range(len(STRATA)):
-        assert coverage(err[stratum == i], calibrated[stratum == i], 0.95) == pytest.approx(0.95, abs=0.01)
+        for level in NOMINAL:
+            assert coverage(err[stratum == i], calibrated[level][stratum == i], level) == pytest.approx(level, abs=0.01)
     small = fit_calibration(sd, err, stratum_small, "truth")
-    assert STRATA[0] not in small.factors and small.factor_array()[0] == small.factors[POOLED]
-    # heavy tails (5 % of the errors 6x wider): the intervals are fitted to the coverage, not to the variance
-    heavy = rng.normal(0, sd * np.where(rng.random(n) < 0.05, 6.0, 1.0))
-    assert np.sqrt(np.mean(np.square(heavy / sd))) > 1.5  # the variance match would widen every interval 1.6x
-    factor = coverage_factor(heavy / sd)
-    assert 1.0 <= factor < 1.3 and abs(coverage(heavy, factor * sd, 0.68) - 0.68) < 0.04
+    assert STRATA[0] not in small.factors
+    assert small.factor_array(0.95)[0] == pytest.approx(np.interp(0.95, small.levels, small.factors[POOLED]))
     rows = calibration_rows("cloudy", err, sd, calibrated, clear, "truth")
     assert [(r["pixels"], r["sd"]) for r in rows] == [("clear at t", "raw"), ("clear at t", "recalibrated"),
                                                       ("clouded at t", "raw"), ("clouded at t", "recalibrated")]
     assert rows[1]["coverage_95"] == pytest.approx(0.95, abs=0.01) and rows[1]["spearman"] > 0.3
 
 
+def test_heavy_tails_get_a_factor_per_level_that_one_factor_cannot_give():
+    """5 % of the errors 6x wider: one factor fitted at 68 % leaves the 95 % intervals short; per level, both hold."""
+    rng = np.random.default_rng(2)
+    sd = rng.uniform(0.1, 1.0, 200_000)
+    heavy = rng.normal(0, sd * np.where(rng.random(sd.size) < 0.05, 6.0, 1.0))
+    factors = dict(zip(NOMINAL, level_factors(heavy / sd, NOMINAL)))
+    assert factors[0.95] > 1.1 * factors[0.68]  # the tails reach further than a Gaussian's
+    assert coverage(heavy, factors[0.68] * sd, 0.95) < 0.935  # the one-sigma factor alone: 95 % intervals too short
+    for level in NOMINAL:
+        assert coverage(heavy, factors[level] * sd, level) == pytest.approx(level, abs=0.005)
+    cal = fit_calibration(sd, heavy, np.zeros(sd.size, np.int8), "truth")
+    past, clear = np.zeros(sd.size, np.int8), np.zeros(sd.size, bool)
+    assert at_level(cal.deviations(sd, past, clear), 0.95) == pytest.approx(cal.apply(sd, past, clear, 0.95))
+    assert at_level(sd, 0.95) is sd and cal.apply(sd, past, clear)[0] == pytest.approx(
+        sd[0] * np.interp(ONE_SIGMA, cal.levels, cal.factors[STRATA[0]]), rel=1e-6)
+    reach = cal.summary()["interval_half_width"]
+    assert "95 %" in reach and "1.96 for a Gaussian" in reach
+
+
 def test_calibration_file_round_trips_and_a_bad_one_is_named(tmp_path):
-    cal = Calibration({STRATA[0]: 1.5, POOLED: 1.1}, 0.3, "truth", "cube.nc:val")
+    cal = Calibration({STRATA[0]: [1.5, 1.7], POOLED: [1.1, 1.2]}, 0.3, "truth", "cube.nc:val", [0.68, 0.95])
     cal.write(tmp_path)
     assert read_calibration(tmp_path) == cal
     assert read_calibration(tmp_path / "nowhere").against == "none"  # no file: the identity
-    (tmp_path / "calibration.json").write_text(json.dumps({"factors": {STRATA[0]: -1}, "against": "truth"}))
-    with pytest.raises(RunFolderError, match="calibration.json.*finite and positive"):
-        read_calibration(tmp_path)
+    # a file of one factor per stratum (before the factors were fitted per level): that factor at every level
+    (tmp_path / "calibration.json").write_text(json.dumps({"factors": {STRATA[0]: 1.5, POOLED: 1.1}, "against": "truth"}))
+    old = read_calibration(tmp_path)
+    assert old.factor_array(0.68)[0] == pytest.approx(1.5) and old.factor_array(0.95)[1] == pytest.approx(1.1)
+    for bad in ({STRATA[0]: -1}, {STRATA[0]: [1.0]}, {"cloudy": 1.0}):
+        (tmp_path / "calibration.json").write_text(json.dumps({"factors": bad, "against": "truth"}))
+        with pytest.raises(RunFolderError, match="calibration.json.*finite and positive, one per level"):
+            read_calibration(tmp_path)
 
 
 def _train(uncertainty: bool, steps: int = 3) -> LAIModel:

@@ -1,0 +1,168 @@
+"""The predicted spread's recalibration (one factor per stratum, or one per stratum and level) and a deep ensemble
+of the final model's training seeds against one seed with its spread head, on a finished run::
+
+    python benchmarks/spread_calibration.py reports/standard [--json benchmarks/results/spread-calibration.json]
+
+``RUN`` is a finished ``lai run`` folder of a simulated profile that trained the final model with several seeds
+(``train.seeds`` > 1, e.g. the ``standard`` profile: ``runs/final``, ``runs/final_seed1``, ``runs/final_seed2``,
+each with the spread head of ``model.uncertainty``). Every seed predicts the validation split and the test sets
+of the run's cube. Compared, on the same triplets:
+
+* **accuracy**: the ensemble's mean prediction against the mean over seeds of each seed's RMSE (what the run's
+  tables report), on pixels clear at t against the observation, by paired bootstrap over triplets with every
+  resample applied to every seed (:func:`lai.metrics.paired_difference`); and against the oracle bound (the
+  true LAI at t-1, ``tables/oracle_per_triplet.csv``);
+* **spread**, three ways, each raw and recalibrated on validation two ways, with lai's strata (past clear dates
+  and clear at t): ``per_level`` exactly as lai does (:func:`lai.uncertainty.fit_calibration`, a factor per
+  stratum and nominal level) and ``one_factor``, one factor per stratum fitted by least squares to the 68 % and
+  95 % coverage (what lai did before 2026-12-03); measured against the true LAI per test set and for pixels
+  clear and clouded at t (:func:`lai.uncertainty.calibration_rows`):
+  ``head`` (seed 0's spread head around seed 0's prediction: what the run's products give), ``seeds`` (the
+  standard deviation over seeds around the ensemble mean: model disagreement only) and ``ensemble`` (the
+  Gaussian mixture of the seeds: ``sqrt(mean(sd_k^2) + var_k(pred_k))`` around the ensemble mean, as in
+  Lakshminarayanan et al. 2017).
+
+Reads the run's models and cube only; writes nothing but the JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import report_header, write_report  # noqa: E402
+from lai.evaluate import _error, predict  # noqa: E402
+from lai.facts import TEST_SETS, VAL  # noqa: E402
+from lai.infer import load_trained  # noqa: E402
+from lai.loader import CubeSplit  # noqa: E402
+from lai.metrics import paired_difference, rmse_r2, triplet_sums  # noqa: E402
+from lai.train import seed_runs  # noqa: E402
+from lai.uncertainty import MIN_PIXELS, NOMINAL, STRATA, calibration_rows, fit_calibration, strata, z_of  # noqa: E402
+
+SPREADS = ("head", "seeds", "ensemble")
+
+
+def one_factor(z: np.ndarray) -> float:
+    """The single factor whose central 68 % and 95 % intervals cover nearest those shares of ``z`` (least squares)."""
+    ratios = np.sort(np.abs(z))
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 2000))
+    miss = sum((np.searchsorted(ratios, z_of(lv) * grid, side="right") / ratios.size - lv) ** 2 for lv in NOMINAL)
+    return float(grid[int(np.argmin(miss))])
+
+
+def one_factor_fit(sd: np.ndarray, err: np.ndarray, stratum: np.ndarray, min_pixels: int) -> np.ndarray:
+    """:func:`one_factor` per stratum (the pooled one for strata under ``min_pixels``), indexed like ``STRATA``."""
+    ok = np.isfinite(err) & np.isfinite(sd) & (sd > 0)
+    z, s = err[ok] / sd[ok], stratum[ok]
+    pooled = one_factor(z)
+    return np.array([one_factor(z[s == i]) if (s == i).sum() >= min_pixels else pooled for i in range(len(STRATA))])
+
+
+def seed_predictions(runs: list[Path], cube: Path, split: str) -> list[dict[str, np.ndarray]]:
+    """Each seed's prediction of ``split`` (:func:`lai.evaluate.predict`: pred, sd, truth, clear, past_clear...)."""
+    return [predict(load_trained(run, "cpu"), CubeSplit(cube, split)) for run in runs]
+
+
+def combine(preds: list[dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+    """The three spreads, each with the prediction it is centred on (the shared fields of seed 0 kept)."""
+    stack = np.stack([p["pred"] for p in preds])
+    mean = stack.mean(0)
+    between = stack.var(0, ddof=1)
+    within = np.mean(np.stack([np.square(p["sd"]) for p in preds]), axis=0)
+    base = preds[0]
+    return {"head": base,
+            "seeds": {**base, "pred": mean, "sd": np.sqrt(between)},
+            "ensemble": {**base, "pred": mean, "sd": np.sqrt(within + between)}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", type=Path, help="a finished lai run folder (simulated data, train.seeds > 1)")
+    ap.add_argument("--cube", type=Path, help="the run's cube (default: the one its data.json names)")
+    ap.add_argument("--json", type=Path, default=Path("benchmarks/results/deep-ensemble.json"))
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    data = json.loads((args.run / "data.json").read_text())
+    cube = args.cube or Path(data["cube"])
+    profile = __import__("yaml").safe_load((args.run / "profile.yaml").read_text())
+    runs = [args.run / "runs" / name for name in seed_runs("final", _Seeds(profile["train"]))]
+    missing = [str(r) for r in runs if not (r / "model.pt").is_file()]
+    if len(runs) < 2 or missing:
+        raise SystemExit(f"{args.run}: needs the final model trained with at least 2 seeds; missing: {missing or runs}")
+
+    val = combine(seed_predictions(runs, cube, VAL))
+    cals = {}
+    for name, p in val.items():
+        err, against = _error(p)
+        if against != "truth":
+            raise SystemExit(f"{cube}: holds no true LAI; the spreads are measured against it (simulated data only)")
+        stratum = strata(p["past_clear"], p["clear"])
+        cals[name] = (fit_calibration(p["sd"], err, stratum, against, f"{cube.name}:{VAL}"),
+                      one_factor_fit(p["sd"], err, stratum, MIN_PIXELS))
+
+    oracle = pd.read_csv(args.run / "tables" / "oracle_per_triplet.csv")
+    accuracy, calibration = [], []
+    for test_set in TEST_SETS:
+        seeds = seed_predictions(runs, cube, test_set)
+        by_seed = np.stack([triplet_sums(p["pred"], p["target"], p["clear"]) for p in seeds])
+        spreads = combine(seeds)
+        ens = triplet_sums(spreads["ensemble"]["pred"], seeds[0]["target"], seeds[0]["clear"])
+        orc = oracle[oracle["set"] == test_set].set_index("triplet").loc[CubeSplit(cube, test_set).index,
+                                                                         ["sse", "sum_t", "sum_tt", "n"]].to_numpy()
+        accuracy.append({"set": test_set, "triplets": len(ens),
+                         "rmse_seed_mean": float(rmse_r2(by_seed.sum(1))[0].mean()),
+                         "rmse_per_seed": [float(v) for v in rmse_r2(by_seed.sum(1))[0]],
+                         "rmse_ensemble": float(rmse_r2(ens.sum(0))[0]),
+                         "rmse_oracle": float(rmse_r2(orc.sum(0))[0]),
+                         "ensemble_minus_seeds": paired_difference(ens, by_seed),
+                         "ensemble_minus_oracle": paired_difference(ens, orc),
+                         "seeds_minus_oracle": paired_difference(by_seed, orc)})
+        for name, p in spreads.items():
+            err, against = _error(p)
+            per_level, one = cals[name]
+            versions = {"per_level": per_level.deviations(p["sd"], p["past_clear"], p["clear"], NOMINAL),
+                        "one_factor": p["sd"] * one[strata(p["past_clear"], p["clear"])]}
+            for method, calibrated in versions.items():
+                rows = calibration_rows(test_set, err, p["sd"], calibrated, p["clear"], against)
+                calibration += [{"spread": name, "method": "raw" if r["sd"] == "raw" else method, **r} for r in rows
+                                if method == "per_level" or r["sd"] != "raw"]
+
+    report = {**report_header("benchmarks/deep_ensemble.py"), "run": str(args.run), "cube": str(cube),
+              "seed_runs": [r.name for r in runs], "load_average": os.getloadavg(),
+              "seconds": time.perf_counter() - t0, "factors": {k: {"per_level": c.factors, "levels": c.levels, "one_factor": dict(zip(STRATA, one.tolist()))}
+                          for k, (c, one) in cals.items()},
+              "accuracy": accuracy, "calibration": calibration}
+    write_report(args.json, report)
+    table = pd.DataFrame(calibration)
+    print(table[["spread", "set", "pixels", "method", "sd_ratio", "coverage_68", "coverage_95", "spearman"]]
+          .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for (spread, method), group in table.groupby(["spread", "method"], sort=False):
+        ok95 = group["coverage_95"].between(0.92, 0.97).sum()
+        ok68 = group["coverage_68"].between(0.63, 0.73).sum()
+        okr = group["sd_ratio"].between(0.8, 1.25).sum()
+        print(f"{spread:8s} {method:10s}: 95 % coverage in 0.92-0.97 in {ok95} of {len(group)} strata, 68 % in "
+              f"0.63-0.73 in {ok68}, mean sd / RMSE in 0.8-1.25 in {okr}")
+    for row in accuracy:
+        d, o = row["ensemble_minus_seeds"], row["ensemble_minus_oracle"]
+        print(f"{row['set']}: ensemble {row['rmse_ensemble']:.4f}, seeds {row['rmse_seed_mean']:.4f} "
+              f"({d['diff']:+.4f} [{d['diff_lo']:+.4f}, {d['diff_hi']:+.4f}]); oracle {row['rmse_oracle']:.4f}, "
+              f"ensemble - oracle {o['diff']:+.4f} [{o['diff_lo']:+.4f}, {o['diff_hi']:+.4f}]")
+
+
+class _Seeds:
+    """The two fields of ``train`` that :func:`lai.train.seed_runs` reads, from a saved profile."""
+
+    def __init__(self, train: dict):
+        self.seed, self.seeds = int(train.get("seed", 0)), int(train.get("seeds", 1))
+
+
+if __name__ == "__main__":
+    main()
