@@ -22,6 +22,10 @@ of the run's cube. Compared, on the same triplets:
   Gaussian mixture of the seeds: ``sqrt(mean(sd_k^2) + var_k(pred_k))`` around the ensemble mean, as in
   Lakshminarayanan et al. 2017).
 
+* **what each set would need**: per split (validation and each test set) and stratum, the factor at 68 % and 95 %
+  that the head's spread would need to be calibrated on that split itself (:func:`lai.uncertainty.level_factors`),
+  to show whether the validation split's factors differ from the test sets' evenly or not.
+
 Reads the run's models and cube only; writes nothing but the JSON.
 """
 from __future__ import annotations
@@ -45,7 +49,7 @@ from lai.infer import load_trained  # noqa: E402
 from lai.loader import CubeSplit  # noqa: E402
 from lai.metrics import paired_difference, rmse_r2, triplet_sums  # noqa: E402
 from lai.train import seed_runs  # noqa: E402
-from lai.uncertainty import MIN_PIXELS, NOMINAL, STRATA, calibration_rows, fit_calibration, strata, z_of  # noqa: E402
+from lai.uncertainty import MIN_PIXELS, NOMINAL, STRATA, calibration_rows, fit_calibration, level_factors, strata, z_of  # noqa: E402
 
 SPREADS = ("head", "seeds", "ensemble")
 
@@ -83,6 +87,17 @@ def combine(preds: list[dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarra
             "ensemble": {**base, "pred": mean, "sd": np.sqrt(within + between)}}
 
 
+def needed_factors(split: str, p: dict[str, np.ndarray]) -> list[dict]:
+    """Per stratum of ``split`` (enough pixels only), the factors its own errors need at 68 % and 95 %."""
+    err, _ = _error(p)
+    ok = np.isfinite(err) & np.isfinite(p["sd"]) & (p["sd"] > 0)
+    stratum = strata(p["past_clear"], p["clear"])[ok]
+    z = err[ok] / p["sd"][ok]
+    return [{"split": split, "stratum": name, "pixels": int((stratum == i).sum()),
+             **dict(zip(("factor_68", "factor_95"), level_factors(z[stratum == i], NOMINAL)))}
+            for i, name in enumerate(STRATA) if (stratum == i).sum() >= MIN_PIXELS]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a finished lai run folder (simulated data, train.seeds > 1)")
@@ -110,8 +125,10 @@ def main() -> None:
 
     oracle = pd.read_csv(args.run / "tables" / "oracle_per_triplet.csv")
     accuracy, calibration = [], []
+    needed = needed_factors(VAL, val["head"])
     for test_set in TEST_SETS:
         seeds = seed_predictions(runs, cube, test_set)
+        needed += needed_factors(test_set, seeds[0])
         by_seed = np.stack([triplet_sums(p["pred"], p["target"], p["clear"]) for p in seeds])
         spreads = combine(seeds)
         ens = triplet_sums(spreads["ensemble"]["pred"], seeds[0]["target"], seeds[0]["clear"])
@@ -139,8 +156,10 @@ def main() -> None:
               "seed_runs": [r.name for r in runs], "load_average": os.getloadavg(),
               "seconds": time.perf_counter() - t0, "factors": {k: {"per_level": c.factors, "levels": c.levels, "one_factor": dict(zip(STRATA, one.tolist()))}
                           for k, (c, one) in cals.items()},
-              "accuracy": accuracy, "calibration": calibration}
+              "accuracy": accuracy, "calibration": calibration, "needed_factors": needed}
     write_report(args.json, report)
+    print(pd.DataFrame(needed).pivot(index="stratum", columns="split", values="factor_68")
+          .to_string(float_format=lambda v: f"{v:.3f}"))
     table = pd.DataFrame(calibration)
     print(table[["spread", "set", "pixels", "method", "sd_ratio", "coverage_68", "coverage_95", "spearman"]]
           .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
