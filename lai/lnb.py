@@ -409,7 +409,8 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
     for k, (s1_file, lai_file, scl_file) in enumerate(files):
         bad_scl = (scl[k] < 0) | (scl[k] > SCL_MAX)
         if bad_scl.any():
-            raise LNBError(scl_file, f"holds SCL value(s) {np.unique(scl[k][bad_scl])[:5].tolist()} outside 0..11")
+            shown = [int(v) if float(v).is_integer() else float(v) for v in np.unique(scl[k][bad_scl])[:5]]
+            raise LNBError(scl_file, f"holds SCL value(s) {shown} outside 0..11")
         scl_out[k] = scl[k]
         usable = valid_lut[scl_out[k]]
         values = lai[k]

@@ -1,14 +1,13 @@
 """The YAML manifest that names scene rasters (docs/manifest.md): loading, file paths and dates read once.
 
-* The manifest (``lai preprocess`` and ``lai predict --scene``, :func:`read_preprocess_manifest`): a
-  place's ``country`` and ``area`` (tile names; optional for a scene), its ``s2`` and ``s1`` acquisitions
-  (see :mod:`lai.preprocess`) and, for a scene, the ``target`` date to map. An S2 date given as L2A bands
-  may name its ``platform`` (S2A..S2D), its ``processing_baseline`` (04.00 on: reflectance offset -0.1) or
-  the product's ``metadata`` (MTD_MSIL2A.xml, which gives all three).
-* The short form of ``--scene`` (:func:`read_scene_manifest`): the three ``dates`` t-2, t-1, t of rasters
-  on one grid (see :mod:`lai.scene`).
+One format serves ``lai preprocess`` and ``lai predict --scene`` (:func:`read_preprocess_manifest`): a
+place's ``country`` and ``area`` (tile names; optional for a scene), its ``s2`` and ``s1`` acquisitions
+(see :mod:`lai.preprocess`) and, for a scene, the ``target`` date to map. An S2 date given as L2A bands
+may name its ``platform`` (S2A..S2D), its ``processing_baseline`` (04.00 on: reflectance offset -0.1) or
+the product's ``metadata`` (MTD_MSIL2A.xml, which gives all three). The short form of earlier versions
+(a key ``dates`` listing t-2, t-1, t) is refused with the way to rewrite it (:data:`SHORT_FORM_GONE`).
 
-In both, relative paths are relative to the manifest's folder and every named file must exist; a date
+Relative paths are relative to the manifest's folder and every named file must exist; a date
 without ``scl`` counts as clear (SCL class :data:`CLEAR_WITHOUT_SCL`). Every problem raises
 :class:`SceneError` naming the manifest and the key.
 """
@@ -218,33 +217,6 @@ def read_preprocess_manifest(path: str | Path, for_scene: bool = False) -> Manif
                     path, target)
 
 
-# --------------------------------------------------------------------------- scene manifest
-
-
-@dataclass(frozen=True)
-class SceneDate:
-    date: dt.date
-    s1: Path
-    lai: Path
-    scl: Path | None
-
-
-def read_scene_manifest(path: str | Path) -> list[SceneDate]:
-    """Parse and check a scene manifest (three dates in order, files present)."""
-    path = Path(path)
-    raw = load_manifest(path, "scene manifest")
-    dates = raw.get("dates")
-    if not isinstance(dates, list) or len(dates) != 3:
-        raise SceneError(f"{path}: expected a key 'dates' listing exactly three entries (t-2, t-1, t)")
-    out = []
-    for k, entry in enumerate(dates):
-        where = f"{path}: dates[{k}]"
-        if not isinstance(entry, dict) or not {"date", "s1", "lai"} <= set(entry):
-            raise SceneError(f"{where} must hold date, s1, lai (and optionally scl)")
-        date = manifest_date(entry["date"], f"{where}.date")
-        files = {key: manifest_file(path, entry[key], f"{where}.{key}") for key in ("s1", "lai", "scl")
-                 if entry.get(key) is not None}
-        out.append(SceneDate(date, files["s1"], files["lai"], files.get("scl")))
-    if not out[0].date < out[1].date < out[2].date:
-        raise SceneError(f"{path}: dates must increase (t-2 < t-1 < t), got {[str(d.date) for d in out]}")
-    return out
+SHORT_FORM_GONE = ("the short form (a key 'dates' listing t-2, t-1, t) is no longer read: list each date under "
+                   "s2 (date, lai, scl) and under s1 (date, and file: the two-band VV/VH raster, or vv and vh), "
+                   "as docs/manifest.md shows")

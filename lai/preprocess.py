@@ -42,7 +42,17 @@ import numpy as np
 from lai.config import EncodingConfig, PreprocessConfig
 from lai.errors import SceneError
 from lai.io import atomic_path, check_new_folder, output_lock
-from lai.lnb import MASK_DIR, PIXEL_FIX_NOTES, S1_DIR, S2_DIR, TileName, clean_pixels, write_series, write_tile
+from lai.lnb import (
+    MASK_DIR,
+    PIXEL_FIX_NOTES,
+    S1_DIR,
+    S2_DIR,
+    TileName,
+    clean_pixels,
+    nodata_as_nan,
+    write_series,
+    write_tile,
+)
 from lai.manifest import CLEAR_WITHOUT_SCL, Manifest, S1Date, S2Date, read_preprocess_manifest
 from lai.snap import BANDS, BUILTIN, FLAGS, Network, check_reflectance, flag_counts, read_auxdata, snap_product
 
@@ -130,18 +140,20 @@ def read_on_grid(path: Path, grid: TileGrid, resampling: str, linear_db: bool = 
     """All bands of ``path`` on ``grid`` (bands, H, W) float32: a window read when aligned, else resampled.
 
     ``linear_db``: the values are dB, resampled in linear power and returned in dB. ``nodata``: a value that
-    means no data (NaN in the result, left out of the resampling kernel), as is outside the raster.
+    means no data (NaN in the result, left out of the resampling kernel), as is outside the raster; default: the
+    raster's declared nodata (:func:`lai.lnb.nodata_as_nan`, the folder reader's rule).
     """
     import rasterio
     from rasterio.warp import Resampling, reproject, transform_bounds
     from rasterio.windows import Window, from_bounds
 
     with rasterio.open(path) as src:
+        missing = src.nodata if nodata is None else nodata
         if _same_grid(src, grid):
             col, row = (round(v) for v in ~src.transform * (grid.transform.c, grid.transform.f))
             data = src.read(window=Window(col, row, grid.width, grid.height), boundless=True,
                             fill_value=np.nan if src.dtypes[0].startswith("float") else 0).astype(np.float32)
-            return data if nodata is None else np.where(data == nodata, np.float32(np.nan), data)
+            return nodata_as_nan(data, missing)
         if not allow:
             raise SceneError(f"{path}: {what} is on another grid ({src.crs}, {src.res[0]} m) than the S2 scene "
                              f"({grid.crs}, {abs(grid.transform.a)} m) and reprojection is not allowed (reproject: false)")
@@ -152,9 +164,7 @@ def read_on_grid(path: Path, grid: TileGrid, resampling: str, linear_db: bool = 
         col, row = math.floor(win.col_off) - 2, math.floor(win.row_off) - 2  # 2 pixels margin for the kernel
         win = Window(col, row, math.ceil(win.col_off + win.width) + 2 - col, math.ceil(win.row_off + win.height) + 2 - row)
         data = src.read(window=win, boundless=True, fill_value=np.nan if src.dtypes[0].startswith("float") else 0)
-        data = data.astype(np.float32)
-        if nodata is not None:
-            data[data == nodata] = np.nan
+        data = nodata_as_nan(data.astype(np.float32), missing)
         if linear_db:
             data = 10 ** (data / 10)
         out = np.full((src.count, grid.height, grid.width), np.nan, np.float32)

@@ -3,18 +3,8 @@
 A scene is described by a manifest in the format of ``lai preprocess`` (docs/manifest.md): its S2 dates
 (LAI rasters or L2A bands, through SNAP's network as in preprocessing) and S1 dates (reprojected onto the
 S2 grid when needed, as in preprocessing), plus an optional ``target`` date t; the triplet of usable dates
-ending at t is mapped (default: the last one). A short form lists the three dates t-2, t-1, t of rasters
-already on one grid (read by :func:`lai.manifest.read_scene_manifest`)::
-
-    dates:
-      - {date: 2019-03-01, s1: s1_0301.tif, lai: lai_0301.tif, scl: scl_0301.tif}
-      - {date: 2019-03-06, s1: s1_0306.tif, lai: lai_0306.tif, scl: scl_0306.tif}
-      - {date: 2019-03-11, s1: s1_0311.tif, lai: lai_0311.tif}      # scl optional
-
-``s1`` holds two bands (VV, VH) in dB, ``lai`` one band of LAI, ``scl`` one band of Sen2Cor
-classes; relative paths are relative to the manifest. All rasters must share one grid (CRS,
-transform, size): ``lai preprocess`` reprojects scenes that do not. Without ``scl`` every pixel
-of that date counts as clear (class :data:`CLEAR_WITHOUT_SCL`), and the summary says so.
+ending at t is mapped (default: the last one). The S2 dates share one grid, the map's; without ``scl`` every
+pixel of that date counts as clear (class :data:`lai.manifest.CLEAR_WITHOUT_SCL`), and the summary says so.
 
 Windows of ``window`` pixels step by ``window - overlap``; each prediction is weighted by a
 linear ramp over the overlap (never zero) and the weighted mean is written, so window borders
@@ -43,8 +33,8 @@ from lai.encode import count_clipped
 from lai.errors import SceneError
 from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, memory_shortfall, output_lock
-from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES, TRIPLET_BYTES_PER_PIXEL, clean_pixels, nodata_as_nan
-from lai.manifest import CLEAR_WITHOUT_SCL, SceneDate, load_manifest, read_preprocess_manifest, read_scene_manifest
+from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES, TRIPLET_BYTES_PER_PIXEL, clean_pixels
+from lai.manifest import SHORT_FORM_GONE, load_manifest, read_preprocess_manifest
 from lai.preprocess import TileGrid, s1_tile, s2_grid, s2_tile, snap_networks, usable_triplets
 from lai.products import (
     GDAL_CACHE_MB,
@@ -66,29 +56,6 @@ class Grid:
     transform: tuple
 
 
-def check_grid(dates: list[SceneDate]) -> Grid:
-    """The common grid of every raster of the scene; raise naming the first file on another grid."""
-    import rasterio
-
-    grid, first = None, None
-    for d in dates:
-        for key, f, bands in (("s1", d.s1, 2), ("lai", d.lai, 1), ("scl", d.scl, 1)):
-            if f is None:
-                continue
-            with rasterio.open(f) as src:
-                if src.count != bands:
-                    raise SceneError(f"{f}: {key} raster has {src.count} band(s); expected {bands}")
-                this = Grid(src.height, src.width, src.crs.to_string() if src.crs else None, tuple(src.transform)[:6])
-            if grid is None:
-                grid, first = this, f
-            elif this != grid:
-                raise SceneError(
-                    f"{f}: grid {this.height}x{this.width} {this.crs} {this.transform} differs from {first} "
-                    f"({grid.height}x{grid.width} {grid.crs} {grid.transform}); reproject onto one grid with `lai preprocess`"
-                )
-    return grid
-
-
 def window_starts(size: int, window: int, stride: int) -> list[int]:
     """Window offsets along one axis covering ``size``; the last window ends at the edge."""
     if size <= window:
@@ -101,31 +68,6 @@ def ramp(length: int, overlap: int) -> np.ndarray:
     """Blending weight along one axis: linear from ~0 to 1 over ``overlap`` pixels at both ends."""
     i = np.arange(length) + 0.5
     return np.clip(np.minimum(i, length - i) / max(overlap, 1), 0, 1).astype(np.float32)
-
-
-def _read_window(dates: list[SceneDate], win, valid_classes):
-    """The window's arrays, time first, through the folder reader's pixel rule (:func:`lai.lnb.clean_pixels`):
-    declared nodata is missing, SCL checked before its cast; returns (s1, lai, scl, fixes)."""
-    import rasterio
-
-    def read(path, bands=None):
-        with rasterio.open(path) as src:
-            return nodata_as_nan(src.read(bands, window=win), src.nodata)
-
-    def read_scl(d: SceneDate):
-        if d.scl is None:
-            return np.full(lai.shape[1:], CLEAR_WITHOUT_SCL, np.int64)
-        a = read(d.scl, 1)
-        if a.dtype.kind == "f" and not np.array_equal(a, np.round(a)):  # NaN included
-            raise SceneError(f"{d.scl}: SCL raster holds fractional or NaN values; expected classes 0..11")
-        return a.astype(np.int64)  # range checked before any narrowing cast
-
-    s1 = np.stack([read(d.s1).astype(np.float32) for d in dates])
-    lai = np.stack([read(d.lai, 1).astype(np.float32) for d in dates])
-    scl = np.stack([read_scl(d) for d in dates])
-    files = [(d.s1, d.lai, d.scl or f"(no SCL for {d.date}: every pixel taken as clear)") for d in dates]
-    scl, fixes = clean_pixels(s1, lai, scl, valid_classes, files)
-    return s1, lai, scl, fixes
 
 
 def _check_window(window: int, overlap: int) -> None:
@@ -146,16 +88,14 @@ class SceneInputs:
 
 
 def open_scene(manifest: str | Path, cfg: PreprocessConfig | None = None) -> SceneInputs:
-    """The scene of ``manifest``: the preprocessing format (keys ``s2``, ``s1``) or the short form (key ``dates``)."""
+    """The scene of ``manifest`` (keys ``s2``, ``s1`` and optionally ``target``, docs/manifest.md)."""
     manifest = Path(manifest)
     raw = load_manifest(manifest, "scene manifest")
-    if "dates" in raw:
-        dates = read_scene_manifest(manifest)
-        return SceneInputs(check_grid(dates), [d.date for d in dates], dates[2].scl is not None,
-                           [str(d.date) for d in dates if d.scl is None], functools.partial(_read_window, dates), {})
+    if "dates" in raw and "s2" not in raw:
+        raise SceneError(f"{manifest}: {SHORT_FORM_GONE}")
     if "s2" not in raw or "s1" not in raw:
-        raise SceneError(f"{manifest}: expected keys s2 and s1 (the manifest format of docs/manifest.md), or dates "
-                         f"(the short form); got {', '.join(map(str, raw)) or 'none'}")
+        raise SceneError(f"{manifest}: expected keys s2 and s1 (the manifest format of docs/manifest.md); got "
+                         f"{', '.join(map(str, raw)) or 'none'}")
     return _manifest_scene(manifest, cfg or PreprocessConfig())
 
 

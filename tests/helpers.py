@@ -91,3 +91,10 @@ def alias_bomb() -> str:
     lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     lines += [f"a{k}: &a{k} [" + ", ".join([f"*a{k - 1}"] * 9) + "]" for k in range(1, 10)]
     return "\n".join(lines) + "\n"
+
+
+def scene_manifest(dates: list[dict], **top) -> dict:
+    """A scene manifest (docs/manifest.md) of ``dates``, each ``{date, s1 (a two-band VV/VH raster), lai[, scl]}``:
+    the S2 dates under ``s2``, the S1 rasters of the same dates under ``s1``; ``top``: further top-level keys."""
+    s2 = [{k: d[k] for k in ("date", "lai", "scl") if k in d} for d in dates]
+    return {**top, "s2": s2, "s1": [{"date": d["date"], "file": d["s1"]} for d in dates]}

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import alias_bomb, make_lnb
+from tests.helpers import alias_bomb, make_lnb, scene_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -267,11 +267,15 @@ CASES = [
           "--overlap", "32"], r"overlap must lie in \[0, window\), got overlap 32 with window 32", absent="{tmp}/pred.tif"),
     Case("predict-scene-no-file", "`lai predict --scene` a manifest naming a raster that does not exist",
          ["predict", "--run", "{fresh_run}", "--scene", "{scene_yaml}", "--out", "{tmp}/pred.tif"],
-         r"scene\.yaml: dates\[0\]\.s1: file .*absent_s1\.tif does not exist", absent="{tmp}/pred.tif"),
-    Case("predict-scene-neither-format", "`lai predict --scene` a YAML mapping with neither s2/s1 nor dates",
+         r"scene\.yaml: s1\[0\]\.file: file .*absent_s1\.tif does not exist", absent="{tmp}/pred.tif"),
+    Case("predict-scene-neither-format", "`lai predict --scene` a YAML mapping without s2 and s1",
          ["predict", "--run", "{fresh_run}", "--scene", "{scene_no_format}", "--out", "{tmp}/pred.tif"],
-         r"no_format\.yaml: expected keys s2 and s1 \(the manifest format of docs/manifest\.md\), or dates \(the short "
-         r"form\); got images", absent="{tmp}/pred.tif"),
+         r"no_format\.yaml: expected keys s2 and s1 \(the manifest format of docs/manifest\.md\); got images",
+         absent="{tmp}/pred.tif"),
+    Case("predict-scene-short-form", "`lai predict --scene` a manifest in the short form of earlier versions (`dates:`)",
+         ["predict", "--run", "{fresh_run}", "--scene", "{scene_short_form}", "--out", "{tmp}/pred.tif"],
+         r"short_form\.yaml: the short form \(a key 'dates' listing t-2, t-1, t\) is no longer read: list each date "
+         r"under s2 \(date, lai, scl\) and under s1", absent="{tmp}/pred.tif"),
     Case("predict-scene-target", "`lai predict --scene` a manifest whose `target` ends no triplet of usable dates",
          ["predict", "--run", "{fresh_run}", "--scene", "{scene_bad_target}", "--out", "{tmp}/pred.tif"],
          r"bad_target\.yaml: target 2019-06-06 ends no triplet of S2 dates with S1; dates that do: 2019-06-11",
@@ -420,8 +424,9 @@ def _prepare_manifests(tmp: Path, inputs: dict) -> None:
     s1, s2 = (next((Path(inputs["lnb_ok"]) / layer).iterdir()) for layer in ("s1", "s2"))
     dates = [{"date": f"2019-06-{d:02d}", "s1": str(tmp / "absent_s1.tif"), "lai": str(s2)} for d in (1, 6, 11)]
     manifests = {
-        "scene_yaml": ("scene.yaml", {"dates": dates}),
+        "scene_yaml": ("scene.yaml", scene_manifest(dates)),
         "scene_no_format": ("no_format.yaml", {"images": [str(s2)]}),
+        "scene_short_form": ("short_form.yaml", {"dates": dates}),
         "scene_bad_target": ("bad_target.yaml", {"target": "2019-06-06", "s2": [{"date": f"2019-06-{d:02d}", "lai": str(s2)}
                                                                                for d in (1, 6, 11)],
                                                  "s1": [{"date": f"2019-06-{d:02d}", "file": str(s1)} for d in (1, 6, 11)]}),
@@ -438,8 +443,8 @@ def _prepare_manifests(tmp: Path, inputs: dict) -> None:
     wide = [tmp / f"wide_{k}.tif" for k in range(3)]
     for k, path in enumerate(wide):
         sparse_tiff(path, 256, 2**24, bands=2 if k < 2 else 1)
-    manifests["wide_scene_yaml"] = ("wide_scene.yaml", {"dates": [{"date": f"2019-06-{d:02d}", "s1": str(wide[0]),
-                                                                   "lai": str(wide[2])} for d in (1, 6, 11)]})
+    manifests["wide_scene_yaml"] = ("wide_scene.yaml", scene_manifest([{"date": f"2019-06-{d:02d}", "s1": str(wide[0]),
+                                                                        "lai": str(wide[2])} for d in (1, 6, 11)]))
     for key, (name, content) in manifests.items():
         (tmp / name).write_text(yaml.safe_dump(content, sort_keys=False))
         inputs[key] = str(tmp / name)

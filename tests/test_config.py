@@ -245,10 +245,10 @@ def test_impossible_dates_in_a_manifest_are_one_line(tmp_path):
     from lai.manifest import manifest_date
 
     bad = tmp_path / "m.yaml"
-    bad.write_text("dates:\n  - {date: 2019-02-30}\n")
+    bad.write_text("s2:\n  - {date: 2019-02-30}\n")
     with pytest.raises(SceneError, match=r"m\.yaml holds an impossible value: day is out of range for month"):
         read_yaml_mapping(bad, "scene manifest", error=SceneError)
     import datetime as dt
 
-    with pytest.raises(SceneError, match=r"dates\[0\]\.date '2019-02-03 10:00:00' is a date and time; expected a YYYY-MM-DD"):
-        manifest_date(dt.datetime(2019, 2, 3, 10), "dates[0].date")
+    with pytest.raises(SceneError, match=r"s2\[0\]\.date '2019-02-03 10:00:00' is a date and time; expected a YYYY-MM-DD"):
+        manifest_date(dt.datetime(2019, 2, 3, 10), "s2[0].date")

@@ -11,7 +11,7 @@ from lai.errors import ConfigError, LNBError
 from lai.parallel import dask_client
 from lai.preprocess import preprocess
 from lai.scene import SceneError, predict_scenes
-from tests.helpers import write_tiff
+from tests.helpers import scene_manifest, write_tiff
 
 
 def test_simulate_on_two_dask_workers_writes_the_serial_bytes(tiny_data, tmp_path):
@@ -127,7 +127,7 @@ def test_scenes_on_two_dask_workers_equal_the_serial_maps(tiny_run, scheduler, t
             write_tiff(root / f"s1_{k}.tif", rng.uniform(-25, -5, (2, 70, 50)).astype(np.float32), **kw)
             write_tiff(root / f"lai_{k}.tif", rng.uniform(0, 6, (70, 50)).astype(np.float32), **kw)
             entries.append({"date": date, "s1": f"s1_{k}.tif", "lai": f"lai_{k}.tif"})
-        (root / f"field{s}.yaml").write_text(yaml.safe_dump({"dates": entries}))
+        (root / f"field{s}.yaml").write_text(yaml.safe_dump(scene_manifest(entries)))
         manifests.append(root / f"field{s}.yaml")
     serial = predict_scenes(tiny_run, manifests, tmp_path / "serial", window=32, overlap=8, device="cpu", progress=False)
     on_dask = predict_scenes(tiny_run, manifests, tmp_path / "dask", window=32, overlap=8, device="cpu",

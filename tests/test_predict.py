@@ -18,7 +18,7 @@ from lai.lnb import S1_DIR, index_folder
 from lai.predict import predict_folder
 from lai.products import source_path
 from lai.scene import SceneError, predict_scene
-from tests.helpers import make_lnb, write_tiff
+from tests.helpers import make_lnb, scene_manifest, write_tiff
 
 UTM = "EPSG:32633"
 
@@ -185,7 +185,7 @@ def write_scene(root: Path, size: tuple[int, int], s1, lai, scl, transform=SCENE
         write_tiff(root / f"lai_{k}.tif", np.broadcast_to(np.float32(lai), size).astype(np.float32), **kw)
         write_tiff(root / f"scl_{k}.tif", np.broadcast_to(np.uint8(scl), size).astype(np.uint8), **kw)
         entries.append({"date": date, "s1": f"s1_{k}.tif", "lai": f"lai_{k}.tif", "scl": f"scl_{k}.tif"})
-    (root / "scene.yaml").write_text(yaml.safe_dump({"dates": entries}))
+    (root / "scene.yaml").write_text(yaml.safe_dump(scene_manifest(entries)))
     return root / "scene.yaml"
 
 
@@ -219,7 +219,7 @@ def test_scene_counts_each_clipped_value_once(tiny_run, tmp_path):
 def test_scene_on_two_grids_is_refused(tiny_run, tmp_path):
     manifest = write_scene(tmp_path, (40, 40), [-12.0, -18.0], 3.0, 4)
     write_tiff(tmp_path / "lai_1.tif", np.ones((40, 40), np.float32), crs="EPSG:32632", transform=Affine(10, 0, 0, 0, -10, 0))
-    with pytest.raises(SceneError, match="lai_1.tif.*lai preprocess"):
+    with pytest.raises(SceneError, match=r"lai_1\.tif: S2 grid differs from that of 2019-06-01; every S2 date of a scene"):
         predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=32, overlap=8, progress=False)
     assert not (tmp_path / "out.tif").exists()
 
@@ -252,9 +252,9 @@ def test_scene_pixels_follow_the_folder_rule(tiny_run, tmp_path):
     with pytest.raises(LNBError, match=r"scl_2\.tif: holds SCL value\(s\) \[260\] outside 0\.\.11"):
         predict_scene(tiny_run, manifest, tmp_path / "out3.tif", window=32, overlap=8, progress=False)
     assert not (tmp_path / "out2.tif").exists() and not (tmp_path / "out3.tif").exists()
-    entries = yaml.safe_load(manifest.read_text())["dates"]
-    entries[2].pop("scl")  # no SCL at t: nothing counts as observed
-    manifest.write_text(yaml.safe_dump({"dates": entries}))
+    raw = yaml.safe_load(manifest.read_text())
+    raw["s2"][2].pop("scl")  # no SCL at t: nothing counts as observed
+    manifest.write_text(yaml.safe_dump(raw))
     summary = predict_scene(tiny_run, manifest, tmp_path / "out4.tif", window=32, overlap=8, progress=False)
     with rasterio.open(tmp_path / "out4.tif") as src, rasterio.open(source_path(tmp_path / "out4.tif")) as src_source:
         assert np.array_equal(src.read(1), src.read(2), equal_nan=True) and set(np.unique(src_source.read(1))) == {0, 255}

@@ -16,13 +16,13 @@ from lai import examples
 from lai.config import PreprocessConfig
 from lai.cube import build_cube
 from lai.lnb import SERIES_CSV, LNBError, TileName, index_folder, read_triplet
-from lai.manifest import read_preprocess_manifest, read_scene_manifest
+from lai.manifest import read_preprocess_manifest
 from lai.predict import predict_folder
 from lai.preprocess import SNAP_FLAGS_DIR, pick_triplets, preprocess
 from lai.products import map_files
-from lai.scene import SceneError, predict_scene
+from lai.scene import SceneError, open_scene, predict_scene
 from lai.snap import BUILTIN, flag_counts
-from tests.helpers import write_snap_auxdata, write_tiff
+from tests.helpers import scene_manifest, write_snap_auxdata, write_tiff
 
 UTM = "EPSG:32633"
 S2_GRID = Affine(10, 0, 500000, 0, -10, 4600000)
@@ -84,7 +84,7 @@ def test_s1_on_another_grid_is_resampled_in_linear_power_or_refused(tmp_path):
 @pytest.mark.parametrize("layer, values, message", [
     ("lai1.tif", np.full((96, 96), 3000, np.float32), r"lai1\.tif: has .* outside the plausible LAI range \[0, 15\]: "
                                                         r"values such as 3000 \(wrong units"),
-    ("scl2.tif", np.full((96, 96), 300, np.float32), r"scl2\.tif: holds SCL value\(s\) \[300\.0\] outside 0\.\.11"),
+    ("scl2.tif", np.full((96, 96), 300, np.float32), r"scl2\.tif: holds SCL value\(s\) \[300\] outside 0\.\.11"),
     ("s1_0.tif", np.full((2, 96, 96), 0.05, np.float32), r"s1_0\.tif: has every backscatter value in \[0, 1\].*linear power"),
 ])
 def test_preprocess_refuses_what_the_reader_refuses_and_writes_nothing(tmp_path, layer, values, message):
@@ -123,7 +123,7 @@ def test_tiles_then_predict_then_mosaic_equals_the_scene_prediction(tiny_run, tm
             col, row = (round(v) for v in ~S2_GRID * (src.transform.c, src.transform.f))
             mosaic[row:row + 32, col:col + 32] = src.read(1)
     entries = [{"date": DATES[k], "s1": f"s1_{k}.tif", "lai": f"lai{k}.tif", "scl": f"scl{k}.tif"} for k in range(3)]
-    (tmp_path / "scene" / "t.yaml").write_text(yaml.safe_dump({"dates": entries}))
+    (tmp_path / "scene" / "t.yaml").write_text(yaml.safe_dump(scene_manifest(entries)))
     predict_scene(tiny_run, tmp_path / "scene" / "t.yaml", tmp_path / "scene.tif", window=32, overlap=0, progress=False)
     with rasterio.open(tmp_path / "scene.tif") as src:
         direct = src.read(1)
@@ -273,23 +273,23 @@ def test_bad_manifest_is_named(tmp_path, change, message):
     assert not (tmp_path / "lnb").exists()
 
 
-def test_both_manifest_formats_name_a_bad_date_and_a_missing_file(tmp_path):
-    """lai.manifest reads both formats with one date parser and one file resolver; each error names the key."""
+def test_a_manifest_names_a_bad_date_and_a_missing_file_and_the_short_form_is_refused(tmp_path):
+    """lai.manifest reads one format with one date parser and one file resolver; each error names the key. The
+    short form of earlier versions (``dates:``) is refused with the way to rewrite it."""
     manifest = scene(tmp_path / "scene", size=32)
     raw = yaml.safe_load(manifest.read_text())
     raw["s2"][2]["date"] = "2019-06-31"
     manifest.write_text(yaml.safe_dump(raw))
     with pytest.raises(SceneError, match=r"s2\[2\]\.date: '2019-06-31' is not a YYYY-MM-DD date"):
         read_preprocess_manifest(manifest)
+    raw["s2"][2]["date"], raw["s2"][1]["scl"] = DATES[2], "absent.tif"
+    manifest.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SceneError, match=r"s2\[1\]\.scl: file .*absent\.tif does not exist"):
+        read_preprocess_manifest(manifest)
     dates = [{"date": d, "s1": f"s1_{k}.tif", "lai": f"lai{k}.tif"} for k, d in enumerate(DATES[:3])]
-    scene_manifest = tmp_path / "scene" / "predict.yaml"
-    scene_manifest.write_text(yaml.safe_dump({"dates": dates}))
-    assert [d.lai for d in read_scene_manifest(scene_manifest)] == [tmp_path / "scene" / f"lai{k}.tif" for k in range(3)]
-    dates[1]["date"], dates[2]["scl"] = "June", "absent.tif"
-    scene_manifest.write_text(yaml.safe_dump({"dates": dates}))
-    with pytest.raises(SceneError, match=r"dates\[1\]\.date 'June' is not a YYYY-MM-DD date"):
-        read_scene_manifest(scene_manifest)
-    dates[1]["date"] = DATES[1]
-    scene_manifest.write_text(yaml.safe_dump({"dates": dates}))
-    with pytest.raises(SceneError, match=r"dates\[2\]\.scl: file .*absent\.tif does not exist"):
-        read_scene_manifest(scene_manifest)
+    short = tmp_path / "scene" / "short.yaml"
+    short.write_text(yaml.safe_dump({"dates": dates}))
+    with pytest.raises(SceneError, match=r"short\.yaml: the short form .* is no longer read: .*docs/manifest\.md"):
+        open_scene(short)
+    short.write_text(yaml.safe_dump(scene_manifest(dates)))  # the same dates in the one format
+    assert open_scene(short).dates == [dt.date.fromisoformat(d) for d in DATES[:3]]
