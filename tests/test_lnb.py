@@ -277,3 +277,23 @@ def test_writer_makes_a_folder_the_reader_accepts(tmp_path):
     assert data.crs == "EPSG:32629" and data.transform == tuple(transform)[:6]
     with rasterio.open(tmp_path / S1_DIR / tiles[0]) as src:
         assert src.tags(ns="IMAGE_STRUCTURE").get("INTERLEAVE") == "PIXEL" and src.compression is None
+
+
+def test_gdal_skips_the_folder_listing_but_still_finds_sidecar_files(tmp_path):
+    """lai sets GDAL_DISABLE_READDIR_ON_OPEN=TRUE (opens of thousands of files in one folder twice as fast); a
+    world file beside a GeoTIFF without georeferencing still gives the reader its transform (EMPTY_DIR would not)."""
+    import os
+    import warnings
+
+    import lai  # noqa: F401 - sets the variable on import
+    from lai.lnb import read_tiff
+
+    assert os.environ["GDAL_DISABLE_READDIR_ON_OPEN"] == "TRUE"
+    path = tmp_path / "s2.tif"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not georeferenced: what the world file is for
+        with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32") as dst:
+            dst.write(np.ones((1, 4, 4), np.float32))
+    (tmp_path / "s2.tfw").write_text("10\n0\n0\n-10\n500005\n4600005\n")
+    _, _, transform = read_tiff(path, "s2")
+    assert transform == (10, 0, 500000, 0, -10, 4600010)  # (a, b, c, d, e, f) of the affine transform
