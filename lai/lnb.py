@@ -407,6 +407,11 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
     scl_out = np.empty(scl.shape, np.uint8)
     fixes = PixelFixes(*(np.zeros(lai.shape, bool) for _ in range(3)))
     for k, (s1_file, lai_file, scl_file) in enumerate(files):
+        if scl.dtype.kind == "f":  # a float raster read as SCL: classes are whole numbers (NaN: no data, class 0)
+            fractional = np.isfinite(scl[k]) & (scl[k] != np.round(scl[k]))
+            if fractional.any():
+                raise LNBError(scl_file, f"holds fractional SCL value(s) such as {float(scl[k][fractional][0]):g}; "
+                                         "expected classes 0..11 (is it the scene classification raster?)")
         bad_scl = (scl[k] < 0) | (scl[k] > SCL_MAX)
         if bad_scl.any():
             shown = [int(v) if float(v).is_integer() else float(v) for v in np.unique(scl[k][bad_scl])[:5]]

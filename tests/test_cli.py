@@ -310,6 +310,12 @@ CASES = [
     Case("preprocess-impossible-date", "`lai preprocess` a manifest with the date 2019-02-30",
          ["preprocess", "{feb30_yaml}", "--out", "{tmp}/pre_out"], r"feb30\.yaml holds an impossible value: day is out of range for month",
          absent="{tmp}/pre_out"),
+    Case("preprocess-cube-as-manifest", "`lai preprocess` given a cube (a binary NetCDF file) as its manifest",
+         ["preprocess", "{cube}", "--out", "{tmp}/pre_out"],
+         r"preprocessing manifest .*\.nc is not (UTF-8 text|valid YAML)", absent="{tmp}/pre_out"),
+    Case("predict-scene-geotiff", "`lai predict --scene` given a GeoTIFF as its manifest",
+         ["predict", "--run", "{fresh_run}", "--scene", "{a_tiff}", "--out", "{tmp}/pred.tif"],
+         r"scene manifest .*\.tiff? is not (UTF-8 text|valid YAML)", absent="{tmp}/pred.tif"),
     Case("preprocess-bad-yaml", "`lai preprocess` a manifest that is not valid YAML",
          ["preprocess", "{broken_yaml}", "--out", "{tmp}/pre_out"],
          r"preprocessing manifest .*broken\.yaml is not valid YAML", absent="{tmp}/pre_out"),
@@ -423,6 +429,7 @@ def _prepare_manifests(tmp: Path, inputs: dict) -> None:
     where the case fails before reading it)."""
     s1, s2 = (next((Path(inputs["lnb_ok"]) / layer).iterdir()) for layer in ("s1", "s2"))
     dates = [{"date": f"2019-06-{d:02d}", "s1": str(tmp / "absent_s1.tif"), "lai": str(s2)} for d in (1, 6, 11)]
+    inputs["a_tiff"] = str(s2)
     manifests = {
         "scene_yaml": ("scene.yaml", scene_manifest(dates)),
         "scene_no_format": ("no_format.yaml", {"images": [str(s2)]}),

@@ -85,6 +85,8 @@ def test_s1_on_another_grid_is_resampled_in_linear_power_or_refused(tmp_path):
     ("lai1.tif", np.full((96, 96), 3000, np.float32), r"lai1\.tif: has .* outside the plausible LAI range \[0, 15\]: "
                                                         r"values such as 3000 \(wrong units"),
     ("scl2.tif", np.full((96, 96), 300, np.float32), r"scl2\.tif: holds SCL value\(s\) \[300\] outside 0\.\.11"),
+    ("scl1.tif", np.full((96, 96), 4.5, np.float32), r"scl1\.tif: holds fractional SCL value\(s\) such as 4\.5; expected "
+                                                       r"classes 0\.\.11"),
     ("s1_0.tif", np.full((2, 96, 96), 0.05, np.float32), r"s1_0\.tif: has every backscatter value in \[0, 1\].*linear power"),
 ])
 def test_preprocess_refuses_what_the_reader_refuses_and_writes_nothing(tmp_path, layer, values, message):
