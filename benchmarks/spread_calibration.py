@@ -43,9 +43,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import report_header, write_report  # noqa: E402
+from lai.config import load_profile  # noqa: E402
 from lai.evaluate import _error, predict  # noqa: E402
 from lai.facts import TEST_SETS, VAL  # noqa: E402
-from lai.infer import load_trained  # noqa: E402
+from lai.infer import Trained, load_trained  # noqa: E402
 from lai.loader import CubeSplit  # noqa: E402
 from lai.metrics import paired_difference, rmse_r2, triplet_sums  # noqa: E402
 from lai.train import seed_runs  # noqa: E402
@@ -70,9 +71,9 @@ def one_factor_fit(sd: np.ndarray, err: np.ndarray, stratum: np.ndarray, min_pix
     return np.array([one_factor(z[s == i]) if (s == i).sum() >= min_pixels else pooled for i in range(len(STRATA))])
 
 
-def seed_predictions(runs: list[Path], cube: Path, split: str) -> list[dict[str, np.ndarray]]:
+def seed_predictions(models: list[Trained], cube: Path, split: str) -> list[dict[str, np.ndarray]]:
     """Each seed's prediction of ``split`` (:func:`lai.evaluate.predict`: pred, sd, truth, clear, past_clear...)."""
-    return [predict(load_trained(run, "cpu"), CubeSplit(cube, split)) for run in runs]
+    return [predict(model, CubeSplit(cube, split)) for model in models]
 
 
 def combine(preds: list[dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
@@ -102,18 +103,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a finished lai run folder (simulated data, train.seeds > 1)")
     ap.add_argument("--cube", type=Path, help="the run's cube (default: the one its data.json names)")
-    ap.add_argument("--json", type=Path, default=Path("benchmarks/results/deep-ensemble.json"))
+    ap.add_argument("--json", type=Path, default=Path("benchmarks/results/spread-calibration.json"))
     args = ap.parse_args()
     t0 = time.perf_counter()
     data = json.loads((args.run / "data.json").read_text())
     cube = args.cube or Path(data["cube"])
-    profile = __import__("yaml").safe_load((args.run / "profile.yaml").read_text())
-    runs = [args.run / "runs" / name for name in seed_runs("final", _Seeds(profile["train"]))]
+    runs = [args.run / "runs" / name for name in seed_runs("final", load_profile(args.run / "profile.yaml").train)]
     missing = [str(r) for r in runs if not (r / "model.pt").is_file()]
     if len(runs) < 2 or missing:
         raise SystemExit(f"{args.run}: needs the final model trained with at least 2 seeds; missing: {missing or runs}")
+    models = [load_trained(run, "cpu") for run in runs]  # loaded once, used on every split
 
-    val = combine(seed_predictions(runs, cube, VAL))
+    val = combine(seed_predictions(models, cube, VAL))
     cals = {}
     for name, p in val.items():
         err, against = _error(p)
@@ -127,7 +128,7 @@ def main() -> None:
     accuracy, calibration = [], []
     needed = needed_factors(VAL, val["head"])
     for test_set in TEST_SETS:
-        seeds = seed_predictions(runs, cube, test_set)
+        seeds = seed_predictions(models, cube, test_set)
         needed += needed_factors(test_set, seeds[0])
         by_seed = np.stack([triplet_sums(p["pred"], p["target"], p["clear"]) for p in seeds])
         spreads = combine(seeds)
@@ -174,13 +175,6 @@ def main() -> None:
         print(f"{row['set']}: ensemble {row['rmse_ensemble']:.4f}, seeds {row['rmse_seed_mean']:.4f} "
               f"({d['diff']:+.4f} [{d['diff_lo']:+.4f}, {d['diff_hi']:+.4f}]); oracle {row['rmse_oracle']:.4f}, "
               f"ensemble - oracle {o['diff']:+.4f} [{o['diff_lo']:+.4f}, {o['diff_hi']:+.4f}]")
-
-
-class _Seeds:
-    """The two fields of ``train`` that :func:`lai.train.seed_runs` reads, from a saved profile."""
-
-    def __init__(self, train: dict):
-        self.seed, self.seeds = int(train.get("seed", 0)), int(train.get("seeds", 1))
 
 
 if __name__ == "__main__":

@@ -78,12 +78,13 @@ class Calibration:
     def apply(self, sd: np.ndarray, past_clear: np.ndarray, clear_t: np.ndarray, level: float = ONE_SIGMA) -> np.ndarray:
         """``sd`` (any shape) times the factor of each pixel's stratum at ``level``: the deviation whose central
         ``level`` interval is calibrated."""
-        return (sd * self.factor_array(level)[strata(past_clear, clear_t)]).astype(np.float32)
+        return self.deviations(sd, past_clear, clear_t, (level,))[level]
 
     def deviations(self, sd: np.ndarray, past_clear: np.ndarray, clear_t: np.ndarray, levels=LEVELS
                    ) -> dict[float, np.ndarray]:
-        """:meth:`apply` at each of ``levels``."""
-        return {level: self.apply(sd, past_clear, clear_t, level) for level in levels}
+        """:meth:`apply` at each of ``levels`` (the pixels' strata found once)."""
+        stratum = strata(past_clear, clear_t)
+        return {level: (sd * self.factor_array(level)[stratum]).astype(np.float32) for level in levels}
 
     def summary(self) -> dict:
         """What a map's band ``lai_std`` holds under this calibration (for summary.json)."""
