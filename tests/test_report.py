@@ -365,6 +365,28 @@ def test_report_has_the_key_sections(report):
     assert not list(run.glob(".*partial*")) and not list(run.glob(".*.lock"))
 
 
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_the_configuration_stays_on_one_page(tmp_path, figure_dir, profile):
+    """A built-in profile is printed whole on one page (the quick one once spilled its last two lines onto a page
+    of their own)."""
+    from pypdf import PdfReader
+
+    from lai.config import load_profile
+    from lai.report import write_report
+
+    run = build_fake_run(tmp_path, figure_dir)
+    (run / "profile.yaml").write_text(yaml.safe_dump(load_profile(profile).to_dict(), sort_keys=False))
+    provenance = json.loads((run / "provenance.json").read_text())  # a real run's 13 packages, as the quick run had
+    provenance["packages"] = {f"package{k}": "1.0" for k in range(13)}
+    (run / "provenance.json").write_text(json.dumps(provenance))
+    pdf = write_report(run)
+    pages = [page.extract_text() for page in PdfReader(str(pdf)).pages]
+    start = next(i for i, text in enumerate(pages) if "Configuration (profile.yaml)" in text)
+    first_key, *_, last_key = yaml.safe_load((run / "profile.yaml").read_text())
+    assert f"{first_key}:" in pages[start] and f"{last_key}:" in pages[start]
+    assert start == len(pages) - 1  # the configuration closes the report: no page after it
+
+
 def test_missing_artefacts_give_notes(tmp_path, figure_dir):
     """What a run did not write (a figure, a table, a record) is said plainly; the rest renders."""
     from lai.report import write_report
