@@ -643,7 +643,7 @@ def test_conclusions_cover_every_set_the_s2_encoder_the_truth_the_oracle_and_how
     for title in ("Non-cloudy", "Cloudy", "Unique areas"):
         mine = [line for line in lines if line.startswith(title)]
         for other in ("persistence", "MLR", "RF", "the S2 encoder (S2 + S2 masks + seas. (Encoder 2))"):
-            assert any(f"{other}, RMSE difference" in line and "against the observation" in line for line in mine), (title, other)
+            assert any(f" {other} (" in line and "RMSE difference against the observation" in line for line in mine), (title, other)
         assert any("against the true LAI" in line and f"persistence {fmt(persistence_truth[title])}," in line
                    for line in mine), title
         assert any("oracle bound" in line and "model − oracle" in line for line in mine), title
@@ -655,8 +655,24 @@ def test_conclusions_cover_every_set_the_s2_encoder_the_truth_the_oracle_and_how
     late = next(line for line in lines if line.startswith("Not converged"))
     assert "S1 (Encoder 1), S1 + S2 masks (Encoder 1), All (Final)." in late  # the training table's verdicts
     assert not any(line.startswith("Every training stage converged") for line in lines)
+    one = [line for line in lines if line.startswith("Non-cloudy, RMSE difference")]  # one sentence per set
+    assert len(one) == 1 and one[0].count("the final U-Net") == 1, one
     fitting = dict(data["data"]["items"])["Used for fitting"]
     assert _texts(fitting).startswith("40 training and 5 validation triplets; 0 buffer triplets")
+
+
+def test_stages_that_stopped_alike_are_said_in_one_sentence(tmp_path):
+    """When every stage stopped after the same flat stretch under the same cap, one sentence lists the epochs."""
+    from lai.report.inputs import Run
+    from lai.report.prose import _stopping
+
+    run = build_fake_run(tmp_path, None)
+    training = pd.read_csv(run / "tables" / "training.csv")
+    training["stopped_epoch"], training["flat_epochs"], training["max_epochs"], training["converged"] = 20, 6, 40, True
+    training.to_csv(run / "tables" / "training.csv", index=False)
+    (line,) = [_texts(item) for item in _stopping(Run(run))]
+    assert line.startswith("Training. Every stage stopped once validation had been flat for 6 epochs, before its cap "
+                           "of 40 epochs: S1 (Encoder 1) at epoch 20, "), line
 
 
 def test_the_chosen_model_is_named_with_its_validation_scores_and_pooled_seeds(tmp_path):
@@ -672,7 +688,8 @@ def test_the_chosen_model_is_named_with_its_validation_scores_and_pooled_seeds(t
                         "validation RMSE, LAI: All (Final) 0.910, Final, gated skip 0.840; test sets unseen); its 3 "
                         "trainings (seeds) are pooled: its RMSE is their mean, and each bootstrap resample of the "
                         "triplets is applied to every seed.")
-    assert any(line.startswith("Non-cloudy: the final U-Net (gated skip) ") for line in lines)
+    assert any(line.startswith("Non-cloudy, RMSE difference against the observation (LAI, 95 % paired interval): the final "
+                               "U-Net (gated skip) ") for line in lines)
 
 
 def test_control_characters_never_reach_the_report(tmp_path):

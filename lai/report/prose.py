@@ -127,26 +127,15 @@ def _conclusions(run: Run) -> list:
     oracle), how training stopped, seeds and the extra rows."""
     who = chosen_title(run.chosen)
     items = [_choice(run, who)]
-    word = {BETTER: (f"{who} ", strong("beats"), " "), WORSE: (f"{who} ", strong("loses to"), " "),
-            NOT_RESOLVED: (f"{who} is ", strong("not resolved"), " against ")}
     empty = run.empty_sets()
     for s in TEST_SETS:
         if s in empty:
             items.append(rich(f"{SET_TITLES[s]}: nothing compared, the test set has no triplets."))
             continue
-        verdicts = {c["other"]: c for c in comparisons_on(run, s)}
-        for other in COMPARED:
-            c = verdicts.get(other)
-            if c is None:
-                items.append(rich(f"{SET_TITLES[s]}, {who} against {other_name(other)}: not compared in this run."))
-            else:
-                items.append(rich(f"{SET_TITLES[s]}: ", word[c["verdict"]], f"{other_name(other)}, RMSE difference "
-                                  f"{diff_text(c)} against the observation."))
+        items.append(_against_observation(run, s, who))
         if run.kind == "simulated":
-            items.append(_against_truth(run, s, who))
-            oracle = _against_oracle(run, s, who)
-            if oracle:
-                items.append(oracle)
+            truth, oracle = _against_truth(run, s, who), _against_oracle(run, s, who)
+            items.append(rich(truth, " ", oracle) if oracle else truth)
     items += _stopping(run)
     extras = run.tables[TABLE.extras]
     items.append(rich("Extra rows beyond the paper (cloud-weighted loss, residual model, gated skip, baselines without the LAI "
@@ -167,6 +156,29 @@ def _choice(run: Run, who: str) -> list:
     scores = ", ".join(f"{stage_label(str(r['model']))[1]} {fmt(num(r['best_val_rmse']))}" for r in sel.to_dict("records"))
     return rich("Model compared below: ", strong(who), ", chosen from validation scores only (best validation RMSE, "
                 f"LAI: {scores}; test sets unseen){pooled}.")
+
+
+def _against_observation(run: Run, s: str, who: str) -> list:
+    """One sentence per test set: the chosen model against every comparator, grouped by verdict, each with its
+    RMSE difference against the observation and the 95 % paired interval."""
+    verdicts = {c["other"]: c for c in comparisons_on(run, s)}
+    groups = {verdict: [o for o in COMPARED if o in verdicts and verdicts[o]["verdict"] == verdict]
+              for verdict in (BETTER, WORSE, NOT_RESOLVED)}
+    verbs = {BETTER: strong("beats"), WORSE: strong("loses to"), NOT_RESOLVED: ["is ", strong("not resolved"), " against"]}
+    clauses = []
+    for verdict, others in groups.items():
+        if others:
+            named = [f"{other_name(o)} ({diff_text(verdicts[o])})" for o in others]
+            listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+            clauses.append([verbs[verdict], " ", listed])
+    missing = [other_name(o) for o in COMPARED if o not in verdicts]
+    if missing:
+        clauses.append([f"was not compared with {', '.join(missing)} in this run"])
+    joined: list = []
+    for k, clause in enumerate(clauses):
+        joined += ([] if k == 0 else ["; it "]) + clause
+    return rich(f"{SET_TITLES[s]}, RMSE difference against the observation (LAI, 95 % paired interval): {who} ",
+                joined, ".")
 
 
 def _against_truth(run: Run, s: str, who: str) -> list:
@@ -191,19 +203,20 @@ def _against_truth(run: Run, s: str, who: str) -> list:
 
 
 def _against_oracle(run: Run, s: str, who: str) -> list | None:
-    """The chosen model beside the noise floor and the oracle bound of set ``s`` (tables/noise_floor.csv)."""
+    """The chosen model beside the noise floor and the oracle bound of set ``s`` (tables/noise_floor.csv), a sentence
+    that follows :func:`_against_truth`'s."""
     floor = run.tables[TABLE.noise_floor]
     oracle, model = metric(floor, "set", s, "oracle_rmse"), metric(floor, "set", s, "model_rmse")
     if not math.isfinite(oracle):
         return None
-    base = f"{SET_TITLES[s]}: noise floor {fmt(metric(floor, 'set', s, 'floor_rmse'))} LAI, oracle bound {fmt(oracle)} LAI"
+    base = f"Noise floor {fmt(metric(floor, 'set', s, 'floor_rmse'))} LAI, oracle bound {fmt(oracle)} LAI"
     if not math.isfinite(model):
         return rich(base + f"; {who} was not put beside them in this run.")
     d = {k: metric(floor, "set", s, f"oracle_{k}") for k in ("diff", "diff_lo", "diff_hi")}
     verdict = str((floor[floor["set"] == s]["oracle_verdict"].iloc[0]) if "oracle_verdict" in floor else "")
-    said = {BETTER: [f"{who} is ", strong("below the oracle")], WORSE: [f"{who} is ", strong("above the oracle")],
-            NOT_RESOLVED: [f"{who} is ", strong("not resolved"), " against the oracle"]}.get(verdict, [who])
-    return rich(base + f"; {who}’s RMSE is {fmt(metric(floor, 'set', s, 'model_floor_ratio'), 2)}× the floor and "
+    said = {BETTER: ["it is ", strong("below the oracle")], WORSE: ["it is ", strong("above the oracle")],
+            NOT_RESOLVED: ["it is ", strong("not resolved"), " against the oracle"]}.get(verdict, ["it"])
+    return rich(base + f"; the RMSE of {who} is {fmt(metric(floor, 'set', s, 'model_floor_ratio'), 2)}× the floor and "
                 f"{fmt(metric(floor, 'set', s, 'model_oracle_ratio'), 2)}× the oracle: ", said,
                 f", model − oracle {fmt(d['diff'])} LAI {fmt_interval(d['diff_lo'], d['diff_hi'])}.")
 
@@ -215,17 +228,24 @@ def _stopping(run: Run) -> list:
         return []
     train = run.profile.get("train") if isinstance(run.profile.get("train"), dict) else {}
     patience = num(train.get("patience", float("nan")))
-    parts, late = [], []
+    stages, late = [], []
     for r in tr.to_dict("records"):
         stopped = num(r.get("stopped_epoch", r.get("epochs")))
         flat = num(r.get("flat_epochs", stopped - num(r.get("best_epoch"))))
         most = num(r.get("max_epochs", train.get("epochs", float("nan"))))
-        parts.append(f"{stage_label(str(r['row']))[1]}: stopped at epoch {fmt_count(stopped)} of at most {fmt_count(most)}; "
-                     f"validation flat for {fmt_count(flat)} epoch{'s' if flat != 1 else ''}.")
+        stages.append((stage_label(str(r["row"]))[1], stopped, most, flat))
         still = str(r["converged"]) != "True" if "converged" in r else math.isfinite(patience) and flat < patience
         if still:
             late.append(stage_label(str(r["row"]))[1])
-    out = [rich("Training. " + " ".join(parts))]
+    if len(stages) > 1 and len({(most, flat) for _, _, most, flat in stages}) == 1:  # one sentence says it for all
+        _, _, most, flat = stages[0]
+        out = [rich(f"Training. Every stage stopped once validation had been flat for {fmt_count(flat)} "
+                    f"epoch{'s' if flat != 1 else ''}, before its cap of {fmt_count(most)} epochs: "
+                    + ", ".join(f"{name} at epoch {fmt_count(stopped)}" for name, stopped, _, _ in stages) + ".")]
+    else:
+        out = [rich("Training. " + " ".join(
+            f"{name}: stopped at epoch {fmt_count(stopped)} of at most {fmt_count(most)}; validation flat for "
+            f"{fmt_count(flat)} epoch{'s' if flat != 1 else ''}." for name, stopped, most, flat in stages))]
     if late:
         out.append(rich(strong("Not converged"), f" (validation still improving within the last {fmt_count(patience)} "
                         "epochs): " + ", ".join(late) + "."))
