@@ -33,6 +33,7 @@ from lai.errors import ConfigError, LaiError, os_error_errno
 NAME_MAX = 255
 _KEEP = 200  # characters of a long output name kept in its hidden temporary and lock names
 FOLDER_MARK = ".lai-folder"  # written by lai into every folder it creates to fill piece by piece
+FOLDER_MARK_TEXT = "This folder was made by lai; lai writes only into folders holding this file.\n"  # its content
 _PARTIAL_TAIL = re.compile(r"\d+-[0-9a-f]{8}(\.[A-Za-z0-9]+)?")  # PID-RANDOM[.ext] after ".NAME.partial-"
 _PARTIAL_NAME = re.compile(r"\..+\.partial-" + _PARTIAL_TAIL.pattern)
 _LOCK_TEXT = re.compile(rb"(pid \d+ on host [^\n]*)?")  # what lai writes into its lock files (empty while taken)
@@ -156,14 +157,17 @@ def _take_lock(lock: Path, path: Path) -> int:
         os.close(fd)  # the previous holder removed this file as we opened it: take the new one
 
 
+_FILE = object()  # output_lock's default: path is a file
+
+
 @contextlib.contextmanager
-def output_lock(path: str | Path, folder: str | None = None):
+def output_lock(path: str | Path, folder: str | None | object = _FILE):
     """Hold the write lock of output ``path`` for the block; refuse if another process holds it.
 
     ``folder``: ``path`` is a folder written into piece by piece (a run folder) and ``folder`` the
-    configuration file lai writes first into such a folder: the folder is claimed
-    (:func:`claim_folder`) and its stale partial files are removed too. The lock file is removed on
-    release (a killed holder leaves it behind, unlocked, and it is simply taken again).
+    configuration file lai writes first into such a folder (or None: no such file proves a folder lai's):
+    the folder is claimed (:func:`claim_folder`) and its stale partial files are removed too. The lock file
+    is removed on release (a killed holder leaves it behind, unlocked, and it is simply taken again).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,9 +176,9 @@ def output_lock(path: str | Path, folder: str | None = None):
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode(), 0)
-        if folder is not None:
+        if folder is not _FILE:
             claim_folder(path, folder)
-        remove_stale_partials(path, inside=folder is not None)
+        remove_stale_partials(path, inside=folder is not _FILE)
         yield path
     finally:
         if _same_file(lock, fd):  # while still holding it: a writer that opened it meanwhile sees it replaced
@@ -197,12 +201,13 @@ def check_replaceable(path: Path, folder: bool = False) -> None:
         raise ForeignOutputError(f"{path} is not a regular file (a device or pipe?); choose another output path")
 
 
-def claim_folder(folder: str | Path, signature: str) -> Path:
+def claim_folder(folder: str | Path, signature: str | None) -> Path:
     """Make ``folder`` one lai may fill: create it (or take it while empty) and leave :data:`FOLDER_MARK`.
 
-    A folder that holds the marker is lai's. One that holds ``signature`` (the configuration file lai
-    writes first into such a folder, e.g. ``profile.yaml``) was filled by a lai from before the marker
-    and is taken as such; its caller still reads that file and refuses one it cannot read. Any other
+    A folder that holds the marker, with the text lai writes into it, is lai's. One that holds ``signature``
+    (the configuration file lai writes first into such a folder, e.g. ``profile.yaml``, which its caller
+    then reads and refuses unless lai wrote it) was filled by a lai from before the marker and is taken as
+    such; ``signature=None`` takes no such folder (a file any user may have, like ``README.md``). Any other
     folder is refused, naming it and what it holds: lai never writes into a user's folder.
     """
     folder = Path(folder)
@@ -210,10 +215,13 @@ def claim_folder(folder: str | Path, signature: str) -> Path:
         raise ForeignOutputError(f"{folder} is not a folder lai made (a file or a link); choose another folder")
     mark = folder / FOLDER_MARK
     if mark.is_file() and not mark.is_symlink():
-        return folder
+        if _is_mark(mark):
+            return folder
+        raise ForeignOutputError(f"{mark} does not hold the text lai writes into its marker, so {folder} is not taken "
+                                 "for lai's; choose another folder")
     folder.mkdir(parents=True, exist_ok=True)
     held = sorted(p.name for p in folder.iterdir() if p.name != FOLDER_MARK)
-    if held and signature in held:
+    if held and signature is not None and signature in held:
         return folder  # filled by an earlier lai; left unmarked, as its caller has yet to check that file
     if held:
         shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
@@ -223,8 +231,17 @@ def claim_folder(folder: str | Path, signature: str) -> Path:
         )
     if mark.is_symlink() or mark.exists():
         raise ForeignOutputError(f"{mark} is not the marker lai writes (a link or a folder); choose another folder")
-    mark.write_text("This folder was made by lai; lai writes only into folders holding this file.\n")
+    mark.write_text(FOLDER_MARK_TEXT)
     return folder
+
+
+def _is_mark(mark: Path) -> bool:
+    """Whether ``mark`` holds what lai writes into a folder marker (read at most a few hundred bytes)."""
+    try:
+        with open(mark, "rb") as f:
+            return f.read(len(FOLDER_MARK_TEXT) + 1) == FOLDER_MARK_TEXT.encode()
+    except OSError:
+        return False
 
 
 def check_outside(out: str | Path, source: str | Path, what: str, output: str) -> None:

@@ -180,6 +180,24 @@ def test_claim_folder_creates_marks_and_refuses(tmp_path):
         claim_folder(tmp_path / "link", "config.yaml")
 
 
+def test_a_marker_without_lais_text_does_not_hand_over_a_folder(tiny_data, tmp_path):
+    """An empty (or any other) .lai-folder file is not lai's marker: the user's model files stay untouched."""
+    stage = tmp_path / "runs" / "s1"
+    stage.mkdir(parents=True)
+    (stage / FOLDER_MARK).write_text("")
+    (stage / "model.pt").write_text("mine")
+    (stage / "history.csv").write_text("mine")
+    before = folder_digest(stage)
+    with pytest.raises(ForeignOutputError, match="does not hold the text lai writes"):
+        claim_folder(stage, "config.yaml")
+    from lai.config import load_profile
+    from lai.train import train_stage
+
+    with pytest.raises(ForeignOutputError, match="does not hold the text lai writes"):
+        train_stage(load_profile("tiny", ["train.epochs=1"]), "s1", tiny_data[2], stage, progress=False)
+    assert folder_digest(stage) == before
+
+
 def test_only_lai_named_partials_are_swept_inside_a_run_folder(tmp_path):
     run = claim_folder(tmp_path / "run", "profile.yaml")
     ours = [run / ".report.pdf.partial-123-deadbeef", run / "figures" / ".density.png.partial-9-0123abcd",

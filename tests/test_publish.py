@@ -51,3 +51,47 @@ def test_publish_refuses_an_unfinished_run_and_a_users_folder(tmp_path):
     with pytest.raises(ForeignOutputError, match="mine is a folder lai did not make"):
         publish(run, mine, "make reference")
     assert (mine / "notes.txt").read_text() == "keep" and not (mine / "report.pdf").exists()
+
+
+def _digest(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("held", [
+    {"README.md": "my readme", "tables/results.csv": "precious", "figures/plot.png": "png"},  # a README proves nothing
+    {".lai-folder": "", "tables/table1.csv": "mine"},  # an empty (forged) marker neither
+])
+def test_publish_never_writes_into_a_users_folder_holding_what_it_writes(tmp_path, held):
+    run, mine = _run(tmp_path), tmp_path / "mine"
+    for name, text in held.items():
+        (mine / name).parent.mkdir(parents=True, exist_ok=True)
+        (mine / name).write_text(text)
+    before = _digest(mine)
+    with pytest.raises(ForeignOutputError, match="mine"):
+        publish(run, mine, "make reference")
+    assert _digest(mine) == before
+
+
+def test_publish_keeps_the_run_and_the_destination_apart(tmp_path):
+    run = _run(tmp_path)
+    before = _digest(run)
+    for dest, message in ((run, "lies inside the run folder"), (run / "pub", "lies inside the run folder"),
+                          (tmp_path, "lies inside the destination")):
+        with pytest.raises(ForeignOutputError, match=message):
+            publish(run, dest, "make reference")
+    assert _digest(run) == before
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (lambda run: (run / "provenance.json").write_text("not json"), r"provenance\.json: not readable JSON"),
+    (lambda run: (run / "provenance.json").write_text("[1, 2]"), r"provenance\.json: expected a JSON object, got list"),
+    (lambda run: (run / "notebooks" / "02_training.ipynb").write_text("{"), r"02_training\.ipynb: not readable JSON"),
+    (lambda run: (run / "notebooks" / "02_training.ipynb").write_text(
+        json.dumps({"metadata": {"papermill": {"duration": "abc"}}})), r"duration is 'abc', not a number"),
+])
+def test_unreadable_run_records_are_refused_before_anything_is_copied(tmp_path, spoil, message):
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    spoil(run)
+    with pytest.raises(ReportError, match=message):
+        publish(run, dest, "make reference")
+    assert not dest.exists()

@@ -8,7 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
-from lai.io import atomic_path, atomic_write_text, claim_folder, output_lock
+from lai.io import ForeignOutputError, atomic_path, atomic_write_text, check_outside, output_lock
 from lai.report.inputs import ReportError
 
 # what is published: files at the run folder's top, and the files of its subfolders matching a pattern
@@ -17,13 +17,31 @@ PUBLISHED_GLOBS = (("tables", "*.csv"), ("figures", "*.png"))
 INDEX = "README.md"
 
 
+def _json_object(path: Path) -> dict:
+    """``path`` read as a JSON object, or a ReportError naming it."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ReportError(f"{path}: not readable JSON ({str(e)[:120]}); rerun the pipeline (lai run) to rewrite it") from None
+    if not isinstance(value, dict):
+        raise ReportError(f"{path}: expected a JSON object, got {type(value).__name__}; rerun the pipeline (lai run)")
+    return value
+
+
 def _durations(run_dir: Path) -> dict[str, float]:
-    """Seconds each executed notebook took (papermill's record in notebooks/*.ipynb)."""
+    """Seconds each executed notebook took (papermill's record in notebooks/*.ipynb); a notebook or a duration
+    that cannot be read is a ReportError naming the notebook."""
     out = {}
     for nb in sorted((run_dir / "notebooks").glob("*.ipynb")):
-        seconds = json.loads(nb.read_text()).get("metadata", {}).get("papermill", {}).get("duration")
-        if seconds is not None:
+        meta = _json_object(nb).get("metadata")
+        seconds = (meta.get("papermill") or {}).get("duration") if isinstance(meta, dict) else None
+        if seconds is None:
+            continue
+        try:
             out[nb.name] = float(seconds)
+        except (TypeError, ValueError):
+            raise ReportError(f"{nb}: papermill's duration is {str(seconds)[:40]!r}, not a number of seconds; rerun the "
+                              "pipeline (lai run)") from None
     return out
 
 
@@ -50,8 +68,11 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
     missing = [name for name in PUBLISHED_FILES if not (run_dir / name).is_file()]
     if missing:
         raise ReportError(f"{run_dir} lacks {', '.join(missing)}: finish the run (lai run) before publishing it")
-    with output_lock(dest, folder=INDEX):
-        claim_folder(dest, INDEX)
+    check_outside(dest, run_dir, "run folder", "the published results")
+    if run_dir.resolve().is_relative_to(dest.resolve()):
+        raise ForeignOutputError(f"{run_dir} lies inside the destination {dest}; publish into a folder outside the run")
+    prov, seconds = _json_object(run_dir / "provenance.json"), _durations(run_dir)  # read before anything is copied
+    with output_lock(dest, folder=None):  # lai's marker, or a new or empty folder: a README.md alone proves nothing
         sources = [run_dir / name for name in PUBLISHED_FILES]
         sources += [p for sub, pattern in PUBLISHED_GLOBS for p in sorted((run_dir / sub).glob(pattern))]
         for sub, pattern in PUBLISHED_GLOBS:  # files of an earlier publish that this run no longer has
@@ -63,8 +84,6 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
             target.parent.mkdir(exist_ok=True)
             with atomic_path(target) as tmp:
                 shutil.copyfile(src, tmp)
-        prov = json.loads((run_dir / "provenance.json").read_text())
-        seconds = _durations(run_dir)
         lines = [f"# Reference results: the `{run_dir.name}` run", "",
                  f"Regenerate with `{command}` (then commit this folder). Published {dt.date.today().isoformat()}; run "
                  f"at git revision {prov.get('git_revision', '?')}{' (with uncommitted changes)' if prov.get('git_dirty') else ''} "
