@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
 
-    from lai.errors import USER_ERRORS, LaiError, describe_os_error
+    from lai.errors import USER_ERRORS, LaiError, describe_os_error, one_line
 
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except USER_ERRORS as err:
         message = str(err) if isinstance(err, LaiError) else describe_os_error(err)
-        print(f"lai {args.command}: error: {message}", file=sys.stderr)
+        print(f"lai {args.command}: error: {one_line(message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lai {args.command}: interrupted", file=sys.stderr)

@@ -13,6 +13,20 @@ def shorten(text, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+_LONG_WORD = re.compile(r"\S{241,}")
+MAX_MESSAGE = 2000
+
+
+def one_line(message: str) -> str:
+    """``message`` as the command line prints it: one line (control and bidirectional characters written as
+    escapes, so a file name cannot clear the screen or reverse the text), each run of over 240 characters
+    without a space (a long path) cut in its middle, and at most :data:`MAX_MESSAGE` characters in all."""
+    text = "".join(c if c.isprintable() and not ("\u202a" <= c <= "\u202e" or "\u2066" <= c <= "\u2069")
+                   else c.encode("unicode_escape").decode("ascii") for c in str(message))
+    text = _LONG_WORD.sub(lambda m: f"{m.group()[:160]}...{m.group()[-60:]}", text)
+    return shorten(text, MAX_MESSAGE)
+
+
 class LaiError(Exception):
     """Base class of every user-facing error of lai."""
 

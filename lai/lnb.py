@@ -64,6 +64,16 @@ def scl_lookup(classes) -> np.ndarray:
     return lut
 
 
+# dates a cube can store: its time coordinate is datetime64[ns] (pandas.Timestamp.min .. max)
+FIRST_DATE, LAST_DATE = dt.date(1678, 1, 1), dt.date(2261, 12, 31)
+DATE_RANGE_TEXT = f"lies outside {FIRST_DATE.year}-{LAST_DATE.year}, the dates a cube stores (datetime64[ns])"
+
+
+def storable_date(date: dt.date) -> bool:
+    """Whether the cube's time coordinate can hold ``date`` (:data:`FIRST_DATE` .. :data:`LAST_DATE`)."""
+    return FIRST_DATE <= date <= LAST_DATE
+
+
 @dataclass(frozen=True)
 class TileName:
     """All parts of ``<COUNTRY>_<AREA>_<DateFrom>_<DateTo>-<IdxTime>-<n>-<Row>-<Col>.tiff``."""
@@ -95,6 +105,9 @@ class TileName:
             dates = dt.date.fromisoformat(g["date_from"]), dt.date.fromisoformat(g["date_to"])
         except ValueError as err:
             raise LNBError(name, f"file name holds an impossible date ({err})") from None
+        for date in dates:
+            if not storable_date(date):
+                raise LNBError(name, f"file name holds the date {date.isoformat()}, which {DATE_RANGE_TEXT}")
         if int(g["time_index"]) > 2:
             raise LNBError(name, f"IdxTime must be 0, 1 or 2 (t-2, t-1, t), got {g['time_index']}")
         limit = np.iinfo(GRID_INDEX_DTYPE).max

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lai.errors import LNBError, SceneError, shorten
 from lai.io import read_yaml_mapping
-from lai.lnb import TileName
+from lai.lnb import DATE_RANGE_TEXT, TileName, storable_date
 from lai.snap import BANDS, PLATFORMS, Angles
 
 CLEAR_WITHOUT_SCL = 4  # SCL class written for dates without a mask: "vegetation", a class the encoding counts as clear
@@ -37,22 +37,53 @@ def load_manifest(path: Path, what: str) -> dict:
 
 def manifest_file(manifest: Path, value, where: str) -> Path:
     """A file named in a manifest (relative to the manifest's folder), which must exist."""
+    if not isinstance(value, str) or not value:
+        got = "null" if value is None else f"{type(value).__name__} {shorten(value, 60)!r}"
+        raise SceneError(f"{where}: expected a file name, got {got}")
     f = Path(value) if Path(value).is_absolute() else manifest.parent / value
-    if not f.is_file():
-        raise SceneError(f"{where}: file {f} does not exist")
+    try:
+        found = f.is_file()
+    except OSError as e:  # a name too long for the file system, say
+        raise SceneError(f"{where}: file {shorten(f, 200)} cannot be looked up ({e.strerror or e})") from None
+    if not found:
+        raise SceneError(f"{where}: file {shorten(f, 200)} does not exist")
     return f
 
 
 def manifest_date(value, label: str) -> dt.date:
-    """A date (YAML date or ``YYYY-MM-DD`` text); :class:`SceneError` starting with ``label`` otherwise."""
+    """A date (YAML date or ``YYYY-MM-DD`` text) a cube can store; :class:`SceneError` starting with ``label`` otherwise."""
     if isinstance(value, dt.datetime):
         raise SceneError(f"{label} {shorten(value, 40)!r} is a date and time; expected a YYYY-MM-DD date")
     if isinstance(value, dt.date):
-        return value
+        return _storable(value, label)
     try:
-        return dt.date.fromisoformat(str(value))
+        date = dt.date.fromisoformat(str(value))
     except ValueError:
         raise SceneError(f"{label} {shorten(value, 40)!r} is not a YYYY-MM-DD date") from None
+    return _storable(date, label)
+
+
+def _storable(date: dt.date, label: str) -> dt.date:
+    if not storable_date(date):
+        raise SceneError(f"{label} {date.isoformat()} {DATE_RANGE_TEXT}")
+    return date
+
+
+def check_keys(entry: dict, allowed: tuple[str, ...], where: str) -> None:
+    """Refuse a key a manifest does not know (a typo such as ``sc1`` would otherwise be ignored without a word)."""
+    unknown = [str(k) for k in entry if k not in allowed]
+    if unknown:
+        raise SceneError(f"{where}: unknown key(s) {shorten(', '.join(unknown), 80)}; expected {', '.join(allowed)}")
+
+
+def check_unique_dates(entries: list, key: str, where: str) -> None:
+    """Two acquisitions of one sensor on the same date would leave one of them unread: refuse them."""
+    seen: dict = {}
+    for k, e in enumerate(entries):
+        if e.date in seen:
+            raise SceneError(f"{where}: {key}[{k}].date {e.date.isoformat()} repeats {key}[{seen[e.date]}].date; give "
+                             "each date once")
+        seen[e.date] = k
 
 
 # --------------------------------------------------------------------------- preprocessing manifest
@@ -148,6 +179,11 @@ class Manifest:
     target: dt.date | None = None  # lai predict --scene: the date t to map (default: the last one a triplet ends on)
 
 
+MANIFEST_KEYS = ("country", "area", "s2", "s1", "target")
+S2_KEYS = ("date", "lai", "bands", "angles", "scl", "platform", "processing_baseline", "metadata")
+S1_KEYS = ("date", "file", "vv", "vh")
+
+
 def read_preprocess_manifest(path: str | Path, for_scene: bool = False) -> Manifest:
     """Parse a preprocessing manifest, checking that every named file exists.
 
@@ -157,6 +193,7 @@ def read_preprocess_manifest(path: str | Path, for_scene: bool = False) -> Manif
     raw = load_manifest(path, "scene manifest" if for_scene else "preprocessing manifest")
     if for_scene:
         raw = {"country": "SCENE", "area": "SCENE", **raw}
+    check_keys(raw, MANIFEST_KEYS, str(path))
     for key in ("country", "area", "s2", "s1"):
         if not raw.get(key):
             raise SceneError(f"{path}: key {key!r} is missing or empty")
@@ -172,9 +209,13 @@ def read_preprocess_manifest(path: str | Path, for_scene: bool = False) -> Manif
         where = f"{path}: s2[{k}]"
         if not isinstance(e, dict) or "date" not in e or ("lai" in e) == ("bands" in e):
             raise SceneError(f"{where} must hold date and either lai or bands (+ angles)")
+        check_keys(e, S2_KEYS, where)
         bands = angles = platform = reflectance = None
         if "bands" in e:
-            missing = [b for b in BANDS if b not in (e["bands"] or {})]
+            if not isinstance(e["bands"], dict):
+                raise SceneError(f"{where}.bands: expected a mapping of band name to file ({', '.join(BANDS)}), got "
+                                 f"{type(e['bands']).__name__}")
+            missing = [b for b in BANDS if b not in e["bands"]]
             if missing:
                 raise SceneError(f"{where}.bands lacks {missing}; the SNAP network needs {', '.join(BANDS)}")
             bands = {b: file(e["bands"][b], f"{where}.bands.{b}") for b in BANDS}
@@ -205,8 +246,13 @@ def read_preprocess_manifest(path: str | Path, for_scene: bool = False) -> Manif
         where = f"{path}: s1[{k}]"
         if not isinstance(e, dict) or "date" not in e or not ({"vv", "vh"} <= set(e) or "file" in e):
             raise SceneError(f"{where} must hold date and vv + vh (or one two-band file)")
+        check_keys(e, S1_KEYS, where)
+        if "file" in e and ("vv" in e or "vh" in e):
+            raise SceneError(f"{where}: give file (one two-band raster) or vv and vh, not both")
         files = (file(e["file"], f"{where}.file"),) if "file" in e else (file(e["vv"], f"{where}.vv"), file(e["vh"], f"{where}.vh"))
         s1.append(S1Date(manifest_date(e["date"], f"{where}.date:"), files))
+    check_unique_dates(s2, "s2", str(path))
+    check_unique_dates(s1, "s1", str(path))
     try:
         TileName.parse(TileName(str(raw["country"]), str(raw["area"]), s2[0].date, s2[0].date, 0, 0, 0, 0).format())
     except LNBError:

@@ -325,6 +325,34 @@ CASES = [
     Case("preprocess-missing-file", "`lai preprocess` a manifest naming an S2 file that does not exist",
          ["preprocess", "{manifest_absent_file}", "--out", "{tmp}/pre_out"],
          r"absent_file\.yaml: s2\[0\]\.lai: file .*absent_lai\.tif does not exist", absent="{tmp}/pre_out"),
+    Case("control-characters", "`lai validate` a path holding a newline and a terminal escape (clear screen)",
+         ["validate", "{tmp}/no\nsuch\x1b[2J"], r"no\\nsuch\\x1b\[2J"),
+    Case("preprocess-null-file", "`lai preprocess` a manifest with `lai: null` for a date",
+         ["preprocess", "{manifest_null_lai}", "--out", "{tmp}/pre_out"],
+         r"null_lai\.yaml: s2\[0\]\.lai: expected a file name, got null", absent="{tmp}/pre_out"),
+    Case("preprocess-list-file", "`lai preprocess` a manifest with `file: [a.tif]` (a list) for an S1 date",
+         ["preprocess", "{manifest_list_file}", "--out", "{tmp}/pre_out"],
+         r"list_file\.yaml: s1\[0\]\.file: expected a file name, got list", absent="{tmp}/pre_out"),
+    Case("preprocess-scl-typo", "`lai preprocess` a manifest with `sc1:` for `scl:` (every pixel would count as clear)",
+         ["preprocess", "{manifest_scl_typo}", "--out", "{tmp}/pre_out"],
+         r"scl_typo\.yaml: s2\[0\]: unknown key\(s\) sc1; expected date, lai, bands, angles, scl", absent="{tmp}/pre_out"),
+    Case("predict-scene-key-typo", "`lai predict --scene` a manifest with `traget:` for `target:`",
+         ["predict", "--run", "{fresh_run}", "--scene", "{manifest_top_typo}", "--out", "{tmp}/pred.tif"],
+         r"top_typo\.yaml: unknown key\(s\) traget; expected country, area, s2, s1, target", absent="{tmp}/pred.tif"),
+    Case("preprocess-repeated-date", "`lai preprocess` a manifest listing one S2 date twice",
+         ["preprocess", "{manifest_repeated}", "--out", "{tmp}/pre_out"],
+         r"repeated\.yaml: s2\[1\]\.date 2019-06-01 repeats s2\[0\]\.date; give each date once", absent="{tmp}/pre_out"),
+    Case("preprocess-s1-file-and-bands", "`lai preprocess` an S1 date naming `file` and `vv` + `vh`",
+         ["preprocess", "{manifest_s1_both}", "--out", "{tmp}/pre_out"],
+         r"s1_both\.yaml: s1\[0\]: give file \(one two-band raster\) or vv and vh, not both", absent="{tmp}/pre_out"),
+    Case("preprocess-year-2300", "`lai preprocess` a manifest dated 2300 (a cube could not store it)",
+         ["preprocess", "{manifest_year_2300}", "--out", "{tmp}/pre_out"],
+         r"year_2300\.yaml: s2\[0\]\.date: 2300-06-01 lies outside 1678-2261, the dates a cube stores",
+         absent="{tmp}/pre_out"),
+    Case("preprocess-long-name", "`lai preprocess` a manifest naming a 5,000-character file (quoted cut short)",
+         ["preprocess", "{manifest_long_name}", "--out", "{tmp}/pre_out"],
+         r"long_name\.yaml: s2\[0\]\.lai: file .*xxxxxxxxxx\.\.\. cannot be looked up \(File name too long\)",
+         absent="{tmp}/pre_out"),
     Case("preprocess-bad-country", "`lai preprocess` a manifest with country `SP-AIN`",
          ["preprocess", "{manifest_bad_country}", "--out", "{tmp}/pre_out"],
          r"bad_country\.yaml: country 'SP-AIN' and area 'BADAJOZ' must be letters and digits", absent="{tmp}/pre_out"),
@@ -452,6 +480,20 @@ def _prepare_manifests(tmp: Path, inputs: dict) -> None:
         sparse_tiff(path, 256, 2**24, bands=2 if k < 2 else 1)
     manifests["wide_scene_yaml"] = ("wide_scene.yaml", scene_manifest([{"date": f"2019-06-{d:02d}", "s1": str(wide[0]),
                                                                         "lai": str(wide[2])} for d in (1, 6, 11)]))
+    base = {"country": "SPAIN", "area": "BADAJOZ", "s2": s2_dates, "s1": [{"date": f"2019-06-{d:02d}", "file": str(s1)}
+                                                                        for d in (1, 6, 11)]}
+    manifests.update({  # one defect each in an otherwise usable manifest
+        "manifest_null_lai": ("null_lai.yaml", {**base, "s2": [{"date": "2019-06-01", "lai": None}, *s2_dates[1:]]}),
+        "manifest_list_file": ("list_file.yaml", {**base, "s1": [{"date": "2019-06-01", "file": [str(s1)]}]}),
+        "manifest_scl_typo": ("scl_typo.yaml", {**base, "s2": [{**d, "sc1": str(s2)} for d in s2_dates]}),
+        "manifest_top_typo": ("top_typo.yaml", {**base, "traget": "2019-06-11"}),
+        "manifest_repeated": ("repeated.yaml", {**base, "s2": [s2_dates[0], *s2_dates]}),
+        "manifest_s1_both": ("s1_both.yaml", {**base, "s1": [{"date": "2019-06-01", "file": str(s1), "vv": str(s1),
+                                                               "vh": str(s1)}]}),
+        "manifest_year_2300": ("year_2300.yaml", {**base, "s2": [{**d, "date": d["date"].replace("2019", "2300")}
+                                                                for d in s2_dates]}),
+        "manifest_long_name": ("long_name.yaml", {**base, "s2": [{"date": "2019-06-01", "lai": "x" * 5000}]}),
+    })
     for key, (name, content) in manifests.items():
         (tmp / name).write_text(yaml.safe_dump(content, sort_keys=False))
         inputs[key] = str(tmp / name)
@@ -588,6 +630,7 @@ def check(case: Case, inputs: dict, done: subprocess.CompletedProcess) -> None:
     if case.code == 2:
         message = error_message(command, done.stderr)
         assert message is not None, done.stderr
+        assert "\n" not in message and "\x1b" not in message and len(message) <= 2100, message  # one line, escaped, cut
         assert re.search(pattern, message), message
     else:
         assert re.search(pattern, done.stdout), done.stdout
