@@ -107,13 +107,23 @@ class TileGrid:
     width: int
 
 
+def _north_up(src, path: Path) -> None:
+    """Refuse a rotated or sheared geotransform: windows and tiles are cut along rows and columns of a north-up grid
+    (a rotated one lost part of its S1 without a word)."""
+    t = src.transform
+    if t.b != 0 or t.d != 0:
+        raise SceneError(f"{path}: rotated or sheared geotransform ({t.a:g}, {t.b:g}, {t.c:g}, {t.d:g}, {t.e:g}, {t.f:g}); "
+                         "lai reads north-up rasters: warp it first (gdalwarp)")
+
+
 def grid_of(path: Path) -> TileGrid:
-    """CRS, transform and size of a georeferenced raster."""
+    """CRS, transform and size of a georeferenced, north-up raster."""
     import rasterio
 
     with rasterio.open(path) as src:
         if src.crs is None:
             raise SceneError(f"{path}: raster has no CRS; scenes need georeferenced rasters")
+        _north_up(src, path)
         return TileGrid(src.crs, src.transform, src.height, src.width)
 
 
@@ -136,18 +146,22 @@ def _same_grid(src, grid: TileGrid) -> bool:
 
 
 def read_on_grid(path: Path, grid: TileGrid, resampling: str, linear_db: bool = False, allow: bool = True,
-                 what: str = "raster", nodata: float | None = None) -> np.ndarray:
+                 what: str = "raster", nodata: float | None = None, bands: int | None = None) -> np.ndarray:
     """All bands of ``path`` on ``grid`` (bands, H, W) float32: a window read when aligned, else resampled.
 
     ``linear_db``: the values are dB, resampled in linear power and returned in dB. ``nodata``: a value that
     means no data (NaN in the result, left out of the resampling kernel), as is outside the raster; default: the
-    raster's declared nodata (:func:`lai.lnb.nodata_as_nan`, the folder reader's rule).
+    raster's declared nodata (:func:`lai.lnb.nodata_as_nan`, the folder reader's rule). ``bands``: how many
+    bands the raster must have (a :class:`SceneError` naming it otherwise).
     """
     import rasterio
     from rasterio.warp import Resampling, reproject, transform_bounds
     from rasterio.windows import Window, from_bounds
 
     with rasterio.open(path) as src:
+        if bands is not None and src.count != bands:
+            raise SceneError(f"{path}: {what} raster has {src.count} bands; expected {bands}")
+        _north_up(src, path)
         missing = src.nodata if nodata is None else nodata
         if _same_grid(src, grid):
             col, row = (round(v) for v in ~src.transform * (grid.transform.c, grid.transform.f))
@@ -192,9 +206,10 @@ def s2_tile(d: S2Date, grid: TileGrid, cfg: PreprocessConfig, network: Network |
     and SNAP's flags (H, W) when the LAI comes from L2A bands through ``network`` (NaN LAI where any band is no-data)."""
     flags = None
     if d.lai is not None:
-        lai = read_on_grid(d.lai, grid, "bilinear", what="S2 LAI")[0]
+        lai = read_on_grid(d.lai, grid, "bilinear", what="S2 LAI", bands=1)[0]
     else:
-        dn = np.concatenate([read_on_grid(d.bands[b], grid, "bilinear", what=f"S2 {b}", nodata=L2A_NODATA) for b in BANDS])
+        dn = np.concatenate([read_on_grid(d.bands[b], grid, "bilinear", what=f"S2 {b}", nodata=L2A_NODATA, bands=1)
+                             for b in BANDS])
         nodata = ~np.isfinite(dn).all(axis=0)
         scale, offsets = ((d.reflectance.scale, d.reflectance.offsets) if d.reflectance is not None
                           else (cfg.reflectance_scale, (cfg.reflectance_offset,) * len(BANDS)))
@@ -205,7 +220,7 @@ def s2_tile(d: S2Date, grid: TileGrid, cfg: PreprocessConfig, network: Network |
             raise SceneError(str(err)) from None
         lai, flags = snap_product(refl, d.angles, network or BUILTIN)
         lai[nodata], flags[nodata] = np.nan, 0
-    scl = (read_on_grid(d.scl, grid, "nearest", what="SCL")[0] if d.scl is not None
+    scl = (read_on_grid(d.scl, grid, "nearest", what="SCL", bands=1)[0] if d.scl is not None
            else np.full(lai.shape, CLEAR_WITHOUT_SCL, np.float32))
     scl[np.isnan(scl)] = 0  # outside a float SCL raster: no data (class 0), as outside an integer one
     return lai.astype(np.float32), scl, flags

@@ -32,7 +32,7 @@ from lai.config import PreprocessConfig
 from lai.encode import count_clipped
 from lai.errors import SceneError
 from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_batch
-from lai.io import atomic_path, check_new_folder, memory_shortfall, output_lock
+from lai.io import atomic_path, check_new_folder, check_outside, memory_shortfall, output_lock
 from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES, TRIPLET_BYTES_PER_PIXEL, clean_pixels
 from lai.manifest import SHORT_FORM_GONE, load_manifest, read_preprocess_manifest
 from lai.preprocess import TileGrid, s1_tile, s2_grid, s2_tile, snap_networks, usable_triplets
@@ -70,9 +70,17 @@ def ramp(length: int, overlap: int) -> np.ndarray:
     return np.clip(np.minimum(i, length - i) / max(overlap, 1), 0, 1).astype(np.float32)
 
 
+MIN_WINDOW = 32  # pixels: smaller windows see too little context, and their count (the time) grows as 1/window^2
+
+
 def _check_window(window: int, overlap: int) -> None:
-    if window < 1 or not 0 <= overlap < window:
-        raise SceneError(f"overlap must lie in [0, window), got overlap {overlap} with window {window}")
+    """Windows of at least :data:`MIN_WINDOW` pixels, overlapping by at most half: a scene is then read about
+    four times at most (a 1-pixel window or step would take hours on a Sentinel-2 tile)."""
+    if window < MIN_WINDOW:
+        raise SceneError(f"--window must be at least {MIN_WINDOW} pixels, got {window}")
+    if not 0 <= overlap <= window // 2:
+        raise SceneError(f"--overlap must lie in [0, window/2] = [0, {window // 2}] (each pixel is then predicted at most "
+                         f"four times), got overlap {overlap} with window {window}")
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,8 @@ def predict_scene(run: str | Path | Trained, manifest: str | Path, out: str | Pa
     ``preprocess``: how L2A bands and S1 on other grids are read (as ``lai preprocess`` does; default settings).
     """
     out = Path(out)
+    if not isinstance(run, Trained):
+        check_outside(out, run, "training run folder", "the map")
     with output_lock(out):
         for path in (out, source_path(out)):
             if path.exists() or path.is_symlink():
@@ -274,6 +284,7 @@ def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: in
         raise SceneError(f"scene manifests share the name(s) {', '.join(twice)}: each map is named after its "
                          "manifest (<name>.tif), so rename them")
     _check_window(window, overlap)
+    check_outside(out, run, "training run folder", "the maps")
     for m in manifests:
         open_scene(m, preprocess)  # every manifest checked before any work starts
     with output_lock(out):

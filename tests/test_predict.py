@@ -224,6 +224,27 @@ def test_scene_on_two_grids_is_refused(tiny_run, tmp_path):
     assert not (tmp_path / "out.tif").exists()
 
 
+def test_rotated_rasters_are_refused_naming_the_file(tiny_run, tmp_path):
+    """A rotated geotransform: windows along rows and columns would lose part of the S1 without a word."""
+    manifest = write_scene(tmp_path, (40, 40), [-12.0, -18.0], 3.0, 4,
+                           transform=Affine(7.07, -7.07, 500000, -7.07, -7.07, 4600000))
+    with pytest.raises(SceneError, match=r"lai_0\.tif: rotated or sheared geotransform .*warp it first"):
+        predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=32, overlap=8, progress=False)
+    assert not (tmp_path / "out.tif").exists()
+
+
+@pytest.mark.parametrize("layer", ["lai", "scl"])
+def test_a_multi_band_lai_or_scl_raster_is_refused(tiny_run, tmp_path, layer):
+    """Band 1 of a three-band LAI or SCL raster was taken without a word."""
+    manifest = write_scene(tmp_path, (40, 40), [-12.0, -18.0], 3.0, 4)
+    dtype = np.float32 if layer == "lai" else np.uint8
+    write_tiff(tmp_path / f"{layer}_1.tif", np.full((3, 40, 40), 3, dtype), crs=UTM, transform=SCENE_TRANSFORM)
+    what = "S2 LAI" if layer == "lai" else "SCL"
+    with pytest.raises(SceneError, match=rf"{layer}_1\.tif: {what} raster has 3 bands; expected 1"):
+        predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=32, overlap=8, progress=False)
+    assert not (tmp_path / "out.tif").exists()
+
+
 def test_scene_pixels_follow_the_folder_rule(tiny_run, tmp_path):
     """--scene checks every window as the folder reader does (lai.lnb.clean_pixels): declared nodata is missing,
     a few bad LAI pixels are counted, a file in the wrong units or an SCL beyond 0..11 is refused by name."""
