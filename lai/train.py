@@ -389,6 +389,14 @@ def read_finished(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     if missing or history.empty:
         raise RunFolderError(f"{path}: expected one row per epoch with columns {', '.join(HISTORY_COLUMNS)}; it has "
                              f"{len(history)} row(s){', lacking ' + ', '.join(missing) if missing else ''}; {retrain}")
+    for column in HISTORY_COLUMNS:  # lai writes numbers (NaN: no validation pixels): anything else was edited
+        values = pd.to_numeric(history[column], errors="coerce")
+        bad = (values.isna() & history[column].notna()) | (history["epoch"].isna() if column == "epoch" else False)
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            raise RunFolderError(f"{path}: column {column} holds {shorten(history[column].iloc[row], 30)!r} in data row "
+                                 f"{row + 1}, not a number; {retrain}")
+        history[column] = values
     return result, history
 
 

@@ -37,6 +37,7 @@ from lai.errors import RunFolderError, shorten
 from lai.io import atomic_write_text
 
 CALIBRATION_FILE = "calibration.json"
+FITTED_AGAINST = ("truth", "observation")  # what a calibration file's factors were fitted against
 STRATA = tuple(f"{past} past clear, {'clear' if clear else 'clouded'} at t" for clear in (0, 1) for past in (0, 1, 2))
 POOLED = "pooled"
 MIN_PIXELS = 20_000  # a stratum with fewer validation pixels (about five 64x64 tiles: the pixels of one triplet are
@@ -130,11 +131,11 @@ def read_calibration(folder: str | Path) -> Calibration:
     bad = [k for k, v in cal.factors.items() if k not in (*STRATA, POOLED) or len(v) != len(levels)
            or not all(math.isfinite(f) and f > 0 for f in v)]
     bad_levels = not levels or levels != sorted(levels) or not all(0 < lv < 1 for lv in levels)
-    if bad or bad_levels or (cal.observation_sd is not None and not (math.isfinite(cal.observation_sd)
-                                                                     and cal.observation_sd >= 0)):
-        raise RunFolderError(f"{path}: factors must be finite and positive, one per level, for the strata "
-                             f"{', '.join(STRATA)} or {POOLED!r}; levels increasing in (0, 1); observation_sd finite "
-                             f"and not negative; got {shorten(str(data))}")
+    if (bad or bad_levels or POOLED not in cal.factors or cal.against not in FITTED_AGAINST
+            or (cal.observation_sd is not None and not (math.isfinite(cal.observation_sd) and cal.observation_sd >= 0))):
+        raise RunFolderError(f"{path}: factors must be finite and positive, one per level, for {POOLED!r} and any of "
+                             f"the strata {', '.join(STRATA)}; levels increasing in (0, 1); against one of "
+                             f"{', '.join(FITTED_AGAINST)}; observation_sd finite and not negative; got {shorten(str(data))}")
     return cal
 
 

@@ -161,6 +161,10 @@ def test_resume_under_another_number_of_processes_is_recorded(tiny_data, tmp_pat
     ("history.csv", "epoch,lr,val_mse,val_rmse,seconds,samples_per_s\n",
      r"history\.csv: expected one row per epoch with columns epoch, val_mse, val_rmse, seconds, samples_per_s; it has 0 row"),
     ("history.csv", "", r"history\.csv: not a readable table"),
+    ("history.csv", "epoch,val_mse,val_rmse,seconds,samples_per_s\nabc,def,ghi,x,y\n",
+     r"history\.csv: column epoch holds 'abc' in data row 1, not a number"),
+    ("history.csv", "epoch,val_mse,val_rmse,seconds,samples_per_s\n1,0.1,0.3,5,10\n2,0.1,0.3,5,1e",
+     r"history\.csv: column samples_per_s holds '1e' in data row 2, not a number"),  # a file cut mid-row
 ])
 def test_tampered_finished_stage_is_named_not_reused(tiny_data, tmp_path, file, text, message):
     """A finished stage whose result.json or history.csv was emptied or replaced: one error naming the file and how

@@ -106,10 +106,14 @@ def test_calibration_file_round_trips_and_a_bad_one_is_named(tmp_path):
     (tmp_path / "calibration.json").write_text(json.dumps({"factors": {STRATA[0]: 1.5, POOLED: 1.1}, "against": "truth"}))
     old = read_calibration(tmp_path)
     assert old.factor_array(0.68)[0] == pytest.approx(1.5) and old.factor_array(0.95)[1] == pytest.approx(1.1)
-    for bad in ({STRATA[0]: -1}, {STRATA[0]: [1.0]}, {"cloudy": 1.0}):
-        (tmp_path / "calibration.json").write_text(json.dumps({"factors": bad, "against": "truth"}))
-        with pytest.raises(RunFolderError, match="calibration.json.*finite and positive, one per level"):
+    for bad, against in (({STRATA[0]: -1, POOLED: 1.0}, "truth"), ({STRATA[0]: [1.0], POOLED: 1.0}, "truth"),
+                         ({"cloudy": 1.0, POOLED: 1.0}, "truth"),
+                         ({}, "truth"), ({STRATA[0]: 1.0}, "truth"),  # no pooled factor: nothing for other strata
+                         ({POOLED: 1.0}, ["truth"] * 1000)):  # fitted against what?
+        (tmp_path / "calibration.json").write_text(json.dumps({"factors": bad, "against": against}))
+        with pytest.raises(RunFolderError, match="calibration.json.*finite and positive, one per level") as e:
             read_calibration(tmp_path)
+        assert len(str(e.value)) < 600
 
 
 def _train(uncertainty: bool, steps: int = 3) -> LAIModel:
