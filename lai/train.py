@@ -400,6 +400,19 @@ def read_finished(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     return result, history
 
 
+def _same_folder(saved, now: str | Path) -> bool:
+    """Whether the pre-trained folder ``saved`` (as a run wrote it: absolute, or relative to its working directory
+    then) is the folder ``now``: equal once resolved, or a relative path whose parts end ``now``'s absolute path
+    (``runs/s1_masks_seas`` is ``/home/me/runs/s1_masks_seas`` given from another folder)."""
+    if not isinstance(saved, str) or not saved:
+        return False
+    there, here = Path(saved), Path(now).resolve()
+    if there.is_absolute() or ".." in there.parts:
+        return there.resolve() == here
+    parts = tuple(p for p in there.parts if p != ".")
+    return bool(parts) and here.parts[-len(parts):] == parts
+
+
 def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageResult | None:
     """Return the finished result of an identical run, or None to (re)start; raise on a foreign run."""
     config_file = run_dir / STAGE_CONFIG_FILE
@@ -413,6 +426,9 @@ def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageRes
         saved = None
     if not isinstance(saved, dict) or not isinstance(saved.get("cube"), dict):
         raise RunFolderError(f"{config_file} is not the configuration of a lai training run; use another run folder")
+    if isinstance(saved.get("init_from"), dict):  # the same pre-trained folders named from another working directory
+        saved = {**saved, "init_from": {k: str(cfg.init_from[k]) if k in cfg.init_from and _same_folder(v, cfg.init_from[k])
+                                        else v for k, v in saved["init_from"].items()}}
     diffs = saved_differences(saved, stage_config_from(saved, config_file), cfg)
     if diffs:
         other_cube = [d for d in diffs if d[0].startswith("cube.") and d[1] is not NOT_SAVED]  # hashes say nothing

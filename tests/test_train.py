@@ -196,6 +196,25 @@ def test_final_model_reuses_pretrained_encoders(tiny_data, tmp_path):
     assert "truth_rmse_cloudy" in table
 
 
+def test_the_same_runs_folder_named_from_another_folder_is_reused(tiny_data, tmp_path, monkeypatch):
+    """Trained as `--runs runs` in one folder, then named by its absolute path from another: the same run (it was
+    refused as "another run", the message inviting the user to delete it)."""
+    from lai.train import _same_folder
+
+    _, _, cube = tiny_data
+    p = profile_with(epochs=1, max_batches_per_epoch=1)
+    monkeypatch.chdir(tmp_path)
+    train_rows(p, cube, "runs", ["final"], progress=False)
+    assert yaml.safe_load((tmp_path / "runs" / "final" / "config.yaml").read_text())["init_from"]["enc1"] == "runs/s1_masks_seas"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    again = train_rows(p, cube, tmp_path / "runs", ["final"], progress=False)
+    assert all(r.reused for r in again.values())
+    assert _same_folder("runs/s1", tmp_path / "runs" / "s1") and _same_folder("./runs/s1", tmp_path / "runs" / "s1")
+    assert not _same_folder("other/s1", tmp_path / "runs" / "s1") and not _same_folder("/elsewhere/runs/s1", tmp_path / "runs" / "s1")
+    assert not _same_folder(None, tmp_path) and not _same_folder("", tmp_path)
+
+
 def test_run_folder_of_another_run_is_refused(tiny_data, tmp_path):
     _, _, cube = tiny_data
     train_stage(profile_with(epochs=1), "s1", cube, tmp_path / "r", progress=False)
