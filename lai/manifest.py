@@ -77,13 +77,14 @@ def check_keys(entry: dict, allowed: tuple[str, ...], where: str) -> None:
 
 
 def check_unique_dates(entries: list, key: str, where: str) -> None:
-    """Two acquisitions of one sensor on the same date would leave one of them unread: refuse them."""
+    """Two different acquisitions of one sensor on the same date would leave one of them unread: refuse them. The
+    same entry repeated is allowed (one real date used as t-2, t-1 and t: a format test)."""
     seen: dict = {}
     for k, e in enumerate(entries):
-        if e.date in seen:
-            raise SceneError(f"{where}: {key}[{k}].date {e.date.isoformat()} repeats {key}[{seen[e.date]}].date; give "
-                             "each date once")
-        seen[e.date] = k
+        if e.date in seen and entries[seen[e.date]] != e:
+            raise SceneError(f"{where}: {key}[{k}].date {e.date.isoformat()} repeats {key}[{seen[e.date]}].date with "
+                             "other rasters; give each date once")
+        seen.setdefault(e.date, k)
 
 
 # --------------------------------------------------------------------------- preprocessing manifest

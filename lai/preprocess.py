@@ -116,13 +116,26 @@ def _north_up(src, path: Path) -> None:
                          "lai reads north-up rasters: warp it first (gdalwarp)")
 
 
+def _open_georeferenced(path: Path):
+    """``path`` opened with rasterio; a raster without a CRS is a :class:`SceneError` naming it (rasterio's
+    NotGeoreferencedWarning silenced: the error says it in one line)."""
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        src = rasterio.open(path)
+    if src.crs is None:
+        src.close()
+        raise SceneError(f"{path}: raster has no CRS; scenes need georeferenced rasters")
+    return src
+
+
 def grid_of(path: Path) -> TileGrid:
     """CRS, transform and size of a georeferenced, north-up raster."""
-    import rasterio
-
-    with rasterio.open(path) as src:
-        if src.crs is None:
-            raise SceneError(f"{path}: raster has no CRS; scenes need georeferenced rasters")
+    with _open_georeferenced(path) as src:
         _north_up(src, path)
         return TileGrid(src.crs, src.transform, src.height, src.width)
 
@@ -154,11 +167,10 @@ def read_on_grid(path: Path, grid: TileGrid, resampling: str, linear_db: bool = 
     raster's declared nodata (:func:`lai.lnb.nodata_as_nan`, the folder reader's rule). ``bands``: how many
     bands the raster must have (a :class:`SceneError` naming it otherwise).
     """
-    import rasterio
     from rasterio.warp import Resampling, reproject, transform_bounds
     from rasterio.windows import Window, from_bounds
 
-    with rasterio.open(path) as src:
+    with _open_georeferenced(path) as src:
         if bands is not None and src.count != bands:
             raise SceneError(f"{path}: {what} raster has {src.count} bands; expected {bands}")
         _north_up(src, path)

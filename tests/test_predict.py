@@ -233,6 +233,17 @@ def test_rotated_rasters_are_refused_naming_the_file(tiny_run, tmp_path):
     assert not (tmp_path / "out.tif").exists()
 
 
+def test_a_raster_without_crs_is_one_error_without_rasterios_warning(tiny_run, tmp_path):
+    import warnings
+
+    manifest = write_scene(tmp_path, (40, 40), [-12.0, -18.0], 3.0, 4)
+    write_tiff(tmp_path / "scl_2.tif", np.full((40, 40), 4, np.uint8))  # no CRS, no transform
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(SceneError, match=r"scl_2\.tif: raster has no CRS"):
+        warnings.simplefilter("always")
+        predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=32, overlap=8, progress=False)
+    assert not [w for w in caught if "georeferenc" in str(w.message).lower()]
+
+
 @pytest.mark.parametrize("layer", ["lai", "scl"])
 def test_a_multi_band_lai_or_scl_raster_is_refused(tiny_run, tmp_path, layer):
     """Band 1 of a three-band LAI or SCL raster was taken without a word."""
