@@ -178,7 +178,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
     weight = wy[:, None] * wx[None, :]
     tiling = dict(tiled=True, blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
     scl_at_t = scene.scl_at_t
-    clipped = observed = clamped = 0
+    clipped = observed = clamped = s1_missing = modelled = 0
     fixes: Counter = Counter(dict.fromkeys(PIXEL_FIX_NOTES, 0))
 
     with atomic_path(out) as tmp, atomic_path(source_path(out)) as tmp_source, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
@@ -205,6 +205,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
                         new_x = x0 if c == 0 else max(x0, xs[c - 1] + win.width)
                         new = (slice(new_y - y0, None), slice(new_x - x0, None))  # each pixel counted once
                         clipped += count_clipped(s1[..., new[0], new[1]], trained.enc)
+                        s1_missing += int(np.isnan(s1[..., new[0], new[1]]).any(axis=1).sum())
                         fixes.update(fixed.counts(*new))
                         lai, obs, sd = predict_batch(trained, s1[None], lai_in[None], scl[None], doy_t, doy_from)
                         rows = slice(y0 - done, y0 - done + wh)
@@ -222,6 +223,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
                         model_sd = np.sqrt(np.where(acc_w[:final] > 0, acc_var[:final] / acc_w[:final], np.nan))
                     model, moved = clamp_lai(model)
                     clamped += moved
+                    modelled += int(np.isfinite(model).sum())
                     lai_rows, source = gap_fill(model, seen[:final], flag[:final])
                     observed += int((source == SOURCE_OBSERVED).sum())
                     layers = [lai_rows, model]
@@ -232,6 +234,9 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
                     acc, acc_w, seen, flag, acc_var = (a[final:] for a in (acc, acc_w, seen, flag, acc_var))
                     done += final
                 bar.close()
+            if not modelled:  # e.g. S1 NaN or nodata everywhere: a map of NaN is not written as a result
+                raise SceneError(f"{manifest}: no pixel of the map has a model value ({s1_missing} of {3 * h * w} S1 "
+                                 "pixels of the three dates hold no backscatter value: NaN or nodata); check the S1 rasters")
             _finish(gtiff, tmp)
             _finish(source_gtiff, tmp_source)
         finally:
@@ -243,7 +248,9 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
         "s1_values_clipped": clipped, "db_range": trained.enc.db_range,
         "lai_clamped_pixels": clamped, "lai_range": list(LAI_RANGE),
         "pixel_fixes": dict(fixes), "pixel_fixes_meaning": PIXEL_FIX_NOTES,
-        "observed_fraction": observed / (h * w), "source": str(source_path(out)),
+        "s1_missing_pixels": s1_missing, "s1_missing_meaning": "S1 pixels of the three dates without a backscatter "
+                                                               "value (NaN, nodata, or masked above): missing radar",
+        "model_fraction": modelled / (h * w), "observed_fraction": observed / (h * w), "source": str(source_path(out)),
         "bands": ("lai: the model everywhere (no SCL at t, nothing counts as observed); lai_model: the model"
                   if not scl_at_t else "lai: the observed S2 LAI at t where usable, the model elsewhere; lai_model: the model"),
         "dates": [str(d) for d in scene.dates], "dates_without_scl": scene.without_scl, **scene.notes,

@@ -22,7 +22,7 @@ from lai.lnb import (
     write_series,
     write_tile,
 )
-from tests.helpers import write_tiff
+from tests.helpers import make_lnb, write_tiff
 
 
 def names(root):
@@ -297,3 +297,16 @@ def test_gdal_skips_the_folder_listing_but_still_finds_sidecar_files(tmp_path):
     (tmp_path / "s2.tfw").write_text("10\n0\n0\n-10\n500005\n4600005\n")
     _, _, transform = read_tiff(path, "s2")
     assert transform == (10, 0, 500000, 0, -10, 4600010)  # (a, b, c, d, e, f) of the affine transform
+
+
+def test_validate_says_how_much_radar_is_missing(tmp_path, capsys):
+    """NaN backscatter is missing radar (allowed, as at a swath edge), but validate says how much, and names a file
+    that holds none at all (it printed "no pixel value out of range" and nothing else)."""
+    from lai.cli import main
+
+    lnb = make_lnb(tmp_path / "lnb")
+    first = sorted((lnb / S1_DIR).iterdir())[0]
+    write_tiff(first, np.full((2, 16, 16), np.nan, np.float32))
+    assert main(["validate", str(lnb), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"256 S1 pixels without a backscatter value (NaN or nodata): missing radar; 1 S1 file(s) hold none at all, e.g. {first}" in out

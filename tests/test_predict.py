@@ -233,6 +233,20 @@ def test_rotated_rasters_are_refused_naming_the_file(tiny_run, tmp_path):
     assert not (tmp_path / "out.tif").exists()
 
 
+def test_missing_radar_is_counted_and_a_map_without_model_values_refused(tiny_run, tmp_path):
+    """S1 NaN on part of a date is counted in the summary; NaN everywhere leaves no model value: refused, nothing
+    written (it gave an all-NaN map with exit 0 and nothing said)."""
+    s1 = np.full((2, 40, 40), -12.0, np.float32)
+    s1[:, :10] = np.nan
+    manifest = write_scene(tmp_path / "part", (40, 40), s1, 3.0, 4)
+    summary = predict_scene(tiny_run, manifest, tmp_path / "part.tif", window=32, overlap=8, progress=False)
+    assert summary["s1_missing_pixels"] == 3 * 10 * 40 and 0 < summary["model_fraction"] <= 1
+    manifest = write_scene(tmp_path / "none", (40, 40), np.full((2, 40, 40), np.nan, np.float32), 3.0, 4)
+    with pytest.raises(SceneError, match=r"no pixel of the map has a model value \(4800 of 4800 S1 pixels"):
+        predict_scene(tiny_run, manifest, tmp_path / "none.tif", window=32, overlap=8, progress=False)
+    assert not (tmp_path / "none.tif").exists() and not list(tmp_path.glob(".none*"))
+
+
 def test_a_raster_without_crs_is_one_error_without_rasterios_warning(tiny_run, tmp_path):
     import warnings
 
