@@ -376,6 +376,8 @@ def _plain(value):
 def check_cube_file(path: str | Path) -> dict:
     """Raise :class:`CubeError` unless ``path`` is a complete cube of this schema; return its attributes."""
     path = Path(path)
+    if path.is_dir():
+        raise CubeError(f"{path} is a folder, not a cube file (an LNB folder? build its cube with `lai cube`)")
     if not path.is_file():
         raise CubeError(f"{path}: cube file does not exist; build it with `lai cube`")
     try:

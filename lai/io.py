@@ -117,6 +117,8 @@ def _open_lock(lock: Path, path: Path) -> int:
             raise ForeignOutputError(refusal.format("a symbolic link")) from None
         if err.errno == errno.EISDIR:
             raise ForeignOutputError(refusal.format("a folder")) from None
+        if err.errno in (errno.ENXIO, errno.EOPNOTSUPP):  # a socket (or a device without a reader) cannot be opened
+            raise ForeignOutputError(refusal.format("not a regular file (a socket or device?)")) from None
         raise OSError(err.errno, err.strerror, str(lock)) from None
     info = os.fstat(fd)
     what = (None if stat.S_ISREG(info.st_mode) and info.st_nlink == 1 and _LOCK_TEXT.fullmatch(os.pread(fd, 512, 0))

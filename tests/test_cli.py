@@ -335,6 +335,8 @@ CASES = [
          r"absent_file\.yaml: s2\[0\]\.lai: file .*absent_lai\.tif does not exist", absent="{tmp}/pre_out"),
     Case("control-characters", "`lai validate` a path holding a newline and a terminal escape (clear screen)",
          ["validate", "{tmp}/no\nsuch\x1b[2J"], r"no\\nsuch\\x1b\[2J"),
+    Case("info-folder", "`lai info` given a folder (an LNB folder) instead of a cube",
+         ["info", "{lnb_ok}"], r"lnb_ok is a folder, not a cube file \(an LNB folder\? build its cube with `lai cube`\)"),
     Case("preprocess-null-file", "`lai preprocess` a manifest with `lai: null` for a date",
          ["preprocess", "{manifest_null_lai}", "--out", "{tmp}/pre_out"],
          r"null_lai\.yaml: s2\[0\]\.lai: expected a file name, got null", absent="{tmp}/pre_out"),

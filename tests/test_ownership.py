@@ -57,12 +57,22 @@ def test_a_dangling_symlink_at_the_lock_path_creates_nothing(tmp_path):
     assert not target.exists() and lock_file(out).is_symlink()
 
 
+def _bind_socket(path: Path) -> None:
+    """A Unix socket at ``path``, left behind (as a dead server leaves one)."""
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(path))
+    sock.close()
+
+
 def test_fifo_folder_and_foreign_files_at_the_lock_path_are_refused_untouched(tmp_path, victim):
     cases = {
         "fifo": (lambda p: os.mkfifo(p), "not a regular file"),
         "folder": (lambda p: p.mkdir(), "a folder"),
         "hardlink": (lambda p: os.link(victim, p), "a file with other names"),
         "foreign": (lambda p: p.write_bytes(VICTIM), "a file that lai did not write"),
+        "socket": (_bind_socket, r"not a regular file \(a socket or device\?\)"),
     }
     for name, (plant, reason) in cases.items():
         out = tmp_path / f"{name}.nc"
