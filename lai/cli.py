@@ -309,8 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path,
                    help="output folder (--data, several --scene) or GeoTIFF (one --scene); must be new")
     p.add_argument("--batch-size", type=int, default=8, help="triplets per model call (--data)")
-    p.add_argument("--window", type=int, default=256, help="window size in pixels (--scene)")
-    p.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring windows in pixels (--scene)")
+    p.add_argument("--window", type=int, default=256, help="window size in pixels (--scene; at least 32)")
+    p.add_argument("--overlap", type=int, default=64,
+                   help="overlap of neighbouring windows in pixels (--scene; at most half the window)")
     _scene_reading_options(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
