@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from lai import cli
+from lai.errors import one_line
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, TIME_COLUMNS, TileName
 from tests.helpers import make_lnb
 from tests.test_cli import CASES, error_message, prepare, run_case
@@ -227,7 +228,7 @@ def main() -> int:
             msg = error_message(case.argv[0], done.stderr) if done.returncode else done.stdout.strip()
             if "Traceback" in done.stderr:
                 msg = "TRACEBACK: " + done.stderr.strip().splitlines()[-1]
-            command = "lai " + " ".join(re.sub(r"\{(\w+)\}", r"<\1>", re.sub(r"\{tmp\}/", "", a)) for a in case.argv)
+            command = "lai " + " ".join(re.sub(r"\{(\w+)\}", r"<\1>", re.sub(r"\{tmp\}/", "", one_line(a))) for a in case.argv)
             out.append(f"| {cell(case.what)} | `{cell(command)}` | {done.returncode} | {cell(short(msg or ''))} |")
 
         out += ["", "## LNB folder (reader, `lai validate`, `lai cube`)", "",
