@@ -50,9 +50,9 @@ def cmd_simulate(args) -> int:
 def cmd_validate(args) -> int:
     from collections import Counter
 
-    from lai.lnb import SERIES_CSV, LNBError, index_folder, iter_triplets, pixel_fix_lines
-
     import numpy as np
+
+    from lai.lnb import SERIES_CSV, LNBError, index_folder, iter_triplets, pixel_fix_lines
 
     on_error = "skip" if args.skip_bad else "raise"
     index = index_folder(args.folder, on_error=on_error, progress=not args.quiet)
