@@ -34,7 +34,8 @@ def _durations(run_dir: Path) -> dict[str, float]:
     out = {}
     for nb in sorted((run_dir / "notebooks").glob("*.ipynb")):
         meta = _json_object(nb).get("metadata")
-        seconds = (meta.get("papermill") or {}).get("duration") if isinstance(meta, dict) else None
+        papermill = meta.get("papermill") if isinstance(meta, dict) else None
+        seconds = papermill.get("duration") if isinstance(papermill, dict) else None
         if seconds is None:
             continue
         try:
