@@ -84,6 +84,8 @@ _CAUSES = {
     errno.ENAMETOOLONG: "the file name is too long for the file system",
     errno.ENOENT: "no such file or folder",
     errno.EIO: "input/output error (failing disk or network share?)",
+    errno.EEXIST: "already exists (a file where lai needs a new file or a folder?)",
+    errno.ENOTDIR: "a path part is a file, not a folder",
 }
 
 

@@ -201,11 +201,11 @@ def read_on_grid(path: Path, grid: TileGrid, resampling: str, linear_db: bool = 
 
 def s1_tile(d: S1Date, grid: TileGrid, cfg: PreprocessConfig) -> np.ndarray:
     """VV, VH (2, H, W) in dB on ``grid``."""
-    layers = [read_on_grid(f, grid, "bilinear", linear_db=cfg.s1_units == "db", allow=cfg.reproject, what="S1")
-              for f in d.files]
+    one_file = len(d.files) == 1  # a two-band VV/VH raster, else one raster each
+    layers = [read_on_grid(f, grid, "bilinear", linear_db=cfg.s1_units == "db", allow=cfg.reproject,
+                           what="S1 (VV, VH)" if one_file else f"S1 {pol}", bands=2 if one_file else 1)
+              for f, pol in zip(d.files, ("VV", "VH"))]
     s1 = np.concatenate(layers)
-    if s1.shape[0] != 2:
-        raise SceneError(f"{d.files[0]}: S1 needs two bands (VV, VH), got {s1.shape[0]}")
     if cfg.s1_units == "linear":
         with np.errstate(divide="ignore", invalid="ignore"):
             s1 = 10 * np.log10(s1)

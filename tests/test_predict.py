@@ -247,6 +247,22 @@ def test_missing_radar_is_counted_and_a_map_without_model_values_refused(tiny_ru
     assert not (tmp_path / "none.tif").exists() and not list(tmp_path.glob(".none*"))
 
 
+@pytest.mark.parametrize("form, message", [
+    ("vv_two_bands", r"s1_0\.tif: S1 VV raster has 2 bands; expected 1"),  # it said "got 4" of VV and VH together
+    ("file_one_band", r"vv_0\.tif: S1 \(VV, VH\) raster has 1 bands; expected 2"),
+])
+def test_s1_band_counts_are_named_per_file(tiny_run, tmp_path, form, message):
+    manifest = write_scene(tmp_path, (40, 40), [-12.0, -18.0], 3.0, 4)
+    m = yaml.safe_load(manifest.read_text())
+    for k, e in enumerate(m["s1"]):
+        write_tiff(tmp_path / f"vv_{k}.tif", np.full((40, 40), -12.0, np.float32), crs=UTM, transform=SCENE_TRANSFORM)
+        m["s1"][k] = ({"date": e["date"], "vv": e["file"], "vh": f"vv_{k}.tif"} if form == "vv_two_bands"
+                      else {"date": e["date"], "file": f"vv_{k}.tif"})
+    manifest.write_text(yaml.safe_dump(m))
+    with pytest.raises(SceneError, match=message):
+        predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=32, overlap=8, progress=False)
+
+
 def test_a_raster_without_crs_is_one_error_without_rasterios_warning(tiny_run, tmp_path):
     import warnings
 
