@@ -52,7 +52,7 @@ def cmd_validate(args) -> int:
 
     import numpy as np
 
-    from lai.lnb import SERIES_CSV, LNBError, index_folder, iter_triplets, pixel_fix_lines
+    from lai.lnb import S1_DIR, SERIES_CSV, LNBError, index_folder, iter_triplets, pixel_fix_lines
 
     on_error = "skip" if args.skip_bad else "raise"
     index = index_folder(args.folder, on_error=on_error, progress=not args.quiet)
@@ -64,6 +64,9 @@ def cmd_validate(args) -> int:
         empty += [name for name, s1 in zip(triplet.names, data.s1) if not np.isfinite(s1).any()]
     if not valid:
         raise LNBError(Path(args.folder) / SERIES_CSV, f"no valid triplet left ({len(index.skipped)} skipped)")
+    if len(empty) == 3 * valid:  # as lai cube refuses it
+        raise LNBError(Path(args.folder) / S1_DIR, f"none of the {len(empty)} S1 files of the valid triplets holds a "
+                                                    "backscatter value (all NaN or nodata): no radar in this dataset")
     print(f"{args.folder}: {valid} valid triplets of {index.height}x{index.width} pixels"
           f"{', true LAI present' if index.has_truth else ''}")
     print("\n".join(pixel_fix_lines(fixes, "  ")) or "  no pixel value out of range in the valid triplets")

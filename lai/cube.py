@@ -256,8 +256,9 @@ def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: Encoding
             if var is not None:
                 var.attrs.update(CF_ATTRS[var.name.strip("/")])
         valid_lut, cloud_lut = scl_lookup(encoding.valid_classes), scl_lookup(CLOUD_CLASSES)
-        k = 0
+        k, radar = 0, False
         for trip, data in triplets:
+            radar = radar or bool(np.isfinite(data.s1).any())
             stored = [a.astype(cube_float, copy=False) for a in (data.s1, data.lai)] + [data.scl]  # rounded here, as numpy does
             if truth is not None:
                 stored.append(data.truth.astype(cube_float, copy=False))
@@ -271,6 +272,9 @@ def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: Encoding
             k += 1
         if k == 0:
             raise LNBError(source / SERIES_CSV, f"no valid triplet left ({len(skipped)} skipped)")
+        if not radar:  # NaN is missing radar, allowed per pixel; a dataset with none trains S1 rows on nothing
+            raise LNBError(source / S1_DIR, f"none of the {3 * k} S1 files of the valid triplets holds a backscatter value "
+                                            "(all NaN or nodata): no radar in this dataset")
         f.resize_dimension("triplet", k)
         meta = pd.DataFrame(meta_rows)
         labels = assign_splits(meta, splits)

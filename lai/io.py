@@ -167,7 +167,7 @@ def output_lock(path: str | Path, folder: str | None | object = _FILE):
     """Hold the write lock of output ``path`` for the block; refuse if another process holds it.
 
     ``folder``: ``path`` is a folder written into piece by piece (a run folder) and ``folder`` the
-    configuration file lai writes first into such a folder (or None: no such file proves a folder lai's):
+    file a command reads first in such a folder (or None: no such file proves a folder lai's):
     the folder is claimed (:func:`claim_folder`) and its stale partial files are removed too. The lock file
     is removed on release (a killed holder leaves it behind, unlocked, and it is simply taken again).
     """
@@ -178,10 +178,11 @@ def output_lock(path: str | Path, folder: str | None | object = _FILE):
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode(), 0)
-        if folder is not _FILE:
-            claim_folder(path, folder)
+        adopted = folder is not _FILE and _claim(path, folder)
         remove_stale_partials(path, inside=folder is not _FILE)
         yield path
+        if adopted:  # the block read the signature file and found it lai's
+            _mark(path)
     finally:
         if _same_file(lock, fd):  # while still holding it: a writer that opened it meanwhile sees it replaced
             with contextlib.suppress(OSError):
@@ -206,25 +207,39 @@ def check_replaceable(path: Path, folder: bool = False) -> None:
 def claim_folder(folder: str | Path, signature: str | None) -> Path:
     """Make ``folder`` one lai may fill: create it (or take it while empty) and leave :data:`FOLDER_MARK`.
 
-    A folder that holds the marker, with the text lai writes into it, is lai's. One that holds ``signature``
-    (the configuration file lai writes first into such a folder, e.g. ``profile.yaml``, which its caller
-    then reads and refuses unless lai wrote it) was filled by a lai from before the marker and is taken as
-    such; ``signature=None`` takes no such folder (a file any user may have, like ``README.md``). Any other
-    folder is refused, naming it and what it holds: lai never writes into a user's folder.
+    A folder that holds the marker, with the text lai writes into it, is lai's. One that holds nothing but
+    ``signature`` (the file a command reads first, e.g. a ``model.pt`` to evaluate, which the caller then
+    reads and refuses unless lai wrote it) is taken too, and marked; ``signature=None`` takes no such folder.
+    Any other folder is refused, naming it and what it holds: lai never writes into a user's folder (a
+    copied ``profile.yaml`` or ``model.pt`` beside the user's own files proves nothing).
     """
+    if _claim(folder, signature):
+        _mark(Path(folder))
+    return Path(folder)
+
+
+def _mark(folder: Path) -> None:
+    mark = folder / FOLDER_MARK
+    if not (mark.exists() or mark.is_symlink()):
+        mark.write_text(FOLDER_MARK_TEXT)
+
+
+def _claim(folder: str | Path, signature: str | None) -> bool:
+    """:func:`claim_folder`, marking a new or empty folder at once; True when it was taken for holding nothing but
+    ``signature`` (the caller marks it once that file proved lai's)."""
     folder = Path(folder)
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise ForeignOutputError(f"{folder} is not a folder lai made (a file or a link); choose another folder")
     mark = folder / FOLDER_MARK
     if mark.is_file() and not mark.is_symlink():
         if _is_mark(mark):
-            return folder
+            return False
         raise ForeignOutputError(f"{mark} does not hold the text lai writes into its marker, so {folder} is not taken "
                                  "for lai's; choose another folder")
     folder.mkdir(parents=True, exist_ok=True)
     held = sorted(p.name for p in folder.iterdir() if p.name != FOLDER_MARK)
-    if held and signature is not None and signature in held:
-        return folder  # filled by an earlier lai; left unmarked, as its caller has yet to check that file
+    if signature is not None and held == [signature]:
+        return True  # left unmarked until the caller has checked that file
     if held:
         shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
         raise ForeignOutputError(
@@ -234,7 +249,7 @@ def claim_folder(folder: str | Path, signature: str | None) -> Path:
     if mark.is_symlink() or mark.exists():
         raise ForeignOutputError(f"{mark} is not the marker lai writes (a link or a folder); choose another folder")
     mark.write_text(FOLDER_MARK_TEXT)
-    return folder
+    return False
 
 
 def _is_mark(mark: Path) -> bool:

@@ -56,11 +56,16 @@ def manifest_date(value, label: str) -> dt.date:
         raise SceneError(f"{label} {shorten(value, 40)!r} is a date and time; expected a YYYY-MM-DD date")
     if isinstance(value, dt.date):
         return _storable(value, label)
-    try:
+    try:  # only YYYY-MM-DD: Python also reads 20190601, 2019-W22-6 and even 20190601.5 as ISO dates
+        if not _ISO_DAY.fullmatch(str(value)):
+            raise ValueError
         date = dt.date.fromisoformat(str(value))
     except ValueError:
         raise SceneError(f"{label} {shorten(value, 40)!r} is not a YYYY-MM-DD date") from None
     return _storable(date, label)
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _storable(date: dt.date, label: str) -> dt.date:

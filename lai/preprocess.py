@@ -108,12 +108,13 @@ class TileGrid:
 
 
 def _north_up(src, path: Path) -> None:
-    """Refuse a rotated or sheared geotransform: windows and tiles are cut along rows and columns of a north-up grid
-    (a rotated one lost part of its S1 without a word)."""
+    """Refuse a geotransform that is not north-up (rotated, sheared, or mirrored: x growing westward or y
+    northward): windows and tiles are cut along rows and columns of a north-up grid (a rotated or a south-up S1
+    lost part of its values and misplaced the rest without a word)."""
     t = src.transform
-    if t.b != 0 or t.d != 0:
-        raise SceneError(f"{path}: rotated or sheared geotransform ({t.a:g}, {t.b:g}, {t.c:g}, {t.d:g}, {t.e:g}, {t.f:g}); "
-                         "lai reads north-up rasters: warp it first (gdalwarp)")
+    if t.b != 0 or t.d != 0 or t.a <= 0 or t.e >= 0:
+        raise SceneError(f"{path}: rotated, sheared or mirrored geotransform ({t.a:g}, {t.b:g}, {t.c:g}, {t.d:g}, "
+                         f"{t.e:g}, {t.f:g}); lai reads north-up rasters: warp it first (gdalwarp)")
 
 
 def _open_georeferenced(path: Path):

@@ -389,9 +389,9 @@ def read_finished(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     if missing or history.empty:
         raise RunFolderError(f"{path}: expected one row per epoch with columns {', '.join(HISTORY_COLUMNS)}; it has "
                              f"{len(history)} row(s){', lacking ' + ', '.join(missing) if missing else ''}; {retrain}")
-    for column in HISTORY_COLUMNS:  # lai writes numbers (NaN: no validation pixels): anything else was edited
+    for column in HISTORY_COLUMNS:  # lai writes numbers (NaN only for validation without pixels): else edited or cut
         values = pd.to_numeric(history[column], errors="coerce")
-        bad = (values.isna() & history[column].notna()) | (history["epoch"].isna() if column == "epoch" else False)
+        bad = values.isna() & (history[column].notna() | (column not in ("val_mse", "val_rmse")))
         if bad.any():
             row = int(bad.to_numpy().argmax())
             raise RunFolderError(f"{path}: column {column} holds {shorten(history[column].iloc[row], 30)!r} in data row "
@@ -400,13 +400,16 @@ def read_finished(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     return result, history
 
 
-def _same_folder(saved, now: str | Path) -> bool:
+def _same_folder(saved, now: str | Path, run_dir: Path | None = None) -> bool:
     """Whether the pre-trained folder ``saved`` (as a run wrote it: absolute, or relative to its working directory
     then) is the folder ``now``: equal once resolved, or a relative path whose parts end ``now``'s absolute path
-    (``runs/s1_masks_seas`` is ``/home/me/runs/s1_masks_seas`` given from another folder)."""
+    (``runs/s1_masks_seas`` is ``/home/me/runs/s1_masks_seas`` given from another folder), or, for the stage in
+    ``run_dir``, the sibling of the same name in its runs folder (a runs folder copied or renamed whole)."""
     if not isinstance(saved, str) or not saved:
         return False
     there, here = Path(saved), Path(now).resolve()
+    if run_dir is not None and there.name == here.name and here.parent == Path(run_dir).resolve().parent:
+        return True
     if there.is_absolute() or ".." in there.parts:
         return there.resolve() == here
     parts = tuple(p for p in there.parts if p != ".")
@@ -427,8 +430,9 @@ def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageRes
     if not isinstance(saved, dict) or not isinstance(saved.get("cube"), dict):
         raise RunFolderError(f"{config_file} is not the configuration of a lai training run; use another run folder")
     if isinstance(saved.get("init_from"), dict):  # the same pre-trained folders named from another working directory
-        saved = {**saved, "init_from": {k: str(cfg.init_from[k]) if k in cfg.init_from and _same_folder(v, cfg.init_from[k])
-                                        else v for k, v in saved["init_from"].items()}}
+        saved = {**saved, "init_from": {k: str(cfg.init_from[k]) if k in cfg.init_from
+                                        and _same_folder(v, cfg.init_from[k], run_dir) else v
+                                        for k, v in saved["init_from"].items()}}
     diffs = saved_differences(saved, stage_config_from(saved, config_file), cfg)
     if diffs:
         other_cube = [d for d in diffs if d[0].startswith("cube.") and d[1] is not NOT_SAVED]  # hashes say nothing

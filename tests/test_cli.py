@@ -363,6 +363,9 @@ CASES = [
          ["preprocess", "{manifest_year_2300}", "--out", "{tmp}/pre_out"],
          r"year_2300\.yaml: s2\[0\]\.date: 2300-06-01 lies outside 1678-2261, the dates a cube stores",
          absent="{tmp}/pre_out"),
+    Case("preprocess-float-date", "`lai preprocess` a manifest with `date: 20190601.5` (Python's ISO reader takes it)",
+         ["preprocess", "{manifest_float_date}", "--out", "{tmp}/pre_out"],
+         r"float_date\.yaml: s2\[0\]\.date: '20190601\.5' is not a YYYY-MM-DD date", absent="{tmp}/pre_out"),
     Case("preprocess-long-name", "`lai preprocess` a manifest naming a 5,000-character file (quoted cut short)",
          ["preprocess", "{manifest_long_name}", "--out", "{tmp}/pre_out"],
          r"long_name\.yaml: s2\[0\]\.lai: file .*xxxxxxxxxx\.\.\. cannot be looked up \(File name too long\)",
@@ -507,6 +510,7 @@ def _prepare_manifests(tmp: Path, inputs: dict) -> None:
         "manifest_year_2300": ("year_2300.yaml", {**base, "s2": [{**d, "date": d["date"].replace("2019", "2300")}
                                                                 for d in s2_dates]}),
         "manifest_long_name": ("long_name.yaml", {**base, "s2": [{"date": "2019-06-01", "lai": "x" * 5000}]}),
+        "manifest_float_date": ("float_date.yaml", {**base, "s2": [{**s2_dates[0], "date": 20190601.5}, *s2_dates[1:]]}),
     })
     for key, (name, content) in manifests.items():
         (tmp / name).write_text(yaml.safe_dump(content, sort_keys=False))

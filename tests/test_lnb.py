@@ -310,3 +310,18 @@ def test_validate_says_how_much_radar_is_missing(tmp_path, capsys):
     assert main(["validate", str(lnb), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert f"256 S1 pixels without a backscatter value (NaN or nodata): missing radar; 1 S1 file(s) hold none at all, e.g. {first}" in out
+
+
+def test_a_dataset_without_any_radar_is_refused_by_validate_and_cube(tmp_path, capsys):
+    """Every S1 file NaN: validate called all triplets valid, and an S1-only model trained on nothing."""
+    from lai.cli import main
+    from lai.errors import LNBError
+
+    lnb = make_lnb(tmp_path / "lnb")
+    for f in (lnb / S1_DIR).iterdir():
+        write_tiff(f, np.full((2, 16, 16), np.nan, np.float32))
+    assert main(["validate", str(lnb), "--quiet"]) == 2
+    assert "none of the 9 S1 files of the valid triplets holds a backscatter value" in capsys.readouterr().err
+    with pytest.raises(LNBError, match="no radar in this dataset"):
+        build_cube(lnb, tmp_path / "cube.nc", progress=False)
+    assert not (tmp_path / "cube.nc").exists()

@@ -208,6 +208,33 @@ def test_a_marker_without_lais_text_does_not_hand_over_a_folder(tiny_data, tmp_p
     assert folder_digest(stage) == before
 
 
+def test_a_copied_signature_file_beside_a_users_files_proves_nothing(tiny_data, tiny_run, tmp_path):
+    """A model.pt (or profile.yaml) copied into a folder of the user's own files: lai evaluate replaced their
+    metrics.csv, lai run their notebooks. A folder holding nothing but that file is taken, and marked."""
+    import shutil
+
+    from lai.evaluate import evaluate_run
+
+    paper = tmp_path / "paper"
+    paper.mkdir()
+    shutil.copy(tiny_run / "model.pt", paper / "model.pt")
+    (paper / "metrics.csv").write_text("my,metrics\n")
+    before = folder_digest(paper)
+    with pytest.raises(ForeignOutputError, match=r"paper is a folder lai did not make \(it holds metrics\.csv, model\.pt"):
+        evaluate_run(paper, tiny_data[2], device="cpu", save_predictions=False)
+    assert folder_digest(paper) == before
+    (paper / "metrics.csv").unlink()
+    evaluate_run(paper, tiny_data[2], device="cpu", save_predictions=False)  # model.pt alone: evaluated and marked
+    assert (paper / FOLDER_MARK).is_file() and (paper / "metrics.csv").read_text() != "my,metrics\n"
+    thesis = tmp_path / "thesis"
+    (thesis / "notebooks").mkdir(parents=True)
+    (thesis / "profile.yaml").write_text("name: tiny\n")
+    (thesis / "notebooks" / "01_data.ipynb").write_text("{}")
+    with pytest.raises(ForeignOutputError, match="thesis is a folder lai did not make"):
+        claim_folder(thesis, "profile.yaml")
+    assert not (thesis / FOLDER_MARK).exists()
+
+
 def test_only_lai_named_partials_are_swept_inside_a_run_folder(tmp_path):
     run = claim_folder(tmp_path / "run", "profile.yaml")
     ours = [run / ".report.pdf.partial-123-deadbeef", run / "figures" / ".density.png.partial-9-0123abcd",

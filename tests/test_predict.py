@@ -224,11 +224,13 @@ def test_scene_on_two_grids_is_refused(tiny_run, tmp_path):
     assert not (tmp_path / "out.tif").exists()
 
 
-def test_rotated_rasters_are_refused_naming_the_file(tiny_run, tmp_path):
-    """A rotated geotransform: windows along rows and columns would lose part of the S1 without a word."""
-    manifest = write_scene(tmp_path, (40, 40), [-12.0, -18.0], 3.0, 4,
-                           transform=Affine(7.07, -7.07, 500000, -7.07, -7.07, 4600000))
-    with pytest.raises(SceneError, match=r"lai_0\.tif: rotated or sheared geotransform .*warp it first"):
+@pytest.mark.parametrize("transform", [Affine(7.07, -7.07, 500000, -7.07, -7.07, 4600000),  # rotated
+                                       Affine(10, 0, 500000, 0, 10, 4599600),  # south-up
+                                       Affine(-10, 0, 500400, 0, -10, 4600000)])  # x growing westward
+def test_rasters_that_are_not_north_up_are_refused_naming_the_file(tiny_run, tmp_path, transform):
+    """Windows along rows and columns of such a grid lost part of the S1 and misplaced the rest without a word."""
+    manifest = write_scene(tmp_path, (40, 40), [-12.0, -18.0], 3.0, 4, transform=transform)
+    with pytest.raises(SceneError, match=r"lai_0\.tif: rotated, sheared or mirrored geotransform .*warp it first"):
         predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=32, overlap=8, progress=False)
     assert not (tmp_path / "out.tif").exists()
 

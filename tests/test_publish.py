@@ -95,3 +95,21 @@ def test_unreadable_run_records_are_refused_before_anything_is_copied(tmp_path, 
     with pytest.raises(ReportError, match=message):
         publish(run, dest, "make reference")
     assert not dest.exists()
+
+
+def test_publish_follows_no_link_inside_its_folder(tmp_path):
+    """A tables/ link planted in a folder lai made: publish deleted and replaced the CSVs at its target."""
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    publish(run, dest, "make reference")
+    mine = tmp_path / "mydata"
+    mine.mkdir()
+    (mine / "results.csv").write_text("precious")
+    (mine / "table1.csv").write_text("mine")
+    import shutil
+
+    shutil.rmtree(dest / "tables")
+    (dest / "tables").symlink_to(mine)
+    before = _digest(mine)
+    with pytest.raises(ForeignOutputError, match=r"reference/tables is a symbolic link or a file"):
+        publish(run, dest, "make reference")
+    assert _digest(mine) == before

@@ -165,6 +165,8 @@ def test_resume_under_another_number_of_processes_is_recorded(tiny_data, tmp_pat
      r"history\.csv: column epoch holds 'abc' in data row 1, not a number"),
     ("history.csv", "epoch,val_mse,val_rmse,seconds,samples_per_s\n1,0.1,0.3,5,10\n2,0.1,0.3,5,1e",
      r"history\.csv: column samples_per_s holds '1e' in data row 2, not a number"),  # a file cut mid-row
+    ("history.csv", "epoch,val_mse,val_rmse,seconds,samples_per_s\n1,0.1,0.3,5,10\n2,0.1,",
+     r"history\.csv: column seconds holds 'nan' in data row 2, not a number"),  # cut earlier in the row
 ])
 def test_tampered_finished_stage_is_named_not_reused(tiny_data, tmp_path, file, text, message):
     """A finished stage whose result.json or history.csv was emptied or replaced: one error naming the file and how
@@ -197,8 +199,8 @@ def test_final_model_reuses_pretrained_encoders(tiny_data, tmp_path):
 
 
 def test_the_same_runs_folder_named_from_another_folder_is_reused(tiny_data, tmp_path, monkeypatch):
-    """Trained as `--runs runs` in one folder, then named by its absolute path from another: the same run (it was
-    refused as "another run", the message inviting the user to delete it)."""
+    """Trained as `--runs runs` in one folder, then named by its absolute path from another, or copied whole: the
+    same run (it was refused as "another run", the message inviting the user to delete it)."""
     from lai.train import _same_folder
 
     _, _, cube = tiny_data
@@ -210,6 +212,10 @@ def test_the_same_runs_folder_named_from_another_folder_is_reused(tiny_data, tmp
     monkeypatch.chdir(tmp_path / "elsewhere")
     again = train_rows(p, cube, tmp_path / "runs", ["final"], progress=False)
     assert all(r.reused for r in again.values())
+    import shutil
+
+    shutil.copytree(tmp_path / "runs", tmp_path / "backup")  # a runs folder copied (or renamed) whole
+    assert all(r.reused for r in train_rows(p, cube, tmp_path / "backup", ["final"], progress=False).values())
     assert _same_folder("runs/s1", tmp_path / "runs" / "s1") and _same_folder("./runs/s1", tmp_path / "runs" / "s1")
     assert not _same_folder("other/s1", tmp_path / "runs" / "s1") and not _same_folder("/elsewhere/runs/s1", tmp_path / "runs" / "s1")
     assert not _same_folder(None, tmp_path) and not _same_folder("", tmp_path)

@@ -74,6 +74,10 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
         raise ForeignOutputError(f"{run_dir} lies inside the destination {dest}; publish into a folder outside the run")
     prov, seconds = _json_object(run_dir / "provenance.json"), _durations(run_dir)  # read before anything is copied
     with output_lock(dest, folder=None):  # lai's marker, or a new or empty folder: a README.md alone proves nothing
+        for sub, _ in PUBLISHED_GLOBS:  # never through a link: files there are deleted and replaced
+            if (dest / sub).is_symlink() or ((dest / sub).exists() and not (dest / sub).is_dir()):
+                raise ForeignOutputError(f"{dest / sub} is a symbolic link or a file, not the folder lai made there; "
+                                         "lai follows no link in a folder it fills: remove it or publish elsewhere")
         sources = [run_dir / name for name in PUBLISHED_FILES]
         sources += [p for sub, pattern in PUBLISHED_GLOBS for p in sorted((run_dir / sub).glob(pattern))]
         for sub, pattern in PUBLISHED_GLOBS:  # files of an earlier publish that this run no longer has
