@@ -221,6 +221,7 @@ def read_preprocess_manifest(path: str | Path, for_scene: bool = False) -> Manif
             if not isinstance(e["bands"], dict):
                 raise SceneError(f"{where}.bands: expected a mapping of band name to file ({', '.join(BANDS)}), got "
                                  f"{type(e['bands']).__name__}")
+            check_keys(e["bands"], BANDS, f"{where}.bands")  # a B02, or b04 beside B04, would be ignored
             missing = [b for b in BANDS if b not in e["bands"]]
             if missing:
                 raise SceneError(f"{where}.bands lacks {missing}; the SNAP network needs {', '.join(BANDS)}")

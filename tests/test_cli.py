@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from lai.io import claim_folder
 from tests.helpers import alias_bomb, make_lnb, scene_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -363,6 +364,9 @@ CASES = [
          ["preprocess", "{manifest_year_2300}", "--out", "{tmp}/pre_out"],
          r"year_2300\.yaml: s2\[0\]\.date: 2300-06-01 lies outside 1678-2261, the dates a cube stores",
          absent="{tmp}/pre_out"),
+    Case("preprocess-extra-band", "`lai preprocess` a manifest whose `bands:` also names B02 (the network reads eight bands)",
+         ["preprocess", "{manifest_extra_band}", "--out", "{tmp}/pre_out"],
+         r"extra_band\.yaml: s2\[0\]\.bands: unknown key\(s\) B02; expected B03, B04", absent="{tmp}/pre_out"),
     Case("preprocess-float-date", "`lai preprocess` a manifest with `date: 20190601.5` (Python's ISO reader takes it)",
          ["preprocess", "{manifest_float_date}", "--out", "{tmp}/pre_out"],
          r"float_date\.yaml: s2\[0\]\.date: '20190601\.5' is not a YYYY-MM-DD date", absent="{tmp}/pre_out"),
@@ -510,6 +514,9 @@ def _prepare_manifests(tmp: Path, inputs: dict) -> None:
         "manifest_year_2300": ("year_2300.yaml", {**base, "s2": [{**d, "date": d["date"].replace("2019", "2300")}
                                                                 for d in s2_dates]}),
         "manifest_long_name": ("long_name.yaml", {**base, "s2": [{"date": "2019-06-01", "lai": "x" * 5000}]}),
+        "manifest_extra_band": ("extra_band.yaml", {**base, "s2": [
+            {"date": d["date"], "bands": {b: str(s2) for b in ("B02", "B03", "B04", "B05", "B06", "B07", "B8A", "B11", "B12")},
+             "angles": {"view_zenith": 5, "sun_zenith": 30, "relative_azimuth": 100}} for d in s2_dates]}),
         "manifest_float_date": ("float_date.yaml", {**base, "s2": [{**s2_dates[0], "date": 20190601.5}, *s2_dates[1:]]}),
     })
     for key, (name, content) in manifests.items():
@@ -580,8 +587,7 @@ def _prepare_reliability(tmp: Path, cube: Path, inputs: dict) -> None:
         torch.save(state, tmp / name / "model.pt")
         inputs[name] = str(tmp / name)
     for name, checkpoint in (("resume_runs", b"junk"), ("evil_runs", None)):
-        run = tmp / name / "s1"
-        run.mkdir(parents=True)
+        run = claim_folder(tmp / name / "s1", None)  # a stage lai made, killed with its checkpoint spoilt
         (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
         if checkpoint is None:
             torch.save({"model": Payload(tmp / "pwned")}, run / "checkpoint.pt")
