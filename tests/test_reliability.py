@@ -523,8 +523,10 @@ def test_bad_notebook_parameter_names_the_notebook_and_cell(tmp_path, monkeypatc
     """A notebook whose parameters fail (here the run folder's profile.yaml, broken past the up-front check)
     fails as a PipelineError naming the notebook and cell."""
     from lai import pipeline
+    from lai.io import claim_folder
 
     monkeypatch.setattr(pipeline, "open_run_folder", lambda *a, **k: None)  # skip the up-front claim of the folder
+    claim_folder(tmp_path / "x", None)  # a run folder lai made, whose profile.yaml was then broken
     (tmp_path / "x" / "notebooks").mkdir(parents=True)
     (tmp_path / "x" / "profile.yaml").write_text("train: [1, 2\n")
     with pytest.raises(PipelineError) as info:
