@@ -419,6 +419,9 @@ def read_yaml_mapping(path: str | Path, what: str, expected: str = "a mapping",
         raise error(f"{what} {path}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
+        if "tag:yaml.org,2002:merge" in str(err):  # valid YAML that this reader does not expand
+            raise error(f"{what} {path} uses a YAML merge key (<<) at line {mark.line + 1 if mark else '?'}, which lai "
+                        "does not read: write the keys out") from None
         reason = f"{err.problem} at line {mark.line + 1}" if mark is not None else str(err).splitlines()[0]
         raise error(f"{what} {path} is not valid YAML: {reason}") from None
     except UnicodeDecodeError as err:

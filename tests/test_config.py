@@ -146,6 +146,8 @@ def test_a_section_not_saved_is_named_once():
     ("a: [1, 2\n", r"^scene manifest .*m\.yaml is not valid YAML: expected ',' or '\]', but got '<stream end>' at line 2$"),
     ("a: 1\na: 2\n", r"^scene manifest .*m\.yaml: key 'a' appears twice in one mapping \(lines 1 and 2\)"),
     (b"a: \xff\n", r"^scene manifest .*m\.yaml is not UTF-8 text"),
+    ("a: &x {b: 1}\nc:\n  <<: *x\n", r"^scene manifest .*m\.yaml uses a YAML merge key \(<<\) at line 3, which lai does "
+                                    r"not read: write the keys out$"),  # valid YAML: it was called "not valid YAML"
 ])
 def test_one_yaml_mapping_reader_names_the_file_in_one_line(tmp_path, text, message):
     """lai.io.read_yaml_mapping: the error class the caller asks for, one line naming the file and what it should hold."""
