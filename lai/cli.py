@@ -52,26 +52,25 @@ def cmd_validate(args) -> int:
 
     import numpy as np
 
-    from lai.lnb import S1_DIR, SERIES_CSV, LNBError, index_folder, iter_triplets, pixel_fix_lines
+    from lai.lnb import SERIES_CSV, LNBError, index_folder, iter_triplets, no_radar, pixel_fix_lines
 
     on_error = "skip" if args.skip_bad else "raise"
     index = index_folder(args.folder, on_error=on_error, progress=not args.quiet)
-    valid, fixes, no_radar, empty = 0, Counter(), 0, []
+    valid, fixes, missing_radar, empty = 0, Counter(), 0, []
     for triplet, data in iter_triplets(index, on_error, skipped=index.skipped, progress=not args.quiet):
         valid += 1
         fixes.update(data.fixes)
-        no_radar += int(np.isnan(data.s1).any(axis=1).sum())  # NaN (nodata) is missing radar: allowed, but said
+        missing_radar += int(np.isnan(data.s1).any(axis=1).sum())  # NaN (nodata) is missing radar: allowed, but said
         empty += [name for name, s1 in zip(triplet.names, data.s1) if not np.isfinite(s1).any()]
     if not valid:
         raise LNBError(Path(args.folder) / SERIES_CSV, f"no valid triplet left ({len(index.skipped)} skipped)")
     if len(empty) == 3 * valid:  # as lai cube refuses it
-        raise LNBError(Path(args.folder) / S1_DIR, f"none of the {len(empty)} S1 files of the valid triplets holds a "
-                                                    "backscatter value (all NaN or nodata): no radar in this dataset")
+        raise no_radar(args.folder, len(empty))
     print(f"{args.folder}: {valid} valid triplets of {index.height}x{index.width} pixels"
           f"{', true LAI present' if index.has_truth else ''}")
     print("\n".join(pixel_fix_lines(fixes, "  ")) or "  no pixel value out of range in the valid triplets")
-    if no_radar:
-        print(f"  {no_radar} S1 pixels without a backscatter value (NaN or nodata): missing radar"
+    if missing_radar:
+        print(f"  {missing_radar} S1 pixels without a backscatter value (NaN or nodata): missing radar"
               + (f"; {len(empty)} S1 file(s) hold none at all, e.g. {Path(args.folder) / 's1' / empty[0]}" if empty else ""))
     for s in index.skipped:
         print(f"  skipped CSV row {s.row + 1}: {s.file}: {s.problem}")

@@ -61,6 +61,7 @@ from lai.lnb import (
     estimate_middle_date,
     index_folder,
     iter_triplets,
+    no_radar,
     pixel_fix_lines,
     read_outcome,
     scl_lookup,
@@ -272,9 +273,8 @@ def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: Encoding
             k += 1
         if k == 0:
             raise LNBError(source / SERIES_CSV, f"no valid triplet left ({len(skipped)} skipped)")
-        if not radar:  # NaN is missing radar, allowed per pixel; a dataset with none trains S1 rows on nothing
-            raise LNBError(source / S1_DIR, f"none of the {3 * k} S1 files of the valid triplets holds a backscatter value "
-                                            "(all NaN or nodata): no radar in this dataset")
+        if not radar:
+            raise no_radar(source, 3 * k)
         f.resize_dimension("triplet", k)
         meta = pd.DataFrame(meta_rows)
         labels = assign_splits(meta, splits)

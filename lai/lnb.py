@@ -395,6 +395,13 @@ def pixel_fix_lines(counts: dict[str, int], indent: str = "") -> list[str]:
     return [f"{indent}{counts[k]} {PIXEL_FIX_NOTES[k]}" for k in PIXEL_FIX_NOTES if counts.get(k)]
 
 
+def no_radar(folder: str | Path, files: int) -> LNBError:
+    """The error of a dataset none of whose ``files`` S1 files holds a backscatter value (``lai validate`` and
+    ``lai cube`` refuse it: NaN is missing radar, allowed per pixel, but S1 rows would train on nothing)."""
+    return LNBError(Path(folder) / S1_DIR, f"none of the {files} S1 files of the valid triplets holds a backscatter "
+                                           "value (all NaN or nodata): no radar in this dataset")
+
+
 MAX_BAD_SHARE = 0.05  # a file is refused when more than this share of its checked pixels is out of range
 LAI_SNAP_TOLERANCE = 0.2  # SNAP writes network outputs in [-0.2, 0) as 0
 

@@ -83,9 +83,9 @@ def test_publish_keeps_the_run_and_the_destination_apart(tmp_path):
 
 
 @pytest.mark.parametrize("spoil, message", [
-    (lambda run: (run / "provenance.json").write_text("not json"), r"provenance\.json: not readable JSON"),
-    (lambda run: (run / "provenance.json").write_text("[1, 2]"), r"provenance\.json: expected a JSON object, got list"),
-    (lambda run: (run / "notebooks" / "02_training.ipynb").write_text("{"), r"02_training\.ipynb: not readable JSON"),
+    (lambda run: (run / "provenance.json").write_text("not json"), r"provenance\.json is not readable JSON"),
+    (lambda run: (run / "provenance.json").write_text("[1, 2]"), r"provenance\.json holds a JSON list, expected an object"),
+    (lambda run: (run / "notebooks" / "02_training.ipynb").write_text("{"), r"02_training\.ipynb is not readable JSON"),
     (lambda run: (run / "notebooks" / "02_training.ipynb").write_text(
         json.dumps({"metadata": {"papermill": {"duration": "abc"}}})), r"duration is 'abc', not a number"),
 ])

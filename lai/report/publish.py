@@ -4,12 +4,11 @@ without cubes, weights or executed notebooks: ``reports/reference/`` holds the `
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 from pathlib import Path
 
 from lai.io import ForeignOutputError, atomic_path, atomic_write_text, check_outside, output_lock
-from lai.report.inputs import ReportError
+from lai.report.inputs import ReportError, read_json
 
 # what is published: files at the run folder's top, and the files of its subfolders matching a pattern
 PUBLISHED_FILES = ("report.pdf", "report.json", "profile.yaml", "provenance.json")
@@ -17,23 +16,12 @@ PUBLISHED_GLOBS = (("tables", "*.csv"), ("figures", "*.png"))
 INDEX = "README.md"
 
 
-def _json_object(path: Path) -> dict:
-    """``path`` read as a JSON object, or a ReportError naming it."""
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ReportError(f"{path}: not readable JSON ({str(e)[:120]}); rerun the pipeline (lai run) to rewrite it") from None
-    if not isinstance(value, dict):
-        raise ReportError(f"{path}: expected a JSON object, got {type(value).__name__}; rerun the pipeline (lai run)")
-    return value
-
-
 def _durations(run_dir: Path) -> dict[str, float]:
     """Seconds each executed notebook took (papermill's record in notebooks/*.ipynb); a notebook or a duration
     that cannot be read is a ReportError naming the notebook."""
     out = {}
     for nb in sorted((run_dir / "notebooks").glob("*.ipynb")):
-        meta = _json_object(nb).get("metadata")
+        meta = read_json(nb).get("metadata")
         papermill = meta.get("papermill") if isinstance(meta, dict) else None
         seconds = papermill.get("duration") if isinstance(papermill, dict) else None
         if seconds is None:
@@ -72,7 +60,7 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
     check_outside(dest, run_dir, "run folder", "the published results")
     if run_dir.resolve().is_relative_to(dest.resolve()):
         raise ForeignOutputError(f"{run_dir} lies inside the destination {dest}; publish into a folder outside the run")
-    prov, seconds = _json_object(run_dir / "provenance.json"), _durations(run_dir)  # read before anything is copied
+    prov, seconds = read_json(run_dir / "provenance.json"), _durations(run_dir)  # read before anything is copied
     with output_lock(dest, folder=None):  # lai's marker, or a new or empty folder: a README.md alone proves nothing
         for sub, _ in PUBLISHED_GLOBS:  # never through a link: files there are deleted and replaced
             if (dest / sub).is_symlink() or ((dest / sub).exists() and not (dest / sub).is_dir()):
