@@ -14,7 +14,7 @@ of the run's cube. Compared, on the same triplets:
   true LAI at t-1, ``tables/oracle_per_triplet.csv``);
 * **spread**, three ways, each raw and recalibrated on validation two ways, with lai's strata (past clear dates
   and clear at t): ``per_level`` exactly as lai does (:func:`lai.uncertainty.fit_calibration`, a factor per
-  stratum and nominal level) and ``one_factor``, one factor per stratum fitted by least squares to the 68 % and
+  stratum and nominal level, and its standard deviation's factor per stratum) and ``one_factor``, one factor per stratum fitted by least squares to the 68 % and
   95 % coverage (what lai did before 2026-12-03); measured against the true LAI per test set and for pixels
   clear and clouded at t (:func:`lai.uncertainty.calibration_rows`):
   ``head`` (seed 0's spread head around seed 0's prediction: what the run's products give), ``seeds`` (the
@@ -146,10 +146,12 @@ def main() -> None:
         for name, p in spreads.items():
             err, against = _error(p)
             per_level, one = cals[name]
-            versions = {"per_level": per_level.deviations(p["sd"], p["past_clear"], p["clear"], NOMINAL),
-                        "one_factor": p["sd"] * one[strata(p["past_clear"], p["clear"])]}
-            for method, calibrated in versions.items():
-                rows = calibration_rows(test_set, err, p["sd"], calibrated, p["clear"], against)
+            one_sd = p["sd"] * one[strata(p["past_clear"], p["clear"])]
+            versions = {"per_level": (per_level.deviations(p["sd"], p["past_clear"], p["clear"], NOMINAL),
+                                      per_level.std(p["sd"], p["past_clear"], p["clear"])),
+                        "one_factor": (one_sd, one_sd)}
+            for method, (calibrated, std) in versions.items():
+                rows = calibration_rows(test_set, err, p["sd"], calibrated, std, p["clear"], against)
                 calibration += [{"spread": name, "method": "raw" if r["sd"] == "raw" else method, **r} for r in rows
                                 if method == "per_level" or r["sd"] != "raw"]
 

@@ -27,7 +27,7 @@ from lai.infer import Trained, load_trained, predict_lai
 from lai.io import atomic_path, atomic_write_text, output_lock
 from lai.loader import BatchLoader, CubeSplit
 from lai.metrics import SUMS, Scores, per_tile, strict_clear
-from lai.uncertainty import ONE_SIGMA, Calibration, calibration_rows, fit_calibration, reliability, strata
+from lai.uncertainty import Calibration, calibration_rows, fit_calibration, reliability, strata
 
 PER_TILE = (RMSE, RMSE_NORM, R2, N_PIXELS)  # per_tile.csv's metrics of each triplet (lai.metrics.pooled)
 EVALUATED_ON = "evaluated_on.json"  # beside metrics.csv: the cube identity the metrics were computed on
@@ -171,12 +171,13 @@ def calibrate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_s
             p = predict(trained, split, batch_size)
             err, against = _error(p)
             calibrated = cal.deviations(p["sd"], p["past_clear"], p["clear"])
-            rows += calibration_rows(name, err, p["sd"], calibrated, p["clear"], against)
+            std = cal.std(p["sd"], p["past_clear"], p["clear"])
+            rows += calibration_rows(name, err, p["sd"], calibrated, std, p["clear"], against)
             curves += [{**r, "sd": version} for version, sd in (("raw", p["sd"]), ("recalibrated", calibrated))
                        for r in reliability(name, err, sd)]
             if name == example_set:
                 k = int(np.argmax((~p["clear"]).sum(axis=(1, 2))))
-                example = {"set": name, "triplet": int(split.index[k]), "pred": p["pred"][k], "sd": calibrated[ONE_SIGMA][k],
+                example = {"set": name, "triplet": int(split.index[k]), "pred": p["pred"][k], "sd": std[k],
                            "clear": p["clear"][k], "reference": p["pred"][k] - err[k], "against": against}
     return CalibrationResult(cal, pd.DataFrame(rows), pd.DataFrame(curves), example)
 

@@ -175,7 +175,7 @@ def predict_batch(trained: Trained, s1, lai, scl, doy_target, doy_from
     lai_t[missing] = NODATA
     if sd is not None:
         past_clear = x.past_valid[:, :, :h, :w].sum(1).cpu().numpy()
-        sd = trained.calibration.apply(sd[:, :h, :w].cpu().numpy().astype(np.float32), past_clear, observed)
+        sd = trained.calibration.std(sd[:, :h, :w].cpu().numpy().astype(np.float32), past_clear, observed)
         sd[missing] = NODATA
     return lai_t, observed, sd
 

@@ -29,9 +29,10 @@ UNITS = "m2/m2"
 LAI_BANDS = {  # band name -> description, in band order; lai_std only from a model that predicts its spread
     "lai": "gap-filled LAI at t: the observed S2 LAI where usable, the model elsewhere",
     "lai_model": "LAI at t predicted by the model (Sentinel-1 at t-2, t-1, t and S2 LAI at t-2, t-1)",
-    "lai_std": "standard deviation of band lai: the model's spread where it fills, calibrated so that plus or minus "
-               "it holds 68 % of the errors (wider tails: see the summary's interval_half_width), the observation's "
-               "error (estimated on the training run's simulated data) where observed",
+    "lai_std": "standard deviation of band lai: the model's spread where it fills, calibrated so that its root mean "
+               "square equals the RMSE (errors are heavy-tailed: the central intervals' reach in lai_std is in the "
+               "summary's interval_half_width), the observation's error (estimated on the training run's simulated "
+               "data) where observed",
 }
 STD = "lai_std"
 SOURCE_MODEL, SOURCE_OBSERVED, SOURCE_NODATA = 0, 1, 255

@@ -3,13 +3,20 @@
 A model with ``model.uncertainty`` predicts, beside LAI at t, the standard deviation of its error
 (:func:`lai.model.spread_head`, trained by Gaussian negative log-likelihood on pixels clear at t). That
 spread is learnt on training pixels and against the noisy observation, so it is rescaled on the validation
-split (:func:`fit_calibration`), per *stratum* of pixels and per nominal coverage ``level`` (:data:`LEVELS`): the
-factor at a level is the ``level`` quantile of the stratum's validation errors over the predicted deviation,
-divided by the Gaussian's (quantile recalibration), so that the central ``level`` interval covers ``level`` of
-those pixels. One factor per stratum cannot do this: the errors have heavier tails than a Gaussian, and a
-factor that makes the 68 % intervals right makes the 95 % ones too narrow. The map's deviation (band
-``lai_std``) is the one at :data:`ONE_SIGMA` (68 %: plus or minus it is the one-sigma interval); the factors
-of the other levels say how far its tails reach (:meth:`Calibration.summary`). Strata are per
+split (:func:`fit_calibration`), per *stratum* of pixels, twice:
+
+- the map's standard deviation (band ``lai_std``, :meth:`Calibration.std`): one factor per stratum that makes
+  the root mean square of the deviation equal the stratum's validation RMSE (variance recalibration: the
+  spread is as large as the error);
+- the intervals (:meth:`Calibration.deviations`): per nominal coverage ``level`` (:data:`LEVELS`), the factor
+  that is the ``level`` quantile of the stratum's validation errors over the predicted deviation, divided by
+  the Gaussian's (quantile recalibration), so that the central ``level`` interval covers ``level`` of those
+  pixels.
+
+The errors have heavier tails than a Gaussian: a deviation as large as the RMSE holds more than 68 % of them
+within plus or minus one deviation, and one factor per stratum cannot make both the 68 % and the 95 % intervals
+right. So intervals never come from ``lai_std`` times a Gaussian's quantile; :meth:`Calibration.summary` says,
+per stratum, how many ``lai_std`` each central interval reaches. Strata are per
 pixel, from what every prediction knows: how many of t-2 and t-1 are clear (0, 1 or 2) and whether t is
 clear (:func:`strata`), so the same factors serve Table 1's test sets and any map. On simulated data the
 factors are fitted against the true LAI (the target of a gap-filled value); on real data against the
@@ -20,8 +27,8 @@ observed S2 LAI itself (its RMSE against the true LAI on validation pixels clear
 the deviation a gap-filled map gives where it keeps the observation.
 
 :func:`calibration_rows` measures, per test set and for pixels clear or clouded at t, against the truth: the
-coverage of the central 68 % and 95 % intervals, the mean predicted deviation (sharpness) over the RMSE, and
-the rank correlation of deviation and absolute error; :func:`reliability` gives observed against nominal
+coverage of the central 68 % and 95 % intervals, the mean predicted standard deviation (sharpness) over the
+RMSE, and the rank correlation of standard deviation and absolute error; :func:`reliability` gives observed against nominal
 coverage for the reliability diagram.
 """
 from __future__ import annotations
@@ -44,7 +51,7 @@ MIN_PIXELS = 20_000  # a stratum with fewer validation pixels (about five 64x64 
 # far from independent) takes the pooled factor
 NOMINAL = (0.68, 0.95)  # the central intervals whose coverage the calibration table reports
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.68, 0.7, 0.8, 0.9, 0.95, 0.99)  # the reliability diagram's and the fitted ones
-ONE_SIGMA = 0.68  # the level of the map's deviation (lai_std): the central interval of plus or minus one sigma
+ONE_SIGMA = 0.68  # the level whose factor a calibration file without sd_factors (before 2026-12-03) used for lai_std
 SPEARMAN_PIXELS = 200_000  # pixels drawn (fixed seed) for the rank correlation
 
 
@@ -63,27 +70,35 @@ def strata(past_clear: np.ndarray, clear_t: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Calibration:
-    """Factors that turn the spread head's deviation into a calibrated one, per stratum (:data:`STRATA`) and level."""
+    """Factors that turn the spread head's deviation into calibrated ones, per stratum (:data:`STRATA`): the
+    standard deviation's (``sd_factors``) and the intervals', per level (``factors``)."""
 
     factors: dict[str, list[float]] = field(default_factory=dict)  # stratum name (or POOLED) -> factor per level
     observation_sd: float | None = None  # error of the observed LAI (m2/m2), None where unknown (real data)
     against: str = "none"  # what the factors were fitted against: "truth", "observation" or "none"
     fitted_on: str = ""  # the cube and split
     levels: list[float] = field(default_factory=lambda: list(LEVELS))  # the nominal coverages of the factors
+    sd_factors: dict[str, float] = field(default_factory=dict)  # stratum name (or POOLED) -> the standard deviation's
+    sd_fitted: str = "rms"  # "rms": root mean square matched to the RMSE; "68 %": a file from before sd_factors
 
     def factor_array(self, level: float = ONE_SIGMA) -> np.ndarray:
         """The factor of every stratum at ``level`` (linear between the fitted levels, the nearest beyond them)."""
         pooled = self.factors.get(POOLED, [1.0] * len(self.levels))
         return np.array([np.interp(level, self.levels, self.factors.get(name, pooled)) for name in STRATA], np.float32)
 
-    def apply(self, sd: np.ndarray, past_clear: np.ndarray, clear_t: np.ndarray, level: float = ONE_SIGMA) -> np.ndarray:
-        """``sd`` (any shape) times the factor of each pixel's stratum at ``level``: the deviation whose central
-        ``level`` interval is calibrated."""
-        return self.deviations(sd, past_clear, clear_t, (level,))[level]
+    def sd_factor_array(self) -> np.ndarray:
+        """The standard deviation's factor of every stratum (the pooled one where a stratum has none)."""
+        pooled = self.sd_factors.get(POOLED, 1.0)
+        return np.array([self.sd_factors.get(name, pooled) for name in STRATA], np.float32)
+
+    def std(self, sd: np.ndarray, past_clear: np.ndarray, clear_t: np.ndarray) -> np.ndarray:
+        """The calibrated standard deviation (band ``lai_std``): ``sd`` (any shape) times its stratum's factor."""
+        return (sd * self.sd_factor_array()[strata(past_clear, clear_t)]).astype(np.float32)
 
     def deviations(self, sd: np.ndarray, past_clear: np.ndarray, clear_t: np.ndarray, levels=LEVELS
                    ) -> dict[float, np.ndarray]:
-        """:meth:`apply` at each of ``levels`` (the pixels' strata found once)."""
+        """Per level of ``levels``: ``sd`` (any shape) times its stratum's factor at that level, the deviation whose
+        central ``level`` interval (of a Gaussian: plus or minus :func:`z_of` times it) is calibrated."""
         stratum = strata(past_clear, clear_t)
         return {level: (sd * self.factor_array(level)[stratum]).astype(np.float32) for level in levels}
 
@@ -95,13 +110,16 @@ class Calibration:
         obs = ("unknown (no true LAI in the training data): NaN where observed" if self.observation_sd is None else
                f"{self.observation_sd:.3f} m2/m2 where observed: the observed LAI's RMSE against the true LAI on the "
                "training run's simulated validation pixels clear at t, an estimate for real data")
-        ones = self.factor_array(ONE_SIGMA)
-        reach = {f"{round(100 * lv)} %": dict(zip(STRATA, (z_of(lv) * self.factor_array(lv) / ones).round(3).tolist()))
+        std = self.sd_factor_array()
+        reach = {f"{round(100 * lv)} %": dict(zip(STRATA, (z_of(lv) * self.factor_array(lv) / std).round(3).tolist()))
                  for lv in NOMINAL}
-        return {"model_sd": fitted.get(self.against, self.against), "observation_sd": obs,
+        meaning = ("scaled per stratum so that its root mean square equals the validation RMSE" if self.sd_fitted == "rms"
+                   else "the 68 % deviation (plus or minus it holds 68 % of the errors): a calibration file from before "
+                        "the standard deviation was fitted; rerun the calibration to update it")
+        return {"model_sd": f"{fitted.get(self.against, self.against)}; {meaning}", "observation_sd": obs,
                 "interval_half_width": "the central interval of each nominal coverage, in units of lai_std, per stratum "
-                                       "(1.0 and 1.96 for a Gaussian): " + json.dumps(reach),
-                "factors": self.factors, "levels": self.levels}
+                                       "(0.994 and 1.96 for a Gaussian): " + json.dumps(reach),
+                "sd_factors": self.sd_factors, "factors": self.factors, "levels": self.levels}
 
     def write(self, folder: Path) -> Path:
         path = Path(folder) / CALIBRATION_FILE
@@ -123,18 +141,24 @@ def read_calibration(folder: str | Path) -> Calibration:
         factors = {str(k): [float(v)] * len(levels) if isinstance(v, (int, float)) else [float(f) for f in v]
                    for k, v in data["factors"].items()}
         obs = data.get("observation_sd")
+        if "sd_factors" in data:
+            sd_factors, fitted = {str(k): float(v) for k, v in data["sd_factors"].items()}, "rms"
+        else:  # written before the standard deviation had its own factors: lai_std was the 68 % deviation
+            sd_factors = {k: float(np.interp(ONE_SIGMA, levels, v)) for k, v in factors.items() if len(v) == len(levels)}
+            fitted = "68 %"
         cal = Calibration(factors, None if obs is None else float(obs), str(data["against"]), str(data.get("fitted_on", "")),
-                          levels)
+                          levels, sd_factors, fitted)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise RunFolderError(f"{path}: not a lai calibration file ({shorten(str(e))}); delete it to predict "
                              "uncalibrated") from None
     bad = [k for k, v in cal.factors.items() if k not in (*STRATA, POOLED) or len(v) != len(levels)
            or not all(math.isfinite(f) and f > 0 for f in v)]
+    bad += [k for k, f in cal.sd_factors.items() if k not in (*STRATA, POOLED) or not (math.isfinite(f) and f > 0)]
     bad_levels = not levels or levels != sorted(levels) or not all(0 < lv < 1 for lv in levels)
-    if (bad or bad_levels or POOLED not in cal.factors or cal.against not in FITTED_AGAINST
+    if (bad or bad_levels or POOLED not in cal.factors or POOLED not in cal.sd_factors or cal.against not in FITTED_AGAINST
             or (cal.observation_sd is not None and not (math.isfinite(cal.observation_sd) and cal.observation_sd >= 0))):
-        raise RunFolderError(f"{path}: factors must be finite and positive, one per level, for {POOLED!r} and any of "
-                             f"the strata {', '.join(STRATA)}; levels increasing in (0, 1); against one of "
+        raise RunFolderError(f"{path}: factors must be finite and positive, one per level, and sd_factors one "
+                             f"finite positive number, for {POOLED!r} and any of the strata {', '.join(STRATA)}; levels increasing in (0, 1); against one of "
                              f"{', '.join(FITTED_AGAINST)}; observation_sd finite and not negative; got {shorten(str(data))}")
     return cal
 
@@ -149,19 +173,27 @@ def level_factors(z: np.ndarray, levels=LEVELS) -> list[float]:
     return [float(max(v, 1e-6) / z_of(lv)) for v, lv in zip(q, levels)]
 
 
+def sd_factor(sd: np.ndarray, err: np.ndarray) -> float:
+    """The factor ``f`` that makes the root mean square of ``f sd`` equal that of ``err``; 1 without data."""
+    mean_var = float(np.mean(np.square(sd, dtype=np.float64))) if sd.size else 0.0
+    return math.sqrt(float(np.mean(np.square(err, dtype=np.float64))) / mean_var) if mean_var > 0 else 1.0
+
+
 def fit_calibration(sd: np.ndarray, err: np.ndarray, stratum: np.ndarray, against: str, fitted_on: str = "",
                     observation_sd: float | None = None, levels=LEVELS) -> Calibration:
-    """Factors per stratum and level (:func:`level_factors`) over pixels where ``err`` and ``sd`` are finite;
-    strata with fewer than :data:`MIN_PIXELS` pixels take the pooled factors."""
+    """The standard deviation's factor (:func:`sd_factor`) and the intervals' factors per level
+    (:func:`level_factors`) of each stratum, over pixels where ``err`` and ``sd`` are finite; strata with fewer
+    than :data:`MIN_PIXELS` pixels take the pooled factors."""
     ok = np.isfinite(err) & np.isfinite(sd) & (sd > 0)
-    z = (err[ok] / sd[ok]).astype(np.float64)
-    s = stratum[ok]
-    factors = {POOLED: level_factors(z, levels)}
+    sd, err, s = sd[ok], err[ok], stratum[ok]
+    z = (err / sd).astype(np.float64)
+    factors, sd_factors = {POOLED: level_factors(z, levels)}, {POOLED: sd_factor(sd, err)}
     for i, name in enumerate(STRATA):
         sel = s == i
         if sel.sum() >= MIN_PIXELS:
             factors[name] = level_factors(z[sel], levels)
-    return Calibration(factors, observation_sd, against, fitted_on, list(levels))
+            sd_factors[name] = sd_factor(sd[sel], err[sel])
+    return Calibration(factors, observation_sd, against, fitted_on, list(levels), sd_factors)
 
 
 def coverage(err: np.ndarray, sd: np.ndarray, level: float) -> float:
@@ -187,18 +219,18 @@ def at_level(deviation: np.ndarray | dict[float, np.ndarray], level: float) -> n
     return deviation[level] if isinstance(deviation, dict) else deviation
 
 
-def calibration_rows(name: str, err: np.ndarray, sd: np.ndarray, calibrated: np.ndarray | dict[float, np.ndarray],
-                     clear_t: np.ndarray, against: str) -> list[dict]:
+def calibration_rows(name: str, err: np.ndarray, sd: np.ndarray, calibrated: dict[float, np.ndarray],
+                     std: np.ndarray, clear_t: np.ndarray, against: str) -> list[dict]:
     """Rows of the calibration table for one test set: pixels clear and clouded at t, the spread head's raw
-    deviation and the recalibrated one (per level of :data:`NOMINAL`, see :func:`at_level`; its mean and rank
-    correlation are the one-sigma deviation's). ``err`` is prediction minus reference (``against``), NaN where none."""
+    deviation and the recalibrated one: intervals from ``calibrated`` (:meth:`Calibration.deviations`, each level
+    its own), mean and rank correlation from the standard deviation ``std`` (:meth:`Calibration.std`). ``err`` is
+    prediction minus reference (``against``), NaN where none."""
     rows = []
     for where, sel in (("clear at t", clear_t), ("clouded at t", ~clear_t)):
         sel = sel & np.isfinite(err) & np.isfinite(sd)
         e = err[sel]
         rmse = float(np.sqrt(np.mean(np.square(e)))) if e.size else float("nan")
-        for version, dev in (("raw", sd), ("recalibrated", calibrated)):
-            s = at_level(dev, ONE_SIGMA)[sel]
+        for version, dev, s in (("raw", sd, sd[sel]), ("recalibrated", calibrated, std[sel])):
             mean_sd = float(s.mean()) if s.size else float("nan")
             rows.append({"set": name, "pixels": where, "sd": version, "against": against, "n_pixels": int(e.size),
                          "rmse": rmse, "mean_sd": mean_sd, "sd_ratio": mean_sd / rmse if rmse > 0 else float("nan"),

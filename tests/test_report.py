@@ -178,7 +178,7 @@ def make_tables(rng=None) -> dict[str, pd.DataFrame]:
 
 def make_calibration() -> tuple[pd.DataFrame, pd.DataFrame]:
     """Calibration and reliability tables of a spread too narrow by 1.5 (raw) and recalibrated, per test set."""
-    from lai.uncertainty import calibration_rows, reliability
+    from lai.uncertainty import NOMINAL, calibration_rows, reliability
 
     rng = np.random.default_rng(0)
     sd = rng.uniform(0.2, 1.0, 4000)
@@ -186,7 +186,7 @@ def make_calibration() -> tuple[pd.DataFrame, pd.DataFrame]:
     clear = rng.random(4000) < 0.6
     rows, curves = [], []
     for s in ("non_cloudy", "cloudy", "unique"):
-        rows += calibration_rows(s, err, sd, 1.5 * sd, clear, "truth")
+        rows += calibration_rows(s, err, sd, {lv: 1.5 * sd for lv in NOMINAL}, 1.5 * sd, clear, "truth")
         curves += [{**r, "sd": v} for v, x in (("raw", sd), ("recalibrated", 1.5 * sd)) for r in reliability(s, err, x)]
     return pd.DataFrame(rows), pd.DataFrame(curves)
 

@@ -19,7 +19,6 @@ from lai.loss import total_loss
 from lai.model import LAIModel
 from lai.uncertainty import (
     NOMINAL,
-    ONE_SIGMA,
     POOLED,
     STRATA,
     Calibration,
@@ -72,10 +71,14 @@ def test_recalibration_recovers_a_factor_per_stratum_and_pools_small_ones():
     small = fit_calibration(sd, err, stratum_small, "truth")
     assert STRATA[0] not in small.factors
     assert small.factor_array(0.95)[0] == pytest.approx(np.interp(0.95, small.levels, small.factors[POOLED]))
-    rows = calibration_rows("cloudy", err, sd, calibrated, clear, "truth")
+    std = cal.std(sd, past, clear)
+    for i, name in enumerate(STRATA):  # a Gaussian error: the standard deviation's factor is the intervals'
+        assert cal.sd_factors[name] == pytest.approx(true_factor[i], rel=0.03), name
+    rows = calibration_rows("cloudy", err, sd, calibrated, std, clear, "truth")
     assert [(r["pixels"], r["sd"]) for r in rows] == [("clear at t", "raw"), ("clear at t", "recalibrated"),
                                                       ("clouded at t", "raw"), ("clouded at t", "recalibrated")]
     assert rows[1]["coverage_95"] == pytest.approx(0.95, abs=0.01) and rows[1]["spearman"] > 0.3
+    assert rows[0]["mean_sd"] == pytest.approx(sd[clear].mean()) and rows[1]["mean_sd"] == pytest.approx(std[clear].mean())
 
 
 def test_heavy_tails_get_a_factor_per_level_that_one_factor_cannot_give():
@@ -90,15 +93,24 @@ def test_heavy_tails_get_a_factor_per_level_that_one_factor_cannot_give():
         assert coverage(heavy, factors[level] * sd, level) == pytest.approx(level, abs=0.005)
     cal = fit_calibration(sd, heavy, np.zeros(sd.size, np.int8), "truth")
     past, clear = np.zeros(sd.size, np.int8), np.zeros(sd.size, bool)
-    assert at_level(cal.deviations(sd, past, clear), 0.95) == pytest.approx(cal.apply(sd, past, clear, 0.95))
-    assert at_level(sd, 0.95) is sd and cal.apply(sd, past, clear)[0] == pytest.approx(
-        sd[0] * np.interp(ONE_SIGMA, cal.levels, cal.factors[STRATA[0]]), rel=1e-6)
+    assert at_level(cal.deviations(sd, past, clear), 0.95) == pytest.approx(factors[0.95] * sd, rel=1e-3)
+    assert at_level(sd, 0.95) is sd
+    # the standard deviation: its root mean square is the errors' (a Gaussian's 68 % factor would be far smaller)
+    std = cal.std(sd, past, clear)
+    assert np.sqrt(np.mean(std ** 2)) == pytest.approx(np.sqrt(np.mean(heavy ** 2)), rel=1e-4)
+    assert cal.sd_factors[STRATA[0]] > 1.3 * factors[0.68]
+    assert coverage(heavy, std, 0.68) > 0.75  # so plus or minus std holds more than 68 %: intervals need their factors
     reach = cal.summary()["interval_half_width"]
     assert "95 %" in reach and "1.96 for a Gaussian" in reach
+    half_widths = json.loads(reach[reach.index("{"):])
+    assert half_widths["68 %"][STRATA[0]] == pytest.approx(z_of(0.68) * factors[0.68] / cal.sd_factors[STRATA[0]], rel=1e-2)
+    reach68, reach95 = half_widths["68 %"][STRATA[0]], half_widths["95 %"][STRATA[0]]
+    assert reach68 < 0.8 and reach95 / reach68 > 1.1 * z_of(0.95) / z_of(0.68)  # narrow core, long tails
 
 
 def test_calibration_file_round_trips_and_a_bad_one_is_named(tmp_path):
-    cal = Calibration({STRATA[0]: [1.5, 1.7], POOLED: [1.1, 1.2]}, 0.3, "truth", "cube.nc:val", [0.68, 0.95])
+    cal = Calibration({STRATA[0]: [1.5, 1.7], POOLED: [1.1, 1.2]}, 0.3, "truth", "cube.nc:val", [0.68, 0.95],
+                      {STRATA[0]: 1.9, POOLED: 1.4})
     cal.write(tmp_path)
     assert read_calibration(tmp_path) == cal
     assert read_calibration(tmp_path / "nowhere").against == "none"  # no file: the identity
@@ -106,11 +118,18 @@ def test_calibration_file_round_trips_and_a_bad_one_is_named(tmp_path):
     (tmp_path / "calibration.json").write_text(json.dumps({"factors": {STRATA[0]: 1.5, POOLED: 1.1}, "against": "truth"}))
     old = read_calibration(tmp_path)
     assert old.factor_array(0.68)[0] == pytest.approx(1.5) and old.factor_array(0.95)[1] == pytest.approx(1.1)
+    # and without sd_factors (before 2026-12-03), lai_std stays what it was then: the 68 % deviation, and says so
+    assert old.sd_fitted == "68 %" and old.sd_factor_array()[0] == pytest.approx(1.5)
+    assert "68 % deviation" in old.summary()["model_sd"] and "root mean square" in cal.summary()["model_sd"]
     for bad, against in (({STRATA[0]: -1, POOLED: 1.0}, "truth"), ({STRATA[0]: [1.0], POOLED: 1.0}, "truth"),
                          ({"cloudy": 1.0, POOLED: 1.0}, "truth"),
                          ({}, "truth"), ({STRATA[0]: 1.0}, "truth"),  # no pooled factor: nothing for other strata
-                         ({POOLED: 1.0}, ["truth"] * 1000)):  # fitted against what?
-        (tmp_path / "calibration.json").write_text(json.dumps({"factors": bad, "against": against}))
+                         ({POOLED: 1.0}, ["truth"] * 1000),  # fitted against what?
+                         ({POOLED: 1.0}, {"sd_factors": {POOLED: float("nan")}}),
+                         ({POOLED: 1.0}, {"sd_factors": {STRATA[0]: 1.0}})):  # no pooled standard deviation factor
+        extra = against if isinstance(against, dict) else {}
+        against = "truth" if extra else against
+        (tmp_path / "calibration.json").write_text(json.dumps({"factors": bad, "against": against, **extra}))
         with pytest.raises(RunFolderError, match="calibration.json.*finite and positive, one per level") as e:
             read_calibration(tmp_path)
         assert len(str(e.value)) < 600

@@ -335,8 +335,8 @@ def _uncertainty(run: Run) -> dict | None:
                 "per test set and for pixels clear or clouded at ", emph("t"), ": the share of pixels whose error lies "
                 "inside the central 68 % and 95 % intervals, the mean σ over the RMSE on the same pixels, and the rank "
                 "correlation of σ with the absolute error. ", emph("raw"), ": the spread head as trained; ",
-                emph("recalibrated"), ": scaled per stratum and nominal coverage on the validation split, each interval "
-                "with its own level's factor; its σ (mean and rank correlation) is the 68 % one.")),
+                emph("recalibrated"), ": rescaled per stratum on the validation split, σ so that its root mean square "
+                "equals the RMSE, each interval with its own level's factor.")),
             "verdict": verdict}
 
 
