@@ -24,7 +24,7 @@ from lai.distributed import pick_device
 from lai.errors import RunFolderError
 from lai.facts import CLOUDY, EMPTY, N_PIXELS, R2, RMSE, RMSE_NORM, STAGE_WEIGHTS_FILE, TEST_SETS, VAL
 from lai.infer import Trained, load_trained, predict_lai
-from lai.io import atomic_path, atomic_write_text, output_lock
+from lai.io import atomic_path, atomic_write_text, output_lock, own_subfolder
 from lai.loader import BatchLoader, CubeSplit
 from lai.metrics import SUMS, Scores, per_tile, strict_clear
 from lai.uncertainty import Calibration, calibration_rows, fit_calibration, reliability, strata
@@ -129,7 +129,7 @@ def save_prediction(path: Path, split: CubeSplit, pred: dict[str, np.ndarray]) -
         coords={"triplet": split.index},
         attrs={"split": str(split.split), "cube": str(split.path), "units": "LAI (m2/m2)"},
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    own_subfolder(path.parent.parent, path.parent.name)
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
 

@@ -62,6 +62,9 @@ def _partial_prefix(path: Path) -> str:
 def lock_file(path: str | Path) -> Path:
     """The lock file of output ``path``: a hidden sibling."""
     path = Path(path)
+    if path.name in ("", ".", ".."):
+        raise ConfigError(f"output path {str(path)!r} names no file or folder of its own ('', '.' or '..'); give the "
+                          "output a new name, e.g. out/result")
     return path.with_name(_hidden_stem(path) + ".lock")
 
 
@@ -172,6 +175,8 @@ def output_lock(path: str | Path, folder: str | None | object = _FILE):
     is removed on release (a killed holder leaves it behind, unlocked, and it is simply taken again).
     """
     path = Path(path)
+    if folder is not _FILE and path.name in ("", ".", ".."):  # a folder filled in place may be named "." (the current one)
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = lock_file(path)
     fd = _take_lock(lock, path)
@@ -267,6 +272,17 @@ def check_outside(out: str | Path, source: str | Path, what: str, output: str) -
     ``what`` names the input folder, ``output`` the output ("the cube")."""
     if Path(out).resolve().is_relative_to(Path(source).resolve()):
         raise ForeignOutputError(f"{out} lies inside the {what} {source}; write {output} outside the input folder")
+
+
+def own_subfolder(folder: str | Path, name: str) -> Path:
+    """The subfolder ``name`` of a folder lai fills (``predictions``, ``notebooks``, ``tables``...): created if absent.
+    A link or a file at that name is refused, untouched: lai follows no link inside a folder it fills."""
+    sub = Path(folder) / name
+    if sub.is_symlink() or (sub.exists() and not sub.is_dir()):
+        raise ForeignOutputError(f"{sub} is a symbolic link or a file, not the folder lai made there; lai follows no "
+                                 "link in a folder it fills: remove it or write elsewhere")
+    sub.mkdir(parents=True, exist_ok=True)
+    return sub
 
 
 def check_new_folder(out: Path) -> None:

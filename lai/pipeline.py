@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lai.errors import PipelineError
 from lai.facts import RUN_PROFILE_FILE
-from lai.io import output_lock
+from lai.io import check_replaceable, output_lock, own_subfolder
 from lai.run_profile import DEFAULT_PROFILE, PROJECT_ROOT, check_run_name, open_run_folder, resolve_profile
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -49,7 +49,7 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
     params = {"run_dir": str(run_dir), "data_root": str(Path(data_root).resolve())}
     with output_lock(run_dir, folder=RUN_PROFILE_FILE):
         open_run_folder(run_dir, resolved)  # claims the folder and writes its profile before any notebook
-        (run_dir / "notebooks").mkdir(exist_ok=True)
+        own_subfolder(run_dir, "notebooks")
         inputs = NotebookInputs(run_dir, Path(data_root).resolve(), Path(data).resolve() if data else None)
         for nb in NOTEBOOKS:
             out = run_dir / "notebooks" / nb
@@ -59,6 +59,7 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
                 print(f"[lai run] {nb}: reused (the notebook, profile, code and files it reads are unchanged since "
                       "its last run here)", flush=True)
                 continue
+            check_replaceable(out)  # papermill writes it in place: never through a link planted there
             print(f"[lai run] {nb}: ran ({changed})", flush=True)
             inputs.forget(nb)
             try:
@@ -155,7 +156,7 @@ class NotebookInputs:
         outputs = {k: v for k, v in after.items() if before.get(k) != v}
         removed = [k for k in before if k not in after]
         inputs = {k: v for k, v in before.items() if k not in outputs and k not in removed}
-        self.folder.mkdir(parents=True, exist_ok=True)
+        own_subfolder(self.folder.parent, self.folder.name)
         # a file this notebook rewrote is no longer checked for the notebooks before it (a later one that read it
         # sees the change and runs again)
         earlier = NOTEBOOKS[:NOTEBOOKS.index(nb)] if nb in NOTEBOOKS else ()

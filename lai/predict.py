@@ -116,6 +116,7 @@ def predict_folder(run: str | Path, data: str | Path, out: str | Path, batch_siz
     out = Path(out)
     if Path(data).is_dir():
         check_outside(out, data, "LNB folder", "the maps")
+    check_outside(out, run, "training run folder", "the maps")
     with output_lock(out):
         check_new_folder(out)
         return _predict_folder(run, data, out, batch_size, device, progress)

@@ -21,7 +21,7 @@ import pandas as pd
 from lai.config import Profile
 from lai.errors import PipelineError
 from lai.facts import TABLE, check_name
-from lai.io import atomic_path, atomic_write_text
+from lai.io import atomic_path, atomic_write_text, own_subfolder
 from lai.provenance import environment
 from lai.run_profile import (  # noqa: F401 - the folder's profile, importable from here too
     DEFAULT_PROFILE,
@@ -48,7 +48,7 @@ class RunContext:
         self.progress = os.environ.get("LAI_PROGRESS") != "0" if progress is None else bool(progress)
         self.data_root = Path(data_root or self._recorded_data_root() or PROJECT_ROOT / "data")
         for sub in ("tables", "figures", "runs", "notebooks"):
-            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+            own_subfolder(self.run_dir, sub)
 
     @classmethod
     def open(cls, run_dir: str | Path | None = None, profile: str | Path | Profile | None = None,

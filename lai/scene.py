@@ -148,7 +148,7 @@ def predict_scene(run: str | Path | Trained, manifest: str | Path, out: str | Pa
     out = Path(out)
     if not isinstance(run, Trained):
         check_outside(out, run, "training run folder", "the map")
-    with output_lock(out):
+    with output_lock(out), output_lock(source_path(out)):  # the sidecar too: another --out may name it
         for path in (out, source_path(out)):
             if path.exists() or path.is_symlink():
                 raise FileExistsError(f"--out {out}: {path} already exists; choose a new file name")

@@ -300,3 +300,71 @@ def test_two_scene_predictions_into_one_output_one_refused(tiny_run, tmp_path):
     assert [Path(s["out"]).name for s in summaries] == ["scene.tif"]
     assert sorted(p.name for p in maps.iterdir()) == ["scene.tif", "scene_source.tif"]
     assert np.isfinite(np.array(summaries[0]["observed_fraction"]))
+
+
+def test_no_writer_follows_a_link_planted_in_a_folder_it_fills(tiny_run, tiny_data, tmp_path):
+    """`predictions/` of a stage (lai evaluate), `notebooks/` or a notebook of a run folder (lai run): a link there
+    made lai write into the user's folder. Refused, the target untouched."""
+    from lai.evaluate import evaluate_run
+    from lai.io import own_subfolder
+    from lai.pipeline import run_pipeline
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "cloudy.nc").write_text("my predictions")
+    (mine / "01_data.ipynb").write_text('{"my": "notebook"}')
+    before = folder_digest(mine)
+    stage = tmp_path / "final"
+    import shutil
+
+    shutil.copytree(tiny_run, stage)
+    shutil.rmtree(stage / "predictions", ignore_errors=True)
+    (stage / "predictions").symlink_to(mine)
+    with pytest.raises(ForeignOutputError, match=r"final/predictions is a symbolic link or a file, not the folder lai made"):
+        evaluate_run(stage, tiny_data[2])
+    reports = tmp_path / "reports"
+    run_dir = claim_folder(reports / "tiny", None)
+    (run_dir / "notebooks").symlink_to(mine)
+    with pytest.raises(ForeignOutputError, match="tiny/notebooks is a symbolic link or a file"):
+        run_pipeline("tiny", reports_root=reports, data_root=tmp_path / "data", progress=False)
+    (run_dir / "notebooks").unlink()
+    own_subfolder(run_dir, "notebooks")
+    (run_dir / "notebooks" / "00_preprocessing.ipynb").symlink_to(mine / "01_data.ipynb")
+    with pytest.raises(ForeignOutputError, match="00_preprocessing.ipynb is a symbolic link"):
+        run_pipeline("tiny", reports_root=reports, data_root=tmp_path / "data", progress=False)
+    assert folder_digest(mine) == before
+
+
+def test_predict_data_refuses_maps_inside_the_training_run_folder(tiny_run, tiny_data):
+    from lai.predict import predict_folder
+
+    before = folder_digest(tiny_run)
+    with pytest.raises(ForeignOutputError, match="maps lies inside the training run folder"):
+        predict_folder(tiny_run, tiny_data[2], tiny_run / "maps", progress=False)
+    assert folder_digest(tiny_run) == before
+
+
+def test_a_scene_map_locks_its_source_sidecar_too(tiny_run, tmp_path):
+    """--out m.tif writes m_source.tif as well: a second writer naming m_source.tif is refused meanwhile (it had
+    swept the first writer's live temporary away)."""
+    from lai.products import source_path
+    from lai.scene import predict_scene
+
+    manifest = write_scene(tmp_path, (40, 40), [-12.0, -18.0], 3.0, 4)
+    out = tmp_path / "m.tif"
+    with output_lock(source_path(out)), pytest.raises(OutputLockedError, match="m_source.tif is being written"):
+        predict_scene(tiny_run, manifest, out, window=32, overlap=8, progress=False)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name", [".", "", ".."])
+def test_an_output_named_dot_is_one_line_and_a_folder_filled_in_place_may_be_dot(tmp_path, monkeypatch, name):
+    from lai.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="names no file or folder of its own"):
+        lock_file(name)
+    if name != "..":
+        with output_lock(name, folder=None) as path:  # the current folder, empty: taken as lai's
+            assert path == tmp_path
+        assert (tmp_path / FOLDER_MARK).is_file()

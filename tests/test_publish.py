@@ -28,7 +28,7 @@ def test_publish_copies_results_not_weights_and_says_how_to_regenerate(tmp_path)
     run, dest = _run(tmp_path), tmp_path / "reference"
     publish(run, dest, "make reference")
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [
-        ".lai-folder", "README.md", "figures/density.png", "profile.yaml", "provenance.json", "report.json", "report.pdf",
+        ".lai-folder", ".lai-published", "README.md", "figures/density.png", "profile.yaml", "provenance.json", "report.json", "report.pdf",
         "tables/comparisons.csv", "tables/table1.csv", "tables/training.csv"]
     index = (dest / "README.md").read_text()
     assert "`make reference`" in index and "abc123" in index and "02_training.ipynb | 61" in index
@@ -113,3 +113,35 @@ def test_publish_follows_no_link_inside_its_folder(tmp_path):
     with pytest.raises(ForeignOutputError, match=r"reference/tables is a symbolic link or a file"):
         publish(run, dest, "make reference")
     assert _digest(mine) == before
+
+
+def test_publish_replaces_and_deletes_only_what_an_earlier_publish_recorded(tmp_path):
+    """A table a user added to a published folder: publish deleted it (the run lacks it) or replaced it (the run has
+    one of that name). Now both are refused, named, with nothing touched."""
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    publish(run, dest, "make reference")
+    assert "tables/table1.csv" in json.loads((dest / ".lai-published").read_text())["files"]
+    (dest / "tables" / "mine.csv").write_text("my analysis")
+    (dest / "NOTES.md").write_text("notes")  # outside tables/ and figures/: never touched
+    before = _digest(dest)
+    with pytest.raises(ForeignOutputError, match=r"reference holds tables/mine.csv, which no earlier lai publish wrote"):
+        publish(run, dest, "make reference")
+    (run / "tables" / "mine.csv").write_text("the run's")  # the run has one of that name now: still the user's file
+    with pytest.raises(ForeignOutputError, match="tables/mine.csv, which no earlier lai publish wrote"):
+        publish(run, dest, "make reference")
+    assert _digest(dest) == before
+    (dest / "tables" / "mine.csv").unlink()
+    (run / "tables" / "comparisons.csv").unlink()
+    publish(run, dest, "make reference")  # what the record lists is lai's: replaced, or deleted when the run lacks it
+    assert (dest / "tables" / "mine.csv").read_text() == "the run's" and not (dest / "tables" / "comparisons.csv").exists()
+    assert (dest / "NOTES.md").read_text() == "notes"
+    # a folder published before the record existed: files the run also has count as lai's, others are refused
+    (dest / ".lai-published").unlink()
+    publish(run, dest, "make reference")
+    (dest / ".lai-published").unlink()
+    (dest / "figures" / "old.png").write_bytes(b"png")
+    with pytest.raises(ForeignOutputError, match="figures/old.png, which no earlier lai publish wrote"):
+        publish(run, dest, "make reference")
+    (dest / ".lai-published").write_text("[1, 2]")
+    with pytest.raises(ReportError, match=r"\.lai-published .*expected an object|not the list of files"):
+        publish(run, dest, "make reference")

@@ -4,6 +4,7 @@ without cubes, weights or executed notebooks: ``reports/reference/`` holds the `
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,28 @@ from lai.report.inputs import ReportError, read_json
 PUBLISHED_FILES = ("report.pdf", "report.json", "profile.yaml", "provenance.json")
 PUBLISHED_GLOBS = (("tables", "*.csv"), ("figures", "*.png"))
 INDEX = "README.md"
+RECORD = ".lai-published"  # the files the last publish wrote (JSON, "files": relative paths): the only ones it replaces
+
+
+def _earlier(dest: Path) -> list[str] | None:
+    """The files an earlier publish into ``dest`` wrote (its record), or None where none recorded them (a new folder,
+    or one published before the record existed)."""
+    path = dest / RECORD
+    if not (path.exists() or path.is_symlink()):
+        return None
+    record = (read_json(path) or {}).get("files") if path.is_file() and not path.is_symlink() else None
+    if not isinstance(record, list) or not all(isinstance(name, str) for name in record):
+        raise ReportError(f"{path} is not the list of files lai publish writes there; remove the folder's results by "
+                          "hand, or publish elsewhere")
+    return record
+
+
+def _foreign(dest: Path, ours: set[str], earlier: list[str] | None) -> list[str]:
+    """Files in ``dest``'s tables/ and figures/ that this publish would replace or delete but no earlier publish
+    recorded writing: a user's. Without a record (published before it existed), files this run also has count as
+    lai's, as they were then treated."""
+    found = [str(p.relative_to(dest)) for sub, pattern in PUBLISHED_GLOBS for p in sorted((dest / sub).glob(pattern))]
+    return [name for name in found if name not in (earlier or ()) and (earlier is not None or name not in ours)]
 
 
 def _durations(run_dir: Path) -> dict[str, float]:
@@ -68,6 +91,12 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
                                          "lai follows no link in a folder it fills: remove it or publish elsewhere")
         sources = [run_dir / name for name in PUBLISHED_FILES]
         sources += [p for sub, pattern in PUBLISHED_GLOBS for p in sorted((run_dir / sub).glob(pattern))]
+        ours = {str(p.relative_to(run_dir)) for p in sources}
+        foreign = _foreign(dest, ours, _earlier(dest))
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise ForeignOutputError(f"{dest} holds {shown}, which no earlier lai publish wrote there; lai replaces and "
+                                     "deletes only its own files: move them, or publish elsewhere")
         for sub, pattern in PUBLISHED_GLOBS:  # files of an earlier publish that this run no longer has
             for old in (dest / sub).glob(pattern):
                 if not (run_dir / sub / old.name).exists():
@@ -87,4 +116,5 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
                  "report.pdf is the report; tables/ and figures/ are the run's, as the report read them. No cubes, "
                  "weights or executed notebooks are kept here."]
         atomic_write_text(dest / INDEX, "\n".join(lines) + "\n")
+        atomic_write_text(dest / RECORD, json.dumps({"files": sorted(ours)}, indent=1) + "\n")
     return dest
