@@ -286,9 +286,9 @@ def _check_header(src, path: Path, layer: str) -> tuple[int, int]:
     bands, kind, what = _LAYERS[layer]
     if src.count != bands:
         raise LNBError(path, f"has {src.count} band(s); expected {what}")
-    dtype = np.dtype(src.dtypes[0])
-    if dtype.kind != kind or (layer == MASK_DIR and dtype != np.uint8):
-        raise LNBError(path, f"has dtype {dtype}; expected {what}")
+    check_stored(src, path, kind, what)
+    if layer == MASK_DIR and np.dtype(src.dtypes[0]) != np.uint8:
+        raise LNBError(path, f"has dtype {src.dtypes[0]}; expected {what}")
     too_big = memory_shortfall(float(src.height) * src.width * TRIPLET_BYTES_PER_PIXEL)
     if too_big:
         raise LNBError(path, f"is {src.height}x{src.width} pixels: one triplet of that size {too_big}; "
@@ -337,6 +337,27 @@ def _check_layout(src, path: Path) -> None:
                                  "another block: corrupt TIFF")
 
 
+def check_stored(src, path: Path, kinds: str, expected: str) -> None:
+    """Refuse pixels that cannot be read as stored, for the folder reader and scenes alike (:class:`LNBError` naming
+    ``path``): a dtype whose kind is not one of ``kinds`` (numpy kinds: "f" float, "i" and "u" integer; complex is
+    never read), and a declared scale or offset (the values would be off by it: 10 read for LAI 1.0)."""
+    dtype = np.dtype(src.dtypes[0])
+    if dtype.kind not in kinds:
+        raise LNBError(path, f"has dtype {dtype}; expected {expected}")
+    scaled = [(b, s, o) for b, s, o in zip(src.indexes, src.scales, src.offsets) if (s, o) != (1, 0)]
+    if scaled:
+        b, s, o = scaled[0]
+        raise LNBError(path, f"band {b} declares scale {s:g} / offset {o:g}; lai reads values as stored: write it "
+                             "unscaled (gdal_translate -unscale)")
+
+
+def masked_as_missing(data: np.ma.MaskedArray) -> np.ndarray:
+    """A masked read (``src.read(masked=True)``: GDAL masks a declared nodata value, a mask band or alpha, and
+    outside the raster in a boundless read) as a plain array: masked pixels NaN (missing) in float data, 0 in
+    integer data (SCL class 0, no data); never a value made up."""
+    return np.ma.filled(data, np.nan if data.dtype.kind == "f" else 0)
+
+
 def nodata_as_nan(data: np.ndarray, nodata) -> np.ndarray:
     """Float ``data`` with its declared ``nodata`` value made NaN (missing data, not a value), in place."""
     if nodata is not None and data.dtype.kind == "f":
@@ -357,10 +378,9 @@ def read_tiff(path: Path, layer: str, shape: tuple[int, int] | None = None):
             raise LNBError(path, f"is {height}x{width} pixels; expected {shape[0]}x{shape[1]} like the rest of the dataset")
         _check_layout(src, path)
         try:
-            data = src.read()
+            data = masked_as_missing(src.read(masked=True))
         except (RasterioIOError, Exception) as err:  # truncated strips surface here
             raise LNBError(path, f"pixel data cannot be read (truncated or corrupt file?): {err}") from None
-        data = nodata_as_nan(data, src.nodata)
         crs = src.crs.to_string() if src.crs else None
         transform = tuple(src.transform)[:6] if not src.transform.is_identity else None
     return data, crs, transform
@@ -404,6 +424,7 @@ def no_radar(folder: str | Path, files: int) -> LNBError:
 
 MAX_BAD_SHARE = 0.05  # a file is refused when more than this share of its checked pixels is out of range
 LAI_SNAP_TOLERANCE = 0.2  # SNAP writes network outputs in [-0.2, 0) as 0
+LINEAR_SHARE = 0.5  # S1 is linear power, not dB, when more than this share of its finite values lies in [0, 1]
 
 
 def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes, files,
@@ -415,7 +436,8 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
       masks it anyway, so its values are kept as they are. On usable pixels, SNAP's convention: values in
       [-0.2, 0) become 0; values below -0.2, above ``LAI_RANGE``'s 15, or NaN become missing (NaN, SCL 0).
     - S1 in dB: NaN is missing radar; values outside ``S1_DB_RANGE`` (inf included) become NaN too; a
-      file whose values all lie in [0, 1] is linear power and refused.
+      file with most values (over :data:`LINEAR_SHARE`) in [0, 1] is linear power and refused (dB: medians
+      about -10 to -20).
     - A file is refused (:class:`LNBError` naming it) when more than ``max_bad_share`` of its checked
       pixels are out of range: the units are wrong, not a few pixels.
 
@@ -444,7 +466,7 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
             masked = usable & ~((values >= low - LAI_SNAP_TOLERANCE) & (values <= high))
         if masked.sum() > max_bad_share * max(int(usable.sum()), 1):
             worst = values[masked & np.isfinite(values)]
-            example = f"values such as {worst.flat[np.argmax(np.abs(worst))]:g}" if worst.size else "NaN/inf (or nodata)"
+            example = f"values such as {worst.flat[np.argmax(np.abs(worst))]:g}" if worst.size else "NaN/inf (nodata or masked)"
             raise LNBError(lai_file, f"has {_share(int(masked.sum()), int(usable.sum()))} of its usable pixels "
                                      f"(SCL {list(valid_classes)}) outside the plausible LAI range [{low:g}, {high:g}]: "
                                      f"{example} (wrong units, or undeclared nodata?)")
@@ -452,10 +474,14 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
         values[masked] = np.nan
         scl_out[k][masked] = 0
         fixes.lai_snapped[k], fixes.lai_masked[k] = snapped, masked
-        finite, present = np.isfinite(s1[k]), ~np.isnan(s1[k])  # NaN: missing radar (swath edge, nodata)
-        if finite.any() and s1[k][finite].min() >= 0 and s1[k][finite].max() <= 1:
-            raise LNBError(s1_file, f"has every backscatter value in [0, 1] (max {s1[k][finite].max():g}): "
-                                    "linear power, not dB; convert with 10*log10")
+        present = ~np.isnan(s1[k])  # NaN: missing radar (swath edge, nodata)
+        finite = s1[k][np.isfinite(s1[k])]
+        in_unit = np.count_nonzero((finite >= 0) & (finite <= 1))
+        if in_unit > LINEAR_SHARE * finite.size:  # most values, so that a few bright pixels do not hide it
+            share = ("every backscatter value", f"max {finite.max():g}") if in_unit == finite.size else \
+                (f"{100 * in_unit / finite.size:.0f} % of its backscatter values", f"median {np.median(finite):g}")
+            raise LNBError(s1_file, f"has {share[0]} in [0, 1] ({share[1]}): linear power, not dB; convert with "
+                                    "10*log10 (or an undeclared nodata 0: declare it)")
         with np.errstate(invalid="ignore"):
             out = present & ~((s1[k] >= S1_DB_RANGE[0]) & (s1[k] <= S1_DB_RANGE[1]))
         if out.sum() > max_bad_share * max(int(present.sum()), 1):

@@ -152,7 +152,7 @@ def read_l2a_metadata(path: Path, where: str) -> tuple[str, Reflectance]:
         tag = el.tag.rsplit("}", 1)[-1]
         texts[tag] = (el.text or "").strip()
         if tag == "BOA_ADD_OFFSET":
-            offsets[el.get("band_id")] = el.text
+            offsets[el.get("band_id")] = texts[tag]  # an empty element: "", not a number (below)
     match = re.fullmatch(r"Sentinel-(2[A-D])", texts.get("SPACECRAFT_NAME", ""))
     quantification = texts.get("BOA_QUANTIFICATION_VALUE")
     if not match or not quantification:
@@ -162,7 +162,7 @@ def read_l2a_metadata(path: Path, where: str) -> tuple[str, Reflectance]:
         q = float(quantification)
         dn_offsets = [float(offsets.get(str(L2A_BAND_IDS[b]), 0)) for b in BANDS]
     except ValueError:
-        raise SceneError(f"{where}: {path}: BOA_QUANTIFICATION_VALUE or BOA_ADD_OFFSET is not a number") from None
+        raise SceneError(f"{where}: {path}: BOA_QUANTIFICATION_VALUE or a BOA_ADD_OFFSET is not a number (or empty)") from None
     if not (math.isfinite(q) and q > 0) or not all(math.isfinite(o) for o in dn_offsets):
         raise SceneError(f"{where}: {path}: BOA_QUANTIFICATION_VALUE must be positive and the offsets finite")
     baseline = texts.get("PROCESSING_BASELINE", "?")

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,14 +42,17 @@ import numpy as np
 
 from lai.config import EncodingConfig, PreprocessConfig
 from lai.errors import SceneError
-from lai.io import atomic_path, check_new_folder, output_lock
+from lai.io import atomic_path, check_new_folder, memory_shortfall, output_lock
 from lai.lnb import (
     MASK_DIR,
+    MAX_BAD_SHARE,
     PIXEL_FIX_NOTES,
     S1_DIR,
     S2_DIR,
     TileName,
+    check_stored,
     clean_pixels,
+    masked_as_missing,
     nodata_as_nan,
     write_series,
     write_tile,
@@ -159,58 +163,138 @@ def _same_grid(src, grid: TileGrid) -> bool:
     return abs(col - round(col)) < 1e-6 and abs(row - round(row)) < 1e-6
 
 
+MAX_SOURCE_RATIO = 16  # a raster on another grid may need at most this many source pixels per target pixel ...
+MIN_SOURCE_PIXELS = 2**22  # ... or this many, whichever is more: a finer raster is resampled by the user first
+CHECK_PIXELS = 2**20  # target pixels per read of the up-front check that each S1 date holds a value (:func:`check_inputs`)
+_KINDS = {"f": "float", "iuf": "integer or float"}
+
+
+def _scene_bounds(src, grid: TileGrid, path: Path) -> tuple[float, float, float, float]:
+    """``grid``'s bounds in the CRS of ``src`` (left, bottom, right, top); :class:`SceneError` when they do not
+    transform (coordinates outside the CRS's domain: a mislabelled CRS)."""
+    from rasterio.warp import transform_bounds
+
+    right, bottom = grid.transform * (grid.width, grid.height)
+    try:
+        bounds = transform_bounds(grid.crs, src.crs, grid.transform.c, bottom, right, grid.transform.f)
+    except Exception:  # noqa: BLE001 - PROJ's errors vary with the CRS; all mean the same here
+        bounds = (math.nan,) * 4
+    if not all(math.isfinite(b) for b in bounds):
+        raise SceneError(f"{path}: the S2 scene's bounds in {grid.crs} do not transform into this raster's CRS "
+                         f"({src.crs}): is one of them mislabelled (coordinates of another CRS)?")
+    return bounds
+
+
+def _source_window(src, grid: TileGrid, path: Path):
+    """The window of ``src`` that resampling onto ``grid`` reads (2 pixels margin for the kernel), its size checked
+    against a budget before anything is read (a raster at 2 cm took gigabytes for a 400 m scene)."""
+    from rasterio.windows import Window, from_bounds
+
+    win = from_bounds(*_scene_bounds(src, grid, path), transform=src.transform)
+    col, row = math.floor(win.col_off) - 2, math.floor(win.row_off) - 2
+    win = Window(col, row, math.ceil(win.col_off + win.width) + 2 - col, math.ceil(win.row_off + win.height) + 2 - row)
+    nbytes = 4.0 * win.width * win.height * src.count  # float32, read then converted in place
+    if win.width * win.height > max(MAX_SOURCE_RATIO * grid.width * grid.height, MIN_SOURCE_PIXELS) \
+            or memory_shortfall(3 * nbytes):
+        raise SceneError(f"{path}: reading it onto the S2 grid needs {win.height}x{win.width} of its pixels of "
+                         f"{src.res[0]:g} ({nbytes / 1e9:.3g} GB) for {grid.height}x{grid.width} pixels of "
+                         f"{abs(grid.transform.a):g}, more than lai reads at once; resample it first (gdalwarp -tr)")
+    return win
+
+
+def _read_missing(src, win) -> np.ndarray:
+    """Window ``win`` of ``src`` as float32, NaN where GDAL masks it or it lies outside the raster."""
+    return masked_as_missing(src.read(window=win, boundless=True, masked=True).astype(np.float32))
+
+
 def read_on_grid(path: Path, grid: TileGrid, resampling: str, linear_db: bool = False, allow: bool = True,
-                 what: str = "raster", nodata: float | None = None, bands: int | None = None) -> np.ndarray:
+                 what: str = "raster", nodata: float | None = None, bands: int | None = None,
+                 kinds: str = "iuf") -> np.ndarray:
     """All bands of ``path`` on ``grid`` (bands, H, W) float32: a window read when aligned, else resampled.
 
-    ``linear_db``: the values are dB, resampled in linear power and returned in dB. ``nodata``: a value that
-    means no data (NaN in the result, left out of the resampling kernel), as is outside the raster; default: the
-    raster's declared nodata (:func:`lai.lnb.nodata_as_nan`, the folder reader's rule). ``bands``: how many
-    bands the raster must have (a :class:`SceneError` naming it otherwise).
+    ``linear_db``: the values are dB, resampled in linear power and returned in dB. Missing (NaN in the result,
+    left out of the resampling kernel): what GDAL masks (a declared nodata value, a mask band or alpha), what lies
+    outside the raster, and ``nodata`` if given. ``bands``: how many bands the raster must have; ``kinds``: the
+    numpy dtype kinds it may have (:func:`lai.lnb.check_stored`, the folder reader's check; a :class:`SceneError`
+    or :class:`lai.errors.LNBError` naming it otherwise).
     """
-    from rasterio.warp import Resampling, reproject, transform_bounds
-    from rasterio.windows import Window, from_bounds
+    from rasterio.warp import Resampling, reproject
+    from rasterio.windows import Window
 
     with _open_georeferenced(path) as src:
         if bands is not None and src.count != bands:
             raise SceneError(f"{path}: {what} raster has {src.count} bands; expected {bands}")
         _north_up(src, path)
-        missing = src.nodata if nodata is None else nodata
+        check_stored(src, path, kinds, f"{_KINDS[kinds]} {what} values")
         if _same_grid(src, grid):
             col, row = (round(v) for v in ~src.transform * (grid.transform.c, grid.transform.f))
-            data = src.read(window=Window(col, row, grid.width, grid.height), boundless=True,
-                            fill_value=np.nan if src.dtypes[0].startswith("float") else 0).astype(np.float32)
-            return nodata_as_nan(data, missing)
+            return nodata_as_nan(_read_missing(src, Window(col, row, grid.width, grid.height)), nodata)
         if not allow:
             raise SceneError(f"{path}: {what} is on another grid ({src.crs}, {src.res[0]} m) than the S2 scene "
                              f"({grid.crs}, {abs(grid.transform.a)} m) and reprojection is not allowed (reproject: false)")
-        left, top = grid.transform.c, grid.transform.f
-        right, bottom = grid.transform * (grid.width, grid.height)
-        bounds = transform_bounds(grid.crs, src.crs, left, bottom, right, top)
-        win = from_bounds(*bounds, transform=src.transform)
-        col, row = math.floor(win.col_off) - 2, math.floor(win.row_off) - 2  # 2 pixels margin for the kernel
-        win = Window(col, row, math.ceil(win.col_off + win.width) + 2 - col, math.ceil(win.row_off + win.height) + 2 - row)
-        data = src.read(window=win, boundless=True, fill_value=np.nan if src.dtypes[0].startswith("float") else 0)
-        data = nodata_as_nan(data.astype(np.float32), missing)
+        win = _source_window(src, grid, path)
+        data = nodata_as_nan(_read_missing(src, win), nodata)
         if linear_db:
             data = 10 ** (data / 10)
         out = np.full((src.count, grid.height, grid.width), np.nan, np.float32)
         reproject(data, out, src_transform=src.window_transform(win), src_crs=src.crs, src_nodata=np.nan,
                   dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=np.nan, resampling=Resampling[resampling])
-        return 10 * np.log10(out) if linear_db else out
+        if linear_db:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out = 10 * np.log10(out)
+        return out
 
 
 def s1_tile(d: S1Date, grid: TileGrid, cfg: PreprocessConfig) -> np.ndarray:
-    """VV, VH (2, H, W) in dB on ``grid``."""
+    """VV, VH (2, H, W) in dB on ``grid``; with ``s1_units: linear``, a raster whose values are mostly negative
+    (dB, not linear power: every value would become NaN) is refused by name."""
     one_file = len(d.files) == 1  # a two-band VV/VH raster, else one raster each
     layers = [read_on_grid(f, grid, "bilinear", linear_db=cfg.s1_units == "db", allow=cfg.reproject,
                            what="S1 (VV, VH)" if one_file else f"S1 {pol}", bands=2 if one_file else 1)
               for f, pol in zip(d.files, ("VV", "VH"))]
+    if cfg.s1_units == "linear":
+        for f, layer in zip(d.files, layers):
+            with np.errstate(invalid="ignore"):
+                negative, finite = int((layer < 0).sum()), int(np.isfinite(layer).sum())
+            if negative > MAX_BAD_SHARE * finite:
+                raise SceneError(f"{f}: {negative} of its {finite} values on the S2 grid are negative: dB, not linear "
+                                 "power (drop --s1-units linear)")
     s1 = np.concatenate(layers)
     if cfg.s1_units == "linear":
         with np.errstate(divide="ignore", invalid="ignore"):
             s1 = 10 * np.log10(s1)
     return s1
+
+
+def _parts(scene: TileGrid) -> Iterator[TileGrid]:
+    """``scene`` in parts of at most :data:`CHECK_PIXELS` pixels, row by row."""
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
+
+    side = math.isqrt(CHECK_PIXELS)
+    for y0 in range(0, scene.height, side):
+        for x0 in range(0, scene.width, side):
+            win = Window(x0, y0, min(side, scene.width - x0), min(side, scene.height - y0))
+            yield TileGrid(scene.crs, window_transform(win, scene.transform), int(win.height), int(win.width))
+
+
+def check_inputs(s2: list[S2Date], s1: list[S1Date], scene: TileGrid, cfg: PreprocessConfig) -> None:
+    """Refuse, before any tile or map is computed, a raster read onto ``scene`` that covers none of it (an SCL, an
+    L2A band or an S1 raster in another place or CRS), and an S1 date without a backscatter value on it (all NaN or
+    nodata). The S1 dates are read in parts (:func:`_parts`) up to the first value: one part for usable data, the
+    whole scene only when it holds no radar, which is then refused at once rather than after every tile."""
+    rasters = [(what, path) for d in s2 for what, path in
+               ([("SCL", d.scl)] if d.scl is not None else []) + [(f"S2 {b}", f) for b, f in (d.bands or {}).items()]]
+    for what, path in rasters + [(f"S1 of {a.date}", f) for a in s1 for f in a.files]:
+        with _open_georeferenced(path) as src:
+            left, bottom, right, top = _scene_bounds(src, scene, path)
+            if left >= src.bounds.right or right <= src.bounds.left or bottom >= src.bounds.top or top <= src.bounds.bottom:
+                crs = f" (its CRS {src.crs}, the scene's {scene.crs})" if src.crs != scene.crs else ""
+                raise SceneError(f"{path}: {what} covers none of the S2 scene{crs}")
+    for a in s1:
+        if not any(np.isfinite(s1_tile(a, part, cfg)).all(axis=0).any() for part in _parts(scene)):
+            raise SceneError(f"{', '.join(map(str, a.files))}: S1 of {a.date} holds no backscatter value on the S2 scene "
+                             f"({scene.height}x{scene.width} pixels): all NaN or nodata; check the S1 rasters")
 
 
 def s2_tile(d: S2Date, grid: TileGrid, cfg: PreprocessConfig, network: Network | None = None
@@ -219,7 +303,7 @@ def s2_tile(d: S2Date, grid: TileGrid, cfg: PreprocessConfig, network: Network |
     and SNAP's flags (H, W) when the LAI comes from L2A bands through ``network`` (NaN LAI where any band is no-data)."""
     flags = None
     if d.lai is not None:
-        lai = read_on_grid(d.lai, grid, "bilinear", what="S2 LAI", bands=1)[0]
+        lai = read_on_grid(d.lai, grid, "bilinear", what="S2 LAI", bands=1, kinds="f")[0]
     else:
         dn = np.concatenate([read_on_grid(d.bands[b], grid, "bilinear", what=f"S2 {b}", nodata=L2A_NODATA, bands=1)
                              for b in BANDS])
@@ -321,6 +405,8 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
     if not rows or not cols:
         raise SceneError(f"{manifest}: scene of {scene.height}x{scene.width} pixels is smaller than one tile "
                          f"(preprocess.tile_size {size})")
+    used = sorted({i for trip in triplets for i in trip})
+    check_inputs([m.s2[i] for i in used], [m.s1[j] for j in sorted({match[i] for i in used})], scene, cfg)
     with output_lock(out), atomic_path(out) as tmp:  # a second writer refused, an earlier one's leftovers removed
         for sub in (S1_DIR, S2_DIR, MASK_DIR) + ((SNAP_FLAGS_DIR,) if networks else ()):
             (tmp / sub).mkdir(parents=True)

@@ -35,7 +35,7 @@ from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_bat
 from lai.io import atomic_path, check_new_folder, check_outside, memory_shortfall, output_lock
 from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES, TRIPLET_BYTES_PER_PIXEL, clean_pixels
 from lai.manifest import SHORT_FORM_GONE, load_manifest, read_preprocess_manifest
-from lai.preprocess import TileGrid, s1_tile, s2_grid, s2_tile, snap_networks, usable_triplets
+from lai.preprocess import TileGrid, check_inputs, s1_tile, s2_grid, s2_tile, snap_networks, usable_triplets
 from lai.products import (
     GDAL_CACHE_MB,
     SOURCE_OBSERVED,
@@ -120,6 +120,7 @@ def _manifest_scene(path: Path, cfg: PreprocessConfig) -> SceneInputs:
     s1 = [m.s1[match[i]] for i in ends[target]]
     scene = s2_grid(s2)
     networks = snap_networks(dataclasses.replace(m, s2=s2), cfg)
+    check_inputs(s2, s1, scene, cfg)
     grid = Grid(scene.height, scene.width, scene.crs.to_string(), tuple(scene.transform)[:6])
 
     def read_window(win, valid_classes):

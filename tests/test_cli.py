@@ -404,6 +404,41 @@ CASES = [
     Case("preprocess-out-taken", "`lai preprocess --out` a folder holding other files",
          ["preprocess", "{manifest_far_s1}", "--out", "{full_dir}"],
          r"--out .*full_dir already exists and is not an empty folder; choose a new folder", present="{full_dir}/keep.txt"),
+    # adversarial pass 3: pixels and scenes
+    Case("predict-scene-scaled-lai", "`lai predict --scene` LAI rasters declaring scale 0.1 (LAI 3.0 stored as 30)",
+         ["predict", "--run", "{fresh_run}", "--scene", "{pix_scaled_lai}", "--out", "{tmp}/pix_scaled_lai.tif", "--quiet"],
+         r"lai_0\.tif: band 1 declares scale 0\.1 / offset 0; lai reads values as stored: write it unscaled "
+         r"\(gdal_translate -unscale\)", absent="{tmp}/pix_scaled_lai.tif"),
+    Case("predict-scene-complex-lai", "`lai predict --scene` complex64 LAI rasters",
+         ["predict", "--run", "{fresh_run}", "--scene", "{pix_complex_lai}", "--out", "{tmp}/pix_complex_lai.tif", "--quiet"],
+         r"lai_0\.tif: has dtype complex64; expected float S2 LAI values", absent="{tmp}/pix_complex_lai.tif"),
+    Case("predict-scene-linear-s1", "`lai predict --scene` S1 in linear power with one bright pixel (2.0) in every 8x8 block",
+         ["predict", "--run", "{fresh_run}", "--scene", "{pix_linear_s1}", "--out", "{tmp}/pix_linear_s1.tif", "--quiet"],
+         r"s1_0\.tif: has 98 % of its backscatter values in \[0, 1\] \(median 0\.05\): linear power, not dB", absent="{tmp}/pix_linear_s1.tif"),
+    Case("predict-scene-scl-elsewhere", "`lai predict --scene` SCL rasters in another UTM zone (covering none of the scene)",
+         ["predict", "--run", "{fresh_run}", "--scene", "{pix_scl_elsewhere}", "--out", "{tmp}/pix_scl_elsewhere.tif", "--quiet"],
+         r"scl_0\.tif: SCL covers none of the S2 scene \(its CRS EPSG:32632, the scene's EPSG:32633\)", absent="{tmp}/pix_scl_elsewhere.tif"),
+    Case("predict-scene-mislabelled-crs", "`lai predict --scene` LAI and SCL labelled EPSG:4326 holding UTM coordinates, S1 in UTM",
+         ["predict", "--run", "{fresh_run}", "--scene", "{pix_mislabelled_crs}", "--out", "{tmp}/pix_mislabelled_crs.tif", "--quiet"],
+         r"s1_0\.tif: the S2 scene's bounds in EPSG:4326 do not transform into this raster's CRS \(EPSG:32633\)", absent="{tmp}/pix_mislabelled_crs.tif"),
+    Case("predict-scene-fine-s1", "`lai predict --scene` S1 rasters of 20000x20000 pixels of 2 cm over a 400 m scene (sparse, a few kB)",
+         ["predict", "--run", "{fresh_run}", "--scene", "{pix_fine_s1}", "--out", "{tmp}/pix_fine_s1.tif", "--quiet"],
+         r"s1_0\.tif: reading it onto the S2 grid needs 20004x20004 of its pixels of 0\.02 \(3\.2 GB\) for 40x40 "
+         r"pixels of 10, more than lai reads at once; resample it first \(gdalwarp -tr\)", absent="{tmp}/pix_fine_s1.tif"),
+    Case("predict-scene-no-radar", "`lai predict --scene` 4000x4000 rasters without a value (sparse): refused before any window",
+         ["predict", "--run", "{fresh_run}", "--scene", "{pix_no_radar}", "--out", "{tmp}/pix_no_radar.tif", "--quiet"],
+         r"s1_0\.tif: S1 of 2019-06-01 holds no backscatter value on the S2 scene \(4000x4000 pixels\): all NaN or nodata", absent="{tmp}/pix_no_radar.tif"),
+    Case("preprocess-s1-units-linear-db", "`lai preprocess --s1-units linear` of S1 in dB (every value would become NaN)",
+         ["preprocess", "{pix_ok}", "--out", "{tmp}/pix_pre", "--tile-size", "16", "--s1-units", "linear"],
+         r"s1_0\.tif: 3200 of its 3200 values on the S2 grid are negative: dB, not linear power \(drop --s1-units linear\)",
+         absent="{tmp}/pix_pre"),
+    Case("preprocess-s1-elsewhere", "`lai preprocess` S1 rasters 100 km from the scene",
+         ["preprocess", "{pix_s1_elsewhere}", "--out", "{tmp}/pix_pre", "--tile-size", "16"],
+         r"s1_0\.tif: S1 of 2019-06-01 covers none of the S2 scene$", absent="{tmp}/pix_pre"),
+    Case("preprocess-empty-offset", "`lai preprocess` L2A bands whose MTD_MSIL2A.xml holds an empty `<BOA_ADD_OFFSET band_id=\"2\"/>`",
+         ["preprocess", "{pix_empty_offset}", "--out", "{tmp}/pix_pre"],
+         r"s2\[0\]\.metadata: .*pix_mtd\.xml: BOA_QUANTIFICATION_VALUE or a BOA_ADD_OFFSET is not a number \(or empty\)",
+         absent="{tmp}/pix_pre"),
 ]
 
 
@@ -456,6 +491,21 @@ def prepare(tmp: Path, cube: Path) -> dict:
     inputs["other_reports"] = str(tmp / "reports_other")
     _prepare_manifests(tmp, inputs)
     _prepare_planted(tmp, inputs)
+    # adversarial pass 3: pixels and scenes (40x40 scenes with one defect each; an L2A date with an empty offset)
+    from lai.snap import BANDS
+    from tests.test_predict import bad_scene
+    from tests.test_preprocess import MTD
+
+    for case in ("ok", "scaled_lai", "complex_lai", "linear_s1", "scl_elsewhere", "mislabelled_crs", "fine_s1", "no_radar",
+                 "s1_elsewhere"):
+        inputs[f"pix_{case}"] = str(bad_scene(tmp / f"pix_{case}", case))
+    (tmp / "pix_mtd.xml").write_text(MTD.format(offsets='<BOA_ADD_OFFSET band_id="2"/>'))
+    raw = yaml.safe_load(Path(inputs["pix_ok"]).read_text())
+    for e in raw["s2"]:
+        e.update(bands=dict.fromkeys(BANDS, e.pop("lai")), metadata=str(tmp / "pix_mtd.xml"),
+                 angles={"view_zenith": 5, "sun_zenith": 30, "relative_azimuth": 100})
+    (tmp / "pix_ok" / "empty_offset.yaml").write_text(yaml.safe_dump(raw))
+    inputs["pix_empty_offset"] = str(tmp / "pix_ok" / "empty_offset.yaml")
     return inputs
 
 

@@ -325,3 +325,46 @@ def test_a_dataset_without_any_radar_is_refused_by_validate_and_cube(tmp_path, c
     with pytest.raises(LNBError, match="no radar in this dataset"):
         build_cube(lnb, tmp_path / "cube.nc", progress=False)
     assert not (tmp_path / "cube.nc").exists()
+
+
+def _write_masked(path, array, mask):
+    """``array`` as a GeoTIFF with an internal GDAL mask band (0: invalid), as GDAL tools write it."""
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
+            path, "w", driver="GTiff", height=array.shape[-2], width=array.shape[-1], count=len(array),
+            dtype=array.dtype) as dst:
+        dst.write(array)
+        dst.write_mask(mask)
+
+
+def test_pixels_under_a_gdal_mask_are_missing_not_values(lnb):
+    """The reader honours a mask band like a declared nodata value: masked LAI 0 and S1 0 dB became values."""
+    name = names(lnb)[1][0]
+    write_tiff(lnb / MASK_DIR / name, np.full((16, 16), 4, np.uint8))
+    mask = np.full((16, 16), 255, np.uint8)
+    mask[3, 3] = 0
+    _write_masked(lnb / S2_DIR / name, np.full((1, 16, 16), 2.0, np.float32) * (mask > 0), mask)
+    _write_masked(lnb / S1_DIR / name, np.full((2, 16, 16), -12.0, np.float32) * (mask > 0), mask)
+    trip = next(t for t in index_folder(lnb, progress=False).triplets if t.names[0] == name)
+    data = read_triplet(lnb, trip, (16, 16))
+    assert np.isnan(data.lai[0, 3, 3]) and data.scl[0, 3, 3] == 0 and np.isnan(data.s1[0, :, 3, 3]).all()
+    assert np.isfinite(data.lai[0]).sum() == 255 and data.fixes["lai_masked"] == 1
+
+
+def test_a_declared_scale_factor_is_refused(lnb):
+    """LAI 10 with scale 0.1 (LAI 1.0) was read as 10: lai reads values as stored, so it refuses a scale or offset."""
+    name = names(lnb)[0][2]
+    with rasterio.open(lnb / S2_DIR / name, "r+") as dst:
+        dst.scales = (0.1,)
+    expect_error(lnb, f"{S2_DIR}/{name}", r"band 1 declares scale 0\.1 / offset 0; lai reads values as stored: "
+                                          r"write it unscaled \(gdal_translate -unscale\)")
+
+
+def test_linear_power_with_a_few_bright_pixels_is_refused(lnb):
+    """Linear power with one bright pixel (2.0, a town) in every 8x8 block passed as dB: the rule looks at most
+    values, not all."""
+    name = names(lnb)[1][1]
+    s1 = np.stack([np.full((16, 16), 0.05), np.full((16, 16), 0.01)]).astype(np.float32)
+    s1[:, ::8, ::8] = 2.0
+    write_tiff(lnb / S1_DIR / name, s1)
+    expect_error(lnb, f"{S1_DIR}/{name}", r"has 98 % of its backscatter values in \[0, 1\] \(median 0\.05\): linear "
+                                          r"power, not dB")

@@ -295,3 +295,43 @@ def test_a_manifest_names_a_bad_date_and_a_missing_file_and_the_short_form_is_re
         open_scene(short)
     short.write_text(yaml.safe_dump(scene_manifest(dates)))  # the same dates in the one format
     assert open_scene(short).dates == [dt.date.fromisoformat(d) for d in DATES[:3]]
+
+
+@pytest.mark.parametrize("case, cfg, message", [
+    ("ok", dict(s1_units="linear"), r"s1_0\.tif: 3200 of its 3200 values on the S2 grid are negative: dB, not linear "
+                                    r"power \(drop --s1-units linear\)"),
+    ("s1_elsewhere", {}, r"s1_0\.tif: S1 of 2019-06-01 covers none of the S2 scene$"),
+    ("mislabelled_crs", {}, r"s1_0\.tif: the S2 scene's bounds in EPSG:4326 do not transform into this raster's CRS"),
+])
+def test_s1_that_gives_no_value_is_refused_before_any_tile(tmp_path, case, cfg, message):
+    """dB data read as linear power (every value NaN) and S1 100 km away were written as tiles without radar, exit 0;
+    a mislabelled CRS ended in a traceback (adversarial pass 3: F9, F15)."""
+    from tests.test_predict import bad_scene
+
+    manifest = bad_scene(tmp_path / "scene", case)
+    with pytest.raises(SceneError, match=message):
+        preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=16, **cfg), progress=False)
+    assert not (tmp_path / "lnb").exists() and not list(tmp_path.glob(".lnb*"))
+
+
+def test_s1_covering_part_of_the_scene_gives_tiles_without_radar_there(tmp_path):
+    """Integer S1 over the west half was written as 0 dB on the east half (exit 0, nothing counted)."""
+    from tests.test_predict import bad_scene
+
+    preprocess(bad_scene(tmp_path / "scene", "s1_west_int16"), tmp_path / "lnb", PreprocessConfig(tile_size=20),
+               progress=False)
+    for trip in index_folder(tmp_path / "lnb", progress=False).triplets:
+        s1 = read_triplet(tmp_path / "lnb", trip).s1
+        assert (np.isnan(s1) if trip.target.col == 1 else s1 == np.float32([-12, -18])[:, None, None]).all()
+
+
+def test_an_empty_offset_in_the_l2a_metadata_is_named(tmp_path):
+    """An empty <BOA_ADD_OFFSET band_id="2"/> ended in a TypeError traceback."""
+    from lai.manifest import read_l2a_metadata
+
+    offsets = '<BOA_ADD_OFFSET band_id="2"/>' + "".join(f'<BOA_ADD_OFFSET band_id="{k}">-1000</BOA_ADD_OFFSET>'
+                                                        for k in range(3, 13))
+    (tmp_path / "MTD_MSIL2A.xml").write_text(MTD.format(offsets=offsets))
+    with pytest.raises(SceneError, match=r"s2\[0\]\.metadata: .*MTD_MSIL2A\.xml: BOA_QUANTIFICATION_VALUE or a "
+                                         r"BOA_ADD_OFFSET is not a number \(or empty\)"):
+        read_l2a_metadata(tmp_path / "MTD_MSIL2A.xml", "m.yaml: s2[0].metadata")
