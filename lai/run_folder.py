@@ -9,17 +9,20 @@ writes it to the folder's profile.yaml; later it is read back as it is.
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import os
+import stat
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from lai.config import Profile
-from lai.errors import PipelineError
+from lai.errors import PipelineError, shorten
 from lai.facts import TABLE, check_name
 from lai.io import atomic_path, atomic_write_text
 from lai.provenance import environment
@@ -31,6 +34,60 @@ from lai.run_profile import (  # noqa: F401 - the folder's profile, importable f
     resolve_profile,
     saved_profile,
 )
+
+RECORD_BYTES = 16 * 2**20  # JSON and CSV records (result.json, history.csv, tables): lai's are kB, at most a few MB
+LARGE_RECORD_BYTES = 512 * 2**20  # executed notebooks and figures (a few MB each)
+
+
+def read_record(path: Path, error: type[Exception], recover: str, limit: int = RECORD_BYTES) -> bytes:
+    """The bytes of the run-folder record ``path``: a regular file (or a link to one) of at most ``limit`` bytes,
+    else ``error`` naming it, what was expected and ``recover`` (how to get a good one). A FIFO or a device is
+    refused before it is read (opened non-blocking and checked again), so it can neither hang nor fill memory."""
+    special = f"{path}: not a regular file (a folder, FIFO or device?); expected the file lai writes; {recover}"
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise error(special)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):  # replaced between the two looks
+                raise error(special)
+            data = f.read(limit + 1) if info.st_size <= limit else b""
+    except FileNotFoundError:
+        raise error(f"{path}: does not exist; {recover}") from None
+    if info.st_size > limit or len(data) > limit:
+        raise error(f"{path}: {max(info.st_size, len(data)):,} bytes, more than the {limit:,} a record lai writes "
+                    f"there may have; {recover}")
+    return data
+
+
+def read_json_record(path: Path, error: type[Exception], recover: str, limit: int = RECORD_BYTES):
+    """The JSON value in the record ``path`` (:func:`read_record`); ``error`` if it is not readable JSON (nested
+    too deeply included)."""
+    data = read_record(path, error, recover, limit)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise error(f"{path}: not readable JSON (nested too deeply); {recover}") from None
+    except ValueError as err:  # UnicodeDecodeError included
+        raise error(f"{path}: not readable JSON ({shorten(str(err))}); {recover}") from None
+
+
+def read_csv_record(path: Path, error: type[Exception], recover: str) -> pd.DataFrame:
+    """The table in the CSV record ``path`` (:func:`read_record`; an empty file is a frame without columns);
+    ``error`` if it is not UTF-8 CSV or a row has another number of fields than the header (a file cut short)."""
+    data = read_record(path, error, recover)
+    try:
+        text = data.decode("utf-8")
+        rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+        frame = pd.read_csv(io.StringIO(text)) if rows else pd.DataFrame()
+    except (ValueError, csv.Error) as err:  # UnicodeDecodeError and pandas' errors included
+        raise error(f"{path}: not a readable CSV table ({shorten(str(err))}); {recover}") from None
+    short = next((i for i, row in enumerate(rows[1:], 1) if len(row) != len(rows[0])), None)
+    if short is not None:
+        raise error(f"{path}: data row {short} has {len(rows[short])} field(s), the header {len(rows[0])} "
+                    f"(a file cut short or edited); {recover}")
+    return frame
 
 
 def _digest(obj) -> str:
