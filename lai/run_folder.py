@@ -36,14 +36,14 @@ from lai.run_profile import (  # noqa: F401 - the folder's profile, importable f
 )
 
 RECORD_BYTES = 16 * 2**20  # JSON and CSV records (result.json, history.csv, tables): lai's are kB, at most a few MB
-LARGE_RECORD_BYTES = 512 * 2**20  # executed notebooks and figures (a few MB each)
+LARGE_RECORD_BYTES = 128 * 2**20  # executed notebooks, figures, report.pdf (a few MB each)
 
 
 def read_record(path: Path, error: type[Exception], recover: str, limit: int = RECORD_BYTES) -> bytes:
     """The bytes of the run-folder record ``path``: a regular file (or a link to one) of at most ``limit`` bytes,
     else ``error`` naming it, what was expected and ``recover`` (how to get a good one). A FIFO or a device is
     refused before it is read (opened non-blocking and checked again), so it can neither hang nor fill memory."""
-    special = f"{path}: not a regular file (a folder, FIFO or device?); expected the file lai writes; {recover}"
+    special = f"{path} is not a regular file (a folder, FIFO or device?); expected the file lai writes; {recover}"
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             raise error(special)
@@ -54,9 +54,9 @@ def read_record(path: Path, error: type[Exception], recover: str, limit: int = R
                 raise error(special)
             data = f.read(limit + 1) if info.st_size <= limit else b""
     except FileNotFoundError:
-        raise error(f"{path}: does not exist; {recover}") from None
+        raise error(f"{path} does not exist; {recover}") from None
     if info.st_size > limit or len(data) > limit:
-        raise error(f"{path}: {max(info.st_size, len(data)):,} bytes, more than the {limit:,} a record lai writes "
+        raise error(f"{path} holds {max(info.st_size, len(data)):,} bytes, more than the {limit:,} a record lai writes "
                     f"there may have; {recover}")
     return data
 
@@ -68,9 +68,9 @@ def read_json_record(path: Path, error: type[Exception], recover: str, limit: in
     try:
         return json.loads(data.decode("utf-8"))
     except RecursionError:
-        raise error(f"{path}: not readable JSON (nested too deeply); {recover}") from None
+        raise error(f"{path} is not readable JSON (nested too deeply); {recover}") from None
     except ValueError as err:  # UnicodeDecodeError included
-        raise error(f"{path}: not readable JSON ({shorten(str(err))}); {recover}") from None
+        raise error(f"{path} is not readable JSON ({shorten(str(err))}); {recover}") from None
 
 
 def read_csv_record(path: Path, error: type[Exception], recover: str) -> pd.DataFrame:
@@ -82,7 +82,7 @@ def read_csv_record(path: Path, error: type[Exception], recover: str) -> pd.Data
         rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
         frame = pd.read_csv(io.StringIO(text)) if rows else pd.DataFrame()
     except (ValueError, csv.Error) as err:  # UnicodeDecodeError and pandas' errors included
-        raise error(f"{path}: not a readable CSV table ({shorten(str(err))}); {recover}") from None
+        raise error(f"{path} is not a readable CSV table ({shorten(str(err))}); {recover}") from None
     short = next((i for i, row in enumerate(rows[1:], 1) if len(row) != len(rows[0])), None)
     if short is not None:
         raise error(f"{path}: data row {short} has {len(rows[short])} field(s), the header {len(rows[0])} "

@@ -157,7 +157,7 @@ def test_resume_under_another_number_of_processes_is_recorded(tiny_data, tmp_pat
 
 @pytest.mark.parametrize("file, text, message", [
     ("result.json", "{}", r"result\.json: expected a JSON object with the integer 'parameters' lai writes, got \{\}"),
-    ("result.json", "not json", r"result\.json: not readable JSON"),
+    ("result.json", "not json", r"result\.json is not readable JSON"),
     ("history.csv", "epoch,lr,val_mse,val_rmse,seconds,samples_per_s\n",
      r"history\.csv: expected one row per epoch with columns epoch, val_mse, val_rmse, seconds, samples_per_s; it has 0 row"),
     ("history.csv", "", r"history\.csv: expected one row per epoch.*it has 0 row\(s\), lacking epoch"),
@@ -169,11 +169,11 @@ def test_resume_under_another_number_of_processes_is_recorded(tiny_data, tmp_pat
      r"history\.csv: data row 2 has 3 field\(s\), the header 5 \(a file cut short"),  # cut earlier in the row
     ("history.csv", "epoch,val_mse,val_rmse,seconds,samples_per_s,lr\n1,0.1,0.3,5,10,0.001\n2,0.1,0.3,5,10",
      r"history\.csv: data row 2 has 5 field\(s\), the header 6"),  # cut where every needed column is whole
-    ("history.csv", b"epoch,val_mse,val_rmse,seconds,samples_per_s\n1,0.1,0.3,5,\xff\n", r"history\.csv: not a readable CSV"),
-    ("result.json", "[" * 100_000 + "]" * 100_000, r"result\.json: not readable JSON \(nested too deeply\)"),
-    ("result.json", os.mkfifo, r"result\.json: not a regular file"),  # would hang
-    ("result.json", lambda p: p.symlink_to("/dev/zero"), r"result\.json: not a regular file"),  # would fill memory
-    ("history.csv", lambda p: p.symlink_to("/dev/zero"), r"history\.csv: not a regular file"),
+    ("history.csv", b"epoch,val_mse,val_rmse,seconds,samples_per_s\n1,0.1,0.3,5,\xff\n", r"history\.csv is not a readable CSV"),
+    ("result.json", "[" * 100_000 + "]" * 100_000, r"result\.json is not readable JSON \(nested too deeply\)"),
+    ("result.json", os.mkfifo, r"result\.json is not a regular file"),  # would hang
+    ("result.json", lambda p: p.symlink_to("/dev/zero"), r"result\.json is not a regular file"),  # would fill memory
+    ("history.csv", lambda p: p.symlink_to("/dev/zero"), r"history\.csv is not a regular file"),
 ])
 def test_tampered_finished_stage_is_named_not_reused(tiny_data, tmp_path, file, text, message):
     """A finished stage whose result.json or history.csv was emptied or replaced: one error naming the file and how

@@ -143,12 +143,12 @@ def test_calibration_file_that_is_no_json_file_is_refused(tmp_path):
     """Nesting deeper than Python recurses, a FIFO, a link to a device and a folder: one error naming the file."""
     path = tmp_path / "calibration.json"
     path.write_text("[" * 100_000 + "]" * 100_000)
-    with pytest.raises(RunFolderError, match="calibration.json: not readable JSON .nested too deeply.; delete it"):
+    with pytest.raises(RunFolderError, match="calibration.json is not readable JSON .nested too deeply.; delete it"):
         read_calibration(tmp_path)
     for make in (os.mkfifo, lambda p: p.symlink_to("/dev/zero"), Path.mkdir):
         path.unlink() if not path.is_dir() else path.rmdir()
         make(path)
-        with pytest.raises(RunFolderError, match="calibration.json: not a regular file"):
+        with pytest.raises(RunFolderError, match="calibration.json is not a regular file"):
             read_calibration(tmp_path)
 
 
