@@ -120,10 +120,12 @@ class RunContext:
 
     def _recorded_data_root(self) -> str | None:
         """The data root this run folder's data step used (data.json), so a notebook opened alone finds its cube."""
+        path = self.run_dir / "data.json"
         try:
-            return json.loads((self.run_dir / "data.json").read_text()).get("data_root")
-        except (OSError, ValueError, AttributeError):
+            root = read_json_record(path, PipelineError, "").get("data_root") if path.exists() else None
+        except (PipelineError, AttributeError):  # unreadable: the default data root
             return None
+        return root if isinstance(root, str) else None
 
     # ------------------------------------------------------------------ paths
     @property
@@ -226,7 +228,7 @@ class RunContext:
         cached = run / "metrics.csv"
         if (cached.exists() and cached.stat().st_mtime >= (run / "model.pt").stat().st_mtime
                 and evaluated_on(run) == cube_identity(self.cube_path)):
-            return pd.read_csv(cached)
+            return read_csv_record(cached, PipelineError, f"delete it to evaluate {row} again")
         return evaluate_run(run, self.cube_path, batch_size=self.profile.train.batch_size, device=self.profile.train.device)
 
     def calibrate(self, run: str):
@@ -240,7 +242,8 @@ class RunContext:
     def per_triplet(self, run: str) -> pd.DataFrame:
         """Per-triplet scores and sums of an evaluated run (set, triplet, ``lai.metrics.SUMS``, ...)."""
         self.evaluate(run)
-        return pd.read_csv(self.run_dir / "runs" / run / "per_tile.csv")
+        return read_csv_record(self.run_dir / "runs" / run / "per_tile.csv", PipelineError,
+                               f"delete runs/{run}/metrics.csv to evaluate {run} again")
 
     def noise_floor(self) -> pd.DataFrame | None:
         """tables/noise_floor.csv (written once, :func:`lai.noise.noise_floor`): per test set the RMSE of the
@@ -262,8 +265,9 @@ class RunContext:
         return floor
 
     def histories(self, rows) -> dict[str, pd.DataFrame]:
-        return {r: pd.read_csv(self.run_dir / "runs" / r / "history.csv") for r in rows
-                if (self.run_dir / "runs" / r / "history.csv").exists()}
+        return {r: read_csv_record(self.run_dir / "runs" / r / "history.csv", PipelineError,
+                                   f"delete the stage folder runs/{r} to train it again")
+                for r in rows if (self.run_dir / "runs" / r / "history.csv").exists()}
 
     def predictions(self, row: str) -> dict:
         """{test set: xarray Dataset of predictions} of an evaluated row."""
@@ -291,7 +295,7 @@ class RunContext:
         path = self.table(name)
         if not path.exists():
             raise PipelineError(f"{path} does not exist yet: run the notebook that writes it first")
-        return pd.read_csv(path)
+        return read_csv_record(path, PipelineError, "rerun the notebook that writes it")
 
     def show(self, fig, name: str):
         """Save a figure as figures/<name>.png and return it for display in the notebook."""
@@ -309,7 +313,8 @@ class RunContext:
 
     def write_provenance(self, **extra) -> dict:
         """provenance.json: package versions, git revision, device and the data fingerprint of this run."""
-        data = json.loads((self.run_dir / "data.json").read_text()) if (self.run_dir / "data.json").exists() else {}
+        path = self.run_dir / "data.json"
+        data = read_json_record(path, PipelineError, "rerun notebook 01 to write it again") if path.exists() else {}
         prov = {**environment(), "data_fingerprint": data.get("fingerprint", ""),
                 "written": dt.datetime.now().isoformat(timespec="seconds"), **extra}
         atomic_write_text(self.run_dir / "provenance.json", json.dumps(prov, indent=2))
