@@ -62,9 +62,14 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
 
 def read_checkpoint(path: str | Path, keys: tuple[str, ...] = ()) -> dict:
     """Read a file written by :func:`save_checkpoint`; refuse anything else with a message naming it."""
+    from lai.run_folder import open_record
+
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with open_record(path, RunFolderError, "delete it (train that stage again)") as f:  # a FIFO would hang torch
+            state = torch.load(f, map_location="cpu", weights_only=True)
+    except RunFolderError:
+        raise
     except pickle.UnpicklingError as err:
         if "Weights only load failed" in str(err):
             raise RunFolderError(

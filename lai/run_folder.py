@@ -9,6 +9,7 @@ writes it to the folder's profile.yaml; later it is read back as it is.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -39,25 +40,32 @@ RECORD_BYTES = 16 * 2**20  # JSON and CSV records (result.json, history.csv, tab
 LARGE_RECORD_BYTES = 128 * 2**20  # executed notebooks, figures, report.pdf (a few MB each)
 
 
-def read_record(path: Path, error: type[Exception], recover: str, limit: int = RECORD_BYTES) -> bytes:
-    """The bytes of the run-folder record ``path``: a regular file (or a link to one) of at most ``limit`` bytes,
-    else ``error`` naming it, what was expected and ``recover`` (how to get a good one). A FIFO or a device is
-    refused before it is read (opened non-blocking and checked again), so it can neither hang nor fill memory."""
+@contextlib.contextmanager
+def open_record(path: Path, error: type[Exception], recover: str):
+    """``path`` open for binary reading once it proved a regular file (or a link to one), else ``error`` naming it,
+    what was expected and ``recover`` (how to get a good one). A FIFO or a device is refused before it is read
+    (opened non-blocking and checked again with fstat), so it can neither hang lai nor fill its memory."""
     special = f"{path} is not a regular file (a folder, FIFO or device?); expected the file lai writes; {recover}"
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             raise error(special)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as f:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):  # replaced between the two looks
-                raise error(special)
-            data = f.read(limit + 1) if info.st_size <= limit else b""
     except FileNotFoundError:
         raise error(f"{path} does not exist; {recover}") from None
-    if info.st_size > limit or len(data) > limit:
-        raise error(f"{path} holds {max(info.st_size, len(data)):,} bytes, more than the {limit:,} a record lai writes "
-                    f"there may have; {recover}")
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between the two looks
+            raise error(special)
+        yield f
+
+
+def read_record(path: Path, error: type[Exception], recover: str, limit: int = RECORD_BYTES) -> bytes:
+    """The bytes of the run-folder record ``path`` (:func:`open_record`), at most ``limit``; ``error`` else."""
+    with open_record(path, error, recover) as f:
+        size = os.fstat(f.fileno()).st_size
+        data = f.read(limit + 1) if size <= limit else b""
+    if size > limit or len(data) > limit:
+        raise error(f"{path} holds {max(size, len(data)):,} bytes, more than the {limit:,} a record lai writes there "
+                    f"may have; {recover}")
     return data
 
 

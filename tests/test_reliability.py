@@ -707,6 +707,15 @@ def test_run_folder_records_that_are_no_regular_files_are_refused_by_the_noteboo
         ctx.write_provenance()
 
 
+def test_a_checkpoint_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
+    from lai.checkpoint import read_checkpoint
+    from lai.errors import RunFolderError
+
+    os.mkfifo(tmp_path / "checkpoint.pt")  # torch.load waited for a writer forever
+    with pytest.raises(RunFolderError, match=r"checkpoint\.pt is not a regular file.*delete it"):
+        read_checkpoint(tmp_path / "checkpoint.pt")
+
+
 def test_os_errors_are_one_line_naming_path_and_cause():
     import errno
 
