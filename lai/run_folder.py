@@ -36,8 +36,8 @@ from lai.run_profile import (  # noqa: F401 - the folder's profile, importable f
     saved_profile,
 )
 
-RECORD_BYTES = 16 * 2**20  # JSON and CSV records (result.json, history.csv, tables): lai's are kB, at most a few MB
-LARGE_RECORD_BYTES = 128 * 2**20  # executed notebooks, figures, report.pdf (a few MB each)
+RECORD_BYTES = 64 * 2**20  # JSON and CSV records: lai's are kB to a few MB (per-triplet tables grow with the data)
+LARGE_RECORD_BYTES = 256 * 2**20  # executed notebooks, figures, report.pdf (a few MB each)
 
 
 @contextlib.contextmanager
