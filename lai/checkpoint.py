@@ -62,9 +62,14 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
 
 def read_checkpoint(path: str | Path, keys: tuple[str, ...] = ()) -> dict:
     """Read a file written by :func:`save_checkpoint`; refuse anything else with a message naming it."""
+    from lai.run_folder import open_record
+
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with open_record(path, RunFolderError, "delete it (train that stage again)") as f:  # a FIFO would hang torch
+            state = torch.load(f, map_location="cpu", weights_only=True)
+    except RunFolderError:
+        raise
     except pickle.UnpicklingError as err:
         if "Weights only load failed" in str(err):
             raise RunFolderError(
@@ -115,18 +120,17 @@ def read_trained(path: str | Path) -> dict:
 
 def _stage_of(run_folder: Path) -> str:
     """Which stage of a pipeline run folder holds its model: the chosen one (tables/selection.csv), else runs/final."""
-    import csv
-
     from lai.facts import chosen_model
+    from lai.run_folder import read_csv_record
 
+    path, unreadable = run_folder / "tables" / "selection.csv", ""
     try:
-        with open(run_folder / "tables" / "selection.csv", newline="") as f:
-            chosen = chosen_model(csv.DictReader(f))
-    except OSError:
-        chosen = "final"
+        chosen = chosen_model(read_csv_record(path, RunFolderError, "").to_dict("records")) if path.exists() else "final"
+    except (RunFolderError, KeyError):  # not a table lai wrote (a FIFO, not UTF-8, cut short, no model column)
+        chosen, unreadable = "final", "; tables/selection.csv is unreadable"
     stage = run_folder / "runs" / chosen
     what = "its chosen model (tables/selection.csv)" if chosen != "final" else "its final model"
-    return f"{stage} ({what}{'' if (stage / STAGE_WEIGHTS_FILE).is_file() else ', not trained yet'})"
+    return f"{stage} ({what}{'' if (stage / STAGE_WEIGHTS_FILE).is_file() else ', not trained yet'}{unreadable})"
 
 
 def read_pretrained(path: str | Path, expect_part: str | None = None, expect_model: ModelConfig | None = None) -> dict:

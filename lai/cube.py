@@ -44,7 +44,7 @@ import pandas as pd
 
 from lai import __version__
 from lai.config import EncodingConfig, SplitConfig, check_cube_float
-from lai.errors import CubeError
+from lai.errors import CubeError, shorten
 from lai.facts import POLARISATIONS, SPLIT_LABELS, TIME_LABELS
 from lai.io import ForeignOutputError, atomic_path, check_outside, check_replaceable, output_lock
 from lai.lnb import (
@@ -196,7 +196,7 @@ def build_cube(
             if attrs is None:
                 raise ForeignOutputError(f"{out} exists and is not a readable lai cube; lai replaces only cubes it wrote: "
                                          "delete it yourself or choose another output")
-            same_version = int(attrs.get("schema_version", -1)) == SCHEMA_VERSION
+            same_version = _schema_version(attrs) == SCHEMA_VERSION
             if same_version and key is not None and attrs.get("source_key") == key and attrs.get("build_config") == build_config:
                 return _summary(out, open_cube(out), reused=True)
             if not overwrite:
@@ -366,6 +366,9 @@ def _write_coords(f, meta: pd.DataFrame, labels) -> None:
 
 
 REQUIRED_VARIABLES = ("s1", "lai", "scl", "split", "date")  # what the loader reads
+# per-triplet variables and their number of dimensions: the first is the triplet, the second (but transform's) time
+TRIPLET_NDIM = {"s1": 5, "lai": 4, "scl": 4, "lai_true": 4, "name": 2, "date": 2, "clear_fraction": 2, "cloud_fraction": 2,
+                "transform": 2, "country": 1, "area": 1, "crs": 1, "split": 1, "grid_row": 1, "grid_col": 1, "csv_row": 1}
 COORDS = ("name", "country", "area", "crs", "split", "grid_row", "grid_col", "csv_row", "date",
           "date_estimated", "clear_fraction", "cloud_fraction", "transform")
 
@@ -377,8 +380,29 @@ def _plain(value):
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _schema_version(attrs: dict) -> int | None:
+    """The cube attribute schema_version as an integer; None where it is absent or not an integer."""
+    value = attrs.get("schema_version")
+    return int(value) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else None
+
+
+def _shape_problem(f: h5py.File) -> str | None:
+    """What is wrong with the shapes of a cube's per-triplet variables (:data:`TRIPLET_NDIM`), or None: each has its
+    number of dimensions, the first as long as ``lai``'s, the second (but transform's) the three dates."""
+    triplets = (getattr(f["lai"], "shape", None) or (None,))[0]
+    for name, ndim in TRIPLET_NDIM.items():
+        if name not in f:
+            continue
+        shape, dated = getattr(f[name], "shape", None), ndim > 1 and name != "transform"
+        if shape is None or len(shape) != ndim or shape[0] != triplets or (dated and shape[1] != len(TIME_LABELS)):
+            return (f"variable {name} has shape {shape}; expected {ndim} dimension(s): {triplets} triplets"
+                    + (f", {len(TIME_LABELS)} dates" if dated else ""))
+    return None
+
+
 def check_cube_file(path: str | Path) -> dict:
-    """Raise :class:`CubeError` unless ``path`` is a complete cube of this schema; return its attributes."""
+    """Raise :class:`CubeError` unless ``path`` is a complete cube of this schema, its per-triplet variables of
+    consistent shapes; return its attributes."""
     path = Path(path)
     if path.is_dir():
         raise CubeError(f"{path} is a folder, not a cube file (an LNB folder? build its cube with `lai cube`)")
@@ -388,19 +412,22 @@ def check_cube_file(path: str | Path) -> dict:
         with h5py.File(path, "r") as f:
             attrs = {k: _plain(v) for k, v in f.attrs.items()}
             missing = [v for v in REQUIRED_VARIABLES if v not in f]
+            shapes = None if missing else _shape_problem(f)
     except PermissionError:
         raise
     except (OSError, KeyError, RuntimeError, ValueError) as err:  # h5py raises all of these on damaged files
         raise CubeError(f"{path}: not a readable cube (truncated or not netCDF4/HDF5): {err}") from None
     if attrs.get("schema") != SCHEMA:
         raise CubeError(f"{path}: attribute schema is {attrs.get('schema')!r}; expected {SCHEMA!r} (not a lai cube)")
-    if int(attrs.get("schema_version", -1)) != SCHEMA_VERSION:
+    if _schema_version(attrs) != SCHEMA_VERSION:
         raise CubeError(
-            f"{path}: written by cube schema version {attrs.get('schema_version')}; this lai reads version "
-            f"{SCHEMA_VERSION}. Rebuild it with `lai cube`"
+            f"{path}: written by cube schema version {shorten(attrs.get('schema_version'), 40)}; this lai reads "
+            f"version {SCHEMA_VERSION}. Rebuild it with `lai cube`"
         )
     if missing:
         raise CubeError(f"{path}: incomplete cube, variable(s) {', '.join(missing)} missing; rebuild it with `lai cube`")
+    if shapes:
+        raise CubeError(f"{path}: not a consistent cube: {shapes}; rebuild it with `lai cube`")
     return attrs
 
 
@@ -420,7 +447,7 @@ def open_cube(path: str | Path):
     import xarray as xr
 
     check_cube_file(path)
-    ds = xr.open_dataset(path, engine="h5netcdf")
+    ds = xr.open_dataset(path, engine="h5netcdf", phony_dims="access")  # a variable lai did not write has no dimension
     return ds.set_coords([c for c in COORDS if c in ds.variables])
 
 
@@ -432,11 +459,23 @@ def _summary(path, ds, reused: bool = False) -> CubeSummary:
         width=ds.sizes["x"],
         has_truth="lai_true" in ds,
         splits=split_counts(ds["split"].values),
-        skipped=json.loads(ds.attrs.get("skipped", "[]")),
+        skipped=_json_attr(path, ds, "skipped", list),
         fingerprint=ds.attrs.get("fingerprint", ""),
         reused=reused,
-        pixel_fixes=json.loads(ds.attrs.get("pixel_fixes", "{}")),
+        pixel_fixes=_json_attr(path, ds, "pixel_fixes", dict),
     )
+
+
+def _json_attr(path, ds, name: str, kind: type):
+    """The cube attribute ``name``: JSON of a ``kind`` (list or dict) as lai writes it, empty where absent."""
+    try:
+        value = json.loads(ds.attrs[name]) if name in ds.attrs else kind()
+    except (TypeError, ValueError, RecursionError):
+        value = None
+    if not isinstance(value, kind):
+        raise CubeError(f"{path}: attribute {name} is {shorten(repr(ds.attrs.get(name)), 40)}, not the JSON "
+                        f"{kind.__name__} lai writes; rebuild the cube (`lai cube --overwrite`)")
+    return value
 
 
 def describe(ds) -> pd.DataFrame:

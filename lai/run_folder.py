@@ -9,17 +9,21 @@ writes it to the folder's profile.yaml; later it is read back as it is.
 """
 from __future__ import annotations
 
+import contextlib
+import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import os
+import stat
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from lai.config import Profile
-from lai.errors import PipelineError
+from lai.errors import PipelineError, shorten
 from lai.facts import TABLE, check_name
 from lai.io import atomic_path, atomic_write_text, own_subfolder
 from lai.provenance import environment
@@ -31,6 +35,67 @@ from lai.run_profile import (  # noqa: F401 - the folder's profile, importable f
     resolve_profile,
     saved_profile,
 )
+
+RECORD_BYTES = 64 * 2**20  # JSON and CSV records: lai's are kB to a few MB (per-triplet tables grow with the data)
+LARGE_RECORD_BYTES = 256 * 2**20  # executed notebooks, figures, report.pdf (a few MB each)
+
+
+@contextlib.contextmanager
+def open_record(path: Path, error: type[Exception], recover: str):
+    """``path`` open for binary reading once it proved a regular file (or a link to one), else ``error`` naming it,
+    what was expected and ``recover`` (how to get a good one). A FIFO or a device is refused before it is read
+    (opened non-blocking and checked again with fstat), so it can neither hang lai nor fill its memory."""
+    special = f"{path} is not a regular file (a folder, FIFO or device?); expected the file lai writes; {recover}"
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise error(special)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise error(f"{path} does not exist; {recover}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between the two looks
+            raise error(special)
+        yield f
+
+
+def read_record(path: Path, error: type[Exception], recover: str, limit: int = RECORD_BYTES) -> bytes:
+    """The bytes of the run-folder record ``path`` (:func:`open_record`), at most ``limit``; ``error`` else."""
+    with open_record(path, error, recover) as f:
+        size = os.fstat(f.fileno()).st_size
+        data = f.read(limit + 1) if size <= limit else b""
+    if size > limit or len(data) > limit:
+        raise error(f"{path} holds {max(size, len(data)):,} bytes, more than the {limit:,} a record lai writes there "
+                    f"may have; {recover}")
+    return data
+
+
+def read_json_record(path: Path, error: type[Exception], recover: str, limit: int = RECORD_BYTES):
+    """The JSON value in the record ``path`` (:func:`read_record`); ``error`` if it is not readable JSON (nested
+    too deeply included)."""
+    data = read_record(path, error, recover, limit)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise error(f"{path} is not readable JSON (nested too deeply); {recover}") from None
+    except ValueError as err:  # UnicodeDecodeError included
+        raise error(f"{path} is not readable JSON ({shorten(str(err))}); {recover}") from None
+
+
+def read_csv_record(path: Path, error: type[Exception], recover: str) -> pd.DataFrame:
+    """The table in the CSV record ``path`` (:func:`read_record`; an empty file is a frame without columns);
+    ``error`` if it is not UTF-8 CSV or a row has another number of fields than the header (a file cut short)."""
+    data = read_record(path, error, recover)
+    try:
+        text = data.decode("utf-8")
+        rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+        frame = pd.read_csv(io.StringIO(text)) if rows else pd.DataFrame()
+    except (ValueError, csv.Error) as err:  # UnicodeDecodeError and pandas' errors included
+        raise error(f"{path} is not a readable CSV table ({shorten(str(err))}); {recover}") from None
+    short = next((i for i, row in enumerate(rows[1:], 1) if len(row) != len(rows[0])), None)
+    if short is not None:
+        raise error(f"{path}: data row {short} has {len(rows[short])} field(s), the header {len(rows[0])} "
+                    f"(a file cut short or edited); {recover}")
+    return frame
 
 
 def _digest(obj) -> str:
@@ -63,10 +128,12 @@ class RunContext:
 
     def _recorded_data_root(self) -> str | None:
         """The data root this run folder's data step used (data.json), so a notebook opened alone finds its cube."""
+        path = self.run_dir / "data.json"
         try:
-            return json.loads((self.run_dir / "data.json").read_text()).get("data_root")
-        except (OSError, ValueError, AttributeError):
+            root = read_json_record(path, PipelineError, "").get("data_root") if path.exists() else None
+        except (PipelineError, AttributeError):  # unreadable: the default data root
             return None
+        return root if isinstance(root, str) else None
 
     # ------------------------------------------------------------------ paths
     @property
@@ -169,7 +236,7 @@ class RunContext:
         cached = run / "metrics.csv"
         if (cached.exists() and cached.stat().st_mtime >= (run / "model.pt").stat().st_mtime
                 and evaluated_on(run) == cube_identity(self.cube_path)):
-            return pd.read_csv(cached)
+            return read_csv_record(cached, PipelineError, f"delete it to evaluate {row} again")
         return evaluate_run(run, self.cube_path, batch_size=self.profile.train.batch_size, device=self.profile.train.device)
 
     def calibrate(self, run: str):
@@ -183,7 +250,8 @@ class RunContext:
     def per_triplet(self, run: str) -> pd.DataFrame:
         """Per-triplet scores and sums of an evaluated run (set, triplet, ``lai.metrics.SUMS``, ...)."""
         self.evaluate(run)
-        return pd.read_csv(self.run_dir / "runs" / run / "per_tile.csv")
+        return read_csv_record(self.run_dir / "runs" / run / "per_tile.csv", PipelineError,
+                               f"delete runs/{run}/metrics.csv to evaluate {run} again")
 
     def noise_floor(self) -> pd.DataFrame | None:
         """tables/noise_floor.csv (written once, :func:`lai.noise.noise_floor`): per test set the RMSE of the
@@ -205,8 +273,9 @@ class RunContext:
         return floor
 
     def histories(self, rows) -> dict[str, pd.DataFrame]:
-        return {r: pd.read_csv(self.run_dir / "runs" / r / "history.csv") for r in rows
-                if (self.run_dir / "runs" / r / "history.csv").exists()}
+        return {r: read_csv_record(self.run_dir / "runs" / r / "history.csv", PipelineError,
+                                   f"delete the stage folder runs/{r} to train it again")
+                for r in rows if (self.run_dir / "runs" / r / "history.csv").exists()}
 
     def predictions(self, row: str) -> dict:
         """{test set: xarray Dataset of predictions} of an evaluated row."""
@@ -234,7 +303,7 @@ class RunContext:
         path = self.table(name)
         if not path.exists():
             raise PipelineError(f"{path} does not exist yet: run the notebook that writes it first")
-        return pd.read_csv(path)
+        return read_csv_record(path, PipelineError, "rerun the notebook that writes it")
 
     def show(self, fig, name: str):
         """Save a figure as figures/<name>.png and return it for display in the notebook."""
@@ -252,7 +321,8 @@ class RunContext:
 
     def write_provenance(self, **extra) -> dict:
         """provenance.json: package versions, git revision, device and the data fingerprint of this run."""
-        data = json.loads((self.run_dir / "data.json").read_text()) if (self.run_dir / "data.json").exists() else {}
+        path = self.run_dir / "data.json"
+        data = read_json_record(path, PipelineError, "rerun notebook 01 to write it again") if path.exists() else {}
         prov = {**environment(), "data_fingerprint": data.get("fingerprint", ""),
                 "written": dt.datetime.now().isoformat(timespec="seconds"), **extra}
         atomic_write_text(self.run_dir / "provenance.json", json.dumps(prov, indent=2))

@@ -67,6 +67,7 @@ from lai.loader import BatchLoader, CubeSplit
 from lai.loss import masked_mse, total_loss
 from lai.model import LAIModel, last_clear, n_parameters
 from lai.provenance import environment
+from lai.run_folder import read_csv_record, read_json_record
 
 
 @dataclass
@@ -373,18 +374,12 @@ def read_finished(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     and a table of at least one epoch with :data:`HISTORY_COLUMNS`; :class:`RunFolderError` naming the file else."""
     retrain = f"delete the stage folder {run_dir} to train it again"
     path = run_dir / "result.json"
-    try:
-        result = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise RunFolderError(f"{path}: not readable JSON ({shorten(str(err))}); {retrain}") from None
+    result = read_json_record(path, RunFolderError, retrain)
     if not isinstance(result, dict) or not isinstance(result.get("parameters"), int):
         raise RunFolderError(f"{path}: expected a JSON object with the integer 'parameters' lai writes, got "
                              f"{shorten(json.dumps(result))}; {retrain}")
     path = run_dir / "history.csv"
-    try:
-        history = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as err:  # EmptyDataError is a ValueError
-        raise RunFolderError(f"{path}: not a readable table ({shorten(str(err))}); {retrain}") from None
+    history = read_csv_record(path, RunFolderError, retrain)
     missing = [c for c in HISTORY_COLUMNS if c not in history]
     if missing or history.empty:
         raise RunFolderError(f"{path}: expected one row per epoch with columns {', '.join(HISTORY_COLUMNS)}; it has "

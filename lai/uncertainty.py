@@ -52,6 +52,7 @@ MIN_PIXELS = 20_000  # a stratum with fewer validation pixels (about five 64x64 
 NOMINAL = (0.68, 0.95)  # the central intervals whose coverage the calibration table reports
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.68, 0.7, 0.8, 0.9, 0.95, 0.99)  # the reliability diagram's and the fitted ones
 ONE_SIGMA = 0.68  # the level whose factor a calibration file without sd_factors (before 2026-12-03) used for lai_std
+FACTOR_RANGE = (1e-3, 1e3)  # a recalibration factor outside it is no recalibration (fitted ones are about 0.5-3)
 SPEARMAN_PIXELS = 200_000  # pixels drawn (fixed seed) for the rank correlation
 
 
@@ -132,11 +133,14 @@ def read_calibration(folder: str | Path) -> Calibration:
 
     A file written before the factors were fitted per level (one number per stratum) is read as that factor at
     every level, which is what it meant."""
+    from lai.run_folder import read_json_record
+
     path = Path(folder) / CALIBRATION_FILE
-    if not path.is_file():
+    if not path.exists():
         return Calibration()
+    uncalibrated = "delete it to predict uncalibrated"
+    data = read_json_record(path, RunFolderError, uncalibrated)
     try:
-        data = json.loads(path.read_text())
         levels = [float(v) for v in data.get("levels", LEVELS)]
         factors = {str(k): [float(v)] * len(levels) if isinstance(v, (int, float)) else [float(f) for f in v]
                    for k, v in data["factors"].items()}
@@ -149,18 +153,24 @@ def read_calibration(folder: str | Path) -> Calibration:
         cal = Calibration(factors, None if obs is None else float(obs), str(data["against"]), str(data.get("fitted_on", "")),
                           levels, sd_factors, fitted)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise RunFolderError(f"{path}: not a lai calibration file ({shorten(str(e))}); delete it to predict "
-                             "uncalibrated") from None
+        raise RunFolderError(f"{path}: not a lai calibration file ({shorten(str(e))}); {uncalibrated}") from None
     bad = [k for k, v in cal.factors.items() if k not in (*STRATA, POOLED) or len(v) != len(levels)
-           or not all(math.isfinite(f) and f > 0 for f in v)]
-    bad += [k for k, f in cal.sd_factors.items() if k not in (*STRATA, POOLED) or not (math.isfinite(f) and f > 0)]
+           or not all(_plausible(f) for f in v)]
+    bad += [k for k, f in cal.sd_factors.items() if k not in (*STRATA, POOLED) or not _plausible(f)]
     bad_levels = not levels or levels != sorted(levels) or not all(0 < lv < 1 for lv in levels)
     if (bad or bad_levels or POOLED not in cal.factors or POOLED not in cal.sd_factors or cal.against not in FITTED_AGAINST
             or (cal.observation_sd is not None and not (math.isfinite(cal.observation_sd) and cal.observation_sd >= 0))):
-        raise RunFolderError(f"{path}: factors must be finite and positive, one per level, and sd_factors one "
-                             f"finite positive number, for {POOLED!r} and any of the strata {', '.join(STRATA)}; levels increasing in (0, 1); against one of "
-                             f"{', '.join(FITTED_AGAINST)}; observation_sd finite and not negative; got {shorten(str(data))}")
+        raise RunFolderError(f"{path}: factors must lie in [{FACTOR_RANGE[0]:g}, {FACTOR_RANGE[1]:g}], one "
+                             f"per level, and sd_factors one such number, for {POOLED!r} and any of "
+                             f"the strata {', '.join(STRATA)}; levels increasing in (0, 1); against one of "
+                             f"{', '.join(FITTED_AGAINST)}; observation_sd finite and not negative; got {shorten(str(data))}; "
+                             f"{uncalibrated}")
     return cal
+
+
+def _plausible(factor: float) -> bool:
+    """Whether ``factor`` lies in :data:`FACTOR_RANGE` (NaN does not)."""
+    return FACTOR_RANGE[0] <= factor <= FACTOR_RANGE[1]
 
 
 def level_factors(z: np.ndarray, levels=LEVELS) -> list[float]:

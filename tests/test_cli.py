@@ -439,6 +439,40 @@ CASES = [
          ["preprocess", "{pix_empty_offset}", "--out", "{tmp}/pix_pre"],
          r"s2\[0\]\.metadata: .*pix_mtd\.xml: BOA_QUANTIFICATION_VALUE or a BOA_ADD_OFFSET is not a number \(or empty\)",
          absent="{tmp}/pix_pre"),
+    # adversarial pass 3: run folders and cubes
+    Case("info-schema-version-text", "`lai info` on a cube whose attribute schema_version is 'abc'",
+         ["info", "{abc_version_cube}"], r"abc_version\.nc: written by cube schema version abc; this lai reads version 2"),
+    Case("train-schema-version-text", "`lai train --cube` a cube whose attribute schema_version is 'abc'",
+         ["train", *TINY, "--cube", "{abc_version_cube}", "--runs", "{tmp}/runs_abc", "--row", "s1", "--quiet"],
+         r"abc_version\.nc: written by cube schema version abc", absent="{tmp}/runs_abc"),
+    Case("info-clear-fraction-1d", "`lai info` on a cube whose clear_fraction has one dimension",
+         ["info", "{flat_clear_cube}"], r"flat_clear\.nc: not a consistent cube: variable clear_fraction has shape \(\d+,\); "
+         r"expected 2 dimension\(s\): \d+ triplets, 3 dates; rebuild it with `lai cube`"),
+    Case("info-split-huge", "`lai info` on a small cube whose split declares 300 million (unallocated) triplets",
+         ["info", "{huge_split_cube}"], r"huge_split\.nc: not a consistent cube: variable split has shape \(300000000,\)"),
+    Case("cube-reuse-attribute-not-json", "`lai cube --out` an existing cube of the same source and settings whose "
+         "pixel_fixes attribute is not JSON (the reuse path)", ["cube", "{tiny_lnb}", "--out", "{bad_fixes_cube}", *TINY, "--quiet"],
+         r"bad_fixes\.nc: attribute pixel_fixes is '\{{not json', not the JSON dict lai writes; rebuild the cube \(`lai cube --overwrite`\)"),
+    Case("predict-selection-not-utf8", "`lai predict --run` a pipeline run folder whose tables/selection.csv is not UTF-8",
+         ["predict", "--run", "{tmp}/reports_latin", "--data", "{lnb_ok}", "--out", "{tmp}/pred_latin", "--quiet"],
+         r"reports_latin is a pipeline run folder, not a training stage: give .*reports_latin/runs/final \(its final model, "
+         r"not trained yet; tables/selection\.csv is unreadable\)", absent="{tmp}/pred_latin"),
+    Case("predict-calibration-implausible", "`lai predict --run` a stage whose calibration.json has the factor 1e30",
+         ["predict", "--run", "{cal_run}", "--data", "{lnb_ok}", "--out", "{tmp}/pred_cal", "--quiet"],
+         r"cal_run/calibration\.json: factors must lie in \[0\.001, 1000\].*delete it to predict uncalibrated",
+         absent="{tmp}/pred_cal"),
+    Case("predict-calibration-nested", "`lai predict --run` a stage whose calibration.json nests 100000 lists",
+         ["predict", "--run", "{deep_cal_run}", "--data", "{lnb_ok}", "--out", "{tmp}/pred_deep", "--quiet"],
+         r"deep_cal_run/calibration\.json is not readable JSON \(nested too deeply\); delete it", absent="{tmp}/pred_deep"),
+    Case("publish-notebook-fifo", "`lai publish` a run folder whose notebooks/02.ipynb is a FIFO (it hung)",
+         ["publish", "{tmp}/pub_fifo", "{tmp}/pub_fifo_out"],
+         r"pub_fifo/notebooks/02\.ipynb is not a regular file \(a folder, FIFO or device\?\)", absent="{tmp}/pub_fifo_out"),
+    Case("publish-table-dev-zero", "`lai publish` a run folder whose tables/z.csv links to /dev/zero (it filled the disk)",
+         ["publish", "{tmp}/pub_zero", "{tmp}/pub_zero_out"],
+         r"pub_zero/tables/z\.csv is not a regular file", absent="{tmp}/pub_zero_out"),
+    Case("publish-provenance-nested", "`lai publish` a run folder whose provenance.json nests 100000 objects",
+         ["publish", "{tmp}/pub_deep", "{tmp}/pub_deep_out"],
+         r"pub_deep/provenance\.json is not readable JSON \(nested too deeply\)", absent="{tmp}/pub_deep_out"),
 ]
 
 
@@ -506,7 +540,55 @@ def prepare(tmp: Path, cube: Path) -> dict:
                  angles={"view_zenith": 5, "sun_zenith": 30, "relative_azimuth": 100})
     (tmp / "pix_ok" / "empty_offset.yaml").write_text(yaml.safe_dump(raw))
     inputs["pix_empty_offset"] = str(tmp / "pix_ok" / "empty_offset.yaml")
+    _prepare_records(tmp, Path(cube), inputs)
     return inputs
+
+
+def _prepare_records(tmp: Path, cube: Path, inputs: dict) -> None:
+    """Run folders whose records are FIFOs, device links, deep JSON or implausible values, and edited cubes."""
+    import json
+    import shutil
+
+    import h5py
+    import numpy as np
+
+    def edited(name, edit):
+        shutil.copy(cube, tmp / f"{name}.nc")
+        with h5py.File(tmp / f"{name}.nc", "a") as f:
+            edit(f)
+        inputs[f"{name}_cube"] = str(tmp / f"{name}.nc")
+
+    def replace(f, name, value):
+        del f[name]
+        f[name] = value
+
+    edited("abc_version", lambda f: f.attrs.__setitem__("schema_version", "abc"))
+    edited("flat_clear", lambda f: replace(f, "clear_fraction", np.zeros(f["lai"].shape[0], np.float32)))
+    edited("huge_split", lambda f: (f.__delitem__("split"), f.create_dataset("split", shape=(300_000_000,), dtype="S8",
+                                                                             chunks=(1_000_000,))))
+    edited("bad_fixes", lambda f: f.attrs.__setitem__("pixel_fixes", "{not json"))
+    inputs["tiny_lnb"] = str(cube.parent / "lnb")  # the folder the cube was built from: the copy is reused
+
+    (tmp / "reports_latin" / "runs").mkdir(parents=True)
+    (tmp / "reports_latin" / "tables").mkdir()
+    (tmp / "reports_latin" / "tables" / "selection.csv").write_bytes(b"model,chosen\nfinal_\xe9,True\n")
+    for name, text in (("cal_run", json.dumps({"factors": {"pooled": 1e30}, "sd_factors": {"pooled": 1.0}, "against": "truth"})),
+                       ("deep_cal_run", "[" * 100_000 + "]" * 100_000)):
+        shutil.copytree(inputs["fresh_run"], tmp / name)
+        (tmp / name / "calibration.json").write_text(text)
+        inputs[name] = str(tmp / name)
+
+    for name in ("pub_fifo", "pub_zero", "pub_deep"):
+        run = tmp / name
+        for sub in ("tables", "notebooks"):
+            (run / sub).mkdir(parents=True)
+        for file in ("report.pdf", "report.json", "profile.yaml"):
+            (run / file).write_text("x")
+        (run / "provenance.json").write_text("{}")
+        (run / "tables" / "a.csv").write_text("a\n1\n")
+    os.mkfifo(tmp / "pub_fifo" / "notebooks" / "02.ipynb")
+    (tmp / "pub_zero" / "tables" / "z.csv").symlink_to("/dev/zero")
+    (tmp / "pub_deep" / "provenance.json").write_text('{"a": ' * 100_000 + "1" + "}" * 100_000)
 
 
 def _prepare_planted(tmp: Path, inputs: dict) -> None:

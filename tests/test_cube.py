@@ -105,6 +105,57 @@ def test_cube_schema_checks(tmp_path, tiny_data):
         open_cube(tmp_path / "absent.nc")
 
 
+def _edited(cube, out, edit):
+    """A copy of ``cube`` at ``out`` changed by ``edit(h5py.File)``."""
+    import shutil
+
+    import h5py
+
+    shutil.copy(cube, out)
+    with h5py.File(out, "a") as f:
+        edit(f)
+    return out
+
+
+def _replace(name, value):
+    def edit(f):
+        del f[name]
+        f[name] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda f: f.attrs.__setitem__("schema_version", "abc"), r"written by cube schema version abc; this lai reads version 2"),
+    (lambda f: _replace("clear_fraction", np.zeros(f["lai"].shape[0], np.float32))(f),
+     r"not a consistent cube: variable clear_fraction has shape \(\d+,\); expected 2 dimension\(s\): \d+ triplets, 3 dates"),
+    (lambda f: (f.__delitem__("split"), f.create_dataset("split", shape=(300_000_000,), dtype="S8", chunks=(1_000_000,))),
+     r"not a consistent cube: variable split has shape \(300000000,\); expected 1 dimension\(s\)"),  # unallocated: a small file
+])
+def test_a_cube_of_inconsistent_attributes_or_shapes_is_refused(tiny_data, tmp_path, edit, message):
+    """Edited cubes: a CubeError naming the cube from every reader (not a ValueError, IndexError or xarray's)."""
+    cube = _edited(tiny_data[2], tmp_path / "edited.nc", edit)
+    with pytest.raises(CubeError, match=rf"edited\.nc: {message}.*lai cube"):
+        open_cube(cube)
+
+
+def test_reused_cube_with_an_attribute_not_json_is_refused(tiny_data, tmp_path):
+    profile, lnb, cube = tiny_data
+    bad = _edited(cube, tmp_path / "fixes.nc", lambda f: f.attrs.__setitem__("pixel_fixes", "{not json"))
+    with pytest.raises(CubeError, match=r"fixes\.nc: attribute pixel_fixes is '\{not json', not the JSON dict lai writes"):
+        build_cube(lnb, bad, profile.splits, profile.encoding, progress=False)  # the same source and settings: reused
+
+
+def test_a_variable_lai_did_not_write_opens_without_warnings(tiny_data, tmp_path):
+    """A variable without dimension names (written with h5py): no xarray phony_dims warning before lai's message."""
+    import warnings
+
+    cube = tiny_data[2]
+    relabelled = _edited(cube, tmp_path / "labels.nc", lambda f: _replace("split", np.full(f["lai"].shape[0], 99))(f))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # xarray's phony_dims warning on a variable without dimension names
+        assert set(open_cube(relabelled)["split"].values.tolist()) == {99}
+
+
 def test_interrupted_build_leaves_no_cube(tiny_data, tmp_path, monkeypatch):
     import lai.lnb as lnb_mod
 

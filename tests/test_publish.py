@@ -1,5 +1,6 @@
 """lai publish: a finished run's report, tables, figures and configuration copied to a folder kept in git."""
 import json
+import os
 
 import pytest
 
@@ -92,6 +93,26 @@ def test_publish_keeps_the_run_and_the_destination_apart(tmp_path):
 def test_unreadable_run_records_are_refused_before_anything_is_copied(tmp_path, spoil, message):
     run, dest = _run(tmp_path), tmp_path / "reference"
     spoil(run)
+    with pytest.raises(ReportError, match=message):
+        publish(run, dest, "make reference")
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize("path, make, message", [
+    ("notebooks/02_training.ipynb", os.mkfifo, "is not a regular file"),  # hung
+    ("notebooks/02_training.ipynb", lambda p: p.symlink_to("/dev/zero"), "is not a regular file"),  # filled memory
+    ("tables/z.csv", lambda p: p.symlink_to("/dev/zero"), "is not a regular file"),  # copied zeros until the disk was full
+    ("figures/density.png", os.mkfifo, "is not a regular file"),
+    ("report.pdf", lambda p: p.symlink_to("/dev/zero"), "lacks report.pdf"),
+    ("provenance.json", lambda p: p.write_text("{\"a\": " * 100_000 + "1" + "}" * 100_000), r"is not readable JSON \(nested too deeply\)"),
+])
+def test_run_files_that_are_no_regular_files_are_refused_before_anything_is_copied(tmp_path, path, make, message):
+    """A FIFO, a link to a device or JSON nested too deeply among the files publish reads or copies: one error naming
+    it, and the destination never made (no half-published folder)."""
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    if (run / path).exists():
+        (run / path).unlink()
+    make(run / path)
     with pytest.raises(ReportError, match=message):
         publish(run, dest, "make reference")
     assert not dest.exists()

@@ -688,6 +688,39 @@ def test_model_on_other_split_labels_is_neither_reused_nor_scored(tiny_data, tmp
     assert (run / "metrics.csv").stat().st_mtime_ns != before, "cached metrics of another cube were reused"
 
 
+def test_run_folder_records_that_are_no_regular_files_are_refused_by_the_notebooks_readers(tmp_path):
+    """What the notebooks read back from their run folder (tables, histories, data.json): a FIFO or a device link is
+    one PipelineError naming it, not a hang or memory filling up; a data.json of no use means the default data root."""
+    from lai.run_folder import RunContext
+
+    ctx = RunContext("tiny", run_dir=tmp_path / "report", data_root=tmp_path / "data")
+    os.mkfifo(ctx.table("selection"))
+    with pytest.raises(PipelineError, match=r"tables/selection\.csv is not a regular file.*rerun the notebook"):
+        ctx.read_table("selection")
+    (ctx.run_dir / "runs" / "s1").mkdir()
+    (ctx.run_dir / "runs" / "s1" / "history.csv").symlink_to("/dev/zero")
+    with pytest.raises(PipelineError, match=r"s1/history\.csv is not a regular file.*delete the stage folder runs/s1"):
+        ctx.histories(["s1"])
+    (ctx.run_dir / "data.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert ctx._recorded_data_root() is None
+    with pytest.raises(PipelineError, match=r"data\.json is not readable JSON \(nested too deeply\)"):
+        ctx.write_provenance()
+    from lai.run_folder import read_record
+
+    (ctx.run_dir / "big.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(PipelineError, match=r"big\.csv holds 8 bytes, more than the 7 a record lai writes there may have"):
+        read_record(ctx.run_dir / "big.csv", PipelineError, "", limit=7)
+
+
+def test_a_checkpoint_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
+    from lai.checkpoint import read_checkpoint
+    from lai.errors import RunFolderError
+
+    os.mkfifo(tmp_path / "checkpoint.pt")  # torch.load waited for a writer forever
+    with pytest.raises(RunFolderError, match=r"checkpoint\.pt is not a regular file.*delete it"):
+        read_checkpoint(tmp_path / "checkpoint.pt")
+
+
 def test_os_errors_are_one_line_naming_path_and_cause():
     import errno
 

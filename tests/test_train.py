@@ -157,16 +157,23 @@ def test_resume_under_another_number_of_processes_is_recorded(tiny_data, tmp_pat
 
 @pytest.mark.parametrize("file, text, message", [
     ("result.json", "{}", r"result\.json: expected a JSON object with the integer 'parameters' lai writes, got \{\}"),
-    ("result.json", "not json", r"result\.json: not readable JSON"),
+    ("result.json", "not json", r"result\.json is not readable JSON"),
     ("history.csv", "epoch,lr,val_mse,val_rmse,seconds,samples_per_s\n",
      r"history\.csv: expected one row per epoch with columns epoch, val_mse, val_rmse, seconds, samples_per_s; it has 0 row"),
-    ("history.csv", "", r"history\.csv: not a readable table"),
+    ("history.csv", "", r"history\.csv: expected one row per epoch.*it has 0 row\(s\), lacking epoch"),
     ("history.csv", "epoch,val_mse,val_rmse,seconds,samples_per_s\nabc,def,ghi,x,y\n",
      r"history\.csv: column epoch holds 'abc' in data row 1, not a number"),
     ("history.csv", "epoch,val_mse,val_rmse,seconds,samples_per_s\n1,0.1,0.3,5,10\n2,0.1,0.3,5,1e",
      r"history\.csv: column samples_per_s holds '1e' in data row 2, not a number"),  # a file cut mid-row
     ("history.csv", "epoch,val_mse,val_rmse,seconds,samples_per_s\n1,0.1,0.3,5,10\n2,0.1,",
-     r"history\.csv: column seconds holds 'nan' in data row 2, not a number"),  # cut earlier in the row
+     r"history\.csv: data row 2 has 3 field\(s\), the header 5 \(a file cut short"),  # cut earlier in the row
+    ("history.csv", "epoch,val_mse,val_rmse,seconds,samples_per_s,lr\n1,0.1,0.3,5,10,0.001\n2,0.1,0.3,5,10",
+     r"history\.csv: data row 2 has 5 field\(s\), the header 6"),  # cut where every needed column is whole
+    ("history.csv", b"epoch,val_mse,val_rmse,seconds,samples_per_s\n1,0.1,0.3,5,\xff\n", r"history\.csv is not a readable CSV"),
+    ("result.json", "[" * 100_000 + "]" * 100_000, r"result\.json is not readable JSON \(nested too deeply\)"),
+    ("result.json", os.mkfifo, r"result\.json is not a regular file"),  # would hang
+    ("result.json", lambda p: p.symlink_to("/dev/zero"), r"result\.json is not a regular file"),  # would fill memory
+    ("history.csv", lambda p: p.symlink_to("/dev/zero"), r"history\.csv is not a regular file"),
 ])
 def test_tampered_finished_stage_is_named_not_reused(tiny_data, tmp_path, file, text, message):
     """A finished stage whose result.json or history.csv was emptied or replaced: one error naming the file and how
@@ -177,7 +184,11 @@ def test_tampered_finished_stage_is_named_not_reused(tiny_data, tmp_path, file, 
     p = profile_with(epochs=1, max_batches_per_epoch=1)
     run = tmp_path / "s2_masks"
     train_stage(p, "s2_masks", cube, run, progress=False)
-    (run / file).write_text(text)
+    if callable(text):
+        (run / file).unlink()
+        text(run / file)
+    else:
+        (run / file).write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(RunFolderError, match=message + r".*delete the stage folder"):
         train_stage(p, "s2_masks", cube, run, progress=False)
 

@@ -3,7 +3,9 @@ mean's training alone, and the calibrated deviation in the maps."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
@@ -126,13 +128,28 @@ def test_calibration_file_round_trips_and_a_bad_one_is_named(tmp_path):
                          ({}, "truth"), ({STRATA[0]: 1.0}, "truth"),  # no pooled factor: nothing for other strata
                          ({POOLED: 1.0}, ["truth"] * 1000),  # fitted against what?
                          ({POOLED: 1.0}, {"sd_factors": {POOLED: float("nan")}}),
-                         ({POOLED: 1.0}, {"sd_factors": {STRATA[0]: 1.0}})):  # no pooled standard deviation factor
+                         ({POOLED: 1.0}, {"sd_factors": {STRATA[0]: 1.0}}),  # no pooled standard deviation factor
+                         ({POOLED: 1e30}, "truth"), ({POOLED: [1.0, 1e-5]}, {"levels": [0.68, 0.95]}),  # implausible
+                         ({POOLED: 1.0}, {"sd_factors": {POOLED: 1e30}})):
         extra = against if isinstance(against, dict) else {}
         against = "truth" if extra else against
         (tmp_path / "calibration.json").write_text(json.dumps({"factors": bad, "against": against, **extra}))
-        with pytest.raises(RunFolderError, match="calibration.json.*finite and positive, one per level") as e:
+        with pytest.raises(RunFolderError, match=r"calibration.json: factors must lie in \[0.001, 1000\].*one per level") as e:
             read_calibration(tmp_path)
         assert len(str(e.value)) < 600
+
+
+def test_calibration_file_that_is_no_json_file_is_refused(tmp_path):
+    """Nesting deeper than Python recurses, a FIFO, a link to a device and a folder: one error naming the file."""
+    path = tmp_path / "calibration.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(RunFolderError, match="calibration.json is not readable JSON .nested too deeply.; delete it"):
+        read_calibration(tmp_path)
+    for make in (os.mkfifo, lambda p: p.symlink_to("/dev/zero"), Path.mkdir):
+        path.unlink() if not path.is_dir() else path.rmdir()
+        make(path)
+        with pytest.raises(RunFolderError, match="calibration.json is not a regular file"):
+            read_calibration(tmp_path)
 
 
 def _train(uncertainty: bool, steps: int = 3) -> LAIModel:

@@ -5,6 +5,7 @@ present but unreadable, or lacks the columns the report reads, raises :class:`Re
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -16,20 +17,22 @@ from lai.errors import LaiError, shorten
 from lai.facts import REPORT_TABLES, ROWS, TABLE, TEST_SETS, VERDICTS, check_name, chosen_model, row_title
 from lai.io import read_yaml_mapping
 from lai.report.text import fmt, fmt_interval, rich, small, unavailable
+from lai.run_folder import LARGE_RECORD_BYTES, RECORD_BYTES, read_csv_record, read_json_record, read_record
 
 
 class ReportError(LaiError, RuntimeError):
     """The report could not be built: an artefact is malformed, or Typst failed (its diagnostic is in the message)."""
 
 
-def read_json(path: Path) -> dict | None:
-    """The object in ``path``; None if the file is absent."""
+RERUN = "rerun the pipeline (lai run) to write it again"
+
+
+def read_json(path: Path, limit: int = RECORD_BYTES) -> dict | None:
+    """The object in ``path`` (a run-folder record of at most ``limit`` bytes, :func:`lai.run_folder.read_record`);
+    None if the file is absent."""
     if not path.exists():
         return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ReportError(f"{path} is not readable JSON ({err})") from err
+    data = read_json_record(path, ReportError, RERUN, limit)
     if not isinstance(data, dict):
         raise ReportError(f"{path} holds a JSON {type(data).__name__}, expected an object")
     return data
@@ -40,12 +43,9 @@ def read_table(run_dir: Path, name: str) -> pd.DataFrame | None:
     path = run_dir / "tables" / f"{check_name('table', name, ReportError)}.csv"
     if not path.exists():
         return None
-    try:
-        frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
+    frame = read_csv_record(path, ReportError, RERUN)
+    if frame.columns.empty:  # an empty file
         return pd.DataFrame(columns=list(REPORT_TABLES[name]))
-    except (OSError, ValueError) as err:
-        raise ReportError(f"{path} is not a readable CSV table ({err})") from err
     missing = [c for c in REPORT_TABLES[name] if c not in frame]
     if missing:
         raise ReportError(f"{path} lacks the column(s) {', '.join(missing)} that the report reads "
@@ -57,18 +57,21 @@ MAX_FIGURE_PIXELS = 40_000_000  # lai's figures are about 1-5 million pixels at 
 
 
 def png_size(path: Path) -> tuple[int, int]:
-    """(width, height) of a PNG that decodes completely; ReportError otherwise."""
+    """(width, height) of a PNG (a run-folder record, :func:`lai.run_folder.read_record`) that decodes completely;
+    ReportError otherwise."""
     from PIL import Image, UnidentifiedImageError
 
+    rewrite = "write it again (rerun its notebook)"
+    data = read_record(path, ReportError, rewrite, LARGE_RECORD_BYTES)
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             fmt_name, size = im.format, im.size
             if size[0] * size[1] > MAX_FIGURE_PIXELS:  # from the header, before any pixel is decoded
                 raise ReportError(f"{path} declares {size[0]}x{size[1]} pixels, more than the {MAX_FIGURE_PIXELS:,} a "
-                                  "figure of this report may have; write it again (rerun its notebook)")
+                                  f"figure of this report may have; {rewrite}")
             im.load()
     except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as err:
-        raise ReportError(f"{path} is not a readable PNG image ({err}); write it again (rerun its notebook)") from err
+        raise ReportError(f"{path} is not a readable PNG image ({err}); {rewrite}") from err
     if fmt_name != "PNG":
         raise ReportError(f"{path} is a {fmt_name} image, expected PNG")
     return size
@@ -84,7 +87,7 @@ class Run:
                               f"{shorten(json.dumps(splits))}; write it again (rerun notebook 01)")
         self.prov = read_json(run_dir / "provenance.json")
         path = run_dir / "profile.yaml"
-        self.profile_text = path.read_text() if path.exists() else None
+        self.profile_text = read_record(path, ReportError, RERUN).decode(errors="replace") if path.exists() else None
         self.profile = self._yaml(path, self.profile_text)
         self.tables = {name: read_table(run_dir, name) for name in REPORT_TABLES}
 

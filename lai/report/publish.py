@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
-from lai.io import ForeignOutputError, atomic_path, atomic_write_text, check_outside, output_lock
-from lai.report.inputs import ReportError, read_json
+from lai.io import ForeignOutputError, atomic_write_bytes, atomic_write_text, check_outside, output_lock
+from lai.report.inputs import RERUN, ReportError, read_json
+from lai.run_folder import LARGE_RECORD_BYTES, RECORD_BYTES, read_csv_record, read_record
 
 # what is published: files at the run folder's top, and the files of its subfolders matching a pattern
 PUBLISHED_FILES = ("report.pdf", "report.json", "profile.yaml", "provenance.json")
@@ -44,7 +44,7 @@ def _durations(run_dir: Path) -> dict[str, float]:
     that cannot be read is a ReportError naming the notebook."""
     out = {}
     for nb in sorted((run_dir / "notebooks").glob("*.ipynb")):
-        meta = read_json(nb).get("metadata")
+        meta = read_json(nb, LARGE_RECORD_BYTES).get("metadata")
         papermill = meta.get("papermill") if isinstance(meta, dict) else None
         seconds = papermill.get("duration") if isinstance(papermill, dict) else None
         if seconds is None:
@@ -64,12 +64,21 @@ def _training_time(run_dir: Path) -> str:
 
     path = run_dir / "tables" / "training.csv"
     try:
-        stages = pd.read_csv(path)
+        stages = read_csv_record(path, ReportError, RERUN)
         total = float(pd.to_numeric(stages["seconds"], errors="coerce").sum())
-    except (OSError, ValueError, KeyError):
+    except (ReportError, KeyError):
         return "Training time: tables/training.csv has no `seconds` column."
     return (f"The {len(stages)} training stages took {total / 60:.0f} min when they were trained (tables/training.csv, "
             "`seconds`); a rerun reuses trained stages, so the notebook times below count only what that invocation did.")
+
+
+def _read_sources(run_dir: Path) -> dict[Path, bytes]:
+    """The contents of every file publish copies from ``run_dir``, each checked as a run-folder record (a regular
+    file under its size limit), so that a bad one is refused before anything is copied."""
+    sources = [run_dir / name for name in PUBLISHED_FILES]
+    sources += [p for sub, pattern in PUBLISHED_GLOBS for p in sorted((run_dir / sub).glob(pattern))]
+    return {src: read_record(src, ReportError, RERUN, LARGE_RECORD_BYTES if src.suffix in (".pdf", ".png") else RECORD_BYTES)
+            for src in sources}
 
 
 def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
@@ -84,14 +93,13 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
     if run_dir.resolve().is_relative_to(dest.resolve()):
         raise ForeignOutputError(f"{run_dir} lies inside the destination {dest}; publish into a folder outside the run")
     prov, seconds = read_json(run_dir / "provenance.json"), _durations(run_dir)  # read before anything is copied
+    contents = _read_sources(run_dir)
     with output_lock(dest, folder=None):  # lai's marker, or a new or empty folder: a README.md alone proves nothing
         for sub, _ in PUBLISHED_GLOBS:  # never through a link: files there are deleted and replaced
             if (dest / sub).is_symlink() or ((dest / sub).exists() and not (dest / sub).is_dir()):
                 raise ForeignOutputError(f"{dest / sub} is a symbolic link or a file, not the folder lai made there; "
                                          "lai follows no link in a folder it fills: remove it or publish elsewhere")
-        sources = [run_dir / name for name in PUBLISHED_FILES]
-        sources += [p for sub, pattern in PUBLISHED_GLOBS for p in sorted((run_dir / sub).glob(pattern))]
-        ours = {str(p.relative_to(run_dir)) for p in sources}
+        ours = {str(p.relative_to(run_dir)) for p in contents}
         foreign = _foreign(dest, ours, _earlier(dest))
         if foreign:
             shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
@@ -101,11 +109,10 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
             for old in (dest / sub).glob(pattern):
                 if not (run_dir / sub / old.name).exists():
                     old.unlink()
-        for src in sources:
+        for src, data in contents.items():
             target = dest / src.relative_to(run_dir)
             target.parent.mkdir(exist_ok=True)
-            with atomic_path(target) as tmp:
-                shutil.copyfile(src, tmp)
+            atomic_write_bytes(target, data)
         lines = [f"# Reference results: the `{run_dir.name}` run", "",
                  f"Regenerate with `{command}` (then commit this folder). Published {dt.date.today().isoformat()}; run "
                  f"at git revision {prov.get('git_revision', '?')}{' (with uncommitted changes)' if prov.get('git_dirty') else ''} "
