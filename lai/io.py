@@ -15,9 +15,12 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import fcntl
 import hashlib
+import io
+import json
 import os
 import re
 import shutil
@@ -28,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from lai.errors import ConfigError, LaiError, os_error_errno
+from lai.errors import ConfigError, LaiError, os_error_errno, shorten
 
 NAME_MAX = 255
 _KEEP = 200  # characters of a long output name kept in its hidden temporary and lock names
@@ -344,6 +347,72 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)
     return Path(path)
+
+
+# --------------------------------------------------------------------------- reading run-folder records
+
+RECORD_BYTES = 64 * 2**20  # JSON and CSV records: lai's are kB to a few MB (per-triplet tables grow with the data)
+LARGE_RECORD_BYTES = 256 * 2**20  # executed notebooks, figures, report.pdf (a few MB each)
+
+
+@contextlib.contextmanager
+def open_record(path: Path, error: type[Exception], recover: str):
+    """``path`` open for binary reading once it proved a regular file (or a link to one), else ``error`` naming it,
+    what was expected and ``recover`` (how to get a good one). A FIFO or a device is refused before it is read
+    (opened non-blocking and checked again with fstat), so it can neither hang lai nor fill its memory."""
+    special = f"{path} is not a regular file (a folder, FIFO or device?); expected the file lai writes; {recover}"
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise error(special)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise error(f"{path} does not exist; {recover}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between the two looks
+            raise error(special)
+        yield f
+
+
+def read_record(path: Path, error: type[Exception], recover: str, limit: int = RECORD_BYTES) -> bytes:
+    """The bytes of the run-folder record ``path`` (:func:`open_record`), at most ``limit``; ``error`` else."""
+    with open_record(path, error, recover) as f:
+        size = os.fstat(f.fileno()).st_size
+        data = f.read(limit + 1) if size <= limit else b""
+    if size > limit or len(data) > limit:
+        raise error(f"{path} holds {max(size, len(data)):,} bytes, more than the {limit:,} a record lai writes there "
+                    f"may have; {recover}")
+    return data
+
+
+def read_json_record(path: Path, error: type[Exception], recover: str, limit: int = RECORD_BYTES):
+    """The JSON value in the record ``path`` (:func:`read_record`); ``error`` if it is not readable JSON (nested
+    too deeply included)."""
+    data = read_record(path, error, recover, limit)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise error(f"{path} is not readable JSON (nested too deeply); {recover}") from None
+    except ValueError as err:  # UnicodeDecodeError included
+        raise error(f"{path} is not readable JSON ({shorten(str(err))}); {recover}") from None
+
+
+def read_csv_record(path: Path, error: type[Exception], recover: str):
+    """The table in the CSV record ``path`` (:func:`read_record`; an empty file is a frame without columns);
+    ``error`` if it is not UTF-8 CSV or a row has another number of fields than the header (a file cut short)."""
+    import pandas as pd
+
+    data = read_record(path, error, recover)
+    try:
+        text = data.decode("utf-8")
+        rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+        frame = pd.read_csv(io.StringIO(text)) if rows else pd.DataFrame()
+    except (ValueError, csv.Error) as err:  # UnicodeDecodeError and pandas' errors included
+        raise error(f"{path} is not a readable CSV table ({shorten(str(err))}); {recover}") from None
+    short = next((i for i, row in enumerate(rows[1:], 1) if len(row) != len(rows[0])), None)
+    if short is not None:
+        raise error(f"{path}: data row {short} has {len(rows[short])} field(s), the header {len(rows[0])} "
+                    f"(a file cut short or edited); {recover}")
+    return frame
 
 
 # --------------------------------------------------------------------------- reading YAML

@@ -116,19 +116,19 @@ def predict_folder(run: str | Path, data: str | Path, out: str | Path, batch_siz
     out = Path(out)
     if Path(data).is_dir():
         check_outside(out, data, "LNB folder", "the maps")
+    trained = load_trained(run, device)  # a folder without a trained model is named before any output check
     check_outside(out, run, "training run folder", "the maps")
     with output_lock(out):
         check_new_folder(out)
-        return _predict_folder(run, data, out, batch_size, device, progress)
+        return _predict_folder(trained, run, data, out, batch_size, progress)
 
 
-def _predict_folder(run, data, out: Path, batch_size: int, device: str, progress: bool) -> dict:
+def _predict_folder(trained: Trained, run, data, out: Path, batch_size: int, progress: bool) -> dict:
     """:func:`predict_folder` with ``out`` locked."""
     from tqdm.auto import tqdm
 
     from lai import __version__
 
-    trained = load_trained(run, device)
     inputs = Inputs(data, trained.enc.valid_classes, progress)
     meta = dict(run=str(Path(run).resolve()), data=str(Path(data).resolve()), row=trained.row, lai_version=__version__,
                 db_range=json.dumps(trained.enc.db_range))

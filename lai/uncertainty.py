@@ -133,7 +133,7 @@ def read_calibration(folder: str | Path) -> Calibration:
 
     A file written before the factors were fitted per level (one number per stratum) is read as that factor at
     every level, which is what it meant."""
-    from lai.run_folder import read_json_record
+    from lai.io import read_json_record
 
     path = Path(folder) / CALIBRATION_FILE
     if not path.exists():
@@ -175,18 +175,20 @@ def _plausible(factor: float) -> bool:
 
 def level_factors(z: np.ndarray, levels=LEVELS) -> list[float]:
     """Per level, the factor ``f`` that makes the central ``level`` interval of N(0, (f sd)²) cover exactly ``level``
-    of the standardised errors ``z = err / sd``: their ``level`` quantile of ``|z|`` over the Gaussian's; 1 without
-    data."""
+    of the standardised errors ``z = err / sd``: their ``level`` quantile of ``|z|`` over the Gaussian's (within
+    :data:`FACTOR_RANGE`, which the reader requires); 1 without data."""
     if not z.size:
         return [1.0] * len(levels)
     q = np.quantile(np.abs(z), levels)
-    return [float(max(v, 1e-6) / z_of(lv)) for v, lv in zip(q, levels)]
+    return [float(np.clip(v / z_of(lv), *FACTOR_RANGE)) for v, lv in zip(q, levels)]
 
 
 def sd_factor(sd: np.ndarray, err: np.ndarray) -> float:
-    """The factor ``f`` that makes the root mean square of ``f sd`` equal that of ``err``; 1 without data."""
+    """The factor ``f`` that makes the root mean square of ``f sd`` equal that of ``err`` (within :data:`FACTOR_RANGE`);
+    1 without data."""
     mean_var = float(np.mean(np.square(sd, dtype=np.float64))) if sd.size else 0.0
-    return math.sqrt(float(np.mean(np.square(err, dtype=np.float64))) / mean_var) if mean_var > 0 else 1.0
+    factor = math.sqrt(float(np.mean(np.square(err, dtype=np.float64))) / mean_var) if mean_var > 0 else 1.0
+    return float(np.clip(factor, *FACTOR_RANGE))
 
 
 def fit_calibration(sd: np.ndarray, err: np.ndarray, stratum: np.ndarray, against: str, fitted_on: str = "",

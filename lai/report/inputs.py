@@ -15,9 +15,8 @@ import pandas as pd
 from lai.config import PROFILE_CONTENT, EncodingConfig
 from lai.errors import LaiError, shorten
 from lai.facts import REPORT_TABLES, ROWS, TABLE, TEST_SETS, VERDICTS, check_name, chosen_model, row_title
-from lai.io import read_yaml_mapping
+from lai.io import LARGE_RECORD_BYTES, RECORD_BYTES, read_csv_record, read_json_record, read_record, read_yaml_mapping
 from lai.report.text import fmt, fmt_interval, rich, small, unavailable
-from lai.run_folder import LARGE_RECORD_BYTES, RECORD_BYTES, read_csv_record, read_json_record, read_record
 
 
 class ReportError(LaiError, RuntimeError):

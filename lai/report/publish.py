@@ -7,9 +7,18 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from lai.io import ForeignOutputError, atomic_write_bytes, atomic_write_text, check_outside, output_lock
+from lai.io import (
+    LARGE_RECORD_BYTES,
+    RECORD_BYTES,
+    ForeignOutputError,
+    atomic_write_bytes,
+    atomic_write_text,
+    check_outside,
+    output_lock,
+    read_csv_record,
+    read_record,
+)
 from lai.report.inputs import RERUN, ReportError, read_json
-from lai.run_folder import LARGE_RECORD_BYTES, RECORD_BYTES, read_csv_record, read_record
 
 # what is published: files at the run folder's top, and the files of its subfolders matching a pattern
 PUBLISHED_FILES = ("report.pdf", "report.json", "profile.yaml", "provenance.json")
