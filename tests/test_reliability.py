@@ -468,7 +468,7 @@ def test_pipeline_streams_epochs_without_kernel_noise(pipeline_runs):
 def test_notebook_opened_alone_finds_the_runs_data_root(pipeline_runs):
     """`lai run --data-root data` records it in data.json: a notebook that opens the run folder alone
     (run_dir only, as in JupyterLab) uses that data root and its cube, not the default data/."""
-    from lai.io import RunContext
+    from lai.run_folder import RunContext
 
     run_a = pipeline_runs[0]
     data_root = (run_a.parent.parent / "data").resolve()
@@ -663,7 +663,7 @@ def test_model_on_other_split_labels_is_neither_reused_nor_scored(tiny_data, tmp
     from lai.errors import RunFolderError
     from lai.evaluate import EVALUATED_ON, evaluate_run
     from lai.infer import build_model
-    from lai.io import RunContext
+    from lai.run_folder import RunContext
     from lai.train import stage_config
 
     profile, lnb, cube = tiny_data
@@ -691,7 +691,7 @@ def test_model_on_other_split_labels_is_neither_reused_nor_scored(tiny_data, tmp
 def test_run_folder_records_that_are_no_regular_files_are_refused_by_the_notebooks_readers(tmp_path):
     """What the notebooks read back from their run folder (tables, histories, data.json): a FIFO or a device link is
     one PipelineError naming it, not a hang or memory filling up; a data.json of no use means the default data root."""
-    from lai.io import RunContext
+    from lai.run_folder import RunContext
 
     ctx = RunContext("tiny", run_dir=tmp_path / "report", data_root=tmp_path / "data")
     os.mkfifo(ctx.table("selection"))
