@@ -27,7 +27,7 @@ RERUN = "rerun the pipeline (lai run) to write it again"
 
 
 def read_json(path: Path, limit: int = RECORD_BYTES) -> dict | None:
-    """The object in ``path`` (a run-folder record of at most ``limit`` bytes, :func:`lai.run_folder.read_record`);
+    """The object in ``path`` (a run-folder record of at most ``limit`` bytes, :func:`lai.io.read_record`);
     None if the file is absent."""
     if not path.exists():
         return None
@@ -56,7 +56,7 @@ MAX_FIGURE_PIXELS = 40_000_000  # lai's figures are about 1-5 million pixels at 
 
 
 def png_size(path: Path) -> tuple[int, int]:
-    """(width, height) of a PNG (a run-folder record, :func:`lai.run_folder.read_record`) that decodes completely;
+    """(width, height) of a PNG (a run-folder record, :func:`lai.io.read_record`) that decodes completely;
     ReportError otherwise."""
     from PIL import Image, UnidentifiedImageError
 
