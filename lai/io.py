@@ -256,7 +256,7 @@ def _claim(folder: str | Path, signature: str | None) -> bool:
         )
     if mark.is_symlink() or mark.exists():
         raise ForeignOutputError(f"{mark} is not the marker lai writes (a link or a folder); choose another folder")
-    mark.write_text(FOLDER_MARK_TEXT)
+    _mark(folder)
     return False
 
 

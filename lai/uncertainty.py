@@ -82,7 +82,7 @@ class Calibration:
     sd_factors: dict[str, float] = field(default_factory=dict)  # stratum name (or POOLED) -> the standard deviation's
     sd_fitted: str = "rms"  # "rms": root mean square matched to the RMSE; "68 %": a file from before sd_factors
 
-    def factor_array(self, level: float = ONE_SIGMA) -> np.ndarray:
+    def factor_array(self, level: float) -> np.ndarray:
         """The factor of every stratum at ``level`` (linear between the fitted levels, the nearest beyond them)."""
         pooled = self.factors.get(POOLED, [1.0] * len(self.levels))
         return np.array([np.interp(level, self.levels, self.factors.get(name, pooled)) for name in STRATA], np.float32)

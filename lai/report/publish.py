@@ -15,6 +15,7 @@ from lai.io import (
     atomic_write_text,
     check_outside,
     output_lock,
+    own_subfolder,
     read_csv_record,
     read_record,
 )
@@ -105,9 +106,7 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
     contents = _read_sources(run_dir)
     with output_lock(dest, folder=None):  # lai's marker, or a new or empty folder: a README.md alone proves nothing
         for sub, _ in PUBLISHED_GLOBS:  # never through a link: files there are deleted and replaced
-            if (dest / sub).is_symlink() or ((dest / sub).exists() and not (dest / sub).is_dir()):
-                raise ForeignOutputError(f"{dest / sub} is a symbolic link or a file, not the folder lai made there; "
-                                         "lai follows no link in a folder it fills: remove it or publish elsewhere")
+            own_subfolder(dest, sub)
         ours = {str(p.relative_to(run_dir)) for p in contents}
         foreign = _foreign(dest, ours, _earlier(dest))
         if foreign:
@@ -116,12 +115,10 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
                                      "deletes only its own files: move them, or publish elsewhere")
         for sub, pattern in PUBLISHED_GLOBS:  # files of an earlier publish that this run no longer has
             for old in (dest / sub).glob(pattern):
-                if not (run_dir / sub / old.name).exists():
+                if str(old.relative_to(dest)) not in ours:
                     old.unlink()
         for src, data in contents.items():
-            target = dest / src.relative_to(run_dir)
-            target.parent.mkdir(exist_ok=True)
-            atomic_write_bytes(target, data)
+            atomic_write_bytes(dest / src.relative_to(run_dir), data)
         lines = [f"# Reference results: the `{run_dir.name}` run", "",
                  f"Regenerate with `{command}` (then commit this folder). Published {dt.date.today().isoformat()}; run "
                  f"at git revision {prov.get('git_revision', '?')}{' (with uncommitted changes)' if prov.get('git_dirty') else ''} "
