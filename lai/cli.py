@@ -52,7 +52,8 @@ def cmd_validate(args) -> int:
 
     import numpy as np
 
-    from lai.lnb import SERIES_CSV, LNBError, index_folder, iter_triplets, no_radar, pixel_fix_lines
+    from lai.lnb import SERIES_CSV, LNBError, index_folder, iter_triplets, no_radar
+    from lai.pixels import pixel_fix_lines
 
     on_error = "skip" if args.skip_bad else "raise"
     index = index_folder(args.folder, on_error=on_error, progress=not args.quiet)

@@ -48,10 +48,8 @@ from lai.errors import CubeError, shorten
 from lai.facts import POLARISATIONS, SPLIT_LABELS, TIME_LABELS
 from lai.io import ForeignOutputError, atomic_path, check_outside, check_replaceable, output_lock
 from lai.lnb import (
-    CLOUD_CLASSES,
     GRID_INDEX_DTYPE,
     MASK_DIR,
-    PIXEL_FIX_NOTES,
     S1_DIR,
     S2_DIR,
     SERIES_CSV,
@@ -62,10 +60,9 @@ from lai.lnb import (
     index_folder,
     iter_triplets,
     no_radar,
-    pixel_fix_lines,
     read_outcome,
-    scl_lookup,
 )
+from lai.pixels import CLOUD_CLASSES, PIXEL_FIX_NOTES, pixel_fix_lines, scl_lookup
 from lai.splits import assign_splits, split_counts
 
 # the cube's attribute (and build-settings key) holding cube_float: its on-disk name, kept so that cubes built
@@ -107,7 +104,7 @@ class CubeSummary:
     skipped: list[dict] = field(default_factory=list)
     fingerprint: str = ""
     reused: bool = False
-    pixel_fixes: dict[str, int] = field(default_factory=dict)  # lai.lnb.clean_pixels' counts over the cube
+    pixel_fixes: dict[str, int] = field(default_factory=dict)  # lai.pixels.clean_pixels' counts over the cube
 
     def __str__(self) -> str:
         lines = [

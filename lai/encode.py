@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from lai.config import EncodingConfig
-from lai.lnb import scl_lookup
+from lai.pixels import scl_lookup
 
 N_SCL = 12
 REFERENCE_CLASSES = (2, 3, 4, 5, 6)  # the reference's 6 mask channels: valid flag + one-hot of these

@@ -182,9 +182,9 @@ def predict_batch(trained: Trained, s1, lai, scl, doy_target, doy_from
 
 def clamp_lai(lai: np.ndarray) -> tuple[np.ndarray, int]:
     """Predicted LAI made physical for the products (maps, not Table 1's scoring): clamped in place to the
-    layout's plausible range (``lai.lnb.LAI_RANGE``, the reader's check too); returns it and how many finite
+    layout's plausible range (``lai.pixels.LAI_RANGE``, the reader's check too); returns it and how many finite
     pixels were moved (NaN, nodata, stays)."""
-    from lai.lnb import LAI_RANGE
+    from lai.pixels import LAI_RANGE
 
     low, high = LAI_RANGE
     with np.errstate(invalid="ignore"):

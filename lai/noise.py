@@ -20,8 +20,8 @@ from lai.config import EncodingConfig
 from lai.cube import check_cube_file
 from lai.errors import CubeError
 from lai.facts import EMPTY, N_PIXELS, STRICT_VALID_CLASSES, TEST_SETS
-from lai.lnb import scl_lookup
 from lai.metrics import SUMS, PooledMetrics, triplet_sums
+from lai.pixels import scl_lookup
 
 SHADOW_CLASS = 3
 CHUNK = 64  # triplets read at once

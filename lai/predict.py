@@ -32,7 +32,7 @@ from lai.encode import count_clipped
 from lai.errors import LNBError
 from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, check_outside, output_lock
-from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES
+from lai.pixels import LAI_RANGE, PIXEL_FIX_NOTES
 from lai.products import SOURCE_MEANINGS, SOURCE_OBSERVED, PredictionsFile, gap_fill, gap_fill_std, write_map
 
 # --------------------------------------------------------------------------- inputs
@@ -50,7 +50,7 @@ class Sample:
     date_from: dt.date
     crs: str | None
     transform: tuple | None
-    fixes: dict = field(default_factory=dict)  # lai.lnb.clean_pixels' counts (LNB folders; a cube was cleaned when built)
+    fixes: dict = field(default_factory=dict)  # lai.pixels.clean_pixels' counts (LNB folders; a cube was cleaned when built)
 
 
 class Inputs:

@@ -43,21 +43,9 @@ import numpy as np
 from lai.config import EncodingConfig, PreprocessConfig
 from lai.errors import SceneError
 from lai.io import atomic_path, check_new_folder, memory_shortfall, output_lock
-from lai.lnb import (
-    MASK_DIR,
-    MAX_BAD_SHARE,
-    PIXEL_FIX_NOTES,
-    S1_DIR,
-    S2_DIR,
-    TileName,
-    check_stored,
-    clean_pixels,
-    masked_as_missing,
-    nodata_as_nan,
-    write_series,
-    write_tile,
-)
+from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, TileName, write_series, write_tile
 from lai.manifest import CLEAR_WITHOUT_SCL, Manifest, S1Date, S2Date, read_preprocess_manifest
+from lai.pixels import MAX_BAD_SHARE, PIXEL_FIX_NOTES, check_stored, clean_pixels, masked_as_missing, nodata_as_nan
 from lai.snap import BANDS, BUILTIN, FLAGS, Network, check_reflectance, flag_counts, read_auxdata, snap_product
 
 SUMMARY = "preprocess.json"  # written into the LNB folder: how it was made
@@ -215,7 +203,7 @@ def read_on_grid(path: Path, grid: TileGrid, resampling: str, linear_db: bool = 
     ``linear_db``: the values are dB, resampled in linear power and returned in dB. Missing (NaN in the result,
     left out of the resampling kernel): what GDAL masks (a declared nodata value, a mask band or alpha), what lies
     outside the raster, and ``nodata`` if given. ``bands``: how many bands the raster must have; ``kinds``: the
-    numpy dtype kinds it may have (:func:`lai.lnb.check_stored`, the folder reader's check; a :class:`SceneError`
+    numpy dtype kinds it may have (:func:`lai.pixels.check_stored`, the folder reader's check; a :class:`SceneError`
     or :class:`lai.errors.LNBError` naming it otherwise).
     """
     from rasterio.warp import Resampling, reproject
@@ -299,7 +287,7 @@ def check_inputs(s2: list[S2Date], s1: list[S1Date], scene: TileGrid, cfg: Prepr
 
 def s2_tile(d: S2Date, grid: TileGrid, cfg: PreprocessConfig, network: Network | None = None
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """LAI (H, W), SCL (H, W) as read (float: checked by :func:`lai.lnb.clean_pixels` before any cast) on ``grid``,
+    """LAI (H, W), SCL (H, W) as read (float: checked by :func:`lai.pixels.clean_pixels` before any cast) on ``grid``,
     and SNAP's flags (H, W) when the LAI comes from L2A bands through ``network`` (NaN LAI where any band is no-data)."""
     flags = None
     if d.lai is not None:

@@ -33,8 +33,9 @@ from lai.encode import count_clipped
 from lai.errors import SceneError
 from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, check_outside, memory_shortfall, output_lock
-from lai.lnb import LAI_RANGE, PIXEL_FIX_NOTES, TRIPLET_BYTES_PER_PIXEL, clean_pixels
+from lai.lnb import TRIPLET_BYTES_PER_PIXEL
 from lai.manifest import SHORT_FORM_GONE, load_manifest, read_preprocess_manifest
+from lai.pixels import LAI_RANGE, PIXEL_FIX_NOTES, clean_pixels
 from lai.preprocess import TileGrid, check_inputs, s1_tile, s2_grid, s2_tile, snap_networks, usable_triplets
 from lai.products import (
     GDAL_CACHE_MB,

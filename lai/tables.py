@@ -27,8 +27,8 @@ from lai.facts import (
     WORSE,
     model_title,
 )
-from lai.lnb import scl_lookup
 from lai.metrics import SUMS, paired_difference, seed_mean_rmse
+from lai.pixels import scl_lookup
 
 METRIC_COLUMNS = ("rmse", "rmse_lo", "rmse_hi", RMSE_NORM, "r2", "r2_lo", "r2_hi", N_PIXELS, "rmse_strict",
                   "r2_strict", "truth_rmse_clear", "truth_rmse_cloudy")

@@ -115,7 +115,7 @@ def test_wrong_dtype(lnb, folder, array, expected):
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -0.5, 26.5])
 def test_one_bad_usable_lai_pixel_is_masked_and_counted(lnb, value):
-    """One rule for LAI (lai.lnb.clean_pixels): a usable pixel out of range is missing (NaN, SCL 0), counted."""
+    """One rule for LAI (lai.pixels.clean_pixels): a usable pixel out of range is missing (NaN, SCL 0), counted."""
     from lai.lnb import read_triplet
 
     name = names(lnb)[1][0]

@@ -289,7 +289,7 @@ def test_a_multi_band_lai_or_scl_raster_is_refused(tiny_run, tmp_path, layer):
 
 
 def test_scene_pixels_follow_the_folder_rule(tiny_run, tmp_path):
-    """--scene checks every window as the folder reader does (lai.lnb.clean_pixels): declared nodata is missing,
+    """--scene checks every window as the folder reader does (lai.pixels.clean_pixels): declared nodata is missing,
     a few bad LAI pixels are counted, a file in the wrong units or an SCL beyond 0..11 is refused by name."""
     s1 = np.full((2, 40, 40), -12.0, np.float32)
     s1[:, 5, 5] = -9999

@@ -91,7 +91,7 @@ def test_s1_on_another_grid_is_resampled_in_linear_power_or_refused(tmp_path):
 ])
 def test_preprocess_refuses_what_the_reader_refuses_and_writes_nothing(tmp_path, layer, values, message):
     """LAI in digital numbers, a float SCL of 300 (uint8 would read 44, cloud-free) and linear S1: the same checks
-    as `lai validate` (lai.lnb.clean_pixels), made before the folder is written."""
+    as `lai validate` (lai.pixels.clean_pixels), made before the folder is written."""
     manifest = scene(tmp_path / "scene")
     write_tiff(tmp_path / "scene" / layer, values, crs=UTM, transform=S2_GRID)
     with pytest.raises(LNBError, match=message):

@@ -16,7 +16,7 @@ from matplotlib.patches import Patch
 from lai.config import EncodingConfig
 from lai.facts import POLARISATIONS, SET_TITLES, SPLIT_LABELS, TEST_SETS, TIME_LABELS
 from lai.io import atomic_path
-from lai.lnb import SCL_NAMES, scl_lookup
+from lai.pixels import SCL_NAMES, scl_lookup
 
 LAI_CMAP = "YlGn"
 LAI_VMAX = 6.0

@@ -1,0 +1,173 @@
+"""The one rule for input pixel values, shared by the LNB folder reader (``lai validate``, ``lai cube``,
+``lai predict --data``), scene windows (``lai predict --scene``) and ``lai preprocess``.
+
+:func:`check_stored` refuses what cannot be read as stored (dtype, declared scale or offset);
+:func:`masked_as_missing` and :func:`nodata_as_nan` make masked and nodata pixels missing;
+:func:`clean_pixels` checks SCL classes, LAI range (SNAP's convention) and S1 dB range, refusing a file
+whose units are wrong and counting the pixels it makes missing (:class:`PixelFixes`). Every problem is a
+:class:`lai.errors.LNBError` naming the file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lai.errors import LNBError
+from lai.facts import S1_DB_RANGE
+
+SCL_MAX = 11
+SCL_NAMES = {
+    0: "no data",
+    1: "saturated or defective",
+    2: "dark area / cast shadow",
+    3: "cloud shadow",
+    4: "vegetation",
+    5: "not vegetated",
+    6: "water",
+    7: "unclassified",
+    8: "cloud medium probability",
+    9: "cloud high probability",
+    10: "thin cirrus",
+    11: "snow or ice",
+}
+CLOUD_CLASSES = (8, 9, 10)
+LAI_RANGE = (0.0, 15.0)  # plausible LAI (m2/m2)
+
+
+def scl_lookup(classes) -> np.ndarray:
+    """A table over every byte value, True at the SCL classes ``classes``: ``scl_lookup(classes)[scl]`` is the mask of
+    the pixels whose SCL class is one of them (``scl``: integers 0..255)."""
+    lut = np.zeros(256, bool)
+    lut[list(classes)] = True
+    return lut
+
+
+def check_stored(src, path: Path, kinds: str, expected: str) -> None:
+    """Refuse pixels that cannot be read as stored, for the folder reader and scenes alike (:class:`LNBError` naming
+    ``path``): a dtype whose kind is not one of ``kinds`` (numpy kinds: "f" float, "i" and "u" integer; complex is
+    never read), and a declared scale or offset (the values would be off by it: 10 read for LAI 1.0)."""
+    dtype = np.dtype(src.dtypes[0])
+    if dtype.kind not in kinds:
+        raise LNBError(path, f"has dtype {dtype}; expected {expected}")
+    scaled = [(b, s, o) for b, s, o in zip(src.indexes, src.scales, src.offsets) if (s, o) != (1, 0)]
+    if scaled:
+        b, s, o = scaled[0]
+        raise LNBError(path, f"band {b} declares scale {s:g} / offset {o:g}; lai reads values as stored: write it "
+                             "unscaled (gdal_translate -unscale)")
+
+
+def masked_as_missing(data: np.ma.MaskedArray) -> np.ndarray:
+    """A masked read (``src.read(masked=True)``: GDAL masks a declared nodata value, a mask band or alpha, and
+    outside the raster in a boundless read) as a plain array: masked pixels NaN (missing) in float data, 0 in
+    integer data (SCL class 0, no data); never a value made up."""
+    return np.ma.filled(data, np.nan if data.dtype.kind == "f" else 0)
+
+
+def nodata_as_nan(data: np.ndarray, nodata) -> np.ndarray:
+    """Float ``data`` with its declared ``nodata`` value made NaN (missing data, not a value), in place."""
+    if nodata is not None and data.dtype.kind == "f":
+        data[data == nodata] = np.nan
+    return data
+
+
+def _share(n: int, of: int) -> str:
+    return f"{n} of {of} pixel(s), {100 * n / max(of, 1):.1f} %"
+
+
+@dataclass
+class PixelFixes:
+    """What :func:`clean_pixels` changed, as masks over (time, y, x): count them where wanted."""
+
+    lai_snapped: np.ndarray  # usable LAI in [-0.2, 0) set to 0 (SNAP's convention)
+    lai_masked: np.ndarray  # usable LAI outside [-0.2, 15] or NaN: set to NaN and SCL 0 (no data)
+    s1_masked: np.ndarray  # backscatter outside the dB range or inf (either polarisation): set to NaN
+
+    def counts(self, rows: slice = slice(None), cols: slice = slice(None)) -> dict[str, int]:
+        """Pixel counts of each fix (summed over the dates), within ``rows`` x ``cols``."""
+        return {k: int(getattr(self, k)[:, rows, cols].sum()) for k in ("lai_snapped", "lai_masked", "s1_masked")}
+
+
+PIXEL_FIX_NOTES = {
+    "lai_snapped": "usable S2 LAI pixels in [-0.2, 0) set to 0 (SNAP's convention)",
+    "lai_masked": "usable S2 LAI pixels outside [-0.2, 15] or NaN, treated as missing (SCL 0)",
+    "s1_masked": "S1 pixels with a backscatter value outside the plausible dB range (or inf), treated as missing",
+}
+
+
+def pixel_fix_lines(counts: dict[str, int], indent: str = "") -> list[str]:
+    """One line per non-zero count of :func:`clean_pixels`' fixes."""
+    return [f"{indent}{counts[k]} {PIXEL_FIX_NOTES[k]}" for k in PIXEL_FIX_NOTES if counts.get(k)]
+
+
+MAX_BAD_SHARE = 0.05  # a file is refused when more than this share of its checked pixels is out of range
+LAI_SNAP_TOLERANCE = 0.2  # SNAP writes network outputs in [-0.2, 0) as 0
+LINEAR_SHARE = 0.5  # S1 is linear power, not dB, when more than this share of its finite values lies in [0, 1]
+
+
+def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes, files,
+                 max_bad_share: float = MAX_BAD_SHARE) -> tuple[np.ndarray, PixelFixes]:
+    """The one rule for pixel values, for folders, cubes, predictions and scenes; arrays time first.
+
+    - SCL must hold classes 0..11 (checked before any cast); returned as uint8.
+    - LAI is checked only where the SCL marks the pixel usable (``valid_classes``): elsewhere the model
+      masks it anyway, so its values are kept as they are. On usable pixels, SNAP's convention: values in
+      [-0.2, 0) become 0; values below -0.2, above ``LAI_RANGE``'s 15, or NaN become missing (NaN, SCL 0).
+    - S1 in dB: NaN is missing radar; values outside ``S1_DB_RANGE`` (inf included) become NaN too; a
+      file with most values (over :data:`LINEAR_SHARE`) in [0, 1] is linear power and refused (dB: medians
+      about -10 to -20).
+    - A file is refused (:class:`LNBError` naming it) when more than ``max_bad_share`` of its checked
+      pixels are out of range: the units are wrong, not a few pixels.
+
+    ``files``: per date, the (s1, lai, scl) file names that errors name. ``s1`` and ``lai`` are changed
+    in place; returns (scl as uint8, :class:`PixelFixes`).
+    """
+    low, high = LAI_RANGE
+    valid_lut = scl_lookup(valid_classes)
+    scl_out = np.empty(scl.shape, np.uint8)
+    fixes = PixelFixes(*(np.zeros(lai.shape, bool) for _ in range(3)))
+    for k, (s1_file, lai_file, scl_file) in enumerate(files):
+        if scl.dtype.kind == "f":  # a float raster read as SCL: classes are whole numbers (NaN: no data, class 0)
+            fractional = np.isfinite(scl[k]) & (scl[k] != np.round(scl[k]))
+            if fractional.any():
+                raise LNBError(scl_file, f"holds fractional SCL value(s) such as {float(scl[k][fractional][0]):g}; "
+                                         "expected classes 0..11 (is it the scene classification raster?)")
+        bad_scl = (scl[k] < 0) | (scl[k] > SCL_MAX)
+        if bad_scl.any():
+            shown = [int(v) if float(v).is_integer() else float(v) for v in np.unique(scl[k][bad_scl])[:5]]
+            raise LNBError(scl_file, f"holds SCL value(s) {shown} outside 0..11")
+        scl_out[k] = scl[k]
+        usable = valid_lut[scl_out[k]]
+        values = lai[k]
+        with np.errstate(invalid="ignore"):
+            snapped = usable & (values >= low - LAI_SNAP_TOLERANCE) & (values < low)
+            masked = usable & ~((values >= low - LAI_SNAP_TOLERANCE) & (values <= high))
+        if masked.sum() > max_bad_share * max(int(usable.sum()), 1):
+            worst = values[masked & np.isfinite(values)]
+            example = f"values such as {worst.flat[np.argmax(np.abs(worst))]:g}" if worst.size else "NaN/inf (nodata or masked)"
+            raise LNBError(lai_file, f"has {_share(int(masked.sum()), int(usable.sum()))} of its usable pixels "
+                                     f"(SCL {list(valid_classes)}) outside the plausible LAI range [{low:g}, {high:g}]: "
+                                     f"{example} (wrong units, or undeclared nodata?)")
+        values[snapped] = low
+        values[masked] = np.nan
+        scl_out[k][masked] = 0
+        fixes.lai_snapped[k], fixes.lai_masked[k] = snapped, masked
+        present = ~np.isnan(s1[k])  # NaN: missing radar (swath edge, nodata)
+        finite = s1[k][np.isfinite(s1[k])]
+        in_unit = np.count_nonzero((finite >= 0) & (finite <= 1))
+        if in_unit > LINEAR_SHARE * finite.size:  # most values, so that a few bright pixels do not hide it
+            share = ("every backscatter value", f"max {finite.max():g}") if in_unit == finite.size else \
+                (f"{100 * in_unit / finite.size:.0f} % of its backscatter values", f"median {np.median(finite):g}")
+            raise LNBError(s1_file, f"has {share[0]} in [0, 1] ({share[1]}): linear power, not dB; convert with "
+                                    "10*log10 (or an undeclared nodata 0: declare it)")
+        with np.errstate(invalid="ignore"):
+            out = present & ~((s1[k] >= S1_DB_RANGE[0]) & (s1[k] <= S1_DB_RANGE[1]))
+        if out.sum() > max_bad_share * max(int(present.sum()), 1):
+            worst = s1[k][out]
+            raise LNBError(s1_file, f"has {_share(int(out.sum()), int(present.sum()))} of its backscatter values outside "
+                                    f"the plausible range [{S1_DB_RANGE[0]:g}, {S1_DB_RANGE[1]:g}] dB: values such as "
+                                    f"{worst.flat[np.argmax(np.abs(worst))]:g} (wrong units, or undeclared nodata?)")
+        s1[k][out] = np.nan
+        fixes.s1_masked[k] = out.any(axis=0)
+    return scl_out, fixes
