@@ -37,8 +37,22 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def cpu_model() -> str:
+    """The processor's name (Linux: /proc/cpuinfo's "model name"), or what the platform says."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def environment() -> dict:
-    """lai version, git revision (and whether the tree had uncommitted changes), Python, packages, device."""
+    """lai version, git revision (and whether the tree had uncommitted changes), Python, packages, device, and
+    the CPU with the vector kernels torch picked on it (trained weights differ in their last digits between CPUs
+    whose kernels differ, e.g. AVX2 against AVX-512, and so do the metrics of a retrained model)."""
     import torch
 
     rev, dirty = git_revision()
@@ -50,4 +64,7 @@ def environment() -> dict:
         "platform": platform.platform(),
         "packages": package_versions(),
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)",
+        "cpu": cpu_model(),
+        "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
     }

@@ -505,6 +505,9 @@ def test_run_folder_records_configuration_and_provenance(pipeline_runs):
     assert yaml.safe_load((run_a / "profile.yaml").read_text()) == load_profile("tiny").to_dict()
     prov = json.loads((run_a / "provenance.json").read_text())
     assert {"lai_version", "git_revision", "git_dirty", "python", "packages", "device", "data_fingerprint"} <= set(prov)
+    # the CPU and the kernels torch chose on it: retrained models differ in their last digits between them
+    assert prov["cpu"] and isinstance(prov["cpu_kernels"], str) and prov["cpu_kernels"]
+    assert prov["torch_threads"] >= 1
     assert prov["packages"]["torch"] and prov["packages"]["rasterio"] != "not installed"
     fingerprint = json.loads((run_a / "data.json").read_text())["fingerprint"]
     assert prov["data_fingerprint"] == fingerprint and len(fingerprint) == 64
