@@ -24,9 +24,13 @@ os.environ.setdefault("LAI_DATA_ROOT", os.path.join(_tmp, "data"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 # numbers the notebooks display are compared to 3 decimals, so their kernels compute the same way everywhere:
 # one thread (no parallel reductions), and the AVX2 kernels of torch's ATen, oneDNN and MKL also on a CPU that
-# has more (AVX-512), so that a machine of another generation sums in the same order
+# has more (AVX-512), so that a machine of another generation sums in the same order. numpy dispatches its
+# math functions by CPU too: with its AVX-512 kernels the simulated data differ in the last bits (the data
+# fingerprint the notebooks show changed on an AVX-512 machine, 2026-12-04), so those are switched off as well
+# (names of numpy 2 and of numpy 1; a name the CPU or numpy lacks is ignored)
+_NUMPY_AVX512 = "X86_V4 AVX512_ICL AVX512_SPR AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL"
 for _name, _value in {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2",
-                      "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}.items():
+                      "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2", "NPY_DISABLE_CPU_FEATURES": _NUMPY_AVX512}.items():
     os.environ[_name] = _value
 if "LAI_RUN_DIR" not in os.environ:  # the notebooks' parameter run_dir: a folder whose profile.yaml says tiny
     from lai.run_folder import open_run_folder
