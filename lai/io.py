@@ -263,8 +263,8 @@ def _claim(folder: str | Path, signature: str | None) -> bool:
 def _is_mark(mark: Path) -> bool:
     """Whether ``mark`` holds what lai writes into a folder marker (read at most a few hundred bytes)."""
     try:
-        with open(mark, "rb") as f:
-            return f.read(len(FOLDER_MARK_TEXT) + 1) == FOLDER_MARK_TEXT.encode()
+        with open(mark, "rb") as f:  # CRLF line ends too: a git checkout with core.autocrlf
+            return f.read(len(FOLDER_MARK_TEXT) + 2).replace(b"\r\n", b"\n") == FOLDER_MARK_TEXT.encode()
     except OSError:
         return False
 

@@ -1,11 +1,12 @@
 """lai publish: a finished run's report, tables, figures and configuration copied to a folder kept in git."""
 import json
 import os
+from pathlib import Path
 
 import pytest
 
 from lai.cli import main
-from lai.io import ForeignOutputError
+from lai.io import FOLDER_MARK_TEXT, ForeignOutputError
 from lai.report.inputs import ReportError
 from lai.report.publish import publish
 
@@ -166,3 +167,13 @@ def test_publish_replaces_and_deletes_only_what_an_earlier_publish_recorded(tmp_
     (dest / ".lai-published").write_text("[1, 2]")
     with pytest.raises(ReportError, match=r"\.lai-published .*expected an object|not the list of files"):
         publish(run, dest, "make reference")
+
+
+def test_a_marker_with_crlf_line_ends_is_lais(tmp_path):
+    """A git checkout with core.autocrlf turned reports/reference's marker to CRLF: publish refused the folder."""
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    publish(run, dest, "make reference")
+    (dest / ".lai-folder").write_bytes(FOLDER_MARK_TEXT.replace("\n", "\r\n").encode())
+    publish(run, dest, "make reference")
+    attributes = (Path(__file__).resolve().parent.parent / ".gitattributes").read_text().split("\n")
+    assert ".lai-folder -text" in attributes and ".lai-published -text" in attributes
