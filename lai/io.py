@@ -263,8 +263,8 @@ def _claim(folder: str | Path, signature: str | None) -> bool:
 def _is_mark(mark: Path) -> bool:
     """Whether ``mark`` holds what lai writes into a folder marker (read at most a few hundred bytes)."""
     try:
-        with open(mark, "rb") as f:
-            return f.read(len(FOLDER_MARK_TEXT) + 1) == FOLDER_MARK_TEXT.encode()
+        with open(mark, "rb") as f:  # CRLF line ends too: a git checkout with core.autocrlf
+            return f.read(len(FOLDER_MARK_TEXT) + 2).replace(b"\r\n", b"\n") == FOLDER_MARK_TEXT.encode()
     except OSError:
         return False
 
@@ -356,17 +356,24 @@ LARGE_RECORD_BYTES = 256 * 2**20  # executed notebooks, figures, report.pdf (a f
 
 
 @contextlib.contextmanager
-def open_record(path: Path, error: type[Exception], recover: str):
-    """``path`` open for binary reading once it proved a regular file (or a link to one), else ``error`` naming it,
-    what was expected and ``recover`` (how to get a good one). A FIFO or a device is refused before it is read
-    (opened non-blocking and checked again with fstat), so it can neither hang lai nor fill its memory."""
+def open_record(path: Path, error: type[Exception], recover: str, follow: bool = True):
+    """``path`` open for binary reading once it proved a regular file (or, with ``follow``, a link to one), else
+    ``error`` naming it, what was expected and ``recover`` (how to get a good one). A FIFO or a device is refused
+    before it is read (opened non-blocking and checked again with fstat), so it can neither hang lai nor fill its
+    memory; without ``follow`` a symbolic link is refused too, never opened."""
     special = f"{path} is not a regular file (a folder, FIFO or device?); expected the file lai writes; {recover}"
+    link = f"{path} is not a regular file but a symbolic link, which lai does not follow here: put the file itself there"
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise error(special)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        mode = os.stat(path, follow_symlinks=follow).st_mode
+        if not stat.S_ISREG(mode):
+            raise error(link if stat.S_ISLNK(mode) else special)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW))
     except FileNotFoundError:
         raise error(f"{path} does not exist; {recover}") from None
+    except OSError as err:
+        if err.errno != errno.ELOOP:  # a link put there after the look
+            raise
+        raise error(link) from None
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between the two looks
             raise error(special)

@@ -1,13 +1,18 @@
 """lai publish: a finished run's report, tables, figures and configuration copied to a folder kept in git."""
 import json
 import os
+import re
+import warnings
+from pathlib import Path
 
 import pytest
 
 from lai.cli import main
-from lai.io import ForeignOutputError
+from lai.io import FOLDER_MARK_TEXT, ForeignOutputError, claim_folder
 from lai.report.inputs import ReportError
 from lai.report.publish import publish
+
+PNG = b"\x89PNG\r\n\x1a\n"  # the PNG signature
 
 
 def _run(tmp_path, tables=("table1", "comparisons", "training")):
@@ -19,7 +24,7 @@ def _run(tmp_path, tables=("table1", "comparisons", "training")):
     (run / "provenance.json").write_text(json.dumps({"git_revision": "abc123", "git_dirty": False, "device": "CPU (2 cores)"}))
     for t in tables:
         (run / "tables" / f"{t}.csv").write_text("row,seconds\ns1,1500\nfinal,2100\n" if t == "training" else "set\nnon_cloudy\n")
-    (run / "figures" / "density.png").write_bytes(b"png")
+    (run / "figures" / "density.png").write_bytes(PNG + b"png")
     (run / "runs" / "final" / "model.pt").write_bytes(b"weights")
     (run / "notebooks" / "02_training.ipynb").write_text(json.dumps({"metadata": {"papermill": {"duration": 61.4}}}))
     return run
@@ -142,27 +147,163 @@ def test_publish_replaces_and_deletes_only_what_an_earlier_publish_recorded(tmp_
     run, dest = _run(tmp_path), tmp_path / "reference"
     publish(run, dest, "make reference")
     assert "tables/table1.csv" in json.loads((dest / ".lai-published").read_text())["files"]
-    (dest / "tables" / "mine.csv").write_text("my analysis")
-    (dest / "NOTES.md").write_text("notes")  # outside tables/ and figures/: never touched
+    (dest / "tables" / "splits.csv").write_text("my analysis")
+    (dest / "NOTES.md").write_text("notes")  # outside what publish writes: never touched
     before = _digest(dest)
-    with pytest.raises(ForeignOutputError, match=r"reference holds tables/mine.csv, which no earlier lai publish wrote"):
+    with pytest.raises(ForeignOutputError, match=r"reference holds tables/splits.csv, which no earlier lai publish wrote"):
         publish(run, dest, "make reference")
-    (run / "tables" / "mine.csv").write_text("the run's")  # the run has one of that name now: still the user's file
-    with pytest.raises(ForeignOutputError, match="tables/mine.csv, which no earlier lai publish wrote"):
+    (run / "tables" / "splits.csv").write_text("the run's")  # the run has one of that name now: still the user's file
+    with pytest.raises(ForeignOutputError, match="tables/splits.csv, which no earlier lai publish wrote"):
         publish(run, dest, "make reference")
     assert _digest(dest) == before
-    (dest / "tables" / "mine.csv").unlink()
+    (dest / "tables" / "splits.csv").unlink()
     (run / "tables" / "comparisons.csv").unlink()
     publish(run, dest, "make reference")  # what the record lists is lai's: replaced, or deleted when the run lacks it
-    assert (dest / "tables" / "mine.csv").read_text() == "the run's" and not (dest / "tables" / "comparisons.csv").exists()
+    assert (dest / "tables" / "splits.csv").read_text() == "the run's" and not (dest / "tables" / "comparisons.csv").exists()
     assert (dest / "NOTES.md").read_text() == "notes"
-    # a folder published before the record existed: files the run also has count as lai's, others are refused
-    (dest / ".lai-published").unlink()
+    # a record of an earlier lai (written last, without "finished", nor README.md in its list) still proves README.md lai's
+    files = [name for name in json.loads((dest / ".lai-published").read_text())["files"] if name != "README.md"]
+    (dest / ".lai-published").write_text(json.dumps({"files": files}))
     publish(run, dest, "make reference")
-    (dest / ".lai-published").unlink()
-    (dest / "figures" / "old.png").write_bytes(b"png")
-    with pytest.raises(ForeignOutputError, match="figures/old.png, which no earlier lai publish wrote"):
-        publish(run, dest, "make reference")
     (dest / ".lai-published").write_text("[1, 2]")
     with pytest.raises(ReportError, match=r"\.lai-published .*expected an object|not the list of files"):
         publish(run, dest, "make reference")
+
+
+def _refused(capsys, argv, pattern):
+    """``lai publish ...`` refused: exit 2 and one line ``lai publish: error: ...`` matching ``pattern``."""
+    assert main(["publish", *map(str, argv)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.match(r"lai publish: error: .*" + pattern, err), err
+
+
+def test_publish_refuses_another_lai_folder(tmp_path, capsys):
+    """A run folder before its tables (lai's marker, profile.yaml, data.json): publish replaced its profile.yaml and
+    added its own files. A folder with lai's marker but no publish record is refused, named with what it holds."""
+    run, other = _run(tmp_path), tmp_path / "other"
+    claim_folder(other, None)
+    (other / "profile.yaml").write_text("name: other\n")
+    (other / "data.json").write_text("{}")
+    before = _digest(other)
+    _refused(capsys, [run, other], r"other holds data\.json, profile\.yaml but no \.lai-published: it is a folder lai made")
+    assert _digest(other) == before
+    (other / "profile.yaml").unlink()
+    (other / "data.json").unlink()
+    publish(run, other, "make reference")  # nothing but the marker: as good as empty
+
+
+def test_publish_refuses_a_top_level_file_it_did_not_record(tmp_path, capsys):
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    publish(run, dest, "make reference")
+    record = json.loads((dest / ".lai-published").read_text())
+    assert "README.md" in record["files"] and record["finished"] is True
+    record["files"].remove("profile.yaml")
+    (dest / ".lai-published").write_text(json.dumps(record))
+    (dest / "profile.yaml").write_text("mine")
+    before = _digest(dest)
+    _refused(capsys, [run, dest], r"reference holds profile\.yaml, which no earlier lai publish wrote there")
+    assert _digest(dest) == before
+
+
+@pytest.mark.parametrize("path, make, message", [
+    ("tables/table1.csv", lambda p, secret: p.symlink_to(secret), r"table1\.csv is not a regular file but a symbolic link"),
+    ("report.json", lambda p, secret: p.symlink_to(secret), r"report\.json is not a regular file but a symbolic link"),
+    ("tables/notes.csv", lambda p, secret: p.write_text("mine"), r"holds tables/notes\.csv, not in the run folder's schema"),
+    ("figures/zz.png", lambda p, secret: p.write_bytes(PNG), r"holds figures/zz\.png, not in the run folder's schema"),
+    ("figures/density.png", lambda p, secret: p.write_text("hostname"), r"density\.png does not start with the PNG signature"),
+])
+def test_publish_copies_only_the_schemas_regular_files(tmp_path, capsys, path, make, message):
+    """A link to a mode-600 secret at a table's name was copied, mode 644, into the folder kept in git; any *.csv or
+    *.png was published, PNG or not. Now links are refused (never opened), and so are other names and non-PNGs."""
+    run, dest, secret = _run(tmp_path), tmp_path / "reference", tmp_path / "secret.txt"
+    secret.write_text("SECRET=hunter2")
+    secret.chmod(0o600)
+    (run / path).unlink(missing_ok=True)
+    make(run / path, secret)
+    _refused(capsys, [run, dest], message)
+    assert not dest.exists()
+
+
+def test_publish_refuses_more_than_its_size_limit_before_reading(tmp_path, capsys, monkeypatch):
+    """Twelve sparse 250 MB files took 3 GB of memory and wrote 3 GB: publish now adds up the sizes first."""
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    for name in ("density", "sample_maps", "s1_vs_lai"):
+        with open(run / "figures" / f"{name}.png", "wb") as f:
+            f.write(PNG)
+            f.truncate(250 * 2**20)  # sparse: nothing on disk
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self} read whole"))
+    _refused(capsys, [run, dest], r"the files to publish hold 786,4\d\d,\d\d\d bytes \(the largest, figures/\w+\.png, "
+             r"262,144,000\), more than the 536,870,912")
+    assert not dest.exists()
+
+
+def test_an_interrupted_publish_leaves_a_record_the_next_one_reads(tmp_path, monkeypatch):
+    """Killed after a few files, publish left them unrecorded (the record came last): the next publish refused them
+    as a user's. Now the record, written first and marked unfinished, lists them."""
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    publish(run, dest, "make reference")
+    (run / "figures" / "learning_curves.png").write_bytes(PNG)
+    copied = []
+
+    def killed(src, dst, *args):
+        if copied:
+            raise KeyboardInterrupt
+        copied.append(dst.write(src.read()))
+
+    import lai.report.publish as pub
+
+    monkeypatch.setattr(pub.shutil, "copyfileobj", killed)
+    with pytest.raises(KeyboardInterrupt):
+        publish(run, dest, "make reference")
+    monkeypatch.undo()
+    record = json.loads((dest / ".lai-published").read_text())
+    assert record["finished"] is False and "figures/learning_curves.png" in record["files"]
+    (run / "figures" / "learning_curves.png").unlink()
+    publish(run, dest, "make reference")  # the unfinished record's files are lai's: replaced or deleted
+    assert not (dest / "figures" / "learning_curves.png").exists()
+    assert json.loads((dest / ".lai-published").read_text())["finished"] is True
+
+
+def test_provenance_strings_reach_readme_md_as_plain_short_text(tmp_path):
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    (run / "provenance.json").write_text(json.dumps({"git_revision": "abc\x1b[2J\x07\n\n# Injected heading\n",
+                                                     "device": "x" * 100_000, "platform": ["a", "list"], "git_dirty": "no"}))
+    publish(run, dest, "make reference")
+    index = (dest / "README.md").read_text()
+    assert len(index) < 2000 and not any(c in index for c in "\x1b\x07") and "\n# Injected" not in index
+    assert "git revision abc[2J# Injected heading on xxx" in index and "..., ?;" in index and "uncommitted" not in index
+
+
+@pytest.mark.parametrize("duration", ["1e999", -5, "nan", True])
+def test_notebook_durations_must_be_finite_seconds(tmp_path, capsys, duration):
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    (run / "notebooks" / "02_training.ipynb").write_text(json.dumps({"metadata": {"papermill": {"duration": duration}}}))
+    _refused(capsys, [run, dest], r"02_training\.ipynb: papermill's duration is .*, not a number of seconds \(0 to ")
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize("seconds", ["1e308", "lots", "-5"])
+def test_training_seconds_that_are_no_durations_show_as_unknown(tmp_path, capsys, seconds):
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    (run / "tables" / "training.csv").write_text(f"row,seconds\ns1,{seconds}\nfinal,1e308\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warning on stderr
+        publish(run, dest, "make reference")
+    assert "Training time: unknown (tables/training.csv, `seconds`" in (dest / "README.md").read_text()
+
+
+def test_an_unreadable_record_says_what_helps(tmp_path, capsys):
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    publish(run, dest, "make reference")
+    (dest / ".lai-published").write_text("[1, 2")
+    _refused(capsys, [run, dest], r"\.lai-published is not readable JSON \(.*\); remove the folder .* or publish elsewhere$")
+
+
+def test_a_marker_with_crlf_line_ends_is_lais(tmp_path):
+    """A git checkout with core.autocrlf turned reports/reference's marker to CRLF: publish refused the folder."""
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    publish(run, dest, "make reference")
+    (dest / ".lai-folder").write_bytes(FOLDER_MARK_TEXT.replace("\n", "\r\n").encode())
+    publish(run, dest, "make reference")
+    attributes = (Path(__file__).resolve().parent.parent / ".gitattributes").read_text().split("\n")
+    assert ".lai-folder -text" in attributes and ".lai-published -text" in attributes

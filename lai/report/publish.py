@@ -3,55 +3,93 @@ without cubes, weights or executed notebooks: ``reports/reference/`` holds the `
 (``make reference``)."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import math
+import os
+import shutil
 from pathlib import Path
+from typing import BinaryIO
 
+from lai.errors import shorten
+from lai.facts import FIGURES, TABLES
 from lai.io import (
+    FOLDER_MARK,
     LARGE_RECORD_BYTES,
-    RECORD_BYTES,
     ForeignOutputError,
-    atomic_write_bytes,
+    atomic_path,
     atomic_write_text,
     check_outside,
+    is_partial,
+    open_record,
     output_lock,
     own_subfolder,
     read_csv_record,
-    read_record,
+    read_json_record,
 )
 from lai.report.inputs import RERUN, ReportError, read_json
 
-# what is published: files at the run folder's top, and the files of its subfolders matching a pattern
+# what is published: files at the run folder's top, and the schema's tables and figures (lai.facts), no other file
 PUBLISHED_FILES = ("report.pdf", "report.json", "profile.yaml", "provenance.json")
 PUBLISHED_GLOBS = (("tables", "*.csv"), ("figures", "*.png"))
+SCHEMA = {f"tables/{name}.csv" for name in TABLES} | {f"figures/{name}.png" for name in FIGURES}
+PUBLISH_BYTES = 512 * 2**20  # all files together: a folder kept in git (reports/reference holds about 7 MB)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_SECONDS = 10**9  # a notebook's or a training stage's duration: about 30 years
 INDEX = "README.md"
-RECORD = ".lai-published"  # the files the last publish wrote (JSON, "files": relative paths): the only ones it replaces
+# the files publish wrote (JSON, "files": relative paths), the only ones it replaces, and "finished": false while it
+# writes them (the record is written first, listing what was there and what comes, so an interrupted publish leaves
+# nothing unrecorded)
+RECORD = ".lai-published"
+ELSEWHERE = "remove the folder (or the files lai published there) by hand, or publish elsewhere"
+
+
+def _few(names: list[str]) -> str:
+    """Up to five ``names``, and how many more."""
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _found(folder: Path) -> list[str]:
+    """The tables/*.csv and figures/*.png in ``folder`` (relative names), without lai's hidden partial leftovers."""
+    return [str(p.relative_to(folder)) for sub, pattern in PUBLISHED_GLOBS for p in sorted((folder / sub).glob(pattern))
+            if not is_partial(p)]
 
 
 def _earlier(dest: Path) -> list[str] | None:
-    """The files an earlier publish into ``dest`` wrote (its record), or None where none recorded them (a new folder,
-    or one published before the record existed)."""
+    """The files an earlier publish into ``dest`` wrote or was writing (its record), or None where there is no record.
+    A record of an earlier lai (no "finished", written last) implies the README.md written before it."""
     path = dest / RECORD
     if not (path.exists() or path.is_symlink()):
         return None
-    record = (read_json(path) or {}).get("files") if path.is_file() and not path.is_symlink() else None
-    if not isinstance(record, list) or not all(isinstance(name, str) for name in record):
-        raise ReportError(f"{path} is not the list of files lai publish writes there; remove the folder's results by "
-                          "hand, or publish elsewhere")
-    return record
+    record = read_json_record(path, ReportError, ELSEWHERE) if path.is_file() and not path.is_symlink() else None
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+        raise ReportError(f"{path} is not the list of files lai publish writes there; {ELSEWHERE}")
+    return files if "finished" in record else [*files, INDEX]
 
 
-def _foreign(dest: Path, ours: set[str], earlier: list[str] | None) -> list[str]:
-    """Files in ``dest``'s tables/ and figures/ that this publish would replace or delete but no earlier publish
-    recorded writing: a user's. Without a record (published before it existed), files this run also has count as
-    lai's, as they were then treated."""
-    found = [str(p.relative_to(dest)) for sub, pattern in PUBLISHED_GLOBS for p in sorted((dest / sub).glob(pattern))]
-    return [name for name in found if name not in (earlier or ()) and (earlier is not None or name not in ours)]
+def _check_dest(dest: Path, earlier: list[str] | None) -> None:
+    """Refuse ``dest`` unless each file there that publish replaces or deletes is in the record of an earlier publish.
+    Without a record ``dest`` may hold nothing but lai's marker: another folder lai made (a run folder, a training
+    stage) holds that marker too."""
+    held = sorted(p.name for p in dest.iterdir() if p.name != FOLDER_MARK)
+    if earlier is None and held:
+        raise ForeignOutputError(f"{dest} holds {_few(held)} but no {RECORD}: it is a folder lai made for something "
+                                 "else (a run folder or a training stage?), not one lai publish wrote; publish into a "
+                                 "new or empty folder")
+    for sub, _ in PUBLISHED_GLOBS:  # never through a link: files there are deleted and replaced
+        own_subfolder(dest, sub)
+    foreign = [name for name in [*(n for n in (*PUBLISHED_FILES, INDEX) if n in held), *_found(dest)]
+               if name not in (earlier or ())]
+    if foreign:
+        raise ForeignOutputError(f"{dest} holds {_few(foreign)}, which no earlier lai publish wrote there; lai replaces "
+                                 "and deletes only its own files: move them, or publish elsewhere")
 
 
 def _durations(run_dir: Path) -> dict[str, float]:
     """Seconds each executed notebook took (papermill's record in notebooks/*.ipynb); a notebook or a duration
-    that cannot be read is a ReportError naming the notebook."""
+    that cannot be read (not a number from 0 to MAX_SECONDS) is a ReportError naming the notebook."""
     out = {}
     for nb in sorted((run_dir / "notebooks").glob("*.ipynb")):
         meta = read_json(nb, LARGE_RECORD_BYTES).get("metadata")
@@ -60,10 +98,13 @@ def _durations(run_dir: Path) -> dict[str, float]:
         if seconds is None:
             continue
         try:
-            out[nb.name] = float(seconds)
+            value = math.nan if isinstance(seconds, bool) else float(seconds)
         except (TypeError, ValueError):
-            raise ReportError(f"{nb}: papermill's duration is {str(seconds)[:40]!r}, not a number of seconds; rerun the "
-                              "pipeline (lai run)") from None
+            value = math.nan
+        if not 0 <= value <= MAX_SECONDS:  # NaN and inf included
+            raise ReportError(f"{nb}: papermill's duration is {str(seconds)[:40]!r}, not a number of seconds (0 to "
+                              f"{MAX_SECONDS:,.0f}); rerun the pipeline (lai run)")
+        out[nb.name] = value
     return out
 
 
@@ -75,26 +116,69 @@ def _training_time(run_dir: Path) -> str:
     path = run_dir / "tables" / "training.csv"
     try:
         stages = read_csv_record(path, ReportError, RERUN)
-        total = float(pd.to_numeric(stages["seconds"], errors="coerce").sum())
+        seconds = pd.to_numeric(stages["seconds"], errors="coerce")
     except (ReportError, KeyError):
         return "Training time: tables/training.csv has no `seconds` column."
-    return (f"The {len(stages)} training stages took {total / 60:.0f} min when they were trained (tables/training.csv, "
-            "`seconds`); a rerun reuses trained stages, so the notebook times below count only what that invocation did.")
+    if not seconds.between(0, MAX_SECONDS).all():  # text, NaN, negative or huge: no sum (nor numpy's overflow warning)
+        return f"Training time: unknown (tables/training.csv, `seconds`, holds values that are not 0 to {MAX_SECONDS:,.0f})."
+    return (f"The {len(stages)} training stages took {float(seconds.sum()) / 60:.0f} min when they were trained "
+            "(tables/training.csv, `seconds`); a rerun reuses trained stages, so the notebook times below count only "
+            "what that invocation did.")
 
 
-def _read_sources(run_dir: Path) -> dict[Path, bytes]:
-    """The contents of every file publish copies from ``run_dir``, each checked as a run-folder record (a regular
-    file under its size limit), so that a bad one is refused before anything is copied."""
-    sources = [run_dir / name for name in PUBLISHED_FILES]
-    sources += [p for sub, pattern in PUBLISHED_GLOBS for p in sorted((run_dir / sub).glob(pattern))]
-    return {src: read_record(src, ReportError, RERUN, LARGE_RECORD_BYTES if src.suffix in (".pdf", ".png") else RECORD_BYTES)
-            for src in sources}
+def _open_sources(run_dir: Path, stack: contextlib.ExitStack) -> dict[str, BinaryIO]:
+    """Every file publish copies from ``run_dir`` (relative name: open file), refused before anything is read or
+    copied unless it is a regular file (no link is followed), a name of the run folder's schema, a PNG where a
+    figure, and all together within PUBLISH_BYTES."""
+    names = [*PUBLISHED_FILES, *_found(run_dir)]
+    files = {name: stack.enter_context(open_record(run_dir / name, ReportError, RERUN, follow=False)) for name in names}
+    unknown = [name for name in names if name not in (*PUBLISHED_FILES, *SCHEMA)]
+    if unknown:
+        raise ReportError(f"{run_dir} holds {_few(unknown)}, not in the run folder's schema (lai.facts: TABLES, FIGURES); "
+                          "lai publish copies only the run's own tables and figures: move the others out of the run folder")
+    sizes = {name: os.fstat(f.fileno()).st_size for name, f in files.items()}
+    if sum(sizes.values()) > PUBLISH_BYTES:
+        largest = max(sizes, key=sizes.get)
+        raise ReportError(f"{run_dir}: the files to publish hold {sum(sizes.values()):,} bytes (the largest, {largest}, "
+                          f"{sizes[largest]:,}), more than the {PUBLISH_BYTES:,} a folder kept in git may have (lai's are a few MB): "
+                          "check those files")
+    bad = next((name for name in names if name.endswith(".png") and files[name].read(8) != PNG_SIGNATURE), None)
+    if bad:
+        raise ReportError(f"{run_dir / bad} does not start with the PNG signature, expected a PNG image; {RERUN}")
+    for f in files.values():
+        f.seek(0)
+    return files
+
+
+def _plain(value) -> str:
+    """A provenance.json string as README.md shows it: printable characters only (no escapes, no new line), at most
+    200; "?" for anything else (absent, a number, a list)."""
+    return shorten("".join(c for c in value if c.isprintable()), 200) if isinstance(value, str) else "?"
+
+
+def _index(run_dir: Path, command: str, prov: dict, seconds: dict[str, float]) -> str:
+    """README.md of the published folder: ``command`` that regenerates it, when and on what machine, the times."""
+    lines = [f"# Reference results: the `{_plain(run_dir.name)}` run", "",
+             f"Regenerate with `{command}` (then commit this folder). Published {dt.date.today().isoformat()}; run "
+             f"at git revision {_plain(prov.get('git_revision'))}{' (with uncommitted changes)' if prov.get('git_dirty') is True else ''} "
+             f"on {_plain(prov.get('device'))}, {_plain(prov.get('platform'))}; package versions in provenance.json.",
+             "", _training_time(run_dir), "",
+             "Notebook | seconds (this invocation)", "--- | ---", *[f"{name} | {s:.0f}" for name, s in seconds.items()],
+             f"all | {sum(seconds.values()):.0f}", "",
+             "report.pdf is the report; tables/ and figures/ are the run's, as the report read them. No cubes, "
+             "weights or executed notebooks are kept here."]
+    return "\n".join(lines) + "\n"
+
+
+def _record(dest: Path, files: list[str], finished: bool) -> None:
+    """Write ``dest``'s :data:`RECORD`."""
+    atomic_write_text(dest / RECORD, json.dumps({"files": sorted(files), "finished": finished}, indent=1) + "\n")
 
 
 def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
-    """Copy the results of ``run_dir`` into ``dest`` (a folder lai made, or a new one), replacing what an earlier
-    publish wrote there, and write ``dest/README.md``: the ``command`` that made the run, when and on what machine
-    (provenance.json), and how long each notebook took."""
+    """Copy the results of ``run_dir`` into ``dest`` (new or empty, or one lai published into before), replacing what
+    an earlier publish wrote there, and write ``dest/README.md``: the ``command`` that made the run, when and on what
+    machine (provenance.json), and how long each notebook took."""
     run_dir, dest = Path(run_dir), Path(dest)
     missing = [name for name in PUBLISHED_FILES if not (run_dir / name).is_file()]
     if missing:
@@ -103,31 +187,20 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
     if run_dir.resolve().is_relative_to(dest.resolve()):
         raise ForeignOutputError(f"{run_dir} lies inside the destination {dest}; publish into a folder outside the run")
     prov, seconds = read_json(run_dir / "provenance.json"), _durations(run_dir)  # read before anything is copied
-    contents = _read_sources(run_dir)
-    with output_lock(dest, folder=None):  # lai's marker, or a new or empty folder: a README.md alone proves nothing
-        for sub, _ in PUBLISHED_GLOBS:  # never through a link: files there are deleted and replaced
-            own_subfolder(dest, sub)
-        ours = {str(p.relative_to(run_dir)) for p in contents}
-        foreign = _foreign(dest, ours, _earlier(dest))
-        if foreign:
-            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-            raise ForeignOutputError(f"{dest} holds {shown}, which no earlier lai publish wrote there; lai replaces and "
-                                     "deletes only its own files: move them, or publish elsewhere")
-        for sub, pattern in PUBLISHED_GLOBS:  # files of an earlier publish that this run no longer has
-            for old in (dest / sub).glob(pattern):
-                if str(old.relative_to(dest)) not in ours:
-                    old.unlink()
-        for src, data in contents.items():
-            atomic_write_bytes(dest / src.relative_to(run_dir), data)
-        lines = [f"# Reference results: the `{run_dir.name}` run", "",
-                 f"Regenerate with `{command}` (then commit this folder). Published {dt.date.today().isoformat()}; run "
-                 f"at git revision {prov.get('git_revision', '?')}{' (with uncommitted changes)' if prov.get('git_dirty') else ''} "
-                 f"on {prov.get('device', '?')}, {prov.get('platform', '?')}; package versions in provenance.json.",
-                 "", _training_time(run_dir), "",
-                 "Notebook | seconds (this invocation)", "--- | ---", *[f"{name} | {s:.0f}" for name, s in seconds.items()],
-                 f"all | {sum(seconds.values()):.0f}", "",
-                 "report.pdf is the report; tables/ and figures/ are the run's, as the report read them. No cubes, "
-                 "weights or executed notebooks are kept here."]
-        atomic_write_text(dest / INDEX, "\n".join(lines) + "\n")
-        atomic_write_text(dest / RECORD, json.dumps({"files": sorted(ours)}, indent=1) + "\n")
+    with contextlib.ExitStack() as stack:
+        sources = _open_sources(run_dir, stack)
+        index = _index(run_dir, command, prov, seconds)
+        with output_lock(dest, folder=None):  # lai's marker, or a new or empty folder: a README.md alone proves nothing
+            earlier = _earlier(dest)
+            _check_dest(dest, earlier)
+            ours = [*sources, INDEX]
+            _record(dest, list({*(earlier or ()), *ours}), finished=False)
+            for old in _found(dest):  # files of an earlier publish that this run no longer has
+                if old not in ours:
+                    (dest / old).unlink()
+            for name, src in sources.items():  # file by file, a bounded buffer at a time
+                with atomic_path(dest / name) as tmp, open(tmp, "wb") as out:
+                    shutil.copyfileobj(src, out)
+            atomic_write_text(dest / INDEX, index)
+            _record(dest, ours, finished=True)
     return dest
