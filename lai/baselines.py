@@ -228,13 +228,20 @@ def fit_pixel_models(cube_path: str | Path, cfg: BaselineConfig, enc: EncodingCo
 
     start = time.perf_counter()
     x, y = sample_training_pixels(cube_path, cfg, enc, progress=progress)
-    make = {"MLR": LinearRegression, "RF": lambda: RandomForestRegressor(
-        n_estimators=cfg.rf_trees, max_depth=cfg.rf_max_depth, min_samples_leaf=cfg.rf_min_samples_leaf,
-        n_jobs=-1, random_state=cfg.seed)}
-    models = PixelModels(MLR=make["MLR"]().fit(x, y), RF=make["RF"]().fit(x, y))
+
+    def fit(kind: str, features: np.ndarray):
+        if kind == "MLR":  # least squares in float64: in float32, a sample whose features are collinear (a class
+            # absent from a small training split) kept rounding noise as directions, and the fit blew up (RMSE 28 to
+            # 83 LAI on the tiny profile) or not depending on the CPU's kernels; same fit otherwise (quick: RMSE
+            # within 2e-7 LAI)
+            return LinearRegression().fit(features.astype(np.float64), y.astype(np.float64))
+        return RandomForestRegressor(n_estimators=cfg.rf_trees, max_depth=cfg.rf_max_depth,
+                                     min_samples_leaf=cfg.rf_min_samples_leaf, n_jobs=-1, random_state=cfg.seed).fit(features, y)
+
+    models = PixelModels(MLR=fit("MLR", x), RF=fit("RF", x))
     if extras:
         for name, base in EXTRA_BASELINES.items():
-            models[name] = make[base]().fit(x[:, without_history(enc)], y)
+            models[name] = fit(base, x[:, without_history(enc)])
     models.train_mean = float(y.mean() * enc.lai_scale)
     models.n_pixels = len(y)
     models.feature_names = feature_names(enc)
