@@ -263,7 +263,7 @@ def read_preprocess_manifest(path: str | Path, for_scene: bool = False) -> Manif
     try:
         TileName.parse(TileName(str(raw["country"]), str(raw["area"]), s2[0].date, s2[0].date, 0, 0, 0, 0).format())
     except LNBError:
-        raise SceneError(f"{path}: country {raw['country']!r} and area {raw['area']!r} must be letters and digits "
+        raise SceneError(f"{path}: country {raw['country']!r} and area {raw['area']!r} must be ASCII letters and digits "
                          "(the area may also hold _): they become the first parts of every tile name") from None
     target = manifest_date(raw["target"], f"{path}: target") if raw.get("target") is not None else None
     return Manifest(str(raw["country"]), str(raw["area"]), sorted(s2, key=lambda d: d.date), sorted(s1, key=lambda d: d.date),

@@ -263,6 +263,7 @@ def test_l2a_bands_through_snap_auxdata_with_platform_metadata_and_flags(tmp_pat
 
 @pytest.mark.parametrize("change, message", [
     (lambda m: m.update(country="SP-AIN"), "country 'SP-AIN'"),
+    (lambda m: m.update(country="ÅLAND"), "country 'ÅLAND' and area 'BADAJOZ' must be ASCII letters and digits"),
     (lambda m: m["s2"][1].update(lai="absent.tif"), r"s2\[1\]\.lai: file .*absent.tif does not exist"),
     (lambda m: m["s2"][1].update(lai="/dev/null"), r"s2\[1\]\.lai: file /dev/null is not a regular file \(a folder, FIFO or device\?\)"),
     (lambda m: m["s2"][0].update(bands={"B03": "lai0.tif"}), r"s2\[0\] must hold date and either lai or bands"),
