@@ -35,12 +35,12 @@ def _dask_args(args) -> dict | None:
     return {"workers": args.workers, "scheduler": args.scheduler}
 
 
-def _say(*texts) -> None:
-    """Print ``texts`` on stdout, one per line, each of their lines as :func:`lai.errors.one_line` writes it: a path or
-    an attribute read from the data cannot put a control sequence on the terminal."""
-    from lai.errors import one_line
+def _say(*lines) -> None:
+    """Print ``lines`` on stdout, each :func:`lai.errors.escaped` (a newline or control character in a path or an
+    attribute read from the data printed as an escape, never sent to the terminal)."""
+    from lai.errors import escaped
 
-    print("\n".join(one_line(line) for text in texts for line in str(text).split("\n")))
+    print("\n".join(escaped(line) for line in lines))
 
 
 def _dask_options(p: argparse.ArgumentParser) -> None:
@@ -80,7 +80,7 @@ def cmd_validate(args) -> int:
         raise no_radar(args.folder, len(empty))
     _say(f"{args.folder}: {valid} valid triplets of {index.height}x{index.width} pixels"
          f"{', true LAI present' if index.has_truth else ''}")
-    _say("\n".join(pixel_fix_lines(fixes, "  ")) or "  no pixel value out of range in the valid triplets")
+    _say(*pixel_fix_lines(fixes, "  ") or ["  no pixel value out of range in the valid triplets"])
     if missing_radar:
         _say(f"  {missing_radar} S1 pixels without a backscatter value (NaN or nodata): missing radar"
              + (f"; {len(empty)} S1 file(s) hold none at all, e.g. {Path(args.folder) / 's1' / empty[0]}" if empty else ""))
@@ -98,7 +98,7 @@ def cmd_cube(args) -> int:
         on_error="skip" if args.skip_bad else "raise", overwrite=args.overwrite, progress=not args.quiet,
         cube_float=profile.cube_float, dask=_dask_args(args),
     )
-    _say(summary)
+    _say(*str(summary).splitlines())
     _warn_empty_sets("cube", args.out)
     return 0
 
@@ -119,7 +119,7 @@ def cmd_info(args) -> int:
     from lai.cube import describe, open_cube
 
     ds = open_cube(args.cube)
-    _say(ds, "", describe(ds).round(3).to_string())
+    _say(*str(ds).splitlines(), "", *describe(ds).round(3).to_string().splitlines())
     return 0
 
 
@@ -154,7 +154,7 @@ def cmd_evaluate(args) -> int:
     from lai.evaluate import evaluate_run
 
     table = evaluate_run(args.run, args.cube, device=args.device)
-    _say(table.round(4).to_string(index=False))
+    _say(*table.round(4).to_string(index=False).splitlines())
     return 0
 
 

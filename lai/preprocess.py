@@ -201,7 +201,9 @@ def _source_window(src, grid: TileGrid, path: Path):
 def _read_missing(src, win) -> np.ndarray:
     """Window ``win`` of ``src`` as float32, NaN where GDAL masks it or it lies outside the raster (values beyond
     float32 refused, :func:`lai.pixels.check_float32`)."""
-    return check_float32(masked_as_missing(src.read(window=win, boundless=True, masked=True)), src.name).astype(np.float32)
+    data = check_float32(src.read(window=win, boundless=True, masked=True), src.name)
+    with np.errstate(over="ignore"):  # only masked pixels (a declared nodata) can lie beyond float32 now
+        return masked_as_missing(data.astype(np.float32))
 
 
 def read_on_grid(path: Path, grid: TileGrid, resampling: str, linear_db: bool = False, allow: bool = True,
