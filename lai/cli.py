@@ -26,10 +26,21 @@ def _load(args):
 
 
 def _dask_args(args) -> dict | None:
-    """{"workers": N} or {"scheduler": ADDRESS} when the command was asked to run on dask."""
+    """{"workers": N} or {"scheduler": ADDRESS} when the command was asked to run on dask (checked before any work)."""
+    from lai.parallel import check_dask_options
+
     if args.workers is None and args.scheduler is None:
         return None
+    check_dask_options(args.workers, args.scheduler)
     return {"workers": args.workers, "scheduler": args.scheduler}
+
+
+def _say(*lines) -> None:
+    """Print ``lines`` on stdout, each :func:`lai.errors.escaped` (a newline or control character in a path or an
+    attribute read from the data printed as an escape, never sent to the terminal)."""
+    from lai.errors import escaped
+
+    print("\n".join(escaped(line) for line in lines))
 
 
 def _dask_options(p: argparse.ArgumentParser) -> None:
@@ -67,14 +78,14 @@ def cmd_validate(args) -> int:
         raise LNBError(Path(args.folder) / SERIES_CSV, f"no valid triplet left ({len(index.skipped)} skipped)")
     if len(empty) == 3 * valid:  # as lai cube refuses it
         raise no_radar(args.folder, len(empty))
-    print(f"{args.folder}: {valid} valid triplets of {index.height}x{index.width} pixels"
-          f"{', true LAI present' if index.has_truth else ''}")
-    print("\n".join(pixel_fix_lines(fixes, "  ")) or "  no pixel value out of range in the valid triplets")
+    _say(f"{args.folder}: {valid} valid triplets of {index.height}x{index.width} pixels"
+         f"{', true LAI present' if index.has_truth else ''}")
+    _say(*pixel_fix_lines(fixes, "  ") or ["  no pixel value out of range in the valid triplets"])
     if missing_radar:
-        print(f"  {missing_radar} S1 pixels without a backscatter value (NaN or nodata): missing radar"
-              + (f"; {len(empty)} S1 file(s) hold none at all, e.g. {Path(args.folder) / 's1' / empty[0]}" if empty else ""))
+        _say(f"  {missing_radar} S1 pixels without a backscatter value (NaN or nodata): missing radar"
+             + (f"; {len(empty)} S1 file(s) hold none at all, e.g. {Path(args.folder) / 's1' / empty[0]}" if empty else ""))
     for s in index.skipped:
-        print(f"  skipped CSV row {s.row + 1}: {s.file}: {s.problem}")
+        _say(f"  skipped CSV row {s.row + 1}: {s.file}: {s.problem}")
     return 0
 
 
@@ -87,7 +98,7 @@ def cmd_cube(args) -> int:
         on_error="skip" if args.skip_bad else "raise", overwrite=args.overwrite, progress=not args.quiet,
         cube_float=profile.cube_float, dask=_dask_args(args),
     )
-    print(summary)
+    _say(*str(summary).splitlines())
     _warn_empty_sets("cube", args.out)
     return 0
 
@@ -108,9 +119,7 @@ def cmd_info(args) -> int:
     from lai.cube import describe, open_cube
 
     ds = open_cube(args.cube)
-    print(ds)
-    print()
-    print(describe(ds).round(3).to_string())
+    _say(*str(ds).splitlines(), "", *describe(ds).round(3).to_string().splitlines())
     return 0
 
 
@@ -137,7 +146,7 @@ def cmd_train(args) -> int:
         return 0  # rank 0 reports for all
     for row, res in results.items():
         last = res.history.iloc[-1]
-        print(f"{row}: {'reused' if res.reused else 'trained'} in {res.run_dir}, val RMSE {last['val_rmse']:.3f} LAI")
+        _say(f"{row}: {'reused' if res.reused else 'trained'} in {res.run_dir}, val RMSE {last['val_rmse']:.3f} LAI")
     return 0
 
 
@@ -145,7 +154,7 @@ def cmd_evaluate(args) -> int:
     from lai.evaluate import evaluate_run
 
     table = evaluate_run(args.run, args.cube, device=args.device)
-    print(table.round(4).to_string(index=False))
+    _say(*table.round(4).to_string(index=False).splitlines())
     return 0
 
 
@@ -224,14 +233,14 @@ def cmd_run(args) -> int:
         profile=args.profile, overrides=args.overrides, data=args.data, run_name=args.name,
         reports_root=args.reports, data_root=args.data_root, force=args.force,
     )
-    print(f"report: {report}")
+    _say(f"report: {report}")
     return 0
 
 
 def cmd_publish(args) -> int:
     from lai.report.publish import publish
 
-    print(f"published {args.run} to {publish(args.run, args.dest, args.command_line)}")
+    _say(f"published {args.run} to {publish(args.run, args.dest, args.command_line)}")
     return 0
 
 

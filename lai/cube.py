@@ -397,9 +397,21 @@ def _shape_problem(f: h5py.File) -> str | None:
     return None
 
 
+def _name_problem(f: h5py.File) -> str | None:
+    """What is wrong with a cube's triplet names (variable ``name``: the file names predictions are written under), or
+    None: each is a plain file name, not empty, not hidden, without path separators or control characters."""
+    for k, row in enumerate(f["name"][:] if "name" in f else ()):
+        for n in row:
+            text = n.decode(errors="replace") if isinstance(n, bytes) else str(n)
+            if not text or text.startswith(".") or "/" in text or "\\" in text or not text.isprintable():
+                return (f"triplet {k} is named {shorten(repr(text), 100)}; expected a file name (not empty, not starting "
+                        "with '.', without path separators or control characters)")
+    return None
+
+
 def check_cube_file(path: str | Path) -> dict:
     """Raise :class:`CubeError` unless ``path`` is a complete cube of this schema, its per-triplet variables of
-    consistent shapes; return its attributes."""
+    consistent shapes and its triplet names plain file names; return its attributes."""
     path = Path(path)
     if path.is_dir():
         raise CubeError(f"{path} is a folder, not a cube file (an LNB folder? build its cube with `lai cube`)")
@@ -409,7 +421,7 @@ def check_cube_file(path: str | Path) -> dict:
         with h5py.File(path, "r") as f:
             attrs = {k: _plain(v) for k, v in f.attrs.items()}
             missing = [v for v in REQUIRED_VARIABLES if v not in f]
-            shapes = None if missing else _shape_problem(f)
+            shapes = None if missing else _shape_problem(f) or _name_problem(f)
     except PermissionError:
         raise
     except (OSError, KeyError, RuntimeError, ValueError) as err:  # h5py raises all of these on damaged files

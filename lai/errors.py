@@ -17,13 +17,17 @@ _LONG_WORD = re.compile(r"\S{241,}")
 MAX_MESSAGE = 2000
 
 
+def escaped(text) -> str:
+    """``text`` on one line, its control and bidirectional characters (newlines included) written as escapes, so a
+    file name cannot clear the screen or reverse the text."""
+    return "".join(c if c.isprintable() and not ("\u202a" <= c <= "\u202e" or "\u2066" <= c <= "\u2069")
+                   else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
 def one_line(message: str) -> str:
-    """``message`` as the command line prints it: one line (control and bidirectional characters written as
-    escapes, so a file name cannot clear the screen or reverse the text), each run of over 240 characters
+    """``message`` as the command line prints it: one line (:func:`escaped`), each run of over 240 characters
     without a space (a long path) cut in its middle, and at most :data:`MAX_MESSAGE` characters in all."""
-    text = "".join(c if c.isprintable() and not ("\u202a" <= c <= "\u202e" or "\u2066" <= c <= "\u2069")
-                   else c.encode("unicode_escape").decode("ascii") for c in str(message))
-    text = _LONG_WORD.sub(lambda m: f"{m.group()[:160]}...{m.group()[-60:]}", text)
+    text = _LONG_WORD.sub(lambda m: f"{m.group()[:160]}...{m.group()[-60:]}", escaped(message))
     return shorten(text, MAX_MESSAGE)
 
 

@@ -161,6 +161,9 @@ def chosen_model(selection_rows) -> str:
     return next((str(r["model"]) for r in selection_rows if str(r.get("chosen", "")).lower() == "true"), "final")
 
 
+SELECTABLE = ("final", *EXTRA_ROWS)  # the models a run chooses from (lai.train.train_chosen; profile.candidates)
+
+
 def chosen_title(name: str) -> str:
     """The chosen model's name in prose: "the final U-Net" or "the final U-Net (gated skip)"."""
     return "the final U-Net" if name == "final" else f"the final U-Net ({EXTRA_ROWS[name].short.split(', ', 1)[1]})"
@@ -183,6 +186,18 @@ REPORT_TABLES = {
     "reliability": ("set", "sd", "nominal", "observed"),
     "large_errors": ("set", "pixels", "large", "large_share", "no_clear_past_share", "pred_mean", "obs_mean", "under_share",
                      "top_share"),
+}
+# What the report requires of the values in some of those columns (lai.report.inputs.read_table): "count" a whole
+# number >= 0, "number" a finite number or empty (NaN: undefined, as on an empty test set), "model" a model that
+# tables/selection.csv may name (:data:`SELECTABLE`).
+REPORT_VALUES = {
+    "seeds": {"seeds": "count"}, "selection": {"model": "model", "best_val_rmse": "number"},
+    "noise_floor": {"floor_rmse": "number", "oracle_rmse": "number"},
+    "comparisons": {"diff": "number", "diff_lo": "number", "diff_hi": "number", "triplets": "count"},
+    "calibration": {c: "number" for c in ("coverage_68", "coverage_95", "sd_ratio", "spearman")},
+    "reliability": {"nominal": "number", "observed": "number"},
+    "large_errors": {"pixels": "count", "large": "count", **{c: "number" for c in (
+        "large_share", "no_clear_past_share", "pred_mean", "obs_mean", "under_share", "top_share")}},
 }
 LARGE_ERROR_LAI = 2.0  # tables/large_errors.csv: pixels the final model misses by more than this (LAI)
 LARGE_ERROR_TRIPLETS = 5  # ... and the share of them in this many worst triplets (top_share, top_triplets)

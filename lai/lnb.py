@@ -29,7 +29,7 @@ import pandas as pd
 
 from lai.errors import LNBError  # re-exported: the folder reader's error
 from lai.io import memory_shortfall
-from lai.pixels import check_stored, clean_pixels, masked_as_missing
+from lai.pixels import check_float32, check_stored, clean_pixels, masked_as_missing
 
 S1_DIR, S2_DIR, MASK_DIR, TRUTH_DIR = "s1", "s2", "s2-mask", "truth"
 SERIES_CSV = "image_series.csv"
@@ -233,12 +233,16 @@ _LAYERS = {
 TRIPLET_BYTES_PER_PIXEL = 128
 
 
+NOT_A_FILE = "is not a regular file (a folder, FIFO or device?)"  # said of a path that exists but names no file
+
+
 def _open(path: Path):
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
     if not path.is_file():
-        raise LNBError(path, "file named in image_series.csv is missing")
+        raise LNBError(path, f"named in image_series.csv {NOT_A_FILE}" if path.exists() else
+                       "file named in image_series.csv is missing")
     open(path, "rb").close()  # an unreadable file raises PermissionError naming it (GDAL would say "not a TIFF")
     try:
         with warnings.catch_warnings():
@@ -326,6 +330,7 @@ def read_tiff(path: Path, layer: str, shape: tuple[int, int] | None = None):
             data = masked_as_missing(src.read(masked=True))
         except (RasterioIOError, Exception) as err:  # truncated strips surface here
             raise LNBError(path, f"pixel data cannot be read (truncated or corrupt file?): {err}") from None
+        check_float32(data, path)
         crs = src.crs.to_string() if src.crs else None
         transform = tuple(src.transform)[:6] if not src.transform.is_identity else None
     return data, crs, transform

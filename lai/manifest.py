@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lai.errors import LNBError, SceneError, shorten
 from lai.io import read_yaml_mapping
-from lai.lnb import DATE_RANGE_TEXT, TileName, storable_date
+from lai.lnb import DATE_RANGE_TEXT, NOT_A_FILE, TileName, storable_date
 from lai.snap import BANDS, PLATFORMS, Angles
 
 CLEAR_WITHOUT_SCL = 4  # SCL class written for dates without a mask: "vegetation", a class the encoding counts as clear
@@ -36,7 +36,7 @@ def load_manifest(path: Path, what: str) -> dict:
 
 
 def manifest_file(manifest: Path, value, where: str) -> Path:
-    """A file named in a manifest (relative to the manifest's folder), which must exist."""
+    """A file named in a manifest (relative to the manifest's folder), which must exist and be a regular file."""
     if not isinstance(value, str) or not value:
         got = "null" if value is None else f"{type(value).__name__} {shorten(value, 60)!r}"
         raise SceneError(f"{where}: expected a file name, got {got}")
@@ -46,7 +46,7 @@ def manifest_file(manifest: Path, value, where: str) -> Path:
     except OSError as e:  # a name too long for the file system, say
         raise SceneError(f"{where}: file {shorten(f, 200)} cannot be looked up ({e.strerror or e})") from None
     if not found:
-        raise SceneError(f"{where}: file {shorten(f, 200)} does not exist")
+        raise SceneError(f"{where}: file {shorten(f, 200)} {NOT_A_FILE if f.exists() else 'does not exist'}")
     return f
 
 
@@ -263,7 +263,7 @@ def read_preprocess_manifest(path: str | Path, for_scene: bool = False) -> Manif
     try:
         TileName.parse(TileName(str(raw["country"]), str(raw["area"]), s2[0].date, s2[0].date, 0, 0, 0, 0).format())
     except LNBError:
-        raise SceneError(f"{path}: country {raw['country']!r} and area {raw['area']!r} must be letters and digits "
+        raise SceneError(f"{path}: country {raw['country']!r} and area {raw['area']!r} must be ASCII letters and digits "
                          "(the area may also hold _): they become the first parts of every tile name") from None
     target = manifest_date(raw["target"], f"{path}: target") if raw.get("target") is not None else None
     return Manifest(str(raw["country"]), str(raw["area"]), sorted(s2, key=lambda d: d.date), sorted(s1, key=lambda d: d.date),

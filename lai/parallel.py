@@ -48,14 +48,20 @@ def _probe_handshake(address: str, seconds: float) -> None:
         raise ConnectionError("the server closed the connection without a dask handshake")
 
 
-@contextlib.contextmanager
-def dask_client(workers: int | None = None, scheduler: str | None = None):
-    """A dask.distributed Client for ``workers`` local processes or the cluster at ``scheduler``."""
+def check_dask_options(workers: int | None, scheduler: str | None) -> None:
+    """:class:`ConfigError` unless at most one of ``workers`` and ``scheduler`` is given and ``workers`` is a number of
+    processes this machine can run (the CLI checks it before any work, :func:`dask_client` again)."""
     if workers is not None and scheduler is not None:
         raise ConfigError("give either --workers (a local dask cluster) or --scheduler (an existing one), not both")
     if workers is not None and not 1 <= workers <= max_workers():
         raise ConfigError(f"--workers must be a number of processes from 1 to {max_workers()} (this machine's "
                           f"cores), got {workers}")
+
+
+@contextlib.contextmanager
+def dask_client(workers: int | None = None, scheduler: str | None = None):
+    """A dask.distributed Client for ``workers`` local processes or the cluster at ``scheduler``."""
+    check_dask_options(workers, scheduler)
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None:

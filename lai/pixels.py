@@ -65,6 +65,22 @@ def masked_as_missing(data: np.ma.MaskedArray) -> np.ndarray:
     return np.ma.filled(data, np.nan if data.dtype.kind == "f" else 0)
 
 
+F32_MAX = float(np.finfo(np.float32).max)  # lai stores pixels as float32
+
+
+def check_float32(data: np.ndarray, file) -> np.ndarray:
+    """``data`` (read from ``file``, masked or not) unchanged; :class:`LNBError` naming ``file`` and the value where a finite value lies
+    beyond float32's range: no LAI, SCL or dB value does (an undeclared nodata value), and the cast would make it inf."""
+    if data.dtype.kind == "f" and data.dtype.itemsize > 4:
+        values = np.ma.filled(data, np.nan)  # a masked pixel (a declared nodata) holds no value
+        big = np.isfinite(values) & (np.abs(values) > F32_MAX)
+        if big.any():
+            worst = values[big].flat[np.argmax(np.abs(values[big]))]
+            raise LNBError(file, f"holds values beyond the float32 range (±{F32_MAX:.1e}) lai stores pixels in, such as "
+                                 f"{worst:g} (an undeclared nodata value? declare it)")
+    return data
+
+
 def nodata_as_nan(data: np.ndarray, nodata) -> np.ndarray:
     """Float ``data`` with its declared ``nodata`` value made NaN (missing data, not a value), in place."""
     if nodata is not None and data.dtype.kind == "f":

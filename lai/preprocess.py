@@ -45,7 +45,15 @@ from lai.errors import SceneError
 from lai.io import atomic_path, check_new_folder, memory_shortfall, output_lock
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, TileName, write_series, write_tile
 from lai.manifest import CLEAR_WITHOUT_SCL, Manifest, S1Date, S2Date, read_preprocess_manifest
-from lai.pixels import MAX_BAD_SHARE, PIXEL_FIX_NOTES, check_stored, clean_pixels, masked_as_missing, nodata_as_nan
+from lai.pixels import (
+    MAX_BAD_SHARE,
+    PIXEL_FIX_NOTES,
+    check_float32,
+    check_stored,
+    clean_pixels,
+    masked_as_missing,
+    nodata_as_nan,
+)
 from lai.snap import BANDS, BUILTIN, FLAGS, Network, check_reflectance, flag_counts, read_auxdata, snap_product
 
 SUMMARY = "preprocess.json"  # written into the LNB folder: how it was made
@@ -191,8 +199,11 @@ def _source_window(src, grid: TileGrid, path: Path):
 
 
 def _read_missing(src, win) -> np.ndarray:
-    """Window ``win`` of ``src`` as float32, NaN where GDAL masks it or it lies outside the raster."""
-    return masked_as_missing(src.read(window=win, boundless=True, masked=True).astype(np.float32))
+    """Window ``win`` of ``src`` as float32, NaN where GDAL masks it or it lies outside the raster (values beyond
+    float32 refused, :func:`lai.pixels.check_float32`)."""
+    data = check_float32(src.read(window=win, boundless=True, masked=True), src.name)
+    with np.errstate(over="ignore"):  # only masked pixels (a declared nodata) can lie beyond float32 now
+        return masked_as_missing(data.astype(np.float32))
 
 
 def read_on_grid(path: Path, grid: TileGrid, resampling: str, linear_db: bool = False, allow: bool = True,

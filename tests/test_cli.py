@@ -382,7 +382,7 @@ CASES = [
          absent="{tmp}/pre_out"),
     Case("preprocess-bad-country", "`lai preprocess` a manifest with country `SP-AIN`",
          ["preprocess", "{manifest_bad_country}", "--out", "{tmp}/pre_out"],
-         r"bad_country\.yaml: country 'SP-AIN' and area 'BADAJOZ' must be letters and digits", absent="{tmp}/pre_out"),
+         r"bad_country\.yaml: country 'SP-AIN' and area 'BADAJOZ' must be ASCII letters and digits", absent="{tmp}/pre_out"),
     Case("preprocess-no-s1-match", "`lai preprocess` a manifest whose S1 dates are all a month from the S2 dates",
          ["preprocess", "{manifest_far_s1}", "--out", "{tmp}/pre_out"],
          r"far_s1\.yaml: no three S2 dates with an S1 acquisition within 1 day\(s\) each", absent="{tmp}/pre_out"),
@@ -473,6 +473,17 @@ CASES = [
     Case("publish-provenance-nested", "`lai publish` a run folder whose provenance.json nests 100000 objects",
          ["publish", "{tmp}/pub_deep", "{tmp}/pub_deep_out"],
          r"pub_deep/provenance\.json is not readable JSON \(nested too deeply\)", absent="{tmp}/pub_deep_out"),
+    # adversarial pass 4: what lai prints, and names read from a cube
+    Case("info-control-characters", "`lai info` on a cube built from a folder whose name holds terminal escapes "
+         "(printed escaped)", ["info", "{esc_cube}"], r"source: +\S*esc\\x1b\]0;pwned\\x07\\x1b\[2Jdir\n", code=0),
+    Case("validate-control-characters", "`lai validate` a folder whose name holds terminal escapes (printed escaped)",
+         ["validate", "{esc_lnb}", "--quiet"], r"esc\\x1b\]0;pwned\\x07\\x1b\[2Jdir: 3 valid triplets", code=0),
+    Case("predict-cube-empty-name", "`lai predict --data` a cube whose triplet name is empty (it wrote a hidden .tif)",
+         ["predict", "--run", "{fresh_run}", "--data", "{bad_names_cube}", "--out", "{tmp}/pred_names", "--quiet"],
+         r"bad_names\.nc: not a consistent cube: triplet 1 is named ''; expected a file name \(not empty, not starting "
+         r"with '\.', without path separators or control characters\)", absent="{tmp}/pred_names"),
+    Case("info-cube-escape-name", "`lai info` on a cube whose triplet name holds ESC",
+         ["info", "{esc_name_cube}"], r"esc_name\.nc: not a consistent cube: triplet 0 is named 'x\\x1b\[2J.tiff'"),
 ]
 
 
@@ -541,6 +552,16 @@ def prepare(tmp: Path, cube: Path) -> dict:
     (tmp / "pix_ok" / "empty_offset.yaml").write_text(yaml.safe_dump(raw))
     inputs["pix_empty_offset"] = str(tmp / "pix_ok" / "empty_offset.yaml")
     _prepare_records(tmp, Path(cube), inputs)
+    # adversarial pass 4: a folder name with terminal escapes; cubes whose triplet names are no plain file names
+    import shutil
+
+    esc = make_lnb(tmp / "esc\x1b]0;pwned\x07\x1b[2Jdir")
+    inputs.update(esc_lnb=str(esc), esc_cube=_cube_from(esc, tmp / "esc.nc"))
+    for name, k, value in (("bad_names", 1, b""), ("esc_name", 0, b"x\x1b[2J.tiff")):
+        shutil.copy(cube, tmp / f"{name}.nc")
+        with h5py.File(tmp / f"{name}.nc", "a") as f:
+            f["name"][k, 2] = value
+        inputs[f"{name}_cube"] = str(tmp / f"{name}.nc")
     return inputs
 
 
@@ -824,6 +845,16 @@ def test_unknown_subcommand_and_missing_argument_exit_2():
     for argv in (["frobnicate"], ["cube"]):
         done = subprocess.run([sys.executable, "-m", "lai", *argv], cwd=ROOT, capture_output=True, text=True, check=False)
         assert done.returncode == 2 and "usage: lai" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("argv", [[*SIM, "--workers", "0"], ["cube", "{lnb}", "--out", "{tmp}/c.nc", *TINY, "--workers", "-1"]])
+def test_workers_out_of_range_is_one_line_before_any_work(tmp_path, argv):
+    """--workers is checked before any work: no progress bar before the one line, nothing written."""
+    inputs = {"tmp": str(tmp_path), "lnb": str(make_lnb(tmp_path / "lnb"))}
+    done = run_case(Case("workers", "", argv, ""), inputs)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert re.fullmatch(rf"lai {argv[0]}: error: --workers must be a number of processes from 1 to \d+ .*, got -?\d\n", done.stderr)
+    assert not (tmp_path / "sim").exists() and not (tmp_path / "c.nc").exists()
 
 
 def test_second_lai_run_into_a_run_folder_being_written_is_refused(tmp_path):

@@ -1,5 +1,7 @@
 """The LNB reader: file names, and a clear error (file + problem) for every bad input."""
 import datetime as dt
+import os
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -85,6 +87,25 @@ def test_missing_file(lnb, folder):
     name = names(lnb)[1][2]
     (lnb / folder / name).unlink()
     expect_error(lnb, f"{folder}/{name}", "missing")
+
+
+@pytest.mark.parametrize("make", [os.mkfifo, lambda path: path.symlink_to("/dev/zero")])
+def test_a_fifo_or_device_is_not_a_regular_file(lnb, make):
+    name = names(lnb)[1][2]
+    (lnb / S2_DIR / name).unlink()
+    make(lnb / S2_DIR / name)
+    expect_error(lnb, f"{S2_DIR}/{name}", r"named in image_series\.csv is not a regular file \(a folder, FIFO or device\?\)")
+
+
+def test_a_value_beyond_float32_is_named(lnb):
+    """A float64 value no float32 holds is refused naming it (not cast to inf with a numpy warning)."""
+    name = names(lnb)[0][1]
+    array = np.full((2, 16, 16), -10.0)
+    array[0, 0, 0] = -1e300
+    write_tiff(lnb / S1_DIR / name, array)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        expect_error(lnb, f"{S1_DIR}/{name}", r"holds values beyond the float32 range .* such as -1e\+300 \(an undeclared")
 
 
 def test_wrong_band_count(lnb):

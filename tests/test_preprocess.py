@@ -88,6 +88,8 @@ def test_s1_on_another_grid_is_resampled_in_linear_power_or_refused(tmp_path):
     ("scl1.tif", np.full((96, 96), 4.5, np.float32), r"scl1\.tif: holds fractional SCL value\(s\) such as 4\.5; expected "
                                                        r"classes 0\.\.11"),
     ("s1_0.tif", np.full((2, 96, 96), 0.05, np.float32), r"s1_0\.tif: has every backscatter value in \[0, 1\].*linear power"),
+    ("lai1.tif", np.where(np.eye(96, dtype=bool), 1e300, 3.0), r"lai1\.tif: holds values beyond the float32 range "
+                                                              r"\(±3\.4e\+38\) lai stores pixels in, such as 1e\+300"),
 ])
 def test_preprocess_refuses_what_the_reader_refuses_and_writes_nothing(tmp_path, layer, values, message):
     """LAI in digital numbers, a float SCL of 300 (uint8 would read 44, cloud-free) and linear S1: the same checks
@@ -261,7 +263,9 @@ def test_l2a_bands_through_snap_auxdata_with_platform_metadata_and_flags(tmp_pat
 
 @pytest.mark.parametrize("change, message", [
     (lambda m: m.update(country="SP-AIN"), "country 'SP-AIN'"),
+    (lambda m: m.update(country="ÅLAND"), "country 'ÅLAND' and area 'BADAJOZ' must be ASCII letters and digits"),
     (lambda m: m["s2"][1].update(lai="absent.tif"), r"s2\[1\]\.lai: file .*absent.tif does not exist"),
+    (lambda m: m["s2"][1].update(lai="/dev/null"), r"s2\[1\]\.lai: file /dev/null is not a regular file \(a folder, FIFO or device\?\)"),
     (lambda m: m["s2"][0].update(bands={"B03": "lai0.tif"}), r"s2\[0\] must hold date and either lai or bands"),
     (lambda m: m["s1"][0].pop("file"), r"s1\[0\] must hold date and vv \+ vh"),
 ])

@@ -422,6 +422,15 @@ def _edit_profile(run: Path, **encoding) -> None:
     (run / "profile.yaml").write_text(yaml.safe_dump(profile))
 
 
+def _edit_table(run: Path, name: str, **first_row) -> None:
+    """Set cells of the first row of tables/<name>.csv (as text)."""
+    path = run / "tables" / f"{name}.csv"
+    frame = pd.read_csv(path).astype(object)
+    for col, value in first_row.items():
+        frame.loc[0, col] = value
+    frame.to_csv(path, index=False)
+
+
 def _blank_png(path: Path, width: int, height: int) -> None:
     from PIL import Image
 
@@ -444,7 +453,19 @@ def _blank_png(path: Path, width: int, height: int) -> None:
     ("an unknown verdict", lambda run: pd.read_csv(run / "tables" / "comparisons.csv").assign(verdict="maybe").to_csv(
         run / "tables" / "comparisons.csv", index=False), r"comparisons\.csv: verdict 'maybe' against persistence"),
     ("split counts as a list", lambda run: (run / "data.json").write_text(json.dumps({"kind": "simulated", "splits": [1, 2]})),
-     r"data\.json: 'splits' must map each split to its number of triplets, got \[1, 2\]"),
+     r"data\.json: 'splits' must map each split to its number of triplets \(a whole number .*\), got \[1, 2\]"),
+    ("negative and absurd split counts", lambda run: (run / "data.json").write_text(
+        json.dumps({"kind": "simulated", "splits": {"train": -5, "cloudy": 1e308}})),
+     r"data\.json: 'splits' must map each split to its number of triplets \(a whole number from 0 to 1e\+12\)"),
+    ("an unknown chosen model", lambda run: (run / "tables" / "selection.csv").write_text(
+        "model,title,best_val_rmse,best_epoch,chosen\nfinal,x,1,1,False\n../../etc,y,0.5,1,True\n"),
+     r"selection\.csv: column model, row 2 holds '\.\./\.\./etc'; expected one of final, final_cloudy_weight"),
+    ("seeds in words", lambda run: _edit_table(run, "seeds", seeds="three"),
+     r"seeds\.csv: column seeds, row 1 holds 'three'; expected a whole number from 0 to 1e\+12"),
+    ("a share in words", lambda run: _edit_table(run, "large_errors", large_share="x"),
+     r"large_errors\.csv: column large_share, row 1 holds 'x'; expected a finite number or nothing"),
+    ("an infinite interval", lambda run: _edit_table(run, "comparisons", diff_hi="inf"),
+     r"comparisons\.csv: column diff_hi, row 1 holds inf; expected a finite number or nothing"),
     ("a zero LAI scale", lambda run: _edit_profile(run, lai_scale=0),
      r"profile\.yaml: encoding\.lai_scale must be a finite positive number, got 0"),
     ("a LAI scale in words", lambda run: _edit_profile(run, lai_scale="abc"),
@@ -615,6 +636,8 @@ def test_text_and_numbers():
     assert rich("a ", ["b", None, strong("c")], "", "d") == ["a b", {"text": "c", "style": "strong"}, "d"]
     assert fmt(-0.04451) == "\u22120.045" and fmt(float("nan")) == "–" and fmt(0.1234) == "0.123"
     assert fmt(-0.0001) == "0.000"
+    assert fmt(1e308) == "1.000e+308" and fmt(-1e300) == "\u22121.000e+300" and fmt(10**400) == "–"
+    assert fmt(123456789) == "123,456,789" and fmt(2 * 10**9) == "2.000e+09"
 
 
 def test_an_interval_bound_that_is_not_zero_never_prints_as_zero():

@@ -11,8 +11,8 @@ text is plain strings or lists of runs (:func:`strong`, :func:`emph`, :func:`mon
 
 What may be missing, and then shows as a plain "not available" note: a table, figure or
 record file the run did not write (a stage that was not run, such as ``extras: false``). An
-artefact that is present but unreadable or lacks the columns the report reads raises
-:class:`ReportError` naming the file; an error in the code that builds a section propagates.
+artefact that is present but unreadable, lacks the columns the report reads or holds a value of the wrong kind in one
+(``lai.facts.REPORT_VALUES``) raises :class:`ReportError` naming the file; an error in the code that builds a section propagates.
 A test set without triplets is named at the top of the report, and a score that is exactly
 perfect (RMSE 0 or R² 1) is flagged there as suspicious.
 

@@ -1,7 +1,8 @@
 """What the report reads from a run folder: its records, tables and figures, and values looked up in them.
 
 An artefact the run did not write is None (the report shows a plain "not available" note); one that is
-present but unreadable, or lacks the columns the report reads, raises :class:`ReportError` naming the file.
+present but unreadable, lacks the columns the report reads, or holds a value of the wrong kind in one
+(``lai.facts.REPORT_VALUES``), raises :class:`ReportError` naming the file (and the column and row).
 """
 from __future__ import annotations
 
@@ -14,7 +15,18 @@ import pandas as pd
 
 from lai.config import PROFILE_CONTENT, EncodingConfig
 from lai.errors import LaiError, shorten
-from lai.facts import REPORT_TABLES, ROWS, TABLE, TEST_SETS, VERDICTS, check_name, chosen_model, row_title
+from lai.facts import (
+    REPORT_TABLES,
+    REPORT_VALUES,
+    ROWS,
+    SELECTABLE,
+    TABLE,
+    TEST_SETS,
+    VERDICTS,
+    check_name,
+    chosen_model,
+    row_title,
+)
 from lai.io import LARGE_RECORD_BYTES, RECORD_BYTES, read_csv_record, read_json_record, read_record, read_yaml_mapping
 from lai.report.text import fmt, fmt_interval, rich, small, unavailable
 
@@ -49,7 +61,30 @@ def read_table(run_dir: Path, name: str) -> pd.DataFrame | None:
     if missing:
         raise ReportError(f"{path} lacks the column(s) {', '.join(missing)} that the report reads "
                           f"(it has: {', '.join(map(str, frame.columns))})")
+    for col, kind in REPORT_VALUES.get(name, {}).items():
+        for k, value in enumerate(frame[col]):
+            if not _valid(kind, value):
+                raise ReportError(f"{path}: column {col}, row {k + 1} holds {shorten(repr(value))}; expected "
+                                  f"{EXPECTED[kind]}; {RERUN}")
     return frame
+
+
+MAX_COUNT = 10**12  # far above any count of triplets or pixels a run can hold
+EXPECTED = {"count": f"a whole number from 0 to {MAX_COUNT:.0e}", "number": "a finite number or nothing",
+            "model": f"one of {', '.join(SELECTABLE)}"}
+
+
+def _valid(kind: str, value) -> bool:
+    """Whether a cell of a column the report reads holds a value of its ``kind`` (lai.facts.REPORT_VALUES)."""
+    if kind == "model":
+        return value in SELECTABLE
+    try:
+        x = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    if kind == "count":
+        return not isinstance(value, bool) and 0 <= x <= MAX_COUNT and x.is_integer()
+    return not math.isinf(x)
 
 
 MAX_FIGURE_PIXELS = 40_000_000  # lai's figures are about 1-5 million pixels at 150 dpi
@@ -81,8 +116,9 @@ class Run:
         self.dir = run_dir
         self.data = read_json(run_dir / "data.json")
         splits = (self.data or {}).get("splits")
-        if splits is not None and not (isinstance(splits, dict) and all(isinstance(v, (int, float)) for v in splits.values())):
-            raise ReportError(f"{run_dir / 'data.json'}: 'splits' must map each split to its number of triplets, got "
+        if splits is not None and not (isinstance(splits, dict) and all(_valid("count", v) for v in splits.values())):
+            raise ReportError(f"{run_dir / 'data.json'}: 'splits' must map each split to its number of triplets "
+                              f"({EXPECTED['count']}), got "
                               f"{shorten(json.dumps(splits))}; write it again (rerun notebook 01)")
         self.prov = read_json(run_dir / "provenance.json")
         path = run_dir / "profile.yaml"

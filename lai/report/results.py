@@ -32,7 +32,7 @@ from lai.facts import (
     row_title,
 )
 from lai.report.inputs import Run, baseline_metric, ci, comparisons_on, diff_text, metric, num, other_name, with_ci
-from lai.report.text import RULE, cell, emph, fmt, fmt_count, fmt_interval, join, mono, rich, strong, table, unavailable
+from lai.report.text import RULE, cell, emph, fmt, fmt_count, fmt_interval, fmt_share, join, mono, rich, strong, table, unavailable
 
 PAPER_FINAL = PAPER_TABLE1["final"]
 
@@ -289,9 +289,10 @@ def _large_errors(run: Run) -> list | None:
         r = le[le["set"] == s].iloc[0]
         if not r["large"] > 0:
             continue
-        parts.append(rich(f"{SET_TITLES[s]}: {r['large_share']:.1%} of the clear pixels (predicted {fmt(r['pred_mean'], 2)} "
-                          f"against {fmt(r['obs_mean'], 2)} observed on average, {r['under_share']:.0%} of them too low; "
-                          f"{r['no_clear_past_share']:.0%} with no clear past date; {r['top_share']:.0%} in its "
+        parts.append(rich(f"{SET_TITLES[s]}: {fmt_share(r['large_share'], 1)} of the clear pixels (predicted "
+                          f"{fmt(r['pred_mean'], 2)} against {fmt(r['obs_mean'], 2)} observed on average, "
+                          f"{fmt_share(r['under_share'])} of them too low; {fmt_share(r['no_clear_past_share'])} with no "
+                          f"clear past date; {fmt_share(r['top_share'])} in its "
                           f"{LARGE_ERROR_TRIPLETS} worst triplets)"))
     if not parts:
         return None

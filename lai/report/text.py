@@ -76,21 +76,33 @@ def unavailable(what: str, why: str) -> dict:
     return {"unavailable": {"what": what, "why": why}}
 
 
+HUGE = 1e9  # numbers of this magnitude and more print in scientific notation ("1.000e+308"), not as hundreds of digits
+
+
+def _huge(x: float, digits: int) -> str:
+    text = f"{abs(x):.{digits}e}"
+    return MINUS + text if x < 0 else text
+
+
 def fmt(value, digits: int = 3) -> str:
     """Numbers for tables: floats to ``digits`` decimals with a true minus sign, ints with separators,
-    missing values as an en dash."""
+    magnitudes from :data:`HUGE` in scientific notation, missing values as an en dash."""
     if value is None:
         return "–"
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
     try:
         x = float(value)
+    except OverflowError:  # an int beyond any float
+        return "–"
     except (TypeError, ValueError):
         return str(value)
     if not math.isfinite(x):
         return "–"
+    if abs(x) >= HUGE:
+        return _huge(x, digits)
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
     text = f"{x:.{digits}f}"
     return text.replace("-", MINUS) if x < 0 and float(text) != 0 else text.lstrip("-")
 
@@ -116,6 +128,16 @@ def fmt_interval(lo, hi, digits: int = 3) -> str:
 def fmt_count(value) -> str:
     try:
         x = float(value)
+    except OverflowError:
+        return "–"
     except (TypeError, ValueError):
         return str(value)
-    return "–" if not math.isfinite(x) else f"{int(round(x)):,}"
+    if not math.isfinite(x):
+        return "–"
+    return _huge(x, 3) if abs(x) >= HUGE else f"{int(round(x)):,}"
+
+
+def fmt_share(value, digits: int = 0) -> str:
+    """A share as a percentage to ``digits`` decimals ("37.5%"); a missing one as an en dash."""
+    text = fmt(value, digits + 2)
+    return text if text == "–" else f"{float(value):.{digits}%}"
