@@ -473,6 +473,20 @@ CASES = [
     Case("publish-provenance-nested", "`lai publish` a run folder whose provenance.json nests 100000 objects",
          ["publish", "{tmp}/pub_deep", "{tmp}/pub_deep_out"],
          r"pub_deep/provenance\.json is not readable JSON \(nested too deeply\)", absent="{tmp}/pub_deep_out"),
+    # adversarial pass 4: lai run, lai predict
+    Case("run-inputs-link", "`lai run --force` into a run folder whose notebooks/.inputs links to a user's folder",
+         ["run", *TINY, "--reports", "{tmp}/reports_sl", "--data-root", "{tmp}/data_sl", "--force"],
+         r"reports_sl/tiny/notebooks/\.inputs is a symbolic link or a file, not the folder lai made there",
+         present="{tmp}/victim_inputs/01_data.ipynb.json"),
+    Case("run-inside-data", "`lai run --data LNB --reports LNB/reports` (the run folder inside the input folder)",
+         ["run", *TINY, "--data", "{lnb_ok}", "--reports", "{lnb_ok}/reports", "--data-root", "{tmp}/data_in"],
+         r"lnb_ok/reports/tiny lies inside the LNB folder .*lnb_ok; write the run folder outside the input folder",
+         absent="{lnb_ok}/reports"),
+    Case("predict-selection-path", "`lai predict --run` a pipeline run folder whose tables/selection.csv chooses the "
+         "model `../../../etc`", ["predict", "--run", "{tmp}/reports_pfx", "--data", "{lnb_ok}", "--out", "{tmp}/pred_pfx"],
+         r"reports_pfx is a pipeline run folder, not a training stage: give .*reports_pfx/runs/final \(its final model, "
+         r"not trained yet; tables/selection\.csv is unreadable: its model '\.\./\.\./\.\./etc' is none lai trains\)$",
+         absent="{tmp}/pred_pfx"),
 ]
 
 
@@ -541,6 +555,15 @@ def prepare(tmp: Path, cube: Path) -> dict:
     (tmp / "pix_ok" / "empty_offset.yaml").write_text(yaml.safe_dump(raw))
     inputs["pix_empty_offset"] = str(tmp / "pix_ok" / "empty_offset.yaml")
     _prepare_records(tmp, Path(cube), inputs)
+    # adversarial pass 4: a run folder whose records folder links to a user's one; a selection naming a path
+    (tmp / "victim_inputs").mkdir()
+    (tmp / "victim_inputs" / "01_data.ipynb.json").write_text('{"my": "record"}')
+    (claim_folder(tmp / "reports_sl" / "tiny", None) / "notebooks").mkdir()
+    (tmp / "reports_sl" / "tiny" / "notebooks" / ".inputs").symlink_to(tmp / "victim_inputs")
+    (tmp / "reports_pfx" / "runs").mkdir(parents=True)
+    (tmp / "reports_pfx" / "tables").mkdir()
+    (tmp / "reports_pfx" / "tables" / "selection.csv").write_text("model,title,best_val_rmse,best_epoch,chosen\n"
+                                                                 "../../../etc,x,1,1,True\n")
     return inputs
 
 
