@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from lai.config import ModelConfig, StageConfig, TrainConfig
-from lai.errors import ConfigError, RunFolderError
+from lai.errors import ConfigError, RunFolderError, shorten
 from lai.facts import STAGE_WEIGHTS_FILE
 from lai.io import atomic_path
 
@@ -120,7 +121,7 @@ def read_trained(path: str | Path) -> dict:
 
 def _stage_of(run_folder: Path) -> str:
     """Which stage of a pipeline run folder holds its model: the chosen one (tables/selection.csv), else runs/final."""
-    from lai.facts import chosen_model
+    from lai.facts import EXTRA_ROWS, ROWS, chosen_model, stage_label
     from lai.io import read_csv_record
 
     path, unreadable = run_folder / "tables" / "selection.csv", ""
@@ -128,6 +129,8 @@ def _stage_of(run_folder: Path) -> str:
         chosen = chosen_model(read_csv_record(path, RunFolderError, "").to_dict("records")) if path.exists() else "final"
     except (RunFolderError, KeyError):  # not a table lai wrote (a FIFO, not UTF-8, cut short, no model column)
         chosen, unreadable = "final", "; tables/selection.csv is unreadable"
+    if stage_label(chosen)[0] not in {**ROWS, **EXTRA_ROWS}:  # a name lai never gives a model (a path, say)
+        chosen, unreadable = "final", f"; tables/selection.csv is unreadable: its model {shorten(chosen, 40)!r} is none lai trains"
     stage = run_folder / "runs" / chosen
     what = "its chosen model (tables/selection.csv)" if chosen != "final" else "its final model"
     return f"{stage} ({what}{'' if (stage / STAGE_WEIGHTS_FILE).is_file() else ', not trained yet'}{unreadable})"
@@ -252,9 +255,12 @@ class TrainingState:
             "config": config.to_dict(),
         })
 
-    def restore(self, path: str | Path) -> None:
-        """Continue from the state :meth:`save` wrote to ``path`` (the global torch random state included)."""
-        state = read_checkpoint(path, STATE_KEYS)
+    def restore(self, path: str | Path, check: Callable[[object], None] | None = None) -> None:
+        """Continue from the state :meth:`save` wrote to ``path`` (the global torch random state included);
+        ``check`` gets the configuration saved with it first, and raises to refuse it before anything is loaded."""
+        state = read_checkpoint(path, (*STATE_KEYS, "config"))
+        if check is not None:
+            check(state["config"])
         set_weights(self.model, state["model"], path)
         try:
             self.optimizer.load_state_dict(state["optimizer"])

@@ -24,7 +24,7 @@ from lai.distributed import pick_device
 from lai.errors import RunFolderError
 from lai.facts import CLOUDY, EMPTY, N_PIXELS, R2, RMSE, RMSE_NORM, STAGE_WEIGHTS_FILE, TEST_SETS, VAL
 from lai.infer import Trained, load_trained, predict_lai
-from lai.io import atomic_path, atomic_write_text, output_lock, own_subfolder
+from lai.io import atomic_path, atomic_write_text, output_lock, own_subfolder, read_json_record
 from lai.loader import BatchLoader, CubeSplit
 from lai.metrics import SUMS, Scores, per_tile, strict_clear
 from lai.uncertainty import Calibration, calibration_rows, fit_calibration, reliability, strata
@@ -48,9 +48,11 @@ def check_same_splits(config: StageConfig, run_dir: Path, cube: str | Path) -> d
 
 
 def evaluated_on(run_dir: str | Path) -> dict | None:
-    """The cube identity recorded with a run's metrics, or None."""
+    """The cube identity recorded with a run's metrics, or None; :class:`RunFolderError` naming the file if unreadable."""
     path = Path(run_dir) / EVALUATED_ON
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not (path.exists() or path.is_symlink()):
+        return None
+    return read_json_record(path, RunFolderError, "delete it to evaluate that stage again")
 
 
 def predict(trained: Trained, split: CubeSplit, batch_size: int = 32) -> dict[str, np.ndarray]:

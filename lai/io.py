@@ -295,8 +295,9 @@ def check_new_folder(out: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path):
-    """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds.
+def atomic_path(path: str | Path, suffix: str = ""):
+    """Yield a temporary sibling path (ending ``suffix``, e.g. ".ipynb"); rename it onto ``path`` only if the block
+    succeeds: a file at ``path`` with other names (hard links) is replaced, never written through.
 
     Works for files and folders. An interrupted block leaves only a hidden
     ``.NAME.partial-*`` sibling, which no reader takes for a valid result and the
@@ -306,7 +307,7 @@ def atomic_path(path: str | Path):
     path = Path(path)
     check_replaceable(path, folder=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{_partial_prefix(path)}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = path.with_name(f"{_partial_prefix(path)}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
     try:
         try:
             yield tmp

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from lai.errors import PipelineError
 from lai.facts import RUN_PROFILE_FILE
-from lai.io import check_replaceable, output_lock, own_subfolder
+from lai.io import atomic_path, atomic_write_text, check_outside, check_replaceable, output_lock, own_subfolder, read_json_record
+from lai.run_folder import RUN_SUBFOLDERS
 from lai.run_profile import DEFAULT_PROFILE, PROJECT_ROOT, check_run_name, open_run_folder, resolve_profile
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -46,10 +47,14 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
     resolved = resolve_profile(profile, overrides, data)
     check_run_name(run_name or resolved.name)
     run_dir = (Path(reports_root) / (run_name or resolved.name)).resolve()
+    if data:  # inputs stay as they are: nothing of the run is written inside the --data folder
+        check_outside(run_dir, data, "LNB folder", "the run folder")
+        check_outside(data_root, data, "LNB folder", "the data root (--data-root)")
     params = {"run_dir": str(run_dir), "data_root": str(Path(data_root).resolve())}
     with output_lock(run_dir, folder=RUN_PROFILE_FILE):
         open_run_folder(run_dir, resolved)  # claims the folder and writes its profile before any notebook
-        own_subfolder(run_dir, "notebooks")
+        for sub in RUN_SUBFOLDERS:  # a link planted there is refused before any notebook runs or record is removed
+            own_subfolder(run_dir, sub)
         inputs = NotebookInputs(run_dir, Path(data_root).resolve(), Path(data).resolve() if data else None)
         for nb in NOTEBOOKS:
             out = run_dir / "notebooks" / nb
@@ -59,21 +64,27 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
                 print(f"[lai run] {nb}: reused (the notebook, profile, code and files it reads are unchanged since "
                       "its last run here)", flush=True)
                 continue
-            check_replaceable(out)  # papermill writes it in place: never through a link planted there
+            check_replaceable(out)  # never a link planted there
             print(f"[lai run] {nb}: ran ({changed})", flush=True)
             inputs.forget(nb)
-            try:
-                # the notebooks' printed lines (per-epoch summaries, stage results) stream to the terminal;
-                # their progress bars stay in the notebook (widgets in JupyterLab)
-                with _notebook_kernel() as (km, terminal):
-                    pm.execute_notebook(str(NOTEBOOK_DIR / nb), str(out), parameters=params, cwd=str(NOTEBOOK_DIR),
-                                        kernel_name="python3", km=km, progress_bar=False,
-                                        stdout_file=terminal if progress else None, extra_arguments=KERNEL_QUIET)
-            except pm.PapermillExecutionError as err:
+            failed = None
+            # papermill writes a temporary beside it, moved into place (a failing notebook's too, for inspection):
+            # a file with other names at `out` is replaced, never written through
+            with atomic_path(out, suffix=".ipynb") as tmp:
+                try:
+                    # the notebooks' printed lines (per-epoch summaries, stage results) stream to the terminal;
+                    # their progress bars stay in the notebook (widgets in JupyterLab)
+                    with _notebook_kernel() as (km, terminal):
+                        pm.execute_notebook(str(NOTEBOOK_DIR / nb), str(tmp), parameters=params, cwd=str(NOTEBOOK_DIR),
+                                            kernel_name="python3", km=km, progress_bar=False,
+                                            stdout_file=terminal if progress else None, extra_arguments=KERNEL_QUIET)
+                except pm.PapermillExecutionError as err:
+                    failed = err
+            if failed is not None:
                 raise PipelineError(
-                    f"notebook {nb} failed in cell {err.cell_index} (execution count {err.exec_count}): "
-                    f"{err.ename}: {err.evalue}. The executed notebook is {out}"
-                ) from None
+                    f"notebook {nb} failed in cell {failed.cell_index} (execution count {failed.exec_count}): "
+                    f"{failed.ename}: {failed.evalue}. The executed notebook is {out}"
+                )
             inputs.record(nb, before, inputs.snapshot(NOTEBOOK_DIR / nb))
     return run_dir / "report.pdf"
 
@@ -93,7 +104,7 @@ class NotebookInputs:
 
     def __init__(self, run_dir: Path, data_root: Path, data: Path | None = None):
         self.run_dir, self.data_root, self.data = run_dir, data_root, data
-        self.folder = run_dir / "notebooks" / ".inputs"
+        self.folder = own_subfolder(run_dir / "notebooks", ".inputs")  # never a link: records are removed there
         self.code = self._code_digest()
 
     @staticmethod
@@ -129,18 +140,23 @@ class NotebookInputs:
                     files[f"{key}/{rel.as_posix()}"] = self._digest(path, content)
         return files
 
+    def _read(self, nb: str) -> dict:
+        """The record of ``nb``'s last run ({"inputs": ..., "outputs": ...}); PipelineError naming it if unreadable."""
+        path = self.folder / f"{nb}.json"
+        last = read_json_record(path, PipelineError, "it is run again")
+        if not (isinstance(last, dict) and all(isinstance(last.get(part), dict) for part in ("inputs", "outputs"))):
+            raise PipelineError(f"{path} is not the record of a notebook's inputs and outputs lai writes; it is run again")
+        return last
+
     def changed(self, nb: str, now: dict[str, str], executed: Path) -> str:
         """Why ``nb`` must run (empty when it can be reused)."""
-        import json
-
-        stamp = self.folder / f"{nb}.json"
-        if not stamp.is_file() or not executed.is_file():
+        if not (self.folder / f"{nb}.json").is_file() or not executed.is_file():
             return "no earlier run here"
         try:
-            last = json.loads(stamp.read_text())
-            expected = {**last["inputs"], **last["outputs"]}
-        except (ValueError, KeyError, TypeError):
-            return "its record of the last run is unreadable"
+            last = self._read(nb)
+        except PipelineError as err:
+            return f"its record of the last run is unreadable: {err}"
+        expected = {**last["inputs"], **last["outputs"]}
         differ = sorted(k for k in expected if expected[k] != now.get(k))  # files made later by other notebooks aside
         if not differ:
             return ""
@@ -164,13 +180,13 @@ class NotebookInputs:
             if not other.is_file():
                 continue
             try:
-                last = json.loads(other.read_text())
-                kept = {part: {k: v for k, v in last[part].items() if k not in outputs} for part in ("inputs", "outputs")}
-            except (ValueError, KeyError, TypeError, AttributeError):
+                last = self._read(other.name.removesuffix(".json"))
+            except PipelineError:
                 other.unlink()  # unreadable: that notebook runs again next time
                 continue
-            other.write_text(json.dumps(kept, indent=0))
-        (self.folder / f"{nb}.json").write_text(json.dumps({"inputs": inputs, "outputs": outputs}, indent=0))
+            kept = {part: {k: v for k, v in last[part].items() if k not in outputs} for part in ("inputs", "outputs")}
+            atomic_write_text(other, json.dumps(kept, indent=0))
+        atomic_write_text(self.folder / f"{nb}.json", json.dumps({"inputs": inputs, "outputs": outputs}, indent=0))
 
 
 class _Terminal:

@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from lai.config import Profile
-from lai.errors import PipelineError
-from lai.facts import TABLE, check_name
+from lai.errors import ConfigError, PipelineError
+from lai.facts import TABLE, TRAIN, VAL, check_name
 from lai.io import atomic_path, atomic_write_text, own_subfolder, read_csv_record, read_json_record
 from lai.provenance import environment
 from lai.run_profile import (  # noqa: F401 - the folder's profile, importable from here too
@@ -31,6 +31,8 @@ from lai.run_profile import (  # noqa: F401 - the folder's profile, importable f
     resolve_profile,
     saved_profile,
 )
+
+RUN_SUBFOLDERS = ("tables", "figures", "runs", "notebooks")  # the folders lai fills in a run folder
 
 
 def _digest(obj) -> str:
@@ -47,7 +49,7 @@ class RunContext:
         # the stages' default: progress bars and per-epoch lines (None: on unless LAI_PROGRESS=0)
         self.progress = os.environ.get("LAI_PROGRESS") != "0" if progress is None else bool(progress)
         self.data_root = Path(data_root or self._recorded_data_root() or PROJECT_ROOT / "data")
-        for sub in ("tables", "figures", "runs", "notebooks"):
+        for sub in RUN_SUBFOLDERS:
             own_subfolder(self.run_dir, sub)
 
     @classmethod
@@ -113,6 +115,16 @@ class RunContext:
         # the cube is lai's own, named after its source and settings: rebuilt when the source's files changed
         summary = build_cube(self.lnb_dir, self.cube_path, self.profile.splits, self.profile.encoding,
                              overwrite=True, progress=self._progress(progress), cube_float=self.profile.cube_float)
+        empty = [name for name in (TRAIN, VAL) if not summary.splits.get(name)]
+        if empty:  # nothing could be trained: said here, naming the data and the settings, not by a later cell
+            cfg = self.profile.splits
+            settings = ", ".join(f"splits.{k}={getattr(cfg, k)}" for k in (
+                "sampling", "block_size", "test_fraction", "val_fraction", "min_clear_target", "held_out_areas"))
+            fix = {TRAIN: "lower splits.test_fraction and splits.val_fraction or hold out fewer areas",
+                   VAL: "raise splits.val_fraction or lower splits.min_clear_target"}
+            raise ConfigError(f"{self.lnb_dir}: its {summary.n_triplets} triplet(s) leave the {' and '.join(empty)} "
+                              f"split(s) empty with {settings}; training needs both: add triplets, or "
+                              f"{', or '.join(fix[name] for name in empty)}")
         info = {
             "kind": "simulated" if self.simulated else "real",
             "source": str(self.lnb_dir),

@@ -161,7 +161,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     # resume from the last epoch's checkpoint, or start the run folder
     ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
-        state.restore(ckpt_path)
+        state.restore(ckpt_path, lambda saved: _check_checkpoint(saved, ckpt_path, cfg, run_dir))
         before = _world_sizes(state.history)
         if before and before[-1] != world.size and world.main:
             print(f"{run_dir}: resuming a stage trained on {before[-1]} process(es) with {world.size}: each rank's "
@@ -374,22 +374,26 @@ def read_finished(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     retrain = f"delete the stage folder {run_dir} to train it again"
     path = run_dir / "result.json"
     result = read_json_record(path, RunFolderError, retrain)
-    if not isinstance(result, dict) or not isinstance(result.get("parameters"), int):
+    if not isinstance(result, dict):
         raise RunFolderError(f"{path}: expected a JSON object with the integer 'parameters' lai writes, got "
                              f"{shorten(json.dumps(result))}; {retrain}")
+    if type(result.get("parameters")) is not int or result["parameters"] < 0:  # bool is an int to isinstance
+        raise RunFolderError(f"{path}: field 'parameters' holds {shorten(json.dumps(result.get('parameters')), 30)}, "
+                             f"expected the integer of at least 0 lai writes; {retrain}")
     path = run_dir / "history.csv"
     history = read_csv_record(path, RunFolderError, retrain)
     missing = [c for c in HISTORY_COLUMNS if c not in history]
     if missing or history.empty:
         raise RunFolderError(f"{path}: expected one row per epoch with columns {', '.join(HISTORY_COLUMNS)}; it has "
                              f"{len(history)} row(s){', lacking ' + ', '.join(missing) if missing else ''}; {retrain}")
-    for column in HISTORY_COLUMNS:  # lai writes numbers (NaN only for validation without pixels): else edited or cut
+    for column in HISTORY_COLUMNS:  # lai writes finite numbers >= 0 (NaN only for validation without pixels)
         values = pd.to_numeric(history[column], errors="coerce")
-        bad = values.isna() & (history[column].notna() | (column not in ("val_mse", "val_rmse")))
+        bad = (values.isna() & (history[column].notna() | (column not in ("val_mse", "val_rmse")))) | np.isinf(values) \
+            | (values < 0)
         if bad.any():
             row = int(bad.to_numpy().argmax())
             raise RunFolderError(f"{path}: column {column} holds {shorten(history[column].iloc[row], 30)!r} in data row "
-                                 f"{row + 1}, not a number; {retrain}")
+                                 f"{row + 1}, not a number (finite, at least 0); {retrain}")
         history[column] = values
     return result, history
 
@@ -410,6 +414,31 @@ def _same_folder(saved, now: str | Path, run_dir: Path | None = None) -> bool:
     return bool(parts) and here.parts[-len(parts):] == parts
 
 
+def _differences(saved: dict, source: Path, cfg: StageConfig, run_dir: Path) -> str:
+    """How the stage configuration ``saved`` (the mapping ``source``, config.yaml or checkpoint.pt, holds) differs
+    from ``cfg``, in words; "" when it does not."""
+    if isinstance(saved.get("init_from"), dict):  # the same pre-trained folders named from another working directory
+        saved = {**saved, "init_from": {k: str(cfg.init_from[k]) if k in cfg.init_from
+                                        and _same_folder(v, cfg.init_from[k], run_dir) else v
+                                        for k, v in saved["init_from"].items()}}
+    diffs = saved_differences(saved, stage_config_from(saved, source), cfg)
+    other_cube = [d for d in diffs if d[0].startswith("cube.") and d[1] is not NOT_SAVED]  # hashes say nothing
+    what = describe_differences([d for d in diffs if d not in other_cube])
+    return "; ".join(filter(None, ["different cube data or split labels" if other_cube else "", what]))
+
+
+def _check_checkpoint(saved, path: Path, cfg: StageConfig, run_dir: Path) -> None:
+    """Refuse to resume from ``path`` unless the configuration saved in it (``saved``) is the stage's now."""
+    if not isinstance(saved, dict):
+        raise RunFolderError(f"{path}: not a lai checkpoint (its config is not a mapping); delete it to restart the "
+                             "stage from scratch")
+    what = _differences(saved, path, cfg, run_dir)
+    if what:
+        raise RunFolderError(f"{run_dir}: {path.name} was saved by a run of another configuration than the stage's "
+                             f"now ({what}), and resuming would go on with its settings; train into a new --runs "
+                             f"folder, or delete the stage folder {run_dir} to train it from scratch")
+
+
 def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageResult | None:
     """Return the finished result of an identical run, or None to (re)start; raise on a foreign run."""
     config_file = run_dir / STAGE_CONFIG_FILE
@@ -423,15 +452,8 @@ def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageRes
         saved = None
     if not isinstance(saved, dict) or not isinstance(saved.get("cube"), dict):
         raise RunFolderError(f"{config_file} is not the configuration of a lai training run; use another run folder")
-    if isinstance(saved.get("init_from"), dict):  # the same pre-trained folders named from another working directory
-        saved = {**saved, "init_from": {k: str(cfg.init_from[k]) if k in cfg.init_from
-                                        and _same_folder(v, cfg.init_from[k], run_dir) else v
-                                        for k, v in saved["init_from"].items()}}
-    diffs = saved_differences(saved, stage_config_from(saved, config_file), cfg)
-    if diffs:
-        other_cube = [d for d in diffs if d[0].startswith("cube.") and d[1] is not NOT_SAVED]  # hashes say nothing
-        what = describe_differences([d for d in diffs if d not in other_cube])
-        what = "; ".join(filter(None, ["different cube data or split labels" if other_cube else "", what]))
+    what = _differences(saved, config_file, cfg, run_dir)
+    if what:
         raise RunFolderError(f"{run_dir} already holds another run ({what}); choose another run folder or delete it")
     if (run_dir / "result.json").exists() and (run_dir / STAGE_WEIGHTS_FILE).exists():
         result, history = read_finished(run_dir)

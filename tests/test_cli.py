@@ -484,6 +484,20 @@ CASES = [
          r"with '\.', without path separators or control characters\)", absent="{tmp}/pred_names"),
     Case("info-cube-escape-name", "`lai info` on a cube whose triplet name holds ESC",
          ["info", "{esc_name_cube}"], r"esc_name\.nc: not a consistent cube: triplet 0 is named 'x\\x1b\[2J.tiff'"),
+    # adversarial pass 4: lai run, lai predict
+    Case("run-inputs-link", "`lai run --force` into a run folder whose notebooks/.inputs links to a user's folder",
+         ["run", *TINY, "--reports", "{tmp}/reports_sl", "--data-root", "{tmp}/data_sl", "--force"],
+         r"reports_sl/tiny/notebooks/\.inputs is a symbolic link or a file, not the folder lai made there",
+         present="{tmp}/victim_inputs/01_data.ipynb.json"),
+    Case("run-inside-data", "`lai run --data LNB --reports LNB/reports` (the run folder inside the input folder)",
+         ["run", *TINY, "--data", "{lnb_ok}", "--reports", "{lnb_ok}/reports", "--data-root", "{tmp}/data_in"],
+         r"lnb_ok/reports/tiny lies inside the LNB folder .*lnb_ok; write the run folder outside the input folder",
+         absent="{lnb_ok}/reports"),
+    Case("predict-selection-path", "`lai predict --run` a pipeline run folder whose tables/selection.csv chooses the "
+         "model `../../../etc`", ["predict", "--run", "{tmp}/reports_pfx", "--data", "{lnb_ok}", "--out", "{tmp}/pred_pfx"],
+         r"reports_pfx is a pipeline run folder, not a training stage: give .*reports_pfx/runs/final \(its final model, "
+         r"not trained yet; tables/selection\.csv is unreadable: its model '\.\./\.\./\.\./etc' is none lai trains\)$",
+         absent="{tmp}/pred_pfx"),
 ]
 
 
@@ -562,6 +576,15 @@ def prepare(tmp: Path, cube: Path) -> dict:
         with h5py.File(tmp / f"{name}.nc", "a") as f:
             f["name"][k, 2] = value
         inputs[f"{name}_cube"] = str(tmp / f"{name}.nc")
+    # adversarial pass 4: a run folder whose records folder links to a user's one; a selection naming a path
+    (tmp / "victim_inputs").mkdir()
+    (tmp / "victim_inputs" / "01_data.ipynb.json").write_text('{"my": "record"}')
+    (claim_folder(tmp / "reports_sl" / "tiny", None) / "notebooks").mkdir()
+    (tmp / "reports_sl" / "tiny" / "notebooks" / ".inputs").symlink_to(tmp / "victim_inputs")
+    (tmp / "reports_pfx" / "runs").mkdir(parents=True)
+    (tmp / "reports_pfx" / "tables").mkdir()
+    (tmp / "reports_pfx" / "tables" / "selection.csv").write_text("model,title,best_val_rmse,best_epoch,chosen\n"
+                                                                 "../../../etc,x,1,1,True\n")
     return inputs
 
 

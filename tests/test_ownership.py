@@ -368,3 +368,64 @@ def test_an_output_named_dot_is_one_line_and_a_folder_filled_in_place_may_be_dot
         with output_lock(name, folder=None) as path:  # the current folder, empty: taken as lai's
             assert path == tmp_path
         assert (tmp_path / FOLDER_MARK).is_file()
+
+
+@pytest.fixture
+def fake_notebooks(monkeypatch):
+    """`lai run` without kernels: papermill "executes" a notebook by writing its name to the output path; a notebook
+    named in the returned set fails after writing a partial copy."""
+    import contextlib
+
+    import papermill
+
+    from lai import pipeline
+
+    failing: set[str] = set()
+
+    def execute(source, out, **kwargs):
+        Path(out).write_text(f'{{"executed": "{Path(source).name}"}}')
+        if Path(source).name in failing:
+            raise papermill.PapermillExecutionError(3, 2, "x", "ValueError", "broken", [])
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    monkeypatch.setattr(pipeline, "_notebook_kernel", lambda: contextlib.nullcontext((None, None)))
+    return failing
+
+
+def test_lai_run_replaces_a_hard_link_at_an_executed_notebook_never_writes_through_it(tmp_path, fake_notebooks):
+    """An executed notebook whose name is a hard link to a user's file (adversarial pass 4, D1): papermill wrote
+    through it and overwrote the user's file. It writes a temporary now, renamed into place: the link is replaced."""
+    from lai.errors import PipelineError
+    from lai.pipeline import NOTEBOOKS, run_pipeline
+
+    reports, thesis = tmp_path / "reports", tmp_path / "thesis.txt"
+    thesis.write_text("MY THESIS")
+    notebooks = claim_folder(reports / "tiny", None) / "notebooks"
+    notebooks.mkdir()
+    os.link(thesis, notebooks / "05_report.ipynb")
+    os.link(thesis, notebooks / "01_data.ipynb")
+    fake_notebooks.add("01_data.ipynb")  # a failing notebook's partial copy is kept for inspection, also not through it
+    with pytest.raises(PipelineError, match=r"notebook 01_data\.ipynb failed in cell 3 .*ValueError: broken"):
+        run_pipeline("tiny", reports_root=reports, data_root=tmp_path / "data", progress=False)
+    fake_notebooks.clear()
+    run_pipeline("tiny", reports_root=reports, data_root=tmp_path / "data", progress=False)
+    assert thesis.read_text() == "MY THESIS" and thesis.stat().st_nlink == 1
+    assert [(notebooks / nb).read_text() for nb in NOTEBOOKS] == [f'{{"executed": "{nb}"}}' for nb in NOTEBOOKS]
+    assert not [p for p in notebooks.iterdir() if is_partial(p)]
+
+
+def test_lai_run_refuses_a_link_at_its_records_folder_before_running_or_removing_anything(tmp_path, fake_notebooks):
+    """`notebooks/.inputs` a symbolic link to a user's folder (adversarial pass 4, D6): `lai run --force` removed a record
+    through it, and ran notebook 01 before refusing it. Refused now before any notebook runs; the folder untouched."""
+    from lai.pipeline import run_pipeline
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "01_data.ipynb.json").write_text('{"my": "record"}')
+    before = folder_digest(mine)
+    notebooks = claim_folder(tmp_path / "reports" / "tiny", None) / "notebooks"
+    notebooks.mkdir()
+    (notebooks / ".inputs").symlink_to(mine)
+    with pytest.raises(ForeignOutputError, match=r"tiny/notebooks/\.inputs is a symbolic link or a file"):
+        run_pipeline("tiny", reports_root=tmp_path / "reports", data_root=tmp_path / "data", progress=False, force=True)
+    assert folder_digest(mine) == before and not [p for p in notebooks.iterdir() if p.suffix == ".ipynb"]

@@ -691,6 +691,23 @@ def test_model_on_other_split_labels_is_neither_reused_nor_scored(tiny_data, tmp
     assert (run / "metrics.csv").stat().st_mtime_ns != before, "cached metrics of another cube were reused"
 
 
+def test_an_unreadable_evaluated_on_record_is_named(tmp_path):
+    """runs/<row>/evaluated_on.json emptied (adversarial pass 4, D12): notebook 02 failed with a bare JSONDecodeError.
+    One RunFolderError naming the file and how to evaluate again."""
+    from lai.errors import RunFolderError
+    from lai.evaluate import EVALUATED_ON, evaluated_on
+
+    assert evaluated_on(tmp_path) is None  # never evaluated
+    (tmp_path / EVALUATED_ON).write_text("")
+    with pytest.raises(RunFolderError, match=rf"{tmp_path}/evaluated_on\.json is not readable JSON \(.*\); delete it to "
+                       "evaluate that stage again"):
+        evaluated_on(tmp_path)
+    (tmp_path / EVALUATED_ON).unlink()
+    (tmp_path / EVALUATED_ON).symlink_to("/dev/zero")
+    with pytest.raises(RunFolderError, match=r"evaluated_on\.json is not a regular file"):
+        evaluated_on(tmp_path)
+
+
 def test_run_folder_records_that_are_no_regular_files_are_refused_by_the_notebooks_readers(tmp_path):
     """What the notebooks read back from their run folder (tables, histories, data.json): a FIFO or a device link is
     one PipelineError naming it, not a hang or memory filling up; a data.json of no use means the default data root."""
@@ -881,3 +898,27 @@ def test_notebook_reuse_follows_what_each_notebook_read_and_wrote(tmp_path):
     assert changed("01_data.ipynb") == "changed since its last run: run/data.json"
     (nbs / "05_report.ipynb").write_text("edited")
     assert "<notebook>" in changed("05_report.ipynb")
+
+
+def test_notebook_records_that_are_unreadable_rerun_their_notebook_naming_the_record(tmp_path):
+    """A record in notebooks/.inputs nested 200,000 lists deep (adversarial pass 4, D7) raised a RecursionError
+    traceback out of `lai run`. Read with lai's bounded reader: the notebook runs again, its line naming the record;
+    as an earlier notebook's record, it is dropped when a later notebook is recorded."""
+    from lai.pipeline import NotebookInputs
+
+    run, data, nbs = tmp_path / "run", tmp_path / "data", tmp_path / "nbs"
+    for d in (run / "notebooks", data, nbs):
+        d.mkdir(parents=True)
+    for nb in ("01_data.ipynb", "02_training.ipynb"):
+        (nbs / nb).write_text(nb)
+        (run / "notebooks" / nb).write_text("executed")
+    inputs = NotebookInputs(run, data)
+    record = run / "notebooks" / ".inputs" / "01_data.ipynb.json"
+    for text, why in (("[" * 200_000 + "]" * 200_000, r"is not readable JSON \(nested too deeply\)"),
+                      ('{"inputs": [], "outputs": {}}', "is not the record of a notebook's inputs and outputs")):
+        record.write_text(text)
+        now = inputs.snapshot(nbs / "01_data.ipynb")
+        assert re.fullmatch(rf"its record of the last run is unreadable: {record} {why}.*; it is run again",
+                            inputs.changed("01_data.ipynb", now, run / "notebooks" / "01_data.ipynb"))
+    inputs.record("02_training.ipynb", now, inputs.snapshot(nbs / "02_training.ipynb"))
+    assert not record.exists()

@@ -77,3 +77,19 @@ def test_evaluation_tables_baselines_and_floor_complete_on_empty_test_sets(six, 
     floor = noise_floor(cube, valid_classes=profile.encoding.valid_classes)
     assert (floor["note"] == EMPTY).all() and (floor["triplets"] == 0).all() and floor["floor_rmse"].isna().all()
 
+
+
+def test_run_on_a_folder_whose_train_split_is_empty_names_the_data_and_the_split_settings(tmp_path):
+    """A real LNB folder of four triplets whose train or val split comes out empty (adversarial pass 4, D11):
+    notebook 01 failed with `KeyError: 'train'`. The data step says so, naming the folder and the split settings."""
+    from lai.errors import ConfigError
+    from lai.run_folder import RunContext
+
+    lnb = make_lnb(tmp_path / "lnb", n_triplets=4)
+    ctx = RunContext.open(tmp_path / "run", "tiny", ["splits.held_out_areas=[SPAIN_BADAJOZ]"], lnb, tmp_path / "data",
+                          progress=False)
+    with pytest.raises(ConfigError, match=rf"{lnb}: its 4 triplet\(s\) leave the train and val split\(s\) empty with "
+                       r"splits\.sampling=blocks, .*splits\.held_out_areas=\['SPAIN_BADAJOZ'\]; training needs both: add "
+                       r"triplets, or lower splits\.test_fraction"):
+        ctx.ensure_data()
+    assert not (ctx.run_dir / "data.json").exists()

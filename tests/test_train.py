@@ -155,8 +155,31 @@ def test_resume_under_another_number_of_processes_is_recorded(tiny_data, tmp_pat
     assert list(pd.read_csv(run / "history.csv")["world_size"]) == [2, 1]
 
 
+def test_resume_refuses_a_checkpoint_of_another_configuration(tiny_data, tmp_path):
+    """A stage folder whose config.yaml says train.lr 0.5 and 3 epochs beside a checkpoint.pt saved at lr 0.001 (one
+    epoch): resuming would train on at the checkpoint's settings while result.json and model.pt claimed the new ones.
+    Refused, naming the stage folder and the differing keys; nothing in it is written."""
+    from lai.train import stage_config
+
+    _, _, cube = tiny_data
+    run = tmp_path / "s1"
+    train_stage(profile_with(epochs=1, max_batches_per_epoch=1), "s1", cube, run, progress=False)
+    (run / "result.json").unlink()
+    (run / "model.pt").unlink()  # an unfinished stage
+    p = profile_with(epochs=3, lr=0.5, max_batches_per_epoch=1)
+    (run / "config.yaml").write_text(yaml.safe_dump(stage_config(p, "s1", cube).to_dict(), sort_keys=False))
+    before = {f.name: f.read_bytes() for f in run.iterdir()}
+    with pytest.raises(RunFolderError, match=rf"{run}: checkpoint\.pt was saved by a run of another configuration than "
+                       r"the stage's now \(different train\.epochs: 1 there, 3 here; train\.lr: 0\.001 there, 0\.5 here\).*"
+                       r"train into a new --runs folder, or delete the stage folder"):
+        train_stage(p, "s1", cube, run, resume=True, progress=False)
+    assert {f.name: f.read_bytes() for f in run.iterdir()} == before
+
+
 @pytest.mark.parametrize("file, text, message", [
-    ("result.json", "{}", r"result\.json: expected a JSON object with the integer 'parameters' lai writes, got \{\}"),
+    ("result.json", "[]", r"result\.json: expected a JSON object with the integer 'parameters' lai writes, got \[\]"),
+    ("result.json", "{}", r"result\.json: field 'parameters' holds null, expected the integer of at least 0"),
+    ("result.json", '{"parameters": true}', r"result\.json: field 'parameters' holds true, expected the integer"),  # bool: int
     ("result.json", "not json", r"result\.json is not readable JSON"),
     ("history.csv", "epoch,lr,val_mse,val_rmse,seconds,samples_per_s\n",
      r"history\.csv: expected one row per epoch with columns epoch, val_mse, val_rmse, seconds, samples_per_s; it has 0 row"),
@@ -170,6 +193,10 @@ def test_resume_under_another_number_of_processes_is_recorded(tiny_data, tmp_pat
     ("history.csv", "epoch,val_mse,val_rmse,seconds,samples_per_s,lr\n1,0.1,0.3,5,10,0.001\n2,0.1,0.3,5,10",
      r"history\.csv: data row 2 has 5 field\(s\), the header 6"),  # cut where every needed column is whole
     ("history.csv", b"epoch,val_mse,val_rmse,seconds,samples_per_s\n1,0.1,0.3,5,\xff\n", r"history\.csv is not a readable CSV"),
+    ("history.csv", "epoch,val_mse,val_rmse,seconds,samples_per_s\n1,0.1,inf,5,10\n",
+     r"history\.csv: column val_rmse holds 'inf' in data row 1, not a number \(finite, at least 0\)"),  # edited: never reused
+    ("history.csv", "epoch,val_mse,val_rmse,seconds,samples_per_s\n1,0.1,0.3,5,10\n2,-1e308,0.3,5,10\n",
+     r"history\.csv: column val_mse holds '-1e\+308' in data row 2, not a number \(finite, at least 0\)"),
     ("result.json", "[" * 100_000 + "]" * 100_000, r"result\.json is not readable JSON \(nested too deeply\)"),
     ("result.json", os.mkfifo, r"result\.json is not a regular file"),  # would hang
     ("result.json", lambda p: p.symlink_to("/dev/zero"), r"result\.json is not a regular file"),  # would fill memory
