@@ -18,8 +18,10 @@ def git_revision() -> tuple[str, bool]:
     """(commit, dirty) of the project checkout, or ("unknown", False) outside git."""
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
-                                    capture_output=True, text=True).stdout.strip())
+        # --no-optional-locks: git status would otherwise take .git/index.lock to refresh the index, and a run killed
+        # meanwhile (lai run under SIGKILL) left that lock behind, blocking every later git command in the checkout
+        dirty = bool(subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+                                    cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip())
         return rev, dirty
     except (OSError, subprocess.CalledProcessError):
         return "unknown", False

@@ -20,7 +20,7 @@ import pandas as pd
 
 from lai.config import Profile
 from lai.errors import ConfigError, PipelineError
-from lai.facts import TABLE, TRAIN, VAL, check_name
+from lai.facts import RUN_SUBFOLDERS, TABLE, TRAIN, VAL, check_name
 from lai.io import atomic_path, atomic_write_text, own_subfolder, read_csv_record, read_json_record
 from lai.provenance import environment
 from lai.run_profile import (  # noqa: F401 - the folder's profile, importable from here too
@@ -31,8 +31,6 @@ from lai.run_profile import (  # noqa: F401 - the folder's profile, importable f
     resolve_profile,
     saved_profile,
 )
-
-RUN_SUBFOLDERS = ("tables", "figures", "runs", "notebooks")  # the folders lai fills in a run folder
 
 
 def _digest(obj) -> str:
