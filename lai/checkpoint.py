@@ -84,7 +84,8 @@ def read_checkpoint(path: str | Path, keys: tuple[str, ...] = ()) -> dict:
         raise RunFolderError(f"{path}: cannot be read as a lai checkpoint (truncated or not a torch file): {err}") from None
     missing = [k for k in keys if not isinstance(state, dict) or k not in state]
     if missing:
-        raise RunFolderError(f"{path}: not a lai checkpoint (lacks {', '.join(missing)})")
+        raise RunFolderError(f"{path}: not a lai checkpoint (lacks {', '.join(missing)}); delete it (and train that "
+                             "stage again) or give the file lai wrote")
     return state
 
 

@@ -397,10 +397,21 @@ def _shape_problem(f: h5py.File) -> str | None:
     return None
 
 
+NAME_BYTES = 256 * 2**20  # a cube's triplet names: the paper profile's 9,640 triplets take about 2 MB
+
+
 def _name_problem(f: h5py.File) -> str | None:
     """What is wrong with a cube's triplet names (variable ``name``: the file names predictions are written under), or
-    None: each is a plain file name, not empty, not hidden, without path separators or control characters."""
-    for k, row in enumerate(f["name"][:] if "name" in f else ()):
+    None: each is a plain file name, not empty, not hidden, without path separators or control characters, and all
+    of them fit :data:`NAME_BYTES` (they are read at once, here and by :func:`cube_identity`)."""
+    if "name" not in f:
+        return None
+    names = f["name"]
+    nbytes = names.size * max(names.dtype.itemsize, 64)  # variable-length strings: about 64 bytes each
+    if nbytes > NAME_BYTES:
+        return (f"its {names.size:,} triplet names take about {nbytes / 2**20:,.0f} MiB, more than the "
+                f"{NAME_BYTES // 2**20} MiB of any cube lai writes")
+    for k, row in enumerate(names[:]):
         for n in row:
             text = n.decode(errors="replace") if isinstance(n, bytes) else str(n)
             if not text or text.startswith(".") or "/" in text or "\\" in text or not text.isprintable():

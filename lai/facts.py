@@ -241,5 +241,5 @@ def check_name(kind: str, name: str, error: type[Exception] = ValueError) -> str
 # (lai train) and a notebook run's (lai run, notebooks); and a stage's weights (what lai evaluate reads).
 STAGE_CONFIG_FILE = "config.yaml"
 RUN_PROFILE_FILE = "profile.yaml"
-RUN_SUBFOLDERS = ("tables", "figures", "runs", "notebooks")  # the folders lai fills in a run folder
+RUN_SUBFOLDERS = ("tables", "figures", "runs", "notebooks", "preprocessing")  # the folders lai fills in a run folder
 STAGE_WEIGHTS_FILE = "model.pt"

@@ -467,9 +467,9 @@ CASES = [
     Case("publish-notebook-fifo", "`lai publish` a run folder whose notebooks/02.ipynb is a FIFO (it hung)",
          ["publish", "{tmp}/pub_fifo", "{tmp}/pub_fifo_out"],
          r"pub_fifo/notebooks/02\.ipynb is not a regular file \(a folder, FIFO or device\?\)", absent="{tmp}/pub_fifo_out"),
-    Case("publish-table-dev-zero", "`lai publish` a run folder whose tables/z.csv links to /dev/zero (it filled the disk)",
+    Case("publish-table-dev-zero", "`lai publish` a run folder whose tables/table1.csv links to /dev/zero (it filled the disk)",
          ["publish", "{tmp}/pub_zero", "{tmp}/pub_zero_out"],
-         r"pub_zero/tables/z\.csv is not a regular file", absent="{tmp}/pub_zero_out"),
+         r"pub_zero/tables/table1\.csv is not a regular file", absent="{tmp}/pub_zero_out"),
     Case("publish-provenance-nested", "`lai publish` a run folder whose provenance.json nests 100000 objects",
          ["publish", "{tmp}/pub_deep", "{tmp}/pub_deep_out"],
          r"pub_deep/provenance\.json is not readable JSON \(nested too deeply\)", absent="{tmp}/pub_deep_out"),
@@ -631,7 +631,7 @@ def _prepare_records(tmp: Path, cube: Path, inputs: dict) -> None:
         (run / "provenance.json").write_text("{}")
         (run / "tables" / "a.csv").write_text("a\n1\n")
     os.mkfifo(tmp / "pub_fifo" / "notebooks" / "02.ipynb")
-    (tmp / "pub_zero" / "tables" / "z.csv").symlink_to("/dev/zero")
+    (tmp / "pub_zero" / "tables" / "table1.csv").symlink_to("/dev/zero")
     (tmp / "pub_deep" / "provenance.json").write_text('{"a": ' * 100_000 + "1" + "}" * 100_000)
 
 

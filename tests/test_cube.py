@@ -240,3 +240,23 @@ def test_a_cube_of_an_older_schema_is_replaced_not_reused(tmp_path):
         build_cube(lnb, out, SplitConfig(block_size=1), progress=False)
     summary = build_cube(lnb, out, SplitConfig(block_size=1), progress=False, overwrite=True)
     assert not summary.reused and summary.has_truth and open_cube(out)["lai_true"].shape[:2] == (3, 3)
+
+
+def test_a_cube_whose_triplet_names_would_fill_memory_is_refused_before_they_are_read(tmp_path, tiny_data):
+    """An 8 kB cube declaring 50 million triplets of 200-byte names (consistent shapes, nothing stored): its names
+    were read at once (28 GiB asked, a MemoryError traceback). Their size is checked first."""
+    import h5py
+
+    n = 2_000_000  # names of 1.2 GB
+    cube = tmp_path / "huge_names.nc"
+    with h5py.File(tiny_data[2], "r") as src, h5py.File(cube, "w") as f:
+        f.attrs.update(dict(src.attrs))
+        for name, shape in {"s1": (n, 3, 2, 1, 1), "lai": (n, 3, 1, 1), "scl": (n, 3, 1, 1), "split": (n,),
+                            "date": (n, 3)}.items():
+            f.create_dataset(name, shape=shape, dtype=np.float32 if name != "split" else "S8", chunks=True)
+        f.create_dataset("name", shape=(n, 3), dtype="S200", chunks=(65536, 3))
+    assert cube.stat().st_size < 1_000_000
+    with pytest.raises(CubeError, match=r"huge_names\.nc: not a consistent cube: its 6,000,000 triplet names take about "
+                                        r"1,144 MiB, more than the 256 MiB of any cube lai writes"):
+        check_cube_file(cube)
+

@@ -429,3 +429,22 @@ def test_lai_run_refuses_a_link_at_its_records_folder_before_running_or_removing
     with pytest.raises(ForeignOutputError, match=r"tiny/notebooks/\.inputs is a symbolic link or a file"):
         run_pipeline("tiny", reports_root=tmp_path / "reports", data_root=tmp_path / "data", progress=False, force=True)
     assert folder_digest(mine) == before and not [p for p in notebooks.iterdir() if p.suffix == ".ipynb"]
+
+
+@pytest.mark.parametrize("sub", ["preprocessing", "tables", "runs"])
+def test_lai_run_refuses_a_link_at_any_folder_it_fills_before_running(tmp_path, fake_notebooks, sub):
+    """`preprocessing/` a symbolic link to a user's folder (regression pass of 2026-12-04): notebook 00 wrote its
+    manifests and tiles there (and may remove its own old tiles there). Every folder lai fills in a run folder is
+    checked before any notebook runs."""
+    from lai.pipeline import run_pipeline
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "patch.yaml").write_text("mine")
+    before = folder_digest(mine)
+    run_dir = claim_folder(tmp_path / "reports" / "tiny", None)
+    (run_dir / sub).symlink_to(mine)
+    with pytest.raises(ForeignOutputError, match=rf"tiny/{sub} is a symbolic link or a file"):
+        run_pipeline("tiny", reports_root=tmp_path / "reports", data_root=tmp_path / "data", progress=False, force=True)
+    assert folder_digest(mine) == before and not list(run_dir.glob("notebooks/*.ipynb"))  # no notebook ran
+

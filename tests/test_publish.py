@@ -106,7 +106,7 @@ def test_unreadable_run_records_are_refused_before_anything_is_copied(tmp_path, 
 @pytest.mark.parametrize("path, make, message", [
     ("notebooks/02_training.ipynb", os.mkfifo, "is not a regular file"),  # hung
     ("notebooks/02_training.ipynb", lambda p: p.symlink_to("/dev/zero"), "is not a regular file"),  # filled memory
-    ("tables/z.csv", lambda p: p.symlink_to("/dev/zero"), "is not a regular file"),  # copied zeros until the disk was full
+    ("tables/table1.csv", lambda p: p.symlink_to("/dev/zero"), "is not a regular file"),  # copied zeros until the disk was full
     ("figures/density.png", os.mkfifo, "is not a regular file"),
     ("report.pdf", lambda p: p.symlink_to("/dev/zero"), "lacks report.pdf"),
     ("provenance.json", lambda p: p.write_text("{\"a\": " * 100_000 + "1" + "}" * 100_000), r"is not readable JSON \(nested too deeply\)"),
@@ -208,16 +208,19 @@ def test_publish_refuses_a_top_level_file_it_did_not_record(tmp_path, capsys):
 @pytest.mark.parametrize("path, make, message", [
     ("tables/table1.csv", lambda p, secret: p.symlink_to(secret), r"table1\.csv is not a regular file but a symbolic link"),
     ("report.json", lambda p, secret: p.symlink_to(secret), r"report\.json is not a regular file but a symbolic link"),
-    ("tables/notes.csv", lambda p, secret: p.write_text("mine"), r"holds tables/notes\.csv, not in the run folder's schema"),
-    ("figures/zz.png", lambda p, secret: p.write_bytes(PNG), r"holds figures/zz\.png, not in the run folder's schema"),
+    ("tables", lambda p, secret: p.symlink_to(secret.parent), r"tables is a symbolic link, which lai publish does not follow"),
     ("figures/density.png", lambda p, secret: p.write_text("hostname"), r"density\.png does not start with the PNG signature"),
 ])
 def test_publish_copies_only_the_schemas_regular_files(tmp_path, capsys, path, make, message):
     """A link to a mode-600 secret at a table's name was copied, mode 644, into the folder kept in git; any *.csv or
-    *.png was published, PNG or not. Now links are refused (never opened), and so are other names and non-PNGs."""
+    *.png was published, PNG or not. Now links are refused (never opened; a linked tables/ too), and so are non-PNGs."""
     run, dest, secret = _run(tmp_path), tmp_path / "reference", tmp_path / "secret.txt"
     secret.write_text("SECRET=hunter2")
     secret.chmod(0o600)
+    if (run / path).is_dir():
+        import shutil
+
+        shutil.rmtree(run / path)
     (run / path).unlink(missing_ok=True)
     make(run / path, secret)
     _refused(capsys, [run, dest], message)
@@ -258,6 +261,7 @@ def test_an_interrupted_publish_leaves_a_record_the_next_one_reads(tmp_path, mon
     monkeypatch.undo()
     record = json.loads((dest / ".lai-published").read_text())
     assert record["finished"] is False and "figures/learning_curves.png" in record["files"]
+    assert not (dest / "README.md").exists()  # a folder cut short does not look like a finished publish
     (run / "figures" / "learning_curves.png").unlink()
     publish(run, dest, "make reference")  # the unfinished record's files are lai's: replaced or deleted
     assert not (dest / "figures" / "learning_curves.png").exists()
@@ -307,3 +311,27 @@ def test_a_marker_with_crlf_line_ends_is_lais(tmp_path):
     publish(run, dest, "make reference")
     attributes = (Path(__file__).resolve().parent.parent / ".gitattributes").read_text().split("\n")
     assert ".lai-folder -text" in attributes and ".lai-published -text" in attributes
+
+
+def test_a_users_own_table_in_the_run_folder_stays_there_and_is_said(tmp_path, capsys):
+    """Tables and figures outside the run folder's schema are not published (only the run's own), and the command
+    says which; the publish goes on."""
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    (run / "tables" / "notes.csv").write_text("mine")
+    (run / "figures" / "zz.png").write_bytes(PNG)
+    assert main(["publish", str(run), str(dest)]) == 0
+    err = capsys.readouterr().err
+    assert "not published, not in the run folder's schema" in err and "tables/notes.csv" in err and "figures/zz.png" in err
+    assert not (dest / "tables" / "notes.csv").exists() and (dest / "tables" / "table1.csv").exists()
+
+
+def test_a_killed_runs_notebook_partial_is_no_notebook_of_the_run(tmp_path):
+    """lai run writes each executed notebook to a hidden partial first: a killed run's partial (cut mid-write, or
+    holding a duration) is neither refused nor counted."""
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    (run / "notebooks" / ".03_ablations.ipynb.partial-123-abcdef12.ipynb").write_text('{"metadata": {"papermill": {"dura')
+    (run / "notebooks" / ".04_baselines.ipynb.partial-123-abcdef13.ipynb").write_text(
+        json.dumps({"metadata": {"papermill": {"duration": 500.0}}}))
+    publish(run, dest, "make reference")
+    index = (dest / "README.md").read_text()
+    assert "partial" not in index and "all | 61" in index

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import BinaryIO
 
@@ -91,7 +92,7 @@ def _durations(run_dir: Path) -> dict[str, float]:
     """Seconds each executed notebook took (papermill's record in notebooks/*.ipynb); a notebook or a duration
     that cannot be read (not a number from 0 to MAX_SECONDS) is a ReportError naming the notebook."""
     out = {}
-    for nb in sorted((run_dir / "notebooks").glob("*.ipynb")):
+    for nb in sorted(p for p in (run_dir / "notebooks").glob("*.ipynb") if not is_partial(p)):  # not a killed run's
         meta = read_json(nb, LARGE_RECORD_BYTES).get("metadata")
         papermill = meta.get("papermill") if isinstance(meta, dict) else None
         seconds = papermill.get("duration") if isinstance(papermill, dict) else None
@@ -130,12 +131,17 @@ def _open_sources(run_dir: Path, stack: contextlib.ExitStack) -> dict[str, Binar
     """Every file publish copies from ``run_dir`` (relative name: open file), refused before anything is read or
     copied unless it is a regular file (no link is followed), a name of the run folder's schema, a PNG where a
     figure, and all together within PUBLISH_BYTES."""
-    names = [*PUBLISHED_FILES, *_found(run_dir)]
+    for sub, _ in PUBLISHED_GLOBS:  # read through no link either
+        if (run_dir / sub).is_symlink():
+            raise ReportError(f"{run_dir / sub} is a symbolic link, which lai publish does not follow: a run folder's "
+                              f"{sub}/ is the folder lai made there")
+    found = _found(run_dir)
+    unknown = [name for name in found if name not in SCHEMA]
+    if unknown:  # a user's own table or figure in the run folder: left where it is, and said
+        print(f"lai publish: not published, not in the run folder's schema (lai.facts: TABLES, FIGURES): {_few(unknown)}",
+              file=sys.stderr)
+    names = [*PUBLISHED_FILES, *(name for name in found if name in SCHEMA)]
     files = {name: stack.enter_context(open_record(run_dir / name, ReportError, RERUN, follow=False)) for name in names}
-    unknown = [name for name in names if name not in (*PUBLISHED_FILES, *SCHEMA)]
-    if unknown:
-        raise ReportError(f"{run_dir} holds {_few(unknown)}, not in the run folder's schema (lai.facts: TABLES, FIGURES); "
-                          "lai publish copies only the run's own tables and figures: move the others out of the run folder")
     sizes = {name: os.fstat(f.fileno()).st_size for name, f in files.items()}
     if sum(sizes.values()) > PUBLISH_BYTES:
         largest = max(sizes, key=sizes.get)
@@ -195,6 +201,7 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
             _check_dest(dest, earlier)
             ours = [*sources, INDEX]
             _record(dest, list({*(earlier or ()), *ours}), finished=False)
+            (dest / INDEX).unlink(missing_ok=True)  # lai's (the record says so): a folder cut short has no README
             for old in _found(dest):  # files of an earlier publish that this run no longer has
                 if old not in ours:
                     (dest / old).unlink()
