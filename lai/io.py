@@ -356,13 +356,16 @@ RECORD_BYTES = 64 * 2**20  # JSON and CSV records: lai's are kB to a few MB (per
 LARGE_RECORD_BYTES = 256 * 2**20  # executed notebooks, figures, report.pdf (a few MB each)
 
 
+NOT_A_FILE = "is not a regular file (a folder, FIFO or device?)"  # said of a path that exists but names no file
+
+
 @contextlib.contextmanager
 def open_record(path: Path, error: type[Exception], recover: str, follow: bool = True):
     """``path`` open for binary reading once it proved a regular file (or, with ``follow``, a link to one), else
     ``error`` naming it, what was expected and ``recover`` (how to get a good one). A FIFO or a device is refused
     before it is read (opened non-blocking and checked again with fstat), so it can neither hang lai nor fill its
     memory; without ``follow`` a symbolic link is refused too, never opened."""
-    special = f"{path} is not a regular file (a folder, FIFO or device?); expected the file lai writes; {recover}"
+    special = f"{path} {NOT_A_FILE}; expected the file lai writes; {recover}"
     link = f"{path} is not a regular file but a symbolic link, which lai does not follow here: put the file itself there"
     try:
         mode = os.stat(path, follow_symlinks=follow).st_mode

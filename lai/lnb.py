@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from lai.errors import LNBError  # re-exported: the folder reader's error
-from lai.io import memory_shortfall
+from lai.io import NOT_A_FILE, memory_shortfall
 from lai.pixels import check_float32, check_stored, clean_pixels, masked_as_missing
 
 S1_DIR, S2_DIR, MASK_DIR, TRUTH_DIR = "s1", "s2", "s2-mask", "truth"
@@ -231,9 +231,6 @@ _LAYERS = {
 # memory a triplet takes per pixel while read and cleaned: S1 6 x 4 bytes, LAI and true LAI 3 x 4 each, SCL 3,
 # with room for the reader's masks and working copies (checked against the memory available before reading)
 TRIPLET_BYTES_PER_PIXEL = 128
-
-
-NOT_A_FILE = "is not a regular file (a folder, FIFO or device?)"  # said of a path that exists but names no file
 
 
 def _open(path: Path):
