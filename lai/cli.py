@@ -387,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         args.extra = unknown + args.extra  # jupyter lab's own options pass through
     elif unknown:
         parser.parse_args(argv)  # the usual one-line error naming the unrecognised arguments (exit 2)
+    if callable(getattr(sys.stdout, "reconfigure", None)):  # a path this stdout cannot encode is printed escaped
+        sys.stdout.reconfigure(errors="backslashreplace")
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
     try:

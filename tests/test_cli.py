@@ -911,3 +911,20 @@ def test_lab_passes_jupyter_options_through(monkeypatch):
     assert calls[0][1:4] == ["-m", "jupyter", "lab"]
     with pytest.raises(SystemExit):  # other commands still refuse unknown options
         cli.main(["validate", "x", "--no-browser"])
+
+
+def test_a_path_stdout_cannot_encode_is_printed_escaped(tmp_path, monkeypatch):
+    """stdout in latin-1 (PYTHONIOENCODING, a C locale): a Japanese folder name ended the command in a
+    UnicodeEncodeError traceback; it is printed with backslash escapes and the command succeeds."""
+    import io
+
+    from lai.cli import main
+    from tests.helpers import make_lnb
+
+    folder = make_lnb(tmp_path / "données_日本")
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="latin-1", errors="strict", write_through=True)
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["validate", str(folder), "--quiet"]) == 0
+    text = raw.getvalue().decode("latin-1")
+    assert "données_\\u65e5\\u672c" in text

@@ -335,3 +335,17 @@ def test_a_killed_runs_notebook_partial_is_no_notebook_of_the_run(tmp_path):
     publish(run, dest, "make reference")
     index = (dest / "README.md").read_text()
     assert "partial" not in index and "all | 61" in index
+
+
+@pytest.mark.parametrize("make", [lambda p: p.mkdir(), lambda p: p.symlink_to("elsewhere.csv")], ids=["folder", "link"])
+def test_a_recorded_file_that_is_no_longer_a_file_is_refused_and_named(tmp_path, capsys, make):
+    """A file an earlier publish wrote (its record lists it) replaced by a folder or a link: refused before anything
+    is written, naming the path and what was expected (it was the bare OS error 'Is a directory')."""
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    publish(run, dest, "make reference")
+    (dest / "tables" / "training.csv").unlink()
+    make(dest / "tables" / "training.csv")
+    before = _digest(dest)
+    _refused(capsys, [run, dest], r"reference/tables/training.csv (is not a regular file \(a folder, FIFO or device\?\)|is a symbolic link), where an "
+             r"earlier lai publish wrote a file")
+    assert _digest(dest) == before

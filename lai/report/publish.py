@@ -18,6 +18,7 @@ from lai.facts import FIGURES, TABLES
 from lai.io import (
     FOLDER_MARK,
     LARGE_RECORD_BYTES,
+    NOT_A_FILE,
     ForeignOutputError,
     atomic_path,
     atomic_write_text,
@@ -86,6 +87,13 @@ def _check_dest(dest: Path, earlier: list[str] | None) -> None:
     if foreign:
         raise ForeignOutputError(f"{dest} holds {_few(foreign)}, which no earlier lai publish wrote there; lai replaces "
                                  "and deletes only its own files: move them, or publish elsewhere")
+    replaced = {*PUBLISHED_FILES, INDEX, *_found(dest)}
+    for name in [n for n in earlier or () if n in replaced]:  # replaced or deleted: only as the file lai wrote there
+        path = dest / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            what = "is a symbolic link" if path.is_symlink() else NOT_A_FILE
+            raise ForeignOutputError(f"{path} {what}, where an earlier lai publish wrote a file ({RECORD} lists it); "
+                                     "lai replaces and deletes only its own files: move it, or publish elsewhere")
 
 
 def _durations(run_dir: Path) -> dict[str, float]:
