@@ -248,14 +248,16 @@ def test_an_interrupted_publish_leaves_a_record_the_next_one_reads(tmp_path, mon
     (run / "figures" / "learning_curves.png").write_bytes(PNG)
     copied = []
 
+    import lai.report.publish as pub
+
+    copy = pub._copy
+
     def killed(src, dst, *args):
         if copied:
             raise KeyboardInterrupt
-        copied.append(dst.write(src.read()))
+        copied.append(copy(src, dst, *args))
 
-    import lai.report.publish as pub
-
-    monkeypatch.setattr(pub.shutil, "copyfileobj", killed)
+    monkeypatch.setattr(pub, "_copy", killed)
     with pytest.raises(KeyboardInterrupt):
         publish(run, dest, "make reference")
     monkeypatch.undo()
@@ -349,3 +351,28 @@ def test_a_recorded_file_that_is_no_longer_a_file_is_refused_and_named(tmp_path,
     _refused(capsys, [run, dest], r"reference/tables/training.csv (is not a regular file \(a folder, FIFO or device\?\)|is a symbolic link), where an "
              r"earlier lai publish wrote a file")
     assert _digest(dest) == before
+
+
+def test_a_file_that_grows_after_its_size_check_is_refused_not_copied_whole(tmp_path, monkeypatch):
+    """The 512 MiB limit is checked on the sizes when the files are opened; a file a run keeps writing grew past it
+    while publish copied it (the copy read to the end). Now exactly the checked bytes are copied, and a file that
+    changed size is a ReportError naming it; the destination stays marked unfinished, and a later publish works."""
+    import lai.report.publish as publishing
+
+    run, dest = _run(tmp_path), tmp_path / "reference"
+    opened = publishing._open_sources
+
+    def growing(run_dir, stack):
+        files, sizes = opened(run_dir, stack)
+        with open(run / "tables" / "training.csv", "a") as f:
+            f.write("more,rows\n" * 1000)
+        return files, sizes
+
+    monkeypatch.setattr(publishing, "_open_sources", growing)
+    with pytest.raises(ReportError, match=r"tables/training.csv changed while lai publish copied it \(\d[\d,]* bytes when "
+                       r"checked\)"):
+        publish(run, dest, "make reference")
+    assert json.loads((dest / ".lai-published").read_text())["finished"] is False and not (dest / "README.md").exists()
+    monkeypatch.setattr(publishing, "_open_sources", opened)
+    publish(run, dest, "make reference")
+    assert (dest / "tables" / "training.csv").read_bytes() == (run / "tables" / "training.csv").read_bytes()

@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import math
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import BinaryIO
@@ -135,9 +134,9 @@ def _training_time(run_dir: Path) -> str:
             "what that invocation did.")
 
 
-def _open_sources(run_dir: Path, stack: contextlib.ExitStack) -> dict[str, BinaryIO]:
-    """Every file publish copies from ``run_dir`` (relative name: open file), refused before anything is read or
-    copied unless it is a regular file (no link is followed), a name of the run folder's schema, a PNG where a
+def _open_sources(run_dir: Path, stack: contextlib.ExitStack) -> tuple[dict[str, BinaryIO], dict[str, int]]:
+    """Every file publish copies from ``run_dir`` (relative name: open file) and its size, refused before anything is
+    read or copied unless it is a regular file (no link is followed), a name of the run folder's schema, a PNG where a
     figure, and all together within PUBLISH_BYTES."""
     for sub, _ in PUBLISHED_GLOBS:  # read through no link either
         if (run_dir / sub).is_symlink():
@@ -161,7 +160,22 @@ def _open_sources(run_dir: Path, stack: contextlib.ExitStack) -> dict[str, Binar
         raise ReportError(f"{run_dir / bad} does not start with the PNG signature, expected a PNG image; {RERUN}")
     for f in files.values():
         f.seek(0)
-    return files
+    return files, sizes
+
+
+def _copy(src: BinaryIO, out: BinaryIO, size: int, path: Path) -> None:
+    """Copy the ``size`` bytes ``src`` held when it was checked, a bounded buffer at a time; a file that grew or
+    shrank meanwhile (a run still writing it) is a ReportError naming it."""
+    left = size
+    while left:
+        chunk = src.read(min(left, 1 << 20))
+        if not chunk:
+            break
+        out.write(chunk)
+        left -= len(chunk)
+    if left or src.read(1):
+        raise ReportError(f"{path} changed while lai publish copied it ({size:,} bytes when checked): is a run still "
+                          f"writing it? Publish again once the run has finished")
 
 
 def _plain(value) -> str:
@@ -202,7 +216,7 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
         raise ForeignOutputError(f"{run_dir} lies inside the destination {dest}; publish into a folder outside the run")
     prov, seconds = read_json(run_dir / "provenance.json"), _durations(run_dir)  # read before anything is copied
     with contextlib.ExitStack() as stack:
-        sources = _open_sources(run_dir, stack)
+        sources, sizes = _open_sources(run_dir, stack)
         index = _index(run_dir, command, prov, seconds)
         with output_lock(dest, folder=None):  # lai's marker, or a new or empty folder: a README.md alone proves nothing
             earlier = _earlier(dest)
@@ -215,7 +229,7 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
                     (dest / old).unlink()
             for name, src in sources.items():  # file by file, a bounded buffer at a time
                 with atomic_path(dest / name) as tmp, open(tmp, "wb") as out:
-                    shutil.copyfileobj(src, out)
+                    _copy(src, out, sizes[name], run_dir / name)
             atomic_write_text(dest / INDEX, index)
             _record(dest, ours, finished=True)
     return dest
