@@ -156,6 +156,20 @@ def _existing_cube_attrs(path: Path) -> dict | None:
         return attrs if attrs.get("schema") == SCHEMA else None
 
 
+RUN_CUBE_MIN_CORES = 4  # below, `lai run` builds its cube in one process: a cluster's readers would compete with the writer
+RUN_CUBE_MAX_WORKERS = 16
+
+
+def run_cube_dask() -> dict | None:
+    """How ``lai run`` builds its cube: on a local dask cluster that checks and reads the files (one worker per core
+    but the writer's, at most :data:`RUN_CUBE_MAX_WORKERS`) where this process may use at least
+    :data:`RUN_CUBE_MIN_CORES` cores, else in this process. The cube does not depend on it."""
+    from lai.parallel import max_workers
+
+    cores = max_workers()
+    return {"workers": min(cores - 1, RUN_CUBE_MAX_WORKERS)} if cores >= RUN_CUBE_MIN_CORES else None
+
+
 def build_cube(
     source: str | Path,
     out: str | Path,
@@ -216,31 +230,41 @@ def _read_for_cube(trip, root: Path, shape: tuple[int, int], valid_classes, with
 
 
 @contextlib.contextmanager
-def _checked_triplets(index, on_error: str, valid_classes, skipped: list, progress: bool, dask: dict | None,
+def _checked_triplets(index, on_error: str, valid_classes, skipped: list, progress: bool, client,
                       cube_float: np.dtype):
-    """(triplet, data) of the good triplets in CSV order: read here, or by dask workers (a few ahead)."""
-    if not dask:
+    """(triplet, data) of the good triplets in CSV order: read here, or by the dask ``client``'s workers (a few ahead)."""
+    if client is None:
         yield iter_triplets(index, on_error, valid_classes, skipped, progress, "build cube")
         return
-    from lai.parallel import dask_client, imap_ordered
+    from lai.parallel import imap_ordered
 
     read = functools.partial(_read_for_cube, root=index.root, shape=(index.height, index.width),
                              valid_classes=tuple(valid_classes), with_truth=index.has_truth, cube_float=cube_float)
-    with dask_client(**dask) as client, \
-            contextlib.closing(imap_ordered(read, index.triplets, client)) as outcomes:  # closing cancels what is left
+    with contextlib.closing(imap_ordered(read, index.triplets, client)) as outcomes:  # closing cancels what is left
         yield iter_triplets(index, on_error, valid_classes, skipped, progress, "build cube", outcomes)
 
 
 def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: EncodingConfig, on_error: str,
                 progress: bool, extra_attrs: dict, cube_float: np.dtype, dask: dict | None = None) -> None:
-    index = index_folder(source, on_error=on_error, progress=progress)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if dask:  # one cluster checks the headers and reads the files
+            from lai.parallel import dask_client
+
+            client = stack.enter_context(dask_client(**dask))
+        _write_cube_with(source, out, splits, encoding, on_error, progress, extra_attrs, cube_float, client)
+
+
+def _write_cube_with(source: Path, out: Path, splits: SplitConfig, encoding: EncodingConfig, on_error: str,
+                     progress: bool, extra_attrs: dict, cube_float: np.dtype, client) -> None:
+    index = index_folder(source, on_error=on_error, progress=progress, client=client)
     h, w, n = index.height, index.width, len(index.triplets)
     skipped: list[Skipped] = list(index.skipped)
     meta_rows = []
     fixes: Counter = Counter()
     digest = hashlib.sha256()
     with atomic_path(out) as tmp, _h5_writer(tmp) as f, \
-            _checked_triplets(index, on_error, encoding.valid_classes, skipped, progress, dask, cube_float) as triplets:
+            _checked_triplets(index, on_error, encoding.valid_classes, skipped, progress, client, cube_float) as triplets:
         f.dimensions = {"triplet": None, "time": 3, "pol": 2, "y": h, "x": w, "affine": 6}
         f.resize_dimension("triplet", n)
         s1 = f.create_variable("s1", ("triplet", "time", "pol", "y", "x"), cube_float, chunks=(1, 3, 2, h, w))

@@ -16,6 +16,7 @@ preprocessing write the layout with :func:`write_tile` and :func:`write_series`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import struct
 import warnings
@@ -399,8 +400,25 @@ def iter_triplets(index: FolderIndex, on_error: str = "raise", valid_classes=(2,
         yield trip, data
 
 
-def index_folder(root: str | Path, on_error: str = "raise", progress: bool = True) -> FolderIndex:
-    """Read the CSV and check every file's presence, band count, dtype and size (headers only).
+def _headers(root: Path, trips: list[Triplet]) -> list:
+    """Per triplet, [(path, (height, width)), ...] of its files, or (file, problem) of its first bad header: a task
+    that dask workers run on a chunk of triplets (the problem travels as plain values)."""
+    out = []
+    for trip in trips:
+        try:
+            out.append([(root / layer / name, read_header(root / layer / name, layer))
+                        for name in trip.names for layer in (S1_DIR, S2_DIR, MASK_DIR)])
+        except LNBError as err:
+            out.append((err.file, err.problem))
+    return out
+
+
+HEADER_TASK_TRIPLETS = 32  # triplets per dask task of the header check (a triplet's nine headers take about 4 ms)
+
+
+def index_folder(root: str | Path, on_error: str = "raise", progress: bool = True, client=None) -> FolderIndex:
+    """Read the CSV and check every file's presence, band count, dtype and size (headers only), here or, given a
+    dask ``client``, on its workers (in chunks of triplets; the same index).
 
     Pixel values are checked later, as each triplet is read.
     """
@@ -415,15 +433,26 @@ def index_folder(root: str | Path, on_error: str = "raise", progress: bool = Tru
     csv, table = _series_table(root)
     triplets: list[Triplet] = []
     headers: list = []  # per triplet: [(path, (height, width)), ...] or the LNBError of a bad header
-    for trip in tqdm(_parse_rows(csv, table), total=len(table), desc="check headers", unit="triplet", disable=not progress):
-        triplets.append(trip)
-        try:
-            headers.append([(root / layer / name, read_header(root / layer / name, layer))
-                            for name in trip.names for layer in (S1_DIR, S2_DIR, MASK_DIR)])
-        except LNBError as err:
-            if on_error == "raise":
-                raise  # the first bad file ends the check: no time spent on the rest of a large, broken CSV
-            headers.append(err)
+    bar = tqdm(total=len(table), desc="check headers", unit="triplet", disable=not progress)
+    if client is None:
+        for trip in _parse_rows(csv, table):
+            triplets.append(trip)
+            headers.extend(_headers(root, [trip]))
+            bar.update()
+            if isinstance(headers[-1], tuple) and on_error == "raise":
+                break  # the first bad file ends the check: no time spent on the rest of a large, broken CSV
+    else:
+        from lai.parallel import map_ordered
+
+        triplets = list(_parse_rows(csv, table))
+        chunks = [triplets[i:i + HEADER_TASK_TRIPLETS] for i in range(0, len(triplets), HEADER_TASK_TRIPLETS)]
+        done = map_ordered(functools.partial(_headers, root), chunks, client, on_done=lambda i, _: bar.update(len(chunks[i])))
+        headers = [h for chunk in done for h in chunk]
+    bar.close()
+    headers = [LNBError(*h) if isinstance(h, tuple) else h for h in headers]
+    first_bad = next((h for h in headers if isinstance(h, LNBError)), None)
+    if first_bad is not None and on_error == "raise":
+        raise first_bad
     # the size most files have is the reference, so an odd file is named even when it comes first
     sizes = Counter(hw for h in headers if not isinstance(h, LNBError) for _, hw in h)
     shape = sizes.most_common(1)[0][0] if sizes else None

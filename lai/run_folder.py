@@ -104,7 +104,7 @@ class RunContext:
 
     def ensure_data(self, progress: bool | None = None):
         """Simulate (if the profile says so) and build the cube; both are reused when present."""
-        from lai.cube import build_cube
+        from lai.cube import build_cube, run_cube_dask
 
         if self.simulated:
             from lai.simulate import simulate
@@ -112,7 +112,8 @@ class RunContext:
             simulate(self.profile.simulate, self.lnb_dir, progress=self._progress(progress))
         # the cube is lai's own, named after its source and settings: rebuilt when the source's files changed
         summary = build_cube(self.lnb_dir, self.cube_path, self.profile.splits, self.profile.encoding,
-                             overwrite=True, progress=self._progress(progress), cube_float=self.profile.cube_float)
+                             overwrite=True, progress=self._progress(progress), cube_float=self.profile.cube_float,
+                             dask=run_cube_dask())
         empty = [name for name in (TRAIN, VAL) if not summary.splits.get(name)]
         if empty:  # nothing could be trained: said here, naming the data and the settings, not by a later cell
             cfg = self.profile.splits

@@ -171,3 +171,34 @@ def test_a_scheduler_that_is_not_dask_is_one_line_within_the_timeout(monkeypatch
             with parallel.dask_client(scheduler=address):
                 pass
         assert time.perf_counter() - start < 15
+
+
+def test_bad_headers_on_dask_are_raised_or_skipped_as_serially(lnb, scheduler, tmp_path):
+    """The header check runs on the workers too (in chunks of triplets): a mask of the wrong data type is named as
+    serially, or its triplet skipped."""
+    from lai.lnb import MASK_DIR, read_series
+
+    bad = read_series(lnb)[2].names[0]
+    write_tiff(lnb / MASK_DIR / bad, np.zeros((16, 16), np.float32))
+    raised = []
+    for dask in (None, scheduler):
+        with pytest.raises(LNBError) as err:
+            build_cube(lnb, tmp_path / "raised.nc", progress=False, dask=dask)
+        raised.append(str(err.value))
+    assert raised[0] == raised[1] and bad in raised[0]
+    on_dask = build_cube(lnb, tmp_path / "dask.nc", on_error="skip", progress=False, dask=scheduler)
+    serial = build_cube(lnb, tmp_path / "serial.nc", on_error="skip", progress=False)
+    assert on_dask.skipped == serial.skipped and [s["row"] for s in serial.skipped] == [2]
+    assert on_dask.fingerprint == serial.fingerprint
+
+
+def test_lai_run_reads_its_cube_on_dask_only_with_cores_to_spare(monkeypatch):
+    """One process on the 2-core machines of the tests and CI (the writer would compete with the readers); on a GPU
+    machine's 16 cores, 15 reading workers."""
+    import lai.parallel
+    from lai.cube import run_cube_dask
+
+    for cores, expected in ((1, None), (2, None), (3, None), (4, {"workers": 3}), (16, {"workers": 15}),
+                            (64, {"workers": 16})):
+        monkeypatch.setattr(lai.parallel, "max_workers", lambda cores=cores: cores)
+        assert run_cube_dask() == expected, cores
