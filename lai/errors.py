@@ -72,6 +72,10 @@ class WorkerLostError(LaiError, RuntimeError):
     """A dask worker died (killed, out of memory) while running a task, more often than the scheduler allows."""
 
 
+class ClusterStartError(LaiError, RuntimeError):
+    """A local dask cluster could not start its worker processes."""
+
+
 class PipelineError(LaiError, RuntimeError):
     """A notebook of the pipeline failed; the message names the notebook and the cell."""
 

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from lai.errors import ConfigError, WorkerLostError, shorten
+from lai.errors import ClusterStartError, ConfigError, WorkerLostError, shorten
 
 
 def max_workers() -> int:
@@ -79,8 +79,15 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
         with client:
             yield client
         return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}) as cluster, Client(cluster) as client:
+    try:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    except (RuntimeError, OSError) as err:  # "Nanny failed to start.", no local sockets, a start that timed out
+        cause = err.__cause__ or err
+        reason = shorten(str(cause).splitlines()[0], 200) if str(cause) else type(cause).__name__
+        raise ClusterStartError(f"a local dask cluster of {workers} worker processes did not start ({reason}); "
+                                "run without --workers") from None
+    with cluster, Client(cluster) as client:
         yield client
 
 

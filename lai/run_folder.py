@@ -13,13 +13,14 @@ import datetime as dt
 import hashlib
 import json
 import os
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from lai.config import Profile
-from lai.errors import ConfigError, PipelineError
+from lai.errors import ClusterStartError, ConfigError, PipelineError
 from lai.facts import RUN_SUBFOLDERS, TABLE, TRAIN, VAL, check_name
 from lai.io import atomic_path, atomic_write_text, own_subfolder, read_csv_record, read_json_record
 from lai.provenance import environment
@@ -111,9 +112,16 @@ class RunContext:
 
             simulate(self.profile.simulate, self.lnb_dir, progress=self._progress(progress))
         # the cube is lai's own, named after its source and settings: rebuilt when the source's files changed
-        summary = build_cube(self.lnb_dir, self.cube_path, self.profile.splits, self.profile.encoding,
-                             overwrite=True, progress=self._progress(progress), cube_float=self.profile.cube_float,
-                             dask=run_cube_dask())
+        def cube(dask):
+            return build_cube(self.lnb_dir, self.cube_path, self.profile.splits, self.profile.encoding, overwrite=True,
+                              progress=self._progress(progress), cube_float=self.profile.cube_float, dask=dask)
+
+        try:
+            summary = cube(run_cube_dask())
+        except ClusterStartError as err:  # the same cube, in this process
+            print(f"lai: {str(err).removesuffix('; run without --workers')}; building the cube in this process",
+                  file=sys.stderr)
+            summary = cube(None)
         empty = [name for name in (TRAIN, VAL) if not summary.splits.get(name)]
         if empty:  # nothing could be trained: said here, naming the data and the settings, not by a later cell
             cfg = self.profile.splits

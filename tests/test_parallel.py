@@ -202,3 +202,39 @@ def test_lai_run_reads_its_cube_on_dask_only_with_cores_to_spare(monkeypatch):
                             (64, {"workers": 16})):
         monkeypatch.setattr(lai.parallel, "max_workers", lambda cores=cores: cores)
         assert run_cube_dask() == expected, cores
+
+
+def _no_local_cluster(monkeypatch):
+    import dask.distributed
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("Nanny failed to start.")
+
+    monkeypatch.setattr(dask.distributed, "LocalCluster", failing)
+
+
+def test_a_local_cluster_that_does_not_start_is_one_error(monkeypatch):
+    from lai.errors import ClusterStartError
+
+    _no_local_cluster(monkeypatch)
+    with pytest.raises(ClusterStartError, match=r"^a local dask cluster of 2 worker processes did not start \(Nanny failed "
+                                                r"to start\.\); run without --workers$"):
+        with dask_client(workers=2):
+            pass
+
+
+def test_lai_run_builds_its_cube_in_process_when_its_cluster_does_not_start(tiny_data, tmp_path, monkeypatch, capsys):
+    """On 4 cores or more lai run reads on a local cluster; where that cannot start (no local sockets, a sandbox),
+    the run goes on in this process, says so, and the cube is the same."""
+    import lai.cube
+    from lai.run_folder import RunContext
+
+    profile, lnb, serial = tiny_data
+    monkeypatch.setattr(lai.cube, "run_cube_dask", lambda: {"workers": 2})
+    _no_local_cluster(monkeypatch)
+    ctx = RunContext.open(tmp_path / "run", "tiny", data_root=tmp_path / "data", progress=False)
+    summary = ctx.ensure_data()
+    assert "lai: a local dask cluster of 2 worker processes did not start (Nanny failed to start.); building the cube " \
+           "in this process" in capsys.readouterr().err
+    assert summary.fingerprint == build_cube(lnb, tmp_path / "again.nc", profile.splits, profile.encoding,
+                                             progress=False).fingerprint
