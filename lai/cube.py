@@ -213,9 +213,19 @@ def build_cube(
             if not overwrite:
                 raise FileExistsError(f"{out} already exists and was not built from {source} as it is now with these "
                                       "settings; pass overwrite=True (`lai cube --overwrite`) to replace it")
-        _write_cube(source, out, splits, encoding, on_error, progress,
-                    {"source_key": key or "", "build_config": build_config}, np.dtype(cube_float), dask)
+        with _cluster(dask) as client:  # one cluster checks the headers and reads the files
+            _write_cube(source, out, splits, encoding, on_error, progress,
+                        {"source_key": key or "", "build_config": build_config}, np.dtype(cube_float), client)
     return _summary(out, open_cube(out))
+
+
+def _cluster(dask: dict | None):
+    """A dask client for ``dask`` (``{"workers": N}`` or ``{"scheduler": ADDRESS}``), or None to work in this process."""
+    if not dask:
+        return contextlib.nullcontext()
+    from lai.parallel import dask_client
+
+    return dask_client(**dask)
 
 
 def _read_for_cube(trip, root: Path, shape: tuple[int, int], valid_classes, with_truth: bool, cube_float: np.dtype):
@@ -245,18 +255,7 @@ def _checked_triplets(index, on_error: str, valid_classes, skipped: list, progre
 
 
 def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: EncodingConfig, on_error: str,
-                progress: bool, extra_attrs: dict, cube_float: np.dtype, dask: dict | None = None) -> None:
-    with contextlib.ExitStack() as stack:
-        client = None
-        if dask:  # one cluster checks the headers and reads the files
-            from lai.parallel import dask_client
-
-            client = stack.enter_context(dask_client(**dask))
-        _write_cube_with(source, out, splits, encoding, on_error, progress, extra_attrs, cube_float, client)
-
-
-def _write_cube_with(source: Path, out: Path, splits: SplitConfig, encoding: EncodingConfig, on_error: str,
-                     progress: bool, extra_attrs: dict, cube_float: np.dtype, client) -> None:
+                progress: bool, extra_attrs: dict, cube_float: np.dtype, client=None) -> None:
     index = index_folder(source, on_error=on_error, progress=progress, client=client)
     h, w, n = index.height, index.width, len(index.triplets)
     skipped: list[Skipped] = list(index.skipped)

@@ -73,7 +73,11 @@ class WorkerLostError(LaiError, RuntimeError):
 
 
 class ClusterStartError(LaiError, RuntimeError):
-    """A local dask cluster could not start its worker processes."""
+    """A local dask cluster could not start its worker processes: ``what`` happened, then the command line's advice."""
+
+    def __init__(self, what: str, advice: str = "run without --workers"):
+        self.what = what
+        super().__init__(f"{what}; {advice}")
 
 
 class PipelineError(LaiError, RuntimeError):

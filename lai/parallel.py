@@ -85,8 +85,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
     except (RuntimeError, OSError) as err:  # "Nanny failed to start.", no local sockets, a start that timed out
         cause = err.__cause__ or err
         reason = shorten(str(cause).splitlines()[0], 200) if str(cause) else type(cause).__name__
-        raise ClusterStartError(f"a local dask cluster of {workers} worker processes did not start ({reason}); "
-                                "run without --workers") from None
+        raise ClusterStartError(f"a local dask cluster of {workers} worker processes did not start ({reason})") from None
     with cluster, Client(cluster) as client:
         yield client
 

@@ -119,8 +119,7 @@ class RunContext:
         try:
             summary = cube(run_cube_dask())
         except ClusterStartError as err:  # the same cube, in this process
-            print(f"lai: {str(err).removesuffix('; run without --workers')}; building the cube in this process",
-                  file=sys.stderr)
+            print(f"lai: {err.what}; building the cube in this process", file=sys.stderr)
             summary = cube(None)
         empty = [name for name in (TRAIN, VAL) if not summary.splits.get(name)]
         if empty:  # nothing could be trained: said here, naming the data and the settings, not by a later cell
