@@ -97,27 +97,75 @@ def evaluate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_si
 
 
 def _evaluate(trained: Trained, run_dir: Path, cube, sets, batch_size, save_predictions) -> pd.DataFrame:
-    enc = trained.enc
-    rows, tiles = [], []
-    for name in sets:
-        split = CubeSplit(cube, name)
-        if len(split) == 0:  # every metric column, NaN, so that tables and checks find them
-            rows.append({"set": name, "triplets": 0, **Scores(enc.lai_scale).result(), "note": EMPTY})
-            continue
+    def predicted(split: CubeSplit) -> dict[str, np.ndarray]:
         pred = predict(trained, split, batch_size)
-        score = scores(pred, enc.lai_scale)
-        rows.append({"set": name, "triplets": len(split), **score.result(), "note": ""})
-        tile_metrics = per_tile(pred["pred"], pred["target"], pred["clear"], enc.lai_scale)
-        for i, t, sums in zip(split.index, tile_metrics, score.triplet_sums):
-            tiles.append({"set": name, "triplet": int(i), **t, **dict(zip(SUMS, sums))})
         if save_predictions:
-            save_prediction(run_dir / "predictions" / f"{name}.nc", split, pred)
-    table = pd.DataFrame(rows).assign(row=trained.row)
-    tiles = pd.DataFrame(tiles, columns=None if tiles else ["set", "triplet", *PER_TILE, *SUMS])
+            save_prediction(run_dir / "predictions" / f"{split.split}.nc", split, pred)
+        return pred
+
+    table, tiles = score_sets(predicted, cube, sets, trained.enc.lai_scale)
+    table = table.assign(row=trained.row)
     for frame, file in ((table, "metrics.csv"), (tiles, "per_tile.csv")):
         with atomic_path(run_dir / file) as tmp:
             frame.to_csv(tmp, index=False)
     return table
+
+
+def score_sets(predicted, cube: str | Path, sets, lai_scale: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics per set (one row each, ``note`` ``"empty"`` and NaN metrics for a set without triplets) and per
+    triplet (``PER_TILE`` and the sums ``lai.metrics.SUMS``) of the predictions ``predicted(split)`` (a dict as
+    :func:`predict` returns) of each split ``sets`` of ``cube``."""
+    rows, tiles = [], []
+    for name in sets:
+        split = CubeSplit(cube, name)
+        if len(split) == 0:  # every metric column, NaN, so that tables and checks find them
+            rows.append({"set": name, "triplets": 0, **Scores(lai_scale).result(), "note": EMPTY})
+            continue
+        row, per_triplet = _scored(split, predicted(split), lai_scale)
+        rows.append(row)
+        tiles.append(per_triplet)
+    return pd.DataFrame(rows), (pd.concat(tiles, ignore_index=True) if tiles else
+                                pd.DataFrame(columns=["set", "triplet", *PER_TILE, *SUMS]))
+
+
+def _scored(split: CubeSplit, pred: dict[str, np.ndarray], lai_scale: float) -> tuple[dict, pd.DataFrame]:
+    """One set's row of metrics and its per-triplet frame."""
+    score = scores(pred, lai_scale)
+    tile_metrics = per_tile(pred["pred"], pred["target"], pred["clear"], lai_scale)
+    tiles = pd.DataFrame([{"set": split.split, "triplet": int(i), **t, **dict(zip(SUMS, sums))}
+                          for i, t, sums in zip(split.index, tile_metrics, score.triplet_sums)])
+    return {"set": split.split, "triplets": len(split), **score.result(), "note": ""}, tiles
+
+
+def evaluate_ensemble(run_dirs: list[str | Path], cube: str | Path, sets=(VAL, *TEST_SETS), batch_size: int = 32,
+                      device: str = "auto") -> tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame]]:
+    """The mean prediction, per pixel, of several trainings of one model (its seeds: a deep ensemble), scored as
+    one model on ``sets`` (by default the validation split too, so that the ensemble can be judged without the
+    test sets); and each member scored by the same code on the same triplets.
+
+    Returns the ensemble's metrics per set, its per-triplet sums, and each member's per-triplet sums (in the order
+    of ``run_dirs``). Nothing is written."""
+    device = pick_device(device)
+    members = []
+    for run in map(Path, run_dirs):
+        trained = load_trained(run, device)
+        check_tile_size(CubeSplit(cube).shape, trained.model.cfg, f"{cube}:")
+        check_same_splits(trained.config, run, cube)
+        members.append(trained)
+    if len(members) < 2:
+        raise ConfigError(f"an ensemble needs at least two trained runs, got {len(members)}: {', '.join(map(str, run_dirs))}")
+    lai_scale = members[0].enc.lai_scale
+    member_tiles: list[list[pd.DataFrame]] = [[] for _ in members]
+
+    def ensemble_mean(split: CubeSplit) -> dict[str, np.ndarray]:
+        preds = [predict(trained, split, batch_size) for trained in members]
+        for frames, pred in zip(member_tiles, preds):
+            frames.append(_scored(split, pred, lai_scale)[1])
+        return {**preds[0], "pred": np.mean([p["pred"] for p in preds], axis=0)}
+
+    table, tiles = score_sets(ensemble_mean, cube, sets, lai_scale)
+    empty = tiles.iloc[0:0]
+    return table, tiles, [pd.concat(frames, ignore_index=True) if frames else empty for frames in member_tiles]
 
 
 def save_prediction(path: Path, split: CubeSplit, pred: dict[str, np.ndarray]) -> None:

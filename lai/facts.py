@@ -181,6 +181,7 @@ REPORT_TABLES = {
     "table1": ("row", "set"), "baselines": ("baseline", "set"), "selection": ("model", "best_val_rmse", "chosen"),
     "noise_floor": ("set", "floor_rmse", "oracle_rmse"),
     "comparisons": ("set", "other", "verdict", "diff", "diff_lo", "diff_hi", "triplets"), "extras": ("title", "set"),
+    "ensemble": ("set", "model", "other", "verdict", "diff", "diff_lo", "diff_hi", "triplets", "rmse_model", "rmse_other"),
     "preprocessing_snap_lai": ("patch",),
     "calibration": ("set", "pixels", "sd", "coverage_68", "coverage_95", "sd_ratio", "spearman"),
     "reliability": ("set", "sd", "nominal", "observed"),
@@ -194,6 +195,7 @@ REPORT_VALUES = {
     "seeds": {"seeds": "count"}, "selection": {"model": "model", "best_val_rmse": "number"},
     "noise_floor": {"floor_rmse": "number", "oracle_rmse": "number"},
     "comparisons": {"diff": "number", "diff_lo": "number", "diff_hi": "number", "triplets": "count"},
+    "ensemble": {c: "number" for c in ("diff", "diff_lo", "diff_hi", "rmse_model", "rmse_other")} | {"triplets": "count"},
     "calibration": {c: "number" for c in ("coverage_68", "coverage_95", "sd_ratio", "spearman")},
     "reliability": {"nominal": "number", "observed": "number"},
     "large_errors": {"pixels": "count", "large": "count", **{c: "number" for c in (
@@ -201,7 +203,8 @@ REPORT_VALUES = {
 }
 LARGE_ERROR_LAI = 2.0  # tables/large_errors.csv: pixels the final model misses by more than this (LAI)
 LARGE_ERROR_TRIPLETS = 5  # ... and the share of them in this many worst triplets (top_share, top_triplets)
-TABLES = {**REPORT_TABLES, "baselines_per_triplet": (), "oracle_per_triplet": ()}
+TABLES = {**REPORT_TABLES, "baselines_per_triplet": (), "oracle_per_triplet": (), "ensemble_metrics": (),
+          "ensemble_per_triplet": ()}
 # the columns of tables/training.csv that time the run: they differ between machines and runs, so the notebooks
 # do not display them (their displayed outputs are compared by the tests)
 TIMING_COLUMNS = ("seconds", "samples_per_s")

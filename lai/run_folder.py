@@ -192,6 +192,20 @@ class RunContext:
             return read_csv_record(cached, PipelineError, f"delete it to evaluate {row} again")
         return evaluate_run(run, self.cube_path, batch_size=self.profile.train.batch_size, device=self.profile.train.device)
 
+    def evaluate_ensemble(self, runs: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame]]:
+        """The mean prediction of trained runs (a model's seeds) on the validation split and the test sets
+        (:func:`lai.evaluate.evaluate_ensemble`); saves tables/ensemble_metrics.csv (the ensemble's metrics per set)
+        and tables/ensemble_per_triplet.csv (its per-triplet sums and each run's, ``model`` naming which). Returns the ensemble's metrics, its per-triplet
+        sums and each run's."""
+        from lai.evaluate import evaluate_ensemble
+
+        metrics, sums, members = evaluate_ensemble([self.run_dir / "runs" / run for run in runs], self.cube_path,
+                                                   batch_size=self.profile.train.batch_size, device=self.profile.train.device)
+        self.save_table(metrics.assign(model="ensemble"), TABLE.ensemble_metrics)
+        self.save_table(pd.concat([sums.assign(model="ensemble"), *(m.assign(model=run) for run, m in zip(runs, members))]),
+                        TABLE.ensemble_per_triplet)
+        return metrics, sums, members
+
     def calibrate(self, run: str):
         """Recalibrate the predicted spread of a trained run on validation and measure it on the test sets
         (:func:`lai.evaluate.calibrate_run`; writes the run's ``calibration.json``)."""

@@ -92,7 +92,7 @@ def floor_with_model(floor: pd.DataFrame, model: pd.DataFrame | list[pd.DataFram
 
 
 def comparisons(model: pd.DataFrame | list[pd.DataFrame], others: dict[str, pd.DataFrame],
-                model_name: str = "final") -> pd.DataFrame:
+                model_name: str = "final", sets=TEST_SETS) -> pd.DataFrame:
     """Paired bootstrap of RMSE differences between ``model`` and each of ``others``, per test set.
 
     Each frame holds per-triplet sums (columns set, triplet and ``lai.metrics.SUMS``, as in a run's
@@ -101,11 +101,11 @@ def comparisons(model: pd.DataFrame | list[pd.DataFrame], others: dict[str, pd.D
     ``seeds`` says how many. One line per (set, other): both RMSEs, ``diff`` = model - other (LAI; negative:
     the model is better) with its 95% interval, and ``verdict``: better or worse where the
     interval excludes 0, else not resolved (``lai.facts.VERDICTS``); "empty" (``lai.facts.EMPTY``, NaN numbers) where either
-    model has no triplet of the set.
+    model has no triplet of the set. ``sets``: the sets compared (the test sets by default).
     """
     runs = model if isinstance(model, list) else [model]
     out = []
-    for name in TEST_SETS:
+    for name in sets:
         mine = [m[m["set"] == name].set_index("triplet") for m in runs]
         for other_name, other in others.items():
             theirs = other[other["set"] == name].set_index("triplet")
@@ -123,6 +123,21 @@ def comparisons(model: pd.DataFrame | list[pd.DataFrame], others: dict[str, pd.D
                         "triplets": b.shape[0], "rmse_model": float(seed_mean_rmse(a.sum(1))),
                         "rmse_other": float(np.sqrt(b[:, 0].sum() / b[:, 3].sum())), **diff, "verdict": verdict})
     return pd.DataFrame(out)
+
+
+def ensemble_comparisons(ensemble: pd.DataFrame, seeds: list[pd.DataFrame], others: dict[str, pd.DataFrame],
+                         name: str, seeds_name: str, sets=TEST_SETS) -> pd.DataFrame:
+    """The mean prediction of a model's seeds (``ensemble``, per-triplet sums) against the seeds themselves (their
+    RMSE the mean over seeds, the interval pooling triplets and seeds; on every set of ``sets`` and of ``seeds``,
+    e.g. the validation split too) and against each of ``others`` (:func:`comparisons`), in :func:`comparisons`'
+    columns: ``diff`` is the ensemble's RMSE minus the other's."""
+    sets_seen = [s for s in dict.fromkeys(seeds[0]["set"]) if s not in sets] + list(sets)
+    flipped = comparisons(seeds, {name: ensemble}, seeds_name, sets_seen)  # seeds - ensemble: turned round below
+    lo, hi = flipped["diff_lo"].copy(), flipped["diff_hi"].copy()
+    flipped = flipped.assign(model=name, other=seeds_name, rmse_model=flipped["rmse_other"],
+                             rmse_other=flipped["rmse_model"], diff=-flipped["diff"], diff_lo=-hi, diff_hi=-lo,
+                             verdict=flipped["verdict"].replace({BETTER: WORSE, WORSE: BETTER}))
+    return pd.concat([flipped, comparisons(ensemble, others, name, sets)], ignore_index=True)
 
 
 def extras_table(runs: dict[str, pd.DataFrame], baselines: pd.DataFrame, final: pd.DataFrame,

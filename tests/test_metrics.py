@@ -62,3 +62,40 @@ def test_paired_difference_pools_seeds_on_the_same_resamples():
     assert paired_difference(seeds[:1], other) == paired_difference(seeds[0], other)
     with pytest.raises(ValueError, match="same triplets"):
         paired_difference(seeds[:, :-1], other)
+
+
+def test_ensemble_comparisons_turn_the_seeds_side_round():
+    """The ensemble against its seeds (validation and test sets) says ensemble minus seeds, as every other line
+    does, with the interval turned round; the other lines are :func:`lai.tables.comparisons` unchanged."""
+    import pandas as pd
+
+    from lai.metrics import SUMS, paired_difference, triplet_sums
+    from lai.tables import comparisons, ensemble_comparisons
+
+    rng = np.random.default_rng(4)
+    sets = ("val", "non_cloudy", "cloudy", "unique")
+
+    def frame(noise):
+        rows = []
+        for s in sets:
+            target = rng.uniform(0, 6, (30, 8, 8))
+            sums = triplet_sums(target + rng.normal(0, noise, target.shape), target, np.ones(target.shape, bool))
+            rows.append(pd.DataFrame(sums, columns=list(SUMS)).assign(set=s, triplet=np.arange(30)))
+        return pd.concat(rows, ignore_index=True)
+
+    ensemble, seeds, other = frame(0.3), [frame(0.4), frame(0.45)], frame(0.6)
+    table = ensemble_comparisons(ensemble, seeds, {"persistence": other[other["set"] != "val"]}, "final ensemble",
+                                 "final seeds")
+    vs_seeds = table[table["other"] == "final seeds"].set_index("set")
+    assert list(vs_seeds.index) == list(sets) and (vs_seeds["verdict"] == "better").all()
+    for s in sets:
+        pick = [f[f["set"] == s][list(SUMS)].to_numpy() for f in (ensemble, *seeds)]
+        turned = paired_difference(np.stack(pick[1:]), pick[0])
+        row = vs_seeds.loc[s]
+        assert (row["diff"], row["diff_lo"], row["diff_hi"]) == pytest.approx(
+            (-turned["diff"], -turned["diff_hi"], -turned["diff_lo"]))
+        assert row["rmse_model"] - row["rmse_other"] == pytest.approx(row["diff"]) and row["model"] == "final ensemble"
+    rest = table[table["other"] == "persistence"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(rest, comparisons(ensemble, {"persistence": other[other["set"] != "val"]},
+                                                    "final ensemble"), check_dtype=False)
+

@@ -684,6 +684,29 @@ def test_conclusions_cover_every_set_the_s2_encoder_the_truth_the_oracle_and_how
     assert _texts(fitting).startswith("40 training and 5 validation triplets; 0 buffer triplets")
 
 
+def test_the_seeds_ensemble_is_said_where_the_run_has_one(tmp_path):
+    """tables/ensemble.csv (the mean of the seeds): one conclusion with its validation score against the seeds and
+    each test set against the comparators and the oracle; none without the table."""
+    from lai.report.inputs import Run
+    from lai.report.prose import _conclusions
+
+    run = build_fake_run(tmp_path, None)
+    assert not any("ensemble" in _texts(item) for item in _conclusions(Run(run)))
+    rows = [{"set": s, "model": "final ensemble", "other": other, "seeds": 1, "triplets": 5, "rmse_model": 0.5,
+             "rmse_other": 0.5 - diff, "diff": diff, "diff_lo": diff - 0.01, "diff_hi": diff + 0.01, "resolved": True,
+             "verdict": "better" if diff < 0 else "worse"}
+            for s in ("val", "non_cloudy", "cloudy", "unique")
+            for other, diff in ((("final seeds", -0.008),) if s == "val" else
+                                (("persistence", -0.03), ("MLR", -0.2), ("RF", -0.02), ("s2_masks_seas", -0.02),
+                                 ("oracle", 0.04)))]
+    pd.DataFrame(rows).to_csv(run / "tables" / "ensemble.csv", index=False)
+    (line,) = [_texts(item) for item in _conclusions(Run(run)) if "ensemble" in _texts(item)]
+    assert "on validation 0.500 LAI against the seeds' 0.508 (\u22120.008 LAI [\u22120.018, 0.002])" in line, line
+    for title in ("Non-cloudy", "Cloudy", "Unique areas"):
+        assert (f"{title}: 0.500 LAI; it beats persistence (\u22120.030 LAI [\u22120.040, \u22120.020]), MLR" in line
+                and "loses to the oracle bound" in line), title
+
+
 def test_stages_that_stopped_alike_are_said_in_one_sentence(tmp_path):
     """When every stage stopped after the same flat stretch under the same cap, one sentence lists the epochs."""
     from lai.report.inputs import Run

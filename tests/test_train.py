@@ -366,3 +366,42 @@ def test_model_chosen_by_validation_then_its_seeds(tiny_data, tmp_path):
     assert not (tmp_path / f"{other}_seed1").exists()
     cfg = yaml.safe_load((tmp_path / f"{chosen}_seed1" / "config.yaml").read_text())
     assert cfg["train"]["seed"] == 1 and cfg["model"]["gated_skip"] == (chosen == "final_gated")
+
+
+def test_ensemble_is_the_mean_of_its_seeds_scored_like_one_model(tiny_data, tmp_path):
+    """Two seeds of the final model: each member is scored as lai evaluate scores it, and the ensemble's
+    per-triplet sums are those of the mean of the members' saved predictions (validation split too)."""
+    import h5py
+    import numpy as np
+    import xarray as xr
+
+    from lai.evaluate import evaluate_ensemble
+    from lai.metrics import SUMS, triplet_sums
+    from lai.train import seed_runs, train_variant
+
+    _, _, cube = tiny_data
+    p = profile_with(epochs=1, seeds=2)
+    runs = []
+    for run, seed in seed_runs("final", p.train).items():
+        train_variant(p, "final", cube, tmp_path, seed, run, progress=False)
+        evaluate_run(tmp_path / run, cube, batch_size=p.train.batch_size, device="cpu")
+        runs.append(tmp_path / run)
+    table, sums, members = evaluate_ensemble(runs, cube, batch_size=p.train.batch_size, device="cpu")
+    assert list(table["set"]) == ["val", "non_cloudy", "cloudy", "unique"] and "val" in set(sums["set"])
+    for run, member in zip(runs, members):
+        saved = pd.read_csv(run / "per_tile.csv").set_index(["set", "triplet"])[list(SUMS)]
+        mine = member.set_index(["set", "triplet"]).loc[saved.index, list(SUMS)]
+        assert np.allclose(mine.to_numpy(), saved.to_numpy(), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(members[0]["sse"], members[1]["sse"])  # two different trainings
+    with h5py.File(cube, "r") as f:
+        observed = f["lai"][:, 2]
+    for name in ("non_cloudy", "unique"):
+        preds = [xr.open_dataset(run / "predictions" / f"{name}.nc", engine="h5netcdf").load() for run in runs]
+        index = preds[0]["triplet"].to_numpy()
+        mean = (preds[0]["lai_pred"] + preds[1]["lai_pred"]).to_numpy() / 2
+        expected = triplet_sums(mean, observed[index], preds[0]["clear_t"].to_numpy().astype(bool))
+        got = sums[sums["set"] == name].set_index("triplet").loc[index, list(SUMS)].to_numpy()
+        assert np.allclose(got, expected, rtol=1e-5), name
+    with pytest.raises(ConfigError, match="at least two"):
+        evaluate_ensemble(runs[:1], cube, device="cpu")
+

@@ -244,4 +244,6 @@ def diff_text(c: dict) -> str:
 
 def other_name(other: str) -> str:
     """How prose names the other side of a comparison: a baseline by its name, a Table 1 row by its title."""
+    if other == "oracle":
+        return "the oracle bound (the true LAI at t-1)"
     return f"the S2 encoder ({row_title(other)})" if other in ROWS else other

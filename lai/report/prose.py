@@ -25,6 +25,7 @@ from lai.facts import (
     TRAIN,
     UNIQUE,
     VAL,
+    VERDICTS,
     WORSE,
     chosen_title,
     row_columns,
@@ -136,6 +137,9 @@ def _conclusions(run: Run) -> list:
         if run.kind == "simulated":
             truth, oracle = _against_truth(run, s, who), _against_oracle(run, s, who)
             items.append(rich(truth, " ", oracle) if oracle else truth)
+    ensemble = _ensemble(run, who)
+    if ensemble:
+        items.append(ensemble)
     items += _stopping(run)
     extras = run.tables[TABLE.extras]
     items.append(rich("Extra rows beyond the paper (cloud-weighted loss, residual model, gated skip, baselines without the LAI "
@@ -161,8 +165,37 @@ def _choice(run: Run, who: str) -> list:
 def _against_observation(run: Run, s: str, who: str) -> list:
     """One sentence per test set: the chosen model against every comparator, grouped by verdict, each with its
     RMSE difference against the observation and the 95 % paired interval."""
-    verdicts = {c["other"]: c for c in comparisons_on(run, s)}
-    groups = {verdict: [o for o in COMPARED if o in verdicts and verdicts[o]["verdict"] == verdict]
+    return rich(f"{SET_TITLES[s]}, RMSE difference against the observation (LAI, 95 % paired interval): {who} ",
+                _verdicts({c["other"]: c for c in comparisons_on(run, s)}), ".")
+
+
+def _ensemble(run: Run, who: str) -> list | None:
+    """The mean of the chosen model's seeds (tables/ensemble.csv), where the run has one: against its seeds on
+    validation and on every test set against the comparators and the oracle; None without the table."""
+    table = run.tables[TABLE.ensemble]
+    if table is None or not len(table):
+        return None
+    rows = [c for c in table.to_dict("records") if c["verdict"] in VERDICTS]
+    seeds = run.tables[TABLE.seeds]
+    n = int(num(seeds["seeds"].max())) if seeds is not None and len(seeds) else "its"
+    said: list = [f"The mean prediction of {who}'s {n} seeds (an ensemble, ", mono("tables/ensemble.csv"), "; no "
+                  "extra training): on validation "]
+    val = [c for c in rows if c["set"] == VAL]
+    said += ([f"{fmt(num(val[0]['rmse_model']))} LAI against the seeds' {fmt(num(val[0]['rmse_other']))} "
+              f"({diff_text(val[0])})"] if val else ["not scored"])
+    for s in TEST_SETS:
+        here = {c["other"]: c for c in rows if c["set"] == s}
+        if not here:
+            continue
+        said += [f". {SET_TITLES[s]}: {fmt(num(next(iter(here.values()))['rmse_model']))} LAI; it ",
+                 _verdicts(here, (*COMPARED, "oracle"))]
+    return rich(said, ". Table 1 keeps single trainings, and the comparisons above pool the seeds' RMSEs.")
+
+
+def _verdicts(verdicts: dict[str, dict], compared=COMPARED) -> list:
+    """The comparators of ``compared`` found in ``verdicts`` (other -> comparison row), grouped by verdict: "beats
+    A (diff [lo, hi]) and B (...); it loses to C (...); it is not resolved against D (...)"."""
+    groups = {verdict: [o for o in compared if o in verdicts and verdicts[o]["verdict"] == verdict]
               for verdict in (BETTER, WORSE, NOT_RESOLVED)}
     verbs = {BETTER: strong("beats"), WORSE: strong("loses to"), NOT_RESOLVED: ["is ", strong("not resolved"), " against"]}
     clauses = []
@@ -171,14 +204,13 @@ def _against_observation(run: Run, s: str, who: str) -> list:
             named = [f"{other_name(o)} ({diff_text(verdicts[o])})" for o in others]
             listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
             clauses.append([verbs[verdict], " ", listed])
-    missing = [other_name(o) for o in COMPARED if o not in verdicts]
+    missing = [other_name(o) for o in compared if o not in verdicts and o != "oracle"]
     if missing:
         clauses.append([f"was not compared with {', '.join(missing)} in this run"])
     joined: list = []
     for k, clause in enumerate(clauses):
         joined += ([] if k == 0 else ["; it "]) + clause
-    return rich(f"{SET_TITLES[s]}, RMSE difference against the observation (LAI, 95 % paired interval): {who} ",
-                joined, ".")
+    return joined
 
 
 def _against_truth(run: Run, s: str, who: str) -> list:
