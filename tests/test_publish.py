@@ -12,7 +12,17 @@ from lai.io import FOLDER_MARK_TEXT, ForeignOutputError, claim_folder
 from lai.report.inputs import ReportError
 from lai.report.publish import publish
 
-PNG = b"\x89PNG\r\n\x1a\n"  # the PNG signature
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (3, 2), "white").save(out, "PNG")
+    return out.getvalue()
+
+
+PNG = _png()  # a small image that decodes
 
 
 def _run(tmp_path, tables=("table1", "comparisons", "training")):
@@ -24,7 +34,7 @@ def _run(tmp_path, tables=("table1", "comparisons", "training")):
     (run / "provenance.json").write_text(json.dumps({"git_revision": "abc123", "git_dirty": False, "device": "CPU (2 cores)"}))
     for t in tables:
         (run / "tables" / f"{t}.csv").write_text("row,seconds\ns1,1500\nfinal,2100\n" if t == "training" else "set\nnon_cloudy\n")
-    (run / "figures" / "density.png").write_bytes(PNG + b"png")
+    (run / "figures" / "density.png").write_bytes(PNG)
     (run / "runs" / "final" / "model.pt").write_bytes(b"weights")
     (run / "notebooks" / "02_training.ipynb").write_text(json.dumps({"metadata": {"papermill": {"duration": 61.4}}}))
     return run
@@ -209,11 +219,13 @@ def test_publish_refuses_a_top_level_file_it_did_not_record(tmp_path, capsys):
     ("tables/table1.csv", lambda p, secret: p.symlink_to(secret), r"table1\.csv is not a regular file but a symbolic link"),
     ("report.json", lambda p, secret: p.symlink_to(secret), r"report\.json is not a regular file but a symbolic link"),
     ("tables", lambda p, secret: p.symlink_to(secret.parent), r"tables is a symbolic link, which lai publish does not follow"),
-    ("figures/density.png", lambda p, secret: p.write_text("hostname"), r"density\.png does not start with the PNG signature"),
+    ("figures/density.png", lambda p, secret: p.write_text("hostname"), r"density\.png is not a readable PNG image"),
+    ("figures/density.png", lambda p, secret: p.write_bytes(PNG[:-20]), r"density\.png is not a readable PNG image"),
 ])
 def test_publish_copies_only_the_schemas_regular_files(tmp_path, capsys, path, make, message):
     """A link to a mode-600 secret at a table's name was copied, mode 644, into the folder kept in git; any *.csv or
-    *.png was published, PNG or not. Now links are refused (never opened; a linked tables/ too), and so are non-PNGs."""
+    *.png was published, PNG or not. Now links are refused (never opened; a linked tables/ too), and so are non-PNGs
+    and PNGs that do not decode (a signature alone, or a file cut short, once passed)."""
     run, dest, secret = _run(tmp_path), tmp_path / "reference", tmp_path / "secret.txt"
     secret.write_text("SECRET=hunter2")
     secret.chmod(0o600)

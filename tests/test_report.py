@@ -623,7 +623,7 @@ def test_template_ships_with_the_package_and_places_every_figure():
     from lai.report import template_source
 
     template = template_source().decode()
-    placed = re.findall(r'#fig\("(\w+)"', template)
+    placed = re.findall(r'(?:#|\s)fig\("(\w+)"', template)  # at the start of a line, or inside a grid
     assert sorted(placed) == sorted(FIGURE_NAMES)
     pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
     package_data = re.search(r"\[tool\.setuptools\.package-data\]\nlai = \[(.*)\]", pyproject).group(1)

@@ -93,16 +93,26 @@ MAX_FIGURE_PIXELS = 40_000_000  # lai's figures are about 1-5 million pixels at 
 def png_size(path: Path) -> tuple[int, int]:
     """(width, height) of a PNG (a run-folder record, :func:`lai.io.read_record`) that decodes completely;
     ReportError otherwise."""
+    return decoded_png_size(read_record(path, ReportError, PNG_REWRITE, LARGE_RECORD_BYTES), path)
+
+
+PNG_REWRITE = "write it again (rerun its notebook)"
+
+
+def decoded_png_size(data: bytes, path: Path) -> tuple[int, int]:
+    """(width, height) of the PNG image ``data`` (read from ``path``, which errors name) once its chunks check (every
+    checksum, up to the end chunk) and its pixels decode, within :data:`MAX_FIGURE_PIXELS`; ReportError otherwise."""
     from PIL import Image, UnidentifiedImageError
 
-    rewrite = "write it again (rerun its notebook)"
-    data = read_record(path, ReportError, rewrite, LARGE_RECORD_BYTES)
+    rewrite = PNG_REWRITE
     try:
         with Image.open(io.BytesIO(data)) as im:
             fmt_name, size = im.format, im.size
             if size[0] * size[1] > MAX_FIGURE_PIXELS:  # from the header, before any pixel is decoded
                 raise ReportError(f"{path} declares {size[0]}x{size[1]} pixels, more than the {MAX_FIGURE_PIXELS:,} a "
                                   f"figure of this report may have; {rewrite}")
+            im.verify()  # chunks and checksums: a file cut short after its pixel data still loads
+        with Image.open(io.BytesIO(data)) as im:
             im.load()
     except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as err:
         raise ReportError(f"{path} is not a readable PNG image ({err}); {rewrite}") from err

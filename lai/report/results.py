@@ -332,12 +332,10 @@ def _uncertainty(run: Run) -> dict | None:
                        f"{fmt(recal['sd_ratio'].min(), 2)} to {fmt(recal['sd_ratio'].max(), 2)}.")
     return {"against": reference if truth else f"{reference} (pixels clear at t)",
             "table": table([header], rows, len(header), caption=rich(
-                f"Calibration of the predicted standard deviation σ against {reference}, "
-                "per test set and for pixels clear or clouded at ", emph("t"), ": the share of pixels whose error lies "
-                "inside the central 68 % and 95 % intervals, the mean σ over the RMSE on the same pixels, and the rank "
-                "correlation of σ with the absolute error. ", emph("raw"), ": the spread head as trained; ",
-                emph("recalibrated"), ": rescaled per stratum on the validation split, σ so that its root mean square "
-                "equals the RMSE, each interval with its own level's factor.")),
+                f"Calibration of σ against {reference}, per test set and for pixels clear or clouded at ", emph("t"),
+                ": the share of pixels inside the central 68 % and 95 % intervals, the mean σ over the RMSE, and the rank "
+                "correlation of σ with the absolute error; ", emph("raw"), ": the spread head as trained, ",
+                emph("recalibrated"), ": as above.")),
             "verdict": verdict}
 
 
