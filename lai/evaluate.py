@@ -158,10 +158,19 @@ def evaluate_ensemble(run_dirs: list[str | Path], cube: str | Path, sets=(VAL, *
     member_tiles: list[list[pd.DataFrame]] = [[] for _ in members]
 
     def ensemble_mean(split: CubeSplit) -> dict[str, np.ndarray]:
-        preds = [predict(trained, split, batch_size) for trained in members]
-        for frames, pred in zip(member_tiles, preds):
+        """One member's prediction in memory at a time: each scored, its LAI added to the sum."""
+        total, shared = None, {}
+        for trained, frames in zip(members, member_tiles):
+            pred = predict(trained, split, batch_size)
             frames.append(_scored(split, pred, lai_scale)[1])
-        return {**preds[0], "pred": np.mean([p["pred"] for p in preds], axis=0)}
+            if total is None:
+                total, shared = pred["pred"].astype(np.float64), {k: v for k, v in pred.items() if k not in ("pred", "sd")}
+            else:
+                if not np.array_equal(pred["clear"], shared["clear"]):
+                    raise RunFolderError(f"{cube}: the runs {', '.join(map(str, run_dirs))} score "
+                                         f"other pixels of the {split.split} set (another valid rule?): no ensemble")
+                total += pred["pred"]
+        return {**shared, "pred": (total / len(members)).astype(np.float32)}
 
     table, tiles = score_sets(ensemble_mean, cube, sets, lai_scale)
     empty = tiles.iloc[0:0]

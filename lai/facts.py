@@ -75,6 +75,7 @@ SPLIT_LABELS = (TRAIN, VAL, *TEST_SETS, BUFFER)
 EMPTY = "empty"  # the note of a result row whose test set holds no triplet (its metrics are NaN)
 
 BASELINES = ("MLR", "RF", "persistence", "extrapolation")
+ORACLE = "oracle"  # the oracle bound as the other side of a comparison: the true LAI at t-1 as the prediction of t
 
 # The verdict of a paired comparison (lai.tables.comparisons): the interval of the difference excludes 0
 # (better, worse) or not; a comparison on no triplet has the verdict EMPTY.

@@ -192,17 +192,18 @@ class RunContext:
             return read_csv_record(cached, PipelineError, f"delete it to evaluate {row} again")
         return evaluate_run(run, self.cube_path, batch_size=self.profile.train.batch_size, device=self.profile.train.device)
 
-    def evaluate_ensemble(self, runs: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame]]:
-        """The mean prediction of trained runs (a model's seeds) on the validation split and the test sets
-        (:func:`lai.evaluate.evaluate_ensemble`); saves tables/ensemble_metrics.csv (the ensemble's metrics per set)
-        and tables/ensemble_per_triplet.csv (its per-triplet sums and each run's, ``model`` naming which). Returns the ensemble's metrics, its per-triplet
-        sums and each run's."""
+    def evaluate_ensemble(self, name: str, runs: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame]]:
+        """The mean prediction of the trained ``runs`` of model ``name`` (its seeds) on the validation split and the
+        test sets (:func:`lai.evaluate.evaluate_ensemble`); saves tables/ensemble_metrics.csv (the ensemble's metrics
+        per set) and tables/ensemble_per_triplet.csv (its per-triplet sums and each run's), ``model`` saying which:
+        "<name> ensemble" or the run. Returns the ensemble's metrics, its per-triplet sums and each run's."""
         from lai.evaluate import evaluate_ensemble
 
         metrics, sums, members = evaluate_ensemble([self.run_dir / "runs" / run for run in runs], self.cube_path,
                                                    batch_size=self.profile.train.batch_size, device=self.profile.train.device)
-        self.save_table(metrics.assign(model="ensemble"), TABLE.ensemble_metrics)
-        self.save_table(pd.concat([sums.assign(model="ensemble"), *(m.assign(model=run) for run, m in zip(runs, members))]),
+        label = f"{name} ensemble"
+        self.save_table(metrics.assign(model=label), TABLE.ensemble_metrics)
+        self.save_table(pd.concat([sums.assign(model=label), *(m.assign(model=run) for run, m in zip(runs, members))]),
                         TABLE.ensemble_per_triplet)
         return metrics, sums, members
 

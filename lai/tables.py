@@ -19,6 +19,7 @@ from lai.facts import (
     LARGE_ERROR_TRIPLETS,
     N_PIXELS,
     NOT_RESOLVED,
+    ORACLE,
     PAPER_TABLE1,
     RMSE_NORM,
     ROWS,
@@ -79,7 +80,7 @@ def floor_with_model(floor: pd.DataFrame, model: pd.DataFrame | list[pd.DataFram
     ``model``: per-triplet sums (set, triplet, ``lai.metrics.SUMS``) of the run's per_tile.csv, or a list of them,
     one per seed (pooled as in :func:`comparisons`); ``oracle``: the floor's ``attrs["per_triplet"]``
     (tables/oracle_per_triplet.csv)."""
-    paired = comparisons(model, {"oracle": oracle}, name).set_index("set")
+    paired = comparisons(model, {ORACLE: oracle}, name).set_index("set")
     out = floor.drop(columns=list(FLOOR_MODEL_COLUMNS), errors="ignore").copy()
     rmse = paired["rmse_model"].reindex(out["set"]).to_numpy()
     out["model"] = name
@@ -130,7 +131,8 @@ def ensemble_comparisons(ensemble: pd.DataFrame, seeds: list[pd.DataFrame], othe
     """The mean prediction of a model's seeds (``ensemble``, per-triplet sums) against the seeds themselves (their
     RMSE the mean over seeds, the interval pooling triplets and seeds; on every set of ``sets`` and of ``seeds``,
     e.g. the validation split too) and against each of ``others`` (:func:`comparisons`), in :func:`comparisons`'
-    columns: ``diff`` is the ensemble's RMSE minus the other's."""
+    columns: ``diff`` is the ensemble's RMSE minus the other's; ``seeds`` counts the seeds on the lines against
+    them, 1 elsewhere."""
     sets_seen = [s for s in dict.fromkeys(seeds[0]["set"]) if s not in sets] + list(sets)
     flipped = comparisons(seeds, {name: ensemble}, seeds_name, sets_seen)  # seeds - ensemble: turned round below
     lo, hi = flipped["diff_lo"].copy(), flipped["diff_hi"].copy()

@@ -12,6 +12,7 @@ from lai.io import FOLDER_MARK_TEXT, ForeignOutputError, claim_folder
 from lai.report.inputs import ReportError
 from lai.report.publish import publish
 
+
 def _png() -> bytes:
     import io
 
@@ -221,6 +222,9 @@ def test_publish_refuses_a_top_level_file_it_did_not_record(tmp_path, capsys):
     ("tables", lambda p, secret: p.symlink_to(secret.parent), r"tables is a symbolic link, which lai publish does not follow"),
     ("figures/density.png", lambda p, secret: p.write_text("hostname"), r"density\.png is not a readable PNG image"),
     ("figures/density.png", lambda p, secret: p.write_bytes(PNG[:-20]), r"density\.png is not a readable PNG image"),
+    ("figures/density.png", lambda p, secret: p.write_bytes(PNG[:-1]), r"density\.png is not a readable PNG image"),
+    ("figures/density.png", lambda p, secret: p.write_bytes(PNG[:16] + bytes([PNG[16] ^ 0xFF]) + PNG[17:]),
+     r"density\.png is not a readable PNG image"),
 ])
 def test_publish_copies_only_the_schemas_regular_files(tmp_path, capsys, path, make, message):
     """A link to a mode-600 secret at a table's name was copied, mode 644, into the folder kept in git; any *.csv or

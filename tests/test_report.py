@@ -692,16 +692,18 @@ def test_the_seeds_ensemble_is_said_where_the_run_has_one(tmp_path):
 
     run = build_fake_run(tmp_path, None)
     assert not any("ensemble" in _texts(item) for item in _conclusions(Run(run)))
-    rows = [{"set": s, "model": "final ensemble", "other": other, "seeds": 1, "triplets": 5, "rmse_model": 0.5,
+    rows = [{"set": s, "model": "final ensemble", "other": other, "seeds": 3 if other == "final seeds" else 1,
+             "triplets": 5, "rmse_model": 0.5,
              "rmse_other": 0.5 - diff, "diff": diff, "diff_lo": diff - 0.01, "diff_hi": diff + 0.01, "resolved": True,
              "verdict": "better" if diff < 0 else "worse"}
             for s in ("val", "non_cloudy", "cloudy", "unique")
             for other, diff in ((("final seeds", -0.008),) if s == "val" else
-                                (("persistence", -0.03), ("MLR", -0.2), ("RF", -0.02), ("s2_masks_seas", -0.02),
-                                 ("oracle", 0.04)))]
+                                (("final seeds", -0.008), ("persistence", -0.03), ("MLR", -0.2), ("RF", -0.02),
+                                 ("s2_masks_seas", -0.02), ("oracle", 0.04)))]
     pd.DataFrame(rows).to_csv(run / "tables" / "ensemble.csv", index=False)
     (line,) = [_texts(item) for item in _conclusions(Run(run)) if "ensemble" in _texts(item)]
-    assert "on validation 0.500 LAI against the seeds' 0.508 (\u22120.008 LAI [\u22120.018, 0.002])" in line, line
+    assert line.startswith("The mean prediction of the final U-Net's 3 seeds (an ensemble, "), line
+    assert "on validation 0.500 LAI against the seeds' 0.508 (\u22120.008 LAI [\u22120.018, 0.002]; " in line, line
     for title in ("Non-cloudy", "Cloudy", "Unique areas"):
         assert (f"{title}: 0.500 LAI; it beats persistence (\u22120.030 LAI [\u22120.040, \u22120.020]), MLR" in line
                 and "loses to the oracle bound" in line), title

@@ -16,6 +16,7 @@ import pandas as pd
 from lai.config import PROFILE_CONTENT, EncodingConfig
 from lai.errors import LaiError, shorten
 from lai.facts import (
+    ORACLE,
     REPORT_TABLES,
     REPORT_VALUES,
     ROWS,
@@ -97,14 +98,22 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 PNG_REWRITE = "write it again (rerun its notebook)"
+PNG_SIGNATURE, PNG_END = b"\x89PNG\r\n\x1a\n", b"\0\0\0\0IEND\xaeB`\x82"  # a PNG's first and last bytes
 
 
 def decoded_png_size(data: bytes, path: Path) -> tuple[int, int]:
-    """(width, height) of the PNG image ``data`` (read from ``path``, which errors name) once its chunks check (every
-    checksum, up to the end chunk) and its pixels decode, within :data:`MAX_FIGURE_PIXELS`; ReportError otherwise."""
+    """(width, height) of the PNG image ``data`` (read from ``path``, which errors name) once its chunks check (their
+    checksums, up to the end chunk, which must close the file) and its pixels decode, within
+    :data:`MAX_FIGURE_PIXELS`; ReportError otherwise."""
+    import struct
+    import zlib
+
     from PIL import Image, UnidentifiedImageError
 
     rewrite = PNG_REWRITE
+    if data.startswith(PNG_SIGNATURE) and not data.endswith(PNG_END):
+        raise ReportError(f"{path} is not a readable PNG image (it does not end with the PNG end chunk: cut short?); "
+                          f"{rewrite}")
     try:
         with Image.open(io.BytesIO(data)) as im:
             fmt_name, size = im.format, im.size
@@ -114,7 +123,8 @@ def decoded_png_size(data: bytes, path: Path) -> tuple[int, int]:
             im.verify()  # chunks and checksums: a file cut short after its pixel data still loads
         with Image.open(io.BytesIO(data)) as im:
             im.load()
-    except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as err:
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, struct.error, zlib.error,
+            Image.DecompressionBombError) as err:
         raise ReportError(f"{path} is not a readable PNG image ({err}); {rewrite}") from err
     if fmt_name != "PNG":
         raise ReportError(f"{path} is a {fmt_name} image, expected PNG")
@@ -254,6 +264,6 @@ def diff_text(c: dict) -> str:
 
 def other_name(other: str) -> str:
     """How prose names the other side of a comparison: a baseline by its name, a Table 1 row by its title."""
-    if other == "oracle":
-        return "the oracle bound (the true LAI at t-1)"
+    if other == ORACLE:
+        return "the oracle bound"
     return f"the S2 encoder ({row_title(other)})" if other in ROWS else other

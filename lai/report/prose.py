@@ -15,6 +15,7 @@ from lai.facts import (
     FIGURE_NAMES,
     NON_CLOUDY,
     NOT_RESOLVED,
+    ORACLE,
     PAPER_AUTHORS,
     PAPER_TITLE,
     ROWS,
@@ -176,19 +177,19 @@ def _ensemble(run: Run, who: str) -> list | None:
     if table is None or not len(table):
         return None
     rows = [c for c in table.to_dict("records") if c["verdict"] in VERDICTS]
-    seeds = run.tables[TABLE.seeds]
-    n = int(num(seeds["seeds"].max())) if seeds is not None and len(seeds) else "its"
-    said: list = [f"The mean prediction of {who}'s {n} seeds (an ensemble, ", mono("tables/ensemble.csv"), "; no "
-                  "extra training): on validation "]
+    n = max((int(num(c["seeds"])) for c in rows if "seeds" in c and num(c["seeds"]) > 1), default=None)
+    said: list = [f"The mean prediction of {who}'s {f'{n} ' if n else ''}seeds (an ensemble, ",
+                  mono("tables/ensemble.csv"), "; no extra training): on validation "]
     val = [c for c in rows if c["set"] == VAL]
     said += ([f"{fmt(num(val[0]['rmse_model']))} LAI against the seeds' {fmt(num(val[0]['rmse_other']))} "
-              f"({diff_text(val[0])})"] if val else ["not scored"])
+              f"({diff_text(val[0])}; a mean of models nearly always scores below its members' mean)"]
+             if val else ["not scored"])
     for s in TEST_SETS:
         here = {c["other"]: c for c in rows if c["set"] == s}
         if not here:
             continue
         said += [f". {SET_TITLES[s]}: {fmt(num(next(iter(here.values()))['rmse_model']))} LAI; it ",
-                 _verdicts(here, (*COMPARED, "oracle"))]
+                 _verdicts(here, (*COMPARED, ORACLE))]
     return rich(said, ". Table 1 keeps single trainings, and the comparisons above pool the seeds' RMSEs.")
 
 
@@ -204,7 +205,7 @@ def _verdicts(verdicts: dict[str, dict], compared=COMPARED) -> list:
             named = [f"{other_name(o)} ({diff_text(verdicts[o])})" for o in others]
             listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
             clauses.append([verbs[verdict], " ", listed])
-    missing = [other_name(o) for o in compared if o not in verdicts and o != "oracle"]
+    missing = [other_name(o) for o in compared if o not in verdicts and o != ORACLE]
     if missing:
         clauses.append([f"was not compared with {', '.join(missing)} in this run"])
     joined: list = []
