@@ -50,7 +50,7 @@ def main(argv=None) -> None:
     base = pd.read_csv(args.run / "tables" / "baselines_per_triplet.csv")
     others = {b: base[base["baseline"] == b] for b in BASELINES}
     others[ORACLE] = pd.read_csv(args.run / "tables" / "oracle_per_triplet.csv")
-    table = ensemble_comparisons(sums, members, others, f"{model} ensemble", f"{model} seeds")
+    table = ensemble_comparisons(sums, members, others, model)
     cols = ["set", "other", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]
     with pd.option_context("display.width", 200):
         print(table[cols].round(4).to_string(index=False))

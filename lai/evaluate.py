@@ -88,12 +88,18 @@ def evaluate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_si
     run_dir = Path(run_dir)
     device = pick_device(device)
     with output_lock(run_dir, folder=STAGE_WEIGHTS_FILE):  # a folder holding a model: checked as it loads
-        trained = load_trained(run_dir, device)
-        check_tile_size(CubeSplit(cube).shape, trained.model.cfg, f"{cube}:")
-        identity = check_same_splits(trained.config, run_dir, cube)
+        trained, identity = _trained_for(run_dir, cube, device)
         table = _evaluate(trained, run_dir, cube, sets, batch_size, save_predictions)
         atomic_write_text(run_dir / EVALUATED_ON, json.dumps(identity, indent=2))
     return table
+
+
+def _trained_for(run_dir: Path, cube: str | Path, device) -> tuple[Trained, dict]:
+    """The model of ``run_dir``, refused unless it fits the cube's tiles and was trained on its split labels; and
+    the cube's identity."""
+    trained = load_trained(run_dir, device)
+    check_tile_size(CubeSplit(cube).shape, trained.model.cfg, f"{cube}:")
+    return trained, check_same_splits(trained.config, run_dir, cube)
 
 
 def _evaluate(trained: Trained, run_dir: Path, cube, sets, batch_size, save_predictions) -> pd.DataFrame:
@@ -146,12 +152,7 @@ def evaluate_ensemble(run_dirs: list[str | Path], cube: str | Path, sets=(VAL, *
     Returns the ensemble's metrics per set, its per-triplet sums, and each member's per-triplet sums (in the order
     of ``run_dirs``). Nothing is written."""
     device = pick_device(device)
-    members = []
-    for run in map(Path, run_dirs):
-        trained = load_trained(run, device)
-        check_tile_size(CubeSplit(cube).shape, trained.model.cfg, f"{cube}:")
-        check_same_splits(trained.config, run, cube)
-        members.append(trained)
+    members = [_trained_for(Path(run), cube, device)[0] for run in run_dirs]
     if len(members) < 2:
         raise ConfigError(f"an ensemble needs at least two trained runs, got {len(members)}: {', '.join(map(str, run_dirs))}")
     lai_scale = members[0].enc.lai_scale

@@ -165,6 +165,11 @@ def chosen_model(selection_rows) -> str:
 SELECTABLE = ("final", *EXTRA_ROWS)  # the models a run chooses from (lai.train.train_chosen; profile.candidates)
 
 
+def ensemble_names(model: str) -> tuple[str, str]:
+    """How tables name the mean of ``model``'s seeds (its ensemble) and the seeds themselves."""
+    return f"{model} ensemble", f"{model} seeds"
+
+
 def chosen_title(name: str) -> str:
     """The chosen model's name in prose: "the final U-Net" or "the final U-Net (gated skip)"."""
     return "the final U-Net" if name == "final" else f"the final U-Net ({EXTRA_ROWS[name].short.split(', ', 1)[1]})"

@@ -196,12 +196,13 @@ class RunContext:
         """The mean prediction of the trained ``runs`` of model ``name`` (its seeds) on the validation split and the
         test sets (:func:`lai.evaluate.evaluate_ensemble`); saves tables/ensemble_metrics.csv (the ensemble's metrics
         per set) and tables/ensemble_per_triplet.csv (its per-triplet sums and each run's), ``model`` saying which:
-        "<name> ensemble" or the run. Returns the ensemble's metrics, its per-triplet sums and each run's."""
+        the ensemble (:func:`lai.facts.ensemble_names`) or the run. Returns the ensemble's metrics, its per-triplet sums and each run's."""
         from lai.evaluate import evaluate_ensemble
+        from lai.facts import ensemble_names
 
         metrics, sums, members = evaluate_ensemble([self.run_dir / "runs" / run for run in runs], self.cube_path,
                                                    batch_size=self.profile.train.batch_size, device=self.profile.train.device)
-        label = f"{name} ensemble"
+        label = ensemble_names(name)[0]
         self.save_table(metrics.assign(model=label), TABLE.ensemble_metrics)
         self.save_table(pd.concat([sums.assign(model=label), *(m.assign(model=run) for run, m in zip(runs, members))]),
                         TABLE.ensemble_per_triplet)

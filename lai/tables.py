@@ -26,6 +26,7 @@ from lai.facts import (
     SET_TITLES,
     TEST_SETS,
     WORSE,
+    ensemble_names,
     model_title,
 )
 from lai.metrics import SUMS, paired_difference, seed_mean_rmse
@@ -127,12 +128,14 @@ def comparisons(model: pd.DataFrame | list[pd.DataFrame], others: dict[str, pd.D
 
 
 def ensemble_comparisons(ensemble: pd.DataFrame, seeds: list[pd.DataFrame], others: dict[str, pd.DataFrame],
-                         name: str, seeds_name: str, sets=TEST_SETS) -> pd.DataFrame:
-    """The mean prediction of a model's seeds (``ensemble``, per-triplet sums) against the seeds themselves (their
+                         model: str, sets=TEST_SETS) -> pd.DataFrame:
+    """The mean prediction of ``model``'s seeds (``ensemble``, per-triplet sums; named by
+    :func:`lai.facts.ensemble_names`) against the seeds themselves (their
     RMSE the mean over seeds, the interval pooling triplets and seeds; on every set of ``sets`` and of ``seeds``,
     e.g. the validation split too) and against each of ``others`` (:func:`comparisons`), in :func:`comparisons`'
     columns: ``diff`` is the ensemble's RMSE minus the other's; ``seeds`` counts the seeds on the lines against
     them, 1 elsewhere."""
+    name, seeds_name = ensemble_names(model)
     sets_seen = [s for s in dict.fromkeys(seeds[0]["set"]) if s not in sets] + list(sets)
     flipped = comparisons(seeds, {name: ensemble}, seeds_name, sets_seen)  # seeds - ensemble: turned round below
     lo, hi = flipped["diff_lo"].copy(), flipped["diff_hi"].copy()

@@ -84,8 +84,7 @@ def test_ensemble_comparisons_turn_the_seeds_side_round():
         return pd.concat(rows, ignore_index=True)
 
     ensemble, seeds, other = frame(0.3), [frame(0.4), frame(0.45)], frame(0.6)
-    table = ensemble_comparisons(ensemble, seeds, {"persistence": other[other["set"] != "val"]}, "final ensemble",
-                                 "final seeds")
+    table = ensemble_comparisons(ensemble, seeds, {"persistence": other[other["set"] != "val"]}, "final")
     vs_seeds = table[table["other"] == "final seeds"].set_index("set")
     assert list(vs_seeds.index) == list(sets) and (vs_seeds["verdict"] == "better").all()
     for s in sets:

@@ -425,7 +425,7 @@ def test_run_folder_scores_the_ensemble_of_its_chosen_models_seeds(tmp_path):
     assert set(saved["model"]) == {f"{chosen} ensemble", *runs}
     assert set(ctx.read_table(TABLE.ensemble_metrics)["set"]) == {"val", "non_cloudy", "cloudy", "unique"}
     oracle = ctx.noise_floor().attrs["per_triplet"]
-    table = ensemble_comparisons(sums, members, {"oracle": oracle}, f"{chosen} ensemble", f"{chosen} seeds")
+    table = ensemble_comparisons(sums, members, {"oracle": oracle}, chosen)
     vs_seeds = table[table["other"] == f"{chosen} seeds"]
     assert list(vs_seeds["set"]) == ["val", "non_cloudy", "cloudy", "unique"] and (vs_seeds["seeds"] == 2).all()
     assert set(table[table["other"] == "oracle"]["set"]) == {"non_cloudy", "cloudy", "unique"}
