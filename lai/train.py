@@ -137,7 +137,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     world = setup(device)
     device, progress = local_device(device, world), progress and world.main
     rank_batch = rank_batch_size(tcfg.batch_size, world)
-    use_bf16, channels_last = _switch(tcfg.bf16, device), _switch(tcfg.channels_last, device)
+    use_bf16, channels_last = _switch(tcfg.bf16, device), tcfg.channels_last != "off"
     torch.manual_seed(tcfg.seed)
     splits = _splits(cube, cfg.model)
     too_big = device.type == "cpu" and memory_shortfall(training_bytes(cfg.model, cfg.encoding, splits[0].shape[0], rank_batch))
