@@ -1,0 +1,122 @@
+"""One CPU training step of a model, under the layouts and precisions a CPU could run it in, side by side.
+
+Times :func:`lai.train.train_step` (forward, loss, backward, Adam) of one Table 1 row on one fixed batch
+of random inputs (no loader, no encoding), in one process, for each variant:
+
+- ``fp32``: channels-first (NCHW), what training did before ``train.channels_last`` was on for the CPU;
+- ``channels_last``: the model and its image inputs in channels_last order (what training does now);
+- ``bf16``, ``channels_last+bf16``: under bf16 autocast (``train.bf16=on``; fast only where the CPU has
+  AVX512_BF16 or AMX, and not fp32);
+- ``channels_last+compile`` (with ``--compile``): ``torch.compile`` of the channels_last model; its
+  compilation time (the first three steps) is reported apart.
+
+Each variant builds the model afresh from one seed, runs a few warm-up steps, then times ``--steps``
+steps; variants alternate for ``--repeats`` rounds. Prints and writes (JSON) samples/s per round, the
+median, and each variant's ratio to ``fp32`` per round. Example (small preset, quick profile's batch)::
+
+    python benchmarks/cpu_step.py --preset small --tile 64 --batch 16 --compile
+
+Pin the kernels the tests use with ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2``, one thread
+with ``OMP_NUM_THREADS=1``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from _common import report_header, write_report
+
+from lai.config import EncodingConfig, ModelConfig, TrainConfig
+from lai.encode import encode_batch, mask_channels
+from lai.infer import to_channels_last
+from lai.model import LAIModel
+from lai.train import train_step
+
+HERE = Path(__file__).resolve().parent
+VARIANTS = ("fp32", "channels_last", "bf16", "channels_last+bf16")
+
+
+def random_batch(batch: int, tile: int, enc: EncodingConfig, seed: int = 0):
+    """An encoded batch of random inputs in the loader's value ranges (dB, LAI, SCL classes, days of year)."""
+    g = torch.Generator().manual_seed(seed)
+    raw = {"s1": torch.randn(batch, 3, 2, tile, tile, generator=g) * 3 - 12,
+           "lai": torch.rand(batch, 3, tile, tile, generator=g) * 5,
+           "scl": torch.randint(0, 12, (batch, 3, tile, tile), generator=g, dtype=torch.uint8),
+           "doy_target": torch.randint(1, 366, (batch,), generator=g),
+           "doy_from": torch.randint(1, 366, (batch,), generator=g)}
+    return encode_batch(raw, enc)
+
+
+def time_variant(variant: str, args, enc: EncodingConfig) -> dict:
+    """Samples/s of ``args.steps`` timed steps (median step) of a fresh model under ``variant``."""
+    torch.manual_seed(0)
+    model = LAIModel(ModelConfig(preset=args.preset, row=args.row, uncertainty=True), mask_channels(enc))
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    tcfg = TrainConfig()
+    x = random_batch(args.batch, args.tile, enc)
+    if "channels_last" in variant:
+        model = model.to(memory_format=torch.channels_last)
+        x = to_channels_last(x)
+    bf16 = "bf16" in variant
+    step_model, compile_s = model, None
+    if "compile" in variant:
+        step_model = torch.compile(model)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            train_step(step_model, opt, x, tcfg, bf16)
+        compile_s = time.perf_counter() - t0
+    for _ in range(args.warmup):
+        train_step(step_model, opt, x, tcfg, bf16)
+    times = []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        train_step(step_model, opt, x, tcfg, bf16)
+        times.append(time.perf_counter() - t0)
+    return {"samples_per_s": args.batch / statistics.median(times), "compile_s": compile_s}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="small", help="model preset (default small)")
+    ap.add_argument("--row", default="final", help="Table 1 row (default final)")
+    ap.add_argument("--tile", type=int, default=64, help="tile size (default 64)")
+    ap.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
+    ap.add_argument("--steps", type=int, default=30, help="timed steps per variant and round (default 30)")
+    ap.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
+    ap.add_argument("--repeats", type=int, default=3, help="rounds over all variants (default 3)")
+    ap.add_argument("--compile", action="store_true", help="also time channels_last+compile")
+    ap.add_argument("--out", type=Path, default=None, help="JSON file (default: benchmarks/results/cpu-step-DATE.json)")
+    args = ap.parse_args()
+    enc = EncodingConfig()
+    variants = (*VARIANTS, "channels_last+compile") if args.compile else VARIANTS
+    loads, rounds = [os.getloadavg()], []
+    for r in range(args.repeats):
+        rounds.append({v: time_variant(v, args, enc) for v in variants})
+        loads.append(os.getloadavg())
+        print(f"round {r + 1}/{args.repeats}: " + ", ".join(f"{v} {x['samples_per_s']:.1f}" for v, x in rounds[-1].items())
+              + f" samples/s, load {loads[-1][0]:.1f}", flush=True)
+    report = {**report_header("benchmarks/cpu_step.py"), "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+              "env": {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS")},
+              "load_average_1_5_15": {"start": loads[0], "end": loads[-1], "max_1min": max(x[0] for x in loads)},
+              "settings": {k: getattr(args, k) for k in ("preset", "row", "tile", "batch", "steps", "warmup", "repeats")},
+              "rounds": rounds, "variants": {}}
+    print(f"\n{report['date']}, torch {torch.__version__}, kernels {report['cpu_kernels']}, "
+          f"{torch.get_num_threads()} threads; samples/s, median of {args.repeats} rounds; x fp32 per round")
+    for v in variants:
+        rates = [x[v]["samples_per_s"] for x in rounds]
+        ratios = [x[v]["samples_per_s"] / x["fp32"]["samples_per_s"] for x in rounds]
+        compile_s = [x[v]["compile_s"] for x in rounds if x[v]["compile_s"] is not None]
+        report["variants"][v] = {"samples_per_s": rates, "median": statistics.median(rates), "x_fp32": ratios,
+                                 "compile_s": compile_s or None}
+        print(f"  {v:22s} {statistics.median(rates):6.1f}  x{statistics.median(ratios):.2f} [{min(ratios):.2f}, {max(ratios):.2f}]"
+              + (f"  (compile {min(compile_s):.0f}-{max(compile_s):.0f} s)" if compile_s else ""))
+    write_report(args.out or HERE / "results" / f"cpu-step-{dt.date.today().isoformat()}.json", report)
+
+
+if __name__ == "__main__":
+    main()
