@@ -221,7 +221,7 @@ class TrainingState:
         spread = list(model.spread_head.parameters()) if getattr(model, "spread_head", None) is not None else []
         mean = [p for p in model.parameters() if all(p is not q for q in spread)]
         groups = [{"params": mean}] + ([{"params": spread, "lr": tcfg.lr * SPREAD_LR_FACTOR}] if spread else [])
-        opt = torch.optim.Adam(groups, lr=tcfg.lr)
+        opt = torch.optim.Adam(groups, lr=tcfg.lr, foreach=True)  # one multi-tensor update (on the CPU too: same numbers)
         return cls(model, opt, make_scheduler(opt, tcfg), torch.Generator().manual_seed(tcfg.seed), tcfg.schedule,
                    best_model=copy_weights(model))
 

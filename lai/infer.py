@@ -103,9 +103,14 @@ def load_trained(run: str | Path, device: str | torch.device = "auto") -> Traine
 
 
 def to_channels_last(x: Encoded) -> Encoded:
-    """The image inputs of ``x`` in channels_last memory order (what a channels_last model runs fastest on)."""
+    """The image inputs of ``x`` in channels_last memory order (what a channels_last model runs fastest on).
+
+    The masks (B, T, C, H, W) are stored (B, H, W, T, C), so that ``masks.flatten(1, 2)``, the mask
+    embedding's input, is a channels_last view rather than a channels-first copy that each convolution
+    (forward and weight gradient) would convert again."""
     x.s1 = x.s1.contiguous(memory_format=torch.channels_last)
     x.s2 = x.s2.contiguous(memory_format=torch.channels_last)
+    x.masks = x.masks.permute(0, 3, 4, 1, 2).contiguous().permute(0, 3, 4, 1, 2)
     return x
 
 

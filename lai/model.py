@@ -15,6 +15,24 @@ from lai.config import ModelConfig
 from lai.encode import Encoded
 from lai.facts import LOG_VAR, ROWS, UPSAMPLING, EncoderSpec
 
+# Below this many channels, a CPU training step runs BatchNorm on a channels-first copy of a channels_last
+# input: PyTorch's CPU BatchNorm backward in channels_last order vectorises over channels, and at 8 channels
+# took 4.5 ms against 0.25 ms channels-first (16x8x64x64, 2 cores, AVX-512); at 16 channels and more the
+# two copies cost more than they save (benchmarks/cpu_step.py, docs/gpu.md).
+CHANNELS_FIRST_BATCHNORM_BELOW = 16
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` (same parameters, buffers and state-dict keys) that, training on the CPU with
+    fewer than :data:`CHANNELS_FIRST_BATCHNORM_BELOW` channels, normalises a channels-first copy of a
+    channels_last input and returns the result in channels_last order."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.training and x.device.type == "cpu" and self.num_features < CHANNELS_FIRST_BATCHNORM_BELOW
+                and x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)):
+            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
+
 
 def conv_block(c_in: int, c_out: int, n_convs: int) -> nn.Sequential:
     """The reference's U-Net block: ``n_convs`` x (3x3 convolution with bias, ReLU), then one BatchNorm.
@@ -25,7 +43,7 @@ def conv_block(c_in: int, c_out: int, n_convs: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(n_convs):
         layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1), nn.ReLU(inplace=True)]
-    layers.append(nn.BatchNorm2d(c_out))
+    layers.append(BatchNorm2d(c_out))
     return nn.Sequential(*layers)
 
 
@@ -76,7 +94,8 @@ class UNet(nn.Module):
 
 
 class Seasonality(nn.Module):
-    """sin/cos of the date through a small MLP, broadcast to a feature map (a view, no copy)."""
+    """sin/cos of the date through a small MLP, broadcast to a feature map (a view, no copy, in
+    channels-first order; a copy in channels_last order, see :meth:`forward`)."""
 
     def __init__(self, hidden: int, channels: int):
         super().__init__()
@@ -84,7 +103,12 @@ class Seasonality(nn.Module):
 
     def forward(self, season: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         v = self.mlp(season.to(like.dtype))
-        return v[:, :, None, None].expand(-1, -1, like.shape[-2], like.shape[-1])
+        maps = v[:, :, None, None].expand(-1, -1, like.shape[-2], like.shape[-1])
+        if like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous():
+            # a channels_last copy: concatenated with a view (no memory format), the other inputs of a
+            # channels_last model would give a channels-first input that the next convolution converts back
+            return maps.contiguous(memory_format=torch.channels_last)
+        return maps
 
 
 class Encoder(nn.Module):

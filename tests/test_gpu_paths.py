@@ -11,6 +11,7 @@ import torch
 
 from lai.config import EncodingConfig, ModelConfig, TrainConfig
 from lai.encode import encode_batch, mask_channels
+from lai.infer import to_channels_last
 from lai.loader import BatchLoader, CubeSplit
 from lai.loss import total_loss
 from lai.model import LAIModel
@@ -33,8 +34,7 @@ def train_step(model, x, bf16: bool, channels_last: bool):
     """One training step as lai.train.train_epoch runs it; returns (loss, prediction, gradient vector)."""
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-        x.s1 = x.s1.contiguous(memory_format=torch.channels_last)
-        x.s2 = x.s2.contiguous(memory_format=torch.channels_last)
+        x = to_channels_last(x)
     model.train().zero_grad()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         out = model(x)

@@ -197,3 +197,50 @@ def test_scl_masks_equal_the_one_hot_definition(encoding):
         onehot = (scl[..., None].long() == torch.tensor(REFERENCE_CLASSES)).long()
         expected = torch.cat([valid_mask(scl, enc)[..., None].long(), onehot], dim=-1)
     assert torch.equal(scl_masks(scl, enc), expected.permute(0, 1, 4, 2, 3).float())
+
+
+def test_channels_last_training_feeds_every_convolution_a_channels_last_input():
+    """With the model and batch in channels_last order (lai.infer.to_channels_last), no convolution gets a
+    channels-first input (which it would convert, forward and for the weight gradient): the mask embedding's
+    input and the concatenations with the seasonality maps stay channels_last."""
+    from lai.infer import to_channels_last
+
+    model = small("final", uncertainty=True).to(memory_format=torch.channels_last)
+    seen = []
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            m.register_forward_hook(lambda m, inp, out: seen.append(inp[0].is_contiguous(memory_format=torch.channels_last)))
+    x = to_channels_last(encode_batch(raw_batch(2, 16), ENC))
+    assert torch.equal(x.masks, encode_batch(raw_batch(2, 16), ENC).masks)  # the same maps, another memory order
+    model(x)
+    assert len(seen) > 20 and all(seen), seen
+
+
+def test_cpu_batchnorm_with_few_channels_normalises_a_channels_first_copy(monkeypatch):
+    """lai's BatchNorm2d, training on the CPU with fewer than CHANNELS_FIRST_BATCHNORM_BELOW channels, hands
+    nn.BatchNorm2d a channels-first copy and returns channels_last; output, input gradient and running
+    statistics equal nn.BatchNorm2d's (to float rounding); with more channels, or in eval mode, it is
+    nn.BatchNorm2d unchanged."""
+    from lai.model import CHANNELS_FIRST_BATCHNORM_BELOW, BatchNorm2d
+
+    layouts = []
+    original = torch.nn.BatchNorm2d.forward
+    monkeypatch.setattr(torch.nn.BatchNorm2d, "forward", lambda self, x: layouts.append(x.is_contiguous()) or original(self, x))
+    for channels, detour in ((8, True), (CHANNELS_FIRST_BATCHNORM_BELOW, False)):
+        x = torch.randn(4, channels, 8, 8).contiguous(memory_format=torch.channels_last)
+        ours, plain = BatchNorm2d(channels), torch.nn.BatchNorm2d(channels)
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        layouts.clear()
+        ya = ours(xa)
+        assert layouts == [detour]
+        yb = plain(xb)
+        assert ya.is_contiguous(memory_format=torch.channels_last)
+        g = torch.randn_like(x)
+        ya.backward(g), yb.backward(g)
+        torch.testing.assert_close(ya, yb)
+        torch.testing.assert_close(xa.grad, xb.grad)
+        torch.testing.assert_close(ours.running_var, plain.running_var)
+        assert ours.state_dict().keys() == plain.state_dict().keys()
+        layouts.clear()
+        ours.eval()(x)
+        assert layouts == [False]
