@@ -18,22 +18,34 @@ def spatial_keys(raw: dict[str, torch.Tensor]) -> list[str]:
 
 
 def augment(raw: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """A new batch in which every sample is rotated by k*90 degrees and maybe flipped left-right."""
+    """A new batch in which every sample is rotated by k*90 degrees and maybe flipped left-right.
+
+    Each array is permuted in one gather per key, along the flattened tile, by the pixel order of its sample's
+    symmetry (:func:`symmetry_orders`)."""
     n = raw["lai"].shape[0]
-    square = raw["lai"].shape[-1] == raw["lai"].shape[-2]
+    height, width = raw["lai"].shape[-2:]
+    square = height == width
     turns = torch.randint(0, 4, (n,), generator=generator) * (1 if square else 2) % 4
     flips = torch.randint(0, 2, (n,), generator=generator).bool()
+    orders = symmetry_orders(height, width)[turns * 2 + flips]  # (n, height * width)
     out = dict(raw)
     for key in spatial_keys(raw):
-        value = raw[key]
-        result = torch.empty_like(value)
-        for k in turns.unique().tolist():
-            for flip in (False, True):
-                pick = ((turns == k) & (flips == flip)).nonzero().flatten()
-                if len(pick) == 0:
-                    continue
-                part = value[pick.to(value.device)]
-                part = torch.rot90(part, k, dims=(-2, -1))
-                result[pick.to(value.device)] = part.flip(-1) if flip else part
-        out[key] = result
+        flat = raw[key].flatten(-2)
+        index = orders.to(flat.device).view(n, *[1] * (flat.dim() - 2), height * width).expand_as(flat)
+        out[key] = flat.gather(-1, index).view_as(raw[key])
     return out
+
+
+def symmetry_orders(height: int, width: int) -> torch.Tensor:
+    """(8, height * width): for ``turns * 2 + flip``, the flattened pixel order of a tile rotated by ``turns`` x 90
+    degrees (``torch.rot90``), then flipped left-right if ``flip``; a non-square tile's rows of odd turns (never
+    drawn) stay 0."""
+    grid = torch.arange(height * width).reshape(height, width)
+    orders = torch.zeros(8, height * width, dtype=torch.long)
+    for turns in range(4):
+        rotated = torch.rot90(grid, turns, dims=(0, 1))
+        if rotated.shape != grid.shape:
+            continue  # a quarter turn of a non-square tile: never drawn
+        orders[2 * turns] = rotated.flatten()
+        orders[2 * turns + 1] = rotated.flip(-1).flatten()
+    return orders

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from lai.config import EncodingConfig
 from lai.pixels import scl_lookup
@@ -50,19 +51,30 @@ def mask_channels(enc: EncodingConfig) -> int:
     return N_SCL if enc.mask_encoding == "onehot" else 1 + len(REFERENCE_CLASSES)
 
 
-def scl_masks(scl: torch.Tensor, enc: EncodingConfig) -> torch.Tensor:
+def mask_table(enc: EncodingConfig, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(256, C) float: the mask channels of each SCL byte value, the 12-class one-hot of the class (clamped to
+    0..11), or the reference's valid flag + one-hot of SCL 2..6."""
+    values = torch.arange(256)
+    if enc.mask_encoding == "onehot":
+        maps = values.clamp(max=N_SCL - 1)[:, None] == torch.arange(N_SCL)
+    else:
+        valid = torch.from_numpy(scl_lookup(enc.valid_classes))
+        maps = torch.cat([valid[:, None], values[:, None] == torch.tensor(REFERENCE_CLASSES)], dim=1)
+    return maps.float().to(device)
+
+
+def scl_masks(scl: torch.Tensor, enc: EncodingConfig, channels_last: bool = False) -> torch.Tensor:
     """SCL (B, T, H, W) -> mask maps (B, T, C, H, W): 12-class one-hot, or the reference's 6 channels.
 
-    Built by comparisons straight in the output layout (no int64 one-hot and no permuted copy: 2.3x
-    faster on the CPU at 256x256 than ``one_hot(...).permute(...)``, the same maps).
+    A row lookup in :func:`mask_table` per pixel. ``channels_last``: the maps stored (B, H, W, T, C), so that
+    ``maps.flatten(1, 2)`` is a channels_last view (the mask embedding's input in a channels_last model), else
+    contiguous. The lookup in that order is 5x faster on the CPU than comparisons to a bool one-hot converted
+    to float and copied to it (16x2x64x64: 0.25 against 1.4 ms, 2 cores); the same maps.
     """
-    if enc.mask_encoding == "onehot":
-        classes = torch.arange(N_SCL, device=scl.device, dtype=scl.dtype)
-        maps = scl.clamp(0, N_SCL - 1).unsqueeze(2) == classes[:, None, None]
-    else:
-        classes = torch.tensor(REFERENCE_CLASSES, device=scl.device, dtype=scl.dtype)
-        maps = torch.cat([valid_mask(scl, enc).unsqueeze(2), scl.unsqueeze(2) == classes[:, None, None]], dim=2)
-    return maps.float()
+    table = mask_table(enc, scl.device)
+    if channels_last:
+        return nn.functional.embedding(scl.permute(0, 2, 3, 1).long(), table).permute(0, 3, 4, 1, 2)
+    return nn.functional.embedding(scl.long(), table).permute(0, 1, 4, 2, 3).contiguous()
 
 
 def seasonality(doy_target: torch.Tensor, doy_from: torch.Tensor, enc: EncodingConfig) -> torch.Tensor:
@@ -90,7 +102,9 @@ class Encoded:
     past_valid: torch.Tensor  # (B, 2, H, W) bool: clear at t-2, t-1
 
 
-def encode_batch(raw: dict, enc: EncodingConfig) -> Encoded:
+def encode_batch(raw: dict, enc: EncodingConfig, channels_last: bool = False) -> Encoded:
+    """A raw batch (module docstring) -> :class:`Encoded`; ``channels_last``: the masks already in the order
+    :func:`lai.infer.to_channels_last` gives them (:func:`scl_masks`)."""
     s1 = raw["s1"].float()
     lai = raw["lai"].float()
     scl = raw["scl"]
@@ -101,7 +115,7 @@ def encode_batch(raw: dict, enc: EncodingConfig) -> Encoded:
     return Encoded(
         s1=s1_n.reshape(b, 6, h, w),
         s2=lai_n[:, :2],
-        masks=scl_masks(scl[:, :2], enc),
+        masks=scl_masks(scl[:, :2], enc, channels_last),
         season=seasonality(raw["doy_target"], raw["doy_from"], enc),
         target=(lai_n[:, 2:3] * valid[:, 2:3]),
         target_valid=valid[:, 2:3],

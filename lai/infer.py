@@ -110,7 +110,7 @@ def to_channels_last(x: Encoded) -> Encoded:
     (forward and weight gradient) would convert again."""
     x.s1 = x.s1.contiguous(memory_format=torch.channels_last)
     x.s2 = x.s2.contiguous(memory_format=torch.channels_last)
-    x.masks = x.masks.permute(0, 3, 4, 1, 2).contiguous().permute(0, 3, 4, 1, 2)
+    x.masks = x.masks.permute(0, 3, 4, 1, 2).contiguous().permute(0, 3, 4, 1, 2)  # no copy if already so
     return x
 
 
@@ -125,7 +125,7 @@ def forward(model: torch.nn.Module, raw: dict, enc: EncodingConfig, bf16: bool,
 
 
 def _outputs(model, raw: dict, enc: EncodingConfig, bf16: bool, channels_last: bool = False) -> tuple[Encoded, dict]:
-    x = encode_batch(raw, enc)
+    x = encode_batch(raw, enc, channels_last)
     if channels_last:
         x = to_channels_last(x)
     with torch.autocast(x.s1.device.type, dtype=torch.bfloat16, enabled=bf16):

@@ -325,7 +325,7 @@ def train_epoch(model, opt, loader: BatchLoader, tcfg: TrainConfig, enc: Encodin
     for step, raw in enumerate(bar):
         if augment_generator is not None:
             raw = augment(raw, augment_generator)
-        x = encode_batch(raw, enc)
+        x = encode_batch(raw, enc, channels_last)
         if channels_last:
             x = to_channels_last(x)
         loss, parts = train_step(model, opt, x, tcfg, use_bf16)

@@ -197,6 +197,10 @@ def test_scl_masks_equal_the_one_hot_definition(encoding):
         onehot = (scl[..., None].long() == torch.tensor(REFERENCE_CLASSES)).long()
         expected = torch.cat([valid_mask(scl, enc)[..., None].long(), onehot], dim=-1)
     assert torch.equal(scl_masks(scl, enc), expected.permute(0, 1, 4, 2, 3).float())
+    assert scl_masks(scl, enc).is_contiguous()
+    in_channels_last = scl_masks(scl, enc, channels_last=True)  # stored (B, H, W, T, C): a channels_last view
+    assert torch.equal(in_channels_last, expected.permute(0, 1, 4, 2, 3).float())
+    assert in_channels_last.flatten(1, 2).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_channels_last_training_feeds_every_convolution_a_channels_last_input():
