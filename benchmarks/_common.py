@@ -19,8 +19,11 @@ def report_header(script: str) -> dict:
     """What every benchmark's JSON starts with: when, which script, on what machine (load: by the caller)."""
     import torch
 
+    from lai.provenance import cpu_model
+
     return {"date": dt.datetime.now().isoformat(timespec="seconds"), "script": script,
-            "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+            "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu": cpu_model(),
+                        "cpu_kernels": torch.backends.cpu.get_cpu_capability(), "cpu_count": os.cpu_count(),
                         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                         "python": platform.python_version()}}
 

@@ -63,7 +63,7 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
 
 def read_checkpoint(path: str | Path, keys: tuple[str, ...] = ()) -> dict:
     """Read a file written by :func:`save_checkpoint`; refuse anything else with a message naming it."""
-    from lai.io import open_record
+    from lai.records import open_record
 
     path = Path(path)
     try:
@@ -123,7 +123,7 @@ def read_trained(path: str | Path) -> dict:
 def _stage_of(run_folder: Path) -> str:
     """Which stage of a pipeline run folder holds its model: the chosen one (tables/selection.csv), else runs/final."""
     from lai.facts import EXTRA_ROWS, ROWS, chosen_model, stage_label
-    from lai.io import read_csv_record
+    from lai.records import read_csv_record
 
     path, unreadable = run_folder / "tables" / "selection.csv", ""
     try:

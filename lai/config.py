@@ -30,7 +30,7 @@ from lai.config_engine import (  # noqa: F401 - re-exported
 )
 from lai.errors import ConfigError, shorten  # noqa: F401 - ConfigError re-exported
 from lai.facts import EXTRA_ROWS, PRESETS, ROWS, S1_DB_RANGE, UPSAMPLING
-from lai.io import DuplicateKeyError, read_yaml_mapping, yaml_load  # noqa: F401 - re-exported
+from lai.records import DuplicateKeyError, read_yaml_mapping, yaml_load  # noqa: F401 - re-exported
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 

@@ -24,9 +24,10 @@ from lai.distributed import pick_device
 from lai.errors import RunFolderError
 from lai.facts import CLOUDY, EMPTY, N_PIXELS, R2, RMSE, RMSE_NORM, STAGE_WEIGHTS_FILE, TEST_SETS, VAL
 from lai.infer import Trained, load_trained, predict_lai
-from lai.io import atomic_path, atomic_write_text, output_lock, own_subfolder, read_json_record
+from lai.io import atomic_path, atomic_write_text, output_lock, own_subfolder
 from lai.loader import BatchLoader, CubeSplit
 from lai.metrics import SUMS, Scores, per_tile, strict_clear
+from lai.records import read_json_record
 from lai.uncertainty import Calibration, calibration_rows, fit_calibration, reliability, strata
 
 PER_TILE = (RMSE, RMSE_NORM, R2, N_PIXELS)  # per_tile.csv's metrics of each triplet (lai.metrics.pooled)

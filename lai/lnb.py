@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from lai.errors import LNBError  # re-exported: the folder reader's error
-from lai.io import NOT_A_FILE, memory_shortfall
+from lai.io import memory_shortfall
 from lai.pixels import check_float32, check_stored, clean_pixels, masked_as_missing
+from lai.records import NOT_A_FILE
 
 S1_DIR, S2_DIR, MASK_DIR, TRUTH_DIR = "s1", "s2", "s2-mask", "truth"
 SERIES_CSV = "image_series.csv"

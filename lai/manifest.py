@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lai.errors import LNBError, SceneError, shorten
-from lai.io import NOT_A_FILE, read_yaml_mapping
 from lai.lnb import DATE_RANGE_TEXT, TileName, storable_date
+from lai.records import NOT_A_FILE, read_yaml_mapping
 from lai.snap import BANDS, PLATFORMS, Angles
 
 CLEAR_WITHOUT_SCL = 4  # SCL class written for dates without a mask: "vegetation", a class the encoding counts as clear

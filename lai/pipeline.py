@@ -13,7 +13,8 @@ from pathlib import Path
 
 from lai.errors import PipelineError
 from lai.facts import RUN_PROFILE_FILE, RUN_SUBFOLDERS
-from lai.io import atomic_path, atomic_write_text, check_outside, check_replaceable, output_lock, own_subfolder, read_json_record
+from lai.io import atomic_path, atomic_write_text, check_outside, check_replaceable, output_lock, own_subfolder
+from lai.records import read_json_record
 from lai.run_profile import DEFAULT_PROFILE, PROJECT_ROOT, check_run_name, open_run_folder, resolve_profile
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"

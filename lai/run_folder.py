@@ -22,8 +22,9 @@ import pandas as pd
 from lai.config import Profile
 from lai.errors import ClusterStartError, ConfigError, PipelineError
 from lai.facts import RUN_SUBFOLDERS, TABLE, TRAIN, VAL, check_name
-from lai.io import atomic_path, atomic_write_text, own_subfolder, read_csv_record, read_json_record
+from lai.io import atomic_path, atomic_write_text, own_subfolder
 from lai.provenance import environment
+from lai.records import read_csv_record, read_json_record
 from lai.run_profile import (  # noqa: F401 - the folder's profile, importable from here too
     DEFAULT_PROFILE,
     PROJECT_ROOT,

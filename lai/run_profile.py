@@ -24,7 +24,8 @@ from lai.config import (
 )
 from lai.errors import RunFolderError
 from lai.facts import RUN_PROFILE_FILE
-from lai.io import atomic_write_text, claim_folder, read_yaml_mapping
+from lai.io import atomic_write_text, claim_folder
+from lai.records import read_yaml_mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROFILE = "quick"

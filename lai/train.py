@@ -62,11 +62,12 @@ from lai.encode import Encoded, encode_batch
 from lai.errors import RunFolderError, TrainingDivergedError, shorten
 from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, STAGE_WEIGHTS_FILE, TRAIN, VAL, stage_label
 from lai.infer import build_model, forward, to_channels_last, training_bytes
-from lai.io import atomic_path, atomic_write_text, memory_shortfall, output_lock, read_csv_record, read_json_record, read_yaml_mapping
+from lai.io import atomic_path, atomic_write_text, memory_shortfall, output_lock
 from lai.loader import BatchLoader, CubeSplit
 from lai.loss import masked_mse, total_loss
 from lai.model import LAIModel, last_clear, n_parameters
 from lai.provenance import environment
+from lai.records import read_csv_record, read_json_record, read_yaml_mapping
 
 
 @dataclass

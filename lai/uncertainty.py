@@ -133,7 +133,7 @@ def read_calibration(folder: str | Path) -> Calibration:
 
     A file written before the factors were fitted per level (one number per stratum) is read as that factor at
     every level, which is what it meant."""
-    from lai.io import read_json_record
+    from lai.records import read_json_record
 
     path = Path(folder) / CALIBRATION_FILE
     if not path.exists():

@@ -150,9 +150,9 @@ def test_a_section_not_saved_is_named_once():
                                     r"not read: write the keys out$"),  # valid YAML: it was called "not valid YAML"
 ])
 def test_one_yaml_mapping_reader_names_the_file_in_one_line(tmp_path, text, message):
-    """lai.io.read_yaml_mapping: the error class the caller asks for, one line naming the file and what it should hold."""
+    """lai.records.read_yaml_mapping: the error class the caller asks for, one line naming the file and what it should hold."""
     from lai.errors import ConfigError
-    from lai.io import read_yaml_mapping
+    from lai.records import read_yaml_mapping
 
     path = tmp_path / "m.yaml"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
@@ -220,7 +220,7 @@ def test_yaml_alias_bombs_and_deep_nesting_are_one_line_errors(tmp_path):
     import time
 
     from lai.config import ConfigError, parse_overrides
-    from lai.io import read_yaml_mapping
+    from lai.records import read_yaml_mapping
     from tests.helpers import alias_bomb
 
     bomb = tmp_path / "bomb.yaml"
@@ -243,8 +243,8 @@ def test_yaml_alias_bombs_and_deep_nesting_are_one_line_errors(tmp_path):
 
 def test_impossible_dates_in_a_manifest_are_one_line(tmp_path):
     from lai.errors import SceneError
-    from lai.io import read_yaml_mapping
     from lai.manifest import manifest_date
+    from lai.records import read_yaml_mapping
 
     bad = tmp_path / "m.yaml"
     bad.write_text("s2:\n  - {date: 2019-02-30}\n")

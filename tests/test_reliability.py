@@ -725,7 +725,7 @@ def test_run_folder_records_that_are_no_regular_files_are_refused_by_the_noteboo
     assert ctx._recorded_data_root() is None
     with pytest.raises(PipelineError, match=r"data\.json is not readable JSON \(nested too deeply\)"):
         ctx.write_provenance()
-    from lai.io import read_record
+    from lai.records import read_record
 
     (ctx.run_dir / "big.csv").write_text("a,b\n1,2\n")
     with pytest.raises(PipelineError, match=r"big\.csv holds 8 bytes, more than the 7 a record lai writes there may have"):

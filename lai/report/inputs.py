@@ -28,7 +28,7 @@ from lai.facts import (
     chosen_model,
     row_title,
 )
-from lai.io import LARGE_RECORD_BYTES, RECORD_BYTES, read_csv_record, read_json_record, read_record, read_yaml_mapping
+from lai.records import LARGE_RECORD_BYTES, RECORD_BYTES, read_csv_record, read_json_record, read_record, read_yaml_mapping
 from lai.report.text import fmt, fmt_interval, rich, small, unavailable
 
 
@@ -40,7 +40,7 @@ RERUN = "rerun the pipeline (lai run) to write it again"
 
 
 def read_json(path: Path, limit: int = RECORD_BYTES) -> dict | None:
-    """The object in ``path`` (a run-folder record of at most ``limit`` bytes, :func:`lai.io.read_record`);
+    """The object in ``path`` (a run-folder record of at most ``limit`` bytes, :func:`lai.records.read_record`);
     None if the file is absent."""
     if not path.exists():
         return None
@@ -92,7 +92,7 @@ MAX_FIGURE_PIXELS = 40_000_000  # lai's figures are about 1-5 million pixels at 
 
 
 def png_size(path: Path) -> tuple[int, int]:
-    """(width, height) of a PNG (a run-folder record, :func:`lai.io.read_record`) that decodes completely;
+    """(width, height) of a PNG (a run-folder record, :func:`lai.records.read_record`) that decodes completely;
     ReportError otherwise."""
     return decoded_png_size(read_record(path, ReportError, PNG_REWRITE, LARGE_RECORD_BYTES), path)
 

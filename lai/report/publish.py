@@ -14,21 +14,8 @@ from typing import BinaryIO
 
 from lai.errors import shorten
 from lai.facts import FIGURES, TABLES
-from lai.io import (
-    FOLDER_MARK,
-    LARGE_RECORD_BYTES,
-    NOT_A_FILE,
-    ForeignOutputError,
-    atomic_path,
-    atomic_write_text,
-    check_outside,
-    is_partial,
-    open_record,
-    output_lock,
-    own_subfolder,
-    read_csv_record,
-    read_json_record,
-)
+from lai.io import FOLDER_MARK, ForeignOutputError, atomic_path, atomic_write_text, check_outside, is_partial, output_lock, own_subfolder
+from lai.records import LARGE_RECORD_BYTES, NOT_A_FILE, open_record, read_csv_record, read_json_record
 from lai.report.inputs import RERUN, ReportError, decoded_png_size, read_json
 
 # what is published: files at the run folder's top, and the schema's tables and figures (lai.facts), no other file
