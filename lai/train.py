@@ -32,7 +32,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +41,8 @@ import torch
 import yaml
 
 from lai.augment import augment
-from lai.checkpoint import TrainingState, read_pretrained, save_trained, stage_config_from
+from lai.checkpoint import TrainingState, read_pretrained, save_trained
 from lai.config import (
-    NOT_SAVED,
     ConfigError,
     CubeRef,
     EncodingConfig,
@@ -52,32 +51,20 @@ from lai.config import (
     StageConfig,
     TrainConfig,
     check_tile_size,
-    describe_differences,
-    saved_differences,
     variant,
 )
 from lai.cube import cube_identity
 from lai.distributed import World, barrier, local_device, main_process, pick_device, rank_batch_size, setup, sum_across
 from lai.encode import Encoded, encode_batch
-from lai.errors import RunFolderError, TrainingDivergedError, shorten
-from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, STAGE_WEIGHTS_FILE, TRAIN, VAL, stage_label
+from lai.errors import TrainingDivergedError
+from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, TRAIN, VAL, stage_label
 from lai.infer import build_model, forward, to_channels_last, training_bytes
 from lai.io import atomic_path, atomic_write_text, memory_shortfall, output_lock
 from lai.loader import BatchLoader, CubeSplit
 from lai.loss import masked_mse, total_loss
 from lai.model import LAIModel, last_clear, n_parameters
 from lai.provenance import environment
-from lai.records import read_csv_record, read_json_record, read_yaml_mapping
-
-
-@dataclass
-class StageResult:
-    row: str
-    run_dir: Path
-    history: pd.DataFrame
-    seconds: float
-    parameters: int
-    reused: bool = False
+from lai.stage_folder import StageResult, check_checkpoint, check_run_folder
 
 
 def convergence(history: pd.DataFrame, patience: int) -> dict:
@@ -129,7 +116,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     run_dir, cube = Path(run_dir), Path(cube)
     cfg = stage_config(profile, row, cube, init_from)
     tcfg = cfg.train
-    done = _check_run_folder(run_dir, cfg, resume)
+    done = check_run_folder(run_dir, cfg, resume)
     if done is not None:
         return done
 
@@ -162,7 +149,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     # resume from the last epoch's checkpoint, or start the run folder
     ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
-        state.restore(ckpt_path, lambda saved: _check_checkpoint(saved, ckpt_path, cfg, run_dir))
+        state.restore(ckpt_path, lambda saved: check_checkpoint(saved, ckpt_path, cfg, run_dir))
         before = _world_sizes(state.history)
         if before and before[-1] != world.size and world.main:
             print(f"{run_dir}: resuming a stage trained on {before[-1]} process(es) with {world.size}: each rank's "
@@ -364,104 +351,6 @@ def augment_seed(seed: int, rank: int, epoch: int) -> int:
     """Seed of one epoch's augmentation draws: different for every rank of a distributed run and every
     epoch, reproducible from the training seed alone (so a resumed run draws what it would have drawn)."""
     return int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1)[0])
-
-
-HISTORY_COLUMNS = ("epoch", "val_mse", "val_rmse", "seconds", "samples_per_s")  # what every reader of history.csv needs
-
-
-def read_finished(run_dir: Path) -> tuple[dict, pd.DataFrame]:
-    """``result.json`` and ``history.csv`` of a finished stage, checked: a JSON object with an integer ``parameters``,
-    and a table of at least one epoch with :data:`HISTORY_COLUMNS`; :class:`RunFolderError` naming the file else."""
-    retrain = f"delete the stage folder {run_dir} to train it again"
-    path = run_dir / "result.json"
-    result = read_json_record(path, RunFolderError, retrain)
-    if not isinstance(result, dict):
-        raise RunFolderError(f"{path}: expected a JSON object with the integer 'parameters' lai writes, got "
-                             f"{shorten(json.dumps(result))}; {retrain}")
-    if type(result.get("parameters")) is not int or result["parameters"] < 0:  # bool is an int to isinstance
-        raise RunFolderError(f"{path}: field 'parameters' holds {shorten(json.dumps(result.get('parameters')), 30)}, "
-                             f"expected the integer of at least 0 lai writes; {retrain}")
-    path = run_dir / "history.csv"
-    history = read_csv_record(path, RunFolderError, retrain)
-    missing = [c for c in HISTORY_COLUMNS if c not in history]
-    if missing or history.empty:
-        raise RunFolderError(f"{path}: expected one row per epoch with columns {', '.join(HISTORY_COLUMNS)}; it has "
-                             f"{len(history)} row(s){', lacking ' + ', '.join(missing) if missing else ''}; {retrain}")
-    for column in HISTORY_COLUMNS:  # lai writes finite numbers >= 0 (NaN only for validation without pixels)
-        values = pd.to_numeric(history[column], errors="coerce")
-        bad = (values.isna() & (history[column].notna() | (column not in ("val_mse", "val_rmse")))) | np.isinf(values) \
-            | (values < 0)
-        if bad.any():
-            row = int(bad.to_numpy().argmax())
-            raise RunFolderError(f"{path}: column {column} holds {shorten(history[column].iloc[row], 30)!r} in data row "
-                                 f"{row + 1}, not a number (finite, at least 0); {retrain}")
-        history[column] = values
-    return result, history
-
-
-def _same_folder(saved, now: str | Path, run_dir: Path | None = None) -> bool:
-    """Whether the pre-trained folder ``saved`` (as a run wrote it: absolute, or relative to its working directory
-    then) is the folder ``now``: equal once resolved, or a relative path whose parts end ``now``'s absolute path
-    (``runs/s1_masks_seas`` is ``/home/me/runs/s1_masks_seas`` given from another folder), or, for the stage in
-    ``run_dir``, the sibling of the same name in its runs folder (a runs folder copied or renamed whole)."""
-    if not isinstance(saved, str) or not saved:
-        return False
-    there, here = Path(saved), Path(now).resolve()
-    if run_dir is not None and there.name == here.name and here.parent == Path(run_dir).resolve().parent:
-        return True
-    if there.is_absolute() or ".." in there.parts:
-        return there.resolve() == here
-    parts = tuple(p for p in there.parts if p != ".")
-    return bool(parts) and here.parts[-len(parts):] == parts
-
-
-def _differences(saved: dict, source: Path, cfg: StageConfig, run_dir: Path) -> str:
-    """How the stage configuration ``saved`` (the mapping ``source``, config.yaml or checkpoint.pt, holds) differs
-    from ``cfg``, in words; "" when it does not."""
-    if isinstance(saved.get("init_from"), dict):  # the same pre-trained folders named from another working directory
-        saved = {**saved, "init_from": {k: str(cfg.init_from[k]) if k in cfg.init_from
-                                        and _same_folder(v, cfg.init_from[k], run_dir) else v
-                                        for k, v in saved["init_from"].items()}}
-    diffs = saved_differences(saved, stage_config_from(saved, source), cfg)
-    other_cube = [d for d in diffs if d[0].startswith("cube.") and d[1] is not NOT_SAVED]  # hashes say nothing
-    what = describe_differences([d for d in diffs if d not in other_cube])
-    return "; ".join(filter(None, ["different cube data or split labels" if other_cube else "", what]))
-
-
-def _check_checkpoint(saved, path: Path, cfg: StageConfig, run_dir: Path) -> None:
-    """Refuse to resume from ``path`` unless the configuration saved in it (``saved``) is the stage's now."""
-    if not isinstance(saved, dict):
-        raise RunFolderError(f"{path}: not a lai checkpoint (its config is not a mapping); delete it to restart the "
-                             "stage from scratch")
-    what = _differences(saved, path, cfg, run_dir)
-    if what:
-        raise RunFolderError(f"{run_dir}: {path.name} was saved by a run of another configuration than the stage's "
-                             f"now ({what}), and resuming would go on with its settings; train into a new --runs "
-                             f"folder, or delete the stage folder {run_dir} to train it from scratch")
-
-
-def _check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageResult | None:
-    """Return the finished result of an identical run, or None to (re)start; raise on a foreign run."""
-    config_file = run_dir / STAGE_CONFIG_FILE
-    if not config_file.exists():
-        if (run_dir / "checkpoint.pt").exists():
-            raise RunFolderError(f"{run_dir} holds a checkpoint but no {STAGE_CONFIG_FILE}; use another run folder")
-        return None
-    try:
-        saved = read_yaml_mapping(config_file, "stage configuration")
-    except ConfigError:
-        saved = None
-    if not isinstance(saved, dict) or not isinstance(saved.get("cube"), dict):
-        raise RunFolderError(f"{config_file} is not the configuration of a lai training run; use another run folder")
-    what = _differences(saved, config_file, cfg, run_dir)
-    if what:
-        raise RunFolderError(f"{run_dir} already holds another run ({what}); choose another run folder or delete it")
-    if (run_dir / "result.json").exists() and (run_dir / STAGE_WEIGHTS_FILE).exists():
-        result, history = read_finished(run_dir)
-        return StageResult(cfg.row, run_dir, history, 0.0, result["parameters"], reused=True)
-    if (run_dir / "checkpoint.pt").exists() and not resume:
-        raise RunFolderError(f"{run_dir} holds an unfinished run of the same configuration; pass --resume to continue it")
-    return None
 
 
 def train_rows(

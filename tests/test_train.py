@@ -239,7 +239,7 @@ def test_final_model_reuses_pretrained_encoders(tiny_data, tmp_path):
 def test_the_same_runs_folder_named_from_another_folder_is_reused(tiny_data, tmp_path, monkeypatch):
     """Trained as `--runs runs` in one folder, then named by its absolute path from another, or copied whole: the
     same run (it was refused as "another run", the message inviting the user to delete it)."""
-    from lai.train import _same_folder
+    from lai.stage_folder import same_folder
 
     _, _, cube = tiny_data
     p = profile_with(epochs=1, max_batches_per_epoch=1)
@@ -254,9 +254,9 @@ def test_the_same_runs_folder_named_from_another_folder_is_reused(tiny_data, tmp
 
     shutil.copytree(tmp_path / "runs", tmp_path / "backup")  # a runs folder copied (or renamed) whole
     assert all(r.reused for r in train_rows(p, cube, tmp_path / "backup", ["final"], progress=False).values())
-    assert _same_folder("runs/s1", tmp_path / "runs" / "s1") and _same_folder("./runs/s1", tmp_path / "runs" / "s1")
-    assert not _same_folder("other/s1", tmp_path / "runs" / "s1") and not _same_folder("/elsewhere/runs/s1", tmp_path / "runs" / "s1")
-    assert not _same_folder(None, tmp_path) and not _same_folder("", tmp_path)
+    assert same_folder("runs/s1", tmp_path / "runs" / "s1") and same_folder("./runs/s1", tmp_path / "runs" / "s1")
+    assert not same_folder("other/s1", tmp_path / "runs" / "s1") and not same_folder("/elsewhere/runs/s1", tmp_path / "runs" / "s1")
+    assert not same_folder(None, tmp_path) and not same_folder("", tmp_path)
 
 
 def test_run_folder_of_another_run_is_refused(tiny_data, tmp_path):
