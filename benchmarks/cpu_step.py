@@ -4,7 +4,9 @@ Times :func:`lai.train.train_step` (forward, loss, backward, Adam) of one Table 
 of random inputs (no loader, no encoding), in one process, for each variant:
 
 - ``fp32``: channels-first (NCHW), what training did before ``train.channels_last`` was on for the CPU;
-- ``channels_last``: the model and its image inputs in channels_last order (what training does now);
+- ``channels_last``: the model and its image inputs in channels_last order (what training does now: with
+  BatchNorm on a channels-first copy below ``lai.model.CHANNELS_FIRST_BATCHNORM_BELOW`` channels);
+- ``channels_last+bn_cl``: the same with every BatchNorm in channels_last order (lai before 8fbe9f4);
 - ``bf16``, ``channels_last+bf16``: under bf16 autocast (``train.bf16=on``; fast only where the CPU has
   AVX512_BF16 or AMX, and not fp32);
 - ``channels_last+compile`` (with ``--compile``): ``torch.compile`` of the channels_last model; its
@@ -15,6 +17,10 @@ steps; variants alternate for ``--repeats`` rounds. Prints and writes (JSON) sam
 median, and each variant's ratio to ``fp32`` per round. Example (small preset, quick profile's batch)::
 
     python benchmarks/cpu_step.py --preset small --tile 64 --batch 16 --compile
+
+With ``--batchnorm C`` (repeatable) it also times one BatchNorm layer of C channels alone (forward and
+backward, training mode, ``nn.BatchNorm2d``) on a (batch, C, tile, tile) input in channels-first and in
+channels_last order.
 
 Pin the kernels the tests use with ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2``, one thread
 with ``OMP_NUM_THREADS=1``.
@@ -31,6 +37,7 @@ from pathlib import Path
 import torch
 from _common import report_header, write_report
 
+import lai.model
 from lai.config import EncodingConfig, ModelConfig, TrainConfig
 from lai.encode import encode_batch, mask_channels
 from lai.infer import to_channels_last
@@ -38,7 +45,7 @@ from lai.model import LAIModel
 from lai.train import train_step
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = ("fp32", "channels_last", "bf16", "channels_last+bf16")
+VARIANTS = ("fp32", "channels_last", "channels_last+bn_cl", "bf16", "channels_last+bf16")
 
 
 def random_batch(batch: int, tile: int, enc: EncodingConfig, seed: int = 0):
@@ -54,6 +61,37 @@ def random_batch(batch: int, tile: int, enc: EncodingConfig, seed: int = 0):
 
 def time_variant(variant: str, args, enc: EncodingConfig) -> dict:
     """Samples/s of ``args.steps`` timed steps (median step) of a fresh model under ``variant``."""
+    below = lai.model.CHANNELS_FIRST_BATCHNORM_BELOW
+    if variant.endswith("+bn_cl"):
+        lai.model.CHANNELS_FIRST_BATCHNORM_BELOW = 0  # read at every forward
+    try:
+        return _time_variant(variant, args, enc)
+    finally:
+        lai.model.CHANNELS_FIRST_BATCHNORM_BELOW = below
+
+
+def time_batchnorm(channels: int, args, repeats: int = 50) -> dict:
+    """Milliseconds (median of ``repeats``) of one training-mode BatchNorm forward and backward on a random
+    (batch, channels, tile, tile) input, channels-first and channels_last."""
+    out = {}
+    for layout in ("channels_first", "channels_last"):
+        layer = torch.nn.BatchNorm2d(channels)
+        x = torch.randn(args.batch, channels, args.tile, args.tile)
+        if layout == "channels_last":
+            x = x.contiguous(memory_format=torch.channels_last)
+        x.requires_grad_(True)
+        grad = torch.randn_like(x)
+        times = []
+        for i in range(repeats + 5):
+            t0 = time.perf_counter()
+            layer(x).backward(grad)
+            if i >= 5:
+                times.append(time.perf_counter() - t0)
+        out[layout] = 1000 * statistics.median(times)
+    return out
+
+
+def _time_variant(variant: str, args, enc: EncodingConfig) -> dict:
     torch.manual_seed(0)
     model = LAIModel(ModelConfig(preset=args.preset, row=args.row, uncertainty=True), mask_channels(enc))
     opt = torch.optim.Adam(model.parameters(), 1e-3)
@@ -90,6 +128,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
     ap.add_argument("--repeats", type=int, default=3, help="rounds over all variants (default 3)")
     ap.add_argument("--compile", action="store_true", help="also time channels_last+compile")
+    ap.add_argument("--batchnorm", type=int, action="append", default=[], metavar="C",
+                    help="also time one BatchNorm layer of C channels alone, in both layouts (repeatable)")
     ap.add_argument("--out", type=Path, default=None, help="JSON file (default: benchmarks/results/cpu-step-DATE.json)")
     args = ap.parse_args()
     enc = EncodingConfig()
@@ -115,6 +155,12 @@ def main() -> None:
                                  "compile_s": compile_s or None}
         print(f"  {v:22s} {statistics.median(rates):6.1f}  x{statistics.median(ratios):.2f} [{min(ratios):.2f}, {max(ratios):.2f}]"
               + (f"  (compile {min(compile_s):.0f}-{max(compile_s):.0f} s)" if compile_s else ""))
+    if args.batchnorm:
+        report["batchnorm_ms"] = {}
+        print(f"one BatchNorm layer, forward + backward, ms (median of 50), input {args.batch}xCx{args.tile}x{args.tile}:")
+        for c in args.batchnorm:
+            report["batchnorm_ms"][c] = ms = time_batchnorm(c, args)
+            print(f"  C={c:4d}  channels-first {ms['channels_first']:.3f}  channels_last {ms['channels_last']:.3f}")
     write_report(args.out or HERE / "results" / f"cpu-step-{dt.date.today().isoformat()}.json", report)
 
 

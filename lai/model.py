@@ -16,9 +16,9 @@ from lai.encode import Encoded
 from lai.facts import LOG_VAR, ROWS, UPSAMPLING, EncoderSpec
 
 # Below this many channels, a CPU training step runs BatchNorm on a channels-first copy of a channels_last
-# input: PyTorch's CPU BatchNorm backward in channels_last order vectorises over channels, and at 8 channels
-# took 4.5 ms against 0.25 ms channels-first (16x8x64x64, 2 cores, AVX-512); at 16 channels and more the
-# two copies cost more than they save (benchmarks/cpu_step.py, docs/gpu.md).
+# input: PyTorch's CPU BatchNorm backward in channels_last order vectorises over channels and is many times
+# slower than channels-first at 8 channels; from 16 channels on the two copies cost more than they save
+# (`benchmarks/cpu_step.py --batchnorm 8`, variant channels_last+bn_cl; figures in docs/gpu.md).
 CHANNELS_FIRST_BATCHNORM_BELOW = 16
 
 
