@@ -9,6 +9,7 @@ day of year of t and of t-2; optional ``truth`` (B, H, W) true LAI at t.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -44,7 +45,7 @@ def count_clipped(db, enc: EncodingConfig) -> int:
 
 def valid_mask(scl: torch.Tensor, enc: EncodingConfig) -> torch.Tensor:
     """True where the SCL class counts as valid (default: the reference's SCL 2..6)."""
-    return torch.from_numpy(scl_lookup(enc.valid_classes)).to(scl.device)[scl.long()]
+    return _scl_table("valid", tuple(enc.valid_classes), scl.device)[scl.long()]
 
 
 def mask_channels(enc: EncodingConfig) -> int:
@@ -53,12 +54,21 @@ def mask_channels(enc: EncodingConfig) -> int:
 
 def mask_table(enc: EncodingConfig, device: torch.device | str = "cpu") -> torch.Tensor:
     """(256, C) float: the mask channels of each SCL byte value, the 12-class one-hot of the class (clamped to
-    0..11), or the reference's valid flag + one-hot of SCL 2..6."""
+    0..11), or the reference's valid flag + one-hot of SCL 2..6 (shared: do not modify)."""
+    return _scl_table(enc.mask_encoding, tuple(enc.valid_classes), torch.device(device))
+
+
+@functools.lru_cache(maxsize=32)
+def _scl_table(kind: str, valid_classes: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """A table over every SCL byte value, built once per device rather than at every batch: ``kind`` "valid"
+    (bool, 256), else the mask channels of :func:`mask_table` (float, 256 x C)."""
     values = torch.arange(256)
-    if enc.mask_encoding == "onehot":
+    valid = torch.from_numpy(scl_lookup(valid_classes))
+    if kind == "valid":
+        return valid.to(device)
+    if kind == "onehot":
         maps = values.clamp(max=N_SCL - 1)[:, None] == torch.arange(N_SCL)
     else:
-        valid = torch.from_numpy(scl_lookup(enc.valid_classes))
         maps = torch.cat([valid[:, None], values[:, None] == torch.tensor(REFERENCE_CLASSES)], dim=1)
     return maps.float().to(device)
 

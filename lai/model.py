@@ -22,6 +22,11 @@ from lai.facts import LOG_VAR, ROWS, UPSAMPLING, EncoderSpec
 CHANNELS_FIRST_BATCHNORM_BELOW = 16
 
 
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether ``x`` is stored in channels_last order and not also channels-first (which 1x1 maps are)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
 class BatchNorm2d(nn.BatchNorm2d):
     """``nn.BatchNorm2d`` (same parameters, buffers and state-dict keys) that, training on the CPU with
     fewer than :data:`CHANNELS_FIRST_BATCHNORM_BELOW` channels, normalises a channels-first copy of a
@@ -29,7 +34,7 @@ class BatchNorm2d(nn.BatchNorm2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (self.training and x.device.type == "cpu" and self.num_features < CHANNELS_FIRST_BATCHNORM_BELOW
-                and x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)):
+                and x.dim() == 4 and is_channels_last(x)):
             return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
         return super().forward(x)
 
@@ -104,7 +109,7 @@ class Seasonality(nn.Module):
     def forward(self, season: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         v = self.mlp(season.to(like.dtype))
         maps = v[:, :, None, None].expand(-1, -1, like.shape[-2], like.shape[-1])
-        if like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous():
+        if is_channels_last(like):
             # a channels_last copy: concatenated with a view (no memory format), the other inputs of a
             # channels_last model would give a channels-first input that the next convolution converts back
             return maps.contiguous(memory_format=torch.channels_last)
