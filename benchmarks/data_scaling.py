@@ -1,0 +1,105 @@
+"""How the final model's test error, and its distance to the oracle bound, move with the amount of training data::
+
+    python benchmarks/data_scaling.py reports/standard --train 400 800 --out /tmp/scaling [--seed 0]
+
+``RUN`` is a finished ``lai run`` folder of a simulated profile (e.g. ``reports/standard``). For each size N of
+``--train``, a copy of the run's cube keeps N of its training triplets (drawn at random with ``--seed``, nested: the
+400 are among the 800) and labels the others ``buffer``; validation and the test sets stay as they are. The two
+encoders and the final model are trained on it from scratch, exactly as the run's profile trains them (one
+seed, ``train.seed``), then scored on the test sets. Each is compared by paired bootstrap over triplets
+(``lai.tables.comparisons``) with the oracle bound (the true LAI at t-1), persistence and RF of the run, and the
+run's own final model (seed 0, all its training triplets), which is also the last point of the curve.
+
+The copies of the cube take the cube's size each (about 0.7 GB for the standard profile) under ``--out``.
+Writes ``<out>/data_scaling.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import report_header, write_report  # noqa: E402
+from lai.config import load_profile  # noqa: E402
+from lai.evaluate import evaluate_run  # noqa: E402
+from lai.facts import BUFFER, RUN_PROFILE_FILE, TRAIN  # noqa: E402
+from lai.tables import comparisons  # noqa: E402
+from lai.train import convergence, train_rows  # noqa: E402
+
+COMPARED = ("oracle", "persistence", "RF")  # the run's comparators the curve is scored against
+
+
+def subset_cube(cube: Path, out: Path, n_train: int, seed: int) -> int:
+    """Copy ``cube`` to ``out`` keeping ``n_train`` of its training triplets (the first of one random order drawn with
+    ``seed``, so smaller subsets lie inside larger ones); the others become ``buffer``. Returns the count kept."""
+    with h5py.File(cube, "r") as f:
+        labels = f["split"][:].astype(str)
+    train = np.flatnonzero(labels == TRAIN)
+    if not 0 < n_train <= len(train):
+        raise SystemExit(f"--train {n_train}: the cube {cube} has {len(train)} training triplets; ask for 1 to {len(train)}")
+    dropped = np.sort(np.random.default_rng(seed).permutation(train)[n_train:])
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(out.name + ".partial")
+        shutil.copyfile(cube, partial)
+        with h5py.File(partial, "r+") as f:
+            split = f["split"]
+            for i in dropped:
+                split[int(i)] = BUFFER.encode()
+        partial.rename(out)
+    return n_train
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--train", type=int, nargs="+", required=True, metavar="N", help="training triplets to keep")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random subsets (not of training)")
+    args = ap.parse_args()
+    saved = yaml.safe_load((args.run / RUN_PROFILE_FILE).read_text())
+    cube = Path(json.loads((args.run / "data.json").read_text())["cube"])
+    profile = load_profile(saved["name"])
+    base = pd.read_csv(args.run / "tables" / "baselines_per_triplet.csv")
+    others = {name: part for name, part in base.groupby("baseline") if name in COMPARED}
+    others["oracle"] = pd.read_csv(args.run / "tables" / "oracle_per_triplet.csv")
+    full = pd.read_csv(args.run / "runs" / "final" / "per_tile.csv")
+    with h5py.File(cube, "r") as f:
+        n_full = int((f["split"][:].astype(str) == TRAIN).sum())
+    points, tables = [], []
+    for n in sorted(set(args.train)):
+        sub = args.out / f"cube-train{n}.nc"
+        subset_cube(cube, sub, n, args.seed)
+        runs = args.out / f"train{n}" / "runs"
+        stages = train_rows(profile, sub, runs, ["final"], progress=False)
+        evaluate_run(runs / "final", sub, save_predictions=False)
+        mine = pd.read_csv(runs / "final" / "per_tile.csv")
+        table = comparisons(mine, {**others, "final, all training triplets": full}, f"final, {n} training triplets")
+        tables.append(table.assign(train_triplets=n))
+        points.append({"train_triplets": n, **{row: {"training_seconds": float(r.history["seconds"].sum()),
+                                                     "reused": r.reused, **convergence(r.history, profile.train.patience)}
+                                               for row, r in stages.items()}})
+        print(table[["set", "other", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]].round(3).to_string())
+    last = comparisons(full, others, f"final, {n_full} training triplets (the run's)").assign(train_triplets=n_full)
+    curve = pd.concat([*tables, last], ignore_index=True)
+    shown = curve[curve["other"].isin(COMPARED)]
+    print(shown.pivot_table(index=["set", "other"], columns="train_triplets", values="diff").round(3).to_string())
+    report = report_header("benchmarks/data_scaling.py") | {
+        "run": str(args.run), "cube": str(cube), "profile": saved["name"], "subset_seed": args.seed,
+        "train_seed": profile.train.seed, "full_train_triplets": n_full, "points": points,
+        "full_final": convergence(pd.read_csv(args.run / "runs" / "final" / "history.csv"), profile.train.patience),
+        "comparisons": curve.to_dict("records")}
+    write_report(args.out / "data_scaling.json", report)
+
+
+if __name__ == "__main__":
+    main()
