@@ -77,9 +77,9 @@ def main() -> None:
         n_full = int((f["split"][:].astype(str) == TRAIN).sum())
     points, tables = [], []
     for n in sorted(set(args.train)):
-        sub = args.out / f"cube-train{n}.nc"
+        sub = args.out / f"cube-train{n}-seed{args.seed}.nc"
         subset_cube(cube, sub, n, args.seed)
-        runs = args.out / f"train{n}" / "runs"
+        runs = args.out / f"train{n}-seed{args.seed}" / "runs"
         stages = train_rows(profile, sub, runs, ["final"], progress=False)
         evaluate_run(runs / "final", sub, save_predictions=False)
         mine = pd.read_csv(runs / "final" / "per_tile.csv")
