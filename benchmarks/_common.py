@@ -8,8 +8,11 @@ import os
 import platform
 from pathlib import Path
 
+import pandas as pd
+
 from lai.config import SimConfig, load_profile
 from lai.cube import build_cube
+from lai.facts import BASELINES, ORACLE, TABLE
 from lai.simulate import simulate
 
 CACHE = Path(__file__).resolve().parent.parent / "data" / "benchmarks"
@@ -26,6 +29,15 @@ def report_header(script: str) -> dict:
                         "cpu_kernels": torch.backends.cpu.get_cpu_capability(), "cpu_count": os.cpu_count(),
                         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                         "python": platform.python_version()}}
+
+
+def run_comparators(run: Path, baselines=BASELINES) -> dict[str, pd.DataFrame]:
+    """A finished run's per-triplet sums of ``baselines`` and of the oracle bound (key :data:`lai.facts.ORACLE`),
+    read from its tables: the other side of :func:`lai.tables.comparisons`."""
+    tables = run / "tables"
+    base = pd.read_csv(tables / f"{TABLE.baselines_per_triplet}.csv")
+    return {**{b: base[base["baseline"] == b] for b in baselines},
+            ORACLE: pd.read_csv(tables / f"{TABLE.oracle_per_triplet}.csv")}
 
 
 def write_report(path: Path, report: dict) -> None:

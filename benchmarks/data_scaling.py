@@ -28,19 +28,19 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import report_header, write_report  # noqa: E402
+from benchmarks._common import report_header, run_comparators, write_report  # noqa: E402
 from lai.config import load_profile  # noqa: E402
 from lai.evaluate import evaluate_run  # noqa: E402
-from lai.facts import BUFFER, RUN_PROFILE_FILE, TRAIN  # noqa: E402
+from lai.facts import BUFFER, ORACLE, RUN_PROFILE_FILE, TRAIN  # noqa: E402
 from lai.tables import comparisons  # noqa: E402
 from lai.train import convergence, train_rows  # noqa: E402
 
-COMPARED = ("oracle", "persistence", "RF")  # the run's comparators the curve is scored against
+COMPARED_BASELINES = ("persistence", "RF")  # the run's baselines the curve is scored against, beside the oracle
 
 
-def subset_cube(cube: Path, out: Path, n_train: int, seed: int) -> int:
+def subset_cube(cube: Path, out: Path, n_train: int, seed: int) -> None:
     """Copy ``cube`` to ``out`` keeping ``n_train`` of its training triplets (the first of one random order drawn with
-    ``seed``, so smaller subsets lie inside larger ones); the others become ``buffer``. Returns the count kept."""
+    ``seed``, so smaller subsets lie inside larger ones); the others become ``buffer``."""
     with h5py.File(cube, "r") as f:
         labels = f["split"][:].astype(str)
     train = np.flatnonzero(labels == TRAIN)
@@ -56,7 +56,6 @@ def subset_cube(cube: Path, out: Path, n_train: int, seed: int) -> int:
             for i in dropped:
                 split[int(i)] = BUFFER.encode()
         partial.rename(out)
-    return n_train
 
 
 def main() -> None:
@@ -69,9 +68,7 @@ def main() -> None:
     saved = yaml.safe_load((args.run / RUN_PROFILE_FILE).read_text())
     cube = Path(json.loads((args.run / "data.json").read_text())["cube"])
     profile = load_profile(saved["name"])
-    base = pd.read_csv(args.run / "tables" / "baselines_per_triplet.csv")
-    others = {name: part for name, part in base.groupby("baseline") if name in COMPARED}
-    others["oracle"] = pd.read_csv(args.run / "tables" / "oracle_per_triplet.csv")
+    others = run_comparators(args.run, COMPARED_BASELINES)
     full = pd.read_csv(args.run / "runs" / "final" / "per_tile.csv")
     with h5py.File(cube, "r") as f:
         n_full = int((f["split"][:].astype(str) == TRAIN).sum())
@@ -91,7 +88,7 @@ def main() -> None:
         print(table[["set", "other", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]].round(3).to_string())
     last = comparisons(full, others, f"final, {n_full} training triplets (the run's)").assign(train_triplets=n_full)
     curve = pd.concat([*tables, last], ignore_index=True)
-    shown = curve[curve["other"].isin(COMPARED)]
+    shown = curve[curve["other"].isin((ORACLE, *COMPARED_BASELINES))]
     print(shown.pivot_table(index=["set", "other"], columns="train_triplets", values="diff").round(3).to_string())
     report = report_header("benchmarks/data_scaling.py") | {
         "run": str(args.run), "cube": str(cube), "profile": saved["name"], "subset_seed": args.seed,

@@ -29,7 +29,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import report_header, write_report  # noqa: E402
+from benchmarks._common import report_header, run_comparators, write_report  # noqa: E402
 from lai.config import load_profile  # noqa: E402
 from lai.evaluate import evaluate_run  # noqa: E402
 from lai.facts import PRETRAINED_FROM, RUN_PROFILE_FILE, STAGE_CONFIG_FILE  # noqa: E402
@@ -70,9 +70,7 @@ def main() -> None:
     seconds = time.perf_counter() - t0
     evaluate_run(runs / "final_gated", cube, save_predictions=False)
     mine = pd.read_csv(runs / "final_gated" / "per_tile.csv")
-    base = pd.read_csv(args.old_run / "tables" / "baselines_per_triplet.csv")
-    others = {name: part for name, part in base.groupby("baseline")}
-    others["oracle"] = pd.read_csv(args.old_run / "tables" / "oracle_per_triplet.csv")
+    others = run_comparators(args.old_run)
     for row in ("final", "final_gated"):  # the old run's models of seed 0 (a profile without the candidate lacks it)
         if (args.old_run / "runs" / row / "per_tile.csv").is_file():
             others[f"old {row}"] = pd.read_csv(args.old_run / "runs" / row / "per_tile.csv")

@@ -22,10 +22,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import report_header, write_report  # noqa: E402
+from benchmarks._common import report_header, run_comparators, write_report  # noqa: E402
 from lai.config import load_profile  # noqa: E402
 from lai.evaluate import evaluate_ensemble  # noqa: E402
-from lai.facts import BASELINES, ORACLE, chosen_model  # noqa: E402
+from lai.facts import chosen_model  # noqa: E402
 from lai.tables import ensemble_comparisons  # noqa: E402
 from lai.train import seed_runs, train_variant  # noqa: E402
 
@@ -47,9 +47,7 @@ def main(argv=None) -> None:
         seconds[run] = time.perf_counter() - start
     _, sums, members = evaluate_ensemble([args.run / "runs" / run for run in runs], cube,
                                          batch_size=profile.train.batch_size, device="cpu")
-    base = pd.read_csv(args.run / "tables" / "baselines_per_triplet.csv")
-    others = {b: base[base["baseline"] == b] for b in BASELINES}
-    others[ORACLE] = pd.read_csv(args.run / "tables" / "oracle_per_triplet.csv")
+    others = run_comparators(args.run)
     table = ensemble_comparisons(sums, members, others, model)
     cols = ["set", "other", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]
     with pd.option_context("display.width", 200):
