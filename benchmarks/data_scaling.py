@@ -1,6 +1,6 @@
 """How the final model's test error, and its distance to the oracle bound, move with the amount of training data::
 
-    python benchmarks/data_scaling.py reports/standard --train 400 800 --out /tmp/scaling [--seed 0]
+    python benchmarks/data_scaling.py reports/standard --train 400 800 --out /tmp/scaling [--seed 0] [--set KEY=VALUE]
 
 ``RUN`` is a finished ``lai run`` folder of a simulated profile (e.g. ``reports/standard``). For each size N of
 ``--train``, a copy of the run's cube keeps N of its training triplets (drawn at random with ``--seed``, nested: the
@@ -10,13 +10,18 @@ seed, ``train.seed``), then scored on the test sets. Each is compared by paired 
 (``lai.tables.comparisons``) with the oracle bound (the true LAI at t-1), persistence and RF of the run, and the
 run's own final model (seed 0, all its training triplets), which is also the last point of the curve.
 
+``--set`` (repeatable, as ``lai run --set``) changes the profile the points are trained with, e.g.
+``--set model.preset=wide --train 1600``: the run's own training data with a wider model, compared with the run's
+final model by the same paired bootstrap. Its points go to folders named after the overrides.
+
 The copies of the cube take the cube's size each (about 0.7 GB for the standard profile) under ``--out``.
-Writes ``<out>/data_scaling.json``.
+Writes ``<out>/data_scaling.json`` (``data_scaling-<overrides>.json`` with ``--set``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -64,10 +69,13 @@ def main() -> None:
     ap.add_argument("--train", type=int, nargs="+", required=True, metavar="N", help="training triplets to keep")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=0, help="seed of the random subsets (not of training)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one parameter of the run's profile for the trained points (repeatable)")
     args = ap.parse_args()
     saved = yaml.safe_load((args.run / RUN_PROFILE_FILE).read_text())
     cube = Path(json.loads((args.run / "data.json").read_text())["cube"])
-    profile = load_profile(saved["name"])
+    profile = load_profile(saved["name"], args.set)
+    variant = "".join(f"-{re.sub(r'[^A-Za-z0-9_.]+', '-', o)}" for o in args.set)  # the overrides, in folder names
     others = run_comparators(args.run, COMPARED_BASELINES)
     full = pd.read_csv(args.run / "runs" / "final" / "per_tile.csv")
     with h5py.File(cube, "r") as f:
@@ -76,11 +84,12 @@ def main() -> None:
     for n in sorted(set(args.train)):
         sub = args.out / f"cube-train{n}-seed{args.seed}.nc"
         subset_cube(cube, sub, n, args.seed)
-        runs = args.out / f"train{n}-seed{args.seed}" / "runs"
+        runs = args.out / f"train{n}-seed{args.seed}{variant}" / "runs"
         stages = train_rows(profile, sub, runs, ["final"], progress=False)
         evaluate_run(runs / "final", sub, save_predictions=False)
         mine = pd.read_csv(runs / "final" / "per_tile.csv")
-        table = comparisons(mine, {**others, "final, all training triplets": full}, f"final, {n} training triplets")
+        table = comparisons(mine, {**others, "final, all training triplets": full},
+                            f"final, {n} training triplets{', ' + ', '.join(args.set) if args.set else ''}")
         tables.append(table.assign(train_triplets=n))
         points.append({"train_triplets": n, **{row: {"training_seconds": float(r.history["seconds"].sum()),
                                                      "reused": r.reused, **convergence(r.history, profile.train.patience)}
@@ -89,13 +98,14 @@ def main() -> None:
     last = comparisons(full, others, f"final, {n_full} training triplets (the run's)").assign(train_triplets=n_full)
     curve = pd.concat([*tables, last], ignore_index=True)
     shown = curve[curve["other"].isin((ORACLE, *COMPARED_BASELINES))]
-    print(shown.pivot_table(index=["set", "other"], columns="train_triplets", values="diff").round(3).to_string())
+    # one column per trained model (a point of the run's own size stays apart from the run's model)
+    print(shown.pivot(index=["set", "other"], columns="model", values="diff").round(3).to_string())
     report = report_header("benchmarks/data_scaling.py") | {
-        "run": str(args.run), "cube": str(cube), "profile": saved["name"], "subset_seed": args.seed,
+        "run": str(args.run), "cube": str(cube), "profile": saved["name"], "subset_seed": args.seed, "overrides": args.set,
         "train_seed": profile.train.seed, "full_train_triplets": n_full, "points": points,
         "full_final": convergence(pd.read_csv(args.run / "runs" / "final" / "history.csv"), profile.train.patience),
         "comparisons": curve.to_dict("records")}
-    write_report(args.out / "data_scaling.json", report)
+    write_report(args.out / f"data_scaling{variant}.json", report)
 
 
 if __name__ == "__main__":
