@@ -43,12 +43,15 @@ from lai.train import convergence, train_rows  # noqa: E402
 COMPARED_BASELINES = ("persistence", "RF")  # the run's baselines the curve is scored against, beside the oracle
 
 
-def subset_cube(cube: Path, out: Path, n_train: int, seed: int) -> None:
-    """Copy ``cube`` to ``out`` keeping ``n_train`` of its training triplets (the first of one random order drawn with
-    ``seed``, so smaller subsets lie inside larger ones); the others become ``buffer``."""
+def training_triplets(cube: Path) -> np.ndarray:
+    """Indices of the cube's training triplets."""
     with h5py.File(cube, "r") as f:
-        labels = f["split"][:].astype(str)
-    train = np.flatnonzero(labels == TRAIN)
+        return np.flatnonzero(f["split"][:].astype(str) == TRAIN)
+
+
+def subset_cube(cube: Path, train: np.ndarray, out: Path, n_train: int, seed: int) -> None:
+    """Copy ``cube`` to ``out`` keeping ``n_train`` of its training triplets ``train`` (the first of one random order
+    drawn with ``seed``, so smaller subsets lie inside larger ones); the others become ``buffer``."""
     if not 0 < n_train <= len(train):
         raise SystemExit(f"--train {n_train}: the cube {cube} has {len(train)} training triplets; ask for 1 to {len(train)}")
     dropped = np.sort(np.random.default_rng(seed).permutation(train)[n_train:])
@@ -78,12 +81,12 @@ def main() -> None:
     variant = "".join(f"-{re.sub(r'[^A-Za-z0-9_.]+', '-', o)}" for o in args.set)  # the overrides, in folder names
     others = run_comparators(args.run, COMPARED_BASELINES)
     full = pd.read_csv(args.run / "runs" / "final" / "per_tile.csv")
-    with h5py.File(cube, "r") as f:
-        n_full = int((f["split"][:].astype(str) == TRAIN).sum())
+    train = training_triplets(cube)
+    n_full = len(train)
     points, tables = [], []
     for n in sorted(set(args.train)):
         sub = args.out / f"cube-train{n}-seed{args.seed}.nc"
-        subset_cube(cube, sub, n, args.seed)
+        subset_cube(cube, train, sub, n, args.seed)
         runs = args.out / f"train{n}-seed{args.seed}{variant}" / "runs"
         stages = train_rows(profile, sub, runs, ["final"], progress=False)
         evaluate_run(runs / "final", sub, save_predictions=False)
