@@ -27,7 +27,7 @@ def write_scene(folder: Path, size: int) -> Path:
     from rasterio.windows import Window
 
     transform = Affine(10, 0, 500000, 0, -10, 4600000)
-    entries = []
+    s2, s1 = [], []
     for k in range(3):
         files = {"s1": (2, "float32"), "lai": (1, "float32"), "scl": (1, "uint8")}
         for name, (count, dtype) in files.items():
@@ -45,8 +45,10 @@ def write_scene(folder: Path, size: int) -> Path:
                     else:
                         block = np.where(field > 0.5, 9, 4)[None]
                     dst.write(block.astype(dtype), window=Window(0, y0, size, rows))
-        entries.append({"date": f"2019-06-{1 + 5 * k:02d}", **{n: f"{n}{k}.tif" for n in files}})
-    (folder / "scene.yaml").write_text(yaml.safe_dump({"dates": entries}))
+        date = f"2019-06-{1 + 5 * k:02d}"
+        s2.append({"date": date, "lai": f"lai{k}.tif", "scl": f"scl{k}.tif"})
+        s1.append({"date": date, "file": f"s1{k}.tif"})  # VV and VH as one two-band raster
+    (folder / "scene.yaml").write_text(yaml.safe_dump({"s2": s2, "s1": s1}))  # the form docs/manifest.md describes
     return folder / "scene.yaml"
 
 
