@@ -19,12 +19,13 @@ CACHE = Path(__file__).resolve().parent.parent / "data" / "benchmarks"
 
 
 def report_header(script: str) -> dict:
-    """What every benchmark's JSON starts with: when, which script, on what machine (load: by the caller)."""
+    """What every benchmark's JSON starts with: when, which script (``__file__`` of the caller, named
+    ``benchmarks/<file>``), on what machine (load: by the caller)."""
     import torch
 
     from lai.provenance import cpu_model
 
-    return {"date": dt.datetime.now().isoformat(timespec="seconds"), "script": script,
+    return {"date": dt.datetime.now().isoformat(timespec="seconds"), "script": f"benchmarks/{Path(script).name}",
             "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu": cpu_model(),
                         "cpu_kernels": torch.backends.cpu.get_cpu_capability(), "cpu_count": os.cpu_count(),
                         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),

@@ -65,7 +65,7 @@ def main() -> None:
     for r in runs:
         print(f"{r['checkout']}: {r['seconds']:.1f} s, peak RSS so far {r['peak_rss_gib_max_so_far']:.2f} GiB, "
               f"exit {r['exit']}: {r['message']}")
-    write_report(args.out, report_header("benchmarks/big_series.py") | {
+    write_report(args.out, report_header(__file__) | {
         "rows": args.rows, "load_average": os.getloadavg(), "runs": runs})
 
 

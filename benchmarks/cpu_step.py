@@ -140,7 +140,7 @@ def main() -> None:
         loads.append(os.getloadavg())
         print(f"round {r + 1}/{args.repeats}: " + ", ".join(f"{v} {x['samples_per_s']:.1f}" for v, x in rounds[-1].items())
               + f" samples/s, load {loads[-1][0]:.1f}", flush=True)
-    report = {**report_header("benchmarks/cpu_step.py"),
+    report = {**report_header(__file__),
               "env": {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS")},
               "load_average_1_5_15": {"start": loads[0], "end": loads[-1], "max_1min": max(x[0] for x in loads)},
               "settings": {k: getattr(args, k) for k in ("preset", "row", "tile", "batch", "steps", "warmup", "repeats")},

@@ -138,7 +138,7 @@ def main() -> None:
                   f"wall {wall:5.1f} s, load {loads[-1][0]:.1f}", flush=True)
             shutil.rmtree(runs, ignore_errors=True)
 
-    report = {**report_header("benchmarks/cpu_training.py"), "load_average_1_5_15": {"start": loads[0], "end": loads[-1], "max_1min": max(x[0] for x in loads)},
+    report = {**report_header(__file__), "load_average_1_5_15": {"start": loads[0], "end": loads[-1], "max_1min": max(x[0] for x in loads)},
               "settings": {"profile": "quick", "row": "final", "tile": 64, "batch_size": 16, "epochs_per_stage": args.epochs,
                            "steps_per_epoch": args.steps, "repeats": args.repeats, "overrides": overrides},
               "versions": {name: {"checkout": str(path), "revision": git_revision(path)} for name, path in versions.items()}}

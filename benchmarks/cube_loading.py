@@ -106,7 +106,7 @@ def main() -> None:
                     fn(k)
                 times[f"{name} {what}"].append((time.perf_counter() - t0) / len(order) * 1e3)
     ms = {k: {"median": statistics.median(v), "min": min(v), "max": max(v), "values": v} for k, v in times.items()}
-    report = {**report_header("benchmarks/cube_loading.py"), "load_average_1_5_15": {"start": load_start, "end": os.getloadavg()},
+    report = {**report_header(__file__), "load_average_1_5_15": {"start": load_start, "end": os.getloadavg()},
               "triplets": len(order), "tile": args.tile, "repeats": args.repeats, "ms_per_sample": ms,
               "tifffile": getattr(tifffile, "__version__", None), "rasterio": rasterio.__version__}
     print(f"{report['date']}, {platform.platform()}, {os.cpu_count()} cores, load average {load_start[0]:.1f} -> "

@@ -103,7 +103,7 @@ def main() -> None:
     shown = curve[curve["other"].isin((ORACLE, *COMPARED_BASELINES))]
     # one column per trained model (a point of the run's own size stays apart from the run's model)
     print(shown.pivot(index=["set", "other"], columns="model", values="diff").round(3).to_string())
-    report = report_header("benchmarks/data_scaling.py") | {
+    report = report_header(__file__) | {
         "run": str(args.run), "cube": str(cube), "profile": saved["name"], "subset_seed": args.seed, "overrides": args.set,
         "train_seed": profile.train.seed, "full_train_triplets": n_full, "points": points,
         "full_final": convergence(pd.read_csv(args.run / "runs" / "final" / "history.csv"), profile.train.patience),

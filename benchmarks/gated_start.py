@@ -77,7 +77,7 @@ def main() -> None:
     table = comparisons(mine, others, "final_gated (this version)")
     print(table[["set", "other", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]].round(3).to_string())
     best = result.history["val_rmse"].min()
-    report = report_header("benchmarks/gated_start.py") | {
+    report = report_header(__file__) | {
         "old_run": str(args.old_run), "seed": args.seed, "overrides": args.set, "gate_start": profile.model.gate_start,
         "seconds": seconds, "epochs": len(result.history), "best_val_rmse": float(best),
         "comparisons": table.to_dict("records")}

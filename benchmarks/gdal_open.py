@@ -47,7 +47,7 @@ def main() -> None:
                 times[setting].append(build_seconds(args.folder, Path(tmp) / f"cube-{setting}-{r}.nc", setting))
                 print(f"round {r + 1}: GDAL_DISABLE_READDIR_ON_OPEN={setting}: {times[setting][-1]:.1f} s", flush=True)
     medians = {k: statistics.median(v) for k, v in times.items()}
-    report = {**report_header("benchmarks/gdal_open.py"), "folder": str(args.folder), "tiffs": files,
+    report = {**report_header(__file__), "folder": str(args.folder), "tiffs": files,
               "load_average": os.getloadavg(), "seconds": times, "median": medians,
               "speed_up": medians["FALSE"] / medians["TRUE"]}
     print(f"{files} TIFFs: median {medians['FALSE']:.1f} s (listing the folder on each open) vs {medians['TRUE']:.1f} s "

@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    report = {**report_header("benchmarks/head_bias.py"), "profile": args.profile, "row": args.row, "epochs": args.epochs,
+    report = {**report_header(__file__), "profile": args.profile, "row": args.row, "epochs": args.epochs,
               "seed": args.seed, "load_average": list(np.round(__import__("os").getloadavg(), 2)), "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         ctx = RunContext(args.profile, [], Path(tmp) / "run", Path(__file__).resolve().parent.parent / "data")

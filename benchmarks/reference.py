@@ -188,7 +188,7 @@ def main() -> None:
     ref = reference_models(args.reference.resolve())
     torch.manual_seed(0)
     built = {"lai paper preset": lai_model(args.batch), "reference (Strontium)": reference_model(ref, args.batch)}
-    report = {**report_header("benchmarks/reference.py"), "load_average_1_5_15": os.getloadavg(), "tile": SIZE, "batch": args.batch, "models": {}}
+    report = {**report_header(__file__), "load_average_1_5_15": os.getloadavg(), "tile": SIZE, "batch": args.batch, "models": {}}
     for name, (model, inputs, _) in built.items():
         report["models"][name] = {"parameters": n_parameters(model), **measure(model, inputs, args.batch)}
     opts = {name: torch.optim.Adam(m.parameters(), lr=1e-3) for name, (m, _, _) in built.items()}

@@ -52,7 +52,7 @@ def main(argv=None) -> None:
     cols = ["set", "other", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]
     with pd.option_context("display.width", 200):
         print(table[cols].round(4).to_string(index=False))
-    write_report(args.out, {**report_header("benchmarks/seed_ensemble.py"), "run": str(args.run), "model": model,
+    write_report(args.out, {**report_header(__file__), "run": str(args.run), "model": model,
                             "seeds": runs, "training_seconds": seconds, "comparisons": table.to_dict("records")})
 
 

@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--auxdata", type=Path, required=True, help="SNAP's auxdata folder (see the docstring)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/snap-auxdata.json"))
     args = parser.parse_args()
-    report = report_header("benchmarks/snap_auxdata.py")
+    report = report_header(__file__)
     report["checks"] = []
     for platform in ("S2A", "S2B"):
         folder = snap.auxdata_folder(args.auxdata, platform)

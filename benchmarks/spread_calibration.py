@@ -155,7 +155,7 @@ def main() -> None:
                 calibration += [{"spread": name, "method": "raw" if r["sd"] == "raw" else method, **r} for r in rows
                                 if method == "per_level" or r["sd"] != "raw"]
 
-    report = {**report_header("benchmarks/deep_ensemble.py"), "run": str(args.run), "cube": str(cube),
+    report = {**report_header(__file__), "run": str(args.run), "cube": str(cube),
               "seed_runs": [r.name for r in runs], "load_average": os.getloadavg(),
               "seconds": time.perf_counter() - t0, "factors": {k: {"per_level": c.factors, "levels": c.levels, "one_factor": dict(zip(STRATA, one.tolist()))}
                           for k, (c, one) in cals.items()},

@@ -115,7 +115,7 @@ def main(argv=None) -> None:
     table = pd.concat(table, ignore_index=True)
     with pd.option_context("display.width", 220):
         print(table[COLUMNS].round(4).to_string(index=False))
-    write_report(args.out, {**report_header("benchmarks/test_time_augmentation.py"), "run": str(args.run),
+    write_report(args.out, {**report_header(__file__), "run": str(args.run),
                             "model": model, "seeds": runs, "seconds": seconds,
                             "comparisons": table.to_dict("records")})
 
