@@ -1,16 +1,17 @@
 """What test-time augmentation would give a finished run's chosen model: its prediction averaged over the 8
-symmetries of the square (the rotations and flips training draws, :mod:`lai.augment`), against its plain
+symmetries of the square (the rotations and flips training draws, in :mod:`lai.augment`'s pixel orders), against its plain
 forward pass, both scored by lai's code on the validation and test sets::
 
     python benchmarks/test_time_augmentation.py reports/standard --out benchmarks/results/tta-standard.json
 
 ``RUN`` is a finished ``lai run`` folder of a simulated profile. Each trained seed of its chosen model
 (``tables/selection.csv``; ``runs/<model>``, ``runs/<model>_seed<k>``) predicts every set plainly and as the
-mean of its 8 transformed inputs (each prediction turned back). Paired bootstrap over triplets
+mean of its 8 transformed inputs (each prediction put back in the tile's order; the masks and targets
+are the plain pass's). Paired bootstrap over triplets
 (:func:`lai.tables.comparisons`): per seed, augmented against plain; the seeds pooled, plain and augmented, against
 the run's baselines and the oracle (the plain lines are the run's own ``comparisons.csv`` lines again: a check);
 with several seeds, the mean of the augmented seeds (an ensemble) against the same. Nothing in the run folder is
-written. Writes the comparisons, the seconds each way and the machine as JSON.
+written. Writes the comparisons, the seconds each way (the augmented ones without the plain pass) and the machine as JSON.
 """
 from __future__ import annotations
 
@@ -21,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import report_header, run_comparators, write_report  # noqa: E402
-from lai.augment import spatial_keys  # noqa: E402
+from lai.augment import spatial_keys, symmetry_orders  # noqa: E402
 from lai.config import load_profile  # noqa: E402
 from lai.evaluate import predict, score_sets  # noqa: E402
 from lai.facts import TEST_SETS, VAL, chosen_model  # noqa: E402
@@ -40,42 +40,54 @@ SETS = (VAL, *TEST_SETS)
 COLUMNS = ["set", "model", "other", "seeds", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]
 
 
-def turned(x: torch.Tensor, turns: int, flip: bool, back: bool = False) -> torch.Tensor:
-    """``x`` (tile in its last two axes) rotated by ``turns`` x 90 degrees, then flipped left-right if ``flip``
-    (as :func:`lai.augment.symmetry_orders`); ``back``: the inverse."""
-    if back:
-        return torch.rot90(x.flip(-1) if flip else x, -turns, dims=(-2, -1))
-    x = torch.rot90(x, turns, dims=(-2, -1))
-    return x.flip(-1) if flip else x
+def drawn_symmetries(height: int, width: int) -> list[int]:
+    """The rows of :func:`lai.augment.symmetry_orders` that training draws for a tile of this shape: all 8 for a
+    square, the half turns with or without a flip (0, 1, 4, 5) else."""
+    return [i for i in range(8) if height == width or (i // 2) % 2 == 0]
 
 
-def symmetries(height: int, width: int) -> list[tuple[int, bool]]:
-    """The symmetries a tile of this shape keeps: 8 for a square, 4 (half turns, with or without a flip) else."""
-    return [(t, f) for t in range(4) for f in (False, True) if height == width or t % 2 == 0]
-
-
-def augmented_predict(trained: Trained, split: CubeSplit, batch_size: int) -> dict[str, np.ndarray]:
-    """As :func:`lai.evaluate.predict` (without the spread), LAI the mean over the tile's symmetries of the
-    prediction from the transformed inputs, each turned back."""
-    plain = predict(trained, split, batch_size)
+def augmented_lai(trained: Trained, split: CubeSplit, batch_size: int) -> np.ndarray:
+    """LAI (m2/m2) of every sample of ``split``: the mean over the symmetries training draws of the prediction from
+    the inputs in that symmetry's pixel order, each put back in the tile's order."""
     preds = []
     for raw in BatchLoader(split, batch_size, False, trained.device, "auto"):
         keys = spatial_keys(raw)
+        height, width = raw["lai"].shape[-2:]
+        orders = symmetry_orders(height, width).to(trained.device)
+        picked = drawn_symmetries(height, width)
         total = None
-        for t, f in symmetries(*raw["lai"].shape[-2:]):
-            moved = {k: turned(v, t, f) if k in keys else v for k, v in raw.items()}
-            lai = turned(predict_lai(trained.model, moved, trained.enc, trained.bf16)[1], t, f, back=True)
-            total = lai.double() if total is None else total + lai
-        preds.append((total / len(symmetries(*raw["lai"].shape[-2:]))).float().cpu().numpy())
-    return {**{k: v for k, v in plain.items() if k not in ("sd", "past_clear")}, "pred": np.concatenate(preds)}
+        for order in orders[picked]:
+            moved = {k: v.flatten(-2)[..., order].view_as(v) if k in keys else v for k, v in raw.items()}
+            lai = predict_lai(trained.model, moved, trained.enc, trained.bf16)[1]
+            lai = lai.flatten(-2)[..., order.argsort()].view_as(lai).double()
+            total = lai if total is None else total + lai
+        preds.append((total / len(picked)).float().cpu().numpy())
+    return np.concatenate(preds)
 
 
-def check_inverse() -> None:
-    """Every symmetry turned back gives the input again (square and oblong tiles)."""
-    for shape in ((2, 3, 5, 5), (2, 3, 4, 6)):
-        x = torch.randn(shape)
-        for t, f in symmetries(*shape[-2:]):
-            assert torch.equal(turned(turned(x, t, f), t, f, back=True), x), (shape, t, f)
+def score_seed(trained: Trained, cube: str, batch_size: int, ensemble: dict[str, list]
+               ) -> tuple[dict[str, pd.DataFrame], dict[str, float]]:
+    """One seed's per-triplet sums on every set of :data:`SETS`, plain and augmented, and the seconds each took
+    (the augmented pass reuses the plain pass's masks and targets); its augmented predictions are appended to
+    ``ensemble``, per split."""
+    plains: dict[str, dict[str, np.ndarray]] = {}
+
+    def plain_pred(split: CubeSplit) -> dict[str, np.ndarray]:
+        plains[split.split] = predict(trained, split, batch_size)
+        return plains[split.split]
+
+    def augmented_pred(split: CubeSplit) -> dict[str, np.ndarray]:
+        kept = {k: v for k, v in plains[split.split].items() if k not in ("sd", "past_clear")}
+        pred = {**kept, "pred": augmented_lai(trained, split, batch_size)}
+        ensemble.setdefault(split.split, []).append(pred)
+        return pred
+
+    tiles, seconds = {}, {}
+    for kind, predicted in (("plain", plain_pred), ("augmented", augmented_pred)):
+        start = time.perf_counter()
+        tiles[kind] = score_sets(predicted, cube, SETS, trained.enc.lai_scale)[1]
+        seconds[kind] = time.perf_counter() - start
+    return tiles, seconds
 
 
 def main(argv=None) -> None:
@@ -83,7 +95,6 @@ def main(argv=None) -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    check_inverse()
     profile = load_profile(args.run / "profile.yaml")
     model = chosen_model(pd.read_csv(args.run / "tables" / "selection.csv").to_dict("records"))
     runs = [r for r in seed_runs(model, profile.train) if (args.run / "runs" / r / "model.pt").exists()]
@@ -93,25 +104,18 @@ def main(argv=None) -> None:
     for run in runs:
         trained = load_trained(args.run / "runs" / run, "cpu")
         scale = trained.enc.lai_scale
-
-        def kept(split: CubeSplit, trained: Trained = trained) -> dict[str, np.ndarray]:
-            pred = augmented_predict(trained, split, batch)
-            ensemble.setdefault(split.split, []).append(pred)
-            return pred
-
-        for kind, frames, predicted in (("plain", plain, lambda split, t=trained: predict(t, split, batch)),
-                                        ("augmented", augmented, kept)):
-            start = time.perf_counter()
-            frames.append(score_sets(predicted, cube, SETS, scale)[1])
-            seconds[kind] += time.perf_counter() - start
+        tiles, took = score_seed(trained, cube, batch, ensemble)
+        plain.append(tiles["plain"])
+        augmented.append(tiles["augmented"])
+        seconds = {kind: seconds[kind] + took[kind] for kind in seconds}
     others = run_comparators(args.run)
     table = [comparisons(a, {f"{model} plain": p}, f"{model} augmented ({run})", SETS) for run, a, p in
              zip(runs, augmented, plain)]
     table += [comparisons(plain, others, f"{model} plain"), comparisons(augmented, others, f"{model} augmented")]
     if len(runs) > 1:
         mean = {name: {**preds[0], "pred": np.mean([p["pred"] for p in preds], axis=0)} for name, preds in ensemble.items()}
-        tiles = score_sets(lambda split: mean[split.split], cube, SETS, scale)[1]
-        table.append(comparisons(tiles, others, f"{model} augmented ensemble"))
+        ensemble_tiles = score_sets(lambda split: mean[split.split], cube, SETS, scale)[1]
+        table.append(comparisons(ensemble_tiles, others, f"{model} augmented ensemble"))
     table = pd.concat(table, ignore_index=True)
     with pd.option_context("display.width", 220):
         print(table[COLUMNS].round(4).to_string(index=False))

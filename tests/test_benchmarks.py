@@ -26,18 +26,19 @@ def test_scene_memory_writes_a_scene_lai_predicts(tmp_path, capsys):
     assert measured["peak_mib"] >= measured["before_mib"] > 0 and measured["seconds"] > 0
 
 
-def test_test_time_augmentation_uses_trainings_symmetries():
-    """Each symmetry the benchmark averages over is one that training draws (lai.augment's pixel orders), and
-    turning back undoes it."""
-    from lai.augment import symmetry_orders
+def test_test_time_augmentation_averages_over_what_training_draws():
+    """The symmetries the benchmark averages over are exactly those lai.augment draws for the tile's shape, and
+    each prediction goes back to the tile's order."""
+    from lai.augment import augment, symmetry_orders
 
     tta = _benchmark("test_time_augmentation")
-    tta.check_inverse()
     for height, width in ((5, 5), (4, 6)):
-        x = torch.arange(2 * height * width, dtype=torch.float32).reshape(2, height, width)
         orders = symmetry_orders(height, width)
-        found = tta.symmetries(height, width)
-        assert len(found) == (8 if height == width else 4)
-        for turns, flip in found:
-            moved = tta.turned(x, turns, flip)
-            assert torch.equal(moved.flatten(-2), x.flatten(-2)[:, orders[2 * turns + int(flip)]])
+        picked = tta.drawn_symmetries(height, width)
+        assert len(picked) == (8 if height == width else 4)
+        x = torch.arange(height * width, dtype=torch.float32).reshape(1, height, width).expand(200, -1, -1)
+        drawn = augment({"lai": x}, torch.Generator().manual_seed(0))["lai"].flatten(-2)
+        found = {next(i for i in range(8) if torch.equal(sample, x[0].flatten()[orders[i]])) for sample in drawn}
+        assert found == set(picked)
+        for i in picked:
+            assert torch.equal(x[0].flatten()[orders[i]][orders[i].argsort()], x[0].flatten())
