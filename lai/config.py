@@ -219,7 +219,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: str = "auto"  # auto (on for CUDA) | on | off
-    channels_last: str = "auto"  # auto = on (CUDA, and the CPU since 2026-12-04: README, Measured) | on | off
+    channels_last: str = "auto"  # auto = on (CUDA, and the CPU since 2026-12-04: docs/measurements.md) | on | off
     compile: bool = False
     resident: str = "auto"  # auto | on | off: keep the whole split on the device
     max_batches_per_epoch: int | None = None  # for smoke tests only
