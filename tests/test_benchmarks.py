@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -42,3 +43,17 @@ def test_test_time_augmentation_averages_over_what_training_draws():
         assert found == set(picked)
         for i in picked:
             assert torch.equal(x[0].flatten()[orders[i]][orders[i].argsort()], x[0].flatten())
+
+
+def test_data_scaling_plot_draws_one_run_and_refuses_two(tmp_path):
+    """The learning-curve figure draws the committed data-scaling JSONs of one run, and refuses JSONs of two
+    cubes (their test sets differ, so their points do not compare)."""
+    plot = _benchmark("plot_data_scaling")
+    results = BENCHMARKS / "results"
+    jsons = [results / "data-scaling-standard-2026-12-05.json", results / "data-scaling-standard-subset-seed1-2026-12-05.json"]
+    out = plot.plot(plot.load(jsons), tmp_path / "curve.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    other = json.loads(jsons[1].read_text()) | {"cube": "/elsewhere/cube.nc"}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="different cubes"):
+        plot.load([jsons[0], tmp_path / "other.json"])
