@@ -43,6 +43,11 @@ from lai.train import convergence, train_rows  # noqa: E402
 COMPARED_BASELINES = ("persistence", "RF")  # the run's baselines the curve is scored against, beside the oracle
 
 
+def run_model_name(n_train: int) -> str:
+    """The name of the run's own final model (all its ``n_train`` training triplets) in the JSON's comparisons."""
+    return f"final, {n_train} training triplets (the run's)"
+
+
 def training_triplets(cube: Path) -> np.ndarray:
     """Indices of the cube's training triplets."""
     with h5py.File(cube, "r") as f:
@@ -98,7 +103,7 @@ def main() -> None:
                                                      "reused": r.reused, **convergence(r.history, profile.train.patience)}
                                                for row, r in stages.items()}})
         print(table[["set", "other", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]].round(3).to_string())
-    last = comparisons(full, others, f"final, {n_full} training triplets (the run's)").assign(train_triplets=n_full)
+    last = comparisons(full, others, run_model_name(n_full)).assign(train_triplets=n_full)
     curve = pd.concat([*tables, last], ignore_index=True)
     shown = curve[curve["other"].isin((ORACLE, *COMPARED_BASELINES))]
     # one column per trained model (a point of the run's own size stays apart from the run's model)

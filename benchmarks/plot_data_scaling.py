@@ -22,10 +22,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lai.facts import ORACLE, SET_TITLES  # noqa: E402
+from benchmarks.data_scaling import COMPARED_BASELINES, run_model_name  # noqa: E402
+from lai.facts import NON_CLOUDY, ORACLE, SET_TITLES, UNIQUE  # noqa: E402
 from lai.figures.common import save  # noqa: E402
 
-PANELS = (("non_cloudy", ORACLE), ("unique", ORACLE), ("non_cloudy", "persistence"))  # (test set, compared with)
+PERSISTENCE = COMPARED_BASELINES[0]  # "persistence", as data_scaling.py scores it
+PANELS = ((NON_CLOUDY, ORACLE), (UNIQUE, ORACLE), (NON_CLOUDY, PERSISTENCE))  # (test set, compared with)
 MARKERS = "osD^v"
 
 
@@ -50,8 +52,8 @@ def plot(reports: list[dict], out: Path) -> Path:
     full = reports[0]["full_train_triplets"]
     for k, report in enumerate(reports):
         rows = report["comparisons"]
-        trained = [r for r in rows if r["train_triplets"] != full or "(the run's)" not in r["model"]]
-        own = [r for r in rows if r not in trained]
+        own = [r for r in rows if r["model"] == run_model_name(full)]
+        trained = [r for r in rows if r["model"] != run_model_name(full)]
         for ax, (test_set, other) in zip(axes, PANELS):
             pts = sorted((r for r in trained if r["set"] == test_set and r["other"] == other), key=lambda r: r["train_triplets"])
             x = [r["train_triplets"] + 15 * k for r in pts]  # side by side, not on top of each other
