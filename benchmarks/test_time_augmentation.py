@@ -27,7 +27,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import report_header, run_comparators, write_report  # noqa: E402
-from lai.augment import spatial_keys, symmetry_orders  # noqa: E402
+from lai.augment import drawn_symmetries, spatial_keys, symmetry_orders  # noqa: E402
 from lai.config import load_profile  # noqa: E402
 from lai.evaluate import predict, score_sets  # noqa: E402
 from lai.facts import TEST_SETS, VAL, chosen_model  # noqa: E402
@@ -38,12 +38,6 @@ from lai.train import seed_runs  # noqa: E402
 
 SETS = (VAL, *TEST_SETS)
 COLUMNS = ["set", "model", "other", "seeds", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]
-
-
-def drawn_symmetries(height: int, width: int) -> list[int]:
-    """The rows of :func:`lai.augment.symmetry_orders` that training draws for a tile of this shape: all 8 for a
-    square, the half turns with or without a flip (0, 1, 4, 5) else."""
-    return [i for i in range(8) if height == width or (i // 2) % 2 == 0]
 
 
 def augmented_lai(trained: Trained, split: CubeSplit, batch_size: int) -> np.ndarray:

@@ -24,16 +24,22 @@ def augment(raw: dict[str, torch.Tensor], generator: torch.Generator) -> dict[st
     symmetry (:func:`symmetry_orders`)."""
     n = raw["lai"].shape[0]
     height, width = raw["lai"].shape[-2:]
-    square = height == width
-    turns = torch.randint(0, 4, (n,), generator=generator) * (1 if square else 2) % 4
-    flips = torch.randint(0, 2, (n,), generator=generator).bool()
-    orders = symmetry_orders(height, width)[turns * 2 + flips]  # (n, height * width)
+    drawn = torch.tensor(drawn_symmetries(height, width))
+    turns = torch.randint(0, 4, (n,), generator=generator) % (len(drawn) // 2)
+    flips = torch.randint(0, 2, (n,), generator=generator)
+    orders = symmetry_orders(height, width)[drawn[turns * 2 + flips]]  # (n, height * width)
     out = dict(raw)
     for key in spatial_keys(raw):
         flat = raw[key].flatten(-2)
         index = orders.to(flat.device).view(n, *[1] * (flat.dim() - 2), height * width).expand_as(flat)
         out[key] = flat.gather(-1, index).view_as(raw[key])
     return out
+
+
+def drawn_symmetries(height: int, width: int) -> list[int]:
+    """The rows of :func:`symmetry_orders` that :func:`augment` draws for a tile of this shape: all 8 for a
+    square, else the half turns with or without a flip (0, 1, 4, 5)."""
+    return [i for i in range(8) if height == width or (i // 2) % 2 == 0]
 
 
 def symmetry_orders(height: int, width: int) -> torch.Tensor:

@@ -28,14 +28,15 @@ def test_scene_memory_writes_a_scene_lai_predicts(tmp_path, capsys):
 
 
 def test_test_time_augmentation_averages_over_what_training_draws():
-    """The symmetries the benchmark averages over are exactly those lai.augment draws for the tile's shape, and
-    each prediction goes back to the tile's order."""
-    from lai.augment import augment, symmetry_orders
+    """The symmetries the benchmark averages over (lai.augment.drawn_symmetries) are exactly those lai.augment draws
+    for the tile's shape, and each prediction goes back to the tile's order."""
+    from lai.augment import augment, drawn_symmetries, symmetry_orders
 
     tta = _benchmark("test_time_augmentation")
+    assert tta.drawn_symmetries is drawn_symmetries
     for height, width in ((5, 5), (4, 6)):
         orders = symmetry_orders(height, width)
-        picked = tta.drawn_symmetries(height, width)
+        picked = drawn_symmetries(height, width)
         assert len(picked) == (8 if height == width else 4)
         x = torch.arange(height * width, dtype=torch.float32).reshape(1, height, width).expand(200, -1, -1)
         drawn = augment({"lai": x}, torch.Generator().manual_seed(0))["lai"].flatten(-2)
