@@ -10,6 +10,19 @@ seed, ``train.seed``), then scored on the test sets. Each is compared by paired 
 (``lai.tables.comparisons``) with the oracle bound (the true LAI at t-1), persistence and RF of the run, and the
 run's own final model (seed 0, all its training triplets), which is also the last point of the curve.
 
+``--extra CUBE`` carries the curve past the run's own training data on the *same* test sets: ``CUBE`` holds more
+scenes of the run's training regions, simulated with another ``simulate.seed`` (new fields, weather and clouds; no
+pixel of the run's), e.g.::
+
+    lai simulate --profile standard --set simulate.seed=1 --set simulate.train_triplets=2400 \
+        --set simulate.unique_triplets=0 --out /tmp/extra/sim
+    lai cube /tmp/extra/sim --profile standard --out /tmp/extra/cube.nc
+    python benchmarks/data_scaling.py reports/standard --extra /tmp/extra/cube.nc --train 2400 3200 --out /tmp/scaling
+
+A size N above the run's keeps all of the run's training triplets and appends the first N minus those of the extra
+cube's triplets (one random order drawn with ``--seed``, nested as above), labelled ``train`` whatever split the
+extra cube gave them, their names prefixed with ``extra_``.
+
 ``--set`` (repeatable, as ``lai run --set``) changes the profile the points are trained with, e.g.
 ``--set model.preset=wide --train 1600``: the run's own training data with a wider model, compared with the run's
 final model by the same paired bootstrap. Its points go to folders named after the overrides.
@@ -35,12 +48,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import report_header, run_comparators, write_report  # noqa: E402
 from lai.config import load_profile  # noqa: E402
+from lai.cube import TRIPLET_NDIM, check_cube_file  # noqa: E402
 from lai.evaluate import evaluate_run  # noqa: E402
 from lai.facts import BUFFER, ORACLE, RUN_PROFILE_FILE, TRAIN  # noqa: E402
+from lai.simulate import SIMULATION_FILE  # noqa: E402
 from lai.tables import comparisons  # noqa: E402
 from lai.train import convergence, train_rows  # noqa: E402
 
 COMPARED_BASELINES = ("persistence", "RF")  # the run's baselines the curve is scored against, beside the oracle
+EXTRA_PREFIX = "extra_"  # before the names of the --extra cube's triplets in an extended copy (names may coincide)
+SAME_CUBE_ATTRS = ("float_dtype", "valid_classes", "has_truth")  # what an --extra cube must share with the run's
 
 
 def run_model_name(n_train: int) -> str:
@@ -58,7 +75,8 @@ def subset_cube(cube: Path, train: np.ndarray, out: Path, n_train: int, seed: in
     """Copy ``cube`` to ``out`` keeping ``n_train`` of its training triplets ``train`` (the first of one random order
     drawn with ``seed``, so smaller subsets lie inside larger ones); the others become ``buffer``."""
     if not 0 < n_train <= len(train):
-        raise SystemExit(f"--train {n_train}: the cube {cube} has {len(train)} training triplets; ask for 1 to {len(train)}")
+        raise SystemExit(f"--train {n_train}: the cube {cube} has {len(train)} training triplets; ask for 1 to {len(train)}"
+                         " (or more with --extra)")
     dropped = np.sort(np.random.default_rng(seed).permutation(train)[n_train:])
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -71,12 +89,75 @@ def subset_cube(cube: Path, train: np.ndarray, out: Path, n_train: int, seed: in
         partial.rename(out)
 
 
+def simulation(cube: Path) -> dict:
+    """The ``simulate`` settings a simulated cube was built from (``simulation.yaml`` of its source folder)."""
+    source = Path(check_cube_file(cube)["source"])
+    try:
+        return yaml.safe_load((source / SIMULATION_FILE).read_text())["simulate"]
+    except (OSError, KeyError, TypeError) as err:
+        raise SystemExit(f"--extra: {cube} was not built from a simulated LNB folder ({source / SIMULATION_FILE}: "
+                         f"{err}); only simulated scenes of another simulate.seed are known to share no pixel") from None
+
+
+def check_extra(cube: Path, extra: Path) -> None:
+    """Refuse an ``--extra`` cube that could share scenes with ``cube``, or differs from it in tiles, regions or
+    encoding: it must be simulated with the same settings but another ``simulate.seed``, in the run's training
+    regions only."""
+    mine, theirs = simulation(cube), simulation(extra)
+    if theirs.get("seed") == mine.get("seed"):
+        raise SystemExit(f"--extra: {extra} was simulated with simulate.seed={mine.get('seed')} like the run's cube; "
+                         "its scenes would repeat the run's (test scenes included): simulate it with another seed")
+    differ = [k for k in ("tile_size", "grid", "windows_per_scene", "cloudiness")
+              if theirs.get(k) != mine.get(k)] + [k for k in SAME_CUBE_ATTRS
+                                                  if check_cube_file(extra).get(k) != check_cube_file(cube).get(k)]
+    if differ:
+        raise SystemExit(f"--extra: {extra} differs from the run's cube {cube} in {', '.join(differ)}")
+    outside = sorted(set(theirs["train_regions"]) - set(mine["train_regions"]))
+    if outside or theirs.get("unique_triplets"):
+        raise SystemExit(f"--extra: {extra} holds regions the run does not train on ({', '.join(outside) or 'unique areas'}); "
+                         f"simulate only simulate.train_regions {mine['train_regions']} with simulate.unique_triplets=0")
+
+
+def extended_cube(cube: Path, extra: Path, out: Path, n_extra: int, seed: int) -> None:
+    """Copy ``cube`` to ``out`` with ``n_extra`` triplets of ``extra`` appended as training triplets (the first of one
+    random order drawn with ``seed``, so smaller extensions lie inside larger ones)."""
+    with h5py.File(extra, "r") as f:
+        available = len(f["split"])
+    if not 0 < n_extra <= available:
+        raise SystemExit(f"--train: {n_extra} more training triplets asked of --extra {extra}, which has {available}")
+    if out.exists():
+        return
+    chosen = np.sort(np.random.default_rng(seed).permutation(available)[:n_extra])
+    partial = out.with_name(out.name + ".partial")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(cube, partial)
+    with h5py.File(partial, "r+") as dst, h5py.File(extra, "r") as src:
+        start = len(dst["split"])
+        for name in ("triplet", *TRIPLET_NDIM):  # the dimension itself, then every per-triplet variable
+            if name not in dst:
+                continue
+            dst[name].resize(start + n_extra, axis=0)
+            if name == "triplet":
+                continue
+            values = src[name][chosen]
+            if name == "split":
+                values = np.full(n_extra, TRAIN.encode(), dtype=object)
+            elif name == "name":
+                values = np.vectorize(lambda v: EXTRA_PREFIX.encode() + v, otypes=[object])(values)
+            dst[name][start:] = values
+    check_cube_file(partial)
+    partial.rename(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("--train", type=int, nargs="+", required=True, metavar="N", help="training triplets to keep")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=0, help="seed of the random subsets (not of training)")
+    ap.add_argument("--extra", type=Path, metavar="CUBE",
+                    help="a cube of more simulated scenes of the run's training regions (another simulate.seed): "
+                         "sizes above the run's training triplets take theirs from it")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override one parameter of the run's profile for the trained points (repeatable)")
     args = ap.parse_args()
@@ -89,10 +170,17 @@ def main() -> None:
     train = training_triplets(cube)
     n_full = len(train)
     points, tables = [], []
+    if args.extra:
+        check_extra(cube, args.extra)
     for n in sorted(set(args.train)):
-        sub = args.out / f"cube-train{n}-seed{args.seed}.nc"
-        subset_cube(cube, train, sub, n, args.seed)
-        runs = args.out / f"train{n}-seed{args.seed}{variant}" / "runs"
+        extended = n > n_full and args.extra
+        name = f"train{n}-seed{args.seed}" + (f"-extra{simulation(args.extra)['seed']}" if extended else "")
+        sub = args.out / f"cube-{name}.nc"
+        if extended:
+            extended_cube(cube, args.extra, sub, n - n_full, args.seed)
+        else:
+            subset_cube(cube, train, sub, n, args.seed)
+        runs = args.out / f"{name}{variant}" / "runs"
         stages = train_rows(profile, sub, runs, ["final"], progress=False)
         evaluate_run(runs / "final", sub, save_predictions=False)
         mine = pd.read_csv(runs / "final" / "per_tile.csv")
@@ -110,6 +198,8 @@ def main() -> None:
     print(shown.pivot(index=["set", "other"], columns="model", values="diff").round(3).to_string())
     report = report_header(__file__) | {
         "run": str(args.run), "cube": str(cube), "profile": saved["name"], "subset_seed": args.seed, "overrides": args.set,
+        "extra_cube": str(args.extra) if args.extra else None,
+        "extra_simulate_seed": simulation(args.extra)["seed"] if args.extra else None,
         "train_seed": profile.train.seed, "full_train_triplets": n_full, "points": points,
         "full_final": convergence(pd.read_csv(args.run / "runs" / "final" / "history.csv"), profile.train.patience),
         "comparisons": curve.to_dict("records")}

@@ -34,7 +34,9 @@ MARKERS = "osD^v"
 def label(report: dict) -> str:
     """How one JSON's points were drawn and trained, for the legend."""
     extra = ", ".join(report.get("overrides") or [])
-    return f"subset seed {report['subset_seed']}" + (f" ({extra})" if extra else "")
+    scenes = report.get("extra_simulate_seed")
+    return (f"subset seed {report['subset_seed']}" + (f" ({extra})" if extra else "")
+            + (f", beyond the run's: + scenes of simulate.seed {scenes}" if scenes is not None else ""))
 
 
 def load(paths: list[Path]) -> list[dict]:

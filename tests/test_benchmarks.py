@@ -58,3 +58,44 @@ def test_data_scaling_plot_draws_one_run_and_refuses_two(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps(other))
     with pytest.raises(SystemExit, match="different cubes"):
         plot.load([jsons[0], tmp_path / "other.json"])
+
+
+def test_data_scaling_extends_training_with_scenes_of_another_seed(tiny_data, tmp_path):
+    """--extra appends scenes simulated with another simulate.seed as training triplets (nested, names prefixed,
+    the run's own triplets and splits untouched), and refuses a cube that could repeat the run's scenes."""
+    import dataclasses
+
+    import h5py
+    import numpy as np
+
+    from lai.cube import build_cube
+    from lai.facts import TRAIN
+    from lai.simulate import simulate
+
+    scaling = _benchmark("data_scaling")
+    profile, _, cube = tiny_data
+    sim = dataclasses.replace(profile.simulate, seed=1, train_triplets=16, unique_triplets=0)
+    simulate(sim, tmp_path / "lnb", progress=False)
+    extra = tmp_path / "extra.nc"
+    build_cube(tmp_path / "lnb", extra, profile.splits, profile.encoding, progress=False)
+    scaling.check_extra(cube, extra)
+    with pytest.raises(SystemExit, match="simulate.seed=0 like the run's cube"):
+        scaling.check_extra(cube, cube)
+    small, large = tmp_path / "small.nc", tmp_path / "large.nc"
+    scaling.extended_cube(cube, extra, small, 4, seed=0)
+    scaling.extended_cube(cube, extra, large, 10, seed=0)
+    with pytest.raises(SystemExit, match="17 more training triplets asked"):
+        scaling.extended_cube(cube, extra, tmp_path / "too_many.nc", 17, seed=0)
+    with h5py.File(cube) as f, h5py.File(extra) as e, h5py.File(small) as s, h5py.File(large) as g:
+        n = len(f["split"])
+        np.testing.assert_array_equal(g["split"][:n], f["split"][:])
+        np.testing.assert_array_equal(g["lai"][:n], f["lai"][:])
+        assert (g["split"][n:].astype(str) == TRAIN).all() and len(g["split"]) == n + 10
+        names = [row[0].decode() for row in g["name"][n:]]
+        assert all(name.startswith(scaling.EXTRA_PREFIX) for name in names)
+        picked = [next(i for i in range(len(e["name"])) if e["name"][i][0].decode() == name.removeprefix(scaling.EXTRA_PREFIX))
+                  for name in names]
+        for k, i in enumerate(picked):  # every appended array is the extra cube's triplet of that name
+            for var in ("s1", "lai", "scl", "lai_true", "date", "transform"):
+                np.testing.assert_array_equal(g[var][n + k], e[var][i])
+        assert set(s["name"][n:, 0].tolist()) <= set(g["name"][n:, 0].tolist())  # nested: the 4 are among the 10

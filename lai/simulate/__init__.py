@@ -38,12 +38,12 @@ from lai.simulate.regions import (
     Region,
 )
 from lai.simulate.sensors import ENL, RETRIEVAL_BIAS, RETRIEVAL_NOISE, Observation, Scene
-from lai.simulate.write import REVISIT, SIM_VERSION, ScenePlan, check_regions, plan, scene_dates, simulate, yaml_text
+from lai.simulate.write import REVISIT, SIM_VERSION, SIMULATION_FILE, ScenePlan, check_regions, plan, scene_dates, simulate, yaml_text
 
 __all__ = [
     "ARABLE", "BARE", "CEREAL", "CLASSES", "CONIFER", "CROPS", "DECIDUOUS", "END", "ENL", "GRASS", "MAIZE", "PIXEL",
-    "REGIONS", "RETRIEVAL_BIAS", "RETRIEVAL_NOISE", "REVISIT", "SHADOW_LAI_GAIN", "SIM_VERSION", "START", "SUNFLOWER",
-    "WATER", "Landscape", "Observation", "Region", "Scene", "ScenePlan", "Sky", "Weather", "check_regions",
+    "REGIONS", "RETRIEVAL_BIAS", "RETRIEVAL_NOISE", "REVISIT", "SHADOW_LAI_GAIN", "SIMULATION_FILE", "SIM_VERSION",
+    "START", "SUNFLOWER", "WATER", "Landscape", "Observation", "Region", "Scene", "ScenePlan", "Sky", "Weather", "check_regions",
     "cloud_fraction", "draw_sky", "field_lai", "make_landscape", "make_weather", "monthly_climate", "plan",
     "scene_dates", "simulate", "smooth_field", "yaml_text",
 ]

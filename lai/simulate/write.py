@@ -23,6 +23,7 @@ from lai.simulate.sensors import Scene
 
 SIM_VERSION = 3  # 3: truth/ holds the true LAI of t-2 and t-1 too (the other files unchanged)
 REVISIT = 5  # days between Sentinel-2 acquisitions of a scene
+SIMULATION_FILE = "simulation.yaml"  # the SimConfig a simulated LNB folder was written with
 
 
 @dataclass
@@ -172,7 +173,7 @@ def _reuse_or_refuse(out: Path, text: str) -> bool:
     """
     if not out.exists():
         return False
-    existing = out / "simulation.yaml"
+    existing = out / SIMULATION_FILE
     if out.is_dir() and existing.is_file() and existing.read_text() == text and (out / SERIES_CSV).is_file():
         return True
     if out.is_dir() and not any(out.iterdir()):
@@ -263,7 +264,7 @@ def _simulate(cfg: SimConfig, out: Path, progress: bool, workers: int | None, da
             (tmp / sub).mkdir(parents=True)
         rows = [row for scene_rows in _run_scenes(cfg, plans, tmp, workers, bar, dask) for row in scene_rows]
         write_series(tmp, rows)
-        (tmp / "simulation.yaml").write_text(text)
+        (tmp / SIMULATION_FILE).write_text(text)
     regions: dict = {}
     for scene in plans:
         info = regions.setdefault(scene.region.name, {"role": scene.role, "scenes": 0, "triplets": 0})
