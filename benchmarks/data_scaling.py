@@ -37,6 +37,7 @@ import json
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -51,6 +52,7 @@ from lai.config import load_profile  # noqa: E402
 from lai.cube import TRIPLET_NDIM, check_cube_file  # noqa: E402
 from lai.evaluate import evaluate_run  # noqa: E402
 from lai.facts import BUFFER, ORACLE, RUN_PROFILE_FILE, TRAIN  # noqa: E402
+from lai.io import atomic_path  # noqa: E402
 from lai.simulate import SIMULATION_FILE  # noqa: E402
 from lai.tables import comparisons  # noqa: E402
 from lai.train import convergence, train_rows  # noqa: E402
@@ -78,15 +80,25 @@ def subset_cube(cube: Path, train: np.ndarray, out: Path, n_train: int, seed: in
         raise SystemExit(f"--train {n_train}: the cube {cube} has {len(train)} training triplets; ask for 1 to {len(train)}"
                          " (or more with --extra)")
     dropped = np.sort(np.random.default_rng(seed).permutation(train)[n_train:])
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(out.name + ".partial")
-        shutil.copyfile(cube, partial)
-        with h5py.File(partial, "r+") as f:
-            split = f["split"]
-            for i in dropped:
-                split[int(i)] = BUFFER.encode()
-        partial.rename(out)
+
+    def relabel(f: h5py.File) -> None:
+        split = f["split"]
+        for i in dropped:
+            split[int(i)] = BUFFER.encode()
+
+    edited_copy(cube, out, relabel)
+
+
+def edited_copy(cube: Path, out: Path, edit: Callable[[h5py.File], None]) -> None:
+    """Write ``out`` as a copy of ``cube`` changed in place by ``edit``, unless an earlier call wrote it; an
+    interrupted copy leaves nothing under ``out`` (:func:`lai.io.atomic_path`), a finished one is a valid cube."""
+    if out.exists():
+        return
+    with atomic_path(out) as tmp:
+        shutil.copyfile(cube, tmp)
+        with h5py.File(tmp, "r+") as f:
+            edit(f)
+        check_cube_file(tmp)
 
 
 def simulation(cube: Path) -> dict:
@@ -99,23 +111,24 @@ def simulation(cube: Path) -> dict:
                          f"{err}); only simulated scenes of another simulate.seed are known to share no pixel") from None
 
 
-def check_extra(cube: Path, extra: Path) -> None:
+def check_extra(cube: Path, extra: Path) -> dict:
     """Refuse an ``--extra`` cube that could share scenes with ``cube``, or differs from it in tiles, regions or
     encoding: it must be simulated with the same settings but another ``simulate.seed``, in the run's training
-    regions only."""
+    regions only. Returns the extra cube's ``simulate`` settings."""
     mine, theirs = simulation(cube), simulation(extra)
     if theirs.get("seed") == mine.get("seed"):
         raise SystemExit(f"--extra: {extra} was simulated with simulate.seed={mine.get('seed')} like the run's cube; "
                          "its scenes would repeat the run's (test scenes included): simulate it with another seed")
-    differ = [k for k in ("tile_size", "grid", "windows_per_scene", "cloudiness")
-              if theirs.get(k) != mine.get(k)] + [k for k in SAME_CUBE_ATTRS
-                                                  if check_cube_file(extra).get(k) != check_cube_file(cube).get(k)]
+    cube_attrs, extra_attrs = check_cube_file(cube), check_cube_file(extra)
+    differ = ([k for k in ("tile_size", "grid", "windows_per_scene", "cloudiness") if theirs.get(k) != mine.get(k)]
+              + [k for k in SAME_CUBE_ATTRS if extra_attrs.get(k) != cube_attrs.get(k)])
     if differ:
         raise SystemExit(f"--extra: {extra} differs from the run's cube {cube} in {', '.join(differ)}")
     outside = sorted(set(theirs["train_regions"]) - set(mine["train_regions"]))
     if outside or theirs.get("unique_triplets"):
         raise SystemExit(f"--extra: {extra} holds regions the run does not train on ({', '.join(outside) or 'unique areas'}); "
                          f"simulate only simulate.train_regions {mine['train_regions']} with simulate.unique_triplets=0")
+    return theirs
 
 
 def extended_cube(cube: Path, extra: Path, out: Path, n_extra: int, seed: int) -> None:
@@ -125,28 +138,25 @@ def extended_cube(cube: Path, extra: Path, out: Path, n_extra: int, seed: int) -
         available = len(f["split"])
     if not 0 < n_extra <= available:
         raise SystemExit(f"--train: {n_extra} more training triplets asked of --extra {extra}, which has {available}")
-    if out.exists():
-        return
     chosen = np.sort(np.random.default_rng(seed).permutation(available)[:n_extra])
-    partial = out.with_name(out.name + ".partial")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(cube, partial)
-    with h5py.File(partial, "r+") as dst, h5py.File(extra, "r") as src:
+
+    def append(dst: h5py.File) -> None:
         start = len(dst["split"])
-        for name in ("triplet", *TRIPLET_NDIM):  # the dimension itself, then every per-triplet variable
-            if name not in dst:
-                continue
-            dst[name].resize(start + n_extra, axis=0)
-            if name == "triplet":
-                continue
-            values = src[name][chosen]
-            if name == "split":
-                values = np.full(n_extra, TRAIN.encode(), dtype=object)
-            elif name == "name":
-                values = np.vectorize(lambda v: EXTRA_PREFIX.encode() + v, otypes=[object])(values)
-            dst[name][start:] = values
-    check_cube_file(partial)
-    partial.rename(out)
+        with h5py.File(extra, "r") as src:
+            for name in ("triplet", *TRIPLET_NDIM):  # the dimension itself, then every per-triplet variable
+                if name not in dst:
+                    continue
+                dst[name].resize(start + n_extra, axis=0)
+                if name == "triplet":
+                    continue
+                values = src[name][chosen]
+                if name == "split":
+                    values = np.full(n_extra, TRAIN.encode(), dtype=object)
+                elif name == "name":
+                    values = np.vectorize(lambda v: EXTRA_PREFIX.encode() + v, otypes=[object])(values)
+                dst[name][start:] = values
+
+    edited_copy(cube, out, append)
 
 
 def main() -> None:
@@ -170,11 +180,10 @@ def main() -> None:
     train = training_triplets(cube)
     n_full = len(train)
     points, tables = [], []
-    if args.extra:
-        check_extra(cube, args.extra)
+    extra_seed = check_extra(cube, args.extra)["seed"] if args.extra else None
     for n in sorted(set(args.train)):
         extended = n > n_full and args.extra
-        name = f"train{n}-seed{args.seed}" + (f"-extra{simulation(args.extra)['seed']}" if extended else "")
+        name = f"train{n}-seed{args.seed}" + (f"-extra{extra_seed}" if extended else "")
         sub = args.out / f"cube-{name}.nc"
         if extended:
             extended_cube(cube, args.extra, sub, n - n_full, args.seed)
@@ -199,7 +208,7 @@ def main() -> None:
     report = report_header(__file__) | {
         "run": str(args.run), "cube": str(cube), "profile": saved["name"], "subset_seed": args.seed, "overrides": args.set,
         "extra_cube": str(args.extra) if args.extra else None,
-        "extra_simulate_seed": simulation(args.extra)["seed"] if args.extra else None,
+        "extra_simulate_seed": extra_seed,
         "train_seed": profile.train.seed, "full_train_triplets": n_full, "points": points,
         "full_final": convergence(pd.read_csv(args.run / "runs" / "final" / "history.csv"), profile.train.patience),
         "comparisons": curve.to_dict("records")}
