@@ -62,6 +62,19 @@ EXTRA_PREFIX = "extra_"  # before the names of the --extra cube's triplets in an
 SAME_CUBE_ATTRS = ("float_dtype", "valid_classes", "has_truth")  # what an --extra cube must share with the run's
 
 
+def point_name(n_train: int, subset_seed: int, extra_seed: int | None) -> str:
+    """The name of a point's cube copy and folder: its training triplets, subset seed and extra cube's simulate.seed."""
+    return f"train{n_train}-seed{subset_seed}" + (f"-extra{extra_seed}" if extra_seed is not None else "")
+
+
+def point_train_triplets(folder: Path) -> int:
+    """The training triplets of a point, from its folder's name (:func:`point_name`, then any overrides)."""
+    found = re.fullmatch(r"train(\d+)-seed\d+(-extra\d+)?(-.*)?", folder.name)
+    if found is None:
+        raise SystemExit(f"{folder}: not a point folder of benchmarks/data_scaling.py (train<N>-seed<S>...)")
+    return int(found[1])
+
+
 def run_model_name(n_train: int) -> str:
     """The name of the run's own final model (all its ``n_train`` training triplets) in the JSON's comparisons."""
     return f"final, {n_train} training triplets (the run's)"
@@ -183,7 +196,7 @@ def main() -> None:
     extra_seed = check_extra(cube, args.extra)["seed"] if args.extra else None
     for n in sorted(set(args.train)):
         extended = n > n_full and args.extra
-        name = f"train{n}-seed{args.seed}" + (f"-extra{extra_seed}" if extended else "")
+        name = point_name(n, args.seed, extra_seed if extended else None)
         sub = args.out / f"cube-{name}.nc"
         if extended:
             extended_cube(cube, args.extra, sub, n - n_full, args.seed)

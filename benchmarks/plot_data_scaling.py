@@ -28,7 +28,7 @@ from lai.figures.common import save  # noqa: E402
 
 PERSISTENCE = COMPARED_BASELINES[0]  # "persistence", as data_scaling.py scores it
 PANELS = ((NON_CLOUDY, ORACLE), (UNIQUE, ORACLE), (NON_CLOUDY, PERSISTENCE))  # (test set, compared with)
-MARKERS = "osD^v"
+MARKERS = "osD^v<>P"
 
 
 def label(report: dict) -> str:
@@ -58,7 +58,7 @@ def plot(reports: list[dict], out: Path) -> Path:
         trained = [r for r in rows if r["model"] != run_model_name(full)]
         for ax, (test_set, other) in zip(axes, PANELS):
             pts = sorted((r for r in trained if r["set"] == test_set and r["other"] == other), key=lambda r: r["train_triplets"])
-            x = [r["train_triplets"] + 15 * k for r in pts]  # side by side, not on top of each other
+            x = [r["train_triplets"] + 35 * k for r in pts]  # side by side, not on top of each other
             ax.errorbar(x, [r["diff"] for r in pts], yerr=[[r["diff"] - r["diff_lo"] for r in pts],
                                                            [r["diff_hi"] - r["diff"] for r in pts]],
                         fmt=MARKERS[k % len(MARKERS)], ms=5, capsize=3, label=label(report))
