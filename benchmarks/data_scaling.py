@@ -60,6 +60,7 @@ from lai.train import convergence, train_rows  # noqa: E402
 COMPARED_BASELINES = ("persistence", "RF")  # the run's baselines the curve is scored against, beside the oracle
 EXTRA_PREFIX = "extra_"  # before the names of the --extra cube's triplets in an extended copy (names may coincide)
 SAME_CUBE_ATTRS = ("float_dtype", "valid_classes", "has_truth")  # what an --extra cube must share with the run's
+FINAL_SCORES = Path("runs") / "final" / "per_tile.csv"  # a run's (or a point's) final model's per-triplet sums
 
 
 def point_name(n_train: int, subset_seed: int, extra_seed: int | None) -> str:
@@ -73,6 +74,11 @@ def point_train_triplets(folder: Path) -> int:
     if found is None:
         raise SystemExit(f"{folder}: not a point folder of benchmarks/data_scaling.py (train<N>-seed<S>...)")
     return int(found[1])
+
+
+def trained_model_name(n_train: int, overrides=()) -> str:
+    """The name of a point's final model (``n_train`` training triplets, the profile's ``overrides``) in comparisons."""
+    return f"final, {n_train} training triplets" + "".join(f", {o}" for o in overrides)
 
 
 def run_model_name(n_train: int) -> str:
@@ -189,7 +195,7 @@ def main() -> None:
     profile = load_profile(saved["name"], args.set)
     variant = "".join(f"-{re.sub(r'[^A-Za-z0-9_.]+', '-', o)}" for o in args.set)  # the overrides, in folder names
     others = run_comparators(args.run, COMPARED_BASELINES)
-    full = pd.read_csv(args.run / "runs" / "final" / "per_tile.csv")
+    full = pd.read_csv(args.run / FINAL_SCORES)
     train = training_triplets(cube)
     n_full = len(train)
     points, tables = [], []
@@ -202,12 +208,11 @@ def main() -> None:
             extended_cube(cube, args.extra, sub, n - n_full, args.seed)
         else:
             subset_cube(cube, train, sub, n, args.seed)
-        runs = args.out / f"{name}{variant}" / "runs"
-        stages = train_rows(profile, sub, runs, ["final"], progress=False)
-        evaluate_run(runs / "final", sub, save_predictions=False)
-        mine = pd.read_csv(runs / "final" / "per_tile.csv")
-        table = comparisons(mine, {**others, "final, all training triplets": full},
-                            f"final, {n} training triplets{', ' + ', '.join(args.set) if args.set else ''}")
+        point = args.out / f"{name}{variant}"
+        stages = train_rows(profile, sub, point / "runs", ["final"], progress=False)
+        evaluate_run(point / "runs" / "final", sub, save_predictions=False)
+        mine = pd.read_csv(point / FINAL_SCORES)
+        table = comparisons(mine, {**others, "final, all training triplets": full}, trained_model_name(n, args.set))
         tables.append(table.assign(train_triplets=n))
         points.append({"train_triplets": n, **{row: {"training_seconds": float(r.history["seconds"].sum()),
                                                      "reused": r.reused, **convergence(r.history, profile.train.patience)}

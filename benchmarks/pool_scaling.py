@@ -23,10 +23,15 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import report_header, run_comparators, write_report  # noqa: E402
-from benchmarks.data_scaling import COMPARED_BASELINES, point_train_triplets, run_model_name, training_triplets  # noqa: E402
+from benchmarks.data_scaling import (  # noqa: E402
+    COMPARED_BASELINES,
+    FINAL_SCORES,
+    point_train_triplets,
+    run_model_name,
+    trained_model_name,
+    training_triplets,
+)
 from lai.tables import comparisons  # noqa: E402
-
-PER_TRIPLET = Path("runs") / "final" / "per_tile.csv"  # a point's final model's per-triplet sums
 
 
 def pooled(run: Path, points: list[Path]) -> tuple[pd.DataFrame, int]:
@@ -35,18 +40,18 @@ def pooled(run: Path, points: list[Path]) -> tuple[pd.DataFrame, int]:
     sizes = {point_train_triplets(p) for p in points}
     if len(sizes) != 1:
         raise SystemExit(f"the points were trained on different numbers of triplets ({sorted(sizes)}); pool one size")
-    missing = [str(p / PER_TRIPLET) for p in points if not (p / PER_TRIPLET).exists()]
+    missing = [str(p / FINAL_SCORES) for p in points if not (p / FINAL_SCORES).exists()]
     if missing:
         raise SystemExit(f"no scores of a trained point: {', '.join(missing)}")
     n = sizes.pop()
     cube = Path(json.loads((run / "data.json").read_text())["cube"])
     others = {**run_comparators(run, COMPARED_BASELINES),
-              run_model_name(len(training_triplets(cube))): pd.read_csv(run / "runs" / "final" / "per_tile.csv")}
-    frames = [pd.read_csv(p / PER_TRIPLET) for p in points]
-    name = f"final, {n} training triplets, {len(points)} trainings pooled"
+              run_model_name(len(training_triplets(cube))): pd.read_csv(run / FINAL_SCORES)}
+    frames = [pd.read_csv(p / FINAL_SCORES) for p in points]
+    name = f"{trained_model_name(n)}, {len(points)} trainings pooled"
     try:
         lines = [comparisons(frames, others, name).assign(point="")]
-        lines += [comparisons(f, others, f"final, {n} training triplets").assign(point=p.name) for f, p in zip(frames, points)]
+        lines += [comparisons(f, others, trained_model_name(n)).assign(point=p.name) for f, p in zip(frames, points)]
     except ValueError as err:  # scored on other test triplets than the run's
         raise SystemExit(f"{err}: every point must be scored on {run}'s test sets") from None
     return pd.concat(lines, ignore_index=True), n

@@ -108,6 +108,7 @@ def test_pool_scaling_pools_trainings_of_one_size_like_seeds(tmp_path):
     import numpy as np
     import pandas as pd
 
+    from lai.facts import TABLE, TEST_SETS
     from lai.metrics import SUMS
 
     pool = _benchmark("pool_scaling")
@@ -115,7 +116,7 @@ def test_pool_scaling_pools_trainings_of_one_size_like_seeds(tmp_path):
 
     def per_triplet(scale: float) -> pd.DataFrame:  # 12 triplets of each test set, sums of 100 pixels
         rows = [{"set": s, "triplet": 100 * k + i, "sse": scale * rng.uniform(20, 40), "sum_t": 300.0, "sum_tt": 1000.0,
-                 "n": 100.0} for k, s in enumerate(("non_cloudy", "cloudy", "unique")) for i in range(12)]
+                 "n": 100.0} for k, s in enumerate(TEST_SETS) for i in range(12)]
         return pd.DataFrame(rows)[["set", "triplet", *SUMS]]
 
     run = tmp_path / "run"
@@ -124,22 +125,22 @@ def test_pool_scaling_pools_trainings_of_one_size_like_seeds(tmp_path):
     with h5py.File(cube, "w") as f:
         f["split"] = np.array([b"train"] * 5 + [b"val"] * 3, dtype=object)
     (run / "data.json").write_text(json.dumps({"cube": str(cube)}))
-    base = pd.concat([per_triplet(1.2).assign(baseline=b) for b in ("persistence", "RF")])
-    base.to_csv(run / "tables" / "baselines_per_triplet.csv", index=False)
-    per_triplet(0.9).to_csv(run / "tables" / "oracle_per_triplet.csv", index=False)
+    base = pd.concat([per_triplet(1.2).assign(baseline=b) for b in pool.COMPARED_BASELINES])
+    base.to_csv(run / "tables" / f"{TABLE.baselines_per_triplet}.csv", index=False)
+    per_triplet(0.9).to_csv(run / "tables" / f"{TABLE.oracle_per_triplet}.csv", index=False)
     points = []
     for name, scale in (("train4000-seed0-extra1", 1.0), ("train4000-seed0-extra2-train.seed-1", 1.1),
                         ("train1600-seed0", 1.0), ("train4000-seed1-extra1", 1.0), ("runs", 1.0)):
         (tmp_path / name / "runs" / "final").mkdir(parents=True)
-        per_triplet(scale).to_csv(tmp_path / name / pool.PER_TRIPLET, index=False)
+        per_triplet(scale).to_csv(tmp_path / name / pool.FINAL_SCORES, index=False)
         points.append(tmp_path / name)
-    (run / "runs" / "final").mkdir(parents=True)
-    per_triplet(1.0).to_csv(run / "runs" / "final" / "per_tile.csv", index=False)
+    (run / pool.FINAL_SCORES).parent.mkdir(parents=True)
+    per_triplet(1.0).to_csv(run / pool.FINAL_SCORES, index=False)
 
     table, n = pool.pooled(run, points[:2])
     assert n == 4000 and set(table["point"]) == {"", points[0].name, points[1].name}
     pooled, alone = table[table["point"] == ""], [table[table["point"] == p.name] for p in points[:2]]
-    assert (pooled["seeds"] == 2).all() and "final, 5 training triplets (the run's)" in set(pooled["other"])
+    assert (pooled["seeds"] == 2).all() and pool.run_model_name(5) in set(pooled["other"])
     np.testing.assert_allclose(pooled["rmse_model"].to_numpy(), (alone[0]["rmse_model"].to_numpy() + alone[1]["rmse_model"].to_numpy()) / 2)
     twice, _ = pool.pooled(run, [points[0], points[0]])
     for column in ("rmse_model", "diff"):  # one point twice is that point alone
@@ -148,6 +149,6 @@ def test_pool_scaling_pools_trainings_of_one_size_like_seeds(tmp_path):
         pool.pooled(run, [points[0], points[2]])
     with pytest.raises(SystemExit, match="not a point folder"):
         pool.pooled(run, [points[0], points[4]])
-    (points[3] / pool.PER_TRIPLET).unlink()
+    (points[3] / pool.FINAL_SCORES).unlink()
     with pytest.raises(SystemExit, match="no scores of a trained point"):
         pool.pooled(run, [points[0], points[3]])
