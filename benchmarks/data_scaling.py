@@ -51,7 +51,7 @@ from benchmarks._common import report_header, run_comparators, write_report  # n
 from lai.config import load_profile  # noqa: E402
 from lai.cube import TRIPLET_NDIM, check_cube_file  # noqa: E402
 from lai.evaluate import evaluate_run  # noqa: E402
-from lai.facts import BUFFER, ORACLE, RUN_PROFILE_FILE, TRAIN  # noqa: E402
+from lai.facts import BUFFER, ORACLE, RUN_PROFILE_FILE, STAGE_PER_TRIPLET_FILE, TRAIN  # noqa: E402
 from lai.io import atomic_path  # noqa: E402
 from lai.simulate import SIMULATION_FILE  # noqa: E402
 from lai.tables import comparisons  # noqa: E402
@@ -60,7 +60,7 @@ from lai.train import convergence, train_rows  # noqa: E402
 COMPARED_BASELINES = ("persistence", "RF")  # the run's baselines the curve is scored against, beside the oracle
 EXTRA_PREFIX = "extra_"  # before the names of the --extra cube's triplets in an extended copy (names may coincide)
 SAME_CUBE_ATTRS = ("float_dtype", "valid_classes", "has_truth")  # what an --extra cube must share with the run's
-FINAL_SCORES = Path("runs") / "final" / "per_tile.csv"  # a run's (or a point's) final model's per-triplet sums
+FINAL_SCORES = Path("runs") / "final" / STAGE_PER_TRIPLET_FILE  # a run's (or a point's) final model's per-triplet sums
 
 
 def point_name(n_train: int, subset_seed: int, extra_seed: int | None) -> str:

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import report_header, run_comparators, write_report  # noqa: E402
 from lai.config import load_profile  # noqa: E402
 from lai.evaluate import evaluate_run  # noqa: E402
-from lai.facts import PRETRAINED_FROM, RUN_PROFILE_FILE, STAGE_CONFIG_FILE  # noqa: E402
+from lai.facts import PRETRAINED_FROM, RUN_PROFILE_FILE, STAGE_CONFIG_FILE, STAGE_PER_TRIPLET_FILE  # noqa: E402
 from lai.tables import comparisons  # noqa: E402
 from lai.train import stage_config, train_variant  # noqa: E402
 
@@ -69,11 +69,11 @@ def main() -> None:
     result = train_variant(profile, "final_gated", cube, runs, seed=args.seed, progress=False)
     seconds = time.perf_counter() - t0
     evaluate_run(runs / "final_gated", cube, save_predictions=False)
-    mine = pd.read_csv(runs / "final_gated" / "per_tile.csv")
+    mine = pd.read_csv(runs / "final_gated" / STAGE_PER_TRIPLET_FILE)
     others = run_comparators(args.old_run)
     for row in ("final", "final_gated"):  # the old run's models of seed 0 (a profile without the candidate lacks it)
-        if (args.old_run / "runs" / row / "per_tile.csv").is_file():
-            others[f"old {row}"] = pd.read_csv(args.old_run / "runs" / row / "per_tile.csv")
+        if (args.old_run / "runs" / row / STAGE_PER_TRIPLET_FILE).is_file():
+            others[f"old {row}"] = pd.read_csv(args.old_run / "runs" / row / STAGE_PER_TRIPLET_FILE)
     table = comparisons(mine, others, "final_gated (this version)")
     print(table[["set", "other", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]].round(3).to_string())
     best = result.history["val_rmse"].min()

@@ -22,7 +22,19 @@ from lai.config import ConfigError, StageConfig, check_tile_size
 from lai.cube import cube_identity
 from lai.distributed import pick_device
 from lai.errors import RunFolderError
-from lai.facts import CLOUDY, EMPTY, N_PIXELS, R2, RMSE, RMSE_NORM, STAGE_WEIGHTS_FILE, TEST_SETS, VAL
+from lai.facts import (
+    CLOUDY,
+    EMPTY,
+    N_PIXELS,
+    R2,
+    RMSE,
+    RMSE_NORM,
+    STAGE_METRICS_FILE,
+    STAGE_PER_TRIPLET_FILE,
+    STAGE_WEIGHTS_FILE,
+    TEST_SETS,
+    VAL,
+)
 from lai.infer import Trained, load_trained, predict_lai
 from lai.io import atomic_path, atomic_write_text, output_lock, own_subfolder
 from lai.loader import BatchLoader, CubeSplit
@@ -112,7 +124,7 @@ def _evaluate(trained: Trained, run_dir: Path, cube, sets, batch_size, save_pred
 
     table, tiles = score_sets(predicted, cube, sets, trained.enc.lai_scale)
     table = table.assign(row=trained.row)
-    for frame, file in ((table, "metrics.csv"), (tiles, "per_tile.csv")):
+    for frame, file in ((table, STAGE_METRICS_FILE), (tiles, STAGE_PER_TRIPLET_FILE)):
         with atomic_path(run_dir / file) as tmp:
             frame.to_csv(tmp, index=False)
     return table

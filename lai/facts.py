@@ -196,13 +196,15 @@ REPORT_TABLES = {
 }
 # What the report requires of the values in some of those columns (lai.report.inputs.read_table): "count" a whole
 # number >= 0, "number" a finite number or empty (NaN: undefined, as on an empty test set), "model" a model that
-# tables/selection.csv may name (:data:`SELECTABLE`).
+# tables/selection.csv may name (:data:`SELECTABLE`). A column that REPORT_TABLES does not require is checked where
+# present (the calibration's intervals: tables written before 2026-12-05 have none).
 REPORT_VALUES = {
     "seeds": {"seeds": "count"}, "selection": {"model": "model", "best_val_rmse": "number"},
     "noise_floor": {"floor_rmse": "number", "oracle_rmse": "number"},
     "comparisons": {"diff": "number", "diff_lo": "number", "diff_hi": "number", "triplets": "count"},
     "ensemble": {c: "number" for c in ("diff", "diff_lo", "diff_hi", "rmse_model", "rmse_other")} | {"triplets": "count"},
-    "calibration": {c: "number" for c in ("coverage_68", "coverage_95", "sd_ratio", "spearman")},
+    "calibration": {c: "number" for c in ("coverage_68", "coverage_95", "sd_ratio", "spearman", *(
+        f"{c}_{end}" for c in ("coverage_68", "coverage_95", "sd_ratio") for end in ("lo", "hi")))},
     "reliability": {"nominal": "number", "observed": "number"},
     "large_errors": {"pixels": "count", "large": "count", **{c: "number" for c in (
         "large_share", "no_clear_past_share", "pred_mean", "obs_mean", "under_share", "top_share")}},
@@ -252,3 +254,5 @@ STAGE_CONFIG_FILE = "config.yaml"
 RUN_PROFILE_FILE = "profile.yaml"
 RUN_SUBFOLDERS = ("tables", "figures", "runs", "notebooks", "preprocessing")  # the folders lai fills in a run folder
 STAGE_WEIGHTS_FILE = "model.pt"
+STAGE_METRICS_FILE = "metrics.csv"  # what lai evaluate writes beside the weights: the metrics per test set ...
+STAGE_PER_TRIPLET_FILE = "per_tile.csv"  # ... and each triplet's scores and sums (lai.metrics.SUMS)

@@ -65,7 +65,8 @@ def resample_weights(n_triplets: int, samples: int = BOOTSTRAP_SAMPLES, seed: in
     return rng.multinomial(n_triplets, np.full(n_triplets, 1.0 / n_triplets), size=samples).astype(np.float64)
 
 
-def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """The central ``level`` percentile interval of the finite ``values`` (e.g. over bootstrap resamples); NaN if none."""
     values = values[np.isfinite(values)]
     if not len(values):
         return np.nan, np.nan
@@ -80,7 +81,7 @@ def bootstrap_intervals(sums: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed
     if len(sums) < 2:
         return {"rmse_lo": np.nan, "rmse_hi": np.nan, "r2_lo": np.nan, "r2_hi": np.nan}
     rmse, r2 = rmse_r2(resample_weights(len(sums), samples, seed) @ sums)
-    (rlo, rhi), (qlo, qhi) = _interval(rmse, level), _interval(r2, level)
+    (rlo, rhi), (qlo, qhi) = percentile_interval(rmse, level), percentile_interval(r2, level)
     return {"rmse_lo": rlo, "rmse_hi": rhi, "r2_lo": qlo, "r2_hi": qhi}
 
 
@@ -100,7 +101,7 @@ def paired_difference(sums_a: np.ndarray, sums_b: np.ndarray, samples: int = BOO
     if a.shape[1] < 2:
         return {"diff": diff, "diff_lo": np.nan, "diff_hi": np.nan, "resolved": False}
     w = resample_weights(a.shape[1], samples, seed)
-    lo, hi = _interval(seed_mean_rmse(w @ a) - seed_mean_rmse(w @ b), level)
+    lo, hi = percentile_interval(seed_mean_rmse(w @ a) - seed_mean_rmse(w @ b), level)
     return {"diff": diff, "diff_lo": lo, "diff_hi": hi, "resolved": bool(lo > 0 or hi < 0)}
 
 

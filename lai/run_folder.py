@@ -21,7 +21,16 @@ import pandas as pd
 
 from lai.config import Profile
 from lai.errors import ClusterStartError, ConfigError, PipelineError
-from lai.facts import RUN_SUBFOLDERS, TABLE, TRAIN, VAL, check_name
+from lai.facts import (
+    RUN_SUBFOLDERS,
+    STAGE_METRICS_FILE,
+    STAGE_PER_TRIPLET_FILE,
+    STAGE_WEIGHTS_FILE,
+    TABLE,
+    TRAIN,
+    VAL,
+    check_name,
+)
 from lai.io import atomic_path, atomic_write_text, own_subfolder
 from lai.provenance import environment
 from lai.records import read_csv_record, read_json_record
@@ -187,8 +196,8 @@ class RunContext:
         from lai.evaluate import evaluate_run, evaluated_on
 
         run = self.run_dir / "runs" / row
-        cached = run / "metrics.csv"
-        if (cached.exists() and cached.stat().st_mtime >= (run / "model.pt").stat().st_mtime
+        cached = run / STAGE_METRICS_FILE
+        if (cached.exists() and cached.stat().st_mtime >= (run / STAGE_WEIGHTS_FILE).stat().st_mtime
                 and evaluated_on(run) == cube_identity(self.cube_path)):
             return read_csv_record(cached, PipelineError, f"delete it to evaluate {row} again")
         return evaluate_run(run, self.cube_path, batch_size=self.profile.train.batch_size, device=self.profile.train.device)
@@ -220,8 +229,8 @@ class RunContext:
     def per_triplet(self, run: str) -> pd.DataFrame:
         """Per-triplet scores and sums of an evaluated run (set, triplet, ``lai.metrics.SUMS``, ...)."""
         self.evaluate(run)
-        return read_csv_record(self.run_dir / "runs" / run / "per_tile.csv", PipelineError,
-                               f"delete runs/{run}/metrics.csv to evaluate {run} again")
+        return read_csv_record(self.run_dir / "runs" / run / STAGE_PER_TRIPLET_FILE, PipelineError,
+                               f"delete runs/{run}/{STAGE_METRICS_FILE} to evaluate {run} again")
 
     def noise_floor(self) -> pd.DataFrame | None:
         """tables/noise_floor.csv (written once, :func:`lai.noise.noise_floor`): per test set the RMSE of the

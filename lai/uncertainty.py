@@ -28,8 +28,9 @@ the deviation a gap-filled map gives where it keeps the observation.
 
 :func:`calibration_rows` measures, per test set and for pixels clear or clouded at t, against the truth: the
 coverage of the central 68 % and 95 % intervals, the mean predicted standard deviation (sharpness) over the
-RMSE, and the rank correlation of standard deviation and absolute error; :func:`reliability` gives observed against nominal
-coverage for the reliability diagram.
+RMSE, and the rank correlation of standard deviation and absolute error, the coverages and the ratio with a 95 %
+interval over resampled test triplets (:func:`calibration_intervals`); :func:`reliability` gives observed against
+nominal coverage for the reliability diagram.
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ import numpy as np
 
 from lai.errors import RunFolderError, shorten
 from lai.io import atomic_write_text
+from lai.metrics import BOOTSTRAP_SAMPLES, percentile_interval, resample_weights
 
 CALIBRATION_FILE = "calibration.json"
 FITTED_AGAINST = ("truth", "observation")  # what a calibration file's factors were fitted against
@@ -236,19 +238,41 @@ def calibration_rows(name: str, err: np.ndarray, sd: np.ndarray, calibrated: dic
     """Rows of the calibration table for one test set: pixels clear and clouded at t, the spread head's raw
     deviation and the recalibrated one: intervals from ``calibrated`` (:meth:`Calibration.deviations`, each level
     its own), mean and rank correlation from the standard deviation ``std`` (:meth:`Calibration.std`). ``err`` is
-    prediction minus reference (``against``), NaN where none."""
+    prediction minus reference (``against``), NaN where none. Arrays indexed by triplet first (triplet, y, x) also
+    give each coverage and ``sd_ratio`` a 95 % interval over resampled triplets (:func:`calibration_intervals`)."""
     rows = []
     for where, sel in (("clear at t", clear_t), ("clouded at t", ~clear_t)):
         sel = sel & np.isfinite(err) & np.isfinite(sd)
         e = err[sel]
         rmse = float(np.sqrt(np.mean(np.square(e)))) if e.size else float("nan")
-        for version, dev, s in (("raw", sd, sd[sel]), ("recalibrated", calibrated, std[sel])):
-            mean_sd = float(s.mean()) if s.size else float("nan")
+        for version, dev, s in (("raw", sd, sd), ("recalibrated", calibrated, std)):
+            mean_sd = float(s[sel].mean()) if e.size else float("nan")
             rows.append({"set": name, "pixels": where, "sd": version, "against": against, "n_pixels": int(e.size),
                          "rmse": rmse, "mean_sd": mean_sd, "sd_ratio": mean_sd / rmse if rmse > 0 else float("nan"),
                          **{f"coverage_{round(100 * lv)}": coverage(e, at_level(dev, lv)[sel], lv) for lv in NOMINAL},
-                         "spearman": spearman(s, np.abs(e))})
+                         "spearman": spearman(s[sel], np.abs(e)), **calibration_intervals(err, dev, s, sel)})
     return rows
+
+
+def calibration_intervals(err: np.ndarray, deviation: np.ndarray | dict[float, np.ndarray], std: np.ndarray,
+                          sel: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> dict[str, float]:
+    """95 % percentile intervals of the coverage of each :data:`NOMINAL` interval (``coverage_68_lo``,
+    ``coverage_68_hi``, ...) and of ``sd_ratio`` (mean ``std`` over the RMSE) on the pixels ``sel``, over
+    resamples of the triplets (the first axis: the pixels of one tile are not independent, as in
+    :mod:`lai.metrics`). NaN without a triplet axis (1-D arrays) or with fewer than two triplets."""
+    names = [f"coverage_{round(100 * lv)}" for lv in NOMINAL] + ["sd_ratio"]
+    if err.ndim < 2 or len(err) < 2:
+        return {f"{c}_{end}": float("nan") for c in names for end in ("lo", "hi")}
+
+    def per_triplet(values: np.ndarray) -> np.ndarray:
+        return np.where(sel, values, 0).reshape(len(sel), -1).sum(1, dtype=np.float64)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weights = resample_weights(len(err), samples, seed)
+        pixels = weights @ per_triplet(np.ones(sel.shape))
+        draws = [weights @ per_triplet(np.abs(err) <= z_of(lv) * at_level(deviation, lv)) / pixels for lv in NOMINAL]
+        draws.append(weights @ per_triplet(std) / np.sqrt(weights @ per_triplet(np.square(err, dtype=np.float64)) * pixels))
+    return {f"{c}_{end}": bound for c, d in zip(names, draws) for end, bound in zip(("lo", "hi"), percentile_interval(d))}
 
 
 def reliability(name: str, err: np.ndarray, sd: np.ndarray | dict[float, np.ndarray], levels=LEVELS) -> list[dict]:

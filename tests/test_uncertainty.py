@@ -25,6 +25,7 @@ from lai.uncertainty import (
     STRATA,
     Calibration,
     at_level,
+    calibration_intervals,
     calibration_rows,
     coverage,
     fit_calibration,
@@ -81,6 +82,29 @@ def test_recalibration_recovers_a_factor_per_stratum_and_pools_small_ones():
                                                       ("clouded at t", "raw"), ("clouded at t", "recalibrated")]
     assert rows[1]["coverage_95"] == pytest.approx(0.95, abs=0.01) and rows[1]["spearman"] > 0.3
     assert rows[0]["mean_sd"] == pytest.approx(sd[clear].mean()) and rows[1]["mean_sd"] == pytest.approx(std[clear].mean())
+
+
+def test_coverage_intervals_resample_triplets_not_pixels():
+    """Half of 400 triplets wholly inside their intervals, half wholly outside: the coverage is 0.5 and its interval
+    over triplets that of a proportion of 400 (about 0.5 +- 1.96 x 0.025), not of 400 x 64 pixels; the spread's
+    ratio to the RMSE is exact where every triplet has the same ratio."""
+    rng = np.random.default_rng(3)
+    sd = rng.uniform(0.5, 1.5, (400, 8, 8))
+    inside = np.repeat(np.arange(400) % 2 == 0, 64).reshape(sd.shape)
+    err = np.where(inside, 0.0, 10.0 * sd)
+    everywhere = np.ones(sd.shape, bool)
+    bounds = calibration_intervals(err, sd, sd, everywhere)
+    for level in NOMINAL:
+        lo, hi = bounds[f"coverage_{round(100 * level)}_lo"], bounds[f"coverage_{round(100 * level)}_hi"]
+        assert lo == pytest.approx(0.5 - 1.96 * 0.025, abs=0.01) and hi == pytest.approx(0.5 + 1.96 * 0.025, abs=0.01)
+    err = np.where(rng.random(sd.shape) < 0.5, 1.0, -1.0) * 2.0 * sd  # |err| = 2 sd at every pixel
+    ratio = sd.mean() / np.sqrt(np.mean(err ** 2))
+    bounds = calibration_intervals(err, sd, sd, everywhere)
+    assert bounds["sd_ratio_lo"] < ratio < bounds["sd_ratio_hi"] and bounds["sd_ratio_hi"] - bounds["sd_ratio_lo"] < 0.01
+    rows = calibration_rows("cloudy", err, sd, {lv: sd for lv in NOMINAL}, sd, everywhere, "truth")
+    assert rows[0]["sd_ratio"] == pytest.approx(ratio) and rows[0]["coverage_95_lo"] == rows[0]["coverage_95_hi"] == 0.0
+    flat = calibration_intervals(err.ravel(), sd.ravel(), sd.ravel(), everywhere.ravel())  # no triplet axis
+    assert set(flat) == set(bounds) and all(np.isnan(v) for v in flat.values())
 
 
 def test_heavy_tails_get_a_factor_per_level_that_one_factor_cannot_give():

@@ -63,7 +63,7 @@ def read_table(run_dir: Path, name: str) -> pd.DataFrame | None:
         raise ReportError(f"{path} lacks the column(s) {', '.join(missing)} that the report reads "
                           f"(it has: {', '.join(map(str, frame.columns))})")
     for col, kind in REPORT_VALUES.get(name, {}).items():
-        for k, value in enumerate(frame[col]):
+        for k, value in enumerate(frame[col] if col in frame else ()):  # an optional column where present
             if not _valid(kind, value):
                 raise ReportError(f"{path}: column {col}, row {k + 1} holds {shorten(repr(value))}; expected "
                                   f"{EXPECTED[kind]}; {RERUN}")
@@ -232,11 +232,11 @@ def baseline_metric(bl: pd.DataFrame | None, name: str, s: str, col: str) -> flo
     return num(part[col].iloc[0]) if len(part) else float("nan")
 
 
-def ci(mid: float, lo: float, hi: float) -> list:
+def ci(mid: float, lo: float, hi: float, digits: int = 3) -> list:
     """A value with its interval in small print (the value alone where the interval is missing)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        return rich(fmt(mid))
-    return rich(f"{fmt(mid)} ", small(fmt_interval(lo, hi)))
+        return rich(fmt(mid, digits))
+    return rich(f"{fmt(mid, digits)} ", small(fmt_interval(lo, hi, digits)))
 
 
 def with_ci(frame: pd.DataFrame | None, key: str, value: str, col: str) -> list:

@@ -33,6 +33,7 @@ from lai.facts import (
 )
 from lai.report.inputs import Run, baseline_metric, ci, comparisons_on, diff_text, metric, num, other_name, with_ci
 from lai.report.text import RULE, cell, emph, fmt, fmt_count, fmt_interval, fmt_share, join, mono, rich, strong, table, unavailable
+from lai.uncertainty import NOMINAL
 
 PAPER_FINAL = PAPER_TABLE1["final"]
 
@@ -319,8 +320,11 @@ def _uncertainty(run: Run) -> dict | None:
     truth = (str(cal["against"].iloc[0]) if "against" in cal else "truth") == "truth"
     reference = "the true LAI" if truth else "the observation"
     header = ["Test set", "Pixels", "Spread", "68 % covers", "95 % covers", "Mean σ ÷ RMSE", "Spearman", "RMSE (LAI)"]
-    rows = [[SET_TITLES.get(r["set"], str(r["set"])), str(r["pixels"]), str(r["sd"]), fmt(r["coverage_68"]),
-             fmt(r["coverage_95"]), fmt(r["sd_ratio"], 2), fmt(r["spearman"], 2), fmt(r["rmse"])]
+    def with_interval(r: dict, col: str, digits: int = 3) -> list:
+        return ci(r[col], *(float(r.get(f"{col}_{end}", math.nan)) for end in ("lo", "hi")), digits=digits)
+
+    rows = [[SET_TITLES.get(r["set"], str(r["set"])), str(r["pixels"]), str(r["sd"]), with_interval(r, "coverage_68"),
+             with_interval(r, "coverage_95"), with_interval(r, "sd_ratio", 2), fmt(r["spearman"], 2), fmt(r["rmse"])]
             for r in cal.to_dict("records")]
     recal = cal[cal["sd"] == "recalibrated"]
     verdict = None
@@ -329,14 +333,29 @@ def _uncertainty(run: Run) -> dict | None:
                        f"{fmt(recal['coverage_95'].max())} of the pixels and the 68 % intervals "
                        f"{fmt(recal['coverage_68'].min())} to {fmt(recal['coverage_68'].max())}, across test sets and "
                        f"pixels clear or clouded at ", emph("t"), f"; the predicted σ over the RMSE ranges from "
-                       f"{fmt(recal['sd_ratio'].min(), 2)} to {fmt(recal['sd_ratio'].max(), 2)}.")
+                       f"{fmt(recal['sd_ratio'].min(), 2)} to {fmt(recal['sd_ratio'].max(), 2)}.",
+                       *_coverage_misses(recal))
     return {"against": reference if truth else f"{reference} (pixels clear at t)",
             "table": table([header], rows, len(header), caption=rich(
                 f"Calibration of σ against {reference}, per test set and for pixels clear or clouded at ", emph("t"),
                 ": the share of pixels inside the central 68 % and 95 % intervals, the mean σ over the RMSE, and the rank "
-                "correlation of σ with the absolute error; ", emph("raw"), ": the spread head as trained, ",
-                emph("recalibrated"), ": as above.")),
+                "correlation of σ with the absolute error, in small print the 95 % interval over resampled triplets; ",
+                emph("raw"), ": the spread head as trained, ", emph("recalibrated"), ": as above.")),
             "verdict": verdict}
+
+
+def _coverage_misses(recal: pd.DataFrame) -> list:
+    """A sentence: in how many strata the coverage's interval over resampled triplets excludes its nominal level
+    (nothing where the table has no intervals)."""
+    counts = []
+    for level in NOMINAL:
+        col = f"coverage_{round(100 * level)}"
+        lo, hi = recal.get(f"{col}_lo"), recal.get(f"{col}_hi")
+        if lo is None or hi is None or not (np.isfinite(lo) & np.isfinite(hi)).all():
+            return []
+        counts.append(f"{round(100 * level)} % in {int(((lo > level) | (hi < level)).sum())}")
+    return [f" Over resampled triplets (95 % intervals), the coverage differs from its nominal level at "
+            f"{' and '.join(counts)} of the {len(recal)} strata."]
 
 
 def _real_patches(run: Run) -> dict | None:
