@@ -465,6 +465,8 @@ def _blank_png(path: Path, width: int, height: int) -> None:
      r"seeds\.csv: column seeds, row 1 holds 'three'; expected a whole number from 0 to 1e\+12"),
     ("a share in words", lambda run: _edit_table(run, "large_errors", large_share="x"),
      r"large_errors\.csv: column large_share, row 1 holds 'x'; expected a finite number or nothing"),
+    ("a coverage interval in words", lambda run: _edit_table(run, "calibration", coverage_95_lo="x"),
+     r"calibration\.csv: column coverage_95_lo, row 1 holds 'x'; expected a finite number or nothing"),
     ("an infinite interval", lambda run: _edit_table(run, "comparisons", diff_hi="inf"),
      r"comparisons\.csv: column diff_hi, row 1 holds inf; expected a finite number or nothing"),
     ("a zero LAI scale", lambda run: _edit_profile(run, lai_scale=0),
@@ -483,6 +485,20 @@ def test_malformed_artefact_fails_naming_the_file(tmp_path, figure_dir, what, sp
     with pytest.raises(ReportError, match=message):
         write_report(run)
     assert not (run / "report.pdf").exists()
+
+
+def test_a_calibration_table_without_intervals_still_reports(tmp_path, figure_dir):
+    """tables/calibration.csv written before the intervals (no ``_lo``, ``_hi`` columns): the values alone, and no
+    sentence about intervals the table does not hold."""
+    from lai.report import write_report
+
+    run = build_fake_run(tmp_path, figure_dir)
+    path = run / "tables" / "calibration.csv"
+    table = pd.read_csv(path)
+    table.drop(columns=[c for c in table if c.endswith(("_lo", "_hi"))]).to_csv(path, index=False)
+    _, flat = _pdf_text(write_report(run))
+    assert "Per-pixel uncertainty" in flat and "Over resampled triplets" not in flat
+    assert f"{table['coverage_95'].iloc[1]:.3f}" in flat
 
 
 def test_a_broken_section_fails(tmp_path, monkeypatch):

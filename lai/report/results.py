@@ -320,6 +320,7 @@ def _uncertainty(run: Run) -> dict | None:
     truth = (str(cal["against"].iloc[0]) if "against" in cal else "truth") == "truth"
     reference = "the true LAI" if truth else "the observation"
     header = ["Test set", "Pixels", "Spread", "68 % covers", "95 % covers", "Mean σ ÷ RMSE", "Spearman", "RMSE (LAI)"]
+
     def with_interval(r: dict, col: str, digits: int = 3) -> list:
         return ci(r[col], *(float(r.get(f"{col}_{end}", math.nan)) for end in ("lo", "hi")), digits=digits)
 
