@@ -107,6 +107,28 @@ def test_coverage_intervals_resample_triplets_not_pixels():
     assert set(flat) == set(bounds) and all(np.isnan(v) for v in flat.values())
 
 
+def test_coverage_intervals_cover_the_true_coverage_about_as_often_as_they_claim():
+    """Triplets whose errors have their own scale (log-normal): over 200 draws of 120 triplets, the 95 % intervals
+    hold the true coverage and ratio in about 95 % of the draws (percentile bootstrap: measured 92-93 %); intervals
+    over pixels, ignoring that a triplet's pixels share its scale, would hold it far less often."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(5)
+    scales = rng.lognormal(0, 0.4, 2_000_000)  # the population: the truth the intervals should hold
+    truth = {f"coverage_{round(100 * lv)}": float(np.mean(2 * norm.cdf(z_of(lv) / scales) - 1)) for lv in NOMINAL}
+    truth["sd_ratio"] = float(1 / np.sqrt(np.mean(scales ** 2)))  # predicted sd 1 everywhere
+    held = dict.fromkeys(truth, 0)
+    draws = 200
+    for k in range(draws):
+        err = rng.normal(0, 1, (120, 8, 8)) * rng.lognormal(0, 0.4, 120)[:, None, None]
+        sd = np.ones_like(err)
+        bounds = calibration_intervals(err, sd, sd, np.ones(err.shape, bool), samples=1000, seed=k)
+        for name, value in truth.items():
+            held[name] += bounds[f"{name}_lo"] <= value <= bounds[f"{name}_hi"]
+    for name, count in held.items():
+        assert 0.88 <= count / draws <= 0.99, (name, count / draws)
+
+
 def test_heavy_tails_get_a_factor_per_level_that_one_factor_cannot_give():
     """5 % of the errors 6x wider: one factor fitted at 68 % leaves the 95 % intervals short; per level, both hold."""
     rng = np.random.default_rng(2)
