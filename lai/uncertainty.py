@@ -264,12 +264,13 @@ def calibration_intervals(err: np.ndarray, deviation: np.ndarray | dict[float, n
     if err.ndim < 2 or len(err) < 2:
         return {f"{c}_{end}": float("nan") for c in names for end in ("lo", "hi")}
 
-    def per_triplet(values: np.ndarray) -> np.ndarray:
-        return np.where(sel, values, 0).reshape(len(sel), -1).sum(1, dtype=np.float64)
+    def per_triplet(values: np.ndarray) -> np.ndarray:  # sums over each triplet's pixels in sel, in float64
+        kept = values & sel if values.dtype == bool else np.where(sel, values, 0)  # a mask stays one byte a pixel
+        return kept.reshape(len(sel), -1).sum(1, dtype=np.float64)
 
     with np.errstate(invalid="ignore", divide="ignore"):
         weights = resample_weights(len(err), samples, seed)
-        pixels = weights @ per_triplet(np.ones(sel.shape))
+        pixels = weights @ per_triplet(sel)
         draws = [weights @ per_triplet(np.abs(err) <= z_of(lv) * at_level(deviation, lv)) / pixels for lv in NOMINAL]
         draws.append(weights @ per_triplet(std) / np.sqrt(weights @ per_triplet(np.square(err, dtype=np.float64)) * pixels))
     return {f"{c}_{end}": bound for c, d in zip(names, draws) for end, bound in zip(("lo", "hi"), percentile_interval(d))}
