@@ -12,7 +12,7 @@ import pandas as pd
 
 from lai.config import SimConfig, load_profile
 from lai.cube import build_cube
-from lai.facts import BASELINES, ORACLE, TABLE
+from lai.facts import BASELINES, ORACLE, RUN_DATA_FILE, TABLE
 from lai.simulate import simulate
 
 CACHE = Path(__file__).resolve().parent.parent / "data" / "benchmarks"
@@ -30,6 +30,11 @@ def report_header(script: str) -> dict:
                         "cpu_kernels": torch.backends.cpu.get_cpu_capability(), "cpu_count": os.cpu_count(),
                         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                         "python": platform.python_version()}}
+
+
+def run_cube(run: Path) -> Path:
+    """The cube a finished lai run was trained and scored on (recorded by its data step)."""
+    return Path(json.loads((run / RUN_DATA_FILE).read_text())["cube"])
 
 
 def run_comparators(run: Path, baselines=BASELINES) -> dict[str, pd.DataFrame]:

@@ -33,7 +33,6 @@ Writes ``<out>/data_scaling.json`` (``data_scaling-<overrides>.json`` with ``--s
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import sys
@@ -47,7 +46,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import report_header, run_comparators, write_report  # noqa: E402
+from benchmarks._common import report_header, run_comparators, run_cube, write_report  # noqa: E402
 from lai.config import load_profile  # noqa: E402
 from lai.cube import TRIPLET_NDIM, check_cube_file  # noqa: E402
 from lai.evaluate import evaluate_run  # noqa: E402
@@ -191,7 +190,7 @@ def main() -> None:
                     help="override one parameter of the run's profile for the trained points (repeatable)")
     args = ap.parse_args()
     saved = yaml.safe_load((args.run / RUN_PROFILE_FILE).read_text())
-    cube = Path(json.loads((args.run / "data.json").read_text())["cube"])
+    cube = run_cube(args.run)
     profile = load_profile(saved["name"], args.set)
     variant = "".join(f"-{re.sub(r'[^A-Za-z0-9_.]+', '-', o)}" for o in args.set)  # the overrides, in folder names
     others = run_comparators(args.run, COMPARED_BASELINES)

@@ -17,7 +17,6 @@ Writes ``<out>/gated_start.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
@@ -29,7 +28,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import report_header, run_comparators, write_report  # noqa: E402
+from benchmarks._common import report_header, run_comparators, run_cube, write_report  # noqa: E402
 from lai.config import load_profile  # noqa: E402
 from lai.evaluate import evaluate_run  # noqa: E402
 from lai.facts import PRETRAINED_FROM, RUN_PROFILE_FILE, STAGE_CONFIG_FILE, STAGE_PER_TRIPLET_FILE  # noqa: E402
@@ -60,7 +59,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     saved = yaml.safe_load((args.old_run / RUN_PROFILE_FILE).read_text())
-    cube = json.loads((args.old_run / "data.json").read_text())["cube"]
+    cube = run_cube(args.old_run)
     profile = load_profile(saved["name"], args.set)
     runs = args.out / "runs"
     runs.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,6 @@ difference, also written. One point alone gives what ``data_scaling.py`` printed
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import report_header, run_comparators, write_report  # noqa: E402
+from benchmarks._common import report_header, run_comparators, run_cube, write_report  # noqa: E402
 from benchmarks.data_scaling import (  # noqa: E402
     COMPARED_BASELINES,
     FINAL_SCORES,
@@ -44,9 +43,8 @@ def pooled(run: Path, points: list[Path]) -> tuple[pd.DataFrame, int]:
     if missing:
         raise SystemExit(f"no scores of a trained point: {', '.join(missing)}")
     n = sizes.pop()
-    cube = Path(json.loads((run / "data.json").read_text())["cube"])
     others = {**run_comparators(run, COMPARED_BASELINES),
-              run_model_name(len(training_triplets(cube))): pd.read_csv(run / FINAL_SCORES)}
+              run_model_name(len(training_triplets(run_cube(run)))): pd.read_csv(run / FINAL_SCORES)}
     frames = [pd.read_csv(p / FINAL_SCORES) for p in points]
     name = f"{trained_model_name(n)}, {len(points)} trainings pooled"
     try:

@@ -31,7 +31,6 @@ Reads the run's models and cube only; writes nothing but the JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -42,7 +41,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import report_header, write_report  # noqa: E402
+from benchmarks._common import report_header, run_cube, write_report  # noqa: E402
 from lai.config import load_profile  # noqa: E402
 from lai.evaluate import _error, predict  # noqa: E402
 from lai.facts import TEST_SETS, VAL  # noqa: E402
@@ -106,8 +105,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/spread-calibration.json"))
     args = ap.parse_args()
     t0 = time.perf_counter()
-    data = json.loads((args.run / "data.json").read_text())
-    cube = args.cube or Path(data["cube"])
+    cube = args.cube or run_cube(args.run)
     runs = [args.run / "runs" / name for name in seed_runs("final", load_profile(args.run / "profile.yaml").train)]
     missing = [str(r) for r in runs if not (r / "model.pt").is_file()]
     if len(runs) < 2 or missing:

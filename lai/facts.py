@@ -252,6 +252,7 @@ def check_name(kind: str, name: str, error: type[Exception] = ValueError) -> str
 # (lai train) and a notebook run's (lai run, notebooks); and a stage's weights (what lai evaluate reads).
 STAGE_CONFIG_FILE = "config.yaml"
 RUN_PROFILE_FILE = "profile.yaml"
+RUN_DATA_FILE = "data.json"  # what a run's data step recorded: the cube, its data root, split counts, fingerprint
 RUN_SUBFOLDERS = ("tables", "figures", "runs", "notebooks", "preprocessing")  # the folders lai fills in a run folder
 STAGE_WEIGHTS_FILE = "model.pt"
 STAGE_METRICS_FILE = "metrics.csv"  # what lai evaluate writes beside the weights: the metrics per test set ...

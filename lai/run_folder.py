@@ -22,6 +22,7 @@ import pandas as pd
 from lai.config import Profile
 from lai.errors import ClusterStartError, ConfigError, PipelineError
 from lai.facts import (
+    RUN_DATA_FILE,
     RUN_SUBFOLDERS,
     STAGE_METRICS_FILE,
     STAGE_PER_TRIPLET_FILE,
@@ -74,7 +75,7 @@ class RunContext:
 
     def _recorded_data_root(self) -> str | None:
         """The data root this run folder's data step used (data.json), so a notebook opened alone finds its cube."""
-        path = self.run_dir / "data.json"
+        path = self.run_dir / RUN_DATA_FILE
         try:
             root = read_json_record(path, PipelineError, "").get("data_root") if path.exists() else None
         except (PipelineError, AttributeError):  # unreadable: the default data root
@@ -154,7 +155,7 @@ class RunContext:
             "skipped": summary.skipped,
             "fingerprint": summary.fingerprint,
         }
-        atomic_write_text(self.run_dir / "data.json", json.dumps(info, indent=2))
+        atomic_write_text(self.run_dir / RUN_DATA_FILE, json.dumps(info, indent=2))
         return summary
 
     def open_cube(self):
@@ -300,7 +301,7 @@ class RunContext:
 
     def write_provenance(self, **extra) -> dict:
         """provenance.json: package versions, git revision, device and the data fingerprint of this run."""
-        path = self.run_dir / "data.json"
+        path = self.run_dir / RUN_DATA_FILE
         data = read_json_record(path, PipelineError, "rerun notebook 01 to write it again") if path.exists() else {}
         prov = {**environment(), "data_fingerprint": data.get("fingerprint", ""),
                 "written": dt.datetime.now().isoformat(timespec="seconds"), **extra}

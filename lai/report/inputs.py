@@ -20,6 +20,7 @@ from lai.facts import (
     REPORT_TABLES,
     REPORT_VALUES,
     ROWS,
+    RUN_DATA_FILE,
     SELECTABLE,
     TABLE,
     TEST_SETS,
@@ -134,10 +135,10 @@ def decoded_png_size(data: bytes, path: Path) -> tuple[int, int]:
 class Run:
     def __init__(self, run_dir: Path):
         self.dir = run_dir
-        self.data = read_json(run_dir / "data.json")
+        self.data = read_json(run_dir / RUN_DATA_FILE)
         splits = (self.data or {}).get("splits")
         if splits is not None and not (isinstance(splits, dict) and all(_valid("count", v) for v in splits.values())):
-            raise ReportError(f"{run_dir / 'data.json'}: 'splits' must map each split to its number of triplets "
+            raise ReportError(f"{run_dir / RUN_DATA_FILE}: 'splits' must map each split to its number of triplets "
                               f"({EXPECTED['count']}), got "
                               f"{shorten(json.dumps(splits))}; write it again (rerun notebook 01)")
         self.prov = read_json(run_dir / "provenance.json")
