@@ -9,7 +9,9 @@ root (``LAI_DATA_ROOT``) form one unit that runs on one worker, in order (:data:
 exactly as the tests do and writes what they displayed back into the notebooks (images dropped, see
 :func:`committed_outputs`); ``tests/nbval_sanitize.cfg`` masks what differs between runs (temporary paths).
 """
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,8 +21,13 @@ ROOT = Path(__file__).resolve().parent
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 pytest_plugins = ("tests.nbval_tolerance",)  # numbers compared as displayed, give or take another CPU's rounding
 
-_tmp = tempfile.mkdtemp(prefix="lai-nbval-")
-os.environ.setdefault("LAI_DATA_ROOT", os.path.join(_tmp, "data"))
+# the session's scratch folder (tiny data root and run folder), removed when the process that made it exits; the
+# pytest-xdist workers inherit both variables from the main process, so they make none of their own
+_tmp = None
+if "LAI_DATA_ROOT" not in os.environ or "LAI_RUN_DIR" not in os.environ:
+    _tmp = tempfile.mkdtemp(prefix="lai-nbval-")
+    atexit.register(shutil.rmtree, _tmp, ignore_errors=True)
+    os.environ.setdefault("LAI_DATA_ROOT", os.path.join(_tmp, "data"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 # numbers the notebooks display are compared to 3 decimals, so their kernels compute the same way everywhere:
 # one thread (no parallel reductions), and the AVX2 kernels of torch's ATen, oneDNN and MKL also on a CPU that

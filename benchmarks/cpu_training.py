@@ -89,7 +89,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2, help="epochs per stage (default 2)")
     ap.add_argument("--steps", type=int, default=8, help="training batches per epoch (default 8, batch 16)")
     ap.add_argument("--triplets", type=int, default=320, help="simulated triplets (default 320)")
-    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    ap.add_argument("--work", type=Path, default=None, help="scratch folder, kept (default: a temporary one, removed after a "
+                    "successful run; a failed run keeps it for its log.txt)")
     ap.add_argument("--out", type=Path, default=None, help="JSON file (default: benchmarks/results/cpu-training-DATE.json)")
     args = ap.parse_args()
     old, new = args.old.resolve(), args.new.resolve()
@@ -150,6 +151,8 @@ def main() -> None:
             report[key]["ratio_per_round"] = summary(per_round)
     report["wall_s"] = {name: summary(walls[name]) for name in versions}
     write_report(out_json, report)
+    if args.work is None:
+        shutil.rmtree(work)  # about 200 MB of simulated data and cubes
 
     print(f"\n{report['date']}, {platform.platform()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"load average {loads[0][0]:.1f} at start, {loads[-1][0]:.1f} at end (max {report['load_average_1_5_15']['max_1min']:.1f})")

@@ -62,3 +62,14 @@ def test_a_changed_number_fails_with_a_diff_naming_the_cell(tmp_path):
         run = _nbval(tmp_path, changed)
         assert run.returncode == 1, run.stdout
         assert "nb.ipynb::Cell 0" in run.stdout and changed.strip() in run.stdout, run.stdout
+
+
+def test_a_test_session_removes_its_scratch_folder(tmp_path):
+    """The tiny run folder and data root a session makes (conftest.py) go with it, on pytest-xdist workers too."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LAI_DATA_ROOT", "LAI_RUN_DIR")}
+    env["TMPDIR"] = str(tmp_path)
+    run = subprocess.run([sys.executable, "-m", "pytest", "tests/test_notebook_outputs.py::test_numbers_match_as_displayed",
+                          "-n", "2", "-q"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "10 passed" in run.stdout, run.stdout
+    assert not list(tmp_path.glob("lai-nbval-*")), "a test session left its scratch folder"
