@@ -351,20 +351,62 @@ def read_triplet(
 ) -> TripletData:
     """Read and validate the nine TIFFs of one triplet (plus its three truth files if asked)."""
     root = Path(root)
+    grids: dict[Path, tuple] = {}  # file -> (crs, transform)
+
+    def tile(layer: str, name: str, size) -> np.ndarray:
+        path = root / layer / name
+        data, crs, transform = read_tiff(path, layer, size)
+        grids[path] = (crs, transform)
+        return data
+
     s1, lai, scl = [], [], []
-    crs = transform = None
     for name in triplet.names:
-        a, a_crs, a_transform = read_tiff(root / S1_DIR / name, S1_DIR, shape)
-        crs, transform = crs or a_crs, transform or a_transform
-        shape = a.shape[1:]
-        s1.append(a)
-        lai.append(read_tiff(root / S2_DIR / name, S2_DIR, shape)[0][0])
-        scl.append(read_tiff(root / MASK_DIR / name, MASK_DIR, shape)[0][0])
+        s1.append(tile(S1_DIR, name, shape))
+        shape = s1[-1].shape[1:]
+        lai.append(tile(S2_DIR, name, shape)[0])
+        scl.append(tile(MASK_DIR, name, shape)[0])
+    truth = np.stack([tile(TRUTH_DIR, name, shape)[0] for name in triplet.names]) if with_truth else None
+    crs, transform = common_grid(grids, root / S2_DIR / triplet.names[-1])
     s1, lai = np.stack(s1).astype(np.float32), np.stack(lai).astype(np.float32)
     files = [(root / S1_DIR / n, root / S2_DIR / n, root / MASK_DIR / n) for n in triplet.names]
     scl, fixes = clean_pixels(s1, lai, np.stack(scl), valid_classes, files)
-    truth = np.stack([read_tiff(root / TRUTH_DIR / name, TRUTH_DIR, shape)[0][0] for name in triplet.names]) if with_truth else None
     return TripletData(s1, lai, scl, truth, crs, transform, fixes.counts())
+
+
+GRID_TOLERANCE = 1e-3  # of a pixel: two tiles whose origins and pixel sizes differ by less lie on one grid
+
+
+def _same_crs(a: str | None, b: str | None) -> bool:
+    if a == b or a is None or b is None:
+        return a == b
+    from rasterio.crs import CRS
+
+    return CRS.from_user_input(a) == CRS.from_user_input(b)
+
+
+def _same_transform(a: tuple | None, b: tuple | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    pixel = max(abs(b[0]), abs(b[4]), 1e-12)
+    return all(abs(x - y) <= GRID_TOLERANCE * pixel for x, y in zip(a, b))
+
+
+def common_grid(grids: dict[Path, tuple], target: Path) -> tuple[str | None, tuple | None]:
+    """The (CRS, transform) of a triplet's files, ``grids`` (file -> (crs, transform)), which its map takes:
+    ``target``'s (the S2 LAI of t), or the first georeferenced file's. Files without any georeferencing pass (the
+    layout fixes their size); :class:`LNBError` names a georeferenced file on another grid, which would place the
+    map beside its pixels."""
+    georef = {p: g for p, g in grids.items() if g != (None, None)}
+    if not georef:
+        return None, None
+    ref = target if target in georef else next(iter(georef))
+    crs, transform = georef[ref]
+    for path, (c, t) in georef.items():
+        if not (_same_crs(c, crs) and _same_transform(t, transform)):
+            raise LNBError(path, f"lies on another grid than {ref.parent.name}/{ref.name}: CRS {c}, transform {t}; "
+                                 f"expected CRS {crs}, transform {transform} (the files of a triplet must cover the "
+                                 "same pixels)")
+    return crs, transform
 
 
 def read_outcome(root: str | Path, triplet: Triplet, shape: tuple[int, int], valid_classes,

@@ -82,6 +82,37 @@ def test_crs_and_transform_are_kept(lnb):
     assert data.crs == "EPSG:32630" and data.transform[0] == 10
 
 
+def _georeference(root, row, folders, transform, crs="EPSG:32630"):
+    """Give the files of triplet ``row`` in ``folders`` a CRS and ``transform`` (their pixels unchanged)."""
+    for folder in folders:
+        for name in names(root)[row]:
+            with rasterio.open(root / folder / name, "r+") as dst:
+                dst.crs, dst.transform = crs, transform
+
+
+def test_a_triplet_file_on_another_grid_is_refused(lnb):
+    """A map takes its triplet's grid: one file 1 km east of the others would place it beside its pixels."""
+    grid = from_origin(500000, 4300000, 10, 10)
+    _georeference(lnb, 0, (S1_DIR, S2_DIR, MASK_DIR), grid)
+    first = names(lnb)[0][0]
+    with rasterio.open(lnb / S1_DIR / first, "r+") as dst:
+        dst.transform = from_origin(501000, 4300000, 10, 10)
+    error = expect_error(lnb, f"{S1_DIR}/{first}", r"lies on another grid than s2/.*-2-\d+-0-0\.tiff: CRS EPSG:32630, "
+                                                    r"transform \(10\.0, 0\.0, 501000\.0.*expected CRS EPSG:32630, "
+                                                    r"transform \(10\.0, 0\.0, 500000\.0")
+    assert "the files of a triplet must cover the same pixels" in error.problem
+
+
+def test_a_triplet_takes_the_grid_of_its_s2_lai_at_t(lnb):
+    """S1 tiles without georeferencing (the layout fixes their size) take the S2 grid; the same CRS spelt
+    otherwise is the same grid."""
+    grid = from_origin(500000, 4300000, 10, 10)
+    _georeference(lnb, 0, (S2_DIR,), grid)
+    _georeference(lnb, 0, (MASK_DIR,), grid, crs=rasterio.crs.CRS.from_epsg(32630).to_wkt())
+    data = read_triplet(lnb, index_folder(lnb, progress=False).triplets[0])
+    assert data.crs == "EPSG:32630" and data.transform == tuple(grid)[:6]
+
+
 @pytest.mark.parametrize("folder", [S1_DIR, S2_DIR, MASK_DIR])
 def test_missing_file(lnb, folder):
     name = names(lnb)[1][2]

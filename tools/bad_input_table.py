@@ -93,6 +93,19 @@ def _pixels(root: Path, layer: str, name: str, edit, **profile) -> None:
     edit_tiff(root / layer / name, edit, **profile)
 
 
+def _one_file_shifted(root: Path) -> None:
+    """Every file of triplet 1 on one UTM grid but its S1 file of t-2, 1 km east."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    row = _csv(root).loc[1]
+    for layer in (S1_DIR, S2_DIR, MASK_DIR):
+        for col in TIME_COLUMNS:
+            with rasterio.open(root / layer / row[col], "r+") as dst:
+                east = 1000 if (layer, col) == (S1_DIR, TIME_COLUMNS[0]) else 0
+                dst.crs, dst.transform = "EPSG:32630", from_origin(500000 + east, 4300000, 10, 10)
+
+
 def reader_cases():
     """(bad input, function(lnb folder) -> None) pairs; each gets a fresh valid 3-triplet folder."""
     def n(root, row=1, col="1"):
@@ -119,6 +132,7 @@ def reader_cases():
         ("declared nodata (-1) in one S2 LAI pixel where the SCL says valid (missing, counted)",
          lambda r: (_pixels(r, MASK_DIR, n(r), lambda a: a.fill(4)),
                     _pixels(r, S2_DIR, n(r), lambda a: a.__setitem__((0, 3, 3), -1), nodata=-1))),
+        ("one file of a triplet on another grid (its S1 of t-2 1 km east of the other eight)", _one_file_shifted),
         ("grid row 3000000000 in the file names (beyond the cube's int32)",
          lambda r: _rename_row(r, 0, lambda p: replace(p, row=3_000_000_000))),
         ("image_series.csv names a file that is missing", lambda r: (r / S1_DIR / n(r, 2, "0")).unlink()),
