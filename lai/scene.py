@@ -239,8 +239,8 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
             if not modelled:  # e.g. S1 NaN or nodata everywhere: a map of NaN is not written as a result
                 raise SceneError(f"{manifest}: no pixel of the map has a model value ({s1_missing} of {3 * h * w} S1 "
                                  "pixels of the three dates hold no backscatter value: NaN or nodata); check the S1 rasters")
-            _finish(gtiff, tmp)
-            _finish(source_gtiff, tmp_source)
+            _finish(gtiff, tmp, "AVERAGE")  # overviews within the range of the pixels they cover (cubic overshoots)
+            _finish(source_gtiff, tmp_source, "NEAREST")  # codes, not quantities
         finally:
             gtiff.unlink(missing_ok=True)
             source_gtiff.unlink(missing_ok=True)
@@ -321,14 +321,15 @@ def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: in
     return summaries
 
 
-def _finish(gtiff: Path, target: Path) -> None:
-    """Copy the tiled GeoTIFF as a COG where GDAL has that driver, else keep it as is."""
+def _finish(gtiff: Path, target: Path, resampling: str) -> None:
+    """Copy the tiled GeoTIFF as a COG where GDAL has that driver, its overviews resampled by ``resampling``
+    (a GDAL name; the COG driver's default, cubic, puts LAI below 0 and above its pixels' range), else keep it as is."""
     import rasterio
     from rasterio.shutil import copy as rio_copy
 
     with rasterio.Env() as env:
         has_cog = "COG" in env.drivers()
     if has_cog:
-        rio_copy(gtiff, target, driver="COG", compress="DEFLATE")
+        rio_copy(gtiff, target, driver="COG", compress="DEFLATE", resampling=resampling)
     else:
         gtiff.rename(target)

@@ -443,3 +443,29 @@ def test_cli_predict_and_its_errors(tiny_run, lnb, tmp_path, capsys):
     assert "exactly one of --data" in capsys.readouterr().err
     assert main(["predict", "--run", str(tmp_path), "--data", str(lnb), "--out", str(tmp_path / "y")]) == 2
     assert "model.pt" in capsys.readouterr().err
+
+
+def test_scene_overviews_stay_within_the_range_of_their_pixels(tmp_path):
+    """The COG's overviews (what a GIS shows zoomed out) average LAI and keep the source codes; GDAL's default,
+    cubic, put LAI of stripes of 0 and 8 at -0.40 and 8.40."""
+    from rasterio.transform import from_origin
+
+    from lai.scene import _finish
+
+    stripes = np.where((np.arange(600) // 3) % 2, 8.0, 0.0).astype(np.float32)[None, :].repeat(600, 0)
+    stripes[:50, :50] = np.nan
+    codes = np.where(stripes == 8, 1, 0).astype(np.uint8)
+    codes[:50, :50] = 255
+    for name, array, nodata, resampling in (("lai", stripes, np.nan, "AVERAGE"), ("source", codes, 255, "NEAREST")):
+        gtiff = tmp_path / f"{name}.gtiff"
+        write_tiff(gtiff, array, nodata=nodata, crs=UTM, transform=from_origin(500000, 4300000, 10, 10),
+                   tiled=True, blockxsize=256, blockysize=256)
+        _finish(gtiff, tmp_path / f"{name}.tif", resampling)
+        with rasterio.open(tmp_path / f"{name}.tif") as cog:
+            assert cog.driver == "GTiff" and cog.overviews(1) == [2]
+        with rasterio.open(tmp_path / f"{name}.tif", overview_level=0) as overview:
+            zoomed = overview.read(1)
+        if name == "lai":
+            assert np.nanmin(zoomed) == 0.0 and np.nanmax(zoomed) == 8.0 and np.isnan(zoomed[:25, :25]).all()
+        else:
+            assert set(np.unique(zoomed)) == {0, 1, 255}
