@@ -16,7 +16,7 @@ import numpy as np
 from lai.cube import decoded
 from lai.errors import CubeError
 from lai.facts import POLARISATIONS, TIME_LABELS
-from lai.products import SOURCE_NODATA
+from lai.products import LAI_BANDS, SOURCE_NODATA, STD
 
 
 def georeferenced(values: np.ndarray, crs: str, transform, name: str, attrs: dict | None = None, where: str = ""):
@@ -64,7 +64,7 @@ def triplet_array(cube: str | Path, index: int, variable: str = "lai", time: str
     return da.assign_attrs(source_file=name)
 
 
-PREDICTION_VARIABLES = ("lai", "lai_model", "source")  # of each grid group of predictions.nc (lai.products)
+PREDICTION_VARIABLES = (*LAI_BANDS, "source")  # of each grid group of predictions.nc (lai_std: a model with a spread)
 
 
 def prediction_array(predictions: str | Path, index: int | str, variable: str = "lai"):
@@ -72,7 +72,8 @@ def prediction_array(predictions: str | Path, index: int | str, variable: str = 
 
     ``predictions``: its ``predictions.nc`` or the output folder holding it; ``index``: the triplet's
     position, or the name of its t file; ``variable``: ``lai`` (gap-filled LAI at t), ``lai_model`` (the
-    model everywhere) or ``source`` (1 observed, 0 model, 255 nodata). The CRS and transform are those of
+    model everywhere), ``lai_std`` (the standard deviation of ``lai``, from a model that predicts it) or ``source``
+    (1 observed, 0 model, 255 nodata). The CRS and transform are those of
     the input triplet (the group's ``spatial_ref``), so ``.rio.to_raster(path)`` writes a GeoTIFF on the
     input's grid.
     """
@@ -101,6 +102,9 @@ def prediction_array(predictions: str | Path, index: int | str, variable: str = 
         if not 0 <= index < len(names):
             raise CubeError(f"{path}: triplet index {index} out of range 0..{len(names) - 1}")
         group = f[text(f["grid"][index])]
+        if variable not in group:
+            raise CubeError(f"{path}: holds no {variable}" + (" (the model predicts no spread: model.uncertainty was off)"
+                                                              if variable == STD else ""))
         values = group[variable][int(f["grid_index"][index])]
         attrs = {k: text(v) for k, v in group[variable].attrs.items()
                  if k in ("long_name", "standard_name", "units", "flag_meanings")}

@@ -23,7 +23,7 @@ from lai.config import EncodingConfig, ModelConfig, StageConfig
 from lai.distributed import pick_device
 from lai.encode import Encoded, denormalise_lai, encode_batch, mask_channels
 from lai.model import LAIModel
-from lai.products import NODATA
+from lai.products import NODATA, MapOrigin
 from lai.uncertainty import Calibration, read_calibration
 
 
@@ -67,6 +67,7 @@ class Trained:
     config: StageConfig
     device: torch.device
     calibration: Calibration = field(default_factory=Calibration)  # of the spread head (calibration.json)
+    weights: str = ""  # the model.pt it was read from (its maps name it)
 
     @property
     def enc(self) -> EncodingConfig:
@@ -79,6 +80,11 @@ class Trained:
     @property
     def factor(self) -> int:
         return self.model.cfg.downsampling
+
+    def origin(self, data: str | Path, simulated: bool) -> MapOrigin:
+        """What its maps of ``data`` say about where they come from (:class:`lai.products.MapOrigin`)."""
+        return MapOrigin(self.weights, self.row, str(Path(data).resolve()), simulated,
+                         self.calibration.describe() if self.predicts_spread else None)
 
     @property
     def predicts_spread(self) -> bool:
@@ -99,7 +105,8 @@ def load_trained(run: str | Path, device: str | torch.device = "auto") -> Traine
     config: StageConfig = state["config"]
     model = build_model(config.model, config.encoding)
     set_weights(model, state["model"], state["path"])
-    return Trained(model.to(device).eval(), config, device, read_calibration(Path(state["path"]).parent))
+    return Trained(model.to(device).eval(), config, device, read_calibration(Path(state["path"]).parent),
+                   str(Path(state["path"]).resolve()))
 
 
 def to_channels_last(x: Encoded) -> Encoded:

@@ -33,7 +33,7 @@ from lai.errors import LNBError
 from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, check_outside, output_lock
 from lai.pixels import LAI_RANGE, PIXEL_FIX_NOTES
-from lai.products import SOURCE_MEANINGS, SOURCE_OBSERVED, PredictionsFile, gap_fill, gap_fill_std, write_map
+from lai.products import SOURCE_MEANINGS, SOURCE_OBSERVED, MapOrigin, PredictionsFile, gap_fill, gap_fill_std, write_map
 
 # --------------------------------------------------------------------------- inputs
 
@@ -67,6 +67,7 @@ class Inputs:
             self.kind = "lnb"
             self.index = index_folder(self.path, progress=progress)
             self.n, self.shape = len(self.index.triplets), (self.index.height, self.index.width)
+            self.simulated = self.index.has_truth  # the true LAI: lai's simulator wrote the folder
         else:
             import h5py
 
@@ -74,6 +75,7 @@ class Inputs:
             self.kind = "cube"
             with h5py.File(self.path, "r") as f:
                 self.n, self.shape = f["lai"].shape[0], tuple(f["lai"].shape[-2:])
+                self.simulated = "lai_true" in f
 
     def __len__(self) -> int:
         return self.n
@@ -127,11 +129,9 @@ def _predict_folder(trained: Trained, run, data, out: Path, batch_size: int, pro
     """:func:`predict_folder` with ``out`` locked."""
     from tqdm.auto import tqdm
 
-    from lai import __version__
-
     inputs = Inputs(data, trained.enc.valid_classes, progress)
-    meta = dict(run=str(Path(run).resolve()), data=str(Path(data).resolve()), row=trained.row, lai_version=__version__,
-                db_range=json.dumps(trained.enc.db_range))
+    origin = trained.origin(data, inputs.simulated)
+    meta = {**origin.tags(), "run": str(Path(run).resolve()), "db_range": json.dumps(trained.enc.db_range)}
     totals = dict(s1_values=0, clipped=0, pixels=0, observed=0, nodata=0, lai_clamped=0)
     fixes = dict.fromkeys(PIXEL_FIX_NOTES, 0)
     names: list[str] = []
@@ -144,13 +144,14 @@ def _predict_folder(trained: Trained, run, data, out: Path, batch_size: int, pro
                 batch.append(sample)
                 fixes.update({key: fixes[key] + n for key, n in sample.fixes.items()})
                 if len(batch) == batch_size or k == len(inputs) - 1:
-                    _write_batch(trained, batch, tmp, nc, totals)
+                    _write_batch(trained, batch, tmp, nc, totals, origin)
                     names += [s.name for s in batch]
                     bar.update(len(batch))
                     batch = []
             bar.close()
         summary = {
-            "run": meta["run"], "data": meta["data"], "data_kind": inputs.kind, "row": trained.row,
+            "run": meta["run"], "data": meta["data"], "data_kind": inputs.kind, "data_origin": meta["data_origin"],
+            "row": trained.row,
             "triplets": len(names), "tile": list(inputs.shape),
             "padded_to": [-(-s // trained.factor) * trained.factor for s in inputs.shape],
             "db_range": trained.enc.db_range, "s1_values_clipped": totals["clipped"],
@@ -169,7 +170,8 @@ def _predict_folder(trained: Trained, run, data, out: Path, batch_size: int, pro
     return summary
 
 
-def _write_batch(trained: Trained, batch: list[Sample], folder: Path, nc: PredictionsFile, totals: dict) -> None:
+def _write_batch(trained: Trained, batch: list[Sample], folder: Path, nc: PredictionsFile, totals: dict,
+                 origin: MapOrigin) -> None:
     stack = lambda key: np.stack([getattr(s, key) for s in batch])  # noqa: E731
     s1, lai_in = stack("s1"), stack("lai")
     model, observed, model_sd = predict_batch(trained, s1, lai_in, stack("scl"),
@@ -188,6 +190,7 @@ def _write_batch(trained: Trained, batch: list[Sample], folder: Path, nc: Predic
         tif = folder / (Path(s.name).stem + ".tif")
         if tif.exists():
             raise LNBError(s.name, f"two triplets share the t file stem {tif.stem}; output names would collide")
-        write_map(tif, lai[k], model[k], source[k], s.crs, s.transform, None if std is None else std[k])
+        write_map(tif, lai[k], model[k], source[k], s.crs, s.transform, None if std is None else std[k],
+                  origin.tags(t=s.date_t, t_minus_2=s.date_from))
         nc.add(s.name, (s.date_t - EPOCH).days, lai[k], model[k], source[k], s.crs, s.transform,
                None if std is None else std[k])

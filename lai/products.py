@@ -10,13 +10,17 @@ Per map (one triplet of ``--data``, or one ``--scene``)::
 
 ``predictions.nc`` (CF-1.8) holds every map of a ``--data`` prediction, one group per distinct grid
 (CRS, transform, shape): ``/grid_001/lai (triplet, y, x)``, ``lai_model``, ``lai_std`` and ``source``, 1-D ``x``/``y``
-cell-centre coordinates and a ``spatial_ref`` grid mapping (``crs_wkt`` in WKT, ``GeoTransform``), so
+cell-centre coordinates, each map's date ``time`` as its coordinate and a CF ``spatial_ref`` grid mapping
+(``grid_mapping_name`` and parameters, ``crs_wkt`` in WKT, ``GeoTransform``), so
 GDAL (``NETCDF:predictions.nc:/grid_001/lai``) and xarray + rioxarray place each map without lai. The
 root table ``name``, ``grid``, ``grid_index`` and ``time`` maps each triplet to its group and position.
-Tiles without a CRS or transform get no grid mapping.
+Tiles without a CRS or transform get no grid mapping. Every file says where its maps come from
+(:class:`MapOrigin`: model, data, whether simulated, dates, how ``lai_std`` was calibrated): GeoTIFF tags, NetCDF
+attributes.
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +33,8 @@ UNITS = "m2/m2"
 LAI_BANDS = {  # band name -> description, in band order; lai_std only from a model that predicts its spread
     "lai": "gap-filled LAI at t: the observed S2 LAI where usable, the model elsewhere",
     "lai_model": "LAI at t predicted by the model (Sentinel-1 at t-2, t-1, t and S2 LAI at t-2, t-1)",
-    "lai_std": "standard deviation of band lai: the model's spread where it fills, calibrated so that its root mean "
-               "square equals the RMSE (errors are heavy-tailed: the central intervals' reach in lai_std is in the "
+    "lai_std": "standard deviation of band lai: the model's spread where it fills (how it was calibrated: the "
+               "map's tag lai_std; errors are heavy-tailed: the central intervals' reach in lai_std is in the "
                "summary's interval_half_width), the observation's error (estimated on the training run's simulated "
                "data) where observed",
 }
@@ -39,6 +43,29 @@ SOURCE_MODEL, SOURCE_OBSERVED, SOURCE_NODATA = 0, 1, 255
 SOURCE_MEANINGS = {SOURCE_MODEL: "model", SOURCE_OBSERVED: "observed", SOURCE_NODATA: "nodata"}
 SOURCE_DESCRIPTION = "source of band lai: 1 = observed S2 LAI, 0 = model, 255 = nodata"
 GDAL_CACHE_MB = 64  # GDAL's block cache while writing a map (bounded: scenes can be large)
+
+
+@dataclass(frozen=True)
+class MapOrigin:
+    """Where the maps of one prediction come from, written into each (GeoTIFF dataset tags, predictions.nc
+    attributes), so that a map read outside lai still says it."""
+
+    model: str  # the trained model's weights file (model.pt of its training stage)
+    row: str  # the model's Table 1 row or variant
+    data: str  # the input: LNB folder, cube or scene manifest
+    simulated: bool  # the input comes from lai's simulator (it holds the true LAI)
+    lai_std: str | None = None  # what band lai_std is (lai.uncertainty.Calibration.describe); None without it
+
+    def tags(self, **dates: dt.date) -> dict[str, str]:
+        """The tags of one map; ``dates``: e.g. ``t=..., t_minus_2=...`` (tags ``date_t``, ``date_t_minus_2``)."""
+        from lai import __version__
+
+        tags = {"lai_version": __version__, "model": self.model, "row": self.row, "data": self.data,
+                "data_origin": "simulated (lai's simulator: not an observation of the place its CRS names)"
+                             if self.simulated else "real (not simulated by lai)"}
+        if self.lai_std is not None:
+            tags["lai_std"] = self.lai_std
+        return {**tags, **{f"date_{k}": d.isoformat() for k, d in dates.items()}}
 
 
 def gap_fill(model: np.ndarray, observed_lai: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,8 +122,9 @@ def _profile(height, width, crs, transform, **kw) -> dict:
     return profile
 
 
-def describe(dst, kind: str) -> None:
-    """Band names and units of an open LAI (``kind="lai"``) or source map (``"source"``)."""
+def describe(dst, kind: str, tags: dict[str, str] | None = None) -> None:
+    """Band names and units of an open LAI (``kind="lai"``) or source map (``"source"``), and its dataset ``tags``."""
+    dst.update_tags(**(tags or {}))
     if kind == "lai":
         for i, (name, text) in enumerate(bands(dst.count > 2).items(), 1):
             dst.set_band_description(i, name)
@@ -109,17 +137,18 @@ def describe(dst, kind: str) -> None:
 
 
 def write_map(path: Path, lai: np.ndarray, model: np.ndarray, source: np.ndarray, crs, transform,
-              std: np.ndarray | None = None) -> None:
-    """``path`` (the LAI bands, ``lai_std`` where ``std`` is given) and its source map, for one tile."""
+              std: np.ndarray | None = None, tags: dict[str, str] | None = None) -> None:
+    """``path`` (the LAI bands, ``lai_std`` where ``std`` is given) and its source map, for one tile; ``tags``
+    (:meth:`MapOrigin.tags`) on both."""
     import rasterio
 
     h, w = lai.shape
     with rasterio.open(path, "w", **lai_profile(h, w, crs, transform, with_std=std is not None)) as dst:
         dst.write(np.stack([lai, model] + ([std] if std is not None else [])))
-        describe(dst, "lai")
+        describe(dst, "lai", tags)
     with rasterio.open(source_path(path), "w", **source_profile(h, w, crs, transform)) as dst:
         dst.write(source, 1)
-        describe(dst, "source")
+        describe(dst, "source", tags)
 
 
 # --------------------------------------------------------------------------- predictions.nc
@@ -193,8 +222,10 @@ class PredictionsFile:
                 var = g.create_variable(axis, (axis,), np.float64, data=start + step * (np.arange(n) + 0.5))
                 var.attrs.update(_axis_attrs(axis, crs.is_projected, units))
             ref = g.create_variable("spatial_ref", (), np.int32)
+            ref.attrs.update(cf_grid_mapping(wkt))
             ref.attrs.update(crs_wkt=wkt, spatial_ref=wkt, GeoTransform=" ".join(f"{v:.17g}" for v in (c, a, b, f, d, e)))
             mapping = {"grid_mapping": "spatial_ref"}
+        mapping["coordinates"] = "time"  # each map's date t (xarray keeps it with a slice)
         for band, text in self.bands.items():
             var = g.create_variable(band, ("triplet", "y", "x"), np.float32, chunks=(1, h, w), fillvalue=NODATA,
                                     compression="gzip")
@@ -214,6 +245,18 @@ class PredictionsFile:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def cf_grid_mapping(wkt: str) -> dict:
+    """CF grid-mapping attributes of a CRS (``grid_mapping_name`` and its parameters, pyproj's translation); only
+    ``crs_wkt`` where CF has no name for the projection."""
+    import warnings
+
+    from pyproj import CRS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyproj warns about what CF cannot express; crs_wkt still holds it
+        return {k: v for k, v in CRS.from_wkt(wkt).to_cf().items() if v is not None}
 
 
 def _time(group) -> None:

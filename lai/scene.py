@@ -189,8 +189,9 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
             with_std = trained.predicts_spread
             with rasterio.open(gtiff, "w", **lai_profile(h, w, grid.crs, grid.transform, with_std, **tiling)) as dst, \
                     rasterio.open(source_gtiff, "w", **source_profile(h, w, grid.crs, grid.transform, **tiling)) as dst_source:
-                describe(dst, "lai")
-                describe(dst_source, "source")
+                tags = trained.origin(manifest, simulated=False).tags(**dict(zip(("t_minus_2", "t_minus_1", "t"), scene.dates)))
+                describe(dst, "lai", tags)
+                describe(dst_source, "source", tags)
                 acc, acc_w, seen, flag, acc_var = (np.zeros((0, w), np.float32) for _ in range(5))
                 done = 0  # first row not yet written
                 bar = tqdm(total=len(ys) * len(xs), desc="predict scene", unit="window", disable=not progress)

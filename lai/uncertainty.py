@@ -105,21 +105,31 @@ class Calibration:
         stratum = strata(past_clear, clear_t)
         return {level: (sd * self.factor_array(level)[stratum]).astype(np.float32) for level in levels}
 
-    def summary(self) -> dict:
-        """What a map's band ``lai_std`` holds under this calibration (for summary.json)."""
+    def describe(self) -> str:
+        """One sentence: what the model's ``lai_std`` is under this calibration (a map's tag, summary.json)."""
+        if self.against == "none":
+            return (f"NOT recalibrated (the run folder holds no {CALIBRATION_FILE}): the spread head's raw standard "
+                    "deviation, learnt on training pixels against the observation")
         fitted = {"truth": "recalibrated on the validation split against the true LAI (simulated data)",
-                  "observation": "recalibrated on the validation split against the observation (pixels clear at t)",
-                  "none": f"NOT recalibrated: the run folder holds no {CALIBRATION_FILE}"}
-        obs = ("unknown (no true LAI in the training data): NaN where observed" if self.observation_sd is None else
-               f"{self.observation_sd:.3f} m2/m2 where observed: the observed LAI's RMSE against the true LAI on the "
-               "training run's simulated validation pixels clear at t, an estimate for real data")
-        std = self.sd_factor_array()
-        reach = {f"{round(100 * lv)} %": dict(zip(STRATA, (z_of(lv) * self.factor_array(lv) / std).round(3).tolist()))
-                 for lv in NOMINAL}
+                  "observation": "recalibrated on the validation split against the observation (pixels clear at t)"}
         meaning = ("scaled per stratum so that its root mean square equals the validation RMSE" if self.sd_fitted == "rms"
                    else "the 68 % deviation (plus or minus it holds 68 % of the errors): a calibration file from before "
                         "the standard deviation was fitted; rerun the calibration to update it")
-        return {"model_sd": f"{fitted.get(self.against, self.against)}; {meaning}", "observation_sd": obs,
+        return f"{fitted.get(self.against, self.against)}; {meaning}"
+
+    def summary(self) -> dict:
+        """What a map's band ``lai_std`` holds under this calibration (for summary.json)."""
+        if self.observation_sd is not None:
+            obs = (f"{self.observation_sd:.3f} m2/m2 where observed: the observed LAI's RMSE against the true LAI on the "
+                   "training run's simulated validation pixels clear at t, an estimate for real data")
+        elif self.against == "none":
+            obs = f"unknown (the run folder holds no {CALIBRATION_FILE}): NaN where observed"
+        else:
+            obs = "unknown (no true LAI in the training data): NaN where observed"
+        std = self.sd_factor_array()
+        reach = {f"{round(100 * lv)} %": dict(zip(STRATA, (z_of(lv) * self.factor_array(lv) / std).round(3).tolist()))
+                 for lv in NOMINAL}
+        return {"model_sd": self.describe(), "observation_sd": obs,
                 "interval_half_width": "the central interval of each nominal coverage, in units of lai_std, per stratum "
                                        "(0.994 and 1.96 for a Gaussian): " + json.dumps(reach),
                 "sd_factors": self.sd_factors, "factors": self.factors, "levels": self.levels}

@@ -53,9 +53,35 @@ def test_prediction_written_by_rioxarray_has_the_input_georeferencing(tiny_data,
         out_crs = out.crs
         assert out.transform.almost_equals(src.transform) and (out.height, out.width) == (src.height, src.width)
         np.testing.assert_array_equal(out.read(1), written.read(1))  # the map lai predict wrote itself
+    with rasterio.open(tmp_path / "maps" / f"{stem}.tif") as written:
+        np.testing.assert_array_equal(prediction_array(tmp_path / "maps", 5, "lai_std").values, written.read(3))
     source = prediction_array(tmp_path / "maps", 5, "source")
     assert set(np.unique(source.values)) <= {0, 1, 255} and source.rio.crs == out_crs
     with pytest.raises(CubeError, match="out of range"):
         prediction_array(tmp_path / "maps", 10_000)
     with pytest.raises(CubeError, match="no such predictions file"):
         prediction_array(tmp_path / "nowhere.nc", 0)
+
+
+def test_maps_say_where_they_come_from_and_follow_cf(tiny_data, tiny_run, tmp_path):
+    """Each GeoTIFF names its model, data, dates and whether the data were simulated; predictions.nc carries a CF
+    grid mapping (grid_mapping_name) and each map's date as a coordinate that a slice keeps."""
+    import xarray as xr
+
+    from lai.predict import predict_folder
+
+    _, lnb, cube = tiny_data
+    summary = predict_folder(tiny_run, lnb, tmp_path / "maps", progress=False)
+    assert summary["data_origin"].startswith("simulated")
+    with open_cube(cube) as ds:
+        name, date_t = str(ds["name"].values[5][2]), ds["date"].values[5][2]
+    with rasterio.open(tmp_path / "maps" / name.replace(".tiff", ".tif")) as written:
+        tags = written.tags()
+    assert tags["data_origin"].startswith("simulated") and tags["data"] == str(lnb.resolve())
+    assert tags["model"].endswith("model.pt") and tags["row"] == "final" and tags["lai_version"]
+    assert np.datetime64(tags["date_t"]) == date_t and tags["date_t_minus_2"] < tags["date_t"]
+    assert tags["lai_std"].startswith("NOT recalibrated")  # the tiny run has no calibration.json
+    with xr.open_dataset(tmp_path / "maps" / "predictions.nc", group="grid_001", engine="h5netcdf") as ds:
+        assert ds["spatial_ref"].attrs["grid_mapping_name"] == "transverse_mercator"
+        first = ds["lai"].isel(triplet=0)
+        assert "time" in first.coords and first["time"].values == ds["time"].values[0]

@@ -302,6 +302,9 @@ def test_scene_pixels_follow_the_folder_rule(tiny_run, tmp_path):
     with rasterio.open(tmp_path / "out.tif") as src, rasterio.open(source_path(tmp_path / "out.tif")) as src_source:
         assert src.descriptions == ("lai", "lai_model", "lai_std") and src.units == ("m2/m2",) * 3  # kept by the COG copy
         lai_map, model, std, source = src.read(1), src.read(2), src.read(3), src_source.read(1)
+        tags = src.tags()
+        assert src_source.tags()["date_t"] == tags["date_t"] == summary["dates"][2]
+    assert tags["data"] == str(manifest.resolve()) and tags["data_origin"].startswith("real")
     assert np.isnan(model[5, 5]) and np.isfinite(np.delete(model.ravel(), 5 * 40 + 5)).all()  # S1 nodata at t
     assert np.isnan(std[source == 1]).all() and (std[source == 0] > 0).all()  # not recalibrated: observation's error unknown
     assert lai_map[5, 5] == 3.0 and source[5, 5] == 1  # observed there: the gap-filled band holds the observation
