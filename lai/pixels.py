@@ -9,7 +9,7 @@ whose units are wrong and counting the pixels it makes missing (:class:`PixelFix
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -122,8 +122,51 @@ LAI_SNAP_TOLERANCE = 0.2  # SNAP writes network outputs in [-0.2, 0) as 0
 LINEAR_SHARE = 0.5  # S1 is linear power, not dB, when more than this share of its finite values lies in [0, 1]
 
 
+def _extreme(values: np.ndarray) -> float | None:
+    """The value of ``values`` farthest from 0 (inf included), None where all are NaN."""
+    known = values[~np.isnan(values)]
+    return float(known.flat[np.argmax(np.abs(known))]) if known.size else None
+
+
+def _lai_range_error(file, bad: int, checked: int, worst: float | None, valid_classes) -> LNBError:
+    low, high = LAI_RANGE
+    example = f"values such as {worst:g}" if worst is not None else "NaN (nodata or masked)"
+    return LNBError(file, f"has {_share(bad, checked)} of its usable pixels (SCL {list(valid_classes)}) outside the "
+                          f"plausible LAI range [{low:g}, {high:g}]: {example} (wrong units, or undeclared nodata?)")
+
+
+def _s1_range_error(file, bad: int, checked: int, worst: float | None, valid_classes=None) -> LNBError:
+    return LNBError(file, f"has {_share(bad, checked)} of its backscatter values outside the plausible range "
+                          f"[{S1_DB_RANGE[0]:g}, {S1_DB_RANGE[1]:g}] dB: values such as {worst:g} (wrong units, or "
+                          "undeclared nodata?)")
+
+
+@dataclass
+class BadPixelTally:
+    """Out-of-range pixels per file, summed over the windows a scene is read by, so that the 5 % rule
+    (:data:`MAX_BAD_SHARE`) judges each file whole, as it judges a tile, whatever the window size."""
+
+    counts: dict = field(default_factory=dict)  # (kind, file) -> [bad, checked, worst value or None]
+
+    def add(self, kind: str, file, bad: int, checked: int, worst: float | None) -> None:
+        entry = self.counts.setdefault((kind, file), [0, 0, None])
+        entry[0] += bad
+        entry[1] += checked
+        if worst is not None and (entry[2] is None or abs(worst) > abs(entry[2])):
+            entry[2] = worst
+
+    def check(self, valid_classes, most: int | None = None) -> None:
+        """:class:`LNBError` naming the first file with more than :data:`MAX_BAD_SHARE` of its checked pixels out of
+        range; with ``most`` (the pixels of a file) before all are read: of ``most``, which no later window changes."""
+        for (kind, file), (bad, checked, worst) in self.counts.items():
+            whole = checked if most is None else most * (2 if kind == "s1" else 1)  # S1: two polarisations
+            if bad > MAX_BAD_SHARE * max(whole, 1):
+                raise (_lai_range_error if kind == "lai" else _s1_range_error)(file, bad, checked, worst, valid_classes)
+
+
 def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes, files,
-                 max_bad_share: float = MAX_BAD_SHARE) -> tuple[np.ndarray, PixelFixes]:
+                 tally: BadPixelTally | None = None, counted: tuple[slice, slice] = (slice(None), slice(None))
+                 ) -> tuple[np.ndarray, PixelFixes]:
     """The one rule for pixel values, for folders, cubes, predictions and scenes; arrays time first.
 
     - SCL must hold classes 0..11 (checked before any cast); returned as uint8.
@@ -133,8 +176,10 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
     - S1 in dB: NaN is missing radar; values outside ``S1_DB_RANGE`` (inf included) become NaN too; a
       file with most values (over :data:`LINEAR_SHARE`) in [0, 1] is linear power and refused (dB: medians
       about -10 to -20).
-    - A file is refused (:class:`LNBError` naming it) when more than ``max_bad_share`` of its checked
-      pixels are out of range: the units are wrong, not a few pixels.
+    - A file is refused (:class:`LNBError` naming it) when more than :data:`MAX_BAD_SHARE` of its checked
+      pixels are out of range: the units are wrong, not a few pixels. With a ``tally`` (a file read by windows)
+      the pixels of ``counted`` (rows, columns: those no other window counts) are added to it instead, and
+      :meth:`BadPixelTally.check` judges each file once all its windows are read.
 
     ``files``: per date, the (s1, lai, scl) file names that errors name. ``s1`` and ``lai`` are changed
     in place; returns (scl as uint8, :class:`PixelFixes`).
@@ -143,6 +188,16 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
     valid_lut = scl_lookup(valid_classes)
     scl_out = np.empty(scl.shape, np.uint8)
     fixes = PixelFixes(*(np.zeros(lai.shape, bool) for _ in range(3)))
+    rows, cols = counted
+
+    def judge(kind: str, file, bad: np.ndarray, checked: np.ndarray, values: np.ndarray) -> None:
+        n_bad, n_checked = int(bad[..., rows, cols].sum()), int(checked[..., rows, cols].sum())
+        worst = _extreme(values[..., rows, cols][bad[..., rows, cols]])
+        if tally is not None:
+            tally.add(kind, file, n_bad, n_checked, worst)
+        elif n_bad > MAX_BAD_SHARE * max(n_checked, 1):
+            raise (_lai_range_error if kind == "lai" else _s1_range_error)(file, n_bad, n_checked, worst, valid_classes)
+
     for k, (s1_file, lai_file, scl_file) in enumerate(files):
         if scl.dtype.kind == "f":  # a float raster read as SCL: classes are whole numbers (NaN: no data, class 0)
             fractional = np.isfinite(scl[k]) & (scl[k] != np.round(scl[k]))
@@ -159,12 +214,7 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
         with np.errstate(invalid="ignore"):
             snapped = usable & (values >= low - LAI_SNAP_TOLERANCE) & (values < low)
             masked = usable & ~((values >= low - LAI_SNAP_TOLERANCE) & (values <= high))
-        if masked.sum() > max_bad_share * max(int(usable.sum()), 1):
-            worst = values[masked & np.isfinite(values)]
-            example = f"values such as {worst.flat[np.argmax(np.abs(worst))]:g}" if worst.size else "NaN/inf (nodata or masked)"
-            raise LNBError(lai_file, f"has {_share(int(masked.sum()), int(usable.sum()))} of its usable pixels "
-                                     f"(SCL {list(valid_classes)}) outside the plausible LAI range [{low:g}, {high:g}]: "
-                                     f"{example} (wrong units, or undeclared nodata?)")
+        judge("lai", lai_file, masked, usable, values)
         values[snapped] = low
         values[masked] = np.nan
         scl_out[k][masked] = 0
@@ -179,11 +229,7 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
                                     "10*log10 (or an undeclared nodata 0: declare it)")
         with np.errstate(invalid="ignore"):
             out = present & ~((s1[k] >= S1_DB_RANGE[0]) & (s1[k] <= S1_DB_RANGE[1]))
-        if out.sum() > max_bad_share * max(int(present.sum()), 1):
-            worst = s1[k][out]
-            raise LNBError(s1_file, f"has {_share(int(out.sum()), int(present.sum()))} of its backscatter values outside "
-                                    f"the plausible range [{S1_DB_RANGE[0]:g}, {S1_DB_RANGE[1]:g}] dB: values such as "
-                                    f"{worst.flat[np.argmax(np.abs(worst))]:g} (wrong units, or undeclared nodata?)")
+        judge("s1", s1_file, out, present, s1[k])
         s1[k][out] = np.nan
         fixes.s1_masked[k] = out.any(axis=0)
     return scl_out, fixes

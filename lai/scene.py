@@ -35,7 +35,7 @@ from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_bat
 from lai.io import atomic_path, check_new_folder, check_outside, memory_shortfall, output_lock
 from lai.lnb import TRIPLET_BYTES_PER_PIXEL
 from lai.manifest import SHORT_FORM_GONE, load_manifest, read_preprocess_manifest
-from lai.pixels import LAI_RANGE, PIXEL_FIX_NOTES, clean_pixels
+from lai.pixels import LAI_RANGE, PIXEL_FIX_NOTES, BadPixelTally, clean_pixels
 from lai.preprocess import TileGrid, check_inputs, s1_tile, s2_grid, s2_tile, snap_networks, usable_triplets
 from lai.products import (
     GDAL_CACHE_MB,
@@ -92,7 +92,9 @@ class SceneInputs:
     dates: list[dt.date]
     scl_at_t: bool
     without_scl: list[str]
-    read_window: Callable  # (rasterio Window, valid SCL classes) -> (s1, lai, scl, PixelFixes), time first
+    # (rasterio Window, valid SCL classes, BadPixelTally, (rows, cols) of the window it counts) -> (s1, lai, scl,
+    # PixelFixes), time first: lai.pixels.clean_pixels, each file's share of out-of-range pixels judged whole
+    read_window: Callable
     notes: dict  # what the summary adds (the SNAP network of dates given as L2A bands)
 
 
@@ -124,7 +126,7 @@ def _manifest_scene(path: Path, cfg: PreprocessConfig) -> SceneInputs:
     check_inputs(s2, s1, scene, cfg)
     grid = Grid(scene.height, scene.width, scene.crs.to_string(), tuple(scene.transform)[:6])
 
-    def read_window(win, valid_classes):
+    def read_window(win, valid_classes, tally, counted):
         from rasterio.windows import transform as window_transform
 
         g = TileGrid(scene.crs, window_transform(win, scene.transform), int(win.height), int(win.width))
@@ -133,7 +135,7 @@ def _manifest_scene(path: Path, cfg: PreprocessConfig) -> SceneInputs:
         files = [(a.files[0], d.raster, d.scl or f"(no SCL for {d.date}: every pixel taken as clear)")
                  for a, d in zip(s1, s2)]
         lai = np.stack([t[0] for t in tiles])
-        scl, fixes = clean_pixels(s1_win, lai, np.stack([t[1] for t in tiles]), valid_classes, files)
+        scl, fixes = clean_pixels(s1_win, lai, np.stack([t[1] for t in tiles]), valid_classes, files, tally, counted)
         return s1_win, lai, scl, fixes
 
     return SceneInputs(grid, [d.date for d in s2], s2[2].scl is not None, [str(d.date) for d in s2 if d.scl is None],
@@ -182,6 +184,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
     scl_at_t = scene.scl_at_t
     clipped = observed = clamped = s1_missing = modelled = 0
     fixes: Counter = Counter(dict.fromkeys(PIXEL_FIX_NOTES, 0))
+    tally = BadPixelTally()  # the 5 % rule per input file, over all its windows
 
     with atomic_path(out) as tmp, atomic_path(source_path(out)) as tmp_source, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         gtiff, source_gtiff = (t.with_name(t.name + ".gtiff") for t in (tmp, tmp_source))
@@ -204,9 +207,9 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
                     new_y = y0 if r == 0 else max(y0, ys[r - 1] + wh)  # rows no earlier window read
                     for c, x0 in enumerate(xs):
                         win = Window(x0, y0, min(window, w), wh)
-                        s1, lai_in, scl, fixed = scene.read_window(win, trained.enc.valid_classes)
                         new_x = x0 if c == 0 else max(x0, xs[c - 1] + win.width)
                         new = (slice(new_y - y0, None), slice(new_x - x0, None))  # each pixel counted once
+                        s1, lai_in, scl, fixed = scene.read_window(win, trained.enc.valid_classes, tally, new)
                         clipped += count_clipped(s1[..., new[0], new[1]], trained.enc)
                         s1_missing += int(np.isnan(s1[..., new[0], new[1]]).any(axis=1).sum())
                         fixes.update(fixed.counts(*new))
@@ -236,7 +239,9 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
                     dst_source.write(source, 1, window=Window(0, done, w, final))
                     acc, acc_w, seen, flag, acc_var = (a[final:] for a in (acc, acc_w, seen, flag, acc_var))
                     done += final
+                    tally.check(trained.enc.valid_classes, most=h * w)  # refused already, whatever the rest holds
                 bar.close()
+            tally.check(trained.enc.valid_classes)
             if not modelled:  # e.g. S1 NaN or nodata everywhere: a map of NaN is not written as a result
                 raise SceneError(f"{manifest}: no pixel of the map has a model value ({s1_missing} of {3 * h * w} S1 "
                                  "pixels of the three dates hold no backscatter value: NaN or nodata); check the S1 rasters")

@@ -328,6 +328,25 @@ def test_scene_pixels_follow_the_folder_rule(tiny_run, tmp_path):
     assert summary["observed_fraction"] == 0 and "the model everywhere" in summary["bands"]
 
 
+def test_the_five_percent_rule_judges_a_scene_file_whole_whatever_the_window(tiny_run, tmp_path):
+    """4 % of an LAI raster out of range under clear SCL, all in one corner, is 25 % of the window there: the file
+    passes with any window (it was refused with windows of 32), and wrong units are refused by name with any."""
+    lai = np.full((80, 80), 3.0, np.float32)
+    lai[:16, :16] = 40.0  # 256 of 6,400 pixels
+    manifest = write_scene(tmp_path, (80, 80), [-12.0, -18.0], lai, 4)
+    trained = load_trained(tiny_run, "cpu")
+    fixed = [predict_scene(trained, manifest, tmp_path / f"w{window}.tif", window=window, overlap=overlap,
+                           progress=False)["pixel_fixes"]["lai_masked"] for window, overlap in ((32, 8), (80, 0))]
+    assert fixed == [3 * 256, 3 * 256]  # each pixel counted once, over the three dates
+    wrong_units = np.full((80, 80), 3000.0, np.float32)
+    wrong_units[:8] = 3.0  # the first windows pass
+    write_tiff(tmp_path / "lai_1.tif", wrong_units, crs=UTM, transform=SCENE_TRANSFORM)
+    for window in (32, 80):
+        with pytest.raises(LNBError, match=r"lai_1\.tif: has .* values such as 3000 \(wrong units"):
+            predict_scene(trained, manifest, tmp_path / f"bad{window}.tif", window=window, overlap=0, progress=False)
+        assert not (tmp_path / f"bad{window}.tif").exists()
+
+
 def _sparse(path: Path, size: int, bands: int, dtype: str, nodata=None, res: float = 10.0) -> None:
     """A tiled GeoTIFF of ``size`` x ``size`` pixels of ``res`` m on the scene's corner, no block written (a few kB)."""
     with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=bands, dtype=dtype, crs=UTM,
