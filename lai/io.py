@@ -79,16 +79,33 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
-def remove_stale_partials(path: Path, inside: bool = False) -> list[Path]:
-    """Remove the ``.partial-*`` leftovers of ``path`` (and, with ``inside``, those in the folder ``path``).
+def _lock_held(lock: Path) -> bool:
+    """Whether a living process holds the lock file ``lock`` (a killed holder's lock file is left unlocked)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return False  # none (or not a file lai's locks would be): nobody holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
-    Call only while holding :func:`output_lock` on ``path``: then no living writer owns them.
+
+def remove_stale_partials(path: Path, inside: bool = False) -> list[Path]:
+    """Remove the ``.partial-*`` leftovers of ``path`` (and, with ``inside``, those in the folder ``path`` whose own
+    output's lock no living process holds: another command may be writing an output inside it).
+
+    Call only while holding :func:`output_lock` on ``path``: then no living writer owns its own leftovers.
     """
     prefix = _partial_prefix(path)
     stale = [p for p in path.parent.glob(".*.partial-*")
              if p.name.startswith(prefix) and _PARTIAL_TAIL.fullmatch(p.name[len(prefix):])] if path.parent.is_dir() else []
     if inside and path.is_dir() and not path.is_symlink():
-        stale += [p for p in path.rglob(".*.partial-*") if is_partial(p)]
+        stale += [p for p in path.rglob(".*.partial-*")
+                  if is_partial(p) and not _lock_held(p.with_name(p.name[:p.name.rindex(".partial-")] + ".lock"))]
     for p in stale:
         _remove(p)
     return stale

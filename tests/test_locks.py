@@ -82,6 +82,20 @@ def test_stale_partials_are_removed_only_when_their_lock_is_free(tmp_path):
         assert live.exists()
 
 
+def test_a_sweep_of_a_folder_spares_the_partial_of_an_output_another_command_is_writing(tmp_path):
+    """`lai run` sweeping its run folder deleted the partial folder of a `lai predict --out RUN/maps` still writing."""
+    run = tmp_path / "run"
+    with output_lock(run, folder=None):  # a run folder lai made
+        pass
+    partial = run / ".maps.partial-123-deadbeef"
+    with output_lock(run / "maps"):  # the other command, writing
+        partial.mkdir()
+        with output_lock(run, folder=None):
+            assert partial.exists()
+    with output_lock(run, folder=None):  # no process holds its lock any more: a leftover
+        assert not partial.exists()
+
+
 def test_two_cube_builds_to_one_output(tiny_data, tmp_path):
     profile, lnb, reference = tiny_data
     out = tmp_path / "cube.nc"
