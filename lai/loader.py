@@ -78,6 +78,14 @@ class CubeSplit:
         out["doy_from"] = self.doy_from[positions]
         return out
 
+    def has_target(self, valid_classes, block: int = 32) -> bool:
+        """Whether any pixel of the split is usable at t (its SCL in ``valid_classes``): what the loss and the
+        validation score (read by blocks of ``block`` triplets until one is found)."""
+        from lai.pixels import scl_lookup
+
+        usable, read = scl_lookup(valid_classes), self._reader("scl")
+        return any(usable[read(self.index[i:i + block])[:, 2]].any() for i in range(0, len(self), block))
+
     def nbytes(self, float_bytes: int = 4) -> int:
         """Memory the whole split takes with floats of ``float_bytes`` (SCL stays uint8)."""
         h, w = self.shape

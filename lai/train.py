@@ -127,7 +127,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     rank_batch = rank_batch_size(tcfg.batch_size, world)
     use_bf16, channels_last = _switch(tcfg.bf16, device), tcfg.channels_last != "off"
     torch.manual_seed(tcfg.seed)
-    splits = _splits(cube, cfg.model)
+    splits = _splits(cube, cfg.model, cfg.encoding)
     too_big = device.type == "cpu" and memory_shortfall(training_bytes(cfg.model, cfg.encoding, splits[0].shape[0], rank_batch))
     if too_big:  # on the CPU, refused before any weight is allocated (any width can be asked for with --set)
         raise ConfigError(f"model.encoder_widths {list(cfg.model.encoder_widths)}, model.decoder_widths "
@@ -215,14 +215,19 @@ def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=
     return target
 
 
-def _splits(cube: Path, model: ModelConfig) -> tuple[CubeSplit, CubeSplit]:
-    """The train and validation splits of ``cube``, checked to be non-empty and to fit the model's tile size."""
+def _splits(cube: Path, model: ModelConfig, enc: EncodingConfig) -> tuple[CubeSplit, CubeSplit]:
+    """The train and validation splits of ``cube``, checked to be non-empty, to hold pixels the loss scores
+    (usable at t under ``enc.valid_classes``) and to fit the model's tile size."""
     train_split, val_split = CubeSplit(cube, TRAIN), CubeSplit(cube, VAL)
     check_tile_size(train_split.shape, model, f"{cube}:")
     for split in (train_split, val_split):
         if len(split) == 0:
             raise ConfigError(f"{cube}: the {split.split} split is empty; check the splits configuration "
                               "(splits.val_fraction, splits.min_clear_target)")
+        if not split.has_target(enc.valid_classes):
+            raise ConfigError(f"{cube}: no pixel of the {split.split} split is usable at t under "
+                              f"encoding.valid_classes {list(enc.valid_classes)} (the SCL classes of clear LAI; "
+                              "default [2, 3, 4, 5, 6]): nothing to train or validate on")
     return train_split, val_split
 
 

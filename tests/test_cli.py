@@ -105,6 +105,10 @@ CASES = [
          ["train", *TINY, "--set", "model.encoder_widths=[16384,32768]", "--cube", "{cube}", "--runs", "{tmp}/runs_huge", "--row", "s1"],
          r"model\.encoder_widths \[16384, 32768\], model\.decoder_widths \[8, 16\]: one training step of batch \d+ on 32x32 tiles "
          r"needs about [\d.]+ GiB, more than 50% of the [\d.]+ GiB available", absent="{tmp}/runs_huge/s1/model.pt"),
+    Case("train-no-usable-pixel", "`lai train --set encoding.valid_classes=[1]` (no pixel of the splits is usable at t)",
+         ["train", *TINY, "--set", "encoding.valid_classes=[1]", "--cube", "{cube}", "--runs", "{tmp}/runs_vc", "--row", "s1"],
+         r"cube\.nc: no pixel of the train split is usable at t under encoding\.valid_classes \[1\] \(the SCL classes of "
+         r"clear LAI; default \[2, 3, 4, 5, 6\]\): nothing to train or validate on", absent="{tmp}/runs_vc/s1/checkpoint.pt"),
     Case("train-unknown-row", "`lai train --row s3`",
          ["train", *TINY, "--cube", "{cube}", "--runs", "{tmp}/runs_row", "--row", "s3"],
          r"argument --row: invalid choice: '?s3'? \(choose from .*s1.*s2_masks_seas.*final.*all", absent="{tmp}/runs_row"),
