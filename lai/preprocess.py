@@ -201,7 +201,13 @@ def _source_window(src, grid: TileGrid, path: Path):
 def _read_missing(src, win) -> np.ndarray:
     """Window ``win`` of ``src`` as float32, NaN where GDAL masks it or it lies outside the raster (values beyond
     float32 refused, :func:`lai.pixels.check_float32`)."""
-    data = check_float32(src.read(window=win, boundless=True, masked=True), src.name)
+    from rasterio.errors import RasterioIOError
+
+    try:
+        raw = src.read(window=win, boundless=True, masked=True)
+    except RasterioIOError as err:  # an input's fault: not blamed on the output being written
+        raise SceneError(f"{src.name}: pixel data cannot be read (truncated or corrupt file?): {err}") from None
+    data = check_float32(raw, src.name)
     with np.errstate(over="ignore"):  # only masked pixels (a declared nodata) can lie beyond float32 now
         return masked_as_missing(data.astype(np.float32))
 

@@ -265,6 +265,17 @@ def test_s1_band_counts_are_named_per_file(tiny_run, tmp_path, form, message):
         predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=32, overlap=8, progress=False)
 
 
+@pytest.mark.parametrize("raster", ["lai_2.tif", "s1_1.tif"])
+def test_a_truncated_scene_raster_is_named(tiny_run, tmp_path, raster):
+    """GDAL's read error named the map being written (or no file at all); it names the input now."""
+    manifest = write_scene(tmp_path, (64, 64), [-12.0, -18.0], 3.0, 4)
+    path = tmp_path / raster
+    path.write_bytes(path.read_bytes()[:-2000])
+    with pytest.raises(SceneError, match=rf"{raster}: pixel data cannot be read \(truncated or corrupt file\?\)"):
+        predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=64, overlap=0, progress=False)
+    assert not (tmp_path / "out.tif").exists()
+
+
 def test_a_raster_without_crs_is_one_error_without_rasterios_warning(tiny_run, tmp_path):
     import warnings
 
