@@ -298,6 +298,12 @@ def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: in
     if twice:
         raise SceneError(f"scene manifests share the name(s) {', '.join(twice)}: each map is named after its "
                          "manifest (<name>.tif), so rename them")
+    maps = {f"{s}.tif": m for s, m in zip(stems, manifests)}
+    for stem, m in zip(stems, manifests):
+        sidecar = source_path(Path(f"{stem}.tif")).name
+        if sidecar in maps:
+            raise SceneError(f"scene manifests {m} and {maps[sidecar]}: the source map of the first ({sidecar}) would be "
+                             "the map of the second; rename one of them")
     _check_window(window, overlap)
     check_outside(out, run, "training run folder", "the maps")
     for m in manifests:

@@ -141,6 +141,12 @@ def test_scenes_on_two_dask_workers_equal_the_serial_maps(tiny_run, scheduler, t
             np.testing.assert_allclose(x.read(), y.read(), rtol=0, atol=1e-5)
     with pytest.raises(SceneError, match="share the name"):
         predict_scenes(tiny_run, [manifests[0], manifests[0]], tmp_path / "twice", device="cpu", progress=False)
+    sidecar = manifests[0].with_name("field0_source.yaml")
+    sidecar.write_text(manifests[0].read_text())  # its map field0_source.tif: the first scene's source map
+    with pytest.raises(SceneError, match=r"field0\.yaml and .*field0_source\.yaml: the source map of the first "
+                                         r"\(field0_source\.tif\) would be the map of the second"):
+        predict_scenes(tiny_run, [manifests[0], sidecar], tmp_path / "clash", device="cpu", progress=False)
+    assert not (tmp_path / "clash").exists()
     from lai.cli import main
 
     cli = ["predict", "--run", str(tiny_run), "--device", "cpu", "--quiet"]
