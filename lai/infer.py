@@ -100,9 +100,16 @@ class Trained:
 def load_trained(run: str | Path, device: str | torch.device = "auto") -> Trained:
     """The model of one finished run folder (``model.pt``, and ``calibration.json`` where the spread head was
     recalibrated), in eval mode on ``device`` (``auto``: a GPU if any)."""
+    import warnings
+
     device = pick_device(str(device))
     state = read_trained(run)
     config: StageConfig = state["config"]
+    # the file's weights checked against the model its configuration describes before that model is allocated (a
+    # file can ask for any width)
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch: copying into a meta tensor is a no-op (only the shapes are checked)
+        set_weights(build_model(config.model, config.encoding), state["model"], state["path"])
     model = build_model(config.model, config.encoding)
     set_weights(model, state["model"], state["path"])
     return Trained(model.to(device).eval(), config, device, read_calibration(Path(state["path"]).parent),

@@ -169,6 +169,9 @@ CASES = [
     Case("evaluate-wrong-weights", "`lai evaluate --run` a model.pt whose weights do not fit its configuration",
          ["evaluate", "--run", "{wrong_weights_run}", "--cube", "{cube}"],
          r"wrong_weights_run/model\.pt: weights do not fit the model its configuration describes"),
+    Case("evaluate-huge-config", "`lai evaluate --run` a small model.pt whose configuration asks for widths [262144, 262144]",
+         ["evaluate", "--run", "{huge_cfg_run}", "--cube", "{cube}"],
+         r"huge_cfg_run/model\.pt: weights do not fit the model its configuration describes \(size mismatch for "),
     Case("train-resume-corrupt-checkpoint", "`lai train --resume` with a corrupt checkpoint.pt",
          ["train", *TINY, "--cube", "{cube}", "--runs", "{resume_runs}", "--row", "s1", "--resume", "--quiet"],
          r"s1/checkpoint\.pt: cannot be read as a lai checkpoint \(truncated or not a torch file\)"),
@@ -768,6 +771,9 @@ def _prepare_reliability(tmp: Path, cube: Path, inputs: dict) -> None:
         "broken_cfg_run": {"model": {}, "config": {**cfg, "model": {**cfg["model"], "encoder_widths": "wide"}}},
         "wrong_weights_run": {"model": {"nothing": torch.zeros(1)}, "config": cfg},
         "fresh_run": {"model": build_model(stage.model, stage.encoding).state_dict(), "config": cfg},  # untrained weights suffice
+        # small weights, a configuration asking for a model of terabytes
+        "huge_cfg_run": {"model": build_model(stage.model, stage.encoding).state_dict(),
+                         "config": {**cfg, "model": {**cfg["model"], "encoder_widths": [262144, 262144]}}},
     }.items():
         (tmp / name).mkdir()
         torch.save(state, tmp / name / "model.pt")
