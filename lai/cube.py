@@ -450,7 +450,8 @@ def check_cube_file(path: str | Path) -> dict:
     if path.is_dir():
         raise CubeError(f"{path} is a folder, not a cube file (an LNB folder? build its cube with `lai cube`)")
     if not path.is_file():
-        raise CubeError(f"{path}: cube file does not exist; build it with `lai cube`")
+        raise CubeError(f"{path}: cube file does not exist; build it with `lai cube`" if not path.exists() else
+                        f"{path} is not a regular file (a device or pipe?), not a cube")
     try:
         with h5py.File(path, "r") as f:
             attrs = {k: _plain(v) for k, v in f.attrs.items()}

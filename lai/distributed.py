@@ -17,18 +17,19 @@ import torch.distributed as dist
 from lai.errors import ConfigError, shorten
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """``"auto"``: the GPU when there is one, else the CPU; any other name as torch spells it (``cpu``, ``cuda:1``)."""
+def pick_device(name: str = "auto", option: str = "--device") -> torch.device:
+    """``"auto"``: the GPU when there is one, else the CPU; any other name as torch spells it (``cpu``, ``cuda:1``).
+    ``option``: what the user set it with, for the messages (``--device``, ``train.device``)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
-        raise ConfigError(f"device {shorten(name, 40)!r} is not a device torch knows; use auto, cpu, cuda or cuda:N") from None
+        raise ConfigError(f"{option} {shorten(name, 40)!r} is not a device torch knows; use auto, cpu, cuda or cuda:N") from None
     if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device {name!r}: lai runs on cpu or cuda; use auto, cpu, cuda or cuda:N")
+        raise ConfigError(f"{option} {name!r}: lai runs on cpu or cuda; use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name} but no CUDA device is available; use auto or cpu")
+        raise ConfigError(f"{option} {name} but no CUDA device is available; use auto or cpu")
     return device
 
 

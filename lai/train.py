@@ -121,7 +121,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
         return done
 
     # setup: devices and processes, the model from its pre-trained parts, the training state, the data
-    device = pick_device(tcfg.device)
+    device = pick_device(tcfg.device, "train.device")
     world = setup(device)
     device, progress = local_device(device, world), progress and world.main
     rank_batch = rank_batch_size(tcfg.batch_size, world)

@@ -99,6 +99,8 @@ CASES = [
          ["info", "{truncated_cube}"], r"truncated\.nc: not a readable cube \(truncated or not netCDF4/HDF5\)"),
     Case("info-not-hdf5", "`lai info` on a file that is not HDF5",
          ["info", "{junk_cube}"], r"junk\.nc: not a readable cube"),
+    Case("info-device", "`lai info` on a device, not a file", ["info", "/dev/null"],
+         r"/dev/null is not a regular file \(a device or pipe\?\), not a cube"),
     Case("train-missing-cube", "`lai train --cube` a file that does not exist",
          ["train", *TINY, "--cube", "{tmp}/absent.nc", "--runs", "{tmp}/runs_x"], r"absent\.nc: cube file does not exist; build it with `lai cube`"),
     Case("train-huge-widths", "`lai train --set model.encoder_widths=[16384,32768]` (a model needing hundreds of GiB per step)",
