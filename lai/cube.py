@@ -436,10 +436,29 @@ def _name_problem(f: h5py.File) -> str | None:
                 f"{NAME_BYTES // 2**20} MiB of any cube lai writes")
     for k, row in enumerate(names[:]):
         for n in row:
-            text = n.decode(errors="replace") if isinstance(n, bytes) else str(n)
+            try:
+                text = n.decode() if isinstance(n, bytes) else str(n)
+            except UnicodeDecodeError:
+                return f"triplet {k}'s name {shorten(repr(n), 100)} is not UTF-8 text"
             if not text or text.startswith(".") or "/" in text or "\\" in text or not text.isprintable():
                 return (f"triplet {k} is named {shorten(repr(text), 100)}; expected a file name (not empty, not starting "
                         "with '.', without path separators or control characters)")
+    return None
+
+
+DAY_RANGE = (0, 73_000)  # the cube's dates, days since 1970-01-01: 1970 to about 2169
+
+
+def _date_problem(f: h5py.File) -> str | None:
+    """What is wrong with a cube's dates (variable ``date``: integer days since 1970-01-01 within :data:`DAY_RANGE`),
+    or None."""
+    date = f["date"]
+    if date.dtype.kind not in "iu":
+        return f"variable date has dtype {date.dtype}; expected integer days since 1970-01-01"
+    values = date[:]
+    if values.size and (values.min() < DAY_RANGE[0] or values.max() >= DAY_RANGE[1]):
+        bad = values.min() if values.min() < DAY_RANGE[0] else values.max()
+        return f"variable date holds day {bad}, outside {DAY_RANGE[0]}..{DAY_RANGE[1] - 1} (1970 to 2169)"
     return None
 
 
@@ -456,7 +475,7 @@ def check_cube_file(path: str | Path) -> dict:
         with h5py.File(path, "r") as f:
             attrs = {k: _plain(v) for k, v in f.attrs.items()}
             missing = [v for v in REQUIRED_VARIABLES if v not in f]
-            shapes = None if missing else _shape_problem(f) or _name_problem(f)
+            shapes = None if missing else _shape_problem(f) or _name_problem(f) or _date_problem(f)
     except PermissionError:
         raise
     except (OSError, KeyError, RuntimeError, ValueError) as err:  # h5py raises all of these on damaged files
@@ -470,6 +489,8 @@ def check_cube_file(path: str | Path) -> dict:
         )
     if missing:
         raise CubeError(f"{path}: incomplete cube, variable(s) {', '.join(missing)} missing; rebuild it with `lai cube`")
+    if not isinstance(attrs.get("fingerprint"), str) or not attrs["fingerprint"]:
+        raise CubeError(f"{path}: incomplete cube, attribute fingerprint missing; rebuild it with `lai cube`")
     if shapes:
         raise CubeError(f"{path}: not a consistent cube: {shapes}; rebuild it with `lai cube`")
     return attrs
@@ -491,7 +512,10 @@ def open_cube(path: str | Path):
     import xarray as xr
 
     check_cube_file(path)
-    ds = xr.open_dataset(path, engine="h5netcdf", phony_dims="access")  # a variable lai did not write has no dimension
+    try:  # a variable lai did not write has no dimension
+        ds = xr.open_dataset(path, engine="h5netcdf", phony_dims="access")
+    except (OSError, KeyError, RuntimeError, ValueError) as err:  # damage the checks above do not read
+        raise CubeError(f"{path}: not a readable cube (damaged: {shorten(str(err), 200)}); rebuild it with `lai cube`") from None
     return ds.set_coords([c for c in COORDS if c in ds.variables])
 
 

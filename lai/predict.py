@@ -29,7 +29,7 @@ import numpy as np
 from lai.config import ConfigError
 from lai.cube import EPOCH, check_cube_file, decoded
 from lai.encode import count_clipped
-from lai.errors import LNBError
+from lai.errors import CubeError, LNBError, shorten
 from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, check_outside, output_lock
 from lai.pixels import LAI_RANGE, PIXEL_FIX_NOTES
@@ -76,6 +76,8 @@ class Inputs:
             with h5py.File(self.path, "r") as f:
                 self.n, self.shape = f["lai"].shape[0], tuple(f["lai"].shape[-2:])
                 self.simulated = "lai_true" in f
+                crs = np.unique(f["crs"][:].astype(str)) if "crs" in f else []
+            _check_crs(self.path, crs)
 
     def __len__(self) -> int:
         return self.n
@@ -104,6 +106,21 @@ class Inputs:
                 target, first = (EPOCH + dt.timedelta(days=int(dates[i, k])) for k in (2, 0))
                 s1, lai = (decoded(f[v][i]) for v in ("s1", "lai"))
                 yield Sample(names[i], s1, lai, f["scl"][i], target, first, crs[i] or None, t)
+
+
+def _check_crs(cube: Path, names) -> None:
+    """:class:`CubeError` naming ``cube`` and the CRS where one of its ``names`` (the CRS of its triplets, empty
+    for none) is not a CRS rasterio reads: its maps could not be placed."""
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    for name in names:
+        if name:
+            try:
+                CRS.from_user_input(name)
+            except CRSError as err:
+                raise CubeError(f"{cube}: a triplet's CRS {shorten(name, 80)!r} is not one GDAL knows ({err}); "
+                                "rebuild the cube with `lai cube`") from None
 
 
 def predict_folder(run: str | Path, data: str | Path, out: str | Path, batch_size: int = 8, device: str = "auto",

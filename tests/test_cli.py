@@ -101,6 +101,17 @@ CASES = [
          ["info", "{junk_cube}"], r"junk\.nc: not a readable cube"),
     Case("info-device", "`lai info` on a device, not a file", ["info", "/dev/null"],
          r"/dev/null is not a regular file \(a device or pipe\?\), not a cube"),
+    Case("cube-name-not-utf8", "a cube whose triplet name is not UTF-8 text (damaged)", ["info", "{badname_cube}"],
+         r"badname\.nc: not a consistent cube: triplet 0's name b'SPAIN_\\xe9\.tiff' is not UTF-8 text; rebuild it"),
+    Case("cube-no-fingerprint", "a cube without its fingerprint attribute",
+         ["train", *TINY, "--cube", "{nofingerprint_cube}", "--runs", "{tmp}/runs_nofp", "--row", "s1"],
+         r"nofingerprint\.nc: incomplete cube, attribute fingerprint missing; rebuild it with `lai cube`",
+         absent="{tmp}/runs_nofp/s1/checkpoint.pt"),
+    Case("cube-date-overflow", "a cube whose date holds day 2147483647", ["info", "{baddate_cube}"],
+         r"baddate\.nc: not a consistent cube: variable date holds day 2147483647, outside 0\.\.72999"),
+    Case("cube-unknown-crs", "`lai predict --data` a cube whose triplet CRS is EPSG:99999",
+         ["predict", "--run", "{fresh_run}", "--data", "{badcrs_cube}", "--out", "{tmp}/pred_crs"],
+         r"badcrs\.nc: a triplet's CRS 'EPSG:99999' is not one GDAL knows", absent="{tmp}/pred_crs"),
     Case("train-missing-cube", "`lai train --cube` a file that does not exist",
          ["train", *TINY, "--cube", "{tmp}/absent.nc", "--runs", "{tmp}/runs_x"], r"absent\.nc: cube file does not exist; build it with `lai cube`"),
     Case("train-huge-widths", "`lai train --set model.encoder_widths=[16384,32768]` (a model needing hundreds of GiB per step)",
@@ -796,6 +807,19 @@ def _prepare_reliability(tmp: Path, cube: Path, inputs: dict) -> None:
     with h5py.File(tmp / "novar.nc", "a") as f:
         del f["split"]
     inputs["novar_cube"] = str(tmp / "novar.nc")
+
+    def name_not_utf8(f):
+        f["name"][0, 2] = b"SPAIN_\xe9.tiff"
+
+    def crs_unknown(f):
+        f["crs"][0] = "EPSG:99999"
+
+    for name, edit in (("badname", name_not_utf8), ("nofingerprint", lambda f: f.attrs.__delitem__("fingerprint")),
+                       ("baddate", lambda f: f["date"].__setitem__((0, 2), 2**31 - 1)), ("badcrs", crs_unknown)):
+        shutil.copy(cube, tmp / f"{name}.nc")
+        with h5py.File(tmp / f"{name}.nc", "a") as f:
+            edit(f)
+        inputs[f"{name}_cube"] = str(tmp / f"{name}.nc")
 
     for name, text in (("list", "- simulate\n- train\n"), ("string", "just a string\n"), ("empty", ""),
                        ("dup", "train:\n  epochs: 1\n  epochs: 2\n")):
