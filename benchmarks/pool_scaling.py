@@ -9,7 +9,10 @@ scenes (``--extra`` cubes simulated with other ``simulate.seed``) or other train
 Their final models are compared, by :func:`lai.tables.comparisons` with the points in the place of seeds (the RMSE
 is the mean over points, each bootstrap resample of test triplets applies to every point), with the oracle bound,
 persistence and RF of the run and the run's own final model (seed 0); the spread over points is each point's own
-difference, also written. One point alone gives what ``data_scaling.py`` printed for it.
+difference, also written. One point alone gives what ``data_scaling.py`` printed for it. That interval holds the
+trainings fixed; the lines with ``trainings_resampled`` true draw the trainings with replacement too (a two-stage
+bootstrap), which counts how much another draw of trainings like these would move the mean: the interval to quote
+where the points differ in their data.
 """
 from __future__ import annotations
 
@@ -48,8 +51,10 @@ def pooled(run: Path, points: list[Path]) -> tuple[pd.DataFrame, int]:
     frames = [pd.read_csv(p / FINAL_SCORES) for p in points]
     name = f"{trained_model_name(n)}, {len(points)} trainings pooled"
     try:
-        lines = [comparisons(frames, others, name).assign(point="")]
-        lines += [comparisons(f, others, trained_model_name(n)).assign(point=p.name) for f, p in zip(frames, points)]
+        lines = [comparisons(frames, others, name).assign(point="", trainings_resampled=False),
+                 comparisons(frames, others, name, resample_trainings=True).assign(point="", trainings_resampled=True)]
+        lines += [comparisons(f, others, trained_model_name(n)).assign(point=p.name, trainings_resampled=False)
+                  for f, p in zip(frames, points)]
     except ValueError as err:  # scored on other test triplets than the run's
         raise SystemExit(f"{err}: every point must be scored on {run}'s test sets") from None
     return pd.concat(lines, ignore_index=True), n
@@ -63,7 +68,8 @@ def main() -> None:
     args = ap.parse_args()
     table, n = pooled(args.run, args.points)
     shown = table[table["point"] == ""]
-    print(shown[["set", "other", "seeds", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]].round(3).to_string())
+    print(shown[["set", "other", "seeds", "trainings_resampled", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi",
+                 "verdict"]].round(3).to_string())
     write_report(args.out, report_header(__file__) | {"run": str(args.run), "train_triplets": n,
                                                        "points": [str(p) for p in args.points],
                                                        "comparisons": table.to_dict("records")})

@@ -86,13 +86,16 @@ def bootstrap_intervals(sums: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed
 
 
 def paired_difference(sums_a: np.ndarray, sums_b: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
-                      level: float = LEVEL) -> dict[str, float]:
+                      level: float = LEVEL, resample_trainings: bool = False) -> dict[str, float]:
     """RMSE of A minus RMSE of B on the same triplets (rows aligned), with a paired bootstrap interval.
 
     Both models are scored on the same resamples. Either may be several trainings (seeds) of one model,
     ``(seeds, triplets, SUMS)``: its RMSE is then the mean of the seeds' RMSEs, and every resample of the
-    triplets is applied to every seed, so the interval pools triplets and seeds. ``resolved`` is True when
-    the interval excludes 0.
+    triplets is applied to every seed, so the interval pools triplets and seeds: it holds the trainings fixed
+    (what these trainings score). With ``resample_trainings`` each resample also draws the trainings with
+    replacement, so the interval counts how much another set of trainings would move the mean (what trainings
+    of this kind score; wider where they differ, e.g. trained on other data). ``resolved`` is True when the
+    interval excludes 0.
     """
     a, b = (_by_seed(s) for s in (sums_a, sums_b))
     if a.shape[1:] != b.shape[1:]:
@@ -101,7 +104,16 @@ def paired_difference(sums_a: np.ndarray, sums_b: np.ndarray, samples: int = BOO
     if a.shape[1] < 2:
         return {"diff": diff, "diff_lo": np.nan, "diff_hi": np.nan, "resolved": False}
     w = resample_weights(a.shape[1], samples, seed)
-    lo, hi = percentile_interval(seed_mean_rmse(w @ a) - seed_mean_rmse(w @ b), level)
+    rng = np.random.default_rng([seed, 1])  # the trainings' draws, apart from the triplets'
+
+    def mean_rmse(sums: np.ndarray) -> np.ndarray:
+        per_training = rmse_r2(w @ sums)[0]  # (trainings, samples)
+        if not resample_trainings or len(sums) < 2:
+            return per_training.mean(axis=0)
+        counts = rng.multinomial(len(sums), np.full(len(sums), 1.0 / len(sums)), size=samples)  # (samples, trainings)
+        return (counts * per_training.T).sum(axis=1) / len(sums)
+
+    lo, hi = percentile_interval(mean_rmse(a) - mean_rmse(b), level)
     return {"diff": diff, "diff_lo": lo, "diff_hi": hi, "resolved": bool(lo > 0 or hi < 0)}
 
 

@@ -94,7 +94,7 @@ def floor_with_model(floor: pd.DataFrame, model: pd.DataFrame | list[pd.DataFram
 
 
 def comparisons(model: pd.DataFrame | list[pd.DataFrame], others: dict[str, pd.DataFrame],
-                model_name: str = "final", sets=TEST_SETS) -> pd.DataFrame:
+                model_name: str = "final", sets=TEST_SETS, resample_trainings: bool = False) -> pd.DataFrame:
     """Paired bootstrap of RMSE differences between ``model`` and each of ``others``, per test set.
 
     Each frame holds per-triplet sums (columns set, triplet and ``lai.metrics.SUMS``, as in a run's
@@ -103,7 +103,8 @@ def comparisons(model: pd.DataFrame | list[pd.DataFrame], others: dict[str, pd.D
     ``seeds`` says how many. One line per (set, other): both RMSEs, ``diff`` = model - other (LAI; negative:
     the model is better) with its 95% interval, and ``verdict``: better or worse where the
     interval excludes 0, else not resolved (``lai.facts.VERDICTS``); "empty" (``lai.facts.EMPTY``, NaN numbers) where either
-    model has no triplet of the set. ``sets``: the sets compared (the test sets by default).
+    model has no triplet of the set. ``sets``: the sets compared (the test sets by default). ``resample_trainings``:
+    the interval also draws the seeds with replacement (:func:`lai.metrics.paired_difference`).
     """
     runs = model if isinstance(model, list) else [model]
     out = []
@@ -119,7 +120,13 @@ def comparisons(model: pd.DataFrame | list[pd.DataFrame], others: dict[str, pd.D
                 raise ValueError(f"{model_name} and {other_name} were scored on different {name} triplets")
             a = np.stack([m.loc[theirs.index, list(SUMS)].to_numpy() for m in mine])
             b = theirs[list(SUMS)].to_numpy()
-            diff = paired_difference(a, b)
+            n, t = SUMS.index("n"), SUMS.index("sum_t")  # the same pixels: their count and their targets' sum
+            other_pixels = (a[..., n] != b[:, n]) | ~np.isclose(a[..., t], b[:, t], rtol=1e-6, atol=1e-6)
+            if other_pixels.any():
+                triplet = theirs.index[np.flatnonzero(other_pixels.any(axis=0))[0]]
+                raise ValueError(f"{model_name} and {other_name} were scored on different pixels of {name} triplet "
+                                 f"{triplet}: a paired comparison needs the same pixels")
+            diff = paired_difference(a, b, resample_trainings=resample_trainings)
             verdict = NOT_RESOLVED if not diff["resolved"] else (BETTER if diff["diff"] < 0 else WORSE)
             out.append({"set": name, "model": model_name, "other": other_name, "seeds": len(runs),
                         "triplets": b.shape[0], "rmse_model": float(seed_mean_rmse(a.sum(1))),

@@ -74,11 +74,12 @@ def test_ensemble_comparisons_turn_the_seeds_side_round():
 
     rng = np.random.default_rng(4)
     sets = ("val", "non_cloudy", "cloudy", "unique")
+    targets = {s: rng.uniform(0, 6, (30, 8, 8)) for s in sets}  # every model scored on the same pixels
 
     def frame(noise):
         rows = []
         for s in sets:
-            target = rng.uniform(0, 6, (30, 8, 8))
+            target = targets[s]
             sums = triplet_sums(target + rng.normal(0, noise, target.shape), target, np.ones(target.shape, bool))
             rows.append(pd.DataFrame(sums, columns=list(SUMS)).assign(set=s, triplet=np.arange(30)))
         return pd.concat(rows, ignore_index=True)
@@ -98,3 +99,47 @@ def test_ensemble_comparisons_turn_the_seeds_side_round():
     pd.testing.assert_frame_equal(rest, comparisons(ensemble, {"persistence": other[other["set"] != "val"]},
                                                     "final ensemble"), check_dtype=False)
 
+
+
+def test_a_comparison_on_other_pixels_of_the_same_triplets_is_refused():
+    """Pairing checks the pixels (their count and targets' sum per triplet), not only the triplet ids."""
+    import pandas as pd
+
+    from lai.metrics import SUMS, triplet_sums
+    from lai.tables import comparisons
+
+    rng = np.random.default_rng(5)
+    target = rng.uniform(0, 6, (20, 8, 8))
+    mask = np.ones(target.shape, bool)
+
+    def frame(valid):
+        sums = triplet_sums(target + rng.normal(0, 0.3, target.shape), target, valid)
+        return pd.DataFrame(sums, columns=list(SUMS)).assign(set="non_cloudy", triplet=np.arange(20))
+
+    assert comparisons(frame(mask), {"persistence": frame(mask)}, "final", sets=("non_cloudy",))["verdict"].iloc[0]
+    fewer = mask.copy()
+    fewer[7, 0, 0] = False  # one pixel of triplet 7 left out
+    with pytest.raises(ValueError, match="final and persistence were scored on different pixels of non_cloudy triplet 7"):
+        comparisons(frame(mask), {"persistence": frame(fewer)}, "final", sets=("non_cloudy",))
+
+
+def test_drawing_the_trainings_too_widens_the_interval_by_their_spread():
+    """Trainings that differ (e.g. trained on other data) leave the fixed-training interval narrow; the two-stage
+    bootstrap draws them too. Trainings that agree give the same interval either way."""
+    rng = np.random.default_rng(6)
+    target = rng.uniform(0, 6, (60, 8, 8))
+    mask = np.ones(target.shape, bool)
+    from lai.metrics import paired_difference, triplet_sums
+
+    def sums(noise):
+        return triplet_sums(target + rng.normal(0, noise, target.shape), target, mask)
+
+    other = sums(0.5)
+    apart = np.stack([sums(n) for n in (0.35, 0.45, 0.5, 0.6)])  # trainings that differ by more than triplets show
+    alike = np.stack([sums(0.45)] * 4)  # four copies of one training: drawing them changes nothing
+    fixed, drawn = paired_difference(apart, other), paired_difference(apart, other, resample_trainings=True)
+    assert fixed["diff"] == drawn["diff"]
+    assert (drawn["diff_hi"] - drawn["diff_lo"]) > 2 * (fixed["diff_hi"] - fixed["diff_lo"])
+    fixed, drawn = paired_difference(alike, other), paired_difference(alike, other, resample_trainings=True)
+    assert (drawn["diff_lo"], drawn["diff_hi"]) == pytest.approx((fixed["diff_lo"], fixed["diff_hi"]))
+    assert paired_difference(apart[:1], other, resample_trainings=True) == paired_difference(apart[:1], other)

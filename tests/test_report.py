@@ -665,6 +665,9 @@ def test_an_interval_bound_that_is_not_zero_never_prints_as_zero():
     assert fmt_bound(0.0) == "0.000" and fmt_bound(0.0123) == "0.012" and fmt_bound(float("nan")) == "–"
     for value in (-0.0004999, 0.00049, -3e-7, 2e-5):
         assert float(fmt_bound(value).replace("\u2212", "-")) != 0, value
+    # judged against a nominal coverage: a bound just below 0.95 (counted as excluding it) never prints as 0.950
+    assert fmt_interval(0.9299, 0.9495002, nominal=0.95) == "[0.930, 0.94950]"
+    assert fmt_interval(0.93, 0.95, nominal=0.95) == "[0.930, 0.950]" and fmt_bound(0.9504, nominal=0.95) == "0.95040"
 
 
 def _texts(item) -> str:
@@ -827,3 +830,11 @@ def test_large_errors_count_the_pixels_missed_by_more_than_the_threshold():
     assert row["pred_mean"] == pytest.approx(1.25) and row["obs_mean"] == pytest.approx(4.0) and row["under_share"] == 1.0
     assert row["top_share"] == pytest.approx(1.0) and row["top_triplets"] == "0 1"
     assert "true_mean" not in row
+
+
+def test_the_floor_verdict_compares_one_model_with_the_floor_and_the_oracle(report):
+    """The ratio to the noise floor is that of the model the oracle sentence compares (the chosen model, the mean of
+    its seeds: noise_floor.csv's model_floor_ratio), not Table 1's first seed (1.60 beside a seeds' mean of 1.61)."""
+    run, _ = report
+    verdict = _texts(json.loads((run / "report.json").read_text())["noise_floor"]["verdict"])
+    assert verdict.startswith("On the non-cloudy set the RMSE of the final U-Net is 1.43 times the noise floor (0.420 LAI).")

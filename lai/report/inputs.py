@@ -233,11 +233,12 @@ def baseline_metric(bl: pd.DataFrame | None, name: str, s: str, col: str) -> flo
     return num(part[col].iloc[0]) if len(part) else float("nan")
 
 
-def ci(mid: float, lo: float, hi: float, digits: int = 3) -> list:
-    """A value with its interval in small print (the value alone where the interval is missing)."""
+def ci(mid: float, lo: float, hi: float, digits: int = 3, nominal: float = 0.0) -> list:
+    """A value with its interval in small print (the value alone where the interval is missing); a bound that is
+    not ``nominal`` never prints as it (:func:`lai.report.text.fmt_bound`)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return rich(fmt(mid, digits))
-    return rich(f"{fmt(mid, digits)} ", small(fmt_interval(lo, hi, digits)))
+    return rich(f"{fmt(mid, digits)} ", small(fmt_interval(lo, hi, digits, nominal)))
 
 
 def with_ci(frame: pd.DataFrame | None, key: str, value: str, col: str) -> list:

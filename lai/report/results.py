@@ -223,10 +223,15 @@ def _noise_floor(run: Run) -> dict | None:
                                   "the floor itself, under the reference rule and (strict column) under the strict rule, "
                                   "in LAI. Second line: the oracle’s RMSE over the floor, and the true change from t-1 to t "
                                   "(true LAI at t-1 against the true LAI at t, in LAI)."), "verdict": None}
-    ratio = metric(t1[t1["row"] == "final"] if t1 is not None else None, "set", NON_CLOUDY, "floor_ratio")
+    # the model the oracle is compared with (the chosen one, its seeds' mean); Table 1's final row where a floor
+    # table from before model_floor_ratio lacks it
+    ratio, who = metric(floor, "set", NON_CLOUDY, "model_floor_ratio"), chosen_title(run.chosen)
+    if not math.isfinite(ratio):
+        ratio = metric(t1[t1["row"] == "final"] if t1 is not None else None, "set", NON_CLOUDY, "floor_ratio")
+        who = "the final U-Net"
     if math.isfinite(ratio):
         out["verdict"] = rich(
-            f"On the non-cloudy set the final U-Net’s RMSE is {fmt(ratio, 2)} times the noise floor "
+            f"On the non-cloudy set the RMSE of {who} is {fmt(ratio, 2)} times the noise floor "
             f"({fmt(metric(floor, 'set', 'non_cloudy', 'floor_rmse'))} LAI).")
     oracle, diff = metric(floor, "set", NON_CLOUDY, "oracle_rmse"), metric(floor, "set", NON_CLOUDY, "oracle_diff")
     if math.isfinite(oracle) and math.isfinite(diff):
@@ -321,11 +326,12 @@ def _uncertainty(run: Run) -> dict | None:
     reference = "the true LAI" if truth else "the observation"
     header = ["Test set", "Pixels", "Spread", "68 % covers", "95 % covers", "Mean σ ÷ RMSE", "Spearman", "RMSE (LAI)"]
 
-    def with_interval(r: dict, col: str, digits: int = 3) -> list:
-        return ci(r[col], *(float(r.get(f"{col}_{end}", math.nan)) for end in ("lo", "hi")), digits=digits)
+    def with_interval(r: dict, col: str, digits: int = 3, nominal: float = 0.0) -> list:
+        return ci(r[col], *(float(r.get(f"{col}_{end}", math.nan)) for end in ("lo", "hi")), digits=digits, nominal=nominal)
 
-    rows = [[SET_TITLES.get(r["set"], str(r["set"])), str(r["pixels"]), str(r["sd"]), with_interval(r, "coverage_68"),
-             with_interval(r, "coverage_95"), with_interval(r, "sd_ratio", 2), fmt(r["spearman"], 2), fmt(r["rmse"])]
+    rows = [[SET_TITLES.get(r["set"], str(r["set"])), str(r["pixels"]), str(r["sd"]),
+             *(with_interval(r, f"coverage_{round(100 * level)}", nominal=level) for level in NOMINAL),
+             with_interval(r, "sd_ratio", 2, nominal=1.0), fmt(r["spearman"], 2), fmt(r["rmse"])]
             for r in cal.to_dict("records")]
     recal = cal[cal["sd"] == "recalibrated"]
     verdict = None

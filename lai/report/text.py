@@ -107,22 +107,25 @@ def fmt(value, digits: int = 3) -> str:
     return text.replace("-", MINUS) if x < 0 and float(text) != 0 else text.lstrip("-")
 
 
-def fmt_bound(value, digits: int = 3) -> str:
-    """An interval's bound: :func:`fmt`, except that a bound which is not 0 never prints as 0: where ``digits``
-    decimals would round it to 0, it gets two significant digits (-0.00015 prints as −0.00015, not 0.000)."""
+def fmt_bound(value, digits: int = 3, nominal: float = 0.0) -> str:
+    """An interval's bound: :func:`fmt`, except that a bound which is not ``nominal`` (the value its interval is
+    judged against: 0 for a difference, 0.95 for a 95 % coverage) never prints as it: where ``digits`` decimals would
+    round it to ``nominal``, it gets two significant digits of its distance to it (-0.00015 prints as −0.00015, not
+    0.000; a coverage bound of 0.9495 as 0.94950, not 0.950)."""
     text = fmt(value, digits)
     try:
         x = float(value)
     except (TypeError, ValueError):
         return text
-    if isinstance(value, (bool, np.bool_, int, np.integer)) or not math.isfinite(x) or x == 0 or float(f"{x:.{digits}f}") != 0:
+    if (isinstance(value, (bool, np.bool_, int, np.integer)) or not math.isfinite(x) or x == nominal
+            or float(f"{x:.{digits}f}") != round(nominal, digits)):
         return text
-    return fmt(x, 1 - math.floor(math.log10(abs(x))))
+    return fmt(x, 1 - math.floor(math.log10(abs(x - nominal))))
 
 
-def fmt_interval(lo, hi, digits: int = 3) -> str:
-    """"[lo, hi]" with :func:`fmt_bound`."""
-    return f"[{fmt_bound(lo, digits)}, {fmt_bound(hi, digits)}]"
+def fmt_interval(lo, hi, digits: int = 3, nominal: float = 0.0) -> str:
+    """"[lo, hi]" with :func:`fmt_bound` (``nominal``: the value the interval is judged against)."""
+    return f"[{fmt_bound(lo, digits, nominal)}, {fmt_bound(hi, digits, nominal)}]"
 
 
 def fmt_count(value) -> str:
