@@ -117,6 +117,12 @@ def pixel_fix_lines(counts: dict[str, int], indent: str = "") -> list[str]:
     return [f"{indent}{counts[k]} {PIXEL_FIX_NOTES[k]}" for k in PIXEL_FIX_NOTES if counts.get(k)]
 
 
+# S1 scene rasters (lai preprocess, --scene): an exact 0, in dB or linear power, is no data: GRD products' border
+# outside the swath, undeclared in many exports; resampled as a value it became 0 dB, the brightest input, along
+# the border. Tiles of an LNB folder keep 0 dB as a value: prepared data clipped to [-30, 0] dB hold it.
+S1_SCENE_NODATA = 0.0
+S1_MISSING_MEANING = ("S1 pixels without a backscatter value, counted per date (NaN, declared nodata, 0 in a scene "
+                      "raster, outside the raster, or masked as out of range): missing radar")
 MAX_BAD_SHARE = 0.05  # a file is refused when more than this share of its checked pixels is out of range
 LAI_SNAP_TOLERANCE = 0.2  # SNAP writes network outputs in [-0.2, 0) as 0
 LINEAR_SHARE = 0.5  # S1 is linear power, not dB, when more than this share of its finite values lies in [0, 1]

@@ -48,6 +48,8 @@ from lai.manifest import CLEAR_WITHOUT_SCL, Manifest, S1Date, S2Date, read_prepr
 from lai.pixels import (
     MAX_BAD_SHARE,
     PIXEL_FIX_NOTES,
+    S1_MISSING_MEANING,
+    S1_SCENE_NODATA,
     check_float32,
     check_stored,
     clean_pixels,
@@ -255,7 +257,8 @@ def s1_tile(d: S1Date, grid: TileGrid, cfg: PreprocessConfig) -> np.ndarray:
     (dB, not linear power: every value would become NaN) is refused by name."""
     one_file = len(d.files) == 1  # a two-band VV/VH raster, else one raster each
     layers = [read_on_grid(f, grid, "bilinear", linear_db=cfg.s1_units == "db", allow=cfg.reproject,
-                           what="S1 (VV, VH)" if one_file else f"S1 {pol}", bands=2 if one_file else 1)
+                           what="S1 (VV, VH)" if one_file else f"S1 {pol}", bands=2 if one_file else 1,
+                           nodata=S1_SCENE_NODATA)
               for f, pol in zip(d.files, ("VV", "VH"))]
     if cfg.s1_units == "linear":
         for f, layer in zip(d.files, layers):
@@ -264,11 +267,21 @@ def s1_tile(d: S1Date, grid: TileGrid, cfg: PreprocessConfig) -> np.ndarray:
             if negative > MAX_BAD_SHARE * finite:
                 raise SceneError(f"{f}: {negative} of its {finite} values on the S2 grid are negative: dB, not linear "
                                  "power (drop --s1-units linear)")
-    s1 = np.concatenate(layers)
+    s1 = np.concatenate(layers)[list(s1_band_order(d.files[0])) if one_file else slice(None)]
     if cfg.s1_units == "linear":
         with np.errstate(divide="ignore", invalid="ignore"):
             s1 = 10 * np.log10(s1)
     return s1
+
+
+def s1_band_order(path: Path) -> tuple[int, int]:
+    """The band indices of VV and VH in a two-band S1 raster: by the bands' descriptions where each names one of
+    them (SNAP's exports list Sigma0_VH before Sigma0_VV), else VV first (docs/manifest.md)."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        names = [next((pol for pol in ("VV", "VH") if pol in (text or "").upper()), None) for text in src.descriptions]
+    return (names.index("VV"), names.index("VH")) if sorted(map(str, names)) == ["VH", "VV"] else (0, 1)
 
 
 def _parts(scene: TileGrid) -> Iterator[TileGrid]:
@@ -315,6 +328,8 @@ def s2_tile(d: S2Date, grid: TileGrid, cfg: PreprocessConfig, network: Network |
         nodata = ~np.isfinite(dn).all(axis=0)
         scale, offsets = ((d.reflectance.scale, d.reflectance.offsets) if d.reflectance is not None
                           else (cfg.reflectance_scale, (cfg.reflectance_offset,) * len(BANDS)))
+        if d.reflectance is None and cfg.reflectance_offset == 0 and cfg.reflectance_scale == 1e-4:
+            _check_no_offset(dn[:, ~nodata], d)
         refl = dn * scale + np.asarray(offsets, np.float32)[:, None, None]
         try:
             check_reflectance(refl[:, ~nodata], scale, f"{d.bands['B03']} and the other bands of {d.date}")
@@ -326,6 +341,21 @@ def s2_tile(d: S2Date, grid: TileGrid, cfg: PreprocessConfig, network: Network |
            else np.full(lai.shape, CLEAR_WITHOUT_SCL, np.float32))
     scl[np.isnan(scl)] = 0  # outside a float SCL raster: no data (class 0), as outside an integer one
     return lai.astype(np.float32), scl, flags
+
+
+OFFSET_DN = 1000  # BOA_ADD_OFFSET of L2A products from processing baseline 04.00 on (January 2022): DN = 10000 x
+# reflectance + 1000; before it dark pixels (water, shadow, the blue band of vegetation) lie far below 1000
+
+
+def _check_no_offset(dn: np.ndarray, d: S2Date) -> None:
+    """Refuse L2A bands read without an offset whose digital numbers look offset: 99 % of them at least
+    :data:`OFFSET_DN` in every band. Read as before 04.00, they give reflectance 0.1 too high and LAI about half."""
+    if dn.size and min(np.percentile(band, 1) for band in dn) >= OFFSET_DN:
+        raise SceneError(f"{d.bands['B03']} and the other bands of {d.date}: 99 % of their digital numbers are at least "
+                         f"{OFFSET_DN} in every band, as in L2A products from processing baseline 04.00 on (reflectance "
+                         "offset -0.1), which the manifest does not say: give the date's metadata (MTD_MSIL2A.xml) or "
+                         "processing_baseline (05.09, say; 03.01 for an older product over snow or cloud), or "
+                         "--reflectance-offset -0.1")
 
 
 def snap_networks(m: Manifest, cfg: PreprocessConfig) -> dict[str, Network]:
@@ -376,7 +406,7 @@ def _preprocess_triplet(trip: tuple[int, int, int], m: Manifest, match: dict, sc
                 if flags is not None:
                     flagged[(str(d.date), r, c)] = flag_counts(flags)
                     write_tile(tmp / SNAP_FLAGS_DIR / name, flags, grid.crs, grid.transform)
-                fixes[(str(d.date), r, c)] = fixed.counts()
+                fixes[(str(d.date), r, c)] = {**fixed.counts(), "s1_missing": int(np.isnan(s1).any(axis=0).sum())}
                 write_tile(tmp / S1_DIR / name, s1, grid.crs, grid.transform)
                 write_tile(tmp / S2_DIR / name, lai, grid.crs, grid.transform)
                 write_tile(tmp / MASK_DIR / name, scl[0], grid.crs, grid.transform)
@@ -447,6 +477,8 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
             "scl_written_without_mask": CLEAR_WITHOUT_SCL,
             "lai_from_snap": snap, "snap_flags_meaning": SNAP_FLAG_NOTES,
             "pixel_fixes": fixes, "pixel_fixes_meaning": PIXEL_FIX_NOTES,
+            "s1_missing_pixels": sum(n["s1_missing"] for n in per_tile.values()),
+            "s1_missing_meaning": S1_MISSING_MEANING,
             "config": asdict(cfg),
         }
         (tmp / SUMMARY).write_text(json.dumps(summary, indent=2))

@@ -35,7 +35,7 @@ from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_bat
 from lai.io import atomic_path, check_new_folder, check_outside, memory_shortfall, output_lock
 from lai.lnb import TRIPLET_BYTES_PER_PIXEL
 from lai.manifest import SHORT_FORM_GONE, load_manifest, read_preprocess_manifest
-from lai.pixels import LAI_RANGE, PIXEL_FIX_NOTES, BadPixelTally, clean_pixels
+from lai.pixels import LAI_RANGE, PIXEL_FIX_NOTES, S1_MISSING_MEANING, BadPixelTally, clean_pixels
 from lai.preprocess import TileGrid, check_inputs, s1_tile, s2_grid, s2_tile, snap_networks, usable_triplets
 from lai.products import (
     GDAL_CACHE_MB,
@@ -256,8 +256,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
         "s1_values_clipped": clipped, "db_range": trained.enc.db_range,
         "lai_clamped_pixels": clamped, "lai_range": list(LAI_RANGE),
         "pixel_fixes": dict(fixes), "pixel_fixes_meaning": PIXEL_FIX_NOTES,
-        "s1_missing_pixels": s1_missing, "s1_missing_meaning": "S1 pixels of the three dates without a backscatter "
-                                                               "value (NaN, nodata, or masked above): missing radar",
+        "s1_missing_pixels": s1_missing, "s1_missing_meaning": S1_MISSING_MEANING,
         "model_fraction": modelled / (h * w), "observed_fraction": observed / (h * w), "source": str(source_path(out)),
         "bands": ("lai: the model everywhere (no SCL at t, nothing counts as observed); lai_model: the model"
                   if not scl_at_t else "lai: the observed S2 LAI at t where usable, the model elsewhere; lai_model: the model"),

@@ -237,6 +237,19 @@ def test_l2a_bands_through_snap_auxdata_with_platform_metadata_and_flags(tmp_pat
     manifest.write_text(yaml.safe_dump(raw))
     summary = preprocess(manifest, tmp_path / "offset", PreprocessConfig(tile_size=120), progress=False)
     assert summary["lai_from_snap"][date]["platform"] == "S2B"  # from the metadata
+    said = yaml.safe_load(manifest.read_text())
+    for date_entry in said["s2"]:  # the baseline said instead, or the offset on the command line: the same LAI
+        date_entry.pop("metadata", None)  # the three entries may be one (a YAML alias)
+        date_entry.update(processing_baseline="05.09", platform="S2B")
+    manifest.write_text(yaml.safe_dump(said))
+    preprocess(manifest, tmp_path / "said", PreprocessConfig(tile_size=120), progress=False)
+    for date_entry in said["s2"]:
+        date_entry.pop("processing_baseline", None)
+    manifest.write_text(yaml.safe_dump(said))
+    preprocess(manifest, tmp_path / "flag", PreprocessConfig(tile_size=120, reflectance_offset=-0.1), progress=False)
+    for folder in ("said", "flag"):
+        with rasterio.open(tmp_path / folder / "s2" / name) as a, rasterio.open(tmp_path / "offset" / "s2" / name) as b:
+            np.testing.assert_array_equal(a.read(1), b.read(1))
     assert summary["lai_from_snap"][date]["reflectance"] == "MTD_MSIL2A.xml (baseline 05.09)"
     with rasterio.open(tmp_path / "offset" / "s2" / name) as a, rasterio.open(tmp_path / "builtin" / "s2" / name) as b:
         np.testing.assert_allclose(a.read(1), b.read(1), rtol=1e-4, atol=1e-4)
@@ -251,6 +264,9 @@ def test_l2a_bands_through_snap_auxdata_with_platform_metadata_and_flags(tmp_pat
         (lambda e: (e.pop("metadata", None), e.update(processing_baseline="v5")), {}, r"processing_baseline 'v5' is not a"),
         (lambda e: e.update(angles={"view_zenith": 0.08, "sun_zenith": 1.2, "relative_azimuth": 1.5}), {},
          r"looks like radians or a cosine"),
+        # the offset bands without metadata: read as before 04.00 they gave LAI about half the true one
+        (lambda e: e.pop("metadata", None), {}, r"99 % of their digital numbers are at least 1000 in every band, as in "
+                                                r"L2A products from processing baseline 04\.00 on"),
     ]:
         bad = yaml.safe_load(yaml.safe_dump(raw))
         for date_entry in bad["s2"]:
@@ -339,3 +355,39 @@ def test_an_empty_offset_in_the_l2a_metadata_is_named(tmp_path):
     with pytest.raises(SceneError, match=r"s2\[0\]\.metadata: .*MTD_MSIL2A\.xml: BOA_QUANTIFICATION_VALUE or a "
                                          r"BOA_ADD_OFFSET is not a number \(or empty\)"):
         read_l2a_metadata(tmp_path / "MTD_MSIL2A.xml", "m.yaml: s2[0].metadata")
+
+
+@pytest.mark.parametrize("units", ["db", "linear"])
+def test_an_undeclared_zero_border_of_an_s1_scene_is_missing_radar_not_0_db(tmp_path, units):
+    """GRD products' no-data border, 0 and not declared in many exports, became 0 dB (the brightest input) blended
+    into the pixels along it; it is missing radar now, counted in preprocess.json."""
+    manifest = scene(tmp_path / "scene", s1_on_20m_linear=True)
+    for k in range(4):
+        with rasterio.open(tmp_path / "scene" / f"s1_{k}.tif", "r+") as dst:
+            power = dst.read()
+            values = power if units == "linear" else (10 * np.log10(power)).astype(np.float32)
+            values[:, :, :10] = 0.0  # the first 10 columns of 20 m: 200 m west of the swath
+            dst.write(values)
+    summary = preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32, s1_units=units), progress=False)
+    index = index_folder(tmp_path / "lnb", progress=False)
+    for trip in index.triplets:
+        s1 = read_triplet(tmp_path / "lnb", trip).s1
+        if trip.target.col == 0:  # the border covers the scene's first 160 m (S1 starts 40 m west of it)
+            assert np.isnan(s1[..., :15]).all() and np.isfinite(s1[..., 17:]).all()
+        for band, db in enumerate((-13.01, -20.0)):  # elsewhere the constant backscatter, undimmed by the border
+            assert np.nanmax(np.abs(s1[:, band] - db)) < 0.01
+    assert summary["s1_missing_pixels"] == 3 * 3 * 32 * 16 and summary["pixel_fixes"]["s1_masked"] == 0
+
+
+def test_a_two_band_s1_raster_is_read_by_its_band_descriptions(tmp_path):
+    """SNAP's exports list Sigma0_VH before Sigma0_VV: taken by position, VH (-20 dB) became VV and VV became VH."""
+    manifest = scene(tmp_path / "scene", s1_on_20m_linear=True)  # band 1 -13.01 dB, band 2 -20 dB
+    for k in range(4):
+        with rasterio.open(tmp_path / "scene" / f"s1_{k}.tif", "r+") as dst:
+            dst.write(dst.read()[::-1].copy())  # VH first
+            dst.set_band_description(1, "Sigma0_VH_db")
+            dst.set_band_description(2, "Sigma0_VV_db")
+    preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32, s1_units="linear"), progress=False)
+    trip = index_folder(tmp_path / "lnb", progress=False).triplets[4]  # an inner tile
+    s1 = read_triplet(tmp_path / "lnb", trip).s1
+    assert np.allclose(s1[:, 0], -13.01, atol=0.01) and np.allclose(s1[:, 1], -20.0, atol=0.01)  # VV, VH
