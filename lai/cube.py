@@ -489,8 +489,6 @@ def check_cube_file(path: str | Path) -> dict:
         )
     if missing:
         raise CubeError(f"{path}: incomplete cube, variable(s) {', '.join(missing)} missing; rebuild it with `lai cube`")
-    if not isinstance(attrs.get("fingerprint"), str) or not attrs["fingerprint"]:
-        raise CubeError(f"{path}: incomplete cube, attribute fingerprint missing; rebuild it with `lai cube`")
     if shapes:
         raise CubeError(f"{path}: not a consistent cube: {shapes}; rebuild it with `lai cube`")
     return attrs
@@ -500,6 +498,8 @@ def cube_identity(path: str | Path) -> dict[str, str]:
     """What a result computed from a cube depends on: its data fingerprint, and a fingerprint of its
     split labels (with the triplet names), so that a model is never reused or scored on other splits."""
     attrs = check_cube_file(path)
+    if not isinstance(attrs.get("fingerprint"), str) or not attrs["fingerprint"]:
+        raise CubeError(f"{path}: incomplete cube, attribute fingerprint missing; rebuild it with `lai cube`")
     with h5py.File(path, "r") as f:
         labels = f["split"][:].astype(str)
         names = f["name"][:, 2].astype(str) if "name" in f else np.arange(len(labels)).astype(str)

@@ -139,12 +139,17 @@ def test_pool_scaling_pools_trainings_of_one_size_like_seeds(tmp_path):
 
     table, n = pool.pooled(run, points[:2])
     assert n == 4000 and set(table["point"]) == {"", points[0].name, points[1].name}
-    pooled, alone = table[table["point"] == ""], [table[table["point"] == p.name] for p in points[:2]]
+    pooled, alone = table[(table["point"] == "") & ~table["trainings_resampled"]], [table[table["point"] == p.name] for p in points[:2]]
+    drawn = table[table["trainings_resampled"]]  # the two-stage lines: the same differences, the trainings drawn too
     assert (pooled["seeds"] == 2).all() and pool.run_model_name(5) in set(pooled["other"])
     np.testing.assert_allclose(pooled["rmse_model"].to_numpy(), (alone[0]["rmse_model"].to_numpy() + alone[1]["rmse_model"].to_numpy()) / 2)
+    np.testing.assert_allclose(drawn["diff"].to_numpy(), pooled["diff"].to_numpy())
+    assert ((drawn["diff_hi"] - drawn["diff_lo"]).to_numpy() > (pooled["diff_hi"] - pooled["diff_lo"]).to_numpy()).all()
     twice, _ = pool.pooled(run, [points[0], points[0]])
-    for column in ("rmse_model", "diff"):  # one point twice is that point alone
-        np.testing.assert_allclose(twice[twice["point"] == ""][column].to_numpy(), alone[0][column].to_numpy())
+    once = twice[twice["point"] == ""]
+    for column in ("rmse_model", "diff", "diff_lo", "diff_hi"):  # one point twice is that point alone, drawn or not
+        for resampled in (False, True):
+            np.testing.assert_allclose(once[once["trainings_resampled"] == resampled][column].to_numpy(), alone[0][column].to_numpy())
     with pytest.raises(SystemExit, match=r"different numbers of triplets \(\[1600, 4000\]\)"):
         pool.pooled(run, [points[0], points[2]])
     with pytest.raises(SystemExit, match="not a point folder"):

@@ -701,6 +701,11 @@ def _prepare_manifests(tmp: Path, inputs: dict) -> None:
     wide = [tmp / f"wide_{k}.tif" for k in range(3)]
     for k, path in enumerate(wide):
         sparse_tiff(path, 256, 2**24, bands=2 if k < 2 else 1)
+    import numpy as np
+    import rasterio.windows
+
+    with rasterio.open(wide[0], "r+") as dst:  # one block of backscatter (an S1 scene's 0 is no data)
+        dst.write(np.full((2, 256, 256), -12.0, dst.dtypes[0]), window=rasterio.windows.Window(0, 0, 256, 256))
     manifests["wide_scene_yaml"] = ("wide_scene.yaml", scene_manifest([{"date": f"2019-06-{d:02d}", "s1": str(wide[0]),
                                                                         "lai": str(wide[2])} for d in (1, 6, 11)]))
     base = {"country": "SPAIN", "area": "BADAJOZ", "s2": s2_dates, "s1": [{"date": f"2019-06-{d:02d}", "file": str(s1)}
