@@ -152,10 +152,11 @@ class BadPixelTally:
     """Out-of-range pixels per file, summed over the windows a scene is read by, so that the 5 % rule
     (:data:`MAX_BAD_SHARE`) judges each file whole, as it judges a tile, whatever the window size."""
 
-    counts: dict = field(default_factory=dict)  # (kind, file) -> [bad, checked, worst value or None]
+    counts: dict = field(default_factory=dict)  # (kind, file, date) -> [bad, checked, worst value or None]
 
-    def add(self, kind: str, file, bad: int, checked: int, worst: float | None) -> None:
-        entry = self.counts.setdefault((kind, file), [0, 0, None])
+    def add(self, kind: str, file, date: int, bad: int, checked: int, worst: float | None) -> None:
+        """Count one window of ``file`` read as date ``date`` (a file read for several dates is judged per date)."""
+        entry = self.counts.setdefault((kind, file, date), [0, 0, None])
         entry[0] += bad
         entry[1] += checked
         if worst is not None and (entry[2] is None or abs(worst) > abs(entry[2])):
@@ -164,7 +165,7 @@ class BadPixelTally:
     def check(self, valid_classes, most: int | None = None) -> None:
         """:class:`LNBError` naming the first file with more than :data:`MAX_BAD_SHARE` of its checked pixels out of
         range; with ``most`` (the pixels of a file) before all are read: of ``most``, which no later window changes."""
-        for (kind, file), (bad, checked, worst) in self.counts.items():
+        for (kind, file, _), (bad, checked, worst) in self.counts.items():
             whole = checked if most is None else most * (2 if kind == "s1" else 1)  # S1: two polarisations
             if bad > MAX_BAD_SHARE * max(whole, 1):
                 raise (_lai_range_error if kind == "lai" else _s1_range_error)(file, bad, checked, worst, valid_classes)
@@ -196,11 +197,11 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
     fixes = PixelFixes(*(np.zeros(lai.shape, bool) for _ in range(3)))
     rows, cols = counted
 
-    def judge(kind: str, file, bad: np.ndarray, checked: np.ndarray, values: np.ndarray) -> None:
+    def judge(kind: str, file, date: int, bad: np.ndarray, checked: np.ndarray, values: np.ndarray) -> None:
         n_bad, n_checked = int(bad[..., rows, cols].sum()), int(checked[..., rows, cols].sum())
         worst = _extreme(values[..., rows, cols][bad[..., rows, cols]])
         if tally is not None:
-            tally.add(kind, file, n_bad, n_checked, worst)
+            tally.add(kind, file, date, n_bad, n_checked, worst)
         elif n_bad > MAX_BAD_SHARE * max(n_checked, 1):
             raise (_lai_range_error if kind == "lai" else _s1_range_error)(file, n_bad, n_checked, worst, valid_classes)
 
@@ -220,7 +221,7 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
         with np.errstate(invalid="ignore"):
             snapped = usable & (values >= low - LAI_SNAP_TOLERANCE) & (values < low)
             masked = usable & ~((values >= low - LAI_SNAP_TOLERANCE) & (values <= high))
-        judge("lai", lai_file, masked, usable, values)
+        judge("lai", lai_file, k, masked, usable, values)
         values[snapped] = low
         values[masked] = np.nan
         scl_out[k][masked] = 0
@@ -235,7 +236,7 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
                                     "10*log10 (or an undeclared nodata 0: declare it)")
         with np.errstate(invalid="ignore"):
             out = present & ~((s1[k] >= S1_DB_RANGE[0]) & (s1[k] <= S1_DB_RANGE[1]))
-        judge("s1", s1_file, out, present, s1[k])
+        judge("s1", s1_file, k, out, present, s1[k])
         s1[k][out] = np.nan
         fixes.s1_masked[k] = out.any(axis=0)
     return scl_out, fixes
