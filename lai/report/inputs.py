@@ -186,6 +186,12 @@ class Run:
         return t1[t1["row"] == "final"] if t1 is not None else None
 
     @property
+    def n_seeds(self) -> int:
+        """How many trainings (seeds) of the chosen model the run pooled (tables/seeds.csv; 1 without it)."""
+        seeds = self.tables[TABLE.seeds]
+        return int(num(seeds["seeds"].max())) if seeds is not None and len(seeds) else 1
+
+    @property
     def chosen(self) -> str:
         """The run's chosen model (tables/selection.csv: the final model or a variant, chosen by validation RMSE);
         "final" where no selection was made (a run folder of an earlier lai)."""

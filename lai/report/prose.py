@@ -12,6 +12,7 @@ from lai.facts import (
     BETTER,
     BUFFER,
     CLOUDY,
+    EXTRA_ROWS,
     FIGURE_NAMES,
     NON_CLOUDY,
     NOT_RESOLVED,
@@ -113,6 +114,14 @@ def _abstract(run: Run) -> list:
                         f"paper {fmt(pr)}), R² {fmt(q)} (paper {fmt(pq)})")
     pieces.append("The final model reaches, per test set, " + "; ".join(bits) + "." if bits else
                   "No metrics of the final model are available in this run folder.")
+    seeds = run.tables[TABLE.seeds]
+    chosen = [(s, metric(seeds, "set", s, "rmse_mean"), metric(seeds, "set", s, "r2_mean")) for s in TEST_SETS]
+    if run.chosen != "final" and any(math.isfinite(r) for _, r, _ in chosen):
+        n = run.n_seeds
+        pieces.append(f"The model chosen on validation, {chosen_title(run.chosen)}, reaches "
+                      + "; ".join(f"{SET_TITLES[s].lower()}: RMSE {fmt(r)} LAI, R² {fmt(q)}" for s, r, q in chosen
+                                  if math.isfinite(r))
+                      + (f" (the mean of its {n} seeds)." if n > 1 else "."))
     pers = baseline_metric(run.tables[TABLE.baselines], "persistence", NON_CLOUDY, "r2")
     if math.isfinite(pers):
         pieces.append(f"Persisting the last clear LAI reaches R² {fmt(pers)} on the non-cloudy set.")
@@ -143,17 +152,20 @@ def _conclusions(run: Run) -> list:
         items.append(ensemble)
     items += _stopping(run)
     extras = run.tables[TABLE.extras]
-    items.append(rich("Extra rows beyond the paper (cloud-weighted loss, residual model, gated skip, baselines without the LAI "
-                      "history): ", "see their table." if extras is not None else
+    sel = run.tables[TABLE.selection]
+    candidates = [] if extras is not None or sel is None else [m for m in sel["model"].astype(str) if m in EXTRA_ROWS]
+    rows = [EXTRA_ROWS[m].short.split(", ", 1)[1] for m in EXTRA_ROWS if m not in candidates] + ["baselines without the LAI history"]
+    items.append(rich("Extra rows beyond the paper (", ", ".join(rows), "): ", "see their table." if extras is not None else
                       [strong("not run"), " in this profile (", mono("extras: false"), "); the ", mono("paper"),
-                       " profile runs them."]))
+                       " profile runs them."],
+                      [" The ", ", ".join(EXTRA_ROWS[m].short.split(", ", 1)[1] for m in candidates),
+                       " was trained as a candidate for the chosen model (above)."] if candidates else None))
     return items
 
 
 def _choice(run: Run, who: str) -> list:
     """Which model the comparisons are about, how it was chosen and how many seeds they pool."""
-    sel, seeds = run.tables[TABLE.selection], run.tables[TABLE.seeds]
-    n = int(num(seeds["seeds"].max())) if seeds is not None and len(seeds) else 1
+    sel, n = run.tables[TABLE.selection], run.n_seeds
     pooled = (f"; its {n} trainings (seeds) are pooled: its RMSE is their mean, and each bootstrap resample of the "
               "triplets is applied to every seed" if n > 1 else "; one training seed")
     if sel is None or len(sel) < 2:

@@ -19,6 +19,7 @@ from lai.facts import (
     NOT_RESOLVED,
     PAPER_BASELINES_R2,
     PAPER_TABLE1,
+    RMSE,
     RMSE_NORM,
     ROWS,
     SET_PROSE,
@@ -111,6 +112,9 @@ def _baselines(run: Run) -> dict:
             f = fm[fm["set"] == s]
             if len(f):
                 entries.append(("final U-Net", f.iloc[0], True))
+                chosen = _chosen_record(run, s, f.iloc[0])
+                if chosen is not None:
+                    entries.append((chosen_title(run.chosen).removeprefix("the "), chosen, True))
         for b in names:
             p = part[part["baseline"] == b]
             if len(p):
@@ -128,9 +132,22 @@ def _baselines(run: Run) -> dict:
     out["table"] = table([header], rows, len(header), caption=rich(
         "Baselines next to the final U-Net (bold), per test set. RMSE and R² on pixels clear at ", emph("t"),
         ", with 95% bootstrap intervals over triplets.",
+        f" The chosen model, {chosen_title(run.chosen)} (bold, second): the mean of its seeds’ RMSE and R², without "
+        "intervals (its paired differences to the baselines are in the text)." if run.chosen != "final" else None,
         [" Last column: RMSE against the simulation’s true LAI on the pixels ", strong("not"), " clear at ", emph("t"),
          " (clouds, shadows, no data), which real data cannot score."] if has_truth else None))
     return out
+
+
+def _chosen_record(run: Run, s: str, final: pd.Series) -> dict | None:
+    """The baselines table's line of the chosen model where it is not the final U-Net: the mean of its seeds
+    (tables/seeds.csv) on test set ``s``, on the final U-Net's triplets and pixels; None where there is none."""
+    seeds = run.tables[TABLE.seeds]
+    rmse = metric(seeds, "set", s, "rmse_mean")
+    if run.chosen == "final" or not math.isfinite(rmse):
+        return None
+    return {"set": s, "triplets": final.get("triplets"), RMSE: rmse, RMSE_NORM: rmse / run.lai_scale,
+            "r2": metric(seeds, "set", s, "r2_mean"), N_PIXELS: final.get(N_PIXELS), "truth_rmse_cloudy": math.nan}
 
 
 def _baseline_reading(run: Run, bl: pd.DataFrame | None, fm: pd.DataFrame | None) -> list:
@@ -158,7 +175,9 @@ def _baseline_reading(run: Run, bl: pd.DataFrame | None, fm: pd.DataFrame | None
             said.append(rich("its difference to " + ", ".join(f"{other_name(c['other'])} ({diff_text(c)})" for c in groups[NOT_RESOLVED])
                              + " is ", strong("not resolved"), " (the interval includes 0)"))
         out.append(rich(f"{where} ({verdicts[0]['triplets']} triplets) ", join(said, "; "), "."))
-    out.append(f"Differences are the RMSE of {who} (chosen from validation scores; its seeds pooled) minus the other "
+    seeds = run.n_seeds
+    out.append(f"Differences are the RMSE of {who} (chosen from validation scores; "
+               f"{f'its {seeds} seeds pooled' if seeds > 1 else 'one training seed'}) minus the other "
                "model’s on the same triplets, with 95% paired-bootstrap intervals; negative means the U-Net is better.")
     mlr, rf = baseline_metric(bl, "MLR", NON_CLOUDY, "r2"), baseline_metric(bl, "RF", NON_CLOUDY, "r2")
     if math.isfinite(mlr) or math.isfinite(rf):
@@ -182,8 +201,9 @@ def _baseline_reading(run: Run, bl: pd.DataFrame | None, fm: pd.DataFrame | None
         u = metric(fm, "set", CLOUDY, "truth_rmse_cloudy")
         p = baseline_metric(bl, "persistence", CLOUDY, "truth_rmse_cloudy")
         if math.isfinite(u) and math.isfinite(p):
+            unet = "the U-Net’s" if run.chosen == "final" else "the final U-Net’s (the paper’s model, not the chosen one)"
             out.append(rich("Under the clouds at ", emph("t"), " of the cloudy set, which only the simulation can score, "
-                            f"the U-Net’s RMSE against the true LAI is {fmt(u)} LAI, persistence’s {fmt(p)} LAI."))
+                            f"{unet} RMSE against the true LAI is {fmt(u)} LAI, persistence’s {fmt(p)} LAI."))
     return join(out, " ")
 
 
@@ -308,8 +328,8 @@ def _large_errors(run: Run) -> list | None:
     if len(cloudy) and cloudy.iloc[0]["large"] > 0 and cloudy.iloc[0]["no_clear_past_share"] > 0.5:
         out.append(" On the cloudy set most of them had neither t-2 nor t-1 clear: the model had only the radar to go on.")
         if cloudy.iloc[0]["under_share"] > 0.6:
-            out.append(" Most of those are too low: over dense canopy the radar's backscatter saturates, and the model "
-                       "predicts towards the mean.")
+            out.append(f" Most of the cloudy set's large errors ({fmt_share(cloudy.iloc[0]['under_share'])}) are too low: "
+                       "over dense canopy the radar's backscatter saturates, and the model predicts towards the mean.")
     out.append(" A horizontal streak in a panel is one such triplet: a nearly flat prediction under observations that vary.")
     return rich(*out)
 
