@@ -43,7 +43,7 @@ from lai.records import read_json_record
 from lai.uncertainty import Calibration, calibration_rows, fit_calibration, reliability, strata
 
 PER_TILE = (RMSE, RMSE_NORM, R2, N_PIXELS)  # per_tile.csv's metrics of each triplet (lai.metrics.pooled)
-EVALUATED_ON = "evaluated_on.json"  # beside metrics.csv: the cube identity the metrics were computed on
+EVALUATED_ON = "evaluated_on.json"  # beside metrics.csv: the cube identity and lai code the metrics were computed by
 
 
 def check_same_splits(config: StageConfig, run_dir: Path, cube: str | Path) -> dict:
@@ -60,8 +60,17 @@ def check_same_splits(config: StageConfig, run_dir: Path, cube: str | Path) -> d
     return identity
 
 
+def evaluation_identity(cube: str | Path) -> dict:
+    """What a stage's cached metrics depend on beside its weights: the cube's identity and lai's code
+    (:func:`lai.provenance.code_digest`: a fix to the metrics reaches a run folder evaluated before it)."""
+    from lai.provenance import code_digest
+
+    return {**cube_identity(cube), "lai_code": code_digest()}
+
+
 def evaluated_on(run_dir: str | Path) -> dict | None:
-    """The cube identity recorded with a run's metrics, or None; :class:`RunFolderError` naming the file if unreadable."""
+    """The identity (:func:`evaluation_identity`) recorded with a run's metrics, or None; :class:`RunFolderError`
+    naming the file if unreadable."""
     path = Path(run_dir) / EVALUATED_ON
     if not (path.exists() or path.is_symlink()):
         return None
@@ -103,7 +112,7 @@ def evaluate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_si
     with output_lock(run_dir, folder=STAGE_WEIGHTS_FILE):  # a folder holding a model: checked as it loads
         trained, identity = _trained_for(run_dir, cube, device)
         table = _evaluate(trained, run_dir, cube, sets, batch_size, save_predictions)
-        atomic_write_text(run_dir / EVALUATED_ON, json.dumps(identity, indent=2))
+        atomic_write_text(run_dir / EVALUATED_ON, json.dumps(evaluation_identity(cube), indent=2))
     return table
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from lai.errors import PipelineError
 from lai.facts import RUN_PROFILE_FILE, RUN_SUBFOLDERS
 from lai.io import atomic_path, atomic_write_text, check_outside, check_replaceable, output_lock, own_subfolder
+from lai.provenance import code_digest
 from lai.records import read_json_record
 from lai.run_profile import DEFAULT_PROFILE, PROJECT_ROOT, check_run_name, open_run_folder, resolve_profile
 
@@ -105,19 +106,7 @@ class NotebookInputs:
     def __init__(self, run_dir: Path, data_root: Path, data: Path | None = None):
         self.run_dir, self.data_root, self.data = run_dir, data_root, data
         self.folder = own_subfolder(run_dir / "notebooks", ".inputs")  # never a link: records are removed there
-        self.code = self._code_digest()
-
-    @staticmethod
-    def _code_digest() -> str:
-        import hashlib
-
-        import lai
-
-        digest = hashlib.sha256()
-        for path in sorted(Path(lai.__file__).parent.rglob("*")):
-            if path.suffix in (".py", ".typ", ".yaml") and "__pycache__" not in path.parts:
-                digest.update(path.as_posix().encode() + path.read_bytes())
-        return digest.hexdigest()
+        self.code = code_digest()
 
     def _digest(self, path: Path, content: bool) -> str:
         import hashlib

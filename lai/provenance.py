@@ -14,6 +14,21 @@ PACKAGES = ("torch", "numpy", "scipy", "pandas", "xarray", "h5netcdf", "h5py", "
             "matplotlib", "seaborn", "papermill", "typst")
 
 
+def code_digest() -> str:
+    """SHA-256 of lai's own code (its .py, .typ and .yaml files, by path inside the package): what a cached
+    result computed by lai depends on beside its inputs."""
+    import hashlib
+
+    import lai
+
+    root = Path(lai.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".typ", ".yaml") and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
 def git_revision() -> tuple[str, bool]:
     """(commit, dirty) of the project checkout, or ("unknown", False) outside git."""
     try:

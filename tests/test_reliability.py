@@ -685,10 +685,17 @@ def test_model_on_other_split_labels_is_neither_reused_nor_scored(tiny_data, tmp
         evaluate_run(run, resplit)
     assert not (run / "metrics.csv").exists()
     first = ctx.evaluate("s1")
-    (run / EVALUATED_ON).write_text(json.dumps({"fingerprint": "x", "splits": "other"}))  # metrics of another cube
     before = (run / "metrics.csv").stat().st_mtime_ns
-    pd.testing.assert_frame_equal(ctx.evaluate("s1"), first)
-    assert (run / "metrics.csv").stat().st_mtime_ns != before, "cached metrics of another cube were reused"
+    pd.testing.assert_frame_equal(ctx.evaluate("s1").drop(columns="note"), first.drop(columns="note"),
+                                  check_dtype=False)  # read back from metrics.csv (an empty note reads as NaN)
+    assert (run / "metrics.csv").stat().st_mtime_ns == before, "metrics of this cube and code were not reused"
+    recorded = json.loads((run / EVALUATED_ON).read_text())
+    for changed in ({"fingerprint": "x", "splits": "other"},  # metrics of another cube
+                    {"lai_code": "0" * 64}):  # computed by other lai code: a fix to the metrics must reach them
+        (run / EVALUATED_ON).write_text(json.dumps({**recorded, **changed}))
+        before = (run / "metrics.csv").stat().st_mtime_ns
+        pd.testing.assert_frame_equal(ctx.evaluate("s1"), first)
+        assert (run / "metrics.csv").stat().st_mtime_ns != before, f"cached metrics were reused: {changed}"
 
 
 def test_an_unreadable_evaluated_on_record_is_named(tmp_path):
