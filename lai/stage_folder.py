@@ -84,6 +84,11 @@ def same_folder(saved, now: str | Path, run_dir: Path | None = None) -> bool:
     return bool(parts) and here.parts[-len(parts):] == parts
 
 
+# configuration fields that say how many stages a profile trains, not how one trains: a stage differing only there is
+# the same stage (more seeds of the final model reuse its encoders and seed 0)
+NOT_THE_STAGE = ("train.seeds",)
+
+
 def _differences(saved: dict, source: Path, cfg: StageConfig, run_dir: Path) -> str:
     """How the stage configuration ``saved`` (the mapping ``source``, config.yaml or checkpoint.pt, holds) differs
     from ``cfg``, in words; "" when it does not."""
@@ -91,7 +96,7 @@ def _differences(saved: dict, source: Path, cfg: StageConfig, run_dir: Path) -> 
         saved = {**saved, "init_from": {k: str(cfg.init_from[k]) if k in cfg.init_from
                                         and same_folder(v, cfg.init_from[k], run_dir) else v
                                         for k, v in saved["init_from"].items()}}
-    diffs = saved_differences(saved, stage_config_from(saved, source), cfg)
+    diffs = [d for d in saved_differences(saved, stage_config_from(saved, source), cfg) if d[0] not in NOT_THE_STAGE]
     other_cube = [d for d in diffs if d[0].startswith("cube.") and d[1] is not NOT_SAVED]  # hashes say nothing
     what = describe_differences([d for d in diffs if d not in other_cube])
     return "; ".join(filter(None, ["different cube data or split labels" if other_cube else "", what]))

@@ -264,6 +264,8 @@ def test_run_folder_of_another_run_is_refused(tiny_data, tmp_path):
     train_stage(profile_with(epochs=1), "s1", cube, tmp_path / "r", progress=False)
     with pytest.raises(RunFolderError, match=r"r already holds another run \(different train\.epochs: 1 there, 2 here\)"):
         train_stage(profile_with(epochs=2), "s1", cube, tmp_path / "r", progress=False)
+    # the number of seeds a profile trains is not the stage's: more seeds reuse it (they were refused)
+    assert train_stage(profile_with(epochs=1, seeds=3), "s1", cube, tmp_path / "r", progress=False).reused
 
 
 def test_stage_saved_before_a_field_existed_loads_but_is_not_reused(tiny_data, tmp_path):
