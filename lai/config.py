@@ -201,8 +201,9 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     lr_decay: float = 0.2
-    # "plateau": decay the LR after lr_patience epochs without a better validation score, stop after
-    # patience; "milestones": the paper's protocol, all epochs with decays at fixed epochs (see milestones)
+    # "plateau": decay the LR on the epoch after lr_patience epochs without a better validation score (PyTorch's
+    # ReduceLROnPlateau, relative threshold 1e-4), stop after patience such epochs (README: with 2 and 6 the second
+    # decay comes as the stage stops); "milestones": the paper's protocol, all epochs with decays at fixed epochs
     schedule: str = "plateau"
     milestones: str = "paper"  # "paper": decays at 1/3 and 2/3; "reference": linspace(0, n, 3)[1:] (one decay)
     patience: int = 6  # epochs without a better validation score that mean converged (and stop "plateau")
