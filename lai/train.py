@@ -41,7 +41,7 @@ import torch
 import yaml
 
 from lai.augment import augment
-from lai.checkpoint import TrainingState, read_pretrained, save_trained
+from lai.checkpoint import TrainingState, read_pretrained, read_trained, save_trained
 from lai.config import (
     ConfigError,
     CubeRef,
@@ -134,10 +134,13 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
                           f"{list(cfg.model.decoder_widths)}: one training step of batch {rank_batch} on "
                           f"{splits[0].shape[0]}x{splits[0].shape[1]} tiles {too_big}")
     model = build_model(cfg.model, cfg.encoding)
+    not_residual = set()  # pre-trained parts whose heads predict the LAI itself, which a residual model adds to
     for part, path in cfg.init_from.items():
         model.load_pretrained(part, read_pretrained(path, expect_part=part, expect_model=cfg.model))
+        if cfg.model.residual and not read_trained(path)["config"].model.residual:
+            not_residual.add(part)
     if tcfg.init_bias:
-        init_head_bias(model, splits[0], cfg.encoding, skip=set(cfg.init_from), seed=tcfg.seed)
+        init_head_bias(model, splits[0], cfg.encoding, skip=set(cfg.init_from), seed=tcfg.seed, shift=not_residual)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -181,10 +184,11 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
 
 
 def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=(), seed: int = 0,
-                   max_pixels: int = 2**21) -> float:
+                   max_pixels: int = 2**21, shift=()) -> float:
     """Start every head not in ``skip`` (pre-trained parts) so that its mean prediction is the mean normalised LAI
     of ``split``'s targets (clear pixels of triplets drawn with ``seed``, at most ``max_pixels`` pixels, at least
-    8 triplets); return that mean.
+    8 triplets); return that mean. The pre-trained heads of ``shift`` (parts trained to predict the LAI itself, now
+    in a ``model.residual`` model that adds the last clear LAI to every head) are moved down by its mean.
 
     A spread head (``model.uncertainty``) starts at the log-variance of those targets.
 
@@ -203,6 +207,8 @@ def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=
     heads = {"enc1": model.enc1 and model.enc1.head, "enc2": model.enc2 and model.enc2.head, "dec": model.dec_head}
     with torch.no_grad():
         for part, head in heads.items():
+            if head is not None and part in shift:
+                head.bias[0] -= base
             if head is None or part in skip:
                 continue
             gated = part == "dec" and model.cfg.gated_skip
