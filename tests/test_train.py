@@ -342,10 +342,10 @@ def test_fresh_heads_start_at_the_training_targets_mean(tiny_data):
                 target - change, abs=1e-4)
     # a pre-trained head that predicted the LAI itself, in a residual model: moved down by the mean last clear LAI
     model = build_model(replace(p.model, row="final", residual=True), p.encoding)
-    before = model.enc1.head.bias.clone()
+    before = model.enc1.head.bias.detach().clone()
     init_head_bias(model, split, p.encoding, skip={"enc1"}, shift={"enc1"})
     base = float(last_clear(x)[x.target_valid].mean())
-    assert float(model.enc1.head.bias[0].detach()) == pytest.approx(float(before[0]) - base, abs=1e-5)
+    assert float(model.enc1.head.bias.detach()[0]) == pytest.approx(float(before[0]) - base, abs=1e-5)
     # the gated skip starts at gate_start x the last clear LAI plus a constant change, pixel by pixel (zero weights)
     model = build_model(replace(p.model, row="final", gated_skip=True, gate_start=0.9), p.encoding)
     init_head_bias(model, split, p.encoding)
