@@ -93,8 +93,14 @@ class Trained:
 
     @property
     def bf16(self) -> bool:
-        """Inference runs under bf16 autocast on a GPU, in float32 on a CPU."""
-        return self.device.type == "cuda"
+        """Inference runs as the model's validation did: under bf16 autocast where its ``train.bf16`` says so
+        (:func:`bf16_on`; the default ``auto``: on a GPU, not on a CPU)."""
+        return bf16_on(self.config.train.bf16, self.device)
+
+
+def bf16_on(setting: str, device: torch.device) -> bool:
+    """Whether ``train.bf16`` (``on``, ``off`` or ``auto``: on a GPU) autocasts to bf16 on ``device``."""
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
 
 
 def load_trained(run: str | Path, device: str | torch.device = "auto") -> Trained:

@@ -233,22 +233,27 @@ class RunContext:
                                f"delete runs/{run}/{STAGE_METRICS_FILE} to evaluate {run} again")
 
     def noise_floor(self) -> pd.DataFrame | None:
-        """tables/noise_floor.csv (written once, :func:`lai.noise.noise_floor`): per test set the RMSE of the
+        """tables/noise_floor.csv (:func:`lai.noise.noise_floor`, kept for the lai code that wrote it): per test set the RMSE of the
         observed LAI at t against the true LAI on the scored pixels (``floor_rmse``) and on strictly clear
         ones (``floor_rmse_strict``, SCL 4-6), and the oracle bound (``oracle_rmse``, its per-triplet sums in
         ``attrs["per_triplet"]`` and tables/oracle_per_triplet.csv); None for real data, which has no true LAI."""
         from lai.facts import TEST_SETS
         from lai.noise import noise_floor
+        from lai.provenance import code_digest
 
         if not self.simulated:
             return None
-        if self.table(TABLE.noise_floor).exists() and self.table(TABLE.oracle_per_triplet).exists():
+        computed_by = self.run_dir / "tables" / ".noise_floor.lai_code"  # the code that wrote them (not published)
+        if (self.table(TABLE.noise_floor).exists() and self.table(TABLE.oracle_per_triplet).exists()
+                and computed_by.is_file() and not computed_by.is_symlink()
+                and computed_by.read_text(errors="replace")[:64] == code_digest()):
             floor = self.read_table(TABLE.noise_floor)
             floor.attrs["per_triplet"] = self.read_table(TABLE.oracle_per_triplet)
             return floor
         floor = noise_floor(self.cube_path, TEST_SETS, self.profile.encoding.valid_classes)
         self.save_table(floor, TABLE.noise_floor)
         self.save_table(floor.attrs["per_triplet"], TABLE.oracle_per_triplet)
+        atomic_write_text(computed_by, code_digest())
         return floor
 
     def histories(self, rows) -> dict[str, pd.DataFrame]:

@@ -58,7 +58,7 @@ from lai.distributed import World, barrier, local_device, main_process, pick_dev
 from lai.encode import Encoded, encode_batch
 from lai.errors import TrainingDivergedError
 from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, TRAIN, VAL, stage_label
-from lai.infer import build_model, forward, to_channels_last, training_bytes
+from lai.infer import bf16_on, build_model, forward, to_channels_last, training_bytes
 from lai.io import atomic_path, atomic_write_text, memory_shortfall, output_lock
 from lai.loader import BatchLoader, CubeSplit
 from lai.loss import masked_mse, total_loss
@@ -77,10 +77,6 @@ def convergence(history: pd.DataFrame, patience: int) -> dict:
     return {"best_epoch": int(history["epoch"].iloc[best]), "best_val_rmse": float(history["val_rmse"].iloc[best]),
             "stopped_epoch": int(history["epoch"].iloc[-1]), "flat_epochs": len(history) - 1 - best,
             "converged": bool(len(history) - 1 - best >= patience)}
-
-
-def _switch(value: str, device: torch.device) -> bool:
-    return value == "on" or (value == "auto" and device.type == "cuda")
 
 
 def stage_config(profile: Profile, row: str, cube: str | Path, init_from: dict[str, str] | None = None) -> StageConfig:
@@ -125,7 +121,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     world = setup(device)
     device, progress = local_device(device, world), progress and world.main
     rank_batch = rank_batch_size(tcfg.batch_size, world)
-    use_bf16, channels_last = _switch(tcfg.bf16, device), tcfg.channels_last != "off"
+    use_bf16, channels_last = bf16_on(tcfg.bf16, device), tcfg.channels_last != "off"
     torch.manual_seed(tcfg.seed)
     splits = _splits(cube, cfg.model, cfg.encoding)
     too_big = device.type == "cpu" and memory_shortfall(training_bytes(cfg.model, cfg.encoding, splits[0].shape[0], rank_batch))

@@ -139,3 +139,20 @@ def test_paper_profile_end_to_end_at_reduced_size(tmp_path):
         assert (tmp_path / "runs" / row / "model.pt").is_file()
     config = (tmp_path / "runs" / "final" / "config.yaml").read_text()
     assert "encoder_widths:\n  - 32\n  - 64\n  - 128" in config  # the paper preset, not a CPU one
+
+
+def test_inference_autocasts_as_the_model_was_validated():
+    """Evaluation and maps ran under bf16 on any GPU, also for a model trained and validated with train.bf16 off."""
+    import torch
+
+    from lai.infer import bf16_on
+
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    assert [bf16_on(s, gpu) for s in ("auto", "on", "off")] == [True, True, False]
+    assert [bf16_on(s, cpu) for s in ("auto", "on", "off")] == [False, True, False]
+    from types import SimpleNamespace
+
+    from lai.infer import Trained
+
+    trained = lambda setting, device: Trained(None, SimpleNamespace(train=SimpleNamespace(bf16=setting)), device)  # noqa: E731
+    assert not trained("off", gpu).bf16 and trained("auto", gpu).bf16 and not trained("auto", cpu).bf16

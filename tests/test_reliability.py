@@ -698,6 +698,25 @@ def test_model_on_other_split_labels_is_neither_reused_nor_scored(tiny_data, tmp
         assert (run / "metrics.csv").stat().st_mtime_ns != before, f"cached metrics were reused: {changed}"
 
 
+def test_the_noise_floor_is_kept_only_for_the_code_that_wrote_it(tiny_data, tmp_path):
+    """tables/noise_floor.csv was written once per run folder: a fix to lai.noise never reached it."""
+    from lai.facts import TABLE
+    from lai.run_folder import RunContext
+
+    _, _, cube = tiny_data
+    ctx = RunContext("tiny", run_dir=tmp_path / "report", data_root=tmp_path / "data")
+    ctx.cube_path.parent.mkdir(parents=True)
+    shutil.copy(cube, ctx.cube_path)
+    first = ctx.noise_floor()
+    table = ctx.table(TABLE.noise_floor)
+    before = table.stat().st_mtime_ns
+    pd.testing.assert_frame_equal(ctx.noise_floor().drop(columns="note"), first.drop(columns="note"), check_dtype=False)
+    assert table.stat().st_mtime_ns == before, "the floor of this code was computed again"
+    (ctx.run_dir / "tables" / ".noise_floor.lai_code").write_text("0" * 64)  # written by other lai code
+    pd.testing.assert_frame_equal(ctx.noise_floor(), first)
+    assert table.stat().st_mtime_ns != before, "a floor written by other lai code was reused"
+
+
 def test_an_unreadable_evaluated_on_record_is_named(tmp_path):
     """runs/<row>/evaluated_on.json emptied (adversarial pass 4, D12): notebook 02 failed with a bare JSONDecodeError.
     One RunFolderError naming the file and how to evaluate again."""
