@@ -33,7 +33,7 @@ from lai.facts import (
     check_name,
 )
 from lai.io import atomic_path, atomic_write_text, own_subfolder
-from lai.provenance import environment
+from lai.provenance import code_digest, environment
 from lai.records import read_csv_record, read_json_record
 from lai.run_profile import (  # noqa: F401 - the folder's profile, importable from here too
     DEFAULT_PROFILE,
@@ -239,7 +239,6 @@ class RunContext:
         ``attrs["per_triplet"]`` and tables/oracle_per_triplet.csv); None for real data, which has no true LAI."""
         from lai.facts import TEST_SETS
         from lai.noise import noise_floor
-        from lai.provenance import code_digest
 
         if not self.simulated:
             return None
@@ -255,6 +254,65 @@ class RunContext:
         self.save_table(floor.attrs["per_triplet"], TABLE.oracle_per_triplet)
         atomic_write_text(computed_by, code_digest())
         return floor
+
+    # ------------------------------------------------------------------ real patches (notebook 00)
+
+    def real_patches(self) -> list:
+        """The real S1 + S2 L2A patches of :mod:`lai.examples`, extracted into the run folder's preprocessing/."""
+        from lai import examples
+
+        return examples.extract(self.run_dir / "preprocessing" / "bigearthnet")
+
+    def preprocess_patch(self, patch) -> Path:
+        """One real patch as an LNB folder (``lai preprocess``, 120-pixel tiles) under preprocessing/; kept for the lai
+        code that wrote it, written again by any other."""
+        from lai import examples
+        from lai.config import PreprocessConfig
+        from lai.preprocess import SUMMARY, preprocess
+
+        work = self.run_dir / "preprocessing"
+        lnb, made = work / f"lnb_{patch.name}", {"lai_code": code_digest()}
+        if not self._reusable(lnb, made, SUMMARY):
+            preprocess(examples.write_manifest(patch, work / f"{patch.name}.yaml"), lnb, PreprocessConfig(tile_size=120),
+                       progress=False)
+            self._made(lnb, made)
+        return lnb
+
+    def predict_patch(self, patch, row: str = "final") -> Path:
+        """The maps of one real patch by the trained ``row`` (``lai predict``) under preprocessing/; kept for that
+        model file and the lai code that wrote them, written again after either changed."""
+        from lai.predict import predict_folder
+
+        run = self.run_dir / "runs" / row
+        weights = (run / STAGE_WEIGHTS_FILE).resolve()
+        maps = self.run_dir / "preprocessing" / f"maps_{patch.name}"
+        made = {"lai_code": code_digest(), "model": str(weights), "model_mtime_ns": weights.stat().st_mtime_ns}
+        if not self._reusable(maps, made, "summary.json"):
+            predict_folder(run, self.preprocess_patch(patch), maps, progress=False)
+            self._made(maps, made)
+        return maps
+
+    @staticmethod
+    def _made_record(folder: Path) -> Path:
+        return folder.with_name(f".{folder.name}.made.json")
+
+    def _made(self, folder: Path, made: dict) -> None:
+        atomic_write_text(self._made_record(folder), json.dumps(made))
+
+    def _reusable(self, folder: Path, made: dict, summary: str) -> bool:
+        """Whether ``folder`` (lai's output under the run folder) was made as ``made`` says; one made otherwise (its
+        record, or ``summary``, shows it lai's) is removed, anything else there refused."""
+        import shutil
+
+        record = self._made_record(folder)
+        if not (folder.exists() or folder.is_symlink()):
+            return False
+        if record.is_file() and not record.is_symlink() and read_json_record(record, PipelineError, "delete it") == made:
+            return True
+        if folder.is_symlink() or not folder.is_dir() or not (record.is_file() or (folder / summary).is_file()):
+            raise PipelineError(f"{folder} is not a folder lai wrote here; move it away to let notebook 00 write its own")
+        shutil.rmtree(folder)
+        return False
 
     def histories(self, rows) -> dict[str, pd.DataFrame]:
         return {r: read_csv_record(self.run_dir / "runs" / r / "history.csv", PipelineError,

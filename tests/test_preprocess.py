@@ -391,3 +391,37 @@ def test_a_two_band_s1_raster_is_read_by_its_band_descriptions(tmp_path):
     trip = index_folder(tmp_path / "lnb", progress=False).triplets[4]  # an inner tile
     s1 = read_triplet(tmp_path / "lnb", trip).s1
     assert np.allclose(s1[:, 0], -13.01, atol=0.01) and np.allclose(s1[:, 1], -20.0, atol=0.01)  # VV, VH
+
+
+def test_notebook_00s_patch_outputs_are_made_again_when_the_model_or_the_code_changed(tiny_run, tmp_path):
+    """Notebook 00 reused its maps whatever model they came from (a retrained final model kept the old maps in its
+    figure); RunContext keeps them for the model file and lai code that made them, and touches no folder of another's."""
+    import os
+    import shutil
+
+    from lai.errors import PipelineError
+    from lai.run_folder import RunContext
+
+    ctx = RunContext("tiny", run_dir=tmp_path / "report", data_root=tmp_path / "data")
+    shutil.copytree(tiny_run.parent, ctx.run_dir / "runs", dirs_exist_ok=True)
+    patch = ctx.real_patches()[0]
+    maps = ctx.predict_patch(patch)  # preprocesses the patch first
+    lnb_summary, maps_summary = ctx.preprocess_patch(patch) / "preprocess.json", maps / "summary.json"
+    stamps = lambda: (lnb_summary.stat().st_mtime_ns, maps_summary.stat().st_mtime_ns)  # noqa: E731
+    first = stamps()
+    assert ctx.predict_patch(patch) == maps and stamps() == first  # reused
+    weights = ctx.run_dir / "runs" / "final" / "model.pt"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # the model retrained
+    ctx.predict_patch(patch)
+    assert stamps()[0] == first[0] and stamps()[1] != first[1]
+    record = maps.with_name(f".{maps.name}.made.json")
+    record.write_text(record.read_text().replace('"lai_code": "', '"lai_code": "0'))  # made by other lai code
+    ctx.predict_patch(patch)
+    assert stamps()[1] != first[1]
+    shutil.rmtree(maps)
+    record.unlink()
+    maps.mkdir()
+    (maps / "mine.txt").write_text("a user's file")
+    with pytest.raises(PipelineError, match=r"maps_.* is not a folder lai wrote here"):
+        ctx.predict_patch(patch)
+    assert (maps / "mine.txt").exists()
