@@ -248,7 +248,8 @@ def _checked_triplets(index, on_error: str, valid_classes, skipped: list, progre
         return
     from lai.parallel import imap_ordered
 
-    read = functools.partial(_read_for_cube, root=index.root, shape=(index.height, index.width),
+    # the folder absolute: the workers of an existing cluster (--scheduler) run in folders of their own
+    read = functools.partial(_read_for_cube, root=Path(index.root).resolve(), shape=(index.height, index.width),
                              valid_classes=tuple(valid_classes), with_truth=index.has_truth, cube_float=cube_float)
     with contextlib.closing(imap_ordered(read, index.triplets, client)) as outcomes:  # closing cancels what is left
         yield iter_triplets(index, on_error, valid_classes, skipped, progress, "build cube", outcomes)

@@ -489,7 +489,8 @@ def index_folder(root: str | Path, on_error: str = "raise", progress: bool = Tru
 
         triplets = list(_parse_rows(csv, table))
         chunks = [triplets[i:i + HEADER_TASK_TRIPLETS] for i in range(0, len(triplets), HEADER_TASK_TRIPLETS)]
-        done = map_ordered(functools.partial(_headers, root), chunks, client, on_done=lambda i, _: bar.update(len(chunks[i])))
+        done = map_ordered(functools.partial(_headers, Path(root).resolve()), chunks, client,  # absolute: see cube.py
+                           on_done=lambda i, _: bar.update(len(chunks[i])))
         headers = [h for chunk in done for h in chunk]
     bar.close()
     headers = [LNBError(*h) if isinstance(h, tuple) else h for h in headers]

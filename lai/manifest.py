@@ -40,7 +40,7 @@ def manifest_file(manifest: Path, value, where: str) -> Path:
     if not isinstance(value, str) or not value:
         got = "null" if value is None else f"{type(value).__name__} {shorten(value, 60)!r}"
         raise SceneError(f"{where}: expected a file name, got {got}")
-    f = Path(value) if Path(value).is_absolute() else manifest.parent / value
+    f = Path(value) if Path(value).is_absolute() else manifest.parent.resolve() / value  # absolute: dask workers
     try:
         found = f.is_file()
     except OSError as e:  # a name too long for the file system, say

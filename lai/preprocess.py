@@ -447,7 +447,7 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
             (tmp / sub).mkdir(parents=True)
         with tqdm(total=len(triplets) * rows * cols, desc="preprocess", unit="tile", disable=not progress) as bar:
             task = functools.partial(_preprocess_triplet, m=m, match=match, scene=scene, cfg=cfg, networks=networks,
-                                     tmp=Path(tmp))
+                                     tmp=Path(tmp).resolve())  # absolute: workers of a --scheduler run elsewhere
             if dask:
                 from lai.parallel import dask_client, map_ordered
 

@@ -311,14 +311,16 @@ def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: in
         check_new_folder(out)
         with atomic_path(out) as tmp:
             Path(tmp).mkdir()
-            task = functools.partial(_predict_scene_task, run=str(run), out_dir=Path(tmp), window=window,
-                                     overlap=overlap, device=device, preprocess=preprocess)
+            # paths absolute: the workers of an existing cluster (--scheduler) run in folders of their own
+            task = functools.partial(_predict_scene_task, run=str(Path(run).resolve()), out_dir=Path(tmp).resolve(),
+                                     window=window, overlap=overlap, device=device, preprocess=preprocess)
             with tqdm(total=len(manifests), desc="predict scenes", unit="scene", disable=not progress) as bar:
                 if dask:
                     from lai.parallel import dask_client, map_ordered
 
                     with dask_client(**dask) as client:
-                        summaries = map_ordered(task, manifests, client, on_done=lambda i, _: bar.update())
+                        summaries = map_ordered(task, [m.resolve() for m in manifests], client,
+                                                on_done=lambda i, _: bar.update())
                 else:
                     trained = load_trained(run, device)
                     summaries = []

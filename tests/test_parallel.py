@@ -1,6 +1,8 @@
 """Many inputs on dask.distributed (simulation, cube, preprocessing, scenes): results do not depend on the workers."""
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,6 +113,29 @@ def test_preprocess_on_two_dask_workers_writes_the_serial_bytes(scheduler, tmp_p
     for rel in files:
         if rel.name != "preprocess.json":  # names its own --out
             assert (tmp_path / "serial" / rel).read_bytes() == (tmp_path / "dask" / rel).read_bytes(), rel
+
+
+def test_relative_paths_reach_the_workers_of_an_existing_cluster(tiny_data, tiny_run, scheduler, tmp_path, monkeypatch):
+    """The workers of a --scheduler cluster run in a folder of their own: relative paths sent to them named files
+    there (preprocess and simulate ended in tracebacks, cube said a file was missing)."""
+    from lai.simulate import simulate
+    from tests.test_predict import write_scene
+    from tests.test_preprocess import scene
+
+    profile, lnb, _ = tiny_data
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")  # the workers' folder is the one the cluster started in
+    scene(Path("scene"), size=64)
+    assert preprocess(Path("scene/manifest.yaml"), Path("pre"), PreprocessConfig(tile_size=32), progress=False,
+                      dask=scheduler)["triplets"] == 4
+    simulate(profile.simulate, Path("sim"), progress=False, dask=scheduler)
+    shutil.copytree(lnb, "lnb")
+    assert build_cube(Path("lnb"), Path("cube.nc"), profile.splits, profile.encoding, progress=False,
+                      dask=scheduler).n_triplets == 120
+    shutil.copytree(tiny_run, "final")
+    manifest = write_scene(Path("s"), (40, 40), [-12.0, -18.0], 3.0, 4)
+    (done,) = predict_scenes(Path("final"), [manifest], Path("maps"), window=32, overlap=8, device="cpu", dask=scheduler)
+    assert Path("maps/scene.tif").is_file() and done["out"].endswith("maps/scene.tif")
 
 
 def test_scenes_on_two_dask_workers_equal_the_serial_maps(tiny_run, scheduler, tmp_path, capfd):

@@ -207,7 +207,8 @@ def _run_scenes(cfg: SimConfig, plans: list, root: Path, workers: int, bar, dask
         from lai.parallel import dask_client, map_ordered
 
         with dask_client(**dask) as client:
-            return map_ordered(functools.partial(_simulate_scene, cfg, root=root), plans, client,
+            # absolute: the workers of an existing cluster (--scheduler) run in folders of their own
+            return map_ordered(functools.partial(_simulate_scene, cfg, root=Path(root).resolve()), plans, client,
                                on_done=lambda i, _: bar.update(len(scene_dates(plans[i]))))
 
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
