@@ -340,10 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     _dask_options(p)
     p.set_defaults(func=cmd_preprocess)
 
+    from lai.pipeline import NOTEBOOKS
+
     p = sub.add_parser(
         "run", help="the main job: every notebook in order through papermill, then the PDF report",
-        description="Run every notebook (01_data, 02_training, 00_preprocessing, which applies the final model, "
-        "03_ablations, 04_baselines, 05_report) with one profile, resolved once and saved as <reports>/<name>/profile.yaml "
+        description=f"Run every notebook ({', '.join(nb.removesuffix('.ipynb') for nb in NOTEBOOKS)}, in that order) "
+        "with one profile, resolved once and saved as <reports>/<name>/profile.yaml "
         "(the notebooks get only the run folder). Rerunning the same run continues it: finished stages are reused, an "
         "interrupted training resumes from its last checkpoint. A run folder holding another configuration, or being "
         "written by another `lai run`, is refused.",
