@@ -134,17 +134,16 @@ def _extreme(values: np.ndarray) -> float | None:
     return float(known.flat[np.argmax(np.abs(known))]) if known.size else None
 
 
-def _lai_range_error(file, bad: int, checked: int, worst: float | None, valid_classes) -> LNBError:
+def _range_error(kind: str, file, bad: int, checked: int, worst: float | None, valid_classes) -> LNBError:
+    """The refusal of a file (``kind`` "lai" or "s1") with ``bad`` of its ``checked`` values out of range."""
+    if kind == "s1":
+        return LNBError(file, f"has {_share(bad, checked)} of its backscatter values outside the plausible range "
+                              f"[{S1_DB_RANGE[0]:g}, {S1_DB_RANGE[1]:g}] dB: values such as {worst:g} (wrong units, or "
+                              "undeclared nodata?)")
     low, high = LAI_RANGE
     example = f"values such as {worst:g}" if worst is not None else "NaN (nodata or masked)"
     return LNBError(file, f"has {_share(bad, checked)} of its usable pixels (SCL {list(valid_classes)}) outside the "
                           f"plausible LAI range [{low:g}, {high:g}]: {example} (wrong units, or undeclared nodata?)")
-
-
-def _s1_range_error(file, bad: int, checked: int, worst: float | None, valid_classes=None) -> LNBError:
-    return LNBError(file, f"has {_share(bad, checked)} of its backscatter values outside the plausible range "
-                          f"[{S1_DB_RANGE[0]:g}, {S1_DB_RANGE[1]:g}] dB: values such as {worst:g} (wrong units, or "
-                          "undeclared nodata?)")
 
 
 @dataclass
@@ -168,7 +167,7 @@ class BadPixelTally:
         for (kind, file, _), (bad, checked, worst) in self.counts.items():
             whole = checked if most is None else most * (2 if kind == "s1" else 1)  # S1: two polarisations
             if bad > MAX_BAD_SHARE * max(whole, 1):
-                raise (_lai_range_error if kind == "lai" else _s1_range_error)(file, bad, checked, worst, valid_classes)
+                raise _range_error(kind, file, bad, checked, worst, valid_classes)
 
 
 def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes, files,
@@ -198,12 +197,13 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
     rows, cols = counted
 
     def judge(kind: str, file, date: int, bad: np.ndarray, checked: np.ndarray, values: np.ndarray) -> None:
-        n_bad, n_checked = int(bad[..., rows, cols].sum()), int(checked[..., rows, cols].sum())
-        worst = _extreme(values[..., rows, cols][bad[..., rows, cols]])
+        bad = bad[..., rows, cols]
+        n_bad, n_checked = int(bad.sum()), int(checked[..., rows, cols].sum())
+        worst = _extreme(values[..., rows, cols][bad]) if n_bad else None  # the example an error names
         if tally is not None:
             tally.add(kind, file, date, n_bad, n_checked, worst)
         elif n_bad > MAX_BAD_SHARE * max(n_checked, 1):
-            raise (_lai_range_error if kind == "lai" else _s1_range_error)(file, n_bad, n_checked, worst, valid_classes)
+            raise _range_error(kind, file, n_bad, n_checked, worst, valid_classes)
 
     for k, (s1_file, lai_file, scl_file) in enumerate(files):
         if scl.dtype.kind == "f":  # a float raster read as SCL: classes are whole numbers (NaN: no data, class 0)
