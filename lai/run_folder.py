@@ -242,17 +242,15 @@ class RunContext:
 
         if not self.simulated:
             return None
-        computed_by = self.run_dir / "tables" / ".noise_floor.lai_code"  # the code that wrote them (not published)
-        if (self.table(TABLE.noise_floor).exists() and self.table(TABLE.oracle_per_triplet).exists()
-                and computed_by.is_file() and not computed_by.is_symlink()
-                and computed_by.read_text(errors="replace")[:64] == code_digest()):
+        table, made = self.table(TABLE.noise_floor), {"lai_code": code_digest()}
+        if table.exists() and self.table(TABLE.oracle_per_triplet).exists() and self._was_made(table, made):
             floor = self.read_table(TABLE.noise_floor)
             floor.attrs["per_triplet"] = self.read_table(TABLE.oracle_per_triplet)
             return floor
         floor = noise_floor(self.cube_path, TEST_SETS, self.profile.encoding.valid_classes)
         self.save_table(floor, TABLE.noise_floor)
         self.save_table(floor.attrs["per_triplet"], TABLE.oracle_per_triplet)
-        atomic_write_text(computed_by, code_digest())
+        self._made(table, made)
         return floor
 
     # ------------------------------------------------------------------ real patches (notebook 00)
@@ -293,11 +291,17 @@ class RunContext:
         return maps
 
     @staticmethod
-    def _made_record(folder: Path) -> Path:
-        return folder.with_name(f".{folder.name}.made.json")
+    def _made_record(output: Path) -> Path:
+        """The hidden record beside an output of this run folder of what made it (never published)."""
+        return output.with_name(f".{output.name}.made.json")
 
-    def _made(self, folder: Path, made: dict) -> None:
-        atomic_write_text(self._made_record(folder), json.dumps(made))
+    def _made(self, output: Path, made: dict) -> None:
+        atomic_write_text(self._made_record(output), json.dumps(made))
+
+    def _was_made(self, output: Path, made: dict) -> bool:
+        """Whether the record beside ``output`` says it was made as ``made`` (lai's code, the model) says."""
+        record = self._made_record(output)
+        return record.is_file() and not record.is_symlink() and read_json_record(record, PipelineError, "delete it") == made
 
     def _reusable(self, folder: Path, made: dict, summary: str) -> bool:
         """Whether ``folder`` (lai's output under the run folder) was made as ``made`` says; one made otherwise (its
@@ -307,7 +311,7 @@ class RunContext:
         record = self._made_record(folder)
         if not (folder.exists() or folder.is_symlink()):
             return False
-        if record.is_file() and not record.is_symlink() and read_json_record(record, PipelineError, "delete it") == made:
+        if self._was_made(folder, made):
             return True
         if folder.is_symlink() or not folder.is_dir() or not (record.is_file() or (folder / summary).is_file()):
             raise PipelineError(f"{folder} is not a folder lai wrote here; move it away to let notebook 00 write its own")

@@ -712,7 +712,7 @@ def test_the_noise_floor_is_kept_only_for_the_code_that_wrote_it(tiny_data, tmp_
     before = table.stat().st_mtime_ns
     pd.testing.assert_frame_equal(ctx.noise_floor().drop(columns="note"), first.drop(columns="note"), check_dtype=False)
     assert table.stat().st_mtime_ns == before, "the floor of this code was computed again"
-    (ctx.run_dir / "tables" / ".noise_floor.lai_code").write_text("0" * 64)  # written by other lai code
+    (ctx.run_dir / "tables" / ".noise_floor.csv.made.json").write_text(json.dumps({"lai_code": "0" * 64}))  # other code
     pd.testing.assert_frame_equal(ctx.noise_floor(), first)
     assert table.stat().st_mtime_ns != before, "a floor written by other lai code was reused"
 
