@@ -32,6 +32,7 @@ dates per task.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterator
@@ -276,7 +277,15 @@ def s1_tile(d: S1Date, grid: TileGrid, cfg: PreprocessConfig) -> np.ndarray:
 
 def s1_band_order(path: Path) -> tuple[int, int]:
     """The band indices of VV and VH in a two-band S1 raster: by the bands' descriptions where each names one of
-    them (SNAP's exports list Sigma0_VH before Sigma0_VV), else VV first (docs/manifest.md)."""
+    them (SNAP's exports list Sigma0_VH before Sigma0_VV), else VV first (docs/manifest.md). Read once per file
+    (every tile and window of a scene asks)."""
+    st = Path(path).stat()
+    return _described_order(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _described_order(path: str, mtime_ns: int, size: int) -> tuple[int, int]:
+    """:func:`s1_band_order` of the file as it is (``mtime_ns`` and ``size``: a file written again is read again)."""
     import rasterio
 
     with rasterio.open(path) as src:
@@ -423,8 +432,6 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
     ``dask``: ``{"workers": N}`` or ``{"scheduler": ADDRESS}`` writes one triplet of dates per task on
     dask.distributed (workers must see ``out``'s file system); the folder does not depend on it.
     """
-    import functools
-
     from tqdm.auto import tqdm
 
     cfg = cfg or PreprocessConfig()
