@@ -51,10 +51,9 @@ def pooled(run: Path, points: list[Path]) -> tuple[pd.DataFrame, int]:
     frames = [pd.read_csv(p / FINAL_SCORES) for p in points]
     name = f"{trained_model_name(n)}, {len(points)} trainings pooled"
     try:
-        lines = [comparisons(frames, others, name).assign(point="", trainings_resampled=False),
-                 comparisons(frames, others, name, resample_trainings=True).assign(point="", trainings_resampled=True)]
-        lines += [comparisons(f, others, trained_model_name(n)).assign(point=p.name, trainings_resampled=False)
-                  for f, p in zip(frames, points)]
+        lines = [comparisons(frames, others, name, resample_trainings=False).assign(point=""),
+                 comparisons(frames, others, name).assign(point="")]
+        lines += [comparisons(f, others, trained_model_name(n)).assign(point=p.name) for f, p in zip(frames, points)]
     except ValueError as err:  # scored on other test triplets than the run's
         raise SystemExit(f"{err}: every point must be scored on {run}'s test sets") from None
     return pd.concat(lines, ignore_index=True), n

@@ -67,9 +67,10 @@ def cmd_validate(args) -> int:
     from lai.pixels import pixel_fix_lines
 
     on_error = "skip" if args.skip_bad else "raise"
+    classes = _load(args).encoding.valid_classes  # the pixels `lai cube` with the same profile checks
     index = index_folder(args.folder, on_error=on_error, progress=not args.quiet)
     valid, fixes, missing_radar, empty = 0, Counter(), 0, []
-    for triplet, data in iter_triplets(index, on_error, skipped=index.skipped, progress=not args.quiet):
+    for triplet, data in iter_triplets(index, on_error, classes, index.skipped, progress=not args.quiet):
         valid += 1
         fixes.update(data.fixes)
         missing_radar += int(np.isnan(data.s1).any(axis=1).sum())  # NaN (nodata) is missing radar: allowed, but said
@@ -274,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check an LNB folder: CSV, names, files, bands, dtypes, sizes, values")
     p.add_argument("folder", type=Path, help="LNB folder with s1/, s2/, s2-mask/, image_series.csv")
     p.add_argument("--skip-bad", action="store_true", help="list bad triplets and go on instead of stopping")
+    _profile_args(p)  # encoding.valid_classes: the SCL classes whose LAI is checked, as `lai cube` checks them
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_validate)
 

@@ -29,7 +29,7 @@ from lai.config_engine import (  # noqa: F401 - re-exported
     saved_differences,
 )
 from lai.errors import ConfigError, shorten  # noqa: F401 - ConfigError re-exported
-from lai.facts import EXTRA_ROWS, PRESETS, ROWS, S1_DB_RANGE, UPSAMPLING
+from lai.facts import EXTRA_ROWS, PRESETS, ROWS, S1_DB_RANGE, UPSAMPLING, VALID_CLASSES
 from lai.records import DuplicateKeyError, read_yaml_mapping, yaml_load  # noqa: F401 - re-exported
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -122,7 +122,7 @@ class EncodingConfig:
     # dB values are clipped to [low, high] before normalisation, in training and in prediction alike:
     # the simulator and the paper's data stop at [-30, 0], raw Sentinel-1 patches reach -38 and +9.7.
     db_range: list[float] = field(default_factory=lambda: [-30.0, 0.0])
-    valid_classes: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6])  # reference rule; strict: [4, 5, 6]
+    valid_classes: list[int] = field(default_factory=lambda: list(VALID_CLASSES))  # reference rule; strict: [4, 5, 6]
     mask_encoding: str = "onehot"  # "onehot": 12 SCL classes (paper); "reference": valid flag + SCL 2..6
     seasonality: str = "sincos"  # "sincos" of target DOY (paper); "triangular" of DateFrom (reference)
 

@@ -44,11 +44,13 @@ import pandas as pd
 
 from lai import __version__
 from lai.config import EncodingConfig, SplitConfig, check_cube_float
-from lai.errors import CubeError, shorten
+from lai.errors import ConfigError, CubeError, shorten
 from lai.facts import POLARISATIONS, SPLIT_LABELS, TIME_LABELS
 from lai.io import ForeignOutputError, atomic_path, check_outside, check_replaceable, output_lock
 from lai.lnb import (
+    FIRST_DATE,
     GRID_INDEX_DTYPE,
+    LAST_DATE,
     MASK_DIR,
     S1_DIR,
     S2_DIR,
@@ -447,7 +449,7 @@ def _name_problem(f: h5py.File) -> str | None:
     return None
 
 
-DAY_RANGE = (0, 73_000)  # the cube's dates, days since 1970-01-01: 1970 to about 2169
+DAY_RANGE = (0, (LAST_DATE - FIRST_DATE).days + 1)  # the cube's dates, days since 1970-01-01 (the folder reader's)
 
 
 def _date_problem(f: h5py.File) -> str | None:
@@ -459,7 +461,8 @@ def _date_problem(f: h5py.File) -> str | None:
     values = date[:]
     if values.size and (values.min() < DAY_RANGE[0] or values.max() >= DAY_RANGE[1]):
         bad = values.min() if values.min() < DAY_RANGE[0] else values.max()
-        return f"variable date holds day {bad}, outside {DAY_RANGE[0]}..{DAY_RANGE[1] - 1} (1970 to 2169)"
+        return (f"variable date holds day {bad}, outside {DAY_RANGE[0]}..{DAY_RANGE[1] - 1} "
+                f"({FIRST_DATE.year} to {LAST_DATE.year})")
     return None
 
 
@@ -493,6 +496,21 @@ def check_cube_file(path: str | Path) -> dict:
     if shapes:
         raise CubeError(f"{path}: not a consistent cube: {shapes}; rebuild it with `lai cube`")
     return attrs
+
+
+def check_valid_classes(path: str | Path, valid_classes) -> None:
+    """Refuse ``valid_classes`` (``encoding.valid_classes`` of a training or a model) that count as usable an SCL class
+    the cube was not built with: the LAI of those pixels was never range-checked, nor counted in the splits' clear
+    shares. Fewer classes (e.g. the strict rule [4, 5, 6] on a cube of [2..6]) are fine."""
+    built = check_cube_file(path).get("valid_classes")
+    if built is None:  # a cube before the attribute: nothing to compare with
+        return
+    built = json.loads(built) if isinstance(built, str) else [int(c) for c in built]
+    extra = sorted(set(int(c) for c in valid_classes) - set(built))
+    if extra:
+        raise ConfigError(f"{path}: built with the SCL classes {built} usable; encoding.valid_classes "
+                          f"{list(valid_classes)} adds {extra}, whose LAI the cube never checked: build the cube with "
+                          f"these classes (`lai cube ... --set encoding.valid_classes=...`) or use a subset of {built}")
 
 
 def cube_identity(path: str | Path) -> dict[str, str]:

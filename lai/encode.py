@@ -17,10 +17,11 @@ import torch
 from torch import nn
 
 from lai.config import EncodingConfig
+from lai.facts import VALID_CLASSES
 from lai.pixels import scl_lookup
 
 N_SCL = 12
-REFERENCE_CLASSES = (2, 3, 4, 5, 6)  # the reference's 6 mask channels: valid flag + one-hot of these
+REFERENCE_CLASSES = VALID_CLASSES  # the reference's 6 mask channels: valid flag + one-hot of its valid classes
 
 
 def normalise_lai(lai, enc: EncodingConfig):

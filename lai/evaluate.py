@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from lai.config import ConfigError, StageConfig, check_tile_size
-from lai.cube import cube_identity
+from lai.cube import check_valid_classes, cube_identity
 from lai.distributed import pick_device
 from lai.errors import RunFolderError
 from lai.facts import (
@@ -120,6 +120,7 @@ def _trained_for(run_dir: Path, cube: str | Path, device) -> tuple[Trained, dict
     """The model of ``run_dir``, refused unless it fits the cube's tiles and was trained on its split labels; and
     the cube's identity."""
     trained = load_trained(run_dir, device)
+    check_valid_classes(cube, trained.enc.valid_classes)
     check_tile_size(CubeSplit(cube).shape, trained.model.cfg, f"{cube}:")
     return trained, check_same_splits(trained.config, run_dir, cube)
 

@@ -117,6 +117,8 @@ EXTRA_ROWS = {
 EXTRA_BASELINES = {"MLR_no_history": "MLR", "RF_no_history": "RF"}
 HISTORY_FEATURES = ("LAI_t-2", "LAI_t-1")
 
+# The reference's valid rule (its mask_fn): SCL 2-6 count as clear (encoding.valid_classes' default).
+VALID_CLASSES = (2, 3, 4, 5, 6)
 # The strict valid rule: only vegetation, bare soil and water (SCL 4-6) count as clear, shadows (3) do not.
 STRICT_VALID_CLASSES = (4, 5, 6)
 

@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from lai.errors import LNBError  # re-exported: the folder reader's error
+from lai.facts import VALID_CLASSES
 from lai.io import memory_shortfall
-from lai.pixels import check_float32, check_stored, clean_pixels, masked_as_missing
+from lai.pixels import check_float32, check_stored, clean_pixels, masked_as_missing, polarisation_order
 from lai.records import NOT_A_FILE
 
 S1_DIR, S2_DIR, MASK_DIR, TRUTH_DIR = "s1", "s2", "s2-mask", "truth"
@@ -39,9 +40,9 @@ TIME_COLUMNS = ("0", "1", "2")  # t-2, t-1, t
 GRID_INDEX_DTYPE = np.int32  # how the cube stores tile rows, columns and CSV rows
 
 
-# dates a cube can store: its time coordinate is datetime64[ns] (pandas.Timestamp.min .. max)
-FIRST_DATE, LAST_DATE = dt.date(1678, 1, 1), dt.date(2261, 12, 31)
-DATE_RANGE_TEXT = f"lies outside {FIRST_DATE.year}-{LAST_DATE.year}, the dates a cube stores (datetime64[ns])"
+# dates a cube can store (integer days since FIRST_DATE; lai.cube checks a cube's dates against the same range)
+FIRST_DATE, LAST_DATE = dt.date(1970, 1, 1), dt.date(2169, 12, 31)
+DATE_RANGE_TEXT = f"lies outside {FIRST_DATE.year}-{LAST_DATE.year}, the dates a cube stores"
 
 
 def storable_date(date: dt.date) -> bool:
@@ -314,7 +315,8 @@ def _check_layout(src, path: Path) -> None:
 
 
 def read_tiff(path: Path, layer: str, shape: tuple[int, int] | None = None):
-    """Read one TIFF of ``layer`` with header checks; return (array (bands, H, W), crs, transform)."""
+    """Read one TIFF of ``layer`` with header checks; return (array (bands, H, W), crs, transform). An S1 file's
+    bands come back as VV, VH whatever their order in the file (:func:`lai.pixels.polarisation_order`)."""
     import warnings as _w
 
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
@@ -326,7 +328,8 @@ def read_tiff(path: Path, layer: str, shape: tuple[int, int] | None = None):
             raise LNBError(path, f"is {height}x{width} pixels; expected {shape[0]}x{shape[1]} like the rest of the dataset")
         _check_layout(src, path)
         try:
-            data = masked_as_missing(src.read(masked=True))
+            bands = [i + 1 for i in polarisation_order(src.descriptions)] if layer == S1_DIR else None  # 1-based
+            data = masked_as_missing(src.read(bands, masked=True))
         except (RasterioIOError, Exception) as err:  # truncated strips surface here
             raise LNBError(path, f"pixel data cannot be read (truncated or corrupt file?): {err}") from None
         check_float32(data, path)
@@ -346,7 +349,7 @@ def read_triplet(
     root: str | Path,
     triplet: Triplet,
     shape: tuple[int, int] | None = None,
-    valid_classes=(2, 3, 4, 5, 6),
+    valid_classes=VALID_CLASSES,
     with_truth: bool = False,
 ) -> TripletData:
     """Read and validate the nine TIFFs of one triplet (plus its three truth files if asked)."""
@@ -419,7 +422,7 @@ def read_outcome(root: str | Path, triplet: Triplet, shape: tuple[int, int], val
         return None, (err.file, err.problem)
 
 
-def iter_triplets(index: FolderIndex, on_error: str = "raise", valid_classes=(2, 3, 4, 5, 6),
+def iter_triplets(index: FolderIndex, on_error: str = "raise", valid_classes=VALID_CLASSES,
                   skipped: list[Skipped] | None = None, progress: bool = True, desc: str = "check pixels",
                   outcomes=None):
     """Read and check every triplet of ``index``: yield (triplet, data).

@@ -89,7 +89,7 @@ class CubeSplit:
     def nbytes(self, float_bytes: int = 4) -> int:
         """Memory the whole split takes with floats of ``float_bytes`` (SCL stays uint8)."""
         h, w = self.shape
-        per = (3 * 2 + 3 + (3 if self.has_truth else 0)) * h * w * float_bytes + 3 * h * w
+        per = (3 * 2 + 3 + (1 if self.has_truth else 0)) * h * w * float_bytes + 3 * h * w  # truth: t only (read)
         return per * len(self)
 
     def __del__(self):
@@ -124,7 +124,10 @@ class _ChunkReader:
 
     @staticmethod
     def usable(dataset: h5py.Dataset) -> bool:
-        return dataset.chunks == (1,) + dataset.shape[1:] and not dataset.compression and dataset.shape[0] > 0
+        """One chunk per row, stored as is: no filter at all (compression, but also shuffle, scale-offset, checksums
+        change the bytes on disk), else h5py reads it."""
+        return (dataset.chunks == (1,) + dataset.shape[1:] and dataset.shape[0] > 0
+                and dataset.id.get_create_plist().get_nfilters() == 0)
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         out = np.empty((len(rows),) + self.shape, self.dtype)

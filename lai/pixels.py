@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lai.errors import LNBError
-from lai.facts import S1_DB_RANGE
+from lai.facts import POLARISATIONS, S1_DB_RANGE
 
 SCL_MAX = 11
 SCL_NAMES = {
@@ -33,6 +33,14 @@ SCL_NAMES = {
     11: "snow or ice",
 }
 CLOUD_CLASSES = (8, 9, 10)
+
+
+def polarisation_order(descriptions) -> tuple[int, int]:
+    """The band indices of VV and VH in a two-band S1 raster from its bands' ``descriptions``: by the names where each
+    band names one of them (SNAP's exports list Sigma0_VH before Sigma0_VV), else VV first (docs/manifest.md)."""
+    names = [next((pol for pol in POLARISATIONS if pol in (text or "").upper()), None) for text in descriptions]
+    return tuple(names.index(pol) for pol in POLARISATIONS) if sorted(map(str, names)) == sorted(POLARISATIONS) \
+        else (0, 1)
 LAI_RANGE = (0.0, 15.0)  # plausible LAI (m2/m2)
 
 
@@ -141,9 +149,9 @@ def _range_error(kind: str, file, bad: int, checked: int, worst: float | None, v
                               f"[{S1_DB_RANGE[0]:g}, {S1_DB_RANGE[1]:g}] dB: values such as {worst:g} (wrong units, or "
                               "undeclared nodata?)")
     low, high = LAI_RANGE
-    example = f"values such as {worst:g}" if worst is not None else "NaN (nodata or masked)"
     return LNBError(file, f"has {_share(bad, checked)} of its usable pixels (SCL {list(valid_classes)}) outside the "
-                          f"plausible LAI range [{low:g}, {high:g}]: {example} (wrong units, or undeclared nodata?)")
+                          f"plausible LAI range [{low:g}, {high:g}]: values such as {worst:g} (wrong units, or "
+                          "undeclared nodata?)")
 
 
 @dataclass
@@ -183,7 +191,8 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
       file with most values (over :data:`LINEAR_SHARE`) in [0, 1] is linear power and refused (dB: medians
       about -10 to -20).
     - A file is refused (:class:`LNBError` naming it) when more than :data:`MAX_BAD_SHARE` of its checked
-      pixels are out of range: the units are wrong, not a few pixels. With a ``tally`` (a file read by windows)
+      pixels are out of range: the units are wrong, not a few pixels (NaN and declared nodata are missing
+      values, counted as fixes but not against the file). With a ``tally`` (a file read by windows)
       the pixels of ``counted`` (rows, columns: those no other window counts) are added to it instead, and
       :meth:`BadPixelTally.check` judges each file once all its windows are read.
 
@@ -221,7 +230,7 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
         with np.errstate(invalid="ignore"):
             snapped = usable & (values >= low - LAI_SNAP_TOLERANCE) & (values < low)
             masked = usable & ~((values >= low - LAI_SNAP_TOLERANCE) & (values <= high))
-        judge("lai", lai_file, k, masked, usable, values)
+        judge("lai", lai_file, k, masked & ~np.isnan(values), usable, values)  # NaN (nodata) is missing, not units
         values[snapped] = low
         values[masked] = np.nan
         scl_out[k][masked] = 0

@@ -33,7 +33,17 @@ from lai.errors import CubeError, LNBError, shorten
 from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, check_outside, output_lock
 from lai.pixels import LAI_RANGE, PIXEL_FIX_NOTES
-from lai.products import SOURCE_MEANINGS, SOURCE_OBSERVED, MapOrigin, PredictionsFile, gap_fill, gap_fill_std, write_map
+from lai.products import (
+    SOURCE_MEANINGS,
+    SOURCE_MODEL_PAST_RADAR_MISSING,
+    SOURCE_OBSERVED,
+    MapOrigin,
+    PredictionsFile,
+    gap_fill,
+    gap_fill_std,
+    past_radar_missing,
+    write_map,
+)
 
 # --------------------------------------------------------------------------- inputs
 
@@ -149,7 +159,7 @@ def _predict_folder(trained: Trained, run, data, out: Path, batch_size: int, pro
     inputs = Inputs(data, trained.enc.valid_classes, progress)
     origin = trained.origin(data, inputs.simulated)
     meta = {**origin.tags(), "run": str(Path(run).resolve()), "db_range": json.dumps(trained.enc.db_range)}
-    totals = dict(s1_values=0, clipped=0, pixels=0, observed=0, nodata=0, lai_clamped=0)
+    totals = dict(s1_values=0, clipped=0, pixels=0, observed=0, nodata=0, lai_clamped=0, past_radar_missing=0)
     fixes = dict.fromkeys(PIXEL_FIX_NOTES, 0)
     names: list[str] = []
     with atomic_path(out) as tmp:
@@ -178,7 +188,8 @@ def _predict_folder(trained: Trained, run, data, out: Path, batch_size: int, pro
                      + ("; lai_std: the standard deviation of lai" if trained.predicts_spread else ""),
             "source_codes": SOURCE_MEANINGS,
             **({"uncertainty": trained.calibration.summary()} if trained.predicts_spread else {}),
-            "nodata_pixels": totals["nodata"], "lai_clamped_pixels": totals["lai_clamped"],
+            "nodata_pixels": totals["nodata"], "model_without_past_radar_pixels": totals["past_radar_missing"],
+            "lai_clamped_pixels": totals["lai_clamped"],
             "lai_range": list(LAI_RANGE), "pixel_fixes": fixes,
             "pixel_fixes_meaning": PIXEL_FIX_NOTES if inputs.kind == "lnb" else "inputs read from a cube, cleaned when it was built",
             "out": str(out),
@@ -195,13 +206,14 @@ def _write_batch(trained: Trained, batch: list[Sample], folder: Path, nc: Predic
                                               np.array([day_of_year(s.date_t) for s in batch]),
                                               np.array([day_of_year(s.date_from) for s in batch]))
     model, clamped = clamp_lai(model)
-    lai, source = gap_fill(model, lai_in[:, 2], observed)
+    lai, source = gap_fill(model, lai_in[:, 2], observed, past_radar_missing(s1))
     std = None if model_sd is None else gap_fill_std(model_sd, source, trained.calibration.observation_sd)
     totals["lai_clamped"] += clamped
     totals["s1_values"] += int(np.isfinite(s1).sum())
     totals["clipped"] += count_clipped(s1, trained.enc)
     totals["pixels"] += observed.size
     totals["observed"] += int((source == SOURCE_OBSERVED).sum())
+    totals["past_radar_missing"] += int((source == SOURCE_MODEL_PAST_RADAR_MISSING).sum())
     totals["nodata"] += int(np.isnan(lai).sum())
     for k, s in enumerate(batch):
         tif = folder / (Path(s.name).stem + ".tif")

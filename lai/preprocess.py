@@ -56,6 +56,7 @@ from lai.pixels import (
     clean_pixels,
     masked_as_missing,
     nodata_as_nan,
+    polarisation_order,
 )
 from lai.snap import BANDS, BUILTIN, FLAGS, Network, check_reflectance, flag_counts, read_auxdata, snap_product
 
@@ -276,9 +277,8 @@ def s1_tile(d: S1Date, grid: TileGrid, cfg: PreprocessConfig) -> np.ndarray:
 
 
 def s1_band_order(path: Path) -> tuple[int, int]:
-    """The band indices of VV and VH in a two-band S1 raster: by the bands' descriptions where each names one of
-    them (SNAP's exports list Sigma0_VH before Sigma0_VV), else VV first (docs/manifest.md). Read once per file
-    (every tile and window of a scene asks)."""
+    """The band indices of VV and VH in a two-band S1 raster (:func:`lai.pixels.polarisation_order`). Read once per
+    file (every tile and window of a scene asks)."""
     st = Path(path).stat()
     return _described_order(str(path), st.st_mtime_ns, st.st_size)
 
@@ -289,8 +289,7 @@ def _described_order(path: str, mtime_ns: int, size: int) -> tuple[int, int]:
     import rasterio
 
     with rasterio.open(path) as src:
-        names = [next((pol for pol in ("VV", "VH") if pol in (text or "").upper()), None) for text in src.descriptions]
-    return (names.index("VV"), names.index("VH")) if sorted(map(str, names)) == ["VH", "VV"] else (0, 1)
+        return polarisation_order(src.descriptions)
 
 
 def _parts(scene: TileGrid) -> Iterator[TileGrid]:

@@ -6,7 +6,9 @@ Per map (one triplet of ``--data``, or one ``--scene``)::
                         where the SCL marks it usable, the model elsewhere); band 2 ``lai_model``, the model
                         everywhere; from a model that predicts its spread (``model.uncertainty``) band 3
                         ``lai_std``, the standard deviation of band 1 (lai.uncertainty); all in m2/m2
-    <stem>_source.tif   uint8: 1 = observed, 0 = model, 255 = nodata (S1 at t missing and nothing observed)
+    <stem>_source.tif   uint8: 1 = observed, 0 = model, 2 = model without radar at t-2 or t-1 (the model reads
+                        missing backscatter as its darkest value, -30 dB: less to trust), 255 = nodata (S1 at t
+                        missing and nothing observed)
 
 ``predictions.nc`` (CF-1.8) holds every map of a ``--data`` prediction, one group per distinct grid
 (CRS, transform, shape): ``/grid_001/lai (triplet, y, x)``, ``lai_model``, ``lai_std`` and ``source``, 1-D ``x``/``y``
@@ -39,9 +41,11 @@ LAI_BANDS = {  # band name -> description, in band order; lai_std only from a mo
                "data) where observed",
 }
 STD = "lai_std"
-SOURCE_MODEL, SOURCE_OBSERVED, SOURCE_NODATA = 0, 1, 255
-SOURCE_MEANINGS = {SOURCE_MODEL: "model", SOURCE_OBSERVED: "observed", SOURCE_NODATA: "nodata"}
-SOURCE_DESCRIPTION = "source of band lai: 1 = observed S2 LAI, 0 = model, 255 = nodata"
+SOURCE_MODEL, SOURCE_OBSERVED, SOURCE_MODEL_PAST_RADAR_MISSING, SOURCE_NODATA = 0, 1, 2, 255
+SOURCE_MEANINGS = {SOURCE_MODEL: "model", SOURCE_OBSERVED: "observed",
+                   SOURCE_MODEL_PAST_RADAR_MISSING: "model_without_past_radar", SOURCE_NODATA: "nodata"}
+SOURCE_DESCRIPTION = ("source of band lai: 1 = observed S2 LAI, 0 = model, 2 = model without S1 at t-2 or t-1 (read "
+                      "as -30 dB), 255 = nodata")
 GDAL_CACHE_MB = 64  # GDAL's block cache while writing a map (bounded: scenes can be large)
 
 
@@ -68,17 +72,28 @@ class MapOrigin:
         return {**tags, **{f"date_{k}": d.isoformat() for k, d in dates.items()}}
 
 
-def gap_fill(model: np.ndarray, observed_lai: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(gap-filled LAI, source codes): the observation where ``observed`` (usable S2 at t), the model elsewhere."""
+def gap_fill(model: np.ndarray, observed_lai: np.ndarray, observed: np.ndarray,
+             past_radar_missing: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(gap-filled LAI, source codes): the observation where ``observed`` (usable S2 at t), the model elsewhere;
+    where the model fills a pixel of ``past_radar_missing`` (no S1 value at t-2 or t-1, which the model reads as
+    -30 dB) its code says so."""
     observed = observed.astype(bool) & np.isfinite(observed_lai)
     lai = np.where(observed, observed_lai, model).astype(np.float32)
-    source = np.where(observed, SOURCE_OBSERVED, np.where(np.isfinite(model), SOURCE_MODEL, SOURCE_NODATA))
+    filled = SOURCE_MODEL if past_radar_missing is None else \
+        np.where(past_radar_missing, SOURCE_MODEL_PAST_RADAR_MISSING, SOURCE_MODEL)
+    source = np.where(observed, SOURCE_OBSERVED, np.where(np.isfinite(model), filled, SOURCE_NODATA))
     return lai, source.astype(np.uint8)
+
+
+def past_radar_missing(s1: np.ndarray) -> np.ndarray:
+    """Pixels without a backscatter value (NaN) at t-2 or t-1 in either polarisation; ``s1`` (..., time, pol, y, x)."""
+    return np.isnan(s1[..., :2, :, :, :]).any(axis=(-4, -3))
 
 
 def gap_fill_std(model_sd: np.ndarray, source: np.ndarray, observation_sd: float | None) -> np.ndarray:
     """Band ``lai_std``: ``observation_sd`` (NaN where unknown) where the source is the observation, the model's
-    deviation elsewhere, NaN at nodata."""
+    deviation elsewhere (calibrated on pixels with radar at every date: where it was missing, code 2, a lower
+    bound), NaN at nodata."""
     obs = np.float32(np.nan if observation_sd is None else observation_sd)
     std = np.where(source == SOURCE_OBSERVED, obs, model_sd).astype(np.float32)
     std[source == SOURCE_NODATA] = NODATA

@@ -39,11 +39,14 @@ from lai.pixels import LAI_RANGE, PIXEL_FIX_NOTES, S1_MISSING_MEANING, BadPixelT
 from lai.preprocess import TileGrid, check_inputs, s1_tile, s2_grid, s2_tile, snap_networks, usable_triplets
 from lai.products import (
     GDAL_CACHE_MB,
+    SOURCE_MEANINGS,
+    SOURCE_MODEL_PAST_RADAR_MISSING,
     SOURCE_OBSERVED,
     describe,
     gap_fill,
     gap_fill_std,
     lai_profile,
+    past_radar_missing,
     source_path,
     source_profile,
 )
@@ -182,7 +185,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
     weight = wy[:, None] * wx[None, :]
     tiling = dict(tiled=True, blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
     scl_at_t = scene.scl_at_t
-    clipped = observed = clamped = s1_missing = modelled = 0
+    clipped = observed = clamped = s1_missing = modelled = no_past_radar = 0
     fixes: Counter = Counter(dict.fromkeys(PIXEL_FIX_NOTES, 0))
     tally = BadPixelTally()  # the 5 % rule per input file, over all its windows
 
@@ -195,15 +198,15 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
                 tags = trained.origin(manifest, simulated=False).tags(**dict(zip(("t_minus_2", "t_minus_1", "t"), scene.dates)))
                 describe(dst, "lai", tags)
                 describe(dst_source, "source", tags)
-                acc, acc_w, seen, flag, acc_var = (np.zeros((0, w), np.float32) for _ in range(5))
+                acc, acc_w, seen, flag, acc_var, gap = (np.zeros((0, w), np.float32) for _ in range(6))
                 done = 0  # first row not yet written
                 bar = tqdm(total=len(ys) * len(xs), desc="predict scene", unit="window", disable=not progress)
                 for r, y0 in enumerate(ys):
                     wh = min(window, h)
                     grow = y0 + wh - done - acc.shape[0]
                     if grow > 0:
-                        acc, acc_w, seen, flag, acc_var = (np.vstack([a, np.zeros((grow, w), np.float32)])
-                                                           for a in (acc, acc_w, seen, flag, acc_var))
+                        acc, acc_w, seen, flag, acc_var, gap = (np.vstack([a, np.zeros((grow, w), np.float32)])
+                                                                for a in (acc, acc_w, seen, flag, acc_var, gap))
                     new_y = y0 if r == 0 else max(y0, ys[r - 1] + wh)  # rows no earlier window read
                     for c, x0 in enumerate(xs):
                         win = Window(x0, y0, min(window, w), wh)
@@ -222,6 +225,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
                             acc_var[rows, cols] += np.nan_to_num(sd[0]) ** 2 * weight
                         flag[rows, cols] = obs[0] if scl_at_t else 0
                         seen[rows, cols] = lai_in[2]
+                        gap[rows, cols] = past_radar_missing(s1)  # the same pixels' radar in every window
                         bar.update()
                     final = (ys[r + 1] if r + 1 < len(ys) else h) - done
                     with np.errstate(invalid="ignore", divide="ignore"):
@@ -230,14 +234,15 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
                     model, moved = clamp_lai(model)
                     clamped += moved
                     modelled += int(np.isfinite(model).sum())
-                    lai_rows, source = gap_fill(model, seen[:final], flag[:final])
+                    lai_rows, source = gap_fill(model, seen[:final], flag[:final], gap[:final] > 0)
                     observed += int((source == SOURCE_OBSERVED).sum())
+                    no_past_radar += int((source == SOURCE_MODEL_PAST_RADAR_MISSING).sum())
                     layers = [lai_rows, model]
                     if with_std:
                         layers.append(gap_fill_std(model_sd, source, trained.calibration.observation_sd))
                     dst.write(np.stack(layers), window=Window(0, done, w, final))
                     dst_source.write(source, 1, window=Window(0, done, w, final))
-                    acc, acc_w, seen, flag, acc_var = (a[final:] for a in (acc, acc_w, seen, flag, acc_var))
+                    acc, acc_w, seen, flag, acc_var, gap = (a[final:] for a in (acc, acc_w, seen, flag, acc_var, gap))
                     done += final
                     tally.check(trained.enc.valid_classes, most=h * w)  # refused already, whatever the rest holds
                 bar.close()
@@ -257,6 +262,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
         "lai_clamped_pixels": clamped, "lai_range": list(LAI_RANGE),
         "pixel_fixes": dict(fixes), "pixel_fixes_meaning": PIXEL_FIX_NOTES,
         "s1_missing_pixels": s1_missing, "s1_missing_meaning": S1_MISSING_MEANING,
+        "model_without_past_radar_pixels": no_past_radar, "source_codes": SOURCE_MEANINGS,
         "model_fraction": modelled / (h * w), "observed_fraction": observed / (h * w), "source": str(source_path(out)),
         "bands": ("lai: the model everywhere (no SCL at t, nothing counts as observed); lai_model: the model"
                   if not scl_at_t else "lai: the observed S2 LAI at t where usable, the model elsewhere; lai_model: the model"),

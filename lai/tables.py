@@ -94,19 +94,21 @@ def floor_with_model(floor: pd.DataFrame, model: pd.DataFrame | list[pd.DataFram
 
 
 def comparisons(model: pd.DataFrame | list[pd.DataFrame], others: dict[str, pd.DataFrame],
-                model_name: str = "final", sets=TEST_SETS, resample_trainings: bool = False) -> pd.DataFrame:
+                model_name: str = "final", sets=TEST_SETS, resample_trainings: bool = True) -> pd.DataFrame:
     """Paired bootstrap of RMSE differences between ``model`` and each of ``others``, per test set.
 
     Each frame holds per-triplet sums (columns set, triplet and ``lai.metrics.SUMS``, as in a run's
     per_tile.csv); ``model`` may be a list of such frames, one per training seed: its RMSE is then the
-    mean over seeds and the interval pools triplets and seeds (:func:`lai.metrics.paired_difference`),
-    ``seeds`` says how many. One line per (set, other): both RMSEs, ``diff`` = model - other (LAI; negative:
+    mean over seeds, and each bootstrap resample draws the triplets and, with ``resample_trainings`` (the
+    default), the seeds too (a two-stage bootstrap, :func:`lai.metrics.paired_difference`: the interval says
+    what trainings of this kind score, not only these); ``seeds`` says how many, ``trainings_resampled``
+    whether they were drawn. One line per (set, other): both RMSEs, ``diff`` = model - other (LAI; negative:
     the model is better) with its 95% interval, and ``verdict``: better or worse where the
     interval excludes 0, else not resolved (``lai.facts.VERDICTS``); "empty" (``lai.facts.EMPTY``, NaN numbers) where either
-    model has no triplet of the set. ``sets``: the sets compared (the test sets by default). ``resample_trainings``:
-    the interval also draws the seeds with replacement (:func:`lai.metrics.paired_difference`).
+    model has no triplet of the set. ``sets``: the sets compared (the test sets by default).
     """
     runs = model if isinstance(model, list) else [model]
+    drawn = resample_trainings and len(runs) > 1
     out = []
     for name in sets:
         mine = [m[m["set"] == name].set_index("triplet") for m in runs]
@@ -114,12 +116,18 @@ def comparisons(model: pd.DataFrame | list[pd.DataFrame], others: dict[str, pd.D
             theirs = other[other["set"] == name].set_index("triplet")
             if not len(mine[0]) or not len(theirs):
                 out.append({"set": name, "model": model_name, "other": other_name, "seeds": len(runs), "triplets": 0,
-                            **dict.fromkeys(COMPARISON_NUMBERS, np.nan), "resolved": False, "verdict": EMPTY})
+                            **dict.fromkeys(COMPARISON_NUMBERS, np.nan), "resolved": False, "verdict": EMPTY,
+                            "trainings_resampled": drawn})
                 continue
             if any(set(m.index) != set(theirs.index) for m in mine):
                 raise ValueError(f"{model_name} and {other_name} were scored on different {name} triplets")
             a = np.stack([m.loc[theirs.index, list(SUMS)].to_numpy() for m in mine])
             b = theirs[list(SUMS)].to_numpy()
+            for who, sums in ((model_name, a), (other_name, b[None])):
+                if not np.isfinite(sums).all():
+                    triplet = theirs.index[np.flatnonzero(~np.isfinite(sums).all(axis=(0, 2)))[0]]
+                    raise ValueError(f"{who} has a prediction that is not a finite number on a scored pixel of {name} "
+                                     f"triplet {triplet}: no RMSE, so nothing to compare")
             n, t = SUMS.index("n"), SUMS.index("sum_t")  # the same pixels: their count and their targets' sum
             other_pixels = (a[..., n] != b[:, n]) | ~np.isclose(a[..., t], b[:, t], rtol=1e-6, atol=1e-6)
             if other_pixels.any():
@@ -130,7 +138,8 @@ def comparisons(model: pd.DataFrame | list[pd.DataFrame], others: dict[str, pd.D
             verdict = NOT_RESOLVED if not diff["resolved"] else (BETTER if diff["diff"] < 0 else WORSE)
             out.append({"set": name, "model": model_name, "other": other_name, "seeds": len(runs),
                         "triplets": b.shape[0], "rmse_model": float(seed_mean_rmse(a.sum(1))),
-                        "rmse_other": float(np.sqrt(b[:, 0].sum() / b[:, 3].sum())), **diff, "verdict": verdict})
+                        "rmse_other": float(np.sqrt(b[:, 0].sum() / b[:, 3].sum())), **diff, "verdict": verdict,
+                        "trainings_resampled": drawn})
     return pd.DataFrame(out)
 
 
@@ -138,13 +147,14 @@ def ensemble_comparisons(ensemble: pd.DataFrame, seeds: list[pd.DataFrame], othe
                          model: str, sets=TEST_SETS) -> pd.DataFrame:
     """The mean prediction of ``model``'s seeds (``ensemble``, per-triplet sums; named by
     :func:`lai.facts.ensemble_names`) against the seeds themselves (their
-    RMSE the mean over seeds, the interval pooling triplets and seeds; on every set of ``sets`` and of ``seeds``,
+    RMSE the mean over seeds, each resample of the triplets applied to every seed, the seeds held fixed; on every set of ``sets`` and of ``seeds``,
     e.g. the validation split too) and against each of ``others`` (:func:`comparisons`), in :func:`comparisons`'
     columns: ``diff`` is the ensemble's RMSE minus the other's; ``seeds`` counts the seeds on the lines against
     them, 1 elsewhere."""
     name, seeds_name = ensemble_names(model)
     sets_seen = [s for s in dict.fromkeys(seeds[0]["set"]) if s not in sets] + list(sets)
-    flipped = comparisons(seeds, {name: ensemble}, seeds_name, sets_seen)  # seeds - ensemble: turned round below
+    # seeds - ensemble (turned round below), the seeds held fixed: the ensemble is the mean of these very trainings
+    flipped = comparisons(seeds, {name: ensemble}, seeds_name, sets_seen, resample_trainings=False)
     lo, hi = flipped["diff_lo"].copy(), flipped["diff_hi"].copy()
     flipped = flipped.assign(model=name, other=seeds_name, rmse_model=flipped["rmse_other"],
                              rmse_other=flipped["rmse_model"], diff=-flipped["diff"], diff_lo=-hi, diff_hi=-lo,

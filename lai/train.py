@@ -53,11 +53,11 @@ from lai.config import (
     check_tile_size,
     variant,
 )
-from lai.cube import cube_identity
+from lai.cube import check_valid_classes, cube_identity
 from lai.distributed import World, barrier, local_device, main_process, pick_device, rank_batch_size, setup, sum_across
 from lai.encode import Encoded, encode_batch
 from lai.errors import TrainingDivergedError
-from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, TRAIN, VAL, stage_label
+from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, TRAIN, VAL, VALID_CLASSES, stage_label
 from lai.infer import bf16_on, build_model, forward, to_channels_last, training_bytes
 from lai.io import atomic_path, atomic_write_text, memory_shortfall, output_lock
 from lai.loader import BatchLoader, CubeSplit
@@ -220,6 +220,7 @@ def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=
 def _splits(cube: Path, model: ModelConfig, enc: EncodingConfig) -> tuple[CubeSplit, CubeSplit]:
     """The train and validation splits of ``cube``, checked to be non-empty, to hold pixels the loss scores
     (usable at t under ``enc.valid_classes``) and to fit the model's tile size."""
+    check_valid_classes(cube, enc.valid_classes)
     train_split, val_split = CubeSplit(cube, TRAIN), CubeSplit(cube, VAL)
     check_tile_size(train_split.shape, model, f"{cube}:")
     for split in (train_split, val_split):
@@ -229,7 +230,7 @@ def _splits(cube: Path, model: ModelConfig, enc: EncodingConfig) -> tuple[CubeSp
         if not split.has_target(enc.valid_classes):
             raise ConfigError(f"{cube}: no pixel of the {split.split} split is usable at t under "
                               f"encoding.valid_classes {list(enc.valid_classes)} (the SCL classes of clear LAI; "
-                              "default [2, 3, 4, 5, 6]): nothing to train or validate on")
+                              f"default {list(VALID_CLASSES)}): nothing to train or validate on")
     return train_split, val_split
 
 

@@ -81,6 +81,33 @@ def test_loader_batches_and_residency(tiny_data):
     assert streamed[0]["s1"].shape[1:3] == (3, 2) and streamed[0]["doy_target"].shape == (8,)
 
 
+def test_the_loader_reads_a_cube_whose_rows_carry_a_filter_and_counts_its_bytes(tiny_data, tmp_path):
+    """A cube repacked with HDF5's shuffle filter (h5repack -f SHUF) came out of the fast reader as garbage; and the
+    split's size counted three true-LAI frames where the loader keeps t's only."""
+    import shutil
+
+    import h5py
+
+    _, _, cube = tiny_data
+    shuffled = tmp_path / "shuffled.nc"
+    shutil.copy(cube, shuffled)
+    with h5py.File(shuffled, "r+") as f:
+        values, attrs = f["lai"][:], dict(f["lai"].attrs)
+        dims = [d[0] for d in f["lai"].dims] if all(len(d) for d in f["lai"].dims) else []
+        del f["lai"]
+        ds = f.create_dataset("lai", data=values, chunks=(1, *values.shape[1:]), shuffle=True)
+        for k, v in attrs.items():
+            if k not in ("DIMENSION_LIST",):
+                ds.attrs[k] = v
+        for axis, scale in enumerate(dims):
+            ds.dims[axis].attach_scale(scale)
+    rows = np.array([3, 0, 5])
+    np.testing.assert_array_equal(CubeSplit(shuffled).read(rows)["lai"], CubeSplit(cube).read(rows)["lai"])
+    split = CubeSplit(cube, "train")
+    batch = split.read(np.arange(len(split)))
+    assert split.nbytes() == sum(v.nbytes for k, v in batch.items() if k not in ("doy_target", "doy_from"))
+
+
 def test_existing_cube_reused_or_refused(tiny_data, tmp_path):
     profile, lnb, cube = tiny_data
     again = build_cube(lnb, cube, profile.splits, profile.encoding, progress=False)

@@ -62,6 +62,19 @@ def test_bad_file_names(bad):
     assert bad in str(info.value)
 
 
+def test_a_date_the_cube_cannot_store_is_refused_by_its_file_name(lnb, tmp_path):
+    """1969 passed the folder reader (it allowed 1678-2261), then the cube it wrote was refused by lai itself."""
+    with pytest.raises(LNBError, match=r"1969-12-21, which lies outside 1970-2169, the dates a cube stores"):
+        TileName.parse("SPAIN_BADAJOZ_1969-12-21_1970-01-08-0-7-1-6.tiff")
+    from dataclasses import replace
+
+    _rename_row(lnb, 0, lambda p: replace(p, date_from=p.date_from.replace(year=1969),
+                                          date_to=p.date_to.replace(year=1969)))
+    with pytest.raises(LNBError, match="1969-03-01, which lies outside 1970-2169"):
+        build_cube(lnb, tmp_path / "cube.nc")
+    assert not (tmp_path / "cube.nc").exists()
+
+
 def test_middle_date_is_estimated_between():
     assert estimate_middle_date(dt.date(2019, 3, 1), dt.date(2019, 3, 11)) == dt.date(2019, 3, 6)
 
@@ -184,6 +197,28 @@ def test_one_bad_usable_lai_pixel_is_masked_and_counted(lnb, value):
     assert data.fixes == {"lai_snapped": 1, "lai_masked": 1, "s1_masked": 0}
 
 
+def test_declared_nodata_on_usable_pixels_is_missing_not_wrong_units(lnb):
+    """A mostly cloudy tile (49 usable pixels) with 10 declared-nodata LAI pixels among them was refused as "wrong
+    units, or undeclared nodata?": its nodata was declared. Values out of range are still judged."""
+    from lai.lnb import read_triplet
+
+    name = names(lnb)[1][0]
+    scl = np.full((16, 16), 9, np.uint8)
+    scl[:7, :7] = 4
+    write_tiff(lnb / MASK_DIR / name, scl)
+    with rasterio.open(lnb / S2_DIR / name) as src:
+        arr = src.read()
+    arr[0, :2, :5] = -9999
+    write_tiff(lnb / S2_DIR / name, arr, nodata=-9999)
+    trip = next(t for t in index_folder(lnb, progress=False).triplets if t.names[0] == name)
+    data = read_triplet(lnb, trip, (16, 16))
+    assert np.isnan(data.lai[0, :2, :5]).all() and (data.scl[0, :2, :5] == 0).all() and data.fixes["lai_masked"] == 10
+    arr[0, :2, :5] = 50.0  # the same pixels holding a value: 20 % of the usable ones out of range, refused
+    write_tiff(lnb / S2_DIR / name, arr)
+    with pytest.raises(LNBError, match=r"has 10 of 49 pixel\(s\), 20\.4 % of its usable pixels .* values such as 50"):
+        read_triplet(lnb, trip, (16, 16))
+
+
 def test_bad_s1_pixels_are_missing_and_nan_is_accepted(lnb):
     from lai.lnb import read_triplet
 
@@ -196,6 +231,21 @@ def test_bad_s1_pixels_are_missing_and_nan_is_accepted(lnb):
     data = read_triplet(lnb, trip, (16, 16))
     assert np.isnan(data.s1[0, :, 3, 3]).all() and np.isnan(data.s1[0, 0, 4, 4])
     assert data.fixes["s1_masked"] == 1
+
+
+def test_an_s1_tile_written_vh_first_is_read_by_its_band_descriptions(lnb):
+    """SNAP lists Sigma0_VH before Sigma0_VV: the folder reader (validate, cube, predict --data) read band 1 as VV."""
+    from lai.lnb import read_triplet
+
+    name = names(lnb)[1][0]
+    with rasterio.open(lnb / S1_DIR / name) as src:
+        vv, vh = src.read()
+    trip = next(t for t in index_folder(lnb, progress=False).triplets if t.names[0] == name)
+    with rasterio.open(lnb / S1_DIR / name, "r+") as dst:  # the same pixels, stored VH first and named so
+        dst.write(np.stack([vh, vv]))
+        dst.set_band_description(1, "Sigma0_VH_db")
+        dst.set_band_description(2, "Sigma0_VV_db")
+    np.testing.assert_array_equal(read_triplet(lnb, trip, (16, 16)).s1[0], np.stack([vv, vh]))
 
 
 @pytest.mark.parametrize("folder", [S1_DIR, S2_DIR])
@@ -362,6 +412,22 @@ def test_validate_says_how_much_radar_is_missing(tmp_path, capsys):
     assert main(["validate", str(lnb), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert f"256 S1 pixels without a backscatter value (NaN or nodata): missing radar; 1 S1 file(s) hold none at all, e.g. {first}" in out
+
+
+def test_validate_checks_the_classes_the_profile_makes_usable(tmp_path, capsys):
+    """`lai validate` took the default classes whatever the profile: it passed a folder that `lai cube --set
+    encoding.valid_classes=[2, ..., 7]` refused (LAI 20 under SCL 7)."""
+    from lai.cli import main
+
+    lnb = make_lnb(tmp_path / "lnb")
+    first = sorted((lnb / MASK_DIR).iterdir())[0]
+    write_tiff(first, np.full((16, 16), 7, np.uint8))
+    write_tiff(lnb / S2_DIR / first.name, np.full((16, 16), 20, np.float32))
+    assert main(["validate", str(lnb), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(lnb), "--quiet", "--set", "encoding.valid_classes=[2, 3, 4, 5, 6, 7]"]) == 2
+    assert f"{first.name}: has 256 of 256 pixel(s), 100.0 % of its usable pixels (SCL [2, 3, 4, 5, 6, 7])" in \
+        capsys.readouterr().err
 
 
 def test_a_dataset_without_any_radar_is_refused_by_validate_and_cube(tmp_path, capsys):

@@ -143,3 +143,23 @@ def test_drawing_the_trainings_too_widens_the_interval_by_their_spread():
     fixed, drawn = paired_difference(alike, other), paired_difference(alike, other, resample_trainings=True)
     assert (drawn["diff_lo"], drawn["diff_hi"]) == pytest.approx((fixed["diff_lo"], fixed["diff_hi"]))
     assert paired_difference(apart[:1], other, resample_trainings=True) == paired_difference(apart[:1], other)
+    # a run's comparisons draw the seeds by default, and say so
+    import pandas as pd
+
+    from lai.metrics import SUMS
+    from lai.tables import comparisons
+
+    def frame(s):
+        return pd.DataFrame(s, columns=list(SUMS)).assign(set="non_cloudy", triplet=range(len(s)))
+
+    seeds = comparisons([frame(s) for s in apart], {"persistence": frame(other)}, sets=("non_cloudy",)).iloc[0]
+    two_stage = paired_difference(apart, other, resample_trainings=True)
+    assert bool(seeds["trainings_resampled"])
+    assert [seeds["diff_lo"], seeds["diff_hi"]] == [two_stage["diff_lo"], two_stage["diff_hi"]]
+    one = comparisons(frame(apart[0]), {"persistence": frame(other)}, sets=("non_cloudy",)).iloc[0]
+    assert not bool(one["trainings_resampled"])
+    broken = apart.copy()
+    broken[2, 17, 0] = np.nan  # one NaN prediction on a scored pixel of seed 2, triplet 17: no "not resolved"
+    with pytest.raises(ValueError, match="final has a prediction that is not a finite number on a scored pixel of "
+                                         "non_cloudy triplet 17"):
+        comparisons([frame(s) for s in broken], {"persistence": frame(other)}, sets=("non_cloudy",))

@@ -64,12 +64,20 @@ def test_lnb_120px_tiles_give_one_georeferenced_map_per_triplet(tiny_run, tmp_pa
     transform = Affine(10, 0, 404400, 0, -10, 5342400)
     georeference(lnb, transform)
     # one raw, unclipped value outside the training range [-30, 0] dB
-    first = index_folder(lnb, progress=False).triplets[0].names[2]
+    names = index_folder(lnb, progress=False).triplets[0].names
+    first = names[2]
     with rasterio.open(lnb / S1_DIR / first, "r+") as dst:
         a = dst.read()
         a[0, 0, :3] = [-38.0, 9.7, 3.0]
         dst.write(a)
+    with rasterio.open(lnb / "s2-mask" / first) as src:  # a cloudy pixel at t, without radar at t-2: code 2
+        gap = tuple(np.argwhere(src.read(1) == 8)[0])
+    with rasterio.open(lnb / S1_DIR / names[0], "r+") as dst:
+        a = dst.read()
+        a[1][gap] = np.nan
+        dst.write(a)
     summary = predict_folder(tiny_run, lnb, tmp_path / "out", progress=False)
+    assert summary["model_without_past_radar_pixels"] == 1
     assert summary["triplets"] == 2 and summary["tile"] == [120, 120] and summary["s1_values_clipped"] == 3
     for trip in index_folder(lnb, progress=False).triplets:
         tif = tmp_path / "out" / (Path(trip.names[2]).stem + ".tif")
@@ -80,9 +88,11 @@ def test_lnb_120px_tiles_give_one_georeferenced_map_per_triplet(tiny_run, tmp_pa
             lai, model, std = src.read(1), src.read(2), src.read(3)
         with rasterio.open(source_path(tif)) as src:
             assert src.descriptions == ("source",) and src.dtypes[0] == "uint8" and src.nodata == 255
-            assert src.tags(1)["flag_meanings"] == "model observed nodata" and src.crs.to_string() == UTM
+            assert src.tags(1)["flag_meanings"] == "model observed model_without_past_radar nodata"
+            assert src.crs.to_string() == UTM
             source = src.read(1)
-        assert np.isfinite(lai).all() and set(np.unique(source)) <= {0, 1}
+        assert np.isfinite(lai).all() and set(np.unique(source)) <= {0, 1, 2}
+        assert (source[gap] == 2) == (trip.names[2] == first) and (source == 2).sum() <= 1
         assert model.min() >= 0 and model.max() <= 15  # physical LAI (lai.infer.clamp_lai)
         with rasterio.open(lnb / "s2-mask" / trip.names[2]) as src_scl, rasterio.open(lnb / "s2" / trip.names[2]) as src_lai:
             usable = np.isin(src_scl.read(1), [2, 3, 4, 5, 6])
@@ -333,9 +343,14 @@ def test_scene_pixels_follow_the_folder_rule(tiny_run, tmp_path):
     raw = yaml.safe_load(manifest.read_text())
     raw["s2"][2].pop("scl")  # no SCL at t: nothing counts as observed
     manifest.write_text(yaml.safe_dump(raw))
+    s1[:, 20, 20] = -9999  # no radar at t-2 there (read as -30 dB): the map's source says so
+    write_tiff(tmp_path / "s1_0.tif", s1, crs=UTM, transform=SCENE_TRANSFORM, nodata=-9999)
     summary = predict_scene(tiny_run, manifest, tmp_path / "out4.tif", window=32, overlap=8, progress=False)
     with rasterio.open(tmp_path / "out4.tif") as src, rasterio.open(source_path(tmp_path / "out4.tif")) as src_source:
-        assert np.array_equal(src.read(1), src.read(2), equal_nan=True) and set(np.unique(src_source.read(1))) == {0, 255}
+        assert np.array_equal(src.read(1), src.read(2), equal_nan=True)
+        source = src_source.read(1)
+    assert set(np.unique(source)) == {0, 2, 255} and source[20, 20] == 2 and source[5, 5] == 255
+    assert summary["model_without_past_radar_pixels"] == 1 and summary["source_codes"][2] == "model_without_past_radar"
     assert summary["observed_fraction"] == 0 and "the model everywhere" in summary["bands"]
 
 

@@ -756,6 +756,15 @@ def test_the_chosen_model_is_named_with_its_validation_scores_and_pooled_seeds(t
                         "validation RMSE, LAI: All (Final) 0.910, Final, gated skip 0.840; test sets unseen); its 3 "
                         "trainings (seeds) are pooled: its RMSE is their mean, and each bootstrap resample of the "
                         "triplets is applied to every seed.")
+    comp = pd.read_csv(run / "tables" / "comparisons.csv")
+    comp.assign(trainings_resampled=True).to_csv(run / "tables" / "comparisons.csv", index=False)
+    data = build_data(run)
+    drawn = [_texts(item) for item in data["conclusions"]]
+    assert drawn[0].endswith("its 3 trainings (seeds) are pooled: its RMSE is their mean, and each bootstrap resample "
+                             "draws the triplets and the seeds (a two-stage bootstrap: an interval says what trainings "
+                             "of this kind score, not only these)."), drawn[0]
+    assert "with 95% paired-bootstrap intervals (triplets and seeds drawn);" in _texts(data["baselines"]["reading"])
+    comp.to_csv(run / "tables" / "comparisons.csv", index=False)
     assert any(line.startswith("Non-cloudy, RMSE difference against the observation (LAI, 95 % paired interval): the final "
                                "U-Net (gated skip) ") for line in lines)
     # the chosen model's own numbers wherever the report names it, not the final U-Net's

@@ -314,6 +314,28 @@ def test_impossible_configuration_is_refused(tiny_data, tmp_path):
         load_profile("tiny", ["train.epoch=3"])
 
 
+def test_usable_classes_are_those_the_cube_checked_and_hold_a_target(tiny_data, tmp_path):
+    """A class the cube never range-checked (SCL 7) is refused; a subset of its classes without a pixel at t too."""
+    import shutil
+
+    import h5py
+
+    _, _, cube = tiny_data
+    wider = load_profile("tiny", ["encoding.valid_classes=[2, 3, 4, 5, 6, 7]", "train.epochs=1"])
+    with pytest.raises(ConfigError, match=r"built with the SCL classes \[2, 3, 4, 5, 6\] usable; encoding\.valid_classes "
+                                          r"\[2, 3, 4, 5, 6, 7\] adds \[7\], whose LAI the cube never checked"):
+        train_stage(wider, "s1", cube, tmp_path / "wider", progress=False)
+    shadows = tmp_path / "shadows.nc"  # every pixel at t a cloud shadow: nothing clear under the strict rule
+    shutil.copy(cube, shadows)
+    with h5py.File(shadows, "r+") as f:
+        f["scl"][:, 2] = 3
+    strict = load_profile("tiny", ["encoding.valid_classes=[4, 5, 6]", "train.epochs=1"])
+    with pytest.raises(ConfigError, match=r"no pixel of the train split is usable at t under encoding\.valid_classes "
+                                          r"\[4, 5, 6\]"):
+        train_stage(strict, "s1", shadows, tmp_path / "strict", progress=False)
+    assert not [p for p in (tmp_path / "wider").rglob("*") if p.name.endswith((".pt", ".csv"))]
+
+
 def test_fresh_heads_start_at_the_training_targets_mean(tiny_data):
     """A head's mean output over a batch is its bias (it reads batch-normalised features): after init_head_bias it
     is the mean normalised target of the drawn triplets; a pre-trained part keeps its bias; residual heads start

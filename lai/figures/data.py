@@ -33,6 +33,7 @@ from lai.figures.common import (
     note_figure,
     scl_legend_handles,
 )
+from lai.pixels import CLOUD_CLASSES
 
 # --------------------------------------------------------------------------- data exploration
 
@@ -124,7 +125,7 @@ def cloud_statistics(ds) -> Figure:
     axes = fig.subplots(2, 2)
     palette = dict(zip(times, sns.color_palette("colorblind", 3)))
     for ax, col, what in ((axes[0, 0], "clear", "Clear fraction (valid SCL, finite LAI)"),
-                          (axes[0, 1], "cloud", "Cloud fraction (SCL 8, 9, 10)")):
+                          (axes[0, 1], "cloud", f"Cloud fraction (SCL {', '.join(map(str, CLOUD_CLASSES))})")):
         sns.histplot(df, x=col, hue="time", hue_order=times, bins=20, binrange=(0, 1), element="step",
                      fill=False, palette=palette, ax=ax, legend=False)
         ax.set_xlabel(f"{what} of a tile")

@@ -192,6 +192,14 @@ class Run:
         return int(num(seeds["seeds"].max())) if seeds is not None and len(seeds) else 1
 
     @property
+    def seeds_drawn(self) -> bool:
+        """Whether the comparisons' intervals draw the seeds too (two-stage bootstrap; tables/comparisons.csv's
+        ``trainings_resampled``, absent from runs before it: the seeds held fixed)."""
+        comp = self.tables[TABLE.comparisons]
+        return comp is not None and "trainings_resampled" in comp and bool(comp["trainings_resampled"].astype(str)
+                                                                          .str.lower().eq("true").any())
+
+    @property
     def chosen(self) -> str:
         """The run's chosen model (tables/selection.csv: the final model or a variant, chosen by validation RMSE);
         "final" where no selection was made (a run folder of an earlier lai)."""

@@ -34,6 +34,7 @@ from lai.facts import (
     row_title,
     stage_label,
 )
+from lai.pixels import CLOUD_CLASSES
 from lai.report.inputs import Run, baseline_metric, comparisons_on, diff_text, metric, num, other_name, png_size
 from lai.report.results import PAPER_FINAL
 from lai.report.text import emph, fmt, fmt_count, fmt_interval, join, mono, rich, strong, table
@@ -166,8 +167,10 @@ def _conclusions(run: Run) -> list:
 def _choice(run: Run, who: str) -> list:
     """Which model the comparisons are about, how it was chosen and how many seeds they pool."""
     sel, n = run.tables[TABLE.selection], run.n_seeds
-    pooled = (f"; its {n} trainings (seeds) are pooled: its RMSE is their mean, and each bootstrap resample of the "
-              "triplets is applied to every seed" if n > 1 else "; one training seed")
+    drawn = ("draws the triplets and the seeds (a two-stage bootstrap: an interval says what trainings of this kind "
+             "score, not only these)" if run.seeds_drawn else "of the triplets is applied to every seed")
+    pooled = (f"; its {n} trainings (seeds) are pooled: its RMSE is their mean, and each bootstrap resample {drawn}"
+              if n > 1 else "; one training seed")
     if sel is None or len(sel) < 2:
         return rich("Model compared below: ", strong(who), f" (no other candidate in this profile){pooled}.")
     scores = ", ".join(f"{stage_label(str(r['model']))[1]} {fmt(num(r['best_val_rmse']))}" for r in sel.to_dict("records"))
@@ -348,7 +351,8 @@ def _data(run: Run) -> dict:
                 for r in sp.to_dict("records")]
         out["splits"] = table([[names[c] for c in cols]], rows, len(cols),
                               caption=["Splits of the cube: triplets, regions and mean fractions of each tile that are "
-                                       "clear (valid SCL and finite LAI) or cloudy (SCL 8–10). ", emph(SET_TITLES[NON_CLOUDY]),
+                                       "clear (valid SCL and finite LAI) or cloudy (SCL "
+                                       f"{', '.join(map(str, CLOUD_CLASSES))}). ", emph(SET_TITLES[NON_CLOUDY]),
                                        " and ", emph(SET_TITLES[CLOUDY]), " are the paper’s two cloud-stratified test sets, ",
                                        emph(SET_TITLES[UNIQUE]), " the held-out areas; ", emph(BUFFER),
                                        " tiles are kept out of training and testing."])

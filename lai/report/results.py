@@ -178,7 +178,9 @@ def _baseline_reading(run: Run, bl: pd.DataFrame | None, fm: pd.DataFrame | None
     seeds = run.n_seeds
     out.append(f"Differences are the RMSE of {who} (chosen from validation scores; "
                f"{f'its {seeds} seeds pooled' if seeds > 1 else 'one training seed'}) minus the other "
-               "model’s on the same triplets, with 95% paired-bootstrap intervals; negative means the U-Net is better.")
+               "model’s on the same triplets, with 95% paired-bootstrap intervals"
+               f"{' (triplets and seeds drawn)' if seeds > 1 and run.seeds_drawn else ''}; negative means the U-Net "
+               "is better.")
     mlr, rf = baseline_metric(bl, "MLR", NON_CLOUDY, "r2"), baseline_metric(bl, "RF", NON_CLOUDY, "r2")
     if math.isfinite(mlr) or math.isfinite(rf):
         ours = f"R² = {fmt(mlr)} (MLR) and {fmt(rf)} (RF)"
