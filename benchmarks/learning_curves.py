@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lai.baselines import evaluate_baselines  # noqa: E402
 from lai.config import load_profile  # noqa: E402
-from lai.facts import BASELINES, ROWS  # noqa: E402
+from lai.facts import BASELINES, ROWS, S2_ENCODER  # noqa: E402
 from lai.run_folder import RunContext  # noqa: E402
 from lai.tables import comparisons, seed_spread, table1, with_floor  # noqa: E402
 
@@ -85,7 +85,7 @@ def main() -> None:
     with_floor(scored, floor).to_csv(args.out / "baselines.csv", index=False)
     per = scored.attrs["per_triplet"]
     others = {b: per[per["baseline"] == b] for b in BASELINES}
-    others["s2_masks_seas"] = ctx.per_triplet("s2_masks_seas")
+    others[S2_ENCODER] = ctx.per_triplet(S2_ENCODER)
     comp = comparisons([ctx.per_triplet(r) for r in chosen_runs], others, chosen)
     comp.to_csv(args.out / "comparisons.csv", index=False)
     seeds = seed_spread({name: ctx.evaluate(name) for name in chosen_runs})

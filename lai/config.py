@@ -182,6 +182,9 @@ class ModelConfig:
         if self.residual and self.gated_skip:
             raise ConfigError("model.residual and model.gated_skip exclude each other: the gated skip already adds "
                               "the last clear LAI to the decoder's output; set one of them to false")
+        if self.residual and ROWS[self.row].enc2 is None:
+            raise ConfigError(f"model.residual adds the last clear S2 LAI to every head, but row {self.row} "
+                              f"({ROWS[self.row].title}) does not read S2: train the rows without S2 without it")
         for name in ("encoder_widths", "decoder_widths"):
             widths = getattr(self, name)
             if not widths or any(int(w) <= 0 for w in widths):
@@ -230,7 +233,9 @@ class TrainConfig:
         _non_negative(self, "lr_patience")
         _choice(self, "schedule", ("plateau", "milestones"))
         _seed(self)
-        _unit_interval(self, "lr_decay")
+        if not 0 < self.lr_decay < 1:  # 0 stops learning at the first decay; PyTorch's plateau refuses 1
+            raise ConfigError(f"train.lr_decay must lie strictly between 0 and 1 (the factor each decay multiplies the "
+                              f"learning rate by), got {self.lr_decay}")
         _non_negative(self, "alpha", "beta")
         if self.cloudy_weight <= 0:
             raise ConfigError(f"train.cloudy_weight must be positive, got {self.cloudy_weight}")

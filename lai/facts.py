@@ -47,6 +47,8 @@ ROWS: dict[str, RowSpec] = {
 }
 # The final model starts from the encoders of rows 3 and 5 (trained once, reused).
 PRETRAINED_FROM = {"final": {"enc1": "s1_masks_seas", "enc2": "s2_masks_seas"}}
+# the S2 encoder the chosen model is compared with (tables/comparisons.csv): the one it starts from, the same LAI history
+S2_ENCODER = PRETRAINED_FROM["final"]["enc2"]
 # the model output holding the decoder's predicted log-variance (model.uncertainty; lai.model, lai.loss)
 LOG_VAR = "dec_log_var"
 

@@ -81,7 +81,9 @@ def convergence(history: pd.DataFrame, patience: int) -> dict:
 
 def stage_config(profile: Profile, row: str, cube: str | Path, init_from: dict[str, str] | None = None) -> StageConfig:
     """The configuration of training ``row`` of ``profile`` on ``cube`` (from the pre-trained parts ``init_from``)."""
-    return StageConfig(model=replace(copy.deepcopy(profile.model), row=row), train=copy.deepcopy(profile.train),
+    model = replace(copy.deepcopy(profile.model), row=row)
+    model.validate()  # what holds for the profile's row may not for this one (model.residual needs S2)
+    return StageConfig(model=model, train=copy.deepcopy(profile.train),
                        encoding=copy.deepcopy(profile.encoding),
                        cube=CubeRef(path=str(Path(cube).resolve()), **cube_identity(cube)),
                        init_from={k: str(v) for k, v in (init_from or {}).items()})

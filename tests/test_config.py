@@ -214,6 +214,15 @@ def test_overrides_read_numbers_as_yaml_1_2_does():
     assert (p.train.lr, p.train.lr_decay, p.encoding.db_scale) == (0.001, 0.2, 30.0)
 
 
+@pytest.mark.parametrize("decay", ["0", "1", "1.5"])
+def test_a_learning_rate_decay_that_stops_or_breaks_training_is_refused(decay):
+    """0 passed and stopped learning at the first decay (milestones); 1 passed and ended in PyTorch's traceback."""
+    from lai.config import ConfigError, load_profile
+
+    with pytest.raises(ConfigError, match=rf"train.lr_decay must lie strictly between 0 and 1 .*got {decay}"):
+        load_profile("tiny", [f"train.lr_decay={decay}"])
+
+
 def test_yaml_alias_bombs_and_deep_nesting_are_one_line_errors(tmp_path):
     """A 0.5 kB alias bomb (9 levels of 9 aliases: 3.5 billion values once expanded) and 20,000 nested levels
     end in one line naming the file, fast and small, never in an expansion or a RecursionError."""

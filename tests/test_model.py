@@ -131,6 +131,21 @@ def test_residual_and_gated_skip_exclude_each_other():
 
     with pytest.raises(ConfigError, match="model.residual and model.gated_skip"):
         ModelConfig(residual=True, gated_skip=True).validate()
+
+
+def test_a_row_without_s2_is_never_residual():
+    """model.residual set for a profile added the last clear S2 LAI to the heads of the S1 rows too: "S1 (Encoder 1)"
+    read the LAI history."""
+    from lai.config import ConfigError, ModelConfig, load_profile
+    from lai.train import stage_config
+
+    ModelConfig(row="s2_masks", residual=True).validate()
+    with pytest.raises(ConfigError, match=r"model.residual adds the last clear S2 LAI to every head, but row s1_masks "
+                                          r"\(S1 \+ S2 masks \(Encoder 1\)\) does not read S2"):
+        ModelConfig(row="s1_masks", residual=True).validate()
+    profile = load_profile("tiny", ["model.residual=true"])
+    with pytest.raises(ConfigError, match="row s1 "):
+        stage_config(profile, "s1", "unused.nc")
     for start in (0.0, 1.0, 1.5):
         with pytest.raises(ConfigError, match=f"model.gate_start must lie strictly between 0 and 1.*got {start}"):
             ModelConfig(gated_skip=True, gate_start=start).validate()

@@ -582,11 +582,11 @@ def test_several_seeds_and_the_paper_schedule(tmp_path):
 
     run = build_fake_run(tmp_path, figure_dir=None)
     profile = yaml.safe_load((run / "profile.yaml").read_text())
-    profile["train"].update(seeds=3, schedule="milestones", milestones=[10, 20])
+    profile["train"].update(seeds=3, schedule="milestones", milestones="paper")
     (run / "profile.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
     pd.read_csv(run / "tables" / "seeds.csv").assign(seeds=3, rmse_std=0.05).to_csv(run / "tables" / "seeds.csv", index=False)
     _, flat = _pdf_text(write_report(run))
-    assert "fixed epochs ([10, 20] milestones: the paper’s protocol)" in flat
+    assert "fixed epochs (at a third and two thirds of the epochs: the paper’s protocol)" in flat
     assert "fine-tuned with 3 training seeds" in flat and "Non-cloudy 3 0.600 0.050 0.600 – 0.600 0.800" in flat
     assert "one seed" not in flat
 
@@ -741,6 +741,33 @@ def test_stages_that_stopped_alike_are_said_in_one_sentence(tmp_path):
     (line,) = [_texts(item) for item in _stopping(Run(run))]
     assert line.startswith("Training. Every stage stopped once validation had been flat for 6 epochs, before its cap "
                            "of 40 epochs: S1 (Encoder 1) at epoch 20, "), line
+    # every stage at its cap (train.epochs=3, as the notebooks' parameters suggest): not "stopped before its cap"
+    training.assign(stopped_epoch=3, flat_epochs=0, max_epochs=3, converged=False).to_csv(
+        run / "tables" / "training.csv", index=False)
+    line, late = [_texts(item) for item in _stopping(Run(run))]
+    assert line.startswith("Training. S1 (Encoder 1): ran to its cap of 3 epochs; validation flat for 0 epochs. "), line
+    assert "before its cap" not in line and late.startswith("Not converged")
+
+
+@pytest.mark.parametrize("schedule, said", [
+    (dict(schedule="plateau", lr_patience=2, lr_decay=0.2, epochs=40, patience=6),
+     "at most 40 epochs: the learning rate is multiplied by 0.2 once 3 epochs have passed without a better validation "
+     "score, and the stage stops after 6; "),
+    (dict(schedule="milestones", milestones="paper", epochs=100), "100 epochs, the learning rate multiplied by 0.2 at "
+     "fixed epochs (at a third and two thirds of the epochs: the paper’s protocol); "),
+    (dict(schedule="milestones", milestones="reference", epochs=100), "100 epochs, the learning rate multiplied by 0.2 "
+     "at fixed epochs (once, at half the epochs: the reference code’s schedule); ")])
+def test_the_schedule_is_described_as_it_runs(tmp_path, schedule, said):
+    """The plateau decays on the epoch after lr_patience flat ones (PyTorch), and only the paper's milestones are the
+    paper's protocol (the reference code's decay once)."""
+    from lai.report import build_data
+
+    run = build_fake_run(tmp_path, None)
+    profile = yaml.safe_load((run / "profile.yaml").read_text())
+    profile["train"].update({"lr_decay": 0.2, **schedule})
+    (run / "profile.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    text = _texts(build_data(run)["training"]["text"])
+    assert said in text and "the pre-trained encoders of rows 3 and 5" in text, text
 
 
 def test_the_chosen_model_is_named_with_its_validation_scores_and_pooled_seeds(tmp_path):

@@ -19,7 +19,9 @@ from lai.facts import (
     ORACLE,
     PAPER_AUTHORS,
     PAPER_TITLE,
+    PRETRAINED_FROM,
     ROWS,
+    S2_ENCODER,
     SET_PROSE,
     SET_TITLES,
     TABLE,
@@ -130,7 +132,7 @@ def _abstract(run: Run) -> list:
 
 
 # What the final model is compared with, in this order: the baselines and the S2 encoder (Table 1's row 5).
-COMPARED = ("persistence", "MLR", "RF", "s2_masks_seas")
+COMPARED = ("persistence", "MLR", "RF", S2_ENCODER)
 
 
 def _conclusions(run: Run) -> list:
@@ -285,15 +287,17 @@ def _stopping(run: Run) -> list:
         still = str(r["converged"]) != "True" if "converged" in r else math.isfinite(patience) and flat < patience
         if still:
             late.append(stage_label(str(r["row"]))[1])
-    if len(stages) > 1 and len({(most, flat) for _, _, most, flat in stages}) == 1:  # one sentence says it for all
+    early = not late and all(stopped < most for _, stopped, most, _ in stages)  # every stage stopped by the rule
+    if len(stages) > 1 and early and len({(most, flat) for _, _, most, flat in stages}) == 1:  # one sentence for all
         _, _, most, flat = stages[0]
         out = [rich(f"Training. Every stage stopped once validation had been flat for {fmt_count(flat)} "
                     f"epoch{'s' if flat != 1 else ''}, before its cap of {fmt_count(most)} epochs: "
                     + ", ".join(f"{name} at epoch {fmt_count(stopped)}" for name, stopped, _, _ in stages) + ".")]
     else:
         out = [rich("Training. " + " ".join(
-            f"{name}: stopped at epoch {fmt_count(stopped)} of at most {fmt_count(most)}; validation flat for "
-            f"{fmt_count(flat)} epoch{'s' if flat != 1 else ''}." for name, stopped, most, flat in stages))]
+            f"{name}: {'ran to its cap of ' if stopped >= most else 'stopped at epoch '}"
+            f"{fmt_count(stopped)}{' epochs' if stopped >= most else f' of at most {fmt_count(most)}'}; validation "
+            f"flat for {fmt_count(flat)} epoch{'s' if flat != 1 else ''}." for name, stopped, most, flat in stages))]
     if late:
         out.append(rich(strong("Not converged"), f" (validation still improving within the last {fmt_count(patience)} "
                         "epochs): " + ", ".join(late) + "."))
@@ -364,18 +368,23 @@ def _training(run: Run) -> dict:
     out: dict = {"text": None}
     if train:
         if train.get("schedule") == "plateau":
+            lr_patience = num(train.get("lr_patience", float("nan")))  # PyTorch decays on the epoch after these
             schedule = (f"at most {train.get('epochs', '?')} epochs: the learning rate is multiplied by "
-                        f"{train.get('lr_decay', '?')} after {train.get('lr_patience', '?')} epochs without a better "
-                        f"validation score, and the stage stops after {train.get('patience', '?')}")
+                        f"{train.get('lr_decay', '?')} once {fmt_count(lr_patience + 1)} epochs have passed without a "
+                        f"better validation score, and the stage stops after {train.get('patience', '?')}")
         else:
+            which = {"paper": "at a third and two thirds of the epochs: the paper’s protocol",
+                     "reference": "once, at half the epochs: the reference code’s schedule"}
             schedule = (f"{train.get('epochs', '?')} epochs, the learning rate multiplied by "
-                        f"{train.get('lr_decay', '?')} at fixed epochs ({train.get('milestones', '?')} "
-                        "milestones: the paper’s protocol)")
+                        f"{train.get('lr_decay', '?')} at fixed epochs "
+                        f"({which.get(str(train.get('milestones')), str(train.get('milestones', '?')) + ' milestones')})")
+        rows = list(ROWS)
+        pretrained = " and ".join(str(rows.index(src) + 1) for src in PRETRAINED_FROM["final"].values())
         out["text"] = rich(
             f"Each stage trains with Adam for {schedule}; batch size {train.get('batch_size', '?')}, initial "
             f"learning rate {train.get('lr', '?')}, loss weights α = {train.get('alpha', '?')} (encoder 1) and "
             f"β = {train.get('beta', '?')} (encoder 2) for the final model, which starts from the pre-trained "
-            "encoders of rows 3 and 5. Training batches are ",
+            f"encoders of rows {pretrained}. Training batches are ",
             "randomly rotated by multiples of 90° and flipped. " if train.get("augment", True) else [strong("not"), " augmented. "],
             "Each stage keeps the weights of its best validation epoch. A stage whose best epoch lies within its last "
             f"{train.get('patience', '?')} epochs was still improving: it is marked ", strong("not converged"),
