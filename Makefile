@@ -11,6 +11,21 @@ STAMP   := $(VENV)/.lai-installed
 
 .PHONY: setup run test notebook-outputs reference lab bench clean
 
+# exit status 0 when the user's Jupyter kernel "lai" is absent or runs this environment's Python
+define USER_KERNEL_IS_OURS
+import json, os, sys
+from jupyter_core.paths import jupyter_data_dir
+spec = os.path.join(jupyter_data_dir(), "kernels", "lai", "kernel.json")
+try:
+    theirs = json.load(open(spec))["argv"][0]
+except FileNotFoundError:
+    sys.exit(0)
+except (OSError, ValueError, KeyError, IndexError, TypeError):
+    sys.exit(1)
+sys.exit(0 if theirs == sys.executable else 1)  # a venv's python: compare the paths, not what they link to
+endef
+export USER_KERNEL_IS_OURS
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -20,8 +35,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@# the notebooks' Jupyter kernel "lai" (this environment's Python), in the environment (--sys-prefix)
 	$(PY) -m ipykernel install --sys-prefix --name lai --display-name "Python (lai)" >/dev/null
-	@# and for the user, so that a JupyterLab started outside this environment lists the notebooks' kernel too
-	$(PY) -m ipykernel install --user --name lai --display-name "Python (lai)" >/dev/null
+	@# and for the user, so that a JupyterLab started outside this environment lists the notebooks' kernel too,
+	@# unless the user's kernel "lai" is another environment's (another checkout's): that one is left as it is
+	@if $(PY) -c "$$USER_KERNEL_IS_OURS"; then $(PY) -m ipykernel install --user --name lai --display-name "Python (lai)" >/dev/null; \
+	else echo "note: the user's Jupyter kernel 'lai' runs another environment's Python: left as it is (this one's is in $(VENV))"; fi
 	@command -v pdftoppm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq poppler-utils >/dev/null; } || \
 		echo "note: install Debian's poppler-utils (pdftoppm) to render report pages in the tests"
 	touch $(STAMP)
