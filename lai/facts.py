@@ -220,6 +220,8 @@ TABLES = {**REPORT_TABLES, "baselines_per_triplet": (), "oracle_per_triplet": ()
 # the columns of tables/training.csv that time the run: they differ between machines and runs, so the notebooks
 # do not display them (their displayed outputs are compared by the tests)
 TIMING_COLUMNS = ("seconds", "samples_per_s")
+# ... and those saying which code and machine trained each stage (its result.json): they change with every commit
+TRAINED_BY_COLUMNS = ("trained_at", "trained_on")
 
 # The figures a run folder holds, in report order: figures/<name>.png (drawn by lai.figures, placed by the report).
 FIGURE_NAMES = ("sample_maps", "cloud_statistics", "seasonality_encoding", "s1_vs_lai", "learning_curves", "density",

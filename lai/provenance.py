@@ -66,6 +66,21 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def revision_text(env: dict) -> str:
+    """A record's code as one short text: "<git revision> (lai <version>)", "+ uncommitted changes" where the tree had
+    them; "unknown" without a revision."""
+    rev = env.get("git_revision") if isinstance(env, dict) else None
+    if not isinstance(rev, str) or not rev:
+        return "unknown"
+    return f"{rev[:12]}{' + uncommitted changes' if env.get('git_dirty') is True else ''} (lai {env.get('lai_version', '?')})"
+
+
+def machine_text(env: dict) -> str:
+    """A record's machine as one short text: "<cpu> (<kernels>), <device>"."""
+    env = env if isinstance(env, dict) else {}
+    return f"{env.get('cpu', '?')} ({env.get('cpu_kernels', '?')}), {env.get('device', '?')}"
+
+
 def environment() -> dict:
     """lai version, git revision (and whether the tree had uncommitted changes), Python, packages, device, and
     the CPU with the vector kernels torch picked on it (trained weights differ in their last digits between CPUs

@@ -22,6 +22,7 @@ import pandas as pd
 from lai.config import Profile
 from lai.errors import ClusterStartError, ConfigError, PipelineError
 from lai.facts import (
+    ROWS,
     RUN_DATA_FILE,
     RUN_SUBFOLDERS,
     STAGE_METRICS_FILE,
@@ -33,7 +34,7 @@ from lai.facts import (
     check_name,
 )
 from lai.io import atomic_path, atomic_write_text, own_subfolder
-from lai.provenance import code_digest, environment
+from lai.provenance import code_digest, environment, machine_text, revision_text
 from lai.records import read_csv_record, read_json_record
 from lai.run_profile import (  # noqa: F401 - the folder's profile, importable from here too
     DEFAULT_PROFILE,
@@ -334,16 +335,32 @@ class RunContext:
         """Per trained run: epochs, the most it could run (``max_epochs``), total seconds, mean samples/s (the
         :data:`lai.facts.TIMING_COLUMNS`), last and
         best validation RMSE, the best epoch, the epoch it stopped at, the epochs validation stayed flat after the
-        best one and whether validation had stopped improving (``converged``, see :func:`lai.train.convergence`)."""
+        best one, whether validation had stopped improving (``converged``, see :func:`lai.train.convergence`), and
+        the code and machine that trained it (:data:`lai.facts.TRAINED_BY_COLUMNS`, from its result.json: a stage
+        is reused across later code, which the report's own provenance would not say)."""
         from lai.train import convergence
 
         out = []
         for row, h in self.histories(rows).items():
+            result = self.run_dir / "runs" / row / "result.json"
+            env = (read_json_record(result, PipelineError, f"delete the stage folder runs/{row} to train it again")
+                   .get("environment", {}) if result.exists() else {})
             out.append({"row": row, "epochs": int(h["epoch"].max()), "max_epochs": self.profile.train.epochs,
                         "seconds": float(h["seconds"].sum()),
                         "samples_per_s": float(h["samples_per_s"].mean()), "val_rmse": float(h["val_rmse"].iloc[-1]),
-                        **convergence(h, self.profile.train.patience)})
+                        **convergence(h, self.profile.train.patience),
+                        "trained_at": revision_text(env), "trained_on": machine_text(env)})
         return pd.DataFrame(out)
+
+    def save_training(self, rows) -> pd.DataFrame:
+        """tables/training.csv: :meth:`training_summary` of ``rows`` and of every run the table lists already
+        (notebooks 02 and 03 each add theirs: rerunning one keeps the other's), Table 1's rows first."""
+        path = self.table(TABLE.training)
+        listed = list(self.read_table(TABLE.training)["row"].astype(str)) if path.exists() else []
+        order = dict.fromkeys([*(r for r in ROWS if r in listed or r in rows), *listed, *rows])
+        table = self.training_summary(order)
+        self.save_table(table, TABLE.training)
+        return table
 
     def read_table(self, name: str) -> pd.DataFrame:
         path = self.table(name)

@@ -50,6 +50,12 @@ def test_publish_copies_results_not_weights_and_says_how_to_regenerate(tmp_path)
     index = (dest / "README.md").read_text()
     assert "`make reference`" in index and "abc123" in index and "02_training.ipynb | 61" in index
     assert "The 2 training stages took 60 min when they were trained" in index  # 1500 + 2100 s, not the rerun's time
+    # the stages were trained by other code than the report's (reused): the README says which
+    (run / "tables" / "training.csv").write_text("row,seconds,trained_at,trained_on\ns1,1500,37142eeae748 (lai 0.1.0),"
+                                                 "Xeon (AVX512)\nfinal,2100,37142eeae748 (lai 0.1.0),Xeon (AVX512)\n")
+    publish(run, dest, "make reference")
+    assert ("(tables/training.csv, `seconds`; trained 2 at git revision 37142eeae748 (lai 0.1.0) on Xeon (AVX512)); "
+            "a rerun reuses trained stages") in (dest / "README.md").read_text()
     # a second publish replaces the first, dropping a table the new run no longer has
     (run / "tables" / "comparisons.csv").unlink()
     main(["publish", str(run), str(dest)])

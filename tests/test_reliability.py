@@ -717,6 +717,34 @@ def test_the_noise_floor_is_kept_only_for_the_code_that_wrote_it(tiny_data, tmp_
     assert table.stat().st_mtime_ns != before, "a floor written by other lai code was reused"
 
 
+def test_the_training_table_keeps_the_stages_another_notebook_listed(tmp_path):
+    """Notebooks 02 and 03 both wrote tables/training.csv: rerunning 02 alone (as from JupyterLab) dropped Table 1's
+    five other rows, and the report's training section with them, without a word."""
+    from lai.facts import TABLE
+    from lai.run_folder import RunContext
+
+    ctx = RunContext("tiny", run_dir=tmp_path / "report", data_root=tmp_path / "data")
+    for row in ("s1", "s2_masks", "final"):
+        (ctx.run_dir / "runs" / row).mkdir(parents=True)
+        pd.DataFrame({"epoch": [1, 2], "seconds": [1.0, 1.0], "samples_per_s": [5.0, 5.0], "val_rmse": [0.9, 0.8],
+                      "val_mse": [0.03, 0.02]}).to_csv(ctx.run_dir / "runs" / row / "history.csv", index=False)
+    env = {"git_revision": "37142eeae7488e9340c4a7f4a046a7fab5864b6a", "git_dirty": False, "lai_version": "0.1.0",
+           "cpu": "Intel Xeon", "cpu_kernels": "AVX512", "device": "CPU (2 cores)"}
+    (ctx.run_dir / "runs" / "final" / "result.json").write_text(json.dumps({"environment": env}))
+    ctx.save_training(["s1", "s2_masks", "final"])  # notebook 03
+    assert list(ctx.save_training(["final"])["row"]) == ["s1", "s2_masks", "final"]  # notebook 02 again
+    table = ctx.read_table(TABLE.training).set_index("row")
+    assert list(table.index) == ["s1", "s2_masks", "final"]
+    # which code and machine trained each stage (reused across later code): from its result.json
+    assert table.loc["final", "trained_at"] == "37142eeae748 (lai 0.1.0)"
+    assert table.loc["final", "trained_on"] == "Intel Xeon (AVX512), CPU (2 cores)"
+    assert table.loc["s1", "trained_at"] == "unknown"
+    from lai.report.inputs import trained_by
+
+    assert trained_by(table.reset_index()) == [("unknown", "? (?), ?", 2),
+                                               ("37142eeae748 (lai 0.1.0)", "Intel Xeon (AVX512), CPU (2 cores)", 1)]
+
+
 def test_an_unreadable_evaluated_on_record_is_named(tmp_path):
     """runs/<row>/evaluated_on.json emptied (adversarial pass 4, D12): notebook 02 failed with a bare JSONDecodeError.
     One RunFolderError naming the file and how to evaluate again."""

@@ -749,6 +749,19 @@ def test_stages_that_stopped_alike_are_said_in_one_sentence(tmp_path):
     assert "before its cap" not in line and late.startswith("Not converged")
 
 
+def test_the_report_names_the_code_and_machine_that_trained_its_stages(tmp_path):
+    """provenance.json is the report's own (rewritten by notebook 05); stages are reused across later code."""
+    from lai.report import build_data
+
+    run = build_fake_run(tmp_path, None)
+    training = pd.read_csv(run / "tables" / "training.csv")
+    training.assign(trained_at="37142eeae748 (lai 0.1.0)", trained_on="Xeon (AVX512), CPU (2 cores)").to_csv(
+        run / "tables" / "training.csv", index=False)
+    items = dict(build_data(run)["provenance"]["items"])
+    assert items["stages trained by"] == f"37142eeae748 (lai 0.1.0) on Xeon (AVX512), CPU (2 cores): {len(training)} stages"
+    assert "git revision (this report)" in items
+
+
 @pytest.mark.parametrize("schedule, said", [
     (dict(schedule="plateau", lr_patience=2, lr_decay=0.2, epochs=40, patience=6),
      "at most 40 epochs: the learning rate is multiplied by 0.2 once 3 epochs have passed without a better validation "

@@ -24,6 +24,7 @@ from lai.facts import (
     SELECTABLE,
     TABLE,
     TEST_SETS,
+    TRAINED_BY_COLUMNS,
     VERDICTS,
     check_name,
     chosen_model,
@@ -192,6 +193,11 @@ class Run:
         return int(num(seeds["seeds"].max())) if seeds is not None and len(seeds) else 1
 
     @property
+    def trained_by(self) -> list[tuple[str, str, int]]:
+        """:func:`trained_by` of the run's training table."""
+        return trained_by(self.tables[TABLE.training])
+
+    @property
     def seeds_drawn(self) -> bool:
         """Whether the comparisons' intervals draw the seeds too (two-stage bootstrap; tables/comparisons.csv's
         ``trainings_resampled``, absent from runs before it: the seeds held fixed)."""
@@ -258,6 +264,15 @@ def ci(mid: float, lo: float, hi: float, digits: int = 3, nominal: float = 0.0) 
 def with_ci(frame: pd.DataFrame | None, key: str, value: str, col: str) -> list:
     """``col`` with its 95% interval (``col_lo``, ``col_hi``) as "0.612 [0.571, 0.655]"."""
     return ci(*(metric(frame, key, value, c) for c in (col, f"{col}_lo", f"{col}_hi")))
+
+
+def trained_by(training: pd.DataFrame | None) -> list[tuple[str, str, int]]:
+    """(code, machine, number of stages) that trained the stages of a training table (tables/training.csv's
+    ``trained_at``, ``trained_on``; empty for tables written before them), the most stages first."""
+    if training is None or not len(training) or not set(TRAINED_BY_COLUMNS) <= set(training.columns):
+        return []
+    counts = training.groupby(list(TRAINED_BY_COLUMNS), sort=False).size().sort_values(ascending=False, kind="stable")
+    return [(str(at), str(on), int(n)) for (at, on), n in counts.items()]
 
 
 def comparisons_on(run: Run, s: str) -> list[dict]:

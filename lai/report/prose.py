@@ -451,10 +451,12 @@ def _provenance(run: Run) -> dict:
     prov = run.prov
     out: dict = {"items": None, "packages": None, "config": None}
     if prov is not None:
-        labels = {"lai_version": "lai version", "git_revision": "git revision", "git_dirty": "uncommitted changes",
-                  "data_fingerprint": "data fingerprint"}
+        labels = {"lai_version": "lai version", "git_revision": "git revision (this report)",
+                  "git_dirty": "uncommitted changes", "data_fingerprint": "data fingerprint"}
         items = [[labels.get(k, k.replace("_", " ")), ("yes" if v else "no") if isinstance(v, bool) else str(v)]
                  for k, v in prov.items() if not isinstance(v, (dict, list))]
+        # stages are reused across later code: which code and machine trained them (tables/training.csv)
+        items += [["stages trained by", f"{at} on {on}: {n} stage{'s' if n != 1 else ''}"] for at, on, n in run.trained_by]
         fp = (run.data or {}).get("fingerprint")
         if fp and "data_fingerprint" not in prov:
             items.append(["data fingerprint", str(fp)])

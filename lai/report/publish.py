@@ -16,7 +16,7 @@ from lai.errors import shorten
 from lai.facts import FIGURES, TABLES
 from lai.io import FOLDER_MARK, ForeignOutputError, atomic_path, atomic_write_text, check_outside, is_partial, output_lock, own_subfolder
 from lai.records import LARGE_RECORD_BYTES, NOT_A_FILE, open_record, read_csv_record, read_json_record
-from lai.report.inputs import RERUN, ReportError, decoded_png_size, read_json
+from lai.report.inputs import RERUN, ReportError, decoded_png_size, read_json, trained_by
 
 # what is published: files at the run folder's top, and the schema's tables and figures (lai.facts), no other file
 PUBLISHED_FILES = ("report.pdf", "report.json", "profile.yaml", "provenance.json")
@@ -115,9 +115,11 @@ def _training_time(run_dir: Path) -> str:
         return "Training time: tables/training.csv has no `seconds` column."
     if not seconds.between(0, MAX_SECONDS).all():  # text, NaN, negative or huge: no sum (nor numpy's overflow warning)
         return f"Training time: unknown (tables/training.csv, `seconds`, holds values that are not 0 to {MAX_SECONDS:,.0f})."
+    by = "; ".join(f"{n} at git revision {_plain(at)} on {_plain(on)}" for at, on, n in trained_by(stages))
     return (f"The {len(stages)} training stages took {float(seconds.sum()) / 60:.0f} min when they were trained "
-            "(tables/training.csv, `seconds`); a rerun reuses trained stages, so the notebook times below count only "
-            "what that invocation did.")
+            f"(tables/training.csv, `seconds`{f'; trained {by}' if by else ''}); a rerun reuses trained stages, so "
+            "the notebook times below count only what that invocation did, and the revision above is the one that "
+            "wrote the report.")
 
 
 def _open_sources(run_dir: Path, stack: contextlib.ExitStack) -> tuple[dict[str, BinaryIO], dict[str, int]]:
