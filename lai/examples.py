@@ -22,6 +22,7 @@ from pathlib import Path
 
 from lai.snap import BANDS, Angles
 
+REFLECTANCE_SCALE = 1e-4  # the patches' S2 digital numbers are reflectance x 10^4
 VIEW_ZENITH = 5.0  # degrees; Sentinel-2 views within about 0..12 degrees of nadir
 RELATIVE_AZIMUTH = 90.0  # degrees; cos = 0, the neutral value of the network's azimuth input
 ARCHIVES = ("BigEarthNet-S2-Example.tar.bz2", "BigEarthNet-S1-Example.tar.bz2")
@@ -36,6 +37,34 @@ class Patch:
     vv: Path
     vh: Path
     angles: Angles
+
+    def band(self, name: str) -> Path:
+        """The S2 band ``name`` (e.g. "B08", which the LAI network does not read) of the patch."""
+        return next(iter(self.bands.values())).with_name(f"{self.name}_{name}.tif")
+
+
+def patch_summary(name: str, lnb: Path, db_range) -> dict:
+    """What ``lai preprocess`` (the built-in SNAP network) made of a patch, one row of notebook 00's table
+    (tables/preprocessing_snap_lai.csv): its triplets and CRS, the LAI at t's 1st, 50th and 99th percentiles, the
+    SNAP flags' counts (outputs set to the network's bounds, outputs beyond its tolerance) and the VV values outside
+    ``db_range`` (encoding.db_range: what the model clips)."""
+    import numpy as np
+
+    from lai.lnb import index_folder, read_triplet
+    from lai.preprocess import SUMMARY
+    from lai.snap import BUILTIN, FLAGS
+
+    summary = json.loads((lnb / SUMMARY).read_text())
+    d = read_triplet(lnb, index_folder(lnb, progress=False).triplets[0])
+    flags = {f: sum(date["flags"][f] for date in summary["lai_from_snap"].values()) for f in FLAGS}
+    tolerance, low, high = BUILTIN.extreme
+    (db_low, db_high), vv = db_range, d.s1[2, 0]
+    return {"patch": name, "triplets": summary["triplets"], "crs": d.crs,
+            "LAI p1": np.nanpercentile(d.lai[2], 1), "LAI p50": np.nanmedian(d.lai[2]),
+            "LAI p99": np.nanpercentile(d.lai[2], 99),
+            f"LAI set to {low:g} or {high:g}": flags["output_thresholded_to_min"] + flags["output_thresholded_to_max"],
+            f"LAI beyond [{low - tolerance:g}, {high + tolerance:g}]": flags["output_too_low"] + flags["output_too_high"],
+            f"VV < {db_low:g} or > {db_high:g} dB": int(((vv < db_low) | (vv > db_high)).sum())}
 
 
 def archive_folder() -> Path:

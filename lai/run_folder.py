@@ -219,6 +219,21 @@ class RunContext:
                         TABLE.ensemble_per_triplet)
         return metrics, sums, members
 
+    def ensemble(self, name: str, runs: list[str], others: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
+        """tables/ensemble.csv: the mean prediction of model ``name``'s seeds ``runs`` (:meth:`evaluate_ensemble`)
+        against its seeds and against ``others`` (per-triplet sums by name) and, on simulated data, the oracle
+        (:func:`lai.tables.ensemble_comparisons`); None, and nothing written, with one seed."""
+        from lai.facts import ORACLE
+        from lai.tables import ensemble_comparisons
+
+        if len(runs) < 2:
+            return None
+        _, ensemble_sums, seed_sums = self.evaluate_ensemble(name, runs)
+        vs = others | ({ORACLE: self.noise_floor().attrs["per_triplet"]} if self.simulated else {})
+        table = ensemble_comparisons(ensemble_sums, seed_sums, vs, name)
+        self.save_table(table, TABLE.ensemble)
+        return table
+
     def calibrate(self, run: str):
         """Recalibrate the predicted spread of a trained run on validation and measure it on the test sets
         (:func:`lai.evaluate.calibrate_run`; writes the run's ``calibration.json``)."""

@@ -438,11 +438,10 @@ def test_ensemble_is_the_mean_of_its_seeds_scored_like_one_model(tiny_data, tmp_
 
 
 def test_run_folder_scores_the_ensemble_of_its_chosen_models_seeds(tmp_path):
-    """What notebook 04 does where a profile trains two seeds: the run folder's ensemble tables, named after the
-    chosen model, and its comparisons against the seeds (validation too) and the oracle."""
+    """What notebook 04 does where a profile trains two seeds (RunContext.ensemble): the run folder's ensemble tables,
+    named after the chosen model, and its comparisons against the seeds (validation too), the others and the oracle."""
     from lai.facts import TABLE
     from lai.run_folder import RunContext
-    from lai.tables import ensemble_comparisons
 
     ctx = RunContext.open(tmp_path / "run", "tiny", ["train.epochs=1", "train.seeds=2", "train.max_batches_per_epoch=2"],
                           data_root=tmp_path / "data", progress=False)
@@ -450,12 +449,13 @@ def test_run_folder_scores_the_ensemble_of_its_chosen_models_seeds(tmp_path):
     ctx.train_chosen(progress=False)
     chosen, runs = ctx.chosen()
     assert runs == [chosen, f"{chosen}_seed1"]
-    metrics, sums, members = ctx.evaluate_ensemble(chosen, runs)
+    assert ctx.ensemble(chosen, runs[:1], {}) is None and not ctx.table(TABLE.ensemble).exists()
+    table = ctx.ensemble(chosen, runs, {"persistence": ctx.per_triplet(runs[0]).assign(sse=1.0)})
+    pd.testing.assert_frame_equal(ctx.read_table(TABLE.ensemble), table, check_dtype=False)
     saved = ctx.read_table(TABLE.ensemble_per_triplet)
     assert set(saved["model"]) == {f"{chosen} ensemble", *runs}
     assert set(ctx.read_table(TABLE.ensemble_metrics)["set"]) == {"val", "non_cloudy", "cloudy", "unique"}
-    oracle = ctx.noise_floor().attrs["per_triplet"]
-    table = ensemble_comparisons(sums, members, {"oracle": oracle}, chosen)
+    assert set(table[table["other"] == "persistence"]["set"]) == {"non_cloudy", "cloudy", "unique"}
     vs_seeds = table[table["other"] == f"{chosen} seeds"]
     assert list(vs_seeds["set"]) == ["val", "non_cloudy", "cloudy", "unique"] and (vs_seeds["seeds"] == 2).all()
     assert set(table[table["other"] == "oracle"]["set"]) == {"non_cloudy", "cloudy", "unique"}
