@@ -79,7 +79,7 @@ def combine(preds: list[dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarra
     """The three spreads, each with the prediction it is centred on (the shared fields of seed 0 kept)."""
     stack = np.stack([p["pred"] for p in preds])
     mean = stack.mean(0)
-    between = stack.var(0, ddof=1)
+    between = stack.var(0)  # the mixture's variance: the seeds' own spread about their mean (ddof 0)
     within = np.mean(np.stack([np.square(p["sd"]) for p in preds]), axis=0)
     base = preds[0]
     return {"head": base,

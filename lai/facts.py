@@ -207,8 +207,8 @@ REPORT_VALUES = {
     "noise_floor": {"floor_rmse": "number", "oracle_rmse": "number"},
     "comparisons": {"diff": "number", "diff_lo": "number", "diff_hi": "number", "triplets": "count"},
     "ensemble": {c: "number" for c in ("diff", "diff_lo", "diff_hi", "rmse_model", "rmse_other")} | {"triplets": "count"},
-    "calibration": {c: "number" for c in ("coverage_68", "coverage_95", "sd_ratio", "spearman", *(
-        f"{c}_{end}" for c in ("coverage_68", "coverage_95", "sd_ratio") for end in ("lo", "hi")))},
+    "calibration": {c: "number" for c in ("coverage_68", "coverage_95", "sd_ratio", "rms_sd_ratio", "spearman", *(
+        f"{c}_{end}" for c in ("coverage_68", "coverage_95", "sd_ratio", "rms_sd_ratio") for end in ("lo", "hi")))},
     "reliability": {"nominal": "number", "observed": "number"},
     "large_errors": {"pixels": "count", "large": "count", **{c: "number" for c in (
         "large_share", "no_clear_past_share", "pred_mean", "obs_mean", "under_share", "top_share")}},

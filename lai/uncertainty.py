@@ -248,8 +248,11 @@ def calibration_rows(name: str, err: np.ndarray, sd: np.ndarray, calibrated: dic
     """Rows of the calibration table for one test set: pixels clear and clouded at t, the spread head's raw
     deviation and the recalibrated one: intervals from ``calibrated`` (:meth:`Calibration.deviations`, each level
     its own), mean and rank correlation from the standard deviation ``std`` (:meth:`Calibration.std`). ``err`` is
-    prediction minus reference (``against``), NaN where none. Arrays indexed by triplet first (triplet, y, x) also
-    give each coverage and ``sd_ratio`` a 95 % interval over resampled triplets (:func:`calibration_intervals`)."""
+    prediction minus reference (``against``), NaN where none. ``sd_ratio`` is the mean ``std`` over the RMSE (a
+    spread exactly as large as the error reads below 1 on it wherever ``std`` varies), ``rms_sd_ratio`` its root
+    mean square over the RMSE (1 for such a spread: what :func:`sd_factor` fits on validation). Arrays indexed by
+    triplet first (triplet, y, x) also give each coverage and both ratios a 95 % interval over resampled triplets
+    (:func:`calibration_intervals`)."""
     rows = []
     for where, sel in (("clear at t", clear_t), ("clouded at t", ~clear_t)):
         sel = sel & np.isfinite(err) & np.isfinite(sd)
@@ -257,8 +260,10 @@ def calibration_rows(name: str, err: np.ndarray, sd: np.ndarray, calibrated: dic
         rmse = float(np.sqrt(np.mean(np.square(e)))) if e.size else float("nan")
         for version, dev, s in (("raw", sd, sd), ("recalibrated", calibrated, std)):
             mean_sd = float(s[sel].mean()) if e.size else float("nan")
+            rms_sd = float(np.sqrt(np.mean(np.square(s[sel], dtype=np.float64)))) if e.size else float("nan")
             rows.append({"set": name, "pixels": where, "sd": version, "against": against, "n_pixels": int(e.size),
                          "rmse": rmse, "mean_sd": mean_sd, "sd_ratio": mean_sd / rmse if rmse > 0 else float("nan"),
+                         "rms_sd_ratio": rms_sd / rmse if rmse > 0 else float("nan"),
                          **{f"coverage_{round(100 * lv)}": coverage(e, at_level(dev, lv)[sel], lv) for lv in NOMINAL},
                          "spearman": spearman(s[sel], np.abs(e)), **calibration_intervals(err, dev, s, sel)})
     return rows
@@ -267,10 +272,11 @@ def calibration_rows(name: str, err: np.ndarray, sd: np.ndarray, calibrated: dic
 def calibration_intervals(err: np.ndarray, deviation: np.ndarray | dict[float, np.ndarray], std: np.ndarray,
                           sel: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> dict[str, float]:
     """95 % percentile intervals of the coverage of each :data:`NOMINAL` interval (``coverage_68_lo``,
-    ``coverage_68_hi``, ...) and of ``sd_ratio`` (mean ``std`` over the RMSE) on the pixels ``sel``, over
+    ``coverage_68_hi``, ...), of ``sd_ratio`` (mean ``std`` over the RMSE) and of ``rms_sd_ratio`` (its root mean
+    square over the RMSE: what :func:`sd_factor` makes 1 on the pixels it is fitted on) on the pixels ``sel``, over
     resamples of the triplets (the first axis: the pixels of one tile are not independent, as in
     :mod:`lai.metrics`). NaN without a triplet axis (1-D arrays) or with fewer than two triplets."""
-    names = [f"coverage_{round(100 * lv)}" for lv in NOMINAL] + ["sd_ratio"]
+    names = [f"coverage_{round(100 * lv)}" for lv in NOMINAL] + ["sd_ratio", "rms_sd_ratio"]
     if err.ndim < 2 or len(err) < 2:
         return {f"{c}_{end}": float("nan") for c in names for end in ("lo", "hi")}
 
@@ -282,7 +288,9 @@ def calibration_intervals(err: np.ndarray, deviation: np.ndarray | dict[float, n
         weights = resample_weights(len(err), samples, seed)
         pixels = weights @ per_triplet(sel)
         draws = [weights @ per_triplet(np.abs(err) <= z_of(lv) * at_level(deviation, lv)) / pixels for lv in NOMINAL]
-        draws.append(weights @ per_triplet(std) / np.sqrt(weights @ per_triplet(np.square(err, dtype=np.float64)) * pixels))
+        squared = weights @ per_triplet(np.square(err, dtype=np.float64))
+        draws.append(weights @ per_triplet(std) / np.sqrt(squared * pixels))
+        draws.append(np.sqrt(weights @ per_triplet(np.square(std, dtype=np.float64)) / squared))
     return {f"{c}_{end}": bound for c, d in zip(names, draws) for end, bound in zip(("lo", "hi"), percentile_interval(d))}
 
 

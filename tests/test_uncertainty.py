@@ -84,6 +84,20 @@ def test_recalibration_recovers_a_factor_per_stratum_and_pools_small_ones():
     assert rows[0]["mean_sd"] == pytest.approx(sd[clear].mean()) and rows[1]["mean_sd"] == pytest.approx(std[clear].mean())
 
 
+def test_a_spread_exactly_as_large_as_the_error_reads_one_on_its_root_mean_square():
+    """Errors drawn from N(0, sigma^2) with sigma varying (log-normal): the root mean square of sigma over the RMSE is
+    1, the mean sigma over the RMSE (the issue's measure) mean/rms of sigma, about 0.88 here, below 1 by Jensen."""
+    rng = np.random.default_rng(8)
+    sd = rng.lognormal(0, 0.5, (200, 16, 16))
+    err = rng.normal(0, 1, sd.shape) * sd
+    everywhere = np.ones(sd.shape, bool)
+    row = calibration_rows("cloudy", err, sd, {lv: sd for lv in NOMINAL}, sd, everywhere, "truth")[0]
+    assert row["rms_sd_ratio"] == pytest.approx(1.0, abs=0.01)
+    assert row["sd_ratio"] == pytest.approx(sd.mean() / np.sqrt(np.mean(sd ** 2)), abs=0.01) and row["sd_ratio"] < 0.9
+    assert row["rms_sd_ratio_lo"] < 1.0 < row["rms_sd_ratio_hi"] and row["sd_ratio_hi"] < 0.9
+    assert row["coverage_68"] == pytest.approx(0.68, abs=0.01) and row["coverage_95"] == pytest.approx(0.95, abs=0.01)
+
+
 def test_coverage_intervals_resample_triplets_not_pixels():
     """Half of 400 triplets wholly inside their intervals, half wholly outside: the coverage is 0.5 and its interval
     over triplets that of a proportion of 400 (about 0.5 +- 1.96 x 0.025), not of 400 x 64 pixels; the spread's

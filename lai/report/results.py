@@ -346,14 +346,17 @@ def _uncertainty(run: Run) -> dict | None:
                 "table": run.lacking(TABLE.calibration, "Calibration of the predicted spread")}
     truth = (str(cal["against"].iloc[0]) if "against" in cal else "truth") == "truth"
     reference = "the true LAI" if truth else "the observation"
-    header = ["Test set", "Pixels", "Spread", "68 % covers", "95 % covers", "Mean σ ÷ RMSE", "Spearman", "RMSE (LAI)"]
+    rms = "rms_sd_ratio" in cal  # tables written before 2026-12-05 have the mean σ only
+    header = ["Test set", "Pixels", "Spread", "68 % covers", "95 % covers", "Mean σ ÷ RMSE",
+              *(["RMS σ ÷ RMSE"] if rms else []), "Spearman", "RMSE (LAI)"]
 
     def with_interval(r: dict, col: str, digits: int = 3, nominal: float = 0.0) -> list:
         return ci(r[col], *(float(r.get(f"{col}_{end}", math.nan)) for end in ("lo", "hi")), digits=digits, nominal=nominal)
 
     rows = [[SET_TITLES.get(r["set"], str(r["set"])), str(r["pixels"]), str(r["sd"]),
              *(with_interval(r, f"coverage_{round(100 * level)}", nominal=level) for level in NOMINAL),
-             with_interval(r, "sd_ratio", 2, nominal=1.0), fmt(r["spearman"], 2), fmt(r["rmse"])]
+             with_interval(r, "sd_ratio", 2, nominal=1.0), *([with_interval(r, "rms_sd_ratio", 2, nominal=1.0)] if rms else []),
+             fmt(r["spearman"], 2), fmt(r["rmse"])]
             for r in cal.to_dict("records")]
     recal = cal[cal["sd"] == "recalibrated"]
     verdict = None
@@ -362,12 +365,17 @@ def _uncertainty(run: Run) -> dict | None:
                        f"{fmt(recal['coverage_95'].max())} of the pixels and the 68 % intervals "
                        f"{fmt(recal['coverage_68'].min())} to {fmt(recal['coverage_68'].max())}, across test sets and "
                        f"pixels clear or clouded at ", emph("t"), f"; the predicted σ over the RMSE ranges from "
-                       f"{fmt(recal['sd_ratio'].min(), 2)} to {fmt(recal['sd_ratio'].max(), 2)}.",
+                       f"{fmt(recal['sd_ratio'].min(), 2)} to {fmt(recal['sd_ratio'].max(), 2)} (mean σ)"
+                       + (f" and from {fmt(recal['rms_sd_ratio'].min(), 2)} to {fmt(recal['rms_sd_ratio'].max(), 2)} "
+                          "(root mean square σ, which the recalibration makes equal to the RMSE on validation: a σ as "
+                          "large as the error reads 1 there, and less on the mean wherever σ varies)" if rms else "")
+                       + ".",
                        *_coverage_misses(recal))
     return {"against": reference if truth else f"{reference} (pixels clear at t)",
             "table": table([header], rows, len(header), caption=rich(
                 f"Calibration of σ against {reference}, per test set and for pixels clear or clouded at ", emph("t"),
-                ": the share of pixels inside the central 68 % and 95 % intervals, the mean σ over the RMSE, and the rank "
+                ": the share of pixels inside the central 68 % and 95 % intervals, the mean σ over the RMSE"
+                + (" and its root mean square over the RMSE" if rms else "") + ", and the rank "
                 "correlation of σ with the absolute error, in small print the 95 % interval over resampled triplets; ",
                 emph("raw"), ": the spread head as trained, ", emph("recalibrated"), ": as above.")),
             "verdict": verdict}
