@@ -68,7 +68,7 @@ def resample_weights(n_triplets: int, samples: int = BOOTSTRAP_SAMPLES, seed: in
 def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
     """The central ``level`` percentile interval of the finite ``values`` (e.g. over bootstrap resamples); NaN if none.
     A resample whose statistic is undefined (it drew no scored pixel: a set where few triplets hold any) is left
-    out, so the interval is conditional on drawing at least one; the test sets of the profiles hold over a hundred
+    out, so the interval is conditional on drawing at least one; the quick and standard profiles' test sets hold over a hundred
     scored triplets each, where that never happens."""
     values = values[np.isfinite(values)]
     if not len(values):
