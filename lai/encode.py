@@ -13,6 +13,7 @@ import functools
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -86,6 +87,13 @@ def scl_masks(scl: torch.Tensor, enc: EncodingConfig, channels_last: bool = Fals
     if channels_last:
         return nn.functional.embedding(scl.permute(0, 2, 3, 1).long(), table).permute(0, 3, 4, 1, 2)
     return nn.functional.embedding(scl.long(), table).permute(0, 1, 4, 2, 3).contiguous()
+
+
+def day_of_year(dates) -> np.ndarray:
+    """The model's date input: the day of year (1 for 1 January) of ``dates`` (dates, datetime64, or integer days since
+    1970-01-01 as the cube stores them), for training, evaluation and maps alike."""
+    d = np.asarray(dates, "datetime64[D]")
+    return (d - d.astype("datetime64[Y]")).astype(np.int64) + 1
 
 
 def seasonality(doy_target: torch.Tensor, doy_from: torch.Tensor, enc: EncodingConfig) -> torch.Tensor:

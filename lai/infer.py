@@ -11,7 +11,6 @@ The maps written from it are :mod:`lai.products`'.
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,6 +217,3 @@ def clamp_lai(lai: np.ndarray) -> tuple[np.ndarray, int]:
     return lai, int(outside.sum())
 
 
-def day_of_year(date: dt.date) -> int:
-    """The model's date input."""
-    return date.timetuple().tm_yday

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from lai.cube import check_cube_file, decoded
+from lai.encode import day_of_year
 from lai.errors import ResidencyError
 from lai.io import free_memory, memory_shortfall
 from lai.lnb import TRIPLET_BYTES_PER_PIXEL
@@ -21,11 +22,6 @@ from lai.lnb import TRIPLET_BYTES_PER_PIXEL
 RAW_KEYS = ("s1", "lai", "scl")
 
 
-
-
-def _doy(days_since_epoch: np.ndarray) -> np.ndarray:
-    dates = np.asarray(days_since_epoch, "datetime64[D]")
-    return (dates - dates.astype("datetime64[Y]")).astype(np.int64) + 1
 
 
 class CubeSplit:
@@ -45,8 +41,8 @@ class CubeSplit:
             self.has_truth = "lai_true" in f
             self.shape = f["lai"].shape[-2:]
         self.split = split
-        self.doy_target = _doy(dates[:, 2])
-        self.doy_from = _doy(dates[:, 0])
+        self.doy_target = day_of_year(dates[:, 2])
+        self.doy_from = day_of_year(dates[:, 0])
         self._keys = RAW_KEYS + (("lai_true",) if self.has_truth else ())
 
     def __len__(self) -> int:

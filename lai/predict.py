@@ -28,9 +28,9 @@ import numpy as np
 
 from lai.config import ConfigError
 from lai.cube import EPOCH, check_cube_file, decoded
-from lai.encode import count_clipped
+from lai.encode import count_clipped, day_of_year
 from lai.errors import CubeError, LNBError, shorten
-from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_batch
+from lai.infer import Trained, clamp_lai, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, check_outside, output_lock
 from lai.pixels import LAI_RANGE, PIXEL_FIX_NOTES
 from lai.products import (
@@ -203,8 +203,8 @@ def _write_batch(trained: Trained, batch: list[Sample], folder: Path, nc: Predic
     stack = lambda key: np.stack([getattr(s, key) for s in batch])  # noqa: E731
     s1, lai_in = stack("s1"), stack("lai")
     model, observed, model_sd = predict_batch(trained, s1, lai_in, stack("scl"),
-                                              np.array([day_of_year(s.date_t) for s in batch]),
-                                              np.array([day_of_year(s.date_from) for s in batch]))
+                                              day_of_year([s.date_t for s in batch]),
+                                              day_of_year([s.date_from for s in batch]))
     model, clamped = clamp_lai(model)
     lai, source = gap_fill(model, lai_in[:, 2], observed, past_radar_missing(s1))
     std = None if model_sd is None else gap_fill_std(model_sd, source, trained.calibration.observation_sd)

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from lai.config import PreprocessConfig
-from lai.encode import count_clipped
+from lai.encode import count_clipped, day_of_year
 from lai.errors import SceneError
-from lai.infer import Trained, clamp_lai, day_of_year, load_trained, predict_batch
+from lai.infer import Trained, clamp_lai, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, check_outside, memory_shortfall, output_lock
 from lai.lnb import TRIPLET_BYTES_PER_PIXEL
 from lai.manifest import SHORT_FORM_GONE, load_manifest, read_preprocess_manifest
@@ -173,7 +173,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
     scene = open_scene(manifest, preprocess)
     grid = scene.grid
     trained = run if isinstance(run, Trained) else load_trained(run, device)
-    doy_t, doy_from = np.array([day_of_year(scene.dates[2])]), np.array([day_of_year(scene.dates[0])])
+    doy_t, doy_from = day_of_year(scene.dates[2:]), day_of_year(scene.dates[:1])
     h, w = grid.height, grid.width
     # held at once: five accumulators of a window's height across the scene, one window's inputs
     too_big = memory_shortfall(5 * 4.0 * min(window, h) * w + TRIPLET_BYTES_PER_PIXEL * float(min(window, h)) * min(window, w))

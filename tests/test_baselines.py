@@ -161,7 +161,6 @@ def test_mlr_recovers_linear_relation_and_rf_beats_constant(linear_cube):
 
 
 def test_batchwise_scores_match_evaluate_scores(linear_cube):
-    pytest.importorskip("lai.evaluate")
     from lai.evaluate import scores
     from lai.loader import CubeSplit
 

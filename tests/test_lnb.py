@@ -116,6 +116,18 @@ def test_a_triplet_file_on_another_grid_is_refused(lnb):
     assert "the files of a triplet must cover the same pixels" in error.problem
 
 
+@pytest.mark.parametrize("other", [dict(crs="EPSG:32631"), dict(transform=from_origin(500000, 4299000, 10, 10)),
+                                   dict(transform=from_origin(500000, 4300000, 10, 20))])
+def test_a_triplet_file_in_another_crs_north_or_of_other_pixels_is_refused(lnb, other):
+    """The other zone's CRS, 1 km north, pixels of another height: each another grid, as 1 km east is."""
+    grid = from_origin(500000, 4300000, 10, 10)
+    _georeference(lnb, 0, (S1_DIR, S2_DIR, MASK_DIR), grid)
+    first = names(lnb)[0][1]
+    with rasterio.open(lnb / MASK_DIR / first, "r+") as dst:
+        dst.crs, dst.transform = other.get("crs", "EPSG:32630"), other.get("transform", grid)
+    expect_error(lnb, f"{MASK_DIR}/{first}", r"lies on another grid than s2/")
+
+
 def test_a_triplet_takes_the_grid_of_its_s2_lai_at_t(lnb):
     """S1 tiles without georeferencing (the layout fixes their size) take the S2 grid; the same CRS spelt
     otherwise is the same grid."""

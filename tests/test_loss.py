@@ -39,3 +39,39 @@ def test_intermediate_supervision_weights():
     cfg = TrainConfig(alpha=0.1, beta=0.15)
     loss, parts = total_loss(out, x, cfg)
     assert loss.item() == pytest.approx(float(parts["dec"] + 0.1 * parts["enc1"] + 0.15 * parts["enc2"]), rel=1e-5)
+
+
+def test_the_spread_heads_loss_is_least_where_the_variance_is_the_squared_error():
+    """The Gaussian negative log-likelihood of a fixed error e is least at log_var = log e^2, and its gradient
+    reaches the variance only (a sign slip in the exponent sent log_var to its clamp whatever the error)."""
+    from lai.loss import gaussian_nll
+
+    pred, target = torch.zeros(1, 1, 1, 3), torch.tensor([[[[0.5, 1.0, 2.0]]]])
+    valid = torch.ones_like(pred, dtype=torch.bool)
+    log_var = torch.zeros_like(pred, requires_grad=True)
+    opt = torch.optim.SGD([log_var], lr=0.5)
+    for _ in range(400):
+        opt.zero_grad()
+        gaussian_nll(log_var, pred, target, valid).backward()
+        opt.step()
+    torch.testing.assert_close(log_var.detach(), (target ** 2).log(), atol=1e-3, rtol=0)
+    mean = pred.clone().requires_grad_()
+    assert not gaussian_nll(torch.zeros_like(pred), mean, target, valid).requires_grad  # the mean is detached
+
+
+def test_cloudy_samples_weigh_more_in_the_loss():
+    """train.cloudy_weight (the paper's 4.2 remedy) raises the weight of samples whose past dates are mostly
+    unusable, not of the others: the loss equals the hand-weighted mean of the squared errors."""
+    raw = raw_batch()
+    raw["scl"][:] = 4
+    raw["scl"][0, :2] = 9  # sample 0: t-2 and t-1 cloudy; sample 1 clear
+    x = encode_batch(raw, ENC)
+    assert x.past_cloudy.tolist()[:2] == [True, False]
+    pred = torch.zeros_like(x.target)
+    cfg = TrainConfig(cloudy_weight=3.0)
+    _, parts = total_loss({"enc2": pred}, x, cfg)
+    err = torch.where(x.target_valid, x.target, torch.zeros(())).square().flatten(1)
+    count = x.target_valid.flatten(1).sum(1).float()
+    w = torch.where(x.past_cloudy, 3.0, 1.0)
+    expected = (w * err.sum(1)).sum() / (w * count).sum()
+    assert parts["enc2"].item() == pytest.approx(expected.item(), rel=1e-5)

@@ -21,6 +21,25 @@ def test_metrics_match_hand_computation():
     assert got["n_pixels"] == 4
 
 
+def test_scores_of_a_set_match_hand_computation_on_each_pixel_rule():
+    """Scores: RMSE on pixels clear at t against the observation, the strict rule's on its own pixels, and against
+    the truth on the clear and the clouded pixels, each on its own mask and reference."""
+    from lai.metrics import Scores
+
+    pred = np.array([[[1.0, 2.0], [3.0, 4.0]]])
+    target = np.array([[[2.0, 2.0], [3.0, 0.0]]])  # the observation
+    truth = np.array([[[1.0, 1.0], [4.0, 6.0]]])
+    clear = np.array([[[True, True], [True, False]]])
+    strict = np.array([[[True, False], [False, False]]])
+    s = Scores(lai_scale=5.0)
+    s.update(pred, target, clear, strict, truth)
+    got = s.result()
+    assert got["rmse"] == pytest.approx(np.sqrt((1 + 0 + 0) / 3)) and got["n_pixels"] == 3
+    assert got["rmse_strict"] == pytest.approx(1.0) and got["n_pixels_strict"] == 1
+    assert got["truth_rmse_clear"] == pytest.approx(np.sqrt((0 + 1 + 1) / 3))
+    assert got["truth_rmse_cloudy"] == pytest.approx(2.0) and got["cloudy_pixels"] == 1
+
+
 def test_bootstrap_over_triplets_and_paired_differences():
     from lai.metrics import bootstrap_intervals, paired_difference, rmse_r2, triplet_sums
 

@@ -38,6 +38,27 @@ def test_reference_mask_encoding_has_six_channels():
     assert torch.all(x.masks[:, :, 1:].sum(2) <= 1)
 
 
+def test_the_date_input_is_the_day_of_year_in_both_encodings():
+    """One owner of the day of year (the cube's integer days for training, dates for maps); sin/cos of the target's
+    (paper) and the reference's triangular encoding of DateFrom: 0 on 1 January, 1 at mid-year, its twin a quarter
+    of a year later."""
+    import datetime as dt
+
+    from lai.encode import day_of_year, seasonality
+
+    dates = [dt.date(2019, 1, 1), dt.date(2020, 12, 31), dt.date(2019, 6, 15), dt.date(2020, 3, 1)]
+    expected = [1, 366, 166, 61]
+    assert day_of_year(dates).tolist() == expected
+    days = [(d - dt.date(1970, 1, 1)).days for d in dates]
+    assert day_of_year(np.array(days, np.int32)).tolist() == expected  # as the loader reads the cube
+    doy = torch.tensor([1.0, 366 / 2 + 0.5, 365.25 / 4])
+    sincos = seasonality(doy, torch.zeros(3), EncodingConfig())  # of the target, not of DateFrom
+    torch.testing.assert_close(sincos[:, 0], torch.sin(2 * torch.pi * doy / 365.25))
+    torch.testing.assert_close(sincos[:, 1], torch.cos(2 * torch.pi * doy / 365.25))
+    tri = seasonality(doy, torch.tensor([0.0, 365.25 / 2, 365.25 / 4]), EncodingConfig(seasonality="triangular"))
+    torch.testing.assert_close(tri, torch.tensor([[0.0, 0.5], [1.0, 0.5], [0.5, 1.0]]))
+
+
 def test_tile_size_not_divisible_is_refused():
     with pytest.raises(ValueError, match="not divisible by 4"):
         UNet(3, [4, 8, 16])(torch.zeros(1, 3, 30, 30))

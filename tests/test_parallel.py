@@ -181,12 +181,12 @@ def test_scenes_on_two_dask_workers_equal_the_serial_maps(tiny_run, scheduler, t
     assert "give several --scene manifests" in capfd.readouterr().err
 
 
+@pytest.mark.timeout(60)  # a hang guard (the handshake timeout is set to 2 s), not a speed target
 @pytest.mark.parametrize("address", ["silent", "foo", "http://127.0.0.1:1/"])
 def test_a_scheduler_that_is_not_dask_is_one_line_within_the_timeout(monkeypatch, address):
     """A server that accepts and says nothing (not dask), a bare word or a URL: one ConfigError naming --scheduler,
     within the handshake timeout, never a hang or a traceback."""
     import socket
-    import time
 
     from lai import parallel
     from lai.config import ConfigError
@@ -197,11 +197,9 @@ def test_a_scheduler_that_is_not_dask_is_one_line_within_the_timeout(monkeypatch
         server.listen()
         if address == "silent":
             address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
-        start = time.perf_counter()
         with pytest.raises(ConfigError, match=r"^--scheduler .*: cannot reach a dask scheduler there within 2s"):
             with parallel.dask_client(scheduler=address):
                 pass
-        assert time.perf_counter() - start < 15
 
 
 def test_bad_headers_on_dask_are_raised_or_skipped_as_serially(lnb, scheduler, tmp_path):

@@ -33,12 +33,12 @@ def test_the_scored_profiles_keep_the_frozen_thresholds():
 
 
 def test_thresholds_decide_the_test_set():
-    clear_past = np.array([0.95, 0.9, 0.89, 0.1, 0.2, 0.95, 0.0])
-    cloud_past = np.array([0.0, 0.05, 0.05, 0.5, 0.49, 0.0, 0.9])
-    clear_t = np.array([0.5, 0.3, 0.9, 0.9, 0.9, 0.29, 0.31])
+    clear_past = np.array([0.95, 0.9, 0.89, 0.1, 0.2, 0.95, 0.0, 0.0])
+    cloud_past = np.array([0.0, 0.05, 0.05, 0.5, 0.49, 0.0, 0.9, 0.9])
+    clear_t = np.array([0.5, 0.3, 0.9, 0.9, 0.9, 0.29, 0.31, 0.29])  # the last: cloudy past, too little to score at t
     cfg = SplitConfig(sampling="random", test_fraction=0.99, val_fraction=0.0)
     labels = assign_splits(_meta(clear_past, cloud_past, clear_t), cfg)
-    assert list(labels) == ["non_cloudy", "non_cloudy", "buffer", "cloudy", "buffer", "buffer", "cloudy"]
+    assert list(labels) == ["non_cloudy", "non_cloudy", "buffer", "cloudy", "buffer", "buffer", "cloudy", "buffer"]
 
 
 def test_caps_move_the_surplus_to_the_buffer():
@@ -136,6 +136,17 @@ def test_no_test_tile_has_a_training_or_validation_neighbour(profile):
     # the check can fail: the paper's random sampling puts training tiles beside test tiles
     rnd = SplitConfig(**{**cfg.splits.__dict__, "sampling": "random"})
     assert len(neighbour_leaks(frames[0], assign_splits(frames[0], rnd)))
+
+
+def test_the_neighbour_check_sees_diagonals_and_its_own_position_in_its_region_only():
+    """The oracle the profiles' test relies on: a training tile diagonal to a test tile, or at its position on another
+    date, is a leak; two tiles away or in another region is not."""
+    meta = pd.DataFrame({"country": ["SPAIN"] * 5 + ["ITALY"], "area": ["BADAJOZ"] * 5 + ["PIEMONTE"],
+                         "grid_row": [5, 6, 5, 9, 11, 6], "grid_col": [5, 6, 5, 9, 9, 6]})
+    labels = np.array(["train", "non_cloudy", "cloudy", "cloudy", "val", "non_cloudy"])
+    leaks = neighbour_leaks(meta, labels)
+    assert sorted(leaks.index) == [1, 2]  # diagonal (6, 6); the same tile (5, 5); not (9, 9), nor ITALY's (6, 6)
+    assert list(leaks["split"]) == ["non_cloudy", "cloudy"]
 
 
 @pytest.mark.parametrize("profile, least_train", [("quick", 300), ("standard", 1500)])

@@ -287,3 +287,31 @@ def test_calibrated_spread_in_the_maps(tiny_data, tiny_run, tmp_path):
         source = src.read(1)
     np.testing.assert_allclose(std[source == 1], cal.observation_sd, rtol=1e-6)
     assert (std[source == 0] > 0).all() and np.isfinite(std).all()
+
+
+def test_the_observations_error_is_measured_on_the_pixels_clear_at_t_only():
+    """What maps put in band lai_std where they keep the observation: its RMSE against the truth where it is clear;
+    under clouds the observed LAI is cloud, not an observation (without the mask it was about 3x too large)."""
+    from lai.evaluate import _observation_sd
+
+    truth = np.full((2, 4, 4), 3.0)
+    target = truth + np.where(np.arange(16).reshape(4, 4) % 2, 0.3, -0.3)  # +-0.3 where clear
+    clear = np.ones(truth.shape, bool)
+    clear[:, :2] = False
+    target[:, :2] = 0.1  # clouded at t: the observation is far off, and not used
+    target[0, 3, 3] = np.nan  # no observation there
+    assert _observation_sd({"target": target, "truth": truth, "clear": clear}) == pytest.approx(0.3)
+    assert _observation_sd({"target": target, "clear": clear}) is None  # real data: no truth
+
+
+def test_coverage_intervals_count_only_the_selected_pixels():
+    """The clear-at-t and clouded-at-t rows each select part of a tile: inside the selection no error lies within its
+    interval, outside every one does; the coverage and its bounds are those of the selection (0), not of the tile."""
+    sd = np.ones((50, 4, 4))
+    sel = np.zeros(sd.shape, bool)
+    sel[:, :2] = True
+    err = np.where(sel, 50.0, 0.1)
+    bounds = calibration_intervals(err, sd, sd, sel)
+    for level in NOMINAL:
+        assert bounds[f"coverage_{round(100 * level)}_lo"] == bounds[f"coverage_{round(100 * level)}_hi"] == 0.0
+    assert bounds["rms_sd_ratio_lo"] == pytest.approx(0.02) and bounds["sd_ratio_hi"] == pytest.approx(0.02)
