@@ -2,6 +2,7 @@
 finished run folder and compare it, on the same test triplets, with that run's models and baselines::
 
     python benchmarks/gated_start.py OLD_RUN --out /tmp/gated [--seed 1] [--set model.gate_start=0.9]
+    python benchmarks/gated_start.py reports/quick --out /tmp/nodate --set model.decoder_seasonality=false
 
 ``OLD_RUN`` is a finished ``lai run`` folder of a simulated profile (e.g. ``reports/quick``), of this version or an
 earlier one (whose ``runs/final_gated`` started with the gate at one half and random head weights; the ``standard``
@@ -36,6 +37,10 @@ from lai.tables import comparisons  # noqa: E402
 from lai.train import stage_config, train_variant  # noqa: E402
 
 
+# model settings an encoder row never reads (lai.model builds the decoder's date input from them only)
+DECODER_ONLY = ("decoder_seasonality",)
+
+
 def copy_encoders(old_runs: Path, runs: Path, profile, cube: str) -> None:
     """The old run's pre-trained encoders under ``runs``, their configuration completed with this version's fields."""
     for row in PRETRAINED_FROM["final"].values():
@@ -48,6 +53,8 @@ def copy_encoders(old_runs: Path, runs: Path, profile, cube: str) -> None:
             if isinstance(values, dict) and isinstance(saved.get(section), dict):
                 for key, value in values.items():
                     saved[section].setdefault(key, value)
+        for key in DECODER_ONLY:  # a decoder setting measured with --set: the encoders were built without reading it
+            saved["model"][key] = now["model"][key]
         (runs / row / STAGE_CONFIG_FILE).write_text(yaml.safe_dump(saved, sort_keys=False))
 
 

@@ -215,5 +215,3 @@ def clamp_lai(lai: np.ndarray) -> tuple[np.ndarray, int]:
         outside = (lai < low) | (lai > high)
     np.clip(lai, low, high, out=lai)
     return lai, int(outside.sum())
-
-

@@ -22,8 +22,6 @@ from lai.lnb import TRIPLET_BYTES_PER_PIXEL
 RAW_KEYS = ("s1", "lai", "scl")
 
 
-
-
 class CubeSplit:
     """Indices of one or more splits of a cube, and reading of samples by position."""
 

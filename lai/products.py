@@ -92,8 +92,8 @@ def past_radar_missing(s1: np.ndarray) -> np.ndarray:
 
 def gap_fill_std(model_sd: np.ndarray, source: np.ndarray, observation_sd: float | None) -> np.ndarray:
     """Band ``lai_std``: ``observation_sd`` (NaN where unknown) where the source is the observation, the model's
-    deviation elsewhere (calibrated on pixels with radar at every date: where it was missing, code 2, a lower
-    bound), NaN at nodata."""
+    deviation elsewhere (calibrated on pixels with radar at every date: where it was missing, code 2, its calibration
+    was never measured), NaN at nodata."""
     obs = np.float32(np.nan if observation_sd is None else observation_sd)
     std = np.where(source == SOURCE_OBSERVED, obs, model_sd).astype(np.float32)
     std[source == SOURCE_NODATA] = NODATA
