@@ -36,7 +36,6 @@ from lai.facts import PRETRAINED_FROM, RUN_PROFILE_FILE, STAGE_CONFIG_FILE, STAG
 from lai.tables import comparisons  # noqa: E402
 from lai.train import stage_config, train_variant  # noqa: E402
 
-
 # model settings an encoder row never reads (lai.model builds the decoder's date input from them only)
 DECODER_ONLY = ("decoder_seasonality",)
 
