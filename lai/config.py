@@ -50,7 +50,7 @@ PROFILE_CONTENT = "a mapping of sections (simulate:, train:, ...)"  # what a pro
 
 @dataclass
 class SimConfig:
-    """Simulator parameters (the physics is described in lai/simulate.py)."""
+    """Simulator parameters (the physics is described in lai/simulate/: land.py, clouds.py, sensors.py)."""
 
     train_regions: list[str] = field(
         default_factory=lambda: ["SPAIN_BADAJOZ", "FRANCE_BEAUCE", "GERMANY_BRANDENBURG", "POLAND_MAZOWSZE"]

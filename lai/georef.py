@@ -73,7 +73,8 @@ def prediction_array(predictions: str | Path, index: int | str, variable: str = 
     ``predictions``: its ``predictions.nc`` or the output folder holding it; ``index``: the triplet's
     position, or the name of its t file; ``variable``: ``lai`` (gap-filled LAI at t), ``lai_model`` (the
     model everywhere), ``lai_std`` (the standard deviation of ``lai``, from a model that predicts it) or ``source``
-    (1 observed, 0 model, 255 nodata). The CRS and transform are those of
+    (:data:`lai.products.SOURCE_MEANINGS`: 1 observed, 0 model, 2 model without S1 at t-2 or t-1, 255 nodata). The
+    CRS and transform are those of
     the input triplet (the group's ``spatial_ref``), so ``.rio.to_raster(path)`` writes a GeoTIFF on the
     input's grid.
     """

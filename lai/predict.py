@@ -7,7 +7,8 @@ Output folder (written under a hidden temporary name and renamed into place when
                                            that predicts its spread; m2/m2, NaN nodata where
                                            nothing is observed and Sentinel-1 at t is missing; the tile's CRS
                                            and transform when it has them
-    <out>/<stem of the t file>_source.tif  uint8: 1 observed, 0 model, 255 nodata
+    <out>/<stem of the t file>_source.tif  uint8: 1 observed, 0 model, 2 model without S1 at t-2 or t-1,
+                                           255 nodata (lai.products.SOURCE_MEANINGS)
     <out>/predictions.nc                   the same maps, one group per grid, georeferenced (lai.products)
     <out>/summary.json              counts, including the dB values clipped to the training range and the predicted
                                     LAI clamped to the plausible range (lai.infer.clamp_lai)

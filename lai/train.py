@@ -13,10 +13,12 @@ A stage trains one row in its own run folder::
                           validation had stopped improving, device, package versions, git revision)
                           when the stage completes
 
-Convergence: with ``train.schedule="plateau"`` the learning rate decays after
-``lr_patience`` epochs without a better validation score and the stage stops
-after ``patience`` (``epochs`` is then a cap); with ``"milestones"`` it runs
-all ``epochs`` with decays at fixed epochs, the paper's protocol. Either way a
+Convergence: with ``train.schedule="plateau"`` the learning rate decays on the
+epoch after ``lr_patience`` epochs without a better validation score (PyTorch's
+rule) and the stage stops after ``patience`` (``epochs`` is then a cap); with
+``"milestones"`` it runs all ``epochs`` with decays at fixed epochs (the paper's
+protocol with ``train.milestones: paper``, the reference code's single decay
+with ``reference``). Either way a
 stage whose best validation epoch lies within the last ``patience`` epochs was
 still improving: ``result.json`` says ``converged: false``.
 

@@ -9,7 +9,9 @@ from 0 to ``LAI_VMAX``; SCL classes with the Sen2Cor colours and a legend
 naming them; backscatter in dB; a panel whose data are empty (a split with no
 triplets, a row not trained) shows a note instead of failing.
 
-File names in a run folder are ``figures/<function name>.png`` (``FIGURE_NAMES``, listed in lai.facts).
+File names in a run folder are ``figures/<name>.png``, the names of ``lai.facts.FIGURE_NAMES`` (the notebooks give
+them to ``RunContext.show``; most are the drawing function's name, ``reliability`` and ``preprocessing_patch`` are
+drawn by ``reliability_diagram`` and ``real_patch``).
 
 Modules by the report's section: :mod:`lai.figures.data` (data exploration), :mod:`lai.figures.results`
 (training and results), :mod:`lai.figures.maps` (prediction maps); :mod:`lai.figures.common` holds the
