@@ -141,6 +141,10 @@ def test_sampling_respects_cap_and_clear(linear_cube):
 def test_mlr_recovers_linear_relation_and_rf_beats_constant(linear_cube):
     cfg = BaselineConfig(max_train_pixels=4000, rf_trees=10, rf_max_depth=8, seed=0)
     models = fit_pixel_models(linear_cube, cfg, ENC, progress=False)
+    with h5py.File(linear_cube, "r") as f:  # persistence's fallback (no clear past): the training mean, in LAI
+        train = f["split"][:].astype(str) == "train"
+        clear = np.isin(f["scl"][:, 2], ENC.valid_classes)[train] & np.isfinite(f["lai"][:, 2][train])
+        assert models.train_mean == pytest.approx(float(f["lai"][:, 2][train][clear].mean()), rel=0.05)
     coef = dict(zip(FEATURE_NAMES, models["MLR"].coef_))
     assert coef["LAI_t-1"] == pytest.approx(0.8, abs=1e-3)
     assert coef["VV_t"] == pytest.approx(0.05 * 30 / 5, abs=1e-3)

@@ -116,6 +116,27 @@ def test_existing_cube_reused_or_refused(tiny_data, tmp_path):
         build_cube(lnb, cube, SplitConfig(seed=5), profile.encoding, progress=False)
 
 
+def test_a_cube_is_not_reused_once_a_tile_it_was_built_from_is_rewritten(lnb, tmp_path):
+    """The same CSV, a tile rewritten with other values of the same size (float32 tiles always are): the cube is
+    built again, not reused with the old values."""
+    import os
+
+    import rasterio
+
+    from lai.lnb import S2_DIR
+
+    first = build_cube(lnb, tmp_path / "cube.nc", progress=False)
+    assert not first.reused and build_cube(lnb, tmp_path / "cube.nc", progress=False).reused
+    tile = sorted((lnb / S2_DIR).iterdir())[0]
+    with rasterio.open(tile, "r+") as dst:
+        dst.write(dst.read() + 0.5)
+    size = tile.stat().st_size
+    os.utime(tile, ns=(tile.stat().st_atime_ns, tile.stat().st_mtime_ns + 10**9))
+    assert tile.stat().st_size == size
+    again = build_cube(lnb, tmp_path / "cube.nc", progress=False, overwrite=True)
+    assert not again.reused and again.fingerprint != first.fingerprint
+
+
 def test_cube_schema_checks(tmp_path, tiny_data):
     import h5py
 

@@ -28,6 +28,8 @@ def test_triplet_written_by_rioxarray_has_the_cube_georeferencing(tiny_data, tmp
         assert out.transform.almost_equals(src.transform) and tuple(out.transform)[:6] == pytest.approx(tuple(transform))
         band = 1 if variable == "lai" else 2
         np.testing.assert_array_equal(out.read(band), src.read(band))
+    with open_cube(cube) as ds:  # another date: that date's values, not t's
+        np.testing.assert_array_equal(triplet_array(cube, 3, variable, "t-2").values, ds[variable].values[3, 0])
 
 
 def test_no_georeferencing_is_said_not_invented():

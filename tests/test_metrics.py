@@ -182,3 +182,30 @@ def test_drawing_the_trainings_too_widens_the_interval_by_their_spread():
     with pytest.raises(ValueError, match="final has a prediction that is not a finite number on a scored pixel of "
                                          "non_cloudy triplet 17"):
         comparisons([frame(s) for s in broken], {"persistence": frame(other)}, sets=("non_cloudy",))
+
+
+def test_table1_wide_and_the_extras_table_take_each_number_from_its_own_column():
+    """Sentinel values in every column: the paper layout shows ours beside the paper's, never one for the other; a
+    baseline "without the LAI history" row carries that baseline's numbers, not the full one's."""
+    import pandas as pd
+
+    from lai.facts import EXTRA_BASELINES, ROWS, SET_TITLES, TEST_SETS, model_title
+    from lai.metrics import SUMS
+    from lai.tables import extras_table, table1_wide
+
+    long = pd.DataFrame([{"row": r, "set": s, "input": spec.label, "architecture": spec.architecture,
+                          "rmse_norm": 0.1 + i, "paper_rmse": 0.2 + i, "r2": 0.3 + i, "paper_r2": 0.4 + i}
+                         for i, (r, spec) in enumerate(ROWS.items()) for s in TEST_SETS])
+    wide = table1_wide(long)
+    for i, spec in enumerate(ROWS.values()):
+        title = SET_TITLES[TEST_SETS[0]]
+        line = wide.loc[model_title(spec.label, spec.architecture)]
+        assert [line[(title, c)] for c in ("RMSE", "RMSE paper", "R2", "R2 paper")] == pytest.approx(
+            [0.1 + i, 0.2 + i, 0.3 + i, 0.4 + i])
+    name, base = next(iter(EXTRA_BASELINES.items()))
+    baselines = pd.DataFrame([{"baseline": b, "set": s, "triplets": 2, "rmse": rmse}
+                              for b, rmse in ((base, 0.5), (name, 0.9)) for s in TEST_SETS])
+    sums = pd.DataFrame([{"set": s, "triplet": k, **dict(zip(SUMS, (1.0 + k, 3.0, 5.0, 4.0)))}
+                         for s in TEST_SETS for k in range(2)])
+    table = extras_table({}, baselines, sums, {name: sums})
+    assert list(table["name"].unique()) == [name] and (table["rmse"] == 0.9).all()

@@ -21,6 +21,14 @@ def _direct_rmse(ds, name, classes):
     return float(np.sqrt(np.mean(np.square(obs[mask] - truth[mask])))), int(mask.sum())
 
 
+def _direct_bias(ds, name, classes):
+    """Mean observed minus true LAI (negative: the observation too low, as under shadows the SCL missed)."""
+    keep = ds["split"].values == name
+    obs, truth, scl = ds["lai"].values[keep, 2], ds["lai_true"].values[keep, 2], ds["scl"].values[keep, 2]
+    mask = np.isin(scl, classes) & np.isfinite(obs)
+    return float(np.mean(obs[mask] - truth[mask]))
+
+
 def _direct_oracle(ds, name, classes):
     keep = ds["split"].values == name
     obs, past, scl = ds["lai"].values[keep, 2], ds["lai_true"].values[keep, 1], ds["scl"].values[keep, 2]
@@ -41,6 +49,7 @@ def test_floor_per_set_under_both_rules(tiny_data):
         rmse, pixels = _direct_rmse(ds, row.set, profile.encoding.valid_classes)
         strict, strict_pixels = _direct_rmse(ds, row.set, (4, 5, 6))
         assert (row.floor_rmse, row.pixels) == (pytest.approx(rmse, rel=1e-6), pixels)
+        assert row.floor_bias == pytest.approx(_direct_bias(ds, row.set, profile.encoding.valid_classes), rel=1e-5)
         assert (row.floor_rmse_strict, row.pixels_strict) == (pytest.approx(strict, rel=1e-6), strict_pixels)
         assert 0 < row.floor_rmse and 0 <= row.shadow_share <= 1 and row.pixels_strict <= row.pixels
         assert row.oracle_rmse == pytest.approx(_direct_oracle(ds, row.set, profile.encoding.valid_classes), rel=1e-6)

@@ -199,6 +199,30 @@ def write_scene(root: Path, size: tuple[int, int], s1, lai, scl, transform=SCENE
     return root / "scene.yaml"
 
 
+def test_a_scenes_spread_is_the_models_where_one_window_covers_it(tiny_run, tmp_path):
+    """Overlapping windows blend their variances; with one window band lai_std is exactly the model's standard
+    deviation (blending the deviations themselves wrote sqrt(sd) at every pixel)."""
+    from rasterio.windows import Window
+
+    from lai.encode import day_of_year
+    from lai.infer import predict_batch
+    from lai.pixels import BadPixelTally
+    from lai.scene import open_scene
+
+    rng = np.random.default_rng(4)
+    s1 = rng.uniform(-20, -8, (2, 40, 40)).astype(np.float32)
+    manifest = write_scene(tmp_path, (40, 40), s1, rng.uniform(0.5, 5, (40, 40)).astype(np.float32), 9)  # clouded
+    predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=64, overlap=8, progress=False)
+    with rasterio.open(tmp_path / "out.tif") as src:
+        std = src.read(3)
+    trained, scene = load_trained(tiny_run, "cpu"), open_scene(manifest)
+    whole = (slice(None), slice(None))
+    s1_in, lai_in, scl, _ = scene.read_window(Window(0, 0, 40, 40), trained.enc.valid_classes, BadPixelTally(), whole)
+    _, _, sd = predict_batch(trained, s1_in[None], lai_in[None], scl[None], day_of_year(scene.dates[2:]),
+                             day_of_year(scene.dates[:1]))
+    np.testing.assert_allclose(std, sd[0], rtol=1e-5)
+
+
 def test_uniform_scene_gives_uniform_map_without_seams(tiny_run, tmp_path):
     manifest = write_scene(tmp_path, (150, 170), [-12.0, -18.0], 3.0, 9)  # cloudy at every date: S1 only
     trained = load_trained(tiny_run, "cpu")

@@ -163,6 +163,26 @@ def test_scene_from_l2a_bands_and_s1_on_another_grid(tiny_run, tmp_path):
     assert summary["s1_values_clipped"] == 0 and summary["height"] == 64
 
 
+def test_l2a_no_data_digital_numbers_give_no_lai(tmp_path):
+    """L2A's no-data value (digital number 0, as along an orbit's edge) is missing, not a reflectance of 0 or -0.1:
+    without it SNAP's network gave LAI 0.9 to 2.1 there, taken as clear where no SCL is given."""
+    from rasterio.windows import Window
+
+    from lai.pixels import BadPixelTally
+    from lai.scene import open_scene
+
+    (patch,) = [p for p in examples.extract(tmp_path / "ben") if p.name.startswith("S2A_MSIL2A_20170613")]
+    for path in patch.bands.values():
+        with rasterio.open(path, "r+") as dst:
+            dn = dst.read(1)
+            dn[:3] = 0  # the top rows outside the orbit's swath, in every band
+            dst.write(dn, 1)
+    scene = open_scene(examples.write_manifest(patch, tmp_path / "p.yaml"))
+    whole = (slice(None), slice(None))
+    _, lai, _, _ = scene.read_window(Window(0, 0, 120, 120), (2, 3, 4, 5, 6), BadPixelTally(), whole)
+    assert np.isnan(lai[2, :3]).all() and np.isfinite(lai[2, 10:]).mean() > 0.9
+
+
 def test_real_bigearthnet_patches_end_to_end(tiny_run, tmp_path):
     """Format and georeferencing test, not a science test: each real patch has one date, used as t-2,
     t-1 and t. Real S1 (dB) and S2 L2A bands -> SNAP LAI -> LNB tiles -> cube -> predict."""
