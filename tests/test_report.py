@@ -762,6 +762,28 @@ def test_the_report_names_the_code_and_machine_that_trained_its_stages(tmp_path)
     assert "git revision (this report)" in items
 
 
+def test_report_cells_come_from_their_own_columns(tmp_path):
+    """Sentinel values in columns a slip could swap: the baselines' RMSE in LAI/5, the noise floor table's RMSE
+    against the truth on clear pixels (not clouded ones), the large errors' mean prediction and observation."""
+    import json as _json
+
+    from lai.report import build_data
+
+    run = build_fake_run(tmp_path, None)
+    bl = pd.read_csv(run / "tables" / "baselines.csv")
+    bl.assign(rmse_norm=0.987).to_csv(run / "tables" / "baselines.csv", index=False)
+    t1 = pd.read_csv(run / "tables" / "table1.csv")
+    t1.assign(truth_rmse_clear=0.321, truth_rmse_cloudy=0.654).to_csv(run / "tables" / "table1.csv", index=False)
+    le = pd.read_csv(run / "tables" / "large_errors.csv")
+    le.assign(pred_mean=4.31, obs_mean=3.52).to_csv(run / "tables" / "large_errors.csv", index=False)
+    data = build_data(run)
+    assert "0.987" in _json.dumps(data["baselines"]["table"], ensure_ascii=False)
+    floor = _json.dumps(data["noise_floor"]["table"], ensure_ascii=False)
+    assert "0.321" in floor and "0.654" not in floor
+    said = _texts(data["large_errors"])
+    assert "predicted 4.31 against 3.52 observed on average" in said, said
+
+
 @pytest.mark.parametrize("schedule, said", [
     (dict(schedule="plateau", lr_patience=2, lr_decay=0.2, epochs=40, patience=6),
      "at most 40 epochs: the learning rate is multiplied by 0.2 once 3 epochs have passed without a better validation "
