@@ -72,8 +72,10 @@ def test_stale_partials_are_removed_only_when_their_lock_is_free(tmp_path):
     (stale_dir / S1_DIR / "a.tiff").write_bytes(b"x" * 100)
     other = tmp_path / ".simulation.partial-1-aaaa"  # another output's partial: not ours to remove
     other.write_text("keep")
+    users = tmp_path / ".sim.partial-notes"  # a user's file that only looks like ours: not of lai's PID-RANDOM form
+    users.write_text("mine")
     with output_lock(out):
-        assert not stale_dir.exists() and other.exists()
+        assert not stale_dir.exists() and other.exists() and users.read_text() == "mine"
         live = tmp_path / ".sim.partial-1-live"
         live.mkdir()
         with pytest.raises(OutputLockedError):  # while held, a second run removes nothing

@@ -71,6 +71,9 @@ def test_fifo_folder_and_foreign_files_at_the_lock_path_are_refused_untouched(tm
         "fifo": (lambda p: os.mkfifo(p), "not a regular file"),
         "folder": (lambda p: p.mkdir(), "a folder"),
         "hardlink": (lambda p: os.link(victim, p), "a file with other names"),
+        # a hard link to a user's empty file reads as a fresh lock: its other name alone says it is not lai's
+        "hardlink_empty": (lambda p: (p.with_name("users_empty").touch(), os.link(p.with_name("users_empty"), p)),
+                           "a file with other names"),
         "foreign": (lambda p: p.write_bytes(VICTIM), "a file that lai did not write"),
         "socket": (_bind_socket, r"not a regular file \(a socket or device\?\)"),
     }
@@ -82,7 +85,7 @@ def test_fifo_folder_and_foreign_files_at_the_lock_path_are_refused_untouched(tm
             with output_lock(out):
                 pass
         assert lock.exists(), name  # neither truncated nor removed
-    assert victim.read_bytes() == VICTIM
+    assert victim.read_bytes() == VICTIM and (tmp_path / "users_empty").read_bytes() == b""
     assert lock_file(tmp_path / "foreign.nc").read_bytes() == VICTIM
 
 

@@ -395,6 +395,15 @@ def test_the_five_percent_rule_judges_a_scene_file_whole_whatever_the_window(tin
         with pytest.raises(LNBError, match=r"lai_1\.tif: has .* values such as 3000 \(wrong units"):
             predict_scene(trained, manifest, tmp_path / f"bad{window}.tif", window=window, overlap=0, progress=False)
         assert not (tmp_path / f"bad{window}.tif").exists()
+    # half the scene clouded: 8 % of the usable pixels out of range (4 % of all) is over the rule, judged on the
+    # usable pixels once every window is read (the check during the windows can only count all pixels)
+    scl = np.full((80, 80), 9, np.uint8)
+    scl[:40] = 4
+    lai = np.full((80, 80), 3.0, np.float32)
+    lai[:4, :64] = 40.0  # 256 of the 3,200 usable pixels
+    cloudy = write_scene(tmp_path / "half", (80, 80), [-12.0, -18.0], lai, scl)
+    with pytest.raises(LNBError, match=r"lai_\d\.tif: has 256 of 3200 pixel\(s\), 8\.0 % of its usable pixels"):
+        predict_scene(trained, cloudy, tmp_path / "half.tif", window=80, overlap=0, progress=False)
 
 
 def _sparse(path: Path, size: int, bands: int, dtype: str, nodata=None, res: float = 10.0) -> None:
