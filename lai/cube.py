@@ -498,11 +498,12 @@ def check_cube_file(path: str | Path) -> dict:
     return attrs
 
 
-def check_valid_classes(path: str | Path, valid_classes) -> None:
+def check_valid_classes(path: str | Path, attrs: dict, valid_classes) -> None:
     """Refuse ``valid_classes`` (``encoding.valid_classes`` of a training or a model) that count as usable an SCL class
-    the cube was not built with: the LAI of those pixels was never range-checked, nor counted in the splits' clear
-    shares. Fewer classes (e.g. the strict rule [4, 5, 6] on a cube of [2..6]) are fine."""
-    built = check_cube_file(path).get("valid_classes")
+    the cube ``path`` (its attributes ``attrs``, :func:`check_cube_file`'s) was not built with: the LAI of those
+    pixels was never range-checked, nor counted in the splits' clear shares. Fewer classes (e.g. the strict rule
+    [4, 5, 6] on a cube of [2..6]) are fine."""
+    built = attrs.get("valid_classes")
     if built is None:  # a cube before the attribute: nothing to compare with
         return
     built = json.loads(built) if isinstance(built, str) else [int(c) for c in built]

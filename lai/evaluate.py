@@ -120,8 +120,9 @@ def _trained_for(run_dir: Path, cube: str | Path, device) -> tuple[Trained, dict
     """The model of ``run_dir``, refused unless it fits the cube's tiles and was trained on its split labels; and
     the cube's identity."""
     trained = load_trained(run_dir, device)
-    check_valid_classes(cube, trained.enc.valid_classes)
-    check_tile_size(CubeSplit(cube).shape, trained.model.cfg, f"{cube}:")
+    whole = CubeSplit(cube)
+    check_valid_classes(cube, whole.attrs, trained.enc.valid_classes)
+    check_tile_size(whole.shape, trained.model.cfg, f"{cube}:")
     return trained, check_same_splits(trained.config, run_dir, cube)
 
 

@@ -106,6 +106,11 @@ class ExtraRow:
     overrides: dict  # nested profile keys changed from the profile's final model
     short: str = ""  # label in figures and prose: "Final, gated skip"
 
+    @property
+    def variant(self) -> str:
+        """What the row changes, as prose names it: "gated skip" of "Final, gated skip"."""
+        return self.short.split(", ", 1)[-1]
+
 
 EXTRA_ROWS = {
     "final_cloudy_weight": ExtraRow("Final, cloud-weighted loss (cloudy-past samples x3, the paper's remedy)",
@@ -143,8 +148,7 @@ def row_columns(name: str) -> tuple[str, str]:
     any other name."""
     model, seed = _seeded(name)
     if model in EXTRA_ROWS:
-        variant = EXTRA_ROWS[model].short.split(", ", 1)[-1]
-        return f"{ROWS['final'].label}, {variant}{seed}", ROWS["final"].architecture
+        return f"{ROWS['final'].label}, {EXTRA_ROWS[model].variant}{seed}", ROWS["final"].architecture
     spec = ROWS.get(model)
     return (spec.label + seed, spec.architecture) if spec else (name, "")
 
@@ -176,7 +180,7 @@ def ensemble_names(model: str) -> tuple[str, str]:
 
 def chosen_title(name: str) -> str:
     """The chosen model's name in prose: "the final U-Net" or "the final U-Net (gated skip)"."""
-    return "the final U-Net" if name == "final" else f"the final U-Net ({EXTRA_ROWS[name].short.split(', ', 1)[1]})"
+    return "the final U-Net" if name == "final" else f"the final U-Net ({EXTRA_ROWS[name].variant})"
 
 
 # --------------------------------------------------------------------------- the run folder's schema

@@ -33,14 +33,6 @@ SCL_NAMES = {
     11: "snow or ice",
 }
 CLOUD_CLASSES = (8, 9, 10)
-
-
-def polarisation_order(descriptions) -> tuple[int, int]:
-    """The band indices of VV and VH in a two-band S1 raster from its bands' ``descriptions``: by the names where each
-    band names one of them (SNAP's exports list Sigma0_VH before Sigma0_VV), else VV first (docs/manifest.md)."""
-    names = [next((pol for pol in POLARISATIONS if pol in (text or "").upper()), None) for text in descriptions]
-    return tuple(names.index(pol) for pol in POLARISATIONS) if sorted(map(str, names)) == sorted(POLARISATIONS) \
-        else (0, 1)
 LAI_RANGE = (0.0, 15.0)  # plausible LAI (m2/m2)
 
 
@@ -50,6 +42,14 @@ def scl_lookup(classes) -> np.ndarray:
     lut = np.zeros(256, bool)
     lut[list(classes)] = True
     return lut
+
+
+def polarisation_order(descriptions) -> tuple[int, int]:
+    """The band indices of VV and VH in a two-band S1 raster from its bands' ``descriptions``: by the names where each
+    band names one of them (SNAP's exports list Sigma0_VH before Sigma0_VV), else VV first (docs/manifest.md)."""
+    names = [next((pol for pol in POLARISATIONS if pol in (text or "").upper()), None) for text in descriptions]
+    return tuple(names.index(pol) for pol in POLARISATIONS) if sorted(map(str, names)) == sorted(POLARISATIONS) \
+        else (0, 1)
 
 
 def check_stored(src, path: Path, kinds: str, expected: str) -> None:

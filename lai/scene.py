@@ -176,8 +176,8 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
     trained = run if isinstance(run, Trained) else load_trained(run, device)
     doy_t, doy_from = day_of_year(scene.dates[2:]), day_of_year(scene.dates[:1])
     h, w = grid.height, grid.width
-    # held at once: five accumulators of a window's height across the scene, one window's inputs
-    too_big = memory_shortfall(5 * 4.0 * min(window, h) * w + TRIPLET_BYTES_PER_PIXEL * float(min(window, h)) * min(window, w))
+    # held at once: six accumulators of a window's height across the scene (below), one window's inputs
+    too_big = memory_shortfall(6 * 4.0 * min(window, h) * w + TRIPLET_BYTES_PER_PIXEL * float(min(window, h)) * min(window, w))
     if too_big:
         raise SceneError(f"{manifest}: the scene is {h}x{w} pixels; predicting it by windows of {window} rows "
                          f"{too_big}; cut it into narrower scenes")

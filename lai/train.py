@@ -224,8 +224,8 @@ def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=
 def _splits(cube: Path, model: ModelConfig, enc: EncodingConfig) -> tuple[CubeSplit, CubeSplit]:
     """The train and validation splits of ``cube``, checked to be non-empty, to hold pixels the loss scores
     (usable at t under ``enc.valid_classes``) and to fit the model's tile size."""
-    check_valid_classes(cube, enc.valid_classes)
     train_split, val_split = CubeSplit(cube, TRAIN), CubeSplit(cube, VAL)
+    check_valid_classes(cube, train_split.attrs, enc.valid_classes)
     check_tile_size(train_split.shape, model, f"{cube}:")
     for split in (train_split, val_split):
         if len(split) == 0:

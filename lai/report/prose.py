@@ -157,11 +157,11 @@ def _conclusions(run: Run) -> list:
     extras = run.tables[TABLE.extras]
     sel = run.tables[TABLE.selection]
     candidates = [] if extras is not None or sel is None else [m for m in sel["model"].astype(str) if m in EXTRA_ROWS]
-    rows = [EXTRA_ROWS[m].short.split(", ", 1)[1] for m in EXTRA_ROWS if m not in candidates] + ["baselines without the LAI history"]
+    rows = [EXTRA_ROWS[m].variant for m in EXTRA_ROWS if m not in candidates] + ["baselines without the LAI history"]
     items.append(rich("Extra rows beyond the paper (", ", ".join(rows), "): ", "see their table." if extras is not None else
                       [strong("not run"), " in this profile (", mono("extras: false"), "); the ", mono("paper"),
                        " profile runs them."],
-                      [" The ", ", ".join(EXTRA_ROWS[m].short.split(", ", 1)[1] for m in candidates),
+                      [" The ", ", ".join(EXTRA_ROWS[m].variant for m in candidates),
                        " was trained as a candidate for the chosen model (above)."] if candidates else None))
     return items
 
