@@ -172,10 +172,20 @@ def network_product(x: np.ndarray, network: Network) -> tuple[np.ndarray, np.nda
                 cells = np.floor(10 * (np.where(finite, x[:8], lo) - lo) / (hi - lo) + 1).clip(0, 15)
                 outside |= ~np.isin(_grid_keys(np.moveaxis(cells, 0, -1)), network.domain_grid)
         flags[outside & finite] |= 1
-    tolerance, low, high = network.extreme
+    lai, extreme_flags = threshold_output(lai, network.extreme)
+    return lai, flags | extreme_flags
+
+
+def threshold_output(lai: np.ndarray, extreme: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The processor's handling of extreme outputs, ``extreme`` = (tolerance, min, max), with its strict
+    inequalities: within the tolerance below min (or above max) set to the bound and flagged thresholded, beyond
+    it kept and flagged too low (too high); a value exactly at a bound, or exactly one tolerance beyond it, is
+    kept without a flag. Returns float32 LAI and the flag bits 1-4 (:data:`FLAGS`)."""
+    tolerance, low, high = extreme
     with np.errstate(invalid="ignore"):
-        masks = (((lai >= low - tolerance) & (lai < low)), ((lai > high) & (lai <= high + tolerance)),
+        masks = (((lai > low - tolerance) & (lai < low)), ((lai > high) & (lai < high + tolerance)),
                  lai < low - tolerance, lai > high + tolerance)
+    flags = np.zeros(np.shape(lai), np.uint8)
     for bit, mask in enumerate(masks, start=1):
         flags[mask] |= 1 << bit
     lai = np.where(masks[0], low, np.where(masks[1], high, lai))

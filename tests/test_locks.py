@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lai.cube import check_cube_file
-from lai.io import ForeignOutputError, OutputLockedError, atomic_write_text, lock_file, output_lock
+from lai.io import ForeignOutputError, OutputLockedError, atomic_path, atomic_write_text, lock_file, output_lock
 from lai.lnb import S1_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,3 +157,16 @@ def test_outputs_never_replace_a_folder(tmp_path):
     with pytest.raises(ForeignOutputError, match="link is a symbolic link"):
         atomic_write_text(tmp_path / "link", "text")
     assert (folder / "mine.txt").read_text() == "keep" and not list(tmp_path.glob(".*partial*"))
+
+
+def test_a_link_made_while_an_output_is_written_is_not_replaced(tmp_path):
+    """The output path is checked again just before the rename: a symbolic link the user made there meanwhile
+    (absent when the write began) stays, and the half-made output goes."""
+    mine = tmp_path / "mine.txt"
+    mine.write_text("keep")
+    out = tmp_path / "result.json"
+    with pytest.raises(ForeignOutputError, match="result.json is a symbolic link"):
+        with atomic_path(out) as tmp:
+            tmp.write_text("lai's")
+            out.symlink_to(mine)
+    assert out.is_symlink() and out.read_text() == "keep" and not list(tmp_path.glob(".*partial*"))

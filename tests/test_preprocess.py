@@ -81,6 +81,26 @@ def test_s1_on_another_grid_is_resampled_in_linear_power_or_refused(tmp_path):
     assert not (tmp_path / "lnb2").exists()
 
 
+def test_scl_on_a_coarser_grid_keeps_its_classes_and_a_shifted_s1_is_resampled(tmp_path):
+    """A 20 m SCL gives each 10 m pixel the class of the 20 m pixel it lies in (nearest: never a blend of two
+    classes); an S1 raster of the S2 pixel size but shifted by half a pixel is resampled (in linear power), not
+    read as a window as if its pixel corners were aligned."""
+    manifest = scene(tmp_path / "scene")
+    scl20 = np.where(np.arange(48) % 2, 9, 4).astype(np.uint8)[None, :].repeat(48, 0)  # 20 m columns: 4, 9, 4, ...
+    write_tiff(tmp_path / "scene" / "scl2.tif", scl20, crs=UTM, transform=Affine(20, 0, 500000, 0, -20, 4600000))
+    ramp = np.broadcast_to(-20 + 0.1 * np.arange(97, dtype=np.float32), (2, 96, 97))  # dB, rising 0.1 per column
+    write_tiff(tmp_path / "scene" / "s1_2.tif", np.ascontiguousarray(ramp), crs=UTM,
+               transform=Affine(10, 0, 500005, 0, -10, 4600000))
+    preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32), progress=False)
+    index = index_folder(tmp_path / "lnb", progress=False)
+    data = read_triplet(tmp_path / "lnb", next(t for t in index.triplets if (t.target.row, t.target.col) == (1, 2)))
+    cols = 64 + np.arange(32)  # the tile's columns in the scene
+    np.testing.assert_array_equal(data.scl[2], np.where((cols // 2) % 2, 9, 4)[None, :].repeat(32, 0))
+    power = 10 ** ((-20 + 0.1 * np.arange(97)) / 10)  # a 10 m pixel j lies half on source columns j - 1 and j
+    expected = 10 * np.log10((power[cols - 1] + power[cols]) / 2)
+    np.testing.assert_allclose(data.s1[2, :, 0, :], np.broadcast_to(expected, (2, 32)), atol=1e-3)
+
+
 @pytest.mark.parametrize("layer, values, message", [
     ("lai1.tif", np.full((96, 96), 3000, np.float32), r"lai1\.tif: has .* outside the plausible LAI range \[0, 15\]: "
                                                         r"values such as 3000 \(wrong units"),
@@ -115,9 +135,21 @@ def test_preprocess_counts_the_pixels_it_fixed(tmp_path):
     assert summary["pixel_fixes"] == {"lai_snapped": 1, "lai_masked": 2, "s1_masked": 0}
 
 
-def test_tiles_then_predict_then_mosaic_equals_the_scene_prediction(tiny_run, tmp_path):
+def test_tiles_then_predict_then_mosaic_equals_the_scene_prediction(tiny_run, tmp_path, monkeypatch):
     """Round trip: scene -> tiles -> predict per tile -> mosaic agrees with predicting the scene in
-    windows of the tile size without overlap, within float rounding (1e-4 LAI)."""
+    windows of the tile size without overlap, within float rounding (1e-4 LAI). The scene map's overviews
+    average the LAI bands and take the nearest source code (codes are not quantities)."""
+    import lai.scene
+
+    finished = []
+
+    def spy(gtiff, target, resampling):
+        with rasterio.open(gtiff) as src:
+            finished.append((src.dtypes[0], resampling))
+        return finish(gtiff, target, resampling)
+
+    finish = lai.scene._finish
+    monkeypatch.setattr(lai.scene, "_finish", spy)
     manifest = scene(tmp_path / "scene")
     preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32), progress=False)
     predict_folder(tiny_run, tmp_path / "lnb", tmp_path / "maps", progress=False)
@@ -132,6 +164,7 @@ def test_tiles_then_predict_then_mosaic_equals_the_scene_prediction(tiny_run, tm
     with rasterio.open(tmp_path / "scene.tif") as src:
         direct = src.read(1)
     assert np.isfinite(mosaic).all()
+    assert sorted(finished) == [("float32", "AVERAGE"), ("uint8", "NEAREST")]
     np.testing.assert_allclose(mosaic, direct, atol=1e-4)
     # the preprocessing manifest itself is a scene: its one triplet of dates with S1 (16 June has none near)
     summary = predict_scene(tiny_run, manifest, tmp_path / "same.tif", window=32, overlap=0, progress=False)

@@ -21,6 +21,7 @@ from lai.snap import (
     read_auxdata,
     snap_lai,
     snap_product,
+    threshold_output,
 )
 from tests.helpers import write_snap_auxdata
 
@@ -113,6 +114,12 @@ def test_output_thresholds_and_flags_follow_snap():
         lai, flags = snap_product(refl, Angles(5, 40, 60), constant(value))
         assert lai.item() == pytest.approx(out, abs=1e-5)
         assert flags.item() == (0 if flag is None else 1 << FLAGS.index(flag))
+    # at the boundaries, the processor's strict inequalities (BiophysicalAlgo.processOutputOutOfRange): a value
+    # exactly at a bound, or exactly one tolerance beyond it, is kept and not flagged
+    values = np.array([-0.2, 0.0, 8.0, 8.2, -0.2000001, 8.2000001])
+    lai, flags = threshold_output(values, (0.2, 0.0, 8.0))
+    np.testing.assert_array_equal(lai, values.astype(np.float32))
+    assert flags.tolist() == [0, 0, 0, 0, 1 << FLAGS.index("output_too_low"), 1 << FLAGS.index("output_too_high")]
 
 
 def test_auxdata_errors_name_the_file_and_the_platform(tmp_path):
