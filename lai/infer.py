@@ -82,8 +82,10 @@ class Trained:
 
     def origin(self, data: str | Path, simulated: bool) -> MapOrigin:
         """What its maps of ``data`` say about where they come from (:class:`lai.products.MapOrigin`)."""
+        spread = self.predicts_spread
         return MapOrigin(self.weights, self.row, str(Path(data).resolve()), simulated,
-                         self.calibration.describe() if self.predicts_spread else None)
+                         self.calibration.describe() if spread else None,
+                         self.calibration.summary()["interval_half_width"] if spread else None)
 
     @property
     def predicts_spread(self) -> bool:

@@ -333,7 +333,7 @@ def read_tiff(path: Path, layer: str, shape: tuple[int, int] | None = None):
         except (RasterioIOError, Exception) as err:  # truncated strips surface here
             raise LNBError(path, f"pixel data cannot be read (truncated or corrupt file?): {err}") from None
         check_float32(data, path)
-        crs = src.crs.to_string() if src.crs else None
+        crs = crs_text(src.crs)
         transform = tuple(src.transform)[:6] if not src.transform.is_identity else None
     return data, crs, transform
 
@@ -377,6 +377,18 @@ def read_triplet(
 
 
 GRID_TOLERANCE = 1e-3  # of a pixel: two tiles whose origins and pixel sizes differ by less lie on one grid
+
+
+def crs_text(crs) -> str | None:
+    """A rasterio CRS as text that reads back as the same CRS: its short form (``EPSG:32633``) where that is
+    exact, else its WKT. rasterio's ``to_string()`` gives an EPSG code that PROJ finds close enough, which can
+    drop a datum shift (``+towgs84``): a map so labelled lies metres to tens of metres off its pixels."""
+    if not crs:
+        return None
+    from rasterio.crs import CRS
+
+    short = crs.to_string()
+    return short if CRS.from_user_input(short) == crs else crs.to_wkt()
 
 
 def _same_crs(a: str | None, b: str | None) -> bool:

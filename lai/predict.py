@@ -222,5 +222,5 @@ def _write_batch(trained: Trained, batch: list[Sample], folder: Path, nc: Predic
             raise LNBError(s.name, f"two triplets share the t file stem {tif.stem}; output names would collide")
         write_map(tif, lai[k], model[k], source[k], s.crs, s.transform, None if std is None else std[k],
                   origin.tags(t=s.date_t, t_minus_2=s.date_from))
-        nc.add(s.name, (s.date_t - EPOCH).days, lai[k], model[k], source[k], s.crs, s.transform,
+        nc.add(s.name, ((s.date_t - EPOCH).days, (s.date_from - EPOCH).days), lai[k], model[k], source[k], s.crs, s.transform,
                None if std is None else std[k])

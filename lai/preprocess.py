@@ -44,7 +44,7 @@ import numpy as np
 from lai.config import EncodingConfig, PreprocessConfig
 from lai.errors import SceneError
 from lai.io import atomic_path, check_new_folder, memory_shortfall, output_lock
-from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, TileName, write_series, write_tile
+from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, TileName, crs_text, write_series, write_tile
 from lai.manifest import CLEAR_WITHOUT_SCL, Manifest, S1Date, S2Date, read_preprocess_manifest
 from lai.pixels import (
     MAX_BAD_SHARE,
@@ -149,10 +149,15 @@ def s2_grid(dates: list[S2Date]) -> TileGrid:
     """The one grid of S2 dates (B03's for bands); :class:`SceneError` naming the first raster on another."""
     grid = grid_of(dates[0].raster)
     for d in dates[1:]:
-        if grid_of(d.raster) != grid:
-            raise SceneError(f"{d.raster}: S2 grid differs from that of {dates[0].date}; every S2 date of a scene must "
-                             "share one grid")
+        if (other := grid_of(d.raster)) != grid:
+            raise SceneError(f"{d.raster}: S2 grid ({_describe(other)}) differs from that of {dates[0].date}, "
+                             f"{dates[0].raster} ({_describe(grid)}); every S2 date of a scene must share one grid")
     return grid
+
+
+def _describe(grid: TileGrid) -> str:
+    t = grid.transform
+    return f"CRS {crs_text(grid.crs)}, {grid.height}x{grid.width} pixels of {t.a:g} m from ({t.c:.17g}, {t.f:.17g})"
 
 
 def _same_grid(src, grid: TileGrid) -> bool:
@@ -476,7 +481,7 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
         write_series(tmp, series)
         summary = {
             "manifest": str(manifest), "out": str(out), "triplets": len(series), "tiles_per_date": rows * cols,
-            "tile_size": size, "crs": scene.crs.to_string(),
+            "tile_size": size, "crs": crs_text(scene.crs),
             "partial_tiles_left_out": (-(-scene.height // size)) * (-(-scene.width // size)) - rows * cols,
             "s2_dates_without_s1": unused,
             "s2_dates_without_scl": [str(d.date) for d in m.s2 if d.scl is None],

@@ -36,8 +36,8 @@ LAI_BANDS = {  # band name -> description, in band order; lai_std only from a mo
     "lai": "gap-filled LAI at t: the observed S2 LAI where usable, the model elsewhere",
     "lai_model": "LAI at t predicted by the model (Sentinel-1 at t-2, t-1, t and S2 LAI at t-2, t-1)",
     "lai_std": "standard deviation of band lai: the model's spread where it fills (how it was calibrated: the "
-               "map's tag lai_std; errors are heavy-tailed: the central intervals' reach in lai_std is in the "
-               "summary's interval_half_width), the observation's error (estimated on the training run's simulated "
+               "map's tag lai_std; errors are heavy-tailed: the central intervals' reach in lai_std is "
+               "the tag lai_std_interval_half_width), the observation's error (estimated on the training run's simulated "
                "data) where observed",
 }
 STD = "lai_std"
@@ -59,6 +59,7 @@ class MapOrigin:
     data: str  # the input: LNB folder, cube or scene manifest
     simulated: bool  # the input comes from lai's simulator (it holds the true LAI)
     lai_std: str | None = None  # what band lai_std is (lai.uncertainty.Calibration.describe); None without it
+    lai_std_reach: str | None = None  # its central intervals' half-widths in lai_std (Calibration.summary)
 
     def tags(self, **dates: dt.date) -> dict[str, str]:
         """The tags of one map; ``dates``: e.g. ``t=..., t_minus_2=...`` (tags ``date_t``, ``date_t_minus_2``)."""
@@ -69,6 +70,8 @@ class MapOrigin:
                              if self.simulated else "real (not simulated by lai)"}
         if self.lai_std is not None:
             tags["lai_std"] = self.lai_std
+        if self.lai_std_reach is not None:
+            tags["lai_std_interval_half_width"] = self.lai_std_reach
         return {**tags, **{f"date_{k}": d.isoformat() for k, d in dates.items()}}
 
 
@@ -204,20 +207,21 @@ class PredictionsFile:
         _time(self.f)
         self.f.attrs.update(Conventions="CF-1.8", title="LAI at t from Sentinel-1 and Sentinel-2 time series", **attrs)
 
-    def add(self, name: str, days: int, lai: np.ndarray, model: np.ndarray, source: np.ndarray, crs, transform,
-            std: np.ndarray | None = None) -> None:
-        """One map (``days``: its date t as days since 1970-01-01; ``std`` in a file made ``with_std``)."""
+    def add(self, name: str, days: tuple[int, int], lai: np.ndarray, model: np.ndarray, source: np.ndarray, crs,
+            transform, std: np.ndarray | None = None) -> None:
+        """One map (``days``: its dates t and t-2 as days since 1970-01-01; ``std`` in a file made ``with_std``)."""
         key = (crs_wkt(crs), tuple(transform) if transform is not None else None, lai.shape)
         if key not in self.grids:
             self.grids[key] = _Grid(self._new_group(f"grid_{len(self.grids) + 1:03d}", *key))
         grid = self.grids[key]
         g, i = grid.group, grid.size
         g.resize_dimension("triplet", i + 1)
-        g["lai"][i], g["lai_model"][i], g["source"][i], g["time"][i] = lai, model, source, days
+        g["lai"][i], g["lai_model"][i], g["source"][i] = lai, model, source
+        g["time"][i], g[FIRST_DATE][i] = days
         if STD in self.bands:
             g[STD][i] = std
         self.f["name"][self.k], self.f["grid"][self.k], self.f["grid_index"][self.k] = name, g.name.strip("/"), i
-        self.f["time"][self.k] = days
+        self.f["time"][self.k], self.f[FIRST_DATE][self.k] = days
         grid.size += 1
         self.k += 1
 
@@ -240,7 +244,7 @@ class PredictionsFile:
             ref.attrs.update(cf_grid_mapping(wkt))
             ref.attrs.update(crs_wkt=wkt, spatial_ref=wkt, GeoTransform=" ".join(f"{v:.17g}" for v in (c, a, b, f, d, e)))
             mapping = {"grid_mapping": "spatial_ref"}
-        mapping["coordinates"] = "time"  # each map's date t (xarray keeps it with a slice)
+        mapping["coordinates"] = f"time {FIRST_DATE}"  # each map's dates (xarray keeps them with a slice)
         for band, text in self.bands.items():
             var = g.create_variable(band, ("triplet", "y", "x"), np.float32, chunks=(1, h, w), fillvalue=NODATA,
                                     compression="gzip")
@@ -275,9 +279,14 @@ def cf_grid_mapping(wkt: str) -> dict:
 
 
 def _time(group) -> None:
-    time = group.create_variable("time", ("triplet",), np.int32)
-    time.attrs.update(standard_name="time", long_name="date t", units="days since 1970-01-01",
-                      calendar="proleptic_gregorian")
+    """Each map's date t (``time``) and its first input date (``date_t_minus_2``), days since 1970-01-01."""
+    for name, what in (("time", "date t"), (FIRST_DATE, "date t-2, the first input date")):
+        var = group.create_variable(name, ("triplet",), np.int32)
+        var.attrs.update(long_name=what, units="days since 1970-01-01", calendar="proleptic_gregorian")
+    group["time"].attrs["standard_name"] = "time"
+
+
+FIRST_DATE = "date_t_minus_2"  # the variable of predictions.nc, named as the GeoTIFF tag (MapOrigin.tags)
 
 
 def _axis_attrs(axis: str, projected: bool, units: str) -> dict:

@@ -34,7 +34,7 @@ from lai.encode import count_clipped, day_of_year
 from lai.errors import SceneError
 from lai.infer import Trained, clamp_lai, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, check_outside, memory_shortfall, output_lock
-from lai.lnb import TRIPLET_BYTES_PER_PIXEL
+from lai.lnb import TRIPLET_BYTES_PER_PIXEL, crs_text
 from lai.manifest import SHORT_FORM_GONE, load_manifest, read_preprocess_manifest
 from lai.pixels import LAI_RANGE, PIXEL_FIX_NOTES, S1_MISSING_MEANING, BadPixelTally, clean_pixels
 from lai.preprocess import TileGrid, check_inputs, s1_tile, s2_grid, s2_tile, snap_networks, usable_triplets
@@ -128,7 +128,7 @@ def _manifest_scene(path: Path, cfg: PreprocessConfig) -> SceneInputs:
     scene = s2_grid(s2)
     networks = snap_networks(dataclasses.replace(m, s2=s2), cfg)
     check_inputs(s2, s1, scene, cfg)
-    grid = Grid(scene.height, scene.width, scene.crs.to_string(), tuple(scene.transform)[:6])
+    grid = Grid(scene.height, scene.width, crs_text(scene.crs), tuple(scene.transform)[:6])
 
     def read_window(win, valid_classes, tally, counted):
         from rasterio.windows import transform as window_transform

@@ -1,4 +1,6 @@
 """Georeferenced DataArrays: what rioxarray writes opens in rasterio with the cube's CRS and transform."""
+import json
+
 import numpy as np
 import pytest
 import rasterio
@@ -83,7 +85,16 @@ def test_maps_say_where_they_come_from_and_follow_cf(tiny_data, tiny_run, tmp_pa
     assert tags["model"].endswith("model.pt") and tags["row"] == "final" and tags["lai_version"]
     assert np.datetime64(tags["date_t"]) == date_t and tags["date_t_minus_2"] < tags["date_t"]
     assert tags["lai_std"].startswith("NOT recalibrated")  # the tiny run has no calibration.json
+    reach = json.loads(tags["lai_std_interval_half_width"].split(": ", 1)[1])  # 68 % and 95 %, per stratum
+    assert set(reach) == {"68 %", "95 %"} and all(len(v) == 6 for v in reach.values())
     with xr.open_dataset(tmp_path / "maps" / "predictions.nc", group="grid_001", engine="h5netcdf") as ds:
         assert ds["spatial_ref"].attrs["grid_mapping_name"] == "transverse_mercator"
         first = ds["lai"].isel(triplet=0)
         assert "time" in first.coords and first["time"].values == ds["time"].values[0]
+        first_date = str(first["date_t_minus_2"].values.astype("datetime64[D]"))
+    with xr.open_dataset(tmp_path / "maps" / "predictions.nc", engine="h5netcdf") as root:
+        k = int(np.flatnonzero((root["grid"].values == "grid_001") & (root["grid_index"].values == 0))[0])
+        name = str(root["name"].values[k])
+        assert str(root["date_t_minus_2"].values[k].astype("datetime64[D]")) == first_date
+    with rasterio.open(tmp_path / "maps" / name.replace(".tiff", ".tif")) as written:
+        assert written.tags()["date_t_minus_2"] == first_date  # the map's own first date, as its GeoTIFF says

@@ -253,7 +253,9 @@ def test_scene_counts_each_clipped_value_once(tiny_run, tmp_path):
 def test_scene_on_two_grids_is_refused(tiny_run, tmp_path):
     manifest = write_scene(tmp_path, (40, 40), [-12.0, -18.0], 3.0, 4)
     write_tiff(tmp_path / "lai_1.tif", np.ones((40, 40), np.float32), crs="EPSG:32632", transform=Affine(10, 0, 0, 0, -10, 0))
-    with pytest.raises(SceneError, match=r"lai_1\.tif: S2 grid differs from that of 2019-06-01; every S2 date of a scene"):
+    with pytest.raises(SceneError, match=r"lai_1\.tif: S2 grid \(CRS EPSG:32632, 40x40 pixels of 10 m from \(0, 0\)\) "
+                                         r"differs from that of 2019-06-01, .*lai_0\.tif \(CRS EPSG:32633, 40x40 "
+                                         r"pixels.*\); every S2 date of a scene"):
         predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=32, overlap=8, progress=False)
     assert not (tmp_path / "out.tif").exists()
 
