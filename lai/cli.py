@@ -152,10 +152,18 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from lai.evaluate import evaluate_run
+    from lai.checkpoint import read_trained
+    from lai.evaluate import calibrate_run, evaluate_run
 
     table = evaluate_run(args.run, args.cube, device=args.device)
     _say(*table.round(4).to_string(index=False).splitlines())
+    if read_trained(args.run)["config"].model.uncertainty:  # the spread that lai predict writes as band lai_std
+        table = calibrate_run(args.run, args.cube, device=args.device).table
+        columns = ["set", "pixels", "sd", "against", "n_pixels", "rmse", "coverage_68", "coverage_95", "sd_ratio",
+                   "spearman"]
+        _say("", f"spread recalibrated on the validation split: {Path(args.run) / 'calibration.json'} (band lai_std of "
+                 "lai predict); its calibration on the test sets:",
+             *(table[columns].round(3).to_string(index=False).splitlines() if len(table) else ["(no test set)"]))
     return 0
 
 
@@ -302,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="metrics of a trained row on the test sets; saves predictions")
+    p = sub.add_parser("evaluate", help="metrics of a trained row on the test sets; saves predictions; a model that "
+                       "predicts its spread is also recalibrated on the validation split (calibration.json)")
     p.add_argument("--run", required=True, type=Path, help="run folder of one row (holds model.pt)")
     p.add_argument("--cube", required=True, type=Path)
     p.add_argument("--device", default="auto")

@@ -144,6 +144,19 @@ def saved_differences(saved: dict, old, new) -> list[tuple[str, Any, Any]]:
             + [d for d in differences(old, new) if not any(d[0] == k or d[0].startswith(k + ".") for k in absent)])
 
 
+def _there_here(x, y, short) -> str:
+    """``"X there, Y here"``, shortened unless the cut hides the difference: then what only one list holds, or in
+    full."""
+    a, b = short(x), short(y)
+    if (a != repr(x) or b != repr(y)) and a.removesuffix("...")[:37] == b.removesuffix("...")[:37]:
+        x_only, y_only = ([v for v in x if v not in y], [v for v in y if v not in x]) if \
+            isinstance(x, list) and isinstance(y, list) else ([], [])
+        if x_only or y_only:
+            return f"{short(x_only)} only there, {short(y_only)} only here"
+        a, b = repr(x), repr(y)
+    return f"{a} there, {b} here"
+
+
 def describe_differences(diffs: list[tuple[str, Any, Any]], most: int = 3) -> str:
     """``"different train.epochs: 7 there, 1 here; ...; its configuration lacks extras: ..."``, ``most`` of each."""
     short = lambda v: (r if len(r := repr(v)) <= 40 else r[:37] + "...")  # noqa: E731
@@ -152,7 +165,7 @@ def describe_differences(diffs: list[tuple[str, Any, Any]], most: int = 3) -> st
     absent = [k for k, there, _ in diffs if there is NOT_SAVED]
     parts = []
     if changed:
-        parts.append("different " + "; ".join(f"{k}: {short(x)} there, {short(y)} here" for k, x, y in changed[:most])
+        parts.append("different " + "; ".join(f"{k}: {_there_here(x, y, short)}" for k, x, y in changed[:most])
                      + (";" + more(changed) if more(changed) else ""))
     if absent:
         parts.append(f"its configuration lacks {', '.join(absent[:most])}{more(absent)}: written by another version of lai")

@@ -410,17 +410,24 @@ def common_grid(grids: dict[Path, tuple], target: Path) -> tuple[str | None, tup
     """The (CRS, transform) of a triplet's files, ``grids`` (file -> (crs, transform)), which its map takes:
     ``target``'s (the S2 LAI of t), or the first georeferenced file's. Files without any georeferencing pass (the
     layout fixes their size); :class:`LNBError` names a georeferenced file on another grid, which would place the
-    map beside its pixels."""
+    map beside its pixels: one off the grid most of the files share (the target's on a tie), so that a lone odd
+    file is the one named, the target too."""
     georef = {p: g for p, g in grids.items() if g != (None, None)}
     if not georef:
         return None, None
-    ref = target if target in georef else next(iter(georef))
-    crs, transform = georef[ref]
+    groups: list[list[Path]] = []  # files by grid
     for path, (c, t) in georef.items():
-        if not (_same_crs(c, crs) and _same_transform(t, transform)):
-            raise LNBError(path, f"lies on another grid than {ref.parent.name}/{ref.name}: CRS {c}, transform {t}; "
-                                 f"expected CRS {crs}, transform {transform} (the files of a triplet must cover the "
-                                 "same pixels)")
+        group = next((g for g in groups if _same_crs(georef[g[0]][0], c) and _same_transform(georef[g[0]][1], t)), None)
+        group.append(path) if group is not None else groups.append([path])
+    most = max(groups, key=lambda g: (len(g), target in g))
+    ref = target if target in most else most[0]
+    crs, transform = georef[ref]
+    for path in georef:
+        if path not in most:
+            c, t = georef[path]
+            raise LNBError(path, f"lies on another grid than {ref.parent.name}/{ref.name} and {len(most) - 1} more of the "
+                                 f"triplet's {len(georef)} georeferenced files: CRS {c}, transform {t}; expected CRS "
+                                 f"{crs}, transform {transform} (the files of a triplet must cover the same pixels)")
     return crs, transform
 
 

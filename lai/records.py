@@ -118,6 +118,16 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep)
 
+    def construct_yaml_timestamp(self, node):
+        """A date or time; an impossible one (2022-06-31) named with its line, not only Python's reason."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as err:
+            raise ValueError(f"{node.value!r} at line {node.start_mark.line + 1} is not a date ({err})") from None
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _UniqueKeyLoader.construct_yaml_timestamp)
+
 
 # YAML 1.2 floats: PyYAML (YAML 1.1) reads "1e-3" as a string; in profiles, overrides and manifests it is 0.001.
 _UniqueKeyLoader.add_implicit_resolver(

@@ -343,7 +343,8 @@ CASES = [
          ["preprocess", "{bomb_yaml}", "--out", "{tmp}/pre_out"], r"bomb\.yaml: its aliases expand to over 100,000 values",
          absent="{tmp}/pre_out"),
     Case("preprocess-impossible-date", "`lai preprocess` a manifest with the date 2019-02-30",
-         ["preprocess", "{feb30_yaml}", "--out", "{tmp}/pre_out"], r"feb30\.yaml holds an impossible value: day is out of range for month",
+         ["preprocess", "{feb30_yaml}", "--out", "{tmp}/pre_out"], r"feb30\.yaml holds an impossible value: '2019-02-30' at line \d+ is not a date "
+         r"\(day is out of range for month\)",
          absent="{tmp}/pre_out"),
     Case("preprocess-cube-as-manifest", "`lai preprocess` given a cube (a binary NetCDF file) as its manifest",
          ["preprocess", "{cube}", "--out", "{tmp}/pre_out"],

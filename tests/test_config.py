@@ -137,6 +137,18 @@ def test_a_section_not_saved_is_named_once():
     assert "simulate." not in text
 
 
+def test_a_difference_beyond_the_cut_is_shown():
+    """Two values whose shortened forms look alike: the list's extra element, or the whole values, are shown."""
+    from lai.config import describe_differences, load_profile
+
+    tiny, quick = load_profile("tiny").simulate.unique_regions, load_profile("quick").simulate.unique_regions
+    text = describe_differences([("simulate.unique_regions", tiny, quick)])
+    extra = sorted(set(quick) - set(tiny))
+    assert text == f"different simulate.unique_regions: [] only there, {extra!r} only here" and extra
+    long = describe_differences([("data.lnb", "/data/" + "x" * 40 + "/a", "/data/" + "x" * 40 + "/b")])
+    assert long.endswith("xx/a' there, '/data/" + "x" * 40 + "/b' here")
+
+
 # --------------------------------------------------------------------------- reading YAML mappings, section names
 
 
@@ -254,7 +266,8 @@ def test_impossible_dates_in_a_manifest_are_one_line(tmp_path):
 
     bad = tmp_path / "m.yaml"
     bad.write_text("s2:\n  - {date: 2019-02-30}\n")
-    with pytest.raises(SceneError, match=r"m\.yaml holds an impossible value: day is out of range for month"):
+    with pytest.raises(SceneError, match=r"m\.yaml holds an impossible value: '2019-02-30' at line 2 is not a date "
+                                         r"\(day is out of range for month\)"):
         read_yaml_mapping(bad, "scene manifest", error=SceneError)
     import datetime as dt
 

@@ -110,10 +110,22 @@ def test_a_triplet_file_on_another_grid_is_refused(lnb):
     first = names(lnb)[0][0]
     with rasterio.open(lnb / S1_DIR / first, "r+") as dst:
         dst.transform = from_origin(501000, 4300000, 10, 10)
-    error = expect_error(lnb, f"{S1_DIR}/{first}", r"lies on another grid than s2/.*-2-\d+-0-0\.tiff: CRS EPSG:32630, "
+    error = expect_error(lnb, f"{S1_DIR}/{first}", r"lies on another grid than s2/.*-2-\d+-0-0\.tiff and 7 more of the "
+                                                    r"triplet's 9 georeferenced files: CRS EPSG:32630, "
                                                     r"transform \(10\.0, 0\.0, 501000\.0.*expected CRS EPSG:32630, "
                                                     r"transform \(10\.0, 0\.0, 500000\.0")
     assert "the files of a triplet must cover the same pixels" in error.problem
+
+
+def test_an_s2_lai_at_t_off_the_grid_of_the_others_is_the_file_named(lnb):
+    """The map takes the grid of the S2 LAI at t, but when that file alone lies elsewhere it is the one named (not
+    an intact file measured against it)."""
+    _georeference(lnb, 0, (S1_DIR, S2_DIR, MASK_DIR), from_origin(500000, 4300000, 10, 10))
+    target = names(lnb)[0][2]
+    with rasterio.open(lnb / S2_DIR / target, "r+") as dst:
+        dst.crs = "EPSG:4326"
+    expect_error(lnb, f"{S2_DIR}/{target}", r"lies on another grid than .* and 7 more of the triplet's 9 georeferenced "
+                                            r"files: CRS EPSG:4326, .*; expected CRS EPSG:32630")
 
 
 @pytest.mark.parametrize("other", [dict(crs="EPSG:32631"), dict(transform=from_origin(500000, 4299000, 10, 10)),

@@ -1,4 +1,5 @@
 """Many inputs on dask.distributed (simulation, cube, preprocessing, scenes): results do not depend on the workers."""
+import json
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ def test_simulate_on_two_dask_workers_writes_the_serial_bytes(tiny_data, tmp_pat
     done = subprocess.run([sys.executable, "-m", "lai", "simulate", "--profile", "tiny", "--out", str(tmp_path / "lnb"),
                            "--workers", "2", "--quiet"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["workers"] == 2  # what ran, not the serial default it did not use
     files = sorted(p.relative_to(serial) for p in serial.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(tmp_path / "lnb") for p in (tmp_path / "lnb").rglob("*") if p.is_file())
     assert len(files) > 100

@@ -540,6 +540,27 @@ def test_cli_predict_and_its_errors(tiny_run, lnb, tmp_path, capsys):
     assert "model.pt" in capsys.readouterr().err
 
 
+def test_cli_evaluate_calibrates_the_spread_that_predict_writes(tiny_data, tiny_run, tmp_path, capsys):
+    """The command-line route (train, evaluate, predict) gives maps whose lai_std is recalibrated and holds the
+    observation's error where observed, as the notebook pipeline's do."""
+    import shutil
+
+    from lai.cli import main
+
+    _, lnb, cube = tiny_data
+    run = tmp_path / "final"
+    shutil.copytree(tiny_run, run)
+    assert main(["evaluate", "--run", str(run), "--cube", str(cube)]) == 0
+    assert "spread recalibrated on the validation split" in capsys.readouterr().out
+    assert (run / "calibration.json").exists()
+    assert main(["predict", "--run", str(run), "--data", str(lnb), "--out", str(tmp_path / "maps"), "--quiet"]) == 0
+    tif = next(p for p in sorted((tmp_path / "maps").glob("*.tif")) if p != source_path(p) and "_source" not in p.name)
+    with rasterio.open(tif) as src, rasterio.open(source_path(tif)) as src_source:
+        std, source, tags = src.read(3), src_source.read(1), src.tags()
+    assert tags["lai_std"].startswith("recalibrated on the validation split")
+    assert (source == 1).any() and np.isfinite(std[source == 1]).all() and np.isfinite(std[source == 0]).all()
+
+
 def test_scene_overviews_stay_within_the_range_of_their_pixels(tmp_path):
     """The COG's overviews (what a GIS shows zoomed out) average LAI and keep the source codes; GDAL's default,
     cubic, put LAI of stripes of 0 and 8 at -0.40 and 8.40."""

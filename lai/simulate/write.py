@@ -274,6 +274,7 @@ def _simulate(cfg: SimConfig, out: Path, progress: bool, workers: int | None, da
     seconds = time.perf_counter() - start
     return {
         **summary, "reused": False, "triplets": len(rows), "regions": regions, "scenes": len(plans),
-        "files": 10 * len(rows), "workers": workers, "message": f"simulated {len(rows)} triplets into {out}",
+        "files": 10 * len(rows), "workers": dask.get("workers") if dask else workers,  # None: an existing cluster
+        "message": f"simulated {len(rows)} triplets into {out}",
         "seconds": seconds, "triplets_per_second": len(rows) / max(seconds, 1e-9),
     }
