@@ -69,12 +69,13 @@ def cmd_validate(args) -> int:
     on_error = "skip" if args.skip_bad else "raise"
     classes = _load(args).encoding.valid_classes  # the pixels `lai cube` with the same profile checks
     index = index_folder(args.folder, on_error=on_error, progress=not args.quiet)
-    valid, fixes, missing_radar, empty = 0, Counter(), 0, []
+    valid, fixes, missing_radar, empty, no_lai = 0, Counter(), 0, [], {}
     for triplet, data in iter_triplets(index, on_error, classes, index.skipped, progress=not args.quiet):
         valid += 1
         fixes.update(data.fixes)
         missing_radar += int(np.isnan(data.s1).any(axis=1).sum())  # NaN (nodata) is missing radar: allowed, but said
         empty += [name for name, s1 in zip(triplet.names, data.s1) if not np.isfinite(s1).any()]
+        no_lai.update((name, None) for name, lai in zip(triplet.names, data.lai) if not np.isfinite(lai).any())
     if not valid:
         raise LNBError(Path(args.folder) / SERIES_CSV, f"no valid triplet left ({len(index.skipped)} skipped)")
     if len(empty) == 3 * valid:  # as lai cube refuses it
@@ -85,6 +86,9 @@ def cmd_validate(args) -> int:
     if missing_radar:
         _say(f"  {missing_radar} S1 pixels without a backscatter value (NaN or nodata): missing radar"
              + (f"; {len(empty)} S1 file(s) hold none at all, e.g. {Path(args.folder) / 's1' / empty[0]}" if empty else ""))
+    if no_lai:  # allowed (a date under cloud), but a failed export looks the same
+        _say(f"  {len(no_lai)} S2 LAI file(s) hold no LAI value at all (NaN or out of range), e.g. "
+             f"{Path(args.folder) / 's2' / next(iter(no_lai))}")
     for s in index.skipped:
         _say(f"  skipped CSV row {s.row + 1}: {s.file}: {s.problem}")
     return 0

@@ -327,8 +327,8 @@ def read_tiff(path: Path, layer: str, shape: tuple[int, int] | None = None):
         if shape is not None and (height, width) != tuple(shape):
             raise LNBError(path, f"is {height}x{width} pixels; expected {shape[0]}x{shape[1]} like the rest of the dataset")
         _check_layout(src, path)
+        bands = [i + 1 for i in polarisation_order(src.descriptions, path)] if layer == S1_DIR else None  # 1-based
         try:
-            bands = [i + 1 for i in polarisation_order(src.descriptions)] if layer == S1_DIR else None  # 1-based
             data = masked_as_missing(src.read(bands, masked=True))
         except (RasterioIOError, Exception) as err:  # truncated strips surface here
             raise LNBError(path, f"pixel data cannot be read (truncated or corrupt file?): {err}") from None

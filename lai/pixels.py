@@ -44,10 +44,15 @@ def scl_lookup(classes) -> np.ndarray:
     return lut
 
 
-def polarisation_order(descriptions) -> tuple[int, int]:
-    """The band indices of VV and VH in a two-band S1 raster from its bands' ``descriptions``: by the names where each
-    band names one of them (SNAP's exports list Sigma0_VH before Sigma0_VV), else VV first (docs/manifest.md)."""
+def polarisation_order(descriptions, path: Path) -> tuple[int, int]:
+    """The band indices of VV and VH in a two-band S1 raster ``path`` from its bands' ``descriptions``: by the names
+    where each band names one of them (SNAP's exports list Sigma0_VH before Sigma0_VV), else VV first
+    (docs/manifest.md); :class:`LNBError` when the descriptions name one polarisation twice (which band is VH?)."""
     names = [next((pol for pol in POLARISATIONS if pol in (text or "").upper()), None) for text in descriptions]
+    named = [n for n in names if n is not None]
+    if len(set(named)) < len(named):
+        raise LNBError(path, f"its band descriptions {list(descriptions)} name {named[0]} twice; expected one band VV "
+                             "and one VH (or descriptions that name neither: then VV is band 1)")
     return tuple(names.index(pol) for pol in POLARISATIONS) if sorted(map(str, names)) == sorted(POLARISATIONS) \
         else (0, 1)
 

@@ -294,7 +294,7 @@ def _described_order(path: str, mtime_ns: int, size: int) -> tuple[int, int]:
     import rasterio
 
     with rasterio.open(path) as src:
-        return polarisation_order(src.descriptions)
+        return polarisation_order(src.descriptions, Path(path))
 
 
 def _parts(scene: TileGrid) -> Iterator[TileGrid]:

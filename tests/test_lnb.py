@@ -285,6 +285,10 @@ def test_an_s1_tile_written_vh_first_is_read_by_its_band_descriptions(lnb):
         dst.set_band_description(1, "Sigma0_VH_db")
         dst.set_band_description(2, "Sigma0_VV_db")
     np.testing.assert_array_equal(read_triplet(lnb, trip, (16, 16)).s1[0], np.stack([vv, vh]))
+    with rasterio.open(lnb / S1_DIR / name, "r+") as dst:  # which band is VH? not guessed
+        dst.set_band_description(1, "Sigma0_VV_db")
+    expect_error(lnb, f"{S1_DIR}/{name}", r"its band descriptions \['Sigma0_VV_db', 'Sigma0_VV_db'\] name VV twice; "
+                                           r"expected one band VV and one VH")
 
 
 @pytest.mark.parametrize("folder", [S1_DIR, S2_DIR])
@@ -451,6 +455,10 @@ def test_validate_says_how_much_radar_is_missing(tmp_path, capsys):
     assert main(["validate", str(lnb), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert f"256 S1 pixels without a backscatter value (NaN or nodata): missing radar; 1 S1 file(s) hold none at all, e.g. {first}" in out
+    lai_file = sorted((lnb / S2_DIR).iterdir())[1]  # an S2 LAI export that failed: NaN everywhere
+    write_tiff(lai_file, np.full((16, 16), np.nan, np.float32))
+    assert main(["validate", str(lnb), "--quiet"]) == 0
+    assert f"1 S2 LAI file(s) hold no LAI value at all (NaN or out of range), e.g. {lai_file}" in capsys.readouterr().out
 
 
 def test_validate_checks_the_classes_the_profile_makes_usable(tmp_path, capsys):
