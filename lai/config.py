@@ -94,7 +94,7 @@ class SplitConfig:
     val_fraction: float = 0.1
     clear_past_threshold: float = 0.9  # non-cloudy: mean clear fraction of t-2, t-1 at least this
     cloudy_past_threshold: float = 0.5  # cloudy: mean cloud fraction of t-2, t-1 at least this
-    min_clear_target: float = 0.3  # test and val triplets need this clear fraction at t
+    min_clear_target: float = 0.3  # test triplets need this clear fraction at t (validation pools whatever is clear)
     max_non_cloudy: int | None = None  # cap (paper: 254); extra candidates become "buffer"
     max_cloudy: int | None = None  # cap (paper: 250)
     seed: int = 0

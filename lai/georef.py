@@ -30,7 +30,7 @@ def georeferenced(values: np.ndarray, crs: str, transform, name: str, attrs: dic
         raise CubeError(f"{where or name}: no georeferencing (the input GeoTIFFs carried no CRS or transform)")
     a, b, c, d, e, f = t
     if b or d:
-        raise CubeError(f"{where or name}: rotated transform {tuple(t)} is not supported (x/y must follow the grid)")
+        raise CubeError(f"{where or name}: rotated transform {tuple(t.tolist())} is not supported (x/y must follow the grid)")
     h, w = values.shape[-2:]
     dims = tuple(f"dim_{i}" for i in range(values.ndim - 2)) + ("y", "x")
     da = xr.DataArray(values, dims=dims, name=name, attrs=dict(attrs or {}),

@@ -230,7 +230,7 @@ def _splits(cube: Path, model: ModelConfig, enc: EncodingConfig) -> tuple[CubeSp
     for split in (train_split, val_split):
         if len(split) == 0:
             raise ConfigError(f"{cube}: the {split.split} split is empty; check the splits configuration "
-                              "(splits.val_fraction, splits.min_clear_target)")
+                              "(splits.val_fraction, splits.block_size)")
         if not split.has_target(enc.valid_classes):
             raise ConfigError(f"{cube}: no pixel of the {split.split} split is usable at t under "
                               f"encoding.valid_classes {list(enc.valid_classes)} (the SCL classes of clear LAI; "

@@ -78,6 +78,8 @@ def test_new_run_folders_default_to_reports_and_absolute_data(tmp_path, monkeypa
     assert tiny.run_dir == tmp_path / "reports" / "tiny" and tiny.data_root == tmp_path / "data"
     half = RunContext.open(tmp_path / "half", "tiny", ["cube_float=float16"])
     assert half.cube_path.parent == tiny.cube_path.parent and half.cube_path != tiny.cube_path  # one cube per storage type
+    strict = RunContext.open(tmp_path / "strict", "tiny", ["encoding.valid_classes=[4, 5]"])
+    assert strict.cube_path not in (tiny.cube_path, half.cube_path)  # the cube's split labels depend on the classes
     monkeypatch.chdir(tmp_path)
     real = RunContext.open(tmp_path / "real", "tiny", data="lnb")
     assert real.profile.data == str(tmp_path / "lnb") and RunContext.open(tmp_path / "real").profile.data == str(tmp_path / "lnb")

@@ -1,5 +1,6 @@
 """Simulate -> read -> cube -> sample: the cube holds exactly the TIFF contents; splits and atomicity."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from lai.config import SplitConfig
@@ -79,6 +80,11 @@ def test_loader_batches_and_residency(tiny_data):
         for key in a:
             assert np.array_equal(a[key].numpy(), b[key].numpy(), equal_nan=True)
     assert streamed[0]["s1"].shape[1:3] == (3, 2) and streamed[0]["doy_target"].shape == (8,)
+    with open_cube(cube) as ds:  # the days of year of t and of t-2 (t-1's date is estimated, never read)
+        dates = ds["date"].values[split.index[:8]]
+    doy = lambda d: pd.DatetimeIndex(d).dayofyear  # noqa: E731
+    assert streamed[0]["doy_target"].tolist() == doy(dates[:, 2]).tolist()
+    assert streamed[0]["doy_from"].tolist() == doy(dates[:, 0]).tolist() != doy(dates[:, 1]).tolist()
 
 
 def test_the_loader_reads_a_cube_whose_rows_carry_a_filter_and_counts_its_bytes(tiny_data, tmp_path):

@@ -67,6 +67,16 @@ def test_prediction_written_by_rioxarray_has_the_input_georeferencing(tiny_data,
         prediction_array(tmp_path / "nowhere.nc", 0)
 
 
+def test_a_rotated_transform_and_an_index_out_of_range_are_refused(tiny_data):
+    """x/y coordinates along the grid cannot describe a rotated one; a negative index does not wrap round."""
+    _, _, cube = tiny_data
+    with pytest.raises(CubeError, match=r"lai: rotated transform \(10\.0, 1\.0, 0\.0, 1\.0, -10\.0, 0\.0\) is not "
+                                        r"supported"):
+        georeferenced(np.zeros((4, 4)), "EPSG:32633", (10, 1, 0, 1, -10, 0), "lai")
+    with pytest.raises(CubeError, match=r"triplet index -1 out of range 0\.\."):
+        triplet_array(cube, -1)
+
+
 def test_maps_say_where_they_come_from_and_follow_cf(tiny_data, tiny_run, tmp_path):
     """Each GeoTIFF names its model, data, dates and whether the data were simulated; predictions.nc carries a CF
     grid mapping (grid_mapping_name) and each map's date as a coordinate that a slice keeps."""

@@ -162,6 +162,10 @@ def test_drawing_the_trainings_too_widens_the_interval_by_their_spread():
     fixed, drawn = paired_difference(alike, other), paired_difference(alike, other, resample_trainings=True)
     assert (drawn["diff_lo"], drawn["diff_hi"]) == pytest.approx((fixed["diff_lo"], fixed["diff_hi"]))
     assert paired_difference(apart[:1], other, resample_trainings=True) == paired_difference(apart[:1], other)
+    for seeds in (2, 3):  # the standard and paper profiles' three seeds are drawn too
+        fixed = paired_difference(apart[:seeds], other)
+        drawn = paired_difference(apart[:seeds], other, resample_trainings=True)
+        assert (drawn["diff_hi"] - drawn["diff_lo"]) > 1.5 * (fixed["diff_hi"] - fixed["diff_lo"]), seeds
     # a run's comparisons draw the seeds by default, and say so
     import pandas as pd
 

@@ -160,6 +160,11 @@ def test_cube_input_matches_lnb_input(tiny_run, lnb, tmp_path):
         assert ma.keys() == mb.keys()
         for name in ma:
             np.testing.assert_allclose(ma[name], mb[name], atol=1e-5)
+    assert b["data_origin"] == a["data_origin"] and a["data_origin"].startswith("real")  # no true LAI in either
+    for tif in sorted((tmp_path / "a").glob("*.tif")):  # the same placement and dates, from the cube's records
+        with rasterio.open(tif) as x, rasterio.open(tmp_path / "b" / tif.name) as y:
+            assert x.transform == y.transform and x.crs == y.crs
+            assert x.tags()["date_t_minus_2"] == y.tags()["date_t_minus_2"] < x.tags()["date_t"] == y.tags()["date_t"]
 
 
 def test_bad_inputs_are_named(tiny_run, tmp_path, lnb):
@@ -559,6 +564,21 @@ def test_cli_evaluate_calibrates_the_spread_that_predict_writes(tiny_data, tiny_
         std, source, tags = src.read(3), src_source.read(1), src.tags()
     assert tags["lai_std"].startswith("recalibrated on the validation split")
     assert (source == 1).any() and np.isfinite(std[source == 1]).all() and np.isfinite(std[source == 0]).all()
+
+
+def test_windows_blend_by_a_ramp_at_both_ends_and_overlap_at_most_half(tiny_run, tmp_path):
+    """Each window's weight rises from ~0 to 1 over the overlap at both ends (a one-sided ramp left seams at every
+    trailing edge), and an overlap over half the window is refused before any work (the scene read many times)."""
+    from lai.scene import ramp
+
+    r = ramp(64, 16)
+    assert np.allclose(r, r[::-1]) and r[0] < 0.1 and r[16:48].min() == 1.0
+    np.testing.assert_allclose(r[:16], (np.arange(16) + 0.5) / 16)
+    manifest = write_scene(tmp_path, (40, 40), [-12.0, -18.0], 3.0, 4)
+    with pytest.raises(SceneError, match=r"--overlap must lie in \[0, window/2\] = \[0, 16\].* got overlap 17 with "
+                                         r"window 32"):
+        predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=32, overlap=17, progress=False)
+    assert not (tmp_path / "out.tif").exists()
 
 
 def test_scene_overviews_stay_within_the_range_of_their_pixels(tmp_path):

@@ -171,6 +171,9 @@ def test_tiles_then_predict_then_mosaic_equals_the_scene_prediction(tiny_run, tm
     assert summary["dates"] == DATES[:3]
     with rasterio.open(tmp_path / "same.tif") as src:
         np.testing.assert_array_equal(src.read(1), direct)
+    four = predict_scene(tiny_run, manifest, tmp_path / "last.tif", window=32, overlap=0, progress=False,
+                         preprocess=PreprocessConfig(max_s1_gap_days=4))  # 16 June has S1 4 days off: two triplets
+    assert four["dates"] == DATES[1:]  # without a target, the last one is mapped
     raw = yaml.safe_load(manifest.read_text())
     raw["target"] = DATES[3]
     manifest.write_text(yaml.safe_dump(raw))

@@ -895,6 +895,15 @@ def test_one_model_label_rule():
     assert facts.row_columns("final_seed1") == ("All, seed 1", "Final") and facts.row_columns("x_seed1") == ("x_seed1", "")
 
 
+def test_the_ratio_to_the_noise_floor_is_the_rmse_over_the_floor():
+    """Table 1's and the baselines' "x noise floor": 2.0 LAI against a floor of 0.5 is 4x (not 0.25x)."""
+    from lai.tables import with_floor
+
+    table = with_floor(pd.DataFrame({"set": ["cloudy", "unique"], "rmse": [2.0, 1.0]}),
+                       pd.DataFrame({"set": ["cloudy"], "floor_rmse": [0.5]}))
+    assert table["floor_ratio"].iloc[0] == 4.0 and np.isnan(table["floor_ratio"].iloc[1])
+
+
 def test_large_errors_count_the_pixels_missed_by_more_than_the_threshold():
     """Two triplets of 2x2 pixels: the misses over 2 LAI among the pixels clear at t, how many had no clear past
     date, their mean prediction and observation, and the triplet that holds most of them."""
@@ -920,6 +929,9 @@ def test_large_errors_count_the_pixels_missed_by_more_than_the_threshold():
     assert row["pred_mean"] == pytest.approx(1.25) and row["obs_mean"] == pytest.approx(4.0) and row["under_share"] == 1.0
     assert row["top_share"] == pytest.approx(1.0) and row["top_triplets"] == "0 1"
     assert "true_mean" not in row
+    scl[1, 0, 1, 1] = 9  # the other large error's t-2 clouded too: t-1 is still clear, so it had a clear past date
+    cube["scl"] = (("triplet", "time", "y", "x"), scl)
+    assert large_errors(cube, preds, (4, 5, 6), threshold=2.0).iloc[0]["no_clear_past_share"] == pytest.approx(0.5)
 
 
 def test_the_floor_verdict_compares_one_model_with_the_floor_and_the_oracle(report):

@@ -53,6 +53,8 @@ def test_held_out_areas_are_unique_whatever_their_clouds():
     meta = pd.concat([_meta([1.0] * 4, [0.0] * 4, [1.0] * 4), _meta([0.0] * 3, [1.0] * 3, [1.0] * 3, ("ITALY", "PIEMONTE"))])
     labels = assign_splits(meta.reset_index(drop=True), SplitConfig(held_out_areas=["ITALY_PIEMONTE"], block_size=1))
     assert list(labels[4:]) == ["unique"] * 3 and "unique" not in labels[:4]
+    by_area = assign_splits(meta.reset_index(drop=True), SplitConfig(held_out_areas=["PIEMONTE"], block_size=1))
+    assert list(by_area) == list(labels)  # the area's name alone names it too
 
 
 def test_empty_sets_warning_names_each_set_and_what_fills_it():

@@ -190,7 +190,8 @@ def test_calibration_file_round_trips_and_a_bad_one_is_named(tmp_path):
                          ({POOLED: 1.0}, {"sd_factors": {POOLED: float("nan")}}),
                          ({POOLED: 1.0}, {"sd_factors": {STRATA[0]: 1.0}}),  # no pooled standard deviation factor
                          ({POOLED: 1e30}, "truth"), ({POOLED: [1.0, 1e-5]}, {"levels": [0.68, 0.95]}),  # implausible
-                         ({POOLED: 1.0}, {"sd_factors": {POOLED: 1e30}})):
+                         ({POOLED: 1.0}, {"sd_factors": {POOLED: 1e30}}),
+                         ({POOLED: 1.0}, {"observation_sd": -0.1})):  # a negative lai_std where observed
         extra = against if isinstance(against, dict) else {}
         against = "truth" if extra else against
         (tmp_path / "calibration.json").write_text(json.dumps({"factors": bad, "against": against, **extra}))
