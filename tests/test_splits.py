@@ -178,3 +178,17 @@ def test_scenes_are_runs_of_grid_columns():
     region = np.array(["A"] * 5 + ["B"] * 2)
     col = np.array([0, 1, 3, 5, 4, 0, 7])
     assert list(scene_start(region, col)) == [0, 0, 3, 3, 3, 0, 7]
+
+
+def test_test_and_validation_draws_take_one_block_of_each_region_in_turn():
+    """The first units drawn (test, then validation) spread over the regions: any three consecutive draws hold one
+    unit of each of three regions, whatever the random order within a region."""
+    from lai.splits import _by_region_in_turn
+
+    regions = ["A"] * 7 + ["B"] * 5 + ["C"] * 9
+    for seed in range(5):
+        order = _by_region_in_turn(np.arange(len(regions)), regions, np.random.default_rng(seed))
+        drawn = [regions[i] for i in order]
+        assert sorted(order) == list(range(len(regions)))
+        for k in range(0, 15, 3):  # while every region still has units
+            assert sorted(drawn[k:k + 3]) == ["A", "B", "C"], (seed, drawn)
