@@ -20,8 +20,9 @@ Sections:
   stage's seconds per epoch and validation RMSE, and the projected time of the full paper
   protocol (100 epochs per stage on the paper's split sizes).
 
-On a CPU the same script runs: at toy sizes to check it before spending GPU time,
-    python benchmarks/gpu.py --tile 64 --batch 4 --triplets 48 --steps 2 --variants fp32 --train-epochs 1
+On a CPU the same script runs: at toy sizes to check it before spending GPU time (about a minute on 2 cores;
+with ``--train-epochs 1`` instead of ``--skip training`` about 11 minutes, docs/gpu.md),
+    python benchmarks/gpu.py --tile 64 --batch 4 --triplets 48 --steps 2 --variants fp32 --skip training
 and at the CPU profile's sizes (``make bench``),
     python benchmarks/gpu.py --preset small --tile 64 --batch 16 --variants fp32 --skip training
 """

@@ -86,8 +86,9 @@ def cmd_validate(args) -> int:
     if missing_radar:
         _say(f"  {missing_radar} S1 pixels without a backscatter value (NaN or nodata): missing radar"
              + (f"; {len(empty)} S1 file(s) hold none at all, e.g. {Path(args.folder) / 's1' / empty[0]}" if empty else ""))
-    if no_lai:  # allowed (a date under cloud), but a failed export looks the same
-        _say(f"  {len(no_lai)} S2 LAI file(s) hold no LAI value at all (NaN or out of range), e.g. "
+    if no_lai:  # allowed (a missing acquisition), but a failed export looks the same
+        _say(f"  {len(no_lai)} S2 LAI file(s) hold no LAI value at all (NaN or out of range: a missing acquisition, "
+             "allowed, or a failed export), e.g. "
              f"{Path(args.folder) / 's2' / next(iter(no_lai))}")
     for s in index.skipped:
         _say(f"  skipped CSV row {s.row + 1}: {s.file}: {s.problem}")

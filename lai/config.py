@@ -417,6 +417,8 @@ def parse_overrides(items: list[str] | dict | None) -> dict:
             value = yaml_load(raw)
         except yaml.YAMLError as err:
             raise ConfigError(f"override {shorten(item)!r}: value is not valid YAML ({shorten(str(err).splitlines()[0], 200)})") from None
+        except ValueError as err:  # a value YAML recognises but cannot build, e.g. the date 2019-02-30
+            raise ConfigError(f"override {shorten(item)!r}: impossible value ({shorten(str(err), 200)})") from None
         nested = merge(nested, _dotted(key.strip(), value))
     return nested
 

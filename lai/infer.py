@@ -85,7 +85,8 @@ class Trained:
         spread = self.predicts_spread
         return MapOrigin(self.weights, self.row, str(Path(data).resolve()), simulated,
                          self.calibration.describe() if spread else None,
-                         self.calibration.summary()["interval_half_width"] if spread else None)
+                         self.calibration.summary()["interval_half_width"]
+                         if spread and self.calibration.against != "none" else None)
 
     @property
     def predicts_spread(self) -> bool:

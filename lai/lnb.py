@@ -410,25 +410,25 @@ def common_grid(grids: dict[Path, tuple], target: Path) -> tuple[str | None, tup
     """The (CRS, transform) of a triplet's files, ``grids`` (file -> (crs, transform)), which its map takes:
     ``target``'s (the S2 LAI of t), or the first georeferenced file's. Files without any georeferencing pass (the
     layout fixes their size); :class:`LNBError` names a georeferenced file on another grid, which would place the
-    map beside its pixels: one off the grid most of the files share (the target's on a tie), so that a lone odd
-    file is the one named, the target too."""
+    map beside its pixels. Every file must lie on the target's grid (within :data:`GRID_TOLERANCE`); the file named
+    is one off the grid that most files share (the target's on a tie), so that a lone odd file is the one named, the
+    target too."""
     georef = {p: g for p, g in grids.items() if g != (None, None)}
     if not georef:
         return None, None
-    groups: list[list[Path]] = []  # files by grid
-    for path, (c, t) in georef.items():
-        group = next((g for g in groups if _same_crs(georef[g[0]][0], c) and _same_transform(georef[g[0]][1], t)), None)
-        group.append(path) if group is not None else groups.append([path])
-    most = max(groups, key=lambda g: (len(g), target in g))
-    ref = target if target in most else most[0]
-    crs, transform = georef[ref]
-    for path in georef:
-        if path not in most:
-            c, t = georef[path]
-            raise LNBError(path, f"lies on another grid than {ref.parent.name}/{ref.name} and {len(most) - 1} more of the "
-                                 f"triplet's {len(georef)} georeferenced files: CRS {c}, transform {t}; expected CRS "
-                                 f"{crs}, transform {transform} (the files of a triplet must cover the same pixels)")
-    return crs, transform
+    ref = target if target in georef else next(iter(georef))
+    on = lambda p, q: _same_crs(georef[p][0], georef[q][0]) and _same_transform(georef[p][1], georef[q][1])  # noqa: E731
+    if all(on(p, ref) for p in georef):
+        return georef[ref]
+    shared = max(georef, key=lambda q: (sum(on(p, q) for p in georef), q == ref))
+    odd = next((p for p in georef if not on(p, shared)), None)
+    if odd is None:  # every file lies within the tolerance of the shared one, not all of the target's
+        shared, odd = ref, next(p for p in georef if not on(p, ref))
+    (c, t), (crs, transform) = georef[odd], georef[shared]
+    raise LNBError(odd, f"lies on another grid than {shared.parent.name}/{shared.name} and "
+                        f"{sum(on(p, shared) for p in georef) - 1} more of the triplet's {len(georef)} georeferenced "
+                        f"files: CRS {c}, transform {t}; expected CRS {crs}, transform {transform} (the files of a "
+                        "triplet must cover the same pixels)")
 
 
 def read_outcome(root: str | Path, triplet: Triplet, shape: tuple[int, int], valid_classes,

@@ -156,8 +156,9 @@ def s2_grid(dates: list[S2Date]) -> TileGrid:
 
 
 def _describe(grid: TileGrid) -> str:
-    t = grid.transform
-    return f"CRS {crs_text(grid.crs)}, {grid.height}x{grid.width} pixels of {t.a:g} m from ({t.c:.17g}, {t.f:.17g})"
+    unit = grid.crs.linear_units if grid.crs.is_projected else "degrees"
+    t, unit = grid.transform, {"metre": "m", "meter": "m"}.get(unit, unit)
+    return f"CRS {crs_text(grid.crs)}, {grid.height}x{grid.width} pixels of {t.a:g} {unit} from ({t.c:.17g}, {t.f:.17g})"
 
 
 def _same_grid(src, grid: TileGrid) -> bool:

@@ -139,7 +139,7 @@ class RunContext:
             settings = ", ".join(f"splits.{k}={getattr(cfg, k)}" for k in (
                 "sampling", "block_size", "test_fraction", "val_fraction", "min_clear_target", "held_out_areas"))
             fix = {TRAIN: "lower splits.test_fraction and splits.val_fraction or hold out fewer areas",
-                   VAL: "raise splits.val_fraction or lower splits.block_size"}
+                   VAL: "raise splits.val_fraction" + (" or lower splits.block_size" if cfg.sampling == "blocks" else "")}
             raise ConfigError(f"{self.lnb_dir}: its {summary.n_triplets} triplet(s) leave the {' and '.join(empty)} "
                               f"split(s) empty with {settings}; training needs both: add triplets, or "
                               f"{', or '.join(fix[name] for name in empty)}")

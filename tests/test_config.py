@@ -257,6 +257,9 @@ def test_yaml_alias_bombs_and_deep_nesting_are_one_line_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"^override 'train\.x=\[\[\[\[.{60,}\.\.\.': value is not valid YAML") as info:
         parse_overrides(["train.x=" + "[" * 5000])
     assert len(str(info.value)) < 400
+    with pytest.raises(ConfigError, match=r"^override 'simulate\.seed=2019-02-30': impossible value \('2019-02-30' at "
+                                          r"line 1 is not a date \(day is out of range for month\)\)"):
+        parse_overrides(["simulate.seed=2019-02-30"])  # was a traceback
     profile = read_yaml_mapping(Path(__file__).resolve().parent.parent / "lai" / "profiles" / "quick.yaml", "profile file")
     assert profile["splits"]["held_out_areas"] == profile["simulate"]["unique_regions"]  # ordinary aliases still work
 

@@ -2,6 +2,7 @@
 import datetime as dt
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -115,6 +116,18 @@ def test_a_triplet_file_on_another_grid_is_refused(lnb):
                                                     r"transform \(10\.0, 0\.0, 501000\.0.*expected CRS EPSG:32630, "
                                                     r"transform \(10\.0, 0\.0, 500000\.0")
     assert "the files of a triplet must cover the same pixels" in error.problem
+
+
+def test_files_within_the_tolerance_of_the_target_share_its_grid_even_if_not_of_each_other():
+    """0.8 mm either side of the S2 LAI at t (within 1e-3 of a 10 m pixel) is its grid, though 1.6 mm apart."""
+    from lai.lnb import common_grid
+
+    def at(x):
+        return "EPSG:32630", (10.0, 0.0, x, 0.0, -10.0, 4300000.0)
+
+    files = {Path(f"s1/{k}"): at(499999.992) for k in "abc"} | {Path(f"s2/{k}"): at(500000.008) for k in "ab"}
+    files[Path("s2/t")] = at(500000.0)
+    assert common_grid(files, Path("s2/t")) == at(500000.0)
 
 
 def test_an_s2_lai_at_t_off_the_grid_of_the_others_is_the_file_named(lnb):
@@ -458,7 +471,8 @@ def test_validate_says_how_much_radar_is_missing(tmp_path, capsys):
     lai_file = sorted((lnb / S2_DIR).iterdir())[1]  # an S2 LAI export that failed: NaN everywhere
     write_tiff(lai_file, np.full((16, 16), np.nan, np.float32))
     assert main(["validate", str(lnb), "--quiet"]) == 0
-    assert f"1 S2 LAI file(s) hold no LAI value at all (NaN or out of range), e.g. {lai_file}" in capsys.readouterr().out
+    assert (f"1 S2 LAI file(s) hold no LAI value at all (NaN or out of range: a missing acquisition, allowed, or a "
+            f"failed export), e.g. {lai_file}") in capsys.readouterr().out
 
 
 def test_validate_checks_the_classes_the_profile_makes_usable(tmp_path, capsys):

@@ -563,6 +563,8 @@ def test_cli_evaluate_calibrates_the_spread_that_predict_writes(tiny_data, tiny_
     with rasterio.open(tif) as src, rasterio.open(source_path(tif)) as src_source:
         std, source, tags = src.read(3), src_source.read(1), src.tags()
     assert tags["lai_std"].startswith("recalibrated on the validation split")
+    reach = json.loads(tags["lai_std_interval_half_width"].split(": ", 1)[1])  # 68 % and 95 %, per stratum
+    assert set(reach) == {"68 %", "95 %"} and all(len(v) == 6 for v in reach.values())
     assert (source == 1).any() and np.isfinite(std[source == 1]).all() and np.isfinite(std[source == 0]).all()
 
 
