@@ -159,13 +159,13 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from lai.checkpoint import read_trained
     from lai.evaluate import calibrate_run, evaluate_run
+    from lai.facts import REPORT_TABLES, TABLE
 
     table = evaluate_run(args.run, args.cube, device=args.device)
     _say(*table.round(4).to_string(index=False).splitlines())
     if read_trained(args.run)["config"].model.uncertainty:  # the spread that lai predict writes as band lai_std
         table = calibrate_run(args.run, args.cube, device=args.device).table
-        columns = ["set", "pixels", "sd", "against", "n_pixels", "rmse", "coverage_68", "coverage_95", "sd_ratio",
-                   "spearman"]
+        columns = [*REPORT_TABLES[TABLE.calibration], "against", "n_pixels", "rmse"]  # the report's, and what against
         _say("", f"spread recalibrated on the validation split: {Path(args.run) / 'calibration.json'} (band lai_std of "
                  "lai predict); its calibration on the test sets:",
              *(table[columns].round(3).to_string(index=False).splitlines() if len(table) else ["(no test set)"]))

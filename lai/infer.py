@@ -86,7 +86,7 @@ class Trained:
         return MapOrigin(self.weights, self.row, str(Path(data).resolve()), simulated,
                          self.calibration.describe() if spread else None,
                          self.calibration.summary()["interval_half_width"]
-                         if spread and self.calibration.against != "none" else None)
+                         if spread and self.calibration.recalibrated else None)
 
     @property
     def predicts_spread(self) -> bool:

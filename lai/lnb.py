@@ -391,6 +391,13 @@ def crs_text(crs) -> str | None:
     return short if CRS.from_user_input(short) == crs else crs.to_wkt()
 
 
+def crs_units(crs) -> str:
+    """The unit of a rasterio CRS's coordinates: "m" for metres (CF's spelling), "degrees" for a geographic CRS."""
+    if not crs.is_projected:
+        return "degrees"
+    return "m" if crs.linear_units in ("metre", "meter", "m") else crs.linear_units
+
+
 def _same_crs(a: str | None, b: str | None) -> bool:
     if a == b or a is None or b is None:
         return a == b
@@ -420,13 +427,14 @@ def common_grid(grids: dict[Path, tuple], target: Path) -> tuple[str | None, tup
     on = lambda p, q: _same_crs(georef[p][0], georef[q][0]) and _same_transform(georef[p][1], georef[q][1])  # noqa: E731
     if all(on(p, ref) for p in georef):
         return georef[ref]
-    shared = max(georef, key=lambda q: (sum(on(p, q) for p in georef), q == ref))
+    sharing = {q: sum(on(p, q) for p in georef) for q in georef}  # files on each file's grid, itself included
+    shared = max(georef, key=lambda q: (sharing[q], q == ref))
     odd = next((p for p in georef if not on(p, shared)), None)
     if odd is None:  # every file lies within the tolerance of the shared one, not all of the target's
         shared, odd = ref, next(p for p in georef if not on(p, ref))
     (c, t), (crs, transform) = georef[odd], georef[shared]
     raise LNBError(odd, f"lies on another grid than {shared.parent.name}/{shared.name} and "
-                        f"{sum(on(p, shared) for p in georef) - 1} more of the triplet's {len(georef)} georeferenced "
+                        f"{sharing[shared] - 1} more of the triplet's {len(georef)} georeferenced "
                         f"files: CRS {c}, transform {t}; expected CRS {crs}, transform {transform} (the files of a "
                         "triplet must cover the same pixels)")
 

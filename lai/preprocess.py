@@ -44,7 +44,7 @@ import numpy as np
 from lai.config import EncodingConfig, PreprocessConfig
 from lai.errors import SceneError
 from lai.io import atomic_path, check_new_folder, memory_shortfall, output_lock
-from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, TileName, crs_text, write_series, write_tile
+from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, TileName, crs_text, crs_units, write_series, write_tile
 from lai.manifest import CLEAR_WITHOUT_SCL, Manifest, S1Date, S2Date, read_preprocess_manifest
 from lai.pixels import (
     MAX_BAD_SHARE,
@@ -156,9 +156,9 @@ def s2_grid(dates: list[S2Date]) -> TileGrid:
 
 
 def _describe(grid: TileGrid) -> str:
-    unit = grid.crs.linear_units if grid.crs.is_projected else "degrees"
-    t, unit = grid.transform, {"metre": "m", "meter": "m"}.get(unit, unit)
-    return f"CRS {crs_text(grid.crs)}, {grid.height}x{grid.width} pixels of {t.a:g} {unit} from ({t.c:.17g}, {t.f:.17g})"
+    t = grid.transform
+    return (f"CRS {crs_text(grid.crs)}, {grid.height}x{grid.width} pixels of {t.a:g} {crs_units(grid.crs)} from "
+            f"({t.c:.17g}, {t.f:.17g})")
 
 
 def _same_grid(src, grid: TileGrid) -> bool:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from lai.cube import CF_ATTRS
+from lai.lnb import crs_units
 
 NODATA = np.float32(np.nan)
 UNITS = "m2/m2"
@@ -236,7 +237,7 @@ class PredictionsFile:
 
             a, b, c, d, e, f = transform[:6]
             crs = CRS.from_wkt(wkt)
-            units = "m" if crs.linear_units in ("metre", "meter", "m") else crs.linear_units
+            units = crs_units(crs)
             for axis, n, start, step in (("x", w, c, a), ("y", h, f, e)):
                 var = g.create_variable(axis, (axis,), np.float64, data=start + step * (np.arange(n) + 0.5))
                 var.attrs.update(_axis_attrs(axis, crs.is_projected, units))

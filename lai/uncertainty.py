@@ -105,9 +105,14 @@ class Calibration:
         stratum = strata(past_clear, clear_t)
         return {level: (sd * self.factor_array(level)[stratum]).astype(np.float32) for level in levels}
 
+    @property
+    def recalibrated(self) -> bool:
+        """Whether factors were fitted (else the identity: the spread head's raw deviation)."""
+        return self.against != "none"
+
     def describe(self) -> str:
         """One sentence: what the model's ``lai_std`` is under this calibration (a map's tag, summary.json)."""
-        if self.against == "none":
+        if not self.recalibrated:
             return (f"NOT recalibrated (the run folder holds no {CALIBRATION_FILE}): the spread head's raw standard "
                     "deviation, learnt on training pixels against the observation")
         fitted = {"truth": "recalibrated on the validation split against the true LAI (simulated data)",
@@ -122,7 +127,7 @@ class Calibration:
         if self.observation_sd is not None:
             obs = (f"{self.observation_sd:.3f} m2/m2 where observed: the observed LAI's RMSE against the true LAI on the "
                    "training run's simulated validation pixels clear at t, an estimate for real data")
-        elif self.against == "none":
+        elif not self.recalibrated:
             obs = f"unknown (the run folder holds no {CALIBRATION_FILE}): NaN where observed"
         else:
             obs = "unknown (no true LAI in the training data): NaN where observed"
