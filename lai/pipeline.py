@@ -56,6 +56,8 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
         open_run_folder(run_dir, resolved)  # claims the folder and writes its profile before any notebook
         for sub in RUN_SUBFOLDERS:  # a link planted there is refused before any notebook runs or record is removed
             own_subfolder(run_dir, sub)
+        for nb in NOTEBOOKS:  # so is one planted where a later notebook is written, before the first one runs
+            check_replaceable(run_dir / "notebooks" / nb)
         inputs = NotebookInputs(run_dir, Path(data_root).resolve(), Path(data).resolve() if data else None)
         for nb in NOTEBOOKS:
             out = run_dir / "notebooks" / nb
@@ -65,7 +67,7 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
                 print(f"[lai run] {nb}: reused (the notebook, profile, code and files it reads are unchanged since "
                       "its last run here)", flush=True)
                 continue
-            check_replaceable(out)  # never a link planted there
+            check_replaceable(out)  # never a link planted there (checked again: one may appear meanwhile)
             print(f"[lai run] {nb}: ran ({changed})", flush=True)
             inputs.forget(nb)
             failed = None

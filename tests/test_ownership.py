@@ -336,6 +336,8 @@ def test_no_writer_follows_a_link_planted_in_a_folder_it_fills(tiny_run, tiny_da
     with pytest.raises(ForeignOutputError, match="00_preprocessing.ipynb is a symbolic link"):
         run_pipeline("tiny", reports_root=reports, data_root=tmp_path / "data", progress=False)
     assert folder_digest(mine) == before
+    # refused before the first notebook (01_data) ran: nothing simulated, no notebook written
+    assert not (tmp_path / "data").exists() and not (run_dir / "notebooks" / "01_data.ipynb").exists()
 
 
 def test_predict_data_refuses_maps_inside_the_training_run_folder(tiny_run, tiny_data):
