@@ -17,6 +17,7 @@ steps; variants alternate for ``--repeats`` rounds. Prints and writes (JSON) sam
 median, and each variant's ratio to ``fp32`` per round. Example (small preset, quick profile's batch)::
 
     python benchmarks/cpu_step.py --preset small --tile 64 --batch 16 --compile
+    python benchmarks/cpu_step.py --variants fp32 channels_last --repeats 5  # a CPU without bf16 hardware
 
 With ``--batchnorm C`` (repeatable) it also times one BatchNorm layer of C channels alone (forward and
 backward, training mode, ``nn.BatchNorm2d``) on a (batch, C, tile, tile) input in channels-first and in
@@ -128,12 +129,16 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
     ap.add_argument("--repeats", type=int, default=3, help="rounds over all variants (default 3)")
     ap.add_argument("--compile", action="store_true", help="also time channels_last+compile")
+    ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), metavar="V",
+                    help=f"the variants to time, fp32 always among them (default all: {', '.join(VARIANTS)}); the bf16 "
+                         "ones take minutes per round on a CPU without AVX512_BF16 or AMX")
     ap.add_argument("--batchnorm", type=int, action="append", default=[], metavar="C",
                     help="also time one BatchNorm layer of C channels alone, in both layouts (repeatable)")
     ap.add_argument("--out", type=Path, default=None, help="JSON file (default: benchmarks/results/cpu-step-DATE.json)")
     args = ap.parse_args()
     enc = EncodingConfig()
-    variants = (*VARIANTS, "channels_last+compile") if args.compile else VARIANTS
+    chosen = ("fp32", *(v for v in VARIANTS if v in args.variants and v != "fp32"))  # the ratios' reference first
+    variants = (*chosen, "channels_last+compile") if args.compile else chosen
     loads, rounds = [os.getloadavg()], []
     for r in range(args.repeats):
         rounds.append({v: time_variant(v, args, enc) for v in variants})
