@@ -263,12 +263,13 @@ def cmd_lab(args) -> int:
     import os
     import subprocess
 
-    root = Path(__file__).resolve().parent.parent
+    from lai.facts import PROJECT_ROOT
+
     extra = [a for a in args.extra if a != "--"]
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in extra:
         print("lai lab: running as root (a container?): passing --allow-root to jupyter lab", file=sys.stderr)
         extra.append("--allow-root")
-    return subprocess.call([sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={root}", *extra])
+    return subprocess.call([sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={PROJECT_ROOT}", *extra])
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ Config, model, training, tables, figures, report and the CLI import them from he
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -257,6 +258,9 @@ def check_name(kind: str, name: str, error: type[Exception] = ValueError) -> str
     if name not in allowed:
         raise error(f"{kind} name {name!r} is not in the run folder's schema (lai.facts); allowed: {', '.join(allowed)}")
     return name
+
+# the project folder (a checkout, installed editable by make setup): notebooks/, and the default reports/ and data/
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Every run folder's configuration file, the first file lai writes into it: a training stage's
 # (lai train) and a notebook run's (lai run, notebooks); and a stage's weights (what lai evaluate reads).

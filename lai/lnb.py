@@ -489,6 +489,14 @@ def _headers(root: Path, trips: list[Triplet]) -> list:
 HEADER_TASK_TRIPLETS = 32  # triplets per dask task of the header check (a triplet's nine headers take about 4 ms)
 
 
+def check_layout(root: Path) -> None:
+    """Raise an LNBError naming what is missing unless ``root`` holds an LNB folder's three image folders (their
+    files are checked by :func:`index_folder`): what a run checks before it claims its folder for that data."""
+    for sub in (S1_DIR, S2_DIR, MASK_DIR):
+        if not (root / sub).is_dir():
+            raise LNBError(root / sub, "folder is missing; an LNB folder holds s1/, s2/ and s2-mask/")
+
+
 def index_folder(root: str | Path, on_error: str = "raise", progress: bool = True, client=None) -> FolderIndex:
     """Read the CSV and check every file's presence, band count, dtype and size (headers only), here or, given a
     dask ``client``, on its workers (in chunks of triplets; the same index).
@@ -500,9 +508,7 @@ def index_folder(root: str | Path, on_error: str = "raise", progress: bool = Tru
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     root = Path(root)
-    for sub in (S1_DIR, S2_DIR, MASK_DIR):
-        if not (root / sub).is_dir():
-            raise LNBError(root / sub, "folder is missing; an LNB folder holds s1/, s2/ and s2-mask/")
+    check_layout(root)
     csv, table = _series_table(root)
     triplets: list[Triplet] = []
     headers: list = []  # per triplet: [(path, (height, width)), ...] or the LNBError of a bad header

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from lai import __version__
+from lai.facts import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "xarray", "h5netcdf", "h5py", "rasterio", "scikit-learn",
             "matplotlib", "seaborn", "papermill", "typst")
 

@@ -49,6 +49,31 @@ from lai.run_profile import (  # noqa: F401 - the folder's profile, importable f
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
+
+def _from_project(path: str | Path | None) -> Path | None:
+    """A notebook's path parameter: an absolute path as it is, a relative one from the project folder."""
+    return None if path is None else Path(path) if Path(path).is_absolute() else PROJECT_ROOT / path
+
+
+def _override_list(overrides) -> list[str] | None:
+    """The parameter ``overrides`` as a list: papermill's ``-p overrides X`` passes a string, one override
+    (``train.epochs=3``) or a YAML list (``["train.epochs=3", "cube_float=float16"]``)."""
+    if isinstance(overrides, str):
+        import yaml
+
+        try:
+            parsed = yaml.safe_load(overrides) if overrides.lstrip().startswith("[") else [overrides]
+        except yaml.YAMLError:
+            parsed = None
+        if not isinstance(parsed, list):
+            raise ConfigError(f"the parameter overrides must be a list of 'section.key=value' strings (papermill: "
+                              f"-y 'overrides: [...]'), or one such string; got {overrides!r}")
+        overrides = parsed
+    if overrides is not None and not (isinstance(overrides, (list, tuple)) and all(isinstance(o, str) for o in overrides)):
+        raise ConfigError(f"the parameter overrides must be a list of 'section.key=value' strings, got {overrides!r}")
+    return overrides
+
+
 class RunContext:
     """Paths and idempotent stages of one pipeline run; what every notebook starts from
     (:meth:`open`; the profile is resolved as :func:`open_run_folder` says)."""
@@ -71,8 +96,16 @@ class RunContext:
         and ``data`` start a new folder, or must match the folder's profile. ``data_root`` holds simulated
         data and cubes (default: the one the folder's data step recorded in data.json, else data/). ``progress``:
         whether the stages show progress bars and per-epoch lines unless a call says otherwise (None: yes,
-        unless the environment variable LAI_PROGRESS is 0, as it is for the notebooks under the tests)."""
-        return cls(profile, overrides, run_dir, data_root, data, progress)
+        unless the environment variable LAI_PROGRESS is 0, as it is for the notebooks under the tests).
+
+        What a notebook's parameters give: relative ``run_dir``, ``data_root`` and ``data`` are taken from the
+        project folder (the one holding notebooks/, reports/ and data/), as the defaults are, wherever the kernel
+        runs (JupyterLab runs it in notebooks/); ``overrides`` may be one string (papermill's ``-p``): one
+        override, or a YAML list of them."""
+        if progress not in (None, True, False):  # e.g. papermill's -p progress maybe: a string, which bool() takes as True
+            raise ConfigError(f"the parameter progress must be True, False or None, got {progress!r}")
+        return cls(profile, _override_list(overrides), _from_project(run_dir), _from_project(data_root),
+                   _from_project(data), progress)
 
     def _recorded_data_root(self) -> str | None:
         """The data root this run folder's data step used (data.json), so a notebook opened alone finds its cube."""
@@ -276,6 +309,15 @@ class RunContext:
         from lai import examples
 
         return examples.extract(self.run_dir / "preprocessing" / "bigearthnet")
+
+    def real_patch(self, index):
+        """The real patch (:class:`lai.examples.Patch`) the notebook parameter ``patch`` names: an index into
+        :meth:`real_patches`."""
+        patches = self.real_patches()
+        if isinstance(index, bool) or not isinstance(index, int) or not -len(patches) <= index < len(patches):
+            raise ConfigError(f"the parameter patch must be the index of one of the {len(patches)} real patches "
+                              f"(0 to {len(patches) - 1}), got {index!r}")
+        return patches[index]
 
     def preprocess_patch(self, patch) -> Path:
         """One real patch as an LNB folder (``lai preprocess``, 120-pixel tiles) under preprocessing/; kept for the lai

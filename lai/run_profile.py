@@ -23,11 +23,10 @@ from lai.config import (
     variant,
 )
 from lai.errors import RunFolderError
-from lai.facts import RUN_PROFILE_FILE
+from lai.facts import PROJECT_ROOT, RUN_PROFILE_FILE
 from lai.io import atomic_write_text, claim_folder
 from lai.records import read_yaml_mapping
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROFILE = "quick"
 
 
@@ -40,14 +39,18 @@ def resolve_profile(profile: str | Path | Profile | None = None, overrides: list
                     data: str | Path | None = None) -> Profile:
     """A built-in profile's name or a YAML file (default quick), or a Profile, with overrides and a real LNB
     folder applied and validated; a relative data path is made absolute (from the current folder), so the
-    profile means the same wherever it is read."""
+    profile means the same wherever it is read, and must hold an LNB folder's layout (checked before any run
+    folder is claimed for it: a mistyped path would otherwise leave a folder that refuses the corrected one)."""
     if isinstance(profile, Profile):
         extra = _with_data(overrides, str(data) if data else None)
         resolved = variant(profile, parse_overrides(extra)) if extra else profile
     else:
         resolved = load_profile(profile or DEFAULT_PROFILE, _with_data(overrides, str(data) if data else None))
     if resolved.data != "simulate":
+        from lai.lnb import check_layout
+
         resolved = replace(resolved, data=str(Path(resolved.data).resolve()))
+        check_layout(Path(resolved.data))
     return resolved
 
 
@@ -73,7 +76,8 @@ def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Pro
     * No ``profile``, ``overrides`` or ``data``: the folder's profile.yaml as it is (``run_dir`` defaults
       to reports/quick); a new folder starts with the default profile (quick).
     * Any of them given: they are resolved (:func:`resolve_profile`; ``run_dir`` defaults to
-      reports/<profile name>) and must equal the profile of a folder that has one, else
+      reports/<profile name>; overrides or data without a profile apply to the folder's profile where it has
+      one, else to quick) and must equal the profile of a folder that has one, else
       :class:`RunFolderError` (set ``run_dir`` to a new folder); a new folder starts with them.
 
     Starting a folder writes its profile.yaml.
@@ -84,7 +88,8 @@ def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Pro
         saved = saved_profile(folder)
         if saved is not None:
             return saved[0], folder
-    resolved = resolve_profile(profile, overrides, data)
+    held = saved_profile(run_dir) if profile is None and run_dir is not None else None
+    resolved = resolve_profile(held[0] if held else profile, overrides, data)  # the field changed is the one named
     folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / "reports" / resolved.name
     saved = saved_profile(folder)
     if saved is None:

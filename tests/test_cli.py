@@ -147,11 +147,11 @@ CASES = [
     Case("run-negative-epochs", "`lai run --set train.epochs=-1` (refused before any notebook runs)",
          ["run", *TINY, "--set", "train.epochs=-1", "--reports", "{tmp}/reports_neg", "--data-root", "{tmp}/data_neg"],
          r"train\.epochs must be positive, got -1", absent="{tmp}/reports_neg", spawn=True),
-    Case("run-missing-data", "`lai run --data` a folder that does not exist (reaches notebook 01)",
+    Case("run-missing-data", "`lai run --data` a folder that does not exist (refused before its run folder is made, "
+         "which would then refuse the corrected path as another configuration)",
          ["run", *TINY, "--data", "{tmp}/nowhere", "--reports", "{tmp}/reports_nodata", "--data-root", "{tmp}/data_nodata"],
-         r"notebook 01_data\.ipynb failed in cell \d+ \(execution count \d+\): LNBError: .*nowhere/s1: folder is missing; "
-         r"an LNB folder holds s1/, s2/ and s2-mask/\. The executed notebook is .*01_data\.ipynb",
-         absent="{tmp}/reports_nodata/tiny/notebooks/02_training.ipynb"),
+         r"^lai run: error: .*nowhere/s1: folder is missing; an LNB folder holds s1/, s2/ and s2-mask/$",
+         absent="{tmp}/reports_nodata"),
     # -- data loss: outputs replace only regular files lai wrote, never a folder or the input
     Case("cube-out-is-input", "`lai cube FOLDER --out FOLDER --overwrite` (the input folder as output)",
          ["cube", "{victim_lnb}", "--out", "{victim_lnb}", *TINY, "--overwrite", "--quiet"],

@@ -53,6 +53,11 @@ def test_run_folder_refuses_another_configuration_naming_run_dir(tmp_path):
     with pytest.raises(RunFolderError, match=rf"^{run} already holds a run with another configuration \(see its profile\.yaml\): "
                        r"different train\.epochs: 1 there, 3 here; .*in a notebook set the parameter run_dir to a new folder$"):
         RunContext.open(run, "tiny", ["train.epochs=3"])
+    # overrides without a profile apply to the folder's (tiny), not to quick: the field changed is the one named
+    with pytest.raises(RunFolderError, match=r"configuration \(see its profile\.yaml\): different train\.epochs: 1 there, 3 "
+                                             r"here; choose"):
+        RunContext.open(run, overrides=["train.epochs=3"])
+    assert RunContext.open(run, overrides=["train.epochs=1"]).profile.name == "tiny"  # what it holds: fine
     assert (run / "profile.yaml").stat().st_mtime_ns == before
     saved = yaml.safe_load((run / "profile.yaml").read_text())
     del saved["extras"]  # a profile.yaml written before this field existed
@@ -80,9 +85,50 @@ def test_new_run_folders_default_to_reports_and_absolute_data(tmp_path, monkeypa
     assert half.cube_path.parent == tiny.cube_path.parent and half.cube_path != tiny.cube_path  # one cube per storage type
     strict = RunContext.open(tmp_path / "strict", "tiny", ["encoding.valid_classes=[4, 5]"])
     assert strict.cube_path not in (tiny.cube_path, half.cube_path)  # the cube's split labels depend on the classes
-    monkeypatch.chdir(tmp_path)
-    real = RunContext.open(tmp_path / "real", "tiny", data="lnb")
+    for sub in ("s1", "s2", "s2-mask"):
+        (tmp_path / "lnb" / sub).mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "lnb")  # a notebook's kernel runs in notebooks/: its relative paths are the project's
+    real = RunContext.open("real", "tiny", data="lnb", data_root="data")
+    assert real.run_dir == tmp_path / "real" and real.data_root == tmp_path / "data"
     assert real.profile.data == str(tmp_path / "lnb") and RunContext.open(tmp_path / "real").profile.data == str(tmp_path / "lnb")
+    assert not (tmp_path / "lnb" / "real").exists()
+
+
+def test_a_mistyped_data_folder_leaves_no_run_folder_that_refuses_the_right_one(tmp_path):
+    """`data` naming no LNB folder is refused before the run folder is claimed: the corrected path then starts it
+    (the folder had kept the wrong path in profile.yaml and refused the right one as another configuration)."""
+    from lai.errors import LNBError
+    from lai.pipeline import run_pipeline
+    from lai.run_folder import RunContext
+
+    run = tmp_path / "run"
+    with pytest.raises(LNBError, match=rf"^{tmp_path}/nowhere/s1: folder is missing; an LNB folder holds s1/, s2/ and s2-mask/$"):
+        RunContext.open(run, "tiny", data=tmp_path / "nowhere")
+    with pytest.raises(LNBError, match="nowhere/s1: folder is missing"):
+        run_pipeline("tiny", data=tmp_path / "nowhere", reports_root=tmp_path / "reports", data_root=tmp_path / "data")
+    assert not run.exists() and not (tmp_path / "reports").exists()
+    for sub in ("s1", "s2", "s2-mask"):
+        (tmp_path / "lnb" / sub).mkdir(parents=True)
+    assert RunContext.open(run, "tiny", data=tmp_path / "lnb").profile.data == str(tmp_path / "lnb")
+
+
+def test_overrides_given_as_one_string_by_papermill(tmp_path):
+    """papermill's `-p overrides X` passes a string: one override, or a YAML list; anything else names the parameter
+    (a string was taken character by character: "override '[' must look like section.key=value"). `-p progress
+    maybe` was taken as True."""
+    from lai.errors import ConfigError
+    from lai.run_folder import RunContext
+
+    assert RunContext.open(tmp_path / "one", "tiny", "train.epochs=2").profile.train.epochs == 2
+    two = RunContext.open(tmp_path / "two", "tiny", '["train.epochs=3", "cube_float=float16"]').profile
+    assert (two.train.epochs, two.cube_float) == (3, "float16")
+    for bad, shown in (("[train.epochs=3", r"'\[train\.epochs=3'"), ("[1, 2]", r"\[1, 2\]")):
+        with pytest.raises(ConfigError, match=rf"^the parameter overrides must be a list of 'section\.key=value' strings.*{shown}$"):
+            RunContext.open(tmp_path / "bad", "tiny", bad)
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ConfigError, match=r"^the parameter progress must be True, False or None, got 'maybe'$"):
+        RunContext.open(tmp_path / "bad", "tiny", progress="maybe")
+    assert not (tmp_path / "bad").exists()
 
 
 # --------------------------------------------------------------------------- training stages
@@ -278,3 +324,17 @@ def test_impossible_dates_in_a_manifest_are_one_line(tmp_path):
 
     with pytest.raises(SceneError, match=r"s2\[0\]\.date '2019-02-03 10:00:00' is a date and time; expected a YYYY-MM-DD"):
         manifest_date(dt.datetime(2019, 2, 3, 10), "s2[0].date")
+
+
+def test_a_patch_index_out_of_range_names_the_parameter(tmp_path):
+    """Notebook 00's parameter patch: an index past the bundled patches was an IndexError in a late cell."""
+    from lai.errors import ConfigError
+    from lai.run_folder import RunContext
+
+    ctx = RunContext.open(tmp_path / "run", "tiny")
+    n = len(ctx.real_patches())
+    assert ctx.real_patch(n - 1).name == ctx.real_patches()[-1].name
+    for bad in (n, -n - 1, "0", True, 1.0):
+        with pytest.raises(ConfigError, match=rf"^the parameter patch must be the index of one of the {n} real patches "
+                                              rf"\(0 to {n - 1}\), got "):
+            ctx.real_patch(bad)

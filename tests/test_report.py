@@ -417,6 +417,20 @@ def test_a_folder_with_tables_only(tmp_path):
     assert "Noise floor" not in flat and "Each stage trains with Adam" not in flat
 
 
+def test_a_run_folder_with_no_results_gets_no_report(tmp_path):
+    """Notebook 05 on a folder just started (profile.yaml only, e.g. a mistyped run_dir) wrote a report of nothing
+    ("None triplets of NonexNone pixels") that read as one of a run: refused, nothing written."""
+    from lai.report import ReportError, write_report
+    from lai.run_folder import RunContext
+
+    run = RunContext.open(tmp_path / "new", "tiny").run_dir
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    with pytest.raises(ReportError, match=rf"^run folder {run} holds no results yet \(no data\.json, no tables\): run "
+                                          r"notebooks 01-04 in it first \(or `lai run`\)"):
+        write_report(run)
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+
+
 def _edit_profile(run: Path, **encoding) -> None:
     profile = yaml.safe_load((run / "profile.yaml").read_text())
     profile.setdefault("encoding", {}).update(encoding)
