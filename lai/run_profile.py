@@ -91,7 +91,7 @@ def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Pro
     held = saved_profile(run_dir) if profile is None and run_dir is not None else None
     resolved = resolve_profile(held[0] if held else profile, overrides, data)  # the field changed is the one named
     folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / "reports" / resolved.name
-    saved = saved_profile(folder)
+    saved = held or saved_profile(folder)  # held: that folder's, read once
     if saved is None:
         claim_folder(folder, RUN_PROFILE_FILE)
         atomic_write_text(folder / RUN_PROFILE_FILE, yaml.safe_dump(resolved.to_dict(), sort_keys=False))
