@@ -85,6 +85,7 @@ class RunContext:
         # the stages' default: progress bars and per-epoch lines (None: on unless LAI_PROGRESS=0)
         self.progress = os.environ.get("LAI_PROGRESS") != "0" if progress is None else bool(progress)
         self.data_root = Path(data_root or self._recorded_data_root() or PROJECT_ROOT / "data")
+        self._patches: list | None = None  # the real patches, extracted once (real_patches)
         for sub in RUN_SUBFOLDERS:
             own_subfolder(self.run_dir, sub)
 
@@ -305,10 +306,13 @@ class RunContext:
     # ------------------------------------------------------------------ real patches (notebook 00)
 
     def real_patches(self) -> list:
-        """The real S1 + S2 L2A patches of :mod:`lai.examples`, extracted into the run folder's preprocessing/."""
+        """The real S1 + S2 L2A patches of :mod:`lai.examples`, extracted into the run folder's preprocessing/ (once
+        per context: :meth:`real_patch` reads the same list)."""
         from lai import examples
 
-        return examples.extract(self.run_dir / "preprocessing" / "bigearthnet")
+        if self._patches is None:
+            self._patches = examples.extract(self.run_dir / "preprocessing" / "bigearthnet")
+        return self._patches
 
     def real_patch(self, index):
         """The real patch (:class:`lai.examples.Patch`) the notebook parameter ``patch`` names: an index into
