@@ -409,6 +409,8 @@ def parse_overrides(items: list[str] | dict | None) -> dict:
             nested = merge(nested, _dotted(key, value))
         return nested
     nested = {}
+    if isinstance(items, str) or not all(isinstance(item, str) for item in items):
+        raise ConfigError(f"overrides must be a list of 'section.key=value' strings, got {shorten(repr(items), 200)}")
     for item in items:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.key=value")

@@ -318,7 +318,7 @@ class RunContext:
         """The real patch (:class:`lai.examples.Patch`) the notebook parameter ``patch`` names: an index into
         :meth:`real_patches`."""
         patches = self.real_patches()
-        if isinstance(index, bool) or not isinstance(index, int) or not -len(patches) <= index < len(patches):
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(patches):
             raise ConfigError(f"the parameter patch must be the index of one of the {len(patches)} real patches "
                               f"(0 to {len(patches) - 1}), got {index!r}")
         return patches[index]

@@ -306,6 +306,9 @@ def test_yaml_alias_bombs_and_deep_nesting_are_one_line_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"^override 'simulate\.seed=2019-02-30': impossible value \('2019-02-30' at "
                                           r"line 1 is not a date \(day is out of range for month\)\)"):
         parse_overrides(["simulate.seed=2019-02-30"])  # was a traceback
+    for items in (["train.epochs=3", 3], "train.epochs=3", [None]):  # from Python callers: a TypeError, or a
+        with pytest.raises(ConfigError, match=r"^overrides must be a list of 'section\.key=value' strings, got "):
+            parse_overrides(items)  # string read character by character
     profile = read_yaml_mapping(Path(__file__).resolve().parent.parent / "lai" / "profiles" / "quick.yaml", "profile file")
     assert profile["splits"]["held_out_areas"] == profile["simulate"]["unique_regions"]  # ordinary aliases still work
 
@@ -334,7 +337,7 @@ def test_a_patch_index_out_of_range_names_the_parameter(tmp_path):
     ctx = RunContext.open(tmp_path / "run", "tiny")
     n = len(ctx.real_patches())
     assert ctx.real_patch(n - 1).name == ctx.real_patches()[-1].name
-    for bad in (n, -n - 1, "0", True, 1.0):
+    for bad in (n, -1, -n - 1, "0", True, 1.0):  # -1 too: the message promises 0 to N-1
         with pytest.raises(ConfigError, match=rf"^the parameter patch must be the index of one of the {n} real patches "
                                               rf"\(0 to {n - 1}\), got "):
             ctx.real_patch(bad)

@@ -5,11 +5,18 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 # Per-rank BatchNorm statistics (4 samples instead of 8) and per-rank pooled losses (DDP averages the
 # ranks' gradients; one process pools the pixels of all 8 samples) make the two runs differ slightly,
 # never by more than this relative amount on the first epoch's mean training loss.
 LOSS_TOLERANCE = 0.05
+
+
+@pytest.fixture(autouse=True)
+def _torchrun_logs_in_tmp_path(tmp_path, monkeypatch):
+    """torchrun makes a log folder (torchelastic_*) in the temporary folder and leaves it: keep it in tmp_path."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
 
 
 def train(cube, runs, *launcher, cwd=None):
