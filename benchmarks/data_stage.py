@@ -26,8 +26,6 @@ import argparse
 import functools
 import json
 import math
-import os
-import platform
 import resource
 import shutil
 import tempfile
@@ -36,6 +34,7 @@ import time
 from pathlib import Path
 
 import psutil
+from _common import report_header
 
 from lai.config import CUBE_FLOATS, load_profile
 from lai.cube import build_cube
@@ -160,7 +159,7 @@ def main() -> None:
         raise SystemExit(f"{workdir}: {free / 1e9:.1f} GB free, the measurement needs about {need / 1e9:.1f} GB")
     dask = {"workers": args.workers}
     results: dict = {
-        "machine": f"{platform.node()}: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM",
+        "machine": {**report_header(__file__)["machine"], "ram_gib": round(psutil.virtual_memory().total / 2**30)},
         "note": args.note, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "workers": args.workers,
         "overrides": overrides, "fraction": part, "paper_profile": whole,
         "triplet_ratio": whole["triplets"] / part["triplets"], "scene_date_ratio": whole["scene_dates"] / part["scene_dates"],

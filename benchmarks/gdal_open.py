@@ -37,7 +37,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", type=Path)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--json", type=Path, default=Path("benchmarks/results/gdal-open.json"))
+    ap.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "gdal-open.json")
     args = ap.parse_args()
     files = sum(1 for _ in args.folder.rglob("*.tif*"))
     times: dict[str, list[float]] = {"FALSE": [], "TRUE": []}

@@ -222,6 +222,9 @@ def main() -> None:
         "tile": args.tile, "batch": args.batch, "preset": args.preset, "environment": environment(),
     }
 
+    print(f"device: {report['device']}" + ("" if device.type == "cuda" else " (no CUDA GPU: every figure is a CPU's)"),
+          flush=True)
+
     def save():
         out.write_text(json.dumps(report, indent=2))
 

@@ -4,7 +4,8 @@ PyTorch draws a head's bias uniformly within +-1/sqrt(channels); a head's mean o
 bias, so a model can start far off the data's mean LAI, and Adam removes that offset only slowly. This trains
 the row (default the S2 encoder with seasonality, where the quick profile met it) both ways on the quick
 profile's data, for a few epochs, and records per epoch the training loss, the validation RMSE and the mean
-offset of the predictions from the targets on the validation split.
+offset of the predictions from the targets on the validation split. The profile's simulated data and cube go to
+the project's ``data/`` folder (git-ignored), where ``make run`` keeps them too, and are reused from there.
 
     python benchmarks/head_bias.py --out benchmarks/results/head-bias-DATE.json [--row s2_masks_seas --epochs 6]
 """

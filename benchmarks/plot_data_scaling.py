@@ -1,7 +1,13 @@
 """The learning curve of :mod:`data_scaling` as a figure: the final model against the oracle bound and persistence,
 and its best validation RMSE, by number of training triplets::
 
-    python benchmarks/plot_data_scaling.py benchmarks/results/data-scaling-standard-*.json --out curve.png
+    python benchmarks/plot_data_scaling.py JSON... --out curve.png
+
+The committed figure, pixel for pixel (the JSONs' order sets markers, colours and legend)::
+
+    python benchmarks/plot_data_scaling.py benchmarks/results/data-scaling-standard-{2026-12-05,subset-seed1-2026-12-05,\
+wide-2026-12-05,extra-seed1-2026-12-05,extra-seed2-2026-12-05,extra-seed1-train-seed1-2026-12-05,\
+extra-seed2-train-seed1-2026-12-05}.json --out benchmarks/results/data-scaling-standard-2026-12-05.png
 
 Each JSON is one ``benchmarks/data_scaling.py`` run (one subset seed, one set of overrides); every point is drawn
 with its 95 % paired-bootstrap interval, one marker per JSON, and the run's own final model (all its training
@@ -42,6 +48,10 @@ def label(report: dict) -> str:
 def load(paths: list[Path]) -> list[dict]:
     """The JSONs, refused unless they come from one run's cube (the test sets must be the same)."""
     reports = [json.loads(p.read_text()) for p in paths]
+    other = [f"{p} ({r.get('script', 'no script named')})" for p, r in zip(paths, reports)
+             if Path(r.get("script", "")).name != "data_scaling.py"]
+    if other:  # e.g. pool_scaling.py's JSON, which a glob of data-scaling-*.json also finds
+        raise SystemExit(f"not written by benchmarks/data_scaling.py, so no curve to draw: {', '.join(other)}")
     cubes = {r["cube"] for r in reports}
     if len(cubes) > 1:
         raise SystemExit(f"the JSONs come from different cubes ({', '.join(sorted(cubes))}): their test sets differ")

@@ -78,12 +78,17 @@ def real_patches(auxdata: Path) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--auxdata", type=Path, required=True, help="SNAP's auxdata folder (see the docstring)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/snap-auxdata.json"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "snap-auxdata.json")
     args = parser.parse_args()
     report = report_header(__file__)
     report["checks"] = []
+    if not args.auxdata.is_dir():
+        raise SystemExit(f"--auxdata {args.auxdata}: no such folder; give SNAP's auxdata folder (e.g. ~/.snap/auxdata)")
     for platform in ("S2A", "S2B"):
-        folder = snap.auxdata_folder(args.auxdata, platform)
+        try:
+            folder = snap.auxdata_folder(args.auxdata, platform)
+        except FileNotFoundError as err:  # lai's message, which names lai's option --snap-auxdata
+            raise SystemExit(f"--auxdata: {err}") from None
         report["checks"].append(check(snap.read_auxdata(args.auxdata, platform), folder / "LAI_TestCases"))
     builtin_cases = next((p for p in (args.auxdata / "2_1" / "LAI" / "LAI_TestCases",
                                       args.auxdata / "s2tbx" / "biophysical" / "2_1" / "LAI" / "LAI_TestCases") if p.is_file()),

@@ -102,7 +102,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a finished lai run folder (simulated data, train.seeds > 1)")
     ap.add_argument("--cube", type=Path, help="the run's cube (default: the one its data.json names)")
-    ap.add_argument("--json", type=Path, default=Path("benchmarks/results/spread-calibration.json"))
+    ap.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "spread-calibration.json")
     args = ap.parse_args()
     t0 = time.perf_counter()
     cube = args.cube or run_cube(args.run)
@@ -159,8 +159,11 @@ def main() -> None:
                           for k, (c, one) in cals.items()},
               "accuracy": accuracy, "calibration": calibration, "needed_factors": needed}
     write_report(args.json, report)
-    print(pd.DataFrame(needed).pivot(index="stratum", columns="split", values="factor_68")
-          .to_string(float_format=lambda v: f"{v:.3f}"))
+    if needed:
+        print(pd.DataFrame(needed).pivot(index="stratum", columns="split", values="factor_68")
+              .to_string(float_format=lambda v: f"{v:.3f}"))
+    else:
+        print(f"needed factors: no stratum of any split has {MIN_PIXELS:,} pixels (a small run); none measured")
     table = pd.DataFrame(calibration)
     print(table[["spread", "set", "pixels", "method", "sd_ratio", "coverage_68", "coverage_95", "spearman"]]
           .to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -8,6 +8,7 @@ workers; a progress bar advances as tasks finish. Local workers run with OMP_NUM
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -62,11 +63,10 @@ def check_dask_options(workers: int | None, scheduler: str | None) -> None:
 def dask_client(workers: int | None = None, scheduler: str | None = None):
     """A dask.distributed Client for ``workers`` local processes or the cluster at ``scheduler``."""
     check_dask_options(workers, scheduler)
+    import dask
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None:
-        import dask
-
         seconds = f"{SCHEDULER_TIMEOUT_S}s"
         try:  # the connect and the handshake both bounded: a silent server that is not dask ends in an error too
             _probe_handshake(scheduler, SCHEDULER_TIMEOUT_S)
@@ -79,15 +79,19 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
         with client:
             yield client
         return
-    try:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-    except (RuntimeError, OSError) as err:  # "Nanny failed to start.", no local sockets, a start that timed out
-        cause = err.__cause__ or err
-        reason = shorten(str(cause).splitlines()[0], 200) if str(cause) else type(cause).__name__
-        raise ClusterStartError(f"a local dask cluster of {workers} worker processes did not start ({reason})") from None
-    with cluster, Client(cluster) as client:
-        yield client
+    # the scratch space of the scheduler and workers in a folder of lai's own, removed afterwards (dask's default,
+    # dask-scratch-space in the temporary folder, outlives the cluster)
+    with (tempfile.TemporaryDirectory(prefix="lai-dask-", ignore_cleanup_errors=True) as scratch,
+          dask.config.set({"temporary-directory": scratch})):
+        try:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, local_directory=scratch)
+        except (RuntimeError, OSError) as err:  # "Nanny failed to start.", no local sockets, a start that timed out
+            cause = err.__cause__ or err
+            reason = shorten(str(cause).splitlines()[0], 200) if str(cause) else type(cause).__name__
+            raise ClusterStartError(f"a local dask cluster of {workers} worker processes did not start ({reason})") from None
+        with cluster, Client(cluster) as client:
+            yield client
 
 
 def worker_count(client) -> int:

@@ -58,6 +58,9 @@ def test_data_scaling_plot_draws_one_run_and_refuses_two(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps(other))
     with pytest.raises(SystemExit, match="different cubes"):
         plot.load([jsons[0], tmp_path / "other.json"])
+    pooled = results / "data-scaling-standard-4000-pooled-2026-12-05.json"  # pool_scaling.py's, found by the same glob
+    with pytest.raises(SystemExit, match=r"not written by benchmarks/data_scaling\.py.*pooled.*pool_scaling\.py"):
+        plot.load([jsons[0], pooled])
 
 
 def test_data_scaling_extends_training_with_scenes_of_another_seed(tiny_data, tmp_path):

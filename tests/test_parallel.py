@@ -3,6 +3,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -66,11 +67,23 @@ def test_a_task_that_kills_its_workers_is_one_error():
 @pytest.fixture(scope="module")
 def scheduler():
     """One local cluster of two single-threaded worker processes for this module (``--scheduler ADDRESS``)."""
+    import dask
     from dask.distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      env={"OMP_NUM_THREADS": "1"}) as cluster:
+    with (tempfile.TemporaryDirectory() as scratch, dask.config.set({"temporary-directory": scratch}),
+          LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                       env={"OMP_NUM_THREADS": "1"}) as cluster):  # its scratch space removed afterwards
         yield {"scheduler": cluster.scheduler_address}
+
+
+def test_a_local_cluster_leaves_nothing_in_the_temporary_folder(tmp_path, monkeypatch):
+    """lai's local cluster keeps its workers' scratch space in a folder of its own and removes it (dask's default,
+    dask-scratch-space in the temporary folder, stayed after every lai run and cube build on dask)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with dask_client(workers=1) as client:
+        assert client.submit(sum, [1, 2]).result() == 3
+        assert [p.name[:9] for p in tmp_path.iterdir()] == ["lai-dask-"]
+    assert not list(tmp_path.iterdir())
 
 
 def test_cube_on_two_dask_workers_equals_the_serial_cube(tiny_data, scheduler, tmp_path, capfd):
