@@ -1,0 +1,114 @@
+"""Which strata to recalibrate the predicted spread in: lai's pixel strata against the triplet classes of the test
+sets' own thresholds, on one finished run::
+
+    python benchmarks/calibration_strata.py reports/quick --out FILE.json [--model final_gated]
+
+The spread model (default: the run's chosen model, ``tables/selection.csv``) predicts the validation split and the
+test sets of the run's cube. Its spread is recalibrated on validation three ways, each by
+:func:`lai.uncertainty.fit_calibration` (a factor per stratum and nominal level; strata with fewer than
+``MIN_PIXELS`` validation pixels take the pooled factor):
+
+* ``pixel``: lai's strata (clear past dates 0/1/2 x clear or clouded at t), one calibration for every test set;
+* ``triplet``: what the uncertainty issue first proposed: one factor per *triplet class*, a validation triplet
+  being non-cloudy-like or cloudy-like by the split thresholds that choose the test sets (mean clear fraction of
+  t-2 and t-1 at least ``splits.clear_past_threshold``; else mean cloud fraction at least
+  ``splits.cloudy_past_threshold``), each test set calibrated by its own class, the unique set by the pooled factor;
+* ``pixel_x_triplet``: lai's pixel strata fitted within each triplet class (the unique set: lai's, unchanged).
+
+Measured per test set on pixels clear and clouded at t against the true LAI: the coverage of the central 68 % and
+95 % intervals (goal 0.63-0.73 and 0.92-0.97). Reads the run's model and cube only; writes nothing but the JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import report_header, run_cube, write_report  # noqa: E402
+from lai.config import load_profile  # noqa: E402
+from lai.evaluate import _error, predict  # noqa: E402
+from lai.facts import CLOUDY, NON_CLOUDY, TEST_SETS, VAL, chosen_model  # noqa: E402
+from lai.infer import load_trained  # noqa: E402
+from lai.loader import CubeSplit  # noqa: E402
+from lai.uncertainty import NOMINAL, coverage, fit_calibration, strata  # noqa: E402
+
+GOAL = {0.68: (0.63, 0.73), 0.95: (0.92, 0.97)}
+CLASS_OF_SET = {NON_CLOUDY: 0, CLOUDY: 1}  # the unique set has no class of its own: the pooled factor
+
+
+def triplet_classes(clear: np.ndarray, cloud: np.ndarray, index: np.ndarray, splits) -> np.ndarray:
+    """Per triplet of ``index``: 0 non-cloudy-like, 1 cloudy-like, 2 neither (the split's thresholds on t-2, t-1)."""
+    clear_past, cloud_past = clear[index, :2].mean(1), cloud[index, :2].mean(1)
+    return np.where(clear_past >= splits.clear_past_threshold, 0,
+                    np.where(cloud_past >= splits.cloudy_past_threshold, 1, 2))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", type=Path, help="a finished lai run folder of simulated data whose model predicts its spread")
+    ap.add_argument("--out", type=Path, required=True, help="JSON file")
+    ap.add_argument("--model", help="the run's model (default: the one it chose)")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    cube, profile = run_cube(args.run), load_profile(args.run / "profile.yaml")
+    model = args.model or chosen_model(pd.read_csv(args.run / "tables" / "selection.csv").to_dict("records"))
+    trained = load_trained(args.run / "runs" / model, "cpu")
+    if not trained.predicts_spread:
+        raise SystemExit(f"{args.run / 'runs' / model}: predicts no spread (model.uncertainty is false)")
+    with xr.open_dataset(cube, engine="h5netcdf") as ds:
+        clear, cloud = ds["clear_fraction"].values, ds["cloud_fraction"].values
+
+    preds, classes = {}, {}
+    for name in (VAL, *TEST_SETS):
+        split = CubeSplit(cube, name)
+        preds[name] = predict(trained, split, profile.train.batch_size)
+        classes[name] = triplet_classes(clear, cloud, np.asarray(split.index), profile.splits)
+    val = preds[VAL]
+    err, against = _error(val)
+    if against != "truth":
+        raise SystemExit(f"{cube}: holds no true LAI; the coverage is measured against it (simulated data only)")
+    pixel_strata = strata(val["past_clear"], val["clear"])
+    in_class = {k: np.broadcast_to((classes[VAL] == k)[:, None, None], err.shape) for k in (0, 1)}
+    one_stratum = np.zeros_like(pixel_strata)
+    cal = {"pixel": fit_calibration(val["sd"], err, pixel_strata, against)}
+    for k, sel in in_class.items():
+        masked = np.where(sel, err, np.nan)  # pixels of other classes left out (fit_calibration keeps finite ones)
+        cal[("triplet", k)] = fit_calibration(val["sd"], masked, one_stratum, against, levels=NOMINAL)
+        cal[("pixel_x_triplet", k)] = fit_calibration(val["sd"], masked, pixel_strata, against)
+    pooled = fit_calibration(val["sd"], err, one_stratum, against, levels=NOMINAL)
+
+    rows = []
+    for name in TEST_SETS:
+        p, k = preds[name], CLASS_OF_SET.get(name)
+        e, _ = _error(p)
+        for method in ("pixel", "triplet", "pixel_x_triplet"):
+            if method == "pixel" or (method == "pixel_x_triplet" and k is None):
+                c, s = cal["pixel"], strata(p["past_clear"], p["clear"])
+            elif method == "triplet":
+                c, s = (pooled if k is None else cal[("triplet", k)]), np.zeros(e.shape, np.int64)
+            else:
+                c, s = cal[("pixel_x_triplet", k)], strata(p["past_clear"], p["clear"])
+            dev = {lv: p["sd"] * c.factor_array(lv)[s] for lv in NOMINAL}
+            for at_t, sel in (("clear at t", p["clear"]), ("clouded at t", ~p["clear"])):
+                rows.append({"set": name, "pixels": at_t, "method": method, "n_pixels": int(sel.sum()),
+                             **{f"coverage_{round(100 * lv)}": coverage(e[sel], dev[lv][sel], lv) for lv in NOMINAL}})
+    table = pd.DataFrame(rows)
+    counts = {m: {f"in_goal_{round(100 * lv)}": int(g[f"coverage_{round(100 * lv)}"].between(*GOAL[lv]).sum()) for lv in NOMINAL}
+              for m, g in table.groupby("method", sort=False)}
+    write_report(args.out, {**report_header(__file__), "run": str(args.run), "cube": str(cube), "model": model,
+                            "validation_triplets_per_class": np.bincount(classes[VAL], minlength=3).tolist(),
+                            "seconds": time.perf_counter() - t0, "coverage": rows, "strata_in_goal": counts})
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for method, c in counts.items():
+        print(f"{method:16s}: 68 % in 0.63-0.73 in {c['in_goal_68']} of 6 strata, 95 % in 0.92-0.97 in {c['in_goal_95']}")
+
+
+if __name__ == "__main__":
+    main()
