@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -160,3 +161,16 @@ def test_pool_scaling_pools_trainings_of_one_size_like_seeds(tmp_path):
     (points[3] / pool.FINAL_SCORES).unlink()
     with pytest.raises(SystemExit, match="no scores of a trained point"):
         pool.pooled(run, [points[0], points[3]])
+
+
+def test_calibration_strata_classes_validation_triplets_by_the_test_sets_thresholds():
+    """Non-cloudy-like where t-2 and t-1 are clear enough on average (the split's threshold), else cloudy-like where
+    cloudy enough, else neither; t itself plays no part."""
+    from lai.config import SplitConfig
+
+    classes = _benchmark("calibration_strata").triplet_classes
+    cfg = SplitConfig(clear_past_threshold=0.9, cloudy_past_threshold=0.5)
+    clear = np.array([[0.95, 0.9, 0.0], [1.0, 0.7, 1.0], [0.2, 0.4, 1.0], [0.5, 0.5, 0.0]], np.float32)
+    cloud = np.array([[0.05, 0.1, 1.0], [0.0, 0.3, 0.0], [0.8, 0.3, 0.0], [0.4, 0.5, 1.0]], np.float32)
+    assert classes(clear, cloud, np.arange(4), cfg).tolist() == [0, 2, 1, 2]
+    assert classes(clear, cloud, np.array([2, 0]), cfg).tolist() == [1, 0]
