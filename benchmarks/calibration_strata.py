@@ -16,7 +16,11 @@ test sets of the run's cube. Its spread is recalibrated on validation three ways
 * ``pixel_x_triplet``: lai's pixel strata fitted within each triplet class (the unique set: lai's, unchanged).
 
 Measured per test set on pixels clear and clouded at t against the true LAI: the coverage of the central 68 % and
-95 % intervals (goal 0.63-0.73 and 0.92-0.97). Reads the run's model and cube only; writes nothing but the JSON.
+95 % intervals (goal 0.63-0.73 and 0.92-0.97). And, to see why validation's factors do not carry over, per split
+(validation too) and pixels clear / clouded at t: the 68 % and 95 % quantiles of ``|error| / sd`` (the raw spread),
+and how many of the split's triplets have a training tile among their 8 neighbours or at their own position, or
+share their scene and target date with a training triplet. Reads the run's model and cube only; writes nothing
+but the JSON.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ from lai.evaluate import _error, predict  # noqa: E402
 from lai.facts import CLOUDY, NON_CLOUDY, TEST_SETS, VAL, chosen_model  # noqa: E402
 from lai.infer import load_trained  # noqa: E402
 from lai.loader import CubeSplit  # noqa: E402
+from lai.splits import regions_of, scene_start  # noqa: E402
 from lai.uncertainty import NOMINAL, coverage, fit_calibration, strata  # noqa: E402
 
 GOAL = {0.68: (0.63, 0.73), 0.95: (0.92, 0.97)}
@@ -48,6 +53,20 @@ def triplet_classes(clear: np.ndarray, cloud: np.ndarray, index: np.ndarray, spl
     clear_past, cloud_past = clear[index, :2].mean(1), cloud[index, :2].mean(1)
     return np.where(clear_past >= splits.clear_past_threshold, 0,
                     np.where(cloud_past >= splits.cloudy_past_threshold, 1, 2))
+
+
+def training_contact(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Per triplet of the cube: whether a training tile lies among its 8 neighbours or at its position (same
+    region), and whether a training triplet shares its scene and target date."""
+    meta = pd.DataFrame({k: ds[k].values for k in ("country", "area", "grid_row", "grid_col")})
+    region, row, col = regions_of(meta), meta["grid_row"].to_numpy(), meta["grid_col"].to_numpy()
+    train = ds["split"].values.astype(str) == "train"
+    taken = set(zip(region[train], row[train], col[train]))
+    near = np.array([any((g, r + dr, c + dc) in taken for dr in (-1, 0, 1) for dc in (-1, 0, 1))
+                     for g, r, c in zip(region, row, col)])
+    scene_date = pd.Series(region.astype(str) + ":" + scene_start(region, col).astype(str) + ":"
+                           + pd.Series(ds["date"].values[:, 2]).astype(str).to_numpy())
+    return near, scene_date.isin(set(scene_date[train])).to_numpy()
 
 
 def main() -> None:
@@ -64,12 +83,21 @@ def main() -> None:
         raise SystemExit(f"{args.run / 'runs' / model}: predicts no spread (model.uncertainty is false)")
     with xr.open_dataset(cube, engine="h5netcdf") as ds:
         clear, cloud = ds["clear_fraction"].values, ds["cloud_fraction"].values
+        near_train, shares_date = training_contact(ds)
 
-    preds, classes = {}, {}
+    preds, classes, standardised = {}, {}, []
     for name in (VAL, *TEST_SETS):
         split = CubeSplit(cube, name)
-        preds[name] = predict(trained, split, profile.train.batch_size)
-        classes[name] = triplet_classes(clear, cloud, np.asarray(split.index), profile.splits)
+        index = np.asarray(split.index)
+        preds[name] = p = predict(trained, split, profile.train.batch_size)
+        classes[name] = triplet_classes(clear, cloud, index, profile.splits)
+        e, _ = _error(p)
+        for at_t, sel in (("clear at t", p["clear"]), ("clouded at t", ~p["clear"])):
+            z = np.abs(e[sel] / p["sd"][sel])
+            standardised.append({"split": name, "pixels": at_t, "triplets": len(index),
+                                 "near_a_training_tile": int(near_train[index].sum()),
+                                 "shares_scene_date_with_training": int(shares_date[index].sum()),
+                                 **{f"abs_z_q{round(100 * lv)}": float(np.quantile(z, lv)) for lv in NOMINAL}})
     val = preds[VAL]
     err, against = _error(val)
     if against != "truth":
@@ -104,7 +132,9 @@ def main() -> None:
               for m, g in table.groupby("method", sort=False)}
     write_report(args.out, {**report_header(__file__), "run": str(args.run), "cube": str(cube), "model": model,
                             "validation_triplets_per_class": np.bincount(classes[VAL], minlength=3).tolist(),
-                            "seconds": time.perf_counter() - t0, "coverage": rows, "strata_in_goal": counts})
+                            "seconds": time.perf_counter() - t0, "coverage": rows, "strata_in_goal": counts,
+                            "standardised_errors": standardised})
+    print(pd.DataFrame(standardised).to_string(index=False, float_format=lambda v: f"{v:.3f}"), "")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for method, c in counts.items():
         print(f"{method:16s}: 68 % in 0.63-0.73 in {c['in_goal_68']} of 6 strata, 95 % in 0.92-0.97 in {c['in_goal_95']}")
