@@ -17,7 +17,8 @@ test sets of the run's cube. Its spread is recalibrated on validation three ways
 
 Measured per test set on pixels clear and clouded at t against the true LAI: the coverage of the central 68 % and
 95 % intervals (goal 0.63-0.73 and 0.92-0.97). And, to see why validation's factors do not carry over, per split
-(validation too) and pixels clear / clouded at t: the 68 % and 95 % quantiles of ``|error| / sd`` (the raw spread),
+(training, validation and buffer too) and pixels clear / clouded at t: the 68 % and 95 % quantiles of
+``|error| / sd`` (the raw spread),
 and how many of the split's triplets have a training tile among their 8 neighbours or at their own position, or
 share their scene and target date with a training triplet. Reads the run's model and cube only; writes nothing
 but the JSON.
@@ -38,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import report_header, run_cube, write_report  # noqa: E402
 from lai.config import load_profile  # noqa: E402
 from lai.evaluate import _error, predict  # noqa: E402
-from lai.facts import CLOUDY, NON_CLOUDY, TEST_SETS, VAL, chosen_model  # noqa: E402
+from lai.facts import BUFFER, CLOUDY, NON_CLOUDY, TEST_SETS, TRAIN, VAL, chosen_model  # noqa: E402
 from lai.infer import load_trained  # noqa: E402
 from lai.loader import CubeSplit  # noqa: E402
 from lai.splits import regions_of, scene_start  # noqa: E402
@@ -86,11 +87,15 @@ def main() -> None:
         near_train, shares_date = training_contact(ds)
 
     preds, classes, standardised = {}, {}, []
-    for name in (VAL, *TEST_SETS):
+    for name in (TRAIN, VAL, BUFFER, *TEST_SETS):  # training and buffer: only their standardised errors
         split = CubeSplit(cube, name)
+        if not len(split):
+            continue
         index = np.asarray(split.index)
-        preds[name] = p = predict(trained, split, profile.train.batch_size)
-        classes[name] = triplet_classes(clear, cloud, index, profile.splits)
+        p = predict(trained, split, profile.train.batch_size)
+        if name not in (TRAIN, BUFFER):
+            preds[name] = p
+            classes[name] = triplet_classes(clear, cloud, index, profile.splits)
         e, _ = _error(p)
         for at_t, sel in (("clear at t", p["clear"]), ("clouded at t", ~p["clear"])):
             z = np.abs(e[sel] / p["sd"][sel])
