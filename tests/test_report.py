@@ -952,21 +952,5 @@ def test_the_floor_verdict_compares_one_model_with_the_floor_and_the_oracle(repo
     """The ratio to the noise floor is that of the model the oracle sentence compares (the chosen model, the mean of
     its seeds: noise_floor.csv's model_floor_ratio), not Table 1's first seed (1.60 beside a seeds' mean of 1.61)."""
     run, _ = report
-    data = json.loads((run / "report.json").read_text())
-    verdict = _texts(data["noise_floor"]["verdict"])
+    verdict = _texts(json.loads((run / "report.json").read_text())["noise_floor"]["verdict"])
     assert verdict.startswith("On the non-cloudy set the RMSE of the final U-Net is 1.43 times the noise floor (0.420 LAI).")
-    seed_note = "Each Table 1 row is its first training seed"
-    assert seed_note not in json.dumps(data["noise_floor"]["table"], ensure_ascii=False)  # one seed: nothing to say
-
-
-def test_the_floor_table_says_its_rows_are_first_seeds_where_the_run_had_several(report, tmp_path):
-    """With several seeds the table's Table 1 rows (first seed) and the verdict (the seeds' mean) differ: the
-    caption says which is which."""
-    from lai.report import build_data
-
-    run = shutil.copytree(report[0], tmp_path / "run")
-    seeds = pd.read_csv(run / "tables" / "seeds.csv")
-    seeds.assign(seeds=3).to_csv(run / "tables" / "seeds.csv", index=False)
-    caption = json.dumps(build_data(run)["noise_floor"]["table"], ensure_ascii=False)
-    assert "Each Table 1 row is its first training seed, as in Table 1; the text below gives the mean of the chosen " \
-           "model’s 3 seeds." in caption

@@ -244,10 +244,7 @@ def _noise_floor(run: Run) -> dict | None:
                                   "RMSE against the observation on strictly clear pixels (strict, SCL 4–6). First line: "
                                   "the floor itself, under the reference rule and (strict column) under the strict rule, "
                                   "in LAI. Second line: the oracle’s RMSE over the floor, and the true change from t-1 to t "
-                                  "(true LAI at t-1 against the true LAI at t, in LAI)."
-                                  + (f" Each Table 1 row is its first training seed, as in Table 1; the text below gives "
-                                     f"the mean of the chosen model’s {run.n_seeds} seeds." if run.n_seeds > 1 else "")),
-           "verdict": None}
+                                  "(true LAI at t-1 against the true LAI at t, in LAI)."), "verdict": None}
     # the model the oracle is compared with (the chosen one, its seeds' mean); Table 1's final row where a floor
     # table from before model_floor_ratio lacks it
     ratio, who = metric(floor, "set", NON_CLOUDY, "model_floor_ratio"), chosen_title(run.chosen)
