@@ -42,7 +42,7 @@ from lai.evaluate import _error, predict  # noqa: E402
 from lai.facts import BUFFER, CLOUDY, NON_CLOUDY, TEST_SETS, TRAIN, VAL, chosen_model  # noqa: E402
 from lai.infer import load_trained  # noqa: E402
 from lai.loader import CubeSplit  # noqa: E402
-from lai.splits import regions_of, scene_start  # noqa: E402
+from lai.splits import neighbour_leaks, past_cloud_classes, regions_of, scene_start  # noqa: E402
 from lai.uncertainty import NOMINAL, coverage, fit_calibration, strata  # noqa: E402
 
 GOAL = {0.68: (0.63, 0.73), 0.95: (0.92, 0.97)}
@@ -51,20 +51,18 @@ CLASS_OF_SET = {NON_CLOUDY: 0, CLOUDY: 1}  # the unique set has no class of its 
 
 def triplet_classes(clear: np.ndarray, cloud: np.ndarray, index: np.ndarray, splits) -> np.ndarray:
     """Per triplet of ``index``: 0 non-cloudy-like, 1 cloudy-like, 2 neither (the split's thresholds on t-2, t-1)."""
-    clear_past, cloud_past = clear[index, :2].mean(1), cloud[index, :2].mean(1)
-    return np.where(clear_past >= splits.clear_past_threshold, 0,
-                    np.where(cloud_past >= splits.cloudy_past_threshold, 1, 2))
+    mostly_clear, mostly_cloudy = past_cloud_classes(clear[index, :2].mean(1), cloud[index, :2].mean(1), splits)
+    return np.where(mostly_clear, 0, np.where(mostly_cloudy, 1, 2))
 
 
 def training_contact(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Per triplet of the cube: whether a training tile lies among its 8 neighbours or at its position (same
     region), and whether a training triplet shares its scene and target date."""
     meta = pd.DataFrame({k: ds[k].values for k in ("country", "area", "grid_row", "grid_col")})
-    region, row, col = regions_of(meta), meta["grid_row"].to_numpy(), meta["grid_col"].to_numpy()
-    train = ds["split"].values.astype(str) == "train"
-    taken = set(zip(region[train], row[train], col[train]))
-    near = np.array([any((g, r + dr, c + dc) in taken for dr in (-1, 0, 1) for dc in (-1, 0, 1))
-                     for g, r, c in zip(region, row, col)])
+    labels = ds["split"].values.astype(str)
+    near = np.zeros(len(meta), bool)
+    near[neighbour_leaks(meta, labels, others=(TRAIN,), of=np.unique(labels)).index] = True
+    region, col, train = regions_of(meta), meta["grid_col"].to_numpy(), labels == TRAIN
     scene_date = pd.Series(region.astype(str) + ":" + scene_start(region, col).astype(str) + ":"
                            + pd.Series(ds["date"].values[:, 2]).astype(str).to_numpy())
     return near, scene_date.isin(set(scene_date[train])).to_numpy()

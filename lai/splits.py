@@ -80,8 +80,9 @@ def assign_splits(meta: pd.DataFrame, cfg: SplitConfig) -> np.ndarray:
     labels[(unit_role == VAL) & ~held] = VAL
     test = (unit_role == "test") & ~held
     labels[test] = BUFFER
-    non_cloudy = test & evaluable & (clear_past >= cfg.clear_past_threshold)
-    cloudy = test & evaluable & (cloud_past >= cfg.cloudy_past_threshold) & ~non_cloudy
+    mostly_clear, mostly_cloudy = past_cloud_classes(clear_past, cloud_past, cfg)
+    non_cloudy = test & evaluable & mostly_clear
+    cloudy = test & evaluable & mostly_cloudy
     for name, chosen, cap in ((NON_CLOUDY, non_cloudy, cfg.max_non_cloudy), (CLOUDY, cloudy, cfg.max_cloudy)):
         idx = np.flatnonzero(chosen)
         if cap is not None and len(idx) > cap:
@@ -90,6 +91,13 @@ def assign_splits(meta: pd.DataFrame, cfg: SplitConfig) -> np.ndarray:
     if cfg.sampling == "blocks":
         _guard_test_tiles(labels, region, row, col, held, test, cfg.val_fraction, rng)
     return labels.astype(str)
+
+
+def past_cloud_classes(clear_past: np.ndarray, cloud_past: np.ndarray, cfg: SplitConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Which triplets the test sets' thresholds call mostly clear (non-cloudy) and mostly cloudy (cloudy, and not
+    mostly clear), from the mean clear and cloud fractions of t-2 and t-1."""
+    mostly_clear = clear_past >= cfg.clear_past_threshold
+    return mostly_clear, (cloud_past >= cfg.cloudy_past_threshold) & ~mostly_clear
 
 
 def scene_start(region: np.ndarray, col: np.ndarray) -> np.ndarray:
@@ -140,16 +148,16 @@ def _guard_test_tiles(labels: np.ndarray, region, row, col, held, reserved, val_
     labels[free] = np.where(position[free].isin(to_val).to_numpy(), VAL, TRAIN)
 
 
-def neighbour_leaks(meta: pd.DataFrame, labels, others=(TRAIN, VAL)) -> pd.DataFrame:
-    """The test triplets (non_cloudy, cloudy) whose tile has a tile of ``others`` among its 8 neighbours or at
-    its own position (another date), in the same region: one row per such triplet (empty when the splits
+def neighbour_leaks(meta: pd.DataFrame, labels, others=(TRAIN, VAL), of=(NON_CLOUDY, CLOUDY)) -> pd.DataFrame:
+    """The triplets of the splits ``of`` (the test sets) whose tile has a tile of ``others`` among its 8 neighbours
+    or at its own position (another date), in the same region: one row per such triplet (empty when the splits
     keep their promise)."""
     labels = np.asarray(labels)
     region = regions_of(meta)
     row, col = meta["grid_row"].to_numpy(np.int64), meta["grid_col"].to_numpy(np.int64)
     taken = {(g, r, c) for g, r, c, lab in zip(region, row, col, labels) if lab in others}
-    test = np.flatnonzero(np.isin(labels, (NON_CLOUDY, CLOUDY)))
-    leaks = [i for i in test if any((region[i], row[i] + dr, col[i] + dc) in taken for dr in (-1, 0, 1) for dc in (-1, 0, 1))]
+    chosen = np.flatnonzero(np.isin(labels, of))
+    leaks = [i for i in chosen if any((region[i], row[i] + dr, col[i] + dc) in taken for dr in (-1, 0, 1) for dc in (-1, 0, 1))]
     return meta.iloc[leaks].assign(split=labels[leaks])
 
 
