@@ -67,10 +67,11 @@ reference: setup
 lab: setup
 	$(VENV)/bin/lai lab $(LAB_ARGS)
 
+# each benchmark's figures also as JSON under data/ (not committed; benchmarks/results/ holds the quoted runs)
 bench: setup
-	$(PY) benchmarks/cube_loading.py
-	$(PY) benchmarks/memory.py
-	$(PY) benchmarks/simulate_speed.py
+	$(PY) benchmarks/cube_loading.py --out data/bench-cube-loading.json
+	$(PY) benchmarks/memory.py --out data/bench-memory.json
+	$(PY) benchmarks/simulate_speed.py --out data/bench-simulate-speed.json
 	$(PY) benchmarks/gpu.py --preset small --tile 64 --batch 16 --triplets 256 --variants fp32 --skip training --inference-compile none --out data/bench-training-speed.json
 
 clean:

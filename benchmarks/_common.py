@@ -1,4 +1,7 @@
-"""Shared set-up for the benchmarks: a simulated LNB folder and its cube in a cache folder."""
+"""Shared set-up for the benchmarks: a simulated LNB folder and its cube in a cache folder.
+
+Heavy modules (pandas, lai's cube and simulator) are imported where used, so that a measured child process
+that needs only :func:`peak_rss_mib` does not start with their memory."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,12 +11,7 @@ import os
 import platform
 from pathlib import Path
 
-import pandas as pd
-
-from lai.config import SimConfig, load_profile
-from lai.cube import build_cube
 from lai.facts import BASELINES, ORACLE, RUN_DATA_FILE, TABLE
-from lai.simulate import simulate
 
 CACHE = Path(__file__).resolve().parent.parent / "data" / "benchmarks"
 
@@ -32,14 +30,28 @@ def report_header(script: str) -> dict:
                         "python": platform.python_version()}}
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB: VmHWM of /proc/self/status. Not ``ru_maxrss``, which a
+    process started by ``subprocess`` inherits from its parent through exec (Linux keeps the larger of the two): a
+    child measured by it reported its parent's peak, and the cube build row of 2026-12-03/05 was the parent's."""
+    try:
+        with open("/proc/self/status") as status:
+            line = next(line for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        raise RuntimeError("peak memory needs Linux's /proc/self/status (VmHWM)") from None
+    return int(line.split()[1]) / 1024
+
+
 def run_cube(run: Path) -> Path:
     """The cube a finished lai run was trained and scored on (recorded by its data step)."""
     return Path(json.loads((run / RUN_DATA_FILE).read_text())["cube"])
 
 
-def run_comparators(run: Path, baselines=BASELINES) -> dict[str, pd.DataFrame]:
+def run_comparators(run: Path, baselines=BASELINES) -> dict:
     """A finished run's per-triplet sums of ``baselines`` and of the oracle bound (key :data:`lai.facts.ORACLE`),
-    read from its tables: the other side of :func:`lai.tables.comparisons`."""
+    as data frames read from its tables: the other side of :func:`lai.tables.comparisons`."""
+    import pandas as pd
+
     tables = run / "tables"
     base = pd.read_csv(tables / f"{TABLE.baselines_per_triplet}.csv")
     return {**{b: base[base["baseline"] == b] for b in baselines},
@@ -56,6 +68,10 @@ def write_report(path: Path, report: dict) -> None:
 def simulated_cube(train_triplets: int, unique_triplets: int = 0, tile_size: int = 64, grid: int = 4,
                    windows: int = 8, progress: bool = False) -> tuple[Path, Path]:
     """Simulate (or reuse) a dataset of the given size; return (lnb folder, cube path)."""
+    from lai.config import SimConfig, load_profile
+    from lai.cube import build_cube
+    from lai.simulate import simulate
+
     cfg = SimConfig(train_triplets=train_triplets, unique_triplets=unique_triplets, tile_size=tile_size,
                     grid=grid, windows_per_scene=windows,
                     unique_regions=SimConfig().unique_regions if unique_triplets else [])

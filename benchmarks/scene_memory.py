@@ -1,21 +1,23 @@
 """Peak memory of `lai predict --scene` (sliding windows, windowed reads and writes) at two scene sizes.
 
-Each prediction runs in a fresh process (peak resident set size, ru_maxrss) with an untrained model
+Each prediction runs in a fresh process (peak resident set size, VmHWM: :func:`_common.peak_rss_mib`) with an untrained model
 of the small preset (memory does not depend on the weights). Rows are written as soon as no later
 window touches them, so memory should grow with the scene's width only, not with its area: a 4x
 larger area should cost far less than 4x the memory above the process's baseline.
-Usage: python benchmarks/scene_memory.py [--sizes 2048 4096] [--window 256] [--overlap 64]
+Usage: python benchmarks/scene_memory.py [--sizes 2048 4096] [--window 256] [--overlap 64] [--out FILE.json]
 """
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def write_scene(folder: Path, size: int) -> Path:
@@ -54,6 +56,7 @@ def write_scene(folder: Path, size: int) -> Path:
 
 def child(manifest: str, window: int, overlap: int) -> None:
     import torch
+    from _common import peak_rss_mib
 
     from lai.config import CubeRef, EncodingConfig, ModelConfig, StageConfig, TrainConfig
     from lai.infer import Trained, build_model
@@ -62,13 +65,13 @@ def child(manifest: str, window: int, overlap: int) -> None:
     torch.manual_seed(0)
     config = StageConfig(ModelConfig(preset="small"), TrainConfig(), EncodingConfig(), CubeRef("", "", ""))
     trained = Trained(build_model(config.model, config.encoding).eval(), config, torch.device("cpu"))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_mib()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         predict_scene(trained, manifest, Path(tmp) / "lai.tif", window, overlap, progress=False)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"before_mib": before / 1024, "peak_mib": peak / 1024, "seconds": seconds}))
+    peak = peak_rss_mib()
+    print(json.dumps({"before_mib": before, "peak_mib": peak, "seconds": seconds}))
 
 
 def main() -> None:
@@ -76,12 +79,13 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs=2, default=[2048, 4096])
     ap.add_argument("--window", type=int, default=256)
     ap.add_argument("--overlap", type=int, default=64)
+    ap.add_argument("--out", type=Path, default=None, help="JSON file of the figures (default: print only)")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child[0], int(args.child[1]), int(args.child[2]))
         return
-    results = {}
+    load_start, results = os.getloadavg(), {}
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             manifest = write_scene(Path(tmp), size)
@@ -94,6 +98,14 @@ def main() -> None:
     growth = (large["peak_mib"] - large["before_mib"]) / max(small["peak_mib"] - small["before_mib"], 1e-9)
     area = (args.sizes[1] / args.sizes[0]) ** 2
     print(f"memory above baseline grows {growth:.2f}x for {area:.0f}x the area")
+    if args.out:
+        from _common import report_header, write_report
+
+        write_report(args.out, {**report_header(__file__), "load_average_1_5_15": {"start": load_start,
+                                                                                     "end": os.getloadavg()},
+                                "window": args.window, "overlap": args.overlap, "preset": "small",
+                                "by_size": {str(s): results[s] for s in args.sizes},
+                                "growth_above_baseline": growth, "area_ratio": area})
 
 
 if __name__ == "__main__":

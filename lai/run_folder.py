@@ -74,6 +74,52 @@ def _override_list(overrides) -> list[str] | None:
     return overrides
 
 
+PAPERMILL_MARK = "# Parameters\n"  # how the cell of parameters that papermill injects (-p, -y) begins
+
+
+def _assigned_names(source: str) -> set[str]:
+    """The names a cell's top-level statements assign (none where it is not plain Python)."""
+    import ast
+
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:  # IPython syntax (magics): not a cell of assignments
+        return set()
+    targets = [t for node in body if isinstance(node, ast.Assign) for t in node.targets]
+    targets += [node.target for node in body if isinstance(node, ast.AnnAssign)]
+    return {t.id for t in targets if isinstance(t, ast.Name)}
+
+
+def unknown_notebook_parameters(history: list[str], parameters: set[str]) -> tuple[list[str], list[str]]:
+    """(names, declared): the names in the last cell papermill injected (in ``history``, the kernel's executed
+    cells, IPython's ``In``) that the notebook's parameters cell does not assign, and the names that cell
+    assigns. The parameters cell: the last cell run before the injected one that assigns every name of
+    ``parameters`` (whatever else ran between them). Empty where papermill injected nothing or no such cell ran."""
+    marked = [k for k, source in enumerate(history) if source.startswith(PAPERMILL_MARK)]
+    for k in reversed(range(marked[-1] if marked else 0)):
+        declared = _assigned_names(history[k])
+        if parameters <= declared:
+            return sorted(_assigned_names(history[marked[-1]]) - declared), sorted(declared)
+    return [], []
+
+
+def _refuse_unknown_parameters() -> None:
+    """:class:`ConfigError` naming a parameter papermill passed that the notebook does not have (``-p profil
+    paper``): papermill only warns, and the run would go on with the default in its place. Outside a kernel
+    (IPython not imported) nothing to check."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    history = getattr(shell, "user_ns", {}).get("In") if shell is not None else None
+    if isinstance(history, list):
+        import inspect
+
+        parameters = set(inspect.signature(RunContext.open).parameters)  # what every notebook passes it
+        names, declared = unknown_notebook_parameters(history, parameters)
+        if names:
+            raise ConfigError(f"unknown notebook parameter(s) {', '.join(names)} (papermill -p); this notebook's "
+                              f"parameters are {', '.join(declared)}")
+
+
 class RunContext:
     """Paths and idempotent stages of one pipeline run; what every notebook starts from
     (:meth:`open`; the profile is resolved as :func:`open_run_folder` says)."""
@@ -103,6 +149,7 @@ class RunContext:
         project folder (the one holding notebooks/, reports/ and data/), as the defaults are, wherever the kernel
         runs (JupyterLab runs it in notebooks/); ``overrides`` may be one string (papermill's ``-p``): one
         override, or a YAML list of them."""
+        _refuse_unknown_parameters()
         if progress not in (None, True, False):  # e.g. papermill's -p progress maybe: a string, which bool() takes as True
             raise ConfigError(f"the parameter progress must be True, False or None, got {progress!r}")
         return cls(profile, _override_list(overrides), _from_project(run_dir), _from_project(data_root),

@@ -28,6 +28,23 @@ def test_scene_memory_writes_a_scene_lai_predicts(tmp_path, capsys):
     assert measured["peak_mib"] >= measured["before_mib"] > 0 and measured["seconds"] > 0
 
 
+def test_a_measured_child_reports_its_own_peak_not_its_parents(tmp_path):
+    """memory.py and scene_memory.py measure each step in a child process: ``ru_maxrss`` is inherited through exec
+    (the child reported the parent's peak: the cube build row of 2026-12-05), VmHWM is the child's own."""
+    import resource
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    big = np.ones(64 * 2**20 // 8 * 6)  # 384 MiB, touched: this process's peak is at least that
+    parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    del big
+    code = f"import sys; sys.path.insert(0, {str(BENCHMARKS)!r}); from _common import peak_rss_mib; print(peak_rss_mib())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert parent >= 384 and 0 < child < parent - 200, (parent, child)
+
+
 def test_test_time_augmentation_averages_over_what_training_draws():
     """The symmetries the benchmark averages over (lai.augment.drawn_symmetries) are exactly those lai.augment draws
     for the tile's shape, and each prediction goes back to the tile's order."""

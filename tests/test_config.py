@@ -131,6 +131,66 @@ def test_overrides_given_as_one_string_by_papermill(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_unknown_notebook_parameter_is_refused(tmp_path, monkeypatch):
+    """`papermill ... -p profil paper` (a misspelt parameter): papermill only warns, and the run went on with the
+    default profile in its place. The notebook's first lai call refuses it, naming it and the parameters it has."""
+    import inspect
+    import json
+
+    import IPython
+
+    from lai.errors import ConfigError
+    from lai.pipeline import NOTEBOOK_DIR
+    from lai.run_folder import PAPERMILL_MARK, RunContext, unknown_notebook_parameters
+
+    params = {"run_dir", "profile"}
+    declared = 'run_dir = None\nprofile = "quick"  # a comment\nprogress: bool | None = None\n'
+    injected = f'{PAPERMILL_MARK}run_dir = "/x"\nprofil = "paper"\nrundir = "/y"\n'
+    assert unknown_notebook_parameters(["", declared, injected, "import lai"], params) == (
+        ["profil", "rundir"], ["profile", "progress", "run_dir"])
+    assert unknown_notebook_parameters(["", declared, f'{PAPERMILL_MARK}run_dir = "/x"\n'], params)[0] == []
+    assert unknown_notebook_parameters(["", declared, "profil = 1"], params)[0] == []  # papermill injected nothing
+    assert unknown_notebook_parameters(["", "x = 1", injected], params)[0] == []  # no parameters cell ran
+    # in JupyterLab, cells run again in another order: the parameters cell is found wherever it ran before
+    lab = f'{PAPERMILL_MARK}run_dir = "/x"\n'
+    assert unknown_notebook_parameters(["", declared, lab, "ctx = 1", lab, "ctx = 1"], params)[0] == []
+    assert unknown_notebook_parameters(["", declared, "ctx = 1", injected], params)[0] == ["profil", "rundir"]
+    every = set(inspect.signature(RunContext.open).parameters)  # what each notebook passes RunContext.open
+    lai_run = f'{PAPERMILL_MARK}run_dir = "/r"\ndata_root = "/d"\n'  # what `lai run` injects
+    for nb in sorted(NOTEBOOK_DIR.glob("*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        cell = next("".join(c["source"]) for c in cells if "parameters" in c["metadata"].get("tags", []))
+        unknown, names = unknown_notebook_parameters(["", cell, lai_run], every)
+        assert unknown == [] and every <= set(names), nb.name
+
+    class Shell:
+        user_ns = {"In": ["", declared.replace("run_dir = None", "run_dir = data = data_root = overrides = None"),
+                          injected]}
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Shell())
+    with pytest.raises(ConfigError, match=r"^unknown notebook parameter\(s\) profil, rundir \(papermill -p\); this "
+                                          r"notebook's parameters are data, data_root, overrides, profile, progress, "
+                                          r"run_dir$"):
+        RunContext.open(tmp_path / "run", "tiny")
+    assert not (tmp_path / "run").exists()
+    Shell.user_ns["In"][-1] = injected.replace("profil", "profile").replace("rundir", "run_dir")
+    assert RunContext.open(tmp_path / "run", "tiny").profile.name == "tiny"
+
+
+def test_papermill_with_a_misspelt_parameter_stops_at_the_first_lai_call(tmp_path):
+    """The same through papermill and a kernel, on notebook 01: no run folder is made."""
+    import papermill as pm
+
+    from lai.pipeline import NOTEBOOK_DIR
+
+    with pytest.raises(pm.PapermillExecutionError, match=r"unknown notebook parameter\(s\) profil \(papermill -p\); "
+                                                         r"this notebook's parameters are data, data_root, overrides, "):
+        pm.execute_notebook(str(NOTEBOOK_DIR / "01_data.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                            parameters={"run_dir": str(tmp_path / "run"), "profil": "tiny"}, cwd=str(NOTEBOOK_DIR),
+                            progress_bar=False)
+    assert not (tmp_path / "run").exists()
+
+
 # --------------------------------------------------------------------------- training stages
 
 

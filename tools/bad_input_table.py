@@ -193,6 +193,17 @@ def python_cases(tmp: Path, cube: Path):
         attempt("notebook parameters (papermill)", "a run folder whose profile.yaml is broken reaching a notebook (up-front check bypassed)",
                 lambda: pipeline.run_pipeline("tiny", run_name="x", reports_root=tmp / "nb",
                                               data_root=tmp / "nb" / "data", progress=False))
+    import IPython
+
+    from lai.run_folder import PAPERMILL_MARK, RunContext
+
+    class Kernel:  # what a kernel that papermill ran the parameters cells in holds (IPython's In)
+        user_ns = {"In": ["", "run_dir = profile = overrides = data = data_root = progress = None",
+                          f'{PAPERMILL_MARK}profil = "tiny"\n']}
+
+    with mock.patch.object(IPython, "get_ipython", lambda: Kernel()):
+        attempt("notebook parameters (papermill)", "`-p profil tiny`: a parameter the notebook does not have",
+                lambda: RunContext.open(tmp / "nb" / "typo"))
     return rows
 
 
