@@ -13,7 +13,11 @@ test sets of the run's cube. Its spread is recalibrated on validation three ways
   being non-cloudy-like or cloudy-like by the split thresholds that choose the test sets (mean clear fraction of
   t-2 and t-1 at least ``splits.clear_past_threshold``; else mean cloud fraction at least
   ``splits.cloudy_past_threshold``), each test set calibrated by its own class, the unique set by the pooled factor;
-* ``pixel_x_triplet``: lai's pixel strata fitted within each triplet class (the unique set: lai's, unchanged).
+* ``pixel_x_triplet``: lai's pixel strata fitted within each triplet class (the unique set: lai's, unchanged);
+* ``pixel_buffer`` and ``pixel_val_buffer``: lai's pixel strata fitted on the buffer split (tiles beside test
+  tiles, used by neither training nor the choice of epochs and model), or on validation and buffer together,
+  instead of on validation: whether a calibration split that took no part in training's choices carries over
+  better. The buffer lies next to the test tiles, so this is a measurement, not a method lai could adopt as is.
 
 Measured per test set on pixels clear and clouded at t against the true LAI: the coverage of the central 68 % and
 95 % intervals (goal 0.63-0.73 and 0.92-0.97). And, to see why validation's factors do not carry over, per split
@@ -91,7 +95,7 @@ def main() -> None:
             continue
         index = np.asarray(split.index)
         p = predict(trained, split, profile.train.batch_size)
-        if name not in (TRAIN, BUFFER):
+        if name != TRAIN:
             preds[name] = p
             classes[name] = triplet_classes(clear, cloud, index, profile.splits)
         e, _ = _error(p)
@@ -114,14 +118,21 @@ def main() -> None:
         cal[("triplet", k)] = fit_calibration(val["sd"], masked, one_stratum, against, levels=NOMINAL)
         cal[("pixel_x_triplet", k)] = fit_calibration(val["sd"], masked, pixel_strata, against)
     pooled = fit_calibration(val["sd"], err, one_stratum, against, levels=NOMINAL)
+    if BUFFER in preds:
+        buf = preds[BUFFER]
+        buf_err, buf_strata = _error(buf)[0], strata(buf["past_clear"], buf["clear"])
+        cal["pixel_buffer"] = fit_calibration(buf["sd"], buf_err, buf_strata, against)
+        cal["pixel_val_buffer"] = fit_calibration(*(np.concatenate([a.ravel(), b.ravel()]) for a, b in (
+            (val["sd"], buf["sd"]), (err, buf_err), (pixel_strata, buf_strata))), against)
+    methods = ["pixel", "triplet", "pixel_x_triplet", *(m for m in ("pixel_buffer", "pixel_val_buffer") if m in cal)]
 
     rows = []
     for name in TEST_SETS:
         p, k = preds[name], CLASS_OF_SET.get(name)
         e, _ = _error(p)
-        for method in ("pixel", "triplet", "pixel_x_triplet"):
-            if method == "pixel" or (method == "pixel_x_triplet" and k is None):
-                c, s = cal["pixel"], strata(p["past_clear"], p["clear"])
+        for method in methods:
+            if method in ("pixel", "pixel_buffer", "pixel_val_buffer") or (method == "pixel_x_triplet" and k is None):
+                c, s = cal[method if method != "pixel_x_triplet" else "pixel"], strata(p["past_clear"], p["clear"])
             elif method == "triplet":
                 c, s = (pooled if k is None else cal[("triplet", k)]), np.zeros(e.shape, np.int64)
             else:

@@ -245,8 +245,9 @@ def read_on_grid(path: Path, grid: TileGrid, resampling: str, linear_db: bool = 
             col, row = (round(v) for v in ~src.transform * (grid.transform.c, grid.transform.f))
             return nodata_as_nan(_read_missing(src, Window(col, row, grid.width, grid.height)), nodata)
         if not allow:
-            raise SceneError(f"{path}: {what} is on another grid ({src.crs}, {src.res[0]} m) than the S2 scene "
-                             f"({grid.crs}, {abs(grid.transform.a)} m) and reprojection is not allowed (reproject: false)")
+            raise SceneError(f"{path}: {what} is on another grid ({src.crs}, {src.res[0]:g} {crs_units(src.crs)}) than "
+                             f"the S2 scene ({grid.crs}, {abs(grid.transform.a):g} {crs_units(grid.crs)}) and "
+                             "reprojection is not allowed (reproject: false)")
         win = _source_window(src, grid, path)
         data = nodata_as_nan(_read_missing(src, win), nodata)
         if linear_db:

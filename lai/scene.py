@@ -11,7 +11,8 @@ linear ramp over the overlap (never zero) and the weighted mean is written, so w
 leave no seam. Rows are written as soon as no later window touches them: memory grows with
 the window and the scene's width, not with its area. The output is a tiled, compressed
 GeoTIFF (Cloud Optimized GeoTIFF when GDAL has the COG driver) with the scene's CRS and
-transform, with the bands of :mod:`lai.products`: ``lai`` (gap-filled), ``lai_model``, and beside it
+transform, with the bands of :mod:`lai.products`: ``lai`` (gap-filled), ``lai_model``, ``lai_std`` (from a model
+that predicts its spread), and beside it
 ``<stem>_source.tif`` (1 observed, 0 model, 2 model without S1 at t-2 or t-1, 255 nodata:
 :data:`lai.products.SOURCE_MEANINGS`). Without an SCL at t nothing counts as
 observed: band ``lai`` is the model everywhere, and the summary says so. Many scenes

@@ -76,9 +76,15 @@ def test_s1_on_another_grid_is_resampled_in_linear_power_or_refused(tmp_path):
     s1 = read_triplet(tmp_path / "lnb", index.triplets[4]).s1
     np.testing.assert_allclose(s1[:, 0], 10 * np.log10(0.05), atol=1e-4)
     np.testing.assert_allclose(s1[:, 1], -20.0, atol=1e-4)
-    with pytest.raises(SceneError, match=r"s1_0.tif.*reprojection is not allowed"):
+    with pytest.raises(SceneError, match=r"s1_0.tif: S1 .* is on another grid \(EPSG:32633, 20 m\) than the S2 scene "
+                                         r"\(EPSG:32633, 10 m\) and reprojection is not allowed"):
         preprocess(manifest, tmp_path / "lnb2", PreprocessConfig(tile_size=32, reproject=False), progress=False)
     assert not (tmp_path / "lnb2").exists()
+    # a geographic S1 grid: its pixel size in degrees, not "m" (the message said 0.0001 m)
+    write_tiff(tmp_path / "scene" / "s1_0.tif", np.full((2, 48, 48), 0.05, np.float32), crs="EPSG:4326",
+               transform=Affine(0.0001, 0, 15.0, 0, -0.0001, 41.55))
+    with pytest.raises(SceneError, match=r"s1_0.tif: S1 .* is on another grid \(EPSG:4326, 0.0001 degrees\) than"):
+        preprocess(manifest, tmp_path / "lnb2", PreprocessConfig(tile_size=32, reproject=False), progress=False)
 
 
 def test_scl_on_a_coarser_grid_keeps_its_classes_and_a_shifted_s1_is_resampled(tmp_path):
