@@ -82,11 +82,14 @@ class Trained:
 
     def origin(self, data: str | Path, simulated: bool) -> MapOrigin:
         """What its maps of ``data`` say about where they come from (:class:`lai.products.MapOrigin`)."""
+        import hashlib
+
         spread = self.predicts_spread
         return MapOrigin(self.weights, self.row, str(Path(data).resolve()), simulated,
                          self.calibration.describe() if spread else None,
                          self.calibration.summary()["interval_half_width"]
-                         if spread and self.calibration.recalibrated else None)
+                         if spread and self.calibration.recalibrated else None,
+                         hashlib.sha256(Path(self.weights).read_bytes()).hexdigest() if self.weights else None)
 
     @property
     def predicts_spread(self) -> bool:

@@ -61,12 +61,14 @@ class MapOrigin:
     simulated: bool  # the input comes from lai's simulator (it holds the true LAI)
     lai_std: str | None = None  # what band lai_std is (lai.uncertainty.Calibration.describe); None without it
     lai_std_reach: str | None = None  # its central intervals' half-widths in lai_std (Calibration.summary)
+    model_sha256: str | None = None  # the weights file's SHA-256: which model, wherever the file has gone since
 
     def tags(self, **dates: dt.date) -> dict[str, str]:
         """The tags of one map; ``dates``: e.g. ``t=..., t_minus_2=...`` (tags ``date_t``, ``date_t_minus_2``)."""
         from lai import __version__
 
-        tags = {"lai_version": __version__, "model": self.model, "row": self.row, "data": self.data,
+        tags = {"lai_version": __version__, "model": self.model,
+                **({"model_sha256": self.model_sha256} if self.model_sha256 else {}), "row": self.row, "data": self.data,
                 "data_origin": "simulated (lai's simulator: not an observation of the place its CRS names)"
                              if self.simulated else "real (not simulated by lai)"}
         if self.lai_std is not None:

@@ -1,4 +1,7 @@
 """Georeferenced DataArrays: what rioxarray writes opens in rasterio with the cube's CRS and transform."""
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
@@ -91,6 +94,7 @@ def test_maps_say_where_they_come_from_and_follow_cf(tiny_data, tiny_run, tmp_pa
         tags = written.tags()
     assert tags["data_origin"].startswith("simulated") and tags["data"] == str(lnb.resolve())
     assert tags["model"].endswith("model.pt") and tags["row"] == "final" and tags["lai_version"]
+    assert tags["model_sha256"] == hashlib.sha256(Path(tags["model"]).read_bytes()).hexdigest()  # which model
     assert np.datetime64(tags["date_t"]) == date_t and tags["date_t_minus_2"] < tags["date_t"]
     assert tags["lai_std"].startswith("NOT recalibrated")  # the tiny run has no calibration.json
     assert "lai_std_interval_half_width" not in tags  # a Gaussian's reach would read as a measurement
@@ -100,6 +104,7 @@ def test_maps_say_where_they_come_from_and_follow_cf(tiny_data, tiny_run, tmp_pa
         assert "time" in first.coords and first["time"].values == ds["time"].values[0]
         first_date = str(first["date_t_minus_2"].values.astype("datetime64[D]"))
     with xr.open_dataset(tmp_path / "maps" / "predictions.nc", engine="h5netcdf") as root:
+        assert root.attrs["model_sha256"] == tags["model_sha256"]
         k = int(np.flatnonzero((root["grid"].values == "grid_001") & (root["grid_index"].values == 0))[0])
         name = str(root["name"].values[k])
         assert str(root["date_t_minus_2"].values[k].astype("datetime64[D]")) == first_date
