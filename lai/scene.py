@@ -94,7 +94,8 @@ class SceneInputs:
     """One scene's dates t-2, t-1, t on one grid, and how to read a window of them through the pixel rule."""
 
     grid: Grid
-    dates: list[dt.date]
+    dates: list[dt.date]  # the S2 dates t-2, t-1, t
+    s1_dates: list[dt.date]  # the S1 acquisition taken for each (the nearest within max_s1_gap_days)
     scl_at_t: bool
     without_scl: list[str]
     # (rasterio Window, valid SCL classes, BadPixelTally, (rows, cols) of the window it counts) -> (s1, lai, scl,
@@ -143,7 +144,8 @@ def _manifest_scene(path: Path, cfg: PreprocessConfig) -> SceneInputs:
         scl, fixes = clean_pixels(s1_win, lai, np.stack([t[1] for t in tiles]), valid_classes, files, tally, counted)
         return s1_win, lai, scl, fixes
 
-    return SceneInputs(grid, [d.date for d in s2], s2[2].scl is not None, [str(d.date) for d in s2 if d.scl is None],
+    return SceneInputs(grid, [d.date for d in s2], [d.date for d in s1], s2[2].scl is not None,
+                       [str(d.date) for d in s2 if d.scl is None],
                        read_window, {"lai_from_snap": {date: n.name for date, n in networks.items()}} if networks else {})
 
 
@@ -197,7 +199,9 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
             with_std = trained.predicts_spread
             with rasterio.open(gtiff, "w", **lai_profile(h, w, grid.crs, grid.transform, with_std, **tiling)) as dst, \
                     rasterio.open(source_gtiff, "w", **source_profile(h, w, grid.crs, grid.transform, **tiling)) as dst_source:
-                tags = trained.origin(manifest, simulated=False).tags(**dict(zip(("t_minus_2", "t_minus_1", "t"), scene.dates)))
+                steps = ("t_minus_2", "t_minus_1", "t")
+                tags = trained.origin(manifest, simulated=False).tags(**dict(zip(steps, scene.dates)),
+                                                                     **dict(zip((f"s1_{k}" for k in steps), scene.s1_dates)))
                 describe(dst, "lai", tags)
                 describe(dst_source, "source", tags)
                 acc, acc_w, seen, flag, acc_var, gap = (np.zeros((0, w), np.float32) for _ in range(6))
@@ -268,7 +272,8 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
         "model_fraction": modelled / (h * w), "observed_fraction": observed / (h * w), "source": str(source_path(out)),
         "bands": ("lai: the model everywhere (no SCL at t, nothing counts as observed); lai_model: the model"
                   if not scl_at_t else "lai: the observed S2 LAI at t where usable, the model elsewhere; lai_model: the model"),
-        "dates": [str(d) for d in scene.dates], "dates_without_scl": scene.without_scl, **scene.notes,
+        "dates": [str(d) for d in scene.dates], "s1_dates": [str(d) for d in scene.s1_dates],
+        "dates_without_scl": scene.without_scl, **scene.notes,
         **({"lai_std": "band 3: the standard deviation of lai", "uncertainty": trained.calibration.summary()}
            if trained.predicts_spread else {}),
     }

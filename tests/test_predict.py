@@ -350,12 +350,17 @@ def test_scene_pixels_follow_the_folder_rule(tiny_run, tmp_path):
     manifest = write_scene(tmp_path, (40, 40), s1, lai, 4)
     for k in range(3):
         write_tiff(tmp_path / f"s1_{k}.tif", s1, crs=UTM, transform=SCENE_TRANSFORM, nodata=-9999)
+    entries = yaml.safe_load(manifest.read_text())
+    entries["s1"][1]["date"] = "2019-06-07"  # the S1 of t-1 a day after its S2 date (within max_s1_gap_days)
+    manifest.write_text(yaml.safe_dump(entries))
     summary = predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=32, overlap=8, progress=False)
     with rasterio.open(tmp_path / "out.tif") as src, rasterio.open(source_path(tmp_path / "out.tif")) as src_source:
         assert src.descriptions == ("lai", "lai_model", "lai_std") and src.units == ("m2/m2",) * 3  # kept by the COG copy
         lai_map, model, std, source = src.read(1), src.read(2), src.read(3), src_source.read(1)
         tags = src.tags()
         assert src_source.tags()["date_t"] == tags["date_t"] == summary["dates"][2]
+    assert summary["s1_dates"] == ["2019-06-01", "2019-06-07", "2019-06-11"] and summary["dates"][1] == "2019-06-06"
+    assert [tags[f"date_s1_{k}"] for k in ("t_minus_2", "t_minus_1", "t")] == summary["s1_dates"]  # what the map used
     assert tags["data"] == str(manifest.resolve()) and tags["data_origin"].startswith("real")
     assert np.isnan(model[5, 5]) and np.isfinite(np.delete(model.ravel(), 5 * 40 + 5)).all()  # S1 nodata at t
     assert np.isnan(std[source == 1]).all() and (std[source == 0] > 0).all()  # not recalibrated: observation's error unknown
