@@ -3,13 +3,15 @@ finished run folder and compare it, on the same test triplets, with that run's m
 
     python benchmarks/gated_start.py OLD_RUN --out /tmp/gated [--seed 1] [--set model.gate_start=0.9]
     python benchmarks/gated_start.py reports/quick --out /tmp/nodate --set model.decoder_seasonality=false
+    python benchmarks/gated_start.py reports/quick --out /tmp/lr --finetune-set train.lr=3e-4
 
 ``OLD_RUN`` is a finished ``lai run`` folder of a simulated profile (e.g. ``reports/quick``), of this version or an
 earlier one (whose ``runs/final_gated`` started with the gate at one half and random head weights; the ``standard``
 profile trains no candidate, so this measures what the candidate would give there). Its two pre-trained encoders
 (``runs/s1_masks_seas``, ``runs/s2_masks_seas``) are copied under ``--out``; configuration fields that version did
 not save are added to the copies' ``config.yaml`` with this version's values, which encoders do not use (no weight
-changes). The new ``final_gated`` is scored on the run's test sets and compared by paired bootstrap over triplets
+changes). ``--finetune-set`` applies to the fine-tuning alone (``--set`` to the encoders' configuration too, which
+must then match theirs). The new ``final_gated`` is scored on the run's test sets and compared by paired bootstrap over triplets
 (``lai.tables.comparisons``) with the run's ``final`` (seed 0), its ``final_gated`` where it has one, its baselines
 and the oracle bound (the true LAI at t-1, ``tables/oracle_per_triplet.csv``).
 
@@ -21,7 +23,7 @@ import argparse
 import shutil
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -30,11 +32,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import report_header, run_comparators, run_cube, write_report  # noqa: E402
-from lai.config import load_profile  # noqa: E402
+from lai.config import load_profile, variant  # noqa: E402
 from lai.evaluate import evaluate_run  # noqa: E402
-from lai.facts import PRETRAINED_FROM, RUN_PROFILE_FILE, STAGE_CONFIG_FILE, STAGE_PER_TRIPLET_FILE  # noqa: E402
+from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, RUN_PROFILE_FILE, STAGE_CONFIG_FILE, STAGE_PER_TRIPLET_FILE  # noqa: E402
 from lai.tables import comparisons  # noqa: E402
-from lai.train import stage_config, train_variant  # noqa: E402
+from lai.train import stage_config, train_stage, train_variant  # noqa: E402
 
 # model settings an encoder row never reads (lai.model builds the decoder's date input from them only)
 DECODER_ONLY = ("decoder_seasonality",)
@@ -63,6 +65,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--finetune-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an override of the fine-tuning stage only (e.g. train.lr=3e-4)")
     args = ap.parse_args()
     saved = yaml.safe_load((args.old_run / RUN_PROFILE_FILE).read_text())
     cube = run_cube(args.old_run)
@@ -71,7 +75,13 @@ def main() -> None:
     runs.mkdir(parents=True, exist_ok=True)
     copy_encoders(args.old_run / "runs", runs, profile, cube)
     t0 = time.perf_counter()
-    result = train_variant(profile, "final_gated", cube, runs, seed=args.seed, progress=False)
+    if args.finetune_set:  # the encoders as trained; only the fine-tuning reads these
+        tuned = variant(load_profile(saved["name"], [*args.set, *args.finetune_set]), EXTRA_ROWS["final_gated"].overrides)
+        tuned = replace(tuned, train=replace(tuned.train, seed=args.seed))
+        init = {part: runs / src for part, src in PRETRAINED_FROM["final"].items()}
+        result = train_stage(tuned, "final", cube, runs / "final_gated", init_from=init, progress=False)
+    else:
+        result = train_variant(profile, "final_gated", cube, runs, seed=args.seed, progress=False)
     seconds = time.perf_counter() - t0
     evaluate_run(runs / "final_gated", cube, save_predictions=False)
     mine = pd.read_csv(runs / "final_gated" / STAGE_PER_TRIPLET_FILE)
@@ -83,7 +93,8 @@ def main() -> None:
     print(table[["set", "other", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]].round(3).to_string())
     best = result.history["val_rmse"].min()
     report = report_header(__file__) | {
-        "old_run": str(args.old_run), "seed": args.seed, "overrides": args.set, "gate_start": profile.model.gate_start,
+        "old_run": str(args.old_run), "seed": args.seed, "overrides": args.set, "finetune_overrides": args.finetune_set,
+        "gate_start": profile.model.gate_start,
         "seconds": seconds, "epochs": len(result.history), "best_val_rmse": float(best),
         "comparisons": table.to_dict("records")}
     write_report(args.out / "gated_start.json", report)
