@@ -23,7 +23,7 @@ import argparse
 import shutil
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -32,11 +32,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import report_header, run_comparators, run_cube, write_report  # noqa: E402
-from lai.config import load_profile, variant  # noqa: E402
+from lai.config import load_profile  # noqa: E402
 from lai.evaluate import evaluate_run  # noqa: E402
-from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, RUN_PROFILE_FILE, STAGE_CONFIG_FILE, STAGE_PER_TRIPLET_FILE  # noqa: E402
+from lai.facts import PRETRAINED_FROM, RUN_PROFILE_FILE, STAGE_CONFIG_FILE, STAGE_PER_TRIPLET_FILE  # noqa: E402
 from lai.tables import comparisons  # noqa: E402
-from lai.train import stage_config, train_stage, train_variant  # noqa: E402
+from lai.train import fine_tune, stage_config, train_variant  # noqa: E402
 
 # model settings an encoder row never reads (lai.model builds the decoder's date input from them only)
 DECODER_ONLY = ("decoder_seasonality",)
@@ -76,10 +76,8 @@ def main() -> None:
     copy_encoders(args.old_run / "runs", runs, profile, cube)
     t0 = time.perf_counter()
     if args.finetune_set:  # the encoders as trained; only the fine-tuning reads these
-        tuned = variant(load_profile(saved["name"], [*args.set, *args.finetune_set]), EXTRA_ROWS["final_gated"].overrides)
-        tuned = replace(tuned, train=replace(tuned.train, seed=args.seed))
-        init = {part: runs / src for part, src in PRETRAINED_FROM["final"].items()}
-        result = train_stage(tuned, "final", cube, runs / "final_gated", init_from=init, progress=False)
+        tuned = load_profile(saved["name"], [*args.set, *args.finetune_set])
+        result = fine_tune(tuned, "final_gated", cube, runs, seed=args.seed, progress=False)
     else:
         result = train_variant(profile, "final_gated", cube, runs, seed=args.seed, progress=False)
     seconds = time.perf_counter() - t0

@@ -17,6 +17,8 @@ from pathlib import Path
 from lai.config import SimConfig, load_profile
 from lai.simulate import simulate
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 TINY = {"train_triplets": 60, "unique_triplets": 20, "tile_size": 32, "grid": 4, "windows_per_scene": 8}
 
 
@@ -42,7 +44,6 @@ def main() -> None:
     print(f"seconds: {seconds:.1f}")
     print(f"triplets/s: {summary['triplets'] / seconds:.1f}")
     if args.out:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         from _common import report_header, write_report
 
         write_report(args.out, {**report_header(__file__), "load_average_1_5_15": {"start": load_start,

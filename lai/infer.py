@@ -11,6 +11,8 @@ The maps written from it are :mod:`lai.products`'.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,16 +82,19 @@ class Trained:
     def factor(self) -> int:
         return self.model.cfg.downsampling
 
+    @functools.cached_property
+    def weights_sha256(self) -> str | None:
+        """The SHA-256 of the weights file (read once per model, however many maps name it); None without one."""
+        return hashlib.sha256(Path(self.weights).read_bytes()).hexdigest() if self.weights else None
+
     def origin(self, data: str | Path, simulated: bool) -> MapOrigin:
         """What its maps of ``data`` say about where they come from (:class:`lai.products.MapOrigin`)."""
-        import hashlib
-
         spread = self.predicts_spread
         return MapOrigin(self.weights, self.row, str(Path(data).resolve()), simulated,
                          self.calibration.describe() if spread else None,
                          self.calibration.summary()["interval_half_width"]
                          if spread and self.calibration.recalibrated else None,
-                         hashlib.sha256(Path(self.weights).read_bytes()).hexdigest() if self.weights else None)
+                         self.weights_sha256)
 
     @property
     def predicts_spread(self) -> bool:

@@ -392,8 +392,15 @@ def train_variant(profile: Profile, name: str, cube: str | Path, runs_root: str 
                   run: str | None = None, resume: bool = True, progress: bool = True) -> StageResult:
     """Fine-tune the final model (``name`` "final") or a variant of it (a name of ``lai.facts.EXTRA_ROWS``) from the
     shared pre-trained encoders, with training seed ``seed`` (default ``train.seed``), in ``runs_root/<run or name>``."""
-    runs_root = Path(runs_root)
     train_rows(profile, cube, runs_root, list(PRETRAINED_FROM["final"].values()), resume, progress)
+    return fine_tune(profile, name, cube, runs_root, seed, run, resume, progress)
+
+
+def fine_tune(profile: Profile, name: str, cube: str | Path, runs_root: str | Path, seed: int | None = None,
+              run: str | None = None, resume: bool = True, progress: bool = True) -> StageResult:
+    """:func:`train_variant`'s fine-tuning alone, from the encoders already trained under ``runs_root`` (whatever
+    profile trained them: ``benchmarks/gated_start.py --finetune-set`` fine-tunes with settings of its own)."""
+    runs_root = Path(runs_root)
     base = profile if name == "final" else variant(profile, EXTRA_ROWS[name].overrides)
     seeded = replace(base, train=replace(base.train, seed=base.train.seed if seed is None else seed))
     init = {part: runs_root / src for part, src in PRETRAINED_FROM["final"].items()}
