@@ -28,14 +28,12 @@ def test_scene_memory_writes_a_scene_lai_predicts(tmp_path, capsys):
     assert measured["peak_mib"] >= measured["before_mib"] > 0 and measured["seconds"] > 0
 
 
-def test_a_measured_child_reports_its_own_peak_not_its_parents(tmp_path):
+def test_a_measured_child_reports_its_own_peak_not_its_parents():
     """memory.py and scene_memory.py measure each step in a child process: ``ru_maxrss`` is inherited through exec
     (the child reported the parent's peak: the cube build row of 2026-12-05), VmHWM is the child's own."""
     import resource
     import subprocess
     import sys
-
-    import numpy as np
 
     big = np.ones(64 * 2**20 // 8 * 6)  # 384 MiB, touched: this process's peak is at least that
     parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
