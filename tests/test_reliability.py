@@ -573,6 +573,26 @@ def test_a_batch_that_cannot_fit_is_refused_before_it_is_read(tiny_data, monkeyp
     assert len(loader.BatchLoader(loader.CubeSplit(cube, "train"), 2).split) > 0  # a batch that fits
 
 
+
+def test_free_memory_is_read_again_once_its_reading_is_older_than_its_max_age(monkeypatch):
+    """A folder's checks ask for the free memory once per file: one reading serves them for a moment, not longer."""
+    import types
+
+    import psutil
+
+    from lai import io
+
+    readings = iter([7 * 2**30, 3 * 2**30])
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: types.SimpleNamespace(available=next(readings)))
+    clock = [100.0]
+    monkeypatch.setattr("time.monotonic", lambda: clock[0])
+    monkeypatch.setattr(io, "_free_memory_read", [])
+    assert io.free_memory() == 7 * 2**30
+    clock[0] += io.FREE_MEMORY_MAX_AGE_S / 2
+    assert io.free_memory() == 7 * 2**30  # the same reading
+    clock[0] += io.FREE_MEMORY_MAX_AGE_S
+    assert io.free_memory() == 3 * 2**30  # read again
+
 # --------------------------------------------------------------------------- second pass: values, reuse, OS errors
 
 
