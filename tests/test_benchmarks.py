@@ -189,3 +189,26 @@ def test_calibration_strata_classes_validation_triplets_by_the_test_sets_thresho
     cloud = np.array([[0.05, 0.1, 1.0], [0.0, 0.3, 0.0], [0.8, 0.3, 0.0], [0.4, 0.5, 1.0]], np.float32)
     assert classes(clear, cloud, np.arange(4), cfg).tolist() == [0, 2, 1, 2]
     assert classes(clear, cloud, np.array([2, 0]), cfg).tolist() == [1, 0]
+
+
+def test_past_pattern_stack_recovers_known_weights_per_pattern_and_cross_fits_on_the_other_half():
+    stack = _benchmark("past_pattern_stack")
+    rng = np.random.default_rng(0)
+    shape = (8, 6, 6)
+    a, b, p = (rng.normal(3, 1, shape) for _ in range(3))
+    pattern = rng.choice(list(stack.PATTERNS), shape).astype(np.int8)
+    truth = {0: (0.2, 0.3, 0.5), 1: (0.0, 0.1, 0.9), 2: (0.7, 0.3, 0.0), stack.NONE: (0.4, 0.6, 0.0)}
+    target = np.zeros(shape)
+    for k, (wa, wb, wp) in truth.items():
+        target[pattern == k] = (wa * a + wb * b + wp * p)[pattern == k]
+    components = {"final": a, "final_gated": b, stack.PERSISTENCE: p}
+    weights = stack.fit_weights(components, pattern, target, np.ones(shape, bool))
+    for k, expected in truth.items():
+        assert np.allclose([weights[k][n] for n in components], expected, atol=1e-9), (k, weights[k])
+    assert np.allclose(stack.stacked(components, pattern, weights), target, atol=1e-5)
+    base = {"clear": np.ones(shape, bool), "target": target.astype(np.float32), "pattern": pattern}
+    assert np.allclose(stack.cross_fitted(components, base), target, atol=1e-5)  # exact weights from either half
+    base["target"][::2] += 10.0  # the even triplets' targets off: only weights fitted on them are
+    off = stack.cross_fitted(components, base)
+    assert np.allclose(off[::2], target[::2], atol=1e-5)  # scored by the odd triplets' (exact) weights
+    assert not np.allclose(off[1::2], target[1::2], atol=0.5)  # scored by the even triplets' (off) weights
