@@ -29,7 +29,7 @@ from lai.config_engine import (  # noqa: F401 - re-exported
     saved_differences,
 )
 from lai.errors import ConfigError, shorten  # noqa: F401 - ConfigError re-exported
-from lai.facts import EXTRA_ROWS, PRESETS, ROWS, S1_DB_RANGE, UPSAMPLING, VALID_CLASSES
+from lai.facts import EXTRA_ROWS, GATE_FORMS, PRESETS, ROWS, S1_DB_RANGE, UPSAMPLING, VALID_CLASSES
 from lai.records import DuplicateKeyError, read_yaml_mapping, yaml_load  # noqa: F401 - re-exported
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -155,12 +155,17 @@ class ModelConfig:
     season_channels: int = 4  # broadcast map channels produced by the seasonality MLP
     decoder_seasonality: bool = True  # the abstract's "decoder also incorporates the date"
     residual: bool = False  # every head predicts the change from the last clear LAI (t-1, else t-2, else 0)
-    # the decoder adds the last clear LAI times a per-pixel gate in [0, 1] that it learns from its features
-    # (where no past date is clear the skip carries nothing); encoder heads are unchanged
+    # the decoder combines its output with the last clear LAI (t-1, else t-2) by a per-pixel gate in [0, 1] that it
+    # learns from its features (gate_form); encoder heads are unchanged
     gated_skip: bool = False
-    # the gate's value before training: 1 starts the gated skip at persistence (the last clear LAI plus the mean
-    # change), 0.5 halfway; its change output starts at zero weights either way (a constant map, lai.model)
+    # the gate's value before training: near 1 starts the gated skip near persistence, 0.5 halfway; the gate starts
+    # as a constant map (zero weights, lai.model)
     gate_start: float = 0.95
+    # "mix" (variant final_gated): the decoder's own LAI and the last clear LAI weighted by the gate, which is 0
+    # where no past date is clear (there the decoder predicts the LAI itself, as the final model does); "add": the
+    # decoder's change plus the gate times the last clear LAI (0 where none is clear: the change alone must be the
+    # LAI there), its change starting at zero weights; lai before 2026-12-06 and a run's config.yaml without the key
+    gate_form: str = "add"
     # a second head on the decoder's detached features predicts the variance of the error per pixel (Gaussian
     # negative log-likelihood on the pixels clear at t, lai.loss); the mean trains exactly as without it
     uncertainty: bool = False
@@ -176,6 +181,7 @@ class ModelConfig:
         _choice(self, "row", tuple(ROWS))
         _choice(self, "preset", tuple(PRESETS))
         _choice(self, "upsample", UPSAMPLING)
+        _choice(self, "gate_form", GATE_FORMS)
         _positive(self, "convs_per_level", "mask_embedding", "season_hidden", "season_channels")
         if not 0.0 < self.gate_start < 1.0:
             raise ConfigError(f"model.gate_start must lie strictly between 0 and 1 (a sigmoid's value), got {self.gate_start}")

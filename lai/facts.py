@@ -62,6 +62,7 @@ PRESETS = {
 # U-Net up-sampling: the reference's 2x2 transposed convolution (the paper rows' choice), or bilinear
 # interpolation followed by a 3x3 convolution (free of the transposed convolution's checkerboard artefacts).
 UPSAMPLING = ("transpose", "bilinear")
+GATE_FORMS = ("add", "mix")  # model.gate_form: how the gated skip combines the decoder with the last clear LAI
 
 # Labels of the cube's time and pol dimensions (its coordinate variables ``time`` and ``pol``).
 TIME_LABELS = ("t-2", "t-1", "t")
@@ -118,8 +119,8 @@ EXTRA_ROWS = {
                                     {"train": {"cloudy_weight": 3.0}}, "Final, cloud-weighted loss"),
     "final_residual": ExtraRow("Final, residual: predicts the change from the last clear LAI", {"model": {"residual": True}},
                                "Final, residual"),
-    "final_gated": ExtraRow("Final, gated skip: adds the last clear LAI where a learned per-pixel gate trusts it",
-                            {"model": {"gated_skip": True}}, "Final, gated skip"),
+    "final_gated": ExtraRow("Final, gated skip: weighs its own LAI against the last clear LAI by a learned per-pixel gate",
+                            {"model": {"gated_skip": True, "gate_form": "mix"}}, "Final, gated skip"),
 }
 # Per-pixel baselines without the LAI history (S1 + masks + seasonality): name -> the baseline it restricts.
 EXTRA_BASELINES = {"MLR_no_history": "MLR", "RF_no_history": "RF"}

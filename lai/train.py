@@ -194,8 +194,9 @@ def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=
 
     A head's output averaged over a batch is its bias (it reads batch-normalised features), so PyTorch's random
     bias would start the model up to 1/sqrt(channels) off. With ``model.residual`` the head learns the change
-    from the last clear LAI, so its bias starts at mean target minus mean last clear LAI; the gated skip's
-    change starts at mean target minus ``model.gate_start`` times the mean last clear LAI (its gate's start).
+    from the last clear LAI, so its bias starts at mean target minus mean last clear LAI; the additive gated skip's
+    change starts at mean target minus ``model.gate_start`` times the mean last clear LAI (its gate's start); the
+    mixing gated skip's own LAI at the mean target.
     """
     rng = np.random.default_rng(seed)
     h, w = split.shape
@@ -212,7 +213,8 @@ def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=
             if head is None or part in skip:
                 continue
             gated = part == "dec" and model.cfg.gated_skip
-            offset = base if model.cfg.residual else model.cfg.gate_start * base if gated else 0.0
+            adds = gated and model.cfg.gate_form == "add"  # its change starts where the gated skip leaves the mean
+            offset = base if model.cfg.residual else model.cfg.gate_start * base if adds else 0.0
             if not gated:  # the gate's bias (channel 1) keeps its start, lai.model
                 head.bias.zero_()
             head.bias[0] = target - offset

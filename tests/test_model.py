@@ -147,6 +147,30 @@ def test_gated_skip_adds_the_gated_last_clear_lai_to_the_decoder_only():
         torch.testing.assert_close(plain(x)["enc2"], model(x)["enc2"])
 
 
+
+def test_mixing_gated_skip_trusts_the_last_clear_lai_by_its_gate_and_never_where_no_past_date_is_clear():
+    """gate_form "mix", gate logit +inf: the last clear LAI where a past date is clear and the decoder's own LAI
+    elsewhere; logit -inf: the decoder's own LAI everywhere."""
+    from lai.config import ConfigError, ModelConfig
+
+    raw = raw_batch()
+    x = encode_batch(raw, ENC)
+    model = small("final", gated_skip=True, gate_form="mix").eval()
+    head = model.dec_head
+    valid = np.isin(raw["scl"].numpy(), ENC.valid_classes)
+    assert (~valid[:, :2].any(1)).any() and valid[:, :2].any(1).any()  # the batch has both kinds of pixel
+    lai = raw["lai"].numpy() / ENC.lai_scale
+    base = np.where(valid[:, 1], lai[:, 1], np.where(valid[:, 0], lai[:, 0], np.nan))
+    torch.nn.init.zeros_(head.weight)
+    for gate, trusted in ((50.0, True), (-50.0, False)):
+        with torch.no_grad():
+            head.bias.copy_(torch.tensor([0.25, gate]))
+            out = model(x)
+        expected = np.where(np.isfinite(base), base, 0.25) if trusted else np.full(base.shape, 0.25)
+        np.testing.assert_allclose(out["dec"][:, 0].numpy(), expected, atol=1e-5)
+    with pytest.raises(ConfigError, match="model.gate_form must be one of add, mix"):
+        ModelConfig(gated_skip=True, gate_form="blend").validate()
+
 def test_residual_and_gated_skip_exclude_each_other():
     from lai.config import ConfigError, ModelConfig
 

@@ -417,6 +417,27 @@ def test_a_folder_with_tables_only(tmp_path):
     assert "Noise floor" not in flat and "Each stage trains with Adam" not in flat
 
 
+
+def test_a_published_report_renders_again_from_its_json_with_the_current_template(tmp_path, report, monkeypatch):
+    """A folder that keeps report.json and figures but not the run (reports/reference) gets the same report, and a
+    wording changed in the template, without the run; a folder without report.json is refused."""
+    import shutil
+
+    import lai.report as report_mod
+
+    run, pdf = report
+    published = tmp_path / "published"
+    shutil.copytree(run, published, ignore=shutil.ignore_patterns("tables", "data.json", "profile.yaml"))
+    assert _pdf_text(report_mod.render(published)) == _pdf_text(pdf)
+    template = report_mod.template_source().replace(b"Four baselines put the U-Nets", b"Four baselines place the U-Nets")
+    assert template != report_mod.template_source()
+    monkeypatch.setattr(report_mod, "template_source", lambda: template)
+    text = _pdf_text(report_mod.render(published))[1]
+    assert "Four baselines place the U-Nets" in text and "Four baselines put" not in text
+    (published / report_mod.DATA_FILE).unlink()
+    with pytest.raises(report_mod.ReportError, match=r"holds no report\.json: nothing to render"):
+        report_mod.render(published)
+
 def test_a_run_folder_with_no_results_gets_no_report(tmp_path):
     """Notebook 05 on a folder just started (profile.yaml only, e.g. a mistyped run_dir) wrote a report of nothing
     ("None triplets of NonexNone pixels") that read as one of a run: refused, nothing written."""

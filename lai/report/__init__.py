@@ -34,7 +34,7 @@ from lai.report.inputs import ReportError, Run
 from lai.report.text import cell, emph, fmt, fmt_bound, fmt_interval, join, mono, rich, small, strong, table, unavailable
 
 __all__ = ["DATA_FILE", "SECTIONS", "TEMPLATE", "ReportError", "build_data", "cell", "emph", "fmt", "fmt_bound", "fmt_interval", "join", "mono", "rich",
-           "small", "strong", "table", "template_source", "unavailable", "write_report"]
+           "render", "small", "strong", "table", "template_source", "unavailable", "write_report"]
 
 TEMPLATE = "report.typ"  # the layout, shipped inside the package
 DATA_FILE = "report.json"  # written next to report.pdf; the template reads it
@@ -97,14 +97,32 @@ def write_report(run_dir: str | Path) -> Path:
     with output_lock(out):
         remove_stale_partials(data_path)
         atomic_write_text(data_path, json.dumps(build_data(run_dir), indent=1, ensure_ascii=False, allow_nan=False))
-        with atomic_path(out) as tmp:
-            try:
-                _compile(template_source(), tmp, run_dir, f"/{DATA_FILE}")
-            except Exception as err:  # typst.TypstError and friends: re-raised with the diagnostic
-                message = re.sub(r"\s+\n", "\n", str(err)).strip()
-                raise ReportError(f"Typst could not typeset the report of {run_dir} (template lai/{TEMPLATE}, "
-                                  f"data {data_path}): {message}") from err
-            if not tmp.is_file() or tmp.stat().st_size == 0:
-                raise ReportError(f"Typst produced no PDF for {run_dir}")
+        _render(run_dir, out)
     return out
+
+
+def render(folder: str | Path) -> Path:
+    """Compile ``folder/report.pdf`` again from the ``report.json`` and figures already there, with this version's
+    template: the same numbers and sentences, this version's layout (e.g. a published reference folder, whose run
+    folder is gone, after a change of wording in the template). Return the PDF's path."""
+    folder = Path(folder)
+    if not (folder / DATA_FILE).is_file():
+        raise ReportError(f"{folder} holds no {DATA_FILE}: nothing to render (write_report builds it from a run folder)")
+    out = folder / "report.pdf"
+    with output_lock(out):
+        _render(folder, out)
+    return out
+
+
+def _render(folder: Path, out: Path) -> None:
+    """Typeset ``folder/report.json`` into ``out`` atomically (no new PDF where Typst fails)."""
+    with atomic_path(out) as tmp:
+        try:
+            _compile(template_source(), tmp, folder.resolve(), f"/{DATA_FILE}")
+        except Exception as err:  # typst.TypstError and friends: re-raised with the diagnostic
+            message = re.sub(r"\s+\n", "\n", str(err)).strip()
+            raise ReportError(f"Typst could not typeset the report of {folder} (template lai/{TEMPLATE}, "
+                              f"data {folder / DATA_FILE}): {message}") from err
+        if not tmp.is_file() or tmp.stat().st_size == 0:
+            raise ReportError(f"Typst produced no PDF for {folder}")
 
