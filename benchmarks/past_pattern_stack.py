@@ -32,11 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import report_header, run_comparators, write_report  # noqa: E402
 from lai.baselines import _clear, persistence  # noqa: E402
-from lai.evaluate import score_sets  # noqa: E402
+from lai.evaluate import predict, score_sets  # noqa: E402
 from lai.facts import SELECTABLE, TEST_SETS, VAL, chosen_model  # noqa: E402
-from lai.infer import Trained, load_trained, predict_lai  # noqa: E402
+from lai.infer import Trained, load_trained  # noqa: E402
 from lai.loader import BatchLoader, CubeSplit  # noqa: E402
-from lai.metrics import strict_clear  # noqa: E402
 from lai.tables import comparisons  # noqa: E402
 
 SETS = (VAL, *TEST_SETS)
@@ -48,25 +47,19 @@ COLUMNS = ["set", "model", "other", "rmse_model", "rmse_other", "diff", "diff_lo
 
 
 def predict_with_persistence(trained: Trained, split: CubeSplit, batch_size: int) -> dict[str, np.ndarray]:
-    """The model's LAI (``pred``), ``persistence``, the target and its masks, and each pixel's ``pattern`` of clear
-    past dates (a key of :data:`PATTERNS`), for every sample of ``split``."""
-    out: dict[str, list] = {k: [] for k in ("pred", PERSISTENCE, "pattern", "target", "clear", "strict", "truth")}
-    for raw in BatchLoader(split, batch_size, False, trained.device, "auto"):
-        x, lai, _ = predict_lai(trained.model, raw, trained.enc, trained.bf16)
-        host = {k: raw[k].cpu().numpy() for k in ("lai", "scl")}
+    """:func:`lai.evaluate.predict` of ``split`` (the model's LAI ``pred``, the target and its masks) with
+    ``persistence`` and each pixel's ``pattern`` of clear past dates (a key of :data:`PATTERNS`), read in the
+    same order."""
+    out: dict[str, list] = {PERSISTENCE: [], "pattern": []}
+    for raw in BatchLoader(split, batch_size, False, "cpu", "auto"):
+        host = {k: raw[k].numpy() for k in ("lai", "scl")}
         clear = _clear(host, trained.enc)
         pattern = np.full(clear.shape[:1] + clear.shape[2:], NONE, np.int8)
         for i, (t2, t1) in _PAST.items():
             pattern[(clear[:, 0] == t2) & (clear[:, 1] == t1)] = i
-        out["pred"].append(lai.cpu().numpy())
         out[PERSISTENCE].append(persistence(host, trained.enc))
         out["pattern"].append(pattern)
-        out["target"].append(raw["lai"][:, 2].float().cpu().numpy())
-        out["clear"].append(x.target_valid[:, 0].cpu().numpy())
-        out["strict"].append(strict_clear(raw["scl"][:, 2].cpu().numpy(), out["target"][-1]))
-        if "truth" in raw:
-            out["truth"].append(raw["truth"].float().cpu().numpy())
-    return {k: np.concatenate(v) for k, v in out.items() if v}
+    return {**predict(trained, split, batch_size), **{k: np.concatenate(v) for k, v in out.items()}}
 
 
 def fit_weights(components: dict[str, np.ndarray], pattern: np.ndarray, target: np.ndarray, use: np.ndarray
