@@ -376,6 +376,12 @@ def test_fresh_heads_start_at_the_training_targets_mean(tiny_data):
     base = last_clear(x)
     expected = target - 0.9 * float(base[x.target_valid].mean()) + 0.9 * base
     torch.testing.assert_close(out["dec"], expected, atol=1e-5, rtol=0)
+    # the mixing gated skip: its own LAI starts at the mean target, its gate at gate_start as a constant map
+    model = build_model(replace(p.model, row="final", gated_skip=True, gate_form="mix", gate_start=0.9), p.encoding)
+    init_head_bias(model, split, p.encoding)
+    head = model.dec_head.requires_grad_(False)
+    assert float(head.bias[0]) == pytest.approx(target, rel=1e-5) and float(head.weight[0].abs().sum()) > 0
+    assert float(head.weight[1].abs().sum()) == 0 and float(torch.sigmoid(head.bias[1])) == pytest.approx(0.9)
 
 
 def test_model_chosen_by_validation_then_its_seeds(tiny_data, tmp_path):
