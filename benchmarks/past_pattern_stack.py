@@ -15,8 +15,8 @@ scored by the other's weights: :func:`cross_fitted`), the score a selection by v
 Prints and writes (JSON): per set and pattern, each model's and persistence's RMSE against the observation and
 (simulated data) the truth; the weights; paired bootstrap over triplets (:func:`lai.tables.comparisons`) of the
 stack against each stacked model, the run's baselines and the oracle, and of the run's chosen model against
-the same (its lines are the run's own ``comparisons.csv`` lines again: a check). Nothing in the run folder is
-written.
+the same and the other stacked models (its lines against the baselines are the run's own ``comparisons.csv``
+lines again: a check). Nothing in the run folder is written.
 """
 from __future__ import annotations
 
@@ -147,8 +147,9 @@ def main(argv=None) -> None:
     cross = score_sets(lambda split: {**val, "pred": cross_fitted(components[VAL], val)}, cube, (VAL,), scale)[0]
     model_tiles = {m: tiles(lambda s, m=m: preds[m][s]["pred"]) for m in models}
     others = run_comparators(args.run)
+    rivals = {m: t for m, t in model_tiles.items() if m != chosen}  # the chosen model against the other final models
     table = pd.concat([comparisons(stack_tiles, model_tiles, "stack", SETS),
-                       comparisons(model_tiles[chosen], others, chosen), comparisons(stack_tiles, others, "stack")],
+                       comparisons(model_tiles[chosen], {**others, **rivals}, chosen), comparisons(stack_tiles, others, "stack")],
                       ignore_index=True)
     with pd.option_context("display.width", 220, "display.max_rows", 500):
         print(per_pattern.round(3).to_string(index=False))
