@@ -166,6 +166,17 @@ def stage_label(name: str) -> tuple[str, str]:
     return name, name
 
 
+def variant_of(config) -> str:
+    """The variant of the final model (a key of :data:`EXTRA_ROWS`) that a stage's configuration ``config`` (sections
+    ``model``, ``train``, ...) was trained as: the first whose overrides it holds; "" for none (the row as Table 1
+    trains it, or a variant of an earlier lai whose settings differ, such as the additive gated skip)."""
+    if getattr(getattr(config, "model", None), "row", None) != "final":
+        return ""
+    return next((name for name, extra in EXTRA_ROWS.items()
+                 if all(getattr(getattr(config, section, None), key, None) == value
+                        for section, keys in extra.overrides.items() for key, value in keys.items())), "")
+
+
 def chosen_model(selection_rows) -> str:
     """The chosen model's name from the rows (mappings) of tables/selection.csv; "final" where none is marked chosen
     (a run folder of an earlier lai, or no selection yet)."""

@@ -23,6 +23,7 @@ from lai.checkpoint import read_trained, set_weights
 from lai.config import EncodingConfig, ModelConfig, StageConfig
 from lai.distributed import pick_device
 from lai.encode import Encoded, denormalise_lai, encode_batch, mask_channels
+from lai.facts import variant_of
 from lai.model import LAIModel
 from lai.products import NODATA, MapOrigin
 from lai.uncertainty import Calibration, read_calibration
@@ -94,7 +95,7 @@ class Trained:
                          self.calibration.describe() if spread else None,
                          self.calibration.summary()["interval_half_width"]
                          if spread and self.calibration.recalibrated else None,
-                         self.weights_sha256)
+                         self.weights_sha256, variant_of(self.config))
 
     @property
     def predicts_spread(self) -> bool:

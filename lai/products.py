@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from lai.cube import CF_ATTRS
+from lai.facts import EXTRA_ROWS
 from lai.lnb import crs_units
 
 NODATA = np.float32(np.nan)
@@ -62,13 +63,16 @@ class MapOrigin:
     lai_std: str | None = None  # what band lai_std is (lai.uncertainty.Calibration.describe); None without it
     lai_std_reach: str | None = None  # its central intervals' half-widths in lai_std (Calibration.summary)
     model_sha256: str | None = None  # the weights file's SHA-256: which model, wherever the file has gone since
+    variant: str = ""  # the variant of the final model it is (lai.facts.EXTRA_ROWS; "" for a Table 1 row as trained)
 
     def tags(self, **dates: dt.date) -> dict[str, str]:
         """The tags of one map; ``dates``: e.g. ``t=..., t_minus_2=...`` (tags ``date_t``, ``date_t_minus_2``)."""
         from lai import __version__
 
         tags = {"lai_version": __version__, "model": self.model,
-                **({"model_sha256": self.model_sha256} if self.model_sha256 else {}), "row": self.row, "data": self.data,
+                **({"model_sha256": self.model_sha256} if self.model_sha256 else {}), "row": self.row,
+                **({"variant": f"{self.variant} ({EXTRA_ROWS[self.variant].title})"} if self.variant else {}),
+                "data": self.data,
                 "data_origin": "simulated (lai's simulator: not an observation of the place its CRS names)"
                              if self.simulated else "real (not simulated by lai)"}
         if self.lai_std is not None:

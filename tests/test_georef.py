@@ -78,6 +78,26 @@ def test_a_rotated_transform_and_an_index_out_of_range_are_refused(tiny_data):
         triplet_array(cube, -1)
 
 
+
+def test_maps_of_a_variant_say_which_variant_they_come_from():
+    """A variant is trained as row "final" with other settings: its maps name the variant as well as the row."""
+    import types
+
+    from lai.config import ModelConfig, TrainConfig
+    from lai.facts import variant_of
+    from lai.products import MapOrigin
+
+    stage = lambda model, train=None: types.SimpleNamespace(model=model, train=train or TrainConfig())  # noqa: E731
+    assert variant_of(stage(ModelConfig(row="final", gated_skip=True, gate_form="mix"))) == "final_gated"
+    assert variant_of(stage(ModelConfig(row="final"), TrainConfig(cloudy_weight=3.0))) == "final_cloudy_weight"
+    assert variant_of(stage(ModelConfig(row="final", residual=True))) == "final_residual"
+    assert variant_of(stage(ModelConfig(row="final"))) == ""  # the paper's final model
+    assert variant_of(stage(ModelConfig(row="final", gated_skip=True, gate_form="add"))) == ""  # an earlier lai's form
+    assert variant_of(stage(ModelConfig(row="s1_masks_seas", gated_skip=True, gate_form="mix"))) == ""  # not a final model
+    tags = MapOrigin("runs/final_gated/model.pt", "final", "data", True, variant="final_gated").tags()
+    assert tags["row"] == "final" and tags["variant"].startswith("final_gated (Final, gated skip: ")
+    assert "variant" not in MapOrigin("runs/final/model.pt", "final", "data", True).tags()
+
 def test_maps_say_where_they_come_from_and_follow_cf(tiny_data, tiny_run, tmp_path):
     """Each GeoTIFF names its model, data, dates and whether the data were simulated; predictions.nc carries a CF
     grid mapping (grid_mapping_name) and each map's date as a coordinate that a slice keeps."""
@@ -94,6 +114,7 @@ def test_maps_say_where_they_come_from_and_follow_cf(tiny_data, tiny_run, tmp_pa
         tags = written.tags()
     assert tags["data_origin"].startswith("simulated") and tags["data"] == str(lnb.resolve())
     assert tags["model"].endswith("model.pt") and tags["row"] == "final" and tags["lai_version"]
+    assert "variant" not in tags  # the paper's final model, not a variant of it
     assert tags["model_sha256"] == hashlib.sha256(Path(tags["model"]).read_bytes()).hexdigest()  # which model
     assert np.datetime64(tags["date_t"]) == date_t and tags["date_t_minus_2"] < tags["date_t"]
     assert tags["lai_std"].startswith("NOT recalibrated")  # the tiny run has no calibration.json
