@@ -32,10 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import report_header, run_comparators, write_report  # noqa: E402
 from lai.baselines import _clear, persistence  # noqa: E402
+from lai.config import EncodingConfig  # noqa: E402
 from lai.evaluate import predict, score_sets  # noqa: E402
-from lai.facts import SELECTABLE, TEST_SETS, VAL, chosen_model  # noqa: E402
-from lai.infer import Trained, load_trained  # noqa: E402
+from lai.facts import RMSE, SELECTABLE, TEST_SETS, VAL, chosen_model  # noqa: E402
+from lai.infer import load_trained  # noqa: E402
 from lai.loader import BatchLoader, CubeSplit  # noqa: E402
+from lai.metrics import pooled  # noqa: E402
 from lai.tables import comparisons  # noqa: E402
 
 SETS = (VAL, *TEST_SETS)
@@ -46,20 +48,24 @@ PERSISTENCE = "persistence"
 COLUMNS = ["set", "model", "other", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]
 
 
-def predict_with_persistence(trained: Trained, split: CubeSplit, batch_size: int) -> dict[str, np.ndarray]:
-    """:func:`lai.evaluate.predict` of ``split`` (the model's LAI ``pred``, the target and its masks) with
-    ``persistence`` and each pixel's ``pattern`` of clear past dates (a key of :data:`PATTERNS`), read in the
-    same order."""
+def past_of(split: CubeSplit, enc: EncodingConfig, batch_size: int) -> dict[str, np.ndarray]:
+    """``persistence`` and each pixel's ``pattern`` of clear past dates (a key of :data:`PATTERNS`) for every sample
+    of ``split``, in :func:`lai.evaluate.predict`'s order."""
     out: dict[str, list] = {PERSISTENCE: [], "pattern": []}
     for raw in BatchLoader(split, batch_size, False, "cpu", "auto"):
         host = {k: raw[k].numpy() for k in ("lai", "scl")}
-        clear = _clear(host, trained.enc)
+        clear = _clear(host, enc)
         pattern = np.full(clear.shape[:1] + clear.shape[2:], NONE, np.int8)
         for i, (t2, t1) in _PAST.items():
             pattern[(clear[:, 0] == t2) & (clear[:, 1] == t1)] = i
-        out[PERSISTENCE].append(persistence(host, trained.enc))
+        out[PERSISTENCE].append(persistence(host, enc))
         out["pattern"].append(pattern)
-    return {**predict(trained, split, batch_size), **{k: np.concatenate(v) for k, v in out.items()}}
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def scored(base: dict[str, np.ndarray]) -> np.ndarray:
+    """The pixels a set is scored on: clear at t, with an observed LAI."""
+    return base["clear"].astype(bool) & np.isfinite(base["target"])
 
 
 def fit_weights(components: dict[str, np.ndarray], pattern: np.ndarray, target: np.ndarray, use: np.ndarray
@@ -93,7 +99,7 @@ def stacked(components: dict[str, np.ndarray], pattern: np.ndarray, weights: dic
 
 def cross_fitted(components: dict[str, np.ndarray], base: dict[str, np.ndarray]) -> np.ndarray:
     """The stack on validation with weights fitted on the other half of its triplets (even and odd positions)."""
-    use = base["clear"].astype(bool) & np.isfinite(base["target"])
+    use = scored(base)
     half = (np.arange(len(base["target"])) % 2).astype(bool)
     out = np.empty_like(base["target"])
     for fit_on in (half, ~half):
@@ -106,13 +112,13 @@ def pattern_rmse(name: str, set_name: str, pred: np.ndarray, base: dict[str, np.
     """RMSE of ``pred`` per pattern on the pixels clear at t, against the observation and the truth."""
     rows = []
     for p, text in PATTERNS.items():
-        sel = base["clear"].astype(bool) & (base["pattern"] == p) & np.isfinite(base["target"])
+        sel = scored(base) & (base["pattern"] == p)
         if not sel.any():
             continue
         row = {"set": set_name, "pattern": text, "model": name, "pixels": int(sel.sum()),
-               "rmse_observation": float(np.sqrt(np.mean(np.square(pred[sel] - base["target"][sel], dtype=np.float64))))}
+               "rmse_observation": pooled(pred, base["target"], sel)[RMSE]}
         if "truth" in base:
-            row["rmse_truth"] = float(np.sqrt(np.mean(np.square(pred[sel] - base["truth"][sel], dtype=np.float64))))
+            row["rmse_truth"] = pooled(pred, base["truth"], sel)[RMSE]
         rows.append(row)
     return rows
 
@@ -129,12 +135,13 @@ def main(argv=None) -> None:
     preds = {}
     for m in models:
         trained = load_trained(args.run / "runs" / m, "cpu")
-        preds[m] = {s: predict_with_persistence(trained, CubeSplit(cube, s), args.batch) for s in SETS}
+        preds[m] = {s: predict(trained, CubeSplit(cube, s), args.batch) for s in SETS}
     scale = trained.enc.lai_scale
-    base = preds[models[0]]  # targets, masks, patterns and persistence: the same in every model's pass
+    # targets and masks (the same in every model's pass), persistence and patterns, read once per set
+    base = {s: {**preds[models[0]][s], **past_of(CubeSplit(cube, s), trained.enc, args.batch)} for s in SETS}
     components = {s: {**{m: preds[m][s]["pred"] for m in models}, PERSISTENCE: base[s][PERSISTENCE]} for s in SETS}
     val = base[VAL]
-    weights = fit_weights(components[VAL], val["pattern"], val["target"], val["clear"].astype(bool) & np.isfinite(val["target"]))
+    weights = fit_weights(components[VAL], val["pattern"], val["target"], scored(val))
     stack = {s: stacked(components[s], base[s]["pattern"], weights) for s in SETS}
     rows = [r for s in SETS for n, c in components[s].items() for r in pattern_rmse(n, s, c, base[s])]
     rows += [r for s in SETS for r in pattern_rmse("stack", s, stack[s], base[s])]
