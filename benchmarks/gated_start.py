@@ -4,6 +4,7 @@ finished run folder and compare it, on the same test triplets, with that run's m
     python benchmarks/gated_start.py OLD_RUN --out /tmp/gated [--seed 1] [--set model.gate_start=0.9]
     python benchmarks/gated_start.py reports/quick --out /tmp/nodate --set model.decoder_seasonality=false
     python benchmarks/gated_start.py reports/quick --out /tmp/lr --finetune-set train.lr=3e-4
+    python benchmarks/gated_start.py reports/standard --out /tmp/ema --model final --finetune-set train.ema=0.995
 
 ``OLD_RUN`` is a finished ``lai run`` folder of a simulated profile (e.g. ``reports/quick``), of this version or an
 earlier one (whose ``runs/final_gated`` started with the gate at one half and random head weights; the ``standard``
@@ -13,7 +14,8 @@ not save are added to the copies' ``config.yaml`` with this version's values, wh
 changes). ``--finetune-set`` applies to the fine-tuning alone (``--set`` to the encoders' configuration too, which
 must then match theirs). The new ``final_gated`` is scored on the run's test sets and compared by paired bootstrap over triplets
 (``lai.tables.comparisons``) with the run's ``final`` (seed 0), its ``final_gated`` where it has one, its baselines
-and the oracle bound (the true LAI at t-1, ``tables/oracle_per_triplet.csv``).
+and the oracle bound (the true LAI at t-1, ``tables/oracle_per_triplet.csv``). ``--model final`` fine-tunes the
+final model itself instead (Table 1's row, e.g. with other training settings), compared in the same way.
 
 Writes ``<out>/gated_start.json``.
 """
@@ -67,6 +69,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--finetune-set", action="append", default=[], metavar="KEY=VALUE",
                     help="an override of the fine-tuning stage only (e.g. train.lr=3e-4)")
+    ap.add_argument("--model", choices=("final_gated", "final"), default="final_gated",
+                    help="what to fine-tune: the gated-skip variant (default) or the final model itself")
     args = ap.parse_args()
     saved = yaml.safe_load((args.old_run / RUN_PROFILE_FILE).read_text())
     cube = run_cube(args.old_run)
@@ -77,21 +81,21 @@ def main() -> None:
     t0 = time.perf_counter()
     if args.finetune_set:  # the encoders as trained; only the fine-tuning reads these
         tuned = load_profile(saved["name"], [*args.set, *args.finetune_set])
-        result = fine_tune(tuned, "final_gated", cube, runs, seed=args.seed, progress=False)
+        result = fine_tune(tuned, args.model, cube, runs, seed=args.seed, progress=False)
     else:
-        result = train_variant(profile, "final_gated", cube, runs, seed=args.seed, progress=False)
+        result = train_variant(profile, args.model, cube, runs, seed=args.seed, progress=False)
     seconds = time.perf_counter() - t0
-    evaluate_run(runs / "final_gated", cube, save_predictions=False)
-    mine = pd.read_csv(runs / "final_gated" / STAGE_PER_TRIPLET_FILE)
+    evaluate_run(runs / args.model, cube, save_predictions=False)
+    mine = pd.read_csv(runs / args.model / STAGE_PER_TRIPLET_FILE)
     others = run_comparators(args.old_run)
     for row in ("final", "final_gated"):  # the old run's models of seed 0 (a profile without the candidate lacks it)
         if (args.old_run / "runs" / row / STAGE_PER_TRIPLET_FILE).is_file():
             others[f"old {row}"] = pd.read_csv(args.old_run / "runs" / row / STAGE_PER_TRIPLET_FILE)
-    table = comparisons(mine, others, "final_gated (this version)")
+    table = comparisons(mine, others, f"{args.model} (this version)")
     print(table[["set", "other", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]].round(3).to_string())
     best = result.history["val_rmse"].min()
     report = report_header(__file__) | {
-        "old_run": str(args.old_run), "seed": args.seed, "overrides": args.set, "finetune_overrides": args.finetune_set,
+        "old_run": str(args.old_run), "model": args.model, "seed": args.seed, "overrides": args.set, "finetune_overrides": args.finetune_set,
         "gate_start": profile.model.gate_start,
         "seconds": seconds, "epochs": len(result.history), "best_val_rmse": float(best),
         "comparisons": table.to_dict("records")}

@@ -213,6 +213,7 @@ class TrainingState:
     best_epoch: int = 0  # 1-based, 0 before the first epoch
     best_val_mse: float = math.inf
     best_model: dict = field(default_factory=dict)
+    averaged: torch.optim.swa_utils.AveragedModel | None = None  # train.ema: the weights validation scores
 
     @classmethod
     def start(cls, model: torch.nn.Module, tcfg: TrainConfig) -> TrainingState:
@@ -222,8 +223,23 @@ class TrainingState:
         mean = [p for p in model.parameters() if all(p is not q for q in spread)]
         groups = [{"params": mean}] + ([{"params": spread, "lr": tcfg.lr * SPREAD_LR_FACTOR}] if spread else [])
         opt = torch.optim.Adam(groups, lr=tcfg.lr, foreach=True)  # one multi-tensor update (on the CPU too: same numbers)
+        averaged = None
+        if tcfg.ema > 0:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tcfg.ema), use_buffers=True)
         return cls(model, opt, make_scheduler(opt, tcfg), torch.Generator().manual_seed(tcfg.seed), tcfg.schedule,
-                   best_model=copy_weights(model))
+                   best_model=copy_weights(model), averaged=averaged)
+
+    @property
+    def scored(self) -> torch.nn.Module:
+        """The weights an epoch is scored by and the run keeps: the moving average (``train.ema``) or the model."""
+        return self.model if self.averaged is None else self.averaged.module
+
+    def after_step(self) -> None:
+        """Move the moving average (``train.ema``) towards the weights of the step just taken."""
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.model)
 
     @property
     def lr(self) -> float:
@@ -233,7 +249,7 @@ class TrainingState:
         """Take one epoch's ``record`` (``epoch``, 1-based, and ``val_mse``): history, best weights, schedule."""
         self.history.append(record)
         if record["val_mse"] < self.best_val_mse:
-            self.best_epoch, self.best_val_mse, self.best_model = record["epoch"], record["val_mse"], copy_weights(self.model)
+            self.best_epoch, self.best_val_mse, self.best_model = record["epoch"], record["val_mse"], copy_weights(self.scored)
         if self.schedule == "plateau":
             self.scheduler.step(record["val_mse"])
         else:
@@ -253,13 +269,14 @@ class TrainingState:
             "best_model": self.best_model,
             "best_epoch": self.best_epoch,
             "best_val_mse": self.best_val_mse,
+            **({} if self.averaged is None else {"averaged": self.averaged.state_dict()}),
             "config": config.to_dict(),
         })
 
     def restore(self, path: str | Path, check: Callable[[object], None] | None = None) -> None:
         """Continue from the state :meth:`save` wrote to ``path`` (the global torch random state included);
         ``check`` gets the configuration saved with it first, and raises to refuse it before anything is loaded."""
-        state = read_checkpoint(path, (*STATE_KEYS, "config"))
+        state = read_checkpoint(path, (*STATE_KEYS, "config", *(() if self.averaged is None else ("averaged",))))
         if check is not None:
             check(state["config"])
         set_weights(self.model, state["model"], path)
@@ -271,6 +288,8 @@ class TrainingState:
             self.history, self.next_epoch = list(state["history"]), int(state["epoch"]) + 1
             self.best_epoch, self.best_val_mse = int(state["best_epoch"]), float(state["best_val_mse"])
             self.best_model = state["best_model"]
+            if self.averaged is not None:
+                self.averaged.load_state_dict(state["averaged"])
         except (RuntimeError, KeyError, TypeError, ValueError) as err:
             raise RunFolderError(f"{path}: damaged checkpoint ({type(err).__name__}: {err}); delete it to "
                                  "restart the stage from scratch") from None

@@ -226,6 +226,9 @@ class TrainConfig:
     alpha: float = 0.1  # weight of encoder 1 (S1) intermediate loss
     beta: float = 0.15  # weight of encoder 2 (S2) intermediate loss
     cloudy_weight: float = 1.0  # sample weight for cloudy-past samples (paper 4.2 remedy); 1 = off
+    # decay per step of an exponential moving average of the weights (and BatchNorm statistics): validation,
+    # the schedule and the kept weights read the average, not the last step's weights; 0 = off
+    ema: float = 0.0
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: str = "auto"  # auto (on for CUDA) | on | off
@@ -243,6 +246,8 @@ class TrainConfig:
             raise ConfigError(f"train.lr_decay must lie strictly between 0 and 1 (the factor each decay multiplies the "
                               f"learning rate by), got {self.lr_decay}")
         _non_negative(self, "alpha", "beta")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"train.ema must lie in [0, 1) (the moving average's decay per step; 0 = off), got {self.ema}")
         if self.cloudy_weight <= 0:
             raise ConfigError(f"train.cloudy_weight must be positive, got {self.cloudy_weight}")
         _choice(self, "milestones", ("paper", "reference"))

@@ -34,6 +34,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -171,8 +172,8 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
         if aug_gen is not None:
             aug_gen.manual_seed(augment_seed(tcfg.seed, world.rank, epoch))
         record.update(train_epoch(step_model, state.optimizer, train_loader, tcfg, cfg.encoding, use_bf16, channels_last,
-                                  desc, progress, augment_generator=aug_gen, world=world))
-        record.update(validate(model, val_loader, cfg.encoding, use_bf16, world))  # reduced across ranks: all agree
+                                  desc, progress, augment_generator=aug_gen, world=world, after_step=state.after_step))
+        record.update(validate(state.scored, val_loader, cfg.encoding, use_bf16, world))  # reduced across ranks: all agree
         state.end_epoch(record)
         if world.main:
             state.save(ckpt_path, cfg)
@@ -308,9 +309,10 @@ def train_step(model, opt: torch.optim.Optimizer, x: Encoded, tcfg: TrainConfig,
 
 def train_epoch(model, opt, loader: BatchLoader, tcfg: TrainConfig, enc: EncodingConfig, use_bf16: bool,
                 channels_last: bool, desc: str = "train", progress: bool = True, log_every: int = 10,
-                augment_generator: torch.Generator | None = None, world: World = World()) -> dict[str, float]:
-    """One pass over the training split (:func:`train_step` per batch); returns mean losses (per sample),
-    seconds and samples/s.
+                augment_generator: torch.Generator | None = None, world: World = World(),
+                after_step: Callable[[], None] | None = None) -> dict[str, float]:
+    """One pass over the training split (:func:`train_step` per batch, then ``after_step()`` if given); returns
+    mean losses (per sample), seconds and samples/s.
 
     ``tcfg`` gives the loss weights (:func:`lai.loss.total_loss`), ``enc`` the input encoding.
 
@@ -331,6 +333,8 @@ def train_epoch(model, opt, loader: BatchLoader, tcfg: TrainConfig, enc: Encodin
         if channels_last:
             x = to_channels_last(x)
         loss, parts = train_step(model, opt, x, tcfg, use_bf16)
+        if after_step is not None:
+            after_step()
         n = x.target.shape[0]
         seen += n
         for k, v in {"loss": loss, **parts}.items():

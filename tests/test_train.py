@@ -49,9 +49,10 @@ def test_same_seed_same_numbers_and_config_saved(tiny_data, tmp_path):
     assert list(a.history["epoch"]) == [1, 2] and (tmp_path / "a" / "history.csv").exists()
 
 
-def test_interrupted_then_resumed_equals_uninterrupted(tiny_data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_interrupted_then_resumed_equals_uninterrupted(tiny_data, tmp_path, monkeypatch, ema):
     _, _, cube = tiny_data
-    p = profile_with(epochs=3)
+    p = profile_with(epochs=3, ema=ema)  # with a moving average of the weights, the checkpoint carries it too
     full = train_stage(p, "s1_masks_seas", cube, tmp_path / "full", progress=False)
 
     real_save = TrainingState.save
@@ -85,6 +86,37 @@ def test_model_keeps_best_validation_weights_and_says_whether_it_converged(tiny_
     ckpt = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
     assert same_weights(weights(tmp_path / "r"), ckpt["best_model"])
     assert same_weights(ckpt["model"], ckpt["best_model"]) == (best == 2)
+
+
+def test_moving_average_of_the_weights_known_answer():
+    """train.ema: the first step's weights, then decay * average + (1 - decay) * weights, BatchNorm statistics too."""
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
+    state = TrainingState.start(model, replace(load_profile("tiny").train, ema=0.75))
+    with torch.no_grad():
+        model[0].weight.fill_(4.0), model[1].running_mean.fill_(8.0)
+        state.after_step()
+        model[0].weight.fill_(0.0), model[1].running_mean.fill_(0.0)
+        state.after_step()
+    assert torch.allclose(state.scored[0].weight, torch.full((1, 2), 3.0))
+    assert torch.allclose(state.scored[1].running_mean, torch.tensor([6.0]))
+    assert torch.equal(model[0].weight, torch.zeros(1, 2))  # the model itself trains on, unaveraged
+    assert TrainingState.start(model, load_profile("tiny").train).scored is model  # off by default
+    with pytest.raises(ConfigError, match="train.ema"):
+        profile_with(ema=1.0)
+
+
+def test_moving_average_is_what_validation_scores_and_the_run_keeps(tiny_data, tmp_path, monkeypatch):
+    import lai.train as train_mod
+
+    _, _, cube = tiny_data
+    scored = []
+    real_validate = train_mod.validate
+    monkeypatch.setattr(train_mod, "validate", lambda m, *a, **k: scored.append(m) or real_validate(m, *a, **k))
+    train_stage(profile_with(epochs=1, ema=0.9), "s2_masks", cube, tmp_path / "r", progress=False)
+    ckpt = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    average = {k.removeprefix("module."): v for k, v in ckpt["averaged"].items() if k.startswith("module.")}
+    assert same_weights(weights(tmp_path / "r"), average) and not same_weights(ckpt["model"], average)
+    assert len(scored) == 1 and all(torch.equal(v, scored[0].state_dict()[k]) for k, v in average.items())
 
 
 def test_plateau_schedule_stops_when_validation_stops_improving(tiny_data, tmp_path, monkeypatch):
