@@ -78,7 +78,6 @@ def test_a_rotated_transform_and_an_index_out_of_range_are_refused(tiny_data):
         triplet_array(cube, -1)
 
 
-
 def test_maps_of_a_variant_say_which_variant_they_come_from():
     """A variant is trained as row "final" with other settings: its maps name the variant as well as the row."""
     import types
@@ -97,6 +96,7 @@ def test_maps_of_a_variant_say_which_variant_they_come_from():
     tags = MapOrigin("runs/final_gated/model.pt", "final", "data", True, variant="final_gated").tags()
     assert tags["row"] == "final" and tags["variant"].startswith("final_gated (Final, gated skip: ")
     assert "variant" not in MapOrigin("runs/final/model.pt", "final", "data", True).tags()
+
 
 def test_maps_say_where_they_come_from_and_follow_cf(tiny_data, tiny_run, tmp_path):
     """Each GeoTIFF names its model, data, dates and whether the data were simulated; predictions.nc carries a CF
