@@ -29,7 +29,7 @@ from lai.config_engine import (  # noqa: F401 - re-exported
     saved_differences,
 )
 from lai.errors import ConfigError, shorten  # noqa: F401 - ConfigError re-exported
-from lai.facts import EXTRA_ROWS, GATE_FORMS, PRESETS, ROWS, S1_DB_RANGE, UPSAMPLING, VALID_CLASSES
+from lai.facts import EXTRA_ROWS, GATE_FORMS, PRESETS, ROWS, S1_DB_RANGE, SKIP_BASES, UPSAMPLING, VALID_CLASSES
 from lai.records import DuplicateKeyError, read_yaml_mapping, yaml_load  # noqa: F401 - re-exported
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -166,6 +166,10 @@ class ModelConfig:
     # decoder's change plus the gate times the last clear LAI (0 where none is clear: the change alone must be the
     # LAI there), its change starting at zero weights; lai before 2026-12-06 and a run's config.yaml without the key
     gate_form: str = "add"
+    # what the gated skip passes on (read only with gated_skip): "last_clear" (the LAI of t-1 where clear, else of t-2), or "two_dates": where both
+    # past dates are clear, their mean with t-2 moved by the local mean change from t-2 to t-1 (halves the variance
+    # of one date's retrieval noise; lai.model.two_date_level), the last clear LAI elsewhere
+    skip_base: str = "last_clear"
     # a second head on the decoder's detached features predicts the variance of the error per pixel (Gaussian
     # negative log-likelihood on the pixels clear at t, lai.loss); the mean trains exactly as without it
     uncertainty: bool = False
@@ -182,6 +186,7 @@ class ModelConfig:
         _choice(self, "preset", tuple(PRESETS))
         _choice(self, "upsample", UPSAMPLING)
         _choice(self, "gate_form", GATE_FORMS)
+        _choice(self, "skip_base", SKIP_BASES)
         _positive(self, "convs_per_level", "mask_embedding", "season_hidden", "season_channels")
         if not 0.0 < self.gate_start < 1.0:
             raise ConfigError(f"model.gate_start must lie strictly between 0 and 1 (a sigmoid's value), got {self.gate_start}")

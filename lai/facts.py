@@ -63,6 +63,9 @@ PRESETS = {
 # interpolation followed by a 3x3 convolution (free of the transposed convolution's checkerboard artefacts).
 UPSAMPLING = ("transpose", "bilinear")
 GATE_FORMS = ("add", "mix")  # model.gate_form: how the gated skip combines the decoder with the last clear LAI
+# model.skip_base: the past LAI the gated skip passes on: the last clear date's, or the level at t-1 estimated from
+# both past dates where both are clear (lai.model.two_date_level)
+SKIP_BASES = ("last_clear", "two_dates")
 
 # Labels of the cube's time and pol dimensions (its coordinate variables ``time`` and ``pol``).
 TIME_LABELS = ("t-2", "t-1", "t")
@@ -119,8 +122,9 @@ EXTRA_ROWS = {
                                     {"train": {"cloudy_weight": 3.0}}, "Final, cloud-weighted loss"),
     "final_residual": ExtraRow("Final, residual: predicts the change from the last clear LAI", {"model": {"residual": True}},
                                "Final, residual"),
-    "final_gated": ExtraRow("Final, gated skip: weighs its own LAI against the last clear LAI by a learned per-pixel gate",
-                            {"model": {"gated_skip": True, "gate_form": "mix"}}, "Final, gated skip"),
+    "final_gated": ExtraRow("Final, gated skip: weighs its own LAI against the past LAI (both clear dates' level, else the "
+                            "last clear LAI) by a learned per-pixel gate",
+                            {"model": {"gated_skip": True, "gate_form": "mix", "skip_base": "two_dates"}}, "Final, gated skip"),
 }
 # Per-pixel baselines without the LAI history (S1 + masks + seasonality): name -> the baseline it restricts.
 EXTRA_BASELINES = {"MLR_no_history": "MLR", "RF_no_history": "RF"}

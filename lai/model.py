@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lai.config import ModelConfig
@@ -188,14 +189,19 @@ class LAIModel(nn.Module):
             out["dec"] = self.dec_head(decoded)
             if self.cfg.gated_skip:
                 own, gate = out["dec"].split(1, dim=1)
-                if self.cfg.gate_form == "add":  # own: the change from the gated last clear LAI
-                    out["dec"] = own + torch.sigmoid(gate) * last_clear(x)
+                past = self.skip_base(x)
+                if self.cfg.gate_form == "add":  # own: the change from the gated past LAI
+                    out["dec"] = own + torch.sigmoid(gate) * past
                 else:  # "mix": own is the LAI itself, trusted alone where no past date is clear
                     trust = torch.sigmoid(gate) * x.past_valid.any(1, keepdim=True)
-                    out["dec"] = own + trust * (last_clear(x) - own)
+                    out["dec"] = own + trust * (past - own)
             if self.spread_head is not None:  # on detached features: the spread never changes the mean's training
                 out[LOG_VAR] = self.spread_head(decoded.detach()).clamp(*LOG_VAR_RANGE)
         return out
+
+    def skip_base(self, x: Encoded) -> torch.Tensor:
+        """The past LAI the gated skip passes on (``model.skip_base``), (B, 1, H, W) normalised."""
+        return two_date_level(x) if self.cfg.skip_base == "two_dates" else last_clear(x)
 
     @staticmethod
     def prediction(out: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -229,6 +235,21 @@ def last_clear(x: Encoded) -> torch.Tensor:
     """(B, 1, H, W) normalised LAI of t-1 where clear, else of t-2 where clear, else 0."""
     valid = x.past_valid
     return torch.where(valid[:, 1], x.s2[:, 1], torch.where(valid[:, 0], x.s2[:, 0], 0.0)).unsqueeze(1)
+
+
+def two_date_level(x: Encoded, sigma: float = 1.0) -> torch.Tensor:
+    """(B, 1, H, W) normalised LAI at t-1 estimated from both past dates where both are clear, the last clear LAI
+    elsewhere: the mean of t-1 and of t-2 moved by the local mean change from t-2 to t-1 (a Gaussian of ``sigma``
+    pixels over the pixels clear on both dates). Where the change is the same as its local mean, it is the true
+    LAI at t-1 plus half the variance of one date's pixel noise (independent between dates)."""
+    both = (x.past_valid[:, 0] & x.past_valid[:, 1]).unsqueeze(1)
+    earlier, later = x.s2[:, :1], x.s2[:, 1:2]
+    weight = both.to(later.dtype)
+    radius = max(1, math.ceil(3 * sigma))
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=later.dtype, device=later.device) / sigma) ** 2)
+    kernel = (taps[:, None] * taps[None, :] / taps.sum() ** 2)[None, None]
+    local = F.conv2d((later - earlier) * weight, kernel, padding=radius) / F.conv2d(weight, kernel, padding=radius).clamp_min(1e-6)
+    return torch.where(both, 0.5 * (later + earlier + local), last_clear(x))
 
 
 def n_parameters(model: nn.Module) -> int:

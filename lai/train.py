@@ -204,7 +204,8 @@ def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=
     picked = np.sort(rng.choice(len(split), min(len(split), max(8, max_pixels // (h * w))), replace=False))
     x = encode_batch({k: torch.from_numpy(v) for k, v in split.read(picked).items()}, enc)
     target = float(x.target[x.target_valid].mean()) if x.target_valid.any() else 0.0
-    base = float(last_clear(x)[x.target_valid].mean()) if x.target_valid.any() else 0.0
+    past = model.skip_base(x) if model.cfg.gated_skip else last_clear(x)
+    base = float(past[x.target_valid].mean()) if x.target_valid.any() else 0.0
     variance = float(x.target[x.target_valid].var()) if x.target_valid.sum() > 1 else 1.0
     heads = {"enc1": model.enc1 and model.enc1.head, "enc2": model.enc2 and model.enc2.head, "dec": model.dec_head}
     with torch.no_grad():

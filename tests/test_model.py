@@ -171,6 +171,70 @@ def test_mixing_gated_skip_trusts_the_last_clear_lai_by_its_gate_and_never_where
     with pytest.raises(ConfigError, match="model.gate_form must be one of add, mix"):
         ModelConfig(gated_skip=True, gate_form="blend").validate()
 
+
+def _both_past_dates(truth_t2: np.ndarray, change: float, noise: float, rng) -> tuple[object, np.ndarray]:
+    """An encoded batch whose past dates are clear everywhere but one pixel column (t-2 clouded) and one row (both
+    clouded); its normalised LAI: ``truth_t2`` at t-2 and ``truth_t2 + change`` at t-1, each plus pixel noise."""
+    b, h, w = truth_t2.shape
+    lai = np.stack([truth_t2, truth_t2 + change, truth_t2], 1) + rng.normal(0, noise, (b, 3, h, w))
+    scl = np.full((b, 3, h, w), 4, np.uint8)
+    scl[:, 0, :, 5] = 9  # t-2 clouded on column 5: t-1 alone there
+    scl[:, :2, 7, :] = 9  # both clouded on row 7
+    raw = raw_batch(b=b, size=h)
+    raw.update(lai=torch.from_numpy((lai * ENC.lai_scale).astype(np.float32)), scl=torch.from_numpy(scl))
+    return encode_batch(raw, ENC), lai
+
+
+def test_two_date_level_is_t_minus_1_under_a_uniform_change_and_the_last_clear_lai_elsewhere():
+    from lai.model import last_clear, two_date_level
+
+    rng = np.random.default_rng(0)
+    x, lai = _both_past_dates(rng.uniform(0.2, 1.2, (2, 32, 32)), change=0.1, noise=0.0, rng=rng)
+    level = two_date_level(x)[:, 0].numpy()
+    both = np.ones(level.shape, bool)
+    both[:, :, 5] = both[:, 7, :] = False
+    np.testing.assert_allclose(level[both], lai[:, 1][both], atol=1e-5)  # (t-1 + t-2 + change) / 2 = t-1
+    np.testing.assert_allclose(level[~both], last_clear(x)[:, 0].numpy()[~both], atol=1e-6)
+    assert np.all(level[:, 7, :] == 0) and np.allclose(level[:, :, 5][:, np.arange(32) != 7], lai[:, 1, :, 5][:, np.arange(32) != 7])
+
+
+def test_two_date_level_halves_the_variance_of_one_dates_pixel_noise():
+    """Independent pixel noise of s.d. 0.1 on each date, a smooth change: the level's error against the true t-1
+    has about half the variance of the t-1 observation's (plus the local mean's small share)."""
+    from lai.model import two_date_level
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:64, :64] / 64
+    truth = np.broadcast_to(0.5 + 0.3 * np.sin(3 * xx + 2 * yy), (4, 64, 64))
+    x, lai = _both_past_dates(truth, change=0.05 + 0.05 * xx, noise=0.1, rng=rng)
+    inner = (slice(None), slice(10, 54), slice(10, 54))
+    level_error = (two_date_level(x)[:, 0].numpy() - (truth + 0.05 + 0.05 * xx))[inner]
+    one_date_error = (lai[:, 1] - (truth + 0.05 + 0.05 * xx))[inner]
+    ratio = level_error.var() / one_date_error.var()
+    assert 0.5 <= ratio <= 0.6, ratio  # 1/2, and the local mean's share: 0.54 at sigma 1 px (0.08 of the change's
+    # noise variance falls on the pixel itself)
+
+
+def test_gated_skip_passes_on_the_two_date_level_when_asked():
+    """skip_base "two_dates", gate logit +inf: the mixing gated skip returns the two-date level where a past date
+    is clear; an unknown skip_base is refused by name."""
+    from lai.config import ConfigError, ModelConfig
+    from lai.model import two_date_level
+
+    rng = np.random.default_rng(2)
+    x, _ = _both_past_dates(rng.uniform(0.2, 1.2, (2, 32, 32)), change=0.1, noise=0.05, rng=rng)
+    model = small("final", gated_skip=True, gate_form="mix", skip_base="two_dates").eval()
+    torch.nn.init.zeros_(model.dec_head.weight)
+    with torch.no_grad():
+        model.dec_head.bias.copy_(torch.tensor([0.25, 50.0]))
+        out = model(x)["dec"][:, 0].numpy()
+    expected = two_date_level(x)[:, 0].numpy()
+    expected[:, 7, :] = 0.25  # no past date clear: the decoder's own LAI
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    with pytest.raises(ConfigError, match="model.skip_base must be one of last_clear, two_dates"):
+        ModelConfig(gated_skip=True, skip_base="mean").validate()
+
+
 def test_residual_and_gated_skip_exclude_each_other():
     from lai.config import ConfigError, ModelConfig
 
