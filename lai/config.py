@@ -166,9 +166,10 @@ class ModelConfig:
     # decoder's change plus the gate times the last clear LAI (0 where none is clear: the change alone must be the
     # LAI there), its change starting at zero weights; lai before 2026-12-06 and a run's config.yaml without the key
     gate_form: str = "add"
-    # what the gated skip passes on (read only with gated_skip): "last_clear" (the LAI of t-1 where clear, else of t-2), or "two_dates": where both
-    # past dates are clear, their mean with t-2 moved by the local mean change from t-2 to t-1 (halves the variance
-    # of one date's retrieval noise; lai.model.two_date_level), the last clear LAI elsewhere
+    # what the gated skip passes on (read only with gated_skip): "last_clear" (the LAI of t-1 where clear, else of
+    # t-2), or "two_dates": where both past dates are clear, their mean with t-2 moved by the local mean change from
+    # t-2 to t-1 (halves the variance of one date's retrieval noise; lai.model.two_date_level), the last clear LAI
+    # elsewhere; lai before 2026-12-06 (later) and a run's config.yaml without the key: last_clear
     skip_base: str = "last_clear"
     # a second head on the decoder's detached features predicts the variance of the error per pixel (Gaussian
     # negative log-likelihood on the pixels clear at t, lai.loss); the mean trains exactly as without it

@@ -7,6 +7,7 @@ not use is dropped (fewer input channels), never zeroed.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -240,15 +241,19 @@ def last_clear(x: Encoded) -> torch.Tensor:
 def two_date_level(x: Encoded, sigma: float = 1.0) -> torch.Tensor:
     """(B, 1, H, W) normalised LAI at t-1 estimated from both past dates where both are clear, the last clear LAI
     elsewhere: the mean of t-1 and of t-2 moved by the local mean change from t-2 to t-1 (a Gaussian of ``sigma``
-    pixels over the pixels clear on both dates). Where the change is the same as its local mean, it is the true
-    LAI at t-1 plus half the variance of one date's pixel noise (independent between dates)."""
+    pixels over the pixels clear on both dates). Where the change equals its local mean, its error against the true
+    LAI at t-1 has about half the variance of one date's pixel noise (independent between dates). Computed in the
+    inputs' precision, never under bf16 autocast (which would round the LAI it passes on by up to 0.4 %)."""
     both = (x.past_valid[:, 0] & x.past_valid[:, 1]).unsqueeze(1)
     earlier, later = x.s2[:, :1], x.s2[:, 1:2]
     weight = both.to(later.dtype)
     radius = max(1, math.ceil(3 * sigma))
     taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=later.dtype, device=later.device) / sigma) ** 2)
     kernel = (taps[:, None] * taps[None, :] / taps.sum() ** 2)[None, None]
-    local = F.conv2d((later - earlier) * weight, kernel, padding=radius) / F.conv2d(weight, kernel, padding=radius).clamp_min(1e-6)
+    # (autocast knows no meta device: a model sized on it, lai.infer.training_bytes, runs this too)
+    off = torch.autocast(later.device.type, enabled=False) if later.device.type in ("cpu", "cuda") else nullcontext()
+    with off:
+        local = F.conv2d((later - earlier) * weight, kernel, padding=radius) / F.conv2d(weight, kernel, padding=radius).clamp_min(1e-6)
     return torch.where(both, 0.5 * (later + earlier + local), last_clear(x))
 
 

@@ -196,6 +196,8 @@ def test_two_date_level_is_t_minus_1_under_a_uniform_change_and_the_last_clear_l
     np.testing.assert_allclose(level[both], lai[:, 1][both], atol=1e-5)  # (t-1 + t-2 + change) / 2 = t-1
     np.testing.assert_allclose(level[~both], last_clear(x)[:, 0].numpy()[~both], atol=1e-6)
     assert np.all(level[:, 7, :] == 0) and np.allclose(level[:, :, 5][:, np.arange(32) != 7], lai[:, 1, :, 5][:, np.arange(32) != 7])
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as a bf16 step runs it: never rounded to bf16
+        np.testing.assert_array_equal(two_date_level(x)[:, 0].numpy(), level)
 
 
 def test_two_date_level_halves_the_variance_of_one_dates_pixel_noise():
