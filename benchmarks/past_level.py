@@ -7,6 +7,8 @@ On the pixels of each set (validation and the test sets) that are clear at t and
 against the observation at t of
 
 - ``persistence``: the observed LAI of t-1;
+- ``persistence_smoothed``: the observed LAI of t-1 smoothed by a Gaussian of ``--sigma`` pixels over its clear
+  pixels (noise removed in space, at the cost of blurring the LAI's own variation from pixel to pixel);
 - ``two_date_level``: :func:`lai.model.two_date_level`, the mean of t-1 and of t-2 moved by the local mean change
   (what the variant ``final_gated`` passes on there);
 - ``oracle``: the true LAI of t-1 (the oracle bound's prediction, here on these pixels only);
@@ -44,7 +46,7 @@ def past_level(cube: Path, sets=(VAL, *TEST_SETS), sigma: float = 0.7) -> dict[s
     """Per set: pixel count and the RMSEs the module docstring lists."""
     enc = EncodingConfig()
     valid = scl_lookup(enc.valid_classes)
-    names = ("persistence", "two_date_level", "oracle", "oracle_smoothed", "noise_t_minus_1")
+    names = ("persistence", "persistence_smoothed", "two_date_level", "oracle", "oracle_smoothed", "noise_t_minus_1")
     out = {}
     with h5py.File(cube, "r") as f:
         if "lai_true" not in f or f["lai_true"].ndim != 4:
@@ -64,7 +66,12 @@ def past_level(cube: Path, sets=(VAL, *TEST_SETS), sigma: float = 0.7) -> dict[s
                                           s2=torch.from_numpy(np.nan_to_num(obs[:, :2]) / enc.lai_scale))
                 level = two_date_level(x)[:, 0].numpy() * enc.lai_scale
                 smoothed = gaussian_filter(truth[:, 1], sigma=(0, sigma, sigma), mode="nearest")
-                for key, pred, ref in (("persistence", obs[:, 1], obs[:, 2]), ("two_date_level", level, obs[:, 2]),
+                past_clear = clear[:, 1].astype(np.float64)
+                kernel = dict(sigma=(0, sigma, sigma), mode="constant")
+                smoothed_obs = (gaussian_filter(np.where(clear[:, 1], obs[:, 1], 0.0), **kernel)
+                                / np.maximum(gaussian_filter(past_clear, **kernel), 1e-9))
+                for key, pred, ref in (("persistence", obs[:, 1], obs[:, 2]), ("persistence_smoothed", smoothed_obs, obs[:, 2]),
+                                       ("two_date_level", level, obs[:, 2]),
                                        ("oracle", truth[:, 1], obs[:, 2]), ("oracle_smoothed", smoothed, obs[:, 2]),
                                        ("noise_t_minus_1", obs[:, 1], truth[:, 1])):
                     sse[key] += float(np.square(pred - ref)[mask].sum())
@@ -82,7 +89,8 @@ def main() -> None:
     args = ap.parse_args()
     result = past_level(args.cube, sigma=args.sigma)
     for name, r in result.items():
-        print(f"{name:11s} {r['pixels']:9d} px: persistence {r['persistence']:.4f}, two-date level {r['two_date_level']:.4f}, "
+        print(f"{name:11s} {r['pixels']:9d} px: persistence {r['persistence']:.4f} (smoothed {r['persistence_smoothed']:.4f}), "
+              f"two-date level {r['two_date_level']:.4f}, "
               f"oracle {r['oracle']:.4f}, oracle smoothed {r['oracle_smoothed']:.4f}; noise of t-1 {r['noise_t_minus_1']:.4f}")
     write_report(args.out, {**report_header(__file__), "cube": str(args.cube), "sigma": args.sigma, "sets": result})
 

@@ -172,7 +172,7 @@ def test_mixing_gated_skip_trusts_the_last_clear_lai_by_its_gate_and_never_where
         ModelConfig(gated_skip=True, gate_form="blend").validate()
 
 
-def _both_past_dates(truth_t2: np.ndarray, change: float, noise: float, rng) -> tuple[object, np.ndarray]:
+def _both_past_dates(truth_t2: np.ndarray, change: float | np.ndarray, noise: float, rng) -> tuple[object, np.ndarray]:
     """An encoded batch whose past dates are clear everywhere but one pixel column (t-2 clouded) and one row (both
     clouded); its normalised LAI: ``truth_t2`` at t-2 and ``truth_t2 + change`` at t-1, each plus pixel noise."""
     b, h, w = truth_t2.shape
