@@ -171,6 +171,9 @@ class ModelConfig:
     # t-2 to t-1 (halves the variance of one date's retrieval noise; lai.model.two_date_level), the last clear LAI
     # elsewhere; lai before 2026-12-06 (later) and a run's config.yaml without the key: last_clear
     skip_base: str = "last_clear"
+    # a Gaussian of this many pixels over the pixels with a clear past date smooths what the gated skip passes on
+    # (less pixel noise, some blur of the LAI's own variation); 0: off (0.5 measured and not adopted, 2026-12-06)
+    skip_smoothing: float = 0.0
     # a second head on the decoder's detached features predicts the variance of the error per pixel (Gaussian
     # negative log-likelihood on the pixels clear at t, lai.loss); the mean trains exactly as without it
     uncertainty: bool = False
@@ -188,6 +191,9 @@ class ModelConfig:
         _choice(self, "upsample", UPSAMPLING)
         _choice(self, "gate_form", GATE_FORMS)
         _choice(self, "skip_base", SKIP_BASES)
+        if not 0 <= self.skip_smoothing <= 8:
+            raise ConfigError(f"model.skip_smoothing must lie in [0, 8] (a Gaussian's sigma in pixels; 0 = off), got "
+                              f"{self.skip_smoothing}")
         _positive(self, "convs_per_level", "mask_embedding", "season_hidden", "season_channels")
         if not 0.0 < self.gate_start < 1.0:
             raise ConfigError(f"model.gate_start must lie strictly between 0 and 1 (a sigmoid's value), got {self.gate_start}")

@@ -201,8 +201,13 @@ class LAIModel(nn.Module):
         return out
 
     def skip_base(self, x: Encoded) -> torch.Tensor:
-        """The past LAI the gated skip passes on (``model.skip_base``), (B, 1, H, W) normalised."""
-        return two_date_level(x) if self.cfg.skip_base == "two_dates" else last_clear(x)
+        """The past LAI the gated skip passes on (``model.skip_base``, smoothed by ``model.skip_smoothing``), (B, 1,
+        H, W) normalised; 0 where no past date is clear."""
+        past = two_date_level(x) if self.cfg.skip_base == "two_dates" else last_clear(x)
+        if not self.cfg.skip_smoothing:
+            return past
+        clear = x.past_valid.any(1, keepdim=True)
+        return torch.where(clear, masked_gaussian(past, clear.to(past.dtype), self.cfg.skip_smoothing), 0.0)
 
     @staticmethod
     def prediction(out: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -238,22 +243,26 @@ def last_clear(x: Encoded) -> torch.Tensor:
     return torch.where(valid[:, 1], x.s2[:, 1], torch.where(valid[:, 0], x.s2[:, 0], 0.0)).unsqueeze(1)
 
 
+def masked_gaussian(values: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B, 1, H, W) ``values`` averaged by a Gaussian of ``sigma`` pixels over the pixels of ``weight`` (1 or 0); in
+    the inputs' precision, never under bf16 autocast (which would round the LAI by up to 0.4 %)."""
+    radius = max(1, math.ceil(3 * sigma))
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=values.dtype, device=values.device) / sigma) ** 2)
+    kernel = (taps[:, None] * taps[None, :] / taps.sum() ** 2)[None, None]
+    # (autocast knows no meta device: a model sized on it, lai.infer.training_bytes, runs this too)
+    off = torch.autocast(values.device.type, enabled=False) if values.device.type in ("cpu", "cuda") else nullcontext()
+    with off:
+        return F.conv2d(values * weight, kernel, padding=radius) / F.conv2d(weight, kernel, padding=radius).clamp_min(1e-6)
+
+
 def two_date_level(x: Encoded, sigma: float = 1.0) -> torch.Tensor:
     """(B, 1, H, W) normalised LAI at t-1 estimated from both past dates where both are clear, the last clear LAI
     elsewhere: the mean of t-1 and of t-2 moved by the local mean change from t-2 to t-1 (a Gaussian of ``sigma``
     pixels over the pixels clear on both dates). Where the change equals its local mean, its error against the true
-    LAI at t-1 has about half the variance of one date's pixel noise (independent between dates). Computed in the
-    inputs' precision, never under bf16 autocast (which would round the LAI it passes on by up to 0.4 %)."""
+    LAI at t-1 has about half the variance of one date's pixel noise (independent between dates)."""
     both = (x.past_valid[:, 0] & x.past_valid[:, 1]).unsqueeze(1)
     earlier, later = x.s2[:, :1], x.s2[:, 1:2]
-    weight = both.to(later.dtype)
-    radius = max(1, math.ceil(3 * sigma))
-    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=later.dtype, device=later.device) / sigma) ** 2)
-    kernel = (taps[:, None] * taps[None, :] / taps.sum() ** 2)[None, None]
-    # (autocast knows no meta device: a model sized on it, lai.infer.training_bytes, runs this too)
-    off = torch.autocast(later.device.type, enabled=False) if later.device.type in ("cpu", "cuda") else nullcontext()
-    with off:
-        local = F.conv2d((later - earlier) * weight, kernel, padding=radius) / F.conv2d(weight, kernel, padding=radius).clamp_min(1e-6)
+    local = masked_gaussian(later - earlier, both.to(later.dtype), sigma)
     return torch.where(both, 0.5 * (later + earlier + local), last_clear(x))
 
 

@@ -237,6 +237,26 @@ def test_gated_skip_passes_on_the_two_date_level_when_asked():
         ModelConfig(gated_skip=True, skip_base="mean").validate()
 
 
+def test_skip_smoothing_averages_the_past_over_clear_pixels_only():
+    """model.skip_smoothing: a constant past LAI stays that constant wherever a past date is clear, cloudy pixels
+    (of any value) never leak into it, and it is 0 where no past date is clear; out-of-range values are refused."""
+    from lai.config import ConfigError, ModelConfig
+
+    rng = np.random.default_rng(3)
+    x, _ = _both_past_dates(np.full((2, 32, 32), 0.6), change=0.0, noise=0.0, rng=rng)
+    x.s2[:, :, 7, :] = 5.0  # garbage under the clouds of row 7
+    model = small("final", gated_skip=True, gate_form="mix", skip_base="two_dates", skip_smoothing=1.5)
+    past = model.skip_base(x)[:, 0].numpy()
+    np.testing.assert_allclose(np.delete(past, 7, axis=1), 0.6, atol=1e-5)
+    assert np.all(past[:, 7, :] == 0)
+    noisy, _ = _both_past_dates(np.full((2, 32, 32), 0.6), change=0.0, noise=0.1, rng=rng)
+    sharp = small("final", gated_skip=True, gate_form="mix", skip_base="two_dates").skip_base(noisy)[:, 0, 10:]
+    assert float(model.skip_base(noisy)[:, 0, 10:].std()) < 0.5 * float(sharp.std())  # rows clear on some date
+    for bad in (-0.5, 9.0):
+        with pytest.raises(ConfigError, match="model.skip_smoothing must lie in"):
+            ModelConfig(gated_skip=True, skip_smoothing=bad).validate()
+
+
 def test_residual_and_gated_skip_exclude_each_other():
     from lai.config import ConfigError, ModelConfig
 
