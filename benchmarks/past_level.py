@@ -8,7 +8,8 @@ against the observation at t of
 
 - ``persistence``: the observed LAI of t-1;
 - ``persistence_smoothed``: the observed LAI of t-1 smoothed by a Gaussian of ``--sigma`` pixels over its clear
-  pixels (noise removed in space, at the cost of blurring the LAI's own variation from pixel to pixel);
+  pixels (:func:`lai.model.masked_gaussian`, as ``model.skip_smoothing`` does; noise removed in space, at the cost
+  of blurring the LAI's own variation from pixel to pixel);
 - ``two_date_level``: :func:`lai.model.two_date_level`, the mean of t-1 and of t-2 moved by the local mean change
   (what the variant ``final_gated`` passes on there);
 - ``oracle``: the true LAI of t-1 (the oracle bound's prediction, here on these pixels only);
@@ -29,14 +30,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import report_header, write_report  # noqa: E402
 from lai.config import EncodingConfig  # noqa: E402
 from lai.facts import TEST_SETS, VAL  # noqa: E402
-from lai.model import two_date_level  # noqa: E402
+from lai.model import masked_gaussian, two_date_level  # noqa: E402
 from lai.pixels import scl_lookup  # noqa: E402
 
 CHUNK = 64  # triplets read at once
@@ -65,11 +65,10 @@ def past_level(cube: Path, sets=(VAL, *TEST_SETS), sigma: float = 0.7) -> dict[s
                 x = types.SimpleNamespace(past_valid=torch.from_numpy(clear[:, :2]),
                                           s2=torch.from_numpy(np.nan_to_num(obs[:, :2]) / enc.lai_scale))
                 level = two_date_level(x)[:, 0].numpy() * enc.lai_scale
-                smoothed = gaussian_filter(truth[:, 1], sigma=(0, sigma, sigma), mode="nearest")
-                past_clear = clear[:, 1].astype(np.float64)
-                kernel = dict(sigma=(0, sigma, sigma), mode="constant")
-                smoothed_obs = (gaussian_filter(np.where(clear[:, 1], obs[:, 1], 0.0), **kernel)
-                                / np.maximum(gaussian_filter(past_clear, **kernel), 1e-9))
+                t_minus_1 = torch.from_numpy(np.nan_to_num(obs[:, 1:2]))
+                smoothed_obs = masked_gaussian(t_minus_1, torch.from_numpy(clear[:, 1:2]).double(), sigma)[:, 0].numpy()
+                true_t_minus_1 = torch.from_numpy(truth[:, 1:2])
+                smoothed = masked_gaussian(true_t_minus_1, torch.ones_like(true_t_minus_1), sigma)[:, 0].numpy()
                 for key, pred, ref in (("persistence", obs[:, 1], obs[:, 2]), ("persistence_smoothed", smoothed_obs, obs[:, 2]),
                                        ("two_date_level", level, obs[:, 2]),
                                        ("oracle", truth[:, 1], obs[:, 2]), ("oracle_smoothed", smoothed, obs[:, 2]),

@@ -197,8 +197,7 @@ def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=
     bias would start the model up to 1/sqrt(channels) off. With ``model.residual`` the head learns the change
     from the last clear LAI, so its bias starts at mean target minus mean last clear LAI; the additive gated skip's
     change starts at mean target minus ``model.gate_start`` times the mean past LAI it passes on (its gate's start,
-    ``model.skip_base``); the
-    mixing gated skip's own LAI at the mean target.
+    ``model.skip_base``); the mixing gated skip's own LAI at the mean target.
     """
     rng = np.random.default_rng(seed)
     h, w = split.shape
