@@ -318,7 +318,7 @@ def test_held_out_regions_have_one_default():
 def test_candidates_name_variants_of_the_final_model():
     from lai.config import ConfigError, load_profile
 
-    assert load_profile("quick").candidates == ["final_gated"] and load_profile("standard").candidates == []
+    assert load_profile("quick").candidates == load_profile("standard").candidates == ["final_gated"]
     with pytest.raises(ConfigError, match=r"candidates must name distinct variants of the final model among "
                                           r"final_cloudy_weight, final_residual, final_gated, got \['final_big'\]"):
         load_profile("tiny", ["candidates=[final_big]"])
