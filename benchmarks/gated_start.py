@@ -7,8 +7,8 @@ finished run folder and compare it, on the same test triplets, with that run's m
     python benchmarks/gated_start.py reports/standard --out /tmp/ema --model final --finetune-set train.ema=0.995
 
 ``OLD_RUN`` is a finished ``lai run`` folder of a simulated profile (e.g. ``reports/quick``), of this version or an
-earlier one (whose ``runs/final_gated`` started with the gate at one half and random head weights; the ``standard``
-profile trains no candidate, so this measures what the candidate would give there). Its two pre-trained encoders
+earlier one (whose ``runs/final_gated`` started with the gate at one half and random head weights; before a96e628 the
+``standard`` profile trained no candidate, so this measured what the candidate would give there). Its two pre-trained encoders
 (``runs/s1_masks_seas``, ``runs/s2_masks_seas``) are copied under ``--out``; configuration fields that version did
 not save are added to the copies' ``config.yaml`` with this version's values, which encoders do not use (no weight
 changes). ``--finetune-set`` applies to the fine-tuning alone (``--set`` to the encoders' configuration too, which
