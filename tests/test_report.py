@@ -726,7 +726,9 @@ def test_conclusions_cover_every_set_the_s2_encoder_the_truth_the_oracle_and_how
                    for line in mine), title
         assert any("oracle bound" in line and "model − oracle" in line for line in mine), title
     assert any("model − oracle \u22120.010 LAI [\u22120.040, \u22120.00015]" in line for line in lines)  # not 0.000
-    assert lines[0] == "Model compared below: the final U-Net (no other candidate in this profile); one training seed."
+    assert lines[0].startswith("Model compared below: the final U-Net (no other candidate in this profile); one training "
+                               "seed: each interval draws the test triplets for this one training, not the variation "
+                               "between trainings")
     stopped = next(line for line in lines if line.startswith("Training. "))
     assert "S1 (Encoder 1): stopped at epoch 3 of at most 40; validation flat for 0 epochs." in stopped
     assert "S2 + S2 masks (Encoder 2): stopped at epoch 3 of at most 40; validation flat for 2 epochs." in stopped

@@ -172,7 +172,9 @@ def _choice(run: Run, who: str) -> list:
     drawn = ("draws the triplets and the seeds (a two-stage bootstrap: an interval says what trainings of this kind "
              "score, not only these)" if run.seeds_drawn else "of the triplets is applied to every seed")
     pooled = (f"; its {n} trainings (seeds) are pooled: its RMSE is their mean, and each bootstrap resample {drawn}"
-              if n > 1 else "; one training seed")
+              if n > 1 else "; one training seed: each interval draws the test triplets for this one training, not "
+              "the variation between trainings, which another seed or another CPU's rounding shows and which can be "
+              "larger (the standard profile pools three seeds)")
     if sel is None or len(sel) < 2:
         return rich("Model compared below: ", strong(who), f" (no other candidate in this profile){pooled}.")
     scores = ", ".join(f"{stage_label(str(r['model']))[1]} {fmt(num(r['best_val_rmse']))}" for r in sel.to_dict("records"))
