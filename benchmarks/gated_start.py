@@ -15,13 +15,16 @@ changes). ``--finetune-set`` applies to the fine-tuning alone (``--set`` to the 
 must then match theirs). The new ``final_gated`` is scored on the run's test sets and compared by paired bootstrap over triplets
 (``lai.tables.comparisons``) with the run's ``final`` (seed 0), its ``final_gated`` where it has one, its baselines
 and the oracle bound (the true LAI at t-1, ``tables/oracle_per_triplet.csv``). ``--model final`` fine-tunes the
-final model itself instead (Table 1's row, e.g. with other training settings), compared in the same way.
+final model itself instead (Table 1's row, e.g. with other training settings), compared in the same way;
+``--against OUT`` adds the model of another run of this script (its ``--out``, e.g. the same seed without the
+override) to the comparisons.
 
 Writes ``<out>/gated_start.json``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -71,6 +74,9 @@ def main() -> None:
                     help="an override of the fine-tuning stage only (e.g. train.lr=3e-4)")
     ap.add_argument("--model", choices=("final_gated", "final"), default="final_gated",
                     help="what to fine-tune: the gated-skip variant (default) or the final model itself")
+    ap.add_argument("--against", action="append", default=[], type=Path, metavar="OUT",
+                    help="the --out folder of another run of this script (e.g. the same seed without the override): "
+                         "its model is compared too, on the same triplets")
     args = ap.parse_args()
     saved = yaml.safe_load((args.old_run / RUN_PROFILE_FILE).read_text())
     cube = run_cube(args.old_run)
@@ -91,6 +97,9 @@ def main() -> None:
     for row in ("final", "final_gated"):  # the old run's models of seed 0 (a profile without the candidate lacks it)
         if (args.old_run / "runs" / row / STAGE_PER_TRIPLET_FILE).is_file():
             others[f"old {row}"] = pd.read_csv(args.old_run / "runs" / row / STAGE_PER_TRIPLET_FILE)
+    for other in args.against:
+        theirs = json.loads((other / "gated_start.json").read_text())["model"]
+        others[f"against {other.name}"] = pd.read_csv(other / "runs" / theirs / STAGE_PER_TRIPLET_FILE)
     table = comparisons(mine, others, f"{args.model} (this version)")
     print(table[["set", "other", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]].round(3).to_string())
     best = result.history["val_rmse"].min()

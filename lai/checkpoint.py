@@ -214,6 +214,7 @@ class TrainingState:
     best_val_mse: float = math.inf
     best_model: dict = field(default_factory=dict)
     averaged: torch.optim.swa_utils.AveragedModel | None = None  # train.ema: the weights validation scores
+    decay_from_best: bool = False  # train.decay_from_best: a plateau decay reloads the best weights
 
     @classmethod
     def start(cls, model: torch.nn.Module, tcfg: TrainConfig) -> TrainingState:
@@ -229,7 +230,7 @@ class TrainingState:
 
             averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tcfg.ema), use_buffers=True)
         return cls(model, opt, make_scheduler(opt, tcfg), torch.Generator().manual_seed(tcfg.seed), tcfg.schedule,
-                   best_model=copy_weights(model), averaged=averaged)
+                   best_model=copy_weights(model), averaged=averaged, decay_from_best=tcfg.decay_from_best)
 
     @property
     def scored(self) -> torch.nn.Module:
@@ -251,7 +252,10 @@ class TrainingState:
         if record["val_mse"] < self.best_val_mse:
             self.best_epoch, self.best_val_mse, self.best_model = record["epoch"], record["val_mse"], copy_weights(self.scored)
         if self.schedule == "plateau":
+            lr = self.lr
             self.scheduler.step(record["val_mse"])
+            if self.decay_from_best and self.lr < lr:  # the next epoch starts from the best weights (saved with them)
+                self.model.load_state_dict(self.best_model)
         else:
             self.scheduler.step()
         self.next_epoch = record["epoch"]

@@ -241,6 +241,9 @@ class TrainConfig:
     # decay per step of an exponential moving average of the weights (and BatchNorm statistics): validation,
     # the schedule and the kept weights read the average, not the last step's weights; 0 = off
     ema: float = 0.0
+    # "plateau" schedule: on each learning-rate decay, training goes on from the best-validation weights so far
+    # instead of the last epoch's (the smaller steps refine the best point, not a drifted one); false: PyTorch's rule
+    decay_from_best: bool = False
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: str = "auto"  # auto (on for CUDA) | on | off
@@ -260,6 +263,10 @@ class TrainConfig:
         _non_negative(self, "alpha", "beta")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"train.ema must lie in [0, 1) (the moving average's decay per step; 0 = off), got {self.ema}")
+        if self.decay_from_best and (self.schedule != "plateau" or self.ema):
+            raise ConfigError("train.decay_from_best needs train.schedule: plateau (it acts on the plateau's decays) and "
+                              f"train.ema: 0 (the best weights are the average's); got schedule {self.schedule!r}, "
+                              f"ema {self.ema}")
         if self.cloudy_weight <= 0:
             raise ConfigError(f"train.cloudy_weight must be positive, got {self.cloudy_weight}")
         _choice(self, "milestones", ("paper", "reference"))

@@ -15,7 +15,8 @@ A stage trains one row in its own run folder::
 
 Convergence: with ``train.schedule="plateau"`` the learning rate decays on the
 epoch after ``lr_patience`` epochs without a better validation score (PyTorch's
-rule) and the stage stops after ``patience`` (``epochs`` is then a cap); with
+rule; with ``train.decay_from_best`` the next epoch starts from the best weights so far) and the stage stops
+after ``patience`` (``epochs`` is then a cap); with
 ``"milestones"`` it runs all ``epochs`` with decays at fixed epochs (the paper's
 protocol with ``train.milestones: paper``, the reference code's single decay
 with ``reference``). Either way a

@@ -105,6 +105,31 @@ def test_moving_average_of_the_weights_known_answer():
         profile_with(ema=1.0)
 
 
+def test_decay_from_best_restarts_each_plateau_decay_from_the_best_weights():
+    """train.decay_from_best: when the plateau schedule decays the learning rate, the model goes on from the
+    best-validation weights so far; without it (PyTorch's rule) from the last epoch's; refused where it cannot act."""
+    base = replace(load_profile("tiny").train, lr_patience=0, schedule="plateau")
+    for on in (True, False):
+        model = torch.nn.Linear(2, 1)
+        state = TrainingState.start(model, replace(base, decay_from_best=on))
+        with torch.no_grad():
+            model.weight.fill_(1.0)
+        state.end_epoch({"epoch": 1, "val_mse": 1.0})  # the best so far: weights 1
+        with torch.no_grad():
+            model.weight.fill_(2.0)
+        lr = state.lr
+        state.end_epoch({"epoch": 2, "val_mse": 2.0})  # worse: the plateau decays at once (lr_patience 0)
+        assert state.lr < lr
+        assert torch.equal(model.weight, torch.full((1, 2), 1.0 if on else 2.0)), on
+        with torch.no_grad():
+            model.weight.fill_(3.0)
+        state.end_epoch({"epoch": 3, "val_mse": 0.5})  # better, no decay: the weights stay as trained
+        assert torch.equal(model.weight, torch.full((1, 2), 3.0))
+    for bad in ({"schedule": "milestones"}, {"ema": 0.9}):
+        with pytest.raises(ConfigError, match="train.decay_from_best"):
+            profile_with(decay_from_best=True, **bad)
+
+
 def test_moving_average_is_what_validation_scores_and_the_run_keeps(tiny_data, tmp_path, monkeypatch):
     import lai.train as train_mod
 
