@@ -64,6 +64,19 @@ def copy_encoders(old_runs: Path, runs: Path, profile, cube: str) -> None:
         (runs / row / STAGE_CONFIG_FILE).write_text(yaml.safe_dump(saved, sort_keys=False))
 
 
+def against_model(out: Path) -> Path:
+    """The per-triplet scores of the model an earlier run of this script wrote under ``out`` (its ``--out``)."""
+    try:
+        model = json.loads((out / "gated_start.json").read_text())["model"]
+    except (OSError, ValueError, KeyError) as err:
+        sys.exit(f"--against {out}: expected the --out folder of an earlier run of this script, with its "
+                 f"gated_start.json naming the model ({type(err).__name__}: {err})")
+    per_triplet = out / "runs" / model / STAGE_PER_TRIPLET_FILE
+    if not per_triplet.is_file():
+        sys.exit(f"--against {out}: {per_triplet} is missing (that run did not finish its evaluation)")
+    return per_triplet
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("old_run", type=Path)
@@ -78,6 +91,7 @@ def main() -> None:
                     help="the --out folder of another run of this script (e.g. the same seed without the override): "
                          "its model is compared too, on the same triplets")
     args = ap.parse_args()
+    against = {other: against_model(other) for other in args.against}  # checked before any training
     saved = yaml.safe_load((args.old_run / RUN_PROFILE_FILE).read_text())
     cube = run_cube(args.old_run)
     profile = load_profile(saved["name"], args.set)
@@ -97,9 +111,8 @@ def main() -> None:
     for row in ("final", "final_gated"):  # the old run's models of seed 0 (a profile without the candidate lacks it)
         if (args.old_run / "runs" / row / STAGE_PER_TRIPLET_FILE).is_file():
             others[f"old {row}"] = pd.read_csv(args.old_run / "runs" / row / STAGE_PER_TRIPLET_FILE)
-    for other in args.against:
-        theirs = json.loads((other / "gated_start.json").read_text())["model"]
-        others[f"against {other.name}"] = pd.read_csv(other / "runs" / theirs / STAGE_PER_TRIPLET_FILE)
+    for other, per_triplet in against.items():
+        others[f"against {other.name}"] = pd.read_csv(per_triplet)
     table = comparisons(mine, others, f"{args.model} (this version)")
     print(table[["set", "other", "rmse_model", "rmse_other", "diff", "diff_lo", "diff_hi", "verdict"]].round(3).to_string())
     best = result.history["val_rmse"].min()
