@@ -13,7 +13,8 @@ earlier one (whose ``runs/final_gated`` started with the gate at one half and ra
 not save are added to the copies' ``config.yaml`` with this version's values, which encoders do not use (no weight
 changes). ``--finetune-set`` applies to the fine-tuning alone (``--set`` to the encoders' configuration too, which
 must then match theirs). The new ``final_gated`` is scored on the run's test sets and compared by paired bootstrap over triplets
-(``lai.tables.comparisons``) with the run's ``final`` (seed 0), its ``final_gated`` where it has one, its baselines
+(``lai.tables.comparisons``) with the run's ``final`` (seed 0), its ``final_gated`` where it has one (scored on the
+test sets first if validation did not choose it: ``lai.evaluate.evaluate_run`` adds its scores to its folder), its baselines
 and the oracle bound (the true LAI at t-1, ``tables/oracle_per_triplet.csv``). ``--model final`` fine-tunes the
 final model itself instead (Table 1's row, e.g. with other training settings), compared in the same way;
 ``--against OUT`` adds the model of another run of this script (its ``--out``, e.g. the same seed without the
@@ -109,8 +110,12 @@ def main() -> None:
     mine = pd.read_csv(runs / args.model / STAGE_PER_TRIPLET_FILE)
     others = run_comparators(args.old_run)
     for row in ("final", "final_gated"):  # the old run's models of seed 0 (a profile without the candidate lacks it)
-        if (args.old_run / "runs" / row / STAGE_PER_TRIPLET_FILE).is_file():
-            others[f"old {row}"] = pd.read_csv(args.old_run / "runs" / row / STAGE_PER_TRIPLET_FILE)
+        stage = args.old_run / "runs" / row
+        if (stage / "model.pt").is_file() and not (stage / STAGE_PER_TRIPLET_FILE).is_file():
+            print(f"{stage}: not evaluated (validation did not choose it); scoring it on the test sets", file=sys.stderr)
+            evaluate_run(stage, cube, save_predictions=False)
+        if (stage / STAGE_PER_TRIPLET_FILE).is_file():
+            others[f"old {row}"] = pd.read_csv(stage / STAGE_PER_TRIPLET_FILE)
     for other, per_triplet in against.items():
         others[f"against {other.name}"] = pd.read_csv(per_triplet)
     table = comparisons(mine, others, f"{args.model} (this version)")

@@ -174,6 +174,10 @@ class ModelConfig:
     # a Gaussian of this many pixels over the pixels with a clear past date smooths what the gated skip passes on
     # (less pixel noise, some blur of the LAI's own variation); 0: off (0.5 measured and not adopted, 2026-12-06)
     skip_smoothing: float = 0.0
+    # the fusion decoder also reads, for each Gaussian of these sigmas (pixels), the mean of the clear pixels of t-2
+    # and of t-1 under it and their clear fractions (lai.model.past_context: normalised convolution, which a
+    # convolution over zero-filled clouds cannot compute); []: off, the paper's decoder
+    past_context: list[float] = field(default_factory=list)
     # a second head on the decoder's detached features predicts the variance of the error per pixel (Gaussian
     # negative log-likelihood on the pixels clear at t, lai.loss); the mean trains exactly as without it
     uncertainty: bool = False
@@ -195,6 +199,9 @@ class ModelConfig:
             raise ConfigError(f"model.skip_smoothing must lie in [0, 8] (a Gaussian's sigma in pixels; 0 = off), got "
                               f"{self.skip_smoothing}")
         _positive(self, "convs_per_level", "mask_embedding", "season_hidden", "season_channels")
+        if any(not 0.25 <= float(s) <= 16 for s in self.past_context):
+            raise ConfigError(f"model.past_context must list Gaussian sigmas in [0.25, 16] pixels (or be empty: off), "
+                              f"got {self.past_context}")
         if not 0.0 < self.gate_start < 1.0:
             raise ConfigError(f"model.gate_start must lie strictly between 0 and 1 (a sigmoid's value), got {self.gate_start}")
         if self.residual and self.gated_skip:
@@ -251,6 +258,10 @@ class TrainConfig:
     compile: bool = False
     resident: str = "auto"  # auto | on | off: keep the whole split on the device
     max_batches_per_epoch: int | None = None  # for smoke tests only
+    # the training loss counts only the pixels clear at t (encoding.valid_classes) whose SCL class at t is one of these
+    # (e.g. [4, 5, 6]: not the flagged cloud shadows and dark areas, whose retrieved LAI is too low); inputs,
+    # validation and every score keep encoding.valid_classes; None: every pixel clear at t, the paper's loss
+    loss_classes: list[int] | None = None
 
     def validate(self) -> None:
         _positive(self, "epochs", "batch_size", "lr", "patience", "seeds")
@@ -274,6 +285,9 @@ class TrainConfig:
             _choice(self, name, ("auto", "on", "off"))
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.loss_classes is not None and (not self.loss_classes or any(not 0 <= int(c) <= 11 for c in self.loss_classes)):
+            raise ConfigError(f"train.loss_classes must be a non-empty list of SCL classes 0..11 (or null: every pixel "
+                              f"clear at t), got {self.loss_classes}")
         if self.max_batches_per_epoch is not None and self.max_batches_per_epoch <= 0:
             raise ConfigError("train.max_batches_per_epoch must be positive or null")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -141,3 +141,12 @@ def encode_batch(raw: dict, enc: EncodingConfig, channels_last: bool = False) ->
         past_cloudy=valid[:, :2].float().mean(dim=(1, 2, 3)) < 0.5,
         past_valid=valid[:, :2],
     )
+
+
+def loss_target(x: Encoded, scl_t: torch.Tensor, classes) -> Encoded:
+    """``x`` with ``target_valid`` restricted to the pixels whose SCL class at t (``scl_t``, (B, H, W)) is one of
+    ``classes`` (``train.loss_classes``); ``x`` itself where ``classes`` is None."""
+    if classes is None:
+        return x
+    keep = _scl_table("valid", tuple(classes), scl_t.device)[scl_t.long()].unsqueeze(1)
+    return replace(x, target_valid=x.target_valid & keep, target=x.target * keep)

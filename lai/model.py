@@ -160,6 +160,7 @@ class LAIModel(nn.Module):
             if cfg.decoder_seasonality:
                 self.dec_season = Seasonality(cfg.season_hidden, cfg.season_channels)
                 c_in += cfg.season_channels
+            c_in += 4 * len(cfg.past_context)
             self.decoder = UNet(c_in, cfg.decoder_widths, cfg.convs_per_level, cfg.skip, cfg.upsample)
             self.dec_head = nn.Conv2d(self.decoder.out_channels, 2 if cfg.gated_skip else 1, 1)
             if cfg.gated_skip:  # "add" starts as a constant change plus gate_start x the last clear LAI; "mix" as the
@@ -186,6 +187,8 @@ class LAIModel(nn.Module):
         if self.decoder is not None:
             if self.dec_season is not None:
                 feats.append(self.dec_season(x.season, feats[0]))
+            if self.cfg.past_context:
+                feats.append(past_context(x, self.cfg.past_context, feats[0]))
             decoded = self.decoder(torch.cat(feats, dim=1))
             out["dec"] = self.dec_head(decoded)
             if self.cfg.gated_skip:
@@ -243,16 +246,38 @@ def last_clear(x: Encoded) -> torch.Tensor:
     return torch.where(valid[:, 1], x.s2[:, 1], torch.where(valid[:, 0], x.s2[:, 0], 0.0)).unsqueeze(1)
 
 
-def masked_gaussian(values: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(B, 1, H, W) ``values`` averaged by a Gaussian of ``sigma`` pixels over the pixels of ``weight`` (1 or 0); in
-    the inputs' precision, never under bf16 autocast (which would round the LAI by up to 0.4 %)."""
+def gaussian_blur(values: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(N, 1, H, W) ``values`` under a normalised Gaussian of ``sigma`` pixels (zeros beyond the edges); in the
+    inputs' precision, never under bf16 autocast (which would round the LAI by up to 0.4 %)."""
     radius = max(1, math.ceil(3 * sigma))
     taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=values.dtype, device=values.device) / sigma) ** 2)
     kernel = (taps[:, None] * taps[None, :] / taps.sum() ** 2)[None, None]
     # (autocast knows no meta device: a model sized on it, lai.infer.training_bytes, runs this too)
     off = torch.autocast(values.device.type, enabled=False) if values.device.type in ("cpu", "cuda") else nullcontext()
     with off:
-        return F.conv2d(values * weight, kernel, padding=radius) / F.conv2d(weight, kernel, padding=radius).clamp_min(1e-6)
+        return F.conv2d(values, kernel, padding=radius)
+
+
+def masked_gaussian(values: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B, 1, H, W) ``values`` averaged by a Gaussian of ``sigma`` pixels over the pixels of ``weight`` (1 or 0)
+    (:func:`gaussian_blur`'s precision)."""
+    return gaussian_blur(values * weight, sigma) / gaussian_blur(weight, sigma).clamp_min(1e-6)
+
+
+def past_context(x: Encoded, sigmas, like: torch.Tensor) -> torch.Tensor:
+    """(B, 4 * len(sigmas), H, W) in ``like``'s dtype and memory order: for each Gaussian of ``sigmas`` pixels, the
+    mean of the clear pixels of t-2 and of t-1 under it (normalised convolution; 0 where no clear pixel is near) and
+    the Gaussian-weighted clear fraction of each date, which says how much that mean rests on."""
+    b, dates, h, w = x.s2.shape
+    values = x.s2.reshape(b * dates, 1, h, w)
+    weight = x.past_valid.reshape(b * dates, 1, h, w).to(values.dtype)
+    maps = []
+    for sigma in sigmas:
+        near = gaussian_blur(weight, sigma)
+        mean = torch.where(near > 1e-3, gaussian_blur(values * weight, sigma) / near.clamp_min(1e-3), 0.0)
+        maps += [mean.reshape(b, dates, h, w), near.reshape(b, dates, h, w)]
+    out = torch.cat(maps, dim=1).to(like.dtype)
+    return out.contiguous(memory_format=torch.channels_last) if is_channels_last(like) else out
 
 
 def two_date_level(x: Encoded, sigma: float = 1.0) -> torch.Tensor:

@@ -59,7 +59,7 @@ from lai.config import (
 )
 from lai.cube import check_valid_classes, cube_identity
 from lai.distributed import World, barrier, local_device, main_process, pick_device, rank_batch_size, setup, sum_across
-from lai.encode import Encoded, encode_batch
+from lai.encode import Encoded, encode_batch, loss_target
 from lai.errors import TrainingDivergedError
 from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, TRAIN, VAL, VALID_CLASSES, stage_label
 from lai.infer import bf16_on, build_model, forward, to_channels_last, training_bytes
@@ -331,7 +331,7 @@ def train_epoch(model, opt, loader: BatchLoader, tcfg: TrainConfig, enc: Encodin
     for step, raw in enumerate(bar):
         if augment_generator is not None:
             raw = augment(raw, augment_generator)
-        x = encode_batch(raw, enc, channels_last)
+        x = loss_target(encode_batch(raw, enc, channels_last), raw["scl"][:, 2], tcfg.loss_classes)
         if channels_last:
             x = to_channels_last(x)
         loss, parts = train_step(model, opt, x, tcfg, use_bf16)

@@ -212,3 +212,30 @@ def test_past_pattern_stack_recovers_known_weights_per_pattern_and_cross_fits_on
     off = stack.cross_fitted(components, base)
     assert np.allclose(off[::2], target[::2], atol=1e-5)  # scored by the odd triplets' (exact) weights
     assert not np.allclose(off[1::2], target[1::2], atol=0.5)  # scored by the even triplets' (off) weights
+
+
+def test_oracle_headroom_features_are_the_cubes_pixels_in_one_order(tiny_data):
+    """Every column of both feature kinds lines up with the targets pixel by pixel: the true past is the cube's true
+    LAI of t-2 and t-1, the observed past its clear LAI (missing where clouded), its context lai.model.past_context's."""
+    import h5py
+
+    from lai.config import EncodingConfig
+    from lai.pixels import scl_lookup
+
+    headroom = _benchmark("oracle_headroom")
+    _, _, cube = tiny_data
+    enc = EncodingConfig()
+    with h5py.File(cube, "r") as f:
+        rows = np.arange(min(3, f["lai"].shape[0]))
+        x = headroom.features(f, rows, enc)
+        truth, obs, scl = f["lai_true"][rows], f["lai"][rows], f["scl"][rows]
+    n_pixels = truth[:, 0].size
+    assert x["true_past"].shape[0] == x["observed_past"].shape[0] == x["obs"].shape[0] == n_pixels
+    np.testing.assert_array_equal(x["true_past"][:, 0], truth[:, 0].reshape(-1))
+    np.testing.assert_array_equal(x["oracle"], truth[:, 1].reshape(-1))
+    clear = scl_lookup(enc.valid_classes)[scl] & np.isfinite(obs)
+    np.testing.assert_array_equal(x["clear"], clear[:, 2].reshape(-1))
+    observed_t1 = x["observed_past"][:, 1]
+    assert np.isnan(observed_t1[~clear[:, 1].reshape(-1)]).all()
+    np.testing.assert_array_equal(observed_t1[clear[:, 1].reshape(-1)], obs[:, 1][clear[:, 1]])
+    assert x["observed_past"].shape[1] == 2 + 4 * len(headroom.CONTEXT_SIGMAS) + 6 + 6 + 4

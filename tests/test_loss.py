@@ -75,3 +75,31 @@ def test_cloudy_samples_weigh_more_in_the_loss():
     w = torch.where(x.past_cloudy, 3.0, 1.0)
     expected = (w * err.sum(1)).sum() / (w * count).sum()
     assert parts["enc2"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_loss_classes_keep_only_those_pixels_clear_at_t_in_the_training_loss():
+    """train.loss_classes [4, 5, 6]: the flagged cloud shadows (SCL 3) at t, clear under the reference's rule, leave
+    the loss (their LAI never reaches it), the vegetation pixels stay; None leaves the batch as it is; a class
+    outside 0..11 is refused by name."""
+    from lai.config import ConfigError
+    from lai.encode import loss_target
+
+    raw = raw_batch()
+    raw["scl"][:, 2] = 4
+    raw["scl"][:, 2, :8] = 3  # flagged shadow at t on the top rows: clear under SCL 2-6
+    raw["scl"][:, 2, 8:10] = 9  # cloud
+    x = encode_batch(raw, ENC)
+    assert x.target_valid[:, :, :8].all()
+    strict = loss_target(x, raw["scl"][:, 2], [4, 5, 6])
+    assert not strict.target_valid[:, :, :10].any() and strict.target_valid[:, :, 10:].all()
+    assert torch.equal(strict.target_valid, x.target_valid & (raw["scl"][:, 2:3] == 4))
+    pred = torch.rand_like(x.target)
+    shadow_lai = raw["lai"].clone()
+    shadow_lai[:, 2, :8] = 40.0
+    other = loss_target(encode_batch({**raw, "lai": shadow_lai}, ENC), raw["scl"][:, 2], [4, 5, 6])
+    loss = masked_mse(pred, strict.target, strict.target_valid)
+    assert torch.equal(masked_mse(pred, other.target, other.target_valid), loss)
+    assert loss != masked_mse(pred, x.target, x.target_valid)
+    assert loss_target(x, raw["scl"][:, 2], None) is x
+    with pytest.raises(ConfigError, match="train.loss_classes must be a non-empty list of SCL classes 0..11"):
+        TrainConfig(loss_classes=[4, 12]).validate()

@@ -394,3 +394,36 @@ def test_cpu_batchnorm_with_few_channels_normalises_a_channels_first_copy(monkey
         layouts.clear()
         ours.eval()(x)
         assert layouts == [False]
+
+
+def test_past_context_is_the_mean_of_the_clear_past_pixels_near_each_pixel():
+    """A uniform LAI on each past date, its clouded pixels holding 50: every context mean is that date's LAI (clouds
+    and tile edges change the clear fraction beside it, never the mean), 1 where the Gaussian covers only clear
+    pixels; the decoder reads 4 channels per sigma; a sigma out of range is refused by name."""
+    from lai.config import ConfigError, ModelConfig
+    from lai.model import past_context
+
+    b, h, w = 2, 32, 32
+    lai = np.empty((b, 3, h, w), np.float32)
+    lai[:, 0], lai[:, 1], lai[:, 2] = 0.4, 0.6, 0.5
+    scl = np.full((b, 3, h, w), 4, np.uint8)
+    scl[:, 1, 10:14, 10:14] = 9  # a cloud on t-1
+    lai[:, 1, 10:14, 10:14] = 50.0
+    raw = raw_batch(b=b, size=h)
+    raw.update(lai=torch.from_numpy(lai * ENC.lai_scale), scl=torch.from_numpy(scl))
+    x = encode_batch(raw, ENC)
+    maps = past_context(x, (1.0, 3.0), x.s1).numpy()
+    assert maps.shape == (b, 8, h, w)
+    for k in (0, 4):  # the means of t-2 and t-1 for each sigma
+        np.testing.assert_allclose(maps[:, k], 0.4, atol=1e-5)
+        np.testing.assert_allclose(maps[:, k + 1], 0.6, atol=1e-5)
+    fraction = maps[:, 3]  # of t-1 under sigma 1
+    assert fraction[:, 24, 24] == pytest.approx(1.0, abs=1e-5)
+    assert (fraction[:, 12, 12] < 0.3).all() and (fraction[:, 0, 0] < 0.6).all()  # inside the cloud; at a corner
+    cl = past_context(x, (1.0,), x.s1.contiguous(memory_format=torch.channels_last))
+    assert cl.is_contiguous(memory_format=torch.channels_last)
+    plain, context = small("final"), small("final", past_context=[1.0, 3.0])
+    assert context.decoder.down[0][0].in_channels == plain.decoder.down[0][0].in_channels + 8
+    assert context(x)["dec"].shape == (b, 1, h, w)
+    with pytest.raises(ConfigError, match=r"model.past_context must list Gaussian sigmas in \[0.25, 16\]"):
+        ModelConfig(past_context=[0.1]).validate()
