@@ -40,7 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import report_header, run_comparators, run_cube, write_report  # noqa: E402
 from lai.config import load_profile  # noqa: E402
 from lai.evaluate import evaluate_run  # noqa: E402
-from lai.facts import PRETRAINED_FROM, RUN_PROFILE_FILE, STAGE_CONFIG_FILE, STAGE_PER_TRIPLET_FILE  # noqa: E402
+from lai.facts import (  # noqa: E402
+    PRETRAINED_FROM,
+    RUN_PROFILE_FILE,
+    STAGE_CONFIG_FILE,
+    STAGE_PER_TRIPLET_FILE,
+    STAGE_WEIGHTS_FILE,
+)
 from lai.tables import comparisons  # noqa: E402
 from lai.train import fine_tune, stage_config, train_variant  # noqa: E402
 
@@ -111,7 +117,7 @@ def main() -> None:
     others = run_comparators(args.old_run)
     for row in ("final", "final_gated"):  # the old run's models of seed 0 (a profile without the candidate lacks it)
         stage = args.old_run / "runs" / row
-        if (stage / "model.pt").is_file() and not (stage / STAGE_PER_TRIPLET_FILE).is_file():
+        if (stage / STAGE_WEIGHTS_FILE).is_file() and not (stage / STAGE_PER_TRIPLET_FILE).is_file():
             print(f"{stage}: not evaluated (validation did not choose it); scoring it on the test sets", file=sys.stderr)
             evaluate_run(stage, cube, save_predictions=False)
         if (stage / STAGE_PER_TRIPLET_FILE).is_file():

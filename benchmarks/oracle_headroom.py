@@ -47,7 +47,8 @@ from lai.pixels import scl_lookup  # noqa: E402
 CHUNK = 64  # triplets read at once
 CONTEXT_SIGMAS = (1.0, 2.0, 4.0)
 S1_SIGMA = 1.5
-MODELS = ("true_past", "observed_past", "observed_past_strict")
+# each model and the feature columns it reads (features()); the strict one differs in its training pixels only
+MODELS = {"true_past": "true_past", "observed_past": "observed_past", "observed_past_strict": "observed_past"}
 
 
 def features(f: h5py.File, rows: np.ndarray, enc: EncodingConfig) -> dict[str, np.ndarray]:
@@ -106,7 +107,7 @@ def score(cube: Path, models: dict, enc: EncodingConfig, sets=(VAL, *TEST_SETS))
                 x = features(f, rows[start:start + CHUNK], enc)
                 clear = x["clear"]
                 preds = {"oracle": x["oracle"][clear],
-                         **{key: m.predict(x["true_past" if key == "true_past" else "observed_past"][clear])
+                         **{key: m.predict(x[MODELS[key]][clear])
                             for key, m in models.items()}}
                 obs, truth = x["obs"][clear], x["truth"][clear]
                 for key, pred in preds.items():

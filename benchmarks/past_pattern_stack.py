@@ -34,7 +34,7 @@ from benchmarks._common import report_header, run_comparators, write_report  # n
 from lai.baselines import _clear, persistence  # noqa: E402
 from lai.config import EncodingConfig  # noqa: E402
 from lai.evaluate import predict, score_sets  # noqa: E402
-from lai.facts import RMSE, SELECTABLE, TEST_SETS, VAL, chosen_model  # noqa: E402
+from lai.facts import RMSE, SELECTABLE, STAGE_WEIGHTS_FILE, TEST_SETS, VAL, chosen_model  # noqa: E402
 from lai.infer import load_trained  # noqa: E402
 from lai.loader import BatchLoader, CubeSplit  # noqa: E402
 from lai.metrics import pooled  # noqa: E402
@@ -129,7 +129,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--batch", type=int, default=16, help="prediction batch size (default 16)")
     args = ap.parse_args(argv)
-    models = [m for m in SELECTABLE if (args.run / "runs" / m / "model.pt").exists()]
+    models = [m for m in SELECTABLE if (args.run / "runs" / m / STAGE_WEIGHTS_FILE).exists()]
     chosen = chosen_model(pd.read_csv(args.run / "tables" / "selection.csv").to_dict("records"))
     cube = yaml.safe_load((args.run / "runs" / models[0] / "config.yaml").read_text())["cube"]["path"]
     preds = {}

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import report_header, run_cube, write_report  # noqa: E402
 from lai.config import load_profile  # noqa: E402
 from lai.evaluate import _error, predict  # noqa: E402
-from lai.facts import TEST_SETS, VAL  # noqa: E402
+from lai.facts import STAGE_WEIGHTS_FILE, TEST_SETS, VAL  # noqa: E402
 from lai.infer import Trained, load_trained  # noqa: E402
 from lai.loader import CubeSplit  # noqa: E402
 from lai.metrics import paired_difference, rmse_r2, triplet_sums  # noqa: E402
@@ -107,7 +107,7 @@ def main() -> None:
     t0 = time.perf_counter()
     cube = args.cube or run_cube(args.run)
     runs = [args.run / "runs" / name for name in seed_runs("final", load_profile(args.run / "profile.yaml").train)]
-    missing = [str(r) for r in runs if not (r / "model.pt").is_file()]
+    missing = [str(r) for r in runs if not (r / STAGE_WEIGHTS_FILE).is_file()]
     if len(runs) < 2 or missing:
         raise SystemExit(f"{args.run}: needs the final model trained with at least 2 seeds; missing: {missing or runs}")
     models = [load_trained(run, "cpu") for run in runs]  # loaded once, used on every split

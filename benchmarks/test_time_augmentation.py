@@ -30,7 +30,7 @@ from benchmarks._common import report_header, run_comparators, write_report  # n
 from lai.augment import drawn_symmetries, spatial_keys, symmetry_orders  # noqa: E402
 from lai.config import load_profile  # noqa: E402
 from lai.evaluate import predict, score_sets  # noqa: E402
-from lai.facts import TEST_SETS, VAL, chosen_model  # noqa: E402
+from lai.facts import STAGE_WEIGHTS_FILE, TEST_SETS, VAL, chosen_model  # noqa: E402
 from lai.infer import Trained, load_trained, predict_lai  # noqa: E402
 from lai.loader import BatchLoader, CubeSplit  # noqa: E402
 from lai.tables import comparisons  # noqa: E402
@@ -91,7 +91,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     profile = load_profile(args.run / "profile.yaml")
     model = chosen_model(pd.read_csv(args.run / "tables" / "selection.csv").to_dict("records"))
-    runs = [r for r in seed_runs(model, profile.train) if (args.run / "runs" / r / "model.pt").exists()]
+    runs = [r for r in seed_runs(model, profile.train) if (args.run / "runs" / r / STAGE_WEIGHTS_FILE).exists()]
     cube = yaml.safe_load((args.run / "runs" / model / "config.yaml").read_text())["cube"]["path"]
     batch = profile.train.batch_size
     plain, augmented, seconds, ensemble = [], [], {"plain": 0.0, "augmented": 0.0}, {}
