@@ -123,8 +123,10 @@ EXTRA_ROWS = {
     "final_residual": ExtraRow("Final, residual: predicts the change from the last clear LAI", {"model": {"residual": True}},
                                "Final, residual"),
     "final_gated": ExtraRow("Final, gated skip: weighs its own LAI against the past LAI (both clear dates' level, else the "
-                            "last clear LAI) by a learned per-pixel gate",
-                            {"model": {"gated_skip": True, "gate_form": "mix", "skip_base": "two_dates"}}, "Final, gated skip"),
+                            "last clear LAI) by a learned per-pixel gate; its decoder also reads the clear past's local "
+                            "means under Gaussians of 1, 2 and 4 pixels",
+                            {"model": {"gated_skip": True, "gate_form": "mix", "skip_base": "two_dates",
+                                       "past_context": [1.0, 2.0, 4.0]}}, "Final, gated skip"),
 }
 # Per-pixel baselines without the LAI history (S1 + masks + seasonality): name -> the baseline it restricts.
 EXTRA_BASELINES = {"MLR_no_history": "MLR", "RF_no_history": "RF"}

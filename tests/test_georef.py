@@ -87,13 +87,15 @@ def test_maps_of_a_variant_say_which_variant_they_come_from():
     from lai.products import MapOrigin
 
     stage = lambda model, train=None: types.SimpleNamespace(model=model, train=train or TrainConfig())  # noqa: E731
-    assert variant_of(stage(ModelConfig(row="final", gated_skip=True, gate_form="mix", skip_base="two_dates"))) == "final_gated"
+    gated = dict(gated_skip=True, gate_form="mix", skip_base="two_dates")
+    assert variant_of(stage(ModelConfig(row="final", **gated, past_context=[1, 2, 4]))) == "final_gated"
+    assert variant_of(stage(ModelConfig(row="final", **gated))) == ""  # the variant before 2026-12-07
     assert variant_of(stage(ModelConfig(row="final", gated_skip=True, gate_form="mix"))) == ""  # the variant before 2026-12-06
     assert variant_of(stage(ModelConfig(row="final"), TrainConfig(cloudy_weight=3.0))) == "final_cloudy_weight"
     assert variant_of(stage(ModelConfig(row="final", residual=True))) == "final_residual"
     assert variant_of(stage(ModelConfig(row="final"))) == ""  # the paper's final model
     assert variant_of(stage(ModelConfig(row="final", gated_skip=True, gate_form="add"))) == ""  # an earlier lai's form
-    assert variant_of(stage(ModelConfig(row="s1_masks_seas", gated_skip=True, gate_form="mix", skip_base="two_dates"))) == ""  # not a final model
+    assert variant_of(stage(ModelConfig(row="s1_masks_seas", **gated, past_context=[1, 2, 4]))) == ""  # not a final model
     tags = MapOrigin("runs/final_gated/model.pt", "final", "data", True, variant="final_gated").tags()
     assert tags["row"] == "final" and tags["variant"].startswith("final_gated (Final, gated skip: ")
     assert "variant" not in MapOrigin("runs/final/model.pt", "final", "data", True).tags()
