@@ -177,7 +177,7 @@ class ModelConfig:
     # the fusion decoder also reads, for each Gaussian of these sigmas (pixels), the mean of the clear pixels of t-2
     # and of t-1 under it and their clear fractions (lai.model.past_context: normalised convolution, which a
     # convolution over zero-filled clouds cannot compute); []: off, the paper's decoder; [1, 2, 4] in the variant
-    # final_gated (lai.facts.EXTRA_ROWS, since 2026-12-07)
+    # final_gated (lai.facts.EXTRA_ROWS, since c54dbc7 of 2026-12-06)
     past_context: list[float] = field(default_factory=list)
     # a second head on the decoder's detached features predicts the variance of the error per pixel (Gaussian
     # negative log-likelihood on the pixels clear at t, lai.loss); the mean trains exactly as without it

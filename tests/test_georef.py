@@ -89,7 +89,7 @@ def test_maps_of_a_variant_say_which_variant_they_come_from():
     stage = lambda model, train=None: types.SimpleNamespace(model=model, train=train or TrainConfig())  # noqa: E731
     gated = dict(gated_skip=True, gate_form="mix", skip_base="two_dates")
     assert variant_of(stage(ModelConfig(row="final", **gated, past_context=[1, 2, 4]))) == "final_gated"
-    assert variant_of(stage(ModelConfig(row="final", **gated))) == ""  # the variant before 2026-12-07
+    assert variant_of(stage(ModelConfig(row="final", **gated))) == ""  # the variant before c54dbc7 (2026-12-06)
     assert variant_of(stage(ModelConfig(row="final", gated_skip=True, gate_form="mix"))) == ""  # the variant before 2026-12-06
     assert variant_of(stage(ModelConfig(row="final"), TrainConfig(cloudy_weight=3.0))) == "final_cloudy_weight"
     assert variant_of(stage(ModelConfig(row="final", residual=True))) == "final_residual"
