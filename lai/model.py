@@ -271,10 +271,11 @@ def past_context(x: Encoded, sigmas, like: torch.Tensor) -> torch.Tensor:
     b, dates, h, w = x.s2.shape
     values = x.s2.reshape(b * dates, 1, h, w)
     weight = x.past_valid.reshape(b * dates, 1, h, w).to(values.dtype)
+    clear = values * weight
     maps = []
     for sigma in sigmas:
         near = gaussian_blur(weight, sigma)
-        mean = torch.where(near > 1e-3, gaussian_blur(values * weight, sigma) / near.clamp_min(1e-3), 0.0)
+        mean = torch.where(near > 1e-3, gaussian_blur(clear, sigma) / near.clamp_min(1e-3), 0.0)
         maps += [mean.reshape(b, dates, h, w), near.reshape(b, dates, h, w)]
     out = torch.cat(maps, dim=1).to(like.dtype)
     return out.contiguous(memory_format=torch.channels_last) if is_channels_last(like) else out
