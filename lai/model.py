@@ -10,7 +10,6 @@ import math
 from contextlib import nullcontext
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lai.config import ModelConfig
@@ -246,16 +245,29 @@ def last_clear(x: Encoded) -> torch.Tensor:
     return torch.where(valid[:, 1], x.s2[:, 1], torch.where(valid[:, 0], x.s2[:, 0], 0.0)).unsqueeze(1)
 
 
+def gaussian_band(n: int, sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(n, n) matrix that blurs n samples along one axis by a normalised Gaussian of ``sigma`` pixels, truncated at
+    3 sigma (at least 1 pixel), zeros beyond the edges; symmetric, so it blurs rows or columns alike."""
+    radius = max(1, math.ceil(3 * sigma))
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=dtype, device=device) / sigma) ** 2)
+    taps = taps / taps.sum()
+    index = torch.arange(n, device=device)
+    offset = index[None, :] - index[:, None]
+    return torch.where(offset.abs() <= radius, taps[(offset + radius).clamp(0, 2 * radius)], 0.0)
+
+
 def gaussian_blur(values: torch.Tensor, sigma: float) -> torch.Tensor:
     """(N, 1, H, W) ``values`` under a normalised Gaussian of ``sigma`` pixels (zeros beyond the edges); in the
-    inputs' precision, never under bf16 autocast (which would round the LAI by up to 0.4 %)."""
-    radius = max(1, math.ceil(3 * sigma))
-    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=values.dtype, device=values.device) / sigma) ** 2)
-    kernel = (taps[:, None] * taps[None, :] / taps.sum() ** 2)[None, None]
+    inputs' precision, never under bf16 autocast (which would round the LAI by up to 0.4 %). The Gaussian is
+    separable: one band matrix per axis, two matrix products (20x faster on a CPU than a 2-D convolution of
+    (6 sigma + 1)^2 taps, docs/measurements.md)."""
+    h, w = values.shape[-2:]
     # (autocast knows no meta device: a model sized on it, lai.infer.training_bytes, runs this too)
     off = torch.autocast(values.device.type, enabled=False) if values.device.type in ("cpu", "cuda") else nullcontext()
     with off:
-        return F.conv2d(values, kernel, padding=radius)
+        rows = gaussian_band(h, sigma, values.dtype, values.device)
+        columns = rows if w == h else gaussian_band(w, sigma, values.dtype, values.device)
+        return rows @ values @ columns
 
 
 def masked_gaussian(values: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -396,6 +396,29 @@ def test_cpu_batchnorm_with_few_channels_normalises_a_channels_first_copy(monkey
         assert layouts == [False]
 
 
+def test_gaussian_blur_is_the_truncated_gaussian_convolution_with_zeros_beyond_the_edges():
+    """Against a direct sum over the (6 sigma + 1)^2 taps in float64, on a non-square image, for sigmas whose
+    radius reaches past the image's short side; an impulse far from the edges keeps its mass."""
+    from lai.model import gaussian_blur
+
+    rng = np.random.default_rng(0)
+    values = rng.random((2, 1, 9, 23)).astype(np.float32) * 8
+    for sigma in (0.5, 1.0, 2.5, 4.0):
+        radius = max(1, int(np.ceil(3 * sigma)))
+        taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+        kernel = np.outer(taps, taps) / taps.sum() ** 2
+        padded = np.pad(values.astype(np.float64), ((0, 0), (0, 0), (radius, radius), (radius, radius)))
+        expected = np.zeros(values.shape)
+        for dy in range(2 * radius + 1):
+            for dx in range(2 * radius + 1):
+                expected += kernel[dy, dx] * padded[..., dy:dy + 9, dx:dx + 23]
+        got = gaussian_blur(torch.from_numpy(values), sigma).numpy()
+        np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=f"sigma {sigma}")
+    impulse = torch.zeros(1, 1, 40, 40)
+    impulse[0, 0, 20, 20] = 1.0
+    assert float(gaussian_blur(impulse, 2.0).sum()) == pytest.approx(1.0, abs=1e-6)
+
+
 def test_past_context_is_the_mean_of_the_clear_past_pixels_near_each_pixel():
     """A uniform LAI on each past date, its clouded pixels holding 50: every context mean is that date's LAI (clouds
     and tile edges change the clear fraction beside it, never the mean), 1 where the Gaussian covers only clear
