@@ -11,7 +11,8 @@ earlier one (whose ``runs/final_gated`` started with the gate at one half and ra
 ``standard`` profile trained no candidate, so this measured what the candidate would give there). Its two pre-trained encoders
 (``runs/s1_masks_seas``, ``runs/s2_masks_seas``) are copied under ``--out``; configuration fields that version did
 not save are added to the copies' ``config.yaml`` with this version's values, which encoders do not use (no weight
-changes). ``--finetune-set`` applies to the fine-tuning alone (``--set`` to the encoders' configuration too, which
+changes). ``--finetune-set`` applies to the fine-tuning alone, after the variant's own settings, so it can change one
+that the variant fixes (``lai.train.fine_tune_profile``; ``--set`` applies to the encoders' configuration too, which
 must then match theirs). The new ``final_gated`` is scored on the run's test sets and compared by paired bootstrap over triplets
 (``lai.tables.comparisons``) with the run's ``final`` (seed 0), its ``final_gated`` where it has one (scored on the
 test sets first if validation did not choose it: ``lai.evaluate.evaluate_run`` adds its scores to its folder), its baselines
@@ -106,9 +107,8 @@ def main() -> None:
     runs.mkdir(parents=True, exist_ok=True)
     copy_encoders(args.old_run / "runs", runs, profile, cube)
     t0 = time.perf_counter()
-    if args.finetune_set:  # the encoders as trained; only the fine-tuning reads these
-        tuned = load_profile(saved["name"], [*args.set, *args.finetune_set])
-        result = fine_tune(tuned, args.model, cube, runs, seed=args.seed, progress=False)
+    if args.finetune_set:  # the encoders as trained; only the fine-tuning reads these, after the variant's settings
+        result = fine_tune(profile, args.model, cube, runs, seed=args.seed, progress=False, overrides=args.finetune_set)
     else:
         result = train_variant(profile, args.model, cube, runs, seed=args.seed, progress=False)
     seconds = time.perf_counter() - t0

@@ -55,6 +55,7 @@ from lai.config import (
     StageConfig,
     TrainConfig,
     check_tile_size,
+    parse_overrides,
     variant,
 )
 from lai.cube import check_valid_classes, cube_identity
@@ -405,14 +406,25 @@ def train_variant(profile: Profile, name: str, cube: str | Path, runs_root: str 
 
 
 def fine_tune(profile: Profile, name: str, cube: str | Path, runs_root: str | Path, seed: int | None = None,
-              run: str | None = None, resume: bool = True, progress: bool = True) -> StageResult:
+              run: str | None = None, resume: bool = True, progress: bool = True,
+              overrides: list[str] | None = None) -> StageResult:
     """:func:`train_variant`'s fine-tuning alone, from the encoders already trained under ``runs_root`` (whatever
-    profile trained them: ``benchmarks/gated_start.py --finetune-set`` fine-tunes with settings of its own)."""
+    profile trained them: ``benchmarks/gated_start.py --finetune-set`` fine-tunes with settings of its own, the
+    ``overrides``: :func:`fine_tune_profile`)."""
     runs_root = Path(runs_root)
-    base = profile if name == "final" else variant(profile, EXTRA_ROWS[name].overrides)
-    seeded = replace(base, train=replace(base.train, seed=base.train.seed if seed is None else seed))
     init = {part: runs_root / src for part, src in PRETRAINED_FROM["final"].items()}
-    return train_stage(seeded, "final", cube, runs_root / (run or name), init_from=init, resume=resume, progress=progress)
+    return train_stage(fine_tune_profile(profile, name, seed, overrides), "final", cube, runs_root / (run or name),
+                       init_from=init, resume=resume, progress=progress)
+
+
+def fine_tune_profile(profile: Profile, name: str, seed: int | None = None, overrides: list[str] | None = None) -> Profile:
+    """The profile that fine-tunes ``name`` ("final" or a key of ``lai.facts.EXTRA_ROWS``): ``profile`` with the
+    variant's settings, then ``overrides`` ("section.key=value", which win over the variant's: a setting the variant
+    fixes can be measured too), then the training seed ``seed`` (default ``train.seed``)."""
+    base = profile if name == "final" else variant(profile, EXTRA_ROWS[name].overrides)
+    if overrides:
+        base = variant(base, parse_overrides(overrides))
+    return replace(base, train=replace(base.train, seed=base.train.seed if seed is None else seed))
 
 
 def train_extras(profile: Profile, cube: str | Path, runs_root: str | Path, resume: bool = True,

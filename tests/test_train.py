@@ -441,6 +441,24 @@ def test_fresh_heads_start_at_the_training_targets_mean(tiny_data):
     assert float(head.weight[1].abs().sum()) == 0 and float(torch.sigmoid(head.bias[1])) == pytest.approx(0.9)
 
 
+def test_fine_tuning_overrides_win_over_the_variants_settings():
+    """benchmarks/gated_start.py --finetune-set measures a setting the variant fixes (it once trained the variant's
+    own model.past_context silently); other keys and the seed apply as before, and a bad value is refused."""
+    from lai.facts import EXTRA_ROWS
+    from lai.train import fine_tune_profile
+
+    profile = load_profile("tiny")
+    plain = fine_tune_profile(profile, "final_gated")
+    assert plain.model.past_context == EXTRA_ROWS["final_gated"].overrides["model"]["past_context"]
+    tuned = fine_tune_profile(profile, "final_gated", seed=3,
+                              overrides=["model.past_context=[1,2,4,8]", "train.lr=3e-4"])
+    assert tuned.model.past_context == [1, 2, 4, 8] and tuned.train.lr == 3e-4 and tuned.train.seed == 3
+    assert tuned.model.gated_skip and tuned.model.skip_base == "two_dates"  # the variant's other settings kept
+    assert fine_tune_profile(profile, "final", overrides=["train.lr=3e-4"]).model.past_context == []
+    with pytest.raises(ConfigError, match="past_context"):
+        fine_tune_profile(profile, "final_gated", overrides=["model.past_context=[0.1]"])
+
+
 def test_model_chosen_by_validation_then_its_seeds(tiny_data, tmp_path):
     """The final model and a candidate, one seed each; the lower best validation RMSE is chosen (as the histories
     say) and only the chosen one gets the further seeds."""
