@@ -363,6 +363,12 @@ def test_report_has_the_key_sections(report):
         assert defect not in flat, defect
     data = json.loads((run / "report.json").read_text())  # what the template printed, for the user to inspect
     assert set(SECTIONS) <= set(data) and data["kind"] == "simulated"
+    from lai.facts import EXTRA_ROWS  # the rows beyond the paper named from their one owner, not the template
+
+    assert "Extra rows, never part of Table 1: " + EXTRA_ROWS["final_cloudy_weight"].title[:30] in flat
+    for row in EXTRA_ROWS.values():
+        assert row.title in data["extras_rows"]
+    assert "MLR and RF without the LAI history (Sentinel-1, masks and seasonality only)" in flat
     assert not list(run.glob(".*partial*")) and not list(run.glob(".*.lock"))
 
 
@@ -434,6 +440,11 @@ def test_a_published_report_renders_again_from_its_json_with_the_current_templat
     monkeypatch.setattr(report_mod, "template_source", lambda: template)
     text = _pdf_text(report_mod.render(published))[1]
     assert "Four baselines place the U-Nets" in text and "Four baselines put" not in text
+    older = json.loads((published / report_mod.DATA_FILE).read_text())  # lai before extras_rows: renders without it
+    del older["extras_rows"]
+    (published / report_mod.DATA_FILE).write_text(json.dumps(older))
+    text = _pdf_text(report_mod.render(published))[1]
+    assert "Extra rows, never part of Table 1." in text and "without the LAI history (Sentinel-1" not in text
     (published / report_mod.DATA_FILE).unlink()
     with pytest.raises(report_mod.ReportError, match=r"holds no report\.json: nothing to render"):
         report_mod.render(published)

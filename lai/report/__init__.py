@@ -43,7 +43,7 @@ DATA_FILE = "report.json"  # written next to report.pdf; the template reads it
 # Sections of report.json, each built from the run folder by one function; the template lays them out.
 _BUILDERS = {**prose.SECTIONS, **results.SECTIONS}
 SECTIONS = {key: _BUILDERS[key] for key in ("title", "warnings", "abstract", "conclusions", "data", "table1", "baselines",
-                                            "noise_floor", "extras", "training", "results", "large_errors", "uncertainty", "real_patches",
+                                            "noise_floor", "extras", "extras_rows", "training", "results", "large_errors", "uncertainty", "real_patches",
                                             "provenance", "figures")}
 
 

@@ -12,6 +12,7 @@ from lai.facts import (
     BETTER,
     BUFFER,
     CLOUDY,
+    EXTRA_BASELINES,
     EXTRA_ROWS,
     FIGURE_NAMES,
     NON_CLOUDY,
@@ -499,6 +500,14 @@ def _yaml_columns(profile: dict, text: str) -> tuple[str, str]:
     return "\n".join(lines[:cut]), "\n".join(lines[cut:])
 
 
+def _extras_rows(run: Run) -> str:
+    """What the rows beyond the paper are, whether or not this run trained them: each variant's title
+    (``lai.facts.EXTRA_ROWS``) and the baselines without the LAI history (``lai.facts.EXTRA_BASELINES``)."""
+    baselines = " and ".join(dict.fromkeys(EXTRA_BASELINES.values()))
+    return "; ".join([*(row.title for row in EXTRA_ROWS.values()),
+                      f"{baselines} without the LAI history (Sentinel-1, masks and seasonality only)"])
+
+
 def _figures(run: Run) -> dict:
     """Per figure name: its file and aspect ratio, or why it is not available (the run did not write it)."""
     out = {}
@@ -516,4 +525,4 @@ def _figures(run: Run) -> dict:
 
 
 SECTIONS = {"title": _title, "warnings": _warnings, "abstract": _abstract, "conclusions": _conclusions, "data": _data,
-            "training": _training, "provenance": _provenance, "figures": _figures}
+            "training": _training, "provenance": _provenance, "figures": _figures, "extras_rows": _extras_rows}
