@@ -1,4 +1,4 @@
-"""The Gaussian blur of :func:`lai.model.gaussian_blur` as two band-matrix products (lai since this script) against
+"""The Gaussian blur of :func:`lai.model.gaussian_blur` as two band-matrix products (lai since 816683b) against
 the 2-D convolution of (6 sigma + 1)^2 taps it replaced, side by side in one process::
 
     python benchmarks/gaussian_blur.py                     # the standard profile's tiles and batch

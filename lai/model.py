@@ -259,7 +259,7 @@ def gaussian_band(n: int, sigma: float, dtype: torch.dtype, device: torch.device
 def gaussian_blur(values: torch.Tensor, sigma: float) -> torch.Tensor:
     """(N, 1, H, W) ``values`` under a normalised Gaussian of ``sigma`` pixels (zeros beyond the edges); in the
     inputs' precision, never under bf16 autocast (which would round the LAI by up to 0.4 %). The Gaussian is
-    separable: one band matrix per axis, two matrix products (20x faster on a CPU than a 2-D convolution of
+    separable: one band matrix per axis, two matrix products (18x faster on a CPU than a 2-D convolution of
     (6 sigma + 1)^2 taps: benchmarks/gaussian_blur.py)."""
     h, w = values.shape[-2:]
     # (autocast knows no meta device: a model sized on it, lai.infer.training_bytes, runs this too)
