@@ -130,6 +130,7 @@ EXTRA_ROWS = {
 }
 # Per-pixel baselines without the LAI history (S1 + masks + seasonality): name -> the baseline it restricts.
 EXTRA_BASELINES = {"MLR_no_history": "MLR", "RF_no_history": "RF"}
+NO_HISTORY = "without the LAI history"  # what the extra baselines leave out, as titles and prose say it
 HISTORY_FEATURES = ("LAI_t-2", "LAI_t-1")
 
 # The reference's valid rule (its mask_fn): SCL 2-6 count as clear (encoding.valid_classes' default).

@@ -18,6 +18,7 @@ from lai.facts import (
     LARGE_ERROR_LAI,
     LARGE_ERROR_TRIPLETS,
     N_PIXELS,
+    NO_HISTORY,
     NOT_RESOLVED,
     ORACLE,
     PAPER_TABLE1,
@@ -176,7 +177,7 @@ def extras_table(runs: dict[str, pd.DataFrame], baselines: pd.DataFrame, final: 
     for name, base in EXTRA_BASELINES.items():
         part = baselines[baselines["baseline"] == name]
         if len(part):
-            parts.append(part.assign(name=name, title=f"{base} without the LAI history", kind="baseline"))
+            parts.append(part.assign(name=name, title=f"{base} {NO_HISTORY}", kind="baseline"))
     if not parts:
         return pd.DataFrame(columns=["name", "title", "kind", "set", *METRIC_COLUMNS])
     long = pd.concat(parts, ignore_index=True)

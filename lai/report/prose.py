@@ -15,6 +15,7 @@ from lai.facts import (
     EXTRA_BASELINES,
     EXTRA_ROWS,
     FIGURE_NAMES,
+    NO_HISTORY,
     NON_CLOUDY,
     NOT_RESOLVED,
     ORACLE,
@@ -158,7 +159,7 @@ def _conclusions(run: Run) -> list:
     extras = run.tables[TABLE.extras]
     sel = run.tables[TABLE.selection]
     candidates = [] if extras is not None or sel is None else [m for m in sel["model"].astype(str) if m in EXTRA_ROWS]
-    rows = [EXTRA_ROWS[m].variant for m in EXTRA_ROWS if m not in candidates] + ["baselines without the LAI history"]
+    rows = [EXTRA_ROWS[m].variant for m in EXTRA_ROWS if m not in candidates] + [f"baselines {NO_HISTORY}"]
     items.append(rich("Extra rows beyond the paper (", ", ".join(rows), "): ", "see their table." if extras is not None else
                       [strong("not run"), " in this profile (", mono("extras: false"), "); the ", mono("paper"),
                        " profile runs them."],
@@ -505,7 +506,7 @@ def _extras_rows(run: Run) -> str:
     (``lai.facts.EXTRA_ROWS``) and the baselines without the LAI history (``lai.facts.EXTRA_BASELINES``)."""
     baselines = " and ".join(dict.fromkeys(EXTRA_BASELINES.values()))
     return "; ".join([*(row.title for row in EXTRA_ROWS.values()),
-                      f"{baselines} without the LAI history (Sentinel-1, masks and seasonality only)"])
+                      f"{baselines} {NO_HISTORY} (Sentinel-1, masks and seasonality only)"])
 
 
 def _figures(run: Run) -> dict:
