@@ -14,6 +14,10 @@ test sets of the run's cube. Its spread is recalibrated on validation three ways
   t-2 and t-1 at least ``splits.clear_past_threshold``; else mean cloud fraction at least
   ``splits.cloudy_past_threshold``), each test set calibrated by its own class, the unique set by the pooled factor;
 * ``pixel_x_triplet``: lai's pixel strata fitted within each triplet class (the unique set: lai's, unchanged);
+* ``pixel_x_context``: lai's pixel strata fitted within classes of the tile's share of clear past pixels (the mean
+  over the tile of clear dates among t-2 and t-1, over 2: below 0.5, 0.5-0.9, from 0.9; a class with fewer than
+  ``MIN_PIXELS`` validation pixels takes the pixel stratum's factors): the same per pixel, one calibration for every
+  set, but a clouded pixel in a clear tile (most of the non-cloudy set's) apart from one in a cloudy tile;
 * ``pixel_buffer`` and ``pixel_val_buffer``: lai's pixel strata fitted on the buffer split (tiles beside test
   tiles, used by neither training nor the choice of epochs and model), or on validation and buffer together,
   instead of on validation: whether a calibration split that took no part in training's choices carries over
@@ -23,6 +27,8 @@ Measured per test set on pixels clear and clouded at t against the true LAI: the
 95 % intervals (goal 0.63-0.73 and 0.92-0.97). And, to see why validation's factors do not carry over, per split
 (training, validation and buffer too) and pixels clear / clouded at t: the 68 % and 95 % quantiles of
 ``|error| / sd`` (the raw spread),
+per split and pixel stratum the share of pixels, the RMSE against the truth and the 68 % quantile of ``|error| / sd``
+(does one stratum's error, relative to its spread, carry over from validation to each test set?),
 and how many of the split's triplets have a training tile among their 8 neighbours or at their own position, or
 share their scene and target date with a training triplet. Reads the run's model and cube only; writes nothing
 but the JSON.
@@ -47,10 +53,56 @@ from lai.facts import BUFFER, CLOUDY, NON_CLOUDY, TEST_SETS, TRAIN, VAL, chosen_
 from lai.infer import load_trained  # noqa: E402
 from lai.loader import CubeSplit  # noqa: E402
 from lai.splits import neighbour_leaks, past_cloud_classes, regions_of, scene_start  # noqa: E402
-from lai.uncertainty import NOMINAL, coverage, fit_calibration, strata  # noqa: E402
+from lai.uncertainty import (  # noqa: E402
+    LEVELS,
+    MIN_PIXELS,
+    NOMINAL,
+    STRATA,
+    coverage,
+    fit_calibration,
+    level_factors,
+    strata,
+)
 
 GOAL = {0.68: (0.63, 0.73), 0.95: (0.92, 0.97)}
 CLASS_OF_SET = {NON_CLOUDY: 0, CLOUDY: 1}  # the unique set has no class of its own: the pooled factor
+CONTEXT_EDGES = (0.5, 0.9)  # the classes of the tile's share of clear past pixels (pixel_x_context)
+
+
+def context_cells(p: dict[str, np.ndarray]) -> np.ndarray:
+    """Per pixel: its pixel stratum times len(CONTEXT_EDGES) + 1, plus the class of its tile's clear past share."""
+    share = p["past_clear"].reshape(len(p["past_clear"]), -1).mean(1) / 2
+    tile_class = np.digitize(share, CONTEXT_EDGES)[:, None, None]
+    return strata(p["past_clear"], p["clear"]).astype(np.int64) * (len(CONTEXT_EDGES) + 1) + tile_class
+
+
+def cell_factors(sd: np.ndarray, err: np.ndarray, cells: np.ndarray) -> dict[int, list[float]]:
+    """Per cell with at least ``MIN_PIXELS`` finite pixels: its factors per level of ``LEVELS`` (as lai's strata's)."""
+    ok = np.isfinite(err) & np.isfinite(sd) & (sd > 0)
+    return {int(c): level_factors((err[ok & (cells == c)] / sd[ok & (cells == c)]).astype(np.float64))
+            for c in np.unique(cells[ok]) if (ok & (cells == c)).sum() >= MIN_PIXELS}
+
+
+def context_deviation(p: dict[str, np.ndarray], factors: dict[int, list[float]], pixel_cal, level: float) -> np.ndarray:
+    """The deviation of ``level``: the factor of each pixel's cell (:func:`context_cells`) where validation had one
+    (:func:`cell_factors`), else its pixel stratum's (``pixel_cal``)."""
+    cells, per_cell = context_cells(p), len(CONTEXT_EDGES) + 1
+    factor = pixel_cal.factor_array(level)[cells // per_cell]
+    for c, f in factors.items():
+        factor = np.where(cells == c, np.float32(np.interp(level, LEVELS, f)), factor)
+    return p["sd"] * factor
+
+
+def stratum_shift(name: str, p: dict[str, np.ndarray], err: np.ndarray) -> list[dict]:
+    """Per pixel stratum of ``p``: share of pixels, RMSE against the truth, 68 % quantile of |error| / raw sd."""
+    s, rows = strata(p["past_clear"], p["clear"]), []
+    for i, stratum in enumerate(STRATA):
+        sel = (s == i) & np.isfinite(err)
+        if sel.sum():
+            rows.append({"split": name, "stratum": stratum, "share": float(sel.mean()), "n_pixels": int(sel.sum()),
+                         "rmse": float(np.sqrt(np.mean(np.square(err[sel], dtype=np.float64)))),
+                         "abs_z_q68": float(np.quantile(np.abs(err[sel] / p["sd"][sel]), 0.68))})
+    return rows
 
 
 def triplet_classes(clear: np.ndarray, cloud: np.ndarray, index: np.ndarray, splits) -> np.ndarray:
@@ -88,7 +140,7 @@ def main() -> None:
         clear, cloud = ds["clear_fraction"].values, ds["cloud_fraction"].values
         near_train, shares_date = training_contact(ds)
 
-    preds, classes, standardised = {}, {}, []
+    preds, classes, standardised, shift = {}, {}, [], []
     for name in (TRAIN, VAL, BUFFER, *TEST_SETS):  # training and buffer: only their standardised errors
         split = CubeSplit(cube, name)
         if not len(split):
@@ -99,6 +151,8 @@ def main() -> None:
             preds[name] = p
             classes[name] = triplet_classes(clear, cloud, index, profile.splits)
         e, _ = _error(p)
+        if name != TRAIN:
+            shift += stratum_shift(name, p, e)
         for at_t, sel in (("clear at t", p["clear"]), ("clouded at t", ~p["clear"])):
             z = np.abs(e[sel] / p["sd"][sel])
             standardised.append({"split": name, "pixels": at_t, "triplets": len(index),
@@ -118,26 +172,30 @@ def main() -> None:
         cal[("triplet", k)] = fit_calibration(val["sd"], masked, one_stratum, against, levels=NOMINAL)
         cal[("pixel_x_triplet", k)] = fit_calibration(val["sd"], masked, pixel_strata, against)
     pooled = fit_calibration(val["sd"], err, one_stratum, against, levels=NOMINAL)
+    context = cell_factors(val["sd"], err, context_cells(val))
     if BUFFER in preds:
         buf = preds[BUFFER]
         buf_err, buf_strata = _error(buf)[0], strata(buf["past_clear"], buf["clear"])
         cal["pixel_buffer"] = fit_calibration(buf["sd"], buf_err, buf_strata, against)
         cal["pixel_val_buffer"] = fit_calibration(*(np.concatenate([a.ravel(), b.ravel()]) for a, b in (
             (val["sd"], buf["sd"]), (err, buf_err), (pixel_strata, buf_strata))), against)
-    methods = ["pixel", "triplet", "pixel_x_triplet", *(m for m in ("pixel_buffer", "pixel_val_buffer") if m in cal)]
+    methods = ["pixel", "triplet", "pixel_x_triplet", "pixel_x_context", *(m for m in ("pixel_buffer", "pixel_val_buffer") if m in cal)]
 
     rows = []
     for name in TEST_SETS:
         p, k = preds[name], CLASS_OF_SET.get(name)
         e, _ = _error(p)
         for method in methods:
-            if method in ("pixel", "pixel_buffer", "pixel_val_buffer") or (method == "pixel_x_triplet" and k is None):
-                c, s = cal[method if method != "pixel_x_triplet" else "pixel"], strata(p["past_clear"], p["clear"])
-            elif method == "triplet":
-                c, s = (pooled if k is None else cal[("triplet", k)]), np.zeros(e.shape, np.int64)
+            if method == "pixel_x_context":
+                dev = {lv: context_deviation(p, context, cal["pixel"], lv) for lv in NOMINAL}
             else:
-                c, s = cal[("pixel_x_triplet", k)], strata(p["past_clear"], p["clear"])
-            dev = {lv: p["sd"] * c.factor_array(lv)[s] for lv in NOMINAL}
+                if method in ("pixel", "pixel_buffer", "pixel_val_buffer") or (method == "pixel_x_triplet" and k is None):
+                    c, s = cal[method if method != "pixel_x_triplet" else "pixel"], strata(p["past_clear"], p["clear"])
+                elif method == "triplet":
+                    c, s = (pooled if k is None else cal[("triplet", k)]), np.zeros(e.shape, np.int64)
+                else:
+                    c, s = cal[("pixel_x_triplet", k)], strata(p["past_clear"], p["clear"])
+                dev = {lv: p["sd"] * c.factor_array(lv)[s] for lv in NOMINAL}
             for at_t, sel in (("clear at t", p["clear"]), ("clouded at t", ~p["clear"])):
                 rows.append({"set": name, "pixels": at_t, "method": method, "n_pixels": int(sel.sum()),
                              **{f"coverage_{round(100 * lv)}": coverage(e[sel], dev[lv][sel], lv) for lv in NOMINAL}})
@@ -147,8 +205,9 @@ def main() -> None:
     write_report(args.out, {**report_header(__file__), "run": str(args.run), "cube": str(cube), "model": model,
                             "validation_triplets_per_class": np.bincount(classes[VAL], minlength=3).tolist(),
                             "seconds": time.perf_counter() - t0, "coverage": rows, "strata_in_goal": counts,
-                            "standardised_errors": standardised})
+                            "standardised_errors": standardised, "stratum_shift": shift})
     print(pd.DataFrame(standardised).to_string(index=False, float_format=lambda v: f"{v:.3f}"), "")
+    print(pd.DataFrame(shift).to_string(index=False, float_format=lambda v: f"{v:.3f}"), "")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for method, c in counts.items():
         print(f"{method:16s}: 68 % in 0.63-0.73 in {c['in_goal_68']} of 6 strata, 95 % in 0.92-0.97 in {c['in_goal_95']}")

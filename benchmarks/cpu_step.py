@@ -19,6 +19,14 @@ median, and each variant's ratio to ``fp32`` per round. Example (small preset, q
     python benchmarks/cpu_step.py --preset small --tile 64 --batch 16 --compile
     python benchmarks/cpu_step.py --variants fp32 channels_last --repeats 5  # a CPU without bf16 hardware
 
+With ``--roofline`` it also counts the floating-point operations of one training step (forward, loss and backward,
+``torch.utils.flop_counter``; Adam's few per parameter are left out) per sample, gives each variant's rate in
+GFLOP/s, and measures two rates this CPU reaches in fp32 on its own: a 2048x2048 matrix product and the 3x3
+convolution of the model's widest channels (in and out) over the whole tile at the benchmark's batch (channels_last,
+forward, median of 20):
+how far the step is from what the machine can do, i.e. how much any fp32 change of layout or threads could still gain
+at the same widths.
+
 With ``--batchnorm C`` (repeatable) it also times one BatchNorm layer of C channels alone (forward and
 backward, training mode, ``nn.BatchNorm2d``) on a (batch, C, tile, tile) input in channels-first and in
 channels_last order.
@@ -92,6 +100,46 @@ def time_batchnorm(channels: int, args, repeats: int = 50) -> dict:
     return out
 
 
+def step_gflop(args, enc: EncodingConfig) -> float:
+    """GFLOP of one training step (forward, loss, backward) per sample of the benchmark's model and batch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from lai.loss import total_loss
+
+    model = LAIModel(ModelConfig(preset=args.preset, row=args.row, uncertainty=True), mask_channels(enc))
+    x = random_batch(args.batch, args.tile, enc)
+    with FlopCounterMode(display=False) as counter:
+        loss, _ = total_loss(model(x), x, TrainConfig())
+        loss.backward()
+    return counter.get_total_flops() / args.batch / 1e9
+
+
+def machine_rates(args, repeats: int = 20) -> dict:
+    """GFLOP/s (median of ``repeats``) of a 2048x2048 fp32 matrix product and of a 3x3 convolution of the model's
+    widest channels (in and out) over the whole tile at the benchmark's batch, channels_last."""
+    import torch.nn.functional as F
+
+    def rate(fn, flop: float) -> float:
+        for _ in range(3):
+            fn()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return flop / statistics.median(times) / 1e9
+
+    n = 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    widths = ModelConfig(preset=args.preset).encoder_widths
+    c, side = max(widths), args.tile
+    x = torch.randn(args.batch, c, side, side).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(c, c, 3, 3).contiguous(memory_format=torch.channels_last)
+    conv_flop = 2 * args.batch * side * side * c * c * 9
+    return {"matmul_2048": rate(lambda: a @ b, 2 * n**3),
+            f"conv3x3_{c}ch_{side}px": rate(lambda: F.conv2d(x, w, padding=1), conv_flop)}
+
+
 def _time_variant(variant: str, args, enc: EncodingConfig) -> dict:
     torch.manual_seed(0)
     model = LAIModel(ModelConfig(preset=args.preset, row=args.row, uncertainty=True), mask_channels(enc))
@@ -132,6 +180,8 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), metavar="V",
                     help=f"the variants to time, fp32 always among them (default all: {', '.join(VARIANTS)}); the bf16 "
                          "ones take minutes per round on a CPU without AVX512_BF16 or AMX")
+    ap.add_argument("--roofline", action="store_true",
+                    help="also count the step's FLOPs and measure the CPU's fp32 matrix-product and convolution rates")
     ap.add_argument("--batchnorm", type=int, action="append", default=[], metavar="C",
                     help="also time one BatchNorm layer of C channels alone, in both layouts (repeatable)")
     ap.add_argument("--out", type=Path, default=None, help="JSON file (default: benchmarks/results/cpu-step-DATE.json)")
@@ -160,6 +210,14 @@ def main() -> None:
                                  "compile_s": compile_s or None}
         print(f"  {v:22s} {statistics.median(rates):6.1f}  x{statistics.median(ratios):.2f} [{min(ratios):.2f}, {max(ratios):.2f}]"
               + (f"  (compile {min(compile_s):.0f}-{max(compile_s):.0f} s)" if compile_s else ""))
+    if args.roofline:
+        gflop, rates = step_gflop(args, enc), machine_rates(args)
+        report["roofline"] = {"gflop_per_sample": gflop, "machine_gflop_per_s": rates, "variants_gflop_per_s": {
+            v: gflop * report["variants"][v]["median"] for v in variants}}
+        print(f"one training step: {gflop:.3f} GFLOP per sample; this CPU, fp32: "
+              + ", ".join(f"{k} {r:.0f} GFLOP/s" for k, r in rates.items()))
+        for v, r in report["roofline"]["variants_gflop_per_s"].items():
+            print(f"  {v:22s} {r:6.1f} GFLOP/s, " + ", ".join(f"{r / m:.2f} of {k}" for k, m in rates.items()))
     if args.batchnorm:
         report["batchnorm_ms"] = {}
         print(f"one BatchNorm layer, forward + backward, ms (median of 50), input {args.batch}xCx{args.tile}x{args.tile}:")

@@ -239,3 +239,35 @@ def test_oracle_headroom_features_are_the_cubes_pixels_in_one_order(tiny_data):
     assert np.isnan(observed_t1[~clear[:, 1].reshape(-1)]).all()
     np.testing.assert_array_equal(observed_t1[clear[:, 1].reshape(-1)], obs[:, 1][clear[:, 1]])
     assert x["observed_past"].shape[1] == 2 + 4 * len(headroom.CONTEXT_SIGMAS) + 6 + 6 + 4
+
+
+def test_calibration_strata_context_cells_take_the_tiles_clear_past_share_and_fall_back_to_the_pixel_stratum():
+    from lai.uncertainty import LEVELS, STRATA, Calibration, strata
+
+    bench = _benchmark("calibration_strata")
+    past = np.zeros((2, 4, 4), np.int8)
+    past[1] = 2  # tile 0: no clear past (share 0, class 0); tile 1: all clear (share 1, class 2)
+    past[1, 0, 0] = 1
+    clear = np.ones((2, 4, 4), bool)
+    p = {"past_clear": past, "clear": clear, "sd": np.ones((2, 4, 4), np.float32)}
+    cells = bench.context_cells(p)
+    per = len(bench.CONTEXT_EDGES) + 1
+    assert (cells // per == strata(past, clear)).all()
+    assert (cells[0] % per == 0).all() and (cells[1] % per == 2).all()  # 31 of 32 halves clear: share 0.97
+    fitted = int(cells[1, 1, 1])  # 2 past clear, clear at t, in a clear tile: the one cell with its own factors
+    pixel = Calibration({name: [3.0] * len(LEVELS) for name in (*STRATA, "pooled")}, levels=list(LEVELS))
+    dev = bench.context_deviation(p, {fitted: [2.0] * len(LEVELS)}, pixel, 0.68)
+    assert np.allclose(dev[cells == fitted], 2.0) and np.allclose(dev[cells != fitted], 3.0)
+
+
+def test_cpu_step_counts_a_steps_flops_in_proportion_to_the_tile_area(monkeypatch):
+    """The roofline's FLOPs per sample (forward, loss, backward): every layer works per pixel, so a tile twice
+    as wide costs four times as much (the date's small MLP apart)."""
+    from types import SimpleNamespace
+
+    from lai.config import EncodingConfig
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the script imports its neighbour _common as run from there
+    step = _benchmark("cpu_step").step_gflop
+    small, large = (step(SimpleNamespace(preset="small", row="final", batch=2, tile=t), EncodingConfig()) for t in (16, 32))
+    assert 0 < small and large / small == pytest.approx(4, rel=0.01)
