@@ -221,6 +221,7 @@ REPORT_TABLES = {
     "reliability": ("set", "sd", "nominal", "observed"),
     "large_errors": ("set", "pixels", "large", "large_share", "no_clear_past_share", "pred_mean", "obs_mean", "under_share",
                      "top_share"),
+    "oracle_gap": ("set", "change", "pixels", "share", "model_rmse", "oracle_rmse", "model_mse_part", "oracle_mse_part"),
 }
 # What the report requires of the values in some of those columns (lai.report.inputs.read_table): "count" a whole
 # number >= 0, "number" a finite number or empty (NaN: undefined, as on an empty test set), "model" a model that
@@ -236,9 +237,14 @@ REPORT_VALUES = {
     "reliability": {"nominal": "number", "observed": "number"},
     "large_errors": {"pixels": "count", "large": "count", **{c: "number" for c in (
         "large_share", "no_clear_past_share", "pred_mean", "obs_mean", "under_share", "top_share")}},
+    "oracle_gap": {"pixels": "count", **{c: "number" for c in (
+        "share", "model_rmse", "oracle_rmse", "model_mse_part", "oracle_mse_part", "change_slope")}},
 }
 LARGE_ERROR_LAI = 2.0  # tables/large_errors.csv: pixels the final model misses by more than this (LAI)
 LARGE_ERROR_TRIPLETS = 5  # ... and the share of them in this many worst triplets (top_share, top_triplets)
+# tables/oracle_gap.csv: the classes of how much the true LAI changed from t-1 to t (LAI, absolute), whose edges these are
+ORACLE_GAP_EDGES = (0.1, 0.3, 0.6)
+ORACLE_GAP_ALL = "all"  # ... and the value of its column change on the line of all of a set's scored pixels
 TABLES = {**REPORT_TABLES, "baselines_per_triplet": (), "oracle_per_triplet": (), "ensemble_metrics": (),
           "ensemble_per_triplet": ()}
 # the columns of tables/training.csv that time the run: they differ between machines and runs, so the notebooks

@@ -21,6 +21,8 @@ from lai.facts import (
     NO_HISTORY,
     NOT_RESOLVED,
     ORACLE,
+    ORACLE_GAP_ALL,
+    ORACLE_GAP_EDGES,
     PAPER_TABLE1,
     RMSE_NORM,
     ROWS,
@@ -257,4 +259,56 @@ def large_errors(ds, predictions: dict, valid_classes, threshold: float = LARGE_
             true_t = np.asarray(part["lai_true"].isel(time=-1).values, np.float32)
             row["true_mean"] = float(true_t[large].mean()) if n else np.nan
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def change_classes(edges=ORACLE_GAP_EDGES) -> list[tuple[str, float, float]]:
+    """(label, low, high) of each class of the true change from t-1 to t, in LAI: "< 0.1", "0.1-0.3", ... "≥ 0.6"."""
+    bounds = [0.0, *edges, np.inf]
+    return [(f"< {hi:g}" if lo == 0 else f"≥ {lo:g}" if hi == np.inf else f"{lo:g}-{hi:g}", lo, hi)
+            for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def oracle_gap(ds, predictions: list[dict], edges=ORACLE_GAP_EDGES) -> pd.DataFrame:
+    """Where a model wins or loses against the oracle bound (simulated data): per test set and class of the true
+    change of LAI from t-1 to t (:func:`change_classes`), over the pixels clear at t that the model is scored on,
+    against the true LAI at t: the pixels (``pixels``, ``share`` of the set's), the model's RMSE (``model_rmse``)
+    and the oracle's (``oracle_rmse``: the true LAI at t-1, i.e. the size of the true change), and each class's
+    part of the set's mean squared error (``model_mse_part``, ``oracle_mse_part``: share times MSE; they add up to
+    the line ``change == "all"``). The line "all" also holds ``change_slope``: the slope of the model's change
+    (prediction minus the true LAI at t-1) regressed on the true change, through 0: 1 forecasts every change, 0
+    none (a copy of the past).
+
+    ``ds``: the cube with ``lai_true``; ``predictions``: one ``{set: dataset}`` per training seed of the model
+    (:meth:`lai.run_folder.RunContext.predictions`: ``lai_pred``, ``clear_t``, coordinate ``triplet``), whose
+    mean squared errors and slopes are averaged over the seeds (``seeds``)."""
+    if "lai_true" not in ds:
+        raise ValueError("oracle_gap needs the true LAI of every date (lai_true: simulated data)")
+    rows = []
+    for name in [s for s in TEST_SETS if all(s in p for p in predictions)]:
+        idx = np.asarray(predictions[0][name]["triplet"].values, int)
+        clear = np.asarray(predictions[0][name]["clear_t"].values).astype(bool)
+        if not clear.any():
+            continue
+        true = np.asarray(ds["lai_true"].isel(triplet=idx).values, np.float64)  # (triplet, time, y, x)
+        change = (true[:, 2] - true[:, 1])[clear]
+        model_err, model_change = [], []
+        for p in predictions:
+            if not np.array_equal(np.asarray(p[name]["triplet"].values, int), idx):
+                raise ValueError(f"oracle_gap: the seeds' predictions of {name} hold different triplets")
+            pred = np.asarray(p[name]["lai_pred"].values, np.float64)[clear]
+            model_err.append(pred - true[:, 2][clear])
+            model_change.append(pred - true[:, 1][clear])
+        sq = np.mean([e ** 2 for e in model_err], axis=0)  # per pixel, mean over seeds
+        slope = float(np.mean([np.sum(c * change) / np.sum(change ** 2) for c in model_change])) if np.any(change) else np.nan
+        size = np.abs(change)
+        for label, lo, hi in [*change_classes(edges), (ORACLE_GAP_ALL, 0.0, np.inf)]:
+            sel = (size >= lo) & (size < hi)
+            n = int(sel.sum())
+            share = n / size.size
+            model_mse, oracle_mse = (float(np.mean(x[sel])) if n else np.nan for x in (sq, change ** 2))
+            rows.append({"set": name, "change": label, "change_lo": lo, "change_hi": hi, "pixels": n, "share": share,
+                         "model_rmse": np.sqrt(model_mse), "oracle_rmse": np.sqrt(oracle_mse),
+                         "model_mse_part": share * model_mse if n else 0.0, "oracle_mse_part": share * oracle_mse if n else 0.0,
+                         "change_slope": slope if label == ORACLE_GAP_ALL else np.nan, "seeds": len(predictions)})
     return pd.DataFrame(rows)

@@ -173,7 +173,14 @@ def make_tables(rng=None) -> dict[str, pd.DataFrame]:
                                           "top_share": [0.25, 0.22],
                                           "top_triplets": ["1 2", "7"]}),
             "preprocessing_snap_lai": pd.DataFrame([{"patch": "S2A_patch_7_8", "triplets": 1, "LAI p50": 1.25,
-                                                     "LAI clipped to [0, 8]": 40}])}
+                                                     "LAI clipped to [0, 8]": 40}]),
+            "oracle_gap": pd.DataFrame([{"set": s, "change": c, "pixels": n, "share": n / 1000, "model_rmse": m,
+                                         "oracle_rmse": o, "model_mse_part": n / 1000 * m**2, "oracle_mse_part": n / 1000 * o**2,
+                                         "change_slope": 0.21 if c == "all" else np.nan, "seeds": 1}
+                                        for s in ("non_cloudy", "cloudy", "unique")
+                                        for c, n, m, o in (("< 0.1", 675, 0.222, 0.038), ("0.1-0.3", 152, 0.315, 0.186),
+                                                           ("0.3-0.6", 100, 0.437, 0.44), ("≥ 0.6", 73, 0.956, 1.052),
+                                                           ("all", 1000, 0.366, 0.325))])}
 
 
 def make_calibration() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -980,6 +987,66 @@ def test_large_errors_count_the_pixels_missed_by_more_than_the_threshold():
     scl[1, 0, 1, 1] = 9  # the other large error's t-2 clouded too: t-1 is still clear, so it had a clear past date
     cube["scl"] = (("triplet", "time", "y", "x"), scl)
     assert large_errors(cube, preds, (4, 5, 6), threshold=2.0).iloc[0]["no_clear_past_share"] == pytest.approx(0.5)
+
+
+def test_oracle_gap_splits_the_model_and_the_oracle_by_the_true_change():
+    """Two triplets of 2x2 pixels: one whose true LAI barely changes (0.05), one that grows by 1 LAI; two seeds
+    whose squared errors are averaged per class; the slope of the model's change on the true change per seed."""
+    import xarray as xr
+
+    from lai.facts import ORACLE_GAP_ALL
+    from lai.tables import change_classes, oracle_gap
+
+    assert [c[0] for c in change_classes()] == ["< 0.1", "0.1-0.3", "0.3-0.6", "≥ 0.6"]
+    true = np.ones((2, 3, 2, 2), np.float32)
+    true[0, 2], true[1, 2] = 1.05, 2.0
+    cube = xr.Dataset({"lai_true": (("triplet", "time", "y", "x"), true)})
+    clear = np.ones((2, 2, 2), np.uint8)
+    clear[1, 0, 0] = 0  # not scored
+
+    def seed(steady: float, grown: float) -> dict:
+        pred = np.stack([np.full((2, 2), steady), np.full((2, 2), grown)]).astype(np.float32)
+        return {"unique": xr.Dataset({"lai_pred": (("triplet", "y", "x"), pred), "clear_t": (("triplet", "y", "x"), clear)},
+                                     coords={"triplet": [0, 1]})}
+
+    gap = oracle_gap(cube, [seed(1.0, 1.5), seed(1.1, 1.7)]).set_index("change")
+    assert (gap["set"] == "unique").all() and (gap["seeds"] == 2).all()
+    assert gap.loc["< 0.1", "pixels"] == 4 and gap.loc["≥ 0.6", "pixels"] == 3 and gap.loc["0.1-0.3", "pixels"] == 0
+    assert gap.loc["< 0.1", "model_rmse"] == pytest.approx(0.05, abs=1e-6)  # both seeds off by 0.05
+    assert gap.loc["< 0.1", "oracle_rmse"] == pytest.approx(0.05, abs=1e-6)
+    assert gap.loc["≥ 0.6", "model_rmse"] == pytest.approx(np.sqrt((0.25 + 0.09) / 2), abs=1e-6)
+    assert gap.loc["≥ 0.6", "oracle_rmse"] == pytest.approx(1.0)
+    assert np.isnan(gap.loc["0.3-0.6", "model_rmse"]) and gap.loc["0.3-0.6", "model_mse_part"] == 0
+    total = gap.loc[ORACLE_GAP_ALL]
+    assert total["pixels"] == 7 and total["share"] == 1
+    assert total["model_mse_part"] == pytest.approx(gap.drop(ORACLE_GAP_ALL)["model_mse_part"].sum())
+    assert total["model_rmse"] ** 2 == pytest.approx(4 / 7 * 0.0025 + 3 / 7 * 0.17, rel=1e-5)
+    assert total["change_slope"] == pytest.approx((1.5 / 3.01 + 2.12 / 3.01) / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="lai_true"):
+        oracle_gap(cube.drop_vars("lai_true"), [seed(1.0, 1.5)])
+
+
+def test_the_floor_section_says_where_the_model_wins_and_loses_against_the_oracle(report):
+    run, pdf = report
+    floor = json.loads((run / "report.json").read_text())["noise_floor"]
+    assert _texts(floor["verdict"]).endswith(
+        "Where it wins and loses, against the true LAI on the non-cloudy set: where the true LAI changed by < 0.1 LAI "
+        "from t-1 to t (68% of the pixels) the oracle is almost exact (RMSE 0.038 LAI) and the final U-Net is not "
+        "(0.222 LAI: the retrieval noise of the past dates it could not remove); where it changed by ≥ 0.6 LAI (7%) the final "
+        "U-Net scores 0.956 against the oracle’s 1.052 LAI. Its change from the true LAI of t-1 follows the true change "
+        "with a slope of 0.21 (1: every change forecast).")
+    assert "True change t-1 → t (LAI)" in _pdf_text(pdf)[1]
+
+
+def test_the_floor_section_of_a_run_without_the_oracle_gap_table_renders_without_it(tmp_path, figure_dir):
+    """A run folder of lai before 2026-12-07 has no tables/oracle_gap.csv: no table, no sentence, the rest as before."""
+    from lai.report import write_report
+
+    run = build_fake_run(tmp_path, figure_dir)
+    (run / "tables" / "oracle_gap.csv").unlink()
+    write_report(run)
+    floor = json.loads((run / "report.json").read_text())["noise_floor"]
+    assert floor["gap"] is None and "wins and loses" not in _texts(floor["verdict"])
 
 
 def test_the_floor_verdict_compares_one_model_with_the_floor_and_the_oracle(report):

@@ -17,6 +17,7 @@ from lai.facts import (
     N_PIXELS,
     NON_CLOUDY,
     NOT_RESOLVED,
+    ORACLE_GAP_ALL,
     PAPER_BASELINES_R2,
     PAPER_TABLE1,
     RMSE,
@@ -263,7 +264,49 @@ def _noise_floor(run: Run) -> dict | None:
                               f"the floor); {chosen_title(run.chosen)} − oracle: {fmt(diff)} LAI {fmt_interval(lo, hi)}, ",
                               strong("below the oracle") if hi < 0 else strong("above the oracle") if lo > 0 else
                               ["not resolved (the interval includes 0)"], ".")
+    out["gap"], why = _oracle_gap(run)
+    if why is not None:
+        out["verdict"] = rich(out["verdict"], " " if out["verdict"] else None, why)
     return out
+
+
+def _oracle_gap(run: Run) -> tuple[dict | None, list | None]:
+    """Table and sentence of tables/oracle_gap.csv: the chosen model against the oracle per class of the true change
+    from t-1 to t, against the true LAI; (None, None) without the table (a run of lai before 2026-12-07)."""
+    gap = run.tables[TABLE.oracle_gap]
+    if gap is None or not len(gap):
+        return None, None
+    classes = list(dict.fromkeys(gap["change"]))
+    sets = [s for s in TEST_SETS if s in set(gap["set"])]
+
+    def value(s: str, change: str, col: str) -> float:
+        part = gap[(gap["set"] == s) & (gap["change"] == change)]
+        return num(part.iloc[0][col]) if len(part) and col in part else float("nan")
+
+    header1 = [cell("True change t-1 → t (LAI)", rowspan=2)] + [cell(SET_TITLES[s], colspan=3, align="center") for s in sets]
+    header2 = [h for _ in sets for h in ("pixels", "model", "oracle")]
+    rows = [[cell(c, bold=c == ORACLE_GAP_ALL)] + [x for s in sets for x in (
+        fmt_share(value(s, c, "share")), fmt(value(s, c, "model_rmse")), fmt(value(s, c, "oracle_rmse")))] for c in classes]
+    who = chosen_title(run.chosen)
+    caption = (f"Against the true LAI at t, on the pixels clear at t: the RMSE of {who} (over its seeds) and of the "
+               "oracle (the true LAI at t-1, so its error is the true change itself) per class of how much the true LAI "
+               "changed from t-1 to t, with the class's share of the pixels (tables/oracle_gap.csv).")
+    steady, large = classes[0], classes[-2] if classes[-1] == ORACLE_GAP_ALL else classes[-1]
+    s = NON_CLOUDY if NON_CLOUDY in sets else sets[0]
+    numbers = {k: value(s, c, col) for k, c, col in (
+        ("steady", steady, "share"), ("steady_model", steady, "model_rmse"), ("steady_oracle", steady, "oracle_rmse"),
+        ("large", large, "share"), ("large_model", large, "model_rmse"), ("large_oracle", large, "oracle_rmse"),
+        ("slope", ORACLE_GAP_ALL, "change_slope"))}
+    if not all(math.isfinite(v) for v in numbers.values()):
+        return table([header1, header2], rows, 1 + 3 * len(sets), caption=caption), None
+    why = (f"Where it wins and loses, against the true LAI on the {SET_TITLES[s].lower()} set: where the true LAI changed by {steady} LAI from "
+           f"t-1 to t ({fmt_share(numbers['steady'])} of the pixels) the oracle is almost exact (RMSE "
+           f"{fmt(numbers['steady_oracle'])} LAI) and {who} is not ({fmt(numbers['steady_model'])} LAI: the retrieval "
+           f"noise of the past dates it could not remove); where it changed by {large} LAI "
+           f"({fmt_share(numbers['large'])}) {who} scores {fmt(numbers['large_model'])} against the oracle’s "
+           f"{fmt(numbers['large_oracle'])} LAI. Its change from the true LAI of t-1 follows the true change with a slope "
+           f"of {fmt(numbers['slope'], 2)} (1: every change forecast).")
+    return table([header1, header2], rows, 1 + 3 * len(sets), caption=caption), rich(why)
 
 
 def _extras(run: Run) -> dict | None:
