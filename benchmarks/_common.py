@@ -30,6 +30,21 @@ def report_header(script: str) -> dict:
                         "python": platform.python_version()}}
 
 
+def median_seconds(fn, steps: int, warmup: int = 0) -> float:
+    """Median wall time of ``steps`` calls of ``fn`` after ``warmup`` untimed ones."""
+    import statistics
+    import time
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident memory so far, in MiB: VmHWM of /proc/self/status. Not ``ru_maxrss``, which a
     process started by ``subprocess`` inherits from its parent through exec (Linux keeps the larger of the two): a

@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import report_header, write_report
+from _common import median_seconds, report_header, write_report
 
 import lai.model
 from lai.config import EncodingConfig, ModelConfig, TrainConfig
@@ -120,14 +120,7 @@ def machine_rates(args, repeats: int = 20) -> dict:
     import torch.nn.functional as F
 
     def rate(fn, flop: float) -> float:
-        for _ in range(3):
-            fn()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return flop / statistics.median(times) / 1e9
+        return flop / median_seconds(fn, repeats, warmup=3) / 1e9
 
     n = 2048
     a, b = torch.randn(n, n), torch.randn(n, n)

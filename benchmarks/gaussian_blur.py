@@ -21,13 +21,12 @@ import datetime as dt
 import math
 import os
 import statistics
-import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import report_header, write_report
+from _common import median_seconds, report_header, write_report
 from cpu_step import random_batch
 
 import lai.model
@@ -54,27 +53,16 @@ def convolution_blur(values: torch.Tensor, sigma: float) -> torch.Tensor:
 FORMS = {"band_matrices": lai.model.gaussian_blur, "convolution": convolution_blur}
 
 
-def _median_s(fn, steps: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def time_form(form: str, args, enc: EncodingConfig, sigmas) -> dict:
     lai.model.gaussian_blur = FORMS[form]  # what past_context and two_date_level call
     images = torch.rand(4 * args.batch, 1, args.tile, args.tile, generator=torch.Generator().manual_seed(0))
-    blur_s = _median_s(lambda: [FORMS[form](images, s) for s in sigmas], args.steps, args.warmup)
+    blur_s = median_seconds(lambda: [FORMS[form](images, s) for s in sigmas], args.steps, args.warmup)
     torch.manual_seed(0)
     model_cfg = ModelConfig(preset="small", row="final", uncertainty=True, **EXTRA_ROWS[VARIANT].overrides["model"])
     model = lai.model.LAIModel(model_cfg, mask_channels(enc)).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     x = to_channels_last(random_batch(args.batch, args.tile, enc))
-    step_s = _median_s(lambda: train_step(model, opt, x, TrainConfig(), False), args.steps, args.warmup)
+    step_s = median_seconds(lambda: train_step(model, opt, x, TrainConfig(), False), args.steps, args.warmup)
     return {"blur_ms": 1000 * blur_s, "step_samples_per_s": args.batch / step_s}
 
 
