@@ -237,7 +237,7 @@ REPORT_VALUES = {
     "reliability": {"nominal": "number", "observed": "number"},
     "large_errors": {"pixels": "count", "large": "count", **{c: "number" for c in (
         "large_share", "no_clear_past_share", "pred_mean", "obs_mean", "under_share", "top_share")}},
-    "oracle_gap": {"pixels": "count", **{c: "number" for c in (
+    "oracle_gap": {"pixels": "count", "seeds": "count", **{c: "number" for c in (
         "share", "model_rmse", "oracle_rmse", "model_mse_part", "oracle_mse_part", "change_slope")}},
 }
 LARGE_ERROR_LAI = 2.0  # tables/large_errors.csv: pixels the final model misses by more than this (LAI)

@@ -287,10 +287,10 @@ def oracle_gap(ds, predictions: list[dict], edges=ORACLE_GAP_EDGES) -> pd.DataFr
     rows = []
     for name in [s for s in TEST_SETS if all(s in p for p in predictions)]:
         idx = np.asarray(predictions[0][name]["triplet"].values, int)
-        clear = np.asarray(predictions[0][name]["clear_t"].values).astype(bool)
+        true = np.asarray(ds["lai_true"].isel(triplet=idx).values, np.float64)  # (triplet, time, y, x)
+        clear = np.asarray(predictions[0][name]["clear_t"].values).astype(bool) & np.isfinite(true[:, 1:]).all(1)
         if not clear.any():
             continue
-        true = np.asarray(ds["lai_true"].isel(triplet=idx).values, np.float64)  # (triplet, time, y, x)
         change = (true[:, 2] - true[:, 1])[clear]
         model_err, model_change = [], []
         for p in predictions:

@@ -1036,6 +1036,8 @@ def test_the_floor_section_says_where_the_model_wins_and_loses_against_the_oracl
         "U-Net scores 0.956 against the oracle’s 1.052 LAI. Its change from the true LAI of t-1 follows the true change "
         "with a slope of 0.21 (1: every change forecast).")
     assert "True change t-1 → t (LAI)" in _pdf_text(pdf)[1]
+    caption = _texts(floor["gap"]["caption"])
+    assert caption.startswith("Against the true LAI at t, on the pixels clear at t: the RMSE of the final U-Net and of")
 
 
 def test_the_floor_section_of_a_run_without_the_oracle_gap_table_renders_without_it(tmp_path, figure_dir):
