@@ -289,7 +289,7 @@ def _oracle_gap(run: Run) -> tuple[dict | None, list | None]:
         fmt_share(value(s, c, "share")), fmt(value(s, c, "model_rmse")), fmt(value(s, c, "oracle_rmse")))] for c in classes]
     who = chosen_title(run.chosen)
     seeds = int(gap["seeds"].max()) if "seeds" in gap else 1
-    over = f" (its mean squared error over {seeds} seeds)" if seeds > 1 else ""
+    over = f", its squared errors averaged over its {seeds} seeds," if seeds > 1 else ""
     caption = (f"Against the true LAI at t, on the pixels clear at t: the RMSE of {who}{over} and of the "
                "oracle (the true LAI at t-1, so its error is the true change itself) per class of how much the true LAI "
                "changed from t-1 to t, with the class's share of the pixels (tables/oracle_gap.csv).")
