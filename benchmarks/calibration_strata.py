@@ -4,7 +4,7 @@ sets' own thresholds, on one finished run::
     python benchmarks/calibration_strata.py reports/quick --out FILE.json [--model final_gated]
 
 The spread model (default: the run's chosen model, ``tables/selection.csv``) predicts the validation split and the
-test sets of the run's cube. Its spread is recalibrated on validation three ways, each by
+test sets of the run's cube. Its spread is recalibrated in several ways, each by
 :func:`lai.uncertainty.fit_calibration` (a factor per stratum and nominal level; strata with fewer than
 ``MIN_PIXELS`` validation pixels take the pooled factor):
 
@@ -105,6 +105,16 @@ def stratum_shift(name: str, p: dict[str, np.ndarray], err: np.ndarray) -> list[
     return rows
 
 
+def method_calibration(method: str, k: int | None, cal: dict, pooled, p: dict[str, np.ndarray]) -> tuple:
+    """The calibration a method (but ``pixel_x_context``) applies to the predictions ``p`` of a test set of triplet
+    class ``k`` (None: the unique set), and each pixel's stratum in it."""
+    if method in ("pixel", "pixel_buffer", "pixel_val_buffer") or (method == "pixel_x_triplet" and k is None):
+        return cal[method if method != "pixel_x_triplet" else "pixel"], strata(p["past_clear"], p["clear"])
+    if method == "triplet":
+        return (pooled if k is None else cal[("triplet", k)]), np.zeros(p["sd"].shape, np.int64)
+    return cal[("pixel_x_triplet", k)], strata(p["past_clear"], p["clear"])
+
+
 def triplet_classes(clear: np.ndarray, cloud: np.ndarray, index: np.ndarray, splits) -> np.ndarray:
     """Per triplet of ``index``: 0 non-cloudy-like, 1 cloudy-like, 2 neither (the split's thresholds on t-2, t-1)."""
     mostly_clear, mostly_cloudy = past_cloud_classes(clear[index, :2].mean(1), cloud[index, :2].mean(1), splits)
@@ -189,12 +199,7 @@ def main() -> None:
             if method == "pixel_x_context":
                 dev = {lv: context_deviation(p, context, cal["pixel"], lv) for lv in NOMINAL}
             else:
-                if method in ("pixel", "pixel_buffer", "pixel_val_buffer") or (method == "pixel_x_triplet" and k is None):
-                    c, s = cal[method if method != "pixel_x_triplet" else "pixel"], strata(p["past_clear"], p["clear"])
-                elif method == "triplet":
-                    c, s = (pooled if k is None else cal[("triplet", k)]), np.zeros(e.shape, np.int64)
-                else:
-                    c, s = cal[("pixel_x_triplet", k)], strata(p["past_clear"], p["clear"])
+                c, s = method_calibration(method, k, cal, pooled, p)
                 dev = {lv: p["sd"] * c.factor_array(lv)[s] for lv in NOMINAL}
             for at_t, sel in (("clear at t", p["clear"]), ("clouded at t", ~p["clear"])):
                 rows.append({"set": name, "pixels": at_t, "method": method, "n_pixels": int(sel.sum()),

@@ -90,13 +90,7 @@ def time_batchnorm(channels: int, args, repeats: int = 50) -> dict:
             x = x.contiguous(memory_format=torch.channels_last)
         x.requires_grad_(True)
         grad = torch.randn_like(x)
-        times = []
-        for i in range(repeats + 5):
-            t0 = time.perf_counter()
-            layer(x).backward(grad)
-            if i >= 5:
-                times.append(time.perf_counter() - t0)
-        out[layout] = 1000 * statistics.median(times)
+        out[layout] = 1000 * median_seconds(lambda layer=layer, x=x, grad=grad: layer(x).backward(grad), repeats, warmup=5)
     return out
 
 
@@ -150,14 +144,8 @@ def _time_variant(variant: str, args, enc: EncodingConfig) -> dict:
         for _ in range(3):
             train_step(step_model, opt, x, tcfg, bf16)
         compile_s = time.perf_counter() - t0
-    for _ in range(args.warmup):
-        train_step(step_model, opt, x, tcfg, bf16)
-    times = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        train_step(step_model, opt, x, tcfg, bf16)
-        times.append(time.perf_counter() - t0)
-    return {"samples_per_s": args.batch / statistics.median(times), "compile_s": compile_s}
+    seconds = median_seconds(lambda: train_step(step_model, opt, x, tcfg, bf16), args.steps, args.warmup)
+    return {"samples_per_s": args.batch / seconds, "compile_s": compile_s}
 
 
 def main() -> None:
