@@ -164,7 +164,10 @@ class ModelConfig:
     # "mix" (variant final_gated): the decoder's own LAI and the last clear LAI weighted by the gate, which is 0
     # where no past date is clear (there the decoder predicts the LAI itself, as the final model does); "add": the
     # decoder's change plus the gate times the last clear LAI (0 where none is clear: the change alone must be the
-    # LAI there), its change starting at zero weights; lai before 2026-12-06 and a run's config.yaml without the key
+    # LAI there), its change starting at zero weights; lai before 2026-12-06 and a run's config.yaml without the key;
+    # "mix_change": as "mix", but where the gate trusts the past it passes on the past plus a change of its own
+    # (starting at zero weights), so that the decoder's own LAI serves where the past is not trusted and no longer as
+    # the lever of the change (measured on the quick data 2026-12-07: worse on cloudy and unique, not adopted)
     gate_form: str = "add"
     # what the gated skip passes on (read only with gated_skip): "last_clear" (the LAI of t-1 where clear, else of
     # t-2), or "two_dates": where both past dates are clear, their mean with t-2 moved by the local mean change from

@@ -62,7 +62,7 @@ PRESETS = {
 # U-Net up-sampling: the reference's 2x2 transposed convolution (the paper rows' choice), or bilinear
 # interpolation followed by a 3x3 convolution (free of the transposed convolution's checkerboard artefacts).
 UPSAMPLING = ("transpose", "bilinear")
-GATE_FORMS = ("add", "mix")  # model.gate_form: how the gated skip combines the decoder with the last clear LAI
+GATE_FORMS = ("add", "mix", "mix_change")  # model.gate_form: how the gated skip combines the decoder with the past LAI
 # model.skip_base: the past LAI the gated skip passes on: the last clear date's, or the level at t-1 estimated from
 # both past dates where both are clear (lai.model.two_date_level)
 SKIP_BASES = ("last_clear", "two_dates")

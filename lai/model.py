@@ -161,11 +161,14 @@ class LAIModel(nn.Module):
                 c_in += cfg.season_channels
             c_in += 4 * len(cfg.past_context)
             self.decoder = UNet(c_in, cfg.decoder_widths, cfg.convs_per_level, cfg.skip, cfg.upsample)
-            self.dec_head = nn.Conv2d(self.decoder.out_channels, 2 if cfg.gated_skip else 1, 1)
+            outputs = (3 if cfg.gate_form == "mix_change" else 2) if cfg.gated_skip else 1  # own (LAI or change), gate, change
+            self.dec_head = nn.Conv2d(self.decoder.out_channels, outputs, 1)
             if cfg.gated_skip:  # "add" starts as a constant change plus gate_start x the last clear LAI; "mix" as the
-                with torch.no_grad():  # decoder's own LAI weighted by 1 - gate_start, the gate a constant map
-                    (self.dec_head.weight if cfg.gate_form == "add" else self.dec_head.weight[1]).zero_()
-                    self.dec_head.bias.copy_(torch.tensor([0.0, math.log(cfg.gate_start / (1 - cfg.gate_start))]))
+                with torch.no_grad():  # decoder's own LAI weighted by 1 - gate_start, the gate a constant map;
+                    # "mix_change" as "mix", its change 0
+                    (self.dec_head.weight if cfg.gate_form == "add" else self.dec_head.weight[1:]).zero_()
+                    self.dec_head.bias.zero_()
+                    self.dec_head.bias[1] = math.log(cfg.gate_start / (1 - cfg.gate_start))
         # built last, so that every other weight starts as it would without it
         self.spread_head = spread_head(self.decoder.out_channels) if self.row.decoder and cfg.uncertainty else None
 
@@ -191,13 +194,14 @@ class LAIModel(nn.Module):
             decoded = self.decoder(torch.cat(feats, dim=1))
             out["dec"] = self.dec_head(decoded)
             if self.cfg.gated_skip:
-                own, gate = out["dec"].split(1, dim=1)
+                own, gate, *change = out["dec"].split(1, dim=1)
                 past = self.skip_base(x)
                 if self.cfg.gate_form == "add":  # own: the change from the gated past LAI
                     out["dec"] = own + torch.sigmoid(gate) * past
-                else:  # "mix": own is the LAI itself, trusted alone where no past date is clear
+                else:  # "mix", "mix_change": own is the LAI itself, trusted alone where no past date is clear
                     trust = torch.sigmoid(gate) * x.past_valid.any(1, keepdim=True)
-                    out["dec"] = own + trust * (past - own)
+                    trusted = past + change[0] if change else past  # "mix_change" moves the past by its own change
+                    out["dec"] = own + trust * (trusted - own)
             if self.spread_head is not None:  # on detached features: the spread never changes the mean's training
                 out[LOG_VAR] = self.spread_head(decoded.detach()).clamp(*LOG_VAR_RANGE)
         return out

@@ -168,8 +168,33 @@ def test_mixing_gated_skip_trusts_the_last_clear_lai_by_its_gate_and_never_where
             out = model(x)
         expected = np.where(np.isfinite(base), base, 0.25) if trusted else np.full(base.shape, 0.25)
         np.testing.assert_allclose(out["dec"][:, 0].numpy(), expected, atol=1e-5)
-    with pytest.raises(ConfigError, match="model.gate_form must be one of add, mix"):
+    with pytest.raises(ConfigError, match="model.gate_form must be one of add, mix, mix_change"):
         ModelConfig(gated_skip=True, gate_form="blend").validate()
+
+
+def test_mixing_gated_skip_with_its_own_change_moves_the_trusted_past_and_starts_at_mix():
+    """gate_form "mix_change": where the gate trusts the past (logit +inf), the last clear LAI plus the decoder's
+    change; where no past date is clear, or the gate trusts nothing, the decoder's own LAI. Built, it equals "mix"
+    (the change's weights and bias start at 0)."""
+    raw = raw_batch()
+    x = encode_batch(raw, ENC)
+    model = small("final", gated_skip=True, gate_form="mix_change").eval()
+    assert model.dec_head.out_channels == 3
+    assert not model.dec_head.weight[1:].any() and not model.dec_head.bias[2]
+    mix = small("final", gated_skip=True, gate_form="mix").eval()
+    mix.load_state_dict({k: v[:2] if k.startswith("dec_head") else v for k, v in model.state_dict().items()})
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)["dec"], mix(x)["dec"])
+    valid = np.isin(raw["scl"].numpy(), ENC.valid_classes)
+    lai = raw["lai"].numpy() / ENC.lai_scale
+    base = np.where(valid[:, 1], lai[:, 1], np.where(valid[:, 0], lai[:, 0], np.nan))
+    torch.nn.init.zeros_(model.dec_head.weight)
+    for gate, trusted in ((50.0, True), (-50.0, False)):
+        with torch.no_grad():
+            model.dec_head.bias.copy_(torch.tensor([0.25, gate, -0.1]))
+            out = model(x)
+        expected = np.where(np.isfinite(base), base - 0.1, 0.25) if trusted else np.full(base.shape, 0.25)
+        np.testing.assert_allclose(out["dec"][:, 0].numpy(), expected, atol=1e-5)
 
 
 def _both_past_dates(truth_t2: np.ndarray, change: float | np.ndarray, noise: float, rng) -> tuple[object, np.ndarray]:
