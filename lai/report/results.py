@@ -293,6 +293,7 @@ def _oracle_gap(run: Run) -> tuple[dict | None, list | None]:
     caption = (f"Against the true LAI at t, on the pixels clear at t: the RMSE of {who}{over} and of the "
                "oracle (the true LAI at t-1, so its error is the true change itself) per class of how much the true LAI "
                "changed from t-1 to t, with the class's share of the pixels (tables/oracle_gap.csv).")
+    gap_table = table([header1, header2], rows, 1 + 3 * len(sets), caption=caption)
     steady, large = classes[0], classes[-2] if classes[-1] == ORACLE_GAP_ALL else classes[-1]
     s = NON_CLOUDY if NON_CLOUDY in sets else sets[0]
     numbers = {k: value(s, c, col) for k, c, col in (
@@ -300,7 +301,7 @@ def _oracle_gap(run: Run) -> tuple[dict | None, list | None]:
         ("large", large, "share"), ("large_model", large, "model_rmse"), ("large_oracle", large, "oracle_rmse"),
         ("slope", ORACLE_GAP_ALL, "change_slope"))}
     if not all(math.isfinite(v) for v in numbers.values()):
-        return table([header1, header2], rows, 1 + 3 * len(sets), caption=caption), None
+        return gap_table, None
     why = (f"Where it wins and loses, against the true LAI on the {SET_TITLES[s].lower()} set: where the true LAI changed by {steady} LAI from "
            f"t-1 to t ({fmt_share(numbers['steady'])} of the pixels) the oracle is almost exact (RMSE "
            f"{fmt(numbers['steady_oracle'])} LAI) and {who} is not ({fmt(numbers['steady_model'])} LAI: the retrieval "
@@ -308,7 +309,7 @@ def _oracle_gap(run: Run) -> tuple[dict | None, list | None]:
            f"({fmt_share(numbers['large'])}) {who} scores {fmt(numbers['large_model'])} against the oracle’s "
            f"{fmt(numbers['large_oracle'])} LAI. Its change from the true LAI of t-1 follows the true change with a slope "
            f"of {fmt(numbers['slope'], 2)} (1: every change forecast).")
-    return table([header1, header2], rows, 1 + 3 * len(sets), caption=caption), rich(why)
+    return gap_table, rich(why)
 
 
 def _extras(run: Run) -> dict | None:
