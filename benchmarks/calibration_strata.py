@@ -21,7 +21,14 @@ test sets of the run's cube. Its spread is recalibrated in several ways, each by
 * ``pixel_buffer`` and ``pixel_val_buffer``: lai's pixel strata fitted on the buffer split (tiles beside test
   tiles, used by neither training nor the choice of epochs and model), or on validation and buffer together,
   instead of on validation: whether a calibration split that took no part in training's choices carries over
-  better. The buffer lies next to the test tiles, so this is a measurement, not a method lai could adopt as is.
+  better. The buffer lies next to the test tiles, so this is a measurement, not a method lai could adopt as is;
+* ``pixel_gaussian``: lai's strata with one factor per stratum, the standard deviation's (its root mean square
+  matched to the validation RMSE, band ``lai_std``), and the Gaussian's interval of plus or minus 0.994 and 1.96 of
+  it: what the per-level factors replace.
+
+And how far any recalibration fitted on validation can carry over to another area: **leave one region out** on
+validation, lai's pixel strata (per level; and ``pixel_gaussian``) fitted on the other validation regions, the
+coverage on the held-out region's pixels clear and clouded at t.
 
 Measured per test set on pixels clear and clouded at t against the true LAI: the coverage of the central 68 % and
 95 % intervals (goal 0.63-0.73 and 0.92-0.97). And, to see why validation's factors do not carry over, per split
@@ -110,9 +117,29 @@ def method_calibration(method: str, k: int | None, cal: dict, pooled, p: dict[st
     class ``k`` (None: the unique set), and each pixel's stratum in it."""
     if method in ("pixel", "pixel_buffer", "pixel_val_buffer") or (method == "pixel_x_triplet" and k is None):
         return cal[method if method != "pixel_x_triplet" else "pixel"], strata(p["past_clear"], p["clear"])
+    if method == "pixel_gaussian":
+        return cal["pixel"], strata(p["past_clear"], p["clear"])
     if method == "triplet":
         return (pooled if k is None else cal[("triplet", k)]), np.zeros(p["sd"].shape, np.int64)
     return cal[("pixel_x_triplet", k)], strata(p["past_clear"], p["clear"])
+
+
+def leave_one_region_out(p: dict[str, np.ndarray], err: np.ndarray, regions: np.ndarray) -> list[dict]:
+    """Per region of the validation predictions ``p`` (``regions``: one per triplet): lai's pixel recalibration
+    (``pixel``, per level; ``pixel_gaussian``, the standard deviation's factor) fitted on the other regions, and its
+    coverage on this region's pixels clear and clouded at t."""
+    s, rows = strata(p["past_clear"], p["clear"]), []
+    for region in np.unique(regions):
+        held = np.broadcast_to((regions == region)[:, None, None], err.shape)
+        cal = fit_calibration(p["sd"], np.where(held, np.nan, err), s, "truth")
+        for method in ("pixel", "pixel_gaussian"):
+            dev = {lv: p["sd"] * (cal.factor_array(lv) if method == "pixel" else cal.sd_factor_array())[s]
+                   for lv in NOMINAL}
+            for at_t, sel in (("clear at t", p["clear"]), ("clouded at t", ~p["clear"])):
+                m = held & sel & np.isfinite(err)
+                rows.append({"held_out_region": str(region), "method": method, "pixels": at_t, "n_pixels": int(m.sum()),
+                             **{f"coverage_{round(100 * lv)}": coverage(err[m], dev[lv][m], lv) for lv in NOMINAL}})
+    return rows
 
 
 def triplet_classes(clear: np.ndarray, cloud: np.ndarray, index: np.ndarray, splits) -> np.ndarray:
@@ -149,8 +176,9 @@ def main() -> None:
     with xr.open_dataset(cube, engine="h5netcdf") as ds:
         clear, cloud = ds["clear_fraction"].values, ds["cloud_fraction"].values
         near_train, shares_date = training_contact(ds)
+        regions = regions_of(pd.DataFrame({k: ds[k].values for k in ("country", "area")}))
 
-    preds, classes, standardised, shift = {}, {}, [], []
+    preds, classes, region_of, standardised, shift = {}, {}, {}, [], []
     for name in (TRAIN, VAL, BUFFER, *TEST_SETS):  # training and buffer: only their standardised errors
         split = CubeSplit(cube, name)
         if not len(split):
@@ -160,6 +188,7 @@ def main() -> None:
         if name != TRAIN:
             preds[name] = p
             classes[name] = triplet_classes(clear, cloud, index, profile.splits)
+            region_of[name] = regions[index]
         e, _ = _error(p)
         if name != TRAIN:
             shift += stratum_shift(name, p, e)
@@ -189,7 +218,7 @@ def main() -> None:
         cal["pixel_buffer"] = fit_calibration(buf["sd"], buf_err, buf_strata, against)
         cal["pixel_val_buffer"] = fit_calibration(*(np.concatenate([a.ravel(), b.ravel()]) for a, b in (
             (val["sd"], buf["sd"]), (err, buf_err), (pixel_strata, buf_strata))), against)
-    methods = ["pixel", "triplet", "pixel_x_triplet", "pixel_x_context", *(m for m in ("pixel_buffer", "pixel_val_buffer") if m in cal)]
+    methods = ["pixel", "pixel_gaussian", "triplet", "pixel_x_triplet", "pixel_x_context", *(m for m in ("pixel_buffer", "pixel_val_buffer") if m in cal)]
 
     rows = []
     for name in TEST_SETS:
@@ -200,20 +229,27 @@ def main() -> None:
                 dev = {lv: context_deviation(p, context, cal["pixel"], lv) for lv in NOMINAL}
             else:
                 c, s = method_calibration(method, k, cal, pooled, p)
-                dev = {lv: p["sd"] * c.factor_array(lv)[s] for lv in NOMINAL}
+                dev = {lv: p["sd"] * (c.sd_factor_array() if method == "pixel_gaussian" else c.factor_array(lv))[s]
+                       for lv in NOMINAL}
             for at_t, sel in (("clear at t", p["clear"]), ("clouded at t", ~p["clear"])):
                 rows.append({"set": name, "pixels": at_t, "method": method, "n_pixels": int(sel.sum()),
                              **{f"coverage_{round(100 * lv)}": coverage(e[sel], dev[lv][sel], lv) for lv in NOMINAL}})
     table = pd.DataFrame(rows)
+    loro = pd.DataFrame(leave_one_region_out(val, err, region_of[VAL]))
     counts = {m: {f"in_goal_{round(100 * lv)}": int(g[f"coverage_{round(100 * lv)}"].between(*GOAL[lv]).sum()) for lv in NOMINAL}
               for m, g in table.groupby("method", sort=False)}
     write_report(args.out, {**report_header(__file__), "run": str(args.run), "cube": str(cube), "model": model,
                             "validation_triplets_per_class": np.bincount(classes[VAL], minlength=3).tolist(),
                             "seconds": time.perf_counter() - t0, "coverage": rows, "strata_in_goal": counts,
-                            "standardised_errors": standardised, "stratum_shift": shift})
+                            "standardised_errors": standardised, "stratum_shift": shift,
+                            "leave_one_region_out": loro.to_dict("records")})
     print(pd.DataFrame(standardised).to_string(index=False, float_format=lambda v: f"{v:.3f}"), "")
     print(pd.DataFrame(shift).to_string(index=False, float_format=lambda v: f"{v:.3f}"), "")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"), "")
+    print(loro.to_string(index=False, float_format=lambda v: f"{v:.3f}"), "")
+    for method, g in loro.groupby("method", sort=False):
+        print(f"{method:16s}: leave one validation region out, 68 % coverage {g['coverage_68'].min():.3f}-"
+              f"{g['coverage_68'].max():.3f}, 95 % {g['coverage_95'].min():.3f}-{g['coverage_95'].max():.3f}")
     for method, c in counts.items():
         print(f"{method:16s}: 68 % in 0.63-0.73 in {c['in_goal_68']} of 6 strata, 95 % in 0.92-0.97 in {c['in_goal_95']}")
 
