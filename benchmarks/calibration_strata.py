@@ -27,7 +27,8 @@ test sets of the run's cube. Its spread is recalibrated in several ways, each by
   it: what the per-level factors replace.
 
 And how far any recalibration fitted on validation can carry over to another area: **leave one region out** on
-validation, lai's pixel strata (per level; and ``pixel_gaussian``) fitted on the other validation regions, the
+validation (:func:`lai.uncertainty.region_transfer`, which every run's tables/calibration_transfer.csv holds for
+lai's form), lai's pixel strata (per level; and ``pixel_gaussian``) fitted on the other validation regions, the
 coverage on the held-out region's pixels clear and clouded at t.
 
 Measured per test set on pixels clear and clouded at t against the true LAI: the coverage of the central 68 % and
@@ -68,6 +69,7 @@ from lai.uncertainty import (  # noqa: E402
     coverage,
     fit_calibration,
     level_factors,
+    region_transfer,
     strata,
 )
 
@@ -122,24 +124,6 @@ def method_calibration(method: str, k: int | None, cal: dict, pooled, p: dict[st
     if method == "triplet":
         return (pooled if k is None else cal[("triplet", k)]), np.zeros(p["sd"].shape, np.int64)
     return cal[("pixel_x_triplet", k)], strata(p["past_clear"], p["clear"])
-
-
-def leave_one_region_out(p: dict[str, np.ndarray], err: np.ndarray, regions: np.ndarray) -> list[dict]:
-    """Per region of the validation predictions ``p`` (``regions``: one per triplet): lai's pixel recalibration
-    (``pixel``, per level; ``pixel_gaussian``, the standard deviation's factor) fitted on the other regions, and its
-    coverage on this region's pixels clear and clouded at t."""
-    s, rows = strata(p["past_clear"], p["clear"]), []
-    for region in np.unique(regions):
-        held = np.broadcast_to((regions == region)[:, None, None], err.shape)
-        cal = fit_calibration(p["sd"], np.where(held, np.nan, err), s, "truth")
-        for method in ("pixel", "pixel_gaussian"):
-            dev = {lv: p["sd"] * (cal.factor_array(lv) if method == "pixel" else cal.sd_factor_array())[s]
-                   for lv in NOMINAL}
-            for at_t, sel in (("clear at t", p["clear"]), ("clouded at t", ~p["clear"])):
-                m = held & sel & np.isfinite(err)
-                rows.append({"held_out_region": str(region), "method": method, "pixels": at_t, "n_pixels": int(m.sum()),
-                             **{f"coverage_{round(100 * lv)}": coverage(err[m], dev[lv][m], lv) for lv in NOMINAL}})
-    return rows
 
 
 def triplet_classes(clear: np.ndarray, cloud: np.ndarray, index: np.ndarray, splits) -> np.ndarray:
@@ -235,7 +219,8 @@ def main() -> None:
                 rows.append({"set": name, "pixels": at_t, "method": method, "n_pixels": int(sel.sum()),
                              **{f"coverage_{round(100 * lv)}": coverage(e[sel], dev[lv][sel], lv) for lv in NOMINAL}})
     table = pd.DataFrame(rows)
-    loro = pd.DataFrame(leave_one_region_out(val, err, region_of[VAL]))
+    loro = pd.DataFrame([{"method": method, **row} for method, form in (("pixel", "levels"), ("pixel_gaussian", "gaussian"))
+                         for row in region_transfer(val["sd"], err, pixel_strata, val["clear"], region_of[VAL], against, form)])
     counts = {m: {f"in_goal_{round(100 * lv)}": int(g[f"coverage_{round(100 * lv)}"].between(*GOAL[lv]).sum()) for lv in NOMINAL}
               for m, g in table.groupby("method", sort=False)}
     write_report(args.out, {**report_header(__file__), "run": str(args.run), "cube": str(cube), "model": model,

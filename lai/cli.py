@@ -164,11 +164,15 @@ def cmd_evaluate(args) -> int:
     table = evaluate_run(args.run, args.cube, device=args.device)
     _say(*table.round(4).to_string(index=False).splitlines())
     if read_trained(args.run)["config"].model.uncertainty:  # the spread that lai predict writes as band lai_std
-        table = calibrate_run(args.run, args.cube, device=args.device).table
+        spread = calibrate_run(args.run, args.cube, device=args.device)
+        table, transfer = spread.table, spread.transfer
         columns = [*REPORT_TABLES[TABLE.calibration], "against", "n_pixels", "rmse"]  # the report's, and what against
         _say("", f"spread recalibrated on the validation split: {Path(args.run) / 'calibration.json'} (band lai_std of "
                  "lai predict); its calibration on the test sets:",
-             *(table[columns].round(3).to_string(index=False).splitlines() if len(table) else ["(no test set)"]))
+             *(table[columns].round(3).to_string(index=False).splitlines() if len(table) else ["(no test set)"]),
+             "", "fitted on the validation split less one region, the coverage of that region's pixels:",
+             *(transfer.round(3).to_string(index=False).splitlines() if len(transfer) else
+               ["(the validation split holds fewer than two regions)"]))
     return 0
 
 

@@ -40,7 +40,7 @@ from lai.io import atomic_path, atomic_write_text, output_lock, own_subfolder
 from lai.loader import BatchLoader, CubeSplit
 from lai.metrics import SUMS, Scores, per_tile, strict_clear
 from lai.records import read_json_record
-from lai.uncertainty import Calibration, calibration_rows, fit_calibration, reliability, strata
+from lai.uncertainty import Calibration, calibration_rows, fit_calibration, region_transfer, reliability, strata
 
 PER_TILE = (RMSE, RMSE_NORM, R2, N_PIXELS)  # per_tile.csv's metrics of each triplet (lai.metrics.pooled)
 EVALUATED_ON = "evaluated_on.json"  # beside metrics.csv: the cube identity and lai code the metrics were computed by
@@ -220,12 +220,14 @@ def save_prediction(path: Path, split: CubeSplit, pred: dict[str, np.ndarray]) -
 
 @dataclass
 class CalibrationResult:
-    """What :func:`calibrate_run` measured: the calibration table, the reliability curves and one example map."""
+    """What :func:`calibrate_run` measured: the calibration table, the reliability curves, one example map and how
+    far the calibration carries over to another area (:func:`lai.uncertainty.region_transfer`)."""
 
     calibration: Calibration
     table: pd.DataFrame
     reliability: pd.DataFrame
     example: dict[str, np.ndarray | str | int]
+    transfer: pd.DataFrame
 
 
 def calibrate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_size: int = 32,
@@ -233,7 +235,8 @@ def calibrate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_s
     """Recalibrate the spread head of a finished stage on the validation split (``calibration.json`` in its folder,
     :func:`lai.uncertainty.fit_calibration`), then measure its calibration on each test set, against the true LAI
     where the cube holds it, else against the observation on pixels clear at t. The example map is the triplet of
-    ``example_set`` with the most pixels clouded at t."""
+    ``example_set`` with the most pixels clouded at t; ``transfer``, the coverage on each validation region of the
+    calibration fitted on the others (:func:`lai.uncertainty.region_transfer`)."""
     run_dir = Path(run_dir)
     device = pick_device(device)
     with output_lock(run_dir, folder=STAGE_WEIGHTS_FILE):
@@ -242,11 +245,13 @@ def calibrate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_s
             raise ConfigError(f"{run_dir}: this model predicts no spread (model.uncertainty is false); train one with "
                               "model.uncertainty=true to calibrate it")
         check_same_splits(trained.config, run_dir, cube)
-        val = predict(trained, CubeSplit(cube, VAL), batch_size)
+        val_split = CubeSplit(cube, VAL)
+        val = predict(trained, val_split, batch_size)
         err, against = _error(val)
-        cal = fit_calibration(val["sd"], err, strata(val["past_clear"], val["clear"]), against,
-                              f"{Path(cube).name}:{VAL}", _observation_sd(val))
+        val_strata = strata(val["past_clear"], val["clear"])
+        cal = fit_calibration(val["sd"], err, val_strata, against, f"{Path(cube).name}:{VAL}", _observation_sd(val))
         cal.write(run_dir)
+        transfer = pd.DataFrame(region_transfer(val["sd"], err, val_strata, val["clear"], val_split.regions(), against))
         rows, curves, example = [], [], {}
         for name in sets:
             split = CubeSplit(cube, name)
@@ -263,7 +268,7 @@ def calibrate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_s
                 k = int(np.argmax((~p["clear"]).sum(axis=(1, 2))))
                 example = {"set": name, "triplet": int(split.index[k]), "pred": p["pred"][k], "sd": std[k],
                            "clear": p["clear"][k], "reference": p["pred"][k] - err[k], "against": against}
-    return CalibrationResult(cal, pd.DataFrame(rows), pd.DataFrame(curves), example)
+    return CalibrationResult(cal, pd.DataFrame(rows), pd.DataFrame(curves), example, transfer)
 
 
 def _error(pred: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:

@@ -219,6 +219,7 @@ REPORT_TABLES = {
     "preprocessing_snap_lai": ("patch",),
     "calibration": ("set", "pixels", "sd", "coverage_68", "coverage_95", "sd_ratio", "spearman"),
     "reliability": ("set", "sd", "nominal", "observed"),
+    "calibration_transfer": ("held_out", "pixels", "coverage_68", "coverage_95"),
     "large_errors": ("set", "pixels", "large", "large_share", "no_clear_past_share", "pred_mean", "obs_mean", "under_share",
                      "top_share"),
     "oracle_gap": ("set", "change", "pixels", "share", "model_rmse", "oracle_rmse", "model_mse_part", "oracle_mse_part"),
@@ -235,6 +236,7 @@ REPORT_VALUES = {
     "calibration": {c: "number" for c in ("coverage_68", "coverage_95", "sd_ratio", "rms_sd_ratio", "spearman", *(
         f"{c}_{end}" for c in ("coverage_68", "coverage_95", "sd_ratio", "rms_sd_ratio") for end in ("lo", "hi")))},
     "reliability": {"nominal": "number", "observed": "number"},
+    "calibration_transfer": {"coverage_68": "number", "coverage_95": "number", "triplets": "count", "n_pixels": "count"},
     "large_errors": {"pixels": "count", "large": "count", **{c: "number" for c in (
         "large_share", "no_clear_past_share", "pred_mean", "obs_mean", "under_share", "top_share")}},
     "oracle_gap": {"pixels": "count", "seeds": "count", **{c: "number" for c in (

@@ -72,6 +72,16 @@ class CubeSplit:
         out["doy_from"] = self.doy_from[positions]
         return out
 
+    def regions(self) -> np.ndarray:
+        """COUNTRY_AREA of each triplet of the split, in its order (:func:`lai.splits.regions_of`)."""
+        import pandas as pd
+
+        from lai.splits import regions_of
+
+        with h5py.File(self.path, "r") as f:
+            meta = pd.DataFrame({k: f[k][:][self.index].astype(str) for k in ("country", "area")})
+        return regions_of(meta)
+
     def has_target(self, valid_classes, block: int = 32) -> bool:
         """Whether any pixel of the split is usable at t (its SCL in ``valid_classes``): what the loss and the
         validation score (read by blocks of ``block`` triplets until one is found)."""

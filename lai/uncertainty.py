@@ -30,7 +30,8 @@ the deviation a gap-filled map gives where it keeps the observation.
 coverage of the central 68 % and 95 % intervals, the mean predicted standard deviation (sharpness) over the
 RMSE, and the rank correlation of standard deviation and absolute error, the coverages and the ratio with a 95 %
 interval over resampled test triplets (:func:`calibration_intervals`); :func:`reliability` gives observed against
-nominal coverage for the reliability diagram.
+nominal coverage for the reliability diagram; :func:`region_transfer`, fitting on validation less one of its regions
+and measuring on that one, how far the factors carry over to another area.
 """
 from __future__ import annotations
 
@@ -297,6 +298,32 @@ def calibration_intervals(err: np.ndarray, deviation: np.ndarray | dict[float, n
         draws.append(weights @ per_triplet(std) / np.sqrt(squared * pixels))
         draws.append(np.sqrt(weights @ per_triplet(np.square(std, dtype=np.float64)) / squared))
     return {f"{c}_{end}": bound for c, d in zip(names, draws) for end, bound in zip(("lo", "hi"), percentile_interval(d))}
+
+
+def region_transfer(sd: np.ndarray, err: np.ndarray, stratum: np.ndarray, clear_t: np.ndarray, regions: np.ndarray,
+                    against: str, form: str = "levels") -> list[dict]:
+    """How far a recalibration fitted on validation carries over to another area (tables/calibration_transfer.csv):
+    per region of the validation split (``regions``: one per triplet, the arrays' first axis), :func:`fit_calibration`
+    on the other regions' pixels, and the coverage of its 68 % and 95 % intervals on this region's pixels clear and
+    clouded at t (``err``: prediction minus ``against``, NaN where none). ``form`` "levels": the intervals of lai's
+    per-level factors; "gaussian": plus or minus :func:`z_of` times the standard deviation's factor. No rows with
+    fewer than two regions."""
+    if form not in ("levels", "gaussian"):
+        raise ValueError(f"form must be 'levels' or 'gaussian'; got {form!r}")
+    regions = np.asarray(regions).astype(str)
+    names = np.unique(regions)
+    rows = []
+    for region in names if len(names) > 1 else ():
+        mine = regions == region
+        held = np.broadcast_to(mine.reshape(-1, *[1] * (err.ndim - 1)), err.shape)
+        cal = fit_calibration(sd, np.where(held, np.nan, err), stratum, against)
+        for where, sel in (("clear at t", clear_t), ("clouded at t", ~clear_t)):
+            m = held & sel & np.isfinite(err) & np.isfinite(sd)
+            factor = {lv: cal.sd_factor_array() if form == "gaussian" else cal.factor_array(lv) for lv in NOMINAL}
+            rows.append({"held_out": str(region), "triplets": int(mine.sum()), "pixels": where, "against": against,
+                         "n_pixels": int(m.sum()), **{f"coverage_{round(100 * lv)}": coverage(
+                             err[m], (sd * factor[lv][stratum])[m], lv) for lv in NOMINAL}})
+    return rows
 
 
 def reliability(name: str, err: np.ndarray, sd: np.ndarray | dict[float, np.ndarray], levels=LEVELS) -> list[dict]:

@@ -260,32 +260,6 @@ def test_calibration_strata_context_cells_take_the_tiles_clear_past_share_and_fa
     assert np.allclose(dev[cells == fitted], 2.0) and np.allclose(dev[cells != fitted], 3.0)
 
 
-def test_calibration_strata_leave_one_region_out_fits_on_the_other_regions_only():
-    """Errors N(0, 1) in region A and N(0, 2²) in region B, the raw sd 1 everywhere: held out, B is covered by A's
-    factors (at 68 %: P(|Z| < 0.994 / 2)) and A, by B's twice as wide ones, almost wholly."""
-    from statistics import NormalDist
-
-    bench = _benchmark("calibration_strata")
-    rng = np.random.default_rng(0)
-    n, side = 40, 32
-    regions = np.array(["A"] * (n // 2) + ["B"] * (n // 2))
-    scale = np.where(regions == "A", 1.0, 2.0)[:, None, None]
-    err = (rng.standard_normal((n, side, side)) * scale).astype(np.float32)
-    p = {"sd": np.ones((n, side, side), np.float32), "past_clear": np.full((n, side, side), 2, np.int8),
-         "clear": np.ones((n, side, side), bool)}
-    p["clear"][:, :, : side // 2] = False
-    rows = {(r["held_out_region"], r["method"], r["pixels"]): r for r in bench.leave_one_region_out(p, err, regions)}
-    assert len(rows) == 2 * 2 * 2
-    inside = {0.68: 2 * NormalDist().cdf(0.5 * NormalDist().inv_cdf(0.84)) - 1,  # A's 68 % interval on B's errors
-              0.95: 2 * NormalDist().cdf(0.5 * 1.959964) - 1}
-    for method in ("pixel", "pixel_gaussian"):
-        for at_t in ("clear at t", "clouded at t"):
-            a, b = rows[("A", method, at_t)], rows[("B", method, at_t)]
-            assert a["n_pixels"] == b["n_pixels"] == n // 2 * side * side // 2
-            assert b["coverage_68"] == pytest.approx(inside[0.68], abs=0.02)  # fitted on A only
-            assert b["coverage_95"] == pytest.approx(inside[0.95], abs=0.02)
-            assert a["coverage_68"] > 0.95 and a["coverage_95"] > 0.99  # fitted on B only: twice as wide
-
 def test_cpu_step_counts_a_steps_flops_in_proportion_to_the_tile_area(monkeypatch):
     """The roofline's FLOPs per sample (forward, loss, backward): every layer works per pixel, so a tile twice
     as wide costs four times as much (the date's small MLP apart)."""

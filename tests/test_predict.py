@@ -561,7 +561,9 @@ def test_cli_evaluate_calibrates_the_spread_that_predict_writes(tiny_data, tiny_
     run = tmp_path / "final"
     shutil.copytree(tiny_run, run)
     assert main(["evaluate", "--run", str(run), "--cube", str(cube)]) == 0
-    assert "spread recalibrated on the validation split" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "spread recalibrated on the validation split" in out
+    assert "fitted on the validation split less one region, the coverage of that region's pixels:" in out
     assert (run / "calibration.json").exists()
     assert main(["predict", "--run", str(run), "--data", str(lnb), "--out", str(tmp_path / "maps"), "--quiet"]) == 0
     tif = next(p for p in sorted((tmp_path / "maps").glob("*.tif")) if p != source_path(p) and "_source" not in p.name)

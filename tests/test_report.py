@@ -167,6 +167,11 @@ def make_tables(rng=None) -> dict[str, pd.DataFrame]:
     return {"table1": t1, "baselines": with_floor(pd.DataFrame(baselines), floor), "final_metrics": final, "extras": extras,
             "splits": splits, "training": training, "noise_floor": floor, "comparisons": comparisons, "seeds": seeds,
             "calibration": calibration, "reliability": reliability,
+            "calibration_transfer": pd.DataFrame([
+                {"held_out": r, "triplets": 10, "pixels": w, "against": "truth", "n_pixels": n, "coverage_68": c68,
+                 "coverage_95": c95}
+                for r, w, n, c68, c95 in (("A_X", "clear at t", 900, 0.796, 0.995), ("A_X", "clouded at t", 100, 0.73, 0.971),
+                                          ("B_Y", "clear at t", 800, 0.595, 0.89), ("B_Y", "clouded at t", 0, np.nan, np.nan))]),
             "large_errors": pd.DataFrame({"set": ["non_cloudy", "cloudy"], "pixels": [1000, 800], "large": [20, 30],
                                           "large_share": [0.02, 0.0375], "no_clear_past_share": [0.0, 0.672],
                                           "pred_mean": [3.5, 2.49], "obs_mean": [4.77, 4.72], "under_share": [0.9, 0.8],
@@ -552,6 +557,28 @@ def test_a_calibration_table_without_intervals_still_reports(tmp_path, figure_di
     _, flat = _pdf_text(write_report(run))
     assert "Per-pixel uncertainty" in flat and "Over resampled triplets" not in flat
     assert f"{table['coverage_95'].iloc[1]:.3f}" in flat
+
+
+def test_the_uncertainty_verdict_says_how_far_the_calibration_carries_over_to_another_region(report):
+    """tables/calibration_transfer.csv: the range of the held-out regions' coverages, a region without pixels of a
+    kind (NaN) left out; a run folder without the table (lai before 2026-12-07) says nothing of it."""
+    run, pdf = report
+    transfer = _texts(json.loads((run / "report.json").read_text())["uncertainty"]["transfer"])
+    assert transfer == ("How far these factors carry over to another area: fitted on validation less one of its 2 "
+                        "regions, the intervals cover 0.595 to 0.796 (68 %) and 0.890 to 0.995 (95 %) of that "
+                        "region's pixels clear or clouded at t (tables/calibration_transfer.csv): a test set of other "
+                        "scenes may land anywhere in about that range.")
+    assert "0.595 to 0.796 (68 %)" in _pdf_text(pdf)[1]
+
+
+def test_a_run_without_the_calibration_transfer_table_reports_without_its_sentence(tmp_path, figure_dir):
+    from lai.report import write_report
+
+    run = build_fake_run(tmp_path, figure_dir)
+    (run / "tables" / "calibration_transfer.csv").unlink()
+    write_report(run)
+    uncertainty = json.loads((run / "report.json").read_text())["uncertainty"]
+    assert uncertainty["transfer"] is None and _texts(uncertainty["verdict"]).startswith("Recalibrated")
 
 
 def test_a_broken_section_fails(tmp_path, monkeypatch):

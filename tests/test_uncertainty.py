@@ -16,7 +16,8 @@ import torch
 from lai.config import ModelConfig, TrainConfig
 from lai.encode import EncodingConfig, encode_batch, mask_channels
 from lai.errors import RunFolderError
-from lai.facts import LOG_VAR, TEST_SETS
+from lai.facts import LOG_VAR, TEST_SETS, VAL
+from lai.loader import CubeSplit
 from lai.loss import total_loss
 from lai.model import LAIModel
 from lai.uncertainty import (
@@ -31,6 +32,7 @@ from lai.uncertainty import (
     fit_calibration,
     level_factors,
     read_calibration,
+    region_transfer,
     reliability,
     strata,
     z_of,
@@ -170,6 +172,32 @@ def test_heavy_tails_get_a_factor_per_level_that_one_factor_cannot_give():
     assert reach68 < 0.8 and reach95 / reach68 > 1.1 * z_of(0.95) / z_of(0.68)  # narrow core, long tails
 
 
+def test_region_transfer_fits_on_the_other_regions_only():
+    """Errors N(0, 1) in region A and N(0, 2²) in region B, the raw sd 1: held out, B is covered by A's factors
+    (at 68 %: P(|Z| < 0.994 / 2)) and A, by B's twice as wide ones, almost wholly; alike in either form."""
+    rng = np.random.default_rng(0)
+    n, side = 40, 32
+    regions = np.array(["A"] * (n // 2) + ["B"] * (n // 2))
+    err = (rng.standard_normal((n, side, side)) * np.where(regions == "A", 1.0, 2.0)[:, None, None]).astype(np.float32)
+    sd, past = np.ones((n, side, side), np.float32), np.full((n, side, side), 2, np.int8)
+    clear = np.ones((n, side, side), bool)
+    clear[:, :, : side // 2] = False
+    inside = {lv: 2 * NormalDist().cdf(z_of(lv) / 2) - 1 for lv in NOMINAL}
+    for form in ("levels", "gaussian"):
+        rows = {(r["held_out"], r["pixels"]): r for r in region_transfer(sd, err, strata(past, clear), clear, regions,
+                                                                         "truth", form)}
+        assert len(rows) == 4
+        for at_t in ("clear at t", "clouded at t"):
+            a, b = rows[("A", at_t)], rows[("B", at_t)]
+            assert a["n_pixels"] == b["n_pixels"] == n // 2 * side * side // 2 and a["triplets"] == n // 2
+            for lv in NOMINAL:
+                assert b[f"coverage_{round(100 * lv)}"] == pytest.approx(inside[lv], abs=0.02), (form, at_t, lv)
+            assert a["coverage_68"] > 0.95 and a["coverage_95"] > 0.99
+    assert region_transfer(sd, err, strata(past, clear), clear, np.array(["A"] * n), "truth") == []  # one region
+    with pytest.raises(ValueError, match="form must be"):
+        region_transfer(sd, err, strata(past, clear), clear, regions, "truth", "student")
+
+
 def test_calibration_file_round_trips_and_a_bad_one_is_named(tmp_path):
     cal = Calibration({STRATA[0]: [1.5, 1.7], POOLED: [1.1, 1.2]}, 0.3, "truth", "cube.nc:val", [0.68, 0.95],
                       {STRATA[0]: 1.9, POOLED: 1.4})
@@ -277,6 +305,8 @@ def test_calibrated_spread_in_the_maps(tiny_data, tiny_run, tmp_path):
     present = [s for s in TEST_SETS if s in set(result.table["set"])]
     assert len(result.table) == 4 * len(present) and result.table["coverage_95"].between(0, 1).all()
     assert set(result.reliability["sd"]) == {"raw", "recalibrated"}
+    regions = CubeSplit(tiny_data[2], VAL).regions()
+    assert len(result.transfer) == (2 * len(set(regions)) if len(set(regions)) > 1 else 0)
     lnb = make_lnb(tmp_path / "lnb", n_triplets=2, size=32)
     summary = predict_folder(run, lnb, tmp_path / "out", progress=False)
     assert "recalibrated" in summary["uncertainty"]["model_sd"]

@@ -424,7 +424,25 @@ def _uncertainty(run: Run) -> dict | None:
                 + (" and its root mean square over the RMSE" if rms else "") + ", and the rank "
                 "correlation of σ with the absolute error, in small print the 95 % interval over resampled triplets; ",
                 emph("raw"), ": the spread head as trained, ", emph("recalibrated"), ": as above.")),
-            "verdict": verdict}
+            "verdict": verdict, "transfer": _calibration_transfer(run)}
+
+
+def _calibration_transfer(run: Run) -> list | None:
+    """A sentence: the coverage of each validation region's pixels under the calibration fitted on the other regions
+    (tables/calibration_transfer.csv); None without the table (a run of lai before 2026-12-07) or its rows."""
+    transfer = run.tables[TABLE.calibration_transfer]
+    if transfer is None or not len(transfer):
+        return None
+    if "n_pixels" in transfer:
+        transfer = transfer[transfer["n_pixels"] > 0]
+    c68, c95 = transfer["coverage_68"], transfer["coverage_95"]
+    if not len(transfer) or c68.isna().all() or c95.isna().all():
+        return None
+    return rich(f"How far these factors carry over to another area: fitted on validation less one of its "
+                f"{transfer['held_out'].nunique()} regions, the intervals cover {fmt(c68.min())} to {fmt(c68.max())} "
+                f"(68 %) and {fmt(c95.min())} to {fmt(c95.max())} (95 %) of that region's pixels clear or clouded at ",
+                emph("t"), " (tables/calibration_transfer.csv): a test set of other scenes may land anywhere in about "
+                "that range.")
 
 
 def _coverage_misses(recal: pd.DataFrame) -> list:
