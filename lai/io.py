@@ -239,9 +239,15 @@ def claim_folder(folder: str | Path, signature: str | None) -> Path:
 
 
 def _mark(folder: Path) -> None:
+    """Write the marker where there is none, or an empty one (lai stopped while writing it: :func:`_claim`)."""
     mark = folder / FOLDER_MARK
-    if not (mark.exists() or mark.is_symlink()):
+    if not (mark.exists() or mark.is_symlink()) or _is_empty_file(mark):
         mark.write_text(FOLDER_MARK_TEXT)
+
+
+def _is_empty_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file (not a link) of 0 bytes."""
+    return path.is_file() and not path.is_symlink() and path.stat().st_size == 0
 
 
 def _claim(folder: str | Path, signature: str | None) -> bool:
@@ -251,7 +257,10 @@ def _claim(folder: str | Path, signature: str | None) -> bool:
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise ForeignOutputError(f"{folder} is not a folder lai made (a file or a link); choose another folder")
     mark = folder / FOLDER_MARK
-    if mark.is_file() and not mark.is_symlink():
+    # an empty marker in a folder holding nothing else: lai was stopped between creating the marker and writing its
+    # text (the first thing it does in a new folder), so the folder is as good as empty and is taken as such
+    interrupted = _is_empty_file(mark) and all(p.name == FOLDER_MARK for p in folder.iterdir())
+    if mark.is_file() and not mark.is_symlink() and not interrupted:
         if _is_mark(mark):
             return False
         raise ForeignOutputError(f"{mark} does not hold the text lai writes into its marker, so {folder} is not taken "
@@ -266,7 +275,7 @@ def _claim(folder: str | Path, signature: str | None) -> bool:
             f"{folder} is a folder lai did not make (it holds {shown}; no {FOLDER_MARK} marker): lai writes only into "
             "a new or empty folder, so choose another name or folder"
         )
-    if mark.is_symlink() or mark.exists():
+    if mark.is_symlink() or (mark.exists() and not interrupted):
         raise ForeignOutputError(f"{mark} is not the marker lai writes (a link or a folder); choose another folder")
     _mark(folder)
     return False

@@ -211,6 +211,26 @@ def test_a_marker_without_lais_text_does_not_hand_over_a_folder(tiny_data, tmp_p
     assert folder_digest(stage) == before
 
 
+def test_a_folder_holding_only_an_empty_marker_is_taken_as_new(tmp_path):
+    """lai killed between creating a new folder's marker and writing its text (seen in a test that kills a run at a
+    stage's start) leaves an empty marker and nothing else: the rerun takes the folder as new and writes the marker;
+    the same empty marker beside any other file still hands nothing over."""
+    from lai.io import FOLDER_MARK_TEXT
+
+    stage = tmp_path / "runs" / "s2"
+    stage.mkdir(parents=True)
+    (stage / FOLDER_MARK).write_text("")
+    assert claim_folder(stage, "config.yaml") == stage
+    assert (stage / FOLDER_MARK).read_text() == FOLDER_MARK_TEXT and sorted(p.name for p in stage.iterdir()) == [FOLDER_MARK]
+    other = tmp_path / "runs" / "s3"
+    other.mkdir()
+    (other / FOLDER_MARK).write_text("")
+    (other / "config.yaml").write_text("mine")
+    with pytest.raises(ForeignOutputError, match="does not hold the text lai writes"):
+        claim_folder(other, "config.yaml")
+    assert (other / FOLDER_MARK).read_text() == "" and (other / "config.yaml").read_text() == "mine"
+
+
 def test_a_copied_signature_file_beside_a_users_files_proves_nothing(tiny_data, tiny_run, tmp_path):
     """A model.pt (or profile.yaml) copied into a folder of the user's own files: lai evaluate replaced their
     metrics.csv, lai run their notebooks. A folder holding nothing but that file is taken, and marked."""
