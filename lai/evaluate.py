@@ -40,7 +40,15 @@ from lai.io import atomic_path, atomic_write_text, output_lock, own_subfolder
 from lai.loader import BatchLoader, CubeSplit
 from lai.metrics import SUMS, Scores, per_tile, strict_clear
 from lai.records import read_json_record
-from lai.uncertainty import Calibration, calibration_rows, fit_calibration, region_transfer, reliability, strata
+from lai.uncertainty import (
+    TRANSFER_COLUMNS,
+    Calibration,
+    calibration_rows,
+    fit_calibration,
+    region_transfer,
+    reliability,
+    strata,
+)
 
 PER_TILE = (RMSE, RMSE_NORM, R2, N_PIXELS)  # per_tile.csv's metrics of each triplet (lai.metrics.pooled)
 EVALUATED_ON = "evaluated_on.json"  # beside metrics.csv: the cube identity and lai code the metrics were computed by
@@ -251,7 +259,8 @@ def calibrate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_s
         val_strata = strata(val["past_clear"], val["clear"])
         cal = fit_calibration(val["sd"], err, val_strata, against, f"{Path(cube).name}:{VAL}", _observation_sd(val))
         cal.write(run_dir)
-        transfer = pd.DataFrame(region_transfer(val["sd"], err, val_strata, val["clear"], val_split.regions(), against))
+        transfer = pd.DataFrame(region_transfer(val["sd"], err, val_strata, val["clear"], val_split.regions(), against),
+                                columns=list(TRANSFER_COLUMNS))
         rows, curves, example = [], [], {}
         for name in sets:
             split = CubeSplit(cube, name)

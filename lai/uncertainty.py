@@ -57,6 +57,8 @@ LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.68, 0.7, 0.8, 0.9, 0.95, 0.99)  # the 
 ONE_SIGMA = 0.68  # the level whose factor a calibration file without sd_factors (before 2026-12-03) used for lai_std
 FACTOR_RANGE = (1e-3, 1e3)  # a recalibration factor outside it is no recalibration (fitted ones are about 0.5-3)
 SPEARMAN_PIXELS = 200_000  # pixels drawn (fixed seed) for the rank correlation
+# the columns of tables/calibration_transfer.csv (:func:`region_transfer`), written also where it has no rows
+TRANSFER_COLUMNS = ("held_out", "triplets", "pixels", "against", "n_pixels", *(f"coverage_{round(100 * lv)}" for lv in NOMINAL))
 
 
 def z_of(level: float) -> float:

@@ -24,6 +24,7 @@ from lai.uncertainty import (
     NOMINAL,
     POOLED,
     STRATA,
+    TRANSFER_COLUMNS,
     Calibration,
     at_level,
     calibration_intervals,
@@ -186,7 +187,7 @@ def test_region_transfer_fits_on_the_other_regions_only():
     for form in ("levels", "gaussian"):
         rows = {(r["held_out"], r["pixels"]): r for r in region_transfer(sd, err, strata(past, clear), clear, regions,
                                                                          "truth", form)}
-        assert len(rows) == 4
+        assert len(rows) == 4 and all(list(r) == list(TRANSFER_COLUMNS) for r in rows.values())
         for at_t in ("clear at t", "clouded at t"):
             a, b = rows[("A", at_t)], rows[("B", at_t)]
             assert a["n_pixels"] == b["n_pixels"] == n // 2 * side * side // 2 and a["triplets"] == n // 2
@@ -307,6 +308,7 @@ def test_calibrated_spread_in_the_maps(tiny_data, tiny_run, tmp_path):
     assert set(result.reliability["sd"]) == {"raw", "recalibrated"}
     regions = CubeSplit(tiny_data[2], VAL).regions()
     assert len(result.transfer) == (2 * len(set(regions)) if len(set(regions)) > 1 else 0)
+    assert list(result.transfer.columns) == list(TRANSFER_COLUMNS)  # a header also without rows
     lnb = make_lnb(tmp_path / "lnb", n_triplets=2, size=32)
     summary = predict_folder(run, lnb, tmp_path / "out", progress=False)
     assert "recalibrated" in summary["uncertainty"]["model_sd"]
