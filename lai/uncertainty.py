@@ -319,9 +319,9 @@ def region_transfer(sd: np.ndarray, err: np.ndarray, stratum: np.ndarray, clear_
         mine = regions == region
         held = np.broadcast_to(mine.reshape(-1, *[1] * (err.ndim - 1)), err.shape)
         cal = fit_calibration(sd, np.where(held, np.nan, err), stratum, against)
+        factor = {lv: cal.sd_factor_array() if form == "gaussian" else cal.factor_array(lv) for lv in NOMINAL}
         for where, sel in (("clear at t", clear_t), ("clouded at t", ~clear_t)):
             m = held & sel & np.isfinite(err) & np.isfinite(sd)
-            factor = {lv: cal.sd_factor_array() if form == "gaussian" else cal.factor_array(lv) for lv in NOMINAL}
             rows.append({"held_out": str(region), "triplets": int(mine.sum()), "pixels": where, "against": against,
                          "n_pixels": int(m.sum()), **{f"coverage_{round(100 * lv)}": coverage(
                              err[m], (sd * factor[lv][stratum])[m], lv) for lv in NOMINAL}})
