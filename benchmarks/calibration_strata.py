@@ -160,7 +160,6 @@ def main() -> None:
     with xr.open_dataset(cube, engine="h5netcdf") as ds:
         clear, cloud = ds["clear_fraction"].values, ds["cloud_fraction"].values
         near_train, shares_date = training_contact(ds)
-        regions = regions_of(pd.DataFrame({k: ds[k].values for k in ("country", "area")}))
 
     preds, classes, region_of, standardised, shift = {}, {}, {}, [], []
     for name in (TRAIN, VAL, BUFFER, *TEST_SETS):  # training and buffer: only their standardised errors
@@ -172,7 +171,7 @@ def main() -> None:
         if name != TRAIN:
             preds[name] = p
             classes[name] = triplet_classes(clear, cloud, index, profile.splits)
-            region_of[name] = regions[index]
+            region_of[name] = split.regions()
         e, _ = _error(p)
         if name != TRAIN:
             shift += stratum_shift(name, p, e)

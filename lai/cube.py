@@ -65,7 +65,7 @@ from lai.lnb import (
     read_outcome,
 )
 from lai.pixels import CLOUD_CLASSES, PIXEL_FIX_NOTES, pixel_fix_lines, scl_lookup
-from lai.splits import assign_splits, split_counts
+from lai.splits import assign_splits, regions_of, split_counts
 
 # the cube's attribute (and build-settings key) holding cube_float: its on-disk name, kept so that cubes built
 # earlier keep their fingerprints and are reused
@@ -571,7 +571,7 @@ def describe(ds) -> pd.DataFrame:
     df = pd.DataFrame(
         {
             "split": ds["split"].values,
-            "region": np.char.add(np.char.add(ds["country"].values.astype(str), "_"), ds["area"].values.astype(str)),
+            "region": regions_of(pd.DataFrame({k: ds[k].values.astype(str) for k in ("country", "area")})),
             "clear_past": ds["clear_fraction"].values[:, :2].mean(axis=1),
             "clear_t": ds["clear_fraction"].values[:, 2],
             "cloud_past": ds["cloud_fraction"].values[:, :2].mean(axis=1),

@@ -22,6 +22,7 @@ from lai.errors import CubeError
 from lai.facts import EMPTY, N_PIXELS, STRICT_VALID_CLASSES, TEST_SETS
 from lai.metrics import SUMS, PooledMetrics, triplet_sums
 from lai.pixels import scl_lookup
+from lai.splits import regions_of
 
 SHADOW_CLASS = 3
 CHUNK = 64  # triplets read at once
@@ -53,7 +54,7 @@ def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=None) -> pd
             raise CubeError(f"{path}: lai_true holds the true LAI at t only; the oracle bound needs t-1 too: rebuild "
                             "the cube with `lai cube` from a simulation of this lai version")
         labels = f["split"][:].astype(str)
-        region = np.char.add(np.char.add(f["country"][:].astype(str), "_"), f["area"][:].astype(str))
+        region = regions_of(pd.DataFrame({k: f[k][:].astype(str) for k in ("country", "area")}))
         for name in sets:
             index = np.flatnonzero(labels == name)
             scored, strict_m, oracle, change = PooledMetrics(), PooledMetrics(), PooledMetrics(), PooledMetrics()
