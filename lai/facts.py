@@ -223,6 +223,8 @@ REPORT_TABLES = {
     "large_errors": ("set", "pixels", "large", "large_share", "no_clear_past_share", "pred_mean", "obs_mean", "under_share",
                      "top_share"),
     "oracle_gap": ("set", "change", "pixels", "share", "model_rmse", "oracle_rmse", "model_mse_part", "oracle_mse_part"),
+    "past_estimators": ("set", "change", "pixels", "share", "model_rmse", "last_observation_rmse", "two_date_mean_rmse",
+                        "oracle_rmse", "stability_known_rmse"),
 }
 # What the report requires of the values in some of those columns (lai.report.inputs.read_table): "count" a whole
 # number >= 0, "number" a finite number or empty (NaN: undefined, as on an empty test set), "model" a model that
@@ -241,6 +243,8 @@ REPORT_VALUES = {
         "large_share", "no_clear_past_share", "pred_mean", "obs_mean", "under_share", "top_share")}},
     "oracle_gap": {"pixels": "count", "seeds": "count", **{c: "number" for c in (
         "share", "model_rmse", "oracle_rmse", "model_mse_part", "oracle_mse_part", "change_slope")}},
+    "past_estimators": {"pixels": "count", "seeds": "count", **{c: "number" for c in (
+        "share", "model_rmse", "last_observation_rmse", "two_date_mean_rmse", "oracle_rmse", "stability_known_rmse")}},
 }
 LARGE_ERROR_LAI = 2.0  # tables/large_errors.csv: pixels the final model misses by more than this (LAI)
 LARGE_ERROR_TRIPLETS = 5  # ... and the share of them in this many worst triplets (top_share, top_triplets)

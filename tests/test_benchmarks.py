@@ -273,36 +273,29 @@ def test_cpu_step_counts_a_steps_flops_in_proportion_to_the_tile_area(monkeypatc
     assert 0 < small and large / small == pytest.approx(4, rel=0.01)
 
 
-def test_stable_pixels_scores_each_estimator_on_pixels_clear_in_the_past_with_a_known_answer():
-    """One 4x4 triplet: the left half's true LAI stays at 2, the right half's grows from 2 to 3; the past observations
-    are the truth +0.2 (t-2) and -0.2 (t-1), so their mean is exact where nothing changed; one pixel is a cloud
-    shadow at t-2 (SCL 3: not clear in the past) and one is not scored at t. Two seeds err by +0.1 and -0.3."""
+
+def test_stable_pixels_smooths_the_two_date_mean_over_the_pixels_clear_on_both_dates():
+    """On a flat field (the two-date mean 2 everywhere) the smoothed mean is the plain one, on the pixels and in the
+    order of lai.tables.past_estimator_errors; a gradient is blurred only by its neighbours clear in the past."""
     import xarray as xr
+
+    from lai.tables import past_estimator_errors
 
     stable_pixels = _benchmark("stable_pixels")
     true = np.full((1, 3, 4, 4), 2.0)
-    true[0, 2, :, 2:] = 3.0
     obs = true.copy()
     obs[0, 0] += 0.2
     obs[0, 1] -= 0.2
     scl = np.full((1, 3, 4, 4), 4, np.uint8)
-    scl[0, 0, 0, 0] = 3
+    scl[0, 0, 0, 0] = 3  # a shadow at t-2: not clear in the past, not used by the blur
+    obs[0, :2, 0, 0] = 50.0  # would show in its neighbours if the blur read it
     ds = xr.Dataset({"lai_true": (("triplet", "time", "y", "x"), true), "lai": (("triplet", "time", "y", "x"), obs),
                      "scl": (("triplet", "time", "y", "x"), scl)})
-    clear_t = np.ones((1, 4, 4), bool)
-    clear_t[0, 3, 3] = False
-    predictions = [xr.Dataset({"lai_pred": (("triplet", "y", "x"), true[:, 2] + bias), "clear_t": (("triplet", "y", "x"), clear_t)},
-                              coords={"triplet": [0]}) for bias in (0.1, -0.3)]
-    e = stable_pixels.set_errors(ds, predictions)
-    grew = np.abs(e["change"]) > 0.5
-    assert e["change"].size == 14 and grew.sum() == 7  # 16 less the shadow (left half) and the pixel not scored (right)
-    np.testing.assert_allclose(e["model"], 0.05)  # (0.1^2 + 0.3^2) / 2, averaged over the seeds per pixel
-    np.testing.assert_allclose(e["last_observation"], np.where(grew, 1.2 ** 2, 0.2 ** 2))
-    np.testing.assert_allclose(e["two_date_mean"], np.where(grew, 1.0, 0.0), atol=1e-12)
-    np.testing.assert_allclose(e["oracle"], np.where(grew, 1.0, 0.0))
-    np.testing.assert_allclose(e["stability_known"], np.where(grew, 0.05, 0.0), atol=1e-12)
-    # the smoothed mean equals the plain one where the field is flat (the two-date mean is 2 everywhere)
-    np.testing.assert_allclose(e["two_date_mean_smoothed"], e["two_date_mean"], atol=1e-12)
-    mismatched = [predictions[0], predictions[1].assign_coords(triplet=[1])]
-    with pytest.raises(ValueError, match="different triplets"):
-        stable_pixels.set_errors(ds, mismatched)
+    predictions = [xr.Dataset({"lai_pred": (("triplet", "y", "x"), true[:, 2]),
+                               "clear_t": (("triplet", "y", "x"), np.ones((1, 4, 4), bool))}, coords={"triplet": [0]})]
+    plain = past_estimator_errors(ds, predictions)
+    smoothed = stable_pixels.smoothed_errors(ds, predictions)
+    assert smoothed.shape == plain["two_date_mean"].shape == (15,)
+    np.testing.assert_allclose(smoothed, plain["two_date_mean"], atol=1e-12)
+    obs[0, :2, :, 2:] += 1.0  # a step in the past observations: the pixels beside it are pulled toward the other side
+    assert stable_pixels.smoothed_errors(ds.assign(lai=(("triplet", "time", "y", "x"), obs)), predictions).max() > 0.01

@@ -185,7 +185,17 @@ def make_tables(rng=None) -> dict[str, pd.DataFrame]:
                                         for s in ("non_cloudy", "cloudy", "unique")
                                         for c, n, m, o in (("< 0.1", 675, 0.222, 0.038), ("0.1-0.3", 152, 0.315, 0.186),
                                                            ("0.3-0.6", 100, 0.437, 0.44), ("≥ 0.6", 73, 0.956, 1.052),
-                                                           ("all", 1000, 0.366, 0.325))])}
+                                                           ("all", 1000, 0.366, 0.325))]),
+            "past_estimators": pd.DataFrame([{"set": s, "change": c, "pixels": n, "share": n / 1000, "model_rmse": m,
+                                              "last_observation_rmse": last, "two_date_mean_rmse": two, "oracle_rmse": o,
+                                              "stability_known_rmse": known, "seeds": 1}
+                                             for s in ("non_cloudy", "cloudy", "unique")
+                                             for c, n, m, last, two, o, known in (
+                                                 ("< 0.1", 670, 0.215, 0.226, 0.170, 0.038, 0.170),
+                                                 ("0.1-0.3", 150, 0.303, 0.328, 0.380, 0.187, 0.303),
+                                                 ("0.3-0.6", 100, 0.431, 0.516, 0.698, 0.440, 0.431),
+                                                 ("≥ 0.6", 80, 0.960, 1.120, 1.292, 1.049, 0.960),
+                                                 ("all", 1000, 0.367, 0.417, 0.468, 0.332, 0.351))])}
 
 
 def make_calibration() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -1053,6 +1063,56 @@ def test_oracle_gap_splits_the_model_and_the_oracle_by_the_true_change():
         oracle_gap(cube.drop_vars("lai_true"), [seed(1.0, 1.5)])
 
 
+def test_past_estimators_score_each_estimator_on_the_pixels_clear_in_the_past():
+    """One 4x4 triplet: the left half's true LAI stays at 2, the right half's grows from 2 to 3; the past observations
+    are the truth +0.2 (t-2) and -0.2 (t-1), so their mean is exact where nothing changed; one pixel is a cloud shadow
+    at t-2 (SCL 3: not clear by the strict rule) and one is not scored at t. Two seeds err by +0.1 and -0.3."""
+    import xarray as xr
+
+    from lai.facts import ORACLE_GAP_ALL
+    from lai.tables import past_estimator_errors, past_estimators
+
+    true = np.full((1, 3, 4, 4), 2.0)
+    true[0, 2, :, 2:] = 3.0
+    obs = true.copy()
+    obs[0, 0] += 0.2
+    obs[0, 1] -= 0.2
+    scl = np.full((1, 3, 4, 4), 4, np.uint8)
+    scl[0, 0, 0, 0] = 3
+    cube = xr.Dataset({"lai_true": (("triplet", "time", "y", "x"), true), "lai": (("triplet", "time", "y", "x"), obs),
+                       "scl": (("triplet", "time", "y", "x"), scl)})
+    clear_t = np.ones((1, 4, 4), bool)
+    clear_t[0, 3, 3] = False
+
+    def seed(bias: float) -> dict:
+        return {"unique": xr.Dataset({"lai_pred": (("triplet", "y", "x"), true[:, 2] + bias),
+                                      "clear_t": (("triplet", "y", "x"), clear_t)}, coords={"triplet": [0]})}
+
+    seeds = [seed(0.1), seed(-0.3)]
+    e = past_estimator_errors(cube, [p["unique"] for p in seeds])
+    grew = np.abs(e["change"]) > 0.5
+    assert e["change"].size == 14 and grew.sum() == 7  # 16 less the shadow (left half) and the pixel not scored (right)
+    np.testing.assert_allclose(e["model"], 0.05)  # (0.1^2 + 0.3^2) / 2: the seeds' squared errors averaged per pixel
+    np.testing.assert_allclose(e["last_observation"], np.where(grew, 1.2 ** 2, 0.2 ** 2))
+    np.testing.assert_allclose(e["two_date_mean"], np.where(grew, 1.0, 0.0), atol=1e-12)
+    np.testing.assert_allclose(e["oracle"], np.where(grew, 1.0, 0.0))
+    np.testing.assert_allclose(e["stability_known"], np.where(grew, 0.05, 0.0), atol=1e-12)
+    table = past_estimators(cube, seeds).set_index("change")
+    assert (table["set"] == "unique").all() and (table["seeds"] == 2).all()
+    assert table.loc["< 0.1", "pixels"] == 7 and table.loc["≥ 0.6", "pixels"] == 7 and table.loc["0.1-0.3", "pixels"] == 0
+    assert np.isnan(table.loc["0.1-0.3", "model_rmse"])
+    assert table.loc["< 0.1", "two_date_mean_rmse"] == pytest.approx(0.0, abs=1e-9)
+    assert table.loc["< 0.1", "last_observation_rmse"] == pytest.approx(0.2)
+    total = table.loc[ORACLE_GAP_ALL]
+    assert total["pixels"] == 14 and total["share"] == 1 and total["model_rmse"] == pytest.approx(np.sqrt(0.05))
+    assert total["stability_known_rmse"] == pytest.approx(np.sqrt(0.05 / 2))  # half the pixels exact, half the model's
+    assert total["oracle_rmse"] == pytest.approx(np.sqrt(0.5))
+    with pytest.raises(ValueError, match="different triplets"):
+        past_estimator_errors(cube, [seeds[0]["unique"], seeds[1]["unique"].assign_coords(triplet=[1])])
+    with pytest.raises(ValueError, match="lai_true"):
+        past_estimators(cube.drop_vars("lai_true"), seeds)
+
+
 def test_the_floor_section_says_where_the_model_wins_and_loses_against_the_oracle(report):
     run, pdf = report
     floor = json.loads((run / "report.json").read_text())["noise_floor"]
@@ -1061,7 +1121,11 @@ def test_the_floor_section_says_where_the_model_wins_and_loses_against_the_oracl
         "from t-1 to t (68% of the pixels) the oracle is almost exact (RMSE 0.038 LAI) and the final U-Net is not "
         "(0.222 LAI: the retrieval noise of the past dates it could not remove); where it changed by ≥ 0.6 LAI (7%) the final "
         "U-Net scores 0.956 against the oracle’s 1.052 LAI. Its change from the true LAI of t-1 follows the true change "
-        "with a slope of 0.21 (1: every change forecast).")
+        "with a slope of 0.21 (1: every change forecast). How much of that noise a predictor could remove, on the "
+        "non-cloudy pixels clear (SCL 4–6) at t-2 and t-1: where the true LAI changed by < 0.1 LAI the mean of the two "
+        "past observations scores 0.170 LAI (the final U-Net: 0.215); taking it there and the final U-Net elsewhere, "
+        "which needs the truth to know where, scores 0.351 LAI against the oracle’s 0.332 (the final U-Net: 0.367): "
+        "still above the oracle (tables/past_estimators.csv).")
     assert "True change t-1 → t (LAI)" in _pdf_text(pdf)[1]
     caption = _texts(floor["gap"]["caption"])
     assert caption.startswith("Against the true LAI at t, on the pixels clear at t: the RMSE of the final U-Net and of")
@@ -1073,9 +1137,29 @@ def test_the_floor_section_of_a_run_without_the_oracle_gap_table_renders_without
 
     run = build_fake_run(tmp_path, figure_dir)
     (run / "tables" / "oracle_gap.csv").unlink()
+    (run / "tables" / "past_estimators.csv").unlink()
     write_report(run)
     floor = json.loads((run / "report.json").read_text())["noise_floor"]
     assert floor["gap"] is None and "wins and loses" not in _texts(floor["verdict"])
+    assert "a predictor could remove" not in _texts(floor["verdict"])
+
+
+def test_the_floor_section_says_below_the_oracle_where_knowing_the_unchanged_pixels_would_get_there(tmp_path, figure_dir):
+    """The verdict follows the numbers: a composite under the oracle is said to be below it; without the oracle-gap
+    table the sentence stands on its own."""
+    from lai.report import write_report
+
+    run = build_fake_run(tmp_path, figure_dir)
+    path = run / "tables" / "past_estimators.csv"
+    past = pd.read_csv(path)
+    past.loc[past["change"] == "all", "stability_known_rmse"] = 0.300
+    past.to_csv(path, index=False)
+    (run / "tables" / "oracle_gap.csv").unlink()
+    write_report(run)
+    verdict = _texts(json.loads((run / "report.json").read_text())["noise_floor"]["verdict"])
+    assert verdict.endswith("scores 0.300 LAI against the oracle’s 0.332 (the final U-Net: 0.367): below the oracle "
+                            "(tables/past_estimators.csv).")
+    assert "wins and loses" not in verdict
 
 
 def test_the_floor_verdict_compares_one_model_with_the_floor_and_the_oracle(report):

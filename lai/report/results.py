@@ -265,8 +265,9 @@ def _noise_floor(run: Run) -> dict | None:
                               strong("below the oracle") if hi < 0 else strong("above the oracle") if lo > 0 else
                               ["not resolved (the interval includes 0)"], ".")
     out["gap"], why = _oracle_gap(run)
-    if why is not None:
-        out["verdict"] = rich(out["verdict"], " " if out["verdict"] else None, why)
+    for sentence in (why, _past_estimators(run)):
+        if sentence is not None:
+            out["verdict"] = rich(out["verdict"], " " if out["verdict"] else None, sentence)
     return out
 
 
@@ -310,6 +311,33 @@ def _oracle_gap(run: Run) -> tuple[dict | None, list | None]:
            f"{fmt(numbers['large_oracle'])} LAI. Its change from the true LAI of t-1 follows the true change with a slope "
            f"of {fmt(numbers['slope'], 2)} (1: every change forecast).")
     return gap_table, rich(why)
+
+
+def _past_estimators(run: Run) -> list | None:
+    """The sentence of tables/past_estimators.csv: how much of the past's retrieval noise a predictor that knew which
+    pixels did not change could remove, against the oracle; None without the table (a run of lai before 2026-12-07)."""
+    past = run.tables[TABLE.past_estimators]
+    if past is None or not len(past):
+        return None
+    sets = [s for s in TEST_SETS if s in set(past["set"])]
+    s = NON_CLOUDY if NON_CLOUDY in sets else sets[0]
+    steady = next(c for c in dict.fromkeys(past["change"]) if c != ORACLE_GAP_ALL)
+
+    def value(change: str, col: str) -> float:
+        part = past[(past["set"] == s) & (past["change"] == change)]
+        return num(part.iloc[0][col]) if len(part) else float("nan")
+
+    two_dates, model_steady = value(steady, "two_date_mean_rmse"), value(steady, "model_rmse")
+    known, oracle, model = (value(ORACLE_GAP_ALL, c) for c in ("stability_known_rmse", "oracle_rmse", "model_rmse"))
+    if not all(math.isfinite(v) for v in (two_dates, model_steady, known, oracle, model)):
+        return None
+    who = chosen_title(run.chosen)
+    return rich(f"How much of that noise a predictor could remove, on the {SET_TITLES[s].lower()} pixels clear (SCL 4–6) "
+                f"at t-2 and t-1: where the true LAI changed by {steady} LAI the mean of the two past observations scores "
+                f"{fmt(two_dates)} LAI ({who}: {fmt(model_steady)}); taking it there and {who} elsewhere, which needs "
+                f"the truth to know where, scores {fmt(known)} LAI against the oracle’s {fmt(oracle)} ({who}: "
+                f"{fmt(model)}): ", strong("still above the oracle") if known > oracle else strong("below the oracle"),
+                " (tables/past_estimators.csv).")
 
 
 def _extras(run: Run) -> dict | None:
