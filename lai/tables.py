@@ -330,16 +330,16 @@ def past_estimator_errors(ds, predictions: list, stable_below: float = ORACLE_GA
     for p in predictions[1:]:
         if not np.array_equal(np.asarray(p["triplet"].values, int), idx):
             raise ValueError("past_estimators: the seeds' predictions hold different triplets")
-    true = np.asarray(ds["lai_true"].isel(triplet=idx).values, np.float64)  # (triplet, time, y, x)
-    obs = np.asarray(ds["lai"].isel(triplet=idx).values, np.float64)
+    true = np.asarray(ds["lai_true"].isel(triplet=idx).values, np.float32)  # (triplet, time, y, x); as stored
+    obs = np.asarray(ds["lai"].isel(triplet=idx).values, np.float32)
     past_clear = scl_lookup(STRICT_VALID_CLASSES)[np.asarray(ds["scl"].isel(triplet=idx).values)][:, :2].all(1)
     keep = past_clear & np.asarray(predictions[0]["clear_t"].values).astype(bool) & np.isfinite(true).all(1)
     if not keep.any():
         return None
-    t = true[:, 2][keep]
-    change = t - true[:, 1][keep]
-    model = np.mean([(np.asarray(p["lai_pred"].values, np.float64)[keep] - t) ** 2 for p in predictions], axis=0)
-    two_dates = (obs[:, 0][keep] + obs[:, 1][keep]) / 2
+    t, t1 = (true[:, k][keep].astype(np.float64) for k in (2, 1))  # float64 on the kept pixels only
+    change = t - t1
+    model = np.mean([(np.asarray(p["lai_pred"].values)[keep].astype(np.float64) - t) ** 2 for p in predictions], axis=0)
+    two_dates = (obs[:, 0][keep].astype(np.float64) + obs[:, 1][keep]) / 2
     stable = np.abs(change) < stable_below
     return {"change": change, "two_dates": two_dates, "model": model, "last_observation": (obs[:, 1][keep] - t) ** 2,
             "two_date_mean": (two_dates - t) ** 2, "oracle": change ** 2,
