@@ -30,26 +30,25 @@ from benchmarks._common import report_header, write_report  # noqa: E402
 from lai.facts import ORACLE_GAP_ALL, ORACLE_GAP_EDGES, STRICT_VALID_CLASSES, TEST_SETS  # noqa: E402
 from lai.pixels import scl_lookup  # noqa: E402
 from lai.run_folder import RunContext  # noqa: E402
-from lai.tables import PAST_ESTIMATORS, change_classes, past_estimator_errors  # noqa: E402
+from lai.tables import PAST_ESTIMATORS, change_classes, past_clear_pixels, past_estimator_errors  # noqa: E402
 
 SMOOTHING_SIGMA = 1.0  # pixels
 ESTIMATORS = (*PAST_ESTIMATORS, "two_date_mean_smoothed")
 
 
-def smoothed_errors(ds, predictions: list) -> np.ndarray:
+def smoothed_errors(ds, prediction) -> np.ndarray:
     """Squared error against the true LAI at t of the two-date mean under a Gaussian of :data:`SMOOTHING_SIGMA`
-    pixels over the pixels clear on both past dates, on the pixels (and in the order) of
-    :func:`lai.tables.past_estimator_errors`."""
-    idx = np.asarray(predictions[0]["triplet"].values, int)
-    true = np.asarray(ds["lai_true"].isel(triplet=idx).values, np.float64)
+    pixels over the pixels clear on both past dates, on :func:`lai.tables.past_clear_pixels` (flattened, in the
+    order of :func:`lai.tables.past_estimator_errors`)."""
+    idx = np.asarray(prediction["triplet"].values, int)
+    keep = past_clear_pixels(ds, prediction)
     obs = np.asarray(ds["lai"].isel(triplet=idx).values, np.float64)
-    past_clear = scl_lookup(STRICT_VALID_CLASSES)[np.asarray(ds["scl"].isel(triplet=idx).values)][:, :2].all(1)
-    keep = past_clear & np.asarray(predictions[0]["clear_t"].values).astype(bool) & np.isfinite(true).all(1)
-    weight = past_clear.astype(np.float64)
-    both = np.where(past_clear, (obs[:, 0] + obs[:, 1]) / 2, 0.0)
+    weight = scl_lookup(STRICT_VALID_CLASSES)[np.asarray(ds["scl"].isel(triplet=idx).values)][:, :2].all(1).astype(np.float64)
+    both = np.where(weight > 0, (obs[:, 0] + obs[:, 1]) / 2, 0.0)
     smoothed = (np.stack([gaussian_filter(b * w, SMOOTHING_SIGMA) for b, w in zip(both, weight)])
                 / np.maximum(np.stack([gaussian_filter(w, SMOOTHING_SIGMA) for w in weight]), 1e-9))
-    return (smoothed[keep] - true[:, 2][keep]) ** 2
+    true_t = np.asarray(ds["lai_true"].isel(triplet=idx, time=2).values, np.float64)
+    return (smoothed[keep] - true_t[keep]) ** 2
 
 
 def main() -> None:
@@ -69,7 +68,7 @@ def main() -> None:
         errors = past_estimator_errors(ds, of_set)
         if errors is None:
             continue
-        errors["two_date_mean_smoothed"] = smoothed_errors(ds, of_set)
+        errors["two_date_mean_smoothed"] = smoothed_errors(ds, of_set[0])
         size = np.abs(errors["change"])
         rows = []
         for label, lo, hi in [*change_classes(ORACLE_GAP_EDGES), (ORACLE_GAP_ALL, 0.0, np.inf)]:

@@ -318,40 +318,47 @@ def oracle_gap(ds, predictions: list[dict], edges=ORACLE_GAP_EDGES) -> pd.DataFr
 PAST_ESTIMATORS = ("model", "last_observation", "two_date_mean", "oracle", "stability_known")
 
 
+def past_clear_pixels(ds, prediction) -> np.ndarray:
+    """Mask (triplet, y, x) over the triplets of one set's ``prediction`` (``clear_t``, coordinate ``triplet``) of the
+    pixels clear at t-2 and t-1 by the strict rule (SCL 4-6, :data:`lai.facts.STRICT_VALID_CLASSES`: not the shadows,
+    whose retrieved LAI is too low), scored at t and with a true LAI at every date (``ds``: the cube)."""
+    idx = np.asarray(prediction["triplet"].values, int)
+    past = scl_lookup(STRICT_VALID_CLASSES)[np.asarray(ds["scl"].isel(triplet=idx).values)][:, :2].all(1)
+    return past & np.asarray(prediction["clear_t"].values).astype(bool) & np.isfinite(ds["lai_true"].isel(triplet=idx).values).all(1)
+
+
 def past_estimator_errors(ds, predictions: list, stable_below: float = ORACLE_GAP_EDGES[0]) -> dict[str, np.ndarray] | None:
-    """Per pixel clear at t-2 and t-1 (SCL 4-6, :data:`lai.facts.STRICT_VALID_CLASSES`: not the shadows, whose
-    retrieved LAI is too low) and scored at t, flattened: the true change from t-1 to t (``change``), the mean of the
-    two past observations (``two_dates``) and each of :data:`PAST_ESTIMATORS`' squared error against the true LAI at t:
-    the model's averaged over its seeds ``predictions`` (one dataset of one set each: ``lai_pred``, ``clear_t``,
-    coordinate ``triplet``), the last observation, the two-date mean, the oracle (true LAI of t-1), and
-    ``stability_known``: the two-date mean where the true LAI changed by less than ``stable_below``, the model
-    elsewhere (it reads the truth: what knowing which pixels did not change would be worth). None without such pixels."""
+    """Per pixel of :func:`past_clear_pixels`, flattened: the true change from t-1 to t (``change``) and each of
+    :data:`PAST_ESTIMATORS`' squared error against the true LAI at t: the model's averaged over its seeds
+    ``predictions`` (one dataset of one set each: ``lai_pred``, ``clear_t``, coordinate ``triplet``), the last
+    observation, the mean of the two past observations, the oracle (true LAI of t-1), and ``stability_known``: the
+    two-date mean where the true LAI changed by less than ``stable_below``, the model elsewhere (it reads the truth:
+    what knowing which pixels did not change would be worth). None without such pixels."""
     idx = np.asarray(predictions[0]["triplet"].values, int)
     for p in predictions[1:]:
         if not np.array_equal(np.asarray(p["triplet"].values, int), idx):
             raise ValueError("past_estimators: the seeds' predictions hold different triplets")
-    true = np.asarray(ds["lai_true"].isel(triplet=idx).values, np.float32)  # (triplet, time, y, x); as stored
-    obs = np.asarray(ds["lai"].isel(triplet=idx).values, np.float32)
-    past_clear = scl_lookup(STRICT_VALID_CLASSES)[np.asarray(ds["scl"].isel(triplet=idx).values)][:, :2].all(1)
-    keep = past_clear & np.asarray(predictions[0]["clear_t"].values).astype(bool) & np.isfinite(true).all(1)
+    keep = past_clear_pixels(ds, predictions[0])
     if not keep.any():
         return None
+    true = np.asarray(ds["lai_true"].isel(triplet=idx).values, np.float32)  # (triplet, time, y, x); as stored
+    obs = np.asarray(ds["lai"].isel(triplet=idx).values, np.float32)
     t, t1 = (true[:, k][keep].astype(np.float64) for k in (2, 1))  # float64 on the kept pixels only
     change = t - t1
     model = np.mean([(np.asarray(p["lai_pred"].values)[keep].astype(np.float64) - t) ** 2 for p in predictions], axis=0)
     two_dates = (obs[:, 0][keep].astype(np.float64) + obs[:, 1][keep]) / 2
     stable = np.abs(change) < stable_below
-    return {"change": change, "two_dates": two_dates, "model": model, "last_observation": (obs[:, 1][keep] - t) ** 2,
+    return {"change": change, "model": model, "last_observation": (obs[:, 1][keep] - t) ** 2,
             "two_date_mean": (two_dates - t) ** 2, "oracle": change ** 2,
             "stability_known": np.where(stable, (two_dates - t) ** 2, model)}
 
 
 def past_estimators(ds, predictions: list[dict], edges=ORACLE_GAP_EDGES) -> pd.DataFrame:
     """How much of the past's retrieval noise any predictor could remove (simulated data): per test set and class of
-    the true change from t-1 to t (:func:`change_classes`), on the pixels of :func:`past_estimator_errors`, the
-    RMSE against the true LAI at t of each of :data:`PAST_ESTIMATORS` (columns ``<name>_rmse``; "did not change":
-    by less than the first edge), the pixels and their share. ``ds``: the cube with ``lai_true``; ``predictions``: one ``{set: dataset}`` per training seed of
-    the model (as for :func:`oracle_gap`)."""
+    the true change from t-1 to t (:func:`change_classes`), on the pixels of :func:`past_clear_pixels`, the RMSE
+    against the true LAI at t of each of :data:`PAST_ESTIMATORS` (columns ``<name>_rmse``; "did not change": by less
+    than the first edge), the pixels and their share. ``ds``: the cube with ``lai_true``; ``predictions``: one
+    ``{set: dataset}`` per training seed of the model (as for :func:`oracle_gap`)."""
     if "lai_true" not in ds:
         raise ValueError("past_estimators needs the true LAI of every date (lai_true: simulated data)")
     rows = []

@@ -294,8 +294,8 @@ def test_stable_pixels_smooths_the_two_date_mean_over_the_pixels_clear_on_both_d
     predictions = [xr.Dataset({"lai_pred": (("triplet", "y", "x"), true[:, 2]),
                                "clear_t": (("triplet", "y", "x"), np.ones((1, 4, 4), bool))}, coords={"triplet": [0]})]
     plain = past_estimator_errors(ds, predictions)
-    smoothed = stable_pixels.smoothed_errors(ds, predictions)
+    smoothed = stable_pixels.smoothed_errors(ds, predictions[0])
     assert smoothed.shape == plain["two_date_mean"].shape == (15,)
     np.testing.assert_allclose(smoothed, plain["two_date_mean"], atol=1e-6)
     obs[0, :2, :, 2:] += 1.0  # a step in the past observations: the pixels beside it are pulled toward the other side
-    assert stable_pixels.smoothed_errors(ds.assign(lai=(("triplet", "time", "y", "x"), obs)), predictions).max() > 0.01
+    assert stable_pixels.smoothed_errors(ds.assign(lai=(("triplet", "time", "y", "x"), obs)), predictions[0]).max() > 0.01
