@@ -27,8 +27,7 @@ from scipy.ndimage import gaussian_filter
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import report_header, write_report  # noqa: E402
-from lai.facts import ORACLE_GAP_ALL, ORACLE_GAP_EDGES, STRICT_VALID_CLASSES, TEST_SETS  # noqa: E402
-from lai.pixels import scl_lookup  # noqa: E402
+from lai.facts import ORACLE_GAP_ALL, ORACLE_GAP_EDGES, TEST_SETS  # noqa: E402
 from lai.run_folder import RunContext  # noqa: E402
 from lai.tables import PAST_ESTIMATORS, change_classes, past_clear_pixels, past_estimator_errors  # noqa: E402
 
@@ -41,14 +40,17 @@ def smoothed_errors(ds, prediction) -> np.ndarray:
     pixels over the pixels clear on both past dates, on :func:`lai.tables.past_clear_pixels` (flattened, in the
     order of :func:`lai.tables.past_estimator_errors`)."""
     idx = np.asarray(prediction["triplet"].values, int)
-    keep = past_clear_pixels(ds, prediction)
+    true = np.asarray(ds["lai_true"].isel(triplet=idx).values, np.float64)
     obs = np.asarray(ds["lai"].isel(triplet=idx).values, np.float64)
-    weight = scl_lookup(STRICT_VALID_CLASSES)[np.asarray(ds["scl"].isel(triplet=idx).values)][:, :2].all(1).astype(np.float64)
-    both = np.where(weight > 0, (obs[:, 0] + obs[:, 1]) / 2, 0.0)
+    scl = np.asarray(ds["scl"].isel(triplet=idx).values)
+    keep = past_clear_pixels(scl, true, prediction["clear_t"].values)
+    # the blur's weights: every pixel clear on both past dates, scored at t or not (a simulated cube: truth everywhere)
+    clear_past = past_clear_pixels(scl, true, np.ones(keep.shape, bool))
+    weight = clear_past.astype(np.float64)
+    both = np.where(clear_past, (obs[:, 0] + obs[:, 1]) / 2, 0.0)
     smoothed = (np.stack([gaussian_filter(b * w, SMOOTHING_SIGMA) for b, w in zip(both, weight)])
                 / np.maximum(np.stack([gaussian_filter(w, SMOOTHING_SIGMA) for w in weight]), 1e-9))
-    true_t = np.asarray(ds["lai_true"].isel(triplet=idx, time=2).values, np.float64)
-    return (smoothed[keep] - true_t[keep]) ** 2
+    return (smoothed[keep] - true[:, 2][keep]) ** 2
 
 
 def main() -> None:

@@ -318,13 +318,12 @@ def oracle_gap(ds, predictions: list[dict], edges=ORACLE_GAP_EDGES) -> pd.DataFr
 PAST_ESTIMATORS = ("model", "last_observation", "two_date_mean", "oracle", "stability_known")
 
 
-def past_clear_pixels(ds, prediction) -> np.ndarray:
-    """Mask (triplet, y, x) over the triplets of one set's ``prediction`` (``clear_t``, coordinate ``triplet``) of the
-    pixels clear at t-2 and t-1 by the strict rule (SCL 4-6, :data:`lai.facts.STRICT_VALID_CLASSES`: not the shadows,
-    whose retrieved LAI is too low), scored at t and with a true LAI at every date (``ds``: the cube)."""
-    idx = np.asarray(prediction["triplet"].values, int)
-    past = scl_lookup(STRICT_VALID_CLASSES)[np.asarray(ds["scl"].isel(triplet=idx).values)][:, :2].all(1)
-    return past & np.asarray(prediction["clear_t"].values).astype(bool) & np.isfinite(ds["lai_true"].isel(triplet=idx).values).all(1)
+def past_clear_pixels(scl: np.ndarray, true: np.ndarray, clear_t: np.ndarray) -> np.ndarray:
+    """Mask (triplet, y, x) of the pixels clear at t-2 and t-1 by the strict rule (SCL 4-6,
+    :data:`lai.facts.STRICT_VALID_CLASSES`: not the shadows, whose retrieved LAI is too low), scored at t
+    (``clear_t``) and with a true LAI at every date (``scl``, ``true``: (triplet, time, y, x))."""
+    past = scl_lookup(STRICT_VALID_CLASSES)[scl][:, :2].all(1)
+    return past & np.asarray(clear_t).astype(bool) & np.isfinite(true).all(1)
 
 
 def past_estimator_errors(ds, predictions: list, stable_below: float = ORACLE_GAP_EDGES[0]) -> dict[str, np.ndarray] | None:
@@ -338,11 +337,11 @@ def past_estimator_errors(ds, predictions: list, stable_below: float = ORACLE_GA
     for p in predictions[1:]:
         if not np.array_equal(np.asarray(p["triplet"].values, int), idx):
             raise ValueError("past_estimators: the seeds' predictions hold different triplets")
-    keep = past_clear_pixels(ds, predictions[0])
-    if not keep.any():
-        return None
     true = np.asarray(ds["lai_true"].isel(triplet=idx).values, np.float32)  # (triplet, time, y, x); as stored
     obs = np.asarray(ds["lai"].isel(triplet=idx).values, np.float32)
+    keep = past_clear_pixels(np.asarray(ds["scl"].isel(triplet=idx).values), true, predictions[0]["clear_t"].values)
+    if not keep.any():
+        return None
     t, t1 = (true[:, k][keep].astype(np.float64) for k in (2, 1))  # float64 on the kept pixels only
     change = t - t1
     model = np.mean([(np.asarray(p["lai_pred"].values)[keep].astype(np.float64) - t) ** 2 for p in predictions], axis=0)

@@ -4,6 +4,7 @@ run folder by one function."""
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -271,6 +272,13 @@ def _noise_floor(run: Run) -> dict | None:
     return out
 
 
+def _by_change(frame: pd.DataFrame, s: str, change: str, col: str) -> float:
+    """The value of ``col`` on the line of test set ``s`` and class of the true change ``change`` of a table split by
+    the true change (tables/oracle_gap.csv, past_estimators.csv); NaN where there is none."""
+    part = frame[(frame["set"] == s) & (frame["change"] == change)]
+    return num(part.iloc[0][col]) if len(part) and col in part else float("nan")
+
+
 def _oracle_gap(run: Run) -> tuple[dict | None, list | None]:
     """Table and sentence of tables/oracle_gap.csv: the chosen model against the oracle per class of the true change
     from t-1 to t, against the true LAI; (None, None) without the table (a run of lai before 2026-12-07)."""
@@ -279,11 +287,7 @@ def _oracle_gap(run: Run) -> tuple[dict | None, list | None]:
         return None, None
     classes = list(dict.fromkeys(gap["change"]))
     sets = [s for s in TEST_SETS if s in set(gap["set"])]
-
-    def value(s: str, change: str, col: str) -> float:
-        part = gap[(gap["set"] == s) & (gap["change"] == change)]
-        return num(part.iloc[0][col]) if len(part) and col in part else float("nan")
-
+    value = partial(_by_change, gap)  # (set, change, column)
     header1 = [cell("True change t-1 → t (LAI)", rowspan=2)] + [cell(SET_TITLES[s], colspan=3, align="center") for s in sets]
     header2 = [h for _ in sets for h in ("pixels", "model", "oracle")]
     rows = [[cell(c, bold=c == ORACLE_GAP_ALL)] + [x for s in sets for x in (
@@ -322,11 +326,7 @@ def _past_estimators(run: Run) -> list | None:
     sets = [s for s in TEST_SETS if s in set(past["set"])]
     s = NON_CLOUDY if NON_CLOUDY in sets else sets[0]
     steady = next(c for c in dict.fromkeys(past["change"]) if c != ORACLE_GAP_ALL)
-
-    def value(change: str, col: str) -> float:
-        part = past[(past["set"] == s) & (past["change"] == change)]
-        return num(part.iloc[0][col]) if len(part) else float("nan")
-
+    value = partial(_by_change, past, s)  # (change, column)
     two_dates, model_steady = value(steady, "two_date_mean_rmse"), value(steady, "model_rmse")
     known, oracle, model = (value(ORACLE_GAP_ALL, c) for c in ("stability_known_rmse", "oracle_rmse", "model_rmse"))
     if not all(math.isfinite(v) for v in (two_dates, model_steady, known, oracle, model)):
