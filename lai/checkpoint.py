@@ -10,6 +10,7 @@ a live model for inference is built by :func:`lai.infer.load_trained`.
 """
 from __future__ import annotations
 
+import copy
 import io
 import math
 import pickle
@@ -155,7 +156,12 @@ def read_pretrained(path: str | Path, expect_part: str | None = None, expect_mod
 
 
 def set_weights(model: torch.nn.Module, weights: dict, source: str | Path) -> None:
-    """``model.load_state_dict(weights)``, with a message naming ``source`` when they do not fit."""
+    """``model.load_state_dict(weights)``, with a message naming ``source`` when they do not fit or are not finite
+    (its maps would be NaN everywhere)."""
+    bad = next((k for k, v in weights.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+                and v.device.type != "meta" and not bool(torch.isfinite(v).all())), None) if isinstance(weights, dict) else None
+    if bad is not None:
+        raise RunFolderError(f"{source}: weight {bad} holds NaN or inf (a diverged or damaged training); train it again")
     try:
         model.load_state_dict(weights)
     except (RuntimeError, KeyError, TypeError, ValueError) as err:
@@ -166,6 +172,16 @@ def set_weights(model: torch.nn.Module, weights: dict, source: str | Path) -> No
 
 
 # --------------------------------------------------------------------------- training state
+
+
+def _check_progress(history: list, epochs_run: int, best_val_mse: float) -> None:
+    """ValueError unless a checkpoint's ``history`` holds one record (a mapping) per epoch run and its best
+    validation MSE is a number (inf before the first epoch)."""
+    if epochs_run < 1 or len(history) != epochs_run or not all(isinstance(h, dict) for h in history):
+        raise ValueError(f"its history holds {len(history)} record(s) for {epochs_run} epoch(s) run; expected one mapping "
+                         "per epoch")
+    if math.isnan(best_val_mse):
+        raise ValueError("best_val_mse is NaN")
 
 
 def milestones(epochs: int, kind: str) -> list[int]:
@@ -292,6 +308,8 @@ class TrainingState:
             self.history, self.next_epoch = list(state["history"]), int(state["epoch"]) + 1
             self.best_epoch, self.best_val_mse = int(state["best_epoch"]), float(state["best_val_mse"])
             self.best_model = state["best_model"]
+            _check_progress(self.history, self.next_epoch, self.best_val_mse)
+            set_weights(copy.deepcopy(self.model), self.best_model, f"{path} (best_model)")  # fits, finite: RunFolderError
             if self.averaged is not None:
                 self.averaged.load_state_dict(state["averaged"])
         except (RuntimeError, KeyError, TypeError, ValueError) as err:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from lai.config import PROFILE_DIR
-from lai.facts import ROWS
+from lai.facts import PREDICT_BATCH, ROWS, SCENE_OVERLAP, SCENE_WINDOW
 
 PROFILE_HELP = (f"built-in profile ({', '.join(sorted(p.stem for p in PROFILE_DIR.glob('*.yaml')))}) "
                 "or a YAML configuration file")
@@ -63,15 +63,16 @@ def cmd_validate(args) -> int:
 
     import numpy as np
 
-    from lai.lnb import SERIES_CSV, LNBError, index_folder, iter_triplets, no_radar
-    from lai.pixels import pixel_fix_lines
+    from lai.lnb import SERIES_CSV, LNBError, index_folder, iter_triplets, no_radar, no_usable_lai, usable_lai
+    from lai.pixels import pixel_fix_lines, scl_lookup
 
     on_error = "skip" if args.skip_bad else "raise"
     classes = _load(args).encoding.valid_classes  # the pixels `lai cube` with the same profile checks
     index = index_folder(args.folder, on_error=on_error, progress=not args.quiet)
-    valid, fixes, missing_radar, empty, no_lai = 0, Counter(), 0, [], {}
+    valid, fixes, missing_radar, empty, no_lai, usable, valid_lut = 0, Counter(), 0, [], {}, False, scl_lookup(classes)
     for triplet, data in iter_triplets(index, on_error, classes, index.skipped, progress=not args.quiet):
         valid += 1
+        usable = usable or usable_lai(data, valid_lut)
         fixes.update(data.fixes)
         missing_radar += int(np.isnan(data.s1).any(axis=1).sum())  # NaN (nodata) is missing radar: allowed, but said
         empty += [name for name, s1 in zip(triplet.names, data.s1) if not np.isfinite(s1).any()]
@@ -80,6 +81,8 @@ def cmd_validate(args) -> int:
         raise LNBError(Path(args.folder) / SERIES_CSV, f"no valid triplet left ({len(index.skipped)} skipped)")
     if len(empty) == 3 * valid:  # as lai cube refuses it
         raise no_radar(args.folder, len(empty))
+    if not usable:
+        raise no_usable_lai(args.folder, 3 * valid, classes)
     _say(f"{args.folder}: {valid} valid triplets of {index.height}x{index.width} pixels"
          f"{', true LAI present' if index.has_truth else ''}")
     _say(*pixel_fix_lines(fixes, "  ") or ["  no pixel value out of range in the valid triplets"])
@@ -160,11 +163,12 @@ def cmd_evaluate(args) -> int:
     from lai.checkpoint import read_trained
     from lai.evaluate import calibrate_run, evaluate_run
     from lai.facts import REPORT_TABLES, TABLE
+    from lai.model import predicts_spread
 
-    table = evaluate_run(args.run, args.cube, device=args.device)
+    table = evaluate_run(args.run, args.cube, device=args.device, progress=not args.quiet)
     _say(*table.round(4).to_string(index=False).splitlines())
-    if read_trained(args.run)["config"].model.uncertainty:  # the spread that lai predict writes as band lai_std
-        spread = calibrate_run(args.run, args.cube, device=args.device)
+    if predicts_spread(read_trained(args.run)["config"].model):  # the spread lai predict writes as band lai_std
+        spread = calibrate_run(args.run, args.cube, device=args.device, progress=not args.quiet)
         table, transfer = spread.table, spread.transfer
         columns = [*REPORT_TABLES[TABLE.calibration], "against", "n_pixels", "rmse"]  # the report's, and what against
         _say("", f"spread recalibrated on the validation split: {Path(args.run) / 'calibration.json'} (band lai_std of "
@@ -200,37 +204,39 @@ def _scene_reading(args, base=None):
 
 
 def cmd_predict(args) -> int:
-    if (args.data is None) == (args.scene is None):
-        from lai.errors import ConfigError
+    from lai.errors import ConfigError
 
+    if (args.data is None) == (args.scene is None):
         raise ConfigError("give exactly one of --data (LNB folder or cube) and --scene (scene manifest)")
     if args.data is not None:
         from lai.predict import predict_folder
 
         if _dask_args(args):
-            from lai.errors import ConfigError
-
             raise ConfigError("--workers/--scheduler apply to --scene (one scene per task), not to --data")
         if _scene_reading(args) != _scene_reading(build_parser().parse_args(["predict", "--run", ".", "--out", "."])):
-            from lai.errors import ConfigError
-
             raise ConfigError("--max-s1-gap-days, --s1-units, --no-reproject, --reflectance-scale, --reflectance-offset "
                               "and --snap-auxdata say how scene rasters are read: they apply to --scene, not to --data")
-        summary = predict_folder(args.run, args.data, args.out, args.batch_size, args.device, progress=not args.quiet)
-    elif len(args.scene) > 1:
-        from lai.scene import predict_scenes
-
-        summary = predict_scenes(args.run, args.scene, args.out, args.window, args.overlap, args.device,
-                                 progress=not args.quiet, dask=_dask_args(args), preprocess=_scene_reading(args))
+        if args.window is not None or args.overlap is not None:
+            raise ConfigError("--window and --overlap cut a scene into windows: they apply to --scene, not to --data")
+        summary = predict_folder(args.run, args.data, args.out, PREDICT_BATCH if args.batch_size is None else args.batch_size,
+                                 args.device, progress=not args.quiet)
     else:
-        from lai.scene import predict_scene
+        if args.batch_size is not None:
+            raise ConfigError("--batch-size applies to --data; a scene is predicted window by window (--window)")
+        window = SCENE_WINDOW if args.window is None else args.window
+        overlap = SCENE_OVERLAP if args.overlap is None else args.overlap
+        if len(args.scene) > 1:
+            from lai.scene import predict_scenes
 
-        if _dask_args(args):
-            from lai.errors import ConfigError
+            summary = predict_scenes(args.run, args.scene, args.out, window, overlap, args.device,
+                                     progress=not args.quiet, dask=_dask_args(args), preprocess=_scene_reading(args))
+        else:
+            from lai.scene import predict_scene
 
-            raise ConfigError("--workers/--scheduler spread many scenes (one per task): give several --scene manifests")
-        summary = predict_scene(args.run, args.scene[0], args.out, args.window, args.overlap, args.device,
-                                progress=not args.quiet, preprocess=_scene_reading(args))
+            if _dask_args(args):
+                raise ConfigError("--workers/--scheduler spread many scenes (one per task): give several --scene manifests")
+            summary = predict_scene(args.run, args.scene[0], args.out, window, overlap, args.device,
+                                    progress=not args.quiet, preprocess=_scene_reading(args))
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -325,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, type=Path, help="run folder of one row (holds model.pt)")
     p.add_argument("--cube", required=True, type=Path)
     p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -341,10 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "name>.tif for each")
     p.add_argument("--out", required=True, type=Path,
                    help="output folder (--data, several --scene) or GeoTIFF (one --scene); must be new")
-    p.add_argument("--batch-size", type=int, default=8, help="triplets per model call (--data)")
-    p.add_argument("--window", type=int, default=256, help="window size in pixels (--scene; at least 32)")
-    p.add_argument("--overlap", type=int, default=64,
-                   help="overlap of neighbouring windows in pixels (--scene; at most half the window)")
+    p.add_argument("--batch-size", type=int, default=None, help=f"triplets per model call (--data; default {PREDICT_BATCH})")
+    p.add_argument("--window", type=int, default=None, help=f"window size in pixels (--scene; at least 32; default {SCENE_WINDOW})")
+    p.add_argument("--overlap", type=int, default=None,
+                   help=f"overlap of neighbouring windows in pixels (--scene; at most half the window; default {SCENE_OVERLAP})")
     _scene_reading_options(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")

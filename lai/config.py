@@ -342,6 +342,9 @@ class PreprocessConfig:
                               "auxdata folder (e.g. ~/.snap/auxdata) holding s2tbx/biophysical/3_0/<S2A|S2B>/LAI/")
 
 
+FIGURES_SAMPLES_MAX = 16  # rows of maps in one figure
+
+
 @dataclass
 class Profile:
     """Every parameter of one run of the pipeline; saved next to each result."""
@@ -354,7 +357,7 @@ class Profile:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
-    figures_samples: int = 4  # maps shown in figures
+    figures_samples: int = 4  # maps shown in figures (rows of a figure: 1..FIGURES_SAMPLES_MAX)
     extras: bool = False  # also train and score the rows beyond the paper (lai.facts.EXTRA_ROWS, EXTRA_BASELINES)
     # variants of the final model (names of lai.facts.EXTRA_ROWS) trained beside it, one seed each; the one of
     # lowest validation RMSE (final included) is the run's chosen model: it gets the train.seeds trainings and
@@ -368,6 +371,9 @@ class Profile:
             if dataclasses.is_dataclass(value):
                 value.validate()
         check_cube_float(self.cube_float)
+        if not 1 <= self.figures_samples <= FIGURES_SAMPLES_MAX:
+            raise ConfigError(f"figures_samples must be 1 to {FIGURES_SAMPLES_MAX} (maps shown in a figure, a row each), "
+                              f"got {self.figures_samples}")
         unknown = [c for c in self.candidates if c not in EXTRA_ROWS]
         if unknown or len(set(self.candidates)) != len(self.candidates):
             raise ConfigError(f"candidates must name distinct variants of the final model among {', '.join(EXTRA_ROWS)}, "

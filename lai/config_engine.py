@@ -14,7 +14,7 @@ import types
 import typing
 from typing import Any
 
-from lai.errors import ConfigError
+from lai.errors import ConfigError, shorten
 
 # --------------------------------------------------------------------------- mappings -> dataclasses
 
@@ -69,12 +69,18 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
 
 
 def from_dict(cls, data: dict[str, Any] | None, where: str = ""):
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
-    data = data or {}
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types. A section (``where``) given as
+    null, an empty text or any other non-mapping is refused (``--set model=`` would reset it to the defaults)."""
+    data = {} if data is None and not where else data
     if not isinstance(data, dict):
-        raise ConfigError(f"{where or cls.__name__} must be a mapping, got {data!r}")
+        raise ConfigError(f"{where or cls.__name__} must be a mapping of its keys (e.g. {where or 'section'}.key=value), "
+                          f"got {'null' if data is None else shorten(repr(data), 80)}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    not_text = [k for k in data if not isinstance(k, str)]
+    if not_text:
+        raise ConfigError(f"configuration key {shorten(repr(not_text[0]), 40)}{' in ' + where if where else ''} is not "
+                          f"a name; expected one of: {', '.join(sorted(names))}")
     unknown = sorted(set(data) - names)
     if unknown:
         prefix = f"{where}." if where else ""

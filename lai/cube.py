@@ -62,7 +62,9 @@ from lai.lnb import (
     index_folder,
     iter_triplets,
     no_radar,
+    no_usable_lai,
     read_outcome,
+    usable_lai,
 )
 from lai.pixels import CLOUD_CLASSES, PIXEL_FIX_NOTES, pixel_fix_lines, scl_lookup
 from lai.splits import assign_splits, regions_of, split_counts
@@ -122,11 +124,19 @@ class CubeSummary:
         return "\n".join(lines)
 
 
+# files GDAL reads beside a GeoTIFF (band names, nodata, georeferencing, mask): ".aux.xml" and ".msk" follow the
+# whole name, world files its stem
+SIDECARS = ("{name}.aux.xml", "{name}.msk", "{stem}.tfw", "{stem}.tifw", "{stem}.wld")
+
+
 def source_key(source: Path) -> str | None:
     """What a cube is built from: the folder's resolved path, its CSV (hashed streaming) and the size and
-    modification time of every file the CSV lists. None when the CSV cannot be read (no reuse then)."""
+    modification time of every file the CSV lists and of their GDAL sidecars (:data:`SIDECARS`). None when the
+    CSV is not a readable file (no reuse then)."""
     csv_path = source / SERIES_CSV
     digest = hashlib.sha256(str(source.resolve()).encode())
+    if not csv_path.is_file():  # a FIFO or a device would be read without end
+        return None
     try:
         with open(csv_path, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
@@ -135,14 +145,29 @@ def source_key(source: Path) -> str | None:
             names = sorted({cell.strip() for row in csv.reader(fh) for cell in row if cell.strip()})
     except OSError:
         return None
+    layers = (S1_DIR, S2_DIR, MASK_DIR, TRUTH_DIR)
+    sidecars = {layer: _sidecar_names(source / layer) for layer in layers}
     for name in names:
-        for layer in (S1_DIR, S2_DIR, MASK_DIR, TRUTH_DIR):
-            try:
-                st = os.stat(source / layer / name)
-                digest.update(f"{layer}/{name}:{st.st_size}:{st.st_mtime_ns}".encode())
-            except (OSError, ValueError):  # absent (or not a valid file name): part of the key as such
-                digest.update(f"{layer}/{name}:-".encode())
+        stem = name.rsplit(".", 1)[0]
+        extra = [f.format(name=name, stem=stem).lower() for f in SIDECARS]  # GDAL also finds ".TFW"
+        for layer in layers:
+            for file in [name, *(sidecars[layer][f] for f in extra if f in sidecars[layer])]:
+                try:
+                    st = os.stat(source / layer / file)
+                    digest.update(f"{layer}/{file}:{st.st_size}:{st.st_mtime_ns}".encode())
+                except (OSError, ValueError):  # absent (or not a valid file name): part of the key as such
+                    digest.update(f"{layer}/{file}:-".encode())
     return digest.hexdigest()
+
+
+def _sidecar_names(folder: Path) -> dict[str, str]:
+    """The files of ``folder`` that may be GDAL sidecars (:data:`SIDECARS`), by lower-case name: one listing, so that
+    the sidecars a folder lacks cost no stat each."""
+    try:
+        with os.scandir(folder) as entries:
+            return {e.name.lower(): e.name for e in entries if e.name.lower().endswith((".xml", ".msk", ".tfw", ".tifw", ".wld"))}
+    except OSError:
+        return {}
 
 
 def _existing_cube_attrs(path: Path) -> dict | None:
@@ -280,9 +305,10 @@ def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: Encoding
             if var is not None:
                 var.attrs.update(CF_ATTRS[var.name.strip("/")])
         valid_lut, cloud_lut = scl_lookup(encoding.valid_classes), scl_lookup(CLOUD_CLASSES)
-        k, radar = 0, False
+        k, radar, optical = 0, False, False
         for trip, data in triplets:
             radar = radar or bool(np.isfinite(data.s1).any())
+            optical = optical or usable_lai(data, valid_lut)
             stored = [a.astype(cube_float, copy=False) for a in (data.s1, data.lai)] + [data.scl]  # rounded here, as numpy does
             if truth is not None:
                 stored.append(data.truth.astype(cube_float, copy=False))
@@ -298,6 +324,8 @@ def _write_cube(source: Path, out: Path, splits: SplitConfig, encoding: Encoding
             raise LNBError(source / SERIES_CSV, f"no valid triplet left ({len(skipped)} skipped)")
         if not radar:
             raise no_radar(source, 3 * k)
+        if not optical:
+            raise no_usable_lai(source, 3 * k, encoding.valid_classes)
         f.resize_dimension("triplet", k)
         meta = pd.DataFrame(meta_rows)
         labels = assign_splits(meta, splits)
@@ -420,7 +448,17 @@ def _shape_problem(f: h5py.File) -> str | None:
         if shape is None or len(shape) != ndim or shape[0] != triplets or (dated and shape[1] != len(TIME_LABELS)):
             return (f"variable {name} has shape {shape}; expected {ndim} dimension(s): {triplets} triplets"
                     + (f", {len(TIME_LABELS)} dates" if dated else ""))
+    tile = tuple(f["lai"].shape[-2:])
+    for name in IMAGE_VARIABLES:
+        if name in f and tuple(f[name].shape[-2:]) != tile:
+            return f"variable {name} has shape {f[name].shape}; expected tiles of {tile[0]}x{tile[1]} pixels, as lai's"
+    if "s1" in f and f["s1"].shape[2] != len(POLARISATIONS):
+        return (f"variable s1 has shape {f['s1'].shape}; expected {len(POLARISATIONS)} polarisations "
+                f"({', '.join(POLARISATIONS)}) in its third dimension")
     return None
+
+
+IMAGE_VARIABLES = ("s1", "lai", "scl", "lai_true")  # (triplet, time, [pol,] y, x): one tile size
 
 
 NAME_BYTES = 256 * 2**20  # a cube's triplet names: the paper profile's 9,640 triplets take about 2 MB

@@ -85,11 +85,15 @@ def evaluated_on(run_dir: str | Path) -> dict | None:
     return read_json_record(path, RunFolderError, "delete it to evaluate that stage again")
 
 
-def predict(trained: Trained, split: CubeSplit, batch_size: int = 32) -> dict[str, np.ndarray]:
+def predict(trained: Trained, split: CubeSplit, batch_size: int = 32, progress: bool = False) -> dict[str, np.ndarray]:
     """LAI (m2/m2) predicted for every sample of ``split``, with the target and its masks; from a model with a spread
-    head also ``sd`` (uncalibrated) and ``past_clear`` (clear dates among t-2, t-1 per pixel)."""
+    head also ``sd`` (uncalibrated) and ``past_clear`` (clear dates among t-2, t-1 per pixel). ``progress``: a bar
+    per split."""
+    from tqdm.auto import tqdm
+
     out: dict[str, list] = {k: [] for k in ("pred", "target", "clear", "strict", "truth", "sd", "past_clear")}
-    for raw in BatchLoader(split, batch_size, False, trained.device, "auto"):
+    loader = BatchLoader(split, batch_size, False, trained.device, "auto")
+    for raw in tqdm(loader, desc=f"{trained.row} on {split.split}", unit="batch", leave=False, disable=not progress):
         x, lai, sd = predict_lai(trained.model, raw, trained.enc, trained.bf16)
         out["pred"].append(lai.cpu().numpy())
         if sd is not None:
@@ -111,15 +115,15 @@ def scores(pred: dict[str, np.ndarray], lai_scale: float) -> Scores:
 
 
 def evaluate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_size: int = 32,
-                 device: str = "auto", save_predictions: bool = True) -> pd.DataFrame:
+                 device: str = "auto", save_predictions: bool = True, progress: bool = False) -> pd.DataFrame:
     """Metrics of a finished stage on each test set; writes metrics.csv, per_tile.csv (with the per-triplet
     sums ``lai.metrics.SUMS``), predictions/. An empty test set gets a row of NaN metrics with ``note``
-    ``"empty"`` (``lai.facts.EMPTY``) and no predictions file."""
+    ``"empty"`` (``lai.facts.EMPTY``) and no predictions file. ``progress``: a bar per set."""
     run_dir = Path(run_dir)
     device = pick_device(device)
     with output_lock(run_dir, folder=STAGE_WEIGHTS_FILE):  # a folder holding a model: checked as it loads
         trained, identity = _trained_for(run_dir, cube, device)
-        table = _evaluate(trained, run_dir, cube, sets, batch_size, save_predictions)
+        table = _evaluate(trained, run_dir, cube, sets, batch_size, save_predictions, progress)
         atomic_write_text(run_dir / EVALUATED_ON, json.dumps(evaluation_identity(cube), indent=2))
     return table
 
@@ -134,9 +138,9 @@ def _trained_for(run_dir: Path, cube: str | Path, device) -> tuple[Trained, dict
     return trained, check_same_splits(trained.config, run_dir, cube)
 
 
-def _evaluate(trained: Trained, run_dir: Path, cube, sets, batch_size, save_predictions) -> pd.DataFrame:
+def _evaluate(trained: Trained, run_dir: Path, cube, sets, batch_size, save_predictions, progress) -> pd.DataFrame:
     def predicted(split: CubeSplit) -> dict[str, np.ndarray]:
-        pred = predict(trained, split, batch_size)
+        pred = predict(trained, split, batch_size, progress)
         if save_predictions:
             save_prediction(run_dir / "predictions" / f"{split.split}.nc", split, pred)
         return pred
@@ -176,7 +180,7 @@ def _scored(split: CubeSplit, pred: dict[str, np.ndarray], lai_scale: float) -> 
 
 
 def evaluate_ensemble(run_dirs: list[str | Path], cube: str | Path, sets=(VAL, *TEST_SETS), batch_size: int = 32,
-                      device: str = "auto") -> tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame]]:
+                      device: str = "auto", progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame]]:
     """The mean prediction, per pixel, of several trainings of one model (its seeds: a deep ensemble), scored as
     one model on ``sets`` (by default the validation split too, so that the ensemble can be judged without the
     test sets); and each member scored by the same code on the same triplets.
@@ -194,7 +198,7 @@ def evaluate_ensemble(run_dirs: list[str | Path], cube: str | Path, sets=(VAL, *
         """One member's prediction in memory at a time: each scored, its LAI added to the sum."""
         total, shared = None, {}
         for trained, frames in zip(members, member_tiles):
-            pred = predict(trained, split, batch_size)
+            pred = predict(trained, split, batch_size, progress)
             frames.append(_scored(split, pred, lai_scale)[1])
             if total is None:
                 total, shared = pred["pred"].astype(np.float64), {k: v for k, v in pred.items() if k not in ("pred", "sd")}
@@ -239,7 +243,7 @@ class CalibrationResult:
 
 
 def calibrate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_size: int = 32,
-                  device: str = "auto", example_set: str = CLOUDY) -> CalibrationResult:
+                  device: str = "auto", example_set: str = CLOUDY, progress: bool = False) -> CalibrationResult:
     """Recalibrate the spread head of a finished stage on the validation split (``calibration.json`` in its folder,
     :func:`lai.uncertainty.fit_calibration`), then measure its calibration on each test set, against the true LAI
     where the cube holds it, else against the observation on pixels clear at t. The example map is the triplet of
@@ -250,11 +254,12 @@ def calibrate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_s
     with output_lock(run_dir, folder=STAGE_WEIGHTS_FILE):
         trained = load_trained(run_dir, device)
         if not trained.predicts_spread:
-            raise ConfigError(f"{run_dir}: this model predicts no spread (model.uncertainty is false); train one with "
-                              "model.uncertainty=true to calibrate it")
+            raise ConfigError(f"{run_dir}: this model predicts no spread (model.uncertainty is false, or its row "
+                              f"{trained.row} has no decoder); train a row with the decoder with model.uncertainty=true "
+                              "to calibrate it")
         check_same_splits(trained.config, run_dir, cube)
         val_split = CubeSplit(cube, VAL)
-        val = predict(trained, val_split, batch_size)
+        val = predict(trained, val_split, batch_size, progress)
         err, against = _error(val)
         val_strata = strata(val["past_clear"], val["clear"])
         cal = fit_calibration(val["sd"], err, val_strata, against, f"{Path(cube).name}:{VAL}", _observation_sd(val))
@@ -266,7 +271,7 @@ def calibrate_run(run_dir: str | Path, cube: str | Path, sets=TEST_SETS, batch_s
             split = CubeSplit(cube, name)
             if len(split) == 0:
                 continue
-            p = predict(trained, split, batch_size)
+            p = predict(trained, split, batch_size, progress)
             err, against = _error(p)
             calibrated = cal.deviations(p["sd"], p["past_clear"], p["clear"])
             std = cal.std(p["sd"], p["past_clear"], p["clear"])

@@ -299,6 +299,10 @@ STAGE_CONFIG_FILE = "config.yaml"
 RUN_PROFILE_FILE = "profile.yaml"
 RUN_DATA_FILE = "data.json"  # what a run's data step recorded: the cube, its data root, split counts, fingerprint
 RUN_SUBFOLDERS = ("tables", "figures", "runs", "notebooks", "preprocessing")  # the folders lai fills in a run folder
+PUBLISHED_RECORD = ".lai-published"  # what lai publish wrote into a folder kept in git (lai.report.publish): never a run folder
 STAGE_WEIGHTS_FILE = "model.pt"
+
+# lai predict's defaults: triplets per model call (--data); window and overlap of a scene's windows, in pixels (--scene)
+PREDICT_BATCH, SCENE_WINDOW, SCENE_OVERLAP = 8, 256, 64
 STAGE_METRICS_FILE = "metrics.csv"  # what lai evaluate writes beside the weights: the metrics per test set ...
 STAGE_PER_TRIPLET_FILE = "per_tile.csv"  # ... and each triplet's scores and sums (lai.metrics.SUMS)

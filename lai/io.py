@@ -192,9 +192,15 @@ def output_lock(path: str | Path, folder: str | None | object = _FILE):
     path = Path(path)
     if folder is not _FILE and path.name in ("", ".", ".."):  # a folder filled in place may be named "." (the current one)
         path = path.resolve()
+    made = [p for p in (path.parent, *path.parent.parents) if not (p.exists() or p.is_symlink())]  # deepest first
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = lock_file(path)
-    fd = _take_lock(lock, path)
+    try:
+        fd = _take_lock(lock, path)
+    except BaseException:
+        _remove_empty(made)
+        raise
+    failed = True
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode(), 0)
@@ -203,11 +209,41 @@ def output_lock(path: str | Path, folder: str | None | object = _FILE):
         yield path
         if adopted:  # the block read the signature file and found it lai's
             _mark(path)
+        failed = False
     finally:
-        if _same_file(lock, fd):  # while still holding it: a writer that opened it meanwhile sees it replaced
-            with contextlib.suppress(OSError):
-                lock.unlink()
-        os.close(fd)
+        _release(lock, fd)
+        if failed:  # the folders made for an output that never came are not left behind
+            _remove_empty(made)
+
+
+@contextlib.contextmanager
+def reading_lock(path: str | Path):
+    """Hold the write lock of ``path`` while a command reads it whole (``lai publish`` of a run folder): a writer
+    that holds it is named and refused, and none can start meanwhile. Nothing of ``path`` is claimed or removed."""
+    path = Path(path)
+    lock = lock_file(path)
+    fd = _take_lock(lock, path)
+    try:
+        yield path
+    finally:
+        _release(lock, fd)
+
+
+def _release(lock: Path, fd: int) -> None:
+    """Give up the lock ``fd`` of the lock file ``lock``, and remove that file."""
+    if _same_file(lock, fd):  # while still holding it: a writer that opened it meanwhile sees it replaced
+        with contextlib.suppress(OSError):
+            lock.unlink()
+    os.close(fd)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first, made by this process) while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another output came meanwhile) or gone: the rest holds it
+            return
 
 
 def check_replaceable(path: Path, folder: bool = False) -> None:
@@ -293,9 +329,21 @@ def _is_mark(mark: Path) -> bool:
 def check_outside(out: str | Path, source: str | Path, what: str, output: str) -> None:
     """Refuse an output ``out`` inside the input folder ``source``: inputs stay as they are.
 
+    Inside means: as written (``lnb/s1/cube.nc``, even where ``lnb/s1`` links elsewhere), once links are resolved,
+    or in the target of a folder that links from ``source`` (``lnb/s1 -> /data/s1``: ``/data/s1/cube.nc``).
     ``what`` names the input folder, ``output`` the output ("the cube")."""
-    if Path(out).resolve().is_relative_to(Path(source).resolve()):
+    out, source = Path(out), Path(source)
+    if Path(os.path.abspath(out)).is_relative_to(os.path.abspath(source)) or out.resolve().is_relative_to(source.resolve()):
         raise ForeignOutputError(f"{out} lies inside the {what} {source}; write {output} outside the input folder")
+    try:
+        with os.scandir(source) as entries:
+            links = [Path(e.path) for e in entries if e.is_symlink() and e.is_dir()]
+    except OSError:  # not a folder (yet): nothing links from it
+        links = []
+    for link in links:
+        if out.resolve().is_relative_to(link.resolve()):
+            raise ForeignOutputError(f"{out} lies inside {link.resolve()}, which {link} of the {what} links to; write "
+                                     f"{output} outside the input folder and the folders it links to")
 
 
 def own_subfolder(folder: str | Path, name: str) -> Path:
@@ -344,6 +392,53 @@ def atomic_path(path: str | Path, suffix: str = ""):
     finally:
         if tmp.exists():
             _remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_new_files(*paths: str | Path):
+    """Yield temporary siblings of the new files ``paths``; when the block succeeds, place them all or none.
+
+    Each is placed by a hard link, which fails where a file appeared at its path meanwhile (another command's,
+    or the user's): that is refused, never replaced, and the files already placed are removed again. For outputs
+    that must be new and belong together, such as a scene's map and its source map. Leftovers as
+    :func:`atomic_path`'s.
+    """
+    paths = [Path(p) for p in paths]
+    tmps = [p.with_name(f"{_partial_prefix(p)}{os.getpid()}-{uuid.uuid4().hex[:8]}") for p in paths]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    placed: list[tuple[Path, Path | None]] = []  # (path, its temporary while linked to it; None once renamed)
+    try:
+        try:
+            yield tmps
+        except OSError as err:
+            named = str(err.filename or "")
+            raise _about_output(err, *next(((t, p) for t, p in zip(tmps, paths) if named.startswith(str(t))),
+                                           (tmps[0], paths[0]))) from None
+        for tmp, path in zip(tmps, paths):
+            try:
+                os.link(tmp, path)
+                placed.append((path, tmp))
+                continue
+            except FileExistsError:
+                raise ForeignOutputError(f"{path} appeared meanwhile; lai replaces no file it did not write") from None
+            except OSError as err:
+                if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                    raise
+            if path.exists() or path.is_symlink():  # a file system without hard links: checked, then renamed
+                raise ForeignOutputError(f"{path} appeared meanwhile; lai replaces no file it did not write")
+            os.rename(tmp, path)
+            placed.append((path, None))
+    except BaseException:
+        for path, tmp in placed:  # ours (still the file of its temporary), not one that replaced it since
+            with contextlib.suppress(OSError):
+                if tmp is None or os.path.samefile(path, tmp):
+                    path.unlink()
+        raise
+    finally:
+        for tmp in tmps:
+            if tmp.exists() or tmp.is_symlink():
+                _remove(tmp)
 
 
 def _about_output(err: OSError, tmp: Path, path: Path) -> OSError:

@@ -169,9 +169,15 @@ def _series_table(root: str | Path) -> tuple[Path, pd.DataFrame]:
         raise LNBError(root, "LNB folder does not exist (expected a folder with s1/, s2/, s2-mask/ and image_series.csv)")
     csv = root / SERIES_CSV
     if not csv.is_file():
-        raise LNBError(csv, "missing; expected a CSV with columns \"0\",\"1\",\"2\" naming the t-2, t-1, t files")
+        raise LNBError(csv, f"{NOT_A_FILE if csv.exists() else 'missing'}; expected a CSV with columns \"0\",\"1\",\"2\" "
+                            "naming the t-2, t-1, t files")
     try:
-        table = pd.read_csv(csv, dtype=str, keep_default_na=False)
+        with warnings.catch_warnings():  # pandas would take the first column as the index, or drop the extra fields
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            table = pd.read_csv(csv, dtype=str, keep_default_na=False, index_col=False)
+    except pd.errors.ParserWarning:
+        raise LNBError(csv, "has rows with more fields than its header has columns (a trailing comma, or a column "
+                            "without a name?); expected the columns the header names, \"0\",\"1\",\"2\" among them") from None
     except pd.errors.EmptyDataError:
         raise LNBError(csv, "is empty; expected a header with columns \"0\",\"1\",\"2\" and one triplet per row") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
@@ -187,6 +193,7 @@ def _series_table(root: str | Path) -> tuple[Path, pd.DataFrame]:
 def _parse_rows(csv: Path, table: pd.DataFrame) -> Iterator[Triplet]:
     """The table's triplets one by one (a caller that stops at the first bad file never parses the rest)."""
     seen: dict[tuple, int] = {}
+    targets: dict[str, int] = {}
     for i, values in enumerate(table[list(TIME_COLUMNS)].itertuples(index=False)):
         where = f"{csv} row {i + 1}"
         names = tuple(str(v).strip() for v in values)
@@ -194,7 +201,10 @@ def _parse_rows(csv: Path, table: pd.DataFrame) -> Iterator[Triplet]:
             raise LNBError(where, "has an empty cell; each of columns \"0\",\"1\",\"2\" must name a file")
         if names in seen:
             raise LNBError(where, f"duplicates row {seen[names] + 1} (the same triplet twice)")
-        seen[names] = i
+        if names[2] in targets:  # one map per t file: a second history of the same target would overwrite it
+            raise LNBError(where, f"names the t file {names[2]} of row {targets[names[2]] + 1} again; expected one "
+                                  "triplet per target (tile and date t)")
+        seen[names], targets[names[2]] = i, i
         yield Triplet(i, names, _check_triplet_names(where, names))
 
 
@@ -261,8 +271,18 @@ def read_header(path: Path, layer: str) -> tuple[int, int]:
 def _check_header(src, path: Path, layer: str) -> tuple[int, int]:
     """:func:`read_header`'s checks on an open dataset ``src`` of ``path``."""
     bands, kind, what = _LAYERS[layer]
+    if src.driver != "GTiff":  # a VRT would read other files, which no check or cube key follows
+        raise LNBError(path, f"is a {src.driver} file, not a GeoTIFF (GDAL driver GTiff), which an LNB folder is "
+                             "expected to hold")
     if src.count != bands:
         raise LNBError(path, f"has {src.count} band(s); expected {what}")
+    t = src.transform
+    if t.b or t.d:  # x/y coordinates of a map (predictions.nc) follow rows and columns
+        raise LNBError(path, f"has a rotated or sheared grid (geotransform {t.c:g}, {t.a:g}, {t.b:g}, {t.f:g}, {t.d:g}, "
+                             f"{t.e:g}); expected a grid along its rows and columns: warp it first (gdalwarp)")
+    if src.gcps[0] and src.transform.is_identity:  # radar geometry: its pixels are not on the S2 grid
+        raise LNBError(path, f"is georeferenced by {len(src.gcps[0])} ground control points only (slant or ground "
+                             "range geometry?); expected a map grid like the S2 tiles': terrain-correct it onto it first")
     check_stored(src, path, kind, what)
     if layer == MASK_DIR and np.dtype(src.dtypes[0]) != np.uint8:
         raise LNBError(path, f"has dtype {src.dtypes[0]}; expected {what}")
@@ -282,7 +302,9 @@ def _check_layout(src, path: Path) -> None:
     bits = src.tags(1, ns="IMAGE_STRUCTURE").get("NBITS")
     itembits = 8 * np.dtype(src.dtypes[0]).itemsize
     if bits is not None and int(bits) != itembits:
-        raise LNBError(path, f"declares {bits} bits per sample for dtype {src.dtypes[0]} ({itembits} bits): corrupt TIFF header")
+        raise LNBError(path, f"declares {bits} bits per sample (NBITS) for dtype {src.dtypes[0]} ({itembits} bits): a "
+                             f"packed or half-float file, or a corrupt TIFF header; lai reads whole {itembits}-bit "
+                             f"samples: convert it to plain {src.dtypes[0]}")
     if src.driver != "GTiff":
         return
     with open(path, "rb") as fh:
@@ -343,6 +365,19 @@ def no_radar(folder: str | Path, files: int) -> LNBError:
     ``lai cube`` refuse it: NaN is missing radar, allowed per pixel, but S1 rows would train on nothing)."""
     return LNBError(Path(folder) / S1_DIR, f"none of the {files} S1 files of the valid triplets holds a backscatter "
                                            "value (all NaN or nodata): no radar in this dataset")
+
+
+def no_usable_lai(folder: str | Path, files: int, valid_classes) -> LNBError:
+    """The error of a dataset none of whose ``files`` S2 LAI files holds a usable pixel (a LAI value of an SCL class
+    in ``valid_classes``): ``lai validate`` and ``lai cube`` refuse it, as training and scoring would find nothing."""
+    return LNBError(Path(folder) / S2_DIR, f"none of the {files} S2 LAI files of the valid triplets holds a usable "
+                                           f"pixel (a LAI value where the SCL class is one of {list(valid_classes)}): "
+                                           "no optical data to train on or score in this dataset")
+
+
+def usable_lai(data: TripletData, valid_lut: np.ndarray) -> bool:
+    """Whether a triplet holds one usable S2 LAI pixel, at any date (``valid_lut``: :func:`lai.pixels.scl_lookup`)."""
+    return bool((valid_lut[data.scl] & np.isfinite(data.lai)).any())
 
 
 def read_triplet(

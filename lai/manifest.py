@@ -247,7 +247,7 @@ def read_preprocess_manifest(path: str | Path, for_scene: bool = False) -> Manif
         elif any(e.get(k) is not None for k in ("platform", "processing_baseline", "metadata")):
             raise SceneError(f"{where}: platform, processing_baseline and metadata belong to dates given as L2A bands")
         s2.append(S2Date(manifest_date(e["date"], f"{where}.date:"), file(e["lai"], f"{where}.lai") if "lai" in e else None,
-                         bands, angles, file(e["scl"], f"{where}.scl") if e.get("scl") else None, platform, reflectance))
+                         bands, angles, file(e["scl"], f"{where}.scl") if "scl" in e else None, platform, reflectance))  # null: refused
     s1 = []
     for k, e in enumerate(raw["s1"]):
         where = f"{path}: s1[{k}]"

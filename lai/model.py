@@ -170,7 +170,7 @@ class LAIModel(nn.Module):
                     self.dec_head.bias.zero_()
                     self.dec_head.bias[1] = math.log(cfg.gate_start / (1 - cfg.gate_start))
         # built last, so that every other weight starts as it would without it
-        self.spread_head = spread_head(self.decoder.out_channels) if self.row.decoder and cfg.uncertainty else None
+        self.spread_head = spread_head(self.decoder.out_channels) if predicts_spread(cfg) else None
 
     def forward(self, x: Encoded) -> dict[str, torch.Tensor]:
         out = self._heads(x)
@@ -236,6 +236,12 @@ class LAIModel(nn.Module):
 
 # predicted log-variance, normalised units: a standard deviation between 0.005 and 2 (0.025 and 10 LAI at LAI/5)
 LOG_VAR_RANGE = (-10.6, 1.4)
+
+
+def predicts_spread(cfg: ModelConfig) -> bool:
+    """Whether a model of ``cfg`` has a spread head: ``model.uncertainty`` on a row with the decoder (an encoder
+    stage trained alone predicts the mean only)."""
+    return bool(cfg.uncertainty and ROWS[cfg.row].decoder)
 
 
 def spread_head(channels: int) -> nn.Sequential:

@@ -9,6 +9,7 @@ whose units are wrong and counting the pixels it makes missing (:class:`PixelFix
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,15 +47,26 @@ def scl_lookup(classes) -> np.ndarray:
 
 def polarisation_order(descriptions, path: Path) -> tuple[int, int]:
     """The band indices of VV and VH in a two-band S1 raster ``path`` from its bands' ``descriptions``: by the names
-    where each band names one of them (SNAP's exports list Sigma0_VH before Sigma0_VV), else VV first
-    (docs/manifest.md); :class:`LNBError` when the descriptions name one polarisation twice (which band is VH?)."""
-    names = [next((pol for pol in POLARISATIONS if pol in (text or "").upper()), None) for text in descriptions]
+    where a band names one of them (SNAP's exports list Sigma0_VH before Sigma0_VV; a single named band fixes the
+    other's), else VV first (docs/manifest.md). :class:`LNBError` when the descriptions name one polarisation twice
+    (which band is VH?) or a band HH or HV (another acquisition mode)."""
+    texts = [(text or "").upper() for text in descriptions]
+    names = [next((pol for pol in POLARISATIONS if pol in text), None) for text in texts]
     named = [n for n in names if n is not None]
     if len(set(named)) < len(named):
         raise LNBError(path, f"its band descriptions {list(descriptions)} name {named[0]} twice; expected one band VV "
                              "and one VH (or descriptions that name neither: then VV is band 1)")
-    return tuple(names.index(pol) for pol in POLARISATIONS) if sorted(map(str, names)) == sorted(POLARISATIONS) \
-        else (0, 1)
+    other = [m.group(1) for text, name in zip(texts, names) for m in [_OTHER_POLARISATION.search(text)] if m and not name]
+    if other:
+        raise LNBError(path, f"its band descriptions {list(descriptions)} name the polarisation {other[0]}; lai reads "
+                             "Sentinel-1 VV and VH (dual-polarisation IW), one band each")
+    if len(named) == 1:  # one band names its polarisation: the other band holds the other one
+        first = named[0] if names[0] is not None else next(pol for pol in POLARISATIONS if pol != named[0])
+        return (0, 1) if first == POLARISATIONS[0] else (1, 0)
+    return tuple(names.index(pol) for pol in POLARISATIONS) if named else (0, 1)
+
+
+_OTHER_POLARISATION = re.compile(r"(?<![A-Z])(HH|HV)(?![A-Z])")  # polarisations of other modes, as a word
 
 
 def check_stored(src, path: Path, kinds: str, expected: str) -> None:
@@ -241,13 +253,14 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
         scl_out[k][masked] = 0
         fixes.lai_snapped[k], fixes.lai_masked[k] = snapped, masked
         present = ~np.isnan(s1[k])  # NaN: missing radar (swath edge, nodata)
-        finite = s1[k][np.isfinite(s1[k])]
-        in_unit = np.count_nonzero((finite >= 0) & (finite <= 1))
-        if in_unit > LINEAR_SHARE * finite.size:  # most values, so that a few bright pixels do not hide it
-            share = ("every backscatter value", f"max {finite.max():g}") if in_unit == finite.size else \
-                (f"{100 * in_unit / finite.size:.0f} % of its backscatter values", f"median {np.median(finite):g}")
-            raise LNBError(s1_file, f"has {share[0]} in [0, 1] ({share[1]}): linear power, not dB; convert with "
-                                    "10*log10 (or an undeclared nodata 0: declare it)")
+        for band, pol in enumerate(POLARISATIONS):  # each band alone: VH linear beside VV in dB is half the values
+            finite = s1[k][band][np.isfinite(s1[k][band])]
+            in_unit = np.count_nonzero((finite >= 0) & (finite <= 1))
+            if in_unit > LINEAR_SHARE * finite.size:  # most values, so that a few bright pixels do not hide it
+                share = ("every backscatter value", f"max {finite.max():g}") if in_unit == finite.size else \
+                    (f"{100 * in_unit / finite.size:.0f} % of its backscatter values", f"median {np.median(finite):g}")
+                raise LNBError(s1_file, f"has {share[0]} of {pol} in [0, 1] ({share[1]}): linear power, not dB; "
+                                        "convert with 10*log10 (or an undeclared nodata 0: declare it)")
         with np.errstate(invalid="ignore"):
             out = present & ~((s1[k] >= S1_DB_RANGE[0]) & (s1[k] <= S1_DB_RANGE[1]))
         judge("s1", s1_file, k, out, present, s1[k])

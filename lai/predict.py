@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from lai.config import ConfigError
-from lai.cube import EPOCH, check_cube_file, decoded
+from lai.cube import EPOCH, check_cube_file, check_valid_classes, decoded
 from lai.encode import count_clipped, day_of_year
 from lai.errors import CubeError, LNBError, shorten
+from lai.facts import PREDICT_BATCH
 from lai.infer import Trained, clamp_lai, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, check_outside, output_lock
 from lai.pixels import LAI_RANGE, PIXEL_FIX_NOTES
@@ -45,6 +46,7 @@ from lai.products import (
     past_radar_missing,
     write_map,
 )
+from lai.stage_folder import stage_folder_of
 
 # --------------------------------------------------------------------------- inputs
 
@@ -82,7 +84,7 @@ class Inputs:
         else:
             import h5py
 
-            check_cube_file(self.path)
+            check_valid_classes(self.path, check_cube_file(self.path), valid_classes)  # its LAI checked for these
             self.kind = "cube"
             with h5py.File(self.path, "r") as f:
                 self.n, self.shape = f["lai"].shape[0], tuple(f["lai"].shape[-2:])
@@ -134,7 +136,7 @@ def _check_crs(cube: Path, names) -> None:
                                 "rebuild the cube with `lai cube`") from None
 
 
-def predict_folder(run: str | Path, data: str | Path, out: str | Path, batch_size: int = 8, device: str = "auto",
+def predict_folder(run: str | Path, data: str | Path, out: str | Path, batch_size: int = PREDICT_BATCH, device: str = "auto",
                    progress: bool = True) -> dict:
     """Predict LAI at t for every triplet of ``data`` (LNB folder or cube) with the run in ``run``.
 
@@ -147,7 +149,7 @@ def predict_folder(run: str | Path, data: str | Path, out: str | Path, batch_siz
     if Path(data).is_dir():
         check_outside(out, data, "LNB folder", "the maps")
     trained = load_trained(run, device)  # a folder without a trained model is named before any output check
-    check_outside(out, run, "training run folder", "the maps")
+    check_outside(out, stage_folder_of(run), "training run folder", "the maps")
     with output_lock(out):
         check_new_folder(out)
         return _predict_folder(trained, run, data, out, batch_size, progress)
@@ -177,6 +179,9 @@ def _predict_folder(trained: Trained, run, data, out: Path, batch_size: int, pro
                     bar.update(len(batch))
                     batch = []
             bar.close()
+        if not totals["s1_values"]:  # as lai validate and predict --scene refuse it: every map the past LAI only
+            raise LNBError(data, f"none of its {len(names)} triplets holds a backscatter value (S1 all NaN or nodata): "
+                                 "no radar to predict from")
         summary = {
             "run": meta["run"], "data": meta["data"], "data_kind": inputs.kind, "data_origin": meta["data_origin"],
             "row": trained.row,

@@ -92,11 +92,16 @@ def pick_triplets(s2: list[S2Date], s1: list[S1Date], max_gap_days: int) -> tupl
 
 
 def usable_triplets(m: Manifest, max_gap_days: int) -> tuple[list[tuple[int, int, int]], dict[int, int], list[str]]:
-    """:func:`pick_triplets` of the manifest ``m``; :class:`SceneError` naming it when there is none."""
+    """:func:`pick_triplets` of the manifest ``m``; :class:`SceneError` naming it when there is none, or when its
+    ``target`` (the date ``lai predict --scene`` maps; ``lai preprocess`` writes every triplet) ends none."""
     triplets, match, unused = pick_triplets(m.s2, m.s1, max_gap_days)
     if not triplets:
         raise SceneError(f"{m.path}: no three S2 dates with an S1 acquisition within {max_gap_days} day(s) "
                          f"each (left out: {', '.join(unused) or 'none'})")
+    ends = sorted({m.s2[t[2]].date for t in triplets})
+    if m.target is not None and m.target not in ends:
+        raise SceneError(f"{m.path}: target {m.target} ends no triplet of S2 dates with S1; dates that do: "
+                         f"{', '.join(map(str, ends))}")
     return triplets, match, unused
 
 

@@ -282,7 +282,8 @@ class RunContext:
         if (cached.exists() and cached.stat().st_mtime >= (run / STAGE_WEIGHTS_FILE).stat().st_mtime
                 and evaluated_on(run) == evaluation_identity(self.cube_path)):
             return read_csv_record(cached, PipelineError, f"delete it to evaluate {row} again")
-        return evaluate_run(run, self.cube_path, batch_size=self.profile.train.batch_size, device=self.profile.train.device)
+        return evaluate_run(run, self.cube_path, batch_size=self.profile.train.batch_size, device=self.profile.train.device,
+                            progress=self.progress)
 
     def evaluate_ensemble(self, name: str, runs: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame]]:
         """The mean prediction of the trained ``runs`` of model ``name`` (its seeds) on the validation split and the
@@ -293,7 +294,8 @@ class RunContext:
         from lai.facts import ensemble_names
 
         metrics, sums, members = evaluate_ensemble([self.run_dir / "runs" / run for run in runs], self.cube_path,
-                                                   batch_size=self.profile.train.batch_size, device=self.profile.train.device)
+                                                   batch_size=self.profile.train.batch_size, device=self.profile.train.device,
+                                                   progress=self.progress)
         label = ensemble_names(name)[0]
         self.save_table(metrics.assign(model=label), TABLE.ensemble_metrics)
         self.save_table(pd.concat([sums.assign(model=label), *(m.assign(model=run) for run, m in zip(runs, members))]),
@@ -321,7 +323,7 @@ class RunContext:
         from lai.evaluate import calibrate_run
 
         return calibrate_run(self.run_dir / "runs" / run, self.cube_path, batch_size=self.profile.train.batch_size,
-                             device=self.profile.train.device)
+                             device=self.profile.train.device, progress=self.progress)
 
     def per_triplet(self, run: str) -> pd.DataFrame:
         """Per-triplet scores and sums of an evaluated run (set, triplet, ``lai.metrics.SUMS``, ...)."""

@@ -23,7 +23,7 @@ from lai.config import (
     variant,
 )
 from lai.errors import RunFolderError
-from lai.facts import PROJECT_ROOT, RUN_PROFILE_FILE
+from lai.facts import PROJECT_ROOT, PUBLISHED_RECORD, RUN_PROFILE_FILE
 from lai.io import atomic_write_text, claim_folder
 from lai.records import read_yaml_mapping
 
@@ -69,6 +69,13 @@ def saved_profile(run_dir: str | Path) -> tuple[Profile, dict] | None:
         ) from None
 
 
+def _refuse_published(folder: Path) -> None:
+    """A folder lai publish wrote (results kept in git, its profile.yaml a copy) is never taken as a run folder."""
+    if (folder / PUBLISHED_RECORD).exists() or (folder / PUBLISHED_RECORD).is_symlink():
+        raise RunFolderError(f"{folder} holds results lai publish copied there ({PUBLISHED_RECORD}), kept without weights "
+                             "or notebooks: lai never runs into it; run into another folder, then publish that one here")
+
+
 def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Profile | None = None,
                     overrides: list[str] | None = None, data: str | Path | None = None) -> tuple[Profile, Path]:
     """The profile and folder of a run, resolved once per folder.
@@ -85,12 +92,14 @@ def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Pro
     given = profile is not None or bool(overrides) or data is not None
     if not given:
         folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / "reports" / DEFAULT_PROFILE
+        _refuse_published(folder)
         saved = saved_profile(folder)
         if saved is not None:
             return saved[0], folder
     held = saved_profile(run_dir) if profile is None and run_dir is not None else None
     resolved = resolve_profile(held[0] if held else profile, overrides, data)  # the field changed is the one named
     folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / "reports" / resolved.name
+    _refuse_published(folder)
     saved = held or saved_profile(folder)  # held: that folder's, read once
     if saved is None:
         claim_folder(folder, RUN_PROFILE_FILE)

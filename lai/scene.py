@@ -33,8 +33,9 @@ import numpy as np
 from lai.config import PreprocessConfig
 from lai.encode import count_clipped, day_of_year
 from lai.errors import SceneError
+from lai.facts import SCENE_OVERLAP, SCENE_WINDOW
 from lai.infer import Trained, clamp_lai, load_trained, predict_batch
-from lai.io import atomic_path, check_new_folder, check_outside, memory_shortfall, output_lock
+from lai.io import atomic_new_files, atomic_path, check_new_folder, check_outside, memory_shortfall, output_lock
 from lai.lnb import TRIPLET_BYTES_PER_PIXEL, crs_text
 from lai.manifest import SHORT_FORM_GONE, load_manifest, read_preprocess_manifest
 from lai.pixels import LAI_RANGE, PIXEL_FIX_NOTES, S1_MISSING_MEANING, BadPixelTally, clean_pixels
@@ -52,6 +53,7 @@ from lai.products import (
     source_path,
     source_profile,
 )
+from lai.stage_folder import stage_folder_of
 
 
 @dataclass(frozen=True)
@@ -121,10 +123,7 @@ def _manifest_scene(path: Path, cfg: PreprocessConfig) -> SceneInputs:
     m = read_preprocess_manifest(path, for_scene=True)
     triplets, match, _ = usable_triplets(m, cfg.max_s1_gap_days)
     ends = {m.s2[t[2]].date: t for t in triplets}
-    target = m.target or max(ends)
-    if target not in ends:
-        raise SceneError(f"{path}: target {target} ends no triplet of S2 dates with S1; dates that do: "
-                         f"{', '.join(map(str, sorted(ends)))}")
+    target = m.target or max(ends)  # a target that ends no triplet: refused by usable_triplets
     s2 = [m.s2[i] for i in ends[target]]
     s1 = [m.s1[match[i]] for i in ends[target]]
     scene = s2_grid(s2)
@@ -149,8 +148,8 @@ def _manifest_scene(path: Path, cfg: PreprocessConfig) -> SceneInputs:
                        read_window, {"lai_from_snap": {date: n.name for date, n in networks.items()}} if networks else {})
 
 
-def predict_scene(run: str | Path | Trained, manifest: str | Path, out: str | Path, window: int = 256,
-                  overlap: int = 64, device: str = "auto", progress: bool = True,
+def predict_scene(run: str | Path | Trained, manifest: str | Path, out: str | Path, window: int = SCENE_WINDOW,
+                  overlap: int = SCENE_OVERLAP, device: str = "auto", progress: bool = True,
                   preprocess: PreprocessConfig | None = None) -> dict:
     """Write the LAI map at t of the scene in ``manifest`` to the new GeoTIFF ``out``, locked while written.
 
@@ -158,7 +157,7 @@ def predict_scene(run: str | Path | Trained, manifest: str | Path, out: str | Pa
     """
     out = Path(out)
     if not isinstance(run, Trained):
-        check_outside(out, run, "training run folder", "the map")
+        check_outside(out, stage_folder_of(run), "training run folder", "the map")
     with output_lock(out), output_lock(source_path(out)):  # the sidecar too: another --out may name it
         for path in (out, source_path(out)):
             if path.exists() or path.is_symlink():
@@ -193,7 +192,7 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
     fixes: Counter = Counter(dict.fromkeys(PIXEL_FIX_NOTES, 0))
     tally = BadPixelTally()  # the 5 % rule per input file, over all its windows
 
-    with atomic_path(out) as tmp, atomic_path(source_path(out)) as tmp_source, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+    with atomic_new_files(out, source_path(out)) as (tmp, tmp_source), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         gtiff, source_gtiff = (t.with_name(t.name + ".gtiff") for t in (tmp, tmp_source))
         try:
             with_std = trained.predicts_spread
@@ -294,7 +293,7 @@ def _predict_scene_task(manifest: Path, run: str, out_dir: Path, window: int, ov
                          device, progress=False, preprocess=preprocess)
 
 
-def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: int = 256, overlap: int = 64,
+def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: int = SCENE_WINDOW, overlap: int = SCENE_OVERLAP,
                    device: str = "auto", progress: bool = True, dask: dict | None = None,
                    preprocess: PreprocessConfig | None = None) -> list[dict]:
     """LAI maps of many scenes into the new folder ``out``, one ``<manifest name>.tif`` each.
@@ -317,7 +316,7 @@ def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: in
             raise SceneError(f"scene manifests {m} and {maps[sidecar]}: the source map of the first ({sidecar}) would be "
                              "the map of the second; rename one of them")
     _check_window(window, overlap)
-    check_outside(out, run, "training run folder", "the maps")
+    check_outside(out, stage_folder_of(run), "training run folder", "the maps")
     for m in manifests:
         open_scene(m, preprocess)  # every manifest checked before any work starts
     with output_lock(out):

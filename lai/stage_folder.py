@@ -136,3 +136,12 @@ def check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageResu
     if (run_dir / "checkpoint.pt").exists() and not resume:
         raise RunFolderError(f"{run_dir} holds an unfinished run of the same configuration; pass --resume to continue it")
     return None
+
+
+def stage_folder_of(run: str | Path) -> Path:
+    """The training stage folder that ``run`` names: the folder itself, or the folder of a weights file given as
+    ``run`` where that folder is a stage's (the file is its ``model.pt``, or the folder holds its ``config.yaml``).
+    Outputs are never written inside it."""
+    run = Path(run)
+    stage = run.is_file() and (run.name == STAGE_WEIGHTS_FILE or (run.parent / STAGE_CONFIG_FILE).is_file())
+    return run.parent if stage else run

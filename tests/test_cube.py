@@ -143,6 +143,43 @@ def test_a_cube_is_not_reused_once_a_tile_it_was_built_from_is_rewritten(lnb, tm
     assert not again.reused and again.fingerprint != first.fingerprint
 
 
+def test_a_cube_is_not_reused_once_a_gdal_sidecar_changes_what_a_tile_reads_as(lnb, tmp_path):
+    """A ``.aux.xml`` written beside a tile after the cube was built names its S1 bands VH, VV: GDAL reads that, so
+    the folder now reads as other data and the cube is built again (with the bands swapped), not reused."""
+    import xarray as xr
+
+    from lai.lnb import S1_DIR
+
+    first = build_cube(lnb, tmp_path / "cube.nc", progress=False)
+    with xr.open_dataset(tmp_path / "cube.nc") as cube:
+        before = cube["s1"].transpose("triplet", "time", "pol", ...).values
+    tile = sorted((lnb / S1_DIR).iterdir())[0]
+    (lnb / S1_DIR / f"{tile.name}.aux.xml").write_text(
+        '<PAMDataset><PAMRasterBand band="1"><Description>VH</Description></PAMRasterBand>'
+        '<PAMRasterBand band="2"><Description>VV</Description></PAMRasterBand></PAMDataset>')
+    again = build_cube(lnb, tmp_path / "cube.nc", progress=False, overwrite=True)
+    assert not again.reused and again.fingerprint != first.fingerprint
+    with xr.open_dataset(tmp_path / "cube.nc") as cube:
+        after = cube["s1"].transpose("triplet", "time", "pol", ...).values
+    changed = ~np.all(np.isclose(before, after, equal_nan=True), axis=(2, 3, 4))  # (triplet, time)
+    assert changed.any()
+    np.testing.assert_array_equal(after[changed][:, ::-1], before[changed])  # that tile's bands swapped, nothing else
+
+
+def test_an_image_series_csv_that_is_a_fifo_is_refused_not_read(lnb, tmp_path):
+    """The cube's reuse key hashed the CSV before any check: a FIFO there blocked ``lai cube`` for ever."""
+    import os
+
+    from lai.errors import LNBError
+    from lai.lnb import SERIES_CSV
+
+    (lnb / SERIES_CSV).unlink()
+    os.mkfifo(lnb / SERIES_CSV)
+    with pytest.raises(LNBError, match=r"image_series\.csv: is not a regular file \(a folder, FIFO or device\?\); "
+                                       r"expected a CSV"):
+        build_cube(lnb, tmp_path / "cube.nc", progress=False)
+
+
 def test_cube_schema_checks(tmp_path, tiny_data):
     import h5py
 
@@ -184,6 +221,10 @@ def _replace(name, value):
      r"not a consistent cube: variable clear_fraction has shape \(\d+,\); expected 2 dimension\(s\): \d+ triplets, 3 dates"),
     (lambda f: (f.__delitem__("split"), f.create_dataset("split", shape=(300_000_000,), dtype="S8", chunks=(1_000_000,))),
      r"not a consistent cube: variable split has shape \(300000000,\); expected 1 dimension\(s\)"),  # unallocated: a small file
+    (lambda f: _replace("s1", np.zeros((f["lai"].shape[0], 3, 3, *f["lai"].shape[-2:]), np.float32))(f),
+     r"not a consistent cube: variable s1 has shape \(\d+, 3, 3, 32, 32\); expected 2 polarisations \(VV, VH\)"),
+    (lambda f: _replace("lai", np.zeros((f["lai"].shape[0], 3, 16, 16), np.float32))(f),
+     r"not a consistent cube: variable s1 has shape \(\d+, 3, 2, 32, 32\); expected tiles of 16x16 pixels, as lai's"),
 ])
 def test_a_cube_of_inconsistent_attributes_or_shapes_is_refused(tiny_data, tmp_path, edit, message):
     """Edited cubes: a CubeError naming the cube from every reader (not a ValueError, IndexError or xarray's)."""

@@ -302,6 +302,64 @@ def test_an_s1_tile_written_vh_first_is_read_by_its_band_descriptions(lnb):
         dst.set_band_description(1, "Sigma0_VV_db")
     expect_error(lnb, f"{S1_DIR}/{name}", r"its band descriptions \['Sigma0_VV_db', 'Sigma0_VV_db'\] name VV twice; "
                                            r"expected one band VV and one VH")
+    with rasterio.open(lnb / S1_DIR / name, "r+") as dst:  # one band named VH: the other is VV
+        dst.set_band_description(1, "VH")
+        dst.set_band_description(2, "")
+    np.testing.assert_array_equal(read_triplet(lnb, trip, (16, 16)).s1[0], np.stack([vv, vh]))
+    with rasterio.open(lnb / S1_DIR / name, "r+") as dst:  # another acquisition mode: not read as VV and VH
+        dst.set_band_description(1, "HH")
+        dst.set_band_description(2, "HV")
+    expect_error(lnb, f"{S1_DIR}/{name}", r"its band descriptions \['HH', 'HV'\] name the polarisation HH; lai reads "
+                                           r"Sentinel-1 VV and VH")
+
+
+def test_a_tile_on_ground_control_points_only_is_refused(lnb):
+    """An S1 tile still in radar geometry (GCPs, no grid) would pass the same-grid check unseen beside UTM tiles."""
+    from rasterio.control import GroundControlPoint
+    from rasterio.crs import CRS
+
+    name = names(lnb)[1][0]
+    with rasterio.open(lnb / S1_DIR / name) as src:
+        arr = src.read()
+    with rasterio.open(lnb / S1_DIR / name, "w", driver="GTiff", height=16, width=16, count=2, dtype="float32") as dst:
+        dst.write(arr)
+        dst.gcps = ([GroundControlPoint(r, c, 500000.0 + 10 * c, 4000000.0 - 10 * r) for r, c in
+                     [(0, 0), (0, 16), (16, 0), (16, 16)]], CRS.from_epsg(32630))
+    expect_error(lnb, f"{S1_DIR}/{name}", r"is georeferenced by 4 ground control points only \(slant or ground range geometry\?\); "
+                                           r"expected a map grid")
+
+
+def test_a_half_float_tile_is_refused_as_such(lnb):
+    """GDAL's half floats (float32 with NBITS=16) read fine but are not the layout's float32: said so, not read."""
+    name = names(lnb)[1][0]
+    with rasterio.open(lnb / S2_DIR / name) as src:
+        arr = src.read()
+    write_tiff(lnb / S2_DIR / name, arr, NBITS=16)
+    expect_error(lnb, f"{S2_DIR}/{name}", r"declares 16 bits per sample \(NBITS\) for dtype float32 \(32 bits\): a packed "
+                                           r"or half-float file, or a corrupt TIFF header; lai reads whole 32-bit samples")
+
+
+def test_a_rotated_tile_is_refused(lnb):
+    """predictions.nc's x/y follow rows and columns: a rotated tile's maps would be read in the wrong place."""
+    from affine import Affine
+
+    name = names(lnb)[1][0]
+    with rasterio.open(lnb / S2_DIR / name) as src:
+        arr = src.read()
+    write_tiff(lnb / S2_DIR / name, arr, crs="EPSG:32630", transform=Affine(10, 2, 500000, 2, -10, 4000000))
+    expect_error(lnb, f"{S2_DIR}/{name}", r"has a rotated or sheared grid \(geotransform 500000, 10, 2, 4e\+06, 2, -10\); "
+                                           r"expected a grid along its rows and columns")
+
+
+def test_a_vrt_named_tiff_is_refused(lnb, tmp_path):
+    """A ``.tiff`` that holds VRT XML reads another file, which neither the checks nor the cube's reuse key follow."""
+    import rasterio.shutil
+
+    name = names(lnb)[1][0]
+    elsewhere = tmp_path / "elsewhere.tif"
+    os.replace(lnb / S2_DIR / name, elsewhere)
+    rasterio.shutil.copy(elsewhere, lnb / S2_DIR / name, driver="VRT")
+    expect_error(lnb, f"{S2_DIR}/{name}", r"is a VRT file, not a GeoTIFF \(GDAL driver GTiff\)")
 
 
 @pytest.mark.parametrize("folder", [S1_DIR, S2_DIR])
@@ -345,12 +403,16 @@ def test_unparsable_name_in_csv(lnb):
 
 
 def test_empty_and_malformed_csv(lnb):
+    rows = (lnb / SERIES_CSV).read_text().splitlines()
     (lnb / SERIES_CSV).write_text("")
     expect_error(lnb, SERIES_CSV, "is empty")
     (lnb / SERIES_CSV).write_text("0,1,2\n")
     expect_error(lnb, SERIES_CSV, "no triplet rows")
     (lnb / SERIES_CSV).write_text("a,b\nx,y\n")
     expect_error(lnb, SERIES_CSV, r"lacks column\(s\)")
+    for extra in (",", ",checked"):  # pandas took column "0" as the index and said "row 1: has an empty cell"
+        (lnb / SERIES_CSV).write_text("\n".join([rows[0]] + [r + extra for r in rows[1:]]) + "\n")
+        expect_error(lnb, SERIES_CSV, r"has rows with more fields than its header has columns \(a trailing comma")
     (lnb / SERIES_CSV).unlink()
     expect_error(lnb, SERIES_CSV, "missing")
 
@@ -387,6 +449,21 @@ def test_duplicated_triplet(lnb):
     table = pd.read_csv(lnb / SERIES_CSV, dtype=str)
     pd.concat([table, table.iloc[[0]]]).to_csv(lnb / SERIES_CSV, index=False)
     expect_error(lnb, "row 4", r"duplicates row 1")
+
+
+def test_two_triplets_of_one_target(lnb):
+    """Two histories of the same t file: one map per target, so the second row is refused (not found at predict)."""
+    from dataclasses import replace
+
+    table = pd.read_csv(lnb / SERIES_CSV, dtype=str)
+    first = TileName.parse(table.loc[0, "0"])
+    other = replace(first, n=first.n + 1000).format()  # the same t-2 tile under another index
+    for folder in (S1_DIR, S2_DIR, MASK_DIR):
+        (lnb / folder / other).write_bytes((lnb / folder / table.loc[0, "0"]).read_bytes())
+    extra = table.iloc[[0]].assign(**{"0": other})
+    pd.concat([table, extra]).to_csv(lnb / SERIES_CSV, index=False)
+    expect_error(lnb, "row 4", rf"names the t file {table.loc[0, '2']} of row 1 again; expected one triplet per "
+                               r"target \(tile and date t\)")
 
 
 def test_truncated_and_non_tiff_files(lnb):
@@ -506,6 +583,23 @@ def test_a_dataset_without_any_radar_is_refused_by_validate_and_cube(tmp_path, c
     assert not (tmp_path / "cube.nc").exists()
 
 
+def test_a_dataset_without_any_usable_lai_is_refused_by_validate_and_cube(tmp_path, capsys):
+    """Every SCL 0 (no data): validate called all triplets valid and training found nothing, much later."""
+    from lai.cli import main
+    from lai.config import EncodingConfig
+    from lai.errors import LNBError
+
+    lnb = make_lnb(tmp_path / "lnb")
+    for f in (lnb / MASK_DIR).iterdir():
+        write_tiff(f, np.zeros((16, 16), np.uint8))
+    assert main(["validate", str(lnb), "--quiet"]) == 2
+    assert "none of the 9 S2 LAI files of the valid triplets holds a usable pixel (a LAI value where the SCL class " \
+           f"is one of {list(EncodingConfig().valid_classes)}): no optical data" in capsys.readouterr().err
+    with pytest.raises(LNBError, match="no optical data to train on or score in this dataset"):
+        build_cube(lnb, tmp_path / "cube.nc", progress=False)
+    assert not (tmp_path / "cube.nc").exists()
+
+
 def _write_masked(path, array, mask):
     """``array`` as a GeoTIFF with an internal GDAL mask band (0: invalid), as GDAL tools write it."""
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
@@ -545,5 +639,5 @@ def test_linear_power_with_a_few_bright_pixels_is_refused(lnb):
     s1 = np.stack([np.full((16, 16), 0.05), np.full((16, 16), 0.01)]).astype(np.float32)
     s1[:, ::8, ::8] = 2.0
     write_tiff(lnb / S1_DIR / name, s1)
-    expect_error(lnb, f"{S1_DIR}/{name}", r"has 98 % of its backscatter values in \[0, 1\] \(median 0\.05\): linear "
+    expect_error(lnb, f"{S1_DIR}/{name}", r"has 98 % of its backscatter values of VV in \[0, 1\] \(median 0\.05\): linear "
                                           r"power, not dB")

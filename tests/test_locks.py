@@ -65,6 +65,51 @@ def test_lock_refuses_a_second_writer_naming_output_pid_and_host(tmp_path):
         pass
 
 
+def test_a_failed_output_leaves_none_of_the_folders_made_for_it(tmp_path):
+    """``lai cube nowhere --out new/a/b/cube.nc`` failed and left new/a/b; folders that existed, or that hold
+    something by the end, stay."""
+    (tmp_path / "new").mkdir()
+    with pytest.raises(RuntimeError), output_lock(tmp_path / "new" / "a" / "b" / "cube.nc"):
+        raise RuntimeError("the input is bad")
+    assert list(tmp_path.iterdir()) == [tmp_path / "new"] and not any((tmp_path / "new").iterdir())
+    with pytest.raises(RuntimeError), output_lock(tmp_path / "new" / "a" / "b" / "cube.nc"):
+        (tmp_path / "new" / "a" / "other.txt").write_text("another output, written meanwhile")
+        raise RuntimeError("the input is bad")
+    assert sorted(p.name for p in (tmp_path / "new" / "a").iterdir()) == ["other.txt"]
+    with output_lock(tmp_path / "ok" / "cube.nc"):  # a success keeps its folder, empty or not
+        pass
+    assert (tmp_path / "ok").is_dir()
+
+
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_new_files_are_placed_together_and_never_over_one_that_appeared(tmp_path, monkeypatch, hard_links):
+    """A scene's map and its source map: a file the user made at either path while they were written stays as it
+    is, and neither is placed (``os.replace`` had replaced the map, or left the source map alone). Also on a file
+    system without hard links (placed by rename once checked)."""
+    import errno
+
+    from lai.io import atomic_new_files
+
+    if not hard_links:
+        def no_link(src, dst):
+            raise OSError(errno.EPERM, "Operation not permitted")
+        monkeypatch.setattr(os, "link", no_link)
+
+    a, b = tmp_path / "map.tif", tmp_path / "map_source.tif"
+    for appeared in (a, b):
+        with pytest.raises(ForeignOutputError, match=rf"{appeared} appeared meanwhile; lai replaces no file it did not write"):
+            with atomic_new_files(a, b) as (ta, tb):
+                ta.write_text("map")
+                tb.write_text("source")
+                appeared.write_text("the user's own file")
+        assert [p.name for p in tmp_path.iterdir()] == [appeared.name] and appeared.read_text() == "the user's own file"
+        appeared.unlink()
+    with atomic_new_files(a, b) as (ta, tb):
+        ta.write_text("map")
+        tb.write_text("source")
+    assert (a.read_text(), b.read_text()) == ("map", "source") and sorted(tmp_path.iterdir()) == [a, b]
+
+
 def test_stale_partials_are_removed_only_when_their_lock_is_free(tmp_path):
     out = tmp_path / "sim"
     stale_dir = tmp_path / ".sim.partial-999999-deadbeef"

@@ -291,6 +291,27 @@ def test_predict_data_takes_a_lock_and_removes_the_leftovers_of_a_killed_run(tin
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_an_output_in_a_folder_linked_from_the_input_is_inside_it(tmp_path):
+    """``lnb/s1`` links to the user's store: ``lnb/s1/cube.nc`` (as written) and ``store/s1/cube.nc`` (the link's
+    target) both write among the inputs; a folder beside them does not."""
+    from lai.io import check_outside
+
+    (tmp_path / "store" / "s1").mkdir(parents=True)
+    (tmp_path / "lnb").mkdir()
+    (tmp_path / "lnb" / "s1").symlink_to(tmp_path / "store" / "s1")
+    for out in (tmp_path / "lnb" / "s1" / "cube.nc", tmp_path / "lnb" / "c.nc"):
+        with pytest.raises(ForeignOutputError, match=rf"{out} lies inside the LNB folder {tmp_path / 'lnb'}; write the "
+                                                     "cube outside the input folder"):
+            check_outside(out, tmp_path / "lnb", "LNB folder", "the cube")
+    out = tmp_path / "store" / "s1" / "cube.nc"
+    with pytest.raises(ForeignOutputError, match=rf"{out} lies inside {tmp_path / 'store' / 's1'}, which "
+                                                 rf"{tmp_path / 'lnb' / 's1'} of the LNB folder links to; write the cube "
+                                                 "outside the input folder and the folders it links to"):
+        check_outside(out, tmp_path / "lnb", "LNB folder", "the cube")
+    check_outside(tmp_path / "store" / "cube.nc", tmp_path / "lnb", "LNB folder", "the cube")
+    check_outside(tmp_path / "cube.nc", tmp_path / "nowhere", "LNB folder", "the cube")  # no folder: nothing inside
+
+
 def test_predict_data_refuses_an_output_inside_its_input_folder(tiny_run, lnb):
     from lai.predict import predict_folder
 

@@ -184,6 +184,43 @@ def test_bad_inputs_are_named(tiny_run, tmp_path, lnb):
     assert not (tmp_path / "o3").exists()
 
 
+def test_what_train_and_validate_refuse_predict_refuses_too(tiny_run, tmp_path, lnb):
+    """A cube checked for fewer SCL classes than the model counts usable; ``--run`` given as the weights file with
+    the maps inside its stage folder; weights holding NaN; a folder without any radar: each refused, nothing written."""
+    import shutil
+
+    import torch
+
+    from lai.config import ConfigError
+    from lai.cube import build_cube
+    from lai.io import ForeignOutputError
+
+    cube = tmp_path / "cube.nc"
+    build_cube(lnb, cube, progress=False)
+    with h5py.File(cube, "r+") as f:
+        f.attrs["valid_classes"] = "[4, 5]"  # as `lai cube --set encoding.valid_classes=[4,5]` writes it
+    with pytest.raises(ConfigError, match=r"built with the SCL classes \[4, 5\] usable; encoding\.valid_classes .* "
+                                          r"adds \[2, 3, 6\], whose LAI the cube never checked"):
+        predict_folder(tiny_run, cube, tmp_path / "o1", progress=False)
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    with pytest.raises(ForeignOutputError, match="maps lies inside the training run folder"):
+        predict_folder(run / "model.pt", lnb, run / "maps", progress=False)
+    state = torch.load(run / "model.pt", weights_only=True)
+    key = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][key] = torch.full_like(state["model"][key], float("nan"))
+    torch.save(state, run / "model.pt")
+    with pytest.raises(RunFolderError, match=rf"model\.pt: weight {key} holds NaN or inf \(a diverged or damaged "
+                                             r"training\); train it again"):
+        predict_folder(run, lnb, tmp_path / "o2", progress=False)
+    for f in (lnb / S1_DIR).iterdir():
+        write_tiff(f, np.full((2, 16, 16), np.nan, np.float32))
+    with pytest.raises(LNBError, match=r"none of its 3 triplets holds a backscatter value \(S1 all NaN or nodata\): no "
+                                       "radar to predict from"):
+        predict_folder(tiny_run, lnb, tmp_path / "o3", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cube.nc", "lnb", "run"]
+
+
 # --------------------------------------------------------------------------- scenes
 
 
@@ -473,7 +510,7 @@ def bad_scene(root: Path, case: str) -> Path:
     ("scaled_lai", r"lai_0\.tif: band 1 declares scale 0\.1 / offset 0; lai reads values as stored"),
     ("int_lai", r"lai_0\.tif: has dtype uint8; expected float S2 LAI values"),  # as the LNB reader refuses it
     ("complex_lai", r"lai_0\.tif: has dtype complex64; expected float S2 LAI values"),
-    ("linear_s1", r"s1_0\.tif: has 98 % of its backscatter values in \[0, 1\] \(median 0\.05\): linear power"),
+    ("linear_s1", r"s1_0\.tif: has 98 % of its backscatter values of VV in \[0, 1\] \(median 0\.05\): linear power"),
     ("scl_elsewhere", r"scl_0\.tif: SCL covers none of the S2 scene \(its CRS EPSG:32632, the scene's EPSG:32633\)"),
     ("mislabelled_crs", r"s1_0\.tif: the S2 scene's bounds in EPSG:4326 do not transform into this raster's CRS "
                         r"\(EPSG:32633\): is one of them mislabelled"),
@@ -561,7 +598,8 @@ def test_cli_evaluate_calibrates_the_spread_that_predict_writes(tiny_data, tiny_
     run = tmp_path / "final"
     shutil.copytree(tiny_run, run)
     assert main(["evaluate", "--run", str(run), "--cube", str(cube)]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "final on non_cloudy" in err and "final on val" in err  # progress bars: scoring, then calibration
     assert "spread recalibrated on the validation split" in out
     assert "fitted on the validation split less one region, the coverage of that region's pixels:" in out
     assert (run / "calibration.json").exists()
@@ -573,6 +611,11 @@ def test_cli_evaluate_calibrates_the_spread_that_predict_writes(tiny_data, tiny_
     reach = json.loads(tags["lai_std_interval_half_width"].split(": ", 1)[1])  # 68 % and 95 %, per stratum
     assert set(reach) == {"68 %", "95 %"} and all(len(v) == 6 for v in reach.values())
     assert (source == 1).any() and np.isfinite(std[source == 1]).all() and np.isfinite(std[source == 0]).all()
+    encoder = tmp_path / "s1_masks_seas"  # an encoder stage of the same (uncertainty) profile: no spread head
+    shutil.copytree(tiny_run.parent / encoder.name, encoder)
+    assert main(["evaluate", "--run", str(encoder), "--cube", str(cube), "--quiet"]) == 0  # exit 2 here, after its metrics
+    out, err = capsys.readouterr()
+    assert "spread recalibrated" not in out and not (encoder / "calibration.json").exists() and " on " not in err
 
 
 def test_windows_blend_by_a_ramp_at_both_ends_and_overlap_at_most_half(tiny_run, tmp_path):

@@ -113,7 +113,7 @@ def test_scl_on_a_coarser_grid_keeps_its_classes_and_a_shifted_s1_is_resampled(t
     ("scl2.tif", np.full((96, 96), 300, np.float32), r"scl2\.tif: holds SCL value\(s\) \[300\] outside 0\.\.11"),
     ("scl1.tif", np.full((96, 96), 4.5, np.float32), r"scl1\.tif: holds fractional SCL value\(s\) such as 4\.5; expected "
                                                        r"classes 0\.\.11"),
-    ("s1_0.tif", np.full((2, 96, 96), 0.05, np.float32), r"s1_0\.tif: has every backscatter value in \[0, 1\].*linear power"),
+    ("s1_0.tif", np.full((2, 96, 96), 0.05, np.float32), r"s1_0\.tif: has every backscatter value of VV in \[0, 1\].*linear power"),
     ("lai1.tif", np.where(np.eye(96, dtype=bool), 1e300, 3.0), r"lai1\.tif: holds values beyond the float32 range "
                                                               r"\(±3\.4e\+38\) lai stores pixels in, such as 1e\+300"),
 ])
@@ -186,6 +186,9 @@ def test_tiles_then_predict_then_mosaic_equals_the_scene_prediction(tiny_run, tm
     with pytest.raises(SceneError, match=r"target 2019-06-16 ends no triplet of S2 dates with S1; dates that do: 2019-06-11"):
         predict_scene(tiny_run, manifest, tmp_path / "refused.tif", progress=False)
     assert not (tmp_path / "refused.tif").exists()
+    with pytest.raises(SceneError, match=r"target 2019-06-16 ends no triplet"):  # not ignored by preprocess either
+        preprocess(manifest, tmp_path / "refused_lnb", PreprocessConfig(tile_size=32), progress=False)
+    assert not (tmp_path / "refused_lnb").exists()
 
 
 def test_scene_from_l2a_bands_and_s1_on_another_grid(tiny_run, tmp_path):

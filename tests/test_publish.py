@@ -26,13 +26,19 @@ def _png() -> bytes:
 PNG = _png()  # a small image that decodes
 
 
+WRITTEN = "2026-12-07T06:49:23"  # when the report notebook wrote provenance.json, and the report printed it
+
+
 def _run(tmp_path, tables=("table1", "comparisons", "training")):
     run = tmp_path / "standard"
     for sub in ("tables", "figures", "notebooks", "runs/final"):
         (run / sub).mkdir(parents=True, exist_ok=True)
-    for name in ("report.pdf", "report.json", "profile.yaml"):
+    for name in ("report.pdf", "profile.yaml"):
         (run / name).write_text(name)
-    (run / "provenance.json").write_text(json.dumps({"git_revision": "abc123", "git_dirty": False, "device": "CPU (2 cores)"}))
+    (run / "report.json").write_text(json.dumps({"provenance": {"items": [["git revision (this report)", "abc123"],
+                                                                          ["written", WRITTEN]]}}))
+    (run / "provenance.json").write_text(json.dumps({"git_revision": "abc123", "git_dirty": False, "device": "CPU (2 cores)",
+                                                     "written": WRITTEN}))
     for t in tables:
         (run / "tables" / f"{t}.csv").write_text("row,seconds\ns1,1500\nfinal,2100\n" if t == "training" else "set\nnon_cloudy\n")
     (run / "figures" / "density.png").write_bytes(PNG)
@@ -74,6 +80,40 @@ def test_publish_refuses_an_unfinished_run_and_a_users_folder(tmp_path):
     with pytest.raises(ForeignOutputError, match="mine is a folder lai did not make"):
         publish(run, mine, "make reference")
     assert (mine / "notes.txt").read_text() == "keep" and not (mine / "report.pdf").exists()
+
+
+def test_publish_refuses_a_run_folder_being_written_or_whose_last_run_stopped_before_its_report(tmp_path):
+    """A rerun into the run folder (lai run holds its lock) would mix two runs' files; one that stopped after
+    notebook 01 left a provenance.json (new data) beside the previous run's report."""
+    from lai.io import OutputLockedError, output_lock
+
+    run = _run(tmp_path)
+    with output_lock(run):  # the lock lai run holds on its run folder
+        with pytest.raises(OutputLockedError, match=rf"{run} is being written by another lai process"):
+            publish(run, tmp_path / "out", "make reference")
+    prov = json.loads((run / "provenance.json").read_text())
+    (run / "provenance.json").write_text(json.dumps({**prov, "written": "2026-12-08T10:00:00"}))
+    with pytest.raises(ReportError, match=r"report\.json was written from the provenance of 2026-12-07T06:49:23, but "
+                                          r"provenance\.json is of 2026-12-08T10:00:00: the last lai run into this "
+                                          r"folder stopped before its report"):
+        publish(run, tmp_path / "out", "make reference")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_published_folder_is_never_taken_as_a_run_folder(tmp_path):
+    """Its profile.yaml is the run's, so ``lai run --name`` it (or a notebook with run_dir there) matched and wrote
+    weights, notebooks and a cube's records into the folder kept in git."""
+    from lai.errors import RunFolderError
+    from lai.run_profile import open_run_folder
+
+    dest = tmp_path / "reference"
+    publish(_run(tmp_path), dest, "make reference")
+    before = _digest(dest)
+    for profile in (None, "tiny"):
+        with pytest.raises(RunFolderError, match=rf"{dest} holds results lai publish copied there \(\.lai-published\), "
+                                                 "kept without weights or notebooks: lai never runs into it"):
+            open_run_folder(dest, profile)
+    assert _digest(dest) == before
 
 
 def _digest(folder):
@@ -225,7 +265,8 @@ def test_publish_refuses_a_top_level_file_it_did_not_record(tmp_path, capsys):
 @pytest.mark.parametrize("path, make, message", [
     ("tables/table1.csv", lambda p, secret: p.symlink_to(secret), r"table1\.csv is not a regular file but a symbolic link"),
     ("report.json", lambda p, secret: p.symlink_to(secret), r"report\.json is not a regular file but a symbolic link"),
-    ("tables", lambda p, secret: p.symlink_to(secret.parent), r"tables is a symbolic link, which lai publish does not follow"),
+    ("tables", lambda p, secret: (secret.parent / "elsewhere").mkdir() or p.symlink_to(secret.parent / "elsewhere"),
+     r"tables is a symbolic link, which lai publish does not follow"),  # a folder beside the destination
     ("figures/density.png", lambda p, secret: p.write_text("hostname"), r"density\.png is not a readable PNG image"),
     ("figures/density.png", lambda p, secret: p.write_bytes(PNG[:-20]), r"density\.png is not a readable PNG image"),
     ("figures/density.png", lambda p, secret: p.write_bytes(PNG[:-1]), r"density\.png is not a readable PNG image"),
@@ -295,7 +336,8 @@ def test_an_interrupted_publish_leaves_a_record_the_next_one_reads(tmp_path, mon
 def test_provenance_strings_reach_readme_md_as_plain_short_text(tmp_path):
     run, dest = _run(tmp_path), tmp_path / "reference"
     (run / "provenance.json").write_text(json.dumps({"git_revision": "abc\x1b[2J\x07\n\n# Injected heading\n",
-                                                     "device": "x" * 100_000, "platform": ["a", "list"], "git_dirty": "no"}))
+                                                     "device": "x" * 100_000, "platform": ["a", "list"], "git_dirty": "no",
+                                                     "written": WRITTEN}))
     publish(run, dest, "make reference")
     index = (dest / "README.md").read_text()
     assert len(index) < 2000 and not any(c in index for c in "\x1b\x07") and "\n# Injected" not in index

@@ -613,7 +613,9 @@ VALUE_CASES = {  # whole files in wrong units (a few bad pixels are masked and c
     "s1-nodata-undeclared": (S1_DIR, lambda a: a.fill(-9999), r"has 512 of 512 pixel\(s\), 100\.0 % of its backscatter "
                              r"values outside the plausible range \[-60, 30\] dB: values such as -9999"),
     "s1-linear-power": (S1_DIR, lambda a: a.__setitem__(slice(None), np.linspace(0.001, 0.9, a.size).reshape(a.shape)),
-                        r"has every backscatter value in \[0, 1\] \(max 0\.9\): linear power, not dB"),
+                        r"has every backscatter value of VV in \[0, 1\] \(max 0\.44962\): linear power, not dB"),
+    "s1-vh-linear-power": (S1_DIR, lambda a: a[1].__setitem__(slice(None), np.linspace(0.001, 0.9, a[1].size).reshape(a[1].shape)),
+                           r"has every backscatter value of VH in \[0, 1\] \(max 0\.9\): linear power, not dB"),  # VV in dB
     "lai-nodata-undeclared": (S2_DIR, lambda a: a.fill(-1), _WHOLE_LAI + "values such as -1 "),
     "lai-50": (S2_DIR, lambda a: a.fill(50), _WHOLE_LAI + "values such as 50 "),
     "lai-1e30": (S2_DIR, lambda a: a.fill(1e30), _WHOLE_LAI + r"values such as 1e\+30 "),

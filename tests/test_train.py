@@ -233,6 +233,35 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(tiny_data, tmp_pat
     assert {f.name: f.read_bytes() for f in run.iterdir()} == before
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("history", [1, 2], r"damaged checkpoint \(ValueError: its history holds 2 record\(s\) for 2 epoch\(s\) run; "
+                        r"expected one mapping per epoch\)"),
+    ("epoch", -3, r"damaged checkpoint \(ValueError: its history holds 2 record\(s\) for -2 epoch\(s\) run"),
+    ("best_val_mse", float("nan"), r"damaged checkpoint \(ValueError: best_val_mse is NaN\)"),
+    ("best_model", {}, r"checkpoint\.pt \(best_model\): weights do not fit the model its configuration describes"),
+])
+def test_resume_refuses_a_checkpoint_whose_fields_are_damaged(tiny_data, tmp_path, field, value, message):
+    """A checkpoint that torch reads (weights only) but whose fields are not lai's: refused as damaged, not a
+    traceback in the training loop or at the end of the stage."""
+    import torch
+
+    from lai.train import stage_config
+
+    _, _, cube = tiny_data
+    run = tmp_path / "s1"
+    p = profile_with(epochs=3, max_batches_per_epoch=1)
+    train_stage(profile_with(epochs=2, max_batches_per_epoch=1), "s1", cube, run, progress=False)
+    (run / "result.json").unlink()
+    (run / "model.pt").unlink()  # an unfinished stage of 3 epochs, 2 run
+    (run / "config.yaml").write_text(yaml.safe_dump(stage_config(p, "s1", cube).to_dict(), sort_keys=False))
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state["config"]["train"]["epochs"] = 3
+    state[field] = value
+    torch.save(state, run / "checkpoint.pt")
+    with pytest.raises(RunFolderError, match=message):
+        train_stage(p, "s1", cube, run, resume=True, progress=False)
+
+
 @pytest.mark.parametrize("file, text, message", [
     ("result.json", "[]", r"result\.json: expected a JSON object with the integer 'parameters' lai writes, got \[\]"),
     ("result.json", "{}", r"result\.json: field 'parameters' holds null, expected the integer of at least 0"),

@@ -32,11 +32,11 @@ from lai.figures.common import (
     save,
     scl_legend_handles,
 )
-from lai.figures.data import cloud_statistics, s1_vs_lai, sample_maps, seasonality_encoding
+from lai.figures.data import cloud_statistics, s1_vs_lai, sample_maps, sample_triplets, seasonality_encoding
 from lai.figures.maps import choose_triplets, prediction_arrays, real_patch, truth_vs_prediction_maps, uncertainty_map
 from lai.figures.results import density, error_by_set, learning_curves, reliability_diagram, table1_comparison
 
 __all__ = ["DB_CMAP", "DPI", "ERROR_CMAP", "LAI_CMAP", "LAI_UNITS", "LAI_VMAX", "SCL_CMAP", "SCL_COLORS", "SCL_NORM",
            "choose_triplets", "cloud_statistics", "density", "error_by_set", "lai_cmap", "learning_curves", "note_figure",
-           "prediction_arrays", "real_patch", "reliability_diagram", "s1_vs_lai", "sample_maps", "save", "scl_legend_handles", "seasonality_encoding",
-           "table1_comparison", "truth_vs_prediction_maps", "uncertainty_map"]
+           "prediction_arrays", "real_patch", "reliability_diagram", "s1_vs_lai", "sample_maps", "sample_triplets", "save",
+           "scl_legend_handles", "seasonality_encoding", "table1_comparison", "truth_vs_prediction_maps", "uncertainty_map"]

@@ -38,6 +38,12 @@ from lai.pixels import CLOUD_CLASSES
 # --------------------------------------------------------------------------- data exploration
 
 
+def sample_triplets(n_triplets: int, n: int, seed: int = 0) -> list[int]:
+    """``n`` distinct triplets of ``n_triplets`` (all of them where there are fewer) drawn with ``seed``, in cube order:
+    the rows of :func:`sample_maps`."""
+    return sorted(np.random.default_rng(seed).choice(n_triplets, min(n, n_triplets), replace=False).tolist())
+
+
 def sample_maps(ds, triplets: Iterable[int], valid_classes=None) -> Figure:
     """VV, VH, LAI and SCL at t-2, t-1, t for each triplet (positions in the cube), two triplets per row.
 

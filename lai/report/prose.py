@@ -451,13 +451,26 @@ def _seeds(run: Run, train: dict) -> dict:
                          "spread of its test scores (LAI). Table 1 shows the final model's first seed.")
 
 
+_PROVENANCE_LABELS = {"lai_version": "lai version", "git_revision": "git revision (this report)",
+                      "git_dirty": "uncommitted changes", "data_fingerprint": "data fingerprint"}
+
+
+def _provenance_label(key: str) -> str:
+    """How the report names provenance.json's ``key``."""
+    return _PROVENANCE_LABELS.get(key, key.replace("_", " "))
+
+
+def printed_provenance(report: dict, key: str) -> str | None:
+    """The value of provenance.json's ``key`` that ``report`` (a report.json) printed, None where it printed none."""
+    items = (report.get("provenance") or {}).get("items") if isinstance(report, dict) else None
+    return next((value for label, value in items or [] if label == _provenance_label(key)), None)
+
+
 def _provenance(run: Run) -> dict:
     prov = run.prov
     out: dict = {"items": None, "packages": None, "config": None}
     if prov is not None:
-        labels = {"lai_version": "lai version", "git_revision": "git revision (this report)",
-                  "git_dirty": "uncommitted changes", "data_fingerprint": "data fingerprint"}
-        items = [[labels.get(k, k.replace("_", " ")), ("yes" if v else "no") if isinstance(v, bool) else str(v)]
+        items = [[_provenance_label(k), ("yes" if v else "no") if isinstance(v, bool) else str(v)]
                  for k, v in prov.items() if not isinstance(v, (dict, list))]
         # stages are reused across later code: which code and machine trained them (tables/training.csv)
         items += [["stages trained by", f"{at} on {on}: {n} stage{'s' if n != 1 else ''}"] for at, on, n in run.trained_by]

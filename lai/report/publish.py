@@ -13,10 +13,21 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lai.errors import shorten
-from lai.facts import FIGURES, TABLES
-from lai.io import FOLDER_MARK, ForeignOutputError, atomic_path, atomic_write_text, check_outside, is_partial, output_lock, own_subfolder
+from lai.facts import FIGURES, PUBLISHED_RECORD, TABLES
+from lai.io import (
+    FOLDER_MARK,
+    ForeignOutputError,
+    atomic_path,
+    atomic_write_text,
+    check_outside,
+    is_partial,
+    output_lock,
+    own_subfolder,
+    reading_lock,
+)
 from lai.records import LARGE_RECORD_BYTES, NOT_A_FILE, open_record, read_csv_record, read_json_record
 from lai.report.inputs import RERUN, ReportError, decoded_png_size, read_json, trained_by
+from lai.report.prose import printed_provenance
 
 # what is published: files at the run folder's top, and the schema's tables and figures (lai.facts), no other file
 PUBLISHED_FILES = ("report.pdf", "report.json", "profile.yaml", "provenance.json")
@@ -28,7 +39,7 @@ INDEX = "README.md"
 # the files publish wrote (JSON, "files": relative paths), the only ones it replaces, and "finished": false while it
 # writes them (the record is written first, listing what was there and what comes, so an interrupted publish leaves
 # nothing unrecorded)
-RECORD = ".lai-published"
+RECORD = PUBLISHED_RECORD
 ELSEWHERE = "remove the folder (or the files lai published there) by hand, or publish elsewhere"
 
 
@@ -201,9 +212,14 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
     check_outside(dest, run_dir, "run folder", "the published results")
     if run_dir.resolve().is_relative_to(dest.resolve()):
         raise ForeignOutputError(f"{run_dir} lies inside the destination {dest}; publish into a folder outside the run")
-    prov, seconds = read_json(run_dir / "provenance.json"), _durations(run_dir)  # read before anything is copied
-    with contextlib.ExitStack() as stack:
-        sources, sizes = _open_sources(run_dir, stack)
+    with reading_lock(run_dir), contextlib.ExitStack() as stack:  # no lai run into it meanwhile (nor one going on)
+        prov, seconds = read_json(run_dir / "provenance.json"), _durations(run_dir)  # read before anything is copied
+        sources, sizes = _open_sources(run_dir, stack)  # regular files only, not links
+        printed = printed_provenance(read_json(run_dir / "report.json"), "written")
+        if printed != prov.get("written"):  # notebook 01 writes it again, the report notebook once more, then the report
+            raise ReportError(f"{run_dir}/report.json was written from the provenance of {_plain(printed)}, but "
+                              f"provenance.json is of {_plain(prov.get('written'))}: the last lai run into this folder "
+                              "stopped before its report; finish it (lai run) before publishing")
         index = _index(run_dir, command, prov, seconds)
         with output_lock(dest, folder=None):  # lai's marker, or a new or empty folder: a README.md alone proves nothing
             earlier = _earlier(dest)

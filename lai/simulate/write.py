@@ -214,13 +214,23 @@ def _run_scenes(cfg: SimConfig, plans: list, root: Path, workers: int, bar, dask
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        try:
             futures = {pool.submit(_simulate_scene, cfg, scene, root): i for i, scene in enumerate(plans)}
             results: list = [None] * len(plans)
             for fut in as_completed(futures):
                 i = futures[fut]
                 results[i] = fut.result()
                 bar.update(len(scene_dates(plans[i])))
+        except BaseException:  # Ctrl-C, SIGTERM or a failed scene: stop now, not after every queued scene
+            running = list((pool._processes or {}).values())  # the scenes being written, thrown away with the rest
+            for proc in running:
+                proc.kill()  # SIGKILL: a forked worker inherits lai's SIGTERM handler, which would only interrupt its scene
+            for proc in running:  # gone before the caller removes the partial folder they write into
+                proc.join()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         return results
     results = []
     for scene in plans:
