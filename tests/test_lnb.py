@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+from affine import Affine
 from rasterio.transform import from_origin
 
 from lai.cube import build_cube
@@ -313,42 +314,36 @@ def test_an_s1_tile_written_vh_first_is_read_by_its_band_descriptions(lnb):
                                            r"Sentinel-1 VV and VH")
 
 
-def test_a_tile_on_ground_control_points_only_is_refused(lnb):
-    """An S1 tile still in radar geometry (GCPs, no grid) would pass the same-grid check unseen beside UTM tiles."""
+def _on_gcps_only(path, arr) -> None:
+    """``arr`` written to ``path`` georeferenced by four ground control points, without a grid (radar geometry)."""
     from rasterio.control import GroundControlPoint
     from rasterio.crs import CRS
 
-    name = names(lnb)[1][0]
-    with rasterio.open(lnb / S1_DIR / name) as src:
-        arr = src.read()
-    with rasterio.open(lnb / S1_DIR / name, "w", driver="GTiff", height=16, width=16, count=2, dtype="float32") as dst:
+    with rasterio.open(path, "w", driver="GTiff", height=16, width=16, count=len(arr), dtype=arr.dtype) as dst:
         dst.write(arr)
         dst.gcps = ([GroundControlPoint(r, c, 500000.0 + 10 * c, 4000000.0 - 10 * r) for r, c in
                      [(0, 0), (0, 16), (16, 0), (16, 16)]], CRS.from_epsg(32630))
-    expect_error(lnb, f"{S1_DIR}/{name}", r"is georeferenced by 4 ground control points only \(slant or ground range geometry\?\); "
-                                           r"expected a map grid")
 
 
-def test_a_half_float_tile_is_refused_as_such(lnb):
-    """GDAL's half floats (float32 with NBITS=16) read fine but are not the layout's float32: said so, not read."""
+@pytest.mark.parametrize("layer, rewrite, message", [
+    # radar geometry: it would pass the same-grid check unseen beside UTM tiles
+    (S1_DIR, _on_gcps_only, r"is georeferenced by 4 ground control points only \(slant or ground range geometry\?\); "
+                            r"expected a map grid"),
+    # GDAL's half floats read fine but are not the layout's float32: said so, not "corrupt"
+    (S2_DIR, lambda path, arr: write_tiff(path, arr, NBITS=16),
+     r"declares 16 bits per sample \(NBITS\) for dtype float32 \(32 bits\): a packed or half-float file, or a corrupt "
+     r"TIFF header; lai reads whole 32-bit samples"),
+    # predictions.nc's x/y follow rows and columns: a rotated tile's maps would be read in the wrong place
+    (S2_DIR, lambda path, arr: write_tiff(path, arr, crs="EPSG:32630", transform=Affine(10, 2, 500000, 2, -10, 4000000)),
+     r"has a rotated or sheared grid \(geotransform 500000, 10, 2, 4e\+06, 2, -10\); expected a grid along its rows "
+     r"and columns"),
+])
+def test_a_tile_lai_cannot_place_or_read_as_stored_is_refused(lnb, layer, rewrite, message):
     name = names(lnb)[1][0]
-    with rasterio.open(lnb / S2_DIR / name) as src:
+    with rasterio.open(lnb / layer / name) as src:
         arr = src.read()
-    write_tiff(lnb / S2_DIR / name, arr, NBITS=16)
-    expect_error(lnb, f"{S2_DIR}/{name}", r"declares 16 bits per sample \(NBITS\) for dtype float32 \(32 bits\): a packed "
-                                           r"or half-float file, or a corrupt TIFF header; lai reads whole 32-bit samples")
-
-
-def test_a_rotated_tile_is_refused(lnb):
-    """predictions.nc's x/y follow rows and columns: a rotated tile's maps would be read in the wrong place."""
-    from affine import Affine
-
-    name = names(lnb)[1][0]
-    with rasterio.open(lnb / S2_DIR / name) as src:
-        arr = src.read()
-    write_tiff(lnb / S2_DIR / name, arr, crs="EPSG:32630", transform=Affine(10, 2, 500000, 2, -10, 4000000))
-    expect_error(lnb, f"{S2_DIR}/{name}", r"has a rotated or sheared grid \(geotransform 500000, 10, 2, 4e\+06, 2, -10\); "
-                                           r"expected a grid along its rows and columns")
+    rewrite(lnb / layer / name, arr)
+    expect_error(lnb, f"{layer}/{name}", message)
 
 
 def test_a_vrt_named_tiff_is_refused(lnb, tmp_path):
