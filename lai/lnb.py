@@ -282,7 +282,7 @@ def _check_header(src, path: Path, layer: str) -> tuple[int, int]:
                              f"{t.e:g}); expected a grid along its rows and columns: warp it first (gdalwarp)")
     if src.gcps[0] and src.transform.is_identity:  # radar geometry: its pixels are not on the S2 grid
         raise LNBError(path, f"is georeferenced by {len(src.gcps[0])} ground control points only (slant or ground "
-                             "range geometry?); expected a map grid like the S2 tiles': terrain-correct it onto it first")
+                             "range geometry?); expected a map grid, as the S2 tiles have: terrain-correct it onto theirs")
     check_stored(src, path, kind, what)
     if layer == MASK_DIR and np.dtype(src.dtypes[0]) != np.uint8:
         raise LNBError(path, f"has dtype {src.dtypes[0]}; expected {what}")

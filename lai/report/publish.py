@@ -39,7 +39,6 @@ INDEX = "README.md"
 # the files publish wrote (JSON, "files": relative paths), the only ones it replaces, and "finished": false while it
 # writes them (the record is written first, listing what was there and what comes, so an interrupted publish leaves
 # nothing unrecorded)
-RECORD = PUBLISHED_RECORD
 ELSEWHERE = "remove the folder (or the files lai published there) by hand, or publish elsewhere"
 
 
@@ -57,7 +56,7 @@ def _found(folder: Path) -> list[str]:
 def _earlier(dest: Path) -> list[str] | None:
     """The files an earlier publish into ``dest`` wrote or was writing (its record), or None where there is no record.
     A record of an earlier lai (no "finished", written last) implies the README.md written before it."""
-    path = dest / RECORD
+    path = dest / PUBLISHED_RECORD
     if not (path.exists() or path.is_symlink()):
         return None
     record = read_json_record(path, ReportError, ELSEWHERE) if path.is_file() and not path.is_symlink() else None
@@ -73,7 +72,7 @@ def _check_dest(dest: Path, earlier: list[str] | None) -> None:
     stage) holds that marker too."""
     held = sorted(p.name for p in dest.iterdir() if p.name != FOLDER_MARK)
     if earlier is None and held:
-        raise ForeignOutputError(f"{dest} holds {_few(held)} but no {RECORD}: it is a folder lai made for something "
+        raise ForeignOutputError(f"{dest} holds {_few(held)} but no {PUBLISHED_RECORD}: it is a folder lai made for something "
                                  "else (a run folder or a training stage?), not one lai publish wrote; publish into a "
                                  "new or empty folder")
     for sub, _ in PUBLISHED_GLOBS:  # never through a link: files there are deleted and replaced
@@ -88,7 +87,7 @@ def _check_dest(dest: Path, earlier: list[str] | None) -> None:
         path = dest / name
         if path.is_symlink() or (path.exists() and not path.is_file()):
             what = "is a symbolic link" if path.is_symlink() else NOT_A_FILE
-            raise ForeignOutputError(f"{path} {what}, where an earlier lai publish wrote a file ({RECORD} lists it); "
+            raise ForeignOutputError(f"{path} {what}, where an earlier lai publish wrote a file ({PUBLISHED_RECORD} lists it); "
                                      "lai replaces and deletes only its own files: move it, or publish elsewhere")
 
 
@@ -197,8 +196,8 @@ def _index(run_dir: Path, command: str, prov: dict, seconds: dict[str, float]) -
 
 
 def _record(dest: Path, files: list[str], finished: bool) -> None:
-    """Write ``dest``'s :data:`RECORD`."""
-    atomic_write_text(dest / RECORD, json.dumps({"files": sorted(files), "finished": finished}, indent=1) + "\n")
+    """Write ``dest``'s :data:`PUBLISHED_RECORD`."""
+    atomic_write_text(dest / PUBLISHED_RECORD, json.dumps({"files": sorted(files), "finished": finished}, indent=1) + "\n")
 
 
 def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
