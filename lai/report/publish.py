@@ -36,9 +36,9 @@ SCHEMA = {f"tables/{name}.csv" for name in TABLES} | {f"figures/{name}.png" for 
 PUBLISH_BYTES = 512 * 2**20  # all files together: a folder kept in git (reports/reference holds about 7 MB)
 MAX_SECONDS = 10**9  # a notebook's or a training stage's duration: about 30 years
 INDEX = "README.md"
-# the files publish wrote (JSON, "files": relative paths), the only ones it replaces, and "finished": false while it
-# writes them (the record is written first, listing what was there and what comes, so an interrupted publish leaves
-# nothing unrecorded)
+# PUBLISHED_RECORD (lai.facts), in the destination: the files publish wrote (JSON, "files": relative paths), the only
+# ones it replaces, and "finished": false while it writes them (the record is written first, listing what was there
+# and what comes, so an interrupted publish leaves nothing unrecorded)
 ELSEWHERE = "remove the folder (or the files lai published there) by hand, or publish elsewhere"
 
 
