@@ -35,6 +35,7 @@ from lai.records import DuplicateKeyError, read_yaml_mapping, yaml_load  # noqa:
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
 SEED_MAX = 2**32 - 1  # numpy and torch both take seeds up to this
+MAX_WIDTH = 2**16  # channels of a U-Net level (the paper's widest: 512); far wider, sizes overflow before any memory check
 MAX_TILE_SIZE = 4096  # pixels per tile side
 MAX_GRID = 64  # tiles per scene side
 MAX_SCENE_SIDE = 8192  # pixels per simulated scene side (grid x tile_size): one scene is held in memory
@@ -216,8 +217,9 @@ class ModelConfig:
                               f"({ROWS[self.row].title}) does not read S2: train the rows without S2 without it")
         for name in ("encoder_widths", "decoder_widths"):
             widths = getattr(self, name)
-            if not widths or any(int(w) <= 0 for w in widths):
-                raise ConfigError(f"model.{name} must be a non-empty list of positive integers, got {widths}")
+            if not widths or any(not 0 < int(w) <= MAX_WIDTH for w in widths):
+                raise ConfigError(f"model.{name} must be a non-empty list of positive integers of at most {MAX_WIDTH} "
+                                  f"channels, got {widths}")
 
     @property
     def downsampling(self) -> int:

@@ -18,6 +18,8 @@ from lai.errors import ConfigError, shorten
 
 # --------------------------------------------------------------------------- mappings -> dataclasses
 
+MAX_INT = 2**53  # the largest integer a configuration holds: exact as a float, far from overflowing 64-bit sizes
+
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Check ``value`` against a type annotation, converting ints to floats where allowed."""
@@ -50,6 +52,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where} must be an integer, got {value!r}")
+        if abs(value) > MAX_INT:  # torch would overflow its 64-bit sizes: a C++ error, not a message
+            raise ConfigError(f"{where} must be an integer of at most 2^53 in size, got {value}")
         return value
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

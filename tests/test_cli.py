@@ -184,7 +184,8 @@ CASES = [
          r"wrong_weights_run/model\.pt: weights do not fit the model its configuration describes"),
     Case("evaluate-huge-config", "`lai evaluate --run` a small model.pt whose configuration asks for widths [262144, 262144]",
          ["evaluate", "--run", "{huge_cfg_run}", "--cube", "{cube}"],
-         r"huge_cfg_run/model\.pt: weights do not fit the model its configuration describes \(size mismatch for "),
+         r"huge_cfg_run/model\.pt: broken model configuration \(ConfigError: model\.encoder_widths must be a non-empty "
+         r"list of positive integers of at most 65536 channels, got \[262144, 262144\]\)"),
     Case("train-resume-corrupt-checkpoint", "`lai train --resume` with a corrupt checkpoint.pt",
          ["train", *TINY, "--cube", "{cube}", "--runs", "{resume_runs}", "--row", "s1", "--resume", "--quiet"],
          r"s1/checkpoint\.pt: cannot be read as a lai checkpoint \(truncated or not a torch file\)"),

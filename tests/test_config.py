@@ -401,3 +401,21 @@ def test_a_patch_index_out_of_range_names_the_parameter(tmp_path):
         with pytest.raises(ConfigError, match=rf"^the parameter patch must be the index of one of the {n} real patches "
                                               rf"\(0 to {n - 1}\), got "):
             ctx.real_patch(bad)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model=", r"model must be a mapping of its keys \(e\.g\. model\.key=value\), got null"),  # reset to the paper preset
+    ("train=0", r"train must be a mapping of its keys \(e\.g\. train\.key=value\), got 0"),
+    ("train={1: 2}", r"configuration key 1 in train is not a name; expected one of: alpha, "),  # a TypeError before
+    ("figures_samples=-3", r"figures_samples must be 1 to 16 \(maps shown in a figure, a row each\), got -3"),
+    ("figures_samples=1000", r"figures_samples must be 1 to 16"),  # notebook 01 failed late on both
+    ("train.batch_size=1180591620717411303424", r"train\.batch_size must be an integer of at most 2\^53 in size"),
+    ("model.encoder_widths=[1099511627776, 8]", r"model\.encoder_widths must be a non-empty list of positive integers "
+                                                r"of at most 65536 channels"),  # torch's sizes overflowed
+])
+def test_overrides_that_would_reset_a_section_or_overflow_are_refused_by_name(override, message):
+    from lai.config import load_profile
+    from lai.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_profile("tiny", [override])
