@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check an LNB folder: CSV, names, files, bands, dtypes, sizes, values")
     p.add_argument("folder", type=Path, help="LNB folder with s1/, s2/, s2-mask/, image_series.csv")
-    p.add_argument("--skip-bad", action="store_true", help="list bad triplets and go on instead of stopping")
+    p.add_argument("--skip-bad", action="store_true", help="list bad triplets (a bad file or CSV row) and go on instead of stopping")
     _profile_args(p)  # encoding.valid_classes: the SCL classes whose LAI is checked, as `lai cube` checks them
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_validate)
@@ -307,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", type=Path, help="LNB folder")
     p.add_argument("--out", required=True, type=Path, help="cube file to write (.nc)")
     _profile_args(p)
-    p.add_argument("--skip-bad", action="store_true", help="skip bad triplets, listing them, instead of stopping")
+    p.add_argument("--skip-bad", action="store_true", help="skip bad triplets (a bad file or CSV row), listing them, instead of stopping")
     p.add_argument("--overwrite", action="store_true", help="replace an existing cube built otherwise")
     p.add_argument("--quiet", action="store_true")
     _dask_options(p)

@@ -605,10 +605,11 @@ def _json_attr(path, ds, name: str, kind: type):
 
 
 def describe(ds) -> pd.DataFrame:
-    """Per-split table: triplets, areas, mean clear fraction of past dates and of t."""
+    """Per-split table: triplets, areas, mean clear fraction of past dates and of t; a label lai does not write
+    (``trian``, an edited cube) gets its row after lai's, not left out."""
     df = pd.DataFrame(
         {
-            "split": ds["split"].values,
+            "split": ds["split"].values.astype(str),
             "region": regions_of(pd.DataFrame({k: ds[k].values.astype(str) for k in ("country", "area")})),
             "clear_past": ds["clear_fraction"].values[:, :2].mean(axis=1),
             "clear_t": ds["clear_fraction"].values[:, 2],
@@ -621,4 +622,4 @@ def describe(ds) -> pd.DataFrame:
         clear_past=("clear_past", "mean"),
         cloud_past=("cloud_past", "mean"),
         clear_t=("clear_t", "mean"),
-    ).reindex(list(SPLIT_LABELS)).dropna(how="all")
+    ).reindex([*SPLIT_LABELS, *sorted(set(df["split"]) - set(SPLIT_LABELS))]).dropna(how="all")

@@ -190,22 +190,30 @@ def _series_table(root: str | Path) -> tuple[Path, pd.DataFrame]:
     return csv, table
 
 
-def _parse_rows(csv: Path, table: pd.DataFrame) -> Iterator[Triplet]:
-    """The table's triplets one by one (a caller that stops at the first bad file never parses the rest)."""
+def _parse_rows(csv: Path, table: pd.DataFrame, skipped: list[Skipped] | None = None) -> Iterator[Triplet]:
+    """The table's triplets one by one (a caller that stops at the first bad file never parses the rest). A bad row
+    raises :class:`LNBError`, or with a ``skipped`` list is added to it and left out."""
     seen: dict[tuple, int] = {}
     targets: dict[str, int] = {}
     for i, values in enumerate(table[list(TIME_COLUMNS)].itertuples(index=False)):
         where = f"{csv} row {i + 1}"
         names = tuple(str(v).strip() for v in values)
-        if any(not n for n in names):
-            raise LNBError(where, "has an empty cell; each of columns \"0\",\"1\",\"2\" must name a file")
-        if names in seen:
-            raise LNBError(where, f"duplicates row {seen[names] + 1} (the same triplet twice)")
-        if names[2] in targets:  # one map per t file: a second history of the same target would overwrite it
-            raise LNBError(where, f"names the t file {names[2]} of row {targets[names[2]] + 1} again; expected one "
-                                  "triplet per target (tile and date t)")
+        try:
+            if any(not n for n in names):
+                raise LNBError(where, "has an empty cell; each of columns \"0\",\"1\",\"2\" must name a file")
+            if names in seen:
+                raise LNBError(where, f"duplicates row {seen[names] + 1} (the same triplet twice)")
+            if names[2] in targets:  # one map per t file: a second history of the same target would overwrite it
+                raise LNBError(where, f"names the t file {names[2]} of row {targets[names[2]] + 1} again; expected one "
+                                      "triplet per target (tile and date t)")
+            parts = _check_triplet_names(where, names)
+        except LNBError as err:
+            if skipped is None:
+                raise
+            skipped.append(Skipped(i, err.file, err.problem))
+            continue
         seen[names], targets[names[2]] = i, i
-        yield Triplet(i, names, _check_triplet_names(where, names))
+        yield Triplet(i, names, parts)
 
 
 def _check_triplet_names(where: str, names: tuple[str, ...]) -> tuple[TileName, TileName, TileName]:
@@ -547,9 +555,10 @@ def index_folder(root: str | Path, on_error: str = "raise", progress: bool = Tru
     csv, table = _series_table(root)
     triplets: list[Triplet] = []
     headers: list = []  # per triplet: [(path, (height, width)), ...] or the LNBError of a bad header
+    bad_rows: list[Skipped] | None = [] if on_error == "skip" else None  # rows whose names are refused
     bar = tqdm(total=len(table), desc="check headers", unit="triplet", disable=not progress)
     if client is None:
-        for trip in _parse_rows(csv, table):
+        for trip in _parse_rows(csv, table, bad_rows):
             triplets.append(trip)
             headers.extend(_headers(root, [trip]))
             bar.update()
@@ -558,7 +567,7 @@ def index_folder(root: str | Path, on_error: str = "raise", progress: bool = Tru
     else:
         from lai.parallel import map_ordered
 
-        triplets = list(_parse_rows(csv, table))
+        triplets = list(_parse_rows(csv, table, bad_rows))
         chunks = [triplets[i:i + HEADER_TASK_TRIPLETS] for i in range(0, len(triplets), HEADER_TASK_TRIPLETS)]
         done = map_ordered(functools.partial(_headers, Path(root).resolve()), chunks, client,  # absolute: see cube.py
                            on_done=lambda i, _: bar.update(len(chunks[i])))
@@ -571,7 +580,7 @@ def index_folder(root: str | Path, on_error: str = "raise", progress: bool = Tru
     # the size most files have is the reference, so an odd file is named even when it comes first
     sizes = Counter(hw for h in headers if not isinstance(h, LNBError) for _, hw in h)
     shape = sizes.most_common(1)[0][0] if sizes else None
-    good, skipped = [], []
+    good, skipped = [], list(bad_rows or [])
     for trip, header in zip(triplets, headers):
         try:
             if isinstance(header, LNBError):
@@ -584,6 +593,7 @@ def index_folder(root: str | Path, on_error: str = "raise", progress: bool = Tru
             if on_error == "raise":
                 raise
             skipped.append(Skipped(trip.row, err.file, err.problem))
+    skipped.sort(key=lambda s: s.row)
     if not good:
         raise LNBError(root / SERIES_CSV, f"no valid triplet left ({len(skipped)} skipped)")
     has_truth = all((root / TRUTH_DIR / name).is_file() for t in good for name in t.names)

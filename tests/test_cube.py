@@ -251,6 +251,24 @@ def test_a_variable_lai_did_not_write_opens_without_warnings(tiny_data, tmp_path
         assert set(open_cube(relabelled)["split"].values.tolist()) == {99}
 
 
+def test_a_split_label_lai_does_not_write_gets_its_row_in_lai_info(tiny_data, tmp_path):
+    """``trian`` (an edited cube) was left out of `lai info`'s table without a word."""
+    from lai.cube import describe
+
+    def mislabel(f):
+        labels = f["split"][:].astype(str)
+        labels[labels == "train"] = "trian"
+        _replace("split", labels.astype("S16"))(f)
+
+    cube = _edited(tiny_data[2], tmp_path / "labels.nc", mislabel)
+    with open_cube(tiny_data[2]) as ds:
+        before = describe(ds)
+    with open_cube(cube) as ds:
+        table = describe(ds)
+    assert list(table.index) == [i for i in before.index if i != "train"] + ["trian"]
+    assert table.loc["trian", "triplets"] == before.loc["train", "triplets"]
+
+
 def test_interrupted_build_leaves_no_cube(tiny_data, tmp_path, monkeypatch):
     import lai.lnb as lnb_mod
 

@@ -446,6 +446,25 @@ def test_duplicated_triplet(lnb):
     expect_error(lnb, "row 4", r"duplicates row 1")
 
 
+def test_skip_bad_skips_bad_csv_rows_too(lnb, tmp_path, capsys):
+    """--skip-bad skipped triplets with bad files, but a row whose names are refused (a repeat, a name that does not
+    parse) still stopped validate and cube: both are skipped now, and said."""
+    from lai.cli import main
+
+    table = pd.read_csv(lnb / SERIES_CSV, dtype=str)
+    bad = table.iloc[[0]].assign(**{"1": "not-a-tile.tiff", "2": "nor-this.tiff"})
+    pd.concat([table, table.iloc[[0]], bad]).to_csv(lnb / SERIES_CSV, index=False)
+    index = index_folder(lnb, on_error="skip", progress=False)
+    assert [t.row for t in index.triplets] == [0, 1, 2]
+    assert [(s.row, s.problem) for s in index.skipped] == [
+        (3, "duplicates row 1 (the same triplet twice)"),
+        (4, 'file name does not parse; expected <COUNTRY>_<AREA>_<YYYY-MM-DD>_<YYYY-MM-DD>-<IdxTime>-<n>-<Row>-<Col>.tiff')]
+    assert main(["validate", str(lnb), "--skip-bad", "--quiet"]) == 0
+    summary = build_cube(lnb, tmp_path / "cube.nc", on_error="skip", progress=False)
+    assert summary.n_triplets == 3 and [s["row"] for s in summary.skipped] == [3, 4]
+    expect_error(lnb, "row 4", r"duplicates row 1")  # without --skip-bad: refused, as before
+
+
 def test_two_triplets_of_one_target(lnb):
     """Two histories of the same t file: one map per target, so the second row is refused (not found at predict)."""
     from dataclasses import replace
