@@ -21,6 +21,7 @@ import yaml
 
 from lai.config_engine import (  # noqa: F401 - re-exported
     NOT_SAVED,
+    SWITCH,
     absent_fields,
     describe_differences,
     differences,
@@ -259,10 +260,11 @@ class TrainConfig:
     decay_from_best: bool = False
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    bf16: str = "auto"  # auto (on for CUDA) | on | off
-    channels_last: str = "auto"  # auto = on (CUDA, and the CPU since 2026-12-04: docs/measurements.md) | on | off
+    bf16: str = field(default="auto", metadata={SWITCH: True})  # auto (on for CUDA) | on | off
+    # auto = on (CUDA, and the CPU since 2026-12-04: docs/measurements.md) | on | off
+    channels_last: str = field(default="auto", metadata={SWITCH: True})
     compile: bool = False
-    resident: str = "auto"  # auto | on | off: keep the whole split on the device
+    resident: str = field(default="auto", metadata={SWITCH: True})  # auto | on | off: keep the whole split on the device
     max_batches_per_epoch: int | None = None  # for smoke tests only
     # the training loss counts only the pixels clear at t (encoding.valid_classes) whose SCL class at t is one of these
     # (e.g. [4, 5, 6]: not the flagged cloud shadows and dark areas, whose retrieved LAI is too low); inputs,
@@ -288,7 +290,7 @@ class TrainConfig:
             raise ConfigError(f"train.cloudy_weight must be positive, got {self.cloudy_weight}")
         _choice(self, "milestones", ("paper", "reference"))
         for name in ("bf16", "channels_last", "resident"):
-            _choice(self, name, ("auto", "on", "off"))
+            _choice(self, name, ("auto", "on", "off"))  # the SWITCH fields
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.loss_classes is not None and (not self.loss_classes or any(not 0 <= int(c) <= 11 for c in self.loss_classes)):

@@ -18,6 +18,7 @@ from lai.errors import ConfigError, shorten
 
 # --------------------------------------------------------------------------- mappings -> dataclasses
 
+SWITCH = "switch"  # dataclass field metadata: a text field of auto / on / off, which YAML's booleans set to on / off
 MAX_INT = 2**53  # the largest integer a configuration holds: exact as a float, far from overflowing 64-bit sizes
 
 
@@ -92,6 +93,11 @@ def from_dict(cls, data: dict[str, Any] | None, where: str = ""):
             f"unknown configuration key(s) {', '.join(prefix + k for k in unknown)}; "
             f"expected one of: {', '.join(sorted(names))}"
         )
+    switches = {f.name for f in dataclasses.fields(cls) if f.metadata.get(SWITCH)}
+    for k, v in data.items():  # YAML 1.1 reads yes, no, on, off as booleans: only a switch takes them as on / off
+        if isinstance(v, bool) and hints[k] is str and k not in switches:
+            raise ConfigError(f"{where + '.' if where else ''}{k} must be text, got {str(v).lower()} (YAML reads yes, no, "
+                              "on, off, true and false as a boolean): quote it, e.g. name='no'")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     return cls(**kwargs)
 

@@ -412,6 +412,7 @@ def test_a_patch_index_out_of_range_names_the_parameter(tmp_path):
     ("train.batch_size=1180591620717411303424", r"train\.batch_size must be an integer of at most 2\^53 in size"),
     ("model.encoder_widths=[1099511627776, 8]", r"model\.encoder_widths must be a non-empty list of positive integers "
                                                 r"of at most 65536 channels"),  # torch's sizes overflowed
+    ("name=no", r"name must be text, got false \(YAML reads yes, no, on, off, true and false as a boolean\): quote it"),
 ])
 def test_overrides_that_would_reset_a_section_or_overflow_are_refused_by_name(override, message):
     from lai.config import load_profile
@@ -419,3 +420,12 @@ def test_overrides_that_would_reset_a_section_or_overflow_are_refused_by_name(ov
 
     with pytest.raises(ConfigError, match=message):
         load_profile("tiny", [override])
+
+
+def test_a_switch_takes_yamls_booleans_as_on_and_off():
+    """train.bf16, channels_last, resident (auto / on / off): YAML 1.1's off is false, read as "off"; a run named
+    "no" must be quoted (it became a run folder named off)."""
+    from lai.config import load_profile
+
+    p = load_profile("tiny", ["train.bf16=off", "train.channels_last=on", "train.resident=false", "name='no'"])
+    assert (p.train.bf16, p.train.channels_last, p.train.resident, p.name) == ("off", "on", "off", "no")
