@@ -27,9 +27,9 @@ from scipy.ndimage import gaussian_filter
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import report_header, write_report  # noqa: E402
-from lai.facts import ORACLE_GAP_ALL, ORACLE_GAP_EDGES, TEST_SETS  # noqa: E402
+from lai.facts import TEST_SETS  # noqa: E402
 from lai.run_folder import RunContext  # noqa: E402
-from lai.tables import PAST_ESTIMATORS, change_classes, past_clear_pixels, past_estimator_errors  # noqa: E402
+from lai.tables import PAST_ESTIMATORS, past_clear_pixels, past_estimator_errors, rmse_by_change  # noqa: E402
 
 SMOOTHING_SIGMA = 1.0  # pixels
 ESTIMATORS = (*PAST_ESTIMATORS, "two_date_mean_smoothed")
@@ -71,12 +71,8 @@ def main() -> None:
         if errors is None:
             continue
         errors["two_date_mean_smoothed"] = smoothed_errors(ds, of_set[0])
-        size = np.abs(errors["change"])
-        rows = []
-        for label, lo, hi in [*change_classes(ORACLE_GAP_EDGES), (ORACLE_GAP_ALL, 0.0, np.inf)]:
-            sel = (size >= lo) & (size < hi)
-            rows.append({"change": label, "pixels": int(sel.sum()), "share": float(sel.mean()),
-                         **{e: float(np.sqrt(errors[e][sel].mean())) if sel.any() else None for e in ESTIMATORS}})
+        rows = [{k: None if isinstance(v, float) and np.isnan(v) else v for k, v in line.items()}  # JSON: null
+                for line in rmse_by_change(errors, ESTIMATORS)]
         report["sets"][set_name] = rows
         print(f"{set_name} ({name}, {len(seeds)} seed(s)), pixels clear at t-2 and t-1, scored at t; RMSE against the true LAI at t")
         print("  change      share  " + "  ".join(f"{e:>22s}" for e in ESTIMATORS))

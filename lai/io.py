@@ -57,6 +57,11 @@ def _partial_prefix(path: Path) -> str:
     return _hidden_stem(path) + ".partial-"
 
 
+def _partial_path(path: Path, suffix: str = "") -> Path:
+    """A new hidden sibling of ``path`` to write it under (``.NAME.partial-PID-RANDOM``, ending ``suffix``)."""
+    return path.with_name(f"{_partial_prefix(path)}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+
+
 def lock_file(path: str | Path) -> Path:
     """The lock file of output ``path``: a hidden sibling."""
     path = Path(path)
@@ -376,7 +381,7 @@ def atomic_path(path: str | Path, suffix: str = ""):
     path = Path(path)
     check_replaceable(path, folder=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{_partial_prefix(path)}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+    tmp = _partial_path(path, suffix)
     try:
         try:
             yield tmp
@@ -404,7 +409,7 @@ def atomic_new_files(*paths: str | Path):
     :func:`atomic_path`'s.
     """
     paths = [Path(p) for p in paths]
-    tmps = [p.with_name(f"{_partial_prefix(p)}{os.getpid()}-{uuid.uuid4().hex[:8]}") for p in paths]
+    tmps = [_partial_path(p) for p in paths]
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
     placed: list[tuple[Path, Path | None]] = []  # (path, its temporary while linked to it; None once renamed)

@@ -288,7 +288,7 @@ def _check_header(src, path: Path, layer: str) -> tuple[int, int]:
     if t.b or t.d:  # x/y coordinates of a map (predictions.nc) follow rows and columns
         raise LNBError(path, f"has a rotated or sheared grid (geotransform {t.c:g}, {t.a:g}, {t.b:g}, {t.f:g}, {t.d:g}, "
                              f"{t.e:g}); expected a grid along its rows and columns: warp it first (gdalwarp)")
-    if src.gcps[0] and src.transform.is_identity:  # radar geometry: its pixels are not on the S2 grid
+    if src.gcps[0] and t.is_identity:  # radar geometry: its pixels are not on the S2 grid
         raise LNBError(path, f"is georeferenced by {len(src.gcps[0])} ground control points only (slant or ground "
                              "range geometry?); expected a map grid, as the S2 tiles have: terrain-correct it onto theirs")
     check_stored(src, path, kind, what)

@@ -270,6 +270,23 @@ def change_classes(edges=ORACLE_GAP_EDGES) -> list[tuple[str, float, float]]:
             for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
+def by_change(change: np.ndarray, edges=ORACLE_GAP_EDGES):
+    """(label, low, high, mask of ``change``'s pixels) of each class of :func:`change_classes` by the size of the true
+    change ``change``, then of the line ``ORACLE_GAP_ALL`` (every pixel)."""
+    size = np.abs(change)
+    for label, lo, hi in [*change_classes(edges), (ORACLE_GAP_ALL, 0.0, np.inf)]:
+        yield label, lo, hi, (size >= lo) & (size < hi)
+
+
+def rmse_by_change(errors: dict[str, np.ndarray], names, edges=ORACLE_GAP_EDGES, suffix: str = "") -> list[dict]:
+    """Per line of :func:`by_change` of ``errors["change"]``: ``change`` (its label), ``pixels``, ``share`` and the RMSE
+    of each of ``names`` (keys of ``errors``: squared errors per pixel; NaN where the class holds no pixel), under the
+    name plus ``suffix``."""
+    return [{"change": label, "pixels": int(sel.sum()), "share": float(sel.mean()),
+             **{e + suffix: float(np.sqrt(errors[e][sel].mean())) if sel.any() else np.nan for e in names}}
+            for label, _, _, sel in by_change(errors["change"], edges)]
+
+
 def oracle_gap(ds, predictions: list[dict], edges=ORACLE_GAP_EDGES) -> pd.DataFrame:
     """Where a model wins or loses against the oracle bound (simulated data): per test set and class of the true
     change of LAI from t-1 to t (:func:`change_classes`), over the pixels clear at t that the model is scored on,
@@ -302,11 +319,9 @@ def oracle_gap(ds, predictions: list[dict], edges=ORACLE_GAP_EDGES) -> pd.DataFr
             model_change.append(pred - true[:, 1][clear])
         sq = np.mean([e ** 2 for e in model_err], axis=0)  # per pixel, mean over seeds
         slope = float(np.mean([np.sum(c * change) / np.sum(change ** 2) for c in model_change])) if np.any(change) else np.nan
-        size = np.abs(change)
-        for label, lo, hi in [*change_classes(edges), (ORACLE_GAP_ALL, 0.0, np.inf)]:
-            sel = (size >= lo) & (size < hi)
+        for label, lo, hi, sel in by_change(change, edges):
             n = int(sel.sum())
-            share = n / size.size
+            share = n / sel.size
             model_mse, oracle_mse = (float(np.mean(x[sel])) if n else np.nan for x in (sq, change ** 2))
             rows.append({"set": name, "change": label, "change_lo": lo, "change_hi": hi, "pixels": n, "share": share,
                          "model_rmse": np.sqrt(model_mse), "oracle_rmse": np.sqrt(oracle_mse),
@@ -365,10 +380,6 @@ def past_estimators(ds, predictions: list[dict], edges=ORACLE_GAP_EDGES) -> pd.D
         errors = past_estimator_errors(ds, [p[name] for p in predictions], edges[0])
         if errors is None:
             continue
-        size = np.abs(errors["change"])
-        for label, lo, hi in [*change_classes(edges), (ORACLE_GAP_ALL, 0.0, np.inf)]:
-            sel = (size >= lo) & (size < hi)
-            rows.append({"set": name, "change": label, "pixels": int(sel.sum()), "share": float(sel.mean()),
-                         **{f"{e}_rmse": float(np.sqrt(errors[e][sel].mean())) if sel.any() else np.nan
-                            for e in PAST_ESTIMATORS}, "seeds": len(predictions)})
+        rows += [{"set": name, **line, "seeds": len(predictions)}
+                 for line in rmse_by_change(errors, PAST_ESTIMATORS, edges, suffix="_rmse")]
     return pd.DataFrame(rows)
