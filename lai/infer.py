@@ -95,7 +95,8 @@ class Trained:
                          self.calibration.describe() if spread else None,
                          self.calibration.summary()["interval_half_width"]
                          if spread and self.calibration.recalibrated else None,
-                         self.weights_sha256, variant_of(self.config))
+                         self.weights_sha256, variant_of(self.config),
+                         lai_std_observed=self.calibration.summary()["observation_sd"] if spread else None)
 
     @property
     def predicts_spread(self) -> bool:

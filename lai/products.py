@@ -11,12 +11,14 @@ Per map (one triplet of ``--data``, or one ``--scene``)::
                         missing and nothing observed)
 
 ``predictions.nc`` (CF-1.8) holds every map of a ``--data`` prediction, one group per distinct grid
-(CRS, transform, shape): ``/grid_001/lai (triplet, y, x)``, ``lai_model``, ``lai_std`` and ``source``, 1-D ``x``/``y``
+(CRS, transform, shape): ``/grid_001/lai (map, y, x)``, ``lai_model``, ``lai_std`` and ``source``, 1-D ``x``/``y``
 cell-centre coordinates, each map's date ``time`` as its coordinate and a CF ``spatial_ref`` grid mapping
 (``grid_mapping_name`` and parameters, ``crs_wkt`` in WKT, ``GeoTransform``), so
-GDAL (``NETCDF:predictions.nc:/grid_001/lai``) and xarray + rioxarray place each map without lai. The
-root table ``name``, ``grid``, ``grid_index`` and ``time`` maps each triplet to its group and position.
-Tiles without a CRS or transform get no grid mapping. Every file says where its maps come from
+GDAL (``NETCDF:predictions.nc:/grid_001/lai``, one band per map: ``NETCDF_DIM_map`` its position, ``time`` its
+date) and xarray + rioxarray place each map without lai; the groups' dimension ``map`` is not the root's
+``triplet``, so ``xarray.open_datatree`` reads the whole file. The root table ``name``, ``grid``, ``grid_index``
+and ``time`` maps each triplet to its group and position. Tiles without a CRS get no grid mapping, without a
+transform no ``x``/``y``. Every file says where its maps come from
 (:class:`MapOrigin`: model, data, whether simulated, dates, how ``lai_std`` was calibrated): GeoTIFF tags, NetCDF
 attributes.
 """
@@ -30,7 +32,6 @@ import numpy as np
 
 from lai.cube import CF_ATTRS
 from lai.facts import EXTRA_ROWS
-from lai.lnb import crs_units
 
 NODATA = np.float32(np.nan)
 UNITS = "m2/m2"
@@ -39,9 +40,11 @@ LAI_BANDS = {  # band name -> description, in band order; lai_std only from a mo
     "lai_model": "LAI at t predicted by the model (Sentinel-1 at t-2, t-1, t and S2 LAI at t-2, t-1)",
     "lai_std": "standard deviation of band lai: the model's spread where it fills (how it was calibrated: the "
                "map's tag lai_std; errors are heavy-tailed: the central intervals' reach in lai_std is "
-               "the tag lai_std_interval_half_width), the observation's error (estimated on the training run's simulated "
-               "data) where observed",
+               "the tag lai_std_interval_half_width), the observation's error where observed (the tag "
+               "lai_std_where_observed: an estimate from the training run's simulated data, or unknown: NaN)",
 }
+# band lai of a scene without SCL at t: nothing counts as observed
+LAI_WITHOUT_SCL = "gap-filled LAI at t: no SCL at t, so nothing counts as observed: the model everywhere"
 STD = "lai_std"
 SOURCE_MODEL, SOURCE_OBSERVED, SOURCE_MODEL_PAST_RADAR_MISSING, SOURCE_NODATA = 0, 1, 2, 255
 SOURCE_MEANINGS = {SOURCE_MODEL: "model", SOURCE_OBSERVED: "observed",
@@ -64,6 +67,7 @@ class MapOrigin:
     lai_std_reach: str | None = None  # its central intervals' half-widths in lai_std (Calibration.summary)
     model_sha256: str | None = None  # the weights file's SHA-256: which model, wherever the file has gone since
     variant: str = ""  # the variant of the final model it is (lai.facts.EXTRA_ROWS; "" for a Table 1 row as trained)
+    lai_std_observed: str | None = None  # what lai_std holds where observed (Calibration.summary's observation_sd)
 
     def tags(self, **dates: dt.date) -> dict[str, str]:
         """The tags of one map; ``dates``: e.g. ``t=..., t_minus_2=...`` (tags ``date_t``, ``date_t_minus_2``)."""
@@ -79,6 +83,8 @@ class MapOrigin:
             tags["lai_std"] = self.lai_std
         if self.lai_std_reach is not None:
             tags["lai_std_interval_half_width"] = self.lai_std_reach
+        if self.lai_std_observed is not None:
+            tags["lai_std_where_observed"] = self.lai_std_observed
         return {**tags, **{f"date_{k}": d.isoformat() for k, d in dates.items()}}
 
 
@@ -210,7 +216,7 @@ class PredictionsFile:
         self.f.create_variable("name", ("triplet",), string).attrs["long_name"] = "input file name of t"
         self.f.create_variable("grid", ("triplet",), string).attrs["long_name"] = "group holding the triplet's maps"
         self.f.create_variable("grid_index", ("triplet",), np.int32).attrs["long_name"] = (
-            "position of the triplet along its group's triplet dimension")
+            f"position of the triplet along its group's dimension {MAP_DIM}")
         _time(self.f)
         self.f.attrs.update(Conventions="CF-1.8", title="LAI at t from Sentinel-1 and Sentinel-2 time series", **attrs)
 
@@ -222,7 +228,7 @@ class PredictionsFile:
             self.grids[key] = _Grid(self._new_group(f"grid_{len(self.grids) + 1:03d}", *key))
         grid = self.grids[key]
         g, i = grid.group, grid.size
-        g.resize_dimension("triplet", i + 1)
+        g.resize_dimension(MAP_DIM, i + 1)
         g["lai"][i], g["lai_model"][i], g["source"][i] = lai, model, source
         g["time"][i], g[FIRST_DATE][i] = days
         if STD in self.bands:
@@ -235,29 +241,31 @@ class PredictionsFile:
     def _new_group(self, name: str, wkt: str, transform, shape):
         h, w = shape
         g = self.f.create_group(name)
-        g.dimensions = {"triplet": None, "y": h, "x": w}
-        _time(g)
+        g.dimensions = {MAP_DIM: None, "y": h, "x": w}
+        _time(g, MAP_DIM)
         mapping = {}
-        if wkt and transform is not None:
+        if transform is not None:  # cell centres, also without a CRS (then in the tile's own units, unnamed)
             from rasterio.crs import CRS
 
             a, b, c, d, e, f = transform[:6]
-            crs = CRS.from_wkt(wkt)
-            units = crs_units(crs)
+            crs = CRS.from_wkt(wkt) if wkt else None
             for axis, n, start, step in (("x", w, c, a), ("y", h, f, e)):
                 var = g.create_variable(axis, (axis,), np.float64, data=start + step * (np.arange(n) + 0.5))
-                var.attrs.update(_axis_attrs(axis, crs.is_projected, units))
+                var.attrs.update(_axis_attrs(axis, crs))
+        if wkt and transform is not None:
             ref = g.create_variable("spatial_ref", (), np.int32)
             ref.attrs.update(cf_grid_mapping(wkt))
             ref.attrs.update(crs_wkt=wkt, spatial_ref=wkt, GeoTransform=" ".join(f"{v:.17g}" for v in (c, a, b, f, d, e)))
             mapping = {"grid_mapping": "spatial_ref"}
         mapping["coordinates"] = f"time {FIRST_DATE}"  # each map's dates (xarray keeps them with a slice)
         for band, text in self.bands.items():
-            var = g.create_variable(band, ("triplet", "y", "x"), np.float32, chunks=(1, h, w), fillvalue=NODATA,
+            var = g.create_variable(band, (MAP_DIM, "y", "x"), np.float32, chunks=(1, h, w), fillvalue=NODATA,
                                     compression="gzip")
             standard = CF_ATTRS["lai"]["standard_name"] + (" standard_error" if band == STD else "")
             var.attrs.update(standard_name=standard, long_name=text, units=UNITS, **mapping)
-        var = g.create_variable("source", ("triplet", "y", "x"), np.uint8, chunks=(1, h, w), fillvalue=SOURCE_NODATA,
+        # CF: the variables that qualify band lai (its standard error, where each pixel comes from)
+        g["lai"].attrs["ancillary_variables"] = " ".join(([STD] if STD in self.bands else []) + ["source"])
+        var = g.create_variable("source", (MAP_DIM, "y", "x"), np.uint8, chunks=(1, h, w), fillvalue=SOURCE_NODATA,
                                 compression="gzip")
         var.attrs.update(long_name=SOURCE_DESCRIPTION, flag_values=np.array(list(SOURCE_MEANINGS), np.uint8),
                          flag_meanings=" ".join(SOURCE_MEANINGS.values()), **mapping)
@@ -285,20 +293,34 @@ def cf_grid_mapping(wkt: str) -> dict:
         return {k: v for k, v in CRS.from_wkt(wkt).to_cf().items() if v is not None}
 
 
-def _time(group) -> None:
-    """Each map's date t (``time``) and its first input date (``date_t_minus_2``), days since 1970-01-01."""
+def _time(group, dim: str = "triplet") -> None:
+    """Each map's date t (``time``) and its first input date (``date_t_minus_2``), days since 1970-01-01, along
+    ``dim``."""
     for name, what in (("time", "date t"), (FIRST_DATE, "date t-2, the first input date")):
-        var = group.create_variable(name, ("triplet",), np.int32)
+        var = group.create_variable(name, (dim,), np.int32)
         var.attrs.update(long_name=what, units="days since 1970-01-01", calendar="proleptic_gregorian")
     group["time"].attrs["standard_name"] = "time"
 
 
 FIRST_DATE = "date_t_minus_2"  # the variable of predictions.nc, named as the GeoTIFF tag (MapOrigin.tags)
+# the dimension of a grid group of predictions.nc along which its maps lie; not the root's "triplet", whose size
+# differs (xarray's DataTree asks a group's dimensions to match its parent's of the same name)
+MAP_DIM = "map"
+UDUNITS_LENGTH = {"metre": "m", "meter": "m", "m": "m", "foot": "ft", "US survey foot": "US_survey_foot"}
 
 
-def _axis_attrs(axis: str, projected: bool, units: str) -> dict:
-    if projected:
+def cf_length_units(crs) -> str:
+    """A projected CRS's coordinate unit as UDUNITS spells it (CF): ``m``, ``ft``, ``US_survey_foot``, else the
+    unit's length in metres (``0.2011684 m``, which UDUNITS reads)."""
+    name, factor = crs.linear_units_factor
+    return UDUNITS_LENGTH.get(name, f"{factor:.15g} m")
+
+
+def _axis_attrs(axis: str, crs) -> dict:
+    if crs is None:  # a transform without a CRS: positions in units nobody named
+        return {"long_name": f"{axis} of the cell centre (no CRS)", "axis": axis.upper()}
+    if crs.is_projected:
         return {"standard_name": f"projection_{axis}_coordinate", "long_name": f"{axis} of the cell centre",
-                "units": units, "axis": axis.upper()}
+                "units": cf_length_units(crs), "axis": axis.upper()}
     name, units = ("longitude", "degrees_east") if axis == "x" else ("latitude", "degrees_north")
     return {"standard_name": name, "long_name": f"{name} of the cell centre", "units": units, "axis": axis.upper()}

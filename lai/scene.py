@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from lai.pixels import LAI_RANGE, PIXEL_FIX_NOTES, S1_MISSING_MEANING, BadPixelT
 from lai.preprocess import TileGrid, check_inputs, s1_tile, s2_grid, s2_tile, snap_networks, usable_triplets
 from lai.products import (
     GDAL_CACHE_MB,
+    LAI_WITHOUT_SCL,
     SOURCE_MEANINGS,
     SOURCE_MODEL_PAST_RADAR_MISSING,
     SOURCE_OBSERVED,
@@ -251,6 +253,16 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
                     done += final
                     tally.check(trained.enc.valid_classes, most=h * w)  # refused already, whatever the rest holds
                 bar.close()
+                # what the summary says, in the map too (a map passed on without the printed summary still says it)
+                facts = {"window": window, "overlap": overlap, "observed_at_t": "yes" if scl_at_t else LAI_WITHOUT_SCL,
+                         "dates_without_scl": scene.without_scl, "s1_missing_pixels": s1_missing,
+                         "s1_values_clipped": clipped, "lai_clamped_pixels": clamped,
+                         "model_without_past_radar_pixels": no_past_radar, "pixel_fixes": dict(fixes), **scene.notes}
+                facts = {k: v if isinstance(v, str) else json.dumps(v) for k, v in facts.items()}
+                dst.update_tags(**facts)
+                dst_source.update_tags(**facts)
+                if not scl_at_t:
+                    dst.update_tags(1, long_name=LAI_WITHOUT_SCL)
             tally.check(trained.enc.valid_classes)
             if not modelled:  # e.g. S1 NaN or nodata everywhere: a map of NaN is not written as a result
                 raise SceneError(f"{manifest}: no pixel of the map has a model value ({s1_missing} of {3 * h * w} S1 "

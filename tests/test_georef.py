@@ -121,10 +121,11 @@ def test_maps_say_where_they_come_from_and_follow_cf(tiny_data, tiny_run, tmp_pa
     assert tags["model_sha256"] == hashlib.sha256(Path(tags["model"]).read_bytes()).hexdigest()  # which model
     assert np.datetime64(tags["date_t"]) == date_t and tags["date_t_minus_2"] < tags["date_t"]
     assert tags["lai_std"].startswith("NOT recalibrated")  # the tiny run has no calibration.json
+    assert tags["lai_std_where_observed"].startswith("unknown") and "NaN" in tags["lai_std_where_observed"]
     assert "lai_std_interval_half_width" not in tags  # a Gaussian's reach would read as a measurement
     with xr.open_dataset(tmp_path / "maps" / "predictions.nc", group="grid_001", engine="h5netcdf") as ds:
         assert ds["spatial_ref"].attrs["grid_mapping_name"] == "transverse_mercator"
-        first = ds["lai"].isel(triplet=0)
+        first = ds["lai"].isel(map=0)
         assert "time" in first.coords and first["time"].values == ds["time"].values[0]
         first_date = str(first["date_t_minus_2"].values.astype("datetime64[D]"))
     with xr.open_dataset(tmp_path / "maps" / "predictions.nc", engine="h5netcdf") as root:
@@ -134,3 +135,26 @@ def test_maps_say_where_they_come_from_and_follow_cf(tiny_data, tiny_run, tmp_pa
         assert str(root["date_t_minus_2"].values[k].astype("datetime64[D]")) == first_date
     with rasterio.open(tmp_path / "maps" / name.replace(".tiff", ".tif")) as written:
         assert written.tags()["date_t_minus_2"] == first_date  # the map's own first date, as its GeoTIFF says
+
+
+def test_predictions_file_reads_whole_as_a_datatree_in_cf_units(tmp_path):
+    """Grids of several groups: xarray's DataTree reads the whole file (a group's map dimension is not the root's
+    triplet); a CRS in US survey feet names its unit as UDUNITS spells it; a transform without a CRS keeps x/y."""
+    import xarray as xr
+
+    from lai.products import PredictionsFile
+
+    maps = np.ones((4, 3), np.float32), np.ones((4, 3), np.float32), np.ones((4, 3), np.uint8)
+    with PredictionsFile(tmp_path / "p.nc", 3, {"title_note": "test"}) as nc:
+        nc.add("a.tiff", (17000, 16980), *maps, "EPSG:2263", (10.0, 0, 1000.0, 0, -10.0, 2000.0))
+        nc.add("b.tiff", (17010, 16990), *maps, "EPSG:2263", (10.0, 0, 1000.0, 0, -10.0, 2000.0))
+        nc.add("c.tiff", (17020, 17000), *maps, None, (2.0, 0, 500.0, 0, -2.0, 600.0))
+    tree = xr.open_datatree(tmp_path / "p.nc", engine="h5netcdf")
+    assert set(tree.children) == {"grid_001", "grid_002"} and tree["grid_001"].ds.sizes["map"] == 2
+    feet = tree["grid_001"].ds
+    assert feet["x"].attrs["units"] == feet["y"].attrs["units"] == "US_survey_foot"
+    assert feet["lai"].attrs["ancillary_variables"] == "source"
+    bare = tree["grid_002"].ds
+    assert "spatial_ref" not in bare and np.allclose(bare["x"].values, [501.0, 503.0, 505.0])
+    assert np.allclose(bare["y"].values, [599.0, 597.0, 595.0, 593.0]) and "units" not in bare["x"].attrs
+    tree.close()

@@ -425,6 +425,12 @@ def test_scene_pixels_follow_the_folder_rule(tiny_run, tmp_path):
     assert set(np.unique(source)) == {0, 2, 255} and source[20, 20] == 2 and source[5, 5] == 255
     assert summary["model_without_past_radar_pixels"] == 1 and summary["source_codes"][2] == "model_without_past_radar"
     assert summary["observed_fraction"] == 0 and "the model everywhere" in summary["bands"]
+    with rasterio.open(tmp_path / "out4.tif") as src:  # the map says it too, without the printed summary
+        tags, band_1 = src.tags(), src.tags(1)
+    assert "the model everywhere" in band_1["long_name"] and "the model everywhere" in tags["observed_at_t"]
+    assert tags["dates_without_scl"] == json.dumps(summary["dates_without_scl"]) and tags["window"] == "32"
+    assert json.loads(tags["pixel_fixes"]) == summary["pixel_fixes"] and tags["s1_missing_pixels"] == str(
+        summary["s1_missing_pixels"])
 
 
 def test_the_five_percent_rule_judges_a_scene_file_whole_whatever_the_window(tiny_run, tmp_path):
