@@ -262,9 +262,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_publish(args) -> int:
-    from lai.report.publish import publish
+    from lai.report.publish import default_command, publish
 
-    _say(f"published {args.run} to {publish(args.run, args.dest, args.command_line)}")
+    command = args.command_line or default_command(args.run, args.dest)
+    _say(f"published {args.run} to {publish(args.run, args.dest, command)}")
     return 0
 
 
@@ -391,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "or notebooks) to a folder kept in git, e.g. reports/reference")
     p.add_argument("run", type=Path, help="the run folder (reports/<name>)")
     p.add_argument("dest", type=Path, help="the folder to fill: new, empty, or one lai published into before")
-    p.add_argument("--command-line", default="make reference", help="the command that regenerates it, for its README.md")
+    p.add_argument("--command-line", default=None, help="the command that regenerates it, for its README.md (default: "
+                   "the lai run of the run's profile, data and name, then this publish; `make reference` passes its own)")
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("lab", help="open JupyterLab on the project; every other option goes to jupyter lab "

@@ -88,6 +88,10 @@ ORACLE = "oracle"  # the oracle bound as the other side of a comparison: the tru
 # (better, worse) or not; a comparison on no triplet has the verdict EMPTY.
 BETTER, WORSE, NOT_RESOLVED = "better", "worse", "not resolved"
 VERDICTS = (BETTER, WORSE, NOT_RESOLVED)
+# A bootstrap interval over triplets needs this many triplets holding a scored pixel (clear at t): over fewer it
+# is overconfident (one scored triplet gave an interval of zero width, "resolved"), so there is none and the
+# verdict is NOT_RESOLVED (lai.metrics)
+MIN_SCORED_TRIPLETS = 10
 
 PAPER_TITLE = "Leaf Area Index Estimation from Multi-Temporal Sentinel 1 and 2 Satellite Data Using Deep Learning"
 PAPER_AUTHORS = "C. Wang, A. Debouchage, V. Goldité, A. Wery, J. Salzinger"
@@ -300,6 +304,9 @@ RUN_PROFILE_FILE = "profile.yaml"
 RUN_DATA_FILE = "data.json"  # what a run's data step recorded: the cube, its data root, split counts, fingerprint
 RUN_SUBFOLDERS = ("tables", "figures", "runs", "notebooks", "preprocessing")  # the folders lai fills in a run folder
 PUBLISHED_RECORD = ".lai-published"  # what lai publish wrote into a folder kept in git (lai.report.publish): never a run folder
+# set by lai run for the notebooks it executes: the holder of the run folder's lock ("pid N on host H", lai.io), which
+# its own kernels may write under (any other process is refused the folder meanwhile: lai.run_profile)
+RUN_LOCK_HOLDER_ENV = "LAI_RUN_LOCK_HOLDER"
 STAGE_WEIGHTS_FILE = "model.pt"
 
 # lai predict's defaults: triplets per model call (--data); window and overlap of a scene's windows, in pixels (--scene)

@@ -185,6 +185,29 @@ def _take_lock(lock: Path, path: Path) -> int:
 _FILE = object()  # output_lock's default: path is a file
 
 
+def lock_text() -> str:
+    """What a lock file of this process says: "pid N on host H" (its holder, named to those it refuses)."""
+    return f"pid {os.getpid()} on host {socket.gethostname()}"
+
+
+def lock_holder(path: str | Path) -> str | None:
+    """Who holds the write lock of output ``path`` now ("pid N on host H"), or None where nobody does. Only looks:
+    a lock found free is left as it is, never taken or removed."""
+    try:
+        fd = os.open(lock_file(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:  # none (nobody holds it), or not a file lai would lock: output_lock says what it is
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # free: closing the descriptor gives it up again
+        return None
+    except BlockingIOError:
+        return os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def output_lock(path: str | Path, folder: str | None | object = _FILE):
     """Hold the write lock of output ``path`` for the block; refuse if another process holds it.
@@ -208,7 +231,7 @@ def output_lock(path: str | Path, folder: str | None | object = _FILE):
     failed = True
     try:
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode(), 0)
+        os.pwrite(fd, lock_text().encode(), 0)
         adopted = folder is not _FILE and _claim(path, folder)
         remove_stale_partials(path, inside=folder is not _FILE)
         yield path

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lai.facts import N_PIXELS, R2, RMSE, RMSE_NORM, STRICT_VALID_CLASSES
+from lai.facts import MIN_SCORED_TRIPLETS, N_PIXELS, R2, RMSE, RMSE_NORM, STRICT_VALID_CLASSES
 
 SUMS = ("sse", "sum_t", "sum_tt", "n")
 BOOTSTRAP_SAMPLES = 2000
@@ -81,7 +81,7 @@ def bootstrap_intervals(sums: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed
                         level: float = LEVEL) -> dict[str, float]:
     """Percentile intervals (``rmse_lo``, ``rmse_hi``, ``r2_lo``, ``r2_hi``) over resampled triplets."""
     sums = np.asarray(sums, np.float64)
-    if len(sums) < 2:
+    if scored_triplets(sums) < MIN_SCORED_TRIPLETS:
         return {"rmse_lo": np.nan, "rmse_hi": np.nan, "r2_lo": np.nan, "r2_hi": np.nan}
     rmse, r2 = rmse_r2(resample_weights(len(sums), samples, seed) @ sums)
     (rlo, rhi), (qlo, qhi) = percentile_interval(rmse, level), percentile_interval(r2, level)
@@ -104,8 +104,9 @@ def paired_difference(sums_a: np.ndarray, sums_b: np.ndarray, samples: int = BOO
     if a.shape[1:] != b.shape[1:]:
         raise ValueError(f"paired bootstrap needs the same triplets for both models, got {a.shape[1:]} and {b.shape[1:]}")
     diff = float(seed_mean_rmse(a.sum(1)) - seed_mean_rmse(b.sum(1)))
-    if a.shape[1] < 2:
-        return {"diff": diff, "diff_lo": np.nan, "diff_hi": np.nan, "resolved": False}
+    scored = scored_triplets(b)
+    if scored < MIN_SCORED_TRIPLETS:  # too few for an interval (lai.facts.MIN_SCORED_TRIPLETS): not resolved
+        return {"diff": diff, "diff_lo": np.nan, "diff_hi": np.nan, "resolved": False, "scored_triplets": scored}
     w = resample_weights(a.shape[1], samples, seed)
     rng = np.random.default_rng([seed, 1])  # the trainings' draws, apart from the triplets'
 
@@ -117,7 +118,13 @@ def paired_difference(sums_a: np.ndarray, sums_b: np.ndarray, samples: int = BOO
         return (counts * per_training.T).sum(axis=1) / len(sums)
 
     lo, hi = percentile_interval(mean_rmse(a) - mean_rmse(b), level)
-    return {"diff": diff, "diff_lo": lo, "diff_hi": hi, "resolved": bool(lo > 0 or hi < 0)}
+    return {"diff": diff, "diff_lo": lo, "diff_hi": hi, "resolved": bool(lo > 0 or hi < 0), "scored_triplets": scored}
+
+
+def scored_triplets(sums) -> int:
+    """How many triplets of ``sums`` (``(triplets, SUMS)`` or ``(seeds, triplets, SUMS)``) hold a scored pixel."""
+    n = np.asarray(sums, np.float64)[..., SUMS.index("n")]
+    return int((n > 0).reshape(-1, n.shape[-1]).any(axis=0).sum()) if n.size else 0
 
 
 def _by_seed(sums) -> np.ndarray:

@@ -12,8 +12,16 @@ import sys
 from pathlib import Path
 
 from lai.errors import PipelineError
-from lai.facts import RUN_PROFILE_FILE, RUN_SUBFOLDERS
-from lai.io import atomic_path, atomic_write_text, check_outside, check_replaceable, output_lock, own_subfolder
+from lai.facts import RUN_LOCK_HOLDER_ENV, RUN_PROFILE_FILE, RUN_SUBFOLDERS
+from lai.io import (
+    atomic_path,
+    atomic_write_text,
+    check_outside,
+    check_replaceable,
+    lock_text,
+    output_lock,
+    own_subfolder,
+)
 from lai.provenance import code_digest
 from lai.records import read_json_record
 from lai.run_profile import DEFAULT_PROFILE, PROJECT_ROOT, check_run_name, open_run_folder, resolve_profile
@@ -52,7 +60,7 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
         check_outside(run_dir, data, "LNB folder", "the run folder")
         check_outside(data_root, data, "LNB folder", "the data root (--data-root)")
     params = {"run_dir": str(run_dir), "data_root": str(Path(data_root).resolve())}
-    with output_lock(run_dir, folder=RUN_PROFILE_FILE):
+    with output_lock(run_dir, folder=RUN_PROFILE_FILE), _environment(RUN_LOCK_HOLDER_ENV, lock_text()):
         open_run_folder(run_dir, resolved)  # claims the folder and writes its profile before any notebook
         for sub in RUN_SUBFOLDERS:  # a link planted there is refused before any notebook runs or record is removed
             own_subfolder(run_dir, sub)
@@ -194,6 +202,20 @@ class _Terminal:
     def flush(self) -> None:
         if not self.muted:
             self.stream.flush()
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str):
+    """The environment variable ``name`` set to ``value`` for the block (the notebooks' kernels inherit it)."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 @contextlib.contextmanager

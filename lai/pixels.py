@@ -162,9 +162,10 @@ def _extreme(values: np.ndarray) -> float | None:
 def _range_error(kind: str, file, bad: int, checked: int, worst: float | None, valid_classes) -> LNBError:
     """The refusal of a file (``kind`` "lai" or "s1") with ``bad`` of its ``checked`` values out of range."""
     if kind == "s1":
+        why = ("10*log10 of 0, an undeclared nodata: declare -inf as the raster's nodata or write NaN there, which "
+               "lai reads as missing radar" if worst == -np.inf else "wrong units, or undeclared nodata?")
         return LNBError(file, f"has {_share(bad, checked)} of its backscatter values outside the plausible range "
-                              f"[{S1_DB_RANGE[0]:g}, {S1_DB_RANGE[1]:g}] dB: values such as {worst:g} (wrong units, or "
-                              "undeclared nodata?)")
+                              f"[{S1_DB_RANGE[0]:g}, {S1_DB_RANGE[1]:g}] dB: values such as {worst:g} ({why})")
     low, high = LAI_RANGE
     return LNBError(file, f"has {_share(bad, checked)} of its usable pixels (SCL {list(valid_classes)}) outside the "
                           f"plausible LAI range [{low:g}, {high:g}]: values such as {worst:g} (wrong units, or "

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from lai.config import Profile
-from lai.errors import ClusterStartError, ConfigError, PipelineError
+from lai.errors import ClusterStartError, ConfigError, LNBError, PipelineError, RunFolderError
 from lai.facts import (
     ROWS,
     RUN_DATA_FILE,
@@ -147,22 +147,50 @@ class RunContext:
 
         What a notebook's parameters give: relative ``run_dir``, ``data_root`` and ``data`` are taken from the
         project folder (the one holding notebooks/, reports/ and data/), as the defaults are, wherever the kernel
-        runs (JupyterLab runs it in notebooks/); ``overrides`` may be one string (papermill's ``-p``): one
+        runs (JupyterLab runs it in notebooks/), and so is a relative ``profile`` file (``*.yaml``);
+        ``overrides`` may be one string (papermill's ``-p``): one
         override, or a YAML list of them."""
         _refuse_unknown_parameters()
+        for name, value in (("run_dir", run_dir), ("profile", profile), ("data", data), ("data_root", data_root)):
+            if value is not None and not isinstance(value, (str, os.PathLike, Profile)) or (
+                    name != "profile" and isinstance(value, Profile)):
+                raise ConfigError(f"the parameter {name} must be {'a profile name or ' if name == 'profile' else ''}a "
+                                  f"path (text), got {value!r} ({type(value).__name__}): papermill's -p reads "
+                                  f"`-p {name} 20261207` as a number; pass text with -r {name} 20261207")
         if progress not in (None, True, False):  # e.g. papermill's -p progress maybe: a string, which bool() takes as True
             raise ConfigError(f"the parameter progress must be True, False or None, got {progress!r}")
+        if isinstance(profile, (str, os.PathLike)) and str(profile).endswith((".yaml", ".yml")):
+            profile = _from_project(profile)  # a profile file, like the other paths (a built-in name stays a name)
         return cls(profile, _override_list(overrides), _from_project(run_dir), _from_project(data_root),
                    _from_project(data), progress)
 
-    def _recorded_data_root(self) -> str | None:
-        """The data root this run folder's data step used (data.json), so a notebook opened alone finds its cube."""
+    def _recorded_data(self) -> dict:
+        """What this run folder's data step recorded (data.json); {} where it has not run or is unreadable."""
         path = self.run_dir / RUN_DATA_FILE
         try:
-            root = read_json_record(path, PipelineError, "").get("data_root") if path.exists() else None
-        except (PipelineError, AttributeError):  # unreadable: the default data root
-            return None
+            data = read_json_record(path, PipelineError, "") if path.exists() else {}
+        except PipelineError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _recorded_data_root(self) -> str | None:
+        """The data root this run folder's data step used (data.json), so a notebook opened alone finds its cube."""
+        root = self._recorded_data().get("data_root")
         return root if isinstance(root, str) else None
+
+    def _refuse_other_data(self, fingerprint: str) -> None:
+        """Refuse data other than those this run folder's results come from (data.json's fingerprint): the source
+        changed since, or another data root holds other data under the same settings; its tables and trained
+        stages would mix two datasets."""
+        data = self._recorded_data()
+        recorded = data.get("fingerprint")
+        if isinstance(recorded, str) and recorded and recorded != fingerprint:
+            raise RunFolderError(
+                f"{self.run_dir}: its results come from the data of fingerprint {recorded[:16]} ({data.get('source')}, "
+                f"cube {data.get('cube')}), and the cube {self.cube_path} of {self.lnb_dir} now holds other data "
+                f"(fingerprint {fingerprint[:16]}): the data changed since, or another data root holds other data; "
+                "nothing of the run folder was changed. Start a new run folder (`lai run --name NEW`, or the notebooks' "
+                f"run_dir) for these data, or delete {self.run_dir} to run it again from the start")
 
     # ------------------------------------------------------------------ paths
     @property
@@ -210,10 +238,18 @@ class RunContext:
                               progress=self._progress(progress), cube_float=self.profile.cube_float, dask=dask)
 
         try:
-            summary = cube(run_cube_dask())
-        except ClusterStartError as err:  # the same cube, in this process
-            print(f"lai: {err.what}; building the cube in this process", file=sys.stderr)
-            summary = cube(None)
+            try:
+                summary = cube(run_cube_dask())
+            except ClusterStartError as err:  # the same cube, in this process
+                print(f"lai: {err.what}; building the cube in this process", file=sys.stderr)
+                summary = cube(None)
+        except LNBError as err:
+            if self.simulated:
+                raise
+            raise LNBError(err.file, f"{err.problem} (a run stops at a bad triplet of its LNB folder: `lai validate "
+                           f"{self.lnb_dir} --skip-bad` lists them all; mend them or remove their rows from "
+                           "image_series.csv, then run again)") from None
+        self._refuse_other_data(summary.fingerprint)
         empty = [name for name in (TRAIN, VAL) if not summary.splits.get(name)]
         if empty:  # nothing could be trained: said here, naming the data and the settings, not by a later cell
             cfg = self.profile.splits
@@ -221,9 +257,10 @@ class RunContext:
                 "sampling", "block_size", "test_fraction", "val_fraction", "min_clear_target", "held_out_areas"))
             fix = {TRAIN: "lower splits.test_fraction and splits.val_fraction or hold out fewer areas",
                    VAL: "raise splits.val_fraction" + (" or lower splits.block_size" if cfg.sampling == "blocks" else "")}
+            remedy = ("lower splits.test_fraction or hold out fewer areas (the test sets take every triplet)"
+                      if len(empty) == 2 else fix[empty[0]])  # one remedy for both, not two that contradict
             raise ConfigError(f"{self.lnb_dir}: its {summary.n_triplets} triplet(s) leave the {' and '.join(empty)} "
-                              f"split(s) empty with {settings}; training needs both: add triplets, or "
-                              f"{', or '.join(fix[name] for name in empty)}")
+                              f"split(s) empty with {settings}; training needs both: add triplets, or {remedy}")
         info = {
             "kind": "simulated" if self.simulated else "real",
             "source": str(self.lnb_dir),
@@ -268,15 +305,22 @@ class RunContext:
         return name, list(seed_runs(name, self.profile.train))
 
     def train_extras(self, progress: bool | None = None):
-        """Train the rows beyond the paper (``lai.facts.EXTRA_ROWS``) beside the Table 1 rows."""
+        """Train the rows beyond the paper (``lai.facts.EXTRA_ROWS``) beside the Table 1 rows, and list them in
+        tables/training.csv (how each stopped, its time: the report's training section covers them)."""
+        from lai.facts import EXTRA_ROWS
         from lai.train import train_extras
 
-        return train_extras(self.profile, self.cube_path, self.run_dir / "runs", resume=True, progress=self._progress(progress))
+        results = train_extras(self.profile, self.cube_path, self.run_dir / "runs", resume=True,
+                               progress=self._progress(progress))
+        self.save_training(list(EXTRA_ROWS))
+        return results
 
     def evaluate(self, row: str) -> pd.DataFrame:
         """Metrics of a trained row on the three test sets (cached in its run folder)."""
+        from lai.cube import cube_identity
         from lai.evaluate import evaluate_run, evaluated_on, evaluation_identity
 
+        self._refuse_other_data(cube_identity(self.cube_path)["fingerprint"])
         run = self.run_dir / "runs" / row
         cached = run / STAGE_METRICS_FILE
         if (cached.exists() and cached.stat().st_mtime >= (run / STAGE_WEIGHTS_FILE).stat().st_mtime
@@ -336,12 +380,14 @@ class RunContext:
         observed LAI at t against the true LAI on the scored pixels (``floor_rmse``) and on strictly clear
         ones (``floor_rmse_strict``, SCL 4-6), and the oracle bound (``oracle_rmse``, its per-triplet sums in
         ``attrs["per_triplet"]`` and tables/oracle_per_triplet.csv); None for real data, which has no true LAI."""
+        from lai.cube import cube_identity
         from lai.facts import TEST_SETS
         from lai.noise import noise_floor
 
         if not self.simulated:
             return None
-        table, made = self.table(TABLE.noise_floor), {"lai_code": code_digest()}
+        # kept for the lai code and the cube that made it (the oracle's per-triplet sums pair with the cube's triplets)
+        table, made = self.table(TABLE.noise_floor), {"lai_code": code_digest(), **cube_identity(self.cube_path)}
         if table.exists() and self.table(TABLE.oracle_per_triplet).exists() and self._was_made(table, made):
             floor = self.read_table(TABLE.noise_floor)
             floor.attrs["per_triplet"] = self.read_table(TABLE.oracle_per_triplet)

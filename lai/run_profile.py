@@ -6,6 +6,7 @@ notebooks' work and re-exports these names).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,8 +24,8 @@ from lai.config import (
     variant,
 )
 from lai.errors import RunFolderError
-from lai.facts import PROJECT_ROOT, PUBLISHED_RECORD, RUN_PROFILE_FILE
-from lai.io import atomic_write_text, claim_folder
+from lai.facts import PROJECT_ROOT, PUBLISHED_RECORD, RUN_LOCK_HOLDER_ENV, RUN_PROFILE_FILE
+from lai.io import OutputLockedError, atomic_write_text, claim_folder, lock_holder, lock_text
 from lai.records import read_yaml_mapping
 
 DEFAULT_PROFILE = "quick"
@@ -69,11 +70,17 @@ def saved_profile(run_dir: str | Path) -> tuple[Profile, dict] | None:
         ) from None
 
 
-def _refuse_published(folder: Path) -> None:
-    """A folder lai publish wrote (results kept in git, its profile.yaml a copy) is never taken as a run folder."""
+def _refuse_as_run_folder(folder: Path) -> None:
+    """A folder lai publish wrote (results kept in git, its profile.yaml a copy) is never taken as a run folder; nor
+    one another lai process is writing (``lai run``), unless this process is that one or one of its notebooks."""
     if (folder / PUBLISHED_RECORD).exists() or (folder / PUBLISHED_RECORD).is_symlink():
         raise RunFolderError(f"{folder} holds results lai publish copied there ({PUBLISHED_RECORD}), kept without weights "
                              "or notebooks: lai never runs into it; run into another folder, then publish that one here")
+    holder = lock_holder(folder.resolve())
+    if holder and holder not in (lock_text(), os.environ.get(RUN_LOCK_HOLDER_ENV)):
+        raise OutputLockedError(f"{folder} is being written by another lai process ({holder}; `lai run`, say): a "
+                                "notebook run there meanwhile would mix its tables with that run's; wait for it to "
+                                "finish, or give the notebook another run_dir")
 
 
 def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Profile | None = None,
@@ -92,14 +99,14 @@ def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Pro
     given = profile is not None or bool(overrides) or data is not None
     if not given:
         folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / "reports" / DEFAULT_PROFILE
-        _refuse_published(folder)
+        _refuse_as_run_folder(folder)
         saved = saved_profile(folder)
         if saved is not None:
             return saved[0], folder
     held = saved_profile(run_dir) if profile is None and run_dir is not None else None
     resolved = resolve_profile(held[0] if held else profile, overrides, data)  # the field changed is the one named
     folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / "reports" / resolved.name
-    _refuse_published(folder)
+    _refuse_as_run_folder(folder)
     saved = held or saved_profile(folder)  # held: that folder's, read once
     if saved is None:
         claim_folder(folder, RUN_PROFILE_FILE)

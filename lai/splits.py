@@ -203,7 +203,10 @@ def empty_sets_warning(counts: dict[str, int], cfg: SplitConfig, regions=()) -> 
     """
     empty = [name for name in TEST_SETS if not counts.get(name, 0)]
     lines = []
-    for name in (TRAIN, VAL):
+    if not counts.get(TRAIN, 0) and not counts.get(VAL, 0):  # one remedy for both, not two that contradict
+        lines.append(f"the {TRAIN} and {VAL} splits are empty, so training will stop: the test sets take every triplet; "
+                     f"lower {_now(cfg, 'test_fraction')} or hold out fewer areas, or add triplets")
+    for name in (TRAIN, VAL) if counts.get(TRAIN, 0) or counts.get(VAL, 0) else ():
         if not counts.get(name, 0):
             fraction = f"raise {_now(cfg, 'val_fraction')}" if name == VAL else (
                 f"lower {_now(cfg, 'test_fraction')} and {_now(cfg, 'val_fraction')}, or hold out fewer areas")

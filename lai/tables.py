@@ -107,7 +107,8 @@ def comparisons(model: pd.DataFrame | list[pd.DataFrame], others: dict[str, pd.D
     default), the seeds too (a two-stage bootstrap, :func:`lai.metrics.paired_difference`: the interval says
     what trainings of this kind score, not only these); ``seeds`` says how many, ``trainings_resampled``
     whether they were drawn. One line per (set, other): both RMSEs, ``diff`` = model - other (LAI; negative:
-    the model is better) with its 95% interval, and ``verdict``: better or worse where the
+    the model is better) with its 95% interval, ``scored_triplets`` (those holding a scored pixel: below
+    ``lai.facts.MIN_SCORED_TRIPLETS`` no interval), and ``verdict``: better or worse where the
     interval excludes 0, else not resolved (``lai.facts.VERDICTS``); "empty" (``lai.facts.EMPTY``, NaN numbers) where either
     model has no triplet of the set. ``sets``: the sets compared (the test sets by default).
     """
@@ -120,8 +121,8 @@ def comparisons(model: pd.DataFrame | list[pd.DataFrame], others: dict[str, pd.D
             theirs = other[other["set"] == name].set_index("triplet")
             if not len(mine[0]) or not len(theirs):
                 out.append({"set": name, "model": model_name, "other": other_name, "seeds": len(runs), "triplets": 0,
-                            **dict.fromkeys(COMPARISON_NUMBERS, np.nan), "resolved": False, "verdict": EMPTY,
-                            "trainings_resampled": drawn})
+                            **dict.fromkeys(COMPARISON_NUMBERS, np.nan), "resolved": False, "scored_triplets": 0,
+                            "verdict": EMPTY, "trainings_resampled": drawn})
                 continue
             if any(set(m.index) != set(theirs.index) for m in mine):
                 raise ValueError(f"{model_name} and {other_name} were scored on different {name} triplets")

@@ -18,9 +18,11 @@ RELATIVE = 5e-4
 
 
 def _close(ref: str, test: str) -> bool:
-    decimals = len(ref.split(".")[1].split("e")[0].split("E")[0])
+    mantissa, _, exponent = ref.lower().partition("e")
+    decimals = len(mantissa.split(".")[1])
+    unit = 10.0 ** (int(exponent or 0) - decimals)  # one unit of the last displayed digit: 1.2e-05 -> 1e-06
     a, b = float(ref), float(test)
-    return abs(a - b) <= max(10.0 ** -decimals, RELATIVE * max(abs(a), abs(b))) * (1 + 1e-9)
+    return abs(a - b) <= max(unit, RELATIVE * max(abs(a), abs(b))) * (1 + 1e-9)
 
 
 def _words(text: str) -> list[list[str]]:

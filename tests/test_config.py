@@ -92,6 +92,8 @@ def test_new_run_folders_default_to_reports_and_absolute_data(tmp_path, monkeypa
     assert real.run_dir == tmp_path / "real" and real.data_root == tmp_path / "data"
     assert real.profile.data == str(tmp_path / "lnb") and RunContext.open(tmp_path / "real").profile.data == str(tmp_path / "lnb")
     assert not (tmp_path / "lnb" / "real").exists()
+    (tmp_path / "mine.yaml").write_text("name: mine\nextras: false\n")  # a profile file beside notebooks/, not in it
+    assert RunContext.open("mine", "mine.yaml", data_root="data").profile.name == "mine"
 
 
 def test_a_mistyped_data_folder_leaves_no_run_folder_that_refuses_the_right_one(tmp_path):
@@ -429,3 +431,60 @@ def test_a_switch_takes_yamls_booleans_as_on_and_off():
 
     p = load_profile("tiny", ["train.bf16=off", "train.channels_last=on", "train.resident=false", "name='no'"])
     assert (p.train.bf16, p.train.channels_last, p.train.resident, p.name) == ("off", "on", "off", "no")
+
+
+def test_a_run_folder_refuses_data_other_than_its_results_came_from(tmp_path, monkeypatch):
+    """Its data changed (another data root, a source folder edited): the data step refuses before data.json or any
+    table is rewritten, naming both fingerprints and the way out, and a notebook's evaluation refuses the other cube
+    too (they used to rewrite data.json and mix tables of two datasets, refused only stage by stage later)."""
+    import json
+
+    import lai.cube
+    import lai.simulate
+    from lai.cube import CubeSummary
+    from lai.errors import RunFolderError
+    from lai.run_folder import RunContext
+
+    ctx = RunContext.open(tmp_path / "run", "tiny", data_root=tmp_path / "data")
+    fingerprint = {"now": "a" * 64}
+    monkeypatch.setattr(lai.simulate, "simulate", lambda *a, **k: None)
+    monkeypatch.setattr(lai.cube, "build_cube", lambda *a, **k: CubeSummary(
+        "cube.nc", 30, 64, 64, True, {"train": 20, "val": 10}, fingerprint=fingerprint["now"]))
+    ctx.ensure_data()
+    recorded = (ctx.run_dir / "data.json").read_text()
+    assert json.loads(recorded)["fingerprint"] == "a" * 64
+    ctx.ensure_data()  # the same data again: fine
+    fingerprint["now"] = "b" * 64
+    with pytest.raises(RunFolderError, match=r"fingerprint aaaaaaaaaaaaaaaa .*fingerprint bbbbbbbbbbbbbbbb.*--name NEW"):
+        ctx.ensure_data()
+    assert (ctx.run_dir / "data.json").read_text() == recorded
+    monkeypatch.setattr(lai.cube, "cube_identity", lambda path: {"fingerprint": "b" * 64, "splits": "s"})
+    with pytest.raises(RunFolderError, match="now holds other data"):
+        ctx.evaluate("final")
+
+
+@pytest.mark.parametrize("name", ["run_dir", "profile", "data", "data_root"])
+def test_a_notebook_parameter_of_the_wrong_type_is_refused_by_name(tmp_path, name):
+    """papermill's `-p run_dir 20261207` passes an int: it gave a bare TypeError (expected str, bytes or os.PathLike)."""
+    from lai.errors import ConfigError
+    from lai.run_folder import RunContext
+
+    with pytest.raises(ConfigError, match=rf"the parameter {name} must be .*got 20261207 \(int\).*-r {name} 20261207"):
+        RunContext.open(**{"run_dir": tmp_path / "run", name: 20261207})
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_on_a_real_folder_with_a_bad_triplet_says_how_to_list_them(tmp_path):
+    """`lai run --data` stopped at the first bad triplet with the reader's message alone; it has no --skip-bad, so
+    it now says how to list every bad triplet and what to do."""
+    from lai.errors import LNBError
+    from lai.lnb import S1_DIR
+    from lai.run_folder import RunContext
+    from tests.helpers import make_lnb
+
+    lnb = make_lnb(tmp_path / "lnb", n_triplets=3)
+    next((lnb / S1_DIR).iterdir()).unlink()
+    ctx = RunContext.open(tmp_path / "run", "tiny", data=lnb, data_root=tmp_path / "data")
+    with pytest.raises(LNBError, match=rf"is missing \(a run stops at a bad triplet .*`lai validate {lnb} --skip-bad`"):
+        ctx.ensure_data(progress=False)
+    assert not (ctx.run_dir / "data.json").exists()

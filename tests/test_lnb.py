@@ -655,3 +655,14 @@ def test_linear_power_with_a_few_bright_pixels_is_refused(lnb):
     write_tiff(lnb / S1_DIR / name, s1)
     expect_error(lnb, f"{S1_DIR}/{name}", r"has 98 % of its backscatter values of VV in \[0, 1\] \(median 0\.05\): linear "
                                           r"power, not dB")
+
+
+def test_an_undeclared_minus_infinity_in_s1_says_how_to_declare_it():
+    """A swath edge of -inf (10*log10 of 0) refused a whole file with "wrong units, or undeclared nodata?", though
+    declaring -inf as the nodata (or writing NaN) is all it takes."""
+    from lai.pixels import _range_error
+
+    message = str(_range_error("s1", "s1/a.tif", 300, 1000, -np.inf, [4, 5]))
+    assert message.startswith("s1/a.tif: has") and "values such as -inf (10*log10 of 0, an undeclared nodata: declare " \
+        "-inf as the raster's nodata or write NaN there" in message
+    assert "(wrong units, or undeclared nodata?)" in str(_range_error("s1", "s1/a.tif", 300, 1000, -9999.0, [4, 5]))

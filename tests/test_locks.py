@@ -215,3 +215,32 @@ def test_a_link_made_while_an_output_is_written_is_not_replaced(tmp_path):
             tmp.write_text("lai's")
             out.symlink_to(mine)
     assert out.is_symlink() and out.read_text() == "keep" and not list(tmp_path.glob(".*partial*"))
+
+
+def test_a_notebook_is_refused_a_run_folder_lai_run_is_writing_but_not_its_own_kernels(tmp_path, monkeypatch):
+    """A notebook opened in JupyterLab on the run folder `make run` is writing used to run and rewrite its tables
+    (two writers); now it is refused, naming the holder, while the kernels of that `lai run` (which say its lock in
+    the environment) and the holder itself go on."""
+    from lai.facts import RUN_LOCK_HOLDER_ENV
+    from lai.io import lock_holder
+    from lai.run_folder import RunContext
+
+    run = tmp_path / "run"
+    RunContext.open(run, "tiny", data_root=tmp_path / "data")
+    assert lock_holder(run) is None
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from lai.io import output_lock\n"
+                               f"with output_lock({str(run)!r}, folder='profile.yaml'):\n"
+                               "    print('held', flush=True); sys.stdin.readline()"],
+                              cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        text = f"pid {holder.pid} on host {socket.gethostname()}"
+        assert lock_holder(run) == text
+        with pytest.raises(OutputLockedError, match=rf"{run} is being written by another lai process \({text}; `lai run`"):
+            RunContext.open(run)
+        monkeypatch.setenv(RUN_LOCK_HOLDER_ENV, text)  # a kernel of that lai run
+        assert RunContext.open(run).run_dir == run
+    finally:
+        holder.communicate("go\n", timeout=60)
+    monkeypatch.delenv(RUN_LOCK_HOLDER_ENV)
+    assert lock_holder(run) is None and RunContext.open(run).run_dir == run  # free again, and lock_holder took nothing

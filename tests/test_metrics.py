@@ -213,3 +213,26 @@ def test_table1_wide_and_the_extras_table_take_each_number_from_its_own_column()
                          for s in TEST_SETS for k in range(2)])
     table = extras_table({}, baselines, sums, {name: sums})
     assert list(table["name"].unique()) == [name] and (table["rmse"] == 0.9).all()
+
+
+def test_too_few_scored_triplets_give_no_interval_and_no_verdict():
+    """One triplet with clear pixels among empty ones gave an interval of zero width, "resolved" (a real-data run
+    whose held-out area was clouded); below lai.facts.MIN_SCORED_TRIPLETS there is no interval and no verdict."""
+    from lai.facts import MIN_SCORED_TRIPLETS
+    from lai.metrics import bootstrap_intervals, paired_difference, scored_triplets, triplet_sums
+
+    rng = np.random.default_rng(3)
+    target = rng.uniform(0, 6, (30, 8, 8))
+    good, bad = target + rng.normal(0, 0.3, target.shape), target + rng.normal(0, 1.5, target.shape)
+    for scored in (1, MIN_SCORED_TRIPLETS - 1, MIN_SCORED_TRIPLETS):
+        mask = np.zeros(target.shape, bool)
+        mask[:scored] = True  # the others hold no scored pixel
+        a, b = triplet_sums(good, target, mask), triplet_sums(bad, target, mask)
+        assert scored_triplets(a) == scored == scored_triplets(np.stack([a, a]))
+        diff, ci = paired_difference(a, b), bootstrap_intervals(a)
+        assert diff["scored_triplets"] == scored and diff["diff"] < -0.5  # the point difference is still given
+        if scored < MIN_SCORED_TRIPLETS:
+            assert not diff["resolved"] and np.isnan([diff["diff_lo"], diff["diff_hi"], ci["rmse_lo"]]).all()
+        else:
+            assert diff["resolved"] and diff["diff_lo"] < diff["diff_hi"] < 0 and ci["rmse_lo"] < ci["rmse_hi"]
+    assert scored_triplets(np.zeros((0, 4))) == 0

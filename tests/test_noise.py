@@ -7,6 +7,7 @@ import pytest
 from lai.config import SplitConfig
 from lai.cube import build_cube, open_cube
 from lai.errors import CubeError
+from lai.facts import MIN_SCORED_TRIPLETS
 from lai.metrics import SUMS
 from lai.noise import noise_floor
 from lai.splits import TEST_SETS
@@ -75,7 +76,11 @@ def test_final_model_beside_floor_and_oracle(tiny_data):
     assert (same.loc[same["triplets"] == 0, "oracle_verdict"] == "empty").all()
     perfect = oracle.assign(sse=0.0)
     better = floor_with_model(same, perfect, oracle)
-    assert (better.loc[better["triplets"] > 0, "oracle_verdict"] == "better").all()
+    scored = oracle[oracle["n"] > 0].groupby("set").size().reindex(better["set"]).fillna(0).to_numpy()
+    enough, few = scored >= MIN_SCORED_TRIPLETS, (scored > 0) & (scored < MIN_SCORED_TRIPLETS)
+    assert enough.any() and (better.loc[enough, "oracle_verdict"] == "better").all()
+    # too few triplets hold a scored pixel for an interval: no verdict however large the difference
+    assert (better.loc[few, "oracle_verdict"] == "not resolved").all() and better.loc[few, "oracle_diff_lo"].isna().all()
     assert list(better.columns) == list(same.columns)  # recomputed, not appended twice
 
 

@@ -440,3 +440,19 @@ def test_a_file_that_grows_after_its_size_check_is_refused_not_copied_whole(tmp_
     monkeypatch.setattr(publishing, "_open_sources", opened)
     publish(run, dest, "make reference")
     assert (dest / "tables" / "training.csv").read_bytes() == (run / "tables" / "training.csv").read_bytes()
+
+
+def test_a_published_real_data_run_says_its_data_and_how_it_was_made(tmp_path):
+    """lai publish of a run on a real LNB folder wrote "Reference results ... Regenerate with `make reference`" (the
+    simulated standard profile) and never said the data were real; now its data and its own commands."""
+    run, dest = _run(tmp_path), tmp_path / "published"
+    (run / "profile.yaml").write_text("name: tiny\ndata: /data/my-lnb\n")
+    (run / "data.json").write_text(json.dumps({"kind": "real", "source": "/data/my-lnb"}))
+    main(["publish", str(run), str(dest)])
+    index = (dest / "README.md").read_text()
+    assert f"`lai run --profile tiny --data /data/my-lnb --name standard && lai publish {run} {dest}`" in index
+    assert "Data: real, the LNB folder /data/my-lnb (no true LAI" in index and "make reference" not in index
+    (run / "data.json").write_text(json.dumps({"kind": "simulated", "source": "data/sim-1"}))
+    main(["publish", str(run), str(dest), "--command-line", "make reference"])
+    index = (dest / "README.md").read_text()
+    assert "Data: simulated by lai's built-in simulator" in index and "`make reference`" in index

@@ -34,6 +34,7 @@ import rasterio
 from lai.config import load_profile
 from lai.cube import build_cube, check_cube_file, open_cube
 from lai.errors import LNBError, PipelineError, ResidencyError
+from lai.facts import ROWS
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, index_folder, read_triplet
 from tests.helpers import make_lnb, write_tiff
 
@@ -737,6 +738,16 @@ def test_the_noise_floor_is_kept_only_for_the_code_that_wrote_it(tiny_data, tmp_
     (ctx.run_dir / "tables" / ".noise_floor.csv.made.json").write_text(json.dumps({"lai_code": "0" * 64}))  # other code
     pd.testing.assert_frame_equal(ctx.noise_floor(), first)
     assert table.stat().st_mtime_ns != before, "a floor written by other lai code was reused"
+
+
+def test_the_extra_rows_are_in_the_training_table_and_the_report(pipeline_runs):
+    """The rows beyond the paper (tiny: extras on) were trained by notebook 04 but missing from tables/training.csv,
+    so the report said nothing of how they stopped or how long they took."""
+    from lai.facts import EXTRA_ROWS
+
+    run = pipeline_runs[0]
+    rows = list(pd.read_csv(run / "tables" / "training.csv")["row"])
+    assert set(EXTRA_ROWS) <= set(rows) and rows[:6] == list(ROWS)
 
 
 def test_the_training_table_keeps_the_stages_another_notebook_listed(tmp_path):

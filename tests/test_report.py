@@ -19,6 +19,7 @@ import yaml
 from lai import facts, figures
 from lai.config import EncodingConfig, Profile
 from lai.facts import PAPER_TABLE1, ROWS
+from lai.report.text import plain
 from lai.tables import table1, with_floor
 
 GIT_REV = "0123456789abcdef0123456789abcdef01234567"
@@ -377,7 +378,10 @@ def test_report_has_the_key_sections(report):
                    "Beyond the paper", "see their table", "Real patches: a format test", "S2A_patch_7_8", "checkerboard",
                    "0.42", "[0.", "Per-pixel uncertainty", "Cloudy: 3.8% of the clear pixels", "67% with no clear past date",
                    "80% of them too low", "saturates", "A horizontal streak in a panel is one such triplet", "recalibrated", "lai_std", "Reliability of σ",
-                   "Over resampled triplets (95 % intervals), the coverage differs from its nominal level at 68 % in"):
+                   "Over resampled triplets (95 % intervals), the coverage differs from its nominal level at 68 % in",
+                   # each RMSE beside the oracle's measured against the same reference (the observation; the truth)
+                   "Against the observation at t: noise floor 0.420 LAI, oracle bound 0.610 LAI, final U-Net 0.600 LAI",
+                   "the oracle (true LAI at t-1) 0.440"):
         assert needle in flat, needle
     assert "not available" not in flat  # every figure was there
     assert "Empty test sets" not in flat and "Suspicious" not in flat
@@ -935,6 +939,10 @@ def test_the_chosen_model_is_named_with_its_validation_scores_and_pooled_seeds(t
     assert [c["body"] for r in bold for c in r if isinstance(c, dict) and c.get("strong")][:2] == \
         ["final U-Net", "final U-Net (gated skip)"]
     assert "its 3 seeds pooled" in _texts(data["baselines"]["reading"])
+    # the noise floor's table has the model its sentence quotes: the chosen one, beside Table 1's rows
+    cells = [[c.get("body") if isinstance(c, dict) else c for c in r] for r in data["noise_floor"]["table"]["rows"]]
+    chosen_row = [r for r in cells if "final U-Net (gated skip) (chosen; its seeds' mean)" in r]
+    assert len(chosen_row) == 1 and chosen_row[0][1] == "1.43", cells
     (run / "tables" / "extras.csv").unlink()  # a profile without the extra rows, whose candidate ran all the same
     extra = next(line for line in map(_texts, build_data(run)["conclusions"]) if line.startswith("Extra rows"))
     assert extra == ("Extra rows beyond the paper (cloud-weighted loss, residual, baselines without the LAI history): "
@@ -1168,3 +1176,46 @@ def test_the_floor_verdict_compares_one_model_with_the_floor_and_the_oracle(repo
     run, _ = report
     verdict = _texts(json.loads((run / "report.json").read_text())["noise_floor"]["verdict"])
     assert verdict.startswith("On the non-cloudy set the RMSE of the final U-Net is 1.43 times the noise floor (0.420 LAI).")
+
+
+def test_a_comparison_without_interval_says_why():
+    from lai.facts import MIN_SCORED_TRIPLETS
+    from lai.report.inputs import diff_text
+
+    row = {"diff": -0.028, "diff_lo": float("nan"), "diff_hi": float("nan"), "scored_triplets": "1", "triplets": "7"}
+    assert diff_text(row).endswith(f"LAI, no interval: 1 of 7 triplets hold a scored pixel, fewer than {MIN_SCORED_TRIPLETS}")
+    assert "[" not in diff_text(row) and "[" in diff_text({**row, "diff_lo": -0.04, "diff_hi": -0.01})
+
+
+def test_the_conclusions_read_as_plain_text_as_the_pdf_prints_them(report):
+    """Notebook 05 prints them, so that nbval compares the report's sentences and numbers, not only its size."""
+    from lai.report import conclusions_text
+    from lai.report.text import plain, rich, strong
+
+    run, pdf = report
+    text = conclusions_text(run)
+    assert text.startswith("- Model compared below: ") and "beats persistence" in text
+    assert len(text.splitlines()) == len(json.loads((run / "report.json").read_text())["conclusions"])
+    assert plain(rich("a ", strong("b"), [" c"])) == "a b c"
+
+
+def test_a_report_of_an_unfinished_run_says_so_and_reads_the_profile_not_the_missing_tables(tmp_path):
+    """Notebook 05 on a folder where only notebook 01 had run: the report said "not run in this profile (extras:
+    false)" of a profile with extras on, and "no other candidate" of one with candidates, without a word that the
+    run was unfinished."""
+    from lai.config import Profile
+    from lai.report import write_report
+
+    run = build_fake_run(tmp_path, figure_dir=None)
+    for name in ("table1", "comparisons", "training", "extras"):
+        (run / "tables" / f"{name}.csv").unlink()
+    profile = Profile(name="quick_test", extras=True, candidates=["final_gated"])
+    (run / "profile.yaml").write_text(yaml.safe_dump(profile.to_dict(), sort_keys=False))
+    write_report(run)
+    data = json.loads((run / "report.json").read_text())
+    warnings = [plain(w) for w in data["warnings"]]
+    assert any(w.startswith("Incomplete run. This run folder holds no tables/training.csv, tables/table1.csv, "
+                            "tables/comparisons.csv") for w in warnings), warnings
+    said = " ".join(plain(c) for c in data["conclusions"])
+    assert "not run yet: this profile runs them (extras: true)" in said and "not run in this profile" not in said
+    assert "the choice among it and 1 candidate is not made yet" in said and data["extras_pending"] is True

@@ -107,7 +107,7 @@ def truth_vs_prediction_maps(ds, predictions, triplets: Iterable[int] | None = N
         triplets = choose_triplets(sets, n, seed)
     triplets = [int(t) for t in triplets if int(t) in lookup]
     if not triplets:
-        return note_figure("Ground truth and predictions", "no predicted triplet to show (empty test sets?)")
+        return note_figure("Observed and predicted LAI", "no predicted triplet to show (empty test sets?)")
     truth = "lai_true" in ds
     times = _labels(ds, "time")
     cols = ["Observed LAI at t\n(grey, hatched: not clear at t)", "Predicted LAI at t"]
@@ -163,7 +163,8 @@ def truth_vs_prediction_maps(ds, predictions, triplets: Iterable[int] | None = N
                  label="LAI [m²/m²]")
     fig.colorbar(im_err, ax=axes[:, n_lai], location="bottom", shrink=0.95, aspect=12, extend="both",
                  label="error [LAI]")
-    fig.suptitle("Ground truth and predictions of LAI at t (final model)", fontsize=11)
+    fig.suptitle("True, observed and predicted LAI at t (final model)" if truth else
+                 "Observed and predicted LAI at t (final model; real data: no true LAI)", fontsize=11)
     return fig
 
 

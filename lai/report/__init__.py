@@ -30,11 +30,46 @@ from pathlib import Path
 from lai.facts import RUN_DATA_FILE
 from lai.io import atomic_path, atomic_write_text, output_lock, remove_stale_partials
 from lai.report import prose, results
-from lai.report.inputs import ReportError, Run
-from lai.report.text import cell, emph, fmt, fmt_bound, fmt_interval, join, mono, rich, small, strong, table, unavailable
+from lai.report.inputs import ReportError, Run, read_json
+from lai.report.text import (
+    cell,
+    emph,
+    fmt,
+    fmt_bound,
+    fmt_interval,
+    join,
+    mono,
+    plain,
+    rich,
+    small,
+    strong,
+    table,
+    unavailable,
+)
 
-__all__ = ["DATA_FILE", "SECTIONS", "TEMPLATE", "ReportError", "build_data", "cell", "emph", "fmt", "fmt_bound", "fmt_interval", "join", "mono", "rich",
-           "render", "small", "strong", "table", "template_source", "unavailable", "write_report"]
+__all__ = [
+    "DATA_FILE",
+    "SECTIONS",
+    "TEMPLATE",
+    "ReportError",
+    "build_data",
+    "conclusions_text",
+    "cell",
+    "emph",
+    "fmt",
+    "fmt_bound",
+    "fmt_interval",
+    "join",
+    "mono",
+    "rich",
+    "render",
+    "small",
+    "strong",
+    "table",
+    "template_source",
+    "unavailable",
+    "write_report",
+]
 
 TEMPLATE = "report.typ"  # the layout, shipped inside the package
 DATA_FILE = "report.json"  # written next to report.pdf; the template reads it
@@ -42,9 +77,9 @@ DATA_FILE = "report.json"  # written next to report.pdf; the template reads it
 
 # Sections of report.json, each built from the run folder by one function; the template lays them out.
 _BUILDERS = {**prose.SECTIONS, **results.SECTIONS}
-SECTIONS = {key: _BUILDERS[key] for key in ("title", "warnings", "abstract", "conclusions", "data", "table1", "baselines",
-                                            "noise_floor", "extras", "extras_rows", "training", "results", "large_errors", "uncertainty", "real_patches",
-                                            "provenance", "figures")}
+SECTIONS = {key: _BUILDERS[key] for key in (
+    "title", "warnings", "abstract", "conclusions", "data", "table1", "baselines", "noise_floor", "extras", "extras_rows",
+    "extras_pending", "training", "results", "large_errors", "uncertainty", "real_patches", "provenance", "figures")}
 
 
 # control characters (terminal escapes, bell) and bidirectional overrides (U+202A-E, U+2066-9): never printed
@@ -99,6 +134,14 @@ def write_report(run_dir: str | Path) -> Path:
         atomic_write_text(data_path, json.dumps(build_data(run_dir), indent=1, ensure_ascii=False, allow_nan=False))
         _render(run_dir, out)
     return out
+
+
+def conclusions_text(run_dir: str | Path) -> str:
+    """The report's "What this run shows" as plain text, one item per line (from report.json, as the PDF prints it):
+    what notebook 05 displays, so that its committed output holds the report's sentences and numbers."""
+    data = read_json(Path(run_dir) / DATA_FILE)
+    items = data.get("conclusions") if isinstance(data, dict) else None
+    return "\n".join(f"- {plain(item)}" for item in items or [])
 
 
 def render(folder: str | Path) -> Path:

@@ -16,6 +16,7 @@ import pandas as pd
 from lai.config import PROFILE_CONTENT, EncodingConfig
 from lai.errors import LaiError, shorten
 from lai.facts import (
+    MIN_SCORED_TRIPLETS,
     ORACLE,
     REPORT_TABLES,
     REPORT_VALUES,
@@ -290,7 +291,14 @@ def comparisons_on(run: Run, s: str) -> list[dict]:
 
 
 def diff_text(c: dict) -> str:
-    return f"{fmt(c['diff'])} LAI {fmt_interval(c['diff_lo'], c['diff_hi'])}"
+    """A comparison row's difference with its interval, or why it has none (too few scored triplets)."""
+    if math.isfinite(num(c.get("diff_lo"))) and math.isfinite(num(c.get("diff_hi"))):
+        return f"{fmt(c['diff'])} LAI {fmt_interval(c['diff_lo'], c['diff_hi'])}"
+    scored = num(c.get("scored_triplets"))
+    why = (f"{int(scored)} of {int(num(c.get('triplets')))} triplets hold a scored pixel, fewer than "
+           f"{MIN_SCORED_TRIPLETS}" if math.isfinite(scored) and math.isfinite(num(c.get("triplets")))
+           else f"fewer than {MIN_SCORED_TRIPLETS} triplets hold a scored pixel")
+    return f"{fmt(c['diff'])} LAI, no interval: {why}"
 
 
 def other_name(other: str) -> str:

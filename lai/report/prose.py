@@ -41,7 +41,7 @@ from lai.facts import (
 from lai.pixels import CLOUD_CLASSES
 from lai.report.inputs import Run, baseline_metric, comparisons_on, diff_text, metric, num, other_name, png_size
 from lai.report.results import PAPER_FINAL
-from lai.report.text import emph, fmt, fmt_count, fmt_interval, join, mono, rich, strong, table
+from lai.report.text import emph, fmt, fmt_count, join, mono, rich, strong, table
 
 
 def _title(run: Run) -> dict:
@@ -63,6 +63,12 @@ def _warnings(run: Run) -> list:
                         f"{'them' if len(names) > 1 else 'it'}: "
                         "the tables below show dashes or no line for them. The split settings in the configuration "
                         "(Provenance) decide which triplets each test set gets."))
+    missing = [t for t in (TABLE.training, TABLE.table1, TABLE.comparisons) if run.tables[t] is None]
+    if missing:  # a report of a run folder whose notebooks 02-04 have not all run reads as partial, not as the profile's
+        out.append(rich(strong("Incomplete run. "), "This run folder holds no ", join(
+            [mono(f"tables/{t}.csv") for t in missing]), ": notebooks 02-04 have not all run here (or one failed), so "
+            "the sections that need them are missing or say so; what this profile runs is read from its configuration "
+            "(Provenance). Run `lai run` on the folder to finish it."))
     for model, s, what in _perfect_scores(run, set(empty)):
         out.append(rich(strong("Suspicious perfect score. "),
                         f"{model[:1].upper()}{model[1:]} on the {SET_PROSE.get(s, s)} set scores {what} exactly. A perfect score usually "
@@ -161,6 +167,8 @@ def _conclusions(run: Run) -> list:
     candidates = [] if extras is not None or sel is None else [m for m in sel["model"].astype(str) if m in EXTRA_ROWS]
     rows = [EXTRA_ROWS[m].variant for m in EXTRA_ROWS if m not in candidates] + [f"baselines {NO_HISTORY}"]
     items.append(rich("Extra rows beyond the paper (", ", ".join(rows), "): ", "see their table." if extras is not None else
+                      [strong("not run yet"), ": this profile runs them (", mono("extras: true"), ") in notebook 04, "
+                       "which has not written their table."] if extras_pending(run) else
                       [strong("not run"), " in this profile (", mono("extras: false"), "); the ", mono("paper"),
                        " profile runs them."],
                       [" The ", ", ".join(EXTRA_ROWS[m].variant for m in candidates),
@@ -177,6 +185,11 @@ def _choice(run: Run, who: str) -> list:
               if n > 1 else "; one training seed: each interval draws the test triplets for this one training, not "
               "the variation between trainings, which another seed or another CPU's rounding shows and which can be "
               "larger (the standard profile pools three seeds)")
+    candidates = run.profile.get("candidates") if isinstance(run.profile.get("candidates"), list) else []
+    if sel is None and candidates:  # the profile has candidates: the choice is pending, not absent
+        return rich("Model compared below: ", strong(who), f" (the choice among it and {len(candidates)} candidate"
+                    f"{'s' if len(candidates) > 1 else ''} is not made yet: notebook 02 has not written ",
+                    mono("tables/selection.csv"), f"){pooled}.")
     if sel is None or len(sel) < 2:
         return rich("Model compared below: ", strong(who), f" (no other candidate in this profile){pooled}.")
     scores = ", ".join(f"{stage_label(str(r['model']))[1]} {fmt(num(r['best_val_rmse']))}" for r in sel.to_dict("records"))
@@ -249,6 +262,9 @@ def _against_truth(run: Run, s: str, who: str) -> list:
         value = (metric(t1[t1["row"] == other] if t1 is not None else None, "set", s, "truth_rmse_clear") if other in ROWS
                  else baseline_metric(bl, other, s, "truth_rmse_clear"))
         values.append((other_name(other), value))
+    oracle = metric(run.tables[TABLE.noise_floor], "set", s, "true_change_rmse")  # the true LAI of t-1, simulated data
+    if math.isfinite(oracle):
+        values.append(("the oracle (true LAI at t-1)", oracle))
     if not any(math.isfinite(v) for _, v in values):
         return rich(f"{SET_TITLES[s]}, against the true LAI: not scored in this run.")
     return rich(f"{SET_TITLES[s]}, against the true LAI on the same clear pixels (RMSE, LAI; point values, no interval: "
@@ -263,16 +279,18 @@ def _against_oracle(run: Run, s: str, who: str) -> list | None:
     oracle, model = metric(floor, "set", s, "oracle_rmse"), metric(floor, "set", s, "model_rmse")
     if not math.isfinite(oracle):
         return None
-    base = f"Noise floor {fmt(metric(floor, 'set', s, 'floor_rmse'))} LAI, oracle bound {fmt(oracle)} LAI"
+    base = (f"Against the observation at t: noise floor {fmt(metric(floor, 'set', s, 'floor_rmse'))} LAI, oracle "
+            f"bound {fmt(oracle)} LAI")
     if not math.isfinite(model):
         return rich(base + f"; {who} was not put beside them in this run.")
+    base += f", {who.removeprefix('the ')} {fmt(model)} LAI"
     d = {k: metric(floor, "set", s, f"oracle_{k}") for k in ("diff", "diff_lo", "diff_hi")}
     verdict = str((floor[floor["set"] == s]["oracle_verdict"].iloc[0]) if "oracle_verdict" in floor else "")
     said = {BETTER: ["it is ", strong("below the oracle")], WORSE: ["it is ", strong("above the oracle")],
             NOT_RESOLVED: ["it is ", strong("not resolved"), " against the oracle"]}.get(verdict, ["it"])
-    return rich(base + f"; the RMSE of {who} is {fmt(metric(floor, 'set', s, 'model_floor_ratio'), 2)}× the floor and "
+    return rich(base + f"; its RMSE is {fmt(metric(floor, 'set', s, 'model_floor_ratio'), 2)}× the floor and "
                 f"{fmt(metric(floor, 'set', s, 'model_oracle_ratio'), 2)}× the oracle: ", said,
-                f", model − oracle {fmt(d['diff'])} LAI {fmt_interval(d['diff_lo'], d['diff_hi'])}.")
+                f", model − oracle {diff_text(d)}.")
 
 
 def _stopping(run: Run) -> list:
@@ -426,7 +444,10 @@ def _training(run: Run) -> dict:
         rows.append(line)
     header = [h for c in cols for h in (("Input", "Architecture") if c == "row" else (names.get(c, c.replace("_", " ")),))]
     total = pd.to_numeric(tr["seconds"], errors="coerce").sum() if "seconds" in tr else float("nan")
-    device = (run.prov or {}).get("device")
+    # the machine that trained the stages (their result.json, reused across later runs), not the report's
+    machines = {machine for _, machine, _ in run.trained_by if not machine.startswith("?")}
+    device = (next(iter(machines)) if len(machines) == 1 else f"{len(machines)} machines (stages trained by: Provenance)"
+              if machines else (run.prov or {}).get("device"))
     out["table"] = table([header], rows, len(header),
                          caption="Training time per stage" + (f" on {device}" if device else "")
                          + (f"; {fmt(total / 60, 1)} minutes in all" if math.isfinite(total) else "")
@@ -514,6 +535,11 @@ def _yaml_columns(profile: dict, text: str) -> tuple[str, str]:
     return "\n".join(lines[:cut]), "\n".join(lines[cut:])
 
 
+def extras_pending(run: Run) -> bool:
+    """Whether the profile runs the extra rows (``extras: true``) and notebook 04 has not written their table yet."""
+    return run.tables[TABLE.extras] is None and run.profile.get("extras") is True
+
+
 def _extras_rows(run: Run) -> str:
     """What the rows beyond the paper are, whether or not this run trained them: each variant's title
     (``lai.facts.EXTRA_ROWS``) and the baselines without the LAI history (``lai.facts.EXTRA_BASELINES``)."""
@@ -539,4 +565,5 @@ def _figures(run: Run) -> dict:
 
 
 SECTIONS = {"title": _title, "warnings": _warnings, "abstract": _abstract, "conclusions": _conclusions, "data": _data,
-            "training": _training, "provenance": _provenance, "figures": _figures, "extras_rows": _extras_rows}
+            "training": _training, "provenance": _provenance, "figures": _figures, "extras_rows": _extras_rows,
+            "extras_pending": extras_pending}

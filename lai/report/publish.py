@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lai.errors import shorten
-from lai.facts import FIGURES, PUBLISHED_RECORD, TABLES
+from lai.facts import FIGURES, PUBLISHED_RECORD, RUN_DATA_FILE, RUN_PROFILE_FILE, TABLES
 from lai.io import (
     FOLDER_MARK,
     ForeignOutputError,
@@ -25,7 +25,7 @@ from lai.io import (
     own_subfolder,
     reading_lock,
 )
-from lai.records import LARGE_RECORD_BYTES, NOT_A_FILE, open_record, read_csv_record, read_json_record
+from lai.records import LARGE_RECORD_BYTES, NOT_A_FILE, open_record, read_csv_record, read_json_record, read_yaml_mapping
 from lai.report.inputs import RERUN, ReportError, decoded_png_size, read_json, trained_by
 from lai.report.prose import printed_provenance
 
@@ -181,13 +181,39 @@ def _plain(value) -> str:
     return shorten("".join(c for c in value if c.isprintable()), 200) if isinstance(value, str) else "?"
 
 
+def _data_line(run_dir: Path) -> str:
+    """What data the run read (its data.json): lai's simulator, or a real LNB folder named by its path."""
+    try:
+        data = read_json(run_dir / RUN_DATA_FILE)
+    except ReportError:
+        data = None
+    if not isinstance(data, dict) or data.get("kind") not in ("simulated", "real"):
+        return "Data: unknown (the run folder's data.json is missing or unreadable)."
+    if data["kind"] == "simulated":
+        return "Data: simulated by lai's built-in simulator (the true LAI known); not an observation of any place."
+    return f"Data: real, the LNB folder {_plain(data.get('source'))} (no true LAI: scores against the observation only)."
+
+
+def default_command(run_dir: Path, dest: Path) -> str:
+    """The commands that make ``run_dir`` again and publish it (its profile.yaml's name, data.json's real source)."""
+    try:
+        profile = read_yaml_mapping(run_dir / RUN_PROFILE_FILE, "run folder's profile", error=ReportError)
+    except ReportError:  # no such file or unreadable: the command names what it cannot know
+        profile = {}
+    name = profile.get("name") if isinstance(profile.get("name"), str) else "PROFILE"
+    data = profile.get("data") if isinstance(profile.get("data"), str) and profile.get("data") != "simulate" else None
+    return (f"lai run --profile {_plain(name)}{f' --data {_plain(data)}' if data else ''} --name {_plain(run_dir.name)} "
+            f"&& lai publish {_plain(str(run_dir))} {_plain(str(dest))}")
+
+
 def _index(run_dir: Path, command: str, prov: dict, seconds: dict[str, float]) -> str:
-    """README.md of the published folder: ``command`` that regenerates it, when and on what machine, the times."""
-    lines = [f"# Reference results: the `{_plain(run_dir.name)}` run", "",
+    """README.md of the published folder: ``command`` that regenerates it, when and on what machine, the data, the
+    times."""
+    lines = [f"# Results of the `{_plain(run_dir.name)}` run", "",
              f"Regenerate with `{command}` (then commit this folder). Published {dt.date.today().isoformat()}; run "
              f"at git revision {_plain(prov.get('git_revision'))}{' (with uncommitted changes)' if prov.get('git_dirty') is True else ''} "
              f"on {_plain(prov.get('device'))}, {_plain(prov.get('platform'))}; package versions in provenance.json.",
-             "", _training_time(run_dir), "",
+             "", _data_line(run_dir), "", _training_time(run_dir), "",
              "Notebook | seconds (this invocation)", "--- | ---", *[f"{name} | {s:.0f}" for name, s in seconds.items()],
              f"all | {sum(seconds.values()):.0f}", "",
              "report.pdf is the report; tables/ and figures/ are the run's, as the report read them. No cubes, "

@@ -46,6 +46,15 @@ def rich(*parts) -> list:
     return out
 
 
+def plain(runs) -> str:
+    """The text of rich runs (:func:`rich`) without their styles."""
+    if isinstance(runs, dict):
+        return str(runs.get("text", ""))
+    if isinstance(runs, (list, tuple)):
+        return "".join(plain(r) for r in runs)
+    return "" if runs is None else str(runs)
+
+
 def join(items, sep=", ") -> list:
     """Runs of ``items`` separated by ``sep``."""
     out: list = []
