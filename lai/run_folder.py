@@ -287,6 +287,32 @@ class RunContext:
 
         return train_rows(self.profile, self.cube_path, self.run_dir / "runs", rows, resume=True, progress=self._progress(progress))
 
+    def train_table1(self, progress: bool | None = None) -> list[str]:
+        """Train Table 1's six rows (reused where trained) and list them in tables/training.csv with the candidates
+        and the chosen model's seeds that notebook 02 trained; returns the runs listed, Table 1's first."""
+        self.train(list(ROWS), progress)
+        trained = [*ROWS, *self.profile.candidates, *self.chosen()[1]]
+        self.save_training(trained)
+        return trained
+
+    def extras(self, baselines: pd.DataFrame, baseline_sums: pd.DataFrame) -> pd.DataFrame | None:
+        """tables/extras.csv where the profile runs the rows beyond the paper (``extras: true``; None, nothing
+        written, otherwise): each extra row (trained here, :meth:`train_extras`) and baseline without the LAI history
+        beside the final model (:func:`lai.tables.extras_table`). ``baselines``, ``baseline_sums``: the scored
+        baselines and their per-triplet sums (:func:`lai.baselines.evaluate_baselines` with ``extras``)."""
+        from lai.facts import EXTRA_BASELINES, EXTRA_ROWS
+        from lai.tables import extras_table
+
+        if not self.profile.extras:
+            return None
+        self.train_extras()
+        runs = {name: self.evaluate(name) for name in EXTRA_ROWS}
+        sums = {name: self.per_triplet(name) for name in EXTRA_ROWS}
+        sums.update({b: baseline_sums[baseline_sums["baseline"] == b] for b in EXTRA_BASELINES})
+        table = extras_table(runs, baselines, self.per_triplet("final"), sums, self.noise_floor())
+        self.save_table(table, TABLE.extras)
+        return table
+
     def train_chosen(self, progress: bool | None = None):
         """Choose the run's model among the final model and ``profile.candidates`` from validation scores, train its
         seeds, save tables/selection.csv; returns (selection table, the chosen model's stages by run name)."""

@@ -488,3 +488,13 @@ def test_a_run_on_a_real_folder_with_a_bad_triplet_says_how_to_list_them(tmp_pat
     with pytest.raises(LNBError, match=rf"is missing \(a run stops at a bad triplet .*`lai validate {lnb} --skip-bad`"):
         ctx.ensure_data(progress=False)
     assert not (ctx.run_dir / "data.json").exists()
+
+
+def test_a_profile_without_extra_rows_trains_and_writes_none(tmp_path):
+    """ctx.extras (notebook 04's last cell, once logic in the notebook): nothing trained or written with extras off;
+    the tiny pipeline (tests/test_reliability.py) and notebook 04 under nbval run it with extras on."""
+    from lai.run_folder import RunContext
+
+    ctx = RunContext.open(tmp_path / "run", "quick", data_root=tmp_path / "data")
+    assert ctx.profile.extras is False and ctx.extras(None, None) is None
+    assert not (ctx.run_dir / "tables" / "extras.csv").exists() and not any((ctx.run_dir / "runs").iterdir())
