@@ -49,6 +49,10 @@ STD = "lai_std"
 SOURCE_MODEL, SOURCE_OBSERVED, SOURCE_MODEL_PAST_RADAR_MISSING, SOURCE_NODATA = 0, 1, 2, 255
 SOURCE_MEANINGS = {SOURCE_MODEL: "model", SOURCE_OBSERVED: "observed",
                    SOURCE_MODEL_PAST_RADAR_MISSING: "model_without_past_radar", SOURCE_NODATA: "nodata"}
+# the source map's colour table (RGBA), so that a GIS shows its codes apart without styling: observed green, model
+# orange, model without past radar red, nodata transparent
+SOURCE_COLOURS = {SOURCE_OBSERVED: (26, 152, 80, 255), SOURCE_MODEL: (253, 174, 97, 255),
+                  SOURCE_MODEL_PAST_RADAR_MISSING: (215, 48, 39, 255), SOURCE_NODATA: (0, 0, 0, 0)}
 SOURCE_DESCRIPTION = ("source of band lai: 1 = observed S2 LAI, 0 = model, 2 = model without S1 at t-2 or t-1 (read "
                       "as -30 dB), 255 = nodata")
 GDAL_CACHE_MB = 64  # GDAL's block cache while writing a map (bounded: scenes can be large)
@@ -165,6 +169,7 @@ def describe(dst, kind: str, tags: dict[str, str] | None = None) -> None:
         dst.set_band_description(1, "source")
         dst.update_tags(1, long_name=SOURCE_DESCRIPTION, flag_values=" ".join(map(str, SOURCE_MEANINGS)),
                         flag_meanings=" ".join(SOURCE_MEANINGS.values()))
+        dst.write_colormap(1, SOURCE_COLOURS)
 
 
 def write_map(path: Path, lai: np.ndarray, model: np.ndarray, source: np.ndarray, crs, transform,

@@ -115,6 +115,8 @@ def test_maps_say_where_they_come_from_and_follow_cf(tiny_data, tiny_run, tmp_pa
         name, date_t = str(ds["name"].values[5][2]), ds["date"].values[5][2]
     with rasterio.open(tmp_path / "maps" / name.replace(".tiff", ".tif")) as written:
         tags = written.tags()
+    with rasterio.open(tmp_path / "maps" / name.replace(".tiff", "_source.tif")) as source:
+        assert source.colormap(1)[0] == (253, 174, 97, 255)  # the codes coloured apart (lai.products.SOURCE_COLOURS)
     assert tags["data_origin"].startswith("simulated") and tags["data"] == str(lnb.resolve())
     assert tags["model"].endswith("model.pt") and tags["row"] == "final" and tags["lai_version"]
     assert "variant" not in tags  # the paper's final model, not a variant of it

@@ -16,7 +16,7 @@ from lai.errors import LNBError, RunFolderError
 from lai.infer import load_trained
 from lai.lnb import S1_DIR, index_folder
 from lai.predict import predict_folder
-from lai.products import source_path
+from lai.products import SOURCE_COLOURS, source_path
 from lai.scene import SceneError, predict_scene
 from tests.helpers import make_lnb, scene_manifest, write_tiff
 
@@ -425,6 +425,8 @@ def test_scene_pixels_follow_the_folder_rule(tiny_run, tmp_path):
     assert set(np.unique(source)) == {0, 2, 255} and source[20, 20] == 2 and source[5, 5] == 255
     assert summary["model_without_past_radar_pixels"] == 1 and summary["source_codes"][2] == "model_without_past_radar"
     assert summary["observed_fraction"] == 0 and "the model everywhere" in summary["bands"]
+    with rasterio.open(source_path(tmp_path / "out4.tif")) as src:  # a GIS shows the codes apart unstyled (COG too)
+        assert src.colormap(1)[1] == SOURCE_COLOURS[1] and src.colormap(1)[255][3] == 0
     with rasterio.open(tmp_path / "out4.tif") as src:  # the map says it too, without the printed summary
         tags, band_1 = src.tags(), src.tags(1)
     assert "the model everywhere" in band_1["long_name"] and "the model everywhere" in tags["observed_at_t"]
