@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from lai.facts import (
     VAL,
     check_name,
 )
-from lai.io import atomic_path, atomic_write_text, own_subfolder
+from lai.io import OutputLockedError, atomic_path, atomic_write_text, own_subfolder
 from lai.provenance import code_digest, environment, machine_text, revision_text
 from lai.records import read_csv_record, read_json_record
 from lai.run_profile import (  # noqa: F401 - the folder's profile, importable from here too
@@ -120,6 +121,23 @@ def _refuse_unknown_parameters() -> None:
                               f"parameters are {', '.join(declared)}")
 
 
+DATA_LOCK_POLL_S = 2.0  # how often a run waiting for another's data step looks again
+
+
+def _when_free(step):
+    """``step()``, waited for while another lai process writes the same data (a run of another name on this data
+    root simulating or building the same cube): said once, then done again, when it reuses what the other wrote."""
+    waiting = False
+    while True:
+        try:
+            return step()
+        except OutputLockedError as err:
+            if not waiting:
+                print(f"lai: waiting: {err}", file=sys.stderr, flush=True)
+                waiting = True
+            time.sleep(DATA_LOCK_POLL_S)
+
+
 class RunContext:
     """Paths and idempotent stages of one pipeline run; what every notebook starts from
     (:meth:`open`; the profile is resolved as :func:`open_run_folder` says)."""
@@ -188,9 +206,11 @@ class RunContext:
             raise RunFolderError(
                 f"{self.run_dir}: its results come from the data of fingerprint {recorded[:16]} ({data.get('source')}, "
                 f"cube {data.get('cube')}), and the cube {self.cube_path} of {self.lnb_dir} now holds other data "
-                f"(fingerprint {fingerprint[:16]}): the data changed since, or another data root holds other data; "
-                "nothing of the run folder was changed. Start a new run folder (`lai run --name NEW`, or the notebooks' "
-                f"run_dir) for these data, or delete {self.run_dir} to run it again from the start")
+                f"(fingerprint {fingerprint[:16]}): the data changed since (an edited folder; simulated data made again "
+                "on another CPU differ in their last bits: keep a run folder with its data root), or another data root "
+                "holds other data; its tables, trained stages and data.json were left as they were. Start a new run "
+                f"folder (`lai run --name NEW`, or the notebooks' run_dir) for these data, or delete {self.run_dir} to "
+                "run it again from the start")
 
     # ------------------------------------------------------------------ paths
     @property
@@ -231,11 +251,13 @@ class RunContext:
         if self.simulated:
             from lai.simulate import simulate
 
-            simulate(self.profile.simulate, self.lnb_dir, progress=self._progress(progress))
+            _when_free(lambda: simulate(self.profile.simulate, self.lnb_dir, progress=self._progress(progress)))
+
         # the cube is lai's own, named after its source and settings: rebuilt when the source's files changed
         def cube(dask):
-            return build_cube(self.lnb_dir, self.cube_path, self.profile.splits, self.profile.encoding, overwrite=True,
-                              progress=self._progress(progress), cube_float=self.profile.cube_float, dask=dask)
+            return _when_free(lambda: build_cube(
+                self.lnb_dir, self.cube_path, self.profile.splits, self.profile.encoding, overwrite=True,
+                progress=self._progress(progress), cube_float=self.profile.cube_float, dask=dask))
 
         try:
             try:

@@ -498,3 +498,29 @@ def test_a_profile_without_extra_rows_trains_and_writes_none(tmp_path):
     ctx = RunContext.open(tmp_path / "run", "quick", data_root=tmp_path / "data")
     assert ctx.profile.extras is False and ctx.extras(None, None) is None
     assert not (ctx.run_dir / "tables" / "extras.csv").exists() and not any((ctx.run_dir / "runs").iterdir())
+
+
+def test_a_run_waits_for_another_building_the_same_data(tmp_path, monkeypatch, capsys):
+    """Two `lai run`s of other names on one data root: the second failed at once on the cube's (or simulation's) lock
+    ("being written by another lai process"); it now waits, says so once, and then reuses what the other wrote."""
+    import lai.cube
+    import lai.run_folder
+    import lai.simulate
+    from lai.cube import CubeSummary
+    from lai.io import OutputLockedError
+    from lai.run_folder import RunContext
+
+    ctx = RunContext.open(tmp_path / "run", "tiny", data_root=tmp_path / "data")
+    calls = {"cube": 0}
+
+    def build(*a, **k):
+        calls["cube"] += 1
+        if calls["cube"] < 3:
+            raise OutputLockedError(f"{ctx.cube_path} is being written by another lai process (pid 1 on host h)")
+        return CubeSummary("cube.nc", 30, 64, 64, True, {"train": 20, "val": 10}, fingerprint="a" * 64)
+
+    monkeypatch.setattr(lai.simulate, "simulate", lambda *a, **k: None)
+    monkeypatch.setattr(lai.cube, "build_cube", build)
+    monkeypatch.setattr(lai.run_folder, "DATA_LOCK_POLL_S", 0.01)
+    assert ctx.ensure_data().fingerprint == "a" * 64 and calls["cube"] == 3
+    assert capsys.readouterr().err.count("lai: waiting: ") == 1

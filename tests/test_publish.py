@@ -447,10 +447,12 @@ def test_a_published_real_data_run_says_its_data_and_how_it_was_made(tmp_path):
     simulated standard profile) and never said the data were real; now its data and its own commands."""
     run, dest = _run(tmp_path), tmp_path / "published"
     (run / "profile.yaml").write_text("name: tiny\ndata: /data/my-lnb\n")
-    (run / "data.json").write_text(json.dumps({"kind": "real", "source": "/data/my-lnb"}))
+    (run / "data.json").write_text(json.dumps({"kind": "real", "source": "/data/my-lnb", "data_root": str(tmp_path / "data")}))
     main(["publish", str(run), str(dest)])
     index = (dest / "README.md").read_text()
-    assert f"`lai run --profile tiny --data /data/my-lnb --name standard && lai publish {run} {dest}`" in index
+    # the profile the run resolved (its overrides, its LNB folder), its name and reports root, then this publish
+    assert f"`lai run --profile {dest}/profile.yaml --name standard --reports {run.parent} --data-root " \
+           f"{tmp_path / 'data'} && lai publish {run} {dest}`" in index
     assert "Data: real, the LNB folder /data/my-lnb (no true LAI" in index and "make reference" not in index
     (run / "data.json").write_text(json.dumps({"kind": "simulated", "source": "data/sim-1"}))
     main(["publish", str(run), str(dest), "--command-line", "make reference"])

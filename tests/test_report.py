@@ -1185,6 +1185,15 @@ def test_a_comparison_without_interval_says_why():
     row = {"diff": -0.028, "diff_lo": float("nan"), "diff_hi": float("nan"), "scored_triplets": "1", "triplets": "7"}
     assert diff_text(row).endswith(f"LAI, no interval: 1 of 7 triplets hold a scored pixel, fewer than {MIN_SCORED_TRIPLETS}")
     assert "[" not in diff_text(row) and "[" in diff_text({**row, "diff_lo": -0.04, "diff_hi": -0.01})
+    # a set whose every comparison lacks an interval for one reason says it once, not after each comparator
+    from lai.report.inputs import shared_no_interval
+    from lai.report.prose import _verdicts
+
+    rows = {o: {**row, "other": o, "verdict": "not resolved"} for o in ("persistence", "MLR")}
+    assert shared_no_interval(list(rows.values())) == f"1 of 7 triplets hold a scored pixel, fewer than {MIN_SCORED_TRIPLETS}"
+    said = plain(_verdicts(rows, ("persistence", "MLR")))
+    assert said.count("no interval") == 1 and said.endswith("(no interval: 1 of 7 triplets hold a scored pixel, fewer than 10)")
+    assert shared_no_interval([rows["MLR"], {**row, "diff_lo": -0.04, "diff_hi": -0.01}]) is None
 
 
 def test_the_conclusions_read_as_plain_text_as_the_pdf_prints_them(report):

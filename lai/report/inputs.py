@@ -290,15 +290,29 @@ def comparisons_on(run: Run, s: str) -> list[dict]:
     return out
 
 
-def diff_text(c: dict) -> str:
-    """A comparison row's difference with its interval, or why it has none (too few scored triplets)."""
+def no_interval_reason(c: dict) -> str | None:
+    """Why a comparison row has no interval (too few triplets hold a scored pixel), or None where it has one."""
     if math.isfinite(num(c.get("diff_lo"))) and math.isfinite(num(c.get("diff_hi"))):
+        return None
+    scored, triplets = num(c.get("scored_triplets")), num(c.get("triplets"))
+    if math.isfinite(scored) and math.isfinite(triplets):
+        return f"{int(scored)} of {int(triplets)} triplets hold a scored pixel, fewer than {MIN_SCORED_TRIPLETS}"
+    return f"fewer than {MIN_SCORED_TRIPLETS} triplets hold a scored pixel"
+
+
+def diff_text(c: dict, reason: bool = True) -> str:
+    """A comparison row's difference with its interval, or why it has none (``reason``: said here, not once for
+    a list: :func:`shared_no_interval`)."""
+    why = no_interval_reason(c)
+    if why is None:
         return f"{fmt(c['diff'])} LAI {fmt_interval(c['diff_lo'], c['diff_hi'])}"
-    scored = num(c.get("scored_triplets"))
-    why = (f"{int(scored)} of {int(num(c.get('triplets')))} triplets hold a scored pixel, fewer than "
-           f"{MIN_SCORED_TRIPLETS}" if math.isfinite(scored) and math.isfinite(num(c.get("triplets")))
-           else f"fewer than {MIN_SCORED_TRIPLETS} triplets hold a scored pixel")
-    return f"{fmt(c['diff'])} LAI, no interval: {why}"
+    return f"{fmt(c['diff'])} LAI" + (f", no interval: {why}" if reason else "")
+
+
+def shared_no_interval(rows: list[dict]) -> str | None:
+    """The one reason every row of ``rows`` has no interval (then said once for the list), else None."""
+    reasons = {no_interval_reason(c) for c in rows}
+    return reasons.pop() if len(reasons) == 1 and None not in reasons else None
 
 
 def other_name(other: str) -> str:

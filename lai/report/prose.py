@@ -39,7 +39,17 @@ from lai.facts import (
     stage_label,
 )
 from lai.pixels import CLOUD_CLASSES
-from lai.report.inputs import Run, baseline_metric, comparisons_on, diff_text, metric, num, other_name, png_size
+from lai.report.inputs import (
+    Run,
+    baseline_metric,
+    comparisons_on,
+    diff_text,
+    metric,
+    num,
+    other_name,
+    png_size,
+    shared_no_interval,
+)
 from lai.report.results import PAPER_FINAL
 from lai.report.text import emph, fmt, fmt_count, join, mono, rich, strong, table
 
@@ -233,12 +243,15 @@ def _verdicts(verdicts: dict[str, dict], compared=COMPARED) -> list:
     groups = {verdict: [o for o in compared if o in verdicts and verdicts[o]["verdict"] == verdict]
               for verdict in (BETTER, WORSE, NOT_RESOLVED)}
     verbs = {BETTER: strong("beats"), WORSE: strong("loses to"), NOT_RESOLVED: ["is ", strong("not resolved"), " against"]}
+    shared = shared_no_interval([verdicts[o] for o in compared if o in verdicts])  # said once, not per comparator
     clauses = []
     for verdict, others in groups.items():
         if others:
-            named = [f"{other_name(o)} ({diff_text(verdicts[o])})" for o in others]
+            named = [f"{other_name(o)} ({diff_text(verdicts[o], reason=shared is None)})" for o in others]
             listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
             clauses.append([verbs[verdict], " ", listed])
+    if shared and clauses:
+        clauses[-1] = clauses[-1] + [f" (no interval: {shared})"]
     missing = [other_name(o) for o in compared if o not in verdicts and o != ORACLE]
     if missing:
         clauses.append([f"was not compared with {', '.join(missing)} in this run"])

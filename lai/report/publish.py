@@ -25,7 +25,7 @@ from lai.io import (
     own_subfolder,
     reading_lock,
 )
-from lai.records import LARGE_RECORD_BYTES, NOT_A_FILE, open_record, read_csv_record, read_json_record, read_yaml_mapping
+from lai.records import LARGE_RECORD_BYTES, NOT_A_FILE, open_record, read_csv_record, read_json_record
 from lai.report.inputs import RERUN, ReportError, decoded_png_size, read_json, trained_by
 from lai.report.prose import printed_provenance
 
@@ -194,16 +194,30 @@ def _data_line(run_dir: Path) -> str:
     return f"Data: real, the LNB folder {_plain(data.get('source'))} (no true LAI: scores against the observation only)."
 
 
-def default_command(run_dir: Path, dest: Path) -> str:
-    """The commands that make ``run_dir`` again and publish it (its profile.yaml's name, data.json's real source)."""
+def _shown(path: Path) -> str:
+    """``path`` as a command line gives it: relative to the working folder where it lies inside it, else absolute."""
+    full = Path(path).resolve()
     try:
-        profile = read_yaml_mapping(run_dir / RUN_PROFILE_FILE, "run folder's profile", error=ReportError)
-    except ReportError:  # no such file or unreadable: the command names what it cannot know
-        profile = {}
-    name = profile.get("name") if isinstance(profile.get("name"), str) else "PROFILE"
-    data = profile.get("data") if isinstance(profile.get("data"), str) and profile.get("data") != "simulate" else None
-    return (f"lai run --profile {_plain(name)}{f' --data {_plain(data)}' if data else ''} --name {_plain(run_dir.name)} "
-            f"&& lai publish {_plain(str(run_dir))} {_plain(str(dest))}")
+        return _plain(str(full.relative_to(Path.cwd().resolve())) or ".")
+    except ValueError:
+        return _plain(str(full))
+
+
+def default_command(run_dir: Path, dest: Path) -> str:
+    """The commands that make ``run_dir`` again and publish it, from the working folder: ``lai run`` of the profile
+    the run resolved (the published ``profile.yaml``: its overrides and, for real data, its LNB folder), its name,
+    reports root and data root (where not the defaults), then this publish."""
+    try:
+        data = read_json(run_dir / RUN_DATA_FILE) or {}
+    except ReportError:
+        data = {}
+    parts = [f"lai run --profile {_shown(dest / RUN_PROFILE_FILE)} --name {_plain(run_dir.name)}"]
+    if run_dir.resolve().parent != (Path.cwd() / "reports").resolve():
+        parts.append(f"--reports {_shown(run_dir.parent)}")
+    root = data.get("data_root")
+    if isinstance(root, str) and Path(root).resolve() != (Path.cwd() / "data").resolve():
+        parts.append(f"--data-root {_shown(Path(root))}")
+    return " ".join(parts) + f" && lai publish {_shown(run_dir)} {_shown(dest)}"
 
 
 def _index(run_dir: Path, command: str, prov: dict, seconds: dict[str, float]) -> str:

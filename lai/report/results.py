@@ -34,7 +34,19 @@ from lai.facts import (
     row_columns,
     row_title,
 )
-from lai.report.inputs import Run, baseline_metric, ci, comparisons_on, diff_text, metric, num, other_name, with_ci
+from lai.report.inputs import (
+    Run,
+    baseline_metric,
+    ci,
+    comparisons_on,
+    diff_text,
+    metric,
+    no_interval_reason,
+    num,
+    other_name,
+    shared_no_interval,
+    with_ci,
+)
 from lai.report.text import RULE, cell, emph, fmt, fmt_count, fmt_share, join, mono, rich, strong, table, unavailable
 from lai.uncertainty import NOMINAL
 
@@ -168,14 +180,20 @@ def _baseline_reading(run: Run, bl: pd.DataFrame | None, fm: pd.DataFrame | None
             out.append(f"{where} no paired comparison of {who} was made, so no difference is resolved.")
             continue
         groups = {v: [c for c in verdicts if c["verdict"] == v] for v in VERDICTS}
+        shared = shared_no_interval(verdicts)  # too few scored triplets for any interval: said once
+
+        def listed(rows: list[dict], reason: bool = shared is None) -> str:
+            return ", ".join(f"{other_name(c['other'])} ({diff_text(c, reason=reason)})" for c in rows)
+
         said = []
         if groups[BETTER]:
-            said.append(f"{who} beats " + ", ".join(f"{other_name(c['other'])} ({diff_text(c)})" for c in groups[BETTER]))
+            said.append(f"{who} beats " + listed(groups[BETTER]))
         if groups[WORSE]:
-            said.append(rich(strong("it loses to"), " " + ", ".join(f"{other_name(c['other'])} ({diff_text(c)})" for c in groups[WORSE])))
+            said.append(rich(strong("it loses to"), " " + listed(groups[WORSE])))
         if groups[NOT_RESOLVED]:
-            said.append(rich("its difference to " + ", ".join(f"{other_name(c['other'])} ({diff_text(c)})" for c in groups[NOT_RESOLVED])
-                             + " is ", strong("not resolved"), " (the interval includes 0)"))
+            said.append(rich("its difference to " + listed(groups[NOT_RESOLVED]) + " is ", strong("not resolved"),
+                             f" (no interval: {shared})" if shared else " (the interval includes 0)"
+                             if all(no_interval_reason(c) is None for c in groups[NOT_RESOLVED]) else ""))
         out.append(rich(f"{where} ({verdicts[0]['triplets']} triplets) ", join(said, "; "), "."))
     seeds = run.n_seeds
     out.append(f"Differences are the RMSE of {who} (chosen from validation scores; "
