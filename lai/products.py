@@ -32,6 +32,7 @@ import numpy as np
 
 from lai.cube import CF_ATTRS
 from lai.facts import EXTRA_ROWS
+from lai.lnb import crs_units
 
 NODATA = np.float32(np.nan)
 UNITS = "m2/m2"
@@ -317,7 +318,12 @@ UDUNITS_LENGTH = {"metre": "m", "meter": "m", "m": "m", "foot": "ft", "US survey
 def cf_length_units(crs) -> str:
     """A projected CRS's coordinate unit as UDUNITS spells it (CF): ``m``, ``ft``, ``US_survey_foot``, else the
     unit's length in metres (``0.2011684 m``, which UDUNITS reads)."""
-    name, factor = crs.linear_units_factor
+    from rasterio.errors import CRSError
+
+    try:
+        name, factor = crs.linear_units_factor
+    except CRSError:  # a unit PROJ cannot measure: its name, as the CRS gives it
+        return crs_units(crs)
     return UDUNITS_LENGTH.get(name, f"{factor:.15g} m")
 
 

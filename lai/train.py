@@ -169,7 +169,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     for epoch in range(state.next_epoch, tcfg.epochs):
         if tcfg.schedule == "plateau" and epoch - state.best_epoch >= tcfg.patience:
             break  # early stop (reached again when resuming a stopped stage)
-        desc = f"{run_dir.name if run_dir.name != row else row} epoch {epoch + 1}/{tcfg.epochs}"  # a variant's or seed's run
+        desc = f"{run_dir.name} epoch {epoch + 1}/{tcfg.epochs}"  # the run's name: a row, a variant or a seed's run
         record = {"epoch": epoch + 1, "lr": state.lr, "world_size": world.size}
         if aug_gen is not None:
             aug_gen.manual_seed(augment_seed(tcfg.seed, world.rank, epoch))
