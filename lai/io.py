@@ -162,6 +162,11 @@ def _same_file(path: Path, fd: int) -> bool:
         return False
 
 
+def _holder(fd: int) -> str:
+    """Who holds the lock file open as ``fd``, as its holder wrote it (:func:`lock_text`)."""
+    return os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
+
+
 def _take_lock(lock: Path, path: Path) -> int:
     """Open and flock ``lock``; return its descriptor. Retries if the file was replaced meanwhile."""
     while True:
@@ -171,7 +176,7 @@ def _take_lock(lock: Path, path: Path) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
+            holder = _holder(fd)
             os.close(fd)
             raise OutputLockedError(
                 f"{path} is being written by another lai process ({holder}; lock file {lock}); "
@@ -203,7 +208,7 @@ def lock_holder(path: str | Path) -> str | None:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # free: closing the descriptor gives it up again
         return None
     except BlockingIOError:
-        return os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
+        return _holder(fd)
     finally:
         os.close(fd)
 
