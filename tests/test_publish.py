@@ -83,8 +83,8 @@ def test_publish_refuses_an_unfinished_run_and_a_users_folder(tmp_path):
 
 
 def test_publish_refuses_a_run_folder_being_written_or_whose_last_run_stopped_before_its_report(tmp_path):
-    """A rerun into the run folder (lai run holds its lock) would mix two runs' files; one that stopped after
-    notebook 01 left a provenance.json (new data) beside the previous run's report."""
+    """A rerun into the run folder (lai run holds its lock) would mix two runs' files; notebook 01 run again, alone
+    or by a run that stopped after it, left a provenance.json (new data) beside the previous run's report."""
     from lai.io import OutputLockedError, output_lock
 
     run = _run(tmp_path)
@@ -94,8 +94,9 @@ def test_publish_refuses_a_run_folder_being_written_or_whose_last_run_stopped_be
     prov = json.loads((run / "provenance.json").read_text())
     (run / "provenance.json").write_text(json.dumps({**prov, "written": "2026-12-08T10:00:00"}))
     with pytest.raises(ReportError, match=r"report\.json was written from the provenance of 2026-12-07T06:49:23, but "
-                                          r"provenance\.json is of 2026-12-08T10:00:00: the last lai run into this "
-                                          r"folder stopped before its report"):
+                                          r"provenance\.json is of 2026-12-08T10:00:00: notebook 01 ran again after "
+                                          r"the report, alone or in a lai run that stopped before its report; make "
+                                          r"the report again \(lai run continues the run"):
         publish(run, tmp_path / "out", "make reference")
     assert not (tmp_path / "out").exists()
 

@@ -257,8 +257,9 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
         printed = printed_provenance(read_json(run_dir / "report.json"), "written")
         if printed != prov.get("written"):  # notebook 01 writes it again, the report notebook once more, then the report
             raise ReportError(f"{run_dir}/report.json was written from the provenance of {_plain(printed)}, but "
-                              f"provenance.json is of {_plain(prov.get('written'))}: the last lai run into this folder "
-                              "stopped before its report; finish it (lai run) before publishing")
+                              f"provenance.json is of {_plain(prov.get('written'))}: notebook 01 ran again after the "
+                              "report, alone or in a lai run that stopped before its report; make the report again "
+                              "(lai run continues the run, reusing what is done) before publishing")
         index = _index(run_dir, command, prov, seconds)
         with output_lock(dest, folder=None):  # lai's marker, or a new or empty folder: a README.md alone proves nothing
             earlier = _earlier(dest)
