@@ -254,7 +254,8 @@ def cmd_run(args) -> int:
     from lai.pipeline import run_pipeline
 
     report = run_pipeline(
-        profile=args.profile, overrides=args.overrides, data=args.data, run_name=args.name,
+        profile=args.profile, overrides=[*args.overrides, *(["skip_bad=true"] if args.skip_bad else [])],
+        data=args.data, run_name=args.name,
         reports_root=args.reports, data_root=args.data_root, force=args.force,
     )
     _say(f"report: {report}")
@@ -381,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _profile_args(p)
     p.add_argument("--data", default=None, help="a real LNB folder instead of simulated data")
+    p.add_argument("--skip-bad", action="store_true", help="leave out the LNB folder's bad triplets (a bad file or CSV "
+                   "row), listed in data.json and notebook 01, instead of stopping at the first (the profile's skip_bad)")
     p.add_argument("--name", default=None, help="run name: results go to <reports>/<name> (default: the profile name)")
     p.add_argument("--reports", default="reports", type=Path, help="reports root (default: reports)")
     p.add_argument("--data-root", default="data", type=Path, help="where simulated data and cubes go (default: data)")

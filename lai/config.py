@@ -368,6 +368,9 @@ class Profile:
     # is the model compared with the baselines (lai.train.train_chosen)
     candidates: list[str] = field(default_factory=list)
     cube_float: str = "float32"  # storage of s1/lai in the cube (CUBE_FLOATS): float32 (exact) or float16 (half the disk, lai.cube)
+    # a real LNB folder's bad triplets (a missing or unreadable file, values in other units, a bad CSV row): left out
+    # and listed (data.json, notebook 01) instead of stopping the run at the first (`lai run --skip-bad`)
+    skip_bad: bool = False
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

@@ -123,7 +123,7 @@ class PixelFixes:
 
     lai_snapped: np.ndarray  # usable LAI in [-0.2, 0) set to 0 (SNAP's convention)
     lai_masked: np.ndarray  # usable LAI outside [-0.2, 15] or NaN: set to NaN and SCL 0 (no data)
-    s1_masked: np.ndarray  # backscatter outside the dB range or inf (either polarisation): set to NaN
+    s1_masked: np.ndarray  # backscatter outside the dB range or inf (either polarisation), or 0 in both: set to NaN
 
     def counts(self, rows: slice = slice(None), cols: slice = slice(None)) -> dict[str, int]:
         """Pixel counts of each fix (summed over the dates), within ``rows`` x ``cols``."""
@@ -133,7 +133,8 @@ class PixelFixes:
 PIXEL_FIX_NOTES = {
     "lai_snapped": "usable S2 LAI pixels in [-0.2, 0) set to 0 (SNAP's convention)",
     "lai_masked": "usable S2 LAI pixels outside [-0.2, 15] or NaN, treated as missing (SCL 0)",
-    "s1_masked": "S1 pixels with a backscatter value outside the plausible dB range (or inf), treated as missing",
+    "s1_masked": "S1 pixels with a backscatter value outside the plausible dB range (or inf), or exactly 0 dB in both "
+                 "VV and VH (a fill value), treated as missing",
 }
 
 
@@ -144,10 +145,12 @@ def pixel_fix_lines(counts: dict[str, int], indent: str = "") -> list[str]:
 
 # S1 scene rasters (lai preprocess, --scene): an exact 0, in dB or linear power, is no data: GRD products' border
 # outside the swath, undeclared in many exports; resampled as a value it became 0 dB, the brightest input, along
-# the border. Tiles of an LNB folder keep 0 dB as a value: prepared data clipped to [-30, 0] dB hold it.
+# the border. Tiles of an LNB folder keep 0 dB as a value in one polarisation (prepared data clipped to [-30, 0] dB
+# hold it in VV), not in both at once (:func:`clean_pixels`).
 S1_SCENE_NODATA = 0.0
 S1_MISSING_MEANING = ("S1 pixels without a backscatter value, counted per date (NaN, declared nodata, 0 in a scene "
-                      "raster, outside the raster, or masked as out of range): missing radar")
+                      "raster or in both polarisations of a tile, outside the raster, or masked as out of range): "
+                      "missing radar")
 MAX_BAD_SHARE = 0.05  # a file is refused when more than this share of its checked pixels is out of range
 LAI_SNAP_TOLERANCE = 0.2  # SNAP writes network outputs in [-0.2, 0) as 0
 LINEAR_SHARE = 0.5  # S1 is linear power, not dB, when more than this share of its finite values lies in [0, 1]
@@ -205,9 +208,10 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
     - LAI is checked only where the SCL marks the pixel usable (``valid_classes``): elsewhere the model
       masks it anyway, so its values are kept as they are. On usable pixels, SNAP's convention: values in
       [-0.2, 0) become 0; values below -0.2, above ``LAI_RANGE``'s 15, or NaN become missing (NaN, SCL 0).
-    - S1 in dB: NaN is missing radar; values outside ``S1_DB_RANGE`` (inf included) become NaN too; a
-      file with most values (over :data:`LINEAR_SHARE`) in [0, 1] is linear power and refused (dB: medians
-      about -10 to -20).
+    - S1 in dB: NaN is missing radar; values outside ``S1_DB_RANGE`` (inf included) become NaN too, and so
+      does a pixel of exactly 0 dB in both polarisations (a fill value: data clipped to [-30, 0] dB reach 0 in
+      VV alone, VH stays about 10 dB lower), counted as a fix but not against the file; a file with most of its
+      other values (over :data:`LINEAR_SHARE`) in [0, 1] is linear power and refused (dB: medians about -10 to -20).
     - A file is refused (:class:`LNBError` naming it) when more than :data:`MAX_BAD_SHARE` of its checked
       pixels are out of range: the units are wrong, not a few pixels (NaN and declared nodata are missing
       values, counted as fixes but not against the file). With a ``tally`` (a file read by windows)
@@ -253,6 +257,8 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
         values[masked] = np.nan
         scl_out[k][masked] = 0
         fixes.lai_snapped[k], fixes.lai_masked[k] = snapped, masked
+        fill = (s1[k] == 0).all(axis=0)  # 0 dB in VV and VH at once: a fill value (a clip at 0 dB reaches VV alone)
+        s1[k][:, fill] = np.nan
         present = ~np.isnan(s1[k])  # NaN: missing radar (swath edge, nodata)
         for band, pol in enumerate(POLARISATIONS):  # each band alone: VH linear beside VV in dB is half the values
             finite = s1[k][band][np.isfinite(s1[k][band])]
@@ -266,5 +272,5 @@ def clean_pixels(s1: np.ndarray, lai: np.ndarray, scl: np.ndarray, valid_classes
             out = present & ~((s1[k] >= S1_DB_RANGE[0]) & (s1[k] <= S1_DB_RANGE[1]))
         judge("s1", s1_file, k, out, present, s1[k])
         s1[k][out] = np.nan
-        fixes.s1_masked[k] = out.any(axis=0)
+        fixes.s1_masked[k] = out.any(axis=0) | fill
     return scl_out, fixes

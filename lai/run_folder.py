@@ -42,6 +42,7 @@ from lai.run_profile import (  # noqa: F401 - the folder's profile, importable f
     PROJECT_ROOT,
     check_run_name,
     open_run_folder,
+    refuse_other_writer,
     resolve_profile,
     saved_profile,
 )
@@ -228,8 +229,9 @@ class RunContext:
     @property
     def cube_path(self) -> Path:
         float16 = {"float": self.profile.cube_float} if self.profile.cube_float != "float32" else {}  # float32: names as before
+        skip = {"skip_bad": True} if self.profile.skip_bad else {}  # another cube: the same folder without its bad triplets
         key = _digest({"lnb": str(self.lnb_dir.resolve()), "splits": asdict(self.profile.splits),
-                       "valid": self.profile.encoding.valid_classes, **float16})
+                       "valid": self.profile.encoding.valid_classes, **float16, **skip})
         return self.data_root / f"cube-{key}.nc"
 
     def table(self, name: str) -> Path:
@@ -256,7 +258,8 @@ class RunContext:
         # the cube is lai's own, named after its source and settings: rebuilt when the source's files changed
         def cube(dask):
             return _when_free(lambda: build_cube(
-                self.lnb_dir, self.cube_path, self.profile.splits, self.profile.encoding, overwrite=True,
+                self.lnb_dir, self.cube_path, self.profile.splits, self.profile.encoding,
+                on_error="skip" if self.profile.skip_bad else "raise", overwrite=True,
                 progress=self._progress(progress), cube_float=self.profile.cube_float, dask=dask))
 
         try:
@@ -270,7 +273,8 @@ class RunContext:
                 raise
             raise LNBError(err.file, f"{err.problem} (a run stops at a bad triplet of its LNB folder: `lai validate "
                            f"{self.lnb_dir} --skip-bad` lists them all; mend them or remove their rows from "
-                           "image_series.csv, then run again)") from None
+                           "image_series.csv, then run again, or leave them out: `lai run --skip-bad`, a new run "
+                           "name)") from None
         self._refuse_other_data(summary.fingerprint)
         empty = [name for name in (TRAIN, VAL) if not summary.splits.get(name)]
         if empty:  # nothing could be trained: said here, naming the data and the settings, not by a later cell
@@ -296,6 +300,7 @@ class RunContext:
             "skipped": summary.skipped,
             "fingerprint": summary.fingerprint,
         }
+        refuse_other_writer(self.run_dir)
         atomic_write_text(self.run_dir / RUN_DATA_FILE, json.dumps(info, indent=2))
         return summary
 
@@ -501,6 +506,7 @@ class RunContext:
         return output.with_name(f".{output.name}.made.json")
 
     def _made(self, output: Path, made: dict) -> None:
+        refuse_other_writer(self.run_dir)
         atomic_write_text(self._made_record(output), json.dumps(made))
 
     def _was_made(self, output: Path, made: dict) -> bool:
@@ -578,10 +584,12 @@ class RunContext:
 
         from lai.figures import save
 
+        refuse_other_writer(self.run_dir)
         return Image(filename=str(save(fig, self.figure(name))))
 
     def save_table(self, frame: pd.DataFrame, name: str, index: bool = False) -> Path:
         path = self.table(name)
+        refuse_other_writer(self.run_dir)
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=index)
         return path
@@ -592,5 +600,6 @@ class RunContext:
         data = read_json_record(path, PipelineError, "rerun notebook 01 to write it again") if path.exists() else {}
         prov = {**environment(), "data_fingerprint": data.get("fingerprint", ""),
                 "written": dt.datetime.now().isoformat(timespec="seconds"), **extra}
+        refuse_other_writer(self.run_dir)
         atomic_write_text(self.run_dir / "provenance.json", json.dumps(prov, indent=2))
         return prov

@@ -76,6 +76,13 @@ def _refuse_as_run_folder(folder: Path) -> None:
     if (folder / PUBLISHED_RECORD).exists() or (folder / PUBLISHED_RECORD).is_symlink():
         raise RunFolderError(f"{folder} holds results lai publish copied there ({PUBLISHED_RECORD}), kept without weights "
                              "or notebooks: lai never runs into it; run into another folder, then publish that one here")
+    refuse_other_writer(folder)
+
+
+def refuse_other_writer(folder: Path) -> None:
+    """Refuse (:class:`OutputLockedError`) where another lai process holds ``folder``'s write lock (``lai run``),
+    unless this process is that one or one of its notebooks: checked when a notebook opens the run folder and again
+    before each table, figure or record it writes (a kernel that opened it before the run began)."""
     holder = lock_holder(folder.resolve())
     if holder and holder not in (lock_text(), os.environ.get(RUN_LOCK_HOLDER_ENV)):
         raise OutputLockedError(f"{folder} is being written by another lai process ({holder}; `lai run`, say): a "

@@ -254,10 +254,10 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
                     tally.check(trained.enc.valid_classes, most=h * w)  # refused already, whatever the rest holds
                 bar.close()
                 # what the summary says, in the map too (a map passed on without the printed summary still says it)
-                facts = {"window": window, "overlap": overlap, "observed_at_t": "yes" if scl_at_t else LAI_WITHOUT_SCL,
-                         "dates_without_scl": scene.without_scl, "s1_missing_pixels": s1_missing,
-                         "s1_values_clipped": clipped, "lai_clamped_pixels": clamped,
-                         "model_without_past_radar_pixels": no_past_radar, "pixel_fixes": dict(fixes), **scene.notes}
+                counts = {"window": window, "overlap": overlap, "dates_without_scl": scene.without_scl,
+                          "s1_missing_pixels": s1_missing, "s1_values_clipped": clipped, "lai_clamped_pixels": clamped,
+                          "model_without_past_radar_pixels": no_past_radar, "pixel_fixes": dict(fixes), **scene.notes}
+                facts = {"observed_at_t": "yes" if scl_at_t else LAI_WITHOUT_SCL, **counts}
                 facts = {k: v if isinstance(v, str) else json.dumps(v) for k, v in facts.items()}
                 dst.update_tags(**facts)
                 dst_source.update_tags(**facts)
@@ -272,19 +272,14 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
         finally:
             gtiff.unlink(missing_ok=True)
             source_gtiff.unlink(missing_ok=True)
-    return {
+    return {  # the map's tags (counts) and what they mean
         "manifest": str(manifest), "out": str(out), "height": h, "width": w, "crs": grid.crs,
-        "windows": len(ys) * len(xs), "window": window, "overlap": overlap,
-        "s1_values_clipped": clipped, "db_range": trained.enc.db_range,
-        "lai_clamped_pixels": clamped, "lai_range": list(LAI_RANGE),
-        "pixel_fixes": dict(fixes), "pixel_fixes_meaning": PIXEL_FIX_NOTES,
-        "s1_missing_pixels": s1_missing, "s1_missing_meaning": S1_MISSING_MEANING,
-        "model_without_past_radar_pixels": no_past_radar, "source_codes": SOURCE_MEANINGS,
+        "windows": len(ys) * len(xs), **counts, "db_range": trained.enc.db_range, "lai_range": list(LAI_RANGE),
+        "pixel_fixes_meaning": PIXEL_FIX_NOTES, "s1_missing_meaning": S1_MISSING_MEANING, "source_codes": SOURCE_MEANINGS,
         "model_fraction": modelled / (h * w), "observed_fraction": observed / (h * w), "source": str(source_path(out)),
         "bands": ("lai: the model everywhere (no SCL at t, nothing counts as observed); lai_model: the model"
                   if not scl_at_t else "lai: the observed S2 LAI at t where usable, the model elsewhere; lai_model: the model"),
         "dates": [str(d) for d in scene.dates], "s1_dates": [str(d) for d in scene.s1_dates],
-        "dates_without_scl": scene.without_scl, **scene.notes,
         **({"lai_std": "band 3: the standard deviation of lai", "uncertainty": trained.calibration.summary()}
            if trained.predicts_spread else {}),
     }

@@ -1,5 +1,6 @@
 """Configuration: the profile stays torch-free, is resolved once per run folder; stage configurations compare by equality."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -485,9 +486,37 @@ def test_a_run_on_a_real_folder_with_a_bad_triplet_says_how_to_list_them(tmp_pat
     lnb = make_lnb(tmp_path / "lnb", n_triplets=3)
     next((lnb / S1_DIR).iterdir()).unlink()
     ctx = RunContext.open(tmp_path / "run", "tiny", data=lnb, data_root=tmp_path / "data")
-    with pytest.raises(LNBError, match=rf"is missing \(a run stops at a bad triplet .*`lai validate {lnb} --skip-bad`"):
+    with pytest.raises(LNBError, match=rf"is missing \(a run stops at a bad triplet .*`lai validate {lnb} --skip-bad`"
+                                       r".* or leave them out: `lai run --skip-bad`, a new run name\)"):
         ctx.ensure_data(progress=False)
     assert not (ctx.run_dir / "data.json").exists()
+
+
+def test_a_run_with_skip_bad_leaves_the_bad_triplets_out_and_lists_them(tmp_path, monkeypatch):
+    """`lai run --skip-bad` (the profile's skip_bad): the cube is built without the bad triplet, which data.json lists
+    with its file and problem; the cube is another file than the run without skip_bad would build."""
+    import lai.pipeline
+    from lai.cli import main
+    from lai.lnb import S1_DIR
+    from lai.run_folder import RunContext
+    from tests.helpers import make_lnb
+
+    lnb = make_lnb(tmp_path / "lnb", n_triplets=6)
+    missing = sorted((lnb / S1_DIR).iterdir())[0]
+    missing.unlink()
+    ctx = RunContext.open(tmp_path / "run", "tiny", ["skip_bad=true", "splits.val_fraction=0.3"], data=lnb,
+                          data_root=tmp_path / "data")
+    summary = ctx.ensure_data(progress=False)
+    data = json.loads((ctx.run_dir / "data.json").read_text())
+    assert summary.n_triplets == data["triplets"] == 5
+    assert [(s["file"], "is missing" in s["problem"]) for s in data["skipped"]] == [(str(missing), True)]
+    other = RunContext.open(tmp_path / "other", "tiny", ["splits.val_fraction=0.3"], data=lnb, data_root=tmp_path / "data")
+    assert ctx.cube_path != other.cube_path
+
+    seen = {}
+    monkeypatch.setattr(lai.pipeline, "run_pipeline", lambda **k: seen.update(k) or tmp_path / "report.pdf")
+    assert main(["run", "--profile", "tiny", "--data", str(lnb), "--skip-bad", "--set", "train.epochs=1"]) == 0
+    assert seen["overrides"] == ["train.epochs=1", "skip_bad=true"]
 
 
 def test_a_profile_without_extra_rows_trains_and_writes_none(tmp_path):

@@ -286,6 +286,28 @@ def test_bad_s1_pixels_are_missing_and_nan_is_accepted(lnb):
     assert data.fixes["s1_masked"] == 1
 
 
+def test_an_s1_fill_of_zero_in_both_polarisations_is_missing_radar_and_counted(lnb):
+    """A swath edge written as 0 in VV and VH (an undeclared nodata) was read as 0 dB, the brightest radar, without a
+    word; 0 dB in VV alone (data clipped to [-30, 0] dB) stays a value. Even a fill over most of the tile is missing
+    radar, not "linear power"."""
+    from lai.lnb import read_triplet
+
+    name = names(lnb)[1][0]
+    with rasterio.open(lnb / S1_DIR / name) as src:
+        arr = src.read()
+    arr[:, :3, :] = 0.0  # 48 pixels of fill
+    arr[0, 5, 5] = 0.0  # VV clipped at 0 dB
+    write_tiff(lnb / S1_DIR / name, arr)
+    trip = next(t for t in index_folder(lnb, progress=False).triplets if t.names[0] == name)
+    data = read_triplet(lnb, trip, (16, 16))
+    assert np.isnan(data.s1[0, :, :3]).all() and data.s1[0, 0, 5, 5] == 0 and np.isfinite(data.s1[0, :, 3:]).all()
+    assert data.fixes["s1_masked"] == 48
+    arr[:, :12, :] = 0.0  # three quarters of the tile
+    write_tiff(lnb / S1_DIR / name, arr)
+    data = read_triplet(lnb, trip, (16, 16))
+    assert np.isnan(data.s1[0, :, :12]).all() and data.fixes["s1_masked"] == 192
+
+
 def test_an_s1_tile_written_vh_first_is_read_by_its_band_descriptions(lnb):
     """SNAP lists Sigma0_VH before Sigma0_VV: the folder reader (validate, cube, predict --data) read band 1 as VV."""
     from lai.lnb import read_triplet

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from lai.cube import check_cube_file
@@ -219,14 +220,15 @@ def test_a_link_made_while_an_output_is_written_is_not_replaced(tmp_path):
 
 def test_a_notebook_is_refused_a_run_folder_lai_run_is_writing_but_not_its_own_kernels(tmp_path, monkeypatch):
     """A notebook opened in JupyterLab on the run folder `make run` is writing used to run and rewrite its tables
-    (two writers); now it is refused, naming the holder, while the kernels of that `lai run` (which say its lock in
-    the environment) and the holder itself go on."""
+    (two writers); now it is refused, naming the holder, when it opens the folder and, where it had opened it
+    before the run began, at its next write, while the kernels of that `lai run` (which say its lock in the
+    environment) and the holder itself go on."""
     from lai.facts import RUN_LOCK_HOLDER_ENV
     from lai.io import lock_holder
     from lai.run_folder import RunContext
 
     run = tmp_path / "run"
-    RunContext.open(run, "tiny", data_root=tmp_path / "data")
+    before = RunContext.open(run, "tiny", data_root=tmp_path / "data")  # a kernel that opened it before lai run began
     assert lock_holder(run) is None
     holder = subprocess.Popen([sys.executable, "-c", "import sys; from lai.io import output_lock\n"
                                f"with output_lock({str(run)!r}, folder='profile.yaml'):\n"
@@ -238,8 +240,13 @@ def test_a_notebook_is_refused_a_run_folder_lai_run_is_writing_but_not_its_own_k
         assert lock_holder(run) == text
         with pytest.raises(OutputLockedError, match=rf"{run} is being written by another lai process \({text}; `lai run`"):
             RunContext.open(run)
+        for write in (lambda: before.save_table(pd.DataFrame({"a": [1]}), "splits"), before.write_provenance):
+            with pytest.raises(OutputLockedError, match=rf"is being written by another lai process \({text}; "):
+                write()  # refused at its next write, not only when it opened the folder
+        assert not (run / "tables" / "splits.csv").exists() and not (run / "provenance.json").exists()
         monkeypatch.setenv(RUN_LOCK_HOLDER_ENV, text)  # a kernel of that lai run
         assert RunContext.open(run).run_dir == run
+        assert before.save_table(pd.DataFrame({"a": [1]}), "splits").exists()
     finally:
         holder.communicate("go\n", timeout=60)
     monkeypatch.delenv(RUN_LOCK_HOLDER_ENV)
