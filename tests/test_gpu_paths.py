@@ -1,6 +1,6 @@
 """The code paths a GPU run takes, exercised on the CPU: bf16 autocast and channels_last with the
-paper preset at 64x64 (every level of the U-Net, at a sixteenth of 256x256's CPU time), torch.compile, the float16 resident split, the paper profile
-shrunk by overrides, and the gpu profile's whole run shrunk the same way. A lent GPU must not be spent finding a
+paper preset at 64x64 (every level of the U-Net, at a sixteenth of 256x256's CPU time), torch.compile, the float16 resident split, and the paper profile itself
+shrunk by overrides (the gpu profile's whole run: tests/test_gpu_profile.py). A lent GPU must not be spent finding a
 shape bug."""
 import shutil
 import subprocess
@@ -160,40 +160,3 @@ def test_inference_autocasts_as_the_model_was_validated():
     trained = lambda setting, device: Trained(None, SimpleNamespace(train=SimpleNamespace(bf16=setting)), device)  # noqa: E731
     assert not trained("off", gpu).bf16 and trained("auto", gpu).bf16 and not trained("auto", cpu).bf16
 
-
-def test_the_gpu_profile_runs_every_notebook_at_reduced_size(tmp_path):
-    """`lai run --profile gpu`, shrunk by --set overrides, through every notebook to the report: the paths only the
-    GPU's run takes together (the paper preset, a float16 cube, the gated-skip candidate chosen on validation, three
-    seeds of the chosen model and their ensemble, the spread head's calibration, three held-out regions), so that a
-    lent GPU's ten minutes are not spent on a notebook that fails (checked by hand on 2026-12-04 before this test)."""
-    import json
-
-    import pandas as pd
-    import yaml
-
-    from lai.cube import check_cube_file
-    from lai.facts import ROWS
-
-    shrink = ["simulate.train_triplets=260", "simulate.unique_triplets=40", "simulate.tile_size=32", "train.epochs=1",
-              "train.max_batches_per_epoch=2", "train.batch_size=8", "baselines.max_train_pixels=20000",
-              "baselines.rf_trees=10"]
-    done = subprocess.run([sys.executable, "-m", "lai", "run", "--profile", "gpu", "--reports", str(tmp_path / "reports"),
-                           "--data-root", str(tmp_path / "data"), *[a for s in shrink for a in ("--set", s)]],
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    run = tmp_path / "reports" / "gpu"
-    assert (run / "report.pdf").read_bytes()[:5] == b"%PDF-"
-    profile = yaml.safe_load((run / "profile.yaml").read_text())
-    assert profile["model"]["preset"] == "paper" and profile["model"]["uncertainty"] is True
-    data = json.loads((run / "data.json").read_text())
-    assert check_cube_file(data["cube"])["float_dtype"] == "float16"
-    selection = pd.read_csv(run / "tables" / "selection.csv")
-    assert list(selection["model"]) == ["final", *profile["candidates"]] and selection["chosen"].sum() == 1
-    chosen = selection.loc[selection["chosen"], "model"].item()
-    trained = list(pd.read_csv(run / "tables" / "training.csv")["row"])
-    assert trained == [*ROWS, *profile["candidates"], f"{chosen}_seed1", f"{chosen}_seed2"]
-    ensemble = pd.read_csv(run / "tables" / "ensemble.csv")
-    assert set(ensemble["set"]) == {"val", "non_cloudy", "cloudy", "unique"} and set(ensemble["seeds"]) <= {1, 3}
-    assert (ensemble.loc[ensemble["other"].str.endswith(" seeds"), "seeds"] == 3).all()
-    calibration = pd.read_csv(run / "tables" / "calibration.csv")
-    assert set(calibration.loc[calibration["sd"] == "recalibrated", "set"]) == {"non_cloudy", "cloudy", "unique"}
