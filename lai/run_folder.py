@@ -370,14 +370,14 @@ class RunContext:
 
     def evaluate(self, row: str) -> pd.DataFrame:
         """Metrics of a trained row on the three test sets (cached in its run folder)."""
-        from lai.cube import cube_identity
         from lai.evaluate import evaluate_run, evaluated_on, evaluation_identity
 
-        self._refuse_other_data(cube_identity(self.cube_path)["fingerprint"])
+        identity = evaluation_identity(self.cube_path)  # the cube's, read once for both checks
+        self._refuse_other_data(identity["fingerprint"])
         run = self.run_dir / "runs" / row
         cached = run / STAGE_METRICS_FILE
         if (cached.exists() and cached.stat().st_mtime >= (run / STAGE_WEIGHTS_FILE).stat().st_mtime
-                and evaluated_on(run) == evaluation_identity(self.cube_path)):
+                and evaluated_on(run) == identity):
             return read_csv_record(cached, PipelineError, f"delete it to evaluate {row} again")
         return evaluate_run(run, self.cube_path, batch_size=self.profile.train.batch_size, device=self.profile.train.device,
                             progress=self.progress)
