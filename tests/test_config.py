@@ -441,6 +441,7 @@ def test_a_run_folder_refuses_data_other_than_its_results_came_from(tmp_path, mo
     import json
 
     import lai.cube
+    import lai.evaluate
     import lai.simulate
     from lai.cube import CubeSummary
     from lai.errors import RunFolderError
@@ -459,7 +460,8 @@ def test_a_run_folder_refuses_data_other_than_its_results_came_from(tmp_path, mo
     with pytest.raises(RunFolderError, match=r"fingerprint aaaaaaaaaaaaaaaa .*fingerprint bbbbbbbbbbbbbbbb.*--name NEW"):
         ctx.ensure_data()
     assert (ctx.run_dir / "data.json").read_text() == recorded
-    monkeypatch.setattr(lai.cube, "cube_identity", lambda path: {"fingerprint": "b" * 64, "splits": "s"})
+    other = {"fingerprint": "b" * 64, "splits": "s", "lai_code": "c"}
+    monkeypatch.setattr(lai.evaluate, "evaluation_identity", lambda path: other)  # read at each call, so patched here
     with pytest.raises(RunFolderError, match="now holds other data"):
         ctx.evaluate("final")
 
