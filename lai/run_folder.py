@@ -506,7 +506,6 @@ class RunContext:
         return output.with_name(f".{output.name}.made.json")
 
     def _made(self, output: Path, made: dict) -> None:
-        refuse_other_writer(self.run_dir)
         atomic_write_text(self._made_record(output), json.dumps(made))
 
     def _was_made(self, output: Path, made: dict) -> bool:
@@ -520,10 +519,12 @@ class RunContext:
         import shutil
 
         record = self._made_record(folder)
-        if not (folder.exists() or folder.is_symlink()):
-            return False
-        if self._was_made(folder, made):
+        present = folder.exists() or folder.is_symlink()
+        if present and self._was_made(folder, made):
             return True
+        refuse_other_writer(self.run_dir)  # before anything is removed or written under the run folder
+        if not present:
+            return False
         if folder.is_symlink() or not folder.is_dir() or not (record.is_file() or (folder / summary).is_file()):
             raise PipelineError(f"{folder} is not a folder lai wrote here; move it away to let notebook 00 write its own")
         shutil.rmtree(folder)

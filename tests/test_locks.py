@@ -229,6 +229,7 @@ def test_a_notebook_is_refused_a_run_folder_lai_run_is_writing_but_not_its_own_k
 
     run = tmp_path / "run"
     before = RunContext.open(run, "tiny", data_root=tmp_path / "data")  # a kernel that opened it before lai run began
+    patch = before.real_patches()[0]
     assert lock_holder(run) is None
     holder = subprocess.Popen([sys.executable, "-c", "import sys; from lai.io import output_lock\n"
                                f"with output_lock({str(run)!r}, folder='profile.yaml'):\n"
@@ -240,10 +241,12 @@ def test_a_notebook_is_refused_a_run_folder_lai_run_is_writing_but_not_its_own_k
         assert lock_holder(run) == text
         with pytest.raises(OutputLockedError, match=rf"{run} is being written by another lai process \({text}; `lai run`"):
             RunContext.open(run)
-        for write in (lambda: before.save_table(pd.DataFrame({"a": [1]}), "splits"), before.write_provenance):
+        for write in (lambda: before.save_table(pd.DataFrame({"a": [1]}), "splits"), before.write_provenance,
+                      lambda: before.preprocess_patch(patch)):
             with pytest.raises(OutputLockedError, match=rf"is being written by another lai process \({text}; "):
                 write()  # refused at its next write, not only when it opened the folder
         assert not (run / "tables" / "splits.csv").exists() and not (run / "provenance.json").exists()
+        assert not (run / "preprocessing" / f"lnb_{patch.name}").exists()  # refused before notebook 00's work
         monkeypatch.setenv(RUN_LOCK_HOLDER_ENV, text)  # a kernel of that lai run
         assert RunContext.open(run).run_dir == run
         assert before.save_table(pd.DataFrame({"a": [1]}), "splits").exists()
