@@ -47,6 +47,7 @@ from lai.products import (
     SOURCE_MEANINGS,
     SOURCE_MODEL_PAST_RADAR_MISSING,
     SOURCE_OBSERVED,
+    STD,
     describe,
     gap_fill,
     gap_fill_std,
@@ -267,7 +268,8 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
             if not modelled:  # e.g. S1 NaN or nodata everywhere: a map of NaN is not written as a result
                 raise SceneError(f"{manifest}: no pixel of the map has a model value ({s1_missing} of {3 * h * w} S1 "
                                  "pixels of the three dates hold no backscatter value: NaN or nodata); check the S1 rasters")
-            _finish(gtiff, tmp, "AVERAGE")  # overviews within the range of the pixels they cover (cubic overshoots)
+            # overviews within the range of the pixels they cover (cubic overshoots); deviations by RMS
+            _finish(gtiff, tmp, "AVERAGE", rms_band=STD if with_std else None)
             _finish(source_gtiff, tmp_source, "NEAREST")  # codes, not quantities
         finally:
             gtiff.unlink(missing_ok=True)
@@ -353,15 +355,84 @@ def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: in
     return summaries
 
 
-def _finish(gtiff: Path, target: Path, resampling: str) -> None:
+COG_BLOCK = 512  # the COG driver's tile size: it makes overviews halving the map until it fits one tile
+
+
+def overview_factors(height: int, width: int, block: int = COG_BLOCK) -> list[int]:
+    """The overview levels the COG driver makes for a ``height`` x ``width`` map: 2, 4, ... until a level fits ``block``."""
+    factors, size = [], max(height, width)
+    while size > block:
+        size = -(-size // 2)
+        factors.append(2 * factors[-1] if factors else 2)
+    return factors
+
+
+def _finish(gtiff: Path, target: Path, resampling: str, rms_band: str | None = None) -> None:
     """Copy the tiled GeoTIFF as a COG where GDAL has that driver, its overviews resampled by ``resampling``
-    (a GDAL name; the COG driver's default, cubic, puts LAI below 0 and above its pixels' range), else keep it as is."""
+    (a GDAL name; the COG driver's default, cubic, puts LAI below 0 and above its pixels' range), else keep it as is.
+
+    ``rms_band``: the description of a band of standard deviations (``lai_std``), whose overviews are the root mean
+    square of the pixels they cover (the typical deviation there: their average would understate it) instead.
+    """
     import rasterio
     from rasterio.shutil import copy as rio_copy
 
     with rasterio.Env() as env:
         has_cog = "COG" in env.drivers()
-    if has_cog:
-        rio_copy(gtiff, target, driver="COG", compress="DEFLATE", resampling=resampling)
-    else:
+    if not has_cog:
         gtiff.rename(target)
+        return
+    with rasterio.open(gtiff) as src:
+        band = src.descriptions.index(rms_band) + 1 if rms_band and rms_band in src.descriptions else None
+        factors = overview_factors(src.height, src.width)
+    if band is None or not factors:
+        rio_copy(gtiff, target, driver="COG", compress="DEFLATE", resampling=resampling)
+        return
+    rms, vrt = gtiff.with_name(gtiff.name + ".rms"), gtiff.with_name(gtiff.name + ".vrt")
+    try:
+        _with_overviews(gtiff, target, resampling, band, factors, rms, vrt)
+    finally:
+        rms.unlink(missing_ok=True)
+        vrt.unlink(missing_ok=True)
+
+
+def _with_overviews(gtiff: Path, target: Path, resampling: str, band: int, factors: list[int], rms: Path,
+                    vrt: Path) -> None:
+    """:func:`_finish` for a map with a band of deviations: the overviews are made beforehand, ``resampling`` in
+    ``gtiff`` itself and RMS in ``rms`` (that band alone), and a VRT of the two, holding every tag, description,
+    unit and nodata of ``gtiff``, is copied as the COG, which takes the overviews as they are."""
+    from xml.sax.saxutils import escape
+
+    import rasterio
+    from rasterio.dtypes import dtype_rev, typename_fwd
+    from rasterio.enums import Resampling
+    from rasterio.shutil import copy as rio_copy
+
+    with rasterio.open(gtiff, "r+") as src:
+        src.build_overviews(factors, Resampling[resampling.lower()])
+        profile = {**src.profile, "count": 1}
+        with rasterio.open(rms, "w", **profile) as dst:
+            for _, window in src.block_windows(band):
+                dst.write(src.read(band, window=window), 1, window=window)
+            dst.build_overviews(factors, Resampling.rms)
+        h, w = src.height, src.width
+
+        def source(i: int) -> str:
+            path, b = (rms, 1) if i == band else (gtiff, i)
+            return (f'<VRTRasterBand dataType="{typename_fwd[dtype_rev[src.dtypes[i - 1]]]}" band="{i}"><SimpleSource>'
+                    f'<SourceFilename relativeToVRT="1">{escape(path.name)}</SourceFilename><SourceBand>{b}</SourceBand>'
+                    f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/><DstRect xOff="0" yOff="0" xSize="{w}" '
+                    f'ySize="{h}"/></SimpleSource></VRTRasterBand>')
+
+        grid = "".join((f"<SRS>{escape(src.crs.to_wkt())}</SRS>" if src.crs else "",
+                        f"<GeoTransform>{', '.join(repr(v) for v in src.transform.to_gdal())}</GeoTransform>"))
+        vrt.write_text(f'<VRTDataset rasterXSize="{w}" rasterYSize="{h}">{grid}'
+                       f'{"".join(source(i) for i in range(1, src.count + 1))}</VRTDataset>')
+        with rasterio.open(vrt, "r+") as dst:
+            dst.nodata = src.nodata
+            dst.update_tags(**src.tags())
+            dst.units = src.units
+            for i in range(1, src.count + 1):
+                dst.set_band_description(i, src.descriptions[i - 1] or "")
+                dst.update_tags(i, **src.tags(i))
+    rio_copy(vrt, target, driver="COG", compress="DEFLATE")

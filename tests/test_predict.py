@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import h5py
@@ -639,6 +640,48 @@ def test_windows_blend_by_a_ramp_at_both_ends_and_overlap_at_most_half(tiny_run,
                                          r"window 32"):
         predict_scene(tiny_run, manifest, tmp_path / "out.tif", window=32, overlap=17, progress=False)
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_scene_overviews_of_the_deviation_are_its_root_mean_square(tmp_path):
+    """A map with band lai_std: its overviews are the RMS of the deviations they cover (their mean would understate
+    the typical one), the LAI bands' the mean; the COG keeps every tag, description, unit and nodata of the map."""
+    from rasterio.transform import from_origin
+
+    from lai.scene import _finish, overview_factors
+
+    assert overview_factors(512, 512) == [] and overview_factors(600, 100) == [2] and overview_factors(40, 1500) == [2, 4]
+    rng = np.random.default_rng(0)
+    bands = rng.uniform(0, 6, (3, 600, 600)).astype(np.float32)
+    bands[:, :50, :50] = np.nan
+    for name, describe in (("with_std", ("lai", "lai_model", "lai_std")), ("plain", ("lai", "lai_model", "other"))):
+        gtiff = tmp_path / f"{name}.gtiff"
+        write_tiff(gtiff, bands, nodata=np.nan, crs=UTM, transform=from_origin(500000, 4300000, 10, 10), tiled=True,
+                   blockxsize=256, blockysize=256)
+        with rasterio.open(gtiff, "r+") as dst:
+            dst.update_tags(model="run 1", t="2019-06-01")
+            dst.units = ("m2/m2",) * 3
+            for i, d in enumerate(describe, 1):
+                dst.set_band_description(i, d)
+                dst.update_tags(i, long_name=f"band {d}")
+        _finish(gtiff, tmp_path / f"{name}.tif", "AVERAGE", rms_band="lai_std")
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(name)) == [f"{name}.gtiff", f"{name}.tif"]
+    blocks = bands.reshape(3, 300, 2, 300, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the all-NaN corner
+        mean, rms = np.nanmean(blocks, axis=(2, 4)), np.sqrt(np.nanmean(blocks**2, axis=(2, 4)))
+    with rasterio.open(tmp_path / "with_std.tif") as cog, rasterio.open(tmp_path / "plain.tif") as plain:
+        assert cog.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and cog.overviews(3) == [2]
+        assert cog.tags() == plain.tags() and cog.descriptions[:2] == plain.descriptions[:2]
+        assert cog.descriptions[2] == "lai_std" and cog.units == plain.units == ("m2/m2",) * 3
+        assert [cog.tags(i) for i in (1, 2)] == [plain.tags(i) for i in (1, 2)] and cog.tags(3) == {"long_name": "band lai_std"}
+        assert np.isnan(cog.nodata) and cog.crs == plain.crs and cog.transform == plain.transform
+        np.testing.assert_array_equal(cog.read(), plain.read())
+    for name, expected in (("with_std", rms[2]), ("plain", mean[2])):
+        with rasterio.open(tmp_path / f"{name}.tif", overview_level=0) as overview:
+            zoomed = overview.read()
+        np.testing.assert_allclose(zoomed[:2], mean[:2], rtol=1e-6)
+        np.testing.assert_allclose(zoomed[2], expected, rtol=1e-6)
+    assert np.nanmin(rms[2] - mean[2]) > 0  # the two differ on every pixel of this map
 
 
 def test_scene_overviews_stay_within_the_range_of_their_pixels(tmp_path):
