@@ -103,14 +103,28 @@ def _centre_lonlat(path: Path) -> tuple[float, float]:
     return lon[0], lat[0]
 
 
+EXTRACTED = "patches.json"  # written last into an extraction: the patches' names (it is complete and lai's)
+
+
 def extract(target: str | Path) -> list[Patch]:
-    """Unpack the example archives into ``target`` and pair each S2 patch with its S1 patch."""
+    """Unpack the example archives into the new folder ``target`` (whole or not at all: the file
+    :data:`EXTRACTED` inside says it is complete) and pair each S2 patch with its S1 patch."""
+    from lai.io import atomic_path
+
     target = Path(target)
     folder = archive_folder()
-    for archive in ARCHIVES:
-        with tarfile.open(folder / archive) as tar:
-            tar.extractall(target, filter="data")
-    patches = []
+    with atomic_path(target) as tmp:
+        for archive in ARCHIVES:
+            with tarfile.open(folder / archive) as tar:
+                tar.extractall(tmp, filter="data")
+        (tmp / EXTRACTED).write_text(json.dumps([p.name for p in patches(tmp)]))
+    return patches(target)
+
+
+def patches(target: str | Path) -> list[Patch]:
+    """The patches unpacked into ``target`` (:func:`extract`), each S2 patch with its S1 patch."""
+    target = Path(target)
+    found = []
     for meta in sorted(target.glob("BigEarthNet-S1-Example/*/*_labels_metadata.json")):
         info = json.loads(meta.read_text())
         s2_name = info["corresponding_s2_patch"]
@@ -120,10 +134,10 @@ def extract(target: str | Path) -> list[Patch]:
         s1_stem = meta.name.replace("_labels_metadata.json", "")
         bands = {b: s2_dir / f"{s2_name}_{b}.tif" for b in BANDS}
         lon, lat = _centre_lonlat(bands["B03"])
-        patches.append(Patch(s2_name, when, dt.date.fromisoformat(info["acquisition_time"][:10]), bands,
+        found.append(Patch(s2_name, when, dt.date.fromisoformat(info["acquisition_time"][:10]), bands,
                              meta.parent / f"{s1_stem}_VV.tif", meta.parent / f"{s1_stem}_VH.tif",
                              Angles(VIEW_ZENITH, sun_zenith(when, lat, lon), RELATIVE_AZIMUTH)))
-    return patches
+    return found
 
 
 def write_manifest(patch: Patch, path: str | Path, country: str = "BIGEARTHNET") -> Path:

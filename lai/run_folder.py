@@ -454,12 +454,17 @@ class RunContext:
     # ------------------------------------------------------------------ real patches (notebook 00)
 
     def real_patches(self) -> list:
-        """The real S1 + S2 L2A patches of :mod:`lai.examples`, extracted into the run folder's preprocessing/ (once
-        per context: :meth:`real_patch` reads the same list)."""
+        """The real S1 + S2 L2A patches of :mod:`lai.examples`, extracted into the run folder's preprocessing/ (kept
+        for the lai code that extracted them; :meth:`real_patch` reads the same list)."""
         from lai import examples
 
         if self._patches is None:
-            self._patches = examples.extract(self.run_dir / "preprocessing" / "bigearthnet")
+            target = self.run_dir / "preprocessing" / "bigearthnet"
+            made = {"lai_code": code_digest()}
+            if not self._reusable(target, made, examples.EXTRACTED):
+                examples.extract(target)
+                self._made(target, made)
+            self._patches = examples.patches(target)
         return self._patches
 
     def real_patch(self, index):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -247,6 +248,11 @@ def test_a_notebook_is_refused_a_run_folder_lai_run_is_writing_but_not_its_own_k
                 write()  # refused at its next write, not only when it opened the folder
         assert not (run / "tables" / "splits.csv").exists() and not (run / "provenance.json").exists()
         assert not (run / "preprocessing" / f"lnb_{patch.name}").exists()  # refused before notebook 00's work
+        shutil.rmtree(run / "preprocessing" / "bigearthnet")
+        before._patches = None
+        with pytest.raises(OutputLockedError, match=rf"is being written by another lai process \({text}; "):
+            before.real_patches()  # the example patches are not unpacked again either
+        assert not (run / "preprocessing" / "bigearthnet").exists()
         monkeypatch.setenv(RUN_LOCK_HOLDER_ENV, text)  # a kernel of that lai run
         assert RunContext.open(run).run_dir == run
         assert before.save_table(pd.DataFrame({"a": [1]}), "splits").exists()

@@ -490,3 +490,14 @@ def test_notebook_00s_patch_outputs_are_made_again_when_the_model_or_the_code_ch
     with pytest.raises(PipelineError, match=r"maps_.* is not a folder lai wrote here"):
         ctx.predict_patch(patch)
     assert (maps / "mine.txt").exists()
+    patches = ctx.run_dir / "preprocessing" / "bigearthnet"  # the unpacked example patches: kept, or lai's replaced
+    extracted = (patches / examples.EXTRACTED).stat().st_mtime_ns
+    assert RunContext("tiny", run_dir=ctx.run_dir).real_patches() == ctx.real_patches()
+    assert (patches / examples.EXTRACTED).stat().st_mtime_ns == extracted  # reused
+    shutil.rmtree(patches)
+    patches.with_name(f".{patches.name}.made.json").unlink()
+    patches.mkdir()
+    (patches / "mine.txt").write_text("a user's file")
+    with pytest.raises(PipelineError, match=r"bigearthnet is not a folder lai wrote here"):
+        RunContext("tiny", run_dir=ctx.run_dir).real_patches()
+    assert [p.name for p in patches.iterdir()] == ["mine.txt"]
