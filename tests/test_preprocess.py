@@ -144,15 +144,15 @@ def test_preprocess_counts_the_pixels_it_fixed(tmp_path):
 def test_tiles_then_predict_then_mosaic_equals_the_scene_prediction(tiny_run, tmp_path, monkeypatch):
     """Round trip: scene -> tiles -> predict per tile -> mosaic agrees with predicting the scene in
     windows of the tile size without overlap, within float rounding (1e-4 LAI). The scene map's overviews
-    average the LAI bands and take the nearest source code (codes are not quantities)."""
+    average the LAI bands, take the nearest source code (codes are not quantities) and the RMS of lai_std."""
     import lai.scene
 
     finished = []
 
-    def spy(gtiff, target, resampling):
+    def spy(gtiff, target, resampling, rms_band=None):
         with rasterio.open(gtiff) as src:
-            finished.append((src.dtypes[0], resampling))
-        return finish(gtiff, target, resampling)
+            finished.append((src.dtypes[0], resampling, rms_band))
+        return finish(gtiff, target, resampling, rms_band)
 
     finish = lai.scene._finish
     monkeypatch.setattr(lai.scene, "_finish", spy)
@@ -170,7 +170,7 @@ def test_tiles_then_predict_then_mosaic_equals_the_scene_prediction(tiny_run, tm
     with rasterio.open(tmp_path / "scene.tif") as src:
         direct = src.read(1)
     assert np.isfinite(mosaic).all()
-    assert sorted(finished) == [("float32", "AVERAGE"), ("uint8", "NEAREST")]
+    assert sorted(finished, key=str) == [("float32", "AVERAGE", "lai_std"), ("uint8", "NEAREST", None)]
     np.testing.assert_allclose(mosaic, direct, atol=1e-4)
     # the preprocessing manifest itself is a scene: its one triplet of dates with S1 (16 June has none near)
     summary = predict_scene(tiny_run, manifest, tmp_path / "same.tif", window=32, overlap=0, progress=False)
