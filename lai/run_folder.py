@@ -519,13 +519,14 @@ class RunContext:
         return record.is_file() and not record.is_symlink() and read_json_record(record, PipelineError, "delete it") == made
 
     def _reusable(self, folder: Path, made: dict, summary: str) -> bool:
-        """Whether ``folder`` (lai's output under the run folder) was made as ``made`` says; one made otherwise (its
-        record, or ``summary``, shows it lai's) is removed, anything else there refused."""
+        """Whether ``folder`` (lai's output under the run folder) was made as ``made`` says and still holds its
+        ``summary`` (written last); one made otherwise or since cut short (its record, or ``summary``, shows it lai's)
+        is removed, anything else there refused."""
         import shutil
 
         record = self._made_record(folder)
         present = folder.exists() or folder.is_symlink()
-        if present and self._was_made(folder, made):
+        if present and self._was_made(folder, made) and (folder / summary).is_file():
             return True
         refuse_other_writer(self.run_dir)  # before anything is removed or written under the run folder
         if not present:
