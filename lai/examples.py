@@ -25,7 +25,8 @@ from lai.snap import BANDS, Angles
 REFLECTANCE_SCALE = 1e-4  # the patches' S2 digital numbers are reflectance x 10^4
 VIEW_ZENITH = 5.0  # degrees; Sentinel-2 views within about 0..12 degrees of nadir
 RELATIVE_AZIMUTH = 90.0  # degrees; cos = 0, the neutral value of the network's azimuth input
-ARCHIVES = ("BigEarthNet-S2-Example.tar.bz2", "BigEarthNet-S1-Example.tar.bz2")
+S2_FOLDER, S1_FOLDER = "BigEarthNet-S2-Example", "BigEarthNet-S1-Example"  # each archive's one folder
+ARCHIVES = (f"{S2_FOLDER}.tar.bz2", f"{S1_FOLDER}.tar.bz2")
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def extract(target: str | Path) -> list[Patch]:
         for archive in ARCHIVES:
             with tarfile.open(folder / archive) as tar:
                 tar.extractall(tmp, filter="data")
-        (tmp / EXTRACTED).write_text(json.dumps([p.name for p in patches(tmp)]))
+        (tmp / EXTRACTED).write_text(json.dumps(sorted(p.name for p in (tmp / S2_FOLDER).iterdir())))
     return patches(target)
 
 
@@ -125,10 +126,10 @@ def patches(target: str | Path) -> list[Patch]:
     """The patches unpacked into ``target`` (:func:`extract`), each S2 patch with its S1 patch."""
     target = Path(target)
     found = []
-    for meta in sorted(target.glob("BigEarthNet-S1-Example/*/*_labels_metadata.json")):
+    for meta in sorted(target.glob(f"{S1_FOLDER}/*/*_labels_metadata.json")):
         info = json.loads(meta.read_text())
         s2_name = info["corresponding_s2_patch"]
-        s2_dir = target / "BigEarthNet-S2-Example" / s2_name
+        s2_dir = target / S2_FOLDER / s2_name
         s2_info = json.loads((s2_dir / f"{s2_name}_labels_metadata.json").read_text())
         when = dt.datetime.fromisoformat(s2_info["acquisition_date"])
         s1_stem = meta.name.replace("_labels_metadata.json", "")

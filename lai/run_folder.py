@@ -461,10 +461,11 @@ class RunContext:
         if self._patches is None:
             target = self.run_dir / "preprocessing" / "bigearthnet"
             made = {"lai_code": code_digest()}
-            if not self._reusable(target, made, examples.EXTRACTED):
-                examples.extract(target)
+            if self._reusable(target, made, examples.EXTRACTED):
+                self._patches = examples.patches(target)
+            else:
+                self._patches = examples.extract(target)
                 self._made(target, made)
-            self._patches = examples.patches(target)
         return self._patches
 
     def real_patch(self, index):
