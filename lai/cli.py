@@ -349,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "for preprocess, optional target date); with several, --out is a new folder receiving <manifest "
                    "name>.tif for each")
     p.add_argument("--out", required=True, type=Path,
-                   help="output folder (--data, several --scene) or GeoTIFF (one --scene); must be new")
+                   help="output folder (--data, several --scene) or GeoTIFF (one --scene: .tif or .tiff); must be new")
     p.add_argument("--batch-size", type=int, default=None, help=f"triplets per model call (--data; default {PREDICT_BATCH})")
     p.add_argument("--window", type=int, default=None, help=f"window size in pixels (--scene; at least 32; default {SCENE_WINDOW})")
     p.add_argument("--overlap", type=int, default=None,

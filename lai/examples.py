@@ -20,6 +20,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lai.manifest import REPEATED_DATES
 from lai.snap import BANDS, Angles
 
 REFLECTANCE_SCALE = 1e-4  # the patches' S2 digital numbers are reflectance x 10^4
@@ -150,7 +151,7 @@ def write_manifest(patch: Patch, path: str | Path, country: str = "BIGEARTHNET")
           "bands": {b: str(f) for b, f in patch.bands.items()},
           "angles": {"view_zenith": patch.angles.view_zenith, "sun_zenith": round(patch.angles.sun_zenith, 2),
                      "relative_azimuth": patch.angles.relative_azimuth}}
-    manifest = {"country": country, "area": area, "s2": [s2] * 3,
+    manifest = {"country": country, "area": area, REPEATED_DATES: True, "s2": [s2] * 3,
                 "s1": [{"date": patch.s1_date.isoformat(), "vv": str(patch.vv), "vh": str(patch.vh)}]}
     path = Path(path)
     path.write_text(yaml.safe_dump(manifest, sort_keys=False))

@@ -31,6 +31,21 @@ class RowSpec:
     def title(self) -> str:
         return model_title(self.label, self.architecture)
 
+    @property
+    def reads_s1(self) -> bool:
+        """Whether the row's model reads Sentinel-1 (its radar encoder)."""
+        return self.enc1 is not None
+
+    @property
+    def inputs(self) -> str:
+        """What the row's model reads, in words (band ``lai_model`` of its maps)."""
+        specs = [s for s in (self.enc1, self.enc2) if s is not None]
+        parts = (["Sentinel-1 at t-2, t-1, t"] if self.reads_s1 else []) + \
+                (["S2 LAI at t-2, t-1"] if self.enc2 is not None else []) + \
+                (["the S2 cloud masks"] if any(s.masks for s in specs) else []) + \
+                (["the date"] if any(s.seasonality for s in specs) else [])
+        return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+
 
 def model_title(label: str, architecture: str) -> str:
     """A model's name from Table 1's input and architecture columns: "S1 (Encoder 1)"."""

@@ -27,7 +27,8 @@ def georeferenced(values: np.ndarray, crs: str, transform, name: str, attrs: dic
 
     t = np.asarray(transform, float) if transform is not None else np.full(6, np.nan)
     if not crs or not np.isfinite(t).all():
-        raise CubeError(f"{where or name}: no georeferencing (the input GeoTIFFs carried no CRS or transform)")
+        lacking = " or ".join(k for k, gone in (("CRS", not crs), ("transform", not np.isfinite(t).all())) if gone)
+        raise CubeError(f"{where or name}: no georeferencing (the input GeoTIFFs carried no {lacking})")
     a, b, c, d, e, f = t
     if b or d:
         raise CubeError(f"{where or name}: rotated transform {tuple(t.tolist())} is not supported (x/y must follow the grid)")

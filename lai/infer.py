@@ -23,7 +23,7 @@ from lai.checkpoint import read_trained, set_weights
 from lai.config import EncodingConfig, ModelConfig, StageConfig
 from lai.distributed import pick_device
 from lai.encode import Encoded, denormalise_lai, encode_batch, mask_channels
-from lai.facts import variant_of
+from lai.facts import ROWS, variant_of
 from lai.model import LAIModel
 from lai.products import NODATA, MapOrigin
 from lai.uncertainty import Calibration, read_calibration
@@ -97,6 +97,12 @@ class Trained:
                          if spread and self.calibration.recalibrated else None,
                          self.weights_sha256, variant_of(self.config),
                          lai_std_observed=self.calibration.summary()["observation_sd"] if spread else None)
+
+    @property
+    def reads_s1(self) -> bool:
+        """Whether the model reads Sentinel-1 (every Table 1 row but the S2 encoder's): where it does not, missing
+        radar leaves its maps whole."""
+        return ROWS[self.row].reads_s1
 
     @property
     def predicts_spread(self) -> bool:
@@ -194,7 +200,7 @@ def predict_batch(trained: Trained, s1, lai, scl, doy_target, doy_from
 
     Inputs as the loader yields them: s1 (B, 3, 2, H, W) dB, lai (B, 3, H, W), scl (B, 3, H, W),
     day of year of t and of t-2 (B,). Tiles are padded (edge values repeated) to the U-Net's multiple
-    and cropped back. LAI and its deviation are NaN (nodata) where S1 at t is not finite.
+    and cropped back. LAI and its deviation are NaN (nodata) where S1 at t is not finite (models that read S1).
     """
     dev = trained.device
     h, w = s1.shape[-2:]
@@ -208,7 +214,7 @@ def predict_batch(trained: Trained, s1, lai, scl, doy_target, doy_from
     x, lai_t, sd = predict_lai(trained.model, raw, trained.enc, trained.bf16)
     lai_t = lai_t[:, :h, :w].cpu().numpy().astype(np.float32)
     observed = x.target_valid[:, 0, :h, :w].cpu().numpy().astype(np.uint8)
-    missing = ~np.isfinite(np.asarray(s1)[:, 2]).all(axis=1)
+    missing = ~np.isfinite(np.asarray(s1)[:, 2]).all(axis=1) if trained.reads_s1 else np.zeros(lai_t.shape, bool)
     lai_t[missing] = NODATA
     if sd is not None:
         past_clear = x.past_valid[:, :, :h, :w].sum(1).cpu().numpy()

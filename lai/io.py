@@ -286,6 +286,9 @@ def check_replaceable(path: Path, folder: bool = False) -> None:
     if path.is_symlink():
         raise ForeignOutputError(f"{path} is a symbolic link; lai writes only regular files and replaces nothing else")
     if path.is_dir():
+        if folder and os.path.ismount(path):  # a volume's root: a finished result cannot be renamed onto it
+            raise ForeignOutputError(f"{path} is a mount point; lai writes its result beside the output and renames it "
+                                     "into place, which a mount point cannot take: give a new folder inside it")
         if folder and not any(path.iterdir()):
             return
         raise ForeignOutputError(f"{path} is an existing folder; lai never replaces a folder: choose another output path")
@@ -421,7 +424,8 @@ def atomic_path(path: str | Path, suffix: str = ""):
         except OSError as err:
             if err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
                 raise ForeignOutputError(f"{path} appeared meanwhile and is not a file lai may replace") from None
-            raise
+            raise OSError(err.errno, f"the finished result could not be put in place ({err.strerror}); nothing was "
+                                     "written there", str(path)) from None
     finally:
         if tmp.exists():
             _remove(tmp)

@@ -596,7 +596,14 @@ def index_folder(root: str | Path, on_error: str = "raise", progress: bool = Tru
     skipped.sort(key=lambda s: s.row)
     if not good:
         raise LNBError(root / SERIES_CSV, f"no valid triplet left ({len(skipped)} skipped)")
-    has_truth = all((root / TRUTH_DIR / name).is_file() for t in good for name in t.names)
+    truths = {name: (root / TRUTH_DIR / name).is_file() for t in good for name in t.names}
+    has_truth = all(truths.values())
+    if any(truths.values()) and not has_truth:  # partly there: a file lost, not real data (which holds none)
+        missing = [name for name, there in truths.items() if not there]
+        raise LNBError(root / TRUTH_DIR / missing[0],
+                       f"is missing: {TRUTH_DIR}/ holds the true LAI of {len(truths) - len(missing)} of the {len(truths)} "
+                       f"S2 files the triplets name ({len(missing)} missing); restore them, or move {TRUTH_DIR}/ away "
+                       "to use the folder without its truth (as real data)")
     return FolderIndex(root, good, skipped, shape[0], shape[1], has_truth)
 
 

@@ -81,14 +81,20 @@ def check_keys(entry: dict, allowed: tuple[str, ...], where: str) -> None:
         raise SceneError(f"{where}: unknown key(s) {shorten(', '.join(unknown), 80)}; expected {', '.join(allowed)}")
 
 
-def check_unique_dates(entries: list, key: str, where: str) -> None:
-    """Two different acquisitions of one sensor on the same date would leave one of them unread: refuse them. The
-    same entry repeated is allowed (one real date used as t-2, t-1 and t: a format test)."""
+def check_unique_dates(entries: list, key: str, where: str, repeats_allowed: bool = False) -> None:
+    """Each date once: two acquisitions of one sensor on the same date would leave one of them unread, and the same
+    entry repeated would make triplets whose target is also their input (t-1 a copy of t), unless the manifest says
+    so (``repeats_allowed``: its key ``repeated_dates``, for a format test of one real acquisition)."""
     seen: dict = {}
     for k, e in enumerate(entries):
-        if e.date in seen and entries[seen[e.date]] != e:
-            raise SceneError(f"{where}: {key}[{k}].date {e.date.isoformat()} repeats {key}[{seen[e.date]}].date with "
-                             "other rasters; give each date once")
+        if e.date in seen:
+            if entries[seen[e.date]] != e:
+                raise SceneError(f"{where}: {key}[{k}].date {e.date.isoformat()} repeats {key}[{seen[e.date]}].date "
+                                 "with other rasters; give each date once")
+            if not repeats_allowed:
+                raise SceneError(f"{where}: {key}[{k}] repeats {key}[{seen[e.date]}] ({e.date.isoformat()}): one "
+                                 "acquisition read as two dates, so a triplet's t-1 would be a copy of its t; give each "
+                                 f"date once (or, for a format test that means it, set {REPEATED_DATES}: true)")
         seen.setdefault(e.date, k)
 
 
@@ -185,7 +191,8 @@ class Manifest:
     target: dt.date | None = None  # lai predict --scene: the date t to map (default: the last one a triplet ends on)
 
 
-MANIFEST_KEYS = ("country", "area", "s2", "s1", "target")
+REPEATED_DATES = "repeated_dates"  # top-level key: an entry may be repeated (one acquisition read as several dates)
+MANIFEST_KEYS = ("country", "area", "s2", "s1", "target", REPEATED_DATES)
 S2_KEYS = ("date", "lai", "bands", "angles", "scl", "platform", "processing_baseline", "metadata")
 S1_KEYS = ("date", "file", "vv", "vh")
 
@@ -258,8 +265,11 @@ def read_preprocess_manifest(path: str | Path, for_scene: bool = False) -> Manif
             raise SceneError(f"{where}: give file (one two-band raster) or vv and vh, not both")
         files = (file(e["file"], f"{where}.file"),) if "file" in e else (file(e["vv"], f"{where}.vv"), file(e["vh"], f"{where}.vh"))
         s1.append(S1Date(manifest_date(e["date"], f"{where}.date:"), files))
-    check_unique_dates(s2, "s2", str(path))
-    check_unique_dates(s1, "s1", str(path))
+    repeats = raw.get(REPEATED_DATES, False)
+    if not isinstance(repeats, bool):
+        raise SceneError(f"{path}: {REPEATED_DATES} must be true or false, got {shorten(str(repeats), 20)!r}")
+    check_unique_dates(s2, "s2", str(path), repeats)
+    check_unique_dates(s1, "s1", str(path), repeats)
     try:
         TileName.parse(TileName(str(raw["country"]), str(raw["area"]), s2[0].date, s2[0].date, 0, 0, 0, 0).format())
     except LNBError:

@@ -66,6 +66,21 @@ def polarisation_order(descriptions, path: Path) -> tuple[int, int]:
     return tuple(names.index(pol) for pol in POLARISATIONS) if named else (0, 1)
 
 
+def check_polarisation(descriptions, path: Path, pol: str) -> None:
+    """A one-band S1 raster ``path`` given as polarisation ``pol`` (a manifest's ``vv`` or ``vh``): :class:`LNBError`
+    when its band description names the other one (the two files swapped) or HH / HV; a description that names
+    none is taken at its word."""
+    text = (descriptions[0] or "").upper()
+    named = next((p for p in POLARISATIONS if p in text), None)
+    if named is not None and named != pol:
+        raise LNBError(path, f"is given as {pol.lower()}, but its band description {descriptions[0]!r} names {named}: "
+                             "are vv and vh swapped in the manifest?")
+    other = _OTHER_POLARISATION.search(text)
+    if named is None and other:
+        raise LNBError(path, f"its band description {descriptions[0]!r} names the polarisation {other.group(1)}; lai "
+                             "reads Sentinel-1 VV and VH (dual-polarisation IW), one band each")
+
+
 _OTHER_POLARISATION = re.compile(r"(?<![A-Z])(HH|HV)(?![A-Z])")  # polarisations of other modes, as a word
 
 
@@ -149,8 +164,8 @@ def pixel_fix_lines(counts: dict[str, int], indent: str = "") -> list[str]:
 # hold it in VV), not in both at once (:func:`clean_pixels`).
 S1_SCENE_NODATA = 0.0
 S1_MISSING_MEANING = ("S1 pixels without a backscatter value, counted per date (NaN, declared nodata, 0 in a scene "
-                      "raster or in both polarisations of a tile, outside the raster, or masked as out of range): "
-                      "missing radar")
+                      "raster or in both polarisations of a tile, a negative linear power, outside the raster, or "
+                      "masked as out of range): missing radar")
 MAX_BAD_SHARE = 0.05  # a file is refused when more than this share of its checked pixels is out of range
 LAI_SNAP_TOLERANCE = 0.2  # SNAP writes network outputs in [-0.2, 0) as 0
 LINEAR_SHARE = 0.5  # S1 is linear power, not dB, when more than this share of its finite values lies in [0, 1]

@@ -80,7 +80,10 @@ class Inputs:
             self.kind = "lnb"
             self.index = index_folder(self.path, progress=progress)
             self.n, self.shape = len(self.index.triplets), (self.index.height, self.index.width)
-            self.simulated = self.index.has_truth  # the true LAI: lai's simulator wrote the folder
+            from lai.simulate.write import SIMULATION_FILE
+
+            # lai's simulator wrote the folder: the true LAI beside it, or its record (a copy without truth/)
+            self.simulated = self.index.has_truth or (self.path / SIMULATION_FILE).is_file()
         else:
             import h5py
 
@@ -167,7 +170,7 @@ def _predict_folder(trained: Trained, run, data, out: Path, batch_size: int, pro
     names: list[str] = []
     with atomic_path(out) as tmp:
         tmp.mkdir()
-        with PredictionsFile(tmp / "predictions.nc", len(inputs), meta, with_std=trained.predicts_spread) as nc:
+        with PredictionsFile(tmp / "predictions.nc", len(inputs), meta, trained.predicts_spread, trained.row) as nc:
             batch: list[Sample] = []
             bar = tqdm(total=len(inputs), desc="predict", unit="triplet", disable=not progress)
             for k, sample in enumerate(inputs):
@@ -212,7 +215,7 @@ def _write_batch(trained: Trained, batch: list[Sample], folder: Path, nc: Predic
                                               day_of_year([s.date_t for s in batch]),
                                               day_of_year([s.date_from for s in batch]))
     model, clamped = clamp_lai(model)
-    lai, source = gap_fill(model, lai_in[:, 2], observed, past_radar_missing(s1))
+    lai, source = gap_fill(model, lai_in[:, 2], observed, past_radar_missing(s1) if trained.reads_s1 else None)
     std = None if model_sd is None else gap_fill_std(model_sd, source, trained.calibration.observation_sd)
     totals["lai_clamped"] += clamped
     totals["s1_values"] += int(np.isfinite(s1).sum())

@@ -43,6 +43,7 @@ import numpy as np
 
 from lai.config import EncodingConfig, PreprocessConfig
 from lai.errors import SceneError
+from lai.facts import POLARISATIONS
 from lai.io import atomic_path, check_new_folder, memory_shortfall, output_lock
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, TileName, crs_text, crs_units, write_series, write_tile
 from lai.manifest import CLEAR_WITHOUT_SCL, Manifest, S1Date, S2Date, read_preprocess_manifest
@@ -51,7 +52,9 @@ from lai.pixels import (
     PIXEL_FIX_NOTES,
     S1_MISSING_MEANING,
     S1_SCENE_NODATA,
+    BadPixelTally,
     check_float32,
+    check_polarisation,
     check_stored,
     clean_pixels,
     masked_as_missing,
@@ -77,16 +80,17 @@ def pick_triplets(s2: list[S2Date], s1: list[S1Date], max_gap_days: int) -> tupl
     """Triplets of consecutive S2 dates that each have an S1 acquisition within ``max_gap_days``.
 
     Returns the triplets (indices into ``s2``), the S1 index matched to each usable S2 date, and
-    the S2 dates left out for want of S1.
+    the S2 dates left out for want of S1. Of two S1 dates equally near, the one the S2 date before did not take
+    (so that consecutive dates do not share one radar image where another was as near), else the earlier.
     """
     match, unused = {}, []
     for i, d in enumerate(s2):
         gaps = [abs((a.date - d.date).days) for a in s1]
-        best = int(np.argmin(gaps))
-        if gaps[best] <= max_gap_days:
-            match[i] = best
+        nearest = [j for j, gap in enumerate(gaps) if gap == min(gaps)]
+        if gaps[nearest[0]] <= max_gap_days:
+            match[i] = next((j for j in nearest if j != match.get(i - 1)), nearest[0])
         else:
-            unused.append(f"{d.date} (nearest S1 {gaps[best]} days away)")
+            unused.append(f"{d.date} (nearest S1 {gaps[nearest[0]]} days away)")
     usable = sorted(match)
     return [tuple(usable[k:k + 3]) for k in range(len(usable) - 2)], match, unused
 
@@ -274,13 +278,16 @@ def s1_tile(d: S1Date, grid: TileGrid, cfg: PreprocessConfig) -> np.ndarray:
                            what="S1 (VV, VH)" if one_file else f"S1 {pol}", bands=2 if one_file else 1,
                            nodata=S1_SCENE_NODATA)
               for f, pol in zip(d.files, ("VV", "VH"))]
-    if cfg.s1_units == "linear":
+    if cfg.s1_units == "linear":  # small negative powers (thermal noise removed over water) are missing radar
         for f, layer in zip(d.files, layers):
             with np.errstate(invalid="ignore"):
-                negative, finite = int((layer < 0).sum()), int(np.isfinite(layer).sum())
-            if negative > MAX_BAD_SHARE * finite:
-                raise SceneError(f"{f}: {negative} of its {finite} values on the S2 grid are negative: dB, not linear "
-                                 "power (drop --s1-units linear)")
+                db_like, finite = int((layer < LINEAR_FLOOR).sum()), int(np.isfinite(layer).sum())
+            if db_like > MAX_BAD_SHARE * finite:
+                raise SceneError(f"{f}: {db_like} of its {finite} values on the S2 grid{_where(grid)} are below "
+                                 f"{LINEAR_FLOOR:g}: dB, not linear power (drop --s1-units linear)")
+    if not one_file:  # each file's band named by its description, where it names one, as in a two-band raster
+        for f, pol in zip(d.files, POLARISATIONS):
+            check_polarisation(_descriptions(str(f), *_stamp(f)), Path(f), pol)
     s1 = np.concatenate(layers)[list(s1_band_order(d.files[0])) if one_file else slice(None)]
     if cfg.s1_units == "linear":
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -288,20 +295,32 @@ def s1_tile(d: S1Date, grid: TileGrid, cfg: PreprocessConfig) -> np.ndarray:
     return s1
 
 
+LINEAR_FLOOR = -1.0  # S1 in linear power lies above it (negative only by noise removal, a few 0.001); dB below
+
+
+def _where(grid: TileGrid) -> str:
+    """`` (the part from x, y)`` of the scene: the upper-left corner of a tile or window, in its CRS's units."""
+    return f" (the part from x {grid.transform.c:.10g}, y {grid.transform.f:.10g})"
+
+
 def s1_band_order(path: Path) -> tuple[int, int]:
     """The band indices of VV and VH in a two-band S1 raster (:func:`lai.pixels.polarisation_order`). Read once per
     file (every tile and window of a scene asks)."""
+    return polarisation_order(_descriptions(str(path), *_stamp(path)), Path(path))
+
+
+def _stamp(path: Path) -> tuple[int, int]:
     st = Path(path).stat()
-    return _described_order(str(path), st.st_mtime_ns, st.st_size)
+    return st.st_mtime_ns, st.st_size
 
 
 @functools.lru_cache(maxsize=256)
-def _described_order(path: str, mtime_ns: int, size: int) -> tuple[int, int]:
-    """:func:`s1_band_order` of the file as it is (``mtime_ns`` and ``size``: a file written again is read again)."""
+def _descriptions(path: str, mtime_ns: int, size: int) -> tuple:
+    """The band descriptions of the file as it is (``mtime_ns`` and ``size``: a file written again is read again)."""
     import rasterio
 
     with rasterio.open(path) as src:
-        return polarisation_order(src.descriptions, Path(path))
+        return src.descriptions
 
 
 def _parts(scene: TileGrid) -> Iterator[TileGrid]:
@@ -401,15 +420,16 @@ def snap_networks(m: Manifest, cfg: PreprocessConfig) -> dict[str, Network]:
 
 
 def _preprocess_triplet(trip: tuple[int, int, int], m: Manifest, match: dict, scene: TileGrid, cfg: PreprocessConfig,
-                        networks: dict[str, Network], tmp: Path, bar=None) -> tuple[list, tuple[dict, dict]]:
+                        networks: dict[str, Network], tmp: Path, bar=None) -> tuple[list, tuple[dict, dict, dict]]:
     """Write every tile position of one triplet of S2 dates; return its CSV rows, SNAP's flag counts and the pixel
-    fixes, per (S2 date, tile row, tile column): a date shared by several triplets is counted once by the caller."""
+    fixes, per (S2 date, tile row, tile column): a date shared by several triplets is counted once by the caller;
+    and the out-of-range pixels per file (:class:`lai.pixels.BadPixelTally` counts), which the caller judges whole."""
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
 
     size = cfg.tile_size
     dates = [m.s2[i] for i in trip]
-    series, flagged, fixes = [], {}, {}
+    series, flagged, fixes, judged = [], {}, {}, {}
     valid = EncodingConfig().valid_classes  # the reference rule, as `lai validate` checks a folder
     for r in range(scene.height // size):
         for c in range(scene.width // size):
@@ -420,9 +440,12 @@ def _preprocess_triplet(trip: tuple[int, int, int], m: Manifest, match: dict, sc
                 d = m.s2[i]
                 lai, scl, flags = s2_tile(d, grid, cfg, networks.get(str(d.date)))
                 s1 = s1_tile(m.s1[match[i]], grid, cfg)
-                # the reader's rule, before anything is written: a file it would refuse is refused here, by name
+                # the reader's rule on the scene's files (out-of-range pixels made missing; a file with too many of
+                # them refused by name once all its tiles are read, before the folder is kept)
                 source = (m.s1[match[i]].files[0], d.raster, d.scl or f"(no SCL: class {CLEAR_WITHOUT_SCL})")
-                scl, fixed = clean_pixels(s1[None], lai[None], scl[None], valid, [source])
+                tally = BadPixelTally()  # out-of-range pixels counted: the caller judges each scene file whole
+                scl, fixed = clean_pixels(s1[None], lai[None], scl[None], valid, [source], tally)
+                judged[(str(d.date), r, c)] = tally.counts
                 if flags is not None:
                     flagged[(str(d.date), r, c)] = flag_counts(flags)
                     write_tile(tmp / SNAP_FLAGS_DIR / name, flags, grid.crs, grid.transform)
@@ -433,7 +456,7 @@ def _preprocess_triplet(trip: tuple[int, int, int], m: Manifest, match: dict, sc
             series.append(names)
             if bar is not None:
                 bar.update()
-    return series, (flagged, fixes)
+    return series, (flagged, fixes, judged)
 
 
 def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | None = None, progress: bool = True,
@@ -473,8 +496,13 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
                     done = map_ordered(task, triplets, client, on_done=lambda i, _: bar.update(rows * cols))
             else:
                 done = [task(trip, bar=bar) for trip in triplets]
+        tally = BadPixelTally()  # the 5 % rule on each scene file whole (each date's tile once), as --scene judges it
+        for counts in {key: n for _, (_, _, part) in done for key, n in part.items()}.values():
+            for (kind, file, date), (bad, checked, worst) in counts.items():
+                tally.add(kind, file, date, bad, checked, worst)
+        tally.check(EncodingConfig().valid_classes)
         series = [names for part, _ in done for names in part]
-        flagged = {key: n for _, (part, _) in done for key, n in part.items()}  # each date's tile once
+        flagged = {key: n for _, (part, _, _) in done for key, n in part.items()}  # each date's tile once
         snap = {str(d.date): {"network": networks[str(d.date)].name, "platform": d.platform,
                               "domain_checked": networks[str(d.date)].domain_minmax is not None,
                               "reflectance": (d.reflectance.source if d.reflectance else
@@ -483,7 +511,7 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
                               "flags": {f: sum(n[f] for key, n in flagged.items() if key[0] == str(d.date))
                                         for f in FLAGS}}
                 for d in m.s2 if str(d.date) in networks and any(key[0] == str(d.date) for key in flagged)}
-        per_tile = {key: n for _, (_, part) in done for key, n in part.items()}
+        per_tile = {key: n for _, (_, part, _) in done for key, n in part.items()}
         fixes = {kind: sum(n[kind] for n in per_tile.values()) for kind in PIXEL_FIX_NOTES}
         write_series(tmp, series)
         summary = {
@@ -491,6 +519,8 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
             "tile_size": size, "crs": crs_text(scene.crs),
             "partial_tiles_left_out": (-(-scene.height // size)) * (-(-scene.width // size)) - rows * cols,
             "s2_dates_without_s1": unused,
+            "s1_date_of_s2_date": {str(m.s2[i].date): str(m.s1[match[i]].date) for i in used},
+            "s1_dates_unused": [str(d.date) for j, d in enumerate(m.s1) if j not in {match[i] for i in used}],
             "s2_dates_without_scl": [str(d.date) for d in m.s2 if d.scl is None],
             "scl_written_without_mask": CLEAR_WITHOUT_SCL,
             "lai_from_snap": snap, "snap_flags_meaning": SNAP_FLAG_NOTES,

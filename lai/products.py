@@ -14,9 +14,10 @@ Per map (one triplet of ``--data``, or one ``--scene``)::
 (CRS, transform, shape): ``/grid_001/lai (map, y, x)``, ``lai_model``, ``lai_std`` and ``source``, 1-D ``x``/``y``
 cell-centre coordinates, each map's date ``time`` as its coordinate and a CF ``spatial_ref`` grid mapping
 (``grid_mapping_name`` and parameters, ``crs_wkt`` in WKT, ``GeoTransform``), so
-GDAL (``NETCDF:predictions.nc:/grid_001/lai``, one band per map: ``NETCDF_DIM_map`` its position, ``time`` its
-date) and xarray + rioxarray place each map without lai; the groups' dimension ``map`` is not the root's
-``triplet``, so ``xarray.open_datatree`` reads the whole file. The root table ``name``, ``grid``, ``grid_index``
+GDAL (``NETCDF:predictions.nc:/grid_001/lai``, one band per map: ``NETCDF_DIM_map`` its position, from 0 as the
+group's variable ``map`` and the root's ``grid_index`` count, ``time`` its date) and xarray + rioxarray place each
+map without lai; the groups' dimension ``map`` is not the root's ``triplet``, so ``xarray.open_datatree`` reads the
+whole file. The root table ``name``, ``grid``, ``grid_index``
 and ``time`` maps each triplet to its group and position. Tiles without a CRS get no grid mapping, without a
 transform no ``x``/``y``. Every file says where its maps come from
 (:class:`MapOrigin`: model, data, whether simulated, dates, how ``lai_std`` was calibrated): GeoTIFF tags, NetCDF
@@ -31,17 +32,17 @@ from pathlib import Path
 import numpy as np
 
 from lai.cube import CF_ATTRS
-from lai.facts import EXTRA_ROWS
+from lai.facts import EXTRA_ROWS, ROWS
 from lai.lnb import crs_units
 
 NODATA = np.float32(np.nan)
 UNITS = "m2/m2"
 LAI_BANDS = {  # band name -> description, in band order; lai_std only from a model that predicts its spread
     "lai": "gap-filled LAI at t: the observed S2 LAI where usable, the model elsewhere",
-    "lai_model": "LAI at t predicted by the model (Sentinel-1 at t-2, t-1, t and S2 LAI at t-2, t-1)",
+    "lai_model": "LAI at t predicted by the model (from {inputs})",  # its row's inputs (lai.facts.RowSpec.inputs)
     "lai_std": "standard deviation of band lai: the model's spread where it fills (how it was calibrated: the "
-               "map's tag lai_std; errors are heavy-tailed: the central intervals' reach in lai_std is "
-               "the tag lai_std_interval_half_width), the observation's error where observed (the tag "
+               "map's tag lai_std; errors are heavy-tailed: where recalibrated, the central intervals' reach in "
+               "lai_std is the tag lai_std_interval_half_width), the observation's error where observed (the tag "
                "lai_std_where_observed: an estimate from the training run's simulated data, or unknown: NaN)",
 }
 # band lai of a scene without SCL at t: nothing counts as observed
@@ -56,6 +57,9 @@ SOURCE_COLOURS = {SOURCE_OBSERVED: (26, 152, 80, 255), SOURCE_MODEL: (253, 174, 
                   SOURCE_MODEL_PAST_RADAR_MISSING: (215, 48, 39, 255), SOURCE_NODATA: (0, 0, 0, 0)}
 SOURCE_DESCRIPTION = ("source of band lai: 1 = observed S2 LAI, 0 = model, 2 = model without S1 at t-2 or t-1 (read "
                       "as -30 dB), 255 = nodata")
+# tag data_origin of maps whose input shows no sign of lai's simulator (no true LAI, no simulation.yaml; a scene's
+# rasters never do): lai cannot tell real data from simulated tiles cut out without them
+NOT_SIMULATED = "real, as far as lai can tell (the input holds no true LAI and no record of lai's simulator)"
 GDAL_CACHE_MB = 64  # GDAL's block cache while writing a map (bounded: scenes can be large)
 
 
@@ -67,7 +71,7 @@ class MapOrigin:
     model: str  # the trained model's weights file (model.pt of its training stage)
     row: str  # the model's Table 1 row or variant
     data: str  # the input: LNB folder, cube or scene manifest
-    simulated: bool  # the input comes from lai's simulator (it holds the true LAI)
+    simulated: bool  # the input is known to come from lai's simulator (the true LAI or simulation.yaml with it)
     lai_std: str | None = None  # what band lai_std is (lai.uncertainty.Calibration.describe); None without it
     lai_std_reach: str | None = None  # its central intervals' half-widths in lai_std (Calibration.summary)
     model_sha256: str | None = None  # the weights file's SHA-256: which model, wherever the file has gone since
@@ -83,7 +87,7 @@ class MapOrigin:
                 **({"variant": f"{self.variant} ({EXTRA_ROWS[self.variant].title})"} if self.variant else {}),
                 "data": self.data,
                 "data_origin": "simulated (lai's simulator: not an observation of the place its CRS names)"
-                             if self.simulated else "real (not simulated by lai)"}
+                             if self.simulated else NOT_SIMULATED}
         if self.lai_std is not None:
             tags["lai_std"] = self.lai_std
         if self.lai_std_reach is not None:
@@ -121,9 +125,9 @@ def gap_fill_std(model_sd: np.ndarray, source: np.ndarray, observation_sd: float
     return std
 
 
-def bands(with_std: bool) -> dict[str, str]:
-    """The LAI map's bands (name -> description), ``lai_std`` only ``with_std``."""
-    return {k: v for k, v in LAI_BANDS.items() if with_std or k != STD}
+def bands(with_std: bool, row: str = "final") -> dict[str, str]:
+    """The LAI map's bands (name -> description) of a model of Table 1 row ``row``, ``lai_std`` only ``with_std``."""
+    return {k: v.format(inputs=ROWS[row].inputs) for k, v in LAI_BANDS.items() if with_std or k != STD}
 
 
 def source_path(path: Path) -> Path:
@@ -158,11 +162,12 @@ def _profile(height, width, crs, transform, **kw) -> dict:
     return profile
 
 
-def describe(dst, kind: str, tags: dict[str, str] | None = None) -> None:
-    """Band names and units of an open LAI (``kind="lai"``) or source map (``"source"``), and its dataset ``tags``."""
-    dst.update_tags(**(tags or {}))
+def describe(dst, kind: str, tags: dict[str, str]) -> None:
+    """Band names and units of an open LAI (``kind="lai"``) or source map (``"source"``), and its dataset ``tags``
+    (:meth:`MapOrigin.tags`: tag ``row`` says which inputs band ``lai_model`` comes from)."""
+    dst.update_tags(**tags)
     if kind == "lai":
-        for i, (name, text) in enumerate(bands(dst.count > 2).items(), 1):
+        for i, (name, text) in enumerate(bands(dst.count > 2, tags["row"]).items(), 1):
             dst.set_band_description(i, name)
             dst.update_tags(i, long_name=text, units=UNITS)
         dst.units = (UNITS,) * dst.count
@@ -174,7 +179,7 @@ def describe(dst, kind: str, tags: dict[str, str] | None = None) -> None:
 
 
 def write_map(path: Path, lai: np.ndarray, model: np.ndarray, source: np.ndarray, crs, transform,
-              std: np.ndarray | None = None, tags: dict[str, str] | None = None) -> None:
+              std: np.ndarray | None, tags: dict[str, str]) -> None:
     """``path`` (the LAI bands, ``lai_std`` where ``std`` is given) and its source map, for one tile; ``tags``
     (:meth:`MapOrigin.tags`) on both."""
     import rasterio
@@ -209,11 +214,11 @@ class _Grid:
 class PredictionsFile:
     """``predictions.nc`` written map by map: :meth:`add` puts each map in the group of its grid."""
 
-    def __init__(self, path: Path, n: int, attrs: dict, with_std: bool = False):
+    def __init__(self, path: Path, n: int, attrs: dict, with_std: bool = False, row: str = "final"):
         import h5netcdf
         import h5py
 
-        self.bands = bands(with_std)
+        self.bands = bands(with_std, row)
         self.f = h5netcdf.File(path, "w")
         self.f.dimensions = {"triplet": n}
         self.grids: dict[tuple, _Grid] = {}
@@ -236,7 +241,7 @@ class PredictionsFile:
         g, i = grid.group, grid.size
         g.resize_dimension(MAP_DIM, i + 1)
         g["lai"][i], g["lai_model"][i], g["source"][i] = lai, model, source
-        g["time"][i], g[FIRST_DATE][i] = days
+        g[MAP_DIM][i], g["time"][i], g[FIRST_DATE][i] = i, *days
         if STD in self.bands:
             g[STD][i] = std
         self.f["name"][self.k], self.f["grid"][self.k], self.f["grid_index"][self.k] = name, g.name.strip("/"), i
@@ -248,6 +253,10 @@ class PredictionsFile:
         h, w = shape
         g = self.f.create_group(name)
         g.dimensions = {MAP_DIM: None, "y": h, "x": w}
+        # the maps' positions, 0-based as the root's grid_index counts them (without this coordinate variable GDAL
+        # numbers its bands' NETCDF_DIM_map from 1)
+        g.create_variable(MAP_DIM, (MAP_DIM,), np.int32).attrs["long_name"] = (
+            "position of the map along this group's maps (the root's grid_index)")
         _time(g, MAP_DIM)
         mapping = {}
         if transform is not None:  # cell centres, also without a CRS (then in the tile's own units, unnamed)

@@ -84,6 +84,9 @@ def ramp(length: int, overlap: int) -> np.ndarray:
 MIN_WINDOW = 32  # pixels: smaller windows see too little context, and their count (the time) grows as 1/window^2
 
 
+GEOTIFF_SUFFIXES = (".tif", ".tiff")  # what --out of one scene may end with (its map is a GeoTIFF, COG when large)
+
+
 def _check_window(window: int, overlap: int) -> None:
     """Windows of at least :data:`MIN_WINDOW` pixels, overlapping by at most half: a scene is then read about
     four times at most (a 1-pixel window or step would take hours on a Sentinel-2 tile)."""
@@ -159,6 +162,8 @@ def predict_scene(run: str | Path | Trained, manifest: str | Path, out: str | Pa
     ``preprocess``: how L2A bands and S1 on other grids are read (as ``lai preprocess`` does; default settings).
     """
     out = Path(out)
+    if out.suffix.lower() not in GEOTIFF_SUFFIXES:
+        raise SceneError(f"--out {out}: a scene's map is a GeoTIFF; name it with {' or '.join(GEOTIFF_SUFFIXES)}")
     if not isinstance(run, Trained):
         check_outside(out, stage_folder_of(run), "training run folder", "the map")
     with output_lock(out), output_lock(source_path(out)):  # the sidecar too: another --out may name it
@@ -233,7 +238,8 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
                             acc_var[rows, cols] += np.nan_to_num(sd[0]) ** 2 * weight
                         flag[rows, cols] = obs[0] if scl_at_t else 0
                         seen[rows, cols] = lai_in[2]
-                        gap[rows, cols] = past_radar_missing(s1)  # the same pixels' radar in every window
+                        if trained.reads_s1:  # the same pixels' radar in every window
+                            gap[rows, cols] = past_radar_missing(s1)
                         bar.update()
                     final = (ys[r + 1] if r + 1 < len(ys) else h) - done
                     with np.errstate(invalid="ignore", divide="ignore"):

@@ -18,6 +18,7 @@ from lai.lnb import (
     S2_DIR,
     SERIES_CSV,
     TIME_COLUMNS,
+    TRUTH_DIR,
     LNBError,
     TileName,
     estimate_middle_date,
@@ -688,3 +689,18 @@ def test_an_undeclared_minus_infinity_in_s1_says_how_to_declare_it():
     assert message.startswith("s1/a.tif: has") and "values such as -inf (10*log10 of 0, an undeclared nodata: declare " \
         "-inf as the raster's nodata or write NaN there" in message
     assert "(wrong units, or undeclared nodata?)" in str(_range_error("s1", "s1/a.tif", 300, 1000, -9999.0, [4, 5]))
+
+
+def test_a_truth_folder_missing_a_file_is_named_not_dropped_whole(tmp_path):
+    """One lost file of truth/ made the whole folder real data (no true LAI in its cube, no floor, no oracle) without a
+    word; it is named, and the folder without truth/ is read as real data."""
+    import shutil
+
+    lnb = make_lnb(tmp_path / "lnb", n_triplets=3, truth=True)
+    lost = sorted((lnb / TRUTH_DIR).iterdir())[4]
+    lost.unlink()
+    with pytest.raises(LNBError, match=rf"{lost.name}: is missing: truth/ holds the true LAI of 8 of the 9 S2 files the "
+                                       r"triplets name \(1 missing\); restore them, or move truth/ away"):
+        index_folder(lnb, progress=False)
+    shutil.rmtree(lnb / TRUTH_DIR)
+    assert not index_folder(lnb, progress=False).has_truth

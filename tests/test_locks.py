@@ -260,3 +260,29 @@ def test_a_notebook_is_refused_a_run_folder_lai_run_is_writing_but_not_its_own_k
         holder.communicate("go\n", timeout=60)
     monkeypatch.delenv(RUN_LOCK_HOLDER_ENV)
     assert lock_holder(run) is None and RunContext.open(run).run_dir == run  # free again, and lock_holder took nothing
+
+
+def test_an_output_that_cannot_take_the_result_is_named_not_its_temporary_sibling(tmp_path, monkeypatch):
+    """An empty --out that is a mount point is refused before any work (the rename onto it fails: EBUSY); a rename
+    refused otherwise (an immutable folder: EPERM) names the output, not the hidden .partial sibling, and leaves
+    nothing."""
+    import errno
+
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == out)
+    with pytest.raises(ForeignOutputError, match=r"out is a mount point; .* give a new folder inside it"):
+        with atomic_path(out):
+            raise AssertionError("work started")
+    monkeypatch.undo()
+
+    def refused(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted", str(src), None, str(dst))
+
+    monkeypatch.setattr(os, "replace", refused)
+    with pytest.raises(OSError, match=rf"the finished result could not be put in place \(Operation not permitted\); "
+                                      rf"nothing was written there: '{out}'") as caught:
+        with atomic_path(out) as tmp:
+            tmp.mkdir()
+            (tmp / "result.txt").write_text("done")
+    assert ".partial" not in str(caught.value) and sorted(p.name for p in tmp_path.iterdir()) == ["out"]

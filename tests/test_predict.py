@@ -114,6 +114,8 @@ def test_lnb_120px_tiles_give_one_georeferenced_map_per_triplet(tiny_run, tmp_pa
     for group in ("grid_001",):
         with rasterio.open(f"NETCDF:{nc}:/{group}/lai") as src:
             assert src.crs.to_epsg() == 32633 and src.transform.almost_equals(transform) and src.count == 2  # one band per map
+            # each band's position counted from 0, as grid_index counts it (GDAL counted from 1 without variable map)
+            assert [src.tags(band)["NETCDF_DIM_map"] for band in (1, 2)] == ["0", "1"]
             np.testing.assert_array_equal(src.read(2), lai)  # the last triplet's map, as its GeoTIFF holds it
         import rioxarray  # noqa: F401 - the .rio accessor, as a GIS user of xarray would have it
 
@@ -183,6 +185,48 @@ def test_bad_inputs_are_named(tiny_run, tmp_path, lnb):
     with pytest.raises(Exception, match=bad.name):
         predict_folder(tiny_run, lnb, tmp_path / "o3", progress=False)
     assert not (tmp_path / "o3").exists()
+
+
+def test_a_simulated_folder_says_so_without_its_truth_and_a_scene_map_is_a_geotiff(tiny_run, tmp_path, lnb):
+    """data_origin: a folder lai's simulator wrote says simulated by its simulation.yaml, also without truth/ (it
+    said real); a scene's --out must name a GeoTIFF (x.nc got a GeoTIFF, x_source.tif beside it)."""
+    from lai.simulate import SIMULATION_FILE
+
+    (lnb / SIMULATION_FILE).write_text("simulated: true\n")
+    assert predict_folder(tiny_run, lnb, tmp_path / "maps", progress=False)["data_origin"].startswith("simulated")
+    manifest = write_scene(tmp_path / "scene", (40, 40), [-12.0, -18.0], 3.0, 4)
+    with pytest.raises(SceneError, match=r"--out .*x\.nc: a scene's map is a GeoTIFF; name it with \.tif or \.tiff"):
+        predict_scene(tiny_run, manifest, tmp_path / "x.nc", window=32, overlap=8, progress=False)
+    assert not list(tmp_path.glob("x*"))
+
+
+def test_a_model_without_radar_keeps_its_maps_where_radar_is_missing(tiny_run, tmp_path):
+    """The S2 encoder's rows read no S1: missing radar neither empties their maps (nodata) nor marks them code 2,
+    and band lai_model names what each row reads (it named S1 and S2 LAI for every row)."""
+    s2_row = tiny_run.parent / "s2_masks_seas"
+    s1 = np.full((2, 40, 40), -12.0, np.float32)
+    s1[:, :10] = np.nan  # no radar at any date in the first 10 rows
+    manifest = write_scene(tmp_path / "scene", (40, 40), s1, 3.0, 9)  # clouded at every date: the model fills all
+    for run, out in ((s2_row, "s2.tif"), (tiny_run, "final.tif")):
+        predict_scene(run, manifest, tmp_path / out, window=32, overlap=8, progress=False)
+    with rasterio.open(tmp_path / "s2.tif") as src, rasterio.open(source_path(tmp_path / "s2.tif")) as code:
+        assert np.isfinite(src.read(2)).all() and set(np.unique(code.read(1))) == {0}
+        assert src.tags(2)["long_name"] == ("LAI at t predicted by the model (from S2 LAI at t-2, t-1, the S2 cloud "
+                                            "masks and the date)")
+    with rasterio.open(tmp_path / "final.tif") as src, rasterio.open(source_path(tmp_path / "final.tif")) as code:
+        assert np.isnan(src.read(2)[:10]).all() and (code.read(1)[:10] == 255).all()
+        assert src.tags(2)["long_name"].startswith("LAI at t predicted by the model (from Sentinel-1 at t-2, t-1, t, S2")
+    lnb = make_lnb(tmp_path / "lnb", n_triplets=1, size=32)
+    for name in index_folder(lnb, progress=False).triplets[0].names:  # per triplet: no radar in the first 8 columns
+        with rasterio.open(lnb / S1_DIR / name, "r+") as dst:
+            a = dst.read()
+            a[:, :, :8] = np.nan
+            dst.write(a)
+    summary = predict_folder(s2_row, lnb, tmp_path / "maps", progress=False)
+    assert summary["model_without_past_radar_pixels"] == 0
+    (tif,) = (tmp_path / "maps").glob("*[0-9].tif")
+    with rasterio.open(tif) as src, rasterio.open(source_path(tif)) as code:
+        assert np.isfinite(src.read(1)).all() and set(np.unique(code.read(1))) <= {0, 1}
 
 
 def test_what_train_and_validate_refuse_predict_refuses_too(tiny_run, tmp_path, lnb):

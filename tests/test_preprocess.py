@@ -69,6 +69,24 @@ def test_triplets_by_date_real_names_and_georeferenced_tiles(tmp_path):
         np.testing.assert_array_equal(data.lai[2], src.read(1)[32:64, 64:96])
 
 
+def test_each_s2_dates_radar_is_recorded_and_a_tie_does_not_repeat_the_date_before(tmp_path):
+    """S1 equally near two S2 dates went to the earlier, so t-2 and t-1 shared one radar image while another was as
+    near t-1; which S1 date each S2 date took, and which went unused, were not recorded."""
+    manifest = scene(tmp_path / "scene")
+    m = yaml.safe_load(manifest.read_text())
+    for entry, day in zip(m["s2"], ("01", "03", "05", "16")):
+        entry["date"] = f"2019-06-{day}"
+    for entry, day in zip(m["s1"], ("02", "04", "11", "20")):
+        entry["date"] = f"2019-06-{day}"
+    manifest.write_text(yaml.safe_dump(m))
+    summary = preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32), progress=False)
+    # 3 June: 2 and 4 June equally near; 1 June took the 2nd, so the 4th
+    assert summary["s1_date_of_s2_date"] == {"2019-06-01": "2019-06-02", "2019-06-03": "2019-06-04",
+                                             "2019-06-05": "2019-06-04"}
+    assert summary["s1_dates_unused"] == ["2019-06-11", "2019-06-20"]
+    assert summary["s2_dates_without_s1"] == ["2019-06-16 (nearest S1 4 days away)"]
+
+
 def test_s1_on_another_grid_is_resampled_in_linear_power_or_refused(tmp_path):
     manifest = scene(tmp_path / "scene", s1_on_20m_linear=True)
     preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32, s1_units="linear"), progress=False)
@@ -383,8 +401,8 @@ def test_a_manifest_names_a_bad_date_and_a_missing_file_and_the_short_form_is_re
 
 
 @pytest.mark.parametrize("case, cfg, message", [
-    ("ok", dict(s1_units="linear"), r"s1_0\.tif: 3200 of its 3200 values on the S2 grid are negative: dB, not linear "
-                                    r"power \(drop --s1-units linear\)"),
+    ("ok", dict(s1_units="linear"), r"s1_0\.tif: 3200 of its 3200 values on the S2 grid \(the part from x [\d.]+, y [\d.]+\) "
+                                    r"are below -1: dB, not linear power \(drop --s1-units linear\)"),
     ("s1_elsewhere", {}, r"s1_0\.tif: S1 of 2019-06-01 covers none of the S2 scene$"),
     ("mislabelled_crs", {}, r"s1_0\.tif: the S2 scene's bounds in EPSG:4326 do not transform into this raster's CRS"),
 ])
@@ -455,6 +473,56 @@ def test_a_two_band_s1_raster_is_read_by_its_band_descriptions(tmp_path):
     preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32, s1_units="linear"), progress=False)
     trip = index_folder(tmp_path / "lnb", progress=False).triplets[4]  # an inner tile
     s1 = read_triplet(tmp_path / "lnb", trip).s1
+    assert np.allclose(s1[:, 0], -13.01, atol=0.01) and np.allclose(s1[:, 1], -20.0, atol=0.01)  # VV, VH
+
+
+def test_a_scene_file_is_judged_whole_and_a_negative_linear_power_is_missing_radar(tmp_path):
+    """preprocess judged each tile: a corner of bad LAI (4 % of its file, 39 % of one tile) or of slightly negative
+    linear power (thermal noise removed over water) refused the file as out of range, or as dB. Each file is judged
+    whole, as predict --scene judges it, and such a power is missing radar."""
+    manifest = scene(tmp_path / "scene", s1_on_20m_linear=True)
+    with rasterio.open(tmp_path / "scene" / "lai0.tif", "r+") as dst:
+        lai = dst.read(1)
+        lai[:20, :20] = -999.0
+        dst.write(lai, 1)
+    with rasterio.open(tmp_path / "scene" / "s1_0.tif", "r+") as dst:
+        power = dst.read()
+        power[:, :10, :10] = -0.001
+        dst.write(power)
+    with rasterio.open(tmp_path / "scene" / "scl0.tif") as src:
+        usable = int(np.isin(src.read(1)[:20, :20], [2, 3, 4, 5, 6]).sum())
+    summary = preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32, s1_units="linear"), progress=False)
+    assert summary["pixel_fixes"]["lai_masked"] == usable > 0
+    assert 15 * 15 <= summary["s1_missing_pixels"] <= 18 * 18  # the corner's 10 m pixels, bilinear at its edge
+    with rasterio.open(tmp_path / "scene" / "lai0.tif", "r+") as dst:
+        lai[:40, :40] = -999.0  # 17 % of the file: its units, not a few pixels
+        dst.write(lai, 1)
+    with pytest.raises(LNBError, match=r"lai0\.tif: has \d+ of \d+ pixel"):
+        preprocess(manifest, tmp_path / "lnb2", PreprocessConfig(tile_size=32, s1_units="linear"), progress=False)
+    assert not (tmp_path / "lnb2").exists()
+
+
+def test_one_band_s1_rasters_whose_descriptions_name_the_other_polarisation_are_refused(tmp_path):
+    """vv and vh given as one file each, swapped in the manifest: their band descriptions say so (read as given,
+    VV took VH's level without a word); given the right way round they are read as named."""
+    manifest = scene(tmp_path / "scene", s1_on_20m_linear=True)  # band 1 -13.01 dB (VV), band 2 -20 dB (VH)
+    m = yaml.safe_load(manifest.read_text())
+    for k, entry in enumerate(m["s1"]):
+        with rasterio.open(tmp_path / "scene" / entry["file"]) as src:
+            for band, pol in enumerate(("VV", "VH"), 1):
+                with rasterio.open(tmp_path / "scene" / f"{pol}_{k}.tif", "w", **{**src.profile, "count": 1}) as dst:
+                    dst.write(src.read(band), 1)
+                    dst.set_band_description(1, f"Sigma0_{pol}")
+        m["s1"][k] = {"date": entry["date"], "vv": f"VH_{k}.tif", "vh": f"VV_{k}.tif"}
+    manifest.write_text(yaml.safe_dump(m))
+    cfg = PreprocessConfig(tile_size=32, s1_units="linear")
+    with pytest.raises(LNBError, match=r"VH_0\.tif: is given as vv, but its band description 'Sigma0_VH' names VH: "
+                                       r"are vv and vh swapped in the manifest\?"):
+        preprocess(manifest, tmp_path / "lnb", cfg, progress=False)
+    assert not (tmp_path / "lnb").exists()
+    manifest.write_text(yaml.safe_dump({**m, "s1": [{"date": e["date"], "vv": e["vh"], "vh": e["vv"]} for e in m["s1"]]}))
+    preprocess(manifest, tmp_path / "lnb", cfg, progress=False)
+    s1 = read_triplet(tmp_path / "lnb", index_folder(tmp_path / "lnb", progress=False).triplets[4]).s1
     assert np.allclose(s1[:, 0], -13.01, atol=0.01) and np.allclose(s1[:, 1], -20.0, atol=0.01)  # VV, VH
 
 
