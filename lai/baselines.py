@@ -179,7 +179,7 @@ def sample_training_pixels(cube_path: str | Path, cfg: BaselineConfig, enc: Enco
     10% more than needed are drawn; a final draw trims to the cap. Memory is
     bounded by the cap and one batch, whatever the size of the split.
     """
-    from tqdm.auto import tqdm
+    from lai.progress import tqdm
 
     data = CubeSplit(cube_path, split)
     if len(data) == 0:
@@ -287,7 +287,7 @@ def evaluate_baselines(cube_path: str | Path, cfg: BaselineConfig, enc: Encoding
     importances, the training sample size, training mean, timings and ``per_triplet``: a frame
     (baseline, set, triplet and the sums ``lai.metrics.SUMS``) for paired comparisons.
     """
-    from tqdm.auto import tqdm
+    from lai.progress import tqdm
 
     start = time.perf_counter()
     models = models if models is not None else fit_pixel_models(cube_path, cfg, enc, progress=progress, extras=extras)

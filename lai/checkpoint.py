@@ -79,8 +79,11 @@ def read_checkpoint(path: str | Path, keys: tuple[str, ...] = ()) -> dict:
                 "writes (loading them could run code); it was not loaded"
             ) from None
         raise RunFolderError(f"{path}: cannot be read as a lai checkpoint (truncated or not a torch file): {err}") from None
-    except OSError:
-        raise
+    except OSError as err:
+        if err.filename is not None:  # the disk's error, naming the file
+            raise
+        # torch's own, naming nothing ("Invalid argument" from a zip cut short)
+        raise RunFolderError(f"{path}: cannot be read as a lai checkpoint (truncated or not a torch file): {err}") from None
     except Exception as err:  # noqa: BLE001 - torch raises many kinds on a damaged file
         raise RunFolderError(f"{path}: cannot be read as a lai checkpoint (truncated or not a torch file): {err}") from None
     missing = [k for k in keys if not isinstance(state, dict) or k not in state]
@@ -138,10 +141,23 @@ def _stage_of(run_folder: Path) -> str:
     return f"{stage} ({what}{'' if (stage / STAGE_WEIGHTS_FILE).is_file() else ', not trained yet'}{unreadable})"
 
 
-def read_pretrained(path: str | Path, expect_part: str | None = None, expect_model: ModelConfig | None = None) -> dict:
-    """Weights of a finished run, checked to hold ``expect_part`` and to fit the model ``expect_model`` describes
-    (the pre-trained parts a stage starts from)."""
+def load_pretrained(model: torch.nn.Module, part: str, path: str | Path, expect_model: ModelConfig,
+                    expect_row: str | None = None) -> None:
+    """Load ``model``'s part ``part`` (``enc1``, ``enc2``: an encoder's U-Net, embeddings and head) from the finished
+    run ``path`` of row ``expect_row``, with :func:`set_weights`' checks (weights that fit, finite), naming ``path``."""
+    state = read_pretrained(path, part, expect_model, expect_row)
+    prefix = f"{part}."
+    set_weights(getattr(model, part), {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, path)
+
+
+def read_pretrained(path: str | Path, expect_part: str | None = None, expect_model: ModelConfig | None = None,
+                    expect_row: str | None = None) -> dict:
+    """Weights of a finished run, checked to hold ``expect_part``, to be of row ``expect_row`` and to fit the model
+    ``expect_model`` describes (the pre-trained parts a stage starts from)."""
     state = read_trained(path)
+    if expect_row is not None and state["config"].row != expect_row:
+        raise RunFolderError(f"{path}: holds a model of row {state['config'].row}, not of {expect_row}, whose "
+                             "encoder this stage starts from; train that row there again")
     if expect_model is not None:
         theirs = state["config"].model
         mismatch = [k for k in SHAPE_FIELDS if getattr(theirs, k) != getattr(expect_model, k)]

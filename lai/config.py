@@ -296,6 +296,9 @@ class TrainConfig:
         if self.loss_classes is not None and (not self.loss_classes or any(not 0 <= int(c) <= 11 for c in self.loss_classes)):
             raise ConfigError(f"train.loss_classes must be a non-empty list of SCL classes 0..11 (or null: every pixel "
                               f"clear at t), got {self.loss_classes}")
+        if self.seed + self.seeds - 1 > SEED_MAX:  # seed k of the final model's fine-tunings is train.seed + k
+            raise ConfigError(f"train.seed {self.seed} with train.seeds {self.seeds}: the last seed, "
+                              f"{self.seed + self.seeds - 1}, lies beyond {SEED_MAX}; lower train.seed")
         if self.max_batches_per_epoch is not None and self.max_batches_per_epoch <= 0:
             raise ConfigError("train.max_batches_per_epoch must be positive or null")
 
@@ -389,9 +392,18 @@ class Profile:
             raise ConfigError("data must be 'simulate' or the path of an LNB folder")
         if self.data == "simulate":
             check_tile_size(self.simulate.tile_size, self.model)
+        check_loss_classes(self.train, self.encoding)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def check_loss_classes(train: TrainConfig, encoding: EncodingConfig) -> None:
+    """The loss is taken on pixels clear at t (``encoding.valid_classes``) whose class is one of ``train.loss_classes``:
+    classes outside the valid ones leave no pixel, and the stage would train on nothing."""
+    if train.loss_classes is not None and not set(train.loss_classes) & set(encoding.valid_classes):
+        raise ConfigError(f"train.loss_classes {list(train.loss_classes)} hold none of encoding.valid_classes "
+                          f"{list(encoding.valid_classes)}: the loss would count no pixel and nothing would be learnt")
 
 
 def check_cube_float(value: str) -> None:

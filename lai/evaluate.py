@@ -89,7 +89,7 @@ def predict(trained: Trained, split: CubeSplit, batch_size: int = 32, progress: 
     """LAI (m2/m2) predicted for every sample of ``split``, with the target and its masks; from a model with a spread
     head also ``sd`` (uncalibrated) and ``past_clear`` (clear dates among t-2, t-1 per pixel). ``progress``: a bar
     per split."""
-    from tqdm.auto import tqdm
+    from lai.progress import tqdm
 
     out: dict[str, list] = {k: [] for k in ("pred", "target", "clear", "strict", "truth", "sd", "past_clear")}
     loader = BatchLoader(split, batch_size, False, trained.device, "auto")

@@ -38,14 +38,16 @@ def training_bytes(model: ModelConfig, encoding: EncodingConfig, tile: int, batc
     """About the memory of one fp32 training step of this model on ``batch`` tiles of ``tile`` pixels: the
     weights, their gradients and Adam's two moments (4 x the parameters), and every layer's output, kept for
     the backward pass, with its gradient (2 x the activations). Counted on PyTorch's meta device: nothing is
-    allocated, so a configuration asking for any width can be checked before it is built."""
+    allocated, so a configuration asking for any width can be checked before it is built. The activations are
+    counted for one tile and scaled by ``batch`` (every layer's output is per sample: a batch of any size is counted
+    without tensor sizes that overflow)."""
     with torch.device("meta"):
         net = build_model(model, encoding)
-        size = (batch, 1, tile, tile)
-        x = Encoded(s1=torch.empty(batch, 6, tile, tile), s2=torch.empty(batch, 2, tile, tile),
-                    masks=torch.empty(batch, 2, mask_channels(encoding), tile, tile), season=torch.empty(batch, 2),
+        size = (1, 1, tile, tile)
+        x = Encoded(s1=torch.empty(1, 6, tile, tile), s2=torch.empty(1, 2, tile, tile),
+                    masks=torch.empty(1, 2, mask_channels(encoding), tile, tile), season=torch.empty(1, 2),
                     target=torch.empty(size), target_valid=torch.empty(size, dtype=torch.bool),
-                    past_cloudy=torch.empty(batch, dtype=torch.bool), past_valid=torch.empty(batch, 2, tile, tile, dtype=torch.bool))
+                    past_cloudy=torch.empty(1, dtype=torch.bool), past_valid=torch.empty(1, 2, tile, tile, dtype=torch.bool))
         activations = 0
 
         def count(_module, _inputs, out):
@@ -58,7 +60,7 @@ def training_bytes(model: ModelConfig, encoding: EncodingConfig, tile: int, batc
             net(x)
         for hook in hooks:
             hook.remove()
-    return 4 * sum(p.numel() * p.element_size() for p in net.parameters()) + 2 * activations
+    return 4 * sum(p.numel() * p.element_size() for p in net.parameters()) + 2 * activations * batch
 
 
 @dataclass
@@ -129,6 +131,7 @@ def load_trained(run: str | Path, device: str | torch.device = "auto") -> Traine
     device = pick_device(str(device))
     state = read_trained(run)
     config: StageConfig = state["config"]
+    _check_stage_row(Path(state["path"]), config.row)
     # the file's weights checked against the model its configuration describes before that model is allocated (a
     # file can ask for any width)
     with torch.device("meta"), warnings.catch_warnings():
@@ -138,6 +141,23 @@ def load_trained(run: str | Path, device: str | torch.device = "auto") -> Traine
     set_weights(model, state["model"], state["path"])
     return Trained(model.to(device).eval(), config, device, read_calibration(Path(state["path"]).parent),
                    str(Path(state["path"]).resolve()))
+
+
+def _check_stage_row(weights: Path, row: str) -> None:
+    """Refuse a weights file of row ``row`` in the folder of a stage of another row (its config.yaml says which):
+    its scores and calibration would be written there under the other row's name."""
+    from lai.errors import RunFolderError
+    from lai.facts import STAGE_CONFIG_FILE
+    from lai.records import read_yaml_mapping
+
+    config_file = weights.parent / STAGE_CONFIG_FILE
+    if not config_file.is_file():
+        return
+    model = read_yaml_mapping(config_file, "stage configuration", error=RunFolderError).get("model")
+    stage_row = model.get("row") if isinstance(model, dict) else None
+    if stage_row is not None and stage_row != row:
+        raise RunFolderError(f"{weights}: holds a model of row {row}, but its folder is a stage of row {stage_row} "
+                             f"({config_file}); put the file back in its own stage folder")
 
 
 def to_channels_last(x: Encoded) -> Encoded:

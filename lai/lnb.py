@@ -501,7 +501,7 @@ def iter_triplets(index: FolderIndex, on_error: str = "raise", valid_classes=VAL
     ``outcomes``: each triplet's :func:`read_outcome`, in order, when they are read elsewhere (dask
     workers); by default they are read here.
     """
-    from tqdm.auto import tqdm
+    from lai.progress import tqdm
 
     if outcomes is None:
         shape = (index.height, index.width)
@@ -546,7 +546,7 @@ def index_folder(root: str | Path, on_error: str = "raise", progress: bool = Tru
 
     Pixel values are checked later, as each triplet is read.
     """
-    from tqdm.auto import tqdm
+    from lai.progress import tqdm
 
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")

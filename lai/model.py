@@ -225,14 +225,6 @@ class LAIModel(nn.Module):
         """The predicted standard deviation of the row's answer (normalised units), or None without one."""
         return torch.exp(0.5 * out[LOG_VAR].float()) if LOG_VAR in out else None
 
-    def load_pretrained(self, part: str, state: dict[str, torch.Tensor]) -> None:
-        """Load one encoder's weights (its U-Net, embeddings and head) from a trained row."""
-        prefix = f"{part}."
-        own = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        if not own:
-            raise ValueError(f"checkpoint holds no weights for {part}")
-        getattr(self, part).load_state_dict(own)
-
 
 # predicted log-variance, normalised units: a standard deviation between 0.005 and 2 (0.025 and 10 LAI at LAI/5)
 LOG_VAR_RANGE = (-10.6, 1.4)

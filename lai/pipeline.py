@@ -22,6 +22,7 @@ from lai.io import (
     output_lock,
     own_subfolder,
 )
+from lai.progress import TEXT_BARS_ENV
 from lai.provenance import code_digest
 from lai.records import read_json_record
 from lai.run_profile import DEFAULT_PROFILE, PROJECT_ROOT, check_run_name, open_run_folder, resolve_profile
@@ -60,7 +61,8 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
         check_outside(run_dir, data, "LNB folder", "the run folder")
         check_outside(data_root, data, "LNB folder", "the data root (--data-root)")
     params = {"run_dir": str(run_dir), "data_root": str(Path(data_root).resolve())}
-    with output_lock(run_dir, folder=RUN_PROFILE_FILE), _environment(RUN_LOCK_HOLDER_ENV, lock_text()):
+    with output_lock(run_dir, folder=RUN_PROFILE_FILE), _environment(RUN_LOCK_HOLDER_ENV, lock_text()), \
+            _environment(TEXT_BARS_ENV, "1" if progress else "0"):
         open_run_folder(run_dir, resolved)  # claims the folder and writes its profile before any notebook
         for sub in RUN_SUBFOLDERS:  # a link planted there is refused before any notebook runs or record is removed
             own_subfolder(run_dir, sub)
@@ -83,12 +85,13 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
             # a file with other names at `out` is replaced, never written through
             with atomic_path(out, suffix=".ipynb") as tmp:
                 try:
-                    # the notebooks' printed lines (per-epoch summaries, stage results) stream to the terminal;
-                    # their progress bars stay in the notebook (widgets in JupyterLab)
-                    with _notebook_kernel() as (km, terminal):
+                    # the notebooks' printed lines (per-epoch summaries, stage results) stream to the terminal, and
+                    # so do their progress bars, as text on stderr (lai.progress), with any warning
+                    with _notebook_kernel() as (km, out_stream, err_stream):
                         pm.execute_notebook(str(NOTEBOOK_DIR / nb), str(tmp), parameters=params, cwd=str(NOTEBOOK_DIR),
                                             kernel_name="python3", km=km, progress_bar=False,
-                                            stdout_file=terminal if progress else None, extra_arguments=KERNEL_QUIET)
+                                            stdout_file=out_stream if progress else None,
+                                            stderr_file=err_stream if progress else None, extra_arguments=KERNEL_QUIET)
                 except pm.PapermillExecutionError as err:
                     failed = err
             if failed is not None:
@@ -233,19 +236,19 @@ def _notebook_kernel():
     from jupyter_core.utils import run_sync
 
     km = AsyncKernelManager(kernel_name="python3")
-    terminal = _Terminal(sys.stdout)
+    out_stream, err_stream = _Terminal(sys.stdout), _Terminal(sys.stderr)
     interrupted = False
 
     def on_interrupt(signum, frame):
         nonlocal interrupted
-        interrupted = terminal.muted = True
+        interrupted = out_stream.muted = err_stream.muted = True
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # the killed kernel's pending replies
         raise KeyboardInterrupt
 
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_interrupt) if main else None
     try:
-        yield km, terminal
+        yield km, out_stream, err_stream
     except BaseException:
         if interrupted:  # whatever nbclient raised while unwinding, the run was interrupted
             raise KeyboardInterrupt from None

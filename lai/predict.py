@@ -160,7 +160,7 @@ def predict_folder(run: str | Path, data: str | Path, out: str | Path, batch_siz
 
 def _predict_folder(trained: Trained, run, data, out: Path, batch_size: int, progress: bool) -> dict:
     """:func:`predict_folder` with ``out`` locked."""
-    from tqdm.auto import tqdm
+    from lai.progress import tqdm
 
     inputs = Inputs(data, trained.enc.valid_classes, progress)
     origin = trained.origin(data, inputs.simulated)

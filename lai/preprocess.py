@@ -466,7 +466,7 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
     ``dask``: ``{"workers": N}`` or ``{"scheduler": ADDRESS}`` writes one triplet of dates per task on
     dask.distributed (workers must see ``out``'s file system); the folder does not depend on it.
     """
-    from tqdm.auto import tqdm
+    from lai.progress import tqdm
 
     cfg = cfg or PreprocessConfig()
     cfg.validate()

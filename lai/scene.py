@@ -178,7 +178,8 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
     """:func:`predict_scene` with ``out`` locked."""
     import rasterio
     from rasterio.windows import Window
-    from tqdm.auto import tqdm
+
+    from lai.progress import tqdm
 
     _check_window(window, overlap)
     scene = open_scene(manifest, preprocess)
@@ -316,7 +317,7 @@ def predict_scenes(run: str | Path, manifests: list, out: str | Path, window: in
     ``dask``: ``{"workers": N}`` or ``{"scheduler": ADDRESS}`` predicts one scene per task; each worker
     loads the model once. The maps do not depend on it. Returns the scenes' summaries in input order.
     """
-    from tqdm.auto import tqdm
+    from lai.progress import tqdm
 
     manifests, out = [Path(m) for m in manifests], Path(out)
     stems = [m.stem for m in manifests]

@@ -45,7 +45,7 @@ import torch
 import yaml
 
 from lai.augment import augment
-from lai.checkpoint import TrainingState, read_pretrained, read_trained, save_trained
+from lai.checkpoint import TrainingState, load_pretrained, read_trained, save_trained
 from lai.config import (
     ConfigError,
     CubeRef,
@@ -139,7 +139,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     model = build_model(cfg.model, cfg.encoding)
     not_residual = set()  # pre-trained parts whose heads predict the LAI itself, which a residual model adds to
     for part, path in cfg.init_from.items():
-        model.load_pretrained(part, read_pretrained(path, expect_part=part, expect_model=cfg.model))
+        load_pretrained(model, part, path, cfg.model, PRETRAINED_FROM.get(cfg.model.row, {}).get(part))
         if cfg.model.residual and not read_trained(path)["config"].model.residual:
             not_residual.add(part)
     if tcfg.init_bias:
@@ -176,6 +176,9 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
         record.update(train_epoch(step_model, state.optimizer, train_loader, tcfg, cfg.encoding, use_bf16, channels_last,
                                   desc, progress, augment_generator=aug_gen, world=world, after_step=state.after_step))
         record.update(validate(state.scored, val_loader, cfg.encoding, use_bf16, world))  # reduced across ranks: all agree
+        if not math.isfinite(record["val_mse"]):  # weights diverged in the epoch's last steps: nothing kept of them
+            raise TrainingDivergedError(f"{desc}: the validation error became {record['val_mse']} (the weights "
+                                        "diverged); lower train.lr")
         state.end_epoch(record)
         if world.main:
             state.save(ckpt_path, cfg)
@@ -324,7 +327,7 @@ def train_epoch(model, opt, loader: BatchLoader, tcfg: TrainConfig, enc: Encodin
     Losses are summed on the device and read back only every ``log_every`` batches, so a GPU is
     not synchronised at every step. Under DDP the sums and samples/s cover every rank.
     """
-    from tqdm.auto import tqdm
+    from lai.progress import tqdm
 
     model.train()
     t0, seen, sums = time.perf_counter(), 0, {}

@@ -45,6 +45,7 @@ import numpy as np
 from lai.errors import RunFolderError, shorten
 from lai.io import atomic_write_text
 from lai.metrics import BOOTSTRAP_SAMPLES, percentile_interval, resample_weights
+from lai.pixels import LAI_RANGE
 
 CALIBRATION_FILE = "calibration.json"
 FITTED_AGAINST = ("truth", "observation")  # what a calibration file's factors were fitted against
@@ -160,32 +161,63 @@ def read_calibration(folder: str | Path) -> Calibration:
         return Calibration()
     uncalibrated = "delete it to predict uncalibrated"
     data = read_json_record(path, RunFolderError, uncalibrated)
-    try:
-        levels = [float(v) for v in data.get("levels", LEVELS)]
-        factors = {str(k): [float(v)] * len(levels) if isinstance(v, (int, float)) else [float(f) for f in v]
-                   for k, v in data["factors"].items()}
-        obs = data.get("observation_sd")
-        if "sd_factors" in data:
-            sd_factors, fitted = {str(k): float(v) for k, v in data["sd_factors"].items()}, "rms"
-        else:  # written before the standard deviation had its own factors: lai_std was the 68 % deviation
-            sd_factors = {k: float(np.interp(ONE_SIGMA, levels, v)) for k, v in factors.items() if len(v) == len(levels)}
-            fitted = "68 %"
-        cal = Calibration(factors, None if obs is None else float(obs), str(data["against"]), str(data.get("fitted_on", "")),
-                          levels, sd_factors, fitted)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise RunFolderError(f"{path}: not a lai calibration file ({shorten(str(e))}); {uncalibrated}") from None
-    bad = [k for k, v in cal.factors.items() if k not in (*STRATA, POOLED) or len(v) != len(levels)
-           or not all(_plausible(f) for f in v)]
-    bad += [k for k, f in cal.sd_factors.items() if k not in (*STRATA, POOLED) or not _plausible(f)]
-    bad_levels = not levels or levels != sorted(levels) or not all(0 < lv < 1 for lv in levels)
-    if (bad or bad_levels or POOLED not in cal.factors or POOLED not in cal.sd_factors or cal.against not in FITTED_AGAINST
-            or (cal.observation_sd is not None and not (math.isfinite(cal.observation_sd) and cal.observation_sd >= 0))):
-        raise RunFolderError(f"{path}: factors must lie in [{FACTOR_RANGE[0]:g}, {FACTOR_RANGE[1]:g}], one "
-                             f"per level, and sd_factors one such number, for {POOLED!r} and any of "
-                             f"the strata {', '.join(STRATA)}; levels increasing in (0, 1); against one of "
-                             f"{', '.join(FITTED_AGAINST)}; observation_sd finite and not negative; got {shorten(str(data))}; "
-                             f"{uncalibrated}")
-    return cal
+    problems: list[str] = []
+
+    def number(value, field: str) -> float:
+        """``value`` as a float; a problem naming ``field`` where it is no number (text, true/false, null)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append(f"{field} is {shorten(json.dumps(value), 30)}, not a number")
+            return math.nan
+        if not math.isfinite(value):
+            problems.append(f"{field} is {value}, not a finite number")
+        return float(value)
+
+    def per_stratum(mapping, field: str) -> dict:
+        if not isinstance(mapping, dict):
+            problems.append(f"{field} must map strata to factors, got {shorten(json.dumps(mapping), 30)}")
+            return {}
+        unknown = [str(k) for k in mapping if k not in (*STRATA, POOLED)]
+        if unknown:
+            problems.append(f"{field} names unknown strata {', '.join(unknown)} (expected {POOLED} and any of "
+                            f"{', '.join(STRATA)})")
+        if POOLED not in mapping:
+            problems.append(f"{field} lacks {POOLED!r} (the factor of every stratum without its own)")
+        return {str(k): v for k, v in mapping.items()}
+
+    raw_levels = data.get("levels", LEVELS) if isinstance(data, dict) else LEVELS
+    if not isinstance(data, dict) or "factors" not in data or "against" not in data:
+        raise RunFolderError(f"{path}: not a lai calibration file (it needs factors and against); {uncalibrated}")
+    levels = [number(v, "levels[]") for v in raw_levels] if isinstance(raw_levels, (list, tuple)) else []
+    if not levels or not all(0 < lv < 1 for lv in levels) or any(a >= b for a, b in zip(levels, levels[1:])):
+        problems.append(f"levels must increase strictly within (0, 1), got {shorten(json.dumps(raw_levels), 40)}")
+    factors = {}
+    for k, v in per_stratum(data["factors"], "factors").items():
+        values = [number(v, f"factors.{k}")] * len(levels) if not isinstance(v, list) else \
+            [number(f, f"factors.{k}[]") for f in v]
+        if len(values) != len(levels):
+            problems.append(f"factors.{k} holds {len(values)} factor(s) for {len(levels)} level(s)")
+        if not all(_plausible(f) for f in values):
+            problems.append(f"factors.{k} {shorten(json.dumps(v), 40)} must lie in [{FACTOR_RANGE[0]:g}, "
+                            f"{FACTOR_RANGE[1]:g}]")
+        factors[k] = values
+    if "sd_factors" in data:
+        sd_factors, fitted = {k: number(v, f"sd_factors.{k}") for k, v in per_stratum(data["sd_factors"], "sd_factors").items()}, "rms"
+        problems += [f"sd_factors.{k} {v:g} must lie in [{FACTOR_RANGE[0]:g}, {FACTOR_RANGE[1]:g}]"
+                     for k, v in sd_factors.items() if math.isfinite(v) and not _plausible(v)]
+    else:  # written before the standard deviation had its own factors: lai_std was the 68 % deviation
+        sd_factors = {k: float(np.interp(ONE_SIGMA, levels, v)) for k, v in factors.items()
+                      if len(v) == len(levels) and levels and not problems}
+        fitted = "68 %"
+    if data["against"] not in FITTED_AGAINST:
+        problems.append(f"against is {shorten(json.dumps(data['against']), 30)}; expected one of {', '.join(FITTED_AGAINST)}")
+    obs = data.get("observation_sd")
+    if obs is not None:
+        obs = number(obs, "observation_sd")
+        if math.isfinite(obs) and not 0 <= obs <= LAI_RANGE[1]:
+            problems.append(f"observation_sd {obs:g} must lie in [0, {LAI_RANGE[1]:g}] (m2/m2, the observed LAI's error)")
+    if problems:
+        raise RunFolderError(f"{path}: {'; '.join(dict.fromkeys(problems))}; {uncalibrated}")
+    return Calibration(factors, obs, str(data["against"]), str(data.get("fitted_on", "")), levels, sd_factors, fitted)
 
 
 def _plausible(factor: float) -> bool:

@@ -500,7 +500,7 @@ CASES = [
          r"not trained yet; tables/selection\.csv is unreadable\)", absent="{tmp}/pred_latin"),
     Case("predict-calibration-implausible", "`lai predict --run` a stage whose calibration.json has the factor 1e30",
          ["predict", "--run", "{cal_run}", "--data", "{lnb_ok}", "--out", "{tmp}/pred_cal", "--quiet"],
-         r"cal_run/calibration\.json: factors must lie in \[0\.001, 1000\].*delete it to predict uncalibrated",
+         r"cal_run/calibration\.json: factors\.pooled 1e\+30 must lie in \[0\.001, 1000\]; delete it to predict uncalibrated",
          absent="{tmp}/pred_cal"),
     Case("predict-calibration-nested", "`lai predict --run` a stage whose calibration.json nests 100000 lists",
          ["predict", "--run", "{deep_cal_run}", "--data", "{lnb_ok}", "--out", "{tmp}/pred_deep", "--quiet"],

@@ -434,7 +434,7 @@ def fake_notebooks(monkeypatch):
             raise papermill.PapermillExecutionError(3, 2, "x", "ValueError", "broken", [])
 
     monkeypatch.setattr(papermill, "execute_notebook", execute)
-    monkeypatch.setattr(pipeline, "_notebook_kernel", lambda: contextlib.nullcontext((None, None)))
+    monkeypatch.setattr(pipeline, "_notebook_kernel", lambda: contextlib.nullcontext((None, None, None)))
     return failing
 
 

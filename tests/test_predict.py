@@ -60,6 +60,18 @@ def test_model_file_with_an_implausible_db_range_is_one_error(tiny_run, tmp_path
         load_trained(tmp_path / "run", "cpu")
 
 
+def test_a_model_file_in_the_folder_of_another_rows_stage_is_refused(tiny_run, tmp_path):
+    """An encoder's model.pt copied into the final model's folder was evaluated, its scores written there as the
+    final model's."""
+    import shutil
+
+    swapped = shutil.copytree(tiny_run, tmp_path / "final")
+    shutil.copy(tiny_run.parent / "s1_masks_seas" / "model.pt", swapped / "model.pt")
+    with pytest.raises(RunFolderError, match=r"final/model\.pt: holds a model of row s1_masks_seas, but its folder is a "
+                                             r"stage of row final"):
+        load_trained(swapped, "cpu")
+
+
 def test_lnb_120px_tiles_give_one_georeferenced_map_per_triplet(tiny_run, tmp_path):
     lnb = make_lnb(tmp_path / "lnb", n_triplets=2, size=120)
     transform = Affine(10, 0, 404400, 0, -10, 5342400)

@@ -354,6 +354,27 @@ def test_run_folder_of_another_run_is_refused(tiny_data, tmp_path):
     assert train_stage(profile_with(epochs=1, seeds=3), "s1", cube, tmp_path / "r", progress=False).reused
 
 
+def test_a_diverged_validation_stops_the_stage_and_a_stage_stopped_before_an_epoch_makes_way(tiny_data, tmp_path,
+                                                                                               monkeypatch):
+    """Weights diverged in an epoch's last steps (a finite training loss, NaN on validation) crashed on a traceback, or
+    were written as a finished stage "converged"; it is refused as the NaN training loss is, nothing kept. Its folder,
+    which holds only the configuration of a run that never ended an epoch, no longer refuses the rerun that follows
+    the advice ("already holds another run")."""
+    import lai.train
+    from lai.errors import TrainingDivergedError
+
+    _, _, cube = tiny_data
+    run = tmp_path / "r"
+    monkeypatch.setattr(lai.train, "validate", lambda *a, **k: {"val_mse": float("nan"), "val_rmse": float("nan")})
+    with pytest.raises(TrainingDivergedError, match=r"r epoch 1/1: the validation error became nan \(the weights "
+                                                    r"diverged\); lower train\.lr"):
+        train_stage(profile_with(epochs=1, lr=0.5), "s1", cube, run, progress=False)
+    assert sorted(p.name for p in run.iterdir()) == [".lai-folder", "config.yaml"]
+    monkeypatch.undo()
+    assert not train_stage(profile_with(epochs=1), "s1", cube, run, progress=False).reused
+    assert (run / "model.pt").exists() and (run / "result.json").exists()
+
+
 def test_stage_saved_before_a_field_existed_loads_but_is_not_reused(tiny_data, tmp_path):
     """config.yaml and model.pt lacking fields added since: the model loads (the defaults apply), but the stage is
     not taken for today's, which may differ by them."""
@@ -387,6 +408,36 @@ def test_checkpoint_from_other_model_configuration_is_refused(tiny_data, tmp_pat
         read_pretrained(tmp_path / "broken.pt")
 
 
+def test_a_damaged_or_foreign_pretrained_encoder_is_named(tiny_data, tmp_path):
+    """The final model's pre-trained encoder holding NaN ("the training loss became nan; lower train.lr"), another row's
+    model in its folder (a load_state_dict traceback) and a model file cut short ("error: Invalid argument", no file
+    named) are each refused, naming the file."""
+    import shutil
+
+    from lai.checkpoint import save_checkpoint
+
+    _, _, cube = tiny_data
+    train_stage(profile_with(epochs=1), "s1_masks_seas", cube, tmp_path / "s1_masks_seas", progress=False)
+    train_stage(profile_with(epochs=1), "s1", cube, tmp_path / "s1", progress=False)
+    final = lambda enc1, name: train_stage(profile_with(epochs=1), "final", cube, tmp_path / name,  # noqa: E731
+                                           init_from={"enc1": enc1}, progress=False)
+    damaged = shutil.copytree(tmp_path / "s1_masks_seas", tmp_path / "nan")
+    state = torch.load(damaged / "model.pt", weights_only=True)
+    key = next(k for k, v in state["model"].items() if k.startswith("enc1.") and v.is_floating_point())
+    state["model"][key] = state["model"][key] * float("nan")
+    save_checkpoint(damaged / "model.pt", state)
+    with pytest.raises(RunFolderError, match=rf"nan: weight {key[len('enc1.'):]} holds NaN or inf"):
+        final(damaged, "f1")
+    foreign = shutil.copytree(tmp_path / "s1_masks_seas", tmp_path / "foreign")
+    shutil.copy(tmp_path / "s1" / "model.pt", foreign / "model.pt")
+    with pytest.raises(RunFolderError, match=r"foreign: holds a model of row s1, not of s1_masks_seas"):
+        final(foreign, "f2")
+    cut = shutil.copytree(tmp_path / "s1_masks_seas", tmp_path / "cut")
+    (cut / "model.pt").write_bytes((tmp_path / "s1_masks_seas" / "model.pt").read_bytes()[:20000])
+    with pytest.raises(RunFolderError, match=r"cut/model\.pt: cannot be read as a lai checkpoint \(truncated"):
+        final(cut, "f3")
+
+
 def test_impossible_configuration_is_refused(tiny_data, tmp_path):
     _, _, cube = tiny_data
     with pytest.raises(ConfigError, match="train.epochs must be positive"):
@@ -398,6 +449,11 @@ def test_impossible_configuration_is_refused(tiny_data, tmp_path):
         train_stage(real_data, "s1", cube, tmp_path / "x", progress=False)
     with pytest.raises(ConfigError, match=r"unknown configuration key.*train.epoch;"):
         load_profile("tiny", ["train.epoch=3"])
+    # a loss on no pixel (classes outside the valid ones) and seeds beyond the largest one: refused, not trained
+    with pytest.raises(ConfigError, match=r"train\.loss_classes \[8\] hold none of encoding\.valid_classes"):
+        load_profile("tiny", ["train.loss_classes=[8]"])
+    with pytest.raises(ConfigError, match=r"train\.seed 4294967295 with train\.seeds 2: the last seed, 4294967296"):
+        load_profile("tiny", ["train.seed=4294967295", "train.seeds=2"])
 
 
 def test_usable_classes_are_those_the_cube_checked_and_hold_a_target(tiny_data, tmp_path):

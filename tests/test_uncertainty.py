@@ -212,19 +212,28 @@ def test_calibration_file_round_trips_and_a_bad_one_is_named(tmp_path):
     # and without sd_factors (before 2026-12-03), lai_std stays what it was then: the 68 % deviation, and says so
     assert old.sd_fitted == "68 %" and old.sd_factor_array()[0] == pytest.approx(1.5)
     assert "68 % deviation" in old.summary()["model_sd"] and "root mean square" in cal.summary()["model_sd"]
-    for bad, against in (({STRATA[0]: -1, POOLED: 1.0}, "truth"), ({STRATA[0]: [1.0], POOLED: 1.0}, "truth"),
-                         ({"cloudy": 1.0, POOLED: 1.0}, "truth"),
-                         ({}, "truth"), ({STRATA[0]: 1.0}, "truth"),  # no pooled factor: nothing for other strata
-                         ({POOLED: 1.0}, ["truth"] * 1000),  # fitted against what?
-                         ({POOLED: 1.0}, {"sd_factors": {POOLED: float("nan")}}),
-                         ({POOLED: 1.0}, {"sd_factors": {STRATA[0]: 1.0}}),  # no pooled standard deviation factor
-                         ({POOLED: 1e30}, "truth"), ({POOLED: [1.0, 1e-5]}, {"levels": [0.68, 0.95]}),  # implausible
-                         ({POOLED: 1.0}, {"sd_factors": {POOLED: 1e30}}),
-                         ({POOLED: 1.0}, {"observation_sd": -0.1})):  # a negative lai_std where observed
+    # each problem named by its field (one catch-all sentence cut the file's text short before the field)
+    for bad, against, message in (
+            ({STRATA[0]: -1, POOLED: 1.0}, "truth", rf"factors\.{STRATA[0]} -1 must lie in \[0\.001, 1000\]"),
+            ({STRATA[0]: [1.0], POOLED: 1.0}, "truth", rf"factors\.{STRATA[0]} holds 1 factor\(s\) for 12 level\(s\)"),
+            ({"cloudy": 1.0, POOLED: 1.0}, "truth", r"factors names unknown strata cloudy"),
+            ({}, "truth", r"factors lacks 'pooled'"), ({STRATA[0]: 1.0}, "truth", r"factors lacks 'pooled'"),
+            ({POOLED: 1.0}, ["truth"] * 1000, r"against is \[.*; expected one of truth, observation"),  # fitted how?
+            ({POOLED: 1.0}, "none", r"against is \"none\"; expected one of truth, observation"),
+            ({POOLED: 1.0}, {"sd_factors": {POOLED: float("nan")}}, r"sd_factors\.pooled is nan, not a finite number"),
+            ({POOLED: 1.0}, {"sd_factors": {STRATA[0]: 1.0}}, r"sd_factors lacks 'pooled'"),  # no pooled sd factor
+            ({POOLED: 1e30}, "truth", r"factors\.pooled 1e\+30 must lie in"),  # implausible
+            ({POOLED: [1.0, 1e-5]}, {"levels": [0.68, 0.95]}, r"factors\.pooled \[1\.0, 1e-05\] must lie in"),
+            ({POOLED: 1.0}, {"sd_factors": {POOLED: 1e30}}, r"sd_factors\.pooled 1e\+30 must lie in"),
+            ({POOLED: [1.0, 1.0]}, {"levels": [0.5, 0.5]}, r"levels must increase strictly within \(0, 1\)"),
+            ({POOLED: True}, "truth", r"factors\.pooled is true, not a number"),
+            ({POOLED: "0.1"}, "truth", r"factors\.pooled is \"0\.1\", not a number"),
+            ({POOLED: 1.0}, {"observation_sd": -0.1}, r"observation_sd -0\.1 must lie in \[0, 15\]"),  # negative lai_std
+            ({POOLED: 1.0}, {"observation_sd": 1e300}, r"observation_sd 1e\+300 must lie in \[0, 15\]")):  # inf lai_std
         extra = against if isinstance(against, dict) else {}
         against = "truth" if extra else against
         (tmp_path / "calibration.json").write_text(json.dumps({"factors": bad, "against": against, **extra}))
-        with pytest.raises(RunFolderError, match=r"calibration.json: factors must lie in \[0.001, 1000\].*one per level") as e:
+        with pytest.raises(RunFolderError, match=rf"calibration\.json: (.*; )?{message}.*delete it to predict uncalibrated") as e:
             read_calibration(tmp_path)
         assert len(str(e.value)) < 600
 

@@ -256,7 +256,7 @@ def simulate(cfg: SimConfig, out: str | Path, progress: bool = True, workers: in
 
 
 def _simulate(cfg: SimConfig, out: Path, progress: bool, workers: int | None, dask: dict | None) -> dict:
-    from tqdm.auto import tqdm
+    from lai.progress import tqdm
 
     cfg.validate()
     check_regions(cfg)
