@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from lai.errors import PipelineError
-from lai.facts import RUN_LOCK_HOLDER_ENV, RUN_PROFILE_FILE, RUN_SUBFOLDERS
+from lai.facts import RUN_DATA_FILE, RUN_LOCK_HOLDER_ENV, RUN_PROFILE_FILE, RUN_SUBFOLDERS
 from lai.io import (
     atomic_path,
     atomic_write_text,
@@ -44,7 +44,7 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
     """Execute every notebook in order with papermill; return the report's path.
 
     A notebook whose inputs did not change since it last ran here (the notebook, the profile, lai's code,
-    and every file of the run folder and the data root it did not write itself) is not executed again
+    and every file of the run folder and of its data in the data root it did not write itself) is not executed again
     unless ``force``; each notebook's line says "ran" or "reused" and why (:class:`NotebookInputs`).
 
     The profile is resolved here, once, and written to the run folder's profile.yaml; the notebooks get
@@ -106,9 +106,10 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
 class NotebookInputs:
     """What each notebook of a run read and wrote, to tell a rerun which notebooks to execute again.
 
-    A snapshot maps every file of the run folder (hidden files and ``notebooks/`` aside) and of the data
-    root (and of a real ``--data`` folder) to a digest (sha256; size and modification time for files
-    over 64 MB and for the data folders),
+    A snapshot maps every file of the run folder (hidden files and ``notebooks/`` aside), of the simulation
+    and cube in the data root that the run's data.json names (runs of other names share the data root), and
+    of a real ``--data`` folder to a digest (sha256; size and modification time for files over 64 MB and
+    for the data folders),
     plus the notebook file and lai's own code. After a notebook runs, the files it changed are its
     outputs and the rest its inputs, both stored in ``notebooks/.inputs/<notebook>.json``. It is reused
     when its executed copy exists and the snapshot equals its inputs plus its outputs.
@@ -131,16 +132,29 @@ class NotebookInputs:
 
     def snapshot(self, notebook: Path) -> dict[str, str]:
         files = {"<notebook>": self._digest(notebook, True), "<lai code>": self.code}
-        roots = [(self.run_dir, "run", True), (self.data_root, "data", False), (self.data, "input", False)]
-        for root, key, content in roots:
+        roots = [(self.run_dir, "run", True, None), (self.data_root, "data", False, self._own_data()),
+                 (self.data, "input", False, None)]
+        for root, key, content, within in roots:
             if root is None or not root.is_dir():
                 continue
-            for path in root.rglob("*"):
+            for path in (p for top in (within if within is not None else [root])
+                         for p in (top, *(top.rglob("*") if top.is_dir() else ()))):
                 rel = path.relative_to(root)
                 if path.is_file() and not path.is_symlink() and not any(p.startswith(".") for p in rel.parts) \
                         and not (key == "run" and rel.parts[0] == "notebooks"):
                     files[f"{key}/{rel.as_posix()}"] = self._digest(path, content)
         return files
+
+    def _own_data(self) -> list[Path]:
+        """The simulation and cube of the data root that this run's data.json names (the data root is shared by runs
+        of other names, whose files are none of this run's inputs); none before a notebook has written it."""
+        try:
+            record = read_json_record(self.run_dir / RUN_DATA_FILE, PipelineError, "") \
+                if (self.run_dir / RUN_DATA_FILE).is_file() else {}
+        except PipelineError:
+            return [self.data_root]  # unreadable: the whole data root watched, as before data.json named its files
+        named = [Path(str(record[k])).resolve() for k in ("source", "cube") if isinstance(record, dict) and record.get(k)]
+        return [p for p in named if p.exists() and p.is_relative_to(self.data_root)]
 
     def _read(self, nb: str) -> dict:
         """The record of ``nb``'s last run ({"inputs": ..., "outputs": ...}); PipelineError naming it if unreadable."""

@@ -317,8 +317,9 @@ class RunContext:
     def train_table1(self, progress: bool | None = None) -> list[str]:
         """Train Table 1's six rows (reused where trained) and list them in tables/training.csv with the candidates
         and the chosen model's seeds that notebook 02 trained; returns the runs listed, Table 1's first."""
+        seeds = self.chosen()[1]  # notebook 02's choice, asked first: without it, nothing is trained in vain
         self.train(list(ROWS), progress)
-        trained = [*ROWS, *self.profile.candidates, *self.chosen()[1]]
+        trained = [*ROWS, *self.profile.candidates, *seeds]
         self.save_training(trained)
         return trained
 
@@ -354,6 +355,9 @@ class RunContext:
         from lai.facts import chosen_model
         from lai.train import seed_runs
 
+        if not self.table(TABLE.selection).exists():
+            raise PipelineError(f"{self.table(TABLE.selection)} does not exist yet: notebook 02_training chooses the model "
+                                "(and trains its seeds); run it first")
         name = chosen_model(self.read_table(TABLE.selection).to_dict("records"))
         return name, list(seed_runs(name, self.profile.train))
 

@@ -128,10 +128,11 @@ def check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageResu
     if not isinstance(saved, dict) or not isinstance(saved.get("cube"), dict):
         raise RunFolderError(f"{config_file} is not the configuration of a lai training run; use another run folder")
     what = _differences(saved, config_file, cfg, run_dir)
-    if what and not any((run_dir / f).exists() for f in ("checkpoint.pt", STAGE_WEIGHTS_FILE, "result.json")):
-        return None  # a run of lai's stopped before its first epoch ended (diverged, interrupted): nothing to keep
     if what:
-        raise RunFolderError(f"{run_dir} already holds another run ({what}); choose another run folder or delete it")
+        unfinished = not any((run_dir / f).exists() for f in ("checkpoint.pt", STAGE_WEIGHTS_FILE, "result.json"))
+        raise RunFolderError(f"{run_dir} already holds another run ({what})"
+                             + ("; it stopped before its first epoch ended (diverged or interrupted), so nothing trained "
+                                "is kept there" if unfinished else "") + "; choose another run folder or delete it")
     if (run_dir / "result.json").exists() and (run_dir / STAGE_WEIGHTS_FILE).exists():
         result, history = read_finished(run_dir)
         return StageResult(cfg.row, run_dir, history, 0.0, result["parameters"], reused=True)

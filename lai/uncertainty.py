@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from lai.errors import RunFolderError, shorten
+from lai.facts import MIN_SCORED_TRIPLETS
 from lai.io import atomic_write_text
 from lai.metrics import BOOTSTRAP_SAMPLES, percentile_interval, resample_weights
 from lai.pixels import LAI_RANGE
@@ -315,9 +316,10 @@ def calibration_intervals(err: np.ndarray, deviation: np.ndarray | dict[float, n
     ``coverage_68_hi``, ...), of ``sd_ratio`` (mean ``std`` over the RMSE) and of ``rms_sd_ratio`` (its root mean
     square over the RMSE: what :func:`sd_factor` makes 1 on the pixels it is fitted on) on the pixels ``sel``, over
     resamples of the triplets (the first axis: the pixels of one tile are not independent, as in
-    :mod:`lai.metrics`). NaN without a triplet axis (1-D arrays) or with fewer than two triplets."""
+    :mod:`lai.metrics`). NaN without a triplet axis (1-D arrays) or with fewer than ``lai.facts.MIN_SCORED_TRIPLETS``
+    triplets holding a pixel of ``sel`` (too few resample into overconfident intervals, as Table 1's)."""
     names = [f"coverage_{round(100 * lv)}" for lv in NOMINAL] + ["sd_ratio", "rms_sd_ratio"]
-    if err.ndim < 2 or len(err) < 2:
+    if err.ndim < 2 or np.count_nonzero(np.asarray(sel).reshape(len(sel), -1).any(1)) < MIN_SCORED_TRIPLETS:
         return {f"{c}_{end}": float("nan") for c in names for end in ("lo", "hi")}
 
     def per_triplet(values: np.ndarray) -> np.ndarray:  # sums over each triplet's pixels in sel, in float64

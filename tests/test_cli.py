@@ -127,7 +127,8 @@ CASES = [
          r"argument --row: invalid choice: '?s3'? \(choose from .*s1.*s2_masks_seas.*final.*all", absent="{tmp}/runs_row"),
     Case("train-other-run", "`lai train` into a run folder holding another run (other epochs)",
          ["train", *TINY, "--set", "train.epochs=2", "--cube", "{cube}", "--runs", "{other_runs}", "--row", "s1"],
-         r"runs_other/s1 already holds another run \(different train\.epochs: 1 there, 2 here\); choose another run folder "
+         r"runs_other/s1 already holds another run \(different train\.epochs: 1 there, 2 here\); it stopped before its "
+         r"first epoch ended \(diverged or interrupted\), so nothing trained is kept there; choose another run folder "
          r"or delete it", spawn=True),
     Case("train-diverging", "`lai train --set train.lr=1e10` (the loss becomes NaN)",
          ["train", *TINY, "--set", "train.lr=1e10", "--cube", "{cube}", "--runs", "{tmp}/runs_nan", "--row", "s1", "--quiet"],

@@ -1,6 +1,7 @@
 """The gpu profile's whole run (every notebook, the report), shrunk by --set overrides, on the CPU: a lent GPU's
 ten minutes must not be spent on a notebook that fails (docs/gpu.md)."""
 import json
+import re
 import subprocess
 import sys
 
@@ -23,6 +24,9 @@ def test_the_gpu_profile_runs_every_notebook_at_reduced_size(tmp_path):
                            "--data-root", str(tmp_path / "data"), *[a for s in shrink for a in ("--set", s)]],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
+    # the notebooks' progress bars reach lai run's terminal (they stayed in the executed notebooks)
+    for bar in ("simulate", "build cube", "baselines: non_cloudy"):
+        assert re.search(rf"{bar}: +\d+%\|", done.stderr), bar
     run = tmp_path / "reports" / "gpu"
     assert (run / "report.pdf").read_bytes()[:5] == b"%PDF-"
     profile = yaml.safe_load((run / "profile.yaml").read_text())

@@ -13,17 +13,17 @@ from lai.report.inputs import ReportError
 from lai.report.publish import publish
 
 
-def _png() -> bytes:
+def _png_of(size: tuple[int, int]) -> bytes:
     import io
 
     from PIL import Image
 
     out = io.BytesIO()
-    Image.new("RGB", (3, 2), "white").save(out, "PNG")
+    Image.new("RGB", size, "white").save(out, "PNG")
     return out.getvalue()
 
 
-PNG = _png()  # a small image that decodes
+PNG = _png_of((3, 2))  # a small image that decodes
 
 
 WRITTEN = "2026-12-07T06:49:23"  # when the report notebook wrote provenance.json, and the report printed it
@@ -459,3 +459,20 @@ def test_a_published_real_data_run_says_its_data_and_how_it_was_made(tmp_path):
     main(["publish", str(run), str(dest), "--command-line", "make reference"])
     index = (dest / "README.md").read_text()
     assert "Data: simulated by lai's built-in simulator" in index and "`make reference`" in index
+
+
+def test_a_table_or_figure_rewritten_after_the_report_is_not_published_beside_it(tmp_path):
+    """Notebook 00 run again alone drew another patch into its figure; publish copied it beside a report.pdf showing
+    the first (the report's provenance alone was checked). report.json records each table's and figure's SHA-256."""
+    from lai.report.inputs import REPORTED_FILES, result_digests
+
+    run = _run(tmp_path)
+    report = json.loads((run / "report.json").read_text())
+    (run / "report.json").write_text(json.dumps({**report, REPORTED_FILES: result_digests(run)}))
+    publish(run, tmp_path / "ok", "make reference")
+    (run / "figures" / "density.png").write_bytes(_png_of((4, 2)))
+    (run / "tables" / "seeds.csv").write_text("set\nnon_cloudy\n")
+    with pytest.raises(ReportError, match=r"figures/density\.png, tables/seeds\.csv changed since the report was "
+                                          r"written .* make the report again"):
+        publish(run, tmp_path / "stale", "make reference")
+    assert not (tmp_path / "stale").exists() or not any((tmp_path / "stale").rglob("*.png"))

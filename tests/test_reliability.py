@@ -987,6 +987,39 @@ def test_notebook_reuse_follows_what_each_notebook_read_and_wrote(tmp_path):
     assert "<notebook>" in changed("05_report.ipynb")
 
 
+def test_another_runs_files_in_the_shared_data_root_are_none_of_this_runs_inputs(tmp_path):
+    """Runs of other names share the data root: moving another run's cube away reran every notebook of this one,
+    "changed since its last run: data/cube-...nc" (a file it never read). Its own simulation and cube (data.json)
+    still count."""
+    from lai.pipeline import NotebookInputs
+
+    run, data, nbs = tmp_path / "run", tmp_path / "data", tmp_path / "nbs"
+    for d in (run / "notebooks", data / "sim-mine", nbs):
+        d.mkdir(parents=True)
+    (data / "sim-mine" / "tile.tif").write_text("tile")
+    (data / "cube-theirs.nc").write_text("theirs")
+    for nb in ("01_data.ipynb", "02_training.ipynb"):
+        (nbs / nb).write_text(nb)
+        (run / "notebooks" / nb).write_text("executed")
+    inputs = NotebookInputs(run, data.resolve())
+
+    def execute(nb, make):
+        before = inputs.snapshot(nbs / nb)
+        make()
+        inputs.record(nb, before, inputs.snapshot(nbs / nb))
+
+    def changed(nb):
+        return inputs.changed(nb, inputs.snapshot(nbs / nb), run / "notebooks" / nb)
+
+    execute("01_data.ipynb", lambda: ((data / "cube-mine.nc").write_text("mine"), (run / "data.json").write_text(
+        json.dumps({"source": str(data / "sim-mine"), "cube": str(data / "cube-mine.nc")}))))
+    execute("02_training.ipynb", lambda: (run / "training.csv").write_text("row"))
+    (data / "cube-theirs.nc").unlink()
+    assert changed("01_data.ipynb") == changed("02_training.ipynb") == ""
+    (data / "sim-mine" / "tile.tif").write_text("another tile")
+    assert changed("02_training.ipynb") == "changed since its last run: data/sim-mine/tile.tif"
+
+
 def test_notebook_records_that_are_unreadable_rerun_their_notebook_naming_the_record(tmp_path):
     """A record in notebooks/.inputs nested 200,000 lists deep (adversarial pass 4, D7) raised a RecursionError
     traceback out of `lai run`. Read with lai's bounded reader: the notebook runs again, its line naming the record;
@@ -1009,3 +1042,15 @@ def test_notebook_records_that_are_unreadable_rerun_their_notebook_naming_the_re
                             inputs.changed("01_data.ipynb", now, run / "notebooks" / "01_data.ipynb"))
     inputs.record("02_training.ipynb", now, inputs.snapshot(nbs / "02_training.ipynb"))
     assert not record.exists()
+
+
+def test_notebook_03_alone_asks_for_notebook_02s_choice_before_training_anything(tmp_path):
+    """Notebook 03 run by hand in a new run folder trained all six Table 1 rows (48 min on the standard profile), then
+    stopped: "selection.csv does not exist yet: run the notebook that writes it first", naming no notebook."""
+    from lai.errors import PipelineError
+    from lai.run_folder import RunContext
+
+    ctx = RunContext("tiny", run_dir=tmp_path / "report", data_root=tmp_path / "data")
+    with pytest.raises(PipelineError, match=r"selection\.csv does not exist yet: notebook 02_training chooses the model"):
+        ctx.train_table1(progress=False)
+    assert not any((ctx.run_dir / "runs").glob("*/model.pt")) and not (tmp_path / "data").exists()

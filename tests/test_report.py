@@ -1228,3 +1228,28 @@ def test_a_report_of_an_unfinished_run_says_so_and_reads_the_profile_not_the_mis
     said = " ".join(plain(c) for c in data["conclusions"])
     assert "not run yet: this profile runs them (extras: true)" in said and "not run in this profile" not in said
     assert "the choice among it and 1 candidate is not made yet" in said and data["extras_pending"] is True
+
+
+def test_the_large_errors_sentence_counts_the_triplets_it_lists():
+    """"100 % in its 5 worst triplets" was printed of a set whose table listed 3."""
+    from lai.report.results import _worst
+
+    assert _worst("12 15 10") == "3 worst triplets" and _worst(14) == "worst triplet"
+    assert _worst("1 2 3 4 5") == "5 worst triplets"
+
+
+def test_a_report_of_an_overridden_profile_says_so_on_every_page(tmp_path):
+    """A run of the tiny profile with --set overrides was headed "lai run report: tiny", as the profile itself."""
+    import yaml
+
+    from lai.config import load_profile
+    from lai.report.inputs import Run
+    from lai.report.prose import _title
+
+    for folder, overrides in (("plain", []), ("changed", ["train.epochs=2", "splits.held_out_areas=[]"])):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "profile.yaml").write_text(yaml.safe_dump(load_profile("tiny", overrides).to_dict()))
+    assert _title(Run(tmp_path / "plain"))["header"] == "lai run report: tiny (simulated data)"
+    changed = _title(Run(tmp_path / "changed"))
+    assert changed["header"] == "lai run report: tiny, 2 settings changed (simulated data)"
+    assert changed["changed"] == ["splits.held_out_areas", "train.epochs"]

@@ -354,12 +354,10 @@ def test_run_folder_of_another_run_is_refused(tiny_data, tmp_path):
     assert train_stage(profile_with(epochs=1, seeds=3), "s1", cube, tmp_path / "r", progress=False).reused
 
 
-def test_a_diverged_validation_stops_the_stage_and_a_stage_stopped_before_an_epoch_makes_way(tiny_data, tmp_path,
-                                                                                               monkeypatch):
+def test_a_diverged_validation_stops_the_stage_and_says_what_its_folder_holds(tiny_data, tmp_path, monkeypatch):
     """Weights diverged in an epoch's last steps (a finite training loss, NaN on validation) crashed on a traceback, or
-    were written as a finished stage "converged"; it is refused as the NaN training loss is, nothing kept. Its folder,
-    which holds only the configuration of a run that never ended an epoch, no longer refuses the rerun that follows
-    the advice ("already holds another run")."""
+    were written as a finished stage "converged"; it is refused as the NaN training loss is, nothing kept. A rerun
+    with other settings into its folder, which holds only that run's configuration, is told so."""
     import lai.train
     from lai.errors import TrainingDivergedError
 
@@ -371,8 +369,10 @@ def test_a_diverged_validation_stops_the_stage_and_a_stage_stopped_before_an_epo
         train_stage(profile_with(epochs=1, lr=0.5), "s1", cube, run, progress=False)
     assert sorted(p.name for p in run.iterdir()) == [".lai-folder", "config.yaml"]
     monkeypatch.undo()
-    assert not train_stage(profile_with(epochs=1), "s1", cube, run, progress=False).reused
-    assert (run / "model.pt").exists() and (run / "result.json").exists()
+    with pytest.raises(RunFolderError, match=r"r already holds another run \(different train\.lr: 0\.5 there, 0\.001 here\); "
+                                             r"it stopped before its first epoch ended \(diverged or interrupted\), so "
+                                             r"nothing trained is kept there; choose another run folder or delete it"):
+        train_stage(profile_with(epochs=1), "s1", cube, run, progress=False)
 
 
 def test_stage_saved_before_a_field_existed_loads_but_is_not_reused(tiny_data, tmp_path):

@@ -357,3 +357,10 @@ def test_coverage_intervals_count_only_the_selected_pixels():
     for level in NOMINAL:
         assert bounds[f"coverage_{round(100 * level)}_lo"] == bounds[f"coverage_{round(100 * level)}_hi"] == 0.0
     assert bounds["rms_sd_ratio_lo"] == pytest.approx(0.02) and bounds["sd_ratio_hi"] == pytest.approx(0.02)
+    # fewer than lai.facts.MIN_SCORED_TRIPLETS triplets holding a selected pixel: no interval (a zero-width one was
+    # printed from three triplets), as Table 1 gives none
+    few = sel.copy()
+    few[9:] = False
+    assert all(np.isnan(v) for v in calibration_intervals(err, sd, sd, few).values())
+    few[9] = sel[9]
+    assert not any(np.isnan(v) for v in calibration_intervals(err, sd, sd, few).values())

@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from lai.facts import N_PIXELS, RMSE_NORM, ROWS, SET_TITLES, TEST_SETS, model_title, row_title, stage_label
+from lai.facts import MIN_SCORED_TRIPLETS, N_PIXELS, RMSE_NORM, ROWS, SET_TITLES, TEST_SETS, model_title, row_title, stage_label
 from lai.figures.common import (
     LAI_VMAX,
     _figure,
@@ -234,7 +234,9 @@ def error_by_set(table1_long: pd.DataFrame | None, baselines: pd.DataFrame | Non
                for m in models]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8.5, title="model (hatched: baseline)",
                title_fontsize=8.5, frameon=False, columnspacing=1.2)
-    fig.suptitle("Error per test set: Table 1 rows (U-Nets) and baselines, 95 % bootstrap intervals", fontsize=11)
+    bare = df[df["rmse"].notna() & ~np.isfinite(df[["rmse_lo", "rmse_hi"]].to_numpy(float)).all(axis=1)]
+    why = f"; none where fewer than {MIN_SCORED_TRIPLETS} triplets hold a scored pixel" if len(bare) else ""
+    fig.suptitle(f"Error per test set: Table 1 rows (U-Nets) and baselines, 95 % bootstrap intervals{why}", fontsize=11)
     return fig
 
 

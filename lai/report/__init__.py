@@ -30,7 +30,7 @@ from pathlib import Path
 from lai.facts import RUN_DATA_FILE
 from lai.io import atomic_path, atomic_write_text, output_lock, remove_stale_partials
 from lai.report import prose, results
-from lai.report.inputs import ReportError, Run, read_json
+from lai.report.inputs import REPORTED_FILES, ReportError, Run, read_json, result_digests
 from lai.report.text import (
     cell,
     emph,
@@ -131,7 +131,8 @@ def write_report(run_dir: str | Path) -> Path:
     out, data_path = run_dir / "report.pdf", run_dir / DATA_FILE
     with output_lock(out):
         remove_stale_partials(data_path)
-        atomic_write_text(data_path, json.dumps(build_data(run_dir), indent=1, ensure_ascii=False, allow_nan=False))
+        data = {**build_data(run_dir), REPORTED_FILES: result_digests(run_dir)}  # what lai publish checks it copies
+        atomic_write_text(data_path, json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False))
         _render(run_dir, out)
     return out
 

@@ -157,6 +157,21 @@ class Run:
     def name(self) -> str:
         return str(self.profile.get("name") or self.dir.name)
 
+    def changed_settings(self) -> list[str]:
+        """The settings (``section.key``) of the run's profile that differ from lai's built-in profile of its name
+        (``--set`` overrides, ``--data``); none where no built-in profile has that name."""
+        from lai.config import PROFILE_DIR, load_profile
+
+        if not self.profile or not (PROFILE_DIR / f"{self.name}.yaml").is_file():
+            return []
+        try:
+            builtin = _flat(json.loads(json.dumps(load_profile(self.name).to_dict())))
+        except LaiError:
+            return []
+        own = _flat(json.loads(json.dumps(self.profile, default=str)))
+        # a key the run's profile lacks was added to lai since it ran: not a change the run made
+        return [key for key in sorted(own) if builtin.get(key) != own[key]]
+
     @property
     def kind(self) -> str:
         kind = (self.data or {}).get("kind")
@@ -320,3 +335,35 @@ def other_name(other: str) -> str:
     if other == ORACLE:
         return "the oracle bound"
     return f"the S2 encoder ({row_title(other)})" if other in ROWS else other
+
+
+# the files of a run that its report reads and lai publish copies beside it: tables and figures
+RESULT_GLOBS = (("tables", "*.csv"), ("figures", "*.png"))
+REPORTED_FILES = "files"  # report.json's key: the SHA-256 of each result file as the report read it
+
+
+def result_files(folder: Path) -> list[str]:
+    """The tables/*.csv and figures/*.png in ``folder`` (relative names), without lai's hidden partial leftovers."""
+    from lai.io import is_partial
+
+    return [str(p.relative_to(folder)) for sub, pattern in RESULT_GLOBS for p in sorted((folder / sub).glob(pattern))
+            if not is_partial(p)]
+
+
+def result_digests(folder: Path) -> dict[str, str]:
+    """The SHA-256 of each of :func:`result_files` (what report.json records, so that lai publish can tell a table or
+    figure rewritten after the report)."""
+    import hashlib
+
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in result_files(folder)}
+
+
+def _flat(mapping: dict, prefix: str = "") -> dict:
+    """``{"train": {"epochs": 2}}`` as ``{"train.epochs": 2}``."""
+    out = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

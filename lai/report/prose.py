@@ -55,10 +55,13 @@ from lai.report.text import emph, fmt, fmt_count, join, mono, rich, strong, tabl
 
 
 def _title(run: Run) -> dict:
+    changed = run.changed_settings()  # an overridden profile is not the built-in one of its name: every page says so
+    name = f"{run.name}, {len(changed)} setting{'s' if len(changed) != 1 else ''} changed" if changed else run.name
     return {"run": run.name, "folder": run.dir.name if run.dir.name != run.name else None,
             "paper_title": PAPER_TITLE, "paper_authors": PAPER_AUTHORS,
             "lai_version": str((run.prov or {}).get("lai_version", "")), "date": dt.date.today().isoformat(),
-            "header": f"lai run report: {run.name} ({run.kind} data)", "document": f"LAI run report: {run.name}"}
+            "header": f"lai run report: {name} ({run.kind} data)", "document": f"LAI run report: {name}",
+            "changed": changed}
 
 
 def _warnings(run: Run) -> list:
@@ -334,8 +337,9 @@ def _stopping(run: Run) -> list:
             f"{fmt_count(stopped)}{' epochs' if stopped >= most else f' of at most {fmt_count(most)}'}; validation "
             f"flat for {fmt_count(flat)} epoch{'s' if flat != 1 else ''}." for name, stopped, most, flat in stages))]
     if late:
-        out.append(rich(strong("Not converged"), f" (validation still improving within the last {fmt_count(patience)} "
-                        "epochs): " + ", ".join(late) + "."))
+        out.append(rich(strong("Not converged"), f" (the best validation epoch lies within the last {fmt_count(patience)} "
+                        f"epochs run: validation had not been flat for {fmt_count(patience)} when training stopped): "
+                        + ", ".join(late) + "."))
     return out
 
 

@@ -26,12 +26,20 @@ from lai.io import (
     reading_lock,
 )
 from lai.records import LARGE_RECORD_BYTES, NOT_A_FILE, open_record, read_csv_record, read_json_record
-from lai.report.inputs import RERUN, ReportError, decoded_png_size, read_json, trained_by
+from lai.report.inputs import (
+    REPORTED_FILES,
+    RERUN,
+    RESULT_GLOBS,
+    ReportError,
+    decoded_png_size,
+    read_json,
+    result_files,
+    trained_by,
+)
 from lai.report.prose import printed_provenance
 
 # what is published: files at the run folder's top, and the schema's tables and figures (lai.facts), no other file
 PUBLISHED_FILES = ("report.pdf", "report.json", "profile.yaml", "provenance.json")
-PUBLISHED_GLOBS = (("tables", "*.csv"), ("figures", "*.png"))
 SCHEMA = {f"tables/{name}.csv" for name in TABLES} | {f"figures/{name}.png" for name in FIGURES}
 PUBLISH_BYTES = 512 * 2**20  # all files together: a folder kept in git (reports/reference holds about 7 MB)
 MAX_SECONDS = 10**9  # a notebook's or a training stage's duration: about 30 years
@@ -49,8 +57,7 @@ def _few(names: list[str]) -> str:
 
 def _found(folder: Path) -> list[str]:
     """The tables/*.csv and figures/*.png in ``folder`` (relative names), without lai's hidden partial leftovers."""
-    return [str(p.relative_to(folder)) for sub, pattern in PUBLISHED_GLOBS for p in sorted((folder / sub).glob(pattern))
-            if not is_partial(p)]
+    return result_files(folder)
 
 
 def _earlier(dest: Path) -> list[str] | None:
@@ -75,7 +82,7 @@ def _check_dest(dest: Path, earlier: list[str] | None) -> None:
         raise ForeignOutputError(f"{dest} holds {_few(held)} but no {PUBLISHED_RECORD}: it is a folder lai made for something "
                                  "else (a run folder or a training stage?), not one lai publish wrote; publish into a "
                                  "new or empty folder")
-    for sub, _ in PUBLISHED_GLOBS:  # never through a link: files there are deleted and replaced
+    for sub, _ in RESULT_GLOBS:  # never through a link: files there are deleted and replaced
         own_subfolder(dest, sub)
     foreign = [name for name in [*(n for n in (*PUBLISHED_FILES, INDEX) if n in held), *_found(dest)]
                if name not in (earlier or ())]
@@ -136,7 +143,7 @@ def _open_sources(run_dir: Path, stack: contextlib.ExitStack) -> tuple[dict[str,
     """Every file publish copies from ``run_dir`` (relative name: open file) and its size, refused before anything is
     read or copied unless it is a regular file (no link is followed), a name of the run folder's schema, a PNG where a
     figure, and all together within PUBLISH_BYTES."""
-    for sub, _ in PUBLISHED_GLOBS:  # read through no link either
+    for sub, _ in RESULT_GLOBS:  # read through no link either
         if (run_dir / sub).is_symlink():
             raise ReportError(f"{run_dir / sub} is a symbolic link, which lai publish does not follow: a run folder's "
                               f"{sub}/ is the folder lai made there")
@@ -158,6 +165,27 @@ def _open_sources(run_dir: Path, stack: contextlib.ExitStack) -> tuple[dict[str,
             decoded_png_size(files[name].read(sizes[name]), run_dir / name)
             files[name].seek(0)
     return files, sizes
+
+
+def _check_reported(run_dir: Path, report, sources: dict[str, BinaryIO]) -> None:
+    """Refuse tables and figures that are not those the report read (its ``files``: SHA-256 each): a notebook run
+    again alone after the report rewrote them, and the published figure would not be the one in report.pdf. A
+    report.json of an earlier lai, without them, is not checked."""
+    import hashlib
+
+    recorded = report.get(REPORTED_FILES) if isinstance(report, dict) else None
+    if not isinstance(recorded, dict):
+        return
+    now = {}
+    for name, src in sources.items():
+        if name.startswith(tuple(f"{sub}/" for sub, _ in RESULT_GLOBS)):
+            now[name] = hashlib.sha256(src.read()).hexdigest()
+            src.seek(0)
+    differ = sorted(name for name in {*now, *recorded} if now.get(name) != recorded.get(name))
+    if differ:
+        raise ReportError(f"{run_dir}: {_few(differ)} changed since the report was written (a notebook run again on its "
+                          "own?), so report.pdf shows other tables or figures than those beside it; make the report "
+                          "again (lai run continues the run, reusing what is done) before publishing")
 
 
 def _copy(src: BinaryIO, out: BinaryIO, size: int, path: Path) -> None:
@@ -254,12 +282,14 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
     with reading_lock(run_dir), contextlib.ExitStack() as stack:  # no lai run into it meanwhile (nor one going on)
         prov, seconds = read_json(run_dir / "provenance.json"), _durations(run_dir)  # read before anything is copied
         sources, sizes = _open_sources(run_dir, stack)  # regular files only, not links
-        printed = printed_provenance(read_json(run_dir / "report.json"), "written")
+        report = read_json(run_dir / "report.json")
+        printed = printed_provenance(report, "written")
         if printed != prov.get("written"):  # notebook 01 writes it again, the report notebook once more, then the report
             raise ReportError(f"{run_dir}/report.json was written from the provenance of {_plain(printed)}, but "
                               f"provenance.json is of {_plain(prov.get('written'))}: notebook 01 ran again after the "
                               "report, alone or in a lai run that stopped before its report; make the report again "
                               "(lai run continues the run, reusing what is done) before publishing")
+        _check_reported(run_dir, report, sources)
         index = _index(run_dir, command, prov, seconds)
         with output_lock(dest, folder=None):  # lai's marker, or a new or empty folder: a README.md alone proves nothing
             earlier = _earlier(dest)

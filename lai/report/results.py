@@ -247,7 +247,8 @@ def _noise_floor(run: Run) -> dict | None:
     header1 = [cell("Model", rowspan=2)] + [cell(SET_TITLES[s], colspan=3, align="center") for s in TEST_SETS]
     header2 = [h for _ in TEST_SETS for h in ("÷ floor", "vs truth", "strict")]
     rows = [[cell("Noise floor (observation vs truth)", bold=True)]
-            + [c for s in TEST_SETS for c in ("1", fmt(metric(floor, "set", s, "floor_rmse")),
+            + [c for s in TEST_SETS for c in ("1" if math.isfinite(metric(floor, "set", s, "floor_rmse")) else "–",
+                                              fmt(metric(floor, "set", s, "floor_rmse")),
                                               fmt(metric(floor, "set", s, "floor_rmse_strict")))],
             [cell("Oracle (true LAI at t-1 as the prediction)", bold=True)]
             + [c for s in TEST_SETS for c in (
@@ -407,6 +408,13 @@ def _results(run: Run) -> dict:
         [" Last column: RMSE against the simulation’s true LAI on the pixels not clear at ", emph("t"), "."] if truth else None))
 
 
+def _worst(listed) -> str:
+    """"N worst triplets" of a large-errors row: the number ``top_triplets`` lists (at most
+    :data:`lai.facts.LARGE_ERROR_TRIPLETS`; fewer where fewer triplets hold a large error)."""
+    n = LARGE_ERROR_TRIPLETS if pd.isna(listed) else len(str(listed).split())  # one listed: read as a number
+    return "worst triplet" if n == 1 else f"{n} worst triplets"
+
+
 def _large_errors(run: Run) -> list | None:
     """Where the final model misses by more than :data:`lai.facts.LARGE_ERROR_LAI` (read under Fig. 8); None
     without the table."""
@@ -422,7 +430,7 @@ def _large_errors(run: Run) -> list | None:
                           f"{fmt(r['pred_mean'], 2)} against {fmt(r['obs_mean'], 2)} observed on average, "
                           f"{fmt_share(r['under_share'])} of them too low; {fmt_share(r['no_clear_past_share'])} with no "
                           f"clear past date; {fmt_share(r['top_share'])} in its "
-                          f"{LARGE_ERROR_TRIPLETS} worst triplets)"))
+                          f"{_worst(r['top_triplets'])})"))
     if not parts:
         return None
     out = [rich(f"Pixels the final model misses by more than {fmt(LARGE_ERROR_LAI, 0)} LAI (", mono("tables/large_errors.csv"),
