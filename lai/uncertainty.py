@@ -185,9 +185,9 @@ def read_calibration(folder: str | Path) -> Calibration:
             problems.append(f"{field} lacks {POOLED!r} (the factor of every stratum without its own)")
         return {str(k): v for k, v in mapping.items()}
 
-    raw_levels = data.get("levels", LEVELS) if isinstance(data, dict) else LEVELS
     if not isinstance(data, dict) or "factors" not in data or "against" not in data:
         raise RunFolderError(f"{path}: not a lai calibration file (it needs factors and against); {uncalibrated}")
+    raw_levels = data.get("levels", LEVELS)
     levels = [number(v, "levels[]") for v in raw_levels] if isinstance(raw_levels, (list, tuple)) else []
     if not levels or not all(0 < lv < 1 for lv in levels) or any(a >= b for a, b in zip(levels, levels[1:])):
         problems.append(f"levels must increase strictly within (0, 1), got {shorten(json.dumps(raw_levels), 40)}")
@@ -202,7 +202,8 @@ def read_calibration(folder: str | Path) -> Calibration:
                             f"{FACTOR_RANGE[1]:g}]")
         factors[k] = values
     if "sd_factors" in data:
-        sd_factors, fitted = {k: number(v, f"sd_factors.{k}") for k, v in per_stratum(data["sd_factors"], "sd_factors").items()}, "rms"
+        fitted = "rms"
+        sd_factors = {k: number(v, f"sd_factors.{k}") for k, v in per_stratum(data["sd_factors"], "sd_factors").items()}
         problems += [f"sd_factors.{k} {v:g} must lie in [{FACTOR_RANGE[0]:g}, {FACTOR_RANGE[1]:g}]"
                      for k, v in sd_factors.items() if math.isfinite(v) and not _plausible(v)]
     else:  # written before the standard deviation had its own factors: lai_std was the 68 % deviation

@@ -55,11 +55,6 @@ def _few(names: list[str]) -> str:
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
-def _found(folder: Path) -> list[str]:
-    """The tables/*.csv and figures/*.png in ``folder`` (relative names), without lai's hidden partial leftovers."""
-    return result_files(folder)
-
-
 def _earlier(dest: Path) -> list[str] | None:
     """The files an earlier publish into ``dest`` wrote or was writing (its record), or None where there is no record.
     A record of an earlier lai (no "finished", written last) implies the README.md written before it."""
@@ -84,12 +79,12 @@ def _check_dest(dest: Path, earlier: list[str] | None) -> None:
                                  "new or empty folder")
     for sub, _ in RESULT_GLOBS:  # never through a link: files there are deleted and replaced
         own_subfolder(dest, sub)
-    foreign = [name for name in [*(n for n in (*PUBLISHED_FILES, INDEX) if n in held), *_found(dest)]
+    foreign = [name for name in [*(n for n in (*PUBLISHED_FILES, INDEX) if n in held), *result_files(dest)]
                if name not in (earlier or ())]
     if foreign:
         raise ForeignOutputError(f"{dest} holds {_few(foreign)}, which no earlier lai publish wrote there; lai replaces "
                                  "and deletes only its own files: move them, or publish elsewhere")
-    replaced = {*PUBLISHED_FILES, INDEX, *_found(dest)}
+    replaced = {*PUBLISHED_FILES, INDEX, *result_files(dest)}
     for name in [n for n in earlier or () if n in replaced]:  # replaced or deleted: only as the file lai wrote there
         path = dest / name
         if path.is_symlink() or (path.exists() and not path.is_file()):
@@ -147,7 +142,7 @@ def _open_sources(run_dir: Path, stack: contextlib.ExitStack) -> tuple[dict[str,
         if (run_dir / sub).is_symlink():
             raise ReportError(f"{run_dir / sub} is a symbolic link, which lai publish does not follow: a run folder's "
                               f"{sub}/ is the folder lai made there")
-    found = _found(run_dir)
+    found = result_files(run_dir)
     unknown = [name for name in found if name not in SCHEMA]
     if unknown:  # a user's own table or figure in the run folder: left where it is, and said
         print(f"lai publish: not published, not in the run folder's schema (lai.facts: TABLES, FIGURES): {_few(unknown)}",
@@ -297,7 +292,7 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
             ours = [*sources, INDEX]
             _record(dest, list({*(earlier or ()), *ours}), finished=False)
             (dest / INDEX).unlink(missing_ok=True)  # lai's (the record says so): a folder cut short has no README
-            for old in _found(dest):  # files of an earlier publish that this run no longer has
+            for old in result_files(dest):  # files of an earlier publish that this run no longer has
                 if old not in ours:
                     (dest / old).unlink()
             for name, src in sources.items():  # file by file, a bounded buffer at a time
