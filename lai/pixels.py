@@ -121,10 +121,14 @@ def check_float32(data: np.ndarray, file) -> np.ndarray:
     return data
 
 
-def nodata_as_nan(data: np.ndarray, nodata) -> np.ndarray:
-    """Float ``data`` with its declared ``nodata`` value made NaN (missing data, not a value), in place."""
+def nodata_as_nan(data: np.ndarray, nodata, joint: bool = False) -> np.ndarray:
+    """Float ``data`` with its declared ``nodata`` value made NaN (missing data, not a value), in place; ``joint``: a
+    pixel only where every band (the first axis) holds it."""
     if nodata is not None and data.dtype.kind == "f":
-        data[data == nodata] = np.nan
+        if joint:
+            data[:, (data == nodata).all(axis=0)] = np.nan
+        else:
+            data[data == nodata] = np.nan
     return data
 
 
@@ -158,14 +162,14 @@ def pixel_fix_lines(counts: dict[str, int], indent: str = "") -> list[str]:
     return [f"{indent}{counts[k]} {PIXEL_FIX_NOTES[k]}" for k in PIXEL_FIX_NOTES if counts.get(k)]
 
 
-# S1 scene rasters (lai preprocess, --scene): an exact 0, in dB or linear power, is no data: GRD products' border
-# outside the swath, undeclared in many exports; resampled as a value it became 0 dB, the brightest input, along
-# the border. Tiles of an LNB folder keep 0 dB as a value in one polarisation (prepared data clipped to [-30, 0] dB
-# hold it in VV), not in both at once (:func:`clean_pixels`).
+# S1 scene rasters (lai preprocess, --scene): an exact 0 is no data: GRD products' border outside the swath,
+# undeclared in many exports; resampled as a value it became 0 dB, the brightest input, along the border. In dB, a
+# two-band raster keeps 0 dB as a value in one polarisation alone (prepared data clipped to [-30, 0] dB hold it in
+# VV), as the tiles of an LNB folder do (:func:`clean_pixels`); a one-band raster cannot tell, and its 0 is no data.
 S1_SCENE_NODATA = 0.0
-S1_MISSING_MEANING = ("S1 pixels without a backscatter value, counted per date (NaN, declared nodata, 0 in a scene "
-                      "raster or in both polarisations of a tile, a negative linear power, outside the raster, or "
-                      "masked as out of range): missing radar")
+S1_MISSING_MEANING = ("S1 pixels without a backscatter value, counted per date (NaN, declared nodata, 0 in both "
+                      "polarisations, or in a one-band or linear-power scene raster, a negative linear power, outside "
+                      "the raster, or masked as out of range): missing radar")
 MAX_BAD_SHARE = 0.05  # a file is refused when more than this share of its checked pixels is out of range
 LAI_SNAP_TOLERANCE = 0.2  # SNAP writes network outputs in [-0.2, 0) as 0
 LINEAR_SHARE = 0.5  # S1 is linear power, not dB, when more than this share of its finite values lies in [0, 1]

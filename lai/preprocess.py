@@ -233,12 +233,13 @@ def _read_missing(src, win) -> np.ndarray:
 
 def read_on_grid(path: Path, grid: TileGrid, resampling: str, linear_db: bool = False, allow: bool = True,
                  what: str = "raster", nodata: float | None = None, bands: int | None = None,
-                 kinds: str = "iuf") -> np.ndarray:
+                 kinds: str = "iuf", joint_nodata: bool = False) -> np.ndarray:
     """All bands of ``path`` on ``grid`` (bands, H, W) float32: a window read when aligned, else resampled.
 
     ``linear_db``: the values are dB, resampled in linear power and returned in dB. Missing (NaN in the result,
     left out of the resampling kernel): what GDAL masks (a declared nodata value, a mask band or alpha), what lies
-    outside the raster, and ``nodata`` if given. ``bands``: how many bands the raster must have; ``kinds``: the
+    outside the raster, and ``nodata`` if given (``joint_nodata``: only where every band holds it, before any
+    resampling). ``bands``: how many bands the raster must have; ``kinds``: the
     numpy dtype kinds it may have (:func:`lai.pixels.check_stored`, the folder reader's check; a :class:`SceneError`
     or :class:`lai.errors.LNBError` naming it otherwise).
     """
@@ -252,13 +253,13 @@ def read_on_grid(path: Path, grid: TileGrid, resampling: str, linear_db: bool = 
         check_stored(src, path, kinds, f"{_KINDS[kinds]} {what} values")
         if _same_grid(src, grid):
             col, row = (round(v) for v in ~src.transform * (grid.transform.c, grid.transform.f))
-            return nodata_as_nan(_read_missing(src, Window(col, row, grid.width, grid.height)), nodata)
+            return nodata_as_nan(_read_missing(src, Window(col, row, grid.width, grid.height)), nodata, joint_nodata)
         if not allow:
             raise SceneError(f"{path}: {what} is on another grid ({src.crs}, {src.res[0]:g} {crs_units(src.crs)}) than "
                              f"the S2 scene ({grid.crs}, {abs(grid.transform.a):g} {crs_units(grid.crs)}) and "
                              "reprojection is not allowed (reproject: false)")
         win = _source_window(src, grid, path)
-        data = nodata_as_nan(_read_missing(src, win), nodata)
+        data = nodata_as_nan(_read_missing(src, win), nodata, joint_nodata)
         if linear_db:
             data = 10 ** (data / 10)
         out = np.full((src.count, grid.height, grid.width), np.nan, np.float32)
@@ -274,9 +275,11 @@ def s1_tile(d: S1Date, grid: TileGrid, cfg: PreprocessConfig) -> np.ndarray:
     """VV, VH (2, H, W) in dB on ``grid``; with ``s1_units: linear``, a raster whose values are mostly negative
     (dB, not linear power: every value would become NaN) is refused by name."""
     one_file = len(d.files) == 1  # a two-band VV/VH raster, else one raster each
+    # an exact 0 is no data (a GRD export's undeclared border); in dB, a two-band raster's 0 in one band alone is a
+    # value (data clipped to [-30, 0] dB reach it in VV), as in an LNB tile
     layers = [read_on_grid(f, grid, "bilinear", linear_db=cfg.s1_units == "db", allow=cfg.reproject,
                            what="S1 (VV, VH)" if one_file else f"S1 {pol}", bands=2 if one_file else 1,
-                           nodata=S1_SCENE_NODATA)
+                           nodata=S1_SCENE_NODATA, joint_nodata=one_file and cfg.s1_units == "db")
               for f, pol in zip(d.files, ("VV", "VH"))]
     if cfg.s1_units == "linear":  # small negative powers (thermal noise removed over water) are missing radar
         for f, layer in zip(d.files, layers):

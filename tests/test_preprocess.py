@@ -462,6 +462,24 @@ def test_an_undeclared_zero_border_of_an_s1_scene_is_missing_radar_not_0_db(tmp_
     assert summary["s1_missing_pixels"] == 3 * 3 * 32 * 16 and summary["pixel_fixes"]["s1_masked"] == 0
 
 
+def test_0_db_in_one_polarisation_of_a_two_band_s1_scene_raster_is_a_value(tmp_path):
+    """Data clipped to [-30, 0] dB reach 0 dB in VV alone: preprocess and --scene took each such pixel as missing
+    radar, where an LNB tile of the same pixels keeps its value, so the maps from tiles and from the scene differed.
+    A 0 in both bands stays no data (the undeclared border above)."""
+    manifest = scene(tmp_path / "scene")  # dB on the S2 grid, 96x96 pixels: 3x3 tiles of 32
+    for k in range(4):
+        with rasterio.open(tmp_path / "scene" / f"s1_{k}.tif", "r+") as dst:
+            db = dst.read()
+            db[0, :8] = 0.0  # VV clipped at 0 dB in the first 8 rows
+            db[:, 90:] = 0.0  # both bands 0 in the last 6 rows: no data
+            dst.write(db)
+    summary = preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32), progress=False)
+    assert summary["s1_missing_pixels"] == 3 * 6 * 96  # three S2 dates (one triplet), the last rows only
+    trip = next(t for t in index_folder(tmp_path / "lnb", progress=False).triplets if t.target.row == 0)
+    s1 = read_triplet(tmp_path / "lnb", trip).s1
+    assert (s1[:, 0, :8] == 0).all() and np.isfinite(s1[:, 1, :8]).all() and (s1[:, 1, :8] < 0).all()
+
+
 def test_a_two_band_s1_raster_is_read_by_its_band_descriptions(tmp_path):
     """SNAP's exports list Sigma0_VH before Sigma0_VV: taken by position, VH (-20 dB) became VV and VV became VH."""
     manifest = scene(tmp_path / "scene", s1_on_20m_linear=True)  # band 1 -13.01 dB, band 2 -20 dB
