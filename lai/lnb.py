@@ -596,8 +596,10 @@ def index_folder(root: str | Path, on_error: str = "raise", progress: bool = Tru
     skipped.sort(key=lambda s: s.row)
     if not good:
         raise LNBError(root / SERIES_CSV, f"no valid triplet left ({len(skipped)} skipped)")
-    truths = {name: (root / TRUTH_DIR / name).is_file() for t in good for name in t.names}
-    has_truth = all(truths.values())
+    # real data hold no truth/ folder: no file looked up; a simulated one every file
+    truths = {name: (root / TRUTH_DIR / name).is_file() for t in good for name in t.names} \
+        if (root / TRUTH_DIR).is_dir() else {}
+    has_truth = bool(truths) and all(truths.values())
     if any(truths.values()) and not has_truth:  # partly there: a file lost, not real data (which holds none)
         missing = [name for name, there in truths.items() if not there]
         raise LNBError(root / TRUTH_DIR / missing[0],

@@ -50,16 +50,11 @@ def polarisation_order(descriptions, path: Path) -> tuple[int, int]:
     where a band names one of them (SNAP's exports list Sigma0_VH before Sigma0_VV; a single named band fixes the
     other's), else VV first (docs/manifest.md). :class:`LNBError` when the descriptions name one polarisation twice
     (which band is VH?) or a band HH or HV (another acquisition mode)."""
-    texts = [(text or "").upper() for text in descriptions]
-    names = [next((pol for pol in POLARISATIONS if pol in text), None) for text in texts]
+    names = named_polarisations(descriptions, path)
     named = [n for n in names if n is not None]
     if len(set(named)) < len(named):
         raise LNBError(path, f"its band descriptions {list(descriptions)} name {named[0]} twice; expected one band VV "
                              "and one VH (or descriptions that name neither: then VV is band 1)")
-    other = [m.group(1) for text, name in zip(texts, names) for m in [_OTHER_POLARISATION.search(text)] if m and not name]
-    if other:
-        raise LNBError(path, f"its band descriptions {list(descriptions)} name the polarisation {other[0]}; lai reads "
-                             "Sentinel-1 VV and VH (dual-polarisation IW), one band each")
     if len(named) == 1:  # one band names its polarisation: the other band holds the other one
         first = named[0] if names[0] is not None else next(pol for pol in POLARISATIONS if pol != named[0])
         return (0, 1) if first == POLARISATIONS[0] else (1, 0)
@@ -70,15 +65,22 @@ def check_polarisation(descriptions, path: Path, pol: str) -> None:
     """A one-band S1 raster ``path`` given as polarisation ``pol`` (a manifest's ``vv`` or ``vh``): :class:`LNBError`
     when its band description names the other one (the two files swapped) or HH / HV; a description that names
     none is taken at its word."""
-    text = (descriptions[0] or "").upper()
-    named = next((p for p in POLARISATIONS if p in text), None)
+    (named,) = named_polarisations(descriptions[:1], path)
     if named is not None and named != pol:
         raise LNBError(path, f"is given as {pol.lower()}, but its band description {descriptions[0]!r} names {named}: "
                              "are vv and vh swapped in the manifest?")
-    other = _OTHER_POLARISATION.search(text)
-    if named is None and other:
-        raise LNBError(path, f"its band description {descriptions[0]!r} names the polarisation {other.group(1)}; lai "
-                             "reads Sentinel-1 VV and VH (dual-polarisation IW), one band each")
+
+
+def named_polarisations(descriptions, path: Path) -> list[str | None]:
+    """The polarisation (VV or VH) each band's description names, None where it names neither; :class:`LNBError`
+    naming ``path`` where one names HH or HV instead (another acquisition mode)."""
+    texts = [(text or "").upper() for text in descriptions]
+    names = [next((pol for pol in POLARISATIONS if pol in text), None) for text in texts]
+    other = [m.group(1) for text, name in zip(texts, names) for m in [_OTHER_POLARISATION.search(text)] if m and not name]
+    if other:
+        raise LNBError(path, f"its band descriptions {list(descriptions)} name the polarisation {other[0]}; lai reads "
+                             "Sentinel-1 VV and VH (dual-polarisation IW), one band each")
+    return names
 
 
 _OTHER_POLARISATION = re.compile(r"(?<![A-Z])(HH|HV)(?![A-Z])")  # polarisations of other modes, as a word

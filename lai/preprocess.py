@@ -86,11 +86,12 @@ def pick_triplets(s2: list[S2Date], s1: list[S1Date], max_gap_days: int) -> tupl
     match, unused = {}, []
     for i, d in enumerate(s2):
         gaps = [abs((a.date - d.date).days) for a in s1]
-        nearest = [j for j, gap in enumerate(gaps) if gap == min(gaps)]
-        if gaps[nearest[0]] <= max_gap_days:
+        best = min(gaps)
+        if best <= max_gap_days:
+            nearest = [j for j, gap in enumerate(gaps) if gap == best]
             match[i] = next((j for j in nearest if j != match.get(i - 1)), nearest[0])
         else:
-            unused.append(f"{d.date} (nearest S1 {gaps[nearest[0]]} days away)")
+            unused.append(f"{d.date} (nearest S1 {best} days away)")
     usable = sorted(match)
     return [tuple(usable[k:k + 3]) for k in range(len(usable) - 2)], match, unused
 

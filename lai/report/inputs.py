@@ -160,17 +160,17 @@ class Run:
     def changed_settings(self) -> list[str]:
         """The settings (``section.key``) of the run's profile that differ from lai's built-in profile of its name
         (``--set`` overrides, ``--data``); none where no built-in profile has that name."""
-        from lai.config import PROFILE_DIR, load_profile
+        from lai.config import PROFILE_DIR, load_profile, profile_from_dict
+        from lai.config_engine import NOT_SAVED, saved_differences
 
         if not self.profile or not (PROFILE_DIR / f"{self.name}.yaml").is_file():
             return []
         try:
-            builtin = _flat(json.loads(json.dumps(load_profile(self.name).to_dict())))
+            own, builtin = profile_from_dict(self.profile), load_profile(self.name)
         except LaiError:
             return []
-        own = _flat(json.loads(json.dumps(self.profile, default=str)))
-        # a key the run's profile lacks was added to lai since it ran: not a change the run made
-        return [key for key in sorted(own) if builtin.get(key) != own[key]]
+        # a field the run's profile lacks was added to lai since it ran: not a change the run made
+        return [key for key, there, _ in saved_differences(self.profile, own, builtin) if there is not NOT_SAVED]
 
     @property
     def kind(self) -> str:
@@ -356,14 +356,3 @@ def result_digests(folder: Path) -> dict[str, str]:
     import hashlib
 
     return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in result_files(folder)}
-
-
-def _flat(mapping: dict, prefix: str = "") -> dict:
-    """``{"train": {"epochs": 2}}`` as ``{"train.epochs": 2}``."""
-    out = {}
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
