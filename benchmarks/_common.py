@@ -11,7 +11,7 @@ import os
 import platform
 from pathlib import Path
 
-from lai.facts import BASELINES, ORACLE, RUN_DATA_FILE, TABLE
+from lai.facts import BASELINES, ORACLE, RUN_DATA_FILE, RUN_PROFILE_FILE, TABLE
 
 CACHE = Path(__file__).resolve().parent.parent / "data" / "benchmarks"
 
@@ -62,15 +62,41 @@ def run_cube(run: Path) -> Path:
     return Path(json.loads((run / RUN_DATA_FILE).read_text())["cube"])
 
 
+def run_chosen(run: Path) -> str:
+    """The chosen model of a finished lai run (its tables/selection.csv)."""
+    import pandas as pd
+
+    from lai.facts import chosen_model, result_file
+
+    return chosen_model(pd.read_csv(run / result_file("table", TABLE.selection)).to_dict("records"))
+
+
+def run_profile(run: Path):
+    """The profile a finished lai run ran with (its profile.yaml)."""
+    from lai.config import load_profile
+
+    return load_profile(run / RUN_PROFILE_FILE)
+
+
+def stage_cube(run: Path, stage: str) -> str:
+    """The cube a stage of a finished lai run was trained on (its config.yaml)."""
+    import yaml
+
+    from lai.facts import STAGE_CONFIG_FILE
+
+    return yaml.safe_load((run / "runs" / stage / STAGE_CONFIG_FILE).read_text())["cube"]["path"]
+
+
 def run_comparators(run: Path, baselines=BASELINES) -> dict:
     """A finished run's per-triplet sums of ``baselines`` and of the oracle bound (key :data:`lai.facts.ORACLE`),
     as data frames read from its tables: the other side of :func:`lai.tables.comparisons`."""
     import pandas as pd
 
-    tables = run / "tables"
-    base = pd.read_csv(tables / f"{TABLE.baselines_per_triplet}.csv")
+    from lai.facts import result_file
+
+    base = pd.read_csv(run / result_file("table", TABLE.baselines_per_triplet))
     return {**{b: base[base["baseline"] == b] for b in baselines},
-            ORACLE: pd.read_csv(tables / f"{TABLE.oracle_per_triplet}.csv")}
+            ORACLE: pd.read_csv(run / result_file("table", TABLE.oracle_per_triplet))}
 
 
 def write_report(path: Path, report: dict) -> None:

@@ -54,10 +54,9 @@ import xarray as xr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import report_header, run_cube, write_report  # noqa: E402
-from lai.config import load_profile  # noqa: E402
+from benchmarks._common import report_header, run_chosen, run_cube, run_profile, write_report  # noqa: E402
 from lai.evaluate import _error, predict  # noqa: E402
-from lai.facts import BUFFER, CLOUDY, NON_CLOUDY, TEST_SETS, TRAIN, VAL, chosen_model  # noqa: E402
+from lai.facts import BUFFER, CLOUDY, NON_CLOUDY, TEST_SETS, TRAIN, VAL  # noqa: E402
 from lai.infer import load_trained  # noqa: E402
 from lai.loader import CubeSplit  # noqa: E402
 from lai.splits import neighbour_leaks, past_cloud_classes, regions_of, scene_start  # noqa: E402
@@ -152,8 +151,8 @@ def main() -> None:
     ap.add_argument("--model", help="the run's model (default: the one it chose)")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    cube, profile = run_cube(args.run), load_profile(args.run / "profile.yaml")
-    model = args.model or chosen_model(pd.read_csv(args.run / "tables" / "selection.csv").to_dict("records"))
+    cube, profile = run_cube(args.run), run_profile(args.run)
+    model = args.model or run_chosen(args.run)
     trained = load_trained(args.run / "runs" / model, "cpu")
     if not trained.predicts_spread:
         raise SystemExit(f"{args.run / 'runs' / model}: predicts no spread (model.uncertainty is false)")

@@ -26,15 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import report_header, run_comparators, write_report  # noqa: E402
+from benchmarks._common import report_header, run_chosen, run_comparators, stage_cube, write_report  # noqa: E402
 from lai.baselines import _clear, persistence  # noqa: E402
 from lai.config import EncodingConfig  # noqa: E402
 from lai.evaluate import predict, score_sets  # noqa: E402
-from lai.facts import RMSE, SELECTABLE, STAGE_WEIGHTS_FILE, TEST_SETS, VAL, chosen_model  # noqa: E402
+from lai.facts import RMSE, SELECTABLE, STAGE_WEIGHTS_FILE, TEST_SETS, VAL  # noqa: E402
 from lai.infer import load_trained  # noqa: E402
 from lai.loader import BatchLoader, CubeSplit  # noqa: E402
 from lai.metrics import pooled  # noqa: E402
@@ -130,13 +129,12 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=16, help="prediction batch size (default 16)")
     args = ap.parse_args(argv)
     models = [m for m in SELECTABLE if (args.run / "runs" / m / STAGE_WEIGHTS_FILE).exists()]
-    chosen = chosen_model(pd.read_csv(args.run / "tables" / "selection.csv").to_dict("records"))
-    cube = yaml.safe_load((args.run / "runs" / models[0] / "config.yaml").read_text())["cube"]["path"]
+    chosen = run_chosen(args.run)
+    cube = stage_cube(args.run, models[0])
     preds = {}
     for m in models:
         trained = load_trained(args.run / "runs" / m, "cpu")
         preds[m] = {s: predict(trained, CubeSplit(cube, s), args.batch) for s in SETS}
-    scale = trained.enc.lai_scale
     # targets and masks (the same in every model's pass), persistence and patterns, read once per set
     base = {s: {**preds[models[0]][s], **past_of(CubeSplit(cube, s), trained.enc, args.batch)} for s in SETS}
     components = {s: {**{m: preds[m][s]["pred"] for m in models}, PERSISTENCE: base[s][PERSISTENCE]} for s in SETS}
@@ -148,10 +146,10 @@ def main(argv=None) -> None:
     per_pattern = pd.DataFrame(rows)
 
     def tiles(pred_of) -> pd.DataFrame:
-        return score_sets(lambda split: {**base[split.split], "pred": pred_of(split.split)}, cube, SETS, scale)[1]
+        return score_sets(lambda split: {**base[split.split], "pred": pred_of(split.split)}, cube, SETS)[1]
 
     stack_tiles = tiles(lambda s: stack[s])
-    cross = score_sets(lambda split: {**val, "pred": cross_fitted(components[VAL], val)}, cube, (VAL,), scale)[0]
+    cross = score_sets(lambda split: {**val, "pred": cross_fitted(components[VAL], val)}, cube, (VAL,))[0]
     model_tiles = {m: tiles(lambda s, m=m: preds[m][s]["pred"]) for m in models}
     others = run_comparators(args.run)
     rivals = {m: t for m, t in model_tiles.items() if m != chosen}  # the chosen model against the other final models

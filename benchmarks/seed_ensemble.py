@@ -18,14 +18,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import report_header, run_comparators, write_report  # noqa: E402
-from lai.config import load_profile  # noqa: E402
+from benchmarks._common import report_header, run_chosen, run_comparators, run_profile, stage_cube, write_report  # noqa: E402
 from lai.evaluate import evaluate_ensemble  # noqa: E402
-from lai.facts import chosen_model  # noqa: E402
 from lai.tables import ensemble_comparisons  # noqa: E402
 from lai.train import seed_runs, train_variant  # noqa: E402
 
@@ -36,9 +33,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    profile = load_profile(args.run / "profile.yaml")  # as the run trained it (train.seeds is part of a stage's config)
-    model = chosen_model(pd.read_csv(args.run / "tables" / "selection.csv").to_dict("records"))
-    cube = yaml.safe_load((args.run / "runs" / model / "config.yaml").read_text())["cube"]["path"]
+    profile = run_profile(args.run)  # as the run trained it (train.seeds is part of a stage's config)
+    model = run_chosen(args.run)
+    cube = stage_cube(args.run, model)
     wanted = seed_runs(model, replace(profile.train, seeds=args.seeds))
     runs, seconds = list(wanted), {}
     for run, seed in list(wanted.items())[1:]:

@@ -41,8 +41,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import report_header, run_cube, write_report  # noqa: E402
-from lai.config import load_profile  # noqa: E402
+from benchmarks._common import report_header, run_cube, run_profile, write_report  # noqa: E402
 from lai.evaluate import _error, predict  # noqa: E402
 from lai.facts import STAGE_WEIGHTS_FILE, TEST_SETS, VAL  # noqa: E402
 from lai.infer import Trained, load_trained  # noqa: E402
@@ -106,7 +105,7 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     cube = args.cube or run_cube(args.run)
-    runs = [args.run / "runs" / name for name in seed_runs("final", load_profile(args.run / "profile.yaml").train)]
+    runs = [args.run / "runs" / name for name in seed_runs("final", run_profile(args.run).train)]
     missing = [str(r) for r in runs if not (r / STAGE_WEIGHTS_FILE).is_file()]
     if len(runs) < 2 or missing:
         raise SystemExit(f"{args.run}: needs the final model trained with at least 2 seeds; missing: {missing or runs}")

@@ -22,15 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import report_header, run_comparators, write_report  # noqa: E402
+from benchmarks._common import report_header, run_chosen, run_comparators, run_profile, stage_cube, write_report  # noqa: E402
 from lai.augment import drawn_symmetries, spatial_keys, symmetry_orders  # noqa: E402
-from lai.config import load_profile  # noqa: E402
 from lai.evaluate import predict, score_sets  # noqa: E402
-from lai.facts import STAGE_WEIGHTS_FILE, TEST_SETS, VAL, chosen_model  # noqa: E402
+from lai.facts import STAGE_WEIGHTS_FILE, TEST_SETS, VAL  # noqa: E402
 from lai.infer import Trained, load_trained, predict_lai  # noqa: E402
 from lai.loader import BatchLoader, CubeSplit  # noqa: E402
 from lai.tables import comparisons  # noqa: E402
@@ -79,7 +77,7 @@ def score_seed(trained: Trained, cube: str, batch_size: int, ensemble: dict[str,
     tiles, seconds = {}, {}
     for kind, predicted in (("plain", plain_pred), ("augmented", augmented_pred)):
         start = time.perf_counter()
-        tiles[kind] = score_sets(predicted, cube, SETS, trained.enc.lai_scale)[1]
+        tiles[kind] = score_sets(predicted, cube, SETS)[1]
         seconds[kind] = time.perf_counter() - start
     return tiles, seconds
 
@@ -89,15 +87,14 @@ def main(argv=None) -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    profile = load_profile(args.run / "profile.yaml")
-    model = chosen_model(pd.read_csv(args.run / "tables" / "selection.csv").to_dict("records"))
+    profile = run_profile(args.run)
+    model = run_chosen(args.run)
     runs = [r for r in seed_runs(model, profile.train) if (args.run / "runs" / r / STAGE_WEIGHTS_FILE).exists()]
-    cube = yaml.safe_load((args.run / "runs" / model / "config.yaml").read_text())["cube"]["path"]
+    cube = stage_cube(args.run, model)
     batch = profile.train.batch_size
     plain, augmented, seconds, ensemble = [], [], {"plain": 0.0, "augmented": 0.0}, {}
     for run in runs:
         trained = load_trained(args.run / "runs" / run, "cpu")
-        scale = trained.enc.lai_scale
         tiles, took = score_seed(trained, cube, batch, ensemble)
         plain.append(tiles["plain"])
         augmented.append(tiles["augmented"])
@@ -108,7 +105,7 @@ def main(argv=None) -> None:
     table += [comparisons(plain, others, f"{model} plain"), comparisons(augmented, others, f"{model} augmented")]
     if len(runs) > 1:
         mean = {name: {**preds[0], "pred": np.mean([p["pred"] for p in preds], axis=0)} for name, preds in ensemble.items()}
-        ensemble_tiles = score_sets(lambda split: mean[split.split], cube, SETS, scale)[1]
+        ensemble_tiles = score_sets(lambda split: mean[split.split], cube, SETS)[1]
         table.append(comparisons(ensemble_tiles, others, f"{model} augmented ensemble"))
     table = pd.concat(table, ignore_index=True)
     with pd.option_context("display.width", 220):

@@ -297,11 +297,11 @@ def evaluate_baselines(cube_path: str | Path, cfg: BaselineConfig, enc: Encoding
     for name in sets:
         split = CubeSplit(cube_path, name)
         if len(split) == 0:
-            rows += [{"baseline": b, "set": name, "triplets": 0, **Scores(enc.lai_scale).result(), "note": EMPTY}
+            rows += [{"baseline": b, "set": name, "triplets": 0, **Scores().result(), "note": EMPTY}
                      for b in names]
             continue
         dates = split_dates(split)
-        acc = {b: Scores(enc.lai_scale) for b in names}
+        acc = {b: Scores() for b in names}
         try:
             for pos in tqdm(list(_batches(len(split), batch_size)), desc=f"baselines: {name}", unit="batch",
                             disable=not progress):

@@ -44,15 +44,6 @@ def to_plain(obj):
     return obj
 
 
-def numpy_rng_state(rng: np.random.Generator) -> dict:
-    """A numpy generator's state as plain values (for a checkpoint)."""
-    return to_plain(rng.bit_generator.state)
-
-
-def set_numpy_rng_state(rng: np.random.Generator, state: dict) -> None:
-    rng.bit_generator.state = state
-
-
 def save_checkpoint(path: str | Path, state: dict) -> Path:
     """Write ``state`` (tensors and plain values; numpy ones are converted) atomically."""
     buffer = io.BytesIO()  # serialised in memory first: torch reports a failing disk write as a RuntimeError
@@ -126,10 +117,10 @@ def read_trained(path: str | Path) -> dict:
 
 def _stage_of(run_folder: Path) -> str:
     """Which stage of a pipeline run folder holds its model: the chosen one (tables/selection.csv), else runs/final."""
-    from lai.facts import EXTRA_ROWS, ROWS, chosen_model, stage_label
+    from lai.facts import EXTRA_ROWS, ROWS, TABLE, chosen_model, result_file, stage_label
     from lai.records import read_csv_record
 
-    path, unreadable = run_folder / "tables" / "selection.csv", ""
+    path, unreadable = run_folder / result_file("table", TABLE.selection), ""
     try:
         chosen = chosen_model(read_csv_record(path, RunFolderError, "").to_dict("records")) if path.exists() else "final"
     except (RunFolderError, KeyError):  # not a table lai wrote (a FIFO, not UTF-8, cut short, no model column)

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from lai.config import PROFILE_DIR
+from lai.config import PROFILE_DIR, PreprocessConfig
 from lai.facts import PREDICT_BATCH, ROWS, SCENE_OVERLAP, SCENE_WINDOW
 
 PROFILE_HELP = (f"built-in profile ({', '.join(sorted(p.stem for p in PROFILE_DIR.glob('*.yaml')))}) "
@@ -181,12 +181,17 @@ def cmd_evaluate(args) -> int:
 
 
 def _scene_reading_options(p) -> None:
-    """How scene rasters are read: shared by ``preprocess`` and ``predict --scene`` (one manifest format)."""
-    p.add_argument("--max-s1-gap-days", type=int, default=1, help="largest S1-S2 date difference accepted")
-    p.add_argument("--s1-units", choices=("db", "linear"), default="db", help="linear power is converted to dB")
+    """How scene rasters are read: shared by ``preprocess`` and ``predict --scene`` (one manifest format); the
+    defaults are :class:`lai.config.PreprocessConfig`'s."""
+    defaults = PreprocessConfig()
+    p.add_argument("--max-s1-gap-days", type=int, default=defaults.max_s1_gap_days,
+                   help="largest S1-S2 date difference accepted")
+    p.add_argument("--s1-units", choices=("db", "linear"), default=defaults.s1_units, help="linear power is converted to dB")
     p.add_argument("--no-reproject", action="store_true", help="refuse S1 rasters on another grid than S2")
-    p.add_argument("--reflectance-scale", type=float, default=1e-4, help="L2A digital number -> reflectance")
-    p.add_argument("--reflectance-offset", type=float, default=0.0, help="-0.1 from processing baseline 04.00 on")
+    p.add_argument("--reflectance-scale", type=float, default=defaults.reflectance_scale,
+                   help="L2A digital number -> reflectance")
+    p.add_argument("--reflectance-offset", type=float, default=defaults.reflectance_offset,
+                   help="-0.1 from processing baseline 04.00 on")
     p.add_argument("--snap-auxdata", type=Path, help="SNAP's auxdata folder (e.g. ~/.snap/auxdata): LAI from L2A bands "
                    "by SNAP 3_0's network of each date's platform instead of the built-in 2_1")
 
@@ -194,8 +199,6 @@ def _scene_reading_options(p) -> None:
 def _scene_reading(args, base=None):
     """The :class:`lai.config.PreprocessConfig` of :func:`_scene_reading_options`' options (on ``base``)."""
     import dataclasses
-
-    from lai.config import PreprocessConfig
 
     return dataclasses.replace(base or PreprocessConfig(), max_s1_gap_days=args.max_s1_gap_days, s1_units=args.s1_units,
                                reproject=not args.no_reproject, reflectance_scale=args.reflectance_scale,
@@ -364,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", type=Path, help="YAML listing country, area, S2 dates (lai or bands) and S1 dates "
                    "(docs/manifest.md)")
     p.add_argument("--out", required=True, type=Path, help="LNB folder to write (must be new or empty)")
-    p.add_argument("--tile-size", type=int, default=256)
+    p.add_argument("--tile-size", type=int, default=PreprocessConfig().tile_size)
     _scene_reading_options(p)
     p.add_argument("--quiet", action="store_true")
     _dask_options(p)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import typing
 from dataclasses import dataclass, field
@@ -593,11 +592,3 @@ class StageConfig:
         if "row" in data and data["row"] != stage.row:
             raise ConfigError(f"row {data['row']!r} differs from model.row {stage.row!r}")
         return stage
-
-
-def save_config(obj, path: str | Path) -> Path:
-    """Write a dataclass (or dict) as YAML, atomically."""
-    from lai.io import atomic_write_text
-
-    data = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
-    return atomic_write_text(path, yaml.safe_dump(json.loads(json.dumps(data)), sort_keys=False))

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import datetime as dt
 import functools
 import hashlib
 import json
@@ -48,6 +47,7 @@ from lai.errors import ConfigError, CubeError, shorten
 from lai.facts import POLARISATIONS, SPLIT_LABELS, TIME_LABELS
 from lai.io import ForeignOutputError, atomic_path, check_outside, check_replaceable, output_lock
 from lai.lnb import (
+    DAYS_SINCE,
     FIRST_DATE,
     GRID_INDEX_DTYPE,
     LAST_DATE,
@@ -92,7 +92,6 @@ CF_ATTRS = {
 }
 SCHEMA = "lai-cube"
 SCHEMA_VERSION = 2  # 2: lai_true has the time dimension (1: the true LAI at t only)
-EPOCH = dt.date(1970, 1, 1)
 
 
 
@@ -383,7 +382,7 @@ def _triplet_meta(trip, data, valid_lut, cloud_lut) -> dict:
         "area": p.area,
         "grid_row": p.row,
         "grid_col": p.col,
-        "dates": [(d - EPOCH).days for d in dates],
+        "dates": [(d - FIRST_DATE).days for d in dates],
         **{f"clear_t{i}": float(c) for i, c in enumerate(clear)},
         **{f"cloud_t{i}": float(c) for i, c in enumerate(cloud)},
         "crs": data.crs or "",
@@ -408,7 +407,7 @@ def _write_coords(f, meta: pd.DataFrame, labels) -> None:
     for col in ("grid_row", "grid_col", "csv_row"):
         put(col, ("triplet",), GRID_INDEX_DTYPE, meta[col].to_numpy(GRID_INDEX_DTYPE))
     put("date", ("triplet", "time"), np.int32, np.array(meta["dates"].tolist(), np.int32),
-        units="days since 1970-01-01", calendar="proleptic_gregorian")
+        units=DAYS_SINCE, calendar="proleptic_gregorian")
     put("date_estimated", ("time",), np.uint8, np.array([0, 1, 0], np.uint8),
         description="1 where the date is estimated: t-1 is not in the file names")
     put("clear_fraction", ("triplet", "time"), np.float32, meta[[f"clear_t{i}" for i in range(3)]].to_numpy(np.float32))

@@ -93,7 +93,7 @@ def predict(trained: Trained, split: CubeSplit, batch_size: int = 32, progress: 
 
     out: dict[str, list] = {k: [] for k in ("pred", "target", "clear", "strict", "truth", "sd", "past_clear")}
     loader = BatchLoader(split, batch_size, False, trained.device, "auto")
-    for raw in tqdm(loader, desc=f"{trained.row} on {split.split}", unit="batch", leave=False, disable=not progress):
+    for raw in tqdm(loader, desc=f"{trained.stage} on {split.split}", unit="batch", leave=False, disable=not progress):
         x, lai, sd = predict_lai(trained.model, raw, trained.enc, trained.bf16)
         out["pred"].append(lai.cpu().numpy())
         if sd is not None:
@@ -107,9 +107,9 @@ def predict(trained: Trained, split: CubeSplit, batch_size: int = 32, progress: 
     return {k: np.concatenate(v) for k, v in out.items() if v}
 
 
-def scores(pred: dict[str, np.ndarray], lai_scale: float) -> Scores:
+def scores(pred: dict[str, np.ndarray]) -> Scores:
     """:class:`lai.metrics.Scores` of a prediction (``result()``: the metrics, ``triplet_sums``: their sums)."""
-    s = Scores(lai_scale)
+    s = Scores()
     s.update(pred["pred"], pred["target"], pred["clear"], pred["strict"], pred.get("truth"))
     return s
 
@@ -145,7 +145,7 @@ def _evaluate(trained: Trained, run_dir: Path, cube, sets, batch_size, save_pred
             save_prediction(run_dir / "predictions" / f"{split.split}.nc", split, pred)
         return pred
 
-    table, tiles = score_sets(predicted, cube, sets, trained.enc.lai_scale)
+    table, tiles = score_sets(predicted, cube, sets)
     table = table.assign(row=trained.row)
     for frame, file in ((table, STAGE_METRICS_FILE), (tiles, STAGE_PER_TRIPLET_FILE)):
         with atomic_path(run_dir / file) as tmp:
@@ -153,7 +153,7 @@ def _evaluate(trained: Trained, run_dir: Path, cube, sets, batch_size, save_pred
     return table
 
 
-def score_sets(predicted, cube: str | Path, sets, lai_scale: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def score_sets(predicted, cube: str | Path, sets) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metrics per set (one row each, ``note`` ``"empty"`` and NaN metrics for a set without triplets) and per
     triplet (``PER_TILE`` and the sums ``lai.metrics.SUMS``) of the predictions ``predicted(split)`` (a dict as
     :func:`predict` returns) of each split ``sets`` of ``cube``."""
@@ -161,19 +161,19 @@ def score_sets(predicted, cube: str | Path, sets, lai_scale: float) -> tuple[pd.
     for name in sets:
         split = CubeSplit(cube, name)
         if len(split) == 0:  # every metric column, NaN, so that tables and checks find them
-            rows.append({"set": name, "triplets": 0, **Scores(lai_scale).result(), "note": EMPTY})
+            rows.append({"set": name, "triplets": 0, **Scores().result(), "note": EMPTY})
             continue
-        row, per_triplet = _scored(split, predicted(split), lai_scale)
+        row, per_triplet = _scored(split, predicted(split))
         rows.append(row)
         tiles.append(per_triplet)
     return pd.DataFrame(rows), (pd.concat(tiles, ignore_index=True) if tiles else
                                 pd.DataFrame(columns=["set", "triplet", *PER_TILE, *SUMS]))
 
 
-def _scored(split: CubeSplit, pred: dict[str, np.ndarray], lai_scale: float) -> tuple[dict, pd.DataFrame]:
+def _scored(split: CubeSplit, pred: dict[str, np.ndarray]) -> tuple[dict, pd.DataFrame]:
     """One set's row of metrics and its per-triplet frame."""
-    score = scores(pred, lai_scale)
-    tile_metrics = per_tile(pred["pred"], pred["target"], pred["clear"], lai_scale)
+    score = scores(pred)
+    tile_metrics = per_tile(pred["pred"], pred["target"], pred["clear"])
     tiles = pd.DataFrame([{"set": split.split, "triplet": int(i), **t, **dict(zip(SUMS, sums))}
                           for i, t, sums in zip(split.index, tile_metrics, score.triplet_sums)])
     return {"set": split.split, "triplets": len(split), **score.result(), "note": ""}, tiles
@@ -191,7 +191,6 @@ def evaluate_ensemble(run_dirs: list[str | Path], cube: str | Path, sets=(VAL, *
     members = [_trained_for(Path(run), cube, device)[0] for run in run_dirs]
     if len(members) < 2:
         raise ConfigError(f"an ensemble needs at least two trained runs, got {len(members)}: {', '.join(map(str, run_dirs))}")
-    lai_scale = members[0].enc.lai_scale
     member_tiles: list[list[pd.DataFrame]] = [[] for _ in members]
 
     def ensemble_mean(split: CubeSplit) -> dict[str, np.ndarray]:
@@ -199,7 +198,7 @@ def evaluate_ensemble(run_dirs: list[str | Path], cube: str | Path, sets=(VAL, *
         total, shared = None, {}
         for trained, frames in zip(members, member_tiles):
             pred = predict(trained, split, batch_size, progress)
-            frames.append(_scored(split, pred, lai_scale)[1])
+            frames.append(_scored(split, pred)[1])
             if total is None:
                 total, shared = pred["pred"].astype(np.float64), {k: v for k, v in pred.items() if k not in ("pred", "sd")}
             else:
@@ -209,7 +208,7 @@ def evaluate_ensemble(run_dirs: list[str | Path], cube: str | Path, sets=(VAL, *
                 total += pred["pred"]
         return {**shared, "pred": (total / len(members)).astype(np.float32)}
 
-    table, tiles = score_sets(ensemble_mean, cube, sets, lai_scale)
+    table, tiles = score_sets(ensemble_mean, cube, sets)
     empty = tiles.iloc[0:0]
     return table, tiles, [pd.concat(frames, ignore_index=True) if frames else empty for frames in member_tiles]
 

@@ -112,6 +112,7 @@ PAPER_TITLE = "Leaf Area Index Estimation from Multi-Temporal Sentinel 1 and 2 S
 PAPER_AUTHORS = "C. Wang, A. Debouchage, V. Goldité, A. Wery, J. Salzinger"
 
 # Table 1 of the paper: (RMSE, R2) per row and test set; RMSE most likely in LAI/5 units.
+PAPER_LAI_SCALE = 5.0  # its unit: every RMSE_NORM of lai is RMSE / PAPER_LAI_SCALE, whatever encoding.lai_scale
 PAPER_TABLE1 = {
     "s1": {"non_cloudy": (0.163, 0.434), "cloudy": (0.279, 0.152), "unique": (0.260, 0.125)},
     "s1_masks": {"non_cloudy": (0.117, 0.709), "cloudy": (0.245, 0.345), "unique": (0.208, 0.440)},
@@ -225,7 +226,7 @@ def chosen_title(name: str) -> str:
 # --------------------------------------------------------------------------- the run folder's schema
 
 # Metric columns of the result tables (lai.metrics scores; lai.tables, lai.evaluate, lai.baselines, the report).
-RMSE, RMSE_NORM, R2, N_PIXELS = "rmse", "rmse_norm", "r2", "n_pixels"  # RMSE in LAI and in LAI/lai_scale, pixels scored
+RMSE, RMSE_NORM, R2, N_PIXELS = "rmse", "rmse_norm", "r2", "n_pixels"  # RMSE in LAI and in LAI/PAPER_LAI_SCALE, pixels
 
 # The tables a run folder holds (tables/<name>.csv) and the columns the report requires of each (others are
 # optional: a dash where absent); REPORT_TABLES are those the report reads.
@@ -309,6 +310,13 @@ def check_name(kind: str, name: str, error: type[Exception] = ValueError) -> str
         raise error(f"{kind} name {name!r} is not in the run folder's schema (lai.facts); allowed: {', '.join(allowed)}")
     return name
 
+
+def result_file(kind: str, name: str, error: type[Exception] = ValueError) -> str:
+    """Where a run folder keeps its table or figure ``name`` (:func:`check_name`), relative to the run folder:
+    ``tables/<name>.csv`` or ``figures/<name>.png``."""
+    check_name(kind, name, error)
+    return f"tables/{name}.csv" if kind == "table" else f"figures/{name}.png"
+
 # the project folder (a checkout, installed editable by make setup): notebooks/, and the default reports/ and data/
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -317,12 +325,18 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STAGE_CONFIG_FILE = "config.yaml"
 RUN_PROFILE_FILE = "profile.yaml"
 RUN_DATA_FILE = "data.json"  # what a run's data step recorded: the cube, its data root, split counts, fingerprint
+RUN_PROVENANCE_FILE = "provenance.json"  # the code, packages and machine of the run (lai.provenance)
+# the report (lai.report): the PDF, and the numbers and sentences it prints, which the Typst template reads
+REPORT_FILE, REPORT_DATA_FILE = "report.pdf", "report.json"
 RUN_SUBFOLDERS = ("tables", "figures", "runs", "notebooks", "preprocessing")  # the folders lai fills in a run folder
 PUBLISHED_RECORD = ".lai-published"  # what lai publish wrote into a folder kept in git (lai.report.publish): never a run folder
 # set by lai run for the notebooks it executes: the holder of the run folder's lock ("pid N on host H", lai.io), which
 # its own kernels may write under (any other process is refused the folder meanwhile: lai.run_profile)
 RUN_LOCK_HOLDER_ENV = "LAI_RUN_LOCK_HOLDER"
 STAGE_WEIGHTS_FILE = "model.pt"
+# what lai train writes beside them: the resumable state after each epoch, one row per epoch, and the finished
+# stage's record (lai.stage_folder reads the last two back, checked)
+STAGE_CHECKPOINT_FILE, STAGE_HISTORY_FILE, STAGE_RESULT_FILE = "checkpoint.pt", "history.csv", "result.json"
 
 # lai predict's defaults: triplets per model call (--data); window and overlap of a scene's windows, in pixels (--scene)
 PREDICT_BATCH, SCENE_WINDOW, SCENE_OVERLAP = 8, 256, 64

@@ -82,6 +82,11 @@ class Trained:
         return self.config.row
 
     @property
+    def stage(self) -> str:
+        """The name of its stage folder (``final_gated_seed1``; its row is ``final``), else its row."""
+        return Path(self.weights).parent.name if self.weights else self.row
+
+    @property
     def factor(self) -> int:
         return self.model.cfg.downsampling
 

@@ -28,7 +28,6 @@ from pathlib import Path
 
 from lai.errors import ConfigError, LaiError, os_error_errno
 
-NAME_MAX = 255
 _KEEP = 200  # characters of a long output name kept in its hidden temporary and lock names
 FOLDER_MARK = ".lai-folder"  # written by lai into every folder it creates to fill piece by piece
 FOLDER_MARK_TEXT = "This folder was made by lai; lai writes only into folders holding this file.\n"  # its content
@@ -494,12 +493,6 @@ def _about_output(err: OSError, tmp: Path, path: Path) -> OSError:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
-    return Path(path)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(data)
     return Path(path)
 
 

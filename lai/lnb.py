@@ -34,6 +34,8 @@ from lai.io import memory_shortfall
 from lai.pixels import check_float32, check_stored, clean_pixels, masked_as_missing, polarisation_order
 from lai.records import NOT_A_FILE
 
+REVISIT = 5  # days between Sentinel-2 acquisitions of a scene: the grid of the dates of t-2, t-1 and t
+
 S1_DIR, S2_DIR, MASK_DIR, TRUTH_DIR = "s1", "s2", "s2-mask", "truth"
 SERIES_CSV = "image_series.csv"
 TIME_COLUMNS = ("0", "1", "2")  # t-2, t-1, t
@@ -42,6 +44,7 @@ GRID_INDEX_DTYPE = np.int32  # how the cube stores tile rows, columns and CSV ro
 
 # dates a cube can store (integer days since FIRST_DATE; lai.cube checks a cube's dates against the same range)
 FIRST_DATE, LAST_DATE = dt.date(1970, 1, 1), dt.date(2169, 12, 31)
+DAYS_SINCE = f"days since {FIRST_DATE.isoformat()}"  # the CF units of every stored date (cube, predictions.nc)
 DATE_RANGE_TEXT = f"lies outside {FIRST_DATE.year}-{LAST_DATE.year}, the dates a cube stores"
 
 
@@ -148,10 +151,10 @@ class FolderIndex:
     has_truth: bool = False
 
 
-def estimate_middle_date(date_from: dt.date, date_to: dt.date, revisit_days: int = 5) -> dt.date:
+def estimate_middle_date(date_from: dt.date, date_to: dt.date) -> dt.date:
     """Estimate the t-1 date, which file names do not carry: the revisit-grid date nearest the middle."""
     half = (date_to - date_from).days / 2
-    return date_from + dt.timedelta(days=revisit_days * round(half / revisit_days))
+    return date_from + dt.timedelta(days=REVISIT * round(half / REVISIT))
 
 
 # --------------------------------------------------------------------------- CSV

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lai.facts import MIN_SCORED_TRIPLETS, N_PIXELS, R2, RMSE, RMSE_NORM, STRICT_VALID_CLASSES
+from lai.facts import MIN_SCORED_TRIPLETS, N_PIXELS, PAPER_LAI_SCALE, R2, RMSE, RMSE_NORM, STRICT_VALID_CLASSES
 
 SUMS = ("sse", "sum_t", "sum_tt", "n")
 BOOTSTRAP_SAMPLES = 2000
@@ -22,8 +22,7 @@ class PooledMetrics:
     R2 = 1 - SSE / SST, with SST around the pooled mean of the targets.
     """
 
-    def __init__(self, lai_scale: float = 5.0):
-        self.lai_scale = lai_scale
+    def __init__(self):
         self.sse = self.sy = self.syy = 0.0
         self.n = 0
 
@@ -38,7 +37,7 @@ class PooledMetrics:
         if self.n == 0:
             return {RMSE: np.nan, RMSE_NORM: np.nan, R2: np.nan, N_PIXELS: 0}
         rmse, r2 = rmse_r2(np.array([self.sse, self.sy, self.syy, self.n]))
-        return {RMSE: float(rmse), RMSE_NORM: float(rmse) / self.lai_scale, R2: float(r2), N_PIXELS: self.n}
+        return {RMSE: float(rmse), RMSE_NORM: float(rmse) / PAPER_LAI_SCALE, R2: float(r2), N_PIXELS: self.n}
 
 
 def triplet_sums(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -146,9 +145,8 @@ class Scores:
     true LAI is known, ``truth_rmse_clear`` and ``truth_rmse_cloudy`` against it.
     """
 
-    def __init__(self, lai_scale: float = 5.0):
-        self.lai_scale = lai_scale
-        self.strict, self.truth_clear, self.truth_cloudy = (PooledMetrics(lai_scale) for _ in range(3))
+    def __init__(self):
+        self.strict, self.truth_clear, self.truth_cloudy = PooledMetrics(), PooledMetrics(), PooledMetrics()
         self.sums: list[np.ndarray] = []
         self.has_truth = False
 
@@ -169,7 +167,7 @@ class Scores:
         sums = self.triplet_sums
         total = sums.sum(0)
         rmse, r2 = (float(v) for v in rmse_r2(total)) if total[3] else (np.nan, np.nan)
-        out = {RMSE: rmse, RMSE_NORM: rmse / self.lai_scale, R2: r2, N_PIXELS: int(total[3]),
+        out = {RMSE: rmse, RMSE_NORM: rmse / PAPER_LAI_SCALE, R2: r2, N_PIXELS: int(total[3]),
                **bootstrap_intervals(sums)}
         strict = self.strict.result()
         out.update(rmse_strict=strict["rmse"], r2_strict=strict["r2"], n_pixels_strict=strict[N_PIXELS])
@@ -185,12 +183,12 @@ def strict_clear(scl_t: np.ndarray, lai_t: np.ndarray) -> np.ndarray:
     return np.isin(scl_t, STRICT_VALID_CLASSES) & np.isfinite(lai_t)
 
 
-def pooled(pred, target, mask, lai_scale: float = 5.0) -> dict[str, float]:
-    m = PooledMetrics(lai_scale)
+def pooled(pred, target, mask) -> dict[str, float]:
+    m = PooledMetrics()
     m.update(pred, target, mask)
     return m.result()
 
 
-def per_tile(pred: np.ndarray, target: np.ndarray, mask: np.ndarray, lai_scale: float = 5.0) -> list[dict[str, float]]:
+def per_tile(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> list[dict[str, float]]:
     """Metrics of each tile (first axis) separately."""
-    return [pooled(p, t, m, lai_scale) for p, t, m in zip(pred, target, mask)]
+    return [pooled(p, t, m) for p, t, m in zip(pred, target, mask)]

@@ -19,13 +19,15 @@ import pandas as pd
 from lai.config import EncodingConfig
 from lai.cube import check_cube_file
 from lai.errors import CubeError
-from lai.facts import EMPTY, N_PIXELS, STRICT_VALID_CLASSES, TEST_SETS
-from lai.metrics import SUMS, PooledMetrics, triplet_sums
-from lai.pixels import scl_lookup
+from lai.facts import EMPTY, N_PIXELS, TEST_SETS
+from lai.metrics import SUMS, PooledMetrics, strict_clear, triplet_sums
+from lai.pixels import CLOUD_SHADOW_CLASS, scl_lookup
 from lai.splits import regions_of
 
-SHADOW_CLASS = 3
 CHUNK = 64  # triplets read at once
+# the columns of noise_floor's table (notebook 04 adds the chosen model's beside them: lai.tables.floor_with_model)
+FLOOR_COLUMNS = ("set", "triplets", "regions", "pixels", "floor_rmse", "floor_bias", "shadow_share", "pixels_strict",
+                 "floor_rmse_strict", "oracle_rmse", "true_change_rmse", "note")
 
 
 def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=None) -> pd.DataFrame:
@@ -45,7 +47,7 @@ def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=None) -> pd
     path = Path(cube_path)
     valid_classes = EncodingConfig().valid_classes if valid_classes is None else valid_classes
     check_cube_file(path)
-    valid, strict = scl_lookup(valid_classes), scl_lookup(STRICT_VALID_CLASSES)
+    valid = scl_lookup(valid_classes)
     rows, oracle_sums = [], []
     with h5py.File(path, "r") as f:
         if "lai_true" not in f:
@@ -71,9 +73,9 @@ def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=None) -> pd
                 change.update(past, truth, mask)
                 sums = triplet_sums(past, obs, mask)
                 oracle_sums += [{"set": name, "triplet": int(i), **dict(zip(SUMS, one))} for i, one in zip(rows_, sums)]
-                strict_m.update(obs, truth, strict[scl] & np.isfinite(obs))
+                strict_m.update(obs, truth, strict_clear(scl, obs))
                 error_sum += float((obs - truth)[mask].sum())
-                shadow_sse += float(np.square(obs - truth)[mask & (scl == SHADOW_CLASS)].sum())
+                shadow_sse += float(np.square(obs - truth)[mask & (scl == CLOUD_SHADOW_CLASS)].sum())
             result, strict_result = scored.result(), strict_m.result()
             rows.append({
                 "set": name,
@@ -89,6 +91,6 @@ def noise_floor(cube_path: str | Path, sets=TEST_SETS, valid_classes=None) -> pd
                 "true_change_rmse": change.result()["rmse"],
                 "note": "" if len(index) else EMPTY,
             })
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=list(FLOOR_COLUMNS))
     table.attrs["per_triplet"] = pd.DataFrame(oracle_sums, columns=["set", "triplet", *SUMS])
     return table

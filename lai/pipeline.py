@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from lai.errors import PipelineError
-from lai.facts import RUN_DATA_FILE, RUN_LOCK_HOLDER_ENV, RUN_PROFILE_FILE, RUN_SUBFOLDERS
+from lai.facts import REPORT_FILE, RUN_DATA_FILE, RUN_LOCK_HOLDER_ENV, RUN_PROFILE_FILE, RUN_SUBFOLDERS
 from lai.io import (
     atomic_path,
     atomic_write_text,
@@ -100,7 +100,7 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
                     f"{failed.ename}: {failed.evalue}. The executed notebook is {out}"
                 )
             inputs.record(nb, before, inputs.snapshot(NOTEBOOK_DIR / nb))
-    return run_dir / "report.pdf"
+    return run_dir / REPORT_FILE
 
 
 class NotebookInputs:

@@ -34,6 +34,7 @@ SCL_NAMES = {
     11: "snow or ice",
 }
 CLOUD_CLASSES = (8, 9, 10)
+CLOUD_SHADOW_CLASS = 3
 LAI_RANGE = (0.0, 15.0)  # plausible LAI (m2/m2)
 
 

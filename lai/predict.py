@@ -28,12 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from lai.config import ConfigError
-from lai.cube import EPOCH, check_cube_file, check_valid_classes, decoded
+from lai.cube import check_cube_file, check_valid_classes, decoded
 from lai.encode import count_clipped, day_of_year
 from lai.errors import CubeError, LNBError, shorten
 from lai.facts import PREDICT_BATCH
 from lai.infer import Trained, clamp_lai, load_trained, predict_batch
 from lai.io import atomic_path, check_new_folder, check_outside, output_lock
+from lai.lnb import FIRST_DATE
 from lai.pixels import LAI_RANGE, PIXEL_FIX_NOTES
 from lai.products import (
     SOURCE_MEANINGS,
@@ -119,7 +120,7 @@ class Inputs:
             transform = f["transform"][:]
             for i in range(self.n):
                 t = tuple(transform[i]) if np.isfinite(transform[i]).all() else None
-                target, first = (EPOCH + dt.timedelta(days=int(dates[i, k])) for k in (2, 0))
+                target, first = (FIRST_DATE + dt.timedelta(days=int(dates[i, k])) for k in (2, 0))
                 s1, lai = (decoded(f[v][i]) for v in ("s1", "lai"))
                 yield Sample(names[i], s1, lai, f["scl"][i], target, first, crs[i] or None, t)
 
@@ -230,5 +231,5 @@ def _write_batch(trained: Trained, batch: list[Sample], folder: Path, nc: Predic
             raise LNBError(s.name, f"two triplets share the t file stem {tif.stem}; output names would collide")
         write_map(tif, lai[k], model[k], source[k], s.crs, s.transform, None if std is None else std[k],
                   origin.tags(t=s.date_t, t_minus_2=s.date_from))
-        nc.add(s.name, ((s.date_t - EPOCH).days, (s.date_from - EPOCH).days), lai[k], model[k], source[k], s.crs, s.transform,
+        nc.add(s.name, ((s.date_t - FIRST_DATE).days, (s.date_from - FIRST_DATE).days), lai[k], model[k], source[k], s.crs, s.transform,
                None if std is None else std[k])

@@ -33,7 +33,7 @@ import numpy as np
 
 from lai.cube import CF_ATTRS
 from lai.facts import EXTRA_ROWS, ROWS
-from lai.lnb import crs_units
+from lai.lnb import DAYS_SINCE, crs_units
 
 NODATA = np.float32(np.nan)
 UNITS = "m2/m2"
@@ -55,8 +55,8 @@ SOURCE_MEANINGS = {SOURCE_MODEL: "model", SOURCE_OBSERVED: "observed",
 # orange, model without past radar red, nodata transparent
 SOURCE_COLOURS = {SOURCE_OBSERVED: (26, 152, 80, 255), SOURCE_MODEL: (253, 174, 97, 255),
                   SOURCE_MODEL_PAST_RADAR_MISSING: (215, 48, 39, 255), SOURCE_NODATA: (0, 0, 0, 0)}
-SOURCE_DESCRIPTION = ("source of band lai: 1 = observed S2 LAI, 0 = model, 2 = model without S1 at t-2 or t-1 (read "
-                      "as -30 dB), 255 = nodata")
+SOURCE_DESCRIPTION = ("source of band lai: 1 = observed S2 LAI, 0 = model, 2 = model without S1 at t-2 or t-1 (missing "
+                      "radar, given to the model as the input 0: -30 dB under the default encoding), 255 = nodata")
 # tag data_origin of maps whose input shows no sign of lai's simulator (no true LAI, no simulation.yaml; a scene's
 # rasters never do): lai cannot tell real data from simulated tiles cut out without them
 NOT_SIMULATED = "real, as far as lai can tell (the input holds no true LAI and no record of lai's simulator)"
@@ -313,7 +313,7 @@ def _time(group, dim: str = "triplet") -> None:
     ``dim``."""
     for name, what in (("time", "date t"), (FIRST_DATE, "date t-2, the first input date")):
         var = group.create_variable(name, (dim,), np.int32)
-        var.attrs.update(long_name=what, units="days since 1970-01-01", calendar="proleptic_gregorian")
+        var.attrs.update(long_name=what, units=DAYS_SINCE, calendar="proleptic_gregorian")
     group["time"].attrs["standard_name"] = "time"
 
 

@@ -25,14 +25,17 @@ from lai.errors import ClusterStartError, ConfigError, LNBError, PipelineError, 
 from lai.facts import (
     ROWS,
     RUN_DATA_FILE,
+    RUN_PROVENANCE_FILE,
     RUN_SUBFOLDERS,
+    STAGE_HISTORY_FILE,
     STAGE_METRICS_FILE,
     STAGE_PER_TRIPLET_FILE,
+    STAGE_RESULT_FILE,
     STAGE_WEIGHTS_FILE,
     TABLE,
     TRAIN,
     VAL,
-    check_name,
+    result_file,
 )
 from lai.io import OutputLockedError, atomic_path, atomic_write_text, own_subfolder
 from lai.provenance import code_digest, environment, machine_text, revision_text
@@ -53,8 +56,12 @@ def _digest(obj) -> str:
 
 
 def _from_project(path: str | Path | None) -> Path | None:
-    """A notebook's path parameter: an absolute path as it is, a relative one from the project folder."""
-    return None if path is None else Path(path) if Path(path).is_absolute() else PROJECT_ROOT / path
+    """A notebook's path parameter: ``~`` expanded, then an absolute path as it is, a relative one from the project
+    folder."""
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def _override_list(overrides) -> list[str] | None:
@@ -146,7 +153,7 @@ class RunContext:
     def __init__(self, profile: str | Path | Profile | None = None, overrides: list[str] | None = None,
                  run_dir: str | Path | None = None, data_root: str | Path | None = None, data: str | Path | None = None,
                  progress: bool | None = None):
-        self.profile, self.run_dir = open_run_folder(run_dir, profile, overrides, data)
+        self.profile, self.run_dir = open_run_folder(run_dir, profile, overrides, data, data_root)
         # the stages' default: progress bars and per-epoch lines (None: on unless LAI_PROGRESS=0)
         self.progress = os.environ.get("LAI_PROGRESS") != "0" if progress is None else bool(progress)
         self.data_root = Path(data_root or self._recorded_data_root() or PROJECT_ROOT / "data")
@@ -176,6 +183,10 @@ class RunContext:
                 raise ConfigError(f"the parameter {name} must be {'a profile name or ' if name == 'profile' else ''}a "
                                   f"path (text), got {value!r} ({type(value).__name__}): papermill's -p reads "
                                   f"`-p {name} 20261207` as a number; pass text with -r {name} 20261207")
+            if isinstance(value, (str, os.PathLike)) and not str(value).strip():  # "" would be the project folder
+                env = {"data_root": "LAI_DATA_ROOT", "run_dir": "LAI_RUN_DIR"}.get(name)
+                where = f" (or the environment variable {env} set empty)" if env else ""
+                raise ConfigError(f"the parameter {name} is empty{where}: give a path, or None for the default")
         if progress not in (None, True, False):  # e.g. papermill's -p progress maybe: a string, which bool() takes as True
             raise ConfigError(f"the parameter progress must be True, False or None, got {progress!r}")
         if isinstance(profile, (str, os.PathLike)) and str(profile).endswith((".yaml", ".yml")):
@@ -236,11 +247,11 @@ class RunContext:
 
     def table(self, name: str) -> Path:
         """tables/<name>.csv; a name not in the run folder's schema (``lai.facts.TABLES``) is refused."""
-        return self.run_dir / "tables" / f"{check_name('table', name, PipelineError)}.csv"
+        return self.run_dir / result_file("table", name, PipelineError)
 
     def figure(self, name: str) -> Path:
         """figures/<name>.png; a name not in the run folder's schema (``lai.facts.FIGURES``) is refused."""
-        return self.run_dir / "figures" / f"{check_name('figure', name, PipelineError)}.png"
+        return self.run_dir / result_file("figure", name, PipelineError)
 
     # ------------------------------------------------------------------ stages
     def _progress(self, progress: bool | None) -> bool:
@@ -439,7 +450,7 @@ class RunContext:
         ``attrs["per_triplet"]`` and tables/oracle_per_triplet.csv); None for real data, which has no true LAI."""
         from lai.cube import cube_identity
         from lai.facts import TEST_SETS
-        from lai.noise import noise_floor
+        from lai.noise import FLOOR_COLUMNS, noise_floor
 
         if not self.simulated:
             return None
@@ -447,6 +458,7 @@ class RunContext:
         table, made = self.table(TABLE.noise_floor), {"lai_code": code_digest(), **cube_identity(self.cube_path)}
         if table.exists() and self.table(TABLE.oracle_per_triplet).exists() and self._was_made(table, made):
             floor = self.read_table(TABLE.noise_floor)
+            floor = floor[[c for c in FLOOR_COLUMNS if c in floor]]  # the floor's own, not the model's notebook 04 adds
             floor.attrs["per_triplet"] = self.read_table(TABLE.oracle_per_triplet)
             return floor
         floor = noise_floor(self.cube_path, TEST_SETS, self.profile.encoding.valid_classes)
@@ -498,13 +510,18 @@ class RunContext:
 
     def predict_patch(self, patch, row: str = "final") -> Path:
         """The maps of one real patch by the trained ``row`` (``lai predict``) under preprocessing/; kept for that
-        model file and the lai code that wrote them, written again after either changed."""
+        model file, its spread's recalibration (``calibration.json``, which notebook 02 writes later than the model)
+        and the lai code that wrote them, written again after any of them changed."""
+        import hashlib
+
         from lai.predict import predict_folder
+        from lai.uncertainty import CALIBRATION_FILE
 
         run = self.run_dir / "runs" / row
-        weights = (run / STAGE_WEIGHTS_FILE).resolve()
+        weights, calibration = (run / STAGE_WEIGHTS_FILE).resolve(), run / CALIBRATION_FILE
         maps = self.run_dir / "preprocessing" / f"maps_{patch.name}"
-        made = {"lai_code": code_digest(), "model": str(weights), "model_mtime_ns": weights.stat().st_mtime_ns}
+        made = {"lai_code": code_digest(), "model": str(weights), "model_mtime_ns": weights.stat().st_mtime_ns,
+                "calibration_sha256": hashlib.sha256(calibration.read_bytes()).hexdigest() if calibration.is_file() else None}
         if not self._reusable(maps, made, "summary.json"):
             predict_folder(run, self.preprocess_patch(patch), maps, progress=False)
             self._made(maps, made)
@@ -542,9 +559,11 @@ class RunContext:
         return False
 
     def histories(self, rows) -> dict[str, pd.DataFrame]:
-        return {r: read_csv_record(self.run_dir / "runs" / r / "history.csv", PipelineError,
-                                   f"delete the stage folder runs/{r} to train it again")
-                for r in rows if (self.run_dir / "runs" / r / "history.csv").exists()}
+        """{row: its history.csv, checked (:func:`lai.stage_folder.read_history`)} of the rows that have one."""
+        from lai.stage_folder import read_history
+
+        return {r: read_history(self.run_dir / "runs" / r) for r in rows
+                if (self.run_dir / "runs" / r / STAGE_HISTORY_FILE).exists()}
 
     def predictions(self, row: str) -> dict:
         """{test set: xarray Dataset of predictions} of an evaluated row."""
@@ -560,13 +579,13 @@ class RunContext:
         best one, whether validation had stopped improving (``converged``, see :func:`lai.train.convergence`), and
         the code and machine that trained it (:data:`lai.facts.TRAINED_BY_COLUMNS`, from its result.json: a stage
         is reused across later code, which the report's own provenance would not say)."""
+        from lai.stage_folder import read_finished
         from lai.train import convergence
 
         out = []
         for row, h in self.histories(rows).items():
-            result = self.run_dir / "runs" / row / "result.json"
-            env = (read_json_record(result, PipelineError, f"delete the stage folder runs/{row} to train it again")
-                   .get("environment", {}) if result.exists() else {})
+            stage = self.run_dir / "runs" / row
+            env = read_finished(stage)[0].get("environment", {}) if (stage / STAGE_RESULT_FILE).exists() else {}
             out.append({"row": row, "epochs": int(h["epoch"].max()), "max_epochs": self.profile.train.epochs,
                         "seconds": float(h["seconds"].sum()),
                         "samples_per_s": float(h["samples_per_s"].mean()), "val_rmse": float(h["val_rmse"].iloc[-1]),
@@ -583,6 +602,12 @@ class RunContext:
         table = self.training_summary(order)
         self.save_table(table, TABLE.training)
         return table
+
+    def require(self, name: str, notebook: str) -> None:
+        """Refuse (:class:`PipelineError`) to go on before table ``name``, which ``notebook`` writes, exists: a
+        notebook asks first for what it compares with, before work of its own that would be lost."""
+        if not self.table(name).exists():
+            raise PipelineError(f"{self.table(name)} does not exist yet: notebook {notebook} writes it; run it first")
 
     def read_table(self, name: str) -> pd.DataFrame:
         path = self.table(name)
@@ -613,5 +638,5 @@ class RunContext:
         prov = {**environment(), "data_fingerprint": data.get("fingerprint", ""),
                 "written": dt.datetime.now().isoformat(timespec="seconds"), **extra}
         refuse_other_writer(self.run_dir)
-        atomic_write_text(self.run_dir / "provenance.json", json.dumps(prov, indent=2))
+        atomic_write_text(self.run_dir / RUN_PROVENANCE_FILE, json.dumps(prov, indent=2))
         return prov

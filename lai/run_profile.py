@@ -25,7 +25,7 @@ from lai.config import (
 )
 from lai.errors import RunFolderError
 from lai.facts import PROJECT_ROOT, PUBLISHED_RECORD, RUN_LOCK_HOLDER_ENV, RUN_PROFILE_FILE
-from lai.io import OutputLockedError, atomic_write_text, claim_folder, lock_holder, lock_text
+from lai.io import OutputLockedError, atomic_write_text, check_outside, claim_folder, lock_holder, lock_text
 from lai.records import read_yaml_mapping
 
 DEFAULT_PROFILE = "quick"
@@ -91,7 +91,8 @@ def refuse_other_writer(folder: Path) -> None:
 
 
 def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Profile | None = None,
-                    overrides: list[str] | None = None, data: str | Path | None = None) -> tuple[Profile, Path]:
+                    overrides: list[str] | None = None, data: str | Path | None = None,
+                    data_root: str | Path | None = None) -> tuple[Profile, Path]:
     """The profile and folder of a run, resolved once per folder.
 
     * No ``profile``, ``overrides`` or ``data``: the folder's profile.yaml as it is (``run_dir`` defaults
@@ -101,7 +102,9 @@ def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Pro
       one, else to quick) and must equal the profile of a folder that has one, else
       :class:`RunFolderError` (set ``run_dir`` to a new folder); a new folder starts with them.
 
-    Starting a folder writes its profile.yaml.
+    Starting a folder writes its profile.yaml. The default folder's name is the profile's, a plain folder name
+    (:func:`check_run_name`); a profile of real data may not have its run folder, nor ``data_root`` where given,
+    inside its LNB folder (as `lai run` refuses).
     """
     given = profile is not None or bool(overrides) or data is not None
     if not given:
@@ -109,11 +112,15 @@ def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Pro
         _refuse_as_run_folder(folder)
         saved = saved_profile(folder)
         if saved is not None:
+            _refuse_inside_data(folder, saved[0], data_root)
             return saved[0], folder
     held = saved_profile(run_dir) if profile is None and run_dir is not None else None
     resolved = resolve_profile(held[0] if held else profile, overrides, data)  # the field changed is the one named
+    if run_dir is None:
+        check_run_name(resolved.name)
     folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / "reports" / resolved.name
     _refuse_as_run_folder(folder)
+    _refuse_inside_data(folder, resolved, data_root)
     saved = held or saved_profile(folder)  # held: that folder's, read once
     if saved is None:
         claim_folder(folder, RUN_PROFILE_FILE)
@@ -127,6 +134,14 @@ def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Pro
             "or in a notebook set the parameter run_dir to a new folder"
         )
     return saved[0], folder
+
+
+def _refuse_inside_data(folder: Path, profile: Profile, data_root: str | Path | None) -> None:
+    """Nothing of a run of real data is written inside its LNB folder: neither the run folder nor the data root."""
+    if profile.data and profile.data != "simulate":
+        check_outside(folder, profile.data, "LNB folder", "the run folder")
+        if data_root is not None:
+            check_outside(data_root, profile.data, "LNB folder", "the data root (data_root)")
 
 
 def check_run_name(name: str) -> None:

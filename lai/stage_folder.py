@@ -17,7 +17,13 @@ import pandas as pd
 from lai.checkpoint import stage_config_from
 from lai.config import NOT_SAVED, ConfigError, StageConfig, describe_differences, saved_differences
 from lai.errors import RunFolderError, shorten
-from lai.facts import STAGE_CONFIG_FILE, STAGE_WEIGHTS_FILE
+from lai.facts import (
+    STAGE_CHECKPOINT_FILE,
+    STAGE_CONFIG_FILE,
+    STAGE_HISTORY_FILE,
+    STAGE_RESULT_FILE,
+    STAGE_WEIGHTS_FILE,
+)
 from lai.records import read_csv_record, read_json_record, read_yaml_mapping
 
 
@@ -42,7 +48,7 @@ def read_finished(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     """``result.json`` and ``history.csv`` of a finished stage, checked: a JSON object with an integer ``parameters``,
     and a table of at least one epoch with :data:`HISTORY_COLUMNS`; :class:`RunFolderError` naming the file else."""
     retrain = f"delete the stage folder {run_dir} to train it again"
-    path = run_dir / "result.json"
+    path = run_dir / STAGE_RESULT_FILE
     result = read_json_record(path, RunFolderError, retrain)
     if not isinstance(result, dict):
         raise RunFolderError(f"{path}: expected a JSON object with the integer 'parameters' lai writes, got "
@@ -50,7 +56,14 @@ def read_finished(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     if type(result.get("parameters")) is not int or result["parameters"] < 0:  # bool is an int to isinstance
         raise RunFolderError(f"{path}: field 'parameters' holds {shorten(json.dumps(result.get('parameters')), 30)}, "
                              f"expected the integer of at least 0 lai writes; {retrain}")
-    path = run_dir / "history.csv"
+    return result, read_history(run_dir)
+
+
+def read_history(run_dir: Path) -> pd.DataFrame:
+    """``history.csv`` of a stage (finished or not), checked: at least one epoch with :data:`HISTORY_COLUMNS`, finite
+    numbers of at least 0 (NaN validation only where it had no pixels); :class:`RunFolderError` naming the file else."""
+    retrain = f"delete the stage folder {run_dir} to train it again"
+    path = run_dir / STAGE_HISTORY_FILE
     history = read_csv_record(path, RunFolderError, retrain)
     missing = [c for c in HISTORY_COLUMNS if c not in history]
     if missing or history.empty:
@@ -65,7 +78,7 @@ def read_finished(run_dir: Path) -> tuple[dict, pd.DataFrame]:
             raise RunFolderError(f"{path}: column {column} holds {shorten(history[column].iloc[row], 30)!r} in data row "
                                  f"{row + 1}, not a number (finite, at least 0); {retrain}")
         history[column] = values
-    return result, history
+    return history
 
 
 def same_folder(saved, now: str | Path, run_dir: Path | None = None) -> bool:
@@ -118,7 +131,7 @@ def check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageResu
     """Return the finished result of an identical run, or None to (re)start; raise on a foreign run."""
     config_file = run_dir / STAGE_CONFIG_FILE
     if not config_file.exists():
-        if (run_dir / "checkpoint.pt").exists():
+        if (run_dir / STAGE_CHECKPOINT_FILE).exists():
             raise RunFolderError(f"{run_dir} holds a checkpoint but no {STAGE_CONFIG_FILE}; use another run folder")
         return None
     try:
@@ -129,14 +142,14 @@ def check_run_folder(run_dir: Path, cfg: StageConfig, resume: bool) -> StageResu
         raise RunFolderError(f"{config_file} is not the configuration of a lai training run; use another run folder")
     what = _differences(saved, config_file, cfg, run_dir)
     if what:
-        unfinished = not any((run_dir / f).exists() for f in ("checkpoint.pt", STAGE_WEIGHTS_FILE, "result.json"))
+        unfinished = not any((run_dir / f).exists() for f in (STAGE_CHECKPOINT_FILE, STAGE_WEIGHTS_FILE, STAGE_RESULT_FILE))
         raise RunFolderError(f"{run_dir} already holds another run ({what})"
                              + ("; it stopped before its first epoch ended (diverged or interrupted), so nothing trained "
                                 "is kept there" if unfinished else "") + "; choose another run folder or delete it")
-    if (run_dir / "result.json").exists() and (run_dir / STAGE_WEIGHTS_FILE).exists():
+    if (run_dir / STAGE_RESULT_FILE).exists() and (run_dir / STAGE_WEIGHTS_FILE).exists():
         result, history = read_finished(run_dir)
         return StageResult(cfg.row, run_dir, history, 0.0, result["parameters"], reused=True)
-    if (run_dir / "checkpoint.pt").exists() and not resume:
+    if (run_dir / STAGE_CHECKPOINT_FILE).exists() and not resume:
         raise RunFolderError(f"{run_dir} holds an unfinished run of the same configuration; pass --resume to continue it")
     return None
 

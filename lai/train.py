@@ -62,7 +62,19 @@ from lai.cube import check_valid_classes, cube_identity
 from lai.distributed import World, barrier, local_device, main_process, pick_device, rank_batch_size, setup, sum_across
 from lai.encode import Encoded, encode_batch, loss_target
 from lai.errors import TrainingDivergedError
-from lai.facts import EXTRA_ROWS, PRETRAINED_FROM, ROWS, STAGE_CONFIG_FILE, TRAIN, VAL, VALID_CLASSES, stage_label
+from lai.facts import (
+    EXTRA_ROWS,
+    PRETRAINED_FROM,
+    ROWS,
+    STAGE_CHECKPOINT_FILE,
+    STAGE_CONFIG_FILE,
+    STAGE_HISTORY_FILE,
+    STAGE_RESULT_FILE,
+    TRAIN,
+    VAL,
+    VALID_CLASSES,
+    stage_label,
+)
 from lai.infer import bf16_on, build_model, forward, to_channels_last, training_bytes
 from lai.io import atomic_path, atomic_write_text, memory_shortfall, output_lock
 from lai.loader import BatchLoader, CubeSplit
@@ -153,7 +165,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
     train_loader, val_loader = _loaders(*splits, rank_batch, tcfg, device, world, state.generator)
 
     # resume from the last epoch's checkpoint, or start the run folder
-    ckpt_path = run_dir / "checkpoint.pt"
+    ckpt_path = run_dir / STAGE_CHECKPOINT_FILE
     if ckpt_path.exists():
         state.restore(ckpt_path, lambda saved: check_checkpoint(saved, ckpt_path, cfg, run_dir))
         before = _world_sizes(state.history)
@@ -290,10 +302,10 @@ def _finish(state: TrainingState, cfg: StageConfig, run_dir: Path, device: torch
               "seconds_this_session": time.perf_counter() - t_stage,
               "environment": environment()}
     if world.main:
-        with atomic_path(run_dir / "history.csv") as tmp:
+        with atomic_path(run_dir / STAGE_HISTORY_FILE) as tmp:
             hist.to_csv(tmp, index=False)
         save_trained(run_dir, state.best_model, cfg)
-        atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2))
+        atomic_write_text(run_dir / STAGE_RESULT_FILE, json.dumps(result, indent=2))
     barrier(world)  # the next stage (or rank) reads what rank 0 has just written
     return StageResult(cfg.row, run_dir, hist, result["seconds_this_session"], result["parameters"])
 

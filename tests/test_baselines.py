@@ -178,7 +178,7 @@ def test_batchwise_scores_match_evaluate_scores(linear_cube):
     strict = np.isin(raw["scl"][:, 2], (4, 5, 6)) & np.isfinite(raw["lai"][:, 2])
     per_triplet = table.attrs["per_triplet"]
     for b, pred in preds.items():
-        score = scores({"pred": pred, "target": raw["lai"][:, 2], "clear": clear, "strict": strict}, ENC.lai_scale)
+        score = scores({"pred": pred, "target": raw["lai"][:, 2], "clear": clear, "strict": strict})
         ref = score.result()
         row = table[table["baseline"] == b].iloc[0]
         for k in ("rmse", "rmse_norm", "r2", "rmse_lo", "rmse_hi", "r2_lo", "r2_hi", "rmse_strict"):

@@ -41,6 +41,37 @@ def test_run_folder_profile_is_resolved_once_and_then_read_as_it_is(tmp_path, mo
     assert RunContext.open(tmp_path / "run").profile == expected
 
 
+def test_notebook_paths_that_would_land_elsewhere_are_refused_before_any_folder_is_made(tmp_path, monkeypatch):
+    """An empty path parameter (an environment variable set empty) is not the project folder; ``~`` is the home folder;
+    a profile's name is a plain folder name under reports/; a run of real data writes neither its run folder nor its
+    data root inside its LNB folder (as `lai run` refuses)."""
+    from lai import run_profile
+    from lai.errors import ConfigError
+    from lai.io import ForeignOutputError
+    from lai.run_folder import RunContext
+    from tests.helpers import make_lnb
+
+    before = sorted(tmp_path.iterdir())
+    with pytest.raises(ConfigError, match=r"the parameter data_root is empty \(or the environment variable LAI_DATA_ROOT "
+                                          r"set empty\): give a path"):
+        RunContext.open(tmp_path / "run", "tiny", data_root="")
+    with pytest.raises(ConfigError, match=r"the parameter run_dir is empty"):
+        RunContext.open(" ", "tiny")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert RunContext.open("~/run", "tiny").run_dir == tmp_path / "home" / "run"
+    monkeypatch.setattr(run_profile, "PROJECT_ROOT", tmp_path / "project")
+    with pytest.raises(ConfigError, match=r"run name '\.\./\.\./evil' must be a plain folder name"):
+        RunContext.open(None, "tiny", ["name=../../evil"])
+    assert not (tmp_path / "project").exists() and not (tmp_path / "evil").exists()
+    lnb = make_lnb(tmp_path / "lnb")
+    with pytest.raises(ForeignOutputError, match=r"lnb/run lies inside the LNB folder .*write the run folder outside"):
+        RunContext.open(lnb / "run", "tiny", data=lnb)
+    with pytest.raises(ForeignOutputError, match=r"lnb/cubes lies inside the LNB folder .*write the data root \(data_root\)"):
+        RunContext.open(tmp_path / "real", "tiny", data=lnb, data_root=lnb / "cubes")
+    assert not (lnb / "run").exists() and not (tmp_path / "real").exists()
+    assert sorted(p for p in tmp_path.iterdir() if p.name not in ("home", "lnb")) == before
+
+
 def test_run_folder_refuses_another_configuration_naming_run_dir(tmp_path):
     import yaml
 

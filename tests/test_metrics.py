@@ -14,9 +14,9 @@ def test_metrics_match_hand_computation():
     t = np.array([1.5, 2.0, 2.0, 4.0])
     rmse = np.sqrt(np.mean(errs**2))
     r2 = 1 - np.sum(errs**2) / np.sum((t - t.mean()) ** 2)
-    got = pooled(pred, target, mask, lai_scale=5.0)
+    got = pooled(pred, target, mask)
     assert got["rmse"] == pytest.approx(rmse)
-    assert got["rmse_norm"] == pytest.approx(rmse / 5)
+    assert got["rmse_norm"] == pytest.approx(rmse / 5)  # the paper's LAI/5, whatever encoding.lai_scale
     assert got["r2"] == pytest.approx(r2)
     assert got["n_pixels"] == 4
 
@@ -31,7 +31,7 @@ def test_scores_of_a_set_match_hand_computation_on_each_pixel_rule():
     truth = np.array([[[1.0, 1.0], [4.0, 6.0]]])
     clear = np.array([[[True, True], [True, False]]])
     strict = np.array([[[True, False], [False, False]]])
-    s = Scores(lai_scale=5.0)
+    s = Scores()
     s.update(pred, target, clear, strict, truth)
     got = s.result()
     assert got["rmse"] == pytest.approx(np.sqrt((1 + 0 + 0) / 3)) and got["n_pixels"] == 3

@@ -544,9 +544,10 @@ def test_one_band_s1_rasters_whose_descriptions_name_the_other_polarisation_are_
     assert np.allclose(s1[:, 0], -13.01, atol=0.01) and np.allclose(s1[:, 1], -20.0, atol=0.01)  # VV, VH
 
 
-def test_notebook_00s_patch_outputs_are_made_again_when_the_model_or_the_code_changed(tiny_run, tmp_path):
+def test_notebook_00s_patch_outputs_are_made_again_when_the_model_or_the_code_changed(tiny_data, tiny_run, tmp_path):
     """Notebook 00 reused its maps whatever model they came from (a retrained final model kept the old maps in its
-    figure); RunContext keeps them for the model file and lai code that made them, and touches no folder of another's."""
+    figure; maps made before notebook 02 recalibrated the spread kept an uncalibrated lai_std); RunContext keeps them
+    for the model file, its calibration.json and the lai code that made them, and touches no folder of another's."""
     import os
     import shutil
 
@@ -569,6 +570,13 @@ def test_notebook_00s_patch_outputs_are_made_again_when_the_model_or_the_code_ch
     record.write_text(record.read_text().replace('"lai_code": "', '"lai_code": "0'))  # made by other lai code
     ctx.predict_patch(patch)
     assert stamps()[1] != first[1]
+    assert "NOT recalibrated" in maps_summary.read_text()
+    second = stamps()
+    from lai.evaluate import calibrate_run
+
+    calibrate_run(ctx.run_dir / "runs" / "final", tiny_data[2], device="cpu")  # what notebook 02 does after training
+    ctx.predict_patch(patch)
+    assert stamps()[1] != second[1] and "NOT recalibrated" not in maps_summary.read_text()
     shutil.rmtree(maps)
     record.unlink()
     maps.mkdir()

@@ -33,7 +33,7 @@ import rasterio
 
 from lai.config import load_profile
 from lai.cube import build_cube, check_cube_file, open_cube
-from lai.errors import LNBError, PipelineError, ResidencyError
+from lai.errors import LNBError, PipelineError, ResidencyError, RunFolderError
 from lai.facts import ROWS
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, index_folder, read_triplet
 from tests.helpers import make_lnb, write_tiff
@@ -735,6 +735,9 @@ def test_the_noise_floor_is_kept_only_for_the_code_that_wrote_it(tiny_data, tmp_
     before = table.stat().st_mtime_ns
     pd.testing.assert_frame_equal(ctx.noise_floor().drop(columns="note"), first.drop(columns="note"), check_dtype=False)
     assert table.stat().st_mtime_ns == before, "the floor of this code was computed again"
+    # notebook 04 writes the chosen model's columns beside the floor; notebook 03 rerun after it shows the floor alone
+    ctx.save_table(first.assign(model="final", model_rmse=0.5), TABLE.noise_floor)
+    assert list(ctx.noise_floor().columns) == list(first.columns)
     (ctx.run_dir / "tables" / ".noise_floor.csv.made.json").write_text(json.dumps({"lai_code": "0" * 64}))  # other code
     pd.testing.assert_frame_equal(ctx.noise_floor(), first)
     assert table.stat().st_mtime_ns != before, "a floor written by other lai code was reused"
@@ -763,7 +766,7 @@ def test_the_training_table_keeps_the_stages_another_notebook_listed(tmp_path):
                       "val_mse": [0.03, 0.02]}).to_csv(ctx.run_dir / "runs" / row / "history.csv", index=False)
     env = {"git_revision": "37142eeae7488e9340c4a7f4a046a7fab5864b6a", "git_dirty": False, "lai_version": "0.1.0",
            "cpu": "Intel Xeon", "cpu_kernels": "AVX512", "device": "CPU (2 cores)"}
-    (ctx.run_dir / "runs" / "final" / "result.json").write_text(json.dumps({"environment": env}))
+    (ctx.run_dir / "runs" / "final" / "result.json").write_text(json.dumps({"parameters": 100, "environment": env}))
     ctx.save_training(["s1", "s2_masks", "final"])  # notebook 03
     assert list(ctx.save_training(["final"])["row"]) == ["s1", "s2_masks", "final"]  # notebook 02 again
     table = ctx.read_table(TABLE.training).set_index("row")
@@ -806,7 +809,7 @@ def test_run_folder_records_that_are_no_regular_files_are_refused_by_the_noteboo
         ctx.read_table("selection")
     (ctx.run_dir / "runs" / "s1").mkdir()
     (ctx.run_dir / "runs" / "s1" / "history.csv").symlink_to("/dev/zero")
-    with pytest.raises(PipelineError, match=r"s1/history\.csv is not a regular file.*delete the stage folder runs/s1"):
+    with pytest.raises(RunFolderError, match=r"s1/history\.csv is not a regular file.*delete the stage folder \S*runs/s1"):
         ctx.histories(["s1"])
     (ctx.run_dir / "data.json").write_text("[" * 100_000 + "]" * 100_000)
     assert ctx._recorded_data_root() is None
@@ -817,6 +820,24 @@ def test_run_folder_records_that_are_no_regular_files_are_refused_by_the_noteboo
     (ctx.run_dir / "big.csv").write_text("a,b\n1,2\n")
     with pytest.raises(PipelineError, match=r"big\.csv holds 8 bytes, more than the 7 a record lai writes there may have"):
         read_record(ctx.run_dir / "big.csv", PipelineError, "", limit=7)
+
+
+def test_the_notebooks_read_stage_records_through_the_stage_folders_checks(tmp_path):
+    """Learning curves and the training table read history.csv and result.json as lai.stage_folder checks them: a
+    history without samples/s or a result that is not an object is one RunFolderError naming the file."""
+    from lai.run_folder import RunContext
+
+    ctx = RunContext("tiny", run_dir=tmp_path / "report", data_root=tmp_path / "data")
+    stage = ctx.run_dir / "runs" / "s1"
+    stage.mkdir(parents=True)
+    (stage / "history.csv").write_text("epoch,val_mse,val_rmse,seconds\n1,0.1,1.5,2.0\n")
+    with pytest.raises(RunFolderError, match=r"s1/history\.csv: expected one row per epoch.*lacking samples_per_s"):
+        ctx.histories(["s1"])
+    (stage / "history.csv").write_text("epoch,val_mse,val_rmse,seconds,samples_per_s\n1,0.1,1.5,2.0,40\n")
+    assert list(ctx.histories(["s1", "s2"])) == ["s1"]
+    (stage / "result.json").write_text("[1]")
+    with pytest.raises(RunFolderError, match=r"s1/result\.json: expected a JSON object"):
+        ctx.training_summary(["s1"])
 
 
 def test_a_checkpoint_that_is_a_fifo_is_refused_not_waited_on(tmp_path):

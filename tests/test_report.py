@@ -18,7 +18,7 @@ import yaml
 
 from lai import facts, figures
 from lai.config import EncodingConfig, Profile
-from lai.facts import PAPER_TABLE1, ROWS
+from lai.facts import PAPER_TABLE1, REPORT_DATA_FILE, ROWS
 from lai.report.text import plain
 from lai.tables import table1, with_floor
 
@@ -466,12 +466,12 @@ def test_a_published_report_renders_again_from_its_json_with_the_current_templat
     monkeypatch.setattr(report_mod, "template_source", lambda: template)
     text = _pdf_text(report_mod.render(published))[1]
     assert "Four baselines place the U-Nets" in text and "Four baselines put" not in text
-    older = json.loads((published / report_mod.DATA_FILE).read_text())  # lai before extras_rows: renders without it
+    older = json.loads((published / REPORT_DATA_FILE).read_text())  # lai before extras_rows: renders without it
     del older["extras_rows"]
-    (published / report_mod.DATA_FILE).write_text(json.dumps(older))
+    (published / REPORT_DATA_FILE).write_text(json.dumps(older))
     text = _pdf_text(report_mod.render(published))[1]
     assert "Extra rows, never part of Table 1." in text and "without the LAI history (Sentinel-1" not in text
-    (published / report_mod.DATA_FILE).unlink()
+    (published / REPORT_DATA_FILE).unlink()
     with pytest.raises(report_mod.ReportError, match=r"holds no report\.json: nothing to render"):
         report_mod.render(published)
 
@@ -487,12 +487,6 @@ def test_a_run_folder_with_no_results_gets_no_report(tmp_path):
                                           r"notebooks 01-04 in it first \(or `lai run`\)"):
         write_report(run)
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
-
-
-def _edit_profile(run: Path, **encoding) -> None:
-    profile = yaml.safe_load((run / "profile.yaml").read_text())
-    profile.setdefault("encoding", {}).update(encoding)
-    (run / "profile.yaml").write_text(yaml.safe_dump(profile))
 
 
 def _edit_table(run: Path, name: str, **first_row) -> None:
@@ -541,10 +535,6 @@ def _blank_png(path: Path, width: int, height: int) -> None:
      r"calibration\.csv: column coverage_95_lo, row 1 holds 'x'; expected a finite number or nothing"),
     ("an infinite interval", lambda run: _edit_table(run, "comparisons", diff_hi="inf"),
      r"comparisons\.csv: column diff_hi, row 1 holds inf; expected a finite number or nothing"),
-    ("a zero LAI scale", lambda run: _edit_profile(run, lai_scale=0),
-     r"profile\.yaml: encoding\.lai_scale must be a finite positive number, got 0"),
-    ("a LAI scale in words", lambda run: _edit_profile(run, lai_scale="abc"),
-     r"profile\.yaml: encoding\.lai_scale must be a finite positive number, got 'abc'"),
     ("a figure declaring 8000x8000 pixels", lambda run: _blank_png(run / "figures" / "density.png", 8000, 8000),
      r"density\.png declares 8000x8000 pixels, more than the 40,000,000"),
 ])

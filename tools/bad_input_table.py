@@ -204,6 +204,10 @@ def python_cases(tmp: Path, cube: Path):
     with mock.patch.object(IPython, "get_ipython", lambda: Kernel()):
         attempt("notebook parameters (papermill)", "`-p profil tiny`: a parameter the notebook does not have",
                 lambda: RunContext.open(tmp / "nb" / "typo"))
+    attempt("notebook parameters (papermill)", "`-r data_root \"\"` (or `LAI_DATA_ROOT` set empty): the project folder",
+            lambda: RunContext.open(tmp / "nb" / "empty", "tiny", data_root=""))
+    attempt("notebook parameters (papermill)", "`-p overrides name=../../x`: a default run folder outside reports/",
+            lambda: RunContext.open(None, "tiny", ["name=../../x"]))
     return rows
 
 

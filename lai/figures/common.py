@@ -16,6 +16,7 @@ from matplotlib.patches import Patch
 from lai.config import EncodingConfig
 from lai.facts import POLARISATIONS, SET_TITLES, SPLIT_LABELS, TEST_SETS, TIME_LABELS
 from lai.io import atomic_path
+from lai.lnb import FIRST_DATE
 from lai.pixels import SCL_NAMES, scl_lookup
 
 LAI_CMAP = "YlGn"
@@ -96,7 +97,7 @@ def _dates(ds, triplet: int) -> list[pd.Timestamp]:
     values = np.asarray(ds["date"].isel(triplet=triplet).values)
     if np.issubdtype(values.dtype, np.datetime64):
         return [pd.Timestamp(v) for v in values]
-    return [pd.Timestamp("1970-01-01") + pd.Timedelta(days=int(v)) for v in values]
+    return [pd.Timestamp(FIRST_DATE) + pd.Timedelta(days=int(v)) for v in values]
 
 
 def _labels(ds, dim: str) -> tuple[str, ...]:

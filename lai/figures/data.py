@@ -158,19 +158,12 @@ def cloud_statistics(ds) -> Figure:
 
 def _season_curve(doy: np.ndarray, kind: str) -> np.ndarray:
     """The model's seasonality encoding (two components) of day-of-year values, via lai.encode."""
-    try:
-        import torch
+    import torch
 
-        from lai.encode import seasonality
+    from lai.encode import seasonality
 
-        d = torch.as_tensor(np.asarray(doy, np.float32))
-        return seasonality(d, d, EncodingConfig(seasonality=kind)).numpy()
-    except ImportError:  # numpy twin (same formulas)
-        if kind == "sincos":
-            a = 2 * np.pi * doy / 365.25
-            return np.stack([np.sin(a), np.cos(a)], 1)
-        tri = lambda p: 1 - 2 * np.abs(np.mod(p, 1.0) - 0.5)  # noqa: E731
-        return np.stack([tri(doy / 365.25), tri(doy / 365.25 + 0.25)], 1)
+    d = torch.as_tensor(np.asarray(doy, np.float32))
+    return seasonality(d, d, EncodingConfig(seasonality=kind)).numpy()
 
 
 def seasonality_encoding(enc=None, ds=None) -> Figure:

@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from lai.facts import MIN_SCORED_TRIPLETS, N_PIXELS, RMSE_NORM, ROWS, SET_TITLES, TEST_SETS, model_title, row_title, stage_label
+from lai.facts import MIN_SCORED_TRIPLETS, N_PIXELS, PAPER_LAI_SCALE, RMSE_NORM, ROWS, SET_TITLES, TEST_SETS, model_title, row_title, stage_label
 from lai.figures.common import (
     LAI_VMAX,
     _figure,
@@ -79,12 +79,12 @@ def learning_curves(histories: Mapping[str, pd.DataFrame], stages: Iterable[str]
     return fig
 
 
-def density(pred, target, mask=None, lai_scale: float = 5.0, max_points: int = 400_000, seed: int = 0) -> Figure:
+def density(pred, target, mask=None, max_points: int = 400_000, seed: int = 0) -> Figure:
     """Predicted vs observed LAI as a 2D histogram (log counts) with the 1:1 line, one panel per test set
     in the tables' order (``lai.facts.TEST_SETS``), one colour scale and colour bar shared by the panels.
 
     ``pred``, ``target`` (and ``mask``: pixels to score, e.g. clear at t): arrays, or dicts ``{set: array}``
-    (see :func:`prediction_arrays`). RMSE (LAI and LAI/``lai_scale``) and R2 over all masked pixels.
+    (see :func:`prediction_arrays`). RMSE (LAI and in the paper's LAI/5, ``lai.facts.PAPER_LAI_SCALE``) and R2 over all masked pixels.
     """
     import seaborn as sns
 
@@ -109,7 +109,7 @@ def density(pred, target, mask=None, lai_scale: float = 5.0, max_points: int = 4
         m = np.ones_like(p, bool) if mask is None or mask.get(name) is None else np.asarray(mask[name], bool).reshape(-1)
         m = m & np.isfinite(p) & np.isfinite(y)
         if m.any():
-            s = pooled(p, y, m, lai_scale)
+            s = pooled(p, y, m)
             p, y = p[m], y[m]
             if len(p) > max_points:
                 keep = rng.choice(len(p), max_points, replace=False)
@@ -134,7 +134,7 @@ def density(pred, target, mask=None, lai_scale: float = 5.0, max_points: int = 4
         ax.set_ylabel("predicted LAI [m²/m²]" if ax is axes[0] else "")
         ax.legend(loc="upper left", fontsize=8)
         ax.set_title(f"{_set_title(name)}: R² {s['r2']:.3f}\nRMSE {s['rmse']:.3f} LAI ({s[RMSE_NORM]:.3f} "
-                     f"LAI/{lai_scale:g})\n{s[N_PIXELS]:,} clear pixels", fontsize=9)
+                     f"LAI/{PAPER_LAI_SCALE:g})\n{s[N_PIXELS]:,} clear pixels", fontsize=9)
     if panels:
         fig.colorbar(plt_cm.ScalarMappable(norm=norm, cmap="mako_r"), ax=list(axes), label="pixels per bin (log)",
                      shrink=0.8)

@@ -27,7 +27,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from lai.facts import RUN_DATA_FILE
+from lai.facts import REPORT_DATA_FILE, REPORT_FILE, RUN_DATA_FILE
 from lai.io import atomic_path, atomic_write_text, output_lock, remove_stale_partials
 from lai.report import prose, results
 from lai.report.inputs import REPORTED_FILES, ReportError, Run, read_json, result_digests
@@ -48,7 +48,6 @@ from lai.report.text import (
 )
 
 __all__ = [
-    "DATA_FILE",
     "SECTIONS",
     "TEMPLATE",
     "ReportError",
@@ -72,7 +71,6 @@ __all__ = [
 ]
 
 TEMPLATE = "report.typ"  # the layout, shipped inside the package
-DATA_FILE = "report.json"  # written next to report.pdf; the template reads it
 
 
 # Sections of report.json, each built from the run folder by one function; the template lays them out.
@@ -128,7 +126,7 @@ def write_report(run_dir: str | Path) -> Path:
     if not (run_dir / RUN_DATA_FILE).exists() and not any((run_dir / "tables").glob("*.csv")):
         raise ReportError(f"run folder {run_dir} holds no results yet (no {RUN_DATA_FILE}, no tables): run notebooks "
                           "01-04 in it first (or `lai run`); a report of nothing would read as one of a run")
-    out, data_path = run_dir / "report.pdf", run_dir / DATA_FILE
+    out, data_path = run_dir / REPORT_FILE, run_dir / REPORT_DATA_FILE
     with output_lock(out):
         remove_stale_partials(data_path)
         data = {**build_data(run_dir), REPORTED_FILES: result_digests(run_dir)}  # what lai publish checks it copies
@@ -140,7 +138,7 @@ def write_report(run_dir: str | Path) -> Path:
 def conclusions_text(run_dir: str | Path) -> str:
     """The report's "What this run shows" as plain text, one item per line (from report.json, as the PDF prints it):
     what notebook 05 displays, so that its committed output holds the report's sentences and numbers."""
-    data = read_json(Path(run_dir) / DATA_FILE)
+    data = read_json(Path(run_dir) / REPORT_DATA_FILE)
     items = data.get("conclusions") if isinstance(data, dict) else None
     return "\n".join(f"- {plain(item)}" for item in items or [])
 
@@ -150,9 +148,9 @@ def render(folder: str | Path) -> Path:
     template: the same numbers and sentences, this version's layout (e.g. a published reference folder, whose run
     folder is gone, after a change of wording in the template). Return the PDF's path."""
     folder = Path(folder)
-    if not (folder / DATA_FILE).is_file():
-        raise ReportError(f"{folder} holds no {DATA_FILE}: nothing to render (write_report builds it from a run folder)")
-    out = folder / "report.pdf"
+    if not (folder / REPORT_DATA_FILE).is_file():
+        raise ReportError(f"{folder} holds no {REPORT_DATA_FILE}: nothing to render (write_report builds it from a run folder)")
+    out = folder / REPORT_FILE
     with output_lock(out):
         _render(folder, out)
     return out
@@ -162,11 +160,11 @@ def _render(folder: Path, out: Path) -> None:
     """Typeset ``folder/report.json`` into ``out`` atomically (no new PDF where Typst fails)."""
     with atomic_path(out) as tmp:
         try:
-            _compile(template_source(), tmp, folder.resolve(), f"/{DATA_FILE}")
+            _compile(template_source(), tmp, folder.resolve(), f"/{REPORT_DATA_FILE}")
         except Exception as err:  # typst.TypstError and friends: re-raised with the diagnostic
             message = re.sub(r"\s+\n", "\n", str(err)).strip()
             raise ReportError(f"Typst could not typeset the report of {folder} (template lai/{TEMPLATE}, "
-                              f"data {folder / DATA_FILE}): {message}") from err
+                              f"data {folder / REPORT_DATA_FILE}): {message}") from err
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise ReportError(f"Typst produced no PDF for {folder}")
 

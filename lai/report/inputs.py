@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lai.config import PROFILE_CONTENT, EncodingConfig
+from lai.config import PROFILE_CONTENT
 from lai.errors import LaiError, shorten
 from lai.facts import (
     MIN_SCORED_TRIPLETS,
@@ -22,13 +22,15 @@ from lai.facts import (
     REPORT_VALUES,
     ROWS,
     RUN_DATA_FILE,
+    RUN_PROFILE_FILE,
+    RUN_PROVENANCE_FILE,
     SELECTABLE,
     TABLE,
     TEST_SETS,
     TRAINED_BY_COLUMNS,
     VERDICTS,
-    check_name,
     chosen_model,
+    result_file,
     row_title,
 )
 from lai.records import LARGE_RECORD_BYTES, RECORD_BYTES, read_csv_record, read_json_record, read_record, read_yaml_mapping
@@ -55,7 +57,7 @@ def read_json(path: Path, limit: int = RECORD_BYTES) -> dict | None:
 
 def read_table(run_dir: Path, name: str) -> pd.DataFrame | None:
     """tables/<name>.csv; None if absent; an empty frame for a file without rows."""
-    path = run_dir / "tables" / f"{check_name('table', name, ReportError)}.csv"
+    path = run_dir / result_file("table", name, ReportError)
     if not path.exists():
         return None
     frame = read_csv_record(path, ReportError, RERUN)
@@ -143,8 +145,8 @@ class Run:
             raise ReportError(f"{run_dir / RUN_DATA_FILE}: 'splits' must map each split to its number of triplets "
                               f"({EXPECTED['count']}), got "
                               f"{shorten(json.dumps(splits))}; write it again (rerun notebook 01)")
-        self.prov = read_json(run_dir / "provenance.json")
-        path = run_dir / "profile.yaml"
+        self.prov = read_json(run_dir / RUN_PROVENANCE_FILE)
+        path = run_dir / RUN_PROFILE_FILE
         self.profile_text = read_record(path, ReportError, RERUN).decode(errors="replace") if path.exists() else None
         self.profile = self._yaml(path, self.profile_text)
         self.tables = {name: read_table(run_dir, name) for name in REPORT_TABLES}
@@ -181,19 +183,6 @@ class Run:
         if data == "simulate":
             return "simulated"
         return "real" if data else "unknown"
-
-    @property
-    def lai_scale(self) -> float:
-        """encoding.lai_scale of the run's profile, a finite positive number (ReportError naming profile.yaml else)."""
-        value = (self.profile.get("encoding") or {}).get("lai_scale", EncodingConfig().lai_scale)
-        try:
-            scale = float(value)
-        except (TypeError, ValueError):
-            scale = math.nan
-        if not (math.isfinite(scale) and scale > 0):
-            raise ReportError(f"{self.dir / 'profile.yaml'}: encoding.lai_scale must be a finite positive number, got "
-                              f"{shorten(repr(value))}")
-        return scale
 
     def final_metrics(self) -> pd.DataFrame | None:
         """Final model per set: final_metrics.csv, else the 'final' rows of table1.csv; None if neither exists."""

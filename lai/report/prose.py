@@ -20,6 +20,7 @@ from lai.facts import (
     NOT_RESOLVED,
     ORACLE,
     PAPER_AUTHORS,
+    PAPER_LAI_SCALE,
     PAPER_TITLE,
     PRETRAINED_FROM,
     ROWS,
@@ -121,7 +122,6 @@ def _perfect_scores(run: Run, empty: set[str]) -> list[tuple[str, str, str]]:
 def _abstract(run: Run) -> list:
     d = run.data or {}
     n, tile = d.get("triplets"), d.get("tile_size")
-    scale = run.lai_scale
     pieces: list = []
     if run.kind == "simulated":
         pieces.append(rich("The run used ", strong("simulated"), f" data: {fmt_count(n)} triplets of {tile}×{tile} pixels."))
@@ -134,7 +134,7 @@ def _abstract(run: Run) -> list:
         r, q = metric(fm, "set", s, "rmse"), metric(fm, "set", s, "r2")
         if math.isfinite(r):
             pr, pq = PAPER_FINAL[s]
-            bits.append(f"{SET_TITLES[s].lower()}: RMSE {fmt(r)} LAI ({fmt(r / scale)} in LAI/{scale:g} units; "
+            bits.append(f"{SET_TITLES[s].lower()}: RMSE {fmt(r)} LAI ({fmt(r / PAPER_LAI_SCALE)} in LAI/{PAPER_LAI_SCALE:g} units; "
                         f"paper {fmt(pr)}), R² {fmt(q)} (paper {fmt(pq)})")
     pieces.append("The final model reaches, per test set, " + "; ".join(bits) + "." if bits else
                   "No metrics of the final model are available in this run folder.")

@@ -13,7 +13,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lai.errors import shorten
-from lai.facts import FIGURES, PUBLISHED_RECORD, RUN_DATA_FILE, RUN_PROFILE_FILE, TABLES
+from lai.facts import (
+    FIGURES,
+    PUBLISHED_RECORD,
+    REPORT_DATA_FILE,
+    REPORT_FILE,
+    RUN_DATA_FILE,
+    RUN_PROFILE_FILE,
+    RUN_PROVENANCE_FILE,
+    TABLE,
+    TABLES,
+    result_file,
+)
 from lai.io import (
     FOLDER_MARK,
     ForeignOutputError,
@@ -39,8 +50,8 @@ from lai.report.inputs import (
 from lai.report.prose import printed_provenance
 
 # what is published: files at the run folder's top, and the schema's tables and figures (lai.facts), no other file
-PUBLISHED_FILES = ("report.pdf", "report.json", "profile.yaml", "provenance.json")
-SCHEMA = {f"tables/{name}.csv" for name in TABLES} | {f"figures/{name}.png" for name in FIGURES}
+PUBLISHED_FILES = (REPORT_FILE, REPORT_DATA_FILE, RUN_PROFILE_FILE, RUN_PROVENANCE_FILE)
+SCHEMA = {result_file("table", name) for name in TABLES} | {result_file("figure", name) for name in FIGURES}
 PUBLISH_BYTES = 512 * 2**20  # all files together: a folder kept in git (reports/reference holds about 7 MB)
 MAX_SECONDS = 10**9  # a notebook's or a training stage's duration: about 30 years
 INDEX = "README.md"
@@ -119,7 +130,7 @@ def _training_time(run_dir: Path) -> str:
     them does not repeat: the notebook times below can then be far shorter."""
     import pandas as pd
 
-    path = run_dir / "tables" / "training.csv"
+    path = run_dir / result_file("table", TABLE.training)
     try:
         stages = read_csv_record(path, ReportError, RERUN)
         seconds = pd.to_numeric(stages["seconds"], errors="coerce")
@@ -275,9 +286,9 @@ def publish(run_dir: str | Path, dest: str | Path, command: str) -> Path:
     if run_dir.resolve().is_relative_to(dest.resolve()):
         raise ForeignOutputError(f"{run_dir} lies inside the destination {dest}; publish into a folder outside the run")
     with reading_lock(run_dir), contextlib.ExitStack() as stack:  # no lai run into it meanwhile (nor one going on)
-        prov, seconds = read_json(run_dir / "provenance.json"), _durations(run_dir)  # read before anything is copied
+        prov, seconds = read_json(run_dir / RUN_PROVENANCE_FILE), _durations(run_dir)  # read before anything is copied
         sources, sizes = _open_sources(run_dir, stack)  # regular files only, not links
-        report = read_json(run_dir / "report.json")
+        report = read_json(run_dir / REPORT_DATA_FILE)
         printed = printed_provenance(report, "written")
         if printed != prov.get("written"):  # notebook 01 writes it again, the report notebook once more, then the report
             raise ReportError(f"{run_dir}/report.json was written from the provenance of {_plain(printed)}, but "

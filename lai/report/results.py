@@ -20,6 +20,7 @@ from lai.facts import (
     NOT_RESOLVED,
     ORACLE_GAP_ALL,
     PAPER_BASELINES_R2,
+    PAPER_LAI_SCALE,
     PAPER_TABLE1,
     RMSE,
     RMSE_NORM,
@@ -51,6 +52,7 @@ from lai.report.text import RULE, cell, emph, fmt, fmt_count, fmt_share, join, m
 from lai.uncertainty import NOMINAL
 
 PAPER_FINAL = PAPER_TABLE1["final"]
+NORM_UNIT = f"LAI/{PAPER_LAI_SCALE:g}"  # the paper's normalised LAI, Table 1's RMSE unit (lai.facts.RMSE_NORM)
 
 
 def _row_label(t1: pd.DataFrame, row: str) -> tuple[str, str]:
@@ -68,7 +70,7 @@ def _table1(run: Run) -> dict:
     out = {}
     rows_present = [r for r in ROWS if r in set(t1["row"])] + [r for r in dict.fromkeys(t1["row"]) if r not in ROWS]
     for key, col, paper_col, better, cap in (
-        ("rmse", RMSE_NORM, "paper_rmse", "min", "Table 1, RMSE in LAI/5 units (lower is better): this run next to the paper."),
+        ("rmse", RMSE_NORM, "paper_rmse", "min", f"Table 1, RMSE in {NORM_UNIT} units (lower is better): this run next to the paper."),
         ("r2", "r2", "paper_r2", "max", "Table 1, R² (higher is better): this run next to the paper."),
     ):
         header1 = [cell("Input", rowspan=2), cell("Architecture", rowspan=2)]
@@ -114,7 +116,7 @@ def _baselines(run: Run) -> dict:
         out["table"] = run.lacking(TABLE.baselines, "Baseline table")
         return out
     has_truth = "truth_rmse_cloudy" in bl and bl["truth_rmse_cloudy"].notna().any()
-    header = ["Test set", "Model", "Triplets", "RMSE (LAI) [95%]", "RMSE (LAI/5)", "R² [95%]", "Pixels"]
+    header = ["Test set", "Model", "Triplets", "RMSE (LAI) [95%]", f"RMSE ({NORM_UNIT})", "R² [95%]", "Pixels"]
     if has_truth:
         header.append("RMSE under clouds (LAI)")
     rows: list = []
@@ -160,7 +162,7 @@ def _chosen_record(run: Run, s: str, final: pd.Series) -> dict | None:
     rmse = metric(seeds, "set", s, "rmse_mean")
     if run.chosen == "final" or not math.isfinite(rmse):
         return None
-    return {"set": s, "triplets": final.get("triplets"), RMSE: rmse, RMSE_NORM: rmse / run.lai_scale,
+    return {"set": s, "triplets": final.get("triplets"), RMSE: rmse, RMSE_NORM: rmse / PAPER_LAI_SCALE,
             "r2": metric(seeds, "set", s, "r2_mean"), N_PIXELS: final.get(N_PIXELS), "truth_rmse_cloudy": math.nan}
 
 
@@ -282,12 +284,12 @@ def _noise_floor(run: Run) -> dict | None:
     if math.isfinite(ratio):
         out["verdict"] = rich(
             f"On the non-cloudy set the RMSE of {who} is {fmt(ratio, 2)} times the noise floor "
-            f"({fmt(metric(floor, 'set', 'non_cloudy', 'floor_rmse'))} LAI).")
+            f"({fmt(metric(floor, 'set', NON_CLOUDY, 'floor_rmse'))} LAI).")
     oracle, diff = metric(floor, "set", NON_CLOUDY, "oracle_rmse"), metric(floor, "set", NON_CLOUDY, "oracle_diff")
     if math.isfinite(oracle) and math.isfinite(diff):
         lo, hi = metric(floor, "set", NON_CLOUDY, "oracle_diff_lo"), metric(floor, "set", NON_CLOUDY, "oracle_diff_hi")
         out["verdict"] = rich(out["verdict"], " " if out["verdict"] else None,
-                              f"The oracle scores {fmt(oracle)} LAI there ({fmt(oracle / metric(floor, 'set', 'non_cloudy', 'floor_rmse'), 2)}× "
+                              f"The oracle scores {fmt(oracle)} LAI there ({fmt(oracle / metric(floor, 'set', NON_CLOUDY, 'floor_rmse'), 2)}× "
                               f"the floor); {chosen_title(run.chosen)} − oracle: "
                               f"{diff_text({'diff': diff, 'diff_lo': lo, 'diff_hi': hi})}, ",
                               strong("below the oracle") if hi < 0 else strong("above the oracle") if lo > 0 else
@@ -392,7 +394,7 @@ def _results(run: Run) -> dict:
     if fm is None:
         return unavailable("Final metrics", "tables/final_metrics.csv is missing.")
     truth = "truth_rmse_cloudy" in fm and fm["truth_rmse_cloudy"].notna().any()
-    header = ["Test set", "Triplets", "RMSE (LAI)", "RMSE (LAI/5)", "R²", "Pixels"] + (["RMSE under clouds (LAI)"] if truth else [])
+    header = ["Test set", "Triplets", "RMSE (LAI)", f"RMSE ({NORM_UNIT})", "R²", "Pixels"] + (["RMSE under clouds (LAI)"] if truth else [])
     empty = set(run.empty_sets())
     rows = []
     for s in [x for x in TEST_SETS if x in set(fm["set"]) or x in empty] + [x for x in dict.fromkeys(fm["set"]) if x not in TEST_SETS]:

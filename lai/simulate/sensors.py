@@ -85,9 +85,6 @@ class Scene:
 
     # ---------------------------------------------------------------- public
 
-    def true_lai(self, date: dt.date) -> np.ndarray:
-        return self._canopy(date)[0]
-
     def _canopy(self, date: dt.date) -> tuple[np.ndarray, np.ndarray]:
         """True green LAI per pixel, and the radar's vegetation descriptor: green plus standing dry canopy.
 
@@ -111,7 +108,7 @@ class Scene:
         snow = self._snow(rng, date, classes)
         clear_lai = self._retrieval(rng, truth)
         scl = self._scl(rng, date, clear_lai, classes, sky, snow)
-        lai = self._s2_lai(rng, truth, clear_lai, scl, sky)
+        lai = self._s2_lai(rng, clear_lai, scl, sky)
         s1_date = date + dt.timedelta(days=int(rng.integers(-1, 2)))
         vv, vh = self._s1(rng, s1_date, canopy, classes, snow)
         return Observation(date, s1_date, truth, lai, scl, vv, vh, classes, sky.fraction)
@@ -151,7 +148,7 @@ class Scene:
             scl[(cols > edge) if rng.random() < 0.5 else (cols < edge)] = 0
         return scl
 
-    def _s2_lai(self, rng, truth, clear_lai, scl, sky: Sky) -> np.ndarray:
+    def _s2_lai(self, rng, clear_lai, scl, sky: Sky) -> np.ndarray:
         """LAI as the SNAP processor outputs it: clear values, too low in cloud shadows, corrupted under clouds."""
         garbage = rng.gamma(1.2, 0.3, self.shape).astype(np.float32)
         wild = rng.random(self.shape, dtype=np.float32) < 0.03

@@ -15,14 +15,13 @@ import yaml
 
 from lai.config import ConfigError, SimConfig
 from lai.io import atomic_path, output_lock
-from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, TRUTH_DIR, TileName, write_series, write_tile
+from lai.lnb import MASK_DIR, REVISIT, S1_DIR, S2_DIR, SERIES_CSV, TRUTH_DIR, TileName, write_series, write_tile
 from lai.simulate.land import END, PIXEL, START
 from lai.simulate.random_fields import name_key
 from lai.simulate.regions import REGIONS, Region
 from lai.simulate.sensors import Scene
 
 SIM_VERSION = 3  # 3: truth/ holds the true LAI of t-2 and t-1 too (the other files unchanged)
-REVISIT = 5  # days between Sentinel-2 acquisitions of a scene
 SIMULATION_FILE = "simulation.yaml"  # the SimConfig a simulated LNB folder was written with
 
 
