@@ -30,6 +30,7 @@ from lai.config_engine import (  # noqa: F401 - re-exported
 )
 from lai.errors import ConfigError, shorten  # noqa: F401 - ConfigError re-exported
 from lai.facts import EXTRA_ROWS, GATE_FORMS, PRESETS, ROWS, S1_DB_RANGE, SKIP_BASES, UPSAMPLING, VALID_CLASSES
+from lai.pixels import SCL_MAX
 from lai.records import DuplicateKeyError, read_yaml_mapping, yaml_load  # noqa: F401 - re-exported
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -136,9 +137,9 @@ class EncodingConfig:
                               f"plausible backscatter), got {shorten(self.db_range, 60)}")
         _choice(self, "mask_encoding", ("onehot", "reference"))
         _choice(self, "seasonality", ("sincos", "triangular"))
-        bad = [c for c in self.valid_classes if not 0 <= int(c) <= 11]
+        bad = [c for c in self.valid_classes if not 0 <= int(c) <= SCL_MAX]
         if bad or not self.valid_classes:
-            raise ConfigError(f"encoding.valid_classes must be SCL classes 0..11, got {self.valid_classes}")
+            raise ConfigError(f"encoding.valid_classes must be SCL classes 0..{SCL_MAX}, got {self.valid_classes}")
 
 
 @dataclass
@@ -292,8 +293,8 @@ class TrainConfig:
             _choice(self, name, ("auto", "on", "off"))  # the SWITCH fields
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        if self.loss_classes is not None and (not self.loss_classes or any(not 0 <= int(c) <= 11 for c in self.loss_classes)):
-            raise ConfigError(f"train.loss_classes must be a non-empty list of SCL classes 0..11 (or null: every pixel "
+        if self.loss_classes is not None and (not self.loss_classes or any(not 0 <= int(c) <= SCL_MAX for c in self.loss_classes)):
+            raise ConfigError(f"train.loss_classes must be a non-empty list of SCL classes 0..{SCL_MAX} (or null: every pixel "
                               f"clear at t), got {self.loss_classes}")
         if self.seed + self.seeds - 1 > SEED_MAX:  # seed k of the final model's fine-tunings is train.seed + k
             raise ConfigError(f"train.seed {self.seed} with train.seeds {self.seeds}: the last seed, "

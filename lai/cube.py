@@ -66,7 +66,7 @@ from lai.lnb import (
     read_outcome,
     usable_lai,
 )
-from lai.pixels import CLOUD_CLASSES, PIXEL_FIX_NOTES, pixel_fix_lines, scl_lookup
+from lai.pixels import CLOUD_CLASSES, PIXEL_FIX_NOTES, SCL_MAX, pixel_fix_lines, scl_lookup
 from lai.splits import assign_splits, regions_of, split_counts
 
 # the cube's attribute (and build-settings key) holding cube_float: its on-disk name, kept so that cubes built
@@ -84,7 +84,7 @@ CF_ATTRS = {
     "lai": {"standard_name": "leaf_area_index", "long_name": "leaf area index observed from Sentinel-2",
             "units": "1", "comment": "m2 of leaf per m2 of ground; NaN where the product has no data"},
     "scl": {"long_name": "Sentinel-2 scene classification (Sen2Cor SCL)",
-            "flag_values": np.arange(12, dtype=np.uint8),
+            "flag_values": np.arange(SCL_MAX + 1, dtype=np.uint8),
             "flag_meanings": "no_data saturated_or_defective dark_area cloud_shadow vegetation not_vegetated "
                              "water unclassified cloud_medium_probability cloud_high_probability thin_cirrus snow"},
     "lai_true": {"standard_name": "leaf_area_index", "long_name": "true leaf area index at t-2, t-1 and t (simulated data only)",

@@ -19,9 +19,9 @@ from torch import nn
 
 from lai.config import EncodingConfig
 from lai.facts import VALID_CLASSES
-from lai.pixels import scl_lookup
+from lai.pixels import SCL_MAX, scl_lookup
 
-N_SCL = 12
+N_SCL = SCL_MAX + 1  # the one-hot channels of the SCL classes 0..SCL_MAX
 REFERENCE_CLASSES = VALID_CLASSES  # the reference's 6 mask channels: valid flag + one-hot of its valid classes
 
 

@@ -280,8 +280,9 @@ class RunContext:
                 print(f"lai: {err.what}; building the cube in this process", file=sys.stderr)
                 summary = cube(None)
         except LNBError as err:
-            if self.simulated:
-                raise
+            if self.simulated:  # lai's own simulation, changed since it was written (a file removed or edited)
+                raise LNBError(err.file, f"{err.problem} (the simulated folder {self.lnb_dir} is lai's: delete it to "
+                               "simulate it again)") from None
             raise LNBError(err.file, f"{err.problem} (a run stops at a bad triplet of its LNB folder: `lai validate "
                            f"{self.lnb_dir} --skip-bad` lists them all; mend them or remove their rows from "
                            "image_series.csv, then run again, or leave them out: `lai run --skip-bad`, a new run "

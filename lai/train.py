@@ -358,7 +358,8 @@ def train_epoch(model, opt, loader: BatchLoader, tcfg: TrainConfig, enc: Encodin
         for k, v in {"loss": loss, **parts}.items():
             sums[k] = sums.get(k, 0.0) + v.detach() * n
         if step % log_every == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}", samples_s=f"{seen / (time.perf_counter() - t0):.1f}")
+            bar.set_postfix(loss=f"{loss.item():.4f}", samples_s=f"{seen / (time.perf_counter() - t0):.1f}",
+                            refresh=False)  # shown at the bar's next update (a refresh now would show a stale count)
     totals = sum_across(torch.stack([*sums.values(), torch.tensor(float(seen), device=loader.device)]), world).tolist()
     seen = int(totals[-1])
     means = {f"train_{k}": v / max(seen, 1) for k, v in zip(sums, totals)}

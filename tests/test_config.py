@@ -497,6 +497,25 @@ def test_a_run_folder_refuses_data_other_than_its_results_came_from(tmp_path, mo
         ctx.evaluate("final")
 
 
+def test_a_changed_simulated_folder_says_it_is_lais_to_simulate_again(tmp_path, monkeypatch):
+    """A file removed from lai's own simulated folder stopped the data step naming the file, but not the way out."""
+    import lai.cube
+    import lai.simulate
+    from lai.errors import LNBError
+    from lai.run_folder import RunContext
+
+    ctx = RunContext.open(tmp_path / "run", "tiny", data_root=tmp_path / "data")
+
+    def missing(*args, **kwargs):
+        raise LNBError(ctx.lnb_dir / "s1" / "x.tiff", "file named in image_series.csv is missing")
+
+    monkeypatch.setattr(lai.simulate, "simulate", lambda *a, **k: None)
+    monkeypatch.setattr(lai.cube, "build_cube", missing)
+    with pytest.raises(LNBError, match=r"x\.tiff: file named in image_series\.csv is missing \(the simulated folder "
+                                       r".*sim-\w+ is lai's: delete it to simulate it again\)"):
+        ctx.ensure_data()
+
+
 @pytest.mark.parametrize("name", ["run_dir", "profile", "data", "data_root"])
 def test_a_notebook_parameter_of_the_wrong_type_is_refused_by_name(tmp_path, name):
     """papermill's `-p run_dir 20261207` passes an int: it gave a bare TypeError (expected str, bytes or os.PathLike)."""

@@ -17,7 +17,7 @@ from lai.config import EncodingConfig
 from lai.facts import POLARISATIONS, SET_TITLES, SPLIT_LABELS, TEST_SETS, TIME_LABELS
 from lai.io import atomic_path
 from lai.lnb import FIRST_DATE
-from lai.pixels import SCL_NAMES, scl_lookup
+from lai.pixels import SCL_MAX, SCL_NAMES, scl_lookup
 
 LAI_CMAP = "YlGn"
 LAI_VMAX = 6.0
@@ -41,8 +41,8 @@ SCL_COLORS = {
     10: "#64c8ff",
     11: "#ff96ff",
 }
-SCL_CMAP = mcolors.ListedColormap([SCL_COLORS[k] for k in range(12)], name="scl")
-SCL_NORM = mcolors.BoundaryNorm(np.arange(-0.5, 12.5, 1.0), SCL_CMAP.N)
+SCL_CMAP = mcolors.ListedColormap([SCL_COLORS[k] for k in range(SCL_MAX + 1)], name="scl")
+SCL_NORM = mcolors.BoundaryNorm(np.arange(-0.5, SCL_MAX + 1.5, 1.0), SCL_CMAP.N)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -56,7 +56,7 @@ def lai_cmap():
 
 
 def scl_legend_handles(classes: Iterable[int] | None = None) -> list[Patch]:
-    classes = range(12) if classes is None else sorted(set(int(c) for c in classes))
+    classes = range(SCL_MAX + 1) if classes is None else sorted(set(int(c) for c in classes))
     return [Patch(facecolor=SCL_COLORS[c], edgecolor="0.4", label=f"{c}: {SCL_NAMES[c]}") for c in classes]
 
 
