@@ -22,7 +22,20 @@ import torch
 
 from lai.config import BaselineConfig, EncodingConfig
 from lai.encode import N_SCL, REFERENCE_CLASSES, Encoded, encode_batch, valid_mask
-from lai.facts import BASELINES, EMPTY, EXTRA_BASELINES, HISTORY_FEATURES, POLARISATIONS, TEST_SETS, TIME_LABELS, TRAIN
+from lai.facts import (
+    BASELINES,
+    EMPTY,
+    EXTRA_BASELINES,
+    EXTRAPOLATION,
+    HISTORY_FEATURES,
+    MLR,
+    PERSISTENCE,
+    POLARISATIONS,
+    RF,
+    TEST_SETS,
+    TIME_LABELS,
+    TRAIN,
+)
 from lai.loader import CubeSplit
 from lai.metrics import SUMS, Scores, strict_clear
 
@@ -230,7 +243,7 @@ def fit_pixel_models(cube_path: str | Path, cfg: BaselineConfig, enc: EncodingCo
     x, y = sample_training_pixels(cube_path, cfg, enc, progress=progress)
 
     def fit(kind: str, features: np.ndarray):
-        if kind == "MLR":  # least squares in float64: in float32, a sample whose features are collinear (a class
+        if kind == MLR:  # least squares in float64: in float32, a sample whose features are collinear (a class
             # absent from a small training split) kept rounding noise as directions, and the fit blew up (RMSE 28 to
             # 83 LAI on the tiny profile) or not depending on the CPU's kernels; same fit otherwise (quick: RMSE
             # within 2e-7 LAI)
@@ -238,7 +251,7 @@ def fit_pixel_models(cube_path: str | Path, cfg: BaselineConfig, enc: EncodingCo
         return RandomForestRegressor(n_estimators=cfg.rf_trees, max_depth=cfg.rf_max_depth,
                                      min_samples_leaf=cfg.rf_min_samples_leaf, n_jobs=-1, random_state=cfg.seed).fit(features, y)
 
-    models = PixelModels(MLR=fit("MLR", x), RF=fit("RF", x))
+    models = PixelModels({MLR: fit(MLR, x), RF: fit(RF, x)})
     if extras:
         for name, base in EXTRA_BASELINES.items():
             models[name] = fit(base, x[:, without_history(enc)])
@@ -251,7 +264,7 @@ def fit_pixel_models(cube_path: str | Path, cfg: BaselineConfig, enc: EncodingCo
 
 def rf_importances(models: dict, feature_names: list[str] | None = None) -> pd.DataFrame:
     """Impurity-based feature importances of the RF, largest first (columns feature, importance)."""
-    rf = models["RF"]
+    rf = models[RF]
     names = feature_names or getattr(models, "feature_names", None) or [f"x{i}" for i in range(rf.n_features_in_)]
     if len(names) != rf.n_features_in_:
         raise ValueError(f"{len(names)} feature names for an RF trained on {rf.n_features_in_} features")
@@ -270,8 +283,8 @@ def predict_baselines(raw: dict, models: dict, enc: EncodingConfig, dates: np.nd
     columns = {name: without_history(enc) for name in EXTRA_BASELINES}
     out = {name: (model.predict(x[:, columns[name]] if name in columns else x) * enc.lai_scale)
            .reshape(n, h, w).astype(np.float32) for name, model in models.items()}
-    out["persistence"] = persistence(raw, enc, fallback)
-    out["extrapolation"] = extrapolation(raw, enc, dates, fallback)
+    out[PERSISTENCE] = persistence(raw, enc, fallback)
+    out[EXTRAPOLATION] = extrapolation(raw, enc, dates, fallback)
     return out
 
 
@@ -317,7 +330,7 @@ def evaluate_baselines(cube_path: str | Path, cfg: BaselineConfig, enc: Encoding
                  for b in names]
     table = pd.DataFrame(rows)
     table.attrs["per_triplet"] = pd.concat(sums, ignore_index=True) if sums else pd.DataFrame(columns=["baseline", "set", "triplet", *SUMS])
-    if "RF" in models:
+    if RF in models:
         imp = rf_importances(models, getattr(models, "feature_names", None) or feature_names(enc))
         table.attrs["rf_importances"] = dict(zip(imp["feature"], imp["importance"].astype(float)))
     table.attrs.update(train_pixels=int(getattr(models, "n_pixels", 0)), train_mean=float(fallback or 0.0),

@@ -96,7 +96,8 @@ TRAIN, VAL, BUFFER = "train", "val", "buffer"
 SPLIT_LABELS = (TRAIN, VAL, *TEST_SETS, BUFFER)
 EMPTY = "empty"  # the note of a result row whose test set holds no triplet (its metrics are NaN)
 
-BASELINES = ("MLR", "RF", "persistence", "extrapolation")
+MLR, RF, PERSISTENCE, EXTRAPOLATION = "MLR", "RF", "persistence", "extrapolation"  # the per-pixel baselines
+BASELINES = (MLR, RF, PERSISTENCE, EXTRAPOLATION)
 ORACLE = "oracle"  # the oracle bound as the other side of a comparison: the true LAI at t-1 as the prediction of t
 
 # The verdict of a paired comparison (lai.tables.comparisons): the interval of the difference excludes 0
@@ -122,7 +123,7 @@ PAPER_TABLE1 = {
     "final": {"non_cloudy": (0.058, 0.930), "cloudy": (0.238, 0.383), "unique": (0.101, 0.867)},
 }
 # Section 4.2: R2 of the per-pixel baselines on non-cloudy data.
-PAPER_BASELINES_R2 = {"MLR": -0.0445, "RF": -0.0166}
+PAPER_BASELINES_R2 = {MLR: -0.0445, RF: -0.0166}
 
 # Rows beyond the paper (their own table, never in Table 1): the final model trained with other settings.
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ EXTRA_ROWS = {
                                        "past_context": [1.0, 2.0, 4.0]}}, "Final, gated skip"),
 }
 # Per-pixel baselines without the LAI history (S1 + masks + seasonality): name -> the baseline it restricts.
-EXTRA_BASELINES = {"MLR_no_history": "MLR", "RF_no_history": "RF"}
+EXTRA_BASELINES = {f"{MLR}_no_history": MLR, f"{RF}_no_history": RF}
 NO_HISTORY = "without the LAI history"  # what the extra baselines leave out, as titles and prose say it
 HISTORY_FEATURES = ("LAI_t-2", "LAI_t-1")
 
@@ -316,6 +317,12 @@ def result_file(kind: str, name: str, error: type[Exception] = ValueError) -> st
     ``tables/<name>.csv`` or ``figures/<name>.png``."""
     check_name(kind, name, error)
     return f"tables/{name}.csv" if kind == "table" else f"figures/{name}.png"
+
+
+def holds_results(run_dir: Path) -> bool:
+    """Whether a run folder holds anything a run made (its data step's data.json, or a table): what a report or a
+    provenance record may describe."""
+    return (run_dir / RUN_DATA_FILE).exists() or any((run_dir / "tables").glob("*.csv"))
 
 # the project folder (a checkout, installed editable by make setup): notebooks/, and the default reports/ and data/
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

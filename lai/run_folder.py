@@ -35,6 +35,7 @@ from lai.facts import (
     TABLE,
     TRAIN,
     VAL,
+    holds_results,
     result_file,
 )
 from lai.io import OutputLockedError, atomic_path, atomic_write_text, own_subfolder
@@ -639,5 +640,8 @@ class RunContext:
         prov = {**environment(), "data_fingerprint": data.get("fingerprint", ""),
                 "written": dt.datetime.now().isoformat(timespec="seconds"), **extra}
         refuse_other_writer(self.run_dir)
+        if not holds_results(self.run_dir):
+            raise PipelineError(f"{self.run_dir} holds no results yet (no {RUN_DATA_FILE}, no tables): run notebooks 01-04 "
+                                "in it first (or `lai run`); a provenance record of nothing would read as one of a run")
         atomic_write_text(self.run_dir / RUN_PROVENANCE_FILE, json.dumps(prov, indent=2))
         return prov

@@ -822,6 +822,16 @@ def test_run_folder_records_that_are_no_regular_files_are_refused_by_the_noteboo
         read_record(ctx.run_dir / "big.csv", PipelineError, "", limit=7)
 
 
+def test_no_provenance_record_of_a_run_folder_without_results(tmp_path):
+    """Notebook 05 run first left a provenance.json in a run folder that held nothing else (the report was refused)."""
+    from lai.run_folder import RunContext
+
+    ctx = RunContext("tiny", run_dir=tmp_path / "report", data_root=tmp_path / "data")
+    with pytest.raises(PipelineError, match=r"report holds no results yet \(no data\.json, no tables\): run notebooks 01-04"):
+        ctx.write_provenance()
+    assert not (ctx.run_dir / "provenance.json").exists()
+
+
 def test_the_notebooks_read_stage_records_through_the_stage_folders_checks(tmp_path):
     """Learning curves and the training table read history.csv and result.json as lai.stage_folder checks them: a
     history without samples/s or a result that is not an object is one RunFolderError naming the file."""

@@ -15,6 +15,7 @@ from lai.facts import (
     EXTRA_BASELINES,
     EXTRA_ROWS,
     FIGURE_NAMES,
+    MLR,
     NO_HISTORY,
     NON_CLOUDY,
     NOT_RESOLVED,
@@ -22,7 +23,9 @@ from lai.facts import (
     PAPER_AUTHORS,
     PAPER_LAI_SCALE,
     PAPER_TITLE,
+    PERSISTENCE,
     PRETRAINED_FROM,
+    RF,
     ROWS,
     S2_ENCODER,
     SET_PROSE,
@@ -146,14 +149,14 @@ def _abstract(run: Run) -> list:
                       + "; ".join(f"{SET_TITLES[s].lower()}: RMSE {fmt(r)} LAI, R² {fmt(q)}" for s, r, q in chosen
                                   if math.isfinite(r))
                       + (f" (the mean of its {n} seeds)." if n > 1 else "."))
-    pers = baseline_metric(run.tables[TABLE.baselines], "persistence", NON_CLOUDY, "r2")
+    pers = baseline_metric(run.tables[TABLE.baselines], PERSISTENCE, NON_CLOUDY, "r2")
     if math.isfinite(pers):
         pieces.append(f"Persisting the last clear LAI reaches R² {fmt(pers)} on the non-cloudy set.")
     return join(pieces, " ")
 
 
 # What the final model is compared with, in this order: the baselines and the S2 encoder (Table 1's row 5).
-COMPARED = ("persistence", "MLR", "RF", S2_ENCODER)
+COMPARED = (PERSISTENCE, MLR, RF, S2_ENCODER)
 
 
 def _conclusions(run: Run) -> list:

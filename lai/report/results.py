@@ -15,6 +15,7 @@ from lai.facts import (
     CLOUDY,
     LARGE_ERROR_LAI,
     LARGE_ERROR_TRIPLETS,
+    MLR,
     N_PIXELS,
     NON_CLOUDY,
     NOT_RESOLVED,
@@ -22,6 +23,8 @@ from lai.facts import (
     PAPER_BASELINES_R2,
     PAPER_LAI_SCALE,
     PAPER_TABLE1,
+    PERSISTENCE,
+    RF,
     RMSE,
     RMSE_NORM,
     ROWS,
@@ -110,7 +113,7 @@ def _table1(run: Run) -> dict:
 
 def _baselines(run: Run) -> dict:
     bl, fm = run.tables[TABLE.baselines], run.final_metrics()
-    out = {"paper_mlr_r2": fmt(PAPER_BASELINES_R2["MLR"], 4), "paper_rf_r2": fmt(PAPER_BASELINES_R2["RF"], 4),
+    out = {"paper_mlr_r2": fmt(PAPER_BASELINES_R2[MLR], 4), "paper_rf_r2": fmt(PAPER_BASELINES_R2[RF], 4),
            "paper_final_r2": fmt(PAPER_FINAL[NON_CLOUDY][1]), "reading": _baseline_reading(run, bl, fm)}
     if bl is None or not len(bl):
         out["table"] = run.lacking(TABLE.baselines, "Baseline table")
@@ -203,11 +206,11 @@ def _baseline_reading(run: Run, bl: pd.DataFrame | None, fm: pd.DataFrame | None
                "model’s on the same triplets, with 95% paired-bootstrap intervals"
                f"{' (triplets and seeds drawn)' if seeds > 1 and run.seeds_drawn else ''}; negative means the U-Net "
                "is better.")
-    mlr, rf = baseline_metric(bl, "MLR", NON_CLOUDY, "r2"), baseline_metric(bl, "RF", NON_CLOUDY, "r2")
+    mlr, rf = baseline_metric(bl, MLR, NON_CLOUDY, "r2"), baseline_metric(bl, RF, NON_CLOUDY, "r2")
     if math.isfinite(mlr) or math.isfinite(rf):
         ours = f"R² = {fmt(mlr)} (MLR) and {fmt(rf)} (RF)"
         paper = f"{fmt(PAPER_BASELINES_R2['MLR'], 4)} and {fmt(PAPER_BASELINES_R2['RF'], 4)}"
-        gaps = {"MLR": mlr - PAPER_BASELINES_R2["MLR"], "RF": rf - PAPER_BASELINES_R2["RF"]}
+        gaps = {MLR: mlr - PAPER_BASELINES_R2[MLR], RF: rf - PAPER_BASELINES_R2[RF]}
         far = [m for m, g in gaps.items() if g > 0.2]  # each model judged on its own, not by the larger gap
         gap = float(np.nanmax(list(gaps.values())))
         if far:
@@ -226,7 +229,7 @@ def _baseline_reading(run: Run, bl: pd.DataFrame | None, fm: pd.DataFrame | None
                             "single pixels carry little information about LAI at ", emph("t"), ", here as there."))
     if "truth_rmse_cloudy" in bl and fm is not None and "truth_rmse_cloudy" in fm:
         u = metric(fm, "set", CLOUDY, "truth_rmse_cloudy")
-        p = baseline_metric(bl, "persistence", CLOUDY, "truth_rmse_cloudy")
+        p = baseline_metric(bl, PERSISTENCE, CLOUDY, "truth_rmse_cloudy")
         if math.isfinite(u) and math.isfinite(p):
             unet = "the U-Net’s" if run.chosen == "final" else "the final U-Net’s (the paper’s model, not the chosen one)"
             out.append(rich("Under the clouds at ", emph("t"), " of the cloudy set, which only the simulation can score, "
