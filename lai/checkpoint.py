@@ -23,7 +23,7 @@ import torch
 
 from lai.config import ModelConfig, StageConfig, TrainConfig
 from lai.errors import ConfigError, RunFolderError, shorten
-from lai.facts import STAGE_WEIGHTS_FILE
+from lai.facts import FINAL, STAGE_WEIGHTS_FILE
 from lai.io import atomic_path
 
 # model settings (fields of ModelConfig) a pre-trained part must share with the model it initialises
@@ -122,13 +122,13 @@ def _stage_of(run_folder: Path) -> str:
 
     path, unreadable = run_folder / result_file("table", TABLE.selection), ""
     try:
-        chosen = chosen_model(read_csv_record(path, RunFolderError, "").to_dict("records")) if path.exists() else "final"
+        chosen = chosen_model(read_csv_record(path, RunFolderError, "").to_dict("records")) if path.exists() else FINAL
     except (RunFolderError, KeyError):  # not a table lai wrote (a FIFO, not UTF-8, cut short, no model column)
-        chosen, unreadable = "final", "; tables/selection.csv is unreadable"
+        chosen, unreadable = FINAL, "; tables/selection.csv is unreadable"
     if stage_label(chosen)[0] not in {**ROWS, **EXTRA_ROWS}:  # a name lai never gives a model (a path, say)
-        chosen, unreadable = "final", f"; tables/selection.csv is unreadable: its model {shorten(chosen, 40)!r} is none lai trains"
+        chosen, unreadable = FINAL, f"; tables/selection.csv is unreadable: its model {shorten(chosen, 40)!r} is none lai trains"
     stage = run_folder / "runs" / chosen
-    what = "its chosen model (tables/selection.csv)" if chosen != "final" else "its final model"
+    what = "its chosen model (tables/selection.csv)" if chosen != FINAL else "its final model"
     return f"{stage} ({what}{'' if (stage / STAGE_WEIGHTS_FILE).is_file() else ', not trained yet'}{unreadable})"
 
 

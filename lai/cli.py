@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from lai.config import PROFILE_DIR, PreprocessConfig
-from lai.facts import PREDICT_BATCH, ROWS, SCENE_OVERLAP, SCENE_WINDOW
+from lai.facts import FINAL, PREDICT_BATCH, ROWS, SCENE_OVERLAP, SCENE_WINDOW
 
 PROFILE_HELP = (f"built-in profile ({', '.join(sorted(p.stem for p in PROFILE_DIR.glob('*.yaml')))}) "
                 "or a YAML configuration file")
@@ -140,9 +140,9 @@ def cmd_train(args) -> int:
     _warn_empty_sets("train", args.cube)  # before training, which takes a while
     try:
         results = train_rows(profile, args.cube, args.runs, rows, resume=args.resume, progress=not args.quiet)
-        if "final" in rows:  # the final model's further seeds (train.seeds)
-            for run, seed in list(seed_runs("final", profile.train).items())[1:]:
-                results[run] = train_variant(profile, "final", args.cube, args.runs, seed, run, resume=args.resume,
+        if FINAL in rows:  # the final model's further seeds (train.seeds)
+            for run, seed in list(seed_runs(FINAL, profile.train).items())[1:]:
+                results[run] = train_variant(profile, FINAL, args.cube, args.runs, seed, run, resume=args.resume,
                                              progress=not args.quiet)
     finally:
         import torch.distributed as dist
@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_args(p)
     p.add_argument("--cube", required=True, type=Path)
     p.add_argument("--runs", required=True, type=Path, help="folder holding one run folder per row")
-    p.add_argument("--row", default="final", choices=(*ROWS, "all"), help="a Table 1 row, or all (default: final)")
+    p.add_argument("--row", default=FINAL, choices=(*ROWS, "all"), help="a Table 1 row, or all (default: final)")
     p.add_argument("--resume", action="store_true", help="continue unfinished runs from their last checkpoint")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)

@@ -29,7 +29,7 @@ from lai.config_engine import (  # noqa: F401 - re-exported
     saved_differences,
 )
 from lai.errors import ConfigError, shorten  # noqa: F401 - ConfigError re-exported
-from lai.facts import EXTRA_ROWS, GATE_FORMS, PRESETS, ROWS, S1_DB_RANGE, SKIP_BASES, UPSAMPLING, VALID_CLASSES
+from lai.facts import EXTRA_ROWS, FINAL, GATE_FORMS, PRESETS, ROWS, S1_DB_RANGE, SKIP_BASES, UPSAMPLING, VALID_CLASSES
 from lai.pixels import SCL_MAX
 from lai.records import DuplicateKeyError, read_yaml_mapping, yaml_load  # noqa: F401 - re-exported
 
@@ -146,7 +146,7 @@ class EncodingConfig:
 class ModelConfig:
     """One configurable model for every Table 1 row (see ``lai.facts.ROWS``)."""
 
-    row: str = "final"  # s1 | s1_masks | s1_masks_seas | s2_masks | s2_masks_seas | final
+    row: str = FINAL  # s1 | s1_masks | s1_masks_seas | s2_masks | s2_masks_seas | final
     preset: str = "paper"  # "paper" (the reference's sizes), "wide" or "small" (CPU); explicit widths win
     encoder_widths: list[int] | None = None
     decoder_widths: list[int] | None = None

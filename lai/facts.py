@@ -53,18 +53,19 @@ def model_title(label: str, architecture: str) -> str:
 
 
 # Table 1's six rows, in the paper's order.
+FINAL = "final"  # the paper's final model: Table 1's last row, the base of every variant (EXTRA_ROWS)
 ROWS: dict[str, RowSpec] = {
     "s1": RowSpec("S1", "Encoder 1", EncoderSpec("s1", False, False), None, False),
     "s1_masks": RowSpec("S1 + S2 masks", "Encoder 1", EncoderSpec("s1", True, False), None, False),
     "s1_masks_seas": RowSpec("S1 + S2 masks + seas.", "Encoder 1", EncoderSpec("s1", True, True), None, False),
     "s2_masks": RowSpec("S2 + S2 masks", "Encoder 2", None, EncoderSpec("s2", True, False), False),
     "s2_masks_seas": RowSpec("S2 + S2 masks + seas.", "Encoder 2", None, EncoderSpec("s2", True, True), False),
-    "final": RowSpec("All", "Final", EncoderSpec("s1", True, True), EncoderSpec("s2", True, True), True),
+    FINAL: RowSpec("All", "Final", EncoderSpec("s1", True, True), EncoderSpec("s2", True, True), True),
 }
 # The final model starts from the encoders of rows 3 and 5 (trained once, reused).
-PRETRAINED_FROM = {"final": {"enc1": "s1_masks_seas", "enc2": "s2_masks_seas"}}
+PRETRAINED_FROM = {FINAL: {"enc1": "s1_masks_seas", "enc2": "s2_masks_seas"}}
 # the S2 encoder the chosen model is compared with (tables/comparisons.csv): the one it starts from, the same LAI history
-S2_ENCODER = PRETRAINED_FROM["final"]["enc2"]
+S2_ENCODER = PRETRAINED_FROM[FINAL]["enc2"]
 # the model output holding the decoder's predicted log-variance (model.uncertainty; lai.model, lai.loss)
 LOG_VAR = "dec_log_var"
 
@@ -120,7 +121,7 @@ PAPER_TABLE1 = {
     "s1_masks_seas": {"non_cloudy": (0.111, 0.735), "cloudy": (0.233, 0.409), "unique": (0.198, 0.491)},
     "s2_masks": {"non_cloudy": (0.090, 0.827), "cloudy": (0.253, 0.301), "unique": (0.103, 0.863)},
     "s2_masks_seas": {"non_cloudy": (0.067, 0.903), "cloudy": (0.344, -0.294), "unique": (0.111, 0.839)},
-    "final": {"non_cloudy": (0.058, 0.930), "cloudy": (0.238, 0.383), "unique": (0.101, 0.867)},
+    FINAL: {"non_cloudy": (0.058, 0.930), "cloudy": (0.238, 0.383), "unique": (0.101, 0.867)},
 }
 # Section 4.2: R2 of the per-pixel baselines on non-cloudy data.
 PAPER_BASELINES_R2 = {MLR: -0.0445, RF: -0.0166}
@@ -178,7 +179,7 @@ def row_columns(name: str) -> tuple[str, str]:
     any other name."""
     model, seed = _seeded(name)
     if model in EXTRA_ROWS:
-        return f"{ROWS['final'].label}, {EXTRA_ROWS[model].variant}{seed}", ROWS["final"].architecture
+        return f"{ROWS[FINAL].label}, {EXTRA_ROWS[model].variant}{seed}", ROWS[FINAL].architecture
     spec = ROWS.get(model)
     return (spec.label + seed, spec.architecture) if spec else (name, "")
 
@@ -198,7 +199,7 @@ def variant_of(config) -> str:
     """The variant of the final model (a key of :data:`EXTRA_ROWS`) that a stage's configuration ``config`` (sections
     ``model``, ``train``, ...) was trained as: the first whose overrides it holds; "" for none (the row as Table 1
     trains it, or a variant of an earlier lai whose settings differ, such as the additive gated skip)."""
-    if getattr(getattr(config, "model", None), "row", None) != "final":
+    if getattr(getattr(config, "model", None), "row", None) != FINAL:
         return ""
     return next((name for name, extra in EXTRA_ROWS.items()
                  if all(getattr(getattr(config, section, None), key, None) == value
@@ -208,10 +209,10 @@ def variant_of(config) -> str:
 def chosen_model(selection_rows) -> str:
     """The chosen model's name from the rows (mappings) of tables/selection.csv; "final" where none is marked chosen
     (a run folder of an earlier lai, or no selection yet)."""
-    return next((str(r["model"]) for r in selection_rows if str(r.get("chosen", "")).lower() == "true"), "final")
+    return next((str(r["model"]) for r in selection_rows if str(r.get("chosen", "")).lower() == "true"), FINAL)
 
 
-SELECTABLE = ("final", *EXTRA_ROWS)  # the models a run chooses from (lai.train.train_chosen; profile.candidates)
+SELECTABLE = (FINAL, *EXTRA_ROWS)  # the models a run chooses from (lai.train.train_chosen; profile.candidates)
 
 
 def ensemble_names(model: str) -> tuple[str, str]:
@@ -221,7 +222,7 @@ def ensemble_names(model: str) -> tuple[str, str]:
 
 def chosen_title(name: str) -> str:
     """The chosen model's name in prose: "the final U-Net" or "the final U-Net (gated skip)"."""
-    return "the final U-Net" if name == "final" else f"the final U-Net ({EXTRA_ROWS[name].variant})"
+    return "the final U-Net" if name == FINAL else f"the final U-Net ({EXTRA_ROWS[name].variant})"
 
 
 # --------------------------------------------------------------------------- the run folder's schema

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from lai.cube import CF_ATTRS
-from lai.facts import EXTRA_ROWS, ROWS
+from lai.facts import EXTRA_ROWS, FINAL, ROWS
 from lai.lnb import DAYS_SINCE, crs_units
 
 NODATA = np.float32(np.nan)
@@ -125,7 +125,7 @@ def gap_fill_std(model_sd: np.ndarray, source: np.ndarray, observation_sd: float
     return std
 
 
-def bands(with_std: bool, row: str = "final") -> dict[str, str]:
+def bands(with_std: bool, row: str = FINAL) -> dict[str, str]:
     """The LAI map's bands (name -> description) of a model of Table 1 row ``row``, ``lai_std`` only ``with_std``."""
     return {k: v.format(inputs=ROWS[row].inputs) for k, v in LAI_BANDS.items() if with_std or k != STD}
 
@@ -214,7 +214,7 @@ class _Grid:
 class PredictionsFile:
     """``predictions.nc`` written map by map: :meth:`add` puts each map in the group of its grid."""
 
-    def __init__(self, path: Path, n: int, attrs: dict, with_std: bool = False, row: str = "final"):
+    def __init__(self, path: Path, n: int, attrs: dict, with_std: bool = False, row: str = FINAL):
         import h5netcdf
         import h5py
 

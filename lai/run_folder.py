@@ -23,6 +23,7 @@ import pandas as pd
 from lai.config import Profile
 from lai.errors import ClusterStartError, ConfigError, LNBError, PipelineError, RunFolderError
 from lai.facts import (
+    FINAL,
     ROWS,
     RUN_DATA_FILE,
     RUN_PROVENANCE_FILE,
@@ -350,7 +351,7 @@ class RunContext:
         runs = {name: self.evaluate(name) for name in EXTRA_ROWS}
         sums = {name: self.per_triplet(name) for name in EXTRA_ROWS}
         sums.update({b: baseline_sums[baseline_sums["baseline"] == b] for b in EXTRA_BASELINES})
-        table = extras_table(runs, baselines, self.per_triplet("final"), sums, self.noise_floor())
+        table = extras_table(runs, baselines, self.per_triplet(FINAL), sums, self.noise_floor())
         self.save_table(table, TABLE.extras)
         return table
 
@@ -510,7 +511,7 @@ class RunContext:
             self._made(lnb, made)
         return lnb
 
-    def predict_patch(self, patch, row: str = "final") -> Path:
+    def predict_patch(self, patch, row: str = FINAL) -> Path:
         """The maps of one real patch by the trained ``row`` (``lai predict``) under preprocessing/; kept for that
         model file, its spread's recalibration (``calibration.json``, which notebook 02 writes later than the model)
         and the lai code that wrote them, written again after any of them changed."""

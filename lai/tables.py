@@ -15,6 +15,7 @@ from lai.facts import (
     EMPTY,
     EXTRA_BASELINES,
     EXTRA_ROWS,
+    FINAL,
     LARGE_ERROR_LAI,
     LARGE_ERROR_TRIPLETS,
     N_PIXELS,
@@ -75,7 +76,7 @@ FLOOR_MODEL_COLUMNS = ("model", "model_rmse", "model_floor_ratio", "model_oracle
 
 
 def floor_with_model(floor: pd.DataFrame, model: pd.DataFrame | list[pd.DataFrame], oracle: pd.DataFrame,
-                     name: str = "final") -> pd.DataFrame:
+                     name: str = FINAL) -> pd.DataFrame:
     """The noise floor table (:func:`lai.noise.noise_floor`) with a model beside the floor and the oracle: per
     test set ``model`` (its name), ``model_rmse``, its ratios ``model_floor_ratio`` (to ``floor_rmse``) and
     ``model_oracle_ratio`` (to ``oracle_rmse``), and the paired difference model - oracle on the same triplets
@@ -98,7 +99,7 @@ def floor_with_model(floor: pd.DataFrame, model: pd.DataFrame | list[pd.DataFram
 
 
 def comparisons(model: pd.DataFrame | list[pd.DataFrame], others: dict[str, pd.DataFrame],
-                model_name: str = "final", sets=TEST_SETS, resample_trainings: bool = True) -> pd.DataFrame:
+                model_name: str = FINAL, sets=TEST_SETS, resample_trainings: bool = True) -> pd.DataFrame:
     """Paired bootstrap of RMSE differences between ``model`` and each of ``others``, per test set.
 
     Each frame holds per-triplet sums (columns set, triplet and ``lai.metrics.SUMS``, as in a run's

@@ -64,6 +64,7 @@ from lai.encode import Encoded, encode_batch, loss_target
 from lai.errors import TrainingDivergedError
 from lai.facts import (
     EXTRA_ROWS,
+    FINAL,
     PRETRAINED_FROM,
     ROWS,
     STAGE_CHECKPOINT_FILE,
@@ -417,7 +418,7 @@ def train_variant(profile: Profile, name: str, cube: str | Path, runs_root: str 
                   run: str | None = None, resume: bool = True, progress: bool = True) -> StageResult:
     """Fine-tune the final model (``name`` "final") or a variant of it (a name of ``lai.facts.EXTRA_ROWS``) from the
     shared pre-trained encoders, with training seed ``seed`` (default ``train.seed``), in ``runs_root/<run or name>``."""
-    train_rows(profile, cube, runs_root, list(PRETRAINED_FROM["final"].values()), resume, progress)
+    train_rows(profile, cube, runs_root, list(PRETRAINED_FROM[FINAL].values()), resume, progress)
     return fine_tune(profile, name, cube, runs_root, seed, run, resume, progress)
 
 
@@ -428,8 +429,8 @@ def fine_tune(profile: Profile, name: str, cube: str | Path, runs_root: str | Pa
     profile trained them: ``benchmarks/gated_start.py --finetune-set`` fine-tunes with settings of its own, the
     ``overrides``: :func:`fine_tune_profile`)."""
     runs_root = Path(runs_root)
-    init = {part: runs_root / src for part, src in PRETRAINED_FROM["final"].items()}
-    return train_stage(fine_tune_profile(profile, name, seed, overrides), "final", cube, runs_root / (run or name),
+    init = {part: runs_root / src for part, src in PRETRAINED_FROM[FINAL].items()}
+    return train_stage(fine_tune_profile(profile, name, seed, overrides), FINAL, cube, runs_root / (run or name),
                        init_from=init, resume=resume, progress=progress)
 
 
@@ -437,7 +438,7 @@ def fine_tune_profile(profile: Profile, name: str, seed: int | None = None, over
     """The profile that fine-tunes ``name`` ("final" or a key of ``lai.facts.EXTRA_ROWS``): ``profile`` with the
     variant's settings, then ``overrides`` ("section.key=value", which win over the variant's: a setting the variant
     fixes can be measured too), then the training seed ``seed`` (default ``train.seed``)."""
-    base = profile if name == "final" else variant(profile, EXTRA_ROWS[name].overrides)
+    base = profile if name == FINAL else variant(profile, EXTRA_ROWS[name].overrides)
     if overrides:
         base = variant(base, parse_overrides(overrides))
     return replace(base, train=replace(base.train, seed=base.train.seed if seed is None else seed))
@@ -461,7 +462,7 @@ def train_chosen(profile: Profile, cube: str | Path, runs_root: str | Path, resu
     stages keyed by run name.
     """
     first = {name: train_variant(profile, name, cube, runs_root, resume=resume, progress=progress)
-             for name in ("final", *profile.candidates)}
+             for name in (FINAL, *profile.candidates)}
     selection = pd.DataFrame([{"model": name, "title": stage_label(name)[1],
                                **convergence(result.history, profile.train.patience)} for name, result in first.items()])
     chosen = str(selection.loc[selection["best_val_rmse"].idxmin(), "model"])

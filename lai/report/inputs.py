@@ -16,6 +16,7 @@ import pandas as pd
 from lai.config import PROFILE_CONTENT
 from lai.errors import LaiError, shorten
 from lai.facts import (
+    FINAL,
     MIN_SCORED_TRIPLETS,
     ORACLE,
     REPORT_TABLES,
@@ -189,7 +190,7 @@ class Run:
         fm, t1 = self.tables[TABLE.final_metrics], self.tables[TABLE.table1]
         if fm is not None:
             return fm
-        return t1[t1["row"] == "final"] if t1 is not None else None
+        return t1[t1["row"] == FINAL] if t1 is not None else None
 
     @property
     def n_seeds(self) -> int:

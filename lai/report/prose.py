@@ -15,6 +15,7 @@ from lai.facts import (
     EXTRA_BASELINES,
     EXTRA_ROWS,
     FIGURE_NAMES,
+    FINAL,
     MLR,
     NO_HISTORY,
     NON_CLOUDY,
@@ -112,7 +113,7 @@ def _perfect_scores(run: Run, empty: set[str]) -> list[tuple[str, str, str]]:
     if extras is not None:
         sources += [(str(t), extras[extras["title"] == t]) for t in dict.fromkeys(extras["title"])]
     for model, part in sources:
-        model = "the final U-Net" if model == row_title("final") else model
+        model = "the final U-Net" if model == row_title(FINAL) else model
         for rec in part.to_dict("records"):
             s = str(rec["set"])
             rmse, r2 = num(rec.get("rmse")), num(rec.get("r2"))
@@ -143,7 +144,7 @@ def _abstract(run: Run) -> list:
                   "No metrics of the final model are available in this run folder.")
     seeds = run.tables[TABLE.seeds]
     chosen = [(s, metric(seeds, "set", s, "rmse_mean"), metric(seeds, "set", s, "r2_mean")) for s in TEST_SETS]
-    if run.chosen != "final" and any(math.isfinite(r) for _, r, _ in chosen):
+    if run.chosen != FINAL and any(math.isfinite(r) for _, r, _ in chosen):
         n = run.n_seeds
         pieces.append(f"The model chosen on validation, {chosen_title(run.chosen)}, reaches "
                       + "; ".join(f"{SET_TITLES[s].lower()}: RMSE {fmt(r)} LAI, R² {fmt(q)}" for s, r, q in chosen
@@ -272,10 +273,10 @@ def _against_truth(run: Run, s: str, who: str) -> list:
     are kept, so no paired interval)."""
     t1, bl, fm, seeds = run.tables[TABLE.table1], run.tables[TABLE.baselines], run.final_metrics(), run.tables[TABLE.seeds]
     model = metric(seeds, "set", s, "truth_rmse_clear_mean")
-    if not math.isfinite(model) and run.chosen == "final":
+    if not math.isfinite(model) and run.chosen == FINAL:
         model = metric(fm, "set", s, "truth_rmse_clear")
         if not math.isfinite(model):
-            model = metric(t1[t1["row"] == "final"] if t1 is not None else None, "set", s, "truth_rmse_clear")
+            model = metric(t1[t1["row"] == FINAL] if t1 is not None else None, "set", s, "truth_rmse_clear")
     values = [(who.removeprefix("the "), model)]
     for other in COMPARED:
         value = (metric(t1[t1["row"] == other] if t1 is not None else None, "set", s, "truth_rmse_clear") if other in ROWS
@@ -421,7 +422,7 @@ def _training(run: Run) -> dict:
                         f"{train.get('lr_decay', '?')} at fixed epochs "
                         f"({which.get(str(train.get('milestones')), str(train.get('milestones', '?')) + ' milestones')})")
         rows = list(ROWS)
-        pretrained = " and ".join(str(rows.index(src) + 1) for src in PRETRAINED_FROM["final"].values())
+        pretrained = " and ".join(str(rows.index(src) + 1) for src in PRETRAINED_FROM[FINAL].values())
         out["text"] = rich(
             f"Each stage trains with Adam for {schedule}; batch size {train.get('batch_size', '?')}, initial "
             f"learning rate {train.get('lr', '?')}, loss weights α = {train.get('alpha', '?')} (encoder 1) and "

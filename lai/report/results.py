@@ -13,6 +13,7 @@ from lai.facts import (
     BASELINES,
     BETTER,
     CLOUDY,
+    FINAL,
     LARGE_ERROR_LAI,
     LARGE_ERROR_TRIPLETS,
     MLR,
@@ -54,7 +55,7 @@ from lai.report.inputs import (
 from lai.report.text import RULE, cell, emph, fmt, fmt_count, fmt_share, join, mono, rich, strong, table, unavailable
 from lai.uncertainty import NOMINAL
 
-PAPER_FINAL = PAPER_TABLE1["final"]
+PAPER_FINAL = PAPER_TABLE1[FINAL]
 NORM_UNIT = f"LAI/{PAPER_LAI_SCALE:g}"  # the paper's normalised LAI, Table 1's RMSE unit (lai.facts.RMSE_NORM)
 
 
@@ -152,7 +153,7 @@ def _baselines(run: Run) -> dict:
         "Baselines next to the final U-Net (bold), per test set. RMSE and R² on pixels clear at ", emph("t"),
         ", with 95% bootstrap intervals over triplets.",
         f" The chosen model, {chosen_title(run.chosen)} (bold, second): the mean of its seeds’ RMSE and R², without "
-        "intervals (its paired differences to the baselines are in the text)." if run.chosen != "final" else None,
+        "intervals (its paired differences to the baselines are in the text)." if run.chosen != FINAL else None,
         [" Last column: RMSE against the simulation’s true LAI on the pixels ", strong("not"), " clear at ", emph("t"),
          " (clouds, shadows, no data), which real data cannot score."] if has_truth else None))
     return out
@@ -163,7 +164,7 @@ def _chosen_record(run: Run, s: str, final: pd.Series) -> dict | None:
     (tables/seeds.csv) on test set ``s``, on the final U-Net's triplets and pixels; None where there is none."""
     seeds = run.tables[TABLE.seeds]
     rmse = metric(seeds, "set", s, "rmse_mean")
-    if run.chosen == "final" or not math.isfinite(rmse):
+    if run.chosen == FINAL or not math.isfinite(rmse):
         return None
     return {"set": s, "triplets": final.get("triplets"), RMSE: rmse, RMSE_NORM: rmse / PAPER_LAI_SCALE,
             "r2": metric(seeds, "set", s, "r2_mean"), N_PIXELS: final.get(N_PIXELS), "truth_rmse_cloudy": math.nan}
@@ -231,7 +232,7 @@ def _baseline_reading(run: Run, bl: pd.DataFrame | None, fm: pd.DataFrame | None
         u = metric(fm, "set", CLOUDY, "truth_rmse_cloudy")
         p = baseline_metric(bl, PERSISTENCE, CLOUDY, "truth_rmse_cloudy")
         if math.isfinite(u) and math.isfinite(p):
-            unet = "the U-Net’s" if run.chosen == "final" else "the final U-Net’s (the paper’s model, not the chosen one)"
+            unet = "the U-Net’s" if run.chosen == FINAL else "the final U-Net’s (the paper’s model, not the chosen one)"
             out.append(rich("Under the clouds at ", emph("t"), " of the cloudy set, which only the simulation can score, "
                             f"{unet} RMSE against the true LAI is {fmt(u)} LAI, persistence’s {fmt(p)} LAI."))
     return join(out, " ")
@@ -263,7 +264,7 @@ def _noise_floor(run: Run) -> dict | None:
         rows.append([str(name)] + [c for s in TEST_SETS for c in (
             fmt(metric(part, "set", s, "floor_ratio"), 2), fmt(metric(part, "set", s, "truth_rmse_clear")),
             fmt(metric(part, "set", s, "rmse_strict")))])
-    if run.chosen != "final" and "model_floor_ratio" in floor:  # the model the verdict below quotes, Table 1 lacks it
+    if run.chosen != FINAL and "model_floor_ratio" in floor:  # the model the verdict below quotes, Table 1 lacks it
         seeds = run.tables[TABLE.seeds]
         rows.append([cell(f"{chosen_title(run.chosen).removeprefix('the ')} (chosen; its seeds' mean)", bold=True)] + [c for s in TEST_SETS for c in (
             fmt(metric(floor, "set", s, "model_floor_ratio"), 2), fmt(metric(seeds, "set", s, "truth_rmse_clear_mean")), "–")])
@@ -282,7 +283,7 @@ def _noise_floor(run: Run) -> dict | None:
     # table from before model_floor_ratio lacks it
     ratio, who = metric(floor, "set", NON_CLOUDY, "model_floor_ratio"), chosen_title(run.chosen)
     if not math.isfinite(ratio):
-        ratio = metric(t1[t1["row"] == "final"] if t1 is not None else None, "set", NON_CLOUDY, "floor_ratio")
+        ratio = metric(t1[t1["row"] == FINAL] if t1 is not None else None, "set", NON_CLOUDY, "floor_ratio")
         who = "the final U-Net"
     if math.isfinite(ratio):
         out["verdict"] = rich(
