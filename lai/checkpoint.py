@@ -63,19 +63,15 @@ def read_checkpoint(path: str | Path, keys: tuple[str, ...] = ()) -> dict:
             state = torch.load(f, map_location="cpu", weights_only=True)
     except RunFolderError:
         raise
-    except pickle.UnpicklingError as err:
-        if "Weights only load failed" in str(err):
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds on a damaged file
+        if isinstance(err, OSError) and err.filename is not None:  # the disk's error, naming the file
+            raise
+        if isinstance(err, pickle.UnpicklingError) and "Weights only load failed" in str(err):
             raise RunFolderError(
                 f"{path}: refused: it holds Python objects other than tensors and plain values, which lai never "
                 "writes (loading them could run code); it was not loaded"
             ) from None
-        raise RunFolderError(f"{path}: cannot be read as a lai checkpoint (truncated or not a torch file): {err}") from None
-    except OSError as err:
-        if err.filename is not None:  # the disk's error, naming the file
-            raise
-        # torch's own, naming nothing ("Invalid argument" from a zip cut short)
-        raise RunFolderError(f"{path}: cannot be read as a lai checkpoint (truncated or not a torch file): {err}") from None
-    except Exception as err:  # noqa: BLE001 - torch raises many kinds on a damaged file
+        # a damaged file; an OSError naming no file is torch's own ("Invalid argument" from a zip cut short)
         raise RunFolderError(f"{path}: cannot be read as a lai checkpoint (truncated or not a torch file): {err}") from None
     missing = [k for k in keys if not isinstance(state, dict) or k not in state]
     if missing:

@@ -320,10 +320,12 @@ def result_file(kind: str, name: str, error: type[Exception] = ValueError) -> st
     return f"tables/{name}.csv" if kind == "table" else f"figures/{name}.png"
 
 
-def holds_results(run_dir: Path) -> bool:
-    """Whether a run folder holds anything a run made (its data step's data.json, or a table): what a report or a
-    provenance record may describe."""
-    return (run_dir / RUN_DATA_FILE).exists() or any((run_dir / "tables").glob("*.csv"))
+def require_results(run_dir: Path, what: str, error: type[Exception]) -> None:
+    """Refuse (``error``) to write a ``what`` (a report, a provenance record) of a run folder that holds nothing a run
+    made (neither its data step's data.json nor a table): it would read as one of a run."""
+    if not (run_dir / RUN_DATA_FILE).exists() and not any((run_dir / "tables").glob("*.csv")):
+        raise error(f"run folder {run_dir} holds no results yet (no {RUN_DATA_FILE}, no tables): run notebooks 01-04 in "
+                    f"it first (or `lai run`); a {what} of nothing would read as one of a run")
 
 # the project folder (a checkout, installed editable by make setup): notebooks/, and the default reports/ and data/
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -518,13 +518,14 @@ def preprocess(manifest: str | Path, out: str | Path, cfg: PreprocessConfig | No
         per_tile = {key: n for _, (_, part, _) in done for key, n in part.items()}
         fixes = {kind: sum(n[kind] for n in per_tile.values()) for kind in PIXEL_FIX_NOTES}
         write_series(tmp, series)
+        taken = {match[i] for i in used}  # the S1 dates the triplets' S2 dates read
         summary = {
             "manifest": str(manifest), "out": str(out), "triplets": len(series), "tiles_per_date": rows * cols,
             "tile_size": size, "crs": crs_text(scene.crs),
             "partial_tiles_left_out": (-(-scene.height // size)) * (-(-scene.width // size)) - rows * cols,
             "s2_dates_without_s1": unused,
             "s1_date_of_s2_date": {str(m.s2[i].date): str(m.s1[match[i]].date) for i in used},
-            "s1_dates_unused": [str(d.date) for j, d in enumerate(m.s1) if j not in {match[i] for i in used}],
+            "s1_dates_unused": [str(d.date) for j, d in enumerate(m.s1) if j not in taken],
             "s2_dates_without_scl": [str(d.date) for d in m.s2 if d.scl is None],
             "scl_written_without_mask": CLEAR_WITHOUT_SCL,
             "lai_from_snap": snap, "snap_flags_meaning": SNAP_FLAG_NOTES,

@@ -36,7 +36,7 @@ from lai.facts import (
     TABLE,
     TRAIN,
     VAL,
-    holds_results,
+    require_results,
     result_file,
 )
 from lai.io import OutputLockedError, atomic_path, atomic_write_text, own_subfolder
@@ -369,9 +369,7 @@ class RunContext:
         from lai.facts import chosen_model
         from lai.train import seed_runs
 
-        if not self.table(TABLE.selection).exists():
-            raise PipelineError(f"{self.table(TABLE.selection)} does not exist yet: notebook 02_training chooses the model "
-                                "(and trains its seeds); run it first")
+        self.require(TABLE.selection, "02_training", "chooses the model (and trains its seeds)")
         name = chosen_model(self.read_table(TABLE.selection).to_dict("records"))
         return name, list(seed_runs(name, self.profile.train))
 
@@ -606,11 +604,12 @@ class RunContext:
         self.save_table(table, TABLE.training)
         return table
 
-    def require(self, name: str, notebook: str) -> None:
-        """Refuse (:class:`PipelineError`) to go on before table ``name``, which ``notebook`` writes, exists: a
-        notebook asks first for what it compares with, before work of its own that would be lost."""
+    def require(self, name: str, notebook: str, does: str = "writes it") -> None:
+        """Refuse (:class:`PipelineError`) to go on before table ``name``, which ``notebook`` writes (``does``: how the
+        message says it), exists: a notebook asks first for what it compares with, before work of its own that would
+        be lost."""
         if not self.table(name).exists():
-            raise PipelineError(f"{self.table(name)} does not exist yet: notebook {notebook} writes it; run it first")
+            raise PipelineError(f"{self.table(name)} does not exist yet: notebook {notebook} {does}; run it first")
 
     def read_table(self, name: str) -> pd.DataFrame:
         path = self.table(name)
@@ -641,8 +640,6 @@ class RunContext:
         prov = {**environment(), "data_fingerprint": data.get("fingerprint", ""),
                 "written": dt.datetime.now().isoformat(timespec="seconds"), **extra}
         refuse_other_writer(self.run_dir)
-        if not holds_results(self.run_dir):
-            raise PipelineError(f"{self.run_dir} holds no results yet (no {RUN_DATA_FILE}, no tables): run notebooks 01-04 "
-                                "in it first (or `lai run`); a provenance record of nothing would read as one of a run")
+        require_results(self.run_dir, "provenance record", PipelineError)
         atomic_write_text(self.run_dir / RUN_PROVENANCE_FILE, json.dumps(prov, indent=2))
         return prov

@@ -27,7 +27,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from lai.facts import REPORT_DATA_FILE, REPORT_FILE, RUN_DATA_FILE, holds_results
+from lai.facts import REPORT_DATA_FILE, REPORT_FILE, require_results
 from lai.io import atomic_path, atomic_write_text, output_lock, remove_stale_partials
 from lai.report import prose, results
 from lai.report.inputs import REPORTED_FILES, ReportError, Run, read_json, result_digests
@@ -123,9 +123,7 @@ def write_report(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder {run_dir} does not exist")
-    if not holds_results(run_dir):
-        raise ReportError(f"run folder {run_dir} holds no results yet (no {RUN_DATA_FILE}, no tables): run notebooks "
-                          "01-04 in it first (or `lai run`); a report of nothing would read as one of a run")
+    require_results(run_dir, "report", ReportError)
     out, data_path = run_dir / REPORT_FILE, run_dir / REPORT_DATA_FILE
     with output_lock(out):
         remove_stale_partials(data_path)
