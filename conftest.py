@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from lai.facts import DATA_ROOT_ENV, RUN_DIR_ENV  # no torch: the thread settings below still apply
+from lai.progress import PROGRESS_ENV
+
 ROOT = Path(__file__).resolve().parent
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 pytest_plugins = ("tests.nbval_tolerance",)  # numbers compared as displayed, give or take another CPU's rounding
@@ -24,10 +27,10 @@ pytest_plugins = ("tests.nbval_tolerance",)  # numbers compared as displayed, gi
 # the session's scratch folder (tiny data root and run folder), removed when the process that made it exits; the
 # pytest-xdist workers inherit both variables from the main process, so they make none of their own
 _tmp = None
-if "LAI_DATA_ROOT" not in os.environ or "LAI_RUN_DIR" not in os.environ:
+if DATA_ROOT_ENV not in os.environ or RUN_DIR_ENV not in os.environ:
     _tmp = tempfile.mkdtemp(prefix="lai-nbval-")
     atexit.register(shutil.rmtree, _tmp, ignore_errors=True)
-    os.environ.setdefault("LAI_DATA_ROOT", os.path.join(_tmp, "data"))
+    os.environ.setdefault(DATA_ROOT_ENV, os.path.join(_tmp, "data"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 # numbers the notebooks display are compared to 3 decimals, so their kernels compute the same way everywhere:
 # one thread (no parallel reductions), and the AVX2 kernels of torch's ATen, oneDNN and MKL also on a CPU that
@@ -39,10 +42,10 @@ _NUMPY_AVX512 = "X86_V4 AVX512_ICL AVX512_SPR AVX512F AVX512CD AVX512_SKX AVX512
 for _name, _value in {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2",
                       "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2", "NPY_DISABLE_CPU_FEATURES": _NUMPY_AVX512}.items():
     os.environ[_name] = _value
-if "LAI_RUN_DIR" not in os.environ:  # the notebooks' parameter run_dir: a folder whose profile.yaml says tiny
+if RUN_DIR_ENV not in os.environ:  # the notebooks' parameter run_dir: a folder whose profile.yaml says tiny
     from lai.run_folder import open_run_folder
 
-    os.environ["LAI_RUN_DIR"] = str(open_run_folder(os.path.join(_tmp, "run"), "tiny")[1])
+    os.environ[RUN_DIR_ENV] = str(open_run_folder(os.path.join(_tmp, "run"), "tiny")[1])
 
 # what writes into LAI_DATA_ROOT or LAI_RUN_DIR: never on two workers at once
 SHARED_DATA_ROOT = ("notebooks/", "tests/test_reliability.py", "tests/test_interrupt.py")
@@ -108,15 +111,15 @@ def pytest_runtest_setup(item):
     if not hasattr(item, "cell_num"):
         yield
         return
-    before = os.environ.get("LAI_PROGRESS")
-    os.environ["LAI_PROGRESS"] = "0"
+    before = os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = "0"
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop("LAI_PROGRESS")
+            os.environ.pop(PROGRESS_ENV)
         else:
-            os.environ["LAI_PROGRESS"] = before
+            os.environ[PROGRESS_ENV] = before
 
 
 _written = {}  # notebook path -> its IPyNbFile, whose cells ran in this process

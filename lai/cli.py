@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from lai.config import PROFILE_DIR, PreprocessConfig
-from lai.facts import FINAL, PREDICT_BATCH, ROWS, SCENE_OVERLAP, SCENE_WINDOW
+from lai.facts import DATA_FOLDER, FINAL, PREDICT_BATCH, REPORTS_FOLDER, ROWS, SCENE_OVERLAP, SCENE_WINDOW
 
 PROFILE_HELP = (f"built-in profile ({', '.join(sorted(p.stem for p in PROFILE_DIR.glob('*.yaml')))}) "
                 "or a YAML configuration file")
@@ -388,8 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad", action="store_true", help="leave out the LNB folder's bad triplets (a bad file or CSV "
                    "row), listed in data.json and notebook 01, instead of stopping at the first (the profile's skip_bad)")
     p.add_argument("--name", default=None, help="run name: results go to <reports>/<name> (default: the profile name)")
-    p.add_argument("--reports", default="reports", type=Path, help="reports root (default: reports)")
-    p.add_argument("--data-root", default="data", type=Path, help="where simulated data and cubes go (default: data)")
+    p.add_argument("--reports", default=REPORTS_FOLDER, type=Path, help=f"reports root (default: {REPORTS_FOLDER})")
+    p.add_argument("--data-root", default=DATA_FOLDER, type=Path,
+                   help=f"where simulated data and cubes go (default: {DATA_FOLDER})")
     p.add_argument("--force", action="store_true", help="execute every notebook again, even those whose inputs did "
                    "not change since their last run here")
     p.set_defaults(func=cmd_run)

@@ -33,6 +33,27 @@ def pick_device(name: str = "auto", option: str = "--device") -> torch.device:
     return device
 
 
+# one training step of the paper preset, per 256x256 sample, fp32, on a 2-core CPU: 1.58 s on an Intel Xeon with
+# AVX-512, 3.84 s on an AMD EPYC with AVX2 (batch 1; benchmarks/reference.py, docs/measurements.md, 2026-12-05/06)
+CPU_PAPER_SECONDS_PER_SAMPLE = 1.6
+
+
+def cpu_cost_warning(profile) -> str | None:
+    """What to tell a user whose ``profile`` would train the paper preset on the CPU because no GPU was found
+    (``train.device`` auto): that preset is sized for a GPU. None with a GPU, a smaller preset, or the CPU by name."""
+    if profile.train.device != "auto" or profile.model.preset != "paper" or torch.cuda.is_available():
+        return None
+    text = (f"profile {profile.name!r} trains the paper preset, sized for a GPU, and this machine has no CUDA device, "
+            "so it would train on the CPU")
+    if profile.data == "simulate":
+        tile, triplets, epochs = profile.simulate.tile_size, profile.simulate.train_triplets, profile.train.epochs
+        seconds = CPU_PAPER_SECONDS_PER_SAMPLE * (tile / 256) ** 2
+        hours = seconds * triplets * epochs / 3600
+        took = f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
+        text += (f": at about {seconds:.2g} s per {tile}x{tile} training sample on a 2-core CPU, each of its training "
+                 f"stages (up to {epochs} epochs over up to {triplets:,} triplets) could take up to {took}")
+    return text + ". On a CPU, run --profile quick or standard (or set train.device=cpu to train here anyway)"
+
 @dataclass(frozen=True)
 class World:
     rank: int = 0

@@ -329,6 +329,11 @@ def require_results(run_dir: Path, what: str, error: type[Exception]) -> None:
 
 # the project folder (a checkout, installed editable by make setup): notebooks/, and the default reports/ and data/
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# the default folders of run folders and of simulated data and cubes: under the project folder for the notebooks,
+# under the working folder for the CLI (`lai run --reports`, `--data-root`), which runs from the project folder
+REPORTS_FOLDER, DATA_FOLDER = "reports", "data"
+# the notebooks' parameters run_dir and data_root default to these environment variables where set (the tests set them)
+RUN_DIR_ENV, DATA_ROOT_ENV = "LAI_RUN_DIR", "LAI_DATA_ROOT"
 
 # Every run folder's configuration file, the first file lai writes into it: a training stage's
 # (lai train) and a notebook run's (lai run, notebooks); and a stage's weights (what lai evaluate reads).

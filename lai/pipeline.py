@@ -12,7 +12,15 @@ import sys
 from pathlib import Path
 
 from lai.errors import PipelineError
-from lai.facts import REPORT_FILE, RUN_DATA_FILE, RUN_LOCK_HOLDER_ENV, RUN_PROFILE_FILE, RUN_SUBFOLDERS
+from lai.facts import (
+    DATA_FOLDER,
+    REPORT_FILE,
+    REPORTS_FOLDER,
+    RUN_DATA_FILE,
+    RUN_LOCK_HOLDER_ENV,
+    RUN_PROFILE_FILE,
+    RUN_SUBFOLDERS,
+)
 from lai.io import (
     atomic_path,
     atomic_write_text,
@@ -39,8 +47,8 @@ KERNEL_QUIET = ["--IPKernelApp.log_level=CRITICAL"]
 
 
 def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | None = None, data: str | None = None,
-                 run_name: str | None = None, reports_root: str | Path = "reports",
-                 data_root: str | Path = "data", progress: bool = True, force: bool = False) -> Path:
+                 run_name: str | None = None, reports_root: str | Path = REPORTS_FOLDER,
+                 data_root: str | Path = DATA_FOLDER, progress: bool = True, force: bool = False) -> Path:
     """Execute every notebook in order with papermill; return the report's path.
 
     A notebook whose inputs did not change since it last ran here (the notebook, the profile, lai's code,
@@ -56,6 +64,10 @@ def run_pipeline(profile: str | Path = DEFAULT_PROFILE, overrides: list[str] | N
 
     resolved = resolve_profile(profile, overrides, data)
     check_run_name(run_name or resolved.name)
+    from lai.distributed import cpu_cost_warning  # torch: only for lai run, not for what imports the pipeline
+
+    if (warning := cpu_cost_warning(resolved)) is not None:
+        print(f"[lai run] warning: {warning}", flush=True)
     run_dir = (Path(reports_root) / (run_name or resolved.name)).resolve()
     if data:  # inputs stay as they are: nothing of the run is written inside the --data folder
         check_outside(run_dir, data, "LNB folder", "the run folder")

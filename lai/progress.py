@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import sys
 
+# "0": the stages show no progress bars or per-epoch lines unless a call asks for them (the notebooks under the tests)
+PROGRESS_ENV = "LAI_PROGRESS"
 TEXT_BARS_ENV = "LAI_TEXT_PROGRESS"  # "1": bars as text on stderr (set by lai run for its kernels)
 TEXT_BAR_INTERVAL = 2.0  # seconds between updates of a text bar streamed through a kernel
 

@@ -23,9 +23,12 @@ import pandas as pd
 from lai.config import Profile
 from lai.errors import ClusterStartError, ConfigError, LNBError, PipelineError, RunFolderError
 from lai.facts import (
+    DATA_FOLDER,
+    DATA_ROOT_ENV,
     FINAL,
     ROWS,
     RUN_DATA_FILE,
+    RUN_DIR_ENV,
     RUN_PROVENANCE_FILE,
     RUN_SUBFOLDERS,
     STAGE_HISTORY_FILE,
@@ -40,6 +43,7 @@ from lai.facts import (
     result_file,
 )
 from lai.io import OutputLockedError, atomic_path, atomic_write_text, own_subfolder
+from lai.progress import PROGRESS_ENV
 from lai.provenance import code_digest, environment, machine_text, revision_text
 from lai.records import read_csv_record, read_json_record
 from lai.run_profile import (  # noqa: F401 - the folder's profile, importable from here too
@@ -157,8 +161,8 @@ class RunContext:
                  progress: bool | None = None):
         self.profile, self.run_dir = open_run_folder(run_dir, profile, overrides, data, data_root)
         # the stages' default: progress bars and per-epoch lines (None: on unless LAI_PROGRESS=0)
-        self.progress = os.environ.get("LAI_PROGRESS") != "0" if progress is None else bool(progress)
-        self.data_root = Path(data_root or self._recorded_data_root() or PROJECT_ROOT / "data")
+        self.progress = os.environ.get(PROGRESS_ENV) != "0" if progress is None else bool(progress)
+        self.data_root = Path(data_root or self._recorded_data_root() or PROJECT_ROOT / DATA_FOLDER)
         self._patches: list | None = None  # the real patches, extracted once (real_patches)
         for sub in RUN_SUBFOLDERS:
             own_subfolder(self.run_dir, sub)
@@ -186,7 +190,7 @@ class RunContext:
                                   f"path (text), got {value!r} ({type(value).__name__}): papermill's -p reads "
                                   f"`-p {name} 20261207` as a number; pass text with -r {name} 20261207")
             if isinstance(value, (str, os.PathLike)) and not str(value).strip():  # "" would be the project folder
-                env = {"data_root": "LAI_DATA_ROOT", "run_dir": "LAI_RUN_DIR"}.get(name)
+                env = {"data_root": DATA_ROOT_ENV, "run_dir": RUN_DIR_ENV}.get(name)
                 where = f" (or the environment variable {env} set empty)" if env else ""
                 raise ConfigError(f"the parameter {name} is empty{where}: give a path, or None for the default")
         if progress not in (None, True, False):  # e.g. papermill's -p progress maybe: a string, which bool() takes as True

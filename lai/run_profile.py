@@ -24,7 +24,7 @@ from lai.config import (
     variant,
 )
 from lai.errors import RunFolderError
-from lai.facts import PROJECT_ROOT, PUBLISHED_RECORD, RUN_LOCK_HOLDER_ENV, RUN_PROFILE_FILE
+from lai.facts import PROJECT_ROOT, PUBLISHED_RECORD, REPORTS_FOLDER, RUN_LOCK_HOLDER_ENV, RUN_PROFILE_FILE
 from lai.io import OutputLockedError, atomic_write_text, check_outside, claim_folder, lock_holder, lock_text
 from lai.records import read_yaml_mapping
 
@@ -108,7 +108,7 @@ def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Pro
     """
     given = profile is not None or bool(overrides) or data is not None
     if not given:
-        folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / "reports" / DEFAULT_PROFILE
+        folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / REPORTS_FOLDER / DEFAULT_PROFILE
         _refuse_as_run_folder(folder)
         saved = saved_profile(folder)
         if saved is not None:
@@ -118,7 +118,7 @@ def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Pro
     resolved = resolve_profile(held[0] if held else profile, overrides, data)  # the field changed is the one named
     if run_dir is None:
         check_run_name(resolved.name)
-    folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / "reports" / resolved.name
+    folder = Path(run_dir) if run_dir is not None else PROJECT_ROOT / REPORTS_FOLDER / resolved.name
     _refuse_as_run_folder(folder)
     _refuse_inside_data(folder, resolved, data_root)
     saved = held or saved_profile(folder)  # held: that folder's, read once

@@ -605,3 +605,36 @@ def test_a_run_waits_for_another_building_the_same_data(tmp_path, monkeypatch, c
     monkeypatch.setattr(lai.run_folder, "DATA_LOCK_POLL_S", 0.01)
     assert ctx.ensure_data().fingerprint == "a" * 64 and calls["cube"] == 3
     assert capsys.readouterr().err.count("lai: waiting: ") == 1
+
+
+def test_the_paper_preset_on_a_cpu_is_announced_with_its_cost(tmp_path, monkeypatch, capsys):
+    """`lai run` of a profile sized for a GPU, on a machine without one (train.device auto), says so before any work,
+    with the training time projected from the measured CPU step; not for a CPU profile, the CPU named, or a GPU."""
+    import torch
+
+    from lai import pipeline
+    from lai.distributed import cpu_cost_warning
+    from lai.run_profile import resolve_profile
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    paper = cpu_cost_warning(resolve_profile("paper", [], None))
+    # 1.6 s x 7,635 triplets x 100 epochs
+    assert paper.startswith("profile 'paper' trains the paper preset, sized for a GPU") and "up to 14.1 days" in paper
+    assert paper.endswith("run --profile quick or standard (or set train.device=cpu to train here anyway)")
+    assert "0.4 s per 128x128 training sample" in cpu_cost_warning(resolve_profile("gpu", [], None))  # 4.3 hours
+    assert "up to 4.3 hours" in cpu_cost_warning(resolve_profile("gpu", [], None))
+    assert cpu_cost_warning(resolve_profile("quick", [], None)) is None
+    assert cpu_cost_warning(resolve_profile("paper", ["train.device=cpu"], None)) is None
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("stopped before the run folder")
+
+    monkeypatch.setattr(pipeline, "open_run_folder", stop)
+    with pytest.raises(RuntimeError, match="stopped before the run folder"):
+        pipeline.run_pipeline("paper", reports_root=tmp_path / "reports", data_root=tmp_path / "data", progress=False)
+    assert capsys.readouterr().out == f"[lai run] warning: {paper}\n"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert cpu_cost_warning(resolve_profile("paper", [], None)) is None
+    with pytest.raises(RuntimeError, match="stopped before the run folder"):
+        pipeline.run_pipeline("paper", reports_root=tmp_path / "reports", data_root=tmp_path / "data", progress=False)
+    assert capsys.readouterr().out == ""

@@ -4,10 +4,12 @@ import signal
 import subprocess
 import sys
 
+from lai.facts import DATA_ROOT_ENV
+
 
 def test_ctrl_c_during_training_ends_with_one_line(tmp_path):
     args = [sys.executable, "-m", "lai", "run", "--profile", "tiny", "--reports", str(tmp_path / "reports"),
-            "--data-root", os.environ["LAI_DATA_ROOT"]]  # the session's tiny data (conftest.py): simulated once
+            "--data-root", os.environ[DATA_ROOT_ENV]]  # the session's tiny data (conftest.py): simulated once
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen = []
     try:

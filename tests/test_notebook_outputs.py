@@ -11,6 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from lai.facts import DATA_ROOT_ENV, RUN_DIR_ENV
 from tests.nbval_tolerance import numbers_match
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +70,7 @@ def test_a_changed_number_fails_with_a_diff_naming_the_cell(tmp_path):
 
 def test_a_test_session_removes_its_scratch_folder(tmp_path):
     """The tiny run folder and data root a session makes (conftest.py) go with it, on pytest-xdist workers too."""
-    env = {k: v for k, v in os.environ.items() if k not in ("LAI_DATA_ROOT", "LAI_RUN_DIR")}
+    env = {k: v for k, v in os.environ.items() if k not in (DATA_ROOT_ENV, RUN_DIR_ENV)}
     env["TMPDIR"] = str(tmp_path)
     run = subprocess.run([sys.executable, "-m", "pytest", "tests/test_notebook_outputs.py::test_numbers_match_as_displayed",
                           "-n", "2", "-q"], cwd=ROOT, env=env, capture_output=True, text=True)

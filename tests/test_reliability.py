@@ -34,7 +34,7 @@ import rasterio
 from lai.config import load_profile
 from lai.cube import build_cube, check_cube_file, open_cube
 from lai.errors import LNBError, PipelineError, ResidencyError, RunFolderError
-from lai.facts import ROWS
+from lai.facts import DATA_ROOT_ENV, ROWS
 from lai.lnb import MASK_DIR, S1_DIR, S2_DIR, SERIES_CSV, index_folder, read_triplet
 from tests.helpers import make_lnb, write_tiff
 
@@ -424,7 +424,7 @@ def pipeline_runs(tmp_path_factory):
     """
     tmp = tmp_path_factory.mktemp("pipeline")
     shutil.copy(ROOT / "lai" / "profiles" / "tiny.yaml", tmp / "tiny.yaml")
-    (tmp / "data").symlink_to(os.environ["LAI_DATA_ROOT"], target_is_directory=True)  # the session's tiny data, simulated once
+    (tmp / "data").symlink_to(os.environ[DATA_ROOT_ENV], target_is_directory=True)  # the session's tiny data, simulated once
     common = ["--reports", "reports", "--data-root", "data"]
     a = lai("run", "--profile", "tiny.yaml", "--name", "a", *common, cwd=tmp)
     assert a.returncode == 0, a.stderr[-3000:]

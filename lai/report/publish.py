@@ -14,10 +14,12 @@ from typing import BinaryIO
 
 from lai.errors import shorten
 from lai.facts import (
+    DATA_FOLDER,
     FIGURES,
     PUBLISHED_RECORD,
     REPORT_DATA_FILE,
     REPORT_FILE,
+    REPORTS_FOLDER,
     RUN_DATA_FILE,
     RUN_PROFILE_FILE,
     RUN_PROVENANCE_FILE,
@@ -246,10 +248,10 @@ def default_command(run_dir: Path, dest: Path) -> str:
     except ReportError:
         data = {}
     parts = [f"lai run --profile {_shown(dest / RUN_PROFILE_FILE)} --name {_plain(run_dir.name)}"]
-    if run_dir.resolve().parent != (Path.cwd() / "reports").resolve():
+    if run_dir.resolve().parent != (Path.cwd() / REPORTS_FOLDER).resolve():
         parts.append(f"--reports {_shown(run_dir.parent)}")
     root = data.get("data_root")
-    if isinstance(root, str) and Path(root).resolve() != (Path.cwd() / "data").resolve():
+    if isinstance(root, str) and Path(root).resolve() != (Path.cwd() / DATA_FOLDER).resolve():
         parts.append(f"--data-root {_shown(Path(root))}")
     return " ".join(parts) + f" && lai publish {_shown(run_dir)} {_shown(dest)}"
 
