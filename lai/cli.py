@@ -43,6 +43,14 @@ def _say(*lines) -> None:
     print("\n".join(escaped(line) for line in lines))
 
 
+def _warn(command: str, text: str) -> None:
+    """Print ``text`` on stderr as ``command``'s warning, as its errors are printed (escaped as :func:`_say` does); the
+    command goes on."""
+    from lai.errors import escaped
+
+    print(f"lai {command}: warning: {escaped(text)}", file=sys.stderr)
+
+
 def _dask_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="run on a local dask cluster of this many processes")
     p.add_argument("--scheduler", default=None, help="run on an existing dask.distributed cluster (scheduler address; "
@@ -223,6 +231,10 @@ def cmd_predict(args) -> int:
             raise ConfigError("--window and --overlap cut a scene into windows: they apply to --scene, not to --data")
         summary = predict_folder(args.run, args.data, args.out, PREDICT_BATCH if args.batch_size is None else args.batch_size,
                                  args.device, progress=not args.quiet)
+        if summary["maps_without_crs"]:
+            _warn("predict", f"{len(summary['maps_without_crs'])} of {summary['triplets']} maps have no CRS, as their input rasters "
+                  f"had none (first: {summary['maps_without_crs'][0]}): a GIS cannot place them (summary.json: "
+                  "maps_without_crs)")
     else:
         if args.batch_size is not None:
             raise ConfigError("--batch-size applies to --data; a scene is predicted window by window (--window)")
@@ -356,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help=f"triplets per model call (--data; default {PREDICT_BATCH})")
     p.add_argument("--window", type=int, default=None, help=f"window size in pixels (--scene; at least 32; default {SCENE_WINDOW})")
     p.add_argument("--overlap", type=int, default=None,
-                   help=f"overlap of neighbouring windows in pixels (--scene; at most half the window; default {SCENE_OVERLAP})")
+                   help=f"overlap of neighbouring windows in pixels, blended (--scene; at most half the window; default "
+                   f"{SCENE_OVERLAP}; 0: windows side by side, with seams at their edges)")
     _scene_reading_options(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")

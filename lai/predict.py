@@ -167,6 +167,7 @@ def _predict_folder(trained: Trained, run, data, out: Path, batch_size: int, pro
     origin = trained.origin(data, inputs.simulated)
     meta = {**origin.tags(), "run": str(Path(run).resolve()), "db_range": json.dumps(trained.enc.db_range)}
     totals = dict(s1_values=0, clipped=0, pixels=0, observed=0, nodata=0, lai_clamped=0, past_radar_missing=0)
+    without_crs: list[str] = []  # triplets whose rasters carry no CRS: maps a GIS cannot place
     fixes = dict.fromkeys(PIXEL_FIX_NOTES, 0)
     names: list[str] = []
     with atomic_path(out) as tmp:
@@ -179,6 +180,7 @@ def _predict_folder(trained: Trained, run, data, out: Path, batch_size: int, pro
                 fixes.update({key: fixes[key] + n for key, n in sample.fixes.items()})
                 if len(batch) == batch_size or k == len(inputs) - 1:
                     _write_batch(trained, batch, tmp, nc, totals, origin)
+                    without_crs += [s.name for s in batch if s.crs is None]
                     names += [s.name for s in batch]
                     bar.update(len(batch))
                     batch = []
@@ -200,6 +202,7 @@ def _predict_folder(trained: Trained, run, data, out: Path, batch_size: int, pro
             **({"uncertainty": trained.calibration.summary()} if trained.predicts_spread else {}),
             "nodata_pixels": totals["nodata"], "model_without_past_radar_pixels": totals["past_radar_missing"],
             "lai_clamped_pixels": totals["lai_clamped"],
+            "maps_without_crs": without_crs,
             "lai_range": list(LAI_RANGE), "pixel_fixes": fixes,
             "pixel_fixes_meaning": PIXEL_FIX_NOTES if inputs.kind == "lnb" else "inputs read from a cube, cleaned when it was built",
             "out": str(out),

@@ -92,6 +92,7 @@ def test_lnb_120px_tiles_give_one_georeferenced_map_per_triplet(tiny_run, tmp_pa
     summary = predict_folder(tiny_run, lnb, tmp_path / "out", progress=False)
     assert summary["model_without_past_radar_pixels"] == 1
     assert summary["triplets"] == 2 and summary["tile"] == [120, 120] and summary["s1_values_clipped"] == 3
+    assert summary["maps_without_crs"] == []
     for trip in index_folder(lnb, progress=False).triplets:
         tif = tmp_path / "out" / (Path(trip.names[2]).stem + ".tif")
         with rasterio.open(tif) as src:
@@ -156,6 +157,24 @@ def test_odd_tile_size_is_padded_and_cropped_back(tiny_run, tmp_path):
     (tif,) = (tmp_path / "out").glob("*[0-9].tif")
     with rasterio.open(tif) as src:
         assert (src.height, src.width) == (33, 33) and np.isfinite(src.read(1)).all()
+
+
+def test_maps_without_a_crs_are_listed_and_lai_predict_warns(tiny_run, tmp_path, capsys):
+    """Rasters without a CRS (a transform only) give maps a GIS cannot place: summary.json lists them and the command
+    says so on stderr, while it writes every map."""
+    from lai import cli
+
+    lnb = make_lnb(tmp_path / "lnb", n_triplets=2, size=64)  # no CRS (tests.helpers)
+    assert cli.main(["predict", "--run", str(tiny_run), "--data", str(lnb), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    stems = [Path(t.names[2]).stem for t in index_folder(lnb, progress=False).triplets]
+    written = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [Path(name).stem for name in written["maps_without_crs"]] == stems
+    err = capsys.readouterr().err
+    assert err == (f"lai predict: warning: 2 of 2 maps have no CRS, as their input rasters had none (first: "
+                   f"{written['maps_without_crs'][0]}): a GIS cannot place them (summary.json: maps_without_crs)\n")
+    for stem in stems:
+        with rasterio.open(tmp_path / "out" / f"{stem}.tif") as src:
+            assert src.crs is None and src.count == 3
 
 
 def test_cube_input_matches_lnb_input(tiny_run, lnb, tmp_path):
