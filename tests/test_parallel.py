@@ -23,7 +23,8 @@ def test_simulate_on_two_dask_workers_writes_the_serial_bytes(tiny_data, tmp_pat
     done = subprocess.run([sys.executable, "-m", "lai", "simulate", "--profile", "tiny", "--out", str(tmp_path / "lnb"),
                            "--workers", "2", "--quiet"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(done.stdout)["workers"] == 2  # what ran, not the serial default it did not use
+    summary = json.loads(done.stdout)
+    assert summary["workers"] == 2 and summary["ran_on"] == "dask, 2 workers"  # what ran, not the serial path
     files = sorted(p.relative_to(serial) for p in serial.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(tmp_path / "lnb") for p in (tmp_path / "lnb").rglob("*") if p.is_file())
     assert len(files) > 100
@@ -64,6 +65,16 @@ def test_a_task_that_kills_its_workers_is_one_error():
             map_ordered(_kill_own_worker, [0], client)
 
 
+def completed_tasks(scheduler: dict) -> int:
+    """Tasks the cluster at ``scheduler`` has finished so far (its scheduler's count over every task name)."""
+    from dask.distributed import Client
+
+    with Client(scheduler["scheduler"]) as client:
+        counts = client.run_on_scheduler(lambda dask_scheduler: [dict(prefix.state_counts)
+                                                                  for prefix in dask_scheduler.task_prefixes.values()])
+    return sum(c.get("memory", 0) + c.get("erred", 0) for c in counts)
+
+
 @pytest.fixture(scope="module")
 def scheduler():
     """One local cluster of two single-threaded worker processes for this module (``--scheduler ADDRESS``)."""
@@ -90,7 +101,9 @@ def test_cube_on_two_dask_workers_equals_the_serial_cube(tiny_data, scheduler, t
     import xarray as xr
 
     profile, lnb, serial = tiny_data
+    before = completed_tasks(scheduler)
     summary = build_cube(lnb, tmp_path / "cube.nc", profile.splits, profile.encoding, progress=True, dask=scheduler)
+    assert completed_tasks(scheduler) - before >= 120  # a task per triplet ran on the cluster
     assert "build cube" in capfd.readouterr().err  # the progress bar
     with xr.open_dataset(serial, engine="h5netcdf") as a, xr.open_dataset(tmp_path / "cube.nc", engine="h5netcdf") as b:
         assert a.identical(b)  # every array, coordinate and attribute, the fingerprint included
@@ -105,10 +118,14 @@ def test_bad_triplets_on_dask_are_raised_or_skipped_as_serially(lnb, scheduler, 
 
     bad = read_series(lnb)[1].names[2]
     write_tiff(lnb / MASK_DIR / bad, np.full((16, 16), 15, np.uint8))
+    before = completed_tasks(scheduler)
     with pytest.raises(LNBError, match=f"{bad}.*outside 0..11"):
         build_cube(lnb, tmp_path / "raised.nc", progress=False, dask=scheduler)
     assert not (tmp_path / "raised.nc").exists()
+    assert completed_tasks(scheduler) > before  # raised from a task on the cluster
+    before = completed_tasks(scheduler)
     on_dask = build_cube(lnb, tmp_path / "dask.nc", on_error="skip", progress=False, dask=scheduler)
+    assert completed_tasks(scheduler) - before >= 3  # the three triplets read there
     serial = build_cube(lnb, tmp_path / "serial.nc", on_error="skip", progress=False)
     assert on_dask.skipped == serial.skipped and [s["row"] for s in serial.skipped] == [1]
     assert on_dask.fingerprint == serial.fingerprint and on_dask.n_triplets == 2
@@ -120,7 +137,9 @@ def test_preprocess_on_two_dask_workers_writes_the_serial_bytes(scheduler, tmp_p
     manifest = scene(tmp_path / "scene", size=64)
     cfg = PreprocessConfig(tile_size=32)
     serial = preprocess(manifest, tmp_path / "serial", cfg, progress=False)
+    before = completed_tasks(scheduler)
     on_dask = preprocess(manifest, tmp_path / "dask", cfg, progress=True, dask=scheduler)
+    assert completed_tasks(scheduler) > before  # its triplet ran on the cluster
     assert "preprocess" in capfd.readouterr().err
     assert {**serial, "out": ""} == {**on_dask, "out": ""} and serial["triplets"] == 4  # 1 triplet x 4 tiles
     files = sorted(p.relative_to(tmp_path / "serial") for p in (tmp_path / "serial").rglob("*") if p.is_file())
@@ -141,16 +160,22 @@ def test_relative_paths_reach_the_workers_of_an_existing_cluster(tiny_data, tiny
     (tmp_path / "here").mkdir()
     monkeypatch.chdir(tmp_path / "here")  # the workers' folder is the one the cluster started in
     scene(Path("scene"), size=64)
+    ran = [completed_tasks(scheduler)]  # each step below must run tasks on the cluster, not serially here
     assert preprocess(Path("scene/manifest.yaml"), Path("pre"), PreprocessConfig(tile_size=32), progress=False,
                       dask=scheduler)["triplets"] == 4
-    simulate(profile.simulate, Path("sim"), progress=False, dask=scheduler)
+    ran.append(completed_tasks(scheduler))
+    assert simulate(profile.simulate, Path("sim"), progress=False, dask=scheduler)["ran_on"] == "dask, 2 workers"
+    ran.append(completed_tasks(scheduler))
     shutil.copytree(lnb, "lnb")
     assert build_cube(Path("lnb"), Path("cube.nc"), profile.splits, profile.encoding, progress=False,
                       dask=scheduler).n_triplets == 120
+    ran.append(completed_tasks(scheduler))
     shutil.copytree(tiny_run, "final")
     manifest = write_scene(Path("s"), (40, 40), [-12.0, -18.0], 3.0, 4)
     (done,) = predict_scenes(Path("final"), [manifest], Path("maps"), window=32, overlap=8, device="cpu", dask=scheduler)
     assert Path("maps/scene.tif").is_file() and done["out"].endswith("maps/scene.tif")
+    ran.append(completed_tasks(scheduler))
+    assert all(b > a for a, b in zip(ran, ran[1:])), ran
 
 
 def test_scenes_on_two_dask_workers_equal_the_serial_maps(tiny_run, scheduler, tmp_path, capfd):
@@ -170,8 +195,10 @@ def test_scenes_on_two_dask_workers_equal_the_serial_maps(tiny_run, scheduler, t
         (root / f"field{s}.yaml").write_text(yaml.safe_dump(scene_manifest(entries)))
         manifests.append(root / f"field{s}.yaml")
     serial = predict_scenes(tiny_run, manifests, tmp_path / "serial", window=32, overlap=8, device="cpu", progress=False)
+    before = completed_tasks(scheduler)
     on_dask = predict_scenes(tiny_run, manifests, tmp_path / "dask", window=32, overlap=8, device="cpu",
                              dask=scheduler)
+    assert completed_tasks(scheduler) - before >= 3  # a task per scene ran on the cluster
     assert "predict scenes" in capfd.readouterr().err
     assert [s["out"] for s in on_dask] == [str(tmp_path / "dask" / f"field{s}.tif") for s in range(3)]
     for a, b in zip(serial, on_dask):
@@ -226,11 +253,15 @@ def test_bad_headers_on_dask_are_raised_or_skipped_as_serially(lnb, scheduler, t
     write_tiff(lnb / MASK_DIR / bad, np.zeros((16, 16), np.float32))
     raised = []
     for dask in (None, scheduler):
+        before = completed_tasks(scheduler)
         with pytest.raises(LNBError) as err:
             build_cube(lnb, tmp_path / "raised.nc", progress=False, dask=dask)
         raised.append(str(err.value))
+        assert (completed_tasks(scheduler) > before) == (dask is not None)  # the header check ran on the cluster
     assert raised[0] == raised[1] and bad in raised[0]
+    before = completed_tasks(scheduler)
     on_dask = build_cube(lnb, tmp_path / "dask.nc", on_error="skip", progress=False, dask=scheduler)
+    assert completed_tasks(scheduler) > before
     serial = build_cube(lnb, tmp_path / "serial.nc", on_error="skip", progress=False)
     assert on_dask.skipped == serial.skipped and [s["row"] for s in serial.skipped] == [2]
     assert on_dask.fingerprint == serial.fingerprint

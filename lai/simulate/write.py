@@ -194,21 +194,23 @@ def _auto_workers(cfg: SimConfig, plans: list) -> int:
     return max(1, min(cpus, len(plans), 16)) if big else 1
 
 
-def _run_scenes(cfg: SimConfig, plans: list, root: Path, workers: int, bar, dask: dict | None = None) -> list:
+def _run_scenes(cfg: SimConfig, plans: list, root: Path, workers: int, bar, dask: dict | None = None) -> tuple[list, str]:
     """Simulate every scene, on dask (``dask``: workers or scheduler), in ``workers`` forked
     processes (one scene each) or serially.
 
-    Returns each scene's CSV rows in plan order; the files do not depend on how they were run.
+    Returns each scene's CSV rows in plan order, and how they ran ("dask, N workers", "N processes", "1 process");
+    the files do not depend on how they were run.
     """
     import multiprocessing
 
     if dask:
-        from lai.parallel import dask_client, map_ordered
+        from lai.parallel import dask_client, map_ordered, worker_count
 
         with dask_client(**dask) as client:
             # absolute: the workers of an existing cluster (--scheduler) run in folders of their own
             return map_ordered(functools.partial(_simulate_scene, cfg, root=Path(root).resolve()), plans, client,
-                               on_done=lambda i, _: bar.update(len(scene_dates(plans[i]))))
+                               on_done=lambda i, _: bar.update(len(scene_dates(plans[i])))), \
+                f"dask, {worker_count(client)} workers"
 
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -230,12 +232,12 @@ def _run_scenes(cfg: SimConfig, plans: list, root: Path, workers: int, bar, dask
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
-        return results
+        return results, f"{workers} processes"
     results = []
     for scene in plans:
         bar.set_postfix_str(f"{scene.region.name} #{scene.index}")
         results.append(_simulate_scene(cfg, scene, root, bar))
-    return results
+    return results, "1 process"
 
 
 def simulate(cfg: SimConfig, out: str | Path, progress: bool = True, workers: int | None = None,
@@ -272,7 +274,8 @@ def _simulate(cfg: SimConfig, out: Path, progress: bool, workers: int | None, da
         tmp = Path(tmp)
         for sub in (S1_DIR, S2_DIR, MASK_DIR, TRUTH_DIR):
             (tmp / sub).mkdir(parents=True)
-        rows = [row for scene_rows in _run_scenes(cfg, plans, tmp, workers, bar, dask) for row in scene_rows]
+        per_scene, ran_on = _run_scenes(cfg, plans, tmp, workers, bar, dask)
+        rows = [row for scene_rows in per_scene for row in scene_rows]
         write_series(tmp, rows)
         (tmp / SIMULATION_FILE).write_text(text)
     regions: dict = {}
@@ -284,6 +287,7 @@ def _simulate(cfg: SimConfig, out: Path, progress: bool, workers: int | None, da
     return {
         **summary, "reused": False, "triplets": len(rows), "regions": regions, "scenes": len(plans),
         "files": 10 * len(rows), "workers": dask.get("workers") if dask else workers,  # None: an existing cluster
+        "ran_on": ran_on,
         "message": f"simulated {len(rows)} triplets into {out}",
         "seconds": seconds, "triplets_per_second": len(rows) / max(seconds, 1e-9),
     }
