@@ -104,6 +104,22 @@ def sum_across(values: torch.Tensor, world: World) -> torch.Tensor:
     return values
 
 
+def identical_across(tensors, world: World) -> bool:
+    """Whether every rank holds the same ``tensors`` (a state dict's values): their checksums (sum, sum of squares and
+    a position-weighted sum, in float64) agree on every rank; True with one process."""
+    if world.size <= 1:
+        return True
+    sums = torch.zeros(3, dtype=torch.float64)
+    for t in tensors:
+        v = t.detach().flatten().to("cpu", torch.float64)
+        sums += torch.stack([v.sum(), (v * v).sum(), (v * torch.arange(1, len(v) + 1, dtype=torch.float64)).sum()])
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    low, high = sums.to(device), sums.to(device).clone()
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    return bool(torch.equal(low, high))
+
+
 def barrier(world: World) -> None:
     if world.size > 1:
         dist.barrier()

@@ -59,7 +59,17 @@ from lai.config import (
     variant,
 )
 from lai.cube import check_valid_classes, cube_identity
-from lai.distributed import World, barrier, local_device, main_process, pick_device, rank_batch_size, setup, sum_across
+from lai.distributed import (
+    World,
+    barrier,
+    identical_across,
+    local_device,
+    main_process,
+    pick_device,
+    rank_batch_size,
+    setup,
+    sum_across,
+)
 from lai.encode import Encoded, encode_batch, loss_target
 from lai.errors import TrainingDivergedError
 from lai.facts import (
@@ -300,6 +310,9 @@ def _finish(state: TrainingState, cfg: StageConfig, run_dir: Path, device: torch
     result = {"row": cfg.row, "epochs": len(hist), "max_epochs": tcfg.epochs, "schedule": tcfg.schedule,
               **convergence(hist, tcfg.patience), "parameters": n_parameters(state.model), "device": str(device),
               "world_size": world.size, "world_sizes": _world_sizes(state.history) or [world.size],
+              # under torchrun: every rank ends with the weights rank 0 writes (DistributedDataParallel kept them in step;
+              # BatchNorm's running statistics are each rank's own, rank 0's written, as DDP broadcasts them from it)
+              "ranks_identical": identical_across([state.best_model[n] for n, _ in state.model.named_parameters()], world),
               "seconds_this_session": time.perf_counter() - t_stage,
               "environment": environment()}
     if world.main:

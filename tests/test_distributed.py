@@ -33,8 +33,10 @@ def test_torchrun_two_processes_train_like_one(tiny_data, tmp_path):
     one = train(cube, tmp_path / "one", sys.executable)
     two = train(cube, tmp_path / "two", sys.executable, "-m", "torch.distributed.run", "--standalone",
                 "--nproc_per_node", "2")
-    assert json.loads((two / "result.json").read_text())["world_size"] == 2
-    assert json.loads((one / "result.json").read_text())["world_size"] == 1
+    two_result, one_result = (json.loads((run / "result.json").read_text()) for run in (two, one))
+    assert two_result["world_size"] == 2 and one_result["world_size"] == 1
+    # the ranks trained one model: their gradients were averaged at every step (each rank alone drifts apart)
+    assert two_result["ranks_identical"] is True and one_result["ranks_identical"] is True
     assert sorted(p.name for p in two.glob("*.pt")) == ["checkpoint.pt", "model.pt"]  # written once, by rank 0
     h1, h2 = pd.read_csv(one / "history.csv"), pd.read_csv(two / "history.csv")
     loss1, loss2 = h1["train_loss"].iloc[0], h2["train_loss"].iloc[0]

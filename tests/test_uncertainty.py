@@ -17,6 +17,7 @@ from lai.config import ModelConfig, TrainConfig
 from lai.encode import EncodingConfig, encode_batch, mask_channels
 from lai.errors import RunFolderError
 from lai.facts import LOG_VAR, TEST_SETS, VAL
+from lai.lnb import MASK_DIR, index_folder
 from lai.loader import CubeSplit
 from lai.loss import total_loss
 from lai.model import LAIModel
@@ -321,14 +322,28 @@ def test_calibrated_spread_in_the_maps(tiny_data, tiny_run, tmp_path):
     lnb = make_lnb(tmp_path / "lnb", n_triplets=2, size=32)
     summary = predict_folder(run, lnb, tmp_path / "out", progress=False)
     assert "recalibrated" in summary["uncertainty"]["model_sd"]
+    raw = predict_folder(tiny_run, lnb, tmp_path / "raw", progress=False)  # the same model, never calibrated
+    assert "NOT recalibrated" in raw["uncertainty"]["model_sd"]
     tif = sorted((tmp_path / "out").glob("*[0-9].tif"))[0]
     with rasterio.open(tif) as src:
         assert src.descriptions == ("lai", "lai_model", "lai_std") and src.units == ("m2/m2",) * 3
         std = src.read(3)
+    with rasterio.open(tmp_path / "raw" / tif.name) as src:
+        raw_sd = src.read(3)  # the spread head's deviation where the model fills
     with rasterio.open(tif.with_name(tif.stem + "_source.tif")) as src:
         source = src.read(1)
     np.testing.assert_allclose(std[source == 1], cal.observation_sd, rtol=1e-6)
     assert (std[source == 0] > 0).all() and np.isfinite(std).all()
+    # where the model fills: its raw deviation times the factor of the pixel's stratum (clear past dates, clouded at t)
+    names = next(t.names for t in index_folder(lnb, progress=False).triplets if Path(t.names[2]).stem == tif.stem)
+    past_clear = np.zeros(std.shape, int)
+    for name in names[:2]:
+        with rasterio.open(lnb / MASK_DIR / name) as src:
+            past_clear += np.isin(src.read(1), EncodingConfig().valid_classes)
+    model = source == 0
+    assert model.any() and len(set(past_clear[model])) > 1  # pixels of more than one stratum
+    np.testing.assert_allclose(std[model], cal.std(raw_sd, past_clear, np.zeros_like(model))[model], rtol=1e-6)
+    assert not np.allclose(std[model], raw_sd[model], rtol=1e-3)  # the factors are not all 1
 
 
 def test_the_observations_error_is_measured_on_the_pixels_clear_at_t_only():
