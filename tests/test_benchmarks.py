@@ -62,14 +62,34 @@ def test_test_time_augmentation_averages_over_what_training_draws():
             assert torch.equal(x[0].flatten()[orders[i]][orders[i].argsort()], x[0].flatten())
 
 
-def test_data_scaling_plot_draws_one_run_and_refuses_two(tmp_path):
+def test_data_scaling_plot_draws_one_run_and_refuses_two(tmp_path, monkeypatch):
     """The learning-curve figure draws the committed data-scaling JSONs of one run, and refuses JSONs of two
     cubes (their test sets differ, so their points do not compare)."""
     plot = _benchmark("plot_data_scaling")
     results = BENCHMARKS / "results"
     jsons = [results / "data-scaling-standard-2026-12-05.json", results / "data-scaling-standard-subset-seed1-2026-12-05.json"]
-    out = plot.plot(plot.load(jsons), tmp_path / "curve.png")
+    drawn, save = [], plot.save
+
+    def keep(fig, out):  # the figure kept for the checks below, then saved as usual
+        drawn.append(fig)
+        return save(fig, out)
+
+    monkeypatch.setattr(plot, "save", keep)
+    reports = plot.load(jsons)
+    out = plot.plot(reports, tmp_path / "curve.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # every data point's comparison is a point with its interval in its panel (the run's own model once, from the
+    # first JSON); each JSON a validation curve, and the run's own model one point
+    from matplotlib.container import ErrorbarContainer
+
+    axes, own = drawn[0].axes, plot.run_model_name(reports[0]["full_train_triplets"])
+    for ax, (test_set, other) in zip(axes, plot.PANELS):
+        rows = [r for k, rep in enumerate(reports) for r in rep["comparisons"] if r["set"] == test_set
+                and r["other"] == other and (r["model"] != own or k == 0)]
+        points = [c.lines[0].get_ydata() for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        assert len(rows) > 0 and sorted(y for ys in points for y in ys) == sorted(r["diff"] for r in rows)
+    curves = [line.get_ydata() for line in axes[-1].get_lines()]
+    assert sorted(map(len, curves)) == sorted([1] + [len(rep["points"]) for rep in reports])
     other = json.loads(jsons[1].read_text()) | {"cube": "/elsewhere/cube.nc"}
     (tmp_path / "other.json").write_text(json.dumps(other))
     with pytest.raises(SystemExit, match="different cubes"):

@@ -45,6 +45,15 @@ def test_splits_held_out_areas_and_no_neighbour_leakage(tiny_data):
     train_pos = pos(split == "train")
     for name in ("non_cloudy", "cloudy", "val", "buffer"):
         assert not pos(split == name) & train_pos, name
+    # nor has any test tile a training or validation tile among its 8 neighbours (lai.splits' promise, on the cube)
+    import pandas as pd
+
+    from lai.splits import neighbour_leaks
+
+    meta = pd.DataFrame({"country": ds["country"].values.astype(str), "area": ds["area"].values.astype(str),
+                         "grid_row": ds["grid_row"].values, "grid_col": ds["grid_col"].values})
+    assert np.isin(split, ["non_cloudy", "cloudy"]).sum() >= 10 and np.isin(split, ["train", "val"]).sum() >= 10
+    assert neighbour_leaks(meta, split).empty
     assert ds.attrs["splits_config"]
 
 

@@ -106,6 +106,11 @@ def test_error_bars_show_every_interval_and_rows_keep_their_colours():
     for ax, col in ((rmse_ax, "rmse"), (r2_ax, "r2")):
         finite = sum(int(np.isfinite(t[[col, f"{col}_lo", f"{col}_hi"]].to_numpy(float)).all(axis=1).sum()) for t in (t1, bl))
         assert len(bars[ax]) == finite and finite >= len(t1) + len(bl) - 4
+        # each bar spans its row's interval: from lo to hi
+        drawn = sorted(tuple(np.round([seg[0][1], seg[1][1]], 6)) for c in bars[ax] for seg in c.lines[2][0].get_segments())
+        given = sorted(tuple(np.round(v[1:], 6)) for t in (t1, bl) for v in t[[col, f"{col}_lo", f"{col}_hi"]].to_numpy(float)
+                       if np.isfinite(v).all())
+        assert drawn == given
     colours = {h.get_label(): h.get_facecolor() for h in fig.legends[0].legend_handles}
     fig5 = figures.table1_comparison(t1)
     dots = {h.get_label(): h.get_color() for h in fig5.legends[0].legend_handles}

@@ -41,7 +41,7 @@ def test_scores_of_a_set_match_hand_computation_on_each_pixel_rule():
 
 
 def test_bootstrap_over_triplets_and_paired_differences():
-    from lai.metrics import bootstrap_intervals, paired_difference, rmse_r2, triplet_sums
+    from lai.metrics import BOOTSTRAP_SAMPLES, bootstrap_intervals, paired_difference, resample_weights, rmse_r2, triplet_sums
 
     rng = np.random.default_rng(0)
     target = rng.uniform(0, 6, (60, 8, 8))
@@ -52,6 +52,10 @@ def test_bootstrap_over_triplets_and_paired_differences():
     assert rmse_r2(a.sum(0))[0] == pytest.approx(pooled(good, target, mask)["rmse"])
     ci = bootstrap_intervals(a)
     assert ci["rmse_lo"] < 0.3 < ci["rmse_hi"] and ci["r2_lo"] < pooled(good, target, mask)["r2"] < ci["r2_hi"]
+    # the central 95 % of the RMSE and R2 over resampled triplets, by hand with the same resamples
+    rmse, r2 = rmse_r2(resample_weights(len(a), BOOTSTRAP_SAMPLES, 0) @ a)
+    assert (ci["rmse_lo"], ci["rmse_hi"]) == pytest.approx(tuple(np.quantile(rmse, [0.025, 0.975])))
+    assert (ci["r2_lo"], ci["r2_hi"]) == pytest.approx(tuple(np.quantile(r2, [0.025, 0.975])))
     better = paired_difference(a, b)
     assert better["resolved"] and better["diff_hi"] < 0 and better["diff"] == pytest.approx(
         pooled(good, target, mask)["rmse"] - pooled(bad, target, mask)["rmse"])
