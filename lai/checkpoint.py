@@ -89,13 +89,16 @@ def stage_config_from(data, source: str | Path) -> StageConfig:
         raise RunFolderError(f"{source}: broken model configuration ({type(err).__name__}: {err})") from None
 
 
-def save_trained(run_dir: str | Path, weights: dict, config: StageConfig) -> Path:
-    """Write a finished run's ``model.pt``: its (best-validation) weights and its stage configuration."""
-    return save_checkpoint(Path(run_dir) / STAGE_WEIGHTS_FILE, {"model": weights, "config": config.to_dict()})
+def save_trained(run_dir: str | Path, weights: dict, config: StageConfig, pixel_sizes: list | None = None) -> Path:
+    """Write a finished run's ``model.pt``: its (best-validation) weights, its stage configuration and the pixel sizes
+    of its training triplets (``[[x, y], ...]`` in their CRS's units, :meth:`lai.loader.CubeSplit.pixel_sizes`)."""
+    return save_checkpoint(Path(run_dir) / STAGE_WEIGHTS_FILE,
+                           {"model": weights, "config": config.to_dict(), "pixel_sizes": pixel_sizes or []})
 
 
 def read_trained(path: str | Path) -> dict:
-    """Read the ``model.pt`` of a finished run (or a run folder): {"model": weights, "config": StageConfig, "path"}."""
+    """Read the ``model.pt`` of a finished run (or a run folder): {"model": weights, "config": StageConfig, "path",
+    "pixel_sizes": of its training triplets, [] where unknown (a file of lai before 2026-12-07)}."""
     path = Path(path)
     if path.is_dir() and not (path / STAGE_WEIGHTS_FILE).exists() and (path / "runs").is_dir():
         raise RunFolderError(f"{path} is a pipeline run folder, not a training stage: give {_stage_of(path)}")
@@ -108,6 +111,10 @@ def read_trained(path: str | Path) -> dict:
         raise RunFolderError(f"{path}: not a lai checkpoint (model and config must be mappings)")
     state["config"] = stage_config_from(state["config"], path)
     state["path"] = str(path)
+    sizes = state.get("pixel_sizes") or []
+    valid = isinstance(sizes, list) and all(isinstance(s, (list, tuple)) and len(s) == 2 and all(
+        isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in s) for s in sizes)
+    state["pixel_sizes"] = [[float(v) for v in s] for s in sizes] if valid else []  # a damaged record: unknown
     return state
 
 

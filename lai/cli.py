@@ -235,6 +235,12 @@ def cmd_predict(args) -> int:
             _warn("predict", f"{len(summary['maps_without_crs'])} of {summary['triplets']} maps have no CRS, as their input rasters "
                   f"had none (first: {summary['maps_without_crs'][0]}): a GIS cannot place them (summary.json: "
                   "maps_without_crs)")
+        if summary["maps_of_other_pixel_size"]:
+            sizes = " or ".join(f"{x:g} x {y:g}" for x, y in summary["training_pixel_sizes"])
+            _warn("predict", f"{len(summary['maps_of_other_pixel_size'])} of {summary['triplets']} maps are of pixels of "
+                  f"another size than the model's training pixels ({sizes}, in their CRS's units; first: "
+                  f"{summary['maps_of_other_pixel_size'][0]}): the model sees fields at another scale, its maps are "
+                  "extrapolation (summary.json: maps_of_other_pixel_size)")
     else:
         if args.batch_size is not None:
             raise ConfigError("--batch-size applies to --data; a scene is predicted window by window (--window)")
@@ -252,6 +258,11 @@ def cmd_predict(args) -> int:
                 raise ConfigError("--workers/--scheduler spread many scenes (one per task): give several --scene manifests")
             summary = predict_scene(args.run, args.scene[0], args.out, window, overlap, args.device,
                                     progress=not args.quiet, preprocess=_scene_reading(args))
+        for scene in summary if isinstance(summary, list) else [summary]:
+            if scene["other_pixel_size"]:
+                _warn("predict", f"{scene['manifest']}: its pixels are of another size than the model's training pixels "
+                      f"({' or '.join(f'{x:g} x {y:g}' for x, y in scene['training_pixel_sizes'])}, in their CRS's "
+                      "units): the model sees fields at another scale, its map is extrapolation")
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -72,6 +72,15 @@ class Trained:
     device: torch.device
     calibration: Calibration = field(default_factory=Calibration)  # of the spread head (calibration.json)
     weights: str = ""  # the model.pt it was read from (its maps name it)
+    pixel_sizes: list = field(default_factory=list)  # of its training triplets, [[x, y], ...]; [] where unknown
+
+    def other_pixel_size(self, transform) -> bool:
+        """Whether the pixels of ``transform`` (a 6-tuple, a, b, c, d, e, f) differ by over 1 % in x or y from every
+        pixel size the model was trained on (False where either is unknown): its maps are then extrapolation."""
+        if transform is None or not self.pixel_sizes:
+            return False
+        x, y = abs(transform[0]), abs(transform[4])
+        return not any(abs(x - a) <= 0.01 * a and abs(y - b) <= 0.01 * b for a, b in self.pixel_sizes)
 
     @property
     def enc(self) -> EncodingConfig:
@@ -145,7 +154,7 @@ def load_trained(run: str | Path, device: str | torch.device = "auto") -> Traine
     model = build_model(config.model, config.encoding)
     set_weights(model, state["model"], state["path"])
     return Trained(model.to(device).eval(), config, device, read_calibration(Path(state["path"]).parent),
-                   str(Path(state["path"]).resolve()))
+                   str(Path(state["path"]).resolve()), state["pixel_sizes"])
 
 
 def _check_stage_row(weights: Path, row: str) -> None:

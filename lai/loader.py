@@ -82,6 +82,14 @@ class CubeSplit:
             meta = pd.DataFrame({k: f[k][:][self.index].astype(str) for k in ("country", "area")})
         return regions_of(meta)
 
+    def pixel_sizes(self) -> list[list[float]]:
+        """The distinct pixel sizes ``[x, y]`` (the absolute values of the transform's a and e, in the units of each
+        triplet's CRS, to 6 significant digits) of the split's triplets that have a transform; [] where none has."""
+        with h5py.File(self.path, "r") as f:
+            transform = f["transform"][:][self.index] if "transform" in f else np.empty((0, 6))
+        transform = transform[np.isfinite(transform).all(axis=1)]
+        return [list(size) for size in sorted({(float(f"{abs(t[0]):.6g}"), float(f"{abs(t[4]):.6g}")) for t in transform})]
+
     def has_target(self, valid_classes, block: int = 32) -> bool:
         """Whether any pixel of the split is usable at t (its SCL in ``valid_classes``): what the loss and the
         validation score (read by blocks of ``block`` triplets until one is found)."""

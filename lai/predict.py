@@ -168,6 +168,7 @@ def _predict_folder(trained: Trained, run, data, out: Path, batch_size: int, pro
     meta = {**origin.tags(), "run": str(Path(run).resolve()), "db_range": json.dumps(trained.enc.db_range)}
     totals = dict(s1_values=0, clipped=0, pixels=0, observed=0, nodata=0, lai_clamped=0, past_radar_missing=0)
     without_crs: list[str] = []  # triplets whose rasters carry no CRS: maps a GIS cannot place
+    other_pixels: list[str] = []  # triplets whose pixel size is none the model was trained on
     fixes = dict.fromkeys(PIXEL_FIX_NOTES, 0)
     names: list[str] = []
     with atomic_path(out) as tmp:
@@ -181,6 +182,7 @@ def _predict_folder(trained: Trained, run, data, out: Path, batch_size: int, pro
                 if len(batch) == batch_size or k == len(inputs) - 1:
                     _write_batch(trained, batch, tmp, nc, totals, origin)
                     without_crs += [s.name for s in batch if s.crs is None]
+                    other_pixels += [s.name for s in batch if trained.other_pixel_size(s.transform)]
                     names += [s.name for s in batch]
                     bar.update(len(batch))
                     batch = []
@@ -203,6 +205,8 @@ def _predict_folder(trained: Trained, run, data, out: Path, batch_size: int, pro
             "nodata_pixels": totals["nodata"], "model_without_past_radar_pixels": totals["past_radar_missing"],
             "lai_clamped_pixels": totals["lai_clamped"],
             "maps_without_crs": without_crs,
+            "training_pixel_sizes": trained.pixel_sizes,  # [x, y] in the training triplets' CRS units; [] unknown
+            "maps_of_other_pixel_size": other_pixels,
             "lai_range": list(LAI_RANGE), "pixel_fixes": fixes,
             "pixel_fixes_meaning": PIXEL_FIX_NOTES if inputs.kind == "lnb" else "inputs read from a cube, cleaned when it was built",
             "out": str(out),

@@ -289,6 +289,8 @@ def _predict_scene(run: str | Path | Trained, manifest: str | Path, out: Path, w
         "bands": ("lai: the model everywhere (no SCL at t, nothing counts as observed); lai_model: the model"
                   if not scl_at_t else "lai: the observed S2 LAI at t where usable, the model elsewhere; lai_model: the model"),
         "dates": [str(d) for d in scene.dates], "s1_dates": [str(d) for d in scene.s1_dates],
+        # the pixel size of the training triplets ([x, y] in their CRS's units; [] unknown), and whether the scene's differs
+        "training_pixel_sizes": trained.pixel_sizes, "other_pixel_size": trained.other_pixel_size(tuple(grid.transform)),
         **({"lai_std": "band 3: the standard deviation of lai", "uncertainty": trained.calibration.summary()}
            if trained.predicts_spread else {}),
     }

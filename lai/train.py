@@ -209,7 +209,7 @@ def _train_stage(profile: Profile, row: str, cube, run_dir, init_from, resume: b
             print(f"{desc}: train loss {record['train_loss']:.4f}, val RMSE {record['val_rmse']:.3f} LAI, "
                   f"{record['samples_per_s']:.1f} samples/s", flush=True)
 
-    return _finish(state, cfg, run_dir, device, world, t_stage)
+    return _finish(state, cfg, run_dir, device, world, t_stage, splits[0].pixel_sizes())
 
 
 def init_head_bias(model: LAIModel, split: CubeSplit, enc: EncodingConfig, skip=(), seed: int = 0,
@@ -302,7 +302,7 @@ def _loaders(train_split: CubeSplit, val_split: CubeSplit, rank_batch: int, tcfg
 
 
 def _finish(state: TrainingState, cfg: StageConfig, run_dir: Path, device: torch.device, world: World,
-            t_stage: float) -> StageResult:
+            t_stage: float, pixel_sizes: list) -> StageResult:
     """Keep the best-validation weights; rank 0 writes history.csv, model.pt and result.json."""
     tcfg = cfg.train
     hist = pd.DataFrame(state.history)
@@ -318,7 +318,7 @@ def _finish(state: TrainingState, cfg: StageConfig, run_dir: Path, device: torch
     if world.main:
         with atomic_path(run_dir / STAGE_HISTORY_FILE) as tmp:
             hist.to_csv(tmp, index=False)
-        save_trained(run_dir, state.best_model, cfg)
+        save_trained(run_dir, state.best_model, cfg, pixel_sizes)
         atomic_write_text(run_dir / STAGE_RESULT_FILE, json.dumps(result, indent=2))
     barrier(world)  # the next stage (or rank) reads what rank 0 has just written
     return StageResult(cfg.row, run_dir, hist, result["seconds_this_session"], result["parameters"])

@@ -92,7 +92,8 @@ def test_lnb_120px_tiles_give_one_georeferenced_map_per_triplet(tiny_run, tmp_pa
     summary = predict_folder(tiny_run, lnb, tmp_path / "out", progress=False)
     assert summary["model_without_past_radar_pixels"] == 1
     assert summary["triplets"] == 2 and summary["tile"] == [120, 120] and summary["s1_values_clipped"] == 3
-    assert summary["maps_without_crs"] == []
+    assert summary["maps_without_crs"] == [] and summary["maps_of_other_pixel_size"] == []
+    assert summary["training_pixel_sizes"] == [[10.0, 10.0]]  # the simulator's 10 m pixels (model.pt records them)
     for trip in index_folder(lnb, progress=False).triplets:
         tif = tmp_path / "out" / (Path(trip.names[2]).stem + ".tif")
         with rasterio.open(tif) as src:
@@ -157,6 +158,33 @@ def test_odd_tile_size_is_padded_and_cropped_back(tiny_run, tmp_path):
     (tif,) = (tmp_path / "out").glob("*[0-9].tif")
     with rasterio.open(tif) as src:
         assert (src.height, src.width) == (33, 33) and np.isfinite(src.read(1)).all()
+
+
+def test_maps_of_pixels_the_model_was_not_trained_on_are_listed_and_lai_predict_warns(tiny_run, tmp_path, capsys):
+    """A model trained on 10 m pixels maps 20 m pixels as extrapolation (fields at another scale): summary.json lists
+    such maps and the command says so; a model file without the record (lai before it) judges nothing."""
+    from lai import cli
+    from lai.infer import load_trained
+
+    lnb = make_lnb(tmp_path / "lnb", n_triplets=2, size=64)
+    georeference(lnb, Affine(20, 0, 404400, 0, -20, 5342400))
+    assert cli.main(["predict", "--run", str(tiny_run), "--data", str(lnb), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    written = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert written["training_pixel_sizes"] == [[10.0, 10.0]] and len(written["maps_of_other_pixel_size"]) == 2
+    assert capsys.readouterr().err == (
+        f"lai predict: warning: 2 of 2 maps are of pixels of another size than the model's training pixels (10 x 10, "
+        f"in their CRS's units; first: {written['maps_of_other_pixel_size'][0]}): the model sees fields at another "
+        "scale, its maps are extrapolation (summary.json: maps_of_other_pixel_size)\n")
+    scene = write_scene(tmp_path / "scene", (40, 40), [-12.0, -18.0], 3.0, 4, transform=Affine(20, 0, 500000, 0, -20, 4600000))
+    assert cli.main(["predict", "--run", str(tiny_run), "--scene", str(scene), "--out", str(tmp_path / "scene.tif"),
+                     "--quiet"]) == 0
+    assert capsys.readouterr().err == (
+        f"lai predict: warning: {scene}: its pixels are of another size than the model's training pixels (10 x 10, in "
+        "their CRS's units): the model sees fields at another scale, its map is extrapolation\n")
+    trained = load_trained(tiny_run, "cpu")
+    assert not trained.other_pixel_size((10.05, 0, 0, 0, -9.95, 0)) and trained.other_pixel_size((10, 0, 0, 0, -10.2, 0))
+    trained.pixel_sizes = []
+    assert not trained.other_pixel_size((20, 0, 0, 0, -20, 0))
 
 
 def test_maps_without_a_crs_are_listed_and_lai_predict_warns(tiny_run, tmp_path, capsys):
@@ -353,6 +381,7 @@ def test_uniform_scene_gives_uniform_map_without_seams(tiny_run, tmp_path):
             assert src.profile["tiled"] and src.count == 3
             maps[overlap] = src.read(1)
         assert summary["observed_fraction"] == 0 and summary["s1_values_clipped"] == 0
+        assert summary["training_pixel_sizes"] == [[10.0, 10.0]] and summary["other_pixel_size"] is False
     inner = (slice(12, -12), slice(12, -12))  # away from the scene's own edges (padding there, as in one tile)
     blended, tiled = maps[24][inner], maps[0][inner]
     spread = lambda a: float(np.ptp(a))  # noqa: E731
