@@ -54,6 +54,7 @@ def cpu_cost_warning(profile) -> str | None:
                  f"stages (up to {epochs} epochs over up to {triplets:,} triplets) could take up to {took}")
     return text + ". On a CPU, run --profile quick or standard (or set train.device=cpu to train here anyway)"
 
+
 @dataclass(frozen=True)
 class World:
     rank: int = 0

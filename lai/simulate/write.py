@@ -208,9 +208,9 @@ def _run_scenes(cfg: SimConfig, plans: list, root: Path, workers: int, bar, dask
 
         with dask_client(**dask) as client:
             # absolute: the workers of an existing cluster (--scheduler) run in folders of their own
-            return map_ordered(functools.partial(_simulate_scene, cfg, root=Path(root).resolve()), plans, client,
-                               on_done=lambda i, _: bar.update(len(scene_dates(plans[i])))), \
-                f"dask, {worker_count(client)} workers"
+            rows = map_ordered(functools.partial(_simulate_scene, cfg, root=Path(root).resolve()), plans, client,
+                               on_done=lambda i, _: bar.update(len(scene_dates(plans[i]))))
+            return rows, f"dask, {worker_count(client)} workers"
 
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         from concurrent.futures import ProcessPoolExecutor, as_completed
