@@ -298,7 +298,9 @@ def figure_dir(tmp_path_factory):
 
 def test_figures_are_complete_pngs_written_atomically(figure_dir):
     for name in facts.FIGURE_NAMES:
-        assert (figure_dir / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        data = (figure_dir / f"{name}.png").read_bytes()
+        # a PNG from its signature to its closing IEND chunk (a file cut short keeps the first and lacks the second)
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[-12:] == b"\x00\x00\x00\x00IEND\xaeB`\x82", name
     assert not list(figure_dir.glob(".*partial*"))
 
 
