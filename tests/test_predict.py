@@ -187,6 +187,36 @@ def test_maps_of_pixels_the_model_was_not_trained_on_are_listed_and_lai_predict_
     assert not trained.other_pixel_size((20, 0, 0, 0, -20, 0))
 
 
+def test_the_maps_clamp_the_models_lai_to_the_plausible_range_and_count_it(tiny_run, tmp_path, monkeypatch):
+    """Both products (--data, --scene) write the model's LAI clamped to [0, 15] (lai.infer.clamp_lai) and count the
+    pixels moved: the model made to say -0.7 and 15.4 at two known pixels of every tile and window."""
+    from lai import predict, scene
+
+    real = predict.predict_batch
+
+    def out_of_range(*args, **kwargs):
+        lai, observed, sd = real(*args, **kwargs)
+        lai = lai.copy()
+        lai[:, 0, 0], lai[:, 1, 1] = -0.7, 15.4
+        return lai, observed, sd
+
+    monkeypatch.setattr(predict, "predict_batch", out_of_range)
+    monkeypatch.setattr(scene, "predict_batch", out_of_range)
+    lnb = make_lnb(tmp_path / "lnb", n_triplets=2, size=32)
+    summary = predict_folder(tiny_run, lnb, tmp_path / "maps", progress=False)
+    assert summary["lai_clamped_pixels"] == 4  # two pixels of each of the two maps
+    for tif in sorted((tmp_path / "maps").glob("*[0-9].tif")):
+        with rasterio.open(tif) as src:
+            model = src.read(2)
+        assert (model[0, 0], model[1, 1]) == (0.0, 15.0) and model.min() >= 0 and model.max() <= 15
+    manifest = write_scene(tmp_path / "scene", (40, 40), [-12.0, -18.0], 3.0, 9)  # one window covers it
+    summary = scene.predict_scene(tiny_run, manifest, tmp_path / "scene.tif", window=64, overlap=8, progress=False)
+    assert summary["windows"] == 1 and summary["lai_clamped_pixels"] == 2
+    with rasterio.open(tmp_path / "scene.tif") as src:
+        model = src.read(2)
+    assert (model[0, 0], model[1, 1]) == (0.0, 15.0)
+
+
 def test_maps_without_a_crs_are_listed_and_lai_predict_warns(tiny_run, tmp_path, capsys):
     """Rasters without a CRS (a transform only) give maps a GIS cannot place: summary.json lists them and the command
     says so on stderr, while it writes every map."""

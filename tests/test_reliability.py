@@ -657,8 +657,9 @@ def test_declared_nodata_is_read_as_missing(lnb):
     lai = {k[1]: v[1] for k, v in read_folder(lnb).items()}[name]
     assert np.isnan(lai[1, 4, 4]) and np.isfinite(np.delete(lai[1].ravel(), 4 * 16 + 4)).all()
     edit_tiff(lnb / MASK_DIR / name, lambda a: a.fill(4))
-    lai = {k[1]: v[1] for k, v in read_folder(lnb).items()}[name]
+    lai, scl = {k[1]: v[1:3] for k, v in read_folder(lnb).items()}[name]
     assert np.isnan(lai[1, 4, 4]) and np.isfinite(np.delete(lai[1].ravel(), 4 * 16 + 4)).all()
+    assert scl[1, 4, 4] == 0 and (np.delete(scl[1].ravel(), 4 * 16 + 4) == 4).all()  # usable no more: no data
 
 
 def test_grid_index_beyond_the_stored_integer_type_is_refused():

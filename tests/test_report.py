@@ -318,6 +318,20 @@ def test_figure_variants(tmp_path, cube):
         figures.save(fig, tmp_path / f"v{k}.png", dpi=30)
 
 
+def test_map_triplets_alternate_partly_cloudy_and_clear_and_take_overcast_last():
+    """Within a set the maps' triplets alternate between tiles partly cloudy at t (first) and clear at t; tiles
+    overcast at t come only when no other is left (lai.figures.maps.choose_triplets)."""
+    cloudy_share = {10: 0.5, 11: 0.5, 20: 0.0, 21: 0.0, 30: 1.0, 31: 1.0}  # triplet -> share of pixels clouded at t
+    clear = np.stack([np.where(np.arange(100).reshape(10, 10) < 100 * share, 0, 1) for share in cloudy_share.values()])
+    sets = {"non_cloudy": xr.Dataset({"clear_t": (("triplet", "y", "x"), clear.astype(np.uint8))},
+                                     coords={"triplet": list(cloudy_share)}, attrs={"split": "non_cloudy"})}
+    kind = lambda picked: sorted(cloudy_share[i] for i in picked)  # noqa: E731
+    assert kind(figures.choose_triplets(sets, n=1)) == [0.5]  # partly cloudy first
+    assert kind(figures.choose_triplets(sets, n=2)) == [0.0, 0.5]  # then clear
+    assert kind(figures.choose_triplets(sets, n=4)) == [0.0, 0.0, 0.5, 0.5]  # no overcast while others are left
+    assert kind(figures.choose_triplets(sets, n=5)) == [0.0, 0.0, 0.5, 0.5, 1.0]
+
+
 def test_truth_vs_prediction_maps_includes_cloudy_targets(cube):
     preds = make_predictions(cube)
     chosen = figures.choose_triplets(preds, n=4)
