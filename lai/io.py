@@ -225,6 +225,7 @@ def output_lock(path: str | Path, folder: str | None | object = _FILE):
     if folder is not _FILE and path.name in ("", ".", ".."):  # a folder filled in place may be named "." (the current one)
         path = path.resolve()
     made = [p for p in (path.parent, *path.parent.parents) if not (p.exists() or p.is_symlink())]  # deepest first
+    new_folder = folder is not _FILE and not (path.exists() or path.is_symlink())  # claimed below by this call
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = lock_file(path)
     try:
@@ -243,6 +244,8 @@ def output_lock(path: str | Path, folder: str | None | object = _FILE):
             _mark(path)
         failed = False
     finally:
+        if failed and new_folder:  # refused or stopped before writing anything: the folder it made is not left behind
+            _remove_unused(path)
         _release(lock, fd)
         if failed:  # the folders made for an output that never came are not left behind
             _remove_empty(made)
@@ -267,6 +270,16 @@ def _release(lock: Path, fd: int) -> None:
         with contextlib.suppress(OSError):
             lock.unlink()
     os.close(fd)
+
+
+def _remove_unused(folder: Path) -> None:
+    """Remove ``folder`` (made by this process) where it holds nothing but lai's marker; keep it otherwise."""
+    try:
+        if all(p.name == FOLDER_MARK for p in folder.iterdir()):
+            (folder / FOLDER_MARK).unlink(missing_ok=True)
+            folder.rmdir()
+    except OSError:  # gone, or something came meanwhile: kept as it is
+        pass
 
 
 def _remove_empty(folders: list[Path]) -> None:

@@ -286,3 +286,28 @@ def test_an_output_that_cannot_take_the_result_is_named_not_its_temporary_siblin
             tmp.mkdir()
             (tmp / "result.txt").write_text("done")
     assert ".partial" not in str(caught.value) and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_folder_claimed_by_a_refused_command_is_not_left_behind(tmp_path):
+    """A command refused after claiming a new run folder (a check of its inputs failed) removes the folder and the
+    parents it made; a folder that held anything before, or into which it wrote, stays as it is."""
+    from lai.io import FOLDER_MARK
+
+    def refused(folder):
+        with pytest.raises(ValueError, match="refused"):
+            with output_lock(folder, folder="config.yaml"):
+                assert (folder / FOLDER_MARK).is_file()
+                raise ValueError("refused")
+
+    refused(tmp_path / "runs" / "s1")
+    assert not (tmp_path / "runs").exists()  # the stage folder, its lock and the runs folder made for it
+    kept = tmp_path / "kept"
+    with output_lock(kept, folder="config.yaml"):
+        pass  # a folder lai made before, empty but its marker
+    refused(kept)
+    assert sorted(p.name for p in kept.iterdir()) == [FOLDER_MARK]
+    with pytest.raises(ValueError, match="after writing"):
+        with output_lock(tmp_path / "written", folder="config.yaml"):
+            (tmp_path / "written" / "config.yaml").write_text("row: s1\n")
+            raise ValueError("after writing")
+    assert (tmp_path / "written" / "config.yaml").is_file()  # what it wrote stays for the next run to resume or refuse

@@ -36,9 +36,15 @@ def test_pooled_loss_is_sum_over_count():
 def test_intermediate_supervision_weights():
     x = encode_batch(raw_batch(), ENC)
     out = small("final")(x)
-    cfg = TrainConfig(alpha=0.1, beta=0.15)
-    loss, parts = total_loss(out, x, cfg)
-    assert loss.item() == pytest.approx(float(parts["dec"] + 0.1 * parts["enc1"] + 0.15 * parts["enc2"]), rel=1e-5)
+    for alpha, beta in ((0.1, 0.15), (0.37, 2.5)):  # the defaults, and weights of their own (a fixed weight fails)
+        loss, parts = total_loss(out, x, TrainConfig(alpha=alpha, beta=beta))
+        assert all(float(parts[k]) > 0 for k in ("dec", "enc1", "enc2"))
+        assert loss.item() == pytest.approx(float(parts["dec"] + alpha * parts["enc1"] + beta * parts["enc2"]), rel=1e-5)
+    # with a spread head the loss adds its Gaussian negative log-likelihood, whose gradient reaches that head alone
+    loss, parts = total_loss(small("final", uncertainty=True)(x), x, TrainConfig(alpha=0.37, beta=2.5))
+    assert float(parts["nll"]) != 0
+    assert loss.item() == pytest.approx(float(parts["dec"] + 0.37 * parts["enc1"] + 2.5 * parts["enc2"] + parts["nll"]),
+                                        rel=1e-5)
 
 
 def test_the_spread_heads_loss_is_least_where_the_variance_is_the_squared_error():

@@ -1211,6 +1211,11 @@ def test_the_conclusions_read_as_plain_text_as_the_pdf_prints_them(report):
     text = conclusions_text(run)
     assert text.startswith("- Model compared below: ") and "beats persistence" in text
     assert len(text.splitlines()) == len(json.loads((run / "report.json").read_text())["conclusions"])
+    # hyphens aside: where the PDF breaks a word at a line's end, pypdf gives "persis- tence"
+    printed = _pdf_text(pdf)[1].replace("- ", "").replace("-", "")
+    # the lines are the PDF's bullets, in order, each whole up to the next (a line cut short fails)
+    bullets = " • ".join(" ".join(line.removeprefix("- ").split()).replace("-", "") for line in text.splitlines())
+    assert f"• {bullets}" in printed
     assert plain(rich("a ", strong("b"), [" c"])) == "a b c"
 
 
