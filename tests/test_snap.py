@@ -143,3 +143,26 @@ def test_angles_in_radians_and_reflectance_in_digital_numbers_are_refused():
     with pytest.raises(ValueError, match="look like reflectance already in 0-1; give --reflectance-scale 1"):
         check_reflectance(dn * 1e-4 * 1e-4, 1e-4, "b03.tif")
     check_reflectance(dn * 1e-4, 1e-4, "b03.tif")
+
+
+def test_the_network_reads_its_inputs_in_the_order_of_snaps_atbd():
+    """SNAP's LAI network (S2ToolBox ATBD, Weiss and Baret): inputs B3, B4, B5, B6, B7, B8A, B11, B12 reflectance, then
+    the cosines of the view zenith, sun zenith and relative azimuth angles, each scaled to [-1, 1] by its
+    normalisation bounds; 5 tanh neurons; a linear output scaled back from [-1, 1]. Written out here apart from lai's
+    code, with the built-in 2_1 numbers: a band or angle out of place, or an angle dropped, fails."""
+    from lai.snap import BANDS
+
+    assert BANDS == ("B03", "B04", "B05", "B06", "B07", "B8A", "B11", "B12")
+    rng = np.random.default_rng(3)
+    refl = rng.uniform(0.02, 0.45, (8, 6))
+    view, sun, azimuth = 6.0, 38.0, 115.0
+    net = BUILTIN
+    expected = []
+    for pixel in refl.T:
+        x = [*pixel, np.cos(np.radians(view)), np.cos(np.radians(sun)), np.cos(np.radians(azimuth))]
+        scaled = [2 * (v - lo) / (hi - lo) - 1 for v, (lo, hi) in zip(x, net.normalisation)]
+        hidden = [np.tanh(sum(w * s for w, s in zip(weights, scaled)) + b) for weights, b in zip(net.w1, net.b1)]
+        out = sum(w * h for w, h in zip(net.w2, hidden)) + net.b2
+        low, high = net.denormalisation
+        expected.append(0.5 * (out + 1) * (high - low) + low)
+    np.testing.assert_allclose(snap_lai(refl, Angles(view, sun, azimuth)), expected, rtol=1e-5)
