@@ -205,6 +205,7 @@ def _both_past_dates(truth_t2: np.ndarray, change: float | np.ndarray, noise: fl
     scl = np.full((b, 3, h, w), 4, np.uint8)
     scl[:, 0, :, 5] = 9  # t-2 clouded on column 5: t-1 alone there
     scl[:, :2, 7, :] = 9  # both clouded on row 7
+    lai[:, 0, :, 5] = lai[:, :2, 7, :] = 2.5  # under the clouds, a retrieval far off: never averaged in
     raw = raw_batch(b=b, size=h)
     raw.update(lai=torch.from_numpy((lai * ENC.lai_scale).astype(np.float32)), scl=torch.from_numpy(scl))
     return encode_batch(raw, ENC), lai

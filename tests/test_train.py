@@ -69,7 +69,12 @@ def test_interrupted_then_resumed_equals_uninterrupted(tiny_data, tmp_path, monk
     assert not (tmp_path / "cut" / "model.pt").exists()
     with pytest.raises(RunFolderError, match="pass --resume"):
         train_stage(p, "s1_masks_seas", cube, tmp_path / "cut", progress=False)
+    import lai.train
+
+    epochs_run, train_epoch = [], lai.train.train_epoch
+    monkeypatch.setattr(lai.train, "train_epoch", lambda *a, **k: epochs_run.append(1) or train_epoch(*a, **k))
     resumed = train_stage(p, "s1_masks_seas", cube, tmp_path / "cut", resume=True, progress=False)
+    assert len(epochs_run) == 2  # epochs 2 and 3: the first came from the checkpoint, not trained again
     assert same_weights(weights(tmp_path / "full"), weights(tmp_path / "cut"))
     cols = ["epoch", "lr", "train_loss", "val_mse"]
     pd.testing.assert_frame_equal(full.history[cols], resumed.history[cols])
@@ -183,9 +188,13 @@ def test_sigkill_mid_training_then_resume(tiny_data, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (run / "s2_masks" / "model.pt").exists(), "killed too late to test anything"
+    saved = torch.load(ckpt, weights_only=False)["history"]  # the epochs done before the kill, with their timings
     done = subprocess.run(args + ["--runs", str(run), "--resume"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert same_weights(weights(tmp_path / "full" / "s2_masks"), weights(run / "s2_masks"))
+    history = pd.read_csv(run / "s2_masks" / "history.csv")  # those epochs kept, not trained again (a timing differs)
+    assert len(saved) >= 1 and list(history["seconds"][: len(saved)]) == pytest.approx([h["seconds"] for h in saved],
+                                                                                       rel=1e-9)
 
 
 def test_resume_under_another_number_of_processes_is_recorded(tiny_data, tmp_path, capsys):

@@ -22,6 +22,7 @@ from lai.loader import CubeSplit
 from lai.loss import total_loss
 from lai.model import LAIModel
 from lai.uncertainty import (
+    LEVELS,
     NOMINAL,
     POOLED,
     STRATA,
@@ -54,6 +55,7 @@ def test_coverage_of_a_gaussian_with_known_variance():
     half = 2 * NormalDist().cdf(z_of(0.95) / 2) - 1  # sd halved: the 95 % interval reaches 0.98 true sd, P = 0.673
     assert coverage(err, sd / 2, 0.95) == pytest.approx(half, abs=0.003)
     curve = reliability("x", err, sd)
+    assert [r["nominal"] for r in curve] == list(LEVELS)  # every level of the diagram
     assert all(abs(r["observed"] - r["nominal"]) < 0.005 for r in curve)
 
 
@@ -172,6 +174,11 @@ def test_heavy_tails_get_a_factor_per_level_that_one_factor_cannot_give():
     assert half_widths["68 %"][STRATA[0]] == pytest.approx(z_of(0.68) * factors[0.68] / cal.sd_factors[STRATA[0]], rel=1e-2)
     reach68, reach95 = half_widths["68 %"][STRATA[0]], half_widths["95 %"][STRATA[0]]
     assert reach68 < 0.8 and reach95 / reach68 > 1.1 * z_of(0.95) / z_of(0.68)  # narrow core, long tails
+    # the calibration table: each level's coverage from that level's own deviation
+    rows = calibration_rows("cloudy", heavy, sd, cal.deviations(sd, past, clear), std, clear, "truth")
+    recalibrated = next(r for r in rows if r["pixels"] == "clouded at t" and r["sd"] == "recalibrated")
+    assert recalibrated["coverage_68"] == pytest.approx(0.68, abs=0.005)
+    assert recalibrated["coverage_95"] == pytest.approx(0.95, abs=0.005)
 
 
 def test_region_transfer_fits_on_the_other_regions_only():
@@ -196,6 +203,14 @@ def test_region_transfer_fits_on_the_other_regions_only():
                 assert b[f"coverage_{round(100 * lv)}"] == pytest.approx(inside[lv], abs=0.02), (form, at_t, lv)
             assert a["coverage_68"] > 0.95 and a["coverage_95"] > 0.99
     assert region_transfer(sd, err, strata(past, clear), clear, np.array(["A"] * n), "truth") == []  # one region
+    # heavy tails alike in both regions (5 % of the errors 6x wider): a factor per level carries the 95 % interval
+    # over; the Gaussian form (the standard deviation's factor, which the tails inflate, plus or minus 1.96 of it)
+    # covers more than 95 %: the forms differ
+    tails = (rng.standard_normal((n, side, side)) * np.where(rng.random((n, side, side)) < 0.05, 6.0, 1.0))
+    covered = {form: [r["coverage_95"] for r in region_transfer(sd, tails.astype(np.float32), strata(past, clear), clear,
+                                                                   regions, "truth", form)] for form in ("levels", "gaussian")}
+    assert all(c == pytest.approx(0.95, abs=0.01) for c in covered["levels"])
+    assert all(c > 0.96 for c in covered["gaussian"]), covered
     with pytest.raises(ValueError, match="form must be"):
         region_transfer(sd, err, strata(past, clear), clear, regions, "truth", "student")
 
