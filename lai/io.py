@@ -226,6 +226,7 @@ def output_lock(path: str | Path, folder: str | None | object = _FILE):
         path = path.resolve()
     made = [p for p in (path.parent, *path.parent.parents) if not (p.exists() or p.is_symlink())]  # deepest first
     new_folder = folder is not _FILE and not (path.exists() or path.is_symlink())  # claimed below by this call
+    marked_before = folder is not _FILE and ((path / FOLDER_MARK).exists() or (path / FOLDER_MARK).is_symlink())
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = lock_file(path)
     try:
@@ -244,8 +245,8 @@ def output_lock(path: str | Path, folder: str | None | object = _FILE):
             _mark(path)
         failed = False
     finally:
-        if failed and new_folder:  # refused or stopped before writing anything: the folder it made is not left behind
-            _remove_unused(path)
+        if failed and folder is not _FILE and not marked_before:  # refused or stopped before writing anything: the
+            _remove_unused(path, new_folder)  # marker it left, and the folder it made, are not left behind
         _release(lock, fd)
         if failed:  # the folders made for an output that never came are not left behind
             _remove_empty(made)
@@ -272,12 +273,14 @@ def _release(lock: Path, fd: int) -> None:
     os.close(fd)
 
 
-def _remove_unused(folder: Path) -> None:
-    """Remove ``folder`` (made by this process) where it holds nothing but lai's marker; keep it otherwise."""
+def _remove_unused(folder: Path, made: bool) -> None:
+    """Where ``folder`` holds nothing but the marker this process wrote, remove the marker, and the folder where this
+    process ``made`` it (an empty folder of the user's stays, as it was); keep everything otherwise."""
     try:
         if all(p.name == FOLDER_MARK for p in folder.iterdir()):
             (folder / FOLDER_MARK).unlink(missing_ok=True)
-            folder.rmdir()
+            if made:
+                folder.rmdir()
     except OSError:  # gone, or something came meanwhile: kept as it is
         pass
 

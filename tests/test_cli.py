@@ -37,6 +37,7 @@ class Case:
     code: int = 2
     absent: str | None = None  # a path placeholder that must not exist afterwards (nothing written)
     present: str | None = None  # a path placeholder that must still exist afterwards (nothing deleted)
+    unchanged: str | None = None  # a file placeholder whose bytes must be as before the command (nothing overwritten)
     spawn: bool = False  # True: `python -m lai` in a subprocess; False: lai.cli.main in this process (faster)
 
     def args(self, inputs: dict) -> list[str]:
@@ -78,19 +79,21 @@ CASES = [
     Case("zero-train-triplets", "`--set simulate.train_triplets=0`",
          [*SIM, "--set", "simulate.train_triplets=0"], r"simulate\.train_triplets must be positive, got 0"),
     Case("simulate-into-other-folder", "`lai simulate --out` a folder holding other files",
-         ["simulate", *TINY, "--out", "{lnb_ok}", "--quiet"], r"already exists and does not hold a simulation of this configuration"),
+         ["simulate", *TINY, "--out", "{lnb_ok}", "--quiet"], r"{lnb_ok} already exists and does not hold a simulation of this configuration"),
     Case("validate-truncated-file", "`lai validate` on a folder with a truncated TIFF",
-         ["validate", "{bad_lnb}", "--quiet"], r"{bad_file}: is truncated: pixel block at bytes \d+\.\.\d+ lies past the end of the file \(300 bytes\)"),
+         ["validate", "{bad_lnb}", "--quiet"],
+         r"{bad_lnb}/{bad_file}: is truncated: pixel block at bytes \d+\.\.\d+ lies past the end of the file \(300 bytes\)"),
     Case("cube-truncated-file", "`lai cube` on a folder with a truncated TIFF",
          ["cube", "{bad_lnb}", "--out", "{tmp}/bad.nc", *TINY, "--quiet"],
-         r"{bad_file}: is truncated: pixel block", absent="{tmp}/bad.nc", spawn=True),
+         r"{bad_lnb}/{bad_file}: is truncated: pixel block", absent="{tmp}/bad.nc", spawn=True),
     Case("cube-skip-bad", "`lai cube --skip-bad` on the same folder (exit 0, the skip is listed)",
          ["cube", "{bad_lnb}", "--out", "{tmp}/skipped.nc", *TINY, "--skip-bad", "--quiet"],
-         r"skipped 1 bad triplet\(s\):\n    CSV row 2: .*{bad_file}: is truncated", code=0),
+         r"skipped 1 bad triplet\(s\):\n    CSV row 2: .*{bad_lnb}/{bad_file}: is truncated", code=0),
     Case("cube-missing-folder", "`lai cube` on a folder that does not exist",
          ["cube", "{tmp}/nowhere", "--out", "{tmp}/none.nc", *TINY], r"nowhere/s1: folder is missing"),
     Case("cube-other-settings", "`lai cube --out` an existing cube built with other settings",
-         ["cube", "{lnb_ok}", "--out", "{cube}", *TINY, "--quiet"], r"already exists and was not built from .* with these settings"),
+         ["cube", "{lnb_ok}", "--out", "{cube}", *TINY, "--quiet"], r"{cube} already exists and was not built from {lnb_ok} as it is now with these settings",
+         unchanged="{cube}"),
     Case("info-old-schema", "`lai info` on a cube written by an older schema (version 0)",
          ["info", "{old_cube}"], r"old\.nc: written by cube schema version 0; this lai reads version 2\. Rebuild it with `lai cube`", spawn=True),
     Case("info-other-schema", "`lai info` on an HDF5 file of another schema",
@@ -135,10 +138,12 @@ CASES = [
          r"s1 epoch 1/\d+: the training loss became (nan|inf); lower train\.lr", spawn=True),
     Case("train-foreign-config", "`lai train` into a run folder whose config.yaml is not lai's",
          ["train", *TINY, "--cube", "{cube}", "--runs", "{foreign_runs}", "--row", "s1"],
-         r"s1/config\.yaml is not the configuration of a lai training run"),
+         r"{foreign_runs}/s1/config\.yaml is not the configuration of a lai training run",
+         unchanged="{foreign_runs}/s1/config.yaml"),
     Case("evaluate-no-model", "`lai evaluate --run` a folder without model.pt",
          ["evaluate", "--run", "{tmp}/empty_run", "--cube", "{cube}"],
-         r"empty_run/model\.pt: weights file does not exist \(did that training stage finish\?\)", spawn=True),
+         r"empty_run/model\.pt: weights file does not exist \(did that training stage finish\?\)",
+         absent="{tmp}/empty_run/.lai-folder", spawn=True),
     Case("predict-pipeline-run-folder", "`lai predict --run` a pipeline run folder (reports/<run>) instead of one of its stages",
          ["predict", "--run", "{tmp}/reports_run", "--data", "{lnb_ok}", "--out", "{tmp}/pred_runfolder", "--quiet"],
          r"reports_run is a pipeline run folder, not a training stage: give .*reports_run/runs/final_gated \(its chosen "
@@ -196,7 +201,8 @@ CASES = [
     # -- silent wrong results: other split labels, bad tiles, bad cubes
     Case("evaluate-other-splits", "`lai evaluate` a model on a cube with other split labels (`splits.seed=1`)",
          ["evaluate", "--run", "{fresh_run}", "--cube", "{resplit_cube}"],
-         r"fresh_run: the model was trained on a cube with other split labels than .*resplit\.nc"),
+         r"fresh_run: the model was trained on a cube with other split labels than .*resplit\.nc",
+         absent="{fresh_run}/predictions"),
     Case("train-other-splits", "`lai train` into a run folder trained on the same data with other split labels",
          ["train", *TINY, "--cube", "{resplit_cube}", "--runs", "{other_runs}", "--row", "s1", "--quiet"],
          r"runs_other/s1 already holds another run \(different cube data or split labels\)"),
@@ -255,7 +261,7 @@ CASES = [
          ["run", *TINY, "--reports", "{other_reports}", "--data-root", "{tmp}/data_other"],
          r"reports_other/tiny already holds a run with another configuration \(see its profile\.yaml\): .*; choose another "
          r"folder: `lai run --name NEW`, or in a notebook set the parameter run_dir to a new folder",
-         absent="{other_reports}/tiny/notebooks/01_data.ipynb", spawn=True),
+         absent="{other_reports}/tiny/notebooks/01_data.ipynb", unchanged="{other_reports}/tiny/profile.yaml", spawn=True),
     # -- lai predict: run, inputs and outputs named; nothing written on failure
     Case("predict-data-and-scene", "`lai predict` with both `--data` and `--scene`",
          ["predict", "--run", "{fresh_run}", "--data", "{lnb_ok}", "--scene", "{scene_yaml}", "--out", "{tmp}/pred_both"],
@@ -271,7 +277,7 @@ CASES = [
          r"--out .*full_dir already exists and is not an empty folder; choose a new folder", present="{full_dir}/keep.txt"),
     Case("predict-truncated-file", "`lai predict --data` a folder with a truncated TIFF",
          ["predict", "--run", "{fresh_run}", "--data", "{bad_lnb}", "--out", "{tmp}/pred_bad", "--quiet"],
-         r"{bad_file}: is truncated: pixel block", absent="{tmp}/pred_bad"),
+         r"{bad_lnb}/{bad_file}: is truncated: pixel block", absent="{tmp}/pred_bad"),
     Case("predict-batch-size", "`lai predict --batch-size 0`",
          ["predict", "--run", "{fresh_run}", "--data", "{lnb_ok}", "--out", "{tmp}/pred_b0", "--batch-size", "0"],
          r"batch size must be at least 1, got 0", absent="{tmp}/pred_b0"),
@@ -893,6 +899,12 @@ def error_message(command: str, stderr: str) -> str | None:
     return stderr[start:].strip() if start >= 0 else None
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def check(case: Case, inputs: dict, done: subprocess.CompletedProcess) -> None:
     command = case.argv[0]
     pattern = case.pattern.format(**{k: re.escape(v) for k, v in inputs.items()})
@@ -909,11 +921,14 @@ def check(case: Case, inputs: dict, done: subprocess.CompletedProcess) -> None:
         assert not Path(case.absent.format(**inputs)).exists(), f"{case.absent} was written"
     if case.present:
         assert Path(case.present.format(**inputs)).exists(), f"{case.present} was deleted"
+    if case.unchanged:
+        assert _sha256(Path(case.unchanged.format(**inputs))) == inputs[f"sha256 before {case.id}"], f"{case.unchanged} changed"
 
 
 @pytest.fixture(scope="module")
 def cli_results(tiny_data, tmp_path_factory):
     inputs = prepare(tmp_path_factory.mktemp("cli"), tiny_data[2])
+    inputs.update({f"sha256 before {c.id}": _sha256(Path(c.unchanged.format(**inputs))) for c in CASES if c.unchanged})
     with ThreadPoolExecutor(2) as pool:  # subprocesses two at a time while the in-process cases run here
         spawned = {c.id: pool.submit(run_case, c, inputs) for c in CASES if c.spawn}
         done = {c.id: run_case(c, inputs) for c in CASES if not c.spawn}

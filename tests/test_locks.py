@@ -289,8 +289,8 @@ def test_an_output_that_cannot_take_the_result_is_named_not_its_temporary_siblin
 
 
 def test_a_folder_claimed_by_a_refused_command_is_not_left_behind(tmp_path):
-    """A command refused after claiming a new run folder (a check of its inputs failed) removes the folder and the
-    parents it made; a folder that held anything before, or into which it wrote, stays as it is."""
+    """A command refused after claiming a run folder (a check of its inputs failed) removes the marker it wrote there,
+    and the folder and the parents it made; a folder lai had marked before, or into which it wrote, stays as it is."""
     from lai.io import FOLDER_MARK
 
     def refused(folder):
@@ -301,6 +301,9 @@ def test_a_folder_claimed_by_a_refused_command_is_not_left_behind(tmp_path):
 
     refused(tmp_path / "runs" / "s1")
     assert not (tmp_path / "runs").exists()  # the stage folder, its lock and the runs folder made for it
+    (tmp_path / "mine").mkdir()  # an empty folder of the user's: kept, without the marker the command wrote
+    refused(tmp_path / "mine")
+    assert (tmp_path / "mine").is_dir() and not any((tmp_path / "mine").iterdir())
     kept = tmp_path / "kept"
     with output_lock(kept, folder="config.yaml"):
         pass  # a folder lai made before, empty but its marker
