@@ -246,6 +246,8 @@ def test_stage_configuration_is_compared_by_equality():
     assert a == _stage() and a.row == "s1"
     assert a == replace(a, cube=CubeRef("/moved/cube.nc", a.cube.fingerprint, a.cube.splits))  # the same data elsewhere
     assert a != replace(a, cube=CubeRef(a.cube.path, a.cube.fingerprint, "other split labels"))
+    other_data = replace(a, cube=CubeRef(a.cube.path, "other data", a.cube.splits))  # same labels, other pixels
+    assert a != other_data and differences(a, other_data) == [("cube.fingerprint", a.cube.fingerprint, "other data")]
     assert differences(a, _stage(epochs=2)) == [("train.epochs", 1, 2)]
     assert differences(a, replace(a, init_from={"enc1": "/runs/s1_masks_seas"})) == [("init_from.enc1", None, "/runs/s1_masks_seas")]
 

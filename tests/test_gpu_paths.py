@@ -123,6 +123,48 @@ def test_float16_resident_split_matches_streamed_reads(tiny_data):
         torch.testing.assert_close(b["lai"].float(), a["lai"], atol=0.004, rtol=0, equal_nan=True)
         x, y = encode_batch(a, ENC), encode_batch(b, ENC)  # encoding takes float16 batches as they come
         assert torch.equal(x.target_valid, y.target_valid)
+        assert y.s1.dtype == y.s2.dtype == y.target.dtype == torch.float32  # decoded before the model sees them
+        torch.testing.assert_close(y.s1, x.s1, atol=0.002, rtol=0)  # normalised: within float16's rounding
+
+
+def test_training_runs_the_step_as_configured(tiny_data, tmp_path, monkeypatch):
+    """What train.bf16, train.channels_last and train.compile ask for reaches the training step: autocast to bf16
+    around the model, the model's weights and the batch's images in channels_last order, the step model compiled
+    (each was a flag that could be dropped on the way without any test seeing it)."""
+    import lai.train
+    from lai.config import load_profile
+    from lai.distributed import World
+
+    seen = []
+    step = lai.train.train_step
+
+    def spy(model, opt, x, tcfg, use_bf16):
+        conv = dict(model.named_modules())["enc2.unet.down.0.0"]  # the U-Net's first: it reads the batch's images
+        hook = conv.register_forward_hook(lambda m, i, out: seen.append(
+            {"dtype": out.dtype, "weights": m.weight.is_contiguous(memory_format=torch.channels_last),
+             "input": i[0].is_contiguous(memory_format=torch.channels_last)}))
+        try:
+            return step(model, opt, x, tcfg, use_bf16)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(lai.train, "train_step", spy)
+    _, _, cube = tiny_data
+    for bf16, layout in (("on", "on"), ("off", "off")):
+        profile = load_profile("tiny", ["train.epochs=1", "train.max_batches_per_epoch=1", f"train.bf16={bf16}",
+                                        f"train.channels_last={layout}", "train.device=cpu"])
+        seen.clear()
+        lai.train.train_stage(profile, "s2_masks", cube, tmp_path / f"{bf16}_{layout}", progress=False)
+        on = bf16 == "on"
+        assert seen and all(r == {"dtype": torch.bfloat16 if on else torch.float32, "weights": on, "input": on}
+                            for r in seen), seen
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: compiled.append(model) or model)
+    model = LAIModel(ModelConfig(preset="small", row="s2_masks"), mask_channels(ENC))
+    assert lai.train._step_model(model, TrainConfig(compile=True), torch.device("cpu"), World()) is model
+    assert compiled == [model]
+    assert lai.train._step_model(model, TrainConfig(compile=False), torch.device("cpu"), World()) is model
+    assert compiled == [model]
 
 
 def test_paper_profile_end_to_end_at_reduced_size(tmp_path):

@@ -634,3 +634,51 @@ def test_run_folder_scores_the_ensemble_of_its_chosen_models_seeds(tmp_path):
     vs_seeds = table[table["other"] == f"{chosen} seeds"]
     assert list(vs_seeds["set"]) == ["val", "non_cloudy", "cloudy", "unique"] and (vs_seeds["seeds"] == 2).all()
     assert set(table[table["other"] == "oracle"]["set"]) == {"non_cloudy", "cloudy", "unique"}
+
+
+def test_fine_tuning_starts_from_the_pretrained_encoders(tiny_data, tmp_path):
+    """The final model's encoders start as the pre-trained stages left them (``init_from``): with a learning rate
+    too small to move them, its encoders' parameters after an epoch are the pre-trained ones."""
+    _, _, cube = tiny_data
+    quick = profile_with(epochs=1, max_batches_per_epoch=1)
+    for row, run in (("s1_masks_seas", "s1"), ("s2_masks_seas", "s2")):
+        train_stage(quick, row, cube, tmp_path / run, progress=False)
+    still = profile_with(epochs=1, max_batches_per_epoch=1, lr=1e-12)
+    train_stage(still, "final", cube, tmp_path / "final", init_from={"enc1": tmp_path / "s1", "enc2": tmp_path / "s2"},
+                progress=False)
+    final = weights(tmp_path / "final")
+    for part, run in (("enc1", "s1"), ("enc2", "s2")):
+        pre = weights(tmp_path / run)
+        names = [k for k in pre if k.startswith(f"{part}.") and "running_" not in k and "num_batches" not in k]
+        assert len(names) > 10 and all(k in final for k in names)
+        assert all(torch.allclose(final[k], pre[k], atol=1e-8) for k in names), part
+
+
+def test_the_seed_reaches_the_weights_the_shuffle_and_the_augmentation(tiny_data, tmp_path, monkeypatch):
+    """train.seed draws the initial weights, the order of the batches and the augmentation: each is another for
+    another seed (the three were one draw with the seed fixed at 0 in any of them)."""
+    import lai.train
+    from lai.checkpoint import TrainingState
+
+    _, _, cube = tiny_data
+    drawn = {}
+    start, augment_seed = TrainingState.start, lai.train.augment_seed
+
+    def record_start(model, tcfg):
+        state = start(model, tcfg)
+        drawn.setdefault(tcfg.seed, {})["weights"] = {k: v.clone() for k, v in model.state_dict().items()}
+        drawn[tcfg.seed]["order"] = torch.randperm(50, generator=state.generator.clone_state())
+        return state
+
+    def record_augment(seed, rank, epoch):
+        drawn.setdefault(seed, {}).setdefault("augment", []).append(augment_seed(seed, rank, epoch))
+        return augment_seed(seed, rank, epoch)
+
+    monkeypatch.setattr(TrainingState, "start", staticmethod(record_start))
+    monkeypatch.setattr(lai.train, "augment_seed", record_augment)
+    for seed in (0, 1):
+        p = profile_with(epochs=1, max_batches_per_epoch=1, seed=seed, augment="true")
+        train_stage(p, "s2_masks", cube, tmp_path / f"seed{seed}", progress=False)
+    a, b = drawn[0], drawn[1]
+    assert not same_weights(a["weights"], b["weights"])
+    assert not torch.equal(a["order"], b["order"]) and a["augment"] != b["augment"]
