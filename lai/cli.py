@@ -51,6 +51,11 @@ def _warn(command: str, text: str) -> None:
     print(f"lai {command}: warning: {escaped(text)}", file=sys.stderr)
 
 
+def _sizes(pixel_sizes: list) -> str:
+    """Pixel sizes ``[[x, y], ...]`` (summary.json's ``training_pixel_sizes``) as a warning prints them: "10 x 10"."""
+    return " or ".join(f"{x:g} x {y:g}" for x, y in pixel_sizes)
+
+
 def _dask_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="run on a local dask cluster of this many processes")
     p.add_argument("--scheduler", default=None, help="run on an existing dask.distributed cluster (scheduler address; "
@@ -236,11 +241,10 @@ def cmd_predict(args) -> int:
                   f"had none (first: {summary['maps_without_crs'][0]}): a GIS cannot place them (summary.json: "
                   "maps_without_crs)")
         if summary["maps_of_other_pixel_size"]:
-            sizes = " or ".join(f"{x:g} x {y:g}" for x, y in summary["training_pixel_sizes"])
             _warn("predict", f"{len(summary['maps_of_other_pixel_size'])} of {summary['triplets']} maps are of pixels of "
-                  f"another size than the model's training pixels ({sizes}, in their CRS's units; first: "
-                  f"{summary['maps_of_other_pixel_size'][0]}): the model sees fields at another scale, its maps are "
-                  "extrapolation (summary.json: maps_of_other_pixel_size)")
+                  f"another size than the model's training pixels ({_sizes(summary['training_pixel_sizes'])}, in their "
+                  f"CRS's units; first: {summary['maps_of_other_pixel_size'][0]}): the model sees fields at another "
+                  "scale, its maps are extrapolation (summary.json: maps_of_other_pixel_size)")
     else:
         if args.batch_size is not None:
             raise ConfigError("--batch-size applies to --data; a scene is predicted window by window (--window)")
@@ -261,8 +265,8 @@ def cmd_predict(args) -> int:
         for scene in summary if isinstance(summary, list) else [summary]:
             if scene["other_pixel_size"]:
                 _warn("predict", f"{scene['manifest']}: its pixels are of another size than the model's training pixels "
-                      f"({' or '.join(f'{x:g} x {y:g}' for x, y in scene['training_pixel_sizes'])}, in their CRS's "
-                      "units): the model sees fields at another scale, its map is extrapolation")
+                      f"({_sizes(scene['training_pixel_sizes'])}, in their CRS's units): the model sees fields at "
+                      "another scale, its map is extrapolation")
     print(json.dumps(summary, indent=2))
     return 0
 
