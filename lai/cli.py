@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from lai.config import PROFILE_DIR, PreprocessConfig
-from lai.facts import DATA_FOLDER, FINAL, PREDICT_BATCH, REPORTS_FOLDER, ROWS, SCENE_OVERLAP, SCENE_WINDOW
+from lai.facts import DATA_FOLDER, FINAL, PREDICT_BATCH, PREDICT_CONTEXT, REPORTS_FOLDER, ROWS, SCENE_OVERLAP, SCENE_WINDOW
 
 PROFILE_HELP = (f"built-in profile ({', '.join(sorted(p.stem for p in PROFILE_DIR.glob('*.yaml')))}) "
                 "or a YAML configuration file")
@@ -235,7 +235,7 @@ def cmd_predict(args) -> int:
         if args.window is not None or args.overlap is not None:
             raise ConfigError("--window and --overlap cut a scene into windows: they apply to --scene, not to --data")
         summary = predict_folder(args.run, args.data, args.out, PREDICT_BATCH if args.batch_size is None else args.batch_size,
-                                 args.device, progress=not args.quiet)
+                                 args.device, progress=not args.quiet, context=args.context)
         if summary["maps_without_crs"]:
             _warn("predict", f"{len(summary['maps_without_crs'])} of {summary['triplets']} maps have no CRS, as their input rasters "
                   f"had none (first: {summary['maps_without_crs'][0]}): a GIS cannot place them (summary.json: "
@@ -245,9 +245,15 @@ def cmd_predict(args) -> int:
                   f"another size than the model's training pixels ({_sizes(summary['training_pixel_sizes'])}, in their "
                   f"CRS's units; first: {summary['maps_of_other_pixel_size'][0]}): the model sees fields at another "
                   "scale, its maps are extrapolation (summary.json: maps_of_other_pixel_size)")
+        if summary["maps_with_neighbours"] and not summary["context"]:
+            _warn("predict", f"{summary['maps_with_neighbours']} of {summary['triplets']} maps have tiles of the same dates "
+                  "beside them, and each was predicted from its own tile alone (--context 0): a mosaic of them shows the "
+                  "tile edges (summary.json: maps_with_neighbours)")
     else:
         if args.batch_size is not None:
             raise ConfigError("--batch-size applies to --data; a scene is predicted window by window (--window)")
+        if args.context is not None:
+            raise ConfigError("--context applies to --data; a scene's windows overlap by --overlap instead")
         window = SCENE_WINDOW if args.window is None else args.window
         overlap = SCENE_OVERLAP if args.overlap is None else args.overlap
         if len(args.scene) > 1:
@@ -381,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path,
                    help="output folder (--data, several --scene) or GeoTIFF (one --scene: .tif or .tiff); must be new")
     p.add_argument("--batch-size", type=int, default=None, help=f"triplets per model call (--data; default {PREDICT_BATCH})")
+    p.add_argument("--context", type=int, default=None,
+                   help="pixels of the tiles beside each tile (the same dates, placed beside it by its georeferencing) "
+                   f"that frame it while it is predicted, so that a mosaic of the maps has no seams at the tile edges "
+                   f"(--data; at most the tile size; default {PREDICT_CONTEXT}, or the tile size if smaller; 0: each "
+                   "tile alone)")
     p.add_argument("--window", type=int, default=None, help=f"window size in pixels (--scene; at least 32; default {SCENE_WINDOW})")
     p.add_argument("--overlap", type=int, default=None,
                    help=f"overlap of neighbouring windows in pixels, blended (--scene; at most half the window; default "

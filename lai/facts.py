@@ -355,5 +355,8 @@ STAGE_CHECKPOINT_FILE, STAGE_HISTORY_FILE, STAGE_RESULT_FILE = "checkpoint.pt", 
 
 # lai predict's defaults: triplets per model call (--data); window and overlap of a scene's windows, in pixels (--scene)
 PREDICT_BATCH, SCENE_WINDOW, SCENE_OVERLAP = 8, 256, 64
+# pixels of the tiles beside a tile that frame it in lai predict --data (--context; at most the tiles' size): the
+# seams between the quick run's 64-pixel maps were gone from 16 on (benchmarks/tile_context.py); 32 for deeper U-Nets
+PREDICT_CONTEXT = 32
 STAGE_METRICS_FILE = "metrics.csv"  # what lai evaluate writes beside the weights: the metrics per test set ...
 STAGE_PER_TRIPLET_FILE = "per_tile.csv"  # ... and each triplet's scores and sums (lai.metrics.SUMS)

@@ -459,6 +459,12 @@ def _same_transform(a: tuple | None, b: tuple | None) -> bool:
     return all(abs(x - y) <= GRID_TOLERANCE * pixel for x, y in zip(a, b))
 
 
+def same_grid(a: tuple, b: tuple) -> bool:
+    """Whether two (CRS, transform) pairs place pixels alike: the same CRS and transforms within
+    :data:`GRID_TOLERANCE` of a pixel (a pair without georeferencing only matches another without)."""
+    return _same_crs(a[0], b[0]) and _same_transform(a[1], b[1])
+
+
 def common_grid(grids: dict[Path, tuple], target: Path) -> tuple[str | None, tuple | None]:
     """The (CRS, transform) of a triplet's files, ``grids`` (file -> (crs, transform)), which its map takes:
     ``target``'s (the S2 LAI of t), or the first georeferenced file's. Files without any georeferencing pass (the
@@ -470,7 +476,7 @@ def common_grid(grids: dict[Path, tuple], target: Path) -> tuple[str | None, tup
     if not georef:
         return None, None
     ref = target if target in georef else next(iter(georef))
-    on = lambda p, q: _same_crs(georef[p][0], georef[q][0]) and _same_transform(georef[p][1], georef[q][1])  # noqa: E731
+    on = lambda p, q: same_grid(georef[p], georef[q])  # noqa: E731
     if all(on(p, ref) for p in georef):
         return georef[ref]
     sharing = {q: sum(on(p, q) for p in georef) for q in georef}  # files on each file's grid, itself included

@@ -319,3 +319,18 @@ def test_stable_pixels_smooths_the_two_date_mean_over_the_pixels_clear_on_both_d
     np.testing.assert_allclose(smoothed, plain["two_date_mean"], atol=1e-6)
     obs[0, :2, :, 2:] += 1.0  # a step in the past observations: the pixels beside it are pulled toward the other side
     assert stable_pixels.smoothed_errors(ds.assign(lai=(("triplet", "time", "y", "x"), obs)), predictions[0]).max() > 0.01
+
+
+def test_tile_context_seam_ratio_sees_a_step_between_tiles_and_none_inside():
+    """Two maps cut from one smooth field: identical to it, the jump across their shared edge is the field's (ratio
+    1); each map offset by its own constant (a seam), the ratio across the edge grows while the middle lines' stays."""
+    tile_context = _benchmark("tile_context")
+    field = np.add.outer(np.arange(8.0), np.arange(16.0)) * 0.1  # a ramp, 8 x 16 pixels
+    truth = np.stack([field[:, :8], field[:, 8:]])
+    seams = [(0, 1, "x")]
+    same = tile_context.seam_ratio(truth.copy(), truth, seams)
+    assert same["seam_ratio"] == pytest.approx(1.0) and same["middle_line_ratio"] == pytest.approx(1.0)
+    stepped = tile_context.seam_ratio(truth + np.array([0.0, 0.5])[:, None, None], truth, seams)
+    assert stepped["seam_ratio"] == pytest.approx(0.6 / 0.1) and stepped["middle_line_ratio"] == pytest.approx(1.0)
+    band = tile_context.border_band((8, 8), 2, seams, 2)
+    assert band[0, :, 6:].all() and band[1, :, :2].all() and band.sum() == 2 * 8 * 2

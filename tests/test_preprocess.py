@@ -160,7 +160,7 @@ def test_preprocess_counts_the_pixels_it_fixed(tmp_path):
 
 
 def test_tiles_then_predict_then_mosaic_equals_the_scene_prediction(tiny_run, tmp_path, monkeypatch):
-    """Round trip: scene -> tiles -> predict per tile -> mosaic agrees with predicting the scene in
+    """Round trip: scene -> tiles -> predict per tile (``context`` 0) -> mosaic agrees with predicting the scene in
     windows of the tile size without overlap, within float rounding (1e-4 LAI). The scene map's overviews
     average the LAI bands, take the nearest source code (codes are not quantities) and the RMS of lai_std."""
     import lai.scene
@@ -176,7 +176,7 @@ def test_tiles_then_predict_then_mosaic_equals_the_scene_prediction(tiny_run, tm
     monkeypatch.setattr(lai.scene, "_finish", spy)
     manifest = scene(tmp_path / "scene")
     preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32), progress=False)
-    predict_folder(tiny_run, tmp_path / "lnb", tmp_path / "maps", progress=False)
+    predict_folder(tiny_run, tmp_path / "lnb", tmp_path / "maps", progress=False, context=0)  # each tile alone
     mosaic = np.full((96, 96), np.nan, np.float32)
     for tif in map_files(tmp_path / "maps"):
         with rasterio.open(tif) as src:
@@ -598,3 +598,100 @@ def test_notebook_00s_patch_outputs_are_made_again_when_the_model_or_the_code_ch
     with pytest.raises(PipelineError, match=r"bigearthnet is not a folder lai wrote here"):
         RunContext("tiny", run_dir=ctx.run_dir).real_patches()
     assert [p.name for p in patches.iterdir()] == ["mine.txt"]
+
+
+def test_context_frames_each_tile_with_the_pixels_of_the_tiles_beside_it(tiny_run, tmp_path, capsys):
+    """``--context``: each tile is predicted inside a frame cut from the mosaic of the tiles beside it (the same
+    dates, placed by their names and transforms), reaching out only where a tile lies; the cube gives the same maps.
+    With ``--context 0`` each tile is predicted alone, and lai predict says a mosaic shows seams."""
+    from lai import cli
+    from lai.encode import day_of_year
+    from lai.infer import clamp_lai, load_trained, predict_batch
+
+    manifest = scene(tmp_path / "scene")
+    preprocess(manifest, tmp_path / "lnb", PreprocessConfig(tile_size=32), progress=False)
+    index = index_folder(tmp_path / "lnb", progress=False)
+    assert len(index.triplets) == 9  # the 96x96 scene in 3x3 tiles of one triplet of dates
+    mosaic = {"s1": np.zeros((3, 2, 96, 96), np.float32), "lai": np.zeros((3, 96, 96), np.float32),
+              "scl": np.zeros((3, 96, 96), np.uint8)}
+    place = {}
+    for trip in index.triplets:
+        d = read_triplet(tmp_path / "lnb", trip)
+        col, row = (round(v) for v in ~S2_GRID * (d.transform[2], d.transform[5]))
+        place[Path(trip.names[2]).stem] = (row, col)
+        for key, value in mosaic.items():
+            value[..., row:row + 32, col:col + 32] = getattr(d, key)
+    dates = index.triplets[0].target
+    trained = load_trained(tiny_run)
+
+    def expected(rows: slice, cols: slice, top: int, left: int) -> np.ndarray:  # the model on the mosaic's frame
+        frame = [mosaic[key][..., rows, cols][None] for key in ("s1", "lai", "scl")]
+        lai = predict_batch(trained, *frame, day_of_year([dates.date_to]), day_of_year([dates.date_from]))[0]
+        return clamp_lai(lai[0, top:top + 32, left:left + 32])[0]
+
+    def maps(folder: Path) -> dict:  # (row, col) of the tile in the scene -> band lai_model
+        out = {}
+        for tif in map_files(folder):
+            with rasterio.open(tif) as src:
+                out[place[tif.stem]] = src.read(2)
+        return out
+
+    summary = predict_folder(tiny_run, tmp_path / "lnb", tmp_path / "framed", progress=False, context=8)
+    assert (summary["context"], summary["maps_with_neighbours"], summary["neighbours_off_grid"]) == (8, 9, 0)
+    framed = maps(tmp_path / "framed")
+    np.testing.assert_allclose(framed[32, 32], expected(slice(24, 72), slice(24, 72), 8, 8), atol=1e-5)
+    np.testing.assert_allclose(framed[0, 0], expected(slice(0, 40), slice(0, 40), 0, 0), atol=1e-5)  # a corner
+    np.testing.assert_allclose(framed[64, 32], expected(slice(56, 96), slice(24, 72), 8, 8), atol=1e-5)  # bottom edge
+
+    build_cube(tmp_path / "lnb", tmp_path / "cube.nc", progress=False)
+    from_cube = predict_folder(tiny_run, tmp_path / "cube.nc", tmp_path / "framed_cube", progress=False, context=8)
+    assert from_cube["maps_with_neighbours"] == 9
+    for position, lai in maps(tmp_path / "framed_cube").items():
+        np.testing.assert_allclose(lai, framed[position], atol=1e-5)
+    default = predict_folder(tiny_run, tmp_path / "lnb", tmp_path / "default", progress=False)
+    assert default["context"] == 32  # lai.facts.PREDICT_CONTEXT, at most the tiles' 32 pixels
+
+    assert cli.main(["predict", "--run", str(tiny_run), "--data", str(tmp_path / "lnb"), "--out", str(tmp_path / "alone"),
+                     "--context", "0", "--quiet"]) == 0
+    assert capsys.readouterr().err == (
+        "lai predict: warning: 9 of 9 maps have tiles of the same dates beside them, and each was predicted from its own "
+        "tile alone (--context 0): a mosaic of them shows the tile edges (summary.json: maps_with_neighbours)\n")
+    alone = maps(tmp_path / "alone")
+    np.testing.assert_allclose(alone[32, 32], expected(slice(32, 64), slice(32, 64), 0, 0), atol=1e-5)
+    assert np.abs(alone[32, 32] - framed[32, 32]).max() > 1e-3  # the frame reached the model
+
+
+def test_a_tile_with_none_beside_it_is_predicted_alone():
+    """The frame reaches out only on the sides where a tile lies: none, the tile itself; a missing diagonal tile's
+    corner takes the nearest pixels of the two beside it."""
+    from lai.predict import Sample, in_context
+
+    def tile(value: float) -> Sample:
+        return Sample("t", np.full((3, 2, 4, 4), value, np.float32), np.full((3, 4, 4), value, np.float32),
+                      np.full((3, 4, 4), 4, np.uint8), dt.date(2019, 6, 11), dt.date(2019, 6, 1), UTM, tuple(S2_GRID)[:6])
+
+    alone = in_context(tile(1.0), {}, 2)
+    assert (alone.lai.shape, alone.top, alone.left) == ((3, 4, 4), 0, 0)
+    framed = in_context(tile(1.0), {(0, 1): tile(2.0), (1, 0): tile(3.0)}, 2)
+    assert (framed.lai.shape, framed.top, framed.left) == ((3, 6, 6), 0, 0)
+    np.testing.assert_array_equal(framed.lai[0, :4, 4:], 2.0)
+    np.testing.assert_array_equal(framed.lai[0, 4:, :4], 3.0)
+    corner = framed.lai[0, 4:, 4:]  # no tile there: each pixel the nearest of the right tile's or the lower tile's
+    assert set(np.unique(corner)) <= {2.0, 3.0} and framed.s1[0, 0, 5, 5] in (2.0, 3.0)
+
+
+def test_tiles_named_beside_but_placed_elsewhere_are_not_joined():
+    """Neighbours by name only where the transforms agree: a tile whose name says beside but whose transform places it
+    elsewhere, or one without georeferencing, frames nothing and is counted."""
+    from lai.predict import Neighbours, beside, shifted
+
+    names = [tuple(TileName("ES", "A", dt.date(2019, 6, 1), dt.date(2019, 6, 11), k, 0, r, c).format() for k in range(3))
+             for r, c in ((0, 0), (0, 1), (1, 0), (5, 5))]
+    names.append(tuple(TileName("ES", "A", dt.date(2019, 6, 1), dt.date(2019, 6, 21), k, 0, 1, 1).format() for k in range(3)))
+    neighbours = Neighbours(names)
+    assert neighbours.named(0) == {(0, 1): 1, (1, 0): 2}  # not (5, 5); not (1, 1) of other dates
+    grid = tuple(S2_GRID)[:6]
+    georef = [(UTM, grid), (UTM, shifted(grid, 0, 32)), (UTM, shifted(grid, 31, 0)), (UTM, grid), (None, None)]
+    assert beside(georef[0], georef[1], (0, 1), (32, 32)) and not beside(georef[0], georef[2], (1, 0), (32, 32))
+    assert not beside((None, None), georef[1], (0, 1), (32, 32))
+    assert neighbours.counts(georef, (32, 32)) == (2, 2)  # tiles 0 and 1 joined; 0-2 and 1-2 (diagonal) off the grid
