@@ -168,8 +168,7 @@ def read_series(root: str | Path) -> list[Triplet]:
 def _series_table(root: str | Path) -> tuple[Path, pd.DataFrame]:
     """(path, table) of ``root``'s ``image_series.csv``, its columns checked; rows not parsed yet."""
     root = Path(root)
-    if not root.is_dir():
-        raise LNBError(root, "LNB folder does not exist (expected a folder with s1/, s2/, s2-mask/ and image_series.csv)")
+    check_folder(root)
     csv = root / SERIES_CSV
     if not csv.is_file():
         raise LNBError(csv, f"{NOT_A_FILE if csv.exists() else 'missing'}; expected a CSV with columns \"0\",\"1\",\"2\" "
@@ -541,9 +540,17 @@ def _headers(root: Path, trips: list[Triplet]) -> list:
 HEADER_TASK_TRIPLETS = 32  # triplets per dask task of the header check (a triplet's nine headers take about 4 ms)
 
 
+def check_folder(root: Path) -> None:
+    """Raise an LNBError naming ``root`` unless it is a folder."""
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "LNB folder does not exist"
+        raise LNBError(root, f"{what} (expected a folder with s1/, s2/, s2-mask/ and image_series.csv)")
+
+
 def check_layout(root: Path) -> None:
     """Raise an LNBError naming what is missing unless ``root`` holds an LNB folder's three image folders (their
     files are checked by :func:`index_folder`): what a run checks before it claims its folder for that data."""
+    check_folder(root)
     for sub in (S1_DIR, S2_DIR, MASK_DIR):
         if not (root / sub).is_dir():
             raise LNBError(root / sub, "folder is missing; an LNB folder holds s1/, s2/ and s2-mask/")

@@ -8,6 +8,7 @@ test just the same. ``tools/bad_input_table.py`` runs every case as a subprocess
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import os
 import re
@@ -70,7 +71,9 @@ CASES = [
          [*SIM, "--set", "simulate.tile_size=33"], r"tile size 33 is not divisible by 2 = 2\^\(levels-1\) of the U-Net",
          absent="{tmp}/sim", spawn=True),
     Case("tile-too-deep", "`--set model.encoder_widths=[2,2,2,2,2,2,2]` (32-pixel tiles, 64x down-sampling)",
-         [*SIM, "--set", "model.encoder_widths=[2,2,2,2,2,2,2]"], r"tile size 32 is not divisible by 64"),
+         [*SIM, "--set", "model.encoder_widths=[2,2,2,2,2,2,2]"],
+         r"tile size 32 is not divisible by 64 = 2\^\(levels-1\) of the U-Net \(encoder widths \[2, 2, 2, 2, 2, 2, 2\], "
+         r"decoder widths \[8, 16\]\)"),
     Case("unknown-region", "`--set simulate.train_regions=[ATLANTIS_NOWHERE]`",
          [*SIM, "--set", "simulate.train_regions=[ATLANTIS_NOWHERE]"],
          r"simulate\.train_regions: unknown region\(s\) ATLANTIS_NOWHERE; known regions: SPAIN_BADAJOZ", absent="{tmp}/sim", spawn=True),
@@ -90,7 +93,8 @@ CASES = [
          ["cube", "{bad_lnb}", "--out", "{tmp}/skipped.nc", *TINY, "--skip-bad", "--quiet"],
          r"skipped 1 bad triplet\(s\):\n    CSV row 2: .*{bad_lnb}/{bad_file}: is truncated", code=0),
     Case("cube-missing-folder", "`lai cube` on a folder that does not exist",
-         ["cube", "{tmp}/nowhere", "--out", "{tmp}/none.nc", *TINY], r"nowhere/s1: folder is missing"),
+         ["cube", "{tmp}/nowhere", "--out", "{tmp}/none.nc", *TINY], r"nowhere: LNB folder does not exist \(expected a folder with s1/",
+         absent="{tmp}/none.nc"),
     Case("cube-other-settings", "`lai cube --out` an existing cube built with other settings",
          ["cube", "{lnb_ok}", "--out", "{cube}", *TINY, "--quiet"], r"{cube} already exists and was not built from {lnb_ok} as it is now with these settings",
          unchanged="{cube}"),
@@ -101,7 +105,7 @@ CASES = [
     Case("info-truncated", "`lai info` on a truncated cube",
          ["info", "{truncated_cube}"], r"truncated\.nc: not a readable cube \(truncated or not netCDF4/HDF5\)"),
     Case("info-not-hdf5", "`lai info` on a file that is not HDF5",
-         ["info", "{junk_cube}"], r"junk\.nc: not a readable cube"),
+         ["info", "{junk_cube}"], r"junk\.nc: not a readable cube \(truncated or not netCDF4/HDF5\)"),
     Case("info-device", "`lai info` on a device, not a file", ["info", "/dev/null"],
          r"/dev/null is not a regular file \(a device or pipe\?\), not a cube"),
     Case("cube-name-not-utf8", "a cube whose triplet name is not UTF-8 text (damaged)", ["info", "{badname_cube}"],
@@ -149,14 +153,15 @@ CASES = [
          r"reports_run is a pipeline run folder, not a training stage: give .*reports_run/runs/final_gated \(its chosen "
          r"model \(tables/selection\.csv\), not trained yet\)", absent="{tmp}/pred_runfolder"),
     Case("evaluate-corrupt-model", "`lai evaluate --run` a folder whose model.pt is not a checkpoint",
-         ["evaluate", "--run", "{tmp}/junk_run", "--cube", "{cube}"], r"junk_run/model\.pt: cannot be read as a lai checkpoint"),
+         ["evaluate", "--run", "{tmp}/junk_run", "--cube", "{cube}"], r"junk_run/model\.pt: cannot be read as a lai checkpoint",
+         absent="{tmp}/junk_run/.lai-folder"),
     Case("run-negative-epochs", "`lai run --set train.epochs=-1` (refused before any notebook runs)",
          ["run", *TINY, "--set", "train.epochs=-1", "--reports", "{tmp}/reports_neg", "--data-root", "{tmp}/data_neg"],
          r"train\.epochs must be positive, got -1", absent="{tmp}/reports_neg", spawn=True),
     Case("run-missing-data", "`lai run --data` a folder that does not exist (refused before its run folder is made, "
          "which would then refuse the corrected path as another configuration)",
          ["run", *TINY, "--data", "{tmp}/nowhere", "--reports", "{tmp}/reports_nodata", "--data-root", "{tmp}/data_nodata"],
-         r"^lai run: error: .*nowhere/s1: folder is missing; an LNB folder holds s1/, s2/ and s2-mask/$",
+         r"^lai run: error: .*nowhere: LNB folder does not exist \(expected a folder with s1/, s2/, s2-mask/ and image_series\.csv\)$",
          absent="{tmp}/reports_nodata"),
     # -- data loss: outputs replace only regular files lai wrote, never a folder or the input
     Case("cube-out-is-input", "`lai cube FOLDER --out FOLDER --overwrite` (the input folder as output)",
@@ -171,7 +176,8 @@ CASES = [
          absent="{victim_lnb}/cube.nc"),
     Case("cube-overwrite-foreign-file", "`lai cube --out notes.txt --overwrite` (a file lai did not write)",
          ["cube", "{lnb_ok}", "--out", "{full_dir}/keep.txt", *TINY, "--overwrite", "--quiet"],
-         r"keep\.txt exists and is not a readable lai cube; lai replaces only cubes it wrote", present="{full_dir}/keep.txt"),
+         r"keep\.txt exists and is not a readable lai cube; lai replaces only cubes it wrote", present="{full_dir}/keep.txt",
+         unchanged="{full_dir}/keep.txt"),
     Case("cube-out-device", "`lai cube --out /dev/full` (not a regular file)",
          ["cube", "{lnb_ok}", "--out", "/dev/full", *TINY, "--quiet"], r"/dev/full is not a regular file"),
     Case("cube-long-name", "`lai cube --out` a legal 243-character file name (exit 0)",
@@ -184,10 +190,12 @@ CASES = [
          r"evil_run/model\.pt: refused: it holds Python objects other than tensors and plain values", absent="{tmp}/pwned"),
     Case("evaluate-broken-config", "`lai evaluate --run` a model.pt whose configuration is broken",
          ["evaluate", "--run", "{broken_cfg_run}", "--cube", "{cube}"],
-         r"broken_cfg_run/model\.pt: broken model configuration \(ConfigError: model\.encoder_widths must be a list"),
+         r"broken_cfg_run/model\.pt: broken model configuration \(ConfigError: model\.encoder_widths must be a list",
+         absent="{broken_cfg_run}/.lai-folder"),
     Case("evaluate-wrong-weights", "`lai evaluate --run` a model.pt whose weights do not fit its configuration",
          ["evaluate", "--run", "{wrong_weights_run}", "--cube", "{cube}"],
-         r"wrong_weights_run/model\.pt: weights do not fit the model its configuration describes"),
+         r"wrong_weights_run/model\.pt: weights do not fit the model its configuration describes \(Missing key\(s\) in "
+         r"state_dict: \"enc1\.", absent="{wrong_weights_run}/.lai-folder"),
     Case("evaluate-huge-config", "`lai evaluate --run` a small model.pt whose configuration asks for widths [262144, 262144]",
          ["evaluate", "--run", "{huge_cfg_run}", "--cube", "{cube}"],
          r"huge_cfg_run/model\.pt: broken model configuration \(ConfigError: model\.encoder_widths must be a non-empty "
@@ -376,13 +384,15 @@ CASES = [
          absent="{tmp}/pre_out"),
     Case("preprocess-cube-as-manifest", "`lai preprocess` given a cube (a binary NetCDF file) as its manifest",
          ["preprocess", "{cube}", "--out", "{tmp}/pre_out"],
-         r"preprocessing manifest .*\.nc is not (UTF-8 text|valid YAML)", absent="{tmp}/pre_out"),
+         r"preprocessing manifest .*cube\.nc is not UTF-8 text: 'utf-8' codec can't decode byte 0x89 in position 0",
+         absent="{tmp}/pre_out"),
     Case("predict-scene-geotiff", "`lai predict --scene` given a GeoTIFF as its manifest",
          ["predict", "--run", "{fresh_run}", "--scene", "{a_tiff}", "--out", "{tmp}/pred.tif"],
          r"scene manifest .*\.tiff? is not (UTF-8 text|valid YAML)", absent="{tmp}/pred.tif"),
     Case("preprocess-bad-yaml", "`lai preprocess` a manifest that is not valid YAML",
          ["preprocess", "{broken_yaml}", "--out", "{tmp}/pre_out"],
-         r"preprocessing manifest .*broken\.yaml is not valid YAML", absent="{tmp}/pre_out"),
+         r"preprocessing manifest .*broken\.yaml is not valid YAML: expected ',' or '\]', but got '<stream end>' at line 2$",
+         absent="{tmp}/pre_out"),
     Case("preprocess-missing-key", "`lai preprocess` a manifest without `s2:`",
          ["preprocess", "{manifest_no_s2}", "--out", "{tmp}/pre_out"],
          r"no_s2\.yaml: key 's2' is missing or empty", absent="{tmp}/pre_out"),
@@ -390,7 +400,11 @@ CASES = [
          ["preprocess", "{manifest_absent_file}", "--out", "{tmp}/pre_out"],
          r"absent_file\.yaml: s2\[0\]\.lai: file .*absent_lai\.tif does not exist", absent="{tmp}/pre_out"),
     Case("control-characters", "`lai validate` a path holding a newline and a terminal escape (clear screen)",
-         ["validate", "{tmp}/no\nsuch\x1b[2J"], r"no\\nsuch\\x1b\[2J"),
+         ["validate", "{tmp}/no\nsuch\x1b[2J"], r"no\\nsuch\\x1b\[2J: LNB folder does not exist"),
+    Case("validate-a-file", "`lai validate` a file, not a folder",
+         ["validate", "{victim}"],
+         r"victim\.txt: is not a folder \(expected a folder with s1/, s2/, s2-mask/ and image_series\.csv\)$",
+         unchanged="{victim}"),
     Case("train-runs-is-a-file", "`lai train --runs` naming a file (a folder is needed)",
          ["train", *TINY, "--cube", "{cube}", "--runs", "{victim}", "--row", "s1", "--quiet"],
          r"victim\.txt: already exists \(a file where lai needs a new file or a folder\?\)", present="{victim}"),
@@ -527,7 +541,8 @@ CASES = [
          r"pub_fifo/notebooks/02\.ipynb is not a regular file \(a folder, FIFO or device\?\)", absent="{tmp}/pub_fifo_out"),
     Case("publish-table-dev-zero", "`lai publish` a run folder whose tables/table1.csv links to /dev/zero (it filled the disk)",
          ["publish", "{tmp}/pub_zero", "{tmp}/pub_zero_out"],
-         r"pub_zero/tables/table1\.csv is not a regular file", absent="{tmp}/pub_zero_out"),
+         r"pub_zero/tables/table1\.csv is not a regular file but a symbolic link, which lai does not follow here",
+         absent="{tmp}/pub_zero_out"),
     Case("publish-provenance-nested", "`lai publish` a run folder whose provenance.json nests 100000 objects",
          ["publish", "{tmp}/pub_deep", "{tmp}/pub_deep_out"],
          r"pub_deep/provenance\.json is not readable JSON \(nested too deeply\)", absent="{tmp}/pub_deep_out"),
@@ -928,7 +943,12 @@ def check(case: Case, inputs: dict, done: subprocess.CompletedProcess) -> None:
     else:
         assert re.search(pattern, done.stdout), done.stdout
     if case.absent:
-        assert not Path(case.absent.format(**inputs)).exists(), f"{case.absent} was written"
+        absent = Path(case.absent.format(**inputs))
+        assert not absent.exists(), f"{case.absent} was written"
+        # nor a half-written output beside it, or the lock of one (lai.io: atomic_path, output_lock)
+        left = [p.name for p in absent.parent.glob(f".{glob.escape(absent.name)}.*") if re.fullmatch(
+            rf"\.{re.escape(absent.name)}\.(partial-.*|lock)", p.name)] if absent.parent.is_dir() else []
+        assert not left, f"{case.absent}: {left} left beside it"
     if case.present:
         assert Path(case.present.format(**inputs)).exists(), f"{case.present} was deleted"
     if case.unchanged:

@@ -136,9 +136,9 @@ def test_a_mistyped_data_folder_leaves_no_run_folder_that_refuses_the_right_one(
     from lai.run_folder import RunContext
 
     run = tmp_path / "run"
-    with pytest.raises(LNBError, match=rf"^{tmp_path}/nowhere/s1: folder is missing; an LNB folder holds s1/, s2/ and s2-mask/$"):
+    with pytest.raises(LNBError, match=rf"^{tmp_path}/nowhere: LNB folder does not exist \(expected a folder with s1/, s2/, s2-mask/ and image_series\.csv\)$"):
         RunContext.open(run, "tiny", data=tmp_path / "nowhere")
-    with pytest.raises(LNBError, match="nowhere/s1: folder is missing"):
+    with pytest.raises(LNBError, match="nowhere: LNB folder does not exist"):
         run_pipeline("tiny", data=tmp_path / "nowhere", reports_root=tmp_path / "reports", data_root=tmp_path / "data")
     assert not run.exists() and not (tmp_path / "reports").exists()
     for sub in ("s1", "s2", "s2-mask"):
