@@ -86,7 +86,28 @@ def _override_list(overrides) -> list[str] | None:
         overrides = parsed
     if overrides is not None and not (isinstance(overrides, (list, tuple)) and all(isinstance(o, str) for o in overrides)):
         raise ConfigError(f"the parameter overrides must be a list of 'section.key=value' strings, got {overrides!r}")
-    return overrides
+    return None if overrides is None else [_data_from_project(o) for o in overrides]
+
+
+def _data_from_project(override: str) -> str:
+    """An override ``data=PATH`` with a relative path taken from the project folder, as the parameter ``data`` is
+    (not from the kernel's folder, notebooks/); any other override as it is."""
+    import json
+
+    import yaml
+
+    from lai.records import yaml_load
+
+    key, sep, raw = override.partition("=")
+    if not sep or key.strip() != "data":
+        return override
+    try:
+        value = yaml_load(raw)
+    except (yaml.YAMLError, ValueError):  # refused, naming it, where the profile is built
+        return override
+    if not isinstance(value, str) or value in ("simulate", ""):
+        return override
+    return f"data={json.dumps(str(_from_project(value)))}"
 
 
 PAPERMILL_MARK = "# Parameters\n"  # how the cell of parameters that papermill injects (-p, -y) begins
@@ -179,7 +200,8 @@ class RunContext:
 
         What a notebook's parameters give: relative ``run_dir``, ``data_root`` and ``data`` are taken from the
         project folder (the one holding notebooks/, reports/ and data/), as the defaults are, wherever the kernel
-        runs (JupyterLab runs it in notebooks/), and so is a relative ``profile`` file (``*.yaml``);
+        runs (JupyterLab runs it in notebooks/), and so are a relative ``profile`` file (``*.yaml``) and the path of
+        a ``data=`` override;
         ``overrides`` may be one string (papermill's ``-p``): one
         override, or a YAML list of them."""
         _refuse_unknown_parameters()

@@ -55,7 +55,8 @@ def test_notebook_paths_that_would_land_elsewhere_are_refused_before_any_folder_
     with pytest.raises(ConfigError, match=r"the parameter data_root is empty \(or the environment variable LAI_DATA_ROOT "
                                           r"set empty\): give a path"):
         RunContext.open(tmp_path / "run", "tiny", data_root="")
-    with pytest.raises(ConfigError, match=r"the parameter run_dir is empty"):
+    with pytest.raises(ConfigError, match=r"the parameter run_dir is empty \(or the environment variable LAI_RUN_DIR set "
+                                          r"empty\): give a path"):
         RunContext.open(" ", "tiny")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert RunContext.open("~/run", "tiny").run_dir == tmp_path / "home" / "run"
@@ -124,8 +125,12 @@ def test_new_run_folders_default_to_reports_and_absolute_data(tmp_path, monkeypa
     assert real.run_dir == tmp_path / "real" and real.data_root == tmp_path / "data"
     assert real.profile.data == str(tmp_path / "lnb") and RunContext.open(tmp_path / "real").profile.data == str(tmp_path / "lnb")
     assert not (tmp_path / "lnb" / "real").exists()
+    over = RunContext.open("over", "tiny", ["data=lnb"], data_root="data")  # as an override too, not from the kernel's folder
+    assert over.profile.data == str(tmp_path / "lnb")
     (tmp_path / "mine.yaml").write_text("name: mine\nextras: false\n")  # a profile file beside notebooks/, not in it
     assert RunContext.open("mine", "mine.yaml", data_root="data").profile.name == "mine"
+    (tmp_path / "also.yml").write_text("name: also\nextras: false\n")  # .yml too is a file of the project folder
+    assert RunContext.open("also", "also.yml", data_root="data").profile.name == "also"
 
 
 def test_a_mistyped_data_folder_leaves_no_run_folder_that_refuses_the_right_one(tmp_path):
@@ -188,6 +193,10 @@ def test_unknown_notebook_parameter_is_refused(tmp_path, monkeypatch):
     # in JupyterLab, cells run again in another order: the parameters cell is found wherever it ran before
     lab = f'{PAPERMILL_MARK}run_dir = "/x"\n'
     assert unknown_notebook_parameters(["", declared, lab, "ctx = 1", lab, "ctx = 1"], params)[0] == []
+    # a cell assigning only some of the parameters (run again by hand) is not the parameters cell
+    both = f'{PAPERMILL_MARK}run_dir = "/x"\nprofile = "tiny"\n'
+    assert unknown_notebook_parameters(["", declared, 'run_dir = "/z"', both], params) == (
+        [], ["profile", "progress", "run_dir"])
     assert unknown_notebook_parameters(["", declared, "ctx = 1", injected], params)[0] == ["profil", "rundir"]
     every = set(inspect.signature(RunContext.open).parameters)  # what each notebook passes RunContext.open
     lai_run = f'{PAPERMILL_MARK}run_dir = "/r"\ndata_root = "/d"\n'  # what `lai run` injects
@@ -223,6 +232,136 @@ def test_papermill_with_a_misspelt_parameter_stops_at_the_first_lai_call(tmp_pat
                             parameters={"run_dir": str(tmp_path / "run"), "profil": "tiny"}, cwd=str(NOTEBOOK_DIR),
                             progress_bar=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_every_notebook_reads_its_run_folder_and_data_root_from_the_environment(monkeypatch):
+    """The tests (conftest.py) and a shell give the notebooks their run folder and data root as LAI_RUN_DIR and
+    LAI_DATA_ROOT: each notebook's parameters cell reads both and leaves the profile to the folder (profile, overrides
+    and data unset), and its one RunContext.open call passes every parameter in its own place (checked here without a
+    kernel: a swapped one was left to nbval's slow run of the notebooks; data_root None would put notebook 01's data
+    in the project's data/)."""
+    import ast
+    import inspect
+
+    from lai.facts import DATA_ROOT_ENV, RUN_DIR_ENV
+    from lai.pipeline import NOTEBOOK_DIR
+    from lai.run_folder import RunContext
+
+    monkeypatch.setenv(RUN_DIR_ENV, "/runs/mine")
+    monkeypatch.setenv(DATA_ROOT_ENV, "/data/shared")
+    order = list(inspect.signature(RunContext.open).parameters)
+    for nb in sorted(NOTEBOOK_DIR.glob("*.ipynb")):
+        cells = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+        names: dict = {}
+        exec("".join(next(c for c in cells if "parameters" in c["metadata"].get("tags", []))["source"]), names)
+        assert {k: names[k] for k in order} == {"run_dir": "/runs/mine", "profile": None, "overrides": [], "data": None,
+                                                "data_root": "/data/shared", "progress": None}, nb.name
+        [call] = [node for c in cells if "RunContext.open" in "".join(c["source"])
+                  for node in ast.walk(ast.parse("".join(c["source"])))
+                  if isinstance(node, ast.Call) and ast.unparse(node.func) == "RunContext.open"]
+        passed = [ast.unparse(a) for a in call.args] + [f"{k.arg}={ast.unparse(k.value)}" for k in call.keywords]
+        assert passed == order[:len(call.args)] + [f"{k}={k}" for k in order[len(call.args):]], nb.name
+
+
+def test_a_run_folder_opened_alone_uses_the_data_root_its_data_step_recorded(tmp_path, monkeypatch):
+    """A notebook opened with run_dir alone (JupyterLab, after `lai run --data-root`) takes the data root the folder's
+    data step recorded in data.json, and so its cube, not data/; a data_root given still wins."""
+    import lai.cube
+    import lai.simulate
+    from lai import run_folder
+    from lai.cube import CubeSummary
+    from lai.run_folder import RunContext
+
+    monkeypatch.setattr(run_folder, "PROJECT_ROOT", tmp_path / "project")
+    monkeypatch.setattr(lai.simulate, "simulate", lambda *a, **k: None)
+    monkeypatch.setattr(lai.cube, "build_cube", lambda *a, **k: CubeSummary(
+        "cube.nc", 30, 64, 64, True, {"train": 20, "val": 10}, fingerprint="a" * 64))
+    run, shared = tmp_path / "run", (tmp_path / "shared").resolve()
+    ctx = RunContext.open(run, "tiny", data_root=shared)
+    assert RunContext.open(run).data_root == tmp_path / "project" / "data"  # nothing recorded yet: the default
+    ctx.ensure_data()
+    alone = RunContext.open(run)
+    assert alone.data_root == shared and alone.cube_path == ctx.cube_path
+    assert RunContext.open(run, data_root=tmp_path / "other").data_root == tmp_path / "other"
+
+
+def test_the_stages_show_progress_unless_lai_progress_is_0(tmp_path, monkeypatch):
+    """The parameter progress None: progress bars and per-epoch lines, unless the environment variable LAI_PROGRESS is
+    0 (as the tests set it for the notebooks, whose committed outputs hold none); True or False wins over it."""
+    from lai.progress import PROGRESS_ENV
+    from lai.run_folder import RunContext
+
+    run = tmp_path / "run"
+    monkeypatch.delenv(PROGRESS_ENV, raising=False)
+    assert RunContext.open(run, "tiny").progress is True and RunContext.open(run, progress=False).progress is False
+    monkeypatch.setenv(PROGRESS_ENV, "0")
+    assert RunContext.open(run).progress is False and RunContext.open(run, progress=True).progress is True
+    monkeypatch.setenv(PROGRESS_ENV, "1")
+    assert RunContext.open(run).progress is True
+
+
+def test_a_real_data_run_folder_opened_alone_refuses_a_data_root_inside_its_lnb_folder(tmp_path):
+    """A folder started on real data, opened by run_dir alone (its profile.yaml as it is) with data_root inside the
+    LNB folder: refused as when the data are given, nothing written there."""
+    from lai.io import ForeignOutputError
+    from lai.run_folder import RunContext
+    from tests.helpers import make_lnb
+
+    lnb = make_lnb(tmp_path / "lnb")
+    RunContext.open(tmp_path / "real", "tiny", data=lnb)
+    with pytest.raises(ForeignOutputError, match=r"lnb/cubes lies inside the LNB folder .*write the data root \(data_root\)"):
+        RunContext.open(tmp_path / "real", data_root=lnb / "cubes")
+    assert not (lnb / "cubes").exists()
+
+
+def test_lai_run_gives_the_notebooks_absolute_paths_and_reruns_them_when_the_real_data_change(tmp_path, monkeypatch,
+                                                                                               capsys):
+    """`lai run --reports reports --data-root data --data lnb` started outside the project: the notebooks run in
+    notebooks/, where a relative path is the project's, so they get the run folder and data root made absolute from
+    the folder `lai run` started in, and profile.yaml holds the LNB folder absolute; a data root inside the LNB folder
+    is refused before anything is made. The LNB folder's files are inputs of every notebook: one changed there runs
+    them again. (papermill faked: no kernels.)"""
+    import contextlib
+
+    import papermill
+    import yaml
+
+    from lai import pipeline
+    from lai.io import ForeignOutputError
+    from lai.lnb import SERIES_CSV
+    from tests.helpers import make_lnb
+
+    calls = []
+
+    def execute(source, out, parameters, cwd, **kwargs):
+        calls.append((Path(source).name, parameters, cwd))
+        Path(out).write_text("{}")
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    monkeypatch.setattr(pipeline, "_notebook_kernel", lambda: contextlib.nullcontext((None, None, None)))
+    here = tmp_path.resolve()
+    lnb = make_lnb(here / "lnb")
+    monkeypatch.chdir(here)
+    args = {"profile": "tiny", "data": "lnb", "reports_root": "reports", "data_root": "data", "progress": False}
+    with pytest.raises(ForeignOutputError, match=r"lnb/cubes lies inside the LNB folder .*write the data root "
+                                                 r"\(--data-root\) outside"):
+        pipeline.run_pipeline(**{**args, "data_root": "lnb/cubes"})
+    assert calls == [] and not (here / "reports").exists()
+    pipeline.run_pipeline(**args)
+    run = here / "reports" / "tiny"
+    assert [c[0] for c in calls] == list(pipeline.NOTEBOOKS)
+    assert {(str(c[1]), c[2]) for c in calls} == {(str({"run_dir": str(run), "data_root": str(here / "data")}),
+                                                   str(pipeline.NOTEBOOK_DIR))}
+    assert yaml.safe_load((run / "profile.yaml").read_text())["data"] == str(lnb)
+    calls.clear()
+    pipeline.run_pipeline(**args)
+    assert calls == []  # nothing changed: every notebook reused
+    with (lnb / SERIES_CSV).open("a") as series:
+        series.write("\n")
+    capsys.readouterr()
+    pipeline.run_pipeline(**args)
+    assert [c[0] for c in calls] == list(pipeline.NOTEBOOKS)
+    assert f"[lai run] 01_data.ipynb: ran (changed since its last run: input/{SERIES_CSV})" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- training stages
@@ -521,11 +660,15 @@ def test_a_changed_simulated_folder_says_it_is_lais_to_simulate_again(tmp_path, 
 @pytest.mark.parametrize("name", ["run_dir", "profile", "data", "data_root"])
 def test_a_notebook_parameter_of_the_wrong_type_is_refused_by_name(tmp_path, name):
     """papermill's `-p run_dir 20261207` passes an int: it gave a bare TypeError (expected str, bytes or os.PathLike)."""
+    from lai.config import load_profile
     from lai.errors import ConfigError
     from lai.run_folder import RunContext
 
     with pytest.raises(ConfigError, match=rf"the parameter {name} must be .*got 20261207 \(int\).*-r {name} 20261207"):
         RunContext.open(**{"run_dir": tmp_path / "run", name: 20261207})
+    if name != "profile":  # a Profile is a profile, never a path
+        with pytest.raises(ConfigError, match=rf"^the parameter {name} must be a path \(text\), got .* \(Profile\)"):
+            RunContext.open(**{"run_dir": tmp_path / "run", name: load_profile("tiny")})
     assert not (tmp_path / "run").exists()
 
 

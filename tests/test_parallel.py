@@ -67,9 +67,9 @@ def test_a_task_that_kills_its_workers_is_one_error():
 
 def completed_tasks(scheduler: dict) -> int:
     """Tasks the cluster at ``scheduler`` has finished so far (its scheduler's count over every task name)."""
-    from dask.distributed import Client
+    from lai.parallel import new_client
 
-    with Client(scheduler["scheduler"]) as client:
+    with new_client(scheduler["scheduler"]) as client:
         counts = client.run_on_scheduler(lambda dask_scheduler: [dict(prefix.state_counts)
                                                                   for prefix in dask_scheduler.task_prefixes.values()])
     return sum(c.get("memory", 0) + c.get("erred", 0) for c in counts)
