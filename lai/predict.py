@@ -263,10 +263,10 @@ def framed_tile(inputs: Inputs, neighbours: Neighbours, k: int, context: int) ->
     """Triplet ``k`` of ``inputs``, and what the model sees of it: its tile in a frame of ``context`` pixels of the
     tiles placed beside it (:func:`in_context`)."""
     sample = inputs.read(k)
-    if not context:
+    tile = (sample.crs, sample.transform)
+    if not context or None in tile:  # a tile without georeferencing is never joined: its neighbours are not read
         return sample, Framed(sample.s1, sample.lai, sample.scl)
     named = {step: inputs.read(j) for step, j in neighbours.named(k).items()}
-    tile = (sample.crs, sample.transform)
     around = {step: other for step, other in named.items() if beside(tile, (other.crs, other.transform), step, inputs.shape)}
     return sample, in_context(sample, around, context)
 

@@ -661,6 +661,27 @@ def test_context_frames_each_tile_with_the_pixels_of_the_tiles_beside_it(tiny_ru
     assert np.abs(alone[32, 32] - framed[32, 32]).max() > 1e-3  # the frame reached the model
 
 
+def test_the_tiles_beside_one_without_georeferencing_are_not_read():
+    """The original LNB files carry no georeferencing and are never joined: their neighbours by name are not read
+    (each would be read up to nine times)."""
+    from lai.predict import Neighbours, Sample, framed_tile
+
+    names = [tuple(TileName("ES", "A", dt.date(2019, 6, 1), dt.date(2019, 6, 11), k, 0, 0, c).format() for k in range(3))
+             for c in range(3)]
+
+    class Unplaced:  # three tiles in a row, named beside each other, without CRS and transform
+        shape, reads = (4, 4), []
+
+        def read(self, i):
+            self.reads.append(i)
+            return Sample(names[i][2], np.zeros((3, 2, 4, 4), np.float32), np.zeros((3, 4, 4), np.float32),
+                          np.full((3, 4, 4), 4, np.uint8), dt.date(2019, 6, 11), dt.date(2019, 6, 1), None, None)
+
+    inputs = Unplaced()
+    sample, framed = framed_tile(inputs, Neighbours(names), 1, 2)
+    assert inputs.reads == [1] and framed.lai is sample.lai and (framed.top, framed.left) == (0, 0)
+
+
 def test_a_tile_with_none_beside_it_is_predicted_alone():
     """The frame reaches out only on the sides where a tile lies: none, the tile itself; a missing diagonal tile's
     corner takes the nearest pixels of the two beside it."""
