@@ -296,7 +296,7 @@ def predict_folder(run: str | Path, data: str | Path, out: str | Path, batch_siz
     or the tiles' size where they are smaller).
     """
     if batch_size < 1:
-        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+        raise ConfigError(f"--batch-size must be at least 1 (triplets per model call), got {batch_size}")
     if context is not None and context < 0:
         raise ConfigError(f"--context {context}: the pixels of the neighbouring tiles around each tile; expected 0 or more")
     out = Path(out)
