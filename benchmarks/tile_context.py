@@ -38,15 +38,17 @@ from lai.metrics import paired_difference, triplet_sums  # noqa: E402
 
 
 def read_maps(folder: Path, names: list[str]) -> tuple[np.ndarray, list]:
-    """(N, H, W) band ``lai_model`` of the maps of ``names`` (t file names) in ``folder``, and their transforms."""
+    """(N, H, W) band ``lai_model`` of the maps of ``names`` (t file names) in ``folder``, and their (CRS, transform)."""
     import rasterio
 
-    maps, transforms = [], []
+    from lai.lnb import crs_text
+
+    maps, georef = [], []
     for name in names:
         with rasterio.open(folder / (Path(name).stem + ".tif")) as src:
             maps.append(src.read(2))
-            transforms.append(src.transform)
-    return np.stack(maps), transforms
+            georef.append((crs_text(src.crs), tuple(src.transform)[:6]))
+    return np.stack(maps), georef
 
 
 def read_truth(lnb: Path, names: list[str]) -> np.ndarray:
@@ -59,17 +61,17 @@ def read_truth(lnb: Path, names: list[str]) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
-def pairs(names: list[str], transforms: list, shape: tuple[int, int]) -> list[tuple[int, int, str]]:
+def pairs(names: list[str], georef: list, shape: tuple[int, int]) -> list[tuple[int, int, str]]:
     """(i, j, "x" or "y") for maps j directly right of (x) or below (y) map i, of the same dates (lai.predict's
     rule: names one tile apart, placed so by their transforms)."""
     from lai.predict import Neighbours, beside
 
     neighbours = Neighbours([(n, n, n) for n in names])
     out = []
-    for i, t in enumerate(transforms):
+    for i, tile in enumerate(georef):
         for step, axis in (((0, 1), "x"), ((1, 0), "y")):
             j = neighbours.named(i).get(step)
-            if j is not None and beside(("crs", tuple(t)[:6]), ("crs", tuple(transforms[j])[:6]), step, shape):
+            if j is not None and beside(tile, georef[j], step, shape):
                 out.append((i, j, axis))
     return out
 
@@ -133,9 +135,9 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         summary = predict_folder(model, lnb, out / f"context{context}", progress=True, context=context)
         seconds = time.perf_counter() - t0
-        pred, transforms = read_maps(out / f"context{context}", names)
+        pred, georef = read_maps(out / f"context{context}", names)
         if context == args.context[0]:
-            seams = pairs(names, transforms, pred.shape[1:])
+            seams = pairs(names, georef, pred.shape[1:])
             band = border_band(pred.shape[1:], len(pred), seams, args.band)
         finite = np.isfinite(pred) & np.isfinite(truth)
         sums[context] = {"border": triplet_sums(pred, truth, finite & band), "inside": triplet_sums(pred, truth, finite & ~band)}

@@ -27,7 +27,6 @@ import dataclasses
 import datetime as dt
 import json
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,9 +113,6 @@ class Inputs:
     def __len__(self) -> int:
         return self.n
 
-    def __iter__(self) -> Iterator[Sample]:
-        return (self.read(i) for i in range(self.n))
-
     def read(self, i: int) -> Sample:
         """Triplet ``i``."""
         if i in self._cache:
@@ -149,7 +145,8 @@ class Inputs:
         f = self._h5
         transform = f["transform"][i]
         t = tuple(transform) if np.isfinite(transform).all() else None
-        target, first = (FIRST_DATE + dt.timedelta(days=int(f["date"][i, k])) for k in (2, 0))
+        days = f["date"][i]
+        target, first = (FIRST_DATE + dt.timedelta(days=int(days[k])) for k in (2, 0))
         s1, lai = (decoded(f[v][i]) for v in ("s1", "lai"))
         return Sample(self.names[i][2], s1, lai, f["scl"][i], target, first, f["crs"].asstr()[i] or None, t)
 
@@ -388,7 +385,7 @@ def _write_batch(trained: Trained, batch: list[tuple[Sample, Framed]], folder: P
     doy_t, doy_from = day_of_year([s.date_t for s in tiles]), day_of_year([s.date_from for s in tiles])
     h, w = lai_in.shape[-2:]
     model, observed = np.empty((len(tiles), h, w), np.float32), np.empty((len(tiles), h, w), np.uint8)
-    model_sd = None
+    model_sd = np.empty_like(model) if trained.predicts_spread else None
     layouts: dict[tuple, list[int]] = {}
     for k, (_, framed) in enumerate(batch):
         layouts.setdefault(framed.layout, []).append(k)
@@ -398,8 +395,7 @@ def _write_batch(trained: Trained, batch: list[tuple[Sample, Framed]], folder: P
                                  doy_t[ks], doy_from[ks])
         crop = (slice(None), slice(top, top + h), slice(left, left + w))
         model[ks], observed[ks] = m[crop], o[crop]
-        if sd is not None:
-            model_sd = np.empty_like(model) if model_sd is None else model_sd
+        if model_sd is not None:
             model_sd[ks] = sd[crop]
     model, clamped = clamp_lai(model)
     lai, source = gap_fill(model, lai_in[:, 2], observed, past_radar_missing(s1) if trained.reads_s1 else None)
