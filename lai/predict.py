@@ -223,10 +223,6 @@ class Framed:
     top: int = 0
     left: int = 0
 
-    @property
-    def layout(self) -> tuple:
-        """Frames of one layout (shape and the tile's place) are predicted in one batch."""
-        return self.lai.shape[-2:], self.top, self.left
 
 
 def in_context(tile: Sample, around: dict[tuple[int, int], Sample], pixels: int) -> Framed:
@@ -386,17 +382,18 @@ def _write_batch(trained: Trained, batch: list[tuple[Sample, Framed]], folder: P
     h, w = lai_in.shape[-2:]
     model, observed = np.empty((len(tiles), h, w), np.float32), np.empty((len(tiles), h, w), np.uint8)
     model_sd = np.empty_like(model) if trained.predicts_spread else None
-    layouts: dict[tuple, list[int]] = {}
+    shapes: dict[tuple, list[int]] = {}
     for k, (_, framed) in enumerate(batch):
-        layouts.setdefault(framed.layout, []).append(k)
-    for (_, top, left), ks in layouts.items():  # frames of one layout in one call, cropped back to their tiles
+        shapes.setdefault(framed.lai.shape[-2:], []).append(k)
+    for ks in shapes.values():  # frames of one shape in one call, each cropped back to its tile
         frames = [batch[k][1] for k in ks]
         m, o, sd = predict_batch(trained, *(np.stack([getattr(f, key) for f in frames]) for key in ("s1", "lai", "scl")),
                                  doy_t[ks], doy_from[ks])
-        crop = (slice(None), slice(top, top + h), slice(left, left + w))
-        model[ks], observed[ks] = m[crop], o[crop]
-        if model_sd is not None:
-            model_sd[ks] = sd[crop]
+        for i, (k, f) in enumerate(zip(ks, frames)):
+            crop = (i, slice(f.top, f.top + h), slice(f.left, f.left + w))
+            model[k], observed[k] = m[crop], o[crop]
+            if model_sd is not None:
+                model_sd[k] = sd[crop]
     model, clamped = clamp_lai(model)
     lai, source = gap_fill(model, lai_in[:, 2], observed, past_radar_missing(s1) if trained.reads_s1 else None)
     std = None if model_sd is None else gap_fill_std(model_sd, source, trained.calibration.observation_sd)

@@ -385,12 +385,13 @@ CASES = [
     # -- lai preprocess: the manifest's file, key or entry named; nothing written on failure
     Case("preprocess-missing-manifest", "`lai preprocess` a manifest that does not exist",
          ["preprocess", "{tmp}/absent_manifest.yaml", "--out", "{tmp}/pre_out"],
-         r"preprocessing manifest .*absent_manifest\.yaml does not exist", absent="{tmp}/pre_out", spawn=True),
+         r"preprocessing manifest {tmp}/absent_manifest\.yaml does not exist$", absent="{tmp}/pre_out", spawn=True),
     Case("preprocess-alias-bomb", "`lai preprocess` a 0.5 kB manifest whose YAML aliases expand to 3.5 billion values",
-         ["preprocess", "{bomb_yaml}", "--out", "{tmp}/pre_out"], r"bomb\.yaml: its aliases expand to over 100,000 values",
+         ["preprocess", "{bomb_yaml}", "--out", "{tmp}/pre_out"],
+         r"preprocessing manifest {bomb_yaml}: its aliases expand to over 100,000 values \(an alias bomb\?\)$",
          absent="{tmp}/pre_out"),
     Case("preprocess-impossible-date", "`lai preprocess` a manifest with the date 2019-02-30",
-         ["preprocess", "{feb30_yaml}", "--out", "{tmp}/pre_out"], r"feb30\.yaml holds an impossible value: '2019-02-30' at line \d+ is not a date "
+         ["preprocess", "{feb30_yaml}", "--out", "{tmp}/pre_out"], r"feb30\.yaml holds an impossible value: '2019-02-30' at line 4 is not a date "
          r"\(day is out of range for month\)",
          absent="{tmp}/pre_out"),
     Case("preprocess-cube-as-manifest", "`lai preprocess` given a cube (a binary NetCDF file) as its manifest",
@@ -399,7 +400,8 @@ CASES = [
          absent="{tmp}/pre_out"),
     Case("predict-scene-geotiff", "`lai predict --scene` given a GeoTIFF as its manifest",
          ["predict", "--run", "{fresh_run}", "--scene", "{a_tiff}", "--out", "{tmp}/pred.tif"],
-         r"scene manifest .*\.tiff? is not (UTF-8 text|valid YAML)", absent="{tmp}/pred.tif"),
+         r"scene manifest .*\.tiff? is not UTF-8 text: 'utf-8' codec can't decode byte 0x[0-9a-f]{{2}} in position \d+",
+         absent="{tmp}/pred.tif"),
     Case("preprocess-bad-yaml", "`lai preprocess` a manifest that is not valid YAML",
          ["preprocess", "{broken_yaml}", "--out", "{tmp}/pre_out"],
          r"preprocessing manifest .*broken\.yaml is not valid YAML: expected ',' or '\]', but got '<stream end>' at line 2$",
@@ -429,7 +431,7 @@ CASES = [
          r"null_scl\.yaml: s2\[0\]\.scl: expected a file name, got null", absent="{tmp}/pre_out"),
     Case("preprocess-list-file", "`lai preprocess` a manifest with `file: [a.tif]` (a list) for an S1 date",
          ["preprocess", "{manifest_list_file}", "--out", "{tmp}/pre_out"],
-         r"list_file\.yaml: s1\[0\]\.file: expected a file name, got list", absent="{tmp}/pre_out"),
+         r"list_file\.yaml: s1\[0\]\.file: expected a file name, got list \"\['/[^\"]*\"$", absent="{tmp}/pre_out"),
     Case("preprocess-scl-typo", "`lai preprocess` a manifest with `sc1:` for `scl:` (every pixel would count as clear)",
          ["preprocess", "{manifest_scl_typo}", "--out", "{tmp}/pre_out"],
          r"scl_typo\.yaml: s2\[0\]: unknown key\(s\) sc1; expected date, lai, bands, angles, scl", absent="{tmp}/pre_out"),
@@ -438,14 +440,14 @@ CASES = [
          r"top_typo\.yaml: unknown key\(s\) traget; expected country, area, s2, s1, target", absent="{tmp}/pred.tif"),
     Case("preprocess-repeated-date", "`lai preprocess` a manifest listing one S2 date twice, with other rasters",
          ["preprocess", "{manifest_repeated}", "--out", "{tmp}/pre_out"],
-         r"repeated\.yaml: s2\[1\]\.date 2019-06-01 repeats s2\[0\]\.date with other rasters; give each date once",
+         r"repeated\.yaml: s2\[3\]\.date 2019-06-01 repeats s2\[0\]\.date with other rasters; give each date once",
          absent="{tmp}/pre_out"),
     Case("preprocess-copied-entry", "`lai preprocess` a manifest listing one S2 entry twice (copied: t-1 would be a copy of t)",
          ["preprocess", "{manifest_copied}", "--out", "{tmp}/pre_out"],
-         r"copied\.yaml: s2\[1\] repeats s2\[0\] \(2019-06-01\): one acquisition read as two dates, so a triplet's "
+         r"copied\.yaml: s2\[3\] repeats s2\[0\] \(2019-06-01\): one acquisition read as two dates, so a triplet's "
          r"t-1 would be a copy of its t; give each date once \(or, for a format test that means it, set "
          r"repeated_dates: true\)", absent="{tmp}/pre_out"),
-    Case("preprocess-s1-file-and-bands", "`lai preprocess` an S1 date naming `file` and `vv` + `vh`",
+    Case("preprocess-s1-file-and-bands", "`lai preprocess` an S1 date naming both `file` and `vh`",
          ["preprocess", "{manifest_s1_both}", "--out", "{tmp}/pre_out"],
          r"s1_both\.yaml: s1\[0\]: give file \(one two-band raster\) or vv and vh, not both", absent="{tmp}/pre_out"),
     Case("preprocess-year-2300", "`lai preprocess` a manifest dated 2300 (a cube could not store it)",
@@ -467,7 +469,9 @@ CASES = [
          r"bad_country\.yaml: country 'SP-AIN' and area 'BADAJOZ' must be ASCII letters and digits", absent="{tmp}/pre_out"),
     Case("preprocess-no-s1-match", "`lai preprocess` a manifest whose S1 dates are all a month from the S2 dates",
          ["preprocess", "{manifest_far_s1}", "--out", "{tmp}/pre_out"],
-         r"far_s1\.yaml: no three S2 dates with an S1 acquisition within 1 day\(s\) each", absent="{tmp}/pre_out"),
+         r"far_s1\.yaml: no three S2 dates with an S1 acquisition within 1 day\(s\) each \(left out: 2019-06-01 \(nearest "
+         r"S1 30 days away\), 2019-06-06 \(nearest S1 35 days away\), 2019-06-11 \(nearest S1 40 days away\)\)$",
+         absent="{tmp}/pre_out"),
     Case("preprocess-reflectance-scale-0", "`lai preprocess --reflectance-scale 0` (a constant LAI that would pass validation)",
          ["preprocess", "{manifest_far_s1}", "--out", "{tmp}/pre_out", "--reflectance-scale", "0"],
          r"preprocess\.reflectance_scale \(--reflectance-scale\) must be a finite number in \(0, 1\] .*got 0\.0",
@@ -489,17 +493,19 @@ CASES = [
     # adversarial pass 3: pixels and scenes
     Case("predict-scene-scaled-lai", "`lai predict --scene` LAI rasters declaring scale 0.1 (LAI 3.0 stored as 30)",
          ["predict", "--run", "{fresh_run}", "--scene", "{pix_scaled_lai}", "--out", "{tmp}/pix_scaled_lai.tif", "--quiet"],
-         r"lai_0\.tif: band 1 declares scale 0\.1 / offset 0; lai reads values as stored: write it unscaled "
+         r"{tmp}/pix_scaled_lai/lai_0\.tif: band 1 declares scale 0\.1 / offset 0; lai reads values as stored: write it unscaled "
          r"\(gdal_translate -unscale\)", absent="{tmp}/pix_scaled_lai.tif"),
     Case("predict-scene-complex-lai", "`lai predict --scene` complex64 LAI rasters",
          ["predict", "--run", "{fresh_run}", "--scene", "{pix_complex_lai}", "--out", "{tmp}/pix_complex_lai.tif", "--quiet"],
-         r"lai_0\.tif: has dtype complex64; expected float S2 LAI values", absent="{tmp}/pix_complex_lai.tif"),
+         r"{tmp}/pix_complex_lai/lai_0\.tif: has dtype complex64; expected float S2 LAI values", absent="{tmp}/pix_complex_lai.tif"),
     Case("predict-scene-linear-s1", "`lai predict --scene` S1 in linear power with one bright pixel (2.0) in every 8x8 block",
          ["predict", "--run", "{fresh_run}", "--scene", "{pix_linear_s1}", "--out", "{tmp}/pix_linear_s1.tif", "--quiet"],
-         r"s1_0\.tif: has 98 % of its backscatter values of VV in \[0, 1\] \(median 0\.05\): linear power, not dB", absent="{tmp}/pix_linear_s1.tif"),
+         r"s1_0\.tif: has 98 % of its backscatter values of VV in \[0, 1\] \(median 0\.05\): linear power, not dB; convert "
+         r"with 10\*log10", absent="{tmp}/pix_linear_s1.tif"),
     Case("predict-scene-scl-elsewhere", "`lai predict --scene` SCL rasters in another UTM zone (covering none of the scene)",
          ["predict", "--run", "{fresh_run}", "--scene", "{pix_scl_elsewhere}", "--out", "{tmp}/pix_scl_elsewhere.tif", "--quiet"],
-         r"scl_0\.tif: SCL covers none of the S2 scene \(its CRS EPSG:32632, the scene's EPSG:32633\)", absent="{tmp}/pix_scl_elsewhere.tif"),
+         r"{tmp}/pix_scl_elsewhere/scl_0\.tif: SCL covers none of the S2 scene \(its CRS EPSG:32632, the scene's EPSG:32633\)",
+         absent="{tmp}/pix_scl_elsewhere.tif"),
     Case("predict-scene-mislabelled-crs", "`lai predict --scene` LAI and SCL labelled EPSG:4326 holding UTM coordinates, S1 in UTM",
          ["predict", "--run", "{fresh_run}", "--scene", "{pix_mislabelled_crs}", "--out", "{tmp}/pix_mislabelled_crs.tif", "--quiet"],
          r"s1_0\.tif: the S2 scene's bounds in EPSG:4326 do not transform into this raster's CRS \(EPSG:32633\)", absent="{tmp}/pix_mislabelled_crs.tif"),
@@ -509,33 +515,38 @@ CASES = [
          r"pixels of 10, more than lai reads at once; resample it first \(gdalwarp -tr\)", absent="{tmp}/pix_fine_s1.tif"),
     Case("predict-scene-no-radar", "`lai predict --scene` 4000x4000 rasters without a value (sparse): refused before any window",
          ["predict", "--run", "{fresh_run}", "--scene", "{pix_no_radar}", "--out", "{tmp}/pix_no_radar.tif", "--quiet"],
-         r"s1_0\.tif: S1 of 2019-06-01 holds no backscatter value on the S2 scene \(4000x4000 pixels\): all NaN or nodata", absent="{tmp}/pix_no_radar.tif"),
+         r"{tmp}/pix_no_radar/s1_0\.tif: S1 of 2019-06-01 holds no backscatter value on the S2 scene \(4000x4000 pixels\): all "
+         r"NaN or nodata", absent="{tmp}/pix_no_radar.tif"),
     Case("preprocess-s1-units-linear-db", "`lai preprocess --s1-units linear` of S1 in dB (every value would become NaN)",
          ["preprocess", "{pix_ok}", "--out", "{tmp}/pix_pre", "--tile-size", "16", "--s1-units", "linear"],
-         r"s1_0\.tif: 3200 of its 3200 values on the S2 grid \(the part from x [\d.]+, y [\d.]+\) are below -1: dB, not "
+         r"s1_0\.tif: 3200 of its 3200 values on the S2 grid \(the part from x 500000, y 4600000\) are below -1: dB, not "
          r"linear power \(drop --s1-units linear\)",
          absent="{tmp}/pix_pre"),
     Case("preprocess-s1-elsewhere", "`lai preprocess` S1 rasters 100 km from the scene",
          ["preprocess", "{pix_s1_elsewhere}", "--out", "{tmp}/pix_pre", "--tile-size", "16"],
-         r"s1_0\.tif: S1 of 2019-06-01 covers none of the S2 scene$", absent="{tmp}/pix_pre"),
+         r"{tmp}/pix_s1_elsewhere/s1_0\.tif: S1 of 2019-06-01 covers none of the S2 scene$", absent="{tmp}/pix_pre"),
     Case("preprocess-empty-offset", "`lai preprocess` L2A bands whose MTD_MSIL2A.xml holds an empty `<BOA_ADD_OFFSET band_id=\"2\"/>`",
          ["preprocess", "{pix_empty_offset}", "--out", "{tmp}/pix_pre"],
-         r"s2\[0\]\.metadata: .*pix_mtd\.xml: BOA_QUANTIFICATION_VALUE or a BOA_ADD_OFFSET is not a number \(or empty\)",
+         r"{pix_empty_offset}: s2\[0\]\.metadata: {tmp}/pix_mtd\.xml: BOA_QUANTIFICATION_VALUE or a BOA_ADD_OFFSET is not a "
+         r"number \(or empty\)",
          absent="{tmp}/pix_pre"),
     # adversarial pass 3: run folders and cubes
     Case("info-schema-version-text", "`lai info` on a cube whose attribute schema_version is 'abc'",
-         ["info", "{abc_version_cube}"], r"abc_version\.nc: written by cube schema version abc; this lai reads version 2"),
+         ["info", "{abc_version_cube}"],
+         r"abc_version\.nc: written by cube schema version abc; this lai reads version 2\. Rebuild it with `lai cube`"),
     Case("train-schema-version-text", "`lai train --cube` a cube whose attribute schema_version is 'abc'",
          ["train", *TINY, "--cube", "{abc_version_cube}", "--runs", "{tmp}/runs_abc", "--row", "s1", "--quiet"],
          r"abc_version\.nc: written by cube schema version abc", absent="{tmp}/runs_abc"),
     Case("info-clear-fraction-1d", "`lai info` on a cube whose clear_fraction has one dimension",
-         ["info", "{flat_clear_cube}"], r"flat_clear\.nc: not a consistent cube: variable clear_fraction has shape \(\d+,\); "
-         r"expected 2 dimension\(s\): \d+ triplets, 3 dates; rebuild it with `lai cube`"),
+         ["info", "{flat_clear_cube}"], r"flat_clear\.nc: not a consistent cube: variable clear_fraction has shape \({triplets},\); "
+         r"expected 2 dimension\(s\): {triplets} triplets, 3 dates; rebuild it with `lai cube`"),
     Case("info-split-huge", "`lai info` on a small cube whose split declares 300 million (unallocated) triplets",
-         ["info", "{huge_split_cube}"], r"huge_split\.nc: not a consistent cube: variable split has shape \(300000000,\)"),
+         ["info", "{huge_split_cube}"], r"huge_split\.nc: not a consistent cube: variable split has shape \(300000000,\); "
+         r"expected 1 dimension\(s\): {triplets} triplets; rebuild it with `lai cube`"),
     Case("cube-reuse-attribute-not-json", "`lai cube --out` an existing cube of the same source and settings whose "
          "pixel_fixes attribute is not JSON (the reuse path)", ["cube", "{tiny_lnb}", "--out", "{bad_fixes_cube}", *TINY, "--quiet"],
-         r"bad_fixes\.nc: attribute pixel_fixes is '\{{not json', not the JSON dict lai writes; rebuild the cube \(`lai cube --overwrite`\)"),
+         r"bad_fixes\.nc: attribute pixel_fixes is '\{{not json', not the JSON dict lai writes; rebuild the cube \(`lai cube --overwrite`\)",
+         unchanged="{bad_fixes_cube}"),
     Case("predict-selection-not-utf8", "`lai predict --run` a pipeline run folder whose tables/selection.csv is not UTF-8",
          ["predict", "--run", "{tmp}/reports_latin", "--data", "{lnb_ok}", "--out", "{tmp}/pred_latin", "--quiet"],
          r"reports_latin is a pipeline run folder, not a training stage: give .*reports_latin/runs/final \(its final model, "
@@ -549,14 +560,16 @@ CASES = [
          r"deep_cal_run/calibration\.json is not readable JSON \(nested too deeply\); delete it", absent="{tmp}/pred_deep"),
     Case("publish-notebook-fifo", "`lai publish` a run folder whose notebooks/02.ipynb is a FIFO (it hung)",
          ["publish", "{tmp}/pub_fifo", "{tmp}/pub_fifo_out"],
-         r"pub_fifo/notebooks/02\.ipynb is not a regular file \(a folder, FIFO or device\?\)", absent="{tmp}/pub_fifo_out"),
+         r"pub_fifo/notebooks/02\.ipynb is not a regular file \(a folder, FIFO or device\?\); expected the file lai writes; "
+         r"rerun the pipeline \(lai run\) to write it again", absent="{tmp}/pub_fifo_out"),
     Case("publish-table-dev-zero", "`lai publish` a run folder whose tables/table1.csv links to /dev/zero (it filled the disk)",
          ["publish", "{tmp}/pub_zero", "{tmp}/pub_zero_out"],
          r"pub_zero/tables/table1\.csv is not a regular file but a symbolic link, which lai does not follow here",
          absent="{tmp}/pub_zero_out"),
     Case("publish-provenance-nested", "`lai publish` a run folder whose provenance.json nests 100000 objects",
          ["publish", "{tmp}/pub_deep", "{tmp}/pub_deep_out"],
-         r"pub_deep/provenance\.json is not readable JSON \(nested too deeply\)", absent="{tmp}/pub_deep_out"),
+         r"pub_deep/provenance\.json is not readable JSON \(nested too deeply\); rerun the pipeline \(lai run\) to write it "
+         r"again", absent="{tmp}/pub_deep_out"),
     # adversarial pass 4: what lai prints, and names read from a cube
     Case("info-control-characters", "`lai info` on a cube built from a folder whose name holds terminal escapes "
          "(printed escaped)", ["info", "{esc_cube}"], r"source: +\S*esc\\x1b\]0;pw", code=0),
@@ -572,10 +585,10 @@ CASES = [
     Case("run-inputs-link", "`lai run --force` into a run folder whose notebooks/.inputs links to a user's folder",
          ["run", *TINY, "--reports", "{tmp}/reports_sl", "--data-root", "{tmp}/data_sl", "--force"],
          r"reports_sl/tiny/notebooks/\.inputs is a symbolic link or a file, not the folder lai made there",
-         present="{tmp}/victim_inputs/01_data.ipynb.json"),
+         present="{tmp}/reports_sl/tiny/notebooks/.inputs/01_data.ipynb.json"),  # the link and the user's file behind it
     Case("run-inside-data", "`lai run --data LNB --reports LNB/reports` (the run folder inside the input folder)",
          ["run", *TINY, "--data", "{lnb_ok}", "--reports", "{lnb_ok}/reports", "--data-root", "{tmp}/data_in"],
-         r"lnb_ok/reports/tiny lies inside the LNB folder .*lnb_ok; write the run folder outside the input folder",
+         r"lnb_ok/reports/tiny lies inside the LNB folder {lnb_ok}; write the run folder outside the input folder",
          absent="{lnb_ok}/reports"),
     Case("predict-selection-path", "`lai predict --run` a pipeline run folder whose tables/selection.csv chooses the "
          "model `../../../etc`", ["predict", "--run", "{tmp}/reports_pfx", "--data", "{lnb_ok}", "--out", "{tmp}/pred_pfx"],
@@ -690,6 +703,8 @@ def _prepare_records(tmp: Path, cube: Path, inputs: dict) -> None:
         del f[name]
         f[name] = value
 
+    with h5py.File(cube, "r") as f:
+        inputs["triplets"] = str(f["lai"].shape[0])  # what a shape error names as expected
     edited("abc_version", lambda f: f.attrs.__setitem__("schema_version", "abc"))
     edited("flat_clear", lambda f: replace(f, "clear_fraction", np.zeros(f["lai"].shape[0], np.float32)))
     edited("huge_split", lambda f: (f.__delitem__("split"), f.create_dataset("split", shape=(300_000_000,), dtype="S8",
@@ -758,10 +773,11 @@ def _prepare_manifests(tmp: Path, inputs: dict) -> None:
                                                       "s1": [{"date": "2019-06-01", "file": str(s1)}]}),
     }
     s2_dates = [{"date": f"2019-06-{d:02d}", "lai": str(s2)} for d in (1, 6, 11)]
-    for key, name, country, s1_day in (("manifest_bad_country", "bad_country.yaml", "SP-AIN", 1),
-                                       ("manifest_far_s1", "far_s1.yaml", "SPAIN", 30)):
+    # far_s1: the S1 date a month before the S2 dates (a gap of the wrong sign would pass for a near one)
+    for key, name, country, s1_date in (("manifest_bad_country", "bad_country.yaml", "SP-AIN", "2019-06-01"),
+                                        ("manifest_far_s1", "far_s1.yaml", "SPAIN", "2019-05-02")):
         manifests[key] = (name, {"country": country, "area": "BADAJOZ", "s2": s2_dates,
-                                 "s1": [{"date": f"2019-06-{s1_day:02d}", "file": str(s1)}]})
+                                 "s1": [{"date": s1_date, "file": str(s1)}]})
     wide = [tmp / f"wide_{k}.tif" for k in range(3)]
     for k, path in enumerate(wide):
         sparse_tiff(path, 256, 2**24, bands=2 if k < 2 else 1)
@@ -780,10 +796,11 @@ def _prepare_manifests(tmp: Path, inputs: dict) -> None:
         "manifest_list_file": ("list_file.yaml", {**base, "s1": [{"date": "2019-06-01", "file": [str(s1)]}]}),
         "manifest_scl_typo": ("scl_typo.yaml", {**base, "s2": [{**d, "sc1": str(s2)} for d in s2_dates]}),
         "manifest_top_typo": ("top_typo.yaml", {**base, "traget": "2019-06-11"}),
-        "manifest_repeated": ("repeated.yaml", {**base, "s2": [{**s2_dates[0], "scl": str(s2)}, *s2_dates]}),
-        "manifest_copied": ("copied.yaml", {**base, "s2": [s2_dates[0], *s2_dates]}),
-        "manifest_s1_both": ("s1_both.yaml", {**base, "s1": [{"date": "2019-06-01", "file": str(s1), "vv": str(s1),
-                                                               "vh": str(s1)}]}),
+        # the repeat last, not beside the entry it repeats: the message names that entry, not the one before
+        "manifest_repeated": ("repeated.yaml", {**base, "s2": [*s2_dates, {**s2_dates[0], "scl": str(s2)}]}),
+        "manifest_copied": ("copied.yaml", {**base, "s2": [*s2_dates, s2_dates[0]]}),
+        # file and one of vv, vh: refused as file and both are
+        "manifest_s1_both": ("s1_both.yaml", {**base, "s1": [{"date": "2019-06-01", "file": str(s1), "vh": str(s1)}]}),
         "manifest_year_2300": ("year_2300.yaml", {**base, "s2": [{**d, "date": d["date"].replace("2019", "2300")}
                                                                 for d in s2_dates]}),
         "manifest_long_name": ("long_name.yaml", {**base, "s2": [{"date": "2019-06-01", "lai": "x" * 5000}]}),
@@ -946,6 +963,7 @@ def check(case: Case, inputs: dict, done: subprocess.CompletedProcess) -> None:
     pattern = case.pattern.format(**{k: re.escape(v) for k, v in inputs.items()})
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
     assert done.returncode == case.code, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
+    assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", done.stdout), done.stdout  # names read from data: escaped
     if case.code == 2:
         message = error_message(command, done.stderr)
         assert message is not None, done.stderr
@@ -999,7 +1017,8 @@ def test_workers_out_of_range_is_one_line_before_any_work(tmp_path, argv):
     inputs = {"tmp": str(tmp_path), "lnb": str(make_lnb(tmp_path / "lnb"))}
     done = run_case(Case("workers", "", argv, ""), inputs)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert re.fullmatch(rf"lai {argv[0]}: error: --workers must be a number of processes from 1 to \d+ .*, got -?\d\n", done.stderr)
+    assert re.fullmatch(rf"lai {argv[0]}: error: --workers must be a number of processes from 1 to "
+                        rf"{len(os.sched_getaffinity(0))} \(this machine's cores\), got {argv[-1]}\n", done.stderr)
     assert not (tmp_path / "sim").exists() and not (tmp_path / "c.nc").exists()
 
 
@@ -1015,11 +1034,11 @@ def test_second_lai_run_into_a_run_folder_being_written_is_refused(tmp_path):
                 ["run", *TINY, "--reports", "{tmp}/reports", "--data-root", "{tmp}/data"],
                 rf"reports/tiny is being written by another lai process \(pid {os.getpid()} on host "
                 rf"{re.escape(socket.gethostname())}; lock file .*reports/\.tiny\.lock\); wait for it to finish or write elsewhere",
-                absent="{tmp}/reports/tiny/profile.yaml")
+                absent="{tmp}/reports/tiny/profile.yaml", present="{tmp}/reports/.tiny.lock")  # the holder's lock stays
     inputs = {"tmp": str(tmp_path)}
     with output_lock(tmp_path / "reports" / "tiny", folder="profile.yaml"):  # what the first `lai run` holds while it runs
         done = run_case(case, inputs)
-    check(case, inputs, done)
+        check(case, inputs, done)
 
 
 def test_lab_passes_jupyter_options_through(monkeypatch):
