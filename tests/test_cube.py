@@ -382,3 +382,62 @@ def test_a_cube_whose_triplet_names_would_fill_memory_is_refused_before_they_are
                                         r"1,144 MiB, more than the 256 MiB of any cube lai writes"):
         check_cube_file(cube)
 
+
+
+def test_a_split_reads_its_own_triplets(tiny_data):
+    """Position k of a split is the k-th triplet labelled with it in the cube (never the cube's k-th triplet, which
+    may be a test triplet), for one split and for several."""
+    _, _, cube = tiny_data
+    with open_cube(cube) as ds:
+        labels, lai, scl = ds["split"].values.astype(str), ds["lai"].values, ds["scl"].values
+    for wanted in ("val", ["non_cloudy", "cloudy"]):
+        rows = np.flatnonzero(np.isin(labels, wanted))
+        assert 0 < len(rows) and rows[0] > 0  # the split's rows are not the cube's first rows
+        split = CubeSplit(cube, wanted)
+        got = split.read(np.arange(len(split)))
+        np.testing.assert_array_equal(got["lai"], lai[rows])
+        np.testing.assert_array_equal(got["scl"], scl[rows])
+        streamed = np.concatenate([b["lai"].numpy() for b in BatchLoader(split, 4, resident="off")])
+        np.testing.assert_array_equal(streamed, lai[rows])
+
+
+def test_a_split_has_a_target_only_where_a_pixel_is_clear_at_t(tiny_data, tmp_path):
+    """All of t clouded, t-2 and t-1 clear: nothing to score (the past dates do not count); one clear pixel at t of
+    one triplet: something to score."""
+    import shutil
+
+    import h5py
+
+    _, _, cube = tiny_data
+    copy = tmp_path / "cube.nc"
+    shutil.copy(cube, copy)
+    with h5py.File(copy, "r+") as f:
+        scl = f["scl"][:]
+        scl[:, :2], scl[:, 2] = 4, 9
+        f["scl"][:] = scl
+    assert not CubeSplit(copy, "val").has_target([2, 3, 4, 5, 6])
+    val_rows = CubeSplit(copy, "val").index
+    with h5py.File(copy, "r+") as f:
+        scl[val_rows[-1], 2, 3, 3] = 5
+        f["scl"][:] = scl
+    assert CubeSplit(copy, "val").has_target([2, 3, 4, 5, 6], block=2)
+    assert not CubeSplit(copy, "val").has_target([4])
+
+
+def test_training_batches_are_the_split_in_the_order_its_generator_shuffles(tiny_data):
+    """shuffle: the samples in torch.randperm's order of the loader's generator (so a checkpoint's generator state
+    replays it), each at most once, the last partial batch dropped with drop_last; without shuffle, in cube order."""
+    import torch
+
+    _, _, cube = tiny_data
+    split = CubeSplit(cube, "train")
+    lai = split.read(np.arange(len(split)))["lai"]
+    for resident in ("off", "on"):
+        loader = BatchLoader(split, 8, shuffle=True, resident=resident, generator=torch.Generator().manual_seed(3),
+                             drop_last=True)
+        got = np.concatenate([b["lai"].numpy() for b in loader])
+        order = torch.randperm(len(split), generator=torch.Generator().manual_seed(3)).numpy()
+        assert len(got) == len(split) // 8 * 8 and (order[:len(got)] != np.arange(len(got))).any()
+        np.testing.assert_array_equal(got, lai[order[:len(got)]])
+    plain = np.concatenate([b["lai"].numpy() for b in BatchLoader(split, 8, resident="off")])
+    np.testing.assert_array_equal(plain, lai)

@@ -109,3 +109,25 @@ def test_loss_classes_keep_only_those_pixels_clear_at_t_in_the_training_loss():
     assert loss_target(x, raw["scl"][:, 2], None) is x
     with pytest.raises(ConfigError, match="train.loss_classes must be a non-empty list of SCL classes 0..11"):
         TrainConfig(loss_classes=[4, 12]).validate()
+
+
+def test_the_spread_heads_loss_is_the_mean_over_clear_pixels_around_the_decoders_output():
+    """Hand values: pixels 0 and 1 clear at t, pixel 2 clouded (its huge error and log-variance never count); the
+    negative log-likelihood is taken around the decoder's output, not an encoder's, and averaged over the 2 clear
+    pixels."""
+    from lai.encode import Encoded
+    from lai.facts import LOG_VAR
+    from lai.loss import gaussian_nll
+
+    target = torch.tensor([[[[1.0, 0.0, 50.0]]]])
+    valid = torch.tensor([[[[True, True, False]]]])
+    dec = torch.tensor([[[[0.0, 2.0, 0.0]]]])
+    log_var = torch.tensor([[[[0.0, 2.0 * torch.log(torch.tensor(2.0)).item(), -8.0]]]])
+    # 0.5 * (0 + 1 / 1) and 0.5 * (log 4 + 4 / 4)
+    expected = (0.5 * (0 + 1) + 0.5 * (torch.log(torch.tensor(4.0)).item() + 1)) / 2
+    assert gaussian_nll(log_var, dec, target, valid).item() == pytest.approx(expected, rel=1e-6)
+    x = Encoded(s1=None, s2=None, masks=None, season=None, target=target, target_valid=valid,
+                past_cloudy=torch.tensor([False]), past_valid=None)
+    far = torch.full_like(dec, 9.0)
+    _, parts = total_loss({"enc1": far, "enc2": far, "dec": dec, LOG_VAR: log_var}, x, TrainConfig())
+    assert parts["nll"].item() == pytest.approx(expected, rel=1e-6)

@@ -5,7 +5,7 @@ import torch
 
 from lai.config import EncodingConfig, TrainConfig
 from lai.encode import encode_batch
-from lai.facts import ROWS
+from lai.facts import LOG_VAR, ROWS
 from lai.loss import total_loss
 from lai.model import UNet
 from tests.helpers import ENC, raw_batch, small
@@ -122,6 +122,15 @@ def test_residual_model_adds_the_last_clear_lai():
         out = model(x)
     for pred in out.values():
         np.testing.assert_allclose(pred[:, 0].numpy(), expected, atol=1e-6)
+    # a spread head's log-variance is no LAI: the last clear LAI is never added to it
+    spread = small("final", residual=True, uncertainty=True).eval()
+    for head in (spread.enc1.head, spread.enc2.head, spread.dec_head, spread.spread_head[-1]):
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)
+    with torch.no_grad():
+        out = spread(x)
+    np.testing.assert_allclose(out["dec"][:, 0].numpy(), expected, atol=1e-6)
+    assert torch.equal(out[LOG_VAR], torch.zeros_like(out[LOG_VAR]))
 
 
 def test_gated_skip_adds_the_gated_last_clear_lai_to_the_decoder_only():
@@ -476,3 +485,27 @@ def test_past_context_is_the_mean_of_the_clear_past_pixels_near_each_pixel():
     assert context(x)["dec"].shape == (b, 1, h, w)
     with pytest.raises(ConfigError, match=r"model.past_context must list Gaussian sigmas in \[0.25, 16\]"):
         ModelConfig(past_context=[0.1]).validate()
+
+
+def test_each_decoder_level_merges_the_skip_of_its_own_level():
+    """With every up-sampling zeroed (it outputs 0), a U-Net's output reaches its input only through the skip
+    connections: it still moves with the input; without skips it is a constant."""
+    torch.manual_seed(0)
+    for skip in (True, False):
+        unet = UNet(3, [4, 8, 16], skip=skip).eval()
+        for up in unet.up:
+            torch.nn.init.zeros_(up.weight)
+            torch.nn.init.zeros_(up.bias)
+        with torch.no_grad():
+            a, b = unet(torch.rand(1, 3, 8, 8)), unet(torch.rand(1, 3, 8, 8))
+        assert (a - b).abs().max() > 1e-4 if skip else torch.equal(a, b)
+
+
+def test_the_rows_answer_is_the_decoders_output_else_its_only_head():
+    """What every score and map reads: the final row's decoder (never its first encoder's head); an encoder row's
+    head."""
+    from lai.model import LAIModel
+
+    a, b, c, d = (torch.full((1, 1, 2, 2), float(v)) for v in range(4))
+    assert LAIModel.prediction({"enc1": a, "enc2": b, "dec": c, LOG_VAR: d}) is c
+    assert LAIModel.prediction({"enc2": b}) is b and LAIModel.prediction({"enc1": a}) is a
