@@ -30,12 +30,12 @@ def test_scores_of_a_set_match_hand_computation_on_each_pixel_rule():
     target = np.array([[[2.0, 2.0], [3.0, 0.0]]])  # the observation
     truth = np.array([[[1.0, 1.0], [4.0, 6.0]]])
     clear = np.array([[[True, True], [True, False]]])
-    strict = np.array([[[True, False], [False, False]]])
+    strict = np.array([[[True, False], [False, True]]])  # its own rule: (1, 1) strict though not clear by the other
     s = Scores()
     s.update(pred, target, clear, strict, truth)
     got = s.result()
     assert got["rmse"] == pytest.approx(np.sqrt((1 + 0 + 0) / 3)) and got["n_pixels"] == 3
-    assert got["rmse_strict"] == pytest.approx(1.0) and got["n_pixels_strict"] == 1
+    assert got["rmse_strict"] == pytest.approx(np.sqrt((1 + 16) / 2)) and got["n_pixels_strict"] == 2
     assert got["truth_rmse_clear"] == pytest.approx(np.sqrt((0 + 1 + 1) / 3))
     assert got["truth_rmse_cloudy"] == pytest.approx(2.0) and got["cloudy_pixels"] == 1
 
@@ -240,3 +240,61 @@ def test_too_few_scored_triplets_give_no_interval_and_no_verdict():
         else:
             assert diff["resolved"] and diff["diff_lo"] < diff["diff_hi"] < 0 and ci["rmse_lo"] < ci["rmse_hi"]
     assert scored_triplets(np.zeros((0, 4))) == 0
+
+
+def test_evaluate_run_scores_its_saved_predictions_on_each_rule_and_triplet(tiny_data, tiny_run, tmp_path):
+    """metrics.csv and per_tile.csv recomputed from predictions/<set>.nc and the cube: the RMSE on the pixels clear at
+    t against the observation at t, the strict rule's on SCL 4-6 at t (not at t-1) with an observation, and each
+    triplet's RMSE on its own pixels clear at t."""
+    import shutil
+
+    import h5py
+    import pandas as pd
+    import xarray as xr
+
+    from lai.evaluate import evaluate_run
+
+    cube = tiny_data[2]
+    run = tmp_path / "final"
+    shutil.copytree(tiny_run, run)
+    metrics = evaluate_run(run, cube, device="cpu").set_index("set")
+    tiles = pd.read_csv(run / "per_tile.csv")
+    with h5py.File(cube, "r") as f:
+        lai, scl = f["lai"][:, 2].astype(np.float64), f["scl"][:, 1:]
+    checked = 0
+    for name in metrics.index:
+        path = run / "predictions" / f"{name}.nc"
+        if not path.exists():
+            continue
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            pred, clear, idx = ds["lai_pred"].values.astype(np.float64), ds["clear_t"].values.astype(bool), ds["triplet"].values
+        obs, strict = lai[idx], np.isin(scl[idx, 1], (4, 5, 6)) & np.isfinite(lai[idx])
+        assert (strict != np.isin(scl[idx, 0], (4, 5, 6)) & np.isfinite(obs)).any()  # t-1 would score other pixels
+        row = metrics.loc[name]
+        assert row["rmse"] == pytest.approx(np.sqrt(np.mean((pred - obs)[clear] ** 2)), rel=1e-5)
+        assert row["n_pixels"] == clear.sum() and row["n_pixels_strict"] == strict.sum()
+        assert row["rmse_strict"] == pytest.approx(np.sqrt(np.mean((pred - obs)[strict] ** 2)), rel=1e-5)
+        per = tiles[tiles["set"] == name].set_index("triplet").loc[idx]
+        with np.errstate(invalid="ignore"):
+            by_triplet = np.sqrt(np.where(clear, (pred - obs) ** 2, 0).sum((1, 2)) / clear.sum((1, 2)))
+        np.testing.assert_allclose(per["rmse"].to_numpy(), by_triplet, rtol=1e-5)
+        assert (per["n_pixels"].to_numpy() == clear.sum((1, 2))).all()
+        checked += 1
+    assert checked >= 2
+
+
+def test_the_spread_over_seeds_of_each_set_by_hand():
+    """Two seeds scoring RMSE 1.0 and 2.0 (R2 0.5 and 0.7) on the cloudy set: mean 1.5, sample standard deviation
+    0.7071 (ddof 1), min 1, max 2; the validation split is no test set and left out."""
+    import pandas as pd
+
+    from lai.tables import seed_spread
+
+    runs = {f"final_seed{k}": pd.DataFrame({"set": ["cloudy", "val"], "rmse": [rmse, 9.0], "r2": [r2, 0.0],
+                                             "triplets": [5, 5]}) for k, (rmse, r2) in enumerate(((1.0, 0.5), (2.0, 0.7)))}
+    got = seed_spread(runs).set_index("set")
+    assert list(got.index) == ["cloudy"]
+    row = got.loc["cloudy"]
+    assert row["seeds"] == 2 and (row["rmse_mean"], row["rmse_min"], row["rmse_max"]) == pytest.approx((1.5, 1.0, 2.0))
+    assert row["rmse_std"] == pytest.approx(np.sqrt(0.5)) and row["r2_std"] == pytest.approx(np.sqrt(0.02))
+    assert row["r2_mean"] == pytest.approx(0.6) and row["note"] == ""

@@ -82,6 +82,12 @@ def test_final_model_beside_floor_and_oracle(tiny_data):
     # too few triplets hold a scored pixel for an interval: no verdict however large the difference
     assert (better.loc[few, "oracle_verdict"] == "not resolved").all() and better.loc[few, "oracle_diff_lo"].isna().all()
     assert list(better.columns) == list(same.columns)  # recomputed, not appended twice
+    # a model with four times the oracle's squared errors on every triplet: twice its RMSE, so the ratio to the oracle is
+    # 2 (model over oracle, not oracle over model) and to the floor twice the oracle's
+    doubled = floor_with_model(same, oracle.assign(sse=4 * oracle["sse"]), oracle)
+    filled = doubled[doubled["triplets"] > 0]
+    assert np.allclose(filled["model_oracle_ratio"], 2) and np.allclose(filled["model_rmse"], 2 * filled["oracle_rmse"])
+    assert np.allclose(filled["model_floor_ratio"], 2 * filled["oracle_rmse"] / filled["floor_rmse"])
 
 
 def test_floor_needs_the_true_lai(tmp_path):

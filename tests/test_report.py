@@ -1051,6 +1051,7 @@ def test_oracle_gap_splits_the_model_and_the_oracle_by_the_true_change():
     assert [c[0] for c in change_classes()] == ["< 0.1", "0.1-0.3", "0.3-0.6", "≥ 0.6"]
     true = np.ones((2, 3, 2, 2), np.float32)
     true[0, 2], true[1, 2] = 1.05, 2.0
+    true[:, 0] = 4.0  # t-2: neither the oracle nor the change, which are t-1's
     cube = xr.Dataset({"lai_true": (("triplet", "time", "y", "x"), true)})
     clear = np.ones((2, 2, 2), np.uint8)
     clear[1, 0, 0] = 0  # not scored

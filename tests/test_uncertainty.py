@@ -394,3 +394,135 @@ def test_coverage_intervals_count_only_the_selected_pixels():
     assert all(np.isnan(v) for v in calibration_intervals(err, sd, sd, few).values())
     few[9] = sel[9]
     assert not any(np.isnan(v) for v in calibration_intervals(err, sd, sd, few).values())
+
+
+def test_each_stratum_index_carries_its_own_name():
+    """strata() indexes STRATA: the factors are stored and read by name, so the name at a pixel's index must say its
+    clear past dates and whether t is clear (else a clear stratum's factor reaches the clouded pixels)."""
+    past, clear = np.array([0, 1, 2, 0, 1, 2]), np.array([False, False, False, True, True, True])
+    assert [STRATA[i] for i in strata(past, clear)] == [
+        "0 past clear, clouded at t", "1 past clear, clouded at t", "2 past clear, clouded at t",
+        "0 past clear, clear at t", "1 past clear, clear at t", "2 past clear, clear at t"]
+
+
+def test_a_stratum_of_exactly_min_pixels_has_its_own_factors():
+    """Strata with fewer than MIN_PIXELS validation pixels take the pooled factors; MIN_PIXELS is enough."""
+    from lai.uncertainty import MIN_PIXELS
+
+    stratum = np.repeat(np.array([0, 1], np.int8), [MIN_PIXELS, MIN_PIXELS - 1])
+    sd, err = np.ones(stratum.size), np.where(stratum == 0, 2.0, 0.5)
+    cal = fit_calibration(sd, err, stratum, "truth")
+    assert STRATA[0] in cal.factors and STRATA[0] in cal.sd_factors and cal.sd_factors[STRATA[0]] == pytest.approx(2.0)
+    assert STRATA[1] not in cal.factors and STRATA[1] not in cal.sd_factors
+
+
+def test_an_error_on_the_edge_of_its_interval_is_inside():
+    """The central interval is closed: |err| equal to z times the deviation is covered, a zero error with a zero
+    deviation too."""
+    sd = np.array([1.0, 2.0, 0.0])
+    for level in NOMINAL:
+        assert coverage(np.array([z_of(level), -2.0 * z_of(level), 0.0]), sd, level) == 1.0
+
+
+def test_calibration_rows_take_each_number_from_its_own_deviation_and_pixels():
+    """Known answers on 60 triplets of 2x2 pixels: pixel (0, 1) has no reference (NaN error), pixel (1, 1) is clouded
+    at t. |err| = a in [1, 2); the raw sd is 1 / a (rank correlation with |err| exactly -1), the recalibrated standard
+    deviation a³ (exactly +1: a rank, not a linear, correlation); each level's interval its own deviation: 100 at
+    68 % (everything inside), 0.01 at 95 % (nothing inside)."""
+    rng = np.random.default_rng(11)
+    a = 1.0 + rng.random((60, 2, 2))
+    err = np.where(rng.random(a.shape) < 0.5, -a, a)
+    err[:, 0, 1] = np.nan
+    clear = np.ones(a.shape, bool)
+    clear[:, 1, 1] = False
+    deviations = {0.68: np.full(a.shape, 100.0), 0.95: np.full(a.shape, 0.01)}
+    rows = {(r["pixels"], r["sd"]): r for r in calibration_rows("cloudy", err, 1 / a, deviations, a ** 3, clear, "truth")}
+    used = a[:, [0, 1], [0, 0]]  # the clear pixels with an error: (0, 0) and (1, 0) of each triplet
+    rmse = np.sqrt(np.mean(used ** 2))
+    raw, recal = rows[("clear at t", "raw")], rows[("clear at t", "recalibrated")]
+    for row in (raw, recal):
+        assert row["n_pixels"] == 120 and row["rmse"] == pytest.approx(rmse)
+    assert raw["spearman"] == pytest.approx(-1.0) and recal["spearman"] == pytest.approx(1.0)
+    assert raw["mean_sd"] == pytest.approx(np.mean(1 / used)) and recal["mean_sd"] == pytest.approx(np.mean(used ** 3))
+    assert recal["rms_sd_ratio"] == pytest.approx(np.sqrt(np.mean(used ** 6)) / rmse)
+    assert raw["rms_sd_ratio"] == pytest.approx(np.sqrt(np.mean(used ** -2.0)) / rmse)
+    assert raw["coverage_68"] == pytest.approx(np.mean(used <= z_of(0.68) / used))  # |err| <= z / a
+    assert recal["coverage_68"] == 1.0 and recal["coverage_95"] == 0.0
+    assert recal["coverage_68_lo"] == recal["coverage_68_hi"] == 1.0
+    assert recal["coverage_95_lo"] == recal["coverage_95_hi"] == 0.0
+    clouded = rows[("clouded at t", "recalibrated")]
+    assert clouded["n_pixels"] == 60 and clouded["rmse"] == pytest.approx(np.sqrt(np.mean(a[:, 1, 1] ** 2)))
+
+
+def test_reliability_counts_only_pixels_with_a_deviation():
+    """A pixel without a deviation (NaN) is left out, not counted as outside its interval: 2 of 3, not 2 of 4."""
+    err, sd = np.array([0.1, 0.1, 0.1, 5.0]), np.array([1.0, np.nan, 1.0, 1.0])
+    assert [r["observed"] for r in reliability("x", err, sd)] == pytest.approx([2 / 3] * len(LEVELS))
+
+
+def test_the_error_is_the_prediction_minus_the_truth_or_the_observation_where_clear():
+    """Simulated data: prediction minus the true LAI everywhere; real data: minus the observation where clear at t
+    only (under a cloud the observed LAI is the cloud's), NaN elsewhere."""
+    from lai.evaluate import _error
+
+    pred = {"pred": np.array([[1.0, 2.0, 4.0]]), "target": np.array([[1.5, 9.0, 3.0]]),
+            "clear": np.array([[True, False, True]])}
+    err, against = _error({**pred, "truth": np.array([[0.5, 2.5, 4.0]])})
+    assert against == "truth" and err.tolist() == [[0.5, -0.5, 0.0]]
+    err, against = _error(pred)
+    assert against == "observation" and err[0, 0] == -0.5 and np.isnan(err[0, 1]) and err[0, 2] == 1.0
+
+
+def test_calibrate_run_fits_on_validation_and_applies_those_factors_to_each_test_set(tiny_data, tiny_run, tmp_path,
+                                                                                      monkeypatch):
+    """Recomputed from the model's predictions: the standard deviation's factors are those of the validation split
+    (per stratum: root mean square of prediction - truth over that of the raw sd; every stratum its own, MIN_PIXELS
+    lowered to 1), each test set's recalibrated row uses them (not factors refitted on the test set), and the example
+    map is the triplet with most pixels clouded at t, its reference the true LAI, its sd each pixel's stratum's."""
+    import lai.uncertainty
+    from lai.evaluate import calibrate_run, predict
+    from lai.facts import CLOUDY
+    from lai.infer import load_trained
+
+    monkeypatch.setattr(lai.uncertainty, "MIN_PIXELS", 1)
+    cube = tiny_data[2]
+    run = tmp_path / "final"
+    shutil.copytree(tiny_run, run)
+    result = calibrate_run(run, cube, device="cpu")
+    cal, trained = result.calibration, load_trained(tiny_run, "cpu")
+
+    def by_hand(name: str):
+        p = predict(trained, CubeSplit(cube, name))
+        err = p["pred"].astype(np.float64) - p["truth"]
+        return p, err, p["clear"].astype(int) * 3 + p["past_clear"]  # stratum: 3 if clear at t, plus past clear dates
+
+    p, err, stratum = by_hand(VAL)
+    ok = np.isfinite(err) & (p["sd"] > 0)
+    sd = p["sd"].astype(np.float64)
+    seen = 0
+    for i, name in enumerate(STRATA):
+        sel = ok & (stratum == i)
+        if sel.any():
+            seen += 1
+            assert cal.sd_factors[name] == pytest.approx(np.sqrt(np.mean(err[sel] ** 2) / np.mean(sd[sel] ** 2)), rel=1e-4)
+    assert seen > 1 and len(set(cal.sd_factors.values())) > 2  # factors that differ between strata
+    sd_factor = np.array([cal.sd_factors.get(s, cal.sd_factors[POOLED]) for s in STRATA])
+    f95 = np.array([cal.factors.get(s, cal.factors[POOLED])[cal.levels.index(0.95)] for s in STRATA])
+    table = result.table.set_index(["set", "pixels", "sd"])
+    for name in TEST_SETS:
+        if not len(CubeSplit(cube, name)):
+            continue
+        p, err, stratum = by_hand(name)
+        for where, at in (("clear at t", p["clear"]), ("clouded at t", ~p["clear"])):
+            sel = at & np.isfinite(err)
+            row = table.loc[(name, where, "recalibrated")]
+            deviation = (p["sd"] * f95[stratum].astype(np.float32))[sel]
+            assert row["coverage_95"] == pytest.approx(np.mean(np.abs(err[sel]) <= z_of(0.95) * deviation), abs=1e-9)
+            assert row["mean_sd"] == pytest.approx(np.mean((p["sd"] * sd_factor[stratum])[sel]), rel=1e-4)
+        if name == CLOUDY:
+            k = int(np.argmax((~p["clear"]).sum(axis=(1, 2))))
+            example = result.example
+            assert example["triplet"] == int(CubeSplit(cube, name).index[k])
+            np.testing.assert_allclose(example["reference"], p["truth"][k], atol=1e-5)
+            np.testing.assert_allclose(example["sd"], p["sd"][k] * sd_factor[stratum[k]], rtol=1e-5)
+    assert result.example
