@@ -224,7 +224,6 @@ class Framed:
     left: int = 0
 
 
-
 def in_context(tile: Sample, around: dict[tuple[int, int], Sample], pixels: int) -> Framed:
     """``tile`` framed by up to ``pixels`` pixels of the tiles ``around`` it ((rows, cols) in tiles -> sample): the frame
     reaches out on the sides where a tile lies (the tile alone where none does); a corner of it that no tile covers

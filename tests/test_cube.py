@@ -383,7 +383,6 @@ def test_a_cube_whose_triplet_names_would_fill_memory_is_refused_before_they_are
         check_cube_file(cube)
 
 
-
 def test_a_split_reads_its_own_triplets(tiny_data):
     """Position k of a split is the k-th triplet labelled with it in the cube (never the cube's k-th triplet, which
     may be a test triplet), for one split and for several."""
