@@ -352,12 +352,15 @@ class PreprocessConfig:
 FIGURES_SAMPLES_MAX = 16  # rows of maps in one figure
 
 
+SIMULATE = "simulate"  # Profile.data of a run on the built-in simulator (else the path of a real LNB folder)
+
+
 @dataclass
 class Profile:
     """Every parameter of one run of the pipeline; saved next to each result."""
 
     name: str = "custom"
-    data: str = "simulate"  # "simulate", or the path of a real LNB folder
+    data: str = SIMULATE  # SIMULATE, or the path of a real LNB folder
     simulate: SimConfig = field(default_factory=SimConfig)
     splits: SplitConfig = field(default_factory=SplitConfig)
     encoding: EncodingConfig = field(default_factory=EncodingConfig)
@@ -388,9 +391,9 @@ class Profile:
         if unknown or len(set(self.candidates)) != len(self.candidates):
             raise ConfigError(f"candidates must name distinct variants of the final model among {', '.join(EXTRA_ROWS)}, "
                               f"got {self.candidates}")
-        if self.data != "simulate" and not str(self.data).strip():
+        if self.data != SIMULATE and not str(self.data).strip():
             raise ConfigError("data must be 'simulate' or the path of an LNB folder")
-        if self.data == "simulate":
+        if self.data == SIMULATE:
             check_tile_size(self.simulate.tile_size, self.model)
         check_loss_classes(self.train, self.encoding)
 

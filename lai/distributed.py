@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from lai.config import SIMULATE
 from lai.errors import ConfigError, shorten
 
 
@@ -45,7 +46,7 @@ def cpu_cost_warning(profile) -> str | None:
         return None
     text = (f"profile {profile.name!r} trains the paper preset, sized for a GPU, and this machine has no CUDA device, "
             "so it would train on the CPU")
-    if profile.data == "simulate":
+    if profile.data == SIMULATE:
         tile, triplets, epochs = profile.simulate.tile_size, profile.simulate.train_triplets, profile.train.epochs
         seconds = CPU_PAPER_SECONDS_PER_SAMPLE * (tile / 256) ** 2
         hours = seconds * triplets * epochs / 3600

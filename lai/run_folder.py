@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lai.config import Profile
+from lai.config import SIMULATE, Profile
 from lai.errors import ClusterStartError, ConfigError, LNBError, PipelineError, RunFolderError
 from lai.facts import (
     DATA_FOLDER,
@@ -105,7 +105,7 @@ def _data_from_project(override: str) -> str:
         value = yaml_load(raw)
     except (yaml.YAMLError, ValueError):  # refused, naming it, where the profile is built
         return override
-    if not isinstance(value, str) or value in ("simulate", ""):
+    if not isinstance(value, str) or value in (SIMULATE, ""):
         return override
     return f"data={json.dumps(str(_from_project(value)))}"
 
@@ -255,7 +255,7 @@ class RunContext:
     # ------------------------------------------------------------------ paths
     @property
     def simulated(self) -> bool:
-        return self.profile.data == "simulate"
+        return self.profile.data == SIMULATE
 
     @property
     def lnb_dir(self) -> Path:

@@ -14,6 +14,7 @@ import yaml
 
 from lai.config import (
     PROFILE_CONTENT,
+    SIMULATE,
     ConfigError,
     Profile,
     describe_differences,
@@ -47,7 +48,7 @@ def resolve_profile(profile: str | Path | Profile | None = None, overrides: list
         resolved = variant(profile, parse_overrides(extra)) if extra else profile
     else:
         resolved = load_profile(profile or DEFAULT_PROFILE, _with_data(overrides, str(data) if data else None))
-    if resolved.data != "simulate":
+    if resolved.data != SIMULATE:
         from lai.lnb import check_layout
 
         resolved = replace(resolved, data=str(Path(resolved.data).resolve()))
@@ -138,7 +139,7 @@ def open_run_folder(run_dir: str | Path | None = None, profile: str | Path | Pro
 
 def _refuse_inside_data(folder: Path, profile: Profile, data_root: str | Path | None) -> None:
     """Nothing of a run of real data is written inside its LNB folder: neither the run folder nor the data root."""
-    if profile.data and profile.data != "simulate":
+    if profile.data and profile.data != SIMULATE:
         check_outside(folder, profile.data, "LNB folder", "the run folder")
         if data_root is not None:
             check_outside(data_root, profile.data, "LNB folder", "the data root (data_root)")
